@@ -1,0 +1,106 @@
+// Package tollgate holds the small shared vocabulary of the service: money
+// units, account identifiers and the domain error type. It imports nothing
+// internal, so every other package can depend on it.
+package tollgate
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Fen is an amount of Chinese yuan in fen (1 CNY = 100 fen), the unit of
+// WeChat Pay's total_fee. Money is never a float.
+type Fen int64
+
+// String formats f as yuan with two decimals, e.g. "50.00".
+func (f Fen) String() string {
+	sign := ""
+	v := int64(f)
+	if v < 0 {
+		sign = "-"
+		v = -v
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, v/100, v%100)
+}
+
+// Credits is an amount of token credits: 1 credit is 1 token at the base price.
+type Credits int64
+
+// String formats c as a plain integer.
+func (c Credits) String() string { return strconv.FormatInt(int64(c), 10) }
+
+// AccountID identifies an account.
+type AccountID string
+
+// Error codes. They are append-only: callers and the HTTP layer map them.
+const (
+	EINVALID      = "invalid"              // the request is malformed or breaks a rule
+	ENOTFOUND     = "not_found"            // the thing asked for does not exist
+	ECONFLICT     = "conflict"             // the request conflicts with the current state
+	EUNAUTHORIZED = "unauthorized"         // missing or bad credentials
+	EFORBIDDEN    = "forbidden"            // authenticated but not allowed
+	EINSUFFICIENT = "insufficient_balance" // not enough available credit
+	ERATELIMITED  = "rate_limited"         // a limiter refused the request
+	EUPSTREAM     = "upstream"             // a provider (WeChat Pay, a model) failed
+	EUNAVAILABLE  = "unavailable"          // a dependency is down; retry later
+	EINTERNAL     = "internal"             // a bug or an unexpected failure
+)
+
+// Error is the domain error: a machine code, a message safe to show a user,
+// the operation that failed and the underlying cause.
+type Error struct {
+	Code    string
+	Message string
+	Op      string
+	Err     error
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	s := e.Code
+	if e.Op != "" {
+		s = e.Op + ": " + s
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with code and a formatted user-safe message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// for any other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the user-safe message of the first *Error in err's
+// chain, and "internal error" for anything else.
+func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Message != "" {
+		return e.Message
+	}
+	return "internal error"
+}
