@@ -1,0 +1,165 @@
+package ledger
+
+// Interface history (append-only; breaking changes are dated here):
+//   2026-11-27 03:30 UTC  first version.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"tollgate"
+)
+
+// Store persists the ledger. It holds no money rules: the Service loads rows
+// in a transaction, computes every change in Go and hands the store the full
+// set of row changes to write at once. Implementations: store/sqlite,
+// store/postgres; both must pass store/storetest.
+//
+// Store methods are safe for concurrent use.
+type Store interface {
+	// Update runs fn in one read-write transaction and commits it if fn
+	// returns nil; any error rolls everything back. Rows returned by the
+	// Tx's read methods are locked until the transaction ends
+	// (PostgreSQL: SELECT … FOR UPDATE, rows locked in ascending key
+	// order; SQLite: the single writer holds the database). The Service
+	// reads in a fixed order — holds, grants, refunds, accounts, lots —
+	// so concurrent transactions cannot deadlock.
+	//
+	// If the transaction lost a race (a conditional update matched no row,
+	// a unique key already existed, a serialization failure or deadlock
+	// was detected, the database was busy) the returned error wraps
+	// ErrRetry and the Service runs fn again in a new transaction. Update
+	// never retries by itself.
+	Update(ctx context.Context, fn func(Tx) error) error
+
+	// View runs fn in a read-only transaction that sees one consistent
+	// snapshot. Rows are not locked.
+	View(ctx context.Context, fn func(ReadTx) error) error
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// ReadTx is the read side of a transaction. Every method that takes a set
+// of keys returns the rows that exist, in ascending key order, and no
+// error for missing keys; an empty set returns nothing without a query.
+type ReadTx interface {
+	// Accounts returns the accounts with the given ids.
+	Accounts(ctx context.Context, ids []tollgate.AccountID) ([]Account, error)
+	// SpendableLots returns the lots with Left > 0 of the given accounts,
+	// ordered by lot ID (the draw-down order).
+	SpendableLots(ctx context.Context, accounts []tollgate.AccountID) ([]Lot, error)
+	// Lots returns the lots with the given ids.
+	Lots(ctx context.Context, ids []int64) ([]Lot, error)
+	// LotsByPayment returns every lot whose OutTradeNo is in outTradeNos
+	// or whose TransactionID is in transactionIDs, ordered by ID.
+	LotsByPayment(ctx context.Context, outTradeNos, transactionIDs []string) ([]Lot, error)
+	// LotsByAccount returns all lots of one account, ordered by ID.
+	LotsByAccount(ctx context.Context, account tollgate.AccountID) ([]Lot, error)
+	// Holds returns the holds with the given ids.
+	Holds(ctx context.Context, ids []string) ([]Hold, error)
+	// ExpiredHolds returns up to limit active holds with ExpiresAt ≤ now,
+	// oldest expiry first, then by id.
+	ExpiredHolds(ctx context.Context, now time.Time, limit int) ([]Hold, error)
+	// Grants returns the grants with the given ids.
+	Grants(ctx context.Context, ids []string) ([]Grant, error)
+	// LiveGrants returns the grants with Status live of the given
+	// accounts, ordered by id.
+	LiveGrants(ctx context.Context, accounts []tollgate.AccountID) ([]Grant, error)
+	// ExpiredGrants returns up to limit live grants with ExpiresAt ≤ now,
+	// ordered by ExpiresAt then id.
+	ExpiredGrants(ctx context.Context, now time.Time, limit int) ([]Grant, error)
+	// Refunds returns the refunds with the given out_refund_no values.
+	Refunds(ctx context.Context, outRefundNos []string) ([]Refund, error)
+	// UsageByRequest returns the usage records with the given request ids.
+	UsageByRequest(ctx context.Context, requestIDs []string) ([]Usage, error)
+	// ListUsage returns up to limit usage records of one account, newest
+	// first (CreatedAt descending, then RequestID descending).
+	ListUsage(ctx context.Context, account tollgate.AccountID, limit int) ([]Usage, error)
+	// PaidVolume returns the sum of Fen over lots with from ≤ CreatedAt < to.
+	PaidVolume(ctx context.Context, from, to time.Time) (tollgate.Fen, error)
+	// Dump returns every row of every ledger table, each slice in
+	// ascending key order. It is meant for Audit and tests, not for the
+	// request path.
+	Dump(ctx context.Context) (*Dump, error)
+}
+
+// Tx is a read-write transaction.
+type Tx interface {
+	ReadTx
+	// Apply writes c: first the inserts (accounts, lots, holds, grants,
+	// refunds, usage, in that order), then the updates. Inserted rows are
+	// written with Version 1. An update writes every column of the row
+	// and increments Version, on the condition that the stored Version
+	// equals the Version in c (the version that was read); if that
+	// matches no row, Apply returns an error wrapping ErrRetry. A unique
+	// key that already exists also wraps ErrRetry. On success Apply sets
+	// the ID of every inserted lot (c.NewLots) to the key the store gave
+	// it. Apply may be called more than once per transaction.
+	Apply(ctx context.Context, c *Changes) error
+}
+
+// Changes is the full set of row changes of one transaction. Update slices
+// carry the Version that was read.
+type Changes struct {
+	NewAccounts []Account
+	NewLots     []*Lot
+	NewHolds    []Hold
+	NewGrants   []Grant
+	NewRefunds  []Refund
+	NewUsage    []Usage
+
+	Accounts []Account
+	Lots     []Lot
+	Holds    []Hold
+	Grants   []Grant
+	Refunds  []Refund
+}
+
+// Empty reports whether c changes nothing.
+func (c *Changes) Empty() bool {
+	return len(c.NewAccounts)+len(c.NewLots)+len(c.NewHolds)+len(c.NewGrants)+
+		len(c.NewRefunds)+len(c.NewUsage)+len(c.Accounts)+len(c.Lots)+
+		len(c.Holds)+len(c.Grants)+len(c.Refunds) == 0
+}
+
+// Dump is every row of the ledger's tables.
+type Dump struct {
+	Accounts []Account // by ID
+	Lots     []Lot     // by ID
+	Holds    []Hold    // by ID
+	Grants   []Grant   // by ID
+	Refunds  []Refund  // by OutRefundNo
+	Usage    []Usage   // by RequestID
+	// Constraints names the ledger's unique constraints the store has in
+	// force, each as "table.column" (e.g. "lots.transaction_id"), so
+	// Audit can check that the database itself backs exactly-once
+	// crediting. Required: see RequiredConstraints.
+	Constraints []string
+}
+
+// RequiredConstraints are the unique constraints every store must have.
+var RequiredConstraints = []string{
+	"accounts.id",
+	"lots.out_trade_no",
+	"lots.transaction_id",
+	"holds.id",
+	"grants.id",
+	"refunds.out_refund_no",
+	"usage_records.request_id",
+}
+
+// ErrRetry is wrapped by store errors that mean the transaction lost a race
+// and may succeed if run again: a conditional update matched no row, a
+// unique key already existed, a serialization failure, a deadlock, a busy
+// database.
+var ErrRetry = errors.New("ledger: transaction conflict, retry")
+
+// RawExecer is an optional capability of a Store: run one SQL statement
+// outside the ledger's rules. Only tests use it, to corrupt a row on purpose
+// and show that Audit notices. The SQL is portable across stores because
+// table and column names are shared (see store/sqlite/migrations).
+type RawExecer interface {
+	ExecRaw(ctx context.Context, query string, args ...any) error
+}
