@@ -1,0 +1,124 @@
+package kv_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"tollgate/kv"
+	"tollgate/kv/kvtest"
+)
+
+func newMemoryEnv(t *testing.T) kvtest.Env {
+	clock := kvtest.NewFakeClock()
+	m := kv.NewMemory(kv.MemoryOptions{Now: clock.Now})
+	return kvtest.Env{Store: m, Peer: m, Sleep: clock.Advance, Exact: true}
+}
+
+func TestMemory(t *testing.T) {
+	kvtest.Run(t, newMemoryEnv)
+}
+
+// TestMemorySweeps checks that memory stays bounded: expired nonces,
+// cache entries and refilled limiter keys are removed by the next sweep.
+func TestMemorySweeps(t *testing.T) {
+	ctx := context.Background()
+	clock := kvtest.NewFakeClock()
+	m := kv.NewMemory(kv.MemoryOptions{Now: clock.Now, SweepEvery: time.Minute})
+	l := kv.Limit{Rate: 60, Per: time.Minute, Burst: 10}
+	for i := range 100 {
+		k := strconv.Itoa(i)
+		if _, err := m.SetNX(ctx, k, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Allow(ctx, k, l); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Set(ctx, k, []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := m.Len(); got != 300 {
+		t.Fatalf("Len = %d, want 300", got)
+	}
+	clock.Advance(2 * time.Minute)
+	if _, err := m.SetNX(ctx, "new", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Len(); got != 1 {
+		t.Fatalf("Len after sweep = %d, want 1", got)
+	}
+}
+
+// TestGCRA pins the algorithm's arithmetic at its boundaries.
+func TestGCRA(t *testing.T) {
+	const iv = 10 * time.Second
+	tests := []struct {
+		name          string
+		now, tat      int64
+		burst, n      int
+		wantAllowed   bool
+		wantTAT       int64
+		wantRetry     time.Duration
+		wantRemaining int
+	}{
+		{"EmptyAllowsBurst", 100e9, 0, 3, 3, true, 130e9, 0, 0},
+		{"EmptyOne", 100e9, 0, 3, 1, true, 110e9, 0, 2},
+		{"ExactlyFull", 100e9, 120e9, 3, 1, true, 130e9, 0, 0},
+		{"OneOver", 100e9, 130e9, 3, 1, false, 0, 10 * time.Second, 0},
+		{"OneNanoTooEarly", 100e9, 120e9 + 1, 3, 1, false, 0, 1, 0},
+		{"PastTATIsNow", 500e9, 100e9, 2, 2, true, 520e9, 0, 0},
+		{"NRefusedKeepsRemaining", 100e9, 105e9, 3, 3, false, 0, 5 * time.Second, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tat, r := kv.GCRA(tt.now, tt.tat, iv, tt.burst, tt.n)
+			if r.Allowed != tt.wantAllowed || r.RetryAfter != tt.wantRetry || r.Remaining != tt.wantRemaining {
+				t.Fatalf("got %+v, want allowed=%v retry=%v remaining=%d", r, tt.wantAllowed, tt.wantRetry, tt.wantRemaining)
+			}
+			if r.Allowed && tat != tt.wantTAT {
+				t.Fatalf("tat = %d, want %d", tat, tt.wantTAT)
+			}
+		})
+	}
+}
+
+func TestLimitInterval(t *testing.T) {
+	tests := []struct {
+		l    kv.Limit
+		want time.Duration
+	}{
+		{kv.Limit{Rate: 6000, Per: time.Minute, Burst: 1}, 10 * time.Millisecond},
+		{kv.Limit{Rate: 7, Per: time.Minute, Burst: 1}, 8571428572}, // rounded up
+		{kv.Limit{Rate: 1 << 62, Per: time.Second, Burst: 1}, 1},
+	}
+	for _, tt := range tests {
+		if got := tt.l.Interval(); got != tt.want {
+			t.Errorf("%+v.Interval() = %d, want %d", tt.l, got, tt.want)
+		}
+	}
+}
+
+func BenchmarkMemorySetNX(b *testing.B) {
+	m := kv.NewMemory(kv.MemoryOptions{})
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := m.SetNX(ctx, strconv.Itoa(i), time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMemoryAllow(b *testing.B) {
+	m := kv.NewMemory(kv.MemoryOptions{})
+	ctx := context.Background()
+	l := kv.Limit{Rate: 1 << 30, Per: time.Second, Burst: 1 << 20}
+	for b.Loop() {
+		if _, err := m.Allow(ctx, "k", l); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

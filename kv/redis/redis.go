@@ -1,0 +1,172 @@
+// Package redis implements kv's NonceStore, Limiter and Cache on Redis (go-redis
+// v9), so that several tollgate instances share one nonce set, one rate
+// budget per key and one cache. It is an adapter: it knows kv and Redis,
+// nothing of payments.
+//
+// When Redis cannot be reached every method returns an *tollgate.Error with
+// code EUNAVAILABLE wrapping the Redis error. The nonce store then answers
+// neither fresh nor seen: callers rely on the ledger's unique constraints,
+// which is why losing Redis can never double-credit a payment. The limiter
+// does not choose fail-open or fail-closed: the caller does (see kv.Limiter).
+package redis
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"tollgate"
+	"tollgate/kv"
+)
+
+// Options configures a Store.
+type Options struct {
+	// Prefix is put in front of every key, e.g. "tollgate:" (the default
+	// when empty), so that one Redis can serve several deployments.
+	Prefix string
+}
+
+// DefaultPrefix is the key prefix used when Options.Prefix is empty.
+const DefaultPrefix = "tollgate:"
+
+// Store is the Redis kv implementation. It is safe for concurrent use.
+type Store struct {
+	c      goredis.UniversalClient
+	prefix string
+	owned  bool
+}
+
+var (
+	_ kv.NonceStore = (*Store)(nil)
+	_ kv.Limiter    = (*Store)(nil)
+	_ kv.Cache      = (*Store)(nil)
+)
+
+// New returns a Store using c, which the caller keeps and closes.
+func New(c goredis.UniversalClient, opts Options) *Store {
+	p := opts.Prefix
+	if p == "" {
+		p = DefaultPrefix
+	}
+	return &Store{c: c, prefix: p}
+}
+
+// Open connects to the Redis at url (redis://[user:pass@]host:port/db) and
+// checks that it answers. The Store owns the connection; call Close.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	o, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, &tollgate.Error{Code: tollgate.EINVALID, Op: "kv/redis.Open", Message: "bad Redis URL", Err: err}
+	}
+	c := goredis.NewClient(o)
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, unavailable("kv/redis.Open", err)
+	}
+	s := New(c, opts)
+	s.owned = true
+	return s, nil
+}
+
+// Close closes the connection if Open made it; otherwise it does nothing.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	if err := s.c.Close(); err != nil {
+		return fmt.Errorf("kv/redis: close: %w", err)
+	}
+	return nil
+}
+
+func unavailable(op string, err error) error {
+	return &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Message: "shared state (Redis) unavailable", Err: err}
+}
+
+// SetNX implements kv.NonceStore with SET key 1 NX EX ttl (PX when ttl is
+// not a whole number of seconds).
+func (s *Store) SetNX(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	const op = "kv/redis.SetNX"
+	if err := kv.CheckTTL(op, ttl); err != nil {
+		return false, err
+	}
+	ok, err := s.c.SetNX(ctx, s.prefix+"nonce:"+key, 1, ttl).Result()
+	if err != nil {
+		return false, unavailable(op, err)
+	}
+	return ok, nil
+}
+
+// Seen implements kv.NonceStore with EXISTS.
+func (s *Store) Seen(ctx context.Context, key string) (bool, error) {
+	n, err := s.c.Exists(ctx, s.prefix+"nonce:"+key).Result()
+	if err != nil {
+		return false, unavailable("kv/redis.Seen", err)
+	}
+	return n == 1, nil
+}
+
+//go:embed gcra.lua
+var gcraLua string
+
+var gcraScript = goredis.NewScript(gcraLua)
+
+// maxSpan bounds burst × interval so that the script's arithmetic, done in
+// Lua doubles, stays exact (2^53 ns is about 104 days).
+const maxSpan = 1 << 53
+
+// Allow implements kv.Limiter.
+func (s *Store) Allow(ctx context.Context, key string, limit kv.Limit) (kv.Result, error) {
+	return s.AllowN(ctx, key, limit, 1)
+}
+
+// AllowN implements kv.Limiter with one Lua script that runs kv.GCRA on
+// Redis' own clock (TIME), so instances with skewed clocks share one budget.
+// The state is one string key, "<sec>:<nsec>", expiring when the bucket is
+// full again.
+func (s *Store) AllowN(ctx context.Context, key string, limit kv.Limit, n int) (kv.Result, error) {
+	const op = "kv/redis.AllowN"
+	if err := kv.CheckN(op, limit, n); err != nil {
+		return kv.Result{}, err
+	}
+	iv := limit.Interval()
+	if int64(iv) > maxSpan/int64(limit.Burst) {
+		return kv.Result{}, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "rate limit burst window is longer than 104 days"}
+	}
+	res, err := gcraScript.Run(ctx, s.c, []string{s.prefix + "rl:" + key}, int64(iv), limit.Burst, n).Int64Slice()
+	if err != nil {
+		return kv.Result{}, unavailable(op, err)
+	}
+	if len(res) != 3 {
+		return kv.Result{}, &tollgate.Error{Code: tollgate.EINTERNAL, Op: op, Err: errors.New("gcra script returned a malformed reply")}
+	}
+	return kv.Result{Allowed: res[0] == 1, RetryAfter: time.Duration(res[1]), Remaining: int(res[2])}, nil
+}
+
+// Get implements kv.Cache.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	b, err := s.c.Get(ctx, s.prefix+"cache:"+key).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, unavailable("kv/redis.Get", err)
+	}
+	return b, true, nil
+}
+
+// Set implements kv.Cache.
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	const op = "kv/redis.Set"
+	if err := kv.CheckTTL(op, ttl); err != nil {
+		return err
+	}
+	if err := s.c.Set(ctx, s.prefix+"cache:"+key, value, ttl).Err(); err != nil {
+		return unavailable(op, err)
+	}
+	return nil
+}

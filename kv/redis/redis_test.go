@@ -1,0 +1,142 @@
+package redis_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"tollgate"
+	"tollgate/internal/testenv"
+	"tollgate/kv"
+	"tollgate/kv/kvtest"
+	kvredis "tollgate/kv/redis"
+)
+
+// mustClient returns a new go-redis client (its own connection pool) for url.
+func mustClient(tb testing.TB, url string) *goredis.Client {
+	tb.Helper()
+	o, err := goredis.ParseURL(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := goredis.NewClient(o)
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestRedis runs the conformance suite; Peer is a second go-redis client,
+// as a second tollgate instance would have.
+func TestRedis(t *testing.T) {
+	kvtest.Run(t, func(t *testing.T) kvtest.Env {
+		url, prefix := testenv.MustRedis(t)
+		opts := kvredis.Options{Prefix: prefix}
+		return kvtest.Env{
+			Store: kvredis.New(mustClient(t, url), opts),
+			Peer:  kvredis.New(mustClient(t, url), opts),
+			Sleep: time.Sleep,
+		}
+	})
+}
+
+// TestRedisDown checks the documented failure mode: every call returns
+// EUNAVAILABLE, and SetNX reports the nonce neither fresh nor seen.
+func TestRedisDown(t *testing.T) {
+	ctx := context.Background()
+	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
+	t.Cleanup(func() { c.Close() })
+	s := kvredis.New(c, kvredis.Options{})
+
+	fresh, err := s.SetNX(ctx, "n", time.Hour)
+	if fresh || tollgate.ErrorCode(err) != tollgate.EUNAVAILABLE {
+		t.Errorf("SetNX = %v, %v; want false, unavailable", fresh, err)
+	}
+	if _, err := s.Seen(ctx, "n"); tollgate.ErrorCode(err) != tollgate.EUNAVAILABLE {
+		t.Errorf("Seen: %v, want unavailable", err)
+	}
+	r, err := s.Allow(ctx, "k", kv.Limit{Rate: 1, Per: time.Second, Burst: 1})
+	if r.Allowed || tollgate.ErrorCode(err) != tollgate.EUNAVAILABLE {
+		t.Errorf("Allow = %+v, %v; want refused, unavailable", r, err)
+	}
+	if _, _, err := s.Get(ctx, "c"); tollgate.ErrorCode(err) != tollgate.EUNAVAILABLE {
+		t.Errorf("Get: %v, want unavailable", err)
+	}
+	if _, err := kvredis.Open(ctx, "redis://127.0.0.1:1/0?max_retries=-1", kvredis.Options{}); tollgate.ErrorCode(err) != tollgate.EUNAVAILABLE {
+		t.Errorf("Open: %v, want unavailable", err)
+	}
+	if _, err := kvredis.Open(ctx, "http://nope", kvredis.Options{}); tollgate.ErrorCode(err) != tollgate.EINVALID {
+		t.Errorf("Open with a bad URL: %v, want invalid", err)
+	}
+}
+
+// TestRedisFlushed models RELIABILITY.md S8: after the keys are lost the
+// limiter starts a fresh budget and the nonce store forgets, without errors.
+// (SCRIPT FLUSH is not exercised here because the test Redis is shared;
+// go-redis' Script.Run falls back from EVALSHA to EVAL on NOSCRIPT.)
+func TestRedisFlushed(t *testing.T) {
+	ctx := context.Background()
+	url, prefix := testenv.MustRedis(t)
+	c := mustClient(t, url)
+	s := kvredis.New(c, kvredis.Options{Prefix: prefix})
+	l := kv.Limit{Rate: 1, Per: time.Hour, Burst: 1}
+	if r, err := s.Allow(ctx, "k", l); err != nil || !r.Allowed {
+		t.Fatalf("first Allow = %+v, %v", r, err)
+	}
+	if _, err := s.SetNX(ctx, "n", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := c.Keys(ctx, prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Del(ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Allow(ctx, "k", l); err != nil || !r.Allowed {
+		t.Fatalf("Allow after flush = %+v, %v; want a fresh budget", r, err)
+	}
+	if fresh, err := s.SetNX(ctx, "n", time.Hour); err != nil || !fresh {
+		t.Fatalf("SetNX after flush = %v, %v; want fresh", fresh, err)
+	}
+}
+
+func TestRedisOpen(t *testing.T) {
+	url, prefix := testenv.MustRedis(t)
+	s, err := kvredis.Open(context.Background(), url, kvredis.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetNX(context.Background(), "n", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkRedisSetNX(b *testing.B) {
+	url, prefix := testenv.MustRedis(b)
+	s := kvredis.New(mustClient(b, url), kvredis.Options{Prefix: prefix})
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := s.SetNX(ctx, strconv.Itoa(i), time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRedisAllow(b *testing.B) {
+	url, prefix := testenv.MustRedis(b)
+	s := kvredis.New(mustClient(b, url), kvredis.Options{Prefix: prefix})
+	ctx := context.Background()
+	l := kv.Limit{Rate: 1 << 30, Per: time.Second, Burst: 1 << 20}
+	for b.Loop() {
+		if _, err := s.Allow(ctx, "k", l); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
