@@ -1,0 +1,89 @@
+// Package wxpaysim is an in-memory WeChat Pay emulator: a real HTTP server
+// that speaks the merchant APIs v2 and v3 as documented (see
+// /work/shared/WECHATPAY.md), keeps orders and refunds with their states
+// and expiry, and delivers signed notifications with WeChat Pay's retry
+// schedule. It is not a client and holds no business logic.
+//
+// A merchant client written from WeChat Pay's public documentation works
+// against it unchanged except for the base URL and keys. Its zero value
+// works (merchant DefaultMchID/DefaultAppID, the test keys in keys.go);
+// Config returns what a client needs. It is modelled on tailscale's
+// testcontrol: knobs and fault hooks are exported fields, state lives under
+// one mutex, and any request it does not model gets a loud 404 (logged).
+//
+// # Merchant APIs
+//
+// v2 (XML, sign_type MD5 or HMAC-SHA256, the API key; the /sandboxnew
+// copies are signed with the sandbox key from /sandboxnew/pay/getsignkey):
+//
+//	POST /pay/unifiedorder      NATIVE (code_url) and JSAPI (prepay_id)
+//	POST /pay/orderquery        trade_state NOTPAY|USERPAYING|SUCCESS|CLOSED|REFUND|PAYERROR
+//	POST /pay/closeorder        ORDERPAID if paid, ORDERCLOSED if closed
+//	POST /secapi/pay/refund     asynchronous: PROCESSING, then SUCCESS + notification
+//	POST /pay/refundquery
+//	POST /pay/downloadbill      backtick-prefixed CSV in yuan; "No Bill Exist"
+//	POST /sandboxnew/pay/{unifiedorder,orderquery,closeorder,refund,refundquery,downloadbill,getsignkey}
+//
+// The client certificate that /secapi/ needs in production is not checked.
+//
+// v3 (JSON, WECHATPAY2-SHA256-RSA2048 Authorization checked for mchid,
+// serial_no, a 5-minute timestamp window and the signature over the API
+// path without any mount prefix; answers signed with the platform key,
+// Wechatpay-Serial = PlatformKeyID, Request-ID on each):
+//
+//	POST /v3/pay/transactions/native and /v3/pay/transactions/jsapi
+//	GET  /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=
+//	GET  /v3/pay/transactions/id/{transaction_id}?mchid=
+//	POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close   204 (also when already closed)
+//	POST /v3/refund/domestic/refunds
+//	GET  /v3/refund/domestic/refunds/{out_refund_no}
+//	GET  /v3/bill/tradebill?bill_date=YYYY-MM-DD, then GET its download_url (unsigned file)
+//
+// Errors are the real ones: v2 return_code=FAIL "签名错误" for a bad
+// signature; result_code=FAIL with LACK_PARAMS, PARAM_ERROR,
+// INVALID_REQUEST "201 商户订单号重复" (same out_trade_no, other
+// parameters), ORDERPAID, ORDERCLOSED, ORDERNOTEXIST, NOTENOUGH (refunds
+// beyond the paid amount), REFUNDNOTEXIST, SYSTEMERROR; v3 401 SIGN_ERROR,
+// 400 PARAM_ERROR with detail.field, 400 INVALID_REQUEST, 404
+// ORDER_NOT_EXIST / RESOURCE_NOT_EXISTS, 500 SYSTEM_ERROR. The same
+// out_trade_no with identical parameters returns the same code_url; the
+// same out_refund_no returns the same refund. An unpaid order past its
+// time_expire (default OrderTTL, 2 h) reads CLOSED.
+//
+// # Notifications
+//
+// Paying an order (and finishing a refund) sends a notification to its
+// notify_url: a HEAD handshake first (unless NoHandshake; this models the
+// seed article, WeChat Pay documents no such request), then the POST — v2
+// XML signed with the order's sign type and without sign_type, or the v3
+// JSON envelope with an AEAD_AES_256_GCM resource and Wechatpay-* headers.
+// Unacknowledged notifications (v2: HTTP 200 and XML return_code SUCCESS;
+// v3: any 2xx) are retried after 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/
+// 3h/3h/3h/6h/6h, each attempt bounded by AnswerDeadline (5 s), all waits
+// multiplied by TimeScale. A URL that fails 3 handshakes in a row is no
+// longer called. v2 retries resend the same body (same nonce_str) unless
+// FreshNonceOnRetry; v3 retries are signed afresh. SignTestProbes sends a
+// WECHATPAY/SIGNTEST/ probe before each v3 notification. Close stops every
+// delivery goroutine.
+//
+// # Simulation API
+//
+// Served by the same handler, for tests, demos and the reliability harness:
+//
+//	POST /sim/orders/{out_trade_no}/pay         the user pays: SUCCESS, notification sent (409 if not payable)
+//	POST /sim/orders/{out_trade_no}/fail        the payment fails: PAYERROR
+//	POST /sim/orders/{out_trade_no}/userpaying  USERPAYING (the user is entering the password)
+//	GET  /sim/orders                            ground truth: every order with its refunds
+//	GET  /sim/orders/{out_trade_no}
+//	POST /sim/refunds/{out_refund_no}/complete  finish a PROCESSING refund now
+//	GET  /sim/notifications                     every delivery attempt (Delivery)
+//	GET  /sim/faults, POST /sim/faults          fault injection (Faults as JSON)
+//	POST /sim/clock {"advance":"3h"}            move the emulator's clock forward
+//	GET  /sim/config                            merchant ids and keys for clients
+//
+// Faults (duplicates, drops, delays, reordering, SYSTEMERROR per endpoint,
+// probes) draw from one math/rand source seeded by Faults.Seed, so a seed
+// replays. The same operations are methods for in-process use: Pay, Fail,
+// UserPaying, Order, Orders, CompleteRefund, Notifications, SetFaults,
+// Advance, Config.
+package wxpaysim

@@ -1,0 +1,100 @@
+package wxpaysim
+
+// Test key material from WECHATPAY.md §2.8 (generated for the test vectors,
+// never used anywhere real). A Server whose key fields are empty uses it, so
+// the zero value works and clients can be configured from the getters.
+const (
+	// TestMerchantPrivateKeyPEM is the merchant API private key matching the
+	// default merchant public key: a client signs v3 requests with it.
+	TestMerchantPrivateKeyPEM = `
+-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCut9XKIbQ28Ie6
+diGDCMOYhDLG1+ekWmhRqTq12OhnPWD0hO43hp7vNjc8LBCFD0LLo4BXRfTXHt1C
+5dZoREJ6/Y36hA0mxFz2fV9ny+jUM5BQSX1VkylEnu2VQY0fkG45uynaB56McDwZ
++jH3Bn2YJ/gtPsy8rLvg02L0z4RuzyNSRevRiajprRF6S7DHM235zKOs1t3uS2KT
+XVLnhsDsWUaFIdSrif8uc6oNVkHsK6eaeSrUuN1MsGtHZko/XHYSMxeqxcBbnp+y
+8aAhQB6G9SIYt2pMRjR51patNg+UpmsD3rfxCd6XrD1ALEd9CgyjnrkhMCkV2QMa
+sU9JlIwPAgMBAAECggEACq2usd90ecUirolIzA7tkXVG+zM386oY5SDQN0wODD1K
+nzc+rgMa1Kj+ID3bNp6zqOmRzwO2Dq3SvSN6Ar5lR8oWcuC+QwfOXLxV5+ylCs8p
++1Y6hE/tvkVuZOhwPSUhL4MacDp1/MRhT/8kLaJma7XJq85CSifOhdO1oRvLzs/d
+T1/tb/luoOKId1qMsWt7DQIrXEet0qTwfwh+zXX8AnPQ7bO6hTjL29w/5arcceRO
+r+u2aV25hBkSbsieTMbcQSySB1YyJ0SXvv2OnpUjlOjWviiHnN4MKCYcf1pxaJlI
+qzS0n1tB/mPwmcM5zXsvBzFZYu5L0FS0fn0P5UP+6QKBgQDYc6Xsm0KNRm364IKC
+uHwy78CqOvdP/q/T1yzrosM1ViqFK6Wjqw1CgQ7/Nob41vtguXnEovnrwIe6xRqK
+2Hmna3BCqrbpBAgMMHbxK6jpuqeMqmbsi5lFrK+UwYDhZac4v+Rejuhfrs/6VPGG
+azNVmUlWkvNF629XRA9dJbKy9wKBgQDOpCFVyYolLBqanlKWhhetBvcFBCI1TRgl
+L51qf7yETgFKFp99F6rH0el+ApKwilLIzDNe1uLWdci5NdJfiljRpzALfcI+PjMI
+PWcein1HhW36OHN3PXxTe3zM2A79/b2Ccaay+/FpVG3CBvJOPQMiIg2Cv9qbWi+W
+GI3qtJYRqQKBgDX0Hdfsm5o7hA6VB/MtqUfJG21TZXI7OfjEGh5iY+ZXpCGtz4wM
+hzGcmfBj1yEP9XkWwpORTFrHkw2rNAKIE0r4LPNxOka7CoZ/Tiavi1s3e6xEjYNJ
+CNulP98EnOuSOyyaKIKpfKLdIFp18f5fmlwr6Wv7FUjIduh5vpqpWvHhAoGActMP
+Vv07z3YXfm2VlOEETPh+0QHABIBHd3pi7af3WEmEO+ggTcGV+50wMv45BvKGF+Ao
+d33O5L7kf85hjQdyXWWas/f4tN+ZOe3s3DK2dMS3HQC7YLoA2N7YtXcltYuG//Ip
+YHHRbuckalmz0TfkAtaLTWlQj1zo7m3Mhmw8q6kCgYEAwEd3u8cbHFjUjPgBqsAK
+KSFdRdYI6WLwBTD6acWXulHOHNJlgdo8YIbVPQl4if7zF+/XzpvU3qLzglCHqMYm
+f3Jzvp6IQfnikMAxE4XQ7/HusmIb5E6/NGyd5XFHinGozzL2ceIbI9aCHUFtLCtq
+c22PinQRnsTH3CjYCSAcFMo=
+-----END PRIVATE KEY-----
+`
+
+	// TestMerchantPublicKeyPEM is the default merchant public key: the
+	// emulator verifies v3 request signatures with it.
+	TestMerchantPublicKeyPEM = `
+-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEArrfVyiG0NvCHunYhgwjD
+mIQyxtfnpFpoUak6tdjoZz1g9ITuN4ae7zY3PCwQhQ9Cy6OAV0X01x7dQuXWaERC
+ev2N+oQNJsRc9n1fZ8vo1DOQUEl9VZMpRJ7tlUGNH5BuObsp2geejHA8Gfox9wZ9
+mCf4LT7MvKy74NNi9M+Ebs8jUkXr0Ymo6a0RekuwxzNt+cyjrNbd7ktik11S54bA
+7FlGhSHUq4n/LnOqDVZB7Cunmnkq1LjdTLBrR2ZKP1x2EjMXqsXAW56fsvGgIUAe
+hvUiGLdqTEY0edaWrTYPlKZrA9638Qnel6w9QCxHfQoMo565ITApFdkDGrFPSZSM
+DwIDAQAB
+-----END PUBLIC KEY-----
+`
+
+	// TestPlatformPrivateKeyPEM is the default "WeChat Pay" private key: the
+	// emulator signs v3 responses and notifications with it.
+	TestPlatformPrivateKeyPEM = `
+-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDsUrHRPT0q6mu4
+gq8XeL0p+0dI9mn4qXpR5ToSsy53vPcZ57XDV7KXciWvwrn+U0337+sPHRaKej3x
+ylKP78i9HTYWBd9IdsYxyLUIUFqyKBT2DSeRH37XT90YiLqJcrvEg8jBjQ9mdmaU
+PEJVXmJN8VY4nYLX23A0E3WPvyZxyMAl14RYg3R2t7Je6sxQ9UIo18QkOSZQ7+pj
+gAY/D6AXYrYacfX+g+Y3aWFwhB9GEv4ZMaHrj0iCab8lXrwzB8iIER1eSXDSCkbB
+mP1GJeuUdmoUxoSGa44QSpJvxfmKgTC1fdxfl6ZbVrrcfrtVXE7ROPjyKEICDcbt
+NBupA1VZAgMBAAECggEAD0e7iqFwio1UwL3mb1iVtpiyP8P7DyJ6L8BoFFx0lTZp
+LcofJQ3PFN7DFA29s/WT9YOUScpiMjr8NV2VIAxriNrSK/NeQBO59e8Z0XtMmfdg
+f5ZTKB2GuIpH6/WvRgLepDK3MNiblc7zDAOncFild4+yuP9qPeXI5/0YHV7JMBMg
+ktDdu7EuOt8lo/POF+CWNEAFMdywqbX0rzSNdYn26GrXGAbVAOpoRBfOMzE9weC9
++ehdZX5Ull9zPnOAo0lK19Xa6bvf2FuIx48hd5KvIvIbp6CpPnUpMsjnVIRmBRoF
+6ABuWMS8zMBZ0MLjtzKX7i2LiW12Obt0kiEEe7WgBwKBgQD9pL/UvSCKCl87jnJm
+W25e2H+ZxR9rXJAbY/t/E4sXolDzqo6XAX1GEA+ECLkpWXoCTzLLNS5N9H4rY6Gj
+0ND4SepeK+5prdueqkTz0DTQH2G++sQEZ+cwNFFWZbhviWQexI99UQLYe5UKTLow
+1Ua+FEHMP6IA4GDT7f7CaS13MwKBgQDuhMBLri4W2pOT1jZ8JlwkDmPb13r2pgqp
+rvFSZMs4LPOVIqeXMAzOlMEu/kj8MzCweafi1XKVj9IqnSyFiE8H/wm7zuYA0G1L
+7Ox8zpa3fwi7EQywFHbLZCsg8uahgUbvkI1Tt6wPHujF2bNqUz04AVrAnsT76rBY
+H4Yk6wJRQwKBgQCNoZgof68SxbXluKXyt+1KctPVlnfz6EzjrpG5pL0PZmiTl1Jl
+ycQdAkzXqlNSXo89iOHRDJIdn39wVQLmSWzWp9eB3EAVrKosz+EOz90dtdhL3xTj
+bO1wQlaEyuoRBgPtFk8VZ84R+fgAN1XkfMMy0nbnSUT5/lCzJnsSLc7gdwKBgQDN
+OoBTHg4eL/hnbhv3evIxPAiEMsZkz73A/vw5zuxk65izK9xT5E5AuhH3I2kdR9aP
+Ij5omQw80EEf1ZlnVD/cO3/ej0msTaqdd8CMKx3XyYBzpVnrb9A/dXL+qMH1GU01
++IUCEboEUK4s/wK3a+Py+odh0brgn7EYQhekUGnwDQKBgFmHxPP/KSAeQ+A1Wxe+
+5eRVuF/c814k5sIVTXWnXS2xdJ2NGbf/L5RRCNUip+7QV1IJUb6CQ0SJtMZGvDcJ
+J0b06xWJ5nVHI58NhuynK9aOhiKiVtbQrrdGM5MTqhtWjajt4IFKwF0hFyN4jRLf
+f+lS3KCSJCIVJZcRMtUbczKs
+-----END PRIVATE KEY-----
+`
+
+	// TestPlatformPublicKeyPEM is the "WeChat Pay public key" clients verify
+	// v3 responses and notifications with.
+	TestPlatformPublicKeyPEM = `
+-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA7FKx0T09KupruIKvF3i9
+KftHSPZp+Kl6UeU6ErMud7z3Gee1w1eyl3Ilr8K5/lNN9+/rDx0Wino98cpSj+/I
+vR02FgXfSHbGMci1CFBasigU9g0nkR9+10/dGIi6iXK7xIPIwY0PZnZmlDxCVV5i
+TfFWOJ2C19twNBN1j78mccjAJdeEWIN0dreyXurMUPVCKNfEJDkmUO/qY4AGPw+g
+F2K2GnH1/oPmN2lhcIQfRhL+GTGh649Igmm/JV68MwfIiBEdXklw0gpGwZj9RiXr
+lHZqFMaEhmuOEEqSb8X5ioEwtX3cX5emW1a63H67VVxO0Tj48ihCAg3G7TQbqQNV
+WQIDAQAB
+-----END PUBLIC KEY-----
+`
+)
