@@ -131,8 +131,8 @@ func decodeFlatXML(body []byte, root string) (map[string]string, error) {
 
 // EncodeV2XML encodes params as an API v2 body: root <xml>, one element per
 // parameter in name order with "sign" last, every value in CDATA (a literal
-// "]]>" is split across two sections). Names must be XML names (WeChat Pay's
-// are ASCII identifiers); characters XML cannot carry (control characters,
+// "]]>" is split across two sections, a CR is written as &#13;). Names must
+// be XML names (WeChat Pay's are ASCII identifiers); characters XML cannot carry (control characters,
 // invalid UTF-8) are replaced by U+FFFD, so such a value no longer matches
 // its signature and the receiver will refuse it.
 func EncodeV2XML(params map[string]string) []byte {
@@ -171,8 +171,12 @@ func writeCDATA(b *bytes.Buffer, s string) {
 		}
 		return '\uFFFD'
 	}, s)
+	s = strings.ReplaceAll(s, "]]>", "]]]]><![CDATA[>")
+	// A parser turns a literal CR into LF, even in CDATA, so a CR (which
+	// only a character reference can carry in) goes out as one too.
+	s = strings.ReplaceAll(s, "\r", "]]>&#13;<![CDATA[")
 	b.WriteString("<![CDATA[")
-	b.WriteString(strings.ReplaceAll(s, "]]>", "]]]]><![CDATA[>"))
+	b.WriteString(s)
 	b.WriteString("]]>")
 }
 

@@ -122,10 +122,11 @@ func (e *endless) Read(p []byte) (int, error) {
 
 func TestEncodeV2XML(t *testing.T) {
 	params := map[string]string{
-		"sign": "ABC", "b": "2", "a": "x]]>y", "c": "<&>", "d": "",
+		"sign": "ABC", "b": "2", "a": "x]]>y", "c": "<&>", "d": "", "e": "1\r\n2",
 	}
 	got := string(wxpay.EncodeV2XML(params))
-	want := `<xml><a><![CDATA[x]]]]><![CDATA[>y]]></a><b><![CDATA[2]]></b><c><![CDATA[<&>]]></c><d><![CDATA[]]></d><sign><![CDATA[ABC]]></sign></xml>`
+	want := `<xml><a><![CDATA[x]]]]><![CDATA[>y]]></a><b><![CDATA[2]]></b><c><![CDATA[<&>]]></c><d><![CDATA[]]></d>` +
+		`<e><![CDATA[1]]>&#13;<![CDATA[` + "\n" + `2]]></e><sign><![CDATA[ABC]]></sign></xml>`
 	if got != want {
 		t.Errorf("EncodeV2XML =\n%s\nwant\n%s", got, want)
 	}
