@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"sort"
 	"time"
 )
 
@@ -358,16 +357,6 @@ func (s *Server) txIDUsedLocked(id string) bool {
 		}
 	}
 	return false
-}
-
-// sortedRefundNos returns the out_refund_no of every refund, sorted.
-func (s *Server) sortedRefundNosLocked() []string {
-	nos := make([]string, 0, len(s.refunds))
-	for no := range s.refunds {
-		nos = append(nos, no)
-	}
-	sort.Strings(nos)
-	return nos
 }
 
 const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
