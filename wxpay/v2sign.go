@@ -1,16 +1,15 @@
 package wxpay
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/md5"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"sort"
-	"strings"
 )
 
 // Sign types of API v2. The value is sent as the sign_type parameter; an
@@ -40,20 +39,34 @@ func SignV2(params map[string]string, signType, key string) (string, error) {
 		return "", fmt.Errorf("sign %q: %w", signType, ErrV2SignType)
 	}
 	writeV2SignString(h, params, key)
-	return strings.ToUpper(hex.EncodeToString(h.Sum(nil))), nil
+	var sum [sha256.Size]byte
+	return upperHex(h.Sum(sum[:0])), nil
+}
+
+// upperHex encodes b as upper-case hexadecimal.
+func upperHex(b []byte) string {
+	const digits = "0123456789ABCDEF"
+	out := make([]byte, 2*len(b))
+	for i, c := range b {
+		out[2*i], out[2*i+1] = digits[c>>4], digits[c&0x0f]
+	}
+	return string(out)
 }
 
 // writeV2SignString writes stringSignTemp (the sorted pairs plus the key) to w.
 func writeV2SignString(h hash.Hash, params map[string]string, key string) {
 	names := make([]string, 0, len(params))
+	size := len("key=") + len(key)
 	for k, v := range params {
 		if k == "sign" || v == "" {
 			continue
 		}
 		names = append(names, k)
+		size += len(k) + len(v) + 2
 	}
 	sort.Strings(names)
-	var b strings.Builder
+	var b bytes.Buffer
+	b.Grow(size)
 	for _, k := range names {
 		b.WriteString(k)
 		b.WriteByte('=')
@@ -62,7 +75,7 @@ func writeV2SignString(h hash.Hash, params map[string]string, key string) {
 	}
 	b.WriteString("key=")
 	b.WriteString(key)
-	h.Write([]byte(b.String()))
+	h.Write(b.Bytes())
 }
 
 // VerifyV2 checks the "sign" parameter of params against SignV2 over the
