@@ -1,0 +1,225 @@
+// Package pricing turns tokens into credits and money into credits: the
+// model price table, the exchange-rate feed with its staleness bound, the
+// pay-as-you-go top-up quote, the fixed packages and the merchant fee
+// tiers. It is pure domain code: exact rational arithmetic, no floats, no
+// storage; it imports only tollgate and the standard library.
+package pricing
+
+import (
+	"context"
+	"math"
+	"math/big"
+	"net/http"
+	"sort"
+	"time"
+
+	"tollgate"
+)
+
+// Options are the run-time dependencies of a Pricer; the zero value is
+// ready to use.
+type Options struct {
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// HTTPClient fetches a URL rate feed (a client with a timeout when nil).
+	HTTPClient *http.Client
+	// Source, if set, replaces the source the config names (for tests).
+	Source Source
+}
+
+// Pricer answers pricing questions. It is safe for concurrent use.
+type Pricer struct {
+	baseCur  Currency
+	base     *big.Rat
+	models   map[string]model
+	packages []Package
+	tiers    []tier
+	feed     *Feed
+	maxStale time.Duration
+	now      func() time.Time
+}
+
+type model struct {
+	cur                   Currency
+	input, cached, output *big.Rat
+}
+
+type tier struct {
+	from    tollgate.Fen
+	percent *big.Rat
+}
+
+// DefaultMaxStale is the default age past which a rate is too old for
+// pay-as-you-go top-ups.
+const DefaultMaxStale = time.Hour
+
+// New validates cfg and returns a Pricer. Nothing is fetched until a
+// price needs a rate.
+func New(cfg Config, opts Options) (*Pricer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Pricer{
+		baseCur:  cfg.baseCurrency(),
+		base:     cfg.BasePrice.Rat(),
+		models:   make(map[string]model, len(cfg.Models)),
+		packages: append([]Package(nil), cfg.Packages...),
+		maxStale: time.Duration(cfg.Rates.MaxStale),
+		now:      opts.Now,
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.maxStale == 0 {
+		p.maxStale = DefaultMaxStale
+	}
+	for id, m := range cfg.Models {
+		p.models[id] = model{cur: m.Currency, input: m.Input.Rat(), cached: m.CachedInput.Rat(), output: m.Output.Rat()}
+	}
+	for _, t := range cfg.FeeTiers {
+		p.tiers = append(p.tiers, tier{from: t.FromFen, percent: t.Percent.Rat()})
+	}
+	src := opts.Source
+	if src == nil {
+		if cfg.Rates.URL != "" {
+			src = &HTTPSource{URL: cfg.Rates.URL, Client: opts.HTTPClient}
+		} else {
+			static := StaticSource{}
+			for c, d := range cfg.Rates.Static {
+				static[c] = d.Rat()
+			}
+			src = static
+		}
+	}
+	p.feed = NewFeed(src, FeedOptions{
+		TTL: time.Duration(cfg.Rates.TTL), Timeout: time.Duration(cfg.Rates.Timeout), Now: p.now,
+	})
+	return p, nil
+}
+
+// Cost returns the credits a request costs:
+//
+//	ceil((in·input + cached·cached_input + out·output) / base)
+//
+// with every price converted to the base currency, computed exactly with
+// one ceiling over the exact sum. inTokens excludes cachedInTokens (the
+// gateway normalises provider usage first). A model priced in the base
+// currency needs no rate; another uses the feed's latest rate even past
+// the top-up staleness bound, so metering never stops for a slow feed.
+//
+// Errors: ENOTFOUND for an unknown model; EINVALID for negative counts or a
+// cost beyond int64; EUNAVAILABLE if a rate is needed and none was ever
+// fetched. Safe for concurrent use.
+func (p *Pricer) Cost(ctx context.Context, modelID string, inTokens, cachedInTokens, outTokens int64) (tollgate.Credits, error) {
+	const op = "pricing.Cost"
+	m, ok := p.models[modelID]
+	if !ok {
+		return 0, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "unknown model " + modelID}
+	}
+	if inTokens < 0 || cachedInTokens < 0 || outTokens < 0 {
+		return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "token counts must not be negative"}
+	}
+	sum := new(big.Rat).Mul(new(big.Rat).SetInt64(inTokens), m.input)
+	sum.Add(sum, new(big.Rat).Mul(new(big.Rat).SetInt64(cachedInTokens), m.cached))
+	sum.Add(sum, new(big.Rat).Mul(new(big.Rat).SetInt64(outTokens), m.output))
+	if m.cur != p.baseCur {
+		rates, err := p.feed.Get(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if sum, err = rates.Convert(sum, m.cur, p.baseCur); err != nil {
+			return 0, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Message: "exchange rate unavailable", Err: err}
+		}
+	}
+	credits := ceil(sum.Quo(sum, p.base))
+	if !credits.IsInt64() {
+		return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "cost is too large"}
+	}
+	return tollgate.Credits(credits.Int64()), nil
+}
+
+// FenPerMCredit returns what 1M credits cost in fen: base price × CNY per
+// base currency × 100, rounded half-up to a whole fen (0.005 CNY rounds
+// up). Errors are as for QuoteTopUp.
+func (p *Pricer) FenPerMCredit(ctx context.Context) (tollgate.Fen, error) {
+	const op = "pricing.FenPerMCredit"
+	cny := new(big.Rat).Set(p.base)
+	if p.baseCur != CNY {
+		rates, err := p.feed.Get(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if age := p.now().Sub(rates.FetchedAt); age > p.maxStale {
+			return 0, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op,
+				Message: "exchange rate is out of date; pay-as-you-go top-ups are paused, packages are still available"}
+		}
+		if cny, err = rates.Convert(cny, p.baseCur, CNY); err != nil {
+			return 0, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Message: "exchange rate unavailable", Err: err}
+		}
+	}
+	fen := roundHalfUp(cny.Mul(cny, big.NewRat(100, 1)))
+	if fen.Sign() <= 0 || !fen.IsInt64() {
+		return 0, &tollgate.Error{Code: tollgate.EINTERNAL, Op: op, Message: "price of 1M credits is out of range: " + fen.String() + " fen"}
+	}
+	return tollgate.Fen(fen.Int64()), nil
+}
+
+// QuoteTopUp returns the credits a pay-as-you-go top-up of fen buys:
+// floor(fen × 1e6 / FenPerMCredit). A rate is used while it is at most
+// MaxStale old (exactly MaxStale is still accepted).
+//
+// Errors: EINVALID if fen is not positive; EUNAVAILABLE if the rate is
+// older than MaxStale or was never fetched. Safe for concurrent use.
+func (p *Pricer) QuoteTopUp(ctx context.Context, fen tollgate.Fen) (tollgate.Credits, error) {
+	if fen <= 0 {
+		return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: "pricing.QuoteTopUp", Message: "amount must be positive"}
+	}
+	per, err := p.FenPerMCredit(ctx)
+	if err != nil {
+		return 0, err
+	}
+	c := new(big.Int).Mul(big.NewInt(int64(fen)), big.NewInt(1_000_000))
+	c.Quo(c, big.NewInt(int64(per)))
+	if !c.IsInt64() {
+		return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: "pricing.QuoteTopUp", Message: "amount is too large"}
+	}
+	return tollgate.Credits(c.Int64()), nil
+}
+
+// Packages returns the fixed offers in configured order. They need no
+// exchange rate, so they sell even when the feed is stale.
+func (p *Pricer) Packages() []Package { return append([]Package(nil), p.packages...) }
+
+// Package returns the package with id, or an ENOTFOUND *tollgate.Error.
+func (p *Pricer) Package(id string) (Package, error) {
+	for _, pk := range p.packages {
+		if pk.ID == id {
+			return pk, nil
+		}
+	}
+	return Package{}, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: "pricing.Package", Message: "unknown package " + id}
+}
+
+// Fee returns the merchant fee on a payment of amount fen, given the
+// calendar month's successful volume before this payment. The tier is the
+// one with the largest FromFen <= monthVolumeBefore, so the payment that
+// crosses a threshold pays the lower tier's rate on its whole amount and
+// the next payment the new rate (no split). The fee is amount × percent /
+// 100 rounded half-up to a whole fen (0.5 fen rounds up), as WeChat Pay
+// rounds its service fee. A non-positive amount has no fee.
+func (p *Pricer) Fee(amount, monthVolumeBefore tollgate.Fen) tollgate.Fen {
+	if amount <= 0 {
+		return 0
+	}
+	i := sort.Search(len(p.tiers), func(i int) bool { return p.tiers[i].from > monthVolumeBefore }) - 1
+	if i < 0 {
+		i = 0
+	}
+	f := new(big.Rat).Mul(new(big.Rat).SetInt64(int64(amount)), p.tiers[i].percent)
+	f.Quo(f, big.NewRat(100, 1))
+	fee := roundHalfUp(f)
+	if !fee.IsInt64() {
+		return math.MaxInt64 // unreachable: percent <= 100
+	}
+	return tollgate.Fen(fee.Int64())
+}
