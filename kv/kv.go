@@ -52,11 +52,21 @@ type Limit struct {
 	Burst int
 }
 
-// Validate returns an *tollgate.Error with code EINVALID if l is unusable.
+// MaxWindow bounds Burst × Interval, the time a full bucket takes to refill
+// (2^53 ns, about 104 days), so that every implementation's arithmetic,
+// including Lua's doubles in kv/redis, stays exact.
+const MaxWindow = time.Duration(1 << 53)
+
+// Validate returns an *tollgate.Error with code EINVALID if l is unusable:
+// Rate, Per or Burst not positive, or Burst × Interval above MaxWindow.
 func (l Limit) Validate() error {
 	if l.Rate <= 0 || l.Per <= 0 || l.Burst <= 0 {
 		return &tollgate.Error{Code: tollgate.EINVALID, Op: "kv.Limit",
 			Message: "rate limit needs positive rate, period and burst"}
+	}
+	if l.Interval() > MaxWindow/time.Duration(l.Burst) {
+		return &tollgate.Error{Code: tollgate.EINVALID, Op: "kv.Limit",
+			Message: "rate limit burst takes longer than 104 days to refill"}
 	}
 	return nil
 }
@@ -98,18 +108,20 @@ var ErrExceedsBurst = errors.New("kv: request exceeds the limit's burst")
 //
 // When the backing store is down, Allow and AllowN return an error with code
 // EUNAVAILABLE and a zero Result; the limiter never decides fail-open or
-// fail-closed itself. The caller chooses and documents it: tollgate's order
-// poller fails closed (it waits; notifications stay the primary path) and
-// the API fails open (a short Redis outage must not stop paid traffic, which
-// the ledger's holds still bound).
+// fail-closed itself. The caller chooses and documents it; the recommended
+// choice is fail-closed for the order poller (it waits and retries;
+// notifications stay the primary path) and fail-open for the API (a short
+// Redis outage must not stop paid traffic, which the ledger's holds still
+// bound).
 type Limiter interface {
 	// Allow is AllowN(ctx, key, limit, 1).
 	Allow(ctx context.Context, key string, limit Limit) (Result, error)
 
-	// AllowN admits n events for key under limit, or none. A key's state
-	// does not depend on the limit it was last used with, but callers
-	// should use one limit per key. n must be at least 1 and limit valid
-	// (EINVALID otherwise); n > limit.Burst returns ErrExceedsBurst.
+	// AllowN admits all n events for key under limit, or none. The stored
+	// state is one timestamp per key, so a key should always be used with
+	// the same limit (a changed limit applies from the next call). n must
+	// be at least 1 and limit valid (EINVALID otherwise); n > limit.Burst
+	// returns ErrExceedsBurst. Not idempotent: every allowed call counts.
 	AllowN(ctx context.Context, key string, limit Limit, n int) (Result, error)
 }
 

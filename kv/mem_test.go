@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate"
 	"tollgate/kv"
 	"tollgate/kv/kvtest"
 )
@@ -121,4 +122,45 @@ func BenchmarkMemoryAllow(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestLimitValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		l    kv.Limit
+		ok   bool
+	}{
+		{"OrderQueries", kv.Limit{Rate: 6000, Per: time.Minute, Burst: 6000}, true},
+		{"TokensPerMinute", kv.Limit{Rate: 10_000_000, Per: time.Minute, Burst: 10_000_000}, true},
+		{"WindowJustInside", kv.Limit{Rate: 1, Per: 24 * time.Hour, Burst: 104}, true},
+		{"WindowTooLong", kv.Limit{Rate: 1, Per: 24 * time.Hour, Burst: 105}, false},
+		{"ZeroRate", kv.Limit{Per: time.Second, Burst: 1}, false},
+		{"NegativePer", kv.Limit{Rate: 1, Per: -time.Second, Burst: 1}, false},
+		{"ZeroBurst", kv.Limit{Rate: 1, Per: time.Second}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.l.Validate()
+			if tt.ok != (err == nil) {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && tollgate.ErrorCode(err) != tollgate.EINVALID {
+				t.Fatalf("code = %q, want invalid", tollgate.ErrorCode(err))
+			}
+		})
+	}
+}
+
+func BenchmarkMemoryAllowParallel(b *testing.B) {
+	m := kv.NewMemory(kv.MemoryOptions{})
+	ctx := context.Background()
+	l := kv.Limit{Rate: 1 << 30, Per: time.Second, Burst: 1 << 20}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := m.Allow(ctx, "k", l); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -147,7 +147,8 @@ func ParseRates(body []byte) (PerUSD, error) {
 	return out, nil
 }
 
-// Rates is a snapshot of exchange rates and the time they were fetched.
+// Rates is a snapshot of exchange rates and the time they were fetched. A
+// snapshot may be shared with other callers: treat PerUSD as read-only.
 type Rates struct {
 	PerUSD    PerUSD
 	FetchedAt time.Time

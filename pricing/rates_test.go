@@ -196,3 +196,39 @@ func TestFeedTTLAndBackoff(t *testing.T) {
 		t.Fatalf("after recovery got %v at %v, want 73/10 now", r.PerUSD[pricing.CNY], r.FetchedAt)
 	}
 }
+
+// FuzzParseRates checks that no feed body panics or yields a non-positive
+// rate, and that huge exponents are refused rather than expanded.
+func FuzzParseRates(f *testing.F) {
+	for _, s := range []string{
+		`{"base":"USD","rates":{"CNY":"7.1234","EUR":0.92}}`,
+		`{"base":"CNY","rates":{"USD":"0.125"}}`,
+		`{"base":"USD","rates":{"CNY":1e99}}`,
+		`{"base":"USD","rates":{"CNY":"7.2","X":"1"}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rates, err := pricing.ParseRates(body)
+		if err != nil {
+			return
+		}
+		for c, r := range rates {
+			if r.Sign() <= 0 {
+				t.Fatalf("rate %s = %v, want positive", c, r)
+			}
+		}
+	})
+}
+
+func BenchmarkCost(b *testing.B) {
+	p, err := pricing.New(pricing.DefaultConfig(), pricing.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := p.Cost(ctx, "deepseek-chat", 1200, 200, 300); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -225,6 +225,7 @@ func testLimiterInvalid(t *testing.T, e Env) {
 		{kv.Limit{Rate: 1, Per: time.Second, Burst: 0}, 1},
 		{kv.Limit{Rate: 1, Per: time.Second, Burst: 1}, 0},
 		{kv.Limit{Rate: 1, Per: time.Second, Burst: 1}, -1},
+		{kv.Limit{Rate: 1, Per: 24 * time.Hour, Burst: 105}, 1}, // refill > kv.MaxWindow
 	} {
 		_, err := e.Store.AllowN(ctx, "k", c.l, c.n)
 		mustCode(t, err, tollgate.EINVALID)

@@ -115,10 +115,6 @@ var gcraLua string
 
 var gcraScript = goredis.NewScript(gcraLua)
 
-// maxSpan bounds burst × interval so that the script's arithmetic, done in
-// Lua doubles, stays exact (2^53 ns is about 104 days).
-const maxSpan = 1 << 53
-
 // Allow implements kv.Limiter.
 func (s *Store) Allow(ctx context.Context, key string, limit kv.Limit) (kv.Result, error) {
 	return s.AllowN(ctx, key, limit, 1)
@@ -133,11 +129,10 @@ func (s *Store) AllowN(ctx context.Context, key string, limit kv.Limit, n int) (
 	if err := kv.CheckN(op, limit, n); err != nil {
 		return kv.Result{}, err
 	}
-	iv := limit.Interval()
-	if int64(iv) > maxSpan/int64(limit.Burst) {
-		return kv.Result{}, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "rate limit burst window is longer than 104 days"}
-	}
-	res, err := gcraScript.Run(ctx, s.c, []string{s.prefix + "rl:" + key}, int64(iv), limit.Burst, n).Int64Slice()
+	// kv.Limit.Validate bounds Burst × Interval by kv.MaxWindow (2^53 ns),
+	// so every number in the script is exact in Lua's doubles.
+	iv := int64(limit.Interval())
+	res, err := gcraScript.Run(ctx, s.c, []string{s.prefix + "rl:" + key}, iv, limit.Burst, n).Int64Slice()
 	if err != nil {
 		return kv.Result{}, unavailable(op, err)
 	}
