@@ -51,15 +51,12 @@ func (c *V2Client) DownloadBill(ctx context.Context, r V2BillRequest) (*Bill, er
 	if err != nil {
 		return nil, err
 	}
-	p["appid"] = c.AppID
-	p["mch_id"] = c.MchID
-	p["nonce_str"] = newNonceV2()
-	p["sign_type"] = c.signType()
-	if p["sign"], err = SignV2(p, c.signType(), key); err != nil {
-		return nil, fmt.Errorf("wxpay v2 downloadbill: %w", err)
-	}
 	call := v2Call{op: "downloadbill", path: "/pay/downloadbill"}
-	body, err := c.send(ctx, call, EncodeV2XML(p), MaxBillBytes)
+	req, err := c.signedBody(call, p, c.signType(), key)
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.send(ctx, call, req, MaxBillBytes)
 	if err != nil {
 		return nil, err
 	}

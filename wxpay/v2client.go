@@ -27,6 +27,10 @@ const v2SandboxPrefix = "/sandboxnew"
 // reached WeChat Pay.
 var ErrV2Request = errors.New("wxpay v2: invalid request")
 
+// ErrV2NotOurs is wrapped by the errors for an answer or a notification,
+// correctly signed, whose appid or mch_id is not the client's.
+var ErrV2NotOurs = errors.New("wxpay v2: message for another appid or mch_id")
+
 // defaultV2HTTPClient bounds calls made without a configured client; every
 // call also honours its context.
 var defaultV2HTTPClient = &http.Client{Timeout: 30 * time.Second}
@@ -45,7 +49,8 @@ var defaultV2HTTPClient = &http.Client{Timeout: 30 * time.Second}
 //   - *TransportError when no trustworthy answer arrived: a network error,
 //     a status other than 200, a malformed body, or a SUCCESS answer whose
 //     signature is missing (ErrNotSigned) or wrong (ErrBadSignature), or
-//     whose appid or mch_id is not ours. The request may have taken effect.
+//     whose appid or mch_id is not ours (ErrV2NotOurs). The request may
+//     have taken effect.
 type V2Client struct {
 	// BaseURL is the API host, DefaultV2BaseURL when empty (the emulator's
 	// URL in tests and in the sandbox profile).
@@ -169,6 +174,27 @@ func (c *V2Client) do(ctx context.Context, call v2Call, params map[string]string
 // post signs params, sends them and decodes the answer; it returns an
 // *APIError for return_code FAIL and does not verify anything else.
 func (c *V2Client) post(ctx context.Context, call v2Call, params map[string]string, signType, key string) (map[string]string, error) {
+	req, err := c.signedBody(call, params, signType, key)
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.send(ctx, call, req, MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	m, err := DecodeV2XML(body)
+	if err != nil {
+		return nil, &TransportError{Op: call.op, Err: err}
+	}
+	if err := returnCodeError(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// signedBody adds the common parameters (appid, mch_id, a fresh nonce_str,
+// sign_type) to the non-empty params, signs them and encodes the request.
+func (c *V2Client) signedBody(call v2Call, params map[string]string, signType, key string) ([]byte, error) {
 	req := make(map[string]string, len(params)+5)
 	for k, v := range params {
 		if v != "" {
@@ -186,18 +212,7 @@ func (c *V2Client) post(ctx context.Context, call v2Call, params map[string]stri
 		return nil, fmt.Errorf("wxpay v2 %s: %w", call.op, err)
 	}
 	req["sign"] = sign
-	body, err := c.send(ctx, call, EncodeV2XML(req), MaxBodyBytes)
-	if err != nil {
-		return nil, err
-	}
-	m, err := DecodeV2XML(body)
-	if err != nil {
-		return nil, &TransportError{Op: call.op, Err: err}
-	}
-	if err := returnCodeError(m); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return EncodeV2XML(req), nil
 }
 
 // send posts body and returns at most limit bytes of a 200 answer.
@@ -250,10 +265,10 @@ func (c *V2Client) checkAnswer(op string, m map[string]string, key string) error
 		return &TransportError{Op: op, Err: fmt.Errorf("answer signature: %w", err)}
 	}
 	if v, ok := m["mch_id"]; ok && v != c.MchID {
-		return &TransportError{Op: op, Err: fmt.Errorf("answer for mch_id %q, not ours: %w", v, ErrMalformed)}
+		return &TransportError{Op: op, Err: fmt.Errorf("answer for mch_id %q: %w", v, ErrV2NotOurs)}
 	}
 	if v, ok := m["appid"]; ok && v != c.AppID {
-		return &TransportError{Op: op, Err: fmt.Errorf("answer for appid %q, not ours: %w", v, ErrMalformed)}
+		return &TransportError{Op: op, Err: fmt.Errorf("answer for appid %q: %w", v, ErrV2NotOurs)}
 	}
 	switch m["result_code"] {
 	case "SUCCESS":

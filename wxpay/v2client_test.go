@@ -247,7 +247,7 @@ func TestV2ClientErrors(t *testing.T) {
 			a := codeURLAnswer("", nil)
 			a["return_code"], a["result_code"], a["mch_id"], a["appid"] = "SUCCESS", "SUCCESS", "10000999", testAppID
 			return a
-		}}, transport: wxpay.ErrMalformed},
+		}}, transport: wxpay.ErrV2NotOurs},
 		{name: "NATIVE without code_url", fake: &fakeV2{Answer: func(string, map[string]string) map[string]string {
 			return map[string]string{"trade_type": "NATIVE"}
 		}}, transport: wxpay.ErrMalformed},

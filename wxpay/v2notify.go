@@ -1,6 +1,7 @@
 package wxpay
 
 import (
+	"context"
 	"fmt"
 )
 
@@ -134,6 +135,45 @@ func ParseV2RefundNotification(body []byte, apiKey string) (*V2RefundNotificatio
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("refund notification: %w", err)
+	}
+	return n, m, nil
+}
+
+// ParsePaymentNotification is ParseV2PaymentNotification for this client's
+// merchant: it verifies with the client's key (the sandbox key in sandbox
+// mode) and signType ("" picks by length), then refuses a notification for
+// another appid or mch_id with ErrV2NotOurs. The caller still checks the
+// order and its amount.
+func (c *V2Client) ParsePaymentNotification(ctx context.Context, body []byte, signType string) (*V2PaymentNotification, map[string]string, error) {
+	key, err := c.key(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, m, err := ParseV2PaymentNotification(body, key, signType)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n.AppID != c.AppID || n.MchID != c.MchID {
+		return nil, nil, fmt.Errorf("payment notification for appid %q mch_id %q: %w", n.AppID, n.MchID, ErrV2NotOurs)
+	}
+	return n, m, nil
+}
+
+// ParseRefundNotification is ParseV2RefundNotification for this client's
+// merchant: it decrypts with the client's key (the sandbox key in sandbox
+// mode) and refuses an envelope for another appid or mch_id with
+// ErrV2NotOurs. The caller still matches the refund to one it asked for.
+func (c *V2Client) ParseRefundNotification(ctx context.Context, body []byte) (*V2RefundNotification, map[string]string, error) {
+	key, err := c.key(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, m, err := ParseV2RefundNotification(body, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n.AppID != c.AppID || n.MchID != c.MchID {
+		return nil, nil, fmt.Errorf("refund notification for appid %q mch_id %q: %w", n.AppID, n.MchID, ErrV2NotOurs)
 	}
 	return n, m, nil
 }

@@ -1,6 +1,7 @@
 package wxpay_test
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"path/filepath"
@@ -155,6 +156,42 @@ func TestParseV2RefundNotification(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, _, err := wxpay.ParseV2RefundNotification(tt.body, v.Key); !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestV2ClientParseNotifications(t *testing.T) {
+	body := MustReadFile(t, "notify_v2-2_hmac.xml")
+	var rv reqInfoVector
+	MustLoadJSON(t, filepath.Join("testdata", "v2", "reqinfo_v2-4_self.json"), &rv)
+	refund := wxpay.EncodeV2XML(map[string]string{
+		"return_code": "SUCCESS", "appid": "wx2421b1c4370ec43b", "mch_id": "10000100",
+		"nonce_str": "n", "req_info": rv.ReqInfo,
+	})
+	tests := []struct {
+		name        string
+		appID, mch  string
+		payWant     error
+		refundWant  error
+		paySignType string
+	}{
+		{"ours", "wx2421b1c4370ec43b", "10000100", nil, nil, wxpay.SignTypeHMACSHA256},
+		{"ours, type by length", "wx2421b1c4370ec43b", "10000100", nil, nil, ""},
+		{"other mch_id", "wx2421b1c4370ec43b", "10000101", wxpay.ErrV2NotOurs, wxpay.ErrV2NotOurs, ""},
+		{"other appid", "wx0000000000000000", "10000100", wxpay.ErrV2NotOurs, wxpay.ErrV2NotOurs, ""},
+		{"order placed with MD5", "wx2421b1c4370ec43b", "10000100", wxpay.ErrBadSignature, nil, wxpay.SignTypeMD5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &wxpay.V2Client{AppID: tt.appID, MchID: tt.mch, APIKey: v2Key}
+			n, _, err := c.ParsePaymentNotification(context.Background(), body, tt.paySignType)
+			if !errors.Is(err, tt.payWant) || (err == nil) != (n != nil) {
+				t.Errorf("payment: %v, %v; want %v", n, err, tt.payWant)
+			}
+			r, _, err := c.ParseRefundNotification(context.Background(), refund)
+			if !errors.Is(err, tt.refundWant) || (err == nil) != (r != nil) {
+				t.Errorf("refund: %v, %v; want %v", r, err, tt.refundWant)
 			}
 		})
 	}

@@ -14,8 +14,8 @@ const (
 	V2RefundStatusChange     = "CHANGE"      // abnormal: handle in the merchant platform
 )
 
-// maxV2RefundCount bounds refund_count: WeChat Pay allows 50 refunds per
-// order and pages refundquery by 20.
+// maxV2RefundCount bounds refund_count and total_refund_count: WeChat Pay
+// allows 50 refunds per order and pages refundquery by 20.
 const maxV2RefundCount = 100
 
 // V2RefundRequest is a refund (申请退款) request. Amounts are integer fen.
@@ -213,7 +213,7 @@ func parseCount(m map[string]string, name string) (int, error) {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > maxV2RefundCount && name == "refund_count" {
+	if err != nil || n < 0 || n > maxV2RefundCount {
 		return 0, fmt.Errorf("%s=%q: %w", name, s, ErrMalformed)
 	}
 	return n, nil
