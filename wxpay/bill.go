@@ -154,12 +154,11 @@ func ParseBill(r io.Reader) (*Bill, error) {
 
 // billLines returns the non-empty lines of a bill without BOM and CR.
 func billLines(r io.Reader) ([]string, error) {
-	sc := bufio.NewScanner(io.LimitReader(r, MaxBillBytes+1))
+	cr := &countingReader{r: io.LimitReader(r, MaxBillBytes+1)}
+	sc := bufio.NewScanner(cr)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	var lines []string
-	total := 0
 	for sc.Scan() {
-		total += len(sc.Bytes()) + 1
 		line := sc.Bytes()
 		if len(lines) == 0 {
 			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
@@ -173,10 +172,23 @@ func billLines(r io.Reader) ([]string, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("wxpay: read bill: %w", err)
 	}
-	if total > MaxBillBytes {
+	if cr.n > MaxBillBytes {
 		return nil, fmt.Errorf("wxpay: bill over %d bytes: %w", MaxBillBytes, ErrBodyTooLarge)
 	}
 	return lines, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+// Read implements io.Reader.
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // billFields splits a data line by its header.

@@ -41,6 +41,10 @@ func ReadV2XML(r io.Reader) (map[string]string, error) {
 	return DecodeV2XML(body)
 }
 
+// xmlSpace holds the characters XML counts as white space (U+00A0 and
+// U+3000 are not).
+const xmlSpace = " \t\r\n"
+
 // malformed returns an error wrapping ErrMalformed for a refusal by the
 // flat-XML rules (as opposed to a syntax error reported by encoding/xml).
 func malformed(format string, args ...any) error {
@@ -91,7 +95,7 @@ func decodeFlatXML(body []byte, root string) (map[string]string, error) {
 		case xml.CharData:
 			if depth == 2 {
 				value.Write(t)
-			} else if len(bytes.TrimSpace(t)) != 0 {
+			} else if len(bytes.Trim(t, xmlSpace)) != 0 {
 				return nil, malformed("text outside a field")
 			}
 		case xml.StartElement:

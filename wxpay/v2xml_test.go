@@ -67,6 +67,8 @@ func TestDecodeV2XMLRefuses(t *testing.T) {
 		{"nested element", `<xml><a><b>1</b></a></xml>`, wxpay.ErrMalformed},
 		{"element injection", `<xml><attach>x</attach><total_fee>1<total_fee>2</total_fee></total_fee></xml>`, wxpay.ErrMalformed},
 		{"text in root", `<xml>hello<a>1</a></xml>`, wxpay.ErrMalformed},
+		{"non-XML space in root", "<xml>\u3000<a>1</a></xml>", wxpay.ErrMalformed},
+		{"bom", "\uFEFF<xml><a>1</a></xml>", wxpay.ErrMalformed},
 		{"attribute", `<xml><a x="1">1</a></xml>`, wxpay.ErrMalformed},
 		{"namespace", `<xml xmlns:p="u"><p:a>1</p:a></xml>`, wxpay.ErrMalformed},
 		{"comment", `<xml><a>1<!-- x -->2</a></xml>`, wxpay.ErrMalformed},
