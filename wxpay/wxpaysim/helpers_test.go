@@ -40,6 +40,9 @@ type env struct {
 	rcv  *receiver
 	cfg  wxpaysim.Config
 	priv *rsa.PrivateKey // merchant key (signs v3 requests)
+	// signPrefix is prepended to the path a v3 request is signed over
+	// (a client that signs the full URL path, mount prefix included).
+	signPrefix string
 	plat *rsa.PublicKey  // WeChat Pay public key (verifies v3 answers)
 }
 
@@ -163,7 +166,7 @@ func (e *env) v3(method, pathQuery string, body []byte) (int, []byte) {
 func (e *env) v3With(method, pathQuery string, body []byte, key *rsa.PrivateKey, serial string, at time.Time) (int, []byte) {
 	e.t.Helper()
 	ts, n := strconv.FormatInt(at.Unix(), 10), nonce()
-	msg := method + "\n" + pathQuery + "\n" + ts + "\n" + n + "\n" + string(body) + "\n"
+	msg := method + "\n" + e.signPrefix + pathQuery + "\n" + ts + "\n" + n + "\n" + string(body) + "\n"
 	h := sha256.Sum256([]byte(msg))
 	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, h[:])
 	if err != nil {

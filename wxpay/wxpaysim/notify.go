@@ -272,7 +272,7 @@ func (s *Server) sendDuplicates(n *notification, body []byte, d Delivery) {
 
 // sendProbe sends a v3 notification with a WECHATPAY/SIGNTEST/ signature.
 func (s *Server) sendProbe(n *notification, d Delivery) {
-	hdr := s.notifyHeaders(n, n.body, "WECHATPAY/SIGNTEST/"+randAlnum(32))
+	hdr := s.notifyHeaders(n, n.body, wxpay.V3SignatureProbePrefix+randAlnum(32))
 	d.Method, d.Time, d.Probe = http.MethodPost, time.Now(), true
 	status, reply, err := s.send(http.MethodPost, n.url, hdr, n.body)
 	d.Status, d.Reply = status, reply
@@ -301,7 +301,7 @@ func (s *Server) notifyHeaders(n *notification, body []byte, probe string) http.
 	sig := probe
 	if sig == "" {
 		var err error
-		sig, err = signV3(s.platKey, v3ResponseMessage(ts, nonce, body))
+		sig, err = wxpay.SignV3(s.platKey, wxpay.V3ResponseMessage(ts, nonce, body))
 		if err != nil {
 			s.logf("wxpaysim: signing notification: %v", err)
 		}
@@ -309,7 +309,7 @@ func (s *Server) notifyHeaders(n *notification, body []byte, probe string) http.
 	h.Set("Wechatpay-Timestamp", ts)
 	h.Set("Wechatpay-Nonce", nonce)
 	h.Set("Wechatpay-Serial", s.PlatformKeyID)
-	h.Set("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048")
+	h.Set("Wechatpay-Signature-Type", wxpay.V3AuthScheme)
 	h.Set("Wechatpay-Signature", sig)
 	return h
 }

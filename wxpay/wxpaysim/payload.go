@@ -101,7 +101,7 @@ func (s *Server) v2RefundBody(appID, mchID string, r Refund, key string) []byte 
 // v3Envelope encrypts plain as the resource of a v3 notification.
 func (s *Server) v3Envelope(id, event, summary, kind string, plain []byte, at time.Time) []byte {
 	nonce := randAlnum(12)
-	ct, err := encryptV3Resource(s.APIv3Key, nonce, kind, plain)
+	ct, err := wxpay.EncryptV3Resource(s.APIv3Key, nonce, kind, plain)
 	if err != nil {
 		s.logf("wxpaysim: encrypt resource: %v", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"tollgate/wxpay"
 )
 
 // Defaults used for empty Server fields. They are the merchant of the
@@ -180,7 +182,7 @@ func (s *Server) init() {
 }
 
 func mustPublicKey(p string) *rsa.PublicKey {
-	k, err := loadPublicKeyPEM([]byte(p))
+	k, err := wxpay.LoadRSAPublicKeyPEM([]byte(p))
 	if err != nil {
 		panic(fmt.Sprintf("wxpaysim: built-in public key: %v", err))
 	}
@@ -188,7 +190,7 @@ func mustPublicKey(p string) *rsa.PublicKey {
 }
 
 func mustPrivateKey(p string) *rsa.PrivateKey {
-	k, err := loadPrivateKeyPEM([]byte(p))
+	k, err := wxpay.LoadRSAPrivateKeyPEM([]byte(p))
 	if err != nil {
 		panic(fmt.Sprintf("wxpaysim: built-in private key: %v", err))
 	}

@@ -20,9 +20,6 @@ import (
 // clock.
 const v3Window = 5 * time.Minute
 
-// v3AuthScheme is the only Authorization scheme WeChat Pay accepts.
-const v3AuthScheme = "WECHATPAY2-SHA256-RSA2048"
-
 // v3Call is a verified v3 request.
 type v3Call struct {
 	r    *http.Request
@@ -96,10 +93,10 @@ func (s *Server) v3Verify(r *http.Request, body []byte) *bizErr {
 	if h == "" {
 		return errSign("缺少Authorization请求头")
 	}
-	if !strings.HasPrefix(h, v3AuthScheme+" ") {
-		return errSign("Authorization认证类型错误, 应为" + v3AuthScheme)
+	if !strings.HasPrefix(h, wxpay.V3AuthScheme+" ") {
+		return errSign("Authorization认证类型错误, 应为" + wxpay.V3AuthScheme)
 	}
-	a, err := parseV3Authorization(h)
+	a, err := wxpay.ParseV3Authorization(h)
 	if err != nil {
 		return errSign("Authorization格式错误")
 	}
@@ -117,15 +114,30 @@ func (s *Server) v3Verify(r *http.Request, body []byte) *bizErr {
 	if d := now.Sub(time.Unix(ts, 0)); d > v3Window || d < -v3Window {
 		return errSign("请求的时间戳已过期或超前")
 	}
-	canonical := r.URL.EscapedPath()
+	for _, canonical := range canonicalURLs(r) {
+		msg := wxpay.V3RequestMessage(r.Method, canonical, a.Timestamp, a.NonceStr, body)
+		if wxpay.VerifyV3Signature(s.merchKey, msg, a.Signature) == nil {
+			return nil
+		}
+	}
+	return errSign("签名错误")
+}
+
+// canonicalURLs returns the canonical URLs a request may have been signed
+// over: the API path and query (what a client of api.mch.weixin.qq.com
+// signs), and, when the emulator is mounted under a prefix, the full path
+// as sent (what a generic client given the prefixed base URL signs, e.g.
+// wechatpay-axios-plugin). Both are the merchant's signature over this very
+// request, so accepting either lets no forgery through.
+func canonicalURLs(r *http.Request) []string {
+	api := r.URL.EscapedPath()
 	if r.URL.RawQuery != "" {
-		canonical += "?" + r.URL.RawQuery
+		api += "?" + r.URL.RawQuery
 	}
-	msg := v3RequestMessage(r.Method, canonical, a.Timestamp, a.NonceStr, body)
-	if err := verifyV3Signature(s.merchKey, msg, a.Signature); err != nil {
-		return errSign("签名错误")
+	if r.RequestURI != "" && r.RequestURI != api && strings.HasPrefix(r.RequestURI, "/") {
+		return []string{api, r.RequestURI}
 	}
-	return nil
+	return []string{api}
 }
 
 // writeV3 writes a v3 answer with Request-ID and, except for bill files,
@@ -141,7 +153,7 @@ func (s *Server) writeV3(w http.ResponseWriter, rep v3Reply) {
 	}
 	ts := strconv.FormatInt(s.now().Unix(), 10)
 	nonce := randAlnum(32)
-	sig, err := signV3(s.platKey, v3ResponseMessage(ts, nonce, rep.body))
+	sig, err := wxpay.SignV3(s.platKey, wxpay.V3ResponseMessage(ts, nonce, rep.body))
 	if err != nil {
 		s.logf("wxpaysim: sign v3 answer: %v", err)
 		http.Error(w, "wxpaysim: cannot sign answer", http.StatusInternalServerError)

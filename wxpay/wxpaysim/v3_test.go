@@ -237,3 +237,15 @@ func TestV3RefundAndBill(t *testing.T) {
 		t.Fatalf("bill file: %d %s", st, file)
 	}
 }
+
+func TestV3SignedOverFullPathUnderMount(t *testing.T) {
+	e := mustEnv(t, nil)
+	e.signPrefix = mount // as a generic client given the prefixed base URL signs
+	if st, b := e.v3("POST", "/v3/pay/transactions/native", e.v3OrderBody("T3-MOUNT-01", 100)); st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	e.signPrefix = "/elsewhere"
+	if st, _ := e.v3Query("T3-MOUNT-01"); st != 401 {
+		t.Fatalf("signature over another path: %d, want 401", st)
+	}
+}
