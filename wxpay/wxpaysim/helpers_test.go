@@ -43,7 +43,7 @@ type env struct {
 	// signPrefix is prepended to the path a v3 request is signed over
 	// (a client that signs the full URL path, mount prefix included).
 	signPrefix string
-	plat *rsa.PublicKey  // WeChat Pay public key (verifies v3 answers)
+	plat       *rsa.PublicKey // WeChat Pay public key (verifies v3 answers)
 }
 
 // mustEnv starts an emulator configured by opt (may be nil).
