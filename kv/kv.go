@@ -14,6 +14,10 @@ import (
 	"tollgate"
 )
 
+// NonceTTL is how long a WeChat Pay notification nonce_str is remembered
+// (DESIGN.md §3: refused for 24 h).
+const NonceTTL = 24 * time.Hour
+
 // NonceStore remembers keys (WeChat Pay notification nonce_str values) for a
 // while so that a replay can be recognised.
 //

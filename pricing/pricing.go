@@ -186,6 +186,9 @@ func (p *Pricer) QuoteTopUp(ctx context.Context, fen tollgate.Fen) (tollgate.Cre
 	return tollgate.Credits(c.Int64()), nil
 }
 
+// Models returns the ids of the priced models, sorted.
+func (p *Pricer) Models() []string { return sortedKeys(p.models) }
+
 // Packages returns the fixed offers in configured order. They need no
 // exchange rate, so they sell even when the feed is stale.
 func (p *Pricer) Packages() []Package { return append([]Package(nil), p.packages...) }

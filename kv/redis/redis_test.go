@@ -45,7 +45,7 @@ func TestRedis(t *testing.T) {
 // EUNAVAILABLE, and SetNX reports the nonce neither fresh nor seen.
 func TestRedisDown(t *testing.T) {
 	ctx := context.Background()
-	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
+	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second})
 	t.Cleanup(func() { c.Close() })
 	s := kvredis.New(c, kvredis.Options{})
 
