@@ -104,8 +104,9 @@ func New(cfg Config, opts Options) (*Pricer, error) {
 // with every price converted to the base currency, computed exactly with
 // one ceiling over the exact sum. inTokens excludes cachedInTokens (the
 // gateway normalises provider usage first). A model priced in the base
-// currency needs no rate; another uses the feed's latest rate even past
-// the top-up staleness bound, so metering never stops for a slow feed.
+// currency needs no rate; another uses the feed's latest rate at once
+// (Feed.Latest), even past the top-up staleness bound, so metering never
+// waits or stops for a slow or dead feed.
 //
 // Errors: ENOTFOUND for an unknown model; EINVALID for negative counts or a
 // cost beyond int64; EUNAVAILABLE if a rate is needed and none was ever
@@ -123,7 +124,7 @@ func (p *Pricer) Cost(ctx context.Context, modelID string, inTokens, cachedInTok
 	sum.Add(sum, new(big.Rat).Mul(new(big.Rat).SetInt64(cachedInTokens), m.cached))
 	sum.Add(sum, new(big.Rat).Mul(new(big.Rat).SetInt64(outTokens), m.output))
 	if m.cur != p.baseCur {
-		rates, err := p.feed.Get(ctx)
+		rates, err := p.feed.Latest(ctx)
 		if err != nil {
 			return 0, err
 		}

@@ -34,6 +34,9 @@ type PerUSD map[Currency]*big.Rat
 // Source gives current exchange rates. Implementations are safe for
 // concurrent use; the Feed calls them at most once at a time.
 type Source interface {
+	// FetchRates returns the current rates, including USD = 1, or an
+	// error; ctx carries the Feed's timeout. The result must not be
+	// modified afterwards: the Feed shares it with its callers.
 	FetchRates(ctx context.Context) (PerUSD, error)
 }
 
@@ -258,6 +261,26 @@ func (f *Feed) Get(ctx context.Context) (Rates, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.cachedLocked(c.err)
+}
+
+// Latest returns the cached rates at once, whatever their age, and starts
+// a shared background refresh if they are older than TTL (and no failed
+// fetch is backing off); the refreshed rates serve the next callers. With
+// nothing cached yet it waits like Get. Metering uses it so that a request
+// never waits on the feed. Errors are as for Get.
+func (f *Feed) Latest(ctx context.Context) (Rates, error) {
+	f.mu.Lock()
+	if !f.have {
+		f.mu.Unlock()
+		return f.Get(ctx)
+	}
+	defer f.mu.Unlock()
+	now := f.opts.Now()
+	if now.Sub(f.cur.FetchedAt) >= f.opts.TTL && !now.Before(f.nextTry) && f.inflight == nil {
+		f.inflight = &fetch{done: make(chan struct{})}
+		go f.refresh(f.inflight)
+	}
+	return f.cur, nil
 }
 
 // cachedLocked returns the last good rates, or an error wrapping cause.

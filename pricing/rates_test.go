@@ -232,3 +232,34 @@ func BenchmarkCost(b *testing.B) {
 		}
 	}
 }
+
+// TestFeedLatestDoesNotWait checks that Latest serves the cached rates at
+// once while a refresh is in flight, and that the refresh then serves Get.
+func TestFeedLatestDoesNotWait(t *testing.T) {
+	clock := newClock()
+	src := &blockingSource{started: make(chan struct{}, 10), release: make(chan struct{}, 10)}
+	f := pricing.NewFeed(src, pricing.FeedOptions{Now: clock.Now, TTL: 5 * time.Minute})
+	src.release <- struct{}{}
+	first, err := f.Latest(ctx) // nothing cached: waits for the first fetch
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-src.started
+	clock.Advance(5 * time.Minute)
+	r, err := f.Latest(ctx) // stale: returns at once, refresh starts
+	if err != nil || !r.FetchedAt.Equal(first.FetchedAt) {
+		t.Fatalf("Latest = %v, %v; want the cached rates", r.FetchedAt, err)
+	}
+	<-src.started // the background fetch is running and blocked
+	if r, _ := f.Latest(ctx); !r.FetchedAt.Equal(first.FetchedAt) {
+		t.Fatal("Latest waited for the refresh")
+	}
+	src.release <- struct{}{}
+	r, err = f.Get(ctx) // joins the in-flight refresh
+	if err != nil || !r.FetchedAt.Equal(clock.Now()) {
+		t.Fatalf("Get = %v, %v; want rates fetched now", r.FetchedAt, err)
+	}
+	if n := src.calls.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2", n)
+	}
+}
