@@ -44,6 +44,10 @@ type BillRecord struct {
 	Body          string // 商品名称
 	Attach        string // 商户数据包
 	FeeRate       string // 费率, e.g. "0.60%"
+	// RefundRequestTime and RefundSuccessTime (退款申请时间, 退款成功时间)
+	// appear in REFUND bills only.
+	RefundRequestTime string
+	RefundSuccessTime string
 
 	SettlementTotalFee      int64 // 应结订单金额, fen
 	CouponFee               int64 // 代金券金额, fen
@@ -82,6 +86,7 @@ func (r *BillRecord) strings() map[string]*string {
 		"交易状态": &r.TradeState, "付款银行": &r.BankType, "货币种类": &r.FeeType,
 		"微信退款单号": &r.RefundID, "商户退款单号": &r.OutRefundNo, "退款类型": &r.RefundType,
 		"退款状态": &r.RefundStatus, "商品名称": &r.Body, "商户数据包": &r.Attach, "费率": &r.FeeRate,
+		"退款申请时间": &r.RefundRequestTime, "退款成功时间": &r.RefundSuccessTime,
 	}
 }
 

@@ -1,6 +1,7 @@
 package wxpay_test
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -121,5 +122,47 @@ func TestParseYuanFen(t *testing.T) {
 		if !tt.ok && !errors.Is(err, wxpay.ErrMalformed) {
 			t.Errorf("ParseYuanFen(%q) = %d, %v; want ErrMalformed", tt.in, got, err)
 		}
+	}
+}
+
+// TestParseBillTypes checks the SUCCESS and REFUND layouts, whose columns
+// differ from ALL: parsing goes by header name, not position.
+func TestParseBillTypes(t *testing.T) {
+	tests := []struct {
+		file    string
+		want    wxpay.BillRecord
+		summary wxpay.BillSummary
+	}{
+		{"bill_success.csv",
+			wxpay.BillRecord{OutTradeNo: "tg_20261126_0001", TradeState: "SUCCESS", SettlementTotalFee: 5000, TotalFee: 5000, ServiceFeeMilliFen: 30000},
+			wxpay.BillSummary{Count: 1, SettlementTotalFee: 5000, TotalFee: 5000, ServiceFeeMilliFen: 30000}},
+		{"bill_refund.csv",
+			wxpay.BillRecord{OutTradeNo: "tg_20261126_0001", TradeState: "REFUND", RefundFee: 1000, RequestRefundFee: 1000,
+				ServiceFeeMilliFen: -6000, RefundRequestTime: "2026-11-26 18:03:27", RefundSuccessTime: "2026-11-26 18:03:41",
+				OutRefundNo: "R_tg_20261126_0001", RefundStatus: "SUCCESS"},
+			wxpay.BillSummary{Count: 1, RefundFee: 1000, RequestRefundFee: 1000, ServiceFeeMilliFen: -6000}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			b, err := wxpay.ParseBill(bytes.NewReader(MustReadFile(t, tt.file)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Records) != 1 {
+				t.Fatalf("%d records", len(b.Records))
+			}
+			r := b.Records[0]
+			got := wxpay.BillRecord{OutTradeNo: r.OutTradeNo, TradeState: r.TradeState, SettlementTotalFee: r.SettlementTotalFee,
+				TotalFee: r.TotalFee, RefundFee: r.RefundFee, RequestRefundFee: r.RequestRefundFee,
+				ServiceFeeMilliFen: r.ServiceFeeMilliFen, RefundRequestTime: r.RefundRequestTime,
+				RefundSuccessTime: r.RefundSuccessTime, OutRefundNo: r.OutRefundNo, RefundStatus: r.RefundStatus}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("record = %+v\nwant %+v", got, tt.want)
+			}
+			b.Summary.Fields = nil
+			if !reflect.DeepEqual(b.Summary, tt.summary) {
+				t.Errorf("summary = %+v\nwant %+v", b.Summary, tt.summary)
+			}
+		})
 	}
 }

@@ -1,9 +1,13 @@
 package wxpay_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"maps"
+	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -67,4 +71,73 @@ func FuzzV2PaymentNotification(f *testing.F) {
 			t.Fatalf("typed fields differ from the verified map: %+v vs %v", n, m)
 		}
 	})
+}
+
+// FuzzV2ParseBill checks that the bill parser never panics, refuses only
+// with its documented errors, and that every accepted amount is the exact
+// value of its text. Seeds: testdata/fuzz/FuzzV2ParseBill.
+func FuzzV2ParseBill(f *testing.F) {
+	f.Add(MustReadFile(f, "bill_all.csv"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b, err := wxpay.ParseBill(bytes.NewReader(body))
+		if err != nil {
+			if b != nil {
+				t.Fatal("refused bill returned a value")
+			}
+			return
+		}
+		for _, r := range b.Records {
+			if s := r.Fields["订单金额"]; s != "" {
+				if back := formatFen(r.TotalFee); !sameDecimal(s, back) {
+					t.Fatalf("订单金额 %q parsed as %d fen (%s)", s, r.TotalFee, back)
+				}
+			}
+		}
+	})
+}
+
+// FuzzV2ParseYuanFen checks ParseYuanFen against integer formatting: every
+// fen amount formats and parses back to itself.
+func FuzzV2ParseYuanFen(f *testing.F) {
+	for _, n := range []int64{0, 1, 3, 99, 100, 5003, -150, math.MaxInt64, math.MinInt64 + 1} {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, n int64) {
+		if n == math.MinInt64 {
+			return
+		}
+		got, err := wxpay.ParseYuanFen(formatFen(n))
+		if err != nil || got != n {
+			t.Fatalf("ParseYuanFen(%q) = %d, %v", formatFen(n), got, err)
+		}
+	})
+}
+
+// formatFen writes n fen as yuan with two decimals.
+func formatFen(n int64) string {
+	sign := ""
+	if n < 0 {
+		sign, n = "-", -n
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, n/100, n%100)
+}
+
+// sameDecimal reports whether two decimal strings denote the same number
+// (the parser's own checks having accepted a).
+func sameDecimal(a, b string) bool {
+	norm := func(s string) string {
+		neg := strings.HasPrefix(s, "-")
+		s = strings.TrimPrefix(s, "-")
+		i, frac, _ := strings.Cut(s, ".")
+		i = strings.TrimLeft(i, "0")
+		frac = strings.TrimRight(frac, "0")
+		if i == "" && frac == "" {
+			return "0"
+		}
+		if neg {
+			return "-" + i + "." + frac
+		}
+		return i + "." + frac
+	}
+	return norm(a) == norm(b)
 }
