@@ -1,0 +1,125 @@
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"tollgate"
+)
+
+// Payment is a successful payment to credit.
+type Payment struct {
+	Account       tollgate.AccountID
+	OutTradeNo    string
+	TransactionID string
+	Fen           tollgate.Fen
+	Credits       tollgate.Credits
+	// GrantID, if set and the grant is still live, confirms that
+	// provisional grant against the new lot in the same transaction.
+	GrantID string
+}
+
+type creditOp struct{ p Payment }
+
+func (o creditOp) need(n *needs) {
+	n.accounts[o.p.Account], n.spendable[o.p.Account] = true, true
+	n.tradeNos[o.p.OutTradeNo], n.txnIDs[o.p.TransactionID] = true, true
+	if o.p.GrantID != "" {
+		n.grantIDs[o.p.GrantID] = true
+	}
+}
+
+type credited struct {
+	lot     *Lot
+	already bool
+}
+
+func (o creditOp) apply(s *state) (any, error) {
+	const name = "ledger.CreditPayment"
+	p := o.p
+	if p.Account == "" || p.OutTradeNo == "" || p.TransactionID == "" || p.Fen <= 0 || p.Credits <= 0 {
+		return nil, fail(tollgate.EINVALID, name, "account, out_trade_no, transaction_id and positive fen and credits are required")
+	}
+	if l, ok := s.byTrade[p.OutTradeNo]; ok {
+		if l.TransactionID != p.TransactionID || l.Fen != p.Fen || l.Granted != p.Credits || l.Account != p.Account {
+			return nil, fail(tollgate.ECONFLICT, name, "order %s was credited with other terms", p.OutTradeNo)
+		}
+		return credited{l, true}, nil
+	}
+	if l, ok := s.byTxn[p.TransactionID]; ok {
+		return nil, fail(tollgate.ECONFLICT, name, "transaction %s already credited order %s", p.TransactionID, l.OutTradeNo)
+	}
+	a, ok := s.accounts[p.Account]
+	if !ok {
+		return nil, fail(tollgate.ENOTFOUND, name, "account %s not found", p.Account)
+	}
+	g := s.grants[p.GrantID]
+	if g != nil && g.Account != p.Account {
+		return nil, fail(tollgate.EINVALID, name, "grant %s belongs to another account", p.GrantID)
+	}
+	// Debt is paid first, out of the new credit.
+	pay := min(a.Debt, p.Credits)
+	l := &Lot{Account: p.Account, OutTradeNo: p.OutTradeNo, TransactionID: p.TransactionID,
+		Fen: p.Fen, Granted: p.Credits, Used: pay, Left: p.Credits - pay, CreatedAt: s.now}
+	a.Debt -= pay
+	a.Left += l.Left
+	s.touchAccount(a)
+	s.addLot(l)
+	if g != nil && g.Status == GrantLive {
+		s.confirm(g, a, l)
+	}
+	return credited{l, false}, nil
+}
+
+// CreditPayment records a successful payment as a new lot, paying any debt
+// first. It is idempotent on both OutTradeNo and TransactionID: any number
+// of calls, concurrent or not, make one lot; a repeat returns that lot with
+// already = true. Errors: EINVALID, ENOTFOUND (account), ECONFLICT (the
+// order was credited with another amount, credits, account or transaction
+// id, or the transaction id credited another order).
+func (s *Service) CreditPayment(ctx context.Context, p Payment) (lot Lot, already bool, err error) {
+	v, err := s.do(ctx, creditOp{p})
+	if err != nil {
+		return Lot{}, false, err
+	}
+	c := v.(credited)
+	return *c.lot, c.already, nil
+}
+
+// LotByOrder returns the lot credited for an order. Errors: ENOTFOUND.
+func (s *Service) LotByOrder(ctx context.Context, outTradeNo string) (Lot, error) {
+	var out []Lot
+	if err := s.view(ctx, func(tx ReadTx) (err error) {
+		out, err = tx.LotsByPayment(ctx, []string{outTradeNo}, nil)
+		return err
+	}); err != nil {
+		return Lot{}, err
+	}
+	if len(out) == 0 {
+		return Lot{}, fail(tollgate.ENOTFOUND, "ledger.LotByOrder", "no lot for order %s", outTradeNo)
+	}
+	return out[0], nil
+}
+
+// Lots returns every lot of an account, oldest first.
+func (s *Service) Lots(ctx context.Context, account tollgate.AccountID) ([]Lot, error) {
+	var out []Lot
+	err := s.view(ctx, func(tx ReadTx) (err error) {
+		out, err = tx.LotsByAccount(ctx, account)
+		return err
+	})
+	return out, err
+}
+
+// PaidVolume returns the fen paid in lots credited during the calendar month
+// of year/month in loc (for merchant fee tiers).
+func (s *Service) PaidVolume(ctx context.Context, year int, month time.Month, loc *time.Location) (tollgate.Fen, error) {
+	from := time.Date(year, month, 1, 0, 0, 0, 0, loc)
+	to := from.AddDate(0, 1, 0)
+	var v tollgate.Fen
+	err := s.view(ctx, func(tx ReadTx) (err error) {
+		v, err = tx.PaidVolume(ctx, from.UTC(), to.UTC())
+		return err
+	})
+	return v, err
+}

@@ -1,0 +1,81 @@
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"tollgate"
+)
+
+type recordUsageOp struct{ us []Usage }
+
+func (o recordUsageOp) need(n *needs) {
+	for _, u := range o.us {
+		n.usageIDs[u.RequestID] = true
+		n.accounts[u.Account] = true
+	}
+}
+
+func (o recordUsageOp) apply(s *state) (any, error) {
+	const name = "ledger.RecordUsage"
+	seen := map[string]bool{}
+	for _, u := range o.us {
+		switch {
+		case u.RequestID == "" || u.Account == "":
+			return nil, fail(tollgate.EINVALID, name, "request id and account are required")
+		case u.Credits != 0:
+			return nil, fail(tollgate.EINVALID, name, "usage that costs credits is recorded by Settle")
+		case u.InputTokens < 0 || u.CachedTokens < 0 || u.OutputTokens < 0:
+			return nil, fail(tollgate.EINVALID, name, "token counts must not be negative")
+		case seen[u.RequestID]:
+			return nil, fail(tollgate.EINVALID, name, "request id %s appears twice", u.RequestID)
+		}
+		seen[u.RequestID] = true
+		if _, ok := s.accounts[u.Account]; !ok {
+			return nil, fail(tollgate.ENOTFOUND, name, "account %s not found", u.Account)
+		}
+	}
+	n := 0
+	for _, u := range o.us {
+		if s.usage[u.RequestID] {
+			continue
+		}
+		if u.CreatedAt.IsZero() {
+			u.CreatedAt = s.now
+		}
+		u.CreatedAt = u.CreatedAt.UTC().Truncate(time.Microsecond)
+		s.addUsage(u)
+		n++
+	}
+	return n, nil
+}
+
+// RecordUsage inserts, in one transaction, usage records of requests that
+// cost nothing (failed or refused calls); costed usage is written by Settle.
+// Records whose request id is already stored are skipped, so a retried
+// batch is harmless; it returns how many it inserted. Errors: EINVALID
+// (missing ids, Credits ≠ 0, negative tokens, an id twice in the batch),
+// ENOTFOUND (account).
+func (s *Service) RecordUsage(ctx context.Context, us []Usage) (int, error) {
+	if len(us) == 0 {
+		return 0, nil
+	}
+	v, err := s.do(ctx, recordUsageOp{us})
+	if err != nil {
+		return 0, err
+	}
+	return v.(int), nil
+}
+
+// ListUsage returns up to limit usage records of an account, newest first.
+func (s *Service) ListUsage(ctx context.Context, account tollgate.AccountID, limit int) ([]Usage, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []Usage
+	err := s.view(ctx, func(tx ReadTx) (err error) {
+		out, err = tx.ListUsage(ctx, account, limit)
+		return err
+	})
+	return out, err
+}

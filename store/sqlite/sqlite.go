@@ -1,0 +1,252 @@
+// Package sqlite is the embedded ledger.Store: one database file, pure Go
+// (modernc.org/sqlite, no cgo). It is the default for a single machine; for
+// several instances use store/postgres. It holds no money rules.
+//
+// Durability and concurrency: WAL journal; synchronous=FULL, so a commit is
+// on disk before the caller hears of it (a payment acknowledged to WeChat
+// Pay must survive a power cut, and group commit amortises the fsync over a
+// whole batch); ONE writer connection whose transactions start with BEGIN
+// IMMEDIATE (so a write transaction never upgrades a read lock and never
+// deadlocks), plus a small pool of read-only connections for View;
+// busy_timeout for other processes opening the same file.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"tollgate/ledger"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// DefaultPath is the database file under the default data directory.
+const DefaultPath = "tollgate-data/tollgate.db"
+
+// FileName is the database file's name inside a data directory.
+const FileName = "tollgate.db"
+
+// Store is the SQLite ledger.Store. Open it with Open; Close it when done.
+type Store struct {
+	path   string
+	writer *sql.DB
+	reader *sql.DB
+}
+
+var (
+	_ ledger.Store     = (*Store)(nil)
+	_ ledger.RawExecer = (*Store)(nil)
+)
+
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the database file at path, applies any
+// pending migrations and returns the store.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("sqlite: create data directory: %w", err)
+		}
+	}
+	w, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	s := &Store{path: path, writer: w}
+	if _, err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s for reading: %w", path, err)
+	}
+	n := max(2, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	s.reader = r
+	return s, nil
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the database. It is safe to call on a partly opened store.
+func (s *Store) Close() error {
+	var errs []error
+	if s.reader != nil {
+		errs = append(errs, s.reader.Close())
+	}
+	if s.writer != nil {
+		errs = append(errs, s.writer.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// Migration is one versioned schema change.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// Migrations returns the embedded migrations in version order. Files are
+// named NNNN_name.sql.
+func Migrations() ([]Migration, error) {
+	entries, err := migrationFS.ReadDir("migrations")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read migrations: %w", err)
+	}
+	var out []Migration
+	for _, e := range entries {
+		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("sqlite: migration %q is not named NNNN_name.sql", e.Name())
+		}
+		body, err := migrationFS.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read migration %s: %w", e.Name(), err)
+		}
+		out = append(out, Migration{Version: v, Name: name, SQL: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// Migrate applies, each in its own transaction, every embedded migration
+// not yet recorded in schema_migrations, and returns the ones it applied.
+// It is idempotent: a second run applies nothing.
+func (s *Store) Migrate(ctx context.Context) ([]Migration, error) {
+	if _, err := s.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+		return nil, fmt.Errorf("sqlite: create schema_migrations: %w", err)
+	}
+	all, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	var applied []Migration
+	for _, m := range all {
+		done, err := s.applyMigration(ctx, m)
+		if err != nil {
+			return applied, err
+		}
+		if done {
+			applied = append(applied, m)
+		}
+	}
+	return applied, nil
+}
+
+func (s *Store) applyMigration(ctx context.Context, m Migration) (bool, error) {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: migration %04d: %w", m.Version, err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil {
+		return false, fmt.Errorf("sqlite: migration %04d: %w", m.Version, err)
+	}
+	if n > 0 {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return false, fmt.Errorf("sqlite: migration %04d_%s: %w", m.Version, m.Name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		m.Version, m.Name, time.Now().UTC().UnixMicro()); err != nil {
+		return false, fmt.Errorf("sqlite: record migration %04d: %w", m.Version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("sqlite: commit migration %04d: %w", m.Version, err)
+	}
+	return true, nil
+}
+
+// Update runs fn in one BEGIN IMMEDIATE transaction on the writer
+// connection. See ledger.Store.
+func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr("begin", err)
+	}
+	defer tx.Rollback()
+	if err := fn(&txn{q: tx}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return mapErr("commit", err)
+	}
+	return nil
+}
+
+// View runs fn in a read transaction on a reader connection: WAL gives it
+// one consistent snapshot. See ledger.Store.
+func (s *Store) View(ctx context.Context, fn func(ledger.ReadTx) error) error {
+	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return mapErr("begin read", err)
+	}
+	defer tx.Rollback()
+	return fn(&txn{q: tx})
+}
+
+// ExecRaw runs one statement on the writer outside the ledger's rules.
+// Tests use it to corrupt rows on purpose.
+func (s *Store) ExecRaw(ctx context.Context, query string, args ...any) error {
+	if _, err := s.writer.ExecContext(ctx, query, args...); err != nil {
+		return mapErr("exec raw", err)
+	}
+	return nil
+}
+
+// mapErr wraps err with context and, when SQLite's extended result code
+// says the transaction lost a race (busy, unique key), with ledger.ErrRetry.
+func mapErr(what string, err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch c := se.Code(); {
+		case c&0xff == sqlite3.SQLITE_BUSY,
+			c == sqlite3.SQLITE_CONSTRAINT_UNIQUE,
+			c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("sqlite: %s: %w (%w)", what, ledger.ErrRetry, err)
+		}
+	}
+	return fmt.Errorf("sqlite: %s: %w", what, err)
+}
