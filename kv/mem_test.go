@@ -2,6 +2,7 @@ package kv_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
@@ -163,4 +164,41 @@ func BenchmarkMemoryAllowParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestMemoryMatchesTokenBucket runs random sequences against Memory and a
+// plain token-bucket model (capacity Burst intervals, refilled by elapsed
+// time) and requires the same decisions, remainders and waits.
+func TestMemoryMatchesTokenBucket(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	ctx := context.Background()
+	for round := range 50 {
+		clock := kvtest.NewFakeClock()
+		m := kv.NewMemory(kv.MemoryOptions{Now: clock.Now})
+		l := kv.Limit{Rate: 1 + rng.IntN(100), Per: time.Duration(1+rng.IntN(1000)) * time.Millisecond, Burst: 1 + rng.IntN(20)}
+		iv := int64(l.Interval())
+		level := int64(l.Burst) * iv // bucket content in ns of credit; starts full
+		for step := range 200 {
+			dt := rng.Int64N(3 * iv)
+			clock.Advance(time.Duration(dt))
+			level = min(level+dt, int64(l.Burst)*iv)
+			n := 1 + rng.IntN(l.Burst)
+			r, err := m.AllowN(ctx, "k", l, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := kv.Result{Allowed: level >= int64(n)*iv}
+			if want.Allowed {
+				level -= int64(n) * iv
+			} else {
+				want.RetryAfter = time.Duration(int64(n)*iv - level)
+			}
+			want.Remaining = int(level / iv)
+			if r != want {
+				t.Fatalf("round %d step %d (%+v, n=%d): got %+v, want %+v", round, step, l, n, r, want)
+			}
+		}
+	}
 }

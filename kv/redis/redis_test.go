@@ -140,3 +140,58 @@ func BenchmarkRedisAllow(b *testing.B) {
 		}
 	}
 }
+
+// TestRedisKeysExpire checks that Redis memory stays bounded: every key the
+// store writes carries a TTL no longer than it needs (a limiter key lives
+// until its bucket is full again).
+func TestRedisKeysExpire(t *testing.T) {
+	ctx := context.Background()
+	url, prefix := testenv.MustRedis(t)
+	c := mustClient(t, url)
+	s := kvredis.New(c, kvredis.Options{Prefix: prefix})
+	l := kv.Limit{Rate: 10, Per: time.Minute, Burst: 5} // 6 s per event
+	if _, err := s.AllowN(ctx, "k", l, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetNX(ctx, "n", kv.NonceTTL); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, "c", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		key      string
+		min, max time.Duration
+	}{
+		{prefix + "rl:k", 11 * time.Second, 12 * time.Second},
+		{prefix + "nonce:n", kv.NonceTTL - time.Minute, kv.NonceTTL},
+		{prefix + "cache:c", 59 * time.Second, time.Minute},
+	}
+	for _, tt := range tests {
+		ttl, err := c.PTTL(ctx, tt.key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl < tt.min || ttl > tt.max {
+			t.Errorf("PTTL(%s) = %v, want in [%v, %v]", tt.key, ttl, tt.min, tt.max)
+		}
+	}
+}
+
+// TestRedisDefaultPrefix checks that keys land under DefaultPrefix when no
+// prefix is configured.
+func TestRedisDefaultPrefix(t *testing.T) {
+	ctx := context.Background()
+	url, prefix := testenv.MustRedis(t)
+	c := mustClient(t, url)
+	s := kvredis.New(c, kvredis.Options{})
+	key := prefix + "n" // unique; cleaned up below
+	if _, err := s.SetNX(ctx, key, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	full := kvredis.DefaultPrefix + "nonce:" + key
+	t.Cleanup(func() { c.Del(context.Background(), full) })
+	if n, err := c.Exists(ctx, full).Result(); err != nil || n != 1 {
+		t.Fatalf("EXISTS %s = %d, %v; want 1", full, n, err)
+	}
+}
