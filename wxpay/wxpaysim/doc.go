@@ -1,6 +1,6 @@
 // Package wxpaysim is an in-memory WeChat Pay emulator: a real HTTP server
-// that speaks the merchant APIs v2 and v3 as documented (see
-// /work/shared/WECHATPAY.md), keeps orders and refunds with their states
+// that speaks the merchant APIs v2 and v3 as documented (see the
+// project's WECHATPAY.md), keeps orders and refunds with their states
 // and expiry, and delivers signed notifications with WeChat Pay's retry
 // schedule. It is not a client and holds no business logic.
 //
@@ -71,6 +71,7 @@
 // Served by the same handler, for tests, demos and the reliability harness:
 //
 //	POST /sim/orders/{out_trade_no}/pay         the user pays: SUCCESS, notification sent (409 if not payable)
+//	POST /sim/orders/{out_trade_no}/pay?late=1  also pays a CLOSED order (the close-vs-pay race)
 //	POST /sim/orders/{out_trade_no}/fail        the payment fails: PAYERROR
 //	POST /sim/orders/{out_trade_no}/userpaying  USERPAYING (the user is entering the password)
 //	GET  /sim/orders                            ground truth: every order with its refunds
@@ -84,6 +85,6 @@
 // Faults (duplicates, drops, delays, reordering, SYSTEMERROR per endpoint,
 // probes) draw from one math/rand source seeded by Faults.Seed, so a seed
 // replays. The same operations are methods for in-process use: Pay, Fail,
-// UserPaying, Order, Orders, CompleteRefund, Notifications, SetFaults,
+// PayLate, UserPaying, Order, Orders, CompleteRefund, Notifications, SetFaults,
 // Advance, Config.
 package wxpaysim

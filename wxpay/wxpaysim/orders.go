@@ -201,13 +201,8 @@ func (s *Server) lookupLocked(no, txID string, sandbox bool) *order {
 	var o *order
 	if no != "" {
 		o = s.orders[no]
-	} else {
-		for _, c := range s.orders {
-			if c.TransactionID != "" && c.TransactionID == txID {
-				o = c
-				break
-			}
-		}
+	} else if txID != "" {
+		o = s.byTxID[txID]
 	}
 	if o == nil || o.Sandbox != sandbox {
 		return nil
@@ -254,6 +249,18 @@ func (s *Server) closeOrder(no string, version int, sandbox bool) *bizErr {
 // SUCCESS, gets a transaction_id, and its notification is queued. Errors:
 // ErrNotFound, ErrWrongState (not NOTPAY/USERPAYING, or expired).
 func (s *Server) Pay(outTradeNo string) (Order, error) {
+	return s.pay(outTradeNo, false)
+}
+
+// PayLate pays like Pay but also a CLOSED order (closed or expired, never
+// refunded): it models a payment the user completed just before the close
+// took effect, which WeChat Pay then reports as SUCCESS (RELIABILITY.md F3,
+// "Open questions" 4). The merchant must credit it or refund it.
+func (s *Server) PayLate(outTradeNo string) (Order, error) {
+	return s.pay(outTradeNo, true)
+}
+
+func (s *Server) pay(outTradeNo string, late bool) (Order, error) {
 	s.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -263,12 +270,15 @@ func (s *Server) Pay(outTradeNo string) (Order, error) {
 	}
 	now := s.nowLocked(s.clockSkew)
 	s.expireLocked(o, now)
-	if o.State != StateNotPay && o.State != StateUserPaying {
+	payable := o.State == StateNotPay || o.State == StateUserPaying || (late && o.State == StateClosed)
+	if !payable {
 		return s.viewLocked(o), fmt.Errorf("pay %q in state %s: %w", outTradeNo, o.State, ErrWrongState)
 	}
 	o.State = StateSuccess
 	o.PaidAt = now
+	o.ClosedAt = time.Time{}
 	o.TransactionID = s.newTransactionIDLocked(now)
+	s.byTxID[o.TransactionID] = o
 	if o.OpenID == "" {
 		o.OpenID = "oUpF8u" + randAlnum(22)
 	}
@@ -351,12 +361,8 @@ func (s *Server) newTransactionIDLocked(now time.Time) string {
 }
 
 func (s *Server) txIDUsedLocked(id string) bool {
-	for _, o := range s.orders {
-		if o.TransactionID == id {
-			return true
-		}
-	}
-	return false
+	_, used := s.byTxID[id]
+	return used
 }
 
 const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

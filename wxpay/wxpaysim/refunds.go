@@ -61,6 +61,9 @@ func (s *Server) createRefund(req refundReq) (Refund, *bizErr) {
 	now := s.nowLocked(s.clockSkew)
 	notify := req.notifyURL
 	if notify == "" {
+		notify = s.RefundNotifyURL
+	}
+	if notify == "" {
 		notify = o.NotifyURL
 	}
 	r := &refund{sandbox: req.sandbox, fingerprint: req.fingerprint()}

@@ -100,6 +100,10 @@ type Server struct {
 	// SignTestProbes sends a v3 notification signed "WECHATPAY/SIGNTEST/..."
 	// before each real v3 notification; a correct receiver answers 4xx.
 	SignTestProbes bool
+	// RefundNotifyURL is the refund notification URL "configured in the
+	// merchant platform": used when a refund request carries no notify_url.
+	// Empty means the order's notify_url.
+	RefundNotifyURL string
 	// BaseURL is the absolute URL the emulator is reachable at (used in bill
 	// download_url); empty means derived from each request.
 	BaseURL string
@@ -121,7 +125,8 @@ type Server struct {
 	// mu guards everything below.
 	mu         sync.Mutex
 	orders     map[string]*order
-	orderSeq   []string // out_trade_no in creation order
+	byTxID     map[string]*order // transaction_id -> order
+	orderSeq   []string          // out_trade_no in creation order
 	refunds    map[string]*refund
 	deliveries []Delivery
 	notifySeq  int
@@ -173,6 +178,7 @@ func (s *Server) init() {
 		}
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.orders = map[string]*order{}
+		s.byTxID = map[string]*order{}
 		s.refunds = map[string]*refund{}
 		s.urls = map[string]*urlState{}
 		s.bills = map[string][]byte{}

@@ -10,7 +10,13 @@ import (
 
 // simRoutes registers the simulation API (see the package comment).
 func (s *Server) simRoutes(m *http.ServeMux) {
-	m.HandleFunc("POST /sim/orders/{no}/pay", s.simAct(s.Pay))
+	m.HandleFunc("POST /sim/orders/{no}/pay", func(w http.ResponseWriter, r *http.Request) {
+		pay := s.Pay
+		if r.URL.Query().Get("late") == "1" {
+			pay = s.PayLate
+		}
+		s.simAct(pay)(w, r)
+	})
 	m.HandleFunc("POST /sim/orders/{no}/fail", s.simAct(s.Fail))
 	m.HandleFunc("POST /sim/orders/{no}/userpaying", s.simAct(s.UserPaying))
 	m.HandleFunc("GET /sim/orders/{no}", s.simAct(s.Order))
