@@ -405,3 +405,22 @@ func acked(s *wxpaysim.Server, n int) func() bool {
 		return c == n
 	}
 }
+
+// TestDelayFault holds every first attempt back by the configured delay
+// (virtual time, scaled): no attempt leaves earlier.
+func TestDelayFault(t *testing.T) {
+	e := mustEnv(t, func(s *wxpaysim.Server) { s.NoHandshake = true; s.TimeScale = 0.0001 })
+	if err := e.sim.SetFaults(wxpaysim.Faults{Seed: 3, DelayMinMS: 600_000, DelayMaxMS: 600_000}); err != nil {
+		t.Fatal(err)
+	}
+	e.mustPlaceV2("T-DELAY-01", 100)
+	paid, err := e.sim.Pay("T-DELAY-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the notification is acknowledged", acked(e.sim, 1))
+	d := e.sim.Notifications()[0]
+	if minWait := 60 * time.Millisecond; d.Time.Sub(paid.PaidAt) < minWait {
+		t.Fatalf("first attempt %v after paying, before the 10 min (scaled: %v) delay", d.Time.Sub(paid.PaidAt), minWait)
+	}
+}
