@@ -207,6 +207,16 @@ func TestV2RefundMutualTLS(t *testing.T) {
 			t.Errorf("err = %v, want *TransportError", err)
 		}
 	})
+	t.Run("transport that cannot carry a certificate", func(t *testing.T) {
+		c := newClient(&merchant)
+		c.HTTPClient = &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+			t.Error("request sent")
+			return nil, errors.New("unreachable")
+		})}
+		if _, err := c.Refund(context.Background(), req); !errors.Is(err, wxpay.ErrV2Request) {
+			t.Errorf("err = %v, want ErrV2Request", err)
+		}
+	})
 	t.Run("amounts checked before sending", func(t *testing.T) {
 		bad := *req
 		bad.RefundFee = 5001
@@ -216,5 +226,33 @@ func TestV2RefundMutualTLS(t *testing.T) {
 	})
 	if n := len(f.requests()); n != 1 {
 		t.Errorf("%d refunds reached the server, want 1", n)
+	}
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+// RoundTrip implements http.RoundTripper.
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestV2DownloadBillBadAnswers(t *testing.T) {
+	tests := map[string][]byte{
+		"gzip header, garbage after": {0x1f, 0x8b, 0x08, 0x00, 0x01, 0x02},
+		"XML SUCCESS without a bill": []byte("<xml><return_code>SUCCESS</return_code></xml>"),
+		"XML with a DOCTYPE":         []byte("<?xml version=\"1.0\"?><!DOCTYPE x><xml></xml>"),
+		"text that is not a bill":    []byte("hello"),
+	}
+	for name, body := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := MustV2Client(t, &fakeV2{Raw: func(w http.ResponseWriter, _ string, _ map[string]string) { w.Write(body) }}, "")
+			var te *wxpay.TransportError
+			if _, err := c.DownloadBill(context.Background(), wxpay.V2BillRequest{Date: time.Now()}); !errors.As(err, &te) {
+				t.Errorf("err = %v, want *TransportError", err)
+			}
+		})
+	}
+	c := MustV2Client(t, &fakeV2{}, "")
+	if _, err := c.DownloadBill(context.Background(), wxpay.V2BillRequest{}); !errors.Is(err, wxpay.ErrV2Request) {
+		t.Errorf("no date: err = %v, want ErrV2Request", err)
 	}
 }

@@ -256,6 +256,12 @@ func TestV2ClientErrors(t *testing.T) {
 		{name: "duplicate element", fake: &fakeV2{Raw: func(w http.ResponseWriter, _ string, _ map[string]string) {
 			w.Write([]byte("<xml><return_code>SUCCESS</return_code><return_code>FAIL</return_code></xml>"))
 		}}, transport: wxpay.ErrMalformed},
+		{name: "no return_code", fake: &fakeV2{Raw: func(w http.ResponseWriter, _ string, _ map[string]string) {
+			w.Write([]byte("<xml><prepay_id>wx1</prepay_id></xml>"))
+		}}, transport: wxpay.ErrMalformed},
+		{name: "signed answer without result_code", fake: &fakeV2{Answer: func(_ string, req map[string]string) map[string]string {
+			return map[string]string{"return_code": "SUCCESS", "appid": req["appid"], "mch_id": req["mch_id"], "code_url": "weixin://x"}
+		}}, transport: wxpay.ErrMalformed},
 		{name: "oversized answer", fake: &fakeV2{Raw: func(w http.ResponseWriter, _ string, _ map[string]string) {
 			w.Write([]byte("<xml><a>" + strings.Repeat("x", wxpay.MaxBodyBytes) + "</a></xml>"))
 		}}, transport: wxpay.ErrBodyTooLarge},
