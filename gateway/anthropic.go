@@ -1,0 +1,391 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// anthropicVersion is the Messages API version the translation targets.
+const anthropicVersion = "2023-06-01"
+
+// anthropic is an Anthropic Messages API upstream: OpenAI chat requests
+// are translated to Messages requests and the answers (and stream events)
+// back to chat completions.
+type anthropic struct {
+	client *http.Client
+	now    func() time.Time
+}
+
+func (an *anthropic) header(d *deployment) http.Header {
+	h := http.Header{}
+	h.Set("anthropic-version", anthropicVersion)
+	if d.provider.APIKey != "" {
+		h.Set("x-api-key", d.provider.APIKey)
+	}
+	return h
+}
+
+// anthBlock is one content block of a Messages request or response.
+type anthBlock struct {
+	Type         string          `json:"type"`
+	Text         string          `json:"text,omitempty"`
+	ID           string          `json:"id,omitempty"`
+	Name         string          `json:"name,omitempty"`
+	Input        json.RawMessage `json:"input,omitempty"`
+	ToolUseID    string          `json:"tool_use_id,omitempty"`
+	Content      json.RawMessage `json:"content,omitempty"`
+	Source       *anthSource     `json:"source,omitempty"`
+	CacheControl json.RawMessage `json:"cache_control,omitempty"`
+}
+
+type anthSource struct {
+	Type      string `json:"type"` // base64 or url
+	MediaType string `json:"media_type,omitempty"`
+	Data      string `json:"data,omitempty"`
+	URL       string `json:"url,omitempty"`
+}
+
+type anthMessage struct {
+	Role    string      `json:"role"`
+	Content []anthBlock `json:"content"`
+}
+
+type anthTool struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	InputSchema json.RawMessage `json:"input_schema"`
+}
+
+type anthRequest struct {
+	Model         string            `json:"model"`
+	MaxTokens     int64             `json:"max_tokens"`
+	System        string            `json:"system,omitempty"`
+	Messages      []anthMessage     `json:"messages"`
+	Temperature   *float64          `json:"temperature,omitempty"`
+	TopP          *float64          `json:"top_p,omitempty"`
+	StopSequences []string          `json:"stop_sequences,omitempty"`
+	Stream        bool              `json:"stream,omitempty"`
+	Tools         []anthTool        `json:"tools,omitempty"`
+	ToolChoice    map[string]any    `json:"tool_choice,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+}
+
+// toAnthropic translates an OpenAI chat request for the deployment d.
+func toAnthropic(d *deployment, req *chatRequest, stream bool) (*anthRequest, error) {
+	if req.N > 1 {
+		return nil, &upstreamError{Status: http.StatusBadRequest, Message: "n > 1 is not supported by this model"}
+	}
+	out := &anthRequest{Model: d.cfg.Model, MaxTokens: d.maxOut(req.MaxTokens), Stream: stream}
+	var system []string
+	for i, m := range req.Messages {
+		switch m.Role {
+		case "system", "developer":
+			system = append(system, contentText(m.Content))
+		case "tool", "function":
+			id := m.ToolCallID
+			if id == "" {
+				id = m.Name
+			}
+			text, _ := json.Marshal(contentText(m.Content))
+			out.appendBlocks("user", anthBlock{Type: "tool_result", ToolUseID: id, Content: text})
+		case "user", "assistant":
+			blocks, err := anthBlocks(m.Content)
+			if err != nil {
+				return nil, &upstreamError{Status: http.StatusBadRequest, Message: fmt.Sprintf("messages[%d]: %v", i, err)}
+			}
+			for _, tc := range m.ToolCalls {
+				input := json.RawMessage(tc.Function.Arguments)
+				if strings.TrimSpace(tc.Function.Arguments) == "" {
+					input = json.RawMessage("{}")
+				} else if !json.Valid(input) {
+					return nil, &upstreamError{Status: http.StatusBadRequest, Message: fmt.Sprintf("messages[%d]: tool call arguments are not JSON", i)}
+				}
+				blocks = append(blocks, anthBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: input})
+			}
+			out.appendBlocks(m.Role, blocks...)
+		}
+	}
+	out.System = strings.Join(system, "\n\n")
+	if err := anthOptions(out, req.raw); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// appendBlocks adds blocks to the conversation, merging consecutive turns
+// of one role (tool results following each other become one user turn).
+func (r *anthRequest) appendBlocks(role string, blocks ...anthBlock) {
+	if len(blocks) == 0 {
+		return
+	}
+	if n := len(r.Messages); n > 0 && r.Messages[n-1].Role == role {
+		r.Messages[n-1].Content = append(r.Messages[n-1].Content, blocks...)
+		return
+	}
+	r.Messages = append(r.Messages, anthMessage{Role: role, Content: blocks})
+}
+
+// anthBlocks translates OpenAI message content (a string or content parts).
+func anthBlocks(raw json.RawMessage) ([]anthBlock, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if s == "" {
+			return nil, nil
+		}
+		return []anthBlock{{Type: "text", Text: s}}, nil
+	}
+	var parts []struct {
+		Type     string `json:"type"`
+		Text     string `json:"text"`
+		ImageURL struct {
+			URL string `json:"url"`
+		} `json:"image_url"`
+		CacheControl json.RawMessage `json:"cache_control"`
+	}
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return nil, fmt.Errorf("content must be a string or an array of parts")
+	}
+	var blocks []anthBlock
+	for _, p := range parts {
+		switch p.Type {
+		case "text":
+			if p.Text != "" {
+				blocks = append(blocks, anthBlock{Type: "text", Text: p.Text, CacheControl: p.CacheControl})
+			}
+		case "image_url":
+			blocks = append(blocks, anthBlock{Type: "image", Source: imageSource(p.ImageURL.URL), CacheControl: p.CacheControl})
+		default:
+			return nil, fmt.Errorf("content part type %q is not supported by this model", p.Type)
+		}
+	}
+	return blocks, nil
+}
+
+// imageSource turns a data: URL into base64 source, any other URL into a url source.
+func imageSource(u string) *anthSource {
+	if rest, ok := strings.CutPrefix(u, "data:"); ok {
+		meta, data, _ := strings.Cut(rest, ",")
+		return &anthSource{Type: "base64", MediaType: strings.TrimSuffix(meta, ";base64"), Data: data}
+	}
+	return &anthSource{Type: "url", URL: u}
+}
+
+// anthOptions translates sampling options, stop sequences, tools and tool_choice.
+func anthOptions(out *anthRequest, raw map[string]json.RawMessage) error {
+	bad := func(field string) error {
+		return &upstreamError{Status: http.StatusBadRequest, Message: field + " has a form this model does not accept"}
+	}
+	if v, ok := raw["temperature"]; ok && string(v) != "null" {
+		var t float64
+		if json.Unmarshal(v, &t) != nil {
+			return bad("temperature")
+		}
+		t = min(t, 1) // Anthropic's range is 0..1, OpenAI's 0..2
+		out.Temperature = &t
+	}
+	if v, ok := raw["top_p"]; ok && string(v) != "null" {
+		var p float64
+		if json.Unmarshal(v, &p) != nil {
+			return bad("top_p")
+		}
+		out.TopP = &p
+	}
+	if v, ok := raw["stop"]; ok && string(v) != "null" {
+		var one string
+		if json.Unmarshal(v, &one) == nil {
+			out.StopSequences = []string{one}
+		} else if json.Unmarshal(v, &out.StopSequences) != nil {
+			return bad("stop")
+		}
+	}
+	if v, ok := raw["user"]; ok {
+		var u string
+		if json.Unmarshal(v, &u) == nil && u != "" {
+			out.Metadata = map[string]string{"user_id": u}
+		}
+	}
+	if v, ok := raw["tools"]; ok && string(v) != "null" {
+		var tools []struct {
+			Type     string `json:"type"`
+			Function struct {
+				Name        string          `json:"name"`
+				Description string          `json:"description"`
+				Parameters  json.RawMessage `json:"parameters"`
+			} `json:"function"`
+		}
+		if json.Unmarshal(v, &tools) != nil {
+			return bad("tools")
+		}
+		for _, t := range tools {
+			schema := t.Function.Parameters
+			if len(schema) == 0 || string(schema) == "null" {
+				schema = json.RawMessage(`{"type":"object","properties":{}}`)
+			}
+			out.Tools = append(out.Tools, anthTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema})
+		}
+	}
+	if v, ok := raw["tool_choice"]; ok && string(v) != "null" {
+		var mode string
+		var named struct {
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
+		}
+		switch {
+		case json.Unmarshal(v, &mode) == nil:
+			out.ToolChoice = map[string]any{"type": map[string]string{"auto": "auto", "required": "any", "none": "none"}[mode]}
+			if mode == "none" && len(out.Tools) == 0 {
+				out.ToolChoice = nil
+			}
+		case json.Unmarshal(v, &named) == nil && named.Function.Name != "":
+			out.ToolChoice = map[string]any{"type": "tool", "name": named.Function.Name}
+		default:
+			return bad("tool_choice")
+		}
+		if out.ToolChoice != nil && out.ToolChoice["type"] == "" {
+			return bad("tool_choice")
+		}
+	}
+	if v, ok := raw["parallel_tool_calls"]; ok && string(v) == "false" && out.ToolChoice != nil {
+		out.ToolChoice["disable_parallel_tool_use"] = true
+	}
+	return nil
+}
+
+// anthUsage is the Messages API's usage; cached prompt tokens are reported
+// apart from input_tokens.
+type anthUsage struct {
+	InputTokens              int64 `json:"input_tokens"`
+	OutputTokens             int64 `json:"output_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+}
+
+// normalise converts to OpenAI's convention, where prompt_tokens includes
+// cached tokens. Cache writes are billed as ordinary input.
+func (u anthUsage) normalise() *tokenUsage {
+	in := u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens
+	details, _ := json.Marshal(map[string]int64{"cached_tokens": u.CacheReadInputTokens, "cache_creation_tokens": u.CacheCreationInputTokens})
+	return &tokenUsage{Input: in, Cached: u.CacheReadInputTokens, Output: u.OutputTokens,
+		raw: map[string]json.RawMessage{"prompt_tokens_details": details}}
+}
+
+// stopReasons maps Anthropic stop reasons to OpenAI finish reasons.
+var stopReasons = map[string]string{
+	"end_turn":      "stop",
+	"stop_sequence": "stop",
+	"pause_turn":    "stop",
+	"max_tokens":    "length",
+	"tool_use":      "tool_calls",
+	"refusal":       "content_filter",
+}
+
+func finishReason(stop string) string {
+	if r, ok := stopReasons[stop]; ok {
+		return r
+	}
+	return "stop"
+}
+
+type anthResponse struct {
+	ID         string      `json:"id"`
+	Model      string      `json:"model"`
+	Content    []anthBlock `json:"content"`
+	StopReason string      `json:"stop_reason"`
+	Usage      anthUsage   `json:"usage"`
+}
+
+// oaToolCall is a tool call in OpenAI's response shape.
+type oaToolCall struct {
+	Index    *int   `json:"index,omitempty"`
+	ID       string `json:"id,omitempty"`
+	Type     string `json:"type,omitempty"`
+	Function struct {
+		Name      string `json:"name,omitempty"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+// fromAnthropic translates a Messages response into a chat completion.
+func fromAnthropic(b []byte, created int64) (*chatResult, error) {
+	var m anthResponse
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
+	}
+	var text strings.Builder
+	var calls []oaToolCall
+	for _, blk := range m.Content {
+		switch blk.Type {
+		case "text":
+			text.WriteString(blk.Text)
+		case "tool_use":
+			var tc oaToolCall
+			tc.ID, tc.Type, tc.Function.Name, tc.Function.Arguments = blk.ID, "function", blk.Name, string(blk.Input)
+			calls = append(calls, tc)
+		}
+	}
+	msg := map[string]any{"role": "assistant", "content": nil}
+	if text.Len() > 0 || len(calls) == 0 {
+		msg["content"] = text.String()
+	}
+	output := text.String()
+	if len(calls) > 0 {
+		msg["tool_calls"] = calls
+		for _, c := range calls {
+			output += c.Function.Name + c.Function.Arguments
+		}
+	}
+	choice := map[string]any{"index": 0, "message": msg, "logprobs": nil, "finish_reason": finishReason(m.StopReason)}
+	body := map[string]json.RawMessage{}
+	for k, v := range map[string]any{"id": m.ID, "object": "chat.completion", "created": created, "model": m.Model, "choices": []any{choice}} {
+		body[k], _ = json.Marshal(v)
+	}
+	res := &chatResult{body: body, output: output, choices: 1}
+	if m.Usage != (anthUsage{}) {
+		res.usage = m.Usage.normalise()
+	}
+	return res, nil
+}
+
+func (an *anthropic) send(ctx context.Context, d *deployment, req *chatRequest, stream bool) (*http.Response, error) {
+	ar, err := toAnthropic(d, req, stream)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(ar)
+	if err != nil {
+		return nil, fmt.Errorf("encode messages request: %w", err)
+	}
+	h := an.header(d)
+	if stream {
+		h.Set("Accept", "text/event-stream")
+	}
+	return post(ctx, an.client, joinURL(d.provider.BaseURL, "/v1/messages"), h, body, an.now)
+}
+
+func (an *anthropic) chat(ctx context.Context, d *deployment, req *chatRequest) (*chatResult, error) {
+	resp, err := an.send(ctx, d, req, false)
+	if err != nil {
+		return nil, err
+	}
+	b, err := readBody(ctx, resp)
+	if err != nil {
+		return nil, err
+	}
+	return fromAnthropic(b, an.now().Unix())
+}
+
+func (an *anthropic) chatStream(ctx context.Context, d *deployment, req *chatRequest) (chunkStream, error) {
+	resp, err := an.send(ctx, d, req, true)
+	if err != nil {
+		return nil, err
+	}
+	return &anthStream{ctx: ctx, body: resp.Body, sse: newSSEReader(resp.Body), created: an.now().Unix(), tools: map[int]int{}}, nil
+}

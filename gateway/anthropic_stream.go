@@ -1,0 +1,139 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+)
+
+// anthStream translates Messages API stream events into chat.completion.chunk
+// objects: message_start gives the assistant role, text and input_json
+// deltas give content and tool-call argument deltas, message_delta gives
+// the finish reason and the final usage, message_stop ends the stream.
+type anthStream struct {
+	ctx     context.Context
+	body    io.ReadCloser
+	sse     *sseReader
+	id      string
+	model   string
+	created int64
+	tools   map[int]int // content block index -> tool_calls index
+	start   anthUsage
+	final   *tokenUsage
+	done    bool
+}
+
+// anthEvent is the union of the stream events' fields the gateway reads.
+type anthEvent struct {
+	Type    string `json:"type"`
+	Index   int    `json:"index"`
+	Message struct {
+		ID    string    `json:"id"`
+		Model string    `json:"model"`
+		Usage anthUsage `json:"usage"`
+	} `json:"message"`
+	ContentBlock anthBlock `json:"content_block"`
+	Delta        struct {
+		Type        string `json:"type"`
+		Text        string `json:"text"`
+		PartialJSON string `json:"partial_json"`
+		StopReason  string `json:"stop_reason"`
+	} `json:"delta"`
+	Usage *anthUsage      `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+func (s *anthStream) next() (map[string]json.RawMessage, error) {
+	for {
+		if s.done {
+			return nil, io.EOF
+		}
+		_, data, err := s.sse.next()
+		if err == io.EOF {
+			return nil, classify(s.ctx, io.ErrUnexpectedEOF) // no message_stop: the stream broke
+		}
+		if err != nil {
+			return nil, classify(s.ctx, err)
+		}
+		var ev anthEvent
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream sent an invalid stream event", Err: err}
+		}
+		if chunk, err := s.translate(&ev); chunk != nil || err != nil {
+			return chunk, err
+		}
+	}
+}
+
+// translate turns one event into a chunk, or nil for events with nothing
+// to say to an OpenAI client.
+func (s *anthStream) translate(ev *anthEvent) (map[string]json.RawMessage, error) {
+	switch ev.Type {
+	case "message_start":
+		s.id, s.model, s.start = ev.Message.ID, ev.Message.Model, ev.Message.Usage
+		return s.chunk(map[string]any{"role": "assistant", "content": ""}, nil), nil
+	case "content_block_start":
+		if ev.ContentBlock.Type != "tool_use" {
+			return nil, nil
+		}
+		i := len(s.tools)
+		s.tools[ev.Index] = i
+		var tc oaToolCall
+		tc.Index, tc.ID, tc.Type, tc.Function.Name = &i, ev.ContentBlock.ID, "function", ev.ContentBlock.Name
+		return s.chunk(map[string]any{"tool_calls": []oaToolCall{tc}}, nil), nil
+	case "content_block_delta":
+		switch ev.Delta.Type {
+		case "text_delta":
+			return s.chunk(map[string]any{"content": ev.Delta.Text}, nil), nil
+		case "input_json_delta":
+			i, ok := s.tools[ev.Index]
+			if !ok || ev.Delta.PartialJSON == "" {
+				return nil, nil
+			}
+			var tc oaToolCall
+			tc.Index, tc.Function.Arguments = &i, ev.Delta.PartialJSON
+			return s.chunk(map[string]any{"tool_calls": []oaToolCall{tc}}, nil), nil
+		}
+		return nil, nil
+	case "message_delta":
+		u := s.start
+		if ev.Usage != nil {
+			// message_delta's counts are cumulative; input fields may be absent.
+			u.OutputTokens = ev.Usage.OutputTokens
+			if ev.Usage.InputTokens > 0 {
+				u.InputTokens = ev.Usage.InputTokens
+			}
+			if ev.Usage.CacheReadInputTokens > 0 {
+				u.CacheReadInputTokens = ev.Usage.CacheReadInputTokens
+			}
+			if ev.Usage.CacheCreationInputTokens > 0 {
+				u.CacheCreationInputTokens = ev.Usage.CacheCreationInputTokens
+			}
+			s.final = u.normalise()
+		}
+		reason := finishReason(ev.Delta.StopReason)
+		return s.chunk(map[string]any{}, &reason), nil
+	case "message_stop":
+		s.done = true
+		return nil, io.EOF
+	case "error":
+		return nil, &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage([]byte(`{"error":` + string(ev.Error) + `}`))}
+	}
+	return nil, nil // ping, content_block_stop, thinking and future events
+}
+
+func (s *anthStream) chunk(delta map[string]any, finish *string) map[string]json.RawMessage {
+	choice := map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}
+	c := map[string]json.RawMessage{}
+	for k, v := range map[string]any{"id": s.id, "object": "chat.completion.chunk", "created": s.created, "model": s.model, "choices": []any{choice}} {
+		c[k], _ = json.Marshal(v)
+	}
+	return c
+}
+
+// usage is known once message_delta has arrived; before it only the input
+// is known, and the relay counts delivered output itself.
+func (s *anthStream) usage() *tokenUsage { return s.final }
+
+func (s *anthStream) Close() error { return s.body.Close() }

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"tollgate"
+)
+
+// begin authenticates (through the Caller in the context), reads the body
+// within the size limit and returns both.
+func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (Caller, []byte, error) {
+	c, ok := CallerFrom(r.Context())
+	if !ok {
+		return c, nil, tollgate.Errorf(tollgate.EUNAUTHORIZED, "missing or invalid API key")
+	}
+	if r.ContentLength > g.opts.MaxBodyBytes {
+		return c, nil, tooLarge(g.opts.MaxBodyBytes)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return c, nil, tooLarge(g.opts.MaxBodyBytes)
+		}
+		return c, nil, &tollgate.Error{Code: tollgate.EINVALID, Message: "request body could not be read", Err: err}
+	}
+	return c, body, nil
+}
+
+func tooLarge(limit int64) error {
+	return &StatusError{Status: http.StatusRequestEntityTooLarge, Code: "request_too_large",
+		Err: tollgate.Errorf(tollgate.EINVALID, "request body larger than %d bytes", limit)}
+}
+
+// admit asks the Admitter, if any, whether the caller may start a request.
+func (g *Gateway) admit(r *http.Request, c Caller, model string) error {
+	if g.opts.Admitter == nil {
+		return nil
+	}
+	return g.opts.Admitter.Admit(r.Context(), c, model)
+}
+
+// ChatCompletions serves POST /v1/chat/completions, streaming (SSE) or not.
+// Every call is reserved through the Meter before going upstream and
+// settled after; the answer's usage carries cost_credits.
+func (g *Gateway) ChatCompletions(w http.ResponseWriter, r *http.Request) {
+	c, body, err := g.begin(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	req, err := parseChatRequest(body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	deps, err := g.lookup(c, req.Model)
+	if err == nil {
+		err = g.admit(r, c, req.Model)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if lim := c.Limits.MaxOutputTokens; lim > 0 && (req.MaxTokens == 0 || req.MaxTokens > lim) {
+		req.MaxTokens = lim
+	}
+	m, err := g.reserve(r, c, req.Model, promptTokens(g.opts.Counter, req), maxOut(deps, req.MaxTokens)*req.N)
+	if err != nil {
+		g.logInternal(r, err)
+		writeError(w, err)
+		return
+	}
+	if req.Stream {
+		g.chatStream(w, r, m, deps, req)
+		return
+	}
+	var res *chatResult
+	d, err := g.failover(r.Context(), m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
+		defer a.done()
+		var err error
+		res, err = d.up.chat(a.ctx, d, req)
+		return err
+	})
+	if err != nil {
+		m.release(r.Context())
+		g.logInternal(r, err)
+		writeError(w, err)
+		return
+	}
+	u, estimated := res.usage, false
+	if u == nil {
+		e := m.estimate(res.output)
+		u, estimated = &e, true
+	}
+	credits := m.settle(r.Context(), d, *u, estimated, "ok")
+	res.body["usage"] = usageJSON(*u, credits)
+	writeJSON(w, http.StatusOK, res.body)
+}
+
+// logInternal logs errors that are shown to clients only as "internal error".
+func (g *Gateway) logInternal(r *http.Request, err error) {
+	if tollgate.ErrorCode(err) == tollgate.EINTERNAL {
+		g.opts.Logger.ErrorContext(r.Context(), "gateway internal error", "path", r.URL.Path, "err", err)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

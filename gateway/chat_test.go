@@ -1,0 +1,244 @@
+package gateway_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestChatNonStreamingMetersAndPassesThrough(t *testing.T) {
+	up := &upstream{Cached: 4}
+	e := newEnv(t, 10_000, deploymentSpec{up: up})
+	resp, body := e.chat(`{"model":"m","max_tokens":20,"response_format":{"type":"json_object"},"logprobs":true,"messages":[{"role":"user","content":"Say hello"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	got := mustJSON(t, body)
+	// 10 prompt tokens of which 4 cached, 3 output: 6 + 2 + 6 = 14 credits.
+	if c := path(got, "usage", "cost_credits"); c != 14.0 {
+		t.Fatalf("cost_credits %v, want 14 (%s)", c, body)
+	}
+	if fp := path(got, "system_fingerprint"); fp != "fp_x" {
+		t.Fatalf("unknown field not passed through: %s", body)
+	}
+	sent := up.lastBody(t)
+	if sent["model"] != "up-0" || path(sent, "response_format", "type") != "json_object" || sent["logprobs"] != true {
+		t.Fatalf("upstream got %v", sent)
+	}
+	if _, ok := sent["stream_options"]; ok {
+		t.Fatalf("non-streaming request carried stream_options: %v", sent)
+	}
+	balance, _, usages, _ := e.meter.state()
+	if balance != 10_000-14 || len(usages) != 1 {
+		t.Fatalf("balance %d usages %+v", balance, usages)
+	}
+	u := usages[0]
+	if u.InputTokens != 10 || u.CachedInputTokens != 4 || u.OutputTokens != 3 || u.Deployment != "p0/up-0" || u.Estimated || u.Status != "ok" {
+		t.Fatalf("usage %+v", u)
+	}
+	e.checkNoHolds()
+}
+
+func TestChatErrors(t *testing.T) {
+	up := &upstream{}
+	e := newEnv(t, 50, deploymentSpec{up: up})
+	e.caller.Models = []string{"m"}
+	for _, tc := range []struct {
+		name   string
+		body   string
+		status int
+		code   string
+	}{
+		{"NotJSON", `{"model":`, 400, "invalid_request"},
+		{"NoMessages", `{"model":"m","messages":[]}`, 400, "invalid_request"},
+		{"BadMaxTokens", `{"model":"m","max_tokens":0,"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
+		{"BadRole", `{"model":"m","messages":[{"role":"robot","content":"x"}]}`, 400, "invalid_request"},
+		{"UnknownModel", `{"model":"nope","messages":[{"role":"user","content":"x"}]}`, 404, "model_not_found"},
+		{"TooExpensive", `{"model":"m","max_tokens":90,"messages":[{"role":"user","content":"x"}]}`, 402, "insufficient_balance"},
+		{"TooLarge", `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 70<<10) + `"}]}`, 413, "request_too_large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := e.chat(tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if c := path(mustJSON(t, body), "error", "code"); c != tc.code {
+				t.Fatalf("code %v, want %s: %s", c, tc.code, body)
+			}
+		})
+	}
+	if n := up.calls.Load(); n != 0 {
+		t.Fatalf("upstream called %d times for refused requests", n)
+	}
+	t.Run("Forbidden", func(t *testing.T) {
+		e.caller.Models = []string{"other"}
+		defer func() { e.caller.Models = nil }()
+		resp, body := e.chat(simpleChat)
+		if resp.StatusCode != 403 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("Unauthenticated", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/v1/chat/completions", strings.NewReader(simpleChat))
+		req.Header.Set("Authorization", "none")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	})
+	e.checkNoHolds()
+}
+
+func TestChatStreamUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		includeUsage bool
+		noUsage      bool
+	}{
+		{"ClientAsksUsage", true, false},
+		{"ClientDoesNotAsk", false, false},
+		{"UpstreamSendsNoUsage", false, true},
+		{"UpstreamSendsNoUsageClientAsks", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := &upstream{NoUsage: tc.noUsage}
+			e := newEnv(t, 10_000, deploymentSpec{up: up})
+			opts := ""
+			if tc.includeUsage {
+				opts = `"stream_options":{"include_usage":true},`
+			}
+			resp, body := e.chat(`{"model":"m","stream":true,` + opts + `"max_tokens":20,"messages":[{"role":"user","content":"Say hello"}]}`)
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+				t.Fatalf("status %d %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			}
+			if path(up.lastBody(t), "stream_options", "include_usage") != true {
+				t.Fatalf("upstream was not asked for usage: %v", up.lastBody(t))
+			}
+			data := sseData(t, body)
+			if data[len(data)-1] != "[DONE]" {
+				t.Fatalf("stream does not end with [DONE]: %q", data)
+			}
+			var text strings.Builder
+			usageChunks := 0
+			for _, d := range data[:len(data)-1] {
+				c := mustJSON(t, d)
+				if s, ok := path(c, "choices", 0, "delta", "content").(string); ok {
+					text.WriteString(s)
+				}
+				if cs, _ := c["choices"].([]any); len(cs) == 0 {
+					usageChunks++
+				}
+			}
+			if text.String() != "Hello there friend" {
+				t.Fatalf("text %q", text.String())
+			}
+			last := mustJSON(t, data[len(data)-2])
+			if tc.includeUsage != (usageChunks == 1) || usageChunks > 1 {
+				t.Fatalf("%d usage-only chunks with include_usage=%v: %q", usageChunks, tc.includeUsage, data)
+			}
+			if !tc.includeUsage && path(last, "choices", 0, "finish_reason") != "stop" {
+				t.Fatalf("usage not on the last content chunk: %v", last)
+			}
+			cost, ok := path(last, "usage", "cost_credits").(float64)
+			_, _, usages, _ := e.meter.state()
+			if !ok || len(usages) != 1 || int64(cost) != int64(usages[0].Credits) || cost <= 0 {
+				t.Fatalf("cost %v usages %+v", path(last, "usage"), usages)
+			}
+			if usages[0].Estimated != tc.noUsage {
+				t.Fatalf("estimated %v, want %v", usages[0].Estimated, tc.noUsage)
+			}
+			if tc.noUsage && usages[0].OutputTokens != 3 {
+				t.Fatalf("tokenizer count %d output tokens for 'Hello there friend', want 3", usages[0].OutputTokens)
+			}
+			e.checkNoHolds()
+		})
+	}
+}
+
+func TestStreamBilling(t *testing.T) {
+	words := strings.Fields("one two three four five six seven eight nine ten")
+	for i := range words[1:] {
+		words[i+1] = " " + words[i+1]
+	}
+	t.Run("UpstreamDiesMidway", func(t *testing.T) {
+		up := &upstream{Words: words, CutAfter: 4}
+		e := newEnv(t, 10_000, deploymentSpec{up: up}, deploymentSpec{up: &upstream{}})
+		resp, body := e.chat(`{"model":"m","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"count"}]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		data := sseData(t, body)
+		if len(data) < 2 || data[len(data)-1] != "[DONE]" || path(mustJSON(t, data[len(data)-2]), "error", "code") != "upstream_error" {
+			t.Fatalf("stream should end with an error event and [DONE]: %q", data)
+		}
+		_, _, usages, _ := e.meter.state()
+		if len(usages) != 1 || usages[0].Status != "interrupted" || usages[0].OutputTokens != 4 || usages[0].Credits == 0 {
+			t.Fatalf("usages %+v", usages)
+		}
+		e.checkNoHolds()
+	})
+	t.Run("ClientCancelsMidway", func(t *testing.T) {
+		gate := make(chan struct{})
+		up := &upstream{Words: words}
+		e := newEnv(t, 10_000, deploymentSpec{up: up})
+		// The upstream hangs after two words until the client has gone.
+		up.srv.Config.Handler = hangAfter(t, 2, gate)
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "POST", e.srv.URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"m","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"count"}]}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		got := ""
+		for strings.Count(got, "data: ") < 2 {
+			n, err := resp.Body.Read(buf)
+			got += string(buf[:n])
+			if err != nil {
+				t.Fatalf("read: %v after %q", err, got)
+			}
+		}
+		cancel()
+		resp.Body.Close()
+		<-gate // the upstream saw its request cancelled
+		waitFor(t, func() bool { _, _, u, _ := e.meter.state(); return len(u) == 1 })
+		_, _, usages, _ := e.meter.state()
+		if usages[0].Status != "client_canceled" || usages[0].OutputTokens != 2 || usages[0].Credits == 0 {
+			t.Fatalf("usage %+v", usages[0])
+		}
+		e.checkNoHolds()
+	})
+}
+
+// hangAfter is an OpenAI stream handler that sends n words, then waits
+// for the request to be cancelled and closes gate.
+func hangAfter(t testing.TB, n int, gate chan struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; i < n; i++ {
+			w.Write([]byte(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{"content":" word"},"finish_reason":null}]}` + "\n\n"))
+			w.(http.Flusher).Flush()
+		}
+		<-r.Context().Done()
+		close(gate)
+	})
+}
+
+// waitFor polls cond until it holds; the test's own deadline bounds it.
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-time.After(time.Millisecond):
+		case <-t.Context().Done():
+			t.Fatal("gave up waiting")
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Provider kinds.
+const (
+	KindOpenAI    = "openai"    // any OpenAI-compatible Chat Completions endpoint
+	KindAnthropic = "anthropic" // the Anthropic Messages API
+)
+
+// DefaultMaxOutputTokens is a deployment's output cap when the file gives none.
+const DefaultMaxOutputTokens = 4096
+
+// Config is the providers file (--providers FILE): upstream providers and
+// the public models routed to them.
+type Config struct {
+	Providers []ProviderConfig `json:"providers"`
+	// Models maps a public model name to its ordered deployments.
+	Models map[string][]DeploymentConfig `json:"models"`
+}
+
+// ProviderConfig is one upstream endpoint. The API key is never in the file:
+// APIKeyEnv names the environment variable holding it.
+type ProviderConfig struct {
+	Name      string   `json:"name"`
+	Kind      string   `json:"kind"` // KindOpenAI or KindAnthropic
+	BaseURL   string   `json:"base_url"`
+	APIKeyEnv string   `json:"api_key_env,omitempty"`
+	Timeout   Duration `json:"timeout,omitempty"` // per attempt; time to first byte for streams
+	// APIKey is filled from APIKeyEnv by Resolve; it is never read from the
+	// file nor written out.
+	APIKey string `json:"-"`
+}
+
+// DeploymentConfig is one way to serve a public model.
+type DeploymentConfig struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model"`              // upstream model name
+	Weight   int    `json:"weight,omitempty"`   // relative weight within the tier, default 1
+	Priority int    `json:"priority,omitempty"` // tier: lower is tried first
+	// Provider cost in USD per 1M tokens, as decimal strings, for the revenue report.
+	InputCostPer1M       string `json:"input_cost_per_1m,omitempty"`
+	CachedInputCostPer1M string `json:"cached_input_cost_per_1m,omitempty"`
+	OutputCostPer1M      string `json:"output_cost_per_1m,omitempty"`
+	MaxOutputTokens      int64  `json:"max_output_tokens,omitempty"`
+}
+
+// Duration is a time.Duration written as "30s" in JSON.
+type Duration time.Duration
+
+// UnmarshalJSON accepts "1.5s" style strings or integer seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", s, err)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration must be a string like \"30s\" or seconds: %s", b)
+	}
+	*d = Duration(time.Duration(n) * time.Second)
+	return nil
+}
+
+// MarshalJSON writes d as a string like "30s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// LoadConfig reads and validates a JSON providers file and resolves API keys
+// from the environment with os.Getenv.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("providers file: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("providers file %s: %w", path, err)
+	}
+	if err := c.Resolve(os.Getenv); err != nil {
+		return nil, fmt.Errorf("providers file %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes a JSON providers file strictly and validates it.
+func ParseConfig(b []byte) (*Config, error) {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Resolve fills each provider's APIKey from its APIKeyEnv variable. A named
+// variable that is unset or empty is an error; the key is never logged.
+func (c *Config) Resolve(getenv func(string) string) error {
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		if p.APIKeyEnv == "" {
+			continue
+		}
+		p.APIKey = getenv(p.APIKeyEnv)
+		if p.APIKey == "" {
+			return fmt.Errorf("provider %q: environment variable %s is not set", p.Name, p.APIKeyEnv)
+		}
+	}
+	return nil
+}
+
+// Validate checks the whole file and returns every problem found, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	names := map[string]bool{}
+	for i, p := range c.Providers {
+		switch {
+		case p.Name == "":
+			bad("providers[%d]: name is required", i)
+		case names[p.Name]:
+			bad("providers[%d]: duplicate name %q", i, p.Name)
+		}
+		names[p.Name] = true
+		if p.Kind != KindOpenAI && p.Kind != KindAnthropic {
+			bad("provider %q: kind must be %q or %q, not %q", p.Name, KindOpenAI, KindAnthropic, p.Kind)
+		}
+		if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("provider %q: base_url must be an absolute http(s) URL, not %q", p.Name, p.BaseURL)
+		}
+		if p.Timeout < 0 {
+			bad("provider %q: timeout must not be negative", p.Name)
+		}
+		if looksLikeKey(p.APIKeyEnv) {
+			bad("provider %q: api_key_env must name an environment variable, not hold the key", p.Name)
+		}
+	}
+	if len(c.Models) == 0 {
+		bad("models: at least one model is required")
+	}
+	for _, model := range sortedKeys(c.Models) {
+		deps := c.Models[model]
+		if strings.TrimSpace(model) == "" {
+			bad("models: empty model name")
+		}
+		if len(deps) == 0 {
+			bad("model %q: at least one deployment is required", model)
+		}
+		for j, d := range deps {
+			where := fmt.Sprintf("model %q deployment %d", model, j)
+			if !names[d.Provider] {
+				bad("%s: unknown provider %q", where, d.Provider)
+			}
+			if d.Model == "" {
+				bad("%s: model (the upstream name) is required", where)
+			}
+			if d.Weight < 0 || d.Priority < 0 || d.MaxOutputTokens < 0 {
+				bad("%s: weight, priority and max_output_tokens must not be negative", where)
+			}
+			for _, price := range []string{d.InputCostPer1M, d.CachedInputCostPer1M, d.OutputCostPer1M} {
+				if price != "" && !isDecimal(price) {
+					bad("%s: cost %q is not a decimal number", where, price)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// looksLikeKey catches a secret pasted where an environment variable name belongs.
+func looksLikeKey(s string) bool {
+	return strings.HasPrefix(s, "sk-") || strings.ContainsAny(s, " -.:/")
+}
+
+func isDecimal(s string) bool {
+	dot := false
+	for i, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+		case r == '.' && !dot && i > 0 && i < len(s)-1:
+			dot = true
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// DefaultMockProviders is the configuration used when no provider is
+// configured: an in-process mockllm at baseURL (for example
+// "http://127.0.0.1:8080/mockllm") serving both an OpenAI-compatible and an
+// Anthropic-compatible model, with failover between two mock deployments.
+func DefaultMockProviders(baseURL string) *Config {
+	base := strings.TrimRight(baseURL, "/")
+	return &Config{
+		Providers: []ProviderConfig{
+			{Name: "mock-openai", Kind: KindOpenAI, BaseURL: base + "/v1", Timeout: Duration(30 * time.Second)},
+			{Name: "mock-anthropic", Kind: KindAnthropic, BaseURL: base, Timeout: Duration(30 * time.Second)},
+		},
+		Models: map[string][]DeploymentConfig{
+			"mock-gpt": {
+				{Provider: "mock-openai", Model: "mock-gpt", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens},
+				{Provider: "mock-anthropic", Model: "mock-claude", Weight: 1, Priority: 1, MaxOutputTokens: DefaultMaxOutputTokens},
+			},
+			"mock-claude": {
+				{Provider: "mock-anthropic", Model: "mock-claude", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens},
+			},
+			"mock-embedding": {
+				{Provider: "mock-openai", Model: "mock-embedding", Weight: 1, MaxOutputTokens: 1},
+			},
+		},
+	}
+}

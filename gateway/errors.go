@@ -1,0 +1,206 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"tollgate"
+)
+
+// StatusError is an error the gateway shows with a specific HTTP status
+// beyond what its tollgate code maps to (413, 429 with Retry-After, 504),
+// and an OpenAI error type and code. It wraps a *tollgate.Error.
+type StatusError struct {
+	Status     int
+	Type       string // OpenAI error type, e.g. "rate_limit_error"
+	Code       string // public code, e.g. "rate_limit_exceeded"
+	RetryAfter time.Duration
+	Err        error
+}
+
+// Error implements error.
+func (e *StatusError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the wrapped *tollgate.Error.
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// PublicCode is the machine code shown to clients (httpapi.CodedError).
+func (e *StatusError) PublicCode() string { return e.Code }
+
+// errorKinds maps tollgate codes to a status, an OpenAI error type and code.
+var errorKinds = map[string]struct {
+	status    int
+	typ, code string
+}{
+	tollgate.EINVALID:      {http.StatusBadRequest, "invalid_request_error", "invalid_request"},
+	tollgate.ENOTFOUND:     {http.StatusNotFound, "invalid_request_error", "model_not_found"},
+	tollgate.EUNAUTHORIZED: {http.StatusUnauthorized, "authentication_error", "invalid_api_key"},
+	tollgate.EFORBIDDEN:    {http.StatusForbidden, "permission_error", "model_not_allowed"},
+	tollgate.EINSUFFICIENT: {http.StatusPaymentRequired, "insufficient_balance", "insufficient_balance"},
+	tollgate.ERATELIMITED:  {http.StatusTooManyRequests, "rate_limit_error", "rate_limit_exceeded"},
+	tollgate.EUPSTREAM:     {http.StatusBadGateway, "upstream_error", "upstream_error"},
+	tollgate.EUNAVAILABLE:  {http.StatusServiceUnavailable, "service_unavailable", "service_unavailable"},
+	tollgate.EINTERNAL:     {http.StatusInternalServerError, "internal_error", "internal_error"},
+}
+
+// apiError is OpenAI's error body.
+type apiError struct {
+	Error apiErrorBody `json:"error"`
+}
+
+type apiErrorBody struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+// errorBody returns the status, headers and OpenAI-shaped body for err.
+// Internal errors show only "internal error".
+func errorBody(err error) (int, time.Duration, apiError) {
+	code := tollgate.ErrorCode(err)
+	kind, ok := errorKinds[code]
+	if !ok {
+		kind = errorKinds[tollgate.EINTERNAL]
+	}
+	msg := tollgate.ErrorMessage(err)
+	status, typ, pub := kind.status, kind.typ, kind.code
+	var retry time.Duration
+	var se *StatusError
+	if errors.As(err, &se) {
+		status, retry = se.Status, se.RetryAfter
+		if se.Type != "" {
+			typ = se.Type
+		}
+		if se.Code != "" {
+			pub = se.Code
+		}
+	}
+	return status, retry, apiError{Error: apiErrorBody{Message: msg, Type: typ, Code: pub}}
+}
+
+// writeError writes err in OpenAI's error shape with its status and, for
+// 429 and 503, a Retry-After header.
+func writeError(w http.ResponseWriter, err error) {
+	status, retry, body := errorBody(err)
+	if retry > 0 {
+		w.Header().Set("Retry-After", retryAfterSeconds(retry))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// upstreamError is one failed upstream attempt.
+type upstreamError struct {
+	Status     int           // HTTP status, 0 when no response came
+	RetryAfter time.Duration // from the Retry-After header
+	Message    string        // upstream's error message, safe to show
+	Timeout    bool
+	Err        error
+}
+
+func (e *upstreamError) Error() string {
+	switch {
+	case e.Timeout:
+		return fmt.Sprintf("upstream timeout: %v", e.Err)
+	case e.Status == 0:
+		return fmt.Sprintf("upstream unreachable: %v", e.Err)
+	default:
+		return fmt.Sprintf("upstream status %d: %s", e.Status, e.Message)
+	}
+}
+
+func (e *upstreamError) Unwrap() error { return e.Err }
+
+// retryable reports whether another deployment may succeed where this
+// attempt failed: connection errors, timeouts, 408, 409, 429 and 5xx.
+func (e *upstreamError) retryable() bool {
+	switch {
+	case e.Status == 0:
+		return true
+	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusConflict, e.Status == http.StatusTooManyRequests:
+		return true
+	default:
+		return e.Status >= 500
+	}
+}
+
+// clientError turns a non-retryable upstream answer into the error shown to
+// the client: the client's own mistakes (400, 413, 422) pass through as
+// invalid requests; anything else is our upstream's failure.
+func (e *upstreamError) clientError() error {
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return &tollgate.Error{Code: tollgate.EINVALID, Message: "upstream refused the request: " + e.Message, Err: e}
+	case http.StatusRequestEntityTooLarge:
+		return &StatusError{Status: http.StatusRequestEntityTooLarge, Code: "request_too_large",
+			Err: &tollgate.Error{Code: tollgate.EINVALID, Message: "request too large for the model: " + e.Message, Err: e}}
+	}
+	return &tollgate.Error{Code: tollgate.EUPSTREAM, Message: fmt.Sprintf("upstream error (status %d)", e.Status), Err: e}
+}
+
+// classify wraps a transport error from an upstream call.
+func classify(ctx context.Context, err error) *upstreamError {
+	var ne net.Error
+	timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+	if ctx.Err() != nil && errors.Is(context.Cause(ctx), errAttemptTimeout) {
+		timeout = true
+	}
+	return &upstreamError{Timeout: timeout, Err: err}
+}
+
+var errAttemptTimeout = errors.New("attempt timed out")
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date.
+func parseRetryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.ParseFloat(h, 64); err == nil && n > 0 {
+		return time.Duration(n * float64(time.Second))
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// upstreamMessage extracts a readable message from an upstream error body
+// (OpenAI's and Anthropic's shapes), bounded in length.
+func upstreamMessage(body []byte) string {
+	var v struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(body, &v) == nil && len(v.Error) > 0 {
+		var inner struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(v.Error, &inner) == nil && inner.Message != "" {
+			return truncate(inner.Message, 300)
+		}
+		var s string
+		if json.Unmarshal(v.Error, &s) == nil && s != "" {
+			return truncate(s, 300)
+		}
+	}
+	return truncate(string(body), 300)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// retryAfterSeconds formats d as whole seconds, rounded up.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+}

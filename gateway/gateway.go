@@ -1,0 +1,226 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"tollgate"
+)
+
+// RetryPolicy bounds failover for one request.
+type RetryPolicy struct {
+	MaxAttempts int           // upstream attempts per request, default 3
+	MaxTotal    time.Duration // total time for all attempts, default 2m
+	BackoffBase time.Duration // first backoff, doubled per attempt, default 100ms
+	BackoffMax  time.Duration // backoff cap, default 2s
+}
+
+// Options are a Gateway's collaborators; Meter and Pricer are required.
+type Options struct {
+	Meter    Meter
+	Pricer   Pricer
+	Counter  Counter      // default: a TiktokenCounter
+	Breaker  BreakerState // default: NewBreaker(5, 30s)
+	Observer Observer     // default: none
+	Admitter Admitter     // default: no per-key rate limits
+	Client   *http.Client // for upstream calls; default: a client without overall timeout
+	Retry    RetryPolicy
+	// MaxBodyBytes bounds request bodies, default 8 MiB (413 beyond).
+	MaxBodyBytes int64
+	// Rand picks among weighted deployments; default seeded from Seed.
+	Rand *rand.Rand
+	Seed uint64
+	Now  func() time.Time
+	// Sleep waits between attempts; it returns early when ctx ends.
+	// Default: a timer. Tests may make it instant.
+	Sleep func(done <-chan struct{}, d time.Duration)
+	// RequestID names a request for holds and usage; default: the
+	// X-Request-Id request header, else a random id.
+	RequestID func(*http.Request) string
+	Logger    *slog.Logger
+}
+
+// Gateway serves the OpenAI-compatible endpoints. It is safe for
+// concurrent use.
+type Gateway struct {
+	opts   Options
+	models map[string][]*deployment // public model -> ordered deployments
+	names  []string                 // sorted public model names
+
+	randMu sync.Mutex
+	rand   *rand.Rand
+}
+
+// New builds a Gateway for cfg (already validated and resolved).
+func New(cfg *Config, opts Options) (*Gateway, error) {
+	if opts.Meter == nil || opts.Pricer == nil {
+		return nil, errors.New("gateway: Meter and Pricer are required")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	setDefaults(&opts)
+	g := &Gateway{opts: opts, models: map[string][]*deployment{}, rand: opts.Rand}
+	providers := map[string]*ProviderConfig{}
+	for i := range cfg.Providers {
+		p := cfg.Providers[i]
+		providers[p.Name] = &p
+	}
+	for _, name := range sortedKeys(cfg.Models) {
+		for _, dc := range cfg.Models[name] {
+			p := providers[dc.Provider]
+			d := &deployment{id: p.Name + "/" + dc.Model, provider: p, cfg: dc}
+			if d.cfg.Weight == 0 {
+				d.cfg.Weight = 1
+			}
+			switch p.Kind {
+			case KindAnthropic:
+				d.up = &anthropic{client: opts.Client, now: opts.Now}
+			default:
+				d.up = &openAI{client: opts.Client, now: opts.Now}
+			}
+			g.models[name] = append(g.models[name], d)
+		}
+		g.names = append(g.names, name)
+	}
+	return g, nil
+}
+
+func setDefaults(o *Options) {
+	if o.Counter == nil {
+		o.Counter = &TiktokenCounter{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Breaker == nil {
+		o.Breaker = NewBreaker(5, 30*time.Second, o.Now)
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Transport: http.DefaultTransport}
+	}
+	r := &o.Retry
+	if r.MaxAttempts <= 0 {
+		r.MaxAttempts = 3
+	}
+	if r.MaxTotal <= 0 {
+		r.MaxTotal = 2 * time.Minute
+	}
+	if r.BackoffBase <= 0 {
+		r.BackoffBase = 100 * time.Millisecond
+	}
+	if r.BackoffMax <= 0 {
+		r.BackoffMax = 2 * time.Second
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 8 << 20
+	}
+	if o.Rand == nil {
+		o.Rand = rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
+	}
+	if o.Sleep == nil {
+		o.Sleep = func(done <-chan struct{}, d time.Duration) {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-done:
+			}
+		}
+	}
+	if o.RequestID == nil {
+		o.RequestID = func(r *http.Request) string {
+			if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 {
+				return id
+			}
+			return fmt.Sprintf("req_%016x", rand.Uint64())
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Handler returns the routes the HTTP layer mounts (behind authentication
+// that calls WithCaller): POST /v1/chat/completions, POST /v1/embeddings,
+// GET /v1/models and POST /v1/messages.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", g.ChatCompletions)
+	mux.HandleFunc("POST /v1/embeddings", g.Embeddings)
+	mux.HandleFunc("GET /v1/models", g.Models)
+	mux.HandleFunc("POST /v1/messages", g.Messages)
+	return mux
+}
+
+// ModelNames returns the public model names, sorted.
+func (g *Gateway) ModelNames() []string { return append([]string(nil), g.names...) }
+
+// lookup finds the model and checks the caller may use it.
+func (g *Gateway) lookup(c Caller, model string) ([]*deployment, error) {
+	deps, ok := g.models[model]
+	if !ok {
+		return nil, tollgate.Errorf(tollgate.ENOTFOUND, "the model %q does not exist", model)
+	}
+	if !c.allows(model) {
+		return nil, tollgate.Errorf(tollgate.EFORBIDDEN, "this API key may not use the model %q", model)
+	}
+	return deps, nil
+}
+
+// maxOut is the worst-case output tokens over a model's deployments.
+func maxOut(deps []*deployment, asked int64) int64 {
+	var n int64
+	for _, d := range deps {
+		n = max(n, d.maxOut(asked))
+	}
+	return n
+}
+
+// tiers groups untried deployments by priority, lowest first.
+func tiers(deps []*deployment, tried map[string]bool) [][]*deployment {
+	by := map[int][]*deployment{}
+	for _, d := range deps {
+		if !tried[d.id] {
+			by[d.cfg.Priority] = append(by[d.cfg.Priority], d)
+		}
+	}
+	keys := make([]int, 0, len(by))
+	for k := range by {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	out := make([][]*deployment, len(keys))
+	for i, k := range keys {
+		out[i] = by[k]
+	}
+	return out
+}
+
+// weighted picks one deployment of a tier with probability proportional
+// to its weight.
+func (g *Gateway) weighted(tier []*deployment) *deployment {
+	total := 0
+	for _, d := range tier {
+		total += d.cfg.Weight
+	}
+	g.randMu.Lock()
+	n := g.rand.IntN(total)
+	g.randMu.Unlock()
+	for _, d := range tier {
+		if n < d.cfg.Weight {
+			return d
+		}
+		n -= d.cfg.Weight
+	}
+	return tier[len(tier)-1]
+}

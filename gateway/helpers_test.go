@@ -1,0 +1,417 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"tollgate"
+	"tollgate/gateway"
+)
+
+// fakeMeter is an in-memory Meter enforcing a balance with a conditional
+// reserve, like the ledger does.
+type fakeMeter struct {
+	mu       sync.Mutex
+	balance  int64
+	holds    map[string]int64
+	usages   []gateway.Usage
+	released int
+	seq      int
+	reserves atomic.Int64
+	t        testing.TB
+}
+
+var _ gateway.Meter = (*fakeMeter)(nil)
+
+func newFakeMeter(t testing.TB, balance int64) *fakeMeter {
+	return &fakeMeter{balance: balance, holds: map[string]int64{}, t: t}
+}
+
+func (m *fakeMeter) Reserve(ctx context.Context, h gateway.Hold) (string, error) {
+	defer m.reserves.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var held int64
+	for _, c := range m.holds {
+		held += c
+	}
+	if h.Credits <= 0 {
+		m.t.Errorf("hold of %d credits", h.Credits)
+	}
+	if m.balance-held < int64(h.Credits) {
+		return "", tollgate.Errorf(tollgate.EINSUFFICIENT, "insufficient balance")
+	}
+	m.seq++
+	id := fmt.Sprintf("hold-%d", m.seq)
+	m.holds[id] = int64(h.Credits)
+	return id, nil
+}
+
+func (m *fakeMeter) Settle(ctx context.Context, id string, u gateway.Usage) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	held, ok := m.holds[id]
+	if !ok {
+		return nil // idempotent
+	}
+	if int64(u.Credits) > held || u.Credits < 0 {
+		m.t.Errorf("settle %d credits on a hold of %d", u.Credits, held)
+	}
+	m.balance -= int64(u.Credits)
+	if m.balance < 0 {
+		m.t.Errorf("balance went negative: %d", m.balance)
+	}
+	delete(m.holds, id)
+	m.usages = append(m.usages, u)
+	return nil
+}
+
+func (m *fakeMeter) Release(ctx context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.holds[id]; ok {
+		m.released++
+	}
+	delete(m.holds, id)
+	return nil
+}
+
+// state returns the balance, the open holds, settled usages and releases.
+func (m *fakeMeter) state() (balance int64, holds int, usages []gateway.Usage, released int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.balance, len(m.holds), append([]gateway.Usage(nil), m.usages...), m.released
+}
+
+// fakePricer charges 1 credit per input token, 1 per 2 cached tokens
+// (rounded up) and 2 per output token.
+type fakePricer struct{}
+
+func (fakePricer) Cost(model string, in, cached, out int64) (tollgate.Credits, error) {
+	if model == "unpriced" {
+		return 0, tollgate.Errorf(tollgate.ENOTFOUND, "no price")
+	}
+	return tollgate.Credits(in + (cached+1)/2 + 2*out), nil
+}
+
+// upstream is a scripted OpenAI- or Anthropic-compatible server.
+type upstream struct {
+	Status     int    // answer with this status (and an error body) when not 0
+	RetryAfter string // Retry-After header with Status
+	Hang       bool   // never answer until the request is cancelled
+	Words      []string
+	CutAfter   int  // streams: abort the connection after this many words
+	NoUsage    bool // report no usage
+	Cached     int64
+	Prompt     int64 // prompt_tokens reported, default 10
+	ToolCall   bool  // answer with a tool call instead of text
+	Gate       chan struct{}
+
+	calls  atomic.Int32
+	mu     sync.Mutex
+	bodies []map[string]any
+	srv    *httptest.Server
+}
+
+func (u *upstream) lastBody(t testing.TB) map[string]any {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.bodies) == 0 {
+		t.Fatal("upstream got no request")
+	}
+	return u.bodies[len(u.bodies)-1]
+}
+
+func (u *upstream) words() []string {
+	if u.Words == nil {
+		return []string{"Hello", " there", " friend"}
+	}
+	return u.Words
+}
+
+// start serves the upstream in the given kind ("openai" or "anthropic").
+func (u *upstream) start(t testing.TB, kind string) *upstream {
+	t.Helper()
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.calls.Add(1)
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		u.mu.Lock()
+		u.bodies = append(u.bodies, body)
+		u.mu.Unlock()
+		if u.Gate != nil {
+			<-u.Gate
+		}
+		if u.Hang {
+			<-r.Context().Done()
+			return
+		}
+		if u.Status != 0 {
+			if u.RetryAfter != "" {
+				w.Header().Set("Retry-After", u.RetryAfter)
+			}
+			w.WriteHeader(u.Status)
+			io.WriteString(w, `{"error":{"message":"scripted failure","type":"server_error"}}`)
+			return
+		}
+		stream, _ := body["stream"].(bool)
+		switch {
+		case kind == "anthropic" && stream:
+			u.anthropicStream(w)
+		case kind == "anthropic":
+			u.anthropicJSON(w)
+		case strings.HasSuffix(r.URL.Path, "/embeddings"):
+			fmt.Fprintf(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"e","usage":{"prompt_tokens":%d,"total_tokens":%d}}`, u.prompt(), u.prompt())
+		case stream:
+			u.openAIStream(w, body)
+		default:
+			u.openAIJSON(w)
+		}
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *upstream) prompt() int64 {
+	if u.Prompt == 0 {
+		return 10
+	}
+	return u.Prompt
+}
+
+func (u *upstream) usageJSON() string {
+	if u.NoUsage {
+		return "null"
+	}
+	n := int64(len(u.words()))
+	return fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d,"prompt_tokens_details":{"cached_tokens":%d}}`, u.prompt(), n, u.prompt()+n, u.Cached)
+}
+
+func (u *upstream) openAIJSON(w http.ResponseWriter) {
+	msg := fmt.Sprintf(`{"role":"assistant","content":%q}`, strings.Join(u.words(), ""))
+	finish := "stop"
+	if u.ToolCall {
+		msg = `{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]}`
+		finish = "tool_calls"
+	}
+	fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"up","system_fingerprint":"fp_x","choices":[{"index":0,"message":%s,"logprobs":null,"finish_reason":%q}],"usage":%s}`, msg, finish, u.usageJSON())
+}
+
+func (u *upstream) openAIStream(w http.ResponseWriter, body map[string]any) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	f := w.(http.Flusher)
+	send := func(s string) { fmt.Fprintf(w, "data: %s\n\n", s); f.Flush() }
+	send(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`)
+	for i, word := range u.words() {
+		if u.CutAfter > 0 && i == u.CutAfter {
+			panic(http.ErrAbortHandler)
+		}
+		send(fmt.Sprintf(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{"content":%q},"finish_reason":null}]}`, word))
+	}
+	send(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`)
+	opts, _ := body["stream_options"].(map[string]any)
+	if inc, _ := opts["include_usage"].(bool); inc && !u.NoUsage {
+		send(fmt.Sprintf(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[],"usage":%s}`, u.usageJSON()))
+	}
+	send("[DONE]")
+}
+
+func (u *upstream) anthropicJSON(w http.ResponseWriter) {
+	content := fmt.Sprintf(`[{"type":"text","text":%q}]`, strings.Join(u.words(), ""))
+	stop := "end_turn"
+	if u.ToolCall {
+		content = `[{"type":"text","text":"Checking."},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}}]`
+		stop = "tool_use"
+	}
+	fmt.Fprintf(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-up","content":%s,"stop_reason":%q,"stop_sequence":null,"usage":{"input_tokens":%d,"output_tokens":%d,"cache_read_input_tokens":%d,"cache_creation_input_tokens":0}}`,
+		content, stop, u.prompt(), len(u.words()), u.Cached)
+}
+
+func (u *upstream) anthropicStream(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	f := w.(http.Flusher)
+	send := func(event, data string) { fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); f.Flush() }
+	send("message_start", fmt.Sprintf(`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-up","content":[],"stop_reason":null,"usage":{"input_tokens":%d,"output_tokens":1,"cache_read_input_tokens":%d}}}`, u.prompt(), u.Cached))
+	send("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`)
+	send("ping", `{"type":"ping"}`)
+	for i, word := range u.words() {
+		if u.CutAfter > 0 && i == u.CutAfter {
+			panic(http.ErrAbortHandler)
+		}
+		send("content_block_delta", fmt.Sprintf(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":%q}}`, word))
+	}
+	send("content_block_stop", `{"type":"content_block_stop","index":0}`)
+	stop := "end_turn"
+	if u.ToolCall {
+		stop = "tool_use"
+		send("content_block_start", `{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{}}}`)
+		send("content_block_delta", `{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"city\":"}}`)
+		send("content_block_delta", `{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"\"Paris\"}"}}`)
+		send("content_block_stop", `{"type":"content_block_stop","index":1}`)
+	}
+	if !u.NoUsage {
+		send("message_delta", fmt.Sprintf(`{"type":"message_delta","delta":{"stop_reason":%q,"stop_sequence":null},"usage":{"output_tokens":%d}}`, stop, len(u.words())))
+	} else {
+		send("message_delta", fmt.Sprintf(`{"type":"message_delta","delta":{"stop_reason":%q,"stop_sequence":null}}`, stop))
+	}
+	send("message_stop", `{"type":"message_stop"}`)
+}
+
+// env is a gateway under test with its upstreams and meter.
+type env struct {
+	t       testing.TB
+	gw      *gateway.Gateway
+	srv     *httptest.Server
+	meter   *fakeMeter
+	caller  gateway.Caller
+	breaker *gateway.Breaker
+}
+
+// deploymentSpec names an upstream for a model's deployment list.
+type deploymentSpec struct {
+	up       *upstream
+	kind     string
+	priority int
+	weight   int
+	timeout  time.Duration
+}
+
+// newEnv builds a gateway whose model "m" is served by deps in order (each
+// in its own priority tier unless set), with a meter holding balance.
+func newEnv(t testing.TB, balance int64, deps ...deploymentSpec) *env {
+	t.Helper()
+	cfg := &gateway.Config{Models: map[string][]gateway.DeploymentConfig{}}
+	for i, d := range deps {
+		if d.kind == "" {
+			d.kind = gateway.KindOpenAI
+		}
+		if d.up.srv == nil {
+			d.up.start(t, d.kind)
+		}
+		name := fmt.Sprintf("p%d", i)
+		base := d.up.srv.URL
+		if d.kind == gateway.KindOpenAI {
+			base += "/v1"
+		}
+		timeout := d.timeout
+		if timeout == 0 {
+			timeout = 10 * time.Second
+		}
+		cfg.Providers = append(cfg.Providers, gateway.ProviderConfig{Name: name, Kind: d.kind, BaseURL: base, Timeout: gateway.Duration(timeout)})
+		prio := d.priority
+		if prio < 0 {
+			prio = 0
+		} else if prio == 0 {
+			prio = i
+		}
+		cfg.Models["m"] = append(cfg.Models["m"], gateway.DeploymentConfig{Provider: name, Model: fmt.Sprintf("up-%d", i), Priority: prio, Weight: d.weight, MaxOutputTokens: 100})
+	}
+	e := &env{t: t, meter: newFakeMeter(t, balance), caller: gateway.Caller{Account: "acct-1", KeyID: "key-1"}}
+	e.breaker = gateway.NewBreaker(3, time.Minute, nil)
+	gw, err := gateway.New(cfg, gateway.Options{
+		Meter: e.meter, Pricer: fakePricer{}, Breaker: e.breaker, Seed: 1,
+		Retry:        gateway.RetryPolicy{MaxAttempts: 4, BackoffBase: time.Microsecond, BackoffMax: time.Microsecond},
+		MaxBodyBytes: 64 << 10,
+	})
+	if err != nil {
+		t.Fatalf("gateway.New: %v", err)
+	}
+	e.gw = gw
+	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "none" {
+			r = r.WithContext(gateway.WithCaller(r.Context(), e.caller))
+		}
+		gw.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// do sends a request and returns the response with its body read.
+func (e *env) do(ctx context.Context, path, body string) (*http.Response, string) {
+	e.t.Helper()
+	method := http.MethodPost
+	if body == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// chat posts a chat completion.
+func (e *env) chat(body string) (*http.Response, string) {
+	e.t.Helper()
+	return e.do(context.Background(), "/v1/chat/completions", body)
+}
+
+// sseData splits an SSE body into its data payloads.
+func sseData(t testing.TB, body string) []string {
+	t.Helper()
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// mustJSON decodes s into a generic map.
+func mustJSON(t testing.TB, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, s)
+	}
+	return m
+}
+
+// path walks a decoded JSON value: keys for objects, ints for arrays.
+func path(v any, keys ...any) any {
+	for _, k := range keys {
+		switch k := k.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			a, _ := v.([]any)
+			if k >= len(a) {
+				return nil
+			}
+			v = a[k]
+		}
+	}
+	return v
+}
+
+// checkNoHolds fails when a hold was left open.
+func (e *env) checkNoHolds() {
+	e.t.Helper()
+	if _, holds, _, _ := e.meter.state(); holds != 0 {
+		e.t.Fatalf("%d holds left open", holds)
+	}
+}
+
+const simpleChat = `{"model":"m","max_tokens":20,"messages":[{"role":"user","content":"Say hello"}]}`

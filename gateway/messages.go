@@ -1,0 +1,243 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"tollgate"
+)
+
+// Messages serves POST /v1/messages for Anthropic-style clients. The
+// request passes through (model renamed) to the model's Anthropic
+// deployments, metered like chat; usage.cost_credits is added to the
+// response, or in a stream to the message_delta event. Errors use
+// Anthropic's shape.
+func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
+	c, body, err := g.begin(w, r)
+	if err != nil {
+		writeAnthError(w, err)
+		return
+	}
+	var raw map[string]json.RawMessage
+	var req struct {
+		Model     string `json:"model"`
+		MaxTokens int64  `json:"max_tokens"`
+		Stream    bool   `json:"stream"`
+	}
+	if json.Unmarshal(body, &raw) != nil || json.Unmarshal(body, &req) != nil {
+		writeAnthError(w, invalid("request body must be a Messages API JSON object"))
+		return
+	}
+	if req.Model == "" || req.MaxTokens < 1 || len(raw["messages"]) == 0 {
+		writeAnthError(w, invalid("model, max_tokens and messages are required"))
+		return
+	}
+	deps, err := g.lookup(c, req.Model)
+	if err == nil {
+		deps, err = anthropicDeployments(req.Model, deps)
+	}
+	if err == nil {
+		err = g.admit(r, c, req.Model)
+	}
+	if err != nil {
+		writeAnthError(w, err)
+		return
+	}
+	if lim := c.Limits.MaxOutputTokens; lim > 0 && req.MaxTokens > lim {
+		req.MaxTokens = lim
+	}
+	prompt := int64(primingTokens)
+	for _, k := range []string{"system", "messages", "tools"} {
+		prompt += g.opts.Counter.Count(string(raw[k]))
+	}
+	m, err := g.reserve(r, c, req.Model, prompt, maxOut(deps, req.MaxTokens))
+	if err != nil {
+		g.logInternal(r, err)
+		writeAnthError(w, err)
+		return
+	}
+	var resp *http.Response
+	var att *attempt
+	d, err := g.failover(r.Context(), m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
+		b, err := withFields(raw, map[string]any{"model": d.cfg.Model, "max_tokens": d.maxOut(req.MaxTokens)})
+		if err != nil {
+			return err
+		}
+		an := d.up.(*anthropic)
+		resp, err = post(a.ctx, an.client, joinURL(d.provider.BaseURL, "/v1/messages"), an.header(d), b, an.now)
+		att = a
+		return err
+	})
+	if err != nil {
+		m.release(r.Context())
+		g.logInternal(r, err)
+		writeAnthError(w, err)
+		return
+	}
+	defer att.done()
+	if req.Stream {
+		g.messagesStream(w, r, m, d, resp, att)
+		return
+	}
+	b, err := readBody(att.ctx, resp)
+	var out map[string]json.RawMessage
+	if err == nil {
+		err = json.Unmarshal(b, &out)
+	}
+	if err != nil {
+		m.release(r.Context())
+		writeAnthError(w, &tollgate.Error{Code: tollgate.EUPSTREAM, Message: "the upstream answer could not be read", Err: err})
+		return
+	}
+	var au anthUsage
+	_ = json.Unmarshal(out["usage"], &au)
+	u, estimated := au.normalise(), false
+	if au == (anthUsage{}) {
+		var msg anthResponse
+		_ = json.Unmarshal(b, &msg)
+		e := m.estimate(anthText(msg.Content))
+		u, estimated = &e, true
+	}
+	credits := m.settle(r.Context(), d, *u, estimated, "ok")
+	out["usage"] = withCost(out["usage"], credits)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// messagesStream relays a Messages stream verbatim, reading usage from
+// message_start and message_delta and adding cost_credits to the latter.
+func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *metered, d *deployment, resp *http.Response, att *attempt) {
+	defer resp.Body.Close()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	rl := &relay{w: w, rc: http.NewResponseController(w)}
+	sse := newSSEReader(resp.Body)
+	var start anthUsage
+	var final *tokenUsage
+	var upErr error
+	complete := false
+	for rl.err == nil && !complete {
+		event, data, err := sse.next()
+		if err != nil {
+			upErr = classify(att.ctx, err)
+			break
+		}
+		att.touch()
+		var ev anthEvent
+		_ = json.Unmarshal(data, &ev)
+		switch ev.Type {
+		case "message_start":
+			start = ev.Message.Usage
+		case "content_block_delta":
+			rl.text.WriteString(ev.Delta.Text + ev.Delta.PartialJSON)
+		case "message_delta":
+			if ev.Usage != nil {
+				u := start
+				u.OutputTokens = ev.Usage.OutputTokens
+				final = u.normalise()
+				data = g.annotateDelta(data, m, *final)
+			}
+		case "message_stop":
+			complete = true
+		}
+		line := "data: " + string(data) + "\n\n"
+		if event != "" {
+			line = "event: " + event + "\n" + line
+		}
+		rl.write(line)
+	}
+	u, estimated := final, false
+	if u == nil {
+		e := m.estimate(rl.text.String())
+		u, estimated = &e, true
+	}
+	switch {
+	case rl.err != nil || r.Context().Err() != nil:
+		m.settle(r.Context(), d, *u, estimated, "client_canceled")
+	case !complete:
+		m.settle(r.Context(), d, *u, estimated, "interrupted")
+		msg, _ := json.Marshal(map[string]any{"type": "error", "error": map[string]string{"type": "api_error", "message": "the upstream stream was interrupted"}})
+		rl.write("event: error\ndata: " + string(msg) + "\n\n")
+		g.opts.Logger.WarnContext(r.Context(), "upstream stream broke", "request_id", m.hold.RequestID, "deployment", d.id, "err", upErr)
+	default:
+		m.settle(r.Context(), d, *u, estimated, "ok")
+	}
+}
+
+// annotateDelta adds cost_credits to a message_delta event's usage; the
+// cost is the one settle will charge for the same usage.
+func (g *Gateway) annotateDelta(data []byte, m *metered, u tokenUsage) []byte {
+	credits, err := g.opts.Pricer.Cost(m.hold.Model, u.Input-u.Cached, u.Cached, u.Output)
+	if err != nil || credits > m.hold.Credits {
+		credits = m.hold.Credits
+	}
+	var ev map[string]json.RawMessage
+	if json.Unmarshal(data, &ev) != nil {
+		return data
+	}
+	ev["usage"] = withCost(ev["usage"], credits)
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return data
+	}
+	return b
+}
+
+// withCost adds cost_credits to a usage object.
+func withCost(raw json.RawMessage, credits tollgate.Credits) json.RawMessage {
+	u := map[string]json.RawMessage{}
+	_ = json.Unmarshal(raw, &u)
+	u["cost_credits"], _ = json.Marshal(int64(credits))
+	b, _ := json.Marshal(u)
+	return b
+}
+
+func anthText(blocks []anthBlock) string {
+	var b strings.Builder
+	for _, blk := range blocks {
+		b.WriteString(blk.Text)
+		b.WriteString(blk.Name)
+		b.Write(blk.Input)
+	}
+	return b.String()
+}
+
+// anthropicDeployments keeps the deployments speaking the Messages API.
+func anthropicDeployments(model string, deps []*deployment) ([]*deployment, error) {
+	var out []*deployment
+	for _, d := range deps {
+		if d.provider.Kind == KindAnthropic {
+			out = append(out, d)
+		}
+	}
+	if len(out) == 0 {
+		return nil, tollgate.Errorf(tollgate.EINVALID, "the model %q is not served over /v1/messages; use /v1/chat/completions", model)
+	}
+	return out, nil
+}
+
+// anthErrorTypes maps OpenAI error types to Anthropic's.
+var anthErrorTypes = map[string]string{
+	"invalid_request_error": "invalid_request_error",
+	"authentication_error":  "authentication_error",
+	"permission_error":      "permission_error",
+	"rate_limit_error":      "rate_limit_error",
+	"insufficient_balance":  "billing_error",
+	"service_unavailable":   "overloaded_error",
+}
+
+// writeAnthError writes err in Anthropic's error shape with the status
+// the OpenAI endpoints would use.
+func writeAnthError(w http.ResponseWriter, err error) {
+	status, retry, body := errorBody(err)
+	typ, ok := anthErrorTypes[body.Error.Type]
+	if !ok {
+		typ = "api_error"
+	}
+	if retry > 0 {
+		w.Header().Set("Retry-After", retryAfterSeconds(retry))
+	}
+	writeJSON(w, status, map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": body.Error.Message}})
+}

@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"tollgate"
+)
+
+// Hold is the worst-case reservation made before a request goes upstream.
+type Hold struct {
+	RequestID string
+	Account   tollgate.AccountID
+	KeyID     string
+	Model     string // public model name
+	Credits   tollgate.Credits
+}
+
+// Usage is what one request really used, normalised across upstream kinds:
+// InputTokens counts every prompt token including CachedInputTokens (the
+// OpenAI convention), so uncached input is InputTokens-CachedInputTokens.
+type Usage struct {
+	RequestID         string
+	Account           tollgate.AccountID
+	KeyID             string
+	Model             string // public model name
+	Deployment        string // provider/upstream model that answered, "" if none
+	Provider          string
+	InputTokens       int64
+	CachedInputTokens int64
+	OutputTokens      int64
+	Credits           tollgate.Credits // never more than held
+	Latency           time.Duration
+	Status            string // "ok", "interrupted", "client_canceled", "error"
+	Estimated         bool   // token counts come from the tokenizer, not the upstream
+}
+
+// Meter reserves and settles credits for one request. It is implemented by
+// an adapter over the ledger; every method must be safe for concurrent use.
+type Meter interface {
+	// Reserve holds h.Credits for the request. It returns a *tollgate.Error
+	// with code EINSUFFICIENT when the account cannot afford it.
+	Reserve(ctx context.Context, h Hold) (holdID string, err error)
+	// Settle charges u.Credits (never more than held) and releases the rest
+	// of the hold. It is idempotent per holdID and records the usage.
+	Settle(ctx context.Context, holdID string, u Usage) error
+	// Release drops the hold without charging: nothing was used.
+	Release(ctx context.Context, holdID string) error
+}
+
+// Pricer turns token counts into credits; pricing.Table implements it.
+// inTokens are uncached prompt tokens, cachedInTokens prompt tokens served
+// from the provider's cache (priced at the cache rate), outTokens completion
+// tokens. It returns ENOTFOUND for a model it has no price for.
+type Pricer interface {
+	Cost(model string, inTokens, cachedInTokens, outTokens int64) (tollgate.Credits, error)
+}
+
+// Caller is who makes a request, as authenticated by the HTTP layer.
+type Caller struct {
+	Account tollgate.AccountID
+	KeyID   string
+	// Models the key may use; empty means every configured model.
+	Models []string
+	// Limits are the key's per-request limits; zero values mean no limit.
+	Limits KeyLimits
+}
+
+// KeyLimits are per-key limits the gateway enforces on each request.
+// Rate limits across requests belong to an Admitter.
+type KeyLimits struct {
+	MaxCreditsPerRequest tollgate.Credits
+	MaxOutputTokens      int64
+}
+
+// allows reports whether c may use model.
+func (c Caller) allows(model string) bool {
+	if len(c.Models) == 0 {
+		return true
+	}
+	for _, m := range c.Models {
+		if m == model || m == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+type callerKey struct{}
+
+// WithCaller returns a context carrying c; the HTTP layer calls it after
+// authenticating the request.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the Caller stored by WithCaller.
+func CallerFrom(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	return c, ok
+}
+
+// Admitter decides whether a caller may start a request now, for per-key
+// rate limits. It returns a *tollgate.Error ERATELIMITED (optionally with a
+// RetryAfter through RateLimitedError) to refuse. Nil means no limits.
+type Admitter interface {
+	Admit(ctx context.Context, c Caller, model string) error
+}
+
+// Observer receives events for metrics and logs. Methods must be fast and
+// safe for concurrent use; they must not block the request.
+type Observer interface {
+	// Attempt is called after each upstream attempt.
+	Attempt(a Attempt)
+	// Done is called once per metered request with its final usage.
+	Done(u Usage)
+}
+
+// Attempt describes one upstream call made for a request.
+type Attempt struct {
+	RequestID  string
+	Model      string
+	Deployment string
+	Provider   string
+	Status     int // upstream HTTP status, 0 on connection error or timeout
+	Err        error
+	Latency    time.Duration
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Attempt(Attempt) {}
+func (nopObserver) Done(Usage)      {}

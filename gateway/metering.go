@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"tollgate"
+)
+
+// metered is one request's hold, from Reserve to Settle or Release.
+type metered struct {
+	g      *Gateway
+	hold   Hold
+	holdID string
+	start  time.Time
+	prompt int64 // tokenizer count of the prompt, for billing without usage
+	closed bool
+}
+
+// reserve holds the worst case of a request: its prompt (with a margin
+// for tokenizer differences between providers) at the input price and
+// outTokens at the output price.
+func (g *Gateway) reserve(r *http.Request, c Caller, model string, prompt, outTokens int64) (*metered, error) {
+	margin := prompt/4 + 16
+	credits, err := g.opts.Pricer.Cost(model, prompt+margin, 0, outTokens)
+	if err != nil {
+		return nil, fmt.Errorf("price the hold for %s: %w", model, err)
+	}
+	if lim := c.Limits.MaxCreditsPerRequest; lim > 0 && credits > lim {
+		return nil, tollgate.Errorf(tollgate.EFORBIDDEN,
+			"this request may cost up to %d credits, above this key's limit of %d per request; lower max_tokens", credits, lim)
+	}
+	m := &metered{g: g, start: g.opts.Now(), prompt: prompt, hold: Hold{
+		RequestID: g.opts.RequestID(r), Account: c.Account, KeyID: c.KeyID, Model: model, Credits: credits,
+	}}
+	m.holdID, err = g.opts.Meter.Reserve(r.Context(), m.hold)
+	if err != nil {
+		if tollgate.ErrorCode(err) == tollgate.EINSUFFICIENT {
+			return nil, err
+		}
+		return nil, fmt.Errorf("reserve %d credits: %w", credits, err)
+	}
+	return m, nil
+}
+
+// release drops the hold: the request failed before any output.
+func (m *metered) release(ctx context.Context) {
+	if m.closed {
+		return
+	}
+	m.closed = true
+	if err := m.g.opts.Meter.Release(context.WithoutCancel(ctx), m.holdID); err != nil {
+		m.g.opts.Logger.ErrorContext(ctx, "release hold", "request_id", m.hold.RequestID, "hold", m.holdID, "err", err)
+	}
+	m.g.opts.Observer.Done(Usage{RequestID: m.hold.RequestID, Account: m.hold.Account, KeyID: m.hold.KeyID,
+		Model: m.hold.Model, Latency: m.g.opts.Now().Sub(m.start), Status: "error"})
+}
+
+// settle charges u (never more than held) and records it. It returns the
+// credits charged.
+func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estimated bool, status string) tollgate.Credits {
+	if m.closed {
+		return 0
+	}
+	m.closed = true
+	credits, err := m.g.opts.Pricer.Cost(m.hold.Model, u.Input-u.Cached, u.Cached, u.Output)
+	if err != nil || credits > m.hold.Credits {
+		credits = m.hold.Credits
+	}
+	usage := Usage{
+		RequestID: m.hold.RequestID, Account: m.hold.Account, KeyID: m.hold.KeyID, Model: m.hold.Model,
+		Deployment: d.id, Provider: d.provider.Name,
+		InputTokens: u.Input, CachedInputTokens: u.Cached, OutputTokens: u.Output,
+		Credits: credits, Latency: m.g.opts.Now().Sub(m.start), Status: status, Estimated: estimated,
+	}
+	if err := m.g.opts.Meter.Settle(context.WithoutCancel(ctx), m.holdID, usage); err != nil {
+		m.g.opts.Logger.ErrorContext(ctx, "settle hold", "request_id", m.hold.RequestID, "hold", m.holdID, "credits", credits, "err", err)
+	}
+	m.g.opts.Observer.Done(usage)
+	return credits
+}
+
+// estimate is the usage billed when the upstream reported none: the
+// prompt and the delivered output counted with the tokenizer; never zero
+// output tokens when some output was delivered.
+func (m *metered) estimate(output string) tokenUsage {
+	out := m.g.opts.Counter.Count(output)
+	if out == 0 && output != "" {
+		out = 1
+	}
+	return tokenUsage{Input: m.prompt, Output: out}
+}
+
+// usageJSON is the OpenAI usage object for u with cost_credits added;
+// fields the upstream sent and the gateway does not know are kept.
+func usageJSON(u tokenUsage, credits tollgate.Credits) json.RawMessage {
+	out := map[string]any{}
+	for k, v := range u.raw {
+		out[k] = v
+	}
+	out["prompt_tokens"] = u.Input
+	out["completion_tokens"] = u.Output
+	out["total_tokens"] = u.Input + u.Output
+	if _, ok := out["prompt_tokens_details"]; !ok || u.Cached > 0 {
+		details := map[string]json.RawMessage{}
+		if raw, ok := u.raw["prompt_tokens_details"]; ok {
+			_ = json.Unmarshal(raw, &details)
+		}
+		details["cached_tokens"], _ = json.Marshal(u.Cached)
+		out["prompt_tokens_details"] = details
+	}
+	out["cost_credits"] = int64(credits)
+	b, _ := json.Marshal(out)
+	return b
+}

@@ -1,0 +1,237 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"tollgate"
+)
+
+// chatStream serves a streaming chat request. Failover is possible until
+// the first chunk has been read from an upstream; once bytes reached the
+// client, a broken upstream ends the stream with an error event and
+// [DONE], and the request is billed on what was delivered.
+func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered, deps []*deployment, req *chatRequest) {
+	var (
+		st    chunkStream
+		first map[string]json.RawMessage
+		att   *attempt
+	)
+	d, err := g.failover(r.Context(), m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
+		s, err := d.up.chatStream(a.ctx, d, req)
+		if err != nil {
+			return err
+		}
+		chunk, err := s.next()
+		if err != nil {
+			s.Close()
+			if err == io.EOF {
+				return &upstreamError{Status: http.StatusBadGateway, Message: "upstream stream ended without output"}
+			}
+			return err
+		}
+		st, first, att = s, chunk, a
+		return nil
+	})
+	if err != nil {
+		m.release(r.Context())
+		g.logInternal(r, err)
+		writeError(w, err)
+		return
+	}
+	defer att.done()
+	defer st.Close()
+
+	rl := &relay{w: w, rc: http.NewResponseController(w)}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	rl.push(first)
+	var upErr error
+	for rl.err == nil {
+		chunk, err := st.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			upErr = err
+			break
+		}
+		att.touch()
+		rl.push(chunk)
+	}
+
+	u, estimated := st.usage(), false
+	if u == nil {
+		e := m.estimate(rl.text.String())
+		u, estimated = &e, true
+	}
+	switch {
+	case rl.err != nil || r.Context().Err() != nil:
+		// The client went away: the upstream call is cancelled by the
+		// deferred att.done; bill what was delivered.
+		m.settle(r.Context(), d, *u, estimated, "client_canceled")
+	case upErr != nil:
+		m.settle(r.Context(), d, *u, estimated, "interrupted")
+		rl.flushPending()
+		g.opts.Logger.WarnContext(r.Context(), "upstream stream broke", "request_id", m.hold.RequestID, "deployment", d.id, "err", upErr)
+		_, _, body := errorBody(&tollgate.Error{Code: tollgate.EUPSTREAM, Message: "the upstream stream was interrupted", Err: upErr})
+		rl.emit(body)
+		rl.done()
+	default:
+		credits := m.settle(r.Context(), d, *u, estimated, "ok")
+		rl.finish(usageJSON(*u, credits), req.IncludeUsage)
+	}
+}
+
+// relay writes chunks to the client as SSE. A chunk carrying a
+// finish_reason is held back until the next one arrives, so that the last
+// chunk before [DONE] can carry the usage when the client did not ask for
+// a separate usage chunk.
+type relay struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	pending map[string]json.RawMessage
+	last    map[string]json.RawMessage // the latest chunk, for id/created/model
+	text    strings.Builder            // delivered output, for billing without usage
+	err     error                      // the first write error: the client is gone
+}
+
+func (rl *relay) push(chunk map[string]json.RawMessage) {
+	rl.flushPending()
+	rl.last = chunk
+	if hasFinishReason(chunk) {
+		rl.pending = chunk
+		return
+	}
+	rl.emitChunk(chunk)
+}
+
+func (rl *relay) flushPending() {
+	if rl.pending != nil {
+		rl.emitChunk(rl.pending)
+		rl.pending = nil
+	}
+}
+
+func (rl *relay) emitChunk(chunk map[string]json.RawMessage) {
+	if rl.emit(chunk) {
+		rl.text.WriteString(chunkText(chunk))
+	}
+}
+
+// emit writes one data event and flushes; it reports whether it succeeded.
+func (rl *relay) emit(v any) bool {
+	if rl.err != nil {
+		return false
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		rl.err = err
+		return false
+	}
+	return rl.write("data: " + string(b) + "\n\n")
+}
+
+func (rl *relay) write(s string) bool {
+	if rl.err != nil {
+		return false
+	}
+	if _, err := io.WriteString(rl.w, s); err != nil {
+		rl.err = err
+		return false
+	}
+	if err := rl.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		rl.err = err
+		return false
+	}
+	return true
+}
+
+func (rl *relay) done() { rl.write("data: [DONE]\n\n") }
+
+// finish ends a complete stream: the usage chunk when the client asked for
+// it, else the usage on the last chunk; then [DONE].
+func (rl *relay) finish(usage json.RawMessage, separate bool) {
+	if separate {
+		rl.flushPending()
+		rl.emit(usageChunk(rl.last, usage))
+		rl.done()
+		return
+	}
+	last := rl.pending
+	rl.pending = nil
+	if last == nil {
+		last = usageChunk(rl.last, nil)
+	}
+	last["usage"] = usage
+	rl.emitChunk(last)
+	rl.done()
+}
+
+// usageChunk is a chunk with no choices, shaped like the stream's others.
+func usageChunk(like map[string]json.RawMessage, usage json.RawMessage) map[string]json.RawMessage {
+	c := map[string]json.RawMessage{"object": json.RawMessage(`"chat.completion.chunk"`), "choices": json.RawMessage(`[]`)}
+	for _, k := range []string{"id", "created", "model", "system_fingerprint"} {
+		if v, ok := like[k]; ok {
+			c[k] = v
+		}
+	}
+	if usage != nil {
+		c["usage"] = usage
+	}
+	return c
+}
+
+// streamChoice is the part of a chunk's choice the gateway reads.
+type streamChoice struct {
+	Delta struct {
+		Content   *string `json:"content"`
+		Refusal   *string `json:"refusal"`
+		ToolCalls []struct {
+			Function struct {
+				Name      string `json:"name"`
+				Arguments string `json:"arguments"`
+			} `json:"function"`
+		} `json:"tool_calls"`
+	} `json:"delta"`
+	FinishReason *string `json:"finish_reason"`
+}
+
+func choicesOf(chunk map[string]json.RawMessage) []streamChoice {
+	var cs []streamChoice
+	_ = json.Unmarshal(chunk["choices"], &cs)
+	return cs
+}
+
+func hasFinishReason(chunk map[string]json.RawMessage) bool {
+	for _, c := range choicesOf(chunk) {
+		if c.FinishReason != nil && *c.FinishReason != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// chunkText is the generated text a chunk carries.
+func chunkText(chunk map[string]json.RawMessage) string {
+	var b strings.Builder
+	for _, c := range choicesOf(chunk) {
+		if c.Delta.Content != nil {
+			b.WriteString(*c.Delta.Content)
+		}
+		if c.Delta.Refusal != nil {
+			b.WriteString(*c.Delta.Refusal)
+		}
+		for _, tc := range c.Delta.ToolCalls {
+			b.WriteString(tc.Function.Name + tc.Function.Arguments)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// upstream speaks one provider kind's wire format. Both kinds answer in
+// OpenAI's chat format, so the handlers relay one shape.
+type upstream interface {
+	// chat makes a non-streaming call; the answer is a chat.completion object.
+	chat(ctx context.Context, d *deployment, req *chatRequest) (*chatResult, error)
+	// chatStream opens a streaming call; its chunks are chat.completion.chunk objects.
+	chatStream(ctx context.Context, d *deployment, req *chatRequest) (chunkStream, error)
+}
+
+// embedder is the optional capability of serving /v1/embeddings.
+type embedder interface {
+	embed(ctx context.Context, d *deployment, body []byte) (*chatResult, error)
+}
+
+// tokenUsage is an upstream's usage normalised to OpenAI's convention:
+// Input includes Cached.
+type tokenUsage struct {
+	Input, Cached, Output int64
+	// raw is the upstream's OpenAI-shaped usage object, kept so fields the
+	// gateway does not know (reasoning tokens…) reach the client.
+	raw map[string]json.RawMessage
+}
+
+// chatResult is a complete (non-streaming) answer.
+type chatResult struct {
+	body     map[string]json.RawMessage // OpenAI-shaped response object
+	usage    *tokenUsage                // nil when the upstream reported none
+	output   string                     // the generated text, for counting without usage
+	choices  int64
+	duration time.Duration
+}
+
+// chunkStream is an open streaming answer.
+type chunkStream interface {
+	// next returns the next chat.completion.chunk. Usage-only chunks are
+	// not returned: their usage is kept for usage(). It returns io.EOF
+	// when the stream ended properly, any other error when it broke.
+	next() (map[string]json.RawMessage, error)
+	// usage returns the usage reported by the upstream, or nil.
+	usage() *tokenUsage
+	// Close ends the call and frees the connection.
+	Close() error
+}
+
+// deployment is one configured way to serve a public model.
+type deployment struct {
+	id       string // "provider/model", the breaker key
+	provider *ProviderConfig
+	cfg      DeploymentConfig
+	up       upstream
+}
+
+// maxOut is the output cap used for this deployment given the client's ask.
+func (d *deployment) maxOut(asked int64) int64 {
+	limit := d.cfg.MaxOutputTokens
+	if limit <= 0 {
+		limit = DefaultMaxOutputTokens
+	}
+	if asked > 0 && asked < limit {
+		return asked
+	}
+	return limit
+}
+
+// maxErrorBody bounds how much of an upstream error body is read.
+const maxErrorBody = 64 << 10
+
+// post sends a JSON body and returns the response when its status is 2xx,
+// else an *upstreamError describing the failure.
+func post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, now func() time.Time) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build upstream request: %w", err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, classify(ctx, err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	return nil, &upstreamError{
+		Status:     resp.StatusCode,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now()),
+		Message:    upstreamMessage(b),
+	}
+}
+
+// readBody reads a successful response fully, classifying a broken read.
+func readBody(ctx context.Context, resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, classify(ctx, err)
+	}
+	return b, nil
+}
+
+// joinURL appends path to a base URL without doubling slashes.
+func joinURL(base, path string) string {
+	return strings.TrimRight(base, "/") + path
+}
