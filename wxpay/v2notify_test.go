@@ -196,3 +196,13 @@ func TestV2ClientParseNotifications(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkParseV2PaymentNotification(b *testing.B) {
+	body := MustReadFile(b, "notify_v2-2_hmac.xml")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := wxpay.ParseV2PaymentNotification(body, v2Key, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -176,3 +176,14 @@ func TestV2NotifyAck(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkDecodeV2XML(b *testing.B) {
+	body := MustReadFile(b, "notify_v2-2_md5.xml")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := wxpay.DecodeV2XML(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
