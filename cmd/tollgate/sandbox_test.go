@@ -13,16 +13,15 @@ import (
 	"tollgate/wxpay/wxpaysim"
 )
 
-// TestSandboxPlacesAnOrder runs `tollgate sandbox` on a free port, reads the
-// URL it prints, places a v2 NATIVE order signed with the printed key and
-// pays it through the simulation API.
-func TestSandboxPlacesAnOrder(t *testing.T) {
+// mustStartSandbox runs `tollgate sandbox` with args on a free port until
+// the test ends and returns its URL and start-up output.
+func mustStartSandbox(t *testing.T, args ...string) (url, printed string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, []string{"sandbox", "--addr", "127.0.0.1:0", "--mch-id", "1900000109",
-			"--api-key", "0123456789abcdef0123456789abcdef", "--handshake=false"}, pw, io.Discard)
+		done <- Run(ctx, append([]string{"sandbox", "--addr", "127.0.0.1:0"}, args...), pw, io.Discard)
 		pw.Close()
 	}()
 	t.Cleanup(func() {
@@ -36,18 +35,26 @@ func TestSandboxPlacesAnOrder(t *testing.T) {
 		t.Fatal("sandbox printed nothing")
 	}
 	first := sc.Text()
-	url := first[strings.LastIndex(first, " ")+1:]
+	url = first[strings.LastIndex(first, " ")+1:]
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("first line %q does not end with the URL", first)
 	}
-	var printed strings.Builder
+	var b strings.Builder
 	for sc.Scan() && !strings.HasPrefix(sc.Text(), "====") {
-		printed.WriteString(sc.Text() + "\n")
+		b.WriteString(sc.Text() + "\n")
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	return url, b.String()
+}
+
+// TestSandboxPlacesAnOrder runs `tollgate sandbox` on a free port, reads the
+// URL it prints, places a v2 NATIVE order signed with the printed key and
+// pays it through the simulation API.
+func TestSandboxPlacesAnOrder(t *testing.T) {
+	url, printed := mustStartSandbox(t, "--mch-id", "1900000109", "--api-key", "0123456789abcdef0123456789abcdef", "--handshake=false")
 	for _, want := range []string{"1900000109", "0123456789abcdef0123456789abcdef", wxpaysim.DefaultPlatformKeyID, "BEGIN PUBLIC KEY"} {
-		if !strings.Contains(printed.String(), want) {
-			t.Errorf("start-up output lacks %q:\n%s", want, printed.String())
+		if !strings.Contains(printed, want) {
+			t.Errorf("start-up output lacks %q:\n%s", want, printed)
 		}
 	}
 
@@ -84,5 +91,16 @@ func TestSandboxRefusesBadKeys(t *testing.T) {
 	err := Run(context.Background(), []string{"sandbox", "--addr", "127.0.0.1:0", "--api-key", "short"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "32 characters") {
 		t.Fatalf("err = %v, want a key length error", err)
+	}
+}
+
+func TestSandboxReadsEnvironment(t *testing.T) {
+	t.Setenv("TOLLGATE_MCH_ID", "1900000777")
+	t.Setenv("TOLLGATE_APPID", "wx0000000000000777")
+	_, printed := mustStartSandbox(t)
+	for _, want := range []string{"mch_id:           1900000777", "appid:            wx0000000000000777"} {
+		if !strings.Contains(printed, want) {
+			t.Errorf("start-up output lacks %q:\n%s", want, printed)
+		}
 	}
 }

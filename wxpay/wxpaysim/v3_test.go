@@ -249,3 +249,51 @@ func TestV3SignedOverFullPathUnderMount(t *testing.T) {
 		t.Fatalf("signature over another path: %d, want 401", st)
 	}
 }
+
+func TestRequireDeviceFingerprint(t *testing.T) {
+	e := mustEnv(t, func(s *wxpaysim.Server) { s.RequireDeviceFingerprint = true })
+	t.Run("V2WithDeviceInfo", func(t *testing.T) {
+		if a := e.v2("/pay/unifiedorder", e.v2Order("T-FP-V2-OK", 100), "MD5", e.cfg.APIKey); a["result_code"] != "SUCCESS" {
+			t.Fatal(a)
+		}
+	})
+	t.Run("V2WithoutDeviceInfo", func(t *testing.T) {
+		p := e.v2Order("T-FP-V2-NO", 100)
+		delete(p, "device_info")
+		if a := e.v2("/pay/unifiedorder", p, "MD5", e.cfg.APIKey); a["err_code"] != "PARAM_ERROR" {
+			t.Fatal(a)
+		}
+	})
+	t.Run("V3WithDeviceID", func(t *testing.T) {
+		if st, b := e.v3("POST", "/v3/pay/transactions/native", e.v3OrderBody("T-FP-V3-OK", 100)); st != 200 {
+			t.Fatalf("%d %s", st, b)
+		}
+	})
+	t.Run("V3WithoutDeviceID", func(t *testing.T) {
+		body := strings.Replace(string(e.v3OrderBody("T-FP-V3-NO", 100)), `,"device_id":"fp-1"`, "", 1)
+		st, b := e.v3("POST", "/v3/pay/transactions/native", []byte(body))
+		if st != 400 || !strings.Contains(string(b), `"field":"/scene_info/device_id"`) {
+			t.Fatalf("%d %s", st, b)
+		}
+	})
+}
+
+func TestV3TimeExpire(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	e := mustEnv(t, func(s *wxpaysim.Server) { s.Now = func() time.Time { return now } })
+	body := strings.Replace(string(e.v3OrderBody("T3-EXP-001", 100)), `"amount"`,
+		`"time_expire":"`+now.Add(30*time.Minute).In(time.FixedZone("", 8*3600)).Format(time.RFC3339)+`","amount"`, 1)
+	// Requests are signed at the emulator's time, not the wall clock.
+	if st, b := e.v3With("POST", "/v3/pay/transactions/native", []byte(body), e.priv, e.cfg.MerchantSerial, now); st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	bad := strings.Replace(string(e.v3OrderBody("T3-EXP-002", 100)), `"amount"`, `"time_expire":"2026-05-01 20:30:00","amount"`, 1)
+	if st, b := e.v3With("POST", "/v3/pay/transactions/native", []byte(bad), e.priv, e.cfg.MerchantSerial, now); st != 400 || !strings.Contains(string(b), "/time_expire") {
+		t.Fatalf("non-RFC 3339 time_expire: %d %s", st, b)
+	}
+	e.sim.Advance(31 * time.Minute)
+	o, err := e.sim.Order("T3-EXP-001")
+	if err != nil || o.State != wxpaysim.StateClosed {
+		t.Fatalf("after time_expire: %+v %v", o, err)
+	}
+}
