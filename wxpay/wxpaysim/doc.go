@@ -38,6 +38,7 @@
 //	POST /v3/refund/domestic/refunds
 //	GET  /v3/refund/domestic/refunds/{out_refund_no}
 //	GET  /v3/bill/tradebill?bill_date=YYYY-MM-DD, then GET its download_url (unsigned file)
+//	GET  /v3/certificates   404 RESOURCE_NOT_EXISTS: a public-key-mode merchant has no platform certificates
 //
 // Errors are the real ones: v2 return_code=FAIL "签名错误" for a bad
 // signature; result_code=FAIL with LACK_PARAMS, PARAM_ERROR,
@@ -49,6 +50,14 @@
 // out_trade_no with identical parameters returns the same code_url; the
 // same out_refund_no returns the same refund. An unpaid order past its
 // time_expire (default OrderTTL, 2 h) reads CLOSED.
+//
+// Not modelled, on purpose: the 5-minute wait before closing an order, the
+// 1-minute spacing of refunds, rate limits (FREQUENCY_LIMITED), the 1-year
+// refund window, platform certificates, micropay, and bills appearing only
+// the next morning (any day up to today is served at once). Re-entry with
+// identical parameters of a paid order answers ORDERPAID, of a closed one
+// ORDERCLOSED; v3 uses the v2 spelling ORDERPAID (WeChat's v3 code for it
+// is undocumented).
 //
 // # Notifications
 //

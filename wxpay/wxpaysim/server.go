@@ -337,6 +337,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.Handle("GET /v3/refund/domestic/refunds/{no}", s.v3Handler(epRefundQuery, s.v3RefundQuery))
 	m.Handle("GET /v3/bill/tradebill", s.v3Handler(epBill, s.v3TradeBill))
 	m.Handle("GET /v3/billdownload/file", s.v3Handler(epBill, s.v3BillDownload))
+	m.Handle("GET /v3/certificates", s.v3Handler(epQuery, s.v3Certificates))
 
 	s.simRoutes(m)
 	m.HandleFunc("/", s.unmodelled)

@@ -541,3 +541,11 @@ func (s *Server) baseURL(r *http.Request) string {
 	prefix := strings.TrimSuffix(orig, r.URL.EscapedPath())
 	return fmt.Sprintf("%s://%s%s", scheme, r.Host, prefix)
 }
+
+// v3Certificates answers as WeChat Pay does for a merchant in public-key
+// mode (every merchant since late 2024): there are no platform
+// certificates, verify with the WeChat Pay public key (PlatformKeyID).
+func (s *Server) v3Certificates(c v3Call) v3Reply {
+	return v3Err(&bizErr{"RESOURCE_NOT_EXISTS", "RESOURCE_NOT_EXISTS", 404,
+		"无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥。可查看指引https://pay.weixin.qq.com/doc/v3/merchant/4012153196", ""})
+}

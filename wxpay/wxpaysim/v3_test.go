@@ -297,3 +297,11 @@ func TestV3TimeExpire(t *testing.T) {
 		t.Fatalf("after time_expire: %+v %v", o, err)
 	}
 }
+
+func TestV3CertificatesPublicKeyMode(t *testing.T) {
+	e := mustEnv(t, nil)
+	st, b := e.v3("GET", "/v3/certificates", nil)
+	if st != 404 || !strings.Contains(string(b), "RESOURCE_NOT_EXISTS") {
+		t.Fatalf("%d %s", st, b)
+	}
+}
