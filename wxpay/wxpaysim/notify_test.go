@@ -424,3 +424,34 @@ func TestDelayFault(t *testing.T) {
 		t.Fatalf("first attempt %v after paying, before the 10 min (scaled: %v) delay", d.Time.Sub(paid.PaidAt), minWait)
 	}
 }
+
+// TestFullScheduleThenGiveUp runs the whole 24h4m schedule at 1/100000
+// speed against a receiver that never acknowledges.
+func TestFullScheduleThenGiveUp(t *testing.T) {
+	e := mustEnv(t, func(s *wxpaysim.Server) { s.NoHandshake = true; s.TimeScale = 0.00001 })
+	e.rcv.failPosts = 1000
+	e.mustPlaceV2("T-FULL-001", 100)
+	if _, err := e.sim.Pay("T-FULL-001"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the schedule is exhausted", func() bool {
+		ds := e.sim.Notifications()
+		return len(ds) > 0 && ds[len(ds)-1].Outcome == wxpaysim.OutcomeGaveUp
+	})
+	ds := posts(e.sim, "T-FULL-001")
+	if len(ds) != 16 {
+		t.Fatalf("%d attempts, want 16 (first + 15 retries)", len(ds))
+	}
+	var offset time.Duration
+	for i, d := range ds {
+		if i > 0 {
+			offset += wxpaysim.RetrySchedule()[i-1]
+		}
+		if d.ScheduledMS != offset.Milliseconds() || d.Outcome != wxpaysim.OutcomeFailed {
+			t.Errorf("attempt %d at %d ms (%s), want %d ms", d.Attempt, d.ScheduledMS, d.Outcome, offset.Milliseconds())
+		}
+	}
+	if offset != 24*time.Hour+4*time.Minute {
+		t.Fatalf("last attempt at %v, want 24h4m", offset)
+	}
+}
