@@ -1,6 +1,8 @@
 package wxpay_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"tollgate/wxpay"
@@ -30,4 +32,31 @@ func ExampleV2NotifyAck() {
 	// Output:
 	// <xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>
 	// <xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[amount mismatch]]></return_msg></xml>
+}
+
+// Placing a Native order and telling the failures apart. (Compiled, not
+// run: it would call WeChat Pay.)
+func ExampleV2Client_UnifiedOrder() {
+	c := &wxpay.V2Client{
+		AppID: "wx2421b1c4370ec43b", MchID: "10000100",
+		APIKey: "192006250b4c09247ec02edce69f6a2d", SignType: wxpay.SignTypeHMACSHA256,
+	}
+	resp, err := c.UnifiedOrder(context.Background(), &wxpay.V2UnifiedOrderRequest{
+		OutTradeNo: "tg_20261126_0001", Body: "tollgate credits", TotalFee: 5000,
+		SpbillCreateIP: "203.0.113.7", NotifyURL: "https://tollgate.example/wxpay/v2/notify",
+		TradeType: wxpay.V2TradeTypeNative, ProductID: "credits-5000",
+	})
+	var api *wxpay.APIError
+	switch {
+	case err == nil:
+		fmt.Println("show a QR code for", resp.CodeURL)
+	case wxpay.ErrorCode(err) == "ORDERPAID":
+		fmt.Println("already paid: nothing to do")
+	case wxpay.IsRetryable(err):
+		fmt.Println("unknown outcome or retryable: query, then retry with the same out_trade_no")
+	case errors.As(err, &api):
+		fmt.Println("refused:", api.Code, api.Message)
+	default:
+		fmt.Println("not sent:", err)
+	}
 }

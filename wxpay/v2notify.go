@@ -51,7 +51,11 @@ func ParseV2PaymentNotification(body []byte, key, signType string) (*V2PaymentNo
 	if m["return_code"] != "SUCCESS" {
 		return nil, nil, fmt.Errorf("payment notification: return_code %q: %w", m["return_code"], ErrMalformed)
 	}
-	for _, f := range []string{"appid", "mch_id", "out_trade_no", "transaction_id", "total_fee", "result_code"} {
+	required := []string{"appid", "mch_id", "out_trade_no", "total_fee", "result_code"}
+	if m["result_code"] == "SUCCESS" {
+		required = append(required, "transaction_id")
+	}
+	for _, f := range required {
 		if m[f] == "" {
 			return nil, nil, fmt.Errorf("payment notification: no %s: %w", f, ErrMalformed)
 		}

@@ -92,6 +92,7 @@ func TestParseV2PaymentNotificationSignedButBad(t *testing.T) {
 		"return_code FAIL":     func(p map[string]string) { p["return_code"] = "FAIL" },
 		"amount overflows":     func(p map[string]string) { p["total_fee"] = "9223372036854775808" },
 		"cash_fee not integer": func(p map[string]string) { p["cash_fee"] = "1e3" },
+		"no result_code":       func(p map[string]string) { delete(p, "result_code") },
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -158,6 +159,25 @@ func TestParseV2RefundNotification(t *testing.T) {
 				t.Errorf("err = %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseV2PaymentNotificationResultFail checks that a signed FAIL
+// notification (which WeChat Pay documents but does not send) is returned
+// typed, without a transaction_id, for the caller to refuse crediting.
+func TestParseV2PaymentNotificationResultFail(t *testing.T) {
+	var v signVector
+	MustLoadJSON(t, filepath.Join("testdata", "v2", "sign_v2-2_notification.json"), &v)
+	p := maps.Clone(v.Params)
+	p["result_code"], p["err_code"], p["err_code_des"] = "FAIL", "NOTENOUGH", "余额不足"
+	delete(p, "transaction_id")
+	p["sign"], _ = wxpay.SignV2(p, wxpay.SignTypeHMACSHA256, v.Key)
+	n, _, err := wxpay.ParseV2PaymentNotification(wxpay.EncodeV2XML(p), v.Key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.ResultCode != "FAIL" || n.ErrCode != "NOTENOUGH" || n.TransactionID != "" {
+		t.Errorf("notification = %+v", n)
 	}
 }
 
