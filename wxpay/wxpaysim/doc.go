@@ -67,9 +67,12 @@
 // XML signed with the order's sign type and without sign_type, or the v3
 // JSON envelope with an AEAD_AES_256_GCM resource and Wechatpay-* headers.
 // Unacknowledged notifications (v2: HTTP 200 and XML return_code SUCCESS;
-// v3: any 2xx) are retried after 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/
-// 3h/3h/3h/6h/6h, each attempt bounded by AnswerDeadline (5 s), all waits
-// multiplied by TimeScale. A URL that fails 3 handshakes in a row is no
+// v3: any 2xx) are retried after
+//
+//	15s 15s 30s 3m 10m 20m 30m 30m 30m 60m 3h 3h 3h 6h 6h  (24h4m in all)
+//
+// each attempt bounded by AnswerDeadline (5 s), all waits multiplied by
+// TimeScale (0.001: about 87 s). A URL that fails 3 handshakes in a row is no
 // longer called. v2 retries resend the same body (same nonce_str) unless
 // FreshNonceOnRetry; v3 retries are signed afresh. SignTestProbes sends a
 // WECHATPAY/SIGNTEST/ probe before each v3 notification. Close stops every

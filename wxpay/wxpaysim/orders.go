@@ -26,9 +26,8 @@ const (
 
 // Errors returned by the simulation methods (Pay, Fail, CompleteRefund).
 var (
-	ErrNotFound    = errors.New("wxpaysim: no such order or refund")
-	ErrWrongState  = errors.New("wxpaysim: not allowed in the current state")
-	ErrServerClose = errors.New("wxpaysim: server closed")
+	ErrNotFound   = errors.New("wxpaysim: no such order or refund")
+	ErrWrongState = errors.New("wxpaysim: not allowed in the current state")
 )
 
 // Order is the emulator's ground truth about one order, as returned by
