@@ -14,8 +14,13 @@ import (
 )
 
 func (e *env) v3OrderBody(no string, total int) []byte {
+	return e.v3OrderBodyTo(no, total, e.rcv.srv.URL+"/wxpay/notify/v3")
+}
+
+// v3OrderBodyTo is a Native order body notifying notifyURL.
+func (e *env) v3OrderBodyTo(no string, total int, notifyURL string) []byte {
 	return []byte(fmt.Sprintf(`{"appid":%q,"mchid":%q,"description":"tollgate credits","out_trade_no":%q,"notify_url":%q,"amount":{"total":%d,"currency":"CNY"},"scene_info":{"payer_client_ip":"127.0.0.1","device_id":"fp-1"}}`,
-		e.cfg.AppID, e.cfg.MchID, no, e.rcv.srv.URL+"/wxpay/notify/v3", total))
+		e.cfg.AppID, e.cfg.MchID, no, notifyURL, total))
 }
 
 func (e *env) v3Query(no string) (int, map[string]any) {
