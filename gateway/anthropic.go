@@ -63,7 +63,7 @@ type anthTool struct {
 type anthRequest struct {
 	Model         string            `json:"model"`
 	MaxTokens     int64             `json:"max_tokens"`
-	System        string            `json:"system,omitempty"`
+	System        json.RawMessage   `json:"system,omitempty"` // a string, or blocks when cache_control is used
 	Messages      []anthMessage     `json:"messages"`
 	Temperature   *float64          `json:"temperature,omitempty"`
 	TopP          *float64          `json:"top_p,omitempty"`
@@ -80,11 +80,15 @@ func toAnthropic(d *deployment, req *chatRequest, stream bool) (*anthRequest, er
 		return nil, &upstreamError{Status: http.StatusBadRequest, Message: "n > 1 is not supported by this model"}
 	}
 	out := &anthRequest{Model: d.cfg.Model, MaxTokens: d.maxOut(req.MaxTokens), Stream: stream}
-	var system []string
+	var system []anthBlock
 	for i, m := range req.Messages {
 		switch m.Role {
 		case "system", "developer":
-			system = append(system, contentText(m.Content))
+			blocks, err := anthBlocks(m.Content)
+			if err != nil {
+				return nil, &upstreamError{Status: http.StatusBadRequest, Message: fmt.Sprintf("messages[%d]: %v", i, err)}
+			}
+			system = append(system, blocks...)
 		case "tool", "function":
 			id := m.ToolCallID
 			if id == "" {
@@ -109,11 +113,31 @@ func toAnthropic(d *deployment, req *chatRequest, stream bool) (*anthRequest, er
 			out.appendBlocks(m.Role, blocks...)
 		}
 	}
-	out.System = strings.Join(system, "\n\n")
+	out.System = systemPrompt(system)
 	if err := anthOptions(out, req.raw); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// systemPrompt is the system text as a string, or as text blocks when one
+// of them carries cache_control (prompt caching needs the block form).
+func systemPrompt(blocks []anthBlock) json.RawMessage {
+	if len(blocks) == 0 {
+		return nil
+	}
+	texts := make([]string, len(blocks))
+	cached := false
+	for i, b := range blocks {
+		texts[i] = b.Text
+		cached = cached || len(b.CacheControl) > 0
+	}
+	var v any = strings.Join(texts, "\n\n")
+	if cached {
+		v = blocks
+	}
+	b, _ := json.Marshal(v)
+	return b
 }
 
 // appendBlocks adds blocks to the conversation, merging consecutive turns
@@ -347,7 +371,7 @@ func fromAnthropic(b []byte, created int64) (*chatResult, error) {
 	for k, v := range map[string]any{"id": m.ID, "object": "chat.completion", "created": created, "model": m.Model, "choices": []any{choice}} {
 		body[k], _ = json.Marshal(v)
 	}
-	res := &chatResult{body: body, output: output, choices: 1}
+	res := &chatResult{body: body, output: output}
 	if m.Usage != (anthUsage{}) {
 		res.usage = m.Usage.normalise()
 	}

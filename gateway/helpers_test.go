@@ -28,6 +28,7 @@ type fakeMeter struct {
 	released int
 	seq      int
 	reserves atomic.Int64
+	lastHold atomic.Int64
 	t        testing.TB
 }
 
@@ -52,6 +53,7 @@ func (m *fakeMeter) Reserve(ctx context.Context, h gateway.Hold) (string, error)
 		return "", tollgate.Errorf(tollgate.EINSUFFICIENT, "insufficient balance")
 	}
 	m.seq++
+	m.lastHold.Store(int64(h.Credits))
 	id := fmt.Sprintf("hold-%d", m.seq)
 	m.holds[id] = int64(h.Credits)
 	return id, nil

@@ -73,7 +73,6 @@ func (o *openAI) chat(ctx context.Context, d *deployment, req *chatRequest) (*ch
 	for _, c := range choices {
 		res.output += messageText(c.Message)
 	}
-	res.choices = int64(len(choices))
 	return res, nil
 }
 

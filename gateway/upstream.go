@@ -36,11 +36,9 @@ type tokenUsage struct {
 
 // chatResult is a complete (non-streaming) answer.
 type chatResult struct {
-	body     map[string]json.RawMessage // OpenAI-shaped response object
-	usage    *tokenUsage                // nil when the upstream reported none
-	output   string                     // the generated text, for counting without usage
-	choices  int64
-	duration time.Duration
+	body   map[string]json.RawMessage // OpenAI-shaped response object
+	usage  *tokenUsage                // nil when the upstream reported none
+	output string                     // the generated text, for counting without usage
 }
 
 // chunkStream is an open streaming answer.
