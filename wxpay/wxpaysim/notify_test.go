@@ -455,3 +455,33 @@ func TestFullScheduleThenGiveUp(t *testing.T) {
 		t.Fatalf("last attempt at %v, want 24h4m", offset)
 	}
 }
+
+// TestDuplicateFault delivers each notification 2 or 3 times at once, with
+// identical bodies, as several WeChat Pay senders do.
+func TestDuplicateFault(t *testing.T) {
+	e := mustEnv(t, func(s *wxpaysim.Server) { s.NoHandshake = true })
+	if err := e.sim.SetFaults(wxpaysim.Faults{Seed: 9, DuplicateRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	e.mustPlaceV2("T-DUP-0001", 100)
+	if _, err := e.sim.Pay("T-DUP-0001"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the original is acknowledged", acked(e.sim, 1))
+	e.sim.Close()
+	copies := 0
+	for _, d := range e.sim.Notifications() {
+		if d.Duplicate && d.Outcome == wxpaysim.OutcomeDuplicateAcked {
+			copies++
+		}
+	}
+	if copies < 1 || copies > 2 {
+		t.Fatalf("%d acknowledged copies, want 1 or 2", copies)
+	}
+	first := e.rcv.next(t).Body
+	for range copies {
+		if b := e.rcv.next(t).Body; !bytes.Equal(b, first) {
+			t.Fatalf("a copy differs from the original:\n%s\n%s", first, b)
+		}
+	}
+}

@@ -310,3 +310,17 @@ func TestV3CertificatesPublicKeyMode(t *testing.T) {
 		t.Fatalf("%d %s", st, b)
 	}
 }
+
+func TestV3SystemErrorFault(t *testing.T) {
+	e := mustEnv(t, nil)
+	if err := e.sim.SetFaults(wxpaysim.Faults{Seed: 1, SystemError: map[string]float64{"*": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	st, b := e.v3("POST", "/v3/pay/transactions/native", e.v3OrderBody("T3-SYSERR-1", 100))
+	if st != 500 || !strings.Contains(string(b), `"code":"SYSTEM_ERROR"`) {
+		t.Fatalf("%d %s", st, b)
+	}
+	if len(e.sim.Orders()) != 0 {
+		t.Fatal("a SYSTEM_ERROR answer created an order")
+	}
+}
