@@ -1,0 +1,67 @@
+// Package mockllm is a deterministic OpenAI- and Anthropic-compatible LLM
+// upstream for tollgate's tests, demo and load benchmarks. It is a real
+// http.Handler (Server) with failure knobs; it is not a model and not a
+// proxy.
+//
+// # Determinism
+//
+// The same request gives the same response bytes, ids included: ids are
+// derived from a hash of the model and the messages; only "created" comes
+// from Server.Now.
+//
+// # Tokens
+//
+// The tokenizer is CountTokens: whitespace-separated words. Prompt usage is
+// CountTokens over the text of every message (system prompt, instructions,
+// text parts, tool results); roles, images, tool definitions and formatting
+// are free.
+//
+// A completion is OutputTokens words (default DefaultOutputTokens = 16,
+// changed by Server.OutputTokens or the X-Mock-Output-Tokens header) drawn
+// from a fixed vocabulary by a generator seeded with a hash of the prompt
+// (choice i of n gets its own seed). Every word is one token: the first
+// has no leading space, the others have one. With response_format
+// json_object (or json_schema) the content is {"answer":"<words>"}, where
+// the opening {"answer":" and the closing "} are one token each. The usage
+// reported is exactly the number of pieces, and a stream sends exactly one
+// content delta per token, so a client counting deltas can verify usage.
+//
+// max_tokens / max_completion_tokens / max_output_tokens cut the
+// completion (finish_reason "length", stop_reason "max_tokens", Responses
+// status "incomplete"). A stop sequence ends the completion before the
+// token that completes it (finish_reason "stop", stop_reason
+// "stop_sequence").
+//
+// Cached prompt tokens are whatever Server.CachedTokens or the
+// X-Mock-Cached-Tokens header says (capped at the prompt): OpenAI reports
+// them inside prompt_tokens as prompt_tokens_details.cached_tokens;
+// Anthropic reports them apart, as cache_read_input_tokens, with
+// cache_creation_input_tokens from CacheCreationTokens /
+// X-Mock-Cache-Creation-Tokens, and input_tokens the rest.
+//
+// # Tool calls
+//
+// When a request offers tools, the answer is one call (finish_reason
+// "tool_calls", stop_reason "tool_use") if tool_choice names a tool
+// (OpenAI {"type":"function","function":{"name":N}}, Anthropic
+// {"type":"tool","name":N}), if tool_choice is "required" / {"type":"any"}
+// (the tool named in the message, else the first), or if the last user
+// message contains "call <name>" for an offered tool. tool_choice "none"
+// forbids calls. The arguments are a JSON object with every property of
+// the tool's schema, in name order, filled deterministically (a word for
+// strings, a number below 100 for numbers, true, [], {}, an enum member).
+// A call costs one token for its name plus one per 8-byte argument
+// fragment; streams send the name, then one delta per fragment.
+//
+// # Knobs
+//
+// Every knob is an exported Server field and a per-request X-Mock-* header
+// (see the Header constants), so one server can serve tests with different
+// behaviours at the same time: latency before the first byte, tokens per
+// second, output length, error rate (429 with Retry-After, 500, 503; a
+// seeded sequence), a fixed failure status, a stream cut after K events
+// (the connection is aborted), missing usage, hanging until the client
+// leaves, cached tokens. Errors use each API's own JSON shape. Counters
+// of requests by path and status are read with Count, Stats and
+// GET /mock/stats.
+package mockllm
