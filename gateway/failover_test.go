@@ -136,7 +136,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 		{func() { b.Failure(k, 0) }, "open", false},          // the probe failed
 		{func() { advance(30 * time.Second) }, "half-open", true},
 		{func() { b.Success(k) }, "closed", true},
-		{func() { b.Failure(k, 10 * time.Second) }, "open", false}, // Retry-After opens at once
+		{func() { b.Failure(k, 10*time.Second) }, "open", false}, // Retry-After opens at once
 		{func() { advance(10 * time.Second) }, "half-open", true},
 	}
 	for i, s := range steps {
@@ -205,4 +205,3 @@ func TestConcurrentRequestsNeverOverspend(t *testing.T) {
 		t.Fatalf("balance %d holds %d usages %d", balance, holds, len(usages2))
 	}
 }
-

@@ -1,0 +1,129 @@
+package gateway_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"tollgate/gateway"
+)
+
+func TestHoldCoversWorstCase(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		body    string
+		minHold int64 // at least the output part: 2 credits per token
+	}{
+		{"MaxTokens", `{"model":"m","max_tokens":20,"messages":[{"role":"user","content":"x"}]}`, 40},
+		{"MaxCompletionTokensWins", `{"model":"m","max_tokens":5,"max_completion_tokens":30,"messages":[{"role":"user","content":"x"}]}`, 60},
+		{"DeploymentCapWhenAbsent", `{"model":"m","messages":[{"role":"user","content":"x"}]}`, 200},
+		{"CappedByDeployment", `{"model":"m","max_tokens":5000,"messages":[{"role":"user","content":"x"}]}`, 200},
+		{"TimesN", `{"model":"m","n":3,"max_tokens":20,"messages":[{"role":"user","content":"x"}]}`, 120},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := &upstream{}
+			e := newEnv(t, 100_000, deploymentSpec{up: up})
+			if resp, body := e.chat(tc.body); resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			hold := e.meter.lastHold.Load()
+			if hold < tc.minHold || hold > tc.minHold+100 {
+				t.Fatalf("hold %d, want about %d", hold, tc.minHold)
+			}
+			if tc.name == "CappedByDeployment" && up.lastBody(t)["max_tokens"] != 100.0 {
+				t.Fatalf("max_tokens not clamped to the deployment cap: %v", up.lastBody(t))
+			}
+		})
+	}
+}
+
+func TestOpenAIToolCallsPassThrough(t *testing.T) {
+	up := &upstream{ToolCall: true}
+	e := newEnv(t, 10_000, deploymentSpec{up: up})
+	resp, body := e.chat(`{"model":"m","tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],"tool_choice":"auto","messages":[{"role":"user","content":"Paris?"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	got := mustJSON(t, body)
+	if path(got, "choices", 0, "message", "tool_calls", 0, "function", "name") != "get_weather" || path(got, "choices", 0, "finish_reason") != "tool_calls" {
+		t.Fatalf("tool call lost: %s", body)
+	}
+	if path(up.lastBody(t), "tools", 0, "function", "name") != "get_weather" || up.lastBody(t)["tool_choice"] != "auto" {
+		t.Fatalf("tools not passed upstream: %v", up.lastBody(t))
+	}
+}
+
+func TestEmbeddings(t *testing.T) {
+	up := &upstream{Prompt: 7}
+	e := newEnv(t, 10_000, deploymentSpec{up: up})
+	resp, body := e.do(context.Background(), "/v1/embeddings", `{"model":"m","input":["hello world","again"]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if c := path(mustJSON(t, body), "usage", "cost_credits"); c != 7.0 {
+		t.Fatalf("cost %v: %s", c, body)
+	}
+	if up.lastBody(t)["model"] != "up-0" {
+		t.Fatalf("upstream body %v", up.lastBody(t))
+	}
+	e.checkNoHolds()
+}
+
+func TestModelsListsOnlyAllowedWithPrices(t *testing.T) {
+	e := newEnv(t, 10_000, deploymentSpec{up: &upstream{}})
+	for _, tc := range []struct {
+		allowed []string
+		want    int
+	}{{nil, 1}, {[]string{"m"}, 1}, {[]string{"other"}, 0}} {
+		e.caller.Models = tc.allowed
+		resp, body := e.do(context.Background(), "/v1/models", "")
+		data, _ := mustJSON(t, body)["data"].([]any)
+		if resp.StatusCode != 200 || len(data) != tc.want {
+			t.Fatalf("allowed %v: %d %s", tc.allowed, resp.StatusCode, body)
+		}
+		if tc.want == 1 && path(data, 0, "pricing", "credits_per_1m_output_tokens") != 2e6 {
+			t.Fatalf("prices: %s", body)
+		}
+	}
+}
+
+func TestMessagesEndpoint(t *testing.T) {
+	t.Run("NonStreaming", func(t *testing.T) {
+		up := &upstream{Cached: 2}
+		e := newEnv(t, 10_000, deploymentSpec{up: up, kind: gateway.KindAnthropic})
+		resp, body := e.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		// 10 input + 2 cached (1 credit) + 3 output (6 credits).
+		if c := path(mustJSON(t, body), "usage", "cost_credits"); c != 17.0 {
+			t.Fatalf("cost %v: %s", c, body)
+		}
+		if up.lastBody(t)["model"] != "up-0" {
+			t.Fatalf("upstream body %v", up.lastBody(t))
+		}
+		e.checkNoHolds()
+	})
+	t.Run("Streaming", func(t *testing.T) {
+		e := newEnv(t, 10_000, deploymentSpec{up: &upstream{}, kind: gateway.KindAnthropic})
+		resp, body := e.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 200 || !strings.Contains(body, "event: message_stop") || !strings.Contains(body, `"cost_credits":16`) {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		e.checkNoHolds()
+	})
+	t.Run("ErrorsInAnthropicShape", func(t *testing.T) {
+		e := newEnv(t, 1, deploymentSpec{up: &upstream{}, kind: gateway.KindAnthropic})
+		resp, body := e.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 402 || path(mustJSON(t, body), "error", "type") != "billing_error" {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("OpenAIOnlyModel", func(t *testing.T) {
+		e := newEnv(t, 10_000, deploymentSpec{up: &upstream{}})
+		resp, body := e.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 400 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	})
+}
