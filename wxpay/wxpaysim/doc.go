@@ -92,6 +92,7 @@
 //	GET  /sim/notifications                     every delivery attempt (Delivery)
 //	GET  /sim/faults, POST /sim/faults          fault injection (Faults as JSON)
 //	POST /sim/clock {"advance":"3h"}            move the emulator's clock forward
+//	GET  /sim/stats                             verified calls per endpoint, peak order queries per minute
 //	GET  /sim/config                            merchant ids and keys for clients
 //
 // Faults (duplicates, drops, delays, reordering, SYSTEMERROR per endpoint,

@@ -113,13 +113,6 @@ func (s *Server) systemErrorLocked(endpoint string) bool {
 	return s.rng.chance(p)
 }
 
-// systemError is systemErrorLocked taking the lock.
-func (s *Server) systemError(endpoint string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.systemErrorLocked(endpoint)
-}
-
 // plan is the fault decision for one notification, drawn when it is queued.
 type plan struct {
 	delay      time.Duration // virtual

@@ -135,6 +135,7 @@ type Server struct {
 	rng        *faultRand
 	clockSkew  time.Duration
 	bills      map[string][]byte // download token -> bill text
+	stats      callStats
 	closed     bool
 }
 

@@ -60,6 +60,9 @@ func (s *Server) simRoutes(m *http.ServeMux) {
 		s.Advance(d)
 		writeJSON(w, http.StatusOK, map[string]string{"now": s.now().Format(time.RFC3339)})
 	})
+	m.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Stats())
+	})
 	m.HandleFunc("GET /sim/config", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Config())
 	})

@@ -130,3 +130,23 @@ func TestRefundNotifyURLKnob(t *testing.T) {
 		t.Fatal("a refund completed twice")
 	}
 }
+
+func TestStatsCountVerifiedCalls(t *testing.T) {
+	e := mustEnv(t, nil)
+	e.mustPlaceV2("T-STATS-01", 100)
+	for range 5 {
+		e.v2Query("T-STATS-01")
+	}
+	e.v2("/pay/orderquery", map[string]string{"appid": e.cfg.AppID, "mch_id": e.cfg.MchID, "out_trade_no": "T-STATS-01"}, wxpay.SignTypeMD5, "00000000000000000000000000000000")
+	if err := e.sim.SetFaults(wxpaysim.Faults{SystemError: map[string]float64{"query": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	e.v2Query("T-STATS-01")
+	var st wxpaysim.Stats
+	if code := e.simJSON("GET", "/sim/stats", "", &st); code != 200 {
+		t.Fatal(code)
+	}
+	if st.Calls["order"] != 1 || st.Calls["query"] != 6 || st.SystemErrors["query"] != 1 || st.PeakQueriesPerMinute != 6 {
+		t.Fatalf("stats %+v: want 1 order, 6 verified queries (the badly signed one not counted), 1 SYSTEMERROR, peak 6", st)
+	}
+}
