@@ -10,8 +10,7 @@
 
 const http = require('node:http');
 const assert = require('node:assert/strict');
-const { Wechatpay, Rsa, Aes, Hash, Formatter } = require('wechatpay-axios-plugin');
-const { XMLParser } = require('fast-xml-parser');
+const { Wechatpay, Rsa, Aes, Hash, Formatter, Transformer } = require('wechatpay-axios-plugin');
 
 const base = (process.env.WXPAYSIM_URL || 'http://127.0.0.1:8090').replace(/\/$/, '');
 const run = `${Date.now()}`.slice(-8);
@@ -50,7 +49,7 @@ function startReceiver(cfg, platformKey) {
           res.writeHead(204); res.end();
           return;
         }
-        const data = new XMLParser({ parseTagValue: false }).parse(body).xml;
+        const data = Transformer.toObject(body);
         const type = data.sign.length === 64 ? Hash.ALGO_HMAC_SHA256 : Hash.ALGO_MD5;
         if (!Hash.equals(Hash.sign(type, data, cfg.api_key), data.sign)) {
           res.writeHead(200); res.end('<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[bad sign]]></return_msg></xml>');
