@@ -45,7 +45,7 @@ function startReceiver(cfg, platformKey) {
           const env = JSON.parse(body);
           const r = env.resource;
           const plain = JSON.parse(Aes.AesGcm.decrypt(r.ciphertext, cfg.apiv3_key, r.nonce, r.associated_data));
-          deliver(plain.out_trade_no, { event: env.event_type, resource: plain });
+          deliver(plain.out_refund_no || plain.out_trade_no, { event: env.event_type, resource: plain });
           res.writeHead(204); res.end();
           return;
         }
@@ -111,7 +111,13 @@ async function v3(wxpay, cfg, rcv) {
     out_trade_no: no, out_refund_no: `IOPR${run}`, amount: { refund: 234, total: 1234, currency: 'CNY' },
   });
   assert.equal(refund.data.status, 'PROCESSING');
-  log('v3 refund accepted: ok');
+  await sim(`/sim/refunds/IOPR${run}/complete`);
+  const rn = await rcv.wait(`IOPR${run}`);
+  assert.equal(rn.event, 'REFUND.SUCCESS');
+  assert.equal(rn.resource.amount.refund, 234);
+  const rq = await wxpay.v3.refund.domestic.refunds.$out_refund_no$.get({ out_refund_no: `IOPR${run}` });
+  assert.equal(rq.data.status, 'SUCCESS');
+  log('v3 refund accepted, completed, notified and queried: ok');
 }
 
 async function v2(wxpay, cfg, rcv) {
