@@ -29,13 +29,19 @@ type Config struct {
 }
 
 // ProviderConfig is one upstream endpoint. The API key is never in the file:
-// APIKeyEnv names the environment variable holding it.
+// APIKeyEnv names the environment variable holding it. BaseURL is what an
+// SDK would use: for kind openai it includes the version
+// ("https://api.openai.com/v1", requests go to BaseURL+"/chat/completions"),
+// for kind anthropic it does not ("https://api.anthropic.com", requests go
+// to BaseURL+"/v1/messages").
 type ProviderConfig struct {
-	Name      string   `json:"name"`
-	Kind      string   `json:"kind"` // KindOpenAI or KindAnthropic
-	BaseURL   string   `json:"base_url"`
-	APIKeyEnv string   `json:"api_key_env,omitempty"`
-	Timeout   Duration `json:"timeout,omitempty"` // per attempt; time to first byte for streams
+	Name      string `json:"name"`
+	Kind      string `json:"kind"` // KindOpenAI or KindAnthropic
+	BaseURL   string `json:"base_url"`
+	APIKeyEnv string `json:"api_key_env,omitempty"`
+	// Timeout bounds one attempt: a whole non-streaming call, and for a
+	// stream the wait for the first chunk and for each chunk after it.
+	Timeout Duration `json:"timeout,omitempty"`
 	// APIKey is filled from APIKeyEnv by Resolve; it is never read from the
 	// file nor written out.
 	APIKey string `json:"-"`
@@ -225,14 +231,14 @@ func DefaultMockProviders(baseURL string) *Config {
 		},
 		Models: map[string][]DeploymentConfig{
 			"mock-gpt": {
-				{Provider: "mock-openai", Model: "mock-gpt", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens},
-				{Provider: "mock-anthropic", Model: "mock-claude", Weight: 1, Priority: 1, MaxOutputTokens: DefaultMaxOutputTokens},
+				{Provider: "mock-openai", Model: "gpt-4o-mini", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens},
+				{Provider: "mock-anthropic", Model: "claude-haiku-4-5", Weight: 1, Priority: 1, MaxOutputTokens: DefaultMaxOutputTokens},
 			},
 			"mock-claude": {
-				{Provider: "mock-anthropic", Model: "mock-claude", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens},
+				{Provider: "mock-anthropic", Model: "claude-sonnet-4-5", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens},
 			},
 			"mock-embedding": {
-				{Provider: "mock-openai", Model: "mock-embedding", Weight: 1, MaxOutputTokens: 1},
+				{Provider: "mock-openai", Model: "text-embedding-3-small", Weight: 1, MaxOutputTokens: 1},
 			},
 		},
 	}

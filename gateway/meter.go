@@ -101,8 +101,9 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 }
 
 // Admitter decides whether a caller may start a request now, for per-key
-// rate limits. It returns a *tollgate.Error ERATELIMITED (optionally with a
-// RetryAfter through RateLimitedError) to refuse. Nil means no limits.
+// rate limits (kv's limiter, later). To refuse it returns a *StatusError
+// with status 429 and a RetryAfter wrapping a *tollgate.Error ERATELIMITED,
+// or just the *tollgate.Error. A nil Admitter admits everything.
 type Admitter interface {
 	Admit(ctx context.Context, c Caller, model string) error
 }
