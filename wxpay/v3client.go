@@ -104,6 +104,33 @@ func (c *V3Client) now() time.Time {
 	return time.Now()
 }
 
+// Validate reports a configuration the client cannot work with, so that a
+// service can refuse to start rather than fail on the first payment: a
+// missing MchID, AppID, MerchantSerialNo, MerchantKey or Keyring, an empty
+// Keyring, an APIv3Key that is not 32 bytes (ErrV3KeyLength) or a BaseURL
+// that is not an absolute http(s) URL. Errors wrap ErrV3Request.
+func (c *V3Client) Validate() error {
+	if err := c.check("config"); err != nil {
+		return err
+	}
+	if c.AppID == "" {
+		return fmt.Errorf("wxpay v3 config: AppID not set: %w", ErrV3Request)
+	}
+	if len(c.Keyring.Serials()) == 0 {
+		return fmt.Errorf("wxpay v3 config: Keyring holds no WeChat Pay key: %w", ErrV3Request)
+	}
+	if len(c.APIv3Key) != v3KeyLen {
+		return fmt.Errorf("wxpay v3 config: %w: %w", ErrV3KeyLength, ErrV3Request)
+	}
+	if c.BaseURL != "" {
+		u, err := url.Parse(c.BaseURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" {
+			return fmt.Errorf("wxpay v3 config: BaseURL %q is not an absolute http(s) URL: %w", c.BaseURL, ErrV3Request)
+		}
+	}
+	return nil
+}
+
 // check reports a configuration the client cannot sign or verify with.
 func (c *V3Client) check(op string) error {
 	switch {

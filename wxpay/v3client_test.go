@@ -498,3 +498,36 @@ func TestV3ClientWrongMerchantKey(t *testing.T) {
 		t.Fatalf("err = %v, want 401 SIGN_ERROR", err)
 	}
 }
+
+func TestV3ClientValidate(t *testing.T) {
+	_, srv := newV3FakeServer(t, "")
+	tests := []struct {
+		name   string
+		mutate func(*wxpay.V3Client)
+		want   error
+	}{
+		{"OK", func(*wxpay.V3Client) {}, nil},
+		{"DefaultBaseURL", func(c *wxpay.V3Client) { c.BaseURL = "" }, nil},
+		{"NoMchID", func(c *wxpay.V3Client) { c.MchID = "" }, wxpay.ErrV3Request},
+		{"NoAppID", func(c *wxpay.V3Client) { c.AppID = "" }, wxpay.ErrV3Request},
+		{"NoSerial", func(c *wxpay.V3Client) { c.MerchantSerialNo = "" }, wxpay.ErrV3Request},
+		{"NoKeyring", func(c *wxpay.V3Client) { c.Keyring = nil }, wxpay.ErrV3Request},
+		{"EmptyKeyring", func(c *wxpay.V3Client) { c.Keyring = wxpay.NewV3Keyring() }, wxpay.ErrV3Request},
+		{"ShortAPIv3Key", func(c *wxpay.V3Client) { c.APIv3Key = "testAPIv3Key0000" }, wxpay.ErrV3KeyLength},
+		{"RelativeBaseURL", func(c *wxpay.V3Client) { c.BaseURL = "api.mch.weixin.qq.com" }, wxpay.ErrV3Request},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newV3TestClient(t, srv, "")
+			tt.mutate(c)
+			checkErrIs(t, c.Validate(), tt.want)
+		})
+	}
+}
+
+func TestV3ClientRefusesAnswerForAnotherApp(t *testing.T) {
+	f, srv := newV3FakeServer(t, "")
+	f.answer(200, strings.Replace(v3TestTransaction, v3TestAppID, "wx0000000000000000", 1), nil)
+	_, err := newV3TestClient(t, srv, "").QueryOrder(context.Background(), "1217752501201407033233368018")
+	checkErrIs(t, err, wxpay.ErrMalformed)
+}

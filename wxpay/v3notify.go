@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -80,6 +81,21 @@ func ParseV3Notification(h http.Header, body []byte, keyring *V3Keyring, apiV3Ke
 // APIv3 key and clock.
 func (c *V3Client) ParseNotification(h http.Header, body []byte) (*V3Notification, error) {
 	return ParseV3Notification(h, body, c.Keyring, c.APIv3Key, c.now())
+}
+
+// ParseNotificationRequest reads the body of r (a POST to the notify URL)
+// with the MaxBodyBytes limit and parses it like ParseNotification. A
+// method other than POST is refused with ErrMalformed (answer a HEAD
+// handshake before calling it).
+func (c *V3Client) ParseNotificationRequest(r *http.Request) (*V3Notification, error) {
+	if r.Method != http.MethodPost {
+		return nil, fmt.Errorf("wxpay v3 notification: method %s: %w", r.Method, ErrMalformed)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("wxpay v3 notification: read body: %v: %w", err, ErrMalformed)
+	}
+	return c.ParseNotification(r.Header, body)
 }
 
 // Transaction decodes the plaintext of a TRANSACTION.* notification. It

@@ -266,3 +266,33 @@ func TestV3NotifyAck(t *testing.T) {
 		t.Errorf("V3NotifyAckFail = %s", got)
 	}
 }
+
+func TestV3ClientParseNotificationRequest(t *testing.T) {
+	plain := MustReadV3(t, "notify_v3-e_plaintext.json")
+	h, body := newV3Envelope(t, wxpay.V3EventTransactionSuccess, "transaction", plain).signed(t)
+	big := append(append([]byte(nil), body...), strings.Repeat(" ", wxpay.MaxBodyBytes)...)
+	tests := []struct {
+		name   string
+		method string
+		body   []byte
+		want   error
+	}{
+		{"POST", http.MethodPost, body, nil},
+		{"GET", http.MethodGet, body, wxpay.ErrMalformed},
+		{"TooLarge", http.MethodPost, big, wxpay.ErrBodyTooLarge},
+	}
+	c := &wxpay.V3Client{Keyring: MustV3Keyring(t), APIv3Key: v3TestAPIKey, Now: func() time.Time { return v3TestNow }}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, "https://merchant.example/wxpay/notify", strings.NewReader(string(tt.body)))
+			for k, v := range h {
+				r.Header[k] = v
+			}
+			n, err := c.ParseNotificationRequest(r)
+			checkErrIs(t, err, tt.want)
+			if err == nil && string(n.Plaintext) != string(plain) {
+				t.Errorf("plaintext = %s", n.Plaintext)
+			}
+		})
+	}
+}

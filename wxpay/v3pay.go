@@ -212,9 +212,9 @@ func (t *V3Transaction) PaidAt() (time.Time, error) {
 
 // QueryOrder queries an order by the merchant's order number
 // (GET /v3/pay/transactions/out-trade-no/{no}?mchid=). An unknown order is
-// an *APIError with Code ORDER_NOT_EXIST (404). The answer's mchid and
-// out_trade_no must be the ones asked for, or the answer is a
-// *TransportError wrapping ErrMalformed.
+// an *APIError with Code ORDER_NOT_EXIST (404). The answer's mchid, appid
+// (when AppID is set) and out_trade_no must be the client's and the one
+// asked for, or the answer is a *TransportError wrapping ErrMalformed.
 func (c *V3Client) QueryOrder(ctx context.Context, outTradeNo string) (*V3Transaction, error) {
 	if !validOutNo(outTradeNo, 1, 32, "_-|*") {
 		return nil, fmt.Errorf("wxpay v3 query order: out_trade_no %q: %w", outTradeNo, ErrV3Request)
@@ -228,7 +228,7 @@ func (c *V3Client) QueryOrder(ctx context.Context, outTradeNo string) (*V3Transa
 	if _, err := c.do(ctx, call, &t); err != nil {
 		return nil, err
 	}
-	if t.OutTradeNo != outTradeNo || t.MchID != c.MchID || t.TradeState == "" {
+	if t.OutTradeNo != outTradeNo || t.MchID != c.MchID || (c.AppID != "" && t.AppID != c.AppID) || t.TradeState == "" {
 		return nil, &TransportError{Op: "v3 query order", Err: fmt.Errorf("answer for order %q of %q in state %q: %w", t.OutTradeNo, t.MchID, t.TradeState, ErrMalformed)}
 	}
 	return &t, nil
