@@ -31,7 +31,8 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	apiKey := fs.String("api-key", wxpaysim.DefaultAPIKey, "v2 API key (32 characters)")
 	apiv3Key := fs.String("apiv3-key", wxpaysim.DefaultAPIv3Key, "APIv3 key (32 bytes), encrypts v3 notification resources")
 	timeScale := fs.Float64("time-scale", 1, "multiplies notification retry waits and the refund delay (0.001 runs 24h4m in ~87 s)")
-	handshake := fs.Bool("handshake", true, "send a HEAD handshake before each notification POST (models the seed article, not WeChat Pay)")
+	handshake := fs.Bool("handshake", true, "send a HEAD handshake before each v2 notification POST (models the seed article, not WeChat Pay)")
+	handshakeV3 := fs.Bool("handshake-v3", false, "also send the HEAD handshake before v3 notifications")
 	fingerprint := fs.Bool("require-device-fingerprint", false, "refuse orders without device_info / scene_info.device_id (PARAM_ERROR)")
 	probes := fs.Bool("sign-test-probes", false, "send a WECHATPAY/SIGNTEST/ probe before each v3 notification")
 	freshNonce := fs.Bool("fresh-nonce-on-retry", false, "give each v2 notification retry a new nonce_str (default: resend the same body)")
@@ -48,7 +49,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	logger := log.New(stderr, "", log.LstdFlags)
 	sim := &wxpaysim.Server{
 		MchID: *mchID, AppID: *appID, APIKey: *apiKey, APIv3Key: *apiv3Key,
-		TimeScale: *timeScale, NoHandshake: !*handshake, RequireDeviceFingerprint: *fingerprint,
+		TimeScale: *timeScale, NoHandshake: !*handshake, HandshakeV3: *handshakeV3, RequireDeviceFingerprint: *fingerprint,
 		SignTestProbes: *probes, FreshNonceOnRetry: *freshNonce, RefundDelay: *refundDelay,
 		Logf: logger.Printf,
 	}

@@ -62,8 +62,9 @@
 // # Notifications
 //
 // Paying an order (and finishing a refund) sends a notification to its
-// notify_url: a HEAD handshake first (unless NoHandshake; this models the
-// seed article, WeChat Pay documents no such request), then the POST — v2
+// notify_url: a HEAD handshake first (before v2 notifications, and v3 ones
+// too with HandshakeV3; NoHandshake turns it off; it models the seed
+// article, WeChat Pay documents no such request), then the POST — v2
 // XML signed with the order's sign type and without sign_type, or the v3
 // JSON envelope with an AEAD_AES_256_GCM resource and Wechatpay-* headers.
 // Unacknowledged notifications (v2: HTTP 200 and XML return_code SUCCESS;

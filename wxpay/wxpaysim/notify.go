@@ -140,7 +140,7 @@ func (s *Server) deliver(n *notification) {
 			s.recordDelivery(d)
 			return
 		}
-		if !s.NoHandshake && !s.handshake(n.url, d) {
+		if s.wantHandshake(n.version) && !s.handshake(n.url, d) {
 			continue
 		}
 		body := n.body
@@ -180,6 +180,12 @@ func (s *Server) blacklisted(url string) bool {
 	defer s.mu.Unlock()
 	u := s.urls[url]
 	return u != nil && u.blacklisted
+}
+
+// wantHandshake reports whether a notification of the given API version is
+// preceded by the HEAD handshake.
+func (s *Server) wantHandshake(version int) bool {
+	return !s.NoHandshake && (version == 2 || s.HandshakeV3)
 }
 
 // handshake sends the HEAD request that precedes each POST and records it.

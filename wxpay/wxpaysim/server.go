@@ -85,6 +85,10 @@ type Server struct {
 	// URL after 3 failed handshakes, model the seed article, not WeChat
 	// Pay's documentation.
 	NoHandshake bool
+	// HandshakeV3 also sends the HEAD handshake before v3 notifications.
+	// It is off by default: DESIGN.md's HTTP surface answers HEAD only on
+	// the v2 notify URL, and the seed article's handshake predates API v3.
+	HandshakeV3 bool
 	// FreshNonceOnRetry makes each v2 retry carry a new nonce_str and sign.
 	// By default a retry resends the identical body (same nonce_str and
 	// sign): a notification is one message delivered again, and a receiver

@@ -32,7 +32,7 @@ func (e *env) v3Query(no string) (int, map[string]any) {
 }
 
 func TestV3NativePaymentFlow(t *testing.T) {
-	e := mustEnv(t, nil)
+	e := mustEnv(t, func(s *wxpaysim.Server) { s.HandshakeV3 = true })
 	st, b := e.v3("POST", "/v3/pay/transactions/native", e.v3OrderBody("T3-FLOW-0001", 5000))
 	var ord struct {
 		CodeURL string `json:"code_url"`
@@ -322,5 +322,16 @@ func TestV3SystemErrorFault(t *testing.T) {
 	}
 	if len(e.sim.Orders()) != 0 {
 		t.Fatal("a SYSTEM_ERROR answer created an order")
+	}
+}
+
+func TestV3NoHandshakeByDefault(t *testing.T) {
+	e := mustEnv(t, nil)
+	e.v3("POST", "/v3/pay/transactions/native", e.v3OrderBody("T3-NOHS-01", 100))
+	if _, err := e.sim.Pay("T3-NOHS-01"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.rcv.next(t); got.Method != http.MethodPost {
+		t.Fatalf("first request %s: v3 notifications get no HEAD unless HandshakeV3", got.Method)
 	}
 }
