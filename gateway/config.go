@@ -243,3 +243,17 @@ func DefaultMockProviders(baseURL string) *Config {
 		},
 	}
 }
+
+// Deployment returns the deployment whose id (as in Usage.Deployment,
+// "provider/upstream-model") is id, so the revenue report can find its
+// provider cost prices.
+func (c *Config) Deployment(id string) (DeploymentConfig, bool) {
+	for _, name := range sortedKeys(c.Models) {
+		for _, d := range c.Models[name] {
+			if d.Provider+"/"+d.Model == id {
+				return d, true
+			}
+		}
+	}
+	return DeploymentConfig{}, false
+}

@@ -293,6 +293,12 @@ type deploymentSpec struct {
 // in its own priority tier unless set), with a meter holding balance.
 func newEnv(t testing.TB, balance int64, deps ...deploymentSpec) *env {
 	t.Helper()
+	return newEnvWith(t, balance, nil, deps...)
+}
+
+// newEnvWith is newEnv with a hook to change the gateway's options.
+func newEnvWith(t testing.TB, balance int64, mod func(*gateway.Options), deps ...deploymentSpec) *env {
+	t.Helper()
 	cfg := &gateway.Config{Models: map[string][]gateway.DeploymentConfig{}}
 	for i, d := range deps {
 		if d.kind == "" {
@@ -320,12 +326,19 @@ func newEnv(t testing.TB, balance int64, deps ...deploymentSpec) *env {
 		cfg.Models["m"] = append(cfg.Models["m"], gateway.DeploymentConfig{Provider: name, Model: fmt.Sprintf("up-%d", i), Priority: prio, Weight: d.weight, MaxOutputTokens: 100})
 	}
 	e := &env{t: t, meter: newFakeMeter(t, balance), caller: gateway.Caller{Account: "acct-1", KeyID: "key-1"}}
-	e.breaker = gateway.NewBreaker(3, time.Minute, nil)
-	gw, err := gateway.New(cfg, gateway.Options{
-		Meter: e.meter, Pricer: fakePricer{}, Breaker: e.breaker, Seed: 1,
+	opts := gateway.Options{
+		Meter: e.meter, Pricer: fakePricer{}, Seed: 1,
 		Retry:        gateway.RetryPolicy{MaxAttempts: 4, BackoffBase: time.Microsecond, BackoffMax: time.Microsecond},
 		MaxBodyBytes: 64 << 10,
-	})
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	if opts.Breaker == nil {
+		e.breaker = gateway.NewBreaker(3, time.Minute, opts.Now)
+		opts.Breaker = e.breaker
+	}
+	gw, err := gateway.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
