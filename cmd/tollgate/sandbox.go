@@ -36,6 +36,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fingerprint := fs.Bool("require-device-fingerprint", false, "refuse orders without device_info / scene_info.device_id (PARAM_ERROR)")
 	probes := fs.Bool("sign-test-probes", false, "send a WECHATPAY/SIGNTEST/ probe before each v3 notification")
 	freshNonce := fs.Bool("fresh-nonce-on-retry", false, "give each v2 notification retry a new nonce_str (default: resend the same body)")
+	queryLimit := fs.Int("query-limit-per-minute", 0, "answer order queries beyond this many per minute FREQUENCY_LIMITED (0: no limit)")
 	refundDelay := fs.Duration("refund-delay", wxpaysim.DefaultRefundDelay, "how long refunds stay PROCESSING (virtual time; negative: only via /sim)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -50,7 +51,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	sim := &wxpaysim.Server{
 		MchID: *mchID, AppID: *appID, APIKey: *apiKey, APIv3Key: *apiv3Key,
 		TimeScale: *timeScale, NoHandshake: !*handshake, HandshakeV3: *handshakeV3, RequireDeviceFingerprint: *fingerprint,
-		SignTestProbes: *probes, FreshNonceOnRetry: *freshNonce, RefundDelay: *refundDelay,
+		SignTestProbes: *probes, FreshNonceOnRetry: *freshNonce, RefundDelay: *refundDelay, QueryLimitPerMinute: *queryLimit,
 		Logf: logger.Printf,
 	}
 	defer sim.Close()

@@ -52,7 +52,8 @@
 // time_expire (default OrderTTL, 2 h) reads CLOSED.
 //
 // Not modelled, on purpose: the 5-minute wait before closing an order, the
-// 1-minute spacing of refunds, rate limits (FREQUENCY_LIMITED), the 1-year
+// 1-minute spacing of refunds, rate limits other than QueryLimitPerMinute
+// (FREQUENCY_LIMITED on order queries, off by default), the 1-year
 // refund window, platform certificates, micropay, and bills appearing only
 // the next morning (any day up to today is served at once). Re-entry with
 // identical parameters of a paid order answers ORDERPAID, of a closed one

@@ -150,3 +150,22 @@ func TestStatsCountVerifiedCalls(t *testing.T) {
 		t.Fatalf("stats %+v: want 1 order, 6 verified queries (the badly signed one not counted), 1 SYSTEMERROR, peak 6", st)
 	}
 }
+
+func TestQueryLimitPerMinute(t *testing.T) {
+	e := mustEnv(t, func(s *wxpaysim.Server) { s.QueryLimitPerMinute = 3 })
+	e.mustPlaceV2("T-LIMIT-01", 100)
+	for i := range 3 {
+		if q := e.v2Query("T-LIMIT-01"); q["result_code"] != "SUCCESS" {
+			t.Fatalf("query %d under the limit: %v", i+1, q)
+		}
+	}
+	if q := e.v2Query("T-LIMIT-01"); q["err_code"] != "FREQUENCY_LIMITED" {
+		t.Fatalf("4th query in a minute: %v", q)
+	}
+	if st, b := e.v3("GET", "/v3/pay/transactions/out-trade-no/T-LIMIT-01?mchid="+e.cfg.MchID, nil); st != 429 || !strings.Contains(string(b), "FREQUENCY_LIMITED") {
+		t.Fatalf("v3 query over the limit: %d %s", st, b)
+	}
+	if s := e.sim.Stats(); s.PeakQueriesPerMinute != 3 || s.Calls["query"] != 5 {
+		t.Fatalf("stats %+v", s)
+	}
+}

@@ -8,7 +8,8 @@ import (
 // Stats counts the merchant API calls that passed signature and merchant
 // checks, per endpoint ("order", "query", "close", "refund", "refundquery",
 // "bill"), both versions together. PeakQueriesPerMinute is the most order
-// queries seen in any 60-second window of real time: what a merchant-wide
+// queries answered in any 60-second window of real time (queries refused
+// FREQUENCY_LIMITED are counted in Calls only): what a merchant-wide
 // query rate limit (tollgate's 6,000/min) must keep down, measured where
 // every instance's queries meet.
 type Stats struct {
@@ -24,9 +25,13 @@ type callStats struct {
 	querySec map[int64]int // Unix second -> order queries in it
 }
 
-// admit counts a verified call to endpoint and decides whether the
-// SYSTEMERROR fault answers it.
-func (s *Server) admit(endpoint string) (systemError bool) {
+// errFrequencyLimited answers order queries beyond QueryLimitPerMinute.
+var errFrequencyLimited = &bizErr{"FREQUENCY_LIMITED", "FREQUENCY_LIMITED", 429, "请求频率超过限制，请降低频率后重试", ""}
+
+// admit counts a verified call to endpoint and decides whether it is
+// refused: FREQUENCY_LIMITED for order queries over QueryLimitPerMinute,
+// or the SYSTEMERROR fault. A refused call changes nothing.
+func (s *Server) admit(endpoint string) *bizErr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := &s.stats
@@ -35,13 +40,23 @@ func (s *Server) admit(endpoint string) (systemError bool) {
 	}
 	st.calls[endpoint]++
 	if endpoint == epQuery {
-		st.querySec[time.Now().Unix()]++
+		now := time.Now().Unix()
+		if s.QueryLimitPerMinute > 0 {
+			n := 0
+			for sec := now - 59; sec <= now; sec++ {
+				n += st.querySec[sec]
+			}
+			if n >= s.QueryLimitPerMinute {
+				return errFrequencyLimited
+			}
+		}
+		st.querySec[now]++
 	}
 	if s.systemErrorLocked(endpoint) {
 		st.syserrs[endpoint]++
-		return true
+		return errSystem
 	}
-	return false
+	return nil
 }
 
 // Stats returns the call counts so far.

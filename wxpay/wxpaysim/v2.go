@@ -111,10 +111,7 @@ func (s *Server) v2Check(c v2Call, endpoint string) *bizErr {
 	if c.p["appid"] != s.AppID {
 		return &bizErr{"APPID_MCHID_NOT_MATCH", "APPID_MCHID_NOT_MATCH", 400, "appid和mch_id不匹配", "appid"}
 	}
-	if s.admit(endpoint) {
-		return errSystem
-	}
-	return nil
+	return s.admit(endpoint)
 }
 
 func contains(list []string, s string) bool {

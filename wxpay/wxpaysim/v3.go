@@ -74,8 +74,8 @@ func (s *Server) v3Handler(endpoint string, h func(v3Call) v3Reply) http.Handler
 			if be := s.v3Verify(r, body); be != nil {
 				s.logf("wxpaysim: v3 %s %s refused: %s", r.Method, r.URL.Path, be.msg)
 				rep = v3Err(be)
-			} else if s.admit(endpoint) {
-				rep = v3Err(errSystem)
+			} else if be := s.admit(endpoint); be != nil {
+				rep = v3Err(be)
 			} else {
 				rep = h(v3Call{r: r, body: body})
 			}
