@@ -203,35 +203,12 @@ func (c *V3Client) newRequest(ctx context.Context, call v3Call) (*http.Request, 
 // do sends call, verifies the answer and decodes a 200 body into out (when
 // out is not nil). It returns the HTTP status of a verified 2xx answer.
 func (c *V3Client) do(ctx context.Context, call v3Call, out any) (int, error) {
-	if err := c.check(call.op); err != nil {
-		return 0, err
-	}
-	req, err := c.newRequest(ctx, call)
+	resp, body, op, err := c.roundTrip(ctx, call, MaxBodyBytes)
 	if err != nil {
 		return 0, err
 	}
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = defaultV3HTTPClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, &TransportError{Op: "v3 " + call.op, Err: err}
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
-	if err != nil {
-		return 0, &TransportError{Op: "v3 " + call.op, Err: fmt.Errorf("read answer: %w", err)}
-	}
-	if len(body) > MaxBodyBytes {
-		return 0, &TransportError{Op: "v3 " + call.op, Err: fmt.Errorf("answer over %d bytes: %w", MaxBodyBytes, ErrBodyTooLarge)}
-	}
-	op := call.op
-	if rid := resp.Header.Get(HeaderV3RequestID); rid != "" {
-		op += " (Request-ID " + rid + ")"
-	}
-	if err := c.Keyring.VerifyResponse(resp.Header, body, c.now()); err != nil {
-		return 0, &TransportError{Op: "v3 " + op, Err: fmt.Errorf("unverified HTTP %d answer%s: %w", resp.StatusCode, untrustedCode(body), err)}
+	if err := c.verifyAnswer(op, resp, body); err != nil {
+		return 0, err
 	}
 	if resp.StatusCode >= 300 || resp.StatusCode == http.StatusAccepted {
 		return 0, fmt.Errorf("wxpay v3 %s: %w", op, v3APIError(resp.StatusCode, body))
@@ -245,6 +222,49 @@ func (c *V3Client) do(ctx context.Context, call v3Call, out any) (int, error) {
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// roundTrip signs and sends call and reads at most limit bytes of the
+// answer, which it does not verify. op names the call and the answer's
+// Request-ID for errors. The returned response's body is closed.
+func (c *V3Client) roundTrip(ctx context.Context, call v3Call, limit int64) (resp *http.Response, body []byte, op string, err error) {
+	if err := c.check(call.op); err != nil {
+		return nil, nil, "", err
+	}
+	req, err := c.newRequest(ctx, call)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = defaultV3HTTPClient
+	}
+	resp, err = hc.Do(req)
+	if err != nil {
+		return nil, nil, "", &TransportError{Op: "v3 " + call.op, Err: err}
+	}
+	defer resp.Body.Close()
+	op = call.op
+	if rid := resp.Header.Get(HeaderV3RequestID); rid != "" {
+		op += " (Request-ID " + rid + ")"
+	}
+	body, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, nil, "", &TransportError{Op: "v3 " + op, Err: fmt.Errorf("read answer: %w", err)}
+	}
+	if int64(len(body)) > limit {
+		return nil, nil, "", &TransportError{Op: "v3 " + op, Err: fmt.Errorf("answer over %d bytes: %w", limit, ErrBodyTooLarge)}
+	}
+	return resp, body, op, nil
+}
+
+// verifyAnswer checks the Wechatpay-* signature of an answer; a failure is
+// a *TransportError that quotes, but never trusts, an error body's code.
+func (c *V3Client) verifyAnswer(op string, resp *http.Response, body []byte) error {
+	if err := c.Keyring.VerifyResponse(resp.Header, body, c.now()); err != nil {
+		return &TransportError{Op: "v3 " + op, Err: fmt.Errorf("unverified HTTP %d answer%s: %w", resp.StatusCode, untrustedCode(body), err)}
+	}
+	return nil
 }
 
 // v3ErrorBody is the JSON body of a v3 error answer.
