@@ -106,7 +106,12 @@ func setDefaults(o *Options) {
 		o.Observer = nopObserver{}
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{Transport: http.DefaultTransport}
+		// No overall timeout (streams are long); attempts carry their own.
+		// Keep many idle connections per upstream: a gateway talks to few
+		// hosts at high concurrency.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		o.Client = &http.Client{Transport: t}
 	}
 	r := &o.Retry
 	if r.MaxAttempts <= 0 {

@@ -65,6 +65,10 @@ func (o *openAI) chat(ctx context.Context, d *deployment, req *chatRequest) (*ch
 	if err := json.Unmarshal(b, &res.body); err != nil || res.body == nil {
 		return nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
 	}
+	if _, ok := res.body["choices"]; !ok {
+		// Some compatible servers answer 200 with only an error object.
+		return nil, &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage(b)}
+	}
 	res.usage = parseOpenAIUsage(res.body["usage"])
 	var choices []struct {
 		Message chatMessage `json:"message"`
