@@ -6,23 +6,31 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"tollgate/ledger"
 )
 
-// Apply writes c as ONE pipelined batch: multi-row INSERTs from unnest()ed
-// arrays (accounts, lots, grants, holds, refunds, usage — grants before
-// holds, which reference them), then one conditional UPDATE per table that
-// matches each row on its key AND the version that was read. If an UPDATE
-// matches fewer rows than it was given, or an INSERT meets an existing
-// unique key, Apply returns an error wrapping ledger.ErrRetry and the
-// caller must roll back. On success it sets the ID of every new lot.
+// Apply writes c as multi-row INSERTs from unnest()ed arrays (accounts,
+// lots, grants, holds, refunds, usage — grants before holds, which
+// reference them), then one conditional UPDATE per table that matches each
+// row on its key AND the version that was read, and fails inside the server
+// with serialization_failure if it matched fewer rows than it was given.
+//
+// The statements are queued, not sent: they go out in one pipeline with the
+// transaction's next read or with its COMMIT, so a typical ledger
+// transaction pays no round trip for its writes. When c inserts lots,
+// Apply sends at once, because it must set the ID of every new lot. An
+// existing unique key or a stale version makes Apply — or, if it was
+// deferred, the next read or Update itself — return an error wrapping
+// ledger.ErrRetry, and nothing commits.
 func (t *txn) Apply(ctx context.Context, c *ledger.Changes) error {
 	if c == nil || c.Empty() {
 		return nil
 	}
-	w := &writer{b: &pgx.Batch{}}
+	if t.pending == nil {
+		t.pending = &pgx.Batch{}
+	}
+	w := &writer{b: t.pending}
 	w.insertAccounts(c.NewAccounts)
 	w.insertLots(c.NewLots)
 	w.insertGrants(c.NewGrants)
@@ -34,32 +42,27 @@ func (t *txn) Apply(ctx context.Context, c *ledger.Changes) error {
 	w.updateGrants(c.Grants)
 	w.updateHolds(c.Holds)
 	w.updateRefunds(c.Refunds)
-	if err := t.send(ctx, w.b); err != nil {
-		return mapError("postgres: apply", err)
-	}
-	if w.stale != "" {
-		return fmt.Errorf("postgres: apply: %s changed since it was read: %w", w.stale, ledger.ErrRetry)
+	if len(c.NewLots) > 0 {
+		return t.flush(ctx, "postgres: apply")
 	}
 	return nil
 }
 
-// writer queues the statements of one Apply and checks their results.
+// writer queues the statements of one Apply.
 type writer struct {
-	b     *pgx.Batch
-	stale string // the first table whose conditional update missed a row
+	b *pgx.Batch
 }
 
-// update queues a conditional UPDATE of n rows of table.
+// update queues a conditional UPDATE of n rows of table: sql is an UPDATE
+// without RETURNING. tollgate_expect_rows (migration 0002) raises
+// serialization_failure unless every row matched.
 func (w *writer) update(table string, n int, sql string, args ...any) {
 	if n == 0 {
 		return
 	}
-	w.b.Queue(sql, args...).Exec(func(tag pgconn.CommandTag) error {
-		if tag.RowsAffected() != int64(n) && w.stale == "" {
-			w.stale = fmt.Sprintf("%d of %d %s rows", int64(n)-tag.RowsAffected(), n, table)
-		}
-		return nil
-	})
+	args = append(args, table, n)
+	w.b.Queue(fmt.Sprintf("WITH u AS (%s RETURNING 1) SELECT tollgate_expect_rows($%d, count(*), $%d) FROM u",
+		sql, len(args)-1, len(args)), args...)
 }
 
 func (w *writer) insertAccounts(rows []ledger.Account) {

@@ -71,6 +71,7 @@ type options struct {
 	stmtCache      int
 	migrate        bool
 	attempts       int
+	tracer         pgx.QueryTracer
 }
 
 // WithMaxConns sets the pool size. The default is 4 per CPU core, at least
@@ -101,6 +102,9 @@ func WithoutMigrate() Option { return func(o *options) { o.migrate = false } }
 // itself, because the ledger's Service does.
 func WithUpdateAttempts(n int) Option { return func(o *options) { o.attempts = n } }
 
+// WithTracer traces every query, for metrics, logs or tests.
+func WithTracer(t pgx.QueryTracer) Option { return func(o *options) { o.tracer = t } }
+
 // Open connects to the database at url, checks that it answers and, unless
 // WithoutMigrate is given, applies pending migrations under an advisory
 // lock (several instances may start at once). Close the Store when done.
@@ -125,12 +129,23 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if _, ok := cc.RuntimeParams["application_name"]; !ok && o.appName != "" {
 		cc.RuntimeParams["application_name"] = o.appName
 	}
+	if _, ok := cc.RuntimeParams["enable_seqscan"]; !ok {
+		// Every ledger query is a key or index-range lookup; a
+		// sequential scan is never the plan wanted. Without this, the
+		// generic plans of cached statements prepared while a table was
+		// small (a fresh install) keep scanning it long after it has
+		// grown, until autovacuum's ANALYZE invalidates them.
+		cc.RuntimeParams["enable_seqscan"] = "off"
+	}
 	if cc.ConnectTimeout == 0 && o.connectTimeout > 0 {
 		cc.ConnectTimeout = o.connectTimeout
 	}
 	if o.stmtCache > 0 {
 		cc.StatementCacheCapacity = o.stmtCache
 		cc.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+	}
+	if o.tracer != nil {
+		cc.Tracer = o.tracer
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"tollgate/ledger"
 )
@@ -35,10 +36,11 @@ const (
 // its own: it goes out in the same pipeline as the first statement, saving a
 // round trip. txn implements ledger.Tx; it is not safe for concurrent use.
 type txn struct {
-	conn  *pgx.Conn
-	begin string
-	begun bool // BEGIN has been sent
-	lock  bool // reads take row locks (Update)
+	conn    *pgx.Conn
+	begin   string
+	begun   bool       // BEGIN has been sent
+	lock    bool       // reads take row locks (Update)
+	pending *pgx.Batch // writes queued by Apply, not yet sent
 }
 
 // retryable reports whether a transaction that failed with err is known not
@@ -90,7 +92,7 @@ func (s *Store) runOnce(ctx context.Context, begin string, lock bool, fn func(*t
 		t.rollback(ctx)
 		return mapError("postgres: transaction", err)
 	}
-	if !t.begun {
+	if !t.begun && t.pending == nil {
 		return nil // nothing was read or written
 	}
 	if err := ctx.Err(); err != nil {
@@ -100,21 +102,57 @@ func (s *Store) runOnce(ctx context.Context, begin string, lock bool, fn func(*t
 	return t.commit(ctx)
 }
 
-// commit sends COMMIT and classifies its failure: a definite rollback from
-// the server is mapped like any other error; anything else (a dropped
-// connection, a timeout) means the outcome is unknown.
+// commit sends the pending writes and COMMIT in one pipeline, and
+// classifies a failure by what the server is known to have done:
+//
+//   - COMMIT answered "COMMIT": committed, whatever broke afterwards;
+//   - nothing was sent, or the server answered a statement before COMMIT
+//     with an error: it never ran COMMIT, so nothing committed;
+//   - COMMIT itself failed with a constraint (23xxx) or rollback (40xxx)
+//     error: rolled back;
+//   - anything else (the connection broke with COMMIT in flight, a timeout,
+//     a shutdown notice in answer to COMMIT): the outcome is unknown, and
+//     the error wraps ErrCommitUnknown.
 func (t *txn) commit(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
-	tag, err := t.conn.Exec(ctx, "COMMIT")
-	if err == nil && tag.String() == "ROLLBACK" {
-		// The transaction had failed and the caller did not notice.
-		return fmt.Errorf("postgres: commit: %w", pgx.ErrTxCommitRollback)
+	b := t.pending
+	t.pending = nil
+	if b == nil {
+		b = &pgx.Batch{}
 	}
-	if err == nil {
+	writesDone := len(b.QueuedQueries) == 0
+	if n := len(b.QueuedQueries); n > 0 {
+		last := b.QueuedQueries[n-1]
+		fn := last.Fn
+		last.Fn = func(br pgx.BatchResults) error {
+			var err error
+			if fn != nil {
+				err = fn(br)
+			} else {
+				_, err = br.Exec()
+			}
+			writesDone = err == nil
+			return err
+		}
+	}
+	var tag string
+	b.Queue("COMMIT").Exec(func(ct pgconn.CommandTag) error {
+		tag = ct.String()
 		return nil
-	}
-	if commitRolledBack(err) {
+	})
+	err := t.send(ctx, b)
+	var pgErr *pgconn.PgError
+	switch {
+	case tag == "COMMIT":
+		return nil
+	case err == nil:
+		// COMMIT answered ROLLBACK: the transaction had already failed.
+		return fmt.Errorf("postgres: commit: %w", pgx.ErrTxCommitRollback)
+	case pgconn.SafeToRetry(err),
+		errors.As(err, &pgErr) && !writesDone,
+		errors.As(err, &pgErr) && commitRolledBack(err):
+		t.rollback(ctx)
 		return mapError("postgres: commit", err)
 	}
 	_ = t.conn.Close(ctx)
@@ -154,8 +192,12 @@ func (t *txn) query(ctx context.Context, op, sql string, args []any, scan func(p
 		return rows.Err()
 	}
 	var err error
-	if !t.begun {
-		b := &pgx.Batch{}
+	if !t.begun || t.pending != nil {
+		b := t.pending
+		t.pending = nil
+		if b == nil {
+			b = &pgx.Batch{}
+		}
 		b.Queue(sql, args...).Query(each)
 		err = t.send(ctx, b)
 	} else {
@@ -166,6 +208,19 @@ func (t *txn) query(ctx context.Context, op, sql string, args []any, scan func(p
 		}
 	}
 	if err != nil {
+		return mapError(op, err)
+	}
+	return nil
+}
+
+// flush sends the pending writes, if any.
+func (t *txn) flush(ctx context.Context, op string) error {
+	b := t.pending
+	t.pending = nil
+	if b == nil {
+		return nil
+	}
+	if err := t.send(ctx, b); err != nil {
 		return mapError(op, err)
 	}
 	return nil
