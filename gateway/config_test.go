@@ -65,3 +65,24 @@ func TestDefaultMockProvidersIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLoadConfigExample(t *testing.T) {
+	for _, k := range []string{"OPENAI_API_KEY", "DEEPSEEK_API_KEY", "ANTHROPIC_API_KEY"} {
+		t.Setenv(k, "test-"+k)
+	}
+	cfg, err := gateway.LoadConfig("testdata/providers.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := cfg.Deployment("deepseek/deepseek-chat")
+	if !ok || d.OutputCostPer1M != "1.10" || cfg.Providers[2].APIKey != "test-ANTHROPIC_API_KEY" {
+		t.Fatalf("deployment %+v %v", d, ok)
+	}
+	t.Setenv("DEEPSEEK_API_KEY", "")
+	if _, err := gateway.LoadConfig("testdata/providers.json"); err == nil || !strings.Contains(err.Error(), "DEEPSEEK_API_KEY") {
+		t.Fatalf("missing key: %v", err)
+	}
+	if _, err := gateway.LoadConfig("testdata/nope.json"); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}

@@ -53,6 +53,8 @@ type Gateway struct {
 	models map[string][]*deployment // public model -> ordered deployments
 	names  []string                 // sorted public model names
 
+	mux *http.ServeMux
+
 	randMu sync.Mutex
 	rand   *rand.Rand
 }
@@ -89,6 +91,11 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		}
 		g.names = append(g.names, name)
 	}
+	g.mux = http.NewServeMux()
+	g.mux.HandleFunc("POST /v1/chat/completions", g.ChatCompletions)
+	g.mux.HandleFunc("POST /v1/embeddings", g.Embeddings)
+	g.mux.HandleFunc("GET /v1/models", g.Models)
+	g.mux.HandleFunc("POST /v1/messages", g.Messages)
 	return g, nil
 }
 
@@ -158,14 +165,7 @@ func setDefaults(o *Options) {
 // Handler returns the routes the HTTP layer mounts (behind authentication
 // that calls WithCaller): POST /v1/chat/completions, POST /v1/embeddings,
 // GET /v1/models and POST /v1/messages.
-func (g *Gateway) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/chat/completions", g.ChatCompletions)
-	mux.HandleFunc("POST /v1/embeddings", g.Embeddings)
-	mux.HandleFunc("GET /v1/models", g.Models)
-	mux.HandleFunc("POST /v1/messages", g.Messages)
-	return mux
-}
+func (g *Gateway) Handler() http.Handler { return g.mux }
 
 // ModelNames returns the public model names, sorted.
 func (g *Gateway) ModelNames() []string { return append([]string(nil), g.names...) }
