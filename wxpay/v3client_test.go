@@ -148,9 +148,11 @@ func newV3TestClient(tb testing.TB, srv *httptest.Server, prefix string) *wxpay.
 	}
 }
 
-const v3TestTransaction = `{"mchid":"1230000109","appid":"wxd678efh567hg6787","out_trade_no":"1217752501201407033233368018","transaction_id":"4200000001201407033233368018","trade_type":"NATIVE","trade_state":"SUCCESS","trade_state_desc":"支付成功","bank_type":"OTHERS","attach":"acct_42","success_time":"2026-01-01T08:01:02+08:00","payer":{"openid":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},"amount":{"total":5000,"payer_total":4900,"currency":"CNY","payer_currency":"CNY"},"scene_info":{"device_id":"fp-7f3a"},"promotion_detail":[{"coupon_id":"109519","name":"立减","scope":"SINGLE","type":"CASH","amount":100,"stock_id":"931386","currency":"CNY"}]}`
-
-const v3TestRefund = `{"refund_id":"50000000382019052709732678859","out_refund_no":"R1217752501201407033233368018","transaction_id":"4200000001201407033233368018","out_trade_no":"1217752501201407033233368018","channel":"ORIGINAL","user_received_account":"支付用户零钱","create_time":"2026-01-01T09:00:00+08:00","status":"PROCESSING","funds_account":"UNSETTLED","amount":{"total":5000,"refund":2500,"payer_total":4900,"payer_refund":2450,"settlement_refund":2500,"settlement_total":5000,"discount_refund":50,"currency":"CNY"}}`
+// v3TestTransaction and v3TestRefund are canned answers of the fake server.
+var (
+	v3TestTransaction = mustReadV3Line("answer_transaction_success.json")
+	v3TestRefund      = mustReadV3Line("answer_refund_processing.json")
+)
 
 func v3TestOrder() *wxpay.V3NativeOrderRequest {
 	return &wxpay.V3NativeOrderRequest{
@@ -183,7 +185,7 @@ func TestV3ClientSuccess(t *testing.T) {
 			name: "NativeOrder", status: 200, answer: `{"code_url":"weixin://wxpay/bizpayurl?pr=p4lpSuKzz"}`,
 			call:       func(c *wxpay.V3Client) (any, error) { return c.NativeOrder(context.Background(), v3TestOrder()) },
 			wantMethod: "POST", wantCanonical: "/v3/pay/transactions/native",
-			wantBody: `{"appid":"wxd678efh567hg6787","mchid":"1230000109","description":"Image形象店-深圳腾大-QQ公仔","out_trade_no":"1217752501201407033233368018","time_expire":"2026-01-01T08:30:00+08:00","attach":"acct_42","notify_url":"https://www.weixin.qq.com/wxpay/pay.php","amount":{"total":5000,"currency":"CNY"},"scene_info":{"payer_client_ip":"203.0.113.7","device_id":"fp-7f3a"}}`,
+			wantBody: mustReadV3Line("request_native_order.json"),
 			check: func(t *testing.T, got any) {
 				if got != "weixin://wxpay/bizpayurl?pr=p4lpSuKzz" {
 					t.Errorf("code_url = %v", got)
@@ -236,7 +238,7 @@ func TestV3ClientSuccess(t *testing.T) {
 				})
 			},
 			wantMethod: "POST", wantCanonical: "/v3/refund/domestic/refunds",
-			wantBody: `{"out_trade_no":"1217752501201407033233368018","out_refund_no":"R1217752501201407033233368018","reason":"unused credits","amount":{"refund":2500,"total":5000,"currency":"CNY"}}`,
+			wantBody: mustReadV3Line("request_refund.json"),
 			check: func(t *testing.T, got any) {
 				r := got.(*wxpay.V3Refund)
 				if r.Status != wxpay.V3RefundStatusProcessing || r.Final() || r.Amount.Refund != 2500 || r.Amount.PayerRefund != 2450 || r.RefundID == "" {
@@ -318,7 +320,7 @@ func TestV3ClientErrors(t *testing.T) {
 	}{
 		{
 			name: "ParamError400", status: 400, call: order,
-			answer:  `{"code":"PARAM_ERROR","message":"参数错误","detail":{"field":"/amount/currency","value":"XYZ","issue":"Currency code is invalid","location":"body"}}`,
+			answer:  mustReadV3Line("answer_error_param.json"),
 			wantAPI: &wxpay.APIError{Version: 3, HTTPStatus: 400, Code: "PARAM_ERROR", Message: "参数错误", Detail: `{"field":"/amount/currency","value":"XYZ","issue":"Currency code is invalid","location":"body"}`},
 		},
 		{

@@ -68,3 +68,14 @@ func MustV3Keyring(tb testing.TB) *wxpay.V3Keyring {
 	}
 	return k
 }
+
+// mustReadV3Line returns testdata/v3/name without its final newline: the
+// one-line JSON bodies of requests and answers, byte for byte. It panics on
+// error, as it initialises package variables.
+func mustReadV3Line(name string) string {
+	b, err := os.ReadFile(filepath.Join("testdata", "v3", name))
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSuffix(string(b), "\n")
+}
