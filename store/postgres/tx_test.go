@@ -1,0 +1,80 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"tollgate"
+	"tollgate/ledger"
+	"tollgate/store/postgres"
+)
+
+func TestBackoffBounded(t *testing.T) {
+	for n := 1; n < 40; n++ {
+		d := postgres.Backoff(n)
+		if d <= 0 || d > 200*time.Millisecond {
+			t.Fatalf("backoff(%d) = %v, want in (0, 200ms]", n, d)
+		}
+	}
+}
+
+// deadlock makes two Update transactions lock accounts a and b in opposite
+// orders (which the ledger never does) on their first attempt, so
+// PostgreSQL must abort one with deadlock_detected.
+func deadlock(t *testing.T, s *postgres.Store) [2]error {
+	t.Helper()
+	ctx := context.Background()
+	err := s.Update(ctx, func(tx ledger.Tx) error {
+		return tx.Apply(ctx, &ledger.Changes{NewAccounts: []ledger.Account{
+			{ID: "a", CreatedAt: time.Now()}, {ID: "b", CreatedAt: time.Now()}}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var both sync.WaitGroup
+	both.Add(2)
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i, order := range [2][2]tollgate.AccountID{{"a", "b"}, {"b", "a"}} {
+		var attempts atomic.Int32
+		wg.Go(func() {
+			errs[i] = s.Update(ctx, func(tx ledger.Tx) error {
+				if _, err := tx.Accounts(ctx, order[:1]); err != nil {
+					return err
+				}
+				if attempts.Add(1) == 1 {
+					both.Done()
+					both.Wait() // both hold their first lock
+				}
+				_, err := tx.Accounts(ctx, order[1:])
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+func TestDeadlockIsRetry(t *testing.T) {
+	t.Run("ReportedAsErrRetry", func(t *testing.T) {
+		s, _ := MustOpen(t)
+		errs := deadlock(t, s)
+		if (errs[0] == nil) == (errs[1] == nil) {
+			t.Fatalf("errors = %v; want exactly one transaction aborted", errs)
+		}
+		err := errors.Join(errs[0], errs[1])
+		if !errors.Is(err, ledger.ErrRetry) {
+			t.Fatalf("deadlock error %v does not wrap ErrRetry", err)
+		}
+	})
+	t.Run("RetriedWithUpdateAttempts", func(t *testing.T) {
+		s, _ := MustOpen(t, postgres.WithUpdateAttempts(3))
+		if errs := deadlock(t, s); errs[0] != nil || errs[1] != nil {
+			t.Fatalf("errors = %v; want the aborted transaction retried", errs)
+		}
+	})
+}
