@@ -212,6 +212,18 @@ func TestV3ClientSuccess(t *testing.T) {
 			},
 		},
 		{
+			name: "QueryOrderByTransactionID", status: 200, answer: v3TestTransaction,
+			call: func(c *wxpay.V3Client) (any, error) {
+				return c.QueryOrderByTransactionID(context.Background(), "4200000001201407033233368018")
+			},
+			wantMethod: "GET", wantCanonical: "/v3/pay/transactions/id/4200000001201407033233368018?mchid=1230000109",
+			check: func(t *testing.T, got any) {
+				if tx := got.(*wxpay.V3Transaction); tx.OutTradeNo != "1217752501201407033233368018" || !tx.Paid() {
+					t.Errorf("transaction = %+v", tx)
+				}
+			},
+		},
+		{
 			name: "QueryOrderEscapesPath", status: 200, answer: strings.ReplaceAll(v3TestTransaction, "1217752501201407033233368018\"", "a|b*c-d_e\""),
 			call:       func(c *wxpay.V3Client) (any, error) { return c.QueryOrder(context.Background(), "a|b*c-d_e") },
 			wantMethod: "GET", wantCanonical: "/v3/pay/transactions/out-trade-no/a%7Cb%2Ac-d_e?mchid=1230000109",
@@ -446,6 +458,10 @@ func TestV3ClientRefusesBadRequests(t *testing.T) {
 		{"DeviceWithoutIP", mutate(func(r *wxpay.V3NativeOrderRequest) { r.PayerClientIP = "" })},
 		{"QueryEmpty", func(c *wxpay.V3Client) error { _, err := c.QueryOrder(context.Background(), ""); return err }},
 		{"QueryTraversal", func(c *wxpay.V3Client) error { _, err := c.QueryOrder(context.Background(), "../../v3/x"); return err }},
+		{"QueryByIDTraversal", func(c *wxpay.V3Client) error {
+			_, err := c.QueryOrderByTransactionID(context.Background(), "../x")
+			return err
+		}},
 		{"CloseEmpty", func(c *wxpay.V3Client) error { return c.CloseOrder(context.Background(), "") }},
 		{"RefundOverTotal", refund(func(r *wxpay.V3RefundRequest) { r.Refund = 3 })},
 		{"RefundZero", refund(func(r *wxpay.V3RefundRequest) { r.Refund = 0 })},

@@ -234,6 +234,28 @@ func (c *V3Client) QueryOrder(ctx context.Context, outTradeNo string) (*V3Transa
 	return &t, nil
 }
 
+// QueryOrderByTransactionID queries a paid order by WeChat Pay's
+// transaction_id (GET /v3/pay/transactions/id/{transaction_id}?mchid=).
+// Unpaid orders have no transaction_id: query them with QueryOrder.
+func (c *V3Client) QueryOrderByTransactionID(ctx context.Context, transactionID string) (*V3Transaction, error) {
+	if !validOutNo(transactionID, 1, 32, "") {
+		return nil, fmt.Errorf("wxpay v3 query order: transaction_id %q: %w", transactionID, ErrV3Request)
+	}
+	call := v3Call{
+		op: "query order", method: "GET",
+		path:  "/v3/pay/transactions/id/" + transactionID,
+		query: "mchid=" + url.QueryEscape(c.MchID),
+	}
+	var t V3Transaction
+	if _, err := c.do(ctx, call, &t); err != nil {
+		return nil, err
+	}
+	if t.TransactionID != transactionID || t.MchID != c.MchID || (c.AppID != "" && t.AppID != c.AppID) || t.TradeState == "" {
+		return nil, &TransportError{Op: "v3 query order", Err: fmt.Errorf("answer for transaction %q of %q in state %q: %w", t.TransactionID, t.MchID, t.TradeState, ErrMalformed)}
+	}
+	return &t, nil
+}
+
 // CloseOrder closes an unpaid order
 // (POST /v3/pay/transactions/out-trade-no/{no}/close, 204 No Content).
 // Closing an order already closed succeeds again; a paid order gives an
