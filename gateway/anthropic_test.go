@@ -23,7 +23,18 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 // both what the gateway sent upstream and what the OpenAI client got
 // against golden files. Regenerate with go test ./gateway -run Golden -update.
 func TestAnthropicTranslationGolden(t *testing.T) {
-	dirs, err := filepath.Glob("testdata/anthropic/*")
+	runGolden(t, "testdata/anthropic/*", gateway.KindAnthropic, "/v1/chat/completions")
+}
+
+// TestMessagesOverOpenAIGolden is the reverse: Anthropic-style clients on
+// /v1/messages served by an OpenAI-compatible deployment, replaying
+// testdata/messages/*.
+func TestMessagesOverOpenAIGolden(t *testing.T) {
+	runGolden(t, "testdata/messages/*", gateway.KindOpenAI, "/v1/messages")
+}
+
+func runGolden(t *testing.T, pattern, kind, endpoint string) {
+	dirs, err := filepath.Glob(pattern)
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no transcripts: %v", err)
 	}
@@ -31,7 +42,11 @@ func TestAnthropicTranslationGolden(t *testing.T) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			var sent []byte
 			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path != "/v1/messages" || r.Header.Get("anthropic-version") == "" || r.Header.Get("x-api-key") != "test-key" {
+				wantPath, auth := "/v1/messages", r.Header.Get("x-api-key")
+				if kind == gateway.KindOpenAI {
+					wantPath, auth = "/v1/chat/completions", strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+				}
+				if r.URL.Path != wantPath || auth != "test-key" {
 					t.Errorf("upstream request %s %v", r.URL.Path, r.Header)
 				}
 				sent, _ = io.ReadAll(r.Body)
@@ -49,7 +64,7 @@ func TestAnthropicTranslationGolden(t *testing.T) {
 			}))
 			defer up.Close()
 			cfg := &gateway.Config{
-				Providers: []gateway.ProviderConfig{{Name: "anth", Kind: gateway.KindAnthropic, BaseURL: up.URL, APIKey: "test-key"}},
+				Providers: []gateway.ProviderConfig{{Name: "anth", Kind: kind, BaseURL: up.URL + map[string]string{gateway.KindOpenAI: "/v1"}[kind], APIKey: "test-key"}},
 				Models:    map[string][]gateway.DeploymentConfig{"m": {{Provider: "anth", Model: "claude-sonnet-4-5", MaxOutputTokens: 1024}}},
 			}
 			meter := newFakeMeter(t, 1_000_000)
@@ -58,7 +73,7 @@ func TestAnthropicTranslationGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			req, _ := os.ReadFile(filepath.Join(dir, "request.json"))
-			r := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(req))
+			r := httptest.NewRequest("POST", endpoint, bytes.NewReader(req))
 			r = r.WithContext(gateway.WithCaller(r.Context(), gateway.Caller{Account: "a"}))
 			rec := httptest.NewRecorder()
 			gw.Handler().ServeHTTP(rec, r)

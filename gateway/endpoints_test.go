@@ -119,11 +119,23 @@ func TestMessagesEndpoint(t *testing.T) {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
 	})
-	t.Run("OpenAIOnlyModel", func(t *testing.T) {
-		e := newEnv(t, 10_000, deploymentSpec{up: &upstream{}})
-		resp, body := e.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`)
-		if resp.StatusCode != 400 {
+	t.Run("FailoverFromAnthropicToOpenAI", func(t *testing.T) {
+		e := newEnv(t, 10_000, deploymentSpec{up: &upstream{Status: 529}, kind: gateway.KindAnthropic}, deploymentSpec{up: &upstream{}})
+		resp, body := e.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 200 || !strings.Contains(body, "event: message_stop") || !strings.Contains(body, `"text":"Hello"`) {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		e.checkNoHolds()
+	})
+	t.Run("OpenAIStreamCut", func(t *testing.T) {
+		e := newEnv(t, 10_000, deploymentSpec{up: &upstream{CutAfter: 2}})
+		resp, body := e.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 200 || !strings.HasSuffix(body, "event: error\ndata: {\"error\":{\"message\":\"the upstream stream was interrupted\",\"type\":\"api_error\"},\"type\":\"error\"}\n\n") {
+			t.Fatalf("status %d: %q", resp.StatusCode, body)
+		}
+		_, _, usages, _ := e.meter.state()
+		if len(usages) != 1 || usages[0].Status != "interrupted" || usages[0].OutputTokens != 2 {
+			t.Fatalf("usages %+v", usages)
 		}
 	})
 }

@@ -2,17 +2,19 @@ package gateway
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 
 	"tollgate"
 )
 
-// Messages serves POST /v1/messages for Anthropic-style clients. The
-// request passes through (model renamed) to the model's Anthropic
-// deployments, metered like chat; usage.cost_credits is added to the
-// response, or in a stream to the message_delta event. Errors use
-// Anthropic's shape.
+// Messages serves POST /v1/messages for Anthropic-style clients, metered
+// like chat, with failover across all the model's deployments. Anthropic
+// deployments get the request as sent (model renamed); OpenAI-compatible
+// ones get it translated to a chat request, and their answer translated
+// back. usage.cost_credits is added to the response, or in a stream to the
+// message_delta event. Errors use Anthropic's shape.
 func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 	c, body, err := g.begin(w, r)
 	if err != nil {
@@ -34,8 +36,9 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	deps, err := g.lookup(c, req.Model)
+	var creq *chatRequest
 	if err == nil {
-		deps, err = anthropicDeployments(req.Model, deps)
+		creq, deps, err = messagesRoutes(req.Model, raw, deps)
 	}
 	if err == nil {
 		err = g.admit(r, c, req.Model)
@@ -46,6 +49,9 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 	}
 	if lim := c.Limits.MaxOutputTokens; lim > 0 && req.MaxTokens > lim {
 		req.MaxTokens = lim
+		if creq != nil {
+			creq.MaxTokens = lim
+		}
 	}
 	prompt := int64(primingTokens)
 	for _, k := range []string{"system", "messages", "tools"} {
@@ -57,17 +63,33 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 		writeAnthError(w, err)
 		return
 	}
-	var resp *http.Response
-	var att *attempt
+	var (
+		resp  *http.Response // from an Anthropic deployment
+		res   *chatResult    // from an OpenAI one, not streaming
+		st    chunkStream    // from an OpenAI one, streaming
+		first map[string]json.RawMessage
+		att   *attempt
+	)
 	d, err := g.failover(r.Context(), m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
-		b, err := withFields(raw, map[string]any{"model": d.cfg.Model, "max_tokens": d.maxOut(req.MaxTokens)})
-		if err != nil {
+		att = a
+		an, ok := d.up.(*anthropic)
+		switch {
+		case ok:
+			b, err := withFields(raw, map[string]any{"model": d.cfg.Model, "max_tokens": d.maxOut(req.MaxTokens)})
+			if err != nil {
+				return err
+			}
+			resp, err = post(a.ctx, an.client, joinURL(d.provider.BaseURL, "/v1/messages"), an.header(d), b, an.now)
+			return err
+		case req.Stream:
+			var err error
+			st, first, err = openStream(a, d, creq)
+			return err
+		default:
+			var err error
+			res, err = d.up.chat(a.ctx, d, creq)
 			return err
 		}
-		an := d.up.(*anthropic)
-		resp, err = post(a.ctx, an.client, joinURL(d.provider.BaseURL, "/v1/messages"), an.header(d), b, an.now)
-		att = a
-		return err
 	})
 	if err != nil {
 		m.release(r.Context())
@@ -76,10 +98,46 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer att.done()
-	if req.Stream {
+	switch {
+	case resp != nil && req.Stream:
 		g.messagesStream(w, r, m, d, resp, att)
-		return
+	case resp != nil:
+		g.messagesPassThrough(w, r, m, d, resp, att)
+	case st != nil:
+		defer st.Close()
+		g.messagesFromChunks(w, r, m, d, st, first, att)
+	default:
+		u, estimated := res.usage, false
+		if u == nil {
+			e := m.estimate(res.output)
+			u, estimated = &e, true
+		}
+		credits := m.settle(r.Context(), d, *u, estimated, "ok")
+		writeJSON(w, http.StatusOK, toMessagesResponse(res.body, *u, int64(credits)))
 	}
+}
+
+// messagesRoutes returns the deployments that can serve a Messages request
+// and, when OpenAI-compatible ones are among them, the request translated
+// for them. A request that cannot be translated keeps only the Anthropic
+// deployments.
+func messagesRoutes(model string, raw map[string]json.RawMessage, deps []*deployment) (*chatRequest, []*deployment, error) {
+	anth, err := anthropicDeployments(model, deps)
+	if len(anth) == len(deps) {
+		return nil, deps, nil
+	}
+	creq, terr := fromMessagesRequest(raw)
+	if terr == nil {
+		return creq, deps, nil
+	}
+	if err != nil {
+		return nil, nil, terr
+	}
+	return nil, anth, nil
+}
+
+// messagesPassThrough relays a complete Anthropic answer with its cost.
+func (g *Gateway) messagesPassThrough(w http.ResponseWriter, r *http.Request, m *metered, d *deployment, resp *http.Response, att *attempt) {
 	b, err := readBody(att.ctx, resp)
 	var out map[string]json.RawMessage
 	if err == nil {
@@ -102,6 +160,45 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 	credits := m.settle(r.Context(), d, *u, estimated, "ok")
 	out["usage"] = withCost(out["usage"], credits)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// messagesFromChunks relays an OpenAI-compatible stream as Messages events.
+func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *metered, d *deployment, st chunkStream, first map[string]json.RawMessage, att *attempt) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	ew := &eventWriter{rl: &relay{w: w, rc: http.NewResponseController(w)}}
+	ew.chunk(first)
+	var upErr error
+	for ew.rl.err == nil {
+		chunk, err := st.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			upErr = err
+			break
+		}
+		att.touch()
+		ew.chunk(chunk)
+	}
+	u, estimated := st.usage(), false
+	if u == nil {
+		e := m.estimate(ew.rl.text.String())
+		u, estimated = &e, true
+	}
+	switch {
+	case ew.rl.err != nil || r.Context().Err() != nil:
+		m.settle(r.Context(), d, *u, estimated, "client_canceled")
+	case upErr != nil:
+		m.settle(r.Context(), d, *u, estimated, "interrupted")
+		g.opts.Logger.WarnContext(r.Context(), "upstream stream broke", "request_id", m.hold.RequestID, "deployment", d.id, "err", upErr)
+		ew.fail("the upstream stream was interrupted")
+	default:
+		credits := m.settle(r.Context(), d, *u, estimated, "ok")
+		ew.finish(*u, int64(credits))
+	}
 }
 
 // messagesStream relays a Messages stream verbatim, reading usage from

@@ -21,20 +21,9 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 		att   *attempt
 	)
 	d, err := g.failover(r.Context(), m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
-		s, err := d.up.chatStream(a.ctx, d, req)
-		if err != nil {
-			return err
-		}
-		chunk, err := s.next()
-		if err != nil {
-			s.Close()
-			if err == io.EOF {
-				return &upstreamError{Status: http.StatusBadGateway, Message: "upstream stream ended without output"}
-			}
-			return err
-		}
+		s, chunk, err := openStream(a, d, req)
 		st, first, att = s, chunk, a
-		return nil
+		return err
 	})
 	if err != nil {
 		m.release(r.Context())
@@ -88,6 +77,24 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 		credits := m.settle(r.Context(), d, *u, estimated, "ok")
 		rl.finish(usageJSON(*u, credits), req.IncludeUsage)
 	}
+}
+
+// openStream opens a stream on d and reads its first chunk, so that an
+// upstream failing before any output can still be failed over.
+func openStream(a *attempt, d *deployment, req *chatRequest) (chunkStream, map[string]json.RawMessage, error) {
+	s, err := d.up.chatStream(a.ctx, d, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	chunk, err := s.next()
+	if err != nil {
+		s.Close()
+		if err == io.EOF {
+			return nil, nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream stream ended without output"}
+		}
+		return nil, nil, err
+	}
+	return s, chunk, nil
 }
 
 // relay writes chunks to the client as SSE. A chunk carrying a
