@@ -32,6 +32,25 @@ const (
 	HeaderV3RequestID     = "Request-Id"
 )
 
+// V3ClockSkewError is the ErrTooOld of a v3 answer or notification: it
+// says how far the message's timestamp is from the local clock, so that a
+// skewed clock can raise an alarm rather than pass for forged messages.
+// errors.Is(err, ErrTooOld) holds.
+type V3ClockSkewError struct {
+	// Skew is the local clock minus the message's timestamp: positive for
+	// an old message (a replay, or a local clock running fast), negative for
+	// one from the future (a local clock running slow).
+	Skew time.Duration
+}
+
+// Error implements error.
+func (e *V3ClockSkewError) Error() string {
+	return fmt.Sprintf("wxpay v3: timestamp is %s from the local clock (limit %s)", e.Skew, V3MaxClockSkew)
+}
+
+// Unwrap returns ErrTooOld.
+func (e *V3ClockSkewError) Unwrap() error { return ErrTooOld }
+
 // V3Keyring holds the WeChat Pay keys that may sign responses and
 // notifications, by the value of Wechatpay-Serial: platform certificates
 // (serial in upper-case hex, used only within their validity period) and
@@ -183,7 +202,8 @@ func (k *V3Keyring) Serials() []string {
 //   - a WECHATPAY/SIGNTEST/ probe: ErrSignatureProbe;
 //   - a missing or non-numeric timestamp, missing nonce or serial, or a
 //     Wechatpay-Signature-Type other than V3AuthScheme: ErrMalformed;
-//   - |now − timestamp| ≥ V3MaxClockSkew: ErrTooOld;
+//   - |now − timestamp| ≥ V3MaxClockSkew: ErrTooOld, as a
+//     *V3ClockSkewError that gives the skew;
 //   - a serial not in the keyring, or a certificate outside its validity
 //     period at now: ErrUnknownSerial;
 //   - a signature that does not match: ErrBadSignature.
@@ -207,7 +227,7 @@ func (k *V3Keyring) VerifyResponse(h http.Header, body []byte, now time.Time) er
 		return fmt.Errorf("wxpay v3: verify response: timestamp: %w", ErrMalformed)
 	}
 	if skew := now.Unix() - sec; skew >= int64(V3MaxClockSkew/time.Second) || -skew >= int64(V3MaxClockSkew/time.Second) {
-		return fmt.Errorf("wxpay v3: verify response: timestamp %s is %d s from now: %w", ts, skew, ErrTooOld)
+		return fmt.Errorf("wxpay v3: verify response: %w", &V3ClockSkewError{Skew: time.Duration(skew) * time.Second})
 	}
 	key, ok := k.lookup(serial)
 	if !ok {

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net/http"
 	"strconv"
@@ -138,6 +139,14 @@ func TestV3KeyringVerifyResponseMutations(t *testing.T) {
 		{name: "NoSignatureTypeIsFine", now: ts, header: func(h http.Header) { h.Del("Wechatpay-Signature-Type") }},
 	}
 	k := v.keyring(t)
+	t.Run("SkewReported", func(t *testing.T) {
+		for _, d := range []time.Duration{300 * time.Second, -301 * time.Second, 10 * time.Minute} {
+			var skew *wxpay.V3ClockSkewError
+			if err := k.VerifyResponse(v.header(), body, ts.Add(d)); !errors.As(err, &skew) || skew.Skew != d {
+				t.Errorf("now %+v: err = %v, want a skew of %v", d, err, d)
+			}
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := v.header()
