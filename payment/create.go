@@ -1,0 +1,411 @@
+package payment
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"time"
+
+	"tollgate"
+	"tollgate/ledger"
+	"tollgate/wxpay"
+)
+
+// CreateOrderRequest asks for a Native order. Exactly one of PackageID and
+// AmountFen is set.
+type CreateOrderRequest struct {
+	Account tollgate.AccountID
+	// IdempotencyKey, when set, makes the request safe to retry: the same
+	// key and body return the same order; another body is refused.
+	IdempotencyKey string
+	PackageID      string
+	AmountFen      tollgate.Fen
+	// DeviceFingerprint is the checkout page's device fingerprint:
+	// 16–64 characters of A–Z, a–z, 0–9, '-' and '_' (hex or base64url).
+	// Required.
+	DeviceFingerprint string
+	// ClientIP is the payer's address, sent as spbill_create_ip /
+	// payer_client_ip; "" means 127.0.0.1 (Native orders allow the
+	// server's address).
+	ClientIP string
+}
+
+// AccessToken is a provisional API credential for one pending order.
+type AccessToken struct {
+	Token     string           `json:"token"`
+	ExpiresAt time.Time        `json:"expires_at"`
+	Credits   tollgate.Credits `json:"credits"`
+}
+
+// OrderResult is what creating an order returns (DESIGN.md §4).
+type OrderResult struct {
+	OutTradeNo  string           `json:"out_trade_no"`
+	CodeURL     string           `json:"code_url"`
+	AmountFen   tollgate.Fen     `json:"amount_fen"`
+	Credits     tollgate.Credits `json:"credits"`
+	Status      Status           `json:"status"`
+	ExpiresAt   time.Time        `json:"expires_at"`
+	AccessToken *AccessToken     `json:"access_token"`
+	// Replayed is true when an Idempotency-Key named an existing order.
+	Replayed bool `json:"-"`
+}
+
+var fingerprintRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
+
+// ValidFingerprint reports whether fp has the device fingerprint format:
+// 16–64 characters of A–Z, a–z, 0–9, '-' and '_'.
+func ValidFingerprint(fp string) bool { return fingerprintRE.MatchString(fp) }
+
+// deviceID is the fingerprint as sent to WeChat Pay, whose device_info /
+// device_id hold at most 32 characters: longer ones are replaced by the
+// first 32 hex digits of their SHA-256.
+func deviceID(fp string) string {
+	if len(fp) <= 32 {
+		return fp
+	}
+	h := sha256.Sum256([]byte(fp))
+	return hex.EncodeToString(h[:16])
+}
+
+// requestHash is the hex SHA-256 of the fields that define an order
+// request (not the client IP, which may change between retries).
+func requestHash(r CreateOrderRequest) string {
+	b, _ := json.Marshal(struct {
+		P string       `json:"p"`
+		A tollgate.Fen `json:"a"`
+		F string       `json:"f"`
+	}{r.PackageID, r.AmountFen, r.DeviceFingerprint})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// validate checks a request without touching anything.
+func (s *Service) validate(r *CreateOrderRequest) error {
+	if r.Account == "" {
+		return &tollgate.Error{Code: tollgate.EINVALID, Op: "payment.CreateOrder", Message: "account is required"}
+	}
+	if r.DeviceFingerprint == "" {
+		return paramError("device_fingerprint", "device_fingerprint is required")
+	}
+	if !ValidFingerprint(r.DeviceFingerprint) {
+		return paramError("device_fingerprint", "device_fingerprint must be 16-64 characters of A-Z, a-z, 0-9, - and _")
+	}
+	if (r.PackageID == "") == (r.AmountFen == 0) {
+		return paramError("package_id", "exactly one of package_id and amount_fen is required")
+	}
+	if r.PackageID == "" && (r.AmountFen < s.cfg.MinFen || r.AmountFen > s.cfg.MaxFen) {
+		return paramError("amount_fen", fmt.Sprintf("amount_fen must be between %d and %d", s.cfg.MinFen, s.cfg.MaxFen))
+	}
+	if len(r.IdempotencyKey) > 255 {
+		return paramError("Idempotency-Key", "Idempotency-Key is longer than 255 characters")
+	}
+	if r.ClientIP == "" {
+		r.ClientIP = "127.0.0.1"
+	} else if net.ParseIP(r.ClientIP) == nil {
+		return paramError("client_ip", "client IP is not an IP address")
+	}
+	return nil
+}
+
+// CreateOrder places a Native order and returns its code_url with a
+// provisional access token (nil when the account cannot have a grant now:
+// it has unpaid debt or another live grant).
+//
+// Phases, each ending in a recovery point: (1) validate, quote and record
+// the order and its Idempotency-Key in one transaction, before WeChat Pay
+// is called; (2) place the order at WeChat Pay, retrying a retryable or
+// unknown failure with the same out_trade_no; (3) store the code_url and
+// issue the provisional grant. A retry with the same key after a crash or
+// failure resumes at the first unfinished phase with the same out_trade_no.
+//
+// Errors: PARAM_ERROR (*ParamError, code EINVALID) and nothing is sent to
+// WeChat Pay; ENOTFOUND (package); ECONFLICT (Idempotency-Key reused with
+// another body); EUNAVAILABLE (rate feed stale, WeChat Pay paused or
+// unreachable — retry with the same key); EUPSTREAM (WeChat Pay refused).
+func (s *Service) CreateOrder(ctx context.Context, r CreateOrderRequest) (OrderResult, error) {
+	const op = "payment.CreateOrder"
+	if err := s.validate(&r); err != nil {
+		return OrderResult{}, err
+	}
+	now := s.now().UTC()
+	hash := requestHash(r)
+	if r.IdempotencyKey != "" {
+		k, err := s.store.IdempotencyKey(ctx, r.Account, r.IdempotencyKey, now)
+		switch {
+		case err == nil:
+			return s.resume(ctx, k, hash)
+		case tollgate.ErrorCode(err) != tollgate.ENOTFOUND:
+			return OrderResult{}, wrap(op, tollgate.EINTERNAL, err)
+		}
+	}
+	if s.rollout != nil {
+		if err := s.rollout.Check(r.Account); err != nil {
+			return OrderResult{}, err
+		}
+	}
+	o, err := s.newOrder(ctx, r, now)
+	if err != nil {
+		return OrderResult{}, err
+	}
+	var key *IdempotencyKey
+	if r.IdempotencyKey != "" {
+		key = &IdempotencyKey{Account: r.Account, Key: r.IdempotencyKey, RequestHash: hash,
+			OutTradeNo: o.OutTradeNo, CreatedAt: now, ExpiresAt: now.Add(IdempotencyTTL)}
+	}
+	stored, created, err := s.store.CreateOrder(ctx, o, key)
+	if err != nil {
+		return OrderResult{}, wrap(op, tollgate.EINTERNAL, err)
+	}
+	if !created { // a concurrent request with the same key won
+		return s.resume(ctx, stored, hash)
+	}
+	return s.finish(ctx, o, false)
+}
+
+// newOrder quotes the credits and builds the order to record.
+func (s *Service) newOrder(ctx context.Context, r CreateOrderRequest, now time.Time) (Order, error) {
+	const op = "payment.CreateOrder"
+	fen, credits := r.AmountFen, tollgate.Credits(0)
+	if r.PackageID != "" {
+		p, err := s.pricer.Package(r.PackageID)
+		if err != nil {
+			if tollgate.ErrorCode(err) == tollgate.ENOTFOUND {
+				return Order{}, paramError("package_id", "unknown package_id")
+			}
+			return Order{}, wrap(op, tollgate.EINTERNAL, err)
+		}
+		fen, credits = p.Fen, p.Credits
+	} else {
+		c, err := s.pricer.QuoteTopUp(ctx, fen)
+		if err != nil {
+			return Order{}, wrap(op, tollgate.EUNAVAILABLE, err)
+		}
+		credits = c
+	}
+	if credits <= 0 {
+		return Order{}, paramError("amount_fen", "amount_fen buys no credits")
+	}
+	no, err := newOutTradeNo(s.rand, now)
+	if err != nil {
+		return Order{}, wrap(op, tollgate.EINTERNAL, err)
+	}
+	grantCap := min(s.cfg.GrantCap, credits)
+	o := Order{OutTradeNo: no, Account: r.Account, Fen: fen, Credits: credits, PackageID: r.PackageID,
+		APIVersion: s.gw.Version(), Status: StatusNotPay, DeviceFingerprint: r.DeviceFingerprint,
+		ClientIP: r.ClientIP, ExpiresAt: now.Add(s.cfg.OrderTTL).Truncate(time.Second), CreatedAt: now, UpdatedAt: now,
+		NextPollAt: now.Add(s.cfg.PollBase)}
+	if o.APIVersion == APIv2 {
+		o.SignType = s.cfg.SignType
+	}
+	if grantCap > 0 {
+		o.GrantCap = grantCap
+		o.TokenHash = hashToken(s.accessToken(no))
+		o.TokenExpiresAt = now.Add(s.cfg.GrantTTL)
+	}
+	return o, nil
+}
+
+// newOutTradeNo returns "tg" + yyyymmdd + 20 random base32 characters: 30
+// characters of digits and letters, as WeChat Pay allows (6–32).
+func newOutTradeNo(r io.Reader, now time.Time) (string, error) {
+	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	b := make([]byte, 20)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", fmt.Errorf("payment: order number: %w", err)
+	}
+	for i := range b {
+		b[i] = alphabet[b[i]%32]
+	}
+	return "tg" + now.In(beijing).Format("20060102") + string(b), nil
+}
+
+var beijing = time.FixedZone("CST", 8*3600)
+
+// resume answers a request whose Idempotency-Key is already recorded.
+func (s *Service) resume(ctx context.Context, k IdempotencyKey, hash string) (OrderResult, error) {
+	const op = "payment.CreateOrder"
+	if subtle.ConstantTimeCompare([]byte(k.RequestHash), []byte(hash)) != 1 {
+		return OrderResult{}, &tollgate.Error{Code: tollgate.ECONFLICT, Op: op,
+			Message: "Idempotency-Key was already used with a different request"}
+	}
+	o, err := s.store.Order(ctx, k.OutTradeNo)
+	if err != nil {
+		return OrderResult{}, wrap(op, tollgate.EINTERNAL, err)
+	}
+	return s.finish(ctx, o, true)
+}
+
+// finish runs phases 2 and 3 for an order recorded in phase 1; both are
+// safe to repeat.
+func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResult, error) {
+	const op = "payment.CreateOrder"
+	if o.CodeURL == "" && o.Status == StatusNotPay {
+		url, err := s.place(ctx, o)
+		if err != nil {
+			return OrderResult{}, err
+		}
+		o, err = s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+			x.CodeURL, x.UpdatedAt = url, s.now().UTC()
+			return nil
+		})
+		if err != nil {
+			return OrderResult{}, wrap(op, tollgate.EINTERNAL, err)
+		}
+		if !replayed {
+			s.metrics.Count(EventOrderCreated, o.APIVersion)
+		}
+	}
+	res := OrderResult{OutTradeNo: o.OutTradeNo, CodeURL: o.CodeURL, AmountFen: o.Fen, Credits: o.Credits,
+		Status: o.Status, ExpiresAt: o.ExpiresAt, Replayed: replayed}
+	tok, err := s.grant(ctx, o)
+	if err != nil {
+		return OrderResult{}, err
+	}
+	res.AccessToken = tok
+	return res, nil
+}
+
+// place sends the order to WeChat Pay, retrying with the same out_trade_no.
+func (s *Service) place(ctx context.Context, o Order) (string, error) {
+	const op = "payment.CreateOrder"
+	req := PlaceRequest{OutTradeNo: o.OutTradeNo, Description: s.cfg.Description, Fen: int64(o.Fen),
+		NotifyURL: s.notifyURL(o.APIVersion), ClientIP: o.ClientIP, DeviceID: deviceID(o.DeviceFingerprint),
+		ProductID: productID(o), ExpiresAt: o.ExpiresAt}
+	var err error
+	for attempt := 0; attempt < s.cfg.PlaceAttempts; attempt++ {
+		var url string
+		url, err = s.gw.PlaceOrder(ctx, req)
+		if err == nil {
+			s.rolloutResult(true)
+			return url, nil
+		}
+		if !wxpay.IsRetryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	s.rolloutResult(false)
+	if wxpay.IsRetryable(err) || ctx.Err() != nil {
+		s.metrics.Count(EventOrderPlaceFailed, "retryable")
+		s.log.WarnContext(ctx, "payment: placing order failed, retry with the same Idempotency-Key",
+			"out_trade_no", o.OutTradeNo, "err", err)
+		return "", &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Err: err,
+			Message: "WeChat Pay did not answer; retry with the same Idempotency-Key"}
+	}
+	s.metrics.Count(EventOrderPlaceFailed, "definite")
+	s.log.WarnContext(ctx, "payment: WeChat Pay refused the order", "out_trade_no", o.OutTradeNo, "err", err)
+	if _, uerr := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+		x.Status, x.UpdatedAt = StatusClosed, s.now().UTC()
+		return nil
+	}); uerr != nil {
+		s.log.ErrorContext(ctx, "payment: closing a refused order", "out_trade_no", o.OutTradeNo, "err", uerr)
+	}
+	return "", &tollgate.Error{Code: tollgate.EUPSTREAM, Op: op, Err: err, Message: "WeChat Pay refused the order"}
+}
+
+func productID(o Order) string {
+	if o.PackageID != "" {
+		return o.PackageID
+	}
+	return "topup"
+}
+
+func (s *Service) notifyURL(version string) string {
+	if version == APIv3 && s.cfg.NotifyURLV3 != "" {
+		return s.cfg.NotifyURLV3
+	}
+	return s.cfg.NotifyURL
+}
+
+// grant issues (idempotently) the order's provisional grant and returns
+// its token, or nil when the order has none or the account cannot have one
+// now.
+func (s *Service) grant(ctx context.Context, o Order) (*AccessToken, error) {
+	if o.GrantCap <= 0 || !o.Status.Pending() || o.CodeURL == "" {
+		return nil, nil
+	}
+	now := s.now().UTC()
+	if !now.Before(o.TokenExpiresAt) {
+		return nil, nil
+	}
+	g, err := s.ledger.IssueGrant(ctx, ledger.GrantRequest{ID: o.OutTradeNo, Account: o.Account,
+		Cap: o.GrantCap, TTL: o.TokenExpiresAt.Sub(now)})
+	if err != nil {
+		switch tollgate.ErrorCode(err) {
+		case tollgate.EINSUFFICIENT, tollgate.ECONFLICT:
+			// Debt or another live grant: the order stands, without
+			// provisional access.
+			s.log.InfoContext(ctx, "payment: no provisional access", "out_trade_no", o.OutTradeNo, "reason", tollgate.ErrorCode(err))
+			return nil, nil
+		}
+		return nil, wrap("payment.CreateOrder", tollgate.EINTERNAL, err)
+	}
+	if g.Status != ledger.GrantLive {
+		return nil, nil
+	}
+	return &AccessToken{Token: s.accessToken(o.OutTradeNo), ExpiresAt: o.TokenExpiresAt, Credits: g.Cap}, nil
+}
+
+// accessToken derives the provisional token of an order.
+func (s *Service) accessToken(outTradeNo string) string {
+	m := hmac.New(sha256.New, s.cfg.TokenSecret)
+	m.Write([]byte("tollgate provisional token\x00" + outTradeNo))
+	return "tgp_" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// hashToken is what is stored of a token: hex SHA-256.
+func hashToken(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(h[:])
+}
+
+// IsAccessToken reports whether tok has the form of a provisional access
+// token (so the HTTP layer knows which authenticator to ask).
+func IsAccessToken(tok string) bool { return len(tok) == 47 && tok[:4] == "tgp_" }
+
+// AuthenticateAccessToken returns the account and provisional grant a
+// token was issued for. The HTTP layer accepts it as an API key whose
+// spending is funded by that grant (ledger.ReserveRequest.GrantID).
+// Errors: EUNAUTHORIZED (unknown, expired, or the grant is no longer live:
+// failed, closed or expired). Once the order is paid the token stays valid
+// until it expires, with grantID "": it then spends the account's credit.
+func (s *Service) AuthenticateAccessToken(ctx context.Context, token string) (tollgate.AccountID, string, error) {
+	const op = "payment.AuthenticateAccessToken"
+	deny := &tollgate.Error{Code: tollgate.EUNAUTHORIZED, Op: op, Message: "invalid or expired access token"}
+	if !IsAccessToken(token) {
+		return "", "", deny
+	}
+	h := hashToken(token)
+	o, err := s.store.OrderByTokenHash(ctx, h)
+	if err != nil {
+		if tollgate.ErrorCode(err) == tollgate.ENOTFOUND {
+			return "", "", deny
+		}
+		return "", "", wrap(op, tollgate.EINTERNAL, err)
+	}
+	if subtle.ConstantTimeCompare([]byte(o.TokenHash), []byte(h)) != 1 || !s.now().Before(o.TokenExpiresAt) {
+		return "", "", deny
+	}
+	g, err := s.ledger.Grant(ctx, o.OutTradeNo)
+	if err != nil {
+		if tollgate.ErrorCode(err) == tollgate.ENOTFOUND {
+			return "", "", deny
+		}
+		return "", "", wrap(op, tollgate.EINTERNAL, err)
+	}
+	switch {
+	case g.Status == ledger.GrantConfirmed:
+		// Paid: the token spends the account's own credit until it expires.
+		return o.Account, "", nil
+	case g.Status != ledger.GrantLive || !s.now().Before(g.ExpiresAt):
+		return "", "", deny
+	}
+	return o.Account, g.ID, nil
+}

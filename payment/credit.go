@@ -1,0 +1,79 @@
+package payment
+
+import (
+	"context"
+	"fmt"
+
+	"tollgate"
+	"tollgate/ledger"
+)
+
+// credit records a verified payment of order o and marks the order SUCCESS.
+//
+// Two steps, on purpose in this order: first ledger.CreditPayment, which
+// creates the lot, pays any debt and confirms the provisional grant in ONE
+// transaction guarded by the unique out_trade_no and transaction_id; then
+// the order row becomes SUCCESS. The lot is the source of truth. A crash
+// between the two leaves a credited lot and a pending order: the poller
+// (which queries the order, sees SUCCESS and calls credit again) and
+// WeChat Pay's retried notification both finish it, and CreditPayment
+// answers the repeat with the same lot (already = true), so nothing is
+// credited twice. The order row is bookkeeping, never the guard.
+//
+// It returns already = true when the lot existed before this call.
+func (s *Service) credit(ctx context.Context, o Order, transactionID string, source string) (bool, error) {
+	const op = "payment.credit"
+	p := ledger.Payment{Account: o.Account, OutTradeNo: o.OutTradeNo, TransactionID: transactionID,
+		Fen: o.Fen, Credits: o.Credits}
+	if o.GrantCap > 0 {
+		p.GrantID = o.OutTradeNo
+	}
+	lot, already, err := s.ledger.CreditPayment(ctx, p)
+	if err != nil {
+		return false, wrap(op, tollgate.EINTERNAL, err)
+	}
+	fee := o.FeeFen
+	if !o.Status.Paid() {
+		fee = s.fee(ctx, lot)
+	}
+	prev := o.Status
+	_, err = s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+		prev = x.Status
+		if x.Status.Paid() {
+			return nil
+		}
+		x.Status, x.TransactionID, x.FeeFen = StatusSuccess, transactionID, fee
+		x.LeaseOwner, x.LeaseUntil, x.UpdatedAt = "", zeroTime, s.now().UTC()
+		if prev == StatusClosed || prev == StatusPayError {
+			x.Review = fmt.Sprintf("paid at WeChat Pay after the order was %s locally; credited", prev)
+		}
+		return nil
+	})
+	if err != nil {
+		return already, wrap(op, tollgate.EINTERNAL, err)
+	}
+	if prev == StatusClosed || prev == StatusPayError {
+		s.metrics.Count(EventLateSuccess, string(prev))
+		s.log.WarnContext(ctx, "payment: late success after local close credited; review",
+			"out_trade_no", o.OutTradeNo, "local_status", prev, "source", source)
+	}
+	if !already {
+		s.log.InfoContext(ctx, "payment: credited", "out_trade_no", o.OutTradeNo, "account", o.Account,
+			"fen", o.Fen, "credits", o.Credits, "source", source)
+	}
+	return already, nil
+}
+
+// fee computes the merchant fee of a payment from the calendar month's
+// volume before it (Beijing time). A failure to read the volume is logged
+// and records no fee rather than blocking the payment.
+func (s *Service) fee(ctx context.Context, lot ledger.Lot) tollgate.Fen {
+	t := lot.CreatedAt.In(beijing)
+	vol, err := s.ledger.PaidVolume(ctx, t.Year(), t.Month(), beijing)
+	if err != nil {
+		s.log.WarnContext(ctx, "payment: month volume for the fee", "err", err)
+		return 0
+	}
+	before := max(0, vol-lot.Fen)
+	return s.pricer.Fee(lot.Fen, before)
+}

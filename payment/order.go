@@ -1,0 +1,154 @@
+package payment
+
+import (
+	"fmt"
+	"time"
+
+	"tollgate"
+)
+
+// Status is the state of an order, spelled as WeChat Pay's trade_state.
+type Status string
+
+// Order states. An order starts NOTPAY. SUCCESS is never undone: it may only
+// become REFUND. A locally CLOSED or PAYERROR order may still become SUCCESS,
+// because WeChat Pay is the truth about payments (a late payment after a
+// close is credited and flagged for review).
+const (
+	StatusNotPay     Status = "NOTPAY"
+	StatusUserPaying Status = "USERPAYING"
+	StatusSuccess    Status = "SUCCESS"
+	StatusClosed     Status = "CLOSED"
+	StatusRefund     Status = "REFUND"
+	StatusPayError   Status = "PAYERROR"
+)
+
+// edges lists, for each state, the states it may move to (besides itself).
+var edges = map[Status][]Status{
+	StatusNotPay:     {StatusUserPaying, StatusSuccess, StatusClosed, StatusPayError},
+	StatusUserPaying: {StatusNotPay, StatusSuccess, StatusClosed, StatusPayError},
+	StatusClosed:     {StatusSuccess},
+	StatusPayError:   {StatusSuccess},
+	StatusSuccess:    {StatusRefund},
+	StatusRefund:     nil,
+}
+
+// Pending reports whether the order may still be paid without anything
+// unusual: NOTPAY or USERPAYING.
+func (s Status) Pending() bool { return s == StatusNotPay || s == StatusUserPaying }
+
+// Paid reports whether the order was paid (SUCCESS or REFUND).
+func (s Status) Paid() bool { return s == StatusSuccess || s == StatusRefund }
+
+// Valid reports whether s is one of the six states.
+func (s Status) Valid() bool { _, ok := edges[s]; return ok }
+
+// CheckTransition returns nil if an order may move from one state to
+// another (staying in the same state is always allowed), and an ECONFLICT
+// *tollgate.Error otherwise. Stores call it before every write, so no
+// order ever takes an edge outside the state machine.
+func CheckTransition(from, to Status) error {
+	if !from.Valid() || !to.Valid() {
+		return &tollgate.Error{Code: tollgate.EINVALID, Op: "payment.CheckTransition",
+			Message: fmt.Sprintf("unknown order state %q -> %q", from, to)}
+	}
+	if from == to {
+		return nil
+	}
+	for _, s := range edges[from] {
+		if s == to {
+			return nil
+		}
+	}
+	return &tollgate.Error{Code: tollgate.ECONFLICT, Op: "payment.CheckTransition",
+		Message: fmt.Sprintf("order state %s cannot become %s", from, to)}
+}
+
+// API versions of WeChat Pay an order can be placed with.
+const (
+	APIv2 = "v2"
+	APIv3 = "v3"
+)
+
+// Order is one WeChat Pay Native order as tollgate keeps it.
+type Order struct {
+	OutTradeNo string // merchant order number, 6–32 characters, unique
+	Account    tollgate.AccountID
+	Fen        tollgate.Fen     // amount asked, total_fee
+	Credits    tollgate.Credits // credits quoted when the order was made
+	PackageID  string           // "" for a pay-as-you-go amount
+	APIVersion string           // APIv2 or APIv3
+	SignType   string           // v2 sign type the order was placed with; "" for v3
+	Status     Status
+	CodeURL    string // "" until WeChat Pay accepted the order
+	// TransactionID is WeChat Pay's number, set once paid.
+	TransactionID     string
+	DeviceFingerprint string
+	ClientIP          string
+	// TokenHash is the hex SHA-256 of the provisional access token, or ""
+	// if none was issued. The token itself is never stored.
+	TokenHash      string
+	TokenExpiresAt time.Time
+	// GrantCap is the provisional allowance asked for (0: none).
+	GrantCap tollgate.Credits
+	// ExpiresAt is when the order stops being payable and is closed.
+	ExpiresAt time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// Poll bookkeeping: the order query poller asks WeChat Pay about the
+	// order at NextPollAt; PollAttempts counts queries so far; LeaseOwner
+	// holds the order until LeaseUntil so that only one instance asks.
+	NextPollAt   time.Time
+	PollAttempts int
+	LeaseOwner   string
+	LeaseUntil   time.Time
+	// Review, when not empty, says why a person should look at the order
+	// (for example a payment that arrived after the order was closed).
+	Review string
+	// FeeFen is the merchant fee recorded for the payment (0 until paid).
+	FeeFen tollgate.Fen
+}
+
+// IdempotencyKey records an Idempotency-Key of an order request: the same
+// key with the same body returns the same order; with another body it is
+// refused. Keys are kept for IdempotencyTTL.
+type IdempotencyKey struct {
+	Account     tollgate.AccountID
+	Key         string
+	RequestHash string // hex SHA-256 of the canonical request body
+	OutTradeNo  string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+}
+
+// IdempotencyTTL is how long an Idempotency-Key is remembered.
+const IdempotencyTTL = 24 * time.Hour
+
+// RefundStatus is the state of a refund as tollgate follows it.
+type RefundStatus string
+
+// Refund states: pending until WeChat Pay reports a final state.
+const (
+	RefundPending   RefundStatus = "pending"
+	RefundSucceeded RefundStatus = "succeeded"
+	RefundFailed    RefundStatus = "failed"
+)
+
+// RefundRecord is tollgate's bookkeeping of one refund it asked WeChat Pay
+// for: which order, how much, and when to query it next. The money side
+// (credits reserved, refunded) lives in the ledger's refund row with the
+// same OutRefundNo.
+type RefundRecord struct {
+	OutRefundNo  string // deterministic: retries reuse it
+	OutTradeNo   string
+	Account      tollgate.AccountID
+	Fen          tollgate.Fen
+	Credits      tollgate.Credits
+	Status       RefundStatus
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	NextPollAt   time.Time
+	PollAttempts int
+	LeaseOwner   string
+	LeaseUntil   time.Time
+}

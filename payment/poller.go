@@ -1,0 +1,271 @@
+package payment
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"tollgate"
+)
+
+// pollBatch is how many orders (and refunds) one PollOnce claims.
+const pollBatch = 32
+
+// RunPoller runs PollOnce every Config.PollEvery until ctx ends, and
+// returns ctx's error. Run it in every instance: leases keep two instances
+// from querying the same order, and the query budget is shared through the
+// Limiter.
+func (s *Service) RunPoller(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.PollEvery)
+	defer t.Stop()
+	for {
+		if _, err := s.PollOnce(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "payment: poll", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// PollOnce does one round of the completer's work and returns how many
+// orders and refunds it looked at: it revokes expired provisional grants
+// (usage becomes debt), claims due pending orders and queries each at
+// WeChat Pay (crediting paid ones, closing expired ones at WeChat Pay and
+// locally, revoking grants of failed ones), follows pending refunds to a
+// final state, and forgets expired idempotency keys.
+func (s *Service) PollOnce(ctx context.Context) (int, error) {
+	now := s.now().UTC()
+	var errs []error
+	if _, err := s.ledger.ExpireGrants(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
+	orders, err := s.store.LeaseDueOrders(ctx, s.cfg.InstanceID, now, now.Add(s.cfg.LeaseTTL), pollBatch)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, o := range orders {
+		if err := s.pollOrder(ctx, o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	refunds, err := s.store.LeaseDueRefunds(ctx, s.cfg.InstanceID, now, now.Add(s.cfg.LeaseTTL), pollBatch)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range refunds {
+		if err := s.pollRefund(ctx, r); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := s.store.DeleteExpiredKeys(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
+	return len(orders) + len(refunds), errors.Join(errs...)
+}
+
+// backoff is PollBase × 2^attempts capped at PollMax, jittered by ±20%.
+func (s *Service) backoff(attempts int) time.Duration {
+	d := s.cfg.PollBase
+	for i := 0; i < attempts && d < s.cfg.PollMax; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.PollMax)
+	s.jitterMu.Lock()
+	f := 0.8 + 0.4*s.jitter.Float64()
+	s.jitterMu.Unlock()
+	return time.Duration(float64(d) * f)
+}
+
+// allowQuery takes one query from the merchant's cluster-wide budget. It
+// fails closed: when the limiter is down or refuses, the caller waits.
+func (s *Service) allowQuery(ctx context.Context) (bool, time.Duration) {
+	res, err := s.limiter.Allow(ctx, "wxpay:query:"+s.cfg.MchID, s.cfg.QueryLimit)
+	if err != nil {
+		s.log.WarnContext(ctx, "payment: query limiter unavailable; waiting", "err", err)
+		return false, s.cfg.PollBase
+	}
+	if !res.Allowed {
+		return false, max(res.RetryAfter, time.Millisecond)
+	}
+	return true, 0
+}
+
+// reschedule releases an order's lease and sets its next poll.
+func (s *Service) reschedule(ctx context.Context, o Order, wait time.Duration, countAttempt bool) error {
+	now := s.now().UTC()
+	next := now.Add(wait)
+	if now.Before(o.ExpiresAt) && next.After(o.ExpiresAt) {
+		next = o.ExpiresAt // close promptly at expiry
+	}
+	_, err := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+		if countAttempt {
+			x.PollAttempts++
+		}
+		x.NextPollAt, x.LeaseOwner, x.LeaseUntil, x.UpdatedAt = next, "", zeroTime, now
+		return nil
+	})
+	return err
+}
+
+func (s *Service) pollOrder(ctx context.Context, o Order) error {
+	ok, wait := s.allowQuery(ctx)
+	if !ok {
+		return s.reschedule(ctx, o, wait, false)
+	}
+	now := s.now().UTC()
+	expired := !now.Before(o.ExpiresAt)
+	t, err := s.gw.QueryOrder(ctx, o.OutTradeNo)
+	switch {
+	case errors.Is(err, ErrOrderNotExist):
+		if expired { // never placed (or long gone): nothing to close remotely
+			return s.closeLocally(ctx, o, StatusClosed, "expired, unknown to WeChat Pay")
+		}
+		return s.reschedule(ctx, o, s.backoff(o.PollAttempts), true)
+	case err != nil:
+		s.log.WarnContext(ctx, "payment: order query failed", "out_trade_no", o.OutTradeNo, "err", err)
+		return s.reschedule(ctx, o, s.backoff(o.PollAttempts), true)
+	}
+	return s.applyTrade(ctx, o, t, expired)
+}
+
+// applyTrade acts on WeChat Pay's answer about a pending order.
+func (s *Service) applyTrade(ctx context.Context, o Order, t Trade, expired bool) error {
+	switch t.State {
+	case StatusSuccess, StatusRefund:
+		if t.Fen != int64(o.Fen) {
+			s.log.ErrorContext(ctx, "payment: WeChat Pay reports another amount; not credited, review",
+				"out_trade_no", o.OutTradeNo, "order_fen", o.Fen, "wechat_fen", t.Fen)
+			_, err := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+				x.Review = "WeChat Pay reports a paid amount other than the order's"
+				x.NextPollAt, x.LeaseOwner, x.LeaseUntil = s.now().UTC().Add(s.cfg.PollMax), "", zeroTime
+				return nil
+			})
+			return err
+		}
+		if _, err := s.credit(ctx, o, t.TransactionID, "poller"); err != nil {
+			return err
+		}
+		s.metrics.Count(EventPollerCredited, "query")
+		return nil
+	case StatusClosed, StatusPayError, "REVOKED":
+		st := StatusClosed
+		if t.State == StatusPayError {
+			st = StatusPayError
+		}
+		return s.closeLocally(ctx, o, st, "WeChat Pay reports "+string(t.State))
+	}
+	if expired {
+		return s.closeExpired(ctx, o)
+	}
+	if t.State == StatusUserPaying && o.Status != StatusUserPaying {
+		if _, err := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+			x.Status = StatusUserPaying
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return s.reschedule(ctx, o, s.backoff(o.PollAttempts), true)
+}
+
+// closeExpired closes an expired order at WeChat Pay and then locally.
+// ORDERPAID means the payer paid at the last moment: query and credit.
+func (s *Service) closeExpired(ctx context.Context, o Order) error {
+	// The provisional grant ends at expiry whatever WeChat Pay answers.
+	if err := s.revokeGrant(ctx, o); err != nil {
+		return err
+	}
+	err := s.gw.CloseOrder(ctx, o.OutTradeNo)
+	switch {
+	case errors.Is(err, ErrOrderPaid):
+		t, qerr := s.gw.QueryOrder(ctx, o.OutTradeNo)
+		if qerr != nil || !t.State.Paid() {
+			s.log.WarnContext(ctx, "payment: close says paid, query disagrees; retrying", "out_trade_no", o.OutTradeNo, "err", qerr)
+			return s.reschedule(ctx, o, s.backoff(o.PollAttempts), true)
+		}
+		s.metrics.Count(EventPollerCredited, "close_orderpaid")
+		return s.applyTrade(ctx, o, t, true)
+	case err == nil, errors.Is(err, ErrOrderClosed), errors.Is(err, ErrOrderNotExist):
+		return s.closeLocally(ctx, o, StatusClosed, "expired")
+	}
+	s.log.WarnContext(ctx, "payment: close failed; retrying", "out_trade_no", o.OutTradeNo, "err", err)
+	return s.reschedule(ctx, o, s.backoff(o.PollAttempts), true)
+}
+
+// closeLocally revokes the order's provisional grant (what it used
+// becomes debt) and then records the final state. Revoking first: a crash
+// in between leaves a pending order the poller closes again, idempotently.
+func (s *Service) closeLocally(ctx context.Context, o Order, st Status, why string) error {
+	if err := s.revokeGrant(ctx, o); err != nil {
+		return err
+	}
+	_, err := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+		if !x.Status.Pending() {
+			return nil
+		}
+		x.Status, x.LeaseOwner, x.LeaseUntil, x.UpdatedAt = st, "", zeroTime, s.now().UTC()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.metrics.Count(EventOrderClosed, string(st))
+	s.log.InfoContext(ctx, "payment: order closed", "out_trade_no", o.OutTradeNo, "status", st, "why", why)
+	return nil
+}
+
+func (s *Service) revokeGrant(ctx context.Context, o Order) error {
+	if o.GrantCap <= 0 {
+		return nil
+	}
+	_, err := s.ledger.RevokeGrant(ctx, o.OutTradeNo)
+	switch tollgate.ErrorCode(err) {
+	case "", tollgate.ENOTFOUND, tollgate.ECONFLICT: // none issued, or already confirmed by a payment
+		return nil
+	}
+	return wrap("payment.revokeGrant", tollgate.EINTERNAL, err)
+}
+
+// pollRefund follows one pending refund.
+func (s *Service) pollRefund(ctx context.Context, r RefundRecord) error {
+	ok, wait := s.allowQuery(ctx)
+	if !ok {
+		return s.rescheduleRefund(ctx, r, wait, false)
+	}
+	st, err := s.gw.QueryRefund(ctx, r.OutTradeNo, r.OutRefundNo)
+	switch {
+	case errors.Is(err, ErrRefundNotExist):
+		// The refund call never reached WeChat Pay: send it again, same number.
+		o, oerr := s.store.Order(ctx, r.OutTradeNo)
+		if oerr != nil {
+			return oerr
+		}
+		if _, serr := s.sendRefund(ctx, o, r); serr != nil && tollgate.ErrorCode(serr) != tollgate.EUNAVAILABLE {
+			return serr
+		}
+	case err != nil:
+		s.log.WarnContext(ctx, "payment: refund query failed", "out_refund_no", r.OutRefundNo, "err", err)
+	case st.Status != RefundPending:
+		if st.Status == RefundSucceeded && st.Fen != int64(r.Fen) {
+			s.log.ErrorContext(ctx, "payment: refund amount differs at WeChat Pay; review", "out_refund_no", r.OutRefundNo)
+			break
+		}
+		return s.settleRefund(ctx, r, st.Status, "poller")
+	}
+	return s.rescheduleRefund(ctx, r, s.backoff(r.PollAttempts), true)
+}
+
+func (s *Service) rescheduleRefund(ctx context.Context, r RefundRecord, wait time.Duration, countAttempt bool) error {
+	now := s.now().UTC()
+	_, err := s.store.UpdateRefund(ctx, r.OutRefundNo, func(x *RefundRecord) error {
+		if countAttempt {
+			x.PollAttempts++
+		}
+		x.NextPollAt, x.LeaseOwner, x.LeaseUntil, x.UpdatedAt = now.Add(wait), "", zeroTime, now
+		return nil
+	})
+	return err
+}

@@ -1,0 +1,85 @@
+package payment
+
+import (
+	"context"
+	"time"
+
+	"tollgate"
+)
+
+// Store persists orders, idempotency keys and refund bookkeeping. It holds
+// no payment rules beyond the order state machine, which every
+// implementation enforces with CheckTransition before it writes.
+// Implementations: *sqlite.Store and *postgres.Store (store/sqlite,
+// store/postgres), both checked by storetest.RunPayments. Safe for
+// concurrent use by many goroutines and, for PostgreSQL, many processes.
+type Store interface {
+	// CreateOrder inserts o (Status NOTPAY) and, when key is not nil, the
+	// idempotency key that names it, in one transaction: the recovery point
+	// taken before WeChat Pay is called. If key's (account, key) is
+	// already recorded and unexpired, nothing is written and the stored
+	// key is returned with created = false. Errors: ECONFLICT (the
+	// out_trade_no exists), EINVALID.
+	CreateOrder(ctx context.Context, o Order, key *IdempotencyKey) (stored IdempotencyKey, created bool, err error)
+
+	// IdempotencyKey returns the unexpired key of an account at now.
+	// Errors: ENOTFOUND.
+	IdempotencyKey(ctx context.Context, account tollgate.AccountID, key string, now time.Time) (IdempotencyKey, error)
+
+	// DeleteExpiredKeys removes idempotency keys expired at now and
+	// returns how many.
+	DeleteExpiredKeys(ctx context.Context, now time.Time) (int, error)
+
+	// Order returns an order. Errors: ENOTFOUND.
+	Order(ctx context.Context, outTradeNo string) (Order, error)
+
+	// OrderByTokenHash returns the order whose provisional token hash is
+	// tokenHash. Errors: ENOTFOUND.
+	OrderByTokenHash(ctx context.Context, tokenHash string) (Order, error)
+
+	// ListOrders returns up to limit orders of an account, newest first.
+	ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]Order, error)
+
+	// UpdateOrder reads the order with a row lock, lets fn change it and
+	// writes it back in the same transaction, refusing a state change
+	// CheckTransition forbids. fn must not call other services (it runs
+	// inside a database transaction). If fn returns an error nothing is
+	// written and that error is returned. UpdatedAt is set by the caller.
+	// Errors: ENOTFOUND, ECONFLICT (forbidden transition).
+	UpdateOrder(ctx context.Context, outTradeNo string, fn func(*Order) error) (Order, error)
+
+	// LeaseDueOrders claims up to limit pending orders (NOTPAY or
+	// USERPAYING) whose NextPollAt ≤ now and whose lease is free or expired
+	// at now, setting LeaseOwner = owner and LeaseUntil = until, and returns
+	// them. Two callers never get the same order while a lease lives.
+	LeaseDueOrders(ctx context.Context, owner string, now, until time.Time, limit int) ([]Order, error)
+
+	// CreateRefund inserts r if its OutRefundNo is new and returns the
+	// stored record either way (idempotent). Errors: ECONFLICT (the number
+	// belongs to another order).
+	CreateRefund(ctx context.Context, r RefundRecord) (RefundRecord, error)
+
+	// Refund returns a refund record. Errors: ENOTFOUND.
+	Refund(ctx context.Context, outRefundNo string) (RefundRecord, error)
+
+	// RefundsByOrder returns the refund records of an order, oldest first.
+	RefundsByOrder(ctx context.Context, outTradeNo string) ([]RefundRecord, error)
+
+	// UpdateRefund is UpdateOrder for refund records. A final status
+	// (succeeded, failed) never changes again: ECONFLICT.
+	UpdateRefund(ctx context.Context, outRefundNo string, fn func(*RefundRecord) error) (RefundRecord, error)
+
+	// LeaseDueRefunds is LeaseDueOrders for pending refunds.
+	LeaseDueRefunds(ctx context.Context, owner string, now, until time.Time, limit int) ([]RefundRecord, error)
+}
+
+// CheckRefundTransition returns nil if a refund record may move from one
+// status to another, ECONFLICT otherwise: pending may become anything; a
+// final status stays.
+func CheckRefundTransition(from, to RefundStatus) error {
+	if from == to || from == RefundPending {
+		return nil
+	}
+	return &tollgate.Error{Code: tollgate.ECONFLICT, Op: "payment.CheckRefundTransition",
+		Message: "refund " + string(from) + " cannot become " + string(to)}
+}
