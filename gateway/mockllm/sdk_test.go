@@ -215,7 +215,7 @@ func TestOpenAISDKResponses(t *testing.T) {
 func TestAnthropicSDKMessages(t *testing.T) {
 	client := mustAnthropic(t, &mockllm.Server{APIKey: "sk-ant-test", CachedTokens: 1, CacheCreationTokens: 2})
 	params := anthropic.MessageNewParams{
-		Model:     anthropic.ModelClaudeSonnet4_5,
+		Model:     "claude-sonnet-4-5",
 		MaxTokens: 100,
 		System:    []anthropic.TextBlockParam{{Text: "be brief"}},
 		Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hello there world"))},
@@ -258,7 +258,7 @@ func TestAnthropicSDKToolUseAndErrors(t *testing.T) {
 		Properties: map[string]any{"city": map[string]any{"type": "string"}},
 	}, "get_weather")
 	params := anthropic.MessageNewParams{
-		Model:      anthropic.ModelClaudeSonnet4_5,
+		Model:      "claude-sonnet-4-5",
 		MaxTokens:  100,
 		Messages:   []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("weather in Paris?"))},
 		Tools:      []anthropic.ToolUnionParam{tool},
