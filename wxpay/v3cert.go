@@ -53,7 +53,7 @@ func (c *V3Client) FetchCertificates(ctx context.Context) ([]*x509.Certificate, 
 			return nil, &TransportError{Op: "v3 " + op, Err: err}
 		}
 	}
-	if err := trial.VerifyResponse(resp.Header, body, c.now()); err != nil {
+	if err := trial.verify(resp.Header, body, c.now()); err != nil {
 		return nil, &TransportError{Op: "v3 " + op, Err: fmt.Errorf("unverified answer: %w", err)}
 	}
 	for _, cert := range certs {

@@ -261,7 +261,7 @@ func (c *V3Client) roundTrip(ctx context.Context, call v3Call, limit int64) (res
 // verifyAnswer checks the Wechatpay-* signature of an answer; a failure is
 // a *TransportError that quotes, but never trusts, an error body's code.
 func (c *V3Client) verifyAnswer(op string, resp *http.Response, body []byte) error {
-	if err := c.Keyring.VerifyResponse(resp.Header, body, c.now()); err != nil {
+	if err := c.Keyring.verify(resp.Header, body, c.now()); err != nil {
 		return &TransportError{Op: "v3 " + op, Err: fmt.Errorf("unverified HTTP %d answer%s: %w", resp.StatusCode, untrustedCode(body), err)}
 	}
 	return nil

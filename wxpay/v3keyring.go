@@ -45,7 +45,7 @@ type V3ClockSkewError struct {
 
 // Error implements error.
 func (e *V3ClockSkewError) Error() string {
-	return fmt.Sprintf("wxpay v3: timestamp is %s from the local clock (limit %s)", e.Skew, V3MaxClockSkew)
+	return fmt.Sprintf("timestamp is %s from the local clock (limit %s)", e.Skew, V3MaxClockSkew)
 }
 
 // Unwrap returns ErrTooOld.
@@ -208,36 +208,45 @@ func (k *V3Keyring) Serials() []string {
 //     period at now: ErrUnknownSerial;
 //   - a signature that does not match: ErrBadSignature.
 func (k *V3Keyring) VerifyResponse(h http.Header, body []byte, now time.Time) error {
+	if err := k.verify(h, body, now); err != nil {
+		return fmt.Errorf("wxpay v3: verify response: %w", err)
+	}
+	return nil
+}
+
+// verify is VerifyResponse without the package prefix on its errors, for
+// callers that add their own context.
+func (k *V3Keyring) verify(h http.Header, body []byte, now time.Time) error {
 	sig := h.Get(HeaderV3Signature)
 	switch {
 	case sig == "":
-		return fmt.Errorf("wxpay v3: verify response: %w", ErrNotSigned)
+		return ErrNotSigned
 	case strings.HasPrefix(sig, V3SignatureProbePrefix):
-		return fmt.Errorf("wxpay v3: verify response: %w", ErrSignatureProbe)
+		return ErrSignatureProbe
 	}
 	ts, nonce, serial := h.Get(HeaderV3Timestamp), h.Get(HeaderV3Nonce), h.Get(HeaderV3Serial)
 	if st := h.Get(HeaderV3SignatureType); st != "" && st != V3AuthScheme {
-		return fmt.Errorf("wxpay v3: verify response: signature type %.40q: %w", st, ErrMalformed)
+		return fmt.Errorf("signature type %.40q: %w", st, ErrMalformed)
 	}
 	if !isDigits(ts, 12) || nonce == "" || serial == "" {
-		return fmt.Errorf("wxpay v3: verify response: timestamp, nonce or serial missing: %w", ErrMalformed)
+		return fmt.Errorf("timestamp, nonce or serial missing: %w", ErrMalformed)
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return fmt.Errorf("wxpay v3: verify response: timestamp: %w", ErrMalformed)
+		return fmt.Errorf("timestamp: %w", ErrMalformed)
 	}
 	if skew := now.Unix() - sec; skew >= int64(V3MaxClockSkew/time.Second) || -skew >= int64(V3MaxClockSkew/time.Second) {
-		return fmt.Errorf("wxpay v3: verify response: %w", &V3ClockSkewError{Skew: time.Duration(skew) * time.Second})
+		return &V3ClockSkewError{Skew: time.Duration(skew) * time.Second}
 	}
 	key, ok := k.lookup(serial)
 	if !ok {
-		return fmt.Errorf("wxpay v3: verify response: serial %.64q: %w", serial, ErrUnknownSerial)
+		return fmt.Errorf("serial %.64q: %w", serial, ErrUnknownSerial)
 	}
 	if (!key.notBefore.IsZero() && now.Before(key.notBefore)) || (!key.notAfter.IsZero() && now.After(key.notAfter)) {
-		return fmt.Errorf("wxpay v3: verify response: certificate %s is not valid at %s: %w", serial, now.UTC().Format(time.RFC3339), ErrUnknownSerial)
+		return fmt.Errorf("certificate %s is not valid at %s: %w", serial, now.UTC().Format(time.RFC3339), ErrUnknownSerial)
 	}
-	if err := VerifyV3Signature(key.pub, V3ResponseMessage(ts, nonce, body), sig); err != nil {
-		return fmt.Errorf("wxpay v3: verify response from %s: %w", serial, err)
+	if err := verifyV3Signature(key.pub, V3ResponseMessage(ts, nonce, body), sig); err != nil {
+		return fmt.Errorf("signed by %s: %w", serial, err)
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ func ParseV3Notification(h http.Header, body []byte, keyring *V3Keyring, apiV3Ke
 	if len(body) > MaxBodyBytes {
 		return nil, fmt.Errorf("wxpay v3 notification: %d bytes: %w", len(body), ErrBodyTooLarge)
 	}
-	if err := keyring.VerifyResponse(h, body, now); err != nil {
+	if err := keyring.verify(h, body, now); err != nil {
 		return nil, fmt.Errorf("wxpay v3 notification: %w", err)
 	}
 	var n V3Notification

@@ -74,22 +74,30 @@ func SignV3(priv *rsa.PrivateKey, message []byte) (string, error) {
 // ErrNotSigned (empty signature), ErrSignatureProbe (a WECHATPAY/SIGNTEST/
 // probe) or ErrBadSignature (bad base64 or a mismatch).
 func VerifyV3Signature(pub *rsa.PublicKey, message []byte, signature string) error {
+	if err := verifyV3Signature(pub, message, signature); err != nil {
+		return fmt.Errorf("wxpay v3: verify: %w", err)
+	}
+	return nil
+}
+
+// verifyV3Signature is VerifyV3Signature without the package prefix.
+func verifyV3Signature(pub *rsa.PublicKey, message []byte, signature string) error {
 	switch {
 	case signature == "":
-		return fmt.Errorf("wxpay v3: verify: %w", ErrNotSigned)
+		return ErrNotSigned
 	case strings.HasPrefix(signature, V3SignatureProbePrefix):
-		return fmt.Errorf("wxpay v3: verify: %w", ErrSignatureProbe)
+		return ErrSignatureProbe
 	case pub == nil:
-		return errors.New("wxpay v3: verify: no public key")
+		return errors.New("no public key")
 	}
 	raw, err := base64.StdEncoding.DecodeString(signature)
 	if err != nil {
-		return fmt.Errorf("wxpay v3: verify: signature is not base64: %w", ErrBadSignature)
+		return fmt.Errorf("signature is not base64: %w", ErrBadSignature)
 	}
 	sum := sha256.Sum256(message)
 	// rsa.VerifyPKCS1v15 compares the decoded block in constant time.
 	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], raw); err != nil {
-		return fmt.Errorf("wxpay v3: verify: %w", ErrBadSignature)
+		return ErrBadSignature
 	}
 	return nil
 }
