@@ -22,11 +22,14 @@ func scanAccount(rows pgx.Rows) (ledger.Account, error) {
 	return a, err
 }
 
-// Accounts returns the accounts with the given ids, in id order, locked in
-// an Update.
+// Accounts returns the accounts with the given ids, in id order. In an
+// Update it locks them, and reads ahead their spendable lots.
 func (t *txn) Accounts(ctx context.Context, ids []tollgate.AccountID) ([]ledger.Account, error) {
 	if len(ids) == 0 {
 		return nil, nil
+	}
+	if t.lock {
+		return t.lockAccounts(ctx, ids)
 	}
 	var out []ledger.Account
 	err := t.query(ctx, "postgres: read accounts",

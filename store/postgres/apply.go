@@ -27,6 +27,7 @@ func (t *txn) Apply(ctx context.Context, c *ledger.Changes) error {
 	if c == nil || c.Empty() {
 		return nil
 	}
+	t.pre = prefetch{} // the writes may change what was read ahead
 	if t.pending == nil {
 		t.pending = &pgx.Batch{}
 	}

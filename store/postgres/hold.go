@@ -37,10 +37,14 @@ func (t *txn) holds(ctx context.Context, op, sql string, args ...any) ([]ledger.
 	return out, err
 }
 
-// Holds returns the holds with the given ids, locked in an Update.
+// Holds returns the holds with the given ids. In an Update it locks them,
+// and reads ahead the usage records of the same request ids.
 func (t *txn) Holds(ctx context.Context, ids []string) ([]ledger.Hold, error) {
 	if len(ids) == 0 {
 		return nil, nil
+	}
+	if t.lock {
+		return t.lockHolds(ctx, ids)
 	}
 	return t.holds(ctx, "postgres: read holds",
 		"SELECT "+holdCols+" FROM holds WHERE id = ANY($1) ORDER BY id"+t.lockClause(), ids)

@@ -43,6 +43,9 @@ func (t *txn) SpendableLots(ctx context.Context, accounts []tollgate.AccountID) 
 	if len(accounts) == 0 {
 		return nil, nil
 	}
+	if lots, ok := t.pre.spendable(accounts); ok {
+		return lots, nil
+	}
 	return t.lots(ctx, "postgres: read spendable lots", "account_id = ANY($1) AND left_credits > 0", accountStrings(accounts))
 }
 

@@ -41,6 +41,7 @@ type txn struct {
 	begun   bool       // BEGIN has been sent
 	lock    bool       // reads take row locks (Update)
 	pending *pgx.Batch // writes queued by Apply, not yet sent
+	pre     prefetch   // rows read ahead; see prefetch.go
 }
 
 // retryable reports whether a transaction that failed with err is known not
@@ -180,34 +181,39 @@ func (t *txn) lockClause() string {
 	return ""
 }
 
+// read is one query of a pipeline of reads.
+type read struct {
+	sql  string
+	args []any
+	scan func(pgx.Rows) error // called once per row
+}
+
 // query runs sql and calls scan once per row. op names the read in errors.
 func (t *txn) query(ctx context.Context, op, sql string, args []any, scan func(pgx.Rows) error) error {
-	each := func(rows pgx.Rows) error {
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				rows.Close()
-				return err
+	return t.reads(ctx, op, read{sql, args, scan})
+}
+
+// reads runs rs in one pipeline, behind BEGIN if the transaction has not
+// started and behind the pending writes if there are any, so a read always
+// sees the transaction's own writes.
+func (t *txn) reads(ctx context.Context, op string, rs ...read) error {
+	b := t.pending
+	t.pending = nil
+	if b == nil {
+		b = &pgx.Batch{}
+	}
+	for _, r := range rs {
+		scan := r.scan
+		b.Queue(r.sql, r.args...).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				if err := scan(rows); err != nil {
+					return err
+				}
 			}
-		}
-		return rows.Err()
+			return rows.Err()
+		})
 	}
-	var err error
-	if !t.begun || t.pending != nil {
-		b := t.pending
-		t.pending = nil
-		if b == nil {
-			b = &pgx.Batch{}
-		}
-		b.Queue(sql, args...).Query(each)
-		err = t.send(ctx, b)
-	} else {
-		var rows pgx.Rows
-		rows, err = t.conn.Query(ctx, sql, args...)
-		if err == nil {
-			err = each(rows)
-		}
-	}
-	if err != nil {
+	if err := t.send(ctx, b); err != nil {
 		return mapError(op, err)
 	}
 	return nil

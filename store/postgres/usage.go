@@ -40,6 +40,9 @@ func (t *txn) UsageByRequest(ctx context.Context, requestIDs []string) ([]ledger
 	if len(requestIDs) == 0 {
 		return nil, nil
 	}
+	if usage, ok := t.pre.usageOf(requestIDs); ok {
+		return usage, nil
+	}
 	return t.usage(ctx, "postgres: read usage",
 		"SELECT "+usageCols+" FROM usage_records WHERE request_id = ANY($1) ORDER BY request_id", requestIDs)
 }
