@@ -97,6 +97,14 @@ func TestOutputTokens(t *testing.T) {
 	}
 }
 
+func TestNegativeOutputTokensIsEmpty(t *testing.T) {
+	base := MustServe(t, &mockllm.Server{OutputTokens: -1})
+	_, _, body := MustDo(t, base, call{path: "/v1/chat/completions", body: chatBody})
+	if content, usage := chatUsage(t, body); content != "" || usage["completion_tokens"] != float64(0) {
+		t.Errorf("content %q, usage %v; want an empty completion", content, usage)
+	}
+}
+
 func TestCachedTokensCapped(t *testing.T) {
 	base := MustServe(t, &mockllm.Server{CachedTokens: 100})
 	_, _, body := MustDo(t, base, call{path: "/v1/chat/completions", body: chatBody})

@@ -64,7 +64,8 @@ type Server struct {
 	TokensPerSecond float64
 
 	// OutputTokens is the length of each completion before max_tokens and
-	// stop sequences cut it; zero means DefaultOutputTokens.
+	// stop sequences cut it; zero means DefaultOutputTokens and a negative
+	// value means empty completions.
 	OutputTokens int
 
 	// ErrorRate is the probability that a request fails with a status drawn
@@ -218,8 +219,11 @@ func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
 	if s.FailAfter > 0 {
 		b.failAfter = s.FailAfter
 	}
-	if b.outputTokens <= 0 {
+	switch {
+	case b.outputTokens == 0:
 		b.outputTokens = DefaultOutputTokens
+	case b.outputTokens < 0:
+		b.outputTokens = 0
 	}
 	for k, v := range r.Header {
 		if len(k) < 7 || k[:7] != "X-Mock-" || len(v) == 0 {
