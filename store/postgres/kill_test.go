@@ -128,10 +128,13 @@ func TestConnectionsKilled(t *testing.T) {
 	stored := map[tollgate.AccountID]bool{}
 	err := s.View(ctx, func(tx ledger.ReadTx) error {
 		d, err := tx.Dump(ctx)
+		if err != nil {
+			return err
+		}
 		for _, a := range d.Accounts {
 			stored[a.ID] = true
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		t.Fatalf("store did not recover: %v", err)
@@ -205,10 +208,13 @@ func TestServiceSurvivesKilledConnections(t *testing.T) {
 	holds := map[string]ledger.Hold{}
 	if err := s.View(ctx, func(tx ledger.ReadTx) error {
 		d, err := tx.Dump(ctx)
+		if err != nil {
+			return err
+		}
 		for _, h := range d.Holds {
 			holds[h.ID] = h
 		}
-		return err
+		return nil
 	}); err != nil {
 		t.Fatalf("store did not recover: %v", err)
 	}
@@ -241,5 +247,56 @@ func TestServiceSurvivesKilledConnections(t *testing.T) {
 	}
 	if _, err := svc.Reserve(ctx, ledger.ReserveRequest{HoldID: "after", Account: "acct-0", Amount: 1, TTL: time.Hour}); err != nil {
 		t.Fatalf("service did not recover: %v", err)
+	}
+}
+
+// TestCommitOutcomeUnknown kills the backend while its COMMIT is running
+// (a deferred constraint trigger makes COMMIT sleep): Update must report
+// ErrCommitUnknown, not success and not ErrRetry, and must not run fn
+// again even when retries are enabled.
+func TestCommitOutcomeUnknown(t *testing.T) {
+	const app = "tollgate-commitkill"
+	s, url := MustOpen(t, postgres.WithApplicationName(app), postgres.WithUpdateAttempts(5))
+	ctx := context.Background()
+	err := s.ExecRaw(ctx, `CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$`)
+	if err == nil {
+		err = s.ExecRaw(ctx, `CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON accounts
+DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()`)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := mustKiller(t, url, app)
+	var cutter sync.WaitGroup
+	defer cutter.Wait()
+	cutter.Go(func() {
+		// Wait until a backend of ours sleeps inside COMMIT, then cut.
+		for range 500 {
+			var n int
+			err := k.conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
+AND datname = current_database() AND wait_event = 'PgSleep'`, app).Scan(&n)
+			if err != nil || n > 0 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		_, _ = k.conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE application_name = $1 AND datname = current_database()`, app)
+	})
+	var runs atomic.Int32
+	err = s.Update(ctx, func(tx ledger.Tx) error {
+		runs.Add(1)
+		return tx.Apply(ctx, &ledger.Changes{NewAccounts: []ledger.Account{{ID: "slow", CreatedAt: time.Now()}}})
+	})
+	switch {
+	case !errors.Is(err, postgres.ErrCommitUnknown):
+		t.Fatalf("err = %v, want ErrCommitUnknown", err)
+	case errors.Is(err, ledger.ErrRetry):
+		t.Fatalf("err = %v wraps ErrRetry: a commit of unknown outcome must not be re-run blindly", err)
+	case tollgate.ErrorCode(err) != tollgate.EUNAVAILABLE:
+		t.Fatalf("code = %s, want %s", tollgate.ErrorCode(err), tollgate.EUNAVAILABLE)
+	case runs.Load() != 1:
+		t.Fatalf("fn ran %d times, want once", runs.Load())
 	}
 }

@@ -196,10 +196,16 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 }
 
 // View runs fn in a REPEATABLE READ READ ONLY transaction: every read sees
-// the same snapshot, and no row is locked.
+// the same snapshot, and no row is locked. A read-only transaction changes
+// nothing, so when its connection turns out to be dead (the server
+// restarted, or an administrator terminated it) View runs fn again on
+// another connection, up to viewAttempts times.
 func (s *Store) View(ctx context.Context, fn func(ledger.ReadTx) error) error {
-	return s.run(ctx, beginView, false, 1, func(t *txn) error { return fn(t) })
+	return s.run(ctx, beginView, false, viewAttempts, func(t *txn) error { return fn(t) })
 }
+
+// viewAttempts bounds how often View runs a read-only transaction.
+const viewAttempts = 3
 
 // ExecRaw runs one statement outside the ledger's rules. Only tests use it
 // (ledger.RawExecer), to corrupt a row on purpose.

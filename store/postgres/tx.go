@@ -89,9 +89,22 @@ func (s *Store) runOnce(ctx context.Context, begin string, lock bool, fn func(*t
 	// inside a transaction, so a failed ROLLBACK cannot leak a tx.
 	defer pc.Release()
 	t := &txn{conn: pc.Conn(), begin: begin, lock: lock}
-	if err := fn(t); err != nil {
+	err = t.finish(ctx, fn(t))
+	if err != nil && t.conn.IsClosed() && isUnavailable(err) {
+		// The server dropped this connection (restart, failover,
+		// pg_terminate_backend); the idle ones are most likely gone too.
+		// Replace them all now rather than fail one request on each.
+		s.pool.Reset()
+	}
+	return err
+}
+
+// finish ends the transaction after fn returned fnErr: it rolls back on an
+// error or a cancelled context, and commits otherwise.
+func (t *txn) finish(ctx context.Context, fnErr error) error {
+	if fnErr != nil {
 		t.rollback(ctx)
-		return mapError("postgres: transaction", err)
+		return mapError("postgres: transaction", fnErr)
 	}
 	if !t.begun && t.pending == nil {
 		return nil // nothing was read or written
