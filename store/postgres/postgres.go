@@ -15,26 +15,39 @@
 //     back exactly-once crediting (lots.transaction_id, lots.out_trade_no,
 //     refunds.out_refund_no, usage_records.request_id) and a partial unique
 //     index allows one live grant per account.
-//   - A transaction's writes go out as ONE pipelined pgx.Batch, and BEGIN is
-//     pipelined with the first read, so a group-committed batch of the
-//     ledger costs a handful of round trips.
+//   - A transaction's writes are queued by Apply and go out in ONE pipeline
+//     together with COMMIT; a conditional UPDATE that matched fewer rows than
+//     it was given raises serialization_failure inside the server
+//     (tollgate_expect_rows, migration 0002), so a stale write can never be
+//     committed. BEGIN rides with the first read, and the spendable lots
+//     and usage records the Service asks for next are read ahead in the
+//     pipeline of the locks they follow (prefetch.go): a group-committed
+//     hold/settle batch costs three round trips.
 //   - A connection lost while COMMIT is in flight is reported as
 //     ErrCommitUnknown (EUNAVAILABLE), never as success and never as
-//     ErrRetry.
+//     ErrRetry; a failure known to precede COMMIT wraps ErrRetry.
 //
 // Notes for the ledger interface (what PostgreSQL does not do as the
 // interface suggests):
 //
 //   - Update does not retry by itself, as ledger.Store requires; the
-//     Service's immediate retry is what recovers from 40001/40P01. Retrying
-//     with jittered backoff is available to other callers through
-//     WithUpdateAttempts.
+//     Service's immediate retry is what recovers from 40001/40P01.
+//     WithUpdateAttempts turns on bounded retries with jittered backoff for
+//     callers that want them; View always retries a dead connection.
+//   - When Apply inserts no lot, its errors (unique key, stale version)
+//     surface from the next read or from Update itself rather than from
+//     Apply; they still wrap ErrRetry and nothing commits.
 //   - Apply inserts grants before holds (not holds before grants), because
 //     holds.grant_id is a foreign key checked immediately.
 //   - ExpiredHolds and ExpiredGrants skip rows another transaction has
 //     locked (SKIP LOCKED): those are being resolved right now, and waiting
 //     for them would let a sweeper deadlock against Settle, which locks in
 //     id order rather than expiry order.
+//   - UsageByRequest and ListUsage do not lock: usage records are never
+//     updated, and their unique key refuses a duplicate.
+//   - ledger.Options.Committers: one committer gave the best throughput
+//     on a 2-core machine (bigger batches, fewer commits); more committers
+//     pay off only when PostgreSQL has cores to spare.
 package postgres
 
 import (
