@@ -15,7 +15,8 @@ import (
 // refund bookkeeping (migration 0002_payments.sql). Writes run on the one
 // writer connection in BEGIN IMMEDIATE transactions, so a read-modify-write
 // (UpdateOrder) or a lease claim (LeaseDueOrders) is never interleaved with
-// another writer.
+// another writer; plain reads use the read-only pool (WAL: they see every
+// committed write and never wait for the writer).
 var _ payment.Store = (*Store)(nil)
 
 const payOrderColumns = `out_trade_no, account_id, fen, credits, package_id, api_version, sign_type, status,
@@ -179,7 +180,7 @@ func payGetKey(ctx context.Context, q payQueryer, account tollgate.AccountID, ke
 
 // IdempotencyKey implements payment.Store.
 func (s *Store) IdempotencyKey(ctx context.Context, account tollgate.AccountID, key string, now time.Time) (payment.IdempotencyKey, error) {
-	return payGetKey(ctx, s.writer, account, key, now)
+	return payGetKey(ctx, s.reader, account, key, now)
 }
 
 // DeleteExpiredKeys implements payment.Store.
@@ -194,7 +195,7 @@ func (s *Store) DeleteExpiredKeys(ctx context.Context, now time.Time) (int, erro
 
 // Order implements payment.Store.
 func (s *Store) Order(ctx context.Context, outTradeNo string) (payment.Order, error) {
-	return payGetOrder(ctx, s.writer, "out_trade_no", outTradeNo)
+	return payGetOrder(ctx, s.reader, "out_trade_no", outTradeNo)
 }
 
 // OrderByTokenHash implements payment.Store.
@@ -202,7 +203,7 @@ func (s *Store) OrderByTokenHash(ctx context.Context, tokenHash string) (payment
 	if tokenHash == "" {
 		return payment.Order{}, payNotFound("sqlite.OrderByTokenHash", "order")
 	}
-	return payGetOrder(ctx, s.writer, "token_hash", tokenHash)
+	return payGetOrder(ctx, s.reader, "token_hash", tokenHash)
 }
 
 func payGetOrder(ctx context.Context, q payQueryer, col, v string) (payment.Order, error) {
@@ -218,7 +219,7 @@ func payGetOrder(ctx context.Context, q payQueryer, col, v string) (payment.Orde
 
 // ListOrders implements payment.Store.
 func (s *Store) ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]payment.Order, error) {
-	rows, err := s.writer.QueryContext(ctx, `SELECT `+payOrderColumns+` FROM payment_orders
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+payOrderColumns+` FROM payment_orders
 		WHERE account_id = ? ORDER BY created_at DESC, out_trade_no DESC LIMIT ?`, string(account), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite.ListOrders: %w", err)
@@ -338,12 +339,12 @@ func payGetRefund(ctx context.Context, q payQueryer, no string) (payment.RefundR
 
 // Refund implements payment.Store.
 func (s *Store) Refund(ctx context.Context, outRefundNo string) (payment.RefundRecord, error) {
-	return payGetRefund(ctx, s.writer, outRefundNo)
+	return payGetRefund(ctx, s.reader, outRefundNo)
 }
 
 // RefundsByOrder implements payment.Store.
 func (s *Store) RefundsByOrder(ctx context.Context, outTradeNo string) ([]payment.RefundRecord, error) {
-	return payQueryRefunds(ctx, s.writer, `SELECT `+payRefundColumns+` FROM payment_refunds
+	return payQueryRefunds(ctx, s.reader, `SELECT `+payRefundColumns+` FROM payment_refunds
 		WHERE out_trade_no = ? ORDER BY created_at, out_refund_no`, outTradeNo)
 }
 
