@@ -1,0 +1,137 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"tollgate"
+	"tollgate/auth"
+	"tollgate/gateway"
+	"tollgate/payment"
+)
+
+// Caller is who makes an authenticated request.
+type Caller struct {
+	Account tollgate.AccountID
+	// KeyID names the API key used; "provisional" for an access token.
+	KeyID string
+	// GrantID is the provisional grant that funds the caller's spending
+	// when it authenticated with a provisional access token; "" otherwise.
+	GrantID string
+	// Provisional is true for a provisional access token: it may spend
+	// and read, not create orders or refunds.
+	Provisional bool
+}
+
+const callerKey ctxKey = iota + 100
+
+// CallerFrom returns the caller WithAuth stored in ctx.
+func CallerFrom(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey).(Caller)
+	return c, ok
+}
+
+// WithCallerContext returns ctx carrying c, for the handlers and for the
+// gateway (gateway.WithCaller) and the Meter (the grant id).
+func WithCallerContext(ctx context.Context, c Caller) context.Context {
+	ctx = context.WithValue(ctx, callerKey, c)
+	return gateway.WithCaller(ctx, gateway.Caller{Account: c.Account, KeyID: c.KeyID})
+}
+
+// codedError is an error with an OpenAI-style public code.
+type codedError struct {
+	err    *tollgate.Error
+	public string
+}
+
+func (e codedError) Error() string      { return e.err.Error() }
+func (e codedError) PublicCode() string { return e.public }
+func (e codedError) Unwrap() error      { return e.err }
+
+var (
+	errMissingKey = codedError{tollgate.Errorf(tollgate.EUNAUTHORIZED,
+		"no API key provided: send Authorization: Bearer <key>"), "missing_api_key"}
+	errInvalidKey = codedError{tollgate.Errorf(tollgate.EUNAUTHORIZED,
+		"invalid API key"), "invalid_api_key"}
+	errAdmin = codedError{tollgate.Errorf(tollgate.EUNAUTHORIZED,
+		"this route needs the admin token: send Authorization: Bearer <admin token>"), "invalid_admin_token"}
+)
+
+// bearer returns the credential of a request: the Authorization Bearer
+// token, or the x-api-key header Anthropic clients send.
+func bearer(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return ""
+		}
+		return strings.TrimSpace(tok)
+	}
+	return strings.TrimSpace(r.Header.Get("X-Api-Key"))
+}
+
+// authenticate finds the caller of r: an API key through Auth, or a
+// provisional access token through Payments. The error is always
+// EUNAUTHORIZED unless a dependency failed; it never echoes the key.
+func (s *Server) authenticate(r *http.Request) (Caller, error) {
+	tok := bearer(r)
+	if tok == "" {
+		return Caller{}, errMissingKey
+	}
+	if payment.IsAccessToken(tok) && s.Payments != nil {
+		account, grant, err := s.Payments.AuthenticateAccessToken(r.Context(), tok)
+		if tollgate.ErrorCode(err) == tollgate.EUNAUTHORIZED {
+			return Caller{}, errInvalidKey
+		}
+		if err != nil {
+			return Caller{}, err
+		}
+		return Caller{Account: account, KeyID: "provisional", GrantID: grant, Provisional: true}, nil
+	}
+	k, err := s.Auth.Authenticate(r.Context(), tok)
+	if tollgate.ErrorCode(err) == tollgate.EUNAUTHORIZED {
+		return Caller{}, errInvalidKey
+	}
+	if err != nil {
+		return Caller{}, err
+	}
+	return Caller{Account: k.Account, KeyID: k.ID}, nil
+}
+
+// WithAuth authenticates every request before next and puts the caller in
+// the context (also as a gateway.Caller). A missing or bad credential is
+// answered 401 in OpenAI's shape with a WWW-Authenticate header.
+func (s *Server) WithAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.authenticate(r)
+		if err != nil {
+			if tollgate.ErrorCode(err) == tollgate.EUNAUTHORIZED {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
+			}
+			WriteError(w, r, s.log(), err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithCallerContext(r.Context(), c)))
+	})
+}
+
+// withAdmin lets a request through only with the admin token, compared in
+// constant time. With no admin token configured every request is refused.
+func (s *Server) withAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !auth.TokenEqual(bearer(r), s.AdminToken) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate-admin"`)
+			WriteError(w, r, s.log(), errAdmin)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// callerOf returns the caller WithAuth stored; handlers behind WithAuth
+// always have one.
+func callerOf(r *http.Request) Caller {
+	c, _ := CallerFrom(r.Context())
+	return c
+}

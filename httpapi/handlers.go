@@ -1,0 +1,347 @@
+package httpapi
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"tollgate"
+	"tollgate/payment"
+	"tollgate/pricing"
+)
+
+// createAccount makes an account and its first API key. The key is in
+// this answer only; tollgate keeps its hash.
+func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
+	if err := readOptionalJSON(r); err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	c, err := s.Auth.CreateAccount(r.Context())
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, http.StatusCreated, map[string]any{
+		"account_id": c.Account, "api_key": c.APIKey, "key_id": c.Key.ID, "key_prefix": c.Key.Prefix,
+	})
+}
+
+// readOptionalJSON accepts an empty body or an empty JSON object: the
+// routes that take no parameters refuse anything else, so a client that
+// thinks it is sending options learns it is not.
+func readOptionalJSON(r *http.Request) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return jsonError(err)
+	}
+	switch string(trimSpace(b)) {
+	case "", "{}":
+		return nil
+	}
+	return tollgate.Errorf(tollgate.EINVALID, "this route takes no request body (or {})")
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func (s *Server) sandboxInfo(w http.ResponseWriter, r *http.Request) {
+	if s.SandboxInfo == nil {
+		WriteError(w, r, s.log(), tollgate.Errorf(tollgate.ENOTFOUND, "no WeChat Pay emulator runs in this server"))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, http.StatusOK, s.SandboxInfo)
+}
+
+// list is OpenAI's list envelope.
+type list[T any] struct {
+	Object string `json:"object"`
+	Data   []T    `json:"data"`
+}
+
+func (s *Server) packages(w http.ResponseWriter, r *http.Request) {
+	ps := s.Pricer.Packages()
+	if ps == nil {
+		ps = []pricing.Package{}
+	}
+	WriteJSON(w, http.StatusOK, list[pricing.Package]{"list", ps})
+}
+
+// BalanceResponse is the body of GET /v1/balance.
+type BalanceResponse struct {
+	Account     tollgate.AccountID `json:"account_id"`
+	Credits     tollgate.Credits   `json:"credits"`
+	Held        tollgate.Credits   `json:"held"`
+	Provisional tollgate.Credits   `json:"provisional"`
+	Debt        tollgate.Credits   `json:"debt"`
+}
+
+func (s *Server) balance(w http.ResponseWriter, r *http.Request) {
+	b, err := s.Ledger.Balance(r.Context(), callerOf(r).Account)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, BalanceResponse{Account: b.Account, Credits: b.Credits, Held: b.Held, Provisional: b.Provisional, Debt: b.Debt})
+}
+
+// UsageRecord is one entry of GET /v1/usage.
+type UsageRecord struct {
+	RequestID    string           `json:"request_id"`
+	KeyID        string           `json:"key_id"`
+	Model        string           `json:"model"`
+	Provider     string           `json:"provider"`
+	Deployment   string           `json:"deployment"`
+	InputTokens  int64            `json:"input_tokens"`
+	CachedTokens int64            `json:"cached_tokens"`
+	OutputTokens int64            `json:"output_tokens"`
+	Credits      tollgate.Credits `json:"credits"`
+	LatencyMS    int64            `json:"latency_ms"`
+	Status       string           `json:"status"`
+	CreatedAt    time.Time        `json:"created_at"`
+}
+
+// intParam reads an optional integer query parameter within [lo, hi].
+func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, tollgate.Errorf(tollgate.EINVALID, "query parameter %s must be an integer from %d to %d", name, lo, hi)
+	}
+	return n, nil
+}
+
+func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
+	limit, err := intParam(r, "limit", 100, 1, 1000)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	us, err := s.Ledger.ListUsage(r.Context(), callerOf(r).Account, limit)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	out := make([]UsageRecord, 0, len(us))
+	for _, u := range us {
+		out = append(out, UsageRecord{RequestID: u.RequestID, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
+			Deployment: u.Deployment, InputTokens: u.InputTokens, CachedTokens: u.CachedTokens, OutputTokens: u.OutputTokens,
+			Credits: u.Credits, LatencyMS: u.Latency.Milliseconds(), Status: u.Status, CreatedAt: u.CreatedAt})
+	}
+	WriteJSON(w, http.StatusOK, list[UsageRecord]{"list", out})
+}
+
+// errProvisional refuses what a provisional access token may not do.
+var errProvisional = tollgate.Errorf(tollgate.EFORBIDDEN, "a provisional access token cannot do this; use the account's API key")
+
+// createOrderBody is the body of POST /v1/payments/orders.
+type createOrderBody struct {
+	PackageID         string       `json:"package_id"`
+	AmountFen         tollgate.Fen `json:"amount_fen"`
+	DeviceFingerprint string       `json:"device_fingerprint"`
+}
+
+// validIdempotencyKey accepts 1–255 visible ASCII characters.
+func validIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	if c.Provisional {
+		WriteError(w, r, s.log(), errProvisional)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if key != "" && !validIdempotencyKey(key) {
+		WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EINVALID, "Idempotency-Key must be 1 to 255 visible ASCII characters"))
+		return
+	}
+	var b createOrderBody
+	if err := ReadJSON(r, &b, true); err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	switch {
+	case b.PackageID == "" && b.AmountFen == 0:
+		WriteError(w, r, s.log(), &payment.ParamError{Param: "package_id", Message: "give package_id or amount_fen"})
+		return
+	case b.PackageID != "" && b.AmountFen != 0:
+		WriteError(w, r, s.log(), &payment.ParamError{Param: "amount_fen", Message: "give package_id or amount_fen, not both"})
+		return
+	case b.AmountFen < 0:
+		WriteError(w, r, s.log(), &payment.ParamError{Param: "amount_fen", Message: "amount_fen must be positive"})
+		return
+	}
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	res, err := s.Payments.CreateOrder(r.Context(), payment.CreateOrderRequest{
+		Account: c.Account, IdempotencyKey: key, PackageID: b.PackageID, AmountFen: b.AmountFen,
+		DeviceFingerprint: b.DeviceFingerprint, ClientIP: ip,
+	})
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	status := http.StatusCreated
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+		status = http.StatusOK
+	}
+	WriteJSON(w, status, res)
+}
+
+// OrderResponse is the body of GET /v1/payments/orders/{out_trade_no}.
+type OrderResponse struct {
+	OutTradeNo    string           `json:"out_trade_no"`
+	Status        payment.Status   `json:"status"`
+	AmountFen     tollgate.Fen     `json:"amount_fen"`
+	Credits       tollgate.Credits `json:"credits"`
+	PackageID     string           `json:"package_id,omitempty"`
+	CodeURL       string           `json:"code_url,omitempty"`
+	TransactionID string           `json:"transaction_id,omitempty"`
+	ExpiresAt     time.Time        `json:"expires_at"`
+	CreatedAt     time.Time        `json:"created_at"`
+}
+
+// validOrderNo accepts what an out_trade_no can be: 6–32 of [A-Za-z0-9_-|*].
+func validOrderNo(no string) bool {
+	if len(no) < 6 || len(no) > 32 {
+		return false
+	}
+	for i := 0; i < len(no); i++ {
+		c := no[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '|' || c == '*') {
+			return false
+		}
+	}
+	return true
+}
+
+// orderNo returns the path's out_trade_no, or an error for one that no
+// order can have (answered 404 like an unknown order, not 400, so probing
+// learns nothing).
+func orderNo(r *http.Request) (string, error) {
+	no := r.PathValue("out_trade_no")
+	if !validOrderNo(no) {
+		return "", tollgate.Errorf(tollgate.ENOTFOUND, "no such order")
+	}
+	return no, nil
+}
+
+func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
+	no, err := orderNo(r)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	o, err := s.Payments.GetOrder(r.Context(), callerOf(r).Account, no)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, OrderResponse{OutTradeNo: o.OutTradeNo, Status: o.Status, AmountFen: o.Fen, Credits: o.Credits,
+		PackageID: o.PackageID, CodeURL: o.CodeURL, TransactionID: o.TransactionID, ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt})
+}
+
+func (s *Server) qrPNG(w http.ResponseWriter, r *http.Request) {
+	no, err := orderNo(r)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	size, err := intParam(r, "size", 256, 64, 1024)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	png, err := s.Payments.QRCodePNG(r.Context(), callerOf(r).Account, no, size)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(png)))
+	_, _ = w.Write(png)
+}
+
+func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	if c.Provisional {
+		WriteError(w, r, s.log(), errProvisional)
+		return
+	}
+	no, err := orderNo(r)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	if err := readOptionalJSON(r); err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	res, err := s.Payments.Refund(r.Context(), c.Account, no)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, res)
+}
+
+// readNotification reads a notification body under the route's limit. On
+// failure it answers 413/400 itself and returns false.
+func (s *Server) readNotification(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		WriteError(w, r, s.log(), jsonError(err))
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Server) notifyV2(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readNotification(w, r)
+	if !ok {
+		return
+	}
+	status, reply := s.Payments.HandleV2Notification(r.Context(), body)
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(reply)
+}
+
+func (s *Server) notifyV3(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readNotification(w, r)
+	if !ok {
+		return
+	}
+	status, reply := s.Payments.HandleV3Notification(r.Context(), r.Header, body)
+	if len(reply) > 0 {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(reply)
+}

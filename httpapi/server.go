@@ -1,0 +1,181 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"tollgate"
+	"tollgate/auth"
+	"tollgate/ledger"
+	"tollgate/payment"
+	"tollgate/pricing"
+)
+
+// Body limits per route class. Every route has one; a larger body is
+// answered 413 before any handler reads it.
+const (
+	// SmallBody bounds GET/HEAD requests and tiny JSON bodies.
+	SmallBody = 4 << 10
+	// JSONBody bounds the service's own JSON requests.
+	JSONBody = 16 << 10
+	// NotifyBody bounds WeChat Pay notifications (as wxpay reads them).
+	NotifyBody = 64 << 10
+	// GatewayBody bounds OpenAI-compatible requests (prompts can be long);
+	// the gateway applies its own limit too.
+	GatewayBody = 8 << 20
+	// SandboxBody bounds requests to the mounted emulator and mock LLM.
+	SandboxBody = 1 << 20
+)
+
+// Payments is what the HTTP layer needs of payment.Service.
+type Payments interface {
+	CreateOrder(ctx context.Context, r payment.CreateOrderRequest) (payment.OrderResult, error)
+	GetOrder(ctx context.Context, account tollgate.AccountID, outTradeNo string) (payment.Order, error)
+	QRCodePNG(ctx context.Context, account tollgate.AccountID, outTradeNo string, size int) ([]byte, error)
+	Refund(ctx context.Context, account tollgate.AccountID, outTradeNo string) (payment.RefundResult, error)
+	HandleV2Notification(ctx context.Context, body []byte) (int, []byte)
+	HandleV3Notification(ctx context.Context, h http.Header, body []byte) (int, []byte)
+	AuthenticateAccessToken(ctx context.Context, token string) (tollgate.AccountID, string, error)
+}
+
+var _ Payments = (*payment.Service)(nil)
+
+// Check is one readiness check (a store or Redis ping).
+type Check struct {
+	Name string
+	Ping func(ctx context.Context) error
+}
+
+// Server is tollgate's HTTP surface (DESIGN.md §4). Set the fields, then
+// call Handler once. Required: Ledger, Auth, Pricer. Optional pieces that
+// are nil answer 503 (Payments, Gateway) or 404 (Sandbox, MockLLM).
+type Server struct {
+	Ledger *ledger.Service
+	Auth   *auth.Service
+	Pricer *pricing.Pricer
+	// Payments runs orders and notifications; nil answers 503.
+	Payments Payments
+	// Gateway serves /v1/chat/completions, /v1/embeddings, /v1/models and
+	// /v1/messages (gateway.Gateway.Handler); nil answers 503.
+	Gateway http.Handler
+	// AdminToken guards /admin/*. Empty refuses every admin request.
+	AdminToken string
+	// Sandbox is the WeChat Pay emulator, mounted under /sandbox/wxpay/;
+	// SandboxInfo is what GET /admin/sandbox shows (merchant test keys).
+	Sandbox     http.Handler
+	SandboxInfo any
+	// MockLLM is the in-process mock upstream, mounted under /mockllm/.
+	MockLLM http.Handler
+	// Ready are the checks of GET /readyz.
+	Ready []Check
+	// Gatherer serves GET /metrics; Registerer receives the HTTP metrics.
+	// Both may be the same *prometheus.Registry; nil disables them.
+	Gatherer   prometheus.Gatherer
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+// Handler returns the routes behind the middleware chain: request id,
+// recover and log, metrics; each route with its own body limit.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(pattern string, limit int64, h http.Handler) {
+		mux.Handle(pattern, LimitBody(limit, h))
+	}
+	fn := func(f func(http.ResponseWriter, *http.Request)) http.Handler { return http.HandlerFunc(f) }
+
+	route("GET /healthz", SmallBody, fn(s.healthz))
+	route("GET /readyz", SmallBody, fn(s.readyz))
+	if s.Gatherer != nil {
+		route("GET /metrics", SmallBody, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+	}
+	route("POST /admin/accounts", SmallBody, s.withAdmin(fn(s.createAccount)))
+	route("GET /admin/sandbox", SmallBody, s.withAdmin(fn(s.sandboxInfo)))
+
+	route("GET /v1/packages", SmallBody, fn(s.packages))
+	route("GET /v1/balance", SmallBody, s.WithAuth(fn(s.balance)))
+	route("GET /v1/usage", SmallBody, s.WithAuth(fn(s.usage)))
+
+	route("POST /v1/payments/orders", JSONBody, s.WithAuth(s.needPayments(s.createOrder)))
+	route("GET /v1/payments/orders/{out_trade_no}", SmallBody, s.WithAuth(s.needPayments(s.getOrder)))
+	route("GET /v1/payments/orders/{out_trade_no}/qr.png", SmallBody, s.WithAuth(s.needPayments(s.qrPNG)))
+	route("POST /v1/payments/orders/{out_trade_no}/refund", SmallBody, s.WithAuth(s.needPayments(s.refund)))
+	route("HEAD /wxpay/notify", SmallBody, fn(func(w http.ResponseWriter, r *http.Request) {}))
+	route("POST /wxpay/notify", NotifyBody, s.needPayments(s.notifyV2))
+	route("POST /wxpay/notify/v3", NotifyBody, s.needPayments(s.notifyV3))
+
+	gw := s.Gateway
+	if gw == nil {
+		gw = fn(func(w http.ResponseWriter, r *http.Request) {
+			WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EUNAVAILABLE, "the model gateway is not configured"))
+		})
+	}
+	gw = s.WithAuth(gw)
+	route("POST /v1/chat/completions", GatewayBody, gw)
+	route("POST /v1/embeddings", GatewayBody, gw)
+	route("POST /v1/messages", GatewayBody, gw)
+	route("GET /v1/models", SmallBody, gw)
+
+	if s.Sandbox != nil {
+		route("/sandbox/wxpay/", SandboxBody, http.StripPrefix("/sandbox/wxpay", s.Sandbox))
+	}
+	if s.MockLLM != nil {
+		route("/mockllm/", GatewayBody, http.StripPrefix("/mockllm", s.MockLLM))
+	}
+	route("/", SmallBody, fn(func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, r, nil, tollgate.Errorf(tollgate.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
+	}))
+
+	var h http.Handler = mux
+	if s.Registerer != nil {
+		h = withMetrics(s.Registerer, h)
+	}
+	return WithRequestID(WithRecoverAndLog(s.log(), h))
+}
+
+func (s *Server) needPayments(f func(http.ResponseWriter, *http.Request)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.Payments == nil {
+			WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EUNAVAILABLE, "payments are not configured on this server"))
+			return
+		}
+		f(w, r)
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz pings every dependency, each with a short deadline. Failures are
+// logged with their cause and shown only as "unavailable".
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	status, checks := http.StatusOK, map[string]string{}
+	for _, c := range s.Ready {
+		if err := c.Ping(ctx); err != nil {
+			s.log().WarnContext(ctx, "readiness check failed", "check", c.Name, "err", err)
+			status, checks[c.Name] = http.StatusServiceUnavailable, "unavailable"
+			continue
+		}
+		checks[c.Name] = "ok"
+	}
+	word := "ok"
+	if status != http.StatusOK {
+		word = "unavailable"
+	}
+	WriteJSON(w, status, map[string]any{"status": word, "checks": checks})
+}
