@@ -70,6 +70,7 @@ type simOrder struct {
 	Total      int64
 	NotifyURL  string
 	DeviceID   string
+	TimeExpire time.Time
 }
 
 type simTx struct {
@@ -118,6 +119,7 @@ func v2SimClient(c *wxpay.V2Client) simClient {
 			r, err := c.UnifiedOrder(ctx, &wxpay.V2UnifiedOrderRequest{
 				OutTradeNo: o.OutTradeNo, Body: "tollgate credits", TotalFee: o.Total, SpbillCreateIP: "127.0.0.1",
 				NotifyURL: o.NotifyURL, TradeType: wxpay.V2TradeTypeNative, ProductID: "credits", DeviceInfo: o.DeviceID,
+				TimeExpire: o.TimeExpire,
 			})
 			if err != nil {
 				return "", err
@@ -174,7 +176,7 @@ func v3SimClient(c *wxpay.V3Client) simClient {
 		order: func(ctx context.Context, o simOrder) (string, error) {
 			return c.NativeOrder(ctx, &wxpay.V3NativeOrderRequest{
 				Description: "tollgate credits", OutTradeNo: o.OutTradeNo, NotifyURL: o.NotifyURL, Total: o.Total,
-				PayerClientIP: "127.0.0.1", DeviceID: o.DeviceID,
+				PayerClientIP: "127.0.0.1", DeviceID: o.DeviceID, TimeExpire: o.TimeExpire,
 			})
 		},
 		query: func(ctx context.Context, no string) (simTx, error) { return tx(c.QueryOrder(ctx, no)) },
@@ -618,6 +620,21 @@ func clientSimCases() []clientSimCase {
 			want: perVersion(simWant{code: "ORDERNOTEXIST"}, simWant{code: "ORDER_NOT_EXIST", status: 404}),
 		},
 		{
+			name:  "QueryRateLimited",
+			knobs: func(s *wxpaysim.Server) { s.QueryLimitPerMinute = 1 },
+			setup: func(t *testing.T, e *simEnv) {
+				e.MustOrder(t)
+				if _, err := e.c.query(t.Context(), simNo); err != nil {
+					t.Fatal("setup: first query: ", err)
+				}
+			},
+			do: func(ctx context.Context, e *simEnv) error {
+				_, err := e.c.query(ctx, simNo)
+				return err
+			},
+			want: perVersion(simWant{code: "FREQUENCY_LIMITED", retryable: true}, simWant{code: "FREQUENCY_LIMITED", status: 429, retryable: true}),
+		},
+		{
 			name:  "RefundUnpaid",
 			setup: setupOrder,
 			do: func(ctx context.Context, e *simEnv) error {
@@ -645,6 +662,14 @@ func clientSimCases() []clientSimCase {
 				return err
 			},
 			want: perVersion(simWant{code: "NOTENOUGH"}, simWant{code: "INVALID_REQUEST", status: 400}),
+			then: func(t *testing.T, e *simEnv) { // exactly what remains is accepted
+				if _, err := e.c.refund(t.Context(), simNo, e.refundArgs(simRNo+"_2", 2000)); err != nil {
+					t.Fatal("refund of the remaining 2000 fen: ", err)
+				}
+				if o, err := e.sim.Order(simNo); err != nil || o.Refunded != simTotal || len(o.Refunds) != 2 {
+					t.Errorf("order after refunding everything = %+v, %v", o, err)
+				}
+			},
 		},
 		{
 			name:  "SameRefundOtherAmount",
@@ -804,12 +829,18 @@ func TestClientSimLifecycle(t *testing.T) {
 		e := MustSimEnv(t, m, nil)
 		ctx := t.Context()
 
-		code, err := e.c.order(ctx, e.orderArgs(simNo))
+		args := e.orderArgs(simNo)
+		args.DeviceID = "fp_7c1e9a"
+		args.TimeExpire = time.Now().Add(30 * time.Minute).Truncate(time.Second)
+		code, err := e.c.order(ctx, args)
 		if err != nil || code == "" {
 			t.Fatalf("order = %q, %v", code, err)
 		}
-		if again, err := e.c.order(ctx, e.orderArgs(simNo)); err != nil || again != code {
+		if again, err := e.c.order(ctx, args); err != nil || again != code {
 			t.Fatalf("identical re-entry = %q, %v; want %q", again, err, code)
+		}
+		if o, err := e.sim.Order(simNo); err != nil || !o.ExpiresAt.Equal(args.TimeExpire) || o.DeviceInfo != args.DeviceID || o.Total != simTotal {
+			t.Errorf("emulator order = %+v, %v; want expiry %v, device %q", o, err, args.TimeExpire, args.DeviceID)
 		}
 		if tx, err := e.c.query(ctx, simNo); err != nil || tx.State != wxpaysim.StateNotPay || tx.Total != simTotal {
 			t.Fatalf("query before paying = %+v, %v", tx, err)
