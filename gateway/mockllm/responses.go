@@ -20,6 +20,7 @@ type responsesRequest struct {
 // responsesAnswer is a generated Responses API answer.
 type responsesAnswer struct {
 	id, msgID, model string
+	instructions     string
 	created          int64
 	prompt           prompt
 	cached           int
@@ -97,7 +98,7 @@ func (s *Server) responsesAnswer(req *responsesRequest, b *behaviour) (*response
 			p.add(it.Role, text)
 		}
 	}
-	ans := &responsesAnswer{model: req.Model, created: s.now().Unix(), prompt: p, cached: min(b.cached, p.tokens), maxOutput: req.MaxOutputTokens}
+	ans := &responsesAnswer{model: req.Model, instructions: req.Instructions, created: s.now().Unix(), prompt: p, cached: min(b.cached, p.tokens), maxOutput: req.MaxOutputTokens}
 	ans.id = string(appendID(nil, "resp_", p.hash))
 	ans.msgID = string(appendID(nil, "msg_", p.hash^1))
 	ans.out = generate(p.choiceSeed(0), b.outputTokens, limit, nil, false)
@@ -145,7 +146,9 @@ func (a *responsesAnswer) appendResponse(buf []byte, status string, full, usage 
 	} else {
 		buf = append(buf, "null"...)
 	}
-	buf = append(buf, `,"instructions":null,"max_output_tokens":`...)
+	buf = append(buf, `,"instructions":`...)
+	buf = appendNullable(buf, a.instructions)
+	buf = append(buf, `,"max_output_tokens":`...)
 	if a.maxOutput != nil {
 		buf = appendInt(buf, int64(*a.maxOutput))
 	} else {
