@@ -3,7 +3,6 @@ package wxpay_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -29,9 +28,6 @@ import (
 // here. A small adapter (simClient) gives both clients one face; the body
 // asserts on error codes, and after every refused request on the
 // emulator's unchanged ground truth.
-
-// simRunBugs runs the tests that are skipped because of a known bug.
-var simRunBugs = flag.Bool("clientsim.bugs", false, "run the ClientSim tests skipped for known bugs")
 
 // simMount is where `tollgate serve` mounts the emulator.
 const simMount = "/sandbox/wxpay"
@@ -966,12 +962,6 @@ func methodsOf(deliveries []string) []string {
 // is refused as closed, and the user can no longer pay it.
 func TestClientSimExpiry(t *testing.T) {
 	runClientSim(t, func(t *testing.T, m clientMode) {
-		if m.version == 3 && !*simRunBugs {
-			t.Skip("BUG: wxpaysim.Server.Advance also moves the v3 request-signature window and the Wechatpay-Timestamp of answers, " +
-				"so after Advance(≥5m) a V3Client on the wall clock gets 401 SIGN_ERROR for every request " +
-				"(and would refuse every answer as ErrTooOld): order expiry cannot be driven over v3 " +
-				"(tollgate sandbox + POST /sim/clock). v2 is unaffected. Run with -clientsim.bugs to see it fail.")
-		}
 		e := MustSimEnv(t, m, nil)
 		ctx := t.Context()
 		e.MustOrder(t)

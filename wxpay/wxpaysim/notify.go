@@ -302,7 +302,7 @@ func (s *Server) notifyHeaders(n *notification, body []byte, probe string) http.
 		return h
 	}
 	h.Set("Content-Type", "application/json")
-	ts := strconv.FormatInt(s.now().Unix(), 10)
+	ts := strconv.FormatInt(s.wallNow().Unix(), 10)
 	nonce := randAlnum(32)
 	sig := probe
 	if sig == "" {

@@ -255,8 +255,20 @@ func (s *Server) nowLocked(skew time.Duration) time.Time {
 	return n().Add(skew)
 }
 
-// Advance moves the emulator's clock forward by d (expiry, timestamps),
-// on top of Now. Notification schedules keep running on real time.
+// wallNow is the clock of the protocol itself: v3 signature timestamps and
+// their 5-minute window. It is Now (or time.Now) without the skew added by
+// Advance, because a merchant's client runs on its own clock: advancing the
+// emulator's order clock must not make every signature look stale.
+func (s *Server) wallNow() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Advance moves the emulator's order clock forward by d (expiry, payment and
+// bill times), on top of Now. Signature timestamps keep using Now (see
+// wallNow), and notification schedules keep running on real time.
 func (s *Server) Advance(d time.Duration) {
 	s.init()
 	s.mu.Lock()

@@ -110,7 +110,7 @@ func (s *Server) v3Verify(r *http.Request, body []byte) *bizErr {
 	if err != nil {
 		return errSign("timestamp格式错误")
 	}
-	now := s.now()
+	now := s.wallNow()
 	if d := now.Sub(time.Unix(ts, 0)); d > v3Window || d < -v3Window {
 		return errSign("请求的时间戳已过期或超前")
 	}
@@ -151,7 +151,7 @@ func (s *Server) writeV3(w http.ResponseWriter, rep v3Reply) {
 		_, _ = w.Write(rep.body)
 		return
 	}
-	ts := strconv.FormatInt(s.now().Unix(), 10)
+	ts := strconv.FormatInt(s.wallNow().Unix(), 10)
 	nonce := randAlnum(32)
 	sig, err := wxpay.SignV3(s.platKey, wxpay.V3ResponseMessage(ts, nonce, rep.body))
 	if err != nil {
