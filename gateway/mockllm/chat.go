@@ -126,6 +126,9 @@ func (s *Server) chatAnswer(req *chatRequest, b *behaviour) (*chatAnswer, string
 		}
 		limit = *p.v
 	}
+	if req.StreamOptions != nil && !req.Stream {
+		return nil, "stream_options", errorf("the stream_options parameter is only allowed when stream is enabled")
+	}
 	stops, err := parseStop(req.Stop)
 	if err != nil {
 		return nil, "stop", err

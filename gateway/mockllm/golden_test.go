@@ -87,6 +87,7 @@ var goldenCases = []struct {
 	{"chat_tools", call{path: "/v1/chat/completions", body: `{"model":"mock-gpt","messages":[{"role":"user","content":"please call get_weather for Paris"}],"tools":[` + weatherFn + `]}`}},
 	{"chat_tools_stream", call{path: "/v1/chat/completions", body: `{"model":"mock-gpt","messages":[{"role":"user","content":"Paris?"}],"tools":[` + weatherFn + `],"tool_choice":{"type":"function","function":{"name":"get_weather"}},"stream":true}`}},
 	{"chat_bad_request", call{path: "/v1/chat/completions", body: `{"model":"mock-gpt","messages":[]}`}},
+	{"chat_stream_options_without_stream", call{path: "/v1/chat/completions", body: hello + `,"stream_options":{"include_usage":true}}`}},
 	{"chat_429", call{path: "/v1/chat/completions", body: hello + `}`, header: map[string]string{"X-Mock-Status": "429"}}},
 	{"embeddings", call{path: "/v1/embeddings", body: `{"model":"text-embedding-3-small","input":["hello world","bye"],"dimensions":4}`}},
 	{"embeddings_base64", call{path: "/v1/embeddings", body: `{"model":"text-embedding-3-small","input":"hello world","dimensions":4,"encoding_format":"base64"}`}},
