@@ -90,7 +90,8 @@ func (s *Store) runOnce(ctx context.Context, begin string, lock bool, fn func(*t
 	defer pc.Release()
 	t := &txn{conn: pc.Conn(), begin: begin, lock: lock}
 	err = t.finish(ctx, fn(t))
-	if err != nil && t.conn.IsClosed() && isUnavailable(err) {
+	if err != nil && t.conn.IsClosed() && isUnavailable(err) && ctx.Err() == nil &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		// The server dropped this connection (restart, failover,
 		// pg_terminate_backend); the idle ones are most likely gone too.
 		// Replace them all now rather than fail one request on each.

@@ -78,3 +78,32 @@ func TestDeadlockIsRetry(t *testing.T) {
 		}
 	})
 }
+
+// TestCancelledBeforeCommit shows that a context ended before COMMIT rolls
+// the transaction back and says so, and that the pool keeps serving.
+func TestCancelledBeforeCommit(t *testing.T) {
+	s, _ := MustOpen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	err := s.Update(ctx, func(tx ledger.Tx) error {
+		if _, err := tx.Accounts(ctx, []tollgate.AccountID{"x"}); err != nil {
+			return err
+		}
+		err := tx.Apply(ctx, &ledger.Changes{NewAccounts: []ledger.Account{{ID: "x", CreatedAt: time.Now()}}})
+		cancel()
+		return err
+	})
+	if !errors.Is(err, context.Canceled) || errors.Is(err, postgres.ErrCommitUnknown) {
+		t.Fatalf("err = %v, want context.Canceled, known not committed", err)
+	}
+	bg := context.Background()
+	err = s.View(bg, func(tx ledger.ReadTx) error {
+		got, err := tx.Accounts(bg, []tollgate.AccountID{"x"})
+		if len(got) != 0 {
+			t.Errorf("a cancelled transaction committed: %+v", got)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
