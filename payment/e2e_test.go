@@ -256,8 +256,10 @@ func TestExpiryRevokesGrantThenLatePayment(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.waitStatus(res.OutTradeNo, payment.StatusSuccess)
-		o := w.order(res.OutTradeNo)
-		if o.Review == "" || w.metrics.Get(payment.EventLateSuccess, string(payment.StatusClosed)) != 1 {
+		w.eventually("the late success to be counted", func() bool {
+			return w.metrics.Get(payment.EventLateSuccess, string(payment.StatusClosed)) == 1
+		})
+		if o := w.order(res.OutTradeNo); o.Review == "" {
 			t.Fatalf("late success not flagged: %+v", o)
 		}
 		if b, _ := w.ledger.Balance(w.ctx, "alice"); b.Debt != 0 || b.Credits != 1_400_000-700 {

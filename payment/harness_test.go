@@ -18,6 +18,8 @@ import (
 	"tollgate/ledger"
 	"tollgate/payment"
 	"tollgate/pricing"
+	"tollgate/internal/testenv"
+	"tollgate/store/postgres"
 	"tollgate/store/sqlite"
 	"tollgate/store/storetest"
 	"tollgate/wxpay"
@@ -62,7 +64,18 @@ type backend struct {
 	open func(tb testing.TB) storetest.PaymentStore
 }
 
-var backends = []backend{{"sqlite", openSQLite}}
+var backends = []backend{{"sqlite", openSQLite}, {"postgres", openPostgres}}
+
+// openPostgres skips unless PostgreSQL is up (fails instead with
+// TOLLGATE_REQUIRE_SERVICES=1).
+func openPostgres(tb testing.TB) storetest.PaymentStore {
+	tb.Helper()
+	s, err := postgres.Open(context.Background(), testenv.MustPostgres(tb))
+	if err != nil {
+		tb.Fatalf("open postgres: %v", err)
+	}
+	return s
+}
 
 func openSQLite(tb testing.TB) storetest.PaymentStore {
 	tb.Helper()
