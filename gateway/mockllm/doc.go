@@ -7,14 +7,15 @@
 //
 // The same request gives the same response bytes, ids included: ids are
 // derived from a hash of the model and the messages; only "created" comes
-// from Server.Now.
+// from Server.Now. The x-request-id (OpenAI) and request-id (Anthropic)
+// headers number requests per server.
 //
 // # Tokens
 //
 // The tokenizer is CountTokens: whitespace-separated words. Prompt usage is
 // CountTokens over the text of every message (system prompt, instructions,
 // text parts, tool results); roles, images, tool definitions and formatting
-// are free.
+// are free. POST /v1/messages/count_tokens answers the same count.
 //
 // A completion is OutputTokens words (default DefaultOutputTokens = 16,
 // changed by Server.OutputTokens or the X-Mock-Output-Tokens header) drawn

@@ -65,7 +65,12 @@ func TestAPIKey(t *testing.T) {
 			}
 		})
 	}
-	if got := s.Count("/v1/chat/completions", 401); got != 1 {
+	_, h1, _ := MustDo(t, base, call{path: "/v1/chat/completions", body: chatBody})
+	_, h2, _ := MustDo(t, base, call{path: "/v1/messages", body: claudeBody})
+	if id1, id2 := h1.Get("X-Request-Id"), h2.Get("Request-Id"); !strings.HasPrefix(id1, "req_") || !strings.HasPrefix(id2, "req_") || id1 == id2 {
+		t.Errorf("request ids %q and %q; want distinct req_ ids in each API's header", id1, id2)
+	}
+	if got := s.Count("/v1/chat/completions", 401); got != 2 {
 		t.Errorf("Count(chat, 401) = %d, want 1", got)
 	}
 }

@@ -93,35 +93,15 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, b *behaviour) 
 }
 
 func messagesAnswerFor(req *messagesRequest, b *behaviour) (*messagesAnswer, error) {
-	if req.Model == "" {
-		return nil, errorf("model: Field required")
-	}
 	if req.MaxTokens == nil {
 		return nil, errorf("max_tokens: Field required")
 	}
 	if *req.MaxTokens < 1 {
 		return nil, errorf("max_tokens: must be greater than or equal to 1")
 	}
-	if len(req.Messages) == 0 {
-		return nil, errorf("messages: at least one message is required")
-	}
-	p := newPrompt(req.Model)
-	if sys := bytes.TrimSpace(req.System); len(sys) > 0 {
-		text, err := contentText(sys)
-		if err != nil {
-			return nil, errorf("system: %w", err)
-		}
-		p.add("system", text)
-	}
-	for i, m := range req.Messages {
-		if m.Role != "user" && m.Role != "assistant" {
-			return nil, errorf("messages.%d.role: Input should be 'user' or 'assistant'", i)
-		}
-		text, err := contentText(m.Content)
-		if err != nil {
-			return nil, errorf("messages.%d.content: %w", i, err)
-		}
-		p.add(m.Role, text)
+	p, err := messagesPrompt(req)
+	if err != nil {
+		return nil, err
 	}
 	a := &messagesAnswer{model: req.Model, prompt: p}
 	a.id = string(appendID(nil, "msg_", p.hash))
@@ -154,6 +134,57 @@ func messagesAnswerFor(req *messagesRequest, b *behaviour) (*messagesAnswer, err
 		a.stopReason = "end_turn"
 	}
 	return a, nil
+}
+
+// messagesPrompt validates and counts the prompt of a Messages request.
+func messagesPrompt(req *messagesRequest) (prompt, error) {
+	p := newPrompt(req.Model)
+	if req.Model == "" {
+		return p, errorf("model: Field required")
+	}
+	if len(req.Messages) == 0 {
+		return p, errorf("messages: at least one message is required")
+	}
+	if sys := bytes.TrimSpace(req.System); len(sys) > 0 {
+		text, err := contentText(sys)
+		if err != nil {
+			return p, errorf("system: %w", err)
+		}
+		p.add("system", text)
+	}
+	for i, m := range req.Messages {
+		if m.Role != "user" && m.Role != "assistant" {
+			return p, errorf("messages.%d.role: Input should be 'user' or 'assistant'", i)
+		}
+		text, err := contentText(m.Content)
+		if err != nil {
+			return p, errorf("messages.%d.content: %w", i, err)
+		}
+		p.add(m.Role, text)
+	}
+	return p, nil
+}
+
+// countTokens answers POST /v1/messages/count_tokens with
+// {"input_tokens":N}: the prompt usage /v1/messages would report.
+func (s *Server) countTokens(w http.ResponseWriter, r *http.Request, _ *behaviour) {
+	const path = "/v1/messages/count_tokens"
+	if r.Header.Get("Anthropic-Version") == "" {
+		s.fail(w, path, apiAnthropic, http.StatusBadRequest, "anthropic-version: header is required")
+		return
+	}
+	var req messagesRequest
+	if err := readJSON(w, r, &req); err != nil {
+		s.fail(w, path, apiAnthropic, http.StatusBadRequest, err.Error())
+		return
+	}
+	p, err := messagesPrompt(&req)
+	if err != nil {
+		s.fail(w, path, apiAnthropic, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.record(path, http.StatusOK)
+	writeJSON(w, http.StatusOK, append(appendInt([]byte(`{"input_tokens":`), int64(p.tokens)), "}\n"...))
 }
 
 func messagesTool(req *messagesRequest, lastUser string) (*tool, error) {

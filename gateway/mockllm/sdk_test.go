@@ -232,6 +232,15 @@ func TestAnthropicSDKMessages(t *testing.T) {
 		t.Errorf("usage = %+v, want input 2 + read 1 + creation 2, output 16", u)
 	}
 
+	count, err := client.Messages.CountTokens(context.Background(), anthropic.MessageCountTokensParams{
+		Model:    params.Model,
+		System:   anthropic.MessageCountTokensParamsSystemUnion{OfTextBlockArray: params.System},
+		Messages: params.Messages,
+	})
+	if err != nil || count.InputTokens != u.InputTokens+u.CacheReadInputTokens+u.CacheCreationInputTokens {
+		t.Errorf("count_tokens = %+v, %v; want the whole prompt, 5", count, err)
+	}
+
 	stream := client.Messages.NewStreaming(context.Background(), params)
 	var acc anthropic.Message
 	deltas := 0

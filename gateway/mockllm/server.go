@@ -48,7 +48,8 @@ const (
 // per-request behaviour). It is safe for concurrent use.
 //
 // Routes: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models,
-// POST /v1/responses, POST /v1/messages, GET /mock/stats. Anything else is
+// POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens,
+// GET /mock/stats. Anything else is
 // answered 404 (or 405) loudly, in OpenAI's error shape.
 type Server struct {
 	// APIKey, when set, is the only key accepted (Authorization: Bearer for
@@ -113,7 +114,8 @@ type Server struct {
 	// Now stamps "created" fields; nil means time.Now.
 	Now func() time.Time
 
-	seq atomic.Uint64 // ErrorRate draws
+	seq  atomic.Uint64 // ErrorRate draws
+	reqs atomic.Uint64 // request ids
 
 	mu     sync.Mutex // guards counts
 	counts map[statKey]int64
@@ -150,6 +152,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h = s.responses
 	case "/v1/messages":
 		h, a = s.messages, apiAnthropic
+	case "/v1/messages/count_tokens":
+		h, a = s.countTokens, apiAnthropic
 	case "/v1/models":
 		h, method = s.models, http.MethodGet
 	case "/mock/stats":
@@ -159,6 +163,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "other", apiOpenAI, http.StatusNotFound, "mockllm does not model "+r.Method+" "+path)
 		return
 	}
+	s.setRequestID(w, a)
 	if r.Method != method {
 		s.fail(w, path, a, http.StatusMethodNotAllowed, "mockllm: "+path+" takes "+method+", not "+r.Method)
 		return
@@ -186,6 +191,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h(w, r, b)
+}
+
+// setRequestID numbers the answer as each API does: x-request-id for
+// OpenAI, request-id for Anthropic ("req_" and a per-server sequence).
+func (s *Server) setRequestID(w http.ResponseWriter, a api) {
+	id := appendID([]byte("req_"), "", s.reqs.Add(1))
+	if a == apiAnthropic {
+		w.Header()["Request-Id"] = []string{string(id)}
+	} else {
+		w.Header()["X-Request-Id"] = []string{string(id)}
+	}
 }
 
 // behaviour is the knobs in force for one request: the Server's fields
