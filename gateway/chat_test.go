@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -221,6 +222,7 @@ func TestStreamBilling(t *testing.T) {
 // for the request to be cancelled and closes gate.
 func hangAfter(t testing.TB, n int, gate chan struct{}) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
 		for i := 0; i < n; i++ {
 			w.Write([]byte(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{"content":" word"},"finish_reason":null}]}` + "\n\n"))
@@ -240,5 +242,32 @@ func waitFor(t testing.TB, cond func() bool) {
 		case <-t.Context().Done():
 			t.Fatal("gave up waiting")
 		}
+	}
+}
+
+func TestClientGoneCancelsUpstreamAndReleases(t *testing.T) {
+	up := (&upstream{}).start(t, "openai")
+	gone := make(chan struct{})
+	up.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // a server notices a closed connection only once the body is read
+		up.calls.Add(1)
+		<-r.Context().Done()
+		close(gone)
+	})
+	e := newEnv(t, 10_000, deploymentSpec{up: up})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		waitFor(t, func() bool { return up.calls.Load() == 1 })
+		cancel()
+	}()
+	req, _ := http.NewRequestWithContext(ctx, "POST", e.srv.URL+"/v1/chat/completions", strings.NewReader(simpleChat))
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	<-gone
+	waitFor(t, func() bool { _, _, _, released := e.meter.state(); return released == 1 })
+	balance, holds, usages, _ := e.meter.state()
+	if balance != 10_000 || holds != 0 || len(usages) != 0 {
+		t.Fatalf("balance %d holds %d usages %d", balance, holds, len(usages))
 	}
 }

@@ -104,6 +104,7 @@ type upstreamError struct {
 	Message    string        // upstream's error message, safe to show
 	Timeout    bool
 	Err        error
+	provider   string // set by the router: the provider that failed
 }
 
 func (e *upstreamError) Error() string {

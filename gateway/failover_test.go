@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,5 +205,36 @@ func TestConcurrentRequestsNeverOverspend(t *testing.T) {
 	balance, holds, usages2, _ := e.meter.state()
 	if balance < 0 || holds != 0 || len(usages2) != count[200] {
 		t.Fatalf("balance %d holds %d usages %d", balance, holds, len(usages2))
+	}
+}
+
+func TestRetryAfterHonouredOnSameProvider(t *testing.T) {
+	limited := (&upstream{Status: 429, RetryAfter: "2"}).start(t, "openai")
+	other := (&upstream{}).start(t, "openai")
+	cfg := &gateway.Config{
+		Providers: []gateway.ProviderConfig{
+			{Name: "acct", Kind: gateway.KindOpenAI, BaseURL: limited.srv.URL + "/v1"},
+			{Name: "other", Kind: gateway.KindOpenAI, BaseURL: other.srv.URL + "/v1"},
+		},
+		Models: map[string][]gateway.DeploymentConfig{"m": {
+			{Provider: "acct", Model: "a"}, {Provider: "acct", Model: "b", Priority: 1}, {Provider: "other", Model: "c", Priority: 2},
+		}},
+	}
+	var waits []time.Duration
+	gw, err := gateway.New(cfg, gateway.Options{Meter: newFakeMeter(t, 10_000), Pricer: fakePricer{},
+		Retry: gateway.RetryPolicy{BackoffBase: time.Millisecond, BackoffMax: time.Millisecond},
+		Sleep: func(_ <-chan struct{}, d time.Duration) { waits = append(waits, d) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(simpleChat))
+	r = r.WithContext(gateway.WithCaller(r.Context(), gateway.Caller{Account: "a"}))
+	rec := httptest.NewRecorder()
+	gw.Handler().ServeHTTP(rec, r)
+	if rec.Code != 200 || limited.calls.Load() != 2 || other.calls.Load() != 1 {
+		t.Fatalf("status %d calls %d/%d", rec.Code, limited.calls.Load(), other.calls.Load())
+	}
+	if len(waits) != 2 || waits[0] != 2*time.Second || waits[1] > time.Millisecond {
+		t.Fatalf("waits %v: want Retry-After before the same provider, backoff before another", waits)
 	}
 }

@@ -45,7 +45,11 @@ type tryFunc func(a *attempt, d *deployment) error
 
 // failover tries deployments in priority order, weighted within a tier,
 // never the same one twice, until one succeeds, the error is not
-// retryable, or the retry budget runs out. It returns the deployment that
+// retryable, or the retry budget (attempts and total time) runs out.
+// Between attempts it waits a jittered backoff, or the failed answer's
+// Retry-After when the next deployment is on the same provider; a
+// Retry-After also opens the failed deployment's breaker for that long,
+// so other requests skip it too. It returns the deployment that
 // answered, or the error to show the client.
 func (g *Gateway) failover(ctx context.Context, reqID, model string, deps []*deployment, try tryFunc) (*deployment, error) {
 	o := g.opts
@@ -61,6 +65,11 @@ func (g *Gateway) failover(ctx context.Context, reqID, model string, deps []*dep
 		tried[d.id] = true
 		if attempts > 0 {
 			wait := g.backoff(attempts)
+			// A Retry-After speaks for the provider's account: honour it
+			// before trying another deployment on the same provider.
+			if prev := failures[len(failures)-1]; prev.provider == d.provider.Name && prev.RetryAfter > wait {
+				wait = prev.RetryAfter
+			}
 			if o.Now().Add(wait).After(deadline) {
 				break
 			}
@@ -99,6 +108,7 @@ func (g *Gateway) failover(ctx context.Context, reqID, model string, deps []*dep
 			return nil, ue.clientError()
 		}
 		o.Breaker.Failure(d.id, ue.RetryAfter)
+		ue.provider = d.provider.Name
 		failures = append(failures, ue)
 		o.Logger.WarnContext(ctx, "upstream attempt failed", "request_id", reqID, "model", model, "deployment", d.id, "err", ue)
 	}
