@@ -106,6 +106,7 @@ type world struct {
 	clock   *clock
 	sim     *wxpaysim.Server
 	simURL  string
+	notify  string // the notify receiver's base URL
 	store   storetest.PaymentStore
 	ledger  *ledger.Service
 	nonces  *kv.Memory
@@ -131,6 +132,7 @@ func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *pay
 
 	notify := httptest.NewServer(http.HandlerFunc(w.serveNotify))
 	tb.Cleanup(notify.Close)
+	w.notify = notify.URL
 
 	w.store = b.open(tb)
 	w.ledger = ledger.New(w.store, ledger.Options{Now: w.clock.Now})
