@@ -157,4 +157,3 @@ func TestMixedOperationsTwoInstances(t *testing.T) {
 		t.Errorf("PostgreSQL broke %d deadlocks: some operations lock rows out of order", d)
 	}
 }
-
