@@ -302,31 +302,18 @@ func (s *Server) chatStream(w http.ResponseWriter, r *http.Request, b *behaviour
 		if err := chunk(i, roleDelta, ""); err != nil {
 			return
 		}
+		pieces := c.out.pieces
 		if c.call != nil {
-			delta = append(delta[:0], `{"tool_calls":[{"index":0,"id":`...)
-			delta = appendString(delta, a.callID(i))
-			delta = append(delta, `,"type":"function","function":{"name":`...)
-			delta = appendString(delta, c.call.name)
-			delta = append(delta, `,"arguments":""}}]}`...)
+			pieces = c.call.frags
+			delta = a.appendToolStart(delta[:0], i)
 			if st.pace() != nil || chunk(i, delta, "") != nil {
 				return
 			}
-			for _, f := range c.call.frags {
-				delta = append(delta[:0], `{"tool_calls":[{"index":0,"function":{"arguments":`...)
-				delta = appendString(delta, f)
-				delta = append(delta, `}}]}`...)
-				if st.pace() != nil || chunk(i, delta, "") != nil {
-					return
-				}
-			}
-		} else {
-			for _, p := range c.out.pieces {
-				delta = append(delta[:0], `{"content":`...)
-				delta = appendString(delta, p)
-				delta = append(delta, '}')
-				if st.pace() != nil || chunk(i, delta, "") != nil {
-					return
-				}
+		}
+		for _, p := range pieces {
+			delta = appendPieceDelta(delta[:0], p, c.call != nil)
+			if st.pace() != nil || chunk(i, delta, "") != nil {
+				return
 			}
 		}
 		if chunk(i, emptyDelta, c.finish()) != nil {
@@ -343,4 +330,26 @@ func (s *Server) chatStream(w http.ResponseWriter, r *http.Request, b *behaviour
 		}
 	}
 	_ = st.event("", []byte("[DONE]"))
+}
+
+// appendToolStart appends the delta that opens choice i's tool call.
+func (a *chatAnswer) appendToolStart(buf []byte, i int) []byte {
+	buf = append(buf, `{"tool_calls":[{"index":0,"id":`...)
+	buf = appendString(buf, a.callID(i))
+	buf = append(buf, `,"type":"function","function":{"name":`...)
+	buf = appendString(buf, a.choices[i].call.name)
+	return append(buf, `,"arguments":""}}]}`...)
+}
+
+// appendPieceDelta appends the delta carrying one token: content, or a
+// fragment of tool-call arguments.
+func appendPieceDelta(buf []byte, p string, tool bool) []byte {
+	if tool {
+		buf = append(buf, `{"tool_calls":[{"index":0,"function":{"arguments":`...)
+		buf = appendString(buf, p)
+		return append(buf, `}}]}`...)
+	}
+	buf = append(buf, `{"content":`...)
+	buf = appendString(buf, p)
+	return append(buf, '}')
 }

@@ -117,9 +117,27 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request, b *behaviour
 		s.failParam(w, embeddingsPath, apiOpenAI, http.StatusBadRequest, "encoding_format must be float or base64", "encoding_format")
 		return
 	}
-	tokens := 0
 	buf := make([]byte, 0, 64+len(inputs)*dims*12)
 	buf = append(buf, `{"object":"list","data":[`...)
+	buf, tokens := appendEmbeddings(buf, inputs, dims, b64)
+	buf = append(buf, `],"model":`...)
+	buf = appendString(buf, req.Model)
+	if !b.omitUsage {
+		buf = append(buf, `,"usage":{"prompt_tokens":`...)
+		buf = appendInt(buf, int64(tokens))
+		buf = append(buf, `,"total_tokens":`...)
+		buf = appendInt(buf, int64(tokens))
+		buf = append(buf, '}')
+	}
+	buf = append(buf, "}\n"...)
+	s.record(embeddingsPath, http.StatusOK)
+	writeJSON(w, http.StatusOK, buf)
+}
+
+// appendEmbeddings appends the embedding objects of inputs and returns
+// their total tokens.
+func appendEmbeddings(buf []byte, inputs []embeddingInput, dims int, b64 bool) ([]byte, int) {
+	tokens := 0
 	raw := make([]byte, 4*dims)
 	for i, in := range inputs {
 		tokens += in.tokens
@@ -149,18 +167,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request, b *behaviour
 		}
 		buf = append(buf, '}')
 	}
-	buf = append(buf, `],"model":`...)
-	buf = appendString(buf, req.Model)
-	if !b.omitUsage {
-		buf = append(buf, `,"usage":{"prompt_tokens":`...)
-		buf = appendInt(buf, int64(tokens))
-		buf = append(buf, `,"total_tokens":`...)
-		buf = appendInt(buf, int64(tokens))
-		buf = append(buf, '}')
-	}
-	buf = append(buf, "}\n"...)
-	s.record(embeddingsPath, http.StatusOK)
-	writeJSON(w, http.StatusOK, buf)
+	return buf, tokens
 }
 
 // models answers GET /v1/models in OpenAI's shape, or in Anthropic's when

@@ -178,6 +178,13 @@ func (a *responsesAnswer) appendResponse(buf []byte, status string, full, usage 
 	return append(buf, '}')
 }
 
+// respEvent is one Responses stream event: its type and a function
+// appending the fields after "type" and "sequence_number".
+type respEvent struct {
+	typ  string
+	body func([]byte) []byte
+}
+
 // responsesStream writes the Responses API event sequence: created,
 // in_progress, output_item.added, content_part.added, one
 // output_text.delta per token, output_text.done, content_part.done,
@@ -187,83 +194,85 @@ func (s *Server) responsesStream(w http.ResponseWriter, r *http.Request, b *beha
 	st := s.startSSE(w, r, responsesPath, b)
 	seq := 0
 	var buf []byte
-	ev := func(typ string, body func([]byte) []byte) error {
+	emit := func(e respEvent) error {
 		buf = append(buf[:0], `{"type":"`...)
-		buf = append(buf, typ...)
+		buf = append(buf, e.typ...)
 		buf = append(buf, `","sequence_number":`...)
 		buf = appendInt(buf, int64(seq))
 		seq++
-		buf = body(buf)
-		buf = append(buf, '}')
-		return st.event(typ, buf)
+		buf = append(e.body(buf), '}')
+		return st.event(e.typ, buf)
 	}
-	resp := func(status string, full bool) func([]byte) []byte {
-		return func(b2 []byte) []byte {
-			b2 = append(b2, `,"response":`...)
-			return a.appendResponse(b2, status, full, !b.omitUsage)
-		}
-	}
-	loc := func(b2 []byte) []byte {
-		b2 = append(b2, `,"item_id":`...)
-		b2 = appendString(b2, a.msgID)
-		return append(b2, `,"output_index":0,"content_index":0`...)
-	}
-	steps := []struct {
-		typ  string
-		body func([]byte) []byte
-	}{
-		{"response.created", resp("in_progress", false)},
-		{"response.in_progress", resp("in_progress", false)},
-		{"response.output_item.added", func(b2 []byte) []byte {
-			b2 = append(b2, `,"output_index":0,"item":`...)
-			return a.appendItem(b2, "in_progress", false)
-		}},
-		{"response.content_part.added", func(b2 []byte) []byte {
-			b2 = append(loc(b2), `,"part":`...)
-			return appendOutputText(b2, "")
-		}},
-	}
-	for _, step := range steps {
-		if ev(step.typ, step.body) != nil {
+	for _, e := range a.openingEvents(!b.omitUsage) {
+		if emit(e) != nil {
 			return
 		}
 	}
 	for _, p := range a.out.pieces {
-		if st.pace() != nil {
-			return
+		err := st.pace()
+		if err == nil {
+			err = emit(respEvent{"response.output_text.delta", func(b2 []byte) []byte {
+				b2 = append(a.appendLoc(b2), `,"delta":`...)
+				b2 = appendString(b2, p)
+				return append(b2, `,"logprobs":[]`...)
+			}})
 		}
-		err := ev("response.output_text.delta", func(b2 []byte) []byte {
-			b2 = append(loc(b2), `,"delta":`...)
-			b2 = appendString(b2, p)
-			return append(b2, `,"logprobs":[]`...)
-		})
 		if err != nil {
 			return
 		}
 	}
-	status := a.status()
-	steps = []struct {
-		typ  string
-		body func([]byte) []byte
-	}{
-		{"response.output_text.done", func(b2 []byte) []byte {
-			b2 = append(loc(b2), `,"text":`...)
-			b2 = appendString(b2, a.out.text)
-			return append(b2, `,"logprobs":[]`...)
-		}},
-		{"response.content_part.done", func(b2 []byte) []byte {
-			b2 = append(loc(b2), `,"part":`...)
-			return appendOutputText(b2, a.out.text)
-		}},
-		{"response.output_item.done", func(b2 []byte) []byte {
-			b2 = append(b2, `,"output_index":0,"item":`...)
-			return a.appendItem(b2, status, true)
-		}},
-		{"response." + status, resp(status, true)},
-	}
-	for _, step := range steps {
-		if ev(step.typ, step.body) != nil {
+	for _, e := range a.closingEvents(!b.omitUsage) {
+		if emit(e) != nil {
 			return
 		}
+	}
+}
+
+// appendLoc appends where a text event belongs.
+func (a *responsesAnswer) appendLoc(buf []byte) []byte {
+	buf = append(buf, `,"item_id":`...)
+	buf = appendString(buf, a.msgID)
+	return append(buf, `,"output_index":0,"content_index":0`...)
+}
+
+func (a *responsesAnswer) responseEvent(typ, status string, full, usage bool) respEvent {
+	return respEvent{typ, func(buf []byte) []byte {
+		buf = append(buf, `,"response":`...)
+		return a.appendResponse(buf, status, full, usage)
+	}}
+}
+
+func (a *responsesAnswer) openingEvents(usage bool) []respEvent {
+	return []respEvent{
+		a.responseEvent("response.created", "in_progress", false, usage),
+		a.responseEvent("response.in_progress", "in_progress", false, usage),
+		{"response.output_item.added", func(buf []byte) []byte {
+			buf = append(buf, `,"output_index":0,"item":`...)
+			return a.appendItem(buf, "in_progress", false)
+		}},
+		{"response.content_part.added", func(buf []byte) []byte {
+			buf = append(a.appendLoc(buf), `,"part":`...)
+			return appendOutputText(buf, "")
+		}},
+	}
+}
+
+func (a *responsesAnswer) closingEvents(usage bool) []respEvent {
+	status := a.status()
+	return []respEvent{
+		{"response.output_text.done", func(buf []byte) []byte {
+			buf = append(a.appendLoc(buf), `,"text":`...)
+			buf = appendString(buf, a.out.text)
+			return append(buf, `,"logprobs":[]`...)
+		}},
+		{"response.content_part.done", func(buf []byte) []byte {
+			buf = append(a.appendLoc(buf), `,"part":`...)
+			return appendOutputText(buf, a.out.text)
+		}},
+		{"response.output_item.done", func(buf []byte) []byte {
+			buf = append(buf, `,"output_index":0,"item":`...)
+			return a.appendItem(buf, status, true)
+		}},
+		a.responseEvent("response."+status, status, true, usage),
 	}
 }
