@@ -2,10 +2,17 @@ package payment_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,11 +21,11 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/internal/testenv"
 	"tollgate/kv"
 	"tollgate/ledger"
 	"tollgate/payment"
 	"tollgate/pricing"
-	"tollgate/internal/testenv"
 	"tollgate/store/postgres"
 	"tollgate/store/sqlite"
 	"tollgate/store/storetest"
@@ -125,7 +132,7 @@ func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *pay
 	w := &world{t: tb, ctx: context.Background(), mode: m, clock: &clock{t: time.Now().UTC().Truncate(time.Second)},
 		nonces: kv.NewMemory(kv.MemoryOptions{}), metrics: &payment.Counters{}}
 	w.sim = &wxpaysim.Server{Now: w.clock.Now, TimeScale: 0.0005, RefundDelay: -1, Logf: tb.Logf}
-	simSrv := httptest.NewServer(w.sim)
+	simSrv := httptest.NewTLSServer(w.sim) // TLS: v2 refunds need the merchant certificate
 	tb.Cleanup(simSrv.Close)
 	tb.Cleanup(func() { w.sim.Close() })
 	w.simURL = simSrv.URL
@@ -151,7 +158,7 @@ func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *pay
 	}
 	cfg := w.sim.Config()
 	w.v2 = &wxpay.V2Client{BaseURL: simSrv.URL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey,
-		SignType: m.signType, HTTPClient: simSrv.Client()}
+		SignType: m.signType, HTTPClient: simSrv.Client(), Certificate: mustClientCert(tb)}
 	mkey, err := wxpay.LoadRSAPrivateKeyPEM([]byte(cfg.MerchantPrivateKeyPEM))
 	if err != nil {
 		tb.Fatal(err)
@@ -314,4 +321,22 @@ func wantCode(tb testing.TB, err error, code string) {
 	if got := tollgate.ErrorCode(err); got != code {
 		tb.Fatalf("error %v: code %q, want %q", err, got, code)
 	}
+}
+
+// mustClientCert makes a self-signed merchant API certificate (the
+// emulator does not check it; the v2 client refuses refunds without one).
+func mustClientCert(tb testing.TB) *tls.Certificate {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: wxpaysim.DefaultMchID},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
