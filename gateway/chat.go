@@ -94,7 +94,7 @@ func (g *Gateway) ChatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	u, estimated := res.usage, false
 	if u == nil {
-		e := m.estimate(res.output)
+		e := m.estimate(res.outputs...)
 		u, estimated = &e, true
 	}
 	credits := m.settle(r.Context(), d, *u, estimated, "ok")

@@ -109,7 +109,7 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 	default:
 		u, estimated := res.usage, false
 		if u == nil {
-			e := m.estimate(res.output)
+			e := m.estimate(res.outputs...)
 			u, estimated = &e, true
 		}
 		credits := m.settle(r.Context(), d, *u, estimated, "ok")
@@ -185,7 +185,7 @@ func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *
 	}
 	u, estimated := st.usage(), false
 	if u == nil {
-		e := m.estimate(ew.rl.text.String())
+		e := m.estimate(ew.rl.outputs()...)
 		u, estimated = &e, true
 	}
 	switch {
@@ -228,7 +228,7 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 		case "message_start":
 			start = ev.Message.Usage
 		case "content_block_delta":
-			rl.text.WriteString(ev.Delta.Text + ev.Delta.PartialJSON)
+			rl.add(0, ev.Delta.Text+ev.Delta.PartialJSON)
 		case "message_delta":
 			if ev.Usage != nil {
 				u := start
@@ -247,7 +247,7 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 	}
 	u, estimated := final, false
 	if u == nil {
-		e := m.estimate(rl.text.String())
+		e := m.estimate(rl.outputs()...)
 		u, estimated = &e, true
 	}
 	switch {

@@ -318,7 +318,7 @@ func (ew *eventWriter) chunk(c map[string]json.RawMessage) {
 			if !ew.open || ew.tool {
 				ew.startText()
 			}
-			ew.rl.text.WriteString(*t)
+			ew.rl.add(0, *t)
 			ew.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": ew.index, "delta": map[string]string{"type": "text_delta", "text": *t}})
 		}
 		for _, tc := range ch.Delta.ToolCalls {
@@ -326,7 +326,7 @@ func (ew *eventWriter) chunk(c map[string]json.RawMessage) {
 				ew.startBlock(map[string]any{"type": "tool_use", "id": tc.ID, "name": tc.Function.Name, "input": map[string]any{}})
 				ew.tool = true
 			}
-			ew.rl.text.WriteString(tc.Function.Name + tc.Function.Arguments)
+			ew.rl.add(0, tc.Function.Name+tc.Function.Arguments)
 			if tc.Function.Arguments != "" && ew.open {
 				ew.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": ew.index, "delta": map[string]string{"type": "input_json_delta", "partial_json": tc.Function.Arguments}})
 			}

@@ -85,11 +85,16 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 }
 
 // estimate is the usage billed when the upstream reported none: the
-// prompt and the delivered output counted with the tokenizer; never zero
-// output tokens when some output was delivered.
-func (m *metered) estimate(output string) tokenUsage {
-	out := m.g.opts.Counter.Count(output)
-	if out == 0 && output != "" {
+// prompt and the delivered output of each choice counted with the
+// tokenizer; never zero output tokens when some output was delivered.
+func (m *metered) estimate(outputs ...string) tokenUsage {
+	var out int64
+	delivered := false
+	for _, o := range outputs {
+		out += m.g.opts.Counter.Count(o)
+		delivered = delivered || o != ""
+	}
+	if out == 0 && delivered {
 		out = 1
 	}
 	return tokenUsage{Input: m.prompt, Output: out}

@@ -75,7 +75,7 @@ func (o *openAI) chat(ctx context.Context, d *deployment, req *chatRequest) (*ch
 	}
 	_ = json.Unmarshal(res.body["choices"], &choices)
 	for _, c := range choices {
-		res.output += messageText(c.Message)
+		res.outputs = append(res.outputs, messageText(c.Message))
 	}
 	return res, nil
 }

@@ -58,7 +58,7 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 
 	u, estimated := st.usage(), false
 	if u == nil {
-		e := m.estimate(rl.text.String())
+		e := m.estimate(rl.outputs()...)
 		u, estimated = &e, true
 	}
 	switch {
@@ -106,8 +106,33 @@ type relay struct {
 	rc      *http.ResponseController
 	pending map[string]json.RawMessage
 	last    map[string]json.RawMessage // the latest chunk, for id/created/model
-	text    strings.Builder            // delivered output, for billing without usage
+	texts   map[int]*strings.Builder   // delivered output per choice, for billing without usage
 	err     error                      // the first write error: the client is gone
+}
+
+// add records text delivered for choice i.
+func (rl *relay) add(i int, s string) {
+	if s == "" {
+		return
+	}
+	if rl.texts == nil {
+		rl.texts = map[int]*strings.Builder{}
+	}
+	b, ok := rl.texts[i]
+	if !ok {
+		b = &strings.Builder{}
+		rl.texts[i] = b
+	}
+	b.WriteString(s)
+}
+
+// outputs returns the delivered text of each choice.
+func (rl *relay) outputs() []string {
+	out := make([]string, 0, len(rl.texts))
+	for _, b := range rl.texts {
+		out = append(out, b.String())
+	}
+	return out
 }
 
 func (rl *relay) push(chunk map[string]json.RawMessage) {
@@ -129,7 +154,9 @@ func (rl *relay) flushPending() {
 
 func (rl *relay) emitChunk(chunk map[string]json.RawMessage) {
 	if rl.emit(chunk) {
-		rl.text.WriteString(chunkText(chunk))
+		for _, c := range choicesOf(chunk) {
+			rl.add(c.Index, c.text())
+		}
 	}
 }
 
@@ -198,6 +225,7 @@ func usageChunk(like map[string]json.RawMessage, usage json.RawMessage) map[stri
 
 // streamChoice is the part of a chunk's choice the gateway reads.
 type streamChoice struct {
+	Index int `json:"index"`
 	Delta struct {
 		Content   *string `json:"content"`
 		Refusal   *string `json:"refusal"`
@@ -226,19 +254,17 @@ func hasFinishReason(chunk map[string]json.RawMessage) bool {
 	return false
 }
 
-// chunkText is the generated text a chunk carries.
-func chunkText(chunk map[string]json.RawMessage) string {
+// text is the generated text a choice's delta carries.
+func (c streamChoice) text() string {
 	var b strings.Builder
-	for _, c := range choicesOf(chunk) {
-		if c.Delta.Content != nil {
-			b.WriteString(*c.Delta.Content)
-		}
-		if c.Delta.Refusal != nil {
-			b.WriteString(*c.Delta.Refusal)
-		}
-		for _, tc := range c.Delta.ToolCalls {
-			b.WriteString(tc.Function.Name + tc.Function.Arguments)
-		}
+	if c.Delta.Content != nil {
+		b.WriteString(*c.Delta.Content)
+	}
+	if c.Delta.Refusal != nil {
+		b.WriteString(*c.Delta.Refusal)
+	}
+	for _, tc := range c.Delta.ToolCalls {
+		b.WriteString(tc.Function.Name + tc.Function.Arguments)
 	}
 	return b.String()
 }
