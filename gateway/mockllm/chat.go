@@ -113,6 +113,9 @@ func (s *Server) chatAnswer(req *chatRequest, b *behaviour) (*chatAnswer, string
 			return nil, "n", errorf("n must be between 1 and 128")
 		}
 	}
+	if n*b.outputTokens > maxAnswerTokens {
+		return nil, "n", errorf("mockllm: n × output tokens is over %d", maxAnswerTokens)
+	}
 	limit := -1
 	for _, p := range []struct {
 		v    *int

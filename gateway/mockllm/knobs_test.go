@@ -135,6 +135,8 @@ func TestStatusAndRetryAfter(t *testing.T) {
 		{"Anthropic429", call{path: "/v1/messages", body: claudeBody, header: map[string]string{mockllm.HeaderStatus: "429"}}, 429, "3", `{"type":"error","error":{"type":"rate_limit_error"`},
 		{"Anthropic500", call{path: "/v1/messages", body: claudeBody}, 500, "", `"type":"api_error"`},
 		{"BadHeader", call{path: "/v1/chat/completions", body: chatBody, header: map[string]string{mockllm.HeaderStatus: "200"}}, 400, "", mockllm.HeaderStatus},
+		{"HugeOutput", call{path: "/v1/chat/completions", body: chatBody, header: map[string]string{mockllm.HeaderStatus: "0", mockllm.HeaderOutputTokens: "100000000"}}, 400, "", mockllm.HeaderOutputTokens},
+		{"HugeN", call{path: "/v1/chat/completions", body: `{"model":"m","n":128,"messages":[{"role":"user","content":"x"}]}`, header: map[string]string{mockllm.HeaderStatus: "0", mockllm.HeaderOutputTokens: "40000"}}, 400, "", `"param":"n"`},
 		{"UnknownHeader", call{path: "/v1/chat/completions", body: chatBody, header: map[string]string{"X-Mock-Nope": "1"}}, 400, "", "unknown mock header"},
 	}
 	for _, tc := range tests {

@@ -26,6 +26,10 @@ const DefaultEmbeddingDimensions = 1536
 // maxBodyBytes bounds a request body.
 const maxBodyBytes = 32 << 20
 
+// maxAnswerTokens bounds the tokens one answer generates (all choices),
+// so a mistyped knob cannot exhaust memory.
+const maxAnswerTokens = 1 << 22
+
 // Request headers that override a Server's knobs for one request, so one
 // server can serve tests that need different behaviours at the same time.
 // An unparsable value is answered 400 in the API's error shape.
@@ -264,6 +268,9 @@ func (b *behaviour) set(k, v string) error {
 		}
 	case HeaderOutputTokens:
 		b.outputTokens, err = parseCount(v, 0)
+		if err == nil && b.outputTokens > maxAnswerTokens {
+			err = fmt.Errorf("must be <= %d", maxAnswerTokens)
+		}
 	case HeaderErrorRate:
 		b.errorRate, err = strconv.ParseFloat(v, 64)
 		if err == nil && !(b.errorRate >= 0 && b.errorRate <= 1) {
