@@ -30,7 +30,7 @@ func TestHoldCoversWorstCase(t *testing.T) {
 			if hold < tc.minHold || hold > tc.minHold+100 {
 				t.Fatalf("hold %d, want about %d", hold, tc.minHold)
 			}
-			if tc.name == "CappedByDeployment" && up.lastBody(t)["max_tokens"] != 100.0 {
+			if (tc.name == "CappedByDeployment" || tc.name == "DeploymentCapWhenAbsent") && up.lastBody(t)["max_tokens"] != 100.0 {
 				t.Fatalf("max_tokens not clamped to the deployment cap: %v", up.lastBody(t))
 			}
 		})

@@ -76,6 +76,9 @@ func TestPerKeyLimits(t *testing.T) {
 	if resp, body := e.chat(simpleChat); resp.StatusCode != 200 || up.lastBody(t)["max_tokens"] != 7.0 {
 		t.Fatalf("status %d, upstream max_tokens %v: %s", resp.StatusCode, up.lastBody(t)["max_tokens"], body)
 	}
+	if resp, body := e.chat(`{"model":"m","messages":[{"role":"user","content":"x"}]}`); resp.StatusCode != 200 || up.lastBody(t)["max_tokens"] != 7.0 {
+		t.Fatalf("status %d, upstream max_tokens %v without a client limit: %s", resp.StatusCode, up.lastBody(t)["max_tokens"], body)
+	}
 	e.caller.Limits = gateway.KeyLimits{MaxCreditsPerRequest: 5}
 	if resp, body := e.chat(simpleChat); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
