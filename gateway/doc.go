@@ -5,7 +5,30 @@
 // by reserving its worst-case cost through a Meter before going upstream and
 // settling the real usage after.
 //
-// It is not the HTTP surface (authentication, request ids, metrics live in
-// httpapi, which mounts Handler) and it knows nothing of the ledger or the
-// price table: both reach it through the small Meter and Pricer interfaces.
+// It is not the HTTP surface: authentication, request ids, metrics and rate
+// limits live in httpapi, which authenticates a key, stores the Caller with
+// WithCaller and mounts Handler (or the per-route methods). Options.RequestID
+// and Options.Admitter are the hooks for httpapi's request ids and kv's
+// limiter; Observer is the hook for metrics. It knows nothing of the ledger
+// or the price table: both reach it through Meter and Pricer.
+//
+// Money rules, in order, for every request that reaches an upstream:
+//
+//  1. hold: prompt tokens (counted with Counter, plus a margin) at the input
+//     price and the output cap (max_completion_tokens, else max_tokens, else
+//     the deployments' max_output_tokens, capped by both and by the key's
+//     limit) times n at the output price, through Meter.Reserve; a refusal
+//     is 402 and nothing goes upstream;
+//  2. settle: the upstream's usage, normalised so that cached prompt tokens
+//     are counted inside the prompt and priced at the cache rate; without
+//     usage, the prompt and the delivered output counted with Counter (never
+//     zero output when some was delivered); an interrupted stream is billed
+//     on what was delivered; never more than held;
+//  3. release: a request failing before any output (every deployment down,
+//     a 4xx from the upstream, the client leaving) is charged nothing.
+//
+// Answers carry usage.cost_credits: in the JSON body, in the usage chunk of
+// a stream when the client asked for stream_options.include_usage (the
+// gateway always asks OpenAI-compatible upstreams for usage and strips the
+// chunk otherwise), else on the last chunk before [DONE].
 package gateway
