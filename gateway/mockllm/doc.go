@@ -52,7 +52,15 @@
 // the tool's schema, in name order, filled deterministically (a word for
 // strings, a number below 100 for numbers, true, [], {}, an enum member).
 // A call costs one token for its name plus one per 8-byte argument
-// fragment; streams send the name, then one delta per fragment.
+// fragment; streams send the name (OpenAI: its own delta; Anthropic: in
+// content_block_start), then one delta per fragment.
+//
+// # Embeddings
+//
+// POST /v1/embeddings answers Vector(input, dimensions) for each input
+// (default DefaultEmbeddingDimensions), as floats or base64 float32
+// little-endian; usage is CountTokens of the inputs (token-id arrays count
+// their length).
 //
 // # Knobs
 //
@@ -65,4 +73,14 @@
 // leaves, cached tokens. Errors use each API's own JSON shape. Counters
 // of requests by path and status are read with Count, Stats and
 // GET /mock/stats.
+//
+// A request meets the knobs in this order: API key (401), X-Mock-* headers
+// (400 for an unknown header or a bad value), latency, hang, injected
+// status (Status, then ErrorRate), then the request's own validation
+// (400). A gateway in front of the mock must forward X-Mock-* headers for
+// per-request knobs to reach it; otherwise set the fields.
+//
+// Streams that are neither paced nor cut are written without a flush per
+// event (the connection's buffer coalesces them, as TCP would for a fast
+// upstream); the bytes, and so every parsed event, are the same.
 package mockllm
