@@ -22,16 +22,6 @@ func open(tb testing.TB) ledger.Store {
 
 func TestConformance(t *testing.T) { storetest.Run(t, open) }
 
-// BenchmarkHoldSettle is the shared hot-path benchmark with the Service's
-// defaults: one committer.
-func BenchmarkHoldSettle(b *testing.B) { storetest.BenchmarkHoldSettle(b, open) }
-
-// BenchmarkHoldSettleCommitters runs it with several committers: PostgreSQL
-// commits batches from several connections at once.
-func BenchmarkHoldSettleCommitters(b *testing.B) {
-	storetest.BenchmarkHoldSettleWith(b, open, ledger.Options{Committers: 4})
-}
-
 // MustOpen opens a Store on a fresh database, closed when the test ends.
 func MustOpen(tb testing.TB, opts ...postgres.Option) (*postgres.Store, string) {
 	tb.Helper()
