@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -107,59 +108,67 @@ func TestChatStreamUsage(t *testing.T) {
 		{"UpstreamSendsNoUsage", false, true},
 		{"UpstreamSendsNoUsageClientAsks", true, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			up := &upstream{NoUsage: tc.noUsage}
-			e := newEnv(t, 10_000, deploymentSpec{up: up})
-			opts := ""
-			if tc.includeUsage {
-				opts = `"stream_options":{"include_usage":true},`
-			}
-			resp, body := e.chat(`{"model":"m","stream":true,` + opts + `"max_tokens":20,"messages":[{"role":"user","content":"Say hello"}]}`)
-			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
-				t.Fatalf("status %d %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
-			}
-			if path(up.lastBody(t), "stream_options", "include_usage") != true {
-				t.Fatalf("upstream was not asked for usage: %v", up.lastBody(t))
-			}
-			data := sseData(t, body)
-			if data[len(data)-1] != "[DONE]" {
-				t.Fatalf("stream does not end with [DONE]: %q", data)
-			}
-			var text strings.Builder
-			usageChunks := 0
-			for _, d := range data[:len(data)-1] {
-				c := mustJSON(t, d)
-				if s, ok := path(c, "choices", 0, "delta", "content").(string); ok {
-					text.WriteString(s)
-				}
-				if cs, _ := c["choices"].([]any); len(cs) == 0 {
-					usageChunks++
-				}
-			}
-			if text.String() != "Hello there friend" {
-				t.Fatalf("text %q", text.String())
-			}
-			last := mustJSON(t, data[len(data)-2])
-			if tc.includeUsage != (usageChunks == 1) || usageChunks > 1 {
-				t.Fatalf("%d usage-only chunks with include_usage=%v: %q", usageChunks, tc.includeUsage, data)
-			}
-			if !tc.includeUsage && path(last, "choices", 0, "finish_reason") != "stop" {
-				t.Fatalf("usage not on the last content chunk: %v", last)
-			}
-			cost, ok := path(last, "usage", "cost_credits").(float64)
-			_, _, usages, _ := e.meter.state()
-			if !ok || len(usages) != 1 || int64(cost) != int64(usages[0].Credits) || cost <= 0 {
-				t.Fatalf("cost %v usages %+v", path(last, "usage"), usages)
-			}
-			if usages[0].Estimated != tc.noUsage {
-				t.Fatalf("estimated %v, want %v", usages[0].Estimated, tc.noUsage)
-			}
-			if tc.noUsage && usages[0].OutputTokens != 3 {
-				t.Fatalf("tokenizer count %d output tokens for 'Hello there friend', want 3", usages[0].OutputTokens)
-			}
-			e.checkNoHolds()
-		})
+		for _, finishLast := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/FinishWithLastWord=%v", tc.name, finishLast), func(t *testing.T) {
+				testStreamUsage(t, tc.includeUsage, tc.noUsage, finishLast)
+			})
+		}
 	}
+}
+
+// testStreamUsage checks one stream: the text, where the usage goes, and
+// that the cost shown is the cost settled.
+func testStreamUsage(t *testing.T, includeUsage, noUsage, finishLast bool) {
+	up := &upstream{NoUsage: noUsage, FinishLast: finishLast}
+	e := newEnv(t, 10_000, deploymentSpec{up: up})
+	opts := ""
+	if includeUsage {
+		opts = `"stream_options":{"include_usage":true},`
+	}
+	resp, body := e.chat(`{"model":"m","stream":true,` + opts + `"max_tokens":20,"messages":[{"role":"user","content":"Say hello"}]}`)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("status %d %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if path(up.lastBody(t), "stream_options", "include_usage") != true {
+		t.Fatalf("upstream was not asked for usage: %v", up.lastBody(t))
+	}
+	data := sseData(t, body)
+	if data[len(data)-1] != "[DONE]" {
+		t.Fatalf("stream does not end with [DONE]: %q", data)
+	}
+	var text strings.Builder
+	usageChunks := 0
+	for _, d := range data[:len(data)-1] {
+		c := mustJSON(t, d)
+		if s, ok := path(c, "choices", 0, "delta", "content").(string); ok {
+			text.WriteString(s)
+		}
+		if cs, _ := c["choices"].([]any); len(cs) == 0 {
+			usageChunks++
+		}
+	}
+	if text.String() != "Hello there friend" {
+		t.Fatalf("text %q", text.String())
+	}
+	last := mustJSON(t, data[len(data)-2])
+	if includeUsage != (usageChunks == 1) || usageChunks > 1 {
+		t.Fatalf("%d usage-only chunks with include_usage=%v: %q", usageChunks, includeUsage, data)
+	}
+	if !includeUsage && path(last, "choices", 0, "finish_reason") != "stop" {
+		t.Fatalf("usage not on the last content chunk: %v", last)
+	}
+	cost, ok := path(last, "usage", "cost_credits").(float64)
+	_, _, usages, _ := e.meter.state()
+	if !ok || len(usages) != 1 || int64(cost) != int64(usages[0].Credits) || cost <= 0 {
+		t.Fatalf("cost %v usages %+v", path(last, "usage"), usages)
+	}
+	if usages[0].Estimated != noUsage {
+		t.Fatalf("estimated %v, want %v", usages[0].Estimated, noUsage)
+	}
+	if noUsage && usages[0].OutputTokens != 3 {
+		t.Fatalf("tokenizer count %d output tokens for 'Hello there friend', want 3", usages[0].OutputTokens)
+	}
+	e.checkNoHolds()
 }
 
 func TestStreamBilling(t *testing.T) {

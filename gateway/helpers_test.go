@@ -117,6 +117,7 @@ type upstream struct {
 	Cached     int64
 	Prompt     int64 // prompt_tokens reported, default 10
 	ToolCall   bool  // answer with a tool call instead of text
+	FinishLast bool  // streams: the last word comes in the chunk with finish_reason
 	Gate       chan struct{}
 
 	calls  atomic.Int32
@@ -219,9 +220,15 @@ func (u *upstream) openAIStream(w http.ResponseWriter, body map[string]any) {
 		if u.CutAfter > 0 && i == u.CutAfter {
 			panic(http.ErrAbortHandler)
 		}
+		if u.FinishLast && i == len(u.words())-1 {
+			send(fmt.Sprintf(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{"content":%q},"finish_reason":"stop"}]}`, word))
+			break
+		}
 		send(fmt.Sprintf(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{"content":%q},"finish_reason":null}]}`, word))
 	}
-	send(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`)
+	if !u.FinishLast {
+		send(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`)
+	}
 	opts, _ := body["stream_options"].(map[string]any)
 	if inc, _ := opts["include_usage"].(bool); inc && !u.NoUsage {
 		send(fmt.Sprintf(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[],"usage":%s}`, u.usageJSON()))

@@ -185,7 +185,7 @@ func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *
 	}
 	u, estimated := st.usage(), false
 	if u == nil {
-		e := m.estimate(ew.rl.outputs()...)
+		e := m.estimate(ew.rl.outputs(false)...)
 		u, estimated = &e, true
 	}
 	switch {
@@ -247,7 +247,7 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 	}
 	u, estimated := final, false
 	if u == nil {
-		e := m.estimate(rl.outputs()...)
+		e := m.estimate(rl.outputs(false)...)
 		u, estimated = &e, true
 	}
 	switch {

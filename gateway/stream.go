@@ -56,19 +56,23 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 		rl.push(chunk)
 	}
 
+	gone := rl.err != nil || r.Context().Err() != nil
+	if upErr != nil && !gone {
+		rl.flushPending() // delivered before the error event, so billed
+	}
 	u, estimated := st.usage(), false
 	if u == nil {
-		e := m.estimate(rl.outputs()...)
+		// A chunk still held back is delivered by finish: count it too.
+		e := m.estimate(rl.outputs(!gone)...)
 		u, estimated = &e, true
 	}
 	switch {
-	case rl.err != nil || r.Context().Err() != nil:
+	case gone:
 		// The client went away: the upstream call is cancelled by the
 		// deferred att.done; bill what was delivered.
 		m.settle(r.Context(), d, *u, estimated, "client_canceled")
 	case upErr != nil:
 		m.settle(r.Context(), d, *u, estimated, "interrupted")
-		rl.flushPending()
 		g.opts.Logger.WarnContext(r.Context(), "upstream stream broke", "request_id", m.hold.RequestID, "deployment", d.id, "err", upErr)
 		_, _, body := errorBody(&tollgate.Error{Code: tollgate.EUPSTREAM, Message: "the upstream stream was interrupted", Err: upErr})
 		rl.emit(body)
@@ -126,11 +130,21 @@ func (rl *relay) add(i int, s string) {
 	b.WriteString(s)
 }
 
-// outputs returns the delivered text of each choice.
-func (rl *relay) outputs() []string {
-	out := make([]string, 0, len(rl.texts))
-	for _, b := range rl.texts {
-		out = append(out, b.String())
+// outputs returns the delivered text of each choice, with the text of the
+// chunk held back when withPending.
+func (rl *relay) outputs(withPending bool) []string {
+	texts := map[int]string{}
+	for i, b := range rl.texts {
+		texts[i] = b.String()
+	}
+	if withPending && rl.pending != nil {
+		for _, c := range choicesOf(rl.pending) {
+			texts[c.Index] += c.text()
+		}
+	}
+	out := make([]string, 0, len(texts))
+	for _, t := range texts {
+		out = append(out, t)
 	}
 	return out
 }
