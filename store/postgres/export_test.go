@@ -1,4 +1,8 @@
 package postgres
 
-// Backoff exposes backoff to the external tests.
-var Backoff = backoff
+// Hooks for the external tests.
+var (
+	Backoff          = backoff
+	MapError         = mapError
+	CommitRolledBack = commitRolledBack
+)
