@@ -69,13 +69,8 @@ func isUnavailable(err error) bool {
 	var connectErr *pgconn.ConnectError
 	var pgconnErr interface{ SafeToRetry() bool } // pgconn's own I/O and lock errors
 	return errors.As(err, &netErr) || errors.As(err, &connectErr) || errors.As(err, &pgconnErr) ||
-		errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, errConnLost)
+		errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
-
-// errConnLost marks errors that the store itself detected as a broken
-// connection.
-var errConnLost = errors.New("postgres: connection lost")
 
 // commitRolledBack reports whether a COMMIT that returned err is known
 // to have rolled back. Only a definite answer from the server counts:
