@@ -1,0 +1,121 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"tollgate/ledger"
+	"tollgate/wxpay"
+)
+
+// ErrNoBill is returned by a BillSource for a day WeChat Pay has no bill for:
+// nothing was paid or refunded that day (v2 error_code 20002 "No Bill
+// Exist", v3 NO_STATEMENT_EXIST).
+var ErrNoBill = errors.New("reconcile: no bill for this day")
+
+// BillSource downloads trade bills.
+type BillSource interface {
+	// Bill returns the ALL bill (payments and refunds) of day's calendar
+	// date in China time. A day without a bill returns an error wrapping
+	// ErrNoBill; a bill not generated yet (WeChat Pay makes day T's bill
+	// from 09:00 on T+1) or any other failure returns another error. It is
+	// read-only and safe to retry.
+	Bill(ctx context.Context, day time.Time) (*wxpay.Bill, error)
+}
+
+// V2Bills downloads bills through API v2 (/pay/downloadbill).
+type V2Bills struct{ Client *wxpay.V2Client }
+
+var _ BillSource = V2Bills{}
+
+// Bill implements BillSource.
+func (s V2Bills) Bill(ctx context.Context, day time.Time) (*wxpay.Bill, error) {
+	b, err := s.Client.DownloadBill(ctx, wxpay.V2BillRequest{Date: day, BillType: wxpay.V2BillTypeAll, Gzip: true})
+	var apiErr *wxpay.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == "20002" {
+		return nil, fmt.Errorf("%w: %w", ErrNoBill, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: download v2 bill: %w", err)
+	}
+	return b, nil
+}
+
+// V3Bills downloads bills through API v3 (/v3/bill/tradebill, then the
+// signed download of its link, SHA-1 checked).
+type V3Bills struct{ Client *wxpay.V3Client }
+
+var _ BillSource = V3Bills{}
+
+// Bill implements BillSource.
+func (s V3Bills) Bill(ctx context.Context, day time.Time) (*wxpay.Bill, error) {
+	b, err := s.Client.Bill(ctx, wxpay.V3BillRequest{Date: day, BillType: wxpay.V3BillTypeAll, Gzip: true})
+	var apiErr *wxpay.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == "NO_STATEMENT_EXIST" {
+		return nil, fmt.Errorf("%w: %w", ErrNoBill, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: download v3 bill: %w", err)
+	}
+	return b, nil
+}
+
+// Reconciler reconciles whole days: it downloads the bill and reads the
+// ledger, then calls Compare.
+type Reconciler struct {
+	Bills BillSource
+	Store ledger.Store
+	// Loc is the bill's time zone; China when nil.
+	Loc *time.Location
+}
+
+// Reconcile reconciles day's calendar date in the bill's time zone. When
+// the first comparison finds extra lots or refunds, it also downloads the
+// bills of the day before and after, so that a payment credited just after
+// midnight, or a refund begun just before it, is not reported; an adjacent
+// bill that cannot be read is named in the report's notes. The error is
+// only for failing to read the day's bill or the ledger.
+func (r *Reconciler) Reconcile(ctx context.Context, day time.Time) (Report, error) {
+	start, _ := DayBounds(day, r.Loc)
+	in := Input{Day: start, Loc: r.Loc}
+	bill, err := r.Bills.Bill(ctx, start)
+	switch {
+	case errors.Is(err, ErrNoBill):
+	case err != nil:
+		return Report{}, fmt.Errorf("reconcile %s: %w", start.Format(time.DateOnly), err)
+	default:
+		in.Bill = bill
+	}
+	err = r.Store.View(ctx, func(tx ledger.ReadTx) error {
+		d, err := tx.Dump(ctx)
+		if err != nil {
+			return err
+		}
+		in.Lots, in.Refunds = d.Lots, d.Refunds
+		return nil
+	})
+	if err != nil {
+		return Report{}, fmt.Errorf("reconcile %s: read ledger: %w", start.Format(time.DateOnly), err)
+	}
+	rep := Compare(in)
+	if rep.Count(Extra) == 0 && rep.Count(RefundExtra) == 0 {
+		return rep, nil
+	}
+	var notes []string
+	for _, d := range []time.Time{start.AddDate(0, 0, -1), start.AddDate(0, 0, 1)} {
+		b, err := r.Bills.Bill(ctx, d)
+		switch {
+		case errors.Is(err, ErrNoBill):
+		case err != nil:
+			notes = append(notes, fmt.Sprintf("bill of %s unavailable, boundary rows not checked against it: %v",
+				d.Format(time.DateOnly), err))
+		default:
+			in.Adjacent = append(in.Adjacent, b)
+		}
+	}
+	rep = Compare(in)
+	rep.Notes = notes
+	return rep, nil
+}
