@@ -33,6 +33,13 @@ func TestMessagesOverOpenAIGolden(t *testing.T) {
 	runGolden(t, "testdata/messages/*", gateway.KindOpenAI, "/v1/messages")
 }
 
+// TestOpenAIRelayGolden replays OpenAI answers (testdata/openai/*): unknown
+// fields pass through, the usage chunk is stripped unless asked for, and
+// cost_credits is added.
+func TestOpenAIRelayGolden(t *testing.T) {
+	runGolden(t, "testdata/openai/*", gateway.KindOpenAI, "/v1/chat/completions")
+}
+
 func runGolden(t *testing.T, pattern, kind, endpoint string) {
 	dirs, err := filepath.Glob(pattern)
 	if err != nil || len(dirs) == 0 {
@@ -65,7 +72,7 @@ func runGolden(t *testing.T, pattern, kind, endpoint string) {
 			defer up.Close()
 			cfg := &gateway.Config{
 				Providers: []gateway.ProviderConfig{{Name: "anth", Kind: kind, BaseURL: up.URL + map[string]string{gateway.KindOpenAI: "/v1"}[kind], APIKey: "test-key"}},
-				Models:    map[string][]gateway.DeploymentConfig{"m": {{Provider: "anth", Model: "claude-sonnet-4-5", MaxOutputTokens: 1024}}},
+				Models:    map[string][]gateway.DeploymentConfig{"m": {{Provider: "anth", Model: map[string]string{gateway.KindOpenAI: "gpt-4o-mini", gateway.KindAnthropic: "claude-sonnet-4-5"}[kind], MaxOutputTokens: 1024}}},
 			}
 			meter := newFakeMeter(t, 1_000_000)
 			gw, err := gateway.New(cfg, gateway.Options{Meter: meter, Pricer: fakePricer{}, Now: func() time.Time { return time.Unix(1700000000, 0) }})
