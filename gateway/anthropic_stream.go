@@ -136,4 +136,12 @@ func (s *anthStream) chunk(delta map[string]any, finish *string) map[string]json
 // is known, and the relay counts delivered output itself.
 func (s *anthStream) usage() *tokenUsage { return s.final }
 
+// inputUsage is the prompt usage message_start reported, or nil.
+func (s *anthStream) inputUsage() *tokenUsage {
+	if s.id == "" {
+		return nil
+	}
+	return s.start.normalise()
+}
+
 func (s *anthStream) Close() error { return s.body.Close() }

@@ -178,3 +178,16 @@ func TestAnthropicRefusesNGreaterThanOne(t *testing.T) {
 	}
 	e.checkNoHolds()
 }
+
+func TestAnthropicStreamCutBillsReportedPrompt(t *testing.T) {
+	e := newEnv(t, 10_000, deploymentSpec{up: &upstream{Prompt: 40, Cached: 8, CutAfter: 2, Words: []string{"a", " b", " c", " d"}}, kind: gateway.KindAnthropic})
+	resp, body := e.chat(`{"model":"m","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"x"}]}`)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"code":"upstream_error"`) {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	_, _, usages, _ := e.meter.state()
+	u := usages[0]
+	if u.Status != "interrupted" || u.InputTokens != 48 || u.CachedInputTokens != 8 || u.OutputTokens != 2 || !u.Estimated {
+		t.Fatalf("usage %+v", u)
+	}
+}

@@ -64,6 +64,11 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 	if u == nil {
 		// A chunk still held back is delivered by finish: count it too.
 		e := m.estimate(rl.outputs(!gone)...)
+		if ir, ok := st.(inputReporter); ok {
+			if in := ir.inputUsage(); in != nil {
+				e.Input, e.Cached = in.Input, in.Cached
+			}
+		}
 		u, estimated = &e, true
 	}
 	switch {

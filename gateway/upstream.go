@@ -53,6 +53,13 @@ type chunkStream interface {
 	Close() error
 }
 
+// inputReporter is the optional capability of a stream that learns the
+// prompt's usage before the end (Anthropic's message_start), so an
+// interrupted stream bills the upstream's prompt count, not an estimate.
+type inputReporter interface {
+	inputUsage() *tokenUsage
+}
+
 // deployment is one configured way to serve a public model.
 type deployment struct {
 	id       string // "provider/model", the breaker key
