@@ -46,6 +46,8 @@ type Store struct {
 	path   string
 	writer *sql.DB
 	reader *sql.DB
+	wstmt  stmtCache
+	rstmt  stmtCache
 }
 
 var (
@@ -59,6 +61,7 @@ func dsn(path string, readOnly bool) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "cache_size(-65536)") // 64 MiB of page cache per connection
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {
@@ -82,7 +85,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{path: path, writer: w}
+	s := &Store{path: path, writer: w, wstmt: stmtCache{db: w}}
 	if _, err := s.Migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -96,6 +99,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s.reader = r
+	s.rstmt.db = r
 	return s, nil
 }
 
@@ -105,6 +109,8 @@ func (s *Store) Path() string { return s.path }
 // Close closes the database. It is safe to call on a partly opened store.
 func (s *Store) Close() error {
 	var errs []error
+	s.rstmt.close()
+	s.wstmt.close()
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
 	}
@@ -207,12 +213,13 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 		return mapErr("begin", err)
 	}
 	defer tx.Rollback()
-	if err := fn(&txn{q: tx}); err != nil {
+	if err := fn(&txn{q: cachedTx{tx, &s.wstmt}}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return mapErr("commit", err)
 	}
+	s.wstmt.prepareQueued(ctx)
 	return nil
 }
 
@@ -223,8 +230,10 @@ func (s *Store) View(ctx context.Context, fn func(ledger.ReadTx) error) error {
 	if err != nil {
 		return mapErr("begin read", err)
 	}
-	defer tx.Rollback()
-	return fn(&txn{q: tx})
+	err = fn(&txn{q: cachedTx{tx, &s.rstmt}})
+	tx.Rollback()
+	s.rstmt.prepareQueued(ctx)
+	return err
 }
 
 // ExecRaw runs one statement on the writer outside the ledger's rules.

@@ -20,3 +20,5 @@ func open(tb testing.TB) ledger.Store {
 }
 
 func TestConformance(t *testing.T) { storetest.Run(t, open) }
+
+func BenchmarkHoldSettle(b *testing.B) { storetest.BenchmarkHoldSettle(b, open) }
