@@ -67,8 +67,9 @@
 // Every knob is an exported Server field and a per-request X-Mock-* header
 // (see the Header constants), so one server can serve tests with different
 // behaviours at the same time: latency before the first byte, tokens per
-// second, output length, error rate (429 with Retry-After, 500, 503; a
-// seeded sequence), a fixed failure status, a stream cut after K events
+// second, output length, error rates (one rate over 429, 500 and 503, or
+// a rate per status; a seeded sequence; 429 carries Retry-After), a fixed
+// failure status, a stream cut after K events
 // (the connection is aborted), missing usage, hanging until the client
 // leaves, cached tokens. Errors use each API's own JSON shape. Counters
 // of requests by path and status are read with Count, Stats and

@@ -183,6 +183,50 @@ func TestErrorRateIsSeeded(t *testing.T) {
 	}
 }
 
+func TestErrorRatesByStatus(t *testing.T) {
+	tests := []struct {
+		name   string
+		s      *mockllm.Server
+		header string
+		want   map[int]bool // statuses that must appear; no others may
+	}{
+		{"Field", &mockllm.Server{ErrorRates: map[int]float64{429: 0.3, 503: 0.3}}, "", map[int]bool{200: true, 429: true, 503: true}},
+		{"FieldAllOne", &mockllm.Server{ErrorRates: map[int]float64{500: 1}}, "", map[int]bool{500: true}},
+		{"Header", &mockllm.Server{}, "429=0.5, 500=0.5", map[int]bool{429: true, 500: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			base := MustServe(t, tc.s)
+			seen := map[int]int{}
+			for range 60 {
+				c := call{path: "/v1/chat/completions", body: chatBody}
+				if tc.header != "" {
+					c.header = map[string]string{mockllm.HeaderErrorRates: tc.header}
+				}
+				st, _, _ := MustDo(t, base, c)
+				seen[st]++
+			}
+			for st := range tc.want {
+				if seen[st] == 0 {
+					t.Errorf("no %d in 60 requests: %v", st, seen)
+				}
+			}
+			for st := range seen {
+				if !tc.want[st] {
+					t.Errorf("unexpected %d: %v", st, seen)
+				}
+			}
+		})
+	}
+	base := MustServe(t, &mockllm.Server{})
+	for _, bad := range []string{"429=0.7,500=0.7", "200=0.1", "429", "429=x"} {
+		st, _, _ := MustDo(t, base, call{path: "/v1/chat/completions", body: chatBody, header: map[string]string{mockllm.HeaderErrorRates: bad}})
+		if st != 400 {
+			t.Errorf("%s=%q: status %d, want 400", mockllm.HeaderErrorRates, bad, st)
+		}
+	}
+}
+
 func TestOmitUsage(t *testing.T) {
 	base := MustServe(t, &mockllm.Server{OmitUsage: true})
 	tests := []struct {

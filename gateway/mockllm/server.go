@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,8 @@ const (
 	HeaderLatency         = "X-Mock-Latency"           // Go duration ("250ms") or integer milliseconds
 	HeaderTokensPerSecond = "X-Mock-Tokens-Per-Second" // float; 0 means as fast as possible
 	HeaderOutputTokens    = "X-Mock-Output-Tokens"     // completion length in tokens
-	HeaderErrorRate       = "X-Mock-Error-Rate"        // probability in [0,1]
+	HeaderErrorRate       = "X-Mock-Error-Rate"        // probability in [0,1], statuses from ErrorStatuses
+	HeaderErrorRates      = "X-Mock-Error-Rates"       // per status: "429=0.1,503=0.05" (sum <= 1)
 	HeaderStatus          = "X-Mock-Status"            // fail with this status (400-599); 0 turns it off
 	HeaderFailAfter       = "X-Mock-Fail-After"        // cut a stream after K events (0: before any); -1 off
 	HeaderOmitUsage       = "X-Mock-Omit-Usage"        // "1"/"true": no usage object, no usage chunk
@@ -78,9 +80,14 @@ type Server struct {
 	// n-th request to a server always gets the same draw.
 	ErrorRate float64
 
-	// ErrorStatuses are the statuses ErrorRate draws from; empty means
-	// 429, 500 and 503.
+	// ErrorStatuses are the statuses ErrorRate draws from, evenly; empty
+	// means 429, 500 and 503.
 	ErrorStatuses []int
+
+	// ErrorRates gives a failure probability per status, e.g.
+	// {429: 0.1, 503: 0.02}, drawn from the same seeded sequence; the
+	// probabilities must sum to at most 1. ErrorRate, when set, wins.
+	ErrorRates map[int]float64
 
 	// Seed seeds the ErrorRate draws.
 	Seed uint64
@@ -119,7 +126,10 @@ type Server struct {
 	Now func() time.Time
 
 	seq  atomic.Uint64 // ErrorRate draws
-	reqs atomic.Uint64 // request ids
+	once sync.Once     // computes rates from the fields on first use
+	// rates is ErrorRate or ErrorRates as a sorted table.
+	rates []statusRate
+	reqs  atomic.Uint64 // request ids
 
 	mu     sync.Mutex // guards counts
 	counts map[statKey]int64
@@ -214,7 +224,8 @@ type behaviour struct {
 	latency       time.Duration
 	tps           float64
 	outputTokens  int
-	errorRate     float64
+	rates         []statusRate
+	statuses      []int // what X-Mock-Error-Rate draws from
 	status        int
 	failAfter     int // -1: off
 	omitUsage     bool
@@ -228,7 +239,8 @@ func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
 		latency:       s.Latency,
 		tps:           s.TokensPerSecond,
 		outputTokens:  s.OutputTokens,
-		errorRate:     s.ErrorRate,
+		rates:         s.fieldRates(),
+		statuses:      s.errorStatuses(),
 		status:        s.Status,
 		failAfter:     -1,
 		omitUsage:     s.OmitUsage,
@@ -272,10 +284,14 @@ func (b *behaviour) set(k, v string) error {
 			err = fmt.Errorf("must be <= %d", maxAnswerTokens)
 		}
 	case HeaderErrorRate:
-		b.errorRate, err = strconv.ParseFloat(v, 64)
-		if err == nil && !(b.errorRate >= 0 && b.errorRate <= 1) {
+		var rate float64
+		rate, err = strconv.ParseFloat(v, 64)
+		if err == nil && !(rate >= 0 && rate <= 1) {
 			err = errors.New("must be in [0,1]")
 		}
+		b.rates = evenRates(rate, b.statuses)
+	case HeaderErrorRates:
+		b.rates, err = parseRates(v)
 	case HeaderStatus:
 		b.status, err = strconv.Atoi(v)
 		if err == nil && b.status != 0 && (b.status < 400 || b.status > 599) {
@@ -316,25 +332,90 @@ func parseCount(v string, least int) (int, error) {
 	return n, err
 }
 
-// injected returns the status a request is failed with by Status or
-// ErrorRate, or 0.
+// injected returns the status a request is failed with by Status or the
+// error rates, or 0. The n-th draw of a server is always the same.
 func (s *Server) injected(b *behaviour) int {
 	if b.status != 0 {
 		return b.status
 	}
-	if b.errorRate <= 0 {
+	if len(b.rates) == 0 {
 		return 0
 	}
 	state := s.Seed ^ s.seq.Add(1)*0x2545f4914f6cdd1d
-	x := splitmix64(&state)
-	if float64(x>>11)/(1<<53) >= b.errorRate {
-		return 0
+	x := float64(splitmix64(&state)>>11) / (1 << 53)
+	cum := 0.0
+	for _, r := range b.rates {
+		cum += r.rate
+		if x < cum {
+			return r.status
+		}
 	}
-	st := s.ErrorStatuses
-	if len(st) == 0 {
-		st = []int{http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusServiceUnavailable}
+	return 0
+}
+
+// statusRate is the probability of failing with one status.
+type statusRate struct {
+	status int
+	rate   float64
+}
+
+var defaultErrorStatuses = []int{http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusServiceUnavailable}
+
+// fieldRates is the rate table of ErrorRate / ErrorRates, computed once.
+func (s *Server) fieldRates() []statusRate {
+	s.once.Do(func() {
+		if s.ErrorRate > 0 {
+			s.rates = evenRates(s.ErrorRate, s.errorStatuses())
+			return
+		}
+		for st, r := range s.ErrorRates {
+			if r > 0 {
+				s.rates = append(s.rates, statusRate{st, r})
+			}
+		}
+		sort.Slice(s.rates, func(i, j int) bool { return s.rates[i].status < s.rates[j].status })
+	})
+	return s.rates
+}
+
+func (s *Server) errorStatuses() []int {
+	if len(s.ErrorStatuses) > 0 {
+		return s.ErrorStatuses
 	}
-	return st[splitmix64(&state)%uint64(len(st))]
+	return defaultErrorStatuses
+}
+
+// evenRates splits rate evenly over statuses.
+func evenRates(rate float64, statuses []int) []statusRate {
+	if rate <= 0 {
+		return nil
+	}
+	out := make([]statusRate, len(statuses))
+	for i, st := range statuses {
+		out[i] = statusRate{st, rate / float64(len(statuses))}
+	}
+	return out
+}
+
+// parseRates reads "429=0.1,503=0.05".
+func parseRates(v string) ([]statusRate, error) {
+	var out []statusRate
+	sum := 0.0
+	for _, f := range strings.Split(v, ",") {
+		code, rate, ok := strings.Cut(strings.TrimSpace(f), "=")
+		st, err1 := strconv.Atoi(code)
+		r, err2 := strconv.ParseFloat(rate, 64)
+		if !ok || err1 != nil || err2 != nil || st < 400 || st > 599 || !(r >= 0 && r <= 1) {
+			return nil, fmt.Errorf("%q is not STATUS=RATE with a status in 400-599 and a rate in [0,1]", f)
+		}
+		sum += r
+		out = append(out, statusRate{st, r})
+	}
+	if sum > 1 {
+		return nil, fmt.Errorf("rates sum to %v, over 1", sum)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].status < out[j].status })
+	return out, nil
 }
 
 func (s *Server) authorized(r *http.Request, a api) bool {
