@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,7 +156,9 @@ func setDefaults(o *Options) {
 			if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 {
 				return id
 			}
-			return fmt.Sprintf("req_%016x", rand.Uint64())
+			var b [12]byte
+			_, _ = crand.Read(b[:])
+			return "req_" + hex.EncodeToString(b[:])
 		}
 	}
 	if o.Logger == nil {
