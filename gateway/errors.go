@@ -121,16 +121,17 @@ func (e *upstreamError) Error() string {
 func (e *upstreamError) Unwrap() error { return e.Err }
 
 // retryable reports whether another deployment may succeed where this
-// attempt failed: connection errors, timeouts, 408, 409, 429 and 5xx.
+// attempt failed: connection errors, timeouts, 429 and 5xx, and the
+// answers that blame the deployment rather than the request (401 and 403
+// for a bad or unentitled key, 404 for an unknown upstream model, 408,
+// 409). Only the request's own faults (400, 413, 422…) are not retried.
 func (e *upstreamError) retryable() bool {
-	switch {
-	case e.Status == 0:
+	switch e.Status {
+	case 0, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
+		http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
 		return true
-	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusConflict, e.Status == http.StatusTooManyRequests:
-		return true
-	default:
-		return e.Status >= 500
 	}
+	return e.Status >= 500
 }
 
 // clientError turns a non-retryable upstream answer into the error shown to

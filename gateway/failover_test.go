@@ -26,6 +26,8 @@ func TestFailoverToSecondDeployment(t *testing.T) {
 	}{
 		{"Down", down(), 0, false},
 		{"500", &upstream{Status: 500}, 0, false},
+		{"BadKey401", &upstream{Status: 401}, 0, false},
+		{"UnknownUpstreamModel404", &upstream{Status: 404}, 0, true},
 		{"503", &upstream{Status: 503}, 0, true},
 		{"429RetryAfter", &upstream{Status: 429, RetryAfter: "7"}, 0, false},
 		{"SlowBeyondTimeout", &upstream{Hang: true}, 50 * time.Millisecond, false},
