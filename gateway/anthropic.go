@@ -394,6 +394,16 @@ func (an *anthropic) send(ctx context.Context, d *deployment, req *chatRequest, 
 	return post(ctx, an.client, joinURL(d.provider.BaseURL, "/v1/messages"), h, body, an.now)
 }
 
+// passThrough sends a client's Messages request as is, with the model
+// renamed and max_tokens capped for the deployment.
+func (an *anthropic) passThrough(ctx context.Context, d *deployment, raw map[string]json.RawMessage, maxTokens int64) (*http.Response, error) {
+	b, err := withFields(raw, map[string]any{"model": d.cfg.Model, "max_tokens": d.maxOut(maxTokens)})
+	if err != nil {
+		return nil, err
+	}
+	return post(ctx, an.client, joinURL(d.provider.BaseURL, "/v1/messages"), an.header(d), b, an.now)
+}
+
 func (an *anthropic) chat(ctx context.Context, d *deployment, req *chatRequest) (*chatResult, error) {
 	resp, err := an.send(ctx, d, req, false)
 	if err != nil {

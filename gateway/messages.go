@@ -17,47 +17,22 @@ import (
 // message_delta event. Errors use Anthropic's shape.
 func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 	c, body, err := g.begin(w, r)
-	if err != nil {
-		writeAnthError(w, err)
-		return
-	}
-	var raw map[string]json.RawMessage
-	var req struct {
-		Model     string `json:"model"`
-		MaxTokens int64  `json:"max_tokens"`
-		Stream    bool   `json:"stream"`
-	}
-	if json.Unmarshal(body, &raw) != nil || json.Unmarshal(body, &req) != nil {
-		writeAnthError(w, invalid("request body must be a Messages API JSON object"))
-		return
-	}
-	if req.Model == "" || req.MaxTokens < 1 || len(raw["messages"]) == 0 {
-		writeAnthError(w, invalid("model, max_tokens and messages are required"))
-		return
-	}
-	deps, err := g.lookup(c, req.Model)
-	var creq *chatRequest
+	var mr *messagesRequest
 	if err == nil {
-		creq, deps, err = messagesRoutes(req.Model, raw, deps)
+		mr, err = g.parseMessages(c, body)
 	}
 	if err == nil {
-		err = g.admit(r, c, req.Model)
+		err = g.admit(r, c, mr.Model)
 	}
 	if err != nil {
 		writeAnthError(w, err)
 		return
-	}
-	if lim := c.Limits.MaxOutputTokens; lim > 0 && req.MaxTokens > lim {
-		req.MaxTokens = lim
-		if creq != nil {
-			creq.MaxTokens = lim
-		}
 	}
 	prompt := int64(primingTokens)
 	for _, k := range []string{"system", "messages", "tools"} {
-		prompt += g.opts.Counter.Count(string(raw[k]))
+		prompt += g.opts.Counter.Count(string(mr.raw[k]))
 	}
-	m, err := g.reserve(r, c, req.Model, prompt, maxOut(deps, req.MaxTokens))
+	m, err := g.reserve(r, c, mr.Model, prompt, maxOut(mr.deps, mr.MaxTokens))
 	if err != nil {
 		g.logInternal(r, err)
 		writeAnthError(w, err)
@@ -70,26 +45,18 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 		first map[string]json.RawMessage
 		att   *attempt
 	)
-	d, err := g.failover(r.Context(), m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
+	d, err := g.failover(r.Context(), m.hold.RequestID, mr.Model, mr.deps, func(a *attempt, d *deployment) error {
+		var err error
 		att = a
-		an, ok := d.up.(*anthropic)
-		switch {
+		switch an, ok := d.up.(*anthropic); {
 		case ok:
-			b, err := withFields(raw, map[string]any{"model": d.cfg.Model, "max_tokens": d.maxOut(req.MaxTokens)})
-			if err != nil {
-				return err
-			}
-			resp, err = post(a.ctx, an.client, joinURL(d.provider.BaseURL, "/v1/messages"), an.header(d), b, an.now)
-			return err
-		case req.Stream:
-			var err error
-			st, first, err = openStream(a, d, creq)
-			return err
+			resp, err = an.passThrough(a.ctx, d, mr.raw, mr.MaxTokens)
+		case mr.Stream:
+			st, first, err = openStream(a, d, mr.chat)
 		default:
-			var err error
-			res, err = d.up.chat(a.ctx, d, creq)
-			return err
+			res, err = d.up.chat(a.ctx, d, mr.chat)
 		}
+		return err
 	})
 	if err != nil {
 		m.release(r.Context())
@@ -99,7 +66,7 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 	}
 	defer att.done()
 	switch {
-	case resp != nil && req.Stream:
+	case resp != nil && mr.Stream:
 		g.messagesStream(w, r, m, d, resp, att)
 	case resp != nil:
 		g.messagesPassThrough(w, r, m, d, resp, att)
@@ -115,6 +82,42 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 		credits := m.settle(r.Context(), d, *u, estimated, "ok")
 		writeJSON(w, http.StatusOK, toMessagesResponse(res.body, *u, int64(credits)))
 	}
+}
+
+// messagesRequest is a client's Messages API request, routed.
+type messagesRequest struct {
+	raw       map[string]json.RawMessage
+	Model     string `json:"model"`
+	MaxTokens int64  `json:"max_tokens"`
+	Stream    bool   `json:"stream"`
+	deps      []*deployment
+	chat      *chatRequest // the request translated for OpenAI-compatible deployments
+}
+
+// parseMessages decodes and checks a Messages request, finds the model's
+// deployments and applies the key's output limit.
+func (g *Gateway) parseMessages(c Caller, body []byte) (*messagesRequest, error) {
+	mr := &messagesRequest{}
+	if json.Unmarshal(body, &mr.raw) != nil || json.Unmarshal(body, mr) != nil {
+		return nil, invalid("request body must be a Messages API JSON object")
+	}
+	if mr.Model == "" || mr.MaxTokens < 1 || len(mr.raw["messages"]) == 0 {
+		return nil, invalid("model, max_tokens and messages are required")
+	}
+	deps, err := g.lookup(c, mr.Model)
+	if err != nil {
+		return nil, err
+	}
+	if mr.chat, mr.deps, err = messagesRoutes(mr.Model, mr.raw, deps); err != nil {
+		return nil, err
+	}
+	if lim := c.Limits.MaxOutputTokens; lim > 0 && mr.MaxTokens > lim {
+		mr.MaxTokens = lim
+		if mr.chat != nil {
+			mr.chat.MaxTokens = lim
+		}
+	}
+	return mr, nil
 }
 
 // messagesRoutes returns the deployments that can serve a Messages request
