@@ -223,11 +223,20 @@ func anthOptions(out *anthRequest, raw map[string]json.RawMessage) error {
 	}
 	if v, ok := raw["stop"]; ok && string(v) != "null" {
 		var one string
+		var stops []string
 		if json.Unmarshal(v, &one) == nil {
-			out.StopSequences = []string{one}
-		} else if json.Unmarshal(v, &out.StopSequences) != nil {
+			stops = []string{one}
+		} else if json.Unmarshal(v, &stops) != nil {
 			return bad("stop")
 		}
+		for _, s := range stops {
+			if strings.TrimSpace(s) != "" { // Anthropic refuses whitespace-only stop sequences
+				out.StopSequences = append(out.StopSequences, s)
+			}
+		}
+	}
+	if out.Temperature != nil && out.TopP != nil {
+		out.TopP = nil // recent Claude models refuse both; temperature is the common knob
 	}
 	if v, ok := raw["user"]; ok {
 		var u string
