@@ -1,0 +1,269 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"tollgate"
+)
+
+// session verifies the {session} path segment.
+func (h *Handler) session(r *http.Request) (Session, error) {
+	return VerifySession(h.Secret, r.PathValue("session"), h.now())
+}
+
+type createSessionRequest struct {
+	PackageID string `json:"package_id"`
+}
+
+type createSessionResponse struct {
+	URL        string    `json:"url"`
+	AccountURL string    `json:"account_url"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// createSession answers POST /v1/checkout/sessions: a signed link to the
+// checkout page of the caller's account, optionally with a package chosen.
+func (h *Handler) createSession(w http.ResponseWriter, r *http.Request) {
+	if len(h.Secret) < MinSecretLen {
+		h.writeErr(w, r, errors.New("web: session secret not configured"))
+		return
+	}
+	account, err := h.Account(r)
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	var req createSessionRequest
+	if err := readJSON(r, &req, true); err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	if req.PackageID != "" {
+		if _, err := h.findPackage(r, req.PackageID); err != nil {
+			h.writeErr(w, r, err)
+			return
+		}
+	}
+	s := Session{Account: account, ExpiresAt: h.now().Add(h.ttl()).Truncate(time.Second), PackageID: req.PackageID}
+	tok := SignSession(h.Secret, s)
+	base := h.baseURL(r)
+	writeJSON(w, http.StatusCreated, createSessionResponse{
+		URL:        base + "/checkout/" + tok,
+		AccountURL: base + "/account/" + tok,
+		ExpiresAt:  s.ExpiresAt.UTC(),
+	})
+}
+
+// findPackage returns the package with id; EINVALID when there is none (it
+// is the request that is wrong).
+func (h *Handler) findPackage(r *http.Request, id string) (Package, error) {
+	pkgs, err := h.Catalog.Packages(r.Context())
+	if err != nil {
+		return Package{}, err
+	}
+	for _, p := range pkgs {
+		if p.ID == id {
+			return p, nil
+		}
+	}
+	return Package{}, tollgate.Errorf(tollgate.EINVALID, "unknown package_id %q", id)
+}
+
+type createOrderRequest struct {
+	PackageID         string `json:"package_id"`
+	DeviceFingerprint string `json:"device_fingerprint"`
+}
+
+// orderJSON is an order as the page's script reads it.
+type orderJSON struct {
+	OutTradeNo string       `json:"out_trade_no"`
+	Status     string       `json:"status"`
+	AmountFen  tollgate.Fen `json:"amount_fen"`
+	// Amount is the yuan amount as shown, e.g. "50.00".
+	Amount    string           `json:"amount"`
+	Credits   tollgate.Credits `json:"credits"`
+	PackageID string           `json:"package_id,omitempty"`
+	ExpiresAt time.Time        `json:"expires_at"`
+	// Expired is true once ExpiresAt has passed, by the server's clock.
+	Expired bool   `json:"expired"`
+	QRURL   string `json:"qr_url,omitempty"`
+	// Balance is the account's balance, once the order is paid.
+	Balance *balanceJSON `json:"balance,omitempty"`
+}
+
+type balanceJSON struct {
+	Credits     tollgate.Credits `json:"credits"`
+	Held        tollgate.Credits `json:"held"`
+	Provisional tollgate.Credits `json:"provisional"`
+	Debt        tollgate.Credits `json:"debt"`
+	// Display is Credits formatted for the page's language-neutral use
+	// (thousands separators).
+	Display string `json:"display"`
+}
+
+func (h *Handler) orderJSON(r *http.Request, o Order) orderJSON {
+	j := orderJSON{
+		OutTradeNo: o.OutTradeNo, Status: o.Status, AmountFen: o.Fen, Amount: o.Fen.String(),
+		Credits: o.Credits, PackageID: o.PackageID, ExpiresAt: o.ExpiresAt.UTC(),
+		Expired: !o.ExpiresAt.IsZero() && !h.now().Before(o.ExpiresAt),
+	}
+	if o.Status == StatusNotPay || o.Status == StatusUserPaying {
+		j.QRURL = "/checkout/" + r.PathValue("session") + "/orders/" + o.OutTradeNo + "/qr.png"
+	}
+	return j
+}
+
+// validKey matches Idempotency-Keys and device fingerprints: 16–64
+// characters of A–Z, a–z, 0–9, '-' and '_' (payment.ValidFingerprint).
+var (
+	validFingerprint = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
+	validIdemKey     = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
+	validOrderNo     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+)
+
+// createOrder answers POST /checkout/{session}/orders: it checks every
+// input before the order service is called, so a bad request creates
+// nothing.
+func (h *Handler) createOrder(w http.ResponseWriter, r *http.Request) {
+	s, err := h.session(r)
+	if err == nil {
+		err = sameOrigin(r)
+	}
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	var req createOrderRequest
+	if err := readJSON(r, &req, false); err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	switch {
+	case req.PackageID == "":
+		err = tollgate.Errorf(tollgate.EINVALID, "package_id is required")
+	case !validFingerprint.MatchString(req.DeviceFingerprint):
+		err = tollgate.Errorf(tollgate.EINVALID, "device_fingerprint must be 16-64 characters of A-Z, a-z, 0-9, '-' and '_'")
+	case !validIdemKey.MatchString(key):
+		err = tollgate.Errorf(tollgate.EINVALID, "an Idempotency-Key header of 8-64 characters of A-Z, a-z, 0-9, '-' and '_' is required")
+	}
+	if err == nil {
+		_, err = h.findPackage(r, req.PackageID)
+	}
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	o, err := h.Orders.CreateOrder(r.Context(), s.Account, req.PackageID, req.DeviceFingerprint, key)
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, h.orderJSON(r, o))
+}
+
+// getOrder answers GET /checkout/{session}/orders/{no}: the order's status,
+// and the new balance once it is paid.
+func (h *Handler) getOrder(w http.ResponseWriter, r *http.Request) {
+	o, s, err := h.pathOrder(r)
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	j := h.orderJSON(r, o)
+	if o.Status == StatusSuccess {
+		b, err := h.Accounts.Balance(r.Context(), s.Account)
+		if err != nil {
+			h.writeErr(w, r, err)
+			return
+		}
+		j.Balance = &balanceJSON{Credits: b.Credits, Held: b.Held, Provisional: b.Provisional, Debt: b.Debt,
+			Display: groupDigits(int64(b.Credits))}
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+// pathOrder verifies the session and reads the {no} order of its account.
+func (h *Handler) pathOrder(r *http.Request) (Order, Session, error) {
+	s, err := h.session(r)
+	if err != nil {
+		return Order{}, s, err
+	}
+	no := r.PathValue("no")
+	if !validOrderNo.MatchString(no) {
+		return Order{}, s, tollgate.Errorf(tollgate.ENOTFOUND, "no such order")
+	}
+	o, err := h.Orders.GetOrder(r.Context(), s.Account, no)
+	return o, s, err
+}
+
+// qrPNG answers GET /checkout/{session}/orders/{no}/qr.png.
+func (h *Handler) qrPNG(w http.ResponseWriter, r *http.Request) {
+	s, err := h.session(r)
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	no := r.PathValue("no")
+	if !validOrderNo.MatchString(no) {
+		h.writeErr(w, r, tollgate.Errorf(tollgate.ENOTFOUND, "no such order"))
+		return
+	}
+	size := 320
+	if v, err := strconv.Atoi(r.URL.Query().Get("size")); err == nil && v >= 128 && v <= 1024 {
+		size = v
+	}
+	png, err := h.Orders.QRCodePNG(r.Context(), s.Account, no, size)
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "private, no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(png)))
+	_, _ = w.Write(png)
+}
+
+type refundJSON struct {
+	RefundFen tollgate.Fen     `json:"refund_fen"`
+	Amount    string           `json:"amount"`
+	Credits   tollgate.Credits `json:"credits"`
+	Status    string           `json:"status"`
+}
+
+// refund answers POST /checkout/{session}/orders/{no}/refund.
+func (h *Handler) refund(w http.ResponseWriter, r *http.Request) {
+	if h.Refunder == nil {
+		h.writeErr(w, r, tollgate.Errorf(tollgate.ENOTFOUND, "refunds are not available here"))
+		return
+	}
+	s, err := h.session(r)
+	if err == nil {
+		err = sameOrigin(r)
+	}
+	if err == nil {
+		err = readJSON(r, &struct{}{}, true)
+	}
+	if err == nil && !validOrderNo.MatchString(r.PathValue("no")) {
+		err = tollgate.Errorf(tollgate.ENOTFOUND, "no such order")
+	}
+	if err == nil && !isJSON(r) {
+		// A bodiless POST must still say it is JSON: a cross-site form
+		// cannot send that type without a preflight.
+		err = tollgate.Errorf(tollgate.EINVALID, "Content-Type must be application/json")
+	}
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	res, err := h.Refunder.Refund(r.Context(), s.Account, r.PathValue("no"))
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, refundJSON{RefundFen: res.Fen, Amount: res.Fen.String(), Credits: res.Credits, Status: res.Status})
+}

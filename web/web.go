@@ -1,0 +1,258 @@
+// Package web is tollgate's hosted checkout: signed checkout links
+// (POST /v1/checkout/sessions), the checkout page where a user picks a
+// package and scans the WeChat Pay QR code, and the account page with the
+// balance, orders, refunds and a usage chart. It talks to the rest of
+// tollgate only through the small interfaces below, so it imports no
+// service package; it is not the API server and does not authenticate API
+// keys (the server does, and tells it the account).
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"tollgate"
+)
+
+// Order is an order as the checkout page shows it.
+type Order struct {
+	OutTradeNo string
+	// Status is WeChat Pay's trade_state: NOTPAY, USERPAYING, SUCCESS,
+	// CLOSED, REFUND or PAYERROR.
+	Status    string
+	Fen       tollgate.Fen
+	Credits   tollgate.Credits
+	PackageID string
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+// Order statuses, spelled as WeChat Pay's trade_state.
+const (
+	StatusNotPay     = "NOTPAY"
+	StatusUserPaying = "USERPAYING"
+	StatusSuccess    = "SUCCESS"
+	StatusClosed     = "CLOSED"
+	StatusRefund     = "REFUND"
+	StatusPayError   = "PAYERROR"
+)
+
+// Package is a fixed offer on sale.
+type Package struct {
+	ID      string
+	Fen     tollgate.Fen
+	Credits tollgate.Credits
+}
+
+// ModelPrice is what 1M tokens of a model cost in credits.
+type ModelPrice struct {
+	Model  string
+	Input  tollgate.Credits
+	Output tollgate.Credits
+}
+
+// Balance is an account's balance (see ledger.Balance).
+type Balance struct {
+	Credits     tollgate.Credits
+	Held        tollgate.Credits
+	Provisional tollgate.Credits
+	Debt        tollgate.Credits
+}
+
+// Usage is one metered request, as much as the chart needs.
+type Usage struct {
+	Model     string
+	Credits   tollgate.Credits
+	CreatedAt time.Time
+}
+
+// Refund is what asking for a refund returned.
+type Refund struct {
+	Fen     tollgate.Fen
+	Credits tollgate.Credits
+	// Status is pending, succeeded or failed.
+	Status string
+}
+
+// Orders creates and reads WeChat Pay Native orders (payment.Service).
+// Methods are safe for concurrent use.
+type Orders interface {
+	// CreateOrder places an order for a package. The same idempotencyKey
+	// with the same arguments returns the same order. Errors: EINVALID
+	// (bad fingerprint; nothing is sent to WeChat Pay), ENOTFOUND
+	// (package), ECONFLICT (key reused with other arguments),
+	// EUNAVAILABLE, EUPSTREAM.
+	CreateOrder(ctx context.Context, account tollgate.AccountID, packageID, deviceFingerprint, idempotencyKey string) (Order, error)
+	// GetOrder returns an order of account. Errors: ENOTFOUND (no such
+	// order, or another account's).
+	GetOrder(ctx context.Context, account tollgate.AccountID, outTradeNo string) (Order, error)
+	// ListOrders returns up to limit orders of account, newest first.
+	ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]Order, error)
+	// QRCodePNG returns the order's code_url as a PNG of about size
+	// pixels. Errors: ENOTFOUND, ECONFLICT (no code_url yet).
+	QRCodePNG(ctx context.Context, account tollgate.AccountID, outTradeNo string, size int) ([]byte, error)
+}
+
+// Refunder refunds the unused part of a paid order (payment.Service.Refund).
+// Errors: ENOTFOUND, ECONFLICT (not paid or nothing left), EUPSTREAM,
+// EUNAVAILABLE.
+type Refunder interface {
+	Refund(ctx context.Context, account tollgate.AccountID, outTradeNo string) (Refund, error)
+}
+
+// Accounts reads balances and usage (ledger.Service).
+type Accounts interface {
+	// Balance returns account's balance. An unknown account may be
+	// ENOTFOUND or a zero balance.
+	Balance(ctx context.Context, account tollgate.AccountID) (Balance, error)
+	// ListUsage returns account's usage records created at or after
+	// since, in any order.
+	ListUsage(ctx context.Context, account tollgate.AccountID, since time.Time) ([]Usage, error)
+}
+
+// Catalog is what is on sale and what models cost (pricing.Pricer).
+type Catalog interface {
+	// Packages returns the packages in display order.
+	Packages(ctx context.Context) ([]Package, error)
+	// ModelPrices returns the models to show "about N tokens" for, most
+	// popular first; the page shows the first few.
+	ModelPrices(ctx context.Context) ([]ModelPrice, error)
+}
+
+// Handler serves the checkout and account pages and their JSON calls. Set
+// the fields, then use Routes (to mount each route with its own auth and
+// body limit) or ServeHTTP. Required: Secret, Orders, Accounts, Catalog,
+// Account.
+type Handler struct {
+	// Secret signs checkout links (HMAC-SHA256, at least MinSecretLen
+	// bytes). Every instance must share it; rotating it voids open links.
+	Secret []byte
+	// SessionTTL is how long a link is valid (DefaultSessionTTL when 0).
+	SessionTTL time.Duration
+	// PublicURL is the scheme and host links start with, e.g.
+	// "https://pay.example.com"; empty means the request's own host.
+	PublicURL string
+	// MerchantName is shown on the page, e.g. "Example AI".
+	MerchantName string
+	// Sandbox shows the "Pay with the emulator" buttons, which call the
+	// emulator mounted at SandboxPath ("/sandbox/wxpay" when empty).
+	Sandbox     bool
+	SandboxPath string
+
+	Orders   Orders
+	Refunder Refunder // nil hides refund buttons
+	Accounts Accounts
+	Catalog  Catalog
+
+	// Account returns the account of an authenticated POST
+	// /v1/checkout/sessions request (the server's API-key middleware put
+	// it in the context). It must refuse provisional access tokens: a
+	// session may create orders and refunds. Errors: EUNAUTHORIZED,
+	// EFORBIDDEN.
+	Account func(r *http.Request) (tollgate.AccountID, error)
+
+	// Now is the clock (time.Now when nil). Logger logs internal errors
+	// (never tokens); nil discards.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Route is one route of the handler, for a server that mounts each with
+// its own middleware.
+type Route struct {
+	// Pattern is a net/http ServeMux pattern with method, e.g.
+	// "GET /checkout/{session}".
+	Pattern string
+	Handler http.Handler
+	// Auth is true when the server must authenticate an API key first
+	// (Handler.Account reads the result).
+	Auth bool
+	// MaxBody bounds the request body.
+	MaxBody int64
+}
+
+// Body limits of the routes.
+const (
+	smallBody = 4 << 10
+	jsonBody  = 16 << 10
+)
+
+// Routes returns every route. Only POST /v1/checkout/sessions needs API-key
+// authentication; the others are authorised by the signed session in their
+// path.
+func (h *Handler) Routes() []Route {
+	return []Route{
+		{"POST /v1/checkout/sessions", http.HandlerFunc(h.createSession), true, jsonBody},
+		{"GET /checkout/{session}", http.HandlerFunc(h.checkoutPage), false, smallBody},
+		{"POST /checkout/{session}/orders", http.HandlerFunc(h.createOrder), false, jsonBody},
+		{"GET /checkout/{session}/orders/{no}", http.HandlerFunc(h.getOrder), false, smallBody},
+		{"GET /checkout/{session}/orders/{no}/qr.png", http.HandlerFunc(h.qrPNG), false, smallBody},
+		{"POST /checkout/{session}/orders/{no}/refund", http.HandlerFunc(h.refund), false, jsonBody},
+		{"GET /account/{session}", http.HandlerFunc(h.accountPage), false, smallBody},
+		{"GET /web/assets/{file}", http.HandlerFunc(h.asset), false, smallBody},
+	}
+}
+
+// ServeHTTP serves every route on a private mux, each with its body limit.
+// POST /v1/checkout/sessions then relies on Account alone to authenticate.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux().ServeHTTP(w, r)
+}
+
+func (h *Handler) mux() *http.ServeMux {
+	m := http.NewServeMux()
+	for _, rt := range h.Routes() {
+		next := rt.Handler
+		limit := rt.MaxBody
+		m.Handle(rt.Pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			next.ServeHTTP(w, r)
+		}))
+	}
+	return m
+}
+
+// Check reports the first missing required field, so the server fails at
+// start-up rather than on the first request.
+func (h *Handler) Check() error {
+	switch {
+	case len(h.Secret) < MinSecretLen:
+		return errors.New("web: Secret must be at least 32 bytes")
+	case h.Orders == nil, h.Accounts == nil, h.Catalog == nil:
+		return errors.New("web: Orders, Accounts and Catalog are required")
+	case h.Account == nil:
+		return errors.New("web: Account is required")
+	}
+	return nil
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+func (h *Handler) ttl() time.Duration {
+	if h.SessionTTL > 0 {
+		return h.SessionTTL
+	}
+	return DefaultSessionTTL
+}
+
+func (h *Handler) sandboxPath() string {
+	if h.SandboxPath != "" {
+		return h.SandboxPath
+	}
+	return "/sandbox/wxpay"
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
