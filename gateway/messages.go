@@ -42,7 +42,7 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 		resp  *http.Response // from an Anthropic deployment
 		res   *chatResult    // from an OpenAI one, not streaming
 		st    chunkStream    // from an OpenAI one, streaming
-		first map[string]json.RawMessage
+		first []map[string]json.RawMessage
 		att   *attempt
 	)
 	d, err := g.failover(r.Context(), m.hold.RequestID, mr.Model, mr.deps, func(a *attempt, d *deployment) error {
@@ -166,13 +166,15 @@ func (g *Gateway) messagesPassThrough(w http.ResponseWriter, r *http.Request, m 
 }
 
 // messagesFromChunks relays an OpenAI-compatible stream as Messages events.
-func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *metered, d *deployment, st chunkStream, first map[string]json.RawMessage, att *attempt) {
+func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *metered, d *deployment, st chunkStream, first []map[string]json.RawMessage, att *attempt) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	ew := &eventWriter{rl: &relay{w: w, rc: http.NewResponseController(w)}}
-	ew.chunk(first)
+	for _, c := range first {
+		ew.chunk(c)
+	}
 	var upErr error
 	for ew.rl.err == nil {
 		chunk, err := st.next()

@@ -61,6 +61,8 @@ func TestAgainstMockLLM(t *testing.T) {
 			body: `{"model":"mock-gpt","n":2,` + ask + `}`, status: 200, deployment: "mock-openai/gpt-4o-mini", in: 6, out: 16, result: "ok"},
 		{name: "OpenAITwoChoicesStreamWithoutUsage", openai: &mockllm.Server{OutputTokens: 8, OmitUsage: true},
 			body: `{"model":"mock-gpt","n":2,"stream":true,` + ask + `}`, status: 200, deployment: "mock-openai/gpt-4o-mini", out: 16, est: true, result: "ok"},
+		{name: "StreamCutAfterRoleFailsOver", openai: &mockllm.Server{FailAfter: 1}, anth: &mockllm.Server{OutputTokens: 5},
+			body: `{"model":"mock-gpt","stream":true,` + ask + `}`, status: 200, deployment: "mock-anthropic/claude-haiku-4-5", in: 6, out: 5, result: "ok"},
 		{name: "FailoverToAnthropic", openai: &mockllm.Server{Status: 503}, anth: &mockllm.Server{OutputTokens: 5},
 			body: `{"model":"mock-gpt",` + ask + `}`, status: 200, deployment: "mock-anthropic/claude-haiku-4-5", in: 6, out: 5, result: "ok"},
 		{name: "AnthropicStreamCached", anth: &mockllm.Server{OutputTokens: 5, CachedTokens: 4},

@@ -11,18 +11,19 @@ import (
 )
 
 // chatStream serves a streaming chat request. Failover is possible until
-// the first chunk has been read from an upstream; once bytes reached the
+// the first chunk with output has been read from an upstream (the
+// role-only chunks before it are held back); once bytes reached the
 // client, a broken upstream ends the stream with an error event and
 // [DONE], and the request is billed on what was delivered.
 func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered, deps []*deployment, req *chatRequest) {
 	var (
 		st    chunkStream
-		first map[string]json.RawMessage
+		first []map[string]json.RawMessage
 		att   *attempt
 	)
 	d, err := g.failover(r.Context(), m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
-		s, chunk, err := openStream(a, d, req)
-		st, first, att = s, chunk, a
+		s, chunks, err := openStream(a, d, req)
+		st, first, att = s, chunks, a
 		return err
 	})
 	if err != nil {
@@ -41,7 +42,9 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 
-	rl.push(first)
+	for _, c := range first {
+		rl.push(c)
+	}
 	var upErr error
 	for rl.err == nil {
 		chunk, err := st.next()
@@ -88,22 +91,49 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 	}
 }
 
-// openStream opens a stream on d and reads its first chunk, so that an
-// upstream failing before any output can still be failed over.
-func openStream(a *attempt, d *deployment, req *chatRequest) (chunkStream, map[string]json.RawMessage, error) {
+// maxLeadChunks bounds the output-less chunks read before committing to
+// an upstream.
+const maxLeadChunks = 8
+
+// openStream opens a stream on d and reads up to its first chunk carrying
+// output (text, a tool call or a finish reason), so that an upstream
+// failing before any output, even after its role chunk, can still be
+// failed over. It returns the chunks read.
+func openStream(a *attempt, d *deployment, req *chatRequest) (chunkStream, []map[string]json.RawMessage, error) {
 	s, err := d.up.chatStream(a.ctx, d, req)
 	if err != nil {
 		return nil, nil, err
 	}
-	chunk, err := s.next()
-	if err != nil {
-		s.Close()
-		if err == io.EOF {
-			return nil, nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream stream ended without output"}
+	var chunks []map[string]json.RawMessage
+	for len(chunks) < maxLeadChunks {
+		chunk, err := s.next()
+		if err == io.EOF && len(chunks) > 0 {
+			return s, chunks, nil // a complete answer without output: relay it
 		}
-		return nil, nil, err
+		if err != nil {
+			s.Close()
+			if err == io.EOF {
+				return nil, nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream stream ended without output"}
+			}
+			return nil, nil, err
+		}
+		a.touch()
+		chunks = append(chunks, chunk)
+		if hasOutput(chunk) {
+			break
+		}
 	}
-	return s, chunk, nil
+	return s, chunks, nil
+}
+
+// hasOutput reports whether a chunk carries output or a finish reason.
+func hasOutput(chunk map[string]json.RawMessage) bool {
+	for _, c := range choicesOf(chunk) {
+		if c.text() != "" || (c.FinishReason != nil && *c.FinishReason != "") {
+			return true
+		}
+	}
+	return false
 }
 
 // relay writes chunks to the client as SSE. A chunk carrying a
