@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"tollgate/ledger"
+	"tollgate/store/postgres"
+	"tollgate/store/sqlite"
+)
+
+const auditSummary = "check the ledger's invariants and print every violation"
+
+const auditHelp = `Check the ledger's invariants (ledger.Audit: per-lot and total conservation,
+refunds, materialised balances, holds, grants, usage, unique constraints) and
+print every violation. Reads the SQLite ledger under --data, or PostgreSQL at
+--database-url.
+
+Exit status: 0 when every invariant holds, 1 when any is violated, 2 on
+errors (bad flags, no ledger, database unreachable).`
+
+func init() {
+	register("audit", auditSummary, runAudit)
+}
+
+// exitStatusError is an error that asks for a process exit status: 1 when a
+// check found problems, 2 when the command failed. main exits with
+// ExitCode() for errors that have one.
+type exitStatusError struct {
+	code int
+	err  error
+}
+
+func (e *exitStatusError) Error() string { return e.err.Error() }
+func (e *exitStatusError) Unwrap() error { return e.err }
+
+// ExitCode is the process exit status the error asks for.
+func (e *exitStatusError) ExitCode() int { return e.code }
+
+// failed marks err as a command failure (exit status 2), keeping flag.ErrHelp
+// as it is so that --help still exits 0.
+func failed(err error) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &exitStatusError{code: 2, err: err}
+}
+
+// ledgerFlags are the flags that locate the ledger, named as serve's.
+type ledgerFlags struct {
+	data        *string
+	databaseURL *string
+}
+
+func addLedgerFlags(fs *flag.FlagSet) ledgerFlags {
+	return ledgerFlags{
+		data:        fs.String("data", filepath.Dir(sqlite.DefaultPath), "data directory of the SQLite ledger (ignored with --database-url)"),
+		databaseURL: fs.String("database-url", "", "PostgreSQL URL (postgres://...) of a shared ledger"),
+	}
+}
+
+// open opens the ledger. Unlike serve it never creates an empty SQLite
+// ledger: checking an empty database would report a clean ledger that is
+// not the one meant.
+func (f ledgerFlags) open(ctx context.Context) (ledger.Store, error) {
+	if *f.databaseURL != "" {
+		st, err := postgres.Open(ctx, *f.databaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres ledger: %w", err)
+		}
+		return st, nil
+	}
+	path := filepath.Join(*f.data, sqlite.FileName)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no ledger at %s (pass --data DIR or --database-url URL): %w", path, err)
+	}
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite ledger: %w", err)
+	}
+	return st, nil
+}
+
+// checkFormat refuses a --format other than text or json.
+func checkFormat(format string) error {
+	if format != "text" && format != "json" {
+		return fmt.Errorf("--format must be text or json, got %q", format)
+	}
+	return nil
+}
+
+// auditViolation is a ledger.Violation as the JSON output spells it.
+type auditViolation struct {
+	Check   string `json:"check"`
+	Subject string `json:"subject"`
+	Detail  string `json:"detail"`
+}
+
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("audit", auditHelp)
+	fs.SetOutput(stderr)
+	lf := addLedgerFlags(fs)
+	format := fs.String("format", "text", "output format: text or json")
+	grace := fs.Duration("hold-grace", 0, "also report holds still active this long past their expiry (0: skip the hold-age check)")
+	if err := parseFlags(fs, args); err != nil {
+		return failed(err)
+	}
+	if err := checkFormat(*format); err != nil {
+		return failed(fmt.Errorf("audit: %w", err))
+	}
+	st, err := lf.open(ctx)
+	if err != nil {
+		return failed(fmt.Errorf("audit: %w", err))
+	}
+	defer st.Close()
+	opt := ledger.AuditOptions{}
+	if *grace > 0 {
+		opt = ledger.AuditOptions{Now: time.Now(), Grace: *grace}
+	}
+	vs, err := ledger.Audit(ctx, st, opt)
+	if err != nil {
+		return failed(fmt.Errorf("audit: %w", err))
+	}
+	if err := writeAudit(stdout, *format, vs); err != nil {
+		return failed(fmt.Errorf("audit: %w", err))
+	}
+	if len(vs) > 0 {
+		return &exitStatusError{code: 1, err: fmt.Errorf("audit: %d violation(s) found", len(vs))}
+	}
+	return nil
+}
+
+func writeAudit(w io.Writer, format string, vs []ledger.Violation) error {
+	if format == "json" {
+		out := struct {
+			Clean      bool             `json:"clean"`
+			Violations []auditViolation `json:"violations"`
+		}{Clean: len(vs) == 0, Violations: []auditViolation{}}
+		for _, v := range vs {
+			out.Violations = append(out.Violations, auditViolation{v.Check, v.Subject, v.Detail})
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		return nil
+	}
+	for _, v := range vs {
+		if _, err := fmt.Fprintln(w, v.String()); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+	}
+	var err error
+	if len(vs) == 0 {
+		_, err = fmt.Fprintln(w, "Clean: every ledger invariant holds.")
+	} else {
+		_, err = fmt.Fprintf(w, "%d violation(s) found.\n", len(vs))
+	}
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}

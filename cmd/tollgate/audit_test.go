@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"tollgate/ledger"
+	"tollgate/store/sqlite"
+)
+
+// mustAuditLedger makes a sound SQLite ledger (one account, two lots, one
+// completed refund) and returns its data directory.
+func mustAuditLedger(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	withLedger(t, dir, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC), func(svc *ledger.Service) {
+		ctx := context.Background()
+		if _, err := svc.CreateAccount(ctx, "acct-cli"); err != nil {
+			t.Fatal(err)
+		}
+		mustCredit(t, svc, "tg_audit_1", "4200000000000000000000000001", 100)
+		mustCredit(t, svc, "tg_audit_2", "4200000000000000000000000002", 250)
+		if _, err := svc.BeginRefund(ctx, ledger.RefundRequest{OutRefundNo: "r1", Account: "acct-cli", OutTradeNo: "tg_audit_2"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.CompleteRefund(ctx, "r1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return dir
+}
+
+func TestAuditCommand(t *testing.T) {
+	dir := mustAuditLedger(t)
+	status, out, _ := runCLI(t, "audit", "--data", dir)
+	if status != 0 || !strings.Contains(out, "Clean") {
+		t.Fatalf("sound ledger: status %d\n%s", status, out)
+	}
+	status, out, _ = runCLI(t, "audit", "--data", dir, "--format", "json", "--hold-grace", "1m")
+	if status != 0 || !strings.Contains(out, `"clean": true`) {
+		t.Fatalf("sound ledger, JSON: status %d\n%s", status, out)
+	}
+
+	// Corrupt one row behind the ledger's back: the account's materialised
+	// balance no longer equals the fold of its lots.
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ExecRaw(ctx, `UPDATE accounts SET left_credits = left_credits + 7 WHERE id = 'acct-cli'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	status, out, _ = runCLI(t, "audit", "--data", dir)
+	if status != 1 || !strings.Contains(out, "account.left") || !strings.Contains(out, "1 violation(s) found.") {
+		t.Fatalf("corrupted ledger: status %d, want 1\n%s", status, out)
+	}
+	status, out, _ = runCLI(t, "audit", "--data", dir, "--format", "json")
+	var rep struct {
+		Clean      bool
+		Violations []struct{ Check, Subject, Detail string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, out)
+	}
+	if status != 1 || rep.Clean || len(rep.Violations) != 1 || rep.Violations[0].Check != "account.left" {
+		t.Errorf("corrupted ledger, JSON: status %d %+v", status, rep)
+	}
+}
+
+func TestAuditCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, args := range map[string][]string{
+		"NoLedger":  {"--data", filepath.Join(dir, "nowhere")},
+		"BadFormat": {"--data", mustAuditLedger(t), "--format", "yaml"},
+		"BadFlag":   {"--no-such-flag"},
+		"ExtraArgs": {"--data", dir, "extra"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if status, out, _ := runCLI(t, append([]string{"audit"}, args...)...); status != 2 {
+				t.Errorf("status %d, want 2\n%s", status, out)
+			}
+		})
+	}
+	if _, _, errOut := runCLI(t, "audit", "--help"); !strings.Contains(errOut, "1 when any is violated") {
+		t.Errorf("help does not state the exit status:\n%s", errOut)
+	}
+}

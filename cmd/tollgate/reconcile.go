@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"tollgate/reconcile"
+	"tollgate/wxpay"
+)
+
+const reconcileSummary = "compare one day's WeChat Pay bill with the ledger"
+
+const reconcileHelp = `Download the WeChat Pay trade bill of --date (a China-time calendar day) and
+compare it with the ledger: MISSING (paid at WeChat Pay, not credited), EXTRA
+(credited that day, not paid), MISMATCHED (amount or out_trade_no /
+transaction_id pairing differs), REFUND_MISSING, REFUND_EXTRA and
+REFUND_MISMATCHED, with bill and ledger totals in fen. WeChat Pay makes day
+T's bill from 09:00 China time on T+1.
+
+Exit status: 0 when the bill and the ledger agree, 1 when differences are
+found, 2 on errors (bad flags, bill not available, ledger unreachable).`
+
+func init() {
+	register("reconcile", reconcileSummary, runReconcile)
+}
+
+// wxpayFlags are the merchant flags, named as serve's where they overlap.
+type wxpayFlags struct {
+	version, url, mchID, appID, apiKey, signType *string
+	mchSerial, mchKeyFile, pubKeyID, pubKeyFile  *string
+}
+
+func addWxpayFlags(fs *flag.FlagSet) wxpayFlags {
+	return wxpayFlags{
+		version:    fs.String("wxpay-api-version", "v2", "WeChat Pay API version: v2 or v3"),
+		url:        fs.String("wxpay-url", "", "WeChat Pay API base URL (default: WeChat Pay's production host; the emulator's URL for the sandbox)"),
+		mchID:      fs.String("wxpay-mch-id", "", "merchant id (mch_id)"),
+		appID:      fs.String("wxpay-appid", "", "app id bound to the merchant"),
+		apiKey:     fs.String("wxpay-api-key", "", "v2 API key (32 characters)"),
+		signType:   fs.String("wxpay-sign-type", wxpay.SignTypeMD5, "v2 signature type: MD5 or HMAC-SHA256"),
+		mchSerial:  fs.String("wxpay-mch-serial", "", "v3: serial number of the merchant API certificate"),
+		mchKeyFile: fs.String("wxpay-mch-key-file", "", "v3: PEM file of the merchant API private key (apiclient_key.pem)"),
+		pubKeyID:   fs.String("wxpay-public-key-id", "", "v3: id of the WeChat Pay public key (PUB_KEY_ID_...)"),
+		pubKeyFile: fs.String("wxpay-public-key-file", "", "v3: PEM file of the WeChat Pay public key that signs answers"),
+	}
+}
+
+// bills returns the bill source the flags describe.
+func (f wxpayFlags) bills() (reconcile.BillSource, error) {
+	if *f.mchID == "" || *f.appID == "" {
+		return nil, fmt.Errorf("--wxpay-mch-id and --wxpay-appid are required")
+	}
+	switch *f.version {
+	case "v2":
+		if len(*f.apiKey) != 32 {
+			return nil, fmt.Errorf("--wxpay-api-key must be 32 characters, got %d", len(*f.apiKey))
+		}
+		return reconcile.V2Bills{Client: &wxpay.V2Client{BaseURL: *f.url, AppID: *f.appID, MchID: *f.mchID,
+			APIKey: *f.apiKey, SignType: *f.signType}}, nil
+	case "v3":
+		return f.v3Bills()
+	default:
+		return nil, fmt.Errorf("--wxpay-api-version must be v2 or v3, got %q", *f.version)
+	}
+}
+
+func (f wxpayFlags) v3Bills() (reconcile.BillSource, error) {
+	if *f.mchSerial == "" || *f.mchKeyFile == "" || *f.pubKeyID == "" || *f.pubKeyFile == "" {
+		return nil, fmt.Errorf("v3 needs --wxpay-mch-serial, --wxpay-mch-key-file, --wxpay-public-key-id and --wxpay-public-key-file")
+	}
+	keyPEM, err := os.ReadFile(*f.mchKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read merchant key: %w", err)
+	}
+	key, err := wxpay.LoadRSAPrivateKeyPEM(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("merchant key: %w", err)
+	}
+	pubPEM, err := os.ReadFile(*f.pubKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read WeChat Pay public key: %w", err)
+	}
+	keyring := wxpay.NewV3Keyring()
+	if err := keyring.AddPublicKeyPEM(*f.pubKeyID, pubPEM); err != nil {
+		return nil, fmt.Errorf("WeChat Pay public key: %w", err)
+	}
+	c := &wxpay.V3Client{BaseURL: *f.url, MchID: *f.mchID, AppID: *f.appID, MerchantSerialNo: *f.mchSerial,
+		MerchantKey: key, Keyring: keyring, WechatpaySerial: *f.pubKeyID}
+	return reconcile.V3Bills{Client: c}, nil
+}
+
+func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("reconcile", reconcileHelp)
+	fs.SetOutput(stderr)
+	date := fs.String("date", "", "the day to reconcile, YYYY-MM-DD in China time (required)")
+	lf := addLedgerFlags(fs)
+	wf := addWxpayFlags(fs)
+	format := fs.String("format", "text", "output format: text or json")
+	if err := parseFlags(fs, args); err != nil {
+		return failed(err)
+	}
+	day, err := time.ParseInLocation(time.DateOnly, *date, reconcile.China)
+	if err != nil {
+		return failed(fmt.Errorf("reconcile: --date must be YYYY-MM-DD: %w", err))
+	}
+	if err := checkFormat(*format); err != nil {
+		return failed(fmt.Errorf("reconcile: %w", err))
+	}
+	bills, err := wf.bills()
+	if err != nil {
+		return failed(fmt.Errorf("reconcile: %w", err))
+	}
+	st, err := lf.open(ctx)
+	if err != nil {
+		return failed(fmt.Errorf("reconcile: %w", err))
+	}
+	defer st.Close()
+	rec := reconcile.Reconciler{Bills: bills, Store: st}
+	rep, err := rec.Reconcile(ctx, day)
+	if err != nil {
+		return failed(err)
+	}
+	if *format == "json" {
+		err = reconcile.WriteJSON(stdout, &rep)
+	} else {
+		err = reconcile.WriteText(stdout, &rep)
+	}
+	if err != nil {
+		return failed(err)
+	}
+	if !rep.Clean() {
+		return &exitStatusError{code: 1, err: fmt.Errorf("reconcile %s: %d difference(s) found", rep.Date, len(rep.Differences))}
+	}
+	return nil
+}
