@@ -1,11 +1,14 @@
 package reconcile_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,3 +163,76 @@ func TestReconcileNoBill(t *testing.T) {
 type failingBills struct{ err error }
 
 func (b failingBills) Bill(context.Context, time.Time) (*wxpay.Bill, error) { return nil, b.err }
+
+// TestReconcileInjectedRows is RELIABILITY.md's S13 in its CI size: three
+// rows of each kind injected at once among sound ones, through the emulator
+// (v3, so refunds are real too); the report lists exactly the injected rows.
+func TestReconcileInjectedRows(t *testing.T) {
+	ctx := context.Background()
+	f := MustFixture(t)
+	f.set("2026-11-20 12:00:00")
+	sim, m := simMerchant(t, 3, f.clock())
+	var want []row
+	order := func(no string, fen int64) string {
+		t.Helper()
+		if err := m.order(ctx, no, fen); err != nil {
+			t.Fatalf("order %s: %v", no, err)
+		}
+		o, err := sim.Pay(no)
+		if err != nil {
+			t.Fatalf("pay %s: %v", no, err)
+		}
+		return o.TransactionID
+	}
+	refundAtWeChat := func(no, rno string, fen int64) {
+		t.Helper()
+		if err := m.refund(ctx, no, rno, fen); err != nil {
+			t.Fatalf("refund %s: %v", rno, err)
+		}
+		if _, err := sim.CompleteRefund(rno); err != nil {
+			t.Fatalf("complete %s: %v", rno, err)
+		}
+	}
+	refundInLedger := func(no, rno string) {
+		t.Helper()
+		f.refund("2026-11-20 12:00:02", rno, no, true)
+	}
+	for i := range 21 {
+		no, fen := fmt.Sprintf("tg_s13_%02d", i), int64(100+i)
+		switch i % 7 {
+		case 0: // sound payment, sound refund
+			f.pay("2026-11-20 12:00:01", no, order(no, fen), tollgate.Fen(fen))
+			refundAtWeChat(no, no+"_r", fen)
+			refundInLedger(no, no+"_r")
+		case 1: // sound payment
+			f.pay("2026-11-20 12:00:01", no, order(no, fen), tollgate.Fen(fen))
+		case 2: // paid, never credited
+			order(no, fen)
+			want = append(want, row{reconcile.Missing, no, ""})
+		case 3: // credited, never paid
+			f.pay("2026-11-20 12:00:01", no, fmt.Sprintf("42000000000000000000000%05d", i), tollgate.Fen(fen))
+			want = append(want, row{reconcile.Extra, no, ""})
+		case 4: // credited with another amount
+			f.pay("2026-11-20 12:00:01", no, order(no, fen), tollgate.Fen(fen+1))
+			want = append(want, row{reconcile.Mismatched, no, ""})
+		case 5: // refunded at WeChat Pay, not in the ledger
+			f.pay("2026-11-20 12:00:01", no, order(no, fen), tollgate.Fen(fen))
+			refundAtWeChat(no, no+"_r", fen)
+			want = append(want, row{reconcile.RefundMissing, no, no + "_r"})
+		case 6: // refunded in the ledger, never at WeChat Pay
+			f.pay("2026-11-20 12:00:01", no, order(no, fen), tollgate.Fen(fen))
+			refundInLedger(no, no+"_r")
+			want = append(want, row{reconcile.RefundExtra, no, no + "_r"})
+		}
+	}
+	f.dump()
+	slices.SortStableFunc(want, func(a, b row) int {
+		order := []reconcile.Kind{reconcile.Missing, reconcile.Extra, reconcile.Mismatched, reconcile.RefundMissing, reconcile.RefundExtra}
+		return cmp.Or(cmp.Compare(slices.Index(order, a.Kind), slices.Index(order, b.Kind)), strings.Compare(a.OutTradeNo, b.OutTradeNo))
+	})
+	rep, err := (&reconcile.Reconciler{Bills: m.bills, Store: f.store}).Reconcile(ctx, at(t, "2026-11-20 00:00:00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, rep, want...)
+}
