@@ -60,7 +60,7 @@ type page struct {
 	Sandbox    bool
 	Script     string // asset name of the page's script, "" for none
 	AssetVer   string
-	ConfigJSON string
+	ConfigJSON template.JS
 	Expires    string
 	Body       any
 }
@@ -149,10 +149,11 @@ func formatTime(t time.Time) string {
 var cst = time.FixedZone("CST", 8*3600)
 
 // jsConfig is the JSON the page's script reads from a non-executed script
-// tag: no inline script runs, so the CSP can forbid it.
-func jsConfig(v any) string {
+// tag: no inline script runs, so the CSP can forbid it. json.Marshal
+// escapes <, > and &, so no value can close the tag.
+func jsConfig(v any) template.JS {
 	b, _ := json.Marshal(v)
-	return string(b)
+	return template.JS(b)
 }
 
 // asset serves an embedded CSS or JS file, cached for a year (its URL
