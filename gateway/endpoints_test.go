@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -118,6 +120,22 @@ func TestMessagesEndpoint(t *testing.T) {
 		if resp.StatusCode != 402 || path(mustJSON(t, body), "error", "type") != "billing_error" {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
+	})
+	t.Run("OverloadedAfterMessageStartFailsOver", func(t *testing.T) {
+		overloaded := (&upstream{}).start(t, gateway.KindAnthropic)
+		overloaded.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_x\",\"usage\":{\"input_tokens\":5}}}\n\n")
+			io.WriteString(w, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n")
+		})
+		second := &upstream{}
+		e := newEnv(t, 10_000, deploymentSpec{up: overloaded, kind: gateway.KindAnthropic}, deploymentSpec{up: second, kind: gateway.KindAnthropic})
+		resp, body := e.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 200 || strings.Contains(body, "msg_x") || strings.Count(body, "event: message_start") != 1 || second.calls.Load() != 1 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		e.checkNoHolds()
 	})
 	t.Run("FailoverFromAnthropicToOpenAI", func(t *testing.T) {
 		e := newEnv(t, 10_000, deploymentSpec{up: &upstream{Status: 529}, kind: gateway.KindAnthropic}, deploymentSpec{up: &upstream{}})

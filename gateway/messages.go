@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -43,6 +44,7 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 		res   *chatResult    // from an OpenAI one, not streaming
 		st    chunkStream    // from an OpenAI one, streaming
 		first []map[string]json.RawMessage
+		lead  *leadEvents // an Anthropic stream's events before its first output
 		att   *attempt
 	)
 	d, err := g.failover(r.Context(), m.hold.RequestID, mr.Model, mr.deps, func(a *attempt, d *deployment) error {
@@ -51,6 +53,11 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 		switch an, ok := d.up.(*anthropic); {
 		case ok:
 			resp, err = an.passThrough(a.ctx, d, mr.raw, mr.MaxTokens)
+			if err == nil && mr.Stream {
+				if lead, err = readLead(a, resp); err != nil {
+					resp.Body.Close()
+				}
+			}
 		case mr.Stream:
 			st, first, err = openStream(a, d, mr.chat)
 		default:
@@ -67,7 +74,7 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 	defer att.done()
 	switch {
 	case resp != nil && mr.Stream:
-		g.messagesStream(w, r, m, d, resp, att)
+		g.messagesStream(w, r, m, d, resp, lead, att)
 	case resp != nil:
 		g.messagesPassThrough(w, r, m, d, resp, att)
 	case st != nil:
@@ -208,20 +215,19 @@ func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *
 
 // messagesStream relays a Messages stream verbatim, reading usage from
 // message_start and message_delta and adding cost_credits to the latter.
-func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *metered, d *deployment, resp *http.Response, att *attempt) {
+func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *metered, d *deployment, resp *http.Response, lead *leadEvents, att *attempt) {
 	defer resp.Body.Close()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	rl := &relay{w: w, rc: http.NewResponseController(w)}
-	sse := newSSEReader(resp.Body)
 	var start anthUsage
 	var final *tokenUsage
 	var upErr error
 	complete := false
-	for rl.err == nil && !complete {
-		event, data, err := sse.next()
+	for rl.err == nil && !complete && upErr == nil {
+		event, data, err := lead.next()
 		if err != nil {
 			upErr = classify(att.ctx, err)
 			break
@@ -230,6 +236,8 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 		var ev anthEvent
 		_ = json.Unmarshal(data, &ev)
 		switch ev.Type {
+		case "error":
+			upErr = &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage(data)} // relayed as is below
 		case "message_start":
 			start = ev.Message.Usage
 		case "content_block_delta":
@@ -260,8 +268,11 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 		m.settle(r.Context(), d, *u, estimated, "client_canceled")
 	case !complete:
 		m.settle(r.Context(), d, *u, estimated, "interrupted")
-		msg, _ := json.Marshal(map[string]any{"type": "error", "error": map[string]string{"type": "api_error", "message": "the upstream stream was interrupted"}})
-		rl.write("event: error\ndata: " + string(msg) + "\n\n")
+		var ue *upstreamError
+		if !errors.As(upErr, &ue) || ue.Status == 0 { // an upstream error event was relayed already
+			msg, _ := json.Marshal(map[string]any{"type": "error", "error": map[string]string{"type": "api_error", "message": "the upstream stream was interrupted"}})
+			rl.write("event: error\ndata: " + string(msg) + "\n\n")
+		}
 		g.opts.Logger.WarnContext(r.Context(), "upstream stream broke", "request_id", m.hold.RequestID, "deployment", d.id, "err", upErr)
 	default:
 		m.settle(r.Context(), d, *u, estimated, "ok")
@@ -342,4 +353,56 @@ func writeAnthError(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", retryAfterSeconds(retry))
 	}
 	writeJSON(w, status, map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": body.Error.Message}})
+}
+
+// sseEvent is one Server-Sent Event read ahead.
+type sseEvent struct {
+	event string
+	data  []byte
+}
+
+// leadEvents replays the events read before committing to an upstream,
+// then reads on.
+type leadEvents struct {
+	events []sseEvent
+	sse    *sseReader
+}
+
+func (l *leadEvents) next() (string, []byte, error) {
+	if len(l.events) > 0 {
+		e := l.events[0]
+		l.events = l.events[1:]
+		return e.event, e.data, nil
+	}
+	return l.sse.next()
+}
+
+// readLead reads a Messages stream up to its first output (a content delta
+// or the message's end), so an upstream that fails before any output (an
+// overloaded_error event right after message_start) can still be failed
+// over.
+func readLead(a *attempt, resp *http.Response) (*leadEvents, error) {
+	l := &leadEvents{sse: newSSEReader(resp.Body)}
+	for len(l.events) < maxLeadChunks {
+		event, data, err := l.sse.next()
+		if err != nil {
+			return nil, classify(a.ctx, err)
+		}
+		a.touch()
+		var ev anthEvent
+		_ = json.Unmarshal(data, &ev)
+		switch ev.Type {
+		case "error":
+			status := http.StatusBadGateway
+			if strings.Contains(string(ev.Error), "overloaded") {
+				status = http.StatusServiceUnavailable
+			}
+			return nil, &upstreamError{Status: status, Message: upstreamMessage(data)}
+		case "content_block_delta", "message_delta", "message_stop":
+			l.events = append(l.events, sseEvent{event, data})
+			return l, nil
+		}
+		l.events = append(l.events, sseEvent{event, data})
+	}
+	return l, nil
 }
