@@ -81,3 +81,36 @@ func TestOpenUnavailable(t *testing.T) {
 		t.Fatalf("code = %q (%v), want unavailable", code, err)
 	}
 }
+
+func TestSessionSettings(t *testing.T) {
+	show := func(s *postgres.Store, name string) string {
+		t.Helper()
+		var v string
+		if err := s.Pool().QueryRow(context.Background(), "SELECT current_setting($1)", name).Scan(&v); err != nil {
+			t.Fatalf("show %s: %v", name, err)
+		}
+		return v
+	}
+	s, url := MustOpen(t, postgres.WithApplicationName("tollgate-test"))
+	for name, want := range map[string]string{
+		"application_name":                    "tollgate-test",
+		"enable_seqscan":                      "off",
+		"idle_in_transaction_session_timeout": "1min",
+	} {
+		if got := show(s, name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	// The URL wins over the store's defaults.
+	s2, err := postgres.Open(context.Background(), url+"&enable_seqscan=on&application_name=mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got := show(s2, "enable_seqscan"); got != "on" {
+		t.Errorf("enable_seqscan from the URL = %q, want on", got)
+	}
+	if got := show(s2, "application_name"); got != "mine" {
+		t.Errorf("application_name from the URL = %q, want mine", got)
+	}
+}

@@ -150,6 +150,12 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		// grown, until autovacuum's ANALYZE invalidates them.
 		cc.RuntimeParams["enable_seqscan"] = "off"
 	}
+	if _, ok := cc.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		// A ledger transaction never waits on its client for long; one
+		// that does belongs to a hung or partitioned instance and holds
+		// row locks every other instance needs. The server ends it.
+		cc.RuntimeParams["idle_in_transaction_session_timeout"] = "60s"
+	}
 	if cc.ConnectTimeout == 0 && o.connectTimeout > 0 {
 		cc.ConnectTimeout = o.connectTimeout
 	}
