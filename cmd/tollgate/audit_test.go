@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"tollgate/internal/testenv"
 	"tollgate/ledger"
+	"tollgate/reconcile"
+	"tollgate/store/postgres"
 	"tollgate/store/sqlite"
 )
 
@@ -92,5 +95,48 @@ func TestAuditCommandErrors(t *testing.T) {
 	}
 	if _, _, errOut := runCLI(t, "audit", "--help"); !strings.Contains(errOut, "1 when any is violated") {
 		t.Errorf("help does not state the exit status:\n%s", errOut)
+	}
+}
+
+// The same commands read a shared PostgreSQL ledger with --database-url
+// (skipped when PostgreSQL is absent, unless TOLLGATE_REQUIRE_SERVICES=1).
+func TestAuditAndReconcileCommandsPostgres(t *testing.T) {
+	url := testenv.MustPostgres(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, reconcile.China)
+	s := startReconcileSim(t, func() time.Time { return now })
+	cfg := s.sim.Config()
+
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := ledger.New(st, ledger.Options{Now: func() time.Time { return now }})
+	if _, err := svc.CreateAccount(ctx, "acct-cli"); err != nil {
+		t.Fatal(err)
+	}
+	o := s.pay(t, "tg_pg_1", 1234)
+	mustCredit(t, svc, "tg_pg_1", o.TransactionID, 1234)
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if status, out, _ := runCLI(t, "audit", "--database-url", url); status != 0 {
+		t.Fatalf("audit: status %d\n%s", status, out)
+	}
+	status, out, _ := runCLI(t, "reconcile", "--database-url", url, "--date", "2026-11-20", "--wxpay-url", s.url,
+		"--wxpay-mch-id", cfg.MchID, "--wxpay-appid", cfg.AppID, "--wxpay-api-key", cfg.APIKey)
+	if status != 0 {
+		t.Fatalf("reconcile: status %d\n%s", status, out)
+	}
+
+	if err := st.ExecRaw(ctx, `UPDATE accounts SET left_credits = left_credits + 7 WHERE id = 'acct-cli'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if status, out, _ := runCLI(t, "audit", "--database-url", url); status != 1 || !strings.Contains(out, "account.left") {
+		t.Fatalf("corrupted: status %d\n%s", status, out)
 	}
 }
