@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -156,4 +157,23 @@ func TestMessagesEndpoint(t *testing.T) {
 			t.Fatalf("usages %+v", usages)
 		}
 	})
+}
+
+func TestUnpricedModelIsAnInternalError(t *testing.T) {
+	up := (&upstream{}).start(t, gateway.KindOpenAI)
+	cfg := &gateway.Config{
+		Providers: []gateway.ProviderConfig{{Name: "p", Kind: gateway.KindOpenAI, BaseURL: up.srv.URL + "/v1"}},
+		Models:    map[string][]gateway.DeploymentConfig{"unpriced": {{Provider: "p", Model: "u"}}},
+	}
+	gw, err := gateway.New(cfg, gateway.Options{Meter: newFakeMeter(t, 1000), Pricer: fakePricer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{"model":"unpriced","messages":[{"role":"user","content":"x"}]}`))
+	r = r.WithContext(gateway.WithCaller(r.Context(), gateway.Caller{Account: "a"}))
+	rec := httptest.NewRecorder()
+	gw.Handler().ServeHTTP(rec, r)
+	if rec.Code != 500 || up.calls.Load() != 0 || strings.Contains(rec.Body.String(), "no price") {
+		t.Fatalf("status %d calls %d: %s", rec.Code, up.calls.Load(), rec.Body)
+	}
 }

@@ -70,6 +70,9 @@ func errorBody(err error) (int, time.Duration, apiError) {
 		kind = errorKinds[tollgate.EINTERNAL]
 	}
 	msg := tollgate.ErrorMessage(err)
+	if code == tollgate.EINTERNAL || !ok {
+		msg = "internal error" // details are logged, never shown
+	}
 	status, typ, pub := kind.status, kind.typ, kind.code
 	var retry time.Duration
 	var se *StatusError

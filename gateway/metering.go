@@ -26,9 +26,12 @@ type metered struct {
 func (g *Gateway) reserve(r *http.Request, c Caller, model string, prompt, outTokens int64) (*metered, error) {
 	margin := prompt/4 + 16
 	credits, err := g.opts.Pricer.Cost(model, prompt+margin, 0, outTokens)
-	if err != nil {
+	if tollgate.ErrorCode(err) == tollgate.ENOTFOUND {
 		// A configured model without a price is our misconfiguration.
 		return nil, &tollgate.Error{Code: tollgate.EINTERNAL, Op: "gateway.reserve", Message: "no price for " + model, Err: err}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("price the hold for %s: %w", model, err) // e.g. EUNAVAILABLE: no exchange rate yet
 	}
 	if lim := c.Limits.MaxCreditsPerRequest; lim > 0 && credits > lim {
 		return nil, tollgate.Errorf(tollgate.EFORBIDDEN,
