@@ -179,6 +179,37 @@ func (s *Store) Migrate(ctx context.Context) ([]Migration, error) {
 	return applied, nil
 }
 
+// AppliedMigration is a row of schema_migrations.
+type AppliedMigration struct {
+	Version   int
+	Name      string
+	AppliedAt time.Time
+}
+
+// AppliedMigrations returns the migrations recorded in schema_migrations,
+// in version order.
+func (s *Store) AppliedMigrations(ctx context.Context) ([]AppliedMigration, error) {
+	rows, err := s.writer.QueryContext(ctx, `SELECT version, name, applied_at FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	var out []AppliedMigration
+	for rows.Next() {
+		var m AppliedMigration
+		var at int64
+		if err := rows.Scan(&m.Version, &m.Name, &at); err != nil {
+			return nil, fmt.Errorf("sqlite: read schema_migrations: %w", err)
+		}
+		m.AppliedAt = time.UnixMicro(at).UTC()
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: read schema_migrations: %w", err)
+	}
+	return out, nil
+}
+
 func (s *Store) applyMigration(ctx context.Context, m Migration) (bool, error) {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
