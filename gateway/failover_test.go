@@ -169,6 +169,10 @@ func TestBreakerSkipsOpenDeploymentThenProbes(t *testing.T) {
 	if first.calls.Load() != 3 {
 		t.Fatalf("open deployment was called: %d calls", first.calls.Load())
 	}
+	st := e.gw.Status()
+	if len(st) != 2 || st[0].Deployment != "p0/up-0" || st[0].Breaker != "open" || st[1].Breaker != "closed" || st[1].Kind != "openai" {
+		t.Fatalf("status %+v", st)
+	}
 }
 
 func TestConcurrentRequestsNeverOverspend(t *testing.T) {
