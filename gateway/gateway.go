@@ -39,7 +39,7 @@ type Options struct {
 	Rand *rand.Rand
 	Seed uint64
 	Now  func() time.Time
-	// Sleep waits between attempts; it returns early when ctx ends.
+	// Sleep waits between attempts; it returns early when done closes.
 	// Default: a timer. Tests may make it instant.
 	Sleep func(done <-chan struct{}, d time.Duration)
 	// RequestID names a request for holds and usage; default: the
