@@ -13,21 +13,20 @@ import (
 // their requests; load derives the rest from the rows it finds (a hold's
 // account and grant, a refund's lot).
 type needs struct {
-	accounts   map[tollgate.AccountID]bool
-	spendable  map[tollgate.AccountID]bool
-	lotIDs     map[int64]bool
-	tradeNos   map[string]bool
-	txnIDs     map[string]bool
-	holdIDs    map[string]bool
-	grantIDs   map[string]bool
-	liveOf     map[tollgate.AccountID]bool
-	refundNos  map[string]bool
-	usageIDs   map[string]bool
-	expiredAt  time.Time // ExpiredHolds(expiredAt, expireLimit) when expireLimit > 0
-	expireMax  int
-	grantsAt   time.Time // ExpiredGrants(grantsAt, grantsMax) when grantsMax > 0
-	grantsMax  int
-	accountAll bool // spendable lots of every loaded account
+	accounts  map[tollgate.AccountID]bool
+	spendable map[tollgate.AccountID]bool
+	lotIDs    map[int64]bool
+	tradeNos  map[string]bool
+	txnIDs    map[string]bool
+	holdIDs   map[string]bool
+	grantIDs  map[string]bool
+	liveOf    map[tollgate.AccountID]bool
+	refundNos map[string]bool
+	usageIDs  map[string]bool
+	expiredAt time.Time // ExpiredHolds(expiredAt, expireLimit) when expireLimit > 0
+	expireMax int
+	grantsAt  time.Time // ExpiredGrants(grantsAt, grantsMax) when grantsMax > 0
+	grantsMax int
 }
 
 func newNeeds() *needs {

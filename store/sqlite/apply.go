@@ -103,8 +103,6 @@ func (t *txn) update(ctx context.Context, what, query string, args ...any) error
 
 func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
 
-func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
-
 // The hot tables are written set-based: all rows of a batch go into one
 // multi-row VALUES statement, one driver round trip instead of one per row.
 // Statement texts depend only on the row count, so the prepared-statement
