@@ -180,6 +180,7 @@ func Compare(in Input) Report {
 		c.report.Totals.BillSummaryTotal = tollgate.Fen(in.Bill.Summary.TotalFee)
 		c.report.Totals.BillSummaryRefund = tollgate.Fen(in.Bill.Summary.RefundFee)
 		c.billRows(in.Bill.Records)
+		c.checkSummary(in.Bill)
 	}
 	c.extraLots()
 	c.extraRefunds()
@@ -247,6 +248,23 @@ func (c *comparison) billRows(records []wxpay.BillRecord) {
 		default:
 			c.report.Totals.BillOtherRows++
 		}
+	}
+}
+
+// checkSummary notes a summary row that does not add up to the bill's
+// records: a truncated or altered download. It is a note, not a difference,
+// because it says the bill is suspect, not that the ledger is wrong.
+func (c *comparison) checkSummary(b *wxpay.Bill) {
+	var total, refund int64
+	for i := range b.Records {
+		total += b.Records[i].TotalFee
+		refund += b.Records[i].RefundFee
+	}
+	s := b.Summary
+	if s.Count != int64(len(b.Records)) || s.TotalFee != total || s.RefundFee != refund {
+		c.report.Notes = append(c.report.Notes, fmt.Sprintf(
+			"bill summary does not add up: %d rows, %d fen ordered, %d fen refunded; the records have %d, %d, %d",
+			s.Count, s.TotalFee, s.RefundFee, len(b.Records), total, refund))
 	}
 }
 

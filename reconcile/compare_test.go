@@ -107,6 +107,9 @@ func TestCompare(t *testing.T) {
 			if rep.Date != "2026-11-20" {
 				t.Errorf("date %q", rep.Date)
 			}
+			if len(rep.Notes) != 0 {
+				t.Errorf("notes on a sound bill: %q", rep.Notes)
+			}
 			tot := rep.Totals
 			if rep.Clean() && (tot.BillGrossFen != tot.LedgerGrossFen || tot.BillRefundFen != tot.LedgerRefundFen) {
 				t.Errorf("clean report with unequal totals: %+v", tot)
@@ -194,5 +197,16 @@ func TestWriteTextAndJSON(t *testing.T) {
 	checkRows(t, back, rows(rep)...)
 	if back.Totals != rep.Totals || !strings.Contains(js.String(), `"bill_gross_fen": 15001`) {
 		t.Errorf("JSON totals: %s", js.String())
+	}
+}
+
+// A bill whose summary does not add up to its records (a truncated
+// download) is named in the notes.
+func TestCompareNotesBadSummary(t *testing.T) {
+	bill := MustBill(t, "clean.csv")
+	bill.Records = bill.Records[:3]
+	rep := reconcile.Compare(reconcile.Input{Day: at(t, "2026-11-20 00:00:00"), Bill: bill})
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "4 rows, 15001 fen ordered, 10000 fen refunded; the records have 3, 15001, 0") {
+		t.Errorf("notes %q", rep.Notes)
 	}
 }

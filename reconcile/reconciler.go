@@ -69,13 +69,17 @@ type Reconciler struct {
 	Store ledger.Store
 	// Loc is the bill's time zone; China when nil.
 	Loc *time.Location
+	// Now is the clock, time.Now when nil. The next day's bill is not asked
+	// for before that day has ended.
+	Now func() time.Time
 }
 
 // Reconcile reconciles day's calendar date in the bill's time zone. When
 // the first comparison finds extra lots or refunds, it also downloads the
-// bills of the day before and after, so that a payment credited just after
-// midnight, or a refund begun just before it, is not reported; an adjacent
-// bill that cannot be read is named in the report's notes. The error is
+// bills of the day before and after (once that day has ended), so that a
+// payment credited just after midnight, or a refund begun just before it,
+// is not reported; an adjacent bill that cannot be read is named in the
+// report's notes. The error is
 // only for failing to read the day's bill or the ledger.
 func (r *Reconciler) Reconcile(ctx context.Context, day time.Time) (Report, error) {
 	start, _ := DayBounds(day, r.Loc)
@@ -104,7 +108,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, day time.Time) (Report, erro
 		return rep, nil
 	}
 	var notes []string
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
 	for _, d := range []time.Time{start.AddDate(0, 0, -1), start.AddDate(0, 0, 1)} {
+		if now().Before(d.AddDate(0, 0, 1)) { // the day has not ended
+			notes = append(notes, fmt.Sprintf("bill of %s not made yet: rows of just before midnight may be listed as extra",
+				d.Format(time.DateOnly)))
+			continue
+		}
 		b, err := r.Bills.Bill(ctx, d)
 		switch {
 		case errors.Is(err, ErrNoBill):
@@ -116,6 +129,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, day time.Time) (Report, erro
 		}
 	}
 	rep = Compare(in)
-	rep.Notes = notes
+	rep.Notes = append(rep.Notes, notes...)
 	return rep, nil
 }

@@ -230,9 +230,24 @@ func TestReconcileInjectedRows(t *testing.T) {
 		order := []reconcile.Kind{reconcile.Missing, reconcile.Extra, reconcile.Mismatched, reconcile.RefundMissing, reconcile.RefundExtra}
 		return cmp.Or(cmp.Compare(slices.Index(order, a.Kind), slices.Index(order, b.Kind)), strings.Compare(a.OutTradeNo, b.OutTradeNo))
 	})
-	rep, err := (&reconcile.Reconciler{Bills: m.bills, Store: f.store}).Reconcile(ctx, at(t, "2026-11-20 00:00:00"))
+	later := func() time.Time { return at(t, "2026-11-25 10:00:00") }
+	rep, err := (&reconcile.Reconciler{Bills: m.bills, Store: f.store, Now: later}).Reconcile(ctx, at(t, "2026-11-20 00:00:00"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkRows(t, rep, want...)
+	// The emulator's clock stands on 2026-11-20 and it refuses a bill date
+	// in its future: the reconciler, whose clock is later, says so.
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "bill of 2026-11-21 unavailable") {
+		t.Errorf("notes: %q", rep.Notes)
+	}
+	// On the emulator's own clock the next day has not ended: not asked.
+	r := reconcile.Reconciler{Bills: m.bills, Store: f.store, Now: f.clock}
+	if rep, err = r.Reconcile(ctx, at(t, "2026-11-20 00:00:00")); err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, rep, want...)
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "bill of 2026-11-21 not made yet") {
+		t.Errorf("notes: %q", rep.Notes)
+	}
 }
