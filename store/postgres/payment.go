@@ -100,8 +100,13 @@ func (s *Store) pgPayTx(ctx context.Context, op string, fn func(pgx.Tx) error) e
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return mapError(op+": commit", err)
+	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
+		if commitRolledBack(err) {
+			return mapError(op+": commit", err)
+		}
+		// The connection broke with COMMIT in flight: the order or
+		// refund record may exist. Say so, as Update does.
+		return unknownCommit(op+": commit", err)
 	}
 	return nil
 }
