@@ -76,15 +76,22 @@ type Difference struct {
 // plus those reported as extra. When a report is clean the two sides are
 // equal.
 type Totals struct {
-	BillPayments      int          `json:"bill_payments"`
-	BillGrossFen      tollgate.Fen `json:"bill_gross_fen"`
-	LedgerPayments    int          `json:"ledger_payments"`
-	LedgerGrossFen    tollgate.Fen `json:"ledger_gross_fen"`
-	BillRefunds       int          `json:"bill_refunds"`
-	BillRefundFen     tollgate.Fen `json:"bill_refund_fen"`
-	LedgerRefunds     int          `json:"ledger_refunds"`
-	LedgerRefundFen   tollgate.Fen `json:"ledger_refund_fen"`
-	BillOtherRows     int          `json:"bill_other_rows,omitempty"`
+	// Payments: the bill's SUCCESS rows and 订单金额, and the lots
+	// attributed to the day.
+	BillPayments   int          `json:"bill_payments"`
+	BillGrossFen   tollgate.Fen `json:"bill_gross_fen"`
+	LedgerPayments int          `json:"ledger_payments"`
+	LedgerGrossFen tollgate.Fen `json:"ledger_gross_fen"`
+	// Refunds: the bill's REFUND rows not closed and their 申请退款金额,
+	// and the ledger refunds attributed to the day that did not fail.
+	BillRefunds     int          `json:"bill_refunds"`
+	BillRefundFen   tollgate.Fen `json:"bill_refund_fen"`
+	LedgerRefunds   int          `json:"ledger_refunds"`
+	LedgerRefundFen tollgate.Fen `json:"ledger_refund_fen"`
+	// BillOtherRows counts rows that are neither SUCCESS nor REFUND
+	// (e.g. REVOKED micropay rows); they are not compared.
+	BillOtherRows int `json:"bill_other_rows,omitempty"`
+	// The bill's own summary row: 总交易单数, 订单总金额, 退款总金额.
 	BillSummaryRows   int64        `json:"bill_summary_rows"`
 	BillSummaryTotal  tollgate.Fen `json:"bill_summary_total_fen"`
 	BillSummaryRefund tollgate.Fen `json:"bill_summary_refund_fen"`
