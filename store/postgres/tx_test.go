@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/internal/testenv"
 	"tollgate/ledger"
 	"tollgate/store/postgres"
 )
@@ -59,9 +60,21 @@ func deadlock(t *testing.T, s *postgres.Store) [2]error {
 	return errs
 }
 
+// mustOpenFastDeadlocks opens a store whose sessions look for deadlocks
+// after 50 ms instead of the server's default second.
+func mustOpenFastDeadlocks(t *testing.T, opts ...postgres.Option) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), testenv.MustPostgres(t)+"&deadlock_timeout=50ms", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func TestDeadlockIsRetry(t *testing.T) {
 	t.Run("ReportedAsErrRetry", func(t *testing.T) {
-		s, _ := MustOpen(t)
+		s := mustOpenFastDeadlocks(t)
 		errs := deadlock(t, s)
 		if (errs[0] == nil) == (errs[1] == nil) {
 			t.Fatalf("errors = %v; want exactly one transaction aborted", errs)
@@ -72,7 +85,7 @@ func TestDeadlockIsRetry(t *testing.T) {
 		}
 	})
 	t.Run("RetriedWithUpdateAttempts", func(t *testing.T) {
-		s, _ := MustOpen(t, postgres.WithUpdateAttempts(3))
+		s := mustOpenFastDeadlocks(t, postgres.WithUpdateAttempts(3))
 		if errs := deadlock(t, s); errs[0] != nil || errs[1] != nil {
 			t.Fatalf("errors = %v; want the aborted transaction retried", errs)
 		}
