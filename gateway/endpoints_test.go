@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"tollgate/gateway"
 )
@@ -175,5 +176,38 @@ func TestUnpricedModelIsAnInternalError(t *testing.T) {
 	gw.Handler().ServeHTTP(rec, r)
 	if rec.Code != 500 || up.calls.Load() != 0 || strings.Contains(rec.Body.String(), "no price") {
 		t.Fatalf("status %d calls %d: %s", rec.Code, up.calls.Load(), rec.Body)
+	}
+}
+
+func TestBadRequestsOnOtherEndpoints(t *testing.T) {
+	e := newEnv(t, 10_000, deploymentSpec{up: &upstream{}, kind: gateway.KindAnthropic})
+	for _, tc := range []struct {
+		name, path, body string
+		status           int
+	}{
+		{"MessagesNotJSON", "/v1/messages", `{`, 400},
+		{"MessagesNoMaxTokens", "/v1/messages", `{"model":"m","messages":[{"role":"user","content":"x"}]}`, 400},
+		{"MessagesUnknownModel", "/v1/messages", `{"model":"x","max_tokens":5,"messages":[{"role":"user","content":"x"}]}`, 404},
+		{"EmbeddingsNotJSON", "/v1/embeddings", `[`, 400},
+		{"EmbeddingsNoInput", "/v1/embeddings", `{"model":"m"}`, 400},
+		{"EmbeddingsOnAnthropicOnlyModel", "/v1/embeddings", `{"model":"m","input":"x"}`, 400},
+		{"EmbeddingsUnknownModel", "/v1/embeddings", `{"model":"x","input":[[1,2],[3]]}`, 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := e.do(context.Background(), tc.path, tc.body)
+			if resp.StatusCode != tc.status || path(mustJSON(t, body), "error", "message") == nil {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+		})
+	}
+	e.checkNoHolds()
+}
+
+func TestRetryAfterAsHTTPDate(t *testing.T) {
+	when := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
+	e := newEnv(t, 10_000, deploymentSpec{up: &upstream{Status: 429, RetryAfter: when}})
+	resp, _ := e.chat(simpleChat)
+	if ra := resp.Header.Get("Retry-After"); resp.StatusCode != 429 || ra < "80" || ra > "91" || len(ra) != 2 {
+		t.Fatalf("status %d Retry-After %q", resp.StatusCode, ra)
 	}
 }
