@@ -33,11 +33,14 @@ func main() {
 	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "tollgate:", err)
-		}
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "tollgate:", err)
+		// A subcommand may say how it failed (reconcile: 1 differences, 2 errors).
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			os.Exit(ec.ExitCode())
 		}
 		os.Exit(1)
 	}
