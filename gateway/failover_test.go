@@ -75,7 +75,11 @@ func TestAllDeploymentsFail(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var deps []deploymentSpec
 			for _, u := range tc.ups {
-				deps = append(deps, deploymentSpec{up: u, timeout: 50 * time.Millisecond})
+				d := deploymentSpec{up: u}
+				if u.Hang {
+					d.timeout = 50 * time.Millisecond // only a hanging upstream may time out
+				}
+				deps = append(deps, d)
 			}
 			e := newEnv(t, 10_000, deps...)
 			resp, body := e.chat(simpleChat)
