@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"tollgate"
@@ -50,6 +51,21 @@ type Service struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
+
+	batches    atomic.Int64
+	batchedOps atomic.Int64
+}
+
+// Stats counts the group committer's work since New.
+type Stats struct {
+	Batches    int64 // transactions run by the group committer
+	BatchedOps int64 // reserve/settle/release operations they carried
+}
+
+// Stats returns how many batches the group committer ran and how many
+// operations they carried; BatchedOps/Batches is the mean batch size.
+func (s *Service) Stats() Stats {
+	return Stats{Batches: s.batches.Load(), BatchedOps: s.batchedOps.Load()}
 }
 
 type pending struct {
@@ -167,6 +183,15 @@ func (s *Service) batched(ctx context.Context, o op) (any, error) {
 	select {
 	case r := <-p.done:
 		return r.val, r.err
+	case <-s.stop:
+		// Close may have run after this op was queued; its outcome is
+		// unknown, as after a timeout.
+		select {
+		case r := <-p.done:
+			return r.val, r.err
+		default:
+			return nil, tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")
+		}
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait for ledger operation: %w", ctx.Err())
 	}
@@ -222,6 +247,8 @@ func (s *Service) collect(first *pending) []*pending {
 // the others.
 func (s *Service) commit(batch []*pending) {
 	ctx := context.Background()
+	s.batches.Add(1)
+	s.batchedOps.Add(int64(len(batch)))
 	ops := make([]op, len(batch))
 	for i, p := range batch {
 		ops[i] = p.op

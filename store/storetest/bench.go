@@ -76,6 +76,9 @@ func benchHoldSettle(b *testing.B, open OpenFunc, opt ledger.Options) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "pairs/s")
+	if st := svc.Stats(); st.Batches > 0 {
+		b.ReportMetric(float64(st.BatchedOps)/float64(st.Batches), "ops/batch")
+	}
 	if b.N >= 1000 {
 		MustAuditClean(b, e)
 	}
