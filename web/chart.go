@@ -175,8 +175,9 @@ func dayIndex(first, t time.Time) int {
 	return int(b.Sub(a).Hours() / 24)
 }
 
-// niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten (at least 4,
-// so four ticks stay whole numbers).
+// niceCeil rounds v up to a round axis top: 1, 1.2, 1.5, 1.6, 2, 2.5, 3, 4, 5,
+// 6 or 8 times a power of ten, divisible by 4 so the four ticks are whole
+// numbers (at least 4).
 func niceCeil(v int64) int64 {
 	if v <= 4 {
 		return 4
@@ -185,9 +186,10 @@ func niceCeil(v int64) int64 {
 	for p*10 < v {
 		p *= 10
 	}
-	for _, m := range []int64{1, 2, 4, 5, 8, 10} {
-		if p*m >= v && (p*m)%4 == 0 {
-			return p * m
+	for _, m := range []int64{10, 12, 15, 16, 20, 25, 30, 40, 50, 60, 80, 100} {
+		top := p * m
+		if top%40 == 0 && top/10 >= v {
+			return top / 10
 		}
 	}
 	return p * 10

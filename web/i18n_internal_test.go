@@ -83,7 +83,7 @@ func TestChart(t *testing.T) {
 			t.Fatalf("tick %+v outside the plot", tk)
 		}
 	}
-	if niceCeil(150) != 200 || niceCeil(7) != 8 || niceCeil(0) != 4 || niceCeil(1_000_001) != 2_000_000 {
+	if niceCeil(150) != 160 || niceCeil(110_000) != 120_000 || niceCeil(7) != 8 || niceCeil(0) != 4 || niceCeil(1_000_001) != 1_200_000 || niceCeil(9) != 10 {
 		t.Fatal("niceCeil")
 	}
 	if e := buildChart(nil, now, cst, langEN, "other"); !e.Empty || len(e.Bars) != 0 {

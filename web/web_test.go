@@ -442,3 +442,11 @@ func TestRoutes(t *testing.T) {
 		t.Fatal("Check accepted a short secret")
 	}
 }
+
+func mustDecode(tb testing.TB, res *http.Response, v any) {
+	tb.Helper()
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -170,7 +170,7 @@
       poll(true);
       return;
     }
-    var s = Math.ceil(ms / 1000);
+    var s = Math.floor(ms / 1000);
     var mm = Math.floor(s / 60), ss = s % 60;
     $("countdown").textContent = (mm < 10 ? "0" : "") + mm + ":" + (ss < 10 ? "0" : "") + ss;
   }
