@@ -1,0 +1,209 @@
+// Package webadapt adapts tollgate's services (payment.Service,
+// ledger.Service, pricing.Pricer) to the web package's interfaces, so the
+// server can mount the checkout with a few lines. It holds no logic of its
+// own beyond converting types; web itself imports none of these packages.
+//
+// Mounting, in the server (httpapi or cmd/tollgate):
+//
+//	h := &web.Handler{
+//		Secret: sessionSecret, MerchantName: name, Sandbox: sandbox,
+//		Orders: webadapt.Orders{Payments: pay}, Refunder: webadapt.Orders{Payments: pay},
+//		Accounts: webadapt.Accounts{Ledger: led}, Catalog: webadapt.Catalog{Pricer: pr},
+//		Account: func(r *http.Request) (tollgate.AccountID, error) {
+//			c, ok := httpapi.CallerFrom(r.Context())
+//			switch {
+//			case !ok:
+//				return "", tollgate.Errorf(tollgate.EUNAUTHORIZED, "an API key is required")
+//			case c.Provisional:
+//				return "", tollgate.Errorf(tollgate.EFORBIDDEN, "a provisional access token cannot open a checkout")
+//			}
+//			return c.Account, nil
+//		},
+//	}
+//	if err := h.Check(); err != nil { ... }
+//	for _, rt := range h.Routes() {
+//		next := rt.Handler
+//		if rt.Auth {
+//			next = server.WithAuth(next)
+//		}
+//		mux.Handle(rt.Pattern, httpapi.LimitBody(rt.MaxBody, next))
+//	}
+package webadapt
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"tollgate"
+	"tollgate/ledger"
+	"tollgate/payment"
+	"tollgate/pricing"
+	"tollgate/web"
+)
+
+// Orders is web.Orders and web.Refunder over a payment.Service.
+type Orders struct {
+	Payments *payment.Service
+}
+
+var (
+	_ web.Orders   = Orders{}
+	_ web.Refunder = Orders{}
+	_ web.Accounts = Accounts{}
+	_ web.Catalog  = Catalog{}
+)
+
+// CreateOrder implements web.Orders.
+func (o Orders) CreateOrder(ctx context.Context, account tollgate.AccountID, packageID, fingerprint, key string) (web.Order, error) {
+	r, err := o.Payments.CreateOrder(ctx, payment.CreateOrderRequest{
+		Account: account, IdempotencyKey: key, PackageID: packageID, DeviceFingerprint: fingerprint,
+	})
+	if err != nil {
+		return web.Order{}, err
+	}
+	return web.Order{
+		OutTradeNo: r.OutTradeNo, Status: string(r.Status), Fen: r.AmountFen, Credits: r.Credits,
+		PackageID: packageID, ExpiresAt: r.ExpiresAt,
+	}, nil
+}
+
+// GetOrder implements web.Orders.
+func (o Orders) GetOrder(ctx context.Context, account tollgate.AccountID, no string) (web.Order, error) {
+	p, err := o.Payments.GetOrder(ctx, account, no)
+	if err != nil {
+		return web.Order{}, err
+	}
+	return Order(p), nil
+}
+
+// ListOrders implements web.Orders.
+func (o Orders) ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]web.Order, error) {
+	ps, err := o.Payments.ListOrders(ctx, account, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.Order, len(ps))
+	for i, p := range ps {
+		out[i] = Order(p)
+	}
+	return out, nil
+}
+
+// QRCodePNG implements web.Orders.
+func (o Orders) QRCodePNG(ctx context.Context, account tollgate.AccountID, no string, size int) ([]byte, error) {
+	return o.Payments.QRCodePNG(ctx, account, no, size)
+}
+
+// Refund implements web.Refunder.
+func (o Orders) Refund(ctx context.Context, account tollgate.AccountID, no string) (web.Refund, error) {
+	r, err := o.Payments.Refund(ctx, account, no)
+	if err != nil {
+		return web.Refund{}, err
+	}
+	return web.Refund{Fen: r.RefundFen, Credits: r.Credits, Status: string(r.Status)}, nil
+}
+
+// Order converts a payment order to what the page shows.
+func Order(p payment.Order) web.Order {
+	return web.Order{
+		OutTradeNo: p.OutTradeNo, Status: string(p.Status), Fen: p.Fen, Credits: p.Credits,
+		PackageID: p.PackageID, ExpiresAt: p.ExpiresAt, CreatedAt: p.CreatedAt,
+	}
+}
+
+// DefaultUsageLimit bounds the usage records read for the chart.
+const DefaultUsageLimit = 20000
+
+// Accounts is web.Accounts over a ledger.Service.
+type Accounts struct {
+	Ledger *ledger.Service
+	// UsageLimit bounds the records read for the 30-day chart
+	// (DefaultUsageLimit when 0); an account busier than that sees its
+	// oldest days undercounted.
+	UsageLimit int
+}
+
+// Balance implements web.Accounts.
+func (a Accounts) Balance(ctx context.Context, account tollgate.AccountID) (web.Balance, error) {
+	b, err := a.Ledger.Balance(ctx, account)
+	if err != nil {
+		return web.Balance{}, err
+	}
+	return web.Balance{Credits: b.Credits, Held: b.Held, Provisional: b.Provisional, Debt: b.Debt}, nil
+}
+
+// ListUsage implements web.Accounts with ledger.ListUsage (newest first),
+// stopping at the first record older than since.
+func (a Accounts) ListUsage(ctx context.Context, account tollgate.AccountID, since time.Time) ([]web.Usage, error) {
+	limit := a.UsageLimit
+	if limit <= 0 {
+		limit = DefaultUsageLimit
+	}
+	us, err := a.Ledger.ListUsage(ctx, account, limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []web.Usage
+	for _, u := range us {
+		if u.CreatedAt.Before(since) {
+			break
+		}
+		out = append(out, web.Usage{Model: u.Model, Credits: u.Credits, CreatedAt: u.CreatedAt})
+	}
+	return out, nil
+}
+
+// DefaultPopular are the models the checkout estimates tokens for, in this
+// order, when they are priced.
+var DefaultPopular = []string{"gpt-4o-mini", "deepseek-chat", "claude-sonnet-4", "qwen-plus", "gpt-4o"}
+
+// Catalog is web.Catalog over a pricing.Pricer.
+type Catalog struct {
+	Pricer *pricing.Pricer
+	// Popular orders the models shown (DefaultPopular when nil); priced
+	// models not in it follow, sorted.
+	Popular []string
+}
+
+// Packages implements web.Catalog.
+func (c Catalog) Packages(context.Context) ([]web.Package, error) {
+	ps := c.Pricer.Packages()
+	out := make([]web.Package, len(ps))
+	for i, p := range ps {
+		out[i] = web.Package{ID: p.ID, Fen: p.Fen, Credits: p.Credits}
+	}
+	return out, nil
+}
+
+// ModelPrices implements web.Catalog: each model's cost of 1M input and
+// 1M output tokens, in credits. A model whose price cannot be had now (a
+// rate never fetched) is left out rather than failing the page.
+func (c Catalog) ModelPrices(ctx context.Context) ([]web.ModelPrice, error) {
+	popular := c.Popular
+	if popular == nil {
+		popular = DefaultPopular
+	}
+	models := c.Pricer.Models()
+	var order []string
+	for _, m := range popular {
+		if slices.Contains(models, m) {
+			order = append(order, m)
+		}
+	}
+	for _, m := range models {
+		if !slices.Contains(order, m) {
+			order = append(order, m)
+		}
+	}
+	var out []web.ModelPrice
+	for _, m := range order {
+		in, err1 := c.Pricer.Cost(ctx, m, 1_000_000, 0, 0)
+		outp, err2 := c.Pricer.Cost(ctx, m, 0, 0, 1_000_000)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		out = append(out, web.ModelPrice{Model: m, Input: in, Output: outp})
+	}
+	return out, nil
+}
