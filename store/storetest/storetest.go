@@ -45,9 +45,14 @@ func Run(t *testing.T, open OpenFunc) {
 		{"PaidVolume", testPaidVolume},
 		{"Usage", testUsage},
 		{"ModelRandom", testModelRandom},
+		{"ConcurrentMachine", nil},
 		{"AuditCatchesCorruption", testAuditCatchesCorruption},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.fn == nil {
+				testConcurrentMachine(t, open)
+				return
+			}
 			e := NewEnv(t, open)
 			tc.fn(t, e)
 		})
@@ -90,9 +95,17 @@ var Start = time.Date(2026, 3, 31, 15, 0, 0, 0, time.UTC)
 // audited (any violation fails tb), then closed.
 func NewEnv(tb testing.TB, open OpenFunc) *Env {
 	tb.Helper()
+	return NewEnvWith(tb, open, ledger.Options{})
+}
+
+// NewEnvWith is NewEnv with Service options (the clock is always the
+// manual one).
+func NewEnvWith(tb testing.TB, open OpenFunc, opt ledger.Options) *Env {
+	tb.Helper()
 	st := open(tb)
 	clock := &Clock{t: Start}
-	svc := ledger.New(st, ledger.Options{Now: clock.Now})
+	opt.Now = clock.Now
+	svc := ledger.New(st, opt)
 	e := &Env{Store: st, Svc: svc, Clock: clock, Ctx: context.Background()}
 	tb.Cleanup(func() {
 		svc.Close()
