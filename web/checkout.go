@@ -15,6 +15,18 @@ func (h *Handler) session(r *http.Request) (Session, error) {
 	return VerifySession(h.Secret, r.PathValue("session"), h.now())
 }
 
+// ReadGrace is how long after a link expires the page may still read the
+// orders it made (status and QR code), so a user who started paying just
+// before the link expired still sees the payment succeed. Nothing can be
+// created or refunded with an expired link.
+const ReadGrace = 30 * time.Minute
+
+// readSession verifies the {session} path segment for reading an order,
+// allowing ReadGrace past expiry.
+func (h *Handler) readSession(r *http.Request) (Session, error) {
+	return VerifySession(h.Secret, r.PathValue("session"), h.now().Add(-ReadGrace))
+}
+
 type createSessionRequest struct {
 	PackageID string `json:"package_id"`
 }
@@ -131,7 +143,7 @@ var (
 func (h *Handler) createOrder(w http.ResponseWriter, r *http.Request) {
 	s, err := h.session(r)
 	if err == nil {
-		err = sameOrigin(r)
+		err = h.sameOrigin(r)
 	}
 	if err != nil {
 		h.writeErr(w, r, err)
@@ -189,7 +201,7 @@ func (h *Handler) getOrder(w http.ResponseWriter, r *http.Request) {
 
 // pathOrder verifies the session and reads the {no} order of its account.
 func (h *Handler) pathOrder(r *http.Request) (Order, Session, error) {
-	s, err := h.session(r)
+	s, err := h.readSession(r)
 	if err != nil {
 		return Order{}, s, err
 	}
@@ -203,7 +215,7 @@ func (h *Handler) pathOrder(r *http.Request) (Order, Session, error) {
 
 // qrPNG answers GET /checkout/{session}/orders/{no}/qr.png.
 func (h *Handler) qrPNG(w http.ResponseWriter, r *http.Request) {
-	s, err := h.session(r)
+	s, err := h.readSession(r)
 	if err != nil {
 		h.writeErr(w, r, err)
 		return
@@ -243,7 +255,7 @@ func (h *Handler) refund(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := h.session(r)
 	if err == nil {
-		err = sameOrigin(r)
+		err = h.sameOrigin(r)
 	}
 	if err == nil {
 		err = readJSON(r, &struct{}{}, true)

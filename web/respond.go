@@ -134,16 +134,20 @@ func isJSON(r *http.Request) bool {
 // a bearer credential, and a page elsewhere must not spend it. Requests
 // without an Origin header (not from a browser form or script) pass; the
 // JSON content type the routes require keeps simple cross-site forms out.
-func sameOrigin(r *http.Request) error {
+// The origin may be the request's host or PublicURL's (behind a proxy).
+func (h *Handler) sameOrigin(r *http.Request) error {
 	o := r.Header.Get("Origin")
 	if o == "" {
 		return nil
 	}
 	u, err := url.Parse(o)
-	if err != nil || u.Host != r.Host {
-		return tollgate.Errorf(tollgate.EFORBIDDEN, "cross-origin request refused")
+	if err == nil && u.Host != "" && u.Host == r.Host {
+		return nil
 	}
-	return nil
+	if pu, perr := url.Parse(h.PublicURL); err == nil && perr == nil && h.PublicURL != "" && u.Host == pu.Host && u.Scheme == pu.Scheme {
+		return nil
+	}
+	return tollgate.Errorf(tollgate.EFORBIDDEN, "cross-origin request refused")
 }
 
 // baseURL is the scheme and host links start with.

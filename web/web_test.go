@@ -237,6 +237,7 @@ func TestSessionPages(t *testing.T) {
 	good := f.token()
 	body, sig, _ := strings.Cut(good, ".")
 	expired := web.SignSession(secret, web.Session{Account: account, ExpiresAt: f.clk.Now().Add(-time.Second)})
+	longExpired := web.SignSession(secret, web.Session{Account: account, ExpiresAt: f.clk.Now().Add(-web.ReadGrace)})
 	for name, c := range map[string]struct {
 		path, lang string
 		status     int
@@ -248,7 +249,7 @@ func TestSessionPages(t *testing.T) {
 		"TamperedZH":    {"/account/" + body + "." + flip(sig), "zh", 404, "链接无效"},
 		"GarbageEN":     {"/checkout/%00%ff", "en", 404, "This link is not valid"},
 		"AccountExpEN":  {"/account/" + expired, "en", 410, "This link has expired"},
-		"ExpiredJSONqr": {"/checkout/" + expired + "/orders/TG1/qr.png", "en", 401, "session_expired"},
+		"ExpiredJSONqr": {"/checkout/" + longExpired + "/orders/TG1/qr.png", "en", 401, "session_expired"},
 		"TamperedJSON":  {"/checkout/" + body + "." + flip(sig) + "/orders/TG1", "en", 401, "session_invalid"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -366,6 +367,17 @@ func TestOrderStatus(t *testing.T) {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 	})
+	t.Run("LinkExpiredWhilePaying", func(t *testing.T) {
+		o := f.createOrder(t, "plus", "key-0000000003")
+		late := web.SignSession(secret, web.Session{Account: account, ExpiresAt: f.clk.Now().Add(-time.Minute)})
+		if r := f.do("GET", "/checkout/"+late+"/orders/"+o["out_trade_no"].(string), ""); r.Status != 200 {
+			t.Fatalf("reading an order just after the link expired: %d %s", r.Status, r.Body)
+		}
+		r := f.do("POST", "/checkout/"+late+"/orders", `{"package_id":"plus","device_fingerprint":"`+fp+`"}`, "Idempotency-Key", "key-0000000004")
+		if r.Status != 401 || r.code(t) != "session_expired" {
+			t.Fatalf("creating with an expired link: %d %s", r.Status, r.Body)
+		}
+	})
 	t.Run("Expired", func(t *testing.T) {
 		o := f.createOrder(t, "plus", "key-0000000002")
 		f.clk.Add(31 * time.Minute)
@@ -395,7 +407,11 @@ func TestRefund(t *testing.T) {
 	if r := f.do("POST", path, "{}", "Origin", "https://evil.example"); r.Status != 403 {
 		t.Fatalf("cross-origin refund: %d %s", r.Status, r.Body)
 	}
-	r := f.do("POST", path, "{}", "Origin", "http://example.com")
+	f.h.PublicURL = "https://pay.example"
+	if r := f.do("POST", path, "{}", "Origin", "http://pay.example"); r.Status != 403 {
+		t.Fatalf("refund from the public host over another scheme: %d %s", r.Status, r.Body)
+	}
+	r := f.do("POST", path, "{}", "Origin", "https://pay.example")
 	if r.Status != 200 || !strings.Contains(r.Body, `"amount":"50.00"`) {
 		t.Fatalf("%d %s", r.Status, r.Body)
 	}
