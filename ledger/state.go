@@ -101,24 +101,21 @@ func load(ctx context.Context, tx ReadTx, now time.Time, n *needs) (*state, erro
 	if err != nil {
 		return nil, fmt.Errorf("load holds: %w", err)
 	}
+	for i := range holds {
+		s.holds[holds[i].ID] = &holds[i]
+	}
 	if n.expireMax > 0 {
 		exp, err := tx.ExpiredHolds(ctx, n.expiredAt, n.expireMax)
 		if err != nil {
 			return nil, fmt.Errorf("load expired holds: %w", err)
 		}
 		for i := range exp {
-			h := &exp[i]
-			if _, dup := s.holds[h.ID]; !dup {
-				s.expired = append(s.expired, h)
+			h, ok := s.holds[exp[i].ID]
+			if !ok {
+				h = &exp[i]
+				s.holds[h.ID] = h
 			}
-		}
-	}
-	for i := range holds {
-		s.holds[holds[i].ID] = &holds[i]
-	}
-	for _, h := range s.expired {
-		if _, ok := s.holds[h.ID]; !ok {
-			s.holds[h.ID] = h
+			s.expired = append(s.expired, h) // one pointer per hold
 		}
 	}
 	for _, h := range s.holds {
