@@ -264,6 +264,17 @@ func TestBrowserCheckout(t *testing.T) {
 	b.until("chart drawn", `document.querySelectorAll("#usage-chart rect").length > 50 && document.querySelectorAll("#chart-legend li").length === 4`)
 	b.shot("account-desktop")
 
+	// Refund the unused part of the paid order (the confirm dialog is
+	// answered yes).
+	b.do("accept confirm", chromedp.Evaluate[chromedp.Void](`window.confirm = () => true; undefined`))
+	b.do("refund", chromedp.Click(chromedp.CSS(`button.refund[data-order="`+paid+`"]`)))
+	b.until("refund requested", isVisible("refund-status")+` && document.getElementById("refund-status").textContent.includes("Refund requested: ¥")`)
+	b.do("account page after refund", chromedp.Navigate(sess.AccountURL), chromedp.WaitVisible(chromedp.CSS("#usage-chart")))
+	b.until("order refunded", `(() => { const r = document.querySelector('tr[data-order="`+paid+`"]'); return !!r && r.textContent.includes("Refunded") && !r.querySelector("button.refund"); })()`)
+	if got := b.text("bal-credits"); got != "0" {
+		t.Fatalf("balance after refunding everything left: %q", got)
+	}
+
 	// An order that expires before it is paid.
 	b.do("open checkout again", chromedp.Navigate(sess.URL), chromedp.WaitVisible(chromedp.CSS("#packages")))
 	b.do("choose starter", chromedp.Click(chromedp.CSS("#pkg-starter")))

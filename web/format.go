@@ -44,8 +44,11 @@ func compact(n int64, lang string) string {
 }
 
 // oneDecimal returns n/div rounded half-up to one decimal, without a
-// trailing ".0".
+// trailing ".0"; from 100 up, to a whole number (114M, not 114.3M).
 func oneDecimal(n, div int64) string {
+	if n/div >= 100 {
+		return strconv.FormatInt((n+div/2)/div, 10)
+	}
 	tenths := (n*10 + div/2) / div
 	s := strconv.FormatInt(tenths/10, 10)
 	if f := tenths % 10; f != 0 {

@@ -46,6 +46,8 @@ func TestFormat(t *testing.T) {
 		{30_000_000, "30M", "3000万", "30,000,000"},
 		{250_000, "250K", "25万", "250,000"},
 		{120_000_000, "120M", "1.2亿", "120,000,000"},
+		{114_285_714, "114M", "1.1亿", "114,285,714"},
+		{5_333_333, "5.3M", "533万", "5,333,333"},
 	} {
 		if en, zh, gd := compact(c.n, langEN), compact(c.n, langZH), groupDigits(c.n); en != c.en || zh != c.zh || gd != c.gd {
 			t.Errorf("%d: %q %q %q", c.n, en, zh, gd)
