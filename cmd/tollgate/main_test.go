@@ -1,0 +1,431 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// MustRunMain runs the real `tollgate serve` wiring on 127.0.0.1:0 with a
+// fresh data directory, closed when the test ends.
+func MustRunMain(tb testing.TB, args ...string) *Main {
+	tb.Helper()
+	var out bytes.Buffer
+	m := NewMain(&out, tbWriter{tb})
+	all := append([]string{"--addr", "127.0.0.1:0", "--data", tb.TempDir()}, args...)
+	if err := m.ParseFlags(all); err != nil {
+		tb.Fatalf("parse flags: %v", err)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		m.Close()
+		tb.Fatalf("run: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			tb.Errorf("close: %v", err)
+		}
+	})
+	if !strings.Contains(out.String(), "tollgate serving on "+m.URL) {
+		tb.Fatalf("start-up banner lacks the URL:\n%s", out.String())
+	}
+	return m
+}
+
+// tbWriter sends the server's log to the test log, shown on failure.
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// client calls a running Main.
+type client struct {
+	tb   testing.TB
+	base string
+}
+
+// call sends one request; auth is the bearer credential ("" for none).
+func (c client) call(method, path, auth, body string, hdr map[string]string) (int, []byte, http.Header) {
+	c.tb.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.tb.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	return resp.StatusCode, b, resp.Header
+}
+
+// must calls and checks the status, decoding the JSON answer into v.
+func (c client) must(want int, method, path, auth, body string, v any) {
+	c.tb.Helper()
+	st, b, _ := c.call(method, path, auth, body, nil)
+	if st != want {
+		c.tb.Fatalf("%s %s: status %d, want %d: %s", method, path, st, want, b)
+	}
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			c.tb.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+		}
+	}
+}
+
+type account struct {
+	AccountID string `json:"account_id"`
+	APIKey    string `json:"api_key"`
+}
+
+func mustAccount(c client, admin string) account {
+	c.tb.Helper()
+	var a account
+	c.must(201, "POST", "/admin/accounts", admin, "", &a)
+	if a.AccountID == "" || !strings.HasPrefix(a.APIKey, "tg-") {
+		c.tb.Fatalf("account %+v", a)
+	}
+	return a
+}
+
+type balance struct {
+	Credits, Held, Provisional, Debt int64
+}
+
+func mustBalance(c client, key string) balance {
+	c.tb.Helper()
+	var b balance
+	c.must(200, "GET", "/v1/balance", key, "", &b)
+	return b
+}
+
+// eventually polls cond (a notification is delivered asynchronously) and
+// fails after a generous bound; it asserts an outcome, not a duration.
+func eventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	tb.Fatalf("never happened: %s", what)
+}
+
+const fingerprint = "0123456789abcdef0123"
+
+type orderResult struct {
+	OutTradeNo  string `json:"out_trade_no"`
+	CodeURL     string `json:"code_url"`
+	AmountFen   int64  `json:"amount_fen"`
+	Credits     int64  `json:"credits"`
+	Status      string `json:"status"`
+	AccessToken *struct {
+		Token   string `json:"token"`
+		Credits int64  `json:"credits"`
+	} `json:"access_token"`
+}
+
+func mustOrder(c client, key, idem string) orderResult {
+	c.tb.Helper()
+	st, b, _ := c.call("POST", "/v1/payments/orders", key, `{"package_id":"starter","device_fingerprint":"`+fingerprint+`"}`,
+		map[string]string{"Idempotency-Key": idem})
+	if st != 201 && st != 200 {
+		c.tb.Fatalf("create order: %d %s", st, b)
+	}
+	var o orderResult
+	if err := json.Unmarshal(b, &o); err != nil {
+		c.tb.Fatal(err)
+	}
+	if o.OutTradeNo == "" || o.CodeURL == "" || o.Status != "NOTPAY" {
+		c.tb.Fatalf("order %s", b)
+	}
+	return o
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	m := MustRunMain(t)
+	c := client{t, m.URL}
+	c.must(200, "GET", "/healthz", "", "", nil)
+	c.must(200, "GET", "/readyz", "", "", nil)
+	var pk struct{ Data []struct{ ID string } }
+	c.must(200, "GET", "/v1/packages", "", "", &pk)
+	if len(pk.Data) == 0 {
+		t.Fatal("no packages on sale")
+	}
+	a := mustAccount(c, m.AdminToken)
+	if b := mustBalance(c, a.APIKey); b != (balance{}) {
+		t.Fatalf("new account balance %+v", b)
+	}
+
+	o := mustOrder(c, a.APIKey, "idem-1")
+	if again := mustOrder(c, a.APIKey, "idem-1"); again.OutTradeNo != o.OutTradeNo {
+		t.Fatalf("same Idempotency-Key made another order: %s, %s", o.OutTradeNo, again.OutTradeNo)
+	}
+	st, png, hdr := c.call("GET", "/v1/payments/orders/"+o.OutTradeNo+"/qr.png", a.APIKey, "", nil)
+	if st != 200 || hdr.Get("Content-Type") != "image/png" || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("qr.png: %d %s", st, hdr.Get("Content-Type"))
+	}
+	if o.AccessToken != nil {
+		if b := mustBalance(c, o.AccessToken.Token); b.Provisional <= 0 {
+			t.Fatalf("provisional token balance %+v", b)
+		}
+		if st, _, _ := c.call("POST", "/v1/payments/orders/"+o.OutTradeNo+"/refund", o.AccessToken.Token, "", nil); st != 403 {
+			t.Fatalf("a provisional token asked for a refund: %d", st)
+		}
+	}
+
+	c.must(200, "POST", "/sandbox/wxpay/sim/orders/"+o.OutTradeNo+"/pay", "", "", nil)
+	eventually(t, "the paid order is credited", func() bool { return mustBalance(c, a.APIKey).Credits == o.Credits })
+	var got struct{ Status string }
+	c.must(200, "GET", "/v1/payments/orders/"+o.OutTradeNo, a.APIKey, "", &got)
+	if got.Status != "SUCCESS" {
+		t.Fatalf("order status %q after payment", got.Status)
+	}
+
+	var chat struct {
+		Usage struct {
+			CostCredits int64 `json:"cost_credits"`
+		}
+	}
+	c.must(200, "POST", "/v1/chat/completions", a.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hello there"}],"max_tokens":32}`, &chat)
+	if chat.Usage.CostCredits <= 0 {
+		t.Fatalf("chat cost %d credits", chat.Usage.CostCredits)
+	}
+	if b := mustBalance(c, a.APIKey); b.Credits != o.Credits-chat.Usage.CostCredits || b.Held != 0 {
+		t.Fatalf("balance after chat %+v, want %d credits", b, o.Credits-chat.Usage.CostCredits)
+	}
+	var usage struct {
+		Data []struct {
+			Credits int64
+			Model   string
+		}
+	}
+	c.must(200, "GET", "/v1/usage", a.APIKey, "", &usage)
+	if len(usage.Data) != 1 || usage.Data[0].Credits != chat.Usage.CostCredits || usage.Data[0].Model != "mock-gpt" {
+		t.Fatalf("usage %+v", usage)
+	}
+	var models struct{ Data []struct{ ID string } }
+	c.must(200, "GET", "/v1/models", a.APIKey, "", &models)
+	if len(models.Data) == 0 {
+		t.Fatal("no models")
+	}
+
+	var refund struct {
+		RefundFen int64 `json:"refund_fen"`
+		Credits   int64 `json:"credits"`
+	}
+	c.must(200, "POST", "/v1/payments/orders/"+o.OutTradeNo+"/refund", a.APIKey, "", &refund)
+	if refund.Credits != o.Credits-chat.Usage.CostCredits || refund.RefundFen <= 0 || refund.RefundFen >= o.AmountFen {
+		t.Fatalf("refund %+v of order %+v", refund, o)
+	}
+	var sandbox struct {
+		MchID string `json:"mch_id"`
+	}
+	c.must(200, "GET", "/admin/sandbox", m.AdminToken, "", &sandbox)
+	if sandbox.MchID == "" {
+		t.Fatal("no mch_id in /admin/sandbox")
+	}
+	_, metrics, _ := c.call("GET", "/metrics", "", "", nil)
+	for _, want := range []string{"go_goroutines", "process_", "tollgate_http_requests_total"} {
+		if !bytes.Contains(metrics, []byte(want)) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestServeRefusesBadInput runs bad requests against the real router and
+// checks each gets a clear error and changes nothing.
+func TestServeRefusesBadInput(t *testing.T) {
+	m := MustRunMain(t)
+	c := client{t, m.URL}
+	a := mustAccount(c, m.AdminToken)
+	other := mustAccount(c, m.AdminToken)
+	o := mustOrder(c, a.APIKey, "bad-input-order")
+	orders := "/v1/payments/orders"
+	fp := `"device_fingerprint":"` + fingerprint + `"`
+	big := `{"package_id":"` + strings.Repeat("x", 20<<10) + `",` + fp + `}`
+	for _, tc := range []struct {
+		name, method, path, auth, body string
+		hdr                            map[string]string
+		status                         int
+		code                           string
+	}{
+		{"admin no token", "POST", "/admin/accounts", "", "", nil, 401, "invalid_admin_token"},
+		{"admin wrong token", "POST", "/admin/accounts", m.AdminToken + "x", "", nil, 401, "invalid_admin_token"},
+		{"admin user key", "POST", "/admin/accounts", a.APIKey, "", nil, 401, "invalid_admin_token"},
+		{"admin body", "POST", "/admin/accounts", m.AdminToken, `{"account_id":"mine"}`, nil, 400, "invalid"},
+		{"admin oversized", "POST", "/admin/accounts", m.AdminToken, `{"x":"` + strings.Repeat("y", 8<<10) + `"}`, nil, 413, "request_too_large"},
+		{"sandbox no token", "GET", "/admin/sandbox", "", "", nil, 401, "invalid_admin_token"},
+		{"balance no key", "GET", "/v1/balance", "", "", nil, 401, "missing_api_key"},
+		{"balance bad key", "GET", "/v1/balance", "tg-nope", "", nil, 401, "invalid_api_key"},
+		{"balance basic auth", "GET", "/v1/balance", "", "", map[string]string{"Authorization": "Basic " + a.APIKey}, 401, "missing_api_key"},
+		{"balance provisional-looking", "GET", "/v1/balance", "tgp_" + strings.Repeat("a", 43), "", nil, 401, "invalid_api_key"},
+		{"usage bad limit", "GET", "/v1/usage?limit=abc", a.APIKey, "", nil, 400, "invalid"},
+		{"usage limit too big", "GET", "/v1/usage?limit=100000", a.APIKey, "", nil, 400, "invalid"},
+		{"order no key", "POST", orders, "", `{"package_id":"starter",` + fp + `}`, nil, 401, "missing_api_key"},
+		{"order empty body", "POST", orders, a.APIKey, "", nil, 400, "invalid"},
+		{"order not json", "POST", orders, a.APIKey, `{"package_id":`, nil, 400, "invalid"},
+		{"order wrong type", "POST", orders, a.APIKey, `{"amount_fen":"100",` + fp + `}`, nil, 400, "invalid"},
+		{"order unknown field", "POST", orders, a.APIKey, `{"package":"starter",` + fp + `}`, nil, 400, "invalid"},
+		{"order no fingerprint", "POST", orders, a.APIKey, `{"package_id":"starter"}`, nil, 400, "PARAM_ERROR"},
+		{"order bad fingerprint", "POST", orders, a.APIKey, `{"package_id":"starter","device_fingerprint":"x"}`, nil, 400, "PARAM_ERROR"},
+		{"order both", "POST", orders, a.APIKey, `{"package_id":"starter","amount_fen":100,` + fp + `}`, nil, 400, "PARAM_ERROR"},
+		{"order neither", "POST", orders, a.APIKey, `{` + fp + `}`, nil, 400, "PARAM_ERROR"},
+		{"order negative", "POST", orders, a.APIKey, `{"amount_fen":-5,` + fp + `}`, nil, 400, "PARAM_ERROR"},
+		{"order unknown package", "POST", orders, a.APIKey, `{"package_id":"gold",` + fp + `}`, nil, 400, "PARAM_ERROR"},
+		{"order oversized", "POST", orders, a.APIKey, big, nil, 413, "request_too_large"},
+		{"order bad idempotency key", "POST", orders, a.APIKey, `{"package_id":"starter",` + fp + `}`, map[string]string{"Idempotency-Key": "a b"}, 400, "invalid"},
+		{"order key reused with another body", "POST", orders, a.APIKey, `{"package_id":"plus",` + fp + `}`, map[string]string{"Idempotency-Key": "bad-input-order"}, 409, "conflict"},
+		{"get other's order", "GET", orders + "/" + o.OutTradeNo, other.APIKey, "", nil, 404, "not_found"},
+		{"get unknown order", "GET", orders + "/NOPE123456", a.APIKey, "", nil, 404, "not_found"},
+		{"get malformed order", "GET", orders + "/%3Cscript%3E", a.APIKey, "", nil, 404, "not_found"},
+		{"qr other's order", "GET", orders + "/" + o.OutTradeNo + "/qr.png", other.APIKey, "", nil, 404, "not_found"},
+		{"qr bad size", "GET", orders + "/" + o.OutTradeNo + "/qr.png?size=5", a.APIKey, "", nil, 400, "invalid"},
+		{"refund other's order", "POST", orders + "/" + o.OutTradeNo + "/refund", other.APIKey, "", nil, 404, "not_found"},
+		{"refund unpaid order", "POST", orders + "/" + o.OutTradeNo + "/refund", a.APIKey, "", nil, 409, "conflict"},
+		{"refund with body", "POST", orders + "/" + o.OutTradeNo + "/refund", a.APIKey, `{"fen":1}`, nil, 400, "invalid"},
+		{"chat no key", "POST", "/v1/chat/completions", "", `{"model":"mock-gpt","messages":[]}`, nil, 401, "missing_api_key"},
+		{"chat unfunded", "POST", "/v1/chat/completions", other.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}]}`, nil, 402, ""},
+		{"notify v2 garbage", "POST", "/wxpay/notify", "", `<xml><a>`, nil, 400, ""},
+		{"notify v2 oversized", "POST", "/wxpay/notify", "", strings.Repeat("x", 70<<10), nil, 413, "request_too_large"},
+		{"notify v3 unsigned", "POST", "/wxpay/notify/v3", "", `{}`, nil, 400, ""},
+		{"unknown route", "GET", "/v1/nothing", a.APIKey, "", nil, 404, "not_found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, b, _ := c.call(tc.method, tc.path, tc.auth, tc.body, tc.hdr)
+			if st != tc.status {
+				t.Fatalf("status %d, want %d: %s", st, tc.status, b)
+			}
+			if tc.code == "" {
+				return
+			}
+			var e struct {
+				Error struct{ Message, Type, Code string }
+			}
+			if err := json.Unmarshal(b, &e); err != nil || e.Error.Code != tc.code || e.Error.Message == "" {
+				t.Fatalf("error body %s, want code %q", b, tc.code)
+			}
+			if strings.Contains(string(b), a.APIKey) || strings.Contains(string(b), m.AdminToken) {
+				t.Fatalf("a secret was echoed: %s", b)
+			}
+		})
+	}
+	// Nothing changed: no money moved, the order stands, the only orders
+	// are the one made above.
+	if b := mustBalance(c, a.APIKey); b.Credits != 0 || b.Held != 0 || b.Debt != 0 {
+		t.Fatalf("balance changed: %+v", b)
+	}
+	if b := mustBalance(c, other.APIKey); b != (balance{}) {
+		t.Fatalf("other balance changed: %+v", b)
+	}
+	var got struct{ Status string }
+	c.must(200, "GET", orders+"/"+o.OutTradeNo, a.APIKey, "", &got)
+	if got.Status != "NOTPAY" {
+		t.Fatalf("order status %q", got.Status)
+	}
+	var sims []json.RawMessage
+	c.must(200, "GET", "/sandbox/wxpay/sim/orders", "", "", &sims)
+	if len(sims) != 1 {
+		t.Fatalf("WeChat Pay saw %d orders, want only the valid one", len(sims))
+	}
+}
+
+func TestServeFlags(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tollgate.json")
+	if err := os.WriteFile(cfg, []byte(`{"_comment":"x","addr":"127.0.0.1:9999","log-format":"json","wxpay-api-version":"v3"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TOLLGATE_ADDR", "127.0.0.1:7777")
+	m := NewMain(io.Discard, io.Discard)
+	if err := m.ParseFlags([]string{"--config", cfg, "--log-format", "text"}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.Addr != "127.0.0.1:7777" || m.Config.LogFormat != "text" || m.Config.WxpayAPIVersion != "v3" {
+		t.Fatalf("precedence flag > env > file broken: %+v", m.Config)
+	}
+	for _, bad := range [][]string{
+		{"--wxpay-api-version", "v4"},
+		{"--log-format", "xml"},
+		{"--wxpay-api-key", "short"},
+		{"--wxpay-url", "https://api.mch.weixin.qq.com"},
+		{"--public-url", "ftp://x"},
+		{"--no-such-flag"},
+	} {
+		if err := NewMain(io.Discard, io.Discard).ParseFlags(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	if err := os.WriteFile(cfg, []byte(`{"adress":"x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewMain(io.Discard, io.Discard).ParseFlags([]string{"--config", cfg}); err == nil {
+		t.Error("a misspelt config key was accepted")
+	}
+}
+
+// TestServeAdminTokenKept checks that a generated admin token is kept in
+// the data directory and reused by the next start.
+func TestServeAdminTokenKept(t *testing.T) {
+	dir := t.TempDir()
+	m1 := MustRunMain(t, "--data", dir)
+	tok := m1.AdminToken
+	if m1.AdminTokenFile != filepath.Join(dir, "admin-token") {
+		t.Fatalf("token file %q", m1.AdminTokenFile)
+	}
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := MustRunMain(t, "--data", dir)
+	if m2.AdminToken != tok {
+		t.Fatal("the admin token changed across restarts")
+	}
+}
+
+func TestAccountsCreate(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"accounts", "create", "--data", dir}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	key := regexp.MustCompile(`api_key:\s+(\S+)`).FindStringSubmatch(out.String())
+	if key == nil {
+		t.Fatalf("no key printed:\n%s", out.String())
+	}
+	m := MustRunMain(t, "--data", dir)
+	if b := mustBalance(client{t, m.URL}, key[1]); b != (balance{}) {
+		t.Fatalf("balance %+v", b)
+	}
+	if err := Run(context.Background(), []string{"accounts", "delete"}, io.Discard, io.Discard); err == nil {
+		t.Fatal("unknown action accepted")
+	}
+}
+
+var _ = fmt.Sprint
