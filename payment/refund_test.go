@@ -112,3 +112,10 @@ type refusingRefunds struct{ payment.Gateway }
 func (refusingRefunds) Refund(context.Context, payment.RefundCall) (payment.RefundState, error) {
 	return payment.RefundState{}, &wxpay.APIError{Version: 3, HTTPStatus: 403, Code: "NOT_ENOUGH", Message: "insufficient balance"}
 }
+
+// failingGateway refuses every order for good.
+type failingGateway struct{ payment.Gateway }
+
+func (failingGateway) PlaceOrder(context.Context, payment.PlaceRequest) (string, error) {
+	return "", &wxpay.APIError{Version: 2, Code: "PARAM_ERROR", Message: "refused"}
+}
