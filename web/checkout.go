@@ -159,7 +159,7 @@ func (h *Handler) createOrder(w http.ResponseWriter, r *http.Request) {
 	case req.PackageID == "":
 		err = tollgate.Errorf(tollgate.EINVALID, "package_id is required")
 	case !validFingerprint.MatchString(req.DeviceFingerprint):
-		err = tollgate.Errorf(tollgate.EINVALID, "device_fingerprint must be 16-64 characters of A-Z, a-z, 0-9, '-' and '_'")
+		err = &paramError{"device_fingerprint must be 16-64 characters of A-Z, a-z, 0-9, '-' and '_'"}
 	case !validIdemKey.MatchString(key):
 		err = tollgate.Errorf(tollgate.EINVALID, "an Idempotency-Key header of 8-64 characters of A-Z, a-z, 0-9, '-' and '_' is required")
 	}
@@ -175,7 +175,29 @@ func (h *Handler) createOrder(w http.ResponseWriter, r *http.Request) {
 		h.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, h.orderJSON(r, o))
+	// A replayed Idempotency-Key may name an order already paid.
+	j, err := h.orderWithBalance(r, s, o)
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, j)
+}
+
+// orderWithBalance is the order's JSON, with the account's balance once
+// the order is paid.
+func (h *Handler) orderWithBalance(r *http.Request, s Session, o Order) (orderJSON, error) {
+	j := h.orderJSON(r, o)
+	if o.Status != StatusSuccess {
+		return j, nil
+	}
+	b, err := h.Accounts.Balance(r.Context(), s.Account)
+	if err != nil {
+		return j, err
+	}
+	j.Balance = &balanceJSON{Credits: b.Credits, Held: b.Held, Provisional: b.Provisional, Debt: b.Debt,
+		Display: groupDigits(int64(b.Credits))}
+	return j, nil
 }
 
 // getOrder answers GET /checkout/{session}/orders/{no}: the order's status,
@@ -186,15 +208,10 @@ func (h *Handler) getOrder(w http.ResponseWriter, r *http.Request) {
 		h.writeErr(w, r, err)
 		return
 	}
-	j := h.orderJSON(r, o)
-	if o.Status == StatusSuccess {
-		b, err := h.Accounts.Balance(r.Context(), s.Account)
-		if err != nil {
-			h.writeErr(w, r, err)
-			return
-		}
-		j.Balance = &balanceJSON{Credits: b.Credits, Held: b.Held, Provisional: b.Provisional, Debt: b.Debt,
-			Display: groupDigits(int64(b.Credits))}
+	j, err := h.orderWithBalance(r, s, o)
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, j)
 }

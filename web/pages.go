@@ -131,7 +131,7 @@ func (h *Handler) sessionPage(w http.ResponseWriter, r *http.Request) (Session, 
 // internalPage answers a failed dependency with a clear page, logging the
 // cause.
 func (h *Handler) internalPage(w http.ResponseWriter, r *http.Request, err error) {
-	h.log().Error("web: page", "path", redactPath(r.URL.Path), "err", err)
+	h.log().Error("web: page", "path", RedactPath(r.URL.Path), "err", err)
 	p := h.newPage(w, r, "err.internal.title")
 	p.Body = errorBody{Heading: p.T("err.internal.title"), Text: p.T("err.internal.body")}
 	status, _ := statusOf(tollgate.ErrorCode(err))

@@ -21,6 +21,14 @@ type apiError struct {
 	} `json:"error"`
 }
 
+// paramError is a request refused for a missing or malformed parameter; its
+// public code is PARAM_ERROR, as payment's (DESIGN.md §3).
+type paramError struct{ msg string }
+
+func (e *paramError) Error() string      { return e.msg }
+func (e *paramError) PublicCode() string { return "PARAM_ERROR" }
+func (e *paramError) Unwrap() error      { return tollgate.Errorf(tollgate.EINVALID, "%s", e.msg) }
+
 // Session error codes of the JSON routes, so the page can say what is wrong.
 const (
 	codeSessionExpired = "session_expired"
@@ -67,24 +75,30 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (h *Handler) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	code := tollgate.ErrorCode(err)
 	msg := tollgate.ErrorMessage(err)
+	public := code
+	var coded interface{ PublicCode() string }
+	if errors.As(err, &coded) {
+		public = coded.PublicCode()
+	}
 	switch {
 	case errors.Is(err, ErrSessionExpired):
-		code, msg = codeSessionExpired, "this checkout link has expired"
+		code, public, msg = codeSessionExpired, codeSessionExpired, "this checkout link has expired"
 	case errors.Is(err, ErrSessionMalformed), errors.Is(err, ErrSessionSignature):
-		code, msg = codeSessionInvalid, "this checkout link is not valid"
+		code, public, msg = codeSessionInvalid, codeSessionInvalid, "this checkout link is not valid"
 	case code == tollgate.EINTERNAL:
-		h.log().Error("web: internal error", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
+		h.log().Error("web: internal error", "method", r.Method, "path", RedactPath(r.URL.Path), "err", err)
 		msg = "internal error"
 	}
 	status, typ := statusOf(code)
 	var e apiError
-	e.Error.Message, e.Error.Type, e.Error.Code = msg, typ, code
+	e.Error.Message, e.Error.Type, e.Error.Code = msg, typ, public
 	writeJSON(w, status, e)
 }
 
-// redactPath hides the session token of a path, so logs never hold a
-// link that grants access.
-func redactPath(p string) string {
+// RedactPath hides the session token of a /checkout/ or /account/ path, so
+// logs never hold a link that grants access. The server's access log
+// should log paths through it.
+func RedactPath(p string) string {
 	parts := strings.Split(p, "/")
 	if len(parts) > 2 && (parts[1] == "checkout" || parts[1] == "account") {
 		parts[2] = "…"

@@ -271,7 +271,13 @@ func TestCreateOrder(t *testing.T) {
 		if _, ok := o["access_token"]; ok {
 			t.Fatal("a provisional access token reached the page")
 		}
+		if err := f.flow.Pay(o["out_trade_no"].(string)); err != nil {
+			t.Fatal(err)
+		}
 		again := f.createOrder(t, "plus", "key-0000000001")
+		if bal, _ := again["balance"].(map[string]any); again["status"] != "SUCCESS" || bal["display"] != "7,200,000" {
+			t.Fatalf("replay of a paid order: %v", again)
+		}
 		if again["out_trade_no"] != o["out_trade_no"] || f.orderCount(t) != 1 {
 			t.Fatalf("same key made another order: %v", again)
 		}
@@ -284,9 +290,9 @@ func TestCreateOrder(t *testing.T) {
 		status  int
 		code    string
 	}{
-		"ErrNoFingerprint":    {tok, `{"package_id":"plus"}`, []string{"Idempotency-Key", "key-0000000001"}, 400, tollgate.EINVALID},
-		"ErrShortFingerprint": {tok, `{"package_id":"plus","device_fingerprint":"abc"}`, []string{"Idempotency-Key", "key-0000000001"}, 400, tollgate.EINVALID},
-		"ErrBadFingerprint":   {tok, `{"package_id":"plus","device_fingerprint":"` + strings.Repeat("é", 20) + `"}`, []string{"Idempotency-Key", "key-0000000001"}, 400, tollgate.EINVALID},
+		"ErrNoFingerprint":    {tok, `{"package_id":"plus"}`, []string{"Idempotency-Key", "key-0000000001"}, 400, "PARAM_ERROR"},
+		"ErrShortFingerprint": {tok, `{"package_id":"plus","device_fingerprint":"abc"}`, []string{"Idempotency-Key", "key-0000000001"}, 400, "PARAM_ERROR"},
+		"ErrBadFingerprint":   {tok, `{"package_id":"plus","device_fingerprint":"` + strings.Repeat("é", 20) + `"}`, []string{"Idempotency-Key", "key-0000000001"}, 400, "PARAM_ERROR"},
 		"ErrNoKey":            {tok, `{"package_id":"plus","device_fingerprint":"` + fp + `"}`, nil, 400, tollgate.EINVALID},
 		"ErrBadKey":           {tok, `{"package_id":"plus","device_fingerprint":"` + fp + `"}`, []string{"Idempotency-Key", "a b"}, 400, tollgate.EINVALID},
 		"ErrUnknownPackage":   {tok, `{"package_id":"gold","device_fingerprint":"` + fp + `"}`, []string{"Idempotency-Key", "key-0000000001"}, 400, tollgate.EINVALID},
@@ -465,4 +471,22 @@ func mustDecode(tb testing.TB, res *http.Response, v any) {
 	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+func TestRedactPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/checkout/abc.def/orders/TG1": "/checkout/…/orders/TG1",
+		"/account/abc.def":             "/account/…",
+		"/v1/checkout/sessions":        "/v1/checkout/sessions",
+		"/web/assets/app.css":          "/web/assets/app.css",
+	} {
+		if got := web.RedactPath(in); got != want {
+			t.Errorf("RedactPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func decodeJSON(res *http.Response, v any) error {
+	defer res.Body.Close()
+	return json.NewDecoder(res.Body).Decode(v)
 }
