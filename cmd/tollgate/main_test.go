@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tollgate/internal/testenv"
 )
 
 // MustRunMain runs the real `tollgate serve` wiring on 127.0.0.1:0 with a
@@ -428,4 +429,37 @@ func TestAccountsCreate(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint
+
+// TestServeSharedServices runs two instances over one PostgreSQL and one
+// Redis: an account made through one is served by the other.
+func TestServeSharedServices(t *testing.T) {
+	dbURL := testenv.MustPostgres(t)
+	redisURL, _ := testenv.MustRedis(t)
+	args := []string{"--database-url", dbURL, "--redis-url", redisURL, "--admin-token", "shared-admin-token-for-tests"}
+	m1, m2 := MustRunMain(t, args...), MustRunMain(t, args...)
+	c1, c2 := client{t, m1.URL}, client{t, m2.URL}
+	var ready struct{ Checks map[string]string }
+	c1.must(200, "GET", "/readyz", "", "", &ready)
+	if ready.Checks["store"] != "ok" || ready.Checks["redis"] != "ok" {
+		t.Fatalf("readyz %+v", ready)
+	}
+	a := mustAccount(c1, "shared-admin-token-for-tests")
+	if b := mustBalance(c2, a.APIKey); b != (balance{}) {
+		t.Fatalf("balance through the second instance %+v", b)
+	}
+	if st, b, _ := c2.call("POST", "/v1/chat/completions", a.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}]}`, nil); st != 402 {
+		t.Fatalf("unfunded chat: %d %s", st, b)
+	}
+}
+
+// TestExampleConfigParses keeps tollgate.example.json in step with the
+// flags: every key it sets must be a serve flag.
+func TestExampleConfigParses(t *testing.T) {
+	m := NewMain(io.Discard, io.Discard)
+	if err := m.ParseFlags([]string{"--config", "../../tollgate.example.json"}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.Addr != "127.0.0.1:8080" || m.Config.WxpayAPIVersion != "v2" {
+		t.Fatalf("example config read as %+v", m.Config)
+	}
+}
