@@ -429,7 +429,6 @@ func TestAccountsCreate(t *testing.T) {
 	}
 }
 
-
 // TestServeSharedServices runs two instances over one PostgreSQL and one
 // Redis: an account made through one is served by the other.
 func TestServeSharedServices(t *testing.T) {
