@@ -91,6 +91,7 @@ type cachedTx struct {
 	cache *stmtCache
 }
 
+// QueryContext runs a query, prepared if the cache has it.
 func (c cachedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := c.cache.get(query); st != nil {
 		return c.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
@@ -98,6 +99,7 @@ func (c cachedTx) QueryContext(ctx context.Context, query string, args ...any) (
 	return c.tx.QueryContext(ctx, query, args...)
 }
 
+// ExecContext runs a statement, prepared if the cache has it.
 func (c cachedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := c.cache.get(query); st != nil {
 		return c.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
