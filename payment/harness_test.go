@@ -130,7 +130,8 @@ type world struct {
 func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *payment.Deps)) *world {
 	tb.Helper()
 	w := &world{t: tb, ctx: context.Background(), mode: m, clock: &clock{t: time.Now().UTC().Truncate(time.Second)},
-		nonces: kv.NewMemory(kv.MemoryOptions{}), metrics: &payment.Counters{}}
+		metrics: &payment.Counters{}}
+	w.nonces = kv.NewMemory(kv.MemoryOptions{Now: w.clock.Now})
 	w.sim = &wxpaysim.Server{Now: w.clock.Now, TimeScale: 0.0005, RefundDelay: -1, Logf: tb.Logf}
 	simSrv := httptest.NewTLSServer(w.sim) // TLS: v2 refunds need the merchant certificate
 	tb.Cleanup(simSrv.Close)
@@ -152,10 +153,7 @@ func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *pay
 			w.mustAudit()
 		}
 	})
-	pr, err := pricing.New(pricing.DefaultConfig(), pricing.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	pr := mustPricer(tb)
 	cfg := w.sim.Config()
 	w.v2 = &wxpay.V2Client{BaseURL: simSrv.URL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey,
 		SignType: m.signType, HTTPClient: simSrv.Client(), Certificate: mustClientCert(tb)}
@@ -339,4 +337,13 @@ func mustClientCert(tb testing.TB) *tls.Certificate {
 		tb.Fatal(err)
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func mustPricer(tb testing.TB) *pricing.Pricer {
+	tb.Helper()
+	pr, err := pricing.New(pricing.DefaultConfig(), pricing.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pr
 }
