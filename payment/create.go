@@ -350,7 +350,11 @@ func (s *Service) grant(ctx context.Context, o Order) (*AccessToken, error) {
 	if g.Status != ledger.GrantLive {
 		return nil, nil
 	}
-	return &AccessToken{Token: s.accessToken(o.OutTradeNo), ExpiresAt: o.TokenExpiresAt, Credits: g.Cap}, nil
+	exp := o.TokenExpiresAt
+	if g.ExpiresAt.Before(exp) {
+		exp = g.ExpiresAt
+	}
+	return &AccessToken{Token: s.accessToken(o.OutTradeNo), ExpiresAt: exp, Credits: g.Cap}, nil
 }
 
 // accessToken derives the provisional token of an order.

@@ -241,3 +241,77 @@ func TestForgedNotificationsChangeNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestRefundNotificationsMustMatch: a refund notification is acted on only
+// for a refund we asked for, with its amount; others are refused and
+// change nothing.
+func TestRefundNotificationsMustMatch(t *testing.T) {
+	forEach(t, func(t *testing.T, w *world) {
+		w.mustAccount("alice")
+		res := w.mustOrder("alice", "starter")
+		if _, err := w.sim.Pay(res.OutTradeNo); err != nil {
+			t.Fatal(err)
+		}
+		w.waitStatus(res.OutTradeNo, payment.StatusSuccess)
+		r, err := w.svc.Refund(w.ctx, "alice", res.OutTradeNo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := w.sim.Config()
+		var fs []forgery
+		if w.mode.version == payment.APIv3 {
+			mk := func(no string, fen int64) forgery {
+				plain, _ := json.Marshal(map[string]any{"mchid": cfg.MchID, "out_trade_no": res.OutTradeNo,
+					"transaction_id": "4200000000000000000000000009", "out_refund_no": no, "refund_id": "50300000000",
+					"refund_status": "SUCCESS", "success_time": "2026-11-27T12:00:00+08:00", "user_received_account": "x",
+					"amount": map[string]int64{"total": int64(res.AmountFen), "refund": fen, "payer_total": int64(res.AmountFen), "payer_refund": fen}})
+				ct, err := wxpay.EncryptV3Resource(cfg.APIv3Key, "0123456789ab", "refund", plain)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := json.Marshal(map[string]any{"id": "EV-2", "create_time": "2026-11-27T12:00:00+08:00",
+					"resource_type": "encrypt-resource", "event_type": "REFUND.SUCCESS", "summary": "退款成功",
+					"resource": map[string]string{"original_type": "refund", "algorithm": "AEAD_AES_256_GCM",
+						"ciphertext": ct, "associated_data": "refund", "nonce": "0123456789ab"}})
+				return forgery{"", v3Headers(t, body, w.clock.Now(), fmt.Sprintf("n%d%s", fen, no), cfg.PlatformKeyID), body}
+			}
+			fs = []forgery{mk("R-not-ours", int64(r.RefundFen)), mk(r.OutRefundNo, int64(r.RefundFen)+1)}
+		} else {
+			mk := func(no string, fen int64, key string) forgery {
+				enc, err := wxpay.EncryptV2RefundReqInfo(map[string]string{"transaction_id": "4200000000000000000000000009",
+					"out_trade_no": res.OutTradeNo, "refund_id": "50300000000", "out_refund_no": no,
+					"total_fee": strconv.FormatInt(int64(res.AmountFen), 10), "settlement_total_fee": strconv.FormatInt(int64(res.AmountFen), 10),
+					"refund_fee": strconv.FormatInt(fen, 10), "settlement_refund_fee": strconv.FormatInt(fen, 10),
+					"refund_status": "SUCCESS", "success_time": "2026-11-27 12:00:00", "refund_recv_accout": "x",
+					"refund_account": "REFUND_SOURCE_UNSETTLED_FUNDS", "refund_request_source": "API"}, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return forgery{"", nil, wxpay.EncodeV2XML(map[string]string{"return_code": "SUCCESS", "appid": cfg.AppID,
+					"mch_id": cfg.MchID, "nonce_str": fmt.Sprintf("n%d%s", fen, no), "req_info": enc})}
+			}
+			fs = []forgery{mk("R-not-ours", int64(r.RefundFen), cfg.APIKey), mk(r.OutRefundNo, int64(r.RefundFen)+1, cfg.APIKey),
+				mk(r.OutRefundNo, int64(r.RefundFen), "00000000000000000000000000000000")}
+		}
+		before := w.digest("alice")
+		for i, f := range fs {
+			if st := w.post(t, f.header, f.body); st != http.StatusBadRequest {
+				t.Errorf("refund forgery %d answered %d", i, st)
+			}
+		}
+		if w.digest("alice") != before {
+			t.Fatal("a refused refund notification changed something")
+		}
+		if w.metrics.Get(payment.EventNotificationRejected, payment.ReasonUnknownRefund) != 1 ||
+			w.metrics.Get(payment.EventNotificationRejected, payment.ReasonAmountMismatch) != 1 {
+			t.Fatalf("metrics %v", w.metrics.Snapshot())
+		}
+		if _, err := w.sim.CompleteRefund(r.OutRefundNo); err != nil {
+			t.Fatal(err)
+		}
+		w.eventually("the genuine refund notification", func() bool {
+			rec, _ := w.store.Refund(w.ctx, r.OutRefundNo)
+			return rec.Status == payment.RefundSucceeded
+		})
+	})
+}
