@@ -171,7 +171,16 @@ func mustOrder(c client, key, idem string) orderResult {
 }
 
 func TestServeEndToEnd(t *testing.T) {
-	m := MustRunMain(t)
+	for _, v := range []string{"v2", "v3"} {
+		t.Run(v, func(t *testing.T) { testServeEndToEnd(t, v) })
+	}
+}
+
+// testServeEndToEnd makes an account, buys credits through the emulator
+// with orders placed on API version, spends them through the mock LLM and
+// refunds the rest.
+func testServeEndToEnd(t *testing.T, version string) {
+	m := MustRunMain(t, "--wxpay-api-version", version)
 	c := client{t, m.URL}
 	c.must(200, "GET", "/healthz", "", "", nil)
 	c.must(200, "GET", "/readyz", "", "", nil)
@@ -200,10 +209,21 @@ func TestServeEndToEnd(t *testing.T) {
 		if st, _, _ := c.call("POST", "/v1/payments/orders/"+o.OutTradeNo+"/refund", o.AccessToken.Token, "", nil); st != 403 {
 			t.Fatalf("a provisional token asked for a refund: %d", st)
 		}
+		// The first request need not wait for the payment: the token
+		// spends the provisional grant.
+		c.must(200, "POST", "/v1/chat/completions", o.AccessToken.Token, `{"model":"mock-gpt","messages":[{"role":"user","content":"early"}],"max_tokens":8}`, nil)
 	}
 
 	c.must(200, "POST", "/sandbox/wxpay/sim/orders/"+o.OutTradeNo+"/pay", "", "", nil)
-	eventually(t, "the paid order is credited", func() bool { return mustBalance(c, a.APIKey).Credits == o.Credits })
+	var early int64 // what the provisional request cost, drawn from the lot
+	eventually(t, "the paid order is credited", func() bool {
+		b := mustBalance(c, a.APIKey)
+		early = o.Credits - b.Credits
+		return b.Credits > 0 && b.Provisional == 0 && b.Debt == 0
+	})
+	if o.AccessToken == nil && early != 0 {
+		t.Fatalf("credited %d of %d credits", o.Credits-early, o.Credits)
+	}
 	var got struct{ Status string }
 	c.must(200, "GET", "/v1/payments/orders/"+o.OutTradeNo, a.APIKey, "", &got)
 	if got.Status != "SUCCESS" {
@@ -219,8 +239,9 @@ func TestServeEndToEnd(t *testing.T) {
 	if chat.Usage.CostCredits <= 0 {
 		t.Fatalf("chat cost %d credits", chat.Usage.CostCredits)
 	}
-	if b := mustBalance(c, a.APIKey); b.Credits != o.Credits-chat.Usage.CostCredits || b.Held != 0 {
-		t.Fatalf("balance after chat %+v, want %d credits", b, o.Credits-chat.Usage.CostCredits)
+	left := o.Credits - early - chat.Usage.CostCredits
+	if b := mustBalance(c, a.APIKey); b.Credits != left || b.Held != 0 {
+		t.Fatalf("balance after chat %+v, want %d credits", b, left)
 	}
 	var usage struct {
 		Data []struct {
@@ -229,7 +250,7 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 	}
 	c.must(200, "GET", "/v1/usage", a.APIKey, "", &usage)
-	if len(usage.Data) != 1 || usage.Data[0].Credits != chat.Usage.CostCredits || usage.Data[0].Model != "mock-gpt" {
+	if n := len(usage.Data); n < 1 || usage.Data[0].Credits != chat.Usage.CostCredits || usage.Data[0].Model != "mock-gpt" {
 		t.Fatalf("usage %+v", usage)
 	}
 	var models struct{ Data []struct{ ID string } }
@@ -243,7 +264,7 @@ func TestServeEndToEnd(t *testing.T) {
 		Credits   int64 `json:"credits"`
 	}
 	c.must(200, "POST", "/v1/payments/orders/"+o.OutTradeNo+"/refund", a.APIKey, "", &refund)
-	if refund.Credits != o.Credits-chat.Usage.CostCredits || refund.RefundFen <= 0 || refund.RefundFen >= o.AmountFen {
+	if refund.Credits != left || refund.RefundFen <= 0 || refund.RefundFen >= o.AmountFen {
 		t.Fatalf("refund %+v of order %+v", refund, o)
 	}
 	var sandbox struct {
