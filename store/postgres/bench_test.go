@@ -58,6 +58,14 @@ func benchHoldSettle(b *testing.B, svcs []*ledger.Service) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "pairs/s")
+	var batches, ops int64
+	for _, svc := range svcs {
+		st := svc.Stats()
+		batches, ops = batches+st.Batches, ops+st.BatchedOps
+	}
+	if batches > 0 {
+		b.ReportMetric(float64(ops)/float64(batches), "ops/batch")
+	}
 }
 
 // BenchmarkHoldSettle is one instance with the Service's default of one
