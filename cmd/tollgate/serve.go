@@ -269,7 +269,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	pricer, gw, mock, providers, err := m.openGateway(led)
+	pricer, gw, mock, providers, err := m.openGateway(led, reg)
 	if err != nil {
 		return err
 	}
@@ -414,7 +414,7 @@ func (m *Main) openKV(ctx context.Context) (kv.NonceStore, kv.Limiter, string, f
 
 // openGateway builds the pricer and the model gateway: the providers file,
 // or the mock LLM in-process with prices for its models.
-func (m *Main) openGateway(led *ledger.Service) (*pricing.Pricer, http.Handler, http.Handler, string, error) {
+func (m *Main) openGateway(led *ledger.Service, reg prometheus.Registerer) (*pricing.Pricer, http.Handler, http.Handler, string, error) {
 	pcfg := pricing.DefaultConfig()
 	var (
 		gcfg *gateway.Config
@@ -451,6 +451,7 @@ func (m *Main) openGateway(led *ledger.Service) (*pricing.Pricer, http.Handler, 
 	}
 	gw, err := gateway.New(gcfg, gateway.Options{
 		Meter: &httpapi.Meter{Ledger: led}, Pricer: httpapi.Pricer{P: pricer}, Logger: m.log,
+		Observer:  httpapi.NewGatewayMetrics(reg),
 		RequestID: func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
 	})
 	if err != nil {
