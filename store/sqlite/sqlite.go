@@ -62,7 +62,7 @@ func dsn(path string, readOnly bool) string {
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "cache_size(-65536)") // 64 MiB of page cache per connection
-	q.Add("_pragma", "temp_store(MEMORY)")  // statement journals in memory, not temp files
+	q.Add("_pragma", "temp_store(MEMORY)") // statement journals in memory, not temp files
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {
