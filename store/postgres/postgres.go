@@ -1,7 +1,9 @@
 // Package postgres is the PostgreSQL implementation of ledger.Store, for
 // several tollgate instances sharing one database. It is built on pgx v5
 // (pgxpool) and passes the same store/storetest suite as store/sqlite. It
-// holds no money rules: those live in package ledger.
+// holds no money rules: those live in package ledger. The same Store also
+// implements payment.Store (payment.go) and auth.Store (apikey.go), and
+// Migrate applies the versioned schema in migrations/.
 //
 // How it keeps money safe under concurrency:
 //
