@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -134,15 +136,37 @@ func (s *Server) Handler() http.Handler {
 	if s.MockLLM != nil {
 		route("/mockllm/", GatewayBody, http.StripPrefix("/mockllm", s.MockLLM))
 	}
-	route("/", SmallBody, fn(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, r, nil, tollgate.Errorf(tollgate.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
-	}))
+	route("/", SmallBody, fn(func(w http.ResponseWriter, r *http.Request) { notFound(mux, w, r) }))
 
 	var h http.Handler = mux
 	if s.Registerer != nil {
 		h = withMetrics(s.Registerer, h)
 	}
 	return WithRequestID(WithRecoverAndLog(s.log(), h))
+}
+
+// notFound answers a request no route matched: 405 with Allow when the
+// path has routes for other methods, else 404, both as JSON errors.
+func notFound(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pat := mux.Handler(r2); pat != "" && pat != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		WriteJSON(w, http.StatusMethodNotAllowed, APIError{Error: APIErrorBody{
+			Message: fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")),
+			Type:    "invalid_request_error", Code: "method_not_allowed"}})
+		return
+	}
+	WriteError(w, r, nil, tollgate.Errorf(tollgate.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 }
 
 func (s *Server) needPayments(f func(http.ResponseWriter, *http.Request)) http.Handler {

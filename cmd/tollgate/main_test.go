@@ -339,6 +339,8 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"notify v2 oversized", "POST", "/wxpay/notify", "", strings.Repeat("x", 70<<10), nil, 413, "request_too_large"},
 		{"notify v3 unsigned", "POST", "/wxpay/notify/v3", "", `{}`, nil, 400, ""},
 		{"unknown route", "GET", "/v1/nothing", a.APIKey, "", nil, 404, "not_found"},
+		{"wrong method", "DELETE", "/v1/balance", a.APIKey, "", nil, 405, "method_not_allowed"},
+		{"balance with a body", "GET", "/v1/balance", a.APIKey, strings.Repeat("x", 5<<10), nil, 413, "request_too_large"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, b, _ := c.call(tc.method, tc.path, tc.auth, tc.body, tc.hdr)

@@ -1,0 +1,87 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"tollgate/httpapi"
+)
+
+// TestEveryRouteLimitsItsBody sends each route a body one byte over its
+// limit: the answer is 413 before any handler (or authentication) runs,
+// which is why a Server without services can answer it.
+func TestEveryRouteLimitsItsBody(t *testing.T) {
+	h := (&httpapi.Server{Sandbox: http.NotFoundHandler(), MockLLM: http.NotFoundHandler()}).Handler()
+	for _, tc := range []struct {
+		method, path string
+		limit        int64
+	}{
+		{"GET", "/healthz", httpapi.SmallBody},
+		{"GET", "/readyz", httpapi.SmallBody},
+		{"POST", "/admin/accounts", httpapi.SmallBody},
+		{"GET", "/admin/sandbox", httpapi.SmallBody},
+		{"GET", "/v1/packages", httpapi.SmallBody},
+		{"GET", "/v1/balance", httpapi.SmallBody},
+		{"GET", "/v1/usage", httpapi.SmallBody},
+		{"POST", "/v1/payments/orders", httpapi.JSONBody},
+		{"GET", "/v1/payments/orders/abcdef123", httpapi.SmallBody},
+		{"GET", "/v1/payments/orders/abcdef123/qr.png", httpapi.SmallBody},
+		{"POST", "/v1/payments/orders/abcdef123/refund", httpapi.SmallBody},
+		{"HEAD", "/wxpay/notify", httpapi.SmallBody},
+		{"POST", "/wxpay/notify", httpapi.NotifyBody},
+		{"POST", "/wxpay/notify/v3", httpapi.NotifyBody},
+		{"POST", "/v1/chat/completions", httpapi.GatewayBody},
+		{"POST", "/v1/embeddings", httpapi.GatewayBody},
+		{"POST", "/v1/messages", httpapi.GatewayBody},
+		{"GET", "/v1/models", httpapi.SmallBody},
+		{"POST", "/sandbox/wxpay/pay/unifiedorder", httpapi.SandboxBody},
+		{"POST", "/mockllm/v1/chat/completions", httpapi.GatewayBody},
+		{"GET", "/nowhere", httpapi.SmallBody},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(strings.Repeat("x", int(tc.limit)+1)))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s %s with %d bytes: status %d, want 413", tc.method, tc.path, tc.limit+1, rec.Code)
+		}
+	}
+}
+
+func TestReadyzReportsAFailedCheck(t *testing.T) {
+	s := &httpapi.Server{Ready: []httpapi.Check{
+		{Name: "store", Ping: func(context.Context) error { return nil }},
+		{Name: "redis", Ping: func(context.Context) error { return errors.New("dial tcp 10.0.0.1:6379: password=hunter2") }},
+	}}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d", rec.Code)
+	}
+	body := rec.Body.String()
+	if !strings.Contains(body, `"redis":"unavailable"`) || !strings.Contains(body, `"store":"ok"`) || strings.Contains(body, "hunter2") {
+		t.Fatalf("body %s", body)
+	}
+}
+
+func TestUnknownRoutesAnswerJSON(t *testing.T) {
+	h := (&httpapi.Server{}).Handler()
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/nope", 404, ""},
+		{"DELETE", "/v1/balance", 405, "GET, HEAD"},
+		{"GET", "/admin/accounts", 405, "POST"},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != tc.status || rec.Header().Get("Allow") != tc.allow || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s: %d Allow=%q %s", tc.method, tc.path, rec.Code, rec.Header().Get("Allow"), rec.Body)
+		}
+	}
+}
