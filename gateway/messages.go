@@ -182,6 +182,7 @@ func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *
 	for _, c := range first {
 		ew.chunk(c)
 	}
+	g.observeFirstToken(m, d)
 	var upErr error
 	for ew.rl.err == nil {
 		chunk, err := st.next()
@@ -222,6 +223,7 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	rl := &relay{w: w, rc: http.NewResponseController(w)}
+	g.observeFirstToken(m, d) // lead holds the events up to the first output
 	var start anthUsage
 	var final *tokenUsage
 	var upErr error

@@ -66,11 +66,19 @@ type Caller struct {
 	Limits KeyLimits
 }
 
-// KeyLimits are per-key limits the gateway enforces on each request.
-// Rate limits across requests belong to an Admitter.
+// KeyLimits are per-key limits. The gateway enforces the per-request ones
+// itself; the rate limits and the expiry are enforced by an Admitter such
+// as Limits. Zero values mean no limit.
 type KeyLimits struct {
 	MaxCreditsPerRequest tollgate.Credits
 	MaxOutputTokens      int64
+	// RequestsPerMinute bounds the key's request rate (burst: one minute's worth).
+	RequestsPerMinute int
+	// TokensPerMinute bounds the tokens the key's holds may cover per
+	// minute: the prompt estimate plus the output cap of each request.
+	TokensPerMinute int64
+	// ExpiresAt is when the key stops working; zero never.
+	ExpiresAt time.Time
 }
 
 // allows reports whether c may use model.

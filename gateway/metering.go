@@ -40,6 +40,9 @@ func (g *Gateway) reserve(r *http.Request, c Caller, model string, prompt, outTo
 	m := &metered{g: g, start: g.opts.Now(), prompt: prompt, hold: Hold{
 		RequestID: g.opts.RequestID(r), Account: c.Account, KeyID: c.KeyID, Model: model, Credits: credits,
 	}}
+	if err := g.admitTokens(r.Context(), c, model, prompt+margin+outTokens); err != nil {
+		return nil, err
+	}
 	m.holdID, err = g.opts.Meter.Reserve(r.Context(), m.hold)
 	if err != nil {
 		if tollgate.ErrorCode(err) == tollgate.EINSUFFICIENT {
@@ -47,6 +50,7 @@ func (g *Gateway) reserve(r *http.Request, c Caller, model string, prompt, outTo
 		}
 		return nil, fmt.Errorf("reserve %d credits: %w", credits, err)
 	}
+	g.observeHeld(m.hold)
 	return m, nil
 }
 

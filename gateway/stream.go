@@ -45,6 +45,7 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 	for _, c := range first {
 		rl.push(c)
 	}
+	g.observeFirstToken(m, d)
 	var upErr error
 	for rl.err == nil {
 		chunk, err := st.next()

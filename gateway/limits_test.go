@@ -1,0 +1,168 @@
+package gateway_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"tollgate"
+	"tollgate/gateway"
+	"tollgate/gateway/mockllm"
+	"tollgate/internal/testenv"
+	"tollgate/kv"
+	kvredis "tollgate/kv/redis"
+)
+
+// fakeClock is a settable clock for limits and key expiry.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// limitsEnv is a gateway over mockllm admitting through lim.
+func limitsEnv(t *testing.T, lim *gateway.Limits, limits gateway.KeyLimits) *env {
+	t.Helper()
+	e := newMockEnvWith(t, 1<<40, &mockllm.Server{OutputTokens: 4}, &mockllm.Server{OutputTokens: 4}, func(o *gateway.Options) { o.Admitter = lim })
+	e.caller.Limits = limits
+	return e
+}
+
+const limitedChat = `{"model":"mock-gpt","max_tokens":100,"messages":[{"role":"user","content":"hello"}]}`
+
+func TestLimitsRequestsPerMinute(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)}
+	reg := prometheus.NewRegistry()
+	lim := gateway.NewLimits(kv.NewMemory(kv.MemoryOptions{Now: clock.Now}), reg)
+	e := limitsEnv(t, lim, gateway.KeyLimits{RequestsPerMinute: 2})
+	for i, want := range []int{200, 200, 429} {
+		resp, body := e.chat(limitedChat)
+		if resp.StatusCode != want {
+			t.Fatalf("request %d: status %d, want %d: %s", i, resp.StatusCode, want, body)
+		}
+		if want == 429 {
+			ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			if ra < 1 || ra > 30 {
+				t.Fatalf("Retry-After %q, want 1..30 s (one request per 30 s)", resp.Header.Get("Retry-After"))
+			}
+			if code := path(mustJSON(t, body), "error", "code"); code != "rate_limit_exceeded" {
+				t.Fatalf("error code %v", code)
+			}
+		}
+	}
+	clock.Add(30 * time.Second)
+	if resp, body := e.chat(limitedChat); resp.StatusCode != 200 {
+		t.Fatalf("after 30 s: status %d: %s", resp.StatusCode, body)
+	}
+	if got := gathered(t, reg, "tollgate_gateway_limit_refusals_total", map[string]string{"limit": "rpm"}); got != 1 {
+		t.Fatalf("rpm refusals %v, want 1", got)
+	}
+	if n := e.meter.reserves.Load(); n != 3 {
+		t.Fatalf("%d holds made, want 3: a refused request must not reach the meter", n)
+	}
+}
+
+func TestLimitsTokensPerMinuteCountTheHold(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)}
+	lim := gateway.NewLimits(kv.NewMemory(kv.MemoryOptions{Now: clock.Now}), nil)
+	// One request holds its prompt estimate plus 100 output tokens, so a
+	// budget of 200 tokens a minute admits one and refuses the next.
+	e := limitsEnv(t, lim, gateway.KeyLimits{TokensPerMinute: 200})
+	if resp, body := e.chat(limitedChat); resp.StatusCode != 200 {
+		t.Fatalf("first: status %d: %s", resp.StatusCode, body)
+	}
+	if resp, _ := e.chat(limitedChat); resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("second: status %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// A request above the whole budget passes once the key is idle.
+	clock.Add(time.Minute)
+	if resp, body := e.chat(`{"model":"mock-gpt","max_tokens":1000,"messages":[{"role":"user","content":"hello"}]}`); resp.StatusCode != 200 {
+		t.Fatalf("large request after a minute: status %d: %s", resp.StatusCode, body)
+	}
+	if n := e.meter.reserves.Load(); n != 2 {
+		t.Fatalf("%d holds, want 2", n)
+	}
+}
+
+func TestLimitsExpiryAndModels(t *testing.T) {
+	now := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+	lim := &gateway.Limits{Limiter: kv.NewMemory(kv.MemoryOptions{}), Now: func() time.Time { return now }}
+	for _, tc := range []struct {
+		name  string
+		c     gateway.Caller
+		model string
+		code  string
+	}{
+		{"OK", gateway.Caller{KeyID: "k", Limits: gateway.KeyLimits{ExpiresAt: now.Add(time.Second)}}, "m", ""},
+		{"Expired", gateway.Caller{KeyID: "k", Limits: gateway.KeyLimits{ExpiresAt: now}}, "m", tollgate.EUNAUTHORIZED},
+		{"ModelAllowed", gateway.Caller{KeyID: "k", Models: []string{"m"}}, "m", ""},
+		{"ModelRefused", gateway.Caller{KeyID: "k", Models: []string{"other"}}, "m", tollgate.EFORBIDDEN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tollgate.ErrorCode(lim.Admit(context.Background(), tc.c, tc.model)); got != tc.code {
+				t.Fatalf("code %q, want %q", got, tc.code)
+			}
+		})
+	}
+	e := limitsEnv(t, lim, gateway.KeyLimits{ExpiresAt: now.Add(-time.Hour)})
+	if resp, _ := e.chat(limitedChat); resp.StatusCode != 401 {
+		t.Fatalf("expired key: status %d, want 401", resp.StatusCode)
+	}
+}
+
+// downLimiter is a kv.Limiter whose store is unreachable.
+type downLimiter struct{}
+
+func (downLimiter) Allow(ctx context.Context, key string, l kv.Limit) (kv.Result, error) {
+	return downLimiter{}.AllowN(ctx, key, l, 1)
+}
+func (downLimiter) AllowN(context.Context, string, kv.Limit, int) (kv.Result, error) {
+	return kv.Result{}, tollgate.Errorf(tollgate.EUNAVAILABLE, "redis is down")
+}
+
+func TestLimitsFailOpenWhenTheLimiterIsDown(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	lim := gateway.NewLimits(downLimiter{}, reg)
+	e := limitsEnv(t, lim, gateway.KeyLimits{RequestsPerMinute: 1, TokensPerMinute: 10})
+	for i := range 3 {
+		if resp, body := e.chat(limitedChat); resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d: %s", i, resp.StatusCode, body)
+		}
+	}
+	if got := gathered(t, reg, "tollgate_gateway_limiter_errors_total", nil); got != 6 {
+		t.Fatalf("limiter errors %v, want 6 (rpm and tpm for 3 requests)", got)
+	}
+}
+
+// TestLimitsSharedThroughRedis runs two gateways, as two instances would,
+// on one Redis: they draw on one budget per key.
+func TestLimitsSharedThroughRedis(t *testing.T) {
+	url, prefix := testenv.MustRedis(t)
+	open := func() *env {
+		st, err := kvredis.Open(context.Background(), url, kvredis.Options{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return limitsEnv(t, gateway.NewLimits(st, nil), gateway.KeyLimits{RequestsPerMinute: 3})
+	}
+	a, b := open(), open()
+	for i, step := range []struct {
+		e    *env
+		want int
+	}{{a, 200}, {b, 200}, {a, 200}, {b, 429}, {a, 429}} {
+		if resp, body := step.e.chat(limitedChat); resp.StatusCode != step.want {
+			t.Fatalf("request %d: status %d, want %d: %s", i, resp.StatusCode, step.want, body)
+		}
+	}
+}
