@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"tollgate"
@@ -158,6 +159,9 @@ type Handler struct {
 	// (never tokens); nil discards.
 	Now    func() time.Time
 	Logger *slog.Logger
+
+	muxOnce sync.Once
+	mux     *http.ServeMux
 }
 
 // Route is one route of the handler, for a server that mounts each with
@@ -199,10 +203,11 @@ func (h *Handler) Routes() []Route {
 // ServeHTTP serves every route on a private mux, each with its body limit.
 // POST /v1/checkout/sessions then relies on Account alone to authenticate.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.mux().ServeHTTP(w, r)
+	h.muxOnce.Do(func() { h.mux = h.newMux() })
+	h.mux.ServeHTTP(w, r)
 }
 
-func (h *Handler) mux() *http.ServeMux {
+func (h *Handler) newMux() *http.ServeMux {
 	m := http.NewServeMux()
 	for _, rt := range h.Routes() {
 		next := rt.Handler
