@@ -126,8 +126,9 @@ func (s *Service) validate(r *CreateOrderRequest) error {
 // issue the provisional grant. A retry with the same key after a crash or
 // failure resumes at the first unfinished phase with the same out_trade_no.
 //
-// Errors: PARAM_ERROR (*ParamError, code EINVALID) and nothing is sent to
-// WeChat Pay; ENOTFOUND (package); ECONFLICT (Idempotency-Key reused with
+// Errors: PARAM_ERROR (*ParamError, code EINVALID; also for an unknown
+// package) and nothing is sent to WeChat Pay; ENOTFOUND (account);
+// EFORBIDDEN (outside the rollout); ECONFLICT (Idempotency-Key reused with
 // another body); EUNAVAILABLE (rate feed stale, WeChat Pay paused or
 // unreachable — retry with the same key); EUPSTREAM (WeChat Pay refused).
 func (s *Service) CreateOrder(ctx context.Context, r CreateOrderRequest) (OrderResult, error) {
@@ -145,6 +146,9 @@ func (s *Service) CreateOrder(ctx context.Context, r CreateOrderRequest) (OrderR
 		case tollgate.ErrorCode(err) != tollgate.ENOTFOUND:
 			return OrderResult{}, wrap(op, tollgate.EINTERNAL, err)
 		}
+	}
+	if _, err := s.ledger.Account(ctx, r.Account); err != nil {
+		return OrderResult{}, wrap(op, tollgate.EINTERNAL, err)
 	}
 	if s.rollout != nil {
 		if err := s.rollout.Check(r.Account); err != nil {

@@ -166,3 +166,17 @@ func TestAccessToken(t *testing.T) {
 	_, _, err := w.svc.AuthenticateAccessToken(w.ctx, res.AccessToken.Token)
 	wantCode(t, err, tollgate.EUNAUTHORIZED)
 }
+
+// TestCreateUnknownAccount: an order for an account the ledger does not
+// know is refused before anything is recorded or sent.
+func TestCreateUnknownAccount(t *testing.T) {
+	w := newWorld(t, backends[0], modes[0], nil)
+	_, err := w.svc.CreateOrder(w.ctx, payment.CreateOrderRequest{Account: "ghost", PackageID: "plus", DeviceFingerprint: fp})
+	wantCode(t, err, tollgate.ENOTFOUND)
+	if len(w.sim.Orders()) != 0 {
+		t.Fatal("an order reached the emulator")
+	}
+	if c := w.svc.Config(); c.MchID != wxpaysim.DefaultMchID || c.TokenSecret != nil {
+		t.Fatalf("config %+v", c)
+	}
+}

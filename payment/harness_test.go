@@ -167,7 +167,7 @@ func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *pay
 	}
 	w.v3 = &wxpay.V3Client{BaseURL: simSrv.URL, MchID: cfg.MchID, AppID: cfg.AppID, MerchantSerialNo: cfg.MerchantSerial,
 		MerchantKey: mkey, APIv3Key: cfg.APIv3Key, Keyring: ring, HTTPClient: simSrv.Client(), Now: w.clock.Now}
-	pc := payment.Config{APIVersion: m.version, SignType: m.signType, AppID: cfg.AppID, MchID: cfg.MchID,
+	pc := payment.Config{APIVersion: m.version, SignType: m.signType,
 		NotifyURL: notify.URL + "/v2", NotifyURLV3: notify.URL + "/v3", RefundNotifyURL: notify.URL + "/" + m.version,
 		TokenSecret: []byte("test secret")}
 	deps := payment.Deps{Ledger: w.ledger, Store: w.store, Pricer: pr, Nonces: w.nonces, Limiter: w.nonces,

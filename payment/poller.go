@@ -19,8 +19,16 @@ func (s *Service) RunPoller(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.PollEvery)
 	defer t.Stop()
 	for {
-		if _, err := s.PollOnce(ctx); err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "payment: poll", "err", err)
+		// A full batch means more is due: keep going, a bounded number of
+		// rounds, before waiting for the next tick.
+		for range 16 {
+			n, err := s.PollOnce(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "payment: poll", "err", err)
+			}
+			if err != nil || n < pollBatch {
+				break
+			}
 		}
 		select {
 		case <-ctx.Done():

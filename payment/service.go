@@ -139,6 +139,14 @@ func New(cfg Config, d Deps) (*Service, error) {
 		cfg.SignType = wxpay.SignTypeMD5
 	}
 	setDefaults(&cfg)
+	// The merchant is the clients' when config does not name it.
+	app, mch := clientIDs(d.V2, d.V3, cfg.APIVersion)
+	if cfg.AppID == "" {
+		cfg.AppID = app
+	}
+	if cfg.MchID == "" {
+		cfg.MchID = mch
+	}
 	s := &Service{cfg: cfg, ledger: d.Ledger, store: d.Store, pricer: d.Pricer, nonces: d.Nonces,
 		limiter: d.Limiter, v2: d.V2, v3: d.V3, gw: d.Gateway, rollout: d.Rollout, metrics: d.Metrics,
 		log: d.Logger, now: d.Now, rand: d.Rand}
@@ -192,6 +200,19 @@ func New(cfg Config, d Deps) (*Service, error) {
 		s.cfg.InstanceID = fmt.Sprintf("inst-%x", seed[:6])
 	}
 	return s, nil
+}
+
+// clientIDs returns the appid and mch_id of the client of version.
+func clientIDs(v2 *wxpay.V2Client, v3 *wxpay.V3Client, version string) (string, string) {
+	switch {
+	case version == APIv3 && v3 != nil:
+		return v3.AppID, v3.MchID
+	case v2 != nil:
+		return v2.AppID, v2.MchID
+	case v3 != nil:
+		return v3.AppID, v3.MchID
+	}
+	return "", ""
 }
 
 func setDefaults(cfg *Config) {
