@@ -13,8 +13,20 @@ import (
 	"tollgate/ledger"
 )
 
-// Steps is how many random operations testModelRandom runs.
+// Steps is how many random operations testModelRandom runs by default;
+// STORETEST_STEPS overrides it (the long form of S15 runs 100,000).
 const Steps = 1200
+
+func steps(t *testing.T) int {
+	if v := os.Getenv("STORETEST_STEPS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("STORETEST_STEPS=%q: want a positive integer", v)
+		}
+		return n
+	}
+	return Steps
+}
 
 // seed returns STORETEST_SEED if set, else a fresh seed. It is printed so a
 // failure can be replayed.
@@ -43,14 +55,15 @@ func testModelRandom(t *testing.T, e *Env) {
 		m.CreateAccount(a)
 	}
 	g := &gen{r: r, e: e, m: m, accounts: accounts, payments: map[string]ledger.Payment{}, terms: map[string]ledger.ReserveRequest{}}
-	for step := range Steps {
+	n := steps(t)
+	for step := range n {
 		name, got, want := g.step()
 		if got != want {
 			t.Fatalf("seed %d step %d %s: store says %q, model says %q", s, step, name, got, want)
 		}
 		g.compare(t, s, step, name)
 	}
-	t.Logf("ran %d steps: %v", Steps, g.counts)
+	t.Logf("ran %d steps: %v", n, g.counts)
 }
 
 type gen struct {
