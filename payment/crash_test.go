@@ -152,3 +152,65 @@ func TestTwoInstancesShareLeasesAndBudget(t *testing.T) {
 		})
 	}
 }
+
+// hidingGateway answers NOTPAY to order queries until the order is closed,
+// as a query that raced the payer's last-second payment would.
+type hidingGateway struct {
+	payment.Gateway
+	mu     sync.Mutex
+	closed bool
+}
+
+func (g *hidingGateway) QueryOrder(ctx context.Context, no string) (payment.Trade, error) {
+	g.mu.Lock()
+	hide := !g.closed
+	g.mu.Unlock()
+	if hide {
+		return payment.Trade{State: payment.StatusNotPay}, nil
+	}
+	return g.Gateway.QueryOrder(ctx, no)
+}
+
+func (g *hidingGateway) CloseOrder(ctx context.Context, no string) error {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	return g.Gateway.CloseOrder(ctx, no)
+}
+
+// TestCloseSaysPaid: closing an expired order answers ORDERPAID (the payer
+// paid at the last moment): the poller queries and credits instead of
+// closing, and keeps the provisional usage (the grant was revoked at
+// expiry, so it became debt, which the payment then pays).
+func TestCloseSaysPaid(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			w := newWorld(t, backends[0], m, func(_ *payment.Config, d *payment.Deps) {
+				var inner payment.Gateway = &payment.V2Gateway{Client: d.V2}
+				if m.version == payment.APIv3 {
+					inner = &payment.V3Gateway{Client: d.V3}
+				}
+				d.Gateway = &hidingGateway{Gateway: inner}
+			})
+			if err := w.sim.SetFaults(wxpaysim.Faults{Seed: 4, DropRate: 1}); err != nil {
+				t.Fatal(err)
+			}
+			w.mustAccount("alice")
+			res := w.mustOrder("alice", "starter")
+			spend(t, w, "h", "alice", res.OutTradeNo, 99)
+			if _, err := w.sim.Pay(res.OutTradeNo); err != nil {
+				t.Fatal(err)
+			}
+			w.poll(31 * time.Minute)
+			if st := w.order(res.OutTradeNo).Status; st != payment.StatusSuccess {
+				t.Fatalf("status %s", st)
+			}
+			if w.metrics.Get(payment.EventPollerCredited, "close_orderpaid") != 1 {
+				t.Fatalf("metrics %v", w.metrics.Snapshot())
+			}
+			if b, _ := w.ledger.Balance(w.ctx, "alice"); b.Debt != 0 || b.Credits != 1_400_000-99 {
+				t.Fatalf("balance %+v", b)
+			}
+		})
+	}
+}
