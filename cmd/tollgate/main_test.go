@@ -473,6 +473,16 @@ func TestServeSharedServices(t *testing.T) {
 	if st, b, _ := c2.call("POST", "/v1/chat/completions", a.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}]}`, nil); st != 402 {
 		t.Fatalf("unfunded chat: %d %s", st, b)
 	}
+	// An order placed and paid through the first instance is credited
+	// once, and the second instance sees the credit and replays the
+	// Idempotency-Key from the shared database.
+	o := mustOrder(c1, a.APIKey, "shared-1")
+	if again := mustOrder(c2, a.APIKey, "shared-1"); again.OutTradeNo != o.OutTradeNo {
+		t.Fatalf("the second instance made another order: %s, %s", o.OutTradeNo, again.OutTradeNo)
+	}
+	c1.must(200, "POST", "/sandbox/wxpay/sim/orders/"+o.OutTradeNo+"/pay", "", "", nil)
+	eventually(t, "the payment is credited", func() bool { return mustBalance(c2, a.APIKey).Credits == o.Credits })
+	c2.must(200, "POST", "/v1/chat/completions", a.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}],"max_tokens":8}`, nil)
 }
 
 // TestExampleConfigParses keeps tollgate.example.json in step with the

@@ -512,6 +512,12 @@ func (m *Main) openPayments(led *ledger.Service, st stores, pricer *pricing.Pric
 		desc = fmt.Sprintf("sandbox profile, API %s, emulator in-process at %s/\n"+
 			"    mch_id %s  appid %s  api key %s  apiv3 key %s (emulator test keys)",
 			c.WxpayAPIVersion, base, sc.MchID, sc.AppID, sc.APIKey, sc.APIv3Key)
+		if c.DatabaseURL != "" {
+			// Each instance's emulator knows only the orders placed through
+			// it, while the poller of any instance may query any order.
+			desc += "\n    NOTE: every instance runs its own emulator; for several instances run one" +
+				"\n    `tollgate sandbox` and point --wxpay-url (API v2) of every instance at it"
+		}
 	}
 	if st.payments == nil {
 		// TODO: wire once the store implements payment.Store (PostgreSQL
