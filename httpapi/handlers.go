@@ -262,8 +262,31 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, OrderResponse{OutTradeNo: o.OutTradeNo, Status: o.Status, AmountFen: o.Fen, Credits: o.Credits,
-		PackageID: o.PackageID, CodeURL: o.CodeURL, TransactionID: o.TransactionID, ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt})
+	WriteJSON(w, http.StatusOK, orderResponse(o))
+}
+
+func orderResponse(o payment.Order) OrderResponse {
+	return OrderResponse{OutTradeNo: o.OutTradeNo, Status: o.Status, AmountFen: o.Fen, Credits: o.Credits,
+		PackageID: o.PackageID, CodeURL: o.CodeURL, TransactionID: o.TransactionID, ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt}
+}
+
+// listOrders answers the caller's orders, newest first.
+func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) {
+	limit, err := intParam(r, "limit", 20, 1, 100)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	listed, err := s.Payments.ListOrders(r.Context(), callerOf(r).Account, limit)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	out := make([]OrderResponse, 0, len(listed))
+	for _, o := range listed {
+		out = append(out, orderResponse(o))
+	}
+	WriteJSON(w, http.StatusOK, list[OrderResponse]{"list", out})
 }
 
 func (s *Server) qrPNG(w http.ResponseWriter, r *http.Request) {

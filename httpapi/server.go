@@ -38,6 +38,7 @@ const (
 type Payments interface {
 	CreateOrder(ctx context.Context, r payment.CreateOrderRequest) (payment.OrderResult, error)
 	GetOrder(ctx context.Context, account tollgate.AccountID, outTradeNo string) (payment.Order, error)
+	ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]payment.Order, error)
 	QRCodePNG(ctx context.Context, account tollgate.AccountID, outTradeNo string, size int) ([]byte, error)
 	Refund(ctx context.Context, account tollgate.AccountID, outTradeNo string) (payment.RefundResult, error)
 	HandleV2Notification(ctx context.Context, body []byte) (int, []byte)
@@ -111,6 +112,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/usage", SmallBody, s.WithAuth(fn(s.usage)))
 
 	route("POST /v1/payments/orders", JSONBody, s.WithAuth(s.needPayments(s.createOrder)))
+	route("GET /v1/payments/orders", SmallBody, s.WithAuth(s.needPayments(s.listOrders)))
 	route("GET /v1/payments/orders/{out_trade_no}", SmallBody, s.WithAuth(s.needPayments(s.getOrder)))
 	route("GET /v1/payments/orders/{out_trade_no}/qr.png", SmallBody, s.WithAuth(s.needPayments(s.qrPNG)))
 	route("POST /v1/payments/orders/{out_trade_no}/refund", SmallBody, s.WithAuth(s.needPayments(s.refund)))

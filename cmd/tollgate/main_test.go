@@ -326,6 +326,7 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"order oversized", "POST", orders, a.APIKey, big, nil, 413, "request_too_large"},
 		{"order bad idempotency key", "POST", orders, a.APIKey, `{"package_id":"starter",` + fp + `}`, map[string]string{"Idempotency-Key": "a b"}, 400, "invalid"},
 		{"order key reused with another body", "POST", orders, a.APIKey, `{"package_id":"plus",` + fp + `}`, map[string]string{"Idempotency-Key": "bad-input-order"}, 409, "conflict"},
+		{"list bad limit", "GET", orders + "?limit=0", a.APIKey, "", nil, 400, "invalid"},
 		{"get other's order", "GET", orders + "/" + o.OutTradeNo, other.APIKey, "", nil, 404, "not_found"},
 		{"get unknown order", "GET", orders + "/NOPE123456", a.APIKey, "", nil, 404, "not_found"},
 		{"get malformed order", "GET", orders + "/%3Cscript%3E", a.APIKey, "", nil, 404, "not_found"},
@@ -374,6 +375,19 @@ func TestServeRefusesBadInput(t *testing.T) {
 	c.must(200, "GET", orders+"/"+o.OutTradeNo, a.APIKey, "", &got)
 	if got.Status != "NOTPAY" {
 		t.Fatalf("order status %q", got.Status)
+	}
+	var mine struct {
+		Data []struct {
+			OutTradeNo string `json:"out_trade_no"`
+		}
+	}
+	c.must(200, "GET", orders, a.APIKey, "", &mine)
+	if len(mine.Data) != 1 || mine.Data[0].OutTradeNo != o.OutTradeNo {
+		t.Fatalf("orders %+v", mine)
+	}
+	c.must(200, "GET", orders, other.APIKey, "", &mine)
+	if len(mine.Data) != 0 {
+		t.Fatalf("another account sees orders %+v", mine)
 	}
 	var sims []json.RawMessage
 	c.must(200, "GET", "/sandbox/wxpay/sim/orders", "", "", &sims)
@@ -425,8 +439,13 @@ func TestServeAdminTokenKept(t *testing.T) {
 	if m1.AdminTokenFile != filepath.Join(dir, "admin-token") {
 		t.Fatalf("token file %q", m1.AdminTokenFile)
 	}
+	url := m1.URL
 	if err := m1.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if resp, err := http.Get(url + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatal("still accepting connections after Close")
 	}
 	m2 := MustRunMain(t, "--data", dir)
 	if m2.AdminToken != tok {
