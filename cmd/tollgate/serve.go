@@ -141,7 +141,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.WxpayAPIKey, "wxpay-api-key", c.WxpayAPIKey, "v2 API key (32 characters)")
 	fs.StringVar(&c.Providers, "providers", c.Providers, "providers file (JSON); empty: the mock LLM in-process under /mockllm/")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
-	configFile := fs.String("config", "", "JSON file of settings keyed by flag name (see tollgate.example.json); env and flags override it")
+	// configPath reads --config before parsing; the flag is declared so
+	// that it parses and shows in the usage.
+	fs.String("config", "", "JSON file of settings keyed by flag name (see tollgate.example.json); env and flags override it")
 
 	path := configPath(args)
 	if path != "" {
@@ -152,7 +154,6 @@ func (m *Main) ParseFlags(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	_ = configFile
 	return m.validate()
 }
 
