@@ -416,6 +416,7 @@ func TestServeFlags(t *testing.T) {
 		{"--wxpay-api-key", "short"},
 		{"--wxpay-url", "https://api.mch.weixin.qq.com"},
 		{"--public-url", "ftp://x"},
+		{"--wxpay-cert", "cert.pem"},
 		{"--no-such-flag"},
 	} {
 		if err := NewMain(io.Discard, io.Discard).ParseFlags(bad); err == nil {

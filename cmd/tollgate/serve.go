@@ -85,6 +85,10 @@ type ServeConfig struct {
 	WxpayMchID      string
 	WxpayAppID      string
 	WxpayAPIKey     string
+	// WxpayCert and WxpayCertKey are PEM files of the merchant API
+	// certificate v2 refunds present over mutual TLS (production only).
+	WxpayCert    string
+	WxpayCertKey string
 	Providers       string
 	LogFormat       string
 }
@@ -139,6 +143,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.WxpayMchID, "wxpay-mch-id", c.WxpayMchID, "merchant id (mch_id); empty with the emulator: its default")
 	fs.StringVar(&c.WxpayAppID, "wxpay-appid", c.WxpayAppID, "app id bound to the merchant")
 	fs.StringVar(&c.WxpayAPIKey, "wxpay-api-key", c.WxpayAPIKey, "v2 API key (32 characters)")
+	fs.StringVar(&c.WxpayCert, "wxpay-cert", c.WxpayCert, "merchant API certificate (apiclient_cert.pem) for v2 refunds with --wxpay-url")
+	fs.StringVar(&c.WxpayCertKey, "wxpay-cert-key", c.WxpayCertKey, "its private key (apiclient_key.pem)")
 	fs.StringVar(&c.Providers, "providers", c.Providers, "providers file (JSON); empty: the mock LLM in-process under /mockllm/")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	// configPath reads --config before parsing; the flag is declared so
@@ -226,6 +232,8 @@ func (m *Main) validate() error {
 		return fmt.Errorf("serve: --wxpay-api-key must be 32 characters, got %d", len(c.WxpayAPIKey))
 	case c.WxpayURL != "" && (c.WxpayMchID == "" || c.WxpayAppID == "" || c.WxpayAPIKey == ""):
 		return errors.New("serve: --wxpay-url needs --wxpay-mch-id, --wxpay-appid and --wxpay-api-key")
+	case (c.WxpayCert == "") != (c.WxpayCertKey == ""):
+		return errors.New("serve: --wxpay-cert and --wxpay-cert-key go together")
 	case c.WxpayURL != "" && c.WxpayAPIVersion == payment.APIv3:
 		// TODO: the merchant private key, its serial and WeChat Pay's
 		// public key have no flags in DESIGN.md §5 yet.
@@ -486,6 +494,15 @@ func (m *Main) openPayments(led *ledger.Service, st stores, pricer *pricing.Pric
 	if c.WxpayURL != "" {
 		cfg.AppID, cfg.MchID = c.WxpayAppID, c.WxpayMchID
 		deps.V2 = &wxpay.V2Client{BaseURL: c.WxpayURL, AppID: c.WxpayAppID, MchID: c.WxpayMchID, APIKey: c.WxpayAPIKey}
+		if c.WxpayCert != "" {
+			cert, err := tls.LoadX509KeyPair(c.WxpayCert, c.WxpayCertKey)
+			if err != nil {
+				return nil, "", fmt.Errorf("serve: merchant certificate: %w", err)
+			}
+			deps.V2.Certificate = &cert
+		} else {
+			m.log.Warn("no --wxpay-cert: v2 refunds will be refused until the merchant certificate is configured")
+		}
 		desc = fmt.Sprintf("production profile, API %s at %s, mch_id %s, appid %s", c.WxpayAPIVersion, c.WxpayURL, c.WxpayMchID, c.WxpayAppID)
 	} else {
 		sim := &wxpaysim.Server{MchID: c.WxpayMchID, AppID: c.WxpayAppID, APIKey: c.WxpayAPIKey,
