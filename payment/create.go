@@ -354,11 +354,17 @@ func (s *Service) grant(ctx context.Context, o Order) (*AccessToken, error) {
 	if g.Status != ledger.GrantLive {
 		return nil, nil
 	}
+	tok := s.accessToken(o.OutTradeNo)
+	if subtle.ConstantTimeCompare([]byte(hashToken(tok)), []byte(o.TokenHash)) != 1 {
+		// Made by an instance with another TokenSecret: this one cannot
+		// reproduce the token, so it returns none rather than a bad one.
+		return nil, nil
+	}
 	exp := o.TokenExpiresAt
 	if g.ExpiresAt.Before(exp) {
 		exp = g.ExpiresAt
 	}
-	return &AccessToken{Token: s.accessToken(o.OutTradeNo), ExpiresAt: exp, Credits: g.Cap}, nil
+	return &AccessToken{Token: tok, ExpiresAt: exp, Credits: g.Cap}, nil
 }
 
 // accessToken derives the provisional token of an order.

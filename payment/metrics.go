@@ -84,8 +84,8 @@ func (c *Counters) Sum(event string) int64 {
 	return n
 }
 
-// Snapshot returns every counter as "event/reason" -> count, keys sorted
-// when ranged over with SortedKeys.
+// Snapshot returns every counter as "event/reason" -> count (SortedKeys
+// lists the keys in order).
 func (c *Counters) Snapshot() map[string]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -5,6 +5,23 @@
 // and the rollout guard. Money moves only through the ledger; exactly-once
 // crediting rests on the ledger's unique constraints, never on this package.
 // It knows nothing of HTTP routing: the httpapi package calls it.
+//
+// The flow, as the HTTP layer uses it:
+//
+//   - CreateOrder records the order (and its Idempotency-Key) before
+//     WeChat Pay is called, places it with the same out_trade_no however
+//     often it is retried, stores the code_url and issues a provisional
+//     grant with an access token (an HMAC of the order number under
+//     Config.TokenSecret, returned to the creator and again on an
+//     Idempotency-Key replay, stored only as a SHA-256).
+//   - AuthenticateAccessToken turns that token into (account, grantID): the
+//     gateway reserves with ledger.ReserveRequest.GrantID = grantID.
+//   - HandleV2Notification / HandleV3Notification verify and credit
+//     (HEAD on the notify URL is answered by the HTTP layer: 200, empty).
+//   - RunPoller (every instance) queries pending orders with backoff under
+//     the shared limiter, closes expired ones, revokes grants of failed or
+//     closed orders (their usage becomes debt) and follows refunds.
+//   - Refund returns the unused part of a paid order's credits.
 package payment
 
 import (
