@@ -89,8 +89,8 @@ type ServeConfig struct {
 	// certificate v2 refunds present over mutual TLS (production only).
 	WxpayCert    string
 	WxpayCertKey string
-	Providers       string
-	LogFormat       string
+	Providers    string
+	LogFormat    string
 }
 
 // Main is the `tollgate serve` program: ParseFlags, then Run (which returns
