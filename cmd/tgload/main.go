@@ -1,0 +1,45 @@
+// Command tgload is a small closed-loop load generator for tollgate's
+// OpenAI-compatible API (or any Chat Completions endpoint, such as the mock
+// LLM): C clients each send a request, read the whole answer and send the
+// next, for a duration D or N requests, whichever ends first. It prints
+// throughput, latency percentiles (and time to first token for streams)
+// and errors by status.
+//
+//	tgload -url http://127.0.0.1:8080/v1/chat/completions -key K -c 16 -d 10s [-stream] [-model M]
+//
+// It is a benchmarking tool for this machine, not a stress tool: it only
+// talks to loopback addresses and refuses any other target, and its client
+// count and duration are bounded.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "tgload:", err)
+		os.Exit(2)
+	}
+}
+
+// run parses args, runs the load and writes the report to stdout.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	res, err := Load(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	res.Write(stdout, cfg)
+	return nil
+}
