@@ -285,6 +285,9 @@ func (s *Service) place(ctx context.Context, o Order) (string, error) {
 		ProductID: productID(o), ExpiresAt: o.ExpiresAt}
 	var err error
 	for attempt := 0; attempt < s.cfg.PlaceAttempts; attempt++ {
+		if attempt > 0 && !sleepCtx(ctx, time.Duration(attempt)*s.cfg.PlaceBackoff) {
+			break
+		}
 		var url string
 		url, err = s.gw.PlaceOrder(ctx, req)
 		if err == nil {
@@ -422,4 +425,19 @@ func (s *Service) AuthenticateAccessToken(ctx context.Context, token string) (to
 		return "", "", deny
 	}
 	return o.Account, g.ID, nil
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

@@ -3,6 +3,7 @@ package payment
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"tollgate"
 	"tollgate/ledger"
@@ -102,6 +103,9 @@ func (s *Service) sendRefund(ctx context.Context, o Order, rec RefundRecord) (Re
 	var err error
 	var st RefundState
 	for attempt := 0; attempt < s.cfg.PlaceAttempts; attempt++ {
+		if attempt > 0 && !sleepCtx(ctx, time.Duration(attempt)*s.cfg.PlaceBackoff) {
+			break
+		}
 		st, err = s.gw.Refund(ctx, call)
 		if err == nil || !wxpay.IsRetryable(err) || ctx.Err() != nil {
 			break

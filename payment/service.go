@@ -73,9 +73,12 @@ type Config struct {
 	// 1,000,000 fen (1 and 10,000 CNY).
 	MinFen tollgate.Fen
 	MaxFen tollgate.Fen
-	// PlaceAttempts bounds how often order placement is tried with the
-	// same out_trade_no after a retryable or unknown failure. Default 3.
+	// PlaceAttempts bounds how often order placement (and a refund call)
+	// is tried with the same out_trade_no (out_refund_no) after a retryable
+	// or unknown failure, waiting PlaceBackoff × attempt in between.
+	// Defaults 3 and 100 ms.
 	PlaceAttempts int
+	PlaceBackoff  time.Duration
 	// PollBase and PollMax shape the poller's exponential backoff (5 s,
 	// 10 s, 20 s, … capped at PollMax), jittered by ±20%. Defaults 5 s and
 	// 5 minutes. PollEvery is how often RunPoller looks for due work
@@ -244,6 +247,7 @@ func setDefaults(cfg *Config) {
 	def(&cfg.PollMax, 5*time.Minute)
 	def(&cfg.PollEvery, time.Second)
 	def(&cfg.LeaseTTL, 30*time.Second)
+	def(&cfg.PlaceBackoff, 100*time.Millisecond)
 	if cfg.Description == "" {
 		cfg.Description = "tollgate credits"
 	}
