@@ -48,6 +48,17 @@ type Payments interface {
 
 var _ Payments = (*payment.Service)(nil)
 
+// Route is one extra route mounted by Handler.
+type Route struct {
+	// Pattern is a ServeMux pattern with a method, e.g. "GET /checkout/{session}".
+	Pattern string
+	Handler http.Handler
+	// Auth puts the route behind API-key authentication (WithAuth).
+	Auth bool
+	// MaxBody bounds the request body; SmallBody when ≤ 0.
+	MaxBody int64
+}
+
 // Check is one readiness check (a store or Redis ping).
 type Check struct {
 	Name string
@@ -74,6 +85,9 @@ type Server struct {
 	SandboxInfo any
 	// MockLLM is the in-process mock upstream, mounted under /mockllm/.
 	MockLLM http.Handler
+	// Routes are more routes to mount (the web checkout), each with its
+	// own body limit and, when Auth is set, behind WithAuth.
+	Routes []Route
 	// Ready are the checks of GET /readyz.
 	Ready []Check
 	// Gatherer serves GET /metrics; Registerer receives the HTTP metrics.
@@ -132,6 +146,16 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/messages", GatewayBody, gw)
 	route("GET /v1/models", SmallBody, gw)
 
+	for _, rt := range s.Routes {
+		h, limit := rt.Handler, rt.MaxBody
+		if rt.Auth {
+			h = s.WithAuth(h)
+		}
+		if limit <= 0 {
+			limit = SmallBody
+		}
+		route(rt.Pattern, limit, h)
+	}
 	if s.Sandbox != nil {
 		route("/sandbox/wxpay/", SandboxBody, http.StripPrefix("/sandbox/wxpay", s.Sandbox))
 	}

@@ -268,6 +268,15 @@ func testServeEndToEnd(t *testing.T, version string) {
 	if refund.Credits != left || refund.RefundFen <= 0 || refund.RefundFen >= o.AmountFen {
 		t.Fatalf("refund %+v of order %+v", refund, o)
 	}
+	var session struct{ URL string }
+	c.must(201, "POST", "/v1/checkout/sessions", a.APIKey, `{"package_id":"starter"}`, &session)
+	if !strings.HasPrefix(session.URL, m.URL+"/checkout/") {
+		t.Fatalf("checkout link %q", session.URL)
+	}
+	st, page, hdr := c.call("GET", strings.TrimPrefix(session.URL, m.URL), "", "", nil)
+	if st != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") || bytes.Contains(page, []byte(a.APIKey)) {
+		t.Fatalf("checkout page: %d %s", st, hdr.Get("Content-Type"))
+	}
 	var sandbox struct {
 		MchID string `json:"mch_id"`
 	}
@@ -335,6 +344,8 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"refund other's order", "POST", orders + "/" + o.OutTradeNo + "/refund", other.APIKey, "", nil, 404, "not_found"},
 		{"refund unpaid order", "POST", orders + "/" + o.OutTradeNo + "/refund", a.APIKey, "", nil, 409, "conflict"},
 		{"refund with body", "POST", orders + "/" + o.OutTradeNo + "/refund", a.APIKey, `{"fen":1}`, nil, 400, "invalid"},
+		{"checkout no key", "POST", "/v1/checkout/sessions", "", `{}`, nil, 401, "missing_api_key"},
+		{"checkout forged link", "GET", "/checkout/forged.link", "", "", nil, 404, ""},
 		{"chat no key", "POST", "/v1/chat/completions", "", `{"model":"mock-gpt","messages":[]}`, nil, 401, "missing_api_key"},
 		{"chat unfunded", "POST", "/v1/chat/completions", other.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}]}`, nil, 402, ""},
 		{"notify v2 garbage", "POST", "/wxpay/notify", "", `<xml><a>`, nil, 400, ""},

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"tollgate"
 	"tollgate/auth"
 	"tollgate/gateway"
 	"tollgate/gateway/mockllm"
@@ -42,6 +43,8 @@ import (
 	"tollgate/pricing"
 	"tollgate/store/postgres"
 	"tollgate/store/sqlite"
+	"tollgate/web"
+	"tollgate/web/webadapt"
 	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
@@ -294,6 +297,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	if pay != nil {
 		s.Payments = pay
+		if s.Routes, err = m.checkout(pay, led, pricer); err != nil {
+			return err
+		}
 	}
 	if m.Sim != nil {
 		s.Sandbox, s.SandboxInfo = m.Sim, m.Sim.Config()
@@ -567,6 +573,34 @@ func throwawayClientCert(mchID string) (*tls.Certificate, error) {
 		return nil, fmt.Errorf("serve: emulator client certificate: %w", err)
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// checkout returns the hosted checkout's routes (package web): signed
+// links from POST /v1/checkout/sessions, the checkout and account pages.
+func (m *Main) checkout(pay *payment.Service, led *ledger.Service, pricer *pricing.Pricer) ([]httpapi.Route, error) {
+	h := &web.Handler{
+		Secret: derive(m.AdminToken, "tollgate checkout sessions"), PublicURL: m.URL, MerchantName: "tollgate",
+		Sandbox: m.Sim != nil, Orders: webadapt.Orders{Payments: pay}, Refunder: webadapt.Orders{Payments: pay},
+		Accounts: webadapt.Accounts{Ledger: led}, Catalog: webadapt.Catalog{Pricer: pricer}, Logger: m.log,
+		Account: func(r *http.Request) (tollgate.AccountID, error) {
+			c, ok := httpapi.CallerFrom(r.Context())
+			switch {
+			case !ok:
+				return "", tollgate.Errorf(tollgate.EUNAUTHORIZED, "an API key is required")
+			case c.Provisional:
+				return "", tollgate.Errorf(tollgate.EFORBIDDEN, "a provisional access token cannot open a checkout")
+			}
+			return c.Account, nil
+		},
+	}
+	if err := h.Check(); err != nil {
+		return nil, fmt.Errorf("serve: checkout: %w", err)
+	}
+	var out []httpapi.Route
+	for _, rt := range h.Routes() {
+		out = append(out, httpapi.Route{Pattern: rt.Pattern, Handler: rt.Handler, Auth: rt.Auth, MaxBody: rt.MaxBody})
+	}
+	return out, nil
 }
 
 // derive is HMAC-SHA256(secret, label): a per-purpose key that every
