@@ -119,3 +119,41 @@ type failingGateway struct{ payment.Gateway }
 func (failingGateway) PlaceOrder(context.Context, payment.PlaceRequest) (string, error) {
 	return "", &wxpay.APIError{Version: 2, Code: "PARAM_ERROR", Message: "refused"}
 }
+
+// TestRevenue: gross, merchant fees (0.6% under the volume tier), refunds
+// and net over the payments of a period.
+func TestRevenue(t *testing.T) {
+	w := newWorld(t, backends[0], modes[0], nil)
+	start := w.clock.Now()
+	w.mustAccount("alice")
+	w.mustAccount("bob")
+	a, b := w.mustOrder("alice", "plus"), w.mustOrder("bob", "pro")
+	for _, no := range []string{a.OutTradeNo, b.OutTradeNo} {
+		if _, err := w.sim.Pay(no); err != nil {
+			t.Fatal(err)
+		}
+		w.waitStatus(no, payment.StatusSuccess)
+	}
+	r, err := w.svc.Refund(w.ctx, "alice", a.OutTradeNo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.sim.CompleteRefund(r.OutRefundNo); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the refund", func() bool {
+		rec, _ := w.store.Refund(w.ctx, r.OutRefundNo)
+		return rec.Status == payment.RefundSucceeded
+	})
+	rev, err := w.svc.Revenue(w.ctx, start, w.clock.Now().Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := payment.Revenue{From: rev.From, To: rev.To, Payments: 2, GrossFen: 25000, FeeFen: 30 + 120, RefundedFen: 5000, NetFen: 25000 - 150 - 5000}
+	if rev != want {
+		t.Fatalf("Revenue = %+v, want %+v", rev, want)
+	}
+	if none, _ := w.svc.Revenue(w.ctx, start.Add(-time.Hour), start); none.Payments != 0 {
+		t.Fatalf("empty period: %+v", none)
+	}
+}
