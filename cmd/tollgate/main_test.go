@@ -484,6 +484,22 @@ func TestAccountsCreate(t *testing.T) {
 	}
 }
 
+func TestAccountsCreatePostgres(t *testing.T) {
+	dbURL := testenv.MustPostgres(t)
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"accounts", "create", "--database-url", dbURL}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	key := regexp.MustCompile(`api_key:\s+(\S+)`).FindStringSubmatch(out.String())
+	if key == nil {
+		t.Fatalf("no key printed:\n%s", out.String())
+	}
+	m := MustRunMain(t, "--database-url", dbURL)
+	if b := mustBalance(client{t, m.URL}, key[1]); b != (balance{}) {
+		t.Fatalf("balance %+v", b)
+	}
+}
+
 // TestServeSharedServices runs two instances over one PostgreSQL and one
 // Redis: an account made through one is served by the other.
 func TestServeSharedServices(t *testing.T) {

@@ -665,6 +665,7 @@ func (m *Main) printStart(store, kvName, wx, providers string) {
 	fmt.Fprintf(w, "Open:\n")
 	fmt.Fprintf(w, "  %s/healthz  %s/readyz  %s/metrics\n", m.URL, m.URL, m.URL)
 	fmt.Fprintf(w, "  %s/v1/packages\n", m.URL)
+	fmt.Fprintf(w, "  checkout links: POST %s/v1/checkout/sessions with an API key\n", m.URL)
 	if m.Sim != nil {
 		fmt.Fprintf(w, "  %s/sandbox/wxpay/sim/orders/{out_trade_no}/pay   (pay an order as the user)\n", m.URL)
 	}
