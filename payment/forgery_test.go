@@ -315,3 +315,59 @@ func TestRefundNotificationsMustMatch(t *testing.T) {
 		})
 	})
 }
+
+// TestConcurrentDuplicatesAcrossInstances: the same genuine notification
+// fired at two instances at once through a barrier: every copy is
+// acknowledged and exactly one lot exists (RELIABILITY.md F2).
+func TestConcurrentDuplicatesAcrossInstances(t *testing.T) {
+	forEach(t, func(t *testing.T, w *world) {
+		cfg := w.svc.Config()
+		cfg.InstanceID, cfg.TokenSecret = "second", []byte("test secret")
+		other, err := payment.New(cfg, payment.Deps{Ledger: w.ledger, Store: w.store, Pricer: mustPricer(t),
+			Nonces: w.nonces, Limiter: w.nonces, V2: w.v2, V3: w.v3, Now: w.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.mustAccount("alice")
+		res := w.mustOrder("alice", "plus")
+		sc := w.sim.Config()
+		var h http.Header
+		var body []byte
+		if w.mode.version == payment.APIv3 {
+			body = v3Body(t, sc.APIv3Key, map[string]any{"appid": sc.AppID, "mchid": sc.MchID, "out_trade_no": res.OutTradeNo,
+				"transaction_id": "4200000000000000000000000042", "trade_type": "NATIVE", "trade_state": "SUCCESS",
+				"success_time": "2026-11-27T12:00:00+08:00", "amount": map[string]any{"total": int64(res.AmountFen), "currency": "CNY"}}, false)
+			h = v3Headers(t, body, w.clock.Now(), "dup-nonce", sc.PlatformKeyID)
+		} else {
+			body = signedV2(t, v2Payment(sc, res.OutTradeNo, int64(res.AmountFen), "dup-nonce"), w.mode.signType, sc.APIKey)
+		}
+		const copies = 8
+		start := make(chan struct{})
+		statuses := make(chan int, copies)
+		for i := range copies {
+			s := []*payment.Service{w.svc, other}[i%2]
+			go func() {
+				<-start
+				var st int
+				if h != nil {
+					st, _ = s.HandleV3Notification(w.ctx, h, body)
+				} else {
+					st, _ = s.HandleV2Notification(w.ctx, body)
+				}
+				statuses <- st
+			}()
+		}
+		close(start)
+		for range copies {
+			if st := <-statuses; st != http.StatusOK {
+				t.Errorf("a copy was answered %d", st)
+			}
+		}
+		if ls := w.lots("alice"); len(ls) != 1 || ls[0].Fen != res.AmountFen {
+			t.Fatalf("lots %+v", ls)
+		}
+		if o := w.order(res.OutTradeNo); o.Status != payment.StatusSuccess {
+			t.Fatalf("order %s", o.Status)
+		}
+	})
+}
