@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -541,5 +542,53 @@ func TestExampleConfigParses(t *testing.T) {
 	}
 	if m.Config.Addr != "127.0.0.1:8080" || m.Config.WxpayAPIVersion != "v2" {
 		t.Fatalf("example config read as %+v", m.Config)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeStopsOnCancel runs `tollgate serve` as main does and cancels
+// its context, as SIGINT/SIGTERM do: it returns nil and stops listening.
+func TestServeStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir()}, &out, io.Discard)
+	}()
+	re := regexp.MustCompile(`tollgate serving on (\S+)`)
+	var url string
+	eventually(t, "the server starts", func() bool {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+			return true
+		}
+		return false
+	})
+	client{t, url}.must(200, "GET", "/healthz", "", "", nil)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	if resp, err := http.Get(url + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatal("still serving after cancel")
 	}
 }
