@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -109,6 +110,10 @@ func (s *Server) WithAuth(next http.Handler) http.Handler {
 			if tollgate.ErrorCode(err) == tollgate.EUNAUTHORIZED {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
 			}
+			if r.URL.Path == "/v1/messages" {
+				writeAnthropicError(w, r, s.log(), err)
+				return
+			}
 			WriteError(w, r, s.log(), err)
 			return
 		}
@@ -134,4 +139,24 @@ func (s *Server) withAdmin(next http.Handler) http.Handler {
 func callerOf(r *http.Request) Caller {
 	c, _ := CallerFrom(r.Context())
 	return c
+}
+
+// writeAnthropicError writes err in Anthropic's error shape,
+// {"type":"error","error":{"type":..,"message":..}}, for /v1/messages
+// clients (Anthropic SDKs parse that shape, not OpenAI's).
+func writeAnthropicError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	typ := "api_error"
+	switch tollgate.ErrorCode(err) {
+	case tollgate.EUNAUTHORIZED:
+		typ = "authentication_error"
+	case tollgate.EFORBIDDEN:
+		typ = "permission_error"
+	case tollgate.EUNAVAILABLE:
+		typ = "overloaded_error"
+	}
+	msg := tollgate.ErrorMessage(err)
+	if tollgate.ErrorCode(err) == tollgate.EINTERNAL && log != nil {
+		log.ErrorContext(r.Context(), "internal error", "request_id", RequestID(r.Context()), "path", r.URL.Path, "err", err)
+	}
+	WriteJSON(w, StatusOf(err), map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}})
 }

@@ -375,6 +375,15 @@ func TestServeRefusesBadInput(t *testing.T) {
 			}
 		})
 	}
+	// Anthropic clients get Anthropic's error shape.
+	st, b, _ := c.call("POST", "/v1/messages", "", `{}`, map[string]string{"X-Api-Key": "sk-wrong"})
+	var ae struct {
+		Type  string
+		Error struct{ Type, Message string }
+	}
+	if err := json.Unmarshal(b, &ae); err != nil || st != 401 || ae.Type != "error" || ae.Error.Type != "authentication_error" {
+		t.Fatalf("/v1/messages with a bad x-api-key: %d %s", st, b)
+	}
 	// Nothing changed: no money moved, the order stands, the only orders
 	// are the one made above.
 	if b := mustBalance(c, a.APIKey); b.Credits != 0 || b.Held != 0 || b.Debt != 0 {
