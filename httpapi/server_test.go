@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"tollgate/httpapi"
 )
 
@@ -83,5 +85,28 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 		if rec.Code != tc.status || rec.Header().Get("Allow") != tc.allow || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
 			t.Errorf("%s %s: %d Allow=%q %s", tc.method, tc.path, rec.Code, rec.Header().Get("Allow"), rec.Body)
 		}
+	}
+}
+
+func TestMetricsLabelRequestsByPattern(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := (&httpapi.Server{Gatherer: reg, Registerer: reg}).Handler()
+	for _, p := range []string{"/healthz", "/v1/payments/orders/abcdef123456", "/nope"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`tollgate_http_requests_total{code="200",route="GET /healthz"} 1`,
+		`tollgate_http_requests_total{code="401",route="GET /v1/payments/orders/{out_trade_no}"} 1`,
+		`tollgate_http_requests_total{code="404",route="/"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(body, "abcdef123456") {
+		t.Error("a raw path leaked into a label")
 	}
 }
