@@ -1,6 +1,7 @@
 package payment_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,10 +13,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -125,6 +128,26 @@ type world struct {
 	mu       sync.Mutex
 	received [][]byte // bodies of POSTs to the notify receiver
 	headers  []http.Header
+	logs     syncBuffer // everything the service logged
+	tokens   []string   // access tokens handed out, which must never be logged
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *payment.Deps)) *world {
@@ -171,7 +194,9 @@ func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *pay
 		NotifyURL: notify.URL + "/v2", NotifyURLV3: notify.URL + "/v3", RefundNotifyURL: notify.URL + "/" + m.version,
 		TokenSecret: []byte("test secret")}
 	deps := payment.Deps{Ledger: w.ledger, Store: w.store, Pricer: pr, Nonces: w.nonces, Limiter: w.nonces,
-		V2: w.v2, V3: w.v3, Metrics: w.metrics, Now: w.clock.Now}
+		V2: w.v2, V3: w.v3, Metrics: w.metrics, Now: w.clock.Now,
+		Logger: slog.New(slog.NewTextHandler(&w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	tb.Cleanup(func() { w.mustNotLogSecrets(cfg) })
 	if tweak != nil {
 		tweak(&pc, &deps)
 	}
@@ -224,7 +249,25 @@ func (w *world) mustOrder(account tollgate.AccountID, pkg string) payment.OrderR
 	if err != nil {
 		w.t.Fatalf("CreateOrder: %v", err)
 	}
+	if res.AccessToken != nil {
+		w.mu.Lock()
+		w.tokens = append(w.tokens, res.AccessToken.Token)
+		w.mu.Unlock()
+	}
 	return res
+}
+
+// mustNotLogSecrets fails if a merchant key or an access token was logged.
+func (w *world) mustNotLogSecrets(cfg wxpaysim.Config) {
+	logs := w.logs.String()
+	w.mu.Lock()
+	secrets := append([]string{cfg.APIKey, cfg.APIv3Key, "test secret"}, w.tokens...)
+	w.mu.Unlock()
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			w.t.Errorf("a secret was logged: %.6s…", s)
+		}
+	}
 }
 
 func (w *world) order(no string) payment.Order {
