@@ -214,3 +214,26 @@ func TestCloseSaysPaid(t *testing.T) {
 		})
 	}
 }
+
+// TestRunPoller: the background loop finishes a payment whose notification
+// was dropped, and stops when its context ends.
+func TestRunPoller(t *testing.T) {
+	w := newWorld(t, backends[0], modes[2], func(c *payment.Config, _ *payment.Deps) { c.PollEvery = 10 * time.Millisecond })
+	if err := w.sim.SetFaults(wxpaysim.Faults{Seed: 9, DropRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	w.mustAccount("alice")
+	res := w.mustOrder("alice", "starter")
+	if _, err := w.sim.Pay(res.OutTradeNo); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(w.ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.svc.RunPoller(ctx) }()
+	w.clock.Advance(time.Minute)
+	w.waitStatus(res.OutTradeNo, payment.StatusSuccess)
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("RunPoller returned %v", err)
+	}
+}
