@@ -37,6 +37,7 @@ type Config struct {
 	MaxTokens int
 	Prompt    string
 	Timeout   time.Duration // per request
+	Row       bool          // print one table row instead of the report
 }
 
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
@@ -53,6 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.MaxTokens, "max-tokens", 16, "max_tokens of each request")
 	fs.StringVar(&c.Prompt, "prompt", "Say hello in a few words.", "user message")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "per-request timeout")
+	fs.BoolVar(&c.Row, "row", false, "print one Markdown table row: ok/s | p50 | p90 | p99 | TTFT p50 | TTFT p99 | errors")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -261,13 +263,22 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-// Write prints the report.
+// Write prints the report, or one table row with cfg.Row.
 func (r *Result) Write(w io.Writer, cfg Config) {
 	slices.Sort(r.Latencies)
 	slices.Sort(r.TTFTs)
 	total := 0
 	for _, n := range r.ByStatus {
 		total += n
+	}
+	if cfg.Row {
+		ttft50, ttft99 := "–", "–"
+		if cfg.Stream {
+			ttft50, ttft99 = ms(Percentile(r.TTFTs, 50)), ms(Percentile(r.TTFTs, 99))
+		}
+		fmt.Fprintf(w, "| %.0f | %s | %s | %s | %s | %s | %d |\n", float64(len(r.Latencies))/r.Elapsed.Seconds(),
+			ms(Percentile(r.Latencies, 50)), ms(Percentile(r.Latencies, 90)), ms(Percentile(r.Latencies, 99)), ttft50, ttft99, total-len(r.Latencies))
+		return
 	}
 	mode := "non-streaming"
 	if cfg.Stream {
