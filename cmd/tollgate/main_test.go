@@ -438,6 +438,7 @@ func TestServeFlags(t *testing.T) {
 		{"--wxpay-url", "https://api.mch.weixin.qq.com"},
 		{"--public-url", "ftp://x"},
 		{"--wxpay-cert", "cert.pem"},
+		{"--rate-limit", "-1"},
 		{"--no-such-flag"},
 	} {
 		if err := NewMain(io.Discard, io.Discard).ParseFlags(bad); err == nil {
@@ -599,5 +600,24 @@ func TestServeStopsOnCancel(t *testing.T) {
 	if resp, err := http.Get(url + "/healthz"); err == nil {
 		resp.Body.Close()
 		t.Fatal("still serving after cancel")
+	}
+}
+
+// TestServeRateLimitsKeys checks --rate-limit: a key over its budget gets
+// 429 with Retry-After and spends nothing.
+func TestServeRateLimitsKeys(t *testing.T) {
+	m := MustRunMain(t, "--rate-limit", "1")
+	c := client{t, m.URL}
+	a := mustAccount(c, m.AdminToken)
+	body := `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}]}`
+	if st, b, _ := c.call("POST", "/v1/chat/completions", a.APIKey, body, nil); st != 402 {
+		t.Fatalf("first request: %d %s", st, b)
+	}
+	st, b, hdr := c.call("POST", "/v1/chat/completions", a.APIKey, body, nil)
+	if st != 429 || hdr.Get("Retry-After") == "" || !strings.Contains(string(b), "rate_limit_exceeded") {
+		t.Fatalf("second request: %d %s (Retry-After %q)", st, b, hdr.Get("Retry-After"))
+	}
+	if bal := mustBalance(c, a.APIKey); bal != (balance{}) {
+		t.Fatalf("balance %+v", bal)
 	}
 }

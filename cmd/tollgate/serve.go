@@ -93,7 +93,10 @@ type ServeConfig struct {
 	WxpayCert    string
 	WxpayCertKey string
 	Providers    string
-	LogFormat    string
+	// RateLimit is the gateway requests per minute allowed per API key,
+	// shared through Redis when configured; 0 is no limit.
+	RateLimit int
+	LogFormat string
 }
 
 // Main is the `tollgate serve` program: ParseFlags, then Run (which returns
@@ -149,6 +152,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.WxpayCert, "wxpay-cert", c.WxpayCert, "merchant API certificate (apiclient_cert.pem) for v2 refunds with --wxpay-url")
 	fs.StringVar(&c.WxpayCertKey, "wxpay-cert-key", c.WxpayCertKey, "its private key (apiclient_key.pem)")
 	fs.StringVar(&c.Providers, "providers", c.Providers, "providers file (JSON); empty: the mock LLM in-process under /mockllm/")
+	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "gateway requests per minute per API key (shared through Redis); 0: no limit")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	// configPath reads --config before parsing; the flag is declared so
 	// that it parses and shows in the usage.
@@ -231,6 +235,8 @@ func (m *Main) validate() error {
 		return fmt.Errorf("serve: --wxpay-api-version must be v2 or v3, not %q", c.WxpayAPIVersion)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("serve: --log-format must be text or json, not %q", c.LogFormat)
+	case c.RateLimit < 0:
+		return fmt.Errorf("serve: --rate-limit must not be negative, got %d", c.RateLimit)
 	case c.WxpayAPIKey != "" && len(c.WxpayAPIKey) != 32:
 		return fmt.Errorf("serve: --wxpay-api-key must be 32 characters, got %d", len(c.WxpayAPIKey))
 	case c.WxpayURL != "" && (c.WxpayMchID == "" || c.WxpayAppID == "" || c.WxpayAPIKey == ""):
@@ -281,7 +287,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	pricer, gw, mock, providers, err := m.openGateway(led, reg)
+	pricer, gw, mock, providers, err := m.openGateway(led, reg, limiter)
 	if err != nil {
 		return err
 	}
@@ -429,7 +435,7 @@ func (m *Main) openKV(ctx context.Context) (kv.NonceStore, kv.Limiter, string, f
 
 // openGateway builds the pricer and the model gateway: the providers file,
 // or the mock LLM in-process with prices for its models.
-func (m *Main) openGateway(led *ledger.Service, reg prometheus.Registerer) (*pricing.Pricer, http.Handler, http.Handler, string, error) {
+func (m *Main) openGateway(led *ledger.Service, reg prometheus.Registerer, limiter kv.Limiter) (*pricing.Pricer, http.Handler, http.Handler, string, error) {
 	pcfg := pricing.DefaultConfig()
 	var (
 		gcfg *gateway.Config
@@ -464,11 +470,16 @@ func (m *Main) openGateway(led *ledger.Service, reg prometheus.Registerer) (*pri
 	if err != nil {
 		return nil, nil, nil, "", fmt.Errorf("serve: pricing: %w", err)
 	}
-	gw, err := gateway.New(gcfg, gateway.Options{
+	opts := gateway.Options{
 		Meter: &httpapi.Meter{Ledger: led}, Pricer: httpapi.Pricer{P: pricer}, Logger: m.log,
 		Observer:  httpapi.NewGatewayMetrics(reg),
 		RequestID: func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
-	})
+	}
+	if n := m.Config.RateLimit; n > 0 {
+		opts.Admitter = &httpapi.KeyAdmitter{Limiter: limiter, Limit: kv.Limit{Rate: n, Per: time.Minute, Burst: n}, Logger: m.log}
+		desc += fmt.Sprintf("; %d requests/minute per API key", n)
+	}
+	gw, err := gateway.New(gcfg, opts)
 	if err != nil {
 		return nil, nil, nil, "", fmt.Errorf("serve: gateway: %w", err)
 	}
