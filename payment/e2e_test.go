@@ -76,6 +76,17 @@ func TestPayCreditedOnce(t *testing.T) {
 		if w.metrics.Get(payment.EventNotificationAcked, "already_credited") < 3 {
 			t.Fatalf("metrics: %v", w.metrics.Snapshot())
 		}
+		// Replayed 25 h later (the nonce forgotten): v2 is acknowledged and
+		// changes nothing; v3 is refused by its 5-minute window.
+		w.clock.Advance(25 * time.Hour)
+		want := http.StatusOK
+		if w.mode.version == payment.APIv3 {
+			want = http.StatusBadRequest
+		}
+		w.redeliverLast(t, want)
+		if w.digest("alice") != before {
+			t.Fatal("a replay after 25 h changed something")
+		}
 	})
 }
 
