@@ -145,9 +145,12 @@ type relay struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	pending map[string]json.RawMessage
-	last    map[string]json.RawMessage // the latest chunk, for id/created/model
+	// pendingCS are pending's choices, decoded once per chunk.
+	pendingCS []streamChoice
+	last      map[string]json.RawMessage // the latest chunk, for id/created/model
 	texts   map[int]*strings.Builder   // delivered output per choice, for billing without usage
 	err     error                      // the first write error: the client is gone
+	buf     []byte                     // reused for each event written
 }
 
 // add records text delivered for choice i.
@@ -174,7 +177,7 @@ func (rl *relay) outputs(withPending bool) []string {
 		texts[i] = b.String()
 	}
 	if withPending && rl.pending != nil {
-		for _, c := range choicesOf(rl.pending) {
+		for _, c := range rl.pendingCS {
 			texts[c.Index] += c.text()
 		}
 	}
@@ -188,23 +191,25 @@ func (rl *relay) outputs(withPending bool) []string {
 func (rl *relay) push(chunk map[string]json.RawMessage) {
 	rl.flushPending()
 	rl.last = chunk
-	if hasFinishReason(chunk) {
-		rl.pending = chunk
+	cs := choicesOf(chunk)
+	if anyFinish(cs) {
+		rl.pending, rl.pendingCS = chunk, cs
 		return
 	}
-	rl.emitChunk(chunk)
+	rl.emitChunk(chunk, cs)
 }
 
 func (rl *relay) flushPending() {
 	if rl.pending != nil {
-		rl.emitChunk(rl.pending)
-		rl.pending = nil
+		rl.emitChunk(rl.pending, rl.pendingCS)
+		rl.pending, rl.pendingCS = nil, nil
 	}
 }
 
-func (rl *relay) emitChunk(chunk map[string]json.RawMessage) {
+// emitChunk writes chunk and records the text of its choices cs.
+func (rl *relay) emitChunk(chunk map[string]json.RawMessage, cs []streamChoice) {
 	if rl.emit(chunk) {
-		for _, c := range choicesOf(chunk) {
+		for _, c := range cs {
 			rl.add(c.Index, c.text())
 		}
 	}
@@ -220,7 +225,8 @@ func (rl *relay) emit(v any) bool {
 		rl.err = err
 		return false
 	}
-	return rl.write("data: " + string(b) + "\n\n")
+	rl.buf = append(append(append(rl.buf[:0], "data: "...), b...), "\n\n"...)
+	return rl.writeBytes(rl.buf)
 }
 
 func (rl *relay) write(s string) bool {
@@ -231,6 +237,22 @@ func (rl *relay) write(s string) bool {
 		rl.err = err
 		return false
 	}
+	return rl.flush()
+}
+
+// writeBytes is write for a byte slice, without copying it to a string.
+func (rl *relay) writeBytes(b []byte) bool {
+	if rl.err != nil {
+		return false
+	}
+	if _, err := rl.w.Write(b); err != nil {
+		rl.err = err
+		return false
+	}
+	return rl.flush()
+}
+
+func (rl *relay) flush() bool {
 	if err := rl.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		rl.err = err
 		return false
@@ -249,13 +271,13 @@ func (rl *relay) finish(usage json.RawMessage, separate bool) {
 		rl.done()
 		return
 	}
-	last := rl.pending
-	rl.pending = nil
+	last, cs := rl.pending, rl.pendingCS
+	rl.pending, rl.pendingCS = nil, nil
 	if last == nil {
 		last = usageChunk(rl.last, nil)
 	}
 	last["usage"] = usage
-	rl.emitChunk(last)
+	rl.emitChunk(last, cs)
 	rl.done()
 }
 
@@ -295,8 +317,9 @@ func choicesOf(chunk map[string]json.RawMessage) []streamChoice {
 	return cs
 }
 
-func hasFinishReason(chunk map[string]json.RawMessage) bool {
-	for _, c := range choicesOf(chunk) {
+// anyFinish reports whether one of cs carries a finish reason.
+func anyFinish(cs []streamChoice) bool {
+	for _, c := range cs {
 		if c.FinishReason != nil && *c.FinishReason != "" {
 			return true
 		}
@@ -306,6 +329,12 @@ func hasFinishReason(chunk map[string]json.RawMessage) bool {
 
 // text is the generated text a choice's delta carries.
 func (c streamChoice) text() string {
+	if c.Delta.Refusal == nil && len(c.Delta.ToolCalls) == 0 {
+		if c.Delta.Content == nil {
+			return ""
+		}
+		return *c.Delta.Content // the usual case, without a copy
+	}
 	var b strings.Builder
 	if c.Delta.Content != nil {
 		b.WriteString(*c.Delta.Content)
