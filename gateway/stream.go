@@ -148,9 +148,9 @@ type relay struct {
 	// pendingCS are pending's choices, decoded once per chunk.
 	pendingCS []streamChoice
 	last      map[string]json.RawMessage // the latest chunk, for id/created/model
-	texts   map[int]*strings.Builder   // delivered output per choice, for billing without usage
-	err     error                      // the first write error: the client is gone
-	buf     []byte                     // reused for each event written
+	texts     map[int]*strings.Builder   // delivered output per choice, for billing without usage
+	err       error                      // the first write error: the client is gone
+	buf       []byte                     // reused for each event written
 }
 
 // add records text delivered for choice i.
