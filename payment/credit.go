@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"tollgate"
+	"tollgate/internal/failpoint"
 	"tollgate/ledger"
 )
 
@@ -32,6 +33,7 @@ func (s *Service) credit(ctx context.Context, o Order, transactionID string, sou
 	if err != nil {
 		return false, wrap(op, tollgate.EINTERNAL, err)
 	}
+	_ = failpoint.Inject(failpoint.AfterCreditBeforeOrder)
 	fee := o.FeeFen
 	if !o.Status.Paid() {
 		fee = s.fee(ctx, lot)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/internal/failpoint"
 	"tollgate/kv"
 	"tollgate/wxpay"
 )
@@ -147,6 +148,7 @@ func (s *Service) acceptPayment(ctx context.Context, o Order, transactionID, non
 		s.metrics.Count(EventNotificationAcked, "credited")
 	}
 	s.recordNonce(ctx, nonceKey)
+	_ = failpoint.Inject(failpoint.AfterCreditBeforeAck)
 	return nil
 }
 
