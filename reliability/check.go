@@ -1,0 +1,254 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"tollgate/ledger"
+	"tollgate/payment"
+	"tollgate/wxpay/wxpaysim"
+)
+
+// Truth is what the emulator says happened: WeChat Pay's side of the
+// books, the ground truth the ledger is checked against.
+type Truth struct {
+	Orders        []wxpaysim.Order
+	Notifications []wxpaysim.Delivery
+	Stats         wxpaysim.Stats
+}
+
+// ReadTruth fetches the emulator's ground truth.
+func ReadTruth(ctx context.Context, sim string) (*Truth, error) {
+	var t Truth
+	if err := getJSON(ctx, sim+"/sim/orders", &t.Orders); err != nil {
+		return nil, err
+	}
+	if err := getJSON(ctx, sim+"/sim/notifications", &t.Notifications); err != nil {
+		return nil, err
+	}
+	if err := getJSON(ctx, sim+"/sim/stats", &t.Stats); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Paid reports whether the emulator took the order's money.
+func Paid(o wxpaysim.Order) bool { return !o.PaidAt.IsZero() }
+
+// Orders reads tollgate's order rows (the payment side of the store).
+type Orders interface {
+	Order(ctx context.Context, outTradeNo string) (payment.Order, error)
+}
+
+// Report is the comparison of the ledger with the emulator.
+type Report struct {
+	Problems []string // each a broken invariant; must be empty
+
+	PaidOrders, PaidFen     int64 // at the emulator
+	Lots, LotFen            int64 // in the ledger
+	Refunds, RefundFen      int64 // succeeded at the emulator
+	ActiveHolds             int64
+	CreditedWithoutDelivery int64 // paid orders no notification reached: the poller's
+	Deliveries, Duplicates  int64 // POST attempts; duplicate copies delivered
+	DuplicatesAcked         int64
+	Dropped                 int64
+	NotificationsUnacked    int64 // notifications (not dropped) never acknowledged
+}
+
+func (r *Report) problem(format string, args ...any) {
+	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+}
+
+// Compare checks the ledger dump against the emulator's truth:
+//
+//   - I1: every order the emulator was paid for has exactly one lot, with
+//     its out_trade_no and transaction_id; no lot without a payment, none
+//     carrying a forged transaction id;
+//   - I2: lot fen = order fen = total_fee; lot credits = credits quoted on
+//     the order;
+//   - I7: ledger refunds and emulator refunds match one to one by
+//     out_refund_no and fen; Σ refunded ≤ paid per order; none pending;
+//   - I10 (end state): an order paid at the emulator reads SUCCESS or
+//     REFUND locally, an unpaid one never does.
+func Compare(ctx context.Context, d *ledger.Dump, t *Truth, orders Orders, forged func(string) bool) (*Report, error) {
+	r := &Report{}
+	lotsByNo := map[string][]ledger.Lot{}
+	for _, l := range d.Lots {
+		r.Lots++
+		r.LotFen += int64(l.Fen)
+		lotsByNo[l.OutTradeNo] = append(lotsByNo[l.OutTradeNo], l)
+		if forged(l.TransactionID) {
+			r.problem("I1: lot %d carries forged transaction id %s", l.ID, l.TransactionID)
+		}
+	}
+	simByNo := map[string]wxpaysim.Order{}
+	for _, o := range t.Orders {
+		simByNo[o.OutTradeNo] = o
+		if err := r.order(ctx, o, lotsByNo[o.OutTradeNo], orders); err != nil {
+			return nil, err
+		}
+	}
+	for no, ls := range lotsByNo {
+		if o, ok := simByNo[no]; !ok || !Paid(o) {
+			r.problem("I1: %d lot(s) for order %s, which WeChat Pay was not paid for", len(ls), no)
+		}
+	}
+	if r.PaidFen != r.LotFen {
+		r.problem("I1/I2: Σ lot fen %d ≠ Σ paid at WeChat Pay %d", r.LotFen, r.PaidFen)
+	}
+	r.refunds(d, t)
+	for _, h := range d.Holds {
+		if h.Status == ledger.HoldActive {
+			r.ActiveHolds++
+		}
+	}
+	r.deliveries(t, simByNo, lotsByNo)
+	return r, nil
+}
+
+func (r *Report) order(ctx context.Context, o wxpaysim.Order, lots []ledger.Lot, orders Orders) error {
+	local, err := orders.Order(ctx, o.OutTradeNo)
+	if err != nil {
+		r.problem("order %s exists at WeChat Pay but not in tollgate: %v", o.OutTradeNo, err)
+		return nil
+	}
+	if !Paid(o) {
+		if local.Status == payment.StatusSuccess || local.Status == payment.StatusRefund {
+			r.problem("I10: order %s reads %s locally, WeChat Pay says %s", o.OutTradeNo, local.Status, o.State)
+		}
+		return nil
+	}
+	r.PaidOrders++
+	r.PaidFen += o.Total
+	if len(lots) != 1 {
+		r.problem("I1: order %s paid at WeChat Pay (%s) has %d lots", o.OutTradeNo, o.TransactionID, len(lots))
+		return nil
+	}
+	l := lots[0]
+	if l.TransactionID != o.TransactionID || int64(l.Fen) != o.Total || int64(local.Fen) != o.Total || l.Granted != local.Credits {
+		r.problem("I2: order %s: lot (tx %s, %d fen, %d credits), order (%d fen, %d credits), WeChat Pay (tx %s, %d fen)",
+			o.OutTradeNo, l.TransactionID, l.Fen, l.Granted, local.Fen, local.Credits, o.TransactionID, o.Total)
+	}
+	if local.Status != payment.StatusSuccess && local.Status != payment.StatusRefund {
+		r.problem("I10: order %s credited but reads %s locally", o.OutTradeNo, local.Status)
+	}
+	return nil
+}
+
+func (r *Report) refunds(d *ledger.Dump, t *Truth) {
+	simRefunds := map[string]wxpaysim.Refund{}
+	for _, o := range t.Orders {
+		var sum int64
+		for _, rf := range o.Refunds {
+			simRefunds[rf.OutRefundNo] = rf
+			sum += rf.Amount
+			if rf.Status == wxpaysim.RefundSuccess {
+				r.Refunds++
+				r.RefundFen += rf.Amount
+			}
+		}
+		if sum > o.Total {
+			r.problem("I7: order %s refunded %d fen of %d", o.OutTradeNo, sum, o.Total)
+		}
+	}
+	seen := map[string]bool{}
+	for _, lr := range d.Refunds {
+		seen[lr.OutRefundNo] = true
+		sr, ok := simRefunds[lr.OutRefundNo]
+		switch {
+		case lr.Status == ledger.RefundPending:
+			r.problem("I7: refund %s still pending after the quiescent wait", lr.OutRefundNo)
+		case lr.Status == ledger.RefundSucceeded && (!ok || sr.Status != wxpaysim.RefundSuccess || sr.Amount != int64(lr.Fen)):
+			r.problem("I7: refund %s succeeded in the ledger (%d fen), WeChat Pay has %+v", lr.OutRefundNo, lr.Fen, sr)
+		case lr.Status == ledger.RefundFailed && ok && sr.Status == wxpaysim.RefundSuccess:
+			r.problem("I7: refund %s failed in the ledger but WeChat Pay paid %d fen", lr.OutRefundNo, sr.Amount)
+		}
+	}
+	for no, sr := range simRefunds {
+		if !seen[no] {
+			r.problem("I7: WeChat Pay has refund %s (%d fen, %s) the ledger does not", no, sr.Amount, sr.Status)
+		}
+	}
+}
+
+// deliveries counts what the emulator's notifications did: duplicates,
+// drops, and payment notifications never acknowledged.
+func (r *Report) deliveries(t *Truth, sim map[string]wxpaysim.Order, lots map[string][]ledger.Lot) {
+	acked := map[string]bool{}   // notification id → some attempt acknowledged
+	dropped := map[string]bool{} // notification id → dropped by the fault
+	reached := map[string]bool{} // out_trade_no → a payment notification was acknowledged
+	for _, d := range t.Notifications {
+		if d.Kind != "payment" {
+			continue
+		}
+		if d.Method == "POST" {
+			r.Deliveries++
+		}
+		if d.Duplicate {
+			r.Duplicates++
+		}
+		switch d.Outcome {
+		case wxpaysim.OutcomeAcked, wxpaysim.OutcomeDuplicateAcked:
+			acked[d.NotificationID] = true
+			reached[d.OutTradeNo] = true
+			if d.Duplicate {
+				r.DuplicatesAcked++
+			}
+		case wxpaysim.OutcomeDropped:
+			dropped[d.NotificationID] = true
+		}
+	}
+	ids := map[string]bool{}
+	for _, d := range t.Notifications {
+		if d.Kind == "payment" {
+			ids[d.NotificationID] = true
+		}
+	}
+	for id := range ids {
+		switch {
+		case dropped[id]:
+			r.Dropped++
+		case !acked[id]:
+			r.NotificationsUnacked++
+		}
+	}
+	for no, o := range sim {
+		if Paid(o) && len(lots[no]) == 1 && !reached[no] {
+			r.CreditedWithoutDelivery++
+		}
+	}
+}
+
+// Settled reports whether the system is quiescent: every paid order has a
+// lot, every refund is final on both sides, and every payment notification
+// was acknowledged or dropped.
+func Settled(d *ledger.Dump, t *Truth) bool {
+	lots := map[string]bool{}
+	for _, l := range d.Lots {
+		lots[l.OutTradeNo] = true
+	}
+	for _, o := range t.Orders {
+		if Paid(o) && !lots[o.OutTradeNo] {
+			return false
+		}
+		for _, rf := range o.Refunds {
+			if rf.Status == wxpaysim.RefundProcessing {
+				return false
+			}
+		}
+	}
+	for _, rf := range d.Refunds {
+		if rf.Status == ledger.RefundPending {
+			return false
+		}
+	}
+	r := &Report{}
+	r.deliveries(t, nil, nil)
+	return r.NotificationsUnacked == 0
+}
+
+// Audit runs ledger.Audit with the hold-age check on.
+func Audit(d *ledger.Dump) []ledger.Violation {
+	return ledger.AuditDump(d, ledger.AuditOptions{Now: time.Now(), Grace: time.Minute})
+}

@@ -1,0 +1,11 @@
+// Package reliability is tollgate's fault-injection harness: it runs the
+// real binary (one WeChat Pay emulator with faults on, several `tollgate
+// serve` instances over one PostgreSQL and one Redis, a front door that can
+// deliver a notification to every instance at once), drives seeded users
+// through it, kills instances, forges notifications, and then checks the
+// ledger against the emulator's ground truth (RELIABILITY.md I1–I13).
+//
+// It is test infrastructure, not part of the service: nothing in tollgate
+// imports it. The short form runs under `go test ./reliability/...`; see
+// docs/RELIABILITY.md for what it covers and what remains.
+package reliability

@@ -1,0 +1,172 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Workload is the simulated users: each makes an account, then orders,
+// pays (or not) through the emulator, spends through the gateway, asks for
+// refunds, while an attacker forges and replays notifications. Every
+// random choice derives from Seed.
+type Workload struct {
+	Cluster *Cluster
+	Seed    int64
+	Users   int
+	Orders  int // in all, spread over the users
+	// Rates, each a probability per order.
+	PayRate, FailRate, RefundRate, ForgeRate, TamperRate, ProvisionalRate float64
+	// Logf reports progress (t.Logf).
+	Logf func(format string, args ...any)
+
+	Stats Stats
+
+	created atomic.Int64 // orders created so far, for the killer
+
+	mu     sync.Mutex
+	forged map[string]bool // transaction ids only forgeries carried
+}
+
+// Stats are the run's counters; the sometimes-assertions read them.
+type Stats struct {
+	Accounts, Orders, OrderRetries, OrderUnknown   atomic.Int64
+	IdemReplays, IdemReplayMismatch                atomic.Int64
+	IdemConflicts, IdemConflictAccepted            atomic.Int64
+	Paid, PayRefused, Failed, Abandoned, NotPlaced atomic.Int64
+	Chats, ChatsProvisional, Chat402, ChatUnknown  atomic.Int64
+	ChatOther                                      atomic.Int64
+	Refunds, RefundsDoubled, RefundRefused         atomic.Int64
+	RefundUnknown, RefundNotReady                  atomic.Int64
+	Forged, ForgedRefused, ForgedAcked             atomic.Int64
+	Tampered, TamperedRefused, TamperedAcked       atomic.Int64
+	Replays, ReplaysAcked, ReplaysUnknown          atomic.Int64
+	Kills                                          atomic.Int64
+	Unexpected                                     atomic.Int64 // answers no rule allows; see Problems
+	problemsMu                                     sync.Mutex
+	problems                                       []string
+}
+
+func (s *Stats) problem(format string, args ...any) {
+	s.Unexpected.Add(1)
+	s.problemsMu.Lock()
+	defer s.problemsMu.Unlock()
+	if len(s.problems) < 50 {
+		s.problems = append(s.problems, fmt.Sprintf(format, args...))
+	}
+}
+
+// Problems are the unexpected answers the users saw (first 50).
+func (s *Stats) Problems() []string {
+	s.problemsMu.Lock()
+	defer s.problemsMu.Unlock()
+	return append([]string(nil), s.problems...)
+}
+
+// Forged reports whether a transaction id was only ever sent in a forgery.
+func (w *Workload) Forged(transactionID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.forged[transactionID]
+}
+
+func (w *Workload) noteForged(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.forged == nil {
+		w.forged = map[string]bool{}
+	}
+	w.forged[id] = true
+}
+
+// Created is how many orders exist so far.
+func (w *Workload) Created() int64 { return w.created.Load() }
+
+// Run runs every user to completion.
+func (w *Workload) Run(ctx context.Context) error {
+	var pk struct{ Data []struct{ ID string } }
+	r := Call(ctx, "GET", w.Cluster.Addrs[0]+"/v1/packages", "", nil, nil)
+	if r.Outcome != OK {
+		return fmt.Errorf("packages: %s", r)
+	}
+	if err := r.Decode(&pk); err != nil {
+		return err
+	}
+	packages := make([]string, 0, len(pk.Data))
+	for _, p := range pk.Data {
+		packages = append(packages, p.ID)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, w.Users)
+	for u := range w.Users {
+		n := w.Orders / w.Users
+		if u < w.Orders%w.Users {
+			n++
+		}
+		us := &user{w: w, id: u, rng: rand.New(rand.NewSource(w.Seed*1000003 + int64(u))), packages: packages}
+		wg.Go(func() {
+			if err := us.run(ctx, n); err != nil {
+				errs <- fmt.Errorf("user %d: %w", u, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// Kill SIGKILLs instance i after the workload has created at least
+// afterOrders orders, keeps it down for down, and starts it again.
+func (w *Workload) Kill(ctx context.Context, i int, afterOrders int64, down time.Duration) error {
+	for w.created.Load() < afterOrders {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := w.Cluster.Kill(i); err != nil {
+		return err
+	}
+	w.Stats.Kills.Add(1)
+	w.Logf("SIGKILL instance %d after %d orders; down for %v", i, w.created.Load(), down)
+	time.Sleep(down)
+	if err := w.Cluster.Restart(ctx, i); err != nil {
+		return fmt.Errorf("restart instance %d: %w", i, err)
+	}
+	w.Logf("instance %d restarted", i)
+	return nil
+}
+
+// Replay posts every acknowledged notification body again (the same bytes:
+// same nonce_str, same sign), at both instances at once. Each must be
+// answered with the success acknowledgement and change nothing (F1, F7).
+func (w *Workload) Replay(ctx context.Context, limit int) {
+	bodies := w.Cluster.Front.Acked()
+	if len(bodies) > limit {
+		bodies = bodies[:limit]
+	}
+	var wg sync.WaitGroup
+	for _, b := range bodies {
+		for _, addr := range w.Cluster.Addrs {
+			wg.Go(func() {
+				w.Stats.Replays.Add(1)
+				r := Call(ctx, "POST", addr+"/wxpay/notify", "", map[string]string{"Content-Type": "text/xml"}, b)
+				switch {
+				case r.Outcome == Unknown:
+					w.Stats.ReplaysUnknown.Add(1)
+				case Acked(r):
+					w.Stats.ReplaysAcked.Add(1)
+				default:
+					// DESIGN.md §3: a repeat for an order already
+					// credited is acknowledged so WeChat Pay stops.
+					w.Stats.problem("replay of an acknowledged notification answered %s", r)
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
