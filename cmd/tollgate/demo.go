@@ -59,6 +59,7 @@ type demo struct {
 	style       demoStyle
 	keep        bool
 	dir, addr   string
+	temp        bool // dir was made by the demo
 
 	m       *Main
 	logPath string
@@ -180,7 +181,7 @@ func (d *demo) prepareDir() (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	d.dir = dir
+	d.dir, d.temp = dir, true
 	return func() {
 		if !d.keep {
 			os.RemoveAll(dir)
@@ -242,7 +243,11 @@ func (d *demo) start(ctx context.Context) (string, error) {
 	if d.m.Sim.RefundDelay == 0 {
 		d.m.Sim.RefundDelay = demoRefundDelay
 	}
-	d.detail("data      %s %s", d.dir, d.style.dim("(SQLite, admin token, server log)"))
+	kept := "kept"
+	if d.temp && !d.keep {
+		kept = "temporary, removed at exit"
+	}
+	d.detail("data      %s %s", d.dir, d.style.dim("(SQLite, admin token, server log; "+kept+")"))
 	d.detail("payments  WeChat Pay emulator at %s/sandbox/wxpay/", d.m.URL)
 	d.detail("models    mock LLM at %s/mockllm/", d.m.URL)
 	return "serving on " + d.m.URL, nil
@@ -578,8 +583,15 @@ func (d *demo) refund(ctx context.Context) (string, error) {
 	if b.Credits != d.after-r.Credits {
 		return "", fmt.Errorf("balance %d credits after refunding %d of %d", b.Credits, r.Credits, d.after)
 	}
-	return fmt.Sprintf("refund_fen %d (%s) back to the payer after %s; balance %d credits",
-		r.RefundFen, d.style.yuan(r.RefundFen), roundDuration(time.Since(t)), b.Credits), nil
+	var after demoOrder
+	if err := d.call(ctx, "GET", "/v1/payments/orders/"+o.OutTradeNo, d.account.APIKey, nil, nil, http.StatusOK, &after); err != nil {
+		return "", err
+	}
+	if after.Status != "REFUND" {
+		return "", fmt.Errorf("order status %s after the refund, want REFUND", after.Status)
+	}
+	return fmt.Sprintf("refund_fen %d (%s) back to the payer after %s; order %s, balance %d credits",
+		r.RefundFen, d.style.yuan(r.RefundFen), roundDuration(time.Since(t)), after.Status, b.Credits), nil
 }
 
 // waitRefunded waits until the emulator says the refund succeeded and
@@ -626,6 +638,7 @@ func (d *demo) serveUntilDone(ctx context.Context) error {
 	fmt.Fprintf(w, "  API key      %s  (OpenAI base URL %s/v1)\n", key, u)
 	fmt.Fprintf(w, "  data         %s  (kept; server log in %s)\n", d.dir, d.logPath)
 	fmt.Fprintf(w, "  emulator     %s/sandbox/wxpay/sim/orders  (what WeChat Pay saw)\n", u)
+	fmt.Fprintf(w, "  health       %s/healthz  %s/readyz  %s/metrics\n", u, u, u)
 	if d.checkout != "" {
 		fmt.Fprintf(w, "  checkout     %s\n", d.checkout)
 	}

@@ -66,8 +66,8 @@ func TestDemo(t *testing.T) {
 	if want := fen * left / granted; refundFen != want || want <= 0 {
 		t.Errorf("refund_fen %d, want floor(%d × %d / %d) = %d", refundFen, fen, left, granted, want)
 	}
-	if !strings.Contains(text, "balance 0 credits") {
-		t.Error("the balance after the refund is not shown as 0")
+	if !strings.Contains(text, "order REFUND, balance 0 credits") {
+		t.Error("the order and balance after the refund are not shown")
 	}
 
 	dir := regexp.MustCompile(`data\s+(\S+)`).FindStringSubmatch(text)
@@ -91,6 +91,24 @@ func TestDemoFailureNamesStep(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "[FAILED]") || strings.Contains(out.String(), "[2/8]") {
 		t.Errorf("output does not stop at the failed step:\n%s", out.String())
+	}
+}
+
+// TestDemoInterrupted checks that Ctrl-C before the end is a failure of
+// the step it interrupted, and that the temporary directory goes.
+func TestDemoInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errOut bytes.Buffer
+	err := Run(ctx, []string{"demo"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "step 1/8 (Start tollgate) failed: interrupted") {
+		t.Fatalf("demo with a cancelled context: %v\n%s", err, out.String())
+	}
+	dir := regexp.MustCompile(`data\s+(\S+)`).FindStringSubmatch(out.String())
+	if dir != nil {
+		if _, err := os.Stat(dir[1]); !os.IsNotExist(err) {
+			t.Errorf("the temporary data directory %s is still there (%v)", dir[1], err)
+		}
 	}
 }
 
