@@ -9,9 +9,11 @@
 #   PG_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 cmd/tgload/bench.sh
 #
 # Settings: D (duration per run, default 10s), CLIENTS (default "1 16 64"),
-# PORT (first of three loopback ports, default 18090). Everything it starts
+# PORT (first of three loopback ports, default 18090), TOLLGATE_BIN (a
+# tollgate binary to use instead of building ./cmd/tollgate). Everything it starts
 # is stopped on exit, and the PostgreSQL database it creates is dropped.
 set -euo pipefail
+shopt -s inherit_errexit
 
 D=${D:-10s}
 CLIENTS=${CLIENTS:-"1 16 64"}
@@ -32,7 +34,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$work/tollgate" ./cmd/tollgate
+if [[ -n ${TOLLGATE_BIN:-} ]]; then
+	cp "$TOLLGATE_BIN" "$work/tollgate"
+else
+	go build -o "$work/tollgate" ./cmd/tollgate
+fi
 go build -o "$work/tgload" ./cmd/tgload
 
 cat >"$work/providers.json" <<EOF
@@ -40,9 +46,31 @@ cat >"$work/providers.json" <<EOF
  "models":{"mock":[{"provider":"mock","model":"gpt-4o-mini","max_output_tokens":64}]}}
 EOF
 
-waitfor() { for _ in $(seq 100); do curl -sf "http://$1$2" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+# waitfor ADDR PATH waits up to a minute (start-up runs migrations) for a 2xx.
+waitfor() {
+	for _ in $(seq 600); do curl -sf "http://$1$2" >/dev/null && return 0; sleep 0.1; done
+	echo "no answer from $1; its log:" >&2
+	cat "$work"/*.log >&2
+	exit 1
+}
 
-# serve NAME ADDR [flags...] starts tollgate serve and prints a funded API key.
+# api METHOD URL [curl args...] prints the answer's body; any status but 2xx
+# ends the run with the body and the server logs.
+api() {
+	local out code
+	out=$(curl -sS -w '\n%{http_code}' -X "$@")
+	code=${out##*$'\n'}
+	if [[ $code != 2* ]]; then
+		echo "$1 $2: $code ${out%$'\n'*}" >&2
+		tail -n 20 "$work"/*.log >&2
+		exit 1
+	fi
+	echo "${out%$'\n'*}"
+}
+jsonfield() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+# serve NAME ADDR [flags...] starts tollgate serve and writes a funded API key
+# to $work/NAME.key. (Not run in $(...): the pid must reach cleanup.)
 serve() {
 	local name=$1 addr=$2
 	shift 2
@@ -51,18 +79,17 @@ serve() {
 	pids+=($!)
 	waitfor "$addr" /healthz
 	local key order
-	key=$(curl -sf -XPOST -H "Authorization: Bearer $ADMIN" "http://$addr/admin/accounts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
+	key=$(api POST "http://$addr/admin/accounts" -H "Authorization: Bearer $ADMIN" | jsonfield api_key)
 	for i in 1 2; do # two 30M-credit packages: far more than the runs use
-		order=$(curl -sf -XPOST -H "Authorization: Bearer $key" -H "Idempotency-Key: bench-$i" -H 'Content-Type: application/json' \
-			-d '{"package_id":"pro","device_fingerprint":"bench-fingerprint-0001"}' "http://$addr/v1/payments/orders" |
-			python3 -c 'import json,sys; print(json.load(sys.stdin)["out_trade_no"])')
-		curl -sf -XPOST "http://$addr/sandbox/wxpay/sim/orders/$order/pay" >/dev/null
+		order=$(api POST "http://$addr/v1/payments/orders" -H "Authorization: Bearer $key" -H "Idempotency-Key: bench-$i" \
+			-H 'Content-Type: application/json' -d '{"package_id":"pro","device_fingerprint":"bench-fingerprint-0001"}' | jsonfield out_trade_no)
+		api POST "http://$addr/sandbox/wxpay/sim/orders/$order/pay" >/dev/null
 	done
 	for _ in $(seq 50); do
 		curl -sf -H "Authorization: Bearer $key" "http://$addr/v1/balance" | grep -q '"credits":60000000' && break
 		sleep 0.1
 	done
-	echo "$key"
+	echo "$key" >"$work/$name.key"
 }
 
 "$work/tollgate" mockllm --addr "$MOCK" >"$work/mock.log" 2>&1 &
@@ -70,14 +97,14 @@ pids+=($!)
 waitfor "$MOCK" /v1/models
 
 targets=("mock directly|http://$MOCK/v1/chat/completions|gpt-4o-mini|")
-key=$(serve sqlite "$SQLITE")
-targets+=("gateway, SQLite|http://$SQLITE/v1/chat/completions|mock|$key")
+serve sqlite "$SQLITE"
+targets+=("gateway, SQLite|http://$SQLITE/v1/chat/completions|mock|$(cat "$work/sqlite.key")")
 if [[ -n ${PG_URL:-} && -n ${REDIS_URL:-} ]]; then
 	pgdb=tollgate_bench_$RANDOM$RANDOM
 	psql "$PG_URL" -qc "CREATE DATABASE $pgdb" >/dev/null
 	dburl=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/"+sys.argv[2])))' "$PG_URL" "$pgdb")
-	key=$(serve pg "$PG" --database-url "$dburl" --redis-url "$REDIS_URL")
-	targets+=("gateway, PostgreSQL+Redis|http://$PG/v1/chat/completions|mock|$key")
+	serve pg "$PG" --database-url "$dburl" --redis-url "$REDIS_URL"
+	targets+=("gateway, PostgreSQL+Redis|http://$PG/v1/chat/completions|mock|$(cat "$work/pg.key")")
 fi
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc) cores  $(go version | cut -d' ' -f3-)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
