@@ -88,6 +88,10 @@ type Server struct {
 	// Routes are more routes to mount (the web checkout), each with its
 	// own body limit and, when Auth is set, behind WithAuth.
 	Routes []Route
+	// Revenue builds GET /admin/reports/revenue; nil answers 503.
+	Revenue RevenueReporter
+	// Rollout is shown by GET /admin/rollout; nil answers 404.
+	Rollout RolloutStatuser
 	// Ready are the checks of GET /readyz.
 	Ready []Check
 	// Gatherer serves GET /metrics; Registerer receives the HTTP metrics.
@@ -120,6 +124,8 @@ func (s *Server) Handler() http.Handler {
 	}
 	route("POST /admin/accounts", SmallBody, s.withAdmin(fn(s.createAccount)))
 	route("GET /admin/sandbox", SmallBody, s.withAdmin(fn(s.sandboxInfo)))
+	route("GET /admin/reports/revenue", SmallBody, s.withAdmin(fn(s.revenue)))
+	route("GET /admin/rollout", SmallBody, s.withAdmin(fn(s.rollout)))
 
 	route("GET /v1/packages", SmallBody, fn(s.packages))
 	route("GET /v1/balance", SmallBody, s.WithAuth(fn(s.balance)))

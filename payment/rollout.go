@@ -116,3 +116,39 @@ func (s *Service) rolloutResult(ok bool) {
 		s.rollout.Record(ok)
 	}
 }
+
+// RolloutStatus is what GET /admin/rollout shows.
+type RolloutStatus struct {
+	Percent        int       `json:"percent"`
+	Paused         bool      `json:"paused"`
+	PausedUntil    time.Time `json:"paused_until,omitzero"`
+	Window         string    `json:"window"`
+	Samples        int       `json:"samples"`
+	Failures       int       `json:"failures"`
+	MaxFailureRate float64   `json:"max_failure_rate"`
+	MinSamples     int       `json:"min_samples"`
+}
+
+// Status reports the rollout percentage, the guard's window as of now and
+// whether WeChat Pay is paused. The guard is per instance: each instance
+// judges the failures it saw itself.
+func (r *Rollout) Status() RolloutStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.clock()
+	st := RolloutStatus{Percent: r.Percent, Window: r.Window.String(), MaxFailureRate: r.MaxFailureRate,
+		MinSamples: r.MinSamples, Paused: now.Before(r.pausedUntil)}
+	if st.Paused {
+		st.PausedUntil = r.pausedUntil.UTC()
+	}
+	for _, e := range r.events {
+		if now.Sub(e.at) >= r.Window {
+			continue
+		}
+		st.Samples++
+		if !e.ok {
+			st.Failures++
+		}
+	}
+	return st
+}

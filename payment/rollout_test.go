@@ -60,6 +60,9 @@ func TestRolloutFailureGuard(t *testing.T) {
 	if p, _ := r.Paused(); p || r.Check("a") != nil {
 		t.Fatal("paused at 40% failures")
 	}
+	if st := r.Status(); st.Paused || st.Samples != 10 || st.Failures != 4 || st.Percent != 100 {
+		t.Fatalf("status at 40%%: %+v", st)
+	}
 	r.Record(false) // 5 of 11
 	if p, _ := r.Paused(); p {
 		t.Fatal("paused at 45%")
@@ -69,6 +72,9 @@ func TestRolloutFailureGuard(t *testing.T) {
 		t.Fatalf("not paused at 50%%: %v %v %d", p, until, paused)
 	}
 	wantCode(t, r.Check("a"), tollgate.EUNAVAILABLE)
+	if st := r.Status(); !st.Paused || !st.PausedUntil.Equal(now.Add(5*time.Minute)) {
+		t.Fatalf("status while paused: %+v", st)
+	}
 	now = now.Add(5 * time.Minute)
 	if p, _ := r.Paused(); p || r.Check("a") != nil {
 		t.Fatal("still paused after the pause")

@@ -227,3 +227,26 @@ func (p *Pricer) Fee(amount, monthVolumeBefore tollgate.Fen) tollgate.Fen {
 	}
 	return tollgate.Fen(fee.Int64())
 }
+
+// ToFen converts amount in currency cur to fen at the feed's latest rate
+// (even past the top-up staleness bound: it is for reports), rounded half-up
+// to a whole fen. Errors: EUNAVAILABLE if a rate is needed and none was ever
+// fetched; EINVALID if the result does not fit in int64.
+func (p *Pricer) ToFen(ctx context.Context, amount *big.Rat, cur Currency) (tollgate.Fen, error) {
+	const op = "pricing.ToFen"
+	cny := new(big.Rat).Set(amount)
+	if cur != CNY {
+		rates, err := p.feed.Latest(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if cny, err = rates.Convert(cny, cur, CNY); err != nil {
+			return 0, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Message: "exchange rate unavailable", Err: err}
+		}
+	}
+	fen := roundHalfUp(cny.Mul(cny, big.NewRat(100, 1)))
+	if !fen.IsInt64() {
+		return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "amount is too large"}
+	}
+	return tollgate.Fen(fen.Int64()), nil
+}

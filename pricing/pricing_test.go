@@ -369,3 +369,26 @@ func TestDecimal(t *testing.T) {
 		}
 	}
 }
+
+func TestToFenConvertsAtTheLatestRate(t *testing.T) {
+	p, err := pricing.New(pricing.DefaultConfig(), pricing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		amount string
+		cur    pricing.Currency
+		want   tollgate.Fen
+	}{
+		{"1", pricing.USD, 720},       // 7.20 CNY per USD in the default config
+		{"0.000694", pricing.USD, 0},  // 0.49968 fen rounds down
+		{"0.000695", pricing.USD, 1},  // 0.5004 fen rounds up
+		{"12.345", pricing.CNY, 1235}, // half-up at .5 fen
+		{"0", pricing.EUR, 0},
+	} {
+		got, err := p.ToFen(t.Context(), pricing.MustDecimal(tc.amount).Rat(), tc.cur)
+		if err != nil || got != tc.want {
+			t.Errorf("ToFen(%s %s) = %d, %v; want %d", tc.amount, tc.cur, got, err, tc.want)
+		}
+	}
+}

@@ -96,7 +96,13 @@ type ServeConfig struct {
 	// RateLimit is the gateway requests per minute allowed per API key,
 	// shared through Redis when configured; 0 is no limit.
 	RateLimit int
-	LogFormat string
+	// WxpayRolloutPercent is the share of accounts (0–100, sticky by
+	// account) offered WeChat Pay; WxpayGuardFailureRate pauses WeChat Pay
+	// for 5 minutes when at least 20 order placements in the last 5 minutes
+	// failed at that rate (0 disables the guard).
+	WxpayRolloutPercent   int
+	WxpayGuardFailureRate float64
+	LogFormat             string
 }
 
 // Main is the `tollgate serve` program: ParseFlags, then Run (which returns
@@ -123,12 +129,16 @@ type Main struct {
 	cancel   context.CancelFunc
 	loops    sync.WaitGroup
 	closers  []func() error // run in reverse order by Close
+
+	gatewayConfig *gateway.Config  // providers, for the revenue report's provider cost
+	rollout       *payment.Rollout // WeChat Pay rollout and failure guard
 }
 
 // NewMain returns a Main with the default configuration.
 func NewMain(stdout, stderr io.Writer) *Main {
 	return &Main{stdout: stdout, stderr: stderr, serveErr: make(chan error, 1), Config: ServeConfig{
 		Addr: "127.0.0.1:8080", Data: "./tollgate-data", WxpayAPIVersion: payment.APIv2, LogFormat: "text",
+		WxpayRolloutPercent: 100, WxpayGuardFailureRate: 0.5,
 	}}
 }
 
@@ -153,6 +163,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.WxpayCertKey, "wxpay-cert-key", c.WxpayCertKey, "its private key (apiclient_key.pem)")
 	fs.StringVar(&c.Providers, "providers", c.Providers, "providers file (JSON); empty: the mock LLM in-process under /mockllm/")
 	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "gateway requests per minute per API key (shared through Redis); 0: no limit")
+	fs.IntVar(&c.WxpayRolloutPercent, "wxpay-rollout-percent", c.WxpayRolloutPercent, "percent of accounts (sticky) offered WeChat Pay, 0-100")
+	fs.Float64Var(&c.WxpayGuardFailureRate, "wxpay-guard-failure-rate", c.WxpayGuardFailureRate,
+		"pause WeChat Pay for 5m when this share of >= 20 order placements in 5m failed (0 disables)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	// configPath reads --config before parsing; the flag is declared so
 	// that it parses and shows in the usage.
@@ -235,6 +248,10 @@ func (m *Main) validate() error {
 		return fmt.Errorf("serve: --wxpay-api-version must be v2 or v3, not %q", c.WxpayAPIVersion)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("serve: --log-format must be text or json, not %q", c.LogFormat)
+	case c.WxpayRolloutPercent < 0 || c.WxpayRolloutPercent > 100:
+		return fmt.Errorf("serve: --wxpay-rollout-percent must be 0-100, got %d", c.WxpayRolloutPercent)
+	case c.WxpayGuardFailureRate < 0 || c.WxpayGuardFailureRate > 1:
+		return fmt.Errorf("serve: --wxpay-guard-failure-rate must be from 0 to 1, got %v", c.WxpayGuardFailureRate)
 	case c.RateLimit < 0:
 		return fmt.Errorf("serve: --rate-limit must not be negative, got %d", c.RateLimit)
 	case c.WxpayAPIKey != "" && len(c.WxpayAPIKey) != 32:
@@ -303,6 +320,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	if pay != nil {
 		s.Payments = pay
+		s.Revenue = &revenueReporter{payments: pay, ledger: led, pricer: pricer, gateway: m.gatewayConfig}
+		s.Rollout = m.rollout
 		if s.Routes, err = m.checkout(pay, led, pricer); err != nil {
 			return err
 		}
@@ -479,6 +498,7 @@ func (m *Main) openGateway(led *ledger.Service, reg prometheus.Registerer, limit
 		opts.Admitter = &httpapi.KeyAdmitter{Limiter: limiter, Limit: kv.Limit{Rate: n, Per: time.Minute, Burst: n}, Logger: m.log}
 		desc += fmt.Sprintf("; %d requests/minute per API key", n)
 	}
+	m.gatewayConfig = gcfg
 	gw, err := gateway.New(gcfg, opts)
 	if err != nil {
 		return nil, nil, nil, "", fmt.Errorf("serve: gateway: %w", err)
@@ -506,7 +526,7 @@ func (m *Main) openPayments(led *ledger.Service, st stores, pricer *pricing.Pric
 		cfg.RefundNotifyURL = cfg.NotifyURL
 	}
 	deps := payment.Deps{Ledger: led, Store: st.payments, Pricer: pricer, Nonces: nonces, Limiter: limiter,
-		Metrics: httpapi.NewPaymentMetrics(reg), Logger: m.log}
+		Metrics: httpapi.NewPaymentMetrics(reg), Logger: m.log, Rollout: m.newRollout()}
 	var desc string
 	if c.WxpayURL != "" {
 		cfg.AppID, cfg.MchID = c.WxpayAppID, c.WxpayMchID

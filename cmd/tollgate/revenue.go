@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"time"
+
+	"tollgate"
+	"tollgate/gateway"
+	"tollgate/httpapi"
+	"tollgate/ledger"
+	"tollgate/payment"
+	"tollgate/pricing"
+)
+
+// newRollout builds the WeChat Pay rollout from the flags: a sticky
+// percentage and a failure-rate guard over a 5-minute window that pauses
+// WeChat Pay for 5 minutes, saying so in the log (and in metrics, through
+// the payment service).
+func (m *Main) newRollout() *payment.Rollout {
+	c := m.Config
+	m.rollout = &payment.Rollout{Percent: c.WxpayRolloutPercent, Window: 5 * time.Minute, MinSamples: 20,
+		MaxFailureRate: c.WxpayGuardFailureRate, Pause: 5 * time.Minute,
+		OnPause: func(failures, total int) {
+			m.log.Warn("WeChat Pay paused by the failure-rate guard", slog.Int("failures", failures), slog.Int("placements", total),
+				slog.Float64("max_failure_rate", c.WxpayGuardFailureRate), slog.Duration("pause", 5*time.Minute))
+		}}
+	return m.rollout
+}
+
+// revenueReporter builds the monthly revenue report: payments and fees from
+// the payment service, and the providers' cost of the month's usage from
+// the deployments' cost prices, converted to fen at the latest rate.
+type revenueReporter struct {
+	payments *payment.Service
+	ledger   *ledger.Service
+	pricer   *pricing.Pricer
+	gateway  *gateway.Config
+}
+
+var _ httpapi.RevenueReporter = (*revenueReporter)(nil)
+
+func (r *revenueReporter) Revenue(ctx context.Context, from, to time.Time) (httpapi.RevenueReport, error) {
+	rev, err := r.payments.Revenue(ctx, from, to)
+	if err != nil {
+		return httpapi.RevenueReport{}, err
+	}
+	rep := httpapi.RevenueReport{Payments: rev.Payments, GrossFen: rev.GrossFen, FeeFen: rev.FeeFen,
+		RefundedFen: rev.RefundedFen, NetFen: rev.NetFen}
+	var usage []ledger.Usage
+	if err := r.ledger.Store().View(ctx, func(tx ledger.ReadTx) error {
+		d, err := tx.Dump(ctx)
+		if err == nil {
+			usage = d.Usage
+		}
+		return err
+	}); err != nil {
+		return rep, fmt.Errorf("revenue: usage: %w", err)
+	}
+	usd := new(big.Rat)
+	for _, u := range usage {
+		if u.CreatedAt.Before(from) || !u.CreatedAt.Before(to) {
+			continue
+		}
+		rep.Requests++
+		rep.CreditsUsed += int64(u.Credits)
+		c, err := deploymentCostUSD(r.gateway, u)
+		if err != nil {
+			return rep, err
+		}
+		usd.Add(usd, c)
+	}
+	rep.ProviderCostUSD = usd.FloatString(6)
+	if rep.ProviderCostFen, err = r.pricer.ToFen(ctx, usd, pricing.USD); err != nil {
+		return rep, err
+	}
+	rep.MarginFen = rep.NetFen - rep.ProviderCostFen
+	return rep, nil
+}
+
+// deploymentCostUSD prices one usage record at its deployment's provider
+// cost (USD per 1M tokens). A deployment without cost prices costs nothing.
+func deploymentCostUSD(cfg *gateway.Config, u ledger.Usage) (*big.Rat, error) {
+	total := new(big.Rat)
+	if cfg == nil {
+		return total, nil
+	}
+	d, ok := cfg.Deployment(u.Deployment)
+	if !ok {
+		return total, nil
+	}
+	for _, part := range []struct {
+		price  string
+		tokens int64
+	}{
+		// Usage counts cached tokens inside InputTokens (OpenAI's convention).
+		{d.InputCostPer1M, u.InputTokens - u.CachedTokens},
+		{d.CachedInputCostPer1M, u.CachedTokens},
+		{d.OutputCostPer1M, u.OutputTokens},
+	} {
+		if part.price == "" || part.tokens == 0 {
+			continue
+		}
+		p, err := pricing.ParseDecimal(part.price)
+		if err != nil {
+			return nil, &tollgate.Error{Code: tollgate.EINTERNAL, Op: "revenue", Message: "bad cost price of " + u.Deployment, Err: err}
+		}
+		c := new(big.Rat).Mul(p.Rat(), new(big.Rat).SetInt64(part.tokens))
+		total.Add(total, c.Quo(c, big.NewRat(1_000_000, 1)))
+	}
+	return total, nil
+}
