@@ -21,6 +21,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"tollgate/gateway"
 	"tollgate/gateway/mockllm"
 )
 
@@ -124,8 +125,26 @@ func (s *sdkServe) balance(tb testing.TB, key string) sdkBalance {
 	return b
 }
 
-// lastUsage is the newest entry of GET /v1/usage.
-func (s *sdkServe) lastUsage(tb testing.TB, key string) (u sdkUsage, credits int64, status string) {
+// sdkSnap is a key's balance and the length of its usage log.
+type sdkSnap struct {
+	sdkBalance
+	logged int
+}
+
+func (s *sdkServe) snap(tb testing.TB, key string) sdkSnap {
+	tb.Helper()
+	return sdkSnap{s.balance(tb, key), len(s.usageLog(tb, key))}
+}
+
+// sdkRecord is an entry of GET /v1/usage.
+type sdkRecord struct {
+	Usage   sdkUsage
+	Credits int64
+	Status  string
+}
+
+// usageLog is the key's usage log, newest first.
+func (s *sdkServe) usageLog(tb testing.TB, key string) []sdkRecord {
 	tb.Helper()
 	var got struct {
 		Data []struct {
@@ -136,12 +155,12 @@ func (s *sdkServe) lastUsage(tb testing.TB, key string) (u sdkUsage, credits int
 			Status       string
 		}
 	}
-	s.call(tb, 200, "GET", "/v1/usage?limit=1", key, "", nil, &got)
-	if len(got.Data) == 0 {
-		tb.Fatal("no usage recorded")
+	s.call(tb, 200, "GET", "/v1/usage?limit=1000", key, "", nil, &got)
+	out := make([]sdkRecord, len(got.Data))
+	for i, d := range got.Data {
+		out[i] = sdkRecord{sdkUsage{d.InputTokens, d.CachedTokens, d.OutputTokens}, d.Credits, d.Status}
 	}
-	d := got.Data[0]
-	return sdkUsage{d.InputTokens, d.CachedTokens, d.OutputTokens}, d.Credits, d.Status
+	return out
 }
 
 func (s *sdkServe) openai(key string) *openai.Client {
@@ -185,7 +204,7 @@ func costCredits[F interface{ Raw() string }](tb testing.TB, extra map[string]F)
 // model, the key's balance moved from before by exactly cost (from the
 // provisional allowance when provisional), the newest usage record is u at
 // cost, and no hold is left.
-func (s *sdkServe) mustBill(t *testing.T, key, model string, before sdkBalance, u sdkUsage, cost int64, provisional bool) {
+func (s *sdkServe) mustBill(t *testing.T, key, model string, before sdkSnap, u sdkUsage, cost int64, provisional bool) {
 	t.Helper()
 	p, ok := s.prices[model]
 	if !ok {
@@ -194,7 +213,7 @@ func (s *sdkServe) mustBill(t *testing.T, key, model string, before sdkBalance, 
 	if want := p.cost(u); cost != want {
 		t.Errorf("cost_credits %d, want %d for %+v at %+v", cost, want, u, p)
 	}
-	want := before
+	want := before.sdkBalance
 	if provisional {
 		want.Provisional -= cost
 	} else {
@@ -203,8 +222,12 @@ func (s *sdkServe) mustBill(t *testing.T, key, model string, before sdkBalance, 
 	if got := s.balance(t, key); got != want || got.Held != 0 {
 		t.Errorf("balance %+v after a call costing %d, want %+v (before %+v)", got, cost, want, before)
 	}
-	if got, credits, status := s.lastUsage(t, key); got != u || credits != cost || status != "ok" {
-		t.Errorf("usage record %+v at %d credits (%s), want %+v at %d", got, credits, status, u, cost)
+	log := s.usageLog(t, key)
+	if len(log) != before.logged+1 {
+		t.Fatalf("%d usage records after a call, want %d", len(log), before.logged+1)
+	}
+	if got := log[0]; got != (sdkRecord{u, cost, "ok"}) {
+		t.Errorf("usage record %+v, want %+v at %d credits", got, u, cost)
 	}
 }
 
@@ -224,7 +247,7 @@ func openaiUsage(u openai.CompletionUsage) sdkUsage {
 // free, and returns the model names.
 func (s *sdkServe) mustPrices(t *testing.T, key string) []string {
 	t.Helper()
-	before := s.balance(t, key)
+	before := s.snap(t, key)
 	page, err := s.openai(key).Models.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -239,8 +262,8 @@ func (s *sdkServe) mustPrices(t *testing.T, key string) []string {
 		}
 		s.prices[m.ID] = p
 	}
-	if after := s.balance(t, key); after != before {
-		t.Errorf("listing models moved the balance from %+v to %+v", before, after)
+	if after := s.snap(t, key); after != before {
+		t.Errorf("listing models moved the balance or logged usage from %+v to %+v", before, after)
 	}
 	return ids
 }
@@ -251,7 +274,7 @@ func (s *sdkServe) mustPrices(t *testing.T, key string) []string {
 func (s *sdkServe) sdkChat(t *testing.T, key, model, upstream string, provisional bool) sdkUsage {
 	t.Helper()
 	ctx := context.Background()
-	before := s.balance(t, key)
+	before := s.snap(t, key)
 	c, err := s.openai(key).Chat.Completions.New(ctx, chatParams(model))
 	if err != nil {
 		t.Fatal(err)
@@ -330,7 +353,7 @@ func usageChunk(t *testing.T, cs chatStream, includeUsage bool) openai.ChatCompl
 // usage chunk and the bill.
 func (s *sdkServe) sdkStream(t *testing.T, key, model, upstream string, includeUsage bool) sdkUsage {
 	t.Helper()
-	before := s.balance(t, key)
+	before := s.snap(t, key)
 	params := chatParams(model)
 	params.N, params.MaxTokens = openai.Int(2), openai.Int(10)
 	if includeUsage {
@@ -394,7 +417,7 @@ func anthUsage(u anthropic.Usage) sdkUsage {
 func (s *sdkServe) sdkMessages(t *testing.T, key, model, upstream string) anthropic.Usage {
 	t.Helper()
 	ctx := context.Background()
-	before := s.balance(t, key)
+	before := s.snap(t, key)
 	msg, err := s.anthropic(key).Messages.New(ctx, messageParams(model))
 	if err != nil {
 		t.Fatal(err)
@@ -412,7 +435,7 @@ func (s *sdkServe) sdkMessages(t *testing.T, key, model, upstream string) anthro
 	}
 	s.mustBill(t, key, model, before, u, costCredits(t, msg.Usage.JSON.ExtraFields), false)
 
-	before = s.balance(t, key)
+	before = s.snap(t, key)
 	stream := s.anthropic(key).Messages.NewStreaming(ctx, messageParams(model))
 	defer stream.Close()
 	var acc anthropic.Message
@@ -525,7 +548,7 @@ func TestSDKClients(t *testing.T) {
 	t.Run("OpenAI/StreamWithoutIncludeUsage", func(t *testing.T) { s.sdkStream(t, key, "mock-gpt", "gpt-4o-mini", false) })
 
 	t.Run("OpenAI/ToolCall", func(t *testing.T) {
-		before := s.balance(t, key)
+		before := s.snap(t, key)
 		c, err := s.openai(key).Chat.Completions.New(ctx, toolParams("mock-gpt"))
 		if err != nil {
 			t.Fatal(err)
@@ -547,7 +570,7 @@ func TestSDKClients(t *testing.T) {
 
 		// Streamed, the call arrives as a name delta and one delta per
 		// argument fragment: one token each.
-		before = s.balance(t, key)
+		before = s.snap(t, key)
 		params := toolParams("mock-gpt")
 		params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
 		got := streamChat(t, s.openai(key), params)
@@ -564,7 +587,7 @@ func TestSDKClients(t *testing.T) {
 	})
 
 	t.Run("OpenAI/Embeddings", func(t *testing.T) {
-		before := s.balance(t, key)
+		before := s.snap(t, key)
 		params := openai.EmbeddingNewParams{
 			Model:      "mock-embedding",
 			Input:      openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"one two", "three"}},
@@ -596,19 +619,17 @@ func TestSDKClients(t *testing.T) {
 	s.mustAudit(t)
 }
 
-// TestSDKCachedTokens runs serve against a mock upstream that reports
-// cached prompt tokens (its knobs cannot be reached through serve's own
-// mock), configured with a providers file of real model names priced in
-// pricing's defaults. OpenAI counts cached tokens inside prompt_tokens,
-// Anthropic apart; both are billed at the cache rate, cache writes as
-// ordinary input.
-func TestSDKCachedTokens(t *testing.T) {
-	mock := httptest.NewServer(&mockllm.Server{CachedTokens: 2, CacheCreationTokens: 1})
-	t.Cleanup(mock.Close)
+// mustProvidersServe runs serve with a providers file routing real model
+// names (priced in pricing's defaults) to mock, and returns it with a key
+// funded through the emulator.
+func mustProvidersServe(t *testing.T, mock *mockllm.Server) (*sdkServe, string) {
+	t.Helper()
+	up := httptest.NewServer(mock)
+	t.Cleanup(up.Close)
 	providers := filepath.Join(t.TempDir(), "providers.json")
 	cfg := `{"providers":[
-		{"name":"up-openai","kind":"openai","base_url":"` + mock.URL + `/v1"},
-		{"name":"up-anthropic","kind":"anthropic","base_url":"` + mock.URL + `"}],
+		{"name":"up-openai","kind":"openai","base_url":"` + up.URL + `/v1"},
+		{"name":"up-anthropic","kind":"anthropic","base_url":"` + up.URL + `"}],
 	 "models":{
 		"gpt-4o-mini":[{"provider":"up-openai","model":"gpt-4o-mini"}],
 		"claude-sonnet-4":[{"provider":"up-anthropic","model":"claude-sonnet-4-5"}]}}`
@@ -616,11 +637,21 @@ func TestSDKCachedTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := mustSDKServe(t, "--providers", providers)
-	s.mock = mock.URL
+	s.mock = up.URL
 	key := s.account(t)
 	s.mustPrices(t, key)
 	no, bought, _ := s.mustOrder(t, key)
 	s.mustPay(t, key, no, bought)
+	return s, key
+}
+
+// TestSDKCachedTokens runs serve against a mock upstream that reports
+// cached prompt tokens (serve's own mock cannot be told to: the gateway
+// does not forward X-Mock-* headers). OpenAI counts cached tokens inside
+// prompt_tokens, Anthropic apart; both are billed at the cache rate, cache
+// writes as ordinary input.
+func TestSDKCachedTokens(t *testing.T) {
+	s, key := mustProvidersServe(t, &mockllm.Server{CachedTokens: 2, CacheCreationTokens: 1})
 
 	// 5 prompt tokens, 2 of them cached, 16 out at gpt-4o-mini's USD
 	// 0.15 / 0.075 / 0.60 per 1M and a base price of USD 1 per 1M credits:
@@ -690,9 +721,92 @@ func TestSDKInsufficientBalance(t *testing.T) {
 	if b := s.balance(t, key); b != (sdkBalance{}) {
 		t.Errorf("refused calls moved the balance: %+v", b)
 	}
-	var usage struct{ Data []json.RawMessage }
-	s.call(t, 200, "GET", "/v1/usage", key, "", nil, &usage)
-	if len(usage.Data) != 0 {
-		t.Errorf("refused calls left usage records: %s", usage.Data)
+	if log := s.usageLog(t, key); len(log) != 0 {
+		t.Errorf("refused calls left usage records: %+v", log)
+	}
+
+	// A provisional token's allowance bounds its holds: a call whose
+	// worst case (N choices of the deployment's output cap) is more than
+	// is left is refused before it runs.
+	s.mustPrices(t, key)
+	_, _, token := s.mustOrder(t, key)
+	left := s.balance(t, token)
+	params = chatParams("mock-gpt")
+	params.MaxTokens = openai.Int(gateway.DefaultMaxOutputTokens)
+	params.N = openai.Int(left.Provisional*1_000_000/(gateway.DefaultMaxOutputTokens*s.prices["mock-gpt"].Out) + 1)
+	_, err = s.openai(token).Chat.Completions.New(ctx, params)
+	if !errors.As(err, &oe) || oe.StatusCode != http.StatusPaymentRequired || oe.Code != "insufficient_balance" {
+		t.Errorf("chat beyond the provisional allowance: %v, want a 402 insufficient_balance *openai.Error", err)
+	}
+	if b := s.balance(t, token); b != left {
+		t.Errorf("a refused provisional call moved the balance from %+v to %+v", left, b)
+	}
+}
+
+// TestSDKStreamCancelled stops reading streams half way, as a user
+// pressing stop does: the call is billed on what was delivered (never
+// zero), at its price, and its hold does not outlive it.
+func TestSDKStreamCancelled(t *testing.T) {
+	s, key := mustProvidersServe(t, &mockllm.Server{OutputTokens: 400, TokensPerSecond: 200})
+	t.Run("OpenAI", func(t *testing.T) {
+		s.mustCancelledBill(t, key, "gpt-4o-mini", func(ctx context.Context) {
+			params := chatParams("gpt-4o-mini")
+			params.MaxTokens = openai.Int(1000)
+			params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+			stream := s.openai(key).Chat.Completions.NewStreaming(ctx, params)
+			defer stream.Close()
+			for n := 0; n < 5 && stream.Next(); {
+				if c := stream.Current(); len(c.Choices) > 0 && c.Choices[0].Delta.Content != "" {
+					n++
+				}
+			}
+		})
+	})
+	t.Run("Anthropic", func(t *testing.T) {
+		s.mustCancelledBill(t, key, "claude-sonnet-4", func(ctx context.Context) {
+			params := messageParams("claude-sonnet-4")
+			params.MaxTokens = 1000
+			stream := s.anthropic(key).Messages.NewStreaming(ctx, params)
+			defer stream.Close()
+			for n := 0; n < 5 && stream.Next(); {
+				if stream.Current().Type == "content_block_delta" {
+					n++
+				}
+			}
+		})
+	})
+	s.mustAudit(t)
+}
+
+// mustCancelledBill runs read, which reads part of a stream, under a
+// context cancelled when it returns, then checks the bill from the usage
+// log, the only place a cut stream's cost can be seen.
+func (s *sdkServe) mustCancelledBill(t *testing.T, key, model string, read func(context.Context)) {
+	t.Helper()
+	before := s.snap(t, key)
+	ctx, cancel := context.WithCancel(context.Background())
+	read(ctx)
+	cancel()
+	var (
+		b   sdkBalance
+		log []sdkRecord
+	)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if log = s.usageLog(t, key); len(log) > before.logged {
+			break
+		}
+	}
+	if len(log) != before.logged+1 {
+		t.Fatalf("%d usage records after a cut call, want %d", len(log), before.logged+1)
+	}
+	r := log[0]
+	if r.Status != "client_canceled" || r.Usage.Out < 5 || r.Usage.Out >= 400 || r.Credits <= 0 {
+		t.Errorf("usage record %+v, want 5 to 399 tokens delivered, client_canceled", r)
+	}
+	if want := s.prices[model].cost(r.Usage); r.Credits != want {
+		t.Errorf("charged %d for %+v, its price is %d", r.Credits, r.Usage, want)
+	}
+	if b = s.balance(t, key); b != (sdkBalance{Credits: before.Credits - r.Credits}) {
+		t.Errorf("balance %+v after a cut call charged %d, was %+v", b, r.Credits, before.sdkBalance)
 	}
 }
