@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"tollgate"
@@ -220,13 +221,76 @@ func (rl *relay) emit(v any) bool {
 	if rl.err != nil {
 		return false
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		rl.err = err
+	const prefix = "data: "
+	rl.buf = append(rl.buf[:0], prefix...)
+	if chunk, ok := v.(map[string]json.RawMessage); !ok || !appendChunk(&rl.buf, chunk) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			rl.err = err
+			return false
+		}
+		rl.buf = append(rl.buf[:len(prefix)], b...)
+	}
+	rl.buf = append(rl.buf, "\n\n"...)
+	return rl.writeBytes(rl.buf)
+}
+
+// appendChunk appends chunk to *buf as json.Marshal would, keys sorted,
+// but copying each value as it is instead of re-encoding it: the values
+// are upstream JSON already validated by json.Unmarshal, or our own
+// json.Marshal output. It reports false, leaving *buf to be overwritten,
+// when a key or value needs json.Marshal's care (see verbatim).
+func appendChunk(buf *[]byte, chunk map[string]json.RawMessage) bool {
+	var arr [16]string
+	keys := arr[:0]
+	for k := range chunk {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b := append(*buf, '{')
+	for i, k := range keys {
+		v := chunk[k]
+		if !plainKey(k) || !verbatim(v) {
+			return false
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, '"'), k...), '"', ':')
+		b = append(b, v...)
+	}
+	*buf = append(b, '}')
+	return true
+}
+
+// verbatim reports whether a value can be copied into an SSE data line
+// as it is: not empty, on one line (a newline could only be whitespace
+// between JSON tokens, but would end the event), and free of what
+// json.Marshal escapes (<, >, & and U+2028/U+2029).
+func verbatim(v []byte) bool {
+	if len(v) == 0 {
 		return false
 	}
-	rl.buf = append(append(append(rl.buf[:0], "data: "...), b...), "\n\n"...)
-	return rl.writeBytes(rl.buf)
+	for i, c := range v {
+		switch {
+		case c == '\n' || c == '\r' || c == '<' || c == '>' || c == '&':
+			return false
+		case c == 0xe2 && i+2 < len(v) && v[i+1] == 0x80 && (v[i+2] == 0xa8 || v[i+2] == 0xa9):
+			return false
+		}
+	}
+	return true
+}
+
+// plainKey reports whether a key needs no escaping: printable ASCII
+// without quotes, backslashes or what json.Marshal escapes.
+func plainKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 func (rl *relay) write(s string) bool {
