@@ -110,10 +110,13 @@ func (g *Gateway) logInternal(r *http.Request, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		writeError(w, fmt.Errorf("encode response: %w", err))
-		return
+	var b []byte
+	if obj, ok := v.(map[string]json.RawMessage); !ok || !appendChunk(&b, obj) {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			writeError(w, fmt.Errorf("encode response: %w", err))
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -73,6 +73,9 @@ func (o *openAI) chat(ctx context.Context, d *deployment, req *chatRequest) (*ch
 		return nil, &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage(b)}
 	}
 	res.usage = parseOpenAIUsage(res.body["usage"])
+	if res.usage != nil {
+		return res, nil // outputs are only counted when there is no usage
+	}
 	var choices []struct {
 		Message chatMessage `json:"message"`
 	}
