@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -609,6 +611,51 @@ func TestSDKClients(t *testing.T) {
 			t.Errorf("usage %+v, the mock reports %+v", e.Usage, want.Usage)
 		}
 		s.mustBill(t, key, "mock-embedding", before, sdkUsage{In: e.Usage.PromptTokens}, costCredits(t, e.Usage.JSON.ExtraFields), false)
+	})
+
+	// Calls made at once are each billed once: together they cost the sum
+	// of what each said it cost.
+	t.Run("OpenAI/Concurrent", func(t *testing.T) {
+		before := s.snap(t, key)
+		const n = 8
+		costs := make(chan int64, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				params := chatParams("mock-gpt")
+				params.Messages = []openai.ChatCompletionMessageParamUnion{openai.UserMessage(fmt.Sprintf("call number %d", i))}
+				if i%2 == 0 {
+					c, err := s.openai(key).Chat.Completions.New(ctx, params)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					costs <- costCredits(t, c.Usage.JSON.ExtraFields)
+					return
+				}
+				params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+				stream := s.openai(key).Chat.Completions.NewStreaming(ctx, params)
+				defer stream.Close()
+				for stream.Next() {
+					if c := stream.Current(); c.JSON.Usage.Valid() {
+						costs <- costCredits(t, c.Usage.JSON.ExtraFields)
+					}
+				}
+				if err := stream.Err(); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		close(costs)
+		var sum int64
+		for c := range costs {
+			sum += c
+		}
+		want := sdkSnap{sdkBalance{Credits: before.Credits - sum}, before.logged + n}
+		if got := s.snap(t, key); got != want || len(costs) != 0 {
+			t.Errorf("after %d calls costing %d in all: %+v, want %+v", n, sum, got, want)
+		}
 	})
 
 	// /v1/messages: mock-claude is relayed to an Anthropic upstream as is,
