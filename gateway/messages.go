@@ -225,6 +225,7 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 	rl := &relay{w: w, rc: http.NewResponseController(w)}
 	g.observeFirstToken(m, d) // lead holds the events up to the first output
 	var start anthUsage
+	startSeen := false
 	var final *tokenUsage
 	var upErr error
 	complete := false
@@ -241,7 +242,7 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 		case "error":
 			upErr = &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage(data)} // relayed as is below
 		case "message_start":
-			start = ev.Message.Usage
+			start, startSeen = ev.Message.Usage, true
 		case "content_block_delta":
 			rl.add(0, ev.Delta.Text+ev.Delta.PartialJSON)
 		case "message_delta":
@@ -263,6 +264,11 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 	u, estimated := final, false
 	if u == nil {
 		e := m.estimate(rl.outputs(false)...)
+		if startSeen {
+			// The upstream already reported the prompt in message_start:
+			// bill that (DESIGN §2), and only the output delivered is counted.
+			e.Input, e.Cached, e.raw = start.normalise().Input, start.CacheReadInputTokens, start.normalise().raw
+		}
 		u, estimated = &e, true
 	}
 	switch {
