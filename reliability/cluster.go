@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -106,12 +107,45 @@ func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 // Kill SIGKILLs instance i.
 func (cl *Cluster) Kill(i int) error { return cl.instances[i].Kill() }
 
-// Restart starts instance i (again) and waits until it is ready.
-func (cl *Cluster) Restart(ctx context.Context, i int) error {
+// Exited returns a channel closed when instance i exits (nil if it is
+// not running).
+func (cl *Cluster) Exited(i int) <-chan struct{} { return cl.instances[i].Exited() }
+
+// Restart starts instance i (again) with the extra environment env and
+// waits until it is ready.
+func (cl *Cluster) Restart(ctx context.Context, i int, env ...string) error {
+	cl.instances[i].Env = env
 	if err := cl.instances[i].Start(nil); err != nil {
 		return err
 	}
-	return WaitHTTP(ctx, cl.Addrs[i]+"/readyz", 60*time.Second)
+	exited := cl.instances[i].Exited()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := WaitHTTP(ctx, cl.Addrs[i]+"/readyz", 60*time.Second)
+	if err != nil && isClosed(exited) {
+		return ErrExited
+	}
+	return err
+}
+
+// ErrExited is returned by Restart when the instance died before it was
+// ready (an armed failpoint fired during start-up).
+var ErrExited = errors.New("instance exited while starting")
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // Close stops the instances (gracefully: the run is over), the front door

@@ -47,6 +47,7 @@ type Process struct {
 	Name string
 	Bin  string
 	Args []string
+	Env  []string // added to the harness's environment, e.g. TOLLGATE_FAILPOINTS=...
 	Log  io.Writer
 
 	mu   sync.Mutex
@@ -63,7 +64,7 @@ func (p *Process) Start(onLine func(string)) error {
 		return fmt.Errorf("%s: already running", p.Name)
 	}
 	cmd := exec.Command(p.Bin, p.Args...)
-	cmd.Env = append(os.Environ(), "TOLLGATE_CONFIG=")
+	cmd.Env = append(append(os.Environ(), "TOLLGATE_CONFIG=", "TOLLGATE_FAILPOINTS="), p.Env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -87,10 +88,26 @@ func (p *Process) Start(onLine func(string)) error {
 		}
 		_, _ = io.Copy(io.Discard, out)
 		_ = cmd.Wait()
+		p.mu.Lock()
+		if p.cmd == cmd {
+			p.cmd = nil // it died on its own (a failpoint killed it)
+		}
+		p.mu.Unlock()
 		close(done)
 	}()
 	p.cmd, p.done = cmd, done
 	return nil
+}
+
+// Exited returns a channel closed when the running process exits, or nil
+// when none runs.
+func (p *Process) Exited() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return nil
+	}
+	return p.done
 }
 
 // Kill sends SIGKILL and waits for the process to be gone: no deferred

@@ -203,6 +203,8 @@ func (u *user) chat(ctx context.Context, bearer string, provisional bool) {
 	}
 	switch {
 	case r.Outcome == OK:
+	case r.Refused:
+		u.w.Stats.ChatRefused.Add(1)
 	case r.Outcome == Unknown:
 		u.w.Stats.ChatUnknown.Add(1)
 	case r.Status == 402:

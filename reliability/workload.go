@@ -6,7 +6,6 @@ import (
 	"math/rand"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Workload is the simulated users: each makes an account, then orders,
@@ -38,13 +37,13 @@ type Stats struct {
 	IdemConflicts, IdemConflictAccepted            atomic.Int64
 	Paid, PayRefused, Failed, Abandoned, NotPlaced atomic.Int64
 	Chats, ChatsProvisional, Chat402, ChatUnknown  atomic.Int64
-	ChatOther                                      atomic.Int64
+	ChatOther, ChatRefused                         atomic.Int64
 	Refunds, RefundsDoubled, RefundRefused         atomic.Int64
 	RefundUnknown, RefundNotReady                  atomic.Int64
 	Forged, ForgedRefused, ForgedAcked             atomic.Int64
 	Tampered, TamperedRefused, TamperedAcked       atomic.Int64
 	Replays, ReplaysAcked, ReplaysUnknown          atomic.Int64
-	Kills                                          atomic.Int64
+	Kills, DBCuts                                  atomic.Int64
 	Unexpected                                     atomic.Int64 // answers no rule allows; see Problems
 	problemsMu                                     sync.Mutex
 	problems                                       []string
@@ -116,29 +115,6 @@ func (w *Workload) Run(ctx context.Context) error {
 	wg.Wait()
 	close(errs)
 	return <-errs
-}
-
-// Kill SIGKILLs instance i after the workload has created at least
-// afterOrders orders, keeps it down for down, and starts it again.
-func (w *Workload) Kill(ctx context.Context, i int, afterOrders int64, down time.Duration) error {
-	for w.created.Load() < afterOrders {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	if err := w.Cluster.Kill(i); err != nil {
-		return err
-	}
-	w.Stats.Kills.Add(1)
-	w.Logf("SIGKILL instance %d after %d orders; down for %v", i, w.created.Load(), down)
-	time.Sleep(down)
-	if err := w.Cluster.Restart(ctx, i); err != nil {
-		return fmt.Errorf("restart instance %d: %w", i, err)
-	}
-	w.Logf("instance %d restarted", i)
-	return nil
 }
 
 // Replay posts every acknowledged notification body again (the same bytes:

@@ -1,0 +1,142 @@
+package reliability
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Chaos steps. A step named "fp:NAME" arms failpoint NAME (see
+// tollgate/internal/failpoint) on one instance to SIGKILL itself the first
+// time it is hit, waits for it to fire, and restarts the instance clean
+// (RELIABILITY.md S6).
+const (
+	StepSIGKILL = "sigkill" // SIGKILL a random instance, restart it shortly after
+	StepDBCut   = "dbcut"   // terminate every database connection (S7)
+)
+
+// Chaos runs its Steps one after another while the workload runs, each
+// once a further share of the orders exist. Instances and timings come
+// from Seed.
+type Chaos struct {
+	W     *Workload
+	Seed  int64
+	Steps []string
+	// CutDB terminates the instances' database connections.
+	CutDB func(ctx context.Context) error
+
+	mu    sync.Mutex
+	fired map[string]int // step → times it took effect
+}
+
+// Fired returns how often each step took effect.
+func (c *Chaos) Fired() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.fired))
+	for k, v := range c.fired {
+		out[k] = v
+	}
+	return out
+}
+
+func (c *Chaos) note(step string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fired == nil {
+		c.fired = map[string]int{}
+	}
+	c.fired[step]++
+}
+
+// Run runs the steps; it returns early, without error, once done is closed
+// (the workload finished), leaving every instance running.
+func (c *Chaos) Run(ctx context.Context, done <-chan struct{}) error {
+	rng := rand.New(rand.NewSource(c.Seed ^ 0x5eed))
+	n := len(c.W.Cluster.Addrs)
+	for k, step := range c.Steps {
+		at := int64(c.W.Orders * (k + 1) / (len(c.Steps) + 1))
+		for c.W.Created() < at {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-done:
+				return nil
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		i := rng.Intn(n)
+		down := time.Duration(100+rng.Intn(400)) * time.Millisecond
+		var err error
+		switch {
+		case step == StepSIGKILL:
+			err = c.sigkill(ctx, i, down)
+		case step == StepDBCut:
+			if err = c.CutDB(ctx); err == nil {
+				c.W.Stats.DBCuts.Add(1)
+				c.note(step)
+				c.W.Logf("chaos: terminated every database connection after %d orders", c.W.Created())
+			}
+		case strings.HasPrefix(step, "fp:"):
+			err = c.failpoint(ctx, i, strings.TrimPrefix(step, "fp:"), done)
+		default:
+			err = fmt.Errorf("unknown chaos step %q", step)
+		}
+		if err != nil {
+			return fmt.Errorf("chaos step %s: %w", step, err)
+		}
+	}
+	return nil
+}
+
+func (c *Chaos) sigkill(ctx context.Context, i int, down time.Duration) error {
+	if err := c.W.Cluster.Kill(i); err != nil {
+		return err
+	}
+	c.W.Stats.Kills.Add(1)
+	c.note(StepSIGKILL)
+	c.W.Logf("chaos: SIGKILL instance %d after %d orders; down for %v", i, c.W.Created(), down)
+	time.Sleep(down)
+	return c.W.Cluster.Restart(ctx, i)
+}
+
+// failpoint restarts instance i with the failpoint armed to kill it once,
+// waits (bounded) until it has, and restarts it clean.
+func (c *Chaos) failpoint(ctx context.Context, i int, name string, done <-chan struct{}) error {
+	cl := c.W.Cluster
+	if err := cl.Kill(i); err != nil {
+		return err
+	}
+	c.W.Stats.Kills.Add(1)
+	err := cl.Restart(ctx, i, "TOLLGATE_FAILPOINTS="+name+"=1*kill")
+	if err != nil && !errors.Is(err, ErrExited) {
+		return err
+	}
+	deadline := time.After(30 * time.Second)
+wait:
+	for cl.Exited(i) != nil {
+		select {
+		case <-done:
+			break wait
+		case <-deadline:
+			break wait
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if cl.Exited(i) == nil {
+		c.note("fp:" + name)
+		c.W.Logf("chaos: failpoint %s killed instance %d (after %d orders)", name, i, c.W.Created())
+	} else {
+		c.W.Logf("chaos: failpoint %s armed on instance %d did not fire", name, i)
+		if err := cl.Kill(i); err != nil {
+			return err
+		}
+	}
+	return cl.Restart(ctx, i)
+}
