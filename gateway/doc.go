@@ -5,12 +5,14 @@
 // by reserving its worst-case cost through a Meter before going upstream and
 // settling the real usage after.
 //
-// It is not the HTTP surface: authentication, request ids, metrics and rate
-// limits live in httpapi, which authenticates a key, stores the Caller with
-// WithCaller and mounts Handler (or the per-route methods). Options.RequestID
-// and Options.Admitter are the hooks for httpapi's request ids and kv's
-// limiter; Observer is the hook for metrics. It knows nothing of the ledger
-// or the price table: both reach it through Meter and Pricer.
+// It is not the HTTP surface: authentication and request ids live in
+// httpapi, which authenticates a key, stores the Caller with WithCaller and
+// mounts Handler (or the per-route methods). Options.RequestID is the hook
+// for httpapi's request ids; Options.Admitter takes Limits, the per-key rate
+// limits over a kv.Limiter; Options.Observer takes Metrics, the Prometheus
+// metrics; Options.Breaker takes a shared breaker such as
+// gateway/redisbreaker. It knows nothing of the ledger or the price table:
+// both reach it through Meter and Pricer.
 //
 // Money rules, in order, for every request that reaches an upstream:
 //

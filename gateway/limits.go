@@ -54,6 +54,7 @@ const DefaultLimiterTimeout = 100 * time.Millisecond
 // into an outage of paid traffic. Fail-closed would make Redis a hard
 // dependency of every API call; alert on the counter instead.
 type Limits struct {
+	// Limiter keeps the budgets; nil enforces only expiry and models.
 	Limiter kv.Limiter
 	// Now is the clock for key expiry; time.Now when nil.
 	Now func() time.Time
@@ -128,6 +129,9 @@ func (l *Limits) AdmitTokens(ctx context.Context, c Caller, model string, tokens
 
 // take draws n from key's budget; it refuses with 429 or fails open.
 func (l *Limits) take(ctx context.Context, name, key string, lim kv.Limit, n int, msg string, limit int64) error {
+	if l.Limiter == nil {
+		return nil
+	}
 	timeout := l.Timeout
 	if timeout <= 0 {
 		timeout = DefaultLimiterTimeout
