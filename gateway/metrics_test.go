@@ -164,3 +164,18 @@ func TestMetricsCountErrorsAndReleases(t *testing.T) {
 	}
 	e.checkNoHolds()
 }
+
+// BenchmarkMetrics is the Observer's cost per request: one successful
+// attempt, the hold and the outcome.
+func BenchmarkMetrics(b *testing.B) {
+	m := gateway.NewMetrics(prometheus.NewRegistry())
+	a := gateway.Attempt{RequestID: "req-1", Model: "mock-gpt", Deployment: "mock-openai/gpt-4o-mini", Provider: "mock-openai", Status: 200, Latency: time.Millisecond}
+	h := gateway.Hold{RequestID: "req-1", Model: "mock-gpt", Credits: 100}
+	u := gateway.Usage{RequestID: "req-1", Model: "mock-gpt", Credits: 38, Latency: 2 * time.Millisecond, Status: "ok"}
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Held(h)
+		m.Attempt(a)
+		m.Done(u)
+	}
+}
