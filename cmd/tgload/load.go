@@ -122,7 +122,10 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	body := requestBody(cfg)
 	tr := &http.Transport{MaxIdleConns: cfg.Clients, MaxIdleConnsPerHost: cfg.Clients, DisableCompression: true, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: cfg.Timeout}
+	// No proxy (Proxy is nil) and no redirects: a redirect could lead
+	// off this machine.
+	client := &http.Client{Transport: tr, Timeout: cfg.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 

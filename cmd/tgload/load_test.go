@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -67,6 +68,18 @@ func TestRefusesNonLoopbackAndUnboundedRuns(t *testing.T) {
 		if err := CheckLoopback(u); err != nil {
 			t.Errorf("%s: %v", u, err)
 		}
+	}
+}
+
+func TestDoesNotFollowRedirects(t *testing.T) {
+	srv := httptest.NewServer(http.RedirectHandler("http://example.com/v1/chat/completions", http.StatusTemporaryRedirect))
+	defer srv.Close()
+	res, err := Load(context.Background(), Config{URL: srv.URL, Clients: 1, Duration: 10 * time.Second, Requests: 2, Model: "m", MaxTokens: 1, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ByStatus[http.StatusTemporaryRedirect] != 2 {
+		t.Fatalf("by status %v, want the two redirects counted as answers", res.ByStatus)
 	}
 }
 
