@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -98,6 +99,16 @@ func CheckLoopback(raw string) error {
 	return fmt.Errorf("-url host %q is not a loopback address: tgload only loads this machine (127.0.0.1, ::1, localhost)", host)
 }
 
+// loopbackOnly refuses to connect to a resolved address that is not
+// loopback (a "localhost" that resolves elsewhere).
+func loopbackOnly(network, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("tgload: refusing to connect to %s: not a loopback address", address)
+	}
+	return nil
+}
+
 // Result is a run's measurements.
 type Result struct {
 	Elapsed   time.Duration
@@ -120,7 +131,8 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	body := requestBody(cfg)
-	tr := &http.Transport{MaxIdleConns: cfg.Clients, MaxIdleConnsPerHost: cfg.Clients, DisableCompression: true, IdleConnTimeout: time.Minute}
+	tr := &http.Transport{MaxIdleConns: cfg.Clients, MaxIdleConnsPerHost: cfg.Clients, DisableCompression: true, IdleConnTimeout: time.Minute,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second, Control: loopbackOnly}).DialContext}
 	defer tr.CloseIdleConnections()
 	// No proxy (Proxy is nil) and no redirects: a redirect could lead
 	// off this machine.
