@@ -49,18 +49,23 @@ type Key struct {
 	CreatedAt time.Time
 	// RevokedAt is when the key was revoked; zero while it is valid.
 	RevokedAt time.Time
+	// Limits are the key's allowed models, rates and expiry.
+	Limits Limits
 }
 
 // Store keeps API keys. Implementations: *sqlite.Store, *postgres.Store;
 // both pass store/storetest's RunAPIKeys. Methods are safe for concurrent
 // use.
 type Store interface {
-	// CreateAPIKey stores k. Errors: ENOTFOUND (no such account),
-	// ECONFLICT (its ID or hash exists).
+	// CreateAPIKey stores k with its limits. Errors: ENOTFOUND (no such
+	// account), ECONFLICT (its ID or hash exists).
 	CreateAPIKey(ctx context.Context, k Key) error
-	// APIKeyByHash returns the key whose hash is hash, revoked or not.
-	// Errors: ENOTFOUND.
+	// APIKeyByHash returns the key whose hash is hash, revoked, expired
+	// or not. Errors: ENOTFOUND.
 	APIKeyByHash(ctx context.Context, hash [32]byte) (Key, error)
+	// APIKeys returns every key of account, revoked or not, oldest first
+	// (then by ID). Errors: ENOTFOUND (no such account).
+	APIKeys(ctx context.Context, account tollgate.AccountID) ([]Key, error)
 	// RevokeAPIKey marks a key of account revoked at time at. Revoking a
 	// revoked key keeps its first revocation time. Errors: ENOTFOUND (no
 	// such key for that account).
@@ -109,10 +114,20 @@ func (s *Service) random(n int) ([]byte, error) {
 	return b, nil
 }
 
-// CreateAccount creates a new empty ledger account and its first API key.
-// The plaintext key is in the result only. Errors: those of the ledger and
-// the store.
+// CreateAccount creates a new empty ledger account and its first API key,
+// without limits. The plaintext key is in the result only. Errors: those
+// of the ledger and the store.
 func (s *Service) CreateAccount(ctx context.Context) (Created, error) {
+	return s.CreateAccountWithLimits(ctx, Limits{})
+}
+
+// CreateAccountWithLimits is CreateAccount whose first key carries l.
+// Errors: EINVALID (l, checked before anything is made), those of the
+// ledger and the store.
+func (s *Service) CreateAccountWithLimits(ctx context.Context, l Limits) (Created, error) {
+	if err := l.Validate(s.now()); err != nil {
+		return Created{}, err
+	}
 	b, err := s.random(10)
 	if err != nil {
 		return Created{}, err
@@ -121,16 +136,20 @@ func (s *Service) CreateAccount(ctx context.Context) (Created, error) {
 	if _, err := s.Accounts.CreateAccount(ctx, id); err != nil {
 		return Created{}, fmt.Errorf("auth: create account: %w", err)
 	}
-	plain, k, err := s.NewKey(ctx, id)
+	plain, k, err := s.NewKey(ctx, id, l)
 	if err != nil {
 		return Created{}, err
 	}
 	return Created{Account: id, APIKey: plain, Key: k}, nil
 }
 
-// NewKey makes and stores a new key for an existing account and returns
-// the plaintext, which is not kept. Errors: ENOTFOUND (account), ECONFLICT.
-func (s *Service) NewKey(ctx context.Context, account tollgate.AccountID) (string, Key, error) {
+// NewKey makes and stores a new key with limits l for an existing account
+// and returns the plaintext, which is not kept. Errors: EINVALID (l),
+// ENOTFOUND (account), ECONFLICT.
+func (s *Service) NewKey(ctx context.Context, account tollgate.AccountID, l Limits) (string, Key, error) {
+	if err := l.Validate(s.now()); err != nil {
+		return "", Key{}, err
+	}
 	b, err := s.random(8 + secretBytes)
 	if err != nil {
 		return "", Key{}, err
@@ -142,6 +161,13 @@ func (s *Service) NewKey(ctx context.Context, account tollgate.AccountID) (strin
 		Hash:      Hash(plain),
 		Prefix:    plain[:displayLen],
 		CreatedAt: s.now(),
+		Limits:    l,
+	}
+	if len(l.Models) == 0 {
+		k.Limits.Models = nil
+	}
+	if !l.ExpiresAt.IsZero() {
+		k.Limits.ExpiresAt = l.ExpiresAt.UTC().Truncate(time.Microsecond)
 	}
 	if err := s.Store.CreateAPIKey(ctx, k); err != nil {
 		return "", Key{}, fmt.Errorf("auth: store key: %w", err)
@@ -164,8 +190,8 @@ var errBadKey = tollgate.Errorf(tollgate.EUNAUTHORIZED, "invalid API key")
 
 // Authenticate returns the valid key whose plaintext is presented. The key
 // is found by its hash and the stored hash compared in constant time.
-// Errors: EUNAUTHORIZED for a malformed, unknown or revoked key; the
-// store's errors (EUNAVAILABLE) otherwise.
+// Errors: EUNAUTHORIZED for a malformed, unknown, revoked or expired key;
+// the store's errors (EUNAVAILABLE) otherwise.
 func (s *Service) Authenticate(ctx context.Context, presented string) (Key, error) {
 	if !LooksLikeKey(presented) {
 		return Key{}, errBadKey
@@ -178,10 +204,39 @@ func (s *Service) Authenticate(ctx context.Context, presented string) (Key, erro
 	if err != nil {
 		return Key{}, fmt.Errorf("auth: look up key: %w", err)
 	}
-	if subtle.ConstantTimeCompare(k.Hash[:], h[:]) != 1 || !k.RevokedAt.IsZero() {
+	if subtle.ConstantTimeCompare(k.Hash[:], h[:]) != 1 || !k.RevokedAt.IsZero() || k.Limits.Expired(s.now()) {
 		return Key{}, errBadKey
 	}
 	return k, nil
+}
+
+// Keys returns every key of account, revoked or not, oldest first.
+// Errors: ENOTFOUND (no such account), the store's.
+func (s *Service) Keys(ctx context.Context, account tollgate.AccountID) ([]Key, error) {
+	ks, err := s.Store.APIKeys(ctx, account)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list keys: %w", err)
+	}
+	return ks, nil
+}
+
+// Revoke revokes the key id of account now and returns it as stored.
+// Revoking a revoked key changes nothing. Errors: ENOTFOUND (no such key
+// for that account: another account's key is not found), the store's.
+func (s *Service) Revoke(ctx context.Context, account tollgate.AccountID, id string) (Key, error) {
+	if err := s.Store.RevokeAPIKey(ctx, account, id, s.now()); err != nil {
+		return Key{}, fmt.Errorf("auth: revoke key: %w", err)
+	}
+	ks, err := s.Keys(ctx, account)
+	if err != nil {
+		return Key{}, err
+	}
+	for _, k := range ks {
+		if k.ID == id {
+			return k, nil
+		}
+	}
+	return Key{}, tollgate.Errorf(tollgate.ENOTFOUND, "no API key %s for account %s", id, account)
 }
 
 // TokenEqual compares a presented secret (such as the admin token) with the

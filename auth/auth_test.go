@@ -48,6 +48,10 @@ func (m *memStore) RevokeAPIKey(ctx context.Context, a tollgate.AccountID, id st
 	return tollgate.Errorf(tollgate.ENOTFOUND, "unused")
 }
 
+func (m *memStore) APIKeys(ctx context.Context, a tollgate.AccountID) ([]auth.Key, error) {
+	return nil, tollgate.Errorf(tollgate.ENOTFOUND, "unused")
+}
+
 type accounts struct{ made []tollgate.AccountID }
 
 func (a *accounts) CreateAccount(ctx context.Context, id tollgate.AccountID) (ledger.Account, error) {
@@ -96,5 +100,53 @@ func TestTokenEqual(t *testing.T) {
 		if got := auth.TokenEqual(tc.presented, tc.expected); got != tc.want {
 			t.Errorf("TokenEqual(%q, %q) = %v", tc.presented, tc.expected, got)
 		}
+	}
+}
+
+func TestLimitsValidate(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		l    auth.Limits
+		ok   bool
+	}{
+		{"Zero", auth.Limits{}, true},
+		{"All", auth.Limits{Models: []string{"a", "b"}, RequestsPerMinute: 5, TokensPerMinute: 100, ExpiresAt: now.Add(time.Second)}, true},
+		{"ErrNegativeRPM", auth.Limits{RequestsPerMinute: -1}, false},
+		{"ErrNegativeTPM", auth.Limits{TokensPerMinute: -1}, false},
+		{"ErrHugeRPM", auth.Limits{RequestsPerMinute: auth.MaxRate + 1}, false},
+		{"ErrHugeTPM", auth.Limits{TokensPerMinute: auth.MaxRate + 1}, false},
+		{"ErrExpiresNow", auth.Limits{ExpiresAt: now}, false},
+		{"ErrEmptyModel", auth.Limits{Models: []string{""}}, false},
+		{"ErrRepeatedModel", auth.Limits{Models: []string{"a", "a"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.l.Validate(now)
+			if tc.ok != (err == nil) || (err != nil && tollgate.ErrorCode(err) != tollgate.EINVALID) {
+				t.Fatalf("Validate(%+v) = %v", tc.l, err)
+			}
+		})
+	}
+}
+
+func TestExpiredKeyIsRefused(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	st := &memStore{}
+	s := &auth.Service{Store: st, Accounts: &accounts{}, Now: func() time.Time { return now }}
+	c, err := s.CreateAccountWithLimits(context.Background(), auth.Limits{ExpiresAt: now.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(context.Background(), c.APIKey); err != nil {
+		t.Fatalf("before expiry: %v", err)
+	}
+	now = now.Add(time.Minute)
+	if _, err := s.Authenticate(context.Background(), c.APIKey); tollgate.ErrorCode(err) != tollgate.EUNAUTHORIZED {
+		t.Fatalf("at expiry: %v", err)
+	}
+	acc := &accounts{}
+	s.Accounts = acc
+	if _, err := s.CreateAccountWithLimits(context.Background(), auth.Limits{RequestsPerMinute: -1}); tollgate.ErrorCode(err) != tollgate.EINVALID || len(acc.made) != 0 {
+		t.Fatalf("bad limits: %v, accounts made %v", err, acc.made)
 	}
 }

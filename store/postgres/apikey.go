@@ -20,8 +20,10 @@ const codeForeignKeyViolation = "23503"
 // (its id or hash exists). See auth.Store.
 func (s *Store) CreateAPIKey(ctx context.Context, k auth.Key) error {
 	const op = "postgres: create api key"
-	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		k.ID, string(k.Account), k.Hash[:], k.Prefix, k.CreatedAt.UTC())
+	models, rpm, tpm, expires := limitColumns(k.Limits)
+	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at, allowed_models, rpm, tpm, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		k.ID, string(k.Account), k.Hash[:], k.Prefix, k.CreatedAt.UTC(), models, rpm, tpm, expires)
 	switch {
 	case err == nil:
 		return nil
@@ -33,22 +35,41 @@ func (s *Store) CreateAPIKey(ctx context.Context, k auth.Key) error {
 	return mapError(op, err)
 }
 
-// APIKeyByHash returns the key whose hash is hash. Errors: ENOTFOUND.
-func (s *Store) APIKeyByHash(ctx context.Context, hash [32]byte) (auth.Key, error) {
-	const op = "postgres: api key by hash"
-	var (
-		k       auth.Key
-		h       []byte
-		account string
-		revoked *time.Time
-	)
-	err := s.pool.QueryRow(ctx, `SELECT id, account_id, key_hash, prefix, created_at, revoked_at FROM api_keys WHERE key_hash = $1`,
-		hash[:]).Scan(&k.ID, &account, &h, &k.Prefix, &k.CreatedAt, &revoked)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return auth.Key{}, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "no such API key"}
+// apiKeyColumns are the columns scanKey reads, in its order.
+const apiKeyColumns = `id, account_id, key_hash, prefix, created_at, revoked_at, allowed_models, rpm, tpm, expires_at`
+
+// limitColumns returns l as the nullable columns of migration 0005: nil
+// (NULL) for every limit the key does not have.
+func limitColumns(l auth.Limits) (models []string, rpm *int32, tpm *int64, expires *time.Time) {
+	if len(l.Models) > 0 {
+		models = l.Models
 	}
-	if err != nil {
-		return auth.Key{}, mapError(op, err)
+	if l.RequestsPerMinute > 0 {
+		n := int32(l.RequestsPerMinute)
+		rpm = &n
+	}
+	if l.TokensPerMinute > 0 {
+		tpm = &l.TokensPerMinute
+	}
+	if !l.ExpiresAt.IsZero() {
+		t := l.ExpiresAt.UTC()
+		expires = &t
+	}
+	return models, rpm, tpm, expires
+}
+
+// scanKey reads one row of apiKeyColumns.
+func scanKey(row pgx.Row) (auth.Key, error) {
+	var (
+		k            auth.Key
+		h            []byte
+		account      string
+		revoked, exp *time.Time
+		rpm          *int32
+		tpm          *int64
+	)
+	if err := row.Scan(&k.ID, &account, &h, &k.Prefix, &k.CreatedAt, &revoked, &k.Limits.Models, &rpm, &tpm, &exp); err != nil {
+		return auth.Key{}, err
 	}
 	copy(k.Hash[:], h)
 	k.Account = tollgate.AccountID(account)
@@ -56,7 +77,59 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash [32]byte) (auth.Key, erro
 	if revoked != nil {
 		k.RevokedAt = revoked.UTC()
 	}
+	if len(k.Limits.Models) == 0 {
+		k.Limits.Models = nil
+	}
+	if rpm != nil {
+		k.Limits.RequestsPerMinute = int(*rpm)
+	}
+	if tpm != nil {
+		k.Limits.TokensPerMinute = *tpm
+	}
+	if exp != nil {
+		k.Limits.ExpiresAt = exp.UTC()
+	}
 	return k, nil
+}
+
+// APIKeyByHash returns the key whose hash is hash. Errors: ENOTFOUND.
+func (s *Store) APIKeyByHash(ctx context.Context, hash [32]byte) (auth.Key, error) {
+	const op = "postgres: api key by hash"
+	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE key_hash = $1`, hash[:]))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return auth.Key{}, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "no such API key"}
+	}
+	if err != nil {
+		return auth.Key{}, mapError(op, err)
+	}
+	return k, nil
+}
+
+// APIKeys returns every key of account, oldest first. Errors: ENOTFOUND
+// (no such account). See auth.Store.
+func (s *Store) APIKeys(ctx context.Context, account tollgate.AccountID) ([]auth.Key, error) {
+	const op = "postgres: api keys"
+	rows, err := s.pool.Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE account_id = $1 ORDER BY created_at, id`, string(account))
+	if err != nil {
+		return nil, mapError(op, err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (auth.Key, error) { return scanKey(r) })
+	if err != nil {
+		return nil, mapError(op, err)
+	}
+	if len(keys) > 0 {
+		return keys, nil
+	}
+	// No keys: tell an account without keys from no account (accounts
+	// are never deleted, so the second read cannot contradict the first).
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)`, string(account)).Scan(&exists); err != nil {
+		return nil, mapError(op, err)
+	}
+	if !exists {
+		return nil, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "no such account"}
+	}
+	return []auth.Key{}, nil
 }
 
 // RevokeAPIKey marks a key of account revoked, keeping the first

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -32,8 +33,13 @@ func (s *Store) CreateAPIKey(ctx context.Context, k auth.Key) error {
 	if n == 0 {
 		return &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "no such account"}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)`,
-		k.ID, string(k.Account), k.Hash[:], k.Prefix, k.CreatedAt.UTC().UnixMicro())
+	models, rpm, tpm, expires, err := limitColumns(k.Limits)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at, allowed_models, rpm, tpm, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, string(k.Account), k.Hash[:], k.Prefix, k.CreatedAt.UTC().UnixMicro(), models, rpm, tpm, expires)
 	if isUnique(err) {
 		return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "API key already exists", Err: err}
 	}
@@ -46,22 +52,39 @@ func (s *Store) CreateAPIKey(ctx context.Context, k auth.Key) error {
 	return nil
 }
 
-// APIKeyByHash returns the key whose hash is hash. Errors: ENOTFOUND.
-func (s *Store) APIKeyByHash(ctx context.Context, hash [32]byte) (auth.Key, error) {
-	var (
-		k       auth.Key
-		h       []byte
-		account string
-		created int64
-		revoked sql.NullInt64
-	)
-	err := s.reader.QueryRowContext(ctx, `SELECT id, account_id, key_hash, prefix, created_at, revoked_at FROM api_keys WHERE key_hash = ?`,
-		hash[:]).Scan(&k.ID, &account, &h, &k.Prefix, &created, &revoked)
-	if errors.Is(err, sql.ErrNoRows) {
-		return auth.Key{}, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: "sqlite: api key by hash", Message: "no such API key"}
+// apiKeyColumns are the columns scanKey reads, in its order.
+const apiKeyColumns = `id, account_id, key_hash, prefix, created_at, revoked_at, allowed_models, rpm, tpm, expires_at`
+
+// limitColumns returns l as the nullable columns of migration 0005: NULL
+// for every limit the key does not have.
+func limitColumns(l auth.Limits) (models sql.NullString, rpm, tpm, expires sql.NullInt64, err error) {
+	if len(l.Models) > 0 {
+		b, err := json.Marshal(l.Models)
+		if err != nil {
+			return models, rpm, tpm, expires, err
+		}
+		models = sql.NullString{String: string(b), Valid: true}
 	}
-	if err != nil {
-		return auth.Key{}, fmt.Errorf("sqlite: api key by hash: %w", err)
+	rpm = sql.NullInt64{Int64: int64(l.RequestsPerMinute), Valid: l.RequestsPerMinute > 0}
+	tpm = sql.NullInt64{Int64: l.TokensPerMinute, Valid: l.TokensPerMinute > 0}
+	if !l.ExpiresAt.IsZero() {
+		expires = sql.NullInt64{Int64: l.ExpiresAt.UTC().UnixMicro(), Valid: true}
+	}
+	return models, rpm, tpm, expires, nil
+}
+
+// scanKey reads one row of apiKeyColumns.
+func scanKey(row interface{ Scan(...any) error }) (auth.Key, error) {
+	var (
+		k                      auth.Key
+		h                      []byte
+		account                string
+		created                int64
+		models                 sql.NullString
+		revoked, rpm, tpm, exp sql.NullInt64
+	)
+	if err := row.Scan(&k.ID, &account, &h, &k.Prefix, &created, &revoked, &models, &rpm, &tpm, &exp); err != nil {
+		return auth.Key{}, err
 	}
 	copy(k.Hash[:], h)
 	k.Account = tollgate.AccountID(account)
@@ -69,7 +92,64 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash [32]byte) (auth.Key, erro
 	if revoked.Valid {
 		k.RevokedAt = time.UnixMicro(revoked.Int64).UTC()
 	}
+	if models.Valid {
+		if err := json.Unmarshal([]byte(models.String), &k.Limits.Models); err != nil {
+			return auth.Key{}, fmt.Errorf("key %s: allowed_models: %w", k.ID, err)
+		}
+	}
+	k.Limits.RequestsPerMinute = int(rpm.Int64)
+	k.Limits.TokensPerMinute = tpm.Int64
+	if exp.Valid {
+		k.Limits.ExpiresAt = time.UnixMicro(exp.Int64).UTC()
+	}
 	return k, nil
+}
+
+// APIKeyByHash returns the key whose hash is hash. Errors: ENOTFOUND.
+func (s *Store) APIKeyByHash(ctx context.Context, hash [32]byte) (auth.Key, error) {
+	k, err := scanKey(s.reader.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE key_hash = ?`, hash[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return auth.Key{}, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: "sqlite: api key by hash", Message: "no such API key"}
+	}
+	if err != nil {
+		return auth.Key{}, fmt.Errorf("sqlite: api key by hash: %w", err)
+	}
+	return k, nil
+}
+
+// APIKeys returns every key of account, oldest first. Errors: ENOTFOUND
+// (no such account). See auth.Store.
+func (s *Store) APIKeys(ctx context.Context, account tollgate.AccountID) ([]auth.Key, error) {
+	const op = "sqlite: api keys"
+	tx, err := s.reader.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE id = ?`, string(account)).Scan(&n); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if n == 0 {
+		return nil, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "no such account"}
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE account_id = ? ORDER BY created_at, id`, string(account))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	defer rows.Close()
+	keys := []auth.Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return keys, nil
 }
 
 // RevokeAPIKey marks a key of account revoked, keeping the first

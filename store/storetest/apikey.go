@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ func RunAPIKeys(t *testing.T, open APIKeyOpenFunc) {
 		{"Errors", testKeyErrors},
 		{"Revoke", testKeyRevoke},
 		{"Authenticate", testKeyAuthenticate},
+		{"Limits", testKeyLimits},
+		{"List", testKeyList},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -161,4 +164,75 @@ func testKeyAuthenticate(t *testing.T, s APIKeyStore, svc *ledger.Service) {
 	}
 	_, err = a.Authenticate(ctx, c.APIKey)
 	wantCode(t, "revoked key", err, tollgate.EUNAUTHORIZED)
+}
+
+// sameKey reports whether two keys are equal, times compared as instants.
+func sameKey(a, b auth.Key) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) || !a.RevokedAt.Equal(b.RevokedAt) || !a.Limits.ExpiresAt.Equal(b.Limits.ExpiresAt) {
+		return false
+	}
+	a.CreatedAt, a.RevokedAt, a.Limits.ExpiresAt = time.Time{}, time.Time{}, time.Time{}
+	b.CreatedAt, b.RevokedAt, b.Limits.ExpiresAt = time.Time{}, time.Time{}, time.Time{}
+	return reflect.DeepEqual(a, b)
+}
+
+// testKeyLimits: every limit comes back as stored, and a key without
+// limits comes back with the zero Limits (nil models, not an empty list).
+func testKeyLimits(t *testing.T, s APIKeyStore, svc *ledger.Service) {
+	ctx := context.Background()
+	mustAccount(t, svc, "a1")
+	limited := testKey("key_l", "a1")
+	limited.Limits = auth.Limits{Models: []string{"mock-gpt", "gpt-4o-mini"}, RequestsPerMinute: 7, TokensPerMinute: 1 << 40,
+		ExpiresAt: keyEpoch.Add(30 * 24 * time.Hour)}
+	only := testKey("key_o", "a1")
+	only.Limits = auth.Limits{TokensPerMinute: 1}
+	for _, k := range []auth.Key{limited, only, testKey("key_z", "a1")} {
+		if err := s.CreateAPIKey(ctx, k); err != nil {
+			t.Fatalf("create %s: %v", k.ID, err)
+		}
+		got, err := s.APIKeyByHash(ctx, k.Hash)
+		if err != nil || !sameKey(got, k) {
+			t.Fatalf("by hash %s: got %+v, %v; want %+v", k.ID, got, err, k)
+		}
+	}
+}
+
+// testKeyList: an account's keys oldest first, revoked ones included;
+// none for an account without keys; ENOTFOUND for no account.
+func testKeyList(t *testing.T, s APIKeyStore, svc *ledger.Service) {
+	ctx := context.Background()
+	mustAccount(t, svc, "a1")
+	mustAccount(t, svc, "a2")
+	mustAccount(t, svc, "a3")
+	var want []auth.Key
+	for i, id := range []string{"key_c", "key_a", "key_b"} {
+		k := testKey(id, "a1")
+		k.CreatedAt = keyEpoch.Add(time.Duration(i) * time.Second)
+		k.Limits.RequestsPerMinute = i + 1
+		if err := s.CreateAPIKey(ctx, k); err != nil {
+			t.Fatalf("create %s: %v", id, err)
+		}
+		want = append(want, k)
+	}
+	if err := s.CreateAPIKey(ctx, testKey("key_other", "a2")); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if err := s.RevokeAPIKey(ctx, "a1", "key_a", keyEpoch.Add(time.Hour)); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	want[1].RevokedAt = keyEpoch.Add(time.Hour)
+	got, err := s.APIKeys(ctx, "a1")
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("list: %+v, %v; want %d keys", got, err, len(want))
+	}
+	for i := range want {
+		if !sameKey(got[i], want[i]) {
+			t.Fatalf("list[%d]: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if got, err := s.APIKeys(ctx, "a3"); err != nil || len(got) != 0 {
+		t.Fatalf("account without keys: %+v, %v", got, err)
+	}
+	_, err = s.APIKeys(ctx, "ghost")
+	wantCode(t, "no account", err, tollgate.ENOTFOUND)
 }
