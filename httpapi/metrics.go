@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"tollgate/gateway"
 	"tollgate/payment"
 )
 
@@ -54,54 +53,3 @@ func NewPaymentMetrics(reg prometheus.Registerer) *PaymentMetrics {
 
 // Count adds one to (event, reason).
 func (m *PaymentMetrics) Count(event, reason string) { m.events.WithLabelValues(event, reason).Inc() }
-
-// GatewayMetrics is a gateway.Observer that counts requests, tokens and
-// credits by model, and upstream attempts by provider and status, in
-// Prometheus. Labels are bounded: configured models and providers only.
-type GatewayMetrics struct {
-	requests *prometheus.CounterVec
-	tokens   *prometheus.CounterVec
-	credits  *prometheus.CounterVec
-	attempts *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-}
-
-var _ gateway.Observer = (*GatewayMetrics)(nil)
-
-// NewGatewayMetrics registers the gateway's metrics with reg.
-func NewGatewayMetrics(reg prometheus.Registerer) *GatewayMetrics {
-	m := &GatewayMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_gateway_requests_total", Help: "Metered gateway requests by public model and final status.",
-		}, []string{"model", "status"}),
-		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_gateway_tokens_total", Help: "Tokens billed by public model and kind (input, cached_input, output).",
-		}, []string{"model", "kind"}),
-		credits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_gateway_credits_total", Help: "Credits charged by public model.",
-		}, []string{"model"}),
-		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_gateway_upstream_attempts_total", Help: "Upstream attempts by provider and HTTP status (0: connection error or timeout).",
-		}, []string{"provider", "status"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "tollgate_gateway_upstream_seconds", Help: "Upstream attempt latency by provider.", Buckets: prometheus.DefBuckets,
-		}, []string{"provider"}),
-	}
-	reg.MustRegister(m.requests, m.tokens, m.credits, m.attempts, m.latency)
-	return m
-}
-
-// Attempt counts one upstream call.
-func (m *GatewayMetrics) Attempt(a gateway.Attempt) {
-	m.attempts.WithLabelValues(a.Provider, strconv.Itoa(a.Status)).Inc()
-	m.latency.WithLabelValues(a.Provider).Observe(a.Latency.Seconds())
-}
-
-// Done counts one finished request.
-func (m *GatewayMetrics) Done(u gateway.Usage) {
-	m.requests.WithLabelValues(u.Model, u.Status).Inc()
-	m.tokens.WithLabelValues(u.Model, "input").Add(float64(u.InputTokens - u.CachedInputTokens))
-	m.tokens.WithLabelValues(u.Model, "cached_input").Add(float64(u.CachedInputTokens))
-	m.tokens.WithLabelValues(u.Model, "output").Add(float64(u.OutputTokens))
-	m.credits.WithLabelValues(u.Model).Add(float64(u.Credits))
-}

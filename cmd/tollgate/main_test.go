@@ -286,7 +286,7 @@ func testServeEndToEnd(t *testing.T, version string) {
 		t.Fatal("no mch_id in /admin/sandbox")
 	}
 	_, metrics, _ := c.call("GET", "/metrics", "", "", nil)
-	for _, want := range []string{"go_goroutines", "process_", "tollgate_http_requests_total", "tollgate_gateway_credits_total", "tollgate_payment_events_total"} {
+	for _, want := range []string{"go_goroutines", "process_", "tollgate_http_requests_total", "tollgate_gateway_credits_settled_total", "tollgate_payment_events_total"} {
 		if !bytes.Contains(metrics, []byte(want)) {
 			t.Errorf("/metrics lacks %s", want)
 		}

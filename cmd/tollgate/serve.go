@@ -30,11 +30,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
 
 	"tollgate"
 	"tollgate/auth"
 	"tollgate/gateway"
 	"tollgate/gateway/mockllm"
+	"tollgate/gateway/redisbreaker"
 	"tollgate/httpapi"
 	"tollgate/kv"
 	kvredis "tollgate/kv/redis"
@@ -489,10 +491,22 @@ func (m *Main) openGateway(led *ledger.Service, reg prometheus.Registerer, limit
 	if err != nil {
 		return nil, nil, nil, "", fmt.Errorf("serve: pricing: %w", err)
 	}
+	metrics := gateway.NewMetrics(reg)
 	opts := gateway.Options{
 		Meter: &httpapi.Meter{Ledger: led}, Pricer: httpapi.Pricer{P: pricer}, Logger: m.log,
-		Observer:  httpapi.NewGatewayMetrics(reg),
+		Observer:  metrics,
 		RequestID: func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
+	}
+	if u := m.Config.RedisURL; u != "" {
+		// Every instance sees one circuit breaker per deployment.
+		ropt, err := goredis.ParseURL(u)
+		if err != nil {
+			return nil, nil, nil, "", fmt.Errorf("serve: redis: %w", err)
+		}
+		rc := goredis.NewClient(ropt)
+		m.closers = append(m.closers, rc.Close)
+		opts.Breaker = redisbreaker.New(rc, redisbreaker.Options{Logger: m.log})
+		desc += "; circuit breakers shared through Redis"
 	}
 	if n := m.Config.RateLimit; n > 0 {
 		opts.Admitter = &httpapi.KeyAdmitter{Limiter: limiter, Limit: kv.Limit{Rate: n, Per: time.Minute, Burst: n}, Logger: m.log}
@@ -503,6 +517,7 @@ func (m *Main) openGateway(led *ledger.Service, reg prometheus.Registerer, limit
 	if err != nil {
 		return nil, nil, nil, "", fmt.Errorf("serve: gateway: %w", err)
 	}
+	metrics.Track(gw)
 	names := make([]string, 0, len(gcfg.Models))
 	for n := range gcfg.Models {
 		names = append(names, n)
