@@ -23,6 +23,9 @@ type Caller struct {
 	// Provisional is true for a provisional access token: it may spend
 	// and read, not create orders or refunds.
 	Provisional bool
+	// Limits are the API key's own limits (models, rates, expiry); zero
+	// for a provisional token.
+	Limits auth.Limits
 }
 
 const callerKey ctxKey = iota + 100
@@ -37,7 +40,12 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 // gateway (gateway.WithCaller) and the Meter (the grant id).
 func WithCallerContext(ctx context.Context, c Caller) context.Context {
 	ctx = context.WithValue(ctx, callerKey, c)
-	return gateway.WithCaller(ctx, gateway.Caller{Account: c.Account, KeyID: c.KeyID})
+	return gateway.WithCaller(ctx, gateway.Caller{Account: c.Account, KeyID: c.KeyID, Models: c.Limits.Models,
+		Limits: gateway.KeyLimits{
+			RequestsPerMinute: c.Limits.RequestsPerMinute,
+			TokensPerMinute:   c.Limits.TokensPerMinute,
+			ExpiresAt:         c.Limits.ExpiresAt,
+		}})
 }
 
 // codedError is an error with an OpenAI-style public code.
@@ -97,7 +105,7 @@ func (s *Server) authenticate(r *http.Request) (Caller, error) {
 	if err != nil {
 		return Caller{}, err
 	}
-	return Caller{Account: k.Account, KeyID: k.ID}, nil
+	return Caller{Account: k.Account, KeyID: k.ID, Limits: k.Limits}, nil
 }
 
 // WithAuth authenticates every request before next and puts the caller in

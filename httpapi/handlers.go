@@ -1,33 +1,164 @@
 package httpapi
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"tollgate"
+	"tollgate/auth"
 	"tollgate/payment"
 	"tollgate/pricing"
 )
 
-// createAccount makes an account and its first API key. The key is in
-// this answer only; tollgate keeps its hash.
+// KeyView is an API key as the admin API shows it: never the key or its
+// hash.
+type KeyView struct {
+	KeyID  string `json:"key_id"`
+	Prefix string `json:"key_prefix"`
+	// AllowedModels is empty when the key may use every model.
+	AllowedModels []string `json:"allowed_models"`
+	// RPM is 0 when the key has the server's default (--rate-limit).
+	RPM int `json:"rpm"`
+	// TPM is 0 when the key's tokens are not limited.
+	TPM       int64      `json:"tpm"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	RevokedAt *time.Time `json:"revoked_at"`
+}
+
+func keyView(k auth.Key) KeyView {
+	v := KeyView{KeyID: k.ID, Prefix: k.Prefix, AllowedModels: k.Limits.Models, RPM: k.Limits.RequestsPerMinute,
+		TPM: k.Limits.TokensPerMinute, CreatedAt: k.CreatedAt}
+	if v.AllowedModels == nil {
+		v.AllowedModels = []string{}
+	}
+	if t := k.Limits.ExpiresAt; !t.IsZero() {
+		v.ExpiresAt = &t
+	}
+	if t := k.RevokedAt; !t.IsZero() {
+		v.RevokedAt = &t
+	}
+	return v
+}
+
+// KeyCreated is the answer to POST /admin/accounts and POST
+// /admin/accounts/{account_id}/keys: the plaintext key is here and nowhere
+// else, ever.
+type KeyCreated struct {
+	Account tollgate.AccountID `json:"account_id"`
+	APIKey  string             `json:"api_key"`
+	KeyView
+}
+
+// keyRequest is the optional body of the routes that make a key.
+type keyRequest struct {
+	AllowedModels []string `json:"allowed_models"`
+	RPM           int      `json:"rpm"`
+	TPM           int64    `json:"tpm"`
+	ExpiresAt     string   `json:"expires_at"`
+}
+
+// readKeyLimits reads a key's limits from an optional JSON body (empty
+// means none) and checks the model names against the price table; the
+// auth.Service checks the rest before it makes anything. Every failure is
+// EINVALID.
+func (s *Server) readKeyLimits(r *http.Request) (auth.Limits, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return auth.Limits{}, jsonError(err)
+	}
+	if len(trimSpace(b)) == 0 {
+		return auth.Limits{}, nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	var req keyRequest
+	if err := ReadJSON(r, &req, true); err != nil {
+		return auth.Limits{}, err
+	}
+	l := auth.Limits{Models: req.AllowedModels, RequestsPerMinute: req.RPM, TokensPerMinute: req.TPM}
+	if req.ExpiresAt != "" {
+		if l.ExpiresAt, err = time.Parse(time.RFC3339, req.ExpiresAt); err != nil {
+			return auth.Limits{}, tollgate.Errorf(tollgate.EINVALID, "expires_at must be an RFC 3339 time such as 2027-01-02T15:04:05Z, got %q", req.ExpiresAt)
+		}
+	}
+	known := s.Pricer.Models()
+	for _, m := range l.Models {
+		if !slices.Contains(known, m) {
+			return auth.Limits{}, tollgate.Errorf(tollgate.EINVALID, "allowed_models: unknown model %q; known models: %s", m, strings.Join(known, ", "))
+		}
+	}
+	return l, nil // the rest is checked by auth.Service, on its clock
+}
+
+// createAccount makes an account and its first API key, with the limits
+// of the optional body. The key is in this answer only; tollgate keeps its
+// hash.
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
-	if err := readOptionalJSON(r); err != nil {
+	l, err := s.readKeyLimits(r)
+	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	c, err := s.Auth.CreateAccount(r.Context())
+	c, err := s.Auth.CreateAccountWithLimits(r.Context(), l)
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	WriteJSON(w, http.StatusCreated, map[string]any{
-		"account_id": c.Account, "api_key": c.APIKey, "key_id": c.Key.ID, "key_prefix": c.Key.Prefix,
-	})
+	WriteJSON(w, http.StatusCreated, KeyCreated{Account: c.Account, APIKey: c.APIKey, KeyView: keyView(c.Key)})
+}
+
+// createKey issues another key, with its own limits, for an existing
+// account: 404 for no such account.
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
+	l, err := s.readKeyLimits(r)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	account := tollgate.AccountID(r.PathValue("account_id"))
+	plain, k, err := s.Auth.NewKey(r.Context(), account, l)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, http.StatusCreated, KeyCreated{Account: account, APIKey: plain, KeyView: keyView(k)})
+}
+
+// listKeys lists an account's keys, revoked and expired ones included.
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
+	ks, err := s.Auth.Keys(r.Context(), tollgate.AccountID(r.PathValue("account_id")))
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	out := make([]KeyView, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, keyView(k))
+	}
+	WriteJSON(w, http.StatusOK, list[KeyView]{"list", out})
+}
+
+// revokeKey revokes one key of an account; revoking it again changes
+// nothing. Another account's key, like an unknown one, is 404.
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
+	if err := readOptionalJSON(r); err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	k, err := s.Auth.Revoke(r.Context(), tollgate.AccountID(r.PathValue("account_id")), r.PathValue("key_id"))
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, keyView(k))
 }
 
 // readOptionalJSON accepts an empty body or an empty JSON object: the

@@ -123,6 +123,9 @@ func (s *Server) Handler() http.Handler {
 		route("GET /metrics", SmallBody, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
 	}
 	route("POST /admin/accounts", SmallBody, s.withAdmin(fn(s.createAccount)))
+	route("POST /admin/accounts/{account_id}/keys", SmallBody, s.withAdmin(fn(s.createKey)))
+	route("GET /admin/accounts/{account_id}/keys", SmallBody, s.withAdmin(fn(s.listKeys)))
+	route("DELETE /admin/accounts/{account_id}/keys/{key_id}", SmallBody, s.withAdmin(fn(s.revokeKey)))
 	route("GET /admin/sandbox", SmallBody, s.withAdmin(fn(s.sandboxInfo)))
 	route("GET /admin/reports/revenue", SmallBody, s.withAdmin(fn(s.revenue)))
 	route("GET /admin/rollout", SmallBody, s.withAdmin(fn(s.rollout)))

@@ -508,9 +508,14 @@ func (m *Main) openGateway(led *ledger.Service, reg prometheus.Registerer, limit
 		opts.Breaker = redisbreaker.New(rc, redisbreaker.Options{Logger: m.log})
 		desc += "; circuit breakers shared through Redis"
 	}
+	// Every key's own limits (models, rpm, tpm, expiry) go through one
+	// admitter over the shared limiter; --rate-limit is the rpm of keys
+	// without their own.
+	limits := gateway.NewLimits(limiter, reg)
+	limits.Logger = m.log
+	opts.Admitter = &httpapi.KeyAdmitter{Limits: limits, DefaultRPM: m.Config.RateLimit}
 	if n := m.Config.RateLimit; n > 0 {
-		opts.Admitter = &httpapi.KeyAdmitter{Limiter: limiter, Limit: kv.Limit{Rate: n, Per: time.Minute, Burst: n}, Logger: m.log}
-		desc += fmt.Sprintf("; %d requests/minute per API key", n)
+		desc += fmt.Sprintf("; %d requests/minute per API key by default", n)
 	}
 	m.gatewayConfig = gcfg
 	gw, err := gateway.New(gcfg, opts)
