@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"tollgate/ledger"
+	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
 
@@ -23,8 +24,9 @@ type CatalogueResult struct {
 	Problems []string
 }
 
-// SendCatalogue sends perKind notifications of every forgery kind and
-// perKind amount-tampered ones, against orders drawn from the emulator's
+// SendCatalogue sends perKind notifications of every forgery kind,
+// perKind amount-tampered ones and perKind correctly signed ones for unpaid
+// orders that reuse an acknowledged nonce_str, against orders drawn from the emulator's
 // ground truth (paid and unpaid alike), to every instance in turn
 // (RELIABILITY.md S4, short form). Run it at a quiescent point, between
 // two dumps: nothing may change (I8).
@@ -34,19 +36,39 @@ func SendCatalogue(ctx context.Context, cl *Cluster, orders []wxpaysim.Order, pe
 		res.Problems = append(res.Problems, "S4: no orders to forge notifications for")
 		return res
 	}
-	kinds := append(append([]string(nil), ForgeKinds...), "tampered")
+	var unpaid []wxpaysim.Order
+	for _, o := range orders {
+		if !Paid(o) {
+			unpaid = append(unpaid, o)
+		}
+	}
+	nonces := ackedNonces(cl.Front.Acked())
+	kinds := append(append([]string(nil), ForgeKinds...), "tampered", "nonce_reuse")
 	n := 0
 	for _, kind := range kinds {
+		if kind == "nonce_reuse" && (len(unpaid) == 0 || len(nonces) == 0) {
+			res.Problems = append(res.Problems, "S4: no unpaid order or no acknowledged nonce for nonce_reuse")
+			continue
+		}
 		for range perKind {
 			o := orders[rng.Intn(len(orders))]
+			if kind == "nonce_reuse" {
+				o = unpaid[rng.Intn(len(unpaid))]
+			}
 			p := Payment{OutTradeNo: o.OutTradeNo, TransactionID: o.TransactionID, Total: o.Total}
 			if p.TransactionID == "" {
 				p.TransactionID = fmt.Sprintf("4200%016d", rng.Int63n(1e16))
 			}
 			var body []byte
-			if kind == "tampered" {
+			switch kind {
+			case "tampered":
 				body = Tamper(cl.SimConfig, p, []int64{-1, 1, p.Total}[rng.Intn(3)], rng)
-			} else {
+			case "nonce_reuse":
+				// Correctly signed, right amount, for an order WeChat Pay
+				// was not paid for, but with a nonce_str already seen:
+				// only the nonce rule refuses it (mutation a).
+				body = NotificationV2(cl.SimConfig, p, nonces[rng.Intn(len(nonces))], wxpay.SignTypeMD5, cl.SimConfig.APIKey)
+			default:
 				body = Forge(kind, cl.SimConfig, p, rng)
 			}
 			addr := cl.Addrs[n%len(cl.Addrs)]
@@ -64,6 +86,16 @@ func SendCatalogue(ctx context.Context, cl *Cluster, orders []wxpaysim.Order, pe
 		}
 	}
 	return res
+}
+
+func ackedNonces(bodies [][]byte) []string {
+	var out []string
+	for _, b := range bodies {
+		if m, err := wxpay.DecodeV2XML(b); err == nil && m["nonce_str"] != "" {
+			out = append(out, m["nonce_str"])
+		}
+	}
+	return out
 }
 
 // Rejections reads tollgate_payment_events_total{event="notification_rejected"}

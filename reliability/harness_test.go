@@ -26,6 +26,7 @@ var (
 	usersFlag  = flag.Int("users", 16, "concurrent simulated users")
 	roundsFlag = flag.Int("rounds", 3, "chaos rounds, each a random SIGKILL and a kill at every failpoint (S6)")
 	verbose    = flag.Bool("harness.v", false, "print every process's output")
+	mutation   = flag.String("mutation", "", "break the system on purpose; the run must then FAIL (see docs/RELIABILITY.md): drop_unique")
 )
 
 // TestHarness is the short form of the fault-injection harness (issue 7,
@@ -85,6 +86,7 @@ func TestHarness(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	mutate(t, ctx, st)
 	runStart := time.Now()
 	chaos := run(t, ctx, w, st, seed)
 	t.Logf("workload done in %v; chaos steps taken: %v", time.Since(runStart).Round(time.Millisecond), chaos.Fired())
@@ -105,6 +107,27 @@ func TestHarness(t *testing.T) {
 		t.Skipf("BUG: seed %d: %d refund(s) stuck pending for good, credits frozen in refunding, no refund record, never sent to WeChat Pay: "+
 			"payment.Refund died between ledger.BeginRefund and Store.CreateRefund (SIGKILL or a lost database connection) "+
 			"and nothing follows a ledger refund without a record: %v", seed, len(rep.StuckRefunds), rep.StuckRefunds)
+	}
+}
+
+// mutate applies -mutation: a known bug the harness must catch (RELIABILITY.md
+// mutation check). Only mutations that need no hook in tollgate's code
+// live here; the others are listed in docs/RELIABILITY.md.
+func mutate(t *testing.T, ctx context.Context, st *postgres.Store) {
+	switch *mutation {
+	case "":
+	case "drop_unique": // (d) exactly-once without its unique constraints
+		for _, q := range []string{
+			"ALTER TABLE lots DROP CONSTRAINT lots_transaction_id_key",
+			"ALTER TABLE lots DROP CONSTRAINT lots_out_trade_no_key",
+		} {
+			if err := st.ExecRaw(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("MUTATION drop_unique applied: this run must fail")
+	default:
+		t.Fatalf("unknown -mutation %q", *mutation)
 	}
 }
 
@@ -296,6 +319,9 @@ func catalogue(t *testing.T, ctx context.Context, st *postgres.Store, cl *reliab
 	}
 	if delta["amount_mismatch"] != int64(res.Sent["tampered"]) {
 		t.Errorf("S4: %d tampered notifications, amount_mismatch grew by %d", res.Sent["tampered"], delta["amount_mismatch"])
+	}
+	if delta["replay"] != int64(res.Sent["nonce_reuse"]) {
+		t.Errorf("S4: %d notifications reused a seen nonce_str, replay grew by %d", res.Sent["nonce_reuse"], delta["replay"])
 	}
 	t.Logf("S4 catalogue at quiescence: sent %v against %d orders; refusals by reason %v; money tables unchanged: %v",
 		res.Sent, res.Targets, delta, !t.Failed())
