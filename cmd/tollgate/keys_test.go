@@ -331,3 +331,29 @@ func TestKeyLimitsSharedAcrossInstances(t *testing.T) {
 	st, raw, _ := c1.call("GET", "/v1/balance", rpm.APIKey, "", nil)
 	wantStatus(t, "key revoked on the other instance", st, string(raw), 401, "invalid_api_key")
 }
+
+// TestProvisionalTokensBudgetPerAccount: provisional access tokens get
+// --rate-limit per account, not one budget shared by every token.
+func TestProvisionalTokensBudgetPerAccount(t *testing.T) {
+	m := MustRunMain(t, "--rate-limit", "1")
+	c := client{t, m.URL}
+	var tokens []string
+	for i := range 2 {
+		a := mustAccount(c, m.AdminToken)
+		o := mustOrder(c, a.APIKey, fmt.Sprintf("prov-%d", i))
+		if o.AccessToken == nil {
+			t.Fatalf("order %s came without a provisional token", o.OutTradeNo)
+		}
+		tokens = append(tokens, o.AccessToken.Token)
+	}
+	for i, tok := range tokens {
+		if st, b, _ := chat(c, tok, "mock-gpt", 8); st != 200 {
+			t.Fatalf("token %d's first chat: %d %s", i, st, b)
+		}
+	}
+	st, b, retry := chat(c, tokens[0], "mock-gpt", 8)
+	wantStatus(t, "second chat of one account", st, b, 429, "rate_limit_exceeded")
+	if retry == "" {
+		t.Fatalf("429 without Retry-After: %s", b)
+	}
+}
