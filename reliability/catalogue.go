@@ -91,7 +91,9 @@ func SendCatalogue(ctx context.Context, cl *Cluster, orders []wxpaysim.Order, pe
 func ackedNonces(bodies [][]byte) []string {
 	var out []string
 	for _, b := range bodies {
-		if m, err := wxpay.DecodeV2XML(b); err == nil && m["nonce_str"] != "" {
+		// Payment notifications only: refund ones (req_info) keep their
+		// nonces apart (wxpay:v2r:), by design.
+		if m, err := wxpay.DecodeV2XML(b); err == nil && m["nonce_str"] != "" && m["req_info"] == "" {
 			out = append(out, m["nonce_str"])
 		}
 	}
