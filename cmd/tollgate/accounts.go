@@ -21,6 +21,11 @@ func init() {
 
 // runAccounts dispatches `tollgate accounts <action>`.
 func runAccounts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(stdout, "Usage: tollgate accounts create [--data DIR | --database-url URL]\n\n"+accountsSummary+
+			".\nRun 'tollgate accounts create --help' for its flags.")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "create" {
 		fmt.Fprintln(stderr, "Usage: tollgate accounts create [--data DIR | --database-url URL]")
 		return errors.New("accounts: the only action is create")
