@@ -172,7 +172,7 @@ func dump(ctx context.Context, st *postgres.Store) (*ledger.Dump, error) {
 // quiesce waits (bounded) until notifications, the poller and refunds have
 // settled, and returns the final state of both sides.
 func quiesce(t *testing.T, ctx context.Context, st *postgres.Store, sim string) (*ledger.Dump, *reliability.Truth) {
-	const limit = 150 * time.Second
+	const limit = 120 * time.Second
 	start := time.Now()
 	for {
 		d, err := dump(ctx, st)
