@@ -239,6 +239,27 @@ func (s *Service) revokeGrant(ctx context.Context, o Order) error {
 
 // pollRefund follows one pending refund.
 func (s *Service) pollRefund(ctx context.Context, r RefundRecord) error {
+	if r.Credits == 0 {
+		// The process stopped between the record and the ledger refund (or
+		// its amounts): begin it now and send it, with the same number.
+		o, err := s.store.Order(ctx, r.OutTradeNo)
+		if err != nil {
+			return err
+		}
+		if _, err := s.resumeRefund(ctx, o, r); err != nil {
+			switch tollgate.ErrorCode(err) {
+			case tollgate.ECONFLICT, tollgate.EUPSTREAM: // closed as nothing to refund, or refused: final
+				return nil
+			case tollgate.EUNAVAILABLE: // the poller asks WeChat Pay again later
+			default:
+				s.log.WarnContext(ctx, "payment: resuming a refund", "out_refund_no", r.OutRefundNo, "err", err)
+			}
+		}
+		if cur, err := s.store.Refund(ctx, r.OutRefundNo); err != nil || cur.Status != RefundPending {
+			return err
+		}
+		return s.rescheduleRefund(ctx, r, s.backoff(r.PollAttempts), true)
+	}
 	ok, wait := s.allowQuery(ctx)
 	if !ok {
 		return s.rescheduleRefund(ctx, r, wait, false)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/internal/failpoint"
 	"tollgate/ledger"
 	"tollgate/wxpay"
 )
@@ -48,24 +49,51 @@ func (s *Service) Refund(ctx context.Context, account tollgate.AccountID, outTra
 	}
 	for _, r := range recs {
 		if r.Status == RefundPending { // resume the refund in progress
-			return s.sendRefund(ctx, o, r)
+			return s.resumeRefund(ctx, o, r)
 		}
 	}
-	no := refundNo(outTradeNo, len(recs)+1)
-	lr, err := s.ledger.BeginRefund(ctx, ledger.RefundRequest{OutRefundNo: no, Account: account, OutTradeNo: outTradeNo})
+	// Recovery point first (Stripe-style): the refund record exists before
+	// the ledger reserves anything, so a crash at any later point leaves a
+	// pending record that the poller finishes (resumeRefund begins the
+	// ledger refund if it had not been).
+	now := s.now().UTC()
+	rec, err := s.store.CreateRefund(ctx, RefundRecord{OutRefundNo: refundNo(outTradeNo, len(recs)+1),
+		OutTradeNo: outTradeNo, Account: account, Status: RefundPending, CreatedAt: now, UpdatedAt: now,
+		NextPollAt: now.Add(s.cfg.PollBase)})
+	if err != nil {
+		return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
+	}
+	return s.resumeRefund(ctx, o, rec)
+}
+
+// resumeRefund takes a pending refund record as far as it can go: it
+// reserves the lot's unused credit in the ledger (ledger.BeginRefund,
+// idempotent by out_refund_no) if that was not done, records the amounts,
+// then calls the refund API. A record whose order has nothing refundable
+// is closed without touching the ledger.
+func (s *Service) resumeRefund(ctx context.Context, o Order, rec RefundRecord) (RefundResult, error) {
+	const op = "payment.Refund"
+	lr, err := s.ledger.BeginRefund(ctx, ledger.RefundRequest{OutRefundNo: rec.OutRefundNo, Account: rec.Account, OutTradeNo: rec.OutTradeNo})
 	if err != nil {
 		if tollgate.ErrorCode(err) == tollgate.ECONFLICT {
+			if aerr := s.abandonRefund(ctx, rec); aerr != nil {
+				return RefundResult{}, aerr
+			}
 			return RefundResult{}, &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Err: err,
 				Message: "nothing to refund: every credit of this order is used, held or refunded"}
 		}
 		return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
 	}
-	now := s.now().UTC()
-	rec, err := s.store.CreateRefund(ctx, RefundRecord{OutRefundNo: no, OutTradeNo: outTradeNo, Account: account,
-		Fen: lr.Fen, Credits: lr.Credits, Status: RefundPending, CreatedAt: now, UpdatedAt: now,
-		NextPollAt: now.Add(s.cfg.PollBase)})
-	if err != nil {
+	if err := failpoint.Inject(failpoint.AfterBeginRefund); err != nil {
 		return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
+	}
+	if rec.Fen != lr.Fen || rec.Credits != lr.Credits {
+		if rec, err = s.store.UpdateRefund(ctx, rec.OutRefundNo, func(r *RefundRecord) error {
+			r.Fen, r.Credits, r.UpdatedAt = lr.Fen, lr.Credits, s.now().UTC()
+			return nil
+		}); err != nil {
+			return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
+		}
 	}
 	if lr.Status != ledger.RefundPending { // a retry after the ledger resolved it
 		return s.syncRefund(ctx, rec, lr)
@@ -79,6 +107,20 @@ func (s *Service) Refund(ctx context.Context, account tollgate.AccountID, outTra
 			Message: "nothing to refund: the unused credit is worth less than one fen"}
 	}
 	return s.sendRefund(ctx, o, rec)
+}
+
+// abandonRefund closes a refund record whose ledger refund never began
+// (nothing was refundable): the ledger holds nothing for it, so it is not
+// asked to fail anything.
+func (s *Service) abandonRefund(ctx context.Context, rec RefundRecord) error {
+	_, err := s.store.UpdateRefund(ctx, rec.OutRefundNo, func(r *RefundRecord) error {
+		r.Status, r.UpdatedAt, r.LeaseOwner, r.LeaseUntil = RefundFailed, s.now().UTC(), "", zeroTime
+		return nil
+	})
+	if err != nil {
+		return wrap("payment.abandonRefund", tollgate.EINTERNAL, err)
+	}
+	return nil
 }
 
 // syncRefund brings a refund record in line with the ledger's final state.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/internal/failpoint"
 	"tollgate/ledger"
 	"tollgate/payment"
 	"tollgate/wxpay"
@@ -156,4 +157,49 @@ func TestRevenue(t *testing.T) {
 	if none, _ := w.svc.Revenue(w.ctx, start.Add(-time.Hour), start); none.Payments != 0 {
 		t.Fatalf("empty period: %+v", none)
 	}
+}
+
+// TestRefundCrashAfterLedgerBegin: the process stops after the ledger
+// reserved a refund's credit and before the refund record held its amounts
+// or WeChat Pay was called (failpoint after_begin_refund). The record was
+// written first, so the poller finds it, sends the refund with the same
+// number and it completes: the credit never stays "refunding" for good.
+func TestRefundCrashAfterLedgerBegin(t *testing.T) {
+	w := newWorld(t, backends[0], modes[0], nil)
+	w.mustAccount("alice")
+	res := w.mustOrder("alice", "starter")
+	if _, err := w.sim.Pay(res.OutTradeNo); err != nil {
+		t.Fatal(err)
+	}
+	w.waitStatus(res.OutTradeNo, payment.StatusSuccess)
+	if err := failpoint.Set(failpoint.AfterBeginRefund + "=1*error"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = failpoint.Set("") })
+	_, err := w.svc.Refund(w.ctx, "alice", res.OutTradeNo)
+	wantCode(t, err, tollgate.EINTERNAL)
+	recs, _ := w.store.RefundsByOrder(w.ctx, res.OutTradeNo)
+	if len(recs) != 1 || recs[0].Status != payment.RefundPending || recs[0].Credits != 0 {
+		t.Fatalf("after the crash: records %+v", recs)
+	}
+	if so, _ := w.sim.Order(res.OutTradeNo); len(so.Refunds) != 0 {
+		t.Fatalf("WeChat Pay saw a refund before the crash: %+v", so.Refunds)
+	}
+	no := recs[0].OutRefundNo
+	w.poll(time.Minute) // the poller begins nothing new: it resumes the same refund
+	so, _ := w.sim.Order(res.OutTradeNo)
+	if len(so.Refunds) != 1 || so.Refunds[0].OutRefundNo != no || so.Refunds[0].Amount != 1000 {
+		t.Fatalf("emulator refunds after the poller: %+v", so.Refunds)
+	}
+	if _, err := w.sim.CompleteRefund(no); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the refund to succeed", func() bool {
+		rec, _ := w.store.Refund(w.ctx, no)
+		return rec.Status == payment.RefundSucceeded && rec.Credits == 1_400_000 && rec.Fen == 1000
+	})
+	if lr, _ := w.ledger.Refund(w.ctx, no); lr.Status != ledger.RefundSucceeded {
+		t.Fatalf("ledger refund %+v", lr)
+	}
+	w.mustAudit()
 }

@@ -36,6 +36,10 @@ const (
 	// AfterCreditBeforeAck fires after a notification was credited and
 	// before the acknowledgement is written to WeChat Pay.
 	AfterCreditBeforeAck = "after_credit_before_ack"
+	// AfterBeginRefund fires after the ledger reserved a refund's credit
+	// and before the refund record holds its amounts and the refund API is
+	// called.
+	AfterBeginRefund = "after_begin_refund"
 )
 
 // ErrInjected is returned by Inject for the "error" action.
