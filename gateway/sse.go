@@ -3,8 +3,17 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 )
+
+// maxSSEEvent bounds one upstream event (its lines and joined data). Real
+// chunks are a few KiB; a larger event ends the stream like any broken
+// upstream instead of being held in memory and relayed.
+const maxSSEEvent = 1 << 20
+
+// errSSETooLarge is returned by sseReader.next for an event over maxSSEEvent.
+var errSSETooLarge = errors.New("gateway: upstream stream event larger than 1 MiB")
 
 // sseReader reads Server-Sent Events: an optional "event:" name and the
 // joined "data:" lines of each event. Comments and other fields are skipped.
@@ -20,7 +29,7 @@ func (s *sseReader) next() (event string, data []byte, err error) {
 	var buf bytes.Buffer
 	seen := false
 	for {
-		line, err := s.r.ReadBytes('\n')
+		line, err := s.readLine(maxSSEEvent - buf.Len())
 		if err != nil {
 			if err == io.EOF && len(line) == 0 {
 				if seen {
@@ -51,6 +60,22 @@ func (s *sseReader) next() (event string, data []byte, err error) {
 			}
 			buf.Write(value)
 			seen = true
+		}
+	}
+}
+
+// readLine reads one line of at most limit bytes, without ever buffering
+// more than that.
+func (s *sseReader) readLine(limit int) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := s.r.ReadSlice('\n')
+		if len(line)+len(frag) > limit {
+			return nil, errSSETooLarge
+		}
+		line = append(line, frag...)
+		if err != bufio.ErrBufferFull {
+			return line, err
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -113,12 +114,19 @@ func post(ctx context.Context, client *http.Client, url string, header http.Head
 // readBody reads a successful response fully, classifying a broken read.
 func readBody(ctx context.Context, resp *http.Response) ([]byte, error) {
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
 	if err != nil {
 		return nil, classify(ctx, err)
 	}
+	if len(b) > maxUpstreamBody {
+		return nil, classify(ctx, errors.New("gateway: upstream answer larger than 64 MiB"))
+	}
 	return b, nil
 }
+
+// maxUpstreamBody bounds a non-streaming upstream answer (large embedding
+// batches are the biggest legitimate ones).
+const maxUpstreamBody = 64 << 20
 
 // joinURL appends path to a base URL without doubling slashes.
 func joinURL(base, path string) string {
