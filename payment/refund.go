@@ -74,6 +74,13 @@ func (s *Service) Refund(ctx context.Context, account tollgate.AccountID, outTra
 func (s *Service) resumeRefund(ctx context.Context, o Order, rec RefundRecord) (RefundResult, error) {
 	const op = "payment.Refund"
 	lr, err := s.ledger.BeginRefund(ctx, ledger.RefundRequest{OutRefundNo: rec.OutRefundNo, Account: rec.Account, OutTradeNo: rec.OutTradeNo})
+	if err != nil && tollgate.ErrorCode(err) == tollgate.ECONFLICT {
+		// A conflict can also be a lost race with another instance beginning
+		// this very refund: the ledger's row, if any, decides.
+		if cur, lerr := s.ledger.Refund(ctx, rec.OutRefundNo); lerr == nil {
+			lr, err = cur, nil
+		}
+	}
 	if err != nil {
 		if tollgate.ErrorCode(err) == tollgate.ECONFLICT {
 			if aerr := s.abandonRefund(ctx, rec); aerr != nil {

@@ -270,6 +270,15 @@ func Settled(ctx context.Context, d *ledger.Dump, t *Truth, orders Orders) bool 
 			return false
 		}
 	}
+	// A crash between the credit and the order row (failpoint
+	// after_credit_before_order) is healed by the retried notification or,
+	// when the notification was dropped, by the poller once the dead
+	// instance's lease on the order expires: wait for it.
+	for _, l := range d.Lots {
+		if o, err := orders.Order(ctx, l.OutTradeNo); err != nil || !o.Status.Paid() {
+			return false
+		}
+	}
 	r := &Report{}
 	r.deliveries(t, nil, nil)
 	return r.NotificationsUnacked == 0
