@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/internal/failpoint"
 )
 
 // ReserveRequest asks to hold the worst-case cost of one upstream call.
@@ -55,7 +56,11 @@ func (o reserveOp) apply(s *state) (any, error) {
 	h := &Hold{ID: r.HoldID, Account: r.Account, GrantID: r.GrantID, Amount: r.Amount,
 		Status: HoldActive, CreatedAt: s.now, ExpiresAt: s.now.Add(r.TTL).Truncate(time.Microsecond)}
 	if r.GrantID == "" {
-		if a.Available() < r.Amount {
+		avail := a.Available()
+		if failpoint.Mutant(failpoint.MutantHeldAvailable) {
+			avail += a.Held
+		}
+		if avail < r.Amount {
 			return nil, fail(tollgate.EINSUFFICIENT, name, "need %d credits, %d available", r.Amount, a.Available())
 		}
 		a.Held += r.Amount

@@ -26,7 +26,7 @@ var (
 	usersFlag  = flag.Int("users", 16, "concurrent simulated users")
 	roundsFlag = flag.Int("rounds", 3, "chaos rounds, each a random SIGKILL and a kill at every failpoint (S6)")
 	verbose    = flag.Bool("harness.v", false, "print every process's output")
-	mutation   = flag.String("mutation", "", "break the system on purpose; the run must then FAIL (see docs/RELIABILITY.md): drop_unique")
+	mutation   = flag.String("mutation", "", "break the system on purpose; the run must then FAIL (see docs/RELIABILITY.md): drop_unique, skip_amount, skip_signature, held_available")
 )
 
 // TestHarness is the short form of the fault-injection harness (issue 7,
@@ -50,7 +50,15 @@ func TestHarness(t *testing.T) {
 	defer cancel()
 
 	start := time.Now()
-	bin, err := reliability.Build(ctx, t.TempDir())
+	var tags []string
+	if hookMutations[*mutation] {
+		// A deliberate bug compiled in only with this tag, switched on for
+		// the serve processes through TOLLGATE_MUTANTS.
+		tags = []string{"tollgate_mutants"}
+		t.Setenv("TOLLGATE_MUTANTS", *mutation)
+		t.Logf("MUTATION %s compiled in and switched on: this run must fail", *mutation)
+	}
+	bin, err := reliability.Build(ctx, t.TempDir(), tags...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,10 +120,19 @@ func TestHarness(t *testing.T) {
 // mutate applies -mutation: a known bug the harness must catch (RELIABILITY.md
 // mutation check). Only mutations that need no hook in tollgate's code
 // live here; the others are listed in docs/RELIABILITY.md.
+// hookMutations are the deliberate bugs built into the binary behind the
+// tollgate_mutants tag (internal/failpoint.Mutant); the others are applied
+// to the database by mutate.
+var hookMutations = map[string]bool{
+	failpoint.MutantSkipAmount:    true,
+	failpoint.MutantSkipSignature: true,
+	failpoint.MutantHeldAvailable: true,
+}
+
 func mutate(t *testing.T, ctx context.Context, st *postgres.Store) {
-	switch *mutation {
-	case "":
-	case "drop_unique": // (d) exactly-once without its unique constraints
+	switch {
+	case *mutation == "" || hookMutations[*mutation]:
+	case *mutation == "drop_unique": // (d) exactly-once without its unique constraints
 		for _, q := range []string{
 			"ALTER TABLE lots DROP CONSTRAINT lots_transaction_id_key",
 			"ALTER TABLE lots DROP CONSTRAINT lots_out_trade_no_key",

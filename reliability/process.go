@@ -20,9 +20,13 @@ import (
 // Build compiles the tollgate command into dir and returns the binary's
 // path. The harness runs the real binary so that a SIGKILL kills what
 // production runs, wiring and all.
-func Build(ctx context.Context, dir string) (string, error) {
+func Build(ctx context.Context, dir string, tags ...string) (string, error) {
 	bin := filepath.Join(dir, "tollgate")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "tollgate/cmd/tollgate")
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "tollgate/cmd/tollgate")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}

@@ -136,3 +136,15 @@ func Inject(name string) error {
 	}
 	return nil
 }
+
+// Names of the deliberate bugs (mutants) the reliability harness injects,
+// with the tollgate_mutants build tag and TOLLGATE_MUTANTS, to prove that it
+// catches each one.
+const (
+	// MutantSkipAmount credits a notification whatever its amount.
+	MutantSkipAmount = "skip_amount"
+	// MutantSkipSignature credits a notification whatever its signature.
+	MutantSkipSignature = "skip_signature"
+	// MutantHeldAvailable counts held credits as available when reserving.
+	MutantHeldAvailable = "held_available"
+)
