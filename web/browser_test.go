@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,27 +17,11 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"tollgate"
+	"tollgate/internal/testenv"
 	"tollgate/web"
 )
 
 var updateDocs = flag.Bool("update-docs", false, "copy the checkout screenshots to ../docs")
-
-// chromiumPath finds the browser: $TOLLGATE_CHROMIUM, Debian's
-// /usr/bin/chromium, or one on PATH.
-func chromiumPath() string {
-	if p := os.Getenv("TOLLGATE_CHROMIUM"); p != "" {
-		return p
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	for _, n := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	return ""
-}
 
 // browser is a headless Chromium tab against a test server.
 type browser struct {
@@ -56,38 +39,9 @@ type browser struct {
 // TOLLGATE_REQUIRE_SERVICES=1).
 func MustBrowser(t *testing.T, srv *httptest.Server) *browser {
 	t.Helper()
-	path := chromiumPath()
-	if path == "" {
-		if os.Getenv("TOLLGATE_REQUIRE_SERVICES") == "1" {
-			t.Fatal("Chromium not found (install Debian's chromium, or set TOLLGATE_CHROMIUM) and TOLLGATE_REQUIRE_SERVICES=1")
-		}
-		t.Skip("skipping the browser test: Chromium not found (apt-get install chromium, or set TOLLGATE_CHROMIUM)")
-	}
-	out := os.Getenv("TOLLGATE_TEST_OUT")
-	if out == "" {
-		out = t.TempDir()
-	} else if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("lang", "en-US"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
-	)
-	t.Cleanup(cancelA)
-	ctx, cancel := context.WithTimeout(actx, 3*time.Minute)
-	t.Cleanup(cancel)
-	ctx, cancelC := chromedp.NewContext(ctx)
-	t.Cleanup(cancelC)
+	ctx, out := testenv.MustChromium(t)
 	b := &browser{t: t, ctx: ctx, srv: srv, out: out}
 	b.watch()
-	t.Logf("screenshots in %s", out)
 	return b
 }
 
