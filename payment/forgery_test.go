@@ -138,8 +138,12 @@ func v3Body(t *testing.T, apiV3Key string, tx map[string]any, tamperTag bool) []
 		t.Fatal(err)
 	}
 	if tamperTag {
-		b := []byte(ct)
-		b[len(b)-3] ^= 1
+		b := []byte(ct) // another valid base64 digit: a bad tag, not bad base64
+		if b[len(b)-3] == 'A' {
+			b[len(b)-3] = 'B'
+		} else {
+			b[len(b)-3] = 'A'
+		}
 		ct = string(b)
 	}
 	b, _ := json.Marshal(map[string]any{"id": "EV-1", "create_time": "2026-11-27T12:00:00+08:00",
@@ -172,7 +176,13 @@ func v3Forgeries(t *testing.T, w *world, no string, fen int64) []forgery {
 	probe.Set(wxpay.HeaderV3Signature, wxpay.V3SignatureProbePrefix+"abc")
 	flipped := sign(good, now, cfg.PlatformKeyID)
 	sig := []byte(flipped.Get(wxpay.HeaderV3Signature))
-	sig[5] ^= 1
+	// Change one base64 digit to another valid one (flipping a bit could
+	// make '+' or '/' into a non-base64 byte: malformed, not a bad signature).
+	if sig[5] == 'A' {
+		sig[5] = 'B'
+	} else {
+		sig[5] = 'A'
+	}
 	flipped.Set(wxpay.HeaderV3Signature, string(sig))
 	replay := v3Headers(t, good, now, "seen-nonce", cfg.PlatformKeyID)
 	w.nonces.SetNX(w.ctx, "wxpay:v3:"+cfg.MchID+":seen-nonce", time.Hour)

@@ -309,7 +309,11 @@ func TestV3ClientErrors(t *testing.T) {
 	stale := func(h http.Header) { h.Set("Wechatpay-Timestamp", strconv.FormatInt(v3TestNow.Unix()-300, 10)) }
 	flip := func(h http.Header) {
 		s := []byte(h.Get("Wechatpay-Signature"))
-		s[5] ^= 1
+		if s[5] == 'A' { // another valid base64 digit: a bad signature, not bad base64
+			s[5] = 'B'
+		} else {
+			s[5] = 'A'
+		}
 		h.Set("Wechatpay-Signature", string(s))
 	}
 	query := func(c *wxpay.V3Client) error {
