@@ -9,6 +9,7 @@ import (
 
 	"tollgate"
 	"tollgate/payment"
+	"tollgate/store/internal/payrows"
 )
 
 // The PostgreSQL store is also the payment.Store (migration
@@ -17,78 +18,6 @@ import (
 // SKIP LOCKED inside one UPDATE … RETURNING, so instances polling at once
 // never claim the same order.
 var _ payment.Store = (*Store)(nil)
-
-const pgOrderColumns = `out_trade_no, account_id, fen, credits, package_id, api_version, sign_type, status,
-	code_url, transaction_id, device_fingerprint, client_ip, token_hash, token_expires_at, grant_cap,
-	expires_at, created_at, updated_at, next_poll_at, poll_attempts, lease_owner, lease_until, review, fee_fen`
-
-const pgRefundColumns = `out_refund_no, out_trade_no, account_id, fen, credits, status, created_at, updated_at,
-	next_poll_at, poll_attempts, lease_owner, lease_until`
-
-func pgMicros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UTC().UnixMicro()
-}
-
-func pgFromMicros(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(v).UTC()
-}
-
-func pgOrderArgs(o *payment.Order) []any {
-	return []any{o.OutTradeNo, string(o.Account), int64(o.Fen), int64(o.Credits), o.PackageID, o.APIVersion,
-		o.SignType, string(o.Status), o.CodeURL, o.TransactionID, o.DeviceFingerprint, o.ClientIP, o.TokenHash,
-		pgMicros(o.TokenExpiresAt), int64(o.GrantCap), pgMicros(o.ExpiresAt), pgMicros(o.CreatedAt),
-		pgMicros(o.UpdatedAt), pgMicros(o.NextPollAt), int64(o.PollAttempts), o.LeaseOwner, pgMicros(o.LeaseUntil),
-		o.Review, int64(o.FeeFen)}
-}
-
-func pgScanOrder(r pgx.Row) (payment.Order, error) {
-	var o payment.Order
-	var account, status string
-	var fen, credits, grantCap, fee, tokExp, exp, created, updated, next, lease, attempts int64
-	err := r.Scan(&o.OutTradeNo, &account, &fen, &credits, &o.PackageID, &o.APIVersion, &o.SignType, &status,
-		&o.CodeURL, &o.TransactionID, &o.DeviceFingerprint, &o.ClientIP, &o.TokenHash, &tokExp, &grantCap,
-		&exp, &created, &updated, &next, &attempts, &o.LeaseOwner, &lease, &o.Review, &fee)
-	if err != nil {
-		return o, err
-	}
-	o.Account, o.Status, o.PollAttempts = tollgate.AccountID(account), payment.Status(status), int(attempts)
-	o.Fen, o.Credits, o.GrantCap, o.FeeFen = tollgate.Fen(fen), tollgate.Credits(credits), tollgate.Credits(grantCap), tollgate.Fen(fee)
-	o.TokenExpiresAt, o.ExpiresAt, o.CreatedAt, o.UpdatedAt = pgFromMicros(tokExp), pgFromMicros(exp), pgFromMicros(created), pgFromMicros(updated)
-	o.NextPollAt, o.LeaseUntil = pgFromMicros(next), pgFromMicros(lease)
-	return o, nil
-}
-
-func pgRefundArgs(r *payment.RefundRecord) []any {
-	return []any{r.OutRefundNo, r.OutTradeNo, string(r.Account), int64(r.Fen), int64(r.Credits), string(r.Status),
-		pgMicros(r.CreatedAt), pgMicros(r.UpdatedAt), pgMicros(r.NextPollAt), int64(r.PollAttempts), r.LeaseOwner,
-		pgMicros(r.LeaseUntil)}
-}
-
-func pgScanRefund(sc pgx.Row) (payment.RefundRecord, error) {
-	var r payment.RefundRecord
-	var account, status string
-	var fen, credits, created, updated, next, lease, attempts int64
-	err := sc.Scan(&r.OutRefundNo, &r.OutTradeNo, &account, &fen, &credits, &status, &created, &updated,
-		&next, &attempts, &r.LeaseOwner, &lease)
-	if err != nil {
-		return r, err
-	}
-	r.Account, r.Status, r.PollAttempts = tollgate.AccountID(account), payment.RefundStatus(status), int(attempts)
-	r.Fen, r.Credits = tollgate.Fen(fen), tollgate.Credits(credits)
-	r.CreatedAt, r.UpdatedAt = pgFromMicros(created), pgFromMicros(updated)
-	r.NextPollAt, r.LeaseUntil = pgFromMicros(next), pgFromMicros(lease)
-	return r, nil
-}
-
-func pgNotFound(op, what string) error {
-	return &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: what + " not found"}
-}
 
 // pgPayTx runs fn in one READ COMMITTED transaction on the pool.
 func (s *Store) pgPayTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
@@ -124,12 +53,12 @@ func (s *Store) CreateOrder(ctx context.Context, o payment.Order, key *payment.I
 	err := s.pgPayTx(ctx, op, func(tx pgx.Tx) error {
 		if key != nil {
 			if _, err := tx.Exec(ctx, `DELETE FROM payment_idempotency_keys WHERE account_id = $1 AND key = $2 AND expires_at <= $3`,
-				string(key.Account), key.Key, pgMicros(key.CreatedAt)); err != nil {
+				string(key.Account), key.Key, payrows.Micros(key.CreatedAt)); err != nil {
 				return mapError(op, err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO payment_orders (`+pgOrderColumns+`) VALUES
-			($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)`, pgOrderArgs(&o)...); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO payment_orders (`+payrows.OrderColumns+`) VALUES
+			($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)`, payrows.OrderArgs(&o)...); err != nil {
 			if sqlState(err) == codeUniqueViolation {
 				return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "out_trade_no already exists", Err: err}
 			}
@@ -139,7 +68,7 @@ func (s *Store) CreateOrder(ctx context.Context, o payment.Order, key *payment.I
 			tag, err := tx.Exec(ctx, `INSERT INTO payment_idempotency_keys
 				(account_id, key, request_hash, out_trade_no, created_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6)
 				ON CONFLICT (account_id, key) DO NOTHING`,
-				string(key.Account), key.Key, key.RequestHash, key.OutTradeNo, pgMicros(key.CreatedAt), pgMicros(key.ExpiresAt))
+				string(key.Account), key.Key, key.RequestHash, key.OutTradeNo, payrows.Micros(key.CreatedAt), payrows.Micros(key.ExpiresAt))
 			if err != nil {
 				return mapError(op, err)
 			}
@@ -166,14 +95,14 @@ func pgGetKey(ctx context.Context, q pgQueryer, account tollgate.AccountID, key 
 	var created, expires int64
 	err := q.QueryRow(ctx, `SELECT request_hash, out_trade_no, created_at, expires_at
 		FROM payment_idempotency_keys WHERE account_id = $1 AND key = $2 AND expires_at > $3`,
-		string(account), key, pgMicros(now)).Scan(&k.RequestHash, &k.OutTradeNo, &created, &expires)
+		string(account), key, payrows.Micros(now)).Scan(&k.RequestHash, &k.OutTradeNo, &created, &expires)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return k, pgNotFound("postgres.IdempotencyKey", "idempotency key")
+		return k, payrows.NotFound("postgres.IdempotencyKey", "idempotency key")
 	}
 	if err != nil {
 		return k, mapError("postgres.IdempotencyKey", err)
 	}
-	k.CreatedAt, k.ExpiresAt = pgFromMicros(created), pgFromMicros(expires)
+	k.CreatedAt, k.ExpiresAt = payrows.FromMicros(created), payrows.FromMicros(expires)
 	return k, nil
 }
 
@@ -184,7 +113,7 @@ func (s *Store) IdempotencyKey(ctx context.Context, account tollgate.AccountID, 
 
 // DeleteExpiredKeys implements payment.Store.
 func (s *Store) DeleteExpiredKeys(ctx context.Context, now time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM payment_idempotency_keys WHERE expires_at <= $1`, pgMicros(now))
+	tag, err := s.pool.Exec(ctx, `DELETE FROM payment_idempotency_keys WHERE expires_at <= $1`, payrows.Micros(now))
 	if err != nil {
 		return 0, mapError("postgres.DeleteExpiredKeys", err)
 	}
@@ -199,15 +128,15 @@ func (s *Store) Order(ctx context.Context, outTradeNo string) (payment.Order, er
 // OrderByTokenHash implements payment.Store.
 func (s *Store) OrderByTokenHash(ctx context.Context, tokenHash string) (payment.Order, error) {
 	if tokenHash == "" {
-		return payment.Order{}, pgNotFound("postgres.OrderByTokenHash", "order")
+		return payment.Order{}, payrows.NotFound("postgres.OrderByTokenHash", "order")
 	}
 	return pgGetOrder(ctx, s.pool, "token_hash", tokenHash, "")
 }
 
 func pgGetOrder(ctx context.Context, q pgQueryer, col, v, suffix string) (payment.Order, error) {
-	o, err := pgScanOrder(q.QueryRow(ctx, `SELECT `+pgOrderColumns+` FROM payment_orders WHERE `+col+` = $1`+suffix, v))
+	o, err := payrows.ScanOrder(q.QueryRow(ctx, `SELECT `+payrows.OrderColumns+` FROM payment_orders WHERE `+col+` = $1`+suffix, v))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return o, pgNotFound("postgres.Order", "order")
+		return o, payrows.NotFound("postgres.Order", "order")
 	}
 	if err != nil {
 		return o, mapError("postgres.Order", err)
@@ -217,12 +146,12 @@ func pgGetOrder(ctx context.Context, q pgQueryer, col, v, suffix string) (paymen
 
 // ListOrders implements payment.Store.
 func (s *Store) ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]payment.Order, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+pgOrderColumns+` FROM payment_orders
+	rows, err := s.pool.Query(ctx, `SELECT `+payrows.OrderColumns+` FROM payment_orders
 		WHERE account_id = $1 ORDER BY created_at DESC, out_trade_no DESC LIMIT $2`, string(account), limit)
 	if err != nil {
 		return nil, mapError("postgres.ListOrders", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment.Order, error) { return pgScanOrder(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment.Order, error) { return payrows.ScanOrder(r) })
 	if err != nil {
 		return nil, mapError("postgres.ListOrders", err)
 	}
@@ -246,7 +175,7 @@ func (s *Store) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*pay
 		if err := payment.CheckTransition(old.Status, o.Status); err != nil {
 			return err
 		}
-		args := pgOrderArgs(&o)
+		args := payrows.OrderArgs(&o)
 		if _, err := tx.Exec(ctx, `UPDATE payment_orders SET account_id = $2, fen = $3, credits = $4, package_id = $5,
 			api_version = $6, sign_type = $7, status = $8, code_url = $9, transaction_id = $10, device_fingerprint = $11,
 			client_ip = $12, token_hash = $13, token_expires_at = $14, grant_cap = $15, expires_at = $16, created_at = $17,
@@ -266,11 +195,11 @@ func (s *Store) LeaseDueOrders(ctx context.Context, owner string, now, until tim
 		WHERE out_trade_no IN (SELECT out_trade_no FROM payment_orders
 			WHERE status IN ('NOTPAY', 'USERPAYING') AND next_poll_at <= $3 AND lease_until <= $3
 			ORDER BY next_poll_at, out_trade_no LIMIT $4 FOR UPDATE SKIP LOCKED)
-		RETURNING `+pgOrderColumns, owner, pgMicros(until), pgMicros(now), limit)
+		RETURNING `+payrows.OrderColumns, owner, payrows.Micros(until), payrows.Micros(now), limit)
 	if err != nil {
 		return nil, mapError("postgres.LeaseDueOrders", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment.Order, error) { return pgScanOrder(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment.Order, error) { return payrows.ScanOrder(r) })
 	if err != nil {
 		return nil, mapError("postgres.LeaseDueOrders", err)
 	}
@@ -280,8 +209,8 @@ func (s *Store) LeaseDueOrders(ctx context.Context, owner string, now, until tim
 // CreateRefund implements payment.Store.
 func (s *Store) CreateRefund(ctx context.Context, r payment.RefundRecord) (payment.RefundRecord, error) {
 	const op = "postgres.CreateRefund"
-	if _, err := s.pool.Exec(ctx, `INSERT INTO payment_refunds (`+pgRefundColumns+`)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (out_refund_no) DO NOTHING`, pgRefundArgs(&r)...); err != nil {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO payment_refunds (`+payrows.RefundColumns+`)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (out_refund_no) DO NOTHING`, payrows.RefundArgs(&r)...); err != nil {
 		return payment.RefundRecord{}, mapError(op, err)
 	}
 	got, err := s.Refund(ctx, r.OutRefundNo)
@@ -295,9 +224,9 @@ func (s *Store) CreateRefund(ctx context.Context, r payment.RefundRecord) (payme
 }
 
 func pgGetRefund(ctx context.Context, q pgQueryer, no, suffix string) (payment.RefundRecord, error) {
-	r, err := pgScanRefund(q.QueryRow(ctx, `SELECT `+pgRefundColumns+` FROM payment_refunds WHERE out_refund_no = $1`+suffix, no))
+	r, err := payrows.ScanRefund(q.QueryRow(ctx, `SELECT `+payrows.RefundColumns+` FROM payment_refunds WHERE out_refund_no = $1`+suffix, no))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return r, pgNotFound("postgres.Refund", "refund")
+		return r, payrows.NotFound("postgres.Refund", "refund")
 	}
 	if err != nil {
 		return r, mapError("postgres.Refund", err)
@@ -315,7 +244,7 @@ func (s *Store) pgQueryRefunds(ctx context.Context, op, q string, args ...any) (
 	if err != nil {
 		return nil, mapError(op, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment.RefundRecord, error) { return pgScanRefund(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment.RefundRecord, error) { return payrows.ScanRefund(r) })
 	if err != nil {
 		return nil, mapError(op, err)
 	}
@@ -324,7 +253,7 @@ func (s *Store) pgQueryRefunds(ctx context.Context, op, q string, args ...any) (
 
 // RefundsByOrder implements payment.Store.
 func (s *Store) RefundsByOrder(ctx context.Context, outTradeNo string) ([]payment.RefundRecord, error) {
-	return s.pgQueryRefunds(ctx, "postgres.RefundsByOrder", `SELECT `+pgRefundColumns+` FROM payment_refunds
+	return s.pgQueryRefunds(ctx, "postgres.RefundsByOrder", `SELECT `+payrows.RefundColumns+` FROM payment_refunds
 		WHERE out_trade_no = $1 ORDER BY created_at, out_refund_no`, outTradeNo)
 }
 
@@ -347,7 +276,7 @@ func (s *Store) UpdateRefund(ctx context.Context, outRefundNo string, fn func(*p
 		}
 		if _, err := tx.Exec(ctx, `UPDATE payment_refunds SET out_trade_no = $2, account_id = $3, fen = $4,
 			credits = $5, status = $6, created_at = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10,
-			lease_owner = $11, lease_until = $12 WHERE out_refund_no = $1`, pgRefundArgs(&r)...); err != nil {
+			lease_owner = $11, lease_until = $12 WHERE out_refund_no = $1`, payrows.RefundArgs(&r)...); err != nil {
 			return mapError(op, err)
 		}
 		out = r
@@ -362,5 +291,5 @@ func (s *Store) LeaseDueRefunds(ctx context.Context, owner string, now, until ti
 		WHERE out_refund_no IN (SELECT out_refund_no FROM payment_refunds
 			WHERE status = 'pending' AND next_poll_at <= $3 AND lease_until <= $3
 			ORDER BY next_poll_at, out_refund_no LIMIT $4 FOR UPDATE SKIP LOCKED)
-		RETURNING `+pgRefundColumns, owner, pgMicros(until), pgMicros(now), limit)
+		RETURNING `+payrows.RefundColumns, owner, payrows.Micros(until), payrows.Micros(now), limit)
 }

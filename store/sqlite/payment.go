@@ -9,6 +9,7 @@ import (
 
 	"tollgate"
 	"tollgate/payment"
+	"tollgate/store/internal/payrows"
 )
 
 // The SQLite store is also the payment.Store: orders, idempotency keys and
@@ -18,80 +19,6 @@ import (
 // another writer; plain reads use the read-only pool (WAL: they see every
 // committed write and never wait for the writer).
 var _ payment.Store = (*Store)(nil)
-
-const payOrderColumns = `out_trade_no, account_id, fen, credits, package_id, api_version, sign_type, status,
-	code_url, transaction_id, device_fingerprint, client_ip, token_hash, token_expires_at, grant_cap,
-	expires_at, created_at, updated_at, next_poll_at, poll_attempts, lease_owner, lease_until, review, fee_fen`
-
-const payRefundColumns = `out_refund_no, out_trade_no, account_id, fen, credits, status, created_at, updated_at,
-	next_poll_at, poll_attempts, lease_owner, lease_until`
-
-// payPmicros stores t as unix microseconds, 0 for the zero time.
-func payPmicros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UTC().UnixMicro()
-}
-
-func payPfrom(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(v).UTC()
-}
-
-func payOrderArgs(o *payment.Order) []any {
-	return []any{o.OutTradeNo, string(o.Account), int64(o.Fen), int64(o.Credits), o.PackageID, o.APIVersion,
-		o.SignType, string(o.Status), o.CodeURL, o.TransactionID, o.DeviceFingerprint, o.ClientIP, o.TokenHash,
-		payPmicros(o.TokenExpiresAt), int64(o.GrantCap), payPmicros(o.ExpiresAt), payPmicros(o.CreatedAt),
-		payPmicros(o.UpdatedAt), payPmicros(o.NextPollAt), o.PollAttempts, o.LeaseOwner, payPmicros(o.LeaseUntil),
-		o.Review, int64(o.FeeFen)}
-}
-
-type payScanner interface{ Scan(dest ...any) error }
-
-func payScanOrder(r payScanner) (payment.Order, error) {
-	var o payment.Order
-	var account, status string
-	var fen, credits, grantCap, fee, tokExp, exp, created, updated, next, lease int64
-	err := r.Scan(&o.OutTradeNo, &account, &fen, &credits, &o.PackageID, &o.APIVersion, &o.SignType, &status,
-		&o.CodeURL, &o.TransactionID, &o.DeviceFingerprint, &o.ClientIP, &o.TokenHash, &tokExp, &grantCap,
-		&exp, &created, &updated, &next, &o.PollAttempts, &o.LeaseOwner, &lease, &o.Review, &fee)
-	if err != nil {
-		return o, err
-	}
-	o.Account, o.Status = tollgate.AccountID(account), payment.Status(status)
-	o.Fen, o.Credits, o.GrantCap, o.FeeFen = tollgate.Fen(fen), tollgate.Credits(credits), tollgate.Credits(grantCap), tollgate.Fen(fee)
-	o.TokenExpiresAt, o.ExpiresAt, o.CreatedAt, o.UpdatedAt = payPfrom(tokExp), payPfrom(exp), payPfrom(created), payPfrom(updated)
-	o.NextPollAt, o.LeaseUntil = payPfrom(next), payPfrom(lease)
-	return o, nil
-}
-
-func payRefundArgs(r *payment.RefundRecord) []any {
-	return []any{r.OutRefundNo, r.OutTradeNo, string(r.Account), int64(r.Fen), int64(r.Credits), string(r.Status),
-		payPmicros(r.CreatedAt), payPmicros(r.UpdatedAt), payPmicros(r.NextPollAt), r.PollAttempts, r.LeaseOwner,
-		payPmicros(r.LeaseUntil)}
-}
-
-func payScanRefund(sc payScanner) (payment.RefundRecord, error) {
-	var r payment.RefundRecord
-	var account, status string
-	var fen, credits, created, updated, next, lease int64
-	err := sc.Scan(&r.OutRefundNo, &r.OutTradeNo, &account, &fen, &credits, &status, &created, &updated,
-		&next, &r.PollAttempts, &r.LeaseOwner, &lease)
-	if err != nil {
-		return r, err
-	}
-	r.Account, r.Status = tollgate.AccountID(account), payment.RefundStatus(status)
-	r.Fen, r.Credits = tollgate.Fen(fen), tollgate.Credits(credits)
-	r.CreatedAt, r.UpdatedAt, r.NextPollAt, r.LeaseUntil = payPfrom(created), payPfrom(updated), payPfrom(next), payPfrom(lease)
-	return r, nil
-}
-
-func payNotFound(op, what string) error {
-	return &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: what + " not found"}
-}
 
 // payWriteTx runs fn in one write transaction (BEGIN IMMEDIATE on the writer).
 func (s *Store) payWriteTx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
@@ -137,14 +64,14 @@ func (s *Store) CreateOrder(ctx context.Context, o payment.Order, key *payment.I
 		if n > 0 {
 			return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "out_trade_no already exists"}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_orders (`+payOrderColumns+`)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, payOrderArgs(&o)...); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_orders (`+payrows.OrderColumns+`)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, payrows.OrderArgs(&o)...); err != nil {
 			return fmt.Errorf("%s: insert order: %w", op, err)
 		}
 		if key != nil {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO payment_idempotency_keys
 				(account_id, key, request_hash, out_trade_no, created_at, expires_at) VALUES (?,?,?,?,?,?)`,
-				string(key.Account), key.Key, key.RequestHash, key.OutTradeNo, payPmicros(key.CreatedAt), payPmicros(key.ExpiresAt)); err != nil {
+				string(key.Account), key.Key, key.RequestHash, key.OutTradeNo, payrows.Micros(key.CreatedAt), payrows.Micros(key.ExpiresAt)); err != nil {
 				return fmt.Errorf("%s: insert key: %w", op, err)
 			}
 			stored = *key
@@ -167,14 +94,14 @@ func payGetKey(ctx context.Context, q payQueryer, account tollgate.AccountID, ke
 	var created, expires int64
 	err := q.QueryRowContext(ctx, `SELECT request_hash, out_trade_no, created_at, expires_at
 		FROM payment_idempotency_keys WHERE account_id = ? AND key = ? AND expires_at > ?`,
-		string(account), key, payPmicros(now)).Scan(&k.RequestHash, &k.OutTradeNo, &created, &expires)
+		string(account), key, payrows.Micros(now)).Scan(&k.RequestHash, &k.OutTradeNo, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
-		return k, payNotFound("sqlite.IdempotencyKey", "idempotency key")
+		return k, payrows.NotFound("sqlite.IdempotencyKey", "idempotency key")
 	}
 	if err != nil {
 		return k, fmt.Errorf("sqlite.IdempotencyKey: %w", err)
 	}
-	k.CreatedAt, k.ExpiresAt = payPfrom(created), payPfrom(expires)
+	k.CreatedAt, k.ExpiresAt = payrows.FromMicros(created), payrows.FromMicros(expires)
 	return k, nil
 }
 
@@ -185,7 +112,7 @@ func (s *Store) IdempotencyKey(ctx context.Context, account tollgate.AccountID, 
 
 // DeleteExpiredKeys implements payment.Store.
 func (s *Store) DeleteExpiredKeys(ctx context.Context, now time.Time) (int, error) {
-	res, err := s.writer.ExecContext(ctx, `DELETE FROM payment_idempotency_keys WHERE expires_at <= ?`, payPmicros(now))
+	res, err := s.writer.ExecContext(ctx, `DELETE FROM payment_idempotency_keys WHERE expires_at <= ?`, payrows.Micros(now))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite.DeleteExpiredKeys: %w", err)
 	}
@@ -201,15 +128,15 @@ func (s *Store) Order(ctx context.Context, outTradeNo string) (payment.Order, er
 // OrderByTokenHash implements payment.Store.
 func (s *Store) OrderByTokenHash(ctx context.Context, tokenHash string) (payment.Order, error) {
 	if tokenHash == "" {
-		return payment.Order{}, payNotFound("sqlite.OrderByTokenHash", "order")
+		return payment.Order{}, payrows.NotFound("sqlite.OrderByTokenHash", "order")
 	}
 	return payGetOrder(ctx, s.reader, "token_hash", tokenHash)
 }
 
 func payGetOrder(ctx context.Context, q payQueryer, col, v string) (payment.Order, error) {
-	o, err := payScanOrder(q.QueryRowContext(ctx, `SELECT `+payOrderColumns+` FROM payment_orders WHERE `+col+` = ?`, v))
+	o, err := payrows.ScanOrder(q.QueryRowContext(ctx, `SELECT `+payrows.OrderColumns+` FROM payment_orders WHERE `+col+` = ?`, v))
 	if errors.Is(err, sql.ErrNoRows) {
-		return o, payNotFound("sqlite.Order", "order")
+		return o, payrows.NotFound("sqlite.Order", "order")
 	}
 	if err != nil {
 		return o, fmt.Errorf("sqlite.Order: %w", err)
@@ -219,7 +146,7 @@ func payGetOrder(ctx context.Context, q payQueryer, col, v string) (payment.Orde
 
 // ListOrders implements payment.Store.
 func (s *Store) ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]payment.Order, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+payOrderColumns+` FROM payment_orders
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+payrows.OrderColumns+` FROM payment_orders
 		WHERE account_id = ? ORDER BY created_at DESC, out_trade_no DESC LIMIT ?`, string(account), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite.ListOrders: %w", err)
@@ -227,7 +154,7 @@ func (s *Store) ListOrders(ctx context.Context, account tollgate.AccountID, limi
 	defer rows.Close()
 	var out []payment.Order
 	for rows.Next() {
-		o, err := payScanOrder(rows)
+		o, err := payrows.ScanOrder(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite.ListOrders: %w", err)
 		}
@@ -266,7 +193,7 @@ func (s *Store) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*pay
 }
 
 func payWriteOrder(ctx context.Context, tx *sql.Tx, o *payment.Order) error {
-	args := payOrderArgs(o)
+	args := payrows.OrderArgs(o)
 	_, err := tx.ExecContext(ctx, `UPDATE payment_orders SET account_id = ?, fen = ?, credits = ?, package_id = ?,
 		api_version = ?, sign_type = ?, status = ?, code_url = ?, transaction_id = ?, device_fingerprint = ?,
 		client_ip = ?, token_hash = ?, token_expires_at = ?, grant_cap = ?, expires_at = ?, created_at = ?,
@@ -281,14 +208,14 @@ func (s *Store) LeaseDueOrders(ctx context.Context, owner string, now, until tim
 		WHERE out_trade_no IN (SELECT out_trade_no FROM payment_orders
 			WHERE status IN ('NOTPAY', 'USERPAYING') AND next_poll_at <= ? AND lease_until <= ?
 			ORDER BY next_poll_at, out_trade_no LIMIT ?)
-		RETURNING `+payOrderColumns, owner, payPmicros(until), payPmicros(now), payPmicros(now), limit)
+		RETURNING `+payrows.OrderColumns, owner, payrows.Micros(until), payrows.Micros(now), payrows.Micros(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite.LeaseDueOrders: %w", err)
 	}
 	defer rows.Close()
 	var out []payment.Order
 	for rows.Next() {
-		o, err := payScanOrder(rows)
+		o, err := payrows.ScanOrder(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite.LeaseDueOrders: %w", err)
 		}
@@ -316,8 +243,8 @@ func (s *Store) CreateRefund(ctx context.Context, r payment.RefundRecord) (payme
 		if tollgate.ErrorCode(err) != tollgate.ENOTFOUND {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_refunds (`+payRefundColumns+`)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`, payRefundArgs(&r)...); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_refunds (`+payrows.RefundColumns+`)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`, payrows.RefundArgs(&r)...); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		out = r
@@ -327,9 +254,9 @@ func (s *Store) CreateRefund(ctx context.Context, r payment.RefundRecord) (payme
 }
 
 func payGetRefund(ctx context.Context, q payQueryer, no string) (payment.RefundRecord, error) {
-	r, err := payScanRefund(q.QueryRowContext(ctx, `SELECT `+payRefundColumns+` FROM payment_refunds WHERE out_refund_no = ?`, no))
+	r, err := payrows.ScanRefund(q.QueryRowContext(ctx, `SELECT `+payrows.RefundColumns+` FROM payment_refunds WHERE out_refund_no = ?`, no))
 	if errors.Is(err, sql.ErrNoRows) {
-		return r, payNotFound("sqlite.Refund", "refund")
+		return r, payrows.NotFound("sqlite.Refund", "refund")
 	}
 	if err != nil {
 		return r, fmt.Errorf("sqlite.Refund: %w", err)
@@ -344,7 +271,7 @@ func (s *Store) Refund(ctx context.Context, outRefundNo string) (payment.RefundR
 
 // RefundsByOrder implements payment.Store.
 func (s *Store) RefundsByOrder(ctx context.Context, outTradeNo string) ([]payment.RefundRecord, error) {
-	return payQueryRefunds(ctx, s.reader, `SELECT `+payRefundColumns+` FROM payment_refunds
+	return payQueryRefunds(ctx, s.reader, `SELECT `+payrows.RefundColumns+` FROM payment_refunds
 		WHERE out_trade_no = ? ORDER BY created_at, out_refund_no`, outTradeNo)
 }
 
@@ -356,7 +283,7 @@ func payQueryRefunds(ctx context.Context, db *sql.DB, q string, args ...any) ([]
 	defer rows.Close()
 	var out []payment.RefundRecord
 	for rows.Next() {
-		r, err := payScanRefund(rows)
+		r, err := payrows.ScanRefund(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: refunds: %w", err)
 		}
@@ -385,7 +312,7 @@ func (s *Store) UpdateRefund(ctx context.Context, outRefundNo string, fn func(*p
 		if err := payment.CheckRefundTransition(old.Status, r.Status); err != nil {
 			return err
 		}
-		args := payRefundArgs(&r)
+		args := payrows.RefundArgs(&r)
 		if _, err := tx.ExecContext(ctx, `UPDATE payment_refunds SET out_trade_no = ?, account_id = ?, fen = ?,
 			credits = ?, status = ?, created_at = ?, updated_at = ?, next_poll_at = ?, poll_attempts = ?,
 			lease_owner = ?, lease_until = ? WHERE out_refund_no = ?`, append(args[1:], args[0])...); err != nil {
@@ -403,5 +330,5 @@ func (s *Store) LeaseDueRefunds(ctx context.Context, owner string, now, until ti
 		WHERE out_refund_no IN (SELECT out_refund_no FROM payment_refunds
 			WHERE status = 'pending' AND next_poll_at <= ? AND lease_until <= ?
 			ORDER BY next_poll_at, out_refund_no LIMIT ?)
-		RETURNING `+payRefundColumns, owner, payPmicros(until), payPmicros(now), payPmicros(now), limit)
+		RETURNING `+payrows.RefundColumns, owner, payrows.Micros(until), payrows.Micros(now), payrows.Micros(now), limit)
 }

@@ -1,0 +1,98 @@
+// Package payrows maps payment orders and refund records to and from the
+// rows both SQL stores keep them in (store/sqlite and store/postgres share
+// the column layout of their payment migrations), so the two adapters do
+// not repeat it. Times are stored as UTC unix microseconds, 0 for zero.
+package payrows
+
+import (
+	"time"
+
+	"tollgate"
+	"tollgate/payment"
+)
+
+// OrderColumns are the columns of payment_orders, in the order OrderArgs
+// and ScanOrder use.
+const OrderColumns = `out_trade_no, account_id, fen, credits, package_id, api_version, sign_type, status,
+	code_url, transaction_id, device_fingerprint, client_ip, token_hash, token_expires_at, grant_cap,
+	expires_at, created_at, updated_at, next_poll_at, poll_attempts, lease_owner, lease_until, review, fee_fen`
+
+// RefundColumns are the columns of payment_refunds, in the order RefundArgs
+// and ScanRefund use.
+const RefundColumns = `out_refund_no, out_trade_no, account_id, fen, credits, status, created_at, updated_at,
+	next_poll_at, poll_attempts, lease_owner, lease_until`
+
+// Scanner is a row: *sql.Row, *sql.Rows, pgx.Row and pgx.Rows all are.
+type Scanner interface{ Scan(dest ...any) error }
+
+// Micros stores t as UTC unix microseconds, 0 for the zero time.
+func Micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UTC().UnixMicro()
+}
+
+// FromMicros is the inverse of Micros.
+func FromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// OrderArgs are o's values in OrderColumns order.
+func OrderArgs(o *payment.Order) []any {
+	return []any{o.OutTradeNo, string(o.Account), int64(o.Fen), int64(o.Credits), o.PackageID, o.APIVersion,
+		o.SignType, string(o.Status), o.CodeURL, o.TransactionID, o.DeviceFingerprint, o.ClientIP, o.TokenHash,
+		Micros(o.TokenExpiresAt), int64(o.GrantCap), Micros(o.ExpiresAt), Micros(o.CreatedAt),
+		Micros(o.UpdatedAt), Micros(o.NextPollAt), int64(o.PollAttempts), o.LeaseOwner, Micros(o.LeaseUntil),
+		o.Review, int64(o.FeeFen)}
+}
+
+// ScanOrder reads a row of OrderColumns.
+func ScanOrder(r Scanner) (payment.Order, error) {
+	var o payment.Order
+	var account, status string
+	var fen, credits, grantCap, fee, tokExp, exp, created, updated, next, lease, attempts int64
+	err := r.Scan(&o.OutTradeNo, &account, &fen, &credits, &o.PackageID, &o.APIVersion, &o.SignType, &status,
+		&o.CodeURL, &o.TransactionID, &o.DeviceFingerprint, &o.ClientIP, &o.TokenHash, &tokExp, &grantCap,
+		&exp, &created, &updated, &next, &attempts, &o.LeaseOwner, &lease, &o.Review, &fee)
+	if err != nil {
+		return o, err
+	}
+	o.Account, o.Status, o.PollAttempts = tollgate.AccountID(account), payment.Status(status), int(attempts)
+	o.Fen, o.Credits, o.GrantCap, o.FeeFen = tollgate.Fen(fen), tollgate.Credits(credits), tollgate.Credits(grantCap), tollgate.Fen(fee)
+	o.TokenExpiresAt, o.ExpiresAt, o.CreatedAt, o.UpdatedAt = FromMicros(tokExp), FromMicros(exp), FromMicros(created), FromMicros(updated)
+	o.NextPollAt, o.LeaseUntil = FromMicros(next), FromMicros(lease)
+	return o, nil
+}
+
+// RefundArgs are r's values in RefundColumns order.
+func RefundArgs(r *payment.RefundRecord) []any {
+	return []any{r.OutRefundNo, r.OutTradeNo, string(r.Account), int64(r.Fen), int64(r.Credits), string(r.Status),
+		Micros(r.CreatedAt), Micros(r.UpdatedAt), Micros(r.NextPollAt), int64(r.PollAttempts), r.LeaseOwner,
+		Micros(r.LeaseUntil)}
+}
+
+// ScanRefund reads a row of RefundColumns.
+func ScanRefund(sc Scanner) (payment.RefundRecord, error) {
+	var r payment.RefundRecord
+	var account, status string
+	var fen, credits, created, updated, next, lease, attempts int64
+	err := sc.Scan(&r.OutRefundNo, &r.OutTradeNo, &account, &fen, &credits, &status, &created, &updated,
+		&next, &attempts, &r.LeaseOwner, &lease)
+	if err != nil {
+		return r, err
+	}
+	r.Account, r.Status, r.PollAttempts = tollgate.AccountID(account), payment.RefundStatus(status), int(attempts)
+	r.Fen, r.Credits = tollgate.Fen(fen), tollgate.Credits(credits)
+	r.CreatedAt, r.UpdatedAt = FromMicros(created), FromMicros(updated)
+	r.NextPollAt, r.LeaseUntil = FromMicros(next), FromMicros(lease)
+	return r, nil
+}
+
+// NotFound is the ENOTFOUND error of a missing order or refund.
+func NotFound(op, what string) error {
+	return &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: what + " not found"}
+}
