@@ -50,6 +50,10 @@ type AuditOptions struct {
 //     (I9);
 //   - usage.settled, usage.lots: per account, usage credits = settled
 //     holds = lots used + debt + used of live grants (I6);
+//   - account.debt_origin: an account's debt is no more than its revoked
+//     grants used plus what its confirmed grants' caps exceed their lots
+//     by — the only ways debt arises — so spending beyond the available
+//     balance cannot hide as debt (I5);
 //   - schema.unique: the unique constraints exactly-once rests on exist (I1).
 func Audit(ctx context.Context, s Store, opt AuditOptions) ([]Violation, error) {
 	var d *Dump
@@ -79,6 +83,7 @@ func AuditDump(d *Dump, opt AuditOptions) []Violation {
 	a.holds(d, opt)
 	a.grants(d)
 	a.usage(d)
+	a.debt(d)
 	for _, c := range RequiredConstraints {
 		if !slices.Contains(d.Constraints, c) {
 			a.add("schema.unique", c, "unique constraint missing")
@@ -259,6 +264,35 @@ func (a *auditor) usage(d *Dump) {
 		}
 		if settled[acc.ID] != spent[acc.ID] {
 			a.add("usage.lots", subj, "settled holds %d ≠ lots used + debt + live grants used %d", settled[acc.ID], spent[acc.ID])
+		}
+	}
+}
+
+// debt checks where debt comes from. Lot-funded holds are reserved only
+// against available credit, so settling them never outgrows the lots
+// unless a grant's usage moved onto them: a revoked grant's usage (at
+// revocation and from its holds settled after) becomes debt, and a
+// confirmed grant can overflow its lot by at most its cap minus the lot's
+// credits. Paying debt off only lowers it, so the sum of those is a bound.
+func (a *auditor) debt(d *Dump) {
+	granted := make(map[int64]tollgate.Credits, len(d.Lots))
+	for _, l := range d.Lots {
+		granted[l.ID] = l.Granted
+	}
+	origin := map[tollgate.AccountID]tollgate.Credits{}
+	for _, g := range d.Grants {
+		switch g.Status {
+		case GrantRevoked:
+			origin[g.Account] += g.Used
+		case GrantConfirmed:
+			origin[g.Account] += max(0, g.Cap-granted[g.LotID])
+		}
+	}
+	for _, acc := range d.Accounts {
+		if acc.Debt > origin[acc.ID] {
+			a.add("account.debt_origin", "account "+string(acc.ID),
+				"debt %d exceeds the %d credits revoked or overflowing grants account for: credit was spent beyond the available balance",
+				acc.Debt, origin[acc.ID])
 		}
 	}
 }

@@ -26,7 +26,7 @@ var (
 	usersFlag  = flag.Int("users", 16, "concurrent simulated users")
 	roundsFlag = flag.Int("rounds", 3, "chaos rounds, each a random SIGKILL and a kill at every failpoint (S6)")
 	verbose    = flag.Bool("harness.v", false, "print every process's output")
-	mutation   = flag.String("mutation", "", "break the system on purpose; the run must then FAIL (see docs/RELIABILITY.md): drop_unique, skip_amount, skip_signature, held_available")
+	mutation   = flag.String("mutation", "", "break the system on purpose; the run must then FAIL (see docs/RELIABILITY.md): drop_unique, skip_amount, skip_signature, held_available, split_credit")
 )
 
 // TestHarness is the short form of the fault-injection harness (issue 7,
@@ -127,6 +127,7 @@ var hookMutations = map[string]bool{
 	failpoint.MutantSkipAmount:    true,
 	failpoint.MutantSkipSignature: true,
 	failpoint.MutantHeldAvailable: true,
+	failpoint.MutantSplitCredit:   true,
 }
 
 func mutate(t *testing.T, ctx context.Context, st *postgres.Store) {

@@ -147,4 +147,8 @@ const (
 	MutantSkipSignature = "skip_signature"
 	// MutantHeldAvailable counts held credits as available when reserving.
 	MutantHeldAvailable = "held_available"
+	// MutantSplitCredit marks the order SUCCESS in its own transaction
+	// before the lot is inserted, and lets that status decide whether a
+	// repeat is credited: a crash between the two loses the payment.
+	MutantSplitCredit = "split_credit"
 )

@@ -39,6 +39,10 @@ func testAuditCatchesCorruption(t *testing.T, e *Env) {
 			`UPDATE holds SET cost = cost - 1 WHERE id = 'h1'`, "usage.settled"},
 		{"LotUsedAndLeft", `UPDATE lots SET used = used + 3, left_credits = left_credits - 3 WHERE out_trade_no = 'o1'`,
 			`UPDATE lots SET used = used - 3, left_credits = left_credits + 3 WHERE out_trade_no = 'o1'`, "account.left"},
+		// Spending beyond the available balance recorded as debt (the
+		// held_available bug): no revoked grant accounts for it.
+		{"DebtWithoutOrigin", `UPDATE accounts SET debt = debt + 9 WHERE id = 'alice'`,
+			`UPDATE accounts SET debt = debt - 9 WHERE id = 'alice'`, "account.debt_origin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := raw.ExecRaw(e.Ctx, tc.corrupt); err != nil {
