@@ -38,6 +38,11 @@ type Options struct {
 	// MaxAttempts bounds how often a transaction that lost a race
 	// (ErrRetry) is run. Default 10.
 	MaxAttempts int
+	// StrictMetering makes every reserve/settle/release batch wait for
+	// the disk like a payment does. Off by default: metering batches are
+	// committed with WithRelaxedCommit (see there for what a machine
+	// crash can lose: never money in, only the last instants of usage).
+	StrictMetering bool
 }
 
 // Service applies the money rules to a Store. All methods are safe for
@@ -247,6 +252,9 @@ func (s *Service) collect(first *pending) []*pending {
 // the others.
 func (s *Service) commit(batch []*pending) {
 	ctx := context.Background()
+	if !s.opt.StrictMetering {
+		ctx = WithRelaxedCommit(ctx)
+	}
 	s.batches.Add(1)
 	s.batchedOps.Add(int64(len(batch)))
 	ops := make([]op, len(batch))

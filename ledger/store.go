@@ -41,6 +41,26 @@ type Store interface {
 	Close() error
 }
 
+type relaxedKey struct{}
+
+// WithRelaxedCommit marks the Update run with ctx as one the store may
+// commit without waiting for the disk: durable against a crash of the
+// process at once (the commit is in the operating system's hands), against
+// a crash of the machine only with the next strict commit, which flushes
+// everything before it. The Service uses it only for metering (holds,
+// settles, releases; see Options.StrictMetering): losing the last of those
+// to a power cut loses at most some unbilled usage and holds of requests
+// that died with the machine, never a payment or a refund.
+func WithRelaxedCommit(ctx context.Context) context.Context {
+	return context.WithValue(ctx, relaxedKey{}, true)
+}
+
+// RelaxedCommit reports whether ctx was marked by WithRelaxedCommit.
+func RelaxedCommit(ctx context.Context) bool {
+	v, _ := ctx.Value(relaxedKey{}).(bool)
+	return v
+}
+
 // ReadTx is the read side of a transaction. Every method that takes a set
 // of keys returns the rows that exist, in ascending key order, and no
 // error for missing keys; an empty set returns nothing without a query.

@@ -213,7 +213,11 @@ func (s *Store) Close() error {
 // before COMMIT; ErrCommitUnknown (wrapped, code EUNAVAILABLE) when the
 // connection failed during COMMIT.
 func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
-	return s.run(ctx, beginUpdate, true, s.opt.attempts, func(t *txn) error { return fn(t) })
+	relaxed := ledger.RelaxedCommit(ctx)
+	return s.run(ctx, beginUpdate, true, s.opt.attempts, func(t *txn) error {
+		t.relaxed = relaxed
+		return fn(t)
+	})
 }
 
 // View runs fn in a REPEATABLE READ READ ONLY transaction: every read sees

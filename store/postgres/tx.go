@@ -42,6 +42,7 @@ type txn struct {
 	lock    bool       // reads take row locks (Update)
 	pending *pgx.Batch // writes queued by Apply, not yet sent
 	pre     prefetch   // rows read ahead; see prefetch.go
+	relaxed bool       // commit without waiting for the WAL flush
 }
 
 // retryable reports whether a transaction that failed with err is known not
@@ -150,6 +151,12 @@ func (t *txn) commit(ctx context.Context) error {
 			writesDone = err == nil
 			return err
 		}
+	}
+	if t.relaxed {
+		// Metering only (ledger.WithRelaxedCommit): COMMIT returns before
+		// the WAL is flushed; a server crash may lose the last of these,
+		// never a strict commit or anything before one.
+		b.Queue("SET LOCAL synchronous_commit TO OFF")
 	}
 	var tag string
 	b.Queue("COMMIT").Exec(func(ct pgconn.CommandTag) error {

@@ -14,6 +14,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -240,6 +241,9 @@ func (s *Store) applyMigration(ctx context.Context, m Migration) (bool, error) {
 // Update runs fn in one BEGIN IMMEDIATE transaction on the writer
 // connection. See ledger.Store.
 func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
+	if ledger.RelaxedCommit(ctx) {
+		return s.relaxedUpdate(ctx, fn)
+	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr("begin", err)
@@ -252,6 +256,55 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 		return mapErr("commit", err)
 	}
 	s.wstmt.prepareQueued(ctx)
+	return nil
+}
+
+// relaxedUpdate is Update for a transaction marked ledger.WithRelaxedCommit:
+// it commits with synchronous=NORMAL, so the commit is written to the WAL
+// but not fsynced (SQLite: durable across a crash of the process, not of
+// the machine until the next FULL commit or checkpoint syncs the WAL). The
+// pragma cannot change inside a transaction, so the writer connection is
+// pinned for the pragma, the transaction and the pragma that restores FULL
+// for every other writer.
+func (s *Store) relaxedUpdate(ctx context.Context, fn func(ledger.Tx) error) error {
+	if err := s.relaxedTx(ctx, fn); err != nil {
+		return err
+	}
+	// After the connection is released: preparing needs it.
+	s.wstmt.prepareQueued(ctx)
+	return nil
+}
+
+func (s *Store) relaxedTx(ctx context.Context, fn func(ledger.Tx) error) (err error) {
+	conn, err := s.writer.Conn(ctx)
+	if err != nil {
+		return mapErr("begin", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		return mapErr("relax synchronous", err)
+	}
+	defer func() {
+		_, rerr := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL")
+		if rerr != nil {
+			// The connection would stay relaxed for payments: discard it.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			if err == nil {
+				err = mapErr("restore synchronous", rerr)
+			}
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr("begin", err)
+	}
+	defer tx.Rollback()
+	if err := fn(&txn{q: cachedTx{tx, &s.wstmt}}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return mapErr("commit", err)
+	}
 	return nil
 }
 
