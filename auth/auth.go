@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"tollgate"
@@ -85,6 +86,60 @@ type Service struct {
 	Now func() time.Time
 	// Rand is the randomness for ids and keys; default crypto/rand.
 	Rand io.Reader
+	// CacheTTL, when positive, keeps keys found by Authenticate in memory
+	// for that long, sparing the store a read per request. Revoking
+	// through this Service takes effect at once; a key revoked (or its
+	// limits changed) by another instance is still honoured here for at
+	// most CacheTTL. Expiry is checked on every use.
+	CacheTTL time.Duration
+
+	cacheMu sync.Mutex
+	cache   map[[32]byte]cachedKey
+}
+
+// cachedKey is one valid key and when it was read from the store.
+type cachedKey struct {
+	key Key
+	at  time.Time
+}
+
+// maxCachedKeys bounds the key cache; when full it starts over.
+const maxCachedKeys = 10000
+
+func (s *Service) cached(h [32]byte, now time.Time) (Key, bool) {
+	if s.CacheTTL <= 0 {
+		return Key{}, false
+	}
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	c, ok := s.cache[h]
+	if !ok || now.Sub(c.at) >= s.CacheTTL || now.Before(c.at) {
+		return Key{}, false
+	}
+	return c.key, true
+}
+
+func (s *Service) remember(h [32]byte, k Key, now time.Time) {
+	if s.CacheTTL <= 0 {
+		return
+	}
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	if s.cache == nil || len(s.cache) >= maxCachedKeys {
+		s.cache = make(map[[32]byte]cachedKey)
+	}
+	s.cache[h] = cachedKey{key: k, at: now}
+}
+
+// forget drops account's key id from the cache.
+func (s *Service) forget(account tollgate.AccountID, id string) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	for h, c := range s.cache {
+		if c.key.Account == account && c.key.ID == id {
+			delete(s.cache, h)
+		}
+	}
 }
 
 // Created is what CreateAccount returns: the plaintext key is here and
@@ -197,6 +252,10 @@ func (s *Service) Authenticate(ctx context.Context, presented string) (Key, erro
 		return Key{}, errBadKey
 	}
 	h := Hash(presented)
+	now := s.now()
+	if k, ok := s.cached(h, now); ok && !k.Limits.Expired(now) {
+		return k, nil
+	}
 	k, err := s.Store.APIKeyByHash(ctx, h)
 	if tollgate.ErrorCode(err) == tollgate.ENOTFOUND {
 		return Key{}, errBadKey
@@ -204,9 +263,10 @@ func (s *Service) Authenticate(ctx context.Context, presented string) (Key, erro
 	if err != nil {
 		return Key{}, fmt.Errorf("auth: look up key: %w", err)
 	}
-	if subtle.ConstantTimeCompare(k.Hash[:], h[:]) != 1 || !k.RevokedAt.IsZero() || k.Limits.Expired(s.now()) {
+	if subtle.ConstantTimeCompare(k.Hash[:], h[:]) != 1 || !k.RevokedAt.IsZero() || k.Limits.Expired(now) {
 		return Key{}, errBadKey
 	}
+	s.remember(h, k, now)
 	return k, nil
 }
 
@@ -227,6 +287,7 @@ func (s *Service) Revoke(ctx context.Context, account tollgate.AccountID, id str
 	if err := s.Store.RevokeAPIKey(ctx, account, id, s.now()); err != nil {
 		return Key{}, fmt.Errorf("auth: revoke key: %w", err)
 	}
+	s.forget(account, id)
 	ks, err := s.Keys(ctx, account)
 	if err != nil {
 		return Key{}, err

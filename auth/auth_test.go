@@ -15,8 +15,9 @@ import (
 // memStore is an in-memory auth.Store for the Service's own tests; the
 // real stores pass store/storetest's RunAPIKeys.
 type memStore struct {
-	mu   sync.Mutex
-	keys map[[32]byte]auth.Key
+	mu      sync.Mutex
+	keys    map[[32]byte]auth.Key
+	lookups int
 }
 
 var _ auth.Store = (*memStore)(nil)
@@ -37,6 +38,7 @@ func (m *memStore) CreateAPIKey(ctx context.Context, k auth.Key) error {
 func (m *memStore) APIKeyByHash(ctx context.Context, h [32]byte) (auth.Key, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.lookups++
 	k, ok := m.keys[h]
 	if !ok {
 		return auth.Key{}, tollgate.Errorf(tollgate.ENOTFOUND, "no key")
@@ -45,11 +47,30 @@ func (m *memStore) APIKeyByHash(ctx context.Context, h [32]byte) (auth.Key, erro
 }
 
 func (m *memStore) RevokeAPIKey(ctx context.Context, a tollgate.AccountID, id string, at time.Time) error {
-	return tollgate.Errorf(tollgate.ENOTFOUND, "unused")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for h, k := range m.keys {
+		if k.Account == a && k.ID == id {
+			if k.RevokedAt.IsZero() {
+				k.RevokedAt = at
+				m.keys[h] = k
+			}
+			return nil
+		}
+	}
+	return tollgate.Errorf(tollgate.ENOTFOUND, "no key %s", id)
 }
 
 func (m *memStore) APIKeys(ctx context.Context, a tollgate.AccountID) ([]auth.Key, error) {
-	return nil, tollgate.Errorf(tollgate.ENOTFOUND, "unused")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []auth.Key
+	for _, k := range m.keys {
+		if k.Account == a {
+			out = append(out, k)
+		}
+	}
+	return out, nil
 }
 
 type accounts struct{ made []tollgate.AccountID }
@@ -149,4 +170,64 @@ func TestExpiredKeyIsRefused(t *testing.T) {
 	if _, err := s.CreateAccountWithLimits(context.Background(), auth.Limits{RequestsPerMinute: -1}); tollgate.ErrorCode(err) != tollgate.EINVALID || len(acc.made) != 0 {
 		t.Fatalf("bad limits: %v, accounts made %v", err, acc.made)
 	}
+}
+
+// With a key cache, repeated requests skip the store; a revocation here
+// is immediate, one made by another instance holds for at most CacheTTL,
+// and expiry is never cached.
+func TestAuthenticateCache(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	st := &memStore{}
+	here := &auth.Service{Store: st, Accounts: &accounts{}, Now: clock, CacheTTL: time.Second}
+	there := &auth.Service{Store: st, Accounts: &accounts{}, Now: clock, CacheTTL: time.Second}
+	mustAuth := func(s *auth.Service, key string, want bool) {
+		t.Helper()
+		_, err := s.Authenticate(ctx, key)
+		if got := err == nil; got != want {
+			t.Fatalf("Authenticate(%s…) ok = %v, want %v (err %v)", key[:8], got, want, err)
+		}
+	}
+
+	a, err := here.CreateAccount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		mustAuth(here, a.APIKey, true)
+	}
+	if st.lookups != 1 {
+		t.Errorf("5 requests read the store %d times, want 1", st.lookups)
+	}
+
+	// Revoked by another instance: honoured here until the entry is
+	// CacheTTL old, then refused.
+	if _, err := there.Revoke(ctx, a.Account, a.Key.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustAuth(there, a.APIKey, false)
+	mustAuth(here, a.APIKey, true)
+	now = now.Add(time.Second)
+	mustAuth(here, a.APIKey, false)
+
+	// Revoked through this instance: refused at once.
+	b, err := here.CreateAccount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAuth(here, b.APIKey, true)
+	if _, err := here.Revoke(ctx, b.Account, b.Key.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustAuth(here, b.APIKey, false)
+
+	// Expiry is checked on every use, cached or not.
+	plain, _, err := here.NewKey(ctx, b.Account, auth.Limits{ExpiresAt: now.Add(300 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAuth(here, plain, true)
+	now = now.Add(300 * time.Millisecond)
+	mustAuth(here, plain, false)
 }

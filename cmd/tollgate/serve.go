@@ -51,6 +51,12 @@ import (
 	"tollgate/wxpay/wxpaysim"
 )
 
+// apiKeyCacheTTL is how long serve keeps a valid API key in memory after
+// reading it (one store read per key per second instead of per request).
+// A key revoked on this instance stops at once; on another instance
+// sharing the database, within this long.
+const apiKeyCacheTTL = time.Second
+
 const serveSummary = "run the service: API, gateway, payments (zero config: SQLite, WeChat Pay emulator, mock LLM)"
 
 func init() {
@@ -315,7 +321,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	s := &httpapi.Server{
-		Ledger: led, Auth: &auth.Service{Store: st.keys, Accounts: led}, Pricer: pricer,
+		Ledger: led, Auth: &auth.Service{Store: st.keys, Accounts: led, CacheTTL: apiKeyCacheTTL}, Pricer: pricer,
 		Gateway: gw, AdminToken: m.AdminToken, MockLLM: mock,
 		Ready:    []httpapi.Check{{Name: "store", Ping: st.ping}},
 		Gatherer: reg, Registerer: reg, Logger: m.log,
