@@ -37,6 +37,9 @@ type ClusterConfig struct {
 	// FanOut is the chance a notification goes to every instance at once.
 	FanOut float64
 	Log    io.Writer
+	// Providers is serve's --providers file (StartUpstreams); empty: the
+	// in-process mock LLM on "mock-gpt".
+	Providers string
 }
 
 // Cluster is one emulator, N `tollgate serve` instances sharing one
@@ -49,6 +52,7 @@ type Cluster struct {
 	Addrs      []string // each instance's base URL
 	Front      *FrontDoor
 	FrontURL   string
+	ChatModel  string // the model users chat on
 
 	sandbox   *Process
 	instances []*Process
@@ -58,7 +62,10 @@ type Cluster struct {
 // StartCluster starts everything and returns once every instance is ready.
 // Close stops it all, also after a failed start.
 func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
-	cl := &Cluster{AdminToken: "reliability-admin-" + fmt.Sprint(c.Seed)}
+	cl := &Cluster{AdminToken: "reliability-admin-" + fmt.Sprint(c.Seed), ChatModel: "mock-gpt"}
+	if c.Providers != "" {
+		cl.ChatModel = ChatModel
+	}
 	sb, simURL, err := Sandbox(ctx, c.Bin, c.Log, "--time-scale", fmt.Sprint(c.TimeScale))
 	if err != nil {
 		return cl, err
@@ -93,6 +100,9 @@ func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 			"--wxpay-mch-id", cl.SimConfig.MchID, "--wxpay-appid", cl.SimConfig.AppID,
 			"--wxpay-api-key", cl.SimConfig.APIKey, "--wxpay-cert", cert, "--wxpay-cert-key", key,
 		}}
+		if c.Providers != "" {
+			p.Args = append(p.Args, "--providers", c.Providers)
+		}
 		cl.instances = append(cl.instances, p)
 		cl.Addrs = append(cl.Addrs, "http://"+addr)
 		// One at a time: the first applies the migrations.

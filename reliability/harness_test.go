@@ -66,9 +66,14 @@ func TestHarness(t *testing.T) {
 	if *verbose {
 		logs.tb = t
 	}
+	up, err := reliability.StartUpstreams(ctx, bin, t.TempDir(), seed, logs)
+	t.Cleanup(up.Close)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cl, err := reliability.StartCluster(ctx, reliability.ClusterConfig{
 		Bin: bin, Dir: t.TempDir(), DatabaseURL: dbURL, RedisURL: redisURL, Instances: 2,
-		Seed: seed, TimeScale: 0.001, FanOut: 0.2, Log: logs,
+		Seed: seed, TimeScale: 0.001, FanOut: 0.2, Log: logs, Providers: up.File,
 	})
 	t.Cleanup(cl.Close)
 	if err != nil {
@@ -96,11 +101,23 @@ func TestHarness(t *testing.T) {
 	defer st.Close()
 	mutate(t, ctx, st)
 	runStart := time.Now()
+	bank := &reliability.BankReader{Read: func(ctx context.Context) (*ledger.Dump, error) { return dump(ctx, st) }}
+	bankDone := make(chan struct{})
+	var bankWG sync.WaitGroup
+	bankWG.Go(func() { bank.Run(ctx, bankDone) })
 	chaos := run(t, ctx, w, st, seed)
 	t.Logf("workload done in %v; chaos steps taken: %v", time.Since(runStart).Round(time.Millisecond), chaos.Fired())
+	s9 := time.Now()
+	contention(t, ctx, cl)
+	t.Logf("S9 took %v", time.Since(s9).Round(time.Millisecond))
+	close(bankDone)
+	bankWG.Wait()
+	bankReader(t, bank)
+	upstreamFaults(t, ctx, up, w)
 	w.Replay(ctx, 50)
 	d, truth := quiesce(t, ctx, st, cl.Sim)
 	rep := check(t, ctx, bin, dbURL, st, w, cl, d, truth)
+	s13(t, ctx, bin, dbURL, cl, d, seed)
 	catalogue(t, ctx, st, cl, truth, seed)
 	for _, step := range chaos.Steps {
 		if chaos.Fired()[step] == 0 {

@@ -194,9 +194,12 @@ func (u *user) sim(ctx context.Context, no, action string) bool {
 // chat spends through the gateway on the mock model. A chat is not
 // idempotent, so an unknown outcome is recorded and not retried.
 func (u *user) chat(ctx context.Context, bearer string, provisional bool) {
-	body := fmt.Sprintf(`{"model":"mock-gpt","messages":[{"role":"user","content":"harness %d"}],"max_tokens":%d}`,
-		u.rng.Int63(), 8+u.rng.Intn(56))
+	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"harness %d"}],"max_tokens":%d,"stream":%v}`,
+		u.w.Cluster.ChatModel, u.rng.Int63(), 8+u.rng.Intn(56), u.rng.Intn(4) == 0)
 	r := Call(ctx, "POST", u.w.Cluster.Addrs[u.instance()]+"/v1/chat/completions", bearer, nil, body)
+	if r.Outcome == OK && strings.Contains(string(r.Body), "data: ") {
+		u.w.Stats.ChatStreams.Add(1)
+	}
 	u.w.Stats.Chats.Add(1)
 	if provisional {
 		u.w.Stats.ChatsProvisional.Add(1)

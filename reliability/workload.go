@@ -38,6 +38,7 @@ type Stats struct {
 	Paid, PayRefused, Failed, Abandoned, NotPlaced atomic.Int64
 	Chats, ChatsProvisional, Chat402, ChatUnknown  atomic.Int64
 	ChatOther, ChatRefused                         atomic.Int64
+	ChatStreams, RedisWipes, RedisKeysDeleted      atomic.Int64 // streaming chats answered; S8
 	Refunds, RefundsDoubled, RefundRefused         atomic.Int64
 	RefundUnknown, RefundNotReady                  atomic.Int64
 	Forged, ForgedRefused, ForgedAcked             atomic.Int64
