@@ -211,3 +211,42 @@ func TestRetryAfterAsHTTPDate(t *testing.T) {
 		t.Fatalf("status %d Retry-After %q", resp.StatusCode, ra)
 	}
 }
+
+func TestCountTokens(t *testing.T) {
+	up := &upstream{}
+	e := newEnv(t, 10_000, deploymentSpec{up: up, kind: gateway.KindAnthropic})
+	ctx := context.Background()
+	count := func(body string) (int, map[string]any) {
+		t.Helper()
+		resp, out := e.do(ctx, "/v1/messages/count_tokens", body)
+		return resp.StatusCode, mustJSON(t, out)
+	}
+	status, short := count(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+	if status != 200 || short["input_tokens"] == nil || short["input_tokens"].(float64) < 1 {
+		t.Fatalf("status %d: %v", status, short)
+	}
+	_, long := count(`{"model":"m","system":"You answer in French, briefly and politely.","messages":[{"role":"user","content":"hi"}]}`)
+	if long["input_tokens"].(float64) <= short["input_tokens"].(float64) {
+		t.Fatalf("a system prompt added no tokens: %v vs %v", long, short)
+	}
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		errType    string
+	}{
+		{"NotJSON", `{"model":`, 400, "invalid_request_error"},
+		{"NoMessages", `{"model":"m"}`, 400, "invalid_request_error"},
+		{"UnknownModel", `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`, 404, "not_found_error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := count(tc.body)
+			if status != tc.status || path(body, "error", "type") != tc.errType {
+				t.Fatalf("status %d, body %v; want %d %s", status, body, tc.status, tc.errType)
+			}
+		})
+	}
+	// Counting is free: nothing was held, charged or sent upstream.
+	if balance, holds, usages, _ := e.meter.state(); balance != 10_000 || holds != 0 || len(usages) != 0 || up.calls.Load() != 0 {
+		t.Fatalf("counting changed money or called upstream: balance %d holds %d usages %d calls %d", balance, holds, len(usages), up.calls.Load())
+	}
+}

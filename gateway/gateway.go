@@ -98,6 +98,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	g.mux.HandleFunc("POST /v1/embeddings", g.Embeddings)
 	g.mux.HandleFunc("GET /v1/models", g.Models)
 	g.mux.HandleFunc("POST /v1/messages", g.Messages)
+	g.mux.HandleFunc("POST /v1/messages/count_tokens", g.CountTokens)
 	return g, nil
 }
 

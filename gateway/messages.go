@@ -354,7 +354,12 @@ var anthErrorTypes = map[string]string{
 func writeAnthError(w http.ResponseWriter, err error) {
 	status, retry, body := errorBody(err)
 	typ, ok := anthErrorTypes[body.Error.Type]
-	if !ok {
+	switch {
+	case status == http.StatusNotFound:
+		typ = "not_found_error" // OpenAI says invalid_request_error + model_not_found
+	case status == http.StatusRequestEntityTooLarge:
+		typ = "request_too_large"
+	case !ok:
 		typ = "api_error"
 	}
 	if retry > 0 {
@@ -413,4 +418,40 @@ func readLead(a *attempt, resp *http.Response) (*leadEvents, error) {
 		l.events = append(l.events, sseEvent{event, data})
 	}
 	return l, nil
+}
+
+// CountTokens serves POST /v1/messages/count_tokens (Anthropic's token
+// counting): the prompt of a Messages request (system, messages, tools)
+// counted with the gateway's tokenizer, as {"input_tokens": N}. It needs
+// a key allowed to use the model and no balance; nothing is held or
+// charged.
+func (g *Gateway) CountTokens(w http.ResponseWriter, r *http.Request) {
+	c, body, err := g.begin(w, r)
+	if err != nil {
+		writeAnthError(w, err)
+		return
+	}
+	var req struct {
+		Model string `json:"model"`
+	}
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(body, &raw) != nil || json.Unmarshal(body, &req) != nil {
+		writeAnthError(w, invalid("request body must be a Messages API JSON object"))
+		return
+	}
+	if req.Model == "" || len(raw["messages"]) == 0 {
+		writeAnthError(w, invalid("model and messages are required"))
+		return
+	}
+	if _, err := g.lookup(c, req.Model); err != nil {
+		writeAnthError(w, err)
+		return
+	}
+	n := int64(primingTokens)
+	for _, k := range []string{"system", "messages", "tools"} {
+		if v := raw[k]; len(v) > 0 {
+			n += g.opts.Counter.Count(string(v))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"input_tokens": n})
 }

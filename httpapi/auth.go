@@ -118,7 +118,7 @@ func (s *Server) WithAuth(next http.Handler) http.Handler {
 			if tollgate.ErrorCode(err) == tollgate.EUNAUTHORIZED {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
 			}
-			if r.URL.Path == "/v1/messages" {
+			if r.URL.Path == "/v1/messages" || r.URL.Path == "/v1/messages/count_tokens" {
 				writeAnthropicError(w, r, s.log(), err)
 				return
 			}

@@ -153,6 +153,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/chat/completions", GatewayBody, gw)
 	route("POST /v1/embeddings", GatewayBody, gw)
 	route("POST /v1/messages", GatewayBody, gw)
+	route("POST /v1/messages/count_tokens", GatewayBody, gw)
 	route("GET /v1/models", SmallBody, gw)
 
 	for _, rt := range s.Routes {

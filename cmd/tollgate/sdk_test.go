@@ -437,6 +437,20 @@ func (s *sdkServe) sdkMessages(t *testing.T, key, model, upstream string) anthro
 	}
 	s.mustBill(t, key, model, before, u, costCredits(t, msg.Usage.JSON.ExtraFields), false)
 
+	// Counting tokens is free and counts about what the call was billed for.
+	before = s.snap(t, key)
+	p := messageParams(model)
+	count, err := s.anthropic(key).Messages.CountTokens(ctx, anthropic.MessageCountTokensParams{Model: p.Model, Messages: p.Messages})
+	if err != nil {
+		t.Fatalf("count_tokens: %v", err)
+	}
+	if count.InputTokens < 1 {
+		t.Errorf("count_tokens: %d input tokens", count.InputTokens)
+	}
+	if after := s.snap(t, key); after != before {
+		t.Errorf("count_tokens changed the account: %+v -> %+v", before, after)
+	}
+
 	before = s.snap(t, key)
 	stream := s.anthropic(key).Messages.NewStreaming(ctx, messageParams(model))
 	defer stream.Close()
