@@ -118,7 +118,6 @@ func TestHarness(t *testing.T) {
 	d, truth := quiesce(t, ctx, st, cl.Sim)
 	rep := check(t, ctx, bin, dbURL, st, w, cl, d, truth)
 	s13(t, ctx, bin, dbURL, cl, d, seed)
-	s13(t, ctx, bin, dbURL, cl, d, seed)
 	catalogue(t, ctx, st, cl, truth, seed)
 	for _, step := range chaos.Steps {
 		if chaos.Fired()[step] == 0 {
