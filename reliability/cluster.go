@@ -40,6 +40,8 @@ type ClusterConfig struct {
 	// Providers is serve's --providers file (StartUpstreams); empty: the
 	// in-process mock LLM on "mock-gpt".
 	Providers string
+	// RedisPrefix is serve's --redis-prefix (empty: its default).
+	RedisPrefix string
 }
 
 // Cluster is one emulator, N `tollgate serve` instances sharing one
@@ -102,6 +104,9 @@ func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 		}}
 		if c.Providers != "" {
 			p.Args = append(p.Args, "--providers", c.Providers)
+		}
+		if c.RedisPrefix != "" {
+			p.Args = append(p.Args, "--redis-prefix", c.RedisPrefix)
 		}
 		cl.instances = append(cl.instances, p)
 		cl.Addrs = append(cl.Addrs, "http://"+addr)

@@ -41,11 +41,9 @@ func TestHarness(t *testing.T) {
 	}
 	t.Logf("seed %d (replay: go test ./reliability -run TestHarness -seed %d)", seed, seed)
 	dbURL := testenv.MustPostgres(t)
-	// serve has no key prefix flag: the instances use its default
-	// "tollgate:" prefix in the test Redis. Their keys (nonces with random
-	// values, the merchant's query budget) are shared with any other
-	// instance using that Redis, which only makes the limiter stricter.
-	redisURL, _ := testenv.MustRedis(t)
+	// The instances keep their Redis keys under the test's own prefix
+	// (--redis-prefix), which S8 deletes mid-run.
+	redisURL, redisPrefix := testenv.MustRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
@@ -74,6 +72,7 @@ func TestHarness(t *testing.T) {
 	cl, err := reliability.StartCluster(ctx, reliability.ClusterConfig{
 		Bin: bin, Dir: t.TempDir(), DatabaseURL: dbURL, RedisURL: redisURL, Instances: 2,
 		Seed: seed, TimeScale: 0.001, FanOut: 0.2, Log: logs, Providers: up.File,
+		RedisPrefix: redisPrefix + "serve:",
 	})
 	t.Cleanup(cl.Close)
 	if err != nil {
@@ -105,6 +104,8 @@ func TestHarness(t *testing.T) {
 	bankDone := make(chan struct{})
 	var bankWG sync.WaitGroup
 	bankWG.Go(func() { bank.Run(ctx, bankDone) })
+	var redisErr error
+	bankWG.Go(func() { redisErr = w.RedisLoss(ctx, redisURL, redisPrefix+"serve:", bankDone) })
 	chaos := run(t, ctx, w, st, seed)
 	t.Logf("workload done in %v; chaos steps taken: %v", time.Since(runStart).Round(time.Millisecond), chaos.Fired())
 	s9 := time.Now()
@@ -113,6 +114,7 @@ func TestHarness(t *testing.T) {
 	close(bankDone)
 	bankWG.Wait()
 	bankReader(t, bank)
+	redisLoss(t, w, redisErr)
 	upstreamFaults(t, ctx, up, w)
 	w.Replay(ctx, 50)
 	d, truth := quiesce(t, ctx, st, cl.Sim)

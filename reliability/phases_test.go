@@ -69,3 +69,15 @@ func bankReader(t *testing.T, b *reliability.BankReader) {
 		t.Errorf("vacuous run: S14 bank reader read no snapshot")
 	}
 }
+
+// redisLoss reports S8; the exactly-once checks at the end are its
+// verdict.
+func redisLoss(t *testing.T, w *reliability.Workload, err error) {
+	if err != nil {
+		t.Error(err)
+	}
+	t.Logf("S8 Redis loss: %d wipe(s), %d keys deleted", w.Stats.RedisWipes.Load(), w.Stats.RedisKeysDeleted.Load())
+	if w.Stats.RedisWipes.Load() == 0 || w.Stats.RedisKeysDeleted.Load() == 0 {
+		t.Errorf("vacuous run: S8 deleted no Redis key mid-run")
+	}
+}

@@ -91,6 +91,7 @@ type ServeConfig struct {
 	PublicURL       string
 	DatabaseURL     string
 	RedisURL        string
+	RedisPrefix     string // in front of every Redis key; one per deployment
 	WxpayAPIVersion string
 	WxpayURL        string
 	WxpayMchID      string
@@ -162,6 +163,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "URL clients and WeChat Pay reach this server at (notify URLs); default http://ADDR")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL (postgres://...); empty: SQLite under --data")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for the nonce store and rate limiter; empty: in-process")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key (nonces, limiter, circuit breakers); every instance of one deployment must use the same; empty: \"tollgate:\"")
 	fs.StringVar(&c.WxpayAPIVersion, "wxpay-api-version", c.WxpayAPIVersion, "WeChat Pay API orders are placed with: v2 or v3")
 	fs.StringVar(&c.WxpayURL, "wxpay-url", c.WxpayURL, "WeChat Pay API base URL; empty: the emulator in-process under /sandbox/wxpay/")
 	fs.StringVar(&c.WxpayMchID, "wxpay-mch-id", c.WxpayMchID, "merchant id (mch_id); empty with the emulator: its default")
@@ -448,7 +450,7 @@ type kvStore interface {
 
 func (m *Main) openKV(ctx context.Context) (kv.NonceStore, kv.Limiter, string, func(context.Context) error, error) {
 	if u := m.Config.RedisURL; u != "" {
-		r, err := kvredis.Open(ctx, u, kvredis.Options{})
+		r, err := kvredis.Open(ctx, u, kvredis.Options{Prefix: m.Config.RedisPrefix})
 		if err != nil {
 			return nil, nil, "", nil, fmt.Errorf("serve: redis: %w", err)
 		}
@@ -511,7 +513,7 @@ func (m *Main) openGateway(led *ledger.Service, reg prometheus.Registerer, limit
 		}
 		rc := goredis.NewClient(ropt)
 		m.closers = append(m.closers, rc.Close)
-		opts.Breaker = redisbreaker.New(rc, redisbreaker.Options{Logger: m.log})
+		opts.Breaker = redisbreaker.New(rc, redisbreaker.Options{Logger: m.log, Prefix: m.Config.RedisPrefix})
 		desc += "; circuit breakers shared through Redis"
 	}
 	// Every key's own limits (models, rpm, tpm, expiry) go through one
