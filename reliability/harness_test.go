@@ -123,6 +123,7 @@ func TestHarness(t *testing.T) {
 	catalogue(t, ctx, st, cl, truth, seed)
 	// After the catalogue: S5 expires nonces the catalogue's nonce_reuse draws from.
 	s5(t, ctx, st, w, redisURL, redisPrefix+"serve:")
+	s11(t, ctx, st, cl, seed)
 	for _, step := range chaos.Steps {
 		if chaos.Fired()[step] == 0 {
 			t.Errorf("vacuous run: chaos step %s never took effect", step)

@@ -1,0 +1,73 @@
+package reliability_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"tollgate/ledger"
+	"tollgate/reliability"
+	"tollgate/store/postgres"
+)
+
+// s11 is the pay-fail part of S11 at quiescence: fresh accounts spend a
+// provisional grant, the payment fails; the grant must end revoked with the
+// account's debt exactly its used credits (the account has no lot), at
+// most one live grant per account, and a chat with the debt is refused 402.
+func s11(t *testing.T, ctx context.Context, st *postgres.Store, cl *reliability.Cluster, seed int64) {
+	t.Helper()
+	cases, err := reliability.S11PayFail(ctx, cl, 3, seed, 60*time.Second)
+	if err != nil {
+		t.Errorf("%v", err)
+		return
+	}
+	d, err := dump(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant := map[string]ledger.Grant{}
+	live := map[string]int{}
+	for _, g := range d.Grants {
+		grant[g.ID] = g
+		if g.Status == ledger.GrantLive {
+			live[string(g.Account)]++
+		}
+	}
+	acct := map[string]ledger.Account{}
+	for _, a := range d.Accounts {
+		acct[string(a.ID)] = a
+	}
+	for acc, n := range live {
+		if n > 1 {
+			t.Errorf("S11: account %s has %d live grants", acc, n)
+		}
+	}
+	var revoked, withDebt int
+	for _, c := range cases {
+		g, ok := grant[c.OutTradeNo]
+		if !ok {
+			t.Errorf("S11: order %s (%s) has no grant", c.OutTradeNo, c.Status)
+			continue
+		}
+		a := acct[string(g.Account)]
+		if c.Status != "PAYERROR" && c.Status != "CLOSED" || g.Status != ledger.GrantRevoked {
+			t.Errorf("S11: failed payment %s: order %s, grant %s (used %d) after 60 s", c.OutTradeNo, c.Status, g.Status, g.Used)
+			continue
+		}
+		revoked++
+		if a.Debt != g.Used {
+			t.Errorf("S11: account %s: debt %d ≠ revoked grant's used %d", a.ID, a.Debt, g.Used)
+		}
+		if a.Debt > 0 {
+			withDebt++
+			if s := reliability.Chat402(ctx, cl, c.APIKey); s != 402 {
+				t.Errorf("S11: account %s with debt %d: chat answered %d, want 402", a.ID, a.Debt, s)
+			}
+		}
+		t.Logf("S11: pay-fail %s: chats %d/%d ok, order %s, grant %s used %d, account debt %d", c.OutTradeNo,
+			c.ChatsOK, c.Chats, c.Status, g.Status, g.Used, a.Debt)
+	}
+	if revoked == 0 || withDebt == 0 {
+		t.Errorf("vacuous run: S11 pay-fail revoked %d grants, %d with debt", revoked, withDebt)
+	}
+}
