@@ -81,3 +81,71 @@ func Chat402(ctx context.Context, cl *Cluster, apiKey string) int {
 	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"s11 debt"}],"max_tokens":16}`, cl.ChatModel)
 	return Call(ctx, "POST", cl.Addrs[0]+"/v1/chat/completions", apiKey, nil, body).Status
 }
+
+// S11LateSuccess creates an order on a fresh account, spends its
+// provisional token, moves the emulator's clock past the order's expiry
+// (advance, e.g. "1h": the emulator closes it; serve's poller then closes
+// it locally), waits until the order reads CLOSED, then pays it at the
+// emulator anyway (pay?late=1, the close-vs-pay race). It returns the
+// order number and the API key; the caller checks the credit and the
+// review flag.
+func S11LateSuccess(ctx context.Context, cl *Cluster, seed int64, advance string, wait time.Duration) (GrantCase, error) {
+	addr := cl.Addrs[0]
+	r := Call(ctx, "POST", addr+"/admin/accounts", cl.AdminToken, nil, nil)
+	var acct struct {
+		APIKey string `json:"api_key"`
+	}
+	if r.Status != 201 {
+		return GrantCase{}, fmt.Errorf("S11 late: create account: %s", r)
+	}
+	if err := r.Decode(&acct); err != nil {
+		return GrantCase{}, err
+	}
+	body := map[string]any{"amount_fen": 1500, "device_fingerprint": fmt.Sprintf("s11late%012d", seed%1e12)}
+	r = Call(ctx, "POST", addr+"/v1/payments/orders", acct.APIKey, nil, body)
+	var o createdOrder
+	if r.Status != 200 && r.Status != 201 {
+		return GrantCase{}, fmt.Errorf("S11 late: create order: %s", r)
+	}
+	if err := r.Decode(&o); err != nil {
+		return GrantCase{}, err
+	}
+	c := GrantCase{APIKey: acct.APIKey, OutTradeNo: o.OutTradeNo}
+	if o.AccessToken != nil {
+		body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"s11 late"}],"max_tokens":16}`, cl.ChatModel)
+		c.Chats++
+		if Call(ctx, "POST", addr+"/v1/chat/completions", o.AccessToken.Token, nil, body).Outcome == OK {
+			c.ChatsOK++
+		}
+	}
+	if r := Call(ctx, "POST", cl.Sim+"/sim/clock", "", nil, map[string]string{"advance": advance}); r.Outcome != OK {
+		return c, fmt.Errorf("S11 late: sim clock: %s", r)
+	}
+	deadline := time.Now().Add(wait)
+	for c.Status != "CLOSED" && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		r := Call(ctx, "GET", addr+"/v1/payments/orders/"+o.OutTradeNo, acct.APIKey, nil, nil)
+		var x createdOrder
+		if r.Outcome == OK && r.Decode(&x) == nil {
+			c.Status = x.Status
+		}
+	}
+	if c.Status != "CLOSED" {
+		return c, fmt.Errorf("S11 late: order %s reads %s %v after the emulator's clock moved %s", o.OutTradeNo, c.Status, wait, advance)
+	}
+	if r := Call(ctx, "POST", cl.Sim+"/sim/orders/"+o.OutTradeNo+"/pay?late=1", "", nil, nil); r.Outcome != OK {
+		return c, fmt.Errorf("S11 late: sim late pay %s: %s", o.OutTradeNo, r)
+	}
+	for time.Now().Before(deadline.Add(wait)) {
+		r := Call(ctx, "GET", addr+"/v1/payments/orders/"+o.OutTradeNo, acct.APIKey, nil, nil)
+		var x createdOrder
+		if r.Outcome == OK && r.Decode(&x) == nil {
+			c.Status = x.Status
+		}
+		if c.Status == "SUCCESS" {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return c, nil
+}

@@ -71,3 +71,35 @@ func s11(t *testing.T, ctx context.Context, st *postgres.Store, cl *reliability.
 		t.Errorf("vacuous run: S11 pay-fail revoked %d grants, %d with debt", revoked, withDebt)
 	}
 }
+
+// s11Late is the late-success part of S11: an order expires at the
+// emulator (its clock moved 1 h), serve closes it, the user pays anyway;
+// it must be credited (one lot) and flagged for review. Last in the run:
+// it moves the emulator's clock.
+func s11Late(t *testing.T, ctx context.Context, st *postgres.Store, cl *reliability.Cluster, seed int64) {
+	t.Helper()
+	c, err := reliability.S11LateSuccess(ctx, cl, seed, "1h", 60*time.Second)
+	if err != nil {
+		t.Errorf("%v", err)
+		return
+	}
+	o, err := st.Order(ctx, c.OutTradeNo)
+	if err != nil {
+		t.Errorf("S11 late: %v", err)
+		return
+	}
+	d, err := dump(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lots := 0
+	for _, l := range d.Lots {
+		if l.OutTradeNo == c.OutTradeNo {
+			lots++
+		}
+	}
+	if c.Status != "SUCCESS" || lots != 1 || o.Review == "" {
+		t.Errorf("S11 late success %s: order %s, %d lot(s), review %q", c.OutTradeNo, c.Status, lots, o.Review)
+	}
+	t.Logf("S11: late success %s after local close: order %s, %d lot, review %q", c.OutTradeNo, c.Status, lots, o.Review)
+}

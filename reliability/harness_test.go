@@ -124,6 +124,7 @@ func TestHarness(t *testing.T) {
 	// After the catalogue: S5 expires nonces the catalogue's nonce_reuse draws from.
 	s5(t, ctx, st, w, redisURL, redisPrefix+"serve:")
 	s11(t, ctx, st, cl, seed)
+	s11Late(t, ctx, st, cl, seed)
 	for _, step := range chaos.Steps {
 		if chaos.Fired()[step] == 0 {
 			t.Errorf("vacuous run: chaos step %s never took effect", step)
