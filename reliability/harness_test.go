@@ -44,7 +44,8 @@ func TestHarness(t *testing.T) {
 	// The instances keep their Redis keys under the test's own prefix
 	// (--redis-prefix), which S8 deletes mid-run.
 	redisURL, redisPrefix := testenv.MustRedis(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// 5 minutes for the CI size; the long form (-orders 10000) gets more.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute+time.Duration(*ordersFlag)*150*time.Millisecond)
 	defer cancel()
 
 	start := time.Now()
