@@ -2,8 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"tollgate/ledger"
 )
@@ -49,5 +53,54 @@ func TestRelaxedCommitOnlyForMarkedTransactions(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: synchronous = %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// The writer never checkpoints (wal_autocheckpoint is off so no commit
+// stalls on one); the background checkpointer copies the WAL back into
+// the database file: a copy of that file alone soon holds every row.
+func TestBackgroundCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var auto int
+	if err := s.writer.QueryRow("PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != 0 {
+		t.Fatalf("writer wal_autocheckpoint = %d (%v), want 0", auto, err)
+	}
+	const n = 200
+	for i := range n {
+		if err := s.ExecRaw(ctx, "INSERT INTO accounts (id, left_credits, held, debt, created_at, version) VALUES (?, 0, 0, 0, 0, 1)",
+			fmt.Sprintf("acct-%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		main, err := os.ReadFile(filepath.Join(dir, FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp := filepath.Join(t.TempDir(), "copy.db") // the main file without its WAL
+		if err := os.WriteFile(cp, main, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open("sqlite", "file:"+cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows int
+		err = db.QueryRow("SELECT count(*) FROM accounts").Scan(&rows)
+		db.Close()
+		if err == nil && rows == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file alone has %d of %d rows (%v) after 10 s: no checkpoint ran", rows, n, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
