@@ -39,6 +39,17 @@ type Config struct {
 	Prompt    string
 	Timeout   time.Duration // per request
 	Row       bool          // print one table row instead of the report
+
+	// Payment modes (pay.go); Mode "" or "chat" is the chat load above.
+	Mode        string
+	Base        string // serve's base URL
+	MchID       string // merchant of serve's emulator
+	AppID       string
+	APIKey      string // its 32-character v2 key, to sign as WeChat Pay does
+	Package     string
+	Fingerprint string
+	Orders      int // notify: orders pre-created and notified
+	PrepClients int // notify: clients pre-creating and checking orders
 }
 
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
@@ -56,13 +67,28 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Prompt, "prompt", "Say hello in a few words.", "user message")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.BoolVar(&c.Row, "row", false, "print one Markdown table row: ok/s | p50 | p90 | p99 | TTFT p50 | TTFT p99 | errors")
+	fs.StringVar(&c.Mode, "mode", ModeChat, "chat (Chat Completions at -url), orders (POST /v1/payments/orders at -base), unifiedorder (signed v2 unifiedorder to the emulator under -base), notify (signed v2 notifications to -base/wxpay/notify)")
+	fs.StringVar(&c.Base, "base", "http://127.0.0.1:8080", "payment modes: tollgate serve's base URL (loopback only)")
+	fs.StringVar(&c.MchID, "mch-id", "", "unifiedorder, notify: mch_id of serve's emulator (serve --wxpay-mch-id)")
+	fs.StringVar(&c.AppID, "appid", "", "unifiedorder, notify: appid (serve --wxpay-appid)")
+	fs.StringVar(&c.APIKey, "api-key", "", "unifiedorder, notify: the 32-character v2 API key (serve --wxpay-api-key)")
+	fs.StringVar(&c.Package, "package", "starter", "orders, notify: package_id of the orders")
+	fs.StringVar(&c.Fingerprint, "fingerprint", "bench-fingerprint-0001", "orders, notify: device_fingerprint of the orders")
+	fs.IntVar(&c.Orders, "orders", 1000, "notify: orders to pre-create, notify once each, then notify again")
+	fs.IntVar(&c.PrepClients, "prep-c", 16, "notify: clients that pre-create and afterwards check the orders")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	return c, c.Validate()
+	switch c.Mode {
+	case ModeChat:
+		return c, c.Validate()
+	case ModeOrders, ModeUnifiedOrder, ModeNotify:
+		return c, c.validatePay()
+	}
+	return c, fmt.Errorf("unknown -mode %q (chat, orders, unifiedorder, notify)", c.Mode)
 }
 
 // Validate checks the bounds and that the target is a loopback address.

@@ -7,6 +7,15 @@
 //
 //	tgload -url http://127.0.0.1:8080/v1/chat/completions -key K -c 16 -d 10s [-stream] [-model M]
 //
+// With -mode orders, unifiedorder or notify it loads the payment side of
+// tollgate serve instead (see pay.go): order creation through serve, the
+// same number of unifiedorder calls straight to the in-process WeChat Pay
+// emulator, or signed v2 payment notifications (first credited, then
+// repeated):
+//
+//	tgload -mode orders -base http://127.0.0.1:8080 -key K -c 16 -d 10s
+//	tgload -mode notify -base http://127.0.0.1:8080 -key K -mch-id M -appid A -api-key K32 -orders 2000 -c 16
+//
 // It is a benchmarking tool for this machine, not a stress tool: it only
 // talks to loopback addresses and refuses any other target, and its client
 // count and duration are bounded.
@@ -34,6 +43,16 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
+		return err
+	}
+	if cfg.Mode != ModeChat && cfg.Mode != "" {
+		rep, err := LoadPay(ctx, cfg)
+		if rep != nil {
+			rep.Write(stdout, cfg)
+			if cfg.Row && rep.Check != "" {
+				fmt.Fprintln(stderr, "check:", rep.Check)
+			}
+		}
 		return err
 	}
 	res, err := Load(ctx, cfg)
