@@ -83,7 +83,7 @@ for c in $CLIENTS; do
 done
 checks=()
 for c in $CLIENTS; do
-	out=$("$work/tgload" -mode notify -base "$BASE" -key "$key" "${merchant[@]}" -orders "$M" -c "$c" -d "$ND" -row 2>"$work/check")
+	out=$("$work/tgload" -mode notify -base "$BASE" -key "$key" "${merchant[@]}" -orders "$M" -c "$c" -d "$ND" -row 2>"$work/check") || { cat "$work/check" >&2; exit 1; }
 	while IFS= read -r row; do echo "| notification | $c $row"; done <<<"$out"
 	checks+=("$c clients: $(cat "$work/check")")
 done
