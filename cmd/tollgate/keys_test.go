@@ -327,8 +327,19 @@ func TestKeyLimitsSharedAcrossInstances(t *testing.T) {
 	st, b, _ := chat(c1, tpm.APIKey, "mock-gpt", 1000)
 	wantStatus(t, "third hold across instances", st, b, 429, "rate_limit_exceeded")
 
+	// Revoked on one instance: refused there at once, on the other once
+	// its key cache entry ages out (apiKeyCacheTTL, 1 s; polled up to 5 s).
 	c2.must(200, "DELETE", "/admin/accounts/"+rpm.AccountID+"/keys/"+rpm.KeyID, admin, "", nil)
-	st, raw, _ := c1.call("GET", "/v1/balance", rpm.APIKey, "", nil)
+	st, raw, _ := c2.call("GET", "/v1/balance", rpm.APIKey, "", nil)
+	wantStatus(t, "key revoked on this instance", st, string(raw), 401, "invalid_api_key")
+	revoked := time.Now()
+	for {
+		st, raw, _ = c1.call("GET", "/v1/balance", rpm.APIKey, "", nil)
+		if st != 200 || time.Since(revoked) > 5*time.Second {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	wantStatus(t, "key revoked on the other instance", st, string(raw), 401, "invalid_api_key")
 }
 
