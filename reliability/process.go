@@ -179,8 +179,18 @@ func WaitHTTP(ctx context.Context, url string, limit time.Duration) error {
 // (read from its start-up banner).
 func Sandbox(ctx context.Context, bin string, log io.Writer, args ...string) (*Process, string, error) {
 	p := &Process{Name: "sandbox", Bin: bin, Args: append([]string{"sandbox", "--addr", "127.0.0.1:0"}, args...), Log: log}
+	u, err := startForURL(ctx, p, "WeChat Pay emulator listening on ")
+	if err != nil {
+		return nil, "", err
+	}
+	return p, u, nil
+}
+
+// startForURL starts p and waits (30 s at most) for the line beginning
+// with banner, returning the rest of it: the URL p listens on. If none
+// comes, p is killed.
+func startForURL(ctx context.Context, p *Process, banner string) (string, error) {
 	urls := make(chan string, 1)
-	const banner = "WeChat Pay emulator listening on "
 	if err := p.Start(func(line string) {
 		if u, ok := strings.CutPrefix(line, banner); ok {
 			select {
@@ -189,14 +199,14 @@ func Sandbox(ctx context.Context, bin string, log io.Writer, args ...string) (*P
 			}
 		}
 	}); err != nil {
-		return nil, "", err
+		return "", err
 	}
 	select {
 	case u := <-urls:
-		return p, u, nil
+		return u, nil
 	case <-time.After(30 * time.Second):
 	case <-ctx.Done():
 	}
 	_ = p.Kill()
-	return nil, "", errors.New("sandbox printed no URL")
+	return "", errors.New(p.Name + " printed no URL")
 }

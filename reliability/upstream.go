@@ -3,12 +3,10 @@ package reliability
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -118,24 +116,9 @@ func MockStats(ctx context.Context, base string) (map[string]int64, error) {
 
 func mockLLM(ctx context.Context, bin, name string, log io.Writer, args ...string) (*Process, string, error) {
 	p := &Process{Name: name, Bin: bin, Args: append([]string{"mockllm", "--addr", "127.0.0.1:0"}, args...), Log: log}
-	urls := make(chan string, 1)
-	const banner = "mock LLM listening on "
-	if err := p.Start(func(line string) {
-		if u, ok := strings.CutPrefix(line, banner); ok {
-			select {
-			case urls <- strings.TrimSpace(u):
-			default:
-			}
-		}
-	}); err != nil {
+	u, err := startForURL(ctx, p, "mock LLM listening on ")
+	if err != nil {
 		return nil, "", err
 	}
-	select {
-	case u := <-urls:
-		return p, u, nil
-	case <-time.After(30 * time.Second):
-	case <-ctx.Done():
-	}
-	_ = p.Kill()
-	return nil, "", errors.New(name + " printed no URL")
+	return p, u, nil
 }

@@ -93,6 +93,18 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 
 // Validate checks the bounds and that the target is a loopback address.
 func (c Config) Validate() error {
+	if err := c.validateRun(); err != nil {
+		return err
+	}
+	if c.MaxTokens < 1 {
+		return fmt.Errorf("-max-tokens must be positive")
+	}
+	return CheckLoopback(c.URL)
+}
+
+// validateRun checks the bounds every mode shares: clients, duration,
+// request count and timeout.
+func (c Config) validateRun() error {
 	switch {
 	case c.Clients < 1 || c.Clients > MaxClients:
 		return fmt.Errorf("-c must be in 1..%d, got %d", MaxClients, c.Clients)
@@ -100,12 +112,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-d must be in (0, %s], got %s", MaxDuration, c.Duration)
 	case c.Requests < 0:
 		return fmt.Errorf("-n must not be negative")
-	case c.MaxTokens < 1:
-		return fmt.Errorf("-max-tokens must be positive")
 	case c.Timeout <= 0:
 		return fmt.Errorf("-timeout must be positive")
 	}
-	return CheckLoopback(c.URL)
+	return nil
 }
 
 // CheckLoopback refuses any URL whose host is not a loopback IP literal or

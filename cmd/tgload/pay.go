@@ -32,15 +32,10 @@ const (
 
 // validatePay checks the settings of the payment modes.
 func (c Config) validatePay() error {
+	if err := c.validateRun(); err != nil {
+		return err
+	}
 	switch {
-	case c.Clients < 1 || c.Clients > MaxClients:
-		return fmt.Errorf("-c must be in 1..%d, got %d", MaxClients, c.Clients)
-	case c.Duration <= 0 || c.Duration > MaxDuration:
-		return fmt.Errorf("-d must be in (0, %s], got %s", MaxDuration, c.Duration)
-	case c.Requests < 0:
-		return fmt.Errorf("-n must not be negative")
-	case c.Timeout <= 0:
-		return fmt.Errorf("-timeout must be positive")
 	case c.Mode != ModeUnifiedOrder && c.Key == "":
 		return fmt.Errorf("-mode %s needs -key (an API key of serve)", c.Mode)
 	case c.Mode != ModeOrders && (c.MchID == "" || c.AppID == "" || len(c.APIKey) != 32):
