@@ -104,3 +104,76 @@ func TestBackgroundCheckpoint(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// walFrames returns the frames in the WAL after a PASSIVE checkpoint.
+func walFrames(t *testing.T, s *Store) int {
+	t.Helper()
+	var busy, frames, copied int
+	if err := s.ckpt.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
+		t.Fatal(err)
+	}
+	return frames
+}
+
+// While readers or the writer keep the WAL busy, a PASSIVE checkpoint
+// cannot copy all of it, and SQLite rewinds the WAL only after one has: so
+// under load the WAL grew without bound (400 MB in 10 s). The checkpointer
+// restarts a long WAL: it waits for the readers and the writer, copies the
+// rest, and the next commit writes from the WAL's start again. A reader
+// holding an old snapshot for 200 ms stands in for the load here.
+func TestCheckpointRestartsALongWAL(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		restart int
+		rewound bool
+	}{
+		{"restart past 50 frames", 50, true},
+		{"control: PASSIVE only", 1 << 30, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func(n int) { restartFrames = n }(restartFrames)
+			restartFrames = tc.restart
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), FileName)
+			s, err := Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			close(s.stopCkpt) // only this test's checkpoints run
+			<-s.ckptDone
+			insert := func(from, n int) {
+				t.Helper()
+				if err := s.ExecRaw(ctx, `WITH RECURSIVE k(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM k WHERE i < ?)
+					INSERT INTO accounts (id, left_credits, held, debt, created_at, version)
+					SELECT printf('acct-%08d', i), 0, 0, 0, 0, 1 FROM k`, from, from+n-1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			insert(0, 1)
+			reader, err := sql.Open("sqlite", dsn(path, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer reader.Close()
+			rtx, err := reader.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := rtx.QueryRow("SELECT count(*) FROM accounts").Scan(&n); err != nil { // the snapshot starts here
+				t.Fatal(err)
+			}
+			insert(1, 20000) // hundreds of frames the reader's snapshot predates
+			go func() { time.Sleep(200 * time.Millisecond); rtx.Rollback() }()
+			before := walFrames(t, s)
+			s.checkpointOnce()
+			time.Sleep(300 * time.Millisecond) // the reader is gone in either case
+			insert(30000, 1)
+			after := walFrames(t, s)
+			if rewound := after < before; rewound != tc.rewound {
+				t.Fatalf("WAL frames %d before the checkpoint, %d after one more commit: rewound = %v, want %v", before, after, rewound, tc.rewound)
+			}
+		})
+	}
+}

@@ -67,6 +67,26 @@ type Store struct {
 // the database file (PASSIVE: it never blocks the writer or readers).
 const checkpointEvery = 500 * time.Millisecond
 
+// restartFrames is the WAL length (frames of one page) past which the
+// checkpointer restarts the WAL. Under steady writes a PASSIVE checkpoint
+// never catches up with the writer, and SQLite only rewinds the WAL to its
+// start once one has; so the WAL, its index and every read's search in it
+// would grow without bound (400 MB in 10 s at 1,200 requests/s).
+var restartFrames = 8192 // a variable for tests
+
+// checkpointOnce copies the WAL back without blocking anyone and, when the
+// WAL is long, restarts it: RESTART blocks the writer while it copies the
+// frames written during the PASSIVE pass (5–7 ms at 1,500 commits/s on
+// the development machine), then waits for readers to leave the WAL, so
+// the next commit writes from its start again.
+func (s *Store) checkpointOnce() {
+	var busy, frames, copied int
+	err := s.ckpt.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+	if err == nil && frames > restartFrames {
+		_, _ = s.ckpt.Exec("PRAGMA wal_checkpoint(RESTART)")
+	}
+}
+
 // checkpoint runs until Close. Without it (wal_autocheckpoint is off on
 // the writer) the WAL would grow without bound.
 func (s *Store) checkpoint() {
@@ -80,7 +100,7 @@ func (s *Store) checkpoint() {
 		case <-t.C:
 			// A failure (the file is busy with another process's
 			// checkpoint) is retried at the next tick.
-			_, _ = s.ckpt.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			s.checkpointOnce()
 		}
 	}
 }
