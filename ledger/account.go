@@ -66,8 +66,10 @@ func (s *Service) Account(ctx context.Context, id tollgate.AccountID) (Account, 
 	return out[0], nil
 }
 
-// Balance returns the account's balance, read from the store (never from a
-// cache). Errors: ENOTFOUND.
+// Balance returns the account's balance, read from the store after every
+// operation queued before it has committed (see view); with MemoryHolds the
+// account's part comes from the balance the Service published, with its
+// memory holds counted. Errors: ENOTFOUND.
 func (s *Service) Balance(ctx context.Context, id tollgate.AccountID) (Balance, error) {
 	var accts []Account
 	var grants []Grant
@@ -86,6 +88,9 @@ func (s *Service) Balance(ctx context.Context, id tollgate.AccountID) (Balance, 
 	}
 	a := accts[0]
 	b := Balance{Account: id, Credits: a.Available(), Held: a.Held, Debt: a.Debt}
+	if c, h, d, ok := s.memBalance(id); ok {
+		b.Credits, b.Held, b.Debt = c, h, d
+	}
 	now := s.now()
 	for _, g := range grants {
 		if now.Before(g.ExpiresAt) {

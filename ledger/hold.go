@@ -56,12 +56,12 @@ func (o reserveOp) apply(s *state) (any, error) {
 	h := &Hold{ID: r.HoldID, Account: r.Account, GrantID: r.GrantID, Amount: r.Amount,
 		Status: HoldActive, CreatedAt: s.now, ExpiresAt: s.now.Add(r.TTL).Truncate(time.Microsecond)}
 	if r.GrantID == "" {
-		avail := a.Available()
+		avail := s.available(a)
 		if failpoint.Mutant(failpoint.MutantHeldAvailable) {
 			avail += a.Held
 		}
 		if avail < r.Amount {
-			return nil, fail(tollgate.EINSUFFICIENT, name, "need %d credits, %d available", r.Amount, a.Available())
+			return nil, fail(tollgate.EINSUFFICIENT, name, "need %d credits, %d available", r.Amount, s.available(a))
 		}
 		a.Held += r.Amount
 		s.touchAccount(a)
@@ -90,6 +90,9 @@ func (o reserveOp) apply(s *state) (any, error) {
 // credit, or unpaid debt), ECONFLICT (hold id reused with other terms, grant
 // not live). Idempotent by HoldID. Group-committed.
 func (s *Service) Reserve(ctx context.Context, r ReserveRequest) (Hold, error) {
+	if s.mem != nil && r.GrantID == "" {
+		return s.reserveMem(ctx, r)
+	}
 	v, err := s.batched(ctx, reserveOp{r})
 	if err != nil {
 		return Hold{}, err
@@ -187,11 +190,42 @@ func (s *state) resolve(h *Hold, a *Account, status HoldStatus, cost tollgate.Cr
 // request id reused). Idempotent: settling a settled hold with the same cost
 // returns it unchanged. Group-committed.
 func (s *Service) Settle(ctx context.Context, r SettleRequest) (Hold, error) {
-	v, err := s.batched(ctx, settleOp{r})
+	v, err := s.batched(ctx, s.settleFor(r))
 	if err != nil {
 		return Hold{}, err
 	}
 	return *v.(*Hold), nil
+}
+
+// SettleLater hands r to the group committer like Settle and returns
+// without waiting for the commit; done, if not nil, gets the outcome (from
+// the committer's goroutine: it must not block). A caller that answers its
+// client before the settle commits uses it: a crash in between leaves the
+// hold to expire, uncharged. Sync, and Balance, wait for queued settles.
+// It returns an error only when the Service is closed.
+func (s *Service) SettleLater(r SettleRequest, done func(Hold, error)) error {
+	p := &pending{op: s.settleFor(r), then: func(res result) {
+		if done == nil {
+			return
+		}
+		if res.err != nil {
+			done(Hold{}, res.err)
+			return
+		}
+		done(*res.val.(*Hold), nil)
+	}}
+	unavailable := tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")
+	if s.closing() {
+		p.reply(result{err: unavailable})
+		return unavailable
+	}
+	select {
+	case <-s.stop:
+		p.reply(result{err: unavailable})
+		return unavailable
+	case s.queue <- p:
+		return nil
+	}
 }
 
 type releaseOp struct{ id string }
@@ -223,6 +257,9 @@ func (o releaseOp) apply(s *state) (any, error) {
 // releasing a released or expired hold returns it unchanged.
 // Group-committed.
 func (s *Service) Release(ctx context.Context, holdID string) (Hold, error) {
+	if h, ok, err := s.releaseMem(holdID); ok {
+		return h, err
+	}
 	v, err := s.batched(ctx, releaseOp{holdID})
 	if err != nil {
 		return Hold{}, err
@@ -253,7 +290,7 @@ func (o expireOp) apply(s *state) (any, error) {
 func (s *Service) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 	const chunk = 500
 	now = now.UTC().Truncate(time.Microsecond)
-	total := 0
+	total := s.expireMem(now)
 	for {
 		v, err := s.do(ctx, expireOp{now, chunk})
 		if err != nil {
@@ -269,6 +306,9 @@ func (s *Service) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 
 // Hold returns a hold as stored. Errors: ENOTFOUND.
 func (s *Service) Hold(ctx context.Context, id string) (Hold, error) {
+	if h, ok := s.memHold(id); ok {
+		return h, nil
+	}
 	var out []Hold
 	if err := s.view(ctx, func(tx ReadTx) (err error) {
 		out, err = tx.Holds(ctx, []string{id})

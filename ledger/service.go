@@ -32,6 +32,12 @@ type Options struct {
 	// first one arrives. Default 0: a batch takes whatever queued while
 	// the previous transaction ran (group commit without added latency).
 	BatchWindow time.Duration
+	// LaterWindow is how long a batch that starts with a settle handed
+	// over by SettleLater waits for more operations: nobody waits for
+	// it, so a longer window costs no latency and shares one commit among
+	// more settles. Waiting ends early when an op somebody waits for
+	// arrives. Default 0 (BatchWindow applies).
+	LaterWindow time.Duration
 	// Committers is how many batches may run at once. Default 1 (right
 	// for SQLite's single writer); PostgreSQL benefits from a few.
 	Committers int
@@ -43,6 +49,15 @@ type Options struct {
 	// committed with WithRelaxedCommit (see there for what a machine
 	// crash can lose: never money in, only the last instants of usage).
 	StrictMetering bool
+	// MemoryHolds keeps lot-funded holds in memory instead of in the
+	// store: a Reserve is a conditional change of an in-memory balance
+	// (no transaction), and the hold is written with its settle, in the
+	// settle's transaction. Only for a store this Service is the one
+	// writer of (SQLite, with serve's lock on its data directory): every
+	// change of an account goes through this Service, which keeps each
+	// account's balance as last committed. A crash drops the memory
+	// holds, as a crashed request's hold would expire. See memhold.go.
+	MemoryHolds bool
 }
 
 // Service applies the money rules to a Store. All methods are safe for
@@ -50,15 +65,18 @@ type Options struct {
 // operations that arrive together share one store transaction, and each
 // gets its own result.
 type Service struct {
-	store Store
-	opt   Options
-	queue chan *pending
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
+	store  Store
+	opt    Options
+	queue  chan *pending
+	stop   chan struct{}
+	closed chan struct{} // closed when Close has answered every queued op
+	wg     sync.WaitGroup
+	once   sync.Once
 
 	batches    atomic.Int64
 	batchedOps atomic.Int64
+
+	mem *memHolds // nil unless Options.MemoryHolds
 }
 
 // Stats counts the group committer's work since New.
@@ -76,6 +94,14 @@ func (s *Service) Stats() Stats {
 type pending struct {
 	op   op
 	done chan result
+	// alone marks an operation that runs in its own transaction with
+	// its caller's ctx (payments, refunds, grants: committed strictly),
+	// queued behind the metering batches when MemoryHolds is on, so that
+	// every change of an account is published in commit order.
+	alone bool
+	ctx   context.Context
+	// then, if set, receives the result instead of done (SettleLater).
+	then func(result)
 }
 
 type result struct {
@@ -98,7 +124,11 @@ func New(store Store, opt Options) *Service {
 	if opt.MaxAttempts <= 0 {
 		opt.MaxAttempts = 10
 	}
-	s := &Service{store: store, opt: opt, queue: make(chan *pending, 4096), stop: make(chan struct{})}
+	s := &Service{store: store, opt: opt, queue: make(chan *pending, 4096),
+		stop: make(chan struct{}), closed: make(chan struct{})}
+	if opt.MemoryHolds {
+		s.mem = newMemHolds()
+	}
 	for range opt.Committers {
 		s.wg.Add(1)
 		go s.commitLoop()
@@ -106,16 +136,18 @@ func New(store Store, opt Options) *Service {
 	return s
 }
 
-// Close stops the batch committers. Operations still queued fail with
-// EUNAVAILABLE. It does not close the store.
+// Close stops taking operations, commits those already queued (settles
+// handed over by SettleLater among them), then stops the batch
+// committers. It does not close the store.
 func (s *Service) Close() error {
 	s.once.Do(func() {
 		close(s.stop)
 		s.wg.Wait()
+		defer close(s.closed)
 		for {
 			select {
 			case p := <-s.queue:
-				p.done <- result{err: tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")}
+				p.reply(result{err: tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")})
 			default:
 				return
 			}
@@ -134,6 +166,7 @@ func (s *Service) now() time.Time { return s.opt.Now().UTC().Truncate(time.Micro
 // transaction.
 func (s *Service) run(ctx context.Context, ops ...op) ([]result, error) {
 	var results []result
+	var committed *state
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = s.store.Update(ctx, func(tx Tx) error {
@@ -145,13 +178,16 @@ func (s *Service) run(ctx context.Context, ops ...op) ([]result, error) {
 			if err != nil {
 				return err
 			}
+			st.memHeld = s.mem.heldOf(ctx, st.accounts)
 			results = make([]result, len(ops))
 			for i, o := range ops {
 				results[i].val, results[i].err = o.apply(st)
 			}
+			committed = st
 			return st.flush(ctx, tx)
 		})
 		if err == nil {
+			s.mem.published(ctx, committed, ops, results)
 			return results, nil
 		}
 		if !errors.Is(err, ErrRetry) || attempt >= s.opt.MaxAttempts || ctx.Err() != nil {
@@ -164,8 +200,16 @@ func (s *Service) run(ctx context.Context, ops ...op) ([]result, error) {
 	return nil, fmt.Errorf("ledger transaction: %w", err)
 }
 
-// do runs one op in its own transaction.
+// do runs one op in its own transaction: in the caller's goroutine, or
+// with MemoryHolds in the committer's, in queue order.
 func (s *Service) do(ctx context.Context, o op) (any, error) {
+	if s.mem != nil {
+		return s.enqueue(ctx, &pending{op: o, done: make(chan result, 1), alone: true, ctx: ctx})
+	}
+	return s.runAlone(ctx, o)
+}
+
+func (s *Service) runAlone(ctx context.Context, o op) (any, error) {
 	rs, err := s.run(ctx, o)
 	if err != nil {
 		return nil, err
@@ -177,7 +221,24 @@ func (s *Service) do(ctx context.Context, o op) (any, error) {
 // ends first the operation may still commit; callers retry with the same
 // hold id, which is idempotent.
 func (s *Service) batched(ctx context.Context, o op) (any, error) {
-	p := &pending{op: o, done: make(chan result, 1)}
+	return s.enqueue(ctx, &pending{op: o, done: make(chan result, 1)})
+}
+
+// closing reports whether Close has begun.
+func (s *Service) closing() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// enqueue hands p to the committers and waits for its result.
+func (s *Service) enqueue(ctx context.Context, p *pending) (any, error) {
+	if s.closing() {
+		return nil, tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")
+	}
 	select {
 	case <-s.stop:
 		return nil, tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")
@@ -188,9 +249,9 @@ func (s *Service) batched(ctx context.Context, o op) (any, error) {
 	select {
 	case r := <-p.done:
 		return r.val, r.err
-	case <-s.stop:
-		// Close may have run after this op was queued; its outcome is
-		// unknown, as after a timeout.
+	case <-s.closed:
+		// Close drains the queue before it closes s.closed, so an op
+		// still unanswered came in after: it never ran.
 		select {
 		case r := <-p.done:
 			return r.val, r.err
@@ -204,53 +265,104 @@ func (s *Service) batched(ctx context.Context, o op) (any, error) {
 
 func (s *Service) commitLoop() {
 	defer s.wg.Done()
+	var next *pending // an alone op that ended the previous batch
 	for {
-		var first *pending
-		select {
-		case <-s.stop:
-			return
-		case first = <-s.queue:
+		first := next
+		if first == nil {
+			select {
+			case <-s.stop:
+				s.drain()
+				return
+			case first = <-s.queue:
+			}
 		}
-		batch := s.collect(first)
+		var batch []*pending
+		batch, next = s.collect(first)
 		s.commit(batch)
 	}
 }
 
+// drain commits what is still queued when Close runs, so an accepted
+// operation (a settle handed over with SettleLater) is not lost to an
+// orderly shutdown.
+func (s *Service) drain() {
+	for {
+		select {
+		case first := <-s.queue:
+			for first != nil {
+				var batch []*pending
+				batch, first = s.collect(first)
+				s.commit(batch)
+			}
+		default:
+			return
+		}
+	}
+}
+
 // collect gathers the operations queued behind first, waiting up to
-// BatchWindow for more, up to MaxBatch.
-func (s *Service) collect(first *pending) []*pending {
-	batch := []*pending{first}
+// BatchWindow for more (LaterWindow when first is a settle nobody waits
+// for, until an op somebody waits for arrives), up to MaxBatch. An op that
+// must run alone ends the batch: it is returned as next.
+func (s *Service) collect(first *pending) (batch []*pending, next *pending) {
+	batch = []*pending{first}
+	if first.alone {
+		return batch, nil
+	}
+	window := s.opt.BatchWindow
+	if _, ok := first.op.(syncOp); ok {
+		window = 0 // a barrier gathers nothing more: its caller waits
+	}
+	later := first.then != nil && s.opt.LaterWindow > window
+	if later {
+		window = s.opt.LaterWindow
+	}
 	var timer <-chan time.Time
-	if s.opt.BatchWindow > 0 {
-		t := time.NewTimer(s.opt.BatchWindow)
+	if window > 0 {
+		t := time.NewTimer(window)
 		defer t.Stop()
 		timer = t.C
 	}
 	for len(batch) < s.opt.MaxBatch {
+		var p *pending
 		select {
-		case p := <-s.queue:
-			batch = append(batch, p)
-			continue
+		case p = <-s.queue:
 		default:
+			if timer == nil {
+				return batch, nil
+			}
+			select {
+			case p = <-s.queue:
+			case <-timer:
+				return batch, nil
+			case <-s.stop: // Close: commit now
+				return batch, nil
+			}
 		}
-		if timer == nil {
-			break
+		if p.alone {
+			return batch, p
 		}
-		select {
-		case p := <-s.queue:
-			batch = append(batch, p)
-			continue
-		case <-timer:
+		batch = append(batch, p)
+		if later && p.then == nil {
+			timer = nil // somebody waits: no more waiting
 		}
-		break
 	}
-	return batch
+	return batch, nil
 }
 
 // commit runs a batch in one transaction. If the transaction as a whole
 // fails, each op runs alone, so one op that breaks the store cannot fail
 // the others.
 func (s *Service) commit(batch []*pending) {
+	if p := batch[0]; p.alone {
+		// With the lock held from its reads to its publication, no memory
+		// hold starts while the op decides what is free to take.
+		s.mem.mu.Lock()
+		v, err := s.runAlone(context.WithValue(p.ctx, memLockedKey{}, true), p.op)
+		s.mem.mu.Unlock()
+		p.reply(result{val: v, err: err})
+		return
+	}
 	ctx := context.Background()
 	if !s.opt.StrictMetering {
 		ctx = WithRelaxedCommit(ctx)
@@ -264,22 +376,40 @@ func (s *Service) commit(batch []*pending) {
 	rs, err := s.run(ctx, ops...)
 	if err != nil && len(batch) > 1 {
 		for _, p := range batch {
-			v, err := s.do(ctx, p.op)
-			p.done <- result{val: v, err: err}
+			v, err := s.runAlone(ctx, p.op)
+			p.reply(result{val: v, err: err})
 		}
 		return
 	}
 	for i, p := range batch {
 		if err != nil {
-			p.done <- result{err: err}
+			p.reply(result{err: err})
 			continue
 		}
-		p.done <- rs[i]
+		p.reply(rs[i])
 	}
 }
 
-// View runs fn in a read-only snapshot of the store.
+// reply delivers an op's result: to its waiting caller, or to the op's
+// own callback when nobody waits (SettleLater).
+func (p *pending) reply(r result) {
+	if f, ok := p.op.(interface{ finish(result) }); ok {
+		f.finish(r)
+	}
+	if p.then != nil {
+		p.then(r)
+		return
+	}
+	p.done <- r
+}
+
+// view runs fn in a read-only snapshot of the store, taken after every
+// operation queued before it has committed (Sync), so that a read after
+// an answer whose settle went SettleLater sees that settle.
 func (s *Service) view(ctx context.Context, fn func(ReadTx) error) error {
+	if err := s.Sync(ctx); err != nil {
+		return err
+	}
 	if err := s.store.View(ctx, fn); err != nil {
 		return fmt.Errorf("ledger read: %w", err)
 	}

@@ -55,6 +55,9 @@ type state struct {
 	expGrant []*Grant
 	refunds  map[string]*Refund
 	usage    map[string]bool
+	// memHeld is what memory holds keep of each loaded account, for the
+	// rules that must leave it alone (set only where they can run).
+	memHeld map[tollgate.AccountID]tollgate.Credits
 
 	dirtyAccounts map[tollgate.AccountID]bool
 	dirtyLots     map[int64]bool
@@ -224,6 +227,10 @@ func (s *state) loadAccountsAndLots(ctx context.Context, tx ReadTx, n *needs) er
 	}
 	return nil
 }
+
+// available is what the account can spend or give back now: its
+// available credit less what memory holds keep.
+func (s *state) available(a *Account) tollgate.Credits { return a.Available() - s.memHeld[a.ID] }
 
 // touch marks a loaded row as changed so flush writes it.
 func (s *state) touchAccount(a *Account) {

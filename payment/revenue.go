@@ -2,6 +2,7 @@ package payment
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"tollgate"
@@ -28,6 +29,9 @@ type Revenue struct {
 func (s *Service) Revenue(ctx context.Context, from, to time.Time) (Revenue, error) {
 	const op = "payment.Revenue"
 	var d *ledger.Dump
+	if err := s.ledger.Sync(ctx); err != nil { // settles still queued count
+		return Revenue{}, fmt.Errorf("revenue: %w", err)
+	}
 	if err := s.ledger.Store().View(ctx, func(tx ledger.ReadTx) (err error) {
 		d, err = tx.Dump(ctx)
 		return err

@@ -21,4 +21,10 @@ func open(tb testing.TB) ledger.Store {
 
 func TestConformance(t *testing.T) { storetest.Run(t, open) }
 
+// TestConformanceMemoryHolds runs the suite with lot-funded holds kept in
+// memory, as serve does on SQLite (the Service is the store's one writer).
+func TestConformanceMemoryHolds(t *testing.T) {
+	storetest.RunWith(t, open, ledger.Options{MemoryHolds: true})
+}
+
 func BenchmarkHoldSettle(b *testing.B) { storetest.BenchmarkHoldSettle(b, open) }

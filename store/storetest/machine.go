@@ -17,8 +17,7 @@ import (
 // requires that nothing deadlocks or fails unexpectedly, that every error
 // is a domain answer, and that Audit (run when the test ends) is clean and
 // the books balance.
-func testConcurrentMachine(t *testing.T, open OpenFunc) {
-	e := NewEnvWith(t, open, ledger.Options{Committers: 4})
+func testConcurrentMachine(t *testing.T, e *Env) {
 	accounts := []tollgate.AccountID{"a", "b", "c", "d", "e", "f"}
 	for _, a := range accounts {
 		MustAccount(t, e, a)

@@ -23,7 +23,12 @@ type OpenFunc func(t testing.TB) ledger.Store
 
 // Run runs the whole suite against the stores open makes, each subtest on
 // a fresh store, and audits every store when its subtest ends.
-func Run(t *testing.T, open OpenFunc) {
+func Run(t *testing.T, open OpenFunc) { RunWith(t, open, ledger.Options{}) }
+
+// RunWith is Run with a Service made with opt (the clock is always the
+// manual one), e.g. ledger.Options{MemoryHolds: true} for a store the
+// Service is the one writer of.
+func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 	for _, tc := range []struct {
 		name string
 		fn   func(t *testing.T, e *Env)
@@ -50,10 +55,12 @@ func Run(t *testing.T, open OpenFunc) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.fn == nil {
-				testConcurrentMachine(t, open)
+				machineOpt := opt
+				machineOpt.Committers = 4
+				testConcurrentMachine(t, NewEnvWith(t, open, machineOpt))
 				return
 			}
-			e := NewEnv(t, open)
+			e := NewEnvWith(t, open, opt)
 			tc.fn(t, e)
 		})
 	}
