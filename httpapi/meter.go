@@ -3,8 +3,10 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"tollgate"
@@ -25,6 +27,14 @@ type Meter struct {
 	Ledger *ledger.Service
 	// HoldTTL bounds a hold's life; DefaultHoldTTL when zero.
 	HoldTTL time.Duration
+	// SettleLater hands each settle to the ledger's committer and lets
+	// the answer go to the client without waiting for its commit (the
+	// commit then overlaps the next request). The ledger's Balance waits
+	// for queued settles, and Close commits them; a crash between the
+	// answer and the commit leaves that request uncharged (its hold
+	// expires). Failures are logged to Logger.
+	SettleLater bool
+	Logger      *slog.Logger
 }
 
 var _ gateway.Meter = (*Meter)(nil)
@@ -33,11 +43,10 @@ var _ gateway.Meter = (*Meter)(nil)
 // client's request id, so a client cannot make two requests share a hold.
 // Errors: EINSUFFICIENT, and the ledger's.
 func (m *Meter) Reserve(ctx context.Context, h gateway.Hold) (string, error) {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("meter: hold id: %w", err)
+	id, err := newHoldID(time.Now())
+	if err != nil {
+		return "", err
 	}
-	id := "hold_" + hex.EncodeToString(b[:])
 	ttl := m.HoldTTL
 	if ttl <= 0 {
 		ttl = DefaultHoldTTL
@@ -46,20 +55,46 @@ func (m *Meter) Reserve(ctx context.Context, h gateway.Hold) (string, error) {
 	if c.Account != "" && c.Account != h.Account {
 		return "", &tollgate.Error{Code: tollgate.EINTERNAL, Op: "meter.Reserve", Message: "hold for another account than the caller's"}
 	}
-	_, err := m.Ledger.Reserve(ctx, ledger.ReserveRequest{HoldID: id, Account: h.Account, GrantID: c.GrantID, Amount: h.Credits, TTL: ttl})
+	_, err = m.Ledger.Reserve(ctx, ledger.ReserveRequest{HoldID: id, Account: h.Account, GrantID: c.GrantID, Amount: h.Credits, TTL: ttl})
 	if err != nil {
 		return "", fmt.Errorf("meter: reserve: %w", err)
 	}
 	return id, nil
 }
 
+// newHoldID returns "hold_", the time in microseconds (16 hex digits,
+// so ids sort by creation) and 12 random bytes. Ids that grow with time
+// land at the end of the holds and usage tables' key order: a batch of
+// settles then writes a few pages at the end of each, not one random page
+// per row.
+func newHoldID(now time.Time) (string, error) {
+	var b [20]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMicro()))
+	if _, err := rand.Read(b[8:]); err != nil {
+		return "", fmt.Errorf("meter: hold id: %w", err)
+	}
+	return "hold_" + hex.EncodeToString(b[:]), nil
+}
+
 // Settle charges u.Credits and records the usage under the hold's id.
 func (m *Meter) Settle(ctx context.Context, holdID string, u gateway.Usage) error {
-	_, err := m.Ledger.Settle(ctx, ledger.SettleRequest{HoldID: holdID, Cost: u.Credits, Usage: ledger.Usage{
+	r := ledger.SettleRequest{HoldID: holdID, Cost: u.Credits, Usage: ledger.Usage{
 		RequestID: holdID, Account: u.Account, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
 		Deployment: u.Deployment, InputTokens: u.InputTokens, CachedTokens: u.CachedInputTokens,
 		OutputTokens: u.OutputTokens, Latency: u.Latency, Status: u.Status,
-	}})
+	}}
+	if m.SettleLater {
+		err := m.Ledger.SettleLater(r, func(_ ledger.Hold, err error) {
+			if err != nil && m.Logger != nil {
+				m.Logger.Error("settle hold", "hold", holdID, "request_id", u.RequestID, "credits", int64(u.Credits), "err", err)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("meter: settle %s: %w", holdID, err)
+		}
+		return nil
+	}
+	_, err := m.Ledger.Settle(ctx, r)
 	if err != nil {
 		return fmt.Errorf("meter: settle %s: %w", holdID, err)
 	}
