@@ -476,6 +476,38 @@ func TestServeAdminTokenKept(t *testing.T) {
 	}
 }
 
+// serve keeps account balances in memory on SQLite, so it must be the
+// database's only serve: a second one on the same data directory stops
+// with a clear error and changes nothing; short commands still work.
+func TestServeOneWriterPerSQLiteDirectory(t *testing.T) {
+	dir := t.TempDir()
+	m1 := MustRunMain(t, "--data", dir)
+	m2 := NewMain(io.Discard, io.Discard)
+	if err := m2.ParseFlags([]string{"--addr", "127.0.0.1:0", "--data", dir}); err != nil {
+		t.Fatal(err)
+	}
+	err := m2.Run(context.Background())
+	m2.Close()
+	if err == nil || !strings.Contains(err.Error(), "another tollgate serve is using") {
+		t.Fatalf("second serve on %s: %v; want the one-writer error", dir, err)
+	}
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"accounts", "create", "--data", dir}, &out, io.Discard); err != nil {
+		t.Fatalf("accounts create beside a running serve: %v", err)
+	}
+	key := regexp.MustCompile(`api_key:\s+(\S+)`).FindStringSubmatch(out.String())
+	if key == nil {
+		t.Fatalf("no key printed:\n%s", out.String())
+	}
+	if b := mustBalance(client{t, m1.URL}, key[1]); b != (balance{}) {
+		t.Fatalf("balance of the account created beside serve: %+v", b)
+	}
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	MustRunMain(t, "--data", dir) // the lock went with the first serve
+}
+
 func TestAccountsCreate(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
