@@ -30,9 +30,7 @@ func register(name, summary string, run func(ctx context.Context, args []string,
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		tuneServeRuntime()
-	}
+	tuneRuntime = len(os.Args) > 1 && os.Args[1] == "serve"
 	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
