@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -162,52 +163,62 @@ func (o probeOp) apply(s *state) (any, error) {
 	return nil, nil
 }
 
-// reserveMem is Reserve for a lot-funded hold with MemoryHolds on.
+// reserveMem is Reserve for a lot-funded hold with MemoryHolds on. The
+// first hold of an account the Service has not seen reads it through the
+// committer, which publishes its balance.
 func (s *Service) reserveMem(ctx context.Context, r ReserveRequest) (Hold, error) {
-	const name = "ledger.Reserve"
 	if r.HoldID == "" || r.Account == "" || r.Amount <= 0 || r.TTL <= 0 {
-		return Hold{}, fail(tollgate.EINVALID, name, "hold id, account, a positive amount and a positive TTL are required")
+		return Hold{}, fail(tollgate.EINVALID, "ledger.Reserve", "hold id, account, a positive amount and a positive TTL are required")
 	}
-	m := s.mem
-	for {
-		m.mu.Lock()
-		h, ok := m.gone[r.HoldID]
-		if mh, live := m.holds[r.HoldID]; live {
-			h, ok = mh.h, true
-		}
-		if ok {
-			m.mu.Unlock()
-			if h.Account != r.Account || h.Amount != r.Amount || r.GrantID != "" {
-				return Hold{}, fail(tollgate.ECONFLICT, name, "hold %s exists with other terms", r.HoldID)
-			}
-			return h, nil
-		}
-		a := m.accts[r.Account]
-		if a == nil {
-			m.mu.Unlock()
-			if _, err := s.batched(ctx, probeOp{r.Account}); err != nil {
-				return Hold{}, err
-			}
-			continue
-		}
-		defer m.mu.Unlock()
-		if a.debt > 0 {
-			return Hold{}, fail(tollgate.EINSUFFICIENT, name, "account has %d credits of unpaid debt", a.debt)
-		}
-		avail := a.left - a.held - a.debt - a.memHeld
-		if failpoint.Mutant(failpoint.MutantHeldAvailable) {
-			avail += a.held + a.memHeld
-		}
-		if avail < r.Amount {
-			return Hold{}, fail(tollgate.EINSUFFICIENT, name, "need %d credits, %d available", r.Amount, a.left-a.held-a.debt-a.memHeld)
-		}
-		now := s.now()
-		h = Hold{ID: r.HoldID, Account: r.Account, Amount: r.Amount, Status: HoldActive,
-			CreatedAt: now, ExpiresAt: now.Add(r.TTL).Truncate(time.Microsecond)}
-		m.holds[h.ID] = &memHold{h: h}
-		a.memHeld += h.Amount
-		return h, nil
+	h, known, err := s.mem.reserve(r, s.now())
+	if known {
+		return h, err
 	}
+	if _, err := s.batched(ctx, probeOp{r.Account}); err != nil {
+		return Hold{}, err
+	}
+	if h, known, err = s.mem.reserve(r, s.now()); !known {
+		return Hold{}, fmt.Errorf("ledger.Reserve: account %s read but not published", r.Account)
+	}
+	return h, err
+}
+
+// reserve makes the hold r asks for if the account's balance is known
+// here (known false: read it first).
+func (m *memHolds) reserve(r ReserveRequest, now time.Time) (h Hold, known bool, err error) {
+	const name = "ledger.Reserve"
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, ok := m.gone[r.HoldID]
+	if mh, live := m.holds[r.HoldID]; live {
+		h, ok = mh.h, true
+	}
+	if ok {
+		if h.Account != r.Account || h.Amount != r.Amount || r.GrantID != "" {
+			return Hold{}, true, fail(tollgate.ECONFLICT, name, "hold %s exists with other terms", r.HoldID)
+		}
+		return h, true, nil
+	}
+	a := m.accts[r.Account]
+	if a == nil {
+		return Hold{}, false, nil
+	}
+	if a.debt > 0 {
+		return Hold{}, true, fail(tollgate.EINSUFFICIENT, name, "account has %d credits of unpaid debt", a.debt)
+	}
+	avail := a.left - a.held - a.debt - a.memHeld
+	check := avail
+	if failpoint.Mutant(failpoint.MutantHeldAvailable) {
+		check += a.held + a.memHeld
+	}
+	if check < r.Amount {
+		return Hold{}, true, fail(tollgate.EINSUFFICIENT, name, "need %d credits, %d available", r.Amount, avail)
+	}
+	h = Hold{ID: r.HoldID, Account: r.Account, Amount: r.Amount, Status: HoldActive,
+		CreatedAt: now, ExpiresAt: now.Add(r.TTL).Truncate(time.Microsecond)}
+	m.holds[h.ID] = &memHold{h: h}
+	a.memHeld += h.Amount
+	return h, true, nil
 }
 
 // memSettleOp writes a memory hold and settles it in one transaction.

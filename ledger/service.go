@@ -56,7 +56,8 @@ type Options struct {
 	// writer of (SQLite, with serve's lock on its data directory): every
 	// change of an account goes through this Service, which keeps each
 	// account's balance as last committed. A crash drops the memory
-	// holds, as a crashed request's hold would expire. See memhold.go.
+	// holds, as a crashed request's hold would expire. It implies one
+	// committer. See memhold.go.
 	MemoryHolds bool
 }
 
@@ -118,7 +119,9 @@ func New(store Store, opt Options) *Service {
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 256
 	}
-	if opt.Committers <= 0 {
+	if opt.Committers <= 0 || opt.MemoryHolds {
+		// Memory holds need every change published in commit order: one
+		// committer.
 		opt.Committers = 1
 	}
 	if opt.MaxAttempts <= 0 {
