@@ -29,9 +29,11 @@ type Meter struct {
 	HoldTTL time.Duration
 	// SettleLater hands each settle to the ledger's committer and lets
 	// the answer go to the client without waiting for its commit (the
-	// commit then overlaps the next request). The ledger's Balance waits
-	// for queued settles, and Close commits them; a crash between the
-	// answer and the commit leaves that request uncharged (its hold
+	// commit then overlaps the next request). The ledger's reads wait for
+	// the settles queued in this process, and Close commits them; another
+	// instance sharing the database sees a charge once its batch commits
+	// (within the ledger's LaterWindow and a transaction). A crash between
+	// the answer and the commit leaves that request uncharged (its hold
 	// expires). Failures are logged to Logger.
 	SettleLater bool
 	Logger      *slog.Logger
