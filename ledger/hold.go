@@ -219,6 +219,7 @@ func (s *Service) SettleLater(r SettleRequest, done func(Hold, error)) error {
 		p.reply(result{err: unavailable})
 		return unavailable
 	}
+	s.track(p)
 	select {
 	case <-s.stop:
 		p.reply(result{err: unavailable})

@@ -393,18 +393,3 @@ func (s *Service) memBalance(id tollgate.AccountID) (credits, held, debt tollgat
 	}
 	return a.left - a.held - a.debt - a.memHeld, a.held + a.memHeld, a.debt, true
 }
-
-// syncOp changes nothing; its commit means every op queued before it has
-// committed and been published.
-type syncOp struct{}
-
-func (syncOp) need(*needs)               {}
-func (syncOp) apply(*state) (any, error) { return nil, nil }
-
-// Sync waits until every operation handed to the committers before it has
-// committed (settles queued by SettleLater included), so that a read after
-// it sees them.
-func (s *Service) Sync(ctx context.Context) error {
-	_, err := s.batched(ctx, syncOp{})
-	return err
-}

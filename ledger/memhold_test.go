@@ -269,3 +269,44 @@ func TestFailedSettleKeepsMemoryHold(t *testing.T) {
 		t.Fatalf("settle of a released hold: %v, want conflict", err)
 	}
 }
+
+// With several committers a settle queued before a read may still be in
+// another committer's transaction when the read's turn comes; Sync waits
+// for every op handed over before it, wherever it runs.
+func TestSyncWaitsForEveryCommitter(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	svc := ledger.New(st, ledger.Options{Committers: 4, LaterWindow: 5 * time.Millisecond})
+	defer svc.Close()
+	if _, err := svc.CreateAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.CreditPayment(ctx, ledger.Payment{Account: "alice", OutTradeNo: "o", TransactionID: "t", Fen: 1, Credits: 100_000}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 20 {
+		var wg sync.WaitGroup
+		for i := range 8 {
+			id := fmt.Sprintf("h%d-%d", round, i)
+			wg.Go(func() {
+				if _, err := svc.Reserve(ctx, ledger.ReserveRequest{HoldID: id, Account: "alice", Amount: 100, TTL: time.Minute}); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := svc.SettleLater(ledger.SettleRequest{HoldID: id, Cost: 10}, nil); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		b, err := svc.Balance(ctx, "alice")
+		want := tollgate.Credits(100_000 - 80*(round+1))
+		if err != nil || b.Credits != want || b.Held != 0 {
+			t.Fatalf("round %d: balance = %+v, %v; want %d available, none held", round, b, err, want)
+		}
+	}
+}

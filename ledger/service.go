@@ -77,6 +77,11 @@ type Service struct {
 	batches    atomic.Int64
 	batchedOps atomic.Int64
 
+	// inflight holds, for every op handed to the committers and not yet
+	// answered, a channel closed when it is: Sync waits on a snapshot.
+	inflightMu sync.Mutex
+	inflight   map[*pending]chan struct{}
+
 	mem *memHolds // nil unless Options.MemoryHolds
 }
 
@@ -103,6 +108,8 @@ type pending struct {
 	ctx   context.Context
 	// then, if set, receives the result instead of done (SettleLater).
 	then func(result)
+	// fin, set by track, ends the op's entry in the Service's inflight set.
+	fin func()
 }
 
 type result struct {
@@ -128,7 +135,7 @@ func New(store Store, opt Options) *Service {
 		opt.MaxAttempts = 10
 	}
 	s := &Service{store: store, opt: opt, queue: make(chan *pending, 4096),
-		stop: make(chan struct{}), closed: make(chan struct{})}
+		stop: make(chan struct{}), closed: make(chan struct{}), inflight: map[*pending]chan struct{}{}}
 	if opt.MemoryHolds {
 		s.mem = newMemHolds()
 	}
@@ -227,6 +234,46 @@ func (s *Service) batched(ctx context.Context, o op) (any, error) {
 	return s.enqueue(ctx, &pending{op: o, done: make(chan result, 1)})
 }
 
+// track enters p in the inflight set until p.fin, which reply calls.
+func (s *Service) track(p *pending) {
+	ch := make(chan struct{})
+	s.inflightMu.Lock()
+	s.inflight[p] = ch
+	s.inflightMu.Unlock()
+	var once sync.Once
+	p.fin = func() {
+		once.Do(func() {
+			s.inflightMu.Lock()
+			delete(s.inflight, p)
+			s.inflightMu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// Sync waits until every operation handed to the committers before it was
+// called has been answered (committed, and with MemoryHolds published),
+// settles queued by SettleLater included, so that a read after it sees
+// them. It sends nothing to the store; several committers are fine.
+func (s *Service) Sync(ctx context.Context) error {
+	s.inflightMu.Lock()
+	waits := make([]chan struct{}, 0, len(s.inflight))
+	for _, ch := range s.inflight {
+		waits = append(waits, ch)
+	}
+	s.inflightMu.Unlock()
+	for _, ch := range waits {
+		select {
+		case <-ch:
+		case <-s.closed: // Close answered all it could; nothing else will commit
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("wait for queued ledger operations: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
 // closing reports whether Close has begun.
 func (s *Service) closing() bool {
 	select {
@@ -242,11 +289,14 @@ func (s *Service) enqueue(ctx context.Context, p *pending) (any, error) {
 	if s.closing() {
 		return nil, tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")
 	}
+	s.track(p)
 	select {
 	case <-s.stop:
+		p.fin()
 		return nil, tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")
 	case s.queue <- p:
 	case <-ctx.Done():
+		p.fin()
 		return nil, fmt.Errorf("queue ledger operation: %w", ctx.Err())
 	}
 	select {
@@ -259,6 +309,7 @@ func (s *Service) enqueue(ctx context.Context, p *pending) (any, error) {
 		case r := <-p.done:
 			return r.val, r.err
 		default:
+			p.fin()
 			return nil, tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")
 		}
 	case <-ctx.Done():
@@ -313,9 +364,6 @@ func (s *Service) collect(first *pending) (batch []*pending, next *pending) {
 		return batch, nil
 	}
 	window := s.opt.BatchWindow
-	if _, ok := first.op.(syncOp); ok {
-		window = 0 // a barrier gathers nothing more: its caller waits
-	}
 	later := first.then != nil && s.opt.LaterWindow > window
 	if later {
 		window = s.opt.LaterWindow
@@ -398,6 +446,9 @@ func (s *Service) commit(batch []*pending) {
 func (p *pending) reply(r result) {
 	if f, ok := p.op.(interface{ finish(result) }); ok {
 		f.finish(r)
+	}
+	if p.fin != nil {
+		p.fin()
 	}
 	if p.then != nil {
 		p.then(r)
