@@ -322,6 +322,16 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 	if err != nil {
 		return mapErr("begin", err)
 	}
+	if err := s.commit(tx, fn); err != nil {
+		return err
+	}
+	s.wstmt.prepareQueued(ctx)
+	return nil
+}
+
+// commit runs fn in the writer's transaction tx and commits it, or rolls
+// it back when fn fails.
+func (s *Store) commit(tx *sql.Tx, fn func(ledger.Tx) error) error {
 	defer tx.Rollback()
 	if err := fn(&txn{q: cachedTx{tx, &s.wstmt}}); err != nil {
 		return err
@@ -329,7 +339,6 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return mapErr("commit", err)
 	}
-	s.wstmt.prepareQueued(ctx)
 	return nil
 }
 
@@ -372,14 +381,7 @@ func (s *Store) relaxedTx(ctx context.Context, fn func(ledger.Tx) error) (err er
 	if err != nil {
 		return mapErr("begin", err)
 	}
-	defer tx.Rollback()
-	if err := fn(&txn{q: cachedTx{tx, &s.wstmt}}); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return mapErr("commit", err)
-	}
-	return nil
+	return s.commit(tx, fn)
 }
 
 // View runs fn in a read transaction on a reader connection: WAL gives it
