@@ -194,7 +194,7 @@ func (m *memHolds) reserve(r ReserveRequest, now time.Time) (h Hold, known bool,
 		h, ok = mh.h, true
 	}
 	if ok {
-		if h.Account != r.Account || h.Amount != r.Amount || r.GrantID != "" {
+		if h.Account != r.Account || h.Amount != r.Amount {
 			return Hold{}, true, fail(tollgate.ECONFLICT, name, "hold %s exists with other terms", r.HoldID)
 		}
 		return h, true, nil
