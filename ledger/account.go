@@ -53,7 +53,7 @@ func (s *Service) CreateAccount(ctx context.Context, id tollgate.AccountID) (Acc
 // Account returns an account as stored. Errors: ENOTFOUND.
 func (s *Service) Account(ctx context.Context, id tollgate.AccountID) (Account, error) {
 	var out []Account
-	err := s.view(ctx, func(tx ReadTx) (err error) {
+	err := s.View(ctx, func(tx ReadTx) (err error) {
 		out, err = tx.Accounts(ctx, []tollgate.AccountID{id})
 		return err
 	})
@@ -73,7 +73,7 @@ func (s *Service) Account(ctx context.Context, id tollgate.AccountID) (Account, 
 func (s *Service) Balance(ctx context.Context, id tollgate.AccountID) (Balance, error) {
 	var accts []Account
 	var grants []Grant
-	err := s.view(ctx, func(tx ReadTx) (err error) {
+	err := s.View(ctx, func(tx ReadTx) (err error) {
 		if accts, err = tx.Accounts(ctx, []tollgate.AccountID{id}); err != nil {
 			return err
 		}

@@ -217,7 +217,7 @@ func (s *Service) ExpireGrants(ctx context.Context, now time.Time) (int, error) 
 // Grant returns a grant as stored. Errors: ENOTFOUND.
 func (s *Service) Grant(ctx context.Context, id string) (Grant, error) {
 	var out []Grant
-	if err := s.view(ctx, func(tx ReadTx) (err error) {
+	if err := s.View(ctx, func(tx ReadTx) (err error) {
 		out, err = tx.Grants(ctx, []string{id})
 		return err
 	}); err != nil {

@@ -311,7 +311,7 @@ func (s *Service) Hold(ctx context.Context, id string) (Hold, error) {
 		return h, nil
 	}
 	var out []Hold
-	if err := s.view(ctx, func(tx ReadTx) (err error) {
+	if err := s.View(ctx, func(tx ReadTx) (err error) {
 		out, err = tx.Holds(ctx, []string{id})
 		return err
 	}); err != nil {

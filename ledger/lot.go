@@ -89,7 +89,7 @@ func (s *Service) CreditPayment(ctx context.Context, p Payment) (lot Lot, alread
 // LotByOrder returns the lot credited for an order. Errors: ENOTFOUND.
 func (s *Service) LotByOrder(ctx context.Context, outTradeNo string) (Lot, error) {
 	var out []Lot
-	if err := s.view(ctx, func(tx ReadTx) (err error) {
+	if err := s.View(ctx, func(tx ReadTx) (err error) {
 		out, err = tx.LotsByPayment(ctx, []string{outTradeNo}, nil)
 		return err
 	}); err != nil {
@@ -104,7 +104,7 @@ func (s *Service) LotByOrder(ctx context.Context, outTradeNo string) (Lot, error
 // Lots returns every lot of an account, oldest first.
 func (s *Service) Lots(ctx context.Context, account tollgate.AccountID) ([]Lot, error) {
 	var out []Lot
-	err := s.view(ctx, func(tx ReadTx) (err error) {
+	err := s.View(ctx, func(tx ReadTx) (err error) {
 		out, err = tx.LotsByAccount(ctx, account)
 		return err
 	})
@@ -117,7 +117,7 @@ func (s *Service) PaidVolume(ctx context.Context, year int, month time.Month, lo
 	from := time.Date(year, month, 1, 0, 0, 0, 0, loc)
 	to := from.AddDate(0, 1, 0)
 	var v tollgate.Fen
-	err := s.view(ctx, func(tx ReadTx) (err error) {
+	err := s.View(ctx, func(tx ReadTx) (err error) {
 		v, err = tx.PaidVolume(ctx, from.UTC(), to.UTC())
 		return err
 	})

@@ -148,7 +148,7 @@ func (s *Service) FailRefund(ctx context.Context, outRefundNo string) (Refund, e
 // Refund returns a refund as stored. Errors: ENOTFOUND.
 func (s *Service) Refund(ctx context.Context, outRefundNo string) (Refund, error) {
 	var out []Refund
-	if err := s.view(ctx, func(tx ReadTx) (err error) {
+	if err := s.View(ctx, func(tx ReadTx) (err error) {
 		out, err = tx.Refunds(ctx, []string{outRefundNo})
 		return err
 	}); err != nil {

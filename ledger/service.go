@@ -457,10 +457,11 @@ func (p *pending) reply(r result) {
 	p.done <- r
 }
 
-// view runs fn in a read-only snapshot of the store, taken after every
+// View runs fn in a read-only snapshot of the store, taken after every
 // operation queued before it has committed (Sync), so that a read after
-// an answer whose settle went SettleLater sees that settle.
-func (s *Service) view(ctx context.Context, fn func(ReadTx) error) error {
+// an answer whose settle went SettleLater sees that settle. Readers of the
+// ledger's rows outside this package use it rather than Store().View.
+func (s *Service) View(ctx context.Context, fn func(ReadTx) error) error {
 	if err := s.Sync(ctx); err != nil {
 		return err
 	}

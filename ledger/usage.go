@@ -73,7 +73,7 @@ func (s *Service) ListUsage(ctx context.Context, account tollgate.AccountID, lim
 		limit = 100
 	}
 	var out []Usage
-	err := s.view(ctx, func(tx ReadTx) (err error) {
+	err := s.View(ctx, func(tx ReadTx) (err error) {
 		out, err = tx.ListUsage(ctx, account, limit)
 		return err
 	})

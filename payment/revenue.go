@@ -2,7 +2,6 @@ package payment
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"tollgate"
@@ -29,10 +28,7 @@ type Revenue struct {
 func (s *Service) Revenue(ctx context.Context, from, to time.Time) (Revenue, error) {
 	const op = "payment.Revenue"
 	var d *ledger.Dump
-	if err := s.ledger.Sync(ctx); err != nil { // settles still queued count
-		return Revenue{}, fmt.Errorf("revenue: %w", err)
-	}
-	if err := s.ledger.Store().View(ctx, func(tx ledger.ReadTx) (err error) {
+	if err := s.ledger.View(ctx, func(tx ledger.ReadTx) (err error) {
 		d, err = tx.Dump(ctx)
 		return err
 	}); err != nil {

@@ -50,10 +50,7 @@ func (r *revenueReporter) Revenue(ctx context.Context, from, to time.Time) (http
 	rep := httpapi.RevenueReport{Payments: rev.Payments, GrossFen: rev.GrossFen, FeeFen: rev.FeeFen,
 		RefundedFen: rev.RefundedFen, NetFen: rev.NetFen}
 	var usage []ledger.Usage
-	if err := r.ledger.Sync(ctx); err != nil { // settles still queued count
-		return rep, fmt.Errorf("revenue: usage: %w", err)
-	}
-	if err := r.ledger.Store().View(ctx, func(tx ledger.ReadTx) error {
+	if err := r.ledger.View(ctx, func(tx ledger.ReadTx) error {
 		d, err := tx.Dump(ctx)
 		if err == nil {
 			usage = d.Usage
