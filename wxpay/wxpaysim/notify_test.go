@@ -468,13 +468,20 @@ func TestDuplicateFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the original is acknowledged", acked(e.sim, 1))
-	e.sim.Close()
-	copies := 0
-	for _, d := range e.sim.Notifications() {
-		if d.Duplicate && d.Outcome == wxpaysim.OutcomeDuplicateAcked {
-			copies++
+	ackedCopies := func() int {
+		n := 0
+		for _, d := range e.sim.Notifications() {
+			if d.Duplicate && d.Outcome == wxpaysim.OutcomeDuplicateAcked {
+				n++
+			}
 		}
+		return n
 	}
+	// The copies go out at once with the original but may be answered
+	// after it: closing before one is would count it as never sent.
+	waitFor(t, "a copy is acknowledged", func() bool { return ackedCopies() >= 1 })
+	e.sim.Close()
+	copies := ackedCopies()
 	if copies < 1 || copies > 2 {
 		t.Fatalf("%d acknowledged copies, want 1 or 2", copies)
 	}
