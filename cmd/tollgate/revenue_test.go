@@ -14,7 +14,13 @@ func TestAdminRevenueAndRollout(t *testing.T) {
 	a := mustAccount(c, m.AdminToken)
 	o := mustOrder(c, a.APIKey, "rev-1")
 	c.must(200, "POST", "/sandbox/wxpay/sim/orders/"+o.OutTradeNo+"/pay", "", "", nil)
-	eventually(t, "the order is credited", func() bool { return mustBalance(c, a.APIKey).Credits > 0 })
+	// The fee is recorded on the order just after the lot is credited:
+	// wait for the order, not only the balance.
+	eventually(t, "the order is paid", func() bool {
+		var got struct{ Status string }
+		c.must(200, "GET", "/v1/payments/orders/"+o.OutTradeNo, a.APIKey, "", &got)
+		return got.Status == "SUCCESS"
+	})
 	var chat struct {
 		Usage struct {
 			CostCredits int64 `json:"cost_credits"`
