@@ -310,3 +310,40 @@ func TestSyncWaitsForEveryCommitter(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitterStartRunsBeforeAnyOperation: the hook runs once in each
+// committer, and no operation is taken until it has returned (serve lowers
+// the committer's priority there before the first commit).
+func TestCommitterStartRunsBeforeAnyOperation(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var started atomic.Int32
+	release := make(chan struct{})
+	svc := ledger.New(st, ledger.Options{Committers: 3, CommitterStart: func() {
+		started.Add(1)
+		<-release
+	}})
+	defer svc.Close()
+	defer close(release) // before Close, which waits for the committers
+	reserve := func(ctx context.Context) error {
+		_, err := svc.Reserve(ctx, ledger.ReserveRequest{HoldID: "h", Account: "nobody", Amount: 1, TTL: time.Minute})
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := reserve(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Reserve while the committers start = %v, want it still waiting", err)
+	}
+	release <- struct{}{}
+	release <- struct{}{}
+	release <- struct{}{}
+	if err := reserve(context.Background()); tollgate.ErrorCode(err) != tollgate.ENOTFOUND {
+		t.Fatalf("Reserve for an unknown account once started = %v, want ENOTFOUND", err)
+	}
+	if n := started.Load(); n != 3 {
+		t.Fatalf("CommitterStart ran %d times, want once per committer (3)", n)
+	}
+}

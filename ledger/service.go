@@ -59,6 +59,10 @@ type Options struct {
 	// holds, as a crashed request's hold would expire. It implies one
 	// committer. See memhold.go.
 	MemoryHolds bool
+	// CommitterStart, when set, runs first in each committer goroutine,
+	// before it takes any operation (serve lowers the goroutine's CPU
+	// priority there, internal/cpuprio).
+	CommitterStart func()
 }
 
 // Service applies the money rules to a Store. All methods are safe for
@@ -319,6 +323,9 @@ func (s *Service) enqueue(ctx context.Context, p *pending) (any, error) {
 
 func (s *Service) commitLoop() {
 	defer s.wg.Done()
+	if s.opt.CommitterStart != nil {
+		s.opt.CommitterStart()
+	}
 	var next *pending // an alone op that ended the previous batch
 	for {
 		first := next

@@ -40,6 +40,7 @@ import (
 	"tollgate/gateway/mockllm"
 	"tollgate/gateway/redisbreaker"
 	"tollgate/httpapi"
+	"tollgate/internal/cpuprio"
 	"tollgate/kv"
 	kvredis "tollgate/kv/redis"
 	"tollgate/ledger"
@@ -339,7 +340,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if tuneRuntime {
 		tuneServeRuntime(st.oneWriter)
 	}
-	led := ledger.New(st.ledger, ledger.Options{Committers: st.committers, MemoryHolds: st.oneWriter, LaterWindow: settleWindow})
+	lopt := ledger.Options{Committers: st.committers, MemoryHolds: st.oneWriter, LaterWindow: settleWindow}
+	if st.oneWriter {
+		// The committer's batches are CPU work in this process, off the
+		// requests' path since the gateway answers before its settle
+		// commits: at the lowest priority they wait for idle CPU instead
+		// of delaying the answers (1-client p99, docs/BENCHMARKS.md).
+		lopt.CommitterStart = func() { _ = cpuprio.Background() }
+	}
+	led := ledger.New(st.ledger, lopt)
 	m.closers = append(m.closers, led.Close)
 	nonces, limiter, kvName, kvPing, err := m.openKV(ctx)
 	if err != nil {

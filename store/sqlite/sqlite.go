@@ -38,6 +38,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"tollgate/internal/cpuprio"
 	"tollgate/ledger"
 )
 
@@ -88,9 +89,12 @@ func (s *Store) checkpointOnce() {
 }
 
 // checkpoint runs until Close. Without it (wal_autocheckpoint is off on
-// the writer) the WAL would grow without bound.
+// the writer) the WAL would grow without bound. It runs at the lowest CPU
+// priority: its copies take milliseconds of CPU, which on a small machine
+// would otherwise delay the requests being answered.
 func (s *Store) checkpoint() {
 	defer close(s.ckptDone)
+	_ = cpuprio.Background() // where unsupported, normal priority will do
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
 	for {
