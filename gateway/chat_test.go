@@ -57,6 +57,12 @@ func TestChatErrors(t *testing.T) {
 		{"NoMessages", `{"model":"m","messages":[]}`, 400, "invalid_request"},
 		{"BadMaxTokens", `{"model":"m","max_tokens":0,"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
 		{"BadRole", `{"model":"m","messages":[{"role":"robot","content":"x"}]}`, 400, "invalid_request"},
+		{"NotAnObject", `[{"model":"m"}]`, 400, "invalid_request"},
+		// One model billed, another run: a key named twice, even spelt
+		// with an escape, is refused rather than read one way here and
+		// the other way upstream.
+		{"DuplicateModel", `{"model":"m","messages":[{"role":"user","content":"x"}],"mod\u0065l":"nope"}`, 400, "invalid_request"},
+		{"DuplicateMaxTokens", `{"model":"m","max_tokens":1,"max_tokens":90,"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
 		{"UnknownModel", `{"model":"nope","messages":[{"role":"user","content":"x"}]}`, 404, "model_not_found"},
 		{"TooExpensive", `{"model":"m","max_tokens":90,"messages":[{"role":"user","content":"x"}]}`, 402, "insufficient_balance"},
 		{"TooLarge", `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 70<<10) + `"}]}`, 413, "request_too_large"},

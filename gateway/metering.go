@@ -110,22 +110,29 @@ func (m *metered) estimate(outputs ...string) tokenUsage {
 // usageJSON is the OpenAI usage object for u with cost_credits added;
 // fields the upstream sent and the gateway does not know are kept.
 func usageJSON(u tokenUsage, credits tollgate.Credits) json.RawMessage {
-	out := map[string]any{}
-	for k, v := range u.raw {
-		out[k] = v
+	set := map[string]any{
+		"prompt_tokens":     u.Input,
+		"completion_tokens": u.Output,
+		"total_tokens":      u.Input + u.Output,
+		"cost_credits":      int64(credits),
 	}
-	out["prompt_tokens"] = u.Input
-	out["completion_tokens"] = u.Output
-	out["total_tokens"] = u.Input + u.Output
-	if _, ok := out["prompt_tokens_details"]; !ok || u.Cached > 0 {
-		details := map[string]json.RawMessage{}
-		if raw, ok := u.raw["prompt_tokens_details"]; ok {
-			_ = json.Unmarshal(raw, &details)
-		}
-		details["cached_tokens"], _ = json.Marshal(u.Cached)
-		out["prompt_tokens_details"] = details
+	if raw, ok := u.raw["prompt_tokens_details"]; !ok || u.Cached > 0 {
+		details, _ := objectFields(raw) // nil when absent or not an object
+		set["prompt_tokens_details"] = cachedTokens{details, u.Cached}
 	}
-	out["cost_credits"] = int64(credits)
-	b, _ := json.Marshal(out)
+	b, err := withFields(u.raw, set)
+	if err != nil { // only set's values are marshalled: plain numbers
+		panic(fmt.Sprintf("gateway: encode usage: %v", err))
+	}
 	return b
+}
+
+// cachedTokens is a prompt_tokens_details object with cached_tokens set.
+type cachedTokens struct {
+	details map[string]json.RawMessage
+	cached  int64
+}
+
+func (c cachedTokens) MarshalJSON() ([]byte, error) {
+	return withFields(c.details, map[string]any{"cached_tokens": c.cached})
 }

@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -64,15 +66,14 @@ func (o *openAI) chat(ctx context.Context, d *deployment, req *chatRequest) (*ch
 	if err != nil {
 		return nil, err
 	}
-	res := &chatResult{}
-	if err := json.Unmarshal(b, &res.body); err != nil || res.body == nil {
-		return nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
+	res, err := openAIResult(b)
+	if err != nil {
+		return nil, err
 	}
 	if _, ok := res.body["choices"]; !ok {
 		// Some compatible servers answer 200 with only an error object.
 		return nil, &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage(b)}
 	}
-	res.usage = parseOpenAIUsage(res.body["usage"])
 	if res.usage != nil {
 		return res, nil // outputs are only counted when there is no usage
 	}
@@ -95,27 +96,47 @@ func messageText(m chatMessage) string {
 	return s
 }
 
-// parseOpenAIUsage reads an OpenAI usage object; nil when absent or empty.
+// parseOpenAIUsage reads an OpenAI usage object; nil when absent, empty
+// or not of the documented shape (the tokens are then counted instead).
 func parseOpenAIUsage(raw json.RawMessage) *tokenUsage {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
-	var u struct {
-		PromptTokens        int64 `json:"prompt_tokens"`
-		CompletionTokens    int64 `json:"completion_tokens"`
-		PromptTokensDetails struct {
-			CachedTokens int64 `json:"cached_tokens"`
-		} `json:"prompt_tokens_details"`
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &u) != nil || json.Unmarshal(raw, &m) != nil {
+	m, err := objectFields(raw)
+	if err != nil {
 		return nil
 	}
-	if u.PromptTokens == 0 && u.CompletionTokens == 0 {
+	var u tokenUsage
+	if !intField(m, "prompt_tokens", &u.Input) || !intField(m, "completion_tokens", &u.Output) {
 		return nil
 	}
-	cached := min(u.PromptTokensDetails.CachedTokens, u.PromptTokens)
-	return &tokenUsage{Input: u.PromptTokens, Cached: cached, Output: u.CompletionTokens, raw: m}
+	if d := m["prompt_tokens_details"]; len(d) > 0 && string(d) != "null" {
+		details, err := objectFields(d)
+		if err != nil || !intField(details, "cached_tokens", &u.Cached) {
+			return nil
+		}
+	}
+	if u.Input == 0 && u.Output == 0 {
+		return nil
+	}
+	u.Cached = min(u.Cached, u.Input)
+	u.raw = m
+	return &u
+}
+
+// intField reads the integer member name of m into dst (absent or null
+// leaves it 0); false when it is anything but an integer.
+func intField(m map[string]json.RawMessage, name string, dst *int64) bool {
+	v, ok := m[name]
+	if !ok || string(v) == "null" {
+		return true
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return false
+	}
+	*dst = n
+	return true
 }
 
 func (o *openAI) embed(ctx context.Context, d *deployment, body []byte) (*chatResult, error) {
@@ -135,12 +156,17 @@ func (o *openAI) embed(ctx context.Context, d *deployment, body []byte) (*chatRe
 	if err != nil {
 		return nil, err
 	}
-	res := &chatResult{}
-	if err := json.Unmarshal(b, &res.body); err != nil || res.body == nil {
+	return openAIResult(b)
+}
+
+// openAIResult reads an OpenAI-shaped answer: its members as sent and its
+// usage.
+func openAIResult(b []byte) (*chatResult, error) {
+	body, err := objectFields(b)
+	if err != nil {
 		return nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
 	}
-	res.usage = parseOpenAIUsage(res.body["usage"])
-	return res, nil
+	return &chatResult{body: body, usage: parseOpenAIUsage(body["usage"])}, nil
 }
 
 func (o *openAI) chatStream(ctx context.Context, d *deployment, req *chatRequest) (chunkStream, error) {
@@ -186,8 +212,8 @@ func (s *openAIStream) next() (map[string]json.RawMessage, error) {
 			s.done = true
 			return nil, io.EOF
 		}
-		var chunk map[string]json.RawMessage
-		if err := json.Unmarshal(data, &chunk); err != nil {
+		chunk, err := objectFields(data)
+		if err != nil {
 			return nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream sent an invalid stream chunk", Err: err}
 		}
 		if e, ok := chunk["error"]; ok {
@@ -205,8 +231,11 @@ func (s *openAIStream) next() (map[string]json.RawMessage, error) {
 }
 
 func isEmptyArray(raw json.RawMessage) bool {
-	var a []json.RawMessage
-	return len(raw) == 0 || string(raw) == "null" || (json.Unmarshal(raw, &a) == nil && len(a) == 0)
+	if len(raw) == 0 || string(raw) == "null" {
+		return true
+	}
+	inner, ok := bytes.CutPrefix(raw, []byte("["))
+	return ok && len(bytes.TrimSpace(inner)) == 1 // only the closing ']'
 }
 
 func (s *openAIStream) usage() *tokenUsage { return s.u }

@@ -2,7 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
-	"fmt"
+	"errors"
 
 	"tollgate"
 )
@@ -49,7 +49,12 @@ func invalid(format string, args ...any) error {
 // parseChatRequest decodes and checks a chat completion request body.
 func parseChatRequest(body []byte) (*chatRequest, error) {
 	req := &chatRequest{N: 1}
-	if err := json.Unmarshal(body, &req.raw); err != nil || req.raw == nil {
+	var err error
+	if req.raw, err = objectFields(body); err != nil {
+		var dup duplicateKeyError
+		if errors.As(err, &dup) {
+			return nil, invalid("request body has the key %q twice", dup.key)
+		}
 		return nil, invalid("request body must be a JSON object")
 	}
 	fields := []struct {
@@ -103,29 +108,4 @@ func parseChatRequest(body []byte) (*chatRequest, error) {
 		}
 	}
 	return req, nil
-}
-
-// withFields returns a copy of the raw request with fields set (a nil
-// value deletes the field), marshalled.
-func withFields(raw map[string]json.RawMessage, set map[string]any) ([]byte, error) {
-	out := make(map[string]json.RawMessage, len(raw)+len(set))
-	for k, v := range raw {
-		out[k] = v
-	}
-	for k, v := range set {
-		if v == nil {
-			delete(out, k)
-			continue
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", k, err)
-		}
-		out[k] = b
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return nil, fmt.Errorf("encode request: %w", err)
-	}
-	return b, nil
 }

@@ -237,7 +237,7 @@ func (rl *relay) emit(v any) bool {
 
 // appendChunk appends chunk to *buf as json.Marshal would, keys sorted,
 // but copying each value as it is instead of re-encoding it: the values
-// are upstream JSON already validated by json.Unmarshal, or our own
+// are upstream JSON already validated (objectFields), or our own
 // json.Marshal output. It reports false, leaving *buf to be overwritten,
 // when a key or value needs json.Marshal's care (see verbatim).
 func appendChunk(buf *[]byte, chunk map[string]json.RawMessage) bool {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"math"
 	"math/big"
+	"math/bits"
 	"net/http"
 	"sort"
 	"time"
@@ -42,6 +43,68 @@ type Pricer struct {
 type model struct {
 	cur                   Currency
 	input, cached, output *big.Rat
+	fixed                 fixedPrice // for a model priced in the base currency
+}
+
+// fixedPrice is a model's price per token in credits as integers over one
+// denominator, so Cost = ceil((in·input + cached·cached + out·output) / den)
+// in 128-bit integer arithmetic: the same exact result as the rational
+// sum, without its allocations on every request. ok is false when the
+// integers do not fit in 64 bits (Cost then uses the rationals).
+type fixedPrice struct {
+	input, cached, output, den uint64
+	ok                         bool
+}
+
+// newFixedPrice expresses the prices divided by base over their least
+// common denominator.
+func newFixedPrice(base *big.Rat, prices ...*big.Rat) fixedPrice {
+	per := make([]*big.Rat, len(prices))
+	den := big.NewInt(1)
+	for i, p := range prices {
+		per[i] = new(big.Rat).Quo(p, base)
+		d := per[i].Denom()
+		g := new(big.Int).GCD(nil, nil, den, d)
+		den.Mul(den, new(big.Int).Quo(d, g))
+	}
+	if !den.IsUint64() {
+		return fixedPrice{}
+	}
+	num := make([]uint64, len(per))
+	for i, r := range per {
+		n := new(big.Int).Mul(r.Num(), new(big.Int).Quo(den, r.Denom()))
+		if n.Sign() < 0 || !n.IsUint64() {
+			return fixedPrice{}
+		}
+		num[i] = n.Uint64()
+	}
+	return fixedPrice{input: num[0], cached: num[1], output: num[2], den: den.Uint64(), ok: true}
+}
+
+// cost is the ceiling of the sum over den for non-negative counts; false
+// when the credits would not fit in an int64.
+func (f fixedPrice) cost(in, cached, out int64) (int64, bool) {
+	var hi, lo uint64
+	for _, t := range [3][2]uint64{{uint64(in), f.input}, {uint64(cached), f.cached}, {uint64(out), f.output}} {
+		h, l := bits.Mul64(t[0], t[1])
+		var carry uint64
+		lo, carry = bits.Add64(lo, l, 0)
+		hi, carry = bits.Add64(hi, h, carry)
+		if carry != 0 {
+			return 0, false
+		}
+	}
+	if hi >= f.den { // the quotient needs more than 64 bits
+		return 0, false
+	}
+	q, r := bits.Div64(hi, lo, f.den)
+	if q > math.MaxInt64 || (r > 0 && q == math.MaxInt64) {
+		return 0, false
+	}
+	if r > 0 {
+		q++
+	}
+	return int64(q), true
 }
 
 type tier struct {
@@ -74,7 +137,11 @@ func New(cfg Config, opts Options) (*Pricer, error) {
 		p.maxStale = DefaultMaxStale
 	}
 	for id, m := range cfg.Models {
-		p.models[id] = model{cur: m.Currency, input: m.Input.Rat(), cached: m.CachedInput.Rat(), output: m.Output.Rat()}
+		pm := model{cur: m.Currency, input: m.Input.Rat(), cached: m.CachedInput.Rat(), output: m.Output.Rat()}
+		if pm.cur == p.baseCur {
+			pm.fixed = newFixedPrice(p.base, pm.input, pm.cached, pm.output)
+		}
+		p.models[id] = pm
 	}
 	for _, t := range cfg.FeeTiers {
 		p.tiers = append(p.tiers, tier{from: t.FromFen, percent: t.Percent.Rat()})
@@ -119,6 +186,11 @@ func (p *Pricer) Cost(ctx context.Context, modelID string, inTokens, cachedInTok
 	}
 	if inTokens < 0 || cachedInTokens < 0 || outTokens < 0 {
 		return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "token counts must not be negative"}
+	}
+	if m.fixed.ok {
+		if c, ok := m.fixed.cost(inTokens, cachedInTokens, outTokens); ok {
+			return tollgate.Credits(c), nil
+		}
 	}
 	sum := new(big.Rat).Mul(new(big.Rat).SetInt64(inTokens), m.input)
 	sum.Add(sum, new(big.Rat).Mul(new(big.Rat).SetInt64(cachedInTokens), m.cached))

@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/tidwall/gjson"
+)
+
+var (
+	errNotObject = errors.New("not a JSON object")
+	errNotJSON   = errors.New("not valid JSON")
+)
+
+// duplicateKeyError is an object that names one member twice.
+type duplicateKeyError struct{ key string }
+
+func (e duplicateKeyError) Error() string { return fmt.Sprintf("the key %q appears twice", e.key) }
+
+// objectFields returns the members of the JSON object b by name, each value
+// a slice of b as sent (no copy, no re-encoding). It fails when b is not
+// valid JSON, not an object, or names a member twice: read one way here and
+// another way by an upstream or a client, a duplicate could bill one model
+// and run another. One validation pass and one walk over the top level:
+// unlike a decode into a map, nested values are not decoded.
+func objectFields(b []byte) (map[string]json.RawMessage, error) {
+	b = bytes.TrimLeft(b, " \t\r\n") // gjson's offsets start at the '{'
+	if !json.Valid(b) {
+		return nil, errNotJSON
+	}
+	r := gjson.ParseBytes(b)
+	if !r.IsObject() {
+		return nil, errNotObject
+	}
+	m := make(map[string]json.RawMessage, 8)
+	var err error
+	r.ForEach(func(k, v gjson.Result) bool {
+		if _, ok := m[k.Str]; ok {
+			err = duplicateKeyError{k.Str}
+			return false
+		}
+		end := v.Index + len(v.Raw)
+		m[k.Str] = json.RawMessage(b[v.Index:end:end])
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// withFields returns the object raw with the members of set put in (a nil
+// value deletes the member), its keys sorted. Values of raw are copied as
+// they are (objectFields validated them); values of set are marshalled.
+func withFields(raw map[string]json.RawMessage, set map[string]any) ([]byte, error) {
+	keys := make([]string, 0, len(raw)+len(set))
+	size := 2
+	for k, v := range raw {
+		if _, ok := set[k]; !ok {
+			keys = append(keys, k)
+			size += len(k) + len(v) + 4
+		}
+	}
+	enc := make(map[string][]byte, len(set))
+	for k, v := range set {
+		if v == nil {
+			continue
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", k, err)
+		}
+		enc[k] = b
+		keys = append(keys, k)
+		size += len(k) + len(b) + 4
+	}
+	slices.Sort(keys)
+	out := make([]byte, 0, size)
+	out = append(out, '{')
+	for i, k := range keys {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendKey(out, k)
+		if v, ok := enc[k]; ok {
+			out = append(out, v...)
+		} else {
+			out = append(out, raw[k]...)
+		}
+	}
+	return append(out, '}'), nil
+}
+
+// appendKey appends k as a JSON string and a colon.
+func appendKey(b []byte, k string) []byte {
+	if plainKey(k) {
+		b = append(append(append(b, '"'), k...), '"')
+	} else {
+		q, _ := json.Marshal(k) // a string always encodes
+		b = append(b, q...)
+	}
+	return append(b, ':')
+}

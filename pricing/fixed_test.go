@@ -1,0 +1,54 @@
+package pricing
+
+import (
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestFixedPriceMatchesRationals: the integer path gives exactly the
+// rational ceiling, or steps aside, for prices and bases of every shape
+// and token counts up to the int64 limit.
+func TestFixedPriceMatchesRationals(t *testing.T) {
+	decimals := []string{"0", "1", "0.01", "0.07", "0.15", "0.075", "0.6", "2.5", "3", "15", "75", "0.000001",
+		"0.3333", "1234.5678", "0.0000000001", "99999999.99"}
+	counts := []int64{0, 1, 2, 3, 7, 999, 1_000_000, 123_456_789, 1 << 40, math.MaxInt64 / 3, math.MaxInt64 - 1, math.MaxInt64}
+	r := rand.New(rand.NewPCG(1, 2))
+	pick := func(s []string) *big.Rat { v, _ := new(big.Rat).SetString(s[r.IntN(len(s))]); return v }
+	count := func() int64 {
+		if r.IntN(2) == 0 {
+			return counts[r.IntN(len(counts))]
+		}
+		return r.Int64N(1 << uint(r.IntN(62)+1)) // up to 2^62
+	}
+	var fast, tooBig, fallback int
+	for range 20_000 {
+		base := pick(decimals[1:])
+		in, cached, out := pick(decimals), pick(decimals), pick(decimals)
+		f := newFixedPrice(base, in, cached, out)
+		if !f.ok {
+			fallback++
+			continue
+		}
+		a, b, c := count(), count(), count()
+		sum := new(big.Rat).Mul(big.NewRat(a, 1), in)
+		sum.Add(sum, new(big.Rat).Mul(big.NewRat(b, 1), cached))
+		sum.Add(sum, new(big.Rat).Mul(big.NewRat(c, 1), out))
+		want := ceil(sum.Quo(sum, base))
+		got, ok := f.cost(a, b, c)
+		switch {
+		case ok && (!want.IsInt64() || got != want.Int64()):
+			t.Fatalf("cost(%d, %d, %d) at %s/%s/%s base %s = %d, want %s", a, b, c, in, cached, out, base, got, want)
+		case ok:
+			fast++
+		case want.IsInt64():
+			t.Fatalf("cost(%d, %d, %d) at %s/%s/%s base %s stepped aside, but %s fits an int64", a, b, c, in, cached, out, base, want)
+		default:
+			tooBig++
+		}
+	}
+	if fast < 10_000 || tooBig == 0 {
+		t.Fatalf("the integer path answered %d of 20,000, found %d too big (%d price sets did not fit)", fast, tooBig, fallback)
+	}
+}
