@@ -136,6 +136,8 @@ func (s *anthStream) chunk(delta map[string]any, finish *string) map[string]json
 // is known, and the relay counts delivered output itself.
 func (s *anthStream) usage() *tokenUsage { return s.final }
 
+func (s *anthStream) onWait(f func()) { s.sse.wait = f }
+
 // inputUsage is the prompt usage message_start reported, or nil.
 func (s *anthStream) inputUsage() *tokenUsage {
 	if s.id == "" {

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -100,6 +101,49 @@ func TestChatErrors(t *testing.T) {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
 	})
+	e.checkNoHolds()
+}
+
+// TestChatStreamDeliversBeforeTheUpstreamGoesOn: events that arrive
+// together may leave together, but none waits for the upstream's next one:
+// the first word reaches the client while the upstream is paused after it.
+func TestChatStreamDeliversBeforeTheUpstreamGoesOn(t *testing.T) {
+	pause := make(chan struct{})
+	up := &upstream{Pause: pause}
+	e := newEnv(t, 10_000, deploymentSpec{up: up})
+	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"m","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"Say hello"}]}`))
+	got := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- err
+			return
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"content":"Hello"`) {
+				got <- nil
+				_, _ = io.Copy(io.Discard, resp.Body)
+				return
+			}
+		}
+		got <- fmt.Errorf("stream ended without the first word: %v", sc.Err())
+	}()
+	select {
+	case err := <-got:
+		close(pause)
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Second): // well within the upstream's idle timeout
+		close(pause)
+		t.Fatal("the first word was held back while the upstream paused after it")
+	}
+	<-done
 	e.checkNoHolds()
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -25,6 +26,8 @@ func TestObjectFields(t *testing.T) {
 		{"Truncated", `{"a":`, nil, errNotJSON},
 		{"Trailing", `{"a":1} x`, nil, errNotJSON},
 		{"ControlInString", "{\"a\":\"x\x01\"}", nil, errNotJSON},
+		{"KeyNotUTF8", "{\"\xf4\":0}", nil, errKeyNotUTF8},
+		{"ValueNotUTF8Kept", "{\"a\":\"\xf4\"}", map[string]string{"a": "\"\xf4\""}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := objectFields([]byte(tc.in))
@@ -73,4 +76,40 @@ func TestWithFieldsMatchesMarshal(t *testing.T) {
 	if string(got) != string(wb) {
 		t.Fatalf("withFields = %s\njson.Marshal = %s", got, wb)
 	}
+}
+
+// FuzzObjectFields: objectFields accepts exactly the bodies encoding/json
+// reads as an object without a repeated key, and gives the same members.
+func FuzzObjectFields(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, ` {"a":[1,{"b":"c\u00e9\n"}],"d":null} `, `{"x":-0.5e10,"y":[true,false]}`,
+		`[1]`, `"\ud800"`, "{\"a\":\"\xff\"}", `{"a":01}`, `{"a":1.}`, `{"a":1,}`, "{\"a\":\"\x01\"}", `{"a" 1}`,
+		`{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"a":"\x"}`, `{"a":"\u12G4"}`, `{"a":1} {}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := objectFields(b)
+		var want map[string]json.RawMessage
+		stdErr := json.Unmarshal(b, &want)
+		if stdErr != nil || want == nil {
+			if err == nil {
+				t.Fatalf("objectFields accepted %q, which encoding/json refuses as an object (%v)", b, stdErr)
+			}
+			return
+		}
+		var dup duplicateKeyError
+		if errors.As(err, &dup) || errors.Is(err, errKeyNotUTF8) {
+			return // encoding/json keeps the last of a repeated key; objectFields refuses it
+		}
+		if err != nil {
+			t.Fatalf("objectFields refused %q (%v), which encoding/json reads", b, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d members, encoding/json %d, for %q", len(got), len(want), b)
+		}
+		for k, v := range want {
+			if !bytes.Equal(bytes.TrimSpace(got[k]), bytes.TrimSpace(v)) {
+				t.Fatalf("member %q = %q, encoding/json %q", k, got[k], v)
+			}
+		}
+	})
 }

@@ -240,4 +240,6 @@ func isEmptyArray(raw json.RawMessage) bool {
 
 func (s *openAIStream) usage() *tokenUsage { return s.u }
 
+func (s *openAIStream) onWait(f func()) { s.sse.wait = f }
+
 func (s *openAIStream) Close() error { return s.body.Close() }

@@ -55,6 +55,9 @@ func parseChatRequest(body []byte) (*chatRequest, error) {
 		if errors.As(err, &dup) {
 			return nil, invalid("request body has the key %q twice", dup.key)
 		}
+		if errors.Is(err, errKeyNotUTF8) {
+			return nil, invalid("request body has a key that is not valid UTF-8")
+		}
 		return nil, invalid("request body must be a JSON object")
 	}
 	fields := []struct {

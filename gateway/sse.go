@@ -19,6 +19,11 @@ var errSSETooLarge = errors.New("gateway: upstream stream event larger than 1 Mi
 // joined "data:" lines of each event. Comments and other fields are skipped.
 type sseReader struct {
 	r *bufio.Reader
+	// wait, when set, runs before a read that has to wait for the
+	// network (no whole line is buffered): the relay flushes what it
+	// wrote to the client there, so events that arrived together leave
+	// in one write and none is held while the upstream is silent.
+	wait func()
 }
 
 func newSSEReader(r io.Reader) *sseReader { return &sseReader{r: bufio.NewReaderSize(r, 64<<10)} }
@@ -69,6 +74,12 @@ func (s *sseReader) next() (event string, data []byte, err error) {
 func (s *sseReader) readLine(limit int) ([]byte, error) {
 	var line []byte
 	for {
+		if s.wait != nil {
+			b, _ := s.r.Peek(s.r.Buffered())
+			if bytes.IndexByte(b, '\n') < 0 {
+				s.wait()
+			}
+		}
 		frag, err := s.r.ReadSlice('\n')
 		if len(line)+len(frag) > limit {
 			return nil, errSSETooLarge

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tidwall/gjson"
+
 	"tollgate"
 )
 
@@ -36,7 +38,8 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 	defer att.done()
 	defer st.Close()
 
-	rl := &relay{w: w, rc: http.NewResponseController(w)}
+	rl := &relay{w: w, rc: http.NewResponseController(w), lazy: true}
+	st.onWait(func() { rl.flush() })
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -152,6 +155,10 @@ type relay struct {
 	texts     map[int]*strings.Builder   // delivered output per choice, for billing without usage
 	err       error                      // the first write error: the client is gone
 	buf       []byte                     // reused for each event written
+	// lazy leaves flushing to the upstream stream's onWait hook: events
+	// go out when the relay would otherwise wait for the upstream, and at
+	// the end ([DONE]), not one write per event.
+	lazy bool
 }
 
 // add records text delivered for choice i.
@@ -313,6 +320,9 @@ func (rl *relay) writeBytes(b []byte) bool {
 		rl.err = err
 		return false
 	}
+	if rl.lazy {
+		return true
+	}
 	return rl.flush()
 }
 
@@ -324,7 +334,10 @@ func (rl *relay) flush() bool {
 	return true
 }
 
-func (rl *relay) done() { rl.write("data: [DONE]\n\n") }
+func (rl *relay) done() {
+	rl.lazy = false
+	rl.write("data: [DONE]\n\n")
+}
 
 // finish ends a complete stream: the usage chunk when the client asked for
 // it, else the usage on the last chunk; then [DONE].
@@ -361,24 +374,73 @@ func usageChunk(like map[string]json.RawMessage, usage json.RawMessage) map[stri
 
 // streamChoice is the part of a chunk's choice the gateway reads.
 type streamChoice struct {
-	Index int `json:"index"`
+	Index int
 	Delta struct {
-		Content   *string `json:"content"`
-		Refusal   *string `json:"refusal"`
-		ToolCalls []struct {
-			Function struct {
-				Name      string `json:"name"`
-				Arguments string `json:"arguments"`
-			} `json:"function"`
-		} `json:"tool_calls"`
-	} `json:"delta"`
-	FinishReason *string `json:"finish_reason"`
+		Content   *string
+		Refusal   *string
+		ToolCalls []streamToolCall
+	}
+	FinishReason *string
 }
 
+// streamToolCall is the part of a tool call's delta the gateway counts.
+type streamToolCall struct {
+	Function struct{ Name, Arguments string }
+}
+
+// choicesOf reads the choices of a chunk (validated JSON) without decoding
+// the rest: a walk over the few members a choice's delta has. A member of
+// an unexpected type is skipped, as if absent.
 func choicesOf(chunk map[string]json.RawMessage) []streamChoice {
+	raw := chunk["choices"]
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil
+	}
 	var cs []streamChoice
-	_ = json.Unmarshal(chunk["choices"], &cs)
+	gjson.ParseBytes(raw).ForEach(func(_, c gjson.Result) bool {
+		var sc streamChoice
+		c.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "index":
+				if v.Type == gjson.Number {
+					sc.Index = int(v.Int())
+				}
+			case "finish_reason":
+				sc.FinishReason = stringOf(v)
+			case "delta":
+				v.ForEach(func(k, v gjson.Result) bool {
+					switch k.Str {
+					case "content":
+						sc.Delta.Content = stringOf(v)
+					case "refusal":
+						sc.Delta.Refusal = stringOf(v)
+					case "tool_calls":
+						v.ForEach(func(_, tc gjson.Result) bool {
+							var call streamToolCall
+							call.Function.Name = tc.Get("function.name").Str
+							call.Function.Arguments = tc.Get("function.arguments").Str
+							sc.Delta.ToolCalls = append(sc.Delta.ToolCalls, call)
+							return true
+						})
+					}
+					return true
+				})
+			}
+			return true
+		})
+		cs = append(cs, sc)
+		return true
+	})
 	return cs
+}
+
+// stringOf is a JSON string's value; nil for anything else.
+func stringOf(v gjson.Result) *string {
+	if v.Type != gjson.String {
+		return nil
+	}
+	s := v.Str
+	return &s
 }
 
 // anyFinish reports whether one of cs carries a finish reason.

@@ -50,6 +50,9 @@ type chunkStream interface {
 	next() (map[string]json.RawMessage, error)
 	// usage returns the usage reported by the upstream, or nil.
 	usage() *tokenUsage
+	// onWait sets f to run whenever next is about to wait for the
+	// network.
+	onWait(f func())
 	// Close ends the call and frees the connection.
 	Close() error
 }
