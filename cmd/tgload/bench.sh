@@ -46,6 +46,16 @@ cat >"$work/providers.json" <<EOF
  "models":{"mock":[{"provider":"mock","model":"gpt-4o-mini","max_output_tokens":64}]}}
 EOF
 
+# taken ADDR fails the run when something already listens on ADDR: it
+# would answer in place of the process this script starts, which then
+# exits unseen (a leftover serve once stood in for PostgreSQL this way).
+taken() {
+	if (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; then
+		echo "$1 is already in use: stop what listens there or set PORT" >&2
+		exit 1
+	fi
+}
+
 # waitfor ADDR PATH waits up to a minute (start-up runs migrations) for a 2xx.
 waitfor() {
 	for _ in $(seq 600); do curl -sf "http://$1$2" >/dev/null && return 0; sleep 0.1; done
@@ -74,6 +84,7 @@ jsonfield() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1
 serve() {
 	local name=$1 addr=$2
 	shift 2
+	taken "$addr"
 	"$work/tollgate" serve --addr "$addr" --data "$work/$name" --admin-token "$ADMIN" \
 		--providers "$work/providers.json" --log-format json "$@" >"$work/$name.log" 2>&1 &
 	pids+=($!)
@@ -92,6 +103,7 @@ serve() {
 	echo "$key" >"$work/$name.key"
 }
 
+taken "$MOCK"
 "$work/tollgate" mockllm --addr "$MOCK" >"$work/mock.log" 2>&1 &
 pids+=($!)
 waitfor "$MOCK" /v1/models

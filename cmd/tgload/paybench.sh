@@ -58,6 +58,15 @@ else
 fi
 go build -o "$work/tgload" ./cmd/tgload
 
+# taken fails the run when something already listens on ADDR (it would
+# answer in place of the serve started here).
+taken() {
+	if (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR##*:}") 2>/dev/null; then
+		echo "$ADDR is already in use: stop what listens there or set ADDR" >&2
+		exit 1
+	fi
+}
+
 waitfor() {
 	for _ in $(seq 600); do curl -sf "$BASE$1" >/dev/null && return 0; sleep 0.1; done
 	echo "no answer from $BASE; its log:" >&2
@@ -65,6 +74,7 @@ waitfor() {
 	exit 1
 }
 
+taken
 "$work/tollgate" serve --addr "$ADDR" --data "$work/data" --admin-token "$ADMIN" --log-format json \
 	--wxpay-mch-id "$MCH" --wxpay-appid "$APPID" --wxpay-api-key "$APIKEY" >"$work/serve.log" 2>&1 &
 pids+=($!)
