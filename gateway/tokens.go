@@ -17,10 +17,26 @@ type Counter interface {
 
 // TiktokenCounter counts with the o200k_base encoding (the BPE tables are
 // embedded in the binary). For non-OpenAI models it is an estimate.
+//
+// Counts are remembered: a chat client sends the whole conversation with
+// every turn, so the same system prompt, history and role names come back
+// again and again, and the tokenizer (regular expressions, then BPE) costs
+// microseconds per message. The memory is bounded (countCacheEntries
+// texts, countCacheBytes of text); when full it starts over.
 type TiktokenCounter struct {
 	once  sync.Once
 	codec tokenizer.Codec
+
+	mu     sync.Mutex
+	counts map[string]int64
+	bytes  int
 }
+
+const (
+	countCacheEntries = 16384
+	countCacheBytes   = 16 << 20
+	countCacheMaxText = 256 << 10 // longer texts are counted every time
+)
 
 // Count implements Counter. On a tokenizer failure it falls back to one
 // token per 3 bytes, so a count is never zero for non-empty text.
@@ -28,6 +44,30 @@ func (t *TiktokenCounter) Count(text string) int64 {
 	if text == "" {
 		return 0
 	}
+	if len(text) > countCacheMaxText {
+		return t.count(text)
+	}
+	t.mu.Lock()
+	n, ok := t.counts[text]
+	t.mu.Unlock()
+	if ok {
+		return n
+	}
+	n = t.count(text)
+	t.mu.Lock()
+	if t.counts == nil || len(t.counts) >= countCacheEntries || t.bytes+len(text) > countCacheBytes {
+		t.counts, t.bytes = make(map[string]int64), 0
+	}
+	if _, ok := t.counts[text]; !ok {
+		t.counts[text] = n
+		t.bytes += len(text)
+	}
+	t.mu.Unlock()
+	return n
+}
+
+// count runs the tokenizer.
+func (t *TiktokenCounter) count(text string) int64 {
 	t.once.Do(func() {
 		c, err := tokenizer.Get(tokenizer.O200kBase)
 		if err == nil {
