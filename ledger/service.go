@@ -73,7 +73,6 @@ type Service struct {
 	store  Store
 	opt    Options
 	queue  chan *pending
-	urgent chan struct{} // an op somebody waits for was queued (cap 1)
 	stop   chan struct{}
 	closed chan struct{} // closed when Close has answered every queued op
 	wg     sync.WaitGroup
@@ -139,7 +138,7 @@ func New(store Store, opt Options) *Service {
 	if opt.MaxAttempts <= 0 {
 		opt.MaxAttempts = 10
 	}
-	s := &Service{store: store, opt: opt, queue: make(chan *pending, 4096), urgent: make(chan struct{}, 1),
+	s := &Service{store: store, opt: opt, queue: make(chan *pending, 4096),
 		stop: make(chan struct{}), closed: make(chan struct{}), inflight: map[*pending]chan struct{}{}}
 	if opt.MemoryHolds {
 		s.mem = newMemHolds()
@@ -304,10 +303,6 @@ func (s *Service) enqueue(ctx context.Context, p *pending) (any, error) {
 		p.fin()
 		return nil, fmt.Errorf("queue ledger operation: %w", ctx.Err())
 	}
-	select { // a committer sleeping through a LaterWindow: wake up
-	case s.urgent <- struct{}{}:
-	default:
-	}
 	select {
 	case r := <-p.done:
 		return r.val, r.err
@@ -376,20 +371,9 @@ func (s *Service) collect(first *pending) (batch []*pending, next *pending) {
 		return batch, nil
 	}
 	window := s.opt.BatchWindow
-	if first.then != nil && s.opt.LaterWindow > window {
-		// Nobody waits for first: sleep through the window and then take
-		// what queued, rather than take ops one by one (a send to a
-		// committer waiting on the queue wakes it, a futex call on the
-		// sender's request path for every settle). An op somebody waits
-		// for ends the sleep (enqueue signals s.urgent).
-		t := time.NewTimer(s.opt.LaterWindow)
-		select {
-		case <-t.C:
-		case <-s.urgent:
-		case <-s.stop: // Close: commit now
-		}
-		t.Stop()
-		window = 0
+	later := first.then != nil && s.opt.LaterWindow > window
+	if later {
+		window = s.opt.LaterWindow
 	}
 	var timer <-chan time.Time
 	if window > 0 {
@@ -417,6 +401,9 @@ func (s *Service) collect(first *pending) (batch []*pending, next *pending) {
 			return batch, p
 		}
 		batch = append(batch, p)
+		if later && p.then == nil {
+			timer = nil // somebody waits: no more waiting
+		}
 	}
 	return batch, nil
 }
