@@ -26,19 +26,21 @@ type sseReader struct {
 	wait func()
 }
 
-func newSSEReader(r io.Reader) *sseReader { return &sseReader{r: bufio.NewReaderSize(r, 64<<10)} }
+// newSSEReader reads events from r. Its buffer is small (a stream is
+// opened per request, and a 64 KiB buffer was a 64 KiB allocation each):
+// longer lines are gathered by readLine, up to maxSSEEvent.
+func newSSEReader(r io.Reader) *sseReader { return &sseReader{r: bufio.NewReaderSize(r, 4<<10)} }
 
 // next returns the next event. At a clean end of input it returns io.EOF;
 // input ending inside an event returns io.ErrUnexpectedEOF.
 func (s *sseReader) next() (event string, data []byte, err error) {
-	var buf bytes.Buffer
 	seen := false
 	for {
-		line, err := s.readLine(maxSSEEvent - buf.Len())
+		line, err := s.readLine(maxSSEEvent - len(data))
 		if err != nil {
 			if err == io.EOF && len(line) == 0 {
 				if seen {
-					return event, buf.Bytes(), nil
+					return event, data, nil
 				}
 				return "", nil, io.EOF
 			}
@@ -50,7 +52,7 @@ func (s *sseReader) next() (event string, data []byte, err error) {
 		line = bytes.TrimRight(line, "\r\n")
 		if len(line) == 0 {
 			if seen {
-				return event, buf.Bytes(), nil
+				return event, data, nil
 			}
 			continue
 		}
@@ -60,17 +62,19 @@ func (s *sseReader) next() (event string, data []byte, err error) {
 		case "event":
 			event, seen = string(value), true
 		case "data":
-			if buf.Len() > 0 {
-				buf.WriteByte('\n')
+			if len(data) > 0 {
+				data = append(data, '\n')
+			} else if data == nil {
+				data = make([]byte, 0, len(value)) // most events are one line: one exact allocation
 			}
-			buf.Write(value)
+			data = append(data, value...)
 			seen = true
 		}
 	}
 }
 
 // readLine reads one line of at most limit bytes, without ever buffering
-// more than that.
+// more than that. The line is valid until the next read.
 func (s *sseReader) readLine(limit int) ([]byte, error) {
 	var line []byte
 	for {
@@ -83,6 +87,9 @@ func (s *sseReader) readLine(limit int) ([]byte, error) {
 		frag, err := s.r.ReadSlice('\n')
 		if len(line)+len(frag) > limit {
 			return nil, errSSETooLarge
+		}
+		if line == nil && err != bufio.ErrBufferFull {
+			return frag, err // whole in the buffer: no copy (next copies what it keeps)
 		}
 		line = append(line, frag...)
 		if err != bufio.ErrBufferFull {

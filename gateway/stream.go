@@ -49,6 +49,7 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 	for _, c := range first {
 		rl.push(c)
 	}
+	rl.flush() // the first token leaves now, whatever else is already buffered
 	g.observeFirstToken(m, d)
 	var upErr error
 	for rl.err == nil {
