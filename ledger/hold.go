@@ -214,19 +214,7 @@ func (s *Service) SettleLater(r SettleRequest, done func(Hold, error)) error {
 		}
 		done(*res.val.(*Hold), nil)
 	}}
-	unavailable := tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")
-	if s.closing() {
-		p.reply(result{err: unavailable})
-		return unavailable
-	}
-	s.track(p)
-	select {
-	case <-s.stop:
-		p.reply(result{err: unavailable})
-		return unavailable
-	case s.queue <- p:
-		return nil
-	}
+	return s.hand(context.Background(), p)
 }
 
 type releaseOp struct{ id string }

@@ -270,6 +270,24 @@ func TestFailedSettleKeepsMemoryHold(t *testing.T) {
 	}
 }
 
+// A settle whose caller gave up before it was queued never runs: the memory
+// hold stays active, so it can still be released (or settled, or expire),
+// instead of being stuck as "being settled" with its credit held.
+func TestSettleNotQueuedLeavesMemoryHoldActive(t *testing.T) {
+	w := newMemWorld(t, nil)
+	w.reserve(t, "h1", 500)
+	gone, cancel := context.WithCancel(w.ctx)
+	cancel()
+	if _, err := w.svc.Settle(gone, ledger.SettleRequest{HoldID: "h1", Cost: 200}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("settle with a cancelled context: %v, want it refused", err)
+	}
+	w.wantBalance(t, 500, 500)
+	if _, err := w.svc.Release(w.ctx, "h1"); err != nil {
+		t.Fatalf("release after a settle that never ran: %v", err)
+	}
+	w.wantBalance(t, 1000, 0)
+}
+
 // With several committers a settle queued before a read may still be in
 // another committer's transaction when the read's turn comes; Sync waits
 // for every op handed over before it, wherever it runs.

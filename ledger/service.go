@@ -161,7 +161,7 @@ func (s *Service) Close() error {
 		for {
 			select {
 			case p := <-s.queue:
-				p.reply(result{err: tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")})
+				p.reply(result{err: errShuttingDown()})
 			default:
 				return
 			}
@@ -288,20 +288,46 @@ func (s *Service) closing() bool {
 	}
 }
 
-// enqueue hands p to the committers and waits for its result.
-func (s *Service) enqueue(ctx context.Context, p *pending) (any, error) {
+// errShuttingDown is the answer to an operation that came after Close.
+func errShuttingDown() error {
+	return tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")
+}
+
+// hand queues p for the committers. When Close has begun or ctx has ended
+// first, it answers p with the error (so an op that marked state for its
+// outcome, a memory hold's settle, undoes the mark) and returns it.
+func (s *Service) hand(ctx context.Context, p *pending) error {
+	err := s.queueUp(ctx, p)
+	if err != nil {
+		p.reply(result{err: err})
+	}
+	return err
+}
+
+// queueUp puts p on the queue, entered in the inflight set, unless Close
+// has begun or ctx has ended.
+func (s *Service) queueUp(ctx context.Context, p *pending) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("queue ledger operation: %w", err)
+	}
 	if s.closing() {
-		return nil, tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")
+		return errShuttingDown()
 	}
 	s.track(p)
 	select {
 	case <-s.stop:
-		p.fin()
-		return nil, tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")
+		return errShuttingDown()
 	case s.queue <- p:
+		return nil
 	case <-ctx.Done():
-		p.fin()
-		return nil, fmt.Errorf("queue ledger operation: %w", ctx.Err())
+		return fmt.Errorf("queue ledger operation: %w", ctx.Err())
+	}
+}
+
+// enqueue hands p to the committers and waits for its result.
+func (s *Service) enqueue(ctx context.Context, p *pending) (any, error) {
+	if err := s.hand(ctx, p); err != nil {
+		return nil, err
 	}
 	select {
 	case r := <-p.done:
@@ -312,9 +338,10 @@ func (s *Service) enqueue(ctx context.Context, p *pending) (any, error) {
 		select {
 		case r := <-p.done:
 			return r.val, r.err
-		default:
-			p.fin()
-			return nil, tollgate.Errorf(tollgate.EUNAVAILABLE, "ledger is shutting down")
+		default: // it never ran: answer it, as hand does
+			err := errShuttingDown()
+			p.reply(result{err: err})
+			return nil, err
 		}
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait for ledger operation: %w", ctx.Err())
