@@ -138,12 +138,9 @@ func (o settleOp) apply(s *state) (any, error) {
 		return h, nil
 	case h.Status != HoldActive:
 		return nil, fail(tollgate.ECONFLICT, name, "hold %s is already %s", h.ID, h.Status)
-	case o.r.Cost > h.Amount:
-		return nil, fail(tollgate.EINVALID, name, "cost %d exceeds the %d credits held", o.r.Cost, h.Amount)
-	case !s.now.Before(h.ExpiresAt):
-		return nil, fail(tollgate.ECONFLICT, name, "hold %s expired at %s", h.ID, h.ExpiresAt.Format(time.RFC3339))
-	case s.usage[o.requestID()]:
-		return nil, fail(tollgate.ECONFLICT, name, "usage for request %s is already recorded", o.requestID())
+	}
+	if err := o.refusal(s, h); err != nil {
+		return nil, err
 	}
 	a, ok := s.accounts[h.Account]
 	if !ok {
@@ -158,6 +155,21 @@ func (o settleOp) apply(s *state) (any, error) {
 	u.CreatedAt = u.CreatedAt.UTC().Truncate(time.Microsecond)
 	s.addUsage(u)
 	return h, nil
+}
+
+// refusal is why the active hold h cannot be settled now at o's cost; nil
+// when it can.
+func (o settleOp) refusal(s *state, h *Hold) error {
+	const name = "ledger.Settle"
+	switch {
+	case o.r.Cost > h.Amount:
+		return fail(tollgate.EINVALID, name, "cost %d exceeds the %d credits held", o.r.Cost, h.Amount)
+	case !s.now.Before(h.ExpiresAt):
+		return fail(tollgate.ECONFLICT, name, "hold %s expired at %s", h.ID, h.ExpiresAt.Format(time.RFC3339))
+	case s.usage[o.requestID()]:
+		return fail(tollgate.ECONFLICT, name, "usage for request %s is already recorded", o.requestID())
+	}
+	return nil
 }
 
 // resolve ends an active hold: it frees what the hold reserved and charges

@@ -58,6 +58,12 @@ type memAccount struct {
 	memHeld          tollgate.Credits
 }
 
+// available is what the account can spend now: Account.Available less
+// its memory holds.
+func (a *memAccount) available() tollgate.Credits {
+	return Account{Left: a.left, Held: a.held, Debt: a.debt}.Available() - a.memHeld
+}
+
 type memHold struct {
 	h        Hold
 	settling bool // a settle is queued; Release refuses, expiry skips it
@@ -206,7 +212,7 @@ func (m *memHolds) reserve(r ReserveRequest, now time.Time) (h Hold, known bool,
 	if a.debt > 0 {
 		return Hold{}, true, fail(tollgate.EINSUFFICIENT, name, "account has %d credits of unpaid debt", a.debt)
 	}
-	avail := a.left - a.held - a.debt - a.memHeld
+	avail := a.available()
 	check := avail
 	if failpoint.Mutant(failpoint.MutantHeldAvailable) {
 		check += a.held + a.memHeld
@@ -242,45 +248,42 @@ func (o memSettleOp) apply(s *state) (any, error) {
 		return o.settleOp.apply(s) // written earlier in this batch
 	}
 	a, ok := s.accounts[o.h.Account]
-	switch {
-	case !ok:
+	if !ok {
 		return nil, fail(tollgate.ENOTFOUND, name, "account %s not found", o.h.Account)
-	case o.r.Cost < 0:
-		return nil, fail(tollgate.EINVALID, name, "hold id and a cost ≥ 0 are required")
-	case o.r.Cost > o.h.Amount:
-		return nil, fail(tollgate.EINVALID, name, "cost %d exceeds the %d credits held", o.r.Cost, o.h.Amount)
-	case !s.now.Before(o.h.ExpiresAt):
-		return nil, fail(tollgate.ECONFLICT, name, "hold %s expired at %s", o.h.ID, o.h.ExpiresAt.Format(time.RFC3339))
-	case s.usage[o.requestID()]:
-		return nil, fail(tollgate.ECONFLICT, name, "usage for request %s is already recorded", o.requestID())
 	}
+	if o.r.Cost < 0 {
+		return nil, fail(tollgate.EINVALID, name, "hold id and a cost ≥ 0 are required")
+	}
+	// Refused here, before the hold is added: a settle that fails must
+	// not write the hold (the memory hold stays, to be settled or expire).
 	h := o.h
+	if err := o.refusal(s, &h); err != nil {
+		return nil, err
+	}
 	a.Held += h.Amount
 	s.touchAccount(a)
 	s.addHold(&h)
 	return o.settleOp.apply(s)
 }
 
-// committed drops the memory hold once its settle is stored; a failed
-// settle leaves it active, to be settled again or to expire.
+// committed drops the memory hold once its settle is stored, under the
+// lock its account's new balance is published with.
 func (o memSettleOp) committed(m *memHolds, r result) {
 	if r.err == nil {
 		m.remember(*r.val.(*Hold))
-	} else if mh := m.holds[o.h.ID]; mh != nil {
-		mh.settling = false
 	}
 }
 
-// finish runs when the op's outcome is delivered; if its transaction
-// failed as a whole, committed never ran and the hold must be settled
-// again (or expire).
+// finish runs when the op's outcome is delivered. A failed settle (refused,
+// its transaction failed, or never queued) leaves the memory hold active,
+// to be settled again, released or expire.
 func (o memSettleOp) finish(r result) {
 	if r.err == nil {
 		return
 	}
 	o.m.mu.Lock()
 	defer o.m.mu.Unlock()
-	if mh := o.m.holds[o.h.ID]; mh != nil && mh.settling {
+	if mh := o.m.holds[o.h.ID]; mh != nil {
 		mh.settling = false
 	}
 }
@@ -391,5 +394,5 @@ func (s *Service) memBalance(id tollgate.AccountID) (credits, held, debt tollgat
 	if a == nil {
 		return 0, 0, 0, false
 	}
-	return a.left - a.held - a.debt - a.memHeld, a.held + a.memHeld, a.debt, true
+	return a.available(), a.held + a.memHeld, a.debt, true
 }
