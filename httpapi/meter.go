@@ -85,18 +85,16 @@ func (m *Meter) Settle(ctx context.Context, holdID string, u gateway.Usage) erro
 		Deployment: u.Deployment, InputTokens: u.InputTokens, CachedTokens: u.CachedInputTokens,
 		OutputTokens: u.OutputTokens, Latency: u.Latency, Status: u.Status,
 	}}
+	var err error
 	if m.SettleLater {
-		err := m.Ledger.SettleLater(r, func(_ ledger.Hold, err error) {
+		err = m.Ledger.SettleLater(r, func(_ ledger.Hold, err error) {
 			if err != nil && m.Logger != nil {
 				m.Logger.Error("settle hold", "hold", holdID, "request_id", u.RequestID, "credits", int64(u.Credits), "err", err)
 			}
 		})
-		if err != nil {
-			return fmt.Errorf("meter: settle %s: %w", holdID, err)
-		}
-		return nil
+	} else {
+		_, err = m.Ledger.Settle(ctx, r)
 	}
-	_, err := m.Ledger.Settle(ctx, r)
 	if err != nil {
 		return fmt.Errorf("meter: settle %s: %w", holdID, err)
 	}

@@ -26,10 +26,7 @@ type memWorld struct {
 
 func newMemWorld(t *testing.T, fail func(c *ledger.Changes) error) *memWorld {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openSQLite(t) // closed after the audit below: cleanups run last first
 	if fail == nil {
 		fail = func(*ledger.Changes) error { return nil }
 	}
@@ -44,7 +41,6 @@ func newMemWorld(t *testing.T, fail func(c *ledger.Changes) error) *memWorld {
 		for _, v := range vs {
 			t.Errorf("audit violation: %s", v)
 		}
-		st.Close()
 	})
 	if _, err := w.svc.CreateAccount(w.ctx, "alice"); err != nil {
 		t.Fatal(err)
@@ -53,6 +49,31 @@ func newMemWorld(t *testing.T, fail func(c *ledger.Changes) error) *memWorld {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// openSQLite opens a SQLite store in a fresh directory, closed when the
+// test ends.
+func openSQLite(t *testing.T) ledger.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// fundAlice creates the account alice and credits her a payment of credits
+// (order "o").
+func fundAlice(t *testing.T, svc *ledger.Service, credits tollgate.Credits) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := svc.CreateAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.CreditPayment(ctx, ledger.Payment{Account: "alice", OutTradeNo: "o", TransactionID: "t", Fen: 1, Credits: credits}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (w *memWorld) reserve(t *testing.T, id string, amount tollgate.Credits) {
@@ -171,20 +192,11 @@ func TestSettleLaterThenBalance(t *testing.T) {
 
 // Close commits the settles still queued: an orderly shutdown loses none.
 func TestCloseCommitsQueuedSettles(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openSQLite(t)
 	ctx := context.Background()
 	// A long window keeps the settles queued until Close.
 	svc := ledger.New(st, ledger.Options{MemoryHolds: true, LaterWindow: time.Hour})
-	if _, err := svc.CreateAccount(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := svc.CreditPayment(ctx, ledger.Payment{Account: "alice", OutTradeNo: "o", TransactionID: "t", Fen: 1, Credits: 1000}); err != nil {
-		t.Fatal(err)
-	}
+	fundAlice(t, svc, 1000)
 	for i := range 5 {
 		id := fmt.Sprintf("h%d", i)
 		if _, err := svc.Reserve(ctx, ledger.ReserveRequest{HoldID: id, Account: "alice", Amount: 100, TTL: time.Minute}); err != nil {
@@ -215,19 +227,10 @@ func TestCloseCommitsQueuedSettles(t *testing.T) {
 // A crash loses memory holds and charges nothing for them: a new Service
 // on the same store sees the whole balance, and the store is consistent.
 func TestCrashDropsMemoryHolds(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openSQLite(t)
 	ctx := context.Background()
 	crashed := ledger.New(st, ledger.Options{MemoryHolds: true})
-	if _, err := crashed.CreateAccount(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := crashed.CreditPayment(ctx, ledger.Payment{Account: "alice", OutTradeNo: "o", TransactionID: "t", Fen: 1, Credits: 1000}); err != nil {
-		t.Fatal(err)
-	}
+	fundAlice(t, crashed, 1000)
 	if _, err := crashed.Reserve(ctx, ledger.ReserveRequest{HoldID: "h", Account: "alice", Amount: 900, TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
@@ -292,20 +295,11 @@ func TestSettleNotQueuedLeavesMemoryHoldActive(t *testing.T) {
 // another committer's transaction when the read's turn comes; Sync waits
 // for every op handed over before it, wherever it runs.
 func TestSyncWaitsForEveryCommitter(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openSQLite(t)
 	ctx := context.Background()
 	svc := ledger.New(st, ledger.Options{Committers: 4, LaterWindow: 5 * time.Millisecond})
 	defer svc.Close()
-	if _, err := svc.CreateAccount(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := svc.CreditPayment(ctx, ledger.Payment{Account: "alice", OutTradeNo: "o", TransactionID: "t", Fen: 1, Credits: 100_000}); err != nil {
-		t.Fatal(err)
-	}
+	fundAlice(t, svc, 100_000)
 	for round := range 20 {
 		var wg sync.WaitGroup
 		for i := range 8 {
@@ -333,11 +327,7 @@ func TestSyncWaitsForEveryCommitter(t *testing.T) {
 // committer, and no operation is taken until it has returned (serve lowers
 // the committer's priority there before the first commit).
 func TestCommitterStartRunsBeforeAnyOperation(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openSQLite(t)
 	var started atomic.Int32
 	release := make(chan struct{})
 	svc := ledger.New(st, ledger.Options{Committers: 3, CommitterStart: func() {
