@@ -44,7 +44,7 @@ type anthEvent struct {
 	Error json.RawMessage `json:"error"`
 }
 
-func (s *anthStream) next() (map[string]json.RawMessage, error) {
+func (s *anthStream) next() (*chunk, error) {
 	for {
 		if s.done {
 			return nil, io.EOF
@@ -68,7 +68,7 @@ func (s *anthStream) next() (map[string]json.RawMessage, error) {
 
 // translate turns one event into a chunk, or nil for events with nothing
 // to say to an OpenAI client.
-func (s *anthStream) translate(ev *anthEvent) (map[string]json.RawMessage, error) {
+func (s *anthStream) translate(ev *anthEvent) (*chunk, error) {
 	switch ev.Type {
 	case "message_start":
 		s.id, s.model, s.start = ev.Message.ID, ev.Message.Model, ev.Message.Usage
@@ -123,13 +123,13 @@ func (s *anthStream) translate(ev *anthEvent) (map[string]json.RawMessage, error
 	return nil, nil // ping, content_block_stop, thinking and future events
 }
 
-func (s *anthStream) chunk(delta map[string]any, finish *string) map[string]json.RawMessage {
+func (s *anthStream) chunk(delta map[string]any, finish *string) *chunk {
 	choice := map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}
 	c := map[string]json.RawMessage{}
 	for k, v := range map[string]any{"id": s.id, "object": "chat.completion.chunk", "created": s.created, "model": s.model, "choices": []any{choice}} {
 		c[k], _ = json.Marshal(v)
 	}
-	return c
+	return newChunk(c)
 }
 
 // usage is known once message_delta has arrived; before it only the input

@@ -43,7 +43,7 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 		resp  *http.Response // from an Anthropic deployment
 		res   *chatResult    // from an OpenAI one, not streaming
 		st    chunkStream    // from an OpenAI one, streaming
-		first []map[string]json.RawMessage
+		first []*chunk
 		lead  *leadEvents // an Anthropic stream's events before its first output
 		att   *attempt
 	)
@@ -173,7 +173,7 @@ func (g *Gateway) messagesPassThrough(w http.ResponseWriter, r *http.Request, m 
 }
 
 // messagesFromChunks relays an OpenAI-compatible stream as Messages events.
-func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *metered, d *deployment, st chunkStream, first []map[string]json.RawMessage, att *attempt) {
+func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *metered, d *deployment, st chunkStream, first []*chunk, att *attempt) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")

@@ -284,11 +284,12 @@ func (ew *eventWriter) closeBlock() {
 }
 
 // chunk writes the events for one chunk (only choice 0: Messages has one).
-func (ew *eventWriter) chunk(c map[string]json.RawMessage) {
+func (ew *eventWriter) chunk(c *chunk) {
 	if !ew.started {
 		var id, model string
-		_ = json.Unmarshal(c["id"], &id)
-		_ = json.Unmarshal(c["model"], &model)
+		fields := c.members()
+		_ = json.Unmarshal(fields["id"], &id)
+		_ = json.Unmarshal(fields["model"], &model)
 		ew.event("message_start", map[string]any{"type": "message_start", "message": map[string]any{
 			"id": id, "type": "message", "role": "assistant", "model": model, "content": []any{},
 			"stop_reason": nil, "stop_sequence": nil, "usage": map[string]int64{"input_tokens": 0, "output_tokens": 0},
@@ -309,7 +310,7 @@ func (ew *eventWriter) chunk(c map[string]json.RawMessage) {
 		} `json:"delta"`
 		FinishReason *string `json:"finish_reason"`
 	}
-	_ = json.Unmarshal(c["choices"], &choices)
+	_ = json.Unmarshal(c.members()["choices"], &choices)
 	for _, ch := range choices {
 		if ch.Index != 0 {
 			continue

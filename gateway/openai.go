@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -192,7 +191,7 @@ type openAIStream struct {
 	done bool
 }
 
-func (s *openAIStream) next() (map[string]json.RawMessage, error) {
+func (s *openAIStream) next() (*chunk, error) {
 	for {
 		if s.done {
 			return nil, io.EOF
@@ -212,30 +211,21 @@ func (s *openAIStream) next() (map[string]json.RawMessage, error) {
 			s.done = true
 			return nil, io.EOF
 		}
-		chunk, err := objectFields(data)
+		c, usage, e, err := openAIChunk(data) // usage is added back on the final chunk only
 		if err != nil {
 			return nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream sent an invalid stream chunk", Err: err}
 		}
-		if e, ok := chunk["error"]; ok {
+		if e != nil {
 			return nil, &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage([]byte(`{"error":` + string(e) + `}`))}
 		}
-		if u := parseOpenAIUsage(chunk["usage"]); u != nil {
+		if u := parseOpenAIUsage(usage); u != nil {
 			s.u = u
-			if isEmptyArray(chunk["choices"]) {
+			if len(c.cs) == 0 {
 				continue // the usage-only chunk: the relay decides whether to send it
 			}
 		}
-		delete(chunk, "usage") // usage is added back on the final chunk only
-		return chunk, nil
+		return c, nil
 	}
-}
-
-func isEmptyArray(raw json.RawMessage) bool {
-	if len(raw) == 0 || string(raw) == "null" {
-		return true
-	}
-	inner, ok := bytes.CutPrefix(raw, []byte("["))
-	return ok && len(bytes.TrimSpace(inner)) == 1 // only the closing ']'
 }
 
 func (s *openAIStream) usage() *tokenUsage { return s.u }

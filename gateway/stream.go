@@ -21,7 +21,7 @@ import (
 func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered, deps []*deployment, req *chatRequest) {
 	var (
 		st    chunkStream
-		first []map[string]json.RawMessage
+		first []*chunk
 		att   *attempt
 	)
 	d, err := g.failover(r.Context(), m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
@@ -105,12 +105,12 @@ const maxLeadChunks = 8
 // output (text, a tool call or a finish reason), so that an upstream
 // failing before any output, even after its role chunk, can still be
 // failed over. It returns the chunks read.
-func openStream(a *attempt, d *deployment, req *chatRequest) (chunkStream, []map[string]json.RawMessage, error) {
+func openStream(a *attempt, d *deployment, req *chatRequest) (chunkStream, []*chunk, error) {
 	s, err := d.up.chatStream(a.ctx, d, req)
 	if err != nil {
 		return nil, nil, err
 	}
-	var chunks []map[string]json.RawMessage
+	var chunks []*chunk
 	for len(chunks) < maxLeadChunks {
 		chunk, err := s.next()
 		if err == io.EOF && len(chunks) > 0 {
@@ -133,8 +133,8 @@ func openStream(a *attempt, d *deployment, req *chatRequest) (chunkStream, []map
 }
 
 // hasOutput reports whether a chunk carries output or a finish reason.
-func hasOutput(chunk map[string]json.RawMessage) bool {
-	for _, c := range choicesOf(chunk) {
+func hasOutput(chunk *chunk) bool {
+	for _, c := range chunk.cs {
 		if c.text() != "" || (c.FinishReason != nil && *c.FinishReason != "") {
 			return true
 		}
@@ -149,16 +149,14 @@ func hasOutput(chunk map[string]json.RawMessage) bool {
 type relay struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
-	pending map[string]json.RawMessage
-	// pendingCS are pending's choices, decoded once per chunk.
-	pendingCS []streamChoice
-	last      map[string]json.RawMessage // the latest chunk, for id/created/model
-	texts     map[int]*strings.Builder   // delivered output per choice, for billing without usage
-	err       error                      // the first write error: the client is gone
-	buf       []byte                     // reused for each event written
+	pending *chunk                   // held back: it carries a finish reason
+	last    *chunk                   // the latest chunk, for id/created/model
+	texts   map[int]*strings.Builder // delivered output per choice, for billing without usage
+	err     error                    // the first write error: the client is gone
+	buf     []byte                   // reused for each event written
 	// lazy leaves flushing to the upstream stream's onWait hook: events
 	// go out when the relay would otherwise wait for the upstream, and at
-	// the end ([DONE]), not one write per event.
+	// the end of the response, not one write per event.
 	lazy bool
 }
 
@@ -186,7 +184,7 @@ func (rl *relay) outputs(withPending bool) []string {
 		texts[i] = b.String()
 	}
 	if withPending && rl.pending != nil {
-		for _, c := range rl.pendingCS {
+		for _, c := range rl.pending.cs {
 			texts[c.Index] += c.text()
 		}
 	}
@@ -197,48 +195,61 @@ func (rl *relay) outputs(withPending bool) []string {
 	return out
 }
 
-func (rl *relay) push(chunk map[string]json.RawMessage) {
+func (rl *relay) push(c *chunk) {
 	rl.flushPending()
-	rl.last = chunk
-	cs := choicesOf(chunk)
-	if anyFinish(cs) {
-		rl.pending, rl.pendingCS = chunk, cs
+	rl.last = c
+	if anyFinish(c.cs) {
+		rl.pending = c
 		return
 	}
-	rl.emitChunk(chunk, cs)
+	rl.emitChunk(c)
 }
 
 func (rl *relay) flushPending() {
 	if rl.pending != nil {
-		rl.emitChunk(rl.pending, rl.pendingCS)
-		rl.pending, rl.pendingCS = nil, nil
+		rl.emitChunk(rl.pending)
+		rl.pending = nil
 	}
 }
 
-// emitChunk writes chunk and records the text of its choices cs.
-func (rl *relay) emitChunk(chunk map[string]json.RawMessage, cs []streamChoice) {
-	if rl.emit(chunk) {
-		for _, c := range cs {
-			rl.add(c.Index, c.text())
+// emitChunk writes c and records the text of its choices.
+func (rl *relay) emitChunk(c *chunk) {
+	if rl.emit(c) {
+		for _, ch := range c.cs {
+			rl.add(ch.Index, ch.text())
 		}
 	}
 }
 
-// emit writes one data event and flushes; it reports whether it succeeded.
+// emit writes one data event (a chunk, or a value to marshal) and
+// flushes unless lazy; it reports whether it succeeded. A chunk as the
+// upstream sent it is written as it is.
 func (rl *relay) emit(v any) bool {
 	if rl.err != nil {
 		return false
 	}
-	const prefix = "data: "
-	rl.buf = append(rl.buf[:0], prefix...)
-	if chunk, ok := v.(map[string]json.RawMessage); !ok || !appendChunk(&rl.buf, chunk) {
-		b, err := json.Marshal(v)
-		if err != nil {
-			rl.err = err
-			return false
+	rl.buf = append(rl.buf[:0], "data: "...)
+	if c, ok := v.(*chunk); ok {
+		switch {
+		case c.raw != nil:
+			rl.buf = append(rl.buf, c.raw...)
+			return rl.endEvent()
+		case appendChunk(&rl.buf, c.fields):
+			return rl.endEvent()
 		}
-		rl.buf = append(rl.buf[:len(prefix)], b...)
+		v = c.fields
 	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		rl.err = err
+		return false
+	}
+	rl.buf = append(rl.buf, b...)
+	return rl.endEvent()
+}
+
+// endEvent ends the event in rl.buf and writes it.
+func (rl *relay) endEvent() bool {
 	rl.buf = append(rl.buf, "\n\n"...)
 	return rl.writeBytes(rl.buf)
 }
@@ -335,9 +346,15 @@ func (rl *relay) flush() bool {
 	return true
 }
 
+// done writes [DONE] without flushing it: the handler returns right
+// after, and net/http then sends it with the response's terminating
+// chunk in one write, where a flush here was a write of its own.
 func (rl *relay) done() {
-	rl.lazy = false
-	rl.write("data: [DONE]\n\n")
+	if rl.err == nil {
+		if _, err := io.WriteString(rl.w, "data: [DONE]\n\n"); err != nil {
+			rl.err = err
+		}
+	}
 }
 
 // finish ends a complete stream: the usage chunk when the client asked for
@@ -349,28 +366,31 @@ func (rl *relay) finish(usage json.RawMessage, separate bool) {
 		rl.done()
 		return
 	}
-	last, cs := rl.pending, rl.pendingCS
-	rl.pending, rl.pendingCS = nil, nil
+	last := rl.pending
+	rl.pending = nil
 	if last == nil {
 		last = usageChunk(rl.last, nil)
 	}
-	last["usage"] = usage
-	rl.emitChunk(last, cs)
+	rl.emitChunk(last.with("usage", usage))
 	rl.done()
 }
 
-// usageChunk is a chunk with no choices, shaped like the stream's others.
-func usageChunk(like map[string]json.RawMessage, usage json.RawMessage) map[string]json.RawMessage {
+// usageChunk is a chunk with no choices, shaped like the stream's others
+// (like, when there was one).
+func usageChunk(like *chunk, usage json.RawMessage) *chunk {
 	c := map[string]json.RawMessage{"object": json.RawMessage(`"chat.completion.chunk"`), "choices": json.RawMessage(`[]`)}
-	for _, k := range []string{"id", "created", "model", "system_fingerprint"} {
-		if v, ok := like[k]; ok {
-			c[k] = v
+	if like != nil {
+		fields := like.members()
+		for _, k := range []string{"id", "created", "model", "system_fingerprint"} {
+			if v, ok := fields[k]; ok {
+				c[k] = v
+			}
 		}
 	}
 	if usage != nil {
 		c["usage"] = usage
 	}
-	return c
+	return &chunk{fields: c}
 }
 
 // streamChoice is the part of a chunk's choice the gateway reads.
@@ -392,8 +412,7 @@ type streamToolCall struct {
 // choicesOf reads the choices of a chunk (validated JSON) without decoding
 // the rest: a walk over the few members a choice's delta has. A member of
 // an unexpected type is skipped, as if absent.
-func choicesOf(chunk map[string]json.RawMessage) []streamChoice {
-	raw := chunk["choices"]
+func choicesOf(raw json.RawMessage) []streamChoice {
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil
 	}

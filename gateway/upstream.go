@@ -47,7 +47,7 @@ type chunkStream interface {
 	// next returns the next chat.completion.chunk. Usage-only chunks are
 	// not returned: their usage is kept for usage(). It returns io.EOF
 	// when the stream ended properly, any other error when it broke.
-	next() (map[string]json.RawMessage, error)
+	next() (*chunk, error)
 	// usage returns the usage reported by the upstream, or nil.
 	usage() *tokenUsage
 	// onWait sets f to run whenever next is about to wait for the

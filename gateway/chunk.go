@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"slices"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+)
+
+// chunk is one chat.completion.chunk of a stream.
+type chunk struct {
+	// raw is the chunk as the upstream sent it, less its usage member,
+	// on one line: the relay writes these bytes as they are, without
+	// decoding and re-encoding the chunk. Nil for a chunk the gateway
+	// made or changed; fields then is the chunk.
+	raw []byte
+	// fields are the members by name, values as sent; for a raw chunk
+	// built only when asked for (members).
+	fields map[string]json.RawMessage
+	// cs are the choices as the gateway reads them.
+	cs []streamChoice
+}
+
+// newChunk is a chunk made of fields.
+func newChunk(fields map[string]json.RawMessage) *chunk {
+	return &chunk{fields: fields, cs: choicesOf(fields["choices"])}
+}
+
+// members returns the chunk's members by name.
+func (c *chunk) members() map[string]json.RawMessage {
+	if c.fields == nil && c.raw != nil {
+		c.fields, _ = objectFields(c.raw) // valid: openAIChunk checked it
+	}
+	return c.fields
+}
+
+// with returns a copy of the chunk with the member key set to v. A new
+// member of a chunk as sent goes at its end, keeping the upstream's order.
+func (c *chunk) with(key string, v json.RawMessage) *chunk {
+	if _, ok := c.members()[key]; !ok && c.raw != nil && plainKey(key) && verbatim(v) {
+		end := bytes.LastIndexByte(c.raw, '}')
+		raw := slices.Clip(bytes.TrimRight(c.raw[:end], " \t"))
+		if len(c.members()) > 0 {
+			raw = append(raw, ',')
+		}
+		raw = append(append(append(append(raw, '"'), key...), '"', ':'), v...)
+		return &chunk{raw: append(raw, '}'), cs: c.cs}
+	}
+	fields := maps.Clone(c.members())
+	if fields == nil {
+		fields = map[string]json.RawMessage{}
+	}
+	fields[key] = v
+	return &chunk{fields: fields, cs: c.cs}
+}
+
+// openAIChunk reads one event of an OpenAI stream. It returns the chunk
+// without its usage member (the relay puts usage on the last chunk only),
+// that member's value, and the value of an "error" member. Like
+// objectFields it refuses what is not a JSON object, a key named twice
+// and a key that is not UTF-8, but it walks the members once without
+// building a map, and keeps the bytes to be relayed as sent. data is the
+// chunk's own buffer: the usage member is cut out of it in place.
+func openAIChunk(data []byte) (c *chunk, usage, errVal json.RawMessage, err error) {
+	data = bytes.TrimLeft(data, " \t\r\n") // gjson's offsets start at the '{'
+	if !gjson.ValidBytes(data) {
+		return nil, nil, nil, errNotJSON
+	}
+	// A view of data, not a copy: nothing read from it outlives this
+	// walk, which ends before data is changed.
+	r := gjson.Parse(unsafe.String(unsafe.SliceData(data), len(data)))
+	if !r.IsObject() {
+		return nil, nil, nil, errNotObject
+	}
+	var (
+		seen                   [16]string
+		keys                   = seen[:0]
+		prevEnd                = -1 // end of the previous member's value
+		cutFrom, cutTo         = -1, -1
+		cutToNextKey           bool // usage is the first member: cut up to the next key
+		choicesFrom, choicesTo = -1, -1
+	)
+	r.ForEach(func(k, v gjson.Result) bool {
+		if !utf8.ValidString(k.Str) {
+			err = errKeyNotUTF8
+			return false
+		}
+		if slices.Contains(keys, k.Str) {
+			err = duplicateKeyError{k.Str}
+			return false
+		}
+		keys = append(keys, k.Str)
+		if cutToNextKey {
+			cutTo, cutToNextKey = k.Index, false
+		}
+		end := v.Index + len(v.Raw)
+		switch k.Str {
+		case "usage":
+			if v.Type != gjson.Null {
+				usage = bytes.Clone(data[v.Index:end])
+			}
+			if prevEnd >= 0 {
+				cutFrom, cutTo = prevEnd, end // ,"usage":…
+			} else {
+				cutFrom, cutTo, cutToNextKey = k.Index, end, true // "usage":…,
+			}
+		case "error":
+			errVal = bytes.Clone(data[v.Index:end])
+		case "choices":
+			choicesFrom, choicesTo = v.Index, end
+		}
+		prevEnd = end
+		return true
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if cutFrom >= 0 {
+		n := cutTo - cutFrom
+		data = append(data[:cutFrom], data[cutTo:]...)
+		if choicesFrom > cutFrom {
+			choicesFrom, choicesTo = choicesFrom-n, choicesTo-n
+		}
+	}
+	var choices json.RawMessage
+	if choicesFrom >= 0 {
+		choices = data[choicesFrom:choicesTo:choicesTo]
+	}
+	c = &chunk{raw: data, cs: choicesOf(choices)}
+	if bytes.ContainsAny(data, "\r\n") {
+		// Whitespace between tokens, but a line break in an SSE data line:
+		// relayed from its members instead (encoded on one line).
+		c.fields, c.raw = c.members(), nil
+	}
+	return c, usage, errVal, nil
+}

@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"maps"
+	"testing"
+)
+
+// TestOpenAIChunk: a stream event is relayed as its own bytes less its
+// usage member, wherever that member stands, and refused like
+// objectFields refuses a request.
+func TestOpenAIChunk(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		raw      string // relayed bytes; "" when relayed from members
+		usage    string
+		errVal   string
+		err      error
+	}{
+		{"NoUsage", `{"id":"c","choices":[{"index":0,"delta":{"content":"Hi"}}]}`, `{"id":"c","choices":[{"index":0,"delta":{"content":"Hi"}}]}`, "", "", nil},
+		{"UsageLast", `{"id":"c","choices":[],"usage":null}`, `{"id":"c","choices":[]}`, "", "", nil},
+		{"UsageMiddle", `{"id":"c", "usage" : {"prompt_tokens":1} ,"choices":[]}`, `{"id":"c" ,"choices":[]}`, `{"prompt_tokens":1}`, "", nil},
+		{"UsageFirst", `{ "usage":null , "id":"c","choices":[]}`, `{ "id":"c","choices":[]}`, "", "", nil},
+		{"UsageOnly", `{"usage":{"total_tokens":3}}`, `{}`, `{"total_tokens":3}`, "", nil},
+		{"UsageEscapedKey", `{"id":"c","us\u0061ge":null}`, `{"id":"c"}`, "", "", nil},
+		{"LeadingSpace", " \t{\"id\":\"c\"}", `{"id":"c"}`, "", "", nil},
+		{"HTMLKeptAsSent", `{"choices":[{"delta":{"content":"a<b&c>d"}}]}`, `{"choices":[{"delta":{"content":"a<b&c>d"}}]}`, "", "", nil},
+		{"LineBreakRelayedFromMembers", "{\"id\":\"c\",\n\"n\":1}", "", "", "", nil},
+		{"LineBreakCutWithUsage", "{\"id\":\"c\",\n\"usage\":null}", `{"id":"c"}`, "", "", nil},
+		{"Error", `{"error":{"message":"boom"}}`, `{"error":{"message":"boom"}}`, "", `{"message":"boom"}`, nil},
+		{"Duplicate", `{"usage":null,"usage":{"total_tokens":9}}`, "", "", "", duplicateKeyError{"usage"}},
+		{"KeyNotUTF8", "{\"\xf4\":0}", "", "", "", errKeyNotUTF8},
+		{"NotObject", `[{"id":"c"}]`, "", "", "", errNotObject},
+		{"Truncated", `{"id":"c"`, "", "", "", errNotJSON},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, usage, errVal, err := openAIChunk([]byte(tc.in))
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if err != nil {
+				return
+			}
+			if string(c.raw) != tc.raw || string(usage) != tc.usage || string(errVal) != tc.errVal {
+				t.Fatalf("raw %q usage %q error %q, want %q %q %q", c.raw, usage, errVal, tc.raw, tc.usage, tc.errVal)
+			}
+			if c.raw == nil {
+				if _, ok := c.fields["usage"]; ok || c.fields == nil {
+					t.Fatalf("members %v: want the chunk's, without usage", c.fields)
+				}
+			}
+		})
+	}
+}
+
+// TestChunkWith: a member added to a chunk as sent goes at its end, the
+// rest kept byte for byte; the chunk it came from is unchanged.
+func TestChunkWith(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"id":"c","choices":[]}`, `{"id":"c","choices":[],"usage":{"n":1}}`},
+		{`{"id":"c" , "choices":[] }`, `{"id":"c" , "choices":[],"usage":{"n":1}}`},
+		{`{ }`, `{"usage":{"n":1}}`},
+		{`{"id":"c","usage":null}`, `{"id":"c","usage":{"n":1}}`}, // cut, then put at the end
+	} {
+		c, _, _, err := openAIChunk([]byte(tc.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := string(c.raw)
+		got := c.with("usage", json.RawMessage(`{"n":1}`))
+		if string(got.raw) != tc.want {
+			t.Errorf("%s: with usage = %s, want %s", tc.in, got.raw, tc.want)
+		}
+		if string(c.raw) != before {
+			t.Errorf("%s: the original chunk changed to %s", tc.in, c.raw)
+		}
+	}
+	// A key the chunk has already is replaced through its members.
+	c, _, _, _ := openAIChunk([]byte(`{"id":"c","choices":[]}`))
+	got := c.with("id", json.RawMessage(`"d"`))
+	if got.raw != nil || string(got.fields["id"]) != `"d"` || string(got.fields["choices"]) != `[]` {
+		t.Fatalf("replacing id: raw %q fields %v", got.raw, got.fields)
+	}
+}
+
+// FuzzOpenAIChunk: openAIChunk accepts and refuses what objectFields
+// does, and what it relays is the same object less usage, on one line.
+func FuzzOpenAIChunk(f *testing.F) {
+	for _, s := range []string{`{"id":"c","usage":null,"choices":[]}`, `{"usage":{"a":1},"x":[1,{"usage":2}]}`,
+		` {"a" : 1 , "usage" : null }`, "{\"a\":1,\r\n\"usage\":0}", `{"usage":1,"usage":2}`, `{"error":"x"}`, `{}`, `[1]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, wantErr := objectFields(bytes.Clone(b))
+		c, usage, errVal, err := openAIChunk(bytes.Clone(b))
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("openAIChunk err %v, objectFields err %v, for %q", err, wantErr, b)
+		}
+		if err != nil {
+			return
+		}
+		if u, ok := want["usage"]; ok && string(u) != "null" && !bytes.Equal(u, usage) {
+			t.Fatalf("usage %q, want %q", usage, u)
+		}
+		if e := want["error"]; !bytes.Equal(e, errVal) {
+			t.Fatalf("error %q, want %q", errVal, e)
+		}
+		delete(want, "usage")
+		got := c.fields
+		if c.raw != nil {
+			if bytes.ContainsAny(c.raw, "\r\n") {
+				t.Fatalf("relayed bytes span lines: %q", c.raw)
+			}
+			if got, err = objectFields(c.raw); err != nil {
+				t.Fatalf("relayed %q, not an object: %v (from %q)", c.raw, err, b)
+			}
+		}
+		if !maps.EqualFunc(got, want, func(a, b json.RawMessage) bool { return bytes.Equal(a, b) }) {
+			t.Fatalf("relayed members %v, want %v (from %q)", got, want, b)
+		}
+	})
+}
