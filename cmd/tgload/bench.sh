@@ -2,14 +2,16 @@
 # bench.sh runs the gateway load benchmark of docs/BENCHMARKS.md ("Gateway"):
 # `tollgate mockllm` as the upstream, `tollgate serve` (billing on: SQLite;
 # PostgreSQL + Redis when PG_URL and REDIS_URL are set) pointed at it with a
-# providers file, and tgload against the mock directly and through the
-# gateway, side by side, at each client count, non-streaming and streaming.
+# providers file, and tgload against the mock directly, through tgproxy (a
+# net/http reverse proxy that only forwards: the floor of a second HTTP hop)
+# and through the gateway, side by side, at each client count,
+# non-streaming and streaming.
 #
 #   cmd/tgload/bench.sh                      # SQLite only
 #   PG_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 cmd/tgload/bench.sh
 #
 # Settings: D (duration per run, default 10s), CLIENTS (default "1 16 64"),
-# PORT (first of three loopback ports, default 18090), TOLLGATE_BIN (a
+# PORT (first of four loopback ports, default 18090), TOLLGATE_BIN (a
 # tollgate binary to use instead of building ./cmd/tollgate). Everything it starts
 # is stopped on exit, and the PostgreSQL database it creates is dropped.
 set -euo pipefail
@@ -21,6 +23,7 @@ PORT=${PORT:-18090}
 MOCK=127.0.0.1:$PORT
 SQLITE=127.0.0.1:$((PORT + 1))
 PG=127.0.0.1:$((PORT + 2))
+FLOOR=127.0.0.1:$((PORT + 3))
 ADMIN=bench-admin-token-0123456789abcdef
 
 work=$(mktemp -d)
@@ -40,6 +43,7 @@ else
 	go build -o "$work/tollgate" ./cmd/tollgate
 fi
 go build -o "$work/tgload" ./cmd/tgload
+go build -o "$work/tgproxy" ./cmd/tgproxy
 
 cat >"$work/providers.json" <<EOF
 {"providers":[{"name":"mock","kind":"openai","base_url":"http://$MOCK/v1","timeout":"30s"}],
@@ -108,7 +112,13 @@ taken "$MOCK"
 pids+=($!)
 waitfor "$MOCK" /v1/models
 
+taken "$FLOOR"
+"$work/tgproxy" -addr "$FLOOR" -upstream "http://$MOCK" >"$work/tgproxy.log" 2>&1 &
+pids+=($!)
+waitfor "$FLOOR" /v1/models
+
 targets=("mock directly|http://$MOCK/v1/chat/completions|gpt-4o-mini|")
+targets+=("net/http proxy (floor)|http://$FLOOR/v1/chat/completions|gpt-4o-mini|")
 serve sqlite "$SQLITE"
 targets+=("gateway, SQLite|http://$SQLITE/v1/chat/completions|mock|$(cat "$work/sqlite.key")")
 if [[ -n ${PG_URL:-} && -n ${REDIS_URL:-} ]]; then
