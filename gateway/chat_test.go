@@ -106,45 +106,54 @@ func TestChatErrors(t *testing.T) {
 
 // TestChatStreamDeliversBeforeTheUpstreamGoesOn: events that arrive
 // together may leave together, but none waits for the upstream's next one:
-// the first word reaches the client while the upstream is paused after it.
+// a word reaches the client while the upstream pauses after it, the first
+// (flushed at once) as well as a later one (flushed by the onWait hook).
 func TestChatStreamDeliversBeforeTheUpstreamGoesOn(t *testing.T) {
-	pause := make(chan struct{})
-	up := &upstream{Pause: pause}
-	e := newEnv(t, 10_000, deploymentSpec{up: up})
-	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/chat/completions",
-		strings.NewReader(`{"model":"m","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"Say hello"}]}`))
-	got := make(chan error, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			got <- err
-			return
-		}
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), `"content":"Hello"`) {
-				got <- nil
-				_, _ = io.Copy(io.Discard, resp.Body)
-				return
+	for _, tc := range []struct {
+		after int
+		word  string
+	}{{0, "Hello"}, {1, " there"}} {
+		t.Run(fmt.Sprintf("PauseAfterWord%d", tc.after), func(t *testing.T) {
+			pause := make(chan struct{})
+			up := &upstream{Pause: pause, PauseAfter: tc.after}
+			e := newEnv(t, 10_000, deploymentSpec{up: up})
+			req, _ := http.NewRequest("POST", e.srv.URL+"/v1/chat/completions",
+				strings.NewReader(`{"model":"m","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"Say hello"}]}`))
+			got := make(chan error, 1)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					got <- err
+					return
+				}
+				defer resp.Body.Close()
+				sc := bufio.NewScanner(resp.Body)
+				want := fmt.Sprintf(`"content":%q`, tc.word)
+				for sc.Scan() {
+					if strings.Contains(sc.Text(), want) {
+						got <- nil
+						_, _ = io.Copy(io.Discard, resp.Body)
+						return
+					}
+				}
+				got <- fmt.Errorf("stream ended without %q: %v", tc.word, sc.Err())
+			}()
+			select {
+			case err := <-got:
+				close(pause)
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(3 * time.Second): // well within the upstream's idle timeout
+				close(pause)
+				t.Fatalf("%q was held back while the upstream paused after it", tc.word)
 			}
-		}
-		got <- fmt.Errorf("stream ended without the first word: %v", sc.Err())
-	}()
-	select {
-	case err := <-got:
-		close(pause)
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(3 * time.Second): // well within the upstream's idle timeout
-		close(pause)
-		t.Fatal("the first word was held back while the upstream paused after it")
+			<-done
+			e.checkNoHolds()
+		})
 	}
-	<-done
-	e.checkNoHolds()
 }
 
 func TestChatStreamUsage(t *testing.T) {

@@ -119,7 +119,8 @@ type upstream struct {
 	ToolCall   bool  // answer with a tool call instead of text
 	FinishLast bool  // streams: the last word comes in the chunk with finish_reason
 	Gate       chan struct{}
-	Pause      chan struct{} // streams: wait on it after the first word
+	Pause      chan struct{} // streams: wait on it after word PauseAfter
+	PauseAfter int
 
 	calls  atomic.Int32
 	mu     sync.Mutex
@@ -226,7 +227,7 @@ func (u *upstream) openAIStream(w http.ResponseWriter, body map[string]any) {
 			break
 		}
 		send(fmt.Sprintf(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{"content":%q},"finish_reason":null}]}`, word))
-		if i == 0 && u.Pause != nil {
+		if i == u.PauseAfter && u.Pause != nil {
 			<-u.Pause
 		}
 	}
