@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"tollgate"
 )
 
-// attempt is one upstream call's context with a resettable watchdog: it is
+// attempt is one upstream call's context with a watchdog: it is
 // cancelled with errAttemptTimeout when no progress is made for timeout.
 // For a stream, every chunk calls touch, so the timeout bounds the time to
 // the first byte and every silence after it.
@@ -19,19 +20,42 @@ type attempt struct {
 	cancel  context.CancelCauseFunc
 	timer   *time.Timer
 	timeout time.Duration
+	start   time.Time
+	// last is when progress was last made (touch), as time since start.
+	// touch only stores it: resetting the timer for every chunk of a
+	// stream woke an idle thread or the network poller each time (the
+	// runtime wakes it for a timer modified earlier than what it sleeps
+	// for). The watchdog looks at it when it fires and waits on if so.
+	last  atomic.Int64
+	ended atomic.Bool
 }
 
 func newAttempt(parent context.Context, timeout time.Duration) *attempt {
 	ctx, cancel := context.WithCancelCause(parent)
-	a := &attempt{ctx: ctx, cancel: cancel, timeout: timeout}
-	a.timer = time.AfterFunc(timeout, func() { cancel(errAttemptTimeout) })
+	a := &attempt{ctx: ctx, cancel: cancel, timeout: timeout, start: time.Now()}
+	a.timer = time.AfterFunc(timeout, a.watch)
 	return a
 }
 
-func (a *attempt) touch() { a.timer.Reset(a.timeout) }
+// touch records progress.
+func (a *attempt) touch() { a.last.Store(int64(time.Since(a.start))) }
+
+// watch runs when the timer fires: it cancels the call, unless progress
+// was made within timeout, in which case it waits for the rest.
+func (a *attempt) watch() {
+	if a.ended.Load() {
+		return
+	}
+	if idle := time.Since(a.start) - time.Duration(a.last.Load()); idle < a.timeout {
+		a.timer.Reset(a.timeout - idle)
+		return
+	}
+	a.cancel(errAttemptTimeout)
+}
 
 // done stops the watchdog and ends the call's context.
 func (a *attempt) done() {
+	a.ended.Store(true)
 	a.timer.Stop()
 	a.cancel(context.Canceled)
 }
