@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,9 @@ type attempt struct {
 func newAttempt(parent context.Context, timeout time.Duration) *attempt {
 	ctx, cancel := context.WithCancelCause(parent)
 	a := &attempt{ctx: ctx, cancel: cancel, timeout: timeout, start: time.Now()}
-	a.timer = time.AfterFunc(timeout, a.watch)
+	// Armed once a.timer is set, which watch uses, however short timeout is.
+	a.timer = time.AfterFunc(math.MaxInt64, a.watch)
+	a.timer.Reset(timeout)
 	return a
 }
 

@@ -38,3 +38,16 @@ func TestAttemptWatchdog(t *testing.T) {
 		t.Fatalf("done attempt's cause %v, want context.Canceled", cause)
 	}
 }
+
+// TestAttemptTinyTimeout: a timeout shorter than the attempt's set-up
+// still cancels it, without a race on the watchdog (run with -race).
+func TestAttemptTinyTimeout(t *testing.T) {
+	for range 100 {
+		a := newAttempt(context.Background(), time.Nanosecond)
+		<-a.ctx.Done()
+		if cause := context.Cause(a.ctx); !errors.Is(cause, errAttemptTimeout) {
+			t.Fatalf("cause %v, want errAttemptTimeout", cause)
+		}
+		a.done()
+	}
+}
