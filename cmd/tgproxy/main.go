@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -43,6 +44,9 @@ func main() {
 		log.Fatal(err)
 	}
 }
+
+// bufs holds the buffers answers are copied through.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // newProxy forwards every request to upstream: method, path, query, body,
 // Content-Type and Authorization; then the answer's status, Content-Type
@@ -79,7 +83,9 @@ func newProxy(upstream string) (http.Handler, error) {
 		}
 		w.WriteHeader(resp.StatusCode)
 		rc := http.NewResponseController(w)
-		buf := make([]byte, 32<<10)
+		bp := bufs.Get().(*[]byte)
+		defer bufs.Put(bp)
+		buf := *bp
 		for {
 			n, err := resp.Body.Read(buf)
 			if n > 0 {
