@@ -325,15 +325,22 @@ func TestSyncWaitsForEveryCommitter(t *testing.T) {
 
 // TestCommitterStartRunsBeforeAnyOperation: the hook runs once in each
 // committer, and no operation is taken until it has returned (serve lowers
-// the committer's priority there before the first commit).
+// the committer's priority there before the first commit); the func it
+// returns runs when the committer ends, at Close.
 func TestCommitterStartRunsBeforeAnyOperation(t *testing.T) {
 	st := openSQLite(t)
-	var started atomic.Int32
+	var started, ended atomic.Int32
 	release := make(chan struct{})
-	svc := ledger.New(st, ledger.Options{Committers: 3, CommitterStart: func() {
+	svc := ledger.New(st, ledger.Options{Committers: 3, CommitterStart: func() func() {
 		started.Add(1)
 		<-release
+		return func() { ended.Add(1) }
 	}})
+	defer func() {
+		if n := ended.Load(); n != 3 {
+			t.Errorf("the end func ran %d times after Close, want once per committer (3)", n)
+		}
+	}()
 	defer svc.Close()
 	defer close(release) // before Close, which waits for the committers
 	reserve := func(ctx context.Context) error {

@@ -61,8 +61,9 @@ type Options struct {
 	MemoryHolds bool
 	// CommitterStart, when set, runs first in each committer goroutine,
 	// before it takes any operation (serve lowers the goroutine's CPU
-	// priority there, internal/cpuprio).
-	CommitterStart func()
+	// priority there, internal/cpuprio); the func it returns, when not
+	// nil, runs when the committer ends.
+	CommitterStart func() (end func())
 }
 
 // Service applies the money rules to a Store. All methods are safe for
@@ -351,7 +352,9 @@ func (s *Service) enqueue(ctx context.Context, p *pending) (any, error) {
 func (s *Service) commitLoop() {
 	defer s.wg.Done()
 	if s.opt.CommitterStart != nil {
-		s.opt.CommitterStart()
+		if end := s.opt.CommitterStart(); end != nil {
+			defer end()
+		}
 	}
 	var next *pending // an alone op that ended the previous batch
 	for {

@@ -346,7 +346,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		// requests' path since the gateway answers before its settle
 		// commits: at the lowest priority they wait for idle CPU instead
 		// of delaying the answers (1-client p99, docs/BENCHMARKS.md).
-		lopt.CommitterStart = func() { _ = cpuprio.Background() }
+		lopt.CommitterStart = func() func() {
+			end, _ := cpuprio.Background() // refused or unsupported: normal priority will do
+			return end
+		}
 	}
 	led := ledger.New(st.ledger, lopt)
 	m.closers = append(m.closers, led.Close)

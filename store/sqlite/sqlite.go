@@ -94,7 +94,8 @@ func (s *Store) checkpointOnce() {
 // would otherwise delay the requests being answered.
 func (s *Store) checkpoint() {
 	defer close(s.ckptDone)
-	_ = cpuprio.Background() // where unsupported, normal priority will do
+	end, _ := cpuprio.Background() // refused or unsupported: normal priority will do
+	defer end()
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
 	for {
