@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 )
 
 // anthStream translates Messages API stream events into chat.completion.chunk
@@ -123,13 +124,29 @@ func (s *anthStream) translate(ev *anthEvent) (*chunk, error) {
 	return nil, nil // ping, content_block_stop, thinking and future events
 }
 
+// chunk makes the chat.completion.chunk carrying delta and finish in
+// choice 0. Its bytes are what json.Marshal gives for the map of its
+// members (keys sorted), written with one Marshal for the delta instead of
+// one per member.
 func (s *anthStream) chunk(delta map[string]any, finish *string) *chunk {
-	choice := map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}
-	c := map[string]json.RawMessage{}
-	for k, v := range map[string]any{"id": s.id, "object": "chat.completion.chunk", "created": s.created, "model": s.model, "choices": []any{choice}} {
-		c[k], _ = json.Marshal(v)
+	d, _ := json.Marshal(delta)
+	f := []byte("null")
+	if finish != nil {
+		f, _ = json.Marshal(*finish)
 	}
-	return newChunk(c)
+	id, _ := json.Marshal(s.id)
+	model, _ := json.Marshal(s.model)
+	b := make([]byte, 0, 160+len(d)+len(id)+len(model))
+	b = append(b, `{"choices":`...)
+	from := len(b)
+	b = append(append(append(b, `[{"delta":`...), d...), `,"finish_reason":`...)
+	b = append(append(b, f...), `,"index":0,"logprobs":null}]`...)
+	to := len(b)
+	b = strconv.AppendInt(append(b, `,"created":`...), s.created, 10)
+	b = append(append(b, `,"id":`...), id...)
+	b = append(append(b, `,"model":`...), model...)
+	b = append(b, `,"object":"chat.completion.chunk"}`...)
+	return &chunk{raw: b, cs: choicesOf(b[from:to:to])}
 }
 
 // usage is known once message_delta has arrived; before it only the input

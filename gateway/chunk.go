@@ -25,11 +25,6 @@ type chunk struct {
 	cs []streamChoice
 }
 
-// newChunk is a chunk made of fields.
-func newChunk(fields map[string]json.RawMessage) *chunk {
-	return &chunk{fields: fields, cs: choicesOf(fields["choices"])}
-}
-
 // members returns the chunk's members by name.
 func (c *chunk) members() map[string]json.RawMessage {
 	if c.fields == nil && c.raw != nil {
