@@ -13,10 +13,11 @@ import (
 
 // chunk is one chat.completion.chunk of a stream.
 type chunk struct {
-	// raw is the chunk as the upstream sent it, less its usage member,
-	// on one line: the relay writes these bytes as they are, without
-	// decoding and re-encoding the chunk. Nil for a chunk the gateway
-	// made or changed; fields then is the chunk.
+	// raw is the chunk's bytes, one JSON object on one line, which the
+	// relay writes as they are: for an upstream's chunk, as sent less its
+	// usage member; for one the gateway wrote (a translated Anthropic
+	// event, a member added by with), as written. Nil for a chunk that
+	// is only fields, written from its members.
 	raw []byte
 	// fields are the members by name, values as sent; for a raw chunk
 	// built only when asked for (members).
@@ -28,7 +29,7 @@ type chunk struct {
 // members returns the chunk's members by name.
 func (c *chunk) members() map[string]json.RawMessage {
 	if c.fields == nil && c.raw != nil {
-		c.fields, _ = objectFields(c.raw) // valid: openAIChunk checked it
+		c.fields, _ = objectFields(c.raw) // valid: checked by openAIChunk, or the gateway's own
 	}
 	return c.fields
 }
