@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -56,40 +55,21 @@ func (c *chunk) with(key string, v json.RawMessage) *chunk {
 
 // openAIChunk reads one event of an OpenAI stream. It returns the chunk
 // without its usage member (the relay puts usage on the last chunk only),
-// that member's value, and the value of an "error" member. Like
-// objectFields it refuses what is not a JSON object, a key named twice
-// and a key that is not UTF-8, but it walks the members once without
-// building a map, and keeps the bytes to be relayed as sent. data is the
-// chunk's own buffer: the usage member is cut out of it in place.
+// that member's value, and the value of an "error" member. It refuses
+// what objectFields refuses (walkObject), but builds no map, and keeps the
+// bytes to be relayed as sent. data is the chunk's own buffer: the usage
+// member is cut out of it in place.
 func openAIChunk(data []byte) (c *chunk, usage, errVal json.RawMessage, err error) {
 	data = bytes.TrimLeft(data, " \t\r\n") // gjson's offsets start at the '{'
-	if !gjson.ValidBytes(data) {
-		return nil, nil, nil, errNotJSON
-	}
-	// A view of data, not a copy: nothing read from it outlives this
-	// walk, which ends before data is changed.
-	r := gjson.Parse(unsafe.String(unsafe.SliceData(data), len(data)))
-	if !r.IsObject() {
-		return nil, nil, nil, errNotObject
-	}
 	var (
-		seen                   [16]string
-		keys                   = seen[:0]
 		prevEnd                = -1 // end of the previous member's value
 		cutFrom, cutTo         = -1, -1
 		cutToNextKey           bool // usage is the first member: cut up to the next key
 		choicesFrom, choicesTo = -1, -1
 	)
-	r.ForEach(func(k, v gjson.Result) bool {
-		if !utf8.ValidString(k.Str) {
-			err = errKeyNotUTF8
-			return false
-		}
-		if slices.Contains(keys, k.Str) {
-			err = duplicateKeyError{k.Str}
-			return false
-		}
-		keys = append(keys, k.Str)
+	// A view of data, not a copy: nothing read from it outlives the
+	// walk, which ends before data is changed.
+	err = walkObject(unsafe.String(unsafe.SliceData(data), len(data)), func(k, v gjson.Result) {
 		if cutToNextKey {
 			cutTo, cutToNextKey = k.Index, false
 		}
@@ -110,7 +90,6 @@ func openAIChunk(data []byte) (c *chunk, usage, errVal json.RawMessage, err erro
 			choicesFrom, choicesTo = v.Index, end
 		}
 		prevEnd = end
-		return true
 	})
 	if err != nil {
 		return nil, nil, nil, err

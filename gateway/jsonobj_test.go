@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -27,6 +29,8 @@ func TestObjectFields(t *testing.T) {
 		{"Trailing", `{"a":1} x`, nil, errNotJSON},
 		{"ControlInString", "{\"a\":\"x\x01\"}", nil, errNotJSON},
 		{"KeyNotUTF8", "{\"\xf4\":0}", nil, errKeyNotUTF8},
+		{"DuplicateAfterManyKeys", manyKeys(40) + `,"k3":0}`, nil, duplicateKeyError{"k3"}},
+		{"ManyKeys", manyKeys(40) + "}", manyKeysWant(40), nil},
 		{"ValueNotUTF8Kept", "{\"a\":\"\xf4\"}", map[string]string{"a": "\"\xf4\""}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,4 +116,27 @@ func FuzzObjectFields(f *testing.F) {
 			}
 		}
 	})
+}
+
+// manyKeys is the start of an object with n members k0…k(n-1), past the
+// few keys walkObject keeps in a list before it needs a map.
+func manyKeys(n int) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"k%d":%d`, i, i)
+	}
+	return b.String()
+}
+
+// manyKeysWant is what objectFields reads from manyKeys(n) + "}".
+func manyKeysWant(n int) map[string]string {
+	m := map[string]string{}
+	for i := range n {
+		m[fmt.Sprintf("k%d", i)] = fmt.Sprint(i)
+	}
+	return m
 }
