@@ -312,30 +312,27 @@ func plainKey(k string) bool {
 	return true
 }
 
+// write writes s, and flushes it unless the relay is lazy.
 func (rl *relay) write(s string) bool {
-	if rl.err != nil {
-		return false
-	}
-	if _, err := io.WriteString(rl.w, s); err != nil {
-		rl.err = err
-		return false
-	}
-	return rl.flush()
+	return rl.send(func() error { _, err := io.WriteString(rl.w, s); return err }, !rl.lazy)
 }
 
 // writeBytes is write for a byte slice, without copying it to a string.
 func (rl *relay) writeBytes(b []byte) bool {
+	return rl.send(func() error { _, err := rl.w.Write(b); return err }, !rl.lazy)
+}
+
+// send runs write unless the client is gone, then flushes when flush is
+// set; it reports whether the client is still there.
+func (rl *relay) send(write func() error, flush bool) bool {
 	if rl.err != nil {
 		return false
 	}
-	if _, err := rl.w.Write(b); err != nil {
+	if err := write(); err != nil {
 		rl.err = err
 		return false
 	}
-	if rl.lazy {
-		return true
-	}
-	return rl.flush()
+	return !flush || rl.flush()
 }
 
 func (rl *relay) flush() bool {
@@ -350,11 +347,7 @@ func (rl *relay) flush() bool {
 // after, and net/http then sends it with the response's terminating
 // chunk in one write, where a flush here was a write of its own.
 func (rl *relay) done() {
-	if rl.err == nil {
-		if _, err := io.WriteString(rl.w, "data: [DONE]\n\n"); err != nil {
-			rl.err = err
-		}
-	}
+	rl.send(func() error { _, err := io.WriteString(rl.w, "data: [DONE]\n\n"); return err }, false)
 }
 
 // finish ends a complete stream: the usage chunk when the client asked for
