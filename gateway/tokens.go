@@ -59,7 +59,9 @@ func (t *TiktokenCounter) Count(text string) int64 {
 		t.counts, t.bytes = make(map[string]int64), 0
 	}
 	if _, ok := t.counts[text]; !ok {
-		t.counts[text] = n
+		// A copy: text may be a slice of a larger body the map would
+		// otherwise keep alive, uncounted by countCacheBytes.
+		t.counts[strings.Clone(text)] = n
 		t.bytes += len(text)
 	}
 	t.mu.Unlock()
