@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -404,13 +405,14 @@ type streamToolCall struct {
 
 // choicesOf reads the choices of a chunk (validated JSON) without decoding
 // the rest: a walk over the few members a choice's delta has. A member of
-// an unexpected type is skipped, as if absent.
+// an unexpected type is skipped, as if absent. The strings it returns may
+// share raw's memory (no copy of every chunk): raw must not change after.
 func choicesOf(raw json.RawMessage) []streamChoice {
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil
 	}
 	var cs []streamChoice
-	gjson.ParseBytes(raw).ForEach(func(_, c gjson.Result) bool {
+	gjson.Parse(unsafe.String(unsafe.SliceData(raw), len(raw))).ForEach(func(_, c gjson.Result) bool {
 		var sc streamChoice
 		c.ForEach(func(k, v gjson.Result) bool {
 			switch k.Str {
