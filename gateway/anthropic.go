@@ -380,7 +380,7 @@ func fromAnthropic(b []byte, created int64) (*chatResult, error) {
 	for k, v := range map[string]any{"id": m.ID, "object": "chat.completion", "created": created, "model": m.Model, "choices": []any{choice}} {
 		body[k], _ = json.Marshal(v)
 	}
-	res := &chatResult{body: body, outputs: []string{output}}
+	res := &chatResult{body: &chunk{fields: body}, outputs: []string{output}}
 	if m.Usage != (anthUsage{}) {
 		res.usage = m.Usage.normalise()
 	}

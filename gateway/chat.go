@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,8 +99,7 @@ func (g *Gateway) ChatCompletions(w http.ResponseWriter, r *http.Request) {
 		u, estimated = &e, true
 	}
 	credits := m.settle(r.Context(), d, *u, estimated, "ok")
-	res.body["usage"] = usageJSON(*u, credits)
-	writeJSON(w, http.StatusOK, res.body)
+	writeJSON(w, http.StatusOK, res.body.with("usage", usageJSON(*u, credits)))
 }
 
 // logInternal logs errors that are shown to clients only as "internal error".
@@ -109,16 +109,31 @@ func (g *Gateway) logInternal(r *http.Request, err error) {
 	}
 }
 
+// writeJSON writes v as the response body: a chunk as the bytes it keeps
+// (an upstream's answer as sent) or from its members, anything else
+// marshalled.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	var b []byte
-	if obj, ok := v.(map[string]json.RawMessage); !ok || !appendChunk(&b, obj) {
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			writeError(w, fmt.Errorf("encode response: %w", err))
-			return
-		}
+	b, err := encodeJSON(v)
+	if err != nil {
+		writeError(w, fmt.Errorf("encode response: %w", err))
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
+	_, _ = io.WriteString(w, "\n")
+}
+
+func encodeJSON(v any) ([]byte, error) {
+	if c, ok := v.(*chunk); ok {
+		if c.raw != nil {
+			return bytes.TrimRight(c.raw, " \t\r\n"), nil
+		}
+		v = c.fields
+	}
+	var b []byte
+	if obj, ok := v.(map[string]json.RawMessage); ok && appendChunk(&b, obj) {
+		return b, nil
+	}
+	return json.Marshal(v)
 }

@@ -23,6 +23,9 @@ type chunk struct {
 	fields map[string]json.RawMessage
 	// cs are the choices as the gateway reads them.
 	cs []streamChoice
+	// usageCut says raw has no usage member (cutUsage took it out), so
+	// with can add one without reading raw's members.
+	usageCut bool
 }
 
 // members returns the chunk's members by name.
@@ -36,9 +39,9 @@ func (c *chunk) members() map[string]json.RawMessage {
 // with returns a copy of the chunk with the member key set to v. A new
 // member of a chunk as sent goes at its end, keeping the upstream's order.
 func (c *chunk) with(key string, v json.RawMessage) *chunk {
-	if _, ok := c.members()[key]; !ok && c.raw != nil && plainKey(key) && verbatim(v) {
+	if c.raw != nil && c.lacks(key) && plainKey(key) && verbatim(v) {
 		end := bytes.LastIndexByte(c.raw, '}')
-		raw := slices.Clip(bytes.TrimRight(c.raw[:end], " \t"))
+		raw := slices.Clip(bytes.TrimRight(c.raw[:end], " \t\r\n"))
 		if len(c.members()) > 0 {
 			raw = append(raw, ',')
 		}
@@ -53,14 +56,47 @@ func (c *chunk) with(key string, v json.RawMessage) *chunk {
 	return &chunk{fields: fields, cs: c.cs}
 }
 
+// lacks reports whether the chunk has no member key.
+func (c *chunk) lacks(key string) bool {
+	if key == "usage" && c.usageCut {
+		return true
+	}
+	_, ok := c.members()[key]
+	return !ok
+}
+
 // openAIChunk reads one event of an OpenAI stream. It returns the chunk
 // without its usage member (the relay puts usage on the last chunk only),
-// that member's value, and the value of an "error" member. It refuses
-// what objectFields refuses (walkObject), but builds no map, and keeps the
-// bytes to be relayed as sent. data is the chunk's own buffer: the usage
-// member is cut out of it in place.
+// that member's value, and the value of an "error" member. data is the
+// chunk's own buffer: the usage member is cut out of it in place.
 func openAIChunk(data []byte) (c *chunk, usage, errVal json.RawMessage, err error) {
+	o, err := cutUsage(data)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c = &chunk{raw: o.raw, cs: choicesOf(o.choices), usageCut: true}
+	if bytes.ContainsAny(o.raw, "\r\n") {
+		// Whitespace between tokens, but a line break in an SSE data line:
+		// relayed from its members instead (encoded on one line).
+		c.fields, c.raw = c.members(), nil
+	}
+	return c, o.usage, o.errVal, nil
+}
+
+// cutObject is an upstream's JSON object with its usage member cut out.
+type cutObject struct {
+	raw                    []byte          // the object as sent, less usage
+	usage, errVal, choices json.RawMessage // the values of usage, error and choices, nil when absent
+}
+
+// cutUsage reads an OpenAI-shaped object (a stream's chunk, an answer) to
+// be relayed as sent but for its usage, which the gateway rewrites. It
+// refuses what objectFields refuses (walkObject), but builds no map. data
+// is the object's own buffer: the usage member is cut out of it in place;
+// choices shares the result's memory.
+func cutUsage(data []byte) (cutObject, error) {
 	data = bytes.TrimLeft(data, " \t\r\n") // gjson's offsets start at the '{'
+	var o cutObject
 	var (
 		prevEnd                = -1 // end of the previous member's value
 		cutFrom, cutTo         = -1, -1
@@ -69,7 +105,7 @@ func openAIChunk(data []byte) (c *chunk, usage, errVal json.RawMessage, err erro
 	)
 	// A view of data, not a copy: nothing read from it outlives the
 	// walk, which ends before data is changed.
-	err = walkObject(unsafe.String(unsafe.SliceData(data), len(data)), func(k, v gjson.Result) {
+	err := walkObject(unsafe.String(unsafe.SliceData(data), len(data)), func(k, v gjson.Result) {
 		if cutToNextKey {
 			cutTo, cutToNextKey = k.Index, false
 		}
@@ -77,7 +113,7 @@ func openAIChunk(data []byte) (c *chunk, usage, errVal json.RawMessage, err erro
 		switch k.Str {
 		case "usage":
 			if v.Type != gjson.Null {
-				usage = bytes.Clone(data[v.Index:end])
+				o.usage = bytes.Clone(data[v.Index:end])
 			}
 			if prevEnd >= 0 {
 				cutFrom, cutTo = prevEnd, end // ,"usage":…
@@ -85,14 +121,14 @@ func openAIChunk(data []byte) (c *chunk, usage, errVal json.RawMessage, err erro
 				cutFrom, cutTo, cutToNextKey = k.Index, end, true // "usage":…,
 			}
 		case "error":
-			errVal = bytes.Clone(data[v.Index:end])
+			o.errVal = bytes.Clone(data[v.Index:end])
 		case "choices":
 			choicesFrom, choicesTo = v.Index, end
 		}
 		prevEnd = end
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return cutObject{}, err
 	}
 	if cutFrom >= 0 {
 		n := cutTo - cutFrom
@@ -101,15 +137,9 @@ func openAIChunk(data []byte) (c *chunk, usage, errVal json.RawMessage, err erro
 			choicesFrom, choicesTo = choicesFrom-n, choicesTo-n
 		}
 	}
-	var choices json.RawMessage
+	o.raw = data
 	if choicesFrom >= 0 {
-		choices = data[choicesFrom:choicesTo:choicesTo]
+		o.choices = data[choicesFrom:choicesTo:choicesTo]
 	}
-	c = &chunk{raw: data, cs: choicesOf(choices)}
-	if bytes.ContainsAny(data, "\r\n") {
-		// Whitespace between tokens, but a line break in an SSE data line:
-		// relayed from its members instead (encoded on one line).
-		c.fields, c.raw = c.members(), nil
-	}
-	return c, usage, errVal, nil
+	return o, nil
 }

@@ -122,3 +122,47 @@ func FuzzOpenAIChunk(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenAIAnswerRelayedAsSent: a non-streaming answer goes to the client
+// as the upstream wrote it, line breaks and key order included, with its
+// usage member replaced by the gateway's, at the end.
+func TestOpenAIAnswerRelayedAsSent(t *testing.T) {
+	const ours = `{"prompt_tokens":3,"cost_credits":9}`
+	for _, tc := range []struct {
+		name, in, want string
+		usage          bool // the upstream reported usage
+		choices        bool
+	}{
+		{"usage last", `{"id":"a","choices":[],"usage":{"prompt_tokens":3}}`,
+			`{"id":"a","choices":[],"usage":` + ours + `}`, true, true},
+		{"usage first", `{"usage":{"prompt_tokens":3},"id":"a","choices":[]}`,
+			`{"id":"a","choices":[],"usage":` + ours + `}`, true, true},
+		{"no usage", `{"id":"a","choices":[]}`, `{"id":"a","choices":[],"usage":` + ours + `}`, false, true},
+		{"null usage", `{"id":"a","usage":null,"choices":[]}`, `{"id":"a","choices":[],"usage":` + ours + `}`, false, true},
+		{"pretty", "{\n  \"id\": \"a\",\n  \"usage\": {\"prompt_tokens\": 3},\n  \"choices\": []\n}\n",
+			"{\n  \"id\": \"a\",\n  \"choices\": [],\"usage\":" + ours + "}", true, true},
+		{"no choices", `{"error":{"message":"busy"}}`, `{"error":{"message":"busy"},"usage":` + ours + `}`, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, choices, err := openAIResult([]byte(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (res.usage != nil) != tc.usage || (choices != nil) != tc.choices {
+				t.Errorf("usage %v, choices %q", res.usage, choices)
+			}
+			got, err := encodeJSON(res.body.with("usage", json.RawMessage(ours)))
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("sent %q, %v\nwant %q", got, err, tc.want)
+			}
+			if !json.Valid(got) {
+				t.Errorf("sent invalid JSON %q", got)
+			}
+		})
+	}
+	for _, bad := range []string{`{"id":"a","id":"b"}`, `{"id":`, `[1]`} {
+		if _, _, err := openAIResult([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}

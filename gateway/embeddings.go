@@ -62,8 +62,7 @@ func (g *Gateway) Embeddings(w http.ResponseWriter, r *http.Request) {
 		u, estimated = &tokenUsage{Input: m.prompt}, true
 	}
 	credits := m.settle(r.Context(), d, *u, estimated, "ok")
-	res.body["usage"] = usageJSON(*u, credits)
-	writeJSON(w, http.StatusOK, res.body)
+	writeJSON(w, http.StatusOK, res.body.with("usage", usageJSON(*u, credits)))
 }
 
 // embedders keeps the deployments that can serve embeddings.

@@ -87,7 +87,7 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 			u, estimated = &e, true
 		}
 		credits := m.settle(r.Context(), d, *u, estimated, "ok")
-		writeJSON(w, http.StatusOK, toMessagesResponse(res.body, *u, int64(credits)))
+		writeJSON(w, http.StatusOK, toMessagesResponse(res.body.members(), *u, int64(credits)))
 	}
 }
 

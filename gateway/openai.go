@@ -65,22 +65,22 @@ func (o *openAI) chat(ctx context.Context, d *deployment, req *chatRequest) (*ch
 	if err != nil {
 		return nil, err
 	}
-	res, err := openAIResult(b)
+	res, choices, err := openAIResult(b)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := res.body["choices"]; !ok {
+	if choices == nil {
 		// Some compatible servers answer 200 with only an error object.
 		return nil, &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage(b)}
 	}
 	if res.usage != nil {
 		return res, nil // outputs are only counted when there is no usage
 	}
-	var choices []struct {
+	var msgs []struct {
 		Message chatMessage `json:"message"`
 	}
-	_ = json.Unmarshal(res.body["choices"], &choices)
-	for _, c := range choices {
+	_ = json.Unmarshal(choices, &msgs)
+	for _, c := range msgs {
 		res.outputs = append(res.outputs, messageText(c.Message))
 	}
 	return res, nil
@@ -155,17 +155,19 @@ func (o *openAI) embed(ctx context.Context, d *deployment, body []byte) (*chatRe
 	if err != nil {
 		return nil, err
 	}
-	return openAIResult(b)
+	res, _, err := openAIResult(b)
+	return res, err
 }
 
-// openAIResult reads an OpenAI-shaped answer: its members as sent and its
-// usage.
-func openAIResult(b []byte) (*chatResult, error) {
-	body, err := objectFields(b)
+// openAIResult reads an OpenAI-shaped answer, kept as sent but for its
+// usage, which it returns read, and the value of its choices (nil when
+// absent). b is the answer's own buffer.
+func openAIResult(b []byte) (*chatResult, json.RawMessage, error) {
+	o, err := cutUsage(b)
 	if err != nil {
-		return nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
+		return nil, nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
 	}
-	return &chatResult{body: body, usage: parseOpenAIUsage(body["usage"])}, nil
+	return &chatResult{body: &chunk{raw: o.raw, usageCut: true}, usage: parseOpenAIUsage(o.usage)}, o.choices, nil
 }
 
 func (o *openAI) chatStream(ctx context.Context, d *deployment, req *chatRequest) (chunkStream, error) {

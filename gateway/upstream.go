@@ -37,9 +37,9 @@ type tokenUsage struct {
 
 // chatResult is a complete (non-streaming) answer.
 type chatResult struct {
-	body    map[string]json.RawMessage // OpenAI-shaped response object
-	usage   *tokenUsage                // nil when the upstream reported none
-	outputs []string                   // the generated text per choice, for counting without usage
+	body    *chunk      // the OpenAI-shaped response object
+	usage   *tokenUsage // nil when the upstream reported none
+	outputs []string    // the generated text per choice, for counting without usage
 }
 
 // chunkStream is an open streaming answer.
