@@ -75,7 +75,7 @@ func openAIChunk(data []byte) (c *chunk, usage, errVal json.RawMessage, err erro
 		return nil, nil, nil, err
 	}
 	c = &chunk{raw: o.raw, cs: choicesOf(o.choices), usageCut: true}
-	if bytes.ContainsAny(o.raw, "\r\n") {
+	if bytes.IndexByte(o.raw, '\n') >= 0 || bytes.IndexByte(o.raw, '\r') >= 0 { // not ContainsAny: a byte-set scan, 5× slower
 		// Whitespace between tokens, but a line break in an SSE data line:
 		// relayed from its members instead (encoded on one line).
 		c.fields, c.raw = c.members(), nil

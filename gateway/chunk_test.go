@@ -166,3 +166,17 @@ func TestOpenAIAnswerRelayedAsSent(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkOpenAIChunk reads a typical content chunk of a stream.
+func BenchmarkOpenAIChunk(b *testing.B) {
+	const event = `{"id":"chatcmpl-49d3f5470a8c68af87a93e4e","object":"chat.completion.chunk","created":1795791440,"model":"gpt-4o-mini","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":{"content":" harbor"},"logprobs":null,"finish_reason":null}],"usage":null}`
+	buf := make([]byte, len(event))
+	b.SetBytes(int64(len(event)))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, event)
+		if _, _, _, err := openAIChunk(buf[:len(event)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
