@@ -42,7 +42,7 @@ func (c *chunk) with(key string, v json.RawMessage) *chunk {
 	if c.raw != nil && c.lacks(key) && plainKey(key) && verbatim(v) {
 		end := bytes.LastIndexByte(c.raw, '}')
 		raw := slices.Clip(bytes.TrimRight(c.raw[:end], " \t\r\n"))
-		if len(c.members()) > 0 {
+		if raw[len(raw)-1] != '{' { // a member before: raw is a valid object
 			raw = append(raw, ',')
 		}
 		raw = append(append(append(append(raw, '"'), key...), '"', ':'), v...)
