@@ -224,6 +224,77 @@ func TestCloseCommitsQueuedSettles(t *testing.T) {
 	}
 }
 
+// TestSettleWindowEndsEarly: a batch of settles nobody waits for sleeps
+// through LaterWindow, but not when an op somebody waits for is queued
+// behind them, nor when a full batch is.
+func TestSettleWindowEndsEarly(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		maxBatch int
+		settles  int
+		waited   bool // then a Settle whose caller waits
+	}{
+		{"an op somebody waits for", 256, 3, true},
+		{"full batches", 4, 9, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openSQLite(t)
+			ctx := context.Background()
+			svc := ledger.New(st, ledger.Options{MemoryHolds: true, LaterWindow: time.Hour, MaxBatch: tc.maxBatch})
+			defer svc.Close()
+			fundAlice(t, svc, 1000)
+			for i := range tc.settles + 1 {
+				if _, err := svc.Reserve(ctx, ledger.ReserveRequest{HoldID: fmt.Sprintf("h%d", i), Account: "alice", Amount: 10, TTL: time.Minute}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var committed sync.WaitGroup
+			for i := range tc.settles {
+				id := fmt.Sprintf("h%d", i)
+				committed.Add(1)
+				if err := svc.SettleLater(ledger.SettleRequest{HoldID: id, Cost: 5}, func(_ ledger.Hold, err error) {
+					if err != nil {
+						t.Errorf("settle %s: %v", id, err)
+					}
+					committed.Done()
+				}); err != nil {
+					t.Fatal(err)
+				}
+				// Let the committer fall asleep in the window between settles,
+				// so that only the wake-ups under test can end it.
+				time.Sleep(20 * time.Millisecond)
+			}
+			if tc.waited {
+				wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				if _, err := svc.Settle(wctx, ledger.SettleRequest{HoldID: fmt.Sprintf("h%d", tc.settles), Cost: 5}); err != nil {
+					t.Fatalf("waited-for settle behind a sleeping batch: %v", err)
+				}
+			}
+			// Without a waited-for op, the full batches commit; the rest
+			// (fewer than a batch) may wait out the hour: only full ones
+			// are awaited here.
+			want := tc.settles
+			if !tc.waited {
+				want = tc.settles / tc.maxBatch * tc.maxBatch
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if s := svc.Stats(); s.BatchedOps >= int64(want) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after 10 s %d ops committed, want %d: the batch waited out its window", svc.Stats().BatchedOps, want)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if tc.waited {
+				committed.Wait()
+			}
+		})
+	}
+}
+
 // A crash loses memory holds and charges nothing for them: a new Service
 // on the same store sees the whole balance, and the store is consistent.
 func TestCrashDropsMemoryHolds(t *testing.T) {

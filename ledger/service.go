@@ -35,8 +35,8 @@ type Options struct {
 	// LaterWindow is how long a batch that starts with a settle handed
 	// over by SettleLater waits for more operations: nobody waits for
 	// it, so a longer window costs no latency and shares one commit among
-	// more settles. Waiting ends early when an op somebody waits for
-	// arrives. Default 0 (BatchWindow applies).
+	// more settles. Waiting ends early when an op somebody waits for, or
+	// a full batch (MaxBatch), is queued. Default 0 (BatchWindow applies).
 	LaterWindow time.Duration
 	// Committers is how many batches may run at once. Default 1 (right
 	// for SQLite's single writer); PostgreSQL benefits from a few.
@@ -71,9 +71,12 @@ type Options struct {
 // operations that arrive together share one store transaction, and each
 // gets its own result.
 type Service struct {
-	store  Store
-	opt    Options
-	queue  chan *pending
+	store Store
+	opt   Options
+	queue chan *pending
+	// urgent wakes a committer sleeping through a LaterWindow: an op
+	// somebody waits for, or a full batch, is queued.
+	urgent chan struct{}
 	stop   chan struct{}
 	closed chan struct{} // closed when Close has answered every queued op
 	wg     sync.WaitGroup
@@ -139,7 +142,7 @@ func New(store Store, opt Options) *Service {
 	if opt.MaxAttempts <= 0 {
 		opt.MaxAttempts = 10
 	}
-	s := &Service{store: store, opt: opt, queue: make(chan *pending, 4096),
+	s := &Service{store: store, opt: opt, queue: make(chan *pending, 4096), urgent: make(chan struct{}, 1),
 		stop: make(chan struct{}), closed: make(chan struct{}), inflight: map[*pending]chan struct{}{}}
 	if opt.MemoryHolds {
 		s.mem = newMemHolds()
@@ -319,6 +322,12 @@ func (s *Service) queueUp(ctx context.Context, p *pending) error {
 	case <-s.stop:
 		return errShuttingDown()
 	case s.queue <- p:
+		if p.then == nil || len(s.queue) >= s.opt.MaxBatch-1 { // with the one a committer holds, a full batch
+			select {
+			case s.urgent <- struct{}{}:
+			default: // a wake-up is already pending
+			}
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("queue ledger operation: %w", ctx.Err())
@@ -393,8 +402,14 @@ func (s *Service) drain() {
 
 // collect gathers the operations queued behind first, waiting up to
 // BatchWindow for more (LaterWindow when first is a settle nobody waits
-// for, until an op somebody waits for arrives), up to MaxBatch. An op that
-// must run alone ends the batch: it is returned as next.
+// for, until an op somebody waits for or a full batch is queued), up to
+// MaxBatch. An op that must run alone ends the batch: it is returned as
+// next.
+//
+// Through a LaterWindow the committer sleeps and then takes what queued,
+// rather than taking each settle as it comes: every one would wake it, a
+// thread hand-off (a futex call) on the path of the request that queued
+// the settle.
 func (s *Service) collect(first *pending) (batch []*pending, next *pending) {
 	batch = []*pending{first}
 	if first.alone {
@@ -419,6 +434,15 @@ func (s *Service) collect(first *pending) (batch []*pending, next *pending) {
 			if timer == nil {
 				return batch, nil
 			}
+			if later {
+				select {
+				case <-timer:
+				case <-s.urgent:
+				case <-s.stop: // Close: commit now
+				}
+				timer = nil // take what queued meanwhile, then commit
+				continue
+			}
 			select {
 			case p = <-s.queue:
 			case <-timer:
@@ -431,9 +455,6 @@ func (s *Service) collect(first *pending) (batch []*pending, next *pending) {
 			return batch, p
 		}
 		batch = append(batch, p)
-		if later && p.then == nil {
-			timer = nil // somebody waits: no more waiting
-		}
 	}
 	return batch, nil
 }
