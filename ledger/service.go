@@ -322,7 +322,12 @@ func (s *Service) queueUp(ctx context.Context, p *pending) error {
 	case <-s.stop:
 		return errShuttingDown()
 	case s.queue <- p:
-		if p.then == nil || len(s.queue) >= s.opt.MaxBatch-1 { // with the one a committer holds, a full batch
+		// Wake a committer sleeping through a settle window when p waits
+		// in the queue and somebody waits for it (an idle committer took it
+		// already when the queue is empty: waking another would only split
+		// its batch), or when the queue holds a full batch with the op a
+		// committer holds.
+		if n := len(s.queue); (p.then == nil && n > 0) || n >= s.opt.MaxBatch-1 {
 			select {
 			case s.urgent <- struct{}{}:
 			default: // a wake-up is already pending
