@@ -256,7 +256,8 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*
 	case err != nil:
 		return fail(fmt.Errorf("h1: read response from %s: %w", c.addr, err))
 	}
-	keep := werr == nil && !resp.Close && !req.Close
+	// After a 101 the connection speaks something else: never reused.
+	keep := werr == nil && !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	if resp.Body == http.NoBody {
 		if stop() && keep {
 			t.putIdle(c)
@@ -270,17 +271,14 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*
 }
 
 // readResponse reads the final response to req, skipping informational
-// (1xx) ones.
+// ones (1xx but 101, which is final, as net/http has it).
 func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	for {
 		resp, err := http.ReadResponse(br, req)
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case resp.StatusCode == http.StatusSwitchingProtocols:
-			return nil, errors.New("h1: unexpected 101 Switching Protocols")
-		case resp.StatusCode >= 200:
+		if c := resp.StatusCode; c < 100 || c > 199 || c == http.StatusSwitchingProtocols {
 			return resp, nil
 		}
 	}

@@ -199,7 +199,7 @@ func TestResendsOnAClosedIdleConnection(t *testing.T) {
 }
 
 // rawServer accepts connections and hands each to serve.
-func rawServer(t *testing.T, serve func(n int, c net.Conn)) string {
+func rawServer(t testing.TB, serve func(n int, c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -547,6 +547,8 @@ func TestAgreesWithNetHTTP(t *testing.T) {
 		{"bad chunk", "POST", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"},
 		{"bad status line", "POST", "HTTP/1.1 two hundred\r\n\r\n"},
 		{"duplicate length", "POST", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"},
+		{"status below 100", "POST", "HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nok"},
+		{"switching protocols unasked", "POST", "HTTP/1.1 101 Switching Protocols\r\n\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := rawServer(t, func(_ int, c net.Conn) {
@@ -574,4 +576,54 @@ func TestAgreesWithNetHTTP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzAgreesWithNetHTTP answers one request with arbitrary bytes, then
+// closes: what a caller of this transport sees must be what a caller of
+// net/http's sees.
+func FuzzAgreesWithNetHTTP(f *testing.F) {
+	for _, s := range []string{
+		okResponse,
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2\r\nhi\r\n0\r\nX-T: v\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n\r\nuntil close",
+		"HTTP/1.0 204 No Content\r\nContent-Length: 3\r\n\r\nabc",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 500 Oops\r\nContent-Length: 1\r\n\r\nx",
+		"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+		"HTTP/1.1 301 Moved\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
+		"garbage\r\n\r\n",
+	} {
+		f.Add(s)
+	}
+	var answer atomic.Value
+	u := rawServer(f, func(_ int, c net.Conn) {
+		if _, _, err := readRequest(bufio.NewReader(c)); err == nil {
+			io.WriteString(c, answer.Load().(string))
+		}
+	})
+	see := func(rt http.RoundTripper) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u+"/v1/x", strings.NewReader("{}"))
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			return "error"
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		resp.Header.Del("Date")
+		return fmt.Sprintf("%d %v close=%v len=%d body=%q err=%v trailer=%v",
+			resp.StatusCode, resp.Header, resp.Close, resp.ContentLength, b, err != nil, resp.Trailer)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		answer.Store(raw)
+		std := &http.Transport{DisableCompression: true, DisableKeepAlives: true}
+		want := see(std)
+		tr := &Transport{Fallback: failingFallback{t}}
+		got := see(tr)
+		tr.CloseIdleConnections()
+		if got != want {
+			t.Errorf("answer %q\nh1 saw       %s\nnet/http saw %s", raw, got, want)
+		}
+	})
 }
