@@ -11,12 +11,18 @@
 // transport does not do, it leaves to Fallback: https (and with it
 // HTTP/2), requests that go through a proxy, CONNECT and upgrades.
 //
-// The differences a caller may notice: a connection the server closed
-// while it sat idle is found when it is next used, not before, and the
-// request is then sent again on another connection if nothing at all had
-// come back (net/http's Transport resends only idempotent requests, but
-// learns sooner that an idle connection closed); responses are not
-// transparently decompressed (no Accept-Encoding is added).
+// An idle connection is checked when it is taken from the pool (a
+// non-blocking peek, on unix): one the server closed, or one with bytes
+// nobody asked for — which would otherwise be read as the next request's
+// answer, perhaps another user's — is closed, not used. net/http's
+// Transport learns the same by reading every idle connection in its own
+// goroutine.
+//
+// The differences a caller may notice: when the server closes a
+// connection just as a request goes out on it, the request is sent again
+// on another connection if nothing at all came back (net/http's Transport
+// resends only idempotent requests); responses are not transparently
+// decompressed (no Accept-Encoding is added).
 package h1
 
 import (
@@ -130,8 +136,15 @@ func (t *Transport) CloseIdleConnections() {
 
 // conn returns an idle connection to addr, or a new one.
 func (t *Transport) conn(ctx context.Context, addr string) (c *conn, reused bool, err error) {
-	if c := t.takeIdle(addr); c != nil {
-		return c, true, nil
+	for {
+		c := t.takeIdle(addr)
+		if c == nil {
+			break
+		}
+		if !readable(c.nc) {
+			return c, true, nil
+		}
+		c.nc.Close() // closed by the server, or bytes nobody asked for
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, false, context.Cause(ctx)
@@ -183,6 +196,10 @@ func (t *Transport) takeIdle(addr string) *conn {
 // putIdle keeps c for the next request to its host, or closes it when
 // the pool is full.
 func (t *Transport) putIdle(c *conn) {
+	if c.br.Buffered() > 0 { // more than the answer: not for the next request
+		c.nc.Close()
+		return
+	}
 	now := time.Now()
 	c.idleSince = now
 	max := t.MaxIdlePerHost

@@ -627,3 +627,53 @@ func FuzzAgreesWithNetHTTP(f *testing.F) {
 		}
 	})
 }
+
+// TestRefusesAnswersNobodyAskedFor: bytes an upstream sends beyond its
+// answer, at once or while the connection sits idle, are never read as
+// the next request's answer: that connection is closed and the next
+// request goes on a new one.
+func TestRefusesAnswersNobodyAskedFor(t *testing.T) {
+	const forged = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
+	for _, tc := range []struct {
+		name  string
+		later bool // the stray answer comes after a pause, not with the answer
+	}{
+		{"with the answer", false},
+		{"while idle", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var conns atomic.Int64
+			u := rawServer(t, func(_ int, c net.Conn) {
+				conns.Add(1)
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					if _, _, err := readRequest(br); err != nil {
+						return
+					}
+					switch {
+					case i > 0:
+						io.WriteString(c, okResponse)
+					case tc.later:
+						io.WriteString(c, okResponse)
+						time.Sleep(20 * time.Millisecond)
+						io.WriteString(c, forged)
+					default:
+						io.WriteString(c, okResponse+forged)
+					}
+				}
+			})
+			c := &http.Client{Transport: newTransport(t)}
+			for i := range 2 {
+				if i == 1 {
+					time.Sleep(60 * time.Millisecond) // the stray bytes have arrived
+				}
+				if code, got, err := post(t, c, context.Background(), u, "x"); err != nil || code != 200 || got != "ok" {
+					t.Fatalf("request %d: %d %q %v", i, code, got, err)
+				}
+			}
+			if n := conns.Load(); n != 2 {
+				t.Errorf("%d connections, want 2 (the one with stray bytes closed)", n)
+			}
+		})
+	}
+}
