@@ -556,26 +556,36 @@ func TestAgreesWithNetHTTP(t *testing.T) {
 					io.WriteString(c, tc.raw)
 				}
 			})
-			see := func(rt http.RoundTripper) string {
-				req, _ := http.NewRequest(tc.method, u+"/v1/x", strings.NewReader("{}"))
-				resp, err := rt.RoundTrip(req)
-				if err != nil {
-					return "error"
-				}
-				defer resp.Body.Close()
-				b, err := io.ReadAll(resp.Body)
-				resp.Header.Del("Date")
-				return fmt.Sprintf("%d %v close=%v len=%d body=%q err=%v trailer=%v",
-					resp.StatusCode, resp.Header, resp.Close, resp.ContentLength, b, err != nil, resp.Trailer)
-			}
-			std := &http.Transport{DisableCompression: true}
-			defer std.CloseIdleConnections()
-			want := see(std)
-			if got := see(newTransport(t)); got != want {
+			if got, want := bothSee(t, tc.method, u+"/v1/x"); got != want {
 				t.Errorf("h1 saw\n  %s\nnet/http saw\n  %s", got, want)
 			}
 		})
 	}
+}
+
+// bothSee sends the same request through this transport and through
+// net/http's, and returns what a caller sees of each answer: status,
+// header, body, trailer, and whether reading it ended in error.
+func bothSee(t *testing.T, method, url string) (h1, nethttp string) {
+	see := func(rt http.RoundTripper) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, method, url, strings.NewReader("{}"))
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			return "error"
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		resp.Header.Del("Date")
+		return fmt.Sprintf("%d %v close=%v len=%d body=%q err=%v trailer=%v",
+			resp.StatusCode, resp.Header, resp.Close, resp.ContentLength, b, err != nil, resp.Trailer)
+	}
+	std := &http.Transport{DisableCompression: true, DisableKeepAlives: true}
+	tr := &Transport{Fallback: failingFallback{t}}
+	defer tr.CloseIdleConnections()
+	nethttp = see(std)
+	return see(tr), nethttp
 }
 
 // FuzzAgreesWithNetHTTP answers one request with arbitrary bytes, then
@@ -601,28 +611,9 @@ func FuzzAgreesWithNetHTTP(f *testing.F) {
 			io.WriteString(c, answer.Load().(string))
 		}
 	})
-	see := func(rt http.RoundTripper) string {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u+"/v1/x", strings.NewReader("{}"))
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			return "error"
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		resp.Header.Del("Date")
-		return fmt.Sprintf("%d %v close=%v len=%d body=%q err=%v trailer=%v",
-			resp.StatusCode, resp.Header, resp.Close, resp.ContentLength, b, err != nil, resp.Trailer)
-	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		answer.Store(raw)
-		std := &http.Transport{DisableCompression: true, DisableKeepAlives: true}
-		want := see(std)
-		tr := &Transport{Fallback: failingFallback{t}}
-		got := see(tr)
-		tr.CloseIdleConnections()
-		if got != want {
+		if got, want := bothSee(t, http.MethodPost, u+"/v1/x"); got != want {
 			t.Errorf("answer %q\nh1 saw       %s\nnet/http saw %s", raw, got, want)
 		}
 	})
