@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -109,11 +107,9 @@ func (g *Gateway) logInternal(r *http.Request, err error) {
 	}
 }
 
-// writeJSON writes v as the response body: a chunk as the bytes it keeps
-// (an upstream's answer as sent) or from its members, anything else
-// marshalled.
+// writeJSON writes v as the response body (appendJSON).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := encodeJSON(v)
+	b, err := appendJSON(nil, v)
 	if err != nil {
 		writeError(w, fmt.Errorf("encode response: %w", err))
 		return
@@ -122,18 +118,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 	_, _ = io.WriteString(w, "\n")
-}
-
-func encodeJSON(v any) ([]byte, error) {
-	if c, ok := v.(*chunk); ok {
-		if c.raw != nil {
-			return bytes.TrimRight(c.raw, " \t\r\n"), nil
-		}
-		v = c.fields
-	}
-	var b []byte
-	if obj, ok := v.(map[string]json.RawMessage); ok && appendChunk(&b, obj) {
-		return b, nil
-	}
-	return json.Marshal(v)
 }

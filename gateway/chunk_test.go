@@ -151,7 +151,7 @@ func TestOpenAIAnswerRelayedAsSent(t *testing.T) {
 			if (res.usage != nil) != tc.usage || (choices != nil) != tc.choices {
 				t.Errorf("usage %v, choices %q", res.usage, choices)
 			}
-			got, err := encodeJSON(res.body.with("usage", json.RawMessage(ours)))
+			got, err := appendJSON(nil, res.body.with("usage", json.RawMessage(ours)))
 			if err != nil || string(got) != tc.want {
 				t.Fatalf("sent %q, %v\nwant %q", got, err, tc.want)
 			}

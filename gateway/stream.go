@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -229,23 +230,12 @@ func (rl *relay) emit(v any) bool {
 	if rl.err != nil {
 		return false
 	}
-	rl.buf = append(rl.buf[:0], "data: "...)
-	if c, ok := v.(*chunk); ok {
-		switch {
-		case c.raw != nil:
-			rl.buf = append(rl.buf, c.raw...)
-			return rl.endEvent()
-		case appendChunk(&rl.buf, c.fields):
-			return rl.endEvent()
-		}
-		v = c.fields
-	}
-	b, err := json.Marshal(v)
+	b, err := appendJSON(append(rl.buf[:0], "data: "...), v)
 	if err != nil {
 		rl.err = err
 		return false
 	}
-	rl.buf = append(rl.buf, b...)
+	rl.buf = b
 	return rl.endEvent()
 }
 
@@ -253,6 +243,28 @@ func (rl *relay) emit(v any) bool {
 func (rl *relay) endEvent() bool {
 	rl.buf = append(rl.buf, "\n\n"...)
 	return rl.writeBytes(rl.buf)
+}
+
+// appendJSON appends v to dst: a chunk as the bytes it keeps (an
+// upstream's chunk or answer as sent) or from its members, anything else
+// marshalled. With an empty dst, a chunk's own bytes may come back,
+// clipped: appending to them copies.
+func appendJSON(dst []byte, v any) ([]byte, error) {
+	if c, ok := v.(*chunk); ok {
+		if c.raw != nil {
+			raw := bytes.TrimRight(c.raw, " \t\r\n")
+			if len(dst) == 0 {
+				return slices.Clip(raw), nil
+			}
+			return append(dst, raw...), nil
+		}
+		v = c.fields
+	}
+	if obj, ok := v.(map[string]json.RawMessage); ok && appendChunk(&dst, obj) {
+		return dst, nil
+	}
+	b, err := json.Marshal(v)
+	return append(dst, b...), err
 }
 
 // appendChunk appends chunk to *buf as json.Marshal would, keys sorted,
