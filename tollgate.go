@@ -30,6 +30,20 @@ type Credits int64
 // String formats c as a plain integer.
 func (c Credits) String() string { return strconv.FormatInt(int64(c), 10) }
 
+// Tokens counts one request's tokens by the price each is billed at. The
+// prompt kinds do not overlap: Input is the prompt tokens neither read
+// from nor written to a provider's cache.
+type Tokens struct {
+	Input       int64 // prompt tokens at the input price
+	CachedInput int64 // prompt tokens read from the provider's cache
+	// CacheWrite and CacheWrite1h are prompt tokens the provider wrote to
+	// its cache (Anthropic: for 5 minutes, for 1 hour), which it charges
+	// above the input price.
+	CacheWrite   int64
+	CacheWrite1h int64
+	Output       int64 // completion tokens
+}
+
 // AccountID identifies an account.
 type AccountID string
 

@@ -292,22 +292,53 @@ func anthOptions(out *anthRequest, raw map[string]json.RawMessage) error {
 	return nil
 }
 
-// anthUsage is the Messages API's usage; cached prompt tokens are reported
-// apart from input_tokens.
+// anthUsage is the Messages API's usage; prompt tokens read from and
+// written to the cache are reported apart from input_tokens.
 type anthUsage struct {
 	InputTokens              int64 `json:"input_tokens"`
 	OutputTokens             int64 `json:"output_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	// CacheCreation splits the cache writes by how long the cache keeps
+	// them; Anthropic charges a 1-hour write more than a 5-minute one.
+	CacheCreation anthCacheCreation `json:"cache_creation"`
+}
+
+type anthCacheCreation struct {
+	Ephemeral5m int64 `json:"ephemeral_5m_input_tokens"`
+	Ephemeral1h int64 `json:"ephemeral_1h_input_tokens"`
 }
 
 // normalise converts to OpenAI's convention, where prompt_tokens includes
-// cached tokens. Cache writes are billed as ordinary input.
+// the tokens read from and written to the cache. Writes are the larger of
+// cache_creation_input_tokens and the sum of its split, and those not
+// said to be 1-hour ones are billed as 5-minute ones.
 func (u anthUsage) normalise() *tokenUsage {
-	in := u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens
-	details, _ := json.Marshal(map[string]int64{"cached_tokens": u.CacheReadInputTokens, "cache_creation_tokens": u.CacheCreationInputTokens})
-	return &tokenUsage{Input: in, Cached: u.CacheReadInputTokens, Output: u.OutputTokens,
+	written := max(u.CacheCreationInputTokens, u.CacheCreation.Ephemeral5m+u.CacheCreation.Ephemeral1h)
+	in := u.InputTokens + u.CacheReadInputTokens + written
+	details, _ := json.Marshal(map[string]int64{"cached_tokens": u.CacheReadInputTokens, "cache_creation_tokens": written})
+	return &tokenUsage{Input: in, Cached: u.CacheReadInputTokens, CacheWrite: written - u.CacheCreation.Ephemeral1h,
+		CacheWrite1h: u.CacheCreation.Ephemeral1h, Output: u.OutputTokens,
 		raw: map[string]json.RawMessage{"prompt_tokens_details": details}}
+}
+
+// merge returns u, a message_start's usage, updated with a message_delta's,
+// whose counts are cumulative; a count the delta leaves out keeps u's.
+func (u anthUsage) merge(d anthUsage) anthUsage {
+	u.OutputTokens = d.OutputTokens
+	if d.InputTokens > 0 {
+		u.InputTokens = d.InputTokens
+	}
+	if d.CacheReadInputTokens > 0 {
+		u.CacheReadInputTokens = d.CacheReadInputTokens
+	}
+	if d.CacheCreationInputTokens > 0 {
+		u.CacheCreationInputTokens = d.CacheCreationInputTokens
+	}
+	if d.CacheCreation != (anthCacheCreation{}) {
+		u.CacheCreation = d.CacheCreation
+	}
+	return u
 }
 
 // stopReasons maps Anthropic stop reasons to OpenAI finish reasons.

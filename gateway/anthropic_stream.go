@@ -98,20 +98,8 @@ func (s *anthStream) translate(ev *anthEvent) (*chunk, error) {
 		}
 		return nil, nil
 	case "message_delta":
-		u := s.start
 		if ev.Usage != nil {
-			// message_delta's counts are cumulative; input fields may be absent.
-			u.OutputTokens = ev.Usage.OutputTokens
-			if ev.Usage.InputTokens > 0 {
-				u.InputTokens = ev.Usage.InputTokens
-			}
-			if ev.Usage.CacheReadInputTokens > 0 {
-				u.CacheReadInputTokens = ev.Usage.CacheReadInputTokens
-			}
-			if ev.Usage.CacheCreationInputTokens > 0 {
-				u.CacheCreationInputTokens = ev.Usage.CacheCreationInputTokens
-			}
-			s.final = u.normalise()
+			s.final = s.start.merge(*ev.Usage).normalise()
 		}
 		reason := finishReason(ev.Delta.StopReason)
 		return s.chunk(map[string]any{}, &reason), nil

@@ -2,8 +2,10 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -168,6 +170,76 @@ func TestAnthropicUpstreamBilling(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAnthropicCacheWritesBilledAtTheirPrice: Anthropic charges prompt
+// tokens written to its cache above the input price (a 1-hour write more
+// than a 5-minute one); the gateway bills each kind at its own price, in
+// the answer's cost_credits and in what it settles, for an answer and a
+// stream alike, and holds enough for a prompt written to the cache whole.
+func TestAnthropicCacheWritesBilledAtTheirPrice(t *testing.T) {
+	pricer := fakePricer{write: 2, write1h: 3}
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			up := &upstream{Prompt: 10, Cached: 6, CacheWrite: 4, CacheWrite1h: 5}
+			e := newEnvWith(t, 10_000, func(o *gateway.Options) { o.Pricer = pricer }, deploymentSpec{up: up, kind: gateway.KindAnthropic})
+			body := simpleChat
+			if stream {
+				body = `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Say hello"}]}`
+			}
+			resp, got := e.chat(body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, got)
+			}
+			// 10 input + 6 cached at half price + 4×2 + 5×3 written + 3 output at 2.
+			const want = 10 + 3 + 8 + 15 + 6
+			_, _, usages, _ := e.meter.state()
+			u := usages[0]
+			if u.InputTokens != 25 || u.CachedInputTokens != 6 || u.CacheWriteTokens != 4 || u.CacheWrite1hTokens != 5 || u.Credits != want {
+				t.Fatalf("usage %+v, want 25 prompt tokens (6 cached, 4+5 written) costing %d", u, want)
+			}
+			last := got
+			if stream {
+				data := sseData(t, got)
+				last = data[len(data)-2] // the usage chunk, before [DONE]
+			}
+			if c := path(mustJSON(t, last), "usage", "cost_credits"); c != float64(want) {
+				t.Fatalf("cost_credits %v, want %d: %s", c, want, last)
+			}
+			if w := path(mustJSON(t, last), "usage", "prompt_tokens_details", "cache_creation_tokens"); w != 9.0 {
+				t.Fatalf("cache_creation_tokens %v, want 9: %s", w, last)
+			}
+			e.checkNoHolds()
+		})
+	}
+	// /v1/messages relays an Anthropic upstream's answer as sent, with
+	// cost_credits added.
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("messages/stream=%v", stream), func(t *testing.T) {
+			up := &upstream{Prompt: 10, Cached: 6, CacheWrite: 4, CacheWrite1h: 5}
+			e := newEnvWith(t, 10_000, func(o *gateway.Options) { o.Pricer = pricer }, deploymentSpec{up: up, kind: gateway.KindAnthropic})
+			resp, got := e.do(context.Background(), "/v1/messages", fmt.Sprintf(`{"model":"m","max_tokens":50,"stream":%v,"messages":[{"role":"user","content":"hi"}]}`, stream))
+			if resp.StatusCode != 200 || !strings.Contains(got, `"cost_credits":42`) {
+				t.Fatalf("status %d, want cost_credits 42: %s", resp.StatusCode, got)
+			}
+			if _, _, usages, _ := e.meter.state(); usages[0].Credits != 42 || usages[0].CacheWrite1hTokens != 5 {
+				t.Fatalf("usage %+v", usages[0])
+			}
+			e.checkNoHolds()
+		})
+	}
+	t.Run("HoldCoversAPromptWrittenWhole", func(t *testing.T) {
+		// A prompt of a few tokens (with the tokenizer margin, under 30)
+		// and 60 output tokens at 2: at the input price the hold would fit
+		// in 150 credits, at 3 a token (a 1-hour write, the dearest prompt
+		// price) it does not.
+		e := newEnvWith(t, 150, func(o *gateway.Options) { o.Pricer = pricer }, deploymentSpec{up: &upstream{}, kind: gateway.KindAnthropic})
+		resp, got := e.chat(`{"model":"m","max_tokens":60,"messages":[{"role":"user","content":"Say hello"}]}`)
+		if resp.StatusCode != http.StatusPaymentRequired {
+			t.Fatalf("status %d, want 402 (a hold at the input price alone would fit): %s", resp.StatusCode, got)
+		}
+		e.checkNoHolds()
+	})
 }
 
 func TestAnthropicRefusesNGreaterThanOne(t *testing.T) {

@@ -53,11 +53,16 @@ type DeploymentConfig struct {
 	Model    string `json:"model"`              // upstream model name
 	Weight   int    `json:"weight,omitempty"`   // relative weight within the tier, default 1
 	Priority int    `json:"priority,omitempty"` // tier: lower is tried first
-	// Provider cost in USD per 1M tokens, as decimal strings, for the revenue report.
-	InputCostPer1M       string `json:"input_cost_per_1m,omitempty"`
-	CachedInputCostPer1M string `json:"cached_input_cost_per_1m,omitempty"`
-	OutputCostPer1M      string `json:"output_cost_per_1m,omitempty"`
-	MaxOutputTokens      int64  `json:"max_output_tokens,omitempty"`
+	// Provider cost in USD per 1M tokens, as decimal strings, for the
+	// revenue report. A prompt cost left out (cached input, a cache write
+	// for 5 minutes, for an hour) is the input cost; a 1-hour write's is
+	// the 5-minute one's when only that is given.
+	InputCostPer1M        string `json:"input_cost_per_1m,omitempty"`
+	CachedInputCostPer1M  string `json:"cached_input_cost_per_1m,omitempty"`
+	CacheWriteCostPer1M   string `json:"cache_write_cost_per_1m,omitempty"`
+	CacheWrite1hCostPer1M string `json:"cache_write_1h_cost_per_1m,omitempty"`
+	OutputCostPer1M       string `json:"output_cost_per_1m,omitempty"`
+	MaxOutputTokens       int64  `json:"max_output_tokens,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s" in JSON.
@@ -180,7 +185,7 @@ func (c *Config) Validate() error {
 			if d.Weight < 0 || d.Priority < 0 || d.MaxOutputTokens < 0 {
 				bad("%s: weight, priority and max_output_tokens must not be negative", where)
 			}
-			for _, price := range []string{d.InputCostPer1M, d.CachedInputCostPer1M, d.OutputCostPer1M} {
+			for _, price := range []string{d.InputCostPer1M, d.CachedInputCostPer1M, d.CacheWriteCostPer1M, d.CacheWrite1hCostPer1M, d.OutputCostPer1M} {
 				if price != "" && !isDecimal(price) {
 					bad("%s: cost %q is not a decimal number", where, price)
 				}

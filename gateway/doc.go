@@ -16,13 +16,16 @@
 //
 // Money rules, in order, for every request that reaches an upstream:
 //
-//  1. hold: prompt tokens (counted with Counter, plus a margin) at the input
-//     price and the output cap (max_completion_tokens, else max_tokens, else
+//  1. hold: prompt tokens (counted with Counter, plus a margin) at the
+//     dearest prompt price (input, or a cache write, which an Anthropic
+//     upstream may make of any prompt token) and the output cap (max_completion_tokens, else max_tokens, else
 //     the deployments' max_output_tokens, capped by both and by the key's
 //     limit) times n at the output price, through Meter.Reserve; a refusal
 //     is 402 and nothing goes upstream;
-//  2. settle: the upstream's usage, normalised so that cached prompt tokens
-//     are counted inside the prompt and priced at the cache rate; without
+//  2. settle: the upstream's usage, normalised so that prompt tokens read
+//     from and written to the provider's cache are counted inside the
+//     prompt, and each kind priced at its own rate (Anthropic charges a
+//     cache write above input, a 1-hour one more than a 5-minute one); without
 //     usage, the prompt and the delivered output counted with Counter (never
 //     zero output when some was delivered); an interrupted stream is billed
 //     on what was delivered; never more than held;

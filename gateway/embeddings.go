@@ -120,9 +120,11 @@ type modelInfo struct {
 
 // modelPrice is what a model costs in credits per million tokens.
 type modelPrice struct {
-	InputPer1M       tollgate.Credits `json:"credits_per_1m_input_tokens"`
-	CachedInputPer1M tollgate.Credits `json:"credits_per_1m_cached_input_tokens"`
-	OutputPer1M      tollgate.Credits `json:"credits_per_1m_output_tokens"`
+	InputPer1M        tollgate.Credits `json:"credits_per_1m_input_tokens"`
+	CachedInputPer1M  tollgate.Credits `json:"credits_per_1m_cached_input_tokens"`
+	CacheWritePer1M   tollgate.Credits `json:"credits_per_1m_cache_write_tokens"`
+	CacheWrite1hPer1M tollgate.Credits `json:"credits_per_1m_cache_write_1h_tokens"`
+	OutputPer1M       tollgate.Credits `json:"credits_per_1m_output_tokens"`
 }
 
 // Models serves GET /v1/models: the models the caller may use, with their
@@ -140,11 +142,15 @@ func (g *Gateway) Models(w http.ResponseWriter, r *http.Request) {
 		}
 		info := modelInfo{ID: name, Object: "model", OwnedBy: "tollgate"}
 		const m = 1_000_000
-		in, err1 := g.opts.Pricer.Cost(name, m, 0, 0)
-		cached, err2 := g.opts.Pricer.Cost(name, 0, m, 0)
-		out, err3 := g.opts.Pricer.Cost(name, 0, 0, m)
-		if err1 == nil && err2 == nil && err3 == nil {
-			info.Pricing = &modelPrice{InputPer1M: in, CachedInputPer1M: cached, OutputPer1M: out}
+		var p [5]tollgate.Credits
+		var err error
+		for i, t := range [...]tollgate.Tokens{{Input: m}, {CachedInput: m}, {CacheWrite: m}, {CacheWrite1h: m}, {Output: m}} {
+			if p[i], err = g.opts.Pricer.Cost(name, t); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			info.Pricing = &modelPrice{InputPer1M: p[0], CachedInputPer1M: p[1], CacheWritePer1M: p[2], CacheWrite1hPer1M: p[3], OutputPer1M: p[4]}
 		}
 		data = append(data, info)
 	}

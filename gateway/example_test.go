@@ -31,8 +31,8 @@ func (exampleMeter) Release(ctx context.Context, id string) error { return nil }
 // examplePricer charges one credit per token.
 type examplePricer struct{}
 
-func (examplePricer) Cost(model string, in, cached, out int64) (tollgate.Credits, error) {
-	return tollgate.Credits(in + cached + out), nil
+func (examplePricer) Cost(model string, t tollgate.Tokens) (tollgate.Credits, error) {
+	return tollgate.Credits(t.Input + t.CachedInput + t.CacheWrite + t.CacheWrite1h + t.Output), nil
 }
 
 // The HTTP layer authenticates, puts the Caller in the context and mounts

@@ -96,14 +96,15 @@ func (m *fakeMeter) state() (balance int64, holds int, usages []gateway.Usage, r
 }
 
 // fakePricer charges 1 credit per input token, 1 per 2 cached tokens
-// (rounded up) and 2 per output token.
-type fakePricer struct{}
+// (rounded up), 2 per output token, and write and write1h per token
+// written to a 5-minute and a 1-hour cache (when 0: 1, the input price).
+type fakePricer struct{ write, write1h int64 }
 
-func (fakePricer) Cost(model string, in, cached, out int64) (tollgate.Credits, error) {
+func (p fakePricer) Cost(model string, t tollgate.Tokens) (tollgate.Credits, error) {
 	if model == "unpriced" {
 		return 0, tollgate.Errorf(tollgate.ENOTFOUND, "no price")
 	}
-	return tollgate.Credits(in + (cached+1)/2 + 2*out), nil
+	return tollgate.Credits(t.Input + (t.CachedInput+1)/2 + max(p.write, 1)*t.CacheWrite + max(p.write1h, 1)*t.CacheWrite1h + 2*t.Output), nil
 }
 
 // upstream is a scripted OpenAI- or Anthropic-compatible server.
@@ -115,12 +116,15 @@ type upstream struct {
 	CutAfter   int  // streams: abort the connection after this many words
 	NoUsage    bool // report no usage
 	Cached     int64
-	Prompt     int64 // prompt_tokens reported, default 10
-	ToolCall   bool  // answer with a tool call instead of text
-	FinishLast bool  // streams: the last word comes in the chunk with finish_reason
-	Gate       chan struct{}
-	Pause      chan struct{} // streams: wait on it after word PauseAfter
-	PauseAfter int
+	// CacheWrite and CacheWrite1h are Anthropic's cache writes reported
+	// (cache_creation_input_tokens, split in cache_creation).
+	CacheWrite, CacheWrite1h int64
+	Prompt                   int64 // prompt_tokens reported, default 10
+	ToolCall                 bool  // answer with a tool call instead of text
+	FinishLast               bool  // streams: the last word comes in the chunk with finish_reason
+	Gate                     chan struct{}
+	Pause                    chan struct{} // streams: wait on it after word PauseAfter
+	PauseAfter               int
 
 	calls  atomic.Int32
 	mu     sync.Mutex
@@ -195,6 +199,12 @@ func (u *upstream) prompt() int64 {
 	return u.Prompt
 }
 
+// anthCacheWrites is the cache-write members of an Anthropic usage object.
+func (u *upstream) anthCacheWrites() string {
+	return fmt.Sprintf(`"cache_creation_input_tokens":%d,"cache_creation":{"ephemeral_5m_input_tokens":%d,"ephemeral_1h_input_tokens":%d}`,
+		u.CacheWrite+u.CacheWrite1h, u.CacheWrite, u.CacheWrite1h)
+}
+
 func (u *upstream) usageJSON() string {
 	if u.NoUsage {
 		return "null"
@@ -248,15 +258,15 @@ func (u *upstream) anthropicJSON(w http.ResponseWriter) {
 		content = `[{"type":"text","text":"Checking."},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}}]`
 		stop = "tool_use"
 	}
-	fmt.Fprintf(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-up","content":%s,"stop_reason":%q,"stop_sequence":null,"usage":{"input_tokens":%d,"output_tokens":%d,"cache_read_input_tokens":%d,"cache_creation_input_tokens":0}}`,
-		content, stop, u.prompt(), len(u.words()), u.Cached)
+	fmt.Fprintf(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-up","content":%s,"stop_reason":%q,"stop_sequence":null,"usage":{"input_tokens":%d,"output_tokens":%d,"cache_read_input_tokens":%d,%s}}`,
+		content, stop, u.prompt(), len(u.words()), u.Cached, u.anthCacheWrites())
 }
 
 func (u *upstream) anthropicStream(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	f := w.(http.Flusher)
 	send := func(event, data string) { fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); f.Flush() }
-	send("message_start", fmt.Sprintf(`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-up","content":[],"stop_reason":null,"usage":{"input_tokens":%d,"output_tokens":1,"cache_read_input_tokens":%d}}}`, u.prompt(), u.Cached))
+	send("message_start", fmt.Sprintf(`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-up","content":[],"stop_reason":null,"usage":{"input_tokens":%d,"output_tokens":1,"cache_read_input_tokens":%d,%s}}}`, u.prompt(), u.Cached, u.anthCacheWrites()))
 	send("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`)
 	send("ping", `{"type":"ping"}`)
 	for i, word := range u.words() {

@@ -247,9 +247,7 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 			rl.add(0, ev.Delta.Text+ev.Delta.PartialJSON)
 		case "message_delta":
 			if ev.Usage != nil {
-				u := start
-				u.OutputTokens = ev.Usage.OutputTokens
-				final = u.normalise()
+				final = start.merge(*ev.Usage).normalise()
 				data = g.annotateDelta(data, m, *final)
 			}
 		case "message_stop":
@@ -267,7 +265,9 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 		if startSeen {
 			// The upstream already reported the prompt in message_start:
 			// bill that (DESIGN §2), and only the output delivered is counted.
-			e.Input, e.Cached, e.raw = start.normalise().Input, start.CacheReadInputTokens, start.normalise().raw
+			out := e.Output
+			e = *start.normalise()
+			e.Output = out
 		}
 		u, estimated = &e, true
 	}
@@ -290,10 +290,7 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 // annotateDelta adds cost_credits to a message_delta event's usage; the
 // cost is the one settle will charge for the same usage.
 func (g *Gateway) annotateDelta(data []byte, m *metered, u tokenUsage) []byte {
-	credits, err := g.opts.Pricer.Cost(m.hold.Model, u.Input-u.Cached, u.Cached, u.Output)
-	if err != nil || credits > m.hold.Credits {
-		credits = m.hold.Credits
-	}
+	credits := m.cost(u)
 	var ev map[string]json.RawMessage
 	if json.Unmarshal(data, &ev) != nil {
 		return data

@@ -201,13 +201,15 @@ func stopReasonOf(finish string) string {
 }
 
 // messagesUsage is Anthropic's usage for u: input_tokens excludes the
-// cached tokens reported apart.
+// tokens read from and written to the cache, reported apart.
 func messagesUsage(u tokenUsage, credits int64) map[string]int64 {
+	t := u.tokens()
 	return map[string]int64{
-		"input_tokens":            u.Input - u.Cached,
-		"cache_read_input_tokens": u.Cached,
-		"output_tokens":           u.Output,
-		"cost_credits":            credits,
+		"input_tokens":                t.Input,
+		"cache_read_input_tokens":     t.CachedInput,
+		"cache_creation_input_tokens": t.CacheWrite + t.CacheWrite1h,
+		"output_tokens":               u.Output,
+		"cost_credits":                credits,
 	}
 }
 

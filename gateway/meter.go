@@ -17,8 +17,10 @@ type Hold struct {
 }
 
 // Usage is what one request really used, normalised across upstream kinds:
-// InputTokens counts every prompt token including CachedInputTokens (the
-// OpenAI convention), so uncached input is InputTokens-CachedInputTokens.
+// InputTokens counts every prompt token (the OpenAI convention), those read
+// from the provider's cache (CachedInputTokens) and written to it
+// (CacheWriteTokens for 5 minutes, CacheWrite1hTokens for an hour)
+// included.
 type Usage struct {
 	RequestID         string
 	Account           tollgate.AccountID
@@ -28,11 +30,14 @@ type Usage struct {
 	Provider          string
 	InputTokens       int64
 	CachedInputTokens int64
-	OutputTokens      int64
-	Credits           tollgate.Credits // never more than held
-	Latency           time.Duration
-	Status            string // "ok", "interrupted", "client_canceled", "error"
-	Estimated         bool   // token counts come from the tokenizer, not the upstream
+	CacheWriteTokens  int64
+	// CacheWrite1hTokens are cache writes kept an hour, which cost more.
+	CacheWrite1hTokens int64
+	OutputTokens       int64
+	Credits            tollgate.Credits // never more than held
+	Latency            time.Duration
+	Status             string // "ok", "interrupted", "client_canceled", "error"
+	Estimated          bool   // token counts come from the tokenizer, not the upstream
 }
 
 // Meter reserves and settles credits for one request. It is implemented by
@@ -48,12 +53,11 @@ type Meter interface {
 	Release(ctx context.Context, holdID string) error
 }
 
-// Pricer turns token counts into credits; pricing.Table implements it.
-// inTokens are uncached prompt tokens, cachedInTokens prompt tokens served
-// from the provider's cache (priced at the cache rate), outTokens completion
-// tokens. It returns ENOTFOUND for a model it has no price for.
+// Pricer turns token counts into credits, each kind at its own price
+// (pricing.Pricer.Cost, through an adapter that adds no context). It
+// returns ENOTFOUND for a model it has no price for.
 type Pricer interface {
-	Cost(model string, inTokens, cachedInTokens, outTokens int64) (tollgate.Credits, error)
+	Cost(model string, t tollgate.Tokens) (tollgate.Credits, error)
 }
 
 // Caller is who makes a request, as authenticated by the HTTP layer.

@@ -21,11 +21,11 @@ type metered struct {
 }
 
 // reserve holds the worst case of a request: its prompt (with a margin
-// for tokenizer differences between providers) at the input price and
-// outTokens at the output price.
+// for tokenizer differences between providers) at the dearest prompt
+// price, and outTokens at the output price.
 func (g *Gateway) reserve(r *http.Request, c Caller, model string, prompt, outTokens int64) (*metered, error) {
 	margin := prompt/4 + 16
-	credits, err := g.opts.Pricer.Cost(model, prompt+margin, 0, outTokens)
+	credits, err := g.worstCase(model, prompt+margin, outTokens)
 	if tollgate.ErrorCode(err) == tollgate.ENOTFOUND {
 		// A configured model without a price is our misconfiguration.
 		return nil, &tollgate.Error{Code: tollgate.EINTERNAL, Op: "gateway.reserve", Message: "no price for " + model, Err: err}
@@ -54,6 +54,22 @@ func (g *Gateway) reserve(r *http.Request, c Caller, model string, prompt, outTo
 	return m, nil
 }
 
+// worstCase is what prompt and out tokens may cost at most: a provider may
+// write any prompt token to its cache, which can cost more than input
+// (Anthropic: 1.25× for 5 minutes, 2× for an hour).
+func (g *Gateway) worstCase(model string, prompt, out int64) (tollgate.Credits, error) {
+	var worst tollgate.Credits
+	for _, t := range [...]tollgate.Tokens{{Input: prompt}, {CacheWrite: prompt}, {CacheWrite1h: prompt}} {
+		t.Output = out
+		c, err := g.opts.Pricer.Cost(model, t)
+		if err != nil {
+			return 0, err
+		}
+		worst = max(worst, c)
+	}
+	return worst, nil
+}
+
 // release drops the hold: the request failed before any output.
 func (m *metered) release(ctx context.Context) {
 	if m.closed {
@@ -74,20 +90,33 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 		return 0
 	}
 	m.closed = true
-	credits, err := m.g.opts.Pricer.Cost(m.hold.Model, u.Input-u.Cached, u.Cached, u.Output)
-	if err != nil || credits > m.hold.Credits {
-		credits = m.hold.Credits
-	}
+	credits := m.cost(u)
+	// A negative count (an upstream's mistake, billed as the hold by
+	// cost) is recorded as zero: the store refuses negative counts, and
+	// the settle must not fail with it.
+	n := func(c int64) int64 { return max(c, 0) }
 	usage := Usage{
 		RequestID: m.hold.RequestID, Account: m.hold.Account, KeyID: m.hold.KeyID, Model: m.hold.Model,
 		Deployment: d.id, Provider: d.provider.Name,
-		InputTokens: u.Input, CachedInputTokens: u.Cached, OutputTokens: u.Output,
+		InputTokens: n(u.Input), CachedInputTokens: n(u.Cached), CacheWriteTokens: n(u.CacheWrite),
+		CacheWrite1hTokens: n(u.CacheWrite1h), OutputTokens: n(u.Output),
 		Credits: credits, Latency: m.g.opts.Now().Sub(m.start), Status: status, Estimated: estimated,
 	}
 	if err := m.g.opts.Meter.Settle(context.WithoutCancel(ctx), m.holdID, usage); err != nil {
 		m.g.opts.Logger.ErrorContext(ctx, "settle hold", "request_id", m.hold.RequestID, "hold", m.holdID, "credits", credits, "err", err)
 	}
 	m.g.opts.Observer.Done(usage)
+	return credits
+}
+
+// cost is what u costs, never more than held. When u cannot be priced
+// (counts an upstream got wrong), the hold is what it costs: the upstream
+// did the work, and the hold is the most the caller agreed to.
+func (m *metered) cost(u tokenUsage) tollgate.Credits {
+	credits, err := m.g.opts.Pricer.Cost(m.hold.Model, u.tokens())
+	if err != nil || credits > m.hold.Credits {
+		return m.hold.Credits
+	}
 	return credits
 }
 

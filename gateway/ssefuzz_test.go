@@ -166,13 +166,15 @@ func newSSEEnv(tb testing.TB, up *sseUpstream, kind string) *sseEnv {
 // negative or wrapped-around cost.
 type strictPricer struct{}
 
-func (strictPricer) Cost(model string, in, cached, out int64) (tollgate.Credits, error) {
-	if in < 0 || cached < 0 || out < 0 {
+func (strictPricer) Cost(model string, t tollgate.Tokens) (tollgate.Credits, error) {
+	if t.Input < 0 || t.CachedInput < 0 || t.CacheWrite < 0 || t.CacheWrite1h < 0 || t.Output < 0 {
 		return 0, tollgate.Errorf(tollgate.EINVALID, "token counts must not be negative")
 	}
-	sum := new(big.Int).SetInt64(in)
-	sum.Add(sum, big.NewInt(cached/2+cached%2))
-	sum.Add(sum, new(big.Int).Mul(big.NewInt(out), big.NewInt(2)))
+	sum := new(big.Int).SetInt64(t.Input)
+	sum.Add(sum, big.NewInt(t.CachedInput/2+t.CachedInput%2))
+	sum.Add(sum, big.NewInt(t.CacheWrite))
+	sum.Add(sum, big.NewInt(t.CacheWrite1h))
+	sum.Add(sum, new(big.Int).Mul(big.NewInt(t.Output), big.NewInt(2)))
 	if !sum.IsInt64() {
 		return 0, tollgate.Errorf(tollgate.EINVALID, "cost is too large")
 	}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"tollgate"
 )
 
 // upstream speaks one provider kind's wire format. Both kinds answer in
@@ -27,12 +29,23 @@ type embedder interface {
 }
 
 // tokenUsage is an upstream's usage normalised to OpenAI's convention:
-// Input includes Cached.
+// Input is every prompt token, Cached (read from the provider's cache) and
+// CacheWrite and CacheWrite1h (written to it, for 5 minutes and for an
+// hour) included.
 type tokenUsage struct {
-	Input, Cached, Output int64
+	Input, Cached, CacheWrite, CacheWrite1h, Output int64
 	// raw is the upstream's OpenAI-shaped usage object, kept so fields the
 	// gateway does not know (reasoning tokens…) reach the client.
 	raw map[string]json.RawMessage
+}
+
+// tokens is u by the price of each kind: the prompt tokens neither read
+// from nor written to a cache are Input less the others.
+func (u tokenUsage) tokens() tollgate.Tokens {
+	return tollgate.Tokens{
+		Input: u.Input - u.Cached - u.CacheWrite - u.CacheWrite1h, CachedInput: u.Cached,
+		CacheWrite: u.CacheWrite, CacheWrite1h: u.CacheWrite1h, Output: u.Output,
+	}
 }
 
 // chatResult is a complete (non-streaming) answer.

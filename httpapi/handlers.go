@@ -229,18 +229,22 @@ func (s *Server) balance(w http.ResponseWriter, r *http.Request) {
 
 // UsageRecord is one entry of GET /v1/usage.
 type UsageRecord struct {
-	RequestID    string           `json:"request_id"`
-	KeyID        string           `json:"key_id"`
-	Model        string           `json:"model"`
-	Provider     string           `json:"provider"`
-	Deployment   string           `json:"deployment"`
-	InputTokens  int64            `json:"input_tokens"`
-	CachedTokens int64            `json:"cached_tokens"`
-	OutputTokens int64            `json:"output_tokens"`
-	Credits      tollgate.Credits `json:"credits"`
-	LatencyMS    int64            `json:"latency_ms"`
-	Status       string           `json:"status"`
-	CreatedAt    time.Time        `json:"created_at"`
+	RequestID  string `json:"request_id"`
+	KeyID      string `json:"key_id"`
+	Model      string `json:"model"`
+	Provider   string `json:"provider"`
+	Deployment string `json:"deployment"`
+	// InputTokens counts every prompt token, those read from and written
+	// to the provider's cache included.
+	InputTokens        int64            `json:"input_tokens"`
+	CachedTokens       int64            `json:"cached_tokens"`
+	CacheWriteTokens   int64            `json:"cache_write_tokens"`
+	CacheWrite1hTokens int64            `json:"cache_write_1h_tokens"`
+	OutputTokens       int64            `json:"output_tokens"`
+	Credits            tollgate.Credits `json:"credits"`
+	LatencyMS          int64            `json:"latency_ms"`
+	Status             string           `json:"status"`
+	CreatedAt          time.Time        `json:"created_at"`
 }
 
 // intParam reads an optional integer query parameter within [lo, hi].
@@ -270,7 +274,8 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 	out := make([]UsageRecord, 0, len(us))
 	for _, u := range us {
 		out = append(out, UsageRecord{RequestID: u.RequestID, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
-			Deployment: u.Deployment, InputTokens: u.InputTokens, CachedTokens: u.CachedTokens, OutputTokens: u.OutputTokens,
+			Deployment: u.Deployment, InputTokens: u.InputTokens, CachedTokens: u.CachedTokens,
+			CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens, OutputTokens: u.OutputTokens,
 			Credits: u.Credits, LatencyMS: u.Latency.Milliseconds(), Status: u.Status, CreatedAt: u.CreatedAt})
 	}
 	WriteJSON(w, http.StatusOK, list[UsageRecord]{"list", out})

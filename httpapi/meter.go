@@ -83,6 +83,7 @@ func (m *Meter) Settle(ctx context.Context, holdID string, u gateway.Usage) erro
 	r := ledger.SettleRequest{HoldID: holdID, Cost: u.Credits, Usage: ledger.Usage{
 		RequestID: holdID, Account: u.Account, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
 		Deployment: u.Deployment, InputTokens: u.InputTokens, CachedTokens: u.CachedInputTokens,
+		CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens,
 		OutputTokens: u.OutputTokens, Latency: u.Latency, Status: u.Status,
 	}}
 	var err error
@@ -116,6 +117,6 @@ type Pricer struct{ P *pricing.Pricer }
 var _ gateway.Pricer = Pricer{}
 
 // Cost returns the credits of a call; see pricing.Pricer.Cost.
-func (p Pricer) Cost(model string, in, cached, out int64) (tollgate.Credits, error) {
-	return p.P.Cost(context.Background(), model, in, cached, out)
+func (p Pricer) Cost(model string, t tollgate.Tokens) (tollgate.Credits, error) {
+	return p.P.Cost(context.Background(), model, t)
 }

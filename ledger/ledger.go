@@ -142,17 +142,23 @@ type Refund struct {
 // written by Settle in the same transaction as the hold's settlement, so the
 // sum of usage credits per account equals the sum of settled holds.
 type Usage struct {
-	RequestID    string // unique
-	Account      tollgate.AccountID
-	KeyID        string
-	Model        string
-	Provider     string
-	Deployment   string
+	RequestID  string // unique
+	Account    tollgate.AccountID
+	KeyID      string
+	Model      string
+	Provider   string
+	Deployment string
+	// InputTokens counts every prompt token: CachedTokens (read from the
+	// provider's cache) and the cache writes included.
 	InputTokens  int64
 	CachedTokens int64
-	OutputTokens int64
-	Credits      tollgate.Credits
-	Latency      time.Duration
-	Status       string
-	CreatedAt    time.Time
+	// CacheWriteTokens and CacheWrite1hTokens are prompt tokens the
+	// provider wrote to its cache for 5 minutes and for an hour.
+	CacheWriteTokens   int64
+	CacheWrite1hTokens int64
+	OutputTokens       int64
+	Credits            tollgate.Credits
+	Latency            time.Duration
+	Status             string
+	CreatedAt          time.Time
 }

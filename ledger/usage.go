@@ -25,7 +25,7 @@ func (o recordUsageOp) apply(s *state) (any, error) {
 			return nil, fail(tollgate.EINVALID, name, "request id and account are required")
 		case u.Credits != 0:
 			return nil, fail(tollgate.EINVALID, name, "usage that costs credits is recorded by Settle")
-		case u.InputTokens < 0 || u.CachedTokens < 0 || u.OutputTokens < 0:
+		case u.InputTokens < 0 || u.CachedTokens < 0 || u.CacheWriteTokens < 0 || u.CacheWrite1hTokens < 0 || u.OutputTokens < 0:
 			return nil, fail(tollgate.EINVALID, name, "token counts must not be negative")
 		case seen[u.RequestID]:
 			return nil, fail(tollgate.EINVALID, name, "request id %s appears twice", u.RequestID)

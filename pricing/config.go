@@ -49,12 +49,37 @@ type RatesConfig struct {
 	Timeout Duration `json:"timeout,omitempty"`
 }
 
-// ModelPrice is one model's prices per 1M tokens in Currency.
+// ModelPrice is one model's prices per 1M tokens in Currency. A prompt
+// price left out is the input price: a cache discount or surcharge
+// applies only where it is written down, and a missing one never bills a
+// token below what the provider charges for ordinary input.
 type ModelPrice struct {
-	Currency    Currency `json:"currency"`
-	Input       Decimal  `json:"input"`
-	CachedInput Decimal  `json:"cached_input"`
-	Output      Decimal  `json:"output"`
+	Currency Currency `json:"currency"`
+	Input    Decimal  `json:"input"`
+	// CachedInput prices prompt tokens read from the provider's cache;
+	// it may not be above Input.
+	CachedInput Decimal `json:"cached_input,omitzero"`
+	// CacheWriteInput prices prompt tokens the provider writes to its
+	// cache (Anthropic's cache_creation_input_tokens: 1.25× input for its
+	// 5-minute cache), and CacheWrite1hInput those written to a 1-hour
+	// cache (2× input); the latter defaults to CacheWriteInput.
+	CacheWriteInput   Decimal `json:"cache_write_input,omitzero"`
+	CacheWrite1hInput Decimal `json:"cache_write_1h_input,omitzero"`
+	Output            Decimal `json:"output"`
+}
+
+// prices returns m's price per 1M tokens for each kind, in the order of
+// counts, with the defaults of ModelPrice filled in.
+func (m ModelPrice) prices() [kinds]*big.Rat {
+	or := func(d Decimal, def *big.Rat) *big.Rat {
+		if d.r == nil {
+			return def
+		}
+		return d.Rat()
+	}
+	input := m.Input.Rat()
+	write := or(m.CacheWriteInput, input)
+	return [kinds]*big.Rat{input, or(m.CachedInput, input), write, or(m.CacheWrite1hInput, write), m.Output.Rat()}
 }
 
 // Package is a fixed offer: Fen buys Credits.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"tollgate"
 	"tollgate/pricing"
 )
 
@@ -18,7 +19,7 @@ func Example() {
 
 	// 1,200 prompt tokens (200 of them cached) and 300 completion tokens:
 	// ceil(1000×0.15 + 200×0.075 + 300×0.60) / 1.00 = ceil(345) credits.
-	cost, _ := p.Cost(ctx, "gpt-4o-mini", 1000, 200, 300)
+	cost, _ := p.Cost(ctx, "gpt-4o-mini", tollgate.Tokens{Input: 1000, CachedInput: 200, Output: 300})
 	fmt.Println("cost:", cost)
 
 	per, _ := p.FenPerMCredit(ctx)

@@ -25,25 +25,30 @@ func TestFixedPriceMatchesRationals(t *testing.T) {
 	var fast, tooBig, fallback int
 	for range 20_000 {
 		base := pick(decimals[1:])
-		in, cached, out := pick(decimals), pick(decimals), pick(decimals)
-		f := newFixedPrice(base, in, cached, out)
+		var prices [kinds]*big.Rat
+		for i := range prices {
+			prices[i] = pick(decimals)
+		}
+		f := newFixedPrice(base, prices)
 		if !f.ok {
 			fallback++
 			continue
 		}
-		a, b, c := count(), count(), count()
-		sum := new(big.Rat).Mul(big.NewRat(a, 1), in)
-		sum.Add(sum, new(big.Rat).Mul(big.NewRat(b, 1), cached))
-		sum.Add(sum, new(big.Rat).Mul(big.NewRat(c, 1), out))
+		var n [kinds]int64
+		sum := new(big.Rat)
+		for i := range n {
+			n[i] = count()
+			sum.Add(sum, new(big.Rat).Mul(big.NewRat(n[i], 1), prices[i]))
+		}
 		want := ceil(sum.Quo(sum, base))
-		got, ok := f.cost(a, b, c)
+		got, ok := f.cost(n)
 		switch {
 		case ok && (!want.IsInt64() || got != want.Int64()):
-			t.Fatalf("cost(%d, %d, %d) at %s/%s/%s base %s = %d, want %s", a, b, c, in, cached, out, base, got, want)
+			t.Fatalf("cost(%v) at %v base %s = %d, want %s", n, prices, base, got, want)
 		case ok:
 			fast++
 		case want.IsInt64():
-			t.Fatalf("cost(%d, %d, %d) at %s/%s/%s base %s stepped aside, but %s fits an int64", a, b, c, in, cached, out, base, want)
+			t.Fatalf("cost(%v) at %v base %s stepped aside, but %s fits an int64", n, prices, base, want)
 		default:
 			tooBig++
 		}

@@ -41,24 +41,34 @@ type Pricer struct {
 }
 
 type model struct {
-	cur                   Currency
-	input, cached, output *big.Rat
-	fixed                 fixedPrice // for a model priced in the base currency
+	cur    Currency
+	prices [kinds]*big.Rat // per token kind, in the order of counts
+	fixed  fixedPrice      // for a model priced in the base currency
+}
+
+// kinds is the number of token kinds with a price of their own.
+const kinds = 5
+
+// counts returns t's counts in the order of model.prices: input, cached
+// input, cache writes (5 minutes, 1 hour), output.
+func counts(t tollgate.Tokens) [kinds]int64 {
+	return [kinds]int64{t.Input, t.CachedInput, t.CacheWrite, t.CacheWrite1h, t.Output}
 }
 
 // fixedPrice is a model's price per token in credits as integers over one
-// denominator, so Cost = ceil((in·input + cached·cached + out·output) / den)
-// in 128-bit integer arithmetic: the same exact result as the rational
-// sum, without its allocations on every request. ok is false when the
-// integers do not fit in 64 bits (Cost then uses the rationals).
+// denominator, so Cost = ceil(Σ count·per / den) in 128-bit integer
+// arithmetic: the same exact result as the rational sum, without its
+// allocations on every request. ok is false when the integers do not fit
+// in 64 bits (Cost then uses the rationals).
 type fixedPrice struct {
-	input, cached, output, den uint64
-	ok                         bool
+	per [kinds]uint64
+	den uint64
+	ok  bool
 }
 
 // newFixedPrice expresses the prices divided by base over their least
 // common denominator.
-func newFixedPrice(base *big.Rat, prices ...*big.Rat) fixedPrice {
+func newFixedPrice(base *big.Rat, prices [kinds]*big.Rat) fixedPrice {
 	per := make([]*big.Rat, len(prices))
 	den := big.NewInt(1)
 	for i, p := range prices {
@@ -70,23 +80,23 @@ func newFixedPrice(base *big.Rat, prices ...*big.Rat) fixedPrice {
 	if !den.IsUint64() {
 		return fixedPrice{}
 	}
-	num := make([]uint64, len(per))
+	f := fixedPrice{den: den.Uint64(), ok: true}
 	for i, r := range per {
 		n := new(big.Int).Mul(r.Num(), new(big.Int).Quo(den, r.Denom()))
 		if n.Sign() < 0 || !n.IsUint64() {
 			return fixedPrice{}
 		}
-		num[i] = n.Uint64()
+		f.per[i] = n.Uint64()
 	}
-	return fixedPrice{input: num[0], cached: num[1], output: num[2], den: den.Uint64(), ok: true}
+	return f
 }
 
 // cost is the ceiling of the sum over den for non-negative counts; false
 // when the credits would not fit in an int64.
-func (f fixedPrice) cost(in, cached, out int64) (int64, bool) {
+func (f fixedPrice) cost(n [kinds]int64) (int64, bool) {
 	var hi, lo uint64
-	for _, t := range [3][2]uint64{{uint64(in), f.input}, {uint64(cached), f.cached}, {uint64(out), f.output}} {
-		h, l := bits.Mul64(t[0], t[1])
+	for i, per := range f.per {
+		h, l := bits.Mul64(uint64(n[i]), per)
 		var carry uint64
 		lo, carry = bits.Add64(lo, l, 0)
 		hi, carry = bits.Add64(hi, h, carry)
@@ -137,9 +147,9 @@ func New(cfg Config, opts Options) (*Pricer, error) {
 		p.maxStale = DefaultMaxStale
 	}
 	for id, m := range cfg.Models {
-		pm := model{cur: m.Currency, input: m.Input.Rat(), cached: m.CachedInput.Rat(), output: m.Output.Rat()}
+		pm := model{cur: m.Currency, prices: m.prices()}
 		if pm.cur == p.baseCur {
-			pm.fixed = newFixedPrice(p.base, pm.input, pm.cached, pm.output)
+			pm.fixed = newFixedPrice(p.base, pm.prices)
 		}
 		p.models[id] = pm
 	}
@@ -166,35 +176,41 @@ func New(cfg Config, opts Options) (*Pricer, error) {
 
 // Cost returns the credits a request costs:
 //
-//	ceil((in·input + cached·cached_input + out·output) / base)
+//	ceil((input·in + cached_input·cached + cache_write_input·written
+//	      + cache_write_1h_input·written_1h + output·out) / base)
 //
 // with every price converted to the base currency, computed exactly with
-// one ceiling over the exact sum. inTokens excludes cachedInTokens (the
-// gateway normalises provider usage first). A model priced in the base
-// currency needs no rate; another uses the feed's latest rate at once
-// (Feed.Latest), even past the top-up staleness bound, so metering never
-// waits or stops for a slow or dead feed.
+// one ceiling over the exact sum. The counts do not overlap (the gateway
+// normalises provider usage first: t.Input excludes the tokens read from
+// or written to a cache). A model priced in the base currency needs no
+// rate; another uses the feed's latest rate at once (Feed.Latest), even
+// past the top-up staleness bound, so metering never waits or stops for a
+// slow or dead feed.
 //
 // Errors: ENOTFOUND for an unknown model; EINVALID for negative counts or a
 // cost beyond int64; EUNAVAILABLE if a rate is needed and none was ever
 // fetched. Safe for concurrent use.
-func (p *Pricer) Cost(ctx context.Context, modelID string, inTokens, cachedInTokens, outTokens int64) (tollgate.Credits, error) {
+func (p *Pricer) Cost(ctx context.Context, modelID string, t tollgate.Tokens) (tollgate.Credits, error) {
 	const op = "pricing.Cost"
 	m, ok := p.models[modelID]
 	if !ok {
 		return 0, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "unknown model " + modelID}
 	}
-	if inTokens < 0 || cachedInTokens < 0 || outTokens < 0 {
-		return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "token counts must not be negative"}
+	n := counts(t)
+	for _, c := range n {
+		if c < 0 {
+			return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "token counts must not be negative"}
+		}
 	}
 	if m.fixed.ok {
-		if c, ok := m.fixed.cost(inTokens, cachedInTokens, outTokens); ok {
+		if c, ok := m.fixed.cost(n); ok {
 			return tollgate.Credits(c), nil
 		}
 	}
-	sum := new(big.Rat).Mul(new(big.Rat).SetInt64(inTokens), m.input)
-	sum.Add(sum, new(big.Rat).Mul(new(big.Rat).SetInt64(cachedInTokens), m.cached))
-	sum.Add(sum, new(big.Rat).Mul(new(big.Rat).SetInt64(outTokens), m.output))
+	sum := new(big.Rat)
+	for i, price := range m.prices {
+		sum.Add(sum, new(big.Rat).Mul(new(big.Rat).SetInt64(n[i]), price))
+	}
 	if m.cur != p.baseCur {
 		rates, err := p.feed.Latest(ctx)
 		if err != nil {

@@ -94,35 +94,41 @@ func mustCode(t *testing.T, err error, code string) {
 
 func TestCost(t *testing.T) {
 	const max = math.MaxInt64
+	type tokens = tollgate.Tokens
 	tests := []struct {
-		name            string
-		model           string
-		in, cached, out int64
-		want            tollgate.Credits
-		wantCode        string
+		name     string
+		model    string
+		tokens   tokens
+		want     tollgate.Credits
+		wantCode string
 	}{
-		{"Zero", "gpt-4o-mini", 0, 0, 0, 0, ""},
-		{"AtBasePrice", "mock", 1000, 0, 0, 1000, ""},
-		{"OneTokenRoundsUp", "gpt-4o-mini", 1, 0, 0, 1, ""},
-		{"ExactNoRoundUp", "gpt-4o-mini", 20, 0, 0, 3, ""},
-		{"JustOverRoundsUp", "gpt-4o-mini", 7, 0, 0, 2, ""},
-		{"OneCeilOverTheSum", "gpt-4o-mini", 1, 1, 1, 1, ""}, // 0.15+0.075+0.60 = 0.825
-		{"CachedAtCacheRate", "claude-sonnet-4", 0, 10, 0, 3, ""},
-		{"OutputPrice", "gpt-4o", 0, 0, 1000, 10000, ""},
-		{"CNYConverted", "deepseek-chat", 1_000_000, 0, 0, 277778, ""}, // 2.00/7.20 M
-		{"EURConverted", "mistral-small", 0, 0, 1_000_000, 326087, ""}, // 0.30/0.92 M
-		{"HugeInputExact", "gpt-4o-mini", max, 0, 0, 1383505805528216372, ""},
-		{"HugeAllThree", "gpt-4o-mini", max, max, max, 7609281930405190041, ""},
-		{"MaxFits", "mock", max, 0, 0, max, ""},
-		{"Overflow", "mock", 0, 0, max, 0, tollgate.EINVALID},
-		{"Negative", "mock", -1, 0, 0, 0, tollgate.EINVALID},
-		{"NegativeCached", "mock", 0, -1, 0, 0, tollgate.EINVALID},
-		{"UnknownModel", "gpt-9", 1, 0, 0, 0, tollgate.ENOTFOUND},
+		{"Zero", "gpt-4o-mini", tokens{}, 0, ""},
+		{"AtBasePrice", "mock", tokens{Input: 1000}, 1000, ""},
+		{"OneTokenRoundsUp", "gpt-4o-mini", tokens{Input: 1}, 1, ""},
+		{"ExactNoRoundUp", "gpt-4o-mini", tokens{Input: 20}, 3, ""},
+		{"JustOverRoundsUp", "gpt-4o-mini", tokens{Input: 7}, 2, ""},
+		{"OneCeilOverTheSum", "gpt-4o-mini", tokens{Input: 1, CachedInput: 1, Output: 1}, 1, ""}, // 0.15+0.075+0.60 = 0.825
+		{"CachedAtCacheRate", "claude-sonnet-4", tokens{CachedInput: 10}, 3, ""},
+		{"CacheWriteAtItsRate", "claude-sonnet-4", tokens{CacheWrite: 1000}, 3750, ""},
+		{"CacheWrite1hAtItsRate", "claude-sonnet-4", tokens{CacheWrite1h: 1000}, 6000, ""},
+		{"EveryKindOneCeil", "claude-sonnet-4", tokens{Input: 1, CachedInput: 1, CacheWrite: 1, CacheWrite1h: 1, Output: 1}, 29, ""}, // 3+0.3+3.75+6+15 = 28.05
+		{"NoCacheWritePriceIsInput", "gpt-4o", tokens{CacheWrite: 1000, CacheWrite1h: 1000}, 5000, ""},
+		{"OutputPrice", "gpt-4o", tokens{Output: 1000}, 10000, ""},
+		{"CNYConverted", "deepseek-chat", tokens{Input: 1_000_000}, 277778, ""},  // 2.00/7.20 M
+		{"EURConverted", "mistral-small", tokens{Output: 1_000_000}, 326087, ""}, // 0.30/0.92 M
+		{"HugeInputExact", "gpt-4o-mini", tokens{Input: max}, 1383505805528216372, ""},
+		{"HugeAllThree", "gpt-4o-mini", tokens{Input: max, CachedInput: max, Output: max}, 7609281930405190041, ""},
+		{"MaxFits", "mock", tokens{Input: max}, max, ""},
+		{"Overflow", "mock", tokens{Output: max}, 0, tollgate.EINVALID},
+		{"Negative", "mock", tokens{Input: -1}, 0, tollgate.EINVALID},
+		{"NegativeCached", "mock", tokens{CachedInput: -1}, 0, tollgate.EINVALID},
+		{"NegativeCacheWrite", "mock", tokens{CacheWrite1h: -1}, 0, tollgate.EINVALID},
+		{"UnknownModel", "gpt-9", tokens{Input: 1}, 0, tollgate.ENOTFOUND},
 	}
 	p, _, _ := mustPricer(t, "1.00", "7.20")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := p.Cost(ctx, tt.model, tt.in, tt.cached, tt.out)
+			got, err := p.Cost(ctx, tt.model, tt.tokens)
 			if tt.wantCode != "" {
 				mustCode(t, err, tt.wantCode)
 				return
@@ -137,6 +143,38 @@ func TestCost(t *testing.T) {
 	}
 }
 
+// TestCostUnwrittenPricesAreInput: a prompt price the configuration
+// leaves out is the input price, never zero, so a model written down
+// without its cache prices bills cache reads and writes as ordinary input.
+func TestCostUnwrittenPricesAreInput(t *testing.T) {
+	cfg := pricing.DefaultConfig()
+	cfg.Models = map[string]pricing.ModelPrice{
+		"bare":    {Currency: pricing.USD, Input: pricing.MustDecimal("2"), Output: pricing.MustDecimal("8")},
+		"write5m": {Currency: pricing.USD, Input: pricing.MustDecimal("2"), Output: pricing.MustDecimal("8"), CacheWriteInput: pricing.MustDecimal("2.5")},
+		"free":    {Currency: pricing.USD, Input: pricing.MustDecimal("2"), Output: pricing.MustDecimal("8"), CachedInput: pricing.MustDecimal("0"), CacheWriteInput: pricing.MustDecimal("0")},
+	}
+	p, err := pricing.New(cfg, pricing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		model  string
+		tokens tollgate.Tokens
+		want   tollgate.Credits
+	}{
+		{"bare", tollgate.Tokens{CachedInput: 1000}, 2000},
+		{"bare", tollgate.Tokens{CacheWrite: 1000}, 2000},
+		{"bare", tollgate.Tokens{CacheWrite1h: 1000}, 2000},
+		{"write5m", tollgate.Tokens{CacheWrite: 1000}, 2500},
+		{"write5m", tollgate.Tokens{CacheWrite1h: 1000}, 2500},                                // the 1-hour price defaults to the 5-minute one
+		{"free", tollgate.Tokens{CachedInput: 1000, CacheWrite: 1000, CacheWrite1h: 1000}, 0}, // written down as zero: zero
+	} {
+		if got, err := p.Cost(ctx, c.model, c.tokens); err != nil || got != c.want {
+			t.Errorf("Cost(%s, %+v) = %d, %v; want %d", c.model, c.tokens, got, err, c.want)
+		}
+	}
+}
+
 func TestCostOtherBase(t *testing.T) {
 	// A base of 0.30 USD: 1 token at 0.15 USD/M is half a credit.
 	p, _, _ := mustPricer(t, "0.30", "7.20")
@@ -144,7 +182,7 @@ func TestCostOtherBase(t *testing.T) {
 		in   int64
 		want tollgate.Credits
 	}{{1, 1}, {2, 1}, {3, 2}, {2_000_000, 1_000_000}} {
-		if got, err := p.Cost(ctx, "gpt-4o-mini", c.in, 0, 0); err != nil || got != c.want {
+		if got, err := p.Cost(ctx, "gpt-4o-mini", tollgate.Tokens{Input: c.in}); err != nil || got != c.want {
 			t.Errorf("Cost(%d) = %d, %v; want %d", c.in, got, err, c.want)
 		}
 	}
@@ -212,7 +250,7 @@ func TestStaleness(t *testing.T) {
 	if _, err := p.Package("plus"); err != nil {
 		t.Fatalf("packages must sell with a stale rate: %v", err)
 	}
-	if got, err := p.Cost(ctx, "deepseek-chat", 1_000_000, 0, 0); err != nil || got != 277778 {
+	if got, err := p.Cost(ctx, "deepseek-chat", tollgate.Tokens{Input: 1_000_000}); err != nil || got != 277778 {
 		t.Fatalf("metering with a stale rate = %d, %v; want 277778", got, err)
 	}
 	src.set("7.30", nil)
@@ -231,9 +269,9 @@ func TestNoRateEver(t *testing.T) {
 	}
 	_, err = p.QuoteTopUp(ctx, 1000)
 	mustCode(t, err, tollgate.EUNAVAILABLE)
-	_, err = p.Cost(ctx, "deepseek-chat", 1, 0, 0)
+	_, err = p.Cost(ctx, "deepseek-chat", tollgate.Tokens{Input: 1})
 	mustCode(t, err, tollgate.EUNAVAILABLE)
-	if got, err := p.Cost(ctx, "gpt-4o", 1000, 0, 0); err != nil || got != 2500 {
+	if got, err := p.Cost(ctx, "gpt-4o", tollgate.Tokens{Input: 1000}); err != nil || got != 2500 {
 		t.Fatalf("a model in the base currency needs no rate: %d, %v", got, err)
 	}
 }
@@ -250,7 +288,7 @@ func TestBaseInCNYNeedsNoRate(t *testing.T) {
 	if got, err := p.QuoteTopUp(ctx, 1000); err != nil || got != 1_388_888 {
 		t.Fatalf("QuoteTopUp = %d, %v; want 1388888", got, err)
 	}
-	if got, err := p.Cost(ctx, "qwen-plus", 9, 0, 0); err != nil || got != 1 {
+	if got, err := p.Cost(ctx, "qwen-plus", tollgate.Tokens{Input: 9}); err != nil || got != 1 {
 		t.Fatalf("Cost = %d, %v; want 1", got, err)
 	}
 	if src.calls != 0 {

@@ -227,7 +227,7 @@ func BenchmarkCost(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if _, err := p.Cost(ctx, "deepseek-chat", 1200, 200, 300); err != nil {
+		if _, err := p.Cost(ctx, "deepseek-chat", tollgate.Tokens{Input: 1000, CachedInput: 200, Output: 300}); err != nil {
 			b.Fatal(err)
 		}
 	}

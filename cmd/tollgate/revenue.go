@@ -81,7 +81,9 @@ func (r *revenueReporter) Revenue(ctx context.Context, from, to time.Time) (http
 }
 
 // deploymentCostUSD prices one usage record at its deployment's provider
-// cost (USD per 1M tokens). A deployment without cost prices costs nothing.
+// cost (USD per 1M tokens). A deployment without cost prices costs
+// nothing; a prompt cost it leaves out is its input cost
+// (gateway.DeploymentConfig).
 func deploymentCostUSD(cfg *gateway.Config, u ledger.Usage) (*big.Rat, error) {
 	total := new(big.Rat)
 	if cfg == nil {
@@ -91,13 +93,23 @@ func deploymentCostUSD(cfg *gateway.Config, u ledger.Usage) (*big.Rat, error) {
 	if !ok {
 		return total, nil
 	}
+	or := func(price, def string) string {
+		if price == "" {
+			return def
+		}
+		return price
+	}
+	write := or(d.CacheWriteCostPer1M, d.InputCostPer1M)
 	for _, part := range []struct {
 		price  string
 		tokens int64
 	}{
-		// Usage counts cached tokens inside InputTokens (OpenAI's convention).
-		{d.InputCostPer1M, u.InputTokens - u.CachedTokens},
-		{d.CachedInputCostPer1M, u.CachedTokens},
+		// Usage counts the tokens read from and written to the cache
+		// inside InputTokens (OpenAI's convention).
+		{d.InputCostPer1M, u.InputTokens - u.CachedTokens - u.CacheWriteTokens - u.CacheWrite1hTokens},
+		{or(d.CachedInputCostPer1M, d.InputCostPer1M), u.CachedTokens},
+		{write, u.CacheWriteTokens},
+		{or(d.CacheWrite1hCostPer1M, write), u.CacheWrite1hTokens},
 		{d.OutputCostPer1M, u.OutputTokens},
 	} {
 		if part.price == "" || part.tokens == 0 {

@@ -37,18 +37,23 @@ import (
 // SDK call is one HTTP request and a balance move has one cause.
 
 // sdkUsage is one call's usage in OpenAI's convention: In includes Cached.
-type sdkUsage struct{ In, Cached, Out int64 }
+// In counts every prompt token, Cached (read from the cache) and Written
+// and Written1h (written to a 5-minute and a 1-hour cache) included.
+type sdkUsage struct{ In, Cached, Out, Written, Written1h int64 }
 
 // sdkPrice is a model's price as GET /v1/models advertises it.
 type sdkPrice struct {
-	In     int64 `json:"credits_per_1m_input_tokens"`
-	Cached int64 `json:"credits_per_1m_cached_input_tokens"`
-	Out    int64 `json:"credits_per_1m_output_tokens"`
+	In      int64 `json:"credits_per_1m_input_tokens"`
+	Cached  int64 `json:"credits_per_1m_cached_input_tokens"`
+	Write   int64 `json:"credits_per_1m_cache_write_tokens"`
+	Write1h int64 `json:"credits_per_1m_cache_write_1h_tokens"`
+	Out     int64 `json:"credits_per_1m_output_tokens"`
 }
 
-// cost is ceil((uncached·in + cached·cached + out·out) / 1M), DESIGN.md §2.
+// cost is ceil((input·in + cached·cached + written·write + out·out) / 1M),
+// DESIGN.md §2.
 func (p sdkPrice) cost(u sdkUsage) int64 {
-	n := (u.In-u.Cached)*p.In + u.Cached*p.Cached + u.Out*p.Out
+	n := (u.In-u.Cached-u.Written-u.Written1h)*p.In + u.Cached*p.Cached + u.Written*p.Write + u.Written1h*p.Write1h + u.Out*p.Out
 	return (n + 999_999) / 1_000_000
 }
 
@@ -150,17 +155,19 @@ func (s *sdkServe) usageLog(tb testing.TB, key string) []sdkRecord {
 	tb.Helper()
 	var got struct {
 		Data []struct {
-			InputTokens  int64 `json:"input_tokens"`
-			CachedTokens int64 `json:"cached_tokens"`
-			OutputTokens int64 `json:"output_tokens"`
-			Credits      int64 `json:"credits"`
-			Status       string
+			InputTokens        int64 `json:"input_tokens"`
+			CachedTokens       int64 `json:"cached_tokens"`
+			CacheWriteTokens   int64 `json:"cache_write_tokens"`
+			CacheWrite1hTokens int64 `json:"cache_write_1h_tokens"`
+			OutputTokens       int64 `json:"output_tokens"`
+			Credits            int64 `json:"credits"`
+			Status             string
 		}
 	}
 	s.call(tb, 200, "GET", "/v1/usage?limit=1000", key, "", nil, &got)
 	out := make([]sdkRecord, len(got.Data))
 	for i, d := range got.Data {
-		out[i] = sdkRecord{sdkUsage{d.InputTokens, d.CachedTokens, d.OutputTokens}, d.Credits, d.Status}
+		out[i] = sdkRecord{sdkUsage{d.InputTokens, d.CachedTokens, d.OutputTokens, d.CacheWriteTokens, d.CacheWrite1hTokens}, d.Credits, d.Status}
 	}
 	return out
 }
@@ -242,7 +249,7 @@ func chatParams(model string) openai.ChatCompletionNewParams {
 }
 
 func openaiUsage(u openai.CompletionUsage) sdkUsage {
-	return sdkUsage{u.PromptTokens, u.PromptTokensDetails.CachedTokens, u.CompletionTokens}
+	return sdkUsage{In: u.PromptTokens, Cached: u.PromptTokensDetails.CachedTokens, Out: u.CompletionTokens}
 }
 
 // mustPrices reads the advertised prices with GET /v1/models, which is
@@ -410,7 +417,9 @@ func messageParams(model string) anthropic.MessageNewParams {
 // anthUsage is Anthropic usage in OpenAI's convention (cache reads and
 // writes are part of the prompt; reads are the cached tokens).
 func anthUsage(u anthropic.Usage) sdkUsage {
-	return sdkUsage{u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens, u.CacheReadInputTokens, u.OutputTokens}
+	w1h := u.CacheCreation.Ephemeral1hInputTokens
+	return sdkUsage{u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens, u.CacheReadInputTokens, u.OutputTokens,
+		u.CacheCreationInputTokens - w1h, w1h}
 }
 
 // sdkMessages sends a Messages request through serve and straight to the
@@ -429,6 +438,11 @@ func (s *sdkServe) sdkMessages(t *testing.T, key, model, upstream string) anthro
 		t.Fatal(err)
 	}
 	u, wu := anthUsage(msg.Usage), anthUsage(want.Usage)
+	if !strings.HasPrefix(upstream, "claude") {
+		// Served by an OpenAI-compatible deployment, which reports no
+		// cache writes: the mock's count them as input.
+		wu.Written, wu.Written1h = 0, 0
+	}
 	if len(msg.Content) != 1 || int64(mockllm.CountTokens(msg.Content[0].Text)) != u.Out || msg.StopReason != anthropic.StopReasonEndTurn {
 		t.Fatalf("message %+v", msg)
 	}
@@ -709,16 +723,16 @@ func mustProvidersServe(t *testing.T, mock *mockllm.Server) (*sdkServe, string) 
 // TestSDKCachedTokens runs serve against a mock upstream that reports
 // cached prompt tokens (serve's own mock cannot be told to: the gateway
 // does not forward X-Mock-* headers). OpenAI counts cached tokens inside
-// prompt_tokens, Anthropic apart; both are billed at the cache rate, cache
-// writes as ordinary input.
+// prompt_tokens, Anthropic apart; both are billed at the cache rate, and
+// cache writes at the cache-write rate.
 func TestSDKCachedTokens(t *testing.T) {
-	s, key := mustProvidersServe(t, &mockllm.Server{CachedTokens: 2, CacheCreationTokens: 1})
+	s, key := mustProvidersServe(t, &mockllm.Server{CachedTokens: 2, CacheCreationTokens: 2, CacheCreation1hTokens: 1})
 
 	// 5 prompt tokens, 2 of them cached, 16 out at gpt-4o-mini's USD
 	// 0.15 / 0.075 / 0.60 per 1M and a base price of USD 1 per 1M credits:
 	// ceil(3×0.15 + 2×0.075 + 16×0.60) = ceil(10.2) = 11.
 	t.Run("OpenAI/Chat", func(t *testing.T) {
-		if u := s.sdkChat(t, key, "gpt-4o-mini", "gpt-4o-mini", false); u != (sdkUsage{5, 2, 16}) || s.prices["gpt-4o-mini"].cost(u) != 11 {
+		if u := s.sdkChat(t, key, "gpt-4o-mini", "gpt-4o-mini", false); u != (sdkUsage{In: 5, Cached: 2, Out: 16}) || s.prices["gpt-4o-mini"].cost(u) != 11 {
 			t.Errorf("usage %+v priced %d, want 5 in (2 cached), 16 out at 11 credits", u, s.prices["gpt-4o-mini"].cost(u))
 		}
 	})
@@ -729,8 +743,8 @@ func TestSDKCachedTokens(t *testing.T) {
 	})
 	t.Run("Anthropic/Messages", func(t *testing.T) {
 		u := s.sdkMessages(t, key, "claude-sonnet-4", "claude-sonnet-4-5")
-		if u.InputTokens != 2 || u.CacheReadInputTokens != 2 || u.CacheCreationInputTokens != 1 {
-			t.Errorf("usage %+v, want 2 input + 2 cache read + 1 cache write", u)
+		if u.InputTokens != 1 || u.CacheReadInputTokens != 2 || u.CacheCreationInputTokens != 2 || u.CacheCreation.Ephemeral1hInputTokens != 1 {
+			t.Errorf("usage %+v, want 1 input + 2 cache read + 2 cache writes, 1 of them for an hour", u)
 		}
 	})
 	t.Run("Anthropic/MessagesTranslated", func(t *testing.T) {

@@ -38,7 +38,9 @@
 // them inside prompt_tokens as prompt_tokens_details.cached_tokens;
 // Anthropic reports them apart, as cache_read_input_tokens, with
 // cache_creation_input_tokens from CacheCreationTokens /
-// X-Mock-Cache-Creation-Tokens, and input_tokens the rest.
+// X-Mock-Cache-Creation-Tokens (of which CacheCreation1hTokens /
+// X-Mock-Cache-Creation-1h-Tokens are split out in cache_creation as
+// written to a 1-hour cache), and input_tokens the rest.
 //
 // # Tool calls
 //

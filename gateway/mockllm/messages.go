@@ -31,12 +31,12 @@ type messagesRequest struct {
 
 // messagesAnswer is a generated Messages answer: text or one tool_use block.
 type messagesAnswer struct {
-	id, model                 string
-	prompt                    prompt
-	input, cacheRead, cacheCr int
-	out                       output
-	call                      *toolCall
-	stopReason                string
+	id, model                            string
+	prompt                               prompt
+	input, cacheRead, cacheCr, cacheCr1h int
+	out                                  output
+	call                                 *toolCall
+	stopReason                           string
 }
 
 func (a *messagesAnswer) outputTokens() int {
@@ -107,6 +107,7 @@ func messagesAnswerFor(req *messagesRequest, b *behaviour) (*messagesAnswer, err
 	a.id = string(appendID(nil, "msg_", p.hash))
 	a.cacheRead = min(b.cached, p.tokens)
 	a.cacheCr = min(b.cacheCreation, p.tokens-a.cacheRead)
+	a.cacheCr1h = min(b.cacheCreation1h, a.cacheCr)
 	a.input = p.tokens - a.cacheRead - a.cacheCr
 	t, err := messagesTool(req, p.lastUser)
 	if err != nil {
@@ -230,7 +231,8 @@ func (a *messagesAnswer) appendToolUse(buf []byte) []byte {
 }
 
 // appendUsage appends Anthropic's usage with output tokens: input_tokens
-// excludes the cached prompt tokens, reported apart.
+// excludes the prompt tokens read from and written to the cache, reported
+// apart, the writes split by how long the cache keeps them.
 func (a *messagesAnswer) appendUsage(buf []byte, output int) []byte {
 	buf = append(buf, `{"input_tokens":`...)
 	buf = appendInt(buf, int64(a.input))
@@ -238,6 +240,11 @@ func (a *messagesAnswer) appendUsage(buf []byte, output int) []byte {
 	buf = appendInt(buf, int64(a.cacheCr))
 	buf = append(buf, `,"cache_read_input_tokens":`...)
 	buf = appendInt(buf, int64(a.cacheRead))
+	buf = append(buf, `,"cache_creation":{"ephemeral_5m_input_tokens":`...)
+	buf = appendInt(buf, int64(a.cacheCr-a.cacheCr1h))
+	buf = append(buf, `,"ephemeral_1h_input_tokens":`...)
+	buf = appendInt(buf, int64(a.cacheCr1h))
+	buf = append(buf, '}')
 	buf = append(buf, `,"output_tokens":`...)
 	buf = appendInt(buf, int64(output))
 	return append(buf, `,"service_tier":"standard"}`...)

@@ -46,6 +46,7 @@ const (
 	HeaderHang            = "X-Mock-Hang"              // "1"/"true": never answer until the client goes away
 	HeaderCachedTokens    = "X-Mock-Cached-Tokens"     // prompt tokens reported as read from cache
 	HeaderCacheCreation   = "X-Mock-Cache-Creation-Tokens"
+	HeaderCacheCreation1h = "X-Mock-Cache-Creation-1h-Tokens" // of those, written to a 1-hour cache
 )
 
 // Server is a deterministic OpenAI- and Anthropic-compatible LLM upstream.
@@ -118,6 +119,10 @@ type Server struct {
 	// CacheCreationTokens is reported as Anthropic's
 	// cache_creation_input_tokens, capped at what the prompt has left.
 	CacheCreationTokens int
+	// CacheCreation1hTokens is how many of those were written to a
+	// 1-hour cache (cache_creation.ephemeral_1h_input_tokens; the rest
+	// are ephemeral_5m_input_tokens).
+	CacheCreation1hTokens int
 
 	// Models is the list GET /v1/models answers; empty means DefaultModels.
 	Models []string
@@ -221,32 +226,34 @@ func (s *Server) setRequestID(w http.ResponseWriter, a api) {
 // behaviour is the knobs in force for one request: the Server's fields
 // overridden by X-Mock-* headers.
 type behaviour struct {
-	latency       time.Duration
-	tps           float64
-	outputTokens  int
-	rates         []statusRate
-	statuses      []int // what X-Mock-Error-Rate draws from
-	status        int
-	failAfter     int // -1: off
-	omitUsage     bool
-	hang          bool
-	cached        int
-	cacheCreation int
+	latency         time.Duration
+	tps             float64
+	outputTokens    int
+	rates           []statusRate
+	statuses        []int // what X-Mock-Error-Rate draws from
+	status          int
+	failAfter       int // -1: off
+	omitUsage       bool
+	hang            bool
+	cached          int
+	cacheCreation   int
+	cacheCreation1h int
 }
 
 func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
 	b := &behaviour{
-		latency:       s.Latency,
-		tps:           s.TokensPerSecond,
-		outputTokens:  s.OutputTokens,
-		rates:         s.fieldRates(),
-		statuses:      s.errorStatuses(),
-		status:        s.Status,
-		failAfter:     -1,
-		omitUsage:     s.OmitUsage,
-		hang:          s.Hang,
-		cached:        s.CachedTokens,
-		cacheCreation: s.CacheCreationTokens,
+		latency:         s.Latency,
+		tps:             s.TokensPerSecond,
+		outputTokens:    s.OutputTokens,
+		rates:           s.fieldRates(),
+		statuses:        s.errorStatuses(),
+		status:          s.Status,
+		failAfter:       -1,
+		omitUsage:       s.OmitUsage,
+		hang:            s.Hang,
+		cached:          s.CachedTokens,
+		cacheCreation:   s.CacheCreationTokens,
+		cacheCreation1h: s.CacheCreation1hTokens,
 	}
 	if s.FailAfter > 0 {
 		b.failAfter = s.FailAfter
@@ -307,6 +314,8 @@ func (b *behaviour) set(k, v string) error {
 		b.cached, err = parseCount(v, 0)
 	case HeaderCacheCreation:
 		b.cacheCreation, err = parseCount(v, 0)
+	case HeaderCacheCreation1h:
+		b.cacheCreation1h, err = parseCount(v, 0)
 	default:
 		err = errors.New("unknown mock header")
 	}

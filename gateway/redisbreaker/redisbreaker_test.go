@@ -54,7 +54,7 @@ func (freeMeter) Release(context.Context, string) error                 { return
 // freePricer prices everything at one credit.
 type freePricer struct{}
 
-func (freePricer) Cost(string, int64, int64, int64) (tollgate.Credits, error) { return 1, nil }
+func (freePricer) Cost(string, tollgate.Tokens) (tollgate.Credits, error) { return 1, nil }
 
 // TestTwoGatewaysShareTheBreaker runs two gateways, as two instances, on
 // one Redis: failures seen by the first open the breaker for the second,

@@ -317,18 +317,18 @@ func (w *writer) insertUsage(rows []ledger.Usage) {
 	}
 	id, account, key, model, provider, deployment, status := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	in, cached, out, credits, latency := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	in, cached, written, written1h := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	out, credits, latency := make([]int64, n), make([]int64, n), make([]int64, n)
 	created := make([]time.Time, n)
 	for i, u := range rows {
 		id[i], account[i], key[i], model[i], provider[i], deployment[i], status[i] = u.RequestID, string(u.Account),
 			u.KeyID, u.Model, u.Provider, u.Deployment, u.Status
-		in[i], cached[i], out[i], credits[i], latency[i] = u.InputTokens, u.CachedTokens, u.OutputTokens,
-			int64(u.Credits), u.Latency.Microseconds()
+		in[i], cached[i], written[i], written1h[i] = u.InputTokens, u.CachedTokens, u.CacheWriteTokens, u.CacheWrite1hTokens
+		out[i], credits[i], latency[i] = u.OutputTokens, int64(u.Credits), u.Latency.Microseconds()
 		created[i] = u.CreatedAt.UTC()
 	}
-	w.b.Queue(`INSERT INTO usage_records (request_id, account_id, key_id, model, provider, deployment, input_tokens,
-	cached_tokens, output_tokens, credits, latency_us, status, created_at)
+	w.b.Queue(`INSERT INTO usage_records (`+usageCols+`)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
-	$8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::timestamptz[])`,
-		id, account, key, model, provider, deployment, in, cached, out, credits, latency, status, created)
+	$8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::text[], $15::timestamptz[])`,
+		id, account, key, model, provider, deployment, in, cached, written, written1h, out, credits, latency, status, created)
 }

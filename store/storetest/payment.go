@@ -158,7 +158,8 @@ func testUsage(t *testing.T, e *Env) {
 	e.Clock.Advance(time.Second)
 	_, err = e.Svc.Settle(e.Ctx, ledger.SettleRequest{HoldID: h.ID, Cost: 42, Usage: ledger.Usage{
 		RequestID: "req-1", KeyID: "k1", Model: "gpt-x", Provider: "openai", Deployment: "eu",
-		InputTokens: 30, CachedTokens: 5, OutputTokens: 12, Latency: 1500 * time.Millisecond, Status: "ok"}})
+		InputTokens: 30, CachedTokens: 5, CacheWriteTokens: 7, CacheWrite1hTokens: 3, OutputTokens: 12,
+		Latency: 1500 * time.Millisecond, Status: "ok"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +183,7 @@ func testUsage(t *testing.T, e *Env) {
 		{"NoID", []ledger.Usage{{Account: "alice"}}, tollgate.EINVALID},
 		{"Twice", []ledger.Usage{{RequestID: "r9", Account: "alice"}, {RequestID: "r9", Account: "alice"}}, tollgate.EINVALID},
 		{"NegativeTokens", []ledger.Usage{{RequestID: "r9", Account: "alice", OutputTokens: -1}}, tollgate.EINVALID},
+		{"NegativeCacheWrites", []ledger.Usage{{RequestID: "r9", Account: "alice", CacheWrite1hTokens: -1}}, tollgate.EINVALID},
 		{"UnknownAccount", []ledger.Usage{{RequestID: "r9", Account: "zed"}}, tollgate.ENOTFOUND},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,7 +196,7 @@ func testUsage(t *testing.T, e *Env) {
 	}
 	first := list[2]
 	want := ledger.Usage{RequestID: "req-1", Account: "alice", KeyID: "k1", Model: "gpt-x", Provider: "openai",
-		Deployment: "eu", InputTokens: 30, CachedTokens: 5, OutputTokens: 12, Credits: 42,
+		Deployment: "eu", InputTokens: 30, CachedTokens: 5, CacheWriteTokens: 7, CacheWrite1hTokens: 3, OutputTokens: 12, Credits: 42,
 		Latency: 1500 * time.Millisecond, Status: "ok", CreatedAt: Start.Add(time.Second)}
 	if first != want {
 		t.Fatalf("oldest usage = %+v\nwant %+v", first, want)

@@ -198,8 +198,8 @@ func (c Catalog) ModelPrices(ctx context.Context) ([]web.ModelPrice, error) {
 	}
 	var out []web.ModelPrice
 	for _, m := range order {
-		in, err1 := c.Pricer.Cost(ctx, m, 1_000_000, 0, 0)
-		outp, err2 := c.Pricer.Cost(ctx, m, 0, 0, 1_000_000)
+		in, err1 := c.Pricer.Cost(ctx, m, tollgate.Tokens{Input: 1_000_000})
+		outp, err2 := c.Pricer.Cost(ctx, m, tollgate.Tokens{Output: 1_000_000})
 		if err1 != nil || err2 != nil {
 			continue
 		}
