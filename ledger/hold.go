@@ -129,6 +129,9 @@ func (o settleOp) apply(s *state) (any, error) {
 	if o.r.HoldID == "" || o.r.Cost < 0 {
 		return nil, fail(tollgate.EINVALID, name, "hold id and a cost ≥ 0 are required")
 	}
+	if o.r.Usage.negativeCount() {
+		return nil, fail(tollgate.EINVALID, name, "token counts must not be negative")
+	}
 	h, ok := s.holds[o.r.HoldID]
 	if !ok {
 		return nil, fail(tollgate.ENOTFOUND, name, "hold %s not found", o.r.HoldID)
@@ -197,9 +200,9 @@ func (s *state) resolve(h *Hold, a *Account, status HoldStatus, cost tollgate.Cr
 
 // Settle charges the real cost (≤ the amount held) of a call, frees the
 // rest of the hold and writes the usage record, in one transaction. Errors:
-// EINVALID (cost < 0 or above the hold), ENOTFOUND, ECONFLICT (hold already
-// released, expired or settled with another cost; expired by time; usage
-// request id reused). Idempotent: settling a settled hold with the same cost
+// EINVALID (cost < 0 or above the hold, a negative token count), ENOTFOUND,
+// ECONFLICT (hold already released, expired or settled with another cost;
+// expired by time; usage request id reused). Idempotent: settling a settled hold with the same cost
 // returns it unchanged. Group-committed.
 func (s *Service) Settle(ctx context.Context, r SettleRequest) (Hold, error) {
 	v, err := s.batched(ctx, s.settleFor(r))

@@ -254,6 +254,9 @@ func (o memSettleOp) apply(s *state) (any, error) {
 	if o.r.Cost < 0 {
 		return nil, fail(tollgate.EINVALID, name, "hold id and a cost ≥ 0 are required")
 	}
+	if o.r.Usage.negativeCount() {
+		return nil, fail(tollgate.EINVALID, name, "token counts must not be negative")
+	}
 	// Refused here, before the hold is added: a settle that fails must
 	// not write the hold (the memory hold stays, to be settled or expire).
 	h := o.h

@@ -25,7 +25,7 @@ func (o recordUsageOp) apply(s *state) (any, error) {
 			return nil, fail(tollgate.EINVALID, name, "request id and account are required")
 		case u.Credits != 0:
 			return nil, fail(tollgate.EINVALID, name, "usage that costs credits is recorded by Settle")
-		case u.InputTokens < 0 || u.CachedTokens < 0 || u.CacheWriteTokens < 0 || u.CacheWrite1hTokens < 0 || u.OutputTokens < 0:
+		case u.negativeCount():
 			return nil, fail(tollgate.EINVALID, name, "token counts must not be negative")
 		case seen[u.RequestID]:
 			return nil, fail(tollgate.EINVALID, name, "request id %s appears twice", u.RequestID)
@@ -78,4 +78,10 @@ func (s *Service) ListUsage(ctx context.Context, account tollgate.AccountID, lim
 		return err
 	})
 	return out, err
+}
+
+// negativeCount reports whether one of u's token counts is below zero,
+// which no store keeps.
+func (u Usage) negativeCount() bool {
+	return min(u.InputTokens, u.CachedTokens, u.CacheWriteTokens, u.CacheWrite1hTokens, u.OutputTokens) < 0
 }

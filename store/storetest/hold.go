@@ -107,6 +107,10 @@ func testHoldErrors(t *testing.T, e *Env) {
 		}},
 		{"SettleAboveHold", tollgate.EINVALID, func() error { _, err := settle(e, "active", 101); return err }},
 		{"SettleNegative", tollgate.EINVALID, func() error { _, err := settle(e, "active", -1); return err }},
+		{"SettleNegativeTokens", tollgate.EINVALID, func() error {
+			_, err := e.Svc.Settle(e.Ctx, ledger.SettleRequest{HoldID: "active", Cost: 1, Usage: ledger.Usage{CacheWrite1hTokens: -1}})
+			return err
+		}},
 		{"SettleUnknown", tollgate.ENOTFOUND, func() error { _, err := settle(e, "nope", 1); return err }},
 		{"SettleOtherCost", tollgate.ECONFLICT, func() error { _, err := settle(e, "settled", 51); return err }},
 		{"SettleReleased", tollgate.ECONFLICT, func() error { _, err := settle(e, "released", 0); return err }},
