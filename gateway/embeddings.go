@@ -142,9 +142,10 @@ func (g *Gateway) Models(w http.ResponseWriter, r *http.Request) {
 		}
 		info := modelInfo{ID: name, Object: "model", OwnedBy: "tollgate"}
 		const m = 1_000_000
-		var p [5]tollgate.Credits
+		per := [...]tollgate.Tokens{{Input: m}, {CachedInput: m}, {CacheWrite: m}, {CacheWrite1h: m}, {Output: m}}
+		var p [len(per)]tollgate.Credits
 		var err error
-		for i, t := range [...]tollgate.Tokens{{Input: m}, {CachedInput: m}, {CacheWrite: m}, {CacheWrite1h: m}, {Output: m}} {
+		for i, t := range per {
 			if p[i], err = g.opts.Pricer.Cost(name, t); err != nil {
 				break
 			}
