@@ -339,3 +339,38 @@ func TestClientGoneCancelsUpstreamAndReleases(t *testing.T) {
 		t.Fatalf("balance %d holds %d usages %d", balance, holds, len(usages))
 	}
 }
+
+// TestDeepSeekCacheHitsBilledAtTheCacheRate: DeepSeek reports cache hits
+// as prompt_cache_hit_tokens, not OpenAI's prompt_tokens_details; they are
+// billed at the cache rate all the same, and the client sees them in both
+// shapes.
+func TestDeepSeekCacheHitsBilledAtTheCacheRate(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			e := newEnv(t, 10_000, deploymentSpec{up: &upstream{Cached: 4, DeepSeek: true}})
+			body := `{"model":"m","max_tokens":20,"messages":[{"role":"user","content":"Say hello"}]}`
+			if stream {
+				body = `{"model":"m","max_tokens":20,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Say hello"}]}`
+			}
+			resp, got := e.chat(body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, got)
+			}
+			if stream {
+				data := sseData(t, got)
+				got = data[len(data)-2] // the usage chunk, before [DONE]
+			}
+			// 10 prompt tokens of which 4 cached, 3 output: 6 + 2 + 6 = 14 credits.
+			u := mustJSON(t, got)
+			if c := path(u, "usage", "cost_credits"); c != 14.0 {
+				t.Fatalf("cost_credits %v, want 14: %s", c, got)
+			}
+			if c, hit := path(u, "usage", "prompt_tokens_details", "cached_tokens"), path(u, "usage", "prompt_cache_hit_tokens"); c != 4.0 || hit != 4.0 {
+				t.Fatalf("cached_tokens %v, prompt_cache_hit_tokens %v, want 4 and 4: %s", c, hit, got)
+			}
+			if _, _, usages, _ := e.meter.state(); usages[0].CachedInputTokens != 4 || usages[0].Credits != 14 {
+				t.Fatalf("usage %+v", usages[0])
+			}
+		})
+	}
+}

@@ -120,11 +120,14 @@ type upstream struct {
 	// (cache_creation_input_tokens, split in cache_creation).
 	CacheWrite, CacheWrite1h int64
 	Prompt                   int64 // prompt_tokens reported, default 10
-	ToolCall                 bool  // answer with a tool call instead of text
-	FinishLast               bool  // streams: the last word comes in the chunk with finish_reason
-	Gate                     chan struct{}
-	Pause                    chan struct{} // streams: wait on it after word PauseAfter
-	PauseAfter               int
+	// DeepSeek reports Cached as DeepSeek does: prompt_cache_hit_tokens
+	// (and _miss_), no prompt_tokens_details.
+	DeepSeek   bool
+	ToolCall   bool // answer with a tool call instead of text
+	FinishLast bool // streams: the last word comes in the chunk with finish_reason
+	Gate       chan struct{}
+	Pause      chan struct{} // streams: wait on it after word PauseAfter
+	PauseAfter int
 
 	calls  atomic.Int32
 	mu     sync.Mutex
@@ -210,6 +213,10 @@ func (u *upstream) usageJSON() string {
 		return "null"
 	}
 	n := int64(len(u.words()))
+	if u.DeepSeek {
+		return fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d,"prompt_cache_hit_tokens":%d,"prompt_cache_miss_tokens":%d}`,
+			u.prompt(), n, u.prompt()+n, u.Cached, u.prompt()-u.Cached)
+	}
 	return fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d,"prompt_tokens_details":{"cached_tokens":%d}}`, u.prompt(), n, u.prompt()+n, u.Cached)
 }
 

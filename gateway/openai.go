@@ -115,6 +115,11 @@ func parseOpenAIUsage(raw json.RawMessage) *tokenUsage {
 			return nil
 		}
 	}
+	// DeepSeek reports its cache hits apart, as prompt_cache_hit_tokens
+	// (counted inside prompt_tokens, as OpenAI's cached_tokens are).
+	if u.Cached == 0 && !intField(m, "prompt_cache_hit_tokens", &u.Cached) {
+		return nil
+	}
 	if u.Input == 0 && u.Output == 0 {
 		return nil
 	}
