@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"tollgate"
@@ -111,6 +112,9 @@ func (g *Gateway) parseMessages(c Caller, body []byte) (*messagesRequest, error)
 	if mr.Model == "" || mr.MaxTokens < 1 || len(mr.raw["messages"]) == 0 {
 		return nil, invalid("model, max_tokens and messages are required")
 	}
+	if err := meteredTools(mr.raw["tools"]); err != nil {
+		return nil, err
+	}
 	deps, err := g.lookup(c, mr.Model)
 	if err != nil {
 		return nil, err
@@ -125,6 +129,33 @@ func (g *Gateway) parseMessages(c Caller, body []byte) (*messagesRequest, error)
 		}
 	}
 	return mr, nil
+}
+
+// clientToolTypes are the tool types a Messages request may carry: tools
+// the client runs (its own, and Anthropic's bash, text editor, computer and
+// memory tools), whose only cost is tokens. Anthropic's server tools (web
+// search, code execution…) carry fees per use that the usage tollgate
+// meters does not price, so the operator would pay them for the user.
+var clientToolTypes = []string{"bash_", "text_editor_", "computer_", "memory_"}
+
+// meteredTools refuses a tools list with a tool tollgate cannot bill.
+func meteredTools(raw json.RawMessage) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var tools []struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(raw, &tools) != nil {
+		return invalid("tools must be an array of tools")
+	}
+	for _, t := range tools {
+		if t.Type == "" || t.Type == "custom" || slices.ContainsFunc(clientToolTypes, func(p string) bool { return strings.HasPrefix(t.Type, p) }) {
+			continue
+		}
+		return invalid("tools: %q is a server tool with fees per use, which tollgate cannot bill; use tools your client runs", t.Type)
+	}
+	return nil
 }
 
 // messagesRoutes returns the deployments that can serve a Messages request
