@@ -116,23 +116,26 @@ func TestMessagesEndpoint(t *testing.T) {
 		}
 		e.checkNoHolds()
 	})
-	t.Run("ServerToolsRefused", func(t *testing.T) {
-		// Anthropic charges web search per use; tollgate cannot bill it,
-		// so the request is refused before anything is held or sent.
+	t.Run("FeesTollgateCannotBillRefused", func(t *testing.T) {
+		// Anthropic charges web search per use and regional inference
+		// more; tollgate cannot bill either, so the request is refused
+		// before anything is held or sent.
 		up := &upstream{}
 		e := newEnv(t, 10_000, deploymentSpec{up: up, kind: gateway.KindAnthropic})
-		for _, tools := range []string{
-			`[{"type":"web_search_20250305","name":"web_search","max_uses":5}]`,
-			`[{"name":"get_weather","input_schema":{"type":"object"}},{"type":"code_execution_20250825","name":"code_execution"}]`,
-			`{"name":"not_a_list"}`,
+		for _, extra := range []string{
+			`"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5}]`,
+			`"tools":[{"name":"get_weather","input_schema":{"type":"object"}},{"type":"code_execution_20250825","name":"code_execution"}]`,
+			`"tools":{"name":"not_a_list"}`,
+			`"inference_geo":"us"`,
 		} {
-			resp, body := e.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,"tools":`+tools+`,"messages":[{"role":"user","content":"hi"}]}`)
+			resp, body := e.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,`+extra+`,"messages":[{"role":"user","content":"hi"}]}`)
 			if resp.StatusCode != 400 || path(mustJSON(t, body), "error", "type") != "invalid_request_error" {
-				t.Fatalf("tools %s: status %d: %s", tools, resp.StatusCode, body)
+				t.Fatalf("%s: status %d: %s", extra, resp.StatusCode, body)
 			}
 		}
-		// Tools the client runs are fine: its own, and Anthropic's.
-		resp, body := e.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,"tools":[{"name":"get_weather","input_schema":{"type":"object"}},{"type":"custom","name":"x","input_schema":{"type":"object"}},{"type":"bash_20250124","name":"bash"},{"type":"text_editor_20250728","name":"str_replace_based_edit_tool"}],"messages":[{"role":"user","content":"hi"}]}`)
+		// Tools the client runs are fine (its own, and Anthropic's), and
+		// so is inference anywhere.
+		resp, body := e.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,"inference_geo":"global","tools":[{"name":"get_weather","input_schema":{"type":"object"}},{"type":"custom","name":"x","input_schema":{"type":"object"}},{"type":"bash_20250124","name":"bash"},{"type":"text_editor_20250728","name":"str_replace_based_edit_tool"}],"messages":[{"role":"user","content":"hi"}]}`)
 		if resp.StatusCode != 200 || up.calls.Load() != 1 {
 			t.Fatalf("client tools: status %d after %d upstream calls: %s", resp.StatusCode, up.calls.Load(), body)
 		}

@@ -115,6 +115,11 @@ func (g *Gateway) parseMessages(c Caller, body []byte) (*messagesRequest, error)
 	if err := meteredTools(mr.raw["tools"]); err != nil {
 		return nil, err
 	}
+	// Inference kept in one region costs more (Anthropic: 1.1× for "us")
+	// than the model's price tollgate bills.
+	if geo, ok := mr.raw["inference_geo"]; ok && string(geo) != "null" && string(geo) != `"global"` {
+		return nil, invalid(`inference_geo: only "global" is available; inference in one region costs more than tollgate bills`)
+	}
 	deps, err := g.lookup(c, mr.Model)
 	if err != nil {
 		return nil, err
