@@ -64,6 +64,14 @@ func TestChatErrors(t *testing.T) {
 		// the other way upstream.
 		{"DuplicateModel", `{"model":"m","messages":[{"role":"user","content":"x"}],"mod\u0065l":"nope"}`, 400, "invalid_request"},
 		{"DuplicateMaxTokens", `{"model":"m","max_tokens":1,"max_tokens":90,"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
+		// What an upstream charges beyond the tokens tollgate prices.
+		{"PriorityTier", `{"model":"m","service_tier":"priority","messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
+		{"TierNotAString", `{"model":"m","service_tier":1,"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
+		{"WebSearch", `{"model":"m","web_search_options":{},"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
+		{"AudioOut", `{"model":"m","modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"},"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
+		{"AudioModality", `{"model":"m","modalities":["audio"],"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
+		{"AudioIn", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x"},{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]}]}`, 400, "invalid_request"},
+		{"ContentNotParts", `{"model":"m","messages":[{"role":"user","content":[1,2]}]}`, 400, "invalid_request"},
 		{"UnknownModel", `{"model":"nope","messages":[{"role":"user","content":"x"}]}`, 404, "model_not_found"},
 		{"TooExpensive", `{"model":"m","max_tokens":90,"messages":[{"role":"user","content":"x"}]}`, 402, "insufficient_balance"},
 		{"TooLarge", `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 70<<10) + `"}]}`, 413, "request_too_large"},
@@ -81,6 +89,12 @@ func TestChatErrors(t *testing.T) {
 	if n := up.calls.Load(); n != 0 {
 		t.Fatalf("upstream called %d times for refused requests", n)
 	}
+	t.Run("BilledTiersAndPartsPass", func(t *testing.T) {
+		resp, body := e.chat(`{"model":"m","max_tokens":5,"service_tier":"flex","modalities":["text"],"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	})
 	t.Run("Forbidden", func(t *testing.T) {
 		e.caller.Models = []string{"other"}
 		defer func() { e.caller.Models = nil }()

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"tollgate"
 )
@@ -110,5 +111,62 @@ func parseChatRequest(body []byte) (*chatRequest, error) {
 			return nil, invalid("messages[%d].role %q is not valid", i, m.Role)
 		}
 	}
+	if err := billable(req); err != nil {
+		return nil, err
+	}
 	return req, nil
+}
+
+// billable refuses a request an OpenAI-compatible upstream would charge
+// for beyond the tokens tollgate prices (the fields pass through as sent):
+// priority processing, web search calls, and audio in or out, whose tokens
+// cost several times text ones but are counted among them.
+func billable(req *chatRequest) error {
+	present := func(name string) bool {
+		raw, ok := req.raw[name]
+		return ok && string(raw) != "null"
+	}
+	if present("service_tier") {
+		var tier string
+		if json.Unmarshal(req.raw["service_tier"], &tier) != nil {
+			return invalid("service_tier must be a string")
+		}
+		switch tier {
+		case "auto", "default", "flex":
+		default:
+			return invalid("service_tier %q is billed above the model's price, which is what tollgate charges; use \"auto\", \"default\" or \"flex\"", tier)
+		}
+	}
+	if present("web_search_options") {
+		return invalid("web_search_options: web search is charged per call, which tollgate cannot bill")
+	}
+	if present("audio") {
+		return invalid("audio output is priced above text tokens, which tollgate cannot bill")
+	}
+	if present("modalities") {
+		var ms []string
+		if json.Unmarshal(req.raw["modalities"], &ms) != nil {
+			return invalid("modalities must be an array of strings")
+		}
+		if slices.Contains(ms, "audio") {
+			return invalid("audio output is priced above text tokens, which tollgate cannot bill")
+		}
+	}
+	for i, m := range req.Messages {
+		if len(m.Content) == 0 || m.Content[0] != '[' {
+			continue // a string: text
+		}
+		var parts []struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(m.Content, &parts) != nil {
+			return invalid("messages[%d].content must be a string or an array of content parts", i)
+		}
+		for _, p := range parts {
+			if p.Type == "input_audio" {
+				return invalid("messages[%d]: audio input is priced above text tokens, which tollgate cannot bill", i)
+			}
+		}
+	}
+	return nil
 }
