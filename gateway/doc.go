@@ -16,20 +16,24 @@
 //
 // Money rules, in order, for every request that reaches an upstream:
 //
-//  1. hold: prompt tokens (counted with Counter, plus a margin) at the
+//  1. refuse what cannot be billed: a request an upstream would charge for
+//     beyond tokens (priority service tier, web search, audio, Anthropic's
+//     server tools, regional inference) is a 400 before anything is held;
+//  2. hold: prompt tokens (counted with Counter, plus a margin) at the
 //     dearest prompt price (input, or a cache write, which an Anthropic
-//     upstream may make of any prompt token) and the output cap (max_completion_tokens, else max_tokens, else
-//     the deployments' max_output_tokens, capped by both and by the key's
-//     limit) times n at the output price, through Meter.Reserve; a refusal
-//     is 402 and nothing goes upstream;
-//  2. settle: the upstream's usage, normalised so that prompt tokens read
+//     upstream may make of any prompt token) and the output cap
+//     (max_completion_tokens, else max_tokens, else the deployments'
+//     max_output_tokens, capped by both and by the key's limit) times n at
+//     the output price, through Meter.Reserve; a refusal is 402 and
+//     nothing goes upstream;
+//  3. settle: the upstream's usage, normalised so that prompt tokens read
 //     from and written to the provider's cache are counted inside the
 //     prompt, and each kind priced at its own rate (Anthropic charges a
-//     cache write above input, a 1-hour one more than a 5-minute one); without
-//     usage, the prompt and the delivered output counted with Counter (never
-//     zero output when some was delivered); an interrupted stream is billed
-//     on what was delivered; never more than held;
-//  3. release: a request failing before any output (every deployment down,
+//     cache write above input, a 1-hour one more than a 5-minute one);
+//     without usage, the prompt and the delivered output counted with
+//     Counter (never zero output when some was delivered); an interrupted
+//     stream is billed on what was delivered; never more than held;
+//  4. release: a request failing before any output (every deployment down,
 //     a 4xx from the upstream, the client leaving) is charged nothing.
 //
 // Answers carry usage.cost_credits: in the JSON body, in the usage chunk of
