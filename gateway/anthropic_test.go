@@ -74,7 +74,7 @@ func runGolden(t *testing.T, pattern, kind, endpoint string) {
 			defer up.Close()
 			cfg := &gateway.Config{
 				Providers: []gateway.ProviderConfig{{Name: "anth", Kind: kind, BaseURL: up.URL + map[string]string{gateway.KindOpenAI: "/v1"}[kind], APIKey: "test-key"}},
-				Models:    map[string][]gateway.DeploymentConfig{"m": {{Provider: "anth", Model: map[string]string{gateway.KindOpenAI: "gpt-4o-mini", gateway.KindAnthropic: "claude-sonnet-4-5"}[kind], MaxOutputTokens: 1024}}},
+				Models:    map[string][]gateway.DeploymentConfig{"m": {{Provider: "anth", Model: map[string]string{gateway.KindOpenAI: "gpt-4o-mini", gateway.KindAnthropic: "claude-sonnet-4-5"}[kind], MaxOutputTokens: 1024, ContextTokens: 200_000}}},
 			}
 			meter := newFakeMeter(t, 1_000_000)
 			gw, err := gateway.New(cfg, gateway.Options{Meter: meter, Pricer: fakePricer{}, Now: func() time.Time { return time.Unix(1700000000, 0) }})

@@ -68,7 +68,11 @@ func (g *Gateway) ChatCompletions(w http.ResponseWriter, r *http.Request) {
 	if lim := c.Limits.MaxOutputTokens; lim > 0 && (req.MaxTokens == 0 || req.MaxTokens > lim) {
 		req.MaxTokens = lim
 	}
-	m, err := g.reserve(r, c, req.Model, promptTokens(g.opts.Counter, req), maxOut(deps, req.MaxTokens)*req.N)
+	var ceiling int64
+	if req.uncounted {
+		ceiling = promptCeiling(deps)
+	}
+	m, err := g.reserve(r, c, req.Model, promptTokens(g.opts.Counter, req), ceiling, maxOut(deps, req.MaxTokens)*req.N)
 	if err != nil {
 		g.logInternal(r, err)
 		writeError(w, err)

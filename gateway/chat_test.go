@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tollgate/gateway"
 )
 
 func TestChatNonStreamingMetersAndPassesThrough(t *testing.T) {
@@ -387,4 +389,48 @@ func TestDeepSeekCacheHitsBilledAtTheCacheRate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUncountedPartsHoldTheContextWindow: an image's or a file's tokens
+// are known only to the upstream (a short URL, or a well-compressed image,
+// may be thousands of tokens), so a request with one holds its prompt at
+// the deployments' context window, the longest a prompt can be; a text
+// request holds its estimate as before.
+func TestUncountedPartsHoldTheContextWindow(t *testing.T) {
+	image := `{"model":"m","max_tokens":20,"messages":[{"role":"user","content":[{"type":"text","text":"What is this?"},{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}]}`
+	file := `{"model":"m","max_tokens":20,"messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"file-abc"}}]}]}`
+	messagesImage := `{"model":"m","max_tokens":20,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"https://example.com/a.png"}}]}]}`
+	messagesToolImage := `{"model":"m","max_tokens":20,"messages":[{"role":"user","content":"look"},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"shot","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"image","source":{"type":"url","url":"https://example.com/s.png"}}]}]}]}`
+	messagesPDF := `{"model":"m","max_tokens":20,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"https://example.com/a.pdf"}},{"type":"text","text":"Summarise"}]}]}`
+	for _, tc := range []struct {
+		name, path, body string
+		kind             string
+	}{
+		{"ChatImage", "/v1/chat/completions", image, gateway.KindOpenAI},
+		{"ChatFile", "/v1/chat/completions", file, gateway.KindOpenAI},
+		{"MessagesImage", "/v1/messages", messagesImage, gateway.KindAnthropic},
+		{"MessagesImageInToolResult", "/v1/messages", messagesToolImage, gateway.KindAnthropic},
+		{"MessagesPDF", "/v1/messages", messagesPDF, gateway.KindAnthropic},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// 1,000 credits: the window of 900 tokens and 20 output
+			// tokens at 2 fit; a window of 2,000 does not.
+			fits := newEnv(t, 1_000, deploymentSpec{up: &upstream{}, kind: tc.kind, context: 900})
+			if resp, body := fits.do(context.Background(), tc.path, tc.body); resp.StatusCode != 200 {
+				t.Fatalf("context 900: status %d: %s", resp.StatusCode, body)
+			}
+			fits.checkNoHolds()
+			up := &upstream{}
+			short := newEnv(t, 1_000, deploymentSpec{up: up, kind: tc.kind, context: 2_000})
+			if resp, body := short.do(context.Background(), tc.path, tc.body); resp.StatusCode != http.StatusPaymentRequired || up.calls.Load() != 0 {
+				t.Fatalf("context 2,000: status %d after %d upstream calls, want 402 and none: %s", resp.StatusCode, up.calls.Load(), body)
+			}
+		})
+	}
+	t.Run("TextHoldsItsEstimate", func(t *testing.T) {
+		e := newEnv(t, 1_000, deploymentSpec{up: &upstream{}, context: 2_000})
+		if resp, body := e.chat(simpleChat); resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	})
 }

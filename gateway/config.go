@@ -20,6 +20,11 @@ const (
 // DefaultMaxOutputTokens is a deployment's output cap when the file gives none.
 const DefaultMaxOutputTokens = 4096
 
+// DefaultContextTokens is a deployment's context window when the file gives
+// none: the largest in common use, so a hold never falls short of a prompt
+// whose tokens only the upstream can count.
+const DefaultContextTokens = 1_000_000
+
 // Config is the providers file (--providers FILE): upstream providers and
 // the public models routed to them.
 type Config struct {
@@ -63,6 +68,12 @@ type DeploymentConfig struct {
 	CacheWrite1hCostPer1M string `json:"cache_write_1h_cost_per_1m,omitempty"`
 	OutputCostPer1M       string `json:"output_cost_per_1m,omitempty"`
 	MaxOutputTokens       int64  `json:"max_output_tokens,omitempty"`
+	// ContextTokens is the most prompt tokens the upstream model accepts
+	// (default DefaultContextTokens). A request with parts whose tokens
+	// cannot be counted from their bytes (images, files, PDF documents:
+	// a few bytes may be thousands of tokens) holds this many prompt
+	// tokens, since a prompt can never be longer.
+	ContextTokens int64 `json:"context_tokens,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s" in JSON.
@@ -182,8 +193,8 @@ func (c *Config) Validate() error {
 			if d.Model == "" {
 				bad("%s: model (the upstream name) is required", where)
 			}
-			if d.Weight < 0 || d.Priority < 0 || d.MaxOutputTokens < 0 {
-				bad("%s: weight, priority and max_output_tokens must not be negative", where)
+			if d.Weight < 0 || d.Priority < 0 || d.MaxOutputTokens < 0 || d.ContextTokens < 0 {
+				bad("%s: weight, priority, max_output_tokens and context_tokens must not be negative", where)
 			}
 			for _, price := range []string{d.InputCostPer1M, d.CachedInputCostPer1M, d.CacheWriteCostPer1M, d.CacheWrite1hCostPer1M, d.OutputCostPer1M} {
 				if price != "" && !isDecimal(price) {
@@ -228,6 +239,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // "http://127.0.0.1:8080/mockllm") serving both an OpenAI-compatible and an
 // Anthropic-compatible model, with failover between two mock deployments.
 func DefaultMockProviders(baseURL string) *Config {
+	const mockContextTokens = 128_000 // as the models the mock stands in for
 	base := strings.TrimRight(baseURL, "/")
 	return &Config{
 		Providers: []ProviderConfig{
@@ -236,11 +248,11 @@ func DefaultMockProviders(baseURL string) *Config {
 		},
 		Models: map[string][]DeploymentConfig{
 			"mock-gpt": {
-				{Provider: "mock-openai", Model: "gpt-4o-mini", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens},
-				{Provider: "mock-anthropic", Model: "claude-haiku-4-5", Weight: 1, Priority: 1, MaxOutputTokens: DefaultMaxOutputTokens},
+				{Provider: "mock-openai", Model: "gpt-4o-mini", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens, ContextTokens: mockContextTokens},
+				{Provider: "mock-anthropic", Model: "claude-haiku-4-5", Weight: 1, Priority: 1, MaxOutputTokens: DefaultMaxOutputTokens, ContextTokens: mockContextTokens},
 			},
 			"mock-claude": {
-				{Provider: "mock-anthropic", Model: "claude-sonnet-4-5", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens},
+				{Provider: "mock-anthropic", Model: "claude-sonnet-4-5", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens, ContextTokens: mockContextTokens},
 			},
 			"mock-embedding": {
 				{Provider: "mock-openai", Model: "text-embedding-3-small", Weight: 1, MaxOutputTokens: 1},

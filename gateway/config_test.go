@@ -45,6 +45,8 @@ func TestParseConfig(t *testing.T) {
 		{"NoUpstreamModel", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x"}],"models":{"m":[{"provider":"p"}]}}`, "upstream name"},
 		{"BadCost", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u","input_cost_per_1m":"1e3"}]}}`, "not a decimal"},
 		{"NegativeWeight", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u","weight":-1}]}}`, "negative"},
+		{"NegativeContext", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u","context_tokens":-1}]}}`, "context_tokens must not be negative"},
+		{"BadCacheWriteCost", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u","cache_write_cost_per_1m":"1.2.3"}]}}`, "not a decimal"},
 		{"BadTimeout", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x","timeout":"soon"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

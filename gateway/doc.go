@@ -19,7 +19,9 @@
 //  1. refuse what cannot be billed: a request an upstream would charge for
 //     beyond tokens (priority service tier, web search, audio, Anthropic's
 //     server tools, regional inference) is a 400 before anything is held;
-//  2. hold: prompt tokens (counted with Counter, plus a margin) at the
+//  2. hold: prompt tokens (counted with Counter, plus a margin; for a
+//     prompt with an image, a file or a document, whose tokens only the
+//     upstream can count, the deployments' context window) at the
 //     dearest prompt price (input, or a cache write, which an Anthropic
 //     upstream may make of any prompt token) and the output cap
 //     (max_completion_tokens, else max_tokens, else the deployments'

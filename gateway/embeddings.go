@@ -38,7 +38,7 @@ func (g *Gateway) Embeddings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	m, err := g.reserve(r, c, req.Model, g.inputTokens(req.Input), 0)
+	m, err := g.reserve(r, c, req.Model, g.inputTokens(req.Input), 0, 0)
 	if err != nil {
 		g.logInternal(r, err)
 		writeError(w, err)

@@ -202,6 +202,16 @@ func maxOut(deps []*deployment, asked int64) int64 {
 	return n
 }
 
+// promptCeiling is the longest prompt any of deps accepts: what a request
+// whose prompt cannot be counted before the call holds for it.
+func promptCeiling(deps []*deployment) int64 {
+	var n int64
+	for _, d := range deps {
+		n = max(n, d.contextTokens())
+	}
+	return n
+}
+
 // tiers groups untried deployments by priority, lowest first.
 func tiers(deps []*deployment, tried map[string]bool) [][]*deployment {
 	by := map[int][]*deployment{}

@@ -34,7 +34,11 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 	for _, k := range []string{"system", "messages", "tools"} {
 		prompt += g.opts.Counter.Count(string(mr.raw[k]))
 	}
-	m, err := g.reserve(r, c, mr.Model, prompt, maxOut(mr.deps, mr.MaxTokens))
+	var ceiling int64
+	if uncountedBlocks(mr.raw["messages"]) {
+		ceiling = promptCeiling(mr.deps)
+	}
+	m, err := g.reserve(r, c, mr.Model, prompt, ceiling, maxOut(mr.deps, mr.MaxTokens))
 	if err != nil {
 		g.logInternal(r, err)
 		writeAnthError(w, err)
@@ -134,6 +138,44 @@ func (g *Gateway) parseMessages(c Caller, body []byte) (*messagesRequest, error)
 		}
 	}
 	return mr, nil
+}
+
+// uncountedBlocks reports whether a Messages request's messages hold a
+// block whose tokens only the upstream can count: an image or a document
+// (a PDF's pages are read as images), in a message or in a tool result.
+// Messages it cannot read count as such: the hold then covers anything.
+func uncountedBlocks(messages json.RawMessage) bool {
+	var msgs []struct {
+		Content json.RawMessage `json:"content"`
+	}
+	if json.Unmarshal(messages, &msgs) != nil {
+		return true
+	}
+	return slices.ContainsFunc(msgs, func(m struct {
+		Content json.RawMessage `json:"content"`
+	}) bool {
+		return uncountedContent(m.Content)
+	})
+}
+
+// uncountedContent is uncountedBlocks for one content: a string, or blocks.
+func uncountedContent(content json.RawMessage) bool {
+	if len(content) == 0 || content[0] != '[' {
+		return false // a string: text
+	}
+	var blocks []struct {
+		Type    string          `json:"type"`
+		Content json.RawMessage `json:"content"` // a tool result's
+	}
+	if json.Unmarshal(content, &blocks) != nil {
+		return true
+	}
+	for _, b := range blocks {
+		if b.Type == "image" || b.Type == "document" || (b.Type == "tool_result" && uncountedContent(b.Content)) {
+			return true
+		}
+	}
+	return false
 }
 
 // clientToolTypes are the tool types a Messages request may carry: tools

@@ -21,11 +21,16 @@ type metered struct {
 }
 
 // reserve holds the worst case of a request: its prompt (with a margin
-// for tokenizer differences between providers) at the dearest prompt
-// price, and outTokens at the output price.
-func (g *Gateway) reserve(r *http.Request, c Caller, model string, prompt, outTokens int64) (*metered, error) {
+// for tokenizer differences between providers; or ceiling, when not 0:
+// the prompt has parts only the upstream can count) at the dearest
+// prompt price, and outTokens at the output price.
+func (g *Gateway) reserve(r *http.Request, c Caller, model string, prompt, ceiling, outTokens int64) (*metered, error) {
 	margin := prompt/4 + 16
-	credits, err := g.worstCase(model, prompt+margin, outTokens)
+	held := prompt + margin
+	if ceiling > 0 {
+		held = ceiling
+	}
+	credits, err := g.worstCase(model, held, outTokens)
 	if tollgate.ErrorCode(err) == tollgate.ENOTFOUND {
 		// A configured model without a price is our misconfiguration.
 		return nil, &tollgate.Error{Code: tollgate.EINTERNAL, Op: "gateway.reserve", Message: "no price for " + model, Err: err}

@@ -19,6 +19,9 @@ type chatRequest struct {
 	MaxTokens    int64 // max_completion_tokens, else max_tokens; 0 when absent
 	N            int64
 	Messages     []chatMessage
+	// uncounted says some content is not text (an image, a file): its
+	// tokens are known only to the upstream, whatever its size in bytes.
+	uncounted bool
 }
 
 // chatMessage is one message of the OpenAI chat format.
@@ -163,8 +166,12 @@ func billable(req *chatRequest) error {
 			return invalid("messages[%d].content must be a string or an array of content parts", i)
 		}
 		for _, p := range parts {
-			if p.Type == "input_audio" {
+			switch p.Type {
+			case "input_audio":
 				return invalid("messages[%d]: audio input is priced above text tokens, which tollgate cannot bill", i)
+			case "text", "refusal":
+			default:
+				req.uncounted = true
 			}
 		}
 	}

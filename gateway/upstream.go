@@ -97,6 +97,14 @@ func (d *deployment) maxOut(asked int64) int64 {
 	return limit
 }
 
+// contextTokens is the most prompt tokens this deployment's model accepts.
+func (d *deployment) contextTokens() int64 {
+	if d.cfg.ContextTokens > 0 {
+		return d.cfg.ContextTokens
+	}
+	return DefaultContextTokens
+}
+
 // maxErrorBody bounds how much of an upstream error body is read.
 const maxErrorBody = 64 << 10
 
