@@ -23,10 +23,14 @@ func TestHoldCoversWorstCase(t *testing.T) {
 		{"DeploymentCapWhenAbsent", `{"model":"m","messages":[{"role":"user","content":"x"}]}`, 200},
 		{"CappedByDeployment", `{"model":"m","max_tokens":5000,"messages":[{"role":"user","content":"x"}]}`, 200},
 		{"TimesN", `{"model":"m","n":3,"max_tokens":20,"messages":[{"role":"user","content":"x"}]}`, 120},
+		// Neither the client nor the deployment caps the output: the
+		// default cap is held and sent, so the upstream cannot write more
+		// than was held.
+		{"DefaultCapWhenNone", `{"model":"m","messages":[{"role":"user","content":"x"}]}`, 2 * gateway.DefaultMaxOutputTokens},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := &upstream{}
-			e := newEnv(t, 100_000, deploymentSpec{up: up})
+			e := newEnv(t, 100_000, deploymentSpec{up: up, noCap: tc.name == "DefaultCapWhenNone"})
 			if resp, body := e.chat(tc.body); resp.StatusCode != 200 {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
@@ -36,6 +40,9 @@ func TestHoldCoversWorstCase(t *testing.T) {
 			}
 			if (tc.name == "CappedByDeployment" || tc.name == "DeploymentCapWhenAbsent") && up.lastBody(t)["max_tokens"] != 100.0 {
 				t.Fatalf("max_tokens not clamped to the deployment cap: %v", up.lastBody(t))
+			}
+			if tc.name == "DefaultCapWhenNone" && up.lastBody(t)["max_tokens"] != float64(gateway.DefaultMaxOutputTokens) {
+				t.Fatalf("max_tokens %v sent, want the default cap %d", up.lastBody(t)["max_tokens"], gateway.DefaultMaxOutputTokens)
 			}
 		})
 	}

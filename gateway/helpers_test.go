@@ -317,6 +317,7 @@ type deploymentSpec struct {
 	weight   int
 	timeout  time.Duration
 	context  int64 // the deployment's context_tokens
+	noCap    bool  // no max_output_tokens (else 100)
 }
 
 // newEnv builds a gateway whose model "m" is served by deps in order (each
@@ -353,7 +354,11 @@ func newEnvWith(t testing.TB, balance int64, mod func(*gateway.Options), deps ..
 		} else if prio == 0 {
 			prio = i
 		}
-		cfg.Models["m"] = append(cfg.Models["m"], gateway.DeploymentConfig{Provider: name, Model: fmt.Sprintf("up-%d", i), Priority: prio, Weight: d.weight, MaxOutputTokens: 100, ContextTokens: d.context})
+		maxOut := int64(100)
+		if d.noCap {
+			maxOut = 0
+		}
+		cfg.Models["m"] = append(cfg.Models["m"], gateway.DeploymentConfig{Provider: name, Model: fmt.Sprintf("up-%d", i), Priority: prio, Weight: d.weight, MaxOutputTokens: maxOut, ContextTokens: d.context})
 	}
 	e := &env{t: t, meter: newFakeMeter(t, balance), caller: gateway.Caller{Account: "acct-1", KeyID: "key-1"}}
 	opts := gateway.Options{

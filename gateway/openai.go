@@ -27,18 +27,16 @@ func (o *openAI) header(d *deployment) http.Header {
 
 func (o *openAI) body(d *deployment, req *chatRequest, stream bool) ([]byte, error) {
 	set := map[string]any{"model": d.cfg.Model}
-	// The hold covers at most maxOut tokens, so the upstream is told so:
-	// in the field the client used (max_completion_tokens for reasoning
-	// models), else max_tokens. Without a client limit or a configured
-	// cap nothing is sent, and billing stops at the hold.
-	if req.MaxTokens > 0 || d.cfg.MaxOutputTokens > 0 {
-		field := "max_tokens"
-		if _, ok := req.raw["max_completion_tokens"]; ok {
-			field = "max_completion_tokens"
-			set["max_tokens"] = nil
-		}
-		set[field] = d.maxOut(req.MaxTokens)
+	// The hold covers at most maxOut tokens, so the upstream is told so,
+	// always: in the field the client used (max_completion_tokens for
+	// reasoning models), else max_tokens. Output beyond the hold would be
+	// the operator's to pay, since a settle never charges more than held.
+	field := "max_tokens"
+	if _, ok := req.raw["max_completion_tokens"]; ok {
+		field = "max_completion_tokens"
+		set["max_tokens"] = nil
 	}
+	set[field] = d.maxOut(req.MaxTokens)
 	if stream {
 		opts := map[string]json.RawMessage{}
 		if raw, ok := req.raw["stream_options"]; ok {
