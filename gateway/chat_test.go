@@ -70,6 +70,8 @@ func TestChatErrors(t *testing.T) {
 		{"PriorityTier", `{"model":"m","service_tier":"priority","messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
 		{"TierNotAString", `{"model":"m","service_tier":1,"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
 		{"WebSearch", `{"model":"m","web_search_options":{},"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
+		{"DashScopeSearch", `{"model":"m","enable_search":true,"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
+		{"OpenRouterPlugins", `{"model":"m","plugins":[{"id":"web"}],"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
 		{"AudioOut", `{"model":"m","modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"},"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
 		{"AudioModality", `{"model":"m","modalities":["audio"],"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
 		{"AudioIn", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x"},{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]}]}`, 400, "invalid_request"},
@@ -92,7 +94,7 @@ func TestChatErrors(t *testing.T) {
 		t.Fatalf("upstream called %d times for refused requests", n)
 	}
 	t.Run("BilledTiersAndPartsPass", func(t *testing.T) {
-		resp, body := e.chat(`{"model":"m","max_tokens":5,"service_tier":"flex","modalities":["text"],"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}]}`)
+		resp, body := e.chat(`{"model":"m","max_tokens":5,"service_tier":"flex","modalities":["text"],"enable_search":false,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}]}`)
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}

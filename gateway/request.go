@@ -140,8 +140,12 @@ func billable(req *chatRequest) error {
 			return invalid("service_tier %q is billed above the model's price, which is what tollgate charges; use \"auto\", \"default\" or \"flex\"", tier)
 		}
 	}
-	if present("web_search_options") {
-		return invalid("web_search_options: web search is charged per call, which tollgate cannot bill")
+	// Web search, as OpenAI (web_search_options), DashScope (enable_search)
+	// and OpenRouter (plugins) take it: charged per call or result.
+	for _, name := range []string{"web_search_options", "enable_search", "plugins"} {
+		if present(name) && string(req.raw[name]) != "false" {
+			return invalid("%s: web search and plugins are charged per call, which tollgate cannot bill", name)
+		}
 	}
 	if present("audio") {
 		return invalid("audio output is priced above text tokens, which tollgate cannot bill")
