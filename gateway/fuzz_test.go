@@ -17,6 +17,7 @@ func FuzzChatCompletions(f *testing.F) {
 		`{"model":"m","stream":true,"n":2,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}]}`,
 		`{"model":"m","max_completion_tokens":-1,"messages":[]}`,
 		`{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{"}}]}]}`,
+		`{"model":"m","service_tier":"flex","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/a.png"}},{"type":"input_audio"}]}]}`,
 		`[]`, `null`, `{"model":1}`,
 	} {
 		f.Add([]byte(seed))
