@@ -90,6 +90,13 @@ func sseSeeds() []sseSeed {
 		{anthropic: true, body: anthropic + anthEnd},
 		{anthropic: true, includeUsage: true, body: anthropic + anthEnd},
 		{anthropic: true, cut: true, body: anthropic},
+		// Cache reads and writes (5-minute and 1-hour), in message_start
+		// and again, cumulative, in message_delta; and a split larger
+		// than its total.
+		{anthropic: true, includeUsage: true, body: strings.Replace(anthropic, `"usage":{"input_tokens":10,"output_tokens":1}`,
+			`"usage":{"input_tokens":10,"output_tokens":1,"cache_read_input_tokens":4,"cache_creation_input_tokens":6,"cache_creation":{"ephemeral_5m_input_tokens":2,"ephemeral_1h_input_tokens":4}}`, 1) +
+			anth("message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2,"cache_creation_input_tokens":1,"cache_creation":{"ephemeral_5m_input_tokens":3,"ephemeral_1h_input_tokens":-9}}}`) +
+			anth("message_stop", `{"type":"message_stop"}`)},
 		{cut: true, body: chunk(`{"role":"assistant","content":""}`, "null") + chunk(`{"content":"Hel`, "null")[:60]},
 		{body: chunk(`{"content":"Hello"}`, "null") + long + usage + "data: [DONE]\n\n"},
 		{body: strings.ReplaceAll(openai+usage+"data: [DONE]\n\n", "data: ", "data:")},
