@@ -123,7 +123,9 @@ func parseChatRequest(body []byte) (*chatRequest, error) {
 // billable refuses a request an OpenAI-compatible upstream would charge
 // for beyond the tokens tollgate prices (the fields pass through as sent):
 // priority processing, web search calls, and audio in or out, whose tokens
-// cost several times text ones but are counted among them.
+// cost several times text ones but are counted among them. Reading the
+// content parts, it also marks the request uncounted when a part is not
+// text.
 func billable(req *chatRequest) error {
 	present := func(name string) bool {
 		raw, ok := req.raw[name]
