@@ -85,3 +85,12 @@ func (s *Service) ListUsage(ctx context.Context, account tollgate.AccountID, lim
 func (u Usage) negativeCount() bool {
 	return min(u.InputTokens, u.CachedTokens, u.CacheWriteTokens, u.CacheWrite1hTokens, u.OutputTokens) < 0
 }
+
+// Tokens is u's counts by the price of each: the prompt tokens neither
+// read from nor written to a cache are InputTokens less the others.
+func (u Usage) Tokens() tollgate.Tokens {
+	return tollgate.Tokens{
+		Input: u.InputTokens - u.CachedTokens - u.CacheWriteTokens - u.CacheWrite1hTokens, CachedInput: u.CachedTokens,
+		CacheWrite: u.CacheWriteTokens, CacheWrite1h: u.CacheWrite1hTokens, Output: u.OutputTokens,
+	}
+}

@@ -68,6 +68,14 @@ type ModelPrice struct {
 	Output            Decimal `json:"output"`
 }
 
+// Amount is what t costs at m's prices, exactly, in m's currency (t's
+// counts must not be negative). The defaults of ModelPrice apply, so m can
+// price other things than sales too, such as what a provider charges.
+func (m ModelPrice) Amount(t tollgate.Tokens) *big.Rat {
+	sum := weigh(m.prices(), counts(t))
+	return sum.Quo(sum, big.NewRat(1_000_000, 1))
+}
+
 // prices returns m's price per 1M tokens for each kind, in the order of
 // counts, with the defaults of ModelPrice filled in.
 func (m ModelPrice) prices() [kinds]*big.Rat {

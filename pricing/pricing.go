@@ -55,6 +55,16 @@ func counts(t tollgate.Tokens) [kinds]int64 {
 	return [kinds]int64{t.Input, t.CachedInput, t.CacheWrite, t.CacheWrite1h, t.Output}
 }
 
+// weigh is Σ n·price over the kinds: what the counts cost, exactly, in
+// the prices' currency per 1M tokens.
+func weigh(prices [kinds]*big.Rat, n [kinds]int64) *big.Rat {
+	sum := new(big.Rat)
+	for i, price := range prices {
+		sum.Add(sum, new(big.Rat).Mul(new(big.Rat).SetInt64(n[i]), price))
+	}
+	return sum
+}
+
 // fixedPrice is a model's price per token in credits as integers over one
 // denominator, so Cost = ceil(Σ count·per / den) in 128-bit integer
 // arithmetic: the same exact result as the rational sum, without its
@@ -207,10 +217,7 @@ func (p *Pricer) Cost(ctx context.Context, modelID string, t tollgate.Tokens) (t
 			return tollgate.Credits(c), nil
 		}
 	}
-	sum := new(big.Rat)
-	for i, price := range m.prices {
-		sum.Add(sum, new(big.Rat).Mul(new(big.Rat).SetInt64(n[i]), price))
-	}
+	sum := weigh(m.prices, n)
 	if m.cur != p.baseCur {
 		rates, err := p.feed.Latest(ctx)
 		if err != nil {

@@ -81,46 +81,33 @@ func (r *revenueReporter) Revenue(ctx context.Context, from, to time.Time) (http
 }
 
 // deploymentCostUSD prices one usage record at its deployment's provider
-// cost (USD per 1M tokens). A deployment without cost prices costs
-// nothing; a prompt cost it leaves out is its input cost
-// (gateway.DeploymentConfig).
+// cost (USD per 1M tokens), with the defaults of pricing.ModelPrice: a
+// deployment without cost prices costs nothing, and a prompt cost it
+// leaves out is its input cost (gateway.DeploymentConfig).
 func deploymentCostUSD(cfg *gateway.Config, u ledger.Usage) (*big.Rat, error) {
-	total := new(big.Rat)
 	if cfg == nil {
-		return total, nil
+		return new(big.Rat), nil
 	}
 	d, ok := cfg.Deployment(u.Deployment)
 	if !ok {
-		return total, nil
+		return new(big.Rat), nil
 	}
-	or := func(price, def string) string {
-		if price == "" {
-			return def
-		}
-		return price
-	}
-	write := or(d.CacheWriteCostPer1M, d.InputCostPer1M)
-	for _, part := range []struct {
-		price  string
-		tokens int64
+	var cost pricing.ModelPrice
+	for _, f := range []struct {
+		price string
+		dst   *pricing.Decimal
 	}{
-		// Usage counts the tokens read from and written to the cache
-		// inside InputTokens (OpenAI's convention).
-		{d.InputCostPer1M, u.InputTokens - u.CachedTokens - u.CacheWriteTokens - u.CacheWrite1hTokens},
-		{or(d.CachedInputCostPer1M, d.InputCostPer1M), u.CachedTokens},
-		{write, u.CacheWriteTokens},
-		{or(d.CacheWrite1hCostPer1M, write), u.CacheWrite1hTokens},
-		{d.OutputCostPer1M, u.OutputTokens},
+		{d.InputCostPer1M, &cost.Input}, {d.CachedInputCostPer1M, &cost.CachedInput},
+		{d.CacheWriteCostPer1M, &cost.CacheWriteInput}, {d.CacheWrite1hCostPer1M, &cost.CacheWrite1hInput},
+		{d.OutputCostPer1M, &cost.Output},
 	} {
-		if part.price == "" || part.tokens == 0 {
+		if f.price == "" {
 			continue
 		}
-		p, err := pricing.ParseDecimal(part.price)
-		if err != nil {
+		var err error
+		if *f.dst, err = pricing.ParseDecimal(f.price); err != nil {
 			return nil, &tollgate.Error{Code: tollgate.EINTERNAL, Op: "revenue", Message: "bad cost price of " + u.Deployment, Err: err}
 		}
-		c := new(big.Rat).Mul(p.Rat(), new(big.Rat).SetInt64(part.tokens))
-		total.Add(total, c.Quo(c, big.NewRat(1_000_000, 1)))
 	}
-	return total, nil
+	return cost.Amount(u.Tokens()), nil
 }
