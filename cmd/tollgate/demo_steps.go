@@ -399,4 +399,3 @@ func (d *demo) waitRefunded(ctx context.Context, refundNo string) error {
 	d.detail("refund notification %s %s: verified, answered %d (%s)", dl.Method, dl.URL, dl.Status, dl.Outcome)
 	return nil
 }
-
