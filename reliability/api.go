@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"syscall"
 	"time"
+
+	"tollgate/internal/apiclient"
 )
 
 // Outcome is how a client operation ended, in Jepsen's terms: a transport
@@ -61,45 +62,14 @@ var httpClient = &http.Client{Timeout: 30 * time.Second}
 // Call sends one request. body is sent as is when it is []byte or string,
 // else as JSON; bearer, when not empty, goes in Authorization.
 func Call(ctx context.Context, method, url, bearer string, hdr map[string]string, body any) Reply {
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	case string:
-		rd = bytes.NewReader([]byte(b))
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			return Reply{Outcome: Unknown, Err: err}
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return Reply{Outcome: Unknown, Err: err}
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
+	r, err := apiclient.Do(ctx, httpClient, apiclient.Request{Method: method, URL: url, Bearer: bearer, Header: hdr, Body: body}, 0)
+	switch {
+	case err != nil && r.Status == 0:
 		return Reply{Outcome: Unknown, Err: err, Refused: errors.Is(err, syscall.ECONNREFUSED)}
+	case err != nil:
+		return Reply{Outcome: Unknown, Status: r.Status, Err: err}
+	case r.OK():
+		return Reply{Outcome: OK, Status: r.Status, Body: r.Body, Header: r.Header}
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return Reply{Outcome: Unknown, Status: resp.StatusCode, Err: err}
-	}
-	r := Reply{Outcome: Fail, Status: resp.StatusCode, Body: b, Header: resp.Header}
-	if resp.StatusCode/100 == 2 {
-		r.Outcome = OK
-	}
-	return r
+	return Reply{Outcome: Fail, Status: r.Status, Body: r.Body, Header: r.Header}
 }

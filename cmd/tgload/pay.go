@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"tollgate/internal/apiclient"
 	"tollgate/wxpay"
 )
 
@@ -121,30 +121,18 @@ func closedLoop(ctx context.Context, clients int, d time.Duration, limit int, op
 // do sends a request and returns the body of a 2xx answer; any other status
 // is an *opError.
 func do(ctx context.Context, client *http.Client, method, url string, body []byte, h map[string]string) ([]byte, error) {
-	var r io.Reader
+	req := apiclient.Request{Method: method, URL: url, Header: h}
 	if body != nil {
-		r = bytes.NewReader(body)
+		req.Body = body
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, r)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range h {
-		req.Header.Set(k, v)
-	}
-	resp, err := client.Do(req)
+	r, err := apiclient.Do(ctx, client, req, 1<<20)
 	if err != nil {
 		return nil, &opError{0, err.Error()}
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, &opError{0, err.Error()}
+	if !r.OK() {
+		return r.Body, &opError{r.Status, strings.TrimSpace(string(r.Body))}
 	}
-	if resp.StatusCode/100 != 2 {
-		return b, &opError{resp.StatusCode, strings.TrimSpace(string(b))}
-	}
-	return b, nil
+	return r.Body, nil
 }
 
 // createdOrder is what the load keeps of POST /v1/payments/orders.

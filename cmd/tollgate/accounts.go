@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -19,6 +20,17 @@ func init() {
 	register("accounts", accountsSummary, runAccounts)
 }
 
+func accountsFlagSet() (fs *flag.FlagSet, data, databaseURL *string) {
+	fs = newFlagSet("accounts create", accountsSummary)
+	data = fs.String("data", "./tollgate-data", "data directory of the SQLite database")
+	databaseURL = fs.String("database-url", "", "PostgreSQL URL; when set, --data is not used")
+	return fs, data, databaseURL
+}
+
+func init() {
+	deploymentFlagSets = append(deploymentFlagSets, func() *flag.FlagSet { fs, _, _ := accountsFlagSet(); return fs })
+}
+
 // runAccounts dispatches `tollgate accounts <action>`.
 func runAccounts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
@@ -30,10 +42,8 @@ func runAccounts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stderr, "Usage: tollgate accounts create [--data DIR | --database-url URL]")
 		return errors.New("accounts: the only action is create")
 	}
-	fs := newFlagSet("accounts create", accountsSummary)
+	fs, data, dbURL := accountsFlagSet()
 	fs.SetOutput(stderr)
-	data := fs.String("data", "./tollgate-data", "data directory of the SQLite database")
-	dbURL := fs.String("database-url", "", "PostgreSQL URL; when set, --data is not used")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}

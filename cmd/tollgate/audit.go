@@ -103,12 +103,30 @@ type auditViolation struct {
 	Detail  string `json:"detail"`
 }
 
-func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// auditFlags are audit's settings.
+type auditFlags struct {
+	ledger ledgerFlags
+	format *string
+	grace  *time.Duration
+}
+
+func auditFlagSet() (*flag.FlagSet, auditFlags) {
 	fs := newFlagSet("audit", auditHelp)
+	return fs, auditFlags{
+		ledger: addLedgerFlags(fs),
+		format: fs.String("format", "text", "output format: text or json"),
+		grace:  fs.Duration("hold-grace", 0, "also report holds still active this long past their expiry (0: skip the hold-age check)"),
+	}
+}
+
+func init() {
+	deploymentFlagSets = append(deploymentFlagSets, func() *flag.FlagSet { fs, _ := auditFlagSet(); return fs })
+}
+
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := auditFlagSet()
 	fs.SetOutput(stderr)
-	lf := addLedgerFlags(fs)
-	format := fs.String("format", "text", "output format: text or json")
-	grace := fs.Duration("hold-grace", 0, "also report holds still active this long past their expiry (0: skip the hold-age check)")
+	lf, format, grace := f.ledger, f.format, f.grace
 	if err := parseFlags(fs, args); err != nil {
 		return failed(err)
 	}

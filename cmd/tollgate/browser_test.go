@@ -127,7 +127,7 @@ func TestBrowserCheckoutServe(t *testing.T) {
 	tampered := map[bool]string{true: "B", false: "A"}[strings.HasPrefix(tok, "A")] + tok[1:]
 	b.mustErrorPage("changed link", m.URL+"/checkout/"+tampered, http.StatusNotFound, "This link is not valid")
 	b.shot("serve-desktop-link-invalid")
-	expired := web.SignSession(derive(m.AdminToken, "tollgate checkout sessions"),
+	expired := web.SignSession(web.SecretFrom(m.AdminToken),
 		web.Session{Account: tollgate.AccountID(a.AccountID), ExpiresAt: time.Now().Add(-time.Minute)})
 	b.mustErrorPage("expired link", m.URL+"/checkout/"+expired, http.StatusGone, "This link has expired")
 	b.shot("serve-desktop-link-expired")

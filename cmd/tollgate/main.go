@@ -56,6 +56,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = []string{"version"}
+	}
 	cmd, ok := commands[args[0]]
 	if !ok {
 		usage(stderr)
@@ -76,5 +79,8 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'tollgate <subcommand> --help' for its flags. Every flag also reads")
-	fmt.Fprintln(w, "TOLLGATE_<FLAG> from the environment (dashes become underscores).")
+	fmt.Fprintln(w, "TOLLGATE_<FLAG> from the environment (dashes become underscores) and a key")
+	fmt.Fprintln(w, "of --config FILE; sandbox, mockllm and demo read TOLLGATE_SANDBOX_<FLAG>,")
+	fmt.Fprintln(w, "TOLLGATE_MOCKLLM_<FLAG> and TOLLGATE_DEMO_<FLAG>. 'tollgate --version'")
+	fmt.Fprintln(w, "prints the version.")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,11 +25,19 @@ func init() {
 	register("migrate", migrateSummary, runMigrate)
 }
 
-func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func migrateFlagSet() (*flag.FlagSet, ledgerFlags) {
 	fs := newFlagSet("migrate", migrateHelp)
+	return fs, addLedgerFlags(fs)
+}
+
+func init() {
+	deploymentFlagSets = append(deploymentFlagSets, func() *flag.FlagSet { fs, _ := migrateFlagSet(); return fs })
+}
+
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, lf := migrateFlagSet()
 	fs.SetOutput(stderr)
-	data := fs.String("data", filepath.Dir(sqlite.DefaultPath), "data directory of the SQLite ledger (ignored with --database-url)")
-	databaseURL := fs.String("database-url", "", "PostgreSQL URL (postgres://...) of a shared ledger")
+	data, databaseURL := lf.data, lf.databaseURL
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

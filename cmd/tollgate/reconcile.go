@@ -93,13 +93,31 @@ func (f wxpayFlags) v3Bills() (reconcile.BillSource, error) {
 	return reconcile.V3Bills{Client: c}, nil
 }
 
-func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// reconcileFlags are reconcile's settings.
+type reconcileFlags struct {
+	date, format *string
+	ledger       ledgerFlags
+	wxpay        wxpayFlags
+}
+
+func reconcileFlagSet() (*flag.FlagSet, reconcileFlags) {
 	fs := newFlagSet("reconcile", reconcileHelp)
+	var f reconcileFlags
+	f.date = fs.String("date", "", "the day to reconcile, YYYY-MM-DD in China time (required)")
+	f.ledger = addLedgerFlags(fs)
+	f.wxpay = addWxpayFlags(fs)
+	f.format = fs.String("format", "text", "output format: text or json")
+	return fs, f
+}
+
+func init() {
+	deploymentFlagSets = append(deploymentFlagSets, func() *flag.FlagSet { fs, _ := reconcileFlagSet(); return fs })
+}
+
+func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := reconcileFlagSet()
 	fs.SetOutput(stderr)
-	date := fs.String("date", "", "the day to reconcile, YYYY-MM-DD in China time (required)")
-	lf := addLedgerFlags(fs)
-	wf := addWxpayFlags(fs)
-	format := fs.String("format", "text", "output format: text or json")
+	date, lf, wf, format := f.date, f.ledger, f.wxpay, f.format
 	if err := parseFlags(fs, args); err != nil {
 		return failed(err)
 	}

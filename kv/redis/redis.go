@@ -58,6 +58,19 @@ func New(c goredis.UniversalClient, opts Options) *Store {
 // Open connects to the Redis at url (redis://[user:pass@]host:port/db) and
 // checks that it answers. The Store owns the connection; call Close.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	c, err := Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	s := New(c, opts)
+	s.owned = true
+	return s, nil
+}
+
+// Connect connects to the Redis at url (redis://[user:pass@]host:port/db)
+// and checks that it answers: one client a process can share between the
+// Store (New) and other users of the same Redis. The caller closes it.
+func Connect(ctx context.Context, url string) (*goredis.Client, error) {
 	o, err := goredis.ParseURL(url)
 	if err != nil {
 		return nil, &tollgate.Error{Code: tollgate.EINVALID, Op: "kv/redis.Open", Message: "bad Redis URL", Err: err}
@@ -67,9 +80,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		c.Close()
 		return nil, unavailable("kv/redis.Open", err)
 	}
-	s := New(c, opts)
-	s.owned = true
-	return s, nil
+	return c, nil
 }
 
 // Close closes the connection if Open made it; otherwise it does nothing.

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"tollgate/httpapi"
+)
+
+// listen opens the listener first, so that the URL (with the port it got)
+// is known to what is built on it: notify URLs, the mock's base URL.
+func (m *Main) listen() error {
+	ln, err := net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: listen: %w", err)
+	}
+	m.ln = ln
+	m.closers = append(m.closers, func() error { ln.Close(); return nil })
+	m.URL = strings.TrimRight(m.Config.PublicURL, "/")
+	if m.URL == "" {
+		m.URL = "http://" + ln.Addr().String()
+	}
+	return nil
+}
+
+// handler mounts the services on the HTTP API.
+func (m *Main) handler(st *stores, svc *services) http.Handler {
+	s := &httpapi.Server{
+		Ledger: svc.ledger, Auth: svc.auth, Pricer: svc.gateway.pricer,
+		Gateway: svc.gateway.handler, AdminToken: m.AdminToken, MockLLM: svc.gateway.mock,
+		Ready:    []httpapi.Check{{Name: "store", Ping: st.db.store.Ping}},
+		Gatherer: svc.reg, Registerer: svc.reg, Logger: m.log,
+		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout,
+	}
+	s.Revenue = &revenueReporter{payments: svc.payments, ledger: svc.ledger, pricer: svc.gateway.pricer, gateway: svc.gateway.config}
+	if m.Sim != nil {
+		s.Sandbox, s.SandboxInfo = m.Sim, m.Sim.Config()
+	}
+	if st.kv.ping != nil {
+		s.Ready = append(s.Ready, httpapi.Check{Name: "redis", Ping: st.kv.ping})
+	}
+	return s.Handler()
+}
+
+// serveHTTP serves h on the listener until Close.
+func (m *Main) serveHTTP(h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}
+	m.srv = srv
+	go func() {
+		if err := srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.serveErr <- err
+		}
+	}()
+}
+
+// printStart prints the banner: where serve listens, what it runs on and
+// what to open first.
+func (m *Main) printStart(st *stores, svc *services) {
+	w := m.stdout
+	fmt.Fprintf(w, "tollgate serving on %s\n", m.URL)
+	fmt.Fprintf(w, "  store:          %s\n", st.db.name)
+	fmt.Fprintf(w, "  nonces/limiter: %s\n", st.kv.name)
+	fmt.Fprintf(w, "  WeChat Pay:     %s\n", svc.wxDesc)
+	fmt.Fprintf(w, "  providers:      %s\n", svc.gateway.desc)
+	if m.AdminTokenFile != "" {
+		fmt.Fprintf(w, "  admin token:    in %s\n", m.AdminTokenFile)
+	} else {
+		fmt.Fprintf(w, "  admin token:    as given by --admin-token\n")
+	}
+	fmt.Fprintf(w, "Open:\n")
+	fmt.Fprintf(w, "  %s/healthz  %s/readyz  %s/metrics\n", m.URL, m.URL, m.URL)
+	fmt.Fprintf(w, "  %s/v1/packages\n", m.URL)
+	fmt.Fprintf(w, "  checkout links: POST %s/v1/checkout/sessions with an API key\n", m.URL)
+	if m.Sim != nil {
+		fmt.Fprintf(w, "  %s/sandbox/wxpay/sim/orders/{out_trade_no}/pay   (pay an order as the user)\n", m.URL)
+	}
+	tok := "$TOKEN"
+	if m.AdminTokenFile != "" {
+		tok = "$(cat " + m.AdminTokenFile + ")"
+	}
+	fmt.Fprintf(w, "Create an account:\n  curl -X POST -H \"Authorization: Bearer %s\" %s/admin/accounts\n", tok, m.URL)
+}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"time"
+)
+
+// startLoops runs the background work until Close: the hold sweeper and
+// grant expiry every 30 s, and the payment poller.
+func (m *Main) startLoops(ctx context.Context, svc *services) {
+	led, pay := svc.ledger, svc.payments
+	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	m.loops.Add(1)
+	go func() {
+		defer m.loops.Done()
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			now := time.Now()
+			if n, err := led.ExpireHolds(ctx, now); err != nil && ctx.Err() == nil {
+				m.log.Error("expire holds", "err", err)
+			} else if n > 0 {
+				m.log.Info("expired holds", "count", n)
+			}
+			if n, err := led.ExpireGrants(ctx, now); err != nil && ctx.Err() == nil {
+				m.log.Error("expire grants", "err", err)
+			} else if n > 0 {
+				m.log.Info("expired provisional grants", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	m.loops.Add(1)
+	go func() {
+		defer m.loops.Done()
+		if err := pay.RunPoller(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("payment poller stopped", "err", err)
+		}
+	}()
+}

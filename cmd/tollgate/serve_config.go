@@ -1,0 +1,113 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+
+	"tollgate/payment"
+)
+
+// ServeConfig is every setting of `tollgate serve`. Flag names (DESIGN.md
+// §5) are fixed; each is also TOLLGATE_<NAME> and a key of --config FILE.
+type ServeConfig struct {
+	Addr            string
+	Data            string
+	AdminToken      string
+	PublicURL       string
+	DatabaseURL     string
+	RedisURL        string
+	RedisPrefix     string // in front of every Redis key; one per deployment
+	WxpayAPIVersion string
+	WxpayURL        string
+	WxpayMchID      string
+	WxpayAppID      string
+	WxpayAPIKey     string
+	// WxpayCert and WxpayCertKey are PEM files of the merchant API
+	// certificate v2 refunds present over mutual TLS (production only).
+	WxpayCert    string
+	WxpayCertKey string
+	Providers    string
+	// RateLimit is the gateway requests per minute allowed per API key,
+	// shared through Redis when configured; 0 is no limit.
+	RateLimit int
+	// WxpayRolloutPercent is the share of accounts (0–100, sticky by
+	// account) offered WeChat Pay; WxpayGuardFailureRate pauses WeChat Pay
+	// for 5 minutes when at least 20 order placements in the last 5 minutes
+	// failed at that rate (0 disables the guard).
+	WxpayRolloutPercent   int
+	WxpayGuardFailureRate float64
+	LogFormat             string
+}
+
+// DefaultServeConfig is serve's configuration when nothing is set: one
+// machine, SQLite under ./tollgate-data, the emulator and the mock LLM.
+func DefaultServeConfig() ServeConfig {
+	return ServeConfig{
+		Addr: "127.0.0.1:8080", Data: "./tollgate-data", WxpayAPIVersion: payment.APIv2, LogFormat: "text",
+		WxpayRolloutPercent: 100, WxpayGuardFailureRate: 0.5,
+	}
+}
+
+// serveFlagSet declares every setting of c as a flag of serve.
+func serveFlagSet(c *ServeConfig) *flag.FlagSet {
+	fs := newFlagSet("serve", serveSummary)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address HOST:PORT (port 0 picks a free one)")
+	fs.StringVar(&c.Data, "data", c.Data, "data directory: the SQLite database and the generated admin token")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "admin token for /admin/*; empty: generated once and kept in DATA/admin-token")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "URL clients and WeChat Pay reach this server at (notify URLs); default http://ADDR")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL (postgres://...); empty: SQLite under --data")
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for the nonce store and rate limiter; empty: in-process")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key (nonces, limiter, circuit breakers); every instance of one deployment must use the same; empty: \"tollgate:\"")
+	fs.StringVar(&c.WxpayAPIVersion, "wxpay-api-version", c.WxpayAPIVersion, "WeChat Pay API orders are placed with: v2 or v3")
+	fs.StringVar(&c.WxpayURL, "wxpay-url", c.WxpayURL, "WeChat Pay API base URL; empty: the emulator in-process under /sandbox/wxpay/")
+	fs.StringVar(&c.WxpayMchID, "wxpay-mch-id", c.WxpayMchID, "merchant id (mch_id); empty with the emulator: its default")
+	fs.StringVar(&c.WxpayAppID, "wxpay-appid", c.WxpayAppID, "app id bound to the merchant")
+	fs.StringVar(&c.WxpayAPIKey, "wxpay-api-key", c.WxpayAPIKey, "v2 API key (32 characters)")
+	fs.StringVar(&c.WxpayCert, "wxpay-cert", c.WxpayCert, "merchant API certificate (apiclient_cert.pem) for v2 refunds with --wxpay-url")
+	fs.StringVar(&c.WxpayCertKey, "wxpay-cert-key", c.WxpayCertKey, "its private key (apiclient_key.pem)")
+	fs.StringVar(&c.Providers, "providers", c.Providers, "providers file (JSON); empty: the mock LLM in-process under /mockllm/")
+	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "gateway requests per minute per API key (shared through Redis); 0: no limit")
+	fs.IntVar(&c.WxpayRolloutPercent, "wxpay-rollout-percent", c.WxpayRolloutPercent, "percent of accounts (sticky) offered WeChat Pay, 0-100")
+	fs.Float64Var(&c.WxpayGuardFailureRate, "wxpay-guard-failure-rate", c.WxpayGuardFailureRate,
+		"pause WeChat Pay for 5m when this share of >= 20 order placements in 5m failed (0 disables)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.String("config", "", "JSON file of settings keyed by flag name (see tollgate.example.json); env and flags override it")
+	return fs
+}
+
+func init() {
+	deploymentFlagSets = append(deploymentFlagSets, func() *flag.FlagSet { c := DefaultServeConfig(); return serveFlagSet(&c) })
+}
+
+// Validate refuses settings that cannot work together.
+func (c ServeConfig) Validate() error {
+	switch {
+	case c.WxpayAPIVersion != payment.APIv2 && c.WxpayAPIVersion != payment.APIv3:
+		return fmt.Errorf("serve: --wxpay-api-version must be v2 or v3, not %q", c.WxpayAPIVersion)
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("serve: --log-format must be text or json, not %q", c.LogFormat)
+	case c.WxpayRolloutPercent < 0 || c.WxpayRolloutPercent > 100:
+		return fmt.Errorf("serve: --wxpay-rollout-percent must be 0-100, got %d", c.WxpayRolloutPercent)
+	case c.WxpayGuardFailureRate < 0 || c.WxpayGuardFailureRate > 1:
+		return fmt.Errorf("serve: --wxpay-guard-failure-rate must be from 0 to 1, got %v", c.WxpayGuardFailureRate)
+	case c.RateLimit < 0:
+		return fmt.Errorf("serve: --rate-limit must not be negative, got %d", c.RateLimit)
+	case c.WxpayAPIKey != "" && len(c.WxpayAPIKey) != 32:
+		return fmt.Errorf("serve: --wxpay-api-key must be 32 characters, got %d", len(c.WxpayAPIKey))
+	case c.WxpayURL != "" && (c.WxpayMchID == "" || c.WxpayAppID == "" || c.WxpayAPIKey == ""):
+		return errors.New("serve: --wxpay-url needs --wxpay-mch-id, --wxpay-appid and --wxpay-api-key")
+	case (c.WxpayCert == "") != (c.WxpayCertKey == ""):
+		return errors.New("serve: --wxpay-cert and --wxpay-cert-key go together")
+	case c.WxpayURL != "" && c.WxpayAPIVersion == payment.APIv3:
+		// The merchant private key, its serial and WeChat Pay's public key
+		// have no serve flags (DESIGN.md §5).
+		return errors.New("serve: API v3 against a real WeChat Pay needs merchant key settings not supported yet; use v2 or the emulator")
+	case c.PublicURL != "":
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("serve: --public-url must be an http(s) URL, not %q", c.PublicURL)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"tollgate/auth"
+	"tollgate/gateway"
+	"tollgate/gateway/mockllm"
+	"tollgate/gateway/redisbreaker"
+	"tollgate/httpapi"
+	"tollgate/internal/cpuprio"
+	"tollgate/ledger"
+	"tollgate/payment"
+	"tollgate/pricing"
+	"tollgate/web"
+	"tollgate/web/webadapt"
+	"tollgate/wxpay"
+	"tollgate/wxpay/wxpaysim"
+)
+
+// apiKeyCacheTTL is how long serve keeps a valid API key in memory after
+// reading it (one store read per key per second instead of per request).
+// A key revoked on this instance stops at once; on another instance
+// sharing the database, within this long.
+const apiKeyCacheTTL = time.Second
+
+// settleWindow is how long the ledger's committer waits to gather more
+// settles into one transaction when the first one has nobody waiting for
+// it (the gateway answers before its settle commits).
+const settleWindow = 10 * time.Millisecond
+
+// services are the domain services serve runs, built on its stores.
+type services struct {
+	reg      *prometheus.Registry
+	ledger   *ledger.Service
+	auth     *auth.Service
+	gateway  gatewayParts
+	payments *payment.Service
+	rollout  *payment.Rollout
+	wxDesc   string          // how WeChat Pay is reached, for the banner
+	checkout []httpapi.Route // the hosted checkout's routes
+}
+
+// gatewayParts are the model gateway and what it was built from.
+type gatewayParts struct {
+	pricer  *pricing.Pricer
+	config  *gateway.Config // providers, for the revenue report's provider cost
+	handler http.Handler
+	mock    http.Handler // the mock LLM in-process, nil with --providers
+	desc    string       // the providers, for the banner
+}
+
+func (m *Main) buildServices(st *stores) (*services, error) {
+	svc := &services{reg: prometheus.NewRegistry()}
+	svc.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	svc.ledger = ledger.New(st.db.store, m.ledgerOptions(st.db))
+	m.closers = append(m.closers, svc.ledger.Close)
+	svc.auth = &auth.Service{Store: st.db.store, Accounts: svc.ledger, CacheTTL: apiKeyCacheTTL}
+	var err error
+	if svc.gateway, err = m.buildGateway(st, svc); err != nil {
+		return nil, err
+	}
+	if err := m.buildPayments(st, svc); err != nil {
+		return nil, err
+	}
+	if svc.checkout, err = m.buildCheckout(svc); err != nil {
+		return nil, err
+	}
+	return svc, nil
+}
+
+func (m *Main) ledgerOptions(db database) ledger.Options {
+	opt := ledger.Options{Committers: db.committers, MemoryHolds: db.oneWriter, LaterWindow: settleWindow}
+	if db.oneWriter {
+		// The committer's batches are CPU work in this process, off the
+		// requests' path since the gateway answers before its settle
+		// commits: at the lowest priority they wait for idle CPU instead
+		// of delaying the answers (1-client p99, docs/BENCHMARKS.md).
+		opt.CommitterStart = func() func() {
+			end, _ := cpuprio.Background() // refused or unsupported: normal priority will do
+			return end
+		}
+	}
+	return opt
+}
+
+// upstreams are the providers of --providers, else the mock LLM
+// in-process with its models priced like the "mock" model.
+func (m *Main) upstreams() (gatewayParts, *pricing.Pricer, error) {
+	pcfg := pricing.DefaultConfig()
+	g := gatewayParts{}
+	if p := m.Config.Providers; p != "" {
+		cfg, err := gateway.LoadConfig(p)
+		if err != nil {
+			return g, nil, fmt.Errorf("serve: providers: %w", err)
+		}
+		g.config, g.desc = cfg, "from "+p
+	} else {
+		g.mock, g.config = &mockllm.Server{}, gateway.DefaultMockProviders(m.URL+"/mockllm")
+		g.desc = "mock LLM in-process at " + m.URL + "/mockllm/"
+		pcfg = pcfg.PriceLike("mock", slices.Collect(maps.Keys(g.config.Models)))
+	}
+	pricer, err := pricing.New(pcfg, pricing.Options{})
+	if err != nil {
+		return g, nil, fmt.Errorf("serve: pricing: %w", err)
+	}
+	return g, pricer, nil
+}
+
+// buildGateway builds the pricer and the model gateway, metered by the
+// ledger; circuit breakers are shared through Redis when there is one.
+func (m *Main) buildGateway(st *stores, svc *services) (gatewayParts, error) {
+	g, pricer, err := m.upstreams()
+	if err != nil {
+		return g, err
+	}
+	g.pricer = pricer
+	metrics := gateway.NewMetrics(svc.reg)
+	opts := gateway.Options{
+		Meter: &httpapi.Meter{Ledger: svc.ledger, SettleLater: true, Logger: m.log}, Pricer: httpapi.Pricer{P: pricer}, Logger: m.log,
+		Observer:  metrics,
+		RequestID: func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
+	}
+	if st.kv.redis != nil {
+		// Every instance sees one circuit breaker per deployment.
+		opts.Breaker = redisbreaker.New(st.kv.redis, redisbreaker.Options{Logger: m.log, Prefix: m.Config.RedisPrefix})
+		g.desc += "; circuit breakers shared through Redis"
+	}
+	// Every key's own limits (models, rpm, tpm, expiry) go through one
+	// admitter over the shared limiter; --rate-limit is the rpm of keys
+	// without their own.
+	limits := gateway.NewLimits(st.kv.limiter, svc.reg)
+	limits.Logger = m.log
+	opts.Admitter = &httpapi.KeyAdmitter{Limits: limits, DefaultRPM: m.Config.RateLimit}
+	if n := m.Config.RateLimit; n > 0 {
+		g.desc += fmt.Sprintf("; %d requests/minute per API key by default", n)
+	}
+	gw, err := gateway.New(g.config, opts)
+	if err != nil {
+		return g, fmt.Errorf("serve: gateway: %w", err)
+	}
+	metrics.Track(gw)
+	g.handler = gw.Handler()
+	g.desc += " (models: " + strings.Join(slices.Sorted(maps.Keys(g.config.Models)), ", ") + ")"
+	return g, nil
+}
+
+// buildPayments builds the WeChat Pay clients (against the in-process
+// emulator unless --wxpay-url is set) and the payment service.
+func (m *Main) buildPayments(st *stores, svc *services) error {
+	c := m.Config
+	cfg := payment.Config{
+		APIVersion: c.WxpayAPIVersion, NotifyURL: m.URL + "/wxpay/notify", NotifyURLV3: m.URL + "/wxpay/notify/v3",
+		TokenSecret: payment.TokenSecretFrom(m.AdminToken),
+	}
+	if c.WxpayAPIVersion == payment.APIv3 {
+		cfg.RefundNotifyURL = cfg.NotifyURLV3
+	} else {
+		cfg.RefundNotifyURL = cfg.NotifyURL
+	}
+	svc.rollout = payment.NewRollout(c.WxpayRolloutPercent, c.WxpayGuardFailureRate, m.log)
+	deps := payment.Deps{Ledger: svc.ledger, Store: st.db.store, Pricer: svc.gateway.pricer, Nonces: st.kv.nonces, Limiter: st.kv.limiter,
+		Metrics: httpapi.NewPaymentMetrics(svc.reg), Logger: m.log, Rollout: svc.rollout}
+	var err error
+	if c.WxpayURL != "" {
+		svc.wxDesc, err = m.wxpayClients(&cfg, &deps)
+	} else {
+		svc.wxDesc, err = m.emulatorClients(&cfg, &deps)
+	}
+	if err != nil {
+		return err
+	}
+	if svc.payments, err = payment.New(cfg, deps); err != nil {
+		return fmt.Errorf("serve: payment: %w", err)
+	}
+	return nil
+}
+
+// wxpayClients are the clients of WeChat Pay at --wxpay-url (production).
+func (m *Main) wxpayClients(cfg *payment.Config, deps *payment.Deps) (string, error) {
+	c := m.Config
+	cfg.AppID, cfg.MchID = c.WxpayAppID, c.WxpayMchID
+	deps.V2 = &wxpay.V2Client{BaseURL: c.WxpayURL, AppID: c.WxpayAppID, MchID: c.WxpayMchID, APIKey: c.WxpayAPIKey}
+	if c.WxpayCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.WxpayCert, c.WxpayCertKey)
+		if err != nil {
+			return "", fmt.Errorf("serve: merchant certificate: %w", err)
+		}
+		deps.V2.Certificate = &cert
+	} else {
+		m.log.Warn("no --wxpay-cert: v2 refunds will be refused until the merchant certificate is configured")
+	}
+	return fmt.Sprintf("production profile, API %s at %s, mch_id %s, appid %s", c.WxpayAPIVersion, c.WxpayURL, c.WxpayMchID, c.WxpayAppID), nil
+}
+
+// emulatorClients start the WeChat Pay emulator in-process (served under
+// /sandbox/wxpay/) and are its clients (sandbox profile).
+func (m *Main) emulatorClients(cfg *payment.Config, deps *payment.Deps) (string, error) {
+	c := m.Config
+	sim := &wxpaysim.Server{MchID: c.WxpayMchID, AppID: c.WxpayAppID, APIKey: c.WxpayAPIKey,
+		Logf: func(format string, args ...any) { m.log.Info(fmt.Sprintf(format, args...), "component", "wxpaysim") }}
+	m.Sim = sim
+	m.closers = append(m.closers, func() error { sim.Close(); return nil })
+	sc := sim.Config()
+	base := m.URL + "/sandbox/wxpay"
+	cfg.AppID, cfg.MchID = sc.AppID, sc.MchID
+	var err error
+	if deps.V2, deps.V3, err = sc.Clients(base); err != nil {
+		return "", fmt.Errorf("serve: emulator: %w", err)
+	}
+	desc := fmt.Sprintf("sandbox profile, API %s, emulator in-process at %s/\n"+
+		"    mch_id %s  appid %s  api key %s  apiv3 key %s (emulator test keys)",
+		c.WxpayAPIVersion, base, sc.MchID, sc.AppID, sc.APIKey, sc.APIv3Key)
+	if c.DatabaseURL != "" {
+		// Each instance's emulator knows only the orders placed through
+		// it, while the poller of any instance may query any order.
+		desc += "\n    NOTE: every instance runs its own emulator; for several instances run one" +
+			"\n    `tollgate sandbox` and point --wxpay-url (API v2) of every instance at it"
+	}
+	return desc, nil
+}
+
+// buildCheckout returns the hosted checkout's routes (package web): signed
+// links from POST /v1/checkout/sessions, the checkout and account pages.
+func (m *Main) buildCheckout(svc *services) ([]httpapi.Route, error) {
+	orders := webadapt.Orders{Payments: svc.payments}
+	h := &web.Handler{
+		Secret: web.SecretFrom(m.AdminToken), PublicURL: m.URL, MerchantName: "tollgate",
+		Sandbox: m.Sim != nil, Orders: orders, Refunder: orders,
+		Accounts: webadapt.Accounts{Ledger: svc.ledger}, Catalog: webadapt.Catalog{Pricer: svc.gateway.pricer}, Logger: m.log,
+		Account: httpapi.CheckoutAccount,
+	}
+	if err := h.Check(); err != nil {
+		return nil, fmt.Errorf("serve: checkout: %w", err)
+	}
+	var out []httpapi.Route
+	for _, rt := range h.Routes() {
+		out = append(out, httpapi.Route{Pattern: rt.Pattern, Handler: rt.Handler, Auth: rt.Auth, MaxBody: rt.MaxBody})
+	}
+	return out, nil
+}

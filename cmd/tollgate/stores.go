@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"tollgate"
+	"tollgate/auth"
+	"tollgate/kv"
+	kvredis "tollgate/kv/redis"
+	"tollgate/ledger"
+	"tollgate/payment"
+	"tollgate/store/postgres"
+	"tollgate/store/sqlite"
+)
+
+// stores are what serve keeps its state in: the database, and the
+// key-value store of nonces and rate limits.
+type stores struct {
+	db database
+	kv kvStores
+}
+
+// database is the opened database's faces.
+type database struct {
+	name       string
+	store      storeOf
+	committers int
+	oneWriter  bool // this process is the store's only writer (SQLite, locked)
+}
+
+// storeOf is what a database adapter must be to back serve.
+type storeOf interface {
+	ledger.Store
+	auth.Store
+	payment.Store
+	Ping(context.Context) error
+}
+
+// kvStores are the nonce store and the limiter, in-process or in one
+// Redis; redis is that Redis's one client, shared by everything using it.
+type kvStores struct {
+	name    string
+	nonces  kv.NonceStore
+	limiter kv.Limiter
+	redis   *goredis.Client
+	ping    func(context.Context) error // nil in-process
+}
+
+func (m *Main) openStores(ctx context.Context) (*stores, error) {
+	db, err := m.openDatabase(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kvs, err := m.openKV(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &stores{db: db, kv: kvs}, nil
+}
+
+// openDatabase opens PostgreSQL at --database-url, else SQLite under
+// --data, locked as this process's alone when it can be.
+func (m *Main) openDatabase(ctx context.Context) (database, error) {
+	if u := m.Config.DatabaseURL; u != "" {
+		pg, err := postgres.Open(ctx, u)
+		if err != nil {
+			return database{}, fmt.Errorf("serve: %w", err)
+		}
+		m.closers = append(m.closers, pg.Close)
+		return database{name: "PostgreSQL " + redactURL(u), store: pg, committers: 4}, nil
+	}
+	path := filepath.Join(m.Config.Data, sqlite.FileName)
+	one := false
+	unlock, err := sqlite.LockWriter(path)
+	switch {
+	case tollgate.ErrorCode(err) == tollgate.ECONFLICT:
+		return database{}, fmt.Errorf("serve: %w", err)
+	case err != nil:
+		m.log.Warn("no one-writer lock on the SQLite database: holds are kept in it", "err", err)
+	default:
+		m.closers = append(m.closers, unlock)
+		one = true
+	}
+	sq, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return database{}, fmt.Errorf("serve: %w", err)
+	}
+	m.closers = append(m.closers, sq.Close)
+	return database{name: "SQLite " + path, store: sq, committers: 1, oneWriter: one}, nil
+}
+
+// openKV connects to Redis at --redis-url, else keeps nonces and limits
+// in this process.
+func (m *Main) openKV(ctx context.Context) (kvStores, error) {
+	u := m.Config.RedisURL
+	if u == "" {
+		mem := kv.NewMemory(kv.MemoryOptions{})
+		return kvStores{name: "in-process (one instance only)", nonces: mem, limiter: mem}, nil
+	}
+	rc, err := kvredis.Connect(ctx, u)
+	if err != nil {
+		return kvStores{}, fmt.Errorf("serve: redis: %w", err)
+	}
+	m.closers = append(m.closers, rc.Close)
+	r := kvredis.New(rc, kvredis.Options{Prefix: m.Config.RedisPrefix})
+	ping := func(ctx context.Context) error { _, _, err := r.Get(ctx, "readyz"); return err }
+	return kvStores{name: "Redis " + redactURL(u), nonces: r, limiter: r, redis: rc, ping: ping}, nil
+}
+
+// redactURL shows a database or Redis URL without its password.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+// adminToken uses --admin-token, else the token kept in DATA/admin-token,
+// else generates one and keeps it there (mode 0600), so it survives
+// restarts and is never printed again.
+func (m *Main) adminToken() error {
+	if m.Config.AdminToken != "" {
+		m.AdminToken = m.Config.AdminToken
+		return nil
+	}
+	path := filepath.Join(m.Config.Data, "admin-token")
+	m.AdminTokenFile = path
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+		m.AdminToken = strings.TrimSpace(string(b))
+		return nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("serve: read admin token: %w", err)
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("serve: admin token: %w", err)
+	}
+	m.AdminToken = "tga_" + hex.EncodeToString(b[:])
+	if err := os.MkdirAll(m.Config.Data, 0o700); err != nil {
+		return fmt.Errorf("serve: data directory: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(m.AdminToken+"\n"), 0o600); err != nil {
+		return fmt.Errorf("serve: write admin token: %w", err)
+	}
+	return nil
+}
