@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"tollgate"
-	"tollgate/internal/failpoint"
 )
 
 // Memory holds (Options.MemoryHolds).
@@ -169,104 +168,71 @@ func (o probeOp) apply(s *state) (any, error) {
 	return nil, nil
 }
 
-// reserveMem is Reserve for a lot-funded hold with MemoryHolds on. The
-// first hold of an account the Service has not seen reads it through the
+// reserveMem is Reserve for a lot-funded hold with MemoryHolds on: the
+// rule (reserve) applied to the memory book under its lock. The first
+// hold of an account the Service has not seen reads it through the
 // committer, which publishes its balance.
 func (s *Service) reserveMem(ctx context.Context, r ReserveRequest) (Hold, error) {
-	if r.HoldID == "" || r.Account == "" || r.Amount <= 0 || r.TTL <= 0 {
-		return Hold{}, fail(tollgate.EINVALID, "ledger.Reserve", "hold id, account, a positive amount and a positive TTL are required")
-	}
-	h, known, err := s.mem.reserve(r, s.now())
-	if known {
-		return h, err
-	}
-	if _, err := s.batched(ctx, probeOp{r.Account}); err != nil {
+	if err := r.check(); err != nil {
 		return Hold{}, err
 	}
-	if h, known, err = s.mem.reserve(r, s.now()); !known {
-		return Hold{}, fmt.Errorf("ledger.Reserve: account %s read but not published", r.Account)
+	if !s.mem.knows(r.Account) {
+		if _, err := s.batched(ctx, probeOp{r.Account}); err != nil {
+			return Hold{}, err
+		}
 	}
-	return h, err
+	s.mem.mu.Lock()
+	defer s.mem.mu.Unlock()
+	h, err := reserve(memBook{s.mem}, r, s.now())
+	if err != nil {
+		return Hold{}, err
+	}
+	return *h, nil
 }
 
-// reserve makes the hold r asks for if the account's balance is known
-// here (known false: read it first).
-func (m *memHolds) reserve(r ReserveRequest, now time.Time) (h Hold, known bool, err error) {
-	const name = "ledger.Reserve"
+// knows reports whether the balance of account id is published here.
+func (m *memHolds) knows(id tollgate.AccountID) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	h, ok := m.gone[r.HoldID]
-	if mh, live := m.holds[r.HoldID]; live {
-		h, ok = mh.h, true
+	return m.accts[id] != nil
+}
+
+// memBook keeps holds in the single writer's memory; m.mu is held.
+type memBook struct{ m *memHolds }
+
+// lookup finds an active memory hold, or one that ended and is remembered.
+func (b memBook) lookup(id string) (*Hold, bool) {
+	if mh, ok := b.m.holds[id]; ok {
+		h := mh.h
+		return &h, true
 	}
-	if ok {
-		if h.Account != r.Account || h.Amount != r.Amount {
-			return Hold{}, true, fail(tollgate.ECONFLICT, name, "hold %s exists with other terms", r.HoldID)
-		}
-		return h, true, nil
-	}
-	a := m.accts[r.Account]
+	h, ok := b.m.gone[id]
+	return &h, ok
+}
+
+func (b memBook) balance(id tollgate.AccountID) (Account, tollgate.Credits, bool) {
+	a := b.m.accts[id]
 	if a == nil {
-		return Hold{}, false, nil
+		return Account{}, 0, false
 	}
-	if a.debt > 0 {
-		return Hold{}, true, fail(tollgate.EINSUFFICIENT, name, "account has %d credits of unpaid debt", a.debt)
-	}
-	avail := a.available()
-	check := avail
-	if failpoint.Mutant(failpoint.MutantHeldAvailable) {
-		check += a.held + a.memHeld
-	}
-	if check < r.Amount {
-		return Hold{}, true, fail(tollgate.EINSUFFICIENT, name, "need %d credits, %d available", r.Amount, avail)
-	}
-	h = Hold{ID: r.HoldID, Account: r.Account, Amount: r.Amount, Status: HoldActive,
-		CreatedAt: now, ExpiresAt: now.Add(r.TTL).Truncate(time.Microsecond)}
-	m.holds[h.ID] = &memHold{h: h}
-	a.memHeld += h.Amount
-	return h, true, nil
+	return Account{ID: id, Left: a.left, Held: a.held, Debt: a.debt}, a.memHeld, true
 }
 
-// memSettleOp writes a memory hold and settles it in one transaction.
+func (b memBook) keep(h Hold) (*Hold, error) {
+	if h.GrantID != "" {
+		// Reserve keeps grant-funded holds in the store.
+		return nil, fmt.Errorf("ledger.Reserve: hold %s: a memory hold is funded by lots", h.ID)
+	}
+	b.m.holds[h.ID] = &memHold{h: h}
+	b.m.accts[h.Account].memHeld += h.Amount
+	return &h, nil
+}
+
+// memSettleOp settles an active memory hold: a settleOp that writes the
+// hold, with hooks for the memory hold's end.
 type memSettleOp struct {
-	h Hold
-	m *memHolds
 	settleOp
-}
-
-// need does not look the hold up in the store: a memory hold is not there
-// until this op writes it (a repeated settle of it is a settleOp, see
-// settleFor).
-func (o memSettleOp) need(n *needs) {
-	n.usageIDs[o.requestID()] = true
-	n.accounts[o.h.Account], n.spendable[o.h.Account] = true, true
-}
-
-func (o memSettleOp) apply(s *state) (any, error) {
-	const name = "ledger.Settle"
-	if _, ok := s.holds[o.h.ID]; ok {
-		return o.settleOp.apply(s) // written earlier in this batch
-	}
-	a, ok := s.accounts[o.h.Account]
-	if !ok {
-		return nil, fail(tollgate.ENOTFOUND, name, "account %s not found", o.h.Account)
-	}
-	if o.r.Cost < 0 {
-		return nil, fail(tollgate.EINVALID, name, "hold id and a cost ≥ 0 are required")
-	}
-	if o.r.Usage.negativeCount() {
-		return nil, fail(tollgate.EINVALID, name, "token counts must not be negative")
-	}
-	// Refused here, before the hold is added: a settle that fails must
-	// not write the hold (the memory hold stays, to be settled or expire).
-	h := o.h
-	if err := o.refusal(s, &h); err != nil {
-		return nil, err
-	}
-	a.Held += h.Amount
-	s.touchAccount(a)
-	s.addHold(&h)
-	return o.settleOp.apply(s)
+	m *memHolds
 }
 
 // committed drops the memory hold once its settle is stored, under the
@@ -286,52 +252,40 @@ func (o memSettleOp) finish(r result) {
 	}
 	o.m.mu.Lock()
 	defer o.m.mu.Unlock()
-	if mh := o.m.holds[o.h.ID]; mh != nil {
+	if mh := o.m.holds[o.r.HoldID]; mh != nil {
 		mh.settling = false
 	}
 }
 
-// settleFor returns the op that settles r: a memSettleOp for a memory
-// hold (marking it settling), else a settleOp.
+// settleFor returns the op that settles r: for an active memory hold a
+// memSettleOp (marking the hold settling), for one released or expired a
+// settleOp that finds it so, else a settleOp of a stored hold.
 func (s *Service) settleFor(r SettleRequest) op {
 	if s.mem == nil {
-		return settleOp{r}
+		return settleOp{r: r}
 	}
 	s.mem.mu.Lock()
 	defer s.mem.mu.Unlock()
 	mh, ok := s.mem.holds[r.HoldID]
 	if !ok {
 		if h, gone := s.mem.gone[r.HoldID]; gone && h.Status != HoldSettled {
-			return goneOp{h, r.Cost}
+			return settleOp{r: r, mem: &h}
 		}
-		return settleOp{r}
+		return settleOp{r: r}
 	}
 	if mh.settling {
 		// A settle is queued before this one: the committer runs them in
 		// order, so this one finds the hold written (idempotent, or a
 		// conflict for another cost).
-		return settleOp{r}
+		return settleOp{r: r}
 	}
 	mh.settling = true
-	return memSettleOp{h: mh.h, m: s.mem, settleOp: settleOp{r}}
+	h := mh.h
+	return memSettleOp{settleOp: settleOp{r: r, mem: &h}, m: s.mem}
 }
 
-// goneOp refuses to settle a released or expired memory hold.
-type goneOp struct {
-	h    Hold
-	cost tollgate.Credits
-}
-
-func (goneOp) need(*needs) {}
-
-func (o goneOp) apply(*state) (any, error) {
-	if o.cost < 0 {
-		return nil, fail(tollgate.EINVALID, "ledger.Settle", "hold id and a cost ≥ 0 are required")
-	}
-	return nil, fail(tollgate.ECONFLICT, "ledger.Settle", "hold %s is already %s", o.h.ID, o.h.Status)
-}
-
-// releaseMem releases a memory hold; ok is false when id is not one.
+// releaseMem releases a memory hold; ok is false when id is not one (a
+// settled memory hold is stored: the store answers).
 func (s *Service) releaseMem(id string) (h Hold, ok bool, err error) {
 	if s.mem == nil {
 		return Hold{}, false, nil
@@ -339,14 +293,20 @@ func (s *Service) releaseMem(id string) (h Hold, ok bool, err error) {
 	m := s.mem
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if h, gone := m.gone[id]; gone && h.Status != HoldSettled {
-		return h, true, nil // settled: stored, the store answers
+	h, known := m.gone[id]
+	mh, live := m.holds[id]
+	if live {
+		h, known = mh.h, true
 	}
-	mh, ok := m.holds[id]
-	if !ok {
+	if !known || h.Status == HoldSettled {
 		return Hold{}, false, nil
 	}
-	if mh.settling {
+	if repeat, err := releaseStage(&h); err != nil {
+		return Hold{}, true, err
+	} else if repeat {
+		return h, true, nil
+	}
+	if live && mh.settling {
 		return Hold{}, true, fail(tollgate.ECONFLICT, "ledger.Release", "hold %s is being settled", id)
 	}
 	return m.bury(id, HoldReleased, s.now()), true, nil
@@ -363,7 +323,7 @@ func (s *Service) expireMem(now time.Time) int {
 	defer m.mu.Unlock()
 	n := 0
 	for id, mh := range m.holds {
-		if !mh.settling && !now.Before(mh.h.ExpiresAt) {
+		if !mh.settling && mh.h.due(now) {
 			m.bury(id, HoldExpired, now)
 			n++
 		}
