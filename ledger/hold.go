@@ -61,14 +61,20 @@ func (r ReserveRequest) repeat(h *Hold) (*Hold, error) {
 	return h, nil
 }
 
+// spendable is what account a can hold or give back now: left − held −
+// debt − what its memory holds keep (memHeld, 0 for stored holds).
+func spendable(a Account, memHeld tollgate.Credits) tollgate.Credits {
+	return a.Available() - memHeld
+}
+
 // admit is the availability rule every lot-funded hold passes: no unpaid
-// debt, and left − held − debt − memory holds ≥ amount.
+// debt, and spendable ≥ amount.
 func admit(a Account, memHeld, amount tollgate.Credits) error {
 	const name = "ledger.Reserve"
 	if err := debtFree(a); err != nil {
 		return err
 	}
-	avail := a.Available() - memHeld
+	avail := spendable(a, memHeld)
 	check := avail
 	if failpoint.Mutant(failpoint.MutantHeldAvailable) {
 		check += a.Held + memHeld

@@ -9,7 +9,9 @@ import (
 	"tollgate"
 )
 
-// Memory holds (Options.MemoryHolds).
+// Memory holds (Options.MemoryHolds): where a hold's record lives when
+// this Service is the store's one writer. The rules are hold.go's, the
+// same as for stored holds; this file is only the place (memBook).
 //
 // A lot-funded hold only guards the account's balance until its request
 // ends; written to the store it costs a transaction of its own before the
@@ -17,14 +19,15 @@ import (
 // every account's balance as last committed, so the same conditional
 // change can be made in memory:
 //
-//   - Reserve checks left − held − debt − (memory holds) ≥ amount under a
-//     mutex and records the hold in memory. The first Reserve of an account
+//   - Reserve applies reserve (left − held − debt − memory holds ≥ amount)
+//     to the memory book under a mutex. The first Reserve of an account
 //     reads it through the committer.
-//   - Settle writes the hold and its settle in one transaction (memSettleOp);
-//     after that transaction commits, the account's new balance is published
-//     and the memory hold dropped under the same lock, so no reader ever
-//     counts the hold twice or not at all. A failed settle keeps the hold,
-//     as a stored hold would stay active.
+//   - Settle is the stored settle (settleOp) with the hold written first,
+//     in the same transaction (memSettleOp); after that transaction
+//     commits, the account's new balance is published and the memory hold
+//     dropped under the same lock, so no reader ever counts the hold twice
+//     or not at all. A failed settle keeps the hold, as a stored hold
+//     would stay active.
 //   - Release and expiry only drop the memory hold: nothing was charged.
 //   - Every other change of an account (payments, refunds, grants) runs in
 //     the committer, in queue order, with the lock held from its reads to
@@ -57,10 +60,9 @@ type memAccount struct {
 	memHeld          tollgate.Credits
 }
 
-// available is what the account can spend now: Account.Available less
-// its memory holds.
-func (a *memAccount) available() tollgate.Credits {
-	return Account{Left: a.left, Held: a.held, Debt: a.debt}.Available() - a.memHeld
+// account is the account's balance as last committed.
+func (a *memAccount) account(id tollgate.AccountID) Account {
+	return Account{ID: id, Left: a.left, Held: a.held, Debt: a.debt}
 }
 
 type memHold struct {
@@ -215,7 +217,7 @@ func (b memBook) balance(id tollgate.AccountID) (Account, tollgate.Credits, bool
 	if a == nil {
 		return Account{}, 0, false
 	}
-	return Account{ID: id, Left: a.left, Held: a.held, Debt: a.debt}, a.memHeld, true
+	return a.account(id), a.memHeld, true
 }
 
 func (b memBook) keep(h Hold) (*Hold, error) {
@@ -357,5 +359,5 @@ func (s *Service) memBalance(id tollgate.AccountID) (credits, held, debt tollgat
 	if a == nil {
 		return 0, 0, 0, false
 	}
-	return a.available(), a.held + a.memHeld, a.debt, true
+	return spendable(a.account(id), a.memHeld), a.held + a.memHeld, a.debt, true
 }
