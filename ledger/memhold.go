@@ -178,25 +178,21 @@ func (s *Service) reserveMem(ctx context.Context, r ReserveRequest) (Hold, error
 	if err := r.check(); err != nil {
 		return Hold{}, err
 	}
-	if !s.mem.knows(r.Account) {
+	m := s.mem
+	m.mu.Lock()
+	if m.accts[r.Account] == nil {
+		m.mu.Unlock()
 		if _, err := s.batched(ctx, probeOp{r.Account}); err != nil {
 			return Hold{}, err
 		}
+		m.mu.Lock()
 	}
-	s.mem.mu.Lock()
-	defer s.mem.mu.Unlock()
-	h, err := reserve(memBook{s.mem}, r, s.now())
+	defer m.mu.Unlock()
+	h, err := reserve(memBook{m}, r, s.now())
 	if err != nil {
 		return Hold{}, err
 	}
 	return *h, nil
-}
-
-// knows reports whether the balance of account id is published here.
-func (m *memHolds) knows(id tollgate.AccountID) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.accts[id] != nil
 }
 
 // memBook keeps holds in the single writer's memory; m.mu is held.
@@ -205,11 +201,12 @@ type memBook struct{ m *memHolds }
 // lookup finds an active memory hold, or one that ended and is remembered.
 func (b memBook) lookup(id string) (*Hold, bool) {
 	if mh, ok := b.m.holds[id]; ok {
-		h := mh.h
+		return &mh.h, true
+	}
+	if h, ok := b.m.gone[id]; ok {
 		return &h, true
 	}
-	h, ok := b.m.gone[id]
-	return &h, ok
+	return nil, false
 }
 
 func (b memBook) balance(id tollgate.AccountID) (Account, tollgate.Credits, bool) {
@@ -225,9 +222,10 @@ func (b memBook) keep(h Hold) (*Hold, error) {
 		// Reserve keeps grant-funded holds in the store.
 		return nil, fmt.Errorf("ledger.Reserve: hold %s: a memory hold is funded by lots", h.ID)
 	}
-	b.m.holds[h.ID] = &memHold{h: h}
+	mh := &memHold{h: h}
+	b.m.holds[h.ID] = mh
 	b.m.accts[h.Account].memHeld += h.Amount
-	return &h, nil
+	return &mh.h, nil
 }
 
 // memSettleOp settles an active memory hold: a settleOp that writes the
