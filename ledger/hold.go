@@ -238,10 +238,11 @@ type SettleRequest struct {
 
 type settleOp struct {
 	r SettleRequest
-	// mem, when set, is the memory hold the settle is for: not in the
-	// store, unless a settle earlier in the batch wrote it; an active one
-	// is written by this settle, in its transaction.
-	mem *Hold
+	// mem, when its ID is set, is the memory hold the settle is for: not
+	// in the store, unless a settle earlier in the batch wrote it; an
+	// active one is written by this settle, in its transaction. (A value,
+	// not a pointer: one allocation per op, as for a stored hold.)
+	mem Hold
 }
 
 func (o settleOp) requestID() string {
@@ -257,7 +258,7 @@ func (o settleOp) requestID() string {
 func (o settleOp) need(n *needs) {
 	n.usageIDs[o.requestID()] = true
 	switch {
-	case o.mem == nil:
+	case o.mem.ID == "":
 		n.holdIDs[o.r.HoldID] = true
 	case o.mem.Status == HoldActive:
 		n.accounts[o.mem.Account], n.spendable[o.mem.Account] = true, true
@@ -273,8 +274,8 @@ func (o settleOp) apply(s *state) (any, error) {
 		return nil, fail(tollgate.EINVALID, name, "token counts must not be negative")
 	}
 	h, stored := s.holds[o.r.HoldID]
-	if !stored && o.mem != nil {
-		c := *o.mem
+	if !stored && o.mem.ID != "" {
+		c := o.mem
 		h = &c
 	}
 	if h == nil {

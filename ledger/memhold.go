@@ -203,10 +203,11 @@ func (b memBook) lookup(id string) (*Hold, bool) {
 	if mh, ok := b.m.holds[id]; ok {
 		return &mh.h, true
 	}
-	if h, ok := b.m.gone[id]; ok {
-		return &h, true
+	if _, ok := b.m.gone[id]; !ok {
+		return nil, false // (not h, ok := …: its h would go to the heap on every call)
 	}
-	return nil, false
+	h := b.m.gone[id]
+	return &h, true
 }
 
 func (b memBook) balance(id tollgate.AccountID) (Account, tollgate.Credits, bool) {
@@ -269,7 +270,7 @@ func (s *Service) settleFor(r SettleRequest) op {
 	mh, ok := s.mem.holds[r.HoldID]
 	if !ok {
 		if h, gone := s.mem.gone[r.HoldID]; gone && h.Status != HoldSettled {
-			return settleOp{r: r, mem: &h}
+			return settleOp{r: r, mem: h}
 		}
 		return settleOp{r: r}
 	}
@@ -280,8 +281,7 @@ func (s *Service) settleFor(r SettleRequest) op {
 		return settleOp{r: r}
 	}
 	mh.settling = true
-	h := mh.h
-	return memSettleOp{settleOp: settleOp{r: r, mem: &h}, m: s.mem}
+	return memSettleOp{settleOp: settleOp{r: r, mem: mh.h}, m: s.mem}
 }
 
 // releaseMem releases a memory hold; ok is false when id is not one (a
