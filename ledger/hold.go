@@ -24,6 +24,174 @@ type ReserveRequest struct {
 	TTL time.Duration
 }
 
+// The rules of a hold's life (reserve, settle, release, expire, and the
+// answers to repeats) are written once, below, for both places a hold's
+// record lives: a row in the store, which every instance sees (PostgreSQL,
+// and every hold funded by a provisional grant), or the memory of the
+// store's single writer (Options.MemoryHolds, SQLite; see memhold.go),
+// until its settle writes it. The place is a holdBook.
+
+// holdBook is where the records of a Service's holds live: the rows loaded
+// in a transaction (stateBook) or the single writer's memory (memBook).
+type holdBook interface {
+	// lookup returns the hold named id, if the book has it.
+	lookup(id string) (*Hold, bool)
+	// balance returns the account as last committed and the credits its
+	// memory holds keep; ok is false when the book does not know it.
+	balance(id tollgate.AccountID) (a Account, memHeld tollgate.Credits, ok bool)
+	// keep records h, a new active hold that reserve admitted, as holding
+	// h.Amount of what funds it, and returns the record.
+	keep(h Hold) (*Hold, error)
+}
+
+// check refuses a ReserveRequest that is not well formed.
+func (r ReserveRequest) check() error {
+	if r.HoldID == "" || r.Account == "" || r.Amount <= 0 || r.TTL <= 0 {
+		return fail(tollgate.EINVALID, "ledger.Reserve", "hold id, account, a positive amount and a positive TTL are required")
+	}
+	return nil
+}
+
+// repeat answers a Reserve whose hold id names h already: h itself when
+// the terms are the same (idempotent), else a conflict.
+func (r ReserveRequest) repeat(h *Hold) (*Hold, error) {
+	if h.Account != r.Account || h.Amount != r.Amount || h.GrantID != r.GrantID {
+		return nil, fail(tollgate.ECONFLICT, "ledger.Reserve", "hold %s exists with other terms", r.HoldID)
+	}
+	return h, nil
+}
+
+// spendable is what account a can hold or give back now: left − held −
+// debt − what its memory holds keep (memHeld, 0 for stored holds).
+func spendable(a Account, memHeld tollgate.Credits) tollgate.Credits {
+	return a.Available() - memHeld
+}
+
+// admit is the availability rule every lot-funded hold passes: no unpaid
+// debt, and spendable ≥ amount.
+func admit(a Account, memHeld, amount tollgate.Credits) error {
+	const name = "ledger.Reserve"
+	if err := debtFree(a); err != nil {
+		return err
+	}
+	avail := spendable(a, memHeld)
+	check := avail
+	if failpoint.Mutant(failpoint.MutantHeldAvailable) {
+		check += a.Held + memHeld
+	}
+	if check < amount {
+		return fail(tollgate.EINSUFFICIENT, name, "need %d credits, %d available", amount, avail)
+	}
+	return nil
+}
+
+// debtFree refuses a new hold of an account with unpaid debt.
+func debtFree(a Account) error {
+	if a.Debt > 0 {
+		return fail(tollgate.EINSUFFICIENT, "ledger.Reserve", "account has %d credits of unpaid debt", a.Debt)
+	}
+	return nil
+}
+
+// reserve is Reserve's rule, wherever the hold's record lives: a repeat
+// answers as the hold found; a new hold needs a known account without
+// debt, and available credit (lot-funded) or the grant's room (checked by
+// the book that keeps it).
+func reserve(b holdBook, r ReserveRequest, now time.Time) (*Hold, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	if h, ok := b.lookup(r.HoldID); ok {
+		return r.repeat(h)
+	}
+	a, memHeld, ok := b.balance(r.Account)
+	if !ok {
+		return nil, fail(tollgate.ENOTFOUND, "ledger.Reserve", "account %s not found", r.Account)
+	}
+	if r.GrantID != "" {
+		if err := debtFree(a); err != nil {
+			return nil, err
+		}
+	} else if err := admit(a, memHeld, r.Amount); err != nil {
+		return nil, err
+	}
+	return b.keep(Hold{ID: r.HoldID, Account: r.Account, GrantID: r.GrantID, Amount: r.Amount,
+		Status: HoldActive, CreatedAt: now, ExpiresAt: now.Add(r.TTL).Truncate(time.Microsecond)})
+}
+
+// settleStage answers a Settle at cost of hold h by h's status alone:
+// repeat when h is settled at that cost already (the answer is h), a
+// conflict when it ended otherwise; neither when h is active.
+func settleStage(h *Hold, cost tollgate.Credits) (repeat bool, err error) {
+	switch {
+	case h.Status == HoldSettled && h.Cost == cost:
+		return true, nil
+	case h.Status != HoldActive:
+		return false, fail(tollgate.ECONFLICT, "ledger.Settle", "hold %s is already %s", h.ID, h.Status)
+	}
+	return false, nil
+}
+
+// releaseStage answers a Release of hold h by h's status alone: repeat
+// when h was released or expired (the answer is h), a conflict when it
+// was settled; neither when h is active.
+func releaseStage(h *Hold) (repeat bool, err error) {
+	switch h.Status {
+	case HoldReleased, HoldExpired:
+		return true, nil
+	case HoldSettled:
+		return false, fail(tollgate.ECONFLICT, "ledger.Release", "hold %s is already settled", h.ID)
+	}
+	return false, nil
+}
+
+// due reports whether h is active and expired at now.
+func (h *Hold) due(now time.Time) bool { return h.Status == HoldActive && !now.Before(h.ExpiresAt) }
+
+// stateBook keeps holds as rows of the transaction's state.
+type stateBook struct{ s *state }
+
+func (b stateBook) lookup(id string) (*Hold, bool) {
+	h, ok := b.s.holds[id]
+	return h, ok
+}
+
+func (b stateBook) balance(id tollgate.AccountID) (Account, tollgate.Credits, bool) {
+	a, ok := b.s.accounts[id]
+	if !ok {
+		return Account{}, 0, false
+	}
+	return *a, b.s.memHeld[id], true
+}
+
+// keep adds the hold's row, holding its amount on the account, or on its
+// provisional grant when the grant is live and has room.
+func (b stateBook) keep(h Hold) (*Hold, error) {
+	const name = "ledger.Reserve"
+	s := b.s
+	if h.GrantID == "" {
+		a := s.accounts[h.Account]
+		a.Held += h.Amount
+		s.touchAccount(a)
+		s.addHold(&h)
+		return &h, nil
+	}
+	g, ok := s.grants[h.GrantID]
+	if !ok || g.Account != h.Account {
+		return nil, fail(tollgate.ENOTFOUND, name, "provisional grant %s not found", h.GrantID)
+	}
+	if g.Status != GrantLive || !s.now.Before(g.ExpiresAt) {
+		return nil, fail(tollgate.ECONFLICT, name, "provisional grant %s is no longer live", h.GrantID)
+	}
+	if room := g.Cap - g.Used - g.Held; room < h.Amount {
+		return nil, fail(tollgate.EINSUFFICIENT, name, "need %d credits, provisional allowance has %d", h.Amount, room)
+	}
+	g.Held += h.Amount
+	s.touchGrant(g)
+	s.addHold(&h)
+	return &h, nil
+}
+
 type reserveOp struct{ r ReserveRequest }
 
 func (o reserveOp) need(n *needs) {
@@ -35,52 +203,10 @@ func (o reserveOp) need(n *needs) {
 }
 
 func (o reserveOp) apply(s *state) (any, error) {
-	const name = "ledger.Reserve"
-	r := o.r
-	if r.HoldID == "" || r.Account == "" || r.Amount <= 0 || r.TTL <= 0 {
-		return nil, fail(tollgate.EINVALID, name, "hold id, account, a positive amount and a positive TTL are required")
+	h, err := reserve(stateBook{s}, o.r, s.now)
+	if err != nil {
+		return nil, err
 	}
-	if h, ok := s.holds[r.HoldID]; ok {
-		if h.Account != r.Account || h.Amount != r.Amount || h.GrantID != r.GrantID {
-			return nil, fail(tollgate.ECONFLICT, name, "hold %s exists with other terms", r.HoldID)
-		}
-		return h, nil
-	}
-	a, ok := s.accounts[r.Account]
-	if !ok {
-		return nil, fail(tollgate.ENOTFOUND, name, "account %s not found", r.Account)
-	}
-	if a.Debt > 0 {
-		return nil, fail(tollgate.EINSUFFICIENT, name, "account has %d credits of unpaid debt", a.Debt)
-	}
-	h := &Hold{ID: r.HoldID, Account: r.Account, GrantID: r.GrantID, Amount: r.Amount,
-		Status: HoldActive, CreatedAt: s.now, ExpiresAt: s.now.Add(r.TTL).Truncate(time.Microsecond)}
-	if r.GrantID == "" {
-		avail := s.available(a)
-		if failpoint.Mutant(failpoint.MutantHeldAvailable) {
-			avail += a.Held
-		}
-		if avail < r.Amount {
-			return nil, fail(tollgate.EINSUFFICIENT, name, "need %d credits, %d available", r.Amount, s.available(a))
-		}
-		a.Held += r.Amount
-		s.touchAccount(a)
-		s.addHold(h)
-		return h, nil
-	}
-	g, ok := s.grants[r.GrantID]
-	if !ok || g.Account != r.Account {
-		return nil, fail(tollgate.ENOTFOUND, name, "provisional grant %s not found", r.GrantID)
-	}
-	if g.Status != GrantLive || !s.now.Before(g.ExpiresAt) {
-		return nil, fail(tollgate.ECONFLICT, name, "provisional grant %s is no longer live", r.GrantID)
-	}
-	if room := g.Cap - g.Used - g.Held; room < r.Amount {
-		return nil, fail(tollgate.EINSUFFICIENT, name, "need %d credits, provisional allowance has %d", r.Amount, room)
-	}
-	g.Held += r.Amount
-	s.touchGrant(g)
-	s.addHold(h)
 	return h, nil
 }
 
@@ -110,7 +236,14 @@ type SettleRequest struct {
 	Usage Usage
 }
 
-type settleOp struct{ r SettleRequest }
+type settleOp struct {
+	r SettleRequest
+	// mem, when its ID is set, is the memory hold the settle is for: not
+	// in the store, unless a settle earlier in the batch wrote it; an
+	// active one is written by this settle, in its transaction. (A value,
+	// not a pointer: one allocation per op, as for a stored hold.)
+	mem Hold
+}
 
 func (o settleOp) requestID() string {
 	if o.r.Usage.RequestID != "" {
@@ -119,9 +252,17 @@ func (o settleOp) requestID() string {
 	return o.r.HoldID
 }
 
+// need does not look a memory hold up in the store: it is not there until
+// its settle writes it (a settle queued behind that one has no mem, see
+// settleFor).
 func (o settleOp) need(n *needs) {
-	n.holdIDs[o.r.HoldID] = true
 	n.usageIDs[o.requestID()] = true
+	switch {
+	case o.mem.ID == "":
+		n.holdIDs[o.r.HoldID] = true
+	case o.mem.Status == HoldActive:
+		n.accounts[o.mem.Account], n.spendable[o.mem.Account] = true, true
+	}
 }
 
 func (o settleOp) apply(s *state) (any, error) {
@@ -132,15 +273,18 @@ func (o settleOp) apply(s *state) (any, error) {
 	if o.r.Usage.negativeCount() {
 		return nil, fail(tollgate.EINVALID, name, "token counts must not be negative")
 	}
-	h, ok := s.holds[o.r.HoldID]
-	if !ok {
+	h, stored := s.holds[o.r.HoldID]
+	if !stored && o.mem.ID != "" {
+		c := o.mem
+		h = &c
+	}
+	if h == nil {
 		return nil, fail(tollgate.ENOTFOUND, name, "hold %s not found", o.r.HoldID)
 	}
-	switch {
-	case h.Status == HoldSettled && h.Cost == o.r.Cost:
+	if repeat, err := settleStage(h, o.r.Cost); err != nil {
+		return nil, err
+	} else if repeat {
 		return h, nil
-	case h.Status != HoldActive:
-		return nil, fail(tollgate.ECONFLICT, name, "hold %s is already %s", h.ID, h.Status)
 	}
 	if err := o.refusal(s, h); err != nil {
 		return nil, err
@@ -148,6 +292,13 @@ func (o settleOp) apply(s *state) (any, error) {
 	a, ok := s.accounts[h.Account]
 	if !ok {
 		return nil, fmt.Errorf("%s: hold %s: account %s missing", name, h.ID, h.Account)
+	}
+	if !stored {
+		// A memory hold becomes a row holding its amount, and is settled
+		// with it: nothing is written when the settle is refused, above.
+		a.Held += h.Amount
+		s.touchAccount(a)
+		s.addHold(h)
 	}
 	s.resolve(h, a, HoldSettled, o.r.Cost)
 	u := o.r.Usage
@@ -242,11 +393,10 @@ func (o releaseOp) apply(s *state) (any, error) {
 	if !ok {
 		return nil, fail(tollgate.ENOTFOUND, name, "hold %s not found", o.id)
 	}
-	switch h.Status {
-	case HoldReleased, HoldExpired:
+	if repeat, err := releaseStage(h); err != nil {
+		return nil, err
+	} else if repeat {
 		return h, nil
-	case HoldSettled:
-		return nil, fail(tollgate.ECONFLICT, name, "hold %s is already settled", h.ID)
 	}
 	a, ok := s.accounts[h.Account]
 	if !ok {
@@ -280,7 +430,7 @@ func (o expireOp) need(n *needs) { n.expiredAt, n.expireMax = o.at, o.limit }
 
 func (o expireOp) apply(s *state) (any, error) {
 	for _, h := range s.expired {
-		if h.Status != HoldActive {
+		if !h.due(o.at) {
 			continue
 		}
 		s.resolve(h, s.accounts[h.Account], HoldExpired, 0)

@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"tollgate"
-	"tollgate/internal/failpoint"
 )
 
-// Memory holds (Options.MemoryHolds).
+// Memory holds (Options.MemoryHolds): where a hold's record lives when
+// this Service is the store's one writer. The rules are hold.go's, the
+// same as for stored holds; this file is only the place (memBook).
 //
 // A lot-funded hold only guards the account's balance until its request
 // ends; written to the store it costs a transaction of its own before the
@@ -18,14 +19,15 @@ import (
 // every account's balance as last committed, so the same conditional
 // change can be made in memory:
 //
-//   - Reserve checks left − held − debt − (memory holds) ≥ amount under a
-//     mutex and records the hold in memory. The first Reserve of an account
+//   - Reserve applies reserve (left − held − debt − memory holds ≥ amount)
+//     to the memory book under a mutex. The first Reserve of an account
 //     reads it through the committer.
-//   - Settle writes the hold and its settle in one transaction (memSettleOp);
-//     after that transaction commits, the account's new balance is published
-//     and the memory hold dropped under the same lock, so no reader ever
-//     counts the hold twice or not at all. A failed settle keeps the hold,
-//     as a stored hold would stay active.
+//   - Settle is the stored settle (settleOp) with the hold written first,
+//     in the same transaction (memSettleOp); after that transaction
+//     commits, the account's new balance is published and the memory hold
+//     dropped under the same lock, so no reader ever counts the hold twice
+//     or not at all. A failed settle keeps the hold, as a stored hold
+//     would stay active.
 //   - Release and expiry only drop the memory hold: nothing was charged.
 //   - Every other change of an account (payments, refunds, grants) runs in
 //     the committer, in queue order, with the lock held from its reads to
@@ -58,10 +60,9 @@ type memAccount struct {
 	memHeld          tollgate.Credits
 }
 
-// available is what the account can spend now: Account.Available less
-// its memory holds.
-func (a *memAccount) available() tollgate.Credits {
-	return Account{Left: a.left, Held: a.held, Debt: a.debt}.Available() - a.memHeld
+// account is the account's balance as last committed.
+func (a *memAccount) account(id tollgate.AccountID) Account {
+	return Account{ID: id, Left: a.left, Held: a.held, Debt: a.debt}
 }
 
 type memHold struct {
@@ -169,104 +170,70 @@ func (o probeOp) apply(s *state) (any, error) {
 	return nil, nil
 }
 
-// reserveMem is Reserve for a lot-funded hold with MemoryHolds on. The
-// first hold of an account the Service has not seen reads it through the
+// reserveMem is Reserve for a lot-funded hold with MemoryHolds on: the
+// rule (reserve) applied to the memory book under its lock. The first
+// hold of an account the Service has not seen reads it through the
 // committer, which publishes its balance.
 func (s *Service) reserveMem(ctx context.Context, r ReserveRequest) (Hold, error) {
-	if r.HoldID == "" || r.Account == "" || r.Amount <= 0 || r.TTL <= 0 {
-		return Hold{}, fail(tollgate.EINVALID, "ledger.Reserve", "hold id, account, a positive amount and a positive TTL are required")
-	}
-	h, known, err := s.mem.reserve(r, s.now())
-	if known {
-		return h, err
-	}
-	if _, err := s.batched(ctx, probeOp{r.Account}); err != nil {
+	if err := r.check(); err != nil {
 		return Hold{}, err
 	}
-	if h, known, err = s.mem.reserve(r, s.now()); !known {
-		return Hold{}, fmt.Errorf("ledger.Reserve: account %s read but not published", r.Account)
-	}
-	return h, err
-}
-
-// reserve makes the hold r asks for if the account's balance is known
-// here (known false: read it first).
-func (m *memHolds) reserve(r ReserveRequest, now time.Time) (h Hold, known bool, err error) {
-	const name = "ledger.Reserve"
+	m := s.mem
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	h, ok := m.gone[r.HoldID]
-	if mh, live := m.holds[r.HoldID]; live {
-		h, ok = mh.h, true
-	}
-	if ok {
-		if h.Account != r.Account || h.Amount != r.Amount {
-			return Hold{}, true, fail(tollgate.ECONFLICT, name, "hold %s exists with other terms", r.HoldID)
+	if m.accts[r.Account] == nil {
+		m.mu.Unlock()
+		if _, err := s.batched(ctx, probeOp{r.Account}); err != nil {
+			return Hold{}, err
 		}
-		return h, true, nil
+		m.mu.Lock()
 	}
-	a := m.accts[r.Account]
+	defer m.mu.Unlock()
+	h, err := reserve(memBook{m}, r, s.now())
+	if err != nil {
+		return Hold{}, err
+	}
+	return *h, nil
+}
+
+// memBook keeps holds in the single writer's memory; m.mu is held.
+type memBook struct{ m *memHolds }
+
+// lookup finds an active memory hold, or one that ended and is remembered.
+func (b memBook) lookup(id string) (*Hold, bool) {
+	if mh, ok := b.m.holds[id]; ok {
+		return &mh.h, true
+	}
+	if _, ok := b.m.gone[id]; !ok {
+		return nil, false // (not h, ok := …: its h would go to the heap on every call)
+	}
+	h := b.m.gone[id]
+	return &h, true
+}
+
+func (b memBook) balance(id tollgate.AccountID) (Account, tollgate.Credits, bool) {
+	a := b.m.accts[id]
 	if a == nil {
-		return Hold{}, false, nil
+		return Account{}, 0, false
 	}
-	if a.debt > 0 {
-		return Hold{}, true, fail(tollgate.EINSUFFICIENT, name, "account has %d credits of unpaid debt", a.debt)
-	}
-	avail := a.available()
-	check := avail
-	if failpoint.Mutant(failpoint.MutantHeldAvailable) {
-		check += a.held + a.memHeld
-	}
-	if check < r.Amount {
-		return Hold{}, true, fail(tollgate.EINSUFFICIENT, name, "need %d credits, %d available", r.Amount, avail)
-	}
-	h = Hold{ID: r.HoldID, Account: r.Account, Amount: r.Amount, Status: HoldActive,
-		CreatedAt: now, ExpiresAt: now.Add(r.TTL).Truncate(time.Microsecond)}
-	m.holds[h.ID] = &memHold{h: h}
-	a.memHeld += h.Amount
-	return h, true, nil
+	return a.account(id), a.memHeld, true
 }
 
-// memSettleOp writes a memory hold and settles it in one transaction.
+func (b memBook) keep(h Hold) (*Hold, error) {
+	if h.GrantID != "" {
+		// Reserve keeps grant-funded holds in the store.
+		return nil, fmt.Errorf("ledger.Reserve: hold %s: a memory hold is funded by lots", h.ID)
+	}
+	mh := &memHold{h: h}
+	b.m.holds[h.ID] = mh
+	b.m.accts[h.Account].memHeld += h.Amount
+	return &mh.h, nil
+}
+
+// memSettleOp settles an active memory hold: a settleOp that writes the
+// hold, with hooks for the memory hold's end.
 type memSettleOp struct {
-	h Hold
-	m *memHolds
 	settleOp
-}
-
-// need does not look the hold up in the store: a memory hold is not there
-// until this op writes it (a repeated settle of it is a settleOp, see
-// settleFor).
-func (o memSettleOp) need(n *needs) {
-	n.usageIDs[o.requestID()] = true
-	n.accounts[o.h.Account], n.spendable[o.h.Account] = true, true
-}
-
-func (o memSettleOp) apply(s *state) (any, error) {
-	const name = "ledger.Settle"
-	if _, ok := s.holds[o.h.ID]; ok {
-		return o.settleOp.apply(s) // written earlier in this batch
-	}
-	a, ok := s.accounts[o.h.Account]
-	if !ok {
-		return nil, fail(tollgate.ENOTFOUND, name, "account %s not found", o.h.Account)
-	}
-	if o.r.Cost < 0 {
-		return nil, fail(tollgate.EINVALID, name, "hold id and a cost ≥ 0 are required")
-	}
-	if o.r.Usage.negativeCount() {
-		return nil, fail(tollgate.EINVALID, name, "token counts must not be negative")
-	}
-	// Refused here, before the hold is added: a settle that fails must
-	// not write the hold (the memory hold stays, to be settled or expire).
-	h := o.h
-	if err := o.refusal(s, &h); err != nil {
-		return nil, err
-	}
-	a.Held += h.Amount
-	s.touchAccount(a)
-	s.addHold(&h)
-	return o.settleOp.apply(s)
+	m *memHolds
 }
 
 // committed drops the memory hold once its settle is stored, under the
@@ -286,52 +253,39 @@ func (o memSettleOp) finish(r result) {
 	}
 	o.m.mu.Lock()
 	defer o.m.mu.Unlock()
-	if mh := o.m.holds[o.h.ID]; mh != nil {
+	if mh := o.m.holds[o.r.HoldID]; mh != nil {
 		mh.settling = false
 	}
 }
 
-// settleFor returns the op that settles r: a memSettleOp for a memory
-// hold (marking it settling), else a settleOp.
+// settleFor returns the op that settles r: for an active memory hold a
+// memSettleOp (marking the hold settling), for one released or expired a
+// settleOp that finds it so, else a settleOp of a stored hold.
 func (s *Service) settleFor(r SettleRequest) op {
 	if s.mem == nil {
-		return settleOp{r}
+		return settleOp{r: r}
 	}
 	s.mem.mu.Lock()
 	defer s.mem.mu.Unlock()
 	mh, ok := s.mem.holds[r.HoldID]
 	if !ok {
 		if h, gone := s.mem.gone[r.HoldID]; gone && h.Status != HoldSettled {
-			return goneOp{h, r.Cost}
+			return settleOp{r: r, mem: h}
 		}
-		return settleOp{r}
+		return settleOp{r: r}
 	}
 	if mh.settling {
 		// A settle is queued before this one: the committer runs them in
 		// order, so this one finds the hold written (idempotent, or a
 		// conflict for another cost).
-		return settleOp{r}
+		return settleOp{r: r}
 	}
 	mh.settling = true
-	return memSettleOp{h: mh.h, m: s.mem, settleOp: settleOp{r}}
+	return memSettleOp{settleOp: settleOp{r: r, mem: mh.h}, m: s.mem}
 }
 
-// goneOp refuses to settle a released or expired memory hold.
-type goneOp struct {
-	h    Hold
-	cost tollgate.Credits
-}
-
-func (goneOp) need(*needs) {}
-
-func (o goneOp) apply(*state) (any, error) {
-	if o.cost < 0 {
-		return nil, fail(tollgate.EINVALID, "ledger.Settle", "hold id and a cost ≥ 0 are required")
-	}
-	return nil, fail(tollgate.ECONFLICT, "ledger.Settle", "hold %s is already %s", o.h.ID, o.h.Status)
-}
-
-// releaseMem releases a memory hold; ok is false when id is not one.
+// releaseMem releases a memory hold; ok is false when id is not one (a
+// settled memory hold is stored: the store answers).
 func (s *Service) releaseMem(id string) (h Hold, ok bool, err error) {
 	if s.mem == nil {
 		return Hold{}, false, nil
@@ -339,14 +293,20 @@ func (s *Service) releaseMem(id string) (h Hold, ok bool, err error) {
 	m := s.mem
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if h, gone := m.gone[id]; gone && h.Status != HoldSettled {
-		return h, true, nil // settled: stored, the store answers
+	h, known := m.gone[id]
+	mh, live := m.holds[id]
+	if live {
+		h, known = mh.h, true
 	}
-	mh, ok := m.holds[id]
-	if !ok {
+	if !known || h.Status == HoldSettled {
 		return Hold{}, false, nil
 	}
-	if mh.settling {
+	if repeat, err := releaseStage(&h); err != nil {
+		return Hold{}, true, err
+	} else if repeat {
+		return h, true, nil
+	}
+	if live && mh.settling {
 		return Hold{}, true, fail(tollgate.ECONFLICT, "ledger.Release", "hold %s is being settled", id)
 	}
 	return m.bury(id, HoldReleased, s.now()), true, nil
@@ -363,7 +323,7 @@ func (s *Service) expireMem(now time.Time) int {
 	defer m.mu.Unlock()
 	n := 0
 	for id, mh := range m.holds {
-		if !mh.settling && !now.Before(mh.h.ExpiresAt) {
+		if !mh.settling && mh.h.due(now) {
 			m.bury(id, HoldExpired, now)
 			n++
 		}
@@ -397,5 +357,5 @@ func (s *Service) memBalance(id tollgate.AccountID) (credits, held, debt tollgat
 	if a == nil {
 		return 0, 0, 0, false
 	}
-	return a.available(), a.held + a.memHeld, a.debt, true
+	return spendable(a.account(id), a.memHeld), a.held + a.memHeld, a.debt, true
 }

@@ -230,7 +230,7 @@ func (s *state) loadAccountsAndLots(ctx context.Context, tx ReadTx, n *needs) er
 
 // available is what the account can spend or give back now: its
 // available credit less what memory holds keep.
-func (s *state) available(a *Account) tollgate.Credits { return a.Available() - s.memHeld[a.ID] }
+func (s *state) available(a *Account) tollgate.Credits { return spendable(*a, s.memHeld[a.ID]) }
 
 // touch marks a loaded row as changed so flush writes it.
 func (s *state) touchAccount(a *Account) {
