@@ -44,6 +44,7 @@ import (
 	"tollgate/kv"
 	kvredis "tollgate/kv/redis"
 	"tollgate/ledger"
+	"tollgate/metering"
 	"tollgate/payment"
 	"tollgate/pricing"
 	"tollgate/store/postgres"
@@ -561,7 +562,7 @@ func (m *Main) openGateway(led *ledger.Service, reg prometheus.Registerer, limit
 	}
 	metrics := gateway.NewMetrics(reg)
 	opts := gateway.Options{
-		Meter: &httpapi.Meter{Ledger: led, SettleLater: true, Logger: m.log}, Pricer: httpapi.Pricer{P: pricer}, Logger: m.log,
+		Meter: &metering.Meter{Ledger: led, SettleLater: true, Logger: m.log}, Pricer: metering.Pricer{P: pricer}, Logger: m.log,
 		Observer:  metrics,
 		RequestID: func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
 	}
@@ -581,7 +582,7 @@ func (m *Main) openGateway(led *ledger.Service, reg prometheus.Registerer, limit
 	// without their own.
 	limits := gateway.NewLimits(limiter, reg)
 	limits.Logger = m.log
-	opts.Admitter = &httpapi.KeyAdmitter{Limits: limits, DefaultRPM: m.Config.RateLimit}
+	opts.Admitter = &metering.KeyAdmitter{Limits: limits, DefaultRPM: m.Config.RateLimit}
 	if n := m.Config.RateLimit; n > 0 {
 		desc += fmt.Sprintf("; %d requests/minute per API key by default", n)
 	}
@@ -702,7 +703,7 @@ func (m *Main) checkout(pay *payment.Service, led *ledger.Service, pricer *prici
 		Sandbox: m.Sim != nil, Orders: webadapt.Orders{Payments: pay}, Refunder: webadapt.Orders{Payments: pay},
 		Accounts: webadapt.Accounts{Ledger: led}, Catalog: webadapt.Catalog{Pricer: pricer}, Logger: m.log,
 		Account: func(r *http.Request) (tollgate.AccountID, error) {
-			c, ok := httpapi.CallerFrom(r.Context())
+			c, ok := tollgate.CallerFrom(r.Context())
 			switch {
 			case !ok:
 				return "", tollgate.Errorf(tollgate.EUNAUTHORIZED, "an API key is required")
