@@ -72,8 +72,8 @@ func (s *Server) authenticate(r *http.Request) (tollgate.Caller, error) {
 
 // WithAuth authenticates every request before next and puts the caller in
 // the context (tollgate.WithCaller), for the handlers here and the
-// gateway's. A missing or bad credential is
-// answered 401 in OpenAI's shape with a WWW-Authenticate header.
+// gateway's. A missing or bad credential is answered 401 in OpenAI's shape
+// with a WWW-Authenticate header.
 func (s *Server) WithAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := s.authenticate(r)
