@@ -1,5 +1,6 @@
 // Package tollgate holds the small shared vocabulary of the service: money
-// units, account identifiers and the domain error type. It imports nothing
+// units, account identifiers, the caller of a request with its key's
+// limits (caller.go) and the domain error type. It imports nothing
 // internal, so every other package can depend on it.
 package tollgate
 

@@ -50,8 +50,9 @@ type Key struct {
 	CreatedAt time.Time
 	// RevokedAt is when the key was revoked; zero while it is valid.
 	RevokedAt time.Time
-	// Limits are the key's allowed models, rates and expiry.
-	Limits Limits
+	// Limits are the key's allowed models, rates, expiry and bounds per
+	// request.
+	Limits tollgate.KeyLimits
 }
 
 // Store keeps API keys. Implementations: *sqlite.Store, *postgres.Store;
@@ -173,13 +174,13 @@ func (s *Service) random(n int) ([]byte, error) {
 // without limits. The plaintext key is in the result only. Errors: those
 // of the ledger and the store.
 func (s *Service) CreateAccount(ctx context.Context) (Created, error) {
-	return s.CreateAccountWithLimits(ctx, Limits{})
+	return s.CreateAccountWithLimits(ctx, tollgate.KeyLimits{})
 }
 
 // CreateAccountWithLimits is CreateAccount whose first key carries l.
 // Errors: EINVALID (l, checked before anything is made), those of the
 // ledger and the store.
-func (s *Service) CreateAccountWithLimits(ctx context.Context, l Limits) (Created, error) {
+func (s *Service) CreateAccountWithLimits(ctx context.Context, l tollgate.KeyLimits) (Created, error) {
 	if err := l.Validate(s.now()); err != nil {
 		return Created{}, err
 	}
@@ -201,7 +202,7 @@ func (s *Service) CreateAccountWithLimits(ctx context.Context, l Limits) (Create
 // NewKey makes and stores a new key with limits l for an existing account
 // and returns the plaintext, which is not kept. Errors: EINVALID (l),
 // ENOTFOUND (account), ECONFLICT.
-func (s *Service) NewKey(ctx context.Context, account tollgate.AccountID, l Limits) (string, Key, error) {
+func (s *Service) NewKey(ctx context.Context, account tollgate.AccountID, l tollgate.KeyLimits) (string, Key, error) {
 	if err := l.Validate(s.now()); err != nil {
 		return "", Key{}, err
 	}

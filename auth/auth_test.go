@@ -124,37 +124,11 @@ func TestTokenEqual(t *testing.T) {
 	}
 }
 
-func TestLimitsValidate(t *testing.T) {
-	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		name string
-		l    auth.Limits
-		ok   bool
-	}{
-		{"Zero", auth.Limits{}, true},
-		{"All", auth.Limits{Models: []string{"a", "b"}, RequestsPerMinute: 5, TokensPerMinute: 100, ExpiresAt: now.Add(time.Second)}, true},
-		{"ErrNegativeRPM", auth.Limits{RequestsPerMinute: -1}, false},
-		{"ErrNegativeTPM", auth.Limits{TokensPerMinute: -1}, false},
-		{"ErrHugeRPM", auth.Limits{RequestsPerMinute: auth.MaxRate + 1}, false},
-		{"ErrHugeTPM", auth.Limits{TokensPerMinute: auth.MaxRate + 1}, false},
-		{"ErrExpiresNow", auth.Limits{ExpiresAt: now}, false},
-		{"ErrEmptyModel", auth.Limits{Models: []string{""}}, false},
-		{"ErrRepeatedModel", auth.Limits{Models: []string{"a", "a"}}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := tc.l.Validate(now)
-			if tc.ok != (err == nil) || (err != nil && tollgate.ErrorCode(err) != tollgate.EINVALID) {
-				t.Fatalf("Validate(%+v) = %v", tc.l, err)
-			}
-		})
-	}
-}
-
 func TestExpiredKeyIsRefused(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	st := &memStore{}
 	s := &auth.Service{Store: st, Accounts: &accounts{}, Now: func() time.Time { return now }}
-	c, err := s.CreateAccountWithLimits(context.Background(), auth.Limits{ExpiresAt: now.Add(time.Minute)})
+	c, err := s.CreateAccountWithLimits(context.Background(), tollgate.KeyLimits{ExpiresAt: now.Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +141,7 @@ func TestExpiredKeyIsRefused(t *testing.T) {
 	}
 	acc := &accounts{}
 	s.Accounts = acc
-	if _, err := s.CreateAccountWithLimits(context.Background(), auth.Limits{RequestsPerMinute: -1}); tollgate.ErrorCode(err) != tollgate.EINVALID || len(acc.made) != 0 {
+	if _, err := s.CreateAccountWithLimits(context.Background(), tollgate.KeyLimits{RequestsPerMinute: -1}); tollgate.ErrorCode(err) != tollgate.EINVALID || len(acc.made) != 0 {
 		t.Fatalf("bad limits: %v, accounts made %v", err, acc.made)
 	}
 }
@@ -223,7 +197,7 @@ func TestAuthenticateCache(t *testing.T) {
 	mustAuth(here, b.APIKey, false)
 
 	// Expiry is checked on every use, cached or not.
-	plain, _, err := here.NewKey(ctx, b.Account, auth.Limits{ExpiresAt: now.Add(300 * time.Millisecond)})
+	plain, _, err := here.NewKey(ctx, b.Account, tollgate.KeyLimits{ExpiresAt: now.Add(300 * time.Millisecond)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate"
 	"tollgate/gateway"
 )
 
@@ -83,7 +84,7 @@ func runGolden(t *testing.T, pattern, kind, endpoint string) {
 			}
 			req, _ := os.ReadFile(filepath.Join(dir, "request.json"))
 			r := httptest.NewRequest("POST", endpoint, bytes.NewReader(req))
-			r = r.WithContext(gateway.WithCaller(r.Context(), gateway.Caller{Account: "a"}))
+			r = r.WithContext(tollgate.WithCaller(r.Context(), tollgate.Caller{Account: "a"}))
 			rec := httptest.NewRecorder()
 			gw.Handler().ServeHTTP(rec, r)
 			if rec.Code != 200 {

@@ -13,8 +13,8 @@ import (
 	"tollgate"
 	"tollgate/gateway"
 	"tollgate/gateway/mockllm"
-	"tollgate/httpapi"
 	"tollgate/ledger"
+	"tollgate/metering"
 	"tollgate/store/sqlite"
 	"tollgate/store/storetest"
 )
@@ -22,7 +22,7 @@ import (
 // BenchmarkChatLedger splits a request's cost between the gateway and
 // billing: the same non-streaming chat against an in-process mockllm (over
 // loopback HTTP), metered by an in-memory meter or by the real ledger on
-// SQLite (httpapi.Meter, group commit, synchronous=FULL), with 1 and 16
+// SQLite (metering.Meter, group commit, synchronous=FULL), with 1 and 16
 // concurrent clients on one account. See docs/BENCHMARKS.md "Gateway".
 func BenchmarkChatLedger(b *testing.B) {
 	body := []byte(`{"model":"mock-gpt","max_tokens":16,"messages":[{"role":"user","content":"Say hello in a few words."}]}`)
@@ -49,7 +49,7 @@ func BenchmarkChatLedger(b *testing.B) {
 					wg.Go(func() {
 						for next.Add(1) <= int64(b.N) {
 							r := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body))
-							r = r.WithContext(gateway.WithCaller(r.Context(), gateway.Caller{Account: "bench"}))
+							r = r.WithContext(tollgate.WithCaller(r.Context(), tollgate.Caller{Account: "bench"}))
 							rec := httptest.NewRecorder()
 							h.ServeHTTP(rec, r)
 							if rec.Code != 200 {
@@ -66,7 +66,7 @@ func BenchmarkChatLedger(b *testing.B) {
 	}
 }
 
-// ledgerMeter is httpapi.Meter over a ledger on a fresh SQLite file, with
+// ledgerMeter is metering.Meter over a ledger on a fresh SQLite file, with
 // one funded account "bench".
 func ledgerMeter(b *testing.B) gateway.Meter {
 	b.Helper()
@@ -82,5 +82,5 @@ func ledgerMeter(b *testing.B) gateway.Meter {
 	e := &storetest.Env{Store: st, Svc: svc, Clock: &storetest.Clock{}, Ctx: b.Context()}
 	storetest.MustAccount(b, e, "bench")
 	storetest.MustCredit(b, e, tollgate.AccountID("bench"), "bench-order", 100_000, 1<<50)
-	return &httpapi.Meter{Ledger: svc}
+	return &metering.Meter{Ledger: svc}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"tollgate"
 	"tollgate/gateway"
 	"tollgate/gateway/mockllm"
 )
@@ -30,7 +31,7 @@ func BenchmarkChat(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				r := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body))
-				r = r.WithContext(gateway.WithCaller(r.Context(), gateway.Caller{Account: "a"}))
+				r = r.WithContext(tollgate.WithCaller(r.Context(), tollgate.Caller{Account: "a"}))
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, r)
 				if rec.Code != 200 {

@@ -9,10 +9,10 @@ import (
 	"tollgate"
 )
 
-// begin authenticates (through the Caller in the context), reads the body
-// within the size limit and returns both.
-func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (Caller, []byte, error) {
-	c, ok := CallerFrom(r.Context())
+// begin authenticates (through the tollgate.Caller in the context), reads
+// the body within the size limit and returns both.
+func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (tollgate.Caller, []byte, error) {
+	c, ok := tollgate.CallerFrom(r.Context())
 	if !ok {
 		return c, nil, tollgate.Errorf(tollgate.EUNAUTHORIZED, "missing or invalid API key")
 	}
@@ -36,7 +36,7 @@ func tooLarge(limit int64) error {
 }
 
 // admit asks the Admitter, if any, whether the caller may start a request.
-func (g *Gateway) admit(r *http.Request, c Caller, model string) error {
+func (g *Gateway) admit(r *http.Request, c tollgate.Caller, model string) error {
 	if g.opts.Admitter == nil {
 		return nil
 	}

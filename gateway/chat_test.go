@@ -49,7 +49,7 @@ func TestChatNonStreamingMetersAndPassesThrough(t *testing.T) {
 func TestChatErrors(t *testing.T) {
 	up := &upstream{}
 	e := newEnv(t, 50, deploymentSpec{up: up})
-	e.caller.Models = []string{"m"}
+	e.caller.Limits.Models = []string{"m"}
 	for _, tc := range []struct {
 		name   string
 		body   string
@@ -100,8 +100,8 @@ func TestChatErrors(t *testing.T) {
 		}
 	})
 	t.Run("Forbidden", func(t *testing.T) {
-		e.caller.Models = []string{"other"}
-		defer func() { e.caller.Models = nil }()
+		e.caller.Limits.Models = []string{"other"}
+		defer func() { e.caller.Limits.Models = nil }()
 		resp, body := e.chat(simpleChat)
 		if resp.StatusCode != 403 {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)

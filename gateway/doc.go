@@ -6,9 +6,10 @@
 // settling the real usage after.
 //
 // It is not the HTTP surface: authentication and request ids live in
-// httpapi, which authenticates a key, stores the Caller with WithCaller and
-// mounts Handler (or the per-route methods). Options.RequestID is the hook
-// for httpapi's request ids; Options.Admitter takes Limits, the per-key rate
+// httpapi, which authenticates a key, stores the tollgate.Caller (account,
+// key limits, provisional grant) with tollgate.WithCaller and mounts
+// Handler (or the per-route methods). Options.RequestID is the hook for
+// httpapi's request ids; Options.Admitter takes Limits, the per-key rate
 // limits over a kv.Limiter; Options.Observer takes Metrics, the Prometheus
 // metrics; Options.Breaker takes a shared breaker such as
 // gateway/redisbreaker. It knows nothing of the ledger or the price table:

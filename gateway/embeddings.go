@@ -130,14 +130,14 @@ type modelPrice struct {
 // Models serves GET /v1/models: the models the caller may use, with their
 // prices in credits.
 func (g *Gateway) Models(w http.ResponseWriter, r *http.Request) {
-	c, ok := CallerFrom(r.Context())
+	c, ok := tollgate.CallerFrom(r.Context())
 	if !ok {
 		writeError(w, tollgate.Errorf(tollgate.EUNAUTHORIZED, "missing or invalid API key"))
 		return
 	}
 	data := []modelInfo{}
 	for _, name := range g.names {
-		if !c.allows(name) {
+		if !c.Limits.Allows(name) {
 			continue
 		}
 		info := modelInfo{ID: name, Object: "model", OwnedBy: "tollgate"}

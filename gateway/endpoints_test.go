@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate"
 	"tollgate/gateway"
 )
 
@@ -86,7 +87,7 @@ func TestModelsListsOnlyAllowedWithPrices(t *testing.T) {
 		allowed []string
 		want    int
 	}{{nil, 1}, {[]string{"m"}, 1}, {[]string{"other"}, 0}} {
-		e.caller.Models = tc.allowed
+		e.caller.Limits.Models = tc.allowed
 		resp, body := e.do(context.Background(), "/v1/models", "")
 		data, _ := mustJSON(t, body)["data"].([]any)
 		if resp.StatusCode != 200 || len(data) != tc.want {
@@ -203,7 +204,7 @@ func TestUnpricedModelIsAnInternalError(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{"model":"unpriced","messages":[{"role":"user","content":"x"}]}`))
-	r = r.WithContext(gateway.WithCaller(r.Context(), gateway.Caller{Account: "a"}))
+	r = r.WithContext(tollgate.WithCaller(r.Context(), tollgate.Caller{Account: "a"}))
 	rec := httptest.NewRecorder()
 	gw.Handler().ServeHTTP(rec, r)
 	if rec.Code != 500 || up.calls.Load() != 0 || strings.Contains(rec.Body.String(), "no price") {

@@ -47,8 +47,8 @@ func Example() {
 		return
 	}
 	authenticated := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		caller := gateway.Caller{Account: "acct-1", KeyID: "key-1"} // from the API key
-		gw.Handler().ServeHTTP(w, r.WithContext(gateway.WithCaller(r.Context(), caller)))
+		caller := tollgate.Caller{Account: "acct-1", KeyID: "key-1"} // from the API key
+		gw.Handler().ServeHTTP(w, r.WithContext(tollgate.WithCaller(r.Context(), caller)))
 	})
 
 	body := `{"model":"mock-gpt","max_tokens":16,"messages":[{"role":"user","content":"Say four words"}]}`

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate"
 	"tollgate/gateway"
 )
 
@@ -238,7 +239,7 @@ func TestRetryAfterHonouredOnSameProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(simpleChat))
-	r = r.WithContext(gateway.WithCaller(r.Context(), gateway.Caller{Account: "a"}))
+	r = r.WithContext(tollgate.WithCaller(r.Context(), tollgate.Caller{Account: "a"}))
 	rec := httptest.NewRecorder()
 	gw.Handler().ServeHTTP(rec, r)
 	if rec.Code != 200 || limited.calls.Load() != 2 || other.calls.Load() != 1 {

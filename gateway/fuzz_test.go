@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"tollgate"
 	"tollgate/gateway"
 )
 
@@ -27,7 +28,7 @@ func FuzzChatCompletions(f *testing.F) {
 	ok := map[int]bool{200: true, 400: true, 402: true, 404: true, 413: true}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body))
-		r = r.WithContext(gateway.WithCaller(r.Context(), e.caller))
+		r = r.WithContext(tollgate.WithCaller(r.Context(), e.caller))
 		rec := httptest.NewRecorder()
 		e.gw.Handler().ServeHTTP(rec, r)
 		if !ok[rec.Code] {

@@ -174,7 +174,7 @@ func setDefaults(o *Options) {
 }
 
 // Handler returns the routes the HTTP layer mounts (behind authentication
-// that calls WithCaller): POST /v1/chat/completions, POST /v1/embeddings,
+// that calls tollgate.WithCaller): POST /v1/chat/completions, POST /v1/embeddings,
 // GET /v1/models and POST /v1/messages.
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
@@ -182,12 +182,12 @@ func (g *Gateway) Handler() http.Handler { return g.mux }
 func (g *Gateway) ModelNames() []string { return append([]string(nil), g.names...) }
 
 // lookup finds the model and checks the caller may use it.
-func (g *Gateway) lookup(c Caller, model string) ([]*deployment, error) {
+func (g *Gateway) lookup(c tollgate.Caller, model string) ([]*deployment, error) {
 	deps, ok := g.models[model]
 	if !ok {
 		return nil, tollgate.Errorf(tollgate.ENOTFOUND, "the model %q does not exist", model)
 	}
-	if !c.allows(model) {
+	if !c.Limits.Allows(model) {
 		return nil, tollgate.Errorf(tollgate.EFORBIDDEN, "this API key may not use the model %q", model)
 	}
 	return deps, nil

@@ -305,7 +305,7 @@ type env struct {
 	gw      *gateway.Gateway
 	srv     *httptest.Server
 	meter   *fakeMeter
-	caller  gateway.Caller
+	caller  tollgate.Caller
 	breaker *gateway.Breaker
 }
 
@@ -360,7 +360,7 @@ func newEnvWith(t testing.TB, balance int64, mod func(*gateway.Options), deps ..
 		}
 		cfg.Models["m"] = append(cfg.Models["m"], gateway.DeploymentConfig{Provider: name, Model: fmt.Sprintf("up-%d", i), Priority: prio, Weight: d.weight, MaxOutputTokens: maxOut, ContextTokens: d.context})
 	}
-	e := &env{t: t, meter: newFakeMeter(t, balance), caller: gateway.Caller{Account: "acct-1", KeyID: "key-1"}}
+	e := &env{t: t, meter: newFakeMeter(t, balance), caller: tollgate.Caller{Account: "acct-1", KeyID: "key-1"}}
 	opts := gateway.Options{
 		Meter: e.meter, Pricer: fakePricer{}, Seed: 1,
 		Retry:        gateway.RetryPolicy{MaxAttempts: 4, BackoffBase: time.Microsecond, BackoffMax: time.Microsecond},
@@ -380,7 +380,7 @@ func newEnvWith(t testing.TB, balance int64, mod func(*gateway.Options), deps ..
 	e.gw = gw
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "none" {
-			r = r.WithContext(gateway.WithCaller(r.Context(), e.caller))
+			r = r.WithContext(tollgate.WithCaller(r.Context(), e.caller))
 		}
 		gw.Handler().ServeHTTP(w, r)
 	}))

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,9 +31,9 @@ func (o *recordingObserver) Done(u gateway.Usage) {
 }
 
 // admitFunc is an Admitter made of a function.
-type admitFunc func(ctx context.Context, c gateway.Caller, model string) error
+type admitFunc func(ctx context.Context, c tollgate.Caller, model string) error
 
-func (f admitFunc) Admit(ctx context.Context, c gateway.Caller, model string) error {
+func (f admitFunc) Admit(ctx context.Context, c tollgate.Caller, model string) error {
 	return f(ctx, c, model)
 }
 
@@ -53,7 +54,7 @@ func TestObserverSeesAttemptsAndOutcome(t *testing.T) {
 func TestAdmitterRefusesWithRetryAfter(t *testing.T) {
 	up := &upstream{}
 	e := newEnvWith(t, 10_000, func(o *gateway.Options) {
-		o.Admitter = admitFunc(func(ctx context.Context, c gateway.Caller, model string) error {
+		o.Admitter = admitFunc(func(ctx context.Context, c tollgate.Caller, model string) error {
 			if c.KeyID == "key-1" {
 				return &gateway.StatusError{Status: 429, RetryAfter: 3 * time.Second, Err: tollgate.Errorf(tollgate.ERATELIMITED, "slow down")}
 			}
@@ -72,15 +73,16 @@ func TestAdmitterRefusesWithRetryAfter(t *testing.T) {
 func TestPerKeyLimits(t *testing.T) {
 	up := &upstream{}
 	e := newEnv(t, 10_000, deploymentSpec{up: up})
-	e.caller.Limits = gateway.KeyLimits{MaxOutputTokens: 7}
+	e.caller.Limits = tollgate.KeyLimits{MaxOutputTokens: 7}
 	if resp, body := e.chat(simpleChat); resp.StatusCode != 200 || up.lastBody(t)["max_tokens"] != 7.0 {
 		t.Fatalf("status %d, upstream max_tokens %v: %s", resp.StatusCode, up.lastBody(t)["max_tokens"], body)
 	}
 	if resp, body := e.chat(`{"model":"m","messages":[{"role":"user","content":"x"}]}`); resp.StatusCode != 200 || up.lastBody(t)["max_tokens"] != 7.0 {
 		t.Fatalf("status %d, upstream max_tokens %v without a client limit: %s", resp.StatusCode, up.lastBody(t)["max_tokens"], body)
 	}
-	e.caller.Limits = gateway.KeyLimits{MaxCreditsPerRequest: 5}
-	if resp, body := e.chat(simpleChat); resp.StatusCode != http.StatusForbidden {
+	e.caller.Limits = tollgate.KeyLimits{MaxCreditsPerRequest: 5}
+	if resp, body := e.chat(simpleChat); resp.StatusCode != http.StatusForbidden ||
+		!strings.Contains(body, `"code":"max_credits_per_request_exceeded"`) || !strings.Contains(body, "limit of 5 credits per request") {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
 	e.checkNoHolds()

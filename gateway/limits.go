@@ -19,11 +19,11 @@ import (
 // and before reserving it, with the tokens the hold covers (the prompt
 // estimate with its margin plus the output cap). Errors are as for Admit.
 type TokenAdmitter interface {
-	AdmitTokens(ctx context.Context, c Caller, model string, tokens int64) error
+	AdmitTokens(ctx context.Context, c tollgate.Caller, model string, tokens int64) error
 }
 
 // admitTokens asks the Admitter for tokens when it limits them.
-func (g *Gateway) admitTokens(ctx context.Context, c Caller, model string, tokens int64) error {
+func (g *Gateway) admitTokens(ctx context.Context, c tollgate.Caller, model string, tokens int64) error {
 	if ta, ok := g.opts.Admitter.(TokenAdmitter); ok {
 		return ta.AdmitTokens(ctx, c, model, tokens)
 	}
@@ -34,16 +34,18 @@ func (g *Gateway) admitTokens(ctx context.Context, c Caller, model string, token
 const DefaultLimiterTimeout = 100 * time.Millisecond
 
 // Limits is the Admitter (and TokenAdmitter) enforcing each key's
-// KeyLimits across requests: RequestsPerMinute and TokensPerMinute over a
-// kv.Limiter, ExpiresAt, and the key's Models. Refusals are 429 with a
-// Retry-After for rates, 401 for an expired key, 403 for a model. With a
-// shared limiter (kv/redis) every instance draws on one budget per key.
+// tollgate.KeyLimits across requests: RequestsPerMinute and
+// TokensPerMinute over a kv.Limiter, ExpiresAt, and the key's Models.
+// Refusals are 429 with a Retry-After for rates, 401 for an expired key,
+// 403 for a model. With a shared limiter (kv/redis) every instance draws
+// on one budget per key.
 //
 // Tokens are counted when the hold is made, at the hold's estimate: the
 // prompt plus the output cap, the worst case, since the real usage is not
 // known yet (a GCRA cannot give tokens back). A request whose estimate is
-// above the whole per-minute budget is counted as the whole budget: it
-// passes only when the key has been idle for a minute, instead of never.
+// above the whole per-minute budget is refused at once with 429 and no
+// Retry-After: it could never pass, and the client must lower max_tokens
+// instead of waiting.
 //
 // When the limiter fails (Redis down or slower than Timeout) Limits fails
 // OPEN: the request is admitted, the error is logged (at most once per
@@ -98,12 +100,12 @@ func NewLimits(l kv.Limiter, reg prometheus.Registerer) *Limits {
 }
 
 // Admit implements Admitter: expiry, model and requests per minute.
-func (l *Limits) Admit(ctx context.Context, c Caller, model string) error {
+func (l *Limits) Admit(ctx context.Context, c tollgate.Caller, model string) error {
 	if !c.Limits.ExpiresAt.IsZero() && !l.now().Before(c.Limits.ExpiresAt) {
 		l.count("expired")
 		return tollgate.Errorf(tollgate.EUNAUTHORIZED, "this API key expired at %s", c.Limits.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	if !c.allows(model) {
+	if !c.Limits.Allows(model) {
 		l.count("model")
 		return tollgate.Errorf(tollgate.EFORBIDDEN, "this API key may not use the model %q", model)
 	}
@@ -115,14 +117,23 @@ func (l *Limits) Admit(ctx context.Context, c Caller, model string) error {
 		"this API key's limit of %d requests per minute is reached; retry later", int64(rpm))
 }
 
-// AdmitTokens implements TokenAdmitter: tokens per minute.
-func (l *Limits) AdmitTokens(ctx context.Context, c Caller, model string, tokens int64) error {
+// AdmitTokens implements TokenAdmitter: tokens per minute. A request
+// covering more tokens than the key's whole minute is refused at once,
+// without Retry-After.
+func (l *Limits) AdmitTokens(ctx context.Context, c tollgate.Caller, model string, tokens int64) error {
 	tpm := c.Limits.TokensPerMinute
 	if tpm <= 0 {
 		return nil
 	}
+	if tokens > tpm {
+		l.count("tpm")
+		return &StatusError{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "rate_limit_exceeded",
+			Err: tollgate.Errorf(tollgate.ERATELIMITED,
+				"this request may use up to %d tokens (prompt estimate plus max_tokens), more than this API key's limit of %d tokens per minute; lower max_tokens or shorten the prompt",
+				tokens, tpm)}
+	}
 	burst := int(min(tpm, int64(1<<31-1)))
-	n := int(max(1, min(tokens, int64(burst))))
+	n := int(max(1, tokens))
 	return l.take(ctx, "tpm", limiterKey("gw:tpm:", c), kv.Limit{Rate: burst, Per: time.Minute, Burst: burst}, n,
 		"this API key's limit of %d tokens per minute is reached; retry later", tpm)
 }
@@ -185,7 +196,7 @@ func (l *Limits) now() time.Time {
 }
 
 // limiterKey names a caller's budget: its key id, else its account.
-func limiterKey(prefix string, c Caller) string {
+func limiterKey(prefix string, c tollgate.Caller) string {
 	if c.KeyID != "" {
 		return prefix + "k:" + c.KeyID
 	}

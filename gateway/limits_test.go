@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 // limitsEnv is a gateway over mockllm admitting through lim.
-func limitsEnv(t *testing.T, lim *gateway.Limits, limits gateway.KeyLimits) *env {
+func limitsEnv(t *testing.T, lim *gateway.Limits, limits tollgate.KeyLimits) *env {
 	t.Helper()
 	e := newMockEnvWith(t, 1<<40, &mockllm.Server{OutputTokens: 4}, &mockllm.Server{OutputTokens: 4}, func(o *gateway.Options) { o.Admitter = lim })
 	e.caller.Limits = limits
@@ -44,7 +45,7 @@ func TestLimitsRequestsPerMinute(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)}
 	reg := prometheus.NewRegistry()
 	lim := gateway.NewLimits(kv.NewMemory(kv.MemoryOptions{Now: clock.Now}), reg)
-	e := limitsEnv(t, lim, gateway.KeyLimits{RequestsPerMinute: 2})
+	e := limitsEnv(t, lim, tollgate.KeyLimits{RequestsPerMinute: 2})
 	for i, want := range []int{200, 200, 429} {
 		resp, body := e.chat(limitedChat)
 		if resp.StatusCode != want {
@@ -77,20 +78,26 @@ func TestLimitsTokensPerMinuteCountTheHold(t *testing.T) {
 	lim := gateway.NewLimits(kv.NewMemory(kv.MemoryOptions{Now: clock.Now}), nil)
 	// One request holds its prompt estimate plus 100 output tokens, so a
 	// budget of 200 tokens a minute admits one and refuses the next.
-	e := limitsEnv(t, lim, gateway.KeyLimits{TokensPerMinute: 200})
+	e := limitsEnv(t, lim, tollgate.KeyLimits{TokensPerMinute: 200})
 	if resp, body := e.chat(limitedChat); resp.StatusCode != 200 {
 		t.Fatalf("first: status %d: %s", resp.StatusCode, body)
 	}
 	if resp, _ := e.chat(limitedChat); resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("second: status %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	// A request above the whole budget passes once the key is idle.
+	// A request above the whole budget could never pass: even on an idle
+	// key it is refused at once, without Retry-After, telling the client
+	// to lower max_tokens; a request within the budget then passes.
 	clock.Add(time.Minute)
-	if resp, body := e.chat(`{"model":"mock-gpt","max_tokens":1000,"messages":[{"role":"user","content":"hello"}]}`); resp.StatusCode != 200 {
-		t.Fatalf("large request after a minute: status %d: %s", resp.StatusCode, body)
+	resp, body := e.chat(`{"model":"mock-gpt","max_tokens":1000,"messages":[{"role":"user","content":"hello"}]}`)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "" || !strings.Contains(body, "lower max_tokens") {
+		t.Fatalf("request above the whole minute: status %d, Retry-After %q: %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if resp, body := e.chat(limitedChat); resp.StatusCode != 200 {
+		t.Fatalf("after the refusal: status %d: %s", resp.StatusCode, body)
 	}
 	if n := e.meter.reserves.Load(); n != 2 {
-		t.Fatalf("%d holds, want 2", n)
+		t.Fatalf("%d holds, want 2: the refused request must not reach the meter", n)
 	}
 }
 
@@ -99,14 +106,14 @@ func TestLimitsExpiryAndModels(t *testing.T) {
 	lim := &gateway.Limits{Limiter: kv.NewMemory(kv.MemoryOptions{}), Now: func() time.Time { return now }}
 	for _, tc := range []struct {
 		name  string
-		c     gateway.Caller
+		c     tollgate.Caller
 		model string
 		code  string
 	}{
-		{"OK", gateway.Caller{KeyID: "k", Limits: gateway.KeyLimits{ExpiresAt: now.Add(time.Second)}}, "m", ""},
-		{"Expired", gateway.Caller{KeyID: "k", Limits: gateway.KeyLimits{ExpiresAt: now}}, "m", tollgate.EUNAUTHORIZED},
-		{"ModelAllowed", gateway.Caller{KeyID: "k", Models: []string{"m"}}, "m", ""},
-		{"ModelRefused", gateway.Caller{KeyID: "k", Models: []string{"other"}}, "m", tollgate.EFORBIDDEN},
+		{"OK", tollgate.Caller{KeyID: "k", Limits: tollgate.KeyLimits{ExpiresAt: now.Add(time.Second)}}, "m", ""},
+		{"Expired", tollgate.Caller{KeyID: "k", Limits: tollgate.KeyLimits{ExpiresAt: now}}, "m", tollgate.EUNAUTHORIZED},
+		{"ModelAllowed", tollgate.Caller{KeyID: "k", Limits: tollgate.KeyLimits{Models: []string{"m"}}}, "m", ""},
+		{"ModelRefused", tollgate.Caller{KeyID: "k", Limits: tollgate.KeyLimits{Models: []string{"other"}}}, "m", tollgate.EFORBIDDEN},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tollgate.ErrorCode(lim.Admit(context.Background(), tc.c, tc.model)); got != tc.code {
@@ -114,7 +121,7 @@ func TestLimitsExpiryAndModels(t *testing.T) {
 			}
 		})
 	}
-	e := limitsEnv(t, lim, gateway.KeyLimits{ExpiresAt: now.Add(-time.Hour)})
+	e := limitsEnv(t, lim, tollgate.KeyLimits{ExpiresAt: now.Add(-time.Hour)})
 	if resp, _ := e.chat(limitedChat); resp.StatusCode != 401 {
 		t.Fatalf("expired key: status %d, want 401", resp.StatusCode)
 	}
@@ -133,7 +140,8 @@ func (downLimiter) AllowN(context.Context, string, kv.Limit, int) (kv.Result, er
 func TestLimitsFailOpenWhenTheLimiterIsDown(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	lim := gateway.NewLimits(downLimiter{}, reg)
-	e := limitsEnv(t, lim, gateway.KeyLimits{RequestsPerMinute: 1, TokensPerMinute: 10})
+	// A working limiter would refuse the second request on both limits.
+	e := limitsEnv(t, lim, tollgate.KeyLimits{RequestsPerMinute: 1, TokensPerMinute: 200})
 	for i := range 3 {
 		if resp, body := e.chat(limitedChat); resp.StatusCode != 200 {
 			t.Fatalf("request %d: status %d: %s", i, resp.StatusCode, body)
@@ -154,7 +162,7 @@ func TestLimitsSharedThroughRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		return limitsEnv(t, gateway.NewLimits(st, nil), gateway.KeyLimits{RequestsPerMinute: 3})
+		return limitsEnv(t, gateway.NewLimits(st, nil), tollgate.KeyLimits{RequestsPerMinute: 3})
 	}
 	a, b := open(), open()
 	for i, step := range []struct {

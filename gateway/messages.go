@@ -108,7 +108,7 @@ type messagesRequest struct {
 
 // parseMessages decodes and checks a Messages request, finds the model's
 // deployments and applies the key's output limit.
-func (g *Gateway) parseMessages(c Caller, body []byte) (*messagesRequest, error) {
+func (g *Gateway) parseMessages(c tollgate.Caller, body []byte) (*messagesRequest, error) {
 	mr := &messagesRequest{}
 	if json.Unmarshal(body, &mr.raw) != nil || json.Unmarshal(body, mr) != nil {
 		return nil, invalid("request body must be a Messages API JSON object")

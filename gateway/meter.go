@@ -14,6 +14,9 @@ type Hold struct {
 	KeyID     string
 	Model     string // public model name
 	Credits   tollgate.Credits
+	// GrantID is the provisional grant that funds the hold (the caller's
+	// tollgate.Caller.GrantID), or "": the account's credit funds it.
+	GrantID string
 }
 
 // Usage is what one request really used, normalised across upstream kinds:
@@ -43,8 +46,9 @@ type Usage struct {
 // Meter reserves and settles credits for one request. It is implemented by
 // an adapter over the ledger; every method must be safe for concurrent use.
 type Meter interface {
-	// Reserve holds h.Credits for the request. It returns a *tollgate.Error
-	// with code EINSUFFICIENT when the account cannot afford it.
+	// Reserve holds h.Credits for the request, from h.GrantID's
+	// provisional grant when set. It returns a *tollgate.Error with code
+	// EINSUFFICIENT when the account cannot afford it.
 	Reserve(ctx context.Context, h Hold) (holdID string, err error)
 	// Settle charges u.Credits (never more than held) and releases the rest
 	// of the hold. It is idempotent per holdID and records the usage.
@@ -60,64 +64,12 @@ type Pricer interface {
 	Cost(model string, t tollgate.Tokens) (tollgate.Credits, error)
 }
 
-// Caller is who makes a request, as authenticated by the HTTP layer.
-type Caller struct {
-	Account tollgate.AccountID
-	KeyID   string
-	// Models the key may use; empty means every configured model.
-	Models []string
-	// Limits are the key's per-request limits; zero values mean no limit.
-	Limits KeyLimits
-}
-
-// KeyLimits are per-key limits. The gateway enforces the per-request ones
-// itself; the rate limits and the expiry are enforced by an Admitter such
-// as Limits. Zero values mean no limit.
-type KeyLimits struct {
-	MaxCreditsPerRequest tollgate.Credits
-	MaxOutputTokens      int64
-	// RequestsPerMinute bounds the key's request rate (burst: one minute's worth).
-	RequestsPerMinute int
-	// TokensPerMinute bounds the tokens the key's holds may cover per
-	// minute: the prompt estimate plus the output cap of each request.
-	TokensPerMinute int64
-	// ExpiresAt is when the key stops working; zero never.
-	ExpiresAt time.Time
-}
-
-// allows reports whether c may use model.
-func (c Caller) allows(model string) bool {
-	if len(c.Models) == 0 {
-		return true
-	}
-	for _, m := range c.Models {
-		if m == model || m == "*" {
-			return true
-		}
-	}
-	return false
-}
-
-type callerKey struct{}
-
-// WithCaller returns a context carrying c; the HTTP layer calls it after
-// authenticating the request.
-func WithCaller(ctx context.Context, c Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
-
-// CallerFrom returns the Caller stored by WithCaller.
-func CallerFrom(ctx context.Context) (Caller, bool) {
-	c, ok := ctx.Value(callerKey{}).(Caller)
-	return c, ok
-}
-
 // Admitter decides whether a caller may start a request now, for per-key
 // rate limits (kv's limiter, later). To refuse it returns a *StatusError
 // with status 429 and a RetryAfter wrapping a *tollgate.Error ERATELIMITED,
 // or just the *tollgate.Error. A nil Admitter admits everything.
 type Admitter interface {
-	Admit(ctx context.Context, c Caller, model string) error
+	Admit(ctx context.Context, c tollgate.Caller, model string) error
 }
 
 // Observer receives events for metrics and logs. Methods must be fast and

@@ -24,7 +24,7 @@ type metered struct {
 // for tokenizer differences between providers; or ceiling, when not 0:
 // the prompt has parts only the upstream can count) at the dearest
 // prompt price, and outTokens at the output price.
-func (g *Gateway) reserve(r *http.Request, c Caller, model string, prompt, ceiling, outTokens int64) (*metered, error) {
+func (g *Gateway) reserve(r *http.Request, c tollgate.Caller, model string, prompt, ceiling, outTokens int64) (*metered, error) {
 	margin := prompt/4 + 16
 	held := prompt + margin
 	if ceiling > 0 {
@@ -39,11 +39,13 @@ func (g *Gateway) reserve(r *http.Request, c Caller, model string, prompt, ceili
 		return nil, fmt.Errorf("price the hold for %s: %w", model, err) // e.g. EUNAVAILABLE: no exchange rate yet
 	}
 	if lim := c.Limits.MaxCreditsPerRequest; lim > 0 && credits > lim {
-		return nil, tollgate.Errorf(tollgate.EFORBIDDEN,
-			"this request may cost up to %d credits, above this key's limit of %d per request; lower max_tokens", credits, lim)
+		return nil, &StatusError{Status: http.StatusForbidden, Type: "permission_error", Code: "max_credits_per_request_exceeded",
+			Err: tollgate.Errorf(tollgate.EFORBIDDEN,
+				"this request may cost up to %d credits, above this API key's limit of %d credits per request (max_credits_per_request); lower max_tokens or shorten the prompt",
+				credits, lim)}
 	}
 	m := &metered{g: g, start: g.opts.Now(), prompt: prompt, hold: Hold{
-		RequestID: g.opts.RequestID(r), Account: c.Account, KeyID: c.KeyID, Model: model, Credits: credits,
+		RequestID: g.opts.RequestID(r), Account: c.Account, KeyID: c.KeyID, Model: model, Credits: credits, GrantID: c.GrantID,
 	}}
 	if err := g.admitTokens(r.Context(), c, model, prompt+margin+outTokens); err != nil {
 		return nil, err

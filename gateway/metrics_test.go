@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"tollgate"
 	"tollgate/gateway"
 	"tollgate/gateway/mockllm"
 )
@@ -23,7 +24,7 @@ func newMockEnvWith(t *testing.T, balance int64, openai, anth *mockllm.Server, m
 	t.Cleanup(an.Close)
 	cfg := gateway.DefaultMockProviders(oa.URL)
 	cfg.Providers[1].BaseURL = an.URL
-	e := &env{t: t, meter: newFakeMeter(t, balance), caller: gateway.Caller{Account: "acct-1", KeyID: "key-1"}}
+	e := &env{t: t, meter: newFakeMeter(t, balance), caller: tollgate.Caller{Account: "acct-1", KeyID: "key-1"}}
 	opts := gateway.Options{Meter: e.meter, Pricer: fakePricer{}, Seed: 1, Counter: mockCounter{},
 		Retry: gateway.RetryPolicy{BackoffBase: 1, BackoffMax: 1}}
 	if mod != nil {
@@ -35,7 +36,7 @@ func newMockEnvWith(t *testing.T, balance int64, openai, anth *mockllm.Server, m
 	}
 	e.gw = gw
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gw.Handler().ServeHTTP(w, r.WithContext(gateway.WithCaller(r.Context(), e.caller)))
+		gw.Handler().ServeHTTP(w, r.WithContext(tollgate.WithCaller(r.Context(), e.caller)))
 	}))
 	t.Cleanup(e.srv.Close)
 	return e

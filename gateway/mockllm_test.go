@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"tollgate"
 	"tollgate/gateway"
 	"tollgate/gateway/mockllm"
 )
@@ -21,7 +22,7 @@ func mockEnv(t *testing.T, balance int64, openai, anth *mockllm.Server) (*env, *
 	t.Cleanup(an.Close)
 	cfg := gateway.DefaultMockProviders(oa.URL)
 	cfg.Providers[1].BaseURL = an.URL
-	e := &env{t: t, meter: newFakeMeter(t, balance), caller: gateway.Caller{Account: "acct-1", KeyID: "key-1"}}
+	e := &env{t: t, meter: newFakeMeter(t, balance), caller: tollgate.Caller{Account: "acct-1", KeyID: "key-1"}}
 	gw, err := gateway.New(cfg, gateway.Options{Meter: e.meter, Pricer: fakePricer{}, Seed: 1, Counter: mockCounter{},
 		Retry: gateway.RetryPolicy{BackoffBase: 1, BackoffMax: 1}})
 	if err != nil {
@@ -29,7 +30,7 @@ func mockEnv(t *testing.T, balance int64, openai, anth *mockllm.Server) (*env, *
 	}
 	e.gw = gw
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gw.Handler().ServeHTTP(w, r.WithContext(gateway.WithCaller(r.Context(), e.caller)))
+		gw.Handler().ServeHTTP(w, r.WithContext(tollgate.WithCaller(r.Context(), e.caller)))
 	}))
 	t.Cleanup(e.srv.Close)
 	return e, oa, an

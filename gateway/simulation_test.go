@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"tollgate"
 	"tollgate/gateway"
 	"tollgate/gateway/mockllm"
 )
@@ -71,7 +72,7 @@ func TestSimulationMoneyInvariants(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			req := httptest.NewRequest("POST", path, strings.NewReader(body)).WithContext(gateway.WithCaller(ctx, gateway.Caller{Account: "a"}))
+			req := httptest.NewRequest("POST", path, strings.NewReader(body)).WithContext(tollgate.WithCaller(ctx, tollgate.Caller{Account: "a"}))
 			req.Header.Set("X-Request-Id", fmt.Sprintf("sim-%d", i))
 			rec := httptest.NewRecorder()
 			if cancelEarly {

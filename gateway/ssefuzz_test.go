@@ -42,7 +42,7 @@ func FuzzSSERelay(f *testing.F) {
 			req = `{"model":"m","stream":true,"stream_options":{"include_usage":true},"max_tokens":50,"messages":[{"role":"user","content":"Say hello"}]}`
 		}
 		r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(req))
-		r = r.WithContext(gateway.WithCaller(r.Context(), gateway.Caller{Account: "acct-1", KeyID: "key-1"}))
+		r = r.WithContext(tollgate.WithCaller(r.Context(), tollgate.Caller{Account: "acct-1", KeyID: "key-1"}))
 		rec := httptest.NewRecorder()
 		e.gw.Handler().ServeHTTP(rec, r)
 
@@ -349,7 +349,7 @@ func TestSSESeedsStream(t *testing.T) {
 		e.up.set([]byte(s.body), s.cut)
 		e.meter.reset()
 		r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(simpleChat[:len(simpleChat)-1]+`,"stream":true}`))
-		r = r.WithContext(gateway.WithCaller(r.Context(), gateway.Caller{Account: "acct-1"}))
+		r = r.WithContext(tollgate.WithCaller(r.Context(), tollgate.Caller{Account: "acct-1"}))
 		rec := httptest.NewRecorder()
 		e.gw.Handler().ServeHTTP(rec, r)
 		if rec.Code == http.StatusOK && bytes.Contains(rec.Body.Bytes(), []byte(`"content":"H`)) {
@@ -371,7 +371,7 @@ func TestSSERelayCapsEventSize(t *testing.T) {
 	up.set([]byte(fmt.Sprintf(`data: {"choices":[{"index":0,"delta":{"content":%q},"finish_reason":null}]}`+"\n\ndata: [DONE]\n\n", content)), false)
 	e.meter.reset()
 	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(simpleChat[:len(simpleChat)-1]+`,"stream":true}`))
-	r = r.WithContext(gateway.WithCaller(r.Context(), gateway.Caller{Account: "acct-1"}))
+	r = r.WithContext(tollgate.WithCaller(r.Context(), tollgate.Caller{Account: "acct-1"}))
 	rec := httptest.NewRecorder()
 	e.gw.Handler().ServeHTTP(rec, r)
 	e.meter.check(t)

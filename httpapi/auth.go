@@ -1,52 +1,14 @@
 package httpapi
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"strings"
 
 	"tollgate"
 	"tollgate/auth"
-	"tollgate/gateway"
 	"tollgate/payment"
 )
-
-// Caller is who makes an authenticated request.
-type Caller struct {
-	Account tollgate.AccountID
-	// KeyID names the API key used; "provisional" for an access token.
-	KeyID string
-	// GrantID is the provisional grant that funds the caller's spending
-	// when it authenticated with a provisional access token; "" otherwise.
-	GrantID string
-	// Provisional is true for a provisional access token: it may spend
-	// and read, not create orders or refunds.
-	Provisional bool
-	// Limits are the API key's own limits (models, rates, expiry); zero
-	// for a provisional token.
-	Limits auth.Limits
-}
-
-const callerKey ctxKey = iota + 100
-
-// CallerFrom returns the caller WithAuth stored in ctx.
-func CallerFrom(ctx context.Context) (Caller, bool) {
-	c, ok := ctx.Value(callerKey).(Caller)
-	return c, ok
-}
-
-// WithCallerContext returns ctx carrying c, for the handlers and for the
-// gateway (gateway.WithCaller) and the Meter (the grant id).
-func WithCallerContext(ctx context.Context, c Caller) context.Context {
-	ctx = context.WithValue(ctx, callerKey, c)
-	return gateway.WithCaller(ctx, gateway.Caller{Account: c.Account, KeyID: c.KeyID, Models: c.Limits.Models,
-		Limits: gateway.KeyLimits{
-			RequestsPerMinute: c.Limits.RequestsPerMinute,
-			TokensPerMinute:   c.Limits.TokensPerMinute,
-			ExpiresAt:         c.Limits.ExpiresAt,
-		}})
-}
 
 // codedError is an error with an OpenAI-style public code.
 type codedError struct {
@@ -83,34 +45,35 @@ func bearer(r *http.Request) string {
 // authenticate finds the caller of r: an API key through Auth, or a
 // provisional access token through Payments. The error is always
 // EUNAUTHORIZED unless a dependency failed; it never echoes the key.
-func (s *Server) authenticate(r *http.Request) (Caller, error) {
+func (s *Server) authenticate(r *http.Request) (tollgate.Caller, error) {
 	tok := bearer(r)
 	if tok == "" {
-		return Caller{}, errMissingKey
+		return tollgate.Caller{}, errMissingKey
 	}
 	if payment.IsAccessToken(tok) && s.Payments != nil {
 		account, grant, err := s.Payments.AuthenticateAccessToken(r.Context(), tok)
 		if tollgate.ErrorCode(err) == tollgate.EUNAUTHORIZED {
-			return Caller{}, errInvalidKey
+			return tollgate.Caller{}, errInvalidKey
 		}
 		if err != nil {
-			return Caller{}, err
+			return tollgate.Caller{}, err
 		}
-		return Caller{Account: account, KeyID: "provisional", GrantID: grant, Provisional: true}, nil
+		return tollgate.Caller{Account: account, KeyID: "provisional", GrantID: grant, Provisional: true}, nil
 	}
 	k, err := s.Auth.Authenticate(r.Context(), tok)
 	if tollgate.ErrorCode(err) == tollgate.EUNAUTHORIZED {
-		return Caller{}, errInvalidKey
+		return tollgate.Caller{}, errInvalidKey
 	}
 	if err != nil {
-		return Caller{}, err
+		return tollgate.Caller{}, err
 	}
-	return Caller{Account: k.Account, KeyID: k.ID, Limits: k.Limits}, nil
+	return tollgate.Caller{Account: k.Account, KeyID: k.ID, Limits: k.Limits}, nil
 }
 
 // WithAuth authenticates every request before next and puts the caller in
-// the context (also as a gateway.Caller). A missing or bad credential is
-// answered 401 in OpenAI's shape with a WWW-Authenticate header.
+// the context (tollgate.WithCaller), for the handlers here and the
+// gateway's. A missing or bad credential is answered 401 in OpenAI's shape
+// with a WWW-Authenticate header.
 func (s *Server) WithAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := s.authenticate(r)
@@ -125,7 +88,7 @@ func (s *Server) WithAuth(next http.Handler) http.Handler {
 			WriteError(w, r, s.log(), err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(WithCallerContext(r.Context(), c)))
+		next.ServeHTTP(w, r.WithContext(tollgate.WithCaller(r.Context(), c)))
 	})
 }
 
@@ -144,8 +107,8 @@ func (s *Server) withAdmin(next http.Handler) http.Handler {
 
 // callerOf returns the caller WithAuth stored; handlers behind WithAuth
 // always have one.
-func callerOf(r *http.Request) Caller {
-	c, _ := CallerFrom(r.Context())
+func callerOf(r *http.Request) tollgate.Caller {
+	c, _ := tollgate.CallerFrom(r.Context())
 	return c
 }
 

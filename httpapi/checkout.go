@@ -10,7 +10,7 @@ import (
 // for: the caller's, authenticated with an API key. A provisional access
 // token may spend but not buy, so it cannot open a checkout.
 func CheckoutAccount(r *http.Request) (tollgate.AccountID, error) {
-	c, ok := CallerFrom(r.Context())
+	c, ok := tollgate.CallerFrom(r.Context())
 	switch {
 	case !ok:
 		return "", tollgate.Errorf(tollgate.EUNAUTHORIZED, "an API key is required")

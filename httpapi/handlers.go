@@ -26,15 +26,20 @@ type KeyView struct {
 	// RPM is 0 when the key has the server's default (--rate-limit).
 	RPM int `json:"rpm"`
 	// TPM is 0 when the key's tokens are not limited.
-	TPM       int64      `json:"tpm"`
-	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt *time.Time `json:"expires_at"`
-	RevokedAt *time.Time `json:"revoked_at"`
+	TPM int64 `json:"tpm"`
+	// MaxCreditsPerRequest is 0 when a request's cost is not bounded.
+	MaxCreditsPerRequest tollgate.Credits `json:"max_credits_per_request"`
+	// MaxOutputTokens is 0 when a request's output is not capped.
+	MaxOutputTokens int64      `json:"max_output_tokens"`
+	CreatedAt       time.Time  `json:"created_at"`
+	ExpiresAt       *time.Time `json:"expires_at"`
+	RevokedAt       *time.Time `json:"revoked_at"`
 }
 
 func keyView(k auth.Key) KeyView {
 	v := KeyView{KeyID: k.ID, Prefix: k.Prefix, AllowedModels: k.Limits.Models, RPM: k.Limits.RequestsPerMinute,
-		TPM: k.Limits.TokensPerMinute, CreatedAt: k.CreatedAt}
+		TPM: k.Limits.TokensPerMinute, MaxCreditsPerRequest: k.Limits.MaxCreditsPerRequest, MaxOutputTokens: k.Limits.MaxOutputTokens,
+		CreatedAt: k.CreatedAt}
 	if v.AllowedModels == nil {
 		v.AllowedModels = []string{}
 	}
@@ -58,39 +63,42 @@ type KeyCreated struct {
 
 // keyRequest is the optional body of the routes that make a key.
 type keyRequest struct {
-	AllowedModels []string `json:"allowed_models"`
-	RPM           int      `json:"rpm"`
-	TPM           int64    `json:"tpm"`
-	ExpiresAt     string   `json:"expires_at"`
+	AllowedModels        []string         `json:"allowed_models"`
+	RPM                  int              `json:"rpm"`
+	TPM                  int64            `json:"tpm"`
+	ExpiresAt            string           `json:"expires_at"`
+	MaxCreditsPerRequest tollgate.Credits `json:"max_credits_per_request"`
+	MaxOutputTokens      int64            `json:"max_output_tokens"`
 }
 
 // readKeyLimits reads a key's limits from an optional JSON body (empty
 // means none) and checks the model names against the price table; the
 // auth.Service checks the rest before it makes anything. Every failure is
 // EINVALID.
-func (s *Server) readKeyLimits(r *http.Request) (auth.Limits, error) {
+func (s *Server) readKeyLimits(r *http.Request) (tollgate.KeyLimits, error) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		return auth.Limits{}, jsonError(err)
+		return tollgate.KeyLimits{}, jsonError(err)
 	}
 	if len(trimSpace(b)) == 0 {
-		return auth.Limits{}, nil
+		return tollgate.KeyLimits{}, nil
 	}
 	r.Body = io.NopCloser(bytes.NewReader(b))
 	var req keyRequest
 	if err := ReadJSON(r, &req, true); err != nil {
-		return auth.Limits{}, err
+		return tollgate.KeyLimits{}, err
 	}
-	l := auth.Limits{Models: req.AllowedModels, RequestsPerMinute: req.RPM, TokensPerMinute: req.TPM}
+	l := tollgate.KeyLimits{Models: req.AllowedModels, RequestsPerMinute: req.RPM, TokensPerMinute: req.TPM,
+		MaxCreditsPerRequest: req.MaxCreditsPerRequest, MaxOutputTokens: req.MaxOutputTokens}
 	if req.ExpiresAt != "" {
 		if l.ExpiresAt, err = time.Parse(time.RFC3339, req.ExpiresAt); err != nil {
-			return auth.Limits{}, tollgate.Errorf(tollgate.EINVALID, "expires_at must be an RFC 3339 time such as 2027-01-02T15:04:05Z, got %q", req.ExpiresAt)
+			return tollgate.KeyLimits{}, tollgate.Errorf(tollgate.EINVALID, "expires_at must be an RFC 3339 time such as 2027-01-02T15:04:05Z, got %q", req.ExpiresAt)
 		}
 	}
 	known := s.Pricer.Models()
 	for _, m := range l.Models {
 		if !slices.Contains(known, m) {
-			return auth.Limits{}, tollgate.Errorf(tollgate.EINVALID, "allowed_models: unknown model %q; known models: %s", m, strings.Join(known, ", "))
+			return tollgate.KeyLimits{}, tollgate.Errorf(tollgate.EINVALID, "allowed_models: unknown model %q; known models: %s", m, strings.Join(known, ", "))
 		}
 	}
 	return l, nil // the rest is checked by auth.Service, on its clock

@@ -24,6 +24,8 @@ type keyView struct {
 	AllowedModels []string   `json:"allowed_models"`
 	RPM           int        `json:"rpm"`
 	TPM           int64      `json:"tpm"`
+	MaxCredits    int64      `json:"max_credits_per_request"`
+	MaxOutput     int64      `json:"max_output_tokens"`
 	CreatedAt     time.Time  `json:"created_at"`
 	ExpiresAt     *time.Time `json:"expires_at"`
 	RevokedAt     *time.Time `json:"revoked_at"`
@@ -75,19 +77,23 @@ func TestKeyAdminLifecycle(t *testing.T) {
 	m := MustRunMain(t)
 	c, admin := client{t, m.URL}, m.AdminToken
 	plain := mustKey(c, admin, "", "")
-	if plain.RPM != 0 || plain.TPM != 0 || len(plain.AllowedModels) != 0 || plain.ExpiresAt != nil {
+	if plain.RPM != 0 || plain.TPM != 0 || len(plain.AllowedModels) != 0 || plain.ExpiresAt != nil || plain.MaxCredits != 0 || plain.MaxOutput != 0 {
 		t.Fatalf("a key made without a body has limits: %+v", plain)
 	}
 	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 	limited := mustKey(c, admin, plain.AccountID,
-		`{"allowed_models":["mock-gpt","mock-claude"],"rpm":5,"tpm":9000,"expires_at":"`+exp.Format(time.RFC3339)+`"}`)
+		`{"allowed_models":["mock-gpt","mock-claude"],"rpm":5,"tpm":9000,"expires_at":"`+exp.Format(time.RFC3339)+
+			`","max_credits_per_request":20000,"max_output_tokens":256}`)
 	if limited.RPM != 5 || limited.TPM != 9000 || strings.Join(limited.AllowedModels, ",") != "mock-gpt,mock-claude" ||
-		limited.ExpiresAt == nil || !limited.ExpiresAt.Equal(exp) {
+		limited.ExpiresAt == nil || !limited.ExpiresAt.Equal(exp) || limited.MaxCredits != 20000 || limited.MaxOutput != 256 {
 		t.Fatalf("limited key %+v", limited)
 	}
-	first := mustKey(c, admin, "", `{"rpm":3}`)
-	if first.RPM != 3 {
+	first := mustKey(c, admin, "", `{"rpm":3,"max_credits_per_request":500,"max_output_tokens":64}`)
+	if first.RPM != 3 || first.MaxCredits != 500 || first.MaxOutput != 64 {
 		t.Fatalf("account's first key %+v", first)
+	}
+	if ks := mustKeys(c, admin, first.AccountID); len(ks) != 1 || ks[0].MaxCredits != 500 || ks[0].MaxOutput != 64 {
+		t.Fatalf("account's first key listed %+v", ks)
 	}
 
 	_, raw, _ := c.call("GET", "/admin/accounts/"+plain.AccountID+"/keys", admin, "", nil)
@@ -95,7 +101,8 @@ func TestKeyAdminLifecycle(t *testing.T) {
 		t.Fatalf("the key list reveals a key: %s", raw)
 	}
 	ks := mustKeys(c, admin, plain.AccountID)
-	if len(ks) != 2 || ks[0].KeyID != plain.KeyID || ks[1].KeyID != limited.KeyID || ks[1].RPM != 5 || ks[0].RevokedAt != nil {
+	if len(ks) != 2 || ks[0].KeyID != plain.KeyID || ks[1].KeyID != limited.KeyID || ks[1].RPM != 5 || ks[0].RevokedAt != nil ||
+		ks[1].MaxCredits != 20000 || ks[1].MaxOutput != 256 || ks[0].MaxCredits != 0 || ks[0].MaxOutput != 0 {
 		t.Fatalf("keys %+v", ks)
 	}
 
@@ -141,6 +148,13 @@ func TestKeyAdminRefusesBadInput(t *testing.T) {
 		{"NegativeTPM", "POST", keys, admin, `{"tpm":-5}`, 400, "invalid", "tpm"},
 		{"HugeRPM", "POST", keys, admin, `{"rpm":1000000000000}`, 400, "invalid", "rpm"},
 		{"FractionalRPM", "POST", keys, admin, `{"rpm":1.5}`, 400, "invalid", "rpm"},
+		{"NegativeMaxCredits", "POST", keys, admin, `{"max_credits_per_request":-1}`, 400, "invalid", "max_credits_per_request must be 0 (no limit) or more"},
+		{"NegativeMaxOutput", "POST", keys, admin, `{"max_output_tokens":-8}`, 400, "invalid", "max_output_tokens must be 0 (no limit) or more"},
+		{"FractionalMaxCredits", "POST", keys, admin, `{"max_credits_per_request":99.5}`, 400, "invalid", "max_credits_per_request"},
+		{"MaxOutputAsString", "POST", keys, admin, `{"max_output_tokens":"64"}`, 400, "invalid", "max_output_tokens"},
+		{"HugeMaxCredits", "POST", keys, admin, `{"max_credits_per_request":1e30}`, 400, "invalid", "max_credits_per_request"},
+		{"AccountNegativeMaxOutput", "POST", "/admin/accounts", admin, `{"max_output_tokens":-1}`, 400, "invalid", "max_output_tokens"},
+		{"AccountNegativeMaxCredits", "POST", "/admin/accounts", admin, `{"max_credits_per_request":-5}`, 400, "invalid", "max_credits_per_request"},
 		{"UnknownModel", "POST", keys, admin, `{"allowed_models":["mock-gpt","gpt-9"]}`, 400, "invalid", `unknown model \"gpt-9\"`},
 		{"EmptyModel", "POST", keys, admin, `{"allowed_models":[""]}`, 400, "invalid", "allowed_models"},
 		{"ModelsNotAList", "POST", keys, admin, `{"allowed_models":"mock-gpt"}`, 400, "invalid", "allowed_models"},
@@ -366,5 +380,112 @@ func TestProvisionalTokensBudgetPerAccount(t *testing.T) {
 	wantStatus(t, "second chat of one account", st, b, 429, "rate_limit_exceeded")
 	if retry == "" {
 		t.Fatalf("429 without Retry-After: %s", b)
+	}
+}
+
+// mustFundedAccount makes an account and pays a starter order for it
+// through the emulator; it returns once the credits are on the balance.
+func mustFundedAccount(c client, admin string) (account, balance) {
+	c.tb.Helper()
+	a := mustAccount(c, admin)
+	o := mustOrder(c, a.APIKey, "fund-"+a.AccountID)
+	c.must(200, "POST", "/sandbox/wxpay/sim/orders/"+o.OutTradeNo+"/pay", "", "", nil)
+	var b balance
+	eventually(c.tb, "the paid order is credited", func() bool {
+		b = mustBalance(c, a.APIKey)
+		return b.Credits == o.Credits && b.Provisional == 0
+	})
+	return a, b
+}
+
+// usageCount is how many usage records the key's account has.
+func usageCount(c client, key string) int {
+	c.tb.Helper()
+	var u struct{ Data []json.RawMessage }
+	c.must(200, "GET", "/v1/usage", key, "", &u)
+	return len(u.Data)
+}
+
+// TestKeyMaxCreditsPerRequest: a key's max_credits_per_request refuses,
+// on every endpoint, a request whose hold would cost more, with a clear
+// 403 and nothing held or charged; a request within it is served and
+// charged as usual.
+func TestKeyMaxCreditsPerRequest(t *testing.T) {
+	m := MustRunMain(t)
+	c := client{t, m.URL}
+	a, before := mustFundedAccount(c, m.AdminToken)
+	k := mustKey(c, m.AdminToken, a.AccountID, `{"max_credits_per_request":1000}`)
+
+	st, b, _ := chat(c, k.APIKey, "mock-gpt", 4000)
+	wantStatus(t, "a hold above the key's bound", st, b, 403, "max_credits_per_request_exceeded")
+	if !strings.Contains(b, "limit of 1000 credits per request") || !strings.Contains(b, "lower max_tokens") {
+		t.Fatalf("the refusal does not say why: %s", b)
+	}
+	st, raw, _ := c.call("POST", "/v1/messages", k.APIKey,
+		`{"model":"mock-claude","max_tokens":4000,"messages":[{"role":"user","content":"hi"}]}`, nil)
+	if st != 403 || !strings.Contains(string(raw), `"type":"permission_error"`) || !strings.Contains(string(raw), "1000 credits per request") {
+		t.Fatalf("/v1/messages above the bound: %d %s", st, raw)
+	}
+	if got := mustBalance(c, k.APIKey); got != before || usageCount(c, k.APIKey) != 0 {
+		t.Fatalf("refused requests changed the account: balance %+v (was %+v), %d usage records", got, before, usageCount(c, k.APIKey))
+	}
+	// The bound is the key's: the account's other key is not bounded.
+	if st, b, _ := chat(c, a.APIKey, "mock-gpt", 4000); st != 200 {
+		t.Fatalf("the account's unbounded key: %d %s", st, b)
+	}
+
+	var res struct {
+		Usage struct {
+			CostCredits int64 `json:"cost_credits"`
+		}
+	}
+	c.must(200, "POST", "/v1/chat/completions", k.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}],"max_tokens":8}`, &res)
+	if res.Usage.CostCredits <= 0 || res.Usage.CostCredits > 1000 {
+		t.Fatalf("a request within the bound cost %d credits", res.Usage.CostCredits)
+	}
+}
+
+// TestKeyMaxOutputTokens: a key's max_output_tokens caps every request's
+// output, asked for or not, on chat and messages; another key of the same
+// account is not capped.
+func TestKeyMaxOutputTokens(t *testing.T) {
+	m := MustRunMain(t)
+	c := client{t, m.URL}
+	a, _ := mustFundedAccount(c, m.AdminToken)
+	k := mustKey(c, m.AdminToken, a.AccountID, `{"max_output_tokens":5}`)
+	type chatUsage struct {
+		Choices []struct {
+			FinishReason string `json:"finish_reason"`
+		}
+		Usage struct {
+			CompletionTokens int64 `json:"completion_tokens"`
+		}
+	}
+	for _, tc := range []struct {
+		name, key, body string
+		want            int64
+	}{
+		{"Capped", k.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}],"max_tokens":100}`, 5},
+		{"CappedWithoutMaxTokens", k.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}]}`, 5},
+		{"BelowTheCap", k.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}],"max_tokens":3}`, 3},
+		{"OtherKey", a.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}],"max_tokens":100}`, 16},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r chatUsage
+			c.must(200, "POST", "/v1/chat/completions", tc.key, tc.body, &r)
+			if r.Usage.CompletionTokens != tc.want || len(r.Choices) != 1 || (tc.want < 16 && r.Choices[0].FinishReason != "length") {
+				t.Fatalf("%d completion tokens, choices %+v; want %d", r.Usage.CompletionTokens, r.Choices, tc.want)
+			}
+		})
+	}
+	var msg struct {
+		StopReason string `json:"stop_reason"`
+		Usage      struct {
+			OutputTokens int64 `json:"output_tokens"`
+		}
+	}
+	c.must(200, "POST", "/v1/messages", k.APIKey, `{"model":"mock-claude","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`, &msg)
+	if msg.Usage.OutputTokens != 5 || msg.StopReason != "max_tokens" {
+		t.Fatalf("/v1/messages: %d output tokens, stop reason %q; want 5, max_tokens", msg.Usage.OutputTokens, msg.StopReason)
 	}
 }

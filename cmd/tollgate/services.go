@@ -19,6 +19,7 @@ import (
 	"tollgate/httpapi"
 	"tollgate/internal/cpuprio"
 	"tollgate/ledger"
+	"tollgate/metering"
 	"tollgate/payment"
 	"tollgate/pricing"
 	"tollgate/web"
@@ -126,7 +127,7 @@ func (m *Main) buildGateway(st *stores, svc *services) (gatewayParts, error) {
 	g.pricer = pricer
 	metrics := gateway.NewMetrics(svc.reg)
 	opts := gateway.Options{
-		Meter: &httpapi.Meter{Ledger: svc.ledger, SettleLater: true, Logger: m.log}, Pricer: httpapi.Pricer{P: pricer}, Logger: m.log,
+		Meter: &metering.Meter{Ledger: svc.ledger, SettleLater: true, Logger: m.log}, Pricer: metering.Pricer{P: pricer}, Logger: m.log,
 		Observer:  metrics,
 		RequestID: func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
 	}
@@ -140,7 +141,7 @@ func (m *Main) buildGateway(st *stores, svc *services) (gatewayParts, error) {
 	// without their own.
 	limits := gateway.NewLimits(st.kv.limiter, svc.reg)
 	limits.Logger = m.log
-	opts.Admitter = &httpapi.KeyAdmitter{Limits: limits, DefaultRPM: m.Config.RateLimit}
+	opts.Admitter = &metering.KeyAdmitter{Limits: limits, DefaultRPM: m.Config.RateLimit}
 	if n := m.Config.RateLimit; n > 0 {
 		g.desc += fmt.Sprintf("; %d requests/minute per API key by default", n)
 	}

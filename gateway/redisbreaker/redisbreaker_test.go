@@ -82,7 +82,7 @@ func TestTwoGatewaysShareTheBreaker(t *testing.T) {
 	chat := func(h http.Handler) {
 		t.Helper()
 		r := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{"model":"mock-gpt","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`))
-		r = r.WithContext(gateway.WithCaller(r.Context(), gateway.Caller{Account: "a"}))
+		r = r.WithContext(tollgate.WithCaller(r.Context(), tollgate.Caller{Account: "a"}))
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
 		if rec.Code != 200 {

@@ -20,10 +20,12 @@ const codeForeignKeyViolation = "23503"
 // (its id or hash exists). See auth.Store.
 func (s *Store) CreateAPIKey(ctx context.Context, k auth.Key) error {
 	const op = "postgres: create api key"
-	models, rpm, tpm, expires := limitColumns(k.Limits)
-	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at, allowed_models, rpm, tpm, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		k.ID, string(k.Account), k.Hash[:], k.Prefix, k.CreatedAt.UTC(), models, rpm, tpm, expires)
+	lc := limitColumns(k.Limits)
+	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at,
+		allowed_models, rpm, tpm, expires_at, max_credits_per_request, max_output_tokens)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		k.ID, string(k.Account), k.Hash[:], k.Prefix, k.CreatedAt.UTC(),
+		lc.models, lc.rpm, lc.tpm, lc.expires, lc.maxCredits, lc.maxOutput)
 	switch {
 	case err == nil:
 		return nil
@@ -36,39 +38,59 @@ func (s *Store) CreateAPIKey(ctx context.Context, k auth.Key) error {
 }
 
 // apiKeyColumns are the columns scanKey reads, in its order.
-const apiKeyColumns = `id, account_id, key_hash, prefix, created_at, revoked_at, allowed_models, rpm, tpm, expires_at`
+const apiKeyColumns = `id, account_id, key_hash, prefix, created_at, revoked_at,
+	allowed_models, rpm, tpm, expires_at, max_credits_per_request, max_output_tokens`
 
-// limitColumns returns l as the nullable columns of migration 0005: nil
-// (NULL) for every limit the key does not have.
-func limitColumns(l auth.Limits) (models []string, rpm *int32, tpm *int64, expires *time.Time) {
+// keyLimitColumns are a key's limits as the nullable columns of
+// migrations 0005 and 0007: nil (NULL) for every limit the key does not
+// have.
+type keyLimitColumns struct {
+	models                     []string
+	rpm                        *int32
+	tpm, maxCredits, maxOutput *int64
+	expires                    *time.Time
+}
+
+// limitColumns returns l as its columns.
+func limitColumns(l tollgate.KeyLimits) keyLimitColumns {
+	var c keyLimitColumns
 	if len(l.Models) > 0 {
-		models = l.Models
+		c.models = l.Models
 	}
 	if l.RequestsPerMinute > 0 {
 		n := int32(l.RequestsPerMinute)
-		rpm = &n
+		c.rpm = &n
 	}
-	if l.TokensPerMinute > 0 {
-		tpm = &l.TokensPerMinute
-	}
+	c.tpm = positive(l.TokensPerMinute)
+	c.maxCredits = positive(int64(l.MaxCreditsPerRequest))
+	c.maxOutput = positive(l.MaxOutputTokens)
 	if !l.ExpiresAt.IsZero() {
 		t := l.ExpiresAt.UTC()
-		expires = &t
+		c.expires = &t
 	}
-	return models, rpm, tpm, expires
+	return c
+}
+
+// positive returns &n, or nil (NULL: no limit) when n is not positive.
+func positive(n int64) *int64 {
+	if n <= 0 {
+		return nil
+	}
+	return &n
 }
 
 // scanKey reads one row of apiKeyColumns.
 func scanKey(row pgx.Row) (auth.Key, error) {
 	var (
-		k            auth.Key
-		h            []byte
-		account      string
-		revoked, exp *time.Time
-		rpm          *int32
-		tpm          *int64
+		k                          auth.Key
+		h                          []byte
+		account                    string
+		revoked, exp               *time.Time
+		rpm                        *int32
+		tpm, maxCredits, maxOutput *int64
 	)
-	if err := row.Scan(&k.ID, &account, &h, &k.Prefix, &k.CreatedAt, &revoked, &k.Limits.Models, &rpm, &tpm, &exp); err != nil {
+	if err := row.Scan(&k.ID, &account, &h, &k.Prefix, &k.CreatedAt, &revoked, &k.Limits.Models, &rpm, &tpm, &exp,
+		&maxCredits, &maxOutput); err != nil {
 		return auth.Key{}, err
 	}
 	copy(k.Hash[:], h)
@@ -88,6 +110,12 @@ func scanKey(row pgx.Row) (auth.Key, error) {
 	}
 	if exp != nil {
 		k.Limits.ExpiresAt = exp.UTC()
+	}
+	if maxCredits != nil {
+		k.Limits.MaxCreditsPerRequest = tollgate.Credits(*maxCredits)
+	}
+	if maxOutput != nil {
+		k.Limits.MaxOutputTokens = *maxOutput
 	}
 	return k, nil
 }

@@ -33,13 +33,15 @@ func (s *Store) CreateAPIKey(ctx context.Context, k auth.Key) error {
 	if n == 0 {
 		return &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "no such account"}
 	}
-	models, rpm, tpm, expires, err := limitColumns(k.Limits)
+	lc, err := limitColumns(k.Limits)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at, allowed_models, rpm, tpm, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, string(k.Account), k.Hash[:], k.Prefix, k.CreatedAt.UTC().UnixMicro(), models, rpm, tpm, expires)
+	_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at,
+		allowed_models, rpm, tpm, expires_at, max_credits_per_request, max_output_tokens)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, string(k.Account), k.Hash[:], k.Prefix, k.CreatedAt.UTC().UnixMicro(),
+		lc.models, lc.rpm, lc.tpm, lc.expires, lc.maxCredits, lc.maxOutput)
 	if isUnique(err) {
 		return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "API key already exists", Err: err}
 	}
@@ -53,37 +55,47 @@ func (s *Store) CreateAPIKey(ctx context.Context, k auth.Key) error {
 }
 
 // apiKeyColumns are the columns scanKey reads, in its order.
-const apiKeyColumns = `id, account_id, key_hash, prefix, created_at, revoked_at, allowed_models, rpm, tpm, expires_at`
+const apiKeyColumns = `id, account_id, key_hash, prefix, created_at, revoked_at,
+	allowed_models, rpm, tpm, expires_at, max_credits_per_request, max_output_tokens`
 
-// limitColumns returns l as the nullable columns of migration 0005: NULL
-// for every limit the key does not have.
-func limitColumns(l auth.Limits) (models sql.NullString, rpm, tpm, expires sql.NullInt64, err error) {
+// keyLimitColumns are a key's limits as the nullable columns of
+// migrations 0005 and 0007: NULL for every limit the key does not have.
+type keyLimitColumns struct {
+	models                                   sql.NullString
+	rpm, tpm, expires, maxCredits, maxOutput sql.NullInt64
+}
+
+// limitColumns returns l as its columns.
+func limitColumns(l tollgate.KeyLimits) (keyLimitColumns, error) {
+	var c keyLimitColumns
 	if len(l.Models) > 0 {
 		b, err := json.Marshal(l.Models)
 		if err != nil {
-			return models, rpm, tpm, expires, err
+			return c, err
 		}
-		models = sql.NullString{String: string(b), Valid: true}
+		c.models = sql.NullString{String: string(b), Valid: true}
 	}
-	rpm = sql.NullInt64{Int64: int64(l.RequestsPerMinute), Valid: l.RequestsPerMinute > 0}
-	tpm = sql.NullInt64{Int64: l.TokensPerMinute, Valid: l.TokensPerMinute > 0}
+	c.rpm = sql.NullInt64{Int64: int64(l.RequestsPerMinute), Valid: l.RequestsPerMinute > 0}
+	c.tpm = sql.NullInt64{Int64: l.TokensPerMinute, Valid: l.TokensPerMinute > 0}
 	if !l.ExpiresAt.IsZero() {
-		expires = sql.NullInt64{Int64: l.ExpiresAt.UTC().UnixMicro(), Valid: true}
+		c.expires = sql.NullInt64{Int64: l.ExpiresAt.UTC().UnixMicro(), Valid: true}
 	}
-	return models, rpm, tpm, expires, nil
+	c.maxCredits = sql.NullInt64{Int64: int64(l.MaxCreditsPerRequest), Valid: l.MaxCreditsPerRequest > 0}
+	c.maxOutput = sql.NullInt64{Int64: l.MaxOutputTokens, Valid: l.MaxOutputTokens > 0}
+	return c, nil
 }
 
 // scanKey reads one row of apiKeyColumns.
 func scanKey(row interface{ Scan(...any) error }) (auth.Key, error) {
 	var (
-		k                      auth.Key
-		h                      []byte
-		account                string
-		created                int64
-		models                 sql.NullString
-		revoked, rpm, tpm, exp sql.NullInt64
+		k                                          auth.Key
+		h                                          []byte
+		account                                    string
+		created                                    int64
+		models                                     sql.NullString
+		revoked, rpm, tpm, exp, maxCredits, maxOut sql.NullInt64
 	)
-	if err := row.Scan(&k.ID, &account, &h, &k.Prefix, &created, &revoked, &models, &rpm, &tpm, &exp); err != nil {
+	if err := row.Scan(&k.ID, &account, &h, &k.Prefix, &created, &revoked, &models, &rpm, &tpm, &exp, &maxCredits, &maxOut); err != nil {
 		return auth.Key{}, err
 	}
 	copy(k.Hash[:], h)
@@ -102,6 +114,8 @@ func scanKey(row interface{ Scan(...any) error }) (auth.Key, error) {
 	if exp.Valid {
 		k.Limits.ExpiresAt = time.UnixMicro(exp.Int64).UTC()
 	}
+	k.Limits.MaxCreditsPerRequest = tollgate.Credits(maxCredits.Int64)
+	k.Limits.MaxOutputTokens = maxOut.Int64
 	return k, nil
 }
 

@@ -176,17 +176,23 @@ func sameKey(a, b auth.Key) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// testKeyLimits: every limit comes back as stored, and a key without
-// limits comes back with the zero Limits (nil models, not an empty list).
+// testKeyLimits: every limit (models, rates, expiry, the bounds per
+// request) comes back as stored, alone or with others, and a key without
+// limits comes back with the zero KeyLimits (nil models, not an empty
+// list).
 func testKeyLimits(t *testing.T, s APIKeyStore, svc *ledger.Service) {
 	ctx := context.Background()
 	mustAccount(t, svc, "a1")
 	limited := testKey("key_l", "a1")
-	limited.Limits = auth.Limits{Models: []string{"mock-gpt", "gpt-4o-mini"}, RequestsPerMinute: 7, TokensPerMinute: 1 << 40,
-		ExpiresAt: keyEpoch.Add(30 * 24 * time.Hour)}
+	limited.Limits = tollgate.KeyLimits{Models: []string{"mock-gpt", "gpt-4o-mini"}, RequestsPerMinute: 7, TokensPerMinute: 1 << 40,
+		ExpiresAt: keyEpoch.Add(30 * 24 * time.Hour), MaxCreditsPerRequest: 1 << 50, MaxOutputTokens: 1 << 40}
 	only := testKey("key_o", "a1")
-	only.Limits = auth.Limits{TokensPerMinute: 1}
-	for _, k := range []auth.Key{limited, only, testKey("key_z", "a1")} {
+	only.Limits = tollgate.KeyLimits{TokensPerMinute: 1}
+	perRequest := testKey("key_p", "a1")
+	perRequest.Limits = tollgate.KeyLimits{MaxCreditsPerRequest: 1, MaxOutputTokens: 1}
+	credits := testKey("key_c", "a1")
+	credits.Limits = tollgate.KeyLimits{MaxCreditsPerRequest: 500}
+	for _, k := range []auth.Key{limited, only, perRequest, credits, testKey("key_z", "a1")} {
 		if err := s.CreateAPIKey(ctx, k); err != nil {
 			t.Fatalf("create %s: %v", k.ID, err)
 		}
@@ -209,6 +215,8 @@ func testKeyList(t *testing.T, s APIKeyStore, svc *ledger.Service) {
 		k := testKey(id, "a1")
 		k.CreatedAt = keyEpoch.Add(time.Duration(i) * time.Second)
 		k.Limits.RequestsPerMinute = i + 1
+		k.Limits.MaxCreditsPerRequest = tollgate.Credits(100 * i)
+		k.Limits.MaxOutputTokens = int64(10 * i)
 		if err := s.CreateAPIKey(ctx, k); err != nil {
 			t.Fatalf("create %s: %v", id, err)
 		}

@@ -10,7 +10,7 @@
 //		Orders: webadapt.Orders{Payments: pay}, Refunder: webadapt.Orders{Payments: pay},
 //		Accounts: webadapt.Accounts{Ledger: led}, Catalog: webadapt.Catalog{Pricer: pr},
 //		Account: func(r *http.Request) (tollgate.AccountID, error) {
-//			c, ok := httpapi.CallerFrom(r.Context())
+//			c, ok := tollgate.CallerFrom(r.Context())
 //			switch {
 //			case !ok:
 //				return "", tollgate.Errorf(tollgate.EUNAUTHORIZED, "an API key is required")

@@ -1,4 +1,4 @@
-package httpapi
+package metering
 
 import (
 	"context"
@@ -20,8 +20,8 @@ import (
 const DefaultHoldTTL = 10 * time.Minute
 
 // Meter is the gateway.Meter over the ledger: Reserve is a ledger hold
-// (funded by the caller's provisional grant when it authenticated with an
-// access token), Settle charges the real cost and writes the usage record
+// (funded by the hold's provisional grant, gateway.Hold.GrantID, when the
+// caller authenticated with an access token), Settle charges the real cost and writes the usage record
 // in the same transaction, Release frees the hold.
 type Meter struct {
 	Ledger *ledger.Service
@@ -53,11 +53,7 @@ func (m *Meter) Reserve(ctx context.Context, h gateway.Hold) (string, error) {
 	if ttl <= 0 {
 		ttl = DefaultHoldTTL
 	}
-	c, _ := CallerFrom(ctx)
-	if c.Account != "" && c.Account != h.Account {
-		return "", &tollgate.Error{Code: tollgate.EINTERNAL, Op: "meter.Reserve", Message: "hold for another account than the caller's"}
-	}
-	_, err = m.Ledger.Reserve(ctx, ledger.ReserveRequest{HoldID: id, Account: h.Account, GrantID: c.GrantID, Amount: h.Credits, TTL: ttl})
+	_, err = m.Ledger.Reserve(ctx, ledger.ReserveRequest{HoldID: id, Account: h.Account, GrantID: h.GrantID, Amount: h.Credits, TTL: ttl})
 	if err != nil {
 		return "", fmt.Errorf("meter: reserve: %w", err)
 	}
