@@ -373,7 +373,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	if pay != nil {
 		s.Payments = pay
-		s.Revenue = &revenueReporter{payments: pay, ledger: led, pricer: pricer, gateway: m.gatewayConfig}
+		s.Revenue = &payment.RevenueReporter{Payments: pay, Costs: m.gatewayConfig}
 		s.Rollout = m.rollout
 		if s.Routes, err = m.checkout(pay, led, pricer); err != nil {
 			return err
