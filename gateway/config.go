@@ -9,6 +9,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"tollgate"
+	"tollgate/pricing"
 )
 
 // Provider kinds.
@@ -259,6 +262,40 @@ func DefaultMockProviders(baseURL string) *Config {
 			},
 		},
 	}
+}
+
+// CostPrice returns the provider cost prices (USD per 1M tokens) of the
+// deployment whose id is id, for the revenue report (payment.CostPrices),
+// with the defaults of pricing.ModelPrice: a deployment without cost
+// prices, or one c does not know (or a nil c), costs nothing, and a prompt
+// cost left out is its input cost. Errors: EINTERNAL (a cost that does
+// not parse; Validate refuses those).
+func (c *Config) CostPrice(id string) (pricing.ModelPrice, error) {
+	var cost pricing.ModelPrice
+	if c == nil {
+		return cost, nil
+	}
+	d, ok := c.Deployment(id)
+	if !ok {
+		return cost, nil
+	}
+	for _, f := range []struct {
+		price string
+		dst   *pricing.Decimal
+	}{
+		{d.InputCostPer1M, &cost.Input}, {d.CachedInputCostPer1M, &cost.CachedInput},
+		{d.CacheWriteCostPer1M, &cost.CacheWriteInput}, {d.CacheWrite1hCostPer1M, &cost.CacheWrite1hInput},
+		{d.OutputCostPer1M, &cost.Output},
+	} {
+		if f.price == "" {
+			continue
+		}
+		var err error
+		if *f.dst, err = pricing.ParseDecimal(f.price); err != nil {
+			return pricing.ModelPrice{}, &tollgate.Error{Code: tollgate.EINTERNAL, Op: "revenue", Message: "bad cost price of " + id, Err: err}
+		}
+	}
+	return cost, nil
 }
 
 // Deployment returns the deployment whose id (as in Usage.Deployment,

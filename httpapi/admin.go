@@ -27,9 +27,21 @@ type RevenueReport struct {
 	MarginFen       tollgate.Fen `json:"margin_fen"`
 }
 
-// RevenueReporter builds the revenue report of [from, to).
+// RevenueReporter builds the revenue report of [from, to)
+// (*payment.RevenueReporter).
 type RevenueReporter interface {
-	Revenue(ctx context.Context, from, to time.Time) (RevenueReport, error)
+	Revenue(ctx context.Context, from, to time.Time) (payment.RevenueReport, error)
+}
+
+// newRevenueReport is the body of the report r of month.
+func newRevenueReport(month string, r payment.RevenueReport) RevenueReport {
+	usd := "0.000000"
+	if r.ProviderCostUSD != nil {
+		usd = r.ProviderCostUSD.FloatString(6)
+	}
+	return RevenueReport{Month: month, Payments: r.Payments, GrossFen: r.GrossFen, FeeFen: r.FeeFen,
+		RefundedFen: r.RefundedFen, NetFen: r.NetFen, Requests: int(r.Requests), CreditsUsed: int64(r.CreditsUsed),
+		ProviderCostUSD: usd, ProviderCostFen: r.ProviderCostFen, MarginFen: r.MarginFen}
 }
 
 // RolloutStatuser reports the WeChat Pay rollout and its failure guard.
@@ -68,9 +80,8 @@ func (s *Server) revenue(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	rep.Month = month
 	w.Header().Set("Cache-Control", "no-store")
-	WriteJSON(w, http.StatusOK, rep)
+	WriteJSON(w, http.StatusOK, newRevenueReport(month, rep))
 }
 
 func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {

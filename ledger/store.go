@@ -99,6 +99,10 @@ type ReadTx interface {
 	ListUsage(ctx context.Context, account tollgate.AccountID, limit int) ([]Usage, error)
 	// PaidVolume returns the sum of Fen over lots with from ≤ CreatedAt < to.
 	PaidVolume(ctx context.Context, from, to time.Time) (tollgate.Fen, error)
+	// UsageTotals sums the usage records with from ≤ CreatedAt < to per
+	// Deployment (one aggregate query, GROUP BY deployment), ordered by
+	// Deployment; deployments without records in the period are absent.
+	UsageTotals(ctx context.Context, from, to time.Time) ([]UsageTotal, error)
 	// Dump returns every row of every ledger table, each slice in
 	// ascending key order. It is meant for Audit and tests, not for the
 	// request path.

@@ -80,6 +80,40 @@ func (s *Service) ListUsage(ctx context.Context, account tollgate.AccountID, lim
 	return out, err
 }
 
+// UsageTotal is the sum of the usage records of one deployment over a
+// period: how many requests, the credits they cost and their tokens of each
+// kind, for the revenue report.
+type UsageTotal struct {
+	Deployment string
+	Requests   int64
+	Credits    tollgate.Credits
+	// The token counts sum those of Usage, with the same meaning.
+	InputTokens        int64
+	CachedTokens       int64
+	CacheWriteTokens   int64
+	CacheWrite1hTokens int64
+	OutputTokens       int64
+}
+
+// Tokens is t's counts by the price of each, as Usage.Tokens: prices are
+// linear, so pricing the total prices every record of it.
+func (t UsageTotal) Tokens() tollgate.Tokens {
+	return Usage{InputTokens: t.InputTokens, CachedTokens: t.CachedTokens, CacheWriteTokens: t.CacheWriteTokens,
+		CacheWrite1hTokens: t.CacheWrite1hTokens, OutputTokens: t.OutputTokens}.Tokens()
+}
+
+// UsageTotals returns the usage of [from, to) summed per deployment, in one
+// aggregate query (ReadTx.UsageTotals): for reports, without reading every
+// record.
+func (s *Service) UsageTotals(ctx context.Context, from, to time.Time) ([]UsageTotal, error) {
+	var out []UsageTotal
+	err := s.View(ctx, func(tx ReadTx) (err error) {
+		out, err = tx.UsageTotals(ctx, from.UTC(), to.UTC())
+		return err
+	})
+	return out, err
+}
+
 // negativeCount reports whether one of u's token counts is below zero,
 // which no store keeps.
 func (u Usage) negativeCount() bool {

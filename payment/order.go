@@ -45,7 +45,7 @@ func (s Status) Valid() bool { _, ok := edges[s]; return ok }
 
 // CheckTransition returns nil if an order may move from one state to
 // another (staying in the same state is always allowed), and an ECONFLICT
-// *tollgate.Error otherwise. Stores call it before every write, so no
+// *tollgate.Error otherwise. UpdateOrder applies it to every change, so no
 // order ever takes an edge outside the state machine.
 func CheckTransition(from, to Status) error {
 	if !from.Valid() || !to.Valid() {

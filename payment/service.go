@@ -167,7 +167,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.MchID == "" {
 		cfg.MchID = mch
 	}
-	s := &Service{cfg: cfg, ledger: d.Ledger, store: d.Store, pricer: d.Pricer, nonces: d.Nonces,
+	s := &Service{cfg: cfg, ledger: d.Ledger, store: machineStore{d.Store}, pricer: d.Pricer, nonces: d.Nonces,
 		limiter: d.Limiter, v2: d.V2, v3: d.V3, gw: d.Gateway, rollout: d.Rollout, metrics: d.Metrics,
 		log: d.Logger, now: d.Now, rand: d.Rand}
 	if s.now == nil {

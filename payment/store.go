@@ -8,9 +8,9 @@ import (
 )
 
 // Store persists orders, idempotency keys and refund bookkeeping. It holds
-// no payment rules beyond the order state machine, which every
-// implementation enforces with CheckTransition before it writes.
-// Implementations: *sqlite.Store and *postgres.Store (store/sqlite,
+// no payment rules: the order and refund state machines are applied by
+// this package (UpdateOrder, UpdateRefund), around the store's plain
+// locked read-modify-write, so no store can forget them. Implementations: *sqlite.Store and *postgres.Store (store/sqlite,
 // store/postgres), both checked by storetest.RunPayments. Safe for
 // concurrent use by many goroutines and, for PostgreSQL, many processes.
 type Store interface {
@@ -41,11 +41,12 @@ type Store interface {
 	ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]Order, error)
 
 	// UpdateOrder reads the order with a row lock, lets fn change it and
-	// writes it back in the same transaction, refusing a state change
-	// CheckTransition forbids. fn must not call other services (it runs
-	// inside a database transaction). If fn returns an error nothing is
-	// written and that error is returned. UpdatedAt is set by the caller.
-	// Errors: ENOTFOUND, ECONFLICT (forbidden transition).
+	// writes it back in the same transaction (every column but
+	// out_trade_no), whatever fn did: it knows no rule. fn must not call
+	// other services (it runs inside a database transaction). If fn
+	// returns an error nothing is written and that error is returned.
+	// UpdatedAt is set by the caller. Callers go through the package's
+	// UpdateOrder, which refuses a forbidden transition. Errors: ENOTFOUND.
 	UpdateOrder(ctx context.Context, outTradeNo string, fn func(*Order) error) (Order, error)
 
 	// LeaseDueOrders claims up to limit pending orders (NOTPAY or
@@ -65,12 +66,57 @@ type Store interface {
 	// RefundsByOrder returns the refund records of an order, oldest first.
 	RefundsByOrder(ctx context.Context, outTradeNo string) ([]RefundRecord, error)
 
-	// UpdateRefund is UpdateOrder for refund records. A final status
-	// (succeeded, failed) never changes again: ECONFLICT.
+	// UpdateRefund is UpdateOrder for refund records (the package's
+	// UpdateRefund keeps a final status final).
 	UpdateRefund(ctx context.Context, outRefundNo string, fn func(*RefundRecord) error) (RefundRecord, error)
 
 	// LeaseDueRefunds is LeaseDueOrders for pending refunds.
 	LeaseDueRefunds(ctx context.Context, owner string, now, until time.Time, limit int) ([]RefundRecord, error)
+
+	// PaymentTotals sums, in one aggregate query, the ledger's lots created
+	// in [from, to) (ledger.Lot: count, Fen, RefundedFen) joined with
+	// their orders by out_trade_no (count, FeeFen). The orders live in the
+	// ledger's database: both stores hold both.
+	PaymentTotals(ctx context.Context, from, to time.Time) (PaymentTotals, error)
+}
+
+// UpdateOrder changes an order through st.UpdateOrder, refusing, with
+// nothing written, a change of status the state machine forbids
+// (CheckTransition: ECONFLICT, or EINVALID for an unknown state). It is the
+// one way the Service changes an order, so the stores stay plain.
+func UpdateOrder(ctx context.Context, st Store, outTradeNo string, fn func(*Order) error) (Order, error) {
+	return st.UpdateOrder(ctx, outTradeNo, func(o *Order) error {
+		from := o.Status
+		if err := fn(o); err != nil {
+			return err
+		}
+		return CheckTransition(from, o.Status)
+	})
+}
+
+// UpdateRefund is UpdateOrder for refund records: a final status
+// (succeeded, failed) never changes again (CheckRefundTransition:
+// ECONFLICT).
+func UpdateRefund(ctx context.Context, st Store, outRefundNo string, fn func(*RefundRecord) error) (RefundRecord, error) {
+	return st.UpdateRefund(ctx, outRefundNo, func(r *RefundRecord) error {
+		from := r.Status
+		if err := fn(r); err != nil {
+			return err
+		}
+		return CheckRefundTransition(from, r.Status)
+	})
+}
+
+// machineStore is the Store the Service uses: the one it was given, with
+// every order and refund change checked by UpdateOrder and UpdateRefund.
+type machineStore struct{ Store }
+
+func (m machineStore) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*Order) error) (Order, error) {
+	return UpdateOrder(ctx, m.Store, outTradeNo, fn)
+}
+
+func (m machineStore) UpdateRefund(ctx context.Context, outRefundNo string, fn func(*RefundRecord) error) (RefundRecord, error) {
+	return UpdateRefund(ctx, m.Store, outRefundNo, fn)
 }
 
 // CheckRefundTransition returns nil if a refund record may move from one

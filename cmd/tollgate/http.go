@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"tollgate/httpapi"
+	"tollgate/payment"
 )
 
 // listen opens the listener first, so that the URL (with the port it got)
@@ -37,7 +38,7 @@ func (m *Main) handler(st *stores, svc *services) http.Handler {
 		Gatherer: svc.reg, Registerer: svc.reg, Logger: m.log,
 		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout,
 	}
-	s.Revenue = &revenueReporter{payments: svc.payments, ledger: svc.ledger, pricer: svc.gateway.pricer, gateway: svc.gateway.config}
+	s.Revenue = &payment.RevenueReporter{Payments: svc.payments, Costs: svc.gateway.config}
 	if m.Sim != nil {
 		s.Sandbox, s.SandboxInfo = m.Sim, m.Sim.Config()
 	}

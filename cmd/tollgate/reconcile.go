@@ -121,9 +121,15 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := parseFlags(fs, args); err != nil {
 		return failed(err)
 	}
+	if *date == "" {
+		// No default: a bill is only complete from 09:00 China time the
+		// next day, so "yesterday" would be wrong half the mornings.
+		return failed(fmt.Errorf("reconcile: --date is required: the China-time day to reconcile, YYYY-MM-DD (e.g. %s)",
+			time.Now().In(reconcile.China).AddDate(0, 0, -1).Format(time.DateOnly)))
+	}
 	day, err := time.ParseInLocation(time.DateOnly, *date, reconcile.China)
 	if err != nil {
-		return failed(fmt.Errorf("reconcile: --date must be YYYY-MM-DD: %w", err))
+		return failed(fmt.Errorf("reconcile: --date must be YYYY-MM-DD, got %q", *date))
 	}
 	if err := checkFormat(*format); err != nil {
 		return failed(fmt.Errorf("reconcile: %w", err))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -222,6 +223,19 @@ func TestReconcileCommandErrors(t *testing.T) {
 			}
 		})
 	}
+	// Without --date the operator is told to give one, not "parsing time".
+	t.Run("NoDateSaysSo", func(t *testing.T) {
+		err := Run(context.Background(), append([]string{"reconcile"}, base...), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "--date is required") || strings.Contains(err.Error(), "parsing time") {
+			t.Errorf("no --date: %v", err)
+		}
+	})
+	t.Run("BadDateSaysWhat", func(t *testing.T) {
+		err := Run(context.Background(), append([]string{"reconcile", "--date", "20261120"}, base...), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), `--date must be YYYY-MM-DD, got "20261120"`) {
+			t.Errorf("bad --date: %v", err)
+		}
+	})
 	t.Run("HelpSaysExitStatus", func(t *testing.T) {
 		status, _, errOut := runCLI(t, "reconcile", "--help")
 		if status != 0 {

@@ -172,9 +172,6 @@ func (s *Store) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*pay
 			return err
 		}
 		o.OutTradeNo = old.OutTradeNo
-		if err := payment.CheckTransition(old.Status, o.Status); err != nil {
-			return err
-		}
 		args := payrows.OrderArgs(&o)
 		if _, err := tx.Exec(ctx, `UPDATE payment_orders SET account_id = $2, fen = $3, credits = $4, package_id = $5,
 			api_version = $6, sign_type = $7, status = $8, code_url = $9, transaction_id = $10, device_fingerprint = $11,
@@ -271,9 +268,6 @@ func (s *Store) UpdateRefund(ctx context.Context, outRefundNo string, fn func(*p
 			return err
 		}
 		r.OutRefundNo = old.OutRefundNo
-		if err := payment.CheckRefundTransition(old.Status, r.Status); err != nil {
-			return err
-		}
 		if _, err := tx.Exec(ctx, `UPDATE payment_refunds SET out_trade_no = $2, account_id = $3, fen = $4,
 			credits = $5, status = $6, created_at = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10,
 			lease_owner = $11, lease_until = $12 WHERE out_refund_no = $1`, payrows.RefundArgs(&r)...); err != nil {
@@ -292,4 +286,20 @@ func (s *Store) LeaseDueRefunds(ctx context.Context, owner string, now, until ti
 			WHERE status = 'pending' AND next_poll_at <= $3 AND lease_until <= $3
 			ORDER BY next_poll_at, out_refund_no LIMIT $4 FOR UPDATE SKIP LOCKED)
 		RETURNING `+payrows.RefundColumns, owner, payrows.Micros(until), payrows.Micros(now), limit)
+}
+
+// PaymentTotals implements payment.Store.
+func (s *Store) PaymentTotals(ctx context.Context, from, to time.Time) (payment.PaymentTotals, error) {
+	var t payment.PaymentTotals
+	var gross, refunded, fee int64
+	err := s.pool.QueryRow(ctx, `SELECT COUNT(*), COUNT(o.out_trade_no), COALESCE(SUM(l.fen), 0)::BIGINT,
+		COALESCE(SUM(l.refunded_fen), 0)::BIGINT, COALESCE(SUM(o.fee_fen), 0)::BIGINT
+		FROM lots AS l LEFT JOIN payment_orders AS o ON o.out_trade_no = l.out_trade_no
+		WHERE l.created_at >= $1 AND l.created_at < $2`, from.UTC(), to.UTC()).
+		Scan(&t.Lots, &t.Orders, &gross, &refunded, &fee)
+	if err != nil {
+		return t, mapError("postgres.PaymentTotals", err)
+	}
+	t.GrossFen, t.RefundedFen, t.FeeFen = tollgate.Fen(gross), tollgate.Fen(refunded), tollgate.Fen(fee)
+	return t, nil
 }

@@ -56,3 +56,22 @@ func (t *txn) ListUsage(ctx context.Context, account tollgate.AccountID, limit i
 		"SELECT "+usageCols+" FROM usage_records WHERE account_id = $1 "+
 			"ORDER BY created_at DESC, request_id DESC LIMIT $2", string(account), limit)
 }
+
+// UsageTotals sums the usage records of [from, to) per deployment.
+func (t *txn) UsageTotals(ctx context.Context, from, to time.Time) ([]ledger.UsageTotal, error) {
+	var out []ledger.UsageTotal
+	err := t.query(ctx, "postgres: usage totals",
+		"SELECT deployment, COUNT(*), SUM(credits)::BIGINT, SUM(input_tokens)::BIGINT, SUM(cached_tokens)::BIGINT, "+
+			"SUM(cache_write_tokens)::BIGINT, SUM(cache_write_1h_tokens)::BIGINT, SUM(output_tokens)::BIGINT "+
+			"FROM usage_records WHERE created_at >= $1 AND created_at < $2 GROUP BY deployment ORDER BY deployment",
+		[]any{from.UTC(), to.UTC()}, func(rows pgx.Rows) error {
+			var u ledger.UsageTotal
+			var credits int64
+			err := rows.Scan(&u.Deployment, &u.Requests, &credits, &u.InputTokens, &u.CachedTokens,
+				&u.CacheWriteTokens, &u.CacheWrite1hTokens, &u.OutputTokens)
+			u.Credits = tollgate.Credits(credits)
+			out = append(out, u)
+			return err
+		})
+	return out, err
+}

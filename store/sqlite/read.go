@@ -345,6 +345,19 @@ func (t *txn) PaidVolume(ctx context.Context, from, to time.Time) (tollgate.Fen,
 	return v[0], nil
 }
 
+// UsageTotals implements ledger.ReadTx.
+func (t *txn) UsageTotals(ctx context.Context, from, to time.Time) ([]ledger.UsageTotal, error) {
+	return queryRows(ctx, t.q, "usage totals", func(r *sql.Rows) (ledger.UsageTotal, error) {
+		var u ledger.UsageTotal
+		err := r.Scan(&u.Deployment, &u.Requests, &u.Credits, &u.InputTokens, &u.CachedTokens, &u.CacheWriteTokens,
+			&u.CacheWrite1hTokens, &u.OutputTokens)
+		return u, err
+	}, `SELECT deployment, count(*), sum(credits), sum(input_tokens), sum(cached_tokens), sum(cache_write_tokens),
+		sum(cache_write_1h_tokens), sum(output_tokens)
+		FROM usage_records WHERE created_at >= ? AND created_at < ? GROUP BY deployment ORDER BY deployment`,
+		micros(from), micros(to))
+}
+
 // Dump implements ledger.ReadTx.
 func (t *txn) Dump(ctx context.Context) (*ledger.Dump, error) {
 	d := &ledger.Dump{}

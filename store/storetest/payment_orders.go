@@ -37,6 +37,8 @@ func RunPayments(t *testing.T, open OpenPaymentFunc) {
 		{"LeaseDueOrders", testLeaseDueOrders},
 		{"LeaseDueOrdersConcurrent", testLeaseDueOrdersConcurrent},
 		{"Refunds", testPaymentRefunds},
+		{"PaymentTotals", testPaymentTotals},
+		{"PaymentTotalsRandom", testPaymentTotalsRandom},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -156,8 +158,10 @@ func testIdempotencyKeyConcurrent(t *testing.T, ctx context.Context, s PaymentSt
 func testOrderTransitions(t *testing.T, ctx context.Context, s PaymentStore) {
 	o := SampleOrder("tg20261127TR000001", "alice", T0)
 	mustCreate(t, ctx, s, o, nil)
+	// Orders change through payment.UpdateOrder, which applies the state
+	// machine around the store's plain read-modify-write.
 	set := func(st payment.Status) (payment.Order, error) {
-		return s.UpdateOrder(ctx, o.OutTradeNo, func(x *payment.Order) error { x.Status = st; return nil })
+		return payment.UpdateOrder(ctx, s, o.OutTradeNo, func(x *payment.Order) error { x.Status = st; return nil })
 	}
 	for _, st := range []payment.Status{payment.StatusUserPaying, payment.StatusClosed, payment.StatusSuccess, payment.StatusRefund} {
 		if got, err := set(st); err != nil || got.Status != st {
@@ -188,12 +192,18 @@ func testOrderTransitions(t *testing.T, ctx context.Context, s PaymentStore) {
 	p := SampleOrder("tg20261127TR000002", "alice", T0)
 	p.TokenHash = "t2"
 	mustCreate(t, ctx, s, p, nil)
-	if _, err := s.UpdateOrder(ctx, p.OutTradeNo, func(x *payment.Order) error { x.Status = payment.StatusSuccess; return nil }); err != nil {
+	if _, err := payment.UpdateOrder(ctx, s, p.OutTradeNo, func(x *payment.Order) error { x.Status = payment.StatusSuccess; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	for _, st := range []payment.Status{payment.StatusNotPay, payment.StatusUserPaying, payment.StatusClosed, payment.StatusPayError} {
-		_, err := s.UpdateOrder(ctx, p.OutTradeNo, func(x *payment.Order) error { x.Status = st; return nil })
+		_, err := payment.UpdateOrder(ctx, s, p.OutTradeNo, func(x *payment.Order) error {
+			x.Status, x.Review = st, "undone"
+			return nil
+		})
 		WantCode(t, err, tollgate.ECONFLICT)
+	}
+	if got, _ := s.Order(ctx, p.OutTradeNo); got.Status != payment.StatusSuccess || got.Review != "" {
+		t.Fatalf("a refused transition wrote: %s %q", got.Status, got.Review)
 	}
 }
 
@@ -304,12 +314,15 @@ func testPaymentRefunds(t *testing.T, ctx context.Context, s PaymentStore) {
 	if got, _ := s.LeaseDueRefunds(ctx, "b", now, now.Add(time.Minute), 10); len(got) != 0 {
 		t.Fatal("refund leased twice")
 	}
-	done, err := s.UpdateRefund(ctx, r.OutRefundNo, func(x *payment.RefundRecord) error { x.Status = payment.RefundSucceeded; return nil })
+	done, err := payment.UpdateRefund(ctx, s, r.OutRefundNo, func(x *payment.RefundRecord) error { x.Status = payment.RefundSucceeded; return nil })
 	if err != nil || done.Status != payment.RefundSucceeded {
 		t.Fatalf("UpdateRefund = %+v, %v", done, err)
 	}
-	_, err = s.UpdateRefund(ctx, r.OutRefundNo, func(x *payment.RefundRecord) error { x.Status = payment.RefundFailed; return nil })
+	_, err = payment.UpdateRefund(ctx, s, r.OutRefundNo, func(x *payment.RefundRecord) error { x.Status = payment.RefundFailed; return nil })
 	WantCode(t, err, tollgate.ECONFLICT)
+	if got, _ := s.Refund(ctx, r.OutRefundNo); got.Status != payment.RefundSucceeded {
+		t.Fatalf("a final refund became %s", got.Status)
+	}
 	r2 := r
 	r2.OutRefundNo, r2.CreatedAt = o.OutTradeNo+"R2", T0.Add(time.Second)
 	if _, err := s.CreateRefund(ctx, r2); err != nil {

@@ -49,6 +49,8 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"RefundRacesSpending", testRefundRace},
 		{"PaidVolume", testPaidVolume},
 		{"Usage", testUsage},
+		{"UsageTotals", testUsageTotals},
+		{"UsageTotalsRandom", testUsageTotalsRandom},
 		{"ModelRandom", testModelRandom},
 		{"ConcurrentMachine", nil},
 		{"AuditCatchesCorruption", testAuditCatchesCorruption},
