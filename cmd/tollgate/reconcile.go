@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"tollgate"
 	"tollgate/reconcile"
 	"tollgate/wxpay"
 )
@@ -103,7 +104,7 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := parseFlags(fs, args); err != nil {
 		return failed(err)
 	}
-	day, err := time.ParseInLocation(time.DateOnly, *date, reconcile.China)
+	day, err := time.ParseInLocation(time.DateOnly, *date, tollgate.Beijing)
 	if err != nil {
 		return failed(fmt.Errorf("reconcile: --date must be YYYY-MM-DD: %w", err))
 	}
