@@ -18,11 +18,16 @@
 // Transport learns the same by reading every idle connection in its own
 // goroutine.
 //
-// The differences a caller may notice: when the server closes a
-// connection just as a request goes out on it, the request is sent again
-// on another connection if nothing at all came back (net/http's Transport
-// resends only idempotent requests); responses are not transparently
-// decompressed (no Accept-Encoding is added).
+// When the server closes a kept-alive connection just as a request goes
+// out on it, the request is sent again on another connection only if not
+// one byte of it was written, or it is a GET, HEAD, OPTIONS or TRACE
+// without a body. A request whose body was written — a POST to a model
+// provider, which may have started a paid generation — is never sent
+// twice: the caller gets the error. (net/http's Transport resends a
+// non-idempotent request only when nothing was written, too.)
+//
+// Responses are not transparently decompressed (no Accept-Encoding is
+// added).
 package h1
 
 import (
@@ -90,17 +95,28 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		var nothing *nothingBackError
-		if !reused || !errors.As(err, &nothing) || ctx.Err() != nil {
+		if !reused || !errors.As(err, &nothing) || ctx.Err() != nil || (nothing.sent && !resendable(req)) {
 			closeBody(req)
 			return nil, err
 		}
 		// A kept-alive connection the server had closed: nothing came
-		// back, so the server did not answer this request. Send it again
-		// on another one, from the start of its body.
+		// back, so the server did not answer this request, and either
+		// none of it went out or sending it twice is harmless. Send it
+		// again on another one, from the start of its body.
 		if req, err = rewind(req); err != nil {
 			return nil, fmt.Errorf("h1: resend to %s after a closed idle connection: %w", addr, err)
 		}
 	}
+}
+
+// resendable reports whether req may reach the server twice: a request
+// without a body whose method changes nothing.
+func resendable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return req.Body == nil || req.Body == http.NoBody
+	}
+	return false
 }
 
 // serves reports whether t makes req itself rather than Fallback.
@@ -162,7 +178,7 @@ func (t *Transport) conn(ctx context.Context, addr string) (c *conn, reused bool
 	}
 	c = &conn{nc: nc, addr: addr}
 	c.br = bufio.NewReaderSize(c, 16<<10)
-	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	c.bw = bufio.NewWriterSize(connWriter{c}, 4<<10)
 	return c, false, nil
 }
 
@@ -250,7 +266,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*
 		}
 		return nil, err
 	}
-	start := c.nread
+	start, startWritten := c.nread, c.nwritten
 	maxHeader := t.MaxResponseHeaderBytes
 	if maxHeader <= 0 {
 		maxHeader = DefaultMaxResponseHeaderBytes
@@ -269,7 +285,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*
 		if werr != nil {
 			err = werr
 		}
-		return fail(&nothingBackError{addr: c.addr, err: err})
+		return fail(&nothingBackError{addr: c.addr, err: err, sent: c.nwritten > startWritten})
 	case err != nil:
 		return fail(fmt.Errorf("h1: read response from %s: %w", c.addr, err))
 	}
@@ -309,6 +325,7 @@ type conn struct {
 	bw        *bufio.Writer
 	addr      string
 	nread     int64 // bytes read from nc so far
+	nwritten  int64 // bytes written to nc so far
 	limit     int64 // when > 0, no reading past this many bytes
 	idleSince time.Time
 }
@@ -328,6 +345,15 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	n, err := c.nc.Read(p)
 	c.nread += int64(n)
+	return n, err
+}
+
+// connWriter writes to c's connection, counting what it wrote.
+type connWriter struct{ c *conn }
+
+func (w connWriter) Write(p []byte) (int, error) {
+	n, err := w.c.nc.Write(p)
+	w.c.nwritten += int64(n)
 	return n, err
 }
 
@@ -391,10 +417,11 @@ func (b *body) Close() error {
 }
 
 // nothingBackError is a failed exchange in which not one byte came back:
-// the server did not answer this request.
+// the server did not answer this request. It may have received it (sent).
 type nothingBackError struct {
 	addr string
 	err  error
+	sent bool // some of the request was written to the connection
 }
 
 func (e *nothingBackError) Error() string {
