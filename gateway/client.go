@@ -1,18 +1,9 @@
 package gateway
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"time"
-
-	"tollgate/internal/h1"
-)
-
-// Upstream client names for UpstreamClient.
-const (
-	ClientNetHTTP = "net/http" // net/http's Transport, tuned (the default)
-	ClientH1      = "h1"       // internal/h1 for plain-HTTP upstreams, net/http for the rest
 )
 
 // NewUpstreamClient returns the client the gateway calls model providers
@@ -50,20 +41,4 @@ func newUpstreamTransport() *http.Transport {
 		MaxResponseHeaderBytes: 1 << 20,
 		ReadBufferSize:         16 << 10,
 	}
-}
-
-// UpstreamClient returns the upstream client named name: ClientNetHTTP
-// (or "") for NewUpstreamClient, ClientH1 for internal/h1 on plain-HTTP
-// upstreams over the same tuned Transport for the rest. h1 makes each
-// call in the caller's goroutine (a little faster on loopback) and, like
-// net/http, never resends a request whose body it wrote.
-func UpstreamClient(name string) (*http.Client, error) {
-	switch name {
-	case "", ClientNetHTTP:
-		return NewUpstreamClient(), nil
-	case ClientH1:
-		t := newUpstreamTransport()
-		return &http.Client{Transport: &h1.Transport{Fallback: t, Proxy: t.Proxy, MaxIdlePerHost: t.MaxIdleConnsPerHost}}, nil
-	}
-	return nil, fmt.Errorf("gateway: unknown upstream client %q (want %s or %s)", name, ClientNetHTTP, ClientH1)
 }

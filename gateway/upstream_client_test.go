@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"tollgate/gateway"
 )
 
 // rawUpstream is a model provider speaking raw HTTP/1.1 on a listener: it
@@ -75,42 +73,34 @@ func TestUpstreamDropsAPost(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(rawCompletion))+"\r\n\r\n"+rawCompletion[:40])
 		}},
 	} {
-		for _, client := range []string{gateway.ClientNetHTTP, gateway.ClientH1} {
-			t.Run(tc.name+"/"+client, func(t *testing.T) {
-				up, seen := rawUpstream(t, func(i int64, c net.Conn) bool {
-					if i == 0 {
-						rawOK(c)
-						return true
-					}
-					tc.cut(c)
-					return false
-				})
-				e := newEnvWith(t, 1000, func(o *gateway.Options) {
-					c, err := gateway.UpstreamClient(client)
-					if err != nil {
-						t.Fatal(err)
-					}
-					o.Client = c
-				}, deploymentSpec{up: up})
-				if resp, body := e.chat(simpleChat); resp.StatusCode != 200 {
-					t.Fatalf("first call: %d %s", resp.StatusCode, body)
+		t.Run(tc.name, func(t *testing.T) {
+			up, seen := rawUpstream(t, func(i int64, c net.Conn) bool {
+				if i == 0 {
+					rawOK(c)
+					return true
 				}
-				balance, _, usages, _ := e.meter.state()
-				resp, body := e.chat(simpleChat)
-				if n := seen.Load(); n != 2 {
-					t.Errorf("the provider saw %d requests, want 2 (the dropped one once)", n)
-				}
-				typ := path(mustJSON(t, body), "error", "type")
-				if resp.StatusCode < 500 || (typ != "upstream_error" && typ != "service_unavailable") ||
-					!strings.Contains(path(mustJSON(t, body), "error", "message").(string), "upstream") {
-					t.Errorf("dropped call: %d %s, want an upstream error", resp.StatusCode, body)
-				}
-				after, holds, usagesAfter, released := e.meter.state()
-				if after != balance || holds != 0 || len(usagesAfter) != len(usages) || released != 1 {
-					t.Errorf("balance %d -> %d, %d holds open, %d -> %d usages, %d released; want nothing charged and the hold released",
-						balance, after, holds, len(usages), len(usagesAfter), released)
-				}
+				tc.cut(c)
+				return false
 			})
-		}
+			e := newEnv(t, 1000, deploymentSpec{up: up}) // the default client
+			if resp, body := e.chat(simpleChat); resp.StatusCode != 200 {
+				t.Fatalf("first call: %d %s", resp.StatusCode, body)
+			}
+			balance, _, usages, _ := e.meter.state()
+			resp, body := e.chat(simpleChat)
+			if n := seen.Load(); n != 2 {
+				t.Errorf("the provider saw %d requests, want 2 (the dropped one once)", n)
+			}
+			typ := path(mustJSON(t, body), "error", "type")
+			if resp.StatusCode < 500 || (typ != "upstream_error" && typ != "service_unavailable") ||
+				!strings.Contains(path(mustJSON(t, body), "error", "message").(string), "upstream") {
+				t.Errorf("dropped call: %d %s, want an upstream error", resp.StatusCode, body)
+			}
+			after, holds, usagesAfter, released := e.meter.state()
+			if after != balance || holds != 0 || len(usagesAfter) != len(usages) || released != 1 {
+				t.Errorf("balance %d -> %d, %d holds open, %d -> %d usages, %d released; want nothing charged and the hold released",
+					balance, after, holds, len(usages), len(usagesAfter), released)
+			}
+		})
 	}
 }

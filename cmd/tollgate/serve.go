@@ -141,9 +141,6 @@ type ServeConfig struct {
 	WxpayRolloutPercent   int
 	WxpayGuardFailureRate float64
 	LogFormat             string
-	// UpstreamClient names the client for model providers: "net/http"
-	// (default) or "h1" (gateway.UpstreamClient).
-	UpstreamClient string
 }
 
 // Main is the `tollgate serve` program: ParseFlags, then Run (which returns
@@ -209,7 +206,6 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Float64Var(&c.WxpayGuardFailureRate, "wxpay-guard-failure-rate", c.WxpayGuardFailureRate,
 		"pause WeChat Pay for 5m when this share of >= 20 order placements in 5m failed (0 disables)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
-	fs.StringVar(&c.UpstreamClient, "upstream-client", c.UpstreamClient, "HTTP client for model providers: net/http, or h1 (plain-HTTP upstreams in the caller's goroutine)")
 	// configPath reads --config before parsing; the flag is declared so
 	// that it parses and shows in the usage.
 	fs.String("config", "", "JSON file of settings keyed by flag name (see tollgate.example.json); env and flags override it")
@@ -563,16 +559,11 @@ func (m *Main) openGateway(led *ledger.Service, reg prometheus.Registerer, limit
 	if err != nil {
 		return nil, nil, nil, "", fmt.Errorf("serve: pricing: %w", err)
 	}
-	client, err := gateway.UpstreamClient(m.Config.UpstreamClient)
-	if err != nil {
-		return nil, nil, nil, "", fmt.Errorf("serve: --upstream-client: %w", err)
-	}
 	metrics := gateway.NewMetrics(reg)
 	opts := gateway.Options{
 		Meter: &httpapi.Meter{Ledger: led, SettleLater: true, Logger: m.log}, Pricer: httpapi.Pricer{P: pricer}, Logger: m.log,
 		Observer:  metrics,
 		RequestID: func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
-		Client:    client,
 	}
 	if u := m.Config.RedisURL; u != "" {
 		// Every instance sees one circuit breaker per deployment.
