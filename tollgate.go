@@ -7,6 +7,7 @@ package tollgate
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 )
 
@@ -24,6 +25,11 @@ func (f Fen) String() string {
 	}
 	return fmt.Sprintf("%s%d.%02d", sign, v/100, v%100)
 }
+
+// LogValue logs f as its integer count of fen, whatever the handler (a
+// text handler would otherwise print String's yuan under a fen label).
+// Log it under a key that says fen.
+func (f Fen) LogValue() slog.Value { return slog.Int64Value(int64(f)) }
 
 // Credits is an amount of token credits: 1 credit is 1 token at the base price.
 type Credits int64

@@ -1,8 +1,11 @@
 package tollgate_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"tollgate"
@@ -32,5 +35,16 @@ func TestErrorCode(t *testing.T) {
 	}
 	if tollgate.ErrorMessage(errors.New("secret detail")) != "internal error" {
 		t.Fatal("plain error leaked its text")
+	}
+}
+
+// TestFenLogsAsFen: a log line's fen label carries fen, not yuan, in text
+// and JSON logs alike.
+func TestFenLogsAsFen(t *testing.T) {
+	var text, js bytes.Buffer
+	slog.New(slog.NewTextHandler(&text, nil)).Info("credited", "fen", tollgate.Fen(5000))
+	slog.New(slog.NewJSONHandler(&js, nil)).Info("credited", "fen", tollgate.Fen(5000))
+	if !strings.Contains(text.String(), " fen=5000") || !strings.Contains(js.String(), `"fen":5000`) {
+		t.Fatalf("logs %q and %q, want fen=5000", text.String(), js.String())
 	}
 }

@@ -33,22 +33,6 @@ func (e *StatusError) Unwrap() error { return e.Err }
 // PublicCode is the machine code shown to clients (httpapi.CodedError).
 func (e *StatusError) PublicCode() string { return e.Code }
 
-// errorKinds maps tollgate codes to a status, an OpenAI error type and code.
-var errorKinds = map[string]struct {
-	status    int
-	typ, code string
-}{
-	tollgate.EINVALID:      {http.StatusBadRequest, "invalid_request_error", "invalid_request"},
-	tollgate.ENOTFOUND:     {http.StatusNotFound, "invalid_request_error", "model_not_found"},
-	tollgate.EUNAUTHORIZED: {http.StatusUnauthorized, "authentication_error", "invalid_api_key"},
-	tollgate.EFORBIDDEN:    {http.StatusForbidden, "permission_error", "model_not_allowed"},
-	tollgate.EINSUFFICIENT: {http.StatusPaymentRequired, "insufficient_balance", "insufficient_balance"},
-	tollgate.ERATELIMITED:  {http.StatusTooManyRequests, "rate_limit_error", "rate_limit_exceeded"},
-	tollgate.EUPSTREAM:     {http.StatusBadGateway, "upstream_error", "upstream_error"},
-	tollgate.EUNAVAILABLE:  {http.StatusServiceUnavailable, "service_unavailable", "service_unavailable"},
-	tollgate.EINTERNAL:     {http.StatusInternalServerError, "internal_error", "internal_error"},
-}
-
 // apiError is OpenAI's error body.
 type apiError struct {
 	Error apiErrorBody `json:"error"`
@@ -61,31 +45,37 @@ type apiErrorBody struct {
 	Code    string  `json:"code"`
 }
 
-// errorBody returns the status, headers and OpenAI-shaped body for err.
-// Internal errors show only "internal error".
+// errorBody returns the status, Retry-After and OpenAI-shaped body for
+// err, from tollgate's error table and, on top, a *StatusError's own
+// status, type and code. Internal errors show only "internal error".
 func errorBody(err error) (int, time.Duration, apiError) {
+	status, retry, kind, code, msg := shownError(err)
+	return status, retry, apiError{Error: apiErrorBody{Message: msg, Type: kind.OpenAIType, Code: code}}
+}
+
+// shownError is how the gateway shows err: status, Retry-After, the row of
+// tollgate's error table (its OpenAIType replaced by a *StatusError's
+// Type), public code and message.
+func shownError(err error) (int, time.Duration, tollgate.HTTPError, string, string) {
 	code := tollgate.ErrorCode(err)
-	kind, ok := errorKinds[code]
-	if !ok {
-		kind = errorKinds[tollgate.EINTERNAL]
-	}
+	kind, ok := tollgate.HTTPErrorOf(code)
 	msg := tollgate.ErrorMessage(err)
 	if code == tollgate.EINTERNAL || !ok {
 		msg = "internal error" // details are logged, never shown
 	}
-	status, typ, pub := kind.status, kind.typ, kind.code
+	status, pub := kind.Status, kind.ModelCode
 	var retry time.Duration
 	var se *StatusError
 	if errors.As(err, &se) {
 		status, retry = se.Status, se.RetryAfter
 		if se.Type != "" {
-			typ = se.Type
+			kind.OpenAIType = se.Type
 		}
 		if se.Code != "" {
 			pub = se.Code
 		}
 	}
-	return status, retry, apiError{Error: apiErrorBody{Message: msg, Type: typ, Code: pub}}
+	return status, retry, kind, pub, msg
 }
 
 // writeError writes err in OpenAI's error shape with its status and, for

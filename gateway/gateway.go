@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"tollgate"
-	"tollgate/internal/h1"
 )
 
 // RetryPolicy bounds failover for one request.
@@ -32,9 +31,8 @@ type Options struct {
 	Breaker  BreakerState // default: NewBreaker(5, 30s)
 	Observer Observer     // default: none
 	Admitter Admitter     // default: no per-key rate limits
-	// Client makes the upstream calls; default: one without an overall
-	// timeout whose plain-HTTP calls (a model server on this host or
-	// network) go through h1's transport, the rest through net/http's.
+	// Client makes the upstream calls; default: NewUpstreamClient's,
+	// net/http's Transport tuned for many concurrent calls.
 	Client *http.Client
 	Retry  RetryPolicy
 	// MaxBodyBytes bounds request bodies, default 8 MiB (413 beyond).
@@ -120,14 +118,7 @@ func setDefaults(o *Options) {
 		o.Observer = nopObserver{}
 	}
 	if o.Client == nil {
-		// No overall timeout (streams are long); attempts carry their own.
-		// Keep many idle connections per upstream: a gateway talks to few
-		// hosts at high concurrency. Plain-HTTP upstreams are called in the
-		// request's own goroutine (h1): on loopback net/http's hand-offs
-		// between its connection goroutines cost more than the call.
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64
-		o.Client = &http.Client{Transport: &h1.Transport{Fallback: t, Proxy: t.Proxy, MaxIdlePerHost: 64}}
+		o.Client = NewUpstreamClient()
 	}
 	r := &o.Retry
 	if r.MaxAttempts <= 0 {

@@ -414,33 +414,23 @@ func anthropicDeployments(model string, deps []*deployment) ([]*deployment, erro
 	return out, nil
 }
 
-// anthErrorTypes maps OpenAI error types to Anthropic's.
-var anthErrorTypes = map[string]string{
-	"invalid_request_error": "invalid_request_error",
-	"authentication_error":  "authentication_error",
-	"permission_error":      "permission_error",
-	"rate_limit_error":      "rate_limit_error",
-	"insufficient_balance":  "billing_error",
-	"service_unavailable":   "overloaded_error",
-}
-
 // writeAnthError writes err in Anthropic's error shape with the status
-// the OpenAI endpoints would use.
+// the OpenAI endpoints would use and the Anthropic type of tollgate's
+// error table; a body too large and a timed-out upstream have types of
+// their own.
 func writeAnthError(w http.ResponseWriter, err error) {
-	status, retry, body := errorBody(err)
-	typ, ok := anthErrorTypes[body.Error.Type]
-	switch {
-	case status == http.StatusNotFound:
-		typ = "not_found_error" // OpenAI says invalid_request_error + model_not_found
-	case status == http.StatusRequestEntityTooLarge:
+	status, retry, kind, _, msg := shownError(err)
+	typ := kind.AnthropicType
+	switch status {
+	case http.StatusRequestEntityTooLarge:
 		typ = "request_too_large"
-	case !ok:
-		typ = "api_error"
+	case http.StatusGatewayTimeout:
+		typ = "timeout_error"
 	}
 	if retry > 0 {
 		w.Header().Set("Retry-After", retryAfterSeconds(retry))
 	}
-	writeJSON(w, status, map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": body.Error.Message}})
+	writeJSON(w, status, map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}})
 }
 
 // sseEvent is one Server-Sent Event read ahead.

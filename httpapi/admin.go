@@ -49,12 +49,9 @@ type RolloutStatuser interface {
 	Status() payment.RolloutStatus
 }
 
-// beijing is the merchant's calendar: WeChat Pay bills and fee months.
-var beijing = time.FixedZone("CST", 8*3600)
-
 // monthRange parses YYYY-MM into the month's bounds in Beijing time.
 func monthRange(s string) (from, to time.Time, err error) {
-	t, perr := time.ParseInLocation("2006-01", s, beijing)
+	t, perr := time.ParseInLocation("2006-01", s, tollgate.Beijing)
 	if perr != nil || s == "" {
 		return from, to, tollgate.Errorf(tollgate.EINVALID, "query parameter month must be YYYY-MM, e.g. 2026-11")
 	}
@@ -68,7 +65,7 @@ func (s *Server) revenue(w http.ResponseWriter, r *http.Request) {
 	}
 	month := r.URL.Query().Get("month")
 	if month == "" {
-		month = time.Now().In(beijing).Format("2006-01")
+		month = time.Now().In(tollgate.Beijing).Format("2006-01")
 	}
 	from, to, err := monthRange(month)
 	if err != nil {

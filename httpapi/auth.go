@@ -114,20 +114,13 @@ func callerOf(r *http.Request) tollgate.Caller {
 
 // writeAnthropicError writes err in Anthropic's error shape,
 // {"type":"error","error":{"type":..,"message":..}}, for /v1/messages
-// clients (Anthropic SDKs parse that shape, not OpenAI's).
+// clients (Anthropic SDKs parse that shape, not OpenAI's), with the status
+// and logging of WriteError.
 func writeAnthropicError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	typ := "api_error"
-	switch tollgate.ErrorCode(err) {
-	case tollgate.EUNAUTHORIZED:
-		typ = "authentication_error"
-	case tollgate.EFORBIDDEN:
-		typ = "permission_error"
-	case tollgate.EUNAVAILABLE:
-		typ = "overloaded_error"
+	status, _, kind, msg := shown(r, log, err)
+	typ := kind.AnthropicType
+	if status == http.StatusRequestEntityTooLarge {
+		typ = "request_too_large"
 	}
-	msg := tollgate.ErrorMessage(err)
-	if tollgate.ErrorCode(err) == tollgate.EINTERNAL && log != nil {
-		log.ErrorContext(r.Context(), "internal error", "request_id", RequestID(r.Context()), "path", r.URL.Path, "err", err)
-	}
-	WriteJSON(w, StatusOf(err), map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}})
+	WriteJSON(w, status, map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}})
 }

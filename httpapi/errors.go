@@ -9,34 +9,10 @@ import (
 	"tollgate"
 )
 
-// errorKind is how one tollgate error code is shown over HTTP: the status
-// and OpenAI's error "type".
-type errorKind struct {
-	status int
-	typ    string
-}
-
-// errorKinds maps every tollgate error code to HTTP once. A code missing
-// here is shown as an internal error.
-var errorKinds = map[string]errorKind{
-	tollgate.EINVALID:      {http.StatusBadRequest, "invalid_request_error"},
-	tollgate.ENOTFOUND:     {http.StatusNotFound, "invalid_request_error"},
-	tollgate.ECONFLICT:     {http.StatusConflict, "invalid_request_error"},
-	tollgate.EUNAUTHORIZED: {http.StatusUnauthorized, "authentication_error"},
-	tollgate.EFORBIDDEN:    {http.StatusForbidden, "permission_error"},
-	tollgate.EINSUFFICIENT: {http.StatusPaymentRequired, "insufficient_balance"},
-	tollgate.ERATELIMITED:  {http.StatusTooManyRequests, "rate_limit_error"},
-	tollgate.EUPSTREAM:     {http.StatusBadGateway, "upstream_error"},
-	tollgate.EUNAVAILABLE:  {http.StatusServiceUnavailable, "service_unavailable"},
-	tollgate.EINTERNAL:     {http.StatusInternalServerError, "internal_error"},
-}
-
 // StatusOf returns the HTTP status err is shown with.
 func StatusOf(err error) int {
-	if k, ok := errorKinds[tollgate.ErrorCode(err)]; ok {
-		return k.status
-	}
-	return http.StatusInternalServerError
+	h, _ := tollgate.HTTPErrorOf(tollgate.ErrorCode(err))
+	return h.Status
 }
 
 // APIError is the body of every error answer, in OpenAI's shape:
@@ -61,14 +37,25 @@ type CodedError interface {
 	PublicCode() string
 }
 
-// WriteError writes err as an OpenAI-shaped JSON error. Internal errors are
-// logged with the request id and shown only as "internal error", so no
-// detail (keys, SQL, paths) leaks to clients.
+// WriteError writes err as an OpenAI-shaped JSON error with the status and
+// type of tollgate's error table and the tollgate code (or the error's own
+// PublicCode) as its code. Internal errors are logged with the request id
+// and shown only as "internal error", so no detail (keys, SQL, paths)
+// leaks to clients.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status, code, kind, msg := shown(r, log, err)
+	WriteJSON(w, status, APIError{Error: APIErrorBody{Message: msg, Type: kind.OpenAIType, Code: code}})
+}
+
+// shown is how err is shown by the service's own endpoints: its status,
+// public code, row of the error table and message. Internal errors are
+// logged with the request id and shown only as "internal error", so no
+// detail (keys, SQL, paths) leaks to clients. A *TooLargeError is 413.
+func shown(r *http.Request, log *slog.Logger, err error) (int, string, tollgate.HTTPError, string) {
 	code := tollgate.ErrorCode(err)
-	kind, ok := errorKinds[code]
+	kind, ok := tollgate.HTTPErrorOf(code)
 	if !ok {
-		code, kind = tollgate.EINTERNAL, errorKinds[tollgate.EINTERNAL]
+		code = tollgate.EINTERNAL
 	}
 	msg := tollgate.ErrorMessage(err)
 	if code == tollgate.EINTERNAL {
@@ -77,16 +64,16 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			log.ErrorContext(r.Context(), "internal error", "request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 	}
-	public := code
+	status, public := kind.Status, code
 	var tooLarge *TooLargeError
 	if errors.As(err, &tooLarge) {
-		kind.status, public = http.StatusRequestEntityTooLarge, "request_too_large"
+		status, public = http.StatusRequestEntityTooLarge, "request_too_large"
 	}
 	var ce CodedError
 	if errors.As(err, &ce) && ce.PublicCode() != "" {
 		public = ce.PublicCode()
 	}
-	WriteJSON(w, kind.status, APIError{Error: APIErrorBody{Message: msg, Type: kind.typ, Code: public}})
+	return status, public, kind, msg
 }
 
 // WriteJSON writes v as JSON with status.

@@ -228,10 +228,8 @@ func newOutTradeNo(r io.Reader, now time.Time) (string, error) {
 	for i := range b {
 		b[i] = alphabet[b[i]%32]
 	}
-	return "tg" + now.In(beijing).Format("20060102") + string(b), nil
+	return "tg" + now.In(tollgate.Beijing).Format("20060102") + string(b), nil
 }
-
-var beijing = time.FixedZone("CST", 8*3600)
 
 // resume answers a request whose Idempotency-Key is already recorded.
 func (s *Service) resume(ctx context.Context, k IdempotencyKey, hash string) (OrderResult, error) {

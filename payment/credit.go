@@ -73,8 +73,8 @@ func (s *Service) credit(ctx context.Context, o Order, transactionID string, sou
 // volume before it (Beijing time). A failure to read the volume is logged
 // and records no fee rather than blocking the payment.
 func (s *Service) fee(ctx context.Context, lot ledger.Lot) tollgate.Fen {
-	t := lot.CreatedAt.In(beijing)
-	vol, err := s.ledger.PaidVolume(ctx, t.Year(), t.Month(), beijing)
+	t := lot.CreatedAt.In(tollgate.Beijing)
+	vol, err := s.ledger.PaidVolume(ctx, t.Year(), t.Month(), tollgate.Beijing)
 	if err != nil {
 		s.log.WarnContext(ctx, "payment: month volume for the fee", "err", err)
 		return 0

@@ -16,10 +16,6 @@ import (
 	"tollgate/wxpay"
 )
 
-// China is the bill's time zone: WeChat Pay cuts bills at 00:00:00 China
-// Standard Time (UTC+8, no daylight saving), so a fixed zone needs no tzdata.
-var China = time.FixedZone("CST", 8*3600)
-
 // Kind names one kind of difference between the bill and the ledger.
 type Kind string
 
@@ -148,11 +144,11 @@ type Input struct {
 	Refunds []ledger.Refund
 }
 
-// DayBounds returns the first instant of day's calendar date in loc (China
+// DayBounds returns the first instant of day's calendar date in loc (Beijing
 // when nil) and the first instant of the next date.
 func DayBounds(day time.Time, loc *time.Location) (start, end time.Time) {
 	if loc == nil {
-		loc = China
+		loc = tollgate.Beijing
 	}
 	d := day.In(loc)
 	start = time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, loc)

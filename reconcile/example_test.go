@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"tollgate"
 	"tollgate/ledger"
 	"tollgate/reconcile"
 	"tollgate/wxpay"
@@ -12,7 +13,7 @@ import (
 // A bill with two payments against a ledger that credited one of them with
 // the wrong amount and one that was never paid.
 func ExampleCompare() {
-	day := time.Date(2026, 11, 20, 0, 0, 0, 0, reconcile.China)
+	day := time.Date(2026, 11, 20, 0, 0, 0, 0, tollgate.Beijing)
 	bill := &wxpay.Bill{
 		Records: []wxpay.BillRecord{
 			{TradeState: "SUCCESS", OutTradeNo: "tg_1", TransactionID: "4200000001", TotalFee: 5000},

@@ -113,7 +113,7 @@ func (f *fixture) dump() ([]ledger.Lot, []ledger.Refund) {
 // at parses a China-time "2006-01-02 15:04:05".
 func at(tb testing.TB, s string) time.Time {
 	tb.Helper()
-	t, err := time.ParseInLocation(time.DateTime, s, reconcile.China)
+	t, err := time.ParseInLocation(time.DateTime, s, tollgate.Beijing)
 	if err != nil {
 		tb.Fatalf("parse time %q: %v", s, err)
 	}

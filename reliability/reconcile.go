@@ -16,6 +16,7 @@ import (
 	"slices"
 	"time"
 
+	"tollgate"
 	"tollgate/ledger"
 	"tollgate/reconcile"
 	"tollgate/wxpay"
@@ -24,7 +25,7 @@ import (
 // ReconcileCLI runs `tollgate reconcile --format json` for day against the
 // emulator and the database, and returns its exit status and report.
 func ReconcileCLI(ctx context.Context, bin, dbURL string, cl *Cluster, day time.Time) (int, reconcile.Report, string, error) {
-	cmd := exec.CommandContext(ctx, bin, "reconcile", "--date", day.In(reconcile.China).Format(time.DateOnly),
+	cmd := exec.CommandContext(ctx, bin, "reconcile", "--date", day.In(tollgate.Beijing).Format(time.DateOnly),
 		"--database-url", dbURL, "--format", "json",
 		"--wxpay-api-version", "v2", "--wxpay-url", cl.Sim,
 		"--wxpay-mch-id", cl.SimConfig.MchID, "--wxpay-appid", cl.SimConfig.AppID,

@@ -2,6 +2,8 @@ package web
 
 import (
 	"net/http"
+
+	"tollgate"
 )
 
 // accountOrders is how many orders the account page lists.
@@ -44,7 +46,7 @@ func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.now()
-	since := dayStart(now, cst).AddDate(0, 0, -(chartDays - 1))
+	since := dayStart(now, tollgate.Beijing).AddDate(0, 0, -(chartDays - 1))
 	usage, err := h.Accounts.ListUsage(ctx, s.Account, since)
 	if err != nil {
 		h.internalPage(w, r, err)
@@ -55,7 +57,7 @@ func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request) {
 		Credits: groupDigits(int64(bal.Credits)), Held: groupDigits(int64(bal.Held)),
 		Provisional: groupDigits(int64(bal.Provisional)), Debt: groupDigits(int64(bal.Debt)),
 		HasDebt: bal.Debt > 0, CheckoutURL: "/checkout/" + r.PathValue("session"),
-		Chart: buildChart(usage, now, cst, p.Lang, p.T("other")),
+		Chart: buildChart(usage, now, tollgate.Beijing, p.Lang, p.T("other")),
 	}
 	for _, o := range orders {
 		st := o.Status

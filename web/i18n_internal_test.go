@@ -3,6 +3,8 @@ package web
 import (
 	"testing"
 	"time"
+
+	"tollgate"
 )
 
 func TestMessagesHaveBothLanguages(t *testing.T) {
@@ -69,7 +71,7 @@ func TestChart(t *testing.T) {
 		{Model: "b", Credits: 30, CreatedAt: now.AddDate(0, 0, -29)},
 		{Model: "b", Credits: 999, CreatedAt: now.AddDate(0, 0, -30)}, // outside the window
 	}
-	c := buildChart(usage, now, cst, langEN, "other")
+	c := buildChart(usage, now, tollgate.Beijing, langEN, "other")
 	if len(c.Bars) != 2 || c.Empty || len(c.Legend) != 2 || c.Legend[0].Label != "a" {
 		t.Fatalf("%+v", c)
 	}
@@ -88,7 +90,7 @@ func TestChart(t *testing.T) {
 	if niceCeil(150) != 160 || niceCeil(110_000) != 120_000 || niceCeil(7) != 8 || niceCeil(0) != 4 || niceCeil(1_000_001) != 1_200_000 || niceCeil(9) != 10 {
 		t.Fatal("niceCeil")
 	}
-	if e := buildChart(nil, now, cst, langEN, "other"); !e.Empty || len(e.Bars) != 0 {
+	if e := buildChart(nil, now, tollgate.Beijing, langEN, "other"); !e.Empty || len(e.Bars) != 0 {
 		t.Fatal("empty chart")
 	}
 }

@@ -143,10 +143,8 @@ func (h *Handler) internalPage(w http.ResponseWriter, r *http.Request, err error
 
 // formatTime shows t in China Standard Time, the zone of the payers.
 func formatTime(t time.Time) string {
-	return t.In(cst).Format("2006-01-02 15:04")
+	return t.In(tollgate.Beijing).Format("2006-01-02 15:04")
 }
-
-var cst = time.FixedZone("CST", 8*3600)
 
 // jsConfig is the JSON the page's script reads from a non-executed script
 // tag: no inline script runs, so the CSP can forbid it. json.Marshal

@@ -35,30 +35,14 @@ const (
 	codeSessionInvalid = "session_invalid"
 )
 
-// statusOf maps a tollgate error code to an HTTP status and OpenAI error
-// type.
+// statusOf returns the HTTP status and OpenAI error type of an error code
+// (tollgate's error table); the session codes are 401s.
 func statusOf(code string) (int, string) {
-	switch code {
-	case tollgate.EINVALID:
-		return http.StatusBadRequest, "invalid_request_error"
-	case tollgate.ENOTFOUND:
-		return http.StatusNotFound, "invalid_request_error"
-	case tollgate.ECONFLICT:
-		return http.StatusConflict, "invalid_request_error"
-	case tollgate.EUNAUTHORIZED, codeSessionExpired, codeSessionInvalid:
-		return http.StatusUnauthorized, "authentication_error"
-	case tollgate.EFORBIDDEN:
-		return http.StatusForbidden, "permission_error"
-	case tollgate.EINSUFFICIENT:
-		return http.StatusPaymentRequired, "insufficient_quota"
-	case tollgate.ERATELIMITED:
-		return http.StatusTooManyRequests, "rate_limit_error"
-	case tollgate.EUPSTREAM:
-		return http.StatusBadGateway, "api_error"
-	case tollgate.EUNAVAILABLE:
-		return http.StatusServiceUnavailable, "api_error"
+	if code == codeSessionExpired || code == codeSessionInvalid {
+		code = tollgate.EUNAUTHORIZED
 	}
-	return http.StatusInternalServerError, "api_error"
+	h, _ := tollgate.HTTPErrorOf(code)
+	return h.Status, h.OpenAIType
 }
 
 // writeJSON writes v with status; the answers carry account data, so no
@@ -80,12 +64,14 @@ func (h *Handler) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &coded) {
 		public = coded.PublicCode()
 	}
+	_, known := tollgate.HTTPErrorOf(code)
 	switch {
 	case errors.Is(err, ErrSessionExpired):
 		code, public, msg = codeSessionExpired, codeSessionExpired, "this checkout link has expired"
 	case errors.Is(err, ErrSessionMalformed), errors.Is(err, ErrSessionSignature):
 		code, public, msg = codeSessionInvalid, codeSessionInvalid, "this checkout link is not valid"
-	case code == tollgate.EINTERNAL:
+	case code == tollgate.EINTERNAL || !known:
+		code, public = tollgate.EINTERNAL, tollgate.EINTERNAL
 		h.log().Error("web: internal error", "method", r.Method, "path", RedactPath(r.URL.Path), "err", err)
 		msg = "internal error"
 	}

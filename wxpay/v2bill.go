@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"tollgate"
 )
 
 // Bill types of API v2 downloadbill.
@@ -41,7 +43,7 @@ func (c *V2Client) DownloadBill(ctx context.Context, r V2BillRequest) (*Bill, er
 		billType = V2BillTypeAll
 	}
 	p := map[string]string{
-		"bill_date": r.Date.In(beijing).Format("20060102"),
+		"bill_date": r.Date.In(tollgate.Beijing).Format("20060102"),
 		"bill_type": billType,
 	}
 	if r.Gzip {

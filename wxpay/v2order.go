@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"tollgate"
 )
 
 // Trade types of API v2 unifiedorder.
@@ -23,9 +25,6 @@ const (
 	V2TradeStateUserPaying = "USERPAYING" // micropay only
 	V2TradeStatePayError   = "PAYERROR"   // micropay only (final)
 )
-
-// beijing is the time zone of v2 timestamps (time_start, time_expire).
-var beijing = time.FixedZone("CST", 8*3600)
 
 // V2UnifiedOrderRequest is a unifiedorder (统一下单) request. Amounts are
 // integer fen. Optional fields are omitted when zero.
@@ -98,10 +97,10 @@ func (r *V2UnifiedOrderRequest) params() (map[string]string, error) {
 		"scene_info":       r.SceneInfo,
 	}
 	if !r.TimeStart.IsZero() {
-		p["time_start"] = r.TimeStart.In(beijing).Format("20060102150405")
+		p["time_start"] = r.TimeStart.In(tollgate.Beijing).Format("20060102150405")
 	}
 	if !r.TimeExpire.IsZero() {
-		p["time_expire"] = r.TimeExpire.In(beijing).Format("20060102150405")
+		p["time_expire"] = r.TimeExpire.In(tollgate.Beijing).Format("20060102150405")
 	}
 	return p, nil
 }

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"tollgate"
 )
 
 // Bill types of API v3 /v3/bill/tradebill (the same as v2's).
@@ -55,7 +57,7 @@ func (c *V3Client) TradeBill(ctx context.Context, r V3BillRequest) (*V3BillLink,
 	if billType != V3BillTypeAll && billType != V3BillTypeSuccess && billType != V3BillTypeRefund {
 		return nil, fmt.Errorf("wxpay v3 trade bill: bill_type %q: %w", billType, ErrV3Request)
 	}
-	q := "bill_date=" + r.Date.In(v3Beijing).Format(time.DateOnly) + "&bill_type=" + billType
+	q := "bill_date=" + r.Date.In(tollgate.Beijing).Format(time.DateOnly) + "&bill_type=" + billType
 	if r.Gzip {
 		q += "&tar_type=GZIP"
 	}

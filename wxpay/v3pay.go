@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"tollgate"
 )
 
 // Trade states of an API v3 Transaction (trade_state).
@@ -20,9 +22,6 @@ const (
 
 // V3CurrencyCNY is the only currency of WeChat Pay's domestic APIs.
 const V3CurrencyCNY = "CNY"
-
-// v3Beijing is the offset WeChat Pay writes its RFC 3339 times in.
-var v3Beijing = time.FixedZone("CST", 8*3600)
 
 // V3NativeOrderRequest is a Native order (Native下单): the answer's code_url
 // is shown as a QR code. AppID and MchID come from the client. Amounts are
@@ -114,7 +113,7 @@ func (r *V3NativeOrderRequest) body(c *V3Client) (*v3OrderBody, error) {
 		Amount: V3OrderAmount{Total: r.Total, Currency: V3CurrencyCNY},
 	}
 	if !r.TimeExpire.IsZero() {
-		b.TimeExpire = r.TimeExpire.In(v3Beijing).Format(time.RFC3339)
+		b.TimeExpire = r.TimeExpire.In(tollgate.Beijing).Format(time.RFC3339)
 	}
 	if r.PayerClientIP != "" {
 		b.SceneInfo = &V3OrderScene{PayerClientIP: r.PayerClientIP, DeviceID: r.DeviceID}

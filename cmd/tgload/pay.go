@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"tollgate"
 	"tollgate/internal/apiclient"
 	"tollgate/wxpay"
 )
@@ -176,7 +177,7 @@ func NotificationBody(cfg Config, o createdOrder, nonce, transactionID string, p
 		"openid": "oBenchUser0000000000000000001", "is_subscribe": "N", "trade_type": wxpay.V2TradeTypeNative, "bank_type": "OTHERS",
 		"total_fee": fen, "fee_type": "CNY", "cash_fee": fen,
 		"transaction_id": transactionID, "out_trade_no": o.OutTradeNo,
-		"time_end": paidAt.In(time.FixedZone("CST", 8*3600)).Format("20060102150405"),
+		"time_end": paidAt.In(tollgate.Beijing).Format("20060102150405"),
 	}
 	sig, err := wxpay.SignV2(m, wxpay.SignTypeMD5, cfg.APIKey)
 	if err != nil {

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"tollgate"
 	"tollgate/internal/testenv"
 	"tollgate/ledger"
-	"tollgate/reconcile"
 	"tollgate/store/postgres"
 	"tollgate/store/sqlite"
 )
@@ -103,7 +103,7 @@ func TestAuditCommandErrors(t *testing.T) {
 func TestAuditAndReconcileCommandsPostgres(t *testing.T) {
 	url := testenv.MustPostgres(t)
 	ctx := context.Background()
-	now := time.Date(2026, 11, 20, 12, 0, 0, 0, reconcile.China)
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, tollgate.Beijing)
 	s := startReconcileSim(t, func() time.Time { return now })
 	cfg := s.sim.Config()
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"tollgate"
 	"tollgate/reconcile"
 	"tollgate/wxpay"
 )
@@ -125,9 +126,9 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		// No default: a bill is only complete from 09:00 China time the
 		// next day, so "yesterday" would be wrong half the mornings.
 		return failed(fmt.Errorf("reconcile: --date is required: the China-time day to reconcile, YYYY-MM-DD (e.g. %s)",
-			time.Now().In(reconcile.China).AddDate(0, 0, -1).Format(time.DateOnly)))
+			time.Now().In(tollgate.Beijing).AddDate(0, 0, -1).Format(time.DateOnly)))
 	}
-	day, err := time.ParseInLocation(time.DateOnly, *date, reconcile.China)
+	day, err := time.ParseInLocation(time.DateOnly, *date, tollgate.Beijing)
 	if err != nil {
 		return failed(fmt.Errorf("reconcile: --date must be YYYY-MM-DD, got %q", *date))
 	}

@@ -116,7 +116,7 @@ func (s *reconcileSim) pay(t *testing.T, outTradeNo string, fen int64) wxpaysim.
 }
 
 func TestReconcileCommand(t *testing.T) {
-	now := time.Date(2026, 11, 20, 12, 0, 0, 0, reconcile.China)
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, tollgate.Beijing)
 	s := startReconcileSim(t, func() time.Time { return now })
 	cfg := s.sim.Config()
 	dir := t.TempDir()
@@ -191,7 +191,7 @@ func TestReconcileCommandV3(t *testing.T) {
 	if err := os.WriteFile(pubFile, []byte(cfg.PlatformPublicKeyPEM), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	status, out, _ := runCLI(t, "reconcile", "--date", o.PaidAt.In(reconcile.China).Format(time.DateOnly), "--data", dir,
+	status, out, _ := runCLI(t, "reconcile", "--date", o.PaidAt.In(tollgate.Beijing).Format(time.DateOnly), "--data", dir,
 		"--wxpay-api-version", "v3", "--wxpay-url", s.url, "--wxpay-mch-id", cfg.MchID, "--wxpay-appid", cfg.AppID,
 		"--wxpay-mch-serial", cfg.MerchantSerial, "--wxpay-mch-key-file", keyFile,
 		"--wxpay-public-key-id", cfg.PlatformKeyID, "--wxpay-public-key-file", pubFile)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"tollgate"
 )
 
 // TestAdminRevenueAndRollout buys credits and spends some, then reads the
@@ -28,7 +30,7 @@ func TestAdminRevenueAndRollout(t *testing.T) {
 	}
 	c.must(200, "POST", "/v1/chat/completions", a.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}],"max_tokens":8}`, &chat)
 
-	month := time.Now().In(time.FixedZone("CST", 8*3600)).Format("2006-01")
+	month := time.Now().In(tollgate.Beijing).Format("2006-01")
 	var rep struct {
 		Month                                 string
 		Payments, Requests                    int

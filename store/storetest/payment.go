@@ -126,7 +126,6 @@ func testPaidVolume(t *testing.T, e *Env) {
 	MustCredit(t, e, "alice", "april", 3000, 30)
 	e.Clock.Advance(31 * 24 * time.Hour) // May
 	MustCredit(t, e, "alice", "may", 4000, 40)
-	shanghai := time.FixedZone("CST", 8*3600)
 	for _, tc := range []struct {
 		loc   *time.Location
 		month time.Month
@@ -136,8 +135,8 @@ func testPaidVolume(t *testing.T, e *Env) {
 		{time.UTC, time.April, 3000},
 		{time.UTC, time.May, 4000},
 		{time.UTC, time.June, 0},
-		{shanghai, time.March, 1000},
-		{shanghai, time.April, 5000},
+		{tollgate.Beijing, time.March, 1000},
+		{tollgate.Beijing, time.April, 5000},
 	} {
 		t.Run(fmt.Sprintf("%s-%s", tc.month, tc.loc), func(t *testing.T) {
 			got, err := e.Svc.PaidVolume(e.Ctx, 2026, tc.month, tc.loc)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"tollgate"
 	"tollgate/wxpay"
 )
 
@@ -48,7 +49,7 @@ func fee(amount int64) int64 { return (amount*feeRatePermille + 500) / 1000 }
 func (s *Server) bill(day time.Time, billType string, sandbox bool) (text []byte, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	start := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, beijing)
+	start := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, tollgate.Beijing)
 	end := start.AddDate(0, 0, 1)
 	in := func(t time.Time) bool { return !t.IsZero() && !t.Before(start) && t.Before(end) }
 
@@ -105,7 +106,7 @@ func (s *Server) bill(day time.Time, billType string, sandbox bool) (text []byte
 // billRowLocked returns every column of a payment row (r nil) or a refund row.
 func (s *Server) billRowLocked(o *order, r *refund, f int64) map[string]string {
 	m := map[string]string{
-		"交易时间": o.PaidAt.In(beijing).Format(time.DateTime), "公众账号ID": o.AppID, "商户号": o.MchID,
+		"交易时间": o.PaidAt.In(tollgate.Beijing).Format(time.DateTime), "公众账号ID": o.AppID, "商户号": o.MchID,
 		"特约商户号": "0", "设备号": o.DeviceInfo, "微信订单号": o.TransactionID, "商户订单号": o.OutTradeNo,
 		"用户标识": o.OpenID, "交易类型": o.TradeType, "交易状态": "SUCCESS", "付款银行": "OTHERS", "货币种类": "CNY",
 		"应结订单金额": yuan(o.Total), "代金券金额": "0.00", "微信退款单号": "0", "商户退款单号": "0", "退款金额": "0.00",
@@ -115,12 +116,12 @@ func (s *Server) billRowLocked(o *order, r *refund, f int64) map[string]string {
 	}
 	if r != nil {
 		m["交易状态"], m["应结订单金额"], m["订单金额"] = "REFUND", "0.00", "0.00"
-		m["交易时间"] = r.CreatedAt.In(beijing).Format(time.DateTime)
+		m["交易时间"] = r.CreatedAt.In(tollgate.Beijing).Format(time.DateTime)
 		m["微信退款单号"], m["商户退款单号"] = r.RefundID, r.OutRefundNo
 		m["退款金额"], m["申请退款金额"], m["退款类型"], m["退款状态"] = yuan(r.Amount), yuan(r.Amount), "ORIGINAL", r.Status
-		m["退款申请时间"] = r.CreatedAt.In(beijing).Format(time.DateTime)
+		m["退款申请时间"] = r.CreatedAt.In(tollgate.Beijing).Format(time.DateTime)
 		if !r.SuccessAt.IsZero() {
-			m["退款成功时间"] = r.SuccessAt.In(beijing).Format(time.DateTime)
+			m["退款成功时间"] = r.SuccessAt.In(tollgate.Beijing).Format(time.DateTime)
 		}
 	}
 	return m
@@ -157,7 +158,7 @@ func (s *Server) v2BillHandler(sandbox bool) http.Handler {
 			fail(be.msg, be.v2Code)
 			return
 		}
-		day, err := time.ParseInLocation("20060102", c.p["bill_date"], beijing)
+		day, err := time.ParseInLocation("20060102", c.p["bill_date"], tollgate.Beijing)
 		if err != nil || day.After(s.now()) {
 			fail("invalid bill_date", "20003")
 			return

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate"
 	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
@@ -43,7 +44,7 @@ func TestV2DownloadBill(t *testing.T) {
 	if a["result_code"] != "SUCCESS" {
 		t.Fatal(a)
 	}
-	today := time.Now().In(time.FixedZone("CST", 8*3600))
+	today := time.Now().In(tollgate.Beijing)
 	tests := []struct {
 		name     string
 		billType string

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate"
 	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
@@ -235,7 +236,7 @@ func TestExpiryClosesUnpaidOrders(t *testing.T) {
 		s.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	})
 	p := e.v2Order("T-EXP-0001", 100)
-	p["time_expire"] = now.Add(10 * time.Minute).In(time.FixedZone("CST", 8*3600)).Format("20060102150405")
+	p["time_expire"] = now.Add(10 * time.Minute).In(tollgate.Beijing).Format("20060102150405")
 	if a := e.v2("/pay/unifiedorder", p, wxpay.SignTypeMD5, e.cfg.APIKey); a["result_code"] != "SUCCESS" {
 		t.Fatal(a)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/big"
 	"time"
+
+	"tollgate"
 )
 
 // Trade states (trade_state), shared by v2 and v3.
@@ -176,7 +178,7 @@ func (s *Server) createOrder(no string, req orderReq) (Order, *bizErr) {
 		Attach: req.attach, NotifyURL: req.notifyURL, DeviceInfo: req.deviceInfo, OpenID: req.openID,
 		Total: req.total, Currency: req.currency, State: StateNotPay,
 		CreatedAt: now, ExpiresAt: exp,
-		PrepayID: "wx" + now.In(beijing).Format("20060102150405") + randDigits(20),
+		PrepayID: "wx" + now.In(tollgate.Beijing).Format("20060102150405") + randDigits(20),
 	}
 	if req.tradeType == "NATIVE" {
 		o.CodeURL = "weixin://wxpay/bizpayurl?pr=" + randAlnum(9)
@@ -352,7 +354,7 @@ func (s *Server) viewLocked(o *order) Order {
 
 func (s *Server) newTransactionIDLocked(now time.Time) string {
 	for {
-		id := "4200" + now.In(beijing).Format("20060102") + randDigits(16)
+		id := "4200" + now.In(tollgate.Beijing).Format("20060102") + randDigits(16)
 		if !s.txIDUsedLocked(id) {
 			return id
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"tollgate"
 	"tollgate/wxpay"
 )
 
@@ -12,7 +13,7 @@ import (
 // its API version and starts delivering it.
 func (s *Server) queuePaymentLocked(o *order) {
 	n := &notification{kind: "payment", version: o.APIVersion, url: o.NotifyURL, outTradeNo: o.OutTradeNo}
-	n.id = fmt.Sprintf("EV-%s%06d", o.PaidAt.In(beijing).Format("20060102150405"), s.notifySeq+1)
+	n.id = fmt.Sprintf("EV-%s%06d", o.PaidAt.In(tollgate.Beijing).Format("20060102150405"), s.notifySeq+1)
 	v := s.viewLocked(o)
 	if o.APIVersion == 2 {
 		key := s.v2Key(o.Sandbox)
@@ -34,7 +35,7 @@ func (s *Server) v2PaymentBody(o Order, key string) []byte {
 		"openid": o.OpenID, "is_subscribe": "N", "trade_type": o.TradeType, "bank_type": "OTHERS",
 		"total_fee": itoa(o.Total), "fee_type": "CNY", "cash_fee": itoa(o.Total),
 		"transaction_id": o.TransactionID, "out_trade_no": o.OutTradeNo, "attach": o.Attach,
-		"time_end": o.PaidAt.In(beijing).Format("20060102150405"),
+		"time_end": o.PaidAt.In(tollgate.Beijing).Format("20060102150405"),
 	}
 	for k, v := range m {
 		if v == "" {
@@ -62,7 +63,7 @@ func (s *Server) v2Key(sandbox bool) string {
 func (s *Server) queueRefundLocked(r *refund) {
 	o := s.orders[r.OutTradeNo]
 	n := &notification{kind: "refund", version: r.APIVersion, url: r.NotifyURL, outTradeNo: r.OutTradeNo, outRefundNo: r.OutRefundNo}
-	n.id = fmt.Sprintf("EV-%s%06d", r.SuccessAt.In(beijing).Format("20060102150405"), s.notifySeq+1)
+	n.id = fmt.Sprintf("EV-%s%06d", r.SuccessAt.In(tollgate.Beijing).Format("20060102150405"), s.notifySeq+1)
 	if r.APIVersion == 2 {
 		key := s.v2Key(r.sandbox)
 		rv := r.Refund
@@ -72,7 +73,7 @@ func (s *Server) queueRefundLocked(r *refund) {
 		plain, _ := json.Marshal(map[string]any{
 			"mchid": o.MchID, "out_trade_no": r.OutTradeNo, "transaction_id": r.TransactionID,
 			"out_refund_no": r.OutRefundNo, "refund_id": r.RefundID, "refund_status": r.Status,
-			"success_time": r.SuccessAt.In(beijing).Format(time.RFC3339), "user_received_account": "支付用户零钱",
+			"success_time": r.SuccessAt.In(tollgate.Beijing).Format(time.RFC3339), "user_received_account": "支付用户零钱",
 			"amount": map[string]int64{"total": r.Total, "refund": r.Amount, "payer_total": r.Total, "payer_refund": r.Amount},
 		})
 		n.body = s.v3Envelope(n.id, "REFUND.SUCCESS", "退款成功", "refund", plain, r.SuccessAt)
@@ -85,7 +86,7 @@ func (s *Server) v2RefundBody(appID, mchID string, r Refund, key string) []byte 
 		"transaction_id": r.TransactionID, "out_trade_no": r.OutTradeNo, "refund_id": r.RefundID,
 		"out_refund_no": r.OutRefundNo, "total_fee": itoa(r.Total), "settlement_total_fee": itoa(r.Total),
 		"refund_fee": itoa(r.Amount), "settlement_refund_fee": itoa(r.Amount), "refund_status": r.Status,
-		"success_time": r.SuccessAt.In(beijing).Format(time.DateTime), "refund_recv_accout": "支付用户零钱",
+		"success_time": r.SuccessAt.In(tollgate.Beijing).Format(time.DateTime), "refund_recv_accout": "支付用户零钱",
 		"refund_account": "REFUND_SOURCE_UNSETTLED_FUNDS", "refund_request_source": "API",
 		"cash_refund_fee": itoa(r.Amount),
 	}
@@ -106,7 +107,7 @@ func (s *Server) v3Envelope(id, event, summary, kind string, plain []byte, at ti
 		s.logf("wxpaysim: encrypt resource: %v", err)
 	}
 	b, _ := json.Marshal(map[string]any{
-		"id": id, "create_time": at.In(beijing).Format(time.RFC3339), "resource_type": "encrypt-resource",
+		"id": id, "create_time": at.In(tollgate.Beijing).Format(time.RFC3339), "resource_type": "encrypt-resource",
 		"event_type": event, "summary": summary,
 		"resource": map[string]string{
 			"original_type": kind, "algorithm": "AEAD_AES_256_GCM", "ciphertext": ct,

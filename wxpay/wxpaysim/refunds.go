@@ -3,6 +3,8 @@ package wxpaysim
 import (
 	"fmt"
 	"time"
+
+	"tollgate"
 )
 
 // maxRefundsPerOrder is WeChat Pay's limit of partial refunds per order.
@@ -82,7 +84,7 @@ func (s *Server) createRefund(req refundReq) (Refund, *bizErr) {
 
 func (s *Server) newRefundIDLocked(now time.Time) string {
 	for {
-		id := "5030" + now.In(beijing).Format("20060102") + randDigits(17)
+		id := "5030" + now.In(tollgate.Beijing).Format("20060102") + randDigits(17)
 		used := false
 		for _, r := range s.refunds {
 			used = used || r.RefundID == id

@@ -36,9 +36,6 @@ const (
 	DefaultAnswerDeadline = 5 * time.Second
 )
 
-// beijing is the time zone of v2 timestamps (yyyyMMddHHmmss) and bills.
-var beijing = time.FixedZone("CST", 8*3600)
-
 // Server is an in-memory WeChat Pay emulator. It is an http.Handler serving
 // the v2, v3 and /sim APIs; mount it at the root of a listener or under a
 // prefix with http.StripPrefix. The zero value works (with the default

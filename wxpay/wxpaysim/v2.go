@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"tollgate"
 	"tollgate/wxpay"
 )
 
@@ -233,7 +234,7 @@ func (s *Server) v2UnifiedOrder(c v2Call) (v2Fields, *bizErr) {
 	}
 	var exp time.Time
 	if v := p["time_expire"]; v != "" {
-		t, err := time.ParseInLocation("20060102150405", v, beijing)
+		t, err := time.ParseInLocation("20060102150405", v, tollgate.Beijing)
 		if err != nil {
 			return nil, paramError("time_expire", "time_expire时间格式错误")
 		}
@@ -301,7 +302,7 @@ func (s *Server) v2OrderQuery(c v2Call) (v2Fields, *bizErr) {
 		f["is_subscribe"] = "N"
 		f["bank_type"] = "OTHERS"
 		f["cash_fee"] = itoa(o.Total)
-		f["time_end"] = o.PaidAt.In(beijing).Format("20060102150405")
+		f["time_end"] = o.PaidAt.In(tollgate.Beijing).Format("20060102150405")
 	}
 	return f, nil
 }
@@ -401,7 +402,7 @@ func (s *Server) v2RefundQuery(c v2Call) (v2Fields, *bizErr) {
 		f["refund_account"+n] = "REFUND_SOURCE_UNSETTLED_FUNDS"
 		f["refund_recv_accout"+n] = "支付用户零钱"
 		if !rf.SuccessAt.IsZero() {
-			f["refund_success_time"+n] = rf.SuccessAt.In(beijing).Format(time.DateTime)
+			f["refund_success_time"+n] = rf.SuccessAt.In(tollgate.Beijing).Format(time.DateTime)
 		}
 	}
 	return f, nil

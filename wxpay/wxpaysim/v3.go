@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"tollgate"
 	"tollgate/wxpay"
 )
 
@@ -326,7 +327,7 @@ func transaction(o Order) v3Transaction {
 	if o.State == StateSuccess || o.State == StateRefund {
 		paid := o.Total
 		t.TransactionID, t.BankType = o.TransactionID, "OTHERS"
-		t.SuccessTime = o.PaidAt.In(beijing).Format(time.RFC3339)
+		t.SuccessTime = o.PaidAt.In(tollgate.Beijing).Format(time.RFC3339)
 		t.Payer = &v3Payer{OpenID: o.OpenID}
 		t.Amount.PayerTotal, t.Amount.PayerCurrency = &paid, "CNY"
 	}
@@ -429,12 +430,12 @@ func refundObject(r Refund) v3RefundObject {
 	o := v3RefundObject{
 		RefundID: r.RefundID, OutRefundNo: r.OutRefundNo, TransactionID: r.TransactionID,
 		OutTradeNo: r.OutTradeNo, Channel: "ORIGINAL", UserReceivedAccount: "支付用户零钱",
-		CreateTime: r.CreatedAt.In(beijing).Format(time.RFC3339), Status: r.Status, FundsAccount: "UNSETTLED",
+		CreateTime: r.CreatedAt.In(tollgate.Beijing).Format(time.RFC3339), Status: r.Status, FundsAccount: "UNSETTLED",
 		Amount: v3RefundAmount{Total: r.Total, Refund: r.Amount, PayerTotal: r.Total, PayerRefund: r.Amount,
 			SettlementRefund: r.Amount, SettlementTotal: r.Total, Currency: "CNY"},
 	}
 	if !r.SuccessAt.IsZero() {
-		o.SuccessTime = r.SuccessAt.In(beijing).Format(time.RFC3339)
+		o.SuccessTime = r.SuccessAt.In(tollgate.Beijing).Format(time.RFC3339)
 	}
 	return o
 }
@@ -484,7 +485,7 @@ func (s *Server) v3RefundQuery(c v3Call) v3Reply {
 
 func (s *Server) v3TradeBill(c v3Call) v3Reply {
 	q := c.r.URL.Query()
-	day, err := time.ParseInLocation(time.DateOnly, q.Get("bill_date"), beijing)
+	day, err := time.ParseInLocation(time.DateOnly, q.Get("bill_date"), tollgate.Beijing)
 	if err != nil || day.After(s.now()) {
 		return v3Err(&bizErr{"PARAM_ERROR", "INVALID_REQUEST", 400, "bill_date格式错误或超出范围", "bill_date"})
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate"
 	"tollgate/wxpay/wxpaysim"
 )
 
@@ -228,7 +229,7 @@ func TestV3RefundAndBill(t *testing.T) {
 		t.Fatalf("unknown refund: %d", st)
 	}
 
-	day := time.Now().In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly)
+	day := time.Now().In(tollgate.Beijing).Format(time.DateOnly)
 	st, b = e.v3("GET", "/v3/bill/tradebill?bill_date="+day+"&bill_type=ALL", nil)
 	var bill struct {
 		DownloadURL string `json:"download_url"`
@@ -287,7 +288,7 @@ func TestV3TimeExpire(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	e := mustEnv(t, func(s *wxpaysim.Server) { s.Now = func() time.Time { return now } })
 	body := strings.Replace(string(e.v3OrderBody("T3-EXP-001", 100)), `"amount"`,
-		`"time_expire":"`+now.Add(30*time.Minute).In(time.FixedZone("", 8*3600)).Format(time.RFC3339)+`","amount"`, 1)
+		`"time_expire":"`+now.Add(30*time.Minute).In(tollgate.Beijing).Format(time.RFC3339)+`","amount"`, 1)
 	// Requests are signed at the emulator's time, not the wall clock.
 	if st, b := e.v3With("POST", "/v3/pay/transactions/native", []byte(body), e.priv, e.cfg.MerchantSerial, now); st != 200 {
 		t.Fatalf("%d %s", st, b)
