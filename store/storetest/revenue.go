@@ -65,8 +65,7 @@ func testUsageTotals(t *testing.T, e *Env) {
 		t.Fatalf("UsageTotals = %+v, %v\nwant %+v", got, err, want)
 	}
 	// The period is in UTC or any zone alike.
-	cst := time.FixedZone("CST", 8*3600)
-	if got, err := e.Svc.UsageTotals(e.Ctx, from.In(cst), to.In(cst)); err != nil || !slices.Equal(got, want) {
+	if got, err := e.Svc.UsageTotals(e.Ctx, from.In(tollgate.Beijing), to.In(tollgate.Beijing)); err != nil || !slices.Equal(got, want) {
 		t.Fatalf("UsageTotals in CST = %+v, %v", got, err)
 	}
 	if got, err := e.Svc.UsageTotals(e.Ctx, to.Add(time.Hour), to.Add(2*time.Hour)); err != nil || len(got) != 0 {
