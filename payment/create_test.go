@@ -89,10 +89,15 @@ func TestCreateRetriesSameOutTradeNo(t *testing.T) {
 			t.Fatal(err)
 		}
 		req := payment.CreateOrderRequest{Account: "alice", IdempotencyKey: "k", PackageID: "starter", DeviceFingerprint: fp}
-		_, err := w.svc.CreateOrder(w.ctx, req)
+		var err error
+		start := w.clock.Now()
+		w.clock.Run(func() { _, err = w.svc.CreateOrder(w.ctx, req) })
 		wantCode(t, err, tollgate.EUNAVAILABLE)
 		if got := w.sim.Stats().SystemErrors["order"]; got != 3 {
 			t.Fatalf("%d placement attempts, want 3", got)
+		}
+		if waited := w.clock.Now().Sub(start); waited != 300*time.Millisecond {
+			t.Fatalf("waited %v between attempts, want 100 ms + 200 ms", waited)
 		}
 		os, _ := w.store.ListOrders(w.ctx, "alice", 10)
 		if len(os) != 1 || os[0].CodeURL != "" || os[0].Status != payment.StatusNotPay {

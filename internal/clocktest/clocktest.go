@@ -121,6 +121,35 @@ func (c *Clock) WaitTimers(n int, limit time.Duration) bool {
 	}
 }
 
+// Run calls f on another goroutine and, until it returns, moves the clock
+// to the next deadline whenever a timer waits: code that sleeps on the
+// clock (a retry's backoff) runs as if each wait passed at once, with
+// nothing else happening in between.
+func (c *Clock) Run(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	for {
+		c.mu.Lock()
+		if c.changed == nil {
+			c.changed = make(chan struct{})
+		}
+		changed := c.changed
+		c.mu.Unlock()
+		if at, ok := c.NextDeadline(); ok {
+			c.Set(at)
+			continue
+		}
+		select {
+		case <-done:
+			return
+		case <-changed:
+		}
+	}
+}
+
 // NextDeadline returns the earliest deadline of a waiting timer, and false
 // when none waits.
 func (c *Clock) NextDeadline() (time.Time, bool) {
