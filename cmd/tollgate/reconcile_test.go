@@ -85,7 +85,11 @@ type reconcileSim struct {
 
 func startReconcileSim(t *testing.T, now func() time.Time) *reconcileSim {
 	t.Helper()
-	sim := &wxpaysim.Server{Clock: tollgate.ClockFunc(now), NoHandshake: true, RefundDelay: -1, Logf: t.Logf}
+	var clock tollgate.Clock // nil now: the real clock
+	if now != nil {
+		clock = tollgate.ClockFunc(now)
+	}
+	sim := &wxpaysim.Server{Clock: clock, NoHandshake: true, RefundDelay: -1, Logf: t.Logf}
 	api := httptest.NewServer(sim)
 	notify := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("<xml><return_code><![CDATA[SUCCESS]]></return_code></xml>"))
