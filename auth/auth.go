@@ -83,8 +83,9 @@ type Accounts interface {
 type Service struct {
 	Store    Store
 	Accounts Accounts
-	// Now is the clock; default time.Now.
-	Now func() time.Time
+	// Clock decides key expiry and record times; default
+	// tollgate.SystemClock.
+	Clock tollgate.Clock
 	// Rand is the randomness for ids and keys; default crypto/rand.
 	Rand io.Reader
 	// CacheTTL, when positive, keeps keys found by Authenticate in memory
@@ -152,10 +153,7 @@ type Created struct {
 }
 
 func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
+	return tollgate.ClockOr(s.Clock).Now().UTC()
 }
 
 func (s *Service) random(n int) ([]byte, error) {

@@ -127,7 +127,7 @@ func TestTokenEqual(t *testing.T) {
 func TestExpiredKeyIsRefused(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	st := &memStore{}
-	s := &auth.Service{Store: st, Accounts: &accounts{}, Now: func() time.Time { return now }}
+	s := &auth.Service{Store: st, Accounts: &accounts{}, Clock: tollgate.ClockFunc(func() time.Time { return now })}
 	c, err := s.CreateAccountWithLimits(context.Background(), tollgate.KeyLimits{ExpiresAt: now.Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
@@ -152,10 +152,10 @@ func TestExpiredKeyIsRefused(t *testing.T) {
 func TestAuthenticateCache(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	clock := tollgate.ClockFunc(func() time.Time { return now })
 	st := &memStore{}
-	here := &auth.Service{Store: st, Accounts: &accounts{}, Now: clock, CacheTTL: time.Second}
-	there := &auth.Service{Store: st, Accounts: &accounts{}, Now: clock, CacheTTL: time.Second}
+	here := &auth.Service{Store: st, Accounts: &accounts{}, Clock: clock, CacheTTL: time.Second}
+	there := &auth.Service{Store: st, Accounts: &accounts{}, Clock: clock, CacheTTL: time.Second}
 	mustAuth := func(s *auth.Service, key string, want bool) {
 		t.Helper()
 		_, err := s.Authenticate(ctx, key)

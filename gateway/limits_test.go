@@ -44,7 +44,7 @@ const limitedChat = `{"model":"mock-gpt","max_tokens":100,"messages":[{"role":"u
 func TestLimitsRequestsPerMinute(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)}
 	reg := prometheus.NewRegistry()
-	lim := gateway.NewLimits(kv.NewMemory(kv.MemoryOptions{Now: clock.Now}), reg)
+	lim := gateway.NewLimits(kv.NewMemory(kv.MemoryOptions{Clock: tollgate.ClockFunc(clock.Now)}), reg)
 	e := limitsEnv(t, lim, tollgate.KeyLimits{RequestsPerMinute: 2})
 	for i, want := range []int{200, 200, 429} {
 		resp, body := e.chat(limitedChat)
@@ -75,7 +75,7 @@ func TestLimitsRequestsPerMinute(t *testing.T) {
 
 func TestLimitsTokensPerMinuteCountTheHold(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)}
-	lim := gateway.NewLimits(kv.NewMemory(kv.MemoryOptions{Now: clock.Now}), nil)
+	lim := gateway.NewLimits(kv.NewMemory(kv.MemoryOptions{Clock: tollgate.ClockFunc(clock.Now)}), nil)
 	// One request holds its prompt estimate plus 100 output tokens, so a
 	// budget of 200 tokens a minute admits one and refuses the next.
 	e := limitsEnv(t, lim, tollgate.KeyLimits{TokensPerMinute: 200})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"tollgate"
 )
 
 // DefaultSweepEvery is how often Memory removes expired entries unless
@@ -12,8 +14,9 @@ const DefaultSweepEvery = time.Minute
 
 // MemoryOptions configures NewMemory. The zero value is ready to use.
 type MemoryOptions struct {
-	// Now is the clock; time.Now when nil. Tests inject a fake clock.
-	Now func() time.Time
+	// Clock decides when entries expire; tollgate.SystemClock when nil.
+	// Tests inject a fake clock.
+	Clock tollgate.Clock
 	// SweepEvery is the least time between two sweeps of expired entries
 	// (DefaultSweepEvery when zero). A sweep runs inside a write call, so
 	// Memory owns no goroutine and needs no Close.
@@ -49,10 +52,7 @@ var (
 
 // NewMemory returns an empty Memory.
 func NewMemory(opts MemoryOptions) *Memory {
-	m := &Memory{now: opts.Now, sweepEvery: opts.SweepEvery, entries: make(map[string]memEntry)}
-	if m.now == nil {
-		m.now = time.Now
-	}
+	m := &Memory{now: tollgate.ClockOr(opts.Clock).Now, sweepEvery: opts.SweepEvery, entries: make(map[string]memEntry)}
 	if m.sweepEvery <= 0 {
 		m.sweepEvery = DefaultSweepEvery
 	}

@@ -14,7 +14,7 @@ import (
 
 func newMemoryEnv(t *testing.T) kvtest.Env {
 	clock := kvtest.NewFakeClock()
-	m := kv.NewMemory(kv.MemoryOptions{Now: clock.Now})
+	m := kv.NewMemory(kv.MemoryOptions{Clock: clock})
 	return kvtest.Env{Store: m, Peer: m, Sleep: clock.Advance, Exact: true}
 }
 
@@ -27,7 +27,7 @@ func TestMemory(t *testing.T) {
 func TestMemorySweeps(t *testing.T) {
 	ctx := context.Background()
 	clock := kvtest.NewFakeClock()
-	m := kv.NewMemory(kv.MemoryOptions{Now: clock.Now, SweepEvery: time.Minute})
+	m := kv.NewMemory(kv.MemoryOptions{Clock: clock, SweepEvery: time.Minute})
 	l := kv.Limit{Rate: 60, Per: time.Minute, Burst: 10}
 	for i := range 100 {
 		k := strconv.Itoa(i)
@@ -176,7 +176,7 @@ func TestMemoryMatchesTokenBucket(t *testing.T) {
 	ctx := context.Background()
 	for round := range 50 {
 		clock := kvtest.NewFakeClock()
-		m := kv.NewMemory(kv.MemoryOptions{Now: clock.Now})
+		m := kv.NewMemory(kv.MemoryOptions{Clock: clock})
 		l := kv.Limit{Rate: 1 + rng.IntN(100), Per: time.Duration(1+rng.IntN(1000)) * time.Millisecond, Burst: 1 + rng.IntN(20)}
 		iv := int64(l.Interval())
 		level := int64(l.Burst) * iv // bucket content in ns of credit; starts full

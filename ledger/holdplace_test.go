@@ -37,7 +37,7 @@ func holdScript(t *testing.T, memory bool) []string {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	svc := ledger.New(st, ledger.Options{MemoryHolds: memory, Now: clock})
+	svc := ledger.New(st, ledger.Options{MemoryHolds: memory, Clock: tollgate.ClockFunc(clock)})
 	t.Cleanup(func() {
 		svc.Close()
 		vs, err := ledger.Audit(ctx, st, ledger.AuditOptions{Now: clock(), Grace: time.Minute})

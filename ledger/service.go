@@ -22,9 +22,10 @@ type op interface {
 
 // Options tunes a Service. The zero value is usable.
 type Options struct {
-	// Now is the clock. Default time.Now. Times are stored in UTC with
-	// microsecond precision.
-	Now func() time.Time
+	// Clock tells the time (hold and grant expiry, record times). Default
+	// tollgate.SystemClock. Times are stored in UTC with microsecond
+	// precision.
+	Clock tollgate.Clock
 	// MaxBatch caps how many reserve/settle/release operations share one
 	// transaction. Default 256.
 	MaxBatch int
@@ -128,9 +129,7 @@ type result struct {
 // New returns a Service over store and starts its batch committers; Close
 // stops them.
 func New(store Store, opt Options) *Service {
-	if opt.Now == nil {
-		opt.Now = time.Now
-	}
+	opt.Clock = tollgate.ClockOr(opt.Clock)
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 256
 	}
@@ -177,7 +176,7 @@ func (s *Service) Close() error {
 // Store returns the store the service writes to.
 func (s *Service) Store() Store { return s.store }
 
-func (s *Service) now() time.Time { return s.opt.Now().UTC().Truncate(time.Microsecond) }
+func (s *Service) now() time.Time { return s.opt.Clock.Now().UTC().Truncate(time.Microsecond) }
 
 // run applies ops in one transaction, running it again while it loses
 // races. It returns one result per op, or the error that failed the whole

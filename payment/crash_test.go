@@ -17,6 +17,7 @@ import (
 // is created but before the order row says SUCCESS, the poller (and a
 // retried notification) finish the order; nothing is credited twice.
 func TestCrashBetweenCreditAndOrderUpdate(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		if err := w.sim.SetFaults(wxpaysim.Faults{Seed: 2, DropRate: 1}); err != nil {
 			t.Fatal(err)
@@ -77,8 +78,10 @@ func (n *nonceSpy) SetNX(ctx context.Context, key string, ttl time.Duration) (bo
 // lot exists (a nonce recorded before a crash would make WeChat Pay's retry
 // look like a replay).
 func TestNonceRecordedAfterCredit(t *testing.T) {
+	t.Parallel()
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
 			spy := &nonceSpy{}
 			w := newWorld(t, backends[0], m, func(_ *payment.Config, d *payment.Deps) {
 				spy.NonceStore = d.Nonces
@@ -106,8 +109,10 @@ func TestNonceRecordedAfterCredit(t *testing.T) {
 // one limiter poll at once: no order is queried twice in a round, and the
 // merchant's query budget is shared.
 func TestTwoInstancesShareLeasesAndBudget(t *testing.T) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
 			limit := kv.Limit{Rate: 6, Per: time.Hour, Burst: 6}
 			w := newWorld(t, b, modes[0], func(c *payment.Config, _ *payment.Deps) {
 				c.QueryLimit, c.InstanceID = limit, "one"
@@ -117,7 +122,7 @@ func TestTwoInstancesShareLeasesAndBudget(t *testing.T) {
 			cfg.TokenSecret = []byte("test secret")
 			pr := mustPricer(t)
 			other, err := payment.New(cfg, payment.Deps{Ledger: w.ledger, Store: w.store, Pricer: pr, Nonces: w.nonces,
-				Limiter: w.nonces, V2: w.v2, V3: w.v3, Now: w.clock.Now})
+				Limiter: w.nonces, V2: w.v2, V3: w.v3, Clock: w.clock})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,8 +188,10 @@ func (g *hidingGateway) CloseOrder(ctx context.Context, no string) error {
 // closing, and keeps the provisional usage (the grant was revoked at
 // expiry, so it became debt, which the payment then pays).
 func TestCloseSaysPaid(t *testing.T) {
+	t.Parallel()
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t, backends[0], m, func(_ *payment.Config, d *payment.Deps) {
 				var inner payment.Gateway = &payment.V2Gateway{Client: d.V2}
 				if m.version == payment.APIv3 {
@@ -218,6 +225,7 @@ func TestCloseSaysPaid(t *testing.T) {
 // TestRunPoller: the background loop finishes a payment whose notification
 // was dropped, and stops when its context ends.
 func TestRunPoller(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, backends[0], modes[2], func(c *payment.Config, _ *payment.Deps) { c.PollEvery = 10 * time.Millisecond })
 	if err := w.sim.SetFaults(wxpaysim.Faults{Seed: 9, DropRate: 1}); err != nil {
 		t.Fatal(err)
@@ -230,6 +238,10 @@ func TestRunPoller(t *testing.T) {
 	ctx, cancel := context.WithCancel(w.ctx)
 	done := make(chan error, 1)
 	go func() { done <- w.svc.RunPoller(ctx) }()
+	// Once the poller waits for its next round, a minute passes.
+	if !w.clock.WaitTimers(1, time.Minute) {
+		t.Fatal("the poller never waited for its next round")
+	}
 	w.clock.Advance(time.Minute)
 	w.waitStatus(res.OutTradeNo, payment.StatusSuccess)
 	cancel()

@@ -283,7 +283,7 @@ func (s *Service) place(ctx context.Context, o Order) (string, error) {
 		ProductID: productID(o), ExpiresAt: o.ExpiresAt}
 	var err error
 	for attempt := 0; attempt < s.cfg.PlaceAttempts; attempt++ {
-		if attempt > 0 && !sleepCtx(ctx, time.Duration(attempt)*s.cfg.PlaceBackoff) {
+		if attempt > 0 && !s.sleep(ctx, time.Duration(attempt)*s.cfg.PlaceBackoff) {
 			break
 		}
 		var url string
@@ -425,17 +425,8 @@ func (s *Service) AuthenticateAccessToken(ctx context.Context, token string) (to
 	return o.Account, g.ID, nil
 }
 
-// sleepCtx waits d or until ctx ends; it reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+// sleep waits d on the service's clock or until ctx ends; it reports
+// whether d elapsed.
+func (s *Service) sleep(ctx context.Context, d time.Duration) bool {
+	return tollgate.Sleep(ctx, s.clock, d) == nil
 }

@@ -15,6 +15,7 @@ import (
 // same token); the same key with another body is refused and creates
 // nothing; concurrent requests with one key make one order.
 func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		w.mustAccount("alice")
 		req := payment.CreateOrderRequest{Account: "alice", IdempotencyKey: "key-1", PackageID: "plus", DeviceFingerprint: fp}
@@ -81,16 +82,22 @@ func TestIdempotencyKey(t *testing.T) {
 // gets EUNAVAILABLE, and a retry with the same Idempotency-Key resumes the
 // recorded order instead of making another.
 func TestCreateRetriesSameOutTradeNo(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		w.mustAccount("alice")
 		if err := w.sim.SetFaults(wxpaysim.Faults{Seed: 1, SystemError: map[string]float64{"order": 1}}); err != nil {
 			t.Fatal(err)
 		}
 		req := payment.CreateOrderRequest{Account: "alice", IdempotencyKey: "k", PackageID: "starter", DeviceFingerprint: fp}
-		_, err := w.svc.CreateOrder(w.ctx, req)
+		var err error
+		start := w.clock.Now()
+		w.clock.Run(func() { _, err = w.svc.CreateOrder(w.ctx, req) })
 		wantCode(t, err, tollgate.EUNAVAILABLE)
 		if got := w.sim.Stats().SystemErrors["order"]; got != 3 {
 			t.Fatalf("%d placement attempts, want 3", got)
+		}
+		if waited := w.clock.Now().Sub(start); waited != 300*time.Millisecond {
+			t.Fatalf("waited %v between attempts, want 100 ms + 200 ms", waited)
 		}
 		os, _ := w.store.ListOrders(w.ctx, "alice", 10)
 		if len(os) != 1 || os[0].CodeURL != "" || os[0].Status != payment.StatusNotPay {
@@ -116,6 +123,7 @@ func TestCreateRetriesSameOutTradeNo(t *testing.T) {
 // TestConcurrentNotificationAndPoller: the notification handler and the
 // poller race to credit the same payment; one lot results.
 func TestConcurrentNotificationAndPoller(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		w.mustAccount("alice")
 		if err := w.sim.SetFaults(wxpaysim.Faults{Seed: 5, DuplicateRate: 1}); err != nil {
@@ -149,6 +157,7 @@ func TestConcurrentNotificationAndPoller(t *testing.T) {
 // TestAccessToken: tokens are opaque, checked against a stored hash, and
 // refused when unknown, malformed or expired.
 func TestAccessToken(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, backends[0], modes[0], nil)
 	w.mustAccount("alice")
 	res := w.mustOrder("alice", "starter")
@@ -170,6 +179,7 @@ func TestAccessToken(t *testing.T) {
 // TestCreateUnknownAccount: an order for an account the ledger does not
 // know is refused before anything is recorded or sent.
 func TestCreateUnknownAccount(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, backends[0], modes[0], nil)
 	_, err := w.svc.CreateOrder(w.ctx, payment.CreateOrderRequest{Account: "ghost", PackageID: "plus", DeviceFingerprint: fp})
 	wantCode(t, err, tollgate.ENOTFOUND)

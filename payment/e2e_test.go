@@ -18,6 +18,7 @@ import (
 // arrives over HTTP, and the payment is credited exactly once, the grant
 // confirmed; re-delivering the same notification changes nothing.
 func TestPayCreditedOnce(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		w.mustAccount("alice")
 		res := w.mustOrder("alice", "plus")
@@ -141,6 +142,7 @@ func (w *world) deliver(t *testing.T, h http.Header, body []byte, want int) []by
 // TestNotificationFaults: duplicated (concurrent copies), delayed and
 // reordered notifications for several orders: each order credited once.
 func TestNotificationFaults(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		if err := w.sim.SetFaults(wxpaysim.Faults{Seed: 7, DuplicateRate: 1, DelayMinMS: 0, DelayMaxMS: 20000, ReorderRate: 0.5}); err != nil {
 			t.Fatal(err)
@@ -159,6 +161,8 @@ func TestNotificationFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// The delays (up to 20 s, and 40 s more for a reordered one) pass.
+		w.clock.Advance(time.Minute)
 		for _, no := range nos {
 			w.waitStatus(no, payment.StatusSuccess)
 			w.eventually("acks", func() bool { return acked(w.sim, no) > 0 })
@@ -188,6 +192,7 @@ func TestNotificationFaults(t *testing.T) {
 // TestDroppedNotificationsPollerCredits: every notification is dropped;
 // the poller queries the orders and credits them, once.
 func TestDroppedNotificationsPollerCredits(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		if err := w.sim.SetFaults(wxpaysim.Faults{Seed: 1, DropRate: 1}); err != nil {
 			t.Fatal(err)
@@ -233,6 +238,7 @@ func TestDroppedNotificationsPollerCredits(t *testing.T) {
 // token at once and what it used becomes debt. A late payment is still
 // credited (WeChat Pay is the truth), flagged for review, and pays the debt.
 func TestExpiryRevokesGrantThenLatePayment(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		w.mustAccount("alice")
 		res := w.mustOrder("alice", "starter")
@@ -282,6 +288,7 @@ func TestExpiryRevokesGrantThenLatePayment(t *testing.T) {
 // TestPayErrorRevokes: a failed payment (PAYERROR) found by the poller
 // revokes the grant at once.
 func TestPayErrorRevokes(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		w.mustAccount("alice")
 		res := w.mustOrder("alice", "starter")
@@ -302,6 +309,7 @@ func TestPayErrorRevokes(t *testing.T) {
 // TestFingerprintRequired: a missing or malformed device fingerprint is
 // PARAM_ERROR and nothing reaches WeChat Pay.
 func TestFingerprintRequired(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, backends[0], modes[0], nil)
 	w.mustAccount("alice")
 	for _, f := range []string{"", "short", "has spaces in it!!", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0"} {

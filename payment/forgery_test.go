@@ -213,6 +213,7 @@ func v3Forgeries(t *testing.T, w *world, no string, fen int64) []forgery {
 // refused with 4xx, counted by reason, and leave every money table and
 // order row as it was; the genuine notification then credits once.
 func TestForgedNotificationsChangeNothing(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		w.mustAccount("alice")
 		res := w.mustOrder("alice", "plus")
@@ -256,6 +257,7 @@ func TestForgedNotificationsChangeNothing(t *testing.T) {
 // for a refund we asked for, with its amount; others are refused and
 // change nothing.
 func TestRefundNotificationsMustMatch(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		w.mustAccount("alice")
 		res := w.mustOrder("alice", "starter")
@@ -330,11 +332,12 @@ func TestRefundNotificationsMustMatch(t *testing.T) {
 // fired at two instances at once through a barrier: every copy is
 // acknowledged and exactly one lot exists (RELIABILITY.md F2).
 func TestConcurrentDuplicatesAcrossInstances(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		cfg := w.svc.Config()
 		cfg.InstanceID, cfg.TokenSecret = "second", []byte("test secret")
 		other, err := payment.New(cfg, payment.Deps{Ledger: w.ledger, Store: w.store, Pricer: mustPricer(t),
-			Nonces: w.nonces, Limiter: w.nonces, V2: w.v2, V3: w.v3, Now: w.clock.Now})
+			Nonces: w.nonces, Limiter: w.nonces, V2: w.v2, V3: w.v3, Clock: w.clock})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/internal/clocktest"
 	"tollgate/internal/testenv"
 	"tollgate/kv"
 	"tollgate/ledger"
@@ -35,25 +36,6 @@ import (
 	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
-
-// clock is the one manual clock every component of a world shares: the
-// service, the ledger, the emulator and the v3 client's verification window.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // mode is one way of talking to WeChat Pay.
 type mode struct {
@@ -101,6 +83,7 @@ func forEach(t *testing.T, body func(t *testing.T, w *world)) {
 	for _, b := range backends {
 		for _, m := range modes {
 			t.Run(b.name+"/"+m.name, func(t *testing.T) {
+				t.Parallel()
 				body(t, newWorld(t, b, m, nil))
 			})
 		}
@@ -110,10 +93,13 @@ func forEach(t *testing.T, body func(t *testing.T, w *world)) {
 // world is one test's system: the emulator and a notify receiver, each
 // behind a real HTTP server, and a payment.Service over a fresh store.
 type world struct {
-	t       testing.TB
-	ctx     context.Context
-	mode    mode
-	clock   *clock
+	t    testing.TB
+	ctx  context.Context
+	mode mode
+	// clock is the one manual clock every component shares: the service
+	// and its poller, the ledger, the nonce store, the emulator (expiry and
+	// its notification schedule) and the v3 client's verification window.
+	clock   *clocktest.Clock
 	sim     *wxpaysim.Server
 	simURL  string
 	notify  string // the notify receiver's base URL
@@ -152,10 +138,10 @@ func (s *syncBuffer) String() string {
 
 func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *payment.Deps)) *world {
 	tb.Helper()
-	w := &world{t: tb, ctx: context.Background(), mode: m, clock: &clock{t: time.Now().UTC().Truncate(time.Second)},
+	w := &world{t: tb, ctx: context.Background(), mode: m, clock: clocktest.New(time.Now().UTC().Truncate(time.Second)),
 		metrics: &payment.Counters{}}
-	w.nonces = kv.NewMemory(kv.MemoryOptions{Now: w.clock.Now})
-	w.sim = &wxpaysim.Server{Now: w.clock.Now, TimeScale: 0.0005, RefundDelay: -1, Logf: tb.Logf}
+	w.nonces = kv.NewMemory(kv.MemoryOptions{Clock: w.clock})
+	w.sim = &wxpaysim.Server{Clock: w.clock, RefundDelay: -1, Logf: tb.Logf}
 	simSrv := httptest.NewTLSServer(w.sim) // TLS: v2 refunds need the merchant certificate
 	tb.Cleanup(simSrv.Close)
 	tb.Cleanup(func() { w.sim.Close() })
@@ -166,7 +152,7 @@ func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *pay
 	w.notify = notify.URL
 
 	w.store = b.open(tb)
-	w.ledger = ledger.New(w.store, ledger.Options{Now: w.clock.Now})
+	w.ledger = ledger.New(w.store, ledger.Options{Clock: w.clock})
 	tb.Cleanup(func() {
 		w.ledger.Close()
 		w.store.Close()
@@ -189,12 +175,12 @@ func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *pay
 		tb.Fatal(err)
 	}
 	w.v3 = &wxpay.V3Client{BaseURL: simSrv.URL, MchID: cfg.MchID, AppID: cfg.AppID, MerchantSerialNo: cfg.MerchantSerial,
-		MerchantKey: mkey, APIv3Key: cfg.APIv3Key, Keyring: ring, HTTPClient: simSrv.Client(), Now: w.clock.Now}
+		MerchantKey: mkey, APIv3Key: cfg.APIv3Key, Keyring: ring, HTTPClient: simSrv.Client(), Clock: w.clock}
 	pc := payment.Config{APIVersion: m.version, SignType: m.signType,
 		NotifyURL: notify.URL + "/v2", NotifyURLV3: notify.URL + "/v3", RefundNotifyURL: notify.URL + "/" + m.version,
 		TokenSecret: []byte("test secret")}
 	deps := payment.Deps{Ledger: w.ledger, Store: w.store, Pricer: pr, Nonces: w.nonces, Limiter: w.nonces,
-		V2: w.v2, V3: w.v3, Metrics: w.metrics, Now: w.clock.Now,
+		V2: w.v2, V3: w.v3, Metrics: w.metrics, Clock: w.clock,
 		Logger: slog.New(slog.NewTextHandler(&w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	tb.Cleanup(func() { w.mustNotLogSecrets(cfg) })
 	if tweak != nil {

@@ -11,14 +11,13 @@ import (
 // pollBatch is how many orders (and refunds) one PollOnce claims.
 const pollBatch = 32
 
-// RunPoller runs PollOnce every Config.PollEvery until ctx ends, and
-// returns ctx's error. Run it in every instance: leases keep two instances
+// RunPoller runs PollOnce every Config.PollEvery (on the service's
+// clock) until ctx ends, and returns ctx's error. Run it in every instance: leases keep two instances
 // from querying the same order, and the query budget is shared through the
 // Limiter.
 func (s *Service) RunPoller(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.PollEvery)
-	defer t.Stop()
 	for {
+		t := s.clock.NewTimer(s.cfg.PollEvery)
 		// A full batch means more is due: keep going, a bounded number of
 		// rounds, before waiting for the next tick.
 		for range 16 {
@@ -32,8 +31,9 @@ func (s *Service) RunPoller(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }

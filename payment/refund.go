@@ -152,7 +152,7 @@ func (s *Service) sendRefund(ctx context.Context, o Order, rec RefundRecord) (Re
 	var err error
 	var st RefundState
 	for attempt := 0; attempt < s.cfg.PlaceAttempts; attempt++ {
-		if attempt > 0 && !sleepCtx(ctx, time.Duration(attempt)*s.cfg.PlaceBackoff) {
+		if attempt > 0 && !s.sleep(ctx, time.Duration(attempt)*s.cfg.PlaceBackoff) {
 			break
 		}
 		st, err = s.gw.Refund(ctx, call)

@@ -19,6 +19,7 @@ import (
 // notifications dropped, by the poller's refund query). Nothing is left to
 // refund afterwards.
 func TestRefundUnusedCredits(t *testing.T) {
+	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {
 		for _, dropped := range []bool{false, true} {
 			acct := tollgate.AccountID("alice")
@@ -87,6 +88,7 @@ func TestRefundUnusedCredits(t *testing.T) {
 // TestRefundRefusedReleasesCredit: a refund WeChat Pay refuses outright is
 // failed in the ledger, so the credit is spendable again.
 func TestRefundRefusedReleasesCredit(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, backends[0], modes[2], func(_ *payment.Config, d *payment.Deps) {
 		d.Gateway = &refusingRefunds{Gateway: &payment.V3Gateway{Client: d.V3}}
 	})
@@ -124,6 +126,7 @@ func (failingGateway) PlaceOrder(context.Context, payment.PlaceRequest) (string,
 // TestRevenue: gross, merchant fees (0.6% under the volume tier), refunds
 // and net over the payments of a period.
 func TestRevenue(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, backends[0], modes[0], nil)
 	start := w.clock.Now()
 	w.mustAccount("alice")
@@ -165,6 +168,7 @@ func TestRevenue(t *testing.T) {
 // written first, so the poller finds it, sends the refund with the same
 // number and it completes: the credit never stays "refunding" for good.
 func TestRefundCrashAfterLedgerBegin(t *testing.T) {
+	// Not parallel: the failpoint is process-wide.
 	w := newWorld(t, backends[0], modes[0], nil)
 	w.mustAccount("alice")
 	res := w.mustOrder("alice", "starter")

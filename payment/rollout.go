@@ -23,8 +23,9 @@ type Rollout struct {
 	MinSamples     int
 	MaxFailureRate float64
 	Pause          time.Duration
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock slides the window and ends the pause; nil means
+	// tollgate.SystemClock.
+	Clock tollgate.Clock
 	// OnPause is called (outside the lock) when the guard pauses payments.
 	OnPause func(failures, total int)
 
@@ -39,10 +40,7 @@ type rolloutEvent struct {
 }
 
 func (r *Rollout) clock() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
+	return tollgate.ClockOr(r.Clock).Now()
 }
 
 // Enabled reports whether account falls in the rollout percentage. The

@@ -10,6 +10,7 @@ import (
 )
 
 func TestRolloutPercentIsSticky(t *testing.T) {
+	t.Parallel()
 	r := &payment.Rollout{Percent: 30}
 	in := 0
 	for i := range 1000 {
@@ -40,10 +41,11 @@ func TestRolloutPercentIsSticky(t *testing.T) {
 }
 
 func TestRolloutFailureGuard(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
 	paused := 0
 	r := &payment.Rollout{Percent: 100, Window: time.Minute, MinSamples: 10, MaxFailureRate: 0.5, Pause: 5 * time.Minute,
-		Now: func() time.Time { return now }, OnPause: func(f, n int) { paused++ }}
+		Clock: tollgate.ClockFunc(func() time.Time { return now }), OnPause: func(f, n int) { paused++ }}
 	for range 4 { // 4 failures of 4: below MinSamples
 		r.Record(false)
 	}
@@ -84,10 +86,11 @@ func TestRolloutFailureGuard(t *testing.T) {
 // TestRolloutPausesCreate: failures placing orders trip the guard, and
 // then CreateOrder refuses with EUNAVAILABLE before calling WeChat Pay.
 func TestRolloutPausesCreate(t *testing.T) {
+	t.Parallel()
 	var w *world
 	r := &payment.Rollout{Percent: 100, Window: time.Hour, MinSamples: 2, MaxFailureRate: 0.5, Pause: time.Hour}
 	w = newWorld(t, backends[0], modes[0], func(_ *payment.Config, d *payment.Deps) {
-		r.Now = func() time.Time { return w.clock.Now() }
+		r.Clock = d.Clock // the world's clock
 		d.Rollout = r
 		d.Gateway = &failingGateway{Gateway: &payment.V2Gateway{Client: d.V2}}
 	})
@@ -107,6 +110,7 @@ func TestRolloutPausesCreate(t *testing.T) {
 }
 
 func TestCheckTransition(t *testing.T) {
+	t.Parallel()
 	ok := map[[2]payment.Status]bool{
 		{payment.StatusNotPay, payment.StatusSuccess}:     true,
 		{payment.StatusNotPay, payment.StatusClosed}:      true,

@@ -119,8 +119,9 @@ type Deps struct {
 	Metrics Metrics
 	// Logger logs decisions (never keys or tokens); nil discards.
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock decides expiry, the poll schedule and backoff waits; nil means
+	// tollgate.SystemClock.
+	Clock tollgate.Clock
 	// Rand supplies order numbers; nil means crypto/rand.
 	Rand io.Reader
 }
@@ -140,6 +141,7 @@ type Service struct {
 	rollout *Rollout
 	metrics Metrics
 	log     *slog.Logger
+	clock   tollgate.Clock
 	now     func() time.Time
 	rand    io.Reader
 
@@ -169,10 +171,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, ledger: d.Ledger, store: machineStore{d.Store}, pricer: d.Pricer, nonces: d.Nonces,
 		limiter: d.Limiter, v2: d.V2, v3: d.V3, gw: d.Gateway, rollout: d.Rollout, metrics: d.Metrics,
-		log: d.Logger, now: d.Now, rand: d.Rand}
-	if s.now == nil {
-		s.now = time.Now
-	}
+		log: d.Logger, clock: tollgate.ClockOr(d.Clock), rand: d.Rand}
+	s.now = s.clock.Now
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}

@@ -39,7 +39,7 @@ func MustFixture(tb testing.TB) *fixture {
 		tb.Fatalf("open sqlite: %v", err)
 	}
 	f := &fixture{tb: tb, store: st, now: at(tb, "2026-11-01 00:00:00")}
-	f.svc = ledger.New(st, ledger.Options{Now: f.clock})
+	f.svc = ledger.New(st, ledger.Options{Clock: tollgate.ClockFunc(f.clock)})
 	tb.Cleanup(func() {
 		_ = f.svc.Close()
 		_ = st.Close()

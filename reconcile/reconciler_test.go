@@ -31,7 +31,7 @@ type merchant struct {
 func simMerchant(t *testing.T, version int, now time.Time) (*wxpaysim.Server, merchant) {
 	t.Helper()
 	clock := func() time.Time { return now }
-	sim := &wxpaysim.Server{Now: clock, RefundDelay: -1, NoHandshake: true, Logf: t.Logf}
+	sim := &wxpaysim.Server{Clock: tollgate.ClockFunc(clock), RefundDelay: -1, NoHandshake: true, Logf: t.Logf}
 	api := httptest.NewServer(sim)
 	notify := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>")
@@ -60,7 +60,7 @@ func simMerchant(t *testing.T, version int, now time.Time) (*wxpaysim.Server, me
 		t.Fatal(err)
 	}
 	c := &wxpay.V3Client{BaseURL: api.URL, MchID: cfg.MchID, AppID: cfg.AppID, MerchantSerialNo: cfg.MerchantSerial,
-		MerchantKey: key, APIv3Key: cfg.APIv3Key, Keyring: keyring, HTTPClient: api.Client(), Now: clock}
+		MerchantKey: key, APIv3Key: cfg.APIv3Key, Keyring: keyring, HTTPClient: api.Client(), Clock: tollgate.ClockFunc(clock)}
 	return sim, merchant{
 		bills: reconcile.V3Bills{Client: c},
 		order: func(ctx context.Context, no string, fen int64) error {

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"tollgate"
 )
 
 // DefaultV3BaseURL is WeChat Pay's primary API host for API v3.
@@ -83,9 +85,9 @@ type V3Client struct {
 	WechatpaySerial string
 	// HTTPClient sends requests; a client with a 30 s timeout when nil.
 	HTTPClient *http.Client
-	// Now is the clock for request timestamps and the verification window;
-	// time.Now when nil.
-	Now func() time.Time
+	// Clock is the clock for request timestamps and the verification
+	// window; tollgate.SystemClock when nil.
+	Clock tollgate.Clock
 }
 
 // v3Call describes one API call.
@@ -98,10 +100,7 @@ type v3Call struct {
 }
 
 func (c *V3Client) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
+	return tollgate.ClockOr(c.Clock).Now()
 }
 
 // Validate reports a configuration the client cannot work with, so that a

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate"
 	"tollgate/wxpay"
 )
 
@@ -144,7 +145,7 @@ func newV3TestClient(tb testing.TB, srv *httptest.Server, prefix string) *wxpay.
 		APIv3Key:         v3TestAPIKey,
 		Keyring:          MustV3Keyring(tb),
 		HTTPClient:       srv.Client(),
-		Now:              func() time.Time { return v3TestNow },
+		Clock:            tollgate.ClockFunc(func() time.Time { return v3TestNow }),
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate"
 	"tollgate/wxpay"
 )
 
@@ -209,7 +210,7 @@ func TestV3NotificationRefund(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h, body := newV3Envelope(t, tt.event, tt.origType, []byte(tt.plaintext)).signed(t)
-			c := &wxpay.V3Client{Keyring: MustV3Keyring(t), APIv3Key: v3TestAPIKey, Now: func() time.Time { return v3TestNow }}
+			c := &wxpay.V3Client{Keyring: MustV3Keyring(t), APIv3Key: v3TestAPIKey, Clock: tollgate.ClockFunc(func() time.Time { return v3TestNow })}
 			n, err := c.ParseNotification(h, body)
 			if err != nil {
 				t.Fatal(err)
@@ -281,7 +282,7 @@ func TestV3ClientParseNotificationRequest(t *testing.T) {
 		{"GET", http.MethodGet, body, wxpay.ErrMalformed},
 		{"TooLarge", http.MethodPost, big, wxpay.ErrBodyTooLarge},
 	}
-	c := &wxpay.V3Client{Keyring: MustV3Keyring(t), APIv3Key: v3TestAPIKey, Now: func() time.Time { return v3TestNow }}
+	c := &wxpay.V3Client{Keyring: MustV3Keyring(t), APIv3Key: v3TestAPIKey, Clock: tollgate.ClockFunc(func() time.Time { return v3TestNow })}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(tt.method, "https://merchant.example/wxpay/notify", strings.NewReader(string(tt.body)))

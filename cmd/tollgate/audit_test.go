@@ -111,7 +111,7 @@ func TestAuditAndReconcileCommandsPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := ledger.New(st, ledger.Options{Now: func() time.Time { return now }})
+	svc := ledger.New(st, ledger.Options{Clock: tollgate.ClockFunc(func() time.Time { return now })})
 	if _, err := svc.CreateAccount(ctx, "acct-cli"); err != nil {
 		t.Fatal(err)
 	}

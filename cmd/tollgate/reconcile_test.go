@@ -57,7 +57,7 @@ func withLedger(t *testing.T, dir string, now time.Time, fn func(svc *ledger.Ser
 	if err != nil {
 		t.Fatalf("open ledger: %v", err)
 	}
-	svc := ledger.New(st, ledger.Options{Now: func() time.Time { return now }})
+	svc := ledger.New(st, ledger.Options{Clock: tollgate.ClockFunc(func() time.Time { return now })})
 	fn(svc)
 	if err := svc.Close(); err != nil {
 		t.Fatal(err)
@@ -86,7 +86,11 @@ type reconcileSim struct {
 
 func startReconcileSim(t *testing.T, now func() time.Time) *reconcileSim {
 	t.Helper()
-	sim := &wxpaysim.Server{Now: now, NoHandshake: true, RefundDelay: -1, Logf: t.Logf}
+	var clock tollgate.Clock // nil now: the real clock
+	if now != nil {
+		clock = tollgate.ClockFunc(now)
+	}
+	sim := &wxpaysim.Server{Clock: clock, NoHandshake: true, RefundDelay: -1, Logf: t.Logf}
 	api := httptest.NewServer(sim)
 	notify := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("<xml><return_code><![CDATA[SUCCESS]]></return_code></xml>"))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/internal/clocktest"
 	"tollgate/kv"
 )
 
@@ -339,28 +340,11 @@ func mustCode(t *testing.T, err error, code string) {
 	}
 }
 
-// FakeClock is a manual clock for Env.Sleep with in-process stores. Safe for
-// concurrent use.
-type FakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// FakeClock is the manual clock of internal/clocktest, for Env.Sleep with
+// in-process stores.
+type FakeClock = clocktest.Clock
 
 // NewFakeClock returns a clock stopped at a fixed instant.
 func NewFakeClock() *FakeClock {
-	return &FakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-// Now returns the clock's time.
-func (c *FakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *FakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 }

@@ -137,7 +137,7 @@ func testKeyRevoke(t *testing.T, s APIKeyStore, svc *ledger.Service) {
 
 func testKeyAuthenticate(t *testing.T, s APIKeyStore, svc *ledger.Service) {
 	ctx := context.Background()
-	a := &auth.Service{Store: s, Accounts: svc, Now: func() time.Time { return keyEpoch }}
+	a := &auth.Service{Store: s, Accounts: svc, Clock: tollgate.ClockFunc(func() time.Time { return keyEpoch })}
 	c, err := a.CreateAccount(ctx)
 	if err != nil {
 		t.Fatalf("create account: %v", err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/internal/clocktest"
 	"tollgate/ledger"
 )
 
@@ -34,8 +35,8 @@ func BenchmarkHoldSettleWith(b *testing.B, open OpenFunc, opt ledger.Options) {
 
 func benchHoldSettle(b *testing.B, open OpenFunc, opt ledger.Options) {
 	st := open(b)
-	clock := &Clock{t: Start}
-	opt.Now = clock.Now
+	clock := clocktest.New(Start)
+	opt.Clock = clock
 	svc := ledger.New(st, opt)
 	e := &Env{Store: st, Svc: svc, Clock: clock, Ctx: b.Context()}
 	b.Cleanup(func() {

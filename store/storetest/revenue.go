@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/internal/clocktest"
 	"tollgate/ledger"
 	"tollgate/payment"
 	"tollgate/pricing"
@@ -227,8 +228,8 @@ func testUsageTotalsRandom(t *testing.T, e *Env) {
 // testPaymentTotals: lots created in the period, with their orders' fees;
 // a lot without an order is counted in Lots but not in Orders.
 func testPaymentTotals(t *testing.T, ctx context.Context, s PaymentStore) {
-	clock := &Clock{t: T0}
-	svc := ledger.New(s, ledger.Options{Now: clock.Now})
+	clock := clocktest.New(T0)
+	svc := ledger.New(s, ledger.Options{Clock: clock})
 	defer svc.Close()
 	if _, err := svc.CreateAccount(ctx, "alice"); err != nil {
 		t.Fatal(err)
@@ -291,8 +292,8 @@ func testPaymentTotalsRandom(t *testing.T, ctx context.Context, s PaymentStore) 
 	sd := seed(t)
 	t.Logf("seed %d (replay with STORETEST_SEED=%d)", sd, sd)
 	r := rand.New(rand.NewPCG(sd, sd^0xfee))
-	clock := &Clock{t: T0}
-	svc := ledger.New(s, ledger.Options{Now: clock.Now})
+	clock := clocktest.New(T0)
+	svc := ledger.New(s, ledger.Options{Clock: clock})
 	defer svc.Close()
 	accounts := []tollgate.AccountID{"a", "b", "c"}
 	for _, a := range accounts {

@@ -10,11 +10,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"tollgate"
+	"tollgate/internal/clocktest"
 	"tollgate/ledger"
 )
 
@@ -68,25 +68,9 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 	}
 }
 
-// Clock is a manual clock for tests; safe for concurrent use.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// Clock is the manual clock of the suites: the one fake clock of
+// internal/clocktest.
+type Clock = clocktest.Clock
 
 // Env is one subtest's world: a fresh store, a Service over it with a
 // manual clock, and a context.
@@ -112,8 +96,8 @@ func NewEnv(tb testing.TB, open OpenFunc) *Env {
 func NewEnvWith(tb testing.TB, open OpenFunc, opt ledger.Options) *Env {
 	tb.Helper()
 	st := open(tb)
-	clock := &Clock{t: Start}
-	opt.Now = clock.Now
+	clock := clocktest.New(Start)
+	opt.Clock = clock
 	svc := ledger.New(st, opt)
 	e := &Env{Store: st, Svc: svc, Clock: clock, Ctx: context.Background()}
 	tb.Cleanup(func() {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"tollgate"
 	"tollgate/wxpay"
 )
 
@@ -103,15 +104,30 @@ func (s *Server) startLocked(n *notification) {
 	}
 	s.notifySeq++
 	n.plan = s.planLocked(n.version)
+	// The first wait starts now, on the caller's goroutine: once Pay (or a
+	// refund) returns, a test advancing a fake Clock fires it.
+	var first tollgate.Timer
+	if d := s.scaled(n.plan.delay); d > 0 {
+		first = tollgate.ClockOr(s.Clock).NewTimer(d)
+	}
 	s.wg.Add(1)
-	go s.deliver(n)
+	go s.deliver(n, first)
 }
 
 // deliver runs the schedule of one notification until it is acknowledged,
-// blacklisted, exhausted or the server is closed.
-func (s *Server) deliver(n *notification) {
+// blacklisted, exhausted or the server is closed. first, when set, is the
+// timer of the planned delay before the first attempt.
+func (s *Server) deliver(n *notification, first tollgate.Timer) {
 	defer s.wg.Done()
-	if !s.sleep(s.scaled(n.plan.delay)) {
+	if first != nil {
+		defer first.Stop()
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-first.C():
+		}
+	}
+	if s.ctx.Err() != nil {
 		return
 	}
 	base := Delivery{NotificationID: n.id, Kind: n.kind, APIVersion: n.version, OutTradeNo: n.outTradeNo, OutRefundNo: n.outRefundNo, URL: n.url}
@@ -165,14 +181,7 @@ func (s *Server) sleep(d time.Duration) bool {
 	if d <= 0 {
 		return s.ctx.Err() == nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-s.ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return tollgate.Sleep(s.ctx, tollgate.ClockOr(s.Clock), d) == nil
 }
 
 func (s *Server) blacklisted(url string) bool {

@@ -233,7 +233,7 @@ func TestExpiryClosesUnpaidOrders(t *testing.T) {
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
 	e := mustEnv(t, func(s *wxpaysim.Server) {
-		s.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		s.Clock = tollgate.ClockFunc(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
 	})
 	p := e.v2Order("T-EXP-0001", 100)
 	p["time_expire"] = now.Add(10 * time.Minute).In(tollgate.Beijing).Format("20060102150405")

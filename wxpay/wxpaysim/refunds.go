@@ -104,15 +104,15 @@ func (s *Server) scheduleRefundLocked(no string) {
 	if d == 0 {
 		d = DefaultRefundDelay
 	}
+	t := tollgate.ClockOr(s.Clock).NewTimer(s.scaled(d)) // started now: see startLocked
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		t := time.NewTimer(s.scaled(d))
 		defer t.Stop()
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		if _, err := s.CompleteRefund(no); err != nil {
 			// Already completed by hand: nothing to do.

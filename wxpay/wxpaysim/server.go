@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"tollgate"
 	"tollgate/wxpay"
 )
 
@@ -60,8 +61,11 @@ type Server struct {
 	PlatformKey   *rsa.PrivateKey
 	PlatformKeyID string
 
-	// Now is the clock for expiry, timestamps and bills; nil means time.Now.
-	Now func() time.Time
+	// Clock is the clock for expiry, timestamps and bills, and the one the
+	// notification schedule and refund delay wait on; nil means
+	// tollgate.SystemClock. A test's fake clock makes every wait happen
+	// when the test advances it.
+	Clock tollgate.Clock
 	// TimeScale multiplies every wait of the notification schedule and the
 	// refund delay: 0.001 runs the 24h4m retry schedule in about 87 s.
 	// Zero means 1.
@@ -245,27 +249,20 @@ func (s *Server) now() time.Time {
 }
 
 func (s *Server) nowLocked(skew time.Duration) time.Time {
-	n := time.Now
-	if s.Now != nil {
-		n = s.Now
-	}
-	return n().Add(skew)
+	return tollgate.ClockOr(s.Clock).Now().Add(skew)
 }
 
 // wallNow is the clock of the protocol itself: v3 signature timestamps and
-// their 5-minute window. It is Now (or time.Now) without the skew added by
+// their 5-minute window. It is Clock's time without the skew added by
 // Advance, because a merchant's client runs on its own clock: advancing the
 // emulator's order clock must not make every signature look stale.
 func (s *Server) wallNow() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
+	return tollgate.ClockOr(s.Clock).Now()
 }
 
 // Advance moves the emulator's order clock forward by d (expiry, payment and
-// bill times), on top of Now. Signature timestamps keep using Now (see
-// wallNow), and notification schedules keep running on real time.
+// bill times), on top of Clock. Signature timestamps keep using Clock (see
+// wallNow), and notification schedules keep running on Clock's timers.
 func (s *Server) Advance(d time.Duration) {
 	s.init()
 	s.mu.Lock()

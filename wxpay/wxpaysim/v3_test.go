@@ -286,7 +286,7 @@ func TestRequireDeviceFingerprint(t *testing.T) {
 
 func TestV3TimeExpire(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	e := mustEnv(t, func(s *wxpaysim.Server) { s.Now = func() time.Time { return now } })
+	e := mustEnv(t, func(s *wxpaysim.Server) { s.Clock = tollgate.ClockFunc(func() time.Time { return now }) })
 	body := strings.Replace(string(e.v3OrderBody("T3-EXP-001", 100)), `"amount"`,
 		`"time_expire":"`+now.Add(30*time.Minute).In(tollgate.Beijing).Format(time.RFC3339)+`","amount"`, 1)
 	// Requests are signed at the emulator's time, not the wall clock.

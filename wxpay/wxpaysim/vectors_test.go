@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate"
 	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
@@ -80,7 +81,7 @@ func TestOfficialV3Vector(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim := &wxpaysim.Server{Now: func() time.Time { return tt.now }, Logf: t.Logf}
+			sim := &wxpaysim.Server{Clock: tollgate.ClockFunc(func() time.Time { return tt.now }), Logf: t.Logf}
 			t.Cleanup(func() { sim.Close() })
 			req := httptest.NewRequest("POST", "/v3/pay/transactions/native", bytes.NewReader(body))
 			req.Header.Set("Authorization", auth)
