@@ -23,7 +23,7 @@ import (
 // billing: the same non-streaming chat against an in-process mockllm (over
 // loopback HTTP), metered by an in-memory meter or by the real ledger on
 // SQLite (metering.Meter, group commit, synchronous=FULL), with 1 and 16
-// concurrent clients on one account. See docs/BENCHMARKS.md "Gateway".
+// concurrent clients on one account. See docs/BENCHMARKS.md §1.
 func BenchmarkChatLedger(b *testing.B) {
 	body := []byte(`{"model":"mock-gpt","max_tokens":16,"messages":[{"role":"user","content":"Say hello in a few words."}]}`)
 	for _, meter := range []string{"FakeMeter", "SQLiteLedger"} {

@@ -342,7 +342,7 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 		e := m.estimate(rl.outputs(false)...)
 		if startSeen {
 			// The upstream already reported the prompt in message_start:
-			// bill that (DESIGN §2), and only the output delivered is counted.
+			// bill that (docs/DESIGN.md §2.6), and only the output delivered is counted.
 			out := e.Output
 			e = *start.normalise()
 			e.Output = out

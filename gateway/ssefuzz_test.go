@@ -363,7 +363,7 @@ func TestSSESeedsStream(t *testing.T) {
 
 // TestSSERelayCapsEventSize: an upstream event far larger than any real
 // chunk (one 16 MiB data line) must end the stream with an error, not be
-// buffered whole and relayed (RELIABILITY.md F8, "cap size", for the relay).
+// buffered whole and relayed (docs/DESIGN.md §7.2 F8, size caps, for the relay).
 func TestSSERelayCapsEventSize(t *testing.T) {
 	var up sseUpstream
 	e := newSSEEnv(t, &up, gateway.KindOpenAI)

@@ -65,7 +65,7 @@ type Check struct {
 	Ping func(ctx context.Context) error
 }
 
-// Server is tollgate's HTTP surface (DESIGN.md §4). Set the fields, then
+// Server is tollgate's HTTP surface (docs/DESIGN.md §4). Set the fields, then
 // call Handler once. Required: Ledger, Auth, Pricer. Optional pieces that
 // are nil answer 503 (Payments, Gateway) or 404 (Sandbox, MockLLM).
 type Server struct {

@@ -15,7 +15,7 @@ import (
 )
 
 // NonceTTL is how long a WeChat Pay notification nonce_str is remembered
-// (DESIGN.md §3: refused for 24 h).
+// (docs/DESIGN.md §3.4: refused for 24 h).
 const NonceTTL = 24 * time.Hour
 
 // NonceStore remembers keys (WeChat Pay notification nonce_str values) for a
@@ -25,7 +25,7 @@ const NonceTTL = 24 * time.Hour
 // nonce recorded before a crash would make WeChat Pay's retry of the same
 // notification look like a replay), and answers a repeat for an order that is
 // already credited with the success acknowledgement. Losing the store (a Redis
-// flush) therefore never causes a double credit; see RELIABILITY.md S8.
+// flush) therefore never causes a double credit; see docs/DESIGN.md §3.4 and docs/RELIABILITY.md S8.
 //
 // Implementations are safe for concurrent use by many goroutines and, for
 // shared implementations, by many processes.

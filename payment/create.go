@@ -45,7 +45,7 @@ type AccessToken struct {
 	Credits   tollgate.Credits `json:"credits"`
 }
 
-// OrderResult is what creating an order returns (DESIGN.md §4).
+// OrderResult is what creating an order returns (docs/DESIGN.md §4.4).
 type OrderResult struct {
 	OutTradeNo  string           `json:"out_trade_no"`
 	CodeURL     string           `json:"code_url"`

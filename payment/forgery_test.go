@@ -330,7 +330,7 @@ func TestRefundNotificationsMustMatch(t *testing.T) {
 
 // TestConcurrentDuplicatesAcrossInstances: the same genuine notification
 // fired at two instances at once through a barrier: every copy is
-// acknowledged and exactly one lot exists (RELIABILITY.md F2).
+// acknowledged and exactly one lot exists (docs/DESIGN.md §7.2 F2).
 func TestConcurrentDuplicatesAcrossInstances(t *testing.T) {
 	t.Parallel()
 	forEach(t, func(t *testing.T, w *world) {

@@ -257,7 +257,7 @@ func mustSignV2(tb testing.TB, m map[string]string, signType, key string) []byte
 }
 
 // v2NotifySeeds are the genuine notification for the pending order and
-// forged variants of it: each kind of RELIABILITY.md F6–F8.
+// forged variants of it: each kind of docs/DESIGN.md §7.2 F6–F8.
 func v2NotifySeeds(tb testing.TB) [][]byte {
 	key := wxpaysim.DefaultAPIKey
 	signed := func(edit func(m map[string]string)) []byte {

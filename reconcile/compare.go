@@ -1,6 +1,6 @@
 // Package reconcile compares WeChat Pay's daily trade bill with the ledger
-// and reports every payment or refund on which they disagree (DESIGN.md §3,
-// RELIABILITY.md F13/I13). The bill is the ground truth for what money moved;
+// and reports every payment or refund on which they disagree (docs/DESIGN.md §3.8,
+// §7.2 F13, §6 I13). The bill is the ground truth for what money moved;
 // the ledger is what tollgate credited. It reads both and changes neither.
 package reconcile
 

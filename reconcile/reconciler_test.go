@@ -164,7 +164,7 @@ type failingBills struct{ err error }
 
 func (b failingBills) Bill(context.Context, time.Time) (*wxpay.Bill, error) { return nil, b.err }
 
-// TestReconcileInjectedRows is RELIABILITY.md's S13 in its CI size: three
+// TestReconcileInjectedRows is docs/RELIABILITY.md's S13 in its CI size: three
 // rows of each kind injected at once among sound ones, through the emulator
 // (v3, so refunds are real too); the report lists exactly the injected rows.
 func TestReconcileInjectedRows(t *testing.T) {

@@ -28,7 +28,7 @@ type CatalogueResult struct {
 // perKind amount-tampered ones and perKind correctly signed ones for unpaid
 // orders that reuse an acknowledged nonce_str, against orders drawn from the emulator's
 // ground truth (paid and unpaid alike), to every instance in turn
-// (RELIABILITY.md S4, short form). Run it at a quiescent point, between
+// (docs/RELIABILITY.md S4, short form). Run it at a quiescent point, between
 // two dumps: nothing may change (I8).
 func SendCatalogue(ctx context.Context, cl *Cluster, orders []wxpaysim.Order, perKind int, rng *rand.Rand) CatalogueResult {
 	res := CatalogueResult{Sent: map[string]int{}, Targets: len(orders)}

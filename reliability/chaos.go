@@ -13,7 +13,7 @@ import (
 // Chaos steps. A step named "fp:NAME" arms failpoint NAME (see
 // tollgate/internal/failpoint) on one instance to SIGKILL itself the first
 // time it is hit, waits for it to fire, and restarts the instance clean
-// (RELIABILITY.md S6).
+// (docs/RELIABILITY.md S6).
 const (
 	StepSIGKILL = "sigkill" // SIGKILL a random instance, restart it shortly after
 	StepDBCut   = "dbcut"   // terminate every database connection (S7)

@@ -3,7 +3,7 @@
 // serve` instances over one PostgreSQL and one Redis, a front door that can
 // deliver a notification to every instance at once), drives seeded users
 // through it, kills instances, forges notifications, and then checks the
-// ledger against the emulator's ground truth (RELIABILITY.md I1–I13).
+// ledger against the emulator's ground truth (docs/DESIGN.md §6, I1–I13).
 //
 // It is test infrastructure, not part of the service: nothing in tollgate
 // imports it. The short form runs under `go test ./reliability/...`; see

@@ -42,7 +42,7 @@ func notificationFields(cfg wxpaysim.Config, p Payment, nonce string) map[string
 }
 
 // ForgeKinds are the forgeries the short form sends: each must be refused
-// and change nothing (RELIABILITY.md F5, F6; the full S4 catalogue has more).
+// and change nothing (docs/DESIGN.md §7.2 F5, F6; docs/RELIABILITY.md's S4 catalogue has more).
 var ForgeKinds = []string{
 	"wrong_key_md5",  // signed with another key
 	"wrong_key_hmac", // signed with another key, HMAC-SHA256

@@ -18,8 +18,8 @@ import (
 // failed attempt, not three failed handshakes and a blacklisted URL.
 //
 // With probability FanOut a payment notification is delivered to every
-// instance at once (RELIABILITY.md S1: concurrent duplicates on two
-// instances, F2), and the first acknowledgement is returned. Every
+// instance at once (docs/RELIABILITY.md S1: concurrent duplicates on two
+// instances; docs/DESIGN.md §7.2 F2), and the first acknowledgement is returned. Every
 // notification an instance acknowledged is kept for replay.
 type FrontDoor struct {
 	Backends []string // base URLs, e.g. http://127.0.0.1:1234

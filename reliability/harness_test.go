@@ -141,8 +141,8 @@ func TestHarness(t *testing.T) {
 	}
 }
 
-// mutate applies -mutation: a known bug the harness must catch (RELIABILITY.md
-// mutation check). Only mutations that need no hook in tollgate's code
+// mutate applies -mutation: a known bug the harness must catch (docs/RELIABILITY.md, "Mutation check"
+// ). Only mutations that need no hook in tollgate's code
 // live here; the others are listed in docs/RELIABILITY.md.
 // hookMutations are the deliberate bugs built into the binary behind the
 // tollgate_mutants tag (internal/failpoint.Mutant); the others are applied

@@ -138,7 +138,7 @@ func (w *Workload) Replay(ctx context.Context, limit int) {
 				case Acked(r):
 					w.Stats.ReplaysAcked.Add(1)
 				default:
-					// DESIGN.md §3: a repeat for an order already
+					// docs/DESIGN.md §3.3: a repeat for an order already
 					// credited is acknowledged so WeChat Pay stops.
 					w.Stats.problem("replay of an acknowledged notification answered %s", r)
 				}

@@ -22,7 +22,7 @@ type apiError struct {
 }
 
 // paramError is a request refused for a missing or malformed parameter; its
-// public code is PARAM_ERROR, as payment's (DESIGN.md §3).
+// public code is PARAM_ERROR, as payment's (docs/DESIGN.md §3.2).
 type paramError struct{ msg string }
 
 func (e *paramError) Error() string      { return e.msg }

@@ -11,7 +11,7 @@ import (
 	"tollgate/wxpay"
 )
 
-// A merchant signs the V3-A order query of WECHATPAY.md and builds its
+// A merchant signs the V3-A order query of docs/WECHATPAY.md §6.2 and builds its
 // Authorization header. PKCS#1 v1.5 signatures are deterministic.
 func ExampleSignV3() {
 	pemBytes, err := os.ReadFile("testdata/v3/merchant_key.pem")
@@ -60,7 +60,7 @@ func ExampleV3Client_ParseNotificationRequest() {
 	})
 }
 
-// The V3-E notification of WECHATPAY.md, verified with the WeChat Pay public
+// The V3-E notification of docs/WECHATPAY.md §6.2, verified with the WeChat Pay public
 // key and decrypted with the APIv3 key.
 func ExampleParseV3Notification() {
 	body, _ := os.ReadFile("testdata/v3/notify_v3-e.json")

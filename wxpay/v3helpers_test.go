@@ -11,11 +11,11 @@ import (
 	"tollgate/wxpay"
 )
 
-// v3TestPubKeyID is the id the WECHATPAY.md vectors give the test WeChat Pay
+// v3TestPubKeyID is the id the docs/WECHATPAY.md §6.2 vectors give the test WeChat Pay
 // public key.
 const v3TestPubKeyID = "PUB_KEY_ID_0112300001092025010100000000000001"
 
-// v3TestAPIKey is the APIv3 key of the WECHATPAY.md vectors.
+// v3TestAPIKey is the APIv3 key of the docs/WECHATPAY.md §6.2 vectors.
 const v3TestAPIKey = "0123456789abcdefghijklmnopqrstuv"
 
 // MustReadV3 returns testdata/v3/name.

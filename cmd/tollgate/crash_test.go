@@ -66,7 +66,7 @@ func startProc(tb testing.TB, bin, addr string, env []string, args ...string) *e
 
 // TestKillBetweenCreditAndAck kills tollgate with SIGKILL after a payment
 // notification was credited and before WeChat Pay got its answer (the crash
-// window F9 of RELIABILITY.md). WeChat Pay retries the notification; the
+// window F9 of docs/DESIGN.md §7.2). WeChat Pay retries the notification; the
 // restarted instance must answer success and credit nothing more.
 func TestKillBetweenCreditAndAck(t *testing.T) {
 	if testing.Short() {

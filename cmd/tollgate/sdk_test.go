@@ -51,7 +51,7 @@ type sdkPrice struct {
 }
 
 // cost is ceil((input·in + cached·cached + written·write + out·out) / 1M),
-// DESIGN.md §2.
+// docs/DESIGN.md §2.2.
 func (p sdkPrice) cost(u sdkUsage) int64 {
 	n := (u.In-u.Cached-u.Written-u.Written1h)*p.In + u.Cached*p.Cached + u.Written*p.Write + u.Written1h*p.Write1h + u.Out*p.Out
 	return (n + 999_999) / 1_000_000
@@ -344,7 +344,7 @@ func streamChat(t *testing.T, client *openai.Client, params openai.ChatCompletio
 // usageChunk checks that the stream's usage came in one final chunk: a
 // chunk of its own with no choices when the client asked for usage
 // (OpenAI's stream_options.include_usage), else the last chunk with
-// choices (DESIGN.md §2: the final chunk says what the call cost).
+// choices (docs/DESIGN.md §2.6: the final chunk says what the call cost).
 func usageChunk(t *testing.T, cs chatStream, includeUsage bool) openai.ChatCompletionChunk {
 	t.Helper()
 	if len(cs.usage) != 1 || !cs.last {
@@ -943,6 +943,6 @@ func (s *sdkServe) mustCutBill(t *testing.T, key, model, status string, read fun
 	}
 	if cs.startIn > 0 && r.Usage.In != cs.startIn {
 		t.Errorf("a cut Anthropic stream's prompt was billed as %d tokens although the upstream reported %d in "+
-			"message_start (DESIGN.md §2: billed on the upstream's reported usage when it arrives)", r.Usage.In, cs.startIn)
+			"message_start (docs/DESIGN.md §2.6: billed on the upstream's reported usage when it arrives)", r.Usage.In, cs.startIn)
 	}
 }

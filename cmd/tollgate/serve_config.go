@@ -9,8 +9,8 @@ import (
 	"tollgate/payment"
 )
 
-// ServeConfig is every setting of `tollgate serve`. Flag names (DESIGN.md
-// §5) are fixed; each is also TOLLGATE_<NAME> and a key of --config FILE.
+// ServeConfig is every setting of `tollgate serve`. Flag names (docs/DESIGN.md
+// §5.2) are fixed; each is also TOLLGATE_<NAME> and a key of --config FILE.
 type ServeConfig struct {
 	Addr            string
 	Data            string
@@ -102,7 +102,7 @@ func (c ServeConfig) Validate() error {
 		return errors.New("serve: --wxpay-cert and --wxpay-cert-key go together")
 	case c.WxpayURL != "" && c.WxpayAPIVersion == payment.APIv3:
 		// The merchant private key, its serial and WeChat Pay's public key
-		// have no serve flags (DESIGN.md §5).
+		// have no serve flags yet (docs/DESIGN.md §3.1).
 		return errors.New("serve: API v3 against a real WeChat Pay needs merchant key settings not supported yet; use v2 or the emulator")
 	case c.PublicURL != "":
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -1,6 +1,6 @@
 // Package failpoint injects crashes, delays and errors at named points of the
 // money paths, so tests and the reliability harness can prove what happens
-// when a process dies in a crash window (RELIABILITY.md F9, S6). Points are
+// when a process dies in a crash window (docs/DESIGN.md §7.2 F9; docs/RELIABILITY.md S6). Points are
 // off unless the TOLLGATE_FAILPOINTS environment variable names them, and an
 // unset variable costs one atomic load per point.
 //

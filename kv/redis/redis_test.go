@@ -71,7 +71,7 @@ func TestRedisDown(t *testing.T) {
 	}
 }
 
-// TestRedisFlushed models RELIABILITY.md S8: after the keys are lost the
+// TestRedisFlushed models docs/RELIABILITY.md S8: after the keys are lost the
 // limiter starts a fresh budget and the nonce store forgets, without errors.
 // (SCRIPT FLUSH is not exercised here because the test Redis is shared;
 // go-redis' Script.Run falls back from EVALSHA to EVAL on NOSCRIPT.)

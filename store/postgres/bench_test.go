@@ -69,7 +69,7 @@ func benchHoldSettle(b *testing.B, svcs []*ledger.Service) {
 }
 
 // BenchmarkHoldSettle is one instance with the Service's default of one
-// committer: the configuration the figures in docs/BENCHMARKS.md use.
+// committer: the configuration the figures in docs/BENCHMARKS.md §5 use.
 func BenchmarkHoldSettle(b *testing.B) {
 	s, _ := MustOpen(b)
 	benchHoldSettle(b, []*ledger.Service{MustService(b, s, ledger.Options{})})

@@ -12,7 +12,7 @@ import (
 	"tollgate/wxpay"
 )
 
-// Bill columns (WECHATPAY.md §1.10). Every data field is prefixed with a
+// Bill columns (docs/WECHATPAY.md §2.10). Every data field is prefixed with a
 // backtick; amounts are in yuan with two decimals. Unlike WeChat Pay, which
 // builds day T's bill on T+1 from 09:00, the emulator serves any past or
 // current day at once, computed from its orders.

@@ -1,6 +1,6 @@
 // Package wxpaysim is an in-memory WeChat Pay emulator: a real HTTP server
-// that speaks the merchant APIs v2 and v3 as documented (see the
-// project's WECHATPAY.md), keeps orders and refunds with their states
+// that speaks the merchant APIs v2 and v3 as documented (see
+// docs/WECHATPAY.md), keeps orders and refunds with their states
 // and expiry, and delivers signed notifications with WeChat Pay's retry
 // schedule. It is not a client and holds no business logic.
 //

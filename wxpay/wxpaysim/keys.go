@@ -1,6 +1,6 @@
 package wxpaysim
 
-// Test key material from WECHATPAY.md §2.8 (generated for the test vectors,
+// Test key material from docs/WECHATPAY.md §6.2 (generated for the test vectors,
 // never used anywhere real). A Server whose key fields are empty uses it, so
 // the zero value works and clients can be configured from the getters.
 const (

@@ -255,8 +255,8 @@ func (s *Server) Pay(outTradeNo string) (Order, error) {
 
 // PayLate pays like Pay but also a CLOSED order (closed or expired, never
 // refunded): it models a payment the user completed just before the close
-// took effect, which WeChat Pay then reports as SUCCESS (RELIABILITY.md F3,
-// "Open questions" 4). The merchant must credit it or refund it.
+// took effect, which WeChat Pay then reports as SUCCESS (docs/DESIGN.md §7.2 F3;
+// docs/WECHATPAY.md §4). The merchant must credit it or refund it.
 func (s *Server) PayLate(outTradeNo string) (Order, error) {
 	return s.pay(outTradeNo, true)
 }

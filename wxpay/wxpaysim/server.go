@@ -19,7 +19,7 @@ import (
 )
 
 // Defaults used for empty Server fields. They are the merchant of the
-// official documentation examples and the test keys of WECHATPAY.md §2.8.
+// official documentation examples and the test keys of docs/WECHATPAY.md §6.2.
 const (
 	DefaultMchID          = "1230000109"
 	DefaultAppID          = "wxd678efh567hg6787"
@@ -87,14 +87,14 @@ type Server struct {
 	// Pay's documentation.
 	NoHandshake bool
 	// HandshakeV3 also sends the HEAD handshake before v3 notifications.
-	// It is off by default: DESIGN.md's HTTP surface answers HEAD only on
+	// It is off by default: tollgate answers HEAD only on (docs/DESIGN.md §4.7)
 	// the v2 notify URL, and the seed article's handshake predates API v3.
 	HandshakeV3 bool
 	// FreshNonceOnRetry makes each v2 retry carry a new nonce_str and sign.
 	// By default a retry resends the identical body (same nonce_str and
 	// sign): a notification is one message delivered again, and a receiver
-	// that refuses seen nonces must still acknowledge it (RELIABILITY.md,
-	// "Open questions" 1). v3 retries always get a fresh
+	// that refuses seen nonces must still acknowledge it
+	// (docs/WECHATPAY.md §1.4). v3 retries always get a fresh
 	// Wechatpay-Timestamp, Wechatpay-Nonce and signature (the body is the
 	// same), because a 5-minute window would otherwise refuse them.
 	FreshNonceOnRetry bool

@@ -25,7 +25,7 @@ func mustRead(t *testing.T, name string) []byte {
 }
 
 // TestOfficialV2Vector posts the request of WeChat Pay's signature page
-// (WECHATPAY.md V2-1) verbatim: its signature must be accepted, and the
+// (docs/WECHATPAY.md §6.1 V2-1) verbatim: its signature must be accepted, and the
 // answer is a signed business failure since it is not a complete order.
 func TestOfficialV2Vector(t *testing.T) {
 	const key = "192006250b4c09247ec02edce69f6a2d"
@@ -64,7 +64,7 @@ func TestOfficialV2Vector(t *testing.T) {
 	}
 }
 
-// TestOfficialV3Vector sends the Native order of WECHATPAY.md V3-B with its
+// TestOfficialV3Vector sends the Native order of docs/WECHATPAY.md §6.2 V3-B with its
 // Authorization exactly as given: the default merchant and test key accept
 // it at its timestamp, and refuse it 6 minutes later.
 func TestOfficialV3Vector(t *testing.T) {
