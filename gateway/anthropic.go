@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
+
+	"tollgate"
 )
 
 // anthropicVersion is the Messages API version the translation targets.
@@ -17,7 +18,7 @@ const anthropicVersion = "2023-06-01"
 // back to chat completions.
 type anthropic struct {
 	client *http.Client
-	now    func() time.Time
+	clock  tollgate.Clock
 }
 
 func (an *anthropic) header(d *deployment) http.Header {
@@ -431,7 +432,7 @@ func (an *anthropic) send(ctx context.Context, d *deployment, req *chatRequest, 
 	if stream {
 		h.Set("Accept", "text/event-stream")
 	}
-	return post(ctx, an.client, joinURL(d.provider.BaseURL, "/v1/messages"), h, body, an.now)
+	return post(ctx, an.client, joinURL(d.provider.BaseURL, "/v1/messages"), h, body, an.clock)
 }
 
 // passThrough sends a client's Messages request as is, with the model
@@ -441,7 +442,7 @@ func (an *anthropic) passThrough(ctx context.Context, d *deployment, raw map[str
 	if err != nil {
 		return nil, err
 	}
-	return post(ctx, an.client, joinURL(d.provider.BaseURL, "/v1/messages"), an.header(d), b, an.now)
+	return post(ctx, an.client, joinURL(d.provider.BaseURL, "/v1/messages"), an.header(d), b, an.clock)
 }
 
 func (an *anthropic) chat(ctx context.Context, d *deployment, req *chatRequest) (*chatResult, error) {
@@ -453,7 +454,7 @@ func (an *anthropic) chat(ctx context.Context, d *deployment, req *chatRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return fromAnthropic(b, an.now().Unix())
+	return fromAnthropic(b, an.clock.Now().Unix())
 }
 
 func (an *anthropic) chatStream(ctx context.Context, d *deployment, req *chatRequest) (chunkStream, error) {
@@ -461,5 +462,5 @@ func (an *anthropic) chatStream(ctx context.Context, d *deployment, req *chatReq
 	if err != nil {
 		return nil, err
 	}
-	return &anthStream{ctx: ctx, body: resp.Body, sse: newSSEReader(resp.Body), created: an.now().Unix(), tools: map[int]int{}}, nil
+	return &anthStream{ctx: ctx, body: resp.Body, sse: newSSEReader(resp.Body), created: an.clock.Now().Unix(), tools: map[int]int{}}, nil
 }

@@ -3,6 +3,8 @@ package gateway
 import (
 	"sync"
 	"time"
+
+	"tollgate"
 )
 
 // BreakerState is a per-deployment circuit breaker. The in-memory Breaker
@@ -27,7 +29,7 @@ type BreakerState interface {
 type Breaker struct {
 	Threshold int
 	Cooldown  time.Duration
-	now       func() time.Time
+	clock     tollgate.Clock
 
 	mu    sync.Mutex
 	state map[string]*breakerEntry
@@ -41,15 +43,12 @@ type breakerEntry struct {
 }
 
 // NewBreaker returns a Breaker opening after threshold consecutive failures
-// for cooldown; now is the clock (time.Now when nil).
-func NewBreaker(threshold int, cooldown time.Duration, now func() time.Time) *Breaker {
+// for cooldown on clock (SystemClock when nil).
+func NewBreaker(threshold int, cooldown time.Duration, clock tollgate.Clock) *Breaker {
 	if threshold < 1 {
 		threshold = 1
 	}
-	if now == nil {
-		now = time.Now
-	}
-	return &Breaker{Threshold: threshold, Cooldown: cooldown, now: now, state: map[string]*breakerEntry{}}
+	return &Breaker{Threshold: threshold, Cooldown: cooldown, clock: tollgate.ClockOr(clock), state: map[string]*breakerEntry{}}
 }
 
 var _ BreakerState = (*Breaker)(nil)
@@ -63,7 +62,7 @@ func (b *Breaker) State(key string) string {
 	switch {
 	case e == nil || e.openUntil.IsZero():
 		return "closed"
-	case e.probing || !b.now().Before(e.openUntil):
+	case e.probing || !b.clock.Now().Before(e.openUntil):
 		return "half-open"
 	default:
 		return "open"
@@ -78,7 +77,7 @@ func (b *Breaker) Allow(key string) bool {
 	if e == nil || e.openUntil.IsZero() {
 		return true
 	}
-	now := b.now()
+	now := b.clock.Now()
 	if now.Before(e.openUntil) {
 		return false
 	}
@@ -108,7 +107,7 @@ func (b *Breaker) Failure(key string, retryAfter time.Duration) {
 		b.state[key] = e
 	}
 	e.failures++
-	now := b.now()
+	now := b.clock.Now()
 	wasProbe := e.probing
 	e.probing = false
 	var until time.Time

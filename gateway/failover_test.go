@@ -11,6 +11,7 @@ import (
 
 	"tollgate"
 	"tollgate/gateway"
+	"tollgate/internal/clocktest"
 )
 
 func TestFailoverToSecondDeployment(t *testing.T) {
@@ -125,10 +126,8 @@ func TestWeightedChoiceWithinTier(t *testing.T) {
 }
 
 func TestBreakerOpensAndRecovers(t *testing.T) {
-	now := time.Unix(1000, 0)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	clock := clocktest.New(time.Unix(1000, 0))
+	advance := clock.Advance
 	b := gateway.NewBreaker(3, 30*time.Second, clock)
 	const k = "p/m"
 	steps := []struct {

@@ -40,7 +40,8 @@ type Options struct {
 	// Rand picks among weighted deployments; default seeded from Seed.
 	Rand *rand.Rand
 	Seed uint64
-	Now  func() time.Time
+	// Clock is the clock; SystemClock when nil.
+	Clock tollgate.Clock
 	// Sleep waits between attempts; it returns early when done closes.
 	// Default: a timer. Tests may make it instant.
 	Sleep func(done <-chan struct{}, d time.Duration)
@@ -87,9 +88,9 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 			}
 			switch p.Kind {
 			case KindAnthropic:
-				d.up = &anthropic{client: opts.Client, now: opts.Now}
+				d.up = &anthropic{client: opts.Client, clock: opts.Clock}
 			default:
-				d.up = &openAI{client: opts.Client, now: opts.Now}
+				d.up = &openAI{client: opts.Client, clock: opts.Clock}
 			}
 			g.models[name] = append(g.models[name], d)
 		}
@@ -108,11 +109,9 @@ func setDefaults(o *Options) {
 	if o.Counter == nil {
 		o.Counter = &TiktokenCounter{}
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = tollgate.ClockOr(o.Clock)
 	if o.Breaker == nil {
-		o.Breaker = NewBreaker(5, 30*time.Second, o.Now)
+		o.Breaker = NewBreaker(5, 30*time.Second, o.Clock)
 	}
 	if o.Observer == nil {
 		o.Observer = nopObserver{}

@@ -370,7 +370,7 @@ func newEnvWith(t testing.TB, balance int64, mod func(*gateway.Options), deps ..
 		mod(&opts)
 	}
 	if opts.Breaker == nil {
-		e.breaker = gateway.NewBreaker(3, time.Minute, opts.Now)
+		e.breaker = gateway.NewBreaker(3, time.Minute, opts.Clock)
 		opts.Breaker = e.breaker
 	}
 	gw, err := gateway.New(cfg, opts)

@@ -10,6 +10,7 @@ import (
 
 	"tollgate"
 	"tollgate/gateway"
+	"tollgate/internal/clocktest"
 )
 
 // recordingObserver keeps every event.
@@ -97,11 +98,9 @@ func TestRetryBudget(t *testing.T) {
 }
 
 func TestBreakerRecoversThroughHalfOpenInGateway(t *testing.T) {
-	now := time.Unix(0, 0)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	clock := clocktest.New(time.Unix(0, 0))
 	first, second := &upstream{Status: 503}, &upstream{}
-	e := newEnvWith(t, 1_000_000, func(o *gateway.Options) { o.Now = clock }, deploymentSpec{up: first}, deploymentSpec{up: second})
+	e := newEnvWith(t, 1_000_000, func(o *gateway.Options) { o.Clock = clock }, deploymentSpec{up: first}, deploymentSpec{up: second})
 	for range 3 {
 		e.chat(simpleChat)
 	}
@@ -113,9 +112,7 @@ func TestBreakerRecoversThroughHalfOpenInGateway(t *testing.T) {
 	if first.calls.Load() != 3 {
 		t.Fatal("open breaker let a call through")
 	}
-	mu.Lock()
-	now = now.Add(time.Minute) // ...and after the cooldown one probe goes through
-	mu.Unlock()
+	clock.Advance(time.Minute) // ...and after the cooldown one probe goes through
 	e.chat(simpleChat)
 	if first.calls.Load() != 4 || e.breaker.State("p0/up-0") != "closed" {
 		t.Fatalf("calls %d state %s", first.calls.Load(), e.breaker.State("p0/up-0"))

@@ -58,8 +58,8 @@ const DefaultLimiterTimeout = 100 * time.Millisecond
 type Limits struct {
 	// Limiter keeps the budgets; nil enforces only expiry and models.
 	Limiter kv.Limiter
-	// Now is the clock for key expiry; time.Now when nil.
-	Now func() time.Time
+	// Clock is the clock for key expiry; SystemClock when nil.
+	Clock tollgate.Clock
 	// Timeout bounds each limiter call (DefaultLimiterTimeout when zero),
 	// so that an unreachable Redis delays requests by at most this much.
 	Timeout time.Duration
@@ -188,12 +188,7 @@ func (l *Limits) count(name string) {
 	}
 }
 
-func (l *Limits) now() time.Time {
-	if l.Now != nil {
-		return l.Now()
-	}
-	return time.Now()
-}
+func (l *Limits) now() time.Time { return tollgate.ClockOr(l.Clock).Now() }
 
 // limiterKey names a caller's budget: its key id, else its account.
 func limiterKey(prefix string, c tollgate.Caller) string {

@@ -103,7 +103,7 @@ func TestLimitsTokensPerMinuteCountTheHold(t *testing.T) {
 
 func TestLimitsExpiryAndModels(t *testing.T) {
 	now := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
-	lim := &gateway.Limits{Limiter: kv.NewMemory(kv.MemoryOptions{}), Now: func() time.Time { return now }}
+	lim := &gateway.Limits{Limiter: kv.NewMemory(kv.MemoryOptions{}), Clock: tollgate.ClockFunc(func() time.Time { return now })}
 	for _, tc := range []struct {
 		name  string
 		c     tollgate.Caller

@@ -44,7 +44,7 @@ func (g *Gateway) reserve(r *http.Request, c tollgate.Caller, model string, prom
 				"this request may cost up to %d credits, above this API key's limit of %d credits per request (max_credits_per_request); lower max_tokens or shorten the prompt",
 				credits, lim)}
 	}
-	m := &metered{g: g, start: g.opts.Now(), prompt: prompt, hold: Hold{
+	m := &metered{g: g, start: g.opts.Clock.Now(), prompt: prompt, hold: Hold{
 		RequestID: g.opts.RequestID(r), Account: c.Account, KeyID: c.KeyID, Model: model, Credits: credits, GrantID: c.GrantID,
 	}}
 	if err := g.admitTokens(r.Context(), c, model, prompt+margin+outTokens); err != nil {
@@ -87,7 +87,7 @@ func (m *metered) release(ctx context.Context) {
 		m.g.opts.Logger.ErrorContext(ctx, "release hold", "request_id", m.hold.RequestID, "hold", m.holdID, "err", err)
 	}
 	m.g.opts.Observer.Done(Usage{RequestID: m.hold.RequestID, Account: m.hold.Account, KeyID: m.hold.KeyID,
-		Model: m.hold.Model, Latency: m.g.opts.Now().Sub(m.start), Status: "error"})
+		Model: m.hold.Model, Latency: m.g.opts.Clock.Now().Sub(m.start), Status: "error"})
 }
 
 // settle charges u (never more than held) and records it. It returns the
@@ -107,7 +107,7 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 		Deployment: d.id, Provider: d.provider.Name,
 		InputTokens: n(u.Input), CachedInputTokens: n(u.Cached), CacheWriteTokens: n(u.CacheWrite),
 		CacheWrite1hTokens: n(u.CacheWrite1h), OutputTokens: n(u.Output),
-		Credits: credits, Latency: m.g.opts.Now().Sub(m.start), Status: status, Estimated: estimated,
+		Credits: credits, Latency: m.g.opts.Clock.Now().Sub(m.start), Status: status, Estimated: estimated,
 	}
 	if err := m.g.opts.Meter.Settle(context.WithoutCancel(ctx), m.holdID, usage); err != nil {
 		m.g.opts.Logger.ErrorContext(ctx, "settle hold", "request_id", m.hold.RequestID, "hold", m.holdID, "credits", credits, "err", err)

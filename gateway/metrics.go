@@ -32,7 +32,7 @@ func (g *Gateway) observeHeld(h Hold) {
 // observeFirstToken tells the Observer a stream's first output was sent.
 func (g *Gateway) observeFirstToken(m *metered, d *deployment) {
 	if o, ok := g.opts.Observer.(StreamObserver); ok {
-		o.FirstToken(m.hold.Model, d.id, g.opts.Now().Sub(m.start))
+		o.FirstToken(m.hold.Model, d.id, g.opts.Clock.Now().Sub(m.start))
 	}
 }
 

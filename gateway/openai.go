@@ -7,14 +7,15 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
+
+	"tollgate"
 )
 
 // openAI is an OpenAI-compatible upstream: the request passes through with
 // the model renamed, and streams always ask for usage.
 type openAI struct {
 	client *http.Client
-	now    func() time.Time
+	clock  tollgate.Clock
 }
 
 func (o *openAI) header(d *deployment) http.Header {
@@ -55,7 +56,7 @@ func (o *openAI) chat(ctx context.Context, d *deployment, req *chatRequest) (*ch
 	if err != nil {
 		return nil, err
 	}
-	resp, err := post(ctx, o.client, joinURL(d.provider.BaseURL, "/chat/completions"), o.header(d), body, o.now)
+	resp, err := post(ctx, o.client, joinURL(d.provider.BaseURL, "/chat/completions"), o.header(d), body, o.clock)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +151,7 @@ func (o *openAI) embed(ctx context.Context, d *deployment, body []byte) (*chatRe
 	if err != nil {
 		return nil, err
 	}
-	resp, err := post(ctx, o.client, joinURL(d.provider.BaseURL, "/embeddings"), o.header(d), b, o.now)
+	resp, err := post(ctx, o.client, joinURL(d.provider.BaseURL, "/embeddings"), o.header(d), b, o.clock)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +181,7 @@ func (o *openAI) chatStream(ctx context.Context, d *deployment, req *chatRequest
 	}
 	h := o.header(d)
 	h.Set("Accept", "text/event-stream")
-	resp, err := post(ctx, o.client, joinURL(d.provider.BaseURL, "/chat/completions"), h, body, o.now)
+	resp, err := post(ctx, o.client, joinURL(d.provider.BaseURL, "/chat/completions"), h, body, o.clock)
 	if err != nil {
 		return nil, err
 	}

@@ -80,7 +80,7 @@ type tryFunc func(a *attempt, d *deployment) error
 // answered, or the error to show the client.
 func (g *Gateway) failover(ctx context.Context, reqID, model string, deps []*deployment, try tryFunc) (*deployment, error) {
 	o := g.opts
-	deadline := o.Now().Add(o.Retry.MaxTotal)
+	deadline := o.Clock.Now().Add(o.Retry.MaxTotal)
 	tried := map[string]bool{}
 	var failures []*upstreamError
 	attempts := 0
@@ -97,7 +97,7 @@ func (g *Gateway) failover(ctx context.Context, reqID, model string, deps []*dep
 			if prev := failures[len(failures)-1]; prev.provider == d.provider.Name && prev.RetryAfter > wait {
 				wait = prev.RetryAfter
 			}
-			if o.Now().Add(wait).After(deadline) {
+			if o.Clock.Now().Add(wait).After(deadline) {
 				break
 			}
 			o.Sleep(ctx.Done(), wait)
@@ -110,14 +110,14 @@ func (g *Gateway) failover(ctx context.Context, reqID, model string, deps []*dep
 		if timeout <= 0 {
 			timeout = defaultTimeout
 		}
-		timeout = min(timeout, deadline.Sub(o.Now()))
+		timeout = min(timeout, deadline.Sub(o.Clock.Now()))
 		a := newAttempt(ctx, timeout)
-		start := o.Now()
+		start := o.Clock.Now()
 		err := try(a, d)
 		if err != nil {
 			a.done()
 		}
-		g.observeAttempt(reqID, model, d, err, o.Now().Sub(start))
+		g.observeAttempt(reqID, model, d, err, o.Clock.Now().Sub(start))
 		if err == nil {
 			o.Breaker.Success(d.id)
 			return d, nil

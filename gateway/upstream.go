@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"tollgate"
 )
@@ -110,7 +109,7 @@ const maxErrorBody = 64 << 10
 
 // post sends a JSON body and returns the response when its status is 2xx,
 // else an *upstreamError describing the failure.
-func post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, now func() time.Time) (*http.Response, error) {
+func post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, clock tollgate.Clock) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("build upstream request: %w", err)
@@ -130,7 +129,7 @@ func post(ctx context.Context, client *http.Client, url string, header http.Head
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	return nil, &upstreamError{
 		Status:     resp.StatusCode,
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now()),
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), clock.Now()),
 		Message:    upstreamMessage(b),
 	}
 }

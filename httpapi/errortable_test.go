@@ -75,9 +75,9 @@ func TestEveryErrorCodeOnEverySurface(t *testing.T) {
 		}
 		refused := (&httpapi.Server{Payments: walkPayments{err: err}}).Handler()
 		served := (&httpapi.Server{Payments: walkPayments{}, Gateway: gw.Handler()}).Handler()
-		flow := &webfake.Flow{Now: func() time.Time { return now }}
+		flow := &webfake.Flow{Clock: tollgate.ClockFunc(func() time.Time { return now })}
 		wh := &web.Handler{
-			Secret: secret, Orders: flow, Accounts: flow, Catalog: walkCatalog{err}, Now: func() time.Time { return now },
+			Secret: secret, Orders: flow, Accounts: flow, Catalog: walkCatalog{err}, Clock: tollgate.ClockFunc(func() time.Time { return now }),
 			Account: func(*http.Request) (tollgate.AccountID, error) { return "", err },
 		}
 		session := web.SignSession(secret, web.Session{Account: "acct-1", ExpiresAt: now.Add(time.Hour)})

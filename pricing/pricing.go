@@ -20,8 +20,8 @@ import (
 // Options are the run-time dependencies of a Pricer; the zero value is
 // ready to use.
 type Options struct {
-	// Now is the clock (time.Now when nil).
-	Now func() time.Time
+	// Clock is the clock (SystemClock when nil).
+	Clock tollgate.Clock
 	// HTTPClient fetches a URL rate feed (a client with a timeout when nil).
 	HTTPClient *http.Client
 	// Source, if set, replaces the source the config names (for tests).
@@ -37,7 +37,7 @@ type Pricer struct {
 	tiers    []tier
 	feed     *Feed
 	maxStale time.Duration
-	now      func() time.Time
+	clock    tollgate.Clock
 }
 
 type model struct {
@@ -148,10 +148,7 @@ func New(cfg Config, opts Options) (*Pricer, error) {
 		models:   make(map[string]model, len(cfg.Models)),
 		packages: append([]Package(nil), cfg.Packages...),
 		maxStale: time.Duration(cfg.Rates.MaxStale),
-		now:      opts.Now,
-	}
-	if p.now == nil {
-		p.now = time.Now
+		clock:    tollgate.ClockOr(opts.Clock),
 	}
 	if p.maxStale == 0 {
 		p.maxStale = DefaultMaxStale
@@ -179,7 +176,7 @@ func New(cfg Config, opts Options) (*Pricer, error) {
 		}
 	}
 	p.feed = NewFeed(src, FeedOptions{
-		TTL: time.Duration(cfg.Rates.TTL), Timeout: time.Duration(cfg.Rates.Timeout), Now: p.now,
+		TTL: time.Duration(cfg.Rates.TTL), Timeout: time.Duration(cfg.Rates.Timeout), Clock: p.clock,
 	})
 	return p, nil
 }
@@ -245,7 +242,7 @@ func (p *Pricer) FenPerMCredit(ctx context.Context) (tollgate.Fen, error) {
 		if err != nil {
 			return 0, err
 		}
-		if age := p.now().Sub(rates.FetchedAt); age > p.maxStale {
+		if age := p.clock.Now().Sub(rates.FetchedAt); age > p.maxStale {
 			return 0, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op,
 				Message: "exchange rate is out of date; pay-as-you-go top-ups are paused, packages are still available"}
 		}

@@ -11,30 +11,14 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/internal/clocktest"
 	"tollgate/pricing"
 )
 
 var ctx = context.Background()
 
-// fakeClock is a manual clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock returns a manual clock.
+func newClock() *clocktest.Clock { return clocktest.New(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)) }
 
 // fakeSource returns settable rates or an error, and counts fetches.
 type fakeSource struct {
@@ -71,14 +55,14 @@ func rat(s string) *big.Rat {
 
 // mustPricer builds a Pricer from the default config with base price base
 // and a fake rate source with the given CNY rate.
-func mustPricer(t *testing.T, base, cny string) (*pricing.Pricer, *fakeSource, *fakeClock) {
+func mustPricer(t *testing.T, base, cny string) (*pricing.Pricer, *fakeSource, *clocktest.Clock) {
 	t.Helper()
 	cfg := pricing.DefaultConfig()
 	cfg.BasePrice = pricing.MustDecimal(base)
 	src := &fakeSource{}
 	src.set(cny, nil)
 	clock := newClock()
-	p, err := pricing.New(cfg, pricing.Options{Now: clock.Now, Source: src})
+	p, err := pricing.New(cfg, pricing.Options{Clock: clock, Source: src})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +247,7 @@ func TestStaleness(t *testing.T) {
 func TestNoRateEver(t *testing.T) {
 	cfg := pricing.DefaultConfig()
 	src := &fakeSource{err: errors.New("feed down")}
-	p, err := pricing.New(cfg, pricing.Options{Now: newClock().Now, Source: src})
+	p, err := pricing.New(cfg, pricing.Options{Clock: newClock(), Source: src})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -181,8 +181,8 @@ type FeedOptions struct {
 	RetryEvery time.Duration
 	// Timeout bounds one fetch (default 5 s).
 	Timeout time.Duration
-	// Now is the clock (time.Now when nil).
-	Now func() time.Time
+	// Clock is the clock (SystemClock when nil).
+	Clock tollgate.Clock
 }
 
 // Feed caches a Source's rates. Concurrent callers share one fetch; when a
@@ -218,9 +218,7 @@ func NewFeed(src Source, opts FeedOptions) *Feed {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts.Clock = tollgate.ClockOr(opts.Clock)
 	return &Feed{src: src, opts: opts}
 }
 
@@ -233,7 +231,7 @@ var errNoRates = errors.New("no exchange rates available")
 // ever succeeded, or when ctx ends while waiting and nothing is cached.
 func (f *Feed) Get(ctx context.Context) (Rates, error) {
 	f.mu.Lock()
-	now := f.opts.Now()
+	now := f.opts.Clock.Now()
 	if f.have && now.Sub(f.cur.FetchedAt) < f.opts.TTL {
 		r := f.cur
 		f.mu.Unlock()
@@ -275,7 +273,7 @@ func (f *Feed) Latest(ctx context.Context) (Rates, error) {
 		return f.Get(ctx)
 	}
 	defer f.mu.Unlock()
-	now := f.opts.Now()
+	now := f.opts.Clock.Now()
 	if now.Sub(f.cur.FetchedAt) >= f.opts.TTL && !now.Before(f.nextTry) && f.inflight == nil {
 		f.inflight = &fetch{done: make(chan struct{})}
 		go f.refresh(f.inflight)
@@ -303,7 +301,7 @@ func (f *Feed) refresh(c *fetch) {
 	rates, err := f.src.FetchRates(ctx)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	now := f.opts.Now()
+	now := f.opts.Clock.Now()
 	if err != nil {
 		f.lastErr = err
 		f.nextTry = now.Add(f.opts.RetryEvery)

@@ -123,7 +123,7 @@ func (s *blockingSource) FetchRates(context.Context) (pricing.PerUSD, error) {
 
 func TestFeedSharesOneFetch(t *testing.T) {
 	src := &blockingSource{started: make(chan struct{}, 10), release: make(chan struct{})}
-	f := pricing.NewFeed(src, pricing.FeedOptions{Now: newClock().Now})
+	f := pricing.NewFeed(src, pricing.FeedOptions{Clock: newClock()})
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
@@ -143,7 +143,7 @@ func TestFeedSharesOneFetch(t *testing.T) {
 
 func TestFeedCallerGivesUp(t *testing.T) {
 	src := &blockingSource{started: make(chan struct{}, 10), release: make(chan struct{})}
-	f := pricing.NewFeed(src, pricing.FeedOptions{Now: newClock().Now})
+	f := pricing.NewFeed(src, pricing.FeedOptions{Clock: newClock()})
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
 	go func() {
@@ -166,7 +166,7 @@ func TestFeedTTLAndBackoff(t *testing.T) {
 	clock := newClock()
 	src := &fakeSource{}
 	src.set("7.20", nil)
-	f := pricing.NewFeed(src, pricing.FeedOptions{Now: clock.Now, TTL: 5 * time.Minute, RetryEvery: 30 * time.Second})
+	f := pricing.NewFeed(src, pricing.FeedOptions{Clock: clock, TTL: 5 * time.Minute, RetryEvery: 30 * time.Second})
 	get := func() pricing.Rates {
 		t.Helper()
 		r, err := f.Get(ctx)
@@ -238,7 +238,7 @@ func BenchmarkCost(b *testing.B) {
 func TestFeedLatestDoesNotWait(t *testing.T) {
 	clock := newClock()
 	src := &blockingSource{started: make(chan struct{}, 10), release: make(chan struct{}, 10)}
-	f := pricing.NewFeed(src, pricing.FeedOptions{Now: clock.Now, TTL: 5 * time.Minute})
+	f := pricing.NewFeed(src, pricing.FeedOptions{Clock: clock, TTL: 5 * time.Minute})
 	src.release <- struct{}{}
 	first, err := f.Latest(ctx) // nothing cached: waits for the first fetch
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"tollgate"
 	"tollgate/ledger"
 	"tollgate/wxpay"
 )
@@ -69,9 +70,9 @@ type Reconciler struct {
 	Store ledger.Store
 	// Loc is the bill's time zone; China when nil.
 	Loc *time.Location
-	// Now is the clock, time.Now when nil. The next day's bill is not asked
-	// for before that day has ended.
-	Now func() time.Time
+	// Clock is the clock, SystemClock when nil. The next day's bill is not
+	// asked for before that day has ended.
+	Clock tollgate.Clock
 }
 
 // Reconcile reconciles day's calendar date in the bill's time zone. When
@@ -108,12 +109,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, day time.Time) (Report, erro
 		return rep, nil
 	}
 	var notes []string
-	now := time.Now
-	if r.Now != nil {
-		now = r.Now
-	}
+	clock := tollgate.ClockOr(r.Clock)
 	for _, d := range []time.Time{start.AddDate(0, 0, -1), start.AddDate(0, 0, 1)} {
-		if now().Before(d.AddDate(0, 0, 1)) { // the day has not ended
+		if clock.Now().Before(d.AddDate(0, 0, 1)) { // the day has not ended
 			notes = append(notes, fmt.Sprintf("bill of %s not made yet: rows of just before midnight may be listed as extra",
 				d.Format(time.DateOnly)))
 			continue

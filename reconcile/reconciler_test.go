@@ -231,7 +231,7 @@ func TestReconcileInjectedRows(t *testing.T) {
 		return cmp.Or(cmp.Compare(slices.Index(order, a.Kind), slices.Index(order, b.Kind)), strings.Compare(a.OutTradeNo, b.OutTradeNo))
 	})
 	later := func() time.Time { return at(t, "2026-11-25 10:00:00") }
-	rep, err := (&reconcile.Reconciler{Bills: m.bills, Store: f.store, Now: later}).Reconcile(ctx, at(t, "2026-11-20 00:00:00"))
+	rep, err := (&reconcile.Reconciler{Bills: m.bills, Store: f.store, Clock: tollgate.ClockFunc(later)}).Reconcile(ctx, at(t, "2026-11-20 00:00:00"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestReconcileInjectedRows(t *testing.T) {
 		t.Errorf("notes: %q", rep.Notes)
 	}
 	// On the emulator's own clock the next day has not ended: not asked.
-	r := reconcile.Reconciler{Bills: m.bills, Store: f.store, Now: f.clock}
+	r := reconcile.Reconciler{Bills: m.bills, Store: f.store, Clock: tollgate.ClockFunc(f.clock)}
 	if rep, err = r.Reconcile(ctx, at(t, "2026-11-20 00:00:00")); err != nil {
 		t.Fatal(err)
 	}

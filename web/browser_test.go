@@ -167,7 +167,7 @@ const qrLoaded = `(() => { const i = document.getElementById("qr"); return !!i &
 // order and a failed payment, on a desktop and on a phone.
 func TestBrowserCheckout(t *testing.T) {
 	f := MustFixture(t)
-	f.h.Now, f.flow.Now = nil, nil // the page's countdown runs on real time
+	f.h.Clock, f.flow.Clock = nil, nil // the page's countdown runs on real time
 	mux := http.NewServeMux()
 	mux.Handle("/sandbox/wxpay/", http.StripPrefix("/sandbox/wxpay", f.flow.SimHandler()))
 	mux.Handle("/", f.h)

@@ -155,9 +155,9 @@ type Handler struct {
 	// EFORBIDDEN.
 	Account func(r *http.Request) (tollgate.AccountID, error)
 
-	// Now is the clock (time.Now when nil). Logger logs internal errors
-	// (never tokens); nil discards.
-	Now    func() time.Time
+	// Clock is the clock (SystemClock when nil). Logger logs internal
+	// errors (never tokens); nil discards.
+	Clock  tollgate.Clock
 	Logger *slog.Logger
 
 	muxOnce sync.Once
@@ -234,12 +234,7 @@ func (h *Handler) Check() error {
 	return nil
 }
 
-func (h *Handler) now() time.Time {
-	if h.Now != nil {
-		return h.Now()
-	}
-	return time.Now()
-}
+func (h *Handler) now() time.Time { return tollgate.ClockOr(h.Clock).Now() }
 
 func (h *Handler) ttl() time.Duration {
 	if h.SessionTTL > 0 {

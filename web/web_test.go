@@ -8,11 +8,11 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"tollgate"
+	"tollgate/internal/clocktest"
 	"tollgate/web"
 	"tollgate/web/webfake"
 )
@@ -22,23 +22,11 @@ var secret = []byte("0123456789abcdef0123456789abcdef-test")
 const account = tollgate.AccountID("acct_1")
 
 // clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // fixture is a Handler over a webfake.Flow with a test clock.
 type fixture struct {
 	h    *web.Handler
 	flow *webfake.Flow
-	clk  *clock
+	clk  *clocktest.Clock
 }
 
 // MustFixture returns a sandbox Handler over a fresh fake flow; the
@@ -46,11 +34,11 @@ type fixture struct {
 // "Bearer bad".
 func MustFixture(tb testing.TB) *fixture {
 	tb.Helper()
-	clk := &clock{t: time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)}
-	flow := &webfake.Flow{Now: clk.Now}
+	clk := clocktest.New(time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC))
+	flow := &webfake.Flow{Clock: clk}
 	h := &web.Handler{
 		Secret: secret, MerchantName: "Example AI", Sandbox: true,
-		Orders: flow, Refunder: flow, Accounts: flow, Catalog: flow, Now: clk.Now,
+		Orders: flow, Refunder: flow, Accounts: flow, Catalog: flow, Clock: clk,
 		Account: func(r *http.Request) (tollgate.AccountID, error) {
 			if r.Header.Get("Authorization") != "Bearer good" {
 				return "", tollgate.Errorf(tollgate.EUNAUTHORIZED, "invalid API key")
@@ -386,7 +374,7 @@ func TestOrderStatus(t *testing.T) {
 	})
 	t.Run("Expired", func(t *testing.T) {
 		o := f.createOrder(t, "plus", "key-0000000002")
-		f.clk.Add(31 * time.Minute)
+		f.clk.Advance(31 * time.Minute)
 		r := f.do("GET", "/checkout/"+f.token()+"/orders/"+o["out_trade_no"].(string), "")
 		var m map[string]any
 		r.json(t, &m)

@@ -7,7 +7,7 @@
 //
 // The same request gives the same response bytes, ids included: ids are
 // derived from a hash of the model and the messages; only "created" comes
-// from Server.Now. The x-request-id (OpenAI) and request-id (Anthropic)
+// from Server.Clock. The x-request-id (OpenAI) and request-id (Anthropic)
 // headers number requests per server.
 //
 // # Tokens

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate"
 	"tollgate/gateway/mockllm"
 )
 
@@ -105,7 +106,7 @@ var goldenCases = []struct {
 }
 
 func TestGolden(t *testing.T) {
-	base := MustServe(t, &mockllm.Server{Now: fixedNow})
+	base := MustServe(t, &mockllm.Server{Clock: tollgate.ClockFunc(fixedNow)})
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
 			status, h, body := MustDo(t, base, tc.call)

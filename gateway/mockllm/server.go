@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"tollgate"
 )
 
 // DefaultOutputTokens is the length of every completion when neither
@@ -127,8 +129,8 @@ type Server struct {
 	// Models is the list GET /v1/models answers; empty means DefaultModels.
 	Models []string
 
-	// Now stamps "created" fields; nil means time.Now.
-	Now func() time.Time
+	// Clock stamps "created" fields; nil means SystemClock.
+	Clock tollgate.Clock
 
 	seq  atomic.Uint64 // ErrorRate draws
 	once sync.Once     // computes rates from the fields on first use
@@ -437,12 +439,7 @@ func (s *Server) authorized(r *http.Request, a api) bool {
 	return r.Header.Get("Authorization") == "Bearer "+s.APIKey
 }
 
-func (s *Server) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
-}
+func (s *Server) now() time.Time { return tollgate.ClockOr(s.Clock).Now() }
 
 // sleep waits d or until ctx is done; it reports whether d elapsed.
 func sleep(ctx context.Context, d time.Duration) bool {

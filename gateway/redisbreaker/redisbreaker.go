@@ -26,6 +26,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"tollgate"
 	"tollgate/gateway"
 )
 
@@ -46,10 +47,10 @@ type Options struct {
 	// LogEvery is the least time between two logged Redis failures (10 s
 	// when zero).
 	LogEvery time.Duration
-	// Now is the clock of the local cache and fallback; time.Now when nil.
+	// Clock is the clock of the local cache and fallback; SystemClock when nil.
 	// Open and probe durations are kept by Redis itself (PX expiry), so
 	// instances' clocks need not agree.
-	Now    func() time.Time
+	Clock  tollgate.Clock
 	Logger *slog.Logger
 }
 
@@ -96,13 +97,11 @@ func New(c goredis.UniversalClient, o Options) *Breaker {
 	if o.LogEvery <= 0 {
 		o.LogEvery = 10 * time.Second
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = tollgate.ClockOr(o.Clock)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Breaker{c: c, o: o, local: gateway.NewBreaker(o.Threshold, o.Cooldown, o.Now), views: map[string]view{}}
+	return &Breaker{c: c, o: o, local: gateway.NewBreaker(o.Threshold, o.Cooldown, o.Clock), views: map[string]view{}}
 }
 
 // Errors returns how many Redis calls failed (each answered by the
@@ -160,7 +159,7 @@ return 0
 
 // Allow implements gateway.BreakerState.
 func (b *Breaker) Allow(key string) bool {
-	now := b.o.Now()
+	now := b.o.Clock.Now()
 	b.mu.Lock()
 	v, ok := b.views[key]
 	b.mu.Unlock()
@@ -200,7 +199,7 @@ func (b *Breaker) Success(key string) {
 		b.failed("success", err)
 		return
 	}
-	b.learn(key, view{at: b.o.Now()})
+	b.learn(key, view{at: b.o.Clock.Now()})
 }
 
 // Failure implements gateway.BreakerState.
@@ -215,7 +214,7 @@ func (b *Breaker) Failure(key string, retryAfter time.Duration) {
 		b.failed("failure", err)
 		return
 	}
-	b.learn(key, view{at: b.o.Now(), open: res[1] > 0, tripped: res[1] > 0, failures: res[0]})
+	b.learn(key, view{at: b.o.Clock.Now(), open: res[1] > 0, tripped: res[1] > 0, failures: res[0]})
 }
 
 // State returns "closed", "open" or "half-open" as Redis knows it (the
@@ -240,7 +239,7 @@ func (b *Breaker) learn(key string, v view) {
 // failed counts a Redis failure and logs it, at most once per LogEvery.
 func (b *Breaker) failed(op string, err error) {
 	b.errs.Add(1)
-	now, last := b.o.Now().UnixNano(), b.lastLog.Load()
+	now, last := b.o.Clock.Now().UnixNano(), b.lastLog.Load()
 	if now-last < int64(b.o.LogEvery) || !b.lastLog.CompareAndSwap(last, now) {
 		return
 	}

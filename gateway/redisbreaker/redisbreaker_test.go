@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,22 +14,11 @@ import (
 	"tollgate/gateway"
 	"tollgate/gateway/mockllm"
 	"tollgate/gateway/redisbreaker"
+	"tollgate/internal/clocktest"
 	"tollgate/internal/testenv"
 )
 
 // clock is a settable clock for the breakers' local caches.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // mustClient connects to the test Redis.
 func mustClient(t *testing.T) (goredis.UniversalClient, string) {
 	t.Helper()
@@ -104,15 +92,15 @@ func TestTwoGatewaysShareTheBreaker(t *testing.T) {
 
 func TestHalfOpenProbeIsShared(t *testing.T) {
 	c, prefix := mustClient(t)
-	clk := &clock{now: time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)}
-	opts := redisbreaker.Options{Prefix: prefix, Threshold: 1, Cooldown: 100 * time.Millisecond, Sync: time.Second, Now: clk.Now}
+	clk := clocktest.New(time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC))
+	opts := redisbreaker.Options{Prefix: prefix, Threshold: 1, Cooldown: 100 * time.Millisecond, Sync: time.Second, Clock: clk}
 	a, b := redisbreaker.New(c, opts), redisbreaker.New(c, opts)
 	const key = "p/m"
 	if !a.Allow(key) || !b.Allow(key) || a.State(key) != "closed" {
 		t.Fatal("a new breaker is not closed")
 	}
 	a.Failure(key, 0)
-	clk.Add(2 * time.Second) // b's view of "closed" is stale now
+	clk.Advance(2 * time.Second) // b's view of "closed" is stale now
 	if b.Allow(key) || b.State(key) != "open" {
 		t.Fatalf("b allows after a opened the breaker (state %s)", b.State(key))
 	}
@@ -124,13 +112,13 @@ func TestHalfOpenProbeIsShared(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	clk.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	probeA, probeB := a.Allow(key), b.Allow(key)
 	if probeA == probeB {
 		t.Fatalf("probes: a %v, b %v; want exactly one", probeA, probeB)
 	}
 	a.Success(key) // the probe succeeded (whoever sent it, a learns the close)
-	clk.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if !b.Allow(key) || b.State(key) != "closed" {
 		t.Fatalf("b refuses after the probe closed the breaker (state %s)", b.State(key))
 	}

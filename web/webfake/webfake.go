@@ -30,8 +30,8 @@ type Flow struct {
 	Models []web.ModelPrice
 	// OrderTTL is how long an order stays payable (30 minutes when 0).
 	OrderTTL time.Duration
-	// Now is the clock (time.Now when nil).
-	Now func() time.Time
+	// Clock is the clock (SystemClock when nil).
+	Clock tollgate.Clock
 
 	mu       sync.Mutex
 	seq      int
@@ -74,12 +74,7 @@ var (
 	_ web.Catalog  = (*Flow)(nil)
 )
 
-func (f *Flow) now() time.Time {
-	if f.Now != nil {
-		return f.Now()
-	}
-	return time.Now()
-}
+func (f *Flow) now() time.Time { return tollgate.ClockOr(f.Clock).Now() }
 
 func (f *Flow) initLocked() {
 	if f.orders == nil {
