@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"tollgate"
-	"tollgate/internal/failpoint"
 )
 
 // ReserveRequest asks to hold the worst-case cost of one upstream call.
@@ -57,7 +56,7 @@ func (o reserveOp) apply(s *state) (any, error) {
 		Status: HoldActive, CreatedAt: s.now, ExpiresAt: s.now.Add(r.TTL).Truncate(time.Microsecond)}
 	if r.GrantID == "" {
 		avail := s.available(a)
-		if failpoint.Mutant(failpoint.MutantHeldAvailable) {
+		if mutantHeldAvailable {
 			avail += a.Held
 		}
 		if avail < r.Amount {

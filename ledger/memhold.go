@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"tollgate"
-	"tollgate/internal/failpoint"
 )
 
 // Memory holds (Options.MemoryHolds).
@@ -214,7 +213,7 @@ func (m *memHolds) reserve(r ReserveRequest, now time.Time) (h Hold, known bool,
 	}
 	avail := a.available()
 	check := avail
-	if failpoint.Mutant(failpoint.MutantHeldAvailable) {
+	if mutantHeldAvailable {
 		check += a.held + a.memHeld
 	}
 	if check < r.Amount {
