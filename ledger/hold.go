@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"tollgate"
-	"tollgate/internal/failpoint"
 )
 
 // ReserveRequest asks to hold the worst-case cost of one upstream call.
@@ -76,7 +75,7 @@ func admit(a Account, memHeld, amount tollgate.Credits) error {
 	}
 	avail := spendable(a, memHeld)
 	check := avail
-	if failpoint.Mutant(failpoint.MutantHeldAvailable) {
+	if mutantHeldAvailable {
 		check += a.Held + memHeld
 	}
 	if check < amount {

@@ -29,8 +29,8 @@ func (s *Service) credit(ctx context.Context, o Order, transactionID string, sou
 	if o.GrantCap > 0 {
 		p.GrantID = o.OutTradeNo
 	}
-	if failpoint.Mutant(failpoint.MutantSplitCredit) {
-		return s.splitCredit(ctx, o, p)
+	if mutantSplitCredit {
+		return splitCredit(ctx, s, o, p)
 	}
 	lot, already, err := s.ledger.CreditPayment(ctx, p)
 	if err != nil {
@@ -81,29 +81,4 @@ func (s *Service) fee(ctx context.Context, lot ledger.Lot) tollgate.Fen {
 	}
 	before := max(0, vol-lot.Fen)
 	return s.pricer.Fee(lot.Fen, before)
-}
-
-// splitCredit is the deliberate bug MutantSplitCredit (only in binaries
-// built with the tollgate_mutants tag, for the reliability harness): the
-// order status is updated in one transaction and is the guard, the lot is
-// inserted in another. A crash between them (the harness arms
-// after_credit_before_order, which fires there) leaves a SUCCESS order
-// without a lot, and every repeat is then acknowledged without a credit.
-func (s *Service) splitCredit(ctx context.Context, o Order, p ledger.Payment) (bool, error) {
-	already := false
-	_, err := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
-		if x.Status.Paid() {
-			already = true
-			return nil
-		}
-		x.Status, x.TransactionID, x.UpdatedAt = StatusSuccess, p.TransactionID, s.now().UTC()
-		x.LeaseOwner, x.LeaseUntil = "", zeroTime
-		return nil
-	})
-	if err != nil || already {
-		return already, err
-	}
-	_ = failpoint.Inject(failpoint.AfterCreditBeforeOrder)
-	_, _, err = s.ledger.CreditPayment(ctx, p)
-	return false, err
 }

@@ -2,11 +2,12 @@ package payment_test
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"tollgate"
-	"tollgate/internal/failpoint"
 	"tollgate/ledger"
 	"tollgate/payment"
 	"tollgate/wxpay"
@@ -164,22 +165,25 @@ func TestRevenue(t *testing.T) {
 
 // TestRefundCrashAfterLedgerBegin: the process stops after the ledger
 // reserved a refund's credit and before the refund record held its amounts
-// or WeChat Pay was called (failpoint after_begin_refund). The record was
-// written first, so the poller finds it, sends the refund with the same
-// number and it completes: the credit never stays "refunding" for good.
+// or WeChat Pay was called (the window of failpoint after_begin_refund,
+// reached here by a store whose next refund update fails: the state left
+// behind is the same). The record was written first, so the poller finds
+// it, sends the refund with the same number and it completes: the credit
+// never stays "refunding" for good.
 func TestRefundCrashAfterLedgerBegin(t *testing.T) {
-	// Not parallel: the failpoint is process-wide.
-	w := newWorld(t, backends[0], modes[0], nil)
+	t.Parallel()
+	stop := &stopBeforeRefundUpdate{}
+	w := newWorld(t, backends[0], modes[0], func(_ *payment.Config, d *payment.Deps) {
+		stop.Store = d.Store
+		d.Store = stop
+	})
 	w.mustAccount("alice")
 	res := w.mustOrder("alice", "starter")
 	if _, err := w.sim.Pay(res.OutTradeNo); err != nil {
 		t.Fatal(err)
 	}
 	w.waitStatus(res.OutTradeNo, payment.StatusSuccess)
-	if err := failpoint.Set(failpoint.AfterBeginRefund + "=1*error"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = failpoint.Set("") })
+	stop.armed.Store(true)
 	_, err := w.svc.Refund(w.ctx, "alice", res.OutTradeNo)
 	wantCode(t, err, tollgate.EINTERNAL)
 	recs, _ := w.store.RefundsByOrder(w.ctx, res.OutTradeNo)
@@ -206,4 +210,19 @@ func TestRefundCrashAfterLedgerBegin(t *testing.T) {
 		t.Fatalf("ledger refund %+v", lr)
 	}
 	w.mustAudit()
+}
+
+// stopBeforeRefundUpdate is a payment store whose first refund update after
+// it is armed fails without writing: the service stops there as a process
+// killed just before it would.
+type stopBeforeRefundUpdate struct {
+	payment.Store
+	armed atomic.Bool
+}
+
+func (s *stopBeforeRefundUpdate) UpdateRefund(ctx context.Context, no string, fn func(*payment.RefundRecord) error) (payment.RefundRecord, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		return payment.RefundRecord{}, errors.New("stopped before the refund record was updated")
+	}
+	return s.Store.UpdateRefund(ctx, no, fn)
 }

@@ -49,11 +49,12 @@ func TestHarness(t *testing.T) {
 	defer cancel()
 
 	start := time.Now()
-	var tags []string
+	// The chaos steps arm failpoints, compiled in only with their tag.
+	tags := []string{failpoint.FailpointsTag}
 	if hookMutations[*mutation] {
 		// A deliberate bug compiled in only with this tag, switched on for
 		// the serve processes through TOLLGATE_MUTANTS.
-		tags = []string{"tollgate_mutants"}
+		tags = append(tags, failpoint.MutantsTag)
 		t.Setenv("TOLLGATE_MUTANTS", *mutation)
 		t.Logf("MUTATION %s compiled in and switched on: this run must fail", *mutation)
 	}

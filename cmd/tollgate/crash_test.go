@@ -15,11 +15,16 @@ import (
 	"tollgate/wxpay/wxpaysim"
 )
 
-// mustBuild compiles the tollgate binary once per test into a temp dir.
-func mustBuild(tb testing.TB) string {
+// hookTags build a tollgate binary with every test hook compiled in (the
+// failpoints and the mutants, which stay off unless their variable is set).
+var hookTags = []string{failpoint.FailpointsTag, failpoint.MutantsTag}
+
+// mustBuild compiles the tollgate binary with the build tags into a temp
+// dir, once per test.
+func mustBuild(tb testing.TB, tags ...string) string {
 	tb.Helper()
 	bin := filepath.Join(tb.TempDir(), "tollgate")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", bin, ".")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -72,7 +77,7 @@ func TestKillBetweenCreditAndAck(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := mustBuild(t)
+	bin := mustBuild(t, hookTags...) // the failpoint is compiled in only with its tag
 	data := t.TempDir()
 	simAddr, addr := freeAddr(t), freeAddr(t)
 	startProc(t, bin, simAddr, nil, "sandbox", "--addr", simAddr, "--time-scale", "0.01", "--handshake=false")

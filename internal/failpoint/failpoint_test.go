@@ -1,47 +1,45 @@
+//go:build !tollgate_failpoints && !tollgate_mutants
+
 package failpoint_test
 
 import (
-	"errors"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"tollgate/internal/failpoint"
 )
 
-func TestSetAndInject(t *testing.T) {
-	t.Cleanup(func() { _ = failpoint.Set("") })
-	if err := failpoint.Set("a=error,b=2*error,c=sleep(1ms)"); err != nil {
-		t.Fatal(err)
-	}
-	if err := failpoint.Inject("a"); !errors.Is(err, failpoint.ErrInjected) {
-		t.Fatalf("a: %v", err)
-	}
-	for i, want := range []bool{true, true, false, false} {
-		if got := failpoint.Inject("b") != nil; got != want {
-			t.Fatalf("b hit %d: fired=%v want %v", i, got, want)
+// TestOffWithoutTags: a build without the tags (the shipped binary) has
+// every point and every mutant off, whatever the environment says.
+func TestOffWithoutTags(t *testing.T) {
+	for _, name := range []string{failpoint.AfterCreditBeforeOrder, failpoint.AfterCreditBeforeAck, failpoint.AfterBeginRefund} {
+		if err := failpoint.Inject(name); err != nil {
+			t.Errorf("Inject(%s) = %v without the tag", name, err)
 		}
 	}
-	if err := failpoint.Inject("c"); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{failpoint.MutantSkipAmount, failpoint.MutantSkipSignature, failpoint.MutantHeldAvailable, failpoint.MutantSplitCredit} {
+		if failpoint.Mutant(name) {
+			t.Errorf("Mutant(%s) is on without the tag", name)
+		}
 	}
-	if err := failpoint.Inject("unknown"); err != nil {
-		t.Fatal(err)
-	}
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Fatal("panic action did not panic")
-			}
-		}()
-		_ = failpoint.Set("p=panic")
-		_ = failpoint.Inject("p")
-	}()
 }
 
-func TestSetRefusesBadSpecs(t *testing.T) {
-	t.Cleanup(func() { _ = failpoint.Set("") })
-	for _, spec := range []string{"noaction", "=kill", "a=explode", "a=0*kill", "a=x*kill", "a=sleep(forever)"} {
-		if err := failpoint.Set(spec); err == nil {
-			t.Errorf("Set(%q) accepted", spec)
-		}
+// TestWithTags runs this package's tests built with both tags (the
+// *_on_test.go files), as the harness's binary is built, so the README's
+// test command covers them too.
+func TestWithTags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the package's tests again with the tags")
+	}
+	cmd := exec.Command("go", "test", "-count=1", "-tags", failpoint.FailpointsTag+","+failpoint.MutantsTag, ".")
+	cmd.Env = append(os.Environ(), "TOLLGATE_FAILPOINTS=", "TOLLGATE_MUTANTS="+failpoint.MutantHeldAvailable)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go test -tags: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(string(out), "ok") {
+		t.Fatalf("go test -tags: %s", out)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"tollgate"
 	"tollgate/ledger"
+	"tollgate/ledger/ledgertest"
 )
 
 // Steps is how many random operations testModelRandom runs by default;
@@ -42,13 +43,13 @@ func seed(t *testing.T) uint64 {
 }
 
 // testModelRandom runs a seeded random sequence of operations against the
-// store (through ledger.Service) and against ledger.Model, and requires the
+// store (through ledger.Service) and against ledgertest.Model, and requires the
 // same outcome for every operation and the same balances and lots after it.
 func testModelRandom(t *testing.T, e *Env) {
 	s := seed(t)
 	t.Logf("seed %d (replay with STORETEST_SEED=%d)", s, s)
 	r := rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15))
-	m := ledger.NewModel()
+	m := ledgertest.NewModel()
 	accounts := []tollgate.AccountID{"a", "b", "c", "d"}
 	for _, a := range accounts {
 		MustAccount(t, e, a)
@@ -69,7 +70,7 @@ func testModelRandom(t *testing.T, e *Env) {
 type gen struct {
 	r        *rand.Rand
 	e        *Env
-	m        *ledger.Model
+	m        *ledgertest.Model
 	accounts []tollgate.AccountID
 	n        int
 	orders   []string // orders credited or tried

@@ -1,17 +1,23 @@
-package ledger
+// Package ledgertest holds test support for the ledger: Model, a reference
+// model of the ledger's rules that the store suites (store/storetest) run
+// random operations against. Only tests import it, so it is never in a
+// shipped binary.
+package ledgertest
 
 import (
 	"time"
 
 	"tollgate"
+	"tollgate/ledger"
 )
 
 // Model is a pure, in-memory reference model of the ledger's rules, written
-// as plainly as possible and independently of Service: balances are folded
-// from lots, holds and grants on every read instead of being materialised.
-// Model-based tests run the same random operations against a Service and a
-// Model and compare results and balances. Methods return the error code the
-// Service must return ("" for success). Not safe for concurrent use.
+// as plainly as possible and independently of ledger.Service: balances are
+// folded from lots, holds and grants on every read instead of being
+// materialised. Model-based tests run the same random operations against a
+// ledger.Service and a Model and compare results and balances. Methods
+// return the error code the Service must return ("" for success). Not safe
+// for concurrent use.
 type Model struct {
 	accounts map[tollgate.AccountID]*modelAccount
 	lots     []*modelLot // creation order = draw-down order
@@ -38,14 +44,14 @@ type modelHold struct {
 	grant   string
 	amount  tollgate.Credits
 	cost    tollgate.Credits
-	status  HoldStatus
+	status  ledger.HoldStatus
 	expires time.Time
 }
 
 type modelGrant struct {
 	account          tollgate.AccountID
 	cap, used, held  tollgate.Credits
-	status           GrantStatus
+	status           ledger.GrantStatus
 	expires          time.Time
 	confirmedByTrade string
 }
@@ -54,7 +60,7 @@ type modelRefund struct {
 	lot     *modelLot
 	credits tollgate.Credits
 	fen     tollgate.Fen
-	status  RefundStatus
+	status  ledger.RefundStatus
 }
 
 // NewModel returns an empty model.
@@ -63,7 +69,7 @@ func NewModel() *Model {
 		grants: map[string]*modelGrant{}, refunds: map[string]*modelRefund{}, usage: map[string]bool{}}
 }
 
-// CreateAccount mirrors Service.CreateAccount.
+// CreateAccount mirrors ledger.Service.CreateAccount.
 func (m *Model) CreateAccount(id tollgate.AccountID) string {
 	if id == "" {
 		return tollgate.EINVALID
@@ -96,10 +102,10 @@ func (m *Model) left(acct tollgate.AccountID) (left tollgate.Credits) {
 
 func (m *Model) lotHeld(acct tollgate.AccountID) (held tollgate.Credits) {
 	for _, h := range m.holds {
-		if h.account != acct || h.status != HoldActive {
+		if h.account != acct || h.status != ledger.HoldActive {
 			continue
 		}
-		if g := m.grants[h.grant]; g == nil || g.status == GrantConfirmed {
+		if g := m.grants[h.grant]; g == nil || g.status == ledger.GrantConfirmed {
 			held += h.amount
 		}
 	}
@@ -125,8 +131,8 @@ func (m *Model) draw(acct tollgate.AccountID, amount tollgate.Credits) tollgate.
 	return amount
 }
 
-// CreditPayment mirrors Service.CreditPayment; already reports a repeat.
-func (m *Model) CreditPayment(p Payment) (already bool, code string) {
+// CreditPayment mirrors ledger.Service.CreditPayment; already reports a repeat.
+func (m *Model) CreditPayment(p ledger.Payment) (already bool, code string) {
 	if p.Account == "" || p.OutTradeNo == "" || p.TransactionID == "" || p.Fen <= 0 || p.Credits <= 0 {
 		return false, tollgate.EINVALID
 	}
@@ -154,18 +160,18 @@ func (m *Model) CreditPayment(p Payment) (already bool, code string) {
 	l := &modelLot{ModelLot{Account: p.Account, OutTradeNo: p.OutTradeNo, TransactionID: p.TransactionID,
 		Fen: p.Fen, Granted: p.Credits, Used: pay, Left: p.Credits - pay}}
 	m.lots = append(m.lots, l)
-	if g != nil && g.status == GrantLive {
+	if g != nil && g.status == ledger.GrantLive {
 		take := min(l.Left, g.used)
 		l.Left -= take
 		l.Used += take
 		a.debt += m.draw(p.Account, g.used-take)
-		g.held, g.status, g.confirmedByTrade = 0, GrantConfirmed, l.OutTradeNo
+		g.held, g.status, g.confirmedByTrade = 0, ledger.GrantConfirmed, l.OutTradeNo
 	}
 	return false, ""
 }
 
-// Reserve mirrors Service.Reserve.
-func (m *Model) Reserve(r ReserveRequest, now time.Time) string {
+// Reserve mirrors ledger.Service.Reserve.
+func (m *Model) Reserve(r ledger.ReserveRequest, now time.Time) string {
 	if r.HoldID == "" || r.Account == "" || r.Amount <= 0 || r.TTL <= 0 {
 		return tollgate.EINVALID
 	}
@@ -182,7 +188,7 @@ func (m *Model) Reserve(r ReserveRequest, now time.Time) string {
 	if a.debt > 0 {
 		return tollgate.EINSUFFICIENT
 	}
-	h := &modelHold{account: r.Account, grant: r.GrantID, amount: r.Amount, status: HoldActive, expires: now.Add(r.TTL)}
+	h := &modelHold{account: r.Account, grant: r.GrantID, amount: r.Amount, status: ledger.HoldActive, expires: now.Add(r.TTL)}
 	if r.GrantID == "" {
 		if m.available(r.Account) < r.Amount {
 			return tollgate.EINSUFFICIENT
@@ -194,7 +200,7 @@ func (m *Model) Reserve(r ReserveRequest, now time.Time) string {
 	switch {
 	case g == nil || g.account != r.Account:
 		return tollgate.ENOTFOUND
-	case g.status != GrantLive || !now.Before(g.expires):
+	case g.status != ledger.GrantLive || !now.Before(g.expires):
 		return tollgate.ECONFLICT
 	case g.cap-g.used-g.held < r.Amount:
 		return tollgate.EINSUFFICIENT
@@ -204,12 +210,12 @@ func (m *Model) Reserve(r ReserveRequest, now time.Time) string {
 	return ""
 }
 
-func (m *Model) resolve(h *modelHold, status HoldStatus, cost tollgate.Credits) {
+func (m *Model) resolve(h *modelHold, status ledger.HoldStatus, cost tollgate.Credits) {
 	a := m.accounts[h.account]
-	if g := m.grants[h.grant]; g != nil && g.status != GrantConfirmed {
+	if g := m.grants[h.grant]; g != nil && g.status != ledger.GrantConfirmed {
 		g.held -= h.amount
 		g.used += cost
-		if g.status == GrantRevoked {
+		if g.status == ledger.GrantRevoked {
 			a.debt += cost
 		}
 	} else {
@@ -218,7 +224,7 @@ func (m *Model) resolve(h *modelHold, status HoldStatus, cost tollgate.Credits) 
 	h.status, h.cost = status, cost
 }
 
-// Settle mirrors Service.Settle with the usage record's request id.
+// Settle mirrors ledger.Service.Settle with the usage record's request id.
 func (m *Model) Settle(id string, cost tollgate.Credits, requestID string, now time.Time) string {
 	if requestID == "" {
 		requestID = id
@@ -230,9 +236,9 @@ func (m *Model) Settle(id string, cost tollgate.Credits, requestID string, now t
 	switch {
 	case h == nil:
 		return tollgate.ENOTFOUND
-	case h.status == HoldSettled && h.cost == cost:
+	case h.status == ledger.HoldSettled && h.cost == cost:
 		return ""
-	case h.status != HoldActive:
+	case h.status != ledger.HoldActive:
 		return tollgate.ECONFLICT
 	case cost > h.amount:
 		return tollgate.EINVALID
@@ -241,39 +247,39 @@ func (m *Model) Settle(id string, cost tollgate.Credits, requestID string, now t
 	case m.usage[requestID]:
 		return tollgate.ECONFLICT
 	}
-	m.resolve(h, HoldSettled, cost)
+	m.resolve(h, ledger.HoldSettled, cost)
 	m.usage[requestID] = true
 	return ""
 }
 
-// Release mirrors Service.Release.
+// Release mirrors ledger.Service.Release.
 func (m *Model) Release(id string) string {
 	h := m.holds[id]
 	switch {
 	case h == nil:
 		return tollgate.ENOTFOUND
-	case h.status == HoldReleased || h.status == HoldExpired:
+	case h.status == ledger.HoldReleased || h.status == ledger.HoldExpired:
 		return ""
-	case h.status == HoldSettled:
+	case h.status == ledger.HoldSettled:
 		return tollgate.ECONFLICT
 	}
-	m.resolve(h, HoldReleased, 0)
+	m.resolve(h, ledger.HoldReleased, 0)
 	return ""
 }
 
-// ExpireHolds mirrors Service.ExpireHolds.
+// ExpireHolds mirrors ledger.Service.ExpireHolds.
 func (m *Model) ExpireHolds(now time.Time) (n int) {
 	for _, h := range m.holds {
-		if h.status == HoldActive && !h.expires.After(now) {
-			m.resolve(h, HoldExpired, 0)
+		if h.status == ledger.HoldActive && !h.expires.After(now) {
+			m.resolve(h, ledger.HoldExpired, 0)
 			n++
 		}
 	}
 	return n
 }
 
-// IssueGrant mirrors Service.IssueGrant.
-func (m *Model) IssueGrant(r GrantRequest, now time.Time) string {
+// IssueGrant mirrors ledger.Service.IssueGrant.
+func (m *Model) IssueGrant(r ledger.GrantRequest, now time.Time) string {
 	if r.ID == "" || r.Account == "" || r.Cap <= 0 || r.TTL <= 0 {
 		return tollgate.EINVALID
 	}
@@ -291,34 +297,34 @@ func (m *Model) IssueGrant(r GrantRequest, now time.Time) string {
 		return tollgate.EINSUFFICIENT
 	}
 	for _, g := range m.grants {
-		if g.account == r.Account && g.status == GrantLive {
+		if g.account == r.Account && g.status == ledger.GrantLive {
 			return tollgate.ECONFLICT
 		}
 	}
-	m.grants[r.ID] = &modelGrant{account: r.Account, cap: r.Cap, status: GrantLive, expires: now.Add(r.TTL)}
+	m.grants[r.ID] = &modelGrant{account: r.Account, cap: r.Cap, status: ledger.GrantLive, expires: now.Add(r.TTL)}
 	return ""
 }
 
-// RevokeGrant mirrors Service.RevokeGrant.
+// RevokeGrant mirrors ledger.Service.RevokeGrant.
 func (m *Model) RevokeGrant(id string) string {
 	g := m.grants[id]
 	switch {
 	case g == nil:
 		return tollgate.ENOTFOUND
-	case g.status == GrantRevoked:
+	case g.status == ledger.GrantRevoked:
 		return ""
-	case g.status == GrantConfirmed:
+	case g.status == ledger.GrantConfirmed:
 		return tollgate.ECONFLICT
 	}
 	m.accounts[g.account].debt += g.used
-	g.status = GrantRevoked
+	g.status = ledger.GrantRevoked
 	return ""
 }
 
-// ExpireGrants mirrors Service.ExpireGrants.
+// ExpireGrants mirrors ledger.Service.ExpireGrants.
 func (m *Model) ExpireGrants(now time.Time) (n int) {
 	for id, g := range m.grants {
-		if g.status == GrantLive && !g.expires.After(now) {
+		if g.status == ledger.GrantLive && !g.expires.After(now) {
 			m.RevokeGrant(id)
 			n++
 		}
@@ -326,9 +332,9 @@ func (m *Model) ExpireGrants(now time.Time) (n int) {
 	return n
 }
 
-// BeginRefund mirrors Service.BeginRefund and returns the refund's credits
+// BeginRefund mirrors ledger.Service.BeginRefund and returns the refund's credits
 // and fen.
-func (m *Model) BeginRefund(r RefundRequest) (tollgate.Credits, tollgate.Fen, string) {
+func (m *Model) BeginRefund(r ledger.RefundRequest) (tollgate.Credits, tollgate.Fen, string) {
 	if r.OutRefundNo == "" || r.Account == "" || r.OutTradeNo == "" {
 		return 0, 0, tollgate.EINVALID
 	}
@@ -350,17 +356,17 @@ func (m *Model) BeginRefund(r RefundRequest) (tollgate.Credits, tollgate.Fen, st
 	// math independent of RefundFen: split fen into quotient and remainder.
 	q, rem := int64(l.Fen)/int64(l.Granted), int64(l.Fen)%int64(l.Granted)
 	fen := tollgate.Fen(q*int64(credits) + rem*int64(credits)/int64(l.Granted))
-	m.refunds[r.OutRefundNo] = &modelRefund{lot: l, credits: credits, fen: fen, status: RefundPending}
+	m.refunds[r.OutRefundNo] = &modelRefund{lot: l, credits: credits, fen: fen, status: ledger.RefundPending}
 	l.Left -= credits
 	l.Refunding += credits
 	return credits, fen, ""
 }
 
-// EndRefund mirrors Service.CompleteRefund (ok) and Service.FailRefund.
+// EndRefund mirrors ledger.Service.CompleteRefund (ok) and ledger.Service.FailRefund.
 func (m *Model) EndRefund(no string, ok bool) string {
-	want := RefundFailed
+	want := ledger.RefundFailed
 	if ok {
-		want = RefundSucceeded
+		want = ledger.RefundSucceeded
 	}
 	r := m.refunds[no]
 	switch {
@@ -368,7 +374,7 @@ func (m *Model) EndRefund(no string, ok bool) string {
 		return tollgate.ENOTFOUND
 	case r.status == want:
 		return ""
-	case r.status != RefundPending:
+	case r.status != ledger.RefundPending:
 		return tollgate.ECONFLICT
 	}
 	r.lot.Refunding -= r.credits
@@ -382,13 +388,13 @@ func (m *Model) EndRefund(no string, ok bool) string {
 	return ""
 }
 
-// Balance mirrors Service.Balance at time now.
-func (m *Model) Balance(acct tollgate.AccountID, now time.Time) Balance {
+// Balance mirrors ledger.Service.Balance at time now.
+func (m *Model) Balance(acct tollgate.AccountID, now time.Time) ledger.Balance {
 	a := m.accounts[acct]
 	held := m.lotHeld(acct)
-	b := Balance{Account: acct, Credits: m.left(acct) - held - a.debt, Held: held, Debt: a.debt}
+	b := ledger.Balance{Account: acct, Credits: m.left(acct) - held - a.debt, Held: held, Debt: a.debt}
 	for _, g := range m.grants {
-		if g.account == acct && g.status == GrantLive && now.Before(g.expires) {
+		if g.account == acct && g.status == ledger.GrantLive && now.Before(g.expires) {
 			b.Provisional += g.cap - g.used - g.held
 			b.Held += g.held
 		}
