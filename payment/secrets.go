@@ -1,10 +1,10 @@
 package payment
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"log/slog"
 	"time"
+
+	"tollgate"
 )
 
 // TokenSecretFrom derives Config.TokenSecret from a deployment's master
@@ -12,9 +12,7 @@ import (
 // access tokens"), so every instance sharing the master secret derives the
 // same one and a provisional token made by one verifies on all.
 func TokenSecretFrom(master string) []byte {
-	h := hmac.New(sha256.New, []byte(master))
-	h.Write([]byte("tollgate payment access tokens"))
-	return h.Sum(nil)
+	return tollgate.DeriveSecret(master, "tollgate payment access tokens")
 }
 
 // The failure-rate guard's policy: when at least GuardMinSamples order
