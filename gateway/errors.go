@@ -13,13 +13,14 @@ import (
 	"tollgate"
 )
 
-// StatusError is an error the gateway shows with a specific HTTP status
-// beyond what its tollgate code maps to (413, 429 with Retry-After, 504),
-// and an OpenAI error type and code. It wraps a *tollgate.Error.
+// StatusError is an error the gateway shows with more than its tollgate
+// code says: a Retry-After, a public code of its own, or a status the
+// code's row does not give (413, 504). Every field left zero comes from
+// tollgate's error table. It wraps a *tollgate.Error.
 type StatusError struct {
-	Status     int
-	Type       string // OpenAI error type, e.g. "rate_limit_error"
-	Code       string // public code, e.g. "rate_limit_exceeded"
+	Status     int    // 0: the code's status
+	Type       string // OpenAI error type; "": the code's
+	Code       string // public code, e.g. "rate_limit_exceeded"; "": the code's
 	RetryAfter time.Duration
 	Err        error
 }
@@ -67,7 +68,10 @@ func shownError(err error) (int, time.Duration, tollgate.HTTPError, string, stri
 	var retry time.Duration
 	var se *StatusError
 	if errors.As(err, &se) {
-		status, retry = se.Status, se.RetryAfter
+		retry = se.RetryAfter
+		if se.Status != 0 {
+			status = se.Status
+		}
 		if se.Type != "" {
 			kind.OpenAIType = se.Type
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -127,7 +126,7 @@ func (l *Limits) AdmitTokens(ctx context.Context, c tollgate.Caller, model strin
 	}
 	if tokens > tpm {
 		l.count("tpm")
-		return &StatusError{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "rate_limit_exceeded",
+		return &StatusError{Code: "rate_limit_exceeded",
 			Err: tollgate.Errorf(tollgate.ERATELIMITED,
 				"this request may use up to %d tokens (prompt estimate plus max_tokens), more than this API key's limit of %d tokens per minute; lower max_tokens or shorten the prompt",
 				tokens, tpm)}
@@ -158,7 +157,7 @@ func (l *Limits) take(ctx context.Context, name, key string, lim kv.Limit, n int
 		return nil
 	}
 	l.count(name)
-	return &StatusError{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded",
+	return &StatusError{Code: "rate_limit_exceeded",
 		RetryAfter: max(res.RetryAfter, time.Second), Err: tollgate.Errorf(tollgate.ERATELIMITED, msg, limit)}
 }
 

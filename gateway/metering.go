@@ -39,7 +39,7 @@ func (g *Gateway) reserve(r *http.Request, c tollgate.Caller, model string, prom
 		return nil, fmt.Errorf("price the hold for %s: %w", model, err) // e.g. EUNAVAILABLE: no exchange rate yet
 	}
 	if lim := c.Limits.MaxCreditsPerRequest; lim > 0 && credits > lim {
-		return nil, &StatusError{Status: http.StatusForbidden, Type: "permission_error", Code: "max_credits_per_request_exceeded",
+		return nil, &StatusError{Code: "max_credits_per_request_exceeded",
 			Err: tollgate.Errorf(tollgate.EFORBIDDEN,
 				"this request may cost up to %d credits, above this API key's limit of %d credits per request (max_credits_per_request); lower max_tokens or shorten the prompt",
 				credits, lim)}

@@ -185,7 +185,7 @@ func (g *Gateway) observeAttempt(reqID, model string, d *deployment, err error, 
 // out, 503 when none was reachable (or all breakers were open), else 502.
 func exhausted(model string, failures []*upstreamError) error {
 	if len(failures) == 0 {
-		return &StatusError{Status: http.StatusServiceUnavailable, RetryAfter: time.Second,
+		return &StatusError{RetryAfter: time.Second,
 			Err: tollgate.Errorf(tollgate.EUNAVAILABLE, "no upstream is available for the model %q; retry later", model)}
 	}
 	all429, down := true, true
@@ -204,13 +204,13 @@ func exhausted(model string, failures []*upstreamError) error {
 	wrap := fmt.Errorf("%d attempts failed, last: %w", len(failures), last)
 	switch {
 	case all429:
-		return &StatusError{Status: http.StatusTooManyRequests, RetryAfter: max(retry, time.Second),
+		return &StatusError{RetryAfter: max(retry, time.Second),
 			Err: &tollgate.Error{Code: tollgate.ERATELIMITED, Message: fmt.Sprintf("every upstream for the model %q is rate limited; retry later", model), Err: wrap}}
 	case last.Timeout:
-		return &StatusError{Status: http.StatusGatewayTimeout, Type: "upstream_error", Code: "upstream_timeout",
+		return &StatusError{Status: http.StatusGatewayTimeout, Code: "upstream_timeout",
 			Err: &tollgate.Error{Code: tollgate.EUPSTREAM, Message: fmt.Sprintf("the upstream for the model %q timed out", model), Err: wrap}}
 	case down:
-		return &StatusError{Status: http.StatusServiceUnavailable, RetryAfter: time.Second,
+		return &StatusError{RetryAfter: time.Second,
 			Err: &tollgate.Error{Code: tollgate.EUNAVAILABLE, Message: fmt.Sprintf("every upstream for the model %q is unavailable; retry later", model), Err: wrap}}
 	default:
 		return &tollgate.Error{Code: tollgate.EUPSTREAM, Message: fmt.Sprintf("every upstream for the model %q failed", model), Err: wrap}
