@@ -21,8 +21,9 @@ const DefaultHoldTTL = 10 * time.Minute
 
 // Meter is the gateway.Meter over the ledger: Reserve is a ledger hold
 // (funded by the hold's provisional grant, gateway.Hold.GrantID, when the
-// caller authenticated with an access token), Settle charges the real cost and writes the usage record
-// in the same transaction, Release frees the hold.
+// caller authenticated with an access token), Settle charges the real
+// cost and writes the usage record in the same transaction, Release frees
+// the hold.
 type Meter struct {
 	Ledger *ledger.Service
 	// HoldTTL bounds a hold's life; DefaultHoldTTL when zero.
