@@ -15,11 +15,10 @@ import (
 
 // StatusError is an error the gateway shows with more than its tollgate
 // code says: a Retry-After, a public code of its own, or a status the
-// code's row does not give (413, 504). Every field left zero comes from
-// tollgate's error table. It wraps a *tollgate.Error.
+// code's row does not give (413, 504). The error types and every field
+// left zero come from tollgate's error table. It wraps a *tollgate.Error.
 type StatusError struct {
 	Status     int    // 0: the code's status
-	Type       string // OpenAI error type; "": the code's
 	Code       string // public code, e.g. "rate_limit_exceeded"; "": the code's
 	RetryAfter time.Duration
 	Err        error
@@ -48,15 +47,14 @@ type apiErrorBody struct {
 
 // errorBody returns the status, Retry-After and OpenAI-shaped body for
 // err, from tollgate's error table and, on top, a *StatusError's own
-// status, type and code. Internal errors show only "internal error".
+// status and code. Internal errors show only "internal error".
 func errorBody(err error) (int, time.Duration, apiError) {
 	status, retry, kind, code, msg := shownError(err)
 	return status, retry, apiError{Error: apiErrorBody{Message: msg, Type: kind.OpenAIType, Code: code}}
 }
 
 // shownError is how the gateway shows err: status, Retry-After, the row of
-// tollgate's error table (its OpenAIType replaced by a *StatusError's
-// Type), public code and message.
+// tollgate's error table, public code and message.
 func shownError(err error) (int, time.Duration, tollgate.HTTPError, string, string) {
 	code := tollgate.ErrorCode(err)
 	kind, ok := tollgate.HTTPErrorOf(code)
@@ -71,9 +69,6 @@ func shownError(err error) (int, time.Duration, tollgate.HTTPError, string, stri
 		retry = se.RetryAfter
 		if se.Status != 0 {
 			status = se.Status
-		}
-		if se.Type != "" {
-			kind.OpenAIType = se.Type
 		}
 		if se.Code != "" {
 			pub = se.Code
