@@ -136,6 +136,9 @@ func (downLimiter) Allow(ctx context.Context, key string, l kv.Limit) (kv.Result
 func (downLimiter) AllowN(context.Context, string, kv.Limit, int) (kv.Result, error) {
 	return kv.Result{}, tollgate.Errorf(tollgate.EUNAVAILABLE, "redis is down")
 }
+func (downLimiter) AllowWindow(context.Context, string, kv.Window, int) (kv.Result, error) {
+	return kv.Result{}, tollgate.Errorf(tollgate.EUNAVAILABLE, "redis is down")
+}
 
 func TestLimitsFailOpenWhenTheLimiterIsDown(t *testing.T) {
 	reg := prometheus.NewRegistry()

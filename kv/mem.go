@@ -26,8 +26,9 @@ type MemoryOptions struct {
 // Memory is the in-process NonceStore, Limiter and Cache: the default when
 // tollgate runs as one instance. Its state dies with the process. Memory is
 // bounded: every entry has an expiry (a limiter key expires once its bucket
-// is full again) and expired entries are swept at most every SweepEvery.
-// It is safe for concurrent use.
+// is full again, a window key once its last slot stops counting) and
+// expired entries are swept at most every SweepEvery. It is safe for
+// concurrent use.
 type Memory struct {
 	now        func() time.Time
 	sweepEvery time.Duration
@@ -40,8 +41,9 @@ type Memory struct {
 
 type memEntry struct {
 	expires time.Time
-	tat     int64  // limiter keys: theoretical arrival time, ns
-	value   []byte // cache keys
+	tat     int64        // limiter keys: theoretical arrival time, ns
+	slots   []WindowSlot // window keys: counts per slot
+	value   []byte       // cache keys
 }
 
 var (
@@ -69,9 +71,10 @@ func (m *Memory) Len() int {
 
 // Key spaces, so that a nonce, a limiter key and a cache key never collide.
 const (
-	nonceSpace = "n:"
-	limitSpace = "l:"
-	cacheSpace = "c:"
+	nonceSpace  = "n:"
+	limitSpace  = "l:"
+	windowSpace = "w:"
+	cacheSpace  = "c:"
 )
 
 // SetNX implements NonceStore.
@@ -122,6 +125,25 @@ func (m *Memory) AllowN(ctx context.Context, key string, limit Limit, n int) (Re
 	if r.Allowed {
 		// The key is worth keeping until its bucket is full again.
 		m.entries[k] = memEntry{tat: newTAT, expires: time.Unix(0, newTAT)}
+	}
+	return r, nil
+}
+
+// AllowWindow implements Limiter.
+func (m *Memory) AllowWindow(ctx context.Context, key string, w Window, n int) (Result, error) {
+	if err := CheckWindow("kv.Memory.AllowWindow", w, n); err != nil {
+		return Result{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	m.maybeSweepLocked(now)
+	k := windowSpace + key
+	e, _ := m.getLocked(k, now)
+	slots, expires, r := WindowStep(now.UnixNano(), e.slots, w, n)
+	if r.Allowed {
+		// The key is worth keeping until its newest slot stops counting.
+		m.entries[k] = memEntry{slots: slots, expires: time.Unix(0, expires)}
 	}
 	return r, nil
 }

@@ -3,6 +3,7 @@ package kv_test
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 func newMemoryEnv(t *testing.T) kvtest.Env {
 	clock := kvtest.NewFakeClock()
 	m := kv.NewMemory(kv.MemoryOptions{Clock: clock})
-	return kvtest.Env{Store: m, Peer: m, Sleep: clock.Advance, Exact: true}
+	return kvtest.Env{Store: m, Peer: m, Sleep: clock.Advance, Exact: true, Clock: clock}
 }
 
 func TestMemory(t *testing.T) {
@@ -200,5 +201,96 @@ func TestMemoryMatchesTokenBucket(t *testing.T) {
 				t.Fatalf("round %d step %d (%+v, n=%d): got %+v, want %+v", round, step, l, n, r, want)
 			}
 		}
+	}
+}
+
+// TestWindowLimit checks the arithmetic behind kv.WindowLimit for every
+// budget and burst up to 300, over windows that divide evenly into the
+// rate and windows that do not: MaxIn is the budget, and the steady rate
+// gives up only what the burst takes.
+func TestWindowLimit(t *testing.T) {
+	for _, w := range []time.Duration{time.Minute, 7 * time.Second, 1001 * time.Millisecond} {
+		for budget := 1; budget <= 300; budget++ {
+			for burst := 1; burst <= budget; burst++ {
+				l := kv.WindowLimit(budget, w, burst)
+				if err := l.Validate(); err != nil {
+					t.Fatalf("WindowLimit(%d, %v, %d) = %+v: %v", budget, w, burst, l, err)
+				}
+				if got := l.MaxIn(w); got != int64(budget) {
+					t.Fatalf("WindowLimit(%d, %v, %d).MaxIn = %d, want %d", budget, w, burst, got, budget)
+				}
+				if l.Burst != burst || l.Rate != budget-burst+1 {
+					t.Fatalf("WindowLimit(%d, %v, %d) = %+v", budget, w, burst, l)
+				}
+			}
+		}
+	}
+	for _, burst := range []int{0, -1, 11} {
+		if err := kv.WindowLimit(10, time.Minute, burst).Validate(); tollgate.ErrorCode(err) != tollgate.EINVALID {
+			t.Errorf("WindowLimit(10, 1m, %d): Validate = %v, want invalid", burst, err)
+		}
+	}
+}
+
+func TestLimitMaxIn(t *testing.T) {
+	tests := []struct {
+		l    kv.Limit
+		w    time.Duration
+		want int64
+	}{
+		{kv.Limit{Rate: 6000, Per: time.Minute, Burst: 6000}, time.Minute, 11999}, // the poller before issue 17
+		{kv.Limit{Rate: 6000, Per: time.Minute, Burst: 1}, time.Minute, 6000},
+		{kv.Limit{Rate: 6000, Per: time.Minute, Burst: 1}, time.Minute + 1, 6001},
+		{kv.Limit{Rate: 60, Per: time.Minute, Burst: 5}, time.Hour, 3604},
+		{kv.Limit{Rate: 7, Per: time.Minute, Burst: 1}, time.Minute, 7}, // interval rounded up
+		{kv.Limit{Rate: 1, Per: time.Minute, Burst: 1}, 0, 0},
+		{kv.Limit{Rate: 0, Per: time.Minute, Burst: 1}, time.Minute, 0}, // invalid: admits nothing
+		{kv.Limit{Rate: 1 << 62, Per: time.Second, Burst: 1}, 1 << 62, 1 << 62},
+	}
+	for _, tt := range tests {
+		if got := tt.l.MaxIn(tt.w); got != tt.want {
+			t.Errorf("%+v.MaxIn(%v) = %d, want %d", tt.l, tt.w, got, tt.want)
+		}
+	}
+}
+
+// TestWindowStep pins the sliding-window quota's arithmetic at its
+// boundaries (slots of one second for a one-minute window).
+func TestWindowStep(t *testing.T) {
+	w := kv.Window{Budget: 10, Length: time.Minute}
+	const s = int64(time.Second)
+	now := 1000*s + 500_000_123 // slot 1000, half a second and 123 ns in
+	tests := []struct {
+		name          string
+		slots         []kv.WindowSlot
+		n             int
+		wantAllowed   bool
+		wantRetry     time.Duration
+		wantRemaining int
+		wantKeep      []kv.WindowSlot
+	}{
+		{"Empty", nil, 10, true, 0, 0, []kv.WindowSlot{{1000, 10}}},
+		{"AddsToCurrent", []kv.WindowSlot{{1000, 2}, {990, 3}}, 1, true, 0, 4, []kv.WindowSlot{{990, 3}, {1000, 3}}},
+		{"OldestStillCounts", []kv.WindowSlot{{940, 10}}, 1, false, 500_000_000 - 123, 0, nil},
+		{"OlderForgotten", []kv.WindowSlot{{939, 10}, {950, 4}}, 6, true, 0, 0, []kv.WindowSlot{{950, 4}, {1000, 6}}},
+		{"WaitsForEnough", []kv.WindowSlot{{945, 2}, {950, 3}, {999, 5}}, 4, false, 11*time.Second - 500_000_123, 0, nil},
+		{"ClockSteppedBack", []kv.WindowSlot{{1005, 9}}, 2, false, 66*time.Second - 500_000_123, 1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keep, expires, r := kv.WindowStep(now, tt.slots, w, tt.n)
+			if r.Allowed != tt.wantAllowed || r.RetryAfter != tt.wantRetry || r.Remaining != tt.wantRemaining {
+				t.Fatalf("got %+v, want allowed=%v retry=%v remaining=%d", r, tt.wantAllowed, tt.wantRetry, tt.wantRemaining)
+			}
+			if !r.Allowed {
+				return
+			}
+			if !slices.Equal(keep, tt.wantKeep) {
+				t.Fatalf("keep = %v, want %v", keep, tt.wantKeep)
+			}
+			if want := (keep[len(keep)-1].Slot + kv.WindowSlots + 1) * s; expires != want {
+				t.Fatalf("expires = %d, want %d", expires, want)
+			}
+		})
 	}
 }

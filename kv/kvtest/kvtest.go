@@ -36,7 +36,24 @@ type Env struct {
 	// Exact is true when the clock only moves in Sleep, so tests may
 	// assert exact counts that real elapsed time would blur.
 	Exact bool
+	// Clock, when set, is the fake clock the limiter reads (Memory's own
+	// clock; for Redis a clock injected in place of TIME): limiter tests
+	// move it instead of calling Sleep, and are exact. The sliding-window
+	// tests need it and skip without it.
+	Clock *FakeClock
 }
+
+// advance lets d pass on the limiter's clock.
+func (e Env) advance(d time.Duration) {
+	if e.Clock != nil {
+		e.Clock.Advance(d)
+		return
+	}
+	e.Sleep(d)
+}
+
+// exactLimiter reports whether the limiter's clock moves only in advance.
+func (e Env) exactLimiter() bool { return e.Exact || e.Clock != nil }
 
 // Run runs the suite; newEnv is called once per subtest and must return an
 // Env with no state visible to other subtests.
@@ -56,6 +73,11 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"LimiterAllowN", testLimiterAllowN},
 		{"LimiterInvalid", testLimiterInvalid},
 		{"LimiterSharedBudget", testLimiterShared},
+		{"LimiterSlidingWindow", testLimiterSlidingWindow},
+		{"WindowBurstThenSlots", testWindowBurst},
+		{"WindowSlidingWindow", testWindowSliding},
+		{"WindowInvalid", testWindowInvalid},
+		{"WindowSharedBudget", testWindowShared},
 		{"CacheGetSet", testCache},
 	}
 	for _, tt := range tests {
@@ -156,11 +178,11 @@ func testLimiterRefills(t *testing.T, e Env) {
 	if last.RetryAfter <= 0 || last.RetryAfter > l.Interval() {
 		t.Fatalf("RetryAfter = %v, want in (0, %v]", last.RetryAfter, l.Interval())
 	}
-	e.Sleep(last.RetryAfter)
+	e.advance(last.RetryAfter)
 	if r := mustAllow(t, e.Store, "k", l, 1); !r.Allowed {
 		t.Fatalf("after waiting RetryAfter: got %+v, want allowed", r)
 	}
-	if e.Exact {
+	if e.exactLimiter() {
 		if r := mustAllow(t, e.Store, "k", l, 1); r.Allowed || r.RetryAfter != l.Interval() {
 			t.Fatalf("got %+v, want refused for exactly one interval", r)
 		}
@@ -168,16 +190,16 @@ func testLimiterRefills(t *testing.T, e Env) {
 }
 
 func testLimiterIdleCap(t *testing.T, e Env) {
-	if !e.Exact {
+	if !e.exactLimiter() {
 		t.Skip("needs a clock that can jump an hour")
 	}
 	l := kv.Limit{Rate: 60, Per: time.Minute, Burst: 5}
 	mustAllow(t, e.Store, "k", l, 1)
-	e.Sleep(time.Hour)
+	e.advance(time.Hour)
 	if got := countAllowed(t, e.Store, "k", l, 20); got != l.Burst {
 		t.Fatalf("after an idle hour %d of 20 calls allowed, want the burst %d", got, l.Burst)
 	}
-	e.Sleep(3 * time.Second)
+	e.advance(3 * time.Second)
 	if got := countAllowed(t, e.Store, "k", l, 20); got != 3 {
 		t.Fatalf("3 intervals later %d calls allowed, want 3", got)
 	}

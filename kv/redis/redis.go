@@ -38,6 +38,9 @@ type Store struct {
 	c      goredis.UniversalClient
 	prefix string
 	owned  bool
+	// now, when set (only by tests, export_test.go), is the limiter's
+	// clock instead of Redis' TIME.
+	now func() time.Time
 }
 
 var (
@@ -142,13 +145,46 @@ func (s *Store) AllowN(ctx context.Context, key string, limit kv.Limit, n int) (
 	}
 	// kv.Limit.Validate bounds Burst × Interval by kv.MaxWindow (2^53 ns),
 	// so every number in the script is exact in Lua's doubles.
-	iv := int64(limit.Interval())
-	res, err := gcraScript.Run(ctx, s.c, []string{s.prefix + "rl:" + key}, iv, limit.Burst, n).Int64Slice()
+	args := s.clockArgs(int64(limit.Interval()), limit.Burst, n)
+	res, err := gcraScript.Run(ctx, s.c, []string{s.prefix + "rl:" + key}, args...).Int64Slice()
+	return result(op, res, err)
+}
+
+//go:embed window.lua
+var windowLua string
+
+var windowScript = goredis.NewScript(windowLua)
+
+// AllowWindow implements kv.Limiter with one Lua script that runs
+// kv.WindowStep on Redis' own clock (TIME). The state is one hash, a field
+// per slot still counted, expiring when the newest slot stops counting.
+func (s *Store) AllowWindow(ctx context.Context, key string, w kv.Window, n int) (kv.Result, error) {
+	const op = "kv/redis.AllowWindow"
+	if err := kv.CheckWindow(op, w, n); err != nil {
+		return kv.Result{}, err
+	}
+	args := s.clockArgs(int64(w.SlotWidth()/time.Microsecond), w.Budget, n, kv.WindowSlots)
+	res, err := windowScript.Run(ctx, s.c, []string{s.prefix + "rw:" + key}, args...).Int64Slice()
+	return result(op, res, err)
+}
+
+// clockArgs returns a script's arguments, followed by the injected clock's
+// Unix seconds and nanoseconds when a test set one.
+func (s *Store) clockArgs(args ...any) []any {
+	if s.now != nil {
+		t := s.now()
+		args = append(args, t.Unix(), t.Nanosecond())
+	}
+	return args
+}
+
+// result turns a limiter script's reply into a kv.Result.
+func result(op string, res []int64, err error) (kv.Result, error) {
 	if err != nil {
 		return kv.Result{}, unavailable(op, err)
 	}
 	if len(res) != 3 {
-		return kv.Result{}, &tollgate.Error{Code: tollgate.EINTERNAL, Op: op, Err: errors.New("gcra script returned a malformed reply")}
+		return kv.Result{}, &tollgate.Error{Code: tollgate.EINTERNAL, Op: op, Err: errors.New("limiter script returned a malformed reply")}
 	}
 	return kv.Result{Allowed: res[0] == 1, RetryAfter: time.Duration(res[1]), Remaining: int(res[2])}, nil
 }

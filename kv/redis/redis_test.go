@@ -41,6 +41,21 @@ func TestRedis(t *testing.T) {
 	})
 }
 
+// TestRedisInjectedClock runs the suite again with the limiter scripts on
+// the suite's fake clock instead of Redis' TIME (SetLimiterClock), so that
+// the exact and sliding-window tests run on Redis too.
+func TestRedisInjectedClock(t *testing.T) {
+	kvtest.Run(t, func(t *testing.T) kvtest.Env {
+		url, prefix := testenv.MustRedis(t)
+		opts := kvredis.Options{Prefix: prefix}
+		clock := kvtest.NewFakeClock()
+		store, peer := kvredis.New(mustClient(t, url), opts), kvredis.New(mustClient(t, url), opts)
+		store.SetLimiterClock(clock)
+		peer.SetLimiterClock(clock)
+		return kvtest.Env{Store: store, Peer: peer, Sleep: time.Sleep, Clock: clock}
+	})
+}
+
 // TestRedisDown checks the documented failure mode: every call returns
 // EUNAVAILABLE, and SetNX reports the nonce neither fresh nor seen.
 func TestRedisDown(t *testing.T) {
@@ -143,7 +158,8 @@ func BenchmarkRedisAllow(b *testing.B) {
 
 // TestRedisKeysExpire checks that Redis memory stays bounded: every key the
 // store writes carries a TTL no longer than it needs (a limiter key lives
-// until its bucket is full again).
+// until its bucket is full again, a window key until its slot stops
+// counting).
 func TestRedisKeysExpire(t *testing.T) {
 	ctx := context.Background()
 	url, prefix := testenv.MustRedis(t)
@@ -159,6 +175,9 @@ func TestRedisKeysExpire(t *testing.T) {
 	if err := s.Set(ctx, "c", []byte("v"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.AllowWindow(ctx, "w", kv.Window{Budget: 5, Length: time.Minute}, 2); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		key      string
 		min, max time.Duration
@@ -166,6 +185,7 @@ func TestRedisKeysExpire(t *testing.T) {
 		{prefix + "rl:k", 11 * time.Second, 12 * time.Second},
 		{prefix + "nonce:n", kv.NonceTTL - time.Minute, kv.NonceTTL},
 		{prefix + "cache:c", 59 * time.Second, time.Minute},
+		{prefix + "rw:w", 59 * time.Second, 61 * time.Second}, // until its slot stops counting
 	}
 	for _, tt := range tests {
 		ttl, err := c.PTTL(ctx, tt.key).Result()
