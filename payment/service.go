@@ -88,8 +88,16 @@ type Config struct {
 	PollMax   time.Duration
 	PollEvery time.Duration
 	LeaseTTL  time.Duration
-	// QueryLimit is the cluster-wide budget of order and refund queries
-	// per merchant. Default 6,000 per minute.
+	// QueryLimit is the cluster-wide limit of order and refund queries per
+	// merchant, shared through the Limiter. It must admit at most
+	// QueryBudget in any sliding minute (New checks its MaxIn). Default
+	// kv.WindowLimit(5900, time.Minute, 100): at most 5,900 queries in any
+	// minute of the limiter's clock, 100 at once after a quiet spell, the
+	// rest paced evenly (5,801 a minute, one every 10.3 ms). Queries reach
+	// WeChat Pay a little after the limiter admits them, some later than
+	// others, so a minute at WeChat Pay can hold the queries admitted over
+	// a minute plus that spread: the 100 kept back from QueryBudget cover
+	// a second of it at full pace.
 	QueryLimit kv.Limit
 	// TokenSecret derives provisional access tokens (HMAC-SHA256 of the
 	// order number), so a replayed create returns the same token. All
@@ -98,6 +106,12 @@ type Config struct {
 	// InstanceID names this process in poll leases. Default random.
 	InstanceID string
 }
+
+// QueryBudget is the most order and refund queries tollgate sends WeChat
+// Pay per merchant in any minute: WeChat Pay limits queries at a rate it
+// does not publish (FREQUENCY_LIMITED), so tollgate keeps its own budget
+// (docs/WECHATPAY.md, docs/DESIGN.md §3.5).
+const QueryBudget = 6000
 
 // Deps are the services a Service uses.
 type Deps struct {
@@ -161,6 +175,10 @@ func New(cfg Config, d Deps) (*Service, error) {
 		cfg.SignType = wxpay.SignTypeMD5
 	}
 	setDefaults(&cfg)
+	if n := cfg.QueryLimit.MaxIn(time.Minute); cfg.QueryLimit.Validate() != nil || n > QueryBudget {
+		return nil, fmt.Errorf("payment: QueryLimit %+v admits up to %d queries in a sliding minute; it must be valid and admit at most %d (see kv.WindowLimit)",
+			cfg.QueryLimit, n, QueryBudget)
+	}
 	// The merchant is the clients' when config does not name it.
 	app, mch := clientIDs(d.V2, d.V3, cfg.APIVersion)
 	if cfg.AppID == "" {
@@ -264,7 +282,7 @@ func setDefaults(cfg *Config) {
 		cfg.PlaceAttempts = 3
 	}
 	if cfg.QueryLimit == (kv.Limit{}) {
-		cfg.QueryLimit = kv.Limit{Rate: 6000, Per: time.Minute, Burst: 6000}
+		cfg.QueryLimit = kv.WindowLimit(QueryBudget-100, time.Minute, 100)
 	}
 }
 
