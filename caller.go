@@ -36,13 +36,14 @@ const MaxRate = 1_000_000_000
 type KeyLimits struct {
 	// Models are the models the key may use; empty means every model.
 	Models []string
-	// RequestsPerMinute bounds the key's gateway requests (burst: one
-	// minute's worth); 0 means the server's default (serve --rate-limit).
+	// RequestsPerMinute bounds the key's gateway requests: at most this
+	// many in any 60 seconds, all at once if the key was quiet
+	// (gateway.Limits); 0 means the server's default (serve --rate-limit).
 	RequestsPerMinute int
-	// TokensPerMinute bounds the tokens the key's holds cover per minute
-	// (prompt estimate plus output cap); 0 means no bound. A request
-	// covering more than the whole minute is refused at once: it could
-	// never pass (gateway.Limits).
+	// TokensPerMinute bounds the tokens the key's holds cover (prompt
+	// estimate plus output cap) in any 60 seconds; 0 means no bound. A
+	// request covering more than the whole minute is refused at once: it
+	// could never pass (gateway.Limits).
 	TokensPerMinute int64
 	// ExpiresAt is when the key stops working; zero means never.
 	ExpiresAt time.Time

@@ -39,10 +39,20 @@ const DefaultLimiterTimeout = 100 * time.Millisecond
 // 403 for a model. With a shared limiter (kv/redis) every instance draws
 // on one budget per key.
 //
+// Both rates are sliding-window quotas (kv.Window): at most rpm requests,
+// and holds covering at most tpm tokens, in any 60 seconds, as many at
+// once as the key has left. A key's rate is also a promise to the
+// operator's upstream budget, so it holds for every minute, not only on
+// average: a token bucket of a minute's worth, as used until issue 17,
+// let almost twice the rate through in one sliding minute. The quota
+// counts per second over 61 of them, so a key pacing itself at exactly
+// its rate gets about 60/61 of it, and after a burst Retry-After is up to
+// 61 s.
+//
 // Tokens are counted when the hold is made, at the hold's estimate: the
 // prompt plus the output cap, the worst case, since the real usage is not
-// known yet (a GCRA cannot give tokens back). A request whose estimate is
-// above the whole per-minute budget is refused at once with 429 and no
+// known yet (the quota cannot give tokens back). A request whose estimate
+// is above the whole per-minute budget is refused at once with 429 and no
 // Retry-After: it could never pass, and the client must lower max_tokens
 // instead of waiting.
 //
@@ -112,7 +122,7 @@ func (l *Limits) Admit(ctx context.Context, c tollgate.Caller, model string) err
 	if rpm <= 0 {
 		return nil
 	}
-	return l.take(ctx, "rpm", limiterKey("gw:rpm:", c), kv.Limit{Rate: rpm, Per: time.Minute, Burst: rpm}, 1,
+	return l.take(ctx, "rpm", limiterKey("gw:rpm:", c), kv.Window{Budget: rpm, Length: time.Minute}, 1,
 		"this API key's limit of %d requests per minute is reached; retry later", int64(rpm))
 }
 
@@ -131,14 +141,13 @@ func (l *Limits) AdmitTokens(ctx context.Context, c tollgate.Caller, model strin
 				"this request may use up to %d tokens (prompt estimate plus max_tokens), more than this API key's limit of %d tokens per minute; lower max_tokens or shorten the prompt",
 				tokens, tpm)}
 	}
-	burst := int(min(tpm, int64(1<<31-1)))
 	n := int(max(1, tokens))
-	return l.take(ctx, "tpm", limiterKey("gw:tpm:", c), kv.Limit{Rate: burst, Per: time.Minute, Burst: burst}, n,
+	return l.take(ctx, "tpm", limiterKey("gw:tpm:", c), kv.Window{Budget: int(tpm), Length: time.Minute}, n,
 		"this API key's limit of %d tokens per minute is reached; retry later", tpm)
 }
 
 // take draws n from key's budget; it refuses with 429 or fails open.
-func (l *Limits) take(ctx context.Context, name, key string, lim kv.Limit, n int, msg string, limit int64) error {
+func (l *Limits) take(ctx context.Context, name, key string, w kv.Window, n int, msg string, limit int64) error {
 	if l.Limiter == nil {
 		return nil
 	}
@@ -147,7 +156,7 @@ func (l *Limits) take(ctx context.Context, name, key string, lim kv.Limit, n int
 		timeout = DefaultLimiterTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	res, err := l.Limiter.AllowN(ctx, key, lim, n)
+	res, err := l.Limiter.AllowWindow(ctx, key, w, n)
 	cancel()
 	if err != nil {
 		l.failOpen(ctx, name, err)

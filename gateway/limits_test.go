@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"tollgate/gateway/mockllm"
 	"tollgate/internal/testenv"
 	"tollgate/kv"
+	"tollgate/kv/kvtest"
 	kvredis "tollgate/kv/redis"
 )
 
@@ -46,30 +49,87 @@ func TestLimitsRequestsPerMinute(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	lim := gateway.NewLimits(kv.NewMemory(kv.MemoryOptions{Clock: tollgate.ClockFunc(clock.Now)}), reg)
 	e := limitsEnv(t, lim, tollgate.KeyLimits{RequestsPerMinute: 2})
+	var retry int
 	for i, want := range []int{200, 200, 429} {
 		resp, body := e.chat(limitedChat)
 		if resp.StatusCode != want {
 			t.Fatalf("request %d: status %d, want %d: %s", i, resp.StatusCode, want, body)
 		}
 		if want == 429 {
-			ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-			if ra < 1 || ra > 30 {
-				t.Fatalf("Retry-After %q, want 1..30 s (one request per 30 s)", resp.Header.Get("Retry-After"))
+			// Both requests of this minute count until it has passed.
+			retry, _ = strconv.Atoi(resp.Header.Get("Retry-After"))
+			if retry < 60 || retry > 61 {
+				t.Fatalf("Retry-After %q, want 60..61 s (when this minute's requests stop counting)", resp.Header.Get("Retry-After"))
 			}
 			if code := path(mustJSON(t, body), "error", "code"); code != "rate_limit_exceeded" {
 				t.Fatalf("error code %v", code)
 			}
 		}
 	}
+	// Half a minute later the key has still sent its 2 in this minute.
 	clock.Add(30 * time.Second)
-	if resp, body := e.chat(limitedChat); resp.StatusCode != 200 {
-		t.Fatalf("after 30 s: status %d: %s", resp.StatusCode, body)
+	if resp, body := e.chat(limitedChat); resp.StatusCode != 429 {
+		t.Fatalf("30 s later: status %d, want 429: %s", resp.StatusCode, body)
 	}
-	if got := gathered(t, reg, "tollgate_gateway_limit_refusals_total", map[string]string{"limit": "rpm"}); got != 1 {
-		t.Fatalf("rpm refusals %v, want 1", got)
+	clock.Add(time.Duration(retry)*time.Second - 30*time.Second)
+	for i := range 2 {
+		if resp, body := e.chat(limitedChat); resp.StatusCode != 200 {
+			t.Fatalf("after Retry-After, request %d: status %d: %s", i, resp.StatusCode, body)
+		}
 	}
-	if n := e.meter.reserves.Load(); n != 3 {
-		t.Fatalf("%d holds made, want 3: a refused request must not reach the meter", n)
+	if got := gathered(t, reg, "tollgate_gateway_limit_refusals_total", map[string]string{"limit": "rpm"}); got != 2 {
+		t.Fatalf("rpm refusals %v, want 2", got)
+	}
+	if n := e.meter.reserves.Load(); n != 4 {
+		t.Fatalf("%d holds made, want 4: a refused request must not reach the meter", n)
+	}
+}
+
+// TestLimitsKeepTheKeyRateInEverySlidingMinute: a client that idles until
+// its key's budget is full and then sends as fast as the limits let it
+// (waiting each Retry-After) gets at most rpm requests, and holds covering
+// at most tpm tokens, into any 60 seconds. (Issue 17: buckets of a
+// minute's worth let almost twice through.)
+func TestLimitsKeepTheKeyRateInEverySlidingMinute(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		limits tollgate.KeyLimits
+		budget int64
+		take   func(lim *gateway.Limits, c tollgate.Caller, tokens int64) error
+	}{
+		{"RPM", tollgate.KeyLimits{RequestsPerMinute: 60}, 60, func(lim *gateway.Limits, c tollgate.Caller, _ int64) error {
+			return lim.Admit(ctx, c, "m")
+		}},
+		{"TPM", tollgate.KeyLimits{TokensPerMinute: 10000}, 10000, func(lim *gateway.Limits, c tollgate.Caller, tokens int64) error {
+			return lim.AdmitTokens(ctx, c, "m", tokens)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := kvtest.NewFakeClock()
+			lim := gateway.NewLimits(kv.NewMemory(kv.MemoryOptions{Clock: clock}), nil)
+			lim.Clock = clock
+			c := tollgate.Caller{Account: "a", KeyID: "k", Limits: tc.limits}
+			rng := rand.New(rand.NewPCG(17, 1))
+			events := kvtest.Drive(t, clock, time.Minute, 2*time.Minute, 3*time.Minute, func() (kv.Result, int64, error) {
+				n := int64(1)
+				if tc.name == "TPM" {
+					n = 1 + rng.Int64N(4000) // up to 40 % of the minute in one request
+				}
+				err := tc.take(lim, c, n)
+				var se *gateway.StatusError
+				switch {
+				case err == nil:
+					return kv.Result{Allowed: true}, n, nil
+				case errors.As(err, &se) && se.RetryAfter > 0:
+					return kv.Result{RetryAfter: se.RetryAfter}, n, nil
+				}
+				return kv.Result{}, n, err
+			})
+			if got := kvtest.MaxInWindow(events, time.Minute); got > tc.budget {
+				t.Fatalf("the busiest sliding minute admitted %d, over the key's %d", got, tc.budget)
+			}
+		})
 	}
 }
 
@@ -87,8 +147,10 @@ func TestLimitsTokensPerMinuteCountTheHold(t *testing.T) {
 	}
 	// A request above the whole budget could never pass: even on an idle
 	// key it is refused at once, without Retry-After, telling the client
-	// to lower max_tokens; a request within the budget then passes.
-	clock.Add(time.Minute)
+	// to lower max_tokens; a request within the budget then passes (61 s
+	// on: the first hold counts for the minute after the second it was
+	// made in).
+	clock.Add(61 * time.Second)
 	resp, body := e.chat(`{"model":"mock-gpt","max_tokens":1000,"messages":[{"role":"user","content":"hello"}]}`)
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "" || !strings.Contains(body, "lower max_tokens") {
 		t.Fatalf("request above the whole minute: status %d, Retry-After %q: %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
