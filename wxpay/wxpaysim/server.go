@@ -109,9 +109,10 @@ type Server struct {
 	// merchant platform": used when a refund request carries no notify_url.
 	// Empty means the order's notify_url.
 	RefundNotifyURL string
-	// QueryLimitPerMinute, when positive, answers order queries beyond
-	// that many in the last 60 s (real time) FREQUENCY_LIMITED (v2) / 429
-	// (v3). WeChat Pay limits queries without publishing the number.
+	// QueryLimitPerMinute, when positive, answers an order query
+	// FREQUENCY_LIMITED (v2) / 429 (v3) when that many were answered in the
+	// 60 s before it (a sliding minute of Clock, as Stats counts them).
+	// WeChat Pay limits queries without publishing the number.
 	QueryLimitPerMinute int
 	// BaseURL is the absolute URL the emulator is reachable at (used in bill
 	// download_url); empty means derived from each request.

@@ -2,10 +2,13 @@ package wxpaysim_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"tollgate/internal/clocktest"
 	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
@@ -148,6 +151,47 @@ func TestStatsCountVerifiedCalls(t *testing.T) {
 	}
 	if st.Calls["order"] != 1 || st.Calls["query"] != 6 || st.SystemErrors["query"] != 1 || st.PeakQueriesPerMinute != 6 {
 		t.Fatalf("stats %+v: want 1 order, 6 verified queries (the badly signed one not counted), 1 SYSTEMERROR, peak 6", st)
+	}
+}
+
+// TestQueryMinuteSlides: the FREQUENCY_LIMITED counter and the peak count
+// any 60 seconds of the emulator's clock, not minutes aligned to whole
+// seconds: 3 queries late in one second and 3 at the start of the second a
+// minute later are 6 within 59.1 s.
+func TestQueryMinuteSlides(t *testing.T) {
+	for _, limit := range []int{0, 3} {
+		t.Run(fmt.Sprint("limit", limit), func(t *testing.T) {
+			clock := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			e := mustEnv(t, func(s *wxpaysim.Server) { s.Clock, s.QueryLimitPerMinute = clock, limit })
+			e.mustPlaceV2("T-SLIDE-01", 100)
+			query := func(want string) {
+				t.Helper()
+				q := e.v2Query("T-SLIDE-01")
+				if got := q["err_code"]; want == "SUCCESS" && q["result_code"] != "SUCCESS" || want != "SUCCESS" && got != want {
+					t.Fatalf("query at %v: %v, want %s", clock.Now().Format("15:04:05.000"), q, want)
+				}
+			}
+			clock.Advance(900 * time.Millisecond)
+			for range 3 {
+				query("SUCCESS")
+			}
+			clock.Advance(59*time.Second + 100*time.Millisecond) // 59.1 s after them
+			if limit == 0 {
+				for range 3 {
+					query("SUCCESS")
+				}
+				if p := e.sim.Stats().PeakQueriesPerMinute; p != 6 {
+					t.Fatalf("peak %d queries per minute, want 6 (all within 59.1 s)", p)
+				}
+				return
+			}
+			query("FREQUENCY_LIMITED")
+			clock.Advance(900 * time.Millisecond) // the first three are now 60 s old
+			query("SUCCESS")
+			if p := e.sim.Stats().PeakQueriesPerMinute; p != 3 {
+				t.Fatalf("peak %d queries per minute, want the limit 3", p)
+			}
+		})
 	}
 }
 

@@ -8,10 +8,11 @@ import (
 // Stats counts the merchant API calls that passed signature and merchant
 // checks, per endpoint ("order", "query", "close", "refund", "refundquery",
 // "bill"), both versions together. PeakQueriesPerMinute is the most order
-// queries answered in any 60-second window of real time (queries refused
-// FREQUENCY_LIMITED are counted in Calls only): what a merchant-wide
-// query rate limit (tollgate's 6,000/min) must keep down, measured where
-// every instance's queries meet.
+// queries answered in any sliding 60 seconds of Clock (real time unless a
+// test injects a clock), not only in minutes aligned to the clock's
+// seconds; queries refused FREQUENCY_LIMITED are counted in Calls only.
+// It is what a merchant-wide query rate limit (tollgate's 6,000/min) must
+// keep down, measured where every instance's queries meet.
 type Stats struct {
 	Calls                map[string]int `json:"calls"`
 	SystemErrors         map[string]int `json:"system_errors"`
@@ -20,9 +21,12 @@ type Stats struct {
 
 // callStats is the emulator's call accounting; guarded by Server.mu.
 type callStats struct {
-	calls    map[string]int
-	syserrs  map[string]int
-	querySec map[int64]int // Unix second -> order queries in it
+	calls   map[string]int
+	syserrs map[string]int
+	// queries are the times of the order queries answered in the last
+	// minute, oldest first; peak is the most there ever were.
+	queries []time.Time
+	peak    int
 }
 
 // errFrequencyLimited answers order queries beyond QueryLimitPerMinute.
@@ -36,21 +40,23 @@ func (s *Server) admit(endpoint string) *bizErr {
 	defer s.mu.Unlock()
 	st := &s.stats
 	if st.calls == nil {
-		st.calls, st.syserrs, st.querySec = map[string]int{}, map[string]int{}, map[int64]int{}
+		st.calls, st.syserrs = map[string]int{}, map[string]int{}
 	}
 	st.calls[endpoint]++
 	if endpoint == epQuery {
-		now := time.Now().Unix()
-		if s.QueryLimitPerMinute > 0 {
-			n := 0
-			for sec := now - 59; sec <= now; sec++ {
-				n += st.querySec[sec]
-			}
-			if n >= s.QueryLimitPerMinute {
-				return errFrequencyLimited
-			}
+		// The minute that ends with this query: those less than 60 s
+		// before it. The busiest sliding minute ends with one of them.
+		now := s.wallNow()
+		i := 0
+		for i < len(st.queries) && !st.queries[i].After(now.Add(-time.Minute)) {
+			i++
 		}
-		st.querySec[now]++
+		st.queries = st.queries[i:]
+		if s.QueryLimitPerMinute > 0 && len(st.queries) >= s.QueryLimitPerMinute {
+			return errFrequencyLimited
+		}
+		st.queries = append(st.queries, now)
+		st.peak = max(st.peak, len(st.queries))
 	}
 	if s.systemErrorLocked(endpoint) {
 		st.syserrs[endpoint]++
@@ -64,16 +70,9 @@ func (s *Server) Stats() Stats {
 	s.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := Stats{Calls: maps.Clone(s.stats.calls), SystemErrors: maps.Clone(s.stats.syserrs)}
+	out := Stats{Calls: maps.Clone(s.stats.calls), SystemErrors: maps.Clone(s.stats.syserrs), PeakQueriesPerMinute: s.stats.peak}
 	if out.Calls == nil {
 		out.Calls, out.SystemErrors = map[string]int{}, map[string]int{}
-	}
-	for start := range s.stats.querySec {
-		n := 0
-		for sec := start; sec < start+60; sec++ {
-			n += s.stats.querySec[sec]
-		}
-		out.PeakQueriesPerMinute = max(out.PeakQueriesPerMinute, n)
 	}
 	return out
 }
