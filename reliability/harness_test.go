@@ -15,6 +15,7 @@ import (
 	"tollgate/internal/failpoint"
 	"tollgate/internal/testenv"
 	"tollgate/ledger"
+	"tollgate/payment"
 	"tollgate/reliability"
 	"tollgate/store/postgres"
 	"tollgate/wxpay/wxpaysim"
@@ -301,8 +302,11 @@ func check(t *testing.T, ctx context.Context, bin, dbURL string, st *postgres.St
 			t.Errorf("vacuous run: no %s", c.what)
 		}
 	}
-	if truth.Stats.PeakQueriesPerMinute > 6000 {
-		t.Errorf("S3: %d order queries in one minute, over the 6,000 limit", truth.Stats.PeakQueriesPerMinute)
+	// The emulator counts every sliding minute, where both instances'
+	// queries meet; the instances' shared limiter keeps 100 of the budget
+	// back for the time queries take to get there (payment.Config.QueryLimit).
+	if truth.Stats.PeakQueriesPerMinute > payment.QueryBudget {
+		t.Errorf("S3: %d order queries in one sliding minute, over the budget of %d", truth.Stats.PeakQueriesPerMinute, payment.QueryBudget)
 	}
 	return rep
 }
