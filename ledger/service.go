@@ -211,13 +211,15 @@ func (s *Service) run(ctx context.Context, ops ...op) ([]result, error) {
 			break
 		}
 	}
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("ledger transaction: %w", err) // the caller gave up, the store did not fail
-	}
 	if errors.Is(err, ErrRetry) {
-		return nil, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Message: "ledger is busy, retry", Op: "ledger", Err: storeError{err}}
+		err = &tollgate.Error{Code: tollgate.EUNAVAILABLE, Message: "ledger is busy, retry", Op: "ledger", Err: err}
+	} else {
+		err = fmt.Errorf("ledger transaction: %w", err)
 	}
-	return nil, storeError{fmt.Errorf("ledger transaction: %w", err)}
+	if ctx.Err() != nil {
+		return nil, err // the caller gave up: the store did not fail
+	}
+	return nil, storeError{err}
 }
 
 // ErrStore is wrapped by the error of an operation whose transaction the
