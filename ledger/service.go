@@ -212,10 +212,34 @@ func (s *Service) run(ctx context.Context, ops ...op) ([]result, error) {
 		}
 	}
 	if errors.Is(err, ErrRetry) {
-		return nil, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Message: "ledger is busy, retry", Op: "ledger", Err: err}
+		err = &tollgate.Error{Code: tollgate.EUNAVAILABLE, Message: "ledger is busy, retry", Op: "ledger", Err: err}
+	} else {
+		err = fmt.Errorf("ledger transaction: %w", err)
 	}
-	return nil, fmt.Errorf("ledger transaction: %w", err)
+	if ctx.Err() != nil {
+		return nil, err // the caller gave up: the store did not fail
+	}
+	return nil, storeError{err}
 }
+
+// ErrStore is wrapped by the error of an operation whose transaction the
+// store could not run or commit: an I/O error, a full disk, a read-only
+// file, a lost connection, a race lost Options.MaxAttempts times. No rule
+// refused the operation, and running it again (a settle, like a reserve,
+// is idempotent by its hold id) may succeed once the store recovers. A
+// rule's refusal (EINVALID, ENOTFOUND, ECONFLICT, EINSUFFICIENT), a
+// Service shutting down and a caller's ended context never wrap it.
+// Nothing of the operation was written, except after a PostgreSQL commit
+// of unknown outcome (postgres.ErrCommitUnknown), which a repeat resolves.
+var ErrStore = errors.New("ledger: the store failed")
+
+// storeError marks a transaction's failure as the store's (ErrStore),
+// keeping its message and its chain (codes, ErrRetry) as they were.
+type storeError struct{ err error }
+
+func (e storeError) Error() string        { return e.err.Error() }
+func (e storeError) Unwrap() error        { return e.err }
+func (e storeError) Is(target error) bool { return target == ErrStore }
 
 // do runs one op in its own transaction: in the caller's goroutine, or
 // with MemoryHolds in the committer's, in queue order.
@@ -509,12 +533,18 @@ func (p *pending) reply(r result) {
 	if f, ok := p.op.(interface{ finish(result) }); ok {
 		f.finish(r)
 	}
+	if p.then != nil {
+		// The callback runs before the op leaves the inflight set, so that
+		// what it does (a meter keeping a failed settle for retry) is done
+		// when Sync returns.
+		p.then(r)
+		if p.fin != nil {
+			p.fin()
+		}
+		return
+	}
 	if p.fin != nil {
 		p.fin()
-	}
-	if p.then != nil {
-		p.then(r)
-		return
 	}
 	p.done <- r
 }

@@ -38,14 +38,26 @@ type Meter struct {
 	// expires). Failures are logged to Logger.
 	SettleLater bool
 	Logger      *slog.Logger
+	// Clock times the retries of settles the store failed to commit
+	// (retry.go); tollgate.SystemClock when nil.
+	Clock tollgate.Clock
+	// MaxRetries bounds the settles kept for retry; DefaultMaxRetries
+	// when zero.
+	MaxRetries int
+
+	retry retries
 }
 
 var _ gateway.Meter = (*Meter)(nil)
 
 // Reserve holds h.Credits. The hold id is made here, never taken from the
 // client's request id, so a client cannot make two requests share a hold.
-// Errors: EINSUFFICIENT, and the ledger's.
+// Errors: EINSUFFICIENT; EUNAVAILABLE while settles wait for the store
+// (Ready) or when the store fails the hold itself; and the ledger's.
 func (m *Meter) Reserve(ctx context.Context, h gateway.Hold) (string, error) {
+	if err := m.refuseWhileWaiting(ctx); err != nil {
+		return "", err
+	}
 	id, err := newHoldID(time.Now())
 	if err != nil {
 		return "", err
@@ -55,6 +67,9 @@ func (m *Meter) Reserve(ctx context.Context, h gateway.Hold) (string, error) {
 		ttl = DefaultHoldTTL
 	}
 	_, err = m.Ledger.Reserve(ctx, ledger.ReserveRequest{HoldID: id, Account: h.Account, GrantID: h.GrantID, Amount: h.Credits, TTL: ttl})
+	if storeFailed(err) {
+		return "", unrecordable(err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("meter: reserve: %w", err)
 	}
@@ -75,7 +90,9 @@ func newHoldID(now time.Time) (string, error) {
 	return "hold_" + hex.EncodeToString(b[:]), nil
 }
 
-// Settle charges u.Credits and records the usage under the hold's id.
+// Settle charges u.Credits and records the usage under the hold's id. A
+// settle the store fails to commit is kept and retried until it commits
+// (retry.go); Settle then returns nil, since the charge is in hand.
 func (m *Meter) Settle(ctx context.Context, holdID string, u gateway.Usage) error {
 	r := ledger.SettleRequest{HoldID: holdID, Cost: u.Credits, Usage: ledger.Usage{
 		RequestID: holdID, Account: u.Account, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
@@ -83,15 +100,16 @@ func (m *Meter) Settle(ctx context.Context, holdID string, u gateway.Usage) erro
 		CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens,
 		OutputTokens: u.OutputTokens, Latency: u.Latency, Status: u.Status,
 	}}
+	w := &waiting{r: r, requestID: u.RequestID}
 	var err error
 	if m.SettleLater {
 		err = m.Ledger.SettleLater(r, func(_ ledger.Hold, err error) {
-			if err != nil && m.Logger != nil {
-				m.Logger.Error("settle hold", "hold", holdID, "request_id", u.RequestID, "credits", int64(u.Credits), "err", err)
+			if err != nil && !m.keep(w, err) {
+				m.logSettle("settle hold", w, err)
 			}
 		})
-	} else {
-		_, err = m.Ledger.Settle(ctx, r)
+	} else if _, err = m.Ledger.Settle(ctx, r); m.keep(w, err) {
+		err = nil
 	}
 	if err != nil {
 		return fmt.Errorf("meter: settle %s: %w", holdID, err)

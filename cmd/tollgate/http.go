@@ -34,7 +34,7 @@ func (m *Main) handler(st *stores, svc *services) http.Handler {
 	s := &httpapi.Server{
 		Ledger: svc.ledger, Auth: svc.auth, Pricer: svc.gateway.pricer,
 		Gateway: svc.gateway.handler, AdminToken: m.AdminToken, MockLLM: svc.gateway.mock,
-		Ready:    []httpapi.Check{{Name: "store", Ping: st.db.store.Ping}},
+		Ready:    []httpapi.Check{{Name: "store", Ping: st.db.store.Ping}, {Name: "usage", Ping: svc.gateway.meter.Ready}},
 		Gatherer: svc.reg, Registerer: svc.reg, Logger: m.log,
 		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout,
 	}

@@ -56,8 +56,9 @@ type gatewayParts struct {
 	pricer  *pricing.Pricer
 	config  *gateway.Config // providers, for the revenue report's provider cost
 	handler http.Handler
-	mock    http.Handler // the mock LLM in-process, nil with --providers
-	desc    string       // the providers, for the banner
+	meter   *metering.Meter // its Ready is a /readyz check
+	mock    http.Handler    // the mock LLM in-process, nil with --providers
+	desc    string          // the providers, for the banner
 }
 
 func (m *Main) buildServices(st *stores) (*services, error) {
@@ -126,8 +127,12 @@ func (m *Main) buildGateway(st *stores, svc *services) (gatewayParts, error) {
 	}
 	g.pricer = pricer
 	metrics := gateway.NewMetrics(svc.reg)
+	// Closed before the ledger (closers run in reverse): its last retry of
+	// the settles the store failed goes through the ledger.
+	g.meter = &metering.Meter{Ledger: svc.ledger, SettleLater: true, Logger: m.log}
+	m.closers = append(m.closers, g.meter.Close)
 	opts := gateway.Options{
-		Meter: &metering.Meter{Ledger: svc.ledger, SettleLater: true, Logger: m.log}, Pricer: metering.Pricer{P: pricer}, Logger: m.log,
+		Meter: g.meter, Pricer: metering.Pricer{P: pricer}, Logger: m.log,
 		Observer:  metrics,
 		RequestID: func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
 	}
