@@ -16,6 +16,9 @@ type Stats struct {
 	Calls                map[string]int `json:"calls"`
 	SystemErrors         map[string]int `json:"system_errors"`
 	PeakQueriesPerMinute int            `json:"peak_queries_per_minute"`
+	// Lies counts the lies told (lies.go) by "where:kind", e.g.
+	// "query:CLOSED", "notify:amount", "refundquery:refund_amount".
+	Lies map[string]int `json:"lies"`
 }
 
 // callStats is the emulator's call accounting; guarded by Server.mu.
@@ -23,6 +26,7 @@ type callStats struct {
 	calls    map[string]int
 	syserrs  map[string]int
 	querySec map[int64]int // Unix second -> order queries in it
+	lies     map[string]int
 }
 
 // errFrequencyLimited answers order queries beyond QueryLimitPerMinute.
@@ -64,9 +68,12 @@ func (s *Server) Stats() Stats {
 	s.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := Stats{Calls: maps.Clone(s.stats.calls), SystemErrors: maps.Clone(s.stats.syserrs)}
+	out := Stats{Calls: maps.Clone(s.stats.calls), SystemErrors: maps.Clone(s.stats.syserrs), Lies: maps.Clone(s.stats.lies)}
 	if out.Calls == nil {
 		out.Calls, out.SystemErrors = map[string]int{}, map[string]int{}
+	}
+	if out.Lies == nil {
+		out.Lies = map[string]int{}
 	}
 	for start := range s.stats.querySec {
 		n := 0
