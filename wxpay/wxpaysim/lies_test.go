@@ -141,8 +141,8 @@ func TestLieAboutOrderQueries(t *testing.T) {
 						switch kind {
 						case wxpaysim.LieAppID, wxpaysim.LieMchID:
 							var te *wxpay.TransportError
-							if !errors.As(err, &te) || !(errors.Is(err, wxpay.ErrV2NotOurs) || errors.Is(err, wxpay.ErrMalformed)) {
-								t.Fatalf("a foreign merchant's answer: %v", err)
+							if !errors.As(err, &te) || !errors.Is(err, wxpay.ErrNotOurs) {
+								t.Fatalf("a foreign merchant's answer: %v; want a TransportError wrapping ErrNotOurs", err)
 							}
 						default:
 							if err != nil {
