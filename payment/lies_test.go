@@ -56,6 +56,7 @@ func TestLyingWeChatPay(t *testing.T) {
 				cases = append(cases, &lieCase{w: w, phase: phase, kind: kind})
 			}
 		}
+		cases = append(cases, &lieCase{w: w, phase: phaseCredited, kind: wxpaysim.LieRefundAmount})
 		for i, c := range cases {
 			c.account = tollgate.AccountID(fmt.Sprintf("liar%02d", i))
 			w.mustAccount(c.account)
@@ -76,7 +77,7 @@ func TestLyingWeChatPay(t *testing.T) {
 		}
 		// Each contradiction is an alert, counted by what was wrong.
 		for _, reason := range []string{payment.ReviewAmount, payment.ReviewNotOurs, payment.ReviewRefundState,
-			payment.ReviewUnknownState, payment.ReviewClosePaid} {
+			payment.ReviewUnknownState, payment.ReviewClosePaid, payment.ReviewRefundAmount} {
 			if w.metrics.Get(payment.EventReview, reason) == 0 {
 				t.Errorf("no %s/%s counted: %v", payment.EventReview, reason, w.metrics.Snapshot())
 			}

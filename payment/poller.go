@@ -322,11 +322,12 @@ func (s *Service) pollRefund(ctx context.Context, r RefundRecord) error {
 		}
 	case err != nil:
 		s.log.WarnContext(ctx, "payment: refund query failed", "out_refund_no", r.OutRefundNo, "err", err)
-	case st.Status != RefundPending:
-		if st.Status == RefundSucceeded && st.Fen != int64(r.Fen) {
-			s.log.ErrorContext(ctx, "payment: refund amount differs at WeChat Pay; review", "out_refund_no", r.OutRefundNo)
-			break
+	case st.Fen != int64(r.Fen):
+		// Neither settled nor failed on an answer about another amount.
+		if err := s.reviewRefund(ctx, r, st, "refund query"); err != nil {
+			return err
 		}
+	case st.Status != RefundPending:
 		return s.settleRefund(ctx, r, st.Status, "poller")
 	}
 	return s.rescheduleRefund(ctx, r, s.backoff(r.PollAttempts), true)
