@@ -105,7 +105,7 @@ func (g *V2Gateway) QueryOrder(ctx context.Context, outTradeNo string) (Trade, e
 		return Trade{}, mapGatewayError("orderquery", err)
 	}
 	if o.OutTradeNo != outTradeNo {
-		return Trade{}, fmt.Errorf("payment: orderquery answered for %q, not %q: %w", o.OutTradeNo, outTradeNo, wxpay.ErrMalformed)
+		return Trade{}, fmt.Errorf("payment: orderquery answered for %q, not %q: %w: %w", o.OutTradeNo, outTradeNo, wxpay.ErrNotOurs, wxpay.ErrMalformed)
 	}
 	return Trade{State: Status(o.TradeState), TransactionID: o.TransactionID, Fen: o.TotalFee}, nil
 }

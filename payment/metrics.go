@@ -25,6 +25,21 @@ const (
 	EventLateSuccess          = "late_success"          // reason: previous local state
 	EventRefund               = "refund"                // reason: accepted, succeeded, failed
 	EventRolloutPaused        = "rollout_paused"        // reason: failure_rate
+	// EventReview counts answers from WeChat Pay, correctly signed, that
+	// contradict the order or tollgate's records: nothing was done on them
+	// and the order was put in review (Order.Review). Reason: Review*. It
+	// is an alert: WeChat Pay, or someone with its keys, is lying.
+	EventReview = "order_review"
+)
+
+// Reasons an order is put in review (EventReview).
+const (
+	ReviewAmount       = "amount"          // another amount than the order's
+	ReviewNotOurs      = "not_ours"        // an answer about another merchant or order
+	ReviewRefundState  = "refund_state"    // REFUND for an order tollgate never credited
+	ReviewUnknownState = "unknown_state"   // a trade_state WeChat Pay does not document
+	ReviewClosePaid    = "close_says_paid" // closing answers ORDERPAID, the query says unpaid
+	ReviewRefundAmount = "refund_amount"   // a refund answer with another amount than asked
 )
 
 // Reasons a notification is refused.

@@ -3,9 +3,11 @@ package payment
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"tollgate"
+	"tollgate/wxpay"
 )
 
 // pollBatch is how many orders (and refunds) one PollOnce claims.
@@ -132,6 +134,8 @@ func (s *Service) pollOrder(ctx context.Context, o Order) error {
 			return s.closeLocally(ctx, o, StatusClosed, "expired, unknown to WeChat Pay")
 		}
 		return s.reschedule(ctx, o, s.backoff(o.PollAttempts), true)
+	case errors.Is(err, wxpay.ErrNotOurs):
+		return s.reviewPending(ctx, o, ReviewNotOurs, "WeChat Pay answered the order query for another merchant or order")
 	case err != nil:
 		s.log.WarnContext(ctx, "payment: order query failed", "out_trade_no", o.OutTradeNo, "err", err)
 		return s.reschedule(ctx, o, s.backoff(o.PollAttempts), true)
@@ -139,34 +143,53 @@ func (s *Service) pollOrder(ctx context.Context, o Order) error {
 	return s.applyTrade(ctx, o, t, expired)
 }
 
-// applyTrade acts on WeChat Pay's answer about a pending order.
+// applyTrade acts on WeChat Pay's answer about a pending order, after
+// checking that the answer agrees with the order; an answer that does
+// not is not acted on and puts the order in review (review.go):
+//
+//   - another amount than the order's, in any state;
+//   - REFUND: tollgate refunds only orders it credited, and this one is
+//     pending, so crediting it could create credit for money WeChat Pay
+//     gave back;
+//   - a trade_state WeChat Pay does not document (the order is otherwise
+//     treated as unpaid: polled, and closed at expiry).
+//
+// SUCCESS credits; USERPAYING and NOTPAY wait (and close at expiry);
+// CLOSED, PAYERROR and REVOKED are confirmed by closing the order at
+// WeChat Pay before anything changes (closeOrder).
 func (s *Service) applyTrade(ctx context.Context, o Order, t Trade, expired bool) error {
+	if t.Fen != int64(o.Fen) && (t.Fen != 0 || t.State.Paid()) {
+		return s.reviewPending(ctx, o, ReviewAmount,
+			fmt.Sprintf("WeChat Pay reported %d fen (%s) for an order of %d fen", t.Fen, t.State, o.Fen))
+	}
 	switch t.State {
-	case StatusSuccess, StatusRefund:
-		if t.Fen != int64(o.Fen) {
-			s.log.ErrorContext(ctx, "payment: WeChat Pay reports another amount; not credited, review",
-				"out_trade_no", o.OutTradeNo, "order_fen", o.Fen, "wechat_fen", t.Fen)
-			_, err := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
-				x.Review = "WeChat Pay reports a paid amount other than the order's"
-				x.NextPollAt, x.LeaseOwner, x.LeaseUntil = s.now().UTC().Add(s.cfg.PollMax), "", zeroTime
-				return nil
-			})
-			return err
-		}
+	case StatusSuccess:
 		if _, err := s.credit(ctx, o, t.TransactionID, "poller"); err != nil {
 			return err
 		}
 		s.metrics.Count(EventPollerCredited, "query")
 		return nil
+	case StatusRefund:
+		return s.reviewPending(ctx, o, ReviewRefundState,
+			"WeChat Pay reported REFUND for an order tollgate never credited nor refunded; not credited")
 	case StatusClosed, StatusPayError, "REVOKED":
 		st := StatusClosed
 		if t.State == StatusPayError {
 			st = StatusPayError
 		}
-		return s.closeLocally(ctx, o, st, "WeChat Pay reports "+string(t.State))
+		return s.closeOrder(ctx, o, st, "WeChat Pay reports "+string(t.State), expired)
+	case StatusNotPay, StatusUserPaying:
+	default:
+		why := fmt.Sprintf("WeChat Pay reported the undocumented trade_state %.20q", t.State)
+		if !expired {
+			return s.reviewPending(ctx, o, ReviewUnknownState, why)
+		}
+		if err := s.reviewOrder(ctx, o.OutTradeNo, ReviewUnknownState, why); err != nil {
+			return err
+		}
 	}
 	if expired {
-		return s.closeExpired(ctx, o)
+		return s.closeOrder(ctx, o, StatusClosed, "expired", true)
 	}
 	if t.State == StatusUserPaying && o.Status != StatusUserPaying {
 		if _, err := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
@@ -179,28 +202,50 @@ func (s *Service) applyTrade(ctx context.Context, o Order, t Trade, expired bool
 	return s.reschedule(ctx, o, s.backoff(o.PollAttempts), true)
 }
 
-// closeExpired closes an expired order at WeChat Pay and then locally.
-// ORDERPAID means the payer paid at the last moment: query and credit.
-func (s *Service) closeExpired(ctx context.Context, o Order) error {
-	// The provisional grant ends at expiry whatever WeChat Pay answers.
-	if err := s.revokeGrant(ctx, o); err != nil {
-		return err
+// closeOrder is the one way a pending order ends unpaid: it closes the
+// order at WeChat Pay and only then locally, as st (CLOSED or PAYERROR).
+// The close is what makes "unpaid" certain. A query's CLOSED, PAYERROR or
+// REVOKED alone is not enough: acting on a wrong one would close a paid
+// order locally, turn its provisional use into debt and, if its
+// notification is lost, never credit it (the poller does not ask about
+// closed orders). WeChat Pay asks merchants to close an order whose
+// payment failed anyway. A close answering ORDERPAID means the order was
+// paid after all (or paid at the last moment): query and credit
+// (closeSaysPaid). At expiry the provisional grant ends first, whatever
+// WeChat Pay answers.
+func (s *Service) closeOrder(ctx context.Context, o Order, st Status, why string, expired bool) error {
+	if expired {
+		if err := s.revokeGrant(ctx, o); err != nil {
+			return err
+		}
 	}
 	err := s.gw.CloseOrder(ctx, o.OutTradeNo)
 	switch {
 	case errors.Is(err, ErrOrderPaid):
-		t, qerr := s.gw.QueryOrder(ctx, o.OutTradeNo)
-		if qerr != nil || !t.State.Paid() {
-			s.log.WarnContext(ctx, "payment: close says paid, query disagrees; retrying", "out_trade_no", o.OutTradeNo, "err", qerr)
-			return s.reschedule(ctx, o, s.backoff(o.PollAttempts), true)
-		}
-		s.metrics.Count(EventPollerCredited, "close_orderpaid")
-		return s.applyTrade(ctx, o, t, true)
+		return s.closeSaysPaid(ctx, o, why)
 	case err == nil, errors.Is(err, ErrOrderClosed), errors.Is(err, ErrOrderNotExist):
-		return s.closeLocally(ctx, o, StatusClosed, "expired")
+		return s.closeLocally(ctx, o, st, why)
 	}
 	s.log.WarnContext(ctx, "payment: close failed; retrying", "out_trade_no", o.OutTradeNo, "err", err)
 	return s.reschedule(ctx, o, s.backoff(o.PollAttempts), true)
+}
+
+// closeSaysPaid follows a close that answered ORDERPAID: the order is
+// queried and, if the answer says paid, applied (credited when it agrees
+// with the order). A query that still says unpaid contradicts the close:
+// nothing is done, the order goes to review and is asked about again.
+func (s *Service) closeSaysPaid(ctx context.Context, o Order, why string) error {
+	t, err := s.gw.QueryOrder(ctx, o.OutTradeNo)
+	switch {
+	case err != nil:
+		s.log.WarnContext(ctx, "payment: close says paid, query failed; retrying", "out_trade_no", o.OutTradeNo, "err", err)
+		return s.reschedule(ctx, o, s.backoff(o.PollAttempts), true)
+	case !t.State.Paid():
+		return s.reviewPending(ctx, o, ReviewClosePaid,
+			fmt.Sprintf("closing the order (%s) answered ORDERPAID but the query says %.20s", why, t.State))
+	}
+	s.metrics.Count(EventPollerCredited, "close_orderpaid")
+	return s.applyTrade(ctx, o, t, true)
 }
 
 // closeLocally revokes the order's provisional grant (what it used
@@ -277,11 +322,12 @@ func (s *Service) pollRefund(ctx context.Context, r RefundRecord) error {
 		}
 	case err != nil:
 		s.log.WarnContext(ctx, "payment: refund query failed", "out_refund_no", r.OutRefundNo, "err", err)
-	case st.Status != RefundPending:
-		if st.Status == RefundSucceeded && st.Fen != int64(r.Fen) {
-			s.log.ErrorContext(ctx, "payment: refund amount differs at WeChat Pay; review", "out_refund_no", r.OutRefundNo)
-			break
+	case st.Fen != int64(r.Fen):
+		// Neither settled nor failed on an answer about another amount.
+		if err := s.reviewRefund(ctx, r, st, "refund query"); err != nil {
+			return err
 		}
+	case st.Status != RefundPending:
 		return s.settleRefund(ctx, r, st.Status, "poller")
 	}
 	return s.rescheduleRefund(ctx, r, s.backoff(r.PollAttempts), true)

@@ -161,6 +161,15 @@ func (s *Service) sendRefund(ctx context.Context, o Order, rec RefundRecord) (Re
 		}
 	}
 	switch {
+	case err == nil && st.Fen != int64(rec.Fen):
+		// Accepted, but not as asked: the refund stays pending, whatever
+		// the answer's status, until a query or its notification reports
+		// the amount asked for.
+		if rerr := s.reviewRefund(ctx, rec, st, "refund call"); rerr != nil {
+			return res, wrap(op, tollgate.EINTERNAL, rerr)
+		}
+		st.Status = RefundPending
+		fallthrough
 	case err == nil:
 		s.metrics.Count(EventRefund, "accepted")
 		if _, uerr := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
@@ -189,6 +198,14 @@ func (s *Service) sendRefund(ctx context.Context, o Order, rec RefundRecord) (Re
 		return res, serr
 	}
 	return RefundResult{}, &tollgate.Error{Code: tollgate.EUPSTREAM, Op: op, Err: err, Message: "WeChat Pay refused the refund"}
+}
+
+// reviewRefund puts a refund's order in review: WeChat Pay's answer (from
+// where) reports another amount than the refund asked for, so the answer
+// settles nothing.
+func (s *Service) reviewRefund(ctx context.Context, rec RefundRecord, st RefundState, where string) error {
+	return s.reviewOrder(ctx, rec.OutTradeNo, ReviewRefundAmount,
+		fmt.Sprintf("WeChat Pay's %s answer reports %d fen (%s) for refund %s of %d fen", where, st.Fen, st.Raw, rec.OutRefundNo, rec.Fen))
 }
 
 // settleRefund records a refund's final state in the ledger, then in the

@@ -103,6 +103,12 @@ func ackedNonces(bodies [][]byte) []string {
 // Rejections reads tollgate_payment_events_total{event="notification_rejected"}
 // from an instance's /metrics, by reason.
 func Rejections(ctx context.Context, addr string) (map[string]int64, error) {
+	return Events(ctx, addr, "notification_rejected")
+}
+
+// Events reads tollgate_payment_events_total{event=event} from an
+// instance's /metrics, by reason.
+func Events(ctx context.Context, addr, event string) (map[string]int64, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", addr+"/metrics", nil)
 	if err != nil {
 		return nil, err
@@ -115,7 +121,7 @@ func Rejections(ctx context.Context, addr string) (map[string]int64, error) {
 	out := map[string]int64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	const prefix = `tollgate_payment_events_total{event="notification_rejected",reason="`
+	prefix := `tollgate_payment_events_total{event="` + event + `",reason="`
 	for sc.Scan() {
 		line, ok := strings.CutPrefix(sc.Text(), prefix)
 		if !ok {

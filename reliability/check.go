@@ -16,6 +16,9 @@ type Truth struct {
 	Orders        []wxpaysim.Order
 	Notifications []wxpaysim.Delivery
 	Stats         wxpaysim.Stats
+	// Lies are the lies the emulator told (Faults.Lies): in what it sent,
+	// never in Orders.
+	Lies []wxpaysim.LieTold
 }
 
 // ReadTruth fetches the emulator's ground truth.
@@ -28,6 +31,9 @@ func ReadTruth(ctx context.Context, sim string) (*Truth, error) {
 		return nil, err
 	}
 	if err := getJSON(ctx, sim+"/sim/stats", &t.Stats); err != nil {
+		return nil, err
+	}
+	if err := getJSON(ctx, sim+"/sim/lies", &t.Lies); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -60,6 +66,11 @@ type Report struct {
 	DuplicatesAcked         int64
 	Dropped                 int64
 	NotificationsUnacked    int64 // notifications (not dropped) never acknowledged
+	// A lying WeChat Pay: lies told by where (wxpaysim.LieIn*), orders
+	// lied about, and how many of those tollgate put in review.
+	Lies                      map[string]int64
+	OrdersLiedAbout, InReview int64
+	LyingDeliveries           int64 // notification POSTs that told a lie (all must be refused)
 }
 
 func (r *Report) problem(format string, args ...any) {
@@ -76,9 +87,20 @@ func (r *Report) problem(format string, args ...any) {
 //   - I7: ledger refunds and emulator refunds match one to one by
 //     out_refund_no and fen; Σ refunded ≤ paid per order; none pending;
 //   - I10 (end state): an order paid at the emulator reads SUCCESS or
-//     REFUND locally, an unpaid one never does.
+//     REFUND locally, an unpaid one never does; an order closed or failed
+//     locally is closed or failed at the emulator (tollgate closes it
+//     there before it believes an answer saying so);
+//   - lies (Faults.Lies): every lying notification was refused; the
+//     checks above, made against the truth, are the verdict on the money
+//     and the end states of the orders lied about.
 func Compare(ctx context.Context, d *ledger.Dump, t *Truth, orders Orders, forged func(string) bool) (*Report, error) {
-	r := &Report{}
+	r := &Report{Lies: map[string]int64{}}
+	liedAbout := map[string]bool{}
+	for _, l := range t.Lies {
+		r.Lies[l.Where]++
+		liedAbout[l.OutTradeNo] = true
+	}
+	r.OrdersLiedAbout = int64(len(liedAbout))
 	lotsByNo := map[string][]ledger.Lot{}
 	for _, l := range d.Lots {
 		r.Lots++
@@ -91,7 +113,7 @@ func Compare(ctx context.Context, d *ledger.Dump, t *Truth, orders Orders, forge
 	simByNo := map[string]wxpaysim.Order{}
 	for _, o := range t.Orders {
 		simByNo[o.OutTradeNo] = o
-		if err := r.order(ctx, o, lotsByNo[o.OutTradeNo], orders); err != nil {
+		if err := r.order(ctx, o, lotsByNo[o.OutTradeNo], orders, liedAbout[o.OutTradeNo]); err != nil {
 			return nil, err
 		}
 	}
@@ -113,11 +135,18 @@ func Compare(ctx context.Context, d *ledger.Dump, t *Truth, orders Orders, forge
 	return r, nil
 }
 
-func (r *Report) order(ctx context.Context, o wxpaysim.Order, lots []ledger.Lot, orders Orders) error {
+func (r *Report) order(ctx context.Context, o wxpaysim.Order, lots []ledger.Lot, orders Orders, liedAbout bool) error {
 	local, err := orders.Order(ctx, o.OutTradeNo)
 	if err != nil {
 		r.problem("order %s exists at WeChat Pay but not in tollgate: %v", o.OutTradeNo, err)
 		return nil
+	}
+	if liedAbout && local.Review != "" {
+		r.InReview++
+	}
+	closedLocally := local.Status == payment.StatusClosed || local.Status == payment.StatusPayError
+	if closedLocally && o.State != wxpaysim.StateClosed && o.State != wxpaysim.StatePayError && !Paid(o) {
+		r.problem("I10: order %s reads %s locally, but WeChat Pay never closed it (%s)", o.OutTradeNo, local.Status, o.State)
 	}
 	if !Paid(o) {
 		if local.Status == payment.StatusSuccess || local.Status == payment.StatusRefund {
@@ -199,6 +228,12 @@ func (r *Report) deliveries(t *Truth, sim map[string]wxpaysim.Order, lots map[st
 	dropped := map[string]bool{} // notification id → dropped by the fault
 	reached := map[string]bool{} // out_trade_no → a payment notification was acknowledged
 	for _, d := range t.Notifications {
+		if d.Lie != "" && d.Method == "POST" {
+			r.LyingDeliveries++
+			if d.Outcome == wxpaysim.OutcomeAcked || d.Outcome == wxpaysim.OutcomeDuplicateAcked {
+				r.problem("a lying %s notification (%s) for order %s was acknowledged (attempt %d)", d.Kind, d.Lie, d.OutTradeNo, d.Attempt)
+			}
+		}
 		if d.Kind != "payment" {
 			continue
 		}

@@ -85,6 +85,7 @@ func TestHarness(t *testing.T) {
 	faults := wxpaysim.Faults{
 		Seed: seed, DuplicateRate: 0.3, DropRate: 0.1, DelayMinMS: 0, DelayMaxMS: 30000, ReorderRate: 0.05,
 		SystemError: map[string]float64{"order": 0.05, "query": 0.05, "close": 0.05, "refund": 0.05, "refundquery": 0.05},
+		Lies:        lieRates(),
 	}
 	if r := reliability.Call(ctx, "POST", cl.Sim+"/sim/faults", "", nil, faults); r.Outcome != reliability.OK {
 		t.Fatalf("set faults: %s", r)
@@ -141,6 +142,18 @@ func TestHarness(t *testing.T) {
 		t.Errorf("seed %d: %d refund(s) stuck pending for good (credits frozen in refunding, no refund record, never sent to WeChat Pay): %v",
 			seed, len(rep.StuckRefunds), rep.StuckRefunds)
 	}
+}
+
+// lieRates makes the emulator a lying WeChat Pay (docs/RELIABILITY.md, "A
+// lying WeChat Pay"): 1 % of order query answers and of first payment
+// notification POSTs tell each order lie (9 % in all), 20 % of refund
+// answers and first refund notification POSTs another amount.
+func lieRates() map[string]float64 {
+	m := map[string]float64{wxpaysim.LieRefundAmount: 0.2}
+	for _, k := range wxpaysim.OrderLieKinds {
+		m[k] = 0.01
+	}
+	return m
 }
 
 // mutate applies -mutation: a known bug the harness must catch (docs/RELIABILITY.md, "Mutation check"
@@ -279,6 +292,19 @@ func check(t *testing.T, ctx context.Context, bin, dbURL string, st *postgres.St
 	t.Logf("kills %d, front-door failovers %d, SYSTEMERRORs %v, peak queries/min %d, Idempotency-Key replays %d conflicts %d",
 		s.Kills.Load(), cl.Front.Failovers.Load(), truth.Stats.SystemErrors, truth.Stats.PeakQueriesPerMinute,
 		s.IdemReplays.Load(), s.IdemConflicts.Load())
+	reviews := map[string]int64{}
+	for _, a := range cl.Addrs {
+		m, err := reliability.Events(ctx, a, "order_review")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range m {
+			reviews[k] += v
+		}
+	}
+	t.Logf("lies told %v (%v) about %d orders; %d lying notification POSTs, all refused; %d orders lied about in review; "+
+		"order_review since the last restarts %v; payments refused because a lie closed the order %d",
+		rep.Lies, truth.Stats.Lies, rep.OrdersLiedAbout, rep.LyingDeliveries, rep.InReview, reviews, s.PayClosedAfterLie.Load())
 
 	// Sometimes-assertions: a fault that never fired proves nothing.
 	for _, c := range []struct {
@@ -297,6 +323,10 @@ func check(t *testing.T, ctx context.Context, bin, dbURL string, st *postgres.St
 		{"SYSTEMERROR answered", int64(sysErrors)},
 		{"refund succeeded", rep.Refunds},
 		{"Idempotency-Key replayed", s.IdemReplays.Load()},
+		{"lie told in an order query", rep.Lies[wxpaysim.LieInQuery]},
+		{"lie told in a payment notification", rep.Lies[wxpaysim.LieInNotify]},
+		{"lie told about a refund", rep.Lies[wxpaysim.LieInRefund] + rep.Lies[wxpaysim.LieInRefundQuery] + rep.Lies[wxpaysim.LieInRefundNotify]},
+		{"order lied about put in review", rep.InReview},
 	} {
 		if c.n == 0 {
 			t.Errorf("vacuous run: no %s", c.what)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"tollgate/wxpay/wxpaysim"
 )
 
 // user is one simulated customer. Its random choices come from its own
@@ -184,9 +186,31 @@ func (u *user) sim(ctx context.Context, no, action string) bool {
 		return true
 	case r.Status == 404:
 		u.w.Stats.NotPlaced.Add(1)
+	case action == "pay" && r.Status == 409 && u.closedAfterLie(ctx, no):
+		u.w.Stats.PayClosedAfterLie.Add(1)
 	default:
 		u.w.Stats.PayRefused.Add(1)
 		u.w.Stats.problem("sim %s %s: %s", action, no, r)
+	}
+	return false
+}
+
+// closedAfterLie reports whether the emulator closed order no because
+// tollgate closed it there after a query lied that it had failed (CLOSED,
+// PAYERROR, REVOKED): a failure report is confirmed by closing the order,
+// so a payer who had not paid yet can no longer pay. Money stays right.
+func (u *user) closedAfterLie(ctx context.Context, no string) bool {
+	var o wxpaysim.Order
+	var lies []wxpaysim.LieTold
+	if getJSON(ctx, u.w.Cluster.Sim+"/sim/orders/"+no, &o) != nil || o.State != wxpaysim.StateClosed ||
+		getJSON(ctx, u.w.Cluster.Sim+"/sim/lies", &lies) != nil {
+		return false
+	}
+	for _, l := range lies {
+		if l.OutTradeNo == no && l.Where == wxpaysim.LieInQuery &&
+			(l.Kind == wxpaysim.LieClosed || l.Kind == wxpaysim.LiePayError || l.Kind == wxpaysim.LieRevoked) {
+			return true
+		}
 	}
 	return false
 }

@@ -36,6 +36,7 @@ type Stats struct {
 	IdemReplays, IdemReplayMismatch                atomic.Int64
 	IdemConflicts, IdemConflictAccepted            atomic.Int64
 	Paid, PayRefused, Failed, Abandoned, NotPlaced atomic.Int64
+	PayClosedAfterLie                              atomic.Int64 // pay refused: tollgate closed the order after a lie said it failed
 	Chats, ChatsProvisional, Chat402, ChatUnknown  atomic.Int64
 	ChatOther, ChatRefused                         atomic.Int64
 	ChatStreams, RedisWipes, RedisKeysDeleted      atomic.Int64 // streaming chats answered; S8

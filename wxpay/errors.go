@@ -25,6 +25,11 @@ var (
 	// ErrMalformed: a body or header that cannot be decoded (bad XML, a
 	// DOCTYPE, duplicate elements, bad JSON, bad base64, bad ciphertext).
 	ErrMalformed = errors.New("wxpay: malformed message")
+	// ErrNotOurs: a correctly signed answer or notification about another
+	// merchant (appid, mch_id/mchid) or another order than the one asked
+	// about. WeChat Pay said it, so it is not a forgery; it must still not
+	// be acted on.
+	ErrNotOurs = errors.New("wxpay: signed message about another merchant or order")
 )
 
 // MaxBodyBytes bounds every body this package reads from the network, except

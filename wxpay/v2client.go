@@ -29,7 +29,8 @@ var ErrV2Request = errors.New("wxpay v2: invalid request")
 
 // ErrV2NotOurs is wrapped by the errors for an answer or a notification,
 // correctly signed, whose appid or mch_id is not the client's.
-var ErrV2NotOurs = errors.New("wxpay v2: message for another appid or mch_id")
+// It wraps ErrNotOurs.
+var ErrV2NotOurs = fmt.Errorf("wxpay v2: message for another appid or mch_id: %w", ErrNotOurs)
 
 // defaultV2HTTPClient bounds calls made without a configured client; every
 // call also honours its context.

@@ -213,7 +213,8 @@ func (t *V3Transaction) PaidAt() (time.Time, error) {
 // (GET /v3/pay/transactions/out-trade-no/{no}?mchid=). An unknown order is
 // an *APIError with Code ORDER_NOT_EXIST (404). The answer's mchid, appid
 // (when AppID is set) and out_trade_no must be the client's and the one
-// asked for, or the answer is a *TransportError wrapping ErrMalformed.
+// asked for, or the answer is a *TransportError wrapping ErrNotOurs and
+// ErrMalformed.
 func (c *V3Client) QueryOrder(ctx context.Context, outTradeNo string) (*V3Transaction, error) {
 	if !validOutNo(outTradeNo, 1, 32, "_-|*") {
 		return nil, fmt.Errorf("wxpay v3 query order: out_trade_no %q: %w", outTradeNo, ErrV3Request)
@@ -227,8 +228,11 @@ func (c *V3Client) QueryOrder(ctx context.Context, outTradeNo string) (*V3Transa
 	if _, err := c.do(ctx, call, &t); err != nil {
 		return nil, err
 	}
-	if t.OutTradeNo != outTradeNo || t.MchID != c.MchID || (c.AppID != "" && t.AppID != c.AppID) || t.TradeState == "" {
-		return nil, &TransportError{Op: "v3 query order", Err: fmt.Errorf("answer for order %q of %q in state %q: %w", t.OutTradeNo, t.MchID, t.TradeState, ErrMalformed)}
+	if t.OutTradeNo != outTradeNo || t.MchID != c.MchID || (c.AppID != "" && t.AppID != c.AppID) {
+		return nil, &TransportError{Op: "v3 query order", Err: fmt.Errorf("answer for order %q of %q (appid %q): %w: %w", t.OutTradeNo, t.MchID, t.AppID, ErrNotOurs, ErrMalformed)}
+	}
+	if t.TradeState == "" {
+		return nil, &TransportError{Op: "v3 query order", Err: fmt.Errorf("answer for order %q without trade_state: %w", t.OutTradeNo, ErrMalformed)}
 	}
 	return &t, nil
 }
@@ -249,8 +253,11 @@ func (c *V3Client) QueryOrderByTransactionID(ctx context.Context, transactionID 
 	if _, err := c.do(ctx, call, &t); err != nil {
 		return nil, err
 	}
-	if t.TransactionID != transactionID || t.MchID != c.MchID || (c.AppID != "" && t.AppID != c.AppID) || t.TradeState == "" {
-		return nil, &TransportError{Op: "v3 query order", Err: fmt.Errorf("answer for transaction %q of %q in state %q: %w", t.TransactionID, t.MchID, t.TradeState, ErrMalformed)}
+	if t.TransactionID != transactionID || t.MchID != c.MchID || (c.AppID != "" && t.AppID != c.AppID) {
+		return nil, &TransportError{Op: "v3 query order", Err: fmt.Errorf("answer for transaction %q of %q (appid %q): %w: %w", t.TransactionID, t.MchID, t.AppID, ErrNotOurs, ErrMalformed)}
+	}
+	if t.TradeState == "" {
+		return nil, &TransportError{Op: "v3 query order", Err: fmt.Errorf("answer for transaction %q without trade_state: %w", t.TransactionID, ErrMalformed)}
 	}
 	return &t, nil
 }

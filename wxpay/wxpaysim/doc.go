@@ -94,12 +94,41 @@
 //	GET  /sim/notifications                     every delivery attempt (Delivery)
 //	GET  /sim/faults, POST /sim/faults          fault injection (Faults as JSON)
 //	POST /sim/clock {"advance":"3h"}            move the emulator's clock forward
-//	GET  /sim/stats                             verified calls per endpoint, peak order queries per minute
+//	GET  /sim/stats                             verified calls per endpoint, peak order queries per minute, lies told
 //	GET  /sim/config                            merchant ids and keys for clients
+//	POST /sim/orders/{out_trade_no}/lie?kind=K  every answer about the order tells lie K ("" ends it)
+//	POST /sim/orders/{out_trade_no}/notify-lie?kind=K  one signed notification telling lie K, now
+//	GET  /sim/lies                              every lie told (LieTold)
 //
 // Faults (duplicates, drops, delays, reordering, SYSTEMERROR per endpoint,
-// probes) draw from one math/rand source seeded by Faults.Seed, so a seed
-// replays. The same operations are methods for in-process use: Pay, Fail,
-// PayLate, UserPaying, Order, Orders, CompleteRefund, Notifications, SetFaults,
-// Advance, Config.
+// probes, lies) draw from one math/rand source seeded by Faults.Seed, so a
+// seed replays. The same operations are methods for in-process use: Pay,
+// Fail, PayLate, UserPaying, Order, Orders, CompleteRefund, Notifications,
+// SetFaults, Advance, Config, LieAbout, NotifyLie, LiesTold.
+//
+// # A lying WeChat Pay
+//
+// The emulator can lie: answers and notifications that are correctly
+// signed (v2: the order's sign type and key; v3: the platform key; v2
+// refund notifications: req_info encrypted with the key) but whose
+// content is false. The lie kinds (lies.go) are another amount
+// (LieAmount), another appid or mch_id (LieAppID, LieMchID), the states
+// USERPAYING, REFUND, REVOKED, PAYERROR, CLOSED, an undocumented state
+// (LieUnknown: UnknownTradeState), told in order query answers and payment
+// notifications; and another refund amount (LieRefundAmount) in the answer
+// to a refund call, refund queries and refund notifications. A state lie
+// brings the fields that go with it: a REFUND lie about an unpaid order
+// carries a made-up transaction_id, a lie that a paid order failed carries
+// none; a v2 payment notification telling a state lie says result_code
+// FAIL with err_code and trade_state set to the state.
+//
+// Faults.Lies gives each kind a rate: one seeded draw per answer, and for
+// a notification only its first POST lies (the retries tell the truth, as
+// a receiver that refuses the lie will then see). LieAbout makes every
+// answer about one order lie until it is ended; NotifyLie sends one lying
+// notification at any point of the order's life (before payment, after
+// payment, after its close or refund). The truth never changes: Orders and
+// GET /sim/orders keep it, so a test compares the merchant's books with
+// it; the lies told are listed by LiesTold and counted in Stats.Lies, and
+// a notification attempt that lied says so in Delivery.Lie.
 package wxpaysim

@@ -43,6 +43,16 @@ type Faults struct {
 	// Probes sends a WECHATPAY/SIGNTEST/ probe before each v3 notification
 	// (like Server.SignTestProbes).
 	Probes bool `json:"probes"`
+	// Lies maps a lie kind (Lie*, lies.go) to the chance that a correctly
+	// signed answer tells it instead of the truth. The order kinds
+	// (OrderLieKinds) apply to each order query answer and to the first
+	// POST of each payment notification (its retries tell the truth);
+	// LieRefundAmount to each answer of a refund call or refund query and
+	// to the first POST of each refund notification. One draw per answer
+	// picks at most one kind, so the order kinds' rates, like the refund
+	// kinds', add up to at most 1. The truth is kept (Orders); the lies
+	// told are listed by LiesTold and counted in Stats.Lies.
+	Lies map[string]float64 `json:"lies,omitempty"`
 }
 
 // validate checks every rate and delay.
@@ -62,6 +72,9 @@ func (f Faults) validate() error {
 		default:
 			return fmt.Errorf("system_error: unknown endpoint %q", k)
 		}
+	}
+	if err := validateLies(f.Lies); err != nil {
+		return err
 	}
 	if f.DelayMinMS < 0 || f.DelayMaxMS < f.DelayMinMS {
 		return fmt.Errorf("delay range [%d, %d] ms is invalid", f.DelayMinMS, f.DelayMaxMS)
@@ -119,6 +132,7 @@ type plan struct {
 	drop       bool
 	duplicates int
 	probe      bool
+	lie        *lie // told by the first POST (Faults.Lies)
 }
 
 func (s *Server) planLocked(version int) plan {

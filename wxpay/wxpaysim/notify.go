@@ -67,6 +67,8 @@ type Delivery struct {
 	Outcome     string    `json:"outcome"`
 	Probe       bool      `json:"probe,omitempty"`
 	Duplicate   bool      `json:"duplicate,omitempty"`
+	// Lie is the kind of lie (Lie*) the body told, or empty for the truth.
+	Lie string `json:"lie,omitempty"`
 }
 
 // notification is one logical notification being delivered.
@@ -80,6 +82,22 @@ type notification struct {
 	body        []byte        // v2 XML or v3 envelope
 	rebuild     func() []byte // v2: the same notification with a fresh nonce_str
 	plan        plan
+
+	// The truth the notification tells, and how to render any view of it
+	// (a lie, lies.go) as a correctly signed body: order and paymentBody
+	// for a payment, refund and refundBody for a refund.
+	order       Order
+	paymentBody func(Order) []byte
+	refund      Refund
+	refundBody  func(Refund) []byte
+}
+
+// lieWhere is where a lie in notification n is told.
+func (n *notification) lieWhere() string {
+	if n.kind == "refund" {
+		return LieInRefundNotify
+	}
+	return LieInNotify
 }
 
 // Notifications returns every delivery attempt so far, in order.
@@ -90,11 +108,12 @@ func (s *Server) Notifications() []Delivery {
 	return append([]Delivery(nil), s.deliveries...)
 }
 
-func (s *Server) recordDelivery(d Delivery) {
+func (s *Server) recordDelivery(d Delivery) Delivery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d.Seq = len(s.deliveries) + 1
 	s.deliveries = append(s.deliveries, d)
+	return d
 }
 
 // startLocked launches the delivery of n.
@@ -104,6 +123,9 @@ func (s *Server) startLocked(n *notification) {
 	}
 	s.notifySeq++
 	n.plan = s.planLocked(n.version)
+	if l, ok := s.drawLieLocked(n.lieWhere()); ok {
+		n.plan.lie = &l
+	}
 	// The first wait starts now, on the caller's goroutine: once Pay (or a
 	// refund) returns, a test advancing a fake Clock fires it.
 	var first tollgate.Timer
@@ -163,10 +185,13 @@ func (s *Server) deliver(n *notification, first tollgate.Timer) {
 		if attempt > 1 && s.FreshNonceOnRetry && n.rebuild != nil {
 			body = n.rebuild()
 		}
+		if b, kind := s.lyingBody(n, attempt); b != nil {
+			body, d.Lie = b, kind
+		}
 		if attempt == 1 {
 			s.sendDuplicates(n, body, d)
 		}
-		if s.post(n, body, d) {
+		if _, ok := s.post(n, body, d); ok {
 			return
 		}
 	}
@@ -174,6 +199,22 @@ func (s *Server) deliver(n *notification, first tollgate.Timer) {
 	d.Attempt, d.Time, d.Outcome = len(retrySchedule)+1, time.Now(), OutcomeGaveUp
 	s.recordDelivery(d)
 	s.logf("wxpaysim: gave up notifying %s for %s after %d attempts", n.url, n.outTradeNo, len(retrySchedule)+1)
+}
+
+// lyingBody returns the body of attempt of n when it lies, and the lie's
+// kind: every attempt for an order LieAbout targets, the first one when
+// Faults.Lies drew a lie for n. Otherwise it returns nil.
+func (s *Server) lyingBody(n *notification, attempt int) ([]byte, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.targetedLieLocked(n.outTradeNo, n.lieWhere())
+	if !ok && attempt == 1 && n.plan.lie != nil {
+		l, ok = *n.plan.lie, true
+	}
+	if !ok {
+		return nil, ""
+	}
+	return s.lieBodyLocked(n, l), l.kind
 }
 
 // sleep waits d, or returns false when the server is closed.
@@ -231,7 +272,7 @@ func (s *Server) handshake(url string, d Delivery) bool {
 
 // post sends the notification body once and records whether it was
 // acknowledged.
-func (s *Server) post(n *notification, body []byte, d Delivery) bool {
+func (s *Server) post(n *notification, body []byte, d Delivery) (Delivery, bool) {
 	hdr := s.notifyHeaders(n, body, "")
 	d.Method, d.Time = http.MethodPost, time.Now()
 	status, reply, err := s.send(http.MethodPost, n.url, hdr, body)
@@ -247,8 +288,7 @@ func (s *Server) post(n *notification, body []byte, d Delivery) bool {
 			d.Outcome = OutcomeDuplicateAcked
 		}
 	}
-	s.recordDelivery(d)
-	return ok
+	return s.recordDelivery(d), ok
 }
 
 // acked reports whether a reply acknowledges a notification: v2 needs HTTP

@@ -12,18 +12,28 @@ import (
 // queuePaymentLocked builds the payment notification of a paid order in
 // its API version and starts delivering it.
 func (s *Server) queuePaymentLocked(o *order) {
-	n := &notification{kind: "payment", version: o.APIVersion, url: o.NotifyURL, outTradeNo: o.OutTradeNo}
-	n.id = fmt.Sprintf("EV-%s%06d", o.PaidAt.In(tollgate.Beijing).Format("20060102150405"), s.notifySeq+1)
-	v := s.viewLocked(o)
-	if o.APIVersion == 2 {
-		key := s.v2Key(o.Sandbox)
-		n.rebuild = func() []byte { return s.v2PaymentBody(v, key) }
-		n.body = n.rebuild()
+	s.startLocked(s.paymentNotificationLocked(s.viewLocked(o)))
+}
+
+// paymentNotificationLocked builds the payment notification of the order
+// view v. Its paymentBody renders any view of the order, true or not, so
+// that a lie (lies.go) is signed like the truth.
+func (s *Server) paymentNotificationLocked(v Order) *notification {
+	n := &notification{kind: "payment", version: v.APIVersion, url: v.NotifyURL, outTradeNo: v.OutTradeNo, order: v}
+	n.id = fmt.Sprintf("EV-%s%06d", v.PaidAt.In(tollgate.Beijing).Format("20060102150405"), s.notifySeq+1)
+	if v.APIVersion == 2 {
+		key := s.v2Key(v.Sandbox)
+		n.paymentBody = func(o Order) []byte { return s.v2PaymentBody(o, key) }
+		n.rebuild = func() []byte { return n.paymentBody(n.order) }
 	} else {
-		plain, _ := json.Marshal(transaction(v))
-		n.body = s.v3Envelope(n.id, "TRANSACTION.SUCCESS", "支付成功", "transaction", plain, o.PaidAt)
+		at := v.PaidAt
+		n.paymentBody = func(o Order) []byte {
+			plain, _ := json.Marshal(transaction(o))
+			return s.v3Envelope(n.id, "TRANSACTION.SUCCESS", "支付成功", "transaction", plain, at)
+		}
 	}
-	s.startLocked(n)
+	n.body = n.paymentBody(v)
+	return n
 }
 
 // v2PaymentBody is a v2 payment notification: every field signed with the
@@ -36,6 +46,9 @@ func (s *Server) v2PaymentBody(o Order, key string) []byte {
 		"total_fee": itoa(o.Total), "fee_type": "CNY", "cash_fee": itoa(o.Total),
 		"transaction_id": o.TransactionID, "out_trade_no": o.OutTradeNo, "attach": o.Attach,
 		"time_end": o.PaidAt.In(tollgate.Beijing).Format("20060102150405"),
+	}
+	if o.State != StateSuccess { // only a lie (lies.go) reports another state
+		m["result_code"], m["err_code"], m["err_code_des"], m["trade_state"] = "FAIL", o.State, tradeStateDesc[o.State], o.State
 	}
 	for k, v := range m {
 		if v == "" {
@@ -57,28 +70,38 @@ func (s *Server) v2Key(sandbox bool) string {
 	return s.APIKey
 }
 
-// queueRefundLocked builds the refund notification of a finished refund:
-// v2 with req_info encrypted (AES-256-ECB, key MD5 of the API key) and no
-// sign; v3 REFUND.SUCCESS with an encrypted refund resource.
+// queueRefundLocked builds the refund notification of a finished refund
+// and starts delivering it.
 func (s *Server) queueRefundLocked(r *refund) {
+	s.startLocked(s.refundNotificationLocked(r))
+}
+
+// refundNotificationLocked builds the refund notification of r: v2 with
+// req_info encrypted (AES-256-ECB, key MD5 of the API key) and no sign; v3
+// REFUND.SUCCESS with an encrypted refund resource. Its refundBody renders
+// any view of the refund, true or not (lies.go).
+func (s *Server) refundNotificationLocked(r *refund) *notification {
 	o := s.orders[r.OutTradeNo]
-	n := &notification{kind: "refund", version: r.APIVersion, url: r.NotifyURL, outTradeNo: r.OutTradeNo, outRefundNo: r.OutRefundNo}
+	n := &notification{kind: "refund", version: r.APIVersion, url: r.NotifyURL, outTradeNo: r.OutTradeNo,
+		outRefundNo: r.OutRefundNo, refund: r.Refund}
 	n.id = fmt.Sprintf("EV-%s%06d", r.SuccessAt.In(tollgate.Beijing).Format("20060102150405"), s.notifySeq+1)
 	if r.APIVersion == 2 {
 		key := s.v2Key(r.sandbox)
-		rv := r.Refund
-		n.rebuild = func() []byte { return s.v2RefundBody(o.AppID, o.MchID, rv, key) }
-		n.body = n.rebuild()
+		n.refundBody = func(rv Refund) []byte { return s.v2RefundBody(o.AppID, o.MchID, rv, key) }
+		n.rebuild = func() []byte { return n.refundBody(n.refund) }
 	} else {
-		plain, _ := json.Marshal(map[string]any{
-			"mchid": o.MchID, "out_trade_no": r.OutTradeNo, "transaction_id": r.TransactionID,
-			"out_refund_no": r.OutRefundNo, "refund_id": r.RefundID, "refund_status": r.Status,
-			"success_time": r.SuccessAt.In(tollgate.Beijing).Format(time.RFC3339), "user_received_account": "支付用户零钱",
-			"amount": map[string]int64{"total": r.Total, "refund": r.Amount, "payer_total": r.Total, "payer_refund": r.Amount},
-		})
-		n.body = s.v3Envelope(n.id, "REFUND.SUCCESS", "退款成功", "refund", plain, r.SuccessAt)
+		n.refundBody = func(rv Refund) []byte {
+			plain, _ := json.Marshal(map[string]any{
+				"mchid": o.MchID, "out_trade_no": rv.OutTradeNo, "transaction_id": rv.TransactionID,
+				"out_refund_no": rv.OutRefundNo, "refund_id": rv.RefundID, "refund_status": rv.Status,
+				"success_time": rv.SuccessAt.In(tollgate.Beijing).Format(time.RFC3339), "user_received_account": "支付用户零钱",
+				"amount": map[string]int64{"total": rv.Total, "refund": rv.Amount, "payer_total": rv.Total, "payer_refund": rv.Amount},
+			})
+			return s.v3Envelope(n.id, "REFUND.SUCCESS", "退款成功", "refund", plain, rv.SuccessAt)
+		}
 	}
-	s.startLocked(n)
+	n.body = n.refundBody(r.Refund)
+	return n
 }
 
 func (s *Server) v2RefundBody(appID, mchID string, r Refund, key string) []byte {

@@ -146,6 +146,8 @@ type Server struct {
 	clockSkew  time.Duration
 	bills      map[string][]byte // download token -> bill text
 	stats      callStats
+	targets    map[string]string // out_trade_no -> the lie LieAbout tells about it
+	lies       []LieTold
 	closed     bool
 }
 
@@ -193,6 +195,7 @@ func (s *Server) init() {
 		s.refunds = map[string]*refund{}
 		s.urls = map[string]*urlState{}
 		s.bills = map[string][]byte{}
+		s.targets = map[string]string{}
 		s.rng = newFaultRand(0)
 		s.mux = s.routes()
 	})

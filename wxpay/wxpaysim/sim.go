@@ -23,6 +23,20 @@ func (s *Server) simRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /sim/orders", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Orders())
 	})
+	m.HandleFunc("POST /sim/orders/{no}/lie", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.LieAbout(r.PathValue("no"), r.URL.Query().Get("kind")); err != nil {
+			s.simAnswer(w, nil, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"out_trade_no": r.PathValue("no"), "kind": r.URL.Query().Get("kind")})
+	})
+	m.HandleFunc("POST /sim/orders/{no}/notify-lie", func(w http.ResponseWriter, r *http.Request) {
+		d, err := s.NotifyLie(r.PathValue("no"), r.URL.Query().Get("kind"))
+		s.simAnswer(w, d, err)
+	})
+	m.HandleFunc("GET /sim/lies", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.LiesTold())
+	})
 	m.HandleFunc("POST /sim/refunds/{no}/complete", func(w http.ResponseWriter, r *http.Request) {
 		rf, err := s.CompleteRefund(r.PathValue("no"))
 		s.simAnswer(w, rf, err)
@@ -85,6 +99,8 @@ func (s *Server) simAnswer(w http.ResponseWriter, v any, err error) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 	case errors.Is(err, ErrWrongState):
 		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "current": v})
+	case errors.Is(err, errUnknownLie):
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 	default:
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 	}

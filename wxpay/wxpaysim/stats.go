@@ -17,12 +17,16 @@ type Stats struct {
 	Calls                map[string]int `json:"calls"`
 	SystemErrors         map[string]int `json:"system_errors"`
 	PeakQueriesPerMinute int            `json:"peak_queries_per_minute"`
+	// Lies counts the lies told (lies.go) by "where:kind", e.g.
+	// "query:CLOSED", "notify:amount", "refundquery:refund_amount".
+	Lies map[string]int `json:"lies"`
 }
 
 // callStats is the emulator's call accounting; guarded by Server.mu.
 type callStats struct {
 	calls   map[string]int
 	syserrs map[string]int
+	lies    map[string]int
 	// queries are the times of the order queries answered in the last
 	// minute, oldest first; peak is the most there ever were.
 	queries []time.Time
@@ -70,9 +74,12 @@ func (s *Server) Stats() Stats {
 	s.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := Stats{Calls: maps.Clone(s.stats.calls), SystemErrors: maps.Clone(s.stats.syserrs), PeakQueriesPerMinute: s.stats.peak}
+	out := Stats{Calls: maps.Clone(s.stats.calls), SystemErrors: maps.Clone(s.stats.syserrs), Lies: maps.Clone(s.stats.lies), PeakQueriesPerMinute: s.stats.peak}
 	if out.Calls == nil {
 		out.Calls, out.SystemErrors = map[string]int{}, map[string]int{}
+	}
+	if out.Lies == nil {
+		out.Lies = map[string]int{}
 	}
 	return out
 }

@@ -287,11 +287,12 @@ func (s *Server) v2OrderQuery(c v2Call) (v2Fields, *bizErr) {
 	if tx != "" {
 		no = "" // transaction_id wins when both are given
 	}
-	o, be := s.queryOrder(no, tx, c.sandbox)
+	o, be := s.answerOrder(no, tx, c.sandbox)
 	if be != nil {
 		return nil, be
 	}
 	f := v2Fields{
+		"appid": o.AppID, "mch_id": o.MchID,
 		"out_trade_no": o.OutTradeNo, "trade_state": o.State, "trade_state_desc": tradeStateDesc[o.State],
 		"total_fee": itoa(o.Total), "fee_type": o.Currency, "trade_type": o.TradeType,
 		"attach": o.Attach, "device_info": o.DeviceInfo,
@@ -350,6 +351,7 @@ func (s *Server) v2Refund(c v2Call) (v2Fields, *bizErr) {
 	if be != nil {
 		return nil, be
 	}
+	rf = s.answerRefunds(LieInRefund, rf)[0]
 	return v2Fields{
 		"transaction_id": rf.TransactionID, "out_trade_no": rf.OutTradeNo, "out_refund_no": rf.OutRefundNo,
 		"refund_id": rf.RefundID, "refund_fee": itoa(rf.Amount), "settlement_refund_fee": itoa(rf.Amount),
@@ -386,6 +388,7 @@ func (s *Server) v2RefundQuery(c v2Call) (v2Fields, *bizErr) {
 	if len(refunds) == 0 {
 		return nil, errRefundNotExist
 	}
+	refunds = s.answerRefunds(LieInRefundQuery, refunds...)
 	f := v2Fields{
 		"transaction_id": o.TransactionID, "out_trade_no": o.OutTradeNo, "total_fee": itoa(o.Total),
 		"cash_fee": itoa(o.Total), "fee_type": "CNY", "refund_count": itoa(int64(len(refunds))),

@@ -350,7 +350,7 @@ func (s *Server) v3Query(c v3Call) v3Reply {
 	if be := s.v3MchIDQuery(c.r); be != nil {
 		return v3Err(be)
 	}
-	o, be := s.queryOrder(c.r.PathValue("no"), "", false)
+	o, be := s.answerOrder(c.r.PathValue("no"), "", false)
 	if be != nil {
 		return v3Err(be)
 	}
@@ -361,7 +361,7 @@ func (s *Server) v3QueryByID(c v3Call) v3Reply {
 	if be := s.v3MchIDQuery(c.r); be != nil {
 		return v3Err(be)
 	}
-	o, be := s.queryOrder("", c.r.PathValue("id"), false)
+	o, be := s.answerOrder("", c.r.PathValue("id"), false)
 	if be != nil {
 		return v3Err(be)
 	}
@@ -472,7 +472,7 @@ func (s *Server) v3Refund(c v3Call) v3Reply {
 	if be != nil {
 		return v3Err(be)
 	}
-	return v3JSON(200, refundObject(rf))
+	return v3JSON(200, refundObject(s.answerRefunds(LieInRefund, rf)[0]))
 }
 
 func (s *Server) v3RefundQuery(c v3Call) v3Reply {
@@ -480,7 +480,7 @@ func (s *Server) v3RefundQuery(c v3Call) v3Reply {
 	if be != nil {
 		return v3Err(be)
 	}
-	return v3JSON(200, refundObject(rf))
+	return v3JSON(200, refundObject(s.answerRefunds(LieInRefundQuery, rf)[0]))
 }
 
 func (s *Server) v3TradeBill(c v3Call) v3Reply {
