@@ -235,6 +235,11 @@ func (s *Service) closeOrder(ctx context.Context, o Order, st Status, why string
 // with the order). A query that still says unpaid contradicts the close:
 // nothing is done, the order goes to review and is asked about again.
 func (s *Service) closeSaysPaid(ctx context.Context, o Order, why string) error {
+	// This query counts against the merchant's budget like every other:
+	// when none is left, the order is asked about again on its next poll.
+	if ok, wait := s.allowQuery(ctx); !ok {
+		return s.reschedule(ctx, o, wait, false)
+	}
 	t, err := s.gw.QueryOrder(ctx, o.OutTradeNo)
 	switch {
 	case err != nil:
