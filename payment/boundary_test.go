@@ -311,3 +311,48 @@ func TestV3TimestampWindow(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenSecretAcrossInstances: instances whose token secrets derive
+// from one master secret (TokenSecretFrom) hand out the same provisional
+// token for an order; any instance accepts a token, since only its hash is
+// stored; an instance with another secret hands out no token on a retried
+// order request rather than one that would not verify.
+func TestTokenSecretAcrossInstances(t *testing.T) {
+	t.Parallel()
+	var cfg payment.Config
+	var deps payment.Deps
+	w := newWorld(t, backends[0], modes[0], func(c *payment.Config, d *payment.Deps) {
+		c.TokenSecret = payment.TokenSecretFrom("master secret one")
+		cfg, deps = *c, *d
+	})
+	instance := func(master string) *payment.Service {
+		c := cfg
+		c.TokenSecret = payment.TokenSecretFrom(master)
+		s, err := payment.New(c, deps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	w.mustAccount("alice")
+	req := payment.CreateOrderRequest{Account: "alice", PackageID: "starter", DeviceFingerprint: fp, IdempotencyKey: "key-alice"}
+	res, err := w.svc.CreateOrder(w.ctx, req)
+	if err != nil || res.AccessToken == nil {
+		t.Fatalf("CreateOrder = %+v, %v", res, err)
+	}
+	w.mu.Lock()
+	w.tokens = append(w.tokens, res.AccessToken.Token)
+	w.mu.Unlock()
+	same, other := instance("master secret one"), instance("master secret two")
+	for name, s := range map[string]*payment.Service{"same master": same, "other master": other} {
+		if a, g, err := s.AuthenticateAccessToken(w.ctx, res.AccessToken.Token); err != nil || a != "alice" || g != res.OutTradeNo {
+			t.Fatalf("token on an instance with the %s: %q, %q, %v", name, a, g, err)
+		}
+	}
+	if again, err := same.CreateOrder(w.ctx, req); err != nil || again.AccessToken == nil || again.AccessToken.Token != res.AccessToken.Token {
+		t.Fatalf("retry on an instance with the same master: %+v, %v; want the same token", again.AccessToken, err)
+	}
+	if again, err := other.CreateOrder(w.ctx, req); err != nil || again.AccessToken != nil {
+		t.Fatalf("retry on an instance with another master: %+v, %v; want no token", again.AccessToken, err)
+	}
+}
