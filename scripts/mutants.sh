@@ -79,7 +79,7 @@ while IFS='|' read -r name pkgs run; do
 		log="$logs/$name.$((++n)).log"
 		TOLLGATE_MUTANTS=$name go test -count=1 -tags "$tag" -run "$run" "$pkg" >"$log" 2>&1
 		rc=$?
-		first=$(grep -m1 -E '^\s+[a-z_]+\.go:[0-9]+: ' "$log" | sed -E 's/^\s+//' | cut -c1-160)
+		first=$(grep -m1 -E '^\s+[A-Za-z0-9_]+\.go:[0-9]+: ' "$log" | sed -E 's/^\s+//' | cut -c1-160)
 		if [ $rc -ne 0 ] && grep -q -- '--- FAIL' "$log"; then
 			printf "$fmt" "$name" "${pkg#./}" caught "$first"
 		elif [ $rc -ne 0 ]; then

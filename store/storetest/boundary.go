@@ -41,6 +41,9 @@ func RunBoundaries(t *testing.T, open OpenFunc, opt ledger.Options) {
 // (the stores keep time to the microsecond).
 var edges = [3]string{"past", "at", "before"}
 
+// edgeWhen says where thing k is at the probe, for messages.
+var edgeWhen = [3]string{"1µs past", "at", "1µs before"}
+
 // stagger calls mk(k) for k = 0, 1, 2 with the clock at Start + k µs, so
 // three things made with the same lifetime end one microsecond apart.
 func stagger(e *Env, mk func(k int)) {
@@ -79,14 +82,14 @@ func mustEdgeGrant(t *testing.T, e *Env, k int) {
 func wantGrant(t *testing.T, e *Env, k int, st ledger.GrantStatus) {
 	t.Helper()
 	if g, err := e.Svc.Grant(e.Ctx, edgeGrant(k)); err != nil || g.Status != st {
-		t.Fatalf("grant %s of its deadline = %+v, %v; want %s", edges[k], g, err, st)
+		t.Fatalf("grant %s its deadline = %+v, %v; want %s", edgeWhen[k], g, err, st)
 	}
 }
 
 func wantHold(t *testing.T, e *Env, k int, st ledger.HoldStatus) {
 	t.Helper()
 	if h, err := e.Svc.Hold(e.Ctx, edgeHold(k)); err != nil || h.Status != st {
-		t.Fatalf("hold %s of its deadline = %+v, %v; want %s", edges[k], h, err, st)
+		t.Fatalf("hold %s its deadline = %+v, %v; want %s", edgeWhen[k], h, err, st)
 	}
 }
 
@@ -125,7 +128,7 @@ func testGrantEdgeUnpaid(t *testing.T, e *Env) {
 	for k := range edges {
 		b := MustBalance(t, e, edgeAccount(k))
 		if want := map[bool]tollgate.Credits{true: 380, false: 0}[live(k)]; b.Provisional != want {
-			t.Fatalf("%s the grant's deadline: provisional %d, want %d", edges[k], b.Provisional, want)
+			t.Fatalf("%s the grant's deadline: provisional %d, want %d", edgeWhen[k], b.Provisional, want)
 		}
 		if !live(k) {
 			Rejected(t, e, tollgate.ECONFLICT, func() error { _, err := grantReserve(e, "late-"+edges[k], edgeGrant(k), edgeAccount(k), 1); return err })
@@ -204,7 +207,7 @@ func testGrantEdgeFailed(t *testing.T, e *Env) {
 		// Refused for the debt first (a revoked grant is not live either).
 		Rejected(t, e, tollgate.EINSUFFICIENT, func() error { _, err := grantReserve(e, "late-"+edges[k], edgeGrant(k), edgeAccount(k), 1); return err })
 		if _, err := settle(e, edgeHold(k), 30); err != nil {
-			t.Fatalf("settle of a revoked grant's hold %s its deadline: %v", edges[k], err)
+			t.Fatalf("settle of a revoked grant's hold %s its deadline: %v", edgeWhen[k], err)
 		}
 		WantBalance(t, e, edgeAccount(k), -150, 0, 150)
 		if l := mustPay(t, e, k); l.Used != 150 || l.Left != 850 {
@@ -224,7 +227,7 @@ func testGrantEdgeExpired(t *testing.T, e *Env) {
 	pay := func(k int, want ledger.GrantStatus) {
 		t.Helper()
 		if l := mustPay(t, e, k); l.Used != 120 || l.Left != 880 {
-			t.Fatalf("payment %s the grant's deadline (grant %s): lot %+v; want used 120, left 880", edges[k], want, l)
+			t.Fatalf("payment %s the grant's deadline (grant %s): lot %+v; want used 120, left 880", edgeWhen[k], want, l)
 		}
 		wantGrant(t, e, k, want)
 		WantBalance(t, e, edgeAccount(k), 880, 0, 0)
@@ -290,7 +293,7 @@ func testHoldEdgeGrant(t *testing.T, e *Env) {
 	for k := range edges {
 		b := MustBalance(t, e, edgeAccount(k))
 		if want := map[bool]tollgate.Credits{true: 340, false: 380}[live(k)]; b.Provisional != want || b.Held != 0 || b.Debt != 0 {
-			t.Fatalf("hold %s its deadline: balance %+v; want provisional %d, nothing held", edges[k], b, want)
+			t.Fatalf("hold %s its deadline: balance %+v; want provisional %d, nothing held", edgeWhen[k], b, want)
 		}
 	}
 }
