@@ -145,7 +145,9 @@ func releaseStage(h *Hold) (repeat bool, err error) {
 }
 
 // due reports whether h is active and expired at now.
-func (h *Hold) due(now time.Time) bool { return h.Status == HoldActive && !now.Before(h.ExpiresAt) }
+func (h *Hold) due(now time.Time) bool {
+	return h.Status == HoldActive && !now.Before(h.ExpiresAt) && !(mutantLateHoldExpiry && now.Equal(h.ExpiresAt))
+}
 
 // stateBook keeps holds as rows of the transaction's state.
 type stateBook struct{ s *state }
@@ -179,10 +181,10 @@ func (b stateBook) keep(h Hold) (*Hold, error) {
 	if !ok || g.Account != h.Account {
 		return nil, fail(tollgate.ENOTFOUND, name, "provisional grant %s not found", h.GrantID)
 	}
-	if g.Status != GrantLive || !s.now.Before(g.ExpiresAt) {
+	if g.Status != GrantLive || (!s.now.Before(g.ExpiresAt) && !(mutantLateGrantExpiry && s.now.Equal(g.ExpiresAt))) {
 		return nil, fail(tollgate.ECONFLICT, name, "provisional grant %s is no longer live", h.GrantID)
 	}
-	if room := g.Cap - g.Used - g.Held; room < h.Amount {
+	if room := g.Cap - g.Used - g.Held; room < h.Amount && !mutantGrantOverCap {
 		return nil, fail(tollgate.EINSUFFICIENT, name, "need %d credits, provisional allowance has %d", h.Amount, room)
 	}
 	g.Held += h.Amount

@@ -2,8 +2,15 @@
 
 package ledger
 
-// mutantHeldAvailable is failpoint.MutantHeldAvailable, the deliberate bug
-// that counts held credits as available when reserving. Without the
-// tollgate_mutants tag (the shipped binary) it is the constant false and
-// the compiler drops the branch it guards; see mutant_on.go.
-const mutantHeldAvailable = false
+// The deliberate bugs (internal/failpoint's mutants) planted in the
+// ledger's money rules. Without the tollgate_mutants tag (the shipped
+// binary) each switch is the constant false and the compiler drops the
+// branch it guards; see mutant_on.go.
+const (
+	mutantHeldAvailable   = false // failpoint.MutantHeldAvailable
+	mutantRefundHeld      = false // failpoint.MutantRefundHeld
+	mutantGrantOverCap    = false // failpoint.MutantGrantOverCap
+	mutantLateGrantExpiry = false // failpoint.MutantLateGrantExpiry
+	mutantLateHoldExpiry  = false // failpoint.MutantLateHoldExpiry
+	mutantRevokeForgives  = false // failpoint.MutantRevokeForgives
+)

@@ -4,8 +4,23 @@ package ledger
 
 import "tollgate/internal/failpoint"
 
-// mutantHeldAvailable switches on the deliberate bug that counts held
-// credits as available when reserving (failpoint.MutantHeldAvailable). This
-// file is compiled only with the tollgate_mutants tag, which only the
-// reliability harness uses, to prove it catches the bug.
-var mutantHeldAvailable = failpoint.Mutant(failpoint.MutantHeldAvailable)
+// The deliberate bugs (internal/failpoint's mutants) planted in the ledger's
+// money rules, switched on by TOLLGATE_MUTANTS, to prove the tests and the
+// reliability harness catch each one. This file is compiled only with the
+// tollgate_mutants tag; without it the switches are constants false
+// (mutant_off.go).
+var (
+	// mutantHeldAvailable counts held credits as available when reserving.
+	mutantHeldAvailable = failpoint.Mutant(failpoint.MutantHeldAvailable)
+	// mutantRefundHeld refunds a lot's left credit whatever holds and
+	// debt claim.
+	mutantRefundHeld = failpoint.Mutant(failpoint.MutantRefundHeld)
+	// mutantGrantOverCap lets a hold outgrow its grant's room.
+	mutantGrantOverCap = failpoint.Mutant(failpoint.MutantGrantOverCap)
+	// mutantLateGrantExpiry lets a grant fund a hold at its expiry.
+	mutantLateGrantExpiry = failpoint.Mutant(failpoint.MutantLateGrantExpiry)
+	// mutantLateHoldExpiry keeps a hold active at its expiry.
+	mutantLateHoldExpiry = failpoint.Mutant(failpoint.MutantLateHoldExpiry)
+	// mutantRevokeForgives revokes a grant without its debt.
+	mutantRevokeForgives = failpoint.Mutant(failpoint.MutantRevokeForgives)
+)

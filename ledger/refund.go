@@ -56,6 +56,9 @@ func (o beginRefundOp) apply(s *state) (any, error) {
 	// Only credit nobody is holding may go: active holds and debt have a
 	// claim on the account's lots first.
 	credits := min(l.Left, max(0, s.available(a)))
+	if mutantRefundHeld {
+		credits = l.Left
+	}
 	if credits == 0 {
 		return nil, fail(tollgate.ECONFLICT, name, "order %s has no unused, unheld credit to refund", r.OutTradeNo)
 	}

@@ -13,9 +13,12 @@ import (
 // shipped binary) each switch is the constant false, the compiler drops the
 // branch it guards, and the bugs' bodies (mutant_on.go) are not compiled.
 const (
-	mutantSkipAmount    = false // failpoint.MutantSkipAmount
-	mutantSkipSignature = false // failpoint.MutantSkipSignature
-	mutantSplitCredit   = false // failpoint.MutantSplitCredit
+	mutantSkipAmount      = false // failpoint.MutantSkipAmount
+	mutantSkipSignature   = false // failpoint.MutantSkipSignature
+	mutantSplitCredit     = false // failpoint.MutantSplitCredit
+	mutantLateTokenExpiry = false // failpoint.MutantLateTokenExpiry
+	mutantSkipCloseRevoke = false // failpoint.MutantSkipCloseRevoke
+	mutantRefundUnpaid    = false // failpoint.MutantRefundUnpaid
 )
 
 // splitCredit is never called without the tag: see mutant_on.go. (A

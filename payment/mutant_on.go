@@ -18,6 +18,12 @@ var (
 	mutantSkipAmount    = failpoint.Mutant(failpoint.MutantSkipAmount)
 	mutantSkipSignature = failpoint.Mutant(failpoint.MutantSkipSignature)
 	mutantSplitCredit   = failpoint.Mutant(failpoint.MutantSplitCredit)
+	// mutantLateTokenExpiry accepts a provisional token at its expiry.
+	mutantLateTokenExpiry = failpoint.Mutant(failpoint.MutantLateTokenExpiry)
+	// mutantSkipCloseRevoke closes an order without revoking its grant.
+	mutantSkipCloseRevoke = failpoint.Mutant(failpoint.MutantSkipCloseRevoke)
+	// mutantRefundUnpaid starts a refund of an order that is not paid.
+	mutantRefundUnpaid = failpoint.Mutant(failpoint.MutantRefundUnpaid)
 )
 
 // splitCredit is the deliberate bug MutantSplitCredit: the order status is

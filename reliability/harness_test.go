@@ -27,7 +27,7 @@ var (
 	usersFlag  = flag.Int("users", 16, "concurrent simulated users")
 	roundsFlag = flag.Int("rounds", 3, "chaos rounds, each a random SIGKILL and a kill at every failpoint (S6)")
 	verbose    = flag.Bool("harness.v", false, "print every process's output")
-	mutation   = flag.String("mutation", "", "break the system on purpose; the run must then FAIL (see docs/RELIABILITY.md): drop_unique, skip_amount, skip_signature, held_available, split_credit")
+	mutation   = flag.String("mutation", "", "break the system on purpose; the run must then FAIL (see docs/RELIABILITY.md): drop_unique, skip_amount, skip_signature, held_available, split_credit, refund_held, grant_over_cap, late_grant_expiry, late_hold_expiry, revoke_forgives, late_token_expiry, skip_close_revoke, refund_unpaid")
 )
 
 // TestHarness is the short form of the fault-injection harness (issue 7,
@@ -167,6 +167,16 @@ var hookMutations = map[string]bool{
 	failpoint.MutantSkipSignature: true,
 	failpoint.MutantHeldAvailable: true,
 	failpoint.MutantSplitCredit:   true,
+	// Caught by unit and integration tests (scripts/mutants.sh); the
+	// harness takes them too.
+	failpoint.MutantRefundHeld:      true,
+	failpoint.MutantGrantOverCap:    true,
+	failpoint.MutantLateGrantExpiry: true,
+	failpoint.MutantLateHoldExpiry:  true,
+	failpoint.MutantRevokeForgives:  true,
+	failpoint.MutantLateTokenExpiry: true,
+	failpoint.MutantSkipCloseRevoke: true,
+	failpoint.MutantRefundUnpaid:    true,
 }
 
 func mutate(t *testing.T, ctx context.Context, st *postgres.Store) {

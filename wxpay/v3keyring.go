@@ -15,7 +15,9 @@ import (
 
 // V3MaxClockSkew is the verification window: a response or notification
 // whose Wechatpay-Timestamp is V3MaxClockSkew or more away from now, in
-// either direction, is refused with ErrTooOld (as wechatpay-go does).
+// either direction, is refused with ErrTooOld, as wechatpay-go does; the
+// distance is measured exactly, where wechatpay-go compares whole seconds
+// of the local clock and so refuses a timestamp 299.5 s ahead.
 const V3MaxClockSkew = 300 * time.Second
 
 // V3PublicKeyIDPrefix starts the id of a WeChat Pay public key (微信支付公钥),
@@ -235,8 +237,10 @@ func (k *V3Keyring) verify(h http.Header, body []byte, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("timestamp: %w", ErrMalformed)
 	}
-	if skew := now.Unix() - sec; skew >= int64(V3MaxClockSkew/time.Second) || -skew >= int64(V3MaxClockSkew/time.Second) {
-		return &V3ClockSkewError{Skew: time.Duration(skew) * time.Second}
+	// The skew from the local clock as it is, not as whole seconds: a
+	// truncated now.Unix() refused a timestamp 299.5 s ahead.
+	if skew := now.Sub(time.Unix(sec, 0)); skew >= V3MaxClockSkew || -skew >= V3MaxClockSkew {
+		return &V3ClockSkewError{Skew: skew}
 	}
 	key, ok := k.lookup(serial)
 	if !ok {

@@ -120,6 +120,12 @@ func TestV3KeyringVerifyResponseMutations(t *testing.T) {
 		{name: "StaleOneHour", now: ts.Add(time.Hour), want: wxpay.ErrTooOld},
 		{name: "Future299s", now: ts.Add(-299 * time.Second)},
 		{name: "Future300s", now: ts.Add(-300 * time.Second), want: wxpay.ErrTooOld},
+		// The window is exact, not whole seconds of the local clock: less
+		// than 300 s either way is in it, to the microsecond.
+		{name: "Stale300sLess1µs", now: ts.Add(300*time.Second - time.Microsecond)},
+		{name: "Future300sLess1µs", now: ts.Add(-300*time.Second + time.Microsecond)},
+		{name: "Future299.5s", now: ts.Add(-299500 * time.Millisecond)},
+		{name: "Future300sMore1µs", now: ts.Add(-300*time.Second - time.Microsecond), want: wxpay.ErrTooOld},
 		{name: "FlippedSignature", now: ts, header: func(h http.Header) { h.Set("Wechatpay-Signature", string(flipped)) }, want: wxpay.ErrBadSignature},
 		{name: "BodyChangedByOneByte", now: ts, body: func(b []byte) []byte { b[30]++; return b }, want: wxpay.ErrBadSignature},
 		{name: "BodyTrailingNewline", now: ts, body: func(b []byte) []byte { return append(b, '\n') }, want: wxpay.ErrBadSignature},

@@ -15,7 +15,11 @@ var hookStrings = []string{
 	"TOLLGATE_FAILPOINTS", "TOLLGATE_MUTANTS", "failpoint: injected error",
 	failpoint.AfterCreditBeforeOrder, failpoint.AfterCreditBeforeAck, failpoint.AfterBeginRefund,
 	failpoint.MutantSkipAmount, failpoint.MutantSkipSignature, failpoint.MutantHeldAvailable, failpoint.MutantSplitCredit,
+	failpoint.MutantRefundHeld, failpoint.MutantGrantOverCap, failpoint.MutantLateGrantExpiry, failpoint.MutantLateHoldExpiry,
+	failpoint.MutantRevokeForgives, failpoint.MutantLateTokenExpiry, failpoint.MutantSkipCloseRevoke, failpoint.MutantRefundUnpaid,
 	"mutantSkipAmount", "mutantSkipSignature", "mutantHeldAvailable", "mutantSplitCredit",
+	"mutantRefundHeld", "mutantGrantOverCap", "mutantLateGrantExpiry", "mutantLateHoldExpiry",
+	"mutantRevokeForgives", "mutantLateTokenExpiry", "mutantSkipCloseRevoke", "mutantRefundUnpaid",
 	"splitCredit", "resignV2", "tollgate/internal/failpoint",
 }
 
@@ -30,6 +34,8 @@ func TestShippedBinaryHasNoTestHooks(t *testing.T) {
 	}
 	shipped := readBinary(t, mustBuild(t))
 	absent := append([]string{"MutantSkipAmount", "MutantSkipSignature", "MutantHeldAvailable", "MutantSplitCredit",
+		"MutantRefundHeld", "MutantGrantOverCap", "MutantLateGrantExpiry", "MutantLateHoldExpiry",
+		"MutantRevokeForgives", "MutantLateTokenExpiry", "MutantSkipCloseRevoke", "MutantRefundUnpaid",
 		"ledgertest", "NewModel"}, hookStrings...)
 	for _, s := range absent {
 		if bytes.Contains(shipped, []byte(s)) {

@@ -55,4 +55,32 @@ const (
 	// before the lot is inserted, and lets that status decide whether a
 	// repeat is credited: a crash between the two loses the payment.
 	MutantSplitCredit = "split_credit"
+
+	// The planted bugs below are caught by unit and integration tests, each
+	// named in docs/RELIABILITY.md ("Mutation check") and run by
+	// scripts/mutants.sh; the harness takes them too.
+
+	// MutantRefundHeld refunds everything a lot has left, ignoring the
+	// account's holds and debt, which have a claim on it first.
+	MutantRefundHeld = "refund_held"
+	// MutantGrantOverCap lets a hold take more than a provisional grant's
+	// room (cap − used − held).
+	MutantGrantOverCap = "grant_over_cap"
+	// MutantLateGrantExpiry lets a provisional grant fund a hold at the
+	// very instant it expires (now.After instead of !now.Before).
+	MutantLateGrantExpiry = "late_grant_expiry"
+	// MutantLateHoldExpiry leaves a hold active at the very instant it
+	// expires: the sweeper frees it one tick late.
+	MutantLateHoldExpiry = "late_hold_expiry"
+	// MutantRevokeForgives revokes a provisional grant without turning
+	// what it used into debt.
+	MutantRevokeForgives = "revoke_forgives"
+	// MutantLateTokenExpiry accepts a provisional access token at the very
+	// instant it expires.
+	MutantLateTokenExpiry = "late_token_expiry"
+	// MutantSkipCloseRevoke closes an order (failed, closed or expired at
+	// WeChat Pay) without revoking its provisional grant.
+	MutantSkipCloseRevoke = "skip_close_revoke"
+	// MutantRefundUnpaid starts a refund of an order that is not paid.
+	MutantRefundUnpaid = "refund_unpaid"
 )

@@ -19,7 +19,9 @@ func TestOffWithoutTags(t *testing.T) {
 			t.Errorf("Inject(%s) = %v without the tag", name, err)
 		}
 	}
-	for _, name := range []string{failpoint.MutantSkipAmount, failpoint.MutantSkipSignature, failpoint.MutantHeldAvailable, failpoint.MutantSplitCredit} {
+	for _, name := range []string{failpoint.MutantSkipAmount, failpoint.MutantSkipSignature, failpoint.MutantHeldAvailable, failpoint.MutantSplitCredit,
+		failpoint.MutantRefundHeld, failpoint.MutantGrantOverCap, failpoint.MutantLateGrantExpiry, failpoint.MutantLateHoldExpiry,
+		failpoint.MutantRevokeForgives, failpoint.MutantLateTokenExpiry, failpoint.MutantSkipCloseRevoke, failpoint.MutantRefundUnpaid} {
 		if failpoint.Mutant(name) {
 			t.Errorf("Mutant(%s) is on without the tag", name)
 		}
