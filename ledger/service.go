@@ -126,6 +126,12 @@ type result struct {
 	err error
 }
 
+// errNeedsMemLock is an op's answer when it must see the memory holds to
+// decide (a late settle that may draw the account's lots) but runs in a
+// batch that cannot: the committer runs it again alone, under the memory
+// lock. It changes nothing, and no caller sees it.
+var errNeedsMemLock = errors.New("ledger: operation needs the memory lock")
+
 // New returns a Service over store and starts its batch committers; Close
 // stops them.
 func New(store Store, opt Options) *Service {
@@ -196,6 +202,7 @@ func (s *Service) run(ctx context.Context, ops ...op) ([]result, error) {
 				return err
 			}
 			st.memHeld = s.mem.heldOf(ctx, st.accounts)
+			st.memBlind = s.mem != nil && !locked(ctx)
 			results = make([]result, len(ops))
 			for i, o := range ops {
 				results[i].val, results[i].err = o.apply(st)
@@ -465,15 +472,14 @@ func (s *Service) collect(first *pending) (batch []*pending, next *pending) {
 
 // commit runs a batch in one transaction. If the transaction as a whole
 // fails, each op runs alone, so one op that breaks the store cannot fail
-// the others.
+// the others. An op that must see the memory holds (errNeedsMemLock) runs
+// again alone under the memory lock.
 func (s *Service) commit(batch []*pending) {
 	if p := batch[0]; p.alone {
 		// With the lock held from its reads to its publication, no memory
 		// hold starts while the op decides what is free to take.
-		s.mem.mu.Lock()
-		v, err := s.runAlone(context.WithValue(p.ctx, memLockedKey{}, true), p.op)
-		s.mem.mu.Unlock()
-		p.reply(result{val: v, err: err})
+		r := s.runLocked(p.ctx, p.op)
+		p.reply(r)
 		return
 	}
 	ctx := context.Background()
@@ -486,21 +492,35 @@ func (s *Service) commit(batch []*pending) {
 	for i, p := range batch {
 		ops[i] = p.op
 	}
-	rs, err := s.run(ctx, ops...)
-	if err != nil && len(batch) > 1 {
-		for _, p := range batch {
+	rs := make([]result, len(batch))
+	out, err := s.run(ctx, ops...)
+	switch {
+	case err == nil:
+		copy(rs, out)
+	case len(batch) > 1:
+		for i, p := range batch {
 			v, err := s.runAlone(ctx, p.op)
-			p.reply(result{val: v, err: err})
+			rs[i] = result{val: v, err: err}
 		}
-		return
+	default:
+		rs[0] = result{err: err}
 	}
 	for i, p := range batch {
-		if err != nil {
-			p.reply(result{err: err})
-			continue
+		if errors.Is(rs[i].err, errNeedsMemLock) {
+			rs[i] = s.runLocked(ctx, p.op)
 		}
 		p.reply(rs[i])
 	}
+}
+
+// runLocked runs o alone with the memory lock held from its reads to its
+// publication (memory holds exist only with MemoryHolds, and so do the ops
+// that need this).
+func (s *Service) runLocked(ctx context.Context, o op) result {
+	s.mem.mu.Lock()
+	defer s.mem.mu.Unlock()
+	v, err := s.runAlone(context.WithValue(ctx, memLockedKey{}, true), o)
+	return result{val: v, err: err}
 }
 
 // reply delivers an op's result: to its waiting caller, or to the op's
