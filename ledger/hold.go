@@ -225,19 +225,41 @@ func (o reserveOp) need(n *needs) {
 	}
 }
 
+// reserved is a reserveOp's answer: the hold, and whether this op made it
+// (rather than answering a repeat), which is what undoing it needs.
+type reserved struct {
+	hold  *Hold
+	fresh bool
+}
+
 func (o reserveOp) apply(s *state) (any, error) {
+	_, existed := stateBook{s}.lookup(o.r.HoldID)
 	h, err := reserve(stateBook{s}, o.r, s.now)
 	if err != nil {
 		return nil, err
 	}
-	return h, nil
+	return reserved{h, !existed}, nil
+}
+
+// undo is what takes back a committed reserve whose caller stopped
+// waiting: the release of the hold it made (nothing for a repeat, whose
+// hold belongs to the first caller).
+func (o reserveOp) undo(v any) op {
+	if !v.(reserved).fresh {
+		return nil
+	}
+	return releaseOp{o.r.HoldID}
 }
 
 // Reserve holds r.Amount credits before an upstream call, in one
 // conditional change: available credit (or the grant's room) must cover it.
 // Errors: EINVALID, ENOTFOUND (account or grant), EINSUFFICIENT (not enough
 // credit, or unpaid debt), ECONFLICT (hold id reused with other terms, grant
-// not live). Idempotent by HoldID. Group-committed.
+// not live). Idempotent by HoldID: a repeat answers with the hold as it is
+// now, released or expired included. Group-committed. When ctx ends while
+// the reserve waits for its commit, it is withdrawn, or if already
+// committed, released: a caller that stops waiting leaves no hold behind
+// (a retry must use a new hold id).
 func (s *Service) Reserve(ctx context.Context, r ReserveRequest) (Hold, error) {
 	if s.mem != nil && r.GrantID == "" {
 		return s.reserveMem(ctx, r)
@@ -246,7 +268,7 @@ func (s *Service) Reserve(ctx context.Context, r ReserveRequest) (Hold, error) {
 	if err != nil {
 		return Hold{}, err
 	}
-	return *v.(*Hold), nil
+	return *v.(reserved).hold, nil
 }
 
 // SettleRequest settles a hold with the real cost of the call.
@@ -428,9 +450,11 @@ func (s *state) lateBlind(h *Hold, cost tollgate.Credits) bool {
 // Errors: EINVALID (cost < 0 or above the hold, a negative token count),
 // ENOTFOUND, ECONFLICT (hold released, or settled with another cost; usage
 // request id reused). Idempotent: settling a settled hold with the same
-// cost returns it unchanged. Group-committed.
+// cost returns it unchanged. Group-committed. A settle is revenue: it is
+// queued and committed even when ctx has ended, before or while it waits;
+// only the wait for its answer stops with ctx.
 func (s *Service) Settle(ctx context.Context, r SettleRequest) (Hold, error) {
-	v, err := s.batched(ctx, s.settleFor(r))
+	v, err := s.enqueue(ctx, &pending{op: s.settleFor(r), done: make(chan result, 1), keep: true})
 	if err != nil {
 		return Hold{}, err
 	}
@@ -483,12 +507,13 @@ func (o releaseOp) apply(s *state) (any, error) {
 // Release frees a hold without charging anything (the call failed before
 // costing). Errors: ENOTFOUND, ECONFLICT (already settled). Idempotent:
 // releasing a released or expired hold returns it unchanged.
-// Group-committed.
+// Group-committed; like Settle, committed even when ctx ends first, so
+// that no hold is left to lock credit until it expires.
 func (s *Service) Release(ctx context.Context, holdID string) (Hold, error) {
 	if h, ok, err := s.releaseMem(holdID); ok {
 		return h, err
 	}
-	v, err := s.batched(ctx, releaseOp{holdID})
+	v, err := s.enqueue(ctx, &pending{op: releaseOp{holdID}, done: make(chan result, 1), keep: true})
 	if err != nil {
 		return Hold{}, err
 	}
@@ -524,7 +549,8 @@ func (o renewOp) apply(s *state) (any, error) {
 // expiry passed but that the sweeper has not reached. Errors: EINVALID
 // (ttl ≤ 0), ENOTFOUND, ECONFLICT (the hold was settled, released or
 // expired: nothing to keep alive; a late settle still charges an expired
-// one). Idempotent. Group-committed (a memory hold is renewed in memory).
+// one). Idempotent. Group-committed (a memory hold is renewed in memory);
+// withdrawn when ctx ends before it commits.
 func (s *Service) Renew(ctx context.Context, holdID string, ttl time.Duration) (Hold, error) {
 	if h, ok, err := s.renewMem(holdID, ttl); ok {
 		return h, err

@@ -1,6 +1,10 @@
 package storetest
 
 import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,4 +246,192 @@ func testHoldSettleLateGrant(t *testing.T, e *Env) {
 	sweep(1)
 	late("d1", 150)
 	WantBalance(t, e, "dave", 850, 0, 0)
+}
+
+// gateStore holds the next transaction at its start until the test opens
+// the gate: the committer is then busy, and what is queued behind it stays
+// queued, for as long as the test needs.
+type gateStore struct {
+	ledger.Store
+	mu      sync.Mutex
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+// arm makes the next Update wait; entered receives when it does, open lets
+// it go.
+func (g *gateStore) arm() (entered <-chan struct{}, open func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.gate, g.entered = make(chan struct{}), make(chan struct{}, 1)
+	gate := g.gate
+	return g.entered, func() { close(gate) }
+}
+
+func (g *gateStore) Update(ctx context.Context, fn func(ledger.Tx) error) error {
+	g.mu.Lock()
+	gate, entered := g.gate, g.entered
+	g.gate = nil
+	g.mu.Unlock()
+	if gate != nil {
+		entered <- struct{}{}
+		<-gate
+	}
+	return g.Store.Update(ctx, fn)
+}
+
+// gatedService is a second Service over e's store, behind a gateStore,
+// made like e.Svc.
+func gatedService(t *testing.T, e *Env) (*ledger.Service, *gateStore) {
+	t.Helper()
+	gs := &gateStore{Store: e.Store}
+	svc := ledger.New(gs, e.Opt)
+	t.Cleanup(func() { svc.Close() })
+	return svc, gs
+}
+
+// waitQueued waits until n operations wait in svc's queue. It spins
+// rather than sleeps; the limit only catches a hung test.
+func waitQueued(t *testing.T, svc *ledger.Service, n int) {
+	t.Helper()
+	limit := time.Now().Add(10 * time.Second)
+	for svc.Stats().Queued < n {
+		if time.Now().After(limit) {
+			t.Fatalf("%d operations queued, want %d", svc.Stats().Queued, n)
+		}
+		runtime.Gosched()
+	}
+}
+
+// testAbandonedReserve: a caller that stops waiting for its reserve (a
+// client that went away) leaves no hold behind, whether the reserve was
+// still queued for the group commit (it is withdrawn) or already in a
+// transaction (it is released right after that commits).
+func testAbandonedReserve(t *testing.T, e *Env) {
+	MustAccount(t, e, "alice")
+	MustCredit(t, e, "alice", "o1", 100, 1000)
+	if _, err := e.Svc.IssueGrant(e.Ctx, ledger.GrantRequest{ID: "g", Account: "alice", Cap: 1000, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	svc, gs := gatedService(t, e)
+	ctx := context.Background()
+	funds := []string{"grant"}
+	if !e.Opt.MemoryHolds { // with memory holds, lot-funded ones never queue
+		funds = append(funds, "lots")
+	}
+	for _, fund := range funds {
+		for _, stage := range []string{"Queued", "Taken"} {
+			t.Run(fund+"/"+stage, func(t *testing.T) {
+				req := ledger.ReserveRequest{HoldID: fund + stage, Account: "alice", Amount: 300, TTL: time.Minute}
+				if fund == "grant" {
+					req.GrantID = "g"
+				}
+				entered, open := gs.arm()
+				blocker := make(chan error, 1)
+				if stage == "Queued" {
+					go func() {
+						_, err := svc.Reserve(ctx, ledger.ReserveRequest{HoldID: "blocker" + fund, Account: "alice", GrantID: "g", Amount: 1, TTL: time.Minute})
+						blocker <- err
+					}()
+					<-entered // the committer is busy with the blocker
+				} else {
+					blocker <- nil
+				}
+				rctx, cancel := context.WithCancel(ctx)
+				done := make(chan error, 1)
+				go func() { _, err := svc.Reserve(rctx, req); done <- err }()
+				if stage == "Queued" {
+					waitQueued(t, svc, 1)
+				} else {
+					<-entered // the committer took the reserve into a transaction
+				}
+				cancel()
+				if err := <-done; !errors.Is(err, context.Canceled) {
+					t.Fatalf("abandoned reserve: %v, want context.Canceled", err)
+				}
+				open()
+				if err := <-blocker; err != nil {
+					t.Fatalf("blocker: %v", err)
+				}
+				if err := svc.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+				h, err := svc.Hold(ctx, req.HoldID)
+				switch {
+				case stage == "Queued" && tollgate.ErrorCode(err) != tollgate.ENOTFOUND:
+					t.Fatalf("withdrawn reserve left hold %+v, %v; want none", h, err)
+				case stage == "Taken" && (err != nil || h.Status != ledger.HoldReleased):
+					t.Fatalf("abandoned reserve left hold %+v, %v; want it released", h, err)
+				}
+				if stage == "Queued" {
+					if _, err := svc.Release(ctx, "blocker"+fund); err != nil {
+						t.Fatal(err)
+					}
+				}
+				b, err := svc.Balance(ctx, "alice")
+				if err != nil || b.Credits != 1000 || b.Held != 0 || b.Provisional != 1000 {
+					t.Fatalf("balance %+v, %v; want it whole: 1000 credits, 1000 provisional, nothing held", b, err)
+				}
+			})
+		}
+	}
+}
+
+// testSettleOutlivesCaller: a settle or release whose caller stopped
+// waiting (or had already) still commits: a settle is revenue, a release
+// gives credit back.
+func testSettleOutlivesCaller(t *testing.T, e *Env) {
+	MustAccount(t, e, "alice")
+	MustCredit(t, e, "alice", "o1", 100, 1000)
+	svc, gs := gatedService(t, e)
+	ctx := context.Background()
+	for _, id := range []string{"s1", "s2", "r1", "r2"} {
+		if _, err := svc.Reserve(ctx, ledger.ReserveRequest{HoldID: id, Account: "alice", Amount: 100, TTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	// A caller already gone: the answer may be its error, the commit happens.
+	_, _ = svc.Settle(canceled, ledger.SettleRequest{HoldID: "s1", Cost: 40})
+	_, _ = svc.Release(canceled, "r1")
+	// A caller gone while its settle is queued behind a busy committer.
+	if _, err := svc.IssueGrant(ctx, ledger.GrantRequest{ID: "g", Account: "alice", Cap: 10, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	entered, open := gs.arm()
+	blocker := make(chan error, 1)
+	go func() {
+		_, err := svc.Reserve(ctx, ledger.ReserveRequest{HoldID: "blocker", Account: "alice", GrantID: "g", Amount: 1, TTL: time.Minute})
+		blocker <- err
+	}()
+	<-entered
+	sctx, scancel := context.WithCancel(ctx)
+	done := make(chan error, 2)
+	go func() { _, err := svc.Settle(sctx, ledger.SettleRequest{HoldID: "s2", Cost: 60}); done <- err }()
+	waitQueued(t, svc, 1)
+	scancel()
+	<-done
+	open()
+	if err := <-blocker; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Release(ctx, "r2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Release(ctx, "blocker"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]ledger.HoldStatus{"s1": ledger.HoldSettled, "s2": ledger.HoldSettled, "r1": ledger.HoldReleased} {
+		if h, err := svc.Hold(ctx, id); err != nil || h.Status != want {
+			t.Errorf("hold %s = %+v, %v; want %s", id, h, err, want)
+		}
+	}
+	b, err := svc.Balance(ctx, "alice")
+	if err != nil || b.Credits != 900 || b.Held != 0 {
+		t.Fatalf("balance %+v, %v; want 900 credits (40 + 60 charged), nothing held", b, err)
+	}
 }

@@ -44,6 +44,8 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"HoldRenew", testHoldRenew},
 		{"HoldSettleLate", testHoldSettleLate},
 		{"HoldSettleLateGrant", testHoldSettleLateGrant},
+		{"HoldAbandonedReserve", testAbandonedReserve},
+		{"HoldSettleOutlivesCaller", testSettleOutlivesCaller},
 		{"GrantConfirm", testGrantConfirm},
 		{"GrantRevoke", testGrantRevoke},
 		{"GrantErrors", testGrantErrors},
