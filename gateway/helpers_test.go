@@ -128,8 +128,8 @@ type upstream struct {
 	Gate       chan struct{}
 	Pause      chan struct{} // streams: wait on it after word PauseAfter
 	PauseAfter int
-	// Step, for OpenAI streams, paces the answer: each word, and the end
-	// of the stream, waits for a receive from it (or the call's end).
+	// Step, for streams, paces the answer: each word, and (OpenAI) the
+	// end of the stream, waits for a receive from it (or the call's end).
 	Step chan struct{}
 	// Arrived, when set, gets a value as each call arrives (sent without
 	// blocking: make it buffered).
@@ -192,7 +192,7 @@ func (u *upstream) start(t testing.TB, kind string) *upstream {
 		stream, _ := body["stream"].(bool)
 		switch {
 		case kind == "anthropic" && stream:
-			u.anthropicStream(w)
+			u.anthropicStream(r.Context(), w)
 		case kind == "anthropic":
 			u.anthropicJSON(w)
 		case strings.HasSuffix(r.URL.Path, "/embeddings"):
@@ -298,7 +298,7 @@ func (u *upstream) anthropicJSON(w http.ResponseWriter) {
 		content, stop, u.prompt(), len(u.words()), u.Cached, u.anthCacheWrites())
 }
 
-func (u *upstream) anthropicStream(w http.ResponseWriter) {
+func (u *upstream) anthropicStream(ctx context.Context, w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	f := w.(http.Flusher)
 	send := func(event, data string) { fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); f.Flush() }
@@ -308,6 +308,13 @@ func (u *upstream) anthropicStream(w http.ResponseWriter) {
 	for i, word := range u.words() {
 		if u.CutAfter > 0 && i == u.CutAfter {
 			panic(http.ErrAbortHandler)
+		}
+		if u.Step != nil {
+			select {
+			case <-u.Step:
+			case <-ctx.Done():
+				return
+			}
 		}
 		send("content_block_delta", fmt.Sprintf(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":%q}}`, word))
 	}

@@ -86,11 +86,11 @@ type stream struct {
 	data  []string // the data payloads read so far
 }
 
-// openStream posts a streaming chat. It does not wait for the response:
-// the gateway answers only once the upstream's first output came.
-func (e *env) openStream(body string) *stream {
+// openStream posts a streaming request to path. It does not wait for the
+// response: the gateway answers only once the upstream's first output came.
+func (e *env) openStream(path, body string) *stream {
 	e.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/chat/completions", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestStreamLongerThanItsHoldIsBilled(t *testing.T) {
 		up := &upstream{Step: make(chan struct{}), Words: words}
 		meter := &metering.Meter{Ledger: l.svc, HoldTTL: 10 * time.Minute, SettleLater: true}
 		e := newEnvWith(t, 0, func(o *gateway.Options) { o.Meter, o.Clock = meter, l.clock }, deploymentSpec{up: up})
-		s := e.openStream(`{"model":"m","stream":true,"stream_options":{"include_usage":true},"max_tokens":20,"messages":[{"role":"user","content":"count"}]}`)
+		s := e.openStream("/v1/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":true},"max_tokens":20,"messages":[{"role":"user","content":"count"}]}`)
 		var missing bool
 		sweep := func(minute int) {
 			if n, err := l.svc.ExpireHolds(ctx, l.clock.Now()); err != nil || n != 0 {
@@ -220,7 +220,7 @@ func TestStreamEndsAtTheRequestTimeLimit(t *testing.T) {
 		e := newEnvWith(t, 0, func(o *gateway.Options) {
 			o.Meter, o.Clock, o.Counter, o.MaxRequestDuration = meter, l.clock, mockCounter{}, 5*time.Minute
 		}, deploymentSpec{up: up})
-		s := e.openStream(`{"model":"m","stream":true,"stream_options":{"include_usage":true},"max_tokens":20,"messages":[{"role":"user","content":"count"}]}`)
+		s := e.openStream("/v1/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":true},"max_tokens":20,"messages":[{"role":"user","content":"count"}]}`)
 		var missing bool
 		for _, w := range words[:5] {
 			armed(t, l.clock, &missing)
@@ -254,6 +254,36 @@ func TestStreamEndsAtTheRequestTimeLimit(t *testing.T) {
 			t.Fatalf("balance %+v, %v; want %v charged, nothing held", b, err, credits)
 		}
 	})
+}
+
+// TestMessagesStreamEndsAtTheRequestTimeLimit: the same limit on the
+// Anthropic Messages API, relayed from an Anthropic upstream or translated
+// from an OpenAI one: an error event of type timeout_error ends the stream,
+// and what was delivered is billed.
+func TestMessagesStreamEndsAtTheRequestTimeLimit(t *testing.T) {
+	for _, kind := range []string{gateway.KindAnthropic, gateway.KindOpenAI} {
+		t.Run(kind, func(t *testing.T) {
+			clock := clocktest.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
+			words := twelveWords()
+			up := &upstream{Step: make(chan struct{}), Words: words}
+			e := newEnvWith(t, 10_000, func(o *gateway.Options) {
+				o.Clock, o.Counter, o.MaxRequestDuration = clock, mockCounter{}, 5*time.Minute
+			}, deploymentSpec{up: up, kind: kind})
+			s := e.openStream("/v1/messages", `{"model":"m","max_tokens":20,"stream":true,"messages":[{"role":"user","content":"count"}]}`)
+			var missing bool
+			for _, w := range words[:5] {
+				armed(t, clock, &missing)
+				up.Step <- struct{}{}
+				s.until(fmt.Sprintf("%q", w))
+				clock.Advance(time.Minute)
+			}
+			s.until(`"timeout_error"`)
+			_, holds, usages, _ := e.meter.state()
+			if holds != 0 || len(usages) != 1 || usages[0].Status != "deadline_exceeded" || usages[0].OutputTokens != 5 || usages[0].Credits == 0 {
+				t.Fatalf("%d holds open, usages %+v; want one, deadline_exceeded, for the 5 words delivered", holds, usages)
+			}
+		})
+	}
 }
 
 // goneMeter is a Meter whose Reserve waits for its caller to go away, then
