@@ -55,7 +55,7 @@ type Options struct {
 	// Providers' timeouts bound each wait for an upstream, not the whole.
 	// 0: no bound.
 	MaxRequestDuration time.Duration
-	Logger    *slog.Logger
+	Logger             *slog.Logger
 }
 
 // Gateway serves the OpenAI-compatible endpoints. It is safe for
