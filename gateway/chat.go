@@ -83,7 +83,7 @@ func (g *Gateway) ChatCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var res *chatResult
-	d, err := g.failover(r.Context(), m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
+	d, err := g.failover(m.ctx, m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
 		defer a.done()
 		var err error
 		res, err = d.up.chat(a.ctx, d, req)
@@ -104,9 +104,13 @@ func (g *Gateway) ChatCompletions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res.body.with("usage", usageJSON(*u, credits)))
 }
 
-// logInternal logs errors that are shown to clients only as "internal error".
+// logInternal logs errors that are shown to clients only as "internal
+// error". A client that went away is not one: it is noted at info.
 func (g *Gateway) logInternal(r *http.Request, err error) {
-	if tollgate.ErrorCode(err) == tollgate.EINTERNAL {
+	switch {
+	case isClientGone(err):
+		g.opts.Logger.InfoContext(r.Context(), "client went away", "path", r.URL.Path, "err", err)
+	case tollgate.ErrorCode(err) == tollgate.EINTERNAL:
 		g.opts.Logger.ErrorContext(r.Context(), "gateway internal error", "path", r.URL.Path, "err", err)
 	}
 }

@@ -45,7 +45,7 @@ func (g *Gateway) Embeddings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var res *chatResult
-	d, err := g.failover(r.Context(), m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
+	d, err := g.failover(m.ctx, m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
 		defer a.done()
 		var err error
 		res, err = d.up.(embedder).embed(a.ctx, d, body)

@@ -48,7 +48,14 @@ type Options struct {
 	// RequestID names a request for holds and usage; default: the
 	// X-Request-Id request header, else a random id.
 	RequestID func(*http.Request) string
-	Logger    *slog.Logger
+	// MaxRequestDuration bounds a metered request from its hold to its
+	// end, on Clock: past it, a stream is ended (an error event naming the
+	// limit, then [DONE]) and billed for what it delivered, and a call
+	// that has delivered nothing is cancelled (504, nothing billed).
+	// Providers' timeouts bound each wait for an upstream, not the whole.
+	// 0: no bound.
+	MaxRequestDuration time.Duration
+	Logger             *slog.Logger
 }
 
 // Gateway serves the OpenAI-compatible endpoints. It is safe for

@@ -128,6 +128,12 @@ type upstream struct {
 	Gate       chan struct{}
 	Pause      chan struct{} // streams: wait on it after word PauseAfter
 	PauseAfter int
+	// Step, for streams, paces the answer: each word, and (OpenAI) the
+	// end of the stream, waits for a receive from it (or the call's end).
+	Step chan struct{}
+	// Arrived, when set, gets a value as each call arrives (sent without
+	// blocking: make it buffered).
+	Arrived chan struct{}
 
 	calls  atomic.Int32
 	mu     sync.Mutex
@@ -157,6 +163,12 @@ func (u *upstream) start(t testing.TB, kind string) *upstream {
 	t.Helper()
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.calls.Add(1)
+		if u.Arrived != nil {
+			select {
+			case u.Arrived <- struct{}{}:
+			default:
+			}
+		}
 		var body map[string]any
 		_ = json.NewDecoder(r.Body).Decode(&body)
 		u.mu.Lock()
@@ -180,13 +192,13 @@ func (u *upstream) start(t testing.TB, kind string) *upstream {
 		stream, _ := body["stream"].(bool)
 		switch {
 		case kind == "anthropic" && stream:
-			u.anthropicStream(w)
+			u.anthropicStream(r.Context(), w)
 		case kind == "anthropic":
 			u.anthropicJSON(w)
 		case strings.HasSuffix(r.URL.Path, "/embeddings"):
 			fmt.Fprintf(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"e","usage":{"prompt_tokens":%d,"total_tokens":%d}}`, u.prompt(), u.prompt())
 		case stream:
-			u.openAIStream(w, body)
+			u.openAIStream(r.Context(), w, body)
 		default:
 			u.openAIJSON(w)
 		}
@@ -230,12 +242,26 @@ func (u *upstream) openAIJSON(w http.ResponseWriter) {
 	fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"up","system_fingerprint":"fp_x","choices":[{"index":0,"message":%s,"logprobs":null,"finish_reason":%q}],"usage":%s}`, msg, finish, u.usageJSON())
 }
 
-func (u *upstream) openAIStream(w http.ResponseWriter, body map[string]any) {
+func (u *upstream) openAIStream(ctx context.Context, w http.ResponseWriter, body map[string]any) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	f := w.(http.Flusher)
 	send := func(s string) { fmt.Fprintf(w, "data: %s\n\n", s); f.Flush() }
+	step := func() bool {
+		if u.Step == nil {
+			return true
+		}
+		select {
+		case <-u.Step:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	send(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`)
 	for i, word := range u.words() {
+		if !step() {
+			return
+		}
 		if u.CutAfter > 0 && i == u.CutAfter {
 			panic(http.ErrAbortHandler)
 		}
@@ -247,6 +273,9 @@ func (u *upstream) openAIStream(w http.ResponseWriter, body map[string]any) {
 		if i == u.PauseAfter && u.Pause != nil {
 			<-u.Pause
 		}
+	}
+	if !step() {
+		return
 	}
 	if !u.FinishLast {
 		send(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`)
@@ -269,7 +298,7 @@ func (u *upstream) anthropicJSON(w http.ResponseWriter) {
 		content, stop, u.prompt(), len(u.words()), u.Cached, u.anthCacheWrites())
 }
 
-func (u *upstream) anthropicStream(w http.ResponseWriter) {
+func (u *upstream) anthropicStream(ctx context.Context, w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	f := w.(http.Flusher)
 	send := func(event, data string) { fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); f.Flush() }
@@ -279,6 +308,13 @@ func (u *upstream) anthropicStream(w http.ResponseWriter) {
 	for i, word := range u.words() {
 		if u.CutAfter > 0 && i == u.CutAfter {
 			panic(http.ErrAbortHandler)
+		}
+		if u.Step != nil {
+			select {
+			case <-u.Step:
+			case <-ctx.Done():
+				return
+			}
 		}
 		send("content_block_delta", fmt.Sprintf(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":%q}}`, word))
 	}

@@ -52,7 +52,7 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 		lead  *leadEvents // an Anthropic stream's events before its first output
 		att   *attempt
 	)
-	d, err := g.failover(r.Context(), m.hold.RequestID, mr.Model, mr.deps, func(a *attempt, d *deployment) error {
+	d, err := g.failover(m.ctx, m.hold.RequestID, mr.Model, mr.deps, func(a *attempt, d *deployment) error {
 		var err error
 		att = a
 		switch an, ok := d.up.(*anthropic); {
@@ -282,6 +282,9 @@ func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *
 	switch {
 	case ew.rl.err != nil || r.Context().Err() != nil:
 		m.settle(r.Context(), d, *u, estimated, "client_canceled")
+	case upErr != nil && m.overtime():
+		m.settle(r.Context(), d, *u, estimated, "deadline_exceeded")
+		ew.event("error", anthDeadlineEvent(m))
 	case upErr != nil:
 		m.settle(r.Context(), d, *u, estimated, "interrupted")
 		g.opts.Logger.WarnContext(r.Context(), "upstream stream broke", "request_id", m.hold.RequestID, "deployment", d.id, "err", upErr)
@@ -352,6 +355,10 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 	switch {
 	case rl.err != nil || r.Context().Err() != nil:
 		m.settle(r.Context(), d, *u, estimated, "client_canceled")
+	case !complete && m.overtime():
+		m.settle(r.Context(), d, *u, estimated, "deadline_exceeded")
+		msg, _ := json.Marshal(anthDeadlineEvent(m))
+		rl.write("event: error\ndata: " + string(msg) + "\n\n")
 	case !complete:
 		m.settle(r.Context(), d, *u, estimated, "interrupted")
 		var ue *upstreamError
@@ -363,6 +370,13 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 	default:
 		m.settle(r.Context(), d, *u, estimated, "ok")
 	}
+}
+
+// anthDeadlineEvent is the error event that ends a Messages stream at
+// MaxRequestDuration.
+func anthDeadlineEvent(m *metered) map[string]any {
+	msg := tollgate.ErrorMessage(m.deadlineError())
+	return map[string]any{"type": "error", "error": map[string]string{"type": "timeout_error", "message": msg}}
 }
 
 // annotateDelta adds cost_credits to a message_delta event's usage; the

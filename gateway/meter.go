@@ -39,7 +39,7 @@ type Usage struct {
 	OutputTokens       int64
 	Credits            tollgate.Credits // never more than held
 	Latency            time.Duration
-	Status             string // "ok", "interrupted", "client_canceled", "error"
+	Status             string // "ok", "interrupted", "deadline_exceeded", "client_canceled", "error"
 	Estimated          bool   // token counts come from the tokenizer, not the upstream
 }
 
@@ -55,6 +55,20 @@ type Meter interface {
 	Settle(ctx context.Context, holdID string, u Usage) error
 	// Release drops the hold without charging: nothing was used.
 	Release(ctx context.Context, holdID string) error
+}
+
+// Renewer is the optional capability of a Meter whose holds expire: while
+// a request is in flight the gateway renews its hold every RenewEvery, so
+// that a hold lives as long as its request, however long a stream runs.
+// The gateway stops renewing when it settles or releases the hold, when
+// the request ends, or when Renew says the hold ended.
+type Renewer interface {
+	// RenewEvery is how often a hold in use must be renewed to stay alive.
+	RenewEvery() time.Duration
+	// Renew keeps the hold alive for another while. It returns a
+	// *tollgate.Error with code ECONFLICT or ENOTFOUND when the hold ended
+	// or is unknown (nothing to keep alive); the settle charges it anyway.
+	Renew(ctx context.Context, holdID string) error
 }
 
 // Pricer turns token counts into credits, each kind at its own price

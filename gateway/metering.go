@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -18,6 +19,43 @@ type metered struct {
 	start  time.Time
 	prompt int64 // tokenizer count of the prompt, for billing without usage
 	closed bool
+	// ctx is the request's context for the upstream calls, from the hold
+	// to its end (settle or release); cancelled with errRequestDeadline at
+	// Options.MaxRequestDuration.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// errRequestDeadline is the cause of a request's context cancelled at
+// Options.MaxRequestDuration.
+var errRequestDeadline = errors.New("the request reached the maximum duration")
+
+// StatusClientClosed is the status of a request whose client went away
+// (nginx's 499 "client closed request"): nobody reads it, but the HTTP
+// metrics count it apart from our failures.
+const StatusClientClosed = 499
+
+// clientGone is the error of a request whose client went away, err being
+// what that did to the request. It is not a failure of ours.
+func clientGone(err error) error {
+	return &StatusError{Status: StatusClientClosed, Code: "client_closed_request",
+		Err: &tollgate.Error{Code: tollgate.EUNAVAILABLE, Message: "the client closed the request", Err: err}}
+}
+
+// isClientGone reports whether err is clientGone's.
+func isClientGone(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Status == StatusClientClosed
+}
+
+// ended is the error of a request whose context ended: the client went
+// away, or the request reached Options.MaxRequestDuration (504).
+func ended(ctx context.Context) error {
+	if errors.Is(context.Cause(ctx), errRequestDeadline) {
+		return &StatusError{Status: http.StatusGatewayTimeout, Code: "request_timeout",
+			Err: &tollgate.Error{Code: tollgate.EUPSTREAM, Message: "the request reached this server's time limit", Err: context.Cause(ctx)}}
+	}
+	return clientGone(ctx.Err())
 }
 
 // reserve holds the worst case of a request: its prompt (with a margin
@@ -48,17 +86,86 @@ func (g *Gateway) reserve(r *http.Request, c tollgate.Caller, model string, prom
 		RequestID: g.opts.RequestID(r), Account: c.Account, KeyID: c.KeyID, Model: model, Credits: credits, GrantID: c.GrantID,
 	}}
 	if err := g.admitTokens(r.Context(), c, model, prompt+margin+outTokens); err != nil {
+		if r.Context().Err() != nil {
+			return nil, clientGone(err)
+		}
 		return nil, err
 	}
 	m.holdID, err = g.opts.Meter.Reserve(r.Context(), m.hold)
-	if err != nil {
-		if tollgate.ErrorCode(err) == tollgate.EINSUFFICIENT {
-			return nil, err
-		}
+	switch {
+	case err == nil:
+	case r.Context().Err() != nil:
+		// The client went away while the hold was being made: the
+		// ledger withdraws or releases it.
+		return nil, clientGone(fmt.Errorf("reserve %d credits: %w", credits, err))
+	case tollgate.ErrorCode(err) == tollgate.EINSUFFICIENT:
+		return nil, err
+	default:
 		return nil, fmt.Errorf("reserve %d credits: %w", credits, err)
 	}
 	g.observeHeld(m.hold)
+	m.ctx, m.cancel = context.WithCancelCause(r.Context())
+	m.watch()
 	return m, nil
+}
+
+// watch keeps the hold alive while the request is in flight (the Meter's
+// Renewer, every RenewEvery) and ends the request at MaxRequestDuration,
+// both on the gateway's clock, until the hold is settled or released or
+// the request ends. Neither asked for, it starts nothing.
+func (m *metered) watch() {
+	o := m.g.opts
+	ren, _ := o.Meter.(Renewer)
+	var every time.Duration
+	if ren != nil {
+		every = ren.RenewEvery()
+	}
+	limit := o.MaxRequestDuration
+	if every <= 0 && limit <= 0 {
+		return
+	}
+	deadline := m.start.Add(limit)
+	go func() {
+		for {
+			wait := every
+			if left := deadline.Sub(o.Clock.Now()); limit > 0 && (every <= 0 || left < wait) {
+				wait = left
+			}
+			if err := tollgate.Sleep(m.ctx, o.Clock, wait); err != nil {
+				return // settled, released, or the request ended
+			}
+			if limit > 0 && !o.Clock.Now().Before(deadline) {
+				m.cancel(errRequestDeadline)
+				return
+			}
+			if err := ren.Renew(m.ctx, m.holdID); err != nil && m.ctx.Err() == nil {
+				if c := tollgate.ErrorCode(err); c == tollgate.ECONFLICT || c == tollgate.ENOTFOUND {
+					return // the hold ended: its settle charges it all the same
+				}
+				o.Logger.WarnContext(m.ctx, "renew hold", "request_id", m.hold.RequestID, "hold", m.holdID, "err", err)
+			}
+		}
+	}()
+}
+
+// overtime reports whether the request reached MaxRequestDuration.
+func (m *metered) overtime() bool {
+	return errors.Is(context.Cause(m.ctx), errRequestDeadline)
+}
+
+// end stops the watch: the hold is settled or released.
+func (m *metered) end() {
+	if m.cancel != nil {
+		m.cancel(context.Canceled)
+	}
+}
+
+// deadlineError is what a stream ended at MaxRequestDuration tells its
+// client.
+func (m *metered) deadlineError() error {
+	return &StatusError{Status: http.StatusGatewayTimeout, Code: "request_timeout",
+		Err: tollgate.Errorf(tollgate.EUPSTREAM, "the request reached this server's time limit of %s; the output so far is billed",
+			m.g.opts.MaxRequestDuration)}
 }
 
 // worstCase is what prompt and out tokens may cost at most: a provider may
@@ -83,11 +190,19 @@ func (m *metered) release(ctx context.Context) {
 		return
 	}
 	m.closed = true
+	status := "error"
+	switch {
+	case m.overtime():
+		status = "deadline_exceeded"
+	case ctx.Err() != nil:
+		status = "client_canceled"
+	}
+	m.end()
 	if err := m.g.opts.Meter.Release(context.WithoutCancel(ctx), m.holdID); err != nil {
 		m.g.opts.Logger.ErrorContext(ctx, "release hold", "request_id", m.hold.RequestID, "hold", m.holdID, "err", err)
 	}
 	m.g.opts.Observer.Done(Usage{RequestID: m.hold.RequestID, Account: m.hold.Account, KeyID: m.hold.KeyID,
-		Model: m.hold.Model, Latency: m.g.opts.Clock.Now().Sub(m.start), Status: "error"})
+		Model: m.hold.Model, Latency: m.g.opts.Clock.Now().Sub(m.start), Status: status})
 }
 
 // settle charges u (never more than held) and records it. It returns the
@@ -97,6 +212,7 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 		return 0
 	}
 	m.closed = true
+	m.end()
 	credits := m.cost(u)
 	// A negative count (an upstream's mistake, billed as the hold by
 	// cost) is recorded as zero: the store refuses negative counts, and

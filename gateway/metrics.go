@@ -88,7 +88,7 @@ var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10,
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_gateway_requests_total", Help: "Metered gateway requests by public model and outcome (ok, interrupted, client_canceled, error).",
+			Name: "tollgate_gateway_requests_total", Help: "Metered gateway requests by public model and outcome (ok, interrupted, deadline_exceeded, client_canceled, error).",
 		}, []string{"model", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tollgate_gateway_request_duration_seconds", Help: "Metered gateway requests' duration from hold to settle or release, by public model.",

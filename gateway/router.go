@@ -103,7 +103,7 @@ func (g *Gateway) failover(ctx context.Context, reqID, model string, deps []*dep
 			o.Sleep(ctx.Done(), wait)
 		}
 		if ctx.Err() != nil {
-			return nil, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Message: "request canceled", Err: ctx.Err()}
+			return nil, ended(ctx)
 		}
 		attempts++
 		timeout := time.Duration(d.provider.Timeout)
@@ -127,8 +127,9 @@ func (g *Gateway) failover(ctx context.Context, reqID, model string, deps []*dep
 			return nil, err // our own failure (encoding): no other deployment helps
 		}
 		if ctx.Err() != nil {
-			// The client went away: not the deployment's fault.
-			return nil, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Message: "request canceled", Err: ctx.Err()}
+			// The client went away, or the request reached its time
+			// limit: not the deployment's fault.
+			return nil, ended(ctx)
 		}
 		if !ue.retryable() {
 			o.Breaker.Success(d.id) // it answered; the request was at fault

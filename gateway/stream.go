@@ -26,7 +26,7 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 		first []*chunk
 		att   *attempt
 	)
-	d, err := g.failover(r.Context(), m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
+	d, err := g.failover(m.ctx, m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
 		s, chunks, err := openStream(a, d, req)
 		st, first, att = s, chunks, a
 		return err
@@ -87,6 +87,17 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 		// The client went away: the upstream call is cancelled by the
 		// deferred att.done; bill what was delivered.
 		m.settle(r.Context(), d, *u, estimated, "client_canceled")
+	case upErr != nil && m.overtime():
+		// Ended at MaxRequestDuration: billed for what was delivered, and
+		// closed properly, saying why.
+		credits := m.settle(r.Context(), d, *u, estimated, "deadline_exceeded")
+		g.opts.Logger.InfoContext(r.Context(), "stream ended at the request time limit", "request_id", m.hold.RequestID, "deployment", d.id)
+		if req.IncludeUsage {
+			rl.emit(usageChunk(rl.last, usageJSON(*u, credits)))
+		}
+		_, _, body := errorBody(m.deadlineError())
+		rl.emit(body)
+		rl.done()
 	case upErr != nil:
 		m.settle(r.Context(), d, *u, estimated, "interrupted")
 		g.opts.Logger.WarnContext(r.Context(), "upstream stream broke", "request_id", m.hold.RequestID, "deployment", d.id, "err", upErr)

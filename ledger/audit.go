@@ -51,8 +51,9 @@ type AuditOptions struct {
 //   - usage.settled, usage.lots: per account, usage credits = settled
 //     holds = lots used + debt + used of live grants (I6);
 //   - account.debt_origin: an account's debt is no more than its revoked
-//     grants used plus what its confirmed grants' caps exceed their lots
-//     by — the only ways debt arises — so spending beyond the available
+//     grants used, plus what its confirmed grants' caps exceed their lots
+//     by, plus the cost of its holds settled at or after their expiry —
+//     the only ways debt arises — so spending beyond the available
 //     balance cannot hide as debt (I5);
 //   - schema.unique: the unique constraints exactly-once rests on exist (I1).
 func Audit(ctx context.Context, s Store, opt AuditOptions) ([]Violation, error) {
@@ -273,7 +274,11 @@ func (a *auditor) usage(d *Dump) {
 // unless a grant's usage moved onto them: a revoked grant's usage (at
 // revocation and from its holds settled after) becomes debt, and a
 // confirmed grant can overflow its lot by at most its cap minus the lot's
-// credits. Paying debt off only lowers it, so the sum of those is a bound.
+// credits. The one other way is a late settle: a hold that expired before
+// its call ended is charged what the account can spare, the rest as debt
+// (settleLate), so at most its cost; such a hold was settled at or after
+// its expiry (a settle in time is before it). Paying debt off only lowers
+// it, so the sum of those is a bound.
 func (a *auditor) debt(d *Dump) {
 	granted := make(map[int64]tollgate.Credits, len(d.Lots))
 	for _, l := range d.Lots {
@@ -288,10 +293,15 @@ func (a *auditor) debt(d *Dump) {
 			origin[g.Account] += max(0, g.Cap-granted[g.LotID])
 		}
 	}
+	for _, h := range d.Holds {
+		if h.Status == HoldSettled && !h.ResolvedAt.Before(h.ExpiresAt) {
+			origin[h.Account] += h.Cost
+		}
+	}
 	for _, acc := range d.Accounts {
 		if acc.Debt > origin[acc.ID] {
 			a.add("account.debt_origin", "account "+string(acc.ID),
-				"debt %d exceeds the %d credits revoked or overflowing grants account for: credit was spent beyond the available balance",
+				"debt %d exceeds the %d credits revoked or overflowing grants and late settles account for: credit was spent beyond the available balance",
 				acc.Debt, origin[acc.ID])
 		}
 	}

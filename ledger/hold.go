@@ -18,8 +18,9 @@ type ReserveRequest struct {
 	// instead of the account's lots.
 	GrantID string
 	Amount  tollgate.Credits
-	// TTL is how long the hold lives unless settled or released; after
-	// it, ExpireHolds releases it and Settle refuses it.
+	// TTL is how long the hold lives unless settled, released or renewed
+	// (Renew); after it, ExpireHolds frees its credit uncharged. A settle
+	// after that still charges (see Settle).
 	TTL time.Duration
 }
 
@@ -120,15 +121,38 @@ func reserve(b holdBook, r ReserveRequest, now time.Time) (*Hold, error) {
 
 // settleStage answers a Settle at cost of hold h by h's status alone:
 // repeat when h is settled at that cost already (the answer is h), a
-// conflict when it ended otherwise; neither when h is active.
+// conflict when it was settled otherwise or released; neither when h is
+// active or expired. An expired hold's call was answered all the same (a
+// stream outlived it): its settle charges, late (settleLate), as it would
+// have on time. Only a release says the call cost nothing.
 func settleStage(h *Hold, cost tollgate.Credits) (repeat bool, err error) {
 	switch {
 	case h.Status == HoldSettled && h.Cost == cost:
 		return true, nil
-	case h.Status != HoldActive:
+	case h.Status == HoldSettled || h.Status == HoldReleased:
 		return false, fail(tollgate.ECONFLICT, "ledger.Settle", "hold %s is already %s", h.ID, h.Status)
 	}
 	return false, nil
+}
+
+// renewHold applies Renew's rule to h: an active hold is kept at least
+// ttl from now, never shortened (a repeat changes nothing: idempotent); a
+// hold that ended is refused, whatever ended it. It reports whether h
+// changed, and changes nothing when it refuses.
+func renewHold(h *Hold, ttl time.Duration, now time.Time) (changed bool, err error) {
+	const name = "ledger.Renew"
+	if ttl <= 0 {
+		return false, fail(tollgate.EINVALID, name, "a positive TTL is required")
+	}
+	if h.Status != HoldActive {
+		return false, fail(tollgate.ECONFLICT, name, "hold %s is already %s", h.ID, h.Status)
+	}
+	until := now.Add(ttl).Truncate(time.Microsecond)
+	if !until.After(h.ExpiresAt) {
+		return false, nil
+	}
+	h.ExpiresAt = until
+	return true, nil
 }
 
 // releaseStage answers a Release of hold h by h's status alone: repeat
@@ -203,19 +227,41 @@ func (o reserveOp) need(n *needs) {
 	}
 }
 
+// reserved is a reserveOp's answer: the hold, and whether this op made it
+// (rather than answering a repeat), which is what undoing it needs.
+type reserved struct {
+	hold  *Hold
+	fresh bool
+}
+
 func (o reserveOp) apply(s *state) (any, error) {
+	_, existed := stateBook{s}.lookup(o.r.HoldID)
 	h, err := reserve(stateBook{s}, o.r, s.now)
 	if err != nil {
 		return nil, err
 	}
-	return h, nil
+	return reserved{h, !existed}, nil
+}
+
+// undo is what takes back a committed reserve whose caller stopped
+// waiting: the release of the hold it made (nothing for a repeat, whose
+// hold belongs to the first caller).
+func (o reserveOp) undo(v any) op {
+	if !v.(reserved).fresh {
+		return nil
+	}
+	return releaseOp{o.r.HoldID}
 }
 
 // Reserve holds r.Amount credits before an upstream call, in one
 // conditional change: available credit (or the grant's room) must cover it.
 // Errors: EINVALID, ENOTFOUND (account or grant), EINSUFFICIENT (not enough
 // credit, or unpaid debt), ECONFLICT (hold id reused with other terms, grant
-// not live). Idempotent by HoldID. Group-committed.
+// not live). Idempotent by HoldID: a repeat answers with the hold as it is
+// now, released or expired included. Group-committed. When ctx ends while
+// the reserve waits for its commit, it is withdrawn, or if already
+// committed, released: a caller that stops waiting leaves no hold behind
+// (a retry must use a new hold id).
 func (s *Service) Reserve(ctx context.Context, r ReserveRequest) (Hold, error) {
 	if s.mem != nil && r.GrantID == "" {
 		return s.reserveMem(ctx, r)
@@ -224,7 +270,7 @@ func (s *Service) Reserve(ctx context.Context, r ReserveRequest) (Hold, error) {
 	if err != nil {
 		return Hold{}, err
 	}
-	return *v.(*Hold), nil
+	return *v.(reserved).hold, nil
 }
 
 // SettleRequest settles a hold with the real cost of the call.
@@ -253,15 +299,16 @@ func (o settleOp) requestID() string {
 	return o.r.HoldID
 }
 
-// need does not look a memory hold up in the store: it is not there until
-// its settle writes it (a settle queued behind that one has no mem, see
-// settleFor).
+// need does not look an active memory hold up in the store: it is not
+// there until its settle writes it (a settle queued behind that one has no
+// mem, see settleFor). An expired one is looked up, in case a late settle
+// wrote it already.
 func (o settleOp) need(n *needs) {
 	n.usageIDs[o.requestID()] = true
-	switch {
-	case o.mem.ID == "":
+	if o.mem.ID == "" || o.mem.Status != HoldActive {
 		n.holdIDs[o.r.HoldID] = true
-	case o.mem.Status == HoldActive:
+	}
+	if o.mem.ID != "" {
 		n.accounts[o.mem.Account], n.spendable[o.mem.Account] = true, true
 	}
 }
@@ -294,14 +341,25 @@ func (o settleOp) apply(s *state) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: hold %s: account %s missing", name, h.ID, h.Account)
 	}
+	late := h.Status == HoldExpired
+	if late && s.lateBlind(h, o.r.Cost) {
+		return nil, errNeedsMemLock
+	}
 	if !stored {
-		// A memory hold becomes a row holding its amount, and is settled
-		// with it: nothing is written when the settle is refused, above.
-		a.Held += h.Amount
-		s.touchAccount(a)
+		// A memory hold becomes a row, and is settled with it: nothing
+		// is written when the settle is refused, above. An active one
+		// holds its amount until then.
+		if !late {
+			a.Held += h.Amount
+			s.touchAccount(a)
+		}
 		s.addHold(h)
 	}
-	s.resolve(h, a, HoldSettled, o.r.Cost)
+	if late {
+		s.settleLate(h, a, o.r.Cost)
+	} else {
+		s.resolve(h, a, HoldSettled, o.r.Cost)
+	}
 	u := o.r.Usage
 	u.RequestID, u.Account, u.Credits = o.requestID(), h.Account, o.r.Cost
 	if u.CreatedAt.IsZero() {
@@ -312,15 +370,14 @@ func (o settleOp) apply(s *state) (any, error) {
 	return h, nil
 }
 
-// refusal is why the active hold h cannot be settled now at o's cost; nil
-// when it can.
+// refusal is why the active or expired hold h cannot be settled at o's
+// cost; nil when it can. Age is never a reason: an answered call is
+// charged however long it took.
 func (o settleOp) refusal(s *state, h *Hold) error {
 	const name = "ledger.Settle"
 	switch {
 	case o.r.Cost > h.Amount:
 		return fail(tollgate.EINVALID, name, "cost %d exceeds the %d credits held", o.r.Cost, h.Amount)
-	case !s.now.Before(h.ExpiresAt):
-		return fail(tollgate.ECONFLICT, name, "hold %s expired at %s", h.ID, h.ExpiresAt.Format(time.RFC3339))
 	case s.usage[o.requestID()]:
 		return fail(tollgate.ECONFLICT, name, "usage for request %s is already recorded", o.requestID())
 	}
@@ -350,14 +407,56 @@ func (s *state) resolve(h *Hold, a *Account, status HoldStatus, cost tollgate.Cr
 	s.touchHold(h)
 }
 
+// settleLate charges cost for hold h, which expired (ExpireHolds freed its
+// credit uncharged) though its call was answered: a stream that outlived
+// it. What funded h pays what it can now — a live grant the room it has
+// left, the account's lots (no grant, or a confirmed one) what is
+// spendable — and the rest becomes debt, as a revoked grant's use does;
+// a revoked grant's hold is all debt. So a late charge never takes credit
+// that another active hold or a memory hold keeps, and it is never lost.
+func (s *state) settleLate(h *Hold, a *Account, cost tollgate.Credits) {
+	rest := cost
+	switch g := s.grants[h.GrantID]; {
+	case g != nil && g.Status == GrantLive:
+		take := min(rest, max(0, g.Cap-g.Used-g.Held))
+		g.Used += take
+		rest -= take
+		s.touchGrant(g)
+	case g == nil || g.Status == GrantConfirmed:
+		take := min(rest, max(0, s.available(a)))
+		rest -= take
+		s.drawLots(a, take)
+	}
+	a.Debt += rest
+	s.touchAccount(a)
+	h.Status, h.Cost, h.ResolvedAt = HoldSettled, cost, s.now
+	s.touchHold(h)
+}
+
+// lateBlind reports whether a late settle of h at cost could draw the
+// account's lots while this transaction cannot see its memory holds (a
+// metering batch with MemoryHolds on): then it must run under the memory
+// lock (errNeedsMemLock), or it could take credit a memory hold keeps.
+func (s *state) lateBlind(h *Hold, cost tollgate.Credits) bool {
+	if !s.memBlind || cost == 0 {
+		return false
+	}
+	g := s.grants[h.GrantID]
+	return g == nil || g.Status == GrantConfirmed
+}
+
 // Settle charges the real cost (≤ the amount held) of a call, frees the
-// rest of the hold and writes the usage record, in one transaction. Errors:
-// EINVALID (cost < 0 or above the hold, a negative token count), ENOTFOUND,
-// ECONFLICT (hold already released, expired or settled with another cost;
-// expired by time; usage request id reused). Idempotent: settling a settled hold with the same cost
-// returns it unchanged. Group-committed.
+// rest of the hold and writes the usage record, in one transaction. A hold
+// is never too old to settle: one that expired is charged late (what funds
+// it pays what it can spare now, the rest becomes debt; see settleLate).
+// Errors: EINVALID (cost < 0 or above the hold, a negative token count),
+// ENOTFOUND, ECONFLICT (hold released, or settled with another cost; usage
+// request id reused). Idempotent: settling a settled hold with the same
+// cost returns it unchanged. Group-committed. A settle is revenue: it is
+// queued and committed even when ctx has ended, before or while it waits;
+// only the wait for its answer stops with ctx.
 func (s *Service) Settle(ctx context.Context, r SettleRequest) (Hold, error) {
-	v, err := s.batched(ctx, s.settleFor(r))
+	v, err := s.enqueue(ctx, &pending{op: s.settleFor(r), done: make(chan result, 1), keep: true})
 	if err != nil {
 		return Hold{}, err
 	}
@@ -410,12 +509,55 @@ func (o releaseOp) apply(s *state) (any, error) {
 // Release frees a hold without charging anything (the call failed before
 // costing). Errors: ENOTFOUND, ECONFLICT (already settled). Idempotent:
 // releasing a released or expired hold returns it unchanged.
-// Group-committed.
+// Group-committed; like Settle, committed even when ctx ends first, so
+// that no hold is left to lock credit until it expires.
 func (s *Service) Release(ctx context.Context, holdID string) (Hold, error) {
 	if h, ok, err := s.releaseMem(holdID); ok {
 		return h, err
 	}
-	v, err := s.batched(ctx, releaseOp{holdID})
+	v, err := s.enqueue(ctx, &pending{op: releaseOp{holdID}, done: make(chan result, 1), keep: true})
+	if err != nil {
+		return Hold{}, err
+	}
+	return *v.(*Hold), nil
+}
+
+type renewOp struct {
+	id  string
+	ttl time.Duration
+}
+
+func (o renewOp) need(n *needs) { n.holdIDs[o.id] = true }
+
+func (o renewOp) apply(s *state) (any, error) {
+	h, ok := s.holds[o.id]
+	if !ok {
+		return nil, fail(tollgate.ENOTFOUND, "ledger.Renew", "hold %s not found", o.id)
+	}
+	changed, err := renewHold(h, o.ttl, s.now)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		s.touchHold(h)
+	}
+	return h, nil
+}
+
+// Renew keeps an active hold alive while its call is: it will not expire
+// before ttl from now (a later expiry is kept). The gateway renews the hold
+// of a request in flight periodically, so that a hold lives as long as its
+// request, however long a stream runs. It also renews an active hold whose
+// expiry passed but that the sweeper has not reached. Errors: EINVALID
+// (ttl ≤ 0), ENOTFOUND, ECONFLICT (the hold was settled, released or
+// expired: nothing to keep alive; a late settle still charges an expired
+// one). Idempotent. Group-committed (a memory hold is renewed in memory);
+// withdrawn when ctx ends before it commits.
+func (s *Service) Renew(ctx context.Context, holdID string, ttl time.Duration) (Hold, error) {
+	if h, ok, err := s.renewMem(holdID, ttl); ok {
+		return h, err
+	}
+	v, err := s.batched(ctx, renewOp{holdID, ttl})
 	if err != nil {
 		return Hold{}, err
 	}

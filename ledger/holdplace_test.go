@@ -77,6 +77,10 @@ func holdScript(t *testing.T, memory bool) []string {
 		h, err := svc.Release(ctx, id)
 		note("release "+id, h, err)
 	}
+	renew := func(id string, ttl time.Duration) {
+		h, err := svc.Renew(ctx, id, ttl)
+		note(fmt.Sprintf("renew %s %s", id, ttl), h, err)
+	}
 
 	reserve("h1", "alice", 300, time.Minute)
 	reserve("h1", "alice", 300, time.Minute) // repeat: the same hold
@@ -102,7 +106,7 @@ func holdScript(t *testing.T, memory bool) []string {
 	reserve("h3", "alice", 880, time.Minute) // all of it
 	reserve("h4", "alice", 1, time.Minute)
 	advance(time.Minute)
-	settle("h3", 10) // expired by time
+	settle("h3", 10) // past its expiry, not swept yet: settled as usual
 	n, err := svc.ExpireHolds(ctx, clock())
 	note(fmt.Sprintf("expire %d", n), ledger.Hold{}, err)
 	release("h3") // repeat of an expired hold
@@ -110,7 +114,24 @@ func holdScript(t *testing.T, memory bool) []string {
 	reserve("h5", "alice", 880, time.Minute)
 	settle("h5", 880)
 	reserve("h6", "alice", 1, time.Minute)
-	for _, id := range []string{"h1", "h2", "h3", "h5", "nope"} {
+	reserve("h7", "alice", 100, time.Minute)
+	renew("h7", 2*time.Minute)
+	renew("h7", 2*time.Minute) // repeat
+	renew("h7", 0)
+	renew("h3", time.Minute) // settled
+	renew("nope", time.Minute)
+	advance(time.Minute)
+	n, err = svc.ExpireHolds(ctx, clock())
+	note(fmt.Sprintf("expire %d", n), ledger.Hold{}, err) // h6 only: h7 was renewed
+	advance(time.Minute)
+	n, err = svc.ExpireHolds(ctx, clock())
+	note(fmt.Sprintf("expire %d", n), ledger.Hold{}, err)
+	renew("h7", time.Minute) // expired
+	settle("h7", 40)         // late: charged all the same
+	settle("h7", 40)         // repeat
+	settle("h7", 41)         // another cost
+	release("h7")            // settled
+	for _, id := range []string{"h1", "h2", "h3", "h5", "h7", "nope"} {
 		h, err := svc.Hold(ctx, id)
 		note("hold "+id, h, err)
 	}

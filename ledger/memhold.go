@@ -29,6 +29,10 @@ import (
 //     or not at all. A failed settle keeps the hold, as a stored hold
 //     would stay active.
 //   - Release and expiry only drop the memory hold: nothing was charged.
+//     A late settle of an expired one (its stream outlived it) writes it
+//     settled, charging what the account can spare now (settleLate); it
+//     needs the memory holds counted, so it runs under the lock.
+//   - Renew moves a memory hold's expiry, under the lock.
 //   - Every other change of an account (payments, refunds, grants) runs in
 //     the committer, in queue order, with the lock held from its reads to
 //     its publication; rules that look at what is free to take (a refund)
@@ -258,9 +262,26 @@ func (o memSettleOp) finish(r result) {
 	}
 }
 
+// memLateSettleOp settles a memory hold that expired: the late settle
+// writes it, settled (settleLate), and once that commits the hold is
+// remembered as settled, so that Hold and a repeat find it so.
+type memLateSettleOp struct{ settleOp }
+
+func (o memLateSettleOp) committed(m *memHolds, r result) {
+	if r.err != nil {
+		return
+	}
+	if h := *r.val.(*Hold); h.Status == HoldSettled {
+		if _, ok := m.gone[h.ID]; ok {
+			m.gone[h.ID] = h
+		}
+	}
+}
+
 // settleFor returns the op that settles r: for an active memory hold a
-// memSettleOp (marking the hold settling), for one released or expired a
-// settleOp that finds it so, else a settleOp of a stored hold.
+// memSettleOp (marking the hold settling), for an expired one a
+// memLateSettleOp, for a released one a settleOp that finds it so, else a
+// settleOp of a stored hold.
 func (s *Service) settleFor(r SettleRequest) op {
 	if s.mem == nil {
 		return settleOp{r: r}
@@ -269,7 +290,11 @@ func (s *Service) settleFor(r SettleRequest) op {
 	defer s.mem.mu.Unlock()
 	mh, ok := s.mem.holds[r.HoldID]
 	if !ok {
-		if h, gone := s.mem.gone[r.HoldID]; gone && h.Status != HoldSettled {
+		h, gone := s.mem.gone[r.HoldID]
+		switch {
+		case gone && h.Status == HoldExpired:
+			return memLateSettleOp{settleOp{r: r, mem: h}}
+		case gone && h.Status != HoldSettled:
 			return settleOp{r: r, mem: h}
 		}
 		return settleOp{r: r}
@@ -310,6 +335,28 @@ func (s *Service) releaseMem(id string) (h Hold, ok bool, err error) {
 		return Hold{}, true, fail(tollgate.ECONFLICT, "ledger.Release", "hold %s is being settled", id)
 	}
 	return m.bury(id, HoldReleased, s.now()), true, nil
+}
+
+// renewMem renews a memory hold (renewHold, under the lock); ok is false
+// when id is not one (a settled memory hold is stored: the store answers).
+func (s *Service) renewMem(id string, ttl time.Duration) (h Hold, ok bool, err error) {
+	if s.mem == nil {
+		return Hold{}, false, nil
+	}
+	m := s.mem
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mh, live := m.holds[id]; live {
+		if _, err := renewHold(&mh.h, ttl, s.now()); err != nil {
+			return Hold{}, true, err
+		}
+		return mh.h, true, nil
+	}
+	if h, gone := m.gone[id]; gone && h.Status != HoldSettled {
+		_, err := renewHold(&h, ttl, s.now())
+		return Hold{}, true, err
+	}
+	return Hold{}, false, nil
 }
 
 // expireMem drops the memory holds expired at now that no settle is

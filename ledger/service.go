@@ -98,12 +98,14 @@ type Service struct {
 type Stats struct {
 	Batches    int64 // transactions run by the group committer
 	BatchedOps int64 // reserve/settle/release operations they carried
+	// Queued is how many operations wait in the queue for a committer now.
+	Queued int
 }
 
 // Stats returns how many batches the group committer ran and how many
 // operations they carried; BatchedOps/Batches is the mean batch size.
 func (s *Service) Stats() Stats {
-	return Stats{Batches: s.batches.Load(), BatchedOps: s.batchedOps.Load()}
+	return Stats{Batches: s.batches.Load(), BatchedOps: s.batchedOps.Load(), Queued: len(s.queue)}
 }
 
 type pending struct {
@@ -119,7 +121,61 @@ type pending struct {
 	then func(result)
 	// fin, set by track, ends the op's entry in the Service's inflight set.
 	fin func()
+	// keep marks an op that commits even when its caller stops waiting
+	// (settles and releases: revenue, and credit given back). Any other
+	// op a caller stops waiting for is withdrawn, or undone (abandon).
+	keep bool
+	// stage is where the op is between its caller and a committer: one of
+	// the op* stages below, moved only by compare-and-swap, so that a
+	// caller that stops waiting and a committer that takes the op agree on
+	// which of them deals with it.
+	stage atomic.Int32
 }
+
+// Stages of a pending op. queued → taken → answered is the usual path; a
+// caller that stops waiting moves queued → withdrawn (the committer skips
+// the op: it never runs) or taken → orphaned (the committer undoes it
+// after its commit, see undoer).
+const (
+	opQueued int32 = iota
+	opTaken
+	opAnswered
+	opWithdrawn
+	opOrphaned
+)
+
+// take marks p as taken into a batch; false when its caller withdrew it,
+// in which case p is answered (unblocking Sync) and must not run.
+func (p *pending) take() bool {
+	if p.stage.CompareAndSwap(opQueued, opTaken) {
+		return true
+	}
+	p.reply(result{err: errWithdrawn})
+	return false
+}
+
+// abandon is the caller's side: it stops waiting for p. It reports false
+// when p was answered already (its result is in p.done).
+func (p *pending) abandon() bool {
+	return p.stage.CompareAndSwap(opQueued, opWithdrawn) || p.stage.CompareAndSwap(opTaken, opOrphaned)
+}
+
+// undoer is an op that can be taken back after it committed, for a caller
+// that stopped waiting for it: undo returns the op that does it (nil:
+// nothing to undo), given the op's result value.
+type undoer interface {
+	undo(v any) op
+}
+
+// errWithdrawn answers an op whose caller stopped waiting before any
+// committer took it: it never ran.
+var errWithdrawn = errors.New("ledger: operation withdrawn by its caller")
+
+// errNeedsMemLock is an op's answer when it must see the memory holds to
+// decide (a late settle that may draw the account's lots) but runs in a
+// batch that cannot: the committer runs it again alone, under the memory
+// lock. It changes nothing, and no caller sees it.
+var errNeedsMemLock = errors.New("ledger: operation needs the memory lock")
 
 type result struct {
 	val any
@@ -196,6 +252,7 @@ func (s *Service) run(ctx context.Context, ops ...op) ([]result, error) {
 				return err
 			}
 			st.memHeld = s.mem.heldOf(ctx, st.accounts)
+			st.memBlind = s.mem != nil && !locked(ctx)
 			results = make([]result, len(ops))
 			for i, o := range ops {
 				results[i].val, results[i].err = o.apply(st)
@@ -259,8 +316,9 @@ func (s *Service) runAlone(ctx context.Context, o op) (any, error) {
 }
 
 // batched hands o to the group committer and waits for its result. If ctx
-// ends first the operation may still commit; callers retry with the same
-// hold id, which is idempotent.
+// ends first, o is withdrawn when no committer took it yet, else undone
+// after its commit when it is an undoer (a reserve is released); see
+// enqueue.
 func (s *Service) batched(ctx context.Context, o op) (any, error) {
 	return s.enqueue(ctx, &pending{op: o, done: make(chan result, 1)})
 }
@@ -322,8 +380,12 @@ func errShuttingDown() error {
 
 // hand queues p for the committers. When Close has begun or ctx has ended
 // first, it answers p with the error (so an op that marked state for its
-// outcome, a memory hold's settle, undoes the mark) and returns it.
+// outcome, a memory hold's settle, undoes the mark) and returns it. An op
+// to keep is queued whether or not ctx has ended.
 func (s *Service) hand(ctx context.Context, p *pending) error {
+	if p.keep {
+		ctx = context.WithoutCancel(ctx)
+	}
 	err := s.queueUp(ctx, p)
 	if err != nil {
 		p.reply(result{err: err})
@@ -362,7 +424,11 @@ func (s *Service) queueUp(ctx context.Context, p *pending) error {
 	}
 }
 
-// enqueue hands p to the committers and waits for its result.
+// enqueue hands p to the committers and waits for its result. When ctx
+// ends first, the caller stops waiting: an op to keep commits all the
+// same; any other is withdrawn if no committer took it yet, or undone
+// after its commit (abandon, undoer). Either way the caller gets ctx's
+// error, and nothing it asked for is left half done.
 func (s *Service) enqueue(ctx context.Context, p *pending) (any, error) {
 	if err := s.hand(ctx, p); err != nil {
 		return nil, err
@@ -382,7 +448,14 @@ func (s *Service) enqueue(ctx context.Context, p *pending) (any, error) {
 			return nil, err
 		}
 	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for ledger operation: %w", ctx.Err())
+		if p.keep {
+			return nil, fmt.Errorf("wait for ledger operation (it still commits): %w", ctx.Err())
+		}
+		if !p.abandon() {
+			r := <-p.done // answered just now: the result stands
+			return r.val, r.err
+		}
+		return nil, fmt.Errorf("wait for ledger operation (abandoned: withdrawn or undone): %w", ctx.Err())
 	}
 }
 
@@ -403,6 +476,9 @@ func (s *Service) commitLoop() {
 				return
 			case first = <-s.queue:
 			}
+			if !first.take() {
+				continue
+			}
 		}
 		var batch []*pending
 		batch, next = s.collect(first)
@@ -417,6 +493,9 @@ func (s *Service) drain() {
 	for {
 		select {
 		case first := <-s.queue:
+			if !first.take() {
+				continue
+			}
 			for first != nil {
 				var batch []*pending
 				batch, first = s.collect(first)
@@ -479,6 +558,9 @@ func (s *Service) collect(first *pending) (batch []*pending, next *pending) {
 				return batch, nil
 			}
 		}
+		if !p.take() {
+			continue
+		}
 		if p.alone {
 			return batch, p
 		}
@@ -489,15 +571,13 @@ func (s *Service) collect(first *pending) (batch []*pending, next *pending) {
 
 // commit runs a batch in one transaction. If the transaction as a whole
 // fails, each op runs alone, so one op that breaks the store cannot fail
-// the others.
+// the others. An op that must see the memory holds (errNeedsMemLock) runs
+// again alone under the memory lock.
 func (s *Service) commit(batch []*pending) {
 	if p := batch[0]; p.alone {
 		// With the lock held from its reads to its publication, no memory
 		// hold starts while the op decides what is free to take.
-		s.mem.mu.Lock()
-		v, err := s.runAlone(context.WithValue(p.ctx, memLockedKey{}, true), p.op)
-		s.mem.mu.Unlock()
-		p.reply(result{val: v, err: err})
+		s.answer(batch, []result{s.runLocked(p.ctx, p.op)})
 		return
 	}
 	ctx := context.Background()
@@ -510,20 +590,65 @@ func (s *Service) commit(batch []*pending) {
 	for i, p := range batch {
 		ops[i] = p.op
 	}
-	rs, err := s.run(ctx, ops...)
-	if err != nil && len(batch) > 1 {
-		for _, p := range batch {
+	rs := make([]result, len(batch))
+	out, err := s.run(ctx, ops...)
+	switch {
+	case err == nil:
+		copy(rs, out)
+	case len(batch) > 1:
+		for i, p := range batch {
 			v, err := s.runAlone(ctx, p.op)
-			p.reply(result{val: v, err: err})
+			rs[i] = result{val: v, err: err}
 		}
-		return
+	default:
+		rs[0] = result{err: err}
 	}
 	for i, p := range batch {
-		if err != nil {
-			p.reply(result{err: err})
+		if errors.Is(rs[i].err, errNeedsMemLock) {
+			rs[i] = s.runLocked(ctx, p.op)
+		}
+	}
+	s.answer(batch, rs)
+}
+
+// runLocked runs o alone with the memory lock held from its reads to its
+// publication (memory holds exist only with MemoryHolds, and so do the ops
+// that need this).
+func (s *Service) runLocked(ctx context.Context, o op) result {
+	s.mem.mu.Lock()
+	defer s.mem.mu.Unlock()
+	v, err := s.runAlone(context.WithValue(ctx, memLockedKey{}, true), o)
+	return result{val: v, err: err}
+}
+
+// answer delivers each op's result to its caller. An op whose caller
+// stopped waiting after a committer took it (orphaned) is undone first
+// when it committed something to undo (a reserve's hold is released, in
+// a batch of its own right after this one), and answered only then, so
+// that Sync and the reads after it see the undoing. If the undoing fails
+// too, the hold expires as any abandoned hold would.
+func (s *Service) answer(batch []*pending, rs []result) {
+	var undo, orphans []*pending
+	var orphaned []result
+	for i, p := range batch {
+		if p.stage.CompareAndSwap(opTaken, opAnswered) {
+			p.reply(rs[i])
 			continue
 		}
-		p.reply(rs[i])
+		if u, ok := p.op.(undoer); ok && rs[i].err == nil {
+			if o := u.undo(rs[i].val); o != nil {
+				q := &pending{op: o, then: func(result) {}}
+				q.stage.Store(opTaken)
+				undo = append(undo, q)
+			}
+		}
+		orphans, orphaned = append(orphans, p), append(orphaned, rs[i])
+	}
+	if len(undo) > 0 {
+		s.commit(undo)
+	}
+	for i, p := range orphans {
+		p.reply(orphaned[i])
 	}
 }
 

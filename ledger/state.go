@@ -58,6 +58,9 @@ type state struct {
 	// memHeld is what memory holds keep of each loaded account, for the
 	// rules that must leave it alone (set only where they can run).
 	memHeld map[tollgate.AccountID]tollgate.Credits
+	// memBlind is set when memory holds exist but memHeld cannot be known
+	// (a metering batch, run without the memory lock).
+	memBlind bool
 
 	dirtyAccounts map[tollgate.AccountID]bool
 	dirtyLots     map[int64]bool

@@ -15,18 +15,23 @@ import (
 	"tollgate/pricing"
 )
 
-// DefaultHoldTTL is how long a gateway hold lives when nothing settles or
-// releases it (a crashed request); the sweeper then releases it.
+// DefaultHoldTTL is how long a gateway hold lives unless renewed: after it,
+// a hold nobody renews, settles or releases (a crashed request) is
+// released by the sweeper.
 const DefaultHoldTTL = 10 * time.Minute
 
 // Meter is the gateway.Meter over the ledger: Reserve is a ledger hold
 // (funded by the hold's provisional grant, gateway.Hold.GrantID, when the
 // caller authenticated with an access token), Settle charges the real
 // cost and writes the usage record in the same transaction, Release frees
-// the hold.
+// the hold. It is a gateway.Renewer: the gateway renews the hold of a
+// request in flight every HoldTTL/3, so a hold lives as long as its
+// request; and a settle after the hold expired still charges (ledger
+// Settle).
 type Meter struct {
 	Ledger *ledger.Service
-	// HoldTTL bounds a hold's life; DefaultHoldTTL when zero.
+	// HoldTTL is how long a hold lives without renewal; DefaultHoldTTL
+	// when zero.
 	HoldTTL time.Duration
 	// SettleLater hands each settle to the ledger's committer and lets
 	// the answer go to the client without waiting for its commit (the
@@ -48,7 +53,17 @@ type Meter struct {
 	retry retries
 }
 
-var _ gateway.Meter = (*Meter)(nil)
+var (
+	_ gateway.Meter   = (*Meter)(nil)
+	_ gateway.Renewer = (*Meter)(nil)
+)
+
+func (m *Meter) ttl() time.Duration {
+	if m.HoldTTL <= 0 {
+		return DefaultHoldTTL
+	}
+	return m.HoldTTL
+}
 
 // Reserve holds h.Credits. The hold id is made here, never taken from the
 // client's request id, so a client cannot make two requests share a hold.
@@ -62,11 +77,7 @@ func (m *Meter) Reserve(ctx context.Context, h gateway.Hold) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ttl := m.HoldTTL
-	if ttl <= 0 {
-		ttl = DefaultHoldTTL
-	}
-	_, err = m.Ledger.Reserve(ctx, ledger.ReserveRequest{HoldID: id, Account: h.Account, GrantID: h.GrantID, Amount: h.Credits, TTL: ttl})
+	_, err = m.Ledger.Reserve(ctx, ledger.ReserveRequest{HoldID: id, Account: h.Account, GrantID: h.GrantID, Amount: h.Credits, TTL: m.ttl()})
 	if storeFailed(err) {
 		return "", unrecordable(err)
 	}
@@ -113,6 +124,19 @@ func (m *Meter) Settle(ctx context.Context, holdID string, u gateway.Usage) erro
 	}
 	if err != nil {
 		return fmt.Errorf("meter: settle %s: %w", holdID, err)
+	}
+	return nil
+}
+
+// RenewEvery is a third of HoldTTL: two renewals may fail (a busy store)
+// before the hold expires.
+func (m *Meter) RenewEvery() time.Duration { return m.ttl() / 3 }
+
+// Renew keeps the hold alive for another HoldTTL. Errors: ECONFLICT (the
+// hold ended), ENOTFOUND, and the ledger's.
+func (m *Meter) Renew(ctx context.Context, holdID string) error {
+	if _, err := m.Ledger.Renew(ctx, holdID, m.ttl()); err != nil {
+		return fmt.Errorf("meter: renew %s: %w", holdID, err)
 	}
 	return nil
 }

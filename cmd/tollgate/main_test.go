@@ -439,6 +439,7 @@ func TestServeFlags(t *testing.T) {
 		{"--public-url", "ftp://x"},
 		{"--wxpay-cert", "cert.pem"},
 		{"--rate-limit", "-1"},
+		{"--max-request-duration", "-1s"},
 		{"--no-such-flag"},
 	} {
 		if err := NewMain(io.Discard, io.Discard).ParseFlags(bad); err == nil {
@@ -582,7 +583,7 @@ func TestExampleConfigParses(t *testing.T) {
 	if err := m.ParseFlags([]string{"--config", "../../tollgate.example.json"}); err != nil {
 		t.Fatal(err)
 	}
-	if m.Config.Addr != "127.0.0.1:8080" || m.Config.WxpayAPIVersion != "v2" {
+	if m.Config.Addr != "127.0.0.1:8080" || m.Config.WxpayAPIVersion != "v2" || m.Config.MaxRequestDuration != 30*time.Minute {
 		t.Fatalf("example config read as %+v", m.Config)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"time"
 
 	"tollgate/payment"
 )
@@ -39,6 +40,9 @@ type ServeConfig struct {
 	WxpayRolloutPercent   int
 	WxpayGuardFailureRate float64
 	LogFormat             string
+	// MaxRequestDuration bounds a metered gateway request, streams
+	// included (gateway.Options.MaxRequestDuration); 0: no bound.
+	MaxRequestDuration time.Duration
 }
 
 // DefaultServeConfig is serve's configuration when nothing is set: one
@@ -46,7 +50,7 @@ type ServeConfig struct {
 func DefaultServeConfig() ServeConfig {
 	return ServeConfig{
 		Addr: "127.0.0.1:8080", Data: "./tollgate-data", WxpayAPIVersion: payment.APIv2, LogFormat: "text",
-		WxpayRolloutPercent: 100, WxpayGuardFailureRate: 0.5,
+		WxpayRolloutPercent: 100, WxpayGuardFailureRate: 0.5, MaxRequestDuration: 30 * time.Minute,
 	}
 }
 
@@ -72,6 +76,8 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs.IntVar(&c.WxpayRolloutPercent, "wxpay-rollout-percent", c.WxpayRolloutPercent, "percent of accounts (sticky) offered WeChat Pay, 0-100")
 	fs.Float64Var(&c.WxpayGuardFailureRate, "wxpay-guard-failure-rate", c.WxpayGuardFailureRate,
 		"pause WeChat Pay for 5m when this share of >= 20 order placements in 5m failed (0 disables)")
+	fs.DurationVar(&c.MaxRequestDuration, "max-request-duration", c.MaxRequestDuration,
+		"longest a model request may run, streams included: then the stream is ended and billed for what it delivered (0: no limit)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.String("config", "", "JSON file of settings keyed by flag name (see tollgate.example.json); env and flags override it")
 	return fs
@@ -94,6 +100,8 @@ func (c ServeConfig) Validate() error {
 		return fmt.Errorf("serve: --wxpay-guard-failure-rate must be from 0 to 1, got %v", c.WxpayGuardFailureRate)
 	case c.RateLimit < 0:
 		return fmt.Errorf("serve: --rate-limit must not be negative, got %d", c.RateLimit)
+	case c.MaxRequestDuration < 0:
+		return fmt.Errorf("serve: --max-request-duration must not be negative, got %s", c.MaxRequestDuration)
 	case c.WxpayAPIKey != "" && len(c.WxpayAPIKey) != 32:
 		return fmt.Errorf("serve: --wxpay-api-key must be 32 characters, got %d", len(c.WxpayAPIKey))
 	case c.WxpayURL != "" && (c.WxpayMchID == "" || c.WxpayAppID == "" || c.WxpayAPIKey == ""):

@@ -133,8 +133,9 @@ func (m *Main) buildGateway(st *stores, svc *services) (gatewayParts, error) {
 	m.closers = append(m.closers, g.meter.Close)
 	opts := gateway.Options{
 		Meter: g.meter, Pricer: metering.Pricer{P: pricer}, Logger: m.log,
-		Observer:  metrics,
-		RequestID: func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
+		Observer:           metrics,
+		RequestID:          func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
+		MaxRequestDuration: m.Config.MaxRequestDuration,
 	}
 	if st.kv.redis != nil {
 		// Every instance sees one circuit breaker per deployment.

@@ -238,17 +238,55 @@ func (m *Model) Settle(id string, cost tollgate.Credits, requestID string, now t
 		return tollgate.ENOTFOUND
 	case h.status == ledger.HoldSettled && h.cost == cost:
 		return ""
-	case h.status != ledger.HoldActive:
+	case h.status == ledger.HoldSettled || h.status == ledger.HoldReleased:
 		return tollgate.ECONFLICT
 	case cost > h.amount:
 		return tollgate.EINVALID
-	case !now.Before(h.expires):
-		return tollgate.ECONFLICT
 	case m.usage[requestID]:
 		return tollgate.ECONFLICT
 	}
-	m.resolve(h, ledger.HoldSettled, cost)
+	if h.status == ledger.HoldExpired {
+		m.settleLate(h, cost)
+	} else {
+		m.resolve(h, ledger.HoldSettled, cost)
+	}
 	m.usage[requestID] = true
+	return ""
+}
+
+// settleLate charges an expired hold: a live grant pays what room it has,
+// the lots (no grant, or a confirmed one) what is available, and the rest
+// is debt.
+func (m *Model) settleLate(h *modelHold, cost tollgate.Credits) {
+	rest := cost
+	switch g := m.grants[h.grant]; {
+	case g != nil && g.status == ledger.GrantLive:
+		take := min(rest, max(0, g.cap-g.used-g.held))
+		g.used += take
+		rest -= take
+	case g == nil || g.status == ledger.GrantConfirmed:
+		take := min(rest, max(0, m.available(h.account)))
+		m.draw(h.account, take)
+		rest -= take
+	}
+	m.accounts[h.account].debt += rest
+	h.status, h.cost = ledger.HoldSettled, cost
+}
+
+// Renew mirrors ledger.Service.Renew.
+func (m *Model) Renew(id string, ttl time.Duration, now time.Time) string {
+	h := m.holds[id]
+	switch {
+	case h == nil:
+		return tollgate.ENOTFOUND
+	case ttl <= 0:
+		return tollgate.EINVALID
+	case h.status != ledger.HoldActive:
+		return tollgate.ECONFLICT
+	}
+	if until := now.Add(ttl); until.After(h.expires) {
+		h.expires = until
+	}
 	return ""
 }
 

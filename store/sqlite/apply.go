@@ -194,9 +194,11 @@ func (t *txn) updateHolds(ctx context.Context, hs []ledger.Hold) error {
 		return nil
 	}
 	return t.updateSet(ctx, "holds", len(hs), `UPDATE holds SET cost = j.column2, status = j.column3,
-		resolved_at = j.column4, version = version + 1
-		FROM (VALUES `+values(len(hs), 5)+`) AS j WHERE holds.id = j.column1 AND holds.version = j.column5`,
-		flatten(hs, 5, func(h ledger.Hold) []any { return []any{h.ID, h.Cost, h.Status, nullable(h.ResolvedAt), h.Version} }))
+		resolved_at = j.column4, expires_at = j.column5, version = version + 1
+		FROM (VALUES `+values(len(hs), 6)+`) AS j WHERE holds.id = j.column1 AND holds.version = j.column6`,
+		flatten(hs, 6, func(h ledger.Hold) []any {
+			return []any{h.ID, h.Cost, h.Status, nullable(h.ResolvedAt), micros(h.ExpiresAt), h.Version}
+		}))
 }
 
 // updateSet runs a set-based, version-conditional UPDATE of want rows;

@@ -163,7 +163,7 @@ func (g *gen) step() (name, got, want string) {
 			g.terms[req.HoldID] = req
 			g.holds = append(g.holds, req.HoldID)
 		}
-	case k < 62:
+	case k < 58:
 		name = "settle"
 		id := recent(r, g.holds, "nohold")
 		cost := tollgate.Credits(r.IntN(int(g.terms[id].Amount) + 1))
@@ -179,6 +179,12 @@ func (g *gen) step() (name, got, want string) {
 		}
 		_, err := e.Svc.Settle(e.Ctx, ledger.SettleRequest{HoldID: id, Cost: cost, Usage: ledger.Usage{RequestID: reqID}})
 		got, want = tollgate.ErrorCode(err), m.Settle(id, cost, reqID, now)
+	case k < 62:
+		name = "renew"
+		id := recent(r, g.holds, "nohold")
+		ttl := time.Duration(r.IntN(60)) * time.Second // 0 sometimes: refused
+		_, err := e.Svc.Renew(e.Ctx, id, ttl)
+		got, want = tollgate.ErrorCode(err), m.Renew(id, ttl, now)
 	case k < 70:
 		name = "release"
 		id := recent(r, g.holds, "nohold")

@@ -41,6 +41,11 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"HoldDrawDownOrder", testDrawDownOrder},
 		{"HoldContention", testHoldContention},
 		{"HoldExpiry", testHoldExpiry},
+		{"HoldRenew", testHoldRenew},
+		{"HoldSettleLate", testHoldSettleLate},
+		{"HoldSettleLateGrant", testHoldSettleLateGrant},
+		{"HoldAbandonedReserve", testAbandonedReserve},
+		{"HoldSettleOutlivesCaller", testSettleOutlivesCaller},
 		{"GrantConfirm", testGrantConfirm},
 		{"GrantRevoke", testGrantRevoke},
 		{"GrantErrors", testGrantErrors},
@@ -79,6 +84,8 @@ type Env struct {
 	Svc   *ledger.Service
 	Clock *Clock
 	Ctx   context.Context
+	// Opt is what Svc was made with (its Clock is Clock).
+	Opt ledger.Options
 }
 
 // Start is the manual clock's starting time.
@@ -99,7 +106,7 @@ func NewEnvWith(tb testing.TB, open OpenFunc, opt ledger.Options) *Env {
 	clock := clocktest.New(Start)
 	opt.Clock = clock
 	svc := ledger.New(st, opt)
-	e := &Env{Store: st, Svc: svc, Clock: clock, Ctx: context.Background()}
+	e := &Env{Store: st, Svc: svc, Clock: clock, Ctx: context.Background(), Opt: opt}
 	tb.Cleanup(func() {
 		svc.Close()
 		if err := st.Close(); err != nil {
