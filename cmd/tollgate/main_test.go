@@ -335,6 +335,10 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"order unknown package", "POST", orders, a.APIKey, `{"package_id":"gold",` + fp + `}`, nil, 400, "PARAM_ERROR"},
 		{"order oversized", "POST", orders, a.APIKey, big, nil, 413, "request_too_large"},
 		{"order bad idempotency key", "POST", orders, a.APIKey, `{"package_id":"starter",` + fp + `}`, map[string]string{"Idempotency-Key": "a b"}, 400, "invalid"},
+		// HTTP trims a header's value: a key of spaces arrives empty, and
+		// must not place an order as if no key were sent.
+		{"order blank idempotency key", "POST", orders, a.APIKey, `{"package_id":"starter",` + fp + `}`, map[string]string{"Idempotency-Key": "   "}, 400, "invalid"},
+		{"order empty idempotency key", "POST", orders, a.APIKey, `{"package_id":"starter",` + fp + `}`, map[string]string{"Idempotency-Key": ""}, 400, "invalid"},
 		{"order key reused with another body", "POST", orders, a.APIKey, `{"package_id":"plus",` + fp + `}`, map[string]string{"Idempotency-Key": "bad-input-order"}, 409, "conflict"},
 		{"list bad limit", "GET", orders + "?limit=0", a.APIKey, "", nil, 400, "invalid"},
 		{"get other's order", "GET", orders + "/" + o.OutTradeNo, other.APIKey, "", nil, 404, "not_found"},
