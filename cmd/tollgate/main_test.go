@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,8 +20,15 @@ import (
 
 // MustRunMain runs the real `tollgate serve` wiring on 127.0.0.1:0 with a
 // fresh data directory, closed when the test ends.
+//
+// A test on the shared Redis must give --redis-prefix (testenv.MustRedis's):
+// serve's default prefix would leave its keys, 24-hour nonces among them,
+// in the shared Redis after the test.
 func MustRunMain(tb testing.TB, args ...string) *Main {
 	tb.Helper()
+	if slices.Contains(args, "--redis-url") && !slices.Contains(args, "--redis-prefix") {
+		tb.Fatal("MustRunMain: --redis-url without --redis-prefix would write under serve's default prefix in the shared Redis")
+	}
 	var out bytes.Buffer
 	m := NewMain(&out, tbWriter{tb})
 	all := append([]string{"--addr", "127.0.0.1:0", "--data", tb.TempDir()}, args...)
@@ -551,8 +559,8 @@ func TestAccountsCreatePostgres(t *testing.T) {
 // Redis: an account made through one is served by the other.
 func TestServeSharedServices(t *testing.T) {
 	dbURL := testenv.MustPostgres(t)
-	redisURL, _ := testenv.MustRedis(t)
-	args := []string{"--database-url", dbURL, "--redis-url", redisURL, "--admin-token", "shared-admin-token-for-tests"}
+	redisURL, prefix := testenv.MustRedis(t)
+	args := []string{"--database-url", dbURL, "--redis-url", redisURL, "--redis-prefix", prefix, "--admin-token", "shared-admin-token-for-tests"}
 	m1, m2 := MustRunMain(t, args...), MustRunMain(t, args...)
 	c1, c2 := client{t, m1.URL}, client{t, m2.URL}
 	var ready struct{ Checks map[string]string }
