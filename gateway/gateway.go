@@ -37,6 +37,11 @@ type Options struct {
 	Retry  RetryPolicy
 	// MaxBodyBytes bounds request bodies, default 8 MiB (413 beyond).
 	MaxBodyBytes int64
+	// StreamWriteTimeout bounds each write of a stream (SSE) to the
+	// client, renewed before every event: a client that stops reading
+	// for this long is cut off and the request settled on what it was
+	// sent. Default 30 s; negative: no bound.
+	StreamWriteTimeout time.Duration
 	// Rand picks among weighted deployments; default seeded from Seed.
 	Rand *rand.Rand
 	Seed uint64
@@ -134,6 +139,9 @@ func setDefaults(o *Options) {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 8 << 20
+	}
+	if o.StreamWriteTimeout == 0 {
+		o.StreamWriteTimeout = 30 * time.Second
 	}
 	if o.Rand == nil {
 		o.Rand = rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))

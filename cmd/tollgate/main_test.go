@@ -451,6 +451,9 @@ func TestServeFlags(t *testing.T) {
 		{"--public-url", "ftp://x"},
 		{"--wxpay-cert", "cert.pem"},
 		{"--rate-limit", "-1"},
+		{"--idle-timeout", "0s"},
+		{"--stream-write-timeout", "-1s"},
+		{"--notify-body-timeout", "soon"},
 		{"--no-such-flag"},
 	} {
 		if err := NewMain(io.Discard, io.Discard).ParseFlags(bad); err == nil {

@@ -137,7 +137,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.startLoops(ctx, svc)
-	m.serveHTTP(m.handler(st, svc))
+	m.serveHTTP(m.httpServer(st, svc))
 	m.printStart(st, svc)
 	return nil
 }

@@ -128,8 +128,9 @@ func (m *Main) buildGateway(st *stores, svc *services) (gatewayParts, error) {
 	metrics := gateway.NewMetrics(svc.reg)
 	opts := gateway.Options{
 		Meter: &metering.Meter{Ledger: svc.ledger, SettleLater: true, Logger: m.log}, Pricer: metering.Pricer{P: pricer}, Logger: m.log,
-		Observer:  metrics,
-		RequestID: func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
+		Observer:           metrics,
+		RequestID:          func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
+		StreamWriteTimeout: m.Config.StreamWriteTimeout,
 	}
 	if st.kv.redis != nil {
 		// Every instance sees one circuit breaker per deployment.
