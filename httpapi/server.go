@@ -67,7 +67,10 @@ type Route struct {
 	MaxBody int64
 }
 
-// Check is one readiness check (a store or Redis ping).
+// Check is one readiness check of GET /readyz, e.g. that the store can
+// write. Ping returns nil when ready; otherwise /readyz shows, under Name,
+// the message of the *tollgate.Error it returns (safe to show: "the
+// database file is read-only"), or just "unavailable" for any other error.
 type Check struct {
 	Name string
 	Ping func(ctx context.Context) error
@@ -235,16 +238,20 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz pings every dependency, each with a short deadline. Failures are
-// logged with their cause and shown only as "unavailable".
+// readyzTimeout bounds all of /readyz's checks together.
+const readyzTimeout = 3 * time.Second
+
+// readyz runs every check (the store's write probe, Redis's), all within
+// readyzTimeout. Failures are logged with their cause and shown by their
+// reason: the user-safe message of a *tollgate.Error, else "unavailable".
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
 	defer cancel()
 	status, checks := http.StatusOK, map[string]string{}
 	for _, c := range s.Ready {
 		if err := c.Ping(ctx); err != nil {
 			s.log().WarnContext(ctx, "readiness check failed", "check", c.Name, "err", err)
-			status, checks[c.Name] = http.StatusServiceUnavailable, "unavailable"
+			status, checks[c.Name] = http.StatusServiceUnavailable, notReadyReason(ctx, err)
 			continue
 		}
 		checks[c.Name] = "ok"
@@ -254,4 +261,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		word = "unavailable"
 	}
 	WriteJSON(w, status, map[string]any{"status": word, "checks": checks})
+}
+
+// notReadyReason is what /readyz shows for a check that failed with err.
+func notReadyReason(ctx context.Context, err error) string {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Sprintf("no answer within %v", readyzTimeout)
+	case tollgate.ErrorCode(err) != tollgate.EINTERNAL:
+		return tollgate.ErrorMessage(err)
+	}
+	return "unavailable"
 }

@@ -34,7 +34,7 @@ func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 			NotifyBody: m.Config.NotifyBodyTimeout, ModelBody: m.Config.ModelBodyTimeout, Idle: m.Config.IdleTimeout},
 		Ledger: svc.ledger, Auth: svc.auth, Pricer: svc.gateway.pricer,
 		Gateway: svc.gateway.handler, AdminToken: m.AdminToken, MockLLM: svc.gateway.mock,
-		Ready:    []httpapi.Check{{Name: "store", Ping: st.db.store.Ping}},
+		Ready:    []httpapi.Check{{Name: "store", Ping: st.db.store.ProbeWrite}},
 		Gatherer: svc.reg, Registerer: svc.reg, Logger: m.log,
 		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout,
 	}
@@ -42,8 +42,8 @@ func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 	if m.Sim != nil {
 		s.Sandbox, s.SandboxInfo = m.Sim, m.Sim.Config()
 	}
-	if st.kv.ping != nil {
-		s.Ready = append(s.Ready, httpapi.Check{Name: "redis", Ping: st.kv.ping})
+	if st.kv.probe != nil {
+		s.Ready = append(s.Ready, httpapi.Check{Name: "redis", Ping: st.kv.probe})
 	}
 	return s.HTTPServer()
 }

@@ -122,6 +122,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.listen(); err != nil {
 		return err
 	}
+	if err := m.checkDataDir(); err != nil {
+		return err
+	}
 	if err := m.adminToken(); err != nil {
 		return err
 	}
