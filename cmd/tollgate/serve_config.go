@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"tollgate/gateway"
 	"tollgate/httpapi"
 	"tollgate/payment"
 )
@@ -62,7 +63,7 @@ func DefaultServeConfig() ServeConfig {
 		Addr: "127.0.0.1:8080", Data: "./tollgate-data", WxpayAPIVersion: payment.APIv2, LogFormat: "text",
 		WxpayRolloutPercent: 100, WxpayGuardFailureRate: 0.5,
 		ReadHeaderTimeout: t.ReadHeader, BodyTimeout: t.Body, NotifyBodyTimeout: t.NotifyBody,
-		ModelBodyTimeout: t.ModelBody, IdleTimeout: t.Idle, StreamWriteTimeout: 30 * time.Second,
+		ModelBodyTimeout: t.ModelBody, IdleTimeout: t.Idle, StreamWriteTimeout: gateway.DefaultStreamWriteTimeout,
 	}
 }
 
