@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 
 	"tollgate"
 )
@@ -24,6 +25,11 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (tollgate.Caller
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return c, nil, tooLarge(g.opts.MaxBodyBytes)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The body's read deadline (httpapi.WithBodyDeadline) passed.
+			return c, nil, &StatusError{Status: http.StatusRequestTimeout, Code: "request_timeout",
+				Err: &tollgate.Error{Code: tollgate.EINVALID, Message: "request body not received in time; send it at once", Err: err}}
 		}
 		return c, nil, &tollgate.Error{Code: tollgate.EINVALID, Message: "request body could not be read", Err: err}
 	}

@@ -23,6 +23,11 @@ type RetryPolicy struct {
 	BackoffMax  time.Duration // backoff cap, default 2s
 }
 
+// DefaultStreamWriteTimeout is Options.StreamWriteTimeout when unset: the
+// socket buffers between the gateway and a client take MiBs, so a write
+// waiting this long means a client that stopped reading.
+const DefaultStreamWriteTimeout = 30 * time.Second
+
 // Options are a Gateway's collaborators; Meter and Pricer are required.
 type Options struct {
 	Meter    Meter
@@ -37,6 +42,11 @@ type Options struct {
 	Retry  RetryPolicy
 	// MaxBodyBytes bounds request bodies, default 8 MiB (413 beyond).
 	MaxBodyBytes int64
+	// StreamWriteTimeout bounds each write of a stream (SSE) to the
+	// client, renewed before every event: a client that stops reading
+	// for this long is cut off and the request settled on what it was
+	// sent. Default DefaultStreamWriteTimeout; negative: no bound.
+	StreamWriteTimeout time.Duration
 	// Rand picks among weighted deployments; default seeded from Seed.
 	Rand *rand.Rand
 	Seed uint64
@@ -141,6 +151,9 @@ func setDefaults(o *Options) {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 8 << 20
+	}
+	if o.StreamWriteTimeout == 0 {
+		o.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
 	if o.Rand == nil {
 		o.Rand = rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))

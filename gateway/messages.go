@@ -256,7 +256,7 @@ func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	ew := &eventWriter{rl: &relay{w: w, rc: http.NewResponseController(w)}}
+	ew := &eventWriter{rl: g.newRelay(w, false)}
 	for _, c := range first {
 		ew.chunk(c)
 	}
@@ -303,7 +303,7 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	rl := &relay{w: w, rc: http.NewResponseController(w)}
+	rl := g.newRelay(w, false)
 	g.observeFirstToken(m, d) // lead holds the events up to the first output
 	var start anthUsage
 	startSeen := false

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -40,7 +41,7 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 	defer att.done()
 	defer st.Close()
 
-	rl := &relay{w: w, rc: http.NewResponseController(w), lazy: true}
+	rl := g.newRelay(w, true)
 	st.onWait(func() { rl.flush() })
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -171,6 +172,13 @@ type relay struct {
 	// go out when the relay would otherwise wait for the upstream, and at
 	// the end of the response, not one write per event.
 	lazy bool
+	// writeTimeout bounds each write to the client (Options.StreamWriteTimeout).
+	writeTimeout time.Duration
+}
+
+// newRelay returns a relay writing to w, flushing lazily when lazy.
+func (g *Gateway) newRelay(w http.ResponseWriter, lazy bool) *relay {
+	return &relay{w: w, rc: http.NewResponseController(w), lazy: lazy, writeTimeout: g.opts.StreamWriteTimeout}
 }
 
 // add records text delivered for choice i.
@@ -352,19 +360,42 @@ func (rl *relay) send(write func() error, flush bool) bool {
 	if rl.err != nil {
 		return false
 	}
+	rl.renew()
 	if err := write(); err != nil {
 		rl.err = err
 		return false
 	}
-	return !flush || rl.flush()
+	return !flush || rl.flushNow()
 }
 
+// flush sends what is buffered to the client.
 func (rl *relay) flush() bool {
+	if rl.err != nil {
+		return false
+	}
+	rl.renew()
+	return rl.flushNow()
+}
+
+func (rl *relay) flushNow() bool {
 	if err := rl.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		rl.err = err
 		return false
 	}
 	return true
+}
+
+// renew gives the writes that follow writeTimeout to reach the client
+// (any write may be the one that sends the buffer): a client that stops
+// reading is cut off then, its write fails, and the stream ends settled
+// on what was delivered, instead of holding its connection, its upstream
+// call and its hold for as long as the client likes. The deadline is real
+// time on the socket, not the service's clock; net/http lifts it once the
+// response is finished (after the last write, which it makes itself).
+func (rl *relay) renew() {
+	if rl.writeTimeout > 0 {
+		_ = rl.rc.SetWriteDeadline(time.Now().Add(rl.writeTimeout))
+	}
 }
 
 // done writes [DONE] without flushing it: the handler returns right

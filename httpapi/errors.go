@@ -50,7 +50,8 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 // shown is how err is shown by the service's own endpoints: its status,
 // public code, row of the error table and message. Internal errors are
 // logged with the request id and shown only as "internal error", so no
-// detail (keys, SQL, paths) leaks to clients. A *TooLargeError is 413.
+// detail (keys, SQL, paths) leaks to clients. A *TooLargeError is 413; a
+// body that did not arrive in time (ErrBodyTimeout) is 408.
 func shown(r *http.Request, log *slog.Logger, err error) (int, string, tollgate.HTTPError, string) {
 	code := tollgate.ErrorCode(err)
 	kind, ok := tollgate.HTTPErrorOf(code)
@@ -66,8 +67,11 @@ func shown(r *http.Request, log *slog.Logger, err error) (int, string, tollgate.
 	}
 	status, public := kind.Status, code
 	var tooLarge *TooLargeError
-	if errors.As(err, &tooLarge) {
+	switch {
+	case errors.As(err, &tooLarge):
 		status, public = http.StatusRequestEntityTooLarge, "request_too_large"
+	case code == tollgate.EINVALID && errors.Is(err, ErrBodyTimeout):
+		status, public = http.StatusRequestTimeout, "request_timeout"
 	}
 	var ce CodedError
 	if errors.As(err, &ce) && ce.PublicCode() != "" {

@@ -318,10 +318,19 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), errProvisional)
 		return
 	}
-	key := r.Header.Get("Idempotency-Key")
-	if key != "" && !validIdempotencyKey(key) {
-		WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EINVALID, "Idempotency-Key must be 1 to 255 visible ASCII characters"))
-		return
+	// A key sent is checked whatever its value: HTTP trims header values,
+	// so a key of spaces arrives empty, and must not read as no key (an
+	// order placed without the retry safety its client asked for).
+	keys, sent := r.Header["Idempotency-Key"]
+	var key string
+	if sent {
+		if len(keys) == 1 {
+			key = keys[0]
+		}
+		if !validIdempotencyKey(key) {
+			WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EINVALID, "Idempotency-Key must be one value of 1 to 255 visible ASCII characters"))
+			return
+		}
 	}
 	var b createOrderBody
 	if err := ReadJSON(r, &b, true); err != nil {

@@ -6,15 +6,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 
 	"tollgate"
 )
 
 // ReadJSON decodes the request body into v. It refuses a body that is
-// missing, too large (413 is reported through the error's code), not JSON,
-// has unknown fields (when strict), or carries trailing data. Every failure
-// is a *tollgate.Error with code EINVALID and a message a client can act on.
+// missing, too large (413 is reported through the error's code), too slow
+// to arrive (408, ErrBodyTimeout), not JSON, has unknown fields (when
+// strict), or carries trailing data. Every failure is a *tollgate.Error
+// with code EINVALID and a message a client can act on.
 func ReadJSON(r *http.Request, v any, strict bool) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return tollgate.Errorf(tollgate.EINVALID, "Content-Type must be application/json, not %q", ct)
@@ -48,6 +50,8 @@ func jsonError(err error) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded): // the route's body deadline (WithBodyDeadline)
+		return &tollgate.Error{Code: tollgate.EINVALID, Message: "request body not received in time; send it at once", Err: fmt.Errorf("%w: %w", ErrBodyTimeout, err)}
 	case errors.As(err, &tooLarge):
 		return &tollgate.Error{Code: tollgate.EINVALID, Message: fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit), Err: &TooLargeError{Limit: tooLarge.Limit}}
 	case errors.Is(err, io.EOF):

@@ -19,7 +19,8 @@ import (
 )
 
 // Body limits per route class. Every route has one; a larger body is
-// answered 413 before any handler reads it.
+// answered 413 before any handler reads it. Each class also has a
+// deadline for its body to arrive (Timeouts).
 const (
 	// SmallBody bounds GET/HEAD requests and tiny JSON bodies.
 	SmallBody = 4 << 10
@@ -33,6 +34,13 @@ const (
 	// SandboxBody bounds requests to the mounted emulator and mock LLM.
 	SandboxBody = 1 << 20
 )
+
+// bodyClass is a route's bound on its request body: at most limit bytes,
+// arriving within deadline (Timeouts).
+type bodyClass struct {
+	limit    int64
+	deadline time.Duration
+}
 
 // Payments is what the HTTP layer needs of payment.Service.
 type Payments interface {
@@ -59,7 +67,10 @@ type Route struct {
 	MaxBody int64
 }
 
-// Check is one readiness check (a store or Redis ping).
+// Check is one readiness check of GET /readyz, e.g. that the store can
+// write. Ping returns nil when ready; otherwise /readyz shows, under Name,
+// the message of the *tollgate.Error it returns (safe to show: "the
+// database file is read-only"), or just "unavailable" for any other error.
 type Check struct {
 	Name string
 	Ping func(ctx context.Context) error
@@ -94,6 +105,9 @@ type Server struct {
 	Rollout RolloutStatuser
 	// Ready are the checks of GET /readyz.
 	Ready []Check
+	// Timeouts bound slow and idle clients: each route's body deadline
+	// follows its size class (Handler), the rest is HTTPServer's.
+	Timeouts Timeouts
 	// Gatherer serves GET /metrics; Registerer receives the HTTP metrics.
 	// Both may be the same *prometheus.Registry; nil disables them.
 	Gatherer   prometheus.Gatherer
@@ -109,39 +123,44 @@ func (s *Server) log() *slog.Logger {
 }
 
 // Handler returns the routes behind the middleware chain: request id,
-// recover and log, metrics; each route with its own body limit.
+// recover and log, metrics; each route with its own body limit and body
+// deadline.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	route := func(pattern string, limit int64, h http.Handler) {
-		mux.Handle(pattern, LimitBody(limit, h))
+	// Each body class has its size limit and its deadline to arrive.
+	t := s.Timeouts.orDefault()
+	small, jsonReq, notify := bodyClass{SmallBody, t.Body}, bodyClass{JSONBody, t.Body}, bodyClass{NotifyBody, t.NotifyBody}
+	model, sandbox := bodyClass{GatewayBody, t.ModelBody}, bodyClass{SandboxBody, t.ModelBody}
+	route := func(pattern string, c bodyClass, h http.Handler) {
+		mux.Handle(pattern, WithBodyDeadline(c.deadline, LimitBody(c.limit, h)))
 	}
 	fn := func(f func(http.ResponseWriter, *http.Request)) http.Handler { return http.HandlerFunc(f) }
 
-	route("GET /healthz", SmallBody, fn(s.healthz))
-	route("GET /readyz", SmallBody, fn(s.readyz))
+	route("GET /healthz", small, fn(s.healthz))
+	route("GET /readyz", small, fn(s.readyz))
 	if s.Gatherer != nil {
-		route("GET /metrics", SmallBody, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+		route("GET /metrics", small, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
 	}
-	route("POST /admin/accounts", SmallBody, s.withAdmin(fn(s.createAccount)))
-	route("POST /admin/accounts/{account_id}/keys", SmallBody, s.withAdmin(fn(s.createKey)))
-	route("GET /admin/accounts/{account_id}/keys", SmallBody, s.withAdmin(fn(s.listKeys)))
-	route("DELETE /admin/accounts/{account_id}/keys/{key_id}", SmallBody, s.withAdmin(fn(s.revokeKey)))
-	route("GET /admin/sandbox", SmallBody, s.withAdmin(fn(s.sandboxInfo)))
-	route("GET /admin/reports/revenue", SmallBody, s.withAdmin(fn(s.revenue)))
-	route("GET /admin/rollout", SmallBody, s.withAdmin(fn(s.rollout)))
+	route("POST /admin/accounts", small, s.withAdmin(fn(s.createAccount)))
+	route("POST /admin/accounts/{account_id}/keys", small, s.withAdmin(fn(s.createKey)))
+	route("GET /admin/accounts/{account_id}/keys", small, s.withAdmin(fn(s.listKeys)))
+	route("DELETE /admin/accounts/{account_id}/keys/{key_id}", small, s.withAdmin(fn(s.revokeKey)))
+	route("GET /admin/sandbox", small, s.withAdmin(fn(s.sandboxInfo)))
+	route("GET /admin/reports/revenue", small, s.withAdmin(fn(s.revenue)))
+	route("GET /admin/rollout", small, s.withAdmin(fn(s.rollout)))
 
-	route("GET /v1/packages", SmallBody, fn(s.packages))
-	route("GET /v1/balance", SmallBody, s.WithAuth(fn(s.balance)))
-	route("GET /v1/usage", SmallBody, s.WithAuth(fn(s.usage)))
+	route("GET /v1/packages", small, fn(s.packages))
+	route("GET /v1/balance", small, s.WithAuth(fn(s.balance)))
+	route("GET /v1/usage", small, s.WithAuth(fn(s.usage)))
 
-	route("POST /v1/payments/orders", JSONBody, s.WithAuth(s.needPayments(s.createOrder)))
-	route("GET /v1/payments/orders", SmallBody, s.WithAuth(s.needPayments(s.listOrders)))
-	route("GET /v1/payments/orders/{out_trade_no}", SmallBody, s.WithAuth(s.needPayments(s.getOrder)))
-	route("GET /v1/payments/orders/{out_trade_no}/qr.png", SmallBody, s.WithAuth(s.needPayments(s.qrPNG)))
-	route("POST /v1/payments/orders/{out_trade_no}/refund", SmallBody, s.WithAuth(s.needPayments(s.refund)))
-	route("HEAD /wxpay/notify", SmallBody, fn(func(w http.ResponseWriter, r *http.Request) {}))
-	route("POST /wxpay/notify", NotifyBody, s.needPayments(s.notifyV2))
-	route("POST /wxpay/notify/v3", NotifyBody, s.needPayments(s.notifyV3))
+	route("POST /v1/payments/orders", jsonReq, s.WithAuth(s.needPayments(s.createOrder)))
+	route("GET /v1/payments/orders", small, s.WithAuth(s.needPayments(s.listOrders)))
+	route("GET /v1/payments/orders/{out_trade_no}", small, s.WithAuth(s.needPayments(s.getOrder)))
+	route("GET /v1/payments/orders/{out_trade_no}/qr.png", small, s.WithAuth(s.needPayments(s.qrPNG)))
+	route("POST /v1/payments/orders/{out_trade_no}/refund", small, s.WithAuth(s.needPayments(s.refund)))
+	route("HEAD /wxpay/notify", small, fn(func(w http.ResponseWriter, r *http.Request) {}))
+	route("POST /wxpay/notify", notify, s.needPayments(s.notifyV2))
+	route("POST /wxpay/notify/v3", notify, s.needPayments(s.notifyV3))
 
 	gw := s.Gateway
 	if gw == nil {
@@ -150,29 +169,29 @@ func (s *Server) Handler() http.Handler {
 		})
 	}
 	gw = s.WithAuth(gw)
-	route("POST /v1/chat/completions", GatewayBody, gw)
-	route("POST /v1/embeddings", GatewayBody, gw)
-	route("POST /v1/messages", GatewayBody, gw)
-	route("POST /v1/messages/count_tokens", GatewayBody, gw)
-	route("GET /v1/models", SmallBody, gw)
+	route("POST /v1/chat/completions", model, gw)
+	route("POST /v1/embeddings", model, gw)
+	route("POST /v1/messages", model, gw)
+	route("POST /v1/messages/count_tokens", model, gw)
+	route("GET /v1/models", small, gw)
 
 	for _, rt := range s.Routes {
-		h, limit := rt.Handler, rt.MaxBody
+		h, c := rt.Handler, bodyClass{rt.MaxBody, t.Body}
 		if rt.Auth {
 			h = s.WithAuth(h)
 		}
-		if limit <= 0 {
-			limit = SmallBody
+		if c.limit <= 0 {
+			c.limit = SmallBody
 		}
-		route(rt.Pattern, limit, h)
+		route(rt.Pattern, c, h)
 	}
 	if s.Sandbox != nil {
-		route("/sandbox/wxpay/", SandboxBody, http.StripPrefix("/sandbox/wxpay", s.Sandbox))
+		route("/sandbox/wxpay/", sandbox, http.StripPrefix("/sandbox/wxpay", s.Sandbox))
 	}
 	if s.MockLLM != nil {
-		route("/mockllm/", GatewayBody, http.StripPrefix("/mockllm", s.MockLLM))
+		route("/mockllm/", model, http.StripPrefix("/mockllm", s.MockLLM))
 	}
-	route("/", SmallBody, fn(func(w http.ResponseWriter, r *http.Request) { notFound(mux, w, r) }))
+	route("/", small, fn(func(w http.ResponseWriter, r *http.Request) { notFound(mux, w, r) }))
 
 	var h http.Handler = mux
 	if s.Registerer != nil {
@@ -219,16 +238,20 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz pings every dependency, each with a short deadline. Failures are
-// logged with their cause and shown only as "unavailable".
+// readyzTimeout bounds all of /readyz's checks together.
+const readyzTimeout = 3 * time.Second
+
+// readyz runs every check (the store's write probe, Redis's), all within
+// readyzTimeout. Failures are logged with their cause and shown by their
+// reason: the user-safe message of a *tollgate.Error, else "unavailable".
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
 	defer cancel()
 	status, checks := http.StatusOK, map[string]string{}
 	for _, c := range s.Ready {
 		if err := c.Ping(ctx); err != nil {
 			s.log().WarnContext(ctx, "readiness check failed", "check", c.Name, "err", err)
-			status, checks[c.Name] = http.StatusServiceUnavailable, "unavailable"
+			status, checks[c.Name] = http.StatusServiceUnavailable, notReadyReason(ctx, err)
 			continue
 		}
 		checks[c.Name] = "ok"
@@ -238,4 +261,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		word = "unavailable"
 	}
 	WriteJSON(w, status, map[string]any{"status": word, "checks": checks})
+}
+
+// notReadyReason is what /readyz shows for a check that failed with err.
+func notReadyReason(ctx context.Context, err error) string {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Sprintf("no answer within %v", readyzTimeout)
+	case tollgate.ErrorCode(err) != tollgate.EINTERNAL:
+		return tollgate.ErrorMessage(err)
+	}
+	return "unavailable"
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"tollgate"
 	"tollgate/httpapi"
 )
 
@@ -57,6 +58,9 @@ func TestReadyzReportsAFailedCheck(t *testing.T) {
 	s := &httpapi.Server{Ready: []httpapi.Check{
 		{Name: "store", Ping: func(context.Context) error { return nil }},
 		{Name: "redis", Ping: func(context.Context) error { return errors.New("dial tcp 10.0.0.1:6379: password=hunter2") }},
+		{Name: "meter", Ping: func(context.Context) error {
+			return &tollgate.Error{Code: tollgate.EUNAVAILABLE, Message: "usage cannot be recorded", Err: errors.New("disk I/O error at /secret/path")}
+		}},
 	}}
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
@@ -64,8 +68,13 @@ func TestReadyzReportsAFailedCheck(t *testing.T) {
 		t.Fatalf("status %d", rec.Code)
 	}
 	body := rec.Body.String()
-	if !strings.Contains(body, `"redis":"unavailable"`) || !strings.Contains(body, `"store":"ok"`) || strings.Contains(body, "hunter2") {
-		t.Fatalf("body %s", body)
+	for _, want := range []string{`"redis":"unavailable"`, `"store":"ok"`, `"meter":"usage cannot be recorded"`, `"status":"unavailable"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("body lacks %s: %s", want, body)
+		}
+	}
+	if strings.Contains(body, "hunter2") || strings.Contains(body, "/secret/path") {
+		t.Fatalf("a cause leaked: %s", body)
 	}
 }
 

@@ -40,7 +40,9 @@ type ClusterConfig struct {
 	// Providers is serve's --providers file (StartUpstreams); empty: the
 	// in-process mock LLM on "mock-gpt".
 	Providers string
-	// RedisPrefix is serve's --redis-prefix (empty: its default).
+	// RedisPrefix is serve's --redis-prefix, required with RedisURL: a
+	// cluster on a shared Redis keeps its keys (24-hour nonces among them)
+	// under its own prefix, never serve's default.
 	RedisPrefix string
 }
 
@@ -65,6 +67,9 @@ type Cluster struct {
 // Close stops it all, also after a failed start.
 func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 	cl := &Cluster{AdminToken: "reliability-admin-" + fmt.Sprint(c.Seed), ChatModel: "mock-gpt"}
+	if c.RedisURL != "" && c.RedisPrefix == "" {
+		return cl, errors.New("reliability: a cluster on a shared Redis needs its own RedisPrefix (testenv.MustRedis gives one)")
+	}
 	if c.Providers != "" {
 		cl.ChatModel = ChatModel
 	}

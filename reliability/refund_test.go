@@ -21,7 +21,7 @@ import (
 // ledger step is covered by payment's TestRefundCrashAfterLedgerBegin.)
 func TestRefundCrashWindow(t *testing.T) {
 	dbURL := testenv.MustPostgres(t)
-	redisURL, _ := testenv.MustRedis(t)
+	redisURL, redisPrefix := testenv.MustRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	bin, err := reliability.Build(ctx, t.TempDir())
@@ -30,7 +30,7 @@ func TestRefundCrashWindow(t *testing.T) {
 	}
 	logs := &tail{max: 200}
 	cl, err := reliability.StartCluster(ctx, reliability.ClusterConfig{
-		Bin: bin, Dir: t.TempDir(), DatabaseURL: dbURL, RedisURL: redisURL, Instances: 1, Seed: 1, TimeScale: 0.001, Log: logs,
+		Bin: bin, Dir: t.TempDir(), DatabaseURL: dbURL, RedisURL: redisURL, RedisPrefix: redisPrefix, Instances: 1, Seed: 1, TimeScale: 0.001, Log: logs,
 	})
 	t.Cleanup(cl.Close)
 	if err != nil {

@@ -3,11 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"tollgate/httpapi"
 	"tollgate/payment"
@@ -29,12 +27,14 @@ func (m *Main) listen() error {
 	return nil
 }
 
-// handler mounts the services on the HTTP API.
-func (m *Main) handler(st *stores, svc *services) http.Handler {
+// httpServer mounts the services on the HTTP API.
+func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 	s := &httpapi.Server{
+		Timeouts: httpapi.Timeouts{ReadHeader: m.Config.ReadHeaderTimeout, Body: m.Config.BodyTimeout,
+			NotifyBody: m.Config.NotifyBodyTimeout, ModelBody: m.Config.ModelBodyTimeout, Idle: m.Config.IdleTimeout},
 		Ledger: svc.ledger, Auth: svc.auth, Pricer: svc.gateway.pricer,
 		Gateway: svc.gateway.handler, AdminToken: m.AdminToken, MockLLM: svc.gateway.mock,
-		Ready:    []httpapi.Check{{Name: "store", Ping: st.db.store.Ping}, {Name: "usage", Ping: svc.gateway.meter.Ready}},
+		Ready:    []httpapi.Check{{Name: "store", Ping: st.db.store.ProbeWrite}, {Name: "usage", Ping: svc.gateway.meter.Ready}},
 		Gatherer: svc.reg, Registerer: svc.reg, Logger: m.log,
 		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout,
 	}
@@ -42,15 +42,14 @@ func (m *Main) handler(st *stores, svc *services) http.Handler {
 	if m.Sim != nil {
 		s.Sandbox, s.SandboxInfo = m.Sim, m.Sim.Config()
 	}
-	if st.kv.ping != nil {
-		s.Ready = append(s.Ready, httpapi.Check{Name: "redis", Ping: st.kv.ping})
+	if st.kv.probe != nil {
+		s.Ready = append(s.Ready, httpapi.Check{Name: "redis", Ping: st.kv.probe})
 	}
-	return s.Handler()
+	return s.HTTPServer()
 }
 
-// serveHTTP serves h on the listener until Close.
-func (m *Main) serveHTTP(h http.Handler) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}
+// serveHTTP serves srv on the listener until Close.
+func (m *Main) serveHTTP(srv *http.Server) {
 	m.srv = srv
 	go func() {
 		if err := srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

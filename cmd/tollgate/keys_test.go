@@ -311,9 +311,9 @@ func TestKeyTokensPerMinute(t *testing.T) {
 // one Redis draw on one budget per key, for requests and for tokens.
 func TestKeyLimitsSharedAcrossInstances(t *testing.T) {
 	dbURL := testenv.MustPostgres(t)
-	redisURL, _ := testenv.MustRedis(t)
+	redisURL, prefix := testenv.MustRedis(t)
 	const admin = "shared-admin-token-for-key-limits"
-	args := []string{"--database-url", dbURL, "--redis-url", redisURL, "--admin-token", admin}
+	args := []string{"--database-url", dbURL, "--redis-url", redisURL, "--redis-prefix", prefix, "--admin-token", admin}
 	m1, m2 := MustRunMain(t, args...), MustRunMain(t, args...)
 	c1, c2 := client{t, m1.URL}, client{t, m2.URL}
 

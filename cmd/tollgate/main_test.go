@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,8 +20,15 @@ import (
 
 // MustRunMain runs the real `tollgate serve` wiring on 127.0.0.1:0 with a
 // fresh data directory, closed when the test ends.
+//
+// A test on the shared Redis must give --redis-prefix (testenv.MustRedis's):
+// serve's default prefix would leave its keys, 24-hour nonces among them,
+// in the shared Redis after the test.
 func MustRunMain(tb testing.TB, args ...string) *Main {
 	tb.Helper()
+	if slices.Contains(args, "--redis-url") && !slices.Contains(args, "--redis-prefix") {
+		tb.Fatal("MustRunMain: --redis-url without --redis-prefix would write under serve's default prefix in the shared Redis")
+	}
 	var out bytes.Buffer
 	m := NewMain(&out, tbWriter{tb})
 	all := append([]string{"--addr", "127.0.0.1:0", "--data", tb.TempDir()}, args...)
@@ -335,6 +343,10 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"order unknown package", "POST", orders, a.APIKey, `{"package_id":"gold",` + fp + `}`, nil, 400, "PARAM_ERROR"},
 		{"order oversized", "POST", orders, a.APIKey, big, nil, 413, "request_too_large"},
 		{"order bad idempotency key", "POST", orders, a.APIKey, `{"package_id":"starter",` + fp + `}`, map[string]string{"Idempotency-Key": "a b"}, 400, "invalid"},
+		// HTTP trims a header's value: a key of spaces arrives empty, and
+		// must not place an order as if no key were sent.
+		{"order blank idempotency key", "POST", orders, a.APIKey, `{"package_id":"starter",` + fp + `}`, map[string]string{"Idempotency-Key": "   "}, 400, "invalid"},
+		{"order empty idempotency key", "POST", orders, a.APIKey, `{"package_id":"starter",` + fp + `}`, map[string]string{"Idempotency-Key": ""}, 400, "invalid"},
 		{"order key reused with another body", "POST", orders, a.APIKey, `{"package_id":"plus",` + fp + `}`, map[string]string{"Idempotency-Key": "bad-input-order"}, 409, "conflict"},
 		{"list bad limit", "GET", orders + "?limit=0", a.APIKey, "", nil, 400, "invalid"},
 		{"get other's order", "GET", orders + "/" + o.OutTradeNo, other.APIKey, "", nil, 404, "not_found"},
@@ -440,6 +452,9 @@ func TestServeFlags(t *testing.T) {
 		{"--wxpay-cert", "cert.pem"},
 		{"--rate-limit", "-1"},
 		{"--max-request-duration", "-1s"},
+		{"--idle-timeout", "0s"},
+		{"--stream-write-timeout", "-1s"},
+		{"--notify-body-timeout", "soon"},
 		{"--no-such-flag"},
 	} {
 		if err := NewMain(io.Discard, io.Discard).ParseFlags(bad); err == nil {
@@ -548,8 +563,8 @@ func TestAccountsCreatePostgres(t *testing.T) {
 // Redis: an account made through one is served by the other.
 func TestServeSharedServices(t *testing.T) {
 	dbURL := testenv.MustPostgres(t)
-	redisURL, _ := testenv.MustRedis(t)
-	args := []string{"--database-url", dbURL, "--redis-url", redisURL, "--admin-token", "shared-admin-token-for-tests"}
+	redisURL, prefix := testenv.MustRedis(t)
+	args := []string{"--database-url", dbURL, "--redis-url", redisURL, "--redis-prefix", prefix, "--admin-token", "shared-admin-token-for-tests"}
 	m1, m2 := MustRunMain(t, args...), MustRunMain(t, args...)
 	c1, c2 := client{t, m1.URL}, client{t, m2.URL}
 	var ready struct{ Checks map[string]string }

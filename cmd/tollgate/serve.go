@@ -122,6 +122,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.listen(); err != nil {
 		return err
 	}
+	if err := m.checkDataDir(); err != nil {
+		return err
+	}
 	if err := m.adminToken(); err != nil {
 		return err
 	}
@@ -137,7 +140,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.startLoops(ctx, svc)
-	m.serveHTTP(m.handler(st, svc))
+	m.serveHTTP(m.httpServer(st, svc))
 	m.printStart(st, svc)
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"time"
 
+	"tollgate/gateway"
+	"tollgate/httpapi"
 	"tollgate/payment"
 )
 
@@ -43,14 +45,28 @@ type ServeConfig struct {
 	// MaxRequestDuration bounds a metered gateway request, streams
 	// included (gateway.Options.MaxRequestDuration); 0: no bound.
 	MaxRequestDuration time.Duration
+	// Slow and idle clients: how long a client may take to send a
+	// request's headers, and its body on the service's own routes, on
+	// WeChat Pay's notifications and on the model routes; how long an
+	// idle connection stays open; and how long a stream may wait for its
+	// client to read.
+	ReadHeaderTimeout  time.Duration
+	BodyTimeout        time.Duration
+	NotifyBodyTimeout  time.Duration
+	ModelBodyTimeout   time.Duration
+	IdleTimeout        time.Duration
+	StreamWriteTimeout time.Duration
 }
 
 // DefaultServeConfig is serve's configuration when nothing is set: one
 // machine, SQLite under ./tollgate-data, the emulator and the mock LLM.
 func DefaultServeConfig() ServeConfig {
+	t := httpapi.DefaultTimeouts
 	return ServeConfig{
 		Addr: "127.0.0.1:8080", Data: "./tollgate-data", WxpayAPIVersion: payment.APIv2, LogFormat: "text",
 		WxpayRolloutPercent: 100, WxpayGuardFailureRate: 0.5, MaxRequestDuration: 30 * time.Minute,
+		ReadHeaderTimeout: t.ReadHeader, BodyTimeout: t.Body, NotifyBodyTimeout: t.NotifyBody,
+		ModelBodyTimeout: t.ModelBody, IdleTimeout: t.Idle, StreamWriteTimeout: gateway.DefaultStreamWriteTimeout,
 	}
 }
 
@@ -79,6 +95,12 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs.DurationVar(&c.MaxRequestDuration, "max-request-duration", c.MaxRequestDuration,
 		"longest a model request may run, streams included: then the stream is ended and billed for what it delivered (0: no limit)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time a client may take to send a request's headers")
+	fs.DurationVar(&c.BodyTimeout, "body-timeout", c.BodyTimeout, "time a client may take to send a request's body to the service's own routes (payments, admin, checkout)")
+	fs.DurationVar(&c.NotifyBodyTimeout, "notify-body-timeout", c.NotifyBodyTimeout, "time WeChat Pay may take to send a notification's body")
+	fs.DurationVar(&c.ModelBodyTimeout, "model-body-timeout", c.ModelBodyTimeout, "time a client may take to send a model request's body (up to 8 MiB)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "time an idle keep-alive connection is kept open")
+	fs.DurationVar(&c.StreamWriteTimeout, "stream-write-timeout", c.StreamWriteTimeout, "time a stream waits for its client to read before it is cut off (and settled)")
 	fs.String("config", "", "JSON file of settings keyed by flag name (see tollgate.example.json); env and flags override it")
 	return fs
 }
@@ -98,6 +120,8 @@ func (c ServeConfig) Validate() error {
 		return fmt.Errorf("serve: --wxpay-rollout-percent must be 0-100, got %d", c.WxpayRolloutPercent)
 	case c.WxpayGuardFailureRate < 0 || c.WxpayGuardFailureRate > 1:
 		return fmt.Errorf("serve: --wxpay-guard-failure-rate must be from 0 to 1, got %v", c.WxpayGuardFailureRate)
+	case min(c.ReadHeaderTimeout, c.BodyTimeout, c.NotifyBodyTimeout, c.ModelBodyTimeout, c.IdleTimeout, c.StreamWriteTimeout) <= 0:
+		return errors.New("serve: --read-header-timeout, --body-timeout, --notify-body-timeout, --model-body-timeout, --idle-timeout and --stream-write-timeout must be positive")
 	case c.RateLimit < 0:
 		return fmt.Errorf("serve: --rate-limit must not be negative, got %d", c.RateLimit)
 	case c.MaxRequestDuration < 0:

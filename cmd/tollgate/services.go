@@ -136,6 +136,7 @@ func (m *Main) buildGateway(st *stores, svc *services) (gatewayParts, error) {
 		Observer:           metrics,
 		RequestID:          func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
 		MaxRequestDuration: m.Config.MaxRequestDuration,
+		StreamWriteTimeout: m.Config.StreamWriteTimeout,
 	}
 	if st.kv.redis != nil {
 		// Every instance sees one circuit breaker per deployment.

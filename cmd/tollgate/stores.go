@@ -43,7 +43,9 @@ type storeOf interface {
 	ledger.Store
 	auth.Store
 	payment.Store
-	Ping(context.Context) error
+	// ProbeWrite commits one small write, for /readyz: a store that
+	// answers but cannot write is not ready.
+	ProbeWrite(context.Context) error
 }
 
 // kvStores are the nonce store and the limiter, in-process or in one
@@ -53,7 +55,7 @@ type kvStores struct {
 	nonces  kv.NonceStore
 	limiter kv.Limiter
 	redis   *goredis.Client
-	ping    func(context.Context) error // nil in-process
+	probe   func(context.Context) error // a write to Redis, for /readyz; nil in-process
 }
 
 func (m *Main) openStores(ctx context.Context) (*stores, error) {
@@ -113,8 +115,7 @@ func (m *Main) openKV(ctx context.Context) (kvStores, error) {
 	}
 	m.closers = append(m.closers, rc.Close)
 	r := kvredis.New(rc, kvredis.Options{Prefix: m.Config.RedisPrefix})
-	ping := func(ctx context.Context) error { _, _, err := r.Get(ctx, "readyz"); return err }
-	return kvStores{name: "Redis " + redactURL(u), nonces: r, limiter: r, redis: rc, ping: ping}, nil
+	return kvStores{name: "Redis " + redactURL(u), nonces: r, limiter: r, redis: rc, probe: r.ProbeWrite}, nil
 }
 
 // redactURL shows a database or Redis URL without its password.
@@ -124,6 +125,46 @@ func redactURL(raw string) string {
 		return "(unparseable URL)"
 	}
 	return u.Redacted()
+}
+
+// checkDataDir refuses a data directory that holds the SQLite database but
+// cannot be written: a read-only directory, mount or database file would
+// otherwise let serve start, its database opened read-only, and fail every
+// write. It makes the directory if needed, writes, syncs and removes a file
+// in it, and opens the database's files, where they exist, for writing.
+// (With PostgreSQL the directory keeps at most the admin token, which
+// adminToken writes only when it makes one, failing then if it cannot.)
+func (m *Main) checkDataDir() error {
+	if m.Config.DatabaseURL != "" {
+		return nil
+	}
+	dir := m.Config.Data
+	refuse := func(path string, err error) error {
+		return fmt.Errorf("serve: the data directory %s is not writable (%s): %w", dir, path, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return refuse(dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return refuse(dir, err)
+	}
+	_, werr := f.WriteString("tollgate\n")
+	if err := errors.Join(werr, f.Sync(), f.Close(), os.Remove(f.Name())); err != nil {
+		return refuse(f.Name(), err)
+	}
+	for _, name := range []string{sqlite.FileName, sqlite.FileName + "-wal", sqlite.FileName + "-shm"} {
+		path := filepath.Join(dir, name)
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return refuse(path, err)
+		}
+		f.Close()
+	}
+	return nil
 }
 
 // adminToken uses --admin-token, else the token kept in DATA/admin-token,

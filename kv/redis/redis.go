@@ -212,3 +212,32 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	return nil
 }
+
+// probeTTL is how long the key ProbeWrite sets lives.
+const probeTTL = 10 * time.Second
+
+// ProbeWrite proves Redis takes writes now, for readiness checks: it sets
+// one key under the prefix ("probe", expiring after probeTTL), since a
+// read-only replica, a full maxmemory or a user without write rights
+// still answers reads. Errors carry EUNAVAILABLE and a message saying
+// which, safe to show. Safe for concurrent use.
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	err := s.c.Set(ctx, s.prefix+"probe", 1, probeTTL).Err()
+	if err == nil {
+		return nil
+	}
+	const op = "kv/redis.ProbeWrite"
+	why := "shared state (Redis) unavailable"
+	// A Redis error reply starts with its code.
+	switch {
+	case goredis.HasErrorPrefix(err, "READONLY"):
+		why = "Redis is a read-only replica"
+	case goredis.HasErrorPrefix(err, "NOPERM"):
+		why = "the Redis user may not write"
+	case goredis.HasErrorPrefix(err, "OOM"):
+		why = "Redis is out of memory (maxmemory)"
+	case goredis.HasErrorPrefix(err, "MISCONF"):
+		why = "Redis refuses writes: it cannot save to disk"
+	}
+	return &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Message: why, Err: err}
+}

@@ -131,6 +131,40 @@ func TestRedisOpen(t *testing.T) {
 	}
 }
 
+// TestRedisProbeWrite: ProbeWrite sets a key under the prefix that
+// expires, and fails, saying why, against a Redis that answers reads but
+// refuses writes (a user without write rights), where a read (the
+// readiness check before) still succeeded.
+func TestRedisProbeWrite(t *testing.T) {
+	ctx := context.Background()
+	t.Run("Writable", func(t *testing.T) {
+		url, prefix := testenv.MustRedis(t)
+		c := mustClient(t, url)
+		if err := kvredis.New(c, kvredis.Options{Prefix: prefix}).ProbeWrite(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ttl, err := c.PTTL(ctx, prefix+"probe").Result()
+		if err != nil || ttl <= 0 || ttl > time.Minute {
+			t.Fatalf("probe key under the prefix: ttl %v, %v; want a short expiry", ttl, err)
+		}
+	})
+	t.Run("ReadOnly", func(t *testing.T) {
+		url, prefix := testenv.MustRedisReadOnly(t)
+		s, err := kvredis.Open(ctx, url, kvredis.Options{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, _, err := s.Get(ctx, "readyz"); err != nil {
+			t.Fatalf("a read as the read-only user: %v", err)
+		}
+		err = s.ProbeWrite(ctx)
+		if tollgate.ErrorCode(err) != tollgate.EUNAVAILABLE || tollgate.ErrorMessage(err) != "the Redis user may not write" {
+			t.Fatalf("ProbeWrite on a Redis refusing writes: %v (%q), want unavailable: the Redis user may not write", err, tollgate.ErrorMessage(err))
+		}
+	})
+}
+
 func BenchmarkRedisSetNX(b *testing.B) {
 	url, prefix := testenv.MustRedis(b)
 	s := kvredis.New(mustClient(b, url), kvredis.Options{Prefix: prefix})

@@ -196,3 +196,17 @@ func TestUpdateRollsBackOnError(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWriteProbe runs the probe's conformance test on a database owned by
+// a role of its own; writes are refused by revoking the role's write
+// privileges.
+func TestWriteProbe(t *testing.T) {
+	storetest.RunWriteProbe(t, func(tb testing.TB) (ledger.Store, func(testing.TB)) {
+		db := testenv.MustPostgresRole(tb)
+		st, err := postgres.Open(context.Background(), db.URL)
+		if err != nil {
+			tb.Fatalf("open: %v", err)
+		}
+		return st, db.RevokeWrites
+	})
+}

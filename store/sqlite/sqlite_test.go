@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"tollgate/internal/testenv"
 	"tollgate/ledger"
 	"tollgate/store/sqlite"
 	"tollgate/store/storetest"
@@ -28,3 +29,13 @@ func TestConformance(t *testing.T) {
 }
 
 func BenchmarkHoldSettle(b *testing.B) { storetest.BenchmarkHoldSettle(b, open) }
+
+// TestWriteProbe runs the probe's conformance test; writes are refused by
+// making the database file and its WAL immutable (chattr +i), which stops
+// root and the store's open descriptors alike.
+func TestWriteProbe(t *testing.T) {
+	storetest.RunWriteProbe(t, func(tb testing.TB) (ledger.Store, func(testing.TB)) {
+		st := open(tb).(*sqlite.Store)
+		return st, func(tb testing.TB) { testenv.MustFreeze(tb, st.Path(), st.Path()+"-wal") }
+	})
+}
