@@ -125,8 +125,10 @@ func (f *FrontDoor) fanOut(r *http.Request, body []byte) answer {
 		wg.Go(func() { answers[i] = f.send(r, b, body) })
 	}
 	wg.Wait()
-	best := answer{err: answers[0].err}
-	for _, a := range answers {
+	// The first answer, unless another instance acknowledged: when every
+	// instance refuses (a lying notification), the refusal is the answer.
+	best := answers[0]
+	for _, a := range answers[1:] {
 		if a.err != nil {
 			continue
 		}
