@@ -105,6 +105,9 @@ type Server struct {
 	Rollout RolloutStatuser
 	// Ready are the checks of GET /readyz.
 	Ready []Check
+	// Mode is serve's mode ("dev" or "production"), shown by GET /readyz
+	// when set.
+	Mode string
 	// Timeouts bound slow and idle clients: each route's body deadline
 	// follows its size class (Handler), the rest is HTTPServer's.
 	Timeouts Timeouts
@@ -260,7 +263,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if status != http.StatusOK {
 		word = "unavailable"
 	}
-	WriteJSON(w, status, map[string]any{"status": word, "checks": checks})
+	body := map[string]any{"status": word, "checks": checks}
+	if s.Mode != "" {
+		body["mode"] = s.Mode
+	}
+	WriteJSON(w, status, body)
 }
 
 // notReadyReason is what /readyz shows for a check that failed with err.

@@ -55,7 +55,7 @@ func TestEveryRouteLimitsItsBody(t *testing.T) {
 }
 
 func TestReadyzReportsAFailedCheck(t *testing.T) {
-	s := &httpapi.Server{Ready: []httpapi.Check{
+	s := &httpapi.Server{Mode: "production", Ready: []httpapi.Check{
 		{Name: "store", Ping: func(context.Context) error { return nil }},
 		{Name: "redis", Ping: func(context.Context) error { return errors.New("dial tcp 10.0.0.1:6379: password=hunter2") }},
 		{Name: "meter", Ping: func(context.Context) error {
@@ -68,7 +68,7 @@ func TestReadyzReportsAFailedCheck(t *testing.T) {
 		t.Fatalf("status %d", rec.Code)
 	}
 	body := rec.Body.String()
-	for _, want := range []string{`"redis":"unavailable"`, `"store":"ok"`, `"meter":"usage cannot be recorded"`, `"status":"unavailable"`} {
+	for _, want := range []string{`"redis":"unavailable"`, `"store":"ok"`, `"meter":"usage cannot be recorded"`, `"status":"unavailable"`, `"mode":"production"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("body lacks %s: %s", want, body)
 		}
