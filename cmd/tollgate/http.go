@@ -39,7 +39,12 @@ func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout,
 	}
 	s.Revenue = &payment.RevenueReporter{Payments: svc.payments, Costs: svc.gateway.config}
-	if m.Sim != nil {
+	s.Mode = m.Config.Mode
+	if m.Config.Mode == ModeProduction {
+		// Validate required --wxpay-url and --providers, so neither is
+		// built; production never mounts them whatever happens.
+		s.MockLLM = nil
+	} else if m.Sim != nil {
 		s.Sandbox, s.SandboxInfo = m.Sim, m.Sim.Config()
 	}
 	if st.kv.probe != nil {
@@ -63,6 +68,11 @@ func (m *Main) serveHTTP(srv *http.Server) {
 func (m *Main) printStart(st *stores, svc *services) {
 	w := m.stdout
 	fmt.Fprintf(w, "tollgate serving on %s\n", m.URL)
+	if m.Config.Mode == ModeProduction {
+		fmt.Fprintf(w, "  mode:           production\n")
+	} else {
+		fmt.Fprintf(w, "  mode:           dev: no real money moves (a real WeChat Pay is refused; --mode production to go live)\n")
+	}
 	fmt.Fprintf(w, "  store:          %s\n", st.db.name)
 	fmt.Fprintf(w, "  nonces/limiter: %s\n", st.kv.name)
 	fmt.Fprintf(w, "  WeChat Pay:     %s\n", svc.wxDesc)

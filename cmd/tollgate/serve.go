@@ -80,7 +80,7 @@ type Main struct {
 	// one is set).
 	URL string
 	// AdminToken is the admin token in effect; AdminTokenFile is where it is
-	// kept when it was not given.
+	// kept when it was not given, or the --admin-token-file it came from.
 	AdminToken     string
 	AdminTokenFile string
 

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"tollgate/gateway"
@@ -15,9 +18,14 @@ import (
 // ServeConfig is every setting of `tollgate serve`. Flag names (docs/DESIGN.md
 // §5.2) are fixed; each is also TOLLGATE_<NAME> and a key of --config FILE.
 type ServeConfig struct {
-	Addr            string
-	Data            string
-	AdminToken      string
+	// Mode is ModeDev (the default: emulator, mock model, nothing real)
+	// or ModeProduction (Validate's productionProblems).
+	Mode       string
+	Addr       string
+	Data       string
+	AdminToken string
+	// AdminTokenFile is a file holding the admin token (a mounted secret).
+	AdminTokenFile  string
 	PublicURL       string
 	DatabaseURL     string
 	RedisURL        string
@@ -63,7 +71,7 @@ type ServeConfig struct {
 func DefaultServeConfig() ServeConfig {
 	t := httpapi.DefaultTimeouts
 	return ServeConfig{
-		Addr: "127.0.0.1:8080", Data: "./tollgate-data", WxpayAPIVersion: payment.APIv2, LogFormat: "text",
+		Mode: ModeDev, Addr: "127.0.0.1:8080", Data: "./tollgate-data", WxpayAPIVersion: payment.APIv2, LogFormat: "text",
 		WxpayRolloutPercent: 100, WxpayGuardFailureRate: 0.5, MaxRequestDuration: 30 * time.Minute,
 		ReadHeaderTimeout: t.ReadHeader, BodyTimeout: t.Body, NotifyBodyTimeout: t.NotifyBody,
 		ModelBodyTimeout: t.ModelBody, IdleTimeout: t.Idle, StreamWriteTimeout: gateway.DefaultStreamWriteTimeout,
@@ -73,9 +81,11 @@ func DefaultServeConfig() ServeConfig {
 // serveFlagSet declares every setting of c as a flag of serve.
 func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs := newFlagSet("serve", serveSummary)
+	fs.StringVar(&c.Mode, "mode", c.Mode, "dev (emulator, mock model, no real money) or production (refuses every dev-only piece and generated secret)")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address HOST:PORT (port 0 picks a free one)")
 	fs.StringVar(&c.Data, "data", c.Data, "data directory: the SQLite database and the generated admin token")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "admin token for /admin/*; empty: generated once and kept in DATA/admin-token")
+	fs.StringVar(&c.AdminTokenFile, "admin-token-file", c.AdminTokenFile, "file holding the admin token (instead of --admin-token)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "URL clients and WeChat Pay reach this server at (notify URLs); default http://ADDR")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL (postgres://...); empty: SQLite under --data")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for the nonce store and rate limiter; empty: in-process")
@@ -109,9 +119,123 @@ func init() {
 	deploymentFlagSets = append(deploymentFlagSets, func() *flag.FlagSet { c := DefaultServeConfig(); return serveFlagSet(&c) })
 }
 
-// Validate refuses settings that cannot work together.
+// The modes of serve (--mode).
+const (
+	ModeDev        = "dev"
+	ModeProduction = "production"
+)
+
+// Validate refuses settings that cannot work together, and in production
+// every dev-only piece: one error names each problem found.
 func (c ServeConfig) Validate() error {
+	err := c.validateSettings()
+	switch c.Mode {
+	case ModeDev:
+		if err != nil {
+			return err
+		}
+		if realWxpay(c.WxpayURL) {
+			return fmt.Errorf("serve: --wxpay-url %s is the real WeChat Pay, and --mode dev moves no real money: use --mode production", c.WxpayURL)
+		}
+		return nil
+	case ModeProduction:
+		var problems []string
+		if err != nil {
+			problems = append(problems, strings.TrimPrefix(err.Error(), "serve: "))
+		}
+		problems = append(problems, c.productionProblems()...)
+		if len(problems) > 0 {
+			return fmt.Errorf("serve: --mode production refuses to start:\n  - %s", strings.Join(problems, "\n  - "))
+		}
+		return nil
+	}
+	return fmt.Errorf("serve: --mode must be dev or production, not %q", c.Mode)
+}
+
+// realWxpay reports whether raw is WeChat Pay's own API (api.mch.weixin.qq.com,
+// api2.mch.weixin.qq.com, ...), where orders move real money.
+func realWxpay(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	h := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	return h == "weixin.qq.com" || strings.HasSuffix(h, ".weixin.qq.com")
+}
+
+// minProductionAdminToken is the shortest admin token production takes:
+// the token secrets of provisional access tokens and checkout links derive
+// from it (payment.TokenSecretFrom, web.SecretFrom).
+const minProductionAdminToken = 16
+
+// productionProblems are what --mode production refuses, each naming its
+// setting: a dev-only piece (the emulator, the mock model, a generated
+// admin token from which every secret derives) or a setting production
+// needs. Several instances must agree on every secret, so none is made here.
+func (c ServeConfig) productionProblems() []string {
+	var p []string
 	switch {
+	case c.AdminToken == "" && c.AdminTokenFile == "":
+		p = append(p, "no admin token: set --admin-token (TOLLGATE_ADMIN_TOKEN) or --admin-token-file; production never generates one (every instance must share it, and the token secrets derive from it)")
+	case c.AdminToken != "" && len(c.AdminToken) < minProductionAdminToken:
+		p = append(p, fmt.Sprintf("--admin-token must be at least %d characters (the token secrets derive from it)", minProductionAdminToken))
+	}
+	if c.PublicURL == "" {
+		p = append(p, "no --public-url: production needs the https URL users and WeChat Pay reach it at (WeChat Pay notifies only https)")
+	} else if u, err := url.Parse(c.PublicURL); err == nil && u.Scheme != "https" {
+		p = append(p, fmt.Sprintf("--public-url must be https (WeChat Pay notifies only https), not %q", c.PublicURL))
+	}
+	if c.Providers == "" {
+		p = append(p, "no --providers: production serves real models, never the mock model")
+	} else {
+		p = append(p, c.mockProviders()...)
+	}
+	if c.WxpayURL == "" {
+		p = append(p, "no --wxpay-url: production takes payments through WeChat Pay, never the in-process emulator")
+	}
+	for _, s := range []struct{ flag, v string }{{"--wxpay-mch-id", c.WxpayMchID}, {"--wxpay-appid", c.WxpayAppID}, {"--wxpay-api-key", c.WxpayAPIKey}} {
+		if s.v == "" {
+			p = append(p, "no "+s.flag+": production needs the merchant's own")
+		}
+	}
+	return p
+}
+
+// mockProviders names each provider of the --providers file whose base URL
+// is the mock model mounted by serve (under /mockllm), which production
+// does not mount. A file that cannot be read is named too.
+func (c ServeConfig) mockProviders() []string {
+	b, err := os.ReadFile(c.Providers)
+	if err != nil {
+		return []string{fmt.Sprintf("--providers %s cannot be read: %v", c.Providers, err)}
+	}
+	var f struct {
+		Providers []struct {
+			Name    string `json:"name"`
+			BaseURL string `json:"base_url"`
+		} `json:"providers"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return []string{fmt.Sprintf("--providers %s is not a providers file: %v", c.Providers, err)}
+	}
+	var p []string
+	for _, pr := range f.Providers {
+		u, err := url.Parse(pr.BaseURL)
+		if err != nil {
+			continue // gateway.LoadConfig names it
+		}
+		if strings.HasPrefix(u.Path+"/", "/mockllm/") {
+			p = append(p, fmt.Sprintf("--providers %s: provider %q points at the mock model (%s)", c.Providers, pr.Name, pr.BaseURL))
+		}
+	}
+	return p
+}
+
+// validateSettings refuses settings that cannot work in any mode.
+func (c ServeConfig) validateSettings() error {
+	switch {
+	case c.AdminToken != "" && c.AdminTokenFile != "":
+		return errors.New("serve: --admin-token and --admin-token-file are two admin tokens: give one")
 	case c.WxpayAPIVersion != payment.APIv2 && c.WxpayAPIVersion != payment.APIv3:
 		return fmt.Errorf("serve: --wxpay-api-version must be v2 or v3, not %q", c.WxpayAPIVersion)
 	case c.LogFormat != "text" && c.LogFormat != "json":
@@ -128,7 +252,7 @@ func (c ServeConfig) Validate() error {
 		return fmt.Errorf("serve: --max-request-duration must not be negative, got %s", c.MaxRequestDuration)
 	case c.WxpayAPIKey != "" && len(c.WxpayAPIKey) != 32:
 		return fmt.Errorf("serve: --wxpay-api-key must be 32 characters, got %d", len(c.WxpayAPIKey))
-	case c.WxpayURL != "" && (c.WxpayMchID == "" || c.WxpayAppID == "" || c.WxpayAPIKey == ""):
+	case c.Mode != ModeProduction && c.WxpayURL != "" && (c.WxpayMchID == "" || c.WxpayAppID == "" || c.WxpayAPIKey == ""):
 		return errors.New("serve: --wxpay-url needs --wxpay-mch-id, --wxpay-appid and --wxpay-api-key")
 	case (c.WxpayCert == "") != (c.WxpayCertKey == ""):
 		return errors.New("serve: --wxpay-cert and --wxpay-cert-key go together")

@@ -167,13 +167,28 @@ func (m *Main) checkDataDir() error {
 	return nil
 }
 
-// adminToken uses --admin-token, else the token kept in DATA/admin-token,
-// else generates one and keeps it there (mode 0600), so it survives
-// restarts and is never printed again.
+// adminToken uses --admin-token or --admin-token-file, else (dev only) the
+// token kept in DATA/admin-token, else generates one and keeps it there
+// (mode 0600), so it survives restarts and is never printed again.
 func (m *Main) adminToken() error {
 	if m.Config.AdminToken != "" {
 		m.AdminToken = m.Config.AdminToken
 		return nil
+	}
+	if p := m.Config.AdminTokenFile; p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("serve: --admin-token-file: %w", err)
+		}
+		m.AdminTokenFile = p
+		if m.AdminToken = strings.TrimSpace(string(b)); len(m.AdminToken) < minProductionAdminToken {
+			return fmt.Errorf("serve: --admin-token-file %s must hold a token of at least %d characters", p, minProductionAdminToken)
+		}
+		return nil
+	}
+	if m.Config.Mode == ModeProduction {
+		// Validate refuses this already; never generate one in production.
+		return errors.New("serve: --mode production needs --admin-token or --admin-token-file")
 	}
 	path := filepath.Join(m.Config.Data, "admin-token")
 	m.AdminTokenFile = path
