@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -209,14 +208,9 @@ func (c ServeConfig) mockProviders() []string {
 	if err != nil {
 		return []string{fmt.Sprintf("--providers %s cannot be read: %v", c.Providers, err)}
 	}
-	var f struct {
-		Providers []struct {
-			Name    string `json:"name"`
-			BaseURL string `json:"base_url"`
-		} `json:"providers"`
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		return []string{fmt.Sprintf("--providers %s is not a providers file: %v", c.Providers, err)}
+	f, err := gateway.ParseConfig(b)
+	if err != nil {
+		return []string{fmt.Sprintf("--providers %s is not a valid providers file: %v", c.Providers, err)}
 	}
 	var p []string
 	for _, pr := range f.Providers {
