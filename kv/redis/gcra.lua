@@ -1,4 +1,4 @@
--- GCRA step on Redis' clock; mirrors kv.GCRA in Go.
+-- GCRA step on Redis' clock (clock.lua); mirrors kv.GCRA in Go.
 -- KEYS[1]: state key, value "<unix seconds>:<nanoseconds>" (the theoretical
 --          arrival time, TAT), absent when the bucket is full.
 -- ARGV:    interval in ns, burst, n; then, only from tests (export_test.go),
@@ -6,15 +6,7 @@
 -- Returns: {allowed (0|1), retry_after_ns, remaining}.
 -- Times are kept relative to the current second so every number stays far
 -- below 2^53 and Lua's doubles compute them exactly.
-local base, now
-if ARGV[4] then
-  base = tonumber(ARGV[4])
-  now = tonumber(ARGV[5])
-else
-  local t = redis.call('TIME')
-  base = tonumber(t[1])
-  now = tonumber(t[2]) * 1000
-end
+local base, now = clock(4)
 local iv = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
@@ -42,10 +34,6 @@ end
 local s = math.floor(nxt / 1000000000)
 local ns = nxt - s * 1000000000
 local ttl = math.ceil((nxt - now) / 1000000)
-if ARGV[4] then
-  -- An injected clock does not move with Redis' own, which expires keys:
-  -- keep the key past any test's run instead (the test deletes it).
-  ttl = math.max(ttl, 600000)
-end
+ttl = keep(4, ttl)
 redis.call('SET', KEYS[1], string.format('%d:%d', base + s, ns), 'PX', ttl)
 return {1, 0, math.floor((now - allow_at) / iv)}

@@ -124,10 +124,15 @@ func (s *Store) Seen(ctx context.Context, key string) (bool, error) {
 	return n == 1, nil
 }
 
+// clockLua defines the clock both limiter scripts read, prepended to each.
+//
+//go:embed clock.lua
+var clockLua string
+
 //go:embed gcra.lua
 var gcraLua string
 
-var gcraScript = goredis.NewScript(gcraLua)
+var gcraScript = goredis.NewScript(clockLua + gcraLua)
 
 // Allow implements kv.Limiter.
 func (s *Store) Allow(ctx context.Context, key string, limit kv.Limit) (kv.Result, error) {
@@ -153,7 +158,7 @@ func (s *Store) AllowN(ctx context.Context, key string, limit kv.Limit, n int) (
 //go:embed window.lua
 var windowLua string
 
-var windowScript = goredis.NewScript(windowLua)
+var windowScript = goredis.NewScript(clockLua + windowLua)
 
 // AllowWindow implements kv.Limiter with one Lua script that runs
 // kv.WindowStep on Redis' own clock (TIME). The state is one hash, a field

@@ -1,4 +1,4 @@
--- Sliding-window quota step on Redis' clock; mirrors kv.WindowStep in Go.
+-- Sliding-window quota step on Redis' clock (clock.lua); mirrors kv.WindowStep in Go.
 -- KEYS[1]: hash, field = slot number (Unix µs / slot width), value = the
 --          events admitted in that slot; absent when no slot counts.
 -- ARGV:    slot width in µs, budget, n, kv.WindowSlots; then, only from
@@ -6,15 +6,7 @@
 --          nanoseconds instead of TIME.
 -- Returns: {allowed (0|1), retry_after_ns, remaining}.
 -- Unix µs and slot numbers stay below 2^53, so Lua's doubles are exact.
-local sec, nsec
-if ARGV[5] then
-  sec = tonumber(ARGV[5])
-  nsec = tonumber(ARGV[6])
-else
-  local t = redis.call('TIME')
-  sec = tonumber(t[1])
-  nsec = tonumber(t[2]) * 1000
-end
+local sec, nsec = clock(5)
 local g = tonumber(ARGV[1])
 local budget = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
@@ -59,8 +51,6 @@ if #live > 0 and live[#live][1] > newest then
 end
 -- The key lives until its newest slot stops counting.
 local ttl = math.ceil(((newest + k + 1) * g - sec * 1000000 - nsec / 1000) / 1000)
-if ARGV[5] then
-  ttl = math.max(ttl, 600000) -- an injected clock: see gcra.lua
-end
+ttl = keep(5, ttl)
 redis.call('PEXPIRE', KEYS[1], ttl)
 return {1, 0, budget - used - n}
