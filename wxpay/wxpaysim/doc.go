@@ -31,7 +31,8 @@
 // path without any mount prefix; answers signed with the platform key,
 // Wechatpay-Serial = PlatformKeyID, Request-ID on each):
 //
-//	POST /v3/pay/transactions/native and /v3/pay/transactions/jsapi
+//	POST /v3/pay/transactions/native and /v3/pay/transactions/jsapi (payer.openid required)
+//	POST /v3/pay/transactions/h5   h5_url; scene_info.payer_client_ip (an IP) and h5_info.type (iOS|Android|Wap) required
 //	GET  /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=
 //	GET  /v3/pay/transactions/id/{transaction_id}?mchid=
 //	POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close   204 (also when already closed)
@@ -99,6 +100,8 @@
 //	POST /sim/orders/{out_trade_no}/lie?kind=K  every answer about the order tells lie K ("" ends it)
 //	POST /sim/orders/{out_trade_no}/notify-lie?kind=K  one signed notification telling lie K, now
 //	GET  /sim/lies                              every lie told (LieTold)
+//	GET  /sim/h5/pay?prepay_id=&redirect_url=   an H5 order's payment page (h5_url): amount and a Pay button
+//	POST /sim/h5/pay                            the Pay button: pays, then 302 to redirect_url (409 if not payable)
 //
 // Faults (duplicates, drops, delays, reordering, SYSTEMERROR per endpoint,
 // probes, lies) draw from one math/rand source seeded by Faults.Seed, so a

@@ -136,6 +136,7 @@ type Server struct {
 	mu         sync.Mutex
 	orders     map[string]*order
 	byTxID     map[string]*order // transaction_id -> order
+	byPrepay   map[string]*order // prepay_id -> order
 	orderSeq   []string          // out_trade_no in creation order
 	refunds    map[string]*refund
 	deliveries []Delivery
@@ -192,6 +193,7 @@ func (s *Server) init() {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.orders = map[string]*order{}
 		s.byTxID = map[string]*order{}
+		s.byPrepay = map[string]*order{}
 		s.refunds = map[string]*refund{}
 		s.urls = map[string]*urlState{}
 		s.bills = map[string][]byte{}
@@ -349,6 +351,7 @@ func (s *Server) routes() *http.ServeMux {
 
 	m.Handle("POST /v3/pay/transactions/native", s.v3Handler(epOrder, s.v3Native))
 	m.Handle("POST /v3/pay/transactions/jsapi", s.v3Handler(epOrder, s.v3JSAPI))
+	m.Handle("POST /v3/pay/transactions/h5", s.v3Handler(epOrder, s.v3H5))
 	m.Handle("GET /v3/pay/transactions/out-trade-no/{no}", s.v3Handler(epQuery, s.v3Query))
 	m.Handle("GET /v3/pay/transactions/id/{id}", s.v3Handler(epQuery, s.v3QueryByID))
 	m.Handle("POST /v3/pay/transactions/out-trade-no/{no}/close", s.v3Handler(epClose, s.v3Close))
@@ -359,6 +362,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.Handle("GET /v3/certificates", s.v3Handler(epQuery, s.v3Certificates))
 
 	s.simRoutes(m)
+	s.h5Routes(m)
 	m.HandleFunc("/", s.unmodelled)
 	return m
 }
