@@ -102,6 +102,13 @@
 //	GET  /sim/lies                              every lie told (LieTold)
 //	GET  /sim/h5/pay?prepay_id=&redirect_url=   an H5 order's payment page (h5_url): amount and a Pay button
 //	POST /sim/h5/pay                            the Pay button: pays, then 302 to redirect_url (409 if not payable)
+//	POST /sim/jsapi/pay                         the JSAPI payment sheet: getBrandWCPayRequest params (appId,
+//	                                            timeStamp, nonceStr, package, signType RSA, paySign checked
+//	                                            with the merchant public key) -> {"err_msg":"get_brand_wcpay_request:ok"},
+//	                                            or 400 {"err_msg":"get_brand_wcpay_request:fail","reason":…} paying nothing;
+//	                                            CORS: any origin (OPTIONS preflight answered)
+//	GET  /sim/jsapi/bridge.js                   defines window.WeixinJSBridge.invoke for a page outside WeChat,
+//	                                            posting to this emulator's absolute /sim/jsapi/pay URL
 //
 // Faults (duplicates, drops, delays, reordering, SYSTEMERROR per endpoint,
 // probes, lies) draw from one math/rand source seeded by Faults.Seed, so a

@@ -363,6 +363,7 @@ func (s *Server) routes() *http.ServeMux {
 
 	s.simRoutes(m)
 	s.h5Routes(m)
+	s.jsapiRoutes(m)
 	m.HandleFunc("/", s.unmodelled)
 	return m
 }
