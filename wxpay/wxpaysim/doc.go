@@ -41,6 +41,18 @@
 //	GET  /v3/bill/tradebill?bill_date=YYYY-MM-DD, then GET its download_url (unsigned file)
 //	GET  /v3/certificates   404 RESOURCE_NOT_EXISTS: a public-key-mode merchant has no platform certificates
 //
+// WeChat web authorization (snsapi_base, for the openid of a JSAPI payer),
+// served on the same handler as open.weixin.qq.com and api.weixin.qq.com:
+//
+//	GET /connect/oauth2/authorize?appid=&redirect_uri=&response_type=code&scope=snsapi_base&state=
+//	    302 to redirect_uri?code=…&state=…; the openid is the openid query parameter (tests), else
+//	    the browser's wxpaysim_openid cookie, else a new one set in that cookie; 400 on a bad request
+//	GET /sns/oauth2/access_token?appid=&secret=&code=&grant_type=authorization_code
+//	    {"access_token","expires_in":7200,"refresh_token","openid","scope"}, or (HTTP 200 like WeChat)
+//	    {"errcode":40029,"errmsg":"invalid code"} (unknown, or older than OAuthCodeTTL, 5 min),
+//	    40163 "code been used", 40125 "invalid appsecret" (AppSecret), 40013, 40002, 41008.
+//	    A code is spent only by a successful exchange.
+//
 // Errors are the real ones: v2 return_code=FAIL "签名错误" for a bad
 // signature; result_code=FAIL with LACK_PARAMS, PARAM_ERROR,
 // INVALID_REQUEST "201 商户订单号重复" (same out_trade_no, other

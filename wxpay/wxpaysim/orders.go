@@ -289,7 +289,7 @@ func (s *Server) pay(outTradeNo string, late bool) (Order, error) {
 	o.TransactionID = s.newTransactionIDLocked(now)
 	s.byTxID[o.TransactionID] = o
 	if o.OpenID == "" {
-		o.OpenID = "oUpF8u" + randAlnum(22)
+		o.OpenID = newOpenID()
 	}
 	s.queuePaymentLocked(o)
 	return s.viewLocked(o), nil

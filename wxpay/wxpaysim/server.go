@@ -60,6 +60,10 @@ type Server struct {
 	// TestPlatformPrivateKeyPEM. PlatformKeyID is sent as Wechatpay-Serial.
 	PlatformKey   *rsa.PrivateKey
 	PlatformKeyID string
+	// AppSecret is the AppSecret of AppID, which the OAuth code exchange
+	// (GET /sns/oauth2/access_token) requires; empty means
+	// DefaultAppSecret.
+	AppSecret string
 
 	// Clock is the clock for expiry, timestamps and bills, and the one the
 	// notification schedule and refund delay wait on; nil means
@@ -148,6 +152,7 @@ type Server struct {
 	bills      map[string][]byte // download token -> bill text
 	stats      callStats
 	targets    map[string]string // out_trade_no -> the lie LieAbout tells about it
+	oauthCodes map[string]*oauthCode
 	lies       []LieTold
 	closed     bool
 }
@@ -198,6 +203,7 @@ func (s *Server) init() {
 		s.urls = map[string]*urlState{}
 		s.bills = map[string][]byte{}
 		s.targets = map[string]string{}
+		s.oauthCodes = map[string]*oauthCode{}
 		s.rng = newFaultRand(0)
 		s.mux = s.routes()
 	})
@@ -297,6 +303,8 @@ type Config struct {
 	MerchantPrivateKeyPEM string `json:"merchant_private_key_pem,omitempty"`
 	PlatformKeyID         string `json:"platform_public_key_id"`
 	PlatformPublicKeyPEM  string `json:"platform_public_key_pem"`
+	// AppSecret is set only when the emulator uses DefaultAppSecret.
+	AppSecret string `json:"app_secret,omitempty"`
 }
 
 // Config returns the merchant configuration clients of this emulator use.
@@ -314,6 +322,9 @@ func (s *Server) Config() Config {
 	}
 	if s.MerchantPublicKey == nil {
 		c.MerchantPrivateKeyPEM = strings.TrimSpace(TestMerchantPrivateKeyPEM) + "\n"
+	}
+	if s.AppSecret == "" {
+		c.AppSecret = DefaultAppSecret
 	}
 	return c
 }
@@ -364,6 +375,7 @@ func (s *Server) routes() *http.ServeMux {
 	s.simRoutes(m)
 	s.h5Routes(m)
 	s.jsapiRoutes(m)
+	s.oauthRoutes(m)
 	m.HandleFunc("/", s.unmodelled)
 	return m
 }
