@@ -155,7 +155,8 @@ func (s *Server) writeV3(w http.ResponseWriter, rep v3Reply) {
 	}
 	ts := strconv.FormatInt(s.wallNow().Unix(), 10)
 	nonce := randAlnum(32)
-	sig, err := wxpay.SignV3(s.platKey, wxpay.V3ResponseMessage(ts, nonce, rep.body))
+	key, serial := s.signer()
+	sig, err := wxpay.SignV3(key, wxpay.V3ResponseMessage(ts, nonce, rep.body))
 	if err != nil {
 		s.logf("wxpaysim: sign v3 answer: %v", err)
 		http.Error(w, "wxpaysim: cannot sign answer", http.StatusInternalServerError)
@@ -163,7 +164,7 @@ func (s *Server) writeV3(w http.ResponseWriter, rep v3Reply) {
 	}
 	h.Set("Wechatpay-Timestamp", ts)
 	h.Set("Wechatpay-Nonce", nonce)
-	h.Set("Wechatpay-Serial", s.PlatformKeyID)
+	h.Set("Wechatpay-Serial", serial)
 	h.Set("Wechatpay-Signature", sig)
 	if len(rep.body) > 0 {
 		h.Set("Content-Type", "application/json; charset=utf-8")
@@ -586,12 +587,4 @@ func (s *Server) baseURL(r *http.Request) string {
 	}
 	prefix := strings.TrimSuffix(orig, r.URL.EscapedPath())
 	return fmt.Sprintf("%s://%s%s", scheme, r.Host, prefix)
-}
-
-// v3Certificates answers as WeChat Pay does for a merchant in public-key
-// mode (every merchant since late 2024): there are no platform
-// certificates, verify with the WeChat Pay public key (PlatformKeyID).
-func (s *Server) v3Certificates(c v3Call) v3Reply {
-	return v3Err(&bizErr{"RESOURCE_NOT_EXISTS", "RESOURCE_NOT_EXISTS", 404,
-		"无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥。可查看指引https://pay.weixin.qq.com/doc/v3/merchant/4012153196", ""})
 }
