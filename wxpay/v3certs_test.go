@@ -198,6 +198,9 @@ func checkUnknownSerial(t *testing.T, err error) {
 
 func TestV3CertificatesRefreshBootstrapsAndVerifies(t *testing.T) {
 	f, c := newV3CertFake(t)
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate of an empty keyring the certificates will fill: %v", err)
+	}
 	if err := c.Certificates.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
