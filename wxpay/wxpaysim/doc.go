@@ -82,7 +82,10 @@
 // the next morning (any day up to today is served at once). Re-entry with
 // identical parameters of a paid order answers ORDERPAID, of a closed one
 // ORDERCLOSED; v3 uses the v2 spelling ORDERPAID (WeChat's v3 code for it
-// is undocumented).
+// is undocumented). For H5 and JSAPI: the 5-minute life of an h5_url, the
+// Referer check against the merchant's H5 domain, the payment sheet's
+// check that the payer is the order's openid (the sheet has no user), the
+// cancel answer of the sheet, and /sns/userinfo.
 //
 // # Notifications
 //
@@ -139,7 +142,8 @@
 // probes, lies) draw from one math/rand source seeded by Faults.Seed, so a
 // seed replays. The same operations are methods for in-process use: Pay,
 // Fail, PayLate, UserPaying, Order, Orders, CompleteRefund, Notifications,
-// SetFaults, Advance, Config, LieAbout, NotifyLie, LiesTold.
+// SetFaults, Advance, Config, LieAbout, NotifyLie, LiesTold,
+// RotateCertificate, RetireCertificates, CertificateSerials.
 //
 // # A lying WeChat Pay
 //

@@ -141,7 +141,7 @@ type Server struct {
 	initOnce     sync.Once
 	mux          *http.ServeMux
 	merchKey     *rsa.PublicKey
-	platKey      *rsa.PrivateKey // the first signing key; certs[0]'s in certificate mode
+	platKey      *rsa.PrivateKey // PlatformKey or the test key; the first certificate's key in certificate mode
 	notifyClient *http.Client
 	ctx          context.Context
 	cancel       context.CancelFunc
