@@ -128,6 +128,8 @@
 //	GET  /sim/lies                              every lie told (LieTold)
 //	POST /sim/rotate-certificate[?retire=1]     certificate mode: a new platform key and certificate signs;
 //	                                            {"serial": new, "serials": listed}; 409 in public key mode
+//	POST /sim/orders/{out_trade_no}/notify-signed-by?serial=S  the paid v3 order's notification, once, signed
+//	                                            by certificate S even if retired (a rotated-out key)
 //	GET  /sim/h5/pay?prepay_id=&redirect_url=   an H5 order's payment page (h5_url): amount and a Pay button
 //	POST /sim/h5/pay                            the Pay button: pays, then 302 to redirect_url (409 if not payable)
 //	POST /sim/jsapi/pay                         the JSAPI payment sheet: getBrandWCPayRequest params (appId,
@@ -143,7 +145,7 @@
 // seed replays. The same operations are methods for in-process use: Pay,
 // Fail, PayLate, UserPaying, Order, Orders, CompleteRefund, Notifications,
 // SetFaults, Advance, Config, LieAbout, NotifyLie, LiesTold,
-// RotateCertificate, RetireCertificates, CertificateSerials.
+// RotateCertificate, RetireCertificates, CertificateSerials, NotifySignedBy.
 //
 // # A lying WeChat Pay
 //
