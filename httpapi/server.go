@@ -105,6 +105,9 @@ type Server struct {
 	Routes []Route
 	// Revenue builds GET /admin/reports/revenue; nil answers 503.
 	Revenue RevenueReporter
+	// Catalogs is shown by GET /admin/catalog and reloaded by POST
+	// /admin/catalog/reload; nil answers 404.
+	Catalogs Catalogs
 	// Rollout is shown by GET /admin/rollout; nil answers 404.
 	Rollout RolloutStatuser
 	// Ready are the checks of GET /readyz.
@@ -160,6 +163,8 @@ func (s *Server) Handler() http.Handler {
 	route("GET /admin/sandbox", small, s.withAdmin(fn(s.sandboxInfo)))
 	route("GET /admin/reports/revenue", small, s.withAdmin(fn(s.revenue)))
 	route("GET /admin/rollout", small, s.withAdmin(fn(s.rollout)))
+	route("GET /admin/catalog", small, s.withAdmin(fn(s.catalogShow)))
+	route("POST /admin/catalog/reload", small, s.withAdmin(fn(s.catalogReload)))
 
 	route("GET /v1/packages", small, fn(s.packages))
 	route("GET /v1/balance", small, s.WithAuth(fn(s.balance)))

@@ -164,15 +164,31 @@ func New(cfg Config, opts Options) (*Pricer, error) {
 // Replace validates cfg and makes it the price table in force, at once
 // for every caller; a Snapshot taken before keeps the old one. The rate
 // feed, with the rates it fetched, is kept when cfg's rates section is
-// the same. On error nothing changes.
+// the same. On error nothing changes. It is Next then Set.
 func (p *Pricer) Replace(cfg Config) error {
-	t, err := newTable(cfg, p.opts, p.t.Load())
+	q, err := p.Next(cfg)
 	if err != nil {
 		return err
 	}
-	p.t.Store(t)
+	p.Set(q)
 	return nil
 }
+
+// Next validates cfg and returns a Pricer of its own for it, sharing p's
+// rate feed when cfg's rates are configured alike; p is unchanged. A
+// reload builds what depends on the new prices on it, then Sets it.
+func (p *Pricer) Next(cfg Config) (*Pricer, error) {
+	t, err := newTable(cfg, p.opts, p.t.Load())
+	if err != nil {
+		return nil, err
+	}
+	q := &Pricer{opts: p.opts}
+	q.t.Store(t)
+	return q, nil
+}
+
+// Set makes q's table the one in force in p, atomically.
+func (p *Pricer) Set(q *Pricer) { p.t.Store(q.t.Load()) }
 
 // Snapshot returns a Pricer fixed to the table in force now: a later
 // Replace of p does not change it (Replace on the snapshot itself does

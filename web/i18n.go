@@ -147,6 +147,7 @@ var messages = map[string]map[string]string{
 		"err.internal.body":  "Please try again in a moment.",
 		"session.expires":    "This page is valid until",
 		"secure.note":        "You never need an API key here; this link only lets you pay and see your balance.",
+		"support":            "Support",
 	},
 	langZH: {
 		"title.checkout":     "购买额度",
@@ -217,6 +218,7 @@ var messages = map[string]map[string]string{
 		"err.internal.body":  "请稍后再试。",
 		"session.expires":    "本页面有效期至",
 		"secure.note":        "此页面无需 API 密钥，仅可用于支付和查看余额。",
+		"support":            "客服",
 	},
 }
 

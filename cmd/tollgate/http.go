@@ -38,7 +38,8 @@ func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 		Gatherer: svc.reg, Registerer: svc.reg, Logger: m.log,
 		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout,
 	}
-	s.Revenue = &payment.RevenueReporter{Payments: svc.payments, Costs: svc.gateway.config}
+	s.Revenue = &payment.RevenueReporter{Payments: svc.payments, Costs: svc.gateway.catalog}
+	s.Catalogs = svc.gateway.catalog
 	s.Mode = m.Config.Mode
 	s.TrustedProxyHeader = m.Config.TrustedProxyHeader
 	if m.Config.Mode == ModeProduction {

@@ -39,6 +39,10 @@ type ServeConfig struct {
 	WxpayCert    string
 	WxpayCertKey string
 	Providers    string
+	// Catalog is the catalog file (YAML or JSON): providers, priced
+	// models, packages, the credit's value, branding. It holds the
+	// providers, so it is given instead of --providers.
+	Catalog string
 	// RateLimit is the gateway requests per minute allowed per API key,
 	// shared through Redis when configured; 0 is no limit.
 	RateLimit int
@@ -101,6 +105,7 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs.StringVar(&c.WxpayCert, "wxpay-cert", c.WxpayCert, "merchant API certificate (apiclient_cert.pem) for v2 refunds with --wxpay-url")
 	fs.StringVar(&c.WxpayCertKey, "wxpay-cert-key", c.WxpayCertKey, "its private key (apiclient_key.pem)")
 	fs.StringVar(&c.Providers, "providers", c.Providers, "providers file (JSON); empty: the mock LLM in-process under /mockllm/")
+	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "catalog file (.yaml or .json): providers, priced models, packages, credit value, branding; reloaded on SIGHUP and POST /admin/catalog/reload; empty: built-in prices (pricing/default.json)")
 	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "gateway requests per minute per API key (shared through Redis); 0: no limit")
 	fs.IntVar(&c.WxpayRolloutPercent, "wxpay-rollout-percent", c.WxpayRolloutPercent, "percent of accounts (sticky) offered WeChat Pay, 0-100")
 	fs.Float64Var(&c.WxpayGuardFailureRate, "wxpay-guard-failure-rate", c.WxpayGuardFailureRate,
@@ -190,10 +195,13 @@ func (c ServeConfig) productionProblems() []string {
 	} else if u, err := url.Parse(c.PublicURL); err == nil && u.Scheme != "https" {
 		p = append(p, fmt.Sprintf("--public-url must be https (WeChat Pay notifies only https), not %q", c.PublicURL))
 	}
-	if c.Providers == "" {
-		p = append(p, "no --providers: production serves real models, never the mock model")
-	} else {
+	switch {
+	case c.Providers == "" && c.Catalog == "":
+		p = append(p, "no --catalog (or --providers): production serves real models, never the mock model")
+	case c.Providers != "":
 		p = append(p, c.mockProviders()...)
+	default:
+		// A catalog is checked, the mock model too, when serve loads it.
 	}
 	if c.WxpayURL == "" {
 		p = append(p, "no --wxpay-url: production takes payments through WeChat Pay, never the in-process emulator")
@@ -219,14 +227,8 @@ func (c ServeConfig) mockProviders() []string {
 		return []string{fmt.Sprintf("--providers %s is not a valid providers file: %v", c.Providers, err)}
 	}
 	var p []string
-	for _, pr := range f.Providers {
-		u, err := url.Parse(pr.BaseURL)
-		if err != nil {
-			continue // gateway.LoadConfig names it
-		}
-		if strings.HasPrefix(u.Path+"/", "/mockllm/") {
-			p = append(p, fmt.Sprintf("--providers %s: provider %q points at the mock model (%s)", c.Providers, pr.Name, pr.BaseURL))
-		}
+	for _, s := range mockProviderNames(f) {
+		p = append(p, "--providers "+c.Providers+": "+s)
 	}
 	return p
 }
@@ -234,6 +236,8 @@ func (c ServeConfig) mockProviders() []string {
 // validateSettings refuses settings that cannot work in any mode.
 func (c ServeConfig) validateSettings() error {
 	switch {
+	case c.Catalog != "" && c.Providers != "":
+		return errors.New("serve: --catalog holds the providers: give --catalog or --providers, not both")
 	case c.AdminToken != "" && c.AdminTokenFile != "":
 		return errors.New("serve: --admin-token and --admin-token-file are two admin tokens: give one")
 	case c.WxpayAPIVersion != payment.APIv2 && c.WxpayAPIVersion != payment.APIv3:

@@ -2,6 +2,7 @@ package webadapt_test
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func TestCatalog(t *testing.T) {
 	}
 	c := webadapt.Catalog{Pricer: p}
 	pkgs, err := c.Packages(context.Background())
-	if err != nil || len(pkgs) != 3 || pkgs[0] != (web.Package{ID: "starter", Fen: 1000, Credits: 1_400_000}) {
+	if err != nil || len(pkgs) != 3 || !reflect.DeepEqual(pkgs[0], web.Package{ID: "starter", Fen: 1000, Credits: 1_400_000}) {
 		t.Fatalf("packages %v, %v", pkgs, err)
 	}
 	ms, err := c.ModelPrices(context.Background())
