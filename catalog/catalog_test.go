@@ -260,3 +260,15 @@ func issue(t *testing.T) string {
 	}
 	return string(b)
 }
+
+// docs/catalog.example.yaml, the documented example, is a valid catalog.
+func TestDocumentedExample(t *testing.T) {
+	c, err := catalog.Load("../docs/catalog.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Advertised, []string{"house-chat", "gpt-4o-mini"}) || len(c.Gateway.Models["house-chat"]) != 3 ||
+		c.Pricing.Packages[0].ID != "starter" || c.Name() != "Example AI" {
+		t.Fatalf("%+v", c)
+	}
+}
