@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"tollgate/catalog"
 	"tollgate/gateway"
 	"tollgate/httpapi"
 	"tollgate/payment"
@@ -201,7 +202,7 @@ func (c ServeConfig) productionProblems() []string {
 	case c.Providers != "":
 		p = append(p, c.mockProviders()...)
 	default:
-		// A catalog is checked, the mock model too, when serve loads it.
+		p = append(p, c.mockCatalog()...)
 	}
 	if c.WxpayURL == "" {
 		p = append(p, "no --wxpay-url: production takes payments through WeChat Pay, never the in-process emulator")
@@ -229,6 +230,20 @@ func (c ServeConfig) mockProviders() []string {
 	var p []string
 	for _, s := range mockProviderNames(f) {
 		p = append(p, "--providers "+c.Providers+": "+s)
+	}
+	return p
+}
+
+// mockCatalog names each provider of --catalog at the mock model, or the
+// catalog's problems (serve checks it again when it loads it).
+func (c ServeConfig) mockCatalog() []string {
+	cat, err := catalog.Load(c.Catalog)
+	if err != nil {
+		return []string{fmt.Sprintf("--catalog %s is not a valid catalog: %v", c.Catalog, err)}
+	}
+	var p []string
+	for _, s := range mockProviderNames(cat.Gateway) {
+		p = append(p, "--catalog "+c.Catalog+": "+s)
 	}
 	return p
 }
