@@ -55,16 +55,20 @@ var (
 )
 
 // CreateOrder implements web.Orders.
-func (o Orders) CreateOrder(ctx context.Context, account tollgate.AccountID, packageID, fingerprint, key string) (web.Order, error) {
+func (o Orders) CreateOrder(ctx context.Context, account tollgate.AccountID, req web.OrderRequest) (web.Order, error) {
+	if req.Method != "" && req.Method != web.MethodNative {
+		// TODO(issue 18): payment.CreateOrderRequest's Method and OpenID.
+		return web.Order{}, tollgate.Errorf(tollgate.EINVALID, "method %q is not supported yet", req.Method)
+	}
 	r, err := o.Payments.CreateOrder(ctx, payment.CreateOrderRequest{
-		Account: account, IdempotencyKey: key, PackageID: packageID, DeviceFingerprint: fingerprint,
+		Account: account, IdempotencyKey: req.IdempotencyKey, PackageID: req.PackageID, DeviceFingerprint: req.DeviceFingerprint,
 	})
 	if err != nil {
 		return web.Order{}, err
 	}
 	return web.Order{
 		OutTradeNo: r.OutTradeNo, Status: string(r.Status), Fen: r.AmountFen, Credits: r.Credits,
-		PackageID: packageID, ExpiresAt: r.ExpiresAt,
+		PackageID: req.PackageID, ExpiresAt: r.ExpiresAt, Method: web.MethodNative,
 	}, nil
 }
 
