@@ -247,6 +247,16 @@ func (m *Main) buildCheckout(svc *services) ([]httpapi.Route, error) {
 		Accounts: webadapt.Accounts{Ledger: svc.ledger}, Catalog: webadapt.Catalog{Pricer: svc.gateway.pricer}, Logger: m.log,
 		Account: httpapi.CheckoutAccount,
 	}
+	if m.Sim != nil {
+		// Inside WeChat the page pays with the JSAPI sheet after getting
+		// the openid from the emulator's OAuth, mounted in-process.
+		sc, base := m.Sim.Config(), m.URL+"/sandbox/wxpay"
+		secret := sc.AppSecret
+		if secret == "" {
+			secret = m.Sim.AppSecret
+		}
+		h.OAuth = webadapt.OAuth{Client: &wxpay.OAuthClient{AuthorizeURL: base, APIURL: base, AppID: sc.AppID, Secret: secret}}
+	}
 	if err := h.Check(); err != nil {
 		return nil, fmt.Errorf("serve: checkout: %w", err)
 	}

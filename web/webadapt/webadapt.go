@@ -32,6 +32,8 @@ package webadapt
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -40,6 +42,7 @@ import (
 	"tollgate/payment"
 	"tollgate/pricing"
 	"tollgate/web"
+	"tollgate/wxpay"
 )
 
 // Orders is web.Orders and web.Refunder over a payment.Service.
@@ -114,6 +117,30 @@ func Order(p payment.Order) web.Order {
 		OutTradeNo: p.OutTradeNo, Status: string(p.Status), Fen: p.Fen, Credits: p.Credits,
 		PackageID: p.PackageID, ExpiresAt: p.ExpiresAt, CreatedAt: p.CreatedAt,
 	}
+}
+
+// OAuth is web.OpenIDs over WeChat's OAuth client: a code WeChat refused
+// (wxpay.ErrOAuthCode: invalid, expired or used) is also web.ErrOAuthCode,
+// which the checkout answers with "sign in again" rather than "WeChat is
+// unreachable".
+type OAuth struct {
+	Client *wxpay.OAuthClient
+}
+
+var _ web.OpenIDs = OAuth{}
+
+// AuthorizeRedirect implements web.OpenIDs.
+func (o OAuth) AuthorizeRedirect(redirectURI, state string) string {
+	return o.Client.AuthorizeRedirect(redirectURI, state)
+}
+
+// OpenID implements web.OpenIDs.
+func (o OAuth) OpenID(ctx context.Context, code string) (string, error) {
+	id, err := o.Client.OpenID(ctx, code)
+	if errors.Is(err, wxpay.ErrOAuthCode) {
+		return "", fmt.Errorf("%w: %w", web.ErrOAuthCode, err)
+	}
+	return id, err
 }
 
 // DefaultUsageLimit bounds the usage records read for the chart.
