@@ -90,7 +90,7 @@ func (c *V3Client) decryptCertificates(body []byte) ([]*x509.Certificate, error)
 	for _, d := range a.Data {
 		plain, err := DecryptV3Resource(c.APIv3Key, d.EncryptCertificate)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %.64q: %w", d.SerialNo, err)
+			return nil, &v3DecryptError{fmt.Errorf("certificate %.64q: %w", d.SerialNo, err)}
 		}
 		block, _ := pem.Decode(plain)
 		if block == nil || block.Type != "CERTIFICATE" {
@@ -107,6 +107,13 @@ func (c *V3Client) decryptCertificates(body []byte) ([]*x509.Certificate, error)
 	}
 	return certs, nil
 }
+
+// v3DecryptError marks a certificate the APIv3 key could not decrypt, so
+// that Preflight can name the key rather than the answer's signature.
+type v3DecryptError struct{ err error }
+
+func (e *v3DecryptError) Error() string { return e.err.Error() }
+func (e *v3DecryptError) Unwrap() error { return e.err }
 
 // clone returns a keyring with the same keys.
 func (k *V3Keyring) clone() *V3Keyring {

@@ -37,7 +37,10 @@ type v3CertFake struct {
 	listed  []string // guarded by mu; serials GET /v3/certificates lists
 	signer  string   // guarded by mu
 	answer  string   // guarded by mu
+	status  int      // guarded by mu; of answer, 200 when 0
 	broken  bool     // guarded by mu; /v3/certificates answers 500
+	noCerts bool     // guarded by mu; /v3/certificates answers 404 (public key mode)
+	refuse  string   // guarded by mu; when set, every request gets 401 SIGN_ERROR with this message
 	fetches int      // guarded by mu; GET /v3/certificates seen
 }
 
@@ -56,6 +59,7 @@ func newV3CertFake(t *testing.T) (*v3CertFake, *wxpay.V3Client) {
 		keys:  map[string]*rsa.PrivateKey{},
 		certs: map[string]*x509.Certificate{},
 	}
+	f.keys[v3TestPubKeyID] = MustV3PrivateKey(t, "wechatpay_key.pem")
 	for serial, keyFile := range map[string]string{v3CertA: "wechatpay_key.pem", v3CertB: "wechatpay-go_sign_key.pem", v3CertC: "wechatpay_key.pem"} {
 		n, _ := new(big.Int).SetString(serial, 16)
 		key := MustV3PrivateKey(t, keyFile)
@@ -89,14 +93,24 @@ func (f *v3CertFake) fetchCount() int {
 func (f *v3CertFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	status, body := http.StatusOK, f.answer
+	status, body := f.status, f.answer
+	if status == 0 {
+		status = http.StatusOK
+	}
 	if r.URL.Path == "/v3/certificates" {
 		f.fetches++
-		if f.broken {
+		switch {
+		case f.broken:
 			status, body = http.StatusInternalServerError, `{"code":"SYSTEM_ERROR","message":"系统错误"}`
-		} else {
-			body = f.listBody()
+		case f.noCerts:
+			status, body = http.StatusNotFound, `{"code":"RESOURCE_NOT_EXISTS","message":"无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥"}`
+		default:
+			status, body = http.StatusOK, f.listBody()
 		}
+	}
+	if f.refuse != "" {
+		b, _ := json.Marshal(map[string]string{"code": "SIGN_ERROR", "message": f.refuse})
+		status, body = http.StatusUnauthorized, string(b)
 	}
 	f.writeSigned(w, status, body)
 }
@@ -129,9 +143,12 @@ func (f *v3CertFake) listBody() string {
 
 // writeSigned sends body signed by signer at the fake clock; mu is held.
 func (f *v3CertFake) writeSigned(w http.ResponseWriter, status int, body string) {
-	h := v3SignedHeader(f.keys[f.signer], f.signer, f.clock.Now(), []byte(body))
-	for k, v := range h {
-		w.Header()[k] = v
+	w.Header().Set("Date", f.clock.Now().UTC().Format(http.TimeFormat))
+	if f.signer != "" { // no signer: an unsigned answer, as from a proxy
+		h := v3SignedHeader(f.keys[f.signer], f.signer, f.clock.Now(), []byte(body))
+		for k, v := range h {
+			w.Header()[k] = v
+		}
 	}
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
@@ -181,6 +198,9 @@ func checkUnknownSerial(t *testing.T, err error) {
 
 func TestV3CertificatesRefreshBootstrapsAndVerifies(t *testing.T) {
 	f, c := newV3CertFake(t)
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate of an empty keyring the certificates will fill: %v", err)
+	}
 	if err := c.Certificates.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
