@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +78,7 @@ func TestBrowserPhoneMethods(t *testing.T) {
 	w.bridge(srv.URL + "/sandbox/wxpay/sim/jsapi/bridge.js?delay=1500")
 	w.do("open in WeChat", chromedp.Navigate(link+"?package=plus"))
 	w.until("sheet opening", isVisible("state-jsapi")+` && document.getElementById("jsapi-amount").textContent === "50.00"`)
-	wechat := w.shot("checkout-wechat-jsapi")
+	w.shot("checkout-wechat-jsapi")
 	w.until("paid through the sheet", isVisible("state-success")+` && document.getElementById("new-balance").textContent === "7,200,000"`)
 	w.shot("checkout-wechat-success")
 	jsapiNo := firstOrder(t, f)
@@ -124,7 +123,7 @@ func TestBrowserPhoneMethods(t *testing.T) {
 	p.until("still waiting", isVisible("state-h5")+` && document.getElementById("h5-title").textContent === "Checking your payment…"`+
 		` && document.getElementById("h5-status").textContent.includes("No payment received yet") && document.getElementById("h5-order-no").textContent === "`+h5No+`"`)
 	p.until("continue and QR offered", isVisible("h5-go")+" && "+isVisible("show-qr"))
-	mobile := p.shot("checkout-mobile-h5")
+	p.shot("checkout-mobile-h5")
 	p.do("continue paying", chromedp.Click(chromedp.CSS("#h5-go")))
 	p.until("the same order on WeChat Pay's page", `!!document.getElementById("h5-pay") && document.getElementById("h5-order").textContent === "`+h5No+`"`)
 	p.do("pay", chromedp.Click(chromedp.CSS("#h5-pay")))
@@ -134,16 +133,4 @@ func TestBrowserPhoneMethods(t *testing.T) {
 		t.Fatalf("the result page is not the order's: %s", p.eval(`location.href`))
 	}
 	p.check()
-
-	if *updateDocs {
-		for src, dst := range map[string]string{wechat: "../docs/checkout-wechat-jsapi.png", mobile: "../docs/checkout-mobile-h5.png"} {
-			b, err := os.ReadFile(src)
-			if err == nil {
-				err = os.WriteFile(dst, b, 0o644)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 }

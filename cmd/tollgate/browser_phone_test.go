@@ -35,7 +35,9 @@ func (b *chromiumTab) phone(ua string) {
 
 // weixinJSBridge gives every page the tab opens the WeixinJSBridge that
 // WeChat's browser provides: the emulator's bridge.js, evaluated before
-// the page's own scripts.
+// the page's own scripts. The payment sheet stays open (the call to
+// getBrandWCPayRequest waits) until the test confirms it with
+// confirmSheet, as a user would.
 func (b *chromiumTab) weixinJSBridge() {
 	b.t.Helper()
 	res, err := http.Get(b.base + "/sandbox/wxpay/sim/jsapi/bridge.js")
@@ -44,7 +46,13 @@ func (b *chromiumTab) weixinJSBridge() {
 	}
 	src, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if _, err := chromedp.Call(b.ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: string(src)}); err != nil {
+	hold := `
+(function () {
+  var invoke = window.WeixinJSBridge.invoke, held = null;
+  window.WeixinJSBridge.invoke = function (name, params, cb) { held = function () { invoke(name, params, cb); }; };
+  window.confirmSheet = function () { if (!held) { return false; } var h = held; held = null; h(); return true; };
+})();`
+	if _, err := chromedp.Call(b.ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: string(src) + hold}); err != nil {
 		b.t.Fatalf("inject WeixinJSBridge: %v", err)
 	}
 }
@@ -114,6 +122,12 @@ func TestBrowserPhoneCheckoutServe(t *testing.T) {
 	w.until("QR alternative offered", browserVisible("packages-show-qr"))
 	w.shotTo("serve-wechat-packages", "")
 	w.do("choose "+pkg.ID, chromedp.Click(chromedp.CSS("#pkg-"+pkg.ID)))
+	w.until("the sheet open", browserVisible("state-jsapi")+` && document.getElementById("jsapi-status").textContent === "Confirm the payment in WeChat Pay…"`+
+		` && document.getElementById("jsapi-amount").textContent === "`+pkg.Fen.String()+`"`)
+	w.shotTo("serve-wechat-jsapi", "checkout-wechat-jsapi.png")
+	if w.eval(`String(window.confirmSheet())`) != "true" {
+		t.Fatal("the page did not call getBrandWCPayRequest")
+	}
 	w.until("paid through the sheet", browserVisible("state-success")+` && document.getElementById("new-balance").textContent !== ""`)
 	if got := digits(w.text("new-balance")); got != fmt.Sprint(pkg.Credits) {
 		t.Fatalf("new balance in WeChat %q, want %d", w.text("new-balance"), pkg.Credits)
@@ -124,7 +138,7 @@ func TestBrowserPhoneCheckoutServe(t *testing.T) {
 	if bal := mustBalance(c, a.APIKey); bal.Credits != int64(pkg.Credits) || bal.Held != 0 {
 		t.Fatalf("balance after the JSAPI payment %+v, want %d", bal, pkg.Credits)
 	}
-	w.shotTo("serve-wechat-success", "checkout-wechat-jsapi.png")
+	w.shotTo("serve-wechat-success", "")
 	w.check()
 
 	// A phone's browser: WeChat Pay's H5 page. Coming back without paying,
@@ -162,8 +176,16 @@ func TestBrowserPhoneCheckoutServe(t *testing.T) {
 		t.Fatalf("balance after the H5 payment %+v, want %d", bal, want)
 	}
 	p.shotTo("serve-mobile-h5-success", "")
-	// WeChat Pay's emulator page has no icon: Chromium's /favicon.ico 404.
-	p.check("favicon.ico")
+	// WeChat Pay's emulator page has no icon: Chromium asks for
+	// /favicon.ico, which is 404. Any other 404 fails.
+	p.mu.Lock()
+	for u, r := range p.responses {
+		if r.Status == http.StatusNotFound && !strings.HasSuffix(u, "/favicon.ico") {
+			t.Errorf("404 for %s", u)
+		}
+	}
+	p.mu.Unlock()
+	p.check("404 (Not Found)")
 }
 
 // mustOrderMethod checks the method the API reports for an order.

@@ -246,6 +246,8 @@ func (m *Main) buildCheckout(svc *services) ([]httpapi.Route, error) {
 		Sandbox: m.Sim != nil, Orders: orders, Refunder: orders,
 		Accounts: webadapt.Accounts{Ledger: svc.ledger}, Catalog: webadapt.Catalog{Pricer: svc.gateway.pricer}, Logger: m.log,
 		Account: httpapi.CheckoutAccount,
+		// H5 orders send WeChat Pay the payer's IP, as the API does.
+		ClientIP: func(r *http.Request) string { return httpapi.ClientIP(r, m.Config.TrustedProxyHeader) },
 	}
 	if m.Sim != nil {
 		// Inside WeChat the page pays with the JSAPI sheet after getting

@@ -59,20 +59,26 @@ var (
 
 // CreateOrder implements web.Orders.
 func (o Orders) CreateOrder(ctx context.Context, account tollgate.AccountID, req web.OrderRequest) (web.Order, error) {
-	if req.Method != "" && req.Method != web.MethodNative {
-		// TODO(issue 18): payment.CreateOrderRequest's Method and OpenID.
-		return web.Order{}, tollgate.Errorf(tollgate.EINVALID, "method %q is not supported yet", req.Method)
-	}
 	r, err := o.Payments.CreateOrder(ctx, payment.CreateOrderRequest{
 		Account: account, IdempotencyKey: req.IdempotencyKey, PackageID: req.PackageID, DeviceFingerprint: req.DeviceFingerprint,
+		Method: req.Method, OpenID: req.OpenID, ClientIP: req.ClientIP,
 	})
 	if err != nil {
 		return web.Order{}, err
 	}
 	return web.Order{
 		OutTradeNo: r.OutTradeNo, Status: string(r.Status), Fen: r.AmountFen, Credits: r.Credits,
-		PackageID: req.PackageID, ExpiresAt: r.ExpiresAt, Method: web.MethodNative,
+		PackageID: req.PackageID, ExpiresAt: r.ExpiresAt, Method: r.Method, H5URL: r.H5URL, JSAPI: jsapi(r.JSAPI),
 	}, nil
+}
+
+// jsapi converts the pay sheet's parameters.
+func jsapi(p *wxpay.V3JSAPIParams) *web.JSAPIParams {
+	if p == nil {
+		return nil
+	}
+	return &web.JSAPIParams{AppID: p.AppID, TimeStamp: p.TimeStamp, NonceStr: p.NonceStr, Package: p.Package,
+		SignType: p.SignType, PaySign: p.PaySign}
 }
 
 // GetOrder implements web.Orders.
@@ -81,7 +87,14 @@ func (o Orders) GetOrder(ctx context.Context, account tollgate.AccountID, no str
 	if err != nil {
 		return web.Order{}, err
 	}
-	return Order(p), nil
+	w := Order(p)
+	// A payable JSAPI order's pay sheet, signed afresh (nil otherwise).
+	// Without it the page still shows the status, which is what a poll
+	// is for (payment logs why it could not sign).
+	if sheet, err := o.Payments.JSAPIParams(p); err == nil {
+		w.JSAPI = jsapi(sheet)
+	}
+	return w, nil
 }
 
 // ListOrders implements web.Orders.
@@ -115,7 +128,7 @@ func (o Orders) Refund(ctx context.Context, account tollgate.AccountID, no strin
 func Order(p payment.Order) web.Order {
 	return web.Order{
 		OutTradeNo: p.OutTradeNo, Status: string(p.Status), Fen: p.Fen, Credits: p.Credits,
-		PackageID: p.PackageID, ExpiresAt: p.ExpiresAt, CreatedAt: p.CreatedAt,
+		PackageID: p.PackageID, ExpiresAt: p.ExpiresAt, CreatedAt: p.CreatedAt, Method: p.Method, H5URL: p.H5URL,
 	}
 }
 
