@@ -1,6 +1,8 @@
 // Package web is tollgate's hosted checkout: signed checkout links
 // (POST /v1/checkout/sessions), the checkout page where a user picks a
-// package and scans the WeChat Pay QR code, and the account page with the
+// package and pays — a QR code on a desktop, WeChat Pay's H5 page in a
+// phone's browser, the JSAPI payment sheet inside WeChat (after WeChat's
+// OAuth gives the payer's openid) — and the account page with the
 // balance, orders, refunds and a usage chart. It talks to the rest of
 // tollgate only through the small interfaces below, so it imports no
 // service package; it is not the API server and does not authenticate API

@@ -367,6 +367,15 @@
       if (pkg) { choose(pkg, false); }
     }
   });
+  // Back from WeChat Pay's page to a page the browser kept (back/forward
+  // cache): show it as coming back, and ask how the order is doing.
+  window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted && order && order.method === "h5" && !h5Back) {
+      showH5(order, true);
+      pollDelay = 300;
+      schedulePoll();
+    }
+  });
   if (cfg.sandbox) {
     $("sim-pay").addEventListener("click", function () { sim("pay"); });
     $("sim-fail").addEventListener("click", function () { sim("fail"); });

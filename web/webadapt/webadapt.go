@@ -1,7 +1,8 @@
 // Package webadapt adapts tollgate's services (payment.Service,
-// ledger.Service, pricing.Pricer) to the web package's interfaces, so the
-// server can mount the checkout with a few lines. It holds no logic of its
-// own beyond converting types; web itself imports none of these packages.
+// ledger.Service, pricing.Pricer, wxpay.OAuthClient) to the web package's
+// interfaces, so the server can mount the checkout with a few lines. It
+// holds no logic of its own beyond converting types; web itself imports
+// none of these packages.
 //
 // Mounting, in the server (httpapi or cmd/tollgate):
 //
@@ -9,6 +10,8 @@
 //		Secret: sessionSecret, MerchantName: name, Sandbox: sandbox,
 //		Orders: webadapt.Orders{Payments: pay}, Refunder: webadapt.Orders{Payments: pay},
 //		Accounts: webadapt.Accounts{Ledger: led}, Catalog: webadapt.Catalog{Pricer: pr},
+//		OAuth: webadapt.OAuth{Client: oauthClient}, // nil: WeChat's browser gets the QR code
+//		ClientIP: func(r *http.Request) string { return httpapi.ClientIP(r, trustedProxyHeader) },
 //		Account: func(r *http.Request) (tollgate.AccountID, error) {
 //			c, ok := tollgate.CallerFrom(r.Context())
 //			switch {
