@@ -111,6 +111,7 @@ func (m *Main) ParseFlags(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	m.Config.resolveDefaults()
 	return m.Config.Validate()
 }
 
