@@ -6,5 +6,6 @@
 //
 // Identifiers for API v2 carry "V2" in their names and live in v2*.go;
 // those for API v3 carry "V3" and live in v3*.go. Errors shared by both are
-// in errors.go.
+// in errors.go. OAuthClient (oauth.go) is not WeChat Pay's but the Official
+// Account's web authorisation, which gives the openid a JSAPI order needs.
 package wxpay

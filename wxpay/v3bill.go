@@ -87,7 +87,7 @@ func (c *V3Client) DownloadBill(ctx context.Context, link *V3BillLink) (*Bill, e
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		if err := c.verifyAnswer(rop, resp, body); err != nil {
+		if err := c.verifyAnswer(ctx, rop, resp, body); err != nil {
 			return nil, err
 		}
 		return nil, fmt.Errorf("wxpay v3 %s: %w", rop, v3APIError(resp.StatusCode, body))

@@ -23,7 +23,8 @@ type v3CertificatesAnswer struct {
 // FetchCertificates downloads the platform certificates
 // (GET /v3/certificates), adds them to Keyring and returns them. It is for
 // merchants in certificate mode; a merchant in public key mode gets an
-// *APIError (404 RESOURCE_NOT_EXISTS).
+// *APIError (404 RESOURCE_NOT_EXISTS). V3Certificates uses the same
+// download but replaces Keyring's certificates instead of adding to them.
 //
 // Each certificate is decrypted with APIv3Key: the AES-GCM authentication
 // proves it comes from WeChat Pay, as only WeChat Pay and the merchant hold
@@ -32,14 +33,30 @@ type v3CertificatesAnswer struct {
 // A certificate whose serial is not the announced serial_no is refused
 // (ErrMalformed); nothing is added unless everything verifies.
 func (c *V3Client) FetchCertificates(ctx context.Context) ([]*x509.Certificate, error) {
+	certs, err := c.fetchCertificates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, cert := range certs {
+		if err := c.Keyring.AddCertificate(cert); err != nil {
+			return nil, err
+		}
+	}
+	return certs, nil
+}
+
+// fetchCertificates downloads, decrypts and verifies the platform
+// certificates, and changes nothing. It never asks Certificates to
+// re-fetch: it is that re-fetch.
+func (c *V3Client) fetchCertificates(ctx context.Context) ([]*x509.Certificate, error) {
 	call := v3Call{op: "certificates", method: http.MethodGet, path: "/v3/certificates"}
 	resp, body, op, err := c.roundTrip(ctx, call, MaxBodyBytes)
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		if err := c.verifyAnswer(op, resp, body); err != nil {
-			return nil, err
+		if err := c.Keyring.verify(resp.Header, body, c.now()); err != nil {
+			return nil, &TransportError{Op: "v3 " + op, Err: fmt.Errorf("unverified HTTP %d answer%s: %w", resp.StatusCode, untrustedCode(body), err)}
 		}
 		return nil, fmt.Errorf("wxpay v3 %s: %w", op, v3APIError(resp.StatusCode, body))
 	}
@@ -55,11 +72,6 @@ func (c *V3Client) FetchCertificates(ctx context.Context) ([]*x509.Certificate, 
 	}
 	if err := trial.verify(resp.Header, body, c.now()); err != nil {
 		return nil, &TransportError{Op: "v3 " + op, Err: fmt.Errorf("unverified answer: %w", err)}
-	}
-	for _, cert := range certs {
-		if err := c.Keyring.AddCertificate(cert); err != nil {
-			return nil, err
-		}
 	}
 	return certs, nil
 }
@@ -78,7 +90,7 @@ func (c *V3Client) decryptCertificates(body []byte) ([]*x509.Certificate, error)
 	for _, d := range a.Data {
 		plain, err := DecryptV3Resource(c.APIv3Key, d.EncryptCertificate)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %.64q: %w", d.SerialNo, err)
+			return nil, &v3DecryptError{fmt.Errorf("certificate %.64q: %w", d.SerialNo, err)}
 		}
 		block, _ := pem.Decode(plain)
 		if block == nil || block.Type != "CERTIFICATE" {
@@ -95,6 +107,13 @@ func (c *V3Client) decryptCertificates(body []byte) ([]*x509.Certificate, error)
 	}
 	return certs, nil
 }
+
+// v3DecryptError marks a certificate the APIv3 key could not decrypt, so
+// that Preflight can name the key rather than the answer's signature.
+type v3DecryptError struct{ err error }
+
+func (e *v3DecryptError) Error() string { return e.err.Error() }
+func (e *v3DecryptError) Unwrap() error { return e.err }
 
 // clone returns a keyring with the same keys.
 func (k *V3Keyring) clone() *V3Keyring {

@@ -78,6 +78,12 @@ type V3Client struct {
 	APIv3Key string
 	// Keyring holds the WeChat Pay keys that sign answers.
 	Keyring *V3Keyring
+	// Certificates, in platform certificate mode, keeps Keyring's
+	// certificates those WeChat Pay lists (NewV3Certificates sets it): an
+	// answer or notification signed by a serial Keyring does not know makes
+	// it re-fetch them once before the message is refused. Nil in public
+	// key mode.
+	Certificates *V3Certificates
 	// WechatpaySerial, when set, is sent as the Wechatpay-Serial request
 	// header (a platform certificate serial or a public key id), so that
 	// WeChat Pay signs its answer with that key, as SDKs do in public key
@@ -106,7 +112,7 @@ func (c *V3Client) now() time.Time {
 // Validate reports a configuration the client cannot work with, so that a
 // service can refuse to start rather than fail on the first payment: a
 // missing MchID, AppID, MerchantSerialNo, MerchantKey or Keyring, an empty
-// Keyring, an APIv3Key that is not 32 bytes (ErrV3KeyLength) or a BaseURL
+// Keyring (allowed with Certificates, which fills it), an APIv3Key that is not 32 bytes (ErrV3KeyLength) or a BaseURL
 // that is not an absolute http(s) URL. Errors wrap ErrV3Request.
 func (c *V3Client) Validate() error {
 	if err := c.check("config"); err != nil {
@@ -115,7 +121,7 @@ func (c *V3Client) Validate() error {
 	if c.AppID == "" {
 		return fmt.Errorf("wxpay v3 config: AppID not set: %w", ErrV3Request)
 	}
-	if len(c.Keyring.Serials()) == 0 {
+	if len(c.Keyring.Serials()) == 0 && c.Certificates == nil {
 		return fmt.Errorf("wxpay v3 config: Keyring holds no WeChat Pay key: %w", ErrV3Request)
 	}
 	if len(c.APIv3Key) != v3KeyLen {
@@ -206,7 +212,7 @@ func (c *V3Client) do(ctx context.Context, call v3Call, out any) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := c.verifyAnswer(op, resp, body); err != nil {
+	if err := c.verifyAnswer(ctx, op, resp, body); err != nil {
 		return 0, err
 	}
 	if resp.StatusCode >= 300 || resp.StatusCode == http.StatusAccepted {
@@ -257,10 +263,27 @@ func (c *V3Client) roundTrip(ctx context.Context, call v3Call, limit int64) (res
 	return resp, body, op, nil
 }
 
+// verifySigned verifies a signed answer or notification with Keyring at
+// the client's time. When the signer is a certificate serial Keyring does
+// not know (or no longer holds as valid) and Certificates is set, the
+// certificates are re-fetched (at most once a minute, shared by concurrent
+// callers) and the message verified once more.
+func (c *V3Client) verifySigned(ctx context.Context, h http.Header, body []byte) error {
+	err := c.Keyring.verify(h, body, c.now())
+	if err != nil && c.Certificates != nil && errors.Is(err, ErrUnknownSerial) &&
+		!strings.HasPrefix(h.Get(HeaderV3Serial), V3PublicKeyIDPrefix) {
+		c.Certificates.refetchUnknown(ctx)
+		err = c.Keyring.verify(h, body, c.now())
+	}
+	return err
+}
+
 // verifyAnswer checks the Wechatpay-* signature of an answer; a failure is
 // a *TransportError that quotes, but never trusts, an error body's code.
-func (c *V3Client) verifyAnswer(op string, resp *http.Response, body []byte) error {
-	if err := c.Keyring.verify(resp.Header, body, c.now()); err != nil {
+// An answer signed by an unknown certificate serial makes Certificates (when
+// set) re-fetch the platform certificates once before it is refused.
+func (c *V3Client) verifyAnswer(ctx context.Context, op string, resp *http.Response, body []byte) error {
+	if err := c.verifySigned(ctx, resp.Header, body); err != nil {
 		return &TransportError{Op: "v3 " + op, Err: fmt.Errorf("unverified HTTP %d answer%s: %w", resp.StatusCode, untrustedCode(body), err)}
 	}
 	return nil

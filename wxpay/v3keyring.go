@@ -70,6 +70,7 @@ type v3Key struct {
 	pub       *rsa.PublicKey
 	notBefore time.Time // zero: no bound
 	notAfter  time.Time // zero: no bound
+	cert      bool      // a platform certificate, replaced by ReplaceCertificates
 }
 
 // NewV3Keyring returns an empty keyring.
@@ -104,11 +105,58 @@ func (k *V3Keyring) Add(serial string, pub *rsa.PublicKey) error {
 // AddCertificate registers a platform certificate under its serial
 // (V3CertificateSerial); it is used only between its NotBefore and NotAfter.
 func (k *V3Keyring) AddCertificate(cert *x509.Certificate) error {
+	serial, key, err := certificateKey(cert)
+	if err != nil {
+		return err
+	}
+	return k.add(serial, key)
+}
+
+// certificateKey returns the serial and checked key of a platform
+// certificate.
+func certificateKey(cert *x509.Certificate) (string, v3Key, error) {
 	pub, ok := cert.PublicKey.(*rsa.PublicKey)
 	if !ok {
-		return fmt.Errorf("wxpay v3: keyring: certificate key %T is not RSA", cert.PublicKey)
+		return "", v3Key{}, fmt.Errorf("wxpay v3: keyring: certificate key %T is not RSA", cert.PublicKey)
 	}
-	return k.add(V3CertificateSerial(cert), v3Key{pub: pub, notBefore: cert.NotBefore, notAfter: cert.NotAfter})
+	serial := V3CertificateSerial(cert)
+	key := v3Key{pub: pub, notBefore: cert.NotBefore, notAfter: cert.NotAfter, cert: true}
+	if err := checkV3Key(serial, key); err != nil {
+		return "", v3Key{}, err
+	}
+	return serial, key, nil
+}
+
+// ReplaceCertificates makes certs the keyring's whole set of platform
+// certificates: every certificate registered before and not in certs is
+// dropped, so that a certificate WeChat Pay no longer lists stops
+// verifying anything. Public keys (Add, AddPublicKeyPEM) stay. Either
+// every certificate is taken or, on an error (a key that is not RSA of at
+// least 2048 bits), the keyring is unchanged. An empty certs drops every
+// certificate.
+func (k *V3Keyring) ReplaceCertificates(certs []*x509.Certificate) error {
+	keys := make(map[string]v3Key, len(certs))
+	for _, cert := range certs {
+		serial, key, err := certificateKey(cert)
+		if err != nil {
+			return err
+		}
+		keys[normaliseV3Serial(serial)] = key
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.keys == nil {
+		k.keys = make(map[string]v3Key)
+	}
+	for serial, key := range k.keys {
+		if key.cert {
+			delete(k.keys, serial)
+		}
+	}
+	for serial, key := range keys {
+		k.keys[serial] = key
+	}
+	return nil
 }
 
 // AddCertificatePEM parses every CERTIFICATE block of pemBytes and registers
@@ -149,12 +197,20 @@ func (k *V3Keyring) AddPublicKeyPEM(id string, pemBytes []byte) error {
 	return k.Add(id, pub)
 }
 
-func (k *V3Keyring) add(serial string, key v3Key) error {
+// checkV3Key refuses an empty serial and a key under 2048 bits.
+func checkV3Key(serial string, key v3Key) error {
 	if serial == "" {
 		return errors.New("wxpay v3: keyring: empty serial")
 	}
 	if key.pub == nil || key.pub.N == nil || key.pub.N.BitLen() < 2048 {
 		return fmt.Errorf("wxpay v3: keyring %s: need an RSA key of at least 2048 bits", serial)
+	}
+	return nil
+}
+
+func (k *V3Keyring) add(serial string, key v3Key) error {
+	if err := checkV3Key(serial, key); err != nil {
+		return err
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()

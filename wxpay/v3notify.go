@@ -2,6 +2,7 @@ package wxpay
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,6 +59,12 @@ func ParseV3Notification(h http.Header, body []byte, keyring *V3Keyring, apiV3Ke
 	if err := keyring.verify(h, body, now); err != nil {
 		return nil, fmt.Errorf("wxpay v3 notification: %w", err)
 	}
+	return decodeV3Notification(h, body, apiV3Key)
+}
+
+// decodeV3Notification decodes and decrypts a notification whose
+// signature verified.
+func decodeV3Notification(h http.Header, body []byte, apiV3Key string) (*V3Notification, error) {
 	var n V3Notification
 	if err := json.Unmarshal(body, &n); err != nil {
 		return nil, fmt.Errorf("wxpay v3 notification: envelope: %v: %w", err, ErrMalformed)
@@ -78,9 +85,22 @@ func ParseV3Notification(h http.Header, body []byte, keyring *V3Keyring, apiV3Ke
 }
 
 // ParseNotification is ParseV3Notification with the client's keyring,
-// APIv3 key and clock.
+// APIv3 key and clock. A notification signed by a certificate serial the
+// keyring does not know makes Certificates (when set) re-fetch the
+// platform certificates once, as for answers; a serial still unknown then
+// is refused with ErrUnknownSerial.
 func (c *V3Client) ParseNotification(h http.Header, body []byte) (*V3Notification, error) {
-	return ParseV3Notification(h, body, c.Keyring, c.APIv3Key, c.now())
+	return c.parseNotification(context.Background(), h, body)
+}
+
+func (c *V3Client) parseNotification(ctx context.Context, h http.Header, body []byte) (*V3Notification, error) {
+	if len(body) > MaxBodyBytes {
+		return nil, fmt.Errorf("wxpay v3 notification: %d bytes: %w", len(body), ErrBodyTooLarge)
+	}
+	if err := c.verifySigned(ctx, h, body); err != nil {
+		return nil, fmt.Errorf("wxpay v3 notification: %w", err)
+	}
+	return decodeV3Notification(h, body, c.APIv3Key)
 }
 
 // ParseNotificationRequest reads the body of r (a POST to the notify URL)
@@ -95,7 +115,7 @@ func (c *V3Client) ParseNotificationRequest(r *http.Request) (*V3Notification, e
 	if err != nil {
 		return nil, fmt.Errorf("wxpay v3 notification: read body: %v: %w", err, ErrMalformed)
 	}
-	return c.ParseNotification(r.Header, body)
+	return c.parseNotification(r.Context(), r.Header, body)
 }
 
 // Transaction decodes the plaintext of a TRANSACTION.* notification. It

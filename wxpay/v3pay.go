@@ -3,6 +3,7 @@ package wxpay
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -46,7 +47,8 @@ type V3NativeOrderRequest struct {
 	DeviceID      string
 }
 
-// v3OrderBody is the JSON of a Native order request.
+// v3OrderBody is the JSON of a Native, H5 or JSAPI order request, in the
+// order of WeChat Pay's documentation.
 type v3OrderBody struct {
 	AppID       string        `json:"appid"`
 	MchID       string        `json:"mchid"`
@@ -56,6 +58,7 @@ type v3OrderBody struct {
 	Attach      string        `json:"attach,omitempty"`
 	NotifyURL   string        `json:"notify_url"`
 	Amount      V3OrderAmount `json:"amount"`
+	Payer       *V3Payer      `json:"payer,omitempty"`
 	SceneInfo   *V3OrderScene `json:"scene_info,omitempty"`
 }
 
@@ -65,11 +68,26 @@ type V3OrderAmount struct {
 	Currency string `json:"currency,omitempty"`
 }
 
-// V3OrderScene is the scene_info object of an order request.
+// V3OrderScene is the scene_info object of an order request. H5Info is set
+// for H5 orders only.
 type V3OrderScene struct {
-	PayerClientIP string `json:"payer_client_ip"`
-	DeviceID      string `json:"device_id,omitempty"`
+	PayerClientIP string    `json:"payer_client_ip"`
+	DeviceID      string    `json:"device_id,omitempty"`
+	H5Info        *V3H5Info `json:"h5_info,omitempty"`
 }
+
+// V3H5Info is the scene_info.h5_info object of an H5 order.
+type V3H5Info struct {
+	// Type is the scene: V3H5TypeWap, V3H5TypeIOS or V3H5TypeAndroid.
+	Type string `json:"type"`
+}
+
+// Scene types of an H5 order (h5_info.type).
+const (
+	V3H5TypeWap     = "Wap"     // a mobile web site
+	V3H5TypeIOS     = "iOS"     // an iOS app's web view
+	V3H5TypeAndroid = "Android" // an Android app's web view
+)
 
 // validOutNo reports whether s is min–max characters of digits, letters
 // and the given extra punctuation.
@@ -93,34 +111,54 @@ func validOutNo(s string, min, max int, extra string) bool {
 	return true
 }
 
-// body validates r and returns its JSON body.
-func (r *V3NativeOrderRequest) body(c *V3Client) (*v3OrderBody, error) {
+// v3OrderFields are the fields every order request shares.
+type v3OrderFields struct {
+	op                      string // "native order", "h5 order", "jsapi order"
+	description, outTradeNo string
+	notifyURL, attach       string
+	total                   int64
+	timeExpire              time.Time
+	payerClientIP, deviceID string
+}
+
+// orderBody validates the shared fields and returns the JSON body they
+// make, with scene_info when a client IP is given.
+func (c *V3Client) orderBody(f v3OrderFields) (*v3OrderBody, error) {
 	switch {
 	case c.AppID == "":
-		return nil, fmt.Errorf("wxpay v3 native order: AppID not set: %w", ErrV3Request)
-	case r.Description == "":
-		return nil, fmt.Errorf("wxpay v3 native order: description is required: %w", ErrV3Request)
-	case !validOutNo(r.OutTradeNo, 6, 32, "_-|*"):
-		return nil, fmt.Errorf("wxpay v3 native order: out_trade_no %q: %w", r.OutTradeNo, ErrV3Request)
-	case r.NotifyURL == "":
-		return nil, fmt.Errorf("wxpay v3 native order: notify_url is required: %w", ErrV3Request)
-	case r.Total <= 0:
-		return nil, fmt.Errorf("wxpay v3 native order: amount %d fen is not positive: %w", r.Total, ErrV3Request)
+		return nil, fmt.Errorf("wxpay v3 %s: AppID not set: %w", f.op, ErrV3Request)
+	case f.description == "":
+		return nil, fmt.Errorf("wxpay v3 %s: description is required: %w", f.op, ErrV3Request)
+	case !validOutNo(f.outTradeNo, 6, 32, "_-|*"):
+		return nil, fmt.Errorf("wxpay v3 %s: out_trade_no %q: %w", f.op, f.outTradeNo, ErrV3Request)
+	case f.notifyURL == "":
+		return nil, fmt.Errorf("wxpay v3 %s: notify_url is required: %w", f.op, ErrV3Request)
+	case f.total <= 0:
+		return nil, fmt.Errorf("wxpay v3 %s: amount %d fen is not positive: %w", f.op, f.total, ErrV3Request)
 	}
 	b := &v3OrderBody{
-		AppID: c.AppID, MchID: c.MchID, Description: r.Description, OutTradeNo: r.OutTradeNo,
-		Attach: r.Attach, NotifyURL: r.NotifyURL,
-		Amount: V3OrderAmount{Total: r.Total, Currency: V3CurrencyCNY},
+		AppID: c.AppID, MchID: c.MchID, Description: f.description, OutTradeNo: f.outTradeNo,
+		Attach: f.attach, NotifyURL: f.notifyURL,
+		Amount: V3OrderAmount{Total: f.total, Currency: V3CurrencyCNY},
 	}
-	if !r.TimeExpire.IsZero() {
-		b.TimeExpire = r.TimeExpire.In(tollgate.Beijing).Format(time.RFC3339)
+	if !f.timeExpire.IsZero() {
+		b.TimeExpire = f.timeExpire.In(tollgate.Beijing).Format(time.RFC3339)
 	}
-	if r.PayerClientIP != "" {
-		b.SceneInfo = &V3OrderScene{PayerClientIP: r.PayerClientIP, DeviceID: r.DeviceID}
-	} else if r.DeviceID != "" {
-		return nil, fmt.Errorf("wxpay v3 native order: device_id needs payer_client_ip: %w", ErrV3Request)
+	if f.payerClientIP != "" {
+		b.SceneInfo = &V3OrderScene{PayerClientIP: f.payerClientIP, DeviceID: f.deviceID}
+	} else if f.deviceID != "" {
+		return nil, fmt.Errorf("wxpay v3 %s: device_id needs payer_client_ip: %w", f.op, ErrV3Request)
 	}
 	return b, nil
+}
+
+// body validates r and returns its JSON body.
+func (r *V3NativeOrderRequest) body(c *V3Client) (*v3OrderBody, error) {
+	return c.orderBody(v3OrderFields{
+		op: "native order", description: r.Description, outTradeNo: r.OutTradeNo,
+		notifyURL: r.NotifyURL, attach: r.Attach, total: r.Total, timeExpire: r.TimeExpire,
+		payerClientIP: r.PayerClientIP, deviceID: r.DeviceID,
+	})
 }
 
 // NativeOrder places a Native order (POST /v3/pay/transactions/native) and
@@ -143,6 +181,142 @@ func (c *V3Client) NativeOrder(ctx context.Context, r *V3NativeOrderRequest) (co
 		return "", &TransportError{Op: "v3 native order", Err: fmt.Errorf("answer without code_url: %w", ErrMalformed)}
 	}
 	return out.CodeURL, nil
+}
+
+// V3H5OrderRequest is an H5 order (H5下单): the payer, in a mobile browser
+// outside WeChat, is sent to the answer's h5_url, which opens WeChat to
+// pay. AppID and MchID come from the client. Amounts are integer fen.
+type V3H5OrderRequest struct {
+	// OutTradeNo, Description, NotifyURL, Total and TimeExpire are as in
+	// V3NativeOrderRequest.
+	OutTradeNo  string
+	Description string
+	NotifyURL   string
+	Total       int64
+	// PayerClientIP is the payer's IPv4 or IPv6 address, as WeChat Pay
+	// will see the browser's: required, WeChat Pay refuses to pay from
+	// another network. DeviceID is optional.
+	PayerClientIP string
+	DeviceID      string
+	TimeExpire    time.Time
+	// H5Type is h5_info.type: V3H5TypeWap when empty, or V3H5TypeIOS,
+	// V3H5TypeAndroid.
+	H5Type string
+	// Attach is echoed back in queries and notifications (≤ 128 bytes).
+	Attach string
+}
+
+// body validates r and returns its JSON body.
+func (r *V3H5OrderRequest) body(c *V3Client) (*v3OrderBody, error) {
+	const op = "h5 order"
+	if r.PayerClientIP == "" {
+		return nil, fmt.Errorf("wxpay v3 %s: scene_info.payer_client_ip is required: %w", op, ErrV3Request)
+	}
+	if _, err := netip.ParseAddr(r.PayerClientIP); err != nil {
+		return nil, fmt.Errorf("wxpay v3 %s: payer_client_ip %.64q is not an IP address: %w", op, r.PayerClientIP, ErrV3Request)
+	}
+	typ := r.H5Type
+	switch typ {
+	case "":
+		typ = V3H5TypeWap
+	case V3H5TypeWap, V3H5TypeIOS, V3H5TypeAndroid:
+	default:
+		return nil, fmt.Errorf("wxpay v3 %s: h5_info.type %.20q is not Wap, iOS or Android: %w", op, r.H5Type, ErrV3Request)
+	}
+	b, err := c.orderBody(v3OrderFields{
+		op: op, description: r.Description, outTradeNo: r.OutTradeNo,
+		notifyURL: r.NotifyURL, attach: r.Attach, total: r.Total, timeExpire: r.TimeExpire,
+		payerClientIP: r.PayerClientIP, deviceID: r.DeviceID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.SceneInfo.H5Info = &V3H5Info{Type: typ}
+	return b, nil
+}
+
+// H5Order places an H5 order (POST /v3/pay/transactions/h5) and returns
+// its h5_url, valid 5 minutes: send the payer's browser there (append
+// "&redirect_url=" and an escaped URL to bring it back after paying). An
+// answer whose h5_url is not an absolute http(s) URL is a *TransportError
+// wrapping ErrMalformed. Calling it again with the same parameters is safe.
+func (c *V3Client) H5Order(ctx context.Context, r *V3H5OrderRequest) (h5URL string, err error) {
+	b, err := r.body(c)
+	if err != nil {
+		return "", err
+	}
+	var out struct {
+		H5URL string `json:"h5_url"`
+	}
+	call := v3Call{op: "h5 order", method: "POST", path: "/v3/pay/transactions/h5", body: b}
+	if _, err := c.do(ctx, call, &out); err != nil {
+		return "", err
+	}
+	if u, err := url.Parse(out.H5URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", &TransportError{Op: "v3 h5 order", Err: fmt.Errorf("answer with h5_url %.80q: %w", out.H5URL, ErrMalformed)}
+	}
+	return out.H5URL, nil
+}
+
+// V3JSAPIOrderRequest is a JSAPI order (JSAPI下单): the payer pays inside
+// WeChat, on a page of the Official Account AppID that calls
+// WeixinJSBridge with JSAPIParams. Amounts are integer fen.
+type V3JSAPIOrderRequest struct {
+	// OutTradeNo, Description, NotifyURL, Total and TimeExpire are as in
+	// V3NativeOrderRequest.
+	OutTradeNo  string
+	Description string
+	NotifyURL   string
+	Total       int64
+	// OpenID is the payer's openid under AppID (from OAuthClient.OpenID):
+	// required, ≤ 128 characters.
+	OpenID string
+	// PayerClientIP and DeviceID fill scene_info when PayerClientIP is set.
+	PayerClientIP string
+	DeviceID      string
+	TimeExpire    time.Time
+	// Attach is echoed back in queries and notifications (≤ 128 bytes).
+	Attach string
+}
+
+// body validates r and returns its JSON body.
+func (r *V3JSAPIOrderRequest) body(c *V3Client) (*v3OrderBody, error) {
+	const op = "jsapi order"
+	if r.OpenID == "" || len(r.OpenID) > 128 {
+		return nil, fmt.Errorf("wxpay v3 %s: payer.openid is required (1–128 characters): %w", op, ErrV3Request)
+	}
+	b, err := c.orderBody(v3OrderFields{
+		op: op, description: r.Description, outTradeNo: r.OutTradeNo,
+		notifyURL: r.NotifyURL, attach: r.Attach, total: r.Total, timeExpire: r.TimeExpire,
+		payerClientIP: r.PayerClientIP, deviceID: r.DeviceID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.Payer = &V3Payer{OpenID: r.OpenID}
+	return b, nil
+}
+
+// JSAPIOrder places a JSAPI order (POST /v3/pay/transactions/jsapi) and
+// returns its prepay_id, valid 2 hours; JSAPIParams turns it into the
+// parameters of the payment sheet. Calling it again with the same
+// parameters is safe.
+func (c *V3Client) JSAPIOrder(ctx context.Context, r *V3JSAPIOrderRequest) (prepayID string, err error) {
+	b, err := r.body(c)
+	if err != nil {
+		return "", err
+	}
+	var out struct {
+		PrepayID string `json:"prepay_id"`
+	}
+	call := v3Call{op: "jsapi order", method: "POST", path: "/v3/pay/transactions/jsapi", body: b}
+	if _, err := c.do(ctx, call, &out); err != nil {
+		return "", err
+	}
+	if !validPrepayID(out.PrepayID) {
+		return "", &TransportError{Op: "v3 jsapi order", Err: fmt.Errorf("answer with prepay_id %.80q: %w", out.PrepayID, ErrMalformed)}
+	}
+	return out.PrepayID, nil
 }
 
 // V3Transaction is the Transaction object: the answer to an order query and

@@ -18,7 +18,8 @@ import (
 // with this configuration served at baseURL: the v2 client with a
 // throwaway client certificate (the emulator does not check it, but the
 // v2 client refuses to call /secapi/ refunds without one), the v3 client
-// with the emulator's test merchant key and platform public key. It needs
+// with the emulator's test merchant key and platform public key (or, in
+// certificate mode, the current platform certificate). It needs
 // the built-in merchant key (MerchantPrivateKeyPEM set).
 func (c Config) Clients(baseURL string) (*wxpay.V2Client, *wxpay.V3Client, error) {
 	cert, err := ClientCertificate(c.MchID)
@@ -30,12 +31,17 @@ func (c Config) Clients(baseURL string) (*wxpay.V2Client, *wxpay.V3Client, error
 	if err != nil {
 		return nil, nil, fmt.Errorf("wxpaysim: merchant key: %w", err)
 	}
-	ring := wxpay.NewV3Keyring()
-	if err := ring.AddPublicKeyPEM(c.PlatformKeyID, []byte(c.PlatformPublicKeyPEM)); err != nil {
+	ring, serial := wxpay.NewV3Keyring(), c.PlatformKeyID
+	if c.PlatformCertificates {
+		serial = c.PlatformCertificateSerial
+		if err := ring.AddCertificatePEM([]byte(c.PlatformCertificatePEM)); err != nil {
+			return nil, nil, fmt.Errorf("wxpaysim: platform certificate: %w", err)
+		}
+	} else if err := ring.AddPublicKeyPEM(c.PlatformKeyID, []byte(c.PlatformPublicKeyPEM)); err != nil {
 		return nil, nil, fmt.Errorf("wxpaysim: public key: %w", err)
 	}
 	v3 := &wxpay.V3Client{BaseURL: baseURL, MchID: c.MchID, AppID: c.AppID, MerchantSerialNo: c.MerchantSerial,
-		MerchantKey: mkey, APIv3Key: c.APIv3Key, Keyring: ring, WechatpaySerial: c.PlatformKeyID}
+		MerchantKey: mkey, APIv3Key: c.APIv3Key, Keyring: ring, WechatpaySerial: serial}
 	return v2, v3, nil
 }
 

@@ -29,16 +29,40 @@
 // v3 (JSON, WECHATPAY2-SHA256-RSA2048 Authorization checked for mchid,
 // serial_no, a 5-minute timestamp window and the signature over the API
 // path without any mount prefix; answers signed with the platform key,
-// Wechatpay-Serial = PlatformKeyID, Request-ID on each):
+// Wechatpay-Serial = PlatformKeyID, or the certificate serial in
+// certificate mode, Request-ID on each):
 //
-//	POST /v3/pay/transactions/native and /v3/pay/transactions/jsapi
+//	POST /v3/pay/transactions/native and /v3/pay/transactions/jsapi (payer.openid required)
+//	POST /v3/pay/transactions/h5   h5_url; scene_info.payer_client_ip (an IP) and h5_info.type (iOS|Android|Wap) required
 //	GET  /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=
 //	GET  /v3/pay/transactions/id/{transaction_id}?mchid=
 //	POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close   204 (also when already closed)
 //	POST /v3/refund/domestic/refunds
 //	GET  /v3/refund/domestic/refunds/{out_refund_no}
 //	GET  /v3/bill/tradebill?bill_date=YYYY-MM-DD, then GET its download_url (unsigned file)
-//	GET  /v3/certificates   404 RESOURCE_NOT_EXISTS: a public-key-mode merchant has no platform certificates
+//	GET  /v3/certificates   public key mode (default): 404 RESOURCE_NOT_EXISTS, such a merchant has no
+//	                        platform certificates; with PlatformCertificates: every listed certificate,
+//	                        PEM encrypted with the APIv3 key (AEAD_AES_256_GCM, associated data "certificate")
+//
+// WeChat web authorization (snsapi_base, for the openid of a JSAPI payer),
+// served on the same handler as open.weixin.qq.com and api.weixin.qq.com:
+//
+//	GET /connect/oauth2/authorize?appid=&redirect_uri=&response_type=code&scope=snsapi_base&state=
+//	    302 to redirect_uri?code=…&state=…; the openid is the openid query parameter (tests), else
+//	    the browser's wxpaysim_openid cookie, else a new one set in that cookie; 400 on a bad request
+//	GET /sns/oauth2/access_token?appid=&secret=&code=&grant_type=authorization_code
+//	    {"access_token","expires_in":7200,"refresh_token","openid","scope"}, or (HTTP 200 like WeChat)
+//	    {"errcode":40029,"errmsg":"invalid code"} (unknown, or older than OAuthCodeTTL, 5 min),
+//	    40163 "code been used", 40125 "invalid appsecret" (AppSecret), 40013, 40002, 41008.
+//	    A code is spent only by a successful exchange.
+//
+// Operator keys: MerchantPublicKey and MerchantSerial verify requests signed
+// with the operator's apiclient_key.pem; PlatformKey and PlatformKeyID sign
+// as the operator's WeChat Pay public key; PlatformCertificates gives
+// PlatformKey a self-signed certificate (serial = Wechatpay-Serial), and
+// RotateCertificate (POST /sim/rotate-certificate) replaces it by a new key
+// and certificate while the old stays listed for the overlap, unless
+// ?retire=1. NotifyRootCAs are the CAs trusted for https notify URLs.
 //
 // Errors are the real ones: v2 return_code=FAIL "签名错误" for a bad
 // signature; result_code=FAIL with LACK_PARAMS, PARAM_ERROR,
@@ -54,7 +78,7 @@
 // Not modelled, on purpose: the 5-minute wait before closing an order, the
 // 1-minute spacing of refunds, rate limits other than QueryLimitPerMinute
 // (FREQUENCY_LIMITED on order queries, off by default), the 1-year
-// refund window, platform certificates, micropay, and bills appearing only
+// refund window, micropay, and bills appearing only
 // the next morning (any day up to today is served at once). Re-entry with
 // identical parameters of a paid order answers ORDERPAID, of a closed one
 // ORDERCLOSED; v3 uses the v2 spelling ORDERPAID (WeChat's v3 code for it
@@ -99,6 +123,17 @@
 //	POST /sim/orders/{out_trade_no}/lie?kind=K  every answer about the order tells lie K ("" ends it)
 //	POST /sim/orders/{out_trade_no}/notify-lie?kind=K  one signed notification telling lie K, now
 //	GET  /sim/lies                              every lie told (LieTold)
+//	POST /sim/rotate-certificate[?retire=1]     certificate mode: a new platform key and certificate signs;
+//	                                            {"serial": new, "serials": listed}; 409 in public key mode
+//	GET  /sim/h5/pay?prepay_id=&redirect_url=   an H5 order's payment page (h5_url): amount and a Pay button
+//	POST /sim/h5/pay                            the Pay button: pays, then 302 to redirect_url (409 if not payable)
+//	POST /sim/jsapi/pay                         the JSAPI payment sheet: getBrandWCPayRequest params (appId,
+//	                                            timeStamp, nonceStr, package, signType RSA, paySign checked
+//	                                            with the merchant public key) -> {"err_msg":"get_brand_wcpay_request:ok"},
+//	                                            or 400 {"err_msg":"get_brand_wcpay_request:fail","reason":…} paying nothing;
+//	                                            CORS: any origin (OPTIONS preflight answered)
+//	GET  /sim/jsapi/bridge.js                   defines window.WeixinJSBridge.invoke for a page outside WeChat,
+//	                                            posting to this emulator's absolute /sim/jsapi/pay URL
 //
 // Faults (duplicates, drops, delays, reordering, SYSTEMERROR per endpoint,
 // probes, lies) draw from one math/rand source seeded by Faults.Seed, so a

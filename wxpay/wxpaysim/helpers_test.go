@@ -63,7 +63,9 @@ func mustEnv(t testing.TB, opt func(*wxpaysim.Server)) *env {
 		rcv.srv.Close()
 	})
 	e := &env{t: t, sim: sim, base: srv.URL + mount, rcv: rcv, cfg: sim.Config()}
-	e.priv = mustPrivateKey(t, e.cfg.MerchantPrivateKeyPEM)
+	if e.cfg.MerchantPrivateKeyPEM != "" { // else the test holds the operator's key
+		e.priv = mustPrivateKey(t, e.cfg.MerchantPrivateKeyPEM)
+	}
 	e.plat = mustPublicKey(t, e.cfg.PlatformPublicKeyPEM)
 	return e
 }
@@ -187,11 +189,16 @@ func (e *env) v3With(method, pathQuery string, body []byte, key *rsa.PrivateKey,
 		e.t.Errorf("%s %s: no Request-ID", method, pathQuery)
 	}
 	if !strings.HasPrefix(pathQuery, "/v3/billdownload/") {
-		if err := verifyWechatpay(e.plat, resp.Header, out); err != nil {
+		plat, serial := e.plat, e.cfg.PlatformKeyID
+		if e.cfg.PlatformCertificates { // the certificate signing now: a rotation changes it
+			c := e.sim.Config()
+			plat, serial = mustPublicKey(e.t, c.PlatformPublicKeyPEM), c.PlatformCertificateSerial
+		}
+		if err := verifyWechatpay(plat, resp.Header, out); err != nil {
 			e.t.Fatalf("%s %s: answer signature: %v", method, pathQuery, err)
 		}
-		if got := resp.Header.Get("Wechatpay-Serial"); got != e.cfg.PlatformKeyID {
-			e.t.Fatalf("Wechatpay-Serial = %q, want %q", got, e.cfg.PlatformKeyID)
+		if got := resp.Header.Get("Wechatpay-Serial"); got != serial {
+			e.t.Fatalf("Wechatpay-Serial = %q, want %q", got, serial)
 		}
 	}
 	return resp.StatusCode, out

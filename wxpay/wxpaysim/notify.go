@@ -353,17 +353,18 @@ func (s *Server) notifyHeaders(n *notification, body []byte, probe string) http.
 	h.Set("Content-Type", "application/json")
 	ts := strconv.FormatInt(s.wallNow().Unix(), 10)
 	nonce := randAlnum(32)
+	key, serial := s.signer()
 	sig := probe
 	if sig == "" {
 		var err error
-		sig, err = wxpay.SignV3(s.platKey, wxpay.V3ResponseMessage(ts, nonce, body))
+		sig, err = wxpay.SignV3(key, wxpay.V3ResponseMessage(ts, nonce, body))
 		if err != nil {
 			s.logf("wxpaysim: signing notification: %v", err)
 		}
 	}
 	h.Set("Wechatpay-Timestamp", ts)
 	h.Set("Wechatpay-Nonce", nonce)
-	h.Set("Wechatpay-Serial", s.PlatformKeyID)
+	h.Set("Wechatpay-Serial", serial)
 	h.Set("Wechatpay-Signature-Type", wxpay.V3AuthScheme)
 	h.Set("Wechatpay-Signature", sig)
 	return h
@@ -389,11 +390,7 @@ func (s *Server) send(method, url string, hdr http.Header, body []byte) (int, st
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	c := s.HTTPClient
-	if c == nil {
-		c = http.DefaultClient
-	}
-	resp, err := c.Do(req)
+	resp, err := s.notifyClient.Do(req)
 	if err != nil {
 		return 0, "", fmt.Errorf("%s %s: %w", method, url, err)
 	}

@@ -35,30 +35,35 @@ var (
 // Order is the emulator's ground truth about one order, as returned by
 // Orders and GET /sim/orders. Amounts are in fen.
 type Order struct {
-	OutTradeNo    string    `json:"out_trade_no"`
-	TransactionID string    `json:"transaction_id,omitempty"`
-	APIVersion    int       `json:"api_version"`
-	Sandbox       bool      `json:"sandbox,omitempty"`
-	SignType      string    `json:"sign_type,omitempty"` // v2: the order's sign type
-	TradeType     string    `json:"trade_type"`
-	AppID         string    `json:"appid"`
-	MchID         string    `json:"mch_id"`
-	Description   string    `json:"description"`
-	Attach        string    `json:"attach,omitempty"`
-	NotifyURL     string    `json:"notify_url"`
-	DeviceInfo    string    `json:"device_info,omitempty"`
-	OpenID        string    `json:"openid,omitempty"`
-	Total         int64     `json:"total_fee"`
-	Currency      string    `json:"currency"`
-	State         string    `json:"trade_state"`
-	CodeURL       string    `json:"code_url,omitempty"`
-	PrepayID      string    `json:"prepay_id,omitempty"`
-	CreatedAt     time.Time `json:"created_at"`
-	ExpiresAt     time.Time `json:"expires_at"`
-	PaidAt        time.Time `json:"paid_at,omitzero"`
-	ClosedAt      time.Time `json:"closed_at,omitzero"`
-	Refunded      int64     `json:"refunded_fee"` // Σ accepted refunds
-	Refunds       []Refund  `json:"refunds,omitempty"`
+	OutTradeNo    string `json:"out_trade_no"`
+	TransactionID string `json:"transaction_id,omitempty"`
+	APIVersion    int    `json:"api_version"`
+	Sandbox       bool   `json:"sandbox,omitempty"`
+	SignType      string `json:"sign_type,omitempty"` // v2: the order's sign type
+	TradeType     string `json:"trade_type"`
+	AppID         string `json:"appid"`
+	MchID         string `json:"mch_id"`
+	Description   string `json:"description"`
+	Attach        string `json:"attach,omitempty"`
+	NotifyURL     string `json:"notify_url"`
+	DeviceInfo    string `json:"device_info,omitempty"`
+	OpenID        string `json:"openid,omitempty"`
+	// PayerClientIP is the payer's IP the merchant sent (v2
+	// spbill_create_ip, v3 scene_info.payer_client_ip).
+	PayerClientIP string `json:"payer_client_ip,omitempty"`
+	// H5Type is scene_info.h5_info.type of an H5 (MWEB) order.
+	H5Type    string    `json:"h5_type,omitempty"`
+	Total     int64     `json:"total_fee"`
+	Currency  string    `json:"currency"`
+	State     string    `json:"trade_state"`
+	CodeURL   string    `json:"code_url,omitempty"`
+	PrepayID  string    `json:"prepay_id,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	PaidAt    time.Time `json:"paid_at,omitzero"`
+	ClosedAt  time.Time `json:"closed_at,omitzero"`
+	Refunded  int64     `json:"refunded_fee"` // Σ accepted refunds
+	Refunds   []Refund  `json:"refunds,omitempty"`
 }
 
 // Refund is the emulator's ground truth about one refund.
@@ -131,6 +136,8 @@ type orderReq struct {
 	notifyURL   string
 	deviceInfo  string
 	openID      string
+	clientIP    string
+	h5Type      string
 	total       int64
 	currency    string
 	timeExpire  time.Time // zero: OrderTTL
@@ -176,7 +183,7 @@ func (s *Server) createOrder(no string, req orderReq) (Order, *bizErr) {
 		OutTradeNo: no, APIVersion: req.version, Sandbox: req.sandbox, SignType: req.signType,
 		TradeType: req.tradeType, AppID: s.AppID, MchID: s.MchID, Description: req.description,
 		Attach: req.attach, NotifyURL: req.notifyURL, DeviceInfo: req.deviceInfo, OpenID: req.openID,
-		Total: req.total, Currency: req.currency, State: StateNotPay,
+		PayerClientIP: req.clientIP, H5Type: req.h5Type, Total: req.total, Currency: req.currency, State: StateNotPay,
 		CreatedAt: now, ExpiresAt: exp,
 		PrepayID: "wx" + now.In(tollgate.Beijing).Format("20060102150405") + randDigits(20),
 	}
@@ -184,6 +191,7 @@ func (s *Server) createOrder(no string, req orderReq) (Order, *bizErr) {
 		o.CodeURL = "weixin://wxpay/bizpayurl?pr=" + randAlnum(9)
 	}
 	s.orders[no] = o
+	s.byPrepay[o.PrepayID] = o
 	s.orderSeq = append(s.orderSeq, no)
 	return s.viewLocked(o), nil
 }
@@ -281,7 +289,7 @@ func (s *Server) pay(outTradeNo string, late bool) (Order, error) {
 	o.TransactionID = s.newTransactionIDLocked(now)
 	s.byTxID[o.TransactionID] = o
 	if o.OpenID == "" {
-		o.OpenID = "oUpF8u" + randAlnum(22)
+		o.OpenID = newOpenID()
 	}
 	s.queuePaymentLocked(o)
 	return s.viewLocked(o), nil

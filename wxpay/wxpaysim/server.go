@@ -60,6 +60,16 @@ type Server struct {
 	// TestPlatformPrivateKeyPEM. PlatformKeyID is sent as Wechatpay-Serial.
 	PlatformKey   *rsa.PrivateKey
 	PlatformKeyID string
+	// PlatformCertificates puts the emulator in platform certificate mode
+	// (merchants that joined before late 2024): PlatformKey gets a
+	// self-signed certificate, Wechatpay-Serial is its serial (upper-case
+	// hex) instead of PlatformKeyID, GET /v3/certificates lists it
+	// encrypted with APIv3Key, and RotateCertificate replaces it.
+	PlatformCertificates bool
+	// AppSecret is the AppSecret of AppID, which the OAuth code exchange
+	// (GET /sns/oauth2/access_token) requires; empty means
+	// DefaultAppSecret.
+	AppSecret string
 
 	// Clock is the clock for expiry, timestamps and bills, and the one the
 	// notification schedule and refund delay wait on; nil means
@@ -117,25 +127,31 @@ type Server struct {
 	// BaseURL is the absolute URL the emulator is reachable at (used in bill
 	// download_url); empty means derived from each request.
 	BaseURL string
-	// HTTPClient sends notifications; nil means a client with
-	// AnswerDeadline as its timeout.
+	// HTTPClient sends notifications (each bounded by AnswerDeadline); nil
+	// means http.DefaultClient, or one trusting NotifyRootCAs.
 	HTTPClient *http.Client
+	// NotifyRootCAs, when set and HTTPClient is nil, are the certificate
+	// authorities trusted for https notify URLs (instead of the system's):
+	// a test's own CA, or a staging receiver's.
+	NotifyRootCAs *x509.CertPool
 	// Logf logs unmodelled requests, refused requests and deliveries; nil
 	// means log.Printf. Keys are never logged.
 	Logf func(format string, args ...any)
 
-	initOnce sync.Once
-	mux      *http.ServeMux
-	merchKey *rsa.PublicKey
-	platKey  *rsa.PrivateKey
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	initOnce     sync.Once
+	mux          *http.ServeMux
+	merchKey     *rsa.PublicKey
+	platKey      *rsa.PrivateKey // the first signing key; certs[0]'s in certificate mode
+	notifyClient *http.Client
+	ctx          context.Context
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
 
 	// mu guards everything below.
 	mu         sync.Mutex
 	orders     map[string]*order
 	byTxID     map[string]*order // transaction_id -> order
+	byPrepay   map[string]*order // prepay_id -> order
 	orderSeq   []string          // out_trade_no in creation order
 	refunds    map[string]*refund
 	deliveries []Delivery
@@ -147,8 +163,12 @@ type Server struct {
 	bills      map[string][]byte // download token -> bill text
 	stats      callStats
 	targets    map[string]string // out_trade_no -> the lie LieAbout tells about it
-	lies       []LieTold
-	closed     bool
+	oauthCodes map[string]*oauthCode
+	// certs are the listed platform certificates, oldest first; the last
+	// signs. Empty in public key mode.
+	certs  []platformCert
+	lies   []LieTold
+	closed bool
 }
 
 // urlState is what the notifier knows about one notify URL.
@@ -189,13 +209,17 @@ func (s *Server) init() {
 		if s.platKey == nil {
 			s.platKey = mustPrivateKey(TestPlatformPrivateKeyPEM)
 		}
+		s.initCertificates()
+		s.notifyClient = s.newNotifyClient()
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.orders = map[string]*order{}
 		s.byTxID = map[string]*order{}
+		s.byPrepay = map[string]*order{}
 		s.refunds = map[string]*refund{}
 		s.urls = map[string]*urlState{}
 		s.bills = map[string][]byte{}
 		s.targets = map[string]string{}
+		s.oauthCodes = map[string]*oauthCode{}
 		s.rng = newFaultRand(0)
 		s.mux = s.routes()
 	})
@@ -293,8 +317,19 @@ type Config struct {
 	// MerchantPrivateKeyPEM is set only when the emulator uses the built-in
 	// test merchant key (it never holds a real merchant's private key).
 	MerchantPrivateKeyPEM string `json:"merchant_private_key_pem,omitempty"`
-	PlatformKeyID         string `json:"platform_public_key_id"`
-	PlatformPublicKeyPEM  string `json:"platform_public_key_pem"`
+	// PlatformKeyID is the WeChat Pay public key id (public key mode only);
+	// PlatformPublicKeyPEM is the public key of the key signing now, in
+	// either mode.
+	PlatformKeyID        string `json:"platform_public_key_id,omitempty"`
+	PlatformPublicKeyPEM string `json:"platform_public_key_pem"`
+	// PlatformCertificates is set in certificate mode, with the serial and
+	// PEM of the certificate signing now (clients may also download every
+	// listed one from /v3/certificates).
+	PlatformCertificates      bool   `json:"platform_certificates,omitempty"`
+	PlatformCertificateSerial string `json:"platform_certificate_serial,omitempty"`
+	PlatformCertificatePEM    string `json:"platform_certificate_pem,omitempty"`
+	// AppSecret is set only when the emulator uses DefaultAppSecret.
+	AppSecret string `json:"app_secret,omitempty"`
 }
 
 // Config returns the merchant configuration clients of this emulator use.
@@ -308,19 +343,31 @@ func (s *Server) Config() Config {
 		APIv3Key:             s.APIv3Key,
 		MerchantSerial:       s.MerchantSerial,
 		PlatformKeyID:        s.PlatformKeyID,
-		PlatformPublicKeyPEM: publicKeyPEM(&s.platKey.PublicKey),
+		PlatformPublicKeyPEM: publicKeyPEM(s.PlatformPublicKey()),
+	}
+	if s.PlatformCertificates {
+		s.mu.Lock()
+		cur := s.certs[len(s.certs)-1]
+		s.mu.Unlock()
+		c.PlatformKeyID, c.PlatformCertificates = "", true
+		c.PlatformCertificateSerial, c.PlatformCertificatePEM = cur.serial, string(cur.pem)
 	}
 	if s.MerchantPublicKey == nil {
 		c.MerchantPrivateKeyPEM = strings.TrimSpace(TestMerchantPrivateKeyPEM) + "\n"
+	}
+	if s.AppSecret == "" {
+		c.AppSecret = DefaultAppSecret
 	}
 	return c
 }
 
 // PlatformPublicKey returns the key clients verify responses and
-// notifications with (its id is Config().PlatformKeyID).
+// notifications with now: the WeChat Pay public key (its id is
+// Config().PlatformKeyID), or in certificate mode the newest certificate's.
 func (s *Server) PlatformPublicKey() *rsa.PublicKey {
 	s.init()
-	return &s.platKey.PublicKey
+	key, _ := s.signer()
+	return &key.PublicKey
 }
 
 func publicKeyPEM(k *rsa.PublicKey) string {
@@ -349,6 +396,7 @@ func (s *Server) routes() *http.ServeMux {
 
 	m.Handle("POST /v3/pay/transactions/native", s.v3Handler(epOrder, s.v3Native))
 	m.Handle("POST /v3/pay/transactions/jsapi", s.v3Handler(epOrder, s.v3JSAPI))
+	m.Handle("POST /v3/pay/transactions/h5", s.v3Handler(epOrder, s.v3H5))
 	m.Handle("GET /v3/pay/transactions/out-trade-no/{no}", s.v3Handler(epQuery, s.v3Query))
 	m.Handle("GET /v3/pay/transactions/id/{id}", s.v3Handler(epQuery, s.v3QueryByID))
 	m.Handle("POST /v3/pay/transactions/out-trade-no/{no}/close", s.v3Handler(epClose, s.v3Close))
@@ -359,6 +407,10 @@ func (s *Server) routes() *http.ServeMux {
 	m.Handle("GET /v3/certificates", s.v3Handler(epQuery, s.v3Certificates))
 
 	s.simRoutes(m)
+	s.h5Routes(m)
+	s.jsapiRoutes(m)
+	s.certRoutes(m)
+	s.oauthRoutes(m)
 	m.HandleFunc("/", s.unmodelled)
 	return m
 }

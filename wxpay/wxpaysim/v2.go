@@ -243,7 +243,7 @@ func (s *Server) v2UnifiedOrder(c v2Call) (v2Fields, *bizErr) {
 	req := orderReq{
 		version: 2, sandbox: c.sandbox, signType: c.signType, tradeType: p["trade_type"],
 		description: p["body"], attach: p["attach"], notifyURL: p["notify_url"], deviceInfo: p["device_info"],
-		openID: p["openid"], total: total, currency: "CNY", timeExpire: exp,
+		openID: p["openid"], clientIP: p["spbill_create_ip"], total: total, currency: "CNY", timeExpire: exp,
 		fingerprint: v2Fingerprint(p),
 	}
 	o, be := s.createOrder(p["out_trade_no"], req)

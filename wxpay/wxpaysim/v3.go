@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -154,7 +155,8 @@ func (s *Server) writeV3(w http.ResponseWriter, rep v3Reply) {
 	}
 	ts := strconv.FormatInt(s.wallNow().Unix(), 10)
 	nonce := randAlnum(32)
-	sig, err := wxpay.SignV3(s.platKey, wxpay.V3ResponseMessage(ts, nonce, rep.body))
+	key, serial := s.signer()
+	sig, err := wxpay.SignV3(key, wxpay.V3ResponseMessage(ts, nonce, rep.body))
 	if err != nil {
 		s.logf("wxpaysim: sign v3 answer: %v", err)
 		http.Error(w, "wxpaysim: cannot sign answer", http.StatusInternalServerError)
@@ -162,7 +164,7 @@ func (s *Server) writeV3(w http.ResponseWriter, rep v3Reply) {
 	}
 	h.Set("Wechatpay-Timestamp", ts)
 	h.Set("Wechatpay-Nonce", nonce)
-	h.Set("Wechatpay-Serial", s.PlatformKeyID)
+	h.Set("Wechatpay-Serial", serial)
 	h.Set("Wechatpay-Signature", sig)
 	if len(rep.body) > 0 {
 		h.Set("Content-Type", "application/json; charset=utf-8")
@@ -204,11 +206,25 @@ type v3OrderBody struct {
 	SceneInfo *struct {
 		PayerClientIP string `json:"payer_client_ip"`
 		DeviceID      string `json:"device_id"`
+		H5Info        *struct {
+			Type string `json:"type"`
+		} `json:"h5_info"`
 	} `json:"scene_info"`
 }
 
-func (s *Server) v3Native(c v3Call) v3Reply { return s.v3Order(c, "NATIVE") }
-func (s *Server) v3JSAPI(c v3Call) v3Reply  { return s.v3Order(c, "JSAPI") }
+// Trade types of v3 orders (trade_type in queries and notifications).
+const (
+	tradeNative = "NATIVE"
+	tradeJSAPI  = "JSAPI"
+	tradeH5     = "MWEB" // WeChat Pay's name for H5 payments, in v2 and v3
+)
+
+func (s *Server) v3Native(c v3Call) v3Reply { return s.v3Order(c, tradeNative) }
+func (s *Server) v3JSAPI(c v3Call) v3Reply  { return s.v3Order(c, tradeJSAPI) }
+
+// v3H5 places an H5 order: the payer's mobile browser opens h5_url, the
+// emulator's payment page (h5.go).
+func (s *Server) v3H5(c v3Call) v3Reply { return s.v3Order(c, tradeH5) }
 
 func (s *Server) v3Order(c v3Call, tradeType string) v3Reply {
 	var b v3OrderBody
@@ -227,8 +243,11 @@ func (s *Server) v3Order(c v3Call, tradeType string) v3Reply {
 	if be != nil {
 		return v3Err(be)
 	}
-	if tradeType == "NATIVE" {
+	switch tradeType {
+	case tradeNative:
 		return v3JSON(200, map[string]string{"code_url": o.CodeURL})
+	case tradeH5:
+		return v3JSON(200, map[string]string{"h5_url": s.h5URL(c.r, o.PrepayID)})
 	}
 	return v3JSON(200, map[string]string{"prepay_id": o.PrepayID})
 }
@@ -260,15 +279,23 @@ func (s *Server) v3OrderReq(b v3OrderBody, tradeType string) (orderReq, *bizErr)
 		return orderReq{}, paramError("/scene_info/payer_client_ip", "payer_client_ip不能为空")
 	case s.RequireDeviceFingerprint && (b.SceneInfo == nil || b.SceneInfo.DeviceID == ""):
 		return orderReq{}, paramError("/scene_info/device_id", "缺少设备指纹scene_info.device_id")
-	case tradeType == "JSAPI" && (b.Payer == nil || b.Payer.OpenID == ""):
+	case tradeType == tradeJSAPI && (b.Payer == nil || b.Payer.OpenID == ""):
 		return orderReq{}, paramError("/payer/openid", "openid不能为空")
+	}
+	if tradeType == tradeH5 {
+		if be := v3H5Scene(b); be != nil {
+			return orderReq{}, be
+		}
 	}
 	req := orderReq{
 		version: 3, tradeType: tradeType, description: b.Description, attach: b.Attach,
 		notifyURL: b.NotifyURL, total: *b.Amount.Total, currency: "CNY",
 	}
 	if b.SceneInfo != nil {
-		req.deviceInfo = b.SceneInfo.DeviceID
+		req.deviceInfo, req.clientIP = b.SceneInfo.DeviceID, b.SceneInfo.PayerClientIP
+		if b.SceneInfo.H5Info != nil {
+			req.h5Type = b.SceneInfo.H5Info.Type
+		}
 	}
 	if b.Payer != nil {
 		req.openID = b.Payer.OpenID
@@ -281,6 +308,25 @@ func (s *Server) v3OrderReq(b v3OrderBody, tradeType string) (orderReq, *bizErr)
 		req.timeExpire = t
 	}
 	return req, nil
+}
+
+// v3H5Scene checks what an H5 order needs beyond the others: the payer's
+// IP (WeChat Pay compares it with the browser that opens h5_url) and
+// h5_info.type.
+func v3H5Scene(b v3OrderBody) *bizErr {
+	switch {
+	case b.SceneInfo == nil || b.SceneInfo.PayerClientIP == "":
+		return paramError("/scene_info/payer_client_ip", "payer_client_ip不能为空")
+	case net.ParseIP(b.SceneInfo.PayerClientIP) == nil:
+		return paramError("/scene_info/payer_client_ip", "payer_client_ip应为IPv4或IPv6地址")
+	case b.SceneInfo.H5Info == nil || b.SceneInfo.H5Info.Type == "":
+		return paramError("/scene_info/h5_info/type", "h5_info.type不能为空")
+	}
+	switch b.SceneInfo.H5Info.Type {
+	case "iOS", "Android", "Wap":
+		return nil
+	}
+	return paramError("/scene_info/h5_info/type", "h5_info.type应为iOS, Android或Wap")
 }
 
 // v3Transaction is the Transaction object of queries and notifications.
@@ -541,12 +587,4 @@ func (s *Server) baseURL(r *http.Request) string {
 	}
 	prefix := strings.TrimSuffix(orig, r.URL.EscapedPath())
 	return fmt.Sprintf("%s://%s%s", scheme, r.Host, prefix)
-}
-
-// v3Certificates answers as WeChat Pay does for a merchant in public-key
-// mode (every merchant since late 2024): there are no platform
-// certificates, verify with the WeChat Pay public key (PlatformKeyID).
-func (s *Server) v3Certificates(c v3Call) v3Reply {
-	return v3Err(&bizErr{"RESOURCE_NOT_EXISTS", "RESOURCE_NOT_EXISTS", 404,
-		"无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥。可查看指引https://pay.weixin.qq.com/doc/v3/merchant/4012153196", ""})
 }
