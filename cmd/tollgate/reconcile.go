@@ -101,8 +101,8 @@ func (f wxpayFlags) v3Bills(ctx context.Context, warn io.Writer) (reconcile.Bill
 		fmt.Fprintln(warn, "warning:", w)
 	}
 	c := s.client(keys)
-	if keys.certMode {
-		if _, err := c.FetchCertificates(ctx); err != nil {
+	if c.Certificates != nil {
+		if err := c.Certificates.Refresh(ctx); err != nil {
 			return nil, fmt.Errorf("WeChat Pay platform certificates: %w", err)
 		}
 	}

@@ -140,6 +140,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := m.preflight(ctx, svc); err != nil {
+		return err
+	}
 	m.startLoops(ctx, svc)
 	m.serveHTTP(m.httpServer(st, svc))
 	m.printStart(st, svc)

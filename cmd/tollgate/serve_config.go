@@ -53,7 +53,7 @@ type ServeConfig struct {
 	WechatAppSecretFile string
 	WechatOAuthURL      string
 	WechatAPIURL        string
-	Providers    string
+	Providers           string
 	// RateLimit is the gateway requests per minute allowed per API key,
 	// shared through Redis when configured; 0 is no limit.
 	RateLimit int

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"maps"
@@ -47,10 +48,10 @@ type services struct {
 	gateway  gatewayParts
 	payments *payment.Service
 	rollout  *payment.Rollout
-	wxDesc   string          // how WeChat Pay is reached, for the banner
+	wxDesc   string // how WeChat Pay is reached, for the banner
 	// v3 is the API v3 client of the merchant at --wxpay-url, nil with the
 	// emulator or API v2: production's preflight checks it at start.
-	v3 *wxpay.V3Client
+	v3       *wxpay.V3Client
 	checkout []httpapi.Route // the hosted checkout's routes
 }
 
@@ -228,6 +229,9 @@ func (m *Main) wxpayClients(cfg *payment.Config, deps *payment.Deps) (string, er
 			m.log.Warn(w)
 		}
 		deps.V3 = mv3.client(keys)
+		if deps.V3.Certificates != nil {
+			deps.V3.Certificates.Logger = m.log
+		}
 		desc += "\n    " + mv3.describe()
 	}
 	return desc, nil
@@ -278,4 +282,39 @@ func (m *Main) buildCheckout(svc *services) ([]httpapi.Route, error) {
 		out = append(out, httpapi.Route{Pattern: rt.Pattern, Handler: rt.Handler, Auth: rt.Auth, MaxBody: rt.MaxBody})
 	}
 	return out, nil
+}
+
+// preflight checks the merchant's API v3 settings against WeChat Pay before
+// serve takes a payment: production runs `tollgate wxpay check`'s checks
+// and refuses to start on a failure, naming each; dev against an external
+// emulator only downloads the platform certificates in certificate mode.
+func (m *Main) preflight(ctx context.Context, svc *services) error {
+	v3 := svc.v3
+	if v3 == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+	defer cancel()
+	if m.Config.Mode != ModeProduction {
+		if v3.Certificates == nil {
+			return nil
+		}
+		if err := v3.Certificates.Refresh(ctx); err != nil {
+			return fmt.Errorf("serve: WeChat Pay platform certificates: %w", err)
+		}
+		return nil
+	}
+	results := v3.Preflight(ctx)
+	var failed []string
+	for _, r := range results {
+		if !r.OK {
+			failed = append(failed, r.Name+": "+r.Problem)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("serve: --mode production refuses to start: WeChat Pay's preflight (tollgate wxpay check) failed:\n  - %s",
+			strings.Join(failed, "\n  - "))
+	}
+	svc.wxDesc += fmt.Sprintf("\n    preflight: all %d checks passed", len(results))
+	return nil
 }

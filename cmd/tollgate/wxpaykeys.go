@@ -123,12 +123,16 @@ func (s merchantV3) load(needAPIv3Key bool) (k *merchantKeys, problems []string)
 	return k, nil
 }
 
-// client is the V3Client of s with the keys k. In certificate mode its
-// keyring is empty until the platform certificates are downloaded.
+// client is the V3Client of s with the keys k. In certificate mode it has
+// a certificate manager (c.Certificates) and its keyring is empty until the
+// first download: Preflight or Certificates.Refresh, then
+// Certificates.Run keeps them fresh.
 func (s merchantV3) client(k *merchantKeys) *wxpay.V3Client {
 	c := &wxpay.V3Client{BaseURL: s.URL, MchID: s.MchID, AppID: s.AppID, MerchantSerialNo: s.CertSerial,
 		MerchantKey: k.key, APIv3Key: k.apiv3Key, Keyring: k.keyring}
-	if !k.certMode {
+	if k.certMode {
+		wxpay.NewV3Certificates(c)
+	} else {
 		// Ask WeChat Pay to sign its answers with the configured public
 		// key, as the SDKs do in public key mode.
 		c.WechatpaySerial = s.PublicKeyID
