@@ -267,3 +267,23 @@ func isHex(s string) bool {
 	}
 	return s != ""
 }
+
+// wechatOAuth is the client of WeChat's web authorisation (snsapi_base)
+// for WeChat Pay at --wxpay-url: the checkout opened inside WeChat sends
+// the payer to --wechat-oauth-url and exchanges the code for the openid at
+// --wechat-api-url with the AppSecret of --wechat-app-secret-file. It is
+// nil without that file (pages inside WeChat then cannot pay with JSAPI).
+func (m *Main) wechatOAuth() (*wxpay.OAuthClient, error) {
+	c := m.Config
+	if c.WechatAppSecretFile == "" {
+		return nil, nil
+	}
+	secret, warnings, err := readSecretFile("--wechat-app-secret-file", c.WechatAppSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	for _, w := range warnings {
+		m.log.Warn(w)
+	}
+	return &wxpay.OAuthClient{AuthorizeURL: c.WechatOAuthURL, APIURL: c.WechatAPIURL, AppID: c.WxpayAppID, Secret: secret}, nil
+}
