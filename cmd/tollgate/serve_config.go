@@ -261,11 +261,16 @@ func (c ServeConfig) productionProblems() []string {
 func (c ServeConfig) merchantProblems(external bool) []string {
 	v3 := c.merchantV3()
 	if !external {
+		var p []string
 		if v3.hasKeys() {
-			return []string{"--wxpay-private-key, --wxpay-cert-serial, --wxpay-apiv3-key-file, --wxpay-public-key and --wxpay-public-key-id " +
-				"are the keys of the merchant at --wxpay-url; the in-process emulator has its own test keys: set --wxpay-url or drop them"}
+			p = append(p, "--wxpay-private-key, --wxpay-cert-serial, --wxpay-apiv3-key-file, --wxpay-public-key and --wxpay-public-key-id "+
+				"are the keys of the merchant at --wxpay-url; the in-process emulator has its own test keys: set --wxpay-url or drop them")
 		}
-		return nil
+		if c.WechatAppSecretFile != "" {
+			p = append(p, "--wechat-app-secret-file is the AppSecret of the app at WeChat's OAuth; "+
+				"with the in-process emulator the checkout uses the emulator's: set --wxpay-url or drop it")
+		}
+		return p
 	}
 	var p []string
 	for _, s := range []struct{ flag, v string }{{"--wxpay-mch-id", c.WxpayMchID}, {"--wxpay-appid", c.WxpayAppID}} {
@@ -341,23 +346,25 @@ func (c ServeConfig) validateSettings() error {
 	case (c.WxpayCert == "") != (c.WxpayCertKey == ""):
 		return errors.New("serve: --wxpay-cert and --wxpay-cert-key go together")
 	}
-	for _, u := range []struct{ flag, v string }{{"--public-url", c.PublicURL}, {"--wxpay-url", c.WxpayURL},
-		{"--wechat-oauth-url", c.WechatOAuthURL}, {"--wechat-api-url", c.WechatAPIURL}} {
-		if u.v == "" && u.flag != "--public-url" && u.flag != "--wxpay-url" {
+	for _, u := range []struct {
+		flag, v  string
+		required bool // empty means nothing for the others
+	}{
+		{"--public-url", c.PublicURL, false}, {"--wxpay-url", c.WxpayURL, false},
+		{"--wechat-oauth-url", c.WechatOAuthURL, true}, {"--wechat-api-url", c.WechatAPIURL, true},
+	} {
+		switch {
+		case u.v == "" && u.required:
 			return fmt.Errorf("serve: %s must not be empty", u.flag)
-		}
-		if !httpURL(u.v) {
+		case u.v != "" && !httpURL(u.v):
 			return fmt.Errorf("serve: %s must be an http(s) URL, not %q", u.flag, u.v)
 		}
 	}
 	return nil
 }
 
-// httpURL reports whether raw is empty or an absolute http(s) URL.
+// httpURL reports whether raw is an absolute http(s) URL.
 func httpURL(raw string) bool {
-	if raw == "" {
-		return true
-	}
 	u, err := url.Parse(raw)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -165,4 +165,11 @@ func TestServeDevMerchantKeys(t *testing.T) {
 	if err := parseServe(k.serveV3Args(false)...); err == nil || !strings.Contains(err.Error(), "the in-process emulator has its own test keys") {
 		t.Errorf("dev, in-process emulator, with key files: %v", err)
 	}
+	secret := writeFile(t, "app-secret", "secret\n")
+	if err := parseServe("--wechat-app-secret-file", secret); err == nil || !strings.Contains(err.Error(), "--wechat-app-secret-file") {
+		t.Errorf("dev, in-process emulator, with an app secret: %v", err)
+	}
+	if err := parseServe(append(append(ext, k.serveV3Args(true)...), "--wechat-app-secret-file", secret)...); err != nil {
+		t.Errorf("dev, external emulator, certificate mode and an app secret: %v", err)
+	}
 }
