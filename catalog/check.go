@@ -27,6 +27,7 @@ const (
 )
 
 var (
+	codeRE     = regexp.MustCompile(`^[A-Z]{3}$`)
 	accentRE   = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 	logoTypes  = map[string]string{".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml", ".webp": "image/webp"}
 	currencies = []string{"CNY", "EUR", "USD"}
@@ -308,7 +309,7 @@ func checkCredit(cr *Credit, pc *pricing.Config, ps *problems) {
 		rc.Static = map[pricing.Currency]pricing.Decimal{}
 		for _, cur := range sortedStrings(keys(r.Static)) {
 			at := "credit.rates.static." + cur
-			if !regexp.MustCompile(`^[A-Z]{3}$`).MatchString(cur) {
+			if !codeRE.MatchString(cur) {
 				ps.add(at, "%q is not a currency code", cur)
 				continue
 			}

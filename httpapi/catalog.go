@@ -28,8 +28,8 @@ type Catalogs interface {
 // catalog in force, its digest (instances agree when their digests do)
 // and what it sells.
 type CatalogView struct {
-	// Source is the catalog file, or "built-in" (the built-in prices
-	// over --providers or the mock model).
+	// Source is the catalog file; else "--providers FILE" or
+	// "built-in" (the mock model), priced by the built-in prices.
 	Source string `json:"source"`
 	// Digest is "sha256:" and the SHA-256 of the file's bytes ("" when
 	// built in).
@@ -51,7 +51,7 @@ func newCatalogView(c *catalog.Catalog, at time.Time) CatalogView {
 		v.Digest = "sha256:" + c.Digest
 		v.Catalog = &c.File
 	}
-	if v.Source == "" || c.Digest == "" {
+	if v.Source == "" {
 		v.Source = "built-in"
 	}
 	if v.Advertised == nil {
