@@ -17,6 +17,10 @@ import (
 const (
 	StepSIGKILL = "sigkill" // SIGKILL a random instance, restart it shortly after
 	StepDBCut   = "dbcut"   // terminate every database connection (S7)
+	// StepRotate rotates WeChat Pay's platform certificate (production:
+	// POST /sim/rotate-certificate): a new key signs every answer and
+	// notification from then on, the old certificate stays listed.
+	StepRotate = "rotate"
 )
 
 // Chaos runs its Steps one after another while the workload runs, each
@@ -29,8 +33,17 @@ type Chaos struct {
 	// CutDB terminates the instances' database connections.
 	CutDB func(ctx context.Context) error
 
-	mu    sync.Mutex
-	fired map[string]int // step → times it took effect
+	mu      sync.Mutex
+	fired   map[string]int // step → times it took effect
+	rotated time.Time      // when the last StepRotate took effect
+}
+
+// RotatedAt is when the last certificate rotation took effect (zero if
+// none did).
+func (c *Chaos) RotatedAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rotated
 }
 
 // Fired returns how often each step took effect.
@@ -75,6 +88,8 @@ func (c *Chaos) Run(ctx context.Context, done <-chan struct{}) error {
 		switch {
 		case step == StepSIGKILL:
 			err = c.sigkill(ctx, i, down)
+		case step == StepRotate:
+			err = c.rotate(ctx)
 		case step == StepDBCut:
 			if err = c.CutDB(ctx); err == nil {
 				c.W.Stats.DBCuts.Add(1)
@@ -90,6 +105,31 @@ func (c *Chaos) Run(ctx context.Context, done <-chan struct{}) error {
 			return fmt.Errorf("chaos step %s: %w", step, err)
 		}
 	}
+	return nil
+}
+
+// rotate makes the emulator rotate its platform certificate, as WeChat Pay
+// does every few years: the instances meet a serial they do not know in the
+// next answer or notification and must download the certificates again
+// without refusing a genuine one (Compare's SignatureRefusals).
+func (c *Chaos) rotate(ctx context.Context) error {
+	var res struct {
+		Serial  string   `json:"serial"`
+		Serials []string `json:"serials"`
+	}
+	r := Call(ctx, "POST", c.W.Cluster.Sim+"/sim/rotate-certificate", "", nil, nil)
+	if r.Outcome != OK {
+		return fmt.Errorf("rotate the platform certificate: %s", r)
+	}
+	if err := r.Decode(&res); err != nil {
+		return err
+	}
+	c.W.Stats.Rotations.Add(1)
+	c.note(StepRotate)
+	c.mu.Lock()
+	c.rotated = time.Now()
+	c.mu.Unlock()
+	c.W.Logf("chaos: platform certificate rotated to %s after %d orders (listed: %v)", res.Serial, c.W.Created(), res.Serials)
 	return nil
 }
 
