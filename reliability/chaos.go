@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand"
 	"strings"
 	"sync"
 	"time"
+
+	"tollgate/wxpay/wxpaysim"
 )
 
 // Chaos steps. A step named "fp:NAME" arms failpoint NAME (see
@@ -111,25 +114,76 @@ func (c *Chaos) Run(ctx context.Context, done <-chan struct{}) error {
 // rotate makes the emulator rotate its platform certificate, as WeChat Pay
 // does every few years: the instances meet a serial they do not know in the
 // next answer or notification and must download the certificates again
-// without refusing a genuine one (Compare's SignatureRefusals).
+// without refusing a genuine one (Report.SignatureRefused). It returns once
+// every running instance holds the new certificate (30 s at most).
+//
+// Meanwhile the SYSTEM_ERROR fault on queries, which covers GET
+// /v3/certificates, is off: one failed download for an unknown serial
+// makes an instance refuse the new certificate's messages until
+// wxpay.V3CertificateRefetchInterval (a minute of real time) has passed,
+// and with WeChat Pay's retry schedule compressed by --time-scale 0.001
+// that minute is 16 hours of retries: a payment's notifications run out
+// (docs/RELIABILITY.md, "The production path").
 func (c *Chaos) rotate(ctx context.Context) error {
+	cl := c.W.Cluster
+	var faults wxpaysim.Faults
+	if r := Call(ctx, "GET", cl.Sim+"/sim/faults", "", nil, nil); r.Outcome != OK || r.Decode(&faults) != nil {
+		return fmt.Errorf("read faults: %s", r)
+	}
+	paused := faults
+	paused.SystemError = maps.Clone(faults.SystemError)
+	delete(paused.SystemError, "query") // wxpaysim's endpoint of order queries and /v3/certificates
+	if r := Call(ctx, "POST", cl.Sim+"/sim/faults", "", nil, paused); r.Outcome != OK {
+		return fmt.Errorf("pause the query faults: %s", r)
+	}
+	defer func() {
+		// The lies may have been stopped meanwhile (stopLying): keep
+		// whatever the emulator has now, with the query faults back.
+		var now wxpaysim.Faults
+		if r := Call(ctx, "GET", cl.Sim+"/sim/faults", "", nil, nil); r.Outcome == OK && r.Decode(&now) == nil {
+			now.SystemError = faults.SystemError
+			Call(ctx, "POST", cl.Sim+"/sim/faults", "", nil, now)
+		}
+	}()
+
 	var res struct {
 		Serial  string   `json:"serial"`
 		Serials []string `json:"serials"`
 	}
-	r := Call(ctx, "POST", c.W.Cluster.Sim+"/sim/rotate-certificate", "", nil, nil)
+	r := Call(ctx, "POST", cl.Sim+"/sim/rotate-certificate", "", nil, nil)
 	if r.Outcome != OK {
 		return fmt.Errorf("rotate the platform certificate: %s", r)
 	}
 	if err := r.Decode(&res); err != nil {
 		return err
 	}
+	start := time.Now()
 	c.W.Stats.Rotations.Add(1)
 	c.note(StepRotate)
 	c.mu.Lock()
-	c.rotated = time.Now()
+	c.rotated = start
 	c.mu.Unlock()
-	c.W.Logf("chaos: platform certificate rotated to %s after %d orders (listed: %v)", res.Serial, c.W.Created(), res.Serials)
+	for {
+		waiting := 0
+		for i := range cl.Addrs {
+			if cl.Exited(i) != nil && !cl.HasCertificate(i, res.Serial) {
+				waiting++
+			}
+		}
+		if waiting == 0 {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			return fmt.Errorf("%d instance(s) still without certificate %s 30 s after the rotation", waiting, res.Serial)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	c.W.Logf("chaos: platform certificate rotated to %s after %d orders (listed: %v); every instance had it %v later",
+		res.Serial, c.W.Created(), res.Serials, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -72,10 +72,17 @@ type Report struct {
 	Lies                      map[string]int64
 	OrdersLiedAbout, InReview int64
 	LyingDeliveries           int64 // notification POSTs that told a lie (all must be refused)
-	// SignatureRefusals are genuine notification POSTs (no lie, no probe)
-	// an instance refused for their signature (bad_signature, too_old):
-	// none may be, a certificate rotation included.
-	SignatureRefusals int64
+	// SignatureRefused are the genuine notification POSTs (no lie, no
+	// probe) an instance refused for their signature (bad_signature,
+	// too_old). None may be, a certificate rotation included; the caller
+	// decides (see Cluster.CertRefetchFailures).
+	SignatureRefused []Refusal
+}
+
+// Refusal is one notification POST refused: when it was sent, and what.
+type Refusal struct {
+	Time time.Time
+	What string
 }
 
 func (r *Report) problem(format string, args ...any) {
@@ -240,11 +247,9 @@ func (r *Report) deliveries(t *Truth, sim map[string]wxpaysim.Order, lots map[st
 			}
 		}
 		if d.Lie == "" && !d.Probe && d.Method == "POST" && signatureRefusal(d.Reply) {
-			r.SignatureRefusals++
-			if r.SignatureRefusals <= 10 {
-				r.problem("a genuine %s notification for order %s (attempt %d) was refused for its signature: %d %s",
-					d.Kind, d.OutTradeNo, d.Attempt, d.Status, d.Reply)
-			}
+			r.SignatureRefused = append(r.SignatureRefused, Refusal{Time: d.Time, What: fmt.Sprintf(
+				"a genuine %s notification for order %s (attempt %d, sent %s) was refused for its signature: %d %s",
+				d.Kind, d.OutTradeNo, d.Attempt, d.Time.Format("15:04:05.000"), d.Status, d.Reply)})
 		}
 		if d.Kind != "payment" {
 			continue

@@ -18,7 +18,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"tollgate/internal/operatorkeys"
@@ -81,6 +84,16 @@ type Cluster struct {
 	Keys           *operatorkeys.Files
 	TLS            *operatorkeys.TLS
 	PlatformSerial string
+	// PreflightRestarts counts instance starts the preflight refused (see
+	// Restart).
+	PreflightRestarts atomic.Int64
+	mu                sync.Mutex
+	// refetchFailures are when an instance logged that a download of the
+	// platform certificates for an unknown serial failed; certLines the
+	// last "wxpay: platform certificates" line each instance logged (the
+	// serials it holds).
+	refetchFailures []time.Time
+	certLines       map[int]string
 
 	sandbox   *Process
 	instances []*Process
@@ -240,10 +253,68 @@ func (cl *Cluster) Exited(i int) <-chan struct{} { return cl.instances[i].Exited
 
 // Restart starts instance i (again) with the extra environment env and
 // waits until it is ready.
+//
+// In production serve runs WeChat Pay's preflight at start and refuses to
+// start when a check fails, a transient SYSTEM_ERROR of the emulator's
+// faults included. An instance that exits so is started again, as a
+// supervisor (systemd's Restart=on-failure) would, up to maxPreflightStarts
+// times; PreflightRestarts counts them.
 func (cl *Cluster) Restart(ctx context.Context, i int, env ...string) error {
+	for attempt := 1; ; attempt++ {
+		preflight, err := cl.start(ctx, i, env)
+		if !errors.Is(err, ErrExited) || !preflight || attempt == maxPreflightStarts {
+			return err
+		}
+		cl.PreflightRestarts.Add(1)
+	}
+}
+
+// CertRefetchFailures returns when an instance logged that a download of
+// the platform certificates for an unknown serial failed. Such an instance
+// refuses that serial's messages until wxpay.V3CertificateRefetchInterval
+// has passed since the download began.
+func (cl *Cluster) CertRefetchFailures() []time.Time {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return slices.Clone(cl.refetchFailures)
+}
+
+// HasCertificate reports whether instance i has logged that it holds the
+// platform certificate serial (after a download at start or for an unknown
+// serial).
+func (cl *Cluster) HasCertificate(i int, serial string) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return strings.Contains(cl.certLines[i], serial)
+}
+
+// maxPreflightStarts bounds the starts of one Restart that the preflight
+// refused.
+const maxPreflightStarts = 3
+
+// start starts instance i once and waits until it is ready. preflight
+// reports whether it printed that WeChat Pay's preflight failed.
+func (cl *Cluster) start(ctx context.Context, i int, env []string) (preflight bool, err error) {
+	var refused atomic.Bool
 	cl.instances[i].Env = env
-	if err := cl.instances[i].Start(nil); err != nil {
-		return err
+	if err := cl.instances[i].Start(func(line string) {
+		switch {
+		case strings.Contains(line, "WeChat Pay's preflight"):
+			refused.Store(true)
+		case strings.Contains(line, "platform certificate download for an unknown serial failed"):
+			cl.mu.Lock()
+			cl.refetchFailures = append(cl.refetchFailures, time.Now())
+			cl.mu.Unlock()
+		case strings.Contains(line, `msg="wxpay: platform certificates"`):
+			cl.mu.Lock()
+			if cl.certLines == nil {
+				cl.certLines = map[int]string{}
+			}
+			cl.certLines[i] = line
+			cl.mu.Unlock()
+		}
+	}); err != nil {
+		return false, err
 	}
 	exited := cl.instances[i].Exited()
 	ctx, cancel := context.WithCancel(ctx)
@@ -255,11 +326,11 @@ func (cl *Cluster) Restart(ctx context.Context, i int, env ...string) error {
 		case <-ctx.Done():
 		}
 	}()
-	err := WaitHTTP(ctx, cl.Addrs[i]+"/readyz", 60*time.Second)
+	err = WaitHTTP(ctx, cl.Addrs[i]+"/readyz", 60*time.Second)
 	if err != nil && isClosed(exited) {
-		return ErrExited
+		return refused.Load(), ErrExited
 	}
-	return err
+	return false, err
 }
 
 // ErrExited is returned by Restart when the instance died before it was
