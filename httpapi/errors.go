@@ -37,14 +37,27 @@ type CodedError interface {
 	PublicCode() string
 }
 
+// ParamNamer lets an error name the request field it is about (for example
+// *payment.ParamError), shown as the error's "param".
+type ParamNamer interface {
+	error
+	PublicParam() string
+}
+
 // WriteError writes err as an OpenAI-shaped JSON error with the status and
 // type of tollgate's error table and the tollgate code (or the error's own
-// PublicCode) as its code. Internal errors are logged with the request id
+// PublicCode) as its code, and as its param the field a ParamNamer names. Internal errors are logged with the request id
 // and shown only as "internal error", so no detail (keys, SQL, paths)
 // leaks to clients.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status, code, kind, msg := shown(r, log, err)
-	WriteJSON(w, status, APIError{Error: APIErrorBody{Message: msg, Type: kind.OpenAIType, Code: code}})
+	body := APIErrorBody{Message: msg, Type: kind.OpenAIType, Code: code}
+	var pn ParamNamer
+	if status == http.StatusBadRequest && errors.As(err, &pn) && pn.PublicParam() != "" {
+		param := pn.PublicParam()
+		body.Param = &param
+	}
+	WriteJSON(w, status, APIError{Error: body})
 }
 
 // shown is how err is shown by the service's own endpoints: its status,

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"tollgate/auth"
 	"tollgate/payment"
 	"tollgate/pricing"
+	"tollgate/wxpay"
 )
 
 // KeyView is an API key as the admin API shows it: never the key or its
@@ -297,6 +297,9 @@ type createOrderBody struct {
 	PackageID         string       `json:"package_id"`
 	AmountFen         tollgate.Fen `json:"amount_fen"`
 	DeviceFingerprint string       `json:"device_fingerprint"`
+	// Method is native (default), h5 or jsapi; OpenID is jsapi's payer.
+	Method string `json:"method"`
+	OpenID string `json:"openid"`
 }
 
 // validIdempotencyKey accepts 1–255 visible ASCII characters.
@@ -348,10 +351,10 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), &payment.ParamError{Param: "amount_fen", Message: "amount_fen must be positive"})
 		return
 	}
-	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	res, err := s.Payments.CreateOrder(r.Context(), payment.CreateOrderRequest{
 		Account: c.Account, IdempotencyKey: key, PackageID: b.PackageID, AmountFen: b.AmountFen,
-		DeviceFingerprint: b.DeviceFingerprint, ClientIP: ip,
+		DeviceFingerprint: b.DeviceFingerprint, ClientIP: ClientIP(r, s.TrustedProxyHeader),
+		Method: b.Method, OpenID: b.OpenID,
 	})
 	if err != nil {
 		WriteError(w, r, s.log(), err)
@@ -366,17 +369,23 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, status, res)
 }
 
-// OrderResponse is the body of GET /v1/payments/orders/{out_trade_no}.
+// OrderResponse is the body of GET /v1/payments/orders/{out_trade_no},
+// and each order of the list (which carries no jsapi: each would be a
+// fresh signature).
 type OrderResponse struct {
-	OutTradeNo    string           `json:"out_trade_no"`
-	Status        payment.Status   `json:"status"`
-	AmountFen     tollgate.Fen     `json:"amount_fen"`
-	Credits       tollgate.Credits `json:"credits"`
-	PackageID     string           `json:"package_id,omitempty"`
-	CodeURL       string           `json:"code_url,omitempty"`
-	TransactionID string           `json:"transaction_id,omitempty"`
-	ExpiresAt     time.Time        `json:"expires_at"`
-	CreatedAt     time.Time        `json:"created_at"`
+	OutTradeNo string           `json:"out_trade_no"`
+	Status     payment.Status   `json:"status"`
+	AmountFen  tollgate.Fen     `json:"amount_fen"`
+	Credits    tollgate.Credits `json:"credits"`
+	PackageID  string           `json:"package_id,omitempty"`
+	Method     string           `json:"method"`
+	CodeURL    string           `json:"code_url,omitempty"`
+	H5URL      string           `json:"h5_url,omitempty"`
+	// JSAPI is signed afresh while a jsapi order is payable.
+	JSAPI         *wxpay.V3JSAPIParams `json:"jsapi,omitempty"`
+	TransactionID string               `json:"transaction_id,omitempty"`
+	ExpiresAt     time.Time            `json:"expires_at"`
+	CreatedAt     time.Time            `json:"created_at"`
 }
 
 // validOrderNo accepts what an out_trade_no can be: 6–32 of [A-Za-z0-9_-|*].
@@ -415,12 +424,25 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, orderResponse(o))
+	res := orderResponse(o)
+	if res.JSAPI, err = s.Payments.JSAPIParams(o); err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	if res.JSAPI != nil {
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	WriteJSON(w, http.StatusOK, res)
 }
 
 func orderResponse(o payment.Order) OrderResponse {
+	method := o.Method
+	if method == "" {
+		method = payment.MethodNative
+	}
 	return OrderResponse{OutTradeNo: o.OutTradeNo, Status: o.Status, AmountFen: o.Fen, Credits: o.Credits,
-		PackageID: o.PackageID, CodeURL: o.CodeURL, TransactionID: o.TransactionID, ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt}
+		PackageID: o.PackageID, Method: method, CodeURL: o.CodeURL, H5URL: o.H5URL, TransactionID: o.TransactionID,
+		ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt}
 }
 
 // listOrders answers the caller's orders, newest first.

@@ -16,6 +16,7 @@ import (
 	"tollgate/ledger"
 	"tollgate/payment"
 	"tollgate/pricing"
+	"tollgate/wxpay"
 )
 
 // Body limits per route class. Every route has one; a larger body is
@@ -46,6 +47,9 @@ type bodyClass struct {
 type Payments interface {
 	CreateOrder(ctx context.Context, r payment.CreateOrderRequest) (payment.OrderResult, error)
 	GetOrder(ctx context.Context, account tollgate.AccountID, outTradeNo string) (payment.Order, error)
+	// JSAPIParams signs a payable JSAPI order's pay-sheet parameters afresh
+	// (nil for other orders).
+	JSAPIParams(o payment.Order) (*wxpay.V3JSAPIParams, error)
 	ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]payment.Order, error)
 	QRCodePNG(ctx context.Context, account tollgate.AccountID, outTradeNo string, size int) ([]byte, error)
 	Refund(ctx context.Context, account tollgate.AccountID, outTradeNo string) (payment.RefundResult, error)
@@ -108,6 +112,11 @@ type Server struct {
 	// Mode is serve's mode ("dev" or "production"), shown by GET /readyz
 	// when set.
 	Mode string
+	// TrustedProxyHeader, when set, names the header the reverse proxy in
+	// front puts the client's address in (X-Forwarded-For: its right-most
+	// entry; any other header: its whole value); order requests take the
+	// payer's IP from it, never from the peer (ClientIP). "" uses the peer.
+	TrustedProxyHeader string
 	// Timeouts bound slow and idle clients: each route's body deadline
 	// follows its size class (Handler), the rest is HTTPServer's.
 	Timeouts Timeouts

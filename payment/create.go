@@ -19,7 +19,7 @@ import (
 	"tollgate/wxpay"
 )
 
-// CreateOrderRequest asks for a Native order. Exactly one of PackageID and
+// CreateOrderRequest asks for an order. Exactly one of PackageID and
 // AmountFen is set.
 type CreateOrderRequest struct {
 	Account tollgate.AccountID
@@ -34,8 +34,16 @@ type CreateOrderRequest struct {
 	DeviceFingerprint string
 	// ClientIP is the payer's address, sent as spbill_create_ip /
 	// payer_client_ip; "" means 127.0.0.1 (Native orders allow the
-	// server's address).
+	// server's address). MethodH5 requires it: WeChat Pay compares it with
+	// the address the payer opens h5_url from.
 	ClientIP string
+	// Method is how the payer pays: MethodNative ("" means native),
+	// MethodH5 or MethodJSAPI; H5 and JSAPI need API v3.
+	Method string
+	// OpenID is the payer's openid under the merchant's appid (from
+	// WeChat's OAuth): required for MethodJSAPI, refused otherwise; 1–128
+	// characters of A–Z, a–z, 0–9, '-' and '_'.
+	OpenID string
 }
 
 // AccessToken is a provisional API credential for one pending order.
@@ -45,20 +53,35 @@ type AccessToken struct {
 	Credits   tollgate.Credits `json:"credits"`
 }
 
-// OrderResult is what creating an order returns (docs/DESIGN.md §4.4).
+// OrderResult is what creating an order returns (docs/DESIGN.md §4.4):
+// the field of its method says how to pay.
 type OrderResult struct {
-	OutTradeNo  string           `json:"out_trade_no"`
-	CodeURL     string           `json:"code_url"`
-	AmountFen   tollgate.Fen     `json:"amount_fen"`
-	Credits     tollgate.Credits `json:"credits"`
-	Status      Status           `json:"status"`
-	ExpiresAt   time.Time        `json:"expires_at"`
-	AccessToken *AccessToken     `json:"access_token"`
+	OutTradeNo string `json:"out_trade_no"`
+	Method     string `json:"method"`
+	// CodeURL (native) is the QR code's content.
+	CodeURL string `json:"code_url,omitempty"`
+	// H5URL (h5) is the page that opens WeChat to pay.
+	H5URL string `json:"h5_url,omitempty"`
+	// JSAPI (jsapi) is what the page passes to getBrandWCPayRequest,
+	// signed afresh for every answer, while the order is payable.
+	JSAPI       *wxpay.V3JSAPIParams `json:"jsapi,omitempty"`
+	AmountFen   tollgate.Fen         `json:"amount_fen"`
+	Credits     tollgate.Credits     `json:"credits"`
+	Status      Status               `json:"status"`
+	ExpiresAt   time.Time            `json:"expires_at"`
+	AccessToken *AccessToken         `json:"access_token"`
 	// Replayed is true when an Idempotency-Key named an existing order.
 	Replayed bool `json:"-"`
 }
 
-var fingerprintRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
+var (
+	fingerprintRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
+	openIDRE      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+)
+
+// ValidOpenID reports whether id has the form of an openid: 1–128
+// characters of A–Z, a–z, 0–9, '-' and '_'.
+func ValidOpenID(id string) bool { return openIDRE.MatchString(id) }
 
 // ValidFingerprint reports whether fp has the device fingerprint format:
 // 16–64 characters of A–Z, a–z, 0–9, '-' and '_'.
@@ -76,13 +99,21 @@ func deviceID(fp string) string {
 }
 
 // requestHash is the hex SHA-256 of the fields that define an order
-// request (not the client IP, which may change between retries).
+// request (not the client IP, which may change between retries). A native
+// request hashes as it did before methods existed, so keys recorded then
+// still match.
 func requestHash(r CreateOrderRequest) string {
+	m := r.Method
+	if m == MethodNative {
+		m = ""
+	}
 	b, _ := json.Marshal(struct {
 		P string       `json:"p"`
 		A tollgate.Fen `json:"a"`
 		F string       `json:"f"`
-	}{r.PackageID, r.AmountFen, r.DeviceFingerprint})
+		M string       `json:"m,omitempty"`
+		O string       `json:"o,omitempty"`
+	}{r.PackageID, r.AmountFen, r.DeviceFingerprint, m, r.OpenID})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
@@ -107,23 +138,45 @@ func (s *Service) validate(r *CreateOrderRequest) error {
 	if len(r.IdempotencyKey) > 255 {
 		return paramError("Idempotency-Key", "Idempotency-Key is longer than 255 characters")
 	}
-	if r.ClientIP == "" {
+	switch r.Method {
+	case "":
+		r.Method = MethodNative
+	case MethodNative, MethodH5, MethodJSAPI:
+	default:
+		return paramError("method", "method must be native, h5 or jsapi")
+	}
+	if r.Method != MethodNative && s.gw.Version() != APIv3 {
+		return errNeedsV3(r.Method)
+	}
+	switch {
+	case r.Method == MethodJSAPI && r.OpenID == "":
+		return paramError("openid", "method jsapi needs the payer's openid")
+	case r.Method != MethodJSAPI && r.OpenID != "":
+		return paramError("openid", "openid is only for method jsapi")
+	case r.OpenID != "" && !ValidOpenID(r.OpenID):
+		return paramError("openid", "openid must be 1-128 characters of A-Z, a-z, 0-9, - and _")
+	}
+	switch {
+	case r.ClientIP == "" && r.Method == MethodH5:
+		return paramError("client_ip", "method h5 needs the payer's IP address (behind a proxy, set --trusted-proxy-header)")
+	case r.ClientIP == "":
 		r.ClientIP = "127.0.0.1"
-	} else if net.ParseIP(r.ClientIP) == nil {
+	case net.ParseIP(r.ClientIP) == nil:
 		return paramError("client_ip", "client IP is not an IP address")
 	}
 	return nil
 }
 
-// CreateOrder places a Native order and returns its code_url with a
-// provisional access token (nil when the account cannot have a grant now:
-// it has unpaid debt or another live grant).
+// CreateOrder places an order paid by r.Method and returns how to pay it
+// (code_url, h5_url or signed JSAPI parameters) with a provisional access
+// token (nil when the account cannot have a grant now: it has unpaid debt
+// or another live grant).
 //
 // Phases, each ending in a recovery point: (1) validate, quote and record
 // the order and its Idempotency-Key in one transaction, before WeChat Pay
 // is called; (2) place the order at WeChat Pay, retrying a retryable or
-// unknown failure with the same out_trade_no; (3) store the code_url and
-// issue the provisional grant. A retry with the same key after a crash or
+// unknown failure with the same out_trade_no; (3) store what WeChat Pay
+// gave (code_url, h5_url or prepay_id) and issue the provisional grant. A retry with the same key after a crash or
 // failure resumes at the first unfinished phase with the same out_trade_no.
 //
 // Errors: PARAM_ERROR (*ParamError, code EINVALID; also for an unknown
@@ -203,7 +256,7 @@ func (s *Service) newOrder(ctx context.Context, r CreateOrderRequest, now time.T
 	}
 	grantCap := min(s.cfg.GrantCap, credits)
 	o := Order{OutTradeNo: no, Account: r.Account, Fen: fen, Credits: credits, PackageID: r.PackageID,
-		APIVersion: s.gw.Version(), Status: StatusNotPay, DeviceFingerprint: r.DeviceFingerprint,
+		APIVersion: s.gw.Version(), Status: StatusNotPay, Method: r.Method, OpenID: r.OpenID, DeviceFingerprint: r.DeviceFingerprint,
 		ClientIP: r.ClientIP, ExpiresAt: now.Add(s.cfg.OrderTTL).Truncate(time.Second), CreatedAt: now, UpdatedAt: now,
 		NextPollAt: now.Add(s.cfg.PollBase)}
 	if o.APIVersion == APIv2 {
@@ -249,13 +302,13 @@ func (s *Service) resume(ctx context.Context, k IdempotencyKey, hash string) (Or
 // safe to repeat.
 func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResult, error) {
 	const op = "payment.CreateOrder"
-	if o.CodeURL == "" && o.Status == StatusNotPay {
-		url, err := s.place(ctx, o)
+	if !o.Placed() && o.Status == StatusNotPay {
+		p, err := s.place(ctx, o)
 		if err != nil {
 			return OrderResult{}, err
 		}
 		o, err = s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
-			x.CodeURL, x.UpdatedAt = url, s.now().UTC()
+			x.CodeURL, x.H5URL, x.PrepayID, x.UpdatedAt = p.CodeURL, p.H5URL, p.PrepayID, s.now().UTC()
 			return nil
 		})
 		if err != nil {
@@ -265,8 +318,13 @@ func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResu
 			s.metrics.Count(EventOrderCreated, o.APIVersion)
 		}
 	}
-	res := OrderResult{OutTradeNo: o.OutTradeNo, CodeURL: o.CodeURL, AmountFen: o.Fen, Credits: o.Credits,
-		Status: o.Status, ExpiresAt: o.ExpiresAt, Replayed: replayed}
+	res := OrderResult{OutTradeNo: o.OutTradeNo, Method: methodOf(o), CodeURL: o.CodeURL, H5URL: o.H5URL,
+		AmountFen: o.Fen, Credits: o.Credits, Status: o.Status, ExpiresAt: o.ExpiresAt, Replayed: replayed}
+	jsapi, err := s.JSAPIParams(o)
+	if err != nil {
+		return OrderResult{}, err
+	}
+	res.JSAPI = jsapi
 	tok, err := s.grant(ctx, o)
 	if err != nil {
 		return OrderResult{}, err
@@ -275,10 +333,42 @@ func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResu
 	return res, nil
 }
 
+// methodOf is the order's method; orders made before methods existed are
+// native.
+func methodOf(o Order) string {
+	if o.Method == "" {
+		return MethodNative
+	}
+	return o.Method
+}
+
+// JSAPIParams returns the pay-sheet parameters of a JSAPI order, signed
+// afresh (new timestamp and nonce) on every call, or nil for an order of
+// another method, not placed yet or no longer payable. The order must have
+// been placed over API v3: the version's client signs. Errors: EUNAVAILABLE
+// (no v3 client to sign with).
+func (s *Service) JSAPIParams(o Order) (*wxpay.V3JSAPIParams, error) {
+	const op = "payment.JSAPIParams"
+	if methodOf(o) != MethodJSAPI || o.PrepayID == "" || !o.Status.Pending() {
+		return nil, nil
+	}
+	signer := s.gw
+	if s.gw.Version() != APIv3 && s.v3 != nil {
+		signer = &V3Gateway{Client: s.v3}
+	}
+	p, err := signer.JSAPIParams(o.PrepayID)
+	if err != nil {
+		s.log.Error("payment: cannot sign JSAPI parameters", "out_trade_no", o.OutTradeNo, "err", err)
+		return nil, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Err: err,
+			Message: "the order's payment parameters cannot be signed now"}
+	}
+	return &p, nil
+}
+
 // place sends the order to WeChat Pay, retrying with the same out_trade_no.
-func (s *Service) place(ctx context.Context, o Order) (string, error) {
+func (s *Service) place(ctx context.Context, o Order) (Placement, error) {
 	const op = "payment.CreateOrder"
-	req := PlaceRequest{OutTradeNo: o.OutTradeNo, Description: s.cfg.Description, Fen: int64(o.Fen),
+	req := PlaceRequest{Method: methodOf(o), OpenID: o.OpenID, OutTradeNo: o.OutTradeNo, Description: s.cfg.Description, Fen: int64(o.Fen),
 		NotifyURL: s.notifyURL(o.APIVersion), ClientIP: o.ClientIP, DeviceID: deviceID(o.DeviceFingerprint),
 		ProductID: productID(o), ExpiresAt: o.ExpiresAt}
 	var err error
@@ -286,11 +376,14 @@ func (s *Service) place(ctx context.Context, o Order) (string, error) {
 		if attempt > 0 && !s.sleep(ctx, time.Duration(attempt)*s.cfg.PlaceBackoff) {
 			break
 		}
-		var url string
-		url, err = s.gw.PlaceOrder(ctx, req)
+		var p Placement
+		p, err = s.gw.PlaceOrder(ctx, req)
+		if err == nil && p.of(req.Method) == "" {
+			err = fmt.Errorf("payment: WeChat Pay accepted the %s order without its %s: %w", req.Method, placedField(req.Method), wxpay.ErrMalformed)
+		}
 		if err == nil {
 			s.rolloutResult(true)
-			return url, nil
+			return p.only(req.Method), nil
 		}
 		if !wxpay.IsRetryable(err) || ctx.Err() != nil {
 			break
@@ -301,7 +394,7 @@ func (s *Service) place(ctx context.Context, o Order) (string, error) {
 		s.metrics.Count(EventOrderPlaceFailed, "retryable")
 		s.log.WarnContext(ctx, "payment: placing order failed, retry with the same Idempotency-Key",
 			"out_trade_no", o.OutTradeNo, "err", err)
-		return "", &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Err: err,
+		return Placement{}, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Err: err,
 			Message: "WeChat Pay did not answer; retry with the same Idempotency-Key"}
 	}
 	s.metrics.Count(EventOrderPlaceFailed, "definite")
@@ -312,7 +405,18 @@ func (s *Service) place(ctx context.Context, o Order) (string, error) {
 	}); uerr != nil {
 		s.log.ErrorContext(ctx, "payment: closing a refused order", "out_trade_no", o.OutTradeNo, "err", uerr)
 	}
-	return "", &tollgate.Error{Code: tollgate.EUPSTREAM, Op: op, Err: err, Message: "WeChat Pay refused the order"}
+	return Placement{}, &tollgate.Error{Code: tollgate.EUPSTREAM, Op: op, Err: err, Message: "WeChat Pay refused the order"}
+}
+
+// placedField names what WeChat Pay gives for an order of method.
+func placedField(method string) string {
+	switch method {
+	case MethodH5:
+		return "h5_url"
+	case MethodJSAPI:
+		return "prepay_id"
+	}
+	return "code_url"
 }
 
 func productID(o Order) string {
@@ -333,7 +437,7 @@ func (s *Service) notifyURL(version string) string {
 // its token, or nil when the order has none or the account cannot have one
 // now.
 func (s *Service) grant(ctx context.Context, o Order) (*AccessToken, error) {
-	if o.GrantCap <= 0 || !o.Status.Pending() || o.CodeURL == "" {
+	if o.GrantCap <= 0 || !o.Status.Pending() || !o.Placed() {
 		return nil, nil
 	}
 	now := s.now().UTC()

@@ -17,6 +17,10 @@ func (e *ParamError) Error() string { return "payment: PARAM_ERROR: " + e.Messag
 // PublicCode implements httpapi.CodedError.
 func (e *ParamError) PublicCode() string { return "PARAM_ERROR" }
 
+// PublicParam implements httpapi.ParamNamer: the field shown as the
+// error's "param".
+func (e *ParamError) PublicParam() string { return e.Param }
+
 // Unwrap gives tollgate.ErrorCode the EINVALID code and the message.
 func (e *ParamError) Unwrap() error {
 	return &tollgate.Error{Code: tollgate.EINVALID, Message: e.Message, Op: "payment"}

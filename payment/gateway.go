@@ -19,8 +19,14 @@ import (
 type Gateway interface {
 	// Version returns APIv2 or APIv3.
 	Version() string
-	// PlaceOrder places a Native order and returns its code_url.
-	PlaceOrder(ctx context.Context, r PlaceRequest) (codeURL string, err error)
+	// PlaceOrder places an order paid by r.Method and returns what WeChat
+	// Pay gave for it (the one field of that method). A method the API
+	// version cannot place is refused with a *ParamError.
+	PlaceOrder(ctx context.Context, r PlaceRequest) (Placement, error)
+	// JSAPIParams signs, with a fresh timestamp and nonce, the parameters a
+	// page inside WeChat passes to getBrandWCPayRequest to pay a JSAPI
+	// order's prepay_id (API v3 only; no network call).
+	JSAPIParams(prepayID string) (wxpay.V3JSAPIParams, error)
 	// QueryOrder returns what WeChat Pay says about an order.
 	QueryOrder(ctx context.Context, outTradeNo string) (Trade, error)
 	// CloseOrder closes an unpaid order; ErrOrderPaid if it was paid.
@@ -39,17 +45,56 @@ var (
 	ErrRefundNotExist = errors.New("payment: refund unknown to WeChat Pay")
 )
 
-// PlaceRequest is a Native order to place. Placing the same request again
-// is safe (same OutTradeNo, identical fields).
+// PlaceRequest is an order to place. Placing the same request again is
+// safe (same OutTradeNo, identical fields).
 type PlaceRequest struct {
+	// Method is MethodNative, MethodH5 or MethodJSAPI; "" means native.
+	Method string
+	// OpenID is the payer's openid (MethodJSAPI, required there).
+	OpenID      string
 	OutTradeNo  string
 	Description string
 	Fen         int64
 	NotifyURL   string
-	ClientIP    string
+	ClientIP    string // the payer's; MethodH5 requires the real one
 	DeviceID    string // device_info (v2) / scene_info.device_id (v3)
 	ProductID   string // v2 NATIVE product_id
 	ExpiresAt   time.Time
+}
+
+// Placement is what WeChat Pay gave for an order it accepted: the field
+// of the order's method is set, the others are "".
+type Placement struct {
+	CodeURL  string // native: the QR code's content
+	H5URL    string // h5: the page that opens WeChat to pay
+	PrepayID string // jsapi: what getBrandWCPayRequest pays (JSAPIParams)
+}
+
+// of returns the field of method ("" if not set).
+func (p Placement) of(method string) string {
+	switch method {
+	case MethodH5:
+		return p.H5URL
+	case MethodJSAPI:
+		return p.PrepayID
+	}
+	return p.CodeURL
+}
+
+// only keeps the field of method.
+func (p Placement) only(method string) Placement {
+	switch method {
+	case MethodH5:
+		return Placement{H5URL: p.H5URL}
+	case MethodJSAPI:
+		return Placement{PrepayID: p.PrepayID}
+	}
+	return Placement{CodeURL: p.CodeURL}
+}
+
+// errNeedsV3 refuses, on API v2, a method only API v3 places here.
+func errNeedsV3(method string) error {
+	return paramError("method", "method "+method+" needs WeChat Pay API v3 (--wxpay-api-version v3)")
 }
 
 // Trade is an order's state at WeChat Pay, from a verified answer.
@@ -86,16 +131,25 @@ var _ Gateway = (*V2Gateway)(nil)
 func (g *V2Gateway) Version() string { return APIv2 }
 
 // PlaceOrder implements Gateway with unifiedorder (trade_type NATIVE).
-func (g *V2Gateway) PlaceOrder(ctx context.Context, r PlaceRequest) (string, error) {
+// Only MethodNative: H5 and JSAPI are placed over API v3.
+func (g *V2Gateway) PlaceOrder(ctx context.Context, r PlaceRequest) (Placement, error) {
+	if r.Method != "" && r.Method != MethodNative {
+		return Placement{}, errNeedsV3(r.Method)
+	}
 	res, err := g.Client.UnifiedOrder(ctx, &wxpay.V2UnifiedOrderRequest{
 		OutTradeNo: r.OutTradeNo, Body: r.Description, TotalFee: r.Fen, SpbillCreateIP: r.ClientIP,
 		NotifyURL: r.NotifyURL, TradeType: wxpay.V2TradeTypeNative, ProductID: r.ProductID,
 		DeviceInfo: r.DeviceID, TimeExpire: r.ExpiresAt,
 	})
 	if err != nil {
-		return "", mapGatewayError("unifiedorder", err)
+		return Placement{}, mapGatewayError("unifiedorder", err)
 	}
-	return res.CodeURL, nil
+	return Placement{CodeURL: res.CodeURL}, nil
+}
+
+// JSAPIParams implements Gateway: API v2 places no JSAPI order here.
+func (g *V2Gateway) JSAPIParams(string) (wxpay.V3JSAPIParams, error) {
+	return wxpay.V3JSAPIParams{}, errNeedsV3(MethodJSAPI)
 }
 
 // QueryOrder implements Gateway with orderquery.
@@ -162,16 +216,48 @@ var _ Gateway = (*V3Gateway)(nil)
 // Version implements Gateway.
 func (g *V3Gateway) Version() string { return APIv3 }
 
-// PlaceOrder implements Gateway with /v3/pay/transactions/native.
-func (g *V3Gateway) PlaceOrder(ctx context.Context, r PlaceRequest) (string, error) {
-	url, err := g.Client.NativeOrder(ctx, &wxpay.V3NativeOrderRequest{
-		Description: r.Description, OutTradeNo: r.OutTradeNo, TimeExpire: r.ExpiresAt,
-		NotifyURL: r.NotifyURL, Total: r.Fen, PayerClientIP: r.ClientIP, DeviceID: r.DeviceID,
-	})
-	if err != nil {
-		return "", mapGatewayError("native order", err)
+// PlaceOrder implements Gateway with /v3/pay/transactions/native, /h5 or
+// /jsapi.
+func (g *V3Gateway) PlaceOrder(ctx context.Context, r PlaceRequest) (Placement, error) {
+	switch r.Method {
+	case "", MethodNative:
+		url, err := g.Client.NativeOrder(ctx, &wxpay.V3NativeOrderRequest{
+			Description: r.Description, OutTradeNo: r.OutTradeNo, TimeExpire: r.ExpiresAt,
+			NotifyURL: r.NotifyURL, Total: r.Fen, PayerClientIP: r.ClientIP, DeviceID: r.DeviceID,
+		})
+		if err != nil {
+			return Placement{}, mapGatewayError("native order", err)
+		}
+		return Placement{CodeURL: url}, nil
+	case MethodH5:
+		url, err := g.Client.H5Order(ctx, &wxpay.V3H5OrderRequest{
+			Description: r.Description, OutTradeNo: r.OutTradeNo, TimeExpire: r.ExpiresAt,
+			NotifyURL: r.NotifyURL, Total: r.Fen, PayerClientIP: r.ClientIP, DeviceID: r.DeviceID,
+		})
+		if err != nil {
+			return Placement{}, mapGatewayError("h5 order", err)
+		}
+		return Placement{H5URL: url}, nil
+	case MethodJSAPI:
+		id, err := g.Client.JSAPIOrder(ctx, &wxpay.V3JSAPIOrderRequest{
+			Description: r.Description, OutTradeNo: r.OutTradeNo, TimeExpire: r.ExpiresAt,
+			NotifyURL: r.NotifyURL, Total: r.Fen, OpenID: r.OpenID, PayerClientIP: r.ClientIP, DeviceID: r.DeviceID,
+		})
+		if err != nil {
+			return Placement{}, mapGatewayError("jsapi order", err)
+		}
+		return Placement{PrepayID: id}, nil
 	}
-	return url, nil
+	return Placement{}, paramError("method", fmt.Sprintf("unknown method %q", r.Method))
+}
+
+// JSAPIParams implements Gateway with wxpay's signature of the pay sheet.
+func (g *V3Gateway) JSAPIParams(prepayID string) (wxpay.V3JSAPIParams, error) {
+	p, err := g.Client.JSAPIParams(prepayID)
+	if err != nil {
+		return wxpay.V3JSAPIParams{}, fmt.Errorf("payment: jsapi parameters: %w", err)
+	}
+	return p, nil
 }
 
 // QueryOrder implements Gateway.

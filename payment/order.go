@@ -70,7 +70,19 @@ const (
 	APIv3 = "v3"
 )
 
-// Order is one WeChat Pay Native order as tollgate keeps it.
+// Payment methods: how the payer pays an order (docs/DESIGN.md §3.2).
+const (
+	// MethodNative is a QR code (code_url) scanned with WeChat: a desktop.
+	MethodNative = "native"
+	// MethodH5 is a mobile browser outside WeChat: its h5_url opens WeChat
+	// to pay (API v3 only).
+	MethodH5 = "h5"
+	// MethodJSAPI is a page inside WeChat, which passes the signed prepay_id
+	// to WeixinJSBridge's getBrandWCPayRequest (API v3 only).
+	MethodJSAPI = "jsapi"
+)
+
+// Order is one WeChat Pay order as tollgate keeps it.
 type Order struct {
 	OutTradeNo string // merchant order number, 6–32 characters, unique
 	Account    tollgate.AccountID
@@ -80,7 +92,15 @@ type Order struct {
 	APIVersion string           // APIv2 or APIv3
 	SignType   string           // v2 sign type the order was placed with; "" for v3
 	Status     Status
-	CodeURL    string // "" until WeChat Pay accepted the order
+	// Method is MethodNative, MethodH5 or MethodJSAPI; OpenID is the
+	// payer's openid under the merchant's appid, for MethodJSAPI only.
+	Method string
+	OpenID string
+	// What WeChat Pay gave when it accepted the order, the one field of
+	// its method; all "" until then (see Placed).
+	CodeURL  string // native: the QR code's content
+	H5URL    string // h5: the page that opens WeChat to pay
+	PrepayID string // jsapi: signed afresh for every answer (wxpay.V3JSAPIParams)
 	// TransactionID is WeChat Pay's number, set once paid.
 	TransactionID     string
 	DeviceFingerprint string
@@ -108,6 +128,10 @@ type Order struct {
 	// FeeFen is the merchant fee recorded for the payment (0 until paid).
 	FeeFen tollgate.Fen
 }
+
+// Placed reports whether WeChat Pay accepted the order: it holds its
+// code_url, h5_url or prepay_id.
+func (o Order) Placed() bool { return o.CodeURL != "" || o.H5URL != "" || o.PrepayID != "" }
 
 // IdempotencyKey records an Idempotency-Key of an order request: the same
 // key with the same body returns the same order; with another body it is

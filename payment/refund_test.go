@@ -120,8 +120,8 @@ func (refusingRefunds) Refund(context.Context, payment.RefundCall) (payment.Refu
 // failingGateway refuses every order for good.
 type failingGateway struct{ payment.Gateway }
 
-func (failingGateway) PlaceOrder(context.Context, payment.PlaceRequest) (string, error) {
-	return "", &wxpay.APIError{Version: 2, Code: "PARAM_ERROR", Message: "refused"}
+func (failingGateway) PlaceOrder(context.Context, payment.PlaceRequest) (payment.Placement, error) {
+	return payment.Placement{}, &wxpay.APIError{Version: 2, Code: "PARAM_ERROR", Message: "refused"}
 }
 
 // TestRevenue: gross, merchant fees (0.6% under the volume tier), refunds

@@ -1,5 +1,6 @@
 // Package payment is tollgate's order lifecycle over WeChat Pay: creating
-// Native orders (Idempotency-Key, device fingerprint, provisional access),
+// orders paid by QR code (Native), in a mobile browser (H5) or inside
+// WeChat (JSAPI) (Idempotency-Key, device fingerprint, provisional access),
 // handling payment and refund notifications (verify, check, credit, ack),
 // the order-query poller that finishes what notifications did not, refunds,
 // and the rollout guard. Money moves only through the ledger; exactly-once
@@ -10,10 +11,11 @@
 //
 //   - CreateOrder records the order (and its Idempotency-Key) before
 //     WeChat Pay is called, places it with the same out_trade_no however
-//     often it is retried, stores the code_url and issues a provisional
-//     grant with an access token (an HMAC of the order number under
-//     Config.TokenSecret, returned to the creator and again on an
-//     Idempotency-Key replay, stored only as a SHA-256).
+//     often it is retried, stores what WeChat Pay gave (code_url, h5_url or
+//     prepay_id, whose JSAPI pay sheet is signed afresh for every answer)
+//     and issues a provisional grant with an access token (an HMAC of the
+//     order number under Config.TokenSecret, returned to the creator and
+//     again on an Idempotency-Key replay, stored only as a SHA-256).
 //   - AuthenticateAccessToken turns that token into (account, grantID): the
 //     gateway reserves with ledger.ReserveRequest.GrantID = grantID.
 //   - HandleV2Notification / HandleV3Notification verify and credit

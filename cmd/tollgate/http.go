@@ -40,6 +40,7 @@ func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 	}
 	s.Revenue = &payment.RevenueReporter{Payments: svc.payments, Costs: svc.gateway.config}
 	s.Mode = m.Config.Mode
+	s.TrustedProxyHeader = m.Config.TrustedProxyHeader
 	if m.Config.Mode == ModeProduction {
 		// Validate required --wxpay-url and --providers, so neither is
 		// built; production never mounts them whatever happens.

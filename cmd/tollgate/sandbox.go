@@ -2,15 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
+	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
 
@@ -38,6 +45,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	freshNonce := fs.Bool("fresh-nonce-on-retry", false, "give each v2 notification retry a new nonce_str (default: resend the same body)")
 	queryLimit := fs.Int("query-limit-per-minute", 0, "answer order queries beyond this many per minute FREQUENCY_LIMITED (0: no limit)")
 	refundDelay := fs.Duration("refund-delay", wxpaysim.DefaultRefundDelay, "how long refunds stay PROCESSING (virtual time; negative: only via /sim)")
+	keys := addSandboxKeyFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,6 +62,9 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		SignTestProbes: *probes, FreshNonceOnRetry: *freshNonce, RefundDelay: *refundDelay, QueryLimitPerMinute: *queryLimit,
 		Logf: logger.Printf,
 	}
+	if err := keys.apply(sim); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
 	defer sim.Close()
 
 	ln, err := net.Listen("tcp", *addr)
@@ -61,7 +72,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("sandbox: listen: %w", err)
 	}
 	url := "http://" + ln.Addr().String()
-	printSandbox(stdout, url, sim.Config())
+	printSandbox(stdout, url, sim.Config(), keys.operator())
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -78,23 +89,225 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-// printSandbox prints what a client needs. These are emulator test keys;
-// the emulator never holds a real merchant's secrets.
-func printSandbox(w io.Writer, url string, c wxpaysim.Config) {
+// printSandbox prints what a client needs. Only the emulator's built-in
+// test secrets are printed: it never prints a key read from a file, and
+// with the operator's keys (operator) not the v2 and APIv3 keys either.
+func printSandbox(w io.Writer, url string, c wxpaysim.Config, operator bool) {
+	if operator {
+		c.APIKey, c.SandboxKey, c.APIv3Key = "(as given, not shown)", "(not shown)", "(as given, not shown)"
+	}
 	fmt.Fprintf(w, "WeChat Pay emulator listening on %s\n", url)
 	fmt.Fprintf(w, "  v2 base URL:      %s  (sandbox: %s/sandboxnew)\n", url, url)
 	fmt.Fprintf(w, "  v3 base URL:      %s\n", url)
 	fmt.Fprintf(w, "  simulation API:   %s/sim/orders, /sim/notifications, /sim/faults, /sim/config\n", url)
+	fmt.Fprintf(w, "  JSAPI bridge:     %s/sim/jsapi/bridge.js  (H5 pages: %s/sim/h5/pay)\n", url, url)
+	fmt.Fprintf(w, "  OAuth URLs:       %s  (--wechat-oauth-url and --wechat-api-url)\n", url)
 	fmt.Fprintf(w, "  mch_id:           %s\n", c.MchID)
 	fmt.Fprintf(w, "  appid:            %s\n", c.AppID)
 	fmt.Fprintf(w, "  api key (v2):     %s\n", c.APIKey)
 	fmt.Fprintf(w, "  sandbox key:      %s\n", c.SandboxKey)
 	fmt.Fprintf(w, "  apiv3 key:        %s\n", c.APIv3Key)
 	fmt.Fprintf(w, "  merchant serial:  %s\n", c.MerchantSerial)
-	fmt.Fprintf(w, "  platform key id:  %s\n", c.PlatformKeyID)
+	if c.PlatformCertificates {
+		fmt.Fprintf(w, "  platform cert serial: %s  (download: GET /v3/certificates; rotate: POST /sim/rotate-certificate)\n", c.PlatformCertificateSerial)
+	} else {
+		fmt.Fprintf(w, "  platform key id:  %s\n", c.PlatformKeyID)
+	}
+	if c.AppSecret != "" {
+		fmt.Fprintf(w, "  app secret:       %s  (test value)\n", c.AppSecret)
+	}
 	fmt.Fprintf(w, "WeChat Pay public key (verifies answers and notifications):\n%s", c.PlatformPublicKeyPEM)
 	if c.MerchantPrivateKeyPEM != "" {
 		fmt.Fprintf(w, "Merchant test private key (signs v3 requests):\n%s", c.MerchantPrivateKeyPEM)
 	}
 	fmt.Fprintln(w, strings.Repeat("=", 60))
+}
+
+// sandboxKeyFlags are the flags that make `tollgate sandbox` an external
+// WeChat Pay with the operator's keys instead of its built-in test keys.
+type sandboxKeyFlags struct {
+	merchantPublicKey *string
+	merchantSerial    *string
+	platformKey       *string
+	platformKeyID     *string
+	platformCerts     *bool
+	appSecretFile     *string
+	notifyCA          *string
+}
+
+func addSandboxKeyFlags(fs *flag.FlagSet) sandboxKeyFlags {
+	return sandboxKeyFlags{
+		merchantPublicKey: fs.String("merchant-public-key", "", "PEM FILE verifying the merchant's v3 request signatures: a PUBLIC KEY, or the CERTIFICATE apiclient_cert.pem (its serial is then the merchant serial); default the built-in test key"),
+		merchantSerial:    fs.String("merchant-serial", "", "HEX serial_no the merchant's requests must name (needed with a PUBLIC KEY; default "+wxpaysim.DefaultMerchantSerial+" for the test key)"),
+		platformKey:       fs.String("wechatpay-private-key", "", "PEM FILE of the private key WeChat Pay signs answers and notifications with; default the built-in test key"),
+		platformKeyID:     fs.String("wechatpay-public-key-id", "", "PUB_KEY_ID_… sent as Wechatpay-Serial in public key mode (default "+wxpaysim.DefaultPlatformKeyID+")"),
+		platformCerts:     fs.Bool("platform-certificates", false, "platform certificate mode: a self-signed certificate for the WeChat Pay key, served encrypted by GET /v3/certificates, rotated by POST /sim/rotate-certificate"),
+		appSecretFile:     fs.String("app-secret-file", "", "FILE holding the AppSecret the OAuth code exchange requires (default the test value "+wxpaysim.DefaultAppSecret+")"),
+		notifyCA:          fs.String("notify-ca", "", "PEM FILE of CA certificates trusted for https notify URLs (default the system's)"),
+	}
+}
+
+// operator reports whether any of the operator's key files is given.
+func (f sandboxKeyFlags) operator() bool {
+	return *f.merchantPublicKey != "" || *f.platformKey != "" || *f.appSecretFile != ""
+}
+
+// apply reads the key files and sets sim's keys. Every problem is named
+// with its flag, all at once; no file content appears in an error.
+func (f sandboxKeyFlags) apply(sim *wxpaysim.Server) error {
+	var errs []error
+	fail := func(flag string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: "+format, append([]any{flag}, args...)...))
+	}
+	serial := strings.TrimSpace(*f.merchantSerial)
+	if serial != "" {
+		if _, err := hex.DecodeString(serial); err != nil || len(serial) > 64 {
+			fail("merchant-serial", "%.64q is not a certificate serial in hex", serial)
+		}
+	}
+	if *f.merchantPublicKey != "" {
+		pub, certSerial, err := sandboxMerchantKey(*f.merchantPublicKey)
+		switch {
+		case err != nil:
+			fail("merchant-public-key", "%v", err)
+		case certSerial != "" && serial != "" && !strings.EqualFold(serial, certSerial):
+			fail("merchant-serial", "%s is not the serial of the certificate in --merchant-public-key (%s)", serial, certSerial)
+		case certSerial == "" && serial == "":
+			fail("merchant-serial", "is required with a PUBLIC KEY in --merchant-public-key (the serial of the merchant API certificate)")
+		default:
+			sim.MerchantPublicKey = pub
+			if serial == "" {
+				serial = certSerial
+			}
+		}
+	}
+	sim.MerchantSerial = serial
+
+	if *f.platformKey != "" {
+		key, err := sandboxPrivateKey(*f.platformKey)
+		if err != nil {
+			fail("wechatpay-private-key", "%v", err)
+		}
+		sim.PlatformKey = key
+	}
+	if id := *f.platformKeyID; id != "" {
+		switch {
+		case *f.platformCerts:
+			fail("wechatpay-public-key-id", "names a WeChat Pay public key, but --platform-certificates signs with a certificate: give one or the other")
+		case !strings.HasPrefix(id, wxpay.V3PublicKeyIDPrefix) || len(id) > 64:
+			fail("wechatpay-public-key-id", "%.64q does not look like %s… (the id shown with the public key in the merchant platform)", id, wxpay.V3PublicKeyIDPrefix)
+		}
+		sim.PlatformKeyID = id
+	}
+	sim.PlatformCertificates = *f.platformCerts
+
+	if p := *f.appSecretFile; p != "" {
+		b, err := os.ReadFile(p)
+		secret := strings.TrimSpace(string(b))
+		switch {
+		case err != nil:
+			fail("app-secret-file", "%v", err)
+		case secret == "":
+			fail("app-secret-file", "%s is empty", p)
+		case strings.ContainsAny(secret, " \t\r\n"):
+			fail("app-secret-file", "%s holds more than one word; it must hold only the AppSecret", p)
+		}
+		sim.AppSecret = secret
+	}
+	if p := *f.notifyCA; p != "" {
+		b, err := os.ReadFile(p)
+		pool := x509.NewCertPool()
+		switch {
+		case err != nil:
+			fail("notify-ca", "%v", err)
+		case !pool.AppendCertsFromPEM(b):
+			fail("notify-ca", "%s holds no PEM CERTIFICATE", p)
+		}
+		sim.NotifyRootCAs = pool
+	}
+	return errors.Join(errs...)
+}
+
+// sandboxMerchantKey reads a PEM public key or certificate. For a
+// certificate it also returns its serial (upper-case hex), which is the
+// merchant serial WeChat Pay knows it by.
+func sandboxMerchantKey(path string) (*rsa.PublicKey, string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, "", fmt.Errorf("%s holds no PEM block (want a PUBLIC KEY or a CERTIFICATE)", path)
+	}
+	var key any
+	serial := ""
+	switch block.Type {
+	case "PUBLIC KEY":
+		key, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		key, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	case "CERTIFICATE":
+		var cert *x509.Certificate
+		if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
+			key, serial = cert.PublicKey, wxpay.V3CertificateSerial(cert)
+		}
+	default:
+		if strings.Contains(block.Type, "PRIVATE KEY") {
+			return nil, "", fmt.Errorf("%s holds a private key; give the merchant's public key or certificate (apiclient_cert.pem), the emulator never needs the merchant's private key", path)
+		}
+		return nil, "", fmt.Errorf("%s holds a %.40s, want a PUBLIC KEY or a CERTIFICATE", path, block.Type)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: the %s block is malformed", path, block.Type)
+	}
+	pub, err := sandboxRSA(key)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %v", path, err)
+	}
+	return pub, serial, nil
+}
+
+// sandboxPrivateKey reads a PEM RSA private key (PKCS#8 "PRIVATE KEY" or
+// PKCS#1 "RSA PRIVATE KEY").
+func sandboxPrivateKey(path string) (*rsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	var key any
+	switch {
+	case block == nil:
+		return nil, fmt.Errorf("%s holds no PEM block (want a PRIVATE KEY)", path)
+	case block.Type == "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case block.Type == "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("%s holds a %.40s, not a private key", path, block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: the %s block is malformed", path, block.Type)
+	}
+	priv, ok := key.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: the key is %T, WeChat Pay keys are RSA", path, key)
+	}
+	if _, err := sandboxRSA(&priv.PublicKey); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return priv, nil
+}
+
+// sandboxRSA refuses anything but an RSA key of WeChat Pay's 2048 bits or more.
+func sandboxRSA(key any) (*rsa.PublicKey, error) {
+	pub, ok := key.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("the key is %T, WeChat Pay keys are RSA", key)
+	}
+	if n := pub.N.BitLen(); n < 2048 {
+		return nil, fmt.Errorf("the RSA key has %d bits; WeChat Pay keys have at least 2048", n)
+	}
+	return pub, nil
 }

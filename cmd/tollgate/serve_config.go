@@ -63,6 +63,10 @@ type ServeConfig struct {
 	ModelBodyTimeout   time.Duration
 	IdleTimeout        time.Duration
 	StreamWriteTimeout time.Duration
+	// TrustedProxyHeader names the header the reverse proxy in front puts
+	// the client's address in (httpapi.Server.TrustedProxyHeader); "": the
+	// connection's peer.
+	TrustedProxyHeader string
 }
 
 // DefaultServeConfig is serve's configuration when nothing is set: one
@@ -110,6 +114,8 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs.DurationVar(&c.ModelBodyTimeout, "model-body-timeout", c.ModelBodyTimeout, "time a client may take to send a model request's body (up to 8 MiB)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "time an idle keep-alive connection is kept open")
 	fs.DurationVar(&c.StreamWriteTimeout, "stream-write-timeout", c.StreamWriteTimeout, "time a stream waits for its client to read before it is cut off (and settled)")
+	fs.StringVar(&c.TrustedProxyHeader, "trusted-proxy-header", c.TrustedProxyHeader,
+		"header the reverse proxy in front sets to the client's IP (X-Forwarded-For: its right-most entry; X-Real-IP etc.: the whole value); empty: the connection's peer. Set it only behind such a proxy: clients can send any header")
 	fs.String("config", "", "JSON file of settings keyed by flag name (see tollgate.example.json); env and flags override it")
 	return fs
 }
@@ -240,6 +246,8 @@ func (c ServeConfig) validateSettings() error {
 		return fmt.Errorf("serve: --wxpay-guard-failure-rate must be from 0 to 1, got %v", c.WxpayGuardFailureRate)
 	case min(c.ReadHeaderTimeout, c.BodyTimeout, c.NotifyBodyTimeout, c.ModelBodyTimeout, c.IdleTimeout, c.StreamWriteTimeout) <= 0:
 		return errors.New("serve: --read-header-timeout, --body-timeout, --notify-body-timeout, --model-body-timeout, --idle-timeout and --stream-write-timeout must be positive")
+	case c.TrustedProxyHeader != "" && !httpapi.ValidHeaderName(c.TrustedProxyHeader):
+		return fmt.Errorf("serve: --trusted-proxy-header must be a header name such as X-Forwarded-For or X-Real-IP, not %q", c.TrustedProxyHeader)
 	case c.RateLimit < 0:
 		return fmt.Errorf("serve: --rate-limit must not be negative, got %d", c.RateLimit)
 	case c.MaxRequestDuration < 0:

@@ -30,6 +30,7 @@ func RunPayments(t *testing.T, open OpenPaymentFunc) {
 		fn   func(t *testing.T, ctx context.Context, s PaymentStore)
 	}{
 		{"OrderRoundTrip", testOrderRoundTrip},
+		{"OrderMethods", testOrderMethods},
 		{"IdempotencyKey", testIdempotencyKey},
 		{"IdempotencyKeyConcurrent", testIdempotencyKeyConcurrent},
 		{"OrderTransitions", testOrderTransitions},
@@ -51,10 +52,12 @@ func RunPayments(t *testing.T, open OpenPaymentFunc) {
 // T0 is the payment suite's reference time (microsecond precision, as stored).
 var T0 = time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
 
-// SampleOrder returns a pending order with every field set.
+// SampleOrder returns a pending native order with every field of its
+// method set.
 func SampleOrder(no string, account tollgate.AccountID, created time.Time) payment.Order {
 	return payment.Order{OutTradeNo: no, Account: account, Fen: 5000, Credits: 1_000_000, PackageID: "p50",
-		APIVersion: payment.APIv2, SignType: "HMAC-SHA256", Status: payment.StatusNotPay, CodeURL: "weixin://wxpay/bizpayurl?pr=" + no,
+		APIVersion: payment.APIv2, SignType: "HMAC-SHA256", Status: payment.StatusNotPay,
+		Method: payment.MethodNative, CodeURL: "weixin://wxpay/bizpayurl?pr=" + no,
 		DeviceFingerprint: "fp0123456789abcdef", ClientIP: "203.0.113.7", TokenHash: "hash-" + no,
 		TokenExpiresAt: created.Add(5 * time.Minute), GrantCap: 20000, ExpiresAt: created.Add(30 * time.Minute),
 		CreatedAt: created, UpdatedAt: created, NextPollAt: created.Add(5 * time.Second)}
@@ -84,6 +87,69 @@ func testOrderRoundTrip(t *testing.T, ctx context.Context, s PaymentStore) {
 	WantCode(t, err, tollgate.ENOTFOUND)
 	_, _, err = s.CreateOrder(ctx, o, nil)
 	WantCode(t, err, tollgate.ECONFLICT)
+}
+
+// testOrderMethods: an h5 and a jsapi order keep their method, the payer's
+// openid and what WeChat Pay gave (h5_url, prepay_id) through every read:
+// Order, OrderByTokenHash, ListOrders, LeaseDueOrders, and UpdateOrder,
+// which also records them once the order is placed.
+func testOrderMethods(t *testing.T, ctx context.Context, s PaymentStore) {
+	h5 := SampleOrder("tg20261127MH000001", "alice", T0)
+	h5.APIVersion, h5.SignType, h5.Method, h5.CodeURL, h5.TokenHash = payment.APIv3, "", payment.MethodH5, "", "th5"
+	js := SampleOrder("tg20261127MJ000001", "alice", T0.Add(time.Second))
+	js.APIVersion, js.SignType, js.Method, js.CodeURL, js.TokenHash = payment.APIv3, "", payment.MethodJSAPI, "", "tjs"
+	js.OpenID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+	for _, o := range []payment.Order{h5, js} {
+		mustCreate(t, ctx, s, o, nil)
+		if got, err := s.Order(ctx, o.OutTradeNo); err != nil || got != o || got.Placed() {
+			t.Fatalf("before placing: Order = %+v, %v\nwant %+v", got, err, o)
+		}
+	}
+	var err error
+	h5.H5URL = "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx2016&package=1037687096"
+	js.PrepayID = "wx201410272009395522657a690389285100"
+	for _, o := range []payment.Order{h5, js} {
+		got, err := s.UpdateOrder(ctx, o.OutTradeNo, func(x *payment.Order) error {
+			x.H5URL, x.PrepayID = o.H5URL, o.PrepayID
+			return nil
+		})
+		if err != nil || got != o || !got.Placed() {
+			t.Fatalf("UpdateOrder = %+v, %v\nwant %+v", got, err, o)
+		}
+		if got, err := s.Order(ctx, o.OutTradeNo); err != nil || got != o {
+			t.Fatalf("Order = %+v, %v\nwant %+v", got, err, o)
+		}
+		if got, err := s.OrderByTokenHash(ctx, o.TokenHash); err != nil || got != o {
+			t.Fatalf("OrderByTokenHash = %+v, %v\nwant %+v", got, err, o)
+		}
+	}
+	listed, err := s.ListOrders(ctx, "alice", 10)
+	if err != nil || len(listed) != 2 || listed[0] != js || listed[1] != h5 {
+		t.Fatalf("ListOrders = %+v, %v", listed, err)
+	}
+	now := T0.Add(time.Minute)
+	leased, err := s.LeaseDueOrders(ctx, "a", now, now.Add(time.Minute), 10)
+	if err != nil || len(leased) != 2 {
+		t.Fatalf("LeaseDueOrders = %+v, %v", leased, err)
+	}
+	for _, o := range leased {
+		want := h5
+		if o.OutTradeNo == js.OutTradeNo {
+			want = js
+		}
+		want.LeaseOwner, want.LeaseUntil = "a", now.Add(time.Minute)
+		if o != want {
+			t.Fatalf("leased %+v\nwant %+v", o, want)
+		}
+	}
+	// A method the store does not know is refused, and nothing is written.
+	bad := SampleOrder("tg20261127MB000001", "alice", T0)
+	bad.Method, bad.TokenHash = "alipay", "tbad"
+	if _, _, err := s.CreateOrder(ctx, bad, nil); err == nil {
+		t.Fatal("CreateOrder stored method alipay")
+	}
+	_, err = s.Order(ctx, bad.OutTradeNo)
+	WantCode(t, err, tollgate.ENOTFOUND)
 }
 
 func testIdempotencyKey(t *testing.T, ctx context.Context, s PaymentStore) {

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"tollgate"
@@ -117,7 +119,7 @@ func (s *Server) rotate(retire bool) (string, []string, error) {
 	s.mu.Lock()
 	s.certs = append(s.certs, c)
 	if retire {
-		s.certs = s.certs[len(s.certs)-1:]
+		s.retireLocked()
 	}
 	serials := s.serialsLocked()
 	s.mu.Unlock()
@@ -134,8 +136,59 @@ func (s *Server) RetireCertificates() []string {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.certs = s.certs[len(s.certs)-1:]
+	s.retireLocked()
 	return s.serialsLocked()
+}
+
+// retireLocked moves every certificate but the newest to s.retired, where
+// only NotifySignedBy still uses them.
+func (s *Server) retireLocked() {
+	n := len(s.certs) - 1
+	s.retired = append(s.retired, s.certs[:n]...)
+	s.certs = slices.Clone(s.certs[n:])
+}
+
+// NotifySignedBy sends, now and once (no retries, no faults), the payment
+// notification of the paid v3 order outTradeNo signed by the platform
+// certificate serial, listed or retired: what a receiver sees when WeChat
+// Pay's notification is signed by a key it has rotated out (a receiver
+// that dropped the certificate must refuse it). It returns the delivery,
+// also recorded in Notifications. Errors: ErrPublicKeyMode; ErrNotFound
+// (no such order or certificate); ErrWrongState (not a paid v3 order).
+func (s *Server) NotifySignedBy(outTradeNo, serial string) (Delivery, error) {
+	s.init()
+	if !s.PlatformCertificates {
+		return Delivery{}, ErrPublicKeyMode
+	}
+	s.mu.Lock()
+	var signer *platformCert
+	for _, c := range slices.Concat(s.certs, s.retired) {
+		if strings.EqualFold(c.serial, serial) {
+			signer = &c
+		}
+	}
+	o := s.orders[outTradeNo]
+	switch {
+	case signer == nil:
+		s.mu.Unlock()
+		return Delivery{}, fmt.Errorf("notify signed by certificate %.64q: %w", serial, ErrNotFound)
+	case o == nil:
+		s.mu.Unlock()
+		return Delivery{}, fmt.Errorf("notify %q: %w", outTradeNo, ErrNotFound)
+	case o.APIVersion != 3 || (o.State != StateSuccess && o.State != StateRefund):
+		s.mu.Unlock()
+		return Delivery{}, fmt.Errorf("notify %q, a v%d order in state %s: %w", outTradeNo, o.APIVersion, o.State, ErrWrongState)
+	}
+	v := s.viewLocked(o)
+	v.State = StateSuccess
+	n := s.paymentNotificationLocked(v)
+	n.signer = signer
+	s.notifySeq++
+	s.mu.Unlock()
+	d := Delivery{NotificationID: n.id, Kind: n.kind, APIVersion: n.version, OutTradeNo: n.outTradeNo,
+		URL: n.url, Attempt: 1, SignedBy: signer.serial}
+	d, _ = s.post(n, n.body, d)
+	return d, nil
 }
 
 // CertificateSerials returns the serials of the listed platform
@@ -217,6 +270,14 @@ func (s *Server) certRoutes(m *http.ServeMux) {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"serial": serial, "serials": serials})
+	})
+	m.HandleFunc("POST /sim/orders/{no}/notify-signed-by", func(w http.ResponseWriter, r *http.Request) {
+		d, err := s.NotifySignedBy(r.PathValue("no"), r.URL.Query().Get("serial"))
+		if errors.Is(err, ErrPublicKeyMode) {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			return
+		}
+		s.simAnswer(w, d, err)
 	})
 }
 

@@ -289,3 +289,53 @@ func TestNotifyRootCAs(t *testing.T) {
 		})
 	}
 }
+
+// TestNotifySignedByARetiredCertificate: after a rotation that retired the
+// first certificate, a notification can still be signed with it, as a
+// receiver must refuse.
+func TestNotifySignedByARetiredCertificate(t *testing.T) {
+	e := mustEnv(t, func(s *wxpaysim.Server) { s.PlatformCertificates = true })
+	old := e.mustListCertificates()[0]
+	if st, b := e.v3("POST", "/v3/pay/transactions/native", e.v3OrderBody("T3-OLD-0001", 100)); st != 200 {
+		t.Fatalf("order: %d %s", st, b)
+	}
+	if st, b := e.v3("POST", "/v3/pay/transactions/native", e.v3OrderBody("T3-OLD-UNPAID", 100)); st != 200 {
+		t.Fatalf("order: %d %s", st, b)
+	}
+	e.simPost("/sim/orders/T3-OLD-0001/pay")
+	e.rcv.next(t)
+	if st, newest, _ := e.rotate("?retire=1"); st != 200 || newest == old.serial {
+		t.Fatalf("rotate: %d", st)
+	}
+	before := digest(t, e.sim)
+	if st := e.simPost("/sim/orders/T3-OLD-0001/notify-signed-by?serial=" + old.serial); st != 200 {
+		t.Fatalf("notify-signed-by: %d", st)
+	}
+	got := e.rcv.next(t)
+	if got.Header.Get("Wechatpay-Serial") != old.serial || verifyWechatpay(old.cert.PublicKey.(*rsa.PublicKey), got.Header, got.Body) != nil {
+		t.Fatalf("notification not signed by the retired certificate %s: %v", old.serial, got.Header)
+	}
+	if _, tx := decryptResource(t, e.cfg.APIv3Key, got.Body); tx["out_trade_no"] != "T3-OLD-0001" || tx["trade_state"] != "SUCCESS" {
+		t.Fatalf("notification %v", tx)
+	}
+	if d := e.sim.Notifications(); d[len(d)-1].SignedBy != old.serial {
+		t.Fatalf("delivery %+v", d[len(d)-1])
+	}
+	for path, want := range map[string]int{
+		"/sim/orders/T3-OLD-0001/notify-signed-by?serial=00":              404,
+		"/sim/orders/T3-OLD-NONE/notify-signed-by?serial=" + old.serial:   404,
+		"/sim/orders/T3-OLD-UNPAID/notify-signed-by?serial=" + old.serial: 409,
+	} {
+		if st := e.simPost(path); st != want {
+			t.Errorf("%s: %d, want %d", path, st, want)
+		}
+	}
+	if digest(t, e.sim) != before {
+		t.Fatal("NotifySignedBy changed the emulator's state")
+	}
+
+	pk := mustEnv(t, nil)
+	if st := pk.simPost("/sim/orders/T3-OLD-0001/notify-signed-by?serial=" + old.serial); st != 409 {
+		t.Fatalf("in public key mode: %d, want 409", st)
+	}
+}

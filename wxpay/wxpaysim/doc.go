@@ -82,7 +82,10 @@
 // the next morning (any day up to today is served at once). Re-entry with
 // identical parameters of a paid order answers ORDERPAID, of a closed one
 // ORDERCLOSED; v3 uses the v2 spelling ORDERPAID (WeChat's v3 code for it
-// is undocumented).
+// is undocumented). For H5 and JSAPI: the 5-minute life of an h5_url, the
+// Referer check against the merchant's H5 domain, the payment sheet's
+// check that the payer is the order's openid (the sheet has no user), the
+// cancel answer of the sheet, and /sns/userinfo.
 //
 // # Notifications
 //
@@ -125,6 +128,8 @@
 //	GET  /sim/lies                              every lie told (LieTold)
 //	POST /sim/rotate-certificate[?retire=1]     certificate mode: a new platform key and certificate signs;
 //	                                            {"serial": new, "serials": listed}; 409 in public key mode
+//	POST /sim/orders/{out_trade_no}/notify-signed-by?serial=S  the paid v3 order's notification, once, signed
+//	                                            by certificate S even if retired (a rotated-out key)
 //	GET  /sim/h5/pay?prepay_id=&redirect_url=   an H5 order's payment page (h5_url): amount and a Pay button
 //	POST /sim/h5/pay                            the Pay button: pays, then 302 to redirect_url (409 if not payable)
 //	POST /sim/jsapi/pay                         the JSAPI payment sheet: getBrandWCPayRequest params (appId,
@@ -139,7 +144,8 @@
 // probes, lies) draw from one math/rand source seeded by Faults.Seed, so a
 // seed replays. The same operations are methods for in-process use: Pay,
 // Fail, PayLate, UserPaying, Order, Orders, CompleteRefund, Notifications,
-// SetFaults, Advance, Config, LieAbout, NotifyLie, LiesTold.
+// SetFaults, Advance, Config, LieAbout, NotifyLie, LiesTold,
+// RotateCertificate, RetireCertificates, CertificateSerials, NotifySignedBy.
 //
 // # A lying WeChat Pay
 //

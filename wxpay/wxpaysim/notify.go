@@ -69,6 +69,8 @@ type Delivery struct {
 	Duplicate   bool      `json:"duplicate,omitempty"`
 	// Lie is the kind of lie (Lie*) the body told, or empty for the truth.
 	Lie string `json:"lie,omitempty"`
+	// SignedBy is the certificate NotifySignedBy signed with.
+	SignedBy string `json:"signed_by,omitempty"`
 }
 
 // notification is one logical notification being delivered.
@@ -88,8 +90,10 @@ type notification struct {
 	// for a payment, refund and refundBody for a refund.
 	order       Order
 	paymentBody func(Order) []byte
-	refund      Refund
-	refundBody  func(Refund) []byte
+	// signer, when set, signs instead of the current key (NotifySignedBy).
+	signer     *platformCert
+	refund     Refund
+	refundBody func(Refund) []byte
 }
 
 // lieWhere is where a lie in notification n is told.
@@ -354,6 +358,9 @@ func (s *Server) notifyHeaders(n *notification, body []byte, probe string) http.
 	ts := strconv.FormatInt(s.wallNow().Unix(), 10)
 	nonce := randAlnum(32)
 	key, serial := s.signer()
+	if n.signer != nil {
+		key, serial = n.signer.key, n.signer.serial
+	}
 	sig := probe
 	if sig == "" {
 		var err error

@@ -141,7 +141,7 @@ type Server struct {
 	initOnce     sync.Once
 	mux          *http.ServeMux
 	merchKey     *rsa.PublicKey
-	platKey      *rsa.PrivateKey // the first signing key; certs[0]'s in certificate mode
+	platKey      *rsa.PrivateKey // PlatformKey or the test key; the first certificate's key in certificate mode
 	notifyClient *http.Client
 	ctx          context.Context
 	cancel       context.CancelFunc
@@ -165,10 +165,11 @@ type Server struct {
 	targets    map[string]string // out_trade_no -> the lie LieAbout tells about it
 	oauthCodes map[string]*oauthCode
 	// certs are the listed platform certificates, oldest first; the last
-	// signs. Empty in public key mode.
-	certs  []platformCert
-	lies   []LieTold
-	closed bool
+	// signs. Empty in public key mode. retired are those no longer listed.
+	certs   []platformCert
+	retired []platformCert
+	lies    []LieTold
+	closed  bool
 }
 
 // urlState is what the notifier knows about one notify URL.

@@ -15,7 +15,8 @@ import (
 // and ScanOrder use.
 const OrderColumns = `out_trade_no, account_id, fen, credits, package_id, api_version, sign_type, status,
 	code_url, transaction_id, device_fingerprint, client_ip, token_hash, token_expires_at, grant_cap,
-	expires_at, created_at, updated_at, next_poll_at, poll_attempts, lease_owner, lease_until, review, fee_fen`
+	expires_at, created_at, updated_at, next_poll_at, poll_attempts, lease_owner, lease_until, review, fee_fen,
+	method, openid, h5_url, prepay_id`
 
 // RefundColumns are the columns of payment_refunds, in the order RefundArgs
 // and ScanRefund use.
@@ -47,7 +48,7 @@ func OrderArgs(o *payment.Order) []any {
 		o.SignType, string(o.Status), o.CodeURL, o.TransactionID, o.DeviceFingerprint, o.ClientIP, o.TokenHash,
 		Micros(o.TokenExpiresAt), int64(o.GrantCap), Micros(o.ExpiresAt), Micros(o.CreatedAt),
 		Micros(o.UpdatedAt), Micros(o.NextPollAt), int64(o.PollAttempts), o.LeaseOwner, Micros(o.LeaseUntil),
-		o.Review, int64(o.FeeFen)}
+		o.Review, int64(o.FeeFen), o.Method, o.OpenID, o.H5URL, o.PrepayID}
 }
 
 // ScanOrder reads a row of OrderColumns.
@@ -57,7 +58,8 @@ func ScanOrder(r Scanner) (payment.Order, error) {
 	var fen, credits, grantCap, fee, tokExp, exp, created, updated, next, lease, attempts int64
 	err := r.Scan(&o.OutTradeNo, &account, &fen, &credits, &o.PackageID, &o.APIVersion, &o.SignType, &status,
 		&o.CodeURL, &o.TransactionID, &o.DeviceFingerprint, &o.ClientIP, &o.TokenHash, &tokExp, &grantCap,
-		&exp, &created, &updated, &next, &attempts, &o.LeaseOwner, &lease, &o.Review, &fee)
+		&exp, &created, &updated, &next, &attempts, &o.LeaseOwner, &lease, &o.Review, &fee,
+		&o.Method, &o.OpenID, &o.H5URL, &o.PrepayID)
 	if err != nil {
 		return o, err
 	}
