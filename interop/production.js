@@ -3,22 +3,30 @@
 // wechatpay-axios-plugin configured from the same files (the merchant's
 // apiclient_key.pem and serial, the APIv3 key, WeChat Pay's pub_key.pem and
 // PUB_KEY_ID_, or platform certificates downloaded from /v3/certificates) and
-// never the emulator's built-in test keys. It places a JSAPI order and an H5
-// order, and pays them as a payer would (the JSAPI payment sheet, the H5
-// page). The JSAPI paySign comes from tollgate's code (TOLLGATE_URL): the
-// plugin's own RSA verification must accept it and refuse it once tampered
-// with. Notifications arrive over https and are verified and decrypted with
-// the plugin's primitives. In platform certificate mode the certificate
-// rotates between the two orders: the plugin must refuse the new serial
-// until it downloads the certificates again.
+// never the emulator's built-in test keys.
 //
-// Environment: WXPAYSIM_URL, TOLLGATE_URL (GET /jsapi-params?prepay_id=),
-// MCH_ID, APPID, MERCHANT_KEY_FILE, MERCHANT_CERT_FILE, MERCHANT_SERIAL,
-// APIV3_KEY_FILE, TLS_CERT_FILE and TLS_KEY_FILE (the https notify
-// receiver's, from a CA the emulator trusts), and WECHATPAY_PUBLIC_KEY_FILE
-// with WECHATPAY_PUBLIC_KEY_ID for public key mode (without them: platform
-// certificate mode). Exit status 0 and a last line "INTEROP OK" mean every
-// check passed.
+// Without TOLLGATE_ORDERS it places a JSAPI order and an H5 order itself
+// and pays them as a payer would (the JSAPI payment sheet, the H5 page). The
+// JSAPI paySign comes from tollgate's code (TOLLGATE_URL): the plugin's own
+// RSA verification must accept it and refuse it once tampered with.
+// Notifications arrive over https and are verified and decrypted with the
+// plugin's primitives. In platform certificate mode the certificate rotates
+// between the two orders: the plugin must refuse the new serial until it
+// downloads the certificates again.
+//
+// With TOLLGATE_ORDERS (JSON: {"openid", "jsapi": <answer>, "h5": <answer>},
+// the answers of a `tollgate serve --mode production` to POST
+// /v1/payments/orders) it checks and pays those orders the same way;
+// tollgate receives their notifications.
+//
+// Environment: WXPAYSIM_URL, MCH_ID, APPID, MERCHANT_KEY_FILE,
+// MERCHANT_CERT_FILE, MERCHANT_SERIAL, APIV3_KEY_FILE, and
+// WECHATPAY_PUBLIC_KEY_FILE with WECHATPAY_PUBLIC_KEY_ID for public key mode
+// (without them: platform certificate mode); without TOLLGATE_ORDERS also
+// TOLLGATE_URL (GET /jsapi-params?prepay_id=), TLS_CERT_FILE and
+// TLS_KEY_FILE (the https notify receiver's, from a CA the emulator
+// trusts). Exit status 0 and a last line "INTEROP OK" mean every check
+// passed.
 'use strict';
 
 const https = require('node:https');
@@ -34,7 +42,6 @@ function env(name) {
 }
 
 const base = env('WXPAYSIM_URL').replace(/\/$/, '');
-const tollgate = env('TOLLGATE_URL').replace(/\/$/, '');
 const mchid = env('MCH_ID');
 const appid = env('APPID');
 const merchantKey = readFileSync(env('MERCHANT_KEY_FILE'));
@@ -149,27 +156,14 @@ async function postJSON(path, body) {
   return { status: res.status, body: await res.json() };
 }
 
-const query = (wxpay, no) => wxpay.v3.pay.transactions.outTradeNo.$out_trade_no$.get({ params: { mchid }, out_trade_no: no });
+const query = (client, no) => client.v3.pay.transactions.outTradeNo.$out_trade_no$.get({ params: { mchid }, out_trade_no: no });
 
-async function jsapi(wxpay, rcv) {
-  const no = `IOPJ${run}`;
-  const { data: { prepay_id: prepayID } } = await wxpay.v3.pay.transactions.jsapi.post({
-    appid, mchid, description: 'interop JSAPI', out_trade_no: no, notify_url: rcv.url,
-    amount: { total: 2600, currency: 'CNY' }, payer: { openid },
-  });
-  assert.match(prepayID, /^[0-9A-Za-z_-]{1,64}$/);
-  await assert.rejects(
-    wxpay.v3.pay.transactions.jsapi.post({
-      appid, mchid, description: 'no openid', out_trade_no: `${no}X`, notify_url: rcv.url, amount: { total: 1, currency: 'CNY' },
-    }),
-    (err) => err.response && err.response.status === 400 && err.response.data.code === 'PARAM_ERROR',
-  );
-  log('v3 JSAPI order placed, its answer verified; without payer.openid: PARAM_ERROR');
-
-  // tollgate's payment sheet parameters for this prepay_id.
-  const res = await fetch(`${tollgate}/jsapi-params?prepay_id=${encodeURIComponent(prepayID)}`);
-  assert.equal(res.status, 200, `tollgate jsapi params: ${res.status}`);
-  const params = await res.json();
+// checkSheet checks tollgate's payment sheet parameters for prepayID with
+// the plugin's own RSA primitives: the paySign verifies with the merchant
+// certificate and equals the plugin's signature of the same message, and
+// every tampered copy is refused by Rsa.verify and by the emulator's sheet,
+// which pays nothing.
+async function checkSheet(params, prepayID, no) {
   assert.deepEqual(Object.keys(params).sort(), ['appId', 'nonceStr', 'package', 'paySign', 'signType', 'timeStamp']);
   assert.equal(params.appId, appid);
   assert.equal(params.package, `prepay_id=${prepayID}`);
@@ -195,12 +189,61 @@ async function jsapi(wxpay, rcv) {
     assert.equal(sheet.status, 400, `payment sheet with ${what}: ${JSON.stringify(sheet.body)}`);
     assert.equal(sheet.body.err_msg, 'get_brand_wcpay_request:fail');
   }
-  assert.equal((await query(wxpay, no)).data.trade_state, 'NOTPAY', 'nothing paid by a tampered sheet');
+  const q = (await query(wxpay, no)).data;
+  assert.equal(q.trade_state, 'NOTPAY', 'nothing paid by a tampered sheet');
+  assert.equal(q.trade_type, 'JSAPI');
   log(`tollgate's paySign accepted by Rsa.verify and equal to the plugin's own; ${tampered.length} tamperings refused by Rsa.verify and the sheet`);
+}
 
+// paySheet is the payer confirming the sheet; a second payment is refused.
+async function paySheet(params) {
   const sheet = await postJSON('/sim/jsapi/pay', params);
   assert.equal(sheet.status, 200, JSON.stringify(sheet.body));
   assert.equal(sheet.body.err_msg, 'get_brand_wcpay_request:ok');
+  const again = await postJSON('/sim/jsapi/pay', params);
+  assert.equal(again.status, 400, 'a paid order cannot be paid again');
+}
+
+// payH5Page opens an h5_url as a phone's browser does, checks the amount
+// shown and presses Pay; the page sends the payer back to redirect_url.
+async function payH5Page(h5URL, yuan) {
+  const page = new URL(h5URL);
+  assert.equal(page.origin, new URL(base).origin);
+  const prepayID = page.searchParams.get('prepay_id');
+  assert.ok(prepayID);
+  const back = 'https://merchant.example/checkout/done';
+  const shown = await fetch(`${h5URL}&redirect_url=${encodeURIComponent(back)}`);
+  assert.equal(shown.status, 200);
+  assert.ok((await shown.text()).includes(`¥${yuan}`), `the H5 page shows ¥${yuan}`);
+  const form = new URLSearchParams({ prepay_id: prepayID, redirect_url: back });
+  const pay = await fetch(`${page.origin}${page.pathname}`, { method: 'POST', body: form, redirect: 'manual' });
+  assert.equal(pay.status, 302);
+  assert.equal(pay.headers.get('location'), back);
+}
+
+// jsapi: the plugin places a JSAPI order, tollgate's code signs its sheet
+// (TOLLGATE_URL), the payer pays, the notification reaches the plugin's
+// receiver.
+async function jsapi(rcv) {
+  const no = `IOPJ${run}`;
+  const { data: { prepay_id: prepayID } } = await wxpay.v3.pay.transactions.jsapi.post({
+    appid, mchid, description: 'interop JSAPI', out_trade_no: no, notify_url: rcv.url,
+    amount: { total: 2600, currency: 'CNY' }, payer: { openid },
+  });
+  assert.match(prepayID, /^[0-9A-Za-z_-]{1,64}$/);
+  await assert.rejects(
+    wxpay.v3.pay.transactions.jsapi.post({
+      appid, mchid, description: 'no openid', out_trade_no: `${no}X`, notify_url: rcv.url, amount: { total: 1, currency: 'CNY' },
+    }),
+    (err) => err.response && err.response.status === 400 && err.response.data.code === 'PARAM_ERROR',
+  );
+  log('v3 JSAPI order placed, its answer verified; without payer.openid: PARAM_ERROR');
+
+  const res = await fetch(`${env('TOLLGATE_URL')}/jsapi-params?prepay_id=${encodeURIComponent(prepayID)}`);
+  assert.equal(res.status, 200, `tollgate jsapi params: ${res.status}`);
+  const params = await res.json();
+  await checkSheet(params, prepayID, no);
+  await paySheet(params);
   const n = await rcv.wait(no);
   assert.equal(n.event, 'TRANSACTION.SUCCESS');
   assert.equal(n.resource.trade_type, 'JSAPI');
@@ -209,13 +252,13 @@ async function jsapi(wxpay, rcv) {
   const paid = (await query(wxpay, no)).data;
   assert.equal(paid.trade_state, 'SUCCESS');
   assert.equal(paid.transaction_id, n.resource.transaction_id);
-  const again = await postJSON('/sim/jsapi/pay', params);
-  assert.equal(again.status, 400, 'a paid order cannot be paid again');
   log(`JSAPI sheet paid, https notification (${n.serial}) verified and decrypted, query SUCCESS`);
   return no;
 }
 
-async function h5(wxpay, rcv) {
+// h5: the plugin places an H5 order, the payer pays on its page, the
+// notification reaches the plugin's receiver.
+async function h5(rcv) {
   const no = `IOPH${run}`;
   const order = (sceneInfo, outTradeNo = no) => wxpay.v3.pay.transactions.h5.post({
     appid, mchid, description: 'interop H5', out_trade_no: outTradeNo, notify_url: rcv.url,
@@ -224,20 +267,8 @@ async function h5(wxpay, rcv) {
   await assert.rejects(order({ h5_info: { type: 'Wap' } }, `${no}X`),
     (err) => err.response && err.response.status === 400 && err.response.data.code === 'PARAM_ERROR');
   const { data: { h5_url: h5URL } } = await order({ payer_client_ip: '203.0.113.7', h5_info: { type: 'Wap' } });
-  const page = new URL(h5URL);
-  assert.equal(page.origin, new URL(base).origin);
-  const prepayID = page.searchParams.get('prepay_id');
-  assert.ok(prepayID);
   log('v3 H5 order placed, its answer verified; without payer_client_ip: PARAM_ERROR');
-
-  const back = 'https://merchant.example/checkout/done';
-  const shown = await fetch(`${h5URL}&redirect_url=${encodeURIComponent(back)}`);
-  assert.equal(shown.status, 200);
-  assert.match(await shown.text(), /¥18\.00/);
-  const form = new URLSearchParams({ prepay_id: prepayID, redirect_url: back });
-  const pay = await fetch(`${page.origin}${page.pathname}`, { method: 'POST', body: form, redirect: 'manual' });
-  assert.equal(pay.status, 302);
-  assert.equal(pay.headers.get('location'), back);
+  await payH5Page(h5URL, '18.00');
   const n = await rcv.wait(no);
   assert.equal(n.event, 'TRANSACTION.SUCCESS');
   assert.equal(n.resource.trade_type, 'MWEB');
@@ -246,6 +277,34 @@ async function h5(wxpay, rcv) {
   assert.equal(paid.trade_state, 'SUCCESS');
   assert.equal(paid.transaction_id, n.resource.transaction_id);
   log(`H5 page paid and redirected back, https notification (${n.serial}) verified and decrypted, query SUCCESS`);
+}
+
+// serveOrders pays the orders a `tollgate serve --mode production` placed
+// (TOLLGATE_ORDERS: its answers to POST /v1/payments/orders): the JSAPI
+// sheet tollgate signed, checked as above, and the H5 page of its h5_url;
+// the plugin queries both at WeChat Pay. tollgate receives the
+// notifications; the Go test checks it credited them.
+async function serveOrders(orders) {
+  const j = orders.jsapi;
+  assert.equal(j.method, 'jsapi');
+  const prepayID = j.jsapi.package.replace(/^prepay_id=/, '');
+  await checkSheet(j.jsapi, prepayID, j.out_trade_no);
+  await paySheet(j.jsapi);
+  const pj = (await query(wxpay, j.out_trade_no)).data;
+  assert.equal(pj.trade_state, 'SUCCESS');
+  assert.equal(pj.trade_type, 'JSAPI');
+  assert.equal(pj.payer.openid, orders.openid);
+  assert.equal(pj.amount.total, j.amount_fen);
+  log(`tollgate's JSAPI order ${j.out_trade_no} paid through its sheet; the plugin's query: SUCCESS for ${pj.payer.openid}`);
+
+  const h = orders.h5;
+  assert.equal(h.method, 'h5');
+  await payH5Page(h.h5_url, (h.amount_fen / 100).toFixed(2));
+  const ph = (await query(wxpay, h.out_trade_no)).data;
+  assert.equal(ph.trade_state, 'SUCCESS');
+  assert.equal(ph.trade_type, 'MWEB');
+  assert.equal(ph.amount.total, h.amount_fen);
+  log(`tollgate's H5 order ${h.out_trade_no} paid on its page; the plugin's query: SUCCESS`);
 }
 
 function flipByte(b64) {
@@ -267,9 +326,14 @@ async function main() {
   } else {
     log(`public key mode: ${publicKeyID}`);
   }
+  if (process.env.TOLLGATE_ORDERS) {
+    await serveOrders(JSON.parse(process.env.TOLLGATE_ORDERS));
+    console.log('INTEROP OK');
+    return;
+  }
   const rcv = await startReceiver();
   try {
-    const jsapiNo = await jsapi(wxpay, rcv);
+    const jsapiNo = await jsapi(rcv);
     if (certMode) {
       const rotated = await postJSON('/sim/rotate-certificate');
       assert.equal(rotated.status, 200);
@@ -287,7 +351,7 @@ async function main() {
       await assert.rejects(query(stranger, jsapiNo), (err) => err.code === 'EV3_RES_HEADER_PLATFORM_SERIAL');
       log('an answer signed by a public key id the client was not given: refused');
     }
-    await h5(wxpay, rcv);
+    await h5(rcv);
   } finally {
     rcv.server.close();
   }
