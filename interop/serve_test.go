@@ -160,8 +160,8 @@ func TestWechatpayAxiosPluginPaysProductionOrders(t *testing.T) {
 	openid := "oIOPserve" + fmt.Sprint(time.Now().UnixNano()%1e9)
 	orders := map[string]any{"openid": openid}
 	for method, body := range map[string]map[string]any{
-		"jsapi": {"amount_fen": 2600, "method": "jsapi", "openid": openid, "device_fingerprint": "interop-jsapi"},
-		"h5":    {"amount_fen": 1800, "method": "h5", "device_fingerprint": "interop-h5"},
+		"jsapi": {"amount_fen": 2600, "method": "jsapi", "openid": openid, "device_fingerprint": "interop-device-jsapi"},
+		"h5":    {"amount_fen": 1800, "method": "h5", "device_fingerprint": "interop-device-h5"},
 	} {
 		var answer map[string]any
 		call(t, "POST", serveURL+"/v1/payments/orders", acct.APIKey, map[string]string{"Idempotency-Key": "interop-" + method}, body, &answer)
