@@ -3,7 +3,9 @@
 // over v2 and v3 with the emulator's test keys, mounted under a prefix as
 // tollgate serve mounts it in dev; production.js over v3 with an operator's
 // generated keys, as `tollgate sandbox` runs in the production tests,
-// checking tollgate's JSAPI paySign with the plugin's own RSA verification.
+// checking tollgate's JSAPI paySign with the plugin's own RSA verification
+// (from wxpay.V3Client.JSAPIParams, and from a real `serve --mode
+// production`'s answers, whose orders it pays).
 package interop_test
 
 import (
