@@ -30,10 +30,6 @@ func buildTollgate(t *testing.T, ctx context.Context) string {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "tollgate/cmd/tollgate").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	// TODO(issue 18): drop once serve's API v3 key flags are on main.
-	if out, _ := exec.CommandContext(ctx, bin, "serve", "-h").CombinedOutput(); !strings.Contains(string(out), "-wxpay-private-key") {
-		t.Skip("serve has no --wxpay-private-key yet (issue 18's serve flags)")
-	}
 	return bin
 }
 
