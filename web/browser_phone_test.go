@@ -113,20 +113,20 @@ func TestBrowserPhoneMethods(t *testing.T) {
 	p.do("open on the iPhone", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#packages")))
 	p.until("QR alternative offered", isVisible("packages-show-qr"))
 	p.do("choose pro", chromedp.Click(chromedp.CSS("#pkg-pro")))
-	p.until("WeChat Pay's page", `!!document.getElementById("h5-pay") && document.getElementById("h5-amount").textContent === "¥200.00"`)
-	h5No := p.eval(`document.getElementById("h5-order").textContent`)
+	p.until("WeChat Pay's page", `!!document.getElementById("wx-pay") && document.getElementById("wx-amount").textContent === "¥200.00"`)
+	h5No := p.eval(`document.getElementById("wx-order").textContent`)
 	if r, ok := p.referer(srv.URL + "/sandbox/wxpay/sim/h5/pay"); !ok || r != srv.URL+"/" {
 		// WeChat Pay checks the Referer's domain; the token stays home.
 		t.Fatalf("WeChat Pay's page got Referer %q, want the origin %s/", r, srv.URL)
 	}
-	p.do("come back without paying", chromedp.Click(chromedp.CSS("#h5-cancel")))
+	p.do("come back without paying", chromedp.Click(chromedp.CSS("#wx-cancel")))
 	p.until("still waiting", isVisible("state-h5")+` && document.getElementById("h5-title").textContent === "Checking your payment…"`+
 		` && document.getElementById("h5-status").textContent.includes("No payment received yet") && document.getElementById("h5-order-no").textContent === "`+h5No+`"`)
 	p.until("continue and QR offered", isVisible("h5-go")+" && "+isVisible("show-qr"))
 	p.shot("checkout-mobile-h5")
 	p.do("continue paying", chromedp.Click(chromedp.CSS("#h5-go")))
-	p.until("the same order on WeChat Pay's page", `!!document.getElementById("h5-pay") && document.getElementById("h5-order").textContent === "`+h5No+`"`)
-	p.do("pay", chromedp.Click(chromedp.CSS("#h5-pay")))
+	p.until("the same order on WeChat Pay's page", `!!document.getElementById("wx-pay") && document.getElementById("wx-order").textContent === "`+h5No+`"`)
+	p.do("pay", chromedp.Click(chromedp.CSS("#wx-pay")))
 	p.until("paid", isVisible("state-success")+` && document.getElementById("new-balance").textContent === "38,600,000"`)
 	p.shot("checkout-mobile-h5-success")
 	if !strings.Contains(p.eval(`location.search`), "order="+h5No) {

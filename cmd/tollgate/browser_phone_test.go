@@ -147,7 +147,9 @@ func TestBrowserPhoneCheckoutServe(t *testing.T) {
 	p.phone(uaSafariIPhone)
 	p.do("open on the iPhone", chromedp.Navigate(sess.URL), chromedp.WaitVisible(chromedp.CSS("#packages")))
 	p.do("choose "+pkg.ID, chromedp.Click(chromedp.CSS("#pkg-"+pkg.ID)))
-	p.until("WeChat Pay's H5 page", `!!document.getElementById("pay") && document.getElementById("amount").textContent === "¥`+pkg.Fen.String()+`"`)
+	// (The checkout has a #pay too: the path tells the pages apart.)
+	const onH5Page = `location.pathname === "/sandbox/wxpay/sim/h5/pay" && !!document.getElementById("pay")`
+	p.until("WeChat Pay's H5 page", onH5Page+` && document.getElementById("amount").textContent === "¥`+pkg.Fen.String()+`"`)
 	if h, ok := p.requestHeaders(m.URL + "/sandbox/wxpay/sim/h5/pay"); !ok || fmt.Sprint(h["Referer"]) != m.URL+"/" {
 		// WeChat Pay checks the Referer's domain; the link stays home.
 		t.Fatalf("WeChat Pay's H5 page got Referer %v (sent %v), want the origin", h["Referer"], ok)
@@ -163,7 +165,7 @@ func TestBrowserPhoneCheckoutServe(t *testing.T) {
 	}
 	p.shotTo("serve-mobile-h5-back", "checkout-mobile-h5.png")
 	p.do("continue paying", chromedp.Click(chromedp.CSS("#h5-go")))
-	p.until("WeChat Pay's page again", `!!document.getElementById("pay")`)
+	p.until("WeChat Pay's page again", onH5Page+` && document.body.textContent.includes("`+h5No+`")`)
 	p.do("pay", chromedp.Click(chromedp.CSS("#pay")))
 	p.until("paid", browserVisible("state-success")+` && document.getElementById("new-balance").textContent !== ""`)
 	want := 2 * int64(pkg.Credits)

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -270,12 +272,18 @@ func (d *deployment) payEveryMethod() {
 	waitCredited(jsapi)
 	d.front.pin(-1)
 
+	// The checkout opened inside WeChat: WeChat's OAuth (--wechat-oauth-url,
+	// the code exchanged at --wechat-api-url with the AppSecret file) gives
+	// the page the payer's openid, and its JSAPI sheet pays.
+	checkout := d.payInsideWeChat(api(1), acct.APIKey)
+	waitCredited(checkout)
+
 	// Each order paid, credited once, through every instance.
 	for i := range d.api {
 		if b := mustBalance(api(i), acct.APIKey); b.Credits != credited || b.Debt != 0 {
 			t.Errorf("instance %d: balance %+v, want exactly %d credits", i, b, credited)
 		}
-		for _, o := range []prodOrder{native, h5, jsapi} {
+		for _, o := range []prodOrder{native, h5, jsapi, checkout} {
 			var got struct{ Status, Method string }
 			api(i).must(http.StatusOK, "GET", "/v1/payments/orders/"+o.OutTradeNo, acct.APIKey, "", &got)
 			if got.Status != "SUCCESS" || got.Method != o.Method {
@@ -324,7 +332,7 @@ func (d *deployment) payEveryMethod() {
 
 	// Every notification WeChat Pay sent was acknowledged at the first
 	// attempt, the rotation included; only the rotated-out ones failed.
-	for _, o := range []prodOrder{native, h5, jsapi} {
+	for _, o := range []prodOrder{native, h5, jsapi, checkout} {
 		acked := 0
 		for _, dl := range d.deliveries(o.OutTradeNo) {
 			switch {
@@ -359,6 +367,80 @@ func (d *deployment) payEveryMethod() {
 	if after := len(d.simOrders()); after != before {
 		t.Errorf("bad orders reached WeChat Pay: %d orders before, %d after", before, after)
 	}
+}
+
+// wechatUA is WeChat's in-app browser on an iPhone.
+const wechatUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2f) NetType/WIFI Language/zh_CN"
+
+// payInsideWeChat opens a checkout link in WeChat's browser through the
+// front door, follows WeChat's OAuth, places the page's JSAPI order and
+// pays it with the sheet. It returns the order.
+func (d *deployment) payInsideWeChat(api client, key string) prodOrder {
+	t := d.t
+	var session struct{ URL string }
+	api.must(http.StatusCreated, "POST", "/v1/checkout/sessions", key, `{"package_id":"starter"}`, &session)
+	if !strings.HasPrefix(session.URL, d.front.srv.URL+"/checkout/") {
+		t.Fatalf("checkout link %q is not under the public URL", session.URL)
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hops []string
+	browser := &http.Client{Jar: jar, Transport: d.front.srv.Client().Transport,
+		CheckRedirect: func(r *http.Request, via []*http.Request) error {
+			hops = append(hops, r.URL.String())
+			return nil
+		}}
+	do := func(method, u, body string, hdr map[string]string) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(method, u, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("User-Agent", wechatUA)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := browser.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, u, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if st, page := do("GET", session.URL, "", nil); st != http.StatusOK {
+		t.Fatalf("checkout inside WeChat: %d %s", st, page)
+	}
+	authorize := d.simURL + "/connect/oauth2/authorize?appid=" + testAppID + "&redirect_uri=" + url.QueryEscape(session.URL+"/wechat")
+	if len(hops) != 3 || !strings.HasPrefix(hops[0], authorize) || !strings.HasPrefix(hops[1], session.URL+"/wechat?") || !strings.HasPrefix(hops[2], session.URL) {
+		t.Fatalf("the checkout inside WeChat went %q, want WeChat's OAuth (%s…) and back", hops, authorize)
+	}
+	st, b := do("POST", session.URL+"/orders", `{"package_id":"starter","device_fingerprint":"`+fingerprint+`","method":"jsapi"}`,
+		map[string]string{"Content-Type": "application/json", "Idempotency-Key": "wechat-" + testenv.RandomSuffix(6)})
+	var o struct {
+		prodOrder
+		JSAPI *wxpay.V3JSAPIParams `json:"jsapi"`
+	}
+	if err := json.Unmarshal(b, &o); st != http.StatusCreated || err != nil || o.Method != "jsapi" || o.JSAPI == nil {
+		t.Fatalf("the page's jsapi order: %d %s", st, b)
+	}
+	var simOrder wxpaysim.Order
+	d.sim.must(http.StatusOK, "GET", "/sim/orders/"+o.OutTradeNo, "", "", &simOrder)
+	if simOrder.OpenID == "" || simOrder.TradeType != "JSAPI" {
+		t.Errorf("WeChat Pay got the page's order as %s for openid %q", simOrder.TradeType, simOrder.OpenID)
+	}
+	sheet, _ := json.Marshal(o.JSAPI)
+	var paid struct {
+		ErrMsg string `json:"err_msg"`
+	}
+	d.sim.must(http.StatusOK, "POST", "/sim/jsapi/pay", "", string(sheet), &paid)
+	if paid.ErrMsg != "get_brand_wcpay_request:ok" {
+		t.Fatalf("JSAPI sheet: %q", paid.ErrMsg)
+	}
+	o.prodOrder.JSAPI = o.JSAPI
+	return o.prodOrder
 }
 
 // deliveries are WeChat Pay's notification attempts for an order.

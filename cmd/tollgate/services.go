@@ -270,6 +270,12 @@ func (m *Main) buildCheckout(svc *services) ([]httpapi.Route, error) {
 			secret = m.Sim.AppSecret
 		}
 		h.OAuth = webadapt.OAuth{Client: &wxpay.OAuthClient{AuthorizeURL: base, APIURL: base, AppID: sc.AppID, Secret: secret}}
+	} else if oc, err := m.wechatOAuth(); err != nil {
+		return nil, err
+	} else if oc != nil {
+		// WeChat's OAuth at --wechat-oauth-url / --wechat-api-url with the
+		// app's AppSecret; without it pages inside WeChat show the QR code.
+		h.OAuth = webadapt.OAuth{Client: oc}
 	}
 	if err := h.Check(); err != nil {
 		return nil, fmt.Errorf("serve: checkout: %w", err)

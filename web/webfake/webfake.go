@@ -514,10 +514,10 @@ var h5Page = template.Must(template.New("h5").Parse(`<!doctype html>
 <title>WeChat Pay (webfake)</title><link rel="icon" href="data:,"></head>
 <body style="font-family: sans-serif; text-align: center; padding: 40px 16px">
 <p>webfake WeChat Pay</p>
-<h1 id="h5-amount">¥{{.Amount}}</h1>
-<p id="h5-order">{{.No}}</p>
-<form method="post"><button type="submit" id="h5-pay" style="font-size: 18px; padding: 12px 40px">Pay</button></form>
-{{if .Back}}<p><a id="h5-cancel" href="{{.Back}}">Cancel</a></p>{{end}}
+<h1 id="wx-amount">¥{{.Amount}}</h1>
+<p id="wx-order">{{.No}}</p>
+<form method="post"><button type="submit" id="wx-pay" style="font-size: 18px; padding: 12px 40px">Pay</button></form>
+{{if .Back}}<p><a id="wx-cancel" href="{{.Back}}">Cancel</a></p>{{end}}
 </body></html>`))
 
 // h5Page is WeChat Pay's H5 page: the amount and a Pay button.
