@@ -42,6 +42,10 @@ type v3CertFake struct {
 	noCerts bool     // guarded by mu; /v3/certificates answers 404 (public key mode)
 	refuse  string   // guarded by mu; when set, every request gets 401 SIGN_ERROR with this message
 	flaky   int      // guarded by mu; the next so many GET /v3/certificates answer 500
+	// faults are what the next requests other than GET /v3/certificates
+	// get instead of answer, one each: "500" SYSTEM_ERROR, "429"
+	// FREQUENCY_LIMITED, "drop" (the connection closed, no answer).
+	faults  []string // guarded by mu
 	fetches int      // guarded by mu; GET /v3/certificates seen
 }
 
@@ -97,6 +101,22 @@ func (f *v3CertFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, body := f.status, f.answer
 	if status == 0 {
 		status = http.StatusOK
+	}
+	if r.URL.Path != "/v3/certificates" && len(f.faults) > 0 {
+		fault := f.faults[0]
+		f.faults = f.faults[1:]
+		switch fault {
+		case "500":
+			status, body = http.StatusInternalServerError, `{"code":"SYSTEM_ERROR","message":"系统错误"}`
+		case "429":
+			status, body = http.StatusTooManyRequests, `{"code":"FREQUENCY_LIMITED","message":"频率超限"}`
+		case "drop":
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
 	}
 	if r.URL.Path == "/v3/certificates" {
 		f.fetches++
