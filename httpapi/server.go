@@ -153,7 +153,9 @@ func (s *Server) Handler() http.Handler {
 	if s.Gatherer != nil {
 		route("GET /metrics", small, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
 	}
-	route("POST /admin/accounts", small, s.withAdmin(fn(s.createAccount)))
+	route("POST /admin/accounts", jsonReq, s.withAdmin(fn(s.createAccount)))
+	route("GET /admin/accounts", small, s.withAdmin(fn(s.listAccounts)))
+	route("PATCH /admin/accounts/{account_id}", jsonReq, s.withAdmin(fn(s.patchAccount)))
 	route("POST /admin/accounts/{account_id}/keys", small, s.withAdmin(fn(s.createKey)))
 	route("GET /admin/accounts/{account_id}/keys", small, s.withAdmin(fn(s.listKeys)))
 	route("DELETE /admin/accounts/{account_id}/keys/{key_id}", small, s.withAdmin(fn(s.revokeKey)))
@@ -216,7 +218,7 @@ func (s *Server) Handler() http.Handler {
 // path has routes for other methods, else 404, both as JSON errors.
 func notFound(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
 	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodDelete} {
 		if m == r.Method {
 			continue
 		}
