@@ -62,7 +62,7 @@ func (s *Server) authenticate(r *http.Request) (tollgate.Caller, error) {
 		if err != nil {
 			return tollgate.Caller{}, err
 		}
-		if err := s.Auth.CheckAccount(r.Context(), account); err != nil {
+		if err := s.checkAccount(r, account); err != nil {
 			if errors.Is(err, auth.ErrAccountDisabled) {
 				return tollgate.Caller{}, errDisabled
 			}
@@ -81,6 +81,15 @@ func (s *Server) authenticate(r *http.Request) (tollgate.Caller, error) {
 		return tollgate.Caller{}, err
 	}
 	return tollgate.Caller{Account: k.Account, KeyID: k.ID, Limits: k.Limits}, nil
+}
+
+// checkAccount refuses a disabled account's provisional token (keys are
+// refused by Auth.Authenticate itself).
+func (s *Server) checkAccount(r *http.Request, account tollgate.AccountID) error {
+	if s.Auth == nil {
+		return nil
+	}
+	return s.Auth.CheckAccount(r.Context(), account)
 }
 
 // WithAuth authenticates every request before next and puts the caller in
