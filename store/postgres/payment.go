@@ -295,7 +295,7 @@ func (s *Store) PaymentTotals(ctx context.Context, from, to time.Time) (payment.
 	err := s.pool.QueryRow(ctx, `SELECT COUNT(*), COUNT(o.out_trade_no), COALESCE(SUM(l.fen), 0)::BIGINT,
 		COALESCE(SUM(l.refunded_fen), 0)::BIGINT, COALESCE(SUM(o.fee_fen), 0)::BIGINT
 		FROM lots AS l LEFT JOIN payment_orders AS o ON o.out_trade_no = l.out_trade_no
-		WHERE l.created_at >= $1 AND l.created_at < $2`, from.UTC(), to.UTC()).
+		WHERE l.created_at >= $1 AND l.created_at < $2 AND l.fen > 0`, from.UTC(), to.UTC()).
 		Scan(&t.Lots, &t.Orders, &gross, &refunded, &fee)
 	if err != nil {
 		return t, mapError("postgres.PaymentTotals", err)

@@ -333,7 +333,7 @@ func (s *Store) PaymentTotals(ctx context.Context, from, to time.Time) (payment.
 	err := s.reader.QueryRowContext(ctx, `SELECT count(*), count(o.out_trade_no), coalesce(sum(l.fen), 0),
 		coalesce(sum(l.refunded_fen), 0), coalesce(sum(o.fee_fen), 0)
 		FROM lots AS l LEFT JOIN payment_orders AS o ON o.out_trade_no = l.out_trade_no
-		WHERE l.created_at >= ? AND l.created_at < ?`, micros(from), micros(to)).
+		WHERE l.created_at >= ? AND l.created_at < ? AND l.fen > 0`, micros(from), micros(to)).
 		Scan(&t.Lots, &t.Orders, &t.GrossFen, &t.RefundedFen, &t.FeeFen)
 	if err != nil {
 		return t, fmt.Errorf("sqlite.PaymentTotals: %w", err)

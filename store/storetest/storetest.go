@@ -52,6 +52,7 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"Refund", testRefund},
 		{"RefundErrors", testRefundErrors},
 		{"RefundRacesSpending", testRefundRace},
+		{"Adjustments", testAdjustments},
 		{"PaidVolume", testPaidVolume},
 		{"Usage", testUsage},
 		{"UsageTotals", testUsageTotals},
