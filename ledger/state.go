@@ -78,7 +78,7 @@ type state struct {
 	newUsage    []Usage
 	newAdjusts  []*Adjustment
 	adjLot      map[*Adjustment]*Lot // positive adjustments and their new lots
-	grantLot    map[*Grant]*Lot // grants confirmed by a lot inserted in this transaction
+	grantLot    map[*Grant]*Lot      // grants confirmed by a lot inserted in this transaction
 	isNew       map[any]bool
 }
 
