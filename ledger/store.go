@@ -4,7 +4,7 @@ package ledger
 //   2026-11-27 03:30 UTC  first version.
 //   2026-12-07 03:30 UTC  adjustments (issue 19): ReadTx.Adjustments,
 //                         AccountAdjustments, AdjustmentTotals,
-//                         ActiveHolds; Changes.NewAdjustments;
+//                         ActiveHolds, UsageReport; Changes.NewAdjustments;
 //                         Dump.Adjustments.
 
 import (
@@ -115,6 +115,10 @@ type ReadTx interface {
 	// AdjustmentTotals sums the adjustments with from ≤ CreatedAt < to
 	// (one aggregate query).
 	AdjustmentTotals(ctx context.Context, from, to time.Time) (AdjustmentTotal, error)
+	// UsageReport sums the usage records q selects per day (Beijing
+	// time, "2006-01-02") or per model, ordered by that key; at most
+	// MaxUsageGroups groups.
+	UsageReport(ctx context.Context, q UsageQuery) ([]UsageGroup, error)
 	// ActiveHolds returns up to limit active holds of one account stored
 	// in the store, oldest first (memory holds are not there).
 	ActiveHolds(ctx context.Context, account tollgate.AccountID, limit int) ([]Hold, error)

@@ -168,7 +168,8 @@ func (m *Main) buildPayments(st *stores, svc *services) error {
 	c := m.Config
 	cfg := payment.Config{
 		APIVersion: c.WxpayAPIVersion, NotifyURL: m.URL + "/wxpay/notify", NotifyURLV3: m.URL + "/wxpay/notify/v3",
-		TokenSecret: payment.TokenSecretFrom(m.AdminToken),
+		TokenSecret:  payment.TokenSecretFrom(m.AdminToken),
+		RefundPolicy: c.RefundPolicy, RefundWindow: c.RefundWindow,
 	}
 	if c.WxpayAPIVersion == payment.APIv3 {
 		cfg.RefundNotifyURL = cfg.NotifyURLV3

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -79,6 +80,36 @@ func (t *txn) ActiveHolds(ctx context.Context, account tollgate.AccountID, limit
 		[]any{string(account), limit}, func(rows pgx.Rows) error {
 			h, err := scanHold(rows)
 			out = append(out, h)
+			return err
+		})
+	return out, err
+}
+
+// UsageReport implements ledger.ReadTx.
+func (t *txn) UsageReport(ctx context.Context, q ledger.UsageQuery) ([]ledger.UsageGroup, error) {
+	key := "model"
+	if q.GroupBy == ledger.UsageByDay {
+		key = "to_char((created_at + interval '8 hours') AT TIME ZONE 'UTC', 'YYYY-MM-DD')" // Beijing, UTC+8 without DST
+	}
+	where, args := "created_at >= $1 AND created_at < $2", []any{q.From.UTC(), q.To.UTC()}
+	if q.Account != "" {
+		args = append(args, string(q.Account))
+		where += fmt.Sprintf(" AND account_id = $%d", len(args))
+	}
+	if q.Model != "" {
+		args = append(args, q.Model)
+		where += fmt.Sprintf(" AND model = $%d", len(args))
+	}
+	var out []ledger.UsageGroup
+	err := t.query(ctx, "postgres: usage report",
+		"SELECT "+key+" AS k, count(*), sum(credits)::BIGINT, sum(input_tokens)::BIGINT, sum(cached_tokens)::BIGINT, sum(output_tokens)::BIGINT "+
+			"FROM usage_records WHERE "+where+" GROUP BY k ORDER BY k LIMIT "+fmt.Sprint(ledger.MaxUsageGroups), args,
+		func(rows pgx.Rows) error {
+			var g ledger.UsageGroup
+			var credits int64
+			err := rows.Scan(&g.Key, &g.Requests, &credits, &g.InputTokens, &g.CachedTokens, &g.OutputTokens)
+			g.Credits = tollgate.Credits(credits)
+			out = append(out, g)
 			return err
 		})
 	return out, err

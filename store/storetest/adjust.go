@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"tollgate"
 	"tollgate/ledger"
@@ -65,5 +67,53 @@ func testAdjustments(t *testing.T, e *Env) {
 	tot, err := e.Svc.AdjustmentTotals(e.Ctx, Start.Add(-1), Start.Add(1e12))
 	if err != nil || tot != (ledger.AdjustmentTotal{Count: 4, Added: 700, Removed: 1400}) {
 		t.Fatalf("totals = %+v, %v", tot, err)
+	}
+}
+
+// testUsageReport: usage sums per Beijing day and per model, filtered by
+// account and model, within [from, to).
+func testUsageReport(t *testing.T, e *Env) {
+	MustAccount(t, e, "alice")
+	MustAccount(t, e, "bob")
+	MustCredit(t, e, "alice", "o1", 100, 100_000)
+	MustCredit(t, e, "bob", "o2", 100, 100_000)
+	use := func(id string, acct tollgate.AccountID, model string, cost tollgate.Credits) {
+		t.Helper()
+		if _, err := reserve(e, id, acct, cost); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Svc.Settle(e.Ctx, ledger.SettleRequest{HoldID: id, Cost: cost,
+			Usage: ledger.Usage{Model: model, InputTokens: 10, OutputTokens: 5, Status: "ok"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Start is 15:00 UTC, 23:00 in Beijing: two hours later is the next
+	// Beijing day.
+	use("u1", "alice", "m-a", 10)
+	use("u2", "alice", "m-b", 20)
+	e.Clock.Advance(2 * time.Hour)
+	use("u3", "alice", "m-a", 30)
+	use("u4", "bob", "m-a", 40)
+	from, to := Start.Add(-time.Hour), Start.Add(3*time.Hour)
+	report := func(q ledger.UsageQuery) string {
+		t.Helper()
+		q.From, q.To = from, to
+		gs, err := e.Svc.UsageReport(e.Ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(gs)
+	}
+	if got := report(ledger.UsageQuery{GroupBy: ledger.UsageByDay, Account: "alice"}); got != "[{2026-03-31 2 30 20 0 10} {2026-04-01 1 30 10 0 5}]" {
+		t.Errorf("alice by day: %s", got)
+	}
+	if got := report(ledger.UsageQuery{GroupBy: ledger.UsageByModel}); got != "[{m-a 3 80 30 0 15} {m-b 1 20 10 0 5}]" {
+		t.Errorf("all by model: %s", got)
+	}
+	if got := report(ledger.UsageQuery{GroupBy: ledger.UsageByModel, Model: "m-b", Account: "bob"}); got != "[]" {
+		t.Errorf("bob's m-b: %s", got)
+	}
+	if _, err := e.Svc.UsageReport(e.Ctx, ledger.UsageQuery{GroupBy: "week", From: from, To: to}); tollgate.ErrorCode(err) != tollgate.EINVALID {
+		t.Errorf("group_by week: %v", err)
 	}
 }
