@@ -57,7 +57,7 @@ func decodeCursor(r *http.Request, n int) ([]string, error) {
 	if err != nil || !strings.HasPrefix(string(b), cursorPrefix) {
 		return nil, bad
 	}
-	parts := strings.Split(strings.TrimPrefix(string(b), cursorPrefix), "|")
+	parts := strings.SplitN(strings.TrimPrefix(string(b), cursorPrefix), "|", n) // the last part may hold "|"
 	if len(parts) != n {
 		return nil, bad
 	}

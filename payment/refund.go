@@ -151,6 +151,7 @@ func (s *Service) refund(ctx context.Context, ask RefundAsk) (RefundResult, erro
 	if err != nil {
 		return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
 	}
+	s.metrics.Count(EventRefundAsked, rec.RequestedBy)
 	s.log.InfoContext(ctx, "payment: refund asked", "out_refund_no", rec.OutRefundNo, "requested_by", rec.RequestedBy,
 		"reason", rec.Reason, "amount_fen", int64(rec.AskedFen))
 	return s.resumeRefund(ctx, o, rec)
@@ -366,6 +367,13 @@ func (s *Service) settleRefund(ctx context.Context, rec RefundRecord, st RefundS
 	}
 	if rec.Status != st {
 		s.metrics.Count(EventRefund, string(st))
+		if st == RefundSucceeded {
+			by := rec.RequestedBy
+			if by == "" {
+				by = RequestedByAccount
+			}
+			s.money(MoneyRefunded, by, rec.Fen)
+		}
 		s.log.InfoContext(ctx, "payment: refund final", "out_refund_no", rec.OutRefundNo, "status", st, "source", source)
 	}
 	return nil

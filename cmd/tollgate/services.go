@@ -46,6 +46,7 @@ type services struct {
 	auth     *auth.Service
 	gateway  gatewayParts
 	payments *payment.Service
+	money    *httpapi.PaymentMetrics // payments', refunds' and adjustments' counters
 	rollout  *payment.Rollout
 	wxDesc   string          // how WeChat Pay is reached, for the banner
 	checkout []httpapi.Route // the hosted checkout's routes
@@ -176,9 +177,10 @@ func (m *Main) buildPayments(st *stores, svc *services) error {
 	} else {
 		cfg.RefundNotifyURL = cfg.NotifyURL
 	}
+	svc.money = httpapi.NewPaymentMetrics(svc.reg)
 	svc.rollout = payment.NewRollout(c.WxpayRolloutPercent, c.WxpayGuardFailureRate, m.log)
 	deps := payment.Deps{Ledger: svc.ledger, Store: st.db.store, Pricer: svc.gateway.pricer, Nonces: st.kv.nonces, Limiter: st.kv.limiter,
-		Metrics: httpapi.NewPaymentMetrics(svc.reg), Logger: m.log, Rollout: svc.rollout}
+		Metrics: svc.money, Logger: m.log, Rollout: svc.rollout}
 	var err error
 	if c.WxpayURL != "" {
 		svc.wxDesc, err = m.wxpayClients(&cfg, &deps)
