@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"tollgate"
@@ -341,7 +342,9 @@ func (s *Store) PaymentTotals(ctx context.Context, from, to time.Time) (payment.
 	return t, nil
 }
 
-func sqlitePlaceholder(int) string { return "?" }
+// sqlitePlaceholder numbers placeholders (?NNN), so that one may appear
+// twice in a query.
+func sqlitePlaceholder(n int) string { return "?" + strconv.Itoa(n) }
 
 // OrdersPage implements payment.Store.
 func (s *Store) OrdersPage(ctx context.Context, q payment.OrderQuery) ([]payment.Order, error) {
