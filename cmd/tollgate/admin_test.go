@@ -305,7 +305,7 @@ func TestAdminAPI(t *testing.T) {
 
 		// Taking more than is available: as debt, on purpose.
 		b := mustBalance(c, a.APIKey)
-		adjust(201, "adj-2", fmt.Sprintf(`{"credits":%d,"reason":"chargeback","as_debt":true}`, -(b.Credits + 50)), `"debt":50`)
+		adjust(201, "adj-2", fmt.Sprintf(`{"credits":%d,"reason":"chargeback","as_debt":true}`, -(b.Credits+50)), `"debt":50`)
 		if after := mustBalance(c, a.APIKey); after.Credits != -50 || after.Debt != 50 {
 			t.Fatalf("after the debt adjustment: %+v", after)
 		}
