@@ -54,9 +54,12 @@ type ProfilePatch struct {
 
 // AccountQuery selects a page of accounts, ordered by id.
 type AccountQuery struct {
-	// Q, when set, keeps the accounts whose id or external id is Q or
-	// whose label contains Q (case-insensitively for ASCII).
-	Q string
+	// Q, when set, keeps the accounts whose id or external id is Q (with
+	// Exact: two index lookups) or else whose label contains Q
+	// (case-insensitively for ASCII; a walk of the id index from the
+	// cursor that stops when the page is full).
+	Q     string
+	Exact bool
 	// After starts the page after this account id ("" from the first).
 	After tollgate.AccountID
 	// Limit is how many at most (1 to MaxPage).
@@ -178,7 +181,7 @@ func (s *Service) CreateProfiledAccount(ctx context.Context, l tollgate.KeyLimit
 		return Created{}, Profile{}, err
 	}
 	if patch.ExternalID != nil && *patch.ExternalID != "" {
-		taken, err := ps.ListAccounts(ctx, AccountQuery{Q: *patch.ExternalID, Limit: MaxPage})
+		taken, err := ps.ListAccounts(ctx, AccountQuery{Q: *patch.ExternalID, Exact: true, Limit: MaxPage})
 		if err != nil {
 			return Created{}, Profile{}, err
 		}
@@ -245,6 +248,15 @@ func (s *Service) ListAccounts(ctx context.Context, q AccountQuery) ([]Profile, 
 	ps, err := s.profiles()
 	if err != nil {
 		return nil, err
+	}
+	if q.Q != "" && q.After == "" && !q.Exact {
+		// An id or external id is found at once; only a search that
+		// names neither walks the labels.
+		exact := q
+		exact.Exact = true
+		if found, err := ps.ListAccounts(ctx, exact); err != nil || len(found) > 0 {
+			return found, err
+		}
 	}
 	return ps.ListAccounts(ctx, q)
 }

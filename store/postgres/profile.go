@@ -101,8 +101,12 @@ func (s *Store) UpdateAccountProfile(ctx context.Context, id tollgate.AccountID,
 func (s *Store) ListAccounts(ctx context.Context, q auth.AccountQuery) ([]auth.Profile, error) {
 	const op = "postgres: list accounts"
 	where, args := `id > $1`, []any{string(q.After), q.Limit}
-	if q.Q != "" {
-		where += ` AND (id = $3 OR external_id = $3 OR strpos(lower(label), lower($3)) > 0)`
+	switch {
+	case q.Q != "" && q.Exact:
+		where += ` AND (id = $3 OR external_id = $3)`
+		args = append(args, q.Q)
+	case q.Q != "":
+		where += ` AND strpos(lower(label), lower($3)) > 0`
 		args = append(args, q.Q)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+profileColumns+` FROM accounts WHERE `+where+` ORDER BY id LIMIT $2`, args...)

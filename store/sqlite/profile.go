@@ -100,9 +100,13 @@ func (s *Store) UpdateAccountProfile(ctx context.Context, id tollgate.AccountID,
 func (s *Store) ListAccounts(ctx context.Context, q auth.AccountQuery) ([]auth.Profile, error) {
 	const op = "sqlite: list accounts"
 	where, args := `id > ?`, []any{string(q.After)}
-	if q.Q != "" {
-		where += ` AND (id = ? OR external_id = ? OR instr(lower(label), lower(?)) > 0)`
-		args = append(args, q.Q, q.Q, q.Q)
+	switch {
+	case q.Q != "" && q.Exact:
+		where += ` AND (id = ? OR external_id = ?)`
+		args = append(args, q.Q, q.Q)
+	case q.Q != "":
+		where += ` AND instr(lower(label), lower(?)) > 0`
+		args = append(args, q.Q)
 	}
 	args = append(args, q.Limit)
 	rows, err := s.reader.QueryContext(ctx, `SELECT `+profileColumns+` FROM accounts WHERE `+where+` ORDER BY id LIMIT ?`, args...)

@@ -109,8 +109,12 @@ func testProfilePages(t *testing.T, s APIKeyStore, svc *ledger.Service) {
 	if fmt.Sprint(seen) != "[acct-00 acct-01 acct-02 acct-03 acct-04 acct-05 acct-06]" {
 		t.Fatalf("pages gave %v", seen)
 	}
-	for q, want := range map[string]string{"acct-03": "[acct-03]", "ext-5": "[acct-05]", "team b": "[acct-01 acct-03 acct-05]", "nothing": "[]"} {
-		page, err := s.ListAccounts(ctx, auth.AccountQuery{Q: q, Limit: 10})
+	for q, want := range map[auth.AccountQuery]string{
+		{Q: "acct-03", Exact: true}: "[acct-03]", {Q: "ext-5", Exact: true}: "[acct-05]", {Q: "team", Exact: true}: "[]",
+		{Q: "team b"}: "[acct-01 acct-03 acct-05]", {Q: "nothing"}: "[]",
+	} {
+		q.Limit = 10
+		page, err := s.ListAccounts(ctx, q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +123,7 @@ func testProfilePages(t *testing.T, s APIKeyStore, svc *ledger.Service) {
 			got = append(got, p.Account)
 		}
 		if g := fmt.Sprint(got); g != want && !(want == "[]" && got == nil) {
-			t.Errorf("q=%q: %v, want %s", q, got, want)
+			t.Errorf("%+v: %v, want %s", q, got, want)
 		}
 	}
 }
