@@ -1,6 +1,11 @@
 // Package interop_test runs an independent WeChat Pay client, the npm
-// package wechatpay-axios-plugin (interop.js), against the wxpaysim
-// emulator mounted under a prefix as tollgate serve mounts it.
+// package wechatpay-axios-plugin, against the wxpaysim emulator: interop.js
+// over v2 and v3 with the emulator's test keys, mounted under a prefix as
+// tollgate serve mounts it in dev; production.js over v3 with an operator's
+// generated keys, as `tollgate sandbox` runs in the production tests,
+// checking tollgate's JSAPI paySign with the plugin's own RSA verification
+// (from wxpay.V3Client.JSAPIParams, and from a real `serve --mode
+// production`'s answers, whose orders it pays).
 package interop_test
 
 import (

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"tollgate/ledger"
-	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
 
@@ -42,8 +41,8 @@ func SendCatalogue(ctx context.Context, cl *Cluster, orders []wxpaysim.Order, pe
 			unpaid = append(unpaid, o)
 		}
 	}
-	nonces := ackedNonces(cl.Front.Acked())
-	kinds := append(append([]string(nil), ForgeKinds...), "tampered", "nonce_reuse")
+	nonces := cl.paymentNonces(cl.Front.Acked())
+	kinds := append(append([]string(nil), cl.CatalogueKinds()...), "tampered", "nonce_reuse")
 	n := 0
 	for _, kind := range kinds {
 		if kind == "nonce_reuse" && (len(unpaid) == 0 || len(nonces) == 0) {
@@ -59,26 +58,27 @@ func SendCatalogue(ctx context.Context, cl *Cluster, orders []wxpaysim.Order, pe
 			if p.TransactionID == "" {
 				p.TransactionID = fmt.Sprintf("4200%016d", rng.Int63n(1e16))
 			}
-			var body []byte
+			var nt Notification
 			switch kind {
 			case "tampered":
-				body = Tamper(cl.SimConfig, p, []int64{-1, 1, p.Total}[rng.Intn(3)], rng)
+				nt = cl.Tamper(p, []int64{-1, 1, p.Total}[rng.Intn(3)], rng)
 			case "nonce_reuse":
 				// Correctly signed, right amount, for an order WeChat Pay
-				// was not paid for, but with a nonce_str already seen:
-				// only the nonce rule refuses it (mutation a).
-				body = NotificationV2(cl.SimConfig, p, nonces[rng.Intn(len(nonces))], wxpay.SignTypeMD5, cl.SimConfig.APIKey)
+				// was not paid for, but with a nonce (v2 nonce_str, v3
+				// Wechatpay-Nonce) already seen: only the nonce rule
+				// refuses it (mutation a).
+				nt = cl.Genuine(p, nonces[rng.Intn(len(nonces))])
 			default:
-				body = Forge(kind, cl.SimConfig, p, rng)
+				nt = cl.Forge(kind, p, rng)
 			}
 			addr := cl.Addrs[n%len(cl.Addrs)]
 			n++
 			res.Sent[kind]++
-			r := Call(ctx, "POST", addr+"/wxpay/notify", "", map[string]string{"Content-Type": "text/xml"}, body)
+			r := cl.Notify(ctx, addr, nt)
 			switch {
 			case r.Outcome == Unknown:
 				res.Unknown++
-			case Acked(r):
+			case cl.Acked(r):
 				res.Acked = append(res.Acked, fmt.Sprintf("%s for %s (%s): %s", kind, o.OutTradeNo, o.State, r))
 			case r.Status/100 != 4:
 				res.Problems = append(res.Problems, fmt.Sprintf("S4: %s for %s answered %s, want a 4xx refusal", kind, o.OutTradeNo, r))
@@ -86,18 +86,6 @@ func SendCatalogue(ctx context.Context, cl *Cluster, orders []wxpaysim.Order, pe
 		}
 	}
 	return res
-}
-
-func ackedNonces(bodies [][]byte) []string {
-	var out []string
-	for _, b := range bodies {
-		// Payment notifications only: refund ones (req_info) keep their
-		// nonces apart (wxpay:v2r:), by design.
-		if m, err := wxpay.DecodeV2XML(b); err == nil && m["nonce_str"] != "" && m["req_info"] == "" {
-			out = append(out, m["nonce_str"])
-		}
-	}
-	return out
 }
 
 // Rejections reads tollgate_payment_events_total{event="notification_rejected"}

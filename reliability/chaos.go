@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand"
 	"strings"
 	"sync"
 	"time"
+
+	"tollgate/wxpay/wxpaysim"
 )
 
 // Chaos steps. A step named "fp:NAME" arms failpoint NAME (see
@@ -17,6 +20,10 @@ import (
 const (
 	StepSIGKILL = "sigkill" // SIGKILL a random instance, restart it shortly after
 	StepDBCut   = "dbcut"   // terminate every database connection (S7)
+	// StepRotate rotates WeChat Pay's platform certificate (production:
+	// POST /sim/rotate-certificate): a new key signs every answer and
+	// notification from then on, the old certificate stays listed.
+	StepRotate = "rotate"
 )
 
 // Chaos runs its Steps one after another while the workload runs, each
@@ -29,8 +36,17 @@ type Chaos struct {
 	// CutDB terminates the instances' database connections.
 	CutDB func(ctx context.Context) error
 
-	mu    sync.Mutex
-	fired map[string]int // step → times it took effect
+	mu      sync.Mutex
+	fired   map[string]int // step → times it took effect
+	rotated time.Time      // when the last StepRotate took effect
+}
+
+// RotatedAt is when the last certificate rotation took effect (zero if
+// none did).
+func (c *Chaos) RotatedAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rotated
 }
 
 // Fired returns how often each step took effect.
@@ -75,6 +91,8 @@ func (c *Chaos) Run(ctx context.Context, done <-chan struct{}) error {
 		switch {
 		case step == StepSIGKILL:
 			err = c.sigkill(ctx, i, down)
+		case step == StepRotate:
+			err = c.rotate(ctx)
 		case step == StepDBCut:
 			if err = c.CutDB(ctx); err == nil {
 				c.W.Stats.DBCuts.Add(1)
@@ -90,6 +108,82 @@ func (c *Chaos) Run(ctx context.Context, done <-chan struct{}) error {
 			return fmt.Errorf("chaos step %s: %w", step, err)
 		}
 	}
+	return nil
+}
+
+// rotate makes the emulator rotate its platform certificate, as WeChat Pay
+// does every few years: the instances meet a serial they do not know in the
+// next answer or notification and must download the certificates again
+// without refusing a genuine one (Report.SignatureRefused). It returns once
+// every running instance holds the new certificate (30 s at most).
+//
+// Meanwhile the SYSTEM_ERROR fault on queries, which covers GET
+// /v3/certificates, is off: one failed download for an unknown serial
+// makes an instance refuse the new certificate's messages until
+// wxpay.V3CertificateRefetchInterval (a minute of real time) has passed,
+// and with WeChat Pay's retry schedule compressed by --time-scale 0.001
+// that minute is 16 hours of retries: a payment's notifications run out
+// (docs/RELIABILITY.md, "The production path").
+func (c *Chaos) rotate(ctx context.Context) error {
+	cl := c.W.Cluster
+	var faults wxpaysim.Faults
+	if r := Call(ctx, "GET", cl.Sim+"/sim/faults", "", nil, nil); r.Outcome != OK || r.Decode(&faults) != nil {
+		return fmt.Errorf("read faults: %s", r)
+	}
+	paused := faults
+	paused.SystemError = maps.Clone(faults.SystemError)
+	delete(paused.SystemError, "query") // wxpaysim's endpoint of order queries and /v3/certificates
+	if r := Call(ctx, "POST", cl.Sim+"/sim/faults", "", nil, paused); r.Outcome != OK {
+		return fmt.Errorf("pause the query faults: %s", r)
+	}
+	defer func() {
+		// The lies may have been stopped meanwhile (stopLying): keep
+		// whatever the emulator has now, with the query faults back.
+		var now wxpaysim.Faults
+		if r := Call(ctx, "GET", cl.Sim+"/sim/faults", "", nil, nil); r.Outcome == OK && r.Decode(&now) == nil {
+			now.SystemError = faults.SystemError
+			Call(ctx, "POST", cl.Sim+"/sim/faults", "", nil, now)
+		}
+	}()
+
+	var res struct {
+		Serial  string   `json:"serial"`
+		Serials []string `json:"serials"`
+	}
+	r := Call(ctx, "POST", cl.Sim+"/sim/rotate-certificate", "", nil, nil)
+	if r.Outcome != OK {
+		return fmt.Errorf("rotate the platform certificate: %s", r)
+	}
+	if err := r.Decode(&res); err != nil {
+		return err
+	}
+	start := time.Now()
+	c.W.Stats.Rotations.Add(1)
+	c.note(StepRotate)
+	c.mu.Lock()
+	c.rotated = start
+	c.mu.Unlock()
+	for {
+		waiting := 0
+		for i := range cl.Addrs {
+			if cl.Exited(i) != nil && !cl.HasCertificate(i, res.Serial) {
+				waiting++
+			}
+		}
+		if waiting == 0 {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			return fmt.Errorf("%d instance(s) still without certificate %s 30 s after the rotation", waiting, res.Serial)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	c.W.Logf("chaos: platform certificate rotated to %s after %d orders (listed: %v); every instance had it %v later",
+		res.Serial, c.W.Created(), res.Serials, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"tollgate/ledger"
@@ -71,6 +72,17 @@ type Report struct {
 	Lies                      map[string]int64
 	OrdersLiedAbout, InReview int64
 	LyingDeliveries           int64 // notification POSTs that told a lie (all must be refused)
+	// SignatureRefused are the genuine notification POSTs (no lie, no
+	// probe) an instance refused for their signature (bad_signature,
+	// too_old). None may be, a certificate rotation included; the caller
+	// decides (see Cluster.CertRefetchFailures).
+	SignatureRefused []Refusal
+}
+
+// Refusal is one notification POST refused: when it was sent, and what.
+type Refusal struct {
+	Time time.Time
+	What string
 }
 
 func (r *Report) problem(format string, args ...any) {
@@ -234,6 +246,11 @@ func (r *Report) deliveries(t *Truth, sim map[string]wxpaysim.Order, lots map[st
 				r.problem("a lying %s notification (%s) for order %s was acknowledged (attempt %d)", d.Kind, d.Lie, d.OutTradeNo, d.Attempt)
 			}
 		}
+		if d.Lie == "" && !d.Probe && d.Method == "POST" && signatureRefusal(d.Reply) {
+			r.SignatureRefused = append(r.SignatureRefused, Refusal{Time: d.Time, What: fmt.Sprintf(
+				"a genuine %s notification for order %s (attempt %d, sent %s) was refused for its signature: %d %s",
+				d.Kind, d.OutTradeNo, d.Attempt, d.Time.Format("15:04:05.000"), d.Status, d.Reply)})
+		}
 		if d.Kind != "payment" {
 			continue
 		}
@@ -273,6 +290,13 @@ func (r *Report) deliveries(t *Truth, sim map[string]wxpaysim.Order, lots map[st
 			r.CreditedWithoutDelivery++
 		}
 	}
+}
+
+// signatureRefusal reports whether a notification answer is serve's
+// refusal of its signature ("refused: bad_signature" or "refused:
+// too_old", in a v2 return_msg or a v3 message).
+func signatureRefusal(reply string) bool {
+	return strings.Contains(reply, "refused: "+payment.ReasonBadSignature) || strings.Contains(reply, "refused: "+payment.ReasonTooOld)
 }
 
 // Settled reports whether the system is quiescent: every paid order has a

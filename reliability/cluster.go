@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -17,9 +18,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"tollgate/internal/operatorkeys"
+	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
 
@@ -44,6 +50,14 @@ type ClusterConfig struct {
 	// cluster on a shared Redis keeps its keys (24-hour nonces among them)
 	// under its own prefix, never serve's default.
 	RedisPrefix string
+	// Production runs the production path: keys generated for an operator
+	// (internal/operatorkeys), `tollgate sandbox` as an external WeChat Pay
+	// with them in platform certificate mode, every instance `serve --mode
+	// production --wxpay-api-version v3` with the merchant's key files, and
+	// an https front door (a test CA the sandbox trusts through
+	// --notify-ca). Otherwise: API v2 with the emulator's merchant key, as
+	// before.
+	Production bool
 }
 
 // Cluster is one emulator, N `tollgate serve` instances sharing one
@@ -58,6 +72,29 @@ type Cluster struct {
 	FrontURL   string
 	ChatModel  string // the model users chat on
 
+	// APIVersion is the WeChat Pay API the instances use ("v2", or "v3"
+	// in production) and NotifyPath the path they take its notifications
+	// on.
+	APIVersion string
+	NotifyPath string
+	// Production only: the operator's key files, the test CA and the
+	// front door's certificate, and the serial of the platform certificate
+	// of Keys.WechatpayKey (the first one; a rotation keeps it listed, so
+	// notifications the harness signs with that key stay verifiable).
+	Keys           *operatorkeys.Files
+	TLS            *operatorkeys.TLS
+	PlatformSerial string
+	// PreflightRestarts counts instance starts the preflight refused (see
+	// Restart).
+	PreflightRestarts atomic.Int64
+	mu                sync.Mutex
+	// refetchFailures are when an instance logged that a download of the
+	// platform certificates for an unknown serial failed; certLines the
+	// last "wxpay: platform certificates" line each instance logged (the
+	// serials it holds).
+	refetchFailures []time.Time
+	certLines       map[int]string
+
 	sandbox   *Process
 	instances []*Process
 	front     *http.Server
@@ -66,14 +103,27 @@ type Cluster struct {
 // StartCluster starts everything and returns once every instance is ready.
 // Close stops it all, also after a failed start.
 func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
-	cl := &Cluster{AdminToken: "reliability-admin-" + fmt.Sprint(c.Seed), ChatModel: "mock-gpt"}
+	cl := &Cluster{AdminToken: "reliability-admin-" + fmt.Sprint(c.Seed), ChatModel: "mock-gpt",
+		APIVersion: "v2", NotifyPath: NotifyPathV2}
 	if c.RedisURL != "" && c.RedisPrefix == "" {
 		return cl, errors.New("reliability: a cluster on a shared Redis needs its own RedisPrefix (testenv.MustRedis gives one)")
 	}
 	if c.Providers != "" {
 		cl.ChatModel = ChatModel
 	}
-	sb, simURL, err := Sandbox(ctx, c.Bin, c.Log, "--time-scale", fmt.Sprint(c.TimeScale))
+	sandboxArgs := []string{"--time-scale", fmt.Sprint(c.TimeScale)}
+	if c.Production {
+		cl.APIVersion, cl.NotifyPath = "v3", NotifyPathV3
+		var err error
+		if cl.Keys, err = operatorkeys.Generate(c.Dir, "", ""); err != nil {
+			return cl, err
+		}
+		if cl.TLS, err = operatorkeys.GenerateTLS(c.Dir); err != nil {
+			return cl, err
+		}
+		sandboxArgs = append(sandboxArgs, cl.sandboxKeyArgs()...)
+	}
+	sb, simURL, err := Sandbox(ctx, c.Bin, c.Log, sandboxArgs...)
 	if err != nil {
 		return cl, err
 	}
@@ -81,33 +131,49 @@ func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 	if err := getJSON(ctx, simURL+"/sim/config", &cl.SimConfig); err != nil {
 		return cl, fmt.Errorf("sim config: %w", err)
 	}
-	cert, key, err := writeClientCert(c.Dir)
-	if err != nil {
-		return cl, err
+	if c.Production {
+		if err := cl.checkSandboxKeys(); err != nil {
+			return cl, err
+		}
+		cl.PlatformSerial = cl.SimConfig.PlatformCertificateSerial
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return cl, err
 	}
 	cl.FrontURL = "http://" + ln.Addr().String()
-	cl.Front = &FrontDoor{FanOut: c.FanOut, Seed: c.Seed}
+	cl.Front = &FrontDoor{FanOut: c.FanOut, Seed: c.Seed, APIVersion: cl.APIVersion}
 	cl.front = &http.Server{Handler: cl.Front, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = cl.front.Serve(ln) }()
+	if c.Production {
+		// WeChat Pay notifies only https: the front door terminates TLS
+		// with a certificate of the test CA, as a load balancer would.
+		cert, err := tls.LoadX509KeyPair(cl.TLS.ServerCert, cl.TLS.ServerKey)
+		if err != nil {
+			return cl, err
+		}
+		cl.front.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		cl.FrontURL = "https://" + ln.Addr().String()
+		go func() { _ = cl.front.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { _ = cl.front.Serve(ln) }()
+	}
+	merchantArgs, err := cl.merchantArgs(c.Dir)
+	if err != nil {
+		return cl, err
+	}
 
 	for i := range c.Instances {
 		addr, err := FreeAddr()
 		if err != nil {
 			return cl, err
 		}
-		p := &Process{Name: fmt.Sprintf("serve%d", i), Bin: c.Bin, Log: c.Log, Args: []string{"serve",
+		p := &Process{Name: fmt.Sprintf("serve%d", i), Bin: c.Bin, Log: c.Log, Args: append([]string{"serve",
 			"--addr", addr, "--data", filepath.Join(c.Dir, fmt.Sprintf("data%d", i)),
 			"--admin-token", cl.AdminToken, "--public-url", cl.FrontURL,
 			"--refund-policy", "self", // the workload's users refund their own payments through /v1
 			"--database-url", c.DatabaseURL, "--redis-url", c.RedisURL,
-			"--wxpay-api-version", "v2", "--wxpay-url", simURL,
-			"--wxpay-mch-id", cl.SimConfig.MchID, "--wxpay-appid", cl.SimConfig.AppID,
-			"--wxpay-api-key", cl.SimConfig.APIKey, "--wxpay-cert", cert, "--wxpay-cert-key", key,
-		}}
+			"--wxpay-url", simURL, "--wxpay-mch-id", cl.SimConfig.MchID, "--wxpay-appid", cl.SimConfig.AppID,
+		}, merchantArgs...)}
 		if c.Providers != "" {
 			p.Args = append(p.Args, "--providers", c.Providers)
 		}
@@ -125,6 +191,60 @@ func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 	return cl, nil
 }
 
+// Notify paths of serve.
+const (
+	NotifyPathV2 = "/wxpay/notify"
+	NotifyPathV3 = "/wxpay/notify/v3"
+)
+
+// sandboxKeyArgs are `tollgate sandbox`'s flags for the operator's keys:
+// the merchant's certificate (never its private key) verifies requests,
+// WeChat Pay's private key signs, in platform certificate mode, and https
+// notify URLs are trusted through the test CA.
+func (cl *Cluster) sandboxKeyArgs() []string {
+	k := cl.Keys
+	return []string{"--mch-id", k.MchID, "--appid", k.AppID, "--apiv3-key", k.APIv3Key,
+		"--merchant-public-key", k.MerchantCert, "--wechatpay-private-key", k.WechatpayKey,
+		"--platform-certificates", "--notify-ca", cl.TLS.CACert}
+}
+
+// checkSandboxKeys makes sure the sandbox took the operator's keys: it
+// holds no merchant private key and signs with the operator's WeChat Pay
+// key in certificate mode.
+func (cl *Cluster) checkSandboxKeys() error {
+	c := cl.SimConfig
+	pub, err := wxpay.LoadRSAPublicKeyPEM([]byte(c.PlatformPublicKeyPEM))
+	switch {
+	case err != nil:
+		return fmt.Errorf("sandbox: its WeChat Pay public key: %w", err)
+	case c.MerchantPrivateKeyPEM != "" || c.MchID != cl.Keys.MchID || c.MerchantSerial != cl.Keys.MerchantSerial:
+		return errors.New("sandbox: did not take the operator's merchant (it still has its test merchant key, or another mch_id or serial)")
+	case !c.PlatformCertificates || c.PlatformCertificateSerial == "":
+		return errors.New("sandbox: not in platform certificate mode")
+	case !pub.Equal(&cl.Keys.WechatpayPrivateKey.PublicKey):
+		return errors.New("sandbox: does not sign with the operator's WeChat Pay key")
+	}
+	return nil
+}
+
+// merchantArgs are serve's merchant flags: the v3 key files in production
+// (certificate mode: no --wxpay-public-key), else the emulator's v2 key and
+// a throwaway client certificate.
+func (cl *Cluster) merchantArgs(dir string) ([]string, error) {
+	if cl.Keys != nil {
+		k := cl.Keys
+		return []string{"--mode", "production", "--wxpay-api-version", "v3",
+			"--wxpay-private-key", k.MerchantKey, "--wxpay-cert-serial", k.MerchantSerial,
+			"--wxpay-apiv3-key-file", k.APIv3KeyFile}, nil
+	}
+	cert, key, err := writeClientCert(dir)
+	if err != nil {
+		return nil, err
+	}
+	return []string{"--wxpay-api-version", "v2", "--wxpay-api-key", cl.SimConfig.APIKey,
+		"--wxpay-cert", cert, "--wxpay-cert-key", key}, nil
+}
+
 // Kill SIGKILLs instance i.
 func (cl *Cluster) Kill(i int) error { return cl.instances[i].Kill() }
 
@@ -134,10 +254,68 @@ func (cl *Cluster) Exited(i int) <-chan struct{} { return cl.instances[i].Exited
 
 // Restart starts instance i (again) with the extra environment env and
 // waits until it is ready.
+//
+// In production serve runs WeChat Pay's preflight at start and refuses to
+// start when a check fails, a transient SYSTEM_ERROR of the emulator's
+// faults included. An instance that exits so is started again, as a
+// supervisor (systemd's Restart=on-failure) would, up to maxPreflightStarts
+// times; PreflightRestarts counts them.
 func (cl *Cluster) Restart(ctx context.Context, i int, env ...string) error {
+	for attempt := 1; ; attempt++ {
+		preflight, err := cl.start(ctx, i, env)
+		if !errors.Is(err, ErrExited) || !preflight || attempt == maxPreflightStarts {
+			return err
+		}
+		cl.PreflightRestarts.Add(1)
+	}
+}
+
+// CertRefetchFailures returns when an instance logged that a download of
+// the platform certificates for an unknown serial failed. Such an instance
+// refuses that serial's messages until wxpay.V3CertificateRefetchInterval
+// has passed since the download began.
+func (cl *Cluster) CertRefetchFailures() []time.Time {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return slices.Clone(cl.refetchFailures)
+}
+
+// HasCertificate reports whether instance i has logged that it holds the
+// platform certificate serial (after a download at start or for an unknown
+// serial).
+func (cl *Cluster) HasCertificate(i int, serial string) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return strings.Contains(cl.certLines[i], serial)
+}
+
+// maxPreflightStarts bounds the starts of one Restart that the preflight
+// refused.
+const maxPreflightStarts = 3
+
+// start starts instance i once and waits until it is ready. preflight
+// reports whether it printed that WeChat Pay's preflight failed.
+func (cl *Cluster) start(ctx context.Context, i int, env []string) (preflight bool, err error) {
+	var refused atomic.Bool
 	cl.instances[i].Env = env
-	if err := cl.instances[i].Start(nil); err != nil {
-		return err
+	if err := cl.instances[i].Start(func(line string) {
+		switch {
+		case strings.Contains(line, "WeChat Pay's preflight"):
+			refused.Store(true)
+		case strings.Contains(line, "platform certificate download for an unknown serial failed"):
+			cl.mu.Lock()
+			cl.refetchFailures = append(cl.refetchFailures, time.Now())
+			cl.mu.Unlock()
+		case strings.Contains(line, `msg="wxpay: platform certificates"`):
+			cl.mu.Lock()
+			if cl.certLines == nil {
+				cl.certLines = map[int]string{}
+			}
+			cl.certLines[i] = line
+			cl.mu.Unlock()
+		}
+	}); err != nil {
+		return false, err
 	}
 	exited := cl.instances[i].Exited()
 	ctx, cancel := context.WithCancel(ctx)
@@ -149,11 +327,11 @@ func (cl *Cluster) Restart(ctx context.Context, i int, env ...string) error {
 		case <-ctx.Done():
 		}
 	}()
-	err := WaitHTTP(ctx, cl.Addrs[i]+"/readyz", 60*time.Second)
+	err = WaitHTTP(ctx, cl.Addrs[i]+"/readyz", 60*time.Second)
 	if err != nil && isClosed(exited) {
-		return ErrExited
+		return refused.Load(), ErrExited
 	}
-	return err
+	return false, err
 }
 
 // ErrExited is returned by Restart when the instance died before it was

@@ -110,12 +110,8 @@ func Tamper(cfg wxpaysim.Config, p Payment, delta int64, rng *rand.Rand) []byte 
 	return NotificationV2(cfg, p, fmt.Sprintf("tamper%026d", rng.Int63()), wxpay.SignTypeMD5, cfg.APIKey)
 }
 
-// Acked reports whether a v2 notification answer is the success
-// acknowledgement.
-func Acked(r Reply) bool {
-	return r.Status == 200 && ackedBody(r.Body)
-}
-
+// ackedBody reports whether a v2 notification answer's body is the
+// success acknowledgement.
 func ackedBody(b []byte) bool {
 	return bytes.Contains(b, []byte("<return_code><![CDATA[SUCCESS]]></return_code>"))
 }

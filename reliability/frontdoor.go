@@ -25,13 +25,16 @@ type FrontDoor struct {
 	Backends []string // base URLs, e.g. http://127.0.0.1:1234
 	FanOut   float64
 	Seed     int64
+	// APIVersion is the notifications' API: "v2" (the default, on
+	// NotifyPathV2) or "v3" (on NotifyPathV3).
+	APIVersion string
 
 	client *http.Client
 	next   atomic.Uint64
 
 	mu    sync.Mutex
 	rng   *rand.Rand
-	acked [][]byte // v2 notification bodies some instance acknowledged
+	acked []Notification // notifications some instance acknowledged
 
 	// FannedOut counts notifications delivered to every instance at once.
 	FannedOut atomic.Int64
@@ -54,11 +57,12 @@ func (f *FrontDoor) chance(p float64) bool {
 	return f.rng.Float64() < p
 }
 
-// Acked returns the notification bodies acknowledged so far.
-func (f *FrontDoor) Acked() [][]byte {
+// Acked returns the notifications acknowledged so far (for v3 with the
+// headers they came with).
+func (f *FrontDoor) Acked() []Notification {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([][]byte(nil), f.acked...)
+	return append([]Notification(nil), f.acked...)
 }
 
 type answer struct {
@@ -75,7 +79,11 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	notify := r.Method == "POST" && r.URL.Path == "/wxpay/notify"
+	notifyPath := NotifyPathV2
+	if f.APIVersion == "v3" {
+		notifyPath = NotifyPathV3
+	}
+	notify := r.Method == "POST" && r.URL.Path == notifyPath
 	var a answer
 	if notify && len(f.Backends) > 1 && f.chance(f.FanOut) {
 		f.FannedOut.Add(1)
@@ -87,9 +95,9 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "front door: no instance answered: "+a.err.Error(), http.StatusBadGateway)
 		return
 	}
-	if notify && a.status == 200 && ackedBody(a.body) {
+	if notify && acked(f.APIVersion, a.status, a.body) {
 		f.mu.Lock()
-		f.acked = append(f.acked, body)
+		f.acked = append(f.acked, Notification{Header: notificationHeaders(r.Header), Body: body})
 		f.mu.Unlock()
 	}
 	for k, v := range a.header {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"tollgate/payment"
 	"tollgate/reliability"
 	"tollgate/store/postgres"
+	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
 
@@ -36,17 +38,52 @@ var (
 // SIGKILLs; then the ledger is audited and compared with the emulator's
 // ground truth. See docs/RELIABILITY.md.
 func TestHarness(t *testing.T) {
+	harness(t, harnessProfile{orders: *ordersFlag, users: *usersFlag, rounds: *roundsFlag})
+}
+
+// TestProductionHarness is the harness on the production path (issue 18):
+// keys generated for an operator, `tollgate sandbox` as an external WeChat
+// Pay with them in platform certificate mode, every instance `serve --mode
+// production --wxpay-api-version v3` with the merchant's key files behind
+// an https front door, and a platform certificate rotation mid-run, under
+// the same faults and checks as TestHarness. Its short form is smaller
+// (one chaos round); -orders, -users and -rounds, when given, size it too.
+func TestProductionHarness(t *testing.T) {
+	// 240 orders: enough order queries (the poller's, some 50) that each
+	// kind of sometimes-assertion fires, a lie in a query among them.
+	p := harnessProfile{production: true, orders: 240, users: 12, rounds: 1}
+	flag.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "orders":
+			p.orders = *ordersFlag
+		case "users":
+			p.users = *usersFlag
+		case "rounds":
+			p.rounds = *roundsFlag
+		}
+	})
+	harness(t, p)
+}
+
+// harnessProfile is what one run of the harness is: its size, and the
+// production path or the v2 one.
+type harnessProfile struct {
+	production            bool
+	orders, users, rounds int
+}
+
+func harness(t *testing.T, p harnessProfile) {
 	seed := *seedFlag
 	if seed == 0 {
 		seed = time.Now().UnixNano() % 1e9
 	}
-	t.Logf("seed %d (replay: go test ./reliability -run TestHarness -seed %d)", seed, seed)
+	t.Logf("seed %d (replay: go test ./reliability -run '^%s$' -seed %d)", seed, t.Name(), seed)
 	dbURL := testenv.MustPostgres(t)
 	// The instances keep their Redis keys under the test's own prefix
 	// (--redis-prefix), which S8 deletes mid-run.
 	redisURL, redisPrefix := testenv.MustRedis(t)
 	// 5 minutes for the CI size; the long form (-orders 10000) gets more.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute+time.Duration(*ordersFlag)*150*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute+time.Duration(p.orders)*150*time.Millisecond)
 	defer cancel()
 
 	start := time.Now()
@@ -75,7 +112,7 @@ func TestHarness(t *testing.T) {
 	cl, err := reliability.StartCluster(ctx, reliability.ClusterConfig{
 		Bin: bin, Dir: t.TempDir(), DatabaseURL: dbURL, RedisURL: redisURL, Instances: 2,
 		Seed: seed, TimeScale: 0.001, FanOut: 0.2, Log: logs, Providers: up.File,
-		RedisPrefix: redisPrefix + "serve:",
+		RedisPrefix: redisPrefix + "serve:", Production: p.production,
 	})
 	t.Cleanup(cl.Close)
 	if err != nil {
@@ -90,10 +127,11 @@ func TestHarness(t *testing.T) {
 	if r := reliability.Call(ctx, "POST", cl.Sim+"/sim/faults", "", nil, faults); r.Outcome != reliability.OK {
 		t.Fatalf("set faults: %s", r)
 	}
-	t.Logf("started in %v: emulator %s, instances %v, front door %s", time.Since(start).Round(time.Millisecond), cl.Sim, cl.Addrs, cl.FrontURL)
+	t.Logf("started in %v: emulator %s (API %s), instances %v, front door %s", time.Since(start).Round(time.Millisecond),
+		cl.Sim, cl.APIVersion, cl.Addrs, cl.FrontURL)
 
 	w := &reliability.Workload{
-		Cluster: cl, Seed: seed, Users: *usersFlag, Orders: *ordersFlag,
+		Cluster: cl, Seed: seed, Users: p.users, Orders: p.orders,
 		PayRate: 0.8, FailRate: 0.05, RefundRate: 0.15, ForgeRate: 0.05, TamperRate: 0.02, ProvisionalRate: 0.2,
 		Logf: t.Logf,
 	}
@@ -110,7 +148,7 @@ func TestHarness(t *testing.T) {
 	bankWG.Go(func() { bank.Run(ctx, bankDone) })
 	var redisErr error
 	bankWG.Go(func() { redisErr = w.RedisLoss(ctx, redisURL, redisPrefix+"serve:", bankDone) })
-	chaos := run(t, ctx, w, st, seed)
+	chaos := run(t, ctx, w, st, seed, p)
 	t.Logf("workload done in %v; chaos steps taken: %v", time.Since(runStart).Round(time.Millisecond), chaos.Fired())
 	s9 := time.Now()
 	contention(t, ctx, cl)
@@ -124,6 +162,9 @@ func TestHarness(t *testing.T) {
 	stopLying(t, ctx, cl)
 	d, truth := quiesce(t, ctx, st, cl.Sim)
 	rep := check(t, ctx, bin, dbURL, st, w, cl, d, truth)
+	if p.production {
+		rotation(t, cl, chaos, truth, rep)
+	}
 	s13(t, ctx, bin, dbURL, cl, d, seed)
 	catalogue(t, ctx, st, cl, truth, seed)
 	// After the catalogue: S5 expires nonces the catalogue's nonce_reuse draws from.
@@ -142,6 +183,51 @@ func TestHarness(t *testing.T) {
 	if len(rep.StuckRefunds) > 0 {
 		t.Errorf("seed %d: %d refund(s) stuck pending for good (credits frozen in refunding, no refund record, never sent to WeChat Pay): %v",
 			seed, len(rep.StuckRefunds), rep.StuckRefunds)
+	}
+}
+
+// signatureRefusals fails the run for every genuine notification an
+// instance refused for its signature. When an instance logged a failed
+// download of the platform certificates for an unknown serial shortly
+// before, the error says so: it then refuses the new serial for
+// wxpay.V3CertificateRefetchInterval (docs/RELIABILITY.md, "The production
+// path").
+func signatureRefusals(t *testing.T, cl *reliability.Cluster, rep *reliability.Report) {
+	t.Helper()
+	failures := cl.CertRefetchFailures()
+	for _, r := range rep.SignatureRefused {
+		if slices.ContainsFunc(failures, func(f time.Time) bool {
+			return r.Time.After(f.Add(-5*time.Second)) && r.Time.Before(f.Add(wxpay.V3CertificateRefetchInterval+time.Second))
+		}) {
+			t.Errorf("%s, in the minute after an instance failed to download the platform certificates for an unknown serial", r.What)
+		} else {
+			t.Error(r.What)
+		}
+	}
+}
+
+// rotation checks the production run's certificate rotation: it took
+// effect, notifications signed by the new certificate were acknowledged
+// after it (the instances downloaded it); check has already failed the
+// run for a genuine notification refused for its signature.
+func rotation(t *testing.T, cl *reliability.Cluster, chaos *reliability.Chaos, truth *reliability.Truth, rep *reliability.Report) {
+	t.Helper()
+	at := chaos.RotatedAt()
+	if at.IsZero() {
+		t.Errorf("vacuous run: the platform certificate was never rotated")
+		return
+	}
+	var after int
+	for _, d := range truth.Notifications {
+		if d.Time.After(at) && d.Method == "POST" && d.Lie == "" &&
+			(d.Outcome == wxpaysim.OutcomeAcked || d.Outcome == wxpaysim.OutcomeDuplicateAcked) {
+			after++
+		}
+	}
+	t.Logf("rotation: platform certificate rotated at %s; %d notifications acknowledged after it; %d genuine notifications refused for their signature; %d failed certificate downloads for an unknown serial",
+		at.Format(time.TimeOnly), after, len(rep.SignatureRefused), len(cl.CertRefetchFailures()))
+	if after == 0 {
+		t.Errorf("vacuous run: no notification acknowledged after the certificate rotation")
 	}
 }
 
@@ -199,15 +285,21 @@ func mutate(t *testing.T, ctx context.Context, st *postgres.Store) {
 }
 
 // run runs the users and, alongside, the chaos: rounds of a random
-// SIGKILL and a kill at each failpoint, and one cut of every database
-// connection, spread over the orders.
-func run(t *testing.T, ctx context.Context, w *reliability.Workload, st *postgres.Store, seed int64) *reliability.Chaos {
+// SIGKILL and a kill at each failpoint, one cut of every database
+// connection and, in production, a platform certificate rotation, spread
+// over the orders.
+func run(t *testing.T, ctx context.Context, w *reliability.Workload, st *postgres.Store, seed int64, p harnessProfile) *reliability.Chaos {
 	var steps []string
-	for r := range *roundsFlag {
+	for r := range p.rounds {
 		steps = append(steps, reliability.StepSIGKILL, "fp:"+failpoint.AfterCreditBeforeAck, "fp:"+failpoint.AfterCreditBeforeOrder)
 		if r == 0 {
 			steps = append(steps, reliability.StepDBCut)
 		}
+	}
+	if p.production {
+		// Mid-run, among the other steps: WeChat Pay rotates its
+		// platform certificate.
+		steps = slices.Insert(steps, len(steps)/2, reliability.StepRotate)
 	}
 	chaos := &reliability.Chaos{W: w, Seed: seed, Steps: steps, CutDB: func(ctx context.Context) error {
 		return st.ExecRaw(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
@@ -294,6 +386,7 @@ func check(t *testing.T, ctx context.Context, bin, dbURL string, st *postgres.St
 	for _, p := range rep.Problems {
 		t.Error(p)
 	}
+	signatureRefusals(t, cl, rep)
 	for _, p := range w.Stats.Problems() {
 		t.Error("unexpected answer: " + p)
 	}
@@ -310,15 +403,15 @@ func check(t *testing.T, ctx context.Context, bin, dbURL string, st *postgres.St
 		s.Failed.Load(), s.Abandoned.Load(), rep.Lots, rep.LotFen)
 	t.Logf("deliveries %d POSTs, duplicates %d (%d acked), fanned out to both instances %d, dropped %d, credited without any delivery (poller) %d",
 		rep.Deliveries, rep.Duplicates, rep.DuplicatesAcked, cl.Front.FannedOut.Load(), rep.Dropped, rep.CreditedWithoutDelivery)
-	t.Logf("forged %d (refused %d), tampered %d (refused %d), replays %d (acked %d, unknown %d)",
+	t.Logf("forged %d (refused %d), tampered %d (refused %d), replays %d (acked %d, unknown %d, refused as signed over 5 minutes ago %d); genuine notifications refused for their signature %d",
 		s.Forged.Load(), s.ForgedRefused.Load(), s.Tampered.Load(), s.TamperedRefused.Load(),
-		s.Replays.Load(), s.ReplaysAcked.Load(), s.ReplaysUnknown.Load())
+		s.Replays.Load(), s.ReplaysAcked.Load(), s.ReplaysUnknown.Load(), s.ReplaysStale.Load(), len(rep.SignatureRefused))
 	t.Logf("chats %d (provisional %d, 402 %d, unknown %d, refused %d, other %d), active holds %d; refunds asked %d (doubled %d) ok %d refused %d unknown %d not ready %d; emulator refunds %d / %d fen",
 		s.Chats.Load(), s.ChatsProvisional.Load(), s.Chat402.Load(), s.ChatUnknown.Load(), s.ChatRefused.Load(), s.ChatOther.Load(), rep.ActiveHolds,
 		s.Refunds.Load()+s.RefundRefused.Load()+s.RefundUnknown.Load(), s.RefundsDoubled.Load(), s.Refunds.Load(),
 		s.RefundRefused.Load(), s.RefundUnknown.Load(), s.RefundNotReady.Load(), rep.Refunds, rep.RefundFen)
-	t.Logf("kills %d, front-door failovers %d, SYSTEMERRORs %v, peak queries/min %d, Idempotency-Key replays %d conflicts %d",
-		s.Kills.Load(), cl.Front.Failovers.Load(), truth.Stats.SystemErrors, truth.Stats.PeakQueriesPerMinute,
+	t.Logf("kills %d, starts refused by the preflight and made again %d, front-door failovers %d, calls %v, SYSTEMERRORs %v, peak queries/min %d, Idempotency-Key replays %d conflicts %d",
+		s.Kills.Load(), cl.PreflightRestarts.Load(), cl.Front.Failovers.Load(), truth.Stats.Calls, truth.Stats.SystemErrors, truth.Stats.PeakQueriesPerMinute,
 		s.IdemReplays.Load(), s.IdemConflicts.Load())
 	reviews := map[string]int64{}
 	for _, a := range cl.Addrs {

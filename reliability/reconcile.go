@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand"
 	"os/exec"
 	"slices"
@@ -23,13 +24,32 @@ import (
 )
 
 // ReconcileCLI runs `tollgate reconcile --format json` for day against the
-// emulator and the database, and returns its exit status and report.
+// emulator and the database, and returns its exit status and report. In
+// production a run that exits 2 is made again, up to three runs in all, as
+// a scheduled reconcile is: on API v3 it first downloads the platform
+// certificates, which the emulator's SYSTEM_ERROR faults (on 5 % of
+// queries) may refuse.
 func ReconcileCLI(ctx context.Context, bin, dbURL string, cl *Cluster, day time.Time) (int, reconcile.Report, string, error) {
-	cmd := exec.CommandContext(ctx, bin, "reconcile", "--date", day.In(tollgate.Beijing).Format(time.DateOnly),
+	for attempt := 1; ; attempt++ {
+		code, rep, stderr, err := reconcileCLI(ctx, bin, dbURL, cl, day)
+		if code != 2 || cl.Keys == nil || attempt == 3 {
+			return code, rep, stderr, err
+		}
+	}
+}
+
+func reconcileCLI(ctx context.Context, bin, dbURL string, cl *Cluster, day time.Time) (int, reconcile.Report, string, error) {
+	args := []string{"reconcile", "--date", day.In(tollgate.Beijing).Format(time.DateOnly),
 		"--database-url", dbURL, "--format", "json",
-		"--wxpay-api-version", "v2", "--wxpay-url", cl.Sim,
-		"--wxpay-mch-id", cl.SimConfig.MchID, "--wxpay-appid", cl.SimConfig.AppID,
-		"--wxpay-api-key", cl.SimConfig.APIKey)
+		"--wxpay-url", cl.Sim, "--wxpay-mch-id", cl.SimConfig.MchID, "--wxpay-appid", cl.SimConfig.AppID}
+	if k := cl.Keys; k != nil {
+		// serve's flag names; platform certificate mode.
+		args = append(args, "--wxpay-api-version", "v3", "--wxpay-private-key", k.MerchantKey,
+			"--wxpay-cert-serial", k.MerchantSerial, "--wxpay-apiv3-key-file", k.APIv3KeyFile)
+	} else {
+		args = append(args, "--wxpay-api-version", "v2", "--wxpay-api-key", cl.SimConfig.APIKey)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -61,8 +81,10 @@ type Injected struct {
 // payments into a copy, and runs reconcile.Compare on it with the ledger's
 // rows. It returns what it injected and the report.
 func ReconcileInjected(ctx context.Context, cl *Cluster, d *ledger.Dump, day time.Time, n int, seed int64) ([]Injected, reconcile.Report, error) {
-	src := reconcile.V2Bills{Client: &wxpay.V2Client{BaseURL: cl.Sim, AppID: cl.SimConfig.AppID, MchID: cl.SimConfig.MchID,
-		APIKey: cl.SimConfig.APIKey, SignType: wxpay.SignTypeMD5}}
+	src, err := cl.bills(ctx)
+	if err != nil {
+		return nil, reconcile.Report{}, err
+	}
 	bill, err := src.Bill(ctx, day)
 	if err != nil {
 		return nil, reconcile.Report{}, err
@@ -129,4 +151,29 @@ func ReconcileInjected(ctx context.Context, cl *Cluster, d *ledger.Dump, day tim
 	}
 	rep := reconcile.Compare(reconcile.Input{Day: day, Bill: &b, Lots: d.Lots, Refunds: d.Refunds})
 	return inj, rep, nil
+}
+
+// bills is where the harness downloads the emulator's bills itself: API v2
+// with the emulator's key, or in production API v3 with the operator's
+// merchant key, the platform certificates downloaded and decrypted first.
+func (cl *Cluster) bills(ctx context.Context) (reconcile.BillSource, error) {
+	k := cl.Keys
+	if k == nil {
+		return reconcile.V2Bills{Client: &wxpay.V2Client{BaseURL: cl.Sim, AppID: cl.SimConfig.AppID, MchID: cl.SimConfig.MchID,
+			APIKey: cl.SimConfig.APIKey, SignType: wxpay.SignTypeMD5}}, nil
+	}
+	c := &wxpay.V3Client{BaseURL: cl.Sim, MchID: k.MchID, AppID: k.AppID, MerchantSerialNo: k.MerchantSerial,
+		MerchantKey: k.MerchantPrivateKey, APIv3Key: k.APIv3Key, Keyring: wxpay.NewV3Keyring()}
+	certs := wxpay.NewV3Certificates(c)
+	certs.Logger = slog.New(slog.DiscardHandler)
+	var err error
+	for range 3 { // SYSTEM_ERROR faults answer 5 % of queries
+		if err = certs.Refresh(ctx); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("S13: platform certificates: %w", err)
+	}
+	return reconcile.V3Bills{Client: c}, nil
 }

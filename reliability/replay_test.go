@@ -27,13 +27,14 @@ func s5(t *testing.T, ctx context.Context, st *postgres.Store, w *reliability.Wo
 		for _, p := range r.Problems {
 			t.Error(p)
 		}
-		if r.Sent == 0 || r.Acked+r.Unknown != r.Sent {
-			t.Errorf("S5 after %v: %d replays, %d acked, %d unknown", age, r.Sent, r.Acked, r.Unknown)
+		if r.Sent == 0 || r.Acked+r.Unknown+r.Stale != r.Sent {
+			t.Errorf("S5 after %v: %d replays, %d acked, %d unknown, %d refused as signed over 5 minutes ago", age, r.Sent, r.Acked, r.Unknown, r.Stale)
 		}
 		if age > 24*time.Hour && r.NoncesExpired == 0 {
 			t.Errorf("vacuous run: S5 after %v expired no nonce", age)
 		}
-		t.Logf("S5: replays after %v: %d sent, %d acked, %d unknown, %d nonce keys expired", age, r.Sent, r.Acked, r.Unknown, r.NoncesExpired)
+		t.Logf("S5: replays after %v: %d sent, %d acked, %d unknown, %d refused as signed over 5 minutes ago (v3), %d nonce keys expired",
+			age, r.Sent, r.Acked, r.Unknown, r.Stale, r.NoncesExpired)
 	}
 	after, err := dump(ctx, st)
 	if err != nil {

@@ -283,30 +283,32 @@ func (u *user) refund(ctx context.Context, no string) {
 }
 
 // attack sends forged and amount-tampered notifications for the order,
-// straight at an instance's /wxpay/notify. The forged transaction ids are
+// straight at an instance's notify URL. The forged transaction ids are
 // remembered: no lot may ever carry one.
 func (u *user) attack(ctx context.Context, o createdOrder) {
+	cl := u.w.Cluster
 	if u.rng.Float64() < u.w.ForgeRate {
-		kind := ForgeKinds[u.rng.Intn(len(ForgeKinds))]
+		kinds := cl.ForgeKinds()
+		kind := kinds[u.rng.Intn(len(kinds))]
 		p := Payment{OutTradeNo: o.OutTradeNo, TransactionID: fmt.Sprintf("4200%016d", u.rng.Int63n(1e16)), Total: o.AmountFen}
 		u.w.noteForged(p.TransactionID)
 		u.w.Stats.Forged.Add(1)
-		u.notify(ctx, Forge(kind, u.w.Cluster.SimConfig, p, u.rng), "forged "+kind, &u.w.Stats.ForgedRefused, &u.w.Stats.ForgedAcked)
+		u.notify(ctx, cl.Forge(kind, p, u.rng), "forged "+kind, &u.w.Stats.ForgedRefused, &u.w.Stats.ForgedAcked)
 	}
 	if u.rng.Float64() < u.w.TamperRate {
 		p := Payment{OutTradeNo: o.OutTradeNo, TransactionID: fmt.Sprintf("4200%016d", u.rng.Int63n(1e16)), Total: o.AmountFen}
 		u.w.noteForged(p.TransactionID)
 		u.w.Stats.Tampered.Add(1)
 		delta := []int64{-1, 1, o.AmountFen, -o.AmountFen + 1}[u.rng.Intn(4)]
-		u.notify(ctx, Tamper(u.w.Cluster.SimConfig, p, delta, u.rng), "tampered", &u.w.Stats.TamperedRefused, &u.w.Stats.TamperedAcked)
+		u.notify(ctx, cl.Tamper(p, delta, u.rng), "tampered", &u.w.Stats.TamperedRefused, &u.w.Stats.TamperedAcked)
 	}
 }
 
-func (u *user) notify(ctx context.Context, body []byte, what string, refused, acked interface{ Add(int64) int64 }) {
-	r := u.call(ctx, u.instance(), "POST", "/wxpay/notify", "", map[string]string{"Content-Type": "text/xml"}, body)
+func (u *user) notify(ctx context.Context, n Notification, what string, refused, acked interface{ Add(int64) int64 }) {
+	r := u.call(ctx, u.instance(), "POST", u.w.Cluster.NotifyPath, "", n.Header, n.Body)
 	switch {
 	case r.Outcome == Unknown:
-	case Acked(r):
+	case u.w.Cluster.Acked(r):
 		acked.Add(1)
 		u.w.Stats.problem("%s notification acknowledged: %s", what, strings.TrimSpace(string(r.Body)))
 	default:

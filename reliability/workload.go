@@ -45,6 +45,8 @@ type Stats struct {
 	Forged, ForgedRefused, ForgedAcked             atomic.Int64
 	Tampered, TamperedRefused, TamperedAcked       atomic.Int64
 	Replays, ReplaysAcked, ReplaysUnknown          atomic.Int64
+	ReplaysStale                                   atomic.Int64 // v3 replays past the signature window, refused
+	Rotations                                      atomic.Int64 // platform certificate rotations (production)
 	Kills, DBCuts                                  atomic.Int64
 	Unexpected                                     atomic.Int64 // answers no rule allows; see Problems
 	problemsMu                                     sync.Mutex
@@ -119,29 +121,38 @@ func (w *Workload) Run(ctx context.Context) error {
 	return <-errs
 }
 
-// Replay posts every acknowledged notification body again (the same bytes:
-// same nonce_str, same sign), at both instances at once. Each must be
-// answered with the success acknowledgement and change nothing (F1, F7).
+// Replay posts every acknowledged notification again (the same bytes:
+// same nonce_str and sign, or for v3 the same Wechatpay-* headers), at both
+// instances at once. Each must be answered with the success
+// acknowledgement and change nothing (F1, F7); a v3 one signed longer ago
+// than the 5-minute window must be refused instead (a long run's early
+// notifications).
 func (w *Workload) Replay(ctx context.Context, limit int) {
-	bodies := w.Cluster.Front.Acked()
-	if len(bodies) > limit {
-		bodies = bodies[:limit]
+	cl := w.Cluster
+	ns := cl.Front.Acked()
+	if len(ns) > limit {
+		ns = ns[:limit]
 	}
 	var wg sync.WaitGroup
-	for _, b := range bodies {
-		for _, addr := range w.Cluster.Addrs {
+	for _, n := range ns {
+		for _, addr := range cl.Addrs {
 			wg.Go(func() {
 				w.Stats.Replays.Add(1)
-				r := Call(ctx, "POST", addr+"/wxpay/notify", "", map[string]string{"Content-Type": "text/xml"}, b)
+				ack, sure := cl.replayExpect(n)
+				r := cl.Notify(ctx, addr, n)
 				switch {
 				case r.Outcome == Unknown:
 					w.Stats.ReplaysUnknown.Add(1)
-				case Acked(r):
+				case cl.Acked(r) && (ack || !sure):
 					w.Stats.ReplaysAcked.Add(1)
-				default:
+				case !cl.Acked(r) && !ack && r.Status/100 == 4:
+					w.Stats.ReplaysStale.Add(1)
+				case ack:
 					// docs/DESIGN.md §3.3: a repeat for an order already
 					// credited is acknowledged so WeChat Pay stops.
 					w.Stats.problem("replay of an acknowledged notification answered %s", r)
+				default:
+					w.Stats.problem("replay of a notification signed more than 5 minutes ago answered %s, want a 4xx refusal", r)
 				}
 			})
 		}

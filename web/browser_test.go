@@ -25,13 +25,14 @@ var updateDocs = flag.Bool("update-docs", false, "copy the checkout screenshots 
 
 // browser is a headless Chromium tab against a test server.
 type browser struct {
-	t      *testing.T
-	ctx    context.Context
-	srv    *httptest.Server
-	out    string
-	mu     sync.Mutex
-	urls   []string
-	errors []string
+	t       *testing.T
+	ctx     context.Context
+	srv     *httptest.Server
+	out     string
+	mu      sync.Mutex
+	urls    []string
+	headers []network.Headers // of each request in urls
+	errors  []string
 }
 
 // MustBrowser starts Chromium with a fresh profile and no background
@@ -65,6 +66,7 @@ func (b *browser) watch() {
 		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
 			b.mu.Lock()
 			b.urls = append(b.urls, e.Request.URL)
+			b.headers = append(b.headers, e.Request.Headers)
 			b.mu.Unlock()
 		}
 	})
@@ -123,10 +125,26 @@ func (b *browser) until(step, js string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+	var err error
+	for {
+		_, err = chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond)))
+		// A navigation (a redirect, a page that goes on by itself)
+		// destroys the context the poll ran in: poll the new page.
+		if err == nil || ctx.Err() != nil || !navigatedAway(err) {
+			break
+		}
+	}
+	if err != nil {
 		text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		b.t.Fatalf("%s: waiting for %s: %v\npage text:\n%s", step, js, err, text)
 	}
+}
+
+// navigatedAway reports whether err is a poll cut short by a navigation.
+func navigatedAway(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "Cannot find context with specified id") || strings.Contains(m, "Execution context was destroyed") ||
+		strings.Contains(m, "Inspected target navigated or closed")
 }
 
 // text returns the text of the element with id.
@@ -137,6 +155,16 @@ func (b *browser) text(id string) string {
 		b.t.Fatalf("text of #%s: %v", id, err)
 	}
 	return strings.TrimSpace(s)
+}
+
+// eval returns a string-valued JavaScript expression.
+func (b *browser) eval(js string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return s
 }
 
 // shot saves a screenshot of the viewport as name.png in the output folder.

@@ -3,8 +3,10 @@ package web
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"tollgate"
@@ -88,6 +90,10 @@ func (h *Handler) findPackage(r *http.Request, id string) (Package, error) {
 type createOrderRequest struct {
 	PackageID         string `json:"package_id"`
 	DeviceFingerprint string `json:"device_fingerprint"`
+	// Method is native (the default), h5 or jsapi. The openid of a JSAPI
+	// order and the client IP of an H5 order are the server's to know,
+	// never the page's to say.
+	Method string `json:"method"`
 }
 
 // orderJSON is an order as the page's script reads it.
@@ -102,7 +108,13 @@ type orderJSON struct {
 	ExpiresAt time.Time        `json:"expires_at"`
 	// Expired is true once ExpiresAt has passed, by the server's clock.
 	Expired bool   `json:"expired"`
+	Method  string `json:"method"`
 	QRURL   string `json:"qr_url,omitempty"`
+	// H5URL is where a phone browser pays an H5 order: WeChat Pay's
+	// h5_url with the redirect_url back to this checkout.
+	H5URL string `json:"h5_url,omitempty"`
+	// JSAPI is getBrandWCPayRequest's argument for a JSAPI order.
+	JSAPI *JSAPIParams `json:"jsapi,omitempty"`
 	// Balance is the account's balance, once the order is paid.
 	Balance *balanceJSON `json:"balance,omitempty"`
 }
@@ -118,15 +130,39 @@ type balanceJSON struct {
 }
 
 func (h *Handler) orderJSON(r *http.Request, o Order) orderJSON {
+	method := o.Method
+	if method == "" {
+		method = MethodNative
+	}
 	j := orderJSON{
 		OutTradeNo: o.OutTradeNo, Status: o.Status, AmountFen: o.Fen, Amount: o.Fen.String(),
 		Credits: o.Credits, PackageID: o.PackageID, ExpiresAt: o.ExpiresAt.UTC(),
-		Expired: !o.ExpiresAt.IsZero() && !h.now().Before(o.ExpiresAt),
+		Expired: !o.ExpiresAt.IsZero() && !h.now().Before(o.ExpiresAt), Method: method,
 	}
-	if o.Status == StatusNotPay || o.Status == StatusUserPaying {
+	if o.Status != StatusNotPay && o.Status != StatusUserPaying {
+		return j
+	}
+	switch method {
+	case MethodNative:
 		j.QRURL = "/checkout/" + r.PathValue("session") + "/orders/" + o.OutTradeNo + "/qr.png"
+	case MethodH5:
+		if o.H5URL != "" {
+			j.H5URL = h5URL(o.H5URL, h.baseURL(r)+"/checkout/"+r.PathValue("session")+"?order="+url.QueryEscape(o.OutTradeNo))
+		}
+	case MethodJSAPI:
+		j.JSAPI = o.JSAPI
 	}
 	return j
+}
+
+// h5URL is WeChat Pay's h5_url with redirect_url, where WeChat Pay sends
+// the browser when the payment is done or abandoned.
+func h5URL(h5, back string) string {
+	sep := "&"
+	if !strings.Contains(h5, "?") {
+		sep = "?"
+	}
+	return h5 + sep + "redirect_url=" + url.QueryEscape(back)
 }
 
 // validKey matches Idempotency-Keys and device fingerprints: 16–64
@@ -155,7 +191,27 @@ func (h *Handler) createOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
+	oreq := OrderRequest{PackageID: req.PackageID, DeviceFingerprint: req.DeviceFingerprint, IdempotencyKey: key, Method: req.Method}
+	switch req.Method {
+	case "":
+		oreq.Method = MethodNative
+	case MethodNative:
+	case MethodH5:
+		if oreq.ClientIP = h.clientIP(r); oreq.ClientIP == "" {
+			err = &paramError{"an H5 order needs the payer's IP address, which this request does not show"}
+		}
+	case MethodJSAPI:
+		switch oreq.OpenID = h.openID(r); {
+		case h.OAuth == nil:
+			err = &paramError{"paying inside WeChat (jsapi) is not set up here; use method native"}
+		case oreq.OpenID == "":
+			err = &paramError{"openid: a jsapi order needs the payer's WeChat openid; open this checkout inside WeChat to sign in first"}
+		}
+	default:
+		err = &paramError{"method must be native, h5 or jsapi"}
+	}
 	switch {
+	case err != nil:
 	case req.PackageID == "":
 		err = tollgate.Errorf(tollgate.EINVALID, "package_id is required")
 	case !validFingerprint.MatchString(req.DeviceFingerprint):
@@ -170,7 +226,7 @@ func (h *Handler) createOrder(w http.ResponseWriter, r *http.Request) {
 		h.writeErr(w, r, err)
 		return
 	}
-	o, err := h.Orders.CreateOrder(r.Context(), s.Account, req.PackageID, req.DeviceFingerprint, key)
+	o, err := h.Orders.CreateOrder(r.Context(), s.Account, oreq)
 	if err != nil {
 		h.writeErr(w, r, err)
 		return

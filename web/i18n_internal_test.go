@@ -1,6 +1,8 @@
 package web
 
 import (
+	"io/fs"
+	"regexp"
 	"testing"
 	"time"
 
@@ -16,6 +18,40 @@ func TestMessagesHaveBothLanguages(t *testing.T) {
 	for k := range messages[langZH] {
 		if messages[langEN][k] == "" {
 			t.Errorf("%q has no English text", k)
+		}
+	}
+}
+
+// TestEveryTextIsTranslated finds the keys the templates (.T "key") and
+// the checkout script (M["key"], M.key) use: each has both languages.
+func TestEveryTextIsTranslated(t *testing.T) {
+	uses := map[string]bool{}
+	js, err := assetFS.ReadFile("assets/checkout.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`\bM(?:\["([a-z0-9.]+)"\]|\.([a-z]+)\b)`).FindAllStringSubmatch(string(js), -1) {
+		uses[m[1]+m[2]] = true
+	}
+	files, _ := fs.Glob(templateFS, "templates/*.html")
+	for _, f := range files {
+		b, _ := templateFS.ReadFile(f)
+		for _, m := range regexp.MustCompile(`\.T "([a-z0-9.]+)"`).FindAllStringSubmatch(string(b), -1) {
+			uses[m[1]] = true
+		}
+	}
+	for _, k := range []string{"wechat.nooauth", "retry.checkout", "show.qr"} {
+		uses[k] = true // used from Go
+	}
+	for _, s := range []string{"state", "code", "upstream", "off"} {
+		uses["err.oauth."+s+".title"], uses["err.oauth."+s+".body"] = true, true
+	}
+	if len(uses) < 60 {
+		t.Fatalf("found only %d keys: the patterns no longer match", len(uses))
+	}
+	for k := range uses {
+		if messages[langEN][k] == "" || messages[langZH][k] == "" {
+			t.Errorf("%q is used but not translated in both languages", k)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -77,9 +78,17 @@ func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, titleKey strin
 	if lang == langZH {
 		other = langEN
 	}
+	// The switch keeps the page's other parameters (an order coming back
+	// from WeChat Pay, the method, the package).
+	q := url.Values{"lang": {other}}
+	for _, k := range []string{"method", "order", "package"} {
+		if v := r.URL.Query().Get(k); v != "" {
+			q.Set(k, v)
+		}
+	}
 	return page{
 		Lang: lang, Title: tr(lang, titleKey), Merchant: h.merchant(), Sandbox: h.Sandbox,
-		SwitchURL: r.URL.Path + "?lang=" + other, AssetVer: assetVersion,
+		SwitchURL: r.URL.Path + "?" + q.Encode(), AssetVer: assetVersion,
 	}
 }
 
@@ -108,6 +117,13 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 // errorBody is the content of the error page.
 type errorBody struct {
 	Heading, Text string
+	Links         []linkView
+}
+
+// linkView is a link button of a page.
+type linkView struct {
+	ID, Href, Text string
+	Primary        bool
 }
 
 // sessionPage verifies the session of a page request; on failure it has

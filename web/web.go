@@ -1,6 +1,8 @@
 // Package web is tollgate's hosted checkout: signed checkout links
 // (POST /v1/checkout/sessions), the checkout page where a user picks a
-// package and scans the WeChat Pay QR code, and the account page with the
+// package and pays — a QR code on a desktop, WeChat Pay's H5 page in a
+// phone's browser, the JSAPI payment sheet inside WeChat (after WeChat's
+// OAuth gives the payer's openid) — and the account page with the
 // balance, orders, refunds and a usage chart. It talks to the rest of
 // tollgate only through the small interfaces below, so it imports no
 // service package; it is not the API server and does not authenticate API
@@ -29,6 +31,47 @@ type Order struct {
 	PackageID string
 	ExpiresAt time.Time
 	CreatedAt time.Time
+	// Method is how the order is paid: MethodNative (a QR code; "" is
+	// read as native), MethodH5 or MethodJSAPI.
+	Method string
+	// H5URL is WeChat Pay's h5_url of an H5 order (the page adds its
+	// redirect_url), "" otherwise.
+	H5URL string
+	// JSAPI is what WeixinJSBridge's getBrandWCPayRequest takes for a JSAPI
+	// order, nil otherwise.
+	JSAPI *JSAPIParams
+}
+
+// Payment methods, spelled as POST /v1/payments/orders spells them.
+const (
+	MethodNative = "native" // a QR code scanned with WeChat
+	MethodH5     = "h5"     // a mobile browser sent to WeChat Pay's h5_url
+	MethodJSAPI  = "jsapi"  // the payment sheet inside WeChat
+)
+
+// JSAPIParams are the arguments of WeixinJSBridge.invoke(
+// 'getBrandWCPayRequest', …), signed by the merchant (wxpay.V3JSAPIParams).
+type JSAPIParams struct {
+	AppID     string `json:"appId"`
+	TimeStamp string `json:"timeStamp"`
+	NonceStr  string `json:"nonceStr"`
+	Package   string `json:"package"`
+	SignType  string `json:"signType"`
+	PaySign   string `json:"paySign"`
+}
+
+// OrderRequest is what the checkout asks Orders.CreateOrder for.
+type OrderRequest struct {
+	PackageID         string
+	DeviceFingerprint string
+	IdempotencyKey    string
+	// Method is MethodNative, MethodH5 or MethodJSAPI.
+	Method string
+	// OpenID is the payer's openid under the merchant's appid (JSAPI
+	// only), from WeChat's OAuth.
+	OpenID string
+	// ClientIP is the payer's IP address (required for H5).
+	ClientIP string
 }
 
 // Order statuses, spelled as WeChat Pay's trade_state.
@@ -78,15 +121,16 @@ type Refund struct {
 	Status string
 }
 
-// Orders creates and reads WeChat Pay Native orders (payment.Service).
-// Methods are safe for concurrent use.
+// Orders creates and reads WeChat Pay orders (payment.Service). Methods are
+// safe for concurrent use.
 type Orders interface {
-	// CreateOrder places an order for a package. The same idempotencyKey
-	// with the same arguments returns the same order. Errors: EINVALID
-	// (bad fingerprint; nothing is sent to WeChat Pay), ENOTFOUND
-	// (package), ECONFLICT (key reused with other arguments),
-	// EUNAVAILABLE, EUPSTREAM.
-	CreateOrder(ctx context.Context, account tollgate.AccountID, packageID, deviceFingerprint, idempotencyKey string) (Order, error)
+	// CreateOrder places an order for a package, paid by req.Method. The
+	// same IdempotencyKey with the same request returns the same order.
+	// Errors: EINVALID (bad fingerprint, a JSAPI order without openid, an
+	// H5 order without client IP, a method the configuration cannot take;
+	// nothing is sent to WeChat Pay), ENOTFOUND (package), ECONFLICT (key
+	// reused with another request), EUNAVAILABLE, EUPSTREAM.
+	CreateOrder(ctx context.Context, account tollgate.AccountID, req OrderRequest) (Order, error)
 	// GetOrder returns an order of account. Errors: ENOTFOUND (no such
 	// order, or another account's).
 	GetOrder(ctx context.Context, account tollgate.AccountID, outTradeNo string) (Order, error)
@@ -113,6 +157,24 @@ type Accounts interface {
 	// since, in any order.
 	ListUsage(ctx context.Context, account tollgate.AccountID, since time.Time) ([]Usage, error)
 }
+
+// OpenIDs is WeChat's web OAuth with scope snsapi_base (*wxpay.OAuthClient;
+// webadapt.OAuth also marks refused codes with ErrOAuthCode): the page
+// sends a browser inside WeChat to AuthorizeRedirect, WeChat sends it back
+// to redirectURI with a code and the state, and OpenID exchanges the code.
+type OpenIDs interface {
+	// AuthorizeRedirect returns the URL of WeChat's authorize page that
+	// sends the browser back to redirectURI with ?code=…&state=state.
+	AuthorizeRedirect(redirectURI, state string) string
+	// OpenID exchanges a code (single use, minutes) for the user's openid.
+	// An invalid, expired or used code is an error wrapping ErrOAuthCode;
+	// any other error means WeChat could not answer.
+	OpenID(ctx context.Context, code string) (string, error)
+}
+
+// ErrOAuthCode is an OAuth code WeChat refused: invalid, expired or
+// already used. OpenIDs implementations wrap it.
+var ErrOAuthCode = errors.New("web: WeChat refused the OAuth code (invalid or already used)")
 
 // Catalog is what is on sale and what models cost (pricing.Pricer).
 type Catalog interface {
@@ -142,6 +204,15 @@ type Handler struct {
 	// emulator mounted at SandboxPath ("/sandbox/wxpay" when empty).
 	Sandbox     bool
 	SandboxPath string
+
+	// OAuth gets the openid of a browser inside WeChat, which then pays
+	// with the JSAPI payment sheet. Nil (no app secret configured): such a
+	// browser is shown the QR code, with a note.
+	OAuth OpenIDs
+	// ClientIP returns the payer's IP address, which H5 orders need
+	// (honouring the server's trusted proxy header); nil means the host
+	// of RemoteAddr.
+	ClientIP func(r *http.Request) string
 
 	Orders   Orders
 	Refunder Refunder // nil hides refund buttons
@@ -191,6 +262,7 @@ func (h *Handler) Routes() []Route {
 	return []Route{
 		{"POST /v1/checkout/sessions", http.HandlerFunc(h.createSession), true, jsonBody},
 		{"GET /checkout/{session}", http.HandlerFunc(h.checkoutPage), false, smallBody},
+		{"GET /checkout/{session}/wechat", http.HandlerFunc(h.wechatCallback), false, smallBody},
 		{"POST /checkout/{session}/orders", http.HandlerFunc(h.createOrder), false, jsonBody},
 		{"GET /checkout/{session}/orders/{no}", http.HandlerFunc(h.getOrder), false, smallBody},
 		{"GET /checkout/{session}/orders/{no}/qr.png", http.HandlerFunc(h.qrPNG), false, smallBody},

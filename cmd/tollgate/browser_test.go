@@ -210,6 +210,7 @@ type chromiumTab struct {
 
 	mu        sync.Mutex // guards the fields below
 	urls      []string
+	sent      []network.Headers            // the headers of each request in urls
 	responses map[string]*network.Response // by URL, the last one
 	errors    []string
 }
@@ -247,6 +248,7 @@ func (b *chromiumTab) watch() {
 		switch e := ev.(type) {
 		case *network.EventRequestWillBeSent:
 			b.urls = append(b.urls, e.Request.URL)
+			b.sent = append(b.sent, e.Request.Headers)
 		case *network.EventResponseReceived:
 			b.responses[e.Response.URL] = e.Response
 		}
@@ -306,7 +308,16 @@ func (b *chromiumTab) until(step, js string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+	var err error
+	for {
+		_, err = chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond)))
+		// A navigation (a redirect, a page that goes on by itself)
+		// destroys the context the poll ran in: poll the new page.
+		if err == nil || ctx.Err() != nil || !navigatedAway(err) {
+			break
+		}
+	}
+	if err != nil {
 		text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		b.t.Fatalf("%s: waiting for %s: %v\npage text:\n%s", step, js, err, text)
 	}
@@ -390,6 +401,13 @@ func (b *chromiumTab) shot(name string) {
 		b.t.Fatal(err)
 	}
 	b.t.Logf("screenshot %s", p)
+}
+
+// navigatedAway reports whether err is a poll cut short by a navigation.
+func navigatedAway(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "Cannot find context with specified id") || strings.Contains(m, "Execution context was destroyed") ||
+		strings.Contains(m, "Inspected target navigated or closed")
 }
 
 // browserVisible is a JavaScript test that the element with id shows.

@@ -41,4 +41,13 @@ func (m *Main) startLoops(ctx context.Context, svc *services) {
 			m.log.Error("payment poller stopped", "err", err)
 		}
 	}()
+	if svc.v3 != nil && svc.v3.Certificates != nil {
+		// Certificate mode: the platform certificates downloaded at start
+		// are refreshed every 12 hours (and on an unknown serial).
+		m.loops.Add(1)
+		go func() {
+			defer m.loops.Done()
+			_ = svc.v3.Certificates.Run(ctx) // returns only when ctx ends
+		}()
+	}
 }

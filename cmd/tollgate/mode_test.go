@@ -49,10 +49,11 @@ func parseServe(args ...string) error {
 
 // TestServeProductionNamesEveryMissingSetting: production with nothing
 // set refuses with one error naming each setting it lacks, whether the
-// mode comes from the flag, the environment or the config file.
+// mode comes from the flag, the environment or the config file. API v3 is
+// production's default, so its merchant key files are named.
 func TestServeProductionNamesEveryMissingSetting(t *testing.T) {
 	want := []string{"--admin-token", "--admin-token-file", "--public-url", "--providers", "--wxpay-url",
-		"--wxpay-mch-id", "--wxpay-appid", "--wxpay-api-key"}
+		"--wxpay-mch-id", "--wxpay-appid", "--wxpay-private-key", "--wxpay-cert-serial", "--wxpay-apiv3-key-file"}
 	check := func(how string, err error) {
 		t.Helper()
 		if err == nil {
@@ -89,7 +90,8 @@ func TestServeProductionRefusesContradictions(t *testing.T) {
 		{"providers at the mock model", []string{"--providers", providersAt(t, "https://pay.example.com/mockllm")}, `provider "up" points at the mock model`},
 		{"unreadable providers", []string{"--providers", filepath.Join(t.TempDir(), "none.json")}, "--providers"},
 		{"two admin tokens", []string{"--admin-token", strings.Repeat("a", 32)}, "--admin-token and --admin-token-file"},
-		{"API v3 without merchant keys", []string{"--wxpay-api-version", "v3"}, "API v3"},
+		{"API v3 without merchant keys", []string{"--wxpay-api-version", "v3"}, "no --wxpay-private-key"},
+		{"API v2 without its key", []string{"--wxpay-api-key", ""}, "no --wxpay-api-key"},
 		{"unknown mode", []string{"--mode", "staging"}, "--mode must be dev or production"},
 	} {
 		err := parseServe(append(append([]string{}, base...), tc.extra...)...)
@@ -104,7 +106,7 @@ func TestServeProductionRefusesContradictions(t *testing.T) {
 	}
 	// Several problems at once are all named, not only the first.
 	err := parseServe(append(append([]string{}, base...), "--public-url", "http://x", "--wxpay-api-key", "", "--wxpay-api-version", "v3")...)
-	for _, w := range []string{"https", "--wxpay-api-key", "API v3"} {
+	for _, w := range []string{"https", "--wxpay-private-key", "--wxpay-apiv3-key-file"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("several problems: %v lacks %q", err, w)
 		}

@@ -5,7 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
+	"strings"
 	"time"
 
 	"tollgate"
@@ -29,33 +29,52 @@ func init() {
 	register("reconcile", reconcileSummary, runReconcile)
 }
 
-// wxpayFlags are the merchant flags, named as serve's where they overlap.
+// wxpayFlags are the merchant flags, named as serve's. The v3 key files
+// are read by merchantV3.load, as serve and `wxpay check` read them;
+// --wxpay-mch-serial, --wxpay-mch-key-file and --wxpay-public-key-file are
+// reconcile's older names of --wxpay-cert-serial, --wxpay-private-key and
+// --wxpay-public-key.
 type wxpayFlags struct {
 	version, url, mchID, appID, apiKey, signType *string
-	mchSerial, mchKeyFile, pubKeyID, pubKeyFile  *string
+	v3                                           *merchantV3
 }
 
 func addWxpayFlags(fs *flag.FlagSet) wxpayFlags {
-	return wxpayFlags{
-		version:    fs.String("wxpay-api-version", "v2", "WeChat Pay API version: v2 or v3"),
-		url:        fs.String("wxpay-url", "", "WeChat Pay API base URL (default: WeChat Pay's production host; the emulator's URL for the sandbox)"),
-		mchID:      fs.String("wxpay-mch-id", "", "merchant id (mch_id)"),
-		appID:      fs.String("wxpay-appid", "", "app id bound to the merchant"),
-		apiKey:     fs.String("wxpay-api-key", "", "v2 API key (32 characters)"),
-		signType:   fs.String("wxpay-sign-type", wxpay.SignTypeMD5, "v2 signature type: MD5 or HMAC-SHA256"),
-		mchSerial:  fs.String("wxpay-mch-serial", "", "v3: serial number of the merchant API certificate"),
-		mchKeyFile: fs.String("wxpay-mch-key-file", "", "v3: PEM file of the merchant API private key (apiclient_key.pem)"),
-		pubKeyID:   fs.String("wxpay-public-key-id", "", "v3: id of the WeChat Pay public key (PUB_KEY_ID_...)"),
-		pubKeyFile: fs.String("wxpay-public-key-file", "", "v3: PEM file of the WeChat Pay public key that signs answers"),
+	f := wxpayFlags{
+		version:  fs.String("wxpay-api-version", "", "WeChat Pay API version: v2 or v3; empty: v3 when --wxpay-private-key is set, else v2"),
+		url:      fs.String("wxpay-url", "", "WeChat Pay API base URL (default: WeChat Pay's production host; the emulator's URL for the sandbox)"),
+		mchID:    fs.String("wxpay-mch-id", "", "merchant id (mch_id)"),
+		appID:    fs.String("wxpay-appid", "", "app id bound to the merchant"),
+		apiKey:   fs.String("wxpay-api-key", "", "v2 API key (32 characters)"),
+		signType: fs.String("wxpay-sign-type", wxpay.SignTypeMD5, "v2 signature type: MD5 or HMAC-SHA256"),
+		v3:       &merchantV3{},
 	}
+	v3 := f.v3
+	fs.StringVar(&v3.PrivateKey, "wxpay-private-key", "", "v3: file of the merchant API private key (apiclient_key.pem)")
+	fs.StringVar(&v3.PrivateKey, "wxpay-mch-key-file", "", "v3: older name of --wxpay-private-key")
+	fs.StringVar(&v3.CertSerial, "wxpay-cert-serial", "", "v3: serial number (hex) of the merchant API certificate")
+	fs.StringVar(&v3.CertSerial, "wxpay-mch-serial", "", "v3: older name of --wxpay-cert-serial")
+	fs.StringVar(&v3.PublicKey, "wxpay-public-key", "", "v3: file of the WeChat Pay public key (pub_key.pem); neither it nor its id: platform certificates")
+	fs.StringVar(&v3.PublicKey, "wxpay-public-key-file", "", "v3: older name of --wxpay-public-key")
+	fs.StringVar(&v3.PublicKeyID, "wxpay-public-key-id", "", "v3: id of the WeChat Pay public key (PUB_KEY_ID_...)")
+	fs.StringVar(&v3.APIv3Key, "wxpay-apiv3-key-file", "", "v3: file of the APIv3 key, which decrypts platform certificates (certificate mode only)")
+	return f
 }
 
-// bills returns the bill source the flags describe.
-func (f wxpayFlags) bills() (reconcile.BillSource, error) {
+// bills returns the bill source the flags describe; warnings about the
+// key files go to warn.
+func (f wxpayFlags) bills(ctx context.Context, warn io.Writer) (reconcile.BillSource, error) {
 	if *f.mchID == "" || *f.appID == "" {
 		return nil, fmt.Errorf("--wxpay-mch-id and --wxpay-appid are required")
 	}
-	switch *f.version {
+	version := *f.version
+	if version == "" {
+		version = "v2"
+		if f.v3.PrivateKey != "" {
+			version = "v3"
+		}
+	}
+	switch version {
 	case "v2":
 		if len(*f.apiKey) != 32 {
 			return nil, fmt.Errorf("--wxpay-api-key must be 32 characters, got %d", len(*f.apiKey))
@@ -63,34 +82,30 @@ func (f wxpayFlags) bills() (reconcile.BillSource, error) {
 		return reconcile.V2Bills{Client: &wxpay.V2Client{BaseURL: *f.url, AppID: *f.appID, MchID: *f.mchID,
 			APIKey: *f.apiKey, SignType: *f.signType}}, nil
 	case "v3":
-		return f.v3Bills()
+		return f.v3Bills(ctx, warn)
 	default:
-		return nil, fmt.Errorf("--wxpay-api-version must be v2 or v3, got %q", *f.version)
+		return nil, fmt.Errorf("--wxpay-api-version must be v2 or v3, got %q", version)
 	}
 }
 
-func (f wxpayFlags) v3Bills() (reconcile.BillSource, error) {
-	if *f.mchSerial == "" || *f.mchKeyFile == "" || *f.pubKeyID == "" || *f.pubKeyFile == "" {
-		return nil, fmt.Errorf("v3 needs --wxpay-mch-serial, --wxpay-mch-key-file, --wxpay-public-key-id and --wxpay-public-key-file")
+// v3Bills is the v3 bill source. In certificate mode the platform
+// certificates are downloaded first: they verify the bill's answers.
+func (f wxpayFlags) v3Bills(ctx context.Context, warn io.Writer) (reconcile.BillSource, error) {
+	s := *f.v3
+	s.URL, s.MchID, s.AppID = *f.url, *f.mchID, *f.appID
+	keys, problems := s.load(false)
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("API v3:\n  - %s", strings.Join(problems, "\n  - "))
 	}
-	keyPEM, err := os.ReadFile(*f.mchKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("read merchant key: %w", err)
+	for _, w := range keys.warnings {
+		fmt.Fprintln(warn, "warning:", w)
 	}
-	key, err := wxpay.LoadRSAPrivateKeyPEM(keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("merchant key: %w", err)
+	c := s.client(keys)
+	if c.Certificates != nil {
+		if err := c.Certificates.Refresh(ctx); err != nil {
+			return nil, fmt.Errorf("WeChat Pay platform certificates: %w", err)
+		}
 	}
-	pubPEM, err := os.ReadFile(*f.pubKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("read WeChat Pay public key: %w", err)
-	}
-	keyring := wxpay.NewV3Keyring()
-	if err := keyring.AddPublicKeyPEM(*f.pubKeyID, pubPEM); err != nil {
-		return nil, fmt.Errorf("WeChat Pay public key: %w", err)
-	}
-	c := &wxpay.V3Client{BaseURL: *f.url, MchID: *f.mchID, AppID: *f.appID, MerchantSerialNo: *f.mchSerial,
-		MerchantKey: key, Keyring: keyring, WechatpaySerial: *f.pubKeyID}
 	return reconcile.V3Bills{Client: c}, nil
 }
 
@@ -135,7 +150,7 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := checkFormat(*format); err != nil {
 		return failed(fmt.Errorf("reconcile: %w", err))
 	}
-	bills, err := wf.bills()
+	bills, err := wf.bills(ctx, stderr)
 	if err != nil {
 		return failed(fmt.Errorf("reconcile: %w", err))
 	}

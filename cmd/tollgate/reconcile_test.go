@@ -202,6 +202,14 @@ func TestReconcileCommandV3(t *testing.T) {
 	if status != 0 || !regexp.MustCompile(`payments +1 +4200 +1 +4200 +0`).MatchString(out) {
 		t.Fatalf("v3: status %d\n%s", status, out)
 	}
+	// serve's names of the same files, the version following from them.
+	status, out, _ = runCLI(t, "reconcile", "--date", o.PaidAt.In(tollgate.Beijing).Format(time.DateOnly), "--data", dir,
+		"--wxpay-url", s.url, "--wxpay-mch-id", cfg.MchID, "--wxpay-appid", cfg.AppID,
+		"--wxpay-cert-serial", cfg.MerchantSerial, "--wxpay-private-key", keyFile,
+		"--wxpay-public-key-id", cfg.PlatformKeyID, "--wxpay-public-key", pubFile)
+	if status != 0 || !regexp.MustCompile(`payments +1 +4200 +1 +4200 +0`).MatchString(out) {
+		t.Fatalf("v3 with serve's flag names: status %d\n%s", status, out)
+	}
 }
 
 func TestReconcileCommandErrors(t *testing.T) {

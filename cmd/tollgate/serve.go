@@ -111,6 +111,7 @@ func (m *Main) ParseFlags(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	m.Config.resolveDefaults()
 	return m.Config.Validate()
 }
 
@@ -137,6 +138,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	svc, err := m.buildServices(st)
 	if err != nil {
+		return err
+	}
+	if err := m.preflight(ctx, svc); err != nil {
 		return err
 	}
 	m.startLoops(ctx, svc)

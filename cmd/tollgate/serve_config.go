@@ -38,7 +38,22 @@ type ServeConfig struct {
 	// certificate v2 refunds present over mutual TLS (production only).
 	WxpayCert    string
 	WxpayCertKey string
-	Providers    string
+	// API v3 with --wxpay-url: the merchant API private key file and its
+	// certificate's serial, the file of the APIv3 key, and WeChat Pay's
+	// public key file with its id (public key mode; neither: platform
+	// certificates). See merchantV3.
+	WxpayPrivateKey   string
+	WxpayCertSerial   string
+	WxpayAPIv3KeyFile string
+	WxpayPublicKey    string
+	WxpayPublicKeyID  string
+	// WeChat's web authorisation (OAuth snsapi_base), which gives the
+	// checkout opened inside WeChat the payer's openid for JSAPI: the file
+	// of the official account's AppSecret and the two hosts.
+	WechatAppSecretFile string
+	WechatOAuthURL      string
+	WechatAPIURL        string
+	Providers           string
 	// RateLimit is the gateway requests per minute allowed per API key,
 	// shared through Redis when configured; 0 is no limit.
 	RateLimit int
@@ -79,7 +94,8 @@ type ServeConfig struct {
 func DefaultServeConfig() ServeConfig {
 	t := httpapi.DefaultTimeouts
 	return ServeConfig{
-		Mode: ModeDev, Addr: "127.0.0.1:8080", Data: "./tollgate-data", WxpayAPIVersion: payment.APIv2, LogFormat: "text",
+		Mode: ModeDev, Addr: "127.0.0.1:8080", Data: "./tollgate-data", LogFormat: "text",
+		WechatOAuthURL: DefaultWechatOAuthURL, WechatAPIURL: DefaultWechatAPIURL,
 		WxpayRolloutPercent: 100, WxpayGuardFailureRate: 0.5, MaxRequestDuration: 30 * time.Minute,
 		ReadHeaderTimeout: t.ReadHeader, BodyTimeout: t.Body, NotifyBodyTimeout: t.NotifyBody,
 		ModelBodyTimeout: t.ModelBody, IdleTimeout: t.Idle, StreamWriteTimeout: gateway.DefaultStreamWriteTimeout,
@@ -99,13 +115,21 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL (postgres://...); empty: SQLite under --data")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for the nonce store and rate limiter; empty: in-process")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key (nonces, limiter, circuit breakers); every instance of one deployment must use the same; empty: \"tollgate:\"")
-	fs.StringVar(&c.WxpayAPIVersion, "wxpay-api-version", c.WxpayAPIVersion, "WeChat Pay API orders are placed with: v2 or v3")
+	fs.StringVar(&c.WxpayAPIVersion, "wxpay-api-version", c.WxpayAPIVersion, "WeChat Pay API orders are placed with: v2 or v3; empty: v3 in --mode production, v2 in dev")
 	fs.StringVar(&c.WxpayURL, "wxpay-url", c.WxpayURL, "WeChat Pay API base URL; empty: the emulator in-process under /sandbox/wxpay/")
 	fs.StringVar(&c.WxpayMchID, "wxpay-mch-id", c.WxpayMchID, "merchant id (mch_id); empty with the emulator: its default")
 	fs.StringVar(&c.WxpayAppID, "wxpay-appid", c.WxpayAppID, "app id bound to the merchant")
 	fs.StringVar(&c.WxpayAPIKey, "wxpay-api-key", c.WxpayAPIKey, "v2 API key (32 characters)")
 	fs.StringVar(&c.WxpayCert, "wxpay-cert", c.WxpayCert, "merchant API certificate (apiclient_cert.pem) for v2 refunds with --wxpay-url")
 	fs.StringVar(&c.WxpayCertKey, "wxpay-cert-key", c.WxpayCertKey, "its private key (apiclient_key.pem)")
+	fs.StringVar(&c.WxpayPrivateKey, "wxpay-private-key", c.WxpayPrivateKey, "v3: file of the merchant API private key (apiclient_key.pem) that signs requests")
+	fs.StringVar(&c.WxpayCertSerial, "wxpay-cert-serial", c.WxpayCertSerial, "v3: serial number (hex) of the merchant API certificate of that key")
+	fs.StringVar(&c.WxpayAPIv3KeyFile, "wxpay-apiv3-key-file", c.WxpayAPIv3KeyFile, "v3: file holding the APIv3 key (32 characters): decrypts notifications and platform certificates")
+	fs.StringVar(&c.WxpayPublicKey, "wxpay-public-key", c.WxpayPublicKey, "v3: file of the WeChat Pay public key (pub_key.pem); with --wxpay-public-key-id; neither: platform certificates from /v3/certificates")
+	fs.StringVar(&c.WxpayPublicKeyID, "wxpay-public-key-id", c.WxpayPublicKeyID, "v3: id of that public key (PUB_KEY_ID_...)")
+	fs.StringVar(&c.WechatAppSecretFile, "wechat-app-secret-file", c.WechatAppSecretFile, "file holding the AppSecret of --wxpay-appid: the checkout inside WeChat gets the payer's openid (JSAPI) through WeChat's OAuth")
+	fs.StringVar(&c.WechatOAuthURL, "wechat-oauth-url", c.WechatOAuthURL, "WeChat's OAuth authorize host (the payer's browser is sent there)")
+	fs.StringVar(&c.WechatAPIURL, "wechat-api-url", c.WechatAPIURL, "WeChat's API host (OAuth codes are exchanged for openids there)")
 	fs.StringVar(&c.Providers, "providers", c.Providers, "providers file (JSON); empty: the mock LLM in-process under /mockllm/")
 	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "gateway requests per minute per API key (shared through Redis); 0: no limit")
 	fs.IntVar(&c.WxpayRolloutPercent, "wxpay-rollout-percent", c.WxpayRolloutPercent, "percent of accounts (sticky) offered WeChat Pay, 0-100")
@@ -139,6 +163,31 @@ const (
 	ModeProduction = "production"
 )
 
+// WeChat's own OAuth hosts, the defaults of --wechat-oauth-url and
+// --wechat-api-url.
+const (
+	DefaultWechatOAuthURL = "https://open.weixin.qq.com"
+	DefaultWechatAPIURL   = "https://api.weixin.qq.com"
+)
+
+// resolveDefaults fills the settings whose default depends on others: an
+// unset --wxpay-api-version is v3 in production (WeChat Pay issues API v3
+// to new merchants) and v2 in dev (the emulator's zero configuration).
+func (c *ServeConfig) resolveDefaults() {
+	if c.WxpayAPIVersion == "" {
+		c.WxpayAPIVersion = payment.APIv2
+		if c.Mode == ModeProduction {
+			c.WxpayAPIVersion = payment.APIv3
+		}
+	}
+}
+
+// merchantV3 is c's API v3 merchant settings.
+func (c ServeConfig) merchantV3() merchantV3 {
+	return merchantV3{URL: c.WxpayURL, MchID: c.WxpayMchID, AppID: c.WxpayAppID, PrivateKey: c.WxpayPrivateKey,
+		CertSerial: c.WxpayCertSerial, APIv3Key: c.WxpayAPIv3KeyFile, PublicKey: c.WxpayPublicKey, PublicKeyID: c.WxpayPublicKeyID}
+}
+
 // Validate refuses settings that cannot work together, and in production
 // every dev-only piece: one error names each problem found.
 func (c ServeConfig) Validate() error {
@@ -150,6 +199,9 @@ func (c ServeConfig) Validate() error {
 		}
 		if realWxpay(c.WxpayURL) {
 			return fmt.Errorf("serve: --wxpay-url %s is the real WeChat Pay, and --mode dev moves no real money: use --mode production", c.WxpayURL)
+		}
+		if p := c.merchantProblems(c.WxpayURL != ""); len(p) > 0 {
+			return fmt.Errorf("serve: %s", strings.Join(p, "; "))
 		}
 		return nil
 	case ModeProduction:
@@ -207,9 +259,46 @@ func (c ServeConfig) productionProblems() []string {
 	if c.WxpayURL == "" {
 		p = append(p, "no --wxpay-url: production takes payments through WeChat Pay, never the in-process emulator")
 	}
-	for _, s := range []struct{ flag, v string }{{"--wxpay-mch-id", c.WxpayMchID}, {"--wxpay-appid", c.WxpayAppID}, {"--wxpay-api-key", c.WxpayAPIKey}} {
+	return append(p, c.merchantProblems(true)...)
+}
+
+// merchantProblems are the problems of the merchant's settings for WeChat
+// Pay at --wxpay-url (external true): mch_id and appid, and the API
+// version's credentials with every key file read and checked. Without an
+// external WeChat Pay, v3 key settings are refused: the in-process
+// emulator signs with its own test keys.
+func (c ServeConfig) merchantProblems(external bool) []string {
+	v3 := c.merchantV3()
+	if !external {
+		var p []string
+		if v3.hasKeys() {
+			p = append(p, "--wxpay-private-key, --wxpay-cert-serial, --wxpay-apiv3-key-file, --wxpay-public-key and --wxpay-public-key-id "+
+				"are the keys of the merchant at --wxpay-url; the in-process emulator has its own test keys: set --wxpay-url or drop them")
+		}
+		if c.WechatAppSecretFile != "" {
+			p = append(p, "--wechat-app-secret-file is the AppSecret of the app at WeChat's OAuth; "+
+				"with the in-process emulator the checkout uses the emulator's: set --wxpay-url or drop it")
+		}
+		return p
+	}
+	var p []string
+	for _, s := range []struct{ flag, v string }{{"--wxpay-mch-id", c.WxpayMchID}, {"--wxpay-appid", c.WxpayAppID}} {
 		if s.v == "" {
-			p = append(p, "no "+s.flag+": production needs the merchant's own")
+			p = append(p, "no "+s.flag+": WeChat Pay at --wxpay-url needs the merchant's own")
+		}
+	}
+	switch c.WxpayAPIVersion {
+	case payment.APIv2:
+		if c.WxpayAPIKey == "" {
+			p = append(p, "no --wxpay-api-key: API v2 signs every request with the merchant's 32-character API key (or use API v3: --wxpay-api-version v3)")
+		}
+	case payment.APIv3:
+		_, problems := v3.load(true)
+		p = append(p, problems...)
+	}
+	if c.WechatAppSecretFile != "" {
+		if _, _, err := readSecretFile("--wechat-app-secret-file", c.WechatAppSecretFile); err != nil {
+			p = append(p, err.Error())
 		}
 	}
 	return p
@@ -267,18 +356,28 @@ func (c ServeConfig) validateSettings() error {
 		return fmt.Errorf("serve: --max-request-duration must not be negative, got %s", c.MaxRequestDuration)
 	case c.WxpayAPIKey != "" && len(c.WxpayAPIKey) != 32:
 		return fmt.Errorf("serve: --wxpay-api-key must be 32 characters, got %d", len(c.WxpayAPIKey))
-	case c.Mode != ModeProduction && c.WxpayURL != "" && (c.WxpayMchID == "" || c.WxpayAppID == "" || c.WxpayAPIKey == ""):
-		return errors.New("serve: --wxpay-url needs --wxpay-mch-id, --wxpay-appid and --wxpay-api-key")
 	case (c.WxpayCert == "") != (c.WxpayCertKey == ""):
 		return errors.New("serve: --wxpay-cert and --wxpay-cert-key go together")
-	case c.WxpayURL != "" && c.WxpayAPIVersion == payment.APIv3:
-		// The merchant private key, its serial and WeChat Pay's public key
-		// have no serve flags yet (docs/DESIGN.md §3.1).
-		return errors.New("serve: API v3 against a real WeChat Pay needs merchant key settings not supported yet; use v2 or the emulator")
-	case c.PublicURL != "":
-		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("serve: --public-url must be an http(s) URL, not %q", c.PublicURL)
+	}
+	for _, u := range []struct {
+		flag, v  string
+		required bool // empty means nothing for the others
+	}{
+		{"--public-url", c.PublicURL, false}, {"--wxpay-url", c.WxpayURL, false},
+		{"--wechat-oauth-url", c.WechatOAuthURL, true}, {"--wechat-api-url", c.WechatAPIURL, true},
+	} {
+		switch {
+		case u.v == "" && u.required:
+			return fmt.Errorf("serve: %s must not be empty", u.flag)
+		case u.v != "" && !httpURL(u.v):
+			return fmt.Errorf("serve: %s must be an http(s) URL, not %q", u.flag, u.v)
 		}
 	}
 	return nil
+}
+
+// httpURL reports whether raw is an absolute http(s) URL.
+func httpURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"maps"
@@ -48,7 +49,10 @@ type services struct {
 	payments *payment.Service
 	money    *httpapi.PaymentMetrics // payments', refunds' and adjustments' counters
 	rollout  *payment.Rollout
-	wxDesc   string          // how WeChat Pay is reached, for the banner
+	wxDesc   string // how WeChat Pay is reached, for the banner
+	// v3 is the API v3 client of the merchant at --wxpay-url, nil with the
+	// emulator or API v2: production's preflight checks it at start.
+	v3       *wxpay.V3Client
 	checkout []httpapi.Route // the hosted checkout's routes
 }
 
@@ -184,6 +188,7 @@ func (m *Main) buildPayments(st *stores, svc *services) error {
 	var err error
 	if c.WxpayURL != "" {
 		svc.wxDesc, err = m.wxpayClients(&cfg, &deps)
+		svc.v3 = deps.V3
 	} else {
 		svc.wxDesc, err = m.emulatorClients(&cfg, &deps)
 	}
@@ -196,21 +201,43 @@ func (m *Main) buildPayments(st *stores, svc *services) error {
 	return nil
 }
 
-// wxpayClients are the clients of WeChat Pay at --wxpay-url (production).
+// wxpayClients are the clients of WeChat Pay at --wxpay-url (production):
+// API v2 with --wxpay-api-key (also under API v3, so that notifications and
+// refunds of orders placed with v2 keep working), API v3 with the merchant
+// key files.
 func (m *Main) wxpayClients(cfg *payment.Config, deps *payment.Deps) (string, error) {
 	c := m.Config
 	cfg.AppID, cfg.MchID = c.WxpayAppID, c.WxpayMchID
-	deps.V2 = &wxpay.V2Client{BaseURL: c.WxpayURL, AppID: c.WxpayAppID, MchID: c.WxpayMchID, APIKey: c.WxpayAPIKey}
-	if c.WxpayCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.WxpayCert, c.WxpayCertKey)
-		if err != nil {
-			return "", fmt.Errorf("serve: merchant certificate: %w", err)
+	desc := fmt.Sprintf("production profile, API %s at %s, mch_id %s, appid %s", c.WxpayAPIVersion, c.WxpayURL, c.WxpayMchID, c.WxpayAppID)
+	if c.WxpayAPIKey != "" {
+		deps.V2 = &wxpay.V2Client{BaseURL: c.WxpayURL, AppID: c.WxpayAppID, MchID: c.WxpayMchID, APIKey: c.WxpayAPIKey}
+		if c.WxpayCert != "" {
+			cert, err := tls.LoadX509KeyPair(c.WxpayCert, c.WxpayCertKey)
+			if err != nil {
+				return "", fmt.Errorf("serve: merchant certificate: %w", err)
+			}
+			deps.V2.Certificate = &cert
+		} else {
+			m.log.Warn("no --wxpay-cert: v2 refunds will be refused until the merchant certificate is configured")
 		}
-		deps.V2.Certificate = &cert
-	} else {
-		m.log.Warn("no --wxpay-cert: v2 refunds will be refused until the merchant certificate is configured")
 	}
-	return fmt.Sprintf("production profile, API %s at %s, mch_id %s, appid %s", c.WxpayAPIVersion, c.WxpayURL, c.WxpayMchID, c.WxpayAppID), nil
+	if c.WxpayAPIVersion == payment.APIv3 {
+		mv3 := c.merchantV3()
+		keys, problems := mv3.load(true)
+		if len(problems) > 0 {
+			// Validate read the same files: one changed since.
+			return "", fmt.Errorf("serve: WeChat Pay API v3:\n  - %s", strings.Join(problems, "\n  - "))
+		}
+		for _, w := range keys.warnings {
+			m.log.Warn(w)
+		}
+		deps.V3 = mv3.client(keys)
+		if deps.V3.Certificates != nil {
+			deps.V3.Certificates.Logger = m.log
+		}
+		desc += "\n    " + mv3.describe()
+	}
+	return desc, nil
 }
 
 // emulatorClients start the WeChat Pay emulator in-process (served under
@@ -249,6 +276,24 @@ func (m *Main) buildCheckout(svc *services) ([]httpapi.Route, error) {
 		Sandbox: m.Sim != nil, Orders: orders, Refunder: orders,
 		Accounts: webadapt.Accounts{Ledger: svc.ledger}, Catalog: webadapt.Catalog{Pricer: svc.gateway.pricer}, Logger: m.log,
 		Account: httpapi.CheckoutAccount,
+		// H5 orders send WeChat Pay the payer's IP, as the API does.
+		ClientIP: func(r *http.Request) string { return httpapi.ClientIP(r, m.Config.TrustedProxyHeader) },
+	}
+	if m.Sim != nil {
+		// Inside WeChat the page pays with the JSAPI sheet after getting
+		// the openid from the emulator's OAuth, mounted in-process.
+		sc, base := m.Sim.Config(), m.URL+"/sandbox/wxpay"
+		secret := sc.AppSecret
+		if secret == "" {
+			secret = m.Sim.AppSecret
+		}
+		h.OAuth = webadapt.OAuth{Client: &wxpay.OAuthClient{AuthorizeURL: base, APIURL: base, AppID: sc.AppID, Secret: secret}}
+	} else if oc, err := m.wechatOAuth(); err != nil {
+		return nil, err
+	} else if oc != nil {
+		// WeChat's OAuth at --wechat-oauth-url / --wechat-api-url with the
+		// app's AppSecret; without it pages inside WeChat show the QR code.
+		h.OAuth = webadapt.OAuth{Client: oc}
 	}
 	if err := h.Check(); err != nil {
 		return nil, fmt.Errorf("serve: checkout: %w", err)
@@ -258,4 +303,39 @@ func (m *Main) buildCheckout(svc *services) ([]httpapi.Route, error) {
 		out = append(out, httpapi.Route{Pattern: rt.Pattern, Handler: rt.Handler, Auth: rt.Auth, MaxBody: rt.MaxBody})
 	}
 	return out, nil
+}
+
+// preflight checks the merchant's API v3 settings against WeChat Pay before
+// serve takes a payment: production runs `tollgate wxpay check`'s checks
+// and refuses to start on a failure, naming each; dev against an external
+// emulator only downloads the platform certificates in certificate mode.
+func (m *Main) preflight(ctx context.Context, svc *services) error {
+	v3 := svc.v3
+	if v3 == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+	defer cancel()
+	if m.Config.Mode != ModeProduction {
+		if v3.Certificates == nil {
+			return nil
+		}
+		if err := v3.Certificates.Refresh(ctx); err != nil {
+			return fmt.Errorf("serve: WeChat Pay platform certificates: %w", err)
+		}
+		return nil
+	}
+	results := v3.Preflight(ctx)
+	var failed []string
+	for _, r := range results {
+		if !r.OK {
+			failed = append(failed, r.Name+": "+r.Problem)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("serve: --mode production refuses to start: WeChat Pay's preflight (tollgate wxpay check) failed:\n  - %s",
+			strings.Join(failed, "\n  - "))
+	}
+	svc.wxDesc += fmt.Sprintf("\n    preflight: all %d checks passed", len(results))
+	return nil
 }

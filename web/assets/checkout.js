@@ -1,16 +1,23 @@
 // tollgate checkout page: choose a package, create the order with a device
-// fingerprint and an Idempotency-Key, show the QR code and poll the order
-// until it is paid, closed, expired or failed. No library, no network
-// access outside this origin. The session token in the page URL authorises
-// every call; no API key is ever here.
+// fingerprint and an Idempotency-Key, have it paid and poll the order until
+// it is paid, closed, expired or failed. How it is paid is the server's
+// choice (cfg.method): "native" shows the QR code, "jsapi" (inside WeChat)
+// opens WeChat's payment sheet through WeixinJSBridge, "h5" (a phone's
+// browser) goes to WeChat Pay's page, which sends the browser back here
+// with ?order=, whose result the page then shows. No library, no network
+// access outside this origin (the only page left for is WeChat Pay's H5
+// page). The session token in the page URL authorises every call; no API
+// key is ever here.
 (function () {
   "use strict";
   var cfg = JSON.parse(document.getElementById("config").textContent);
   var M = cfg.messages;
+  var method = cfg.method || "native";
   var $ = function (id) { return document.getElementById(id); };
   var order = null;      // the order being paid
   var pkg = "";          // the package being bought
-  var pollTimer = 0, tickTimer = 0, pollDelay = 1000;
+  var pollTimer = 0, tickTimer = 0, bridgeTimer = 0, pollDelay = 1000;
+  var h5Back = false;    // showing an order WeChat Pay's H5 page came back from
   var skew = 0;          // server clock minus ours, from the Date header
   var fingerprint = null;
 
@@ -55,8 +62,11 @@
   }
   // idemKey keeps one Idempotency-Key per package for this tab, so a reload
   // or a retried request returns the same order instead of a new one.
+  // The key is per payment method too: the same key with another method is
+  // another request, which the server refuses.
+  function idemName(id) { return "tollgate.idem." + cfg.base + "." + method + "." + id; }
   function idemKey(id, fresh) {
-    var k = "tollgate.idem." + cfg.base + "." + id, v = null;
+    var k = idemName(id), v = null;
     try { v = fresh ? null : sessionStorage.getItem(k); } catch (e) { v = null; }
     if (!v) {
       v = randomKey();
@@ -91,7 +101,9 @@
   function show(state) {
     $("pay").hidden = false;
     document.querySelector(".checkout").classList.add("paying");
-    ["creating", "qr", "success", "failed"].forEach(function (s) { $("state-" + s).hidden = s !== state; });
+    ["creating", "qr", "jsapi", "h5", "success", "failed"].forEach(function (s) { $("state-" + s).hidden = s !== state; });
+    // "Show QR code instead" stays offered until the order is paid.
+    if ($("alt-qr")) { $("alt-qr").hidden = state === "success" || state === "qr"; }
   }
   function markSelected(id) {
     var cards = document.querySelectorAll(".card");
@@ -110,7 +122,8 @@
     return false;
   }
   function stopTimers() {
-    clearTimeout(pollTimer); clearInterval(tickTimer); pollTimer = 0; tickTimer = 0;
+    clearTimeout(pollTimer); clearInterval(tickTimer); clearTimeout(bridgeTimer);
+    pollTimer = 0; tickTimer = 0; bridgeTimer = 0;
   }
 
   // --- flow
@@ -118,13 +131,14 @@
     stopTimers();
     pkg = id; order = null; pollDelay = 1000;
     markSelected(id);
+    qrLinks(id);
     show("creating");
     getFingerprint().then(function (fp) {
-      return api("POST", cfg.base + "/orders", { package_id: id, device_fingerprint: fp },
+      return api("POST", cfg.base + "/orders", { package_id: id, device_fingerprint: fp, method: method },
         { "Idempotency-Key": idemKey(id, fresh) });
     }).then(function (o) {
       order = o;
-      showOrder(o);
+      if (o.method === "jsapi") { payJSAPI(o); } else if (o.method === "h5") { goH5(o); } else { showOrder(o); }
     }).catch(function (err) {
       if (!sessionFailure(err)) { fail(err.message || M["error.generic"]); }
     });
@@ -150,7 +164,7 @@
         stopTimers();
         $("new-balance").textContent = o.balance ? o.balance.display : "";
         show("success");
-        try { sessionStorage.removeItem("tollgate.idem." + cfg.base + "." + pkg); } catch (e) { /* ignore */ }
+        try { sessionStorage.removeItem(idemName(pkg)); } catch (e) { /* ignore */ }
         return true;
       case "PAYERROR": fail(M.payerror); return true;
       case "REFUND": fail(M.refunded); return true;
@@ -187,19 +201,124 @@
     api("GET", cfg.base + "/orders/" + encodeURIComponent(no)).then(function (o) {
       if (!order || order.out_trade_no !== no) { return; }
       order = o;
+      if (o.package_id) { pkg = o.package_id; }
       if (finished(o)) { return; }
       if (o.expired || (expiring && remaining() <= 0)) { fail(M.expired); return; }
-      $("status-text").textContent = M[o.status === "USERPAYING" ? "userpaying" : "waiting"];
-      $("status-text").className = "status";
+      if (o.method === "h5") {
+        if (h5Back) {
+          fillFacts("h5", o);
+          status("h5-status", M["h5.waiting"], false);
+          $("h5-go").hidden = !pkg;
+        }
+      } else if (o.method !== "jsapi") {
+        status("status-text", M[o.status === "USERPAYING" ? "userpaying" : "waiting"], false);
+      }
       pollDelay = Math.min(pollDelay * 1.5, 5000);
       schedulePoll();
     }).catch(function (err) {
       if (sessionFailure(err)) { return; }
-      $("status-text").textContent = M["error.network"];
-      $("status-text").className = "status warn";
+      var el = { jsapi: "jsapi-status", h5: "h5-status" }[method] || "status-text";
+      status(el, M["error.network"], true);
       pollDelay = Math.min(pollDelay * 2, 15000);
       schedulePoll();
     });
+  }
+
+  function status(id, text, warn) {
+    $(id).textContent = text;
+    $(id).className = warn ? "status warn" : "status";
+  }
+  function fillFacts(prefix, o) {
+    $(prefix + "-amount").textContent = o.amount || "";
+    $(prefix + "-order-no").textContent = o.out_trade_no || "";
+  }
+  // qrLinks points "Show QR code instead" at the package being bought.
+  function qrLinks(id) {
+    ["show-qr", "packages-show-qr"].forEach(function (l) {
+      if ($(l)) { $(l).href = cfg.base + "?method=native" + (id ? "&package=" + encodeURIComponent(id) : ""); }
+    });
+  }
+
+  // --- JSAPI: WeChat's payment sheet, through the bridge WeChat's browser
+  // injects (it may arrive after this script: WeixinJSBridgeReady).
+  function payJSAPI(o) {
+    if (finished(o)) { return; }
+    fillFacts("jsapi", o);
+    $("jsapi-retry").hidden = true;
+    $("jsapi-spinner").hidden = false;
+    status("jsapi-status", M["jsapi.opening"], false);
+    show("jsapi");
+    schedulePoll();
+    if (!o.jsapi) { fail(M["error.generic"]); return; }
+    withBridge(function () { invokeSheet(o); });
+  }
+  function withBridge(fn) {
+    if (window.WeixinJSBridge && typeof window.WeixinJSBridge.invoke === "function") { fn(); return; }
+    var done = false;
+    document.addEventListener("WeixinJSBridgeReady", function () {
+      if (done) { return; }
+      done = true; clearTimeout(bridgeTimer);
+      fn();
+    }, false);
+    clearTimeout(bridgeTimer);
+    bridgeTimer = setTimeout(function () {
+      if (!done) { status("jsapi-status", M["jsapi.nobridge"], true); }
+    }, 8000);
+  }
+  function invokeSheet(o) {
+    if (!order || order.out_trade_no !== o.out_trade_no) { return; }
+    status("jsapi-status", M["jsapi.confirm"], false);
+    window.WeixinJSBridge.invoke("getBrandWCPayRequest", o.jsapi, function (res) {
+      if (!order || order.out_trade_no !== o.out_trade_no) { return; }
+      var msg = (res && res.err_msg) || "";
+      if (msg === "get_brand_wcpay_request:ok") {
+        // The sheet's "ok" is not proof of payment: the order's status is.
+        status("jsapi-status", M["jsapi.checking"], false);
+        pollDelay = 300;
+        schedulePoll();
+      } else if (msg === "get_brand_wcpay_request:cancel") {
+        $("jsapi-spinner").hidden = true;
+        status("jsapi-status", M["jsapi.cancelled"], true);
+        $("jsapi-retry").hidden = false;
+      } else {
+        fail(M["jsapi.failed"]);
+      }
+    });
+  }
+
+  // --- H5: WeChat Pay's page in this browser; it sends the browser back to
+  // this page with ?order=. The link carries referrerpolicy="origin": WeChat
+  // Pay checks the Referer's domain, and the page's own policy sends none.
+  function goH5(o) {
+    if (finished(o)) { return; }
+    showH5(o, false);
+    if (!o.h5_url) { fail(M["error.generic"]); return; }
+    var a = $("h5-go");
+    a.href = o.h5_url;
+    a.textContent = M["h5.continue"];
+    a.hidden = false;
+    a.click();
+  }
+  function showH5(o, back) {
+    h5Back = back;
+    fillFacts("h5", o);
+    $("h5-title").textContent = M[back ? "h5.back" : "h5.opening"];
+    status("h5-status", back ? M["h5.waiting"] : "", false);
+    if (back) {
+      $("h5-go").textContent = M["h5.again"];
+      $("h5-go").hidden = false;
+    }
+    show("h5");
+  }
+  // resume shows the result of the order WeChat Pay's H5 page came back
+  // from, polling while it is pending.
+  function resume(no) {
+    stopTimers();
+    order = { out_trade_no: no };
+    showH5(order, true);
+    $("h5-go").hidden = true; // until the order says which package it is
+    pollDelay = 300;
+    poll(false);
   }
 
   // sim asks the mounted WeChat Pay emulator to act as the payer.
@@ -234,10 +353,37 @@
     markSelected("");
     $("packages").scrollIntoView({ behavior: "smooth" });
   });
+  $("jsapi-retry").addEventListener("click", function () {
+    if (!order || !order.jsapi) { return; }
+    $("jsapi-retry").hidden = true;
+    $("jsapi-spinner").hidden = false;
+    withBridge(function () { invokeSheet(order); });
+  });
+  $("h5-go").addEventListener("click", function (ev) {
+    // Coming back, "Continue paying" asks for the order again (the same
+    // Idempotency-Key answers the same order and its h5_url).
+    if (h5Back) {
+      ev.preventDefault();
+      if (pkg) { choose(pkg, false); }
+    }
+  });
+  // Back from WeChat Pay's page to a page the browser kept (back/forward
+  // cache): show it as coming back, and ask how the order is doing.
+  window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted && order && order.method === "h5" && !h5Back) {
+      showH5(order, true);
+      pollDelay = 300;
+      schedulePoll();
+    }
+  });
   if (cfg.sandbox) {
     $("sim-pay").addEventListener("click", function () { sim("pay"); });
     $("sim-fail").addEventListener("click", function () { sim("fail"); });
   }
   getFingerprint();
-  if (cfg.selected) { choose(cfg.selected, false); }
+  if (cfg.order) {
+    resume(cfg.order);
+  } else if (cfg.selected) {
+    choose(cfg.selected, false);
+  }
 })();

@@ -1,7 +1,8 @@
 // Package webadapt adapts tollgate's services (payment.Service,
-// ledger.Service, pricing.Pricer) to the web package's interfaces, so the
-// server can mount the checkout with a few lines. It holds no logic of its
-// own beyond converting types; web itself imports none of these packages.
+// ledger.Service, pricing.Pricer, wxpay.OAuthClient) to the web package's
+// interfaces, so the server can mount the checkout with a few lines. It
+// holds no logic of its own beyond converting types; web itself imports
+// none of these packages.
 //
 // Mounting, in the server (httpapi or cmd/tollgate):
 //
@@ -9,6 +10,8 @@
 //		Secret: sessionSecret, MerchantName: name, Sandbox: sandbox,
 //		Orders: webadapt.Orders{Payments: pay}, Refunder: webadapt.Orders{Payments: pay},
 //		Accounts: webadapt.Accounts{Ledger: led}, Catalog: webadapt.Catalog{Pricer: pr},
+//		OAuth: webadapt.OAuth{Client: oauthClient}, // nil: WeChat's browser gets the QR code
+//		ClientIP: func(r *http.Request) string { return httpapi.ClientIP(r, trustedProxyHeader) },
 //		Account: func(r *http.Request) (tollgate.AccountID, error) {
 //			c, ok := tollgate.CallerFrom(r.Context())
 //			switch {
@@ -32,6 +35,8 @@ package webadapt
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -40,6 +45,7 @@ import (
 	"tollgate/payment"
 	"tollgate/pricing"
 	"tollgate/web"
+	"tollgate/wxpay"
 )
 
 // Orders is web.Orders and web.Refunder over a payment.Service.
@@ -55,17 +61,27 @@ var (
 )
 
 // CreateOrder implements web.Orders.
-func (o Orders) CreateOrder(ctx context.Context, account tollgate.AccountID, packageID, fingerprint, key string) (web.Order, error) {
+func (o Orders) CreateOrder(ctx context.Context, account tollgate.AccountID, req web.OrderRequest) (web.Order, error) {
 	r, err := o.Payments.CreateOrder(ctx, payment.CreateOrderRequest{
-		Account: account, IdempotencyKey: key, PackageID: packageID, DeviceFingerprint: fingerprint,
+		Account: account, IdempotencyKey: req.IdempotencyKey, PackageID: req.PackageID, DeviceFingerprint: req.DeviceFingerprint,
+		Method: req.Method, OpenID: req.OpenID, ClientIP: req.ClientIP,
 	})
 	if err != nil {
 		return web.Order{}, err
 	}
 	return web.Order{
 		OutTradeNo: r.OutTradeNo, Status: string(r.Status), Fen: r.AmountFen, Credits: r.Credits,
-		PackageID: packageID, ExpiresAt: r.ExpiresAt,
+		PackageID: req.PackageID, ExpiresAt: r.ExpiresAt, Method: r.Method, H5URL: r.H5URL, JSAPI: jsapi(r.JSAPI),
 	}, nil
+}
+
+// jsapi converts the pay sheet's parameters.
+func jsapi(p *wxpay.V3JSAPIParams) *web.JSAPIParams {
+	if p == nil {
+		return nil
+	}
+	return &web.JSAPIParams{AppID: p.AppID, TimeStamp: p.TimeStamp, NonceStr: p.NonceStr, Package: p.Package,
+		SignType: p.SignType, PaySign: p.PaySign}
 }
 
 // GetOrder implements web.Orders.
@@ -74,7 +90,14 @@ func (o Orders) GetOrder(ctx context.Context, account tollgate.AccountID, no str
 	if err != nil {
 		return web.Order{}, err
 	}
-	return Order(p), nil
+	w := Order(p)
+	// A payable JSAPI order's pay sheet, signed afresh (nil otherwise).
+	// Without it the page still shows the status, which is what a poll
+	// is for (payment logs why it could not sign).
+	if sheet, err := o.Payments.JSAPIParams(p); err == nil {
+		w.JSAPI = jsapi(sheet)
+	}
+	return w, nil
 }
 
 // ListOrders implements web.Orders.
@@ -108,8 +131,32 @@ func (o Orders) Refund(ctx context.Context, account tollgate.AccountID, no strin
 func Order(p payment.Order) web.Order {
 	return web.Order{
 		OutTradeNo: p.OutTradeNo, Status: string(p.Status), Fen: p.Fen, Credits: p.Credits,
-		PackageID: p.PackageID, ExpiresAt: p.ExpiresAt, CreatedAt: p.CreatedAt,
+		PackageID: p.PackageID, ExpiresAt: p.ExpiresAt, CreatedAt: p.CreatedAt, Method: p.Method, H5URL: p.H5URL,
 	}
+}
+
+// OAuth is web.OpenIDs over WeChat's OAuth client: a code WeChat refused
+// (wxpay.ErrOAuthCode: invalid, expired or used) is also web.ErrOAuthCode,
+// which the checkout answers with "sign in again" rather than "WeChat is
+// unreachable".
+type OAuth struct {
+	Client *wxpay.OAuthClient
+}
+
+var _ web.OpenIDs = OAuth{}
+
+// AuthorizeRedirect implements web.OpenIDs.
+func (o OAuth) AuthorizeRedirect(redirectURI, state string) string {
+	return o.Client.AuthorizeRedirect(redirectURI, state)
+}
+
+// OpenID implements web.OpenIDs.
+func (o OAuth) OpenID(ctx context.Context, code string) (string, error) {
+	id, err := o.Client.OpenID(ctx, code)
+	if errors.Is(err, wxpay.ErrOAuthCode) {
+		return "", fmt.Errorf("%w: %w", web.ErrOAuthCode, err)
+	}
+	return id, err
 }
 
 // DefaultUsageLimit bounds the usage records read for the chart.

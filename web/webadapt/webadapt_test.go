@@ -2,6 +2,11 @@ package webadapt_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +14,8 @@ import (
 	"tollgate/pricing"
 	"tollgate/web"
 	"tollgate/web/webadapt"
+	"tollgate/wxpay"
+	"tollgate/wxpay/wxpaysim"
 )
 
 func TestCatalog(t *testing.T) {
@@ -36,5 +43,46 @@ func TestOrder(t *testing.T) {
 	got := webadapt.Order(payment.Order{OutTradeNo: "TG1", Status: payment.StatusPayError, Fen: 5000, Credits: 7, PackageID: "plus", ExpiresAt: now, CreatedAt: now})
 	if got != (web.Order{OutTradeNo: "TG1", Status: web.StatusPayError, Fen: 5000, Credits: 7, PackageID: "plus", ExpiresAt: now, CreatedAt: now}) {
 		t.Fatalf("%+v", got)
+	}
+}
+
+func TestOAuth(t *testing.T) {
+	sim := &wxpaysim.Server{}
+	t.Cleanup(func() { sim.Close() })
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	cfg := sim.Config()
+	client := &wxpay.OAuthClient{AuthorizeURL: srv.URL, APIURL: srv.URL, AppID: cfg.AppID, Secret: wxpaysim.DefaultAppSecret}
+	o := webadapt.OAuth{Client: client}
+	code := func() string {
+		u := o.AuthorizeRedirect("https://pay.example/checkout/tok/wechat", "abc123")
+		u, _, _ = strings.Cut(u, "#")
+		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		res, err := noFollow.Get(u + "&openid=oWebadaptTest0000000000001")
+		if err != nil || res.StatusCode != http.StatusFound {
+			t.Fatalf("authorize: %v %v", res, err)
+		}
+		res.Body.Close()
+		back, _ := url.Parse(res.Header.Get("Location"))
+		if back.Query().Get("state") != "abc123" || !strings.HasPrefix(back.String(), "https://pay.example/checkout/tok/wechat?") {
+			t.Fatalf("redirected to %s", back)
+		}
+		return back.Query().Get("code")
+	}
+	c := code()
+	id, err := o.OpenID(context.Background(), c)
+	if err != nil || id != "oWebadaptTest0000000000001" {
+		t.Fatalf("openid %q, %v", id, err)
+	}
+	if _, err := o.OpenID(context.Background(), c); !errors.Is(err, web.ErrOAuthCode) {
+		t.Fatalf("a used code: %v, want web.ErrOAuthCode", err)
+	}
+	if _, err := o.OpenID(context.Background(), "0123456789abcdef0123456789abcdef"); !errors.Is(err, web.ErrOAuthCode) {
+		t.Fatalf("an invalid code: %v, want web.ErrOAuthCode", err)
+	}
+	client.Secret = "not the app secret"
+	_, err = o.OpenID(context.Background(), code())
+	if err == nil || errors.Is(err, web.ErrOAuthCode) || strings.Contains(err.Error(), "not the app secret") {
+		t.Fatalf("a wrong secret: %v, want an error that is not about the code and hides the secret", err)
 	}
 }
