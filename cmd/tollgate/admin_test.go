@@ -96,19 +96,28 @@ func TestAdminAccounts(t *testing.T) {
 			t.Fatalf("refused requests made accounts: %+v", count)
 		}
 
-		// Disabling stops the account's keys at once; enabling brings them back.
+		// Disabling stops the account's keys and provisional tokens at once;
+		// enabling brings them back.
+		o := mustOrder(c, a.APIKey, "disable-1")
+		if o.AccessToken == nil {
+			t.Fatal("no provisional access token")
+		}
+		c.must(200, "GET", "/v1/balance", o.AccessToken.Token, "", nil)
 		var patched adminAccount
 		c.must(200, "PATCH", "/admin/accounts/"+a.AccountID, adminToken, `{"disabled":true,"reason":"chargeback"}`, &patched)
 		if !patched.Disabled || patched.Label != "Ada Lovelace" {
 			t.Fatalf("patched %+v", patched)
 		}
 		c.wantError(403, "GET", "/v1/balance", a.APIKey, "", "account is disabled")
+		c.wantError(403, "GET", "/v1/balance", o.AccessToken.Token, "", "account is disabled")
+		c.wantError(403, "POST", "/v1/chat/completions", a.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}]}`, "account is disabled")
 		c.must(200, "GET", "/v1/balance", b.APIKey, "", nil)
 		c.must(200, "PATCH", "/admin/accounts/"+a.AccountID, adminToken, `{"disabled":false,"external_id":null,"label":"Ada"}`, &patched)
 		if patched.Disabled || patched.ExternalID != nil || patched.Label != "Ada" {
 			t.Fatalf("re-enabled %+v", patched)
 		}
 		c.must(200, "GET", "/v1/balance", a.APIKey, "", nil)
+		c.must(200, "GET", "/v1/balance", o.AccessToken.Token, "", nil)
 		// The external id is free again.
 		c.must(200, "PATCH", "/admin/accounts/"+b.AccountID, adminToken, `{"external_id":"app-user-1"}`, nil)
 	})
