@@ -89,7 +89,7 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 		{"GET", "/nope", 404, ""},
 		{"DELETE", "/v1/balance", 405, "GET, HEAD"},
 		{"PUT", "/admin/accounts", 405, "GET, HEAD, POST"},
-		{"GET", "/admin/accounts/acct_x", 405, "PATCH"},
+		{"PUT", "/admin/accounts/acct_x", 405, "GET, HEAD, PATCH"},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
