@@ -49,7 +49,9 @@
 //
 //	GET /connect/oauth2/authorize?appid=&redirect_uri=&response_type=code&scope=snsapi_base&state=
 //	    302 to redirect_uri?code=…&state=…; the openid is the openid query parameter (tests), else
-//	    the browser's wxpaysim_openid cookie, else a new one set in that cookie; 400 on a bad request
+//	    the browser's wxpaysim_openid cookie, else a new one set in that cookie; 400 on a bad request,
+//	    and on a redirect_uri whose host is not the app's web authorization domain (RedirectHosts;
+//	    default the host the emulator is addressed by and BaseURL's), as WeChat's 10003
 //	GET /sns/oauth2/access_token?appid=&secret=&code=&grant_type=authorization_code
 //	    {"access_token","expires_in":7200,"refresh_token","openid","scope"}, or (HTTP 200 like WeChat)
 //	    {"errcode":40029,"errmsg":"invalid code"} (unknown, or older than OAuthCodeTTL, 5 min),
@@ -130,7 +132,8 @@
 //	                                            {"serial": new, "serials": listed}; 409 in public key mode
 //	POST /sim/orders/{out_trade_no}/notify-signed-by?serial=S  the paid v3 order's notification, once, signed
 //	                                            by certificate S even if retired (a rotated-out key)
-//	GET  /sim/h5/pay?prepay_id=&redirect_url=   an H5 order's payment page (h5_url): amount and a Pay button
+//	GET  /sim/h5/pay?prepay_id=&redirect_url=   an H5 order's payment page (h5_url): amount and a Pay button;
+//	                                            400 if redirect_url's host is not in RedirectHosts (as for OAuth)
 //	POST /sim/h5/pay                            the Pay button: pays, then 302 to redirect_url (409 if not payable)
 //	POST /sim/jsapi/pay                         the JSAPI payment sheet: getBrandWCPayRequest params (appId,
 //	                                            timeStamp, nonceStr, package, signType RSA, paySign checked

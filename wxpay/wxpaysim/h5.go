@@ -54,6 +54,10 @@ func (s *Server) h5Parse(w http.ResponseWriter, r *http.Request) (h5Request, boo
 		s.h5Error(w, http.StatusBadRequest, "redirect_url must be an absolute http(s) URL")
 		return h5Request{}, false
 	}
+	if why := s.h5RedirectRefusal(r, redirect); why != "" {
+		s.h5Error(w, http.StatusBadRequest, why)
+		return h5Request{}, false
+	}
 	o, err := s.orderByPrepay(r.FormValue("prepay_id"))
 	if err != nil {
 		s.h5Error(w, http.StatusNotFound, "no order has this prepay_id (the h5_url is wrong)")
