@@ -85,9 +85,16 @@
 // identical parameters of a paid order answers ORDERPAID, of a closed one
 // ORDERCLOSED; v3 uses the v2 spelling ORDERPAID (WeChat's v3 code for it
 // is undocumented). For H5 and JSAPI: the 5-minute life of an h5_url, the
-// Referer check against the merchant's H5 domain, the payment sheet's
-// check that the payer is the order's openid (the sheet has no user), the
-// cancel answer of the sheet, and /sns/userinfo.
+// Referer check against the merchant's H5 domain, the cancel answer of the
+// sheet, and /sns/userinfo. The payment sheet has no WeChat user of its
+// own: it checks that the payer is the order's openid only when the
+// request names the payer (an "openid" field, or the wxpaysim_openid
+// cookie that bridge.js sends from the emulator's own origin, as in
+// tollgate's dev mode); a request naming no payer, such as a page on
+// another origin or a test posting the params, pays for whoever the order
+// was placed for. Nor does the emulator check that an openid belongs to
+// the appid (any well-formed openid can be ordered for), or the JS-SDK
+// safe domain of the page calling the sheet.
 //
 // # Notifications
 //
@@ -139,6 +146,8 @@
 //	                                            timeStamp, nonceStr, package, signType RSA, paySign checked
 //	                                            with the merchant public key) -> {"err_msg":"get_brand_wcpay_request:ok"},
 //	                                            or 400 {"err_msg":"get_brand_wcpay_request:fail","reason":…} paying nothing;
+//	                                            a payer named (body "openid", else the wxpaysim_openid cookie) must be
+//	                                            the order's payer.openid;
 //	                                            CORS: any origin (OPTIONS preflight answered)
 //	GET  /sim/jsapi/bridge.js                   defines window.WeixinJSBridge.invoke for a page outside WeChat,
 //	                                            posting to this emulator's absolute /sim/jsapi/pay URL
