@@ -72,7 +72,7 @@ func TestV3H5PaymentFlow(t *testing.T) {
 	page := h5 + "&redirect_url=" + url.QueryEscape(back)
 
 	st, _, body := mustPage(t, http.MethodGet, page, nil)
-	for _, want := range []string{"¥12.34", "tollgate credits", `method="post"`, `id="pay"`, `name="redirect_url" value="https://shop.example/checkout/T3-H5-0001?from=h5"`} {
+	for _, want := range []string{`<link rel="icon" href="data:,">`, "¥12.34", "tollgate credits", `method="post"`, `id="pay"`, `name="redirect_url" value="https://shop.example/checkout/T3-H5-0001?from=h5"`} {
 		if st != 200 || !strings.Contains(body, want) {
 			t.Fatalf("payment page %d lacks %q:\n%s", st, want, body)
 		}
