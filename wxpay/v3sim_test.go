@@ -124,7 +124,7 @@ func TestV3SimJSAPI(t *testing.T) {
 
 // TestV3SimH5 pays an H5 order through its h5_url, as a phone's browser.
 func TestV3SimH5(t *testing.T) {
-	e := newV3SimEnv(t, nil)
+	e := newV3SimEnv(t, func(s *wxpaysim.Server) { s.RedirectHosts = []string{"merchant.example"} })
 	r := v3TestH5Order()
 	r.OutTradeNo, r.TimeExpire = "tg_h5_0001", time.Now().Add(30*time.Minute)
 	h5URL, err := e.c.H5Order(context.Background(), r)

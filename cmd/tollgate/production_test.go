@@ -80,7 +80,10 @@ func newProductionWeChatPay(t *testing.T, certMode bool) *productionWeChatPay {
 	secret := writeFile(t, "app-secret", "tollgateTestAppSecret0123456789ab\n")
 	// Time scale 0.01: a refund is PROCESSING for 0.6 s; signatures keep
 	// the real clock.
-	simURL := startSandboxProc(t, k, certMode, "--notify-ca", caFile, "--app-secret-file", secret, "--time-scale", "0.01")
+	// WeChat's OAuth sends the browser back only to the deployment's
+	// public host, its web authorization domain.
+	simURL := startSandboxProc(t, k, certMode, "--notify-ca", caFile, "--app-secret-file", secret, "--time-scale", "0.01",
+		"--redirect-host", strings.TrimPrefix(front.srv.URL, "https://"))
 	up := httptest.NewServer(&mockllm.Server{})
 	t.Cleanup(up.Close)
 	admin := "tga_production_" + strings.Repeat("a", 32)

@@ -66,6 +66,9 @@ func mustStackAPI(t *testing.T, version string) *stack {
 	mux := http.NewServeMux()
 	app := httptest.NewServer(mux)
 	t.Cleanup(app.Close)
+	// WeChat's OAuth and H5 page send the browser back to the checkout's
+	// host only (its web authorization and H5 payment domain).
+	sim.RedirectHosts = []string{strings.TrimPrefix(app.URL, "http://")}
 
 	cfg := sim.Config()
 	mem := kv.NewMemory(kv.MemoryOptions{})

@@ -48,7 +48,7 @@ func TestOrder(t *testing.T) {
 }
 
 func TestOAuth(t *testing.T) {
-	sim := &wxpaysim.Server{}
+	sim := &wxpaysim.Server{RedirectHosts: []string{"pay.example"}}
 	t.Cleanup(func() { sim.Close() })
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
