@@ -170,6 +170,7 @@ func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 		p := &Process{Name: fmt.Sprintf("serve%d", i), Bin: c.Bin, Log: c.Log, Args: append([]string{"serve",
 			"--addr", addr, "--data", filepath.Join(c.Dir, fmt.Sprintf("data%d", i)),
 			"--admin-token", cl.AdminToken, "--public-url", cl.FrontURL,
+			"--refund-policy", "self", // the workload's users refund their own payments through /v1
 			"--database-url", c.DatabaseURL, "--redis-url", c.RedisURL,
 			"--wxpay-url", simURL, "--wxpay-mch-id", cl.SimConfig.MchID, "--wxpay-appid", cl.SimConfig.AppID,
 		}, merchantArgs...)}

@@ -36,7 +36,7 @@ func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 		Gateway: svc.gateway.handler, AdminToken: m.AdminToken, MockLLM: svc.gateway.mock,
 		Ready:    []httpapi.Check{{Name: "store", Ping: st.db.store.ProbeWrite}, {Name: "usage", Ping: svc.gateway.meter.Ready}},
 		Gatherer: svc.reg, Registerer: svc.reg, Logger: m.log,
-		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout,
+		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout, Money: svc.money,
 	}
 	s.Revenue = &payment.RevenueReporter{Payments: svc.payments, Costs: svc.gateway.catalog}
 	s.Catalogs = svc.gateway.catalog

@@ -87,6 +87,11 @@ type ServeConfig struct {
 	// the client's address in (httpapi.Server.TrustedProxyHeader); "": the
 	// connection's peer.
 	TrustedProxyHeader string
+	// RefundPolicy is admin (only the operator refunds, through the admin
+	// API) or self (users may refund the unused part of a payment through
+	// /v1 within RefundWindow of paying).
+	RefundPolicy string
+	RefundWindow time.Duration
 }
 
 // DefaultServeConfig is serve's configuration when nothing is set: one
@@ -99,6 +104,7 @@ func DefaultServeConfig() ServeConfig {
 		WxpayRolloutPercent: 100, WxpayGuardFailureRate: 0.5, MaxRequestDuration: 30 * time.Minute,
 		ReadHeaderTimeout: t.ReadHeader, BodyTimeout: t.Body, NotifyBodyTimeout: t.NotifyBody,
 		ModelBodyTimeout: t.ModelBody, IdleTimeout: t.Idle, StreamWriteTimeout: gateway.DefaultStreamWriteTimeout,
+		RefundPolicy: payment.RefundPolicyAdmin, RefundWindow: 168 * time.Hour,
 	}
 }
 
@@ -146,6 +152,9 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs.DurationVar(&c.StreamWriteTimeout, "stream-write-timeout", c.StreamWriteTimeout, "time a stream waits for its client to read before it is cut off (and settled)")
 	fs.StringVar(&c.TrustedProxyHeader, "trusted-proxy-header", c.TrustedProxyHeader,
 		"header the reverse proxy in front sets to the client's IP (X-Forwarded-For: its right-most entry; X-Real-IP etc.: the whole value); empty: the connection's peer. Set it only behind such a proxy: clients can send any header")
+	fs.StringVar(&c.RefundPolicy, "refund-policy", c.RefundPolicy,
+		"who refunds: admin (only the operator, through POST /admin/orders/{no}/refund) or self (users too, through /v1, within --refund-window of paying)")
+	fs.DurationVar(&c.RefundWindow, "refund-window", c.RefundWindow, "with --refund-policy self: how long after paying a user may refund the unused part")
 	fs.String("config", "", "JSON file of settings keyed by flag name (see tollgate.example.json); env and flags override it")
 	return fs
 }
@@ -356,6 +365,10 @@ func (c ServeConfig) validateSettings() error {
 		return errors.New("serve: --read-header-timeout, --body-timeout, --notify-body-timeout, --model-body-timeout, --idle-timeout and --stream-write-timeout must be positive")
 	case c.TrustedProxyHeader != "" && !httpapi.ValidHeaderName(c.TrustedProxyHeader):
 		return fmt.Errorf("serve: --trusted-proxy-header must be a header name such as X-Forwarded-For or X-Real-IP, not %q", c.TrustedProxyHeader)
+	case c.RefundPolicy != payment.RefundPolicyAdmin && c.RefundPolicy != payment.RefundPolicySelf:
+		return fmt.Errorf("serve: --refund-policy must be admin or self, not %q", c.RefundPolicy)
+	case c.RefundWindow <= 0:
+		return fmt.Errorf("serve: --refund-window must be positive, got %s", c.RefundWindow)
 	case c.RateLimit < 0:
 		return fmt.Errorf("serve: --rate-limit must not be negative, got %d", c.RateLimit)
 	case c.MaxRequestDuration < 0:

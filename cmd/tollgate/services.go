@@ -46,6 +46,7 @@ type services struct {
 	auth     *auth.Service
 	gateway  gatewayParts
 	payments *payment.Service
+	money    *httpapi.PaymentMetrics // payments', refunds' and adjustments' counters
 	rollout  *payment.Rollout
 	wxDesc   string // how WeChat Pay is reached, for the banner
 	// v3 is the API v3 client of the merchant at --wxpay-url, nil with the
@@ -157,16 +158,18 @@ func (m *Main) buildPayments(st *stores, svc *services) error {
 	c := m.Config
 	cfg := payment.Config{
 		APIVersion: c.WxpayAPIVersion, NotifyURL: m.URL + "/wxpay/notify", NotifyURLV3: m.URL + "/wxpay/notify/v3",
-		TokenSecret: payment.TokenSecretFrom(m.AdminToken),
+		TokenSecret:  payment.TokenSecretFrom(m.AdminToken),
+		RefundPolicy: c.RefundPolicy, RefundWindow: c.RefundWindow,
 	}
 	if c.WxpayAPIVersion == payment.APIv3 {
 		cfg.RefundNotifyURL = cfg.NotifyURLV3
 	} else {
 		cfg.RefundNotifyURL = cfg.NotifyURL
 	}
+	svc.money = httpapi.NewPaymentMetrics(svc.reg)
 	svc.rollout = payment.NewRollout(c.WxpayRolloutPercent, c.WxpayGuardFailureRate, m.log)
 	deps := payment.Deps{Ledger: svc.ledger, Store: st.db.store, Pricer: svc.gateway.pricer, Nonces: st.kv.nonces, Limiter: st.kv.limiter,
-		Metrics: httpapi.NewPaymentMetrics(svc.reg), Logger: m.log, Rollout: svc.rollout}
+		Metrics: svc.money, Logger: m.log, Rollout: svc.rollout}
 	var err error
 	if c.WxpayURL != "" {
 		svc.wxDesc, err = m.wxpayClients(&cfg, &deps)

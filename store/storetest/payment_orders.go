@@ -359,7 +359,8 @@ func testPaymentRefunds(t *testing.T, ctx context.Context, s PaymentStore) {
 	o := SampleOrder("tg20261127RF000001", "alice", T0)
 	mustCreate(t, ctx, s, o, nil)
 	r := payment.RefundRecord{OutRefundNo: o.OutTradeNo + "R1", OutTradeNo: o.OutTradeNo, Account: "alice", Fen: 2500,
-		Credits: 500_000, Status: payment.RefundPending, CreatedAt: T0, UpdatedAt: T0, NextPollAt: T0.Add(5 * time.Second)}
+		Credits: 500_000, Status: payment.RefundPending, CreatedAt: T0, UpdatedAt: T0, NextPollAt: T0.Add(5 * time.Second),
+		RequestedBy: payment.RequestedByAdmin, Reason: "paid twice by mistake", AskedFen: 2500}
 	for range 2 {
 		if got, err := s.CreateRefund(ctx, r); err != nil || got != r {
 			t.Fatalf("CreateRefund = %+v, %v", got, err)

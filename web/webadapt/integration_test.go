@@ -72,7 +72,8 @@ func mustStackAPI(t *testing.T, version string) *stack {
 	v2 := &wxpay.V2Client{BaseURL: simSrv.URL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey,
 		SignType: wxpay.SignTypeMD5, HTTPClient: simSrv.Client(), Certificate: mustClientCert(t)}
 	pcfg := payment.Config{APIVersion: version, SignType: wxpay.SignTypeMD5,
-		AppID: cfg.AppID, MchID: cfg.MchID, NotifyURL: app.URL + "/wxpay/notify", TokenSecret: []byte("test secret")}
+		AppID: cfg.AppID, MchID: cfg.MchID, NotifyURL: app.URL + "/wxpay/notify", TokenSecret: []byte("test secret"),
+		RefundPolicy: payment.RefundPolicySelf} // the account page's own refund
 	deps := payment.Deps{Ledger: led, Store: store, Pricer: pr, Nonces: mem, Limiter: mem, V2: v2}
 	if version == payment.APIv3 {
 		pcfg.NotifyURLV3, pcfg.RefundNotifyURL = app.URL+"/wxpay/notify/v3", app.URL+"/wxpay/notify/v3"
