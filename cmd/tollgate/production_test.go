@@ -309,12 +309,14 @@ func (d *deployment) payEveryMethod() {
 		}
 	}
 
-	// A refund, notified the same way.
+	// A refund, asked by the operator (production's default --refund-policy
+	// admin refuses the user's own), notified the same way.
 	var refund struct {
 		Credits int64  `json:"credits"`
 		Status  string `json:"status"`
 	}
-	api(1).must(http.StatusOK, "POST", "/v1/payments/orders/"+native.OutTradeNo+"/refund", acct.APIKey, "", &refund)
+	api(1).must(http.StatusForbidden, "POST", "/v1/payments/orders/"+native.OutTradeNo+"/refund", acct.APIKey, "", nil)
+	api(1).must(http.StatusOK, "POST", "/admin/orders/"+native.OutTradeNo+"/refund", d.admin, `{"reason":"the payer asked"}`, &refund)
 	if refund.Credits != native.Credits {
 		t.Fatalf("refund %+v of the unused order worth %d credits", refund, native.Credits)
 	}
