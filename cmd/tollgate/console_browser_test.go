@@ -20,6 +20,7 @@ func TestBrowserConsole(t *testing.T) {
 	var a adminAccount
 	c.must(201, "POST", "/admin/accounts", m.AdminToken, `{"label":"Zhang Wei","external_id":"shop-user-7"}`, &a)
 	o := mustPaidOrder(t, c, a.APIKey, "console-order-1")
+	c.must(200, "POST", "/v1/chat/completions", a.APIKey, `{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}]}`, nil)
 	var before adminDetail
 	c.must(200, "GET", "/admin/accounts/"+a.AccountID, m.AdminToken, "", &before)
 	paid := before.Balance.Credits
@@ -106,6 +107,15 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatalf("month's adjustments %q, was %q", got, adjBefore)
 	}
 	b.shot("console-overview")
+	b.do("usage", chromedp.Click(chromedp.CSS(`nav a[href="/admin/ui/usage"]`)), chromedp.WaitVisible(chromedp.CSS(".filters")))
+	if got := b.text("by-model"); !strings.Contains(got, "mock-gpt") || b.eval(`String(document.querySelectorAll(".chart rect").length)`) != "1" {
+		t.Fatalf("usage page: by model %q, want mock-gpt and one day's bar", got)
+	}
+	b.shot("console-usage")
+	b.do("catalog", chromedp.Click(chromedp.CSS(`nav a[href="/admin/ui/catalog"]`)), chromedp.WaitVisible(chromedp.CSS("#digest")))
+	if got := b.text("catalog"); !strings.Contains(got, "built-in") || !strings.Contains(b.text("packages"), "starter") {
+		t.Fatalf("catalog page: %q, packages %q", got, b.text("packages"))
+	}
 	b.do("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(m.URL+"/admin/?lang=zh"),
 		chromedp.WaitVisible(chromedp.CSS("#month")))
 	if got := b.text("month"); !strings.Contains(got, "本月") {
