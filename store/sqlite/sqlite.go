@@ -26,6 +26,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -239,6 +240,12 @@ func Migrations() ([]Migration, error) {
 // not yet recorded in schema_migrations, and returns the ones it applied.
 // It is idempotent: a second run applies nothing.
 func (s *Store) Migrate(ctx context.Context) ([]Migration, error) {
+	return s.migrate(ctx, math.MaxInt)
+}
+
+// migrate is Migrate applying no migration past version upTo (tests make
+// the database an older release left with it).
+func (s *Store) migrate(ctx context.Context, upTo int) ([]Migration, error) {
 	if _, err := s.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
 		return nil, fmt.Errorf("sqlite: create schema_migrations: %w", err)
@@ -249,6 +256,9 @@ func (s *Store) Migrate(ctx context.Context) ([]Migration, error) {
 	}
 	var applied []Migration
 	for _, m := range all {
+		if m.Version > upTo {
+			break
+		}
 		done, err := s.applyMigration(ctx, m)
 		if err != nil {
 			return applied, err
