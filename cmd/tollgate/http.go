@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"tollgate/console"
 	"tollgate/httpapi"
 	"tollgate/payment"
 )
@@ -52,7 +53,12 @@ func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 	if st.kv.probe != nil {
 		s.Ready = append(s.Ready, httpapi.Check{Name: "redis", Ping: st.kv.probe})
 	}
-	return s.HTTPServer()
+	// The console at /admin/ acts through the admin API's own handler.
+	con := &console.Console{Token: m.AdminToken, Revenue: s.Revenue, Secure: strings.HasPrefix(m.URL, "https://"), Logger: m.log}
+	s.Routes = append(s.Routes, con.Routes()...)
+	srv := s.HTTPServer()
+	con.API = srv.Handler
+	return srv
 }
 
 // serveHTTP serves srv on the listener until Close.
