@@ -55,8 +55,8 @@ type RefundAsk struct {
 func (s *Service) Refund(ctx context.Context, account tollgate.AccountID, outTradeNo string) (RefundResult, error) {
 	const op = "payment.Refund"
 	ask := "ask the operator for a refund"
-	if s.cfg.RefundContact != "" {
-		ask += " (" + s.cfg.RefundContact + ")"
+	if c := s.refundContact(); c != "" {
+		ask += " (" + c + ")"
 	}
 	if s.cfg.RefundPolicy != RefundPolicySelf {
 		return RefundResult{}, &tollgate.Error{Code: tollgate.EFORBIDDEN, Op: op,
@@ -73,6 +73,15 @@ func (s *Service) Refund(ctx context.Context, account tollgate.AccountID, outTra
 		}
 	}
 	return s.refund(ctx, RefundAsk{OutTradeNo: outTradeNo, Account: account, RequestedBy: RequestedByAccount, Reason: "refund through the API"})
+}
+
+// refundContact is where a user asks the operator for a refund, "" when
+// not configured.
+func (s *Service) refundContact() string {
+	if s.cfg.RefundContactFunc != nil {
+		return s.cfg.RefundContactFunc()
+	}
+	return s.cfg.RefundContact
 }
 
 // AdminRefund refunds a paid order for the operator, whatever the policy:

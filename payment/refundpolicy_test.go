@@ -50,8 +50,11 @@ func TestRefundPolicy(t *testing.T) {
 	}
 	t.Run("self window", func(t *testing.T) {
 		t.Parallel()
+		contact := "help@old.example"
 		w := newWorld(t, backends[0], modes[2], func(c *payment.Config, _ *payment.Deps) {
 			c.RefundPolicy, c.RefundWindow = payment.RefundPolicySelf, time.Hour
+			// Asked on every refusal: a catalog reload's contact shows at once.
+			c.RefundContact, c.RefundContactFunc = "unused@example.com", func() string { return contact }
 		})
 		w.mustAccount("bob")
 		res := w.mustOrder("bob", "plus")
@@ -60,9 +63,10 @@ func TestRefundPolicy(t *testing.T) {
 		}
 		w.waitStatus(res.OutTradeNo, payment.StatusSuccess)
 		w.clock.Advance(time.Hour + time.Second)
+		contact = "help@new.example"
 		_, err := w.svc.Refund(w.ctx, "bob", res.OutTradeNo)
 		wantCode(t, err, tollgate.EFORBIDDEN)
-		if !strings.Contains(tollgate.ErrorMessage(err), "within 1h0m0s") {
+		if msg := tollgate.ErrorMessage(err); !strings.Contains(msg, "within 1h0m0s") || !strings.Contains(msg, "(help@new.example)") {
 			t.Fatalf("window refusal: %v", err)
 		}
 	})

@@ -49,10 +49,13 @@ type Config struct {
 	// RefundPolicy is RefundPolicyAdmin (default: only the operator
 	// refunds) or RefundPolicySelf (users may too, within RefundWindow of
 	// paying; default 168 hours). RefundContact, when set, is named in
-	// the refusal as where to ask for a refund.
-	RefundPolicy  string
-	RefundWindow  time.Duration
-	RefundContact string
+	// the refusal as where to ask for a refund; RefundContactFunc, when
+	// set, is asked instead on every refusal (so a catalog reload's
+	// support contact shows at once).
+	RefundPolicy      string
+	RefundWindow      time.Duration
+	RefundContact     string
+	RefundContactFunc func() string
 	// APIVersion picks the WeChat Pay API orders are placed with: APIv2
 	// (default) or APIv3.
 	APIVersion string

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"time"
 
 	"tollgate"
 )
@@ -15,6 +16,9 @@ type accountBody struct {
 	Orders                           []orderView
 	Chart                            Chart
 	CheckoutURL                      string
+	// RefundNote, when set, says refunds are made by the operator and
+	// how to reach them (Handler.RefundByOperator).
+	RefundNote string
 }
 
 type orderView struct {
@@ -59,13 +63,19 @@ func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request) {
 		HasDebt: bal.Debt > 0, CheckoutURL: "/checkout/" + r.PathValue("session"),
 		Chart: buildChart(usage, now, tollgate.Beijing, p.Lang, p.T("other")),
 	}
+	if h.RefundByOperator {
+		body.RefundNote = p.T("refund.operator")
+		if c := p.Brand.Support; c != "" {
+			body.RefundNote += " " + p.T("refund.contact") + c
+		}
+	}
 	for _, o := range orders {
 		st := o.Status
 		text := p.T("st." + st)
 		body.Orders = append(body.Orders, orderView{
 			No: o.OutTradeNo, Date: formatTime(o.CreatedAt), Yuan: o.Fen.String(),
 			Credits: groupDigits(int64(o.Credits)), Status: st, StatusText: text,
-			Refundable: h.Refunder != nil && st == StatusSuccess,
+			Refundable: h.selfRefundable(o, now),
 		})
 	}
 	p.Body = body
@@ -73,4 +83,15 @@ func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request) {
 	p.Expires = formatTime(s.ExpiresAt)
 	p.ConfigJSON = jsConfig(accountConfig{Base: "/checkout/" + r.PathValue("session"), Messages: messages[p.Lang]})
 	h.render(w, r, http.StatusOK, "account", p)
+}
+
+// selfRefundable is whether the account page offers a refund button for
+// o: a paid order, a Refunder, users allowed to refund and, with a
+// RefundWindow, the order placed within it (the server checks again from
+// the time of payment, which is no earlier).
+func (h *Handler) selfRefundable(o Order, now time.Time) bool {
+	if h.Refunder == nil || h.RefundByOperator || o.Status != StatusSuccess {
+		return false
+	}
+	return h.RefundWindow <= 0 || now.Sub(o.CreatedAt) <= h.RefundWindow
 }

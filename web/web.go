@@ -237,8 +237,17 @@ type Handler struct {
 
 	Orders   Orders
 	Refunder Refunder // nil hides refund buttons
-	Accounts Accounts
-	Catalog  Catalog
+
+	// RefundByOperator (the server's --refund-policy admin): users cannot
+	// refund their own payments, so the account page shows no refund
+	// button but a line saying the operator makes refunds and how to
+	// reach them (Branding's Support, when set). Otherwise RefundWindow,
+	// when positive, is how long after an order a refund button shows
+	// (the server's --refund-window; 0: always).
+	RefundByOperator bool
+	RefundWindow     time.Duration
+	Accounts         Accounts
+	Catalog          Catalog
 
 	// Account returns the account of an authenticated POST
 	// /v1/checkout/sessions request (the server's API-key middleware put

@@ -77,6 +77,12 @@ func (l *liveCatalog) Branding() web.Branding {
 	return web.Branding{Name: c.Name(), Accent: b.Accent, Support: b.Support, Footer: b.Footer, Logo: c.Logo, LogoType: c.LogoType}
 }
 
+// Support is the support contact of the catalog in force ("" when it
+// has none, as without --catalog).
+func (l *liveCatalog) Support() string {
+	return l.cur.Load().cat.File.Branding.Support
+}
+
 // Advertised are the models the checkout shows.
 func (l *liveCatalog) Advertised() []string { return l.cur.Load().cat.Advertised }
 

@@ -160,6 +160,9 @@ func (m *Main) buildPayments(st *stores, svc *services) error {
 		APIVersion: c.WxpayAPIVersion, NotifyURL: m.URL + "/wxpay/notify", NotifyURLV3: m.URL + "/wxpay/notify/v3",
 		TokenSecret:  payment.TokenSecretFrom(m.AdminToken),
 		RefundPolicy: c.RefundPolicy, RefundWindow: c.RefundWindow,
+		// The catalog's support contact, of the catalog in force (none
+		// without --catalog), is where a refused refund says to ask.
+		RefundContactFunc: svc.gateway.catalog.Support,
 	}
 	if c.WxpayAPIVersion == payment.APIv3 {
 		cfg.RefundNotifyURL = cfg.NotifyURLV3
@@ -259,6 +262,10 @@ func (m *Main) buildCheckout(svc *services) ([]httpapi.Route, error) {
 	h := &web.Handler{
 		Secret: web.SecretFrom(m.AdminToken), PublicURL: m.URL, Branding: svc.gateway.catalog.Branding,
 		Sandbox: m.Sim != nil, Orders: orders, Refunder: orders,
+		// Under --refund-policy admin the account page shows how to ask
+		// the operator (the branding's support contact) instead of refund
+		// buttons; under self, buttons within --refund-window.
+		RefundByOperator: m.Config.RefundPolicy != payment.RefundPolicySelf, RefundWindow: m.Config.RefundWindow,
 		Accounts: webadapt.Accounts{Ledger: svc.ledger}, Catalog: webadapt.Catalog{Pricer: svc.gateway.pricer, Advertised: svc.gateway.catalog.Advertised}, Logger: m.log,
 		Account: httpapi.CheckoutAccount,
 		// H5 orders send WeChat Pay the payer's IP, as the API does.
