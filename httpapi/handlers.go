@@ -436,12 +436,8 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func orderResponse(o payment.Order) OrderResponse {
-	method := o.Method
-	if method == "" {
-		method = payment.MethodNative
-	}
 	return OrderResponse{OutTradeNo: o.OutTradeNo, Status: o.Status, AmountFen: o.Fen, Credits: o.Credits,
-		PackageID: o.PackageID, Method: method, CodeURL: o.CodeURL, H5URL: o.H5URL, TransactionID: o.TransactionID,
+		PackageID: o.PackageID, Method: o.PayMethod(), CodeURL: o.CodeURL, H5URL: o.H5URL, TransactionID: o.TransactionID,
 		ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt}
 }
 

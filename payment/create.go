@@ -318,7 +318,7 @@ func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResu
 			s.metrics.Count(EventOrderCreated, o.APIVersion)
 		}
 	}
-	res := OrderResult{OutTradeNo: o.OutTradeNo, Method: methodOf(o), CodeURL: o.CodeURL, H5URL: o.H5URL,
+	res := OrderResult{OutTradeNo: o.OutTradeNo, Method: o.PayMethod(), CodeURL: o.CodeURL, H5URL: o.H5URL,
 		AmountFen: o.Fen, Credits: o.Credits, Status: o.Status, ExpiresAt: o.ExpiresAt, Replayed: replayed}
 	jsapi, err := s.JSAPIParams(o)
 	if err != nil {
@@ -333,15 +333,6 @@ func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResu
 	return res, nil
 }
 
-// methodOf is the order's method; orders made before methods existed are
-// native.
-func methodOf(o Order) string {
-	if o.Method == "" {
-		return MethodNative
-	}
-	return o.Method
-}
-
 // JSAPIParams returns the pay-sheet parameters of a JSAPI order, signed
 // afresh (new timestamp and nonce) on every call, or nil for an order of
 // another method, not placed yet or no longer payable. The order must have
@@ -349,7 +340,7 @@ func methodOf(o Order) string {
 // (no v3 client to sign with).
 func (s *Service) JSAPIParams(o Order) (*wxpay.V3JSAPIParams, error) {
 	const op = "payment.JSAPIParams"
-	if methodOf(o) != MethodJSAPI || o.PrepayID == "" || !o.Status.Pending() {
+	if o.PayMethod() != MethodJSAPI || o.PrepayID == "" || !o.Status.Pending() {
 		return nil, nil
 	}
 	signer := s.gw
@@ -368,7 +359,7 @@ func (s *Service) JSAPIParams(o Order) (*wxpay.V3JSAPIParams, error) {
 // place sends the order to WeChat Pay, retrying with the same out_trade_no.
 func (s *Service) place(ctx context.Context, o Order) (Placement, error) {
 	const op = "payment.CreateOrder"
-	req := PlaceRequest{Method: methodOf(o), OpenID: o.OpenID, OutTradeNo: o.OutTradeNo, Description: s.cfg.Description, Fen: int64(o.Fen),
+	req := PlaceRequest{Method: o.PayMethod(), OpenID: o.OpenID, OutTradeNo: o.OutTradeNo, Description: s.cfg.Description, Fen: int64(o.Fen),
 		NotifyURL: s.notifyURL(o.APIVersion), ClientIP: o.ClientIP, DeviceID: deviceID(o.DeviceFingerprint),
 		ProductID: productID(o), ExpiresAt: o.ExpiresAt}
 	var err error

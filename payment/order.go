@@ -129,6 +129,17 @@ type Order struct {
 	FeeFen tollgate.Fen
 }
 
+// PayMethod is the order's method: Method, or MethodNative when it is
+// empty (orders made before methods existed, or built without one). Code
+// that stores or shows a method uses it, so "empty means native" is
+// decided here only.
+func (o Order) PayMethod() string {
+	if o.Method == "" {
+		return MethodNative
+	}
+	return o.Method
+}
+
 // Placed reports whether WeChat Pay accepted the order: it holds its
 // code_url, h5_url or prepay_id.
 func (o Order) Placed() bool { return o.CodeURL != "" || o.H5URL != "" || o.PrepayID != "" }

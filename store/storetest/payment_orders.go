@@ -142,6 +142,20 @@ func testOrderMethods(t *testing.T, ctx context.Context, s PaymentStore) {
 			t.Fatalf("leased %+v\nwant %+v", o, want)
 		}
 	}
+	// An order built without a method is a native one (payment.Order.
+	// PayMethod): stored as "native", not refused by the method CHECK.
+	plain := SampleOrder("tg20261127ME000001", "alice", T0)
+	plain.Method, plain.TokenHash = "", "tplain"
+	mustCreate(t, ctx, s, plain, nil)
+	if got, err := s.Order(ctx, plain.OutTradeNo); err != nil || got.Method != payment.MethodNative {
+		t.Fatalf("order without a method: Order = %+v, %v; want method native", got, err)
+	}
+	if _, err := s.UpdateOrder(ctx, plain.OutTradeNo, func(x *payment.Order) error { x.Method = ""; return nil }); err != nil {
+		t.Fatalf("UpdateOrder clearing the method: %v", err)
+	}
+	if got, err := s.Order(ctx, plain.OutTradeNo); err != nil || got.Method != payment.MethodNative {
+		t.Fatalf("after UpdateOrder clearing the method: Order = %+v, %v; want method native", got, err)
+	}
 	// A method the store does not know is refused, and nothing is written.
 	bad := SampleOrder("tg20261127MB000001", "alice", T0)
 	bad.Method, bad.TokenHash = "alipay", "tbad"

@@ -131,7 +131,7 @@ func (o Orders) Refund(ctx context.Context, account tollgate.AccountID, no strin
 func Order(p payment.Order) web.Order {
 	return web.Order{
 		OutTradeNo: p.OutTradeNo, Status: string(p.Status), Fen: p.Fen, Credits: p.Credits,
-		PackageID: p.PackageID, ExpiresAt: p.ExpiresAt, CreatedAt: p.CreatedAt, Method: p.Method, H5URL: p.H5URL,
+		PackageID: p.PackageID, ExpiresAt: p.ExpiresAt, CreatedAt: p.CreatedAt, Method: p.PayMethod(), H5URL: p.H5URL,
 	}
 }
 

@@ -48,7 +48,7 @@ func OrderArgs(o *payment.Order) []any {
 		o.SignType, string(o.Status), o.CodeURL, o.TransactionID, o.DeviceFingerprint, o.ClientIP, o.TokenHash,
 		Micros(o.TokenExpiresAt), int64(o.GrantCap), Micros(o.ExpiresAt), Micros(o.CreatedAt),
 		Micros(o.UpdatedAt), Micros(o.NextPollAt), int64(o.PollAttempts), o.LeaseOwner, Micros(o.LeaseUntil),
-		o.Review, int64(o.FeeFen), o.Method, o.OpenID, o.H5URL, o.PrepayID}
+		o.Review, int64(o.FeeFen), o.PayMethod(), o.OpenID, o.H5URL, o.PrepayID}
 }
 
 // ScanOrder reads a row of OrderColumns.
