@@ -425,9 +425,15 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := orderResponse(o)
-	if res.JSAPI, err = s.Payments.JSAPIParams(o); err != nil {
-		WriteError(w, r, s.log(), err)
-		return
+	// A payable jsapi order's pay sheet, signed afresh. When it cannot be
+	// signed (say WeChat Pay was switched to v2 without a v3 client) the
+	// order is still answered, without jsapi: its status is what a poll
+	// asks for, and the checkout page (webadapt) answers the same way.
+	if sheet, err := s.Payments.JSAPIParams(o); err != nil {
+		s.log().WarnContext(r.Context(), "httpapi: order answered without its JSAPI pay sheet",
+			"out_trade_no", o.OutTradeNo, "err", err)
+	} else {
+		res.JSAPI = sheet
 	}
 	if res.JSAPI != nil {
 		w.Header().Set("Cache-Control", "no-store")

@@ -1,8 +1,10 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -34,6 +36,9 @@ type orderWorld struct {
 	key   string // the account's API key
 	acct  tollgate.AccountID
 	clock *clocktest.Clock
+	led   *ledger.Service
+	pr    *pricing.Pricer
+	au    *auth.Service
 }
 
 const orderFP = "0123456789abcdef0123"
@@ -79,6 +84,7 @@ func newOrderWorld(t *testing.T, version, trusted string) *orderWorld {
 		t.Fatal(err)
 	}
 	au := &auth.Service{Store: w.st, Accounts: led, Clock: w.clock}
+	w.led, w.pr, w.au = led, pr, au
 	created, err := au.CreateAccount(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -337,5 +343,39 @@ func TestClientIP(t *testing.T) {
 		if httpapi.ValidHeaderName(name) != ok {
 			t.Errorf("ValidHeaderName(%q) = %v", name, !ok)
 		}
+	}
+}
+
+// TestGetOrderWithoutPaySheet: when a payable jsapi order's pay sheet
+// cannot be signed (WeChat Pay switched to v2, no v3 client left), GET of
+// the order still answers its status, without jsapi, and logs why — as the
+// checkout page does — instead of failing every poll with 503.
+func TestGetOrderWithoutPaySheet(t *testing.T) {
+	t.Parallel()
+	w := newOrderWorld(t, payment.APIv3, "")
+	js, _ := decodeOrder(t, w.do("POST", "/v1/payments/orders", `{"package_id":"starter","device_fingerprint":"`+orderFP+`","method":"jsapi","openid":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}`, nil), 201)
+	if js.JSAPI == nil {
+		t.Fatalf("jsapi order without a pay sheet: %+v", js)
+	}
+
+	// The operator switches to v2: the new service has no v3 client.
+	mem := kv.NewMemory(kv.MemoryOptions{Clock: w.clock})
+	v2, err := payment.New(payment.Config{APIVersion: payment.APIv2, NotifyURL: "https://tollgate.example/wxpay/notify",
+		TokenSecret: []byte("orders test")},
+		payment.Deps{Ledger: w.led, Store: w.st, Pricer: w.pr, Nonces: mem, Limiter: mem,
+			Gateway: &payment.V2Gateway{Client: &wxpay.V2Client{}}, Clock: w.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	w.h = (&httpapi.Server{Ledger: w.led, Auth: w.au, Pricer: w.pr, Payments: v2,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}).Handler()
+
+	got, raw := decodeOrder(t, w.do("GET", "/v1/payments/orders/"+js.OutTradeNo, "", nil), 200)
+	if got.Method != "jsapi" || got.Status != "NOTPAY" || raw["jsapi"] != nil {
+		t.Fatalf("GET after the switch: %+v %s", got, raw["jsapi"])
+	}
+	if !strings.Contains(logs.String(), "without its JSAPI pay sheet") || !strings.Contains(logs.String(), js.OutTradeNo) {
+		t.Fatalf("the log does not say why the pay sheet is missing:\n%s", logs.String())
 	}
 }
