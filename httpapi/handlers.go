@@ -381,7 +381,8 @@ type OrderResponse struct {
 	Method     string           `json:"method"`
 	CodeURL    string           `json:"code_url,omitempty"`
 	H5URL      string           `json:"h5_url,omitempty"`
-	// JSAPI is signed afresh while a jsapi order is payable.
+	// JSAPI is the pay sheet while a jsapi order is payable (signed at
+	// most once a minute per order: payment.Service.JSAPIParams).
 	JSAPI         *wxpay.V3JSAPIParams `json:"jsapi,omitempty"`
 	TransactionID string               `json:"transaction_id,omitempty"`
 	ExpiresAt     time.Time            `json:"expires_at"`
@@ -425,7 +426,7 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := orderResponse(o)
-	// A payable jsapi order's pay sheet, signed afresh. When it cannot be
+	// A payable jsapi order's pay sheet. When it cannot be
 	// signed (say WeChat Pay was switched to v2 without a v3 client) the
 	// order is still answered, without jsapi: its status is what a poll
 	// asks for, and the checkout page (webadapt) answers the same way.

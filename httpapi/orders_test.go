@@ -138,7 +138,7 @@ func decodeOrder(t *testing.T, rec *httptest.ResponseRecorder, status int) (orde
 // TestOrderMethodsOverHTTP: POST /v1/payments/orders takes "method" and
 // "openid" and answers the method with its field only (code_url, h5_url
 // or a signed jsapi pay sheet); GET of the order answers its method, and
-// for a payable jsapi order a pay sheet signed afresh; the list carries
+// for a payable jsapi order its pay sheet (signed at most once a minute); the list carries
 // each order's method.
 func TestOrderMethodsOverHTTP(t *testing.T) {
 	t.Parallel()
@@ -180,9 +180,16 @@ func TestOrderMethodsOverHTTP(t *testing.T) {
 		}
 	}
 
+	// Polls within a minute get the sheet of the create (one RSA
+	// signature a minute), later ones a fresh one.
 	got, raw := decodeOrder(t, w.do("GET", "/v1/payments/orders/"+js.OutTradeNo, "", nil), 200)
-	if got.Method != "jsapi" || got.JSAPI == nil || got.JSAPI.Package != js.JSAPI.Package || got.JSAPI.NonceStr == js.JSAPI.NonceStr {
+	if got.Method != "jsapi" || got.JSAPI == nil || *got.JSAPI != *js.JSAPI {
 		t.Fatalf("GET jsapi %+v (created %+v)", got, js.JSAPI)
+	}
+	w.clock.Advance(time.Minute)
+	got, raw = decodeOrder(t, w.do("GET", "/v1/payments/orders/"+js.OutTradeNo, "", nil), 200)
+	if got.Method != "jsapi" || got.JSAPI == nil || got.JSAPI.Package != js.JSAPI.Package || got.JSAPI.NonceStr == js.JSAPI.NonceStr {
+		t.Fatalf("GET jsapi a minute later %+v (created %+v)", got, js.JSAPI)
 	}
 	if err := wxpay.VerifyV3JSAPIPaySign(&w.v3.MerchantKey.PublicKey, *got.JSAPI); err != nil {
 		t.Fatal(err)

@@ -62,8 +62,8 @@ type OrderResult struct {
 	CodeURL string `json:"code_url,omitempty"`
 	// H5URL (h5) is the page that opens WeChat to pay.
 	H5URL string `json:"h5_url,omitempty"`
-	// JSAPI (jsapi) is what the page passes to getBrandWCPayRequest,
-	// signed afresh for every answer, while the order is payable.
+	// JSAPI (jsapi) is what the page passes to getBrandWCPayRequest while
+	// the order is payable, signed at most once a minute (JSAPIParams).
 	JSAPI       *wxpay.V3JSAPIParams `json:"jsapi,omitempty"`
 	AmountFen   tollgate.Fen         `json:"amount_fen"`
 	Credits     tollgate.Credits     `json:"credits"`
@@ -333,15 +333,21 @@ func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResu
 	return res, nil
 }
 
-// JSAPIParams returns the pay-sheet parameters of a JSAPI order, signed
-// afresh (new timestamp and nonce) on every call, or nil for an order of
-// another method, not placed yet or no longer payable. The order must have
-// been placed over API v3: the version's client signs. Errors: EUNAVAILABLE
-// (no v3 client to sign with).
+// JSAPIParams returns the pay-sheet parameters of a JSAPI order, or nil
+// for an order of another method, not placed yet or no longer payable.
+// A sheet is signed (new timestamp and nonce) at most once a minute per
+// order: polls within a minute get the same sheet, which WeChat accepts as
+// long as the prepay_id is valid, and cost no RSA signature. The order must
+// have been placed over API v3: the version's client signs. Errors:
+// EUNAVAILABLE (no v3 client to sign with).
 func (s *Service) JSAPIParams(o Order) (*wxpay.V3JSAPIParams, error) {
 	const op = "payment.JSAPIParams"
 	if o.PayMethod() != MethodJSAPI || o.PrepayID == "" || !o.Status.Pending() {
 		return nil, nil
+	}
+	now := s.now()
+	if p, ok := s.sheets.get(o.OutTradeNo, o.PrepayID, now); ok {
+		return &p, nil
 	}
 	signer := s.gw
 	if s.gw.Version() != APIv3 && s.v3 != nil {
@@ -353,6 +359,7 @@ func (s *Service) JSAPIParams(o Order) (*wxpay.V3JSAPIParams, error) {
 		return nil, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Err: err,
 			Message: "the order's payment parameters cannot be signed now"}
 	}
+	s.sheets.put(o.OutTradeNo, o.PrepayID, p, now)
 	return &p, nil
 }
 

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"tollgate"
 	"tollgate/payment"
@@ -145,9 +147,9 @@ func TestCreateOrderMethods(t *testing.T) {
 }
 
 // TestJSAPIReplay: a replay with the same Idempotency-Key, and every read
-// of a payable JSAPI order, answers a freshly signed pay sheet for the
-// same prepay_id without placing the order again; another method or
-// openid under that key is refused.
+// of a payable JSAPI order, answers a pay sheet for the same prepay_id
+// (within a minute the same one, see TestJSAPISheetReused) without placing
+// the order again; another method or openid under that key is refused.
 func TestJSAPIReplay(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, backends[0], v3Mode, nil)
@@ -160,14 +162,15 @@ func TestJSAPIReplay(t *testing.T) {
 	}
 	again, err := w.svc.CreateOrder(w.ctx, req)
 	if err != nil || !again.Replayed || again.OutTradeNo != first.OutTradeNo || again.JSAPI == nil ||
-		again.JSAPI.Package != first.JSAPI.Package || again.JSAPI.NonceStr == first.JSAPI.NonceStr ||
+		*again.JSAPI != *first.JSAPI ||
 		again.AccessToken == nil || again.AccessToken.Token != first.AccessToken.Token {
 		t.Fatalf("replay = %+v, %v\nfirst %+v", again, err, first)
 	}
 	so, _ := w.sim.Order(first.OutTradeNo)
 	mustVerifyJSAPI(t, w, again.JSAPI, so.PrepayID)
+	w.clock.Advance(time.Minute)
 	read, err := w.svc.JSAPIParams(w.order(first.OutTradeNo))
-	if err != nil || read == nil || read.NonceStr == again.JSAPI.NonceStr {
+	if err != nil || read == nil || read.Package != again.JSAPI.Package || read.NonceStr == again.JSAPI.NonceStr {
 		t.Fatalf("JSAPIParams = %+v, %v", read, err)
 	}
 	mustVerifyJSAPI(t, w, read, so.PrepayID)
@@ -383,4 +386,74 @@ func TestPlaceSendsMethodAndPayer(t *testing.T) {
 	if len(os) != 3 || len(closed) != 1 || closed[0].Placed() || closed[0].Method != payment.MethodH5 {
 		t.Fatalf("the orders after a malformed answer: %+v", os)
 	}
+}
+
+// signCounter is the v3 gateway counting the pay sheets it signs.
+type signCounter struct {
+	payment.Gateway
+	signed atomic.Int64
+}
+
+func (g *signCounter) JSAPIParams(prepayID string) (wxpay.V3JSAPIParams, error) {
+	g.signed.Add(1)
+	return g.Gateway.JSAPIParams(prepayID)
+}
+
+// TestJSAPISheetReused: polling a payable JSAPI order costs one RSA
+// signature a minute, not one a poll: reads within a minute get the sheet
+// signed by the create (still valid for the emulator's pay sheet), the
+// first read after a minute a fresh one; each order has its own, and a
+// paid order none.
+func TestJSAPISheetReused(t *testing.T) {
+	t.Parallel()
+	var gw *signCounter
+	w := newWorld(t, backends[0], v3Mode, func(_ *payment.Config, d *payment.Deps) {
+		gw = &signCounter{Gateway: &payment.V3Gateway{Client: d.V3}}
+		d.Gateway = gw
+	})
+	w.mustAccount("alice")
+	create := func() payment.OrderResult {
+		t.Helper()
+		r, err := w.svc.CreateOrder(w.ctx, payment.CreateOrderRequest{Account: "alice", PackageID: "starter",
+			DeviceFingerprint: fp, Method: payment.MethodJSAPI, OpenID: openID})
+		if err != nil || r.JSAPI == nil {
+			t.Fatalf("create = %+v, %v", r, err)
+		}
+		return r
+	}
+	a := create()
+	if n := gw.signed.Load(); n != 1 {
+		t.Fatalf("%d signatures for one order, want 1", n)
+	}
+	for i := range 20 {
+		w.clock.Advance(2 * time.Second) // the checkout's poll
+		p, err := w.svc.JSAPIParams(w.order(a.OutTradeNo))
+		if err != nil || p == nil || *p != *a.JSAPI {
+			t.Fatalf("poll %d = %+v, %v; want the sheet of the create", i, p, err)
+		}
+	}
+	if n := gw.signed.Load(); n != 1 {
+		t.Fatalf("%d signatures after 20 polls within a minute, want 1", n)
+	}
+	w.clock.Advance(20 * time.Second) // a minute after the create
+	fresh, err := w.svc.JSAPIParams(w.order(a.OutTradeNo))
+	if err != nil || fresh == nil || fresh.NonceStr == a.JSAPI.NonceStr || gw.signed.Load() != 2 {
+		t.Fatalf("after a minute = %+v, %v, %d signatures; want a fresh sheet", fresh, err, gw.signed.Load())
+	}
+	so, _ := w.sim.Order(a.OutTradeNo)
+	mustVerifyJSAPI(t, w, fresh, so.PrepayID)
+
+	b := create()
+	if gw.signed.Load() != 3 || b.JSAPI.Package == fresh.Package {
+		t.Fatalf("another order: %+v, %d signatures", b.JSAPI, gw.signed.Load())
+	}
+	// The sheet kept is one WeChat takes: the reused one pays.
+	if msg := paySheet(t, w, fresh); msg != wxpaysim.JSAPIPayOK {
+		t.Fatalf("pay sheet answered %q", msg)
+	}
+	w.waitStatus(a.OutTradeNo, payment.StatusSuccess)
+	if p, err := w.svc.JSAPIParams(w.order(a.OutTradeNo)); p != nil || err != nil || gw.signed.Load() != 3 {
+		t.Fatalf("paid order's sheet = %+v, %v, %d signatures", p, err, gw.signed.Load())
+	}
+	w.quiesce()
 }

@@ -100,7 +100,7 @@ type Order struct {
 	// its method; all "" until then (see Placed).
 	CodeURL  string // native: the QR code's content
 	H5URL    string // h5: the page that opens WeChat to pay
-	PrepayID string // jsapi: signed afresh for every answer (wxpay.V3JSAPIParams)
+	PrepayID string // jsapi: what the pay sheet names (Service.JSAPIParams)
 	// TransactionID is WeChat Pay's number, set once paid.
 	TransactionID     string
 	DeviceFingerprint string
