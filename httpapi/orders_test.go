@@ -260,6 +260,8 @@ func TestOrderRefusedOverHTTP(t *testing.T) {
 		{"h5 with an empty right-most entry", "v3", "X-Forwarded-For", body(`,"method":"h5"`), map[string]string{"X-Forwarded-For": "203.0.113.9,"}, "PARAM_ERROR", "client_ip", "method h5 needs the payer's IP address"},
 		{"h5 on v2", "v2", "", body(`,"method":"h5"`), nil, "PARAM_ERROR", "method", "method h5 needs WeChat Pay API v3 (--wxpay-api-version v3)"},
 		{"jsapi on v2", "v2", "", body(`,"method":"jsapi","openid":"o1"`), nil, "PARAM_ERROR", "method", "method jsapi needs WeChat Pay API v3 (--wxpay-api-version v3)"},
+		{"h5 from the proxy's loopback address", "v3", "X-Forwarded-For", body(`,"method":"h5"`), map[string]string{"X-Forwarded-For": "127.0.0.1"}, "PARAM_ERROR", "client_ip", "set --trusted-proxy-header"},
+		{"h5 from a private address", "v3", "X-Real-IP", body(`,"method":"h5"`), map[string]string{"X-Real-IP": "10.0.0.5"}, "PARAM_ERROR", "client_ip", "set --trusted-proxy-header"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -34,8 +34,9 @@ type CreateOrderRequest struct {
 	DeviceFingerprint string
 	// ClientIP is the payer's address, sent as spbill_create_ip /
 	// payer_client_ip; "" means 127.0.0.1 (Native orders allow the
-	// server's address). MethodH5 requires it: WeChat Pay compares it with
-	// the address the payer opens h5_url from.
+	// server's address). MethodH5 requires a public one (PublicIP) unless
+	// Config.AllowPrivateClientIP: WeChat Pay compares it with the address
+	// the payer opens h5_url from.
 	ClientIP string
 	// Method is how the payer pays: MethodNative ("" means native),
 	// MethodH5 or MethodJSAPI; H5 and JSAPI need API v3.
@@ -163,8 +164,22 @@ func (s *Service) validate(r *CreateOrderRequest) error {
 		r.ClientIP = "127.0.0.1"
 	case net.ParseIP(r.ClientIP) == nil:
 		return paramError("client_ip", "client IP is not an IP address")
+	case r.Method == MethodH5 && !s.cfg.AllowPrivateClientIP && !PublicIP(r.ClientIP):
+		return paramError("client_ip", "method h5 needs the payer's public IP address, not "+r.ClientIP+
+			" (loopback, private, link-local or unspecified: a reverse proxy's?); behind a proxy, set --trusted-proxy-header to the header it puts the client's IP in")
 	}
 	return nil
+}
+
+// PublicIP reports whether ip is an IP address WeChat Pay can have seen a
+// payer's browser come from: not loopback, private (RFC 1918, fc00::/7),
+// link-local or unspecified. An H5 order's payer_client_ip must be one:
+// WeChat Pay compares it with the address that opens h5_url and refuses
+// the payment, without saying why, when they differ.
+func PublicIP(ip string) bool {
+	a := net.ParseIP(ip)
+	return a != nil && !a.IsLoopback() && !a.IsPrivate() && !a.IsLinkLocalUnicast() &&
+		!a.IsLinkLocalMulticast() && !a.IsUnspecified()
 }
 
 // CreateOrder places an order paid by r.Method and returns how to pay it

@@ -294,6 +294,13 @@ func TestCreateMethodRefused(t *testing.T) {
 					bad{"h5 without client ip", "client_ip", "method h5 needs the payer's IP address", payment.CreateOrderRequest{Method: payment.MethodH5}},
 					bad{"h5 with a bad client ip", "client_ip", "client IP is not an IP address", payment.CreateOrderRequest{Method: payment.MethodH5, ClientIP: "203.0.113"}},
 				)
+				// A proxy's address (no --trusted-proxy-header): WeChat Pay
+				// would refuse the payment without saying why.
+				for _, ip := range []string{"127.0.0.1", "::1", "::ffff:127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.5",
+					"fd00::7", "169.254.1.1", "fe80::1", "0.0.0.0", "::"} {
+					cases = append(cases, bad{"h5 from " + ip, "client_ip", "set --trusted-proxy-header",
+						payment.CreateOrderRequest{Method: payment.MethodH5, ClientIP: ip}})
+				}
 			} else {
 				cases = append(cases,
 					bad{"h5 on v2", "method", "method h5 needs WeChat Pay API v3 (--wxpay-api-version v3)", payment.CreateOrderRequest{Method: payment.MethodH5, ClientIP: "203.0.113.9"}},
@@ -456,4 +463,40 @@ func TestJSAPISheetReused(t *testing.T) {
 		t.Fatalf("paid order's sheet = %+v, %v, %d signatures", p, err, gw.signed.Load())
 	}
 	w.quiesce()
+}
+
+// TestH5PrivateClientIPAllowed: with AllowPrivateClientIP (serve's
+// in-process emulator) a developer pays by H5 from 127.0.0.1; without it
+// the same request is refused, while native orders from 127.0.0.1 are
+// placed either way.
+func TestH5PrivateClientIPAllowed(t *testing.T) {
+	t.Parallel()
+	for _, allow := range []bool{false, true} {
+		w := newWorld(t, backends[0], v3Mode, func(c *payment.Config, _ *payment.Deps) { c.AllowPrivateClientIP = allow })
+		w.mustAccount("alice")
+		h5, err := w.svc.CreateOrder(w.ctx, payment.CreateOrderRequest{Account: "alice", PackageID: "starter",
+			DeviceFingerprint: fp, Method: payment.MethodH5, ClientIP: "127.0.0.1"})
+		if allow {
+			if so, _ := w.sim.Order(h5.OutTradeNo); err != nil || h5.H5URL == "" || so.PayerClientIP != "127.0.0.1" {
+				t.Fatalf("allowed: h5 from 127.0.0.1 = %+v, %v; emulator %+v", h5, err, so)
+			}
+		} else if tollgate.ErrorCode(err) != tollgate.EINVALID || !strings.Contains(tollgate.ErrorMessage(err), "--trusted-proxy-header") {
+			t.Fatalf("refused by default: h5 from 127.0.0.1 = %+v, %v", h5, err)
+		}
+		if n, err := w.svc.CreateOrder(w.ctx, payment.CreateOrderRequest{Account: "alice", PackageID: "starter",
+			DeviceFingerprint: fp, ClientIP: "127.0.0.1"}); err != nil || n.CodeURL == "" {
+			t.Fatalf("allow %v: native from 127.0.0.1 = %+v, %v", allow, n, err)
+		}
+		w.quiesce()
+	}
+}
+
+func TestPublicIP(t *testing.T) {
+	for ip, want := range map[string]bool{"203.0.113.7": true, "2001:db8::1": true, "8.8.8.8": true,
+		"127.0.0.1": false, "::1": false, "10.0.0.1": false, "172.31.255.255": false, "192.168.0.1": false, "fc00::1": false,
+		"169.254.0.1": false, "fe80::1": false, "0.0.0.0": false, "::": false, "::ffff:10.0.0.1": false, "": false, "localhost": false} {
+		if got := payment.PublicIP(ip); got != want {
+			t.Errorf("PublicIP(%q) = %v, want %v", ip, got, want)
+		}
+	}
 }

@@ -107,6 +107,14 @@ type Config struct {
 	TokenSecret []byte
 	// InstanceID names this process in poll leases. Default random.
 	InstanceID string
+	// AllowPrivateClientIP lets H5 orders carry a loopback, private,
+	// link-local or unspecified client IP (see PublicIP). By default they
+	// are refused with PARAM_ERROR client_ip, because WeChat Pay refuses
+	// such a payment without saying why, and such an address is usually a
+	// reverse proxy's: --trusted-proxy-header is not set. Set it only when
+	// orders go to an emulator a developer pays from 127.0.0.1 (serve does
+	// with its in-process emulator, the sandbox profile).
+	AllowPrivateClientIP bool
 }
 
 // QueryBudget is the most order and refund queries tollgate sends WeChat
