@@ -82,8 +82,8 @@
 // the next morning (any day up to today is served at once). Re-entry with
 // identical parameters of a paid order answers ORDERPAID, of a closed one
 // ORDERCLOSED; v3 uses the v2 spelling ORDERPAID (WeChat's v3 code for it
-// is undocumented). For H5 and JSAPI: the 5-minute life of an h5_url, the
-// Referer check against the merchant's H5 domain, the payment sheet's
+// is undocumented). For H5 and JSAPI: the Referer check against the
+// merchant's H5 domain, the payment sheet's
 // check that the payer is the order's openid (the sheet has no user), the
 // cancel answer of the sheet, and /sns/userinfo.
 //
@@ -130,7 +130,8 @@
 //	                                            {"serial": new, "serials": listed}; 409 in public key mode
 //	POST /sim/orders/{out_trade_no}/notify-signed-by?serial=S  the paid v3 order's notification, once, signed
 //	                                            by certificate S even if retired (a rotated-out key)
-//	GET  /sim/h5/pay?prepay_id=&redirect_url=   an H5 order's payment page (h5_url): amount and a Pay button
+//	GET  /sim/h5/pay?prepay_id=&redirect_url=   an H5 order's payment page (h5_url): amount and a Pay button;
+//	                                            410 once the h5_url is 5 minutes old (placing the order again answers a fresh one)
 //	POST /sim/h5/pay                            the Pay button: pays, then 302 to redirect_url (409 if not payable)
 //	POST /sim/jsapi/pay                         the JSAPI payment sheet: getBrandWCPayRequest params (appId,
 //	                                            timeStamp, nonceStr, package, signType RSA, paySign checked
