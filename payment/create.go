@@ -192,7 +192,9 @@ func PublicIP(ip string) bool {
 // is called; (2) place the order at WeChat Pay, retrying a retryable or
 // unknown failure with the same out_trade_no; (3) store what WeChat Pay
 // gave (code_url, h5_url or prepay_id) and issue the provisional grant. A retry with the same key after a crash or
-// failure resumes at the first unfinished phase with the same out_trade_no.
+// failure resumes at the first unfinished phase with the same out_trade_no;
+// one of a payable H5 order whose h5_url (valid 5 minutes) is
+// H5URLRenewAfter old places the order again for a fresh h5_url.
 //
 // Errors: PARAM_ERROR (*ParamError, code EINVALID; also for an unknown
 // package) and nothing is sent to WeChat Pay; ENOTFOUND (account);
@@ -313,8 +315,15 @@ func (s *Service) resume(ctx context.Context, k IdempotencyKey, hash string) (Or
 	return s.finish(ctx, o, true)
 }
 
+// H5URLRenewAfter is the age at which answering an H5 order again (a
+// replay with its Idempotency-Key) first places it again at WeChat Pay for
+// a fresh h5_url: WeChat Pay's h5_url is valid 5 minutes, so an older one
+// would leave the payer less than a minute to open it.
+const H5URLRenewAfter = 4 * time.Minute
+
 // finish runs phases 2 and 3 for an order recorded in phase 1; both are
-// safe to repeat.
+// safe to repeat. A payable H5 order whose h5_url is H5URLRenewAfter old is
+// placed again for a fresh one.
 func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResult, error) {
 	const op = "payment.CreateOrder"
 	if !o.Placed() && o.Status == StatusNotPay {
@@ -323,7 +332,11 @@ func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResu
 			return OrderResult{}, err
 		}
 		o, err = s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
-			x.CodeURL, x.H5URL, x.PrepayID, x.UpdatedAt = p.CodeURL, p.H5URL, p.PrepayID, s.now().UTC()
+			now := s.now().UTC()
+			x.CodeURL, x.H5URL, x.PrepayID, x.UpdatedAt = p.CodeURL, p.H5URL, p.PrepayID, now
+			if p.H5URL != "" {
+				x.H5IssuedAt = now
+			}
 			return nil
 		})
 		if err != nil {
@@ -331,6 +344,11 @@ func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResu
 		}
 		if !replayed {
 			s.metrics.Count(EventOrderCreated, o.APIVersion)
+		}
+	} else if s.h5Stale(o) {
+		var err error
+		if o, err = s.renewH5(ctx, o); err != nil {
+			return OrderResult{}, err
 		}
 	}
 	res := OrderResult{OutTradeNo: o.OutTradeNo, Method: o.PayMethod(), CodeURL: o.CodeURL, H5URL: o.H5URL,
@@ -378,12 +396,68 @@ func (s *Service) JSAPIParams(o Order) (*wxpay.V3JSAPIParams, error) {
 	return &p, nil
 }
 
-// place sends the order to WeChat Pay, retrying with the same out_trade_no.
-func (s *Service) place(ctx context.Context, o Order) (Placement, error) {
+// h5Stale reports whether o is a payable H5 order whose h5_url is
+// H5URLRenewAfter old (or of unknown age).
+func (s *Service) h5Stale(o Order) bool {
+	now := s.now()
+	return o.PayMethod() == MethodH5 && o.H5URL != "" && o.Status.Pending() && now.Before(o.ExpiresAt) &&
+		now.Sub(o.H5IssuedAt) >= H5URLRenewAfter
+}
+
+// renewH5 places a payable H5 order again at WeChat Pay — the same
+// out_trade_no and parameters (the stored client IP among them), which is
+// the same order there — and stores the fresh h5_url it answers. Nothing
+// is closed when WeChat Pay refuses: most likely the payer paid, or the
+// order closed, meanwhile, so the poller is asked to look now and the
+// order is answered without the stale h5_url. Errors: EUNAVAILABLE
+// (WeChat Pay did not answer: retry with the same Idempotency-Key).
+func (s *Service) renewH5(ctx context.Context, o Order) (Order, error) {
 	const op = "payment.CreateOrder"
-	req := PlaceRequest{Method: o.PayMethod(), OpenID: o.OpenID, OutTradeNo: o.OutTradeNo, Description: s.cfg.Description, Fen: int64(o.Fen),
+	p, err := s.tryPlace(ctx, s.placeRequest(o))
+	if err != nil && (wxpay.IsRetryable(err) || ctx.Err() != nil) {
+		s.log.WarnContext(ctx, "payment: renewing an h5_url failed, retry with the same Idempotency-Key",
+			"out_trade_no", o.OutTradeNo, "err", err)
+		return Order{}, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Err: err,
+			Message: "WeChat Pay did not renew the order's h5_url; retry with the same Idempotency-Key"}
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "payment: WeChat Pay refused to renew an h5_url; polling the order now",
+			"out_trade_no", o.OutTradeNo, "err", err)
+		if _, uerr := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+			if x.Status.Pending() {
+				x.NextPollAt = s.now().UTC()
+			}
+			return nil
+		}); uerr != nil {
+			s.log.ErrorContext(ctx, "payment: scheduling a poll", "out_trade_no", o.OutTradeNo, "err", uerr)
+		}
+		o.H5URL = ""
+		return o, nil
+	}
+	renewed, err := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+		if x.Status.Pending() {
+			now := s.now().UTC()
+			x.H5URL, x.H5IssuedAt, x.UpdatedAt = p.H5URL, now, now
+		}
+		return nil
+	})
+	if err != nil {
+		return Order{}, wrap(op, tollgate.EINTERNAL, err)
+	}
+	return renewed, nil
+}
+
+// placeRequest is what placing o asks of WeChat Pay: the same for every
+// attempt, so WeChat Pay sees one order.
+func (s *Service) placeRequest(o Order) PlaceRequest {
+	return PlaceRequest{Method: o.PayMethod(), OpenID: o.OpenID, OutTradeNo: o.OutTradeNo, Description: s.cfg.Description, Fen: int64(o.Fen),
 		NotifyURL: s.notifyURL(o.APIVersion), ClientIP: o.ClientIP, DeviceID: deviceID(o.DeviceFingerprint),
 		ProductID: productID(o), ExpiresAt: o.ExpiresAt}
+}
+
+// tryPlace sends req, retrying a retryable or unknown failure with the
+// same out_trade_no up to PlaceAttempts times; it returns the last error.
+func (s *Service) tryPlace(ctx context.Context, req PlaceRequest) (Placement, error) {
 	var err error
 	for attempt := 0; attempt < s.cfg.PlaceAttempts; attempt++ {
 		if attempt > 0 && !s.sleep(ctx, time.Duration(attempt)*s.cfg.PlaceBackoff) {
@@ -395,12 +469,22 @@ func (s *Service) place(ctx context.Context, o Order) (Placement, error) {
 			err = fmt.Errorf("payment: WeChat Pay accepted the %s order without its %s: %w", req.Method, placedField(req.Method), wxpay.ErrMalformed)
 		}
 		if err == nil {
-			s.rolloutResult(true)
 			return p.only(req.Method), nil
 		}
 		if !wxpay.IsRetryable(err) || ctx.Err() != nil {
 			break
 		}
+	}
+	return Placement{}, err
+}
+
+// place sends the order to WeChat Pay, retrying with the same out_trade_no.
+func (s *Service) place(ctx context.Context, o Order) (Placement, error) {
+	const op = "payment.CreateOrder"
+	p, err := s.tryPlace(ctx, s.placeRequest(o))
+	if err == nil {
+		s.rolloutResult(true)
+		return p, nil
 	}
 	s.rolloutResult(false)
 	if wxpay.IsRetryable(err) || ctx.Err() != nil {

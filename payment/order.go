@@ -99,8 +99,12 @@ type Order struct {
 	// What WeChat Pay gave when it accepted the order, the one field of
 	// its method; all "" until then (see Placed).
 	CodeURL  string // native: the QR code's content
-	H5URL    string // h5: the page that opens WeChat to pay
+	H5URL    string // h5: the page that opens WeChat to pay, valid 5 minutes
 	PrepayID string // jsapi: what the pay sheet names (Service.JSAPIParams)
+	// H5IssuedAt is when WeChat Pay gave H5URL (zero: unknown). A replay
+	// places the order again for a fresh one once it is H5URLRenewAfter
+	// old (CreateOrder).
+	H5IssuedAt time.Time
 	// TransactionID is WeChat Pay's number, set once paid.
 	TransactionID     string
 	DeviceFingerprint string

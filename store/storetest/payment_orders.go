@@ -107,10 +107,11 @@ func testOrderMethods(t *testing.T, ctx context.Context, s PaymentStore) {
 	}
 	var err error
 	h5.H5URL = "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx2016&package=1037687096"
+	h5.H5IssuedAt = T0.Add(1234567 * time.Microsecond)
 	js.PrepayID = "wx201410272009395522657a690389285100"
 	for _, o := range []payment.Order{h5, js} {
 		got, err := s.UpdateOrder(ctx, o.OutTradeNo, func(x *payment.Order) error {
-			x.H5URL, x.PrepayID = o.H5URL, o.PrepayID
+			x.H5URL, x.H5IssuedAt, x.PrepayID = o.H5URL, o.H5IssuedAt, o.PrepayID
 			return nil
 		})
 		if err != nil || got != o || !got.Placed() {
