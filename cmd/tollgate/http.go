@@ -36,9 +36,10 @@ func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 		Gateway: svc.gateway.handler, AdminToken: m.AdminToken, MockLLM: svc.gateway.mock,
 		Ready:    []httpapi.Check{{Name: "store", Ping: st.db.store.ProbeWrite}, {Name: "usage", Ping: svc.gateway.meter.Ready}},
 		Gatherer: svc.reg, Registerer: svc.reg, Logger: m.log,
-		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout,
+		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout, Money: svc.money,
 	}
-	s.Revenue = &payment.RevenueReporter{Payments: svc.payments, Costs: svc.gateway.config}
+	s.Revenue = &payment.RevenueReporter{Payments: svc.payments, Costs: svc.gateway.catalog}
+	s.Catalogs = svc.gateway.catalog
 	s.Mode = m.Config.Mode
 	s.TrustedProxyHeader = m.Config.TrustedProxyHeader
 	if m.Config.Mode == ModeProduction {

@@ -307,6 +307,18 @@ func (s *Store) applyMigration(ctx context.Context, m Migration) (bool, error) {
 	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return false, fmt.Errorf("sqlite: migration %04d_%s: %w", m.Version, m.Name, err)
 	}
+	if strings.Contains(m.SQL, "writable_schema") {
+		// The migration edited the stored schema (loosening a CHECK, as
+		// SQLite's documentation describes): bump schema_version so that
+		// every connection, this one included, parses the schema again.
+		var v int64
+		if err := tx.QueryRowContext(ctx, `PRAGMA schema_version`).Scan(&v); err != nil {
+			return false, fmt.Errorf("sqlite: migration %04d: read schema_version: %w", m.Version, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA schema_version = %d`, v+1)); err != nil {
+			return false, fmt.Errorf("sqlite: migration %04d: bump schema_version: %w", m.Version, err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 		m.Version, m.Name, time.Now().UTC().UnixMicro()); err != nil {
 		return false, fmt.Errorf("sqlite: record migration %04d: %w", m.Version, err)

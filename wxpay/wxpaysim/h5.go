@@ -32,11 +32,10 @@ type h5Link struct {
 }
 
 // h5URL issues an h5_url of the H5 order of prepayID (its own), just
-// placed or placed again. The
-// merchant appends "&redirect_url=" + the URL-encoded page the payer
-// returns to. The first carries the order's prepay_id; each later one
-// another prepay_id for the same order, so that every h5_url has its own
-// 5-minute life (H5URLTTL).
+// placed or placed again. The merchant appends "&redirect_url=" + the
+// URL-encoded page the payer returns to. The first carries the order's
+// prepay_id; each later one another prepay_id for the same order, so that
+// every h5_url has its own 5-minute life (H5URLTTL).
 func (s *Server) h5URL(r *http.Request, prepayID string) string {
 	s.mu.Lock()
 	now := s.nowLocked(s.clockSkew)
@@ -96,6 +95,10 @@ func (s *Server) h5Parse(w http.ResponseWriter, r *http.Request) (h5Request, boo
 	redirect := r.FormValue("redirect_url")
 	if redirect != "" && !validRedirect(redirect) {
 		s.h5Error(w, http.StatusBadRequest, "redirect_url must be an absolute http(s) URL")
+		return h5Request{}, false
+	}
+	if why := s.h5RedirectRefusal(r, redirect); why != "" {
+		s.h5Error(w, http.StatusBadRequest, why)
 		return h5Request{}, false
 	}
 	o, issued, err := s.h5Order(r.FormValue("prepay_id"))
@@ -202,6 +205,7 @@ func writeHTML(w http.ResponseWriter, status int, v h5View) {
 var h5Template = template.Must(template.New("h5").Parse(`<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>微信支付 · wxpaysim</title>
 <style>
 body{font-family:system-ui,-apple-system,sans-serif;max-width:28rem;margin:0 auto;padding:1.5rem 1rem;text-align:center;color:#111}
