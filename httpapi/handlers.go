@@ -420,7 +420,8 @@ type OrderResponse struct {
 	Method     string           `json:"method"`
 	CodeURL    string           `json:"code_url,omitempty"`
 	H5URL      string           `json:"h5_url,omitempty"`
-	// JSAPI is signed afresh while a jsapi order is payable.
+	// JSAPI is the pay sheet while a jsapi order is payable (signed at
+	// most once a minute per order: payment.Service.JSAPIParams).
 	JSAPI         *wxpay.V3JSAPIParams `json:"jsapi,omitempty"`
 	TransactionID string               `json:"transaction_id,omitempty"`
 	ExpiresAt     time.Time            `json:"expires_at"`
@@ -464,9 +465,15 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := orderResponse(o)
-	if res.JSAPI, err = s.Payments.JSAPIParams(o); err != nil {
-		WriteError(w, r, s.log(), err)
-		return
+	// A payable jsapi order's pay sheet. When it cannot be
+	// signed (say WeChat Pay was switched to v2 without a v3 client) the
+	// order is still answered, without jsapi: its status is what a poll
+	// asks for, and the checkout page (webadapt) answers the same way.
+	if sheet, err := s.Payments.JSAPIParams(o); err != nil {
+		s.log().WarnContext(r.Context(), "httpapi: order answered without its JSAPI pay sheet",
+			"out_trade_no", o.OutTradeNo, "err", err)
+	} else {
+		res.JSAPI = sheet
 	}
 	if res.JSAPI != nil {
 		w.Header().Set("Cache-Control", "no-store")
@@ -475,12 +482,8 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func orderResponse(o payment.Order) OrderResponse {
-	method := o.Method
-	if method == "" {
-		method = payment.MethodNative
-	}
 	return OrderResponse{OutTradeNo: o.OutTradeNo, Status: o.Status, AmountFen: o.Fen, Credits: o.Credits,
-		PackageID: o.PackageID, Method: method, CodeURL: o.CodeURL, H5URL: o.H5URL, TransactionID: o.TransactionID,
+		PackageID: o.PackageID, Method: o.PayMethod(), CodeURL: o.CodeURL, H5URL: o.H5URL, TransactionID: o.TransactionID,
 		ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt}
 }
 

@@ -1,8 +1,10 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -34,6 +36,9 @@ type orderWorld struct {
 	key   string // the account's API key
 	acct  tollgate.AccountID
 	clock *clocktest.Clock
+	led   *ledger.Service
+	pr    *pricing.Pricer
+	au    *auth.Service
 }
 
 const orderFP = "0123456789abcdef0123"
@@ -79,6 +84,7 @@ func newOrderWorld(t *testing.T, version, trusted string) *orderWorld {
 		t.Fatal(err)
 	}
 	au := &auth.Service{Store: w.st, Accounts: led, Clock: w.clock}
+	w.led, w.pr, w.au = led, pr, au
 	created, err := au.CreateAccount(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +138,7 @@ func decodeOrder(t *testing.T, rec *httptest.ResponseRecorder, status int) (orde
 // TestOrderMethodsOverHTTP: POST /v1/payments/orders takes "method" and
 // "openid" and answers the method with its field only (code_url, h5_url
 // or a signed jsapi pay sheet); GET of the order answers its method, and
-// for a payable jsapi order a pay sheet signed afresh; the list carries
+// for a payable jsapi order its pay sheet (signed at most once a minute); the list carries
 // each order's method.
 func TestOrderMethodsOverHTTP(t *testing.T) {
 	t.Parallel()
@@ -174,9 +180,16 @@ func TestOrderMethodsOverHTTP(t *testing.T) {
 		}
 	}
 
+	// Polls within a minute get the sheet of the create (one RSA
+	// signature a minute), later ones a fresh one.
 	got, raw := decodeOrder(t, w.do("GET", "/v1/payments/orders/"+js.OutTradeNo, "", nil), 200)
-	if got.Method != "jsapi" || got.JSAPI == nil || got.JSAPI.Package != js.JSAPI.Package || got.JSAPI.NonceStr == js.JSAPI.NonceStr {
+	if got.Method != "jsapi" || got.JSAPI == nil || *got.JSAPI != *js.JSAPI {
 		t.Fatalf("GET jsapi %+v (created %+v)", got, js.JSAPI)
+	}
+	w.clock.Advance(time.Minute)
+	got, raw = decodeOrder(t, w.do("GET", "/v1/payments/orders/"+js.OutTradeNo, "", nil), 200)
+	if got.Method != "jsapi" || got.JSAPI == nil || got.JSAPI.Package != js.JSAPI.Package || got.JSAPI.NonceStr == js.JSAPI.NonceStr {
+		t.Fatalf("GET jsapi a minute later %+v (created %+v)", got, js.JSAPI)
 	}
 	if err := wxpay.VerifyV3JSAPIPaySign(&w.v3.MerchantKey.PublicKey, *got.JSAPI); err != nil {
 		t.Fatal(err)
@@ -247,6 +260,8 @@ func TestOrderRefusedOverHTTP(t *testing.T) {
 		{"h5 with an empty right-most entry", "v3", "X-Forwarded-For", body(`,"method":"h5"`), map[string]string{"X-Forwarded-For": "203.0.113.9,"}, "PARAM_ERROR", "client_ip", "method h5 needs the payer's IP address"},
 		{"h5 on v2", "v2", "", body(`,"method":"h5"`), nil, "PARAM_ERROR", "method", "method h5 needs WeChat Pay API v3 (--wxpay-api-version v3)"},
 		{"jsapi on v2", "v2", "", body(`,"method":"jsapi","openid":"o1"`), nil, "PARAM_ERROR", "method", "method jsapi needs WeChat Pay API v3 (--wxpay-api-version v3)"},
+		{"h5 from the proxy's loopback address", "v3", "X-Forwarded-For", body(`,"method":"h5"`), map[string]string{"X-Forwarded-For": "127.0.0.1"}, "PARAM_ERROR", "client_ip", "set --trusted-proxy-header"},
+		{"h5 from a private address", "v3", "X-Real-IP", body(`,"method":"h5"`), map[string]string{"X-Real-IP": "10.0.0.5"}, "PARAM_ERROR", "client_ip", "set --trusted-proxy-header"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -337,5 +352,39 @@ func TestClientIP(t *testing.T) {
 		if httpapi.ValidHeaderName(name) != ok {
 			t.Errorf("ValidHeaderName(%q) = %v", name, !ok)
 		}
+	}
+}
+
+// TestGetOrderWithoutPaySheet: when a payable jsapi order's pay sheet
+// cannot be signed (WeChat Pay switched to v2, no v3 client left), GET of
+// the order still answers its status, without jsapi, and logs why — as the
+// checkout page does — instead of failing every poll with 503.
+func TestGetOrderWithoutPaySheet(t *testing.T) {
+	t.Parallel()
+	w := newOrderWorld(t, payment.APIv3, "")
+	js, _ := decodeOrder(t, w.do("POST", "/v1/payments/orders", `{"package_id":"starter","device_fingerprint":"`+orderFP+`","method":"jsapi","openid":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}`, nil), 201)
+	if js.JSAPI == nil {
+		t.Fatalf("jsapi order without a pay sheet: %+v", js)
+	}
+
+	// The operator switches to v2: the new service has no v3 client.
+	mem := kv.NewMemory(kv.MemoryOptions{Clock: w.clock})
+	v2, err := payment.New(payment.Config{APIVersion: payment.APIv2, NotifyURL: "https://tollgate.example/wxpay/notify",
+		TokenSecret: []byte("orders test")},
+		payment.Deps{Ledger: w.led, Store: w.st, Pricer: w.pr, Nonces: mem, Limiter: mem,
+			Gateway: &payment.V2Gateway{Client: &wxpay.V2Client{}}, Clock: w.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	w.h = (&httpapi.Server{Ledger: w.led, Auth: w.au, Pricer: w.pr, Payments: v2,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}).Handler()
+
+	got, raw := decodeOrder(t, w.do("GET", "/v1/payments/orders/"+js.OutTradeNo, "", nil), 200)
+	if got.Method != "jsapi" || got.Status != "NOTPAY" || raw["jsapi"] != nil {
+		t.Fatalf("GET after the switch: %+v %s", got, raw["jsapi"])
+	}
+	if !strings.Contains(logs.String(), "without its JSAPI pay sheet") || !strings.Contains(logs.String(), js.OutTradeNo) {
+		t.Fatalf("the log does not say why the pay sheet is missing:\n%s", logs.String())
 	}
 }

@@ -47,8 +47,8 @@ type bodyClass struct {
 type Payments interface {
 	CreateOrder(ctx context.Context, r payment.CreateOrderRequest) (payment.OrderResult, error)
 	GetOrder(ctx context.Context, account tollgate.AccountID, outTradeNo string) (payment.Order, error)
-	// JSAPIParams signs a payable JSAPI order's pay-sheet parameters afresh
-	// (nil for other orders).
+	// JSAPIParams returns a payable JSAPI order's signed pay-sheet
+	// parameters (nil for other orders).
 	JSAPIParams(o payment.Order) (*wxpay.V3JSAPIParams, error)
 	ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]payment.Order, error)
 	QRCodePNG(ctx context.Context, account tollgate.AccountID, outTradeNo string, size int) ([]byte, error)

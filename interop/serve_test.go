@@ -132,7 +132,10 @@ func TestWechatpayAxiosPluginPaysProductionOrders(t *testing.T) {
 		"--admin-token", admin, "--public-url", front.URL, "--providers", providers,
 		"--wxpay-url", simSrv.URL, "--wxpay-mch-id", k.MchID, "--wxpay-appid", k.AppID,
 		"--wxpay-private-key", k.MerchantKey, "--wxpay-cert-serial", k.MerchantSerial, "--wxpay-apiv3-key-file", k.APIv3KeyFile,
-		"--wxpay-public-key", k.WechatpayPub, "--wxpay-public-key-id", k.WechatpayKeyID)
+		"--wxpay-public-key", k.WechatpayPub, "--wxpay-public-key-id", k.WechatpayKeyID,
+		// The test is the proxy in front: H5 orders need the payer's public
+		// IP, which it sends as X-Forwarded-For.
+		"--trusted-proxy-header", "X-Forwarded-For")
 	serve.Env = append(os.Environ(), "TOLLGATE_CONFIG=")
 	serve.Stdout, serve.Stderr = &logs, &logs
 	if err := serve.Start(); err != nil {
@@ -160,7 +163,8 @@ func TestWechatpayAxiosPluginPaysProductionOrders(t *testing.T) {
 		"h5":    {"amount_fen": 1800, "method": "h5", "device_fingerprint": "interop-device-h5"},
 	} {
 		var answer map[string]any
-		call(t, "POST", serveURL+"/v1/payments/orders", acct.APIKey, map[string]string{"Idempotency-Key": "interop-" + method}, body, &answer)
+		call(t, "POST", serveURL+"/v1/payments/orders", acct.APIKey,
+			map[string]string{"Idempotency-Key": "interop-" + method, "X-Forwarded-For": "203.0.113.7"}, body, &answer)
 		orders[method] = answer
 	}
 	ordersJSON, err := json.Marshal(orders)

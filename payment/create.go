@@ -34,8 +34,9 @@ type CreateOrderRequest struct {
 	DeviceFingerprint string
 	// ClientIP is the payer's address, sent as spbill_create_ip /
 	// payer_client_ip; "" means 127.0.0.1 (Native orders allow the
-	// server's address). MethodH5 requires it: WeChat Pay compares it with
-	// the address the payer opens h5_url from.
+	// server's address). MethodH5 requires a public one (PublicIP) unless
+	// Config.AllowPrivateClientIP: WeChat Pay compares it with the address
+	// the payer opens h5_url from.
 	ClientIP string
 	// Method is how the payer pays: MethodNative ("" means native),
 	// MethodH5 or MethodJSAPI; H5 and JSAPI need API v3.
@@ -62,8 +63,8 @@ type OrderResult struct {
 	CodeURL string `json:"code_url,omitempty"`
 	// H5URL (h5) is the page that opens WeChat to pay.
 	H5URL string `json:"h5_url,omitempty"`
-	// JSAPI (jsapi) is what the page passes to getBrandWCPayRequest,
-	// signed afresh for every answer, while the order is payable.
+	// JSAPI (jsapi) is what the page passes to getBrandWCPayRequest while
+	// the order is payable, signed at most once a minute (JSAPIParams).
 	JSAPI       *wxpay.V3JSAPIParams `json:"jsapi,omitempty"`
 	AmountFen   tollgate.Fen         `json:"amount_fen"`
 	Credits     tollgate.Credits     `json:"credits"`
@@ -163,8 +164,22 @@ func (s *Service) validate(r *CreateOrderRequest) error {
 		r.ClientIP = "127.0.0.1"
 	case net.ParseIP(r.ClientIP) == nil:
 		return paramError("client_ip", "client IP is not an IP address")
+	case r.Method == MethodH5 && !s.cfg.AllowPrivateClientIP && !PublicIP(r.ClientIP):
+		return paramError("client_ip", "method h5 needs the payer's public IP address, not "+r.ClientIP+
+			" (loopback, private, link-local or unspecified: a reverse proxy's?); behind a proxy, set --trusted-proxy-header to the header it puts the client's IP in")
 	}
 	return nil
+}
+
+// PublicIP reports whether ip is an IP address WeChat Pay can have seen a
+// payer's browser come from: not loopback, private (RFC 1918, fc00::/7),
+// link-local or unspecified. An H5 order's payer_client_ip must be one:
+// WeChat Pay compares it with the address that opens h5_url and refuses
+// the payment, without saying why, when they differ.
+func PublicIP(ip string) bool {
+	a := net.ParseIP(ip)
+	return a != nil && !a.IsLoopback() && !a.IsPrivate() && !a.IsLinkLocalUnicast() &&
+		!a.IsLinkLocalMulticast() && !a.IsUnspecified()
 }
 
 // CreateOrder places an order paid by r.Method and returns how to pay it
@@ -177,7 +192,9 @@ func (s *Service) validate(r *CreateOrderRequest) error {
 // is called; (2) place the order at WeChat Pay, retrying a retryable or
 // unknown failure with the same out_trade_no; (3) store what WeChat Pay
 // gave (code_url, h5_url or prepay_id) and issue the provisional grant. A retry with the same key after a crash or
-// failure resumes at the first unfinished phase with the same out_trade_no.
+// failure resumes at the first unfinished phase with the same out_trade_no;
+// one of a payable H5 order whose h5_url (valid 5 minutes) is
+// H5URLRenewAfter old places the order again for a fresh h5_url.
 //
 // Errors: PARAM_ERROR (*ParamError, code EINVALID; also for an unknown
 // package) and nothing is sent to WeChat Pay; ENOTFOUND (account);
@@ -298,8 +315,15 @@ func (s *Service) resume(ctx context.Context, k IdempotencyKey, hash string) (Or
 	return s.finish(ctx, o, true)
 }
 
+// H5URLRenewAfter is the age at which answering an H5 order again (a
+// replay with its Idempotency-Key) first places it again at WeChat Pay for
+// a fresh h5_url: WeChat Pay's h5_url is valid 5 minutes, so an older one
+// would leave the payer less than a minute to open it.
+const H5URLRenewAfter = 4 * time.Minute
+
 // finish runs phases 2 and 3 for an order recorded in phase 1; both are
-// safe to repeat.
+// safe to repeat. A payable H5 order whose h5_url is H5URLRenewAfter old is
+// placed again for a fresh one.
 func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResult, error) {
 	const op = "payment.CreateOrder"
 	if !o.Placed() && o.Status == StatusNotPay {
@@ -308,7 +332,11 @@ func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResu
 			return OrderResult{}, err
 		}
 		o, err = s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
-			x.CodeURL, x.H5URL, x.PrepayID, x.UpdatedAt = p.CodeURL, p.H5URL, p.PrepayID, s.now().UTC()
+			now := s.now().UTC()
+			x.CodeURL, x.H5URL, x.PrepayID, x.UpdatedAt = p.CodeURL, p.H5URL, p.PrepayID, now
+			if p.H5URL != "" {
+				x.H5IssuedAt = now
+			}
 			return nil
 		})
 		if err != nil {
@@ -317,8 +345,13 @@ func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResu
 		if !replayed {
 			s.metrics.Count(EventOrderCreated, o.APIVersion)
 		}
+	} else if s.h5Stale(o) {
+		var err error
+		if o, err = s.renewH5(ctx, o); err != nil {
+			return OrderResult{}, err
+		}
 	}
-	res := OrderResult{OutTradeNo: o.OutTradeNo, Method: methodOf(o), CodeURL: o.CodeURL, H5URL: o.H5URL,
+	res := OrderResult{OutTradeNo: o.OutTradeNo, Method: o.PayMethod(), CodeURL: o.CodeURL, H5URL: o.H5URL,
 		AmountFen: o.Fen, Credits: o.Credits, Status: o.Status, ExpiresAt: o.ExpiresAt, Replayed: replayed}
 	jsapi, err := s.JSAPIParams(o)
 	if err != nil {
@@ -333,24 +366,21 @@ func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResu
 	return res, nil
 }
 
-// methodOf is the order's method; orders made before methods existed are
-// native.
-func methodOf(o Order) string {
-	if o.Method == "" {
-		return MethodNative
-	}
-	return o.Method
-}
-
-// JSAPIParams returns the pay-sheet parameters of a JSAPI order, signed
-// afresh (new timestamp and nonce) on every call, or nil for an order of
-// another method, not placed yet or no longer payable. The order must have
-// been placed over API v3: the version's client signs. Errors: EUNAVAILABLE
-// (no v3 client to sign with).
+// JSAPIParams returns the pay-sheet parameters of a JSAPI order, or nil
+// for an order of another method, not placed yet or no longer payable.
+// A sheet is signed (new timestamp and nonce) at most once a minute per
+// order: polls within a minute get the same sheet, which WeChat accepts as
+// long as the prepay_id is valid, and cost no RSA signature. The order must
+// have been placed over API v3: the version's client signs. Errors:
+// EUNAVAILABLE (no v3 client to sign with).
 func (s *Service) JSAPIParams(o Order) (*wxpay.V3JSAPIParams, error) {
 	const op = "payment.JSAPIParams"
-	if methodOf(o) != MethodJSAPI || o.PrepayID == "" || !o.Status.Pending() {
+	if o.PayMethod() != MethodJSAPI || o.PrepayID == "" || !o.Status.Pending() {
 		return nil, nil
+	}
+	now := s.now()
+	if p, ok := s.sheets.get(o.OutTradeNo, o.PrepayID, now); ok {
+		return &p, nil
 	}
 	signer := s.gw
 	if s.gw.Version() != APIv3 && s.v3 != nil {
@@ -362,15 +392,72 @@ func (s *Service) JSAPIParams(o Order) (*wxpay.V3JSAPIParams, error) {
 		return nil, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Err: err,
 			Message: "the order's payment parameters cannot be signed now"}
 	}
+	s.sheets.put(o.OutTradeNo, o.PrepayID, p, now)
 	return &p, nil
 }
 
-// place sends the order to WeChat Pay, retrying with the same out_trade_no.
-func (s *Service) place(ctx context.Context, o Order) (Placement, error) {
+// h5Stale reports whether o is a payable H5 order whose h5_url is
+// H5URLRenewAfter old (or of unknown age).
+func (s *Service) h5Stale(o Order) bool {
+	now := s.now()
+	return o.PayMethod() == MethodH5 && o.H5URL != "" && o.Status.Pending() && now.Before(o.ExpiresAt) &&
+		now.Sub(o.H5IssuedAt) >= H5URLRenewAfter
+}
+
+// renewH5 places a payable H5 order again at WeChat Pay — the same
+// out_trade_no and parameters (the stored client IP among them), which is
+// the same order there — and stores the fresh h5_url it answers. Nothing
+// is closed when WeChat Pay refuses: most likely the payer paid, or the
+// order closed, meanwhile, so the poller is asked to look now and the
+// order is answered without the stale h5_url. Errors: EUNAVAILABLE
+// (WeChat Pay did not answer: retry with the same Idempotency-Key).
+func (s *Service) renewH5(ctx context.Context, o Order) (Order, error) {
 	const op = "payment.CreateOrder"
-	req := PlaceRequest{Method: methodOf(o), OpenID: o.OpenID, OutTradeNo: o.OutTradeNo, Description: s.cfg.Description, Fen: int64(o.Fen),
+	p, err := s.tryPlace(ctx, s.placeRequest(o))
+	if err != nil && (wxpay.IsRetryable(err) || ctx.Err() != nil) {
+		s.log.WarnContext(ctx, "payment: renewing an h5_url failed, retry with the same Idempotency-Key",
+			"out_trade_no", o.OutTradeNo, "err", err)
+		return Order{}, &tollgate.Error{Code: tollgate.EUNAVAILABLE, Op: op, Err: err,
+			Message: "WeChat Pay did not renew the order's h5_url; retry with the same Idempotency-Key"}
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "payment: WeChat Pay refused to renew an h5_url; polling the order now",
+			"out_trade_no", o.OutTradeNo, "err", err)
+		if _, uerr := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+			if x.Status.Pending() {
+				x.NextPollAt = s.now().UTC()
+			}
+			return nil
+		}); uerr != nil {
+			s.log.ErrorContext(ctx, "payment: scheduling a poll", "out_trade_no", o.OutTradeNo, "err", uerr)
+		}
+		o.H5URL = ""
+		return o, nil
+	}
+	renewed, err := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+		if x.Status.Pending() {
+			now := s.now().UTC()
+			x.H5URL, x.H5IssuedAt, x.UpdatedAt = p.H5URL, now, now
+		}
+		return nil
+	})
+	if err != nil {
+		return Order{}, wrap(op, tollgate.EINTERNAL, err)
+	}
+	return renewed, nil
+}
+
+// placeRequest is what placing o asks of WeChat Pay: the same for every
+// attempt, so WeChat Pay sees one order.
+func (s *Service) placeRequest(o Order) PlaceRequest {
+	return PlaceRequest{Method: o.PayMethod(), OpenID: o.OpenID, OutTradeNo: o.OutTradeNo, Description: s.cfg.Description, Fen: int64(o.Fen),
 		NotifyURL: s.notifyURL(o.APIVersion), ClientIP: o.ClientIP, DeviceID: deviceID(o.DeviceFingerprint),
 		ProductID: productID(o), ExpiresAt: o.ExpiresAt}
+}
+
+// tryPlace sends req, retrying a retryable or unknown failure with the
+// same out_trade_no up to PlaceAttempts times; it returns the last error.
+func (s *Service) tryPlace(ctx context.Context, req PlaceRequest) (Placement, error) {
 	var err error
 	for attempt := 0; attempt < s.cfg.PlaceAttempts; attempt++ {
 		if attempt > 0 && !s.sleep(ctx, time.Duration(attempt)*s.cfg.PlaceBackoff) {
@@ -382,12 +469,22 @@ func (s *Service) place(ctx context.Context, o Order) (Placement, error) {
 			err = fmt.Errorf("payment: WeChat Pay accepted the %s order without its %s: %w", req.Method, placedField(req.Method), wxpay.ErrMalformed)
 		}
 		if err == nil {
-			s.rolloutResult(true)
 			return p.only(req.Method), nil
 		}
 		if !wxpay.IsRetryable(err) || ctx.Err() != nil {
 			break
 		}
+	}
+	return Placement{}, err
+}
+
+// place sends the order to WeChat Pay, retrying with the same out_trade_no.
+func (s *Service) place(ctx context.Context, o Order) (Placement, error) {
+	const op = "payment.CreateOrder"
+	p, err := s.tryPlace(ctx, s.placeRequest(o))
+	if err == nil {
+		s.rolloutResult(true)
+		return p, nil
 	}
 	s.rolloutResult(false)
 	if wxpay.IsRetryable(err) || ctx.Err() != nil {

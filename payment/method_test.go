@@ -7,7 +7,9 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"tollgate"
 	"tollgate/payment"
@@ -145,9 +147,9 @@ func TestCreateOrderMethods(t *testing.T) {
 }
 
 // TestJSAPIReplay: a replay with the same Idempotency-Key, and every read
-// of a payable JSAPI order, answers a freshly signed pay sheet for the
-// same prepay_id without placing the order again; another method or
-// openid under that key is refused.
+// of a payable JSAPI order, answers a pay sheet for the same prepay_id
+// (within a minute the same one, see TestJSAPISheetReused) without placing
+// the order again; another method or openid under that key is refused.
 func TestJSAPIReplay(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, backends[0], v3Mode, nil)
@@ -160,14 +162,15 @@ func TestJSAPIReplay(t *testing.T) {
 	}
 	again, err := w.svc.CreateOrder(w.ctx, req)
 	if err != nil || !again.Replayed || again.OutTradeNo != first.OutTradeNo || again.JSAPI == nil ||
-		again.JSAPI.Package != first.JSAPI.Package || again.JSAPI.NonceStr == first.JSAPI.NonceStr ||
+		*again.JSAPI != *first.JSAPI ||
 		again.AccessToken == nil || again.AccessToken.Token != first.AccessToken.Token {
 		t.Fatalf("replay = %+v, %v\nfirst %+v", again, err, first)
 	}
 	so, _ := w.sim.Order(first.OutTradeNo)
 	mustVerifyJSAPI(t, w, again.JSAPI, so.PrepayID)
+	w.clock.Advance(time.Minute)
 	read, err := w.svc.JSAPIParams(w.order(first.OutTradeNo))
-	if err != nil || read == nil || read.NonceStr == again.JSAPI.NonceStr {
+	if err != nil || read == nil || read.Package != again.JSAPI.Package || read.NonceStr == again.JSAPI.NonceStr {
 		t.Fatalf("JSAPIParams = %+v, %v", read, err)
 	}
 	mustVerifyJSAPI(t, w, read, so.PrepayID)
@@ -291,6 +294,13 @@ func TestCreateMethodRefused(t *testing.T) {
 					bad{"h5 without client ip", "client_ip", "method h5 needs the payer's IP address", payment.CreateOrderRequest{Method: payment.MethodH5}},
 					bad{"h5 with a bad client ip", "client_ip", "client IP is not an IP address", payment.CreateOrderRequest{Method: payment.MethodH5, ClientIP: "203.0.113"}},
 				)
+				// A proxy's address (no --trusted-proxy-header): WeChat Pay
+				// would refuse the payment without saying why.
+				for _, ip := range []string{"127.0.0.1", "::1", "::ffff:127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.5",
+					"fd00::7", "169.254.1.1", "fe80::1", "0.0.0.0", "::"} {
+					cases = append(cases, bad{"h5 from " + ip, "client_ip", "set --trusted-proxy-header",
+						payment.CreateOrderRequest{Method: payment.MethodH5, ClientIP: ip}})
+				}
 			} else {
 				cases = append(cases,
 					bad{"h5 on v2", "method", "method h5 needs WeChat Pay API v3 (--wxpay-api-version v3)", payment.CreateOrderRequest{Method: payment.MethodH5, ClientIP: "203.0.113.9"}},
@@ -382,5 +392,111 @@ func TestPlaceSendsMethodAndPayer(t *testing.T) {
 	}
 	if len(os) != 3 || len(closed) != 1 || closed[0].Placed() || closed[0].Method != payment.MethodH5 {
 		t.Fatalf("the orders after a malformed answer: %+v", os)
+	}
+}
+
+// signCounter is the v3 gateway counting the pay sheets it signs.
+type signCounter struct {
+	payment.Gateway
+	signed atomic.Int64
+}
+
+func (g *signCounter) JSAPIParams(prepayID string) (wxpay.V3JSAPIParams, error) {
+	g.signed.Add(1)
+	return g.Gateway.JSAPIParams(prepayID)
+}
+
+// TestJSAPISheetReused: polling a payable JSAPI order costs one RSA
+// signature a minute, not one a poll: reads within a minute get the sheet
+// signed by the create (still valid for the emulator's pay sheet), the
+// first read after a minute a fresh one; each order has its own, and a
+// paid order none.
+func TestJSAPISheetReused(t *testing.T) {
+	t.Parallel()
+	var gw *signCounter
+	w := newWorld(t, backends[0], v3Mode, func(_ *payment.Config, d *payment.Deps) {
+		gw = &signCounter{Gateway: &payment.V3Gateway{Client: d.V3}}
+		d.Gateway = gw
+	})
+	w.mustAccount("alice")
+	create := func() payment.OrderResult {
+		t.Helper()
+		r, err := w.svc.CreateOrder(w.ctx, payment.CreateOrderRequest{Account: "alice", PackageID: "starter",
+			DeviceFingerprint: fp, Method: payment.MethodJSAPI, OpenID: openID})
+		if err != nil || r.JSAPI == nil {
+			t.Fatalf("create = %+v, %v", r, err)
+		}
+		return r
+	}
+	a := create()
+	if n := gw.signed.Load(); n != 1 {
+		t.Fatalf("%d signatures for one order, want 1", n)
+	}
+	for i := range 20 {
+		w.clock.Advance(2 * time.Second) // the checkout's poll
+		p, err := w.svc.JSAPIParams(w.order(a.OutTradeNo))
+		if err != nil || p == nil || *p != *a.JSAPI {
+			t.Fatalf("poll %d = %+v, %v; want the sheet of the create", i, p, err)
+		}
+	}
+	if n := gw.signed.Load(); n != 1 {
+		t.Fatalf("%d signatures after 20 polls within a minute, want 1", n)
+	}
+	w.clock.Advance(20 * time.Second) // a minute after the create
+	fresh, err := w.svc.JSAPIParams(w.order(a.OutTradeNo))
+	if err != nil || fresh == nil || fresh.NonceStr == a.JSAPI.NonceStr || gw.signed.Load() != 2 {
+		t.Fatalf("after a minute = %+v, %v, %d signatures; want a fresh sheet", fresh, err, gw.signed.Load())
+	}
+	so, _ := w.sim.Order(a.OutTradeNo)
+	mustVerifyJSAPI(t, w, fresh, so.PrepayID)
+
+	b := create()
+	if gw.signed.Load() != 3 || b.JSAPI.Package == fresh.Package {
+		t.Fatalf("another order: %+v, %d signatures", b.JSAPI, gw.signed.Load())
+	}
+	// The sheet kept is one WeChat takes: the reused one pays.
+	if msg := paySheet(t, w, fresh); msg != wxpaysim.JSAPIPayOK {
+		t.Fatalf("pay sheet answered %q", msg)
+	}
+	w.waitStatus(a.OutTradeNo, payment.StatusSuccess)
+	if p, err := w.svc.JSAPIParams(w.order(a.OutTradeNo)); p != nil || err != nil || gw.signed.Load() != 3 {
+		t.Fatalf("paid order's sheet = %+v, %v, %d signatures", p, err, gw.signed.Load())
+	}
+	w.quiesce()
+}
+
+// TestH5PrivateClientIPAllowed: with AllowPrivateClientIP (serve's
+// in-process emulator) a developer pays by H5 from 127.0.0.1; without it
+// the same request is refused, while native orders from 127.0.0.1 are
+// placed either way.
+func TestH5PrivateClientIPAllowed(t *testing.T) {
+	t.Parallel()
+	for _, allow := range []bool{false, true} {
+		w := newWorld(t, backends[0], v3Mode, func(c *payment.Config, _ *payment.Deps) { c.AllowPrivateClientIP = allow })
+		w.mustAccount("alice")
+		h5, err := w.svc.CreateOrder(w.ctx, payment.CreateOrderRequest{Account: "alice", PackageID: "starter",
+			DeviceFingerprint: fp, Method: payment.MethodH5, ClientIP: "127.0.0.1"})
+		if allow {
+			if so, _ := w.sim.Order(h5.OutTradeNo); err != nil || h5.H5URL == "" || so.PayerClientIP != "127.0.0.1" {
+				t.Fatalf("allowed: h5 from 127.0.0.1 = %+v, %v; emulator %+v", h5, err, so)
+			}
+		} else if tollgate.ErrorCode(err) != tollgate.EINVALID || !strings.Contains(tollgate.ErrorMessage(err), "--trusted-proxy-header") {
+			t.Fatalf("refused by default: h5 from 127.0.0.1 = %+v, %v", h5, err)
+		}
+		if n, err := w.svc.CreateOrder(w.ctx, payment.CreateOrderRequest{Account: "alice", PackageID: "starter",
+			DeviceFingerprint: fp, ClientIP: "127.0.0.1"}); err != nil || n.CodeURL == "" {
+			t.Fatalf("allow %v: native from 127.0.0.1 = %+v, %v", allow, n, err)
+		}
+		w.quiesce()
+	}
+}
+
+func TestPublicIP(t *testing.T) {
+	for ip, want := range map[string]bool{"203.0.113.7": true, "2001:db8::1": true, "8.8.8.8": true,
+		"127.0.0.1": false, "::1": false, "10.0.0.1": false, "172.31.255.255": false, "192.168.0.1": false, "fc00::1": false,
+		"169.254.0.1": false, "fe80::1": false, "0.0.0.0": false, "::": false, "::ffff:10.0.0.1": false, "": false, "localhost": false} {
+		if got := payment.PublicIP(ip); got != want {
+			t.Errorf("PublicIP(%q) = %v, want %v", ip, got, want)
+		}
 	}
 }

@@ -99,8 +99,12 @@ type Order struct {
 	// What WeChat Pay gave when it accepted the order, the one field of
 	// its method; all "" until then (see Placed).
 	CodeURL  string // native: the QR code's content
-	H5URL    string // h5: the page that opens WeChat to pay
-	PrepayID string // jsapi: signed afresh for every answer (wxpay.V3JSAPIParams)
+	H5URL    string // h5: the page that opens WeChat to pay, valid 5 minutes
+	PrepayID string // jsapi: what the pay sheet names (Service.JSAPIParams)
+	// H5IssuedAt is when WeChat Pay gave H5URL (zero: unknown). A replay
+	// places the order again for a fresh one once it is H5URLRenewAfter
+	// old (CreateOrder).
+	H5IssuedAt time.Time
 	// TransactionID is WeChat Pay's number, set once paid.
 	TransactionID     string
 	DeviceFingerprint string
@@ -127,6 +131,17 @@ type Order struct {
 	Review string
 	// FeeFen is the merchant fee recorded for the payment (0 until paid).
 	FeeFen tollgate.Fen
+}
+
+// PayMethod is the order's method: Method, or MethodNative when it is
+// empty (orders made before methods existed, or built without one). Code
+// that stores or shows a method uses it, so "empty means native" is
+// decided here only.
+func (o Order) PayMethod() string {
+	if o.Method == "" {
+		return MethodNative
+	}
+	return o.Method
 }
 
 // Placed reports whether WeChat Pay accepted the order: it holds its

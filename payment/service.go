@@ -12,7 +12,7 @@
 //   - CreateOrder records the order (and its Idempotency-Key) before
 //     WeChat Pay is called, places it with the same out_trade_no however
 //     often it is retried, stores what WeChat Pay gave (code_url, h5_url or
-//     prepay_id, whose JSAPI pay sheet is signed afresh for every answer)
+//     prepay_id, whose JSAPI pay sheet is signed at most once a minute)
 //     and issues a provisional grant with an access token (an HMAC of the
 //     order number under Config.TokenSecret, returned to the creator and
 //     again on an Idempotency-Key replay, stored only as a SHA-256).
@@ -117,6 +117,14 @@ type Config struct {
 	TokenSecret []byte
 	// InstanceID names this process in poll leases. Default random.
 	InstanceID string
+	// AllowPrivateClientIP lets H5 orders carry a loopback, private,
+	// link-local or unspecified client IP (see PublicIP). By default they
+	// are refused with PARAM_ERROR client_ip, because WeChat Pay refuses
+	// such a payment without saying why, and such an address is usually a
+	// reverse proxy's: --trusted-proxy-header is not set. Set it only when
+	// orders go to an emulator a developer pays from 127.0.0.1 (serve does
+	// with its in-process emulator, the sandbox profile).
+	AllowPrivateClientIP bool
 }
 
 // QueryBudget is the most order and refund queries tollgate sends WeChat
@@ -171,6 +179,8 @@ type Service struct {
 	now     func() time.Time
 	rand    io.Reader
 
+	sheets *sheetCache // signed JSAPI pay sheets (JSAPIParams)
+
 	jitterMu sync.Mutex
 	jitter   *mrand.Rand
 }
@@ -204,7 +214,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, ledger: d.Ledger, store: machineStore{d.Store}, pricer: d.Pricer, nonces: d.Nonces,
 		limiter: d.Limiter, v2: d.V2, v3: d.V3, gw: d.Gateway, rollout: d.Rollout, metrics: d.Metrics,
-		log: d.Logger, clock: tollgate.ClockOr(d.Clock), rand: d.Rand}
+		log: d.Logger, clock: tollgate.ClockOr(d.Clock), rand: d.Rand, sheets: newSheetCache(sheetMax)}
 	s.now = s.clock.Now
 	if s.rand == nil {
 		s.rand = rand.Reader

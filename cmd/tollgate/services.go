@@ -239,6 +239,9 @@ func (m *Main) emulatorClients(cfg *payment.Config, deps *payment.Deps) (string,
 	sc := sim.Config()
 	base := m.URL + "/sandbox/wxpay"
 	cfg.AppID, cfg.MchID = sc.AppID, sc.MchID
+	// A developer pays H5 orders from 127.0.0.1 here; against WeChat Pay
+	// (--wxpay-url) a private client IP is a proxy's and refused.
+	cfg.AllowPrivateClientIP = true
 	var err error
 	if deps.V2, deps.V3, err = sc.Clients(base); err != nil {
 		return "", fmt.Errorf("serve: emulator: %w", err)

@@ -59,7 +59,7 @@ func (s *Store) CreateOrder(ctx context.Context, o payment.Order, key *payment.I
 			}
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO payment_orders (`+payrows.OrderColumns+`) VALUES
-			($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28)`, payrows.OrderArgs(&o)...); err != nil {
+			($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)`, payrows.OrderArgs(&o)...); err != nil {
 			if sqlState(err) == codeUniqueViolation {
 				return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "out_trade_no already exists", Err: err}
 			}
@@ -178,7 +178,8 @@ func (s *Store) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*pay
 			api_version = $6, sign_type = $7, status = $8, code_url = $9, transaction_id = $10, device_fingerprint = $11,
 			client_ip = $12, token_hash = $13, token_expires_at = $14, grant_cap = $15, expires_at = $16, created_at = $17,
 			updated_at = $18, next_poll_at = $19, poll_attempts = $20, lease_owner = $21, lease_until = $22, review = $23,
-			fee_fen = $24, method = $25, openid = $26, h5_url = $27, prepay_id = $28 WHERE out_trade_no = $1`, args...); err != nil {
+			fee_fen = $24, method = $25, openid = $26, h5_url = $27, prepay_id = $28,
+			h5_issued_at = $29 WHERE out_trade_no = $1`, args...); err != nil {
 			return mapError(op, err)
 		}
 		out = o

@@ -30,7 +30,8 @@ func TestPaymentMethodsUpgrade(t *testing.T) {
 	s, _ := MustOpen(t)
 	// Back to schema 0009, with an order of that time in it.
 	for _, stmt := range []string{
-		`ALTER TABLE payment_orders DROP COLUMN method, DROP COLUMN openid, DROP COLUMN h5_url, DROP COLUMN prepay_id`,
+		`ALTER TABLE payment_orders DROP COLUMN method, DROP COLUMN openid, DROP COLUMN h5_url, DROP COLUMN prepay_id,
+			DROP COLUMN h5_issued_at`,
 		`DELETE FROM schema_migrations WHERE version = 10`,
 		`INSERT INTO payment_orders (out_trade_no, account_id, fen, credits, package_id, api_version, sign_type, status,
 			code_url, transaction_id, device_fingerprint, client_ip, token_hash, token_expires_at, grant_cap,
@@ -46,7 +47,7 @@ func TestPaymentMethodsUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, err := s.Order(ctx, "tg20261127OLD00001")
-	if err != nil || o.Method != payment.MethodNative || o.OpenID != "" || o.H5URL != "" || o.PrepayID != "" ||
+	if err != nil || o.Method != payment.MethodNative || o.OpenID != "" || o.H5URL != "" || o.PrepayID != "" || !o.H5IssuedAt.IsZero() ||
 		o.CodeURL != "weixin://wxpay/bizpayurl?pr=x" || !o.Placed() {
 		t.Fatalf("old order after 0010: %+v, %v", o, err)
 	}

@@ -66,7 +66,7 @@ func (s *Store) CreateOrder(ctx context.Context, o payment.Order, key *payment.I
 			return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "out_trade_no already exists"}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_orders (`+payrows.OrderColumns+`)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, payrows.OrderArgs(&o)...); err != nil {
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, payrows.OrderArgs(&o)...); err != nil {
 			return fmt.Errorf("%s: insert order: %w", op, err)
 		}
 		if key != nil {
@@ -196,7 +196,8 @@ func payWriteOrder(ctx context.Context, tx *sql.Tx, o *payment.Order) error {
 		api_version = ?, sign_type = ?, status = ?, code_url = ?, transaction_id = ?, device_fingerprint = ?,
 		client_ip = ?, token_hash = ?, token_expires_at = ?, grant_cap = ?, expires_at = ?, created_at = ?,
 		updated_at = ?, next_poll_at = ?, poll_attempts = ?, lease_owner = ?, lease_until = ?, review = ?,
-		fee_fen = ?, method = ?, openid = ?, h5_url = ?, prepay_id = ? WHERE out_trade_no = ?`, append(args[1:], args[0])...)
+		fee_fen = ?, method = ?, openid = ?, h5_url = ?, prepay_id = ?,
+		h5_issued_at = ? WHERE out_trade_no = ?`, append(args[1:], args[0])...)
 	return err
 }
 

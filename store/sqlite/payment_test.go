@@ -41,6 +41,7 @@ func TestPaymentMethodsUpgrade(t *testing.T) {
 	for _, stmt := range []string{
 		`ALTER TABLE payment_orders DROP COLUMN method`, `ALTER TABLE payment_orders DROP COLUMN openid`,
 		`ALTER TABLE payment_orders DROP COLUMN h5_url`, `ALTER TABLE payment_orders DROP COLUMN prepay_id`,
+		`ALTER TABLE payment_orders DROP COLUMN h5_issued_at`,
 		`DELETE FROM schema_migrations WHERE version = 10`,
 		`INSERT INTO payment_orders (out_trade_no, account_id, fen, credits, package_id, api_version, sign_type, status,
 			code_url, transaction_id, device_fingerprint, client_ip, token_hash, token_expires_at, grant_cap,
@@ -59,7 +60,7 @@ func TestPaymentMethodsUpgrade(t *testing.T) {
 	}
 	defer s.Close()
 	o, err := s.Order(ctx, "tg20261127OLD00001")
-	if err != nil || o.Method != payment.MethodNative || o.OpenID != "" || o.H5URL != "" || o.PrepayID != "" ||
+	if err != nil || o.Method != payment.MethodNative || o.OpenID != "" || o.H5URL != "" || o.PrepayID != "" || !o.H5IssuedAt.IsZero() ||
 		o.CodeURL != "weixin://wxpay/bizpayurl?pr=x" || !o.Placed() {
 		t.Fatalf("old order after 0010: %+v, %v", o, err)
 	}

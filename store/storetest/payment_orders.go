@@ -108,10 +108,11 @@ func testOrderMethods(t *testing.T, ctx context.Context, s PaymentStore) {
 	}
 	var err error
 	h5.H5URL = "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx2016&package=1037687096"
+	h5.H5IssuedAt = T0.Add(1234567 * time.Microsecond)
 	js.PrepayID = "wx201410272009395522657a690389285100"
 	for _, o := range []payment.Order{h5, js} {
 		got, err := s.UpdateOrder(ctx, o.OutTradeNo, func(x *payment.Order) error {
-			x.H5URL, x.PrepayID = o.H5URL, o.PrepayID
+			x.H5URL, x.H5IssuedAt, x.PrepayID = o.H5URL, o.H5IssuedAt, o.PrepayID
 			return nil
 		})
 		if err != nil || got != o || !got.Placed() {
@@ -142,6 +143,20 @@ func testOrderMethods(t *testing.T, ctx context.Context, s PaymentStore) {
 		if o != want {
 			t.Fatalf("leased %+v\nwant %+v", o, want)
 		}
+	}
+	// An order built without a method is a native one (payment.Order.
+	// PayMethod): stored as "native", not refused by the method CHECK.
+	plain := SampleOrder("tg20261127ME000001", "alice", T0)
+	plain.Method, plain.TokenHash = "", "tplain"
+	mustCreate(t, ctx, s, plain, nil)
+	if got, err := s.Order(ctx, plain.OutTradeNo); err != nil || got.Method != payment.MethodNative {
+		t.Fatalf("order without a method: Order = %+v, %v; want method native", got, err)
+	}
+	if _, err := s.UpdateOrder(ctx, plain.OutTradeNo, func(x *payment.Order) error { x.Method = ""; return nil }); err != nil {
+		t.Fatalf("UpdateOrder clearing the method: %v", err)
+	}
+	if got, err := s.Order(ctx, plain.OutTradeNo); err != nil || got.Method != payment.MethodNative {
+		t.Fatalf("after UpdateOrder clearing the method: Order = %+v, %v; want method native", got, err)
 	}
 	// A method the store does not know is refused, and nothing is written.
 	bad := SampleOrder("tg20261127MB000001", "alice", T0)

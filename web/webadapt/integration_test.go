@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/httpapi"
 	"tollgate/kv"
 	"tollgate/ledger"
 	"tollgate/payment"
@@ -111,6 +112,9 @@ func mustStackAPI(t *testing.T, version string) *stack {
 		Orders: webadapt.Orders{Payments: svc}, Refunder: webadapt.Orders{Payments: svc},
 		Accounts: webadapt.Accounts{Ledger: led}, Catalog: webadapt.Catalog{Pricer: pr},
 		Account: func(*http.Request) (tollgate.AccountID, error) { return "acct_it", nil },
+		// Behind a proxy that sets X-Forwarded-For, as serve with
+		// --trusted-proxy-header X-Forwarded-For.
+		ClientIP: func(r *http.Request) string { return httpapi.ClientIP(r, "X-Forwarded-For") },
 		OAuth: webadapt.OAuth{Client: &wxpay.OAuthClient{AuthorizeURL: simSrv.URL, APIURL: simSrv.URL, AppID: cfg.AppID,
 			Secret: wxpaysim.DefaultAppSecret, HTTPClient: simSrv.Client()}},
 	}
@@ -248,9 +252,17 @@ func TestPhoneMethodsOverPayment(t *testing.T) {
 	}
 	const fp = "0123456789abcdef0123"
 
+	// H5 from a proxy's own address (a second proxy on the host added
+	// its loopback address): refused with what to fix, rather than WeChat
+	// Pay refusing the payment without a reason.
+	code, body = s.call(t, "POST", sess.URL+"/orders", `{"package_id":"starter","device_fingerprint":"`+fp+`","method":"h5"}`,
+		"Idempotency-Key", "key-h5-loopback", "X-Forwarded-For", "203.0.113.7, 127.0.0.1")
+	if code != 400 || !strings.Contains(body, "public IP address") || !strings.Contains(body, "--trusted-proxy-header") {
+		t.Fatalf("h5 order from 127.0.0.1: %d %s", code, body)
+	}
 	// H5: the page's order has WeChat Pay's h5_url with the way back.
 	code, body = s.call(t, "POST", sess.URL+"/orders", `{"package_id":"starter","device_fingerprint":"`+fp+`","method":"h5"}`,
-		"Idempotency-Key", "key-h5-000001")
+		"Idempotency-Key", "key-h5-000001", "X-Forwarded-For", "203.0.113.7")
 	var h5 struct {
 		OutTradeNo string `json:"out_trade_no"`
 		Method     string `json:"method"`

@@ -91,7 +91,8 @@ func (o Orders) GetOrder(ctx context.Context, account tollgate.AccountID, no str
 		return web.Order{}, err
 	}
 	w := Order(p)
-	// A payable JSAPI order's pay sheet, signed afresh (nil otherwise).
+	// A payable JSAPI order's pay sheet (nil otherwise; payment reuses a
+	// sheet signed within the minute, so polls cost no signature).
 	// Without it the page still shows the status, which is what a poll
 	// is for (payment logs why it could not sign).
 	if sheet, err := o.Payments.JSAPIParams(p); err == nil {
@@ -131,7 +132,7 @@ func (o Orders) Refund(ctx context.Context, account tollgate.AccountID, no strin
 func Order(p payment.Order) web.Order {
 	return web.Order{
 		OutTradeNo: p.OutTradeNo, Status: string(p.Status), Fen: p.Fen, Credits: p.Credits,
-		PackageID: p.PackageID, ExpiresAt: p.ExpiresAt, CreatedAt: p.CreatedAt, Method: p.Method, H5URL: p.H5URL,
+		PackageID: p.PackageID, ExpiresAt: p.ExpiresAt, CreatedAt: p.CreatedAt, Method: p.PayMethod(), H5URL: p.H5URL,
 	}
 }
 

@@ -42,7 +42,9 @@ func TestCatalog(t *testing.T) {
 func TestOrder(t *testing.T) {
 	now := time.Now()
 	got := webadapt.Order(payment.Order{OutTradeNo: "TG1", Status: payment.StatusPayError, Fen: 5000, Credits: 7, PackageID: "plus", ExpiresAt: now, CreatedAt: now})
-	if got != (web.Order{OutTradeNo: "TG1", Status: web.StatusPayError, Fen: 5000, Credits: 7, PackageID: "plus", ExpiresAt: now, CreatedAt: now}) {
+	// An order without a method is native, as payment.Order.PayMethod says.
+	if got != (web.Order{OutTradeNo: "TG1", Status: web.StatusPayError, Fen: 5000, Credits: 7, PackageID: "plus", ExpiresAt: now, CreatedAt: now,
+		Method: web.MethodNative}) {
 		t.Fatalf("%+v", got)
 	}
 }

@@ -84,9 +84,9 @@
 // the next morning (any day up to today is served at once). Re-entry with
 // identical parameters of a paid order answers ORDERPAID, of a closed one
 // ORDERCLOSED; v3 uses the v2 spelling ORDERPAID (WeChat's v3 code for it
-// is undocumented). For H5 and JSAPI: the 5-minute life of an h5_url, the
-// Referer check against the merchant's H5 domain, the cancel answer of the
-// sheet, and /sns/userinfo. The payment sheet has no WeChat user of its
+// is undocumented). For H5 and JSAPI: the Referer check against the
+// merchant's H5 domain, the cancel answer of the sheet, and /sns/userinfo.
+// The payment sheet has no WeChat user of its
 // own: it checks that the payer is the order's openid only when the
 // request names the payer (an "openid" field, or the wxpaysim_openid
 // cookie that bridge.js sends from the emulator's own origin, as in
@@ -140,7 +140,8 @@
 //	POST /sim/orders/{out_trade_no}/notify-signed-by?serial=S  the paid v3 order's notification, once, signed
 //	                                            by certificate S even if retired (a rotated-out key)
 //	GET  /sim/h5/pay?prepay_id=&redirect_url=   an H5 order's payment page (h5_url): amount and a Pay button;
-//	                                            400 if redirect_url's host is not in RedirectHosts (as for OAuth)
+//	                                            400 if redirect_url's host is not in RedirectHosts (as for OAuth);
+//	                                            410 once the h5_url is 5 minutes old (placing the order again answers a fresh one)
 //	POST /sim/h5/pay                            the Pay button: pays, then 302 to redirect_url (409 if not payable)
 //	POST /sim/jsapi/pay                         the JSAPI payment sheet: getBrandWCPayRequest params (appId,
 //	                                            timeStamp, nonceStr, package, signType RSA, paySign checked

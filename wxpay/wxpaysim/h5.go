@@ -6,6 +6,9 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"time"
+
+	"tollgate"
 )
 
 // h5Routes registers the payment page an H5 order's h5_url opens: what
@@ -16,23 +19,63 @@ func (s *Server) h5Routes(m *http.ServeMux) {
 	m.HandleFunc("POST /sim/h5/pay", s.h5Pay)
 }
 
-// h5URL is the h5_url of an H5 order. The merchant appends
-// "&redirect_url=" + the URL-encoded page the payer returns to.
-func (s *Server) h5URL(r *http.Request, prepayID string) string {
-	return s.baseURL(r) + "/sim/h5/pay?prepay_id=" + url.QueryEscape(prepayID)
+// H5URLTTL is how long an h5_url opens the payment page, on the
+// emulator's order clock: WeChat Pay's h5_url is valid 5 minutes. Placing
+// the order again (same out_trade_no, same parameters) answers a fresh one
+// while the order is payable.
+const H5URLTTL = 5 * time.Minute
+
+// h5Link is one h5_url issued: its order and when (order clock).
+type h5Link struct {
+	no     string
+	issued time.Time
 }
 
-// orderByPrepay returns the order a prepay_id was issued for.
+// h5URL issues an h5_url of the H5 order of prepayID (its own), just
+// placed or placed again. The merchant appends "&redirect_url=" + the
+// URL-encoded page the payer returns to. The first carries the order's
+// prepay_id; each later one another prepay_id for the same order, so that
+// every h5_url has its own 5-minute life (H5URLTTL).
+func (s *Server) h5URL(r *http.Request, prepayID string) string {
+	s.mu.Lock()
+	now := s.nowLocked(s.clockSkew)
+	if s.h5Links == nil {
+		s.h5Links = map[string]h5Link{}
+	}
+	id := prepayID
+	if _, issued := s.h5Links[id]; issued {
+		id = "wx" + now.In(tollgate.Beijing).Format("20060102150405") + randDigits(20)
+	}
+	if o := s.byPrepay[prepayID]; o != nil {
+		s.h5Links[id] = h5Link{no: o.OutTradeNo, issued: now}
+	}
+	s.mu.Unlock()
+	return s.baseURL(r) + "/sim/h5/pay?prepay_id=" + url.QueryEscape(id)
+}
+
+// orderByPrepay returns the order a prepay_id was issued for: the order's
+// own, or that of one of its h5_urls.
 func (s *Server) orderByPrepay(prepayID string) (Order, error) {
+	o, _, err := s.h5Order(prepayID)
+	return o, err
+}
+
+// h5Order returns the order a prepay_id was issued for and, for an
+// h5_url's, when that h5_url was issued (zero for other prepay_ids).
+func (s *Server) h5Order(prepayID string) (Order, time.Time, error) {
 	s.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.byPrepay[prepayID]
+	l, isLink := s.h5Links[prepayID]
+	if isLink {
+		o = s.orders[l.no]
+	}
 	if o == nil {
-		return Order{}, fmt.Errorf("prepay_id %.64q: %w", prepayID, ErrNotFound)
+		return Order{}, time.Time{}, fmt.Errorf("prepay_id %.64q: %w", prepayID, ErrNotFound)
 	}
 	s.expireLocked(o, s.nowLocked(s.clockSkew))
-	return s.viewLocked(o), nil
+	return s.viewLocked(o), l.issued, nil
 }
 
 // h5Request is the order and return address an H5 page request names.
@@ -58,7 +101,7 @@ func (s *Server) h5Parse(w http.ResponseWriter, r *http.Request) (h5Request, boo
 		s.h5Error(w, http.StatusBadRequest, why)
 		return h5Request{}, false
 	}
-	o, err := s.orderByPrepay(r.FormValue("prepay_id"))
+	o, issued, err := s.h5Order(r.FormValue("prepay_id"))
 	if err != nil {
 		s.h5Error(w, http.StatusNotFound, "no order has this prepay_id (the h5_url is wrong)")
 		return h5Request{}, false
@@ -66,6 +109,16 @@ func (s *Server) h5Parse(w http.ResponseWriter, r *http.Request) (h5Request, boo
 	if o.TradeType != tradeH5 {
 		s.h5Error(w, http.StatusBadRequest, fmt.Sprintf("order %s is a %s order, not an H5 (MWEB) one", o.OutTradeNo, o.TradeType))
 		return h5Request{}, false
+	}
+	// A payable order's h5_url lives H5URLTTL; the page of a paid or
+	// closed order still tells what became of it.
+	if payable := o.State == StateNotPay || o.State == StateUserPaying; payable && !issued.IsZero() {
+		if age := s.now().Sub(issued); age >= H5URLTTL {
+			s.h5ErrorBack(w, http.StatusGone, redirect, fmt.Sprintf("this h5_url expired: it was issued %s ago and is valid %s. "+
+				"The merchant must place order %s again (same out_trade_no) for a fresh h5_url.",
+				age.Truncate(time.Second), H5URLTTL, o.OutTradeNo))
+			return h5Request{}, false
+		}
 	}
 	return h5Request{order: o, redirect: redirect}, true
 }
@@ -132,8 +185,14 @@ func (s *Server) h5Render(w http.ResponseWriter, status int, req h5Request, msg 
 }
 
 func (s *Server) h5Error(w http.ResponseWriter, status int, msg string) {
+	s.h5ErrorBack(w, status, "", msg)
+}
+
+// h5ErrorBack is h5Error with a link back to redirect_url (a valid one),
+// when there is one.
+func (s *Server) h5ErrorBack(w http.ResponseWriter, status int, redirect, msg string) {
 	s.logf("wxpaysim: H5 payment page: %d %s", status, msg)
-	writeHTML(w, status, h5View{Error: msg})
+	writeHTML(w, status, h5View{Error: msg, RedirectURL: redirect})
 }
 
 func writeHTML(w http.ResponseWriter, status int, v h5View) {
@@ -161,6 +220,7 @@ button{background:#07c160;color:#fff;border:0;border-radius:.4rem;font-size:1.2r
 {{if .Error}}
 <h1>微信支付</h1>
 <p class="error" id="error">{{.Error}}</p>
+{{if .RedirectURL}}<p><a id="back" href="{{.RedirectURL}}">返回商户 Back to the merchant</a></p>{{end}}
 {{else}}
 <h1 id="description">{{.Order.Description}}</h1>
 <p class="muted">商户号 {{.Order.MchID}} · 订单 {{.Order.OutTradeNo}}</p>

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate/internal/clocktest"
 	"tollgate/wxpay/wxpaysim"
 )
 
@@ -213,4 +214,60 @@ func TestV3H5PageRefusals(t *testing.T) {
 			t.Fatalf("state %s", o.State)
 		}
 	})
+}
+
+// TestV3H5URLExpires: an h5_url opens the payment page for 5 minutes of the
+// emulator's clock, as WeChat Pay's; then the page says it expired (410,
+// with the way back to the merchant) and nothing can be paid through it.
+// Placing the same order again answers a fresh h5_url, which pays.
+func TestV3H5URLExpires(t *testing.T) {
+	clk := clocktest.New(time.Now().UTC().Truncate(time.Second)) // frozen: order time moves by Advance only
+	e := mustEnv(t, func(s *wxpaysim.Server) { s.Clock = clk; shopExample(s) })
+	const no = "T3-H5-0005"
+	h5 := e.mustH5Order(no, 500)
+	back := "https://shop.example/checkout/" + no
+	page := h5 + "&redirect_url=" + url.QueryEscape(back)
+	prepay := strings.TrimPrefix(h5, e.base+"/sim/h5/pay?prepay_id=")
+
+	e.sim.Advance(wxpaysim.H5URLTTL - time.Second)
+	if st, _, body := mustPage(t, http.MethodGet, page, nil); st != 200 || !strings.Contains(body, `id="pay"`) {
+		t.Fatalf("page 4m59s after the h5_url was issued: %d\n%s", st, body)
+	}
+	e.sim.Advance(time.Second)
+	before := digest(t, e.sim)
+	st, _, body := mustPage(t, http.MethodGet, page, nil)
+	if st != http.StatusGone || !strings.Contains(body, "this h5_url expired") || !strings.Contains(body, "valid 5m0s") ||
+		strings.Contains(body, `id="pay"`) || !strings.Contains(body, `id="back" href="`+back+`"`) {
+		t.Fatalf("page of a 5-minute-old h5_url: %d\n%s", st, body)
+	}
+	if st, loc, _ := mustPage(t, http.MethodPost, e.base+"/sim/h5/pay", url.Values{"prepay_id": {prepay}, "redirect_url": {back}}); st != http.StatusGone || loc != "" {
+		t.Fatalf("Pay through a 5-minute-old h5_url: %d %q, want 410", st, loc)
+	}
+	if digest(t, e.sim) != before {
+		t.Fatal("an expired h5_url changed the emulator's state")
+	}
+
+	// The merchant places the same order again: a fresh h5_url, for the
+	// same order, which pays; the old one stays expired.
+	fresh := e.mustH5Order(no, 500)
+	if fresh == h5 {
+		t.Fatalf("placing the order again answered the expired h5_url %s", h5)
+	}
+	if o, _ := e.sim.Order(no); o.State != wxpaysim.StateNotPay || len(e.sim.Orders()) != 1 {
+		t.Fatalf("placing again: %+v, %d orders", o, len(e.sim.Orders()))
+	}
+	if st, _, _ := mustPage(t, http.MethodGet, page, nil); st != http.StatusGone {
+		t.Fatalf("the old h5_url after a new one: %d, want 410", st)
+	}
+	freshPrepay := strings.TrimPrefix(fresh, e.base+"/sim/h5/pay?prepay_id=")
+	if st, loc, body := mustPage(t, http.MethodPost, e.base+"/sim/h5/pay", url.Values{"prepay_id": {freshPrepay}, "redirect_url": {back}}); st != http.StatusFound || loc != back {
+		t.Fatalf("Pay through the fresh h5_url: %d %q\n%s", st, loc, body)
+	}
+	if o, _ := e.sim.Order(no); o.State != wxpaysim.StateSuccess {
+		t.Fatalf("after paying: %s", o.State)
+	}
+	// Once paid, any of its h5_urls shows the result, not "expired".
+	if st, _, body := mustPage(t, http.MethodGet, page, nil); st != 200 || !strings.Contains(body, "SUCCESS") {
+		t.Fatalf("the old h5_url of a paid order: %d\n%s", st, body)
+	}
 }

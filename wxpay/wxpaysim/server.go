@@ -174,6 +174,7 @@ type Server struct {
 	stats      callStats
 	targets    map[string]string // out_trade_no -> the lie LieAbout tells about it
 	oauthCodes map[string]*oauthCode
+	h5Links    map[string]h5Link // the prepay_id of each h5_url issued -> its order and age (h5.go)
 	// certs are the listed platform certificates, oldest first; the last
 	// signs. Empty in public key mode. retired are those no longer listed.
 	certs   []platformCert

@@ -17,7 +17,7 @@ import (
 const OrderColumns = `out_trade_no, account_id, fen, credits, package_id, api_version, sign_type, status,
 	code_url, transaction_id, device_fingerprint, client_ip, token_hash, token_expires_at, grant_cap,
 	expires_at, created_at, updated_at, next_poll_at, poll_attempts, lease_owner, lease_until, review, fee_fen,
-	method, openid, h5_url, prepay_id`
+	method, openid, h5_url, prepay_id, h5_issued_at`
 
 // RefundColumns are the columns of payment_refunds, in the order RefundArgs
 // and ScanRefund use.
@@ -55,25 +55,26 @@ func OrderArgs(o *payment.Order) []any {
 		o.SignType, string(o.Status), o.CodeURL, o.TransactionID, o.DeviceFingerprint, o.ClientIP, o.TokenHash,
 		Micros(o.TokenExpiresAt), int64(o.GrantCap), Micros(o.ExpiresAt), Micros(o.CreatedAt),
 		Micros(o.UpdatedAt), Micros(o.NextPollAt), int64(o.PollAttempts), o.LeaseOwner, Micros(o.LeaseUntil),
-		o.Review, int64(o.FeeFen), o.Method, o.OpenID, o.H5URL, o.PrepayID}
+		o.Review, int64(o.FeeFen), o.PayMethod(), o.OpenID, o.H5URL, o.PrepayID,
+		Micros(o.H5IssuedAt)}
 }
 
 // ScanOrder reads a row of OrderColumns.
 func ScanOrder(r Scanner) (payment.Order, error) {
 	var o payment.Order
 	var account, status string
-	var fen, credits, grantCap, fee, tokExp, exp, created, updated, next, lease, attempts int64
+	var fen, credits, grantCap, fee, tokExp, exp, created, updated, next, lease, attempts, h5Issued int64
 	err := r.Scan(&o.OutTradeNo, &account, &fen, &credits, &o.PackageID, &o.APIVersion, &o.SignType, &status,
 		&o.CodeURL, &o.TransactionID, &o.DeviceFingerprint, &o.ClientIP, &o.TokenHash, &tokExp, &grantCap,
 		&exp, &created, &updated, &next, &attempts, &o.LeaseOwner, &lease, &o.Review, &fee,
-		&o.Method, &o.OpenID, &o.H5URL, &o.PrepayID)
+		&o.Method, &o.OpenID, &o.H5URL, &o.PrepayID, &h5Issued)
 	if err != nil {
 		return o, err
 	}
 	o.Account, o.Status, o.PollAttempts = tollgate.AccountID(account), payment.Status(status), int(attempts)
 	o.Fen, o.Credits, o.GrantCap, o.FeeFen = tollgate.Fen(fen), tollgate.Credits(credits), tollgate.Credits(grantCap), tollgate.Fen(fee)
 	o.TokenExpiresAt, o.ExpiresAt, o.CreatedAt, o.UpdatedAt = FromMicros(tokExp), FromMicros(exp), FromMicros(created), FromMicros(updated)
-	o.NextPollAt, o.LeaseUntil = FromMicros(next), FromMicros(lease)
+	o.NextPollAt, o.LeaseUntil, o.H5IssuedAt = FromMicros(next), FromMicros(lease), FromMicros(h5Issued)
 	return o, nil
 }
 
