@@ -93,10 +93,21 @@ func TestServeProductionRefusesContradictions(t *testing.T) {
 		{"API v3 without merchant keys", []string{"--wxpay-api-version", "v3"}, "no --wxpay-private-key"},
 		{"API v2 without its key", []string{"--wxpay-api-key", ""}, "no --wxpay-api-key"},
 		{"unknown mode", []string{"--mode", "staging"}, "--mode must be dev or production"},
+		// The AppSecret, the payer's OAuth code and the merchant's signed
+		// requests go over TLS, or stay on this machine.
+		{"plain http WeChat API", []string{"--wechat-api-url", "http://api.weixin.example"}, `--wechat-api-url must be https in --mode production (the AppSecret is sent there), not "http://api.weixin.example"`},
+		{"plain http OAuth", []string{"--wechat-oauth-url", "http://open.weixin.example"}, "--wechat-oauth-url must be https in --mode production"},
+		{"plain http WeChat Pay", []string{"--wxpay-url", "http://10.0.0.7:8090"}, "--wxpay-url must be https in --mode production"},
 	} {
 		err := parseServe(append(append([]string{}, base...), tc.extra...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+	// Plain http to a loopback host never leaves the machine.
+	for _, u := range []string{"http://127.0.0.1:9", "http://[::1]:9", "http://localhost:9", "https://api.weixin.example"} {
+		if err := parseServe(append(append([]string{}, base...), "--wechat-api-url", u, "--wechat-oauth-url", u, "--wxpay-url", u)...); err != nil {
+			t.Errorf("WeChat's URLs at %s were refused: %v", u, err)
 		}
 	}
 	// A short admin token given directly (not from a file).

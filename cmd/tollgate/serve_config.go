@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -250,7 +251,46 @@ func (c ServeConfig) productionProblems() []string {
 	if c.WxpayURL == "" {
 		p = append(p, "no --wxpay-url: production takes payments through WeChat Pay, never the in-process emulator")
 	}
+	p = append(p, c.plainHTTPProblems()...)
 	return append(p, c.merchantProblems(true)...)
+}
+
+// plainHTTPProblems names each of WeChat's URLs that production would
+// reach over plain http: the merchant's signed requests and the answers
+// that credit accounts go to --wxpay-url, the payer's browser is sent to
+// --wechat-oauth-url for the code that names them, and the AppSecret is
+// sent to --wechat-api-url. WeChat's own are https; plain http is taken
+// only to this machine (a loopback host: an emulator or a local proxy).
+func (c ServeConfig) plainHTTPProblems() []string {
+	var p []string
+	for _, u := range []struct{ flag, v, why string }{
+		{"--wxpay-url", c.WxpayURL, "the merchant's signed requests and WeChat Pay's answers go there"},
+		{"--wechat-oauth-url", c.WechatOAuthURL, "the payer's browser gets its OAuth code there"},
+		{"--wechat-api-url", c.WechatAPIURL, "the AppSecret is sent there"},
+	} {
+		if httpURL(u.v) && !tlsOrLoopback(u.v) {
+			p = append(p, fmt.Sprintf("%s must be https in --mode production (%s), not %q; plain http is taken only for a loopback host (127.0.0.1, ::1, localhost)", u.flag, u.why, u.v))
+		}
+	}
+	return p
+}
+
+// tlsOrLoopback reports whether the http(s) URL raw is https, or plain
+// http to a loopback host, whose traffic never leaves the machine.
+func tlsOrLoopback(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	h := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // merchantProblems are the problems of the merchant's settings for WeChat
