@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"tollgate/payment"
 	"tollgate/wxpay"
 )
 
@@ -31,18 +32,22 @@ func init() {
 	deploymentFlagSets = append(deploymentFlagSets, func() *flag.FlagSet { fs, _ := wxpayCheckFlagSet(); return fs })
 }
 
+// wxpayCheckFlags are `wxpay check`'s settings: serve's WeChat Pay
+// merchant flags, and its API version (the check covers API v3 only).
+type wxpayCheckFlags struct {
+	version string
+	merchantV3
+}
+
 // wxpayCheckFlagSet declares serve's WeChat Pay merchant flags.
-func wxpayCheckFlagSet() (*flag.FlagSet, *merchantV3) {
+func wxpayCheckFlagSet() (*flag.FlagSet, *wxpayCheckFlags) {
 	fs := newFlagSet("wxpay check", wxpayCheckHelp)
-	s := &merchantV3{}
+	s := &wxpayCheckFlags{}
+	fs.StringVar(&s.version, "wxpay-api-version", "", "the deployment's WeChat Pay API version: the check covers v3 only, and refuses v2 (exit 1); empty: v3")
 	fs.StringVar(&s.URL, "wxpay-url", wxpay.DefaultV3BaseURL, "WeChat Pay API base URL")
 	fs.StringVar(&s.MchID, "wxpay-mch-id", "", "merchant id (mch_id)")
 	fs.StringVar(&s.AppID, "wxpay-appid", "", "app id bound to the merchant")
-	fs.StringVar(&s.PrivateKey, "wxpay-private-key", "", "file of the merchant API private key (apiclient_key.pem)")
-	fs.StringVar(&s.CertSerial, "wxpay-cert-serial", "", "serial number (hex) of the merchant API certificate of that key")
-	fs.StringVar(&s.APIv3Key, "wxpay-apiv3-key-file", "", "file holding the APIv3 key (32 characters)")
-	fs.StringVar(&s.PublicKey, "wxpay-public-key", "", "file of the WeChat Pay public key (pub_key.pem); neither it nor its id: platform certificates")
-	fs.StringVar(&s.PublicKeyID, "wxpay-public-key-id", "", "id of that public key (PUB_KEY_ID_...)")
+	addV3KeyFlags(fs, &s.v3Keys, false)
 	return fs, s
 }
 
@@ -62,7 +67,17 @@ func runWxpay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	results, warnings := checkMerchant(ctx, *s)
+	switch s.version {
+	case "", payment.APIv3:
+	case payment.APIv2:
+		// A v2 deployment's configuration has none of v3's keys: saying
+		// they are missing would send the operator after the wrong thing.
+		return &exitStatusError{code: 1, err: errors.New("wxpay check covers WeChat Pay API v3 only: this configuration uses API v2 " +
+			"(--wxpay-api-version v2), whose settings it does not check. To check API v3 keys, run it with --wxpay-api-version v3 and the v3 key flags")}
+	default:
+		return &exitStatusError{code: 1, err: fmt.Errorf("wxpay check: --wxpay-api-version must be v2 or v3, not %q", s.version)}
+	}
+	results, warnings := checkMerchant(ctx, s.merchantV3)
 	fmt.Fprintf(stdout, "WeChat Pay API v3 at %s, merchant %s, app %s\n", s.URL, s.MchID, s.AppID)
 	for _, w := range warnings {
 		fmt.Fprintf(stdout, "  warn  %s\n", w)

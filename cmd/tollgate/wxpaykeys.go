@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rsa"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -18,6 +19,12 @@ import (
 // which flag to fix and never quotes a secret.
 type merchantV3 struct {
 	URL, MchID, AppID string
+	v3Keys
+}
+
+// v3Keys are the API v3 key settings, the flags addV3KeyFlags declares for
+// serve, `tollgate wxpay check` and reconcile alike.
+type v3Keys struct {
 	// PrivateKey is the merchant API private key file (apiclient_key.pem),
 	// CertSerial the serial of the merchant API certificate it belongs to.
 	PrivateKey string
@@ -30,7 +37,7 @@ type merchantV3 struct {
 	PublicKeyID string
 }
 
-// The flags of merchantV3, named as serve's.
+// The flags of v3Keys, named as serve's.
 const (
 	flagPrivateKey  = "--wxpay-private-key"
 	flagCertSerial  = "--wxpay-cert-serial"
@@ -38,6 +45,34 @@ const (
 	flagPublicKey   = "--wxpay-public-key"
 	flagPublicKeyID = "--wxpay-public-key-id"
 )
+
+// addV3KeyFlags declares the flags of k on fs, k's values being their
+// defaults. With olderNames it also declares reconcile's older names:
+// --wxpay-mch-key-file, --wxpay-mch-serial and --wxpay-public-key-file for
+// --wxpay-private-key, --wxpay-cert-serial and --wxpay-public-key.
+func addV3KeyFlags(fs *flag.FlagSet, k *v3Keys, olderNames bool) {
+	for _, f := range []struct {
+		p           *string
+		name, older string
+		usage       string
+	}{
+		{&k.PrivateKey, flagPrivateKey, "--wxpay-mch-key-file",
+			"API v3: file of the merchant API private key (apiclient_key.pem) that signs requests"},
+		{&k.CertSerial, flagCertSerial, "--wxpay-mch-serial",
+			"API v3: serial number (hex) of the merchant API certificate of that key"},
+		{&k.APIv3Key, flagAPIv3Key, "",
+			"API v3: file holding the APIv3 key (32 characters): decrypts notifications and platform certificates"},
+		{&k.PublicKey, flagPublicKey, "--wxpay-public-key-file",
+			"API v3: file of the WeChat Pay public key (pub_key.pem), with " + flagPublicKeyID + "; neither: platform certificates from /v3/certificates"},
+		{&k.PublicKeyID, flagPublicKeyID, "",
+			"API v3: id of that public key (PUB_KEY_ID_...)"},
+	} {
+		fs.StringVar(f.p, strings.TrimPrefix(f.name, "--"), *f.p, f.usage)
+		if olderNames && f.older != "" {
+			fs.StringVar(f.p, strings.TrimPrefix(f.older, "--"), *f.p, "older name of "+f.name)
+		}
+	}
+}
 
 // minMerchantKeyBits is the smallest merchant key taken: WeChat Pay's
 // merchant API keys are RSA 2048.
@@ -62,10 +97,10 @@ type merchantKeys struct {
 // certificateMode reports whether WeChat Pay's answers are verified with
 // platform certificates downloaded from /v3/certificates rather than a
 // configured public key.
-func (s merchantV3) certificateMode() bool { return s.PublicKey == "" && s.PublicKeyID == "" }
+func (s v3Keys) certificateMode() bool { return s.PublicKey == "" && s.PublicKeyID == "" }
 
 // hasKeys reports whether any v3 key setting is given.
-func (s merchantV3) hasKeys() bool {
+func (s v3Keys) hasKeys() bool {
 	return s.PrivateKey != "" || s.CertSerial != "" || s.APIv3Key != "" || s.PublicKey != "" || s.PublicKeyID != ""
 }
 
