@@ -74,7 +74,7 @@ func startSandboxProc(t testing.TB, k *operatorKeys, certMode bool, extra ...str
 	t.Helper()
 	bin := tollgateBinary(t)
 	addr := freeAddr(t)
-	args := []string{"sandbox", "--addr", addr, "--mch-id", testMchID, "--appid", testAppID, "--apiv3-key", k.APIv3Key,
+	args := []string{"sandbox", "--addr", addr, "--mch-id", testMchID, "--appid", testAppID, "--apiv3-key-file", k.APIv3KeyFile,
 		"--merchant-public-key", k.MerchantCert, "--wechatpay-private-key", k.WechatpayKey, "--handshake=false"}
 	if certMode {
 		args = append(args, "--platform-certificates")

@@ -2,6 +2,8 @@ package main
 
 import (
 	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -114,7 +116,7 @@ func (s merchantV3) load(needAPIv3Key bool) (k *merchantKeys, problems []string)
 	var p []string
 	if s.PrivateKey == "" {
 		p = append(p, "no "+flagPrivateKey+": API v3 signs every request with the merchant API private key (apiclient_key.pem)")
-	} else if key, err := readPrivateKey(s.PrivateKey); err != nil {
+	} else if key, err := readPrivateKey(flagPrivateKey, s.PrivateKey, merchantPrivateKeyName); err != nil {
 		p = append(p, err.Error())
 	} else {
 		k.key = key
@@ -123,12 +125,14 @@ func (s merchantV3) load(needAPIv3Key bool) (k *merchantKeys, problems []string)
 	switch {
 	case s.CertSerial == "":
 		p = append(p, "no "+flagCertSerial+": the serial number of the merchant API certificate (in the merchant platform, or `openssl x509 -noout -serial -in apiclient_cert.pem`)")
-	case !isHex(s.CertSerial):
-		p = append(p, fmt.Sprintf("%s must be the merchant API certificate's serial number in hexadecimal, not %.64q", flagCertSerial, s.CertSerial))
+	default:
+		if err := checkCertSerial(flagCertSerial, s.CertSerial); err != nil {
+			p = append(p, err.Error())
+		}
 	}
 	switch {
 	case s.APIv3Key != "":
-		if key, err := readAPIv3Key(s.APIv3Key); err != nil {
+		if key, err := readAPIv3Key(flagAPIv3Key, s.APIv3Key); err != nil {
 			p = append(p, err.Error())
 		} else {
 			k.apiv3Key = key
@@ -145,8 +149,8 @@ func (s merchantV3) load(needAPIv3Key bool) (k *merchantKeys, problems []string)
 	case s.PublicKey == "" && s.PublicKeyID != "":
 		p = append(p, flagPublicKeyID+" without "+flagPublicKey+": give the WeChat Pay public key file (pub_key.pem) it names, or neither to use platform certificates")
 	case s.PublicKey != "":
-		if !strings.HasPrefix(s.PublicKeyID, wxpay.V3PublicKeyIDPrefix) || len(s.PublicKeyID) == len(wxpay.V3PublicKeyIDPrefix) {
-			p = append(p, fmt.Sprintf("%s must be the WeChat Pay public key's id, %s followed by digits, not %.64q", flagPublicKeyID, wxpay.V3PublicKeyIDPrefix, s.PublicKeyID))
+		if err := checkPublicKeyID(flagPublicKeyID, s.PublicKeyID); err != nil {
+			p = append(p, err.Error())
 		}
 		if err := addPublicKey(k.keyring, s.PublicKeyID, s.PublicKey); err != nil {
 			p = append(p, err.Error())
@@ -184,9 +188,23 @@ func (s merchantV3) describe() string {
 	return fmt.Sprintf("merchant certificate serial %s, answers verified with %s", s.CertSerial, how)
 }
 
-// readPrivateKey reads the merchant's RSA private key from a PEM file.
-func readPrivateKey(path string) (*rsa.PrivateKey, error) {
-	b, err := readSettingFile(flagPrivateKey, path)
+// The key files, serials and ids of WeChat Pay are read and checked here
+// alone: serve, `wxpay check` and reconcile (merchantV3.load) and
+// `tollgate sandbox` (sandboxKeyFlags.apply) take one file, or refuse it,
+// the same way. Each error names the flag and the file, never their
+// content.
+
+// What the loaders call the keys they read, in their errors.
+const (
+	merchantPrivateKeyName = "the merchant API private key (apiclient_key.pem)"
+	wechatpayPublicKeyName = "the WeChat Pay public key (pub_key.pem)"
+)
+
+// readPrivateKey reads an RSA private key of WeChat Pay's size from the PEM
+// file (PKCS#8 "PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY") of flag; what
+// names the key.
+func readPrivateKey(flag, path, what string) (*rsa.PrivateKey, error) {
+	b, err := readSettingFile(flag, path)
 	if err != nil {
 		return nil, err
 	}
@@ -194,45 +212,108 @@ func readPrivateKey(path string) (*rsa.PrivateKey, error) {
 	if err != nil {
 		// The wxpay errors name the PEM block or the key type, never the
 		// key's bytes.
-		return nil, fmt.Errorf("%s %s is not the merchant API private key (apiclient_key.pem, an RSA key in PEM): %s",
-			flagPrivateKey, path, strings.TrimPrefix(err.Error(), "wxpay: private key: "))
+		return nil, fmt.Errorf("%s %s is not %s, an RSA private key in PEM: %s", flag, path, what, pemProblem(b, err, "wxpay: private key: "))
 	}
-	if n := key.N.BitLen(); n < minMerchantKeyBits {
-		return nil, fmt.Errorf("%s %s is a %d-bit RSA key: WeChat Pay's merchant API keys have at least %d bits", flagPrivateKey, path, n, minMerchantKeyBits)
+	if err := checkKeyBits(flag, path, &key.PublicKey); err != nil {
+		return nil, err
 	}
 	return key, nil
 }
 
-// readAPIv3Key reads the APIv3 key from a file, without the line end an
-// editor or echo adds. Its content is never quoted.
-func readAPIv3Key(path string) (string, error) {
-	b, err := readSettingFile(flagAPIv3Key, path)
+// readPublicKey reads an RSA public key of WeChat Pay's size from the PEM
+// file of flag: a PKIX "PUBLIC KEY", a PKCS#1 "RSA PUBLIC KEY", or a
+// "CERTIFICATE", whose serial (wxpay.V3CertificateSerial) is then returned
+// too; what names the key.
+func readPublicKey(flag, path, what string) (pub *rsa.PublicKey, certSerial string, err error) {
+	b, err := readSettingFile(flag, path)
+	if err != nil {
+		return nil, "", err
+	}
+	pub, err = wxpay.LoadRSAPublicKeyPEM(b)
+	if err != nil {
+		msg := pemProblem(b, err, "wxpay: public key: ")
+		if strings.Contains(msg, "PRIVATE KEY") {
+			msg += " (a private key: give the public key, or the certificate; a private key is never needed here)"
+		}
+		return nil, "", fmt.Errorf("%s %s is not %s, an RSA public key or certificate in PEM: %s", flag, path, what, msg)
+	}
+	if err := checkKeyBits(flag, path, pub); err != nil {
+		return nil, "", err
+	}
+	if block, _ := pem.Decode(b); block != nil && block.Type == "CERTIFICATE" {
+		if cert, err := x509.ParseCertificate(block.Bytes); err == nil {
+			certSerial = wxpay.V3CertificateSerial(cert)
+		}
+	}
+	return pub, certSerial, nil
+}
+
+// pemProblem says what is wrong with the PEM file b that the wxpay loader
+// refused with err: no PEM block, a block of another type, a key that is
+// not RSA, or a block of the right type whose content does not parse (the
+// parser's words would be ASN.1 offsets).
+func pemProblem(b []byte, err error, prefix string) string {
+	msg := strings.TrimPrefix(err.Error(), prefix)
+	if strings.HasPrefix(msg, "no PEM block") || strings.HasPrefix(msg, "unexpected PEM block") || strings.HasSuffix(msg, " is not RSA") {
+		return msg
+	}
+	if block, _ := pem.Decode(b); block != nil {
+		return fmt.Sprintf("the %.40s block is malformed", block.Type)
+	}
+	return msg
+}
+
+// checkKeyBits refuses an RSA key smaller than WeChat Pay's.
+func checkKeyBits(flag, path string, pub *rsa.PublicKey) error {
+	if n := pub.N.BitLen(); n < minMerchantKeyBits {
+		return fmt.Errorf("%s %s is a %d-bit RSA key: WeChat Pay's keys have at least %d bits", flag, path, n, minMerchantKeyBits)
+	}
+	return nil
+}
+
+// readAPIv3Key reads the APIv3 key from the file of flag, without the line
+// end an editor or echo adds. Its content is never quoted.
+func readAPIv3Key(flag, path string) (string, error) {
+	b, err := readSettingFile(flag, path)
 	if err != nil {
 		return "", err
 	}
 	key := strings.TrimRight(string(b), "\r\n")
 	if len(key) != apiv3KeyLen {
-		return "", fmt.Errorf("%s %s holds %d bytes: the APIv3 key is exactly %d characters (set in the merchant platform under API security)", flagAPIv3Key, path, len(key), apiv3KeyLen)
+		return "", fmt.Errorf("%s %s holds %d bytes: the APIv3 key is exactly %d characters (set in the merchant platform under API security)", flag, path, len(key), apiv3KeyLen)
 	}
 	if strings.TrimSpace(key) != key {
-		return "", fmt.Errorf("%s %s: the APIv3 key starts or ends with a space", flagAPIv3Key, path)
+		return "", fmt.Errorf("%s %s: the APIv3 key starts or ends with a space", flag, path)
 	}
 	return key, nil
 }
 
+// maxSerialLen bounds a certificate serial in hex (RFC 5280: 20 bytes, 40
+// digits; some slack).
+const maxSerialLen = 64
+
+// checkCertSerial checks the certificate serial given to flag: hexadecimal,
+// two digits a byte as the merchant platform and openssl print it.
+func checkCertSerial(flag, serial string) error {
+	if !isHex(serial) || len(serial)%2 != 0 || len(serial) > maxSerialLen {
+		return fmt.Errorf("%s must be the merchant API certificate's serial number in hexadecimal, two digits a byte (as the merchant platform shows it), not %.64q", flag, serial)
+	}
+	return nil
+}
+
+// checkPublicKeyID checks the WeChat Pay public key id given to flag.
+func checkPublicKeyID(flag, id string) error {
+	if !strings.HasPrefix(id, wxpay.V3PublicKeyIDPrefix) || len(id) == len(wxpay.V3PublicKeyIDPrefix) || len(id) > maxSerialLen {
+		return fmt.Errorf("%s must be the WeChat Pay public key's id, %s followed by digits, not %.64q", flag, wxpay.V3PublicKeyIDPrefix, id)
+	}
+	return nil
+}
+
 // addPublicKey adds WeChat Pay's public key from a PEM file to ring under id.
 func addPublicKey(ring *wxpay.V3Keyring, id, path string) error {
-	b, err := readSettingFile(flagPublicKey, path)
+	pub, _, err := readPublicKey(flagPublicKey, path, wechatpayPublicKeyName)
 	if err != nil {
 		return err
-	}
-	pub, err := wxpay.LoadRSAPublicKeyPEM(b)
-	if err != nil {
-		return fmt.Errorf("%s %s is not the WeChat Pay public key (pub_key.pem, an RSA public key in PEM): %s",
-			flagPublicKey, path, strings.TrimPrefix(err.Error(), "wxpay: public key: "))
-	}
-	if n := pub.N.BitLen(); n < minMerchantKeyBits {
-		return fmt.Errorf("%s %s is a %d-bit RSA key: WeChat Pay's keys have at least %d bits", flagPublicKey, path, n, minMerchantKeyBits)
 	}
 	if id == "" {
 		return nil // named as missing by the caller
