@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"tollgate/wxpay"
 )
 
 // TestV3KeyFlagsDeclaredOnce: serve, `wxpay check` and reconcile take the
@@ -62,5 +64,33 @@ func TestWxpayCheckRefusesV2(t *testing.T) {
 	}
 	if status, _, _ := runCLI(t, "wxpay", "check", "--wxpay-api-version", "v4"); status != 1 {
 		t.Errorf("--wxpay-api-version v4: status %d, want 1", status)
+	}
+}
+
+// TestPreflightFailures: the failures serve and `wxpay check` report, and
+// which of them are WeChat Pay out of reach only.
+func TestPreflightFailures(t *testing.T) {
+	ok := func(name string) wxpay.CheckResult { return wxpay.CheckResult{Name: name, OK: true} }
+	bad := func(name, problem string) wxpay.CheckResult { return wxpay.CheckResult{Name: name, Problem: problem} }
+	notChecked := func(name string) wxpay.CheckResult { return bad(name, "not checked: WeChat Pay could not be reached") }
+	unreachable := bad(wxpay.CheckConnection, "cannot reach WeChat Pay at https://api.mch.weixin.qq.com (connection refused): check --wxpay-url and the network")
+	fault := bad(wxpay.CheckConnection, "WeChat Pay answered 500 SYSTEM_ERROR (a fault on its side; try again)")
+	for _, tc := range []struct {
+		name    string
+		results []wxpay.CheckResult
+		failed  int
+		outage  bool
+	}{
+		{"all passed", []wxpay.CheckResult{ok(wxpay.CheckConfig), ok(wxpay.CheckConnection), ok(wxpay.CheckClock)}, 0, false},
+		{"unreachable", []wxpay.CheckResult{ok(wxpay.CheckConfig), unreachable, notChecked(wxpay.CheckClock), notChecked(wxpay.CheckMerchant)}, 3, true},
+		{"WeChat Pay's 5xx", []wxpay.CheckResult{ok(wxpay.CheckConfig), fault, ok(wxpay.CheckClock), notChecked(wxpay.CheckMerchant), ok(wxpay.CheckWechatpay)}, 2, true},
+		{"a setting", []wxpay.CheckResult{ok(wxpay.CheckConfig), ok(wxpay.CheckConnection), bad(wxpay.CheckMerchant, "check --wxpay-mch-id")}, 1, false},
+		{"configuration", []wxpay.CheckResult{bad(wxpay.CheckConfig, "no merchant id"), bad(wxpay.CheckConnection, "not checked: fix the configuration first")}, 2, false},
+		{"unreachable and a clock problem", []wxpay.CheckResult{unreachable, bad(wxpay.CheckClock, "the machine clock is 10m0s behind")}, 2, false},
+	} {
+		failed, outage := preflightFailures(tc.results)
+		if len(failed) != tc.failed || outage != tc.outage {
+			t.Errorf("%s: %d failed %q, outage %v; want %d, %v", tc.name, len(failed), failed, outage, tc.failed, tc.outage)
+		}
 	}
 }

@@ -323,13 +323,7 @@ func (m *Main) preflight(ctx context.Context, svc *services) error {
 		return nil
 	}
 	results := v3.Preflight(ctx)
-	var failed []string
-	for _, r := range results {
-		if !r.OK {
-			failed = append(failed, r.Name+": "+r.Problem)
-		}
-	}
-	if len(failed) > 0 {
+	if failed, _ := preflightFailures(results); len(failed) > 0 {
 		return fmt.Errorf("serve: --mode production refuses to start: WeChat Pay's preflight (tollgate wxpay check) failed:\n  - %s",
 			strings.Join(failed, "\n  - "))
 	}
