@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"flag"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"tollgate/gateway/mockllm"
 	"tollgate/wxpay"
+	"tollgate/wxpay/wxpaysim"
 )
 
 // TestV3KeyFlagsDeclaredOnce: serve, `wxpay check` and reconcile take the
@@ -92,5 +98,71 @@ func TestPreflightFailures(t *testing.T) {
 		if len(failed) != tc.failed || outage != tc.outage {
 			t.Errorf("%s: %d failed %q, outage %v; want %d, %v", tc.name, len(failed), failed, outage, tc.failed, tc.outage)
 		}
+	}
+}
+
+// TestServeProductionStartsDuringWxpayOutage: WeChat Pay out of reach at
+// start is no reason to keep the model API down. Production starts, with a
+// warning naming the connection in its banner and log, serves the model
+// API, and payments fail until WeChat Pay answers. A bad setting is still
+// refused, unreachable WeChat Pay or not.
+func TestServeProductionStartsDuringWxpayOutage(t *testing.T) {
+	k := newOperatorKeys(t, 0)
+	up := httptest.NewServer(&mockllm.Server{})
+	t.Cleanup(up.Close)
+	down := "http://" + freeAddr(t) // nothing listens there
+	run := func(args []string) (banner, logs string, m *Main, err error) {
+		var out bytes.Buffer
+		var log lockedBuffer
+		m = NewMain(&out, io.MultiWriter(&log, tbWriter{t}))
+		if err := m.ParseFlags(append([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir()}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		err = m.Run(context.Background())
+		t.Cleanup(func() { _ = m.Close() })
+		return out.String(), log.String(), m, err
+	}
+	for _, certMode := range []bool{false, true} {
+		args := set(set(productionV3Args(t, k, certMode), "--wxpay-url", down), "--providers", providersAt(t, up.URL))
+		banner, logs, m, err := run(args)
+		if err != nil {
+			t.Fatalf("certificate mode %v: WeChat Pay out of reach stopped the start: %v", certMode, err)
+		}
+		if !strings.Contains(banner, "WARNING: WeChat Pay could not be reached at start: payments fail until it answers") ||
+			!strings.Contains(banner, "connection: cannot reach WeChat Pay at "+down) || strings.Contains(banner, "checks passed") {
+			t.Errorf("certificate mode %v: banner:\n%s", certMode, banner)
+		}
+		if !strings.Contains(logs, "WeChat Pay could not be reached at start") {
+			t.Errorf("certificate mode %v: nothing logged:\n%s", certMode, logs)
+		}
+		c := client{t, "http://" + m.ln.Addr().String()}
+		c.must(http.StatusOK, "GET", "/readyz", "", "", nil)
+		a := mustAccount(c, m.AdminToken)
+		// The gateway answers (an unfunded key: 402), WeChat Pay does not.
+		c.must(http.StatusPaymentRequired, "POST", "/v1/chat/completions", a.APIKey, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, nil)
+		st, b, _ := c.call("POST", "/v1/payments/orders", a.APIKey, `{"package_id":"starter","device_fingerprint":"outage-test-device"}`, nil)
+		if st != http.StatusServiceUnavailable || !strings.Contains(string(b), "WeChat Pay did not answer") {
+			t.Errorf("certificate mode %v: an order with WeChat Pay out of reach: %d %s", certMode, st, b)
+		}
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+
+	// A setting WeChat Pay would refuse is refused at start, whether or
+	// not WeChat Pay can be reached: here a merchant id that is none.
+	_, _, _, err := run(set(set(productionV3Args(t, k, false), "--wxpay-url", down), "--wxpay-mch-id", "merchant-1"))
+	if err == nil || !strings.Contains(err.Error(), "refuses to start") || !strings.Contains(err.Error(), "configuration: merchant id \"merchant-1\"") {
+		t.Errorf("a bad merchant id with WeChat Pay out of reach: %v", err)
+	}
+	// And a signature WeChat Pay refuses (another certificate's key).
+	sim := &wxpaysim.Server{MchID: testMchID, AppID: testAppID, APIv3Key: k.APIv3Key, MerchantSerial: k.MerchantSerial,
+		MerchantPublicKey: &k.MerchantPrivateKey.PublicKey, PlatformKey: k.WechatpayPrivateKey, PlatformKeyID: k.WechatpayKeyID, NoHandshake: true, Logf: t.Logf}
+	t.Cleanup(func() { _ = sim.Close() })
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	_, _, _, err = run(set(set(productionV3Args(t, k, false), "--wxpay-url", srv.URL), "--wxpay-private-key", newOperatorKeys(t, 1).MerchantKey))
+	if err == nil || !strings.Contains(err.Error(), "refuses to start") || !strings.Contains(err.Error(), "merchant signature:") {
+		t.Errorf("a private key of another certificate: %v", err)
 	}
 }

@@ -306,6 +306,14 @@ func (m *Main) buildCheckout(svc *services) ([]httpapi.Route, error) {
 // serve takes a payment: production runs `tollgate wxpay check`'s checks
 // and refuses to start on a failure, naming each; dev against an external
 // emulator only downloads the platform certificates in certificate mode.
+//
+// When the only failure is reaching WeChat Pay (its connection check:
+// unreachable, or WeChat Pay answering with its own fault), production
+// starts with a loud warning instead: the settings were read and checked
+// (Validate), the model API works without WeChat Pay, and payments fail
+// until it answers (in certificate mode the certificate manager keeps
+// trying to download). Refusing would turn WeChat Pay's outage into one
+// of the whole service at every restart.
 func (m *Main) preflight(ctx context.Context, svc *services) error {
 	v3 := svc.v3
 	if v3 == nil {
@@ -323,10 +331,25 @@ func (m *Main) preflight(ctx context.Context, svc *services) error {
 		return nil
 	}
 	results := v3.Preflight(ctx)
-	if failed, _ := preflightFailures(results); len(failed) > 0 {
+	failed, outage := preflightFailures(results)
+	switch {
+	case len(failed) == 0:
+		svc.wxDesc += fmt.Sprintf("\n    preflight: all %d checks passed", len(results))
+	case outage:
+		var cause string
+		for _, r := range results {
+			if r.Name == wxpay.CheckConnection {
+				cause = r.Problem
+			}
+		}
+		m.log.Error("WeChat Pay could not be reached at start: serving anyway; the model API works, payments fail until WeChat Pay answers; "+
+			"the merchant settings are not checked yet (run tollgate wxpay check)", "connection", cause)
+		svc.wxDesc += "\n    WARNING: WeChat Pay could not be reached at start: payments fail until it answers (the model API works)." +
+			"\n      connection: " + cause +
+			"\n      The merchant settings are not checked yet: run `tollgate wxpay check` once WeChat Pay answers."
+	default:
 		return fmt.Errorf("serve: --mode production refuses to start: WeChat Pay's preflight (tollgate wxpay check) failed:\n  - %s",
 			strings.Join(failed, "\n  - "))
 	}
-	svc.wxDesc += fmt.Sprintf("\n    preflight: all %d checks passed", len(results))
 	return nil
 }
