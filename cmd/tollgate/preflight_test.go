@@ -166,3 +166,30 @@ func TestServeProductionStartsDuringWxpayOutage(t *testing.T) {
 		t.Errorf("a private key of another certificate: %v", err)
 	}
 }
+
+// TestCertSerialFromOpenSSL: `openssl x509 -noout -serial` prints
+// "serial=5E3A…": pasted as it is into --wxpay-cert-serial (or the
+// emulator's --merchant-serial) it is the serial, and requests name it
+// without the prefix.
+func TestCertSerialFromOpenSSL(t *testing.T) {
+	k := newOperatorKeys(t, 0)
+	sim := &wxpaysim.Server{MchID: testMchID, AppID: testAppID, APIv3Key: k.APIv3Key, MerchantSerial: k.MerchantSerial,
+		MerchantPublicKey: &k.MerchantPrivateKey.PublicKey, PlatformKey: k.WechatpayPrivateKey, PlatformKeyID: k.WechatpayKeyID, NoHandshake: true, Logf: t.Logf}
+	t.Cleanup(func() { _ = sim.Close() })
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	for _, given := range []string{"serial=" + k.MerchantSerial, "  SERIAL=" + k.MerchantSerial + "\n"} {
+		status, out, _ := runCLI(t, set(checkArgs(srv.URL, k, false), "--wxpay-cert-serial", given)...)
+		if status != 0 || !strings.Contains(out, "all 6 checks passed") {
+			t.Errorf("--wxpay-cert-serial %q: status %d\n%s", given, status, out)
+		}
+	}
+	if err := parseServe(set(productionV3Args(t, k, false), "--wxpay-cert-serial", "serial=")...); err == nil || !strings.Contains(err.Error(), "no --wxpay-cert-serial") {
+		t.Errorf("serial= alone: %v", err)
+	}
+	sk := mustSandboxKeys(t)
+	_, printed := mustStartSandbox(t, "--merchant-public-key", sk.merchantPub, "--merchant-serial", "serial=0A1B2C3D")
+	if !strings.Contains(printed, "merchant serial:  0A1B2C3D\n") {
+		t.Errorf("sandbox --merchant-serial serial=0A1B2C3D:\n%s", printed)
+	}
+}

@@ -172,7 +172,7 @@ func (f sandboxKeyFlags) operator() bool {
 func (f sandboxKeyFlags) apply(sim *wxpaysim.Server) (warnings []string, err error) {
 	var errs []error
 	fail := func(err error) { errs = append(errs, err) }
-	serial := strings.TrimSpace(*f.merchantSerial)
+	serial := certSerial(*f.merchantSerial)
 	if serial != "" {
 		if err := checkCertSerial("--merchant-serial", serial); err != nil {
 			fail(err)

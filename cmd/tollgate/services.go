@@ -232,7 +232,7 @@ func (m *Main) wxpayClients(cfg *payment.Config, deps *payment.Deps) (string, er
 		if deps.V3.Certificates != nil {
 			deps.V3.Certificates.Logger = m.log
 		}
-		desc += "\n    " + mv3.describe()
+		desc += "\n    " + mv3.describe(keys)
 	}
 	return desc, nil
 }

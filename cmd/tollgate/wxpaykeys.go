@@ -61,7 +61,7 @@ func addV3KeyFlags(fs *flag.FlagSet, k *v3Keys, olderNames bool) {
 		{&k.PrivateKey, flagPrivateKey, "--wxpay-mch-key-file",
 			"API v3: file of the merchant API private key (apiclient_key.pem) that signs requests"},
 		{&k.CertSerial, flagCertSerial, "--wxpay-mch-serial",
-			"API v3: serial number (hex) of the merchant API certificate of that key"},
+			"API v3: serial number (hex) of the merchant API certificate of that key; `openssl x509 -noout -serial -in apiclient_cert.pem` prints it (its serial= is dropped)"},
 		{&k.APIv3Key, flagAPIv3Key, "",
 			"API v3: file holding the APIv3 key (32 characters): decrypts notifications and platform certificates"},
 		{&k.PublicKey, flagPublicKey, "--wxpay-public-key-file",
@@ -85,7 +85,9 @@ const apiv3KeyLen = 32
 
 // merchantKeys is the key material of a merchantV3, read and checked.
 type merchantKeys struct {
-	key      *rsa.PrivateKey
+	key *rsa.PrivateKey
+	// serial is --wxpay-cert-serial as WeChat Pay takes it (certSerial).
+	serial   string
 	apiv3Key string // empty when not needed and not given
 	// keyring holds WeChat Pay's public key in public key mode and is
 	// empty in certificate mode (filled from /v3/certificates).
@@ -122,11 +124,11 @@ func (s merchantV3) load(needAPIv3Key bool) (k *merchantKeys, problems []string)
 		k.key = key
 		k.warnings = append(k.warnings, secretFileWarning(flagPrivateKey, s.PrivateKey)...)
 	}
-	switch {
-	case s.CertSerial == "":
+	switch k.serial = certSerial(s.CertSerial); {
+	case k.serial == "":
 		p = append(p, "no "+flagCertSerial+": the serial number of the merchant API certificate (in the merchant platform, or `openssl x509 -noout -serial -in apiclient_cert.pem`)")
 	default:
-		if err := checkCertSerial(flagCertSerial, s.CertSerial); err != nil {
+		if err := checkCertSerial(flagCertSerial, k.serial); err != nil {
 			p = append(p, err.Error())
 		}
 	}
@@ -167,7 +169,7 @@ func (s merchantV3) load(needAPIv3Key bool) (k *merchantKeys, problems []string)
 // first download: Preflight or Certificates.Refresh, then
 // Certificates.Run keeps them fresh.
 func (s merchantV3) client(k *merchantKeys) *wxpay.V3Client {
-	c := &wxpay.V3Client{BaseURL: s.URL, MchID: s.MchID, AppID: s.AppID, MerchantSerialNo: s.CertSerial,
+	c := &wxpay.V3Client{BaseURL: s.URL, MchID: s.MchID, AppID: s.AppID, MerchantSerialNo: k.serial,
 		MerchantKey: k.key, APIv3Key: k.apiv3Key, Keyring: k.keyring}
 	if k.certMode {
 		wxpay.NewV3Certificates(c)
@@ -179,13 +181,14 @@ func (s merchantV3) client(k *merchantKeys) *wxpay.V3Client {
 	return c
 }
 
-// describe says how s reaches WeChat Pay, for a banner: no secret.
-func (s merchantV3) describe() string {
+// describe says how s with the keys k reaches WeChat Pay, for a banner: no
+// secret.
+func (s merchantV3) describe(k *merchantKeys) string {
 	how := "WeChat Pay public key " + s.PublicKeyID
 	if s.certificateMode() {
 		how = "platform certificates from /v3/certificates (refreshed every 12 h)"
 	}
-	return fmt.Sprintf("merchant certificate serial %s, answers verified with %s", s.CertSerial, how)
+	return fmt.Sprintf("merchant certificate serial %s, answers verified with %s", k.serial, how)
 }
 
 // The key files, serials and ids of WeChat Pay are read and checked here
@@ -291,6 +294,17 @@ func readAPIv3Key(flag, path string) (string, error) {
 // maxSerialLen bounds a certificate serial in hex (RFC 5280: 20 bytes, 40
 // digits; some slack).
 const maxSerialLen = 64
+
+// certSerial is a certificate serial as given to a flag, without spaces
+// around it and without the "serial=" `openssl x509 -noout -serial`
+// prints before it, so that its output can be pasted as it is.
+func certSerial(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= len("serial=") && strings.EqualFold(s[:len("serial=")], "serial=") {
+		s = strings.TrimSpace(s[len("serial="):])
+	}
+	return s
+}
 
 // checkCertSerial checks the certificate serial given to flag: hexadecimal,
 // two digits a byte as the merchant platform and openssl print it.
