@@ -259,7 +259,7 @@ func (m *Main) emulatorClients(cfg *payment.Config, deps *payment.Deps) (string,
 		// Each instance's emulator knows only the orders placed through
 		// it, while the poller of any instance may query any order.
 		desc += "\n    NOTE: every instance runs its own emulator; for several instances run one" +
-			"\n    `tollgate sandbox` and point --wxpay-url (API v2) of every instance at it"
+			"\n    `tollgate sandbox` and point --wxpay-url of every instance at it, with the merchant keys it prints or was given (API v2 or v3)"
 	}
 	return desc, nil
 }
