@@ -53,6 +53,9 @@ type Key struct {
 	// Limits are the key's allowed models, rates, expiry and bounds per
 	// request.
 	Limits tollgate.KeyLimits
+	// AccountDisabled is set, by stores that keep profiles, when the
+	// key's account is disabled (Profile.DisabledAt): the key is refused.
+	AccountDisabled bool
 }
 
 // Store keeps API keys. Implementations: *sqlite.Store, *postgres.Store;
@@ -245,6 +248,7 @@ var errBadKey = tollgate.Errorf(tollgate.EUNAUTHORIZED, "invalid API key")
 // Authenticate returns the valid key whose plaintext is presented. The key
 // is found by its hash and the stored hash compared in constant time.
 // Errors: EUNAUTHORIZED for a malformed, unknown, revoked or expired key;
+// ErrAccountDisabled (EFORBIDDEN) for a valid key of a disabled account;
 // the store's errors (EUNAVAILABLE) otherwise.
 func (s *Service) Authenticate(ctx context.Context, presented string) (Key, error) {
 	if !LooksLikeKey(presented) {
@@ -264,6 +268,9 @@ func (s *Service) Authenticate(ctx context.Context, presented string) (Key, erro
 	}
 	if subtle.ConstantTimeCompare(k.Hash[:], h[:]) != 1 || !k.RevokedAt.IsZero() || k.Limits.Expired(now) {
 		return Key{}, errBadKey
+	}
+	if k.AccountDisabled {
+		return Key{}, ErrAccountDisabled
 	}
 	s.remember(h, k, now)
 	return k, nil

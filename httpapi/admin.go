@@ -25,6 +25,16 @@ type RevenueReport struct {
 	ProviderCostUSD string       `json:"provider_cost_usd"`
 	ProviderCostFen tollgate.Fen `json:"provider_cost_fen"`
 	MarginFen       tollgate.Fen `json:"margin_fen"`
+	// Adjustments: the operator's adjustments of the month (credits, no
+	// money: they are in none of the fen above).
+	Adjustments AdjustmentTotals `json:"adjustments"`
+}
+
+// AdjustmentTotals sums adjustments.
+type AdjustmentTotals struct {
+	Count          int64            `json:"count"`
+	CreditsAdded   tollgate.Credits `json:"credits_added"`
+	CreditsRemoved tollgate.Credits `json:"credits_removed"`
 }
 
 // RevenueReporter builds the revenue report of [from, to)
@@ -41,7 +51,8 @@ func newRevenueReport(month string, r payment.RevenueReport) RevenueReport {
 	}
 	return RevenueReport{Month: month, Payments: r.Payments, GrossFen: r.GrossFen, FeeFen: r.FeeFen,
 		RefundedFen: r.RefundedFen, NetFen: r.NetFen, Requests: int(r.Requests), CreditsUsed: int64(r.CreditsUsed),
-		ProviderCostUSD: usd, ProviderCostFen: r.ProviderCostFen, MarginFen: r.MarginFen}
+		ProviderCostUSD: usd, ProviderCostFen: r.ProviderCostFen, MarginFen: r.MarginFen,
+		Adjustments: AdjustmentTotals{Count: r.Adjustments.Count, CreditsAdded: r.Adjustments.Added, CreditsRemoved: r.Adjustments.Removed}}
 }
 
 // RolloutStatuser reports the WeChat Pay rollout and its failure guard.

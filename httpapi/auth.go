@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -27,6 +28,9 @@ var (
 		"invalid API key"), "invalid_api_key"}
 	errAdmin = codedError{tollgate.Errorf(tollgate.EUNAUTHORIZED,
 		"this route needs the admin token: send Authorization: Bearer <admin token>"), "invalid_admin_token"}
+	errAdminInQuery = codedError{tollgate.Errorf(tollgate.EINVALID,
+		"never put the admin token in a URL (it ends up in logs and browser history): send it as Authorization: Bearer <admin token>"), "admin_token_in_query"}
+	errDisabled = codedError{auth.ErrAccountDisabled, "account_disabled"}
 )
 
 // bearer returns the credential of a request: the Authorization Bearer
@@ -58,16 +62,34 @@ func (s *Server) authenticate(r *http.Request) (tollgate.Caller, error) {
 		if err != nil {
 			return tollgate.Caller{}, err
 		}
+		if err := s.checkAccount(r, account); err != nil {
+			if errors.Is(err, auth.ErrAccountDisabled) {
+				return tollgate.Caller{}, errDisabled
+			}
+			return tollgate.Caller{}, err
+		}
 		return tollgate.Caller{Account: account, KeyID: "provisional", GrantID: grant, Provisional: true}, nil
 	}
 	k, err := s.Auth.Authenticate(r.Context(), tok)
 	if tollgate.ErrorCode(err) == tollgate.EUNAUTHORIZED {
 		return tollgate.Caller{}, errInvalidKey
 	}
+	if errors.Is(err, auth.ErrAccountDisabled) {
+		return tollgate.Caller{}, errDisabled
+	}
 	if err != nil {
 		return tollgate.Caller{}, err
 	}
 	return tollgate.Caller{Account: k.Account, KeyID: k.ID, Limits: k.Limits}, nil
+}
+
+// checkAccount refuses a disabled account's provisional token (keys are
+// refused by Auth.Authenticate itself).
+func (s *Server) checkAccount(r *http.Request, account tollgate.AccountID) error {
+	if s.Auth == nil {
+		return nil
+	}
+	return s.Auth.CheckAccount(r.Context(), account)
 }
 
 // WithAuth authenticates every request before next and puts the caller in
@@ -94,8 +116,14 @@ func (s *Server) WithAuth(next http.Handler) http.Handler {
 
 // withAdmin lets a request through only with the admin token, compared in
 // constant time. With no admin token configured every request is refused.
+// A query string that carries the admin token (under any parameter name)
+// is refused outright, 400, whatever the header says: URLs are logged.
 func (s *Server) withAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if adminTokenInQuery(r, s.AdminToken) {
+			WriteError(w, r, s.log(), errAdminInQuery)
+			return
+		}
 		if !auth.TokenEqual(bearer(r), s.AdminToken) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate-admin"`)
 			WriteError(w, r, s.log(), errAdmin)
@@ -123,4 +151,22 @@ func writeAnthropicError(w http.ResponseWriter, r *http.Request, log *slog.Logge
 		typ = "request_too_large"
 	}
 	WriteJSON(w, status, map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}})
+}
+
+// adminTokenInQuery reports whether r's query string carries the admin
+// token, or a parameter named like a credential (token, admin_token,
+// access_token, api_key, key): such a request is refused, never honoured.
+func adminTokenInQuery(r *http.Request, token string) bool {
+	for name, vs := range r.URL.Query() {
+		switch strings.ToLower(name) {
+		case "token", "admin_token", "access_token", "api_key", "key", "authorization":
+			return true
+		}
+		for _, v := range vs {
+			if token != "" && auth.TokenEqual(v, token) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"slices"
@@ -72,22 +73,34 @@ type keyRequest struct {
 }
 
 // readKeyLimits reads a key's limits from an optional JSON body (empty
-// means none) and checks the model names against the price table; the
-// auth.Service checks the rest before it makes anything. Every failure is
-// EINVALID.
+// means none); see keyLimits.
 func (s *Server) readKeyLimits(r *http.Request) (tollgate.KeyLimits, error) {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return tollgate.KeyLimits{}, jsonError(err)
-	}
-	if len(trimSpace(b)) == 0 {
-		return tollgate.KeyLimits{}, nil
-	}
-	r.Body = io.NopCloser(bytes.NewReader(b))
 	var req keyRequest
-	if err := ReadJSON(r, &req, true); err != nil {
+	if err := readOptionalBody(r, &req); err != nil {
 		return tollgate.KeyLimits{}, err
 	}
+	return s.keyLimits(req)
+}
+
+// readOptionalBody decodes a JSON body strictly into v; an empty body
+// leaves v as it is.
+func readOptionalBody(r *http.Request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return jsonError(err)
+	}
+	if len(trimSpace(b)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return ReadJSON(r, v, true)
+}
+
+// keyLimits turns a key request into limits and checks the model names
+// against the price table; the auth.Service checks the rest before it
+// makes anything. Every failure is EINVALID.
+func (s *Server) keyLimits(req keyRequest) (tollgate.KeyLimits, error) {
+	var err error
 	l := tollgate.KeyLimits{Models: req.AllowedModels, RequestsPerMinute: req.RPM, TokensPerMinute: req.TPM,
 		MaxCreditsPerRequest: req.MaxCreditsPerRequest, MaxOutputTokens: req.MaxOutputTokens}
 	if req.ExpiresAt != "" {
@@ -104,22 +117,48 @@ func (s *Server) readKeyLimits(r *http.Request) (tollgate.KeyLimits, error) {
 	return l, nil // the rest is checked by auth.Service, on its clock
 }
 
-// createAccount makes an account and its first API key, with the limits
-// of the optional body. The key is in this answer only; tollgate keeps its
-// hash.
+// accountRequest is the optional body of POST /admin/accounts: the first
+// key's limits and the account's profile.
+type accountRequest struct {
+	keyRequest
+	Label      *string         `json:"label"`
+	ExternalID *string         `json:"external_id"`
+	Metadata   json.RawMessage `json:"metadata"`
+}
+
+// AccountCreated is the answer to POST /admin/accounts: the first key
+// (its plaintext here and nowhere else, ever) and the account's profile.
+type AccountCreated struct {
+	KeyCreated
+	Label      string          `json:"label"`
+	ExternalID *string         `json:"external_id"`
+	Metadata   json.RawMessage `json:"metadata"`
+}
+
+// createAccount makes an account with the profile and its first API key
+// with the limits of the optional body. The key is in this answer only;
+// tollgate keeps its hash.
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
-	l, err := s.readKeyLimits(r)
+	var req accountRequest
+	if err := readOptionalBody(r, &req); err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	l, err := s.keyLimits(req.keyRequest)
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	c, err := s.Auth.CreateAccountWithLimits(r.Context(), l)
+	c, p, err := s.Auth.CreateProfiledAccount(r.Context(), l, auth.ProfilePatch{Label: req.Label, ExternalID: req.ExternalID, Metadata: req.Metadata})
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
 	}
+	s.log().InfoContext(r.Context(), "admin: account created", "account", c.Account, "actor", "admin")
 	w.Header().Set("Cache-Control", "no-store")
-	WriteJSON(w, http.StatusCreated, KeyCreated{Account: c.Account, APIKey: c.APIKey, KeyView: keyView(c.Key)})
+	pv := profileView(p)
+	WriteJSON(w, http.StatusCreated, AccountCreated{KeyCreated: KeyCreated{Account: c.Account, APIKey: c.APIKey, KeyView: keyView(c.Key)},
+		Label: pv.Label, ExternalID: pv.ExternalID, Metadata: pv.Metadata})
 }
 
 // createKey issues another key, with its own limits, for an existing

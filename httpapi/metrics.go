@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"tollgate"
 	"tollgate/payment"
 )
 
@@ -36,20 +37,76 @@ func withMetrics(reg prometheus.Registerer, next http.Handler) http.Handler {
 	})
 }
 
-// PaymentMetrics is a payment.Metrics that counts events in Prometheus as
-// tollgate_payment_events_total{event,reason}.
-type PaymentMetrics struct{ events *prometheus.CounterVec }
+// PaymentMetrics is a payment.Metrics (and payment.MoneyMetrics) in
+// Prometheus: tollgate_payment_events_total{event,reason}, and the
+// operator's money, every label low-cardinality:
+//
+//	tollgate_payments_total{method}               payments credited
+//	tollgate_payments_fen_total{method}           what they paid (gross revenue)
+//	tollgate_merchant_fees_fen_total{method}      the merchant fees recorded on them
+//	tollgate_refunds_total{requested_by}          refunds succeeded (account or admin)
+//	tollgate_refunds_fen_total{requested_by}      what they returned
+//	tollgate_adjustments_total{direction}         adjustments made (add or remove)
+//	tollgate_adjustment_credits_total{direction}  their credits
+//
+// Net revenue is payments_fen − merchant_fees_fen − refunds_fen.
+type PaymentMetrics struct {
+	events                       *prometheus.CounterVec
+	payments, paidFen, feeFen    *prometheus.CounterVec
+	refunds, refundedFen         *prometheus.CounterVec
+	adjustments, adjustedCredits *prometheus.CounterVec
+}
 
-var _ payment.Metrics = (*PaymentMetrics)(nil)
+var (
+	_ payment.Metrics      = (*PaymentMetrics)(nil)
+	_ payment.MoneyMetrics = (*PaymentMetrics)(nil)
+)
 
-// NewPaymentMetrics registers the payment counter with reg.
+// NewPaymentMetrics registers the payment counters with reg.
 func NewPaymentMetrics(reg prometheus.Registerer) *PaymentMetrics {
-	m := &PaymentMetrics{events: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tollgate_payment_events_total", Help: "Payment events (orders, notifications, refusals) by event and reason.",
-	}, []string{"event", "reason"})}
-	reg.MustRegister(m.events)
-	return m
+	vec := func(name, help string, label ...string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, label)
+		reg.MustRegister(v)
+		return v
+	}
+	return &PaymentMetrics{
+		events:          vec("tollgate_payment_events_total", "Payment events (orders, notifications, refusals) by event and reason.", "event", "reason"),
+		payments:        vec("tollgate_payments_total", "Payments credited, by method.", "method"),
+		paidFen:         vec("tollgate_payments_fen_total", "Fen paid by the payments credited (gross revenue), by method.", "method"),
+		feeFen:          vec("tollgate_merchant_fees_fen_total", "Merchant fees recorded on the payments credited, in fen, by method.", "method"),
+		refunds:         vec("tollgate_refunds_total", "Refunds succeeded, by who asked (account or admin).", "requested_by"),
+		refundedFen:     vec("tollgate_refunds_fen_total", "Fen returned by the refunds succeeded, by who asked.", "requested_by"),
+		adjustments:     vec("tollgate_adjustments_total", "Adjustments of credit by hand, by direction (add or remove).", "direction"),
+		adjustedCredits: vec("tollgate_adjustment_credits_total", "Credits added or removed by adjustments, by direction.", "direction"),
+	}
 }
 
 // Count adds one to (event, reason).
 func (m *PaymentMetrics) Count(event, reason string) { m.events.WithLabelValues(event, reason).Inc() }
+
+// Add counts money (payment.MoneyMetrics).
+func (m *PaymentMetrics) Add(kind, label string, fen int64) {
+	switch kind {
+	case payment.MoneyPaid:
+		m.payments.WithLabelValues(label).Inc()
+		m.paidFen.WithLabelValues(label).Add(float64(fen))
+	case payment.MoneyFee:
+		m.feeFen.WithLabelValues(label).Add(float64(fen))
+	case payment.MoneyRefunded:
+		m.refunds.WithLabelValues(label).Inc()
+		m.refundedFen.WithLabelValues(label).Add(float64(fen))
+	}
+}
+
+// Adjustment counts an adjustment made (not a replay).
+func (m *PaymentMetrics) Adjustment(credits tollgate.Credits) {
+	if m == nil {
+		return
+	}
+	dir, n := "add", credits
+	if credits < 0 {
+		dir, n = "remove", -credits
+	}
+	m.adjustments.WithLabelValues(dir).Inc()
+	m.adjustedCredits.WithLabelValues(dir).Add(float64(n))
+}

@@ -53,6 +53,12 @@ type Payments interface {
 	ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]payment.Order, error)
 	QRCodePNG(ctx context.Context, account tollgate.AccountID, outTradeNo string, size int) ([]byte, error)
 	Refund(ctx context.Context, account tollgate.AccountID, outTradeNo string) (payment.RefundResult, error)
+	// The admin API's: every account's orders and refunds, an order with
+	// WeChat Pay's side, and the operator's refund.
+	OrdersPage(ctx context.Context, q payment.OrderQuery) ([]payment.Order, error)
+	RefundsPage(ctx context.Context, q payment.RefundQuery) ([]payment.RefundRecord, error)
+	AdminOrderOf(ctx context.Context, outTradeNo string) (payment.AdminOrder, error)
+	AdminRefund(ctx context.Context, ask payment.RefundAsk) (payment.RefundResult, error)
 	HandleV2Notification(ctx context.Context, body []byte) (int, []byte)
 	HandleV3Notification(ctx context.Context, h http.Header, body []byte) (int, []byte)
 	AuthenticateAccessToken(ctx context.Context, token string) (tollgate.AccountID, string, error)
@@ -105,6 +111,9 @@ type Server struct {
 	Routes []Route
 	// Revenue builds GET /admin/reports/revenue; nil answers 503.
 	Revenue RevenueReporter
+	// Catalogs is shown by GET /admin/catalog and reloaded by POST
+	// /admin/catalog/reload; nil answers 404.
+	Catalogs Catalogs
 	// Rollout is shown by GET /admin/rollout; nil answers 404.
 	Rollout RolloutStatuser
 	// Ready are the checks of GET /readyz.
@@ -120,6 +129,12 @@ type Server struct {
 	// Timeouts bound slow and idle clients: each route's body deadline
 	// follows its size class (Handler), the rest is HTTPServer's.
 	Timeouts Timeouts
+	// Money counts adjustments (and, given to payment as its Metrics,
+	// payments and refunds); nil counts nothing here.
+	Money *PaymentMetrics
+	// Clock tells the time of defaults (the usage report's period);
+	// default tollgate.SystemClock.
+	Clock tollgate.Clock
 	// Gatherer serves GET /metrics; Registerer receives the HTTP metrics.
 	// Both may be the same *prometheus.Registry; nil disables them.
 	Gatherer   prometheus.Gatherer
@@ -153,13 +168,24 @@ func (s *Server) Handler() http.Handler {
 	if s.Gatherer != nil {
 		route("GET /metrics", small, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
 	}
-	route("POST /admin/accounts", small, s.withAdmin(fn(s.createAccount)))
+	route("POST /admin/accounts", jsonReq, s.withAdmin(fn(s.createAccount)))
+	route("GET /admin/accounts", small, s.withAdmin(fn(s.listAccounts)))
+	route("PATCH /admin/accounts/{account_id}", jsonReq, s.withAdmin(fn(s.patchAccount)))
+	route("GET /admin/accounts/{account_id}", small, s.withAdmin(fn(s.getAccount)))
+	route("POST /admin/accounts/{account_id}/adjustments", jsonReq, s.withAdmin(fn(s.adjust)))
+	route("GET /admin/usage", small, s.withAdmin(fn(s.adminUsage)))
+	route("GET /admin/orders", small, s.withAdmin(s.needPayments(s.adminOrders)))
+	route("GET /admin/orders/{out_trade_no}", small, s.withAdmin(s.needPayments(s.adminOrder)))
+	route("POST /admin/orders/{out_trade_no}/refund", jsonReq, s.withAdmin(s.needPayments(s.adminRefund)))
+	route("GET /admin/refunds", small, s.withAdmin(s.needPayments(s.adminRefunds)))
 	route("POST /admin/accounts/{account_id}/keys", small, s.withAdmin(fn(s.createKey)))
 	route("GET /admin/accounts/{account_id}/keys", small, s.withAdmin(fn(s.listKeys)))
 	route("DELETE /admin/accounts/{account_id}/keys/{key_id}", small, s.withAdmin(fn(s.revokeKey)))
 	route("GET /admin/sandbox", small, s.withAdmin(fn(s.sandboxInfo)))
 	route("GET /admin/reports/revenue", small, s.withAdmin(fn(s.revenue)))
 	route("GET /admin/rollout", small, s.withAdmin(fn(s.rollout)))
+	route("GET /admin/catalog", small, s.withAdmin(fn(s.catalogShow)))
+	route("POST /admin/catalog/reload", small, s.withAdmin(fn(s.catalogReload)))
 
 	route("GET /v1/packages", small, fn(s.packages))
 	route("GET /v1/balance", small, s.WithAuth(fn(s.balance)))
@@ -216,7 +242,7 @@ func (s *Server) Handler() http.Handler {
 // path has routes for other methods, else 404, both as JSON errors.
 func notFound(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
 	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodDelete} {
 		if m == r.Method {
 			continue
 		}

@@ -25,7 +25,8 @@ func TestEveryRouteLimitsItsBody(t *testing.T) {
 	}{
 		{"GET", "/healthz", httpapi.SmallBody},
 		{"GET", "/readyz", httpapi.SmallBody},
-		{"POST", "/admin/accounts", httpapi.SmallBody},
+		{"POST", "/admin/accounts", httpapi.JSONBody},
+		{"PATCH", "/admin/accounts/acct_x", httpapi.JSONBody},
 		{"GET", "/admin/sandbox", httpapi.SmallBody},
 		{"GET", "/v1/packages", httpapi.SmallBody},
 		{"GET", "/v1/balance", httpapi.SmallBody},
@@ -87,7 +88,8 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 	}{
 		{"GET", "/nope", 404, ""},
 		{"DELETE", "/v1/balance", 405, "GET, HEAD"},
-		{"GET", "/admin/accounts", 405, "POST"},
+		{"PUT", "/admin/accounts", 405, "GET, HEAD, POST"},
+		{"PUT", "/admin/accounts/acct_x", 405, "GET, HEAD, PATCH"},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))

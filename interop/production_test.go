@@ -61,6 +61,8 @@ func sandboxWithOperatorKeys(t *testing.T, k *operatorkeys.Files, certMode bool,
 		PlatformKey: platformKey, PlatformCertificates: certMode,
 		NotifyRootCAs: cas,
 		RefundDelay:   -1, TimeScale: 0.001, Logf: t.Logf,
+		// production.js's H5 payer returns to the merchant's H5 domain.
+		RedirectHosts: []string{"merchant.example"},
 	}
 	if !certMode {
 		sim.PlatformKeyID = k.WechatpayKeyID

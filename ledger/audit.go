@@ -55,6 +55,11 @@ type AuditOptions struct {
 //     by, plus the cost of its holds settled at or after their expiry —
 //     the only ways debt arises — so spending beyond the available
 //     balance cannot hide as debt (I5);
+//   - adjustment.lot: a lot of 0 fen is a positive adjustment's and
+//     carries exactly its credits for its account; every positive
+//     adjustment has such a lot; a negative one's debt is within its
+//     credits (negative adjustments are counted by usage.lots, their debt
+//     by account.debt_origin);
 //   - schema.unique: the unique constraints exactly-once rests on exist (I1).
 func Audit(ctx context.Context, s Store, opt AuditOptions) ([]Violation, error) {
 	var d *Dump
@@ -85,6 +90,7 @@ func AuditDump(d *Dump, opt AuditOptions) []Violation {
 	a.grants(d)
 	a.usage(d)
 	a.debt(d)
+	a.adjustments(d)
 	for _, c := range RequiredConstraints {
 		if !slices.Contains(d.Constraints, c) {
 			a.add("schema.unique", c, "unique constraint missing")
@@ -123,10 +129,20 @@ func (a *auditor) lots(d *Dump) {
 			byLot[r.LotID].pending += r.Credits
 		}
 	}
+	adjLot := map[string]bool{}
+	for _, adj := range d.Adjustments {
+		if adj.Credits > 0 {
+			adjLot[adj.ID] = true
+		}
+	}
 	var granted, parts tollgate.Credits
 	for _, l := range d.Lots {
 		subj := fmt.Sprintf("lot %d", l.ID)
-		if l.Granted <= 0 || l.Used < 0 || l.Left < 0 || l.Refunding < 0 || l.Refunded < 0 || l.Fen <= 0 || l.RefundedFen < 0 {
+		minFen := tollgate.Fen(1)
+		if adjLot[l.OutTradeNo] {
+			minFen = 0 // an adjustment's lot: nothing was paid
+		}
+		if l.Granted <= 0 || l.Used < 0 || l.Left < 0 || l.Refunding < 0 || l.Refunded < 0 || l.Fen < minFen || l.RefundedFen < 0 {
 			a.add("lot.nonnegative", subj, "granted %d used %d left %d refunding %d refunded %d fen %d refunded_fen %d",
 				l.Granted, l.Used, l.Left, l.Refunding, l.Refunded, l.Fen, l.RefundedFen)
 		}
@@ -253,6 +269,14 @@ func (a *auditor) usage(d *Dump) {
 	for _, acc := range d.Accounts {
 		spent[acc.ID] += acc.Debt
 	}
+	// A negative adjustment is spent like usage: from lots, the rest as
+	// debt.
+	removed := map[tollgate.AccountID]tollgate.Credits{}
+	for _, adj := range d.Adjustments {
+		if adj.Credits < 0 {
+			removed[adj.Account] -= adj.Credits
+		}
+	}
 	for _, g := range d.Grants {
 		if g.Status == GrantLive {
 			spent[g.Account] += g.Used
@@ -263,8 +287,9 @@ func (a *auditor) usage(d *Dump) {
 		if usage[acc.ID] != settled[acc.ID] {
 			a.add("usage.settled", subj, "usage credits %d ≠ settled holds %d", usage[acc.ID], settled[acc.ID])
 		}
-		if settled[acc.ID] != spent[acc.ID] {
-			a.add("usage.lots", subj, "settled holds %d ≠ lots used + debt + live grants used %d", settled[acc.ID], spent[acc.ID])
+		if settled[acc.ID]+removed[acc.ID] != spent[acc.ID] {
+			a.add("usage.lots", subj, "settled holds %d + credits removed by adjustments %d ≠ lots used + debt + live grants used %d",
+				settled[acc.ID], removed[acc.ID], spent[acc.ID])
 		}
 	}
 }
@@ -298,11 +323,47 @@ func (a *auditor) debt(d *Dump) {
 			origin[h.Account] += h.Cost
 		}
 	}
+	for _, adj := range d.Adjustments {
+		origin[adj.Account] += adj.Debt // an operator's adjustment recorded as debt
+	}
 	for _, acc := range d.Accounts {
 		if acc.Debt > origin[acc.ID] {
 			a.add("account.debt_origin", "account "+string(acc.ID),
 				"debt %d exceeds the %d credits revoked or overflowing grants and late settles account for: credit was spent beyond the available balance",
 				acc.Debt, origin[acc.ID])
+		}
+	}
+}
+
+func (a *auditor) adjustments(d *Dump) {
+	lots := map[string]Lot{}
+	for _, l := range d.Lots {
+		lots[l.OutTradeNo] = l
+	}
+	positive := map[string]bool{}
+	for _, adj := range d.Adjustments {
+		subj := "adjustment " + adj.ID
+		switch {
+		case adj.Credits > 0:
+			positive[adj.ID] = true
+			l, ok := lots[adj.ID]
+			if !ok || l.ID != adj.LotID || l.Fen != 0 || l.Granted != adj.Credits || l.Account != adj.Account {
+				a.add("adjustment.lot", subj, "adds %d credits to %s but its lot (id %d) is %+v", adj.Credits, adj.Account, adj.LotID, l)
+			}
+			if adj.Debt != 0 {
+				a.add("adjustment.lot", subj, "a positive adjustment records debt %d", adj.Debt)
+			}
+		case adj.Credits < 0:
+			if adj.Debt < 0 || adj.Debt > -adj.Credits || adj.LotID != 0 {
+				a.add("adjustment.lot", subj, "removes %d credits with debt %d and lot %d", -adj.Credits, adj.Debt, adj.LotID)
+			}
+		default:
+			a.add("adjustment.lot", subj, "adjusts 0 credits")
+		}
+	}
+	for _, l := range d.Lots {
+		if l.Fen == 0 && !positive[l.OutTradeNo] {
+			a.add("adjustment.lot", fmt.Sprintf("lot %d", l.ID), "0 fen paid, and no adjustment carries it")
 		}
 	}
 }

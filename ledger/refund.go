@@ -14,6 +14,9 @@ type RefundRequest struct {
 	OutRefundNo string
 	Account     tollgate.AccountID
 	OutTradeNo  string
+	// Credits, when > 0, refunds that many credits and no more (an
+	// operator's partial refund); 0 refunds all that is refundable.
+	Credits tollgate.Credits
 }
 
 // RefundFen is floor(fen * credits / granted) in exact integer arithmetic
@@ -61,6 +64,12 @@ func (o beginRefundOp) apply(s *state) (any, error) {
 	}
 	if credits == 0 {
 		return nil, fail(tollgate.ECONFLICT, name, "order %s has no unused, unheld credit to refund", r.OutTradeNo)
+	}
+	if r.Credits > 0 {
+		if r.Credits > credits {
+			return nil, fail(tollgate.ECONFLICT, name, "order %s has %d unused, unheld credits to refund, fewer than the %d asked", r.OutTradeNo, credits, r.Credits)
+		}
+		credits = r.Credits
 	}
 	ref := &Refund{OutRefundNo: r.OutRefundNo, LotID: l.ID, Account: r.Account, Credits: credits,
 		Fen: RefundFen(l.Fen, credits, l.Granted), Status: RefundPending, CreatedAt: s.now}

@@ -23,6 +23,7 @@ type needs struct {
 	liveOf    map[tollgate.AccountID]bool
 	refundNos map[string]bool
 	usageIDs  map[string]bool
+	adjustIDs map[string]bool
 	expiredAt time.Time // ExpiredHolds(expiredAt, expireLimit) when expireLimit > 0
 	expireMax int
 	grantsAt  time.Time // ExpiredGrants(grantsAt, grantsMax) when grantsMax > 0
@@ -34,7 +35,7 @@ func newNeeds() *needs {
 		accounts: map[tollgate.AccountID]bool{}, spendable: map[tollgate.AccountID]bool{},
 		lotIDs: map[int64]bool{}, tradeNos: map[string]bool{}, txnIDs: map[string]bool{},
 		holdIDs: map[string]bool{}, grantIDs: map[string]bool{}, liveOf: map[tollgate.AccountID]bool{},
-		refundNos: map[string]bool{}, usageIDs: map[string]bool{},
+		refundNos: map[string]bool{}, usageIDs: map[string]bool{}, adjustIDs: map[string]bool{},
 	}
 }
 
@@ -55,6 +56,7 @@ type state struct {
 	expGrant []*Grant
 	refunds  map[string]*Refund
 	usage    map[string]bool
+	adjusts  map[string]*Adjustment
 	// memHeld is what memory holds keep of each loaded account, for the
 	// rules that must leave it alone (set only where they can run).
 	memHeld map[tollgate.AccountID]tollgate.Credits
@@ -74,7 +76,9 @@ type state struct {
 	newGrants   []*Grant
 	newRefunds  []*Refund
 	newUsage    []Usage
-	grantLot    map[*Grant]*Lot // grants confirmed by a lot inserted in this transaction
+	newAdjusts  []*Adjustment
+	adjLot      map[*Adjustment]*Lot // positive adjustments and their new lots
+	grantLot    map[*Grant]*Lot      // grants confirmed by a lot inserted in this transaction
 	isNew       map[any]bool
 }
 
@@ -102,6 +106,7 @@ func load(ctx context.Context, tx ReadTx, now time.Time, n *needs) (*state, erro
 		dirtyAccounts: map[tollgate.AccountID]bool{}, dirtyLots: map[int64]bool{},
 		dirtyHolds: map[string]bool{}, dirtyGrants: map[string]bool{}, dirtyRefunds: map[string]bool{},
 		grantLot: map[*Grant]*Lot{}, isNew: map[any]bool{},
+		adjusts: map[string]*Adjustment{}, adjLot: map[*Adjustment]*Lot{},
 	}
 	holds, err := tx.Holds(ctx, ids(n.holdIDs, lessStr[string]))
 	if err != nil {
@@ -151,6 +156,13 @@ func load(ctx context.Context, tx ReadTx, now time.Time, n *needs) (*state, erro
 	}
 	for _, u := range usage {
 		s.usage[u.RequestID] = true
+	}
+	adjs, err := tx.Adjustments(ctx, ids(n.adjustIDs, lessStr[string]))
+	if err != nil {
+		return nil, fmt.Errorf("load adjustments: %w", err)
+	}
+	for i := range adjs {
+		s.adjusts[adjs[i].ID] = &adjs[i]
 	}
 	return s, nil
 }
@@ -295,6 +307,11 @@ func (s *state) addRefund(r *Refund) {
 	s.isNew[r] = true
 }
 
+func (s *state) addAdjustment(a *Adjustment) {
+	s.adjusts[a.ID] = a
+	s.newAdjusts = append(s.newAdjusts, a)
+}
+
 func (s *state) addUsage(u Usage) {
 	s.usage[u.RequestID] = true
 	s.newUsage = append(s.newUsage, u)
@@ -342,6 +359,9 @@ func (s *state) flush(ctx context.Context, tx Tx) error {
 		c.NewRefunds = append(c.NewRefunds, *r)
 	}
 	c.NewUsage = s.newUsage
+	for _, a := range s.newAdjusts {
+		c.NewAdjustments = append(c.NewAdjustments, *a)
+	}
 	for _, id := range ids(s.dirtyAccounts, lessStr[tollgate.AccountID]) {
 		c.Accounts = append(c.Accounts, *s.accounts[id])
 	}
@@ -362,6 +382,9 @@ func (s *state) flush(ctx context.Context, tx Tx) error {
 	}
 	if err := tx.Apply(ctx, c); err != nil {
 		return fmt.Errorf("apply changes: %w", err)
+	}
+	for a, l := range s.adjLot {
+		a.LotID = l.ID
 	}
 	s.bumpVersions()
 	return nil

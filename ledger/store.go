@@ -2,6 +2,10 @@ package ledger
 
 // Interface history (append-only; breaking changes are dated here):
 //   2026-11-27 03:30 UTC  first version.
+//   2026-12-07 03:30 UTC  adjustments (issue 19): ReadTx.Adjustments,
+//                         AccountAdjustments, AdjustmentTotals,
+//                         ActiveHolds, UsageReport; Changes.NewAdjustments;
+//                         Dump.Adjustments.
 
 import (
 	"context"
@@ -103,6 +107,21 @@ type ReadTx interface {
 	// Deployment (one aggregate query, GROUP BY deployment), ordered by
 	// Deployment; deployments without records in the period are absent.
 	UsageTotals(ctx context.Context, from, to time.Time) ([]UsageTotal, error)
+	// Adjustments returns the adjustments with the given ids.
+	Adjustments(ctx context.Context, ids []string) ([]Adjustment, error)
+	// AccountAdjustments returns up to limit adjustments of one account,
+	// newest first (CreatedAt descending, then ID descending).
+	AccountAdjustments(ctx context.Context, account tollgate.AccountID, limit int) ([]Adjustment, error)
+	// AdjustmentTotals sums the adjustments with from ≤ CreatedAt < to
+	// (one aggregate query).
+	AdjustmentTotals(ctx context.Context, from, to time.Time) (AdjustmentTotal, error)
+	// UsageReport sums the usage records q selects per day (Beijing
+	// time, "2006-01-02") or per model, ordered by that key; at most
+	// MaxUsageGroups groups.
+	UsageReport(ctx context.Context, q UsageQuery) ([]UsageGroup, error)
+	// ActiveHolds returns up to limit active holds of one account stored
+	// in the store, oldest first (memory holds are not there).
+	ActiveHolds(ctx context.Context, account tollgate.AccountID, limit int) ([]Hold, error)
 	// Dump returns every row of every ledger table, each slice in
 	// ascending key order. It is meant for Audit and tests, not for the
 	// request path.
@@ -133,6 +152,9 @@ type Changes struct {
 	NewGrants   []Grant
 	NewRefunds  []Refund
 	NewUsage    []Usage
+	// NewAdjustments are inserted after NewLots; a positive one's lot_id
+	// is the lot whose out_trade_no is its ID.
+	NewAdjustments []Adjustment
 
 	Accounts []Account
 	Lots     []Lot
@@ -144,7 +166,7 @@ type Changes struct {
 // Empty reports whether c changes nothing.
 func (c *Changes) Empty() bool {
 	return len(c.NewAccounts)+len(c.NewLots)+len(c.NewHolds)+len(c.NewGrants)+
-		len(c.NewRefunds)+len(c.NewUsage)+len(c.Accounts)+len(c.Lots)+
+		len(c.NewRefunds)+len(c.NewUsage)+len(c.NewAdjustments)+len(c.Accounts)+len(c.Lots)+
 		len(c.Holds)+len(c.Grants)+len(c.Refunds) == 0
 }
 
@@ -156,6 +178,8 @@ type Dump struct {
 	Grants   []Grant   // by ID
 	Refunds  []Refund  // by OutRefundNo
 	Usage    []Usage   // by RequestID
+	// Adjustments by ID.
+	Adjustments []Adjustment
 	// Constraints names the ledger's unique constraints the store has in
 	// force, each as "table.column" (e.g. "lots.transaction_id"), so
 	// Audit can check that the database itself backs exactly-once
@@ -172,6 +196,13 @@ var RequiredConstraints = []string{
 	"grants.id",
 	"refunds.out_refund_no",
 	"usage_records.request_id",
+}
+
+// AdjustmentTotal sums adjustments over a period.
+type AdjustmentTotal struct {
+	Count   int64
+	Added   tollgate.Credits // Σ credits of positive adjustments
+	Removed tollgate.Credits // Σ −credits of negative ones
 }
 
 // ErrRetry is wrapped by store errors that mean the transaction lost a race

@@ -128,3 +128,53 @@ func (u Usage) Tokens() tollgate.Tokens {
 		CacheWrite: u.CacheWriteTokens, CacheWrite1h: u.CacheWrite1hTokens, Output: u.OutputTokens,
 	}
 }
+
+// UsageQuery selects usage records to sum for the admin API.
+type UsageQuery struct {
+	Account tollgate.AccountID // "" for all
+	Model   string             // "" for all
+	// From ≤ CreatedAt < To.
+	From, To time.Time
+	// GroupBy is UsageByDay or UsageByModel.
+	GroupBy string
+}
+
+// Usage report groupings.
+const (
+	UsageByDay   = "day"
+	UsageByModel = "model"
+)
+
+// MaxUsageGroups bounds a usage report.
+const MaxUsageGroups = 1000
+
+// UsageGroup is the sum of the usage records of one day or model.
+type UsageGroup struct {
+	Key          string // "2006-01-02" (Beijing) or the model
+	Requests     int64
+	Credits      tollgate.Credits
+	InputTokens  int64
+	CachedTokens int64
+	OutputTokens int64
+}
+
+// UsageReport sums usage per day or model (see UsageQuery). Errors:
+// EINVALID (GroupBy, or To not after From).
+func (s *Service) UsageReport(ctx context.Context, q UsageQuery) ([]UsageGroup, error) {
+	if q.GroupBy != UsageByDay && q.GroupBy != UsageByModel {
+		return nil, fail(tollgate.EINVALID, "ledger.UsageReport", "group_by must be day or model")
+	}
+	if !q.To.After(q.From) {
+		return nil, fail(tollgate.EINVALID, "ledger.UsageReport", "to must be after from")
+	}
+	q.From, q.To = q.From.UTC(), q.To.UTC()
+	var out []UsageGroup
+	err := s.View(ctx, func(tx ReadTx) (err error) {
+		out, err = tx.UsageReport(ctx, q)
+		return err
+	})
+	if out == nil && err == nil {
+		out = []UsageGroup{}
+	}
+	return out, err
+}

@@ -65,6 +65,12 @@ func (s *Service) credit(ctx context.Context, o Order, transactionID string, sou
 	if !already {
 		s.log.InfoContext(ctx, "payment: credited", "out_trade_no", o.OutTradeNo, "account", o.Account,
 			"fen", o.Fen, "credits", o.Credits, "source", source)
+		method := o.Method
+		if method == "" {
+			method = MethodNative
+		}
+		s.money(MoneyPaid, method, o.Fen)
+		s.money(MoneyFee, method, fee)
 	}
 	return already, nil
 }

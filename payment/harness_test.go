@@ -178,7 +178,7 @@ func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *pay
 		MerchantKey: mkey, APIv3Key: cfg.APIv3Key, Keyring: ring, HTTPClient: simSrv.Client(), Clock: w.clock}
 	pc := payment.Config{APIVersion: m.version, SignType: m.signType,
 		NotifyURL: notify.URL + "/v2", NotifyURLV3: notify.URL + "/v3", RefundNotifyURL: notify.URL + "/" + m.version,
-		TokenSecret: []byte("test secret")}
+		TokenSecret: []byte("test secret"), RefundPolicy: payment.RefundPolicySelf}
 	deps := payment.Deps{Ledger: w.ledger, Store: w.store, Pricer: pr, Nonces: w.nonces, Limiter: w.nonces,
 		V2: w.v2, V3: w.v3, Metrics: w.metrics, Clock: w.clock,
 		Logger: slog.New(slog.NewTextHandler(&w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}

@@ -3,6 +3,7 @@ package payment
 import (
 	"sort"
 	"sync"
+	"tollgate"
 )
 
 // Metrics counts payment events by name and reason, e.g.
@@ -25,12 +26,34 @@ const (
 	EventLateSuccess          = "late_success"          // reason: previous local state
 	EventRefund               = "refund"                // reason: accepted, succeeded, failed
 	EventRolloutPaused        = "rollout_paused"        // reason: failure_rate
+	EventRefundAsked          = "refund_asked"          // reason: requested_by (account, admin)
 	// EventReview counts answers from WeChat Pay, correctly signed, that
 	// contradict the order or tollgate's records: nothing was done on them
 	// and the order was put in review (Order.Review). Reason: Review*. It
 	// is an alert: WeChat Pay, or someone with its keys, is lying.
 	EventReview = "order_review"
 )
+
+// MoneyMetrics is an optional capability of a Metrics: counting money as
+// well as events. Labels are low-cardinality (a method, who asked).
+type MoneyMetrics interface {
+	// Add counts one event of kind with label, worth fen.
+	Add(kind, label string, fen int64)
+}
+
+// Kinds of money counted through MoneyMetrics.
+const (
+	MoneyPaid     = "paid"     // label: method; fen: paid (gross revenue), once per payment credited
+	MoneyFee      = "fee"      // label: method; fen: the merchant fee recorded
+	MoneyRefunded = "refunded" // label: requested_by; fen: refunded, once per refund succeeded
+)
+
+// money counts fen of kind when the metrics can.
+func (s *Service) money(kind, label string, fen tollgate.Fen) {
+	if m, ok := s.metrics.(MoneyMetrics); ok {
+		m.Add(kind, label, int64(fen))
+	}
+}
 
 // Reasons an order is put in review (EventReview).
 const (

@@ -175,4 +175,16 @@ type RefundRecord struct {
 	PollAttempts int
 	LeaseOwner   string
 	LeaseUntil   time.Time
+	// RequestedBy is who asked: RequestedByAccount (through /v1) or
+	// RequestedByAdmin; Reason is why, as they said; AskedFen is the
+	// amount asked for, 0 for all the unused credit.
+	RequestedBy string
+	Reason      string
+	AskedFen    tollgate.Fen
 }
+
+// Who asks for a refund.
+const (
+	RequestedByAccount = "account"
+	RequestedByAdmin   = "admin"
+)

@@ -3,6 +3,7 @@ package payment
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"time"
 
 	"tollgate"
@@ -22,26 +23,98 @@ type RefundResult struct {
 // refundNo is the deterministic refund number of an order's n-th refund.
 func refundNo(outTradeNo string, n int) string { return fmt.Sprintf("%sR%d", outTradeNo, n) }
 
-// Refund refunds the unused part of a paid order's credits:
-// floor(fen × left / granted) fen. The ledger first reserves the credit
-// (ledger.BeginRefund), then the refund API is called with a deterministic
-// out_refund_no (a retry of this method, or the poller, reuses it); the
-// refund is then followed to a final state by the refund notification or
-// the poller's refund query. A definite refusal releases the credit
-// (ledger.FailRefund).
-//
-// Errors: ENOTFOUND (no such order for account); ECONFLICT (the order is
-// not paid, or nothing is left to refund); EUPSTREAM (WeChat Pay refused);
-// EUNAVAILABLE (WeChat Pay did not answer: the refund stays pending and is
-// retried with the same number).
+// Refund policies (Config.RefundPolicy).
+const (
+	// RefundPolicyAdmin: only the operator refunds (AdminRefund); a
+	// user's Refund is refused with how to ask for one.
+	RefundPolicyAdmin = "admin"
+	// RefundPolicySelf: a user may also refund the unused part of a
+	// payment through Refund within Config.RefundWindow of paying.
+	RefundPolicySelf = "self"
+)
+
+// RefundAsk is a refund asked for.
+type RefundAsk struct {
+	OutTradeNo string
+	// Account, when set, must own the order (a user's own refund).
+	Account tollgate.AccountID
+	// AmountFen is how much to refund; 0 refunds all the unused credit.
+	// It must be a whole number of the order's credits (see
+	// CreditsForFen).
+	AmountFen tollgate.Fen
+	// RequestedBy is RequestedByAccount or RequestedByAdmin; Reason why.
+	RequestedBy string
+	Reason      string
+}
+
+// Refund is a user's own refund of the unused part of a paid order's
+// credits, allowed by Config.RefundPolicy self within RefundWindow of the
+// payment (see AdminRefund for the rest). Errors: EFORBIDDEN (the policy
+// or the window refuses it: the message says whom to ask), and those of
+// AdminRefund.
 func (s *Service) Refund(ctx context.Context, account tollgate.AccountID, outTradeNo string) (RefundResult, error) {
 	const op = "payment.Refund"
+	ask := "ask the operator for a refund"
+	if s.cfg.RefundContact != "" {
+		ask += " (" + s.cfg.RefundContact + ")"
+	}
+	if s.cfg.RefundPolicy != RefundPolicySelf {
+		return RefundResult{}, &tollgate.Error{Code: tollgate.EFORBIDDEN, Op: op,
+			Message: "refunds are made by the operator on this service, not through the API: " + ask}
+	}
 	o, err := s.GetOrder(ctx, account, outTradeNo)
+	if err != nil {
+		return RefundResult{}, err
+	}
+	if o.Status.Paid() {
+		if lot, err := s.ledger.LotByOrder(ctx, outTradeNo); err == nil && s.now().Sub(lot.CreatedAt) > s.cfg.RefundWindow {
+			return RefundResult{}, &tollgate.Error{Code: tollgate.EFORBIDDEN, Op: op,
+				Message: fmt.Sprintf("a payment can be refunded here within %v of paying, and that has passed: %s", s.cfg.RefundWindow, ask)}
+		}
+	}
+	return s.refund(ctx, RefundAsk{OutTradeNo: outTradeNo, Account: account, RequestedBy: RequestedByAccount, Reason: "refund through the API"})
+}
+
+// AdminRefund refunds a paid order for the operator, whatever the policy:
+// all of its unused credit, or AmountFen of it, recording who asked and
+// why. Errors: EINVALID (the amount is not a whole number of credits, or
+// exceeds what was paid), and those of the refund itself (see refund).
+func (s *Service) AdminRefund(ctx context.Context, ask RefundAsk) (RefundResult, error) {
+	ask.RequestedBy = RequestedByAdmin
+	return s.refund(ctx, ask)
+}
+
+// refund refunds the unused part of a paid order's credits (or
+// AmountFen of it): floor(fen × credits / granted) fen. The ledger first
+// reserves the credit (ledger.BeginRefund), then the refund API is called
+// with a deterministic out_refund_no (a retry of this method, or the
+// poller, reuses it); the refund is then followed to a final state by the
+// refund notification or the poller's refund query. A definite refusal
+// releases the credit (ledger.FailRefund).
+//
+// Errors: ENOTFOUND (no such order, for account when set); ECONFLICT (the
+// order is not paid, or nothing, or less than asked, is left to refund);
+// EINVALID (a bad amount); EUPSTREAM (WeChat Pay refused); EUNAVAILABLE
+// (WeChat Pay did not answer: the refund stays pending and is retried with
+// the same number).
+func (s *Service) refund(ctx context.Context, ask RefundAsk) (RefundResult, error) {
+	const op = "payment.Refund"
+	outTradeNo := ask.OutTradeNo
+	var o Order
+	var err error
+	if ask.Account != "" {
+		o, err = s.GetOrder(ctx, ask.Account, outTradeNo)
+	} else {
+		o, err = s.store.Order(ctx, outTradeNo)
+	}
 	if err != nil {
 		return RefundResult{}, err
 	}
 	if !o.Status.Paid() && !mutantRefundUnpaid {
 		return RefundResult{}, &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "order is not paid"}
+	}
+	if ask.AmountFen < 0 {
+		return RefundResult{}, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "amount_fen must be positive"}
 	}
 	recs, err := s.store.RefundsByOrder(ctx, outTradeNo)
 	if err != nil {
@@ -52,18 +125,62 @@ func (s *Service) Refund(ctx context.Context, account tollgate.AccountID, outTra
 			return s.resumeRefund(ctx, o, r)
 		}
 	}
+	if ask.AmountFen > 0 {
+		lot, err := s.ledger.LotByOrder(ctx, outTradeNo)
+		if err != nil {
+			return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
+		}
+		c, err := CreditsForFen(lot, ask.AmountFen)
+		if err != nil {
+			return RefundResult{}, err
+		}
+		if c > lot.Left {
+			return RefundResult{}, &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: fmt.Sprintf(
+				"amount_fen %d is more than the unused part of the order: %d of its %d credits are left, worth %d fen",
+				ask.AmountFen, lot.Left, lot.Granted, ledger.RefundFen(lot.Fen, lot.Left, lot.Granted))}
+		}
+	}
 	// Recovery point first (Stripe-style): the refund record exists before
 	// the ledger reserves anything, so a crash at any later point leaves a
 	// pending record that the poller finishes (resumeRefund begins the
 	// ledger refund if it had not been).
 	now := s.now().UTC()
 	rec, err := s.store.CreateRefund(ctx, RefundRecord{OutRefundNo: refundNo(outTradeNo, len(recs)+1),
-		OutTradeNo: outTradeNo, Account: account, Status: RefundPending, CreatedAt: now, UpdatedAt: now,
-		NextPollAt: now.Add(s.cfg.PollBase)})
+		OutTradeNo: outTradeNo, Account: o.Account, Status: RefundPending, CreatedAt: now, UpdatedAt: now,
+		NextPollAt: now.Add(s.cfg.PollBase), RequestedBy: ask.RequestedBy, Reason: ask.Reason, AskedFen: ask.AmountFen})
 	if err != nil {
 		return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
 	}
+	s.metrics.Count(EventRefundAsked, rec.RequestedBy)
+	s.log.InfoContext(ctx, "payment: refund asked", "out_refund_no", rec.OutRefundNo, "requested_by", rec.RequestedBy,
+		"reason", rec.Reason, "amount_fen", int64(rec.AskedFen))
 	return s.resumeRefund(ctx, o, rec)
+}
+
+// CreditsForFen is the number of a lot's credits whose refund is exactly
+// fen: floor(lot.Fen × c / lot.Granted) = fen. Errors: EINVALID when fen
+// is not positive, above what was paid, or falls between two whole
+// credits (the message names the nearest amounts that do not).
+func CreditsForFen(lot ledger.Lot, fen tollgate.Fen) (tollgate.Credits, error) {
+	if fen <= 0 {
+		return 0, tollgate.Errorf(tollgate.EINVALID, "amount_fen must be positive")
+	}
+	if lot.Fen <= 0 || fen > lot.Fen {
+		return 0, tollgate.Errorf(tollgate.EINVALID, "amount_fen %d is more than the %d fen paid", fen, lot.Fen)
+	}
+	// c = ceil(fen × granted / lot.Fen), the fewest credits worth fen.
+	n := new(big.Int).Mul(big.NewInt(int64(fen)), big.NewInt(int64(lot.Granted)))
+	d := big.NewInt(int64(lot.Fen))
+	n.Add(n, new(big.Int).Sub(d, big.NewInt(1)))
+	c := tollgate.Credits(n.Div(n, d).Int64())
+	if c > lot.Granted {
+		c = lot.Granted
+	}
+	if got := ledger.RefundFen(lot.Fen, c, lot.Granted); got != fen {
+		return 0, tollgate.Errorf(tollgate.EINVALID, "amount_fen %d is not a whole number of this order's credits (%d fen bought %d); the nearest amounts are %d and %d fen",
+			fen, lot.Fen, lot.Granted, ledger.RefundFen(lot.Fen, c-1, lot.Granted), got)
+	}
+	return c, nil
 }
 
 // resumeRefund takes a pending refund record as far as it can go: it
@@ -73,7 +190,19 @@ func (s *Service) Refund(ctx context.Context, account tollgate.AccountID, outTra
 // is closed without touching the ledger.
 func (s *Service) resumeRefund(ctx context.Context, o Order, rec RefundRecord) (RefundResult, error) {
 	const op = "payment.Refund"
-	lr, err := s.ledger.BeginRefund(ctx, ledger.RefundRequest{OutRefundNo: rec.OutRefundNo, Account: rec.Account, OutTradeNo: rec.OutTradeNo})
+	req := ledger.RefundRequest{OutRefundNo: rec.OutRefundNo, Account: rec.Account, OutTradeNo: rec.OutTradeNo}
+	if rec.AskedFen > 0 {
+		// The lot's fen and credits never change: the same amount asked
+		// is always the same credits, on a retry or in the poller.
+		lot, err := s.ledger.LotByOrder(ctx, rec.OutTradeNo)
+		if err != nil {
+			return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
+		}
+		if req.Credits, err = CreditsForFen(lot, rec.AskedFen); err != nil {
+			return RefundResult{}, err
+		}
+	}
+	lr, err := s.ledger.BeginRefund(ctx, req)
 	if err != nil && tollgate.ErrorCode(err) == tollgate.ECONFLICT {
 		// A conflict can also be a lost race with another instance beginning
 		// this very refund: the ledger's row, if any, decides.
@@ -86,8 +215,11 @@ func (s *Service) resumeRefund(ctx context.Context, o Order, rec RefundRecord) (
 			if aerr := s.abandonRefund(ctx, rec); aerr != nil {
 				return RefundResult{}, aerr
 			}
-			return RefundResult{}, &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Err: err,
-				Message: "nothing to refund: every credit of this order is used, held or refunded"}
+			msg := "nothing to refund: every credit of this order is used, held or refunded"
+			if rec.AskedFen > 0 {
+				msg = fmt.Sprintf("less than the %d fen asked is left to refund: the rest of this order's credit is used, held or refunded", rec.AskedFen)
+			}
+			return RefundResult{}, &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Err: err, Message: msg}
 		}
 		return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
 	}
@@ -235,6 +367,13 @@ func (s *Service) settleRefund(ctx context.Context, rec RefundRecord, st RefundS
 	}
 	if rec.Status != st {
 		s.metrics.Count(EventRefund, string(st))
+		if st == RefundSucceeded {
+			by := rec.RequestedBy
+			if by == "" {
+				by = RequestedByAccount
+			}
+			s.money(MoneyRefunded, by, rec.Fen)
+		}
 		s.log.InfoContext(ctx, "payment: refund final", "out_refund_no", rec.OutRefundNo, "status", st, "source", source)
 	}
 	return nil

@@ -64,6 +64,10 @@ type RevenueReport struct {
 	ProviderCostUSD *big.Rat
 	ProviderCostFen tollgate.Fen
 	MarginFen       tollgate.Fen
+	// Adjustments are the operator's adjustments made in the period:
+	// credit given or taken by hand, outside payments (no fen, so no
+	// part of Gross or Net; the credits given are spent like any).
+	Adjustments ledger.AdjustmentTotal
 }
 
 // CostPrices gives a deployment's provider cost prices in USD per 1M tokens
@@ -108,6 +112,9 @@ func (r *RevenueReporter) Revenue(ctx context.Context, from, to time.Time) (Reve
 		return RevenueReport{}, err
 	}
 	rep.MarginFen = rep.NetFen - rep.ProviderCostFen
+	if rep.Adjustments, err = s.ledger.AdjustmentTotals(ctx, from, to); err != nil {
+		return RevenueReport{}, wrap(op, tollgate.EINTERNAL, err)
+	}
 	return rep, nil
 }
 

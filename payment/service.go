@@ -46,6 +46,13 @@ import (
 
 // Config tunes a Service. Zero fields take the documented defaults.
 type Config struct {
+	// RefundPolicy is RefundPolicyAdmin (default: only the operator
+	// refunds) or RefundPolicySelf (users may too, within RefundWindow of
+	// paying; default 168 hours). RefundContact, when set, is named in
+	// the refusal as where to ask for a refund.
+	RefundPolicy  string
+	RefundWindow  time.Duration
+	RefundContact string
 	// APIVersion picks the WeChat Pay API orders are placed with: APIv2
 	// (default) or APIv3.
 	APIVersion string
@@ -177,6 +184,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 		cfg.SignType = wxpay.SignTypeMD5
 	}
 	setDefaults(&cfg)
+	if cfg.RefundPolicy != RefundPolicyAdmin && cfg.RefundPolicy != RefundPolicySelf {
+		return nil, fmt.Errorf("payment: RefundPolicy %q: want %q or %q", cfg.RefundPolicy, RefundPolicyAdmin, RefundPolicySelf)
+	}
 	if n := cfg.QueryLimit.MaxIn(time.Minute); cfg.QueryLimit.Validate() != nil || n > QueryBudget {
 		return nil, fmt.Errorf("payment: QueryLimit %+v admits up to %d queries in a sliding minute; it must be valid and admit at most %d (see kv.WindowLimit)",
 			cfg.QueryLimit, n, QueryBudget)
@@ -268,6 +278,10 @@ func setDefaults(cfg *Config) {
 	def(&cfg.PollEvery, time.Second)
 	def(&cfg.LeaseTTL, 30*time.Second)
 	def(&cfg.PlaceBackoff, 100*time.Millisecond)
+	def(&cfg.RefundWindow, 168*time.Hour)
+	if cfg.RefundPolicy == "" {
+		cfg.RefundPolicy = RefundPolicyAdmin
+	}
 	if cfg.Description == "" {
 		cfg.Description = "tollgate credits"
 	}

@@ -73,11 +73,44 @@ type Store interface {
 	// LeaseDueRefunds is LeaseDueOrders for pending refunds.
 	LeaseDueRefunds(ctx context.Context, owner string, now, until time.Time, limit int) ([]RefundRecord, error)
 
+	// OrdersPage returns one page of orders (q.Limit at most), newest
+	// first by (CreatedAt, OutTradeNo), after q's cursor, filtered by q:
+	// a keyset query that reads no more rows than it walks an index for.
+	OrdersPage(ctx context.Context, q OrderQuery) ([]Order, error)
+
+	// RefundsPage is OrdersPage for refund records, by (CreatedAt,
+	// OutRefundNo).
+	RefundsPage(ctx context.Context, q RefundQuery) ([]RefundRecord, error)
+
 	// PaymentTotals sums, in one aggregate query, the ledger's lots created
 	// in [from, to) (ledger.Lot: count, Fen, RefundedFen) joined with
 	// their orders by out_trade_no (count, FeeFen). The orders live in the
 	// ledger's database: both stores hold both.
 	PaymentTotals(ctx context.Context, from, to time.Time) (PaymentTotals, error)
+}
+
+// OrderQuery selects a page of orders for the admin API.
+type OrderQuery struct {
+	Status  Status             // "" for any
+	Account tollgate.AccountID // "" for any
+	// From ≤ CreatedAt < To; a zero bound is open.
+	From, To time.Time
+	// AfterCreated and AfterNo are the last order of the page before
+	// (AfterNo "" for the first page).
+	AfterCreated time.Time
+	AfterNo      string
+	Limit        int
+}
+
+// RefundQuery selects a page of refund records for the admin API.
+type RefundQuery struct {
+	Status     RefundStatus       // "" for any
+	Account    tollgate.AccountID // "" for any
+	OutTradeNo string             // "" for any
+	// AfterCreated and AfterNo are the last refund of the page before.
+	AfterCreated time.Time
+	AfterNo      string
+	Limit        int
 }
 
 // UpdateOrder changes an order through st.UpdateOrder, refusing, with

@@ -96,6 +96,9 @@ type Package struct {
 	Fen     tollgate.Fen     `json:"fen"`
 	Credits tollgate.Credits `json:"credits"`
 	Label   string           `json:"label"`
+	// Labels are the label in each language of the pages ("zh", "en"),
+	// from a catalog; Label is the one shown where no language is chosen.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // FeeTier is a merchant fee rate that applies once the calendar month's

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
+	"strings"
 )
 
 // Decimal is an exact non-negative decimal number such as "7.1234", read
@@ -49,6 +50,19 @@ func MustDecimal(s string) Decimal {
 		panic(err)
 	}
 	return d
+}
+
+// DecimalOf returns r (non-negative) as a Decimal, written as r's exact
+// fraction when r has no finite decimal form ("1000000/3"). It is for
+// values computed from configuration, such as a credit's price derived
+// from credits per CNY.
+func DecimalOf(r *big.Rat) Decimal {
+	r = new(big.Rat).Abs(r)
+	text := r.RatString()
+	if d, err := ParseDecimal(r.FloatString(18)); err == nil && d.r.Cmp(r) == 0 {
+		text = strings.TrimRight(strings.TrimRight(r.FloatString(18), "0"), ".")
+	}
+	return Decimal{text: text, r: r}
 }
 
 // Rat returns d as a new big.Rat the caller may modify.

@@ -11,7 +11,9 @@ import (
 	"math/big"
 	"math/bits"
 	"net/http"
+	"reflect"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"tollgate"
@@ -28,8 +30,19 @@ type Options struct {
 	Source Source
 }
 
-// Pricer answers pricing questions. It is safe for concurrent use.
+// Pricer answers pricing questions from one price table at a time:
+// Replace swaps in another atomically (a catalog reload), and Snapshot
+// returns a Pricer fixed to the table in force, for work that must keep
+// the prices it started with (a request's hold and settle). It is safe
+// for concurrent use.
 type Pricer struct {
+	t    atomic.Pointer[table]
+	opts Options
+}
+
+// table is one configuration's prices; it never changes once built.
+type table struct {
+	rates    RatesConfig // what the feed was built from, to keep it across a Replace
 	baseCur  Currency
 	base     *big.Rat
 	models   map[string]model
@@ -139,10 +152,61 @@ const DefaultMaxStale = time.Hour
 // New validates cfg and returns a Pricer. Nothing is fetched until a
 // price needs a rate.
 func New(cfg Config, opts Options) (*Pricer, error) {
+	t, err := newTable(cfg, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pricer{opts: opts}
+	p.t.Store(t)
+	return p, nil
+}
+
+// Replace validates cfg and makes it the price table in force, at once
+// for every caller; a Snapshot taken before keeps the old one. The rate
+// feed, with the rates it fetched, is kept when cfg's rates section is
+// the same. On error nothing changes. It is Next then Set.
+func (p *Pricer) Replace(cfg Config) error {
+	q, err := p.Next(cfg)
+	if err != nil {
+		return err
+	}
+	p.Set(q)
+	return nil
+}
+
+// Next validates cfg and returns a Pricer of its own for it, sharing p's
+// rate feed when cfg's rates are configured alike; p is unchanged. A
+// reload builds what depends on the new prices on it, then Sets it.
+func (p *Pricer) Next(cfg Config) (*Pricer, error) {
+	t, err := newTable(cfg, p.opts, p.t.Load())
+	if err != nil {
+		return nil, err
+	}
+	q := &Pricer{opts: p.opts}
+	q.t.Store(t)
+	return q, nil
+}
+
+// Set makes q's table the one in force in p, atomically.
+func (p *Pricer) Set(q *Pricer) { p.t.Store(q.t.Load()) }
+
+// Snapshot returns a Pricer fixed to the table in force now: a later
+// Replace of p does not change it (Replace on the snapshot itself does
+// not change p).
+func (p *Pricer) Snapshot() *Pricer {
+	s := &Pricer{opts: p.opts}
+	s.t.Store(p.t.Load())
+	return s
+}
+
+// newTable builds cfg's table; it shares old's feed when the rates are
+// configured alike.
+func newTable(cfg Config, opts Options, old *table) (*table, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Pricer{
+	p := &table{
+		rates:    cfg.Rates,
 		baseCur:  cfg.baseCurrency(),
 		base:     cfg.BasePrice.Rat(),
 		models:   make(map[string]model, len(cfg.Models)),
@@ -162,6 +226,10 @@ func New(cfg Config, opts Options) (*Pricer, error) {
 	}
 	for _, t := range cfg.FeeTiers {
 		p.tiers = append(p.tiers, tier{from: t.FromFen, percent: t.Percent.Rat()})
+	}
+	if old != nil && reflect.DeepEqual(old.rates, cfg.Rates) {
+		p.feed = old.feed
+		return p, nil
 	}
 	src := opts.Source
 	if src == nil {
@@ -197,7 +265,7 @@ func New(cfg Config, opts Options) (*Pricer, error) {
 // Errors: ENOTFOUND for an unknown model; EINVALID for negative counts or a
 // cost beyond int64; EUNAVAILABLE if a rate is needed and none was ever
 // fetched. Safe for concurrent use.
-func (p *Pricer) Cost(ctx context.Context, modelID string, t tollgate.Tokens) (tollgate.Credits, error) {
+func (p *table) Cost(ctx context.Context, modelID string, t tollgate.Tokens) (tollgate.Credits, error) {
 	const op = "pricing.Cost"
 	m, ok := p.models[modelID]
 	if !ok {
@@ -234,7 +302,7 @@ func (p *Pricer) Cost(ctx context.Context, modelID string, t tollgate.Tokens) (t
 // FenPerMCredit returns what 1M credits cost in fen: base price × CNY per
 // base currency × 100, rounded half-up to a whole fen (0.005 CNY rounds
 // up). Errors are as for QuoteTopUp.
-func (p *Pricer) FenPerMCredit(ctx context.Context) (tollgate.Fen, error) {
+func (p *table) FenPerMCredit(ctx context.Context) (tollgate.Fen, error) {
 	const op = "pricing.FenPerMCredit"
 	cny := new(big.Rat).Set(p.base)
 	if p.baseCur != CNY {
@@ -263,7 +331,7 @@ func (p *Pricer) FenPerMCredit(ctx context.Context) (tollgate.Fen, error) {
 //
 // Errors: EINVALID if fen is not positive; EUNAVAILABLE if the rate is
 // older than MaxStale or was never fetched. Safe for concurrent use.
-func (p *Pricer) QuoteTopUp(ctx context.Context, fen tollgate.Fen) (tollgate.Credits, error) {
+func (p *table) QuoteTopUp(ctx context.Context, fen tollgate.Fen) (tollgate.Credits, error) {
 	if fen <= 0 {
 		return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: "pricing.QuoteTopUp", Message: "amount must be positive"}
 	}
@@ -280,14 +348,14 @@ func (p *Pricer) QuoteTopUp(ctx context.Context, fen tollgate.Fen) (tollgate.Cre
 }
 
 // Models returns the ids of the priced models, sorted.
-func (p *Pricer) Models() []string { return sortedKeys(p.models) }
+func (p *table) Models() []string { return sortedKeys(p.models) }
 
 // Packages returns the fixed offers in configured order. They need no
 // exchange rate, so they sell even when the feed is stale.
-func (p *Pricer) Packages() []Package { return append([]Package(nil), p.packages...) }
+func (p *table) Packages() []Package { return append([]Package(nil), p.packages...) }
 
 // Package returns the package with id, or an ENOTFOUND *tollgate.Error.
-func (p *Pricer) Package(id string) (Package, error) {
+func (p *table) Package(id string) (Package, error) {
 	for _, pk := range p.packages {
 		if pk.ID == id {
 			return pk, nil
@@ -303,7 +371,7 @@ func (p *Pricer) Package(id string) (Package, error) {
 // the next payment the new rate (no split). The fee is amount × percent /
 // 100 rounded half-up to a whole fen (0.5 fen rounds up), as WeChat Pay
 // rounds its service fee. A non-positive amount has no fee.
-func (p *Pricer) Fee(amount, monthVolumeBefore tollgate.Fen) tollgate.Fen {
+func (p *table) Fee(amount, monthVolumeBefore tollgate.Fen) tollgate.Fen {
 	if amount <= 0 {
 		return 0
 	}
@@ -324,7 +392,7 @@ func (p *Pricer) Fee(amount, monthVolumeBefore tollgate.Fen) tollgate.Fen {
 // (even past the top-up staleness bound: it is for reports), rounded half-up
 // to a whole fen. Errors: EUNAVAILABLE if a rate is needed and none was ever
 // fetched; EINVALID if the result does not fit in int64.
-func (p *Pricer) ToFen(ctx context.Context, amount *big.Rat, cur Currency) (tollgate.Fen, error) {
+func (p *table) ToFen(ctx context.Context, amount *big.Rat, cur Currency) (tollgate.Fen, error) {
 	const op = "pricing.ToFen"
 	cny := new(big.Rat).Set(amount)
 	if cur != CNY {
@@ -341,4 +409,38 @@ func (p *Pricer) ToFen(ctx context.Context, amount *big.Rat, cur Currency) (toll
 		return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "amount is too large"}
 	}
 	return tollgate.Fen(fen.Int64()), nil
+}
+
+// Cost is the table in force's Cost (see table.Cost).
+func (p *Pricer) Cost(ctx context.Context, modelID string, t tollgate.Tokens) (tollgate.Credits, error) {
+	return p.t.Load().Cost(ctx, modelID, t)
+}
+
+// FenPerMCredit is the table in force's FenPerMCredit.
+func (p *Pricer) FenPerMCredit(ctx context.Context) (tollgate.Fen, error) {
+	return p.t.Load().FenPerMCredit(ctx)
+}
+
+// QuoteTopUp is the table in force's QuoteTopUp.
+func (p *Pricer) QuoteTopUp(ctx context.Context, fen tollgate.Fen) (tollgate.Credits, error) {
+	return p.t.Load().QuoteTopUp(ctx, fen)
+}
+
+// Models returns the ids of the priced models, sorted.
+func (p *Pricer) Models() []string { return p.t.Load().Models() }
+
+// Packages returns the fixed offers in configured order.
+func (p *Pricer) Packages() []Package { return p.t.Load().Packages() }
+
+// Package returns the package with id, or an ENOTFOUND *tollgate.Error.
+func (p *Pricer) Package(id string) (Package, error) { return p.t.Load().Package(id) }
+
+// Fee is the table in force's Fee.
+func (p *Pricer) Fee(amount, monthVolumeBefore tollgate.Fen) tollgate.Fen {
+	return p.t.Load().Fee(amount, monthVolumeBefore)
+}
+
+// ToFen is the table in force's ToFen.
+func (p *Pricer) ToFen(ctx context.Context, amount *big.Rat, cur Currency) (tollgate.Fen, error) {
+	return p.t.Load().ToFen(ctx, amount, cur)
 }

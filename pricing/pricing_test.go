@@ -414,3 +414,39 @@ func TestToFenConvertsAtTheLatestRate(t *testing.T) {
 		}
 	}
 }
+
+// Replace swaps the price table for every caller at once; a Snapshot
+// taken before keeps the prices it was taken at, and a bad table is
+// refused with nothing changed.
+func TestPricerReplaceAndSnapshot(t *testing.T) {
+	ctx := context.Background()
+	cfg := pricing.DefaultConfig()
+	p, err := pricing.New(cfg, pricing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := p.Snapshot()
+	before, _ := p.Cost(ctx, "mock", tollgate.Tokens{Input: 1_000_000})
+	dearer := cfg
+	dearer.Models = map[string]pricing.ModelPrice{"mock": {Currency: pricing.USD, Input: pricing.MustDecimal("3.00"), Output: pricing.MustDecimal("6.00")}}
+	if err := p.Replace(dearer); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := p.Cost(ctx, "mock", tollgate.Tokens{Input: 1_000_000}); got != 3_000_000 {
+		t.Fatalf("after Replace: %d credits", got)
+	}
+	if got, _ := held.Cost(ctx, "mock", tollgate.Tokens{Input: 1_000_000}); got != before || before != 1_000_000 {
+		t.Fatalf("snapshot: %d credits, want %d", got, before)
+	}
+	if _, err := p.Cost(ctx, "gpt-4o", tollgate.Tokens{Input: 1}); tollgate.ErrorCode(err) != tollgate.ENOTFOUND {
+		t.Fatalf("a model the new table drops: %v", err)
+	}
+	bad := dearer
+	bad.BasePrice = pricing.Decimal{}
+	if err := p.Replace(bad); err == nil {
+		t.Fatal("a bad table was accepted")
+	}
+	if got, _ := p.Cost(ctx, "mock", tollgate.Tokens{Input: 1_000_000}); got != 3_000_000 {
+		t.Fatalf("after a refused Replace: %d credits", got)
+	}
+}

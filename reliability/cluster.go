@@ -87,11 +87,15 @@ type Cluster struct {
 	// PreflightRestarts counts instance starts the preflight refused (see
 	// Restart).
 	PreflightRestarts atomic.Int64
-	mu                sync.Mutex
+	// CertRetries counts the attempts of a platform certificate download
+	// for an unknown serial that failed transiently and were made again
+	// within the download (a SYSTEM_ERROR of the faults).
+	CertRetries atomic.Int64
+	mu          sync.Mutex
 	// refetchFailures are when an instance logged that a download of the
-	// platform certificates for an unknown serial failed; certLines the
-	// last "wxpay: platform certificates" line each instance logged (the
-	// serials it holds).
+	// platform certificates for an unknown serial failed (every attempt);
+	// certLines the last "wxpay: platform certificates" line each instance
+	// logged (the serials it holds).
 	refetchFailures []time.Time
 	certLines       map[int]string
 
@@ -170,6 +174,7 @@ func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 		p := &Process{Name: fmt.Sprintf("serve%d", i), Bin: c.Bin, Log: c.Log, Args: append([]string{"serve",
 			"--addr", addr, "--data", filepath.Join(c.Dir, fmt.Sprintf("data%d", i)),
 			"--admin-token", cl.AdminToken, "--public-url", cl.FrontURL,
+			"--refund-policy", "self", // the workload's users refund their own payments through /v1
 			"--database-url", c.DatabaseURL, "--redis-url", c.RedisURL,
 			"--wxpay-url", simURL, "--wxpay-mch-id", cl.SimConfig.MchID, "--wxpay-appid", cl.SimConfig.AppID,
 		}, merchantArgs...)}
@@ -255,10 +260,12 @@ func (cl *Cluster) Exited(i int) <-chan struct{} { return cl.instances[i].Exited
 // waits until it is ready.
 //
 // In production serve runs WeChat Pay's preflight at start and refuses to
-// start when a check fails, a transient SYSTEM_ERROR of the emulator's
-// faults included. An instance that exits so is started again, as a
-// supervisor (systemd's Restart=on-failure) would, up to maxPreflightStarts
-// times; PreflightRestarts counts them.
+// start when a check fails. The preflight makes a call that WeChat Pay
+// fails transiently 3 times, so the emulator's SYSTEM_ERRORs (5 % of
+// queries) refuse a start only when one call fails thrice in a row, about
+// once in 4,000 starts. An instance that exits so is started again, as the
+// supervisor an operator runs serve under (systemd's Restart=on-failure)
+// would, up to maxPreflightStarts times; PreflightRestarts counts them.
 func (cl *Cluster) Restart(ctx context.Context, i int, env ...string) error {
 	for attempt := 1; ; attempt++ {
 		preflight, err := cl.start(ctx, i, env)
@@ -270,9 +277,10 @@ func (cl *Cluster) Restart(ctx context.Context, i int, env ...string) error {
 }
 
 // CertRefetchFailures returns when an instance logged that a download of
-// the platform certificates for an unknown serial failed. Such an instance
-// refuses that serial's messages until wxpay.V3CertificateRefetchInterval
-// has passed since the download began.
+// the platform certificates for an unknown serial failed, every attempt of
+// it. Such an instance refuses that serial's messages until its next
+// download, wxpay.V3CertificateRefetchBackoff later (doubling with each
+// failure in a row, up to wxpay.V3CertificateRefetchInterval).
 func (cl *Cluster) CertRefetchFailures() []time.Time {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
@@ -301,6 +309,8 @@ func (cl *Cluster) start(ctx context.Context, i int, env []string) (preflight bo
 		switch {
 		case strings.Contains(line, "WeChat Pay's preflight"):
 			refused.Store(true)
+		case strings.Contains(line, "platform certificate download failed; trying again"):
+			cl.CertRetries.Add(1)
 		case strings.Contains(line, "platform certificate download for an unknown serial failed"):
 			cl.mu.Lock()
 			cl.refetchFailures = append(cl.refetchFailures, time.Now())

@@ -9,6 +9,7 @@ const maxModels = 3
 
 type packageView struct {
 	ID       string
+	Label    string
 	Yuan     string
 	Credits  string
 	Tokens   []tokenView
@@ -124,7 +125,8 @@ func (h *Handler) checkoutPage(w http.ResponseWriter, r *http.Request) {
 		body.QRURL = base + "?method=" + MethodNative
 	}
 	for _, pk := range pkgs {
-		v := packageView{ID: pk.ID, Yuan: pk.Fen.String(), Credits: compact(int64(pk.Credits), p.Lang), Selected: pk.ID == selected}
+		v := packageView{ID: pk.ID, Yuan: pk.Fen.String(), Credits: compact(int64(pk.Credits), p.Lang), Selected: pk.ID == selected,
+			Label: pk.Labels[p.Lang]}
 		for _, m := range models {
 			if n := tokensFor(int64(pk.Credits), m); n > 0 {
 				v.Tokens = append(v.Tokens, tokenView{Model: m.Model, Count: compact(n, p.Lang)})

@@ -243,6 +243,30 @@ func TestWeChatOAuth(t *testing.T) {
 		r := f.do("GET", callback, "", "User-Agent", uaWeChat)
 		mustOAuthErrorPage(t, f, r, http.StatusBadRequest, "This WeChat sign-in is not valid", 1)
 	})
+	t.Run("ReloadAfterSignIn", func(t *testing.T) {
+		// The payer reloads the page WeChat sent them back to (or comes
+		// back to it): the code is spent, but the browser holds this
+		// session's openid, so it goes on to the checkout, not to an error.
+		for name, cookie := range map[string]string{
+			"StateCookieCleared": "tollgate_wx=" + wx.Value,
+			"StateCookieKept":    "tollgate_wx=" + wx.Value + "; tollgate_wxstate=" + stateCookie.Value, // WeChat refuses the code
+		} {
+			r := f.do("GET", callback, "", "User-Agent", uaWeChat, "Cookie", cookie)
+			if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/checkout/"+tok+"?package=plus" || len(r.Header["Set-Cookie"]) != 0 {
+				t.Fatalf("%s: reload: %d %v %s", name, r.Status, r.Header, r.Body)
+			}
+		}
+		if n := f.orderCount(t); n != 1 {
+			t.Fatalf("%d orders after the reloads, want 1", n)
+		}
+	})
+	t.Run("ErrReloadWithAnotherSessionsOpenID", func(t *testing.T) {
+		// An openid this browser got for another checkout does not sign
+		// it in to this one.
+		other := web.SignSession(secret, web.Session{Account: "acct_2", ExpiresAt: f.clk.Now().Add(time.Hour)})
+		r := f.do("GET", callback, "", "User-Agent", uaWeChat, "Cookie", "tollgate_wx="+signedIn(t, f, other))
+		mustOAuthErrorPage(t, f, r, http.StatusBadRequest, "This WeChat sign-in is not valid", 1)
+	})
 }
 
 // mustOAuthErrorPage checks a failed OAuth callback: the clear page with

@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"mime"
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"strings"
 	"time"
 
@@ -57,6 +59,8 @@ type page struct {
 	Lang       string
 	Title      string
 	Merchant   string
+	Brand      Branding // accent, logo, support, footer
+	BrandVer   string
 	SwitchURL  string
 	Sandbox    bool
 	Script     string // asset name of the page's script, "" for none
@@ -78,6 +82,7 @@ func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, titleKey strin
 	if lang == langZH {
 		other = langEN
 	}
+	b := h.branding()
 	// The switch keeps the page's other parameters (an order coming back
 	// from WeChat Pay, the method, the package).
 	q := url.Values{"lang": {other}}
@@ -87,16 +92,61 @@ func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, titleKey strin
 		}
 	}
 	return page{
+		Brand: b, BrandVer: brandVersion(b),
 		Lang: lang, Title: tr(lang, titleKey), Merchant: h.merchant(), Sandbox: h.Sandbox,
 		SwitchURL: r.URL.Path + "?" + q.Encode(), AssetVer: assetVersion,
 	}
 }
 
 func (h *Handler) merchant() string {
-	if h.MerchantName != "" {
-		return h.MerchantName
+	if b := h.branding(); b.Name != "" {
+		return b.Name
 	}
 	return "tollgate"
+}
+
+// branding is the merchant's branding in force.
+func (h *Handler) branding() Branding {
+	if h.Branding != nil {
+		return h.Branding()
+	}
+	return Branding{Name: h.MerchantName}
+}
+
+// brandVersion changes with the branding, so a page never shows an old
+// colour or logo from the cache.
+func brandVersion(b Branding) string {
+	sum := sha256.Sum256(append([]byte(b.Accent+"\x00"+b.LogoType+"\x00"), b.Logo...))
+	return hex.EncodeToString(sum[:6])
+}
+
+// brandCSS answers GET /web/brand.css: the accent colour over the
+// default green.
+func (h *Handler) brandCSS(w http.ResponseWriter, r *http.Request) {
+	b := h.branding()
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	if b.Accent != "" && accentRE.MatchString(b.Accent) {
+		fmt.Fprintf(w, ":root { --green: %s; --green-dark: %s; }\n", b.Accent, b.Accent)
+	}
+}
+
+var accentRE = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
+// logo answers GET /web/logo: the merchant's logo, never run as a
+// document (an SVG's scripts stay inert).
+func (h *Handler) logo(w http.ResponseWriter, r *http.Request) {
+	b := h.branding()
+	if len(b.Logo) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", b.LogoType)
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	_, _ = w.Write(b.Logo)
 }
 
 // render writes a page; a template failure is logged and answered 500

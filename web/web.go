@@ -89,6 +89,23 @@ type Package struct {
 	ID      string
 	Fen     tollgate.Fen
 	Credits tollgate.Credits
+	// Labels are the package's name per language ("zh", "en"); none
+	// shows just the price and credits.
+	Labels map[string]string
+}
+
+// Branding is what the pages show of the merchant (a catalog's branding).
+type Branding struct {
+	Name string
+	// Accent is the pages' accent colour, "#rrggbb" or "#rgb" (already
+	// checked); "" keeps the default green.
+	Accent string
+	// Support says how to reach the merchant; Footer is a line of text
+	// at the foot of every page.
+	Support, Footer string
+	// Logo is an image shown beside the name, of type LogoType.
+	Logo     []byte
+	LogoType string
 }
 
 // ModelPrice is what 1M tokens of a model cost in credits.
@@ -200,6 +217,10 @@ type Handler struct {
 	PublicURL string
 	// MerchantName is shown on the page, e.g. "Example AI".
 	MerchantName string
+	// Branding, when set, is asked on every page for the merchant's
+	// name, colour, logo, support contact and footer (it wins over
+	// MerchantName), so a catalog reload shows at once.
+	Branding func() Branding
 	// Sandbox shows the "Pay with the emulator" buttons, which call the
 	// emulator mounted at SandboxPath ("/sandbox/wxpay" when empty).
 	Sandbox     bool
@@ -269,6 +290,8 @@ func (h *Handler) Routes() []Route {
 		{"POST /checkout/{session}/orders/{no}/refund", http.HandlerFunc(h.refund), false, jsonBody},
 		{"GET /account/{session}", http.HandlerFunc(h.accountPage), false, smallBody},
 		{"GET /web/assets/{file}", http.HandlerFunc(h.asset), false, smallBody},
+		{"GET /web/brand.css", http.HandlerFunc(h.brandCSS), false, smallBody},
+		{"GET /web/logo", http.HandlerFunc(h.logo), false, smallBody},
 	}
 }
 

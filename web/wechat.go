@@ -182,7 +182,10 @@ func (h *Handler) wechatAuthorize(w http.ResponseWriter, r *http.Request, select
 // where WeChat's OAuth sends the browser back: it checks the state, swaps
 // the code for the openid, keeps the openid in a cookie signed for this
 // session and returns to the checkout, which then pays with the JSAPI
-// sheet. Any failure is a clear page that changes nothing.
+// sheet. Any failure is a clear page that changes nothing, unless the
+// browser already holds this session's openid: then the page was reloaded
+// (or reached again with Back) after signing in, its code spent and its
+// state cookie cleared, and it returns to the checkout as the first time.
 func (h *Handler) wechatCallback(w http.ResponseWriter, r *http.Request) {
 	s, ok := h.sessionPage(w, r)
 	if !ok {
@@ -194,19 +197,26 @@ func (h *Handler) wechatCallback(w http.ResponseWriter, r *http.Request) {
 		h.wechatErrorPage(w, r, http.StatusNotFound, "err.oauth.off")
 		return
 	}
+	fail := func(status int, key string) {
+		if h.openID(r) != "" {
+			h.backToCheckout(w, r)
+			return
+		}
+		h.wechatErrorPage(w, r, status, key)
+	}
 	nonce := ""
 	if c, err := r.Cookie(stateCookie); err == nil {
 		nonce = c.Value
 	}
 	if err := h.checkState(token, q.Get("state"), nonce); err != nil {
-		h.wechatErrorPage(w, r, http.StatusBadRequest, "err.oauth.state")
+		fail(http.StatusBadRequest, "err.oauth.state")
 		return
 	}
 	code := q.Get("code")
 	if !validOAuthCode.MatchString(code) {
 		// WeChat sends no code when the user refused; a malformed one is
 		// not worth asking WeChat about.
-		h.wechatErrorPage(w, r, http.StatusBadRequest, "err.oauth.code")
+		fail(http.StatusBadRequest, "err.oauth.code")
 		return
 	}
 	openid, err := h.OAuth.OpenID(r.Context(), code)
@@ -215,17 +225,23 @@ func (h *Handler) wechatCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case errors.Is(err, ErrOAuthCode):
-		h.wechatErrorPage(w, r, http.StatusBadRequest, "err.oauth.code")
+		fail(http.StatusBadRequest, "err.oauth.code")
 		return
 	case err != nil:
 		h.log().Warn("web: WeChat OAuth", "path", RedactPath(r.URL.Path), "err", err)
-		h.wechatErrorPage(w, r, http.StatusBadGateway, "err.oauth.upstream")
+		fail(http.StatusBadGateway, "err.oauth.upstream")
 		return
 	}
 	http.SetCookie(w, h.sessionCookie(r, stateCookie, "", 0))
 	http.SetCookie(w, h.sessionCookie(r, openIDCookie, h.openIDCookieValue(token, openid, s.ExpiresAt), s.ExpiresAt.Sub(h.now())))
-	back := "/checkout/" + token
-	if p := q.Get("package"); p != "" && validPackageID.MatchString(p) {
+	h.backToCheckout(w, r)
+}
+
+// backToCheckout ends the OAuth round trip: 303 to the checkout, with the
+// package chosen before it.
+func (h *Handler) backToCheckout(w http.ResponseWriter, r *http.Request) {
+	back := "/checkout/" + r.PathValue("session")
+	if p := r.URL.Query().Get("package"); p != "" && validPackageID.MatchString(p) {
 		back += "?package=" + url.QueryEscape(p)
 	}
 	pageHeaders(w)

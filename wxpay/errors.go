@@ -1,8 +1,13 @@
 package wxpay
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
 )
 
 // Sentinel errors for verification and decoding. Callers test them with
@@ -101,6 +106,30 @@ func IsRetryable(err error) bool {
 	}
 	var te *TransportError
 	return errors.As(err, &te)
+}
+
+// transient reports whether err may pass by asking again and says nothing
+// about the merchant's settings: an answer WeChat Pay marks retryable
+// (5xx, 429, SYSTEM_ERROR, FREQUENCY_LIMITED …), an unverified 5xx or 429
+// answer (a fault signed by a certificate not downloaded yet, or a
+// proxy's), or a network failure (no answer, or one cut short). Unlike
+// IsRetryable it does not take every TransportError: a bad signature or an
+// APIv3 key that does not decrypt stays wrong however often it is asked.
+func transient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var api *APIError
+	if errors.As(err, &api) {
+		return api.Retryable()
+	}
+	var uv *v3UnverifiedError
+	if errors.As(err, &uv) {
+		return uv.status >= 500 || uv.status == http.StatusTooManyRequests
+	}
+	var ue *url.Error
+	var ne net.Error
+	return errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // ErrorCode returns the WeChat Pay code of err ("" if err is not an APIError).

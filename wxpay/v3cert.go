@@ -56,7 +56,7 @@ func (c *V3Client) fetchCertificates(ctx context.Context) ([]*x509.Certificate, 
 	}
 	if resp.StatusCode != http.StatusOK {
 		if err := c.Keyring.verify(resp.Header, body, c.now()); err != nil {
-			return nil, &TransportError{Op: "v3 " + op, Err: fmt.Errorf("unverified HTTP %d answer%s: %w", resp.StatusCode, untrustedCode(body), err)}
+			return nil, &TransportError{Op: "v3 " + op, Err: unverifiedAnswer(resp.StatusCode, body, err)}
 		}
 		return nil, fmt.Errorf("wxpay v3 %s: %w", op, v3APIError(resp.StatusCode, body))
 	}

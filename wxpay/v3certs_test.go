@@ -41,6 +41,11 @@ type v3CertFake struct {
 	broken  bool     // guarded by mu; /v3/certificates answers 500
 	noCerts bool     // guarded by mu; /v3/certificates answers 404 (public key mode)
 	refuse  string   // guarded by mu; when set, every request gets 401 SIGN_ERROR with this message
+	flaky   int      // guarded by mu; the next so many GET /v3/certificates answer 500
+	// faults are what the next requests other than GET /v3/certificates
+	// get instead of answer, one each: "500" SYSTEM_ERROR, "429"
+	// FREQUENCY_LIMITED, "drop" (the connection closed, no answer).
+	faults  []string // guarded by mu
 	fetches int      // guarded by mu; GET /v3/certificates seen
 }
 
@@ -97,10 +102,27 @@ func (f *v3CertFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
+	if r.URL.Path != "/v3/certificates" && len(f.faults) > 0 {
+		fault := f.faults[0]
+		f.faults = f.faults[1:]
+		switch fault {
+		case "500":
+			status, body = http.StatusInternalServerError, `{"code":"SYSTEM_ERROR","message":"系统错误"}`
+		case "429":
+			status, body = http.StatusTooManyRequests, `{"code":"FREQUENCY_LIMITED","message":"频率超限"}`
+		case "drop":
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+	}
 	if r.URL.Path == "/v3/certificates" {
 		f.fetches++
 		switch {
-		case f.broken:
+		case f.broken || f.flaky > 0:
+			f.flaky = max(f.flaky-1, 0)
 			status, body = http.StatusInternalServerError, `{"code":"SYSTEM_ERROR","message":"系统错误"}`
 		case f.noCerts:
 			status, body = http.StatusNotFound, `{"code":"RESOURCE_NOT_EXISTS","message":"无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥"}`
@@ -312,6 +334,199 @@ func TestV3CertificatesUnknownAfterRefetch(t *testing.T) {
 	checkUnknownSerial(t, err)
 	if n := f.fetchCount(); n != 3 {
 		t.Errorf("an unknown public key id caused a download (%d)", n)
+	}
+}
+
+// setBroken makes GET /v3/certificates answer 500 SYSTEM_ERROR (signed by
+// the signer, which the keyring may not know yet) or work again.
+func (f *v3CertFake) setBroken(broken bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.broken = broken
+}
+
+// queryV3Run is queryV3 with the fake clock moved past every pause the
+// client takes on it meanwhile (the retries of a download).
+func (f *v3CertFake) queryV3Run(c *wxpay.V3Client) error {
+	var err error
+	f.clock.Run(func() { err = queryV3(c) })
+	return err
+}
+
+// TestV3CertificatesFailedRefetch: WeChat Pay rotates its certificate and
+// answers the download the new serial causes with SYSTEM_ERROR (each of
+// the download's attempts): that message is refused, and so are messages
+// of the next seconds, without a download; once the backoff has passed,
+// the next message signed by the new certificate downloads again and
+// verifies. It is not held back for V3CertificateRefetchInterval.
+func TestV3CertificatesFailedRefetch(t *testing.T) {
+	f, c := newV3CertFake(t)
+	if err := c.Certificates.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.set([]string{v3CertA, v3CertB}, v3CertB)
+	f.setBroken(true)
+	start := f.clock.Now()
+	err := f.queryV3Run(c)
+	checkUnknownSerial(t, err)
+	if !strings.Contains(err.Error(), "SYSTEM_ERROR") {
+		t.Errorf("the refusal does not say the download failed: %v", err)
+	}
+	if n := f.fetchCount(); n != 4 {
+		t.Errorf("%d downloads, want 4 (start-up, then 3 attempts for the new serial)", n)
+	}
+	if took := f.clock.Now().Sub(start); took != 750*time.Millisecond {
+		t.Errorf("the attempts took %v, want 750ms (pauses of 250 and 500 ms)", took)
+	}
+
+	f.setBroken(false)
+	f.clock.Advance(wxpay.V3CertificateRefetchBackoff - time.Millisecond)
+	err = queryV3(c)
+	checkUnknownSerial(t, err)
+	if !strings.Contains(err.Error(), "the last download failed") {
+		t.Errorf("a refusal within the backoff does not say why: %v", err)
+	}
+	h, body := f.notification(t, v3CertB)
+	_, err = c.ParseNotification(h, body)
+	checkUnknownSerial(t, err)
+	if n := f.fetchCount(); n != 4 {
+		t.Errorf("%d downloads within the backoff, want still 4", n)
+	}
+
+	f.clock.Advance(time.Millisecond)
+	h, body = f.notification(t, v3CertB)
+	if _, err := c.ParseNotification(h, body); err != nil {
+		t.Fatalf("notification signed by the new certificate %v after a failed download: %v", wxpay.V3CertificateRefetchBackoff, err)
+	}
+	if err := queryV3(c); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.fetchCount(); n != 5 {
+		t.Errorf("%d downloads, want 5", n)
+	}
+
+	// The download that succeeded starts the minute: a serial WeChat Pay
+	// does not list is refused without a download until it has passed,
+	// then after one.
+	f.set([]string{v3CertA, v3CertB}, v3CertC)
+	for range 3 {
+		checkUnknownSerial(t, queryV3(c))
+	}
+	if n := f.fetchCount(); n != 5 {
+		t.Errorf("%d downloads for an unlisted serial within the minute, want still 5", n)
+	}
+	f.clock.Advance(wxpay.V3CertificateRefetchInterval)
+	checkUnknownSerial(t, queryV3(c))
+	checkUnknownSerial(t, queryV3(c))
+	if n := f.fetchCount(); n != 6 {
+		t.Errorf("%d downloads for an unlisted serial a minute later, want 6", n)
+	}
+}
+
+// TestV3CertificatesFailedRefetchBackoff: while the downloads keep
+// failing, the wait after each doubles from V3CertificateRefetchBackoff up
+// to V3CertificateRefetchInterval, and each download makes its 3 attempts;
+// a success ends the backoff.
+func TestV3CertificatesFailedRefetchBackoff(t *testing.T) {
+	f, c := newV3CertFake(t)
+	if err := c.Certificates.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.set([]string{v3CertA, v3CertB}, v3CertB)
+	f.setBroken(true)
+	checkUnknownSerial(t, f.queryV3Run(c))
+	downloads := 4
+	for _, wait := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second, time.Minute, time.Minute} {
+		f.clock.Advance(wait - time.Millisecond)
+		checkUnknownSerial(t, queryV3(c))
+		if n := f.fetchCount(); n != downloads {
+			t.Fatalf("%d downloads %v after a failure, want %d", n, wait-time.Millisecond, downloads)
+		}
+		f.clock.Advance(time.Millisecond)
+		checkUnknownSerial(t, f.queryV3Run(c))
+		downloads += 3
+		if n := f.fetchCount(); n != downloads {
+			t.Fatalf("%d downloads %v after a failure, want %d", n, wait, downloads)
+		}
+	}
+	f.setBroken(false)
+	f.clock.Advance(time.Minute)
+	if err := queryV3(c); err != nil {
+		t.Fatal(err)
+	}
+	// A later rotation downloads at once, the backoff forgotten, and
+	// one attempt that fails is made up for by the next.
+	f.clock.Advance(wxpay.V3CertificateRefetchInterval)
+	f.set([]string{v3CertA, v3CertB, v3CertC}, v3CertC)
+	f.mu.Lock()
+	f.flaky = 1
+	f.mu.Unlock()
+	if err := f.queryV3Run(c); err != nil {
+		t.Fatalf("one SYSTEM_ERROR among the attempts: %v", err)
+	}
+	if n := f.fetchCount(); n != downloads+3 {
+		t.Errorf("%d downloads, want %d", n, downloads+3)
+	}
+}
+
+// TestV3CertificatesFailedRefetchSingleFlight: many messages naming the
+// new serial while the download fails share one download (its attempts),
+// and after the backoff one download again, which verifies them all.
+func TestV3CertificatesFailedRefetchSingleFlight(t *testing.T) {
+	f, c := newV3CertFake(t)
+	if err := c.Certificates.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.set([]string{v3CertA, v3CertB}, v3CertB)
+	f.setBroken(true)
+	many := func() (failed int) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		f.clock.Run(func() {
+			for range 16 {
+				wg.Go(func() { errs <- queryV3(c) })
+			}
+			wg.Wait()
+		})
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				checkUnknownSerial(t, err)
+				failed++
+			}
+		}
+		return failed
+	}
+	if failed := many(); failed != 16 {
+		t.Errorf("%d of 16 answers refused while the download fails, want 16", failed)
+	}
+	if n := f.fetchCount(); n != 4 {
+		t.Errorf("%d downloads, want 4 (start-up, one download of 3 attempts)", n)
+	}
+	f.setBroken(false)
+	f.clock.Advance(wxpay.V3CertificateRefetchBackoff)
+	if failed := many(); failed != 0 {
+		t.Errorf("%d of 16 answers refused after the backoff", failed)
+	}
+	if n := f.fetchCount(); n != 5 {
+		t.Errorf("%d downloads, want 5", n)
+	}
+}
+
+// TestV3CertificatesRefetchNotRetried: a download that fails for a reason
+// asking again does not cure (an APIv3 key that does not decrypt) is made
+// once, then backs off like any failure.
+func TestV3CertificatesRefetchNotRetried(t *testing.T) {
+	f, c := newV3CertFake(t)
+	if err := c.Certificates.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.set([]string{v3CertA, v3CertB}, v3CertB)
+	c.APIv3Key = "0123456789abcdefghijklmnopqrstuw"
+	checkUnknownSerial(t, f.queryV3Run(c))
+	checkUnknownSerial(t, queryV3(c))
+	if n := f.fetchCount(); n != 2 {
+		t.Errorf("%d downloads, want 2 (start-up, one attempt)", n)
 	}
 }
 

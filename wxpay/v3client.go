@@ -266,14 +266,19 @@ func (c *V3Client) roundTrip(ctx context.Context, call v3Call, limit int64) (res
 // verifySigned verifies a signed answer or notification with Keyring at
 // the client's time. When the signer is a certificate serial Keyring does
 // not know (or no longer holds as valid) and Certificates is set, the
-// certificates are re-fetched (at most once a minute, shared by concurrent
-// callers) and the message verified once more.
+// certificates are re-fetched (shared by concurrent callers, at most once
+// a minute after a download that succeeded) and the message verified once
+// more; if the serial is still unknown because the download failed, the
+// error says so.
 func (c *V3Client) verifySigned(ctx context.Context, h http.Header, body []byte) error {
 	err := c.Keyring.verify(h, body, c.now())
 	if err != nil && c.Certificates != nil && errors.Is(err, ErrUnknownSerial) &&
 		!strings.HasPrefix(h.Get(HeaderV3Serial), V3PublicKeyIDPrefix) {
-		c.Certificates.refetchUnknown(ctx)
+		ferr := c.Certificates.refetchUnknown(ctx)
 		err = c.Keyring.verify(h, body, c.now())
+		if err != nil && ferr != nil && errors.Is(err, ErrUnknownSerial) {
+			err = fmt.Errorf("%w (%v)", err, ferr)
+		}
 	}
 	return err
 }
@@ -284,7 +289,7 @@ func (c *V3Client) verifySigned(ctx context.Context, h http.Header, body []byte)
 // set) re-fetch the platform certificates once before it is refused.
 func (c *V3Client) verifyAnswer(ctx context.Context, op string, resp *http.Response, body []byte) error {
 	if err := c.verifySigned(ctx, resp.Header, body); err != nil {
-		return &TransportError{Op: "v3 " + op, Err: fmt.Errorf("unverified HTTP %d answer%s: %w", resp.StatusCode, untrustedCode(body), err)}
+		return &TransportError{Op: "v3 " + op, Err: unverifiedAnswer(resp.StatusCode, body, err)}
 	}
 	return nil
 }
@@ -313,16 +318,38 @@ func v3APIError(status int, body []byte) *APIError {
 	return e
 }
 
-// untrustedCode quotes the code of an error body that failed verification,
-// for the error text only: it is never returned as an APIError, so that a
+// v3UnverifiedError is the cause, inside a *TransportError, of an answer
+// whose signature did not verify (err): its HTTP status, a fact about the
+// connection, and the code its body claims, quoted for the error text and
+// for telling a transient failure (a 500 signed by a certificate not yet
+// downloaded) from the rest, but never returned as an APIError, so that a
 // forged ORDER_NOT_EXIST cannot pass for WeChat Pay's word.
-func untrustedCode(body []byte) string {
-	var b v3ErrorBody
-	if json.Unmarshal(body, &b) != nil || b.Code == "" {
-		return ""
-	}
-	return fmt.Sprintf(" claiming %.40q", b.Code)
+type v3UnverifiedError struct {
+	status int
+	code   string // claimed, at most 40 characters quoted
+	err    error
 }
+
+func unverifiedAnswer(status int, body []byte, err error) *v3UnverifiedError {
+	e := &v3UnverifiedError{status: status, err: err}
+	var b v3ErrorBody
+	if json.Unmarshal(body, &b) == nil {
+		e.code = b.Code
+	}
+	return e
+}
+
+// Error implements error.
+func (e *v3UnverifiedError) Error() string {
+	claim := ""
+	if e.code != "" {
+		claim = fmt.Sprintf(" claiming %.40q", e.code)
+	}
+	return fmt.Sprintf("unverified HTTP %d answer%s: %v", e.status, claim, e.err)
+}
+
+// Unwrap returns the verification error.
+func (e *v3UnverifiedError) Unwrap() error { return e.err }
 
 // v3NonceAlphabet is the alphabet of request nonces, as the SDKs use.
 const v3NonceAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

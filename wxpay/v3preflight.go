@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"tollgate"
 )
 
 // CheckResult is the outcome of one Preflight check. Problem, when OK is
@@ -31,6 +33,15 @@ const (
 	CheckMerchant   = "merchant signature"   // mch id, private key and certificate serial accepted
 	CheckWechatpay  = "WeChat Pay signature" // answers verify with the configured public key / certificates
 	CheckAPIv3Key   = "APIv3 key"            // the APIv3 key decrypts what WeChat Pay encrypts
+)
+
+// Preflight's retries of a transient failure (WeChat Pay's 5xx and 429,
+// SYSTEM_ERROR, FREQUENCY_LIMITED, a network error): each call is made up
+// to v3PreflightAttempts times, pausing v3PreflightPause, then twice as
+// long, on the client's clock, within the caller's context.
+const (
+	v3PreflightAttempts = 3
+	v3PreflightPause    = time.Second
 )
 
 // preflightOutPref starts the order number Preflight queries, followed by
@@ -71,6 +82,14 @@ const (
 //     /v3/certificates when WeChat Pay still serves it for the merchant,
 //     and otherwise only by its length.
 //
+// A call that fails transiently (WeChat Pay's 5xx or 429, SYSTEM_ERROR,
+// FREQUENCY_LIMITED, a network error) is made again, 3 times in all, a
+// second then two apart on the client's clock, within ctx. One that still
+// fails is reported by the connection check, as WeChat Pay's fault ("WeChat
+// Pay answered 500 SYSTEM_ERROR (a fault on its side; try again)") or as
+// WeChat Pay out of reach, never as a setting to fix; the checks that
+// needed its answer are "not checked".
+//
 // It changes nothing at WeChat Pay. A check that cannot run because an
 // earlier one failed is reported not OK, "not checked: …".
 func (c *V3Client) Preflight(ctx context.Context) []CheckResult {
@@ -85,34 +104,160 @@ func (c *V3Client) Preflight(ctx context.Context) []CheckResult {
 	// Certificate mode: download first, which bootstraps the keyring the
 	// probe's answer is verified with.
 	var certErr error
+	var certTries int
 	certMode := c.Certificates != nil
 	if certMode {
-		certErr = c.Certificates.Refresh(ctx)
+		certTries = c.preflightRetry(ctx, func() bool {
+			certErr = c.Certificates.Refresh(ctx)
+			return transient(certErr)
+		})
 	}
 
-	p := c.preflightProbe(ctx)
-	out = append(out, p.connection(c))
+	var p *v3PreflightProbe
+	probeTries := c.preflightRetry(ctx, func() bool {
+		p = c.preflightProbe(ctx)
+		return p.transient()
+	})
 	if p.err != nil {
+		out = append(out, preflightFaultOf(probeQuery, probeTries, p.err).problem(c))
 		for _, name := range []string{CheckClock, CheckMerchant, CheckWechatpay, CheckAPIv3Key} {
 			out = append(out, notChecked(name, "WeChat Pay could not be reached"))
 		}
 		return out
 	}
-	merchant, wechatpay := p.merchant(c), p.wechatpay(c, certErr)
-	out = append(out, p.clock(), merchant, wechatpay)
 
+	connection := CheckResult{Name: CheckConnection, OK: true}
+	var merchant, wechatpay CheckResult
+	switch {
+	case p.transient():
+		connection = p.fault(probeTries).problem(c)
+		merchant = notChecked(CheckMerchant, "WeChat Pay answered the order query with a fault (see "+CheckConnection+")")
+		wechatpay = CheckResult{Name: CheckWechatpay, OK: true}
+		if p.verify != nil {
+			wechatpay = notChecked(CheckWechatpay, "WeChat Pay answered the order query with a fault (see "+CheckConnection+")")
+		}
+	case certMode && transient(certErr) && p.verify != nil:
+		// No certificate to verify the probe's answer with.
+		connection = preflightFaultOf(certDownload, certTries, certErr).problem(c)
+		why := "the platform certificates to verify WeChat Pay's answers could not be downloaded (see " + CheckConnection + ")"
+		merchant, wechatpay = notChecked(CheckMerchant, why), notChecked(CheckWechatpay, why)
+	default:
+		if certMode && transient(certErr) {
+			connection = preflightFaultOf(certDownload, certTries, certErr).problem(c)
+		}
+		merchant, wechatpay = p.merchant(c), p.wechatpay(c, certErr)
+	}
+
+	var apiv3 CheckResult
 	switch {
 	case certMode:
-		out = append(out, apiv3Check(certErr, true))
+		apiv3 = apiv3Check(certErr, true)
 	case len(c.APIv3Key) != v3KeyLen:
-		out = append(out, notChecked(CheckAPIv3Key, "its length is wrong (see "+CheckConfig+")"))
+		apiv3 = notChecked(CheckAPIv3Key, "its length is wrong (see "+CheckConfig+")")
+	case p.transient():
+		apiv3 = notChecked(CheckAPIv3Key, "WeChat Pay answered the order query with a fault (see "+CheckConnection+")")
 	case !merchant.OK || !wechatpay.OK:
-		out = append(out, notChecked(CheckAPIv3Key, "WeChat Pay's answers cannot be trusted yet (see above)"))
+		apiv3 = notChecked(CheckAPIv3Key, "WeChat Pay's answers cannot be trusted yet (see above)")
 	default:
-		_, err := c.fetchCertificates(ctx)
-		out = append(out, apiv3Check(err, false))
+		var err error
+		tries := c.preflightRetry(ctx, func() bool {
+			_, err = c.fetchCertificates(ctx)
+			return transient(err)
+		})
+		apiv3 = apiv3Check(err, false)
+		if transient(err) && connection.OK {
+			connection = preflightFaultOf(certDownload, tries, err).problem(c)
+		}
 	}
-	return out
+	return append(out, connection, p.clock(), merchant, wechatpay, apiv3)
+}
+
+// preflightRetry calls call, which reports whether it failed transiently,
+// until it did not, v3PreflightAttempts calls were made or ctx ends, and
+// returns the number of calls made.
+func (c *V3Client) preflightRetry(ctx context.Context, call func() (transient bool)) (attempts int) {
+	clock := tollgate.ClockOr(c.Clock)
+	pause := v3PreflightPause
+	for attempts = 1; ; attempts++ {
+		if !call() || attempts == v3PreflightAttempts || tollgate.Sleep(ctx, clock, pause) != nil {
+			return attempts
+		}
+		pause *= 2
+	}
+}
+
+// The calls Preflight makes, as its problems name them.
+const (
+	probeQuery   = "the order query"
+	certDownload = "the platform certificate download (GET /v3/certificates)"
+)
+
+// preflightFault is a call of Preflight that still failed after its
+// attempts: WeChat Pay's answer (status, code and message; verified when
+// its signature verified), or no answer (err).
+type preflightFault struct {
+	call      string
+	attempts  int
+	status    int
+	code, msg string
+	verified  bool
+	err       error
+}
+
+// preflightFaultOf describes err, the last error of call.
+func preflightFaultOf(call string, attempts int, err error) preflightFault {
+	f := preflightFault{call: call, attempts: attempts}
+	var api *APIError
+	var uv *v3UnverifiedError
+	switch {
+	case errors.As(err, &api):
+		f.status, f.code, f.msg, f.verified = api.HTTPStatus, api.Code, api.Message, true
+	case errors.As(err, &uv):
+		f.status, f.code = uv.status, uv.code
+	default:
+		f.err = err
+	}
+	return f
+}
+
+// problem is the connection check's problem for f, in the operator's
+// words: WeChat Pay's fault, or WeChat Pay out of reach.
+func (f preflightFault) problem(c *V3Client) CheckResult {
+	tries := "1 attempt"
+	if f.attempts != 1 {
+		tries = strconv.Itoa(f.attempts) + " attempts"
+	}
+	if f.err != nil {
+		cause := f.err
+		var te *TransportError
+		if errors.As(cause, &te) {
+			cause = te.Err
+		}
+		var ue *url.Error
+		if errors.As(cause, &ue) {
+			cause = ue.Err
+		}
+		return problem(CheckConnection, "cannot reach WeChat Pay at %s (%v; %s, %s): check %s and the network (DNS, firewall, proxy)",
+			c.baseURL(), cause, f.call, tries, flagURL)
+	}
+	answer := strconv.Itoa(f.status)
+	if f.code != "" {
+		answer += " " + fmt.Sprintf("%.40s", f.code)
+	} else {
+		answer += " " + http.StatusText(f.status)
+	}
+	advice := "a fault on its side; try again"
+	if f.status == http.StatusTooManyRequests || f.code == "FREQUENCY_LIMITED" || f.code == "RATELIMIT_EXCEEDED" {
+		advice = "too many calls for now; try again in a minute"
+	}
+	detail := ""
+	switch {
+	case !f.verified:
+		detail = "; the answer's signature could not be verified"
+	case strings.TrimSpace(f.msg) != "":
+		detail = fmt.Sprintf(": %.200s", strings.TrimSpace(f.msg))
+	}
+	return problem(CheckConnection, "WeChat Pay answered %s (%s) to %s, %s%s", answer, advice, f.call, tries, detail)
 }
 
 func notChecked(name, why string) CheckResult {
@@ -189,6 +334,22 @@ type v3PreflightProbe struct {
 	now    time.Time
 }
 
+// transient reports whether the probe failed in a way that may pass by
+// asking again: no answer for a network reason, or a 5xx or 429 answer
+// (verified or not: a proxy's 502 says nothing about the settings either),
+// or a verified answer whose code WeChat Pay says to retry.
+func (p *v3PreflightProbe) transient() bool {
+	if p.err != nil {
+		return transient(p.err)
+	}
+	return p.status >= 500 || p.status == http.StatusTooManyRequests || (p.verify == nil && retryableCodes[p.code])
+}
+
+// fault describes the probe's last answer, transient, after attempts.
+func (p *v3PreflightProbe) fault(attempts int) preflightFault {
+	return preflightFault{call: probeQuery, attempts: attempts, status: p.status, code: p.code, msg: p.msg, verified: p.verify == nil}
+}
+
 // preflightProbe queries an order number that exists nowhere.
 func (c *V3Client) preflightProbe(ctx context.Context) *v3PreflightProbe {
 	no := preflightOutPref
@@ -213,26 +374,6 @@ func (c *V3Client) preflightProbe(ctx context.Context) *v3PreflightProbe {
 	// Keyring as it is: Preflight has just downloaded the certificates.
 	p.verify = c.Keyring.verify(resp.Header, body, p.now)
 	return p
-}
-
-func (p *v3PreflightProbe) connection(c *V3Client) CheckResult {
-	if p.err == nil {
-		return CheckResult{Name: CheckConnection, OK: true}
-	}
-	base := c.BaseURL
-	if base == "" {
-		base = DefaultV3BaseURL
-	}
-	cause := p.err
-	var te *TransportError
-	if errors.As(cause, &te) {
-		cause = te.Err
-	}
-	var ue *url.Error
-	if errors.As(cause, &ue) {
-		cause = ue.Err
-	}
-	return problem(CheckConnection, "cannot reach WeChat Pay at %s (%v): check %s and the network (DNS, firewall, proxy)", base, cause, flagURL)
 }
 
 // answerTime returns the time an answer was sent: Wechatpay-Timestamp, or
@@ -350,6 +491,9 @@ func (p *v3PreflightProbe) wechatpay(c *V3Client, certErr error) CheckResult {
 		case strings.HasPrefix(serial, V3PublicKeyIDPrefix):
 			return problem(CheckWechatpay, "WeChat Pay signs merchant %s's answers with public key %s, not %s: set %s %s and %s to that key's file", c.MchID, serial, strings.Join(pubIDs, ", "), flagPubKeyID, serial, flagPubKey)
 		case certMode:
+			if transient(certErr) {
+				return notChecked(CheckWechatpay, "the platform certificates could not be downloaded (see "+CheckConnection+")")
+			}
 			if certErr != nil {
 				return notChecked(CheckWechatpay, "the platform certificates could not be downloaded (see "+CheckAPIv3Key+")")
 			}
@@ -376,6 +520,8 @@ func apiv3Check(err error, certMode bool) CheckResult {
 		// Public key mode, no certificates to decrypt: the length is all
 		// that can be checked before a notification arrives.
 		return CheckResult{Name: CheckAPIv3Key, OK: true}
+	case transient(err):
+		return notChecked(CheckAPIv3Key, "the platform certificates could not be downloaded (see "+CheckConnection+")")
 	}
 	return notChecked(CheckAPIv3Key, "the platform certificates could not be downloaded ("+err.Error()+")")
 }

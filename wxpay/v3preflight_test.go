@@ -328,19 +328,166 @@ func TestV3PreflightFake(t *testing.T) {
 	}
 }
 
+// preflightRun runs c's Preflight with clock moved past every pause it
+// takes (its retries).
+func preflightRun(clock *clocktest.Clock, c *wxpay.V3Client) []wxpay.CheckResult {
+	var got []wxpay.CheckResult
+	clock.Run(func() { got = c.Preflight(context.Background()) })
+	return got
+}
+
 func TestV3PreflightUnreachable(t *testing.T) {
 	f, c := newV3CertFake(t)
 	f.status, f.answer = http.StatusNotFound, v3OrderNotExist
 	srv := httptest.NewServer(http.NotFoundHandler())
 	c.BaseURL = srv.URL + "/sandbox/wxpay"
 	srv.Close()
-	checkPreflight(t, c, c.Preflight(context.Background()), map[string]preflightWant{
-		wxpay.CheckConnection: problemWith("cannot reach", srv.URL, "--wxpay-url"),
+	checkPreflight(t, c, preflightRun(f.clock, c), map[string]preflightWant{
+		wxpay.CheckConnection: problemWith("cannot reach", srv.URL, "--wxpay-url", "3 attempts"),
 		wxpay.CheckClock:      problemWith("not checked"),
 		wxpay.CheckMerchant:   problemWith("not checked"),
 		wxpay.CheckWechatpay:  problemWith("not checked"),
 		wxpay.CheckAPIv3Key:   problemWith("not checked"),
 	})
+}
+
+// notAKeyProblem are the flags of settings a transient failure must not
+// be blamed on.
+var notAKeyProblem = []string{"--wxpay-mch-id", "--wxpay-private-key", "--wxpay-cert-serial", "--wxpay-apiv3-key-file", "--wxpay-public-key", "does not match", "does not decrypt"}
+
+// transientWant is what Preflight must say when WeChat Pay kept failing:
+// the connection check names the fault in the operator's words, with
+// has; the checks that needed the answer are not checked; no setting is
+// blamed. ok are the checks that could run and passed.
+func transientWant(has []string, ok ...string) map[string]preflightWant {
+	w := map[string]preflightWant{}
+	for _, name := range preflightOrder[1:] {
+		w[name] = preflightWant{has: []string{"not checked", "see connection"}, hasNot: notAKeyProblem}
+	}
+	w[wxpay.CheckConnection] = preflightWant{has: has, hasNot: notAKeyProblem}
+	w[wxpay.CheckClock] = okCheck
+	for _, name := range ok {
+		w[name] = okCheck
+	}
+	return w
+}
+
+// TestV3PreflightTransientEmulator: the emulator answers order queries
+// (and GET /v3/certificates) with 500 SYSTEM_ERROR, always or now and
+// then. A share of faults is made up for by the retries; faults every
+// time are reported as WeChat Pay's, after 3 attempts a second then two
+// apart on the client's clock, and blame no setting.
+func TestV3PreflightTransientEmulator(t *testing.T) {
+	newSim := func(t *testing.T, faults wxpaysim.Faults) (*wxpaysim.Server, *wxpay.V3Client, *clocktest.Clock) {
+		clock := clocktest.New(v3TestNow)
+		sim := &wxpaysim.Server{Clock: clock, Logf: t.Logf}
+		t.Cleanup(func() { sim.Close() })
+		if err := sim.SetFaults(faults); err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(http.StripPrefix(simMount, sim))
+		t.Cleanup(srv.Close)
+		cfg := sim.Config()
+		key, err := wxpay.LoadRSAPrivateKeyPEM([]byte(cfg.MerchantPrivateKeyPEM))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyring := wxpay.NewV3Keyring()
+		if err := keyring.AddPublicKeyPEM(cfg.PlatformKeyID, []byte(cfg.PlatformPublicKeyPEM)); err != nil {
+			t.Fatal(err)
+		}
+		return sim, &wxpay.V3Client{
+			BaseURL: srv.URL + simMount, MchID: cfg.MchID, AppID: cfg.AppID, MerchantSerialNo: cfg.MerchantSerial,
+			MerchantKey: key, APIv3Key: cfg.APIv3Key, Keyring: keyring, WechatpaySerial: cfg.PlatformKeyID,
+			HTTPClient: srv.Client(), Clock: clock,
+		}, clock
+	}
+	t.Run("Always", func(t *testing.T) {
+		sim, c, clock := newSim(t, wxpaysim.Faults{SystemError: map[string]float64{"query": 1}})
+		start := clock.Now()
+		got := preflightRun(clock, c)
+		// The 500s are signed by WeChat Pay's public key: that check ran.
+		checkPreflight(t, c, got, transientWant([]string{"WeChat Pay answered 500 SYSTEM_ERROR (a fault on its side; try again)", "the order query", "3 attempts"}, wxpay.CheckWechatpay))
+		if n := sim.Stats().SystemErrors["query"]; n != 3 {
+			t.Errorf("%d SYSTEM_ERRORs answered, want 3 (one query, 3 attempts)", n)
+		}
+		if took := clock.Now().Sub(start); took != 3*time.Second {
+			t.Errorf("the attempts took %v on the clock, want 3s (1 s, then 2 s)", took)
+		}
+	})
+	t.Run("Share", func(t *testing.T) {
+		// Seed 13: the query fails twice, then passes; the certificate
+		// check (404 in public key mode) fails once, then passes.
+		sim, c, clock := newSim(t, wxpaysim.Faults{Seed: 13, SystemError: map[string]float64{"query": 0.5}})
+		checkPreflight(t, c, preflightRun(clock, c), nil)
+		if n := sim.Stats().SystemErrors["query"]; n != 3 {
+			t.Errorf("%d SYSTEM_ERRORs answered, want 3 (seed 13 no longer draws them)", n)
+		}
+	})
+	t.Run("Cancelled", func(t *testing.T) {
+		// The caller's context bounds the retries: nothing waits for the
+		// clock once it has ended.
+		sim, c, _ := newSim(t, wxpaysim.Faults{SystemError: map[string]float64{"query": 1}})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		got := c.Preflight(ctx)
+		if got[1].OK {
+			t.Errorf("connection OK with a cancelled context: %+v", got)
+		}
+		if n := sim.Stats().SystemErrors["query"]; n > 1 {
+			t.Errorf("%d attempts after the context ended", n)
+		}
+	})
+}
+
+// TestV3PreflightTransientFake: one transient failure of any call (500
+// SYSTEM_ERROR, 429 FREQUENCY_LIMITED, a dropped connection, a 500 to the
+// certificate download before any certificate is held) is made up for by
+// a retry; a certificate download that always fails is reported as
+// WeChat Pay's fault, not as the APIv3 key's.
+func TestV3PreflightTransientFake(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		mutate func(f *v3CertFake, c *wxpay.V3Client)
+		want   map[string]preflightWant
+	}{
+		{name: "QuerySystemErrorOnce", mutate: func(f *v3CertFake, _ *wxpay.V3Client) { f.faults = []string{"500"} }},
+		{name: "QuerySystemErrorTwice", mutate: func(f *v3CertFake, _ *wxpay.V3Client) { f.faults = []string{"500", "500"} }},
+		{name: "QueryFrequencyLimited", mutate: func(f *v3CertFake, _ *wxpay.V3Client) { f.faults = []string{"429"} }},
+		{name: "QueryConnectionDropped", mutate: func(f *v3CertFake, _ *wxpay.V3Client) { f.faults = []string{"drop"} }},
+		{name: "CertificatesSystemErrorOnce", mutate: func(f *v3CertFake, _ *wxpay.V3Client) { f.flaky = 1 }},
+		{
+			name:   "QueryAlwaysFrequencyLimited",
+			mutate: func(f *v3CertFake, _ *wxpay.V3Client) { f.faults = []string{"429", "429", "429"} },
+			want:   transientWant([]string{"WeChat Pay answered 429 FREQUENCY_LIMITED (too many calls for now; try again in a minute)", "频率超限"}, wxpay.CheckWechatpay, wxpay.CheckAPIv3Key),
+		},
+		{
+			name:   "CertificatesAlwaysSystemError",
+			mutate: func(f *v3CertFake, _ *wxpay.V3Client) { f.broken = true },
+			want: transientWant([]string{"WeChat Pay answered 500 SYSTEM_ERROR (a fault on its side; try again)", "GET /v3/certificates", "3 attempts"},
+				wxpay.CheckClock),
+		},
+		{
+			name: "PublicKeyModeCertificatesAlwaysSystemError",
+			mutate: func(f *v3CertFake, c *wxpay.V3Client) {
+				c.Certificates, c.Keyring = nil, MustV3Keyring(t)
+				f.set([]string{v3CertA}, v3TestPubKeyID)
+				f.broken = true
+			},
+			want: transientWant([]string{"WeChat Pay answered 500 SYSTEM_ERROR (a fault on its side; try again)", "GET /v3/certificates"},
+				wxpay.CheckMerchant, wxpay.CheckWechatpay),
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, c := newV3CertFake(t)
+			f.status, f.answer = http.StatusNotFound, v3OrderNotExist
+			tt.mutate(f, c)
+			checkPreflight(t, c, preflightRun(f.clock, c), tt.want)
+			if len(f.faults) != 0 {
+				t.Errorf("faults left unused: %v", f.faults)
+			}
+		})
+	}
 }
 
 // TestV3PreflightConfig: settings no request can be made with are named

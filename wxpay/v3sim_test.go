@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate/internal/clocktest"
 	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
@@ -123,7 +124,7 @@ func TestV3SimJSAPI(t *testing.T) {
 
 // TestV3SimH5 pays an H5 order through its h5_url, as a phone's browser.
 func TestV3SimH5(t *testing.T) {
-	e := newV3SimEnv(t, nil)
+	e := newV3SimEnv(t, func(s *wxpaysim.Server) { s.RedirectHosts = []string{"merchant.example"} })
 	r := v3TestH5Order()
 	r.OutTradeNo, r.TimeExpire = "tg_h5_0001", time.Now().Add(30*time.Minute)
 	h5URL, err := e.c.H5Order(context.Background(), r)
@@ -189,4 +190,49 @@ func TestV3SimCertificates(t *testing.T) {
 		t.Errorf("retired certificate %s still verifies", first[0])
 	}
 	e.mustState(t, o.OutTradeNo, wxpay.V3TradeStateNotPay)
+}
+
+// TestV3SimCertificatesRotationDuringFaults is the reliability harness's
+// finding in isolation: WeChat Pay rotates its certificate while it
+// answers SYSTEM_ERROR (to GET /v3/certificates too). The answer signed
+// by the new certificate is refused after the download's 3 attempts
+// failed; once WeChat Pay is healthy again, the next answer is verified
+// V3CertificateRefetchBackoff later, not a minute later.
+func TestV3SimCertificatesRotationDuringFaults(t *testing.T) {
+	clock := clocktest.New(v3TestNow)
+	e := newV3SimEnv(t, func(s *wxpaysim.Server) { s.PlatformCertificates, s.Clock = true, clock })
+	e.c.Clock = clock
+	ctx := context.Background()
+	for _, r := range e.c.Preflight(ctx) {
+		if !r.OK {
+			t.Fatalf("preflight %s: %s", r.Name, r.Problem)
+		}
+	}
+	o := v3TestOrder()
+	o.OutTradeNo, o.TimeExpire = "tg_cert_0002", clock.Now().Add(30*time.Minute)
+	if _, err := e.c.NativeOrder(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	second, err := e.sim.RotateCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.SetFaults(wxpaysim.Faults{SystemError: map[string]float64{"query": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Run(func() { _, err = e.c.QueryOrder(ctx, o.OutTradeNo) })
+	checkUnknownSerial(t, err)
+	if n := e.certFetches.Load(); n != 4 {
+		t.Errorf("%d downloads, want 4 (preflight, then 3 attempts for the new serial)", n)
+	}
+	if err := e.sim.SetFaults(wxpaysim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.c.QueryOrder(ctx, o.OutTradeNo)
+	checkUnknownSerial(t, err)
+	clock.Advance(wxpay.V3CertificateRefetchBackoff)
+	e.mustState(t, o.OutTradeNo, wxpay.V3TradeStateNotPay)
+	if got := e.c.Certificates.Serials(); !slices.Contains(got, second) || e.certFetches.Load() != 5 {
+		t.Errorf("after the backoff: serials %v, %d downloads; want %s after 5", got, e.certFetches.Load(), second)
+	}
 }

@@ -127,7 +127,7 @@ func (d *demo) steps() []demoStep {
 		{"Notification verified, balance credited", "GET /v1/balance", d.waitCredited},
 		{"Stream a chat completion from the mock model", "POST /v1/chat/completions", d.streamChat},
 		{"Check the deduction", "GET /v1/balance", d.checkDeduction},
-		{"Refund the unused part", "POST /v1/payments/orders/{no}/refund", d.refund},
+		{"The operator refunds the unused part", "POST /admin/orders/{no}/refund", d.refund},
 	}
 }
 

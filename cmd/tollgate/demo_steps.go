@@ -319,7 +319,8 @@ func (d *demo) checkDeduction(ctx context.Context) (string, error) {
 	return fmt.Sprintf("balance %d -> %d credits: -%d, exactly cost_credits", d.credited, b.Credits, d.chat.CostCredits), nil
 }
 
-// refund asks for the unused part back, checks the amount against
+// refund has the operator refund the unused part (the default
+// --refund-policy admin keeps refunds in the operator's hands), checks the amount against
 // floor(fen × left / granted), and waits for WeChat Pay to finish it and
 // for tollgate to acknowledge the refund notification.
 func (d *demo) refund(ctx context.Context) (string, error) {
@@ -330,7 +331,8 @@ func (d *demo) refund(ctx context.Context) (string, error) {
 		Credits     int64  `json:"credits"`
 		Status      string `json:"status"`
 	}
-	if err := d.call(ctx, "POST", "/v1/payments/orders/"+o.OutTradeNo+"/refund", d.account.APIKey, nil, nil, http.StatusOK, &r); err != nil {
+	body := map[string]string{"reason": "demo: the user asked for the unused credit back"}
+	if err := d.call(ctx, "POST", "/admin/orders/"+o.OutTradeNo+"/refund", d.m.AdminToken, body, nil, http.StatusOK, &r); err != nil {
 		return "", err
 	}
 	if d.after < 0 || d.after > o.Credits {

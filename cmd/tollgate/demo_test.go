@@ -25,7 +25,7 @@ var demoTitles = []string{
 	"Notification verified, balance credited",
 	"Stream a chat completion from the mock model",
 	"Check the deduction",
-	"Refund the unused part",
+	"The operator refunds the unused part",
 }
 
 // TestDemo runs `tollgate demo` end to end and checks the story from what

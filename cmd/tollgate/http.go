@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"tollgate/console"
 	"tollgate/httpapi"
 	"tollgate/payment"
 )
@@ -36,9 +37,10 @@ func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 		Gateway: svc.gateway.handler, AdminToken: m.AdminToken, MockLLM: svc.gateway.mock,
 		Ready:    []httpapi.Check{{Name: "store", Ping: st.db.store.ProbeWrite}, {Name: "usage", Ping: svc.gateway.meter.Ready}},
 		Gatherer: svc.reg, Registerer: svc.reg, Logger: m.log,
-		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout,
+		Payments: svc.payments, Rollout: svc.rollout, Routes: svc.checkout, Money: svc.money,
 	}
-	s.Revenue = &payment.RevenueReporter{Payments: svc.payments, Costs: svc.gateway.config}
+	s.Revenue = &payment.RevenueReporter{Payments: svc.payments, Costs: svc.gateway.catalog}
+	s.Catalogs = svc.gateway.catalog
 	s.Mode = m.Config.Mode
 	s.TrustedProxyHeader = m.Config.TrustedProxyHeader
 	if m.Config.Mode == ModeProduction {
@@ -51,7 +53,12 @@ func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 	if st.kv.probe != nil {
 		s.Ready = append(s.Ready, httpapi.Check{Name: "redis", Ping: st.kv.probe})
 	}
-	return s.HTTPServer()
+	// The console at /admin/ acts through the admin API's own handler.
+	con := &console.Console{Token: m.AdminToken, Revenue: s.Revenue, Secure: strings.HasPrefix(m.URL, "https://"), Logger: m.log}
+	s.Routes = append(s.Routes, con.Routes()...)
+	srv := s.HTTPServer()
+	con.API = srv.Handler
+	return srv
 }
 
 // serveHTTP serves srv on the listener until Close.

@@ -189,7 +189,7 @@ func TestServeEndToEnd(t *testing.T) {
 // with orders placed on API version, spends them through the mock LLM and
 // refunds the rest.
 func testServeEndToEnd(t *testing.T, version string) {
-	m := MustRunMain(t, "--wxpay-api-version", version)
+	m := MustRunMain(t, "--wxpay-api-version", version, "--refund-policy", "self") // a user refunds through /v1
 	c := client{t, m.URL}
 	c.must(200, "GET", "/healthz", "", "", nil)
 	c.must(200, "GET", "/readyz", "", "", nil)
@@ -304,7 +304,7 @@ func testServeEndToEnd(t *testing.T, version string) {
 // TestServeRefusesBadInput runs bad requests against the real router and
 // checks each gets a clear error and changes nothing.
 func TestServeRefusesBadInput(t *testing.T) {
-	m := MustRunMain(t)
+	m := MustRunMain(t, "--refund-policy", "self") // the /v1 refund's own bad input
 	c := client{t, m.URL}
 	a := mustAccount(c, m.AdminToken)
 	other := mustAccount(c, m.AdminToken)
@@ -322,7 +322,7 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"admin wrong token", "POST", "/admin/accounts", m.AdminToken + "x", "", nil, 401, "invalid_admin_token"},
 		{"admin user key", "POST", "/admin/accounts", a.APIKey, "", nil, 401, "invalid_admin_token"},
 		{"admin body", "POST", "/admin/accounts", m.AdminToken, `{"account_id":"mine"}`, nil, 400, "invalid"},
-		{"admin oversized", "POST", "/admin/accounts", m.AdminToken, `{"x":"` + strings.Repeat("y", 8<<10) + `"}`, nil, 413, "request_too_large"},
+		{"admin oversized", "POST", "/admin/accounts", m.AdminToken, `{"x":"` + strings.Repeat("y", 20<<10) + `"}`, nil, 413, "request_too_large"},
 		{"sandbox no token", "GET", "/admin/sandbox", "", "", nil, 401, "invalid_admin_token"},
 		{"balance no key", "GET", "/v1/balance", "", "", nil, 401, "missing_api_key"},
 		{"balance bad key", "GET", "/v1/balance", "tg-nope", "", nil, 401, "invalid_api_key"},

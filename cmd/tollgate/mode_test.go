@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,6 +122,28 @@ func TestServeProductionRefusesContradictions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("several problems: %v lacks %q", err, w)
 		}
+	}
+}
+
+// Production refuses a catalog whose provider is the mock model, and an
+// invalid catalog, with the other problems; a catalog at a real upstream
+// stands in for --providers.
+func TestServeProductionCatalog(t *testing.T) {
+	tokenFile := writeFile(t, "admin-token", strings.Repeat("t", 32)+"\n")
+	args := func(cat string) []string {
+		a := productionArgs(t, "http://127.0.0.1:9", "")
+		return append(slices.DeleteFunc(a, func(s string) bool { return s == "--providers" || s == "" }), "--admin-token-file", tokenFile, "--catalog", cat)
+	}
+	if err := parseServe(args(writeFile(t, "c.yaml", houseCatalog("https://llm.example.com", "1", "2")))...); err != nil {
+		t.Fatalf("a production catalog was refused: %v", err)
+	}
+	err := parseServe(args(writeFile(t, "c.yaml", houseCatalog("https://pay.example.com/mockllm", "1", "2")))...)
+	if err == nil || !strings.Contains(err.Error(), `provider "up" points at the mock model`) {
+		t.Fatalf("a catalog at the mock model: %v", err)
+	}
+	err = parseServe(args(writeFile(t, "c.yaml", "models: {}\n"))...)
+	if err == nil || !strings.Contains(err.Error(), "models: at least one model is required") {
+		t.Fatalf("an invalid catalog: %v", err)
 	}
 }
 

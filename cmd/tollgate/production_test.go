@@ -80,7 +80,10 @@ func newProductionWeChatPay(t *testing.T, certMode bool) *productionWeChatPay {
 	secret := writeFile(t, "app-secret", "tollgateTestAppSecret0123456789ab\n")
 	// Time scale 0.01: a refund is PROCESSING for 0.6 s; signatures keep
 	// the real clock.
-	simURL := startSandboxProc(t, k, certMode, "--notify-ca", caFile, "--app-secret-file", secret, "--time-scale", "0.01")
+	// WeChat's OAuth sends the browser back only to the deployment's
+	// public host, its web authorization domain.
+	simURL := startSandboxProc(t, k, certMode, "--notify-ca", caFile, "--app-secret-file", secret, "--time-scale", "0.01",
+		"--redirect-host", strings.TrimPrefix(front.srv.URL, "https://"))
 	up := httptest.NewServer(&mockllm.Server{})
 	t.Cleanup(up.Close)
 	admin := "tga_production_" + strings.Repeat("a", 32)
@@ -309,12 +312,14 @@ func (d *deployment) payEveryMethod() {
 		}
 	}
 
-	// A refund, notified the same way.
+	// A refund, asked by the operator (production's default --refund-policy
+	// admin refuses the user's own), notified the same way.
 	var refund struct {
 		Credits int64  `json:"credits"`
 		Status  string `json:"status"`
 	}
-	api(1).must(http.StatusOK, "POST", "/v1/payments/orders/"+native.OutTradeNo+"/refund", acct.APIKey, "", &refund)
+	api(1).must(http.StatusForbidden, "POST", "/v1/payments/orders/"+native.OutTradeNo+"/refund", acct.APIKey, "", nil)
+	api(1).must(http.StatusOK, "POST", "/admin/orders/"+native.OutTradeNo+"/refund", d.admin, `{"reason":"the payer asked"}`, &refund)
 	if refund.Credits != native.Credits {
 		t.Fatalf("refund %+v of the unused order worth %d credits", refund, native.Credits)
 	}

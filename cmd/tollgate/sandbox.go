@@ -40,6 +40,10 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	freshNonce := fs.Bool("fresh-nonce-on-retry", false, "give each v2 notification retry a new nonce_str (default: resend the same body)")
 	queryLimit := fs.Int("query-limit-per-minute", 0, "answer order queries beyond this many per minute FREQUENCY_LIMITED (0: no limit)")
 	refundDelay := fs.Duration("refund-delay", wxpaysim.DefaultRefundDelay, "how long refunds stay PROCESSING (virtual time; negative: only via /sim)")
+	var redirectHosts redirectHostList
+	fs.Var(&redirectHosts, "redirect-host", "`HOST[:PORT]` the OAuth redirect_uri and the H5 page's redirect_url may lead to, as WeChat's\n"+
+		"web authorization and H5 payment domains (repeatable or comma-separated; no port: any port);\n"+
+		"default the host the emulator is addressed by")
 	keys := addSandboxKeyFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -58,7 +62,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		MchID: *mchID, AppID: *appID, APIKey: *apiKey, APIv3Key: *apiv3Key,
 		TimeScale: *timeScale, NoHandshake: !*handshake, HandshakeV3: *handshakeV3, RequireDeviceFingerprint: *fingerprint,
 		SignTestProbes: *probes, FreshNonceOnRetry: *freshNonce, RefundDelay: *refundDelay, QueryLimitPerMinute: *queryLimit,
-		Logf: logger.Printf,
+		RedirectHosts: redirectHosts, Logf: logger.Printf,
 	}
 	warnings, err := keys.apply(sim)
 	if err != nil {
@@ -247,4 +251,21 @@ func (f sandboxKeyFlags) apply(sim *wxpaysim.Server) (warnings []string, err err
 		sim.NotifyRootCAs = pool
 	}
 	return warnings, errors.Join(errs...)
+}
+
+// redirectHostList is --redirect-host: repeatable, each a comma-separated
+// list of hosts checked by wxpaysim.CheckRedirectHost.
+type redirectHostList []string
+
+func (l *redirectHostList) String() string { return strings.Join(*l, ",") }
+
+func (l *redirectHostList) Set(v string) error {
+	for _, h := range strings.Split(v, ",") {
+		h = strings.TrimSpace(h)
+		if err := wxpaysim.CheckRedirectHost(h); err != nil {
+			return err
+		}
+		*l = append(*l, h)
+	}
+	return nil
 }

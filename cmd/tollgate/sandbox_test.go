@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -220,7 +221,7 @@ func sandboxGetJSON(t *testing.T, url string) (int, string, map[string]any) {
 func TestSandboxOperatorKeys(t *testing.T) {
 	k := mustSandboxKeys(t)
 	url, printed := mustStartSandbox(t, "--merchant-public-key", k.merchantCert, "--wechatpay-private-key", k.platformPriv,
-		"--wechatpay-public-key-id", sandboxTestKeyID, "--app-secret-file", k.secret)
+		"--wechatpay-public-key-id", sandboxTestKeyID, "--app-secret-file", k.secret, "--redirect-host", "shop.example")
 	for _, want := range []string{"merchant serial:  " + k.serial, "platform key id:  " + sandboxTestKeyID, "BEGIN PUBLIC KEY"} {
 		if !strings.Contains(printed, want) {
 			t.Errorf("start-up output lacks %q:\n%s", want, printed)
@@ -426,16 +427,54 @@ func TestSandboxReadsKeyFilesAsServe(t *testing.T) {
 		})
 	}
 
-	url, printed := mustStartSandbox(t, "--apiv3-key-file", k.APIv3KeyFile)
+	base, printed := mustStartSandbox(t, "--apiv3-key-file", k.APIv3KeyFile)
 	if strings.Contains(printed, k.APIv3Key) {
 		t.Errorf("the start-up output shows the APIv3 key from the file:\n%s", printed)
 	}
-	_, _, cfg := sandboxGetJSON(t, url+"/sim/config")
+	_, _, cfg := sandboxGetJSON(t, base+"/sim/config")
 	if cfg["apiv3_key"] != k.APIv3Key {
 		t.Errorf("the emulator's APIv3 key is not the file's")
 	}
 	err := Run(context.Background(), []string{"sandbox", "--addr", "127.0.0.1:0", "--apiv3-key", k.APIv3Key, "--apiv3-key-file", k.APIv3KeyFile}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--apiv3-key and --apiv3-key-file") {
 		t.Errorf("two APIv3 keys: %v", err)
+	}
+}
+
+// TestSandboxRedirectHosts: --redirect-host (repeatable, comma lists) are
+// the domains WeChat's OAuth and the H5 page send the browser back to;
+// any other host, the emulator's own included, is refused with a 400
+// naming it, and a malformed one stops the start.
+func TestSandboxRedirectHosts(t *testing.T) {
+	base, _ := mustStartSandbox(t, "--redirect-host", "shop.example", "--redirect-host", "127.0.0.1:8443, pay.example:443")
+	authorize := func(back string) (int, string) {
+		t.Helper()
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.Get(base + "/connect/oauth2/authorize?appid=" + wxpaysim.DefaultAppID + "&redirect_uri=" + url.QueryEscape(back) +
+			"&response_type=code&scope=snsapi_base&state=s&openid=oSandboxPayer0000000000000002")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, back := range []string{"https://shop.example/cb", "http://127.0.0.1:8443/cb", "https://pay.example/cb"} {
+		if st, body := authorize(back); st != http.StatusFound {
+			t.Errorf("redirect_uri %s: %d %s", back, st, body)
+		}
+	}
+	self := strings.TrimPrefix(base, "http://")
+	for _, back := range []string{"https://evil.example/cb", "http://127.0.0.1:8444/cb", base + "/cb"} {
+		u, _ := url.Parse(back)
+		if st, body := authorize(back); st != http.StatusBadRequest || !strings.Contains(body, `"`+u.Host+`"`) || !strings.Contains(body, "--redirect-host") {
+			t.Errorf("redirect_uri %s (sandbox at %s): %d %s, want 400 naming the host", back, self, st, body)
+		}
+	}
+	for _, bad := range []string{"https://shop.example", "shop.example/cb", "shop.example,", "shop.example:99999"} {
+		err := Run(context.Background(), []string{"sandbox", "--addr", "127.0.0.1:0", "--redirect-host", bad}, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "redirect-host") || !strings.Contains(err.Error(), "HOST:PORT") {
+			t.Errorf("--redirect-host %q: %v, want a refusal naming the flag", bad, err)
+		}
 	}
 }

@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	"tollgate/wxpay/wxpaysim"
@@ -59,13 +61,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		m.Close()
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case err := <-m.serveErr:
-		m.Close()
-		return fmt.Errorf("serve: %w", err)
+	// SIGHUP reloads the catalog; a bad one is refused and logged, and
+	// the catalog in force is kept.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return m.Close()
+		case err := <-m.serveErr:
+			m.Close()
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			_ = m.ReloadCatalog(ctx) // logged
+		}
 	}
-	return m.Close()
 }
 
 // Main is the `tollgate serve` program: ParseFlags, then Run (which returns
@@ -96,6 +107,7 @@ type Main struct {
 	cancel   context.CancelFunc
 	loops    sync.WaitGroup
 	closers  []func() error // run in reverse order by Close
+	catalog  *liveCatalog
 }
 
 // NewMain returns a Main with the default configuration.

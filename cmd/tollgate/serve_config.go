@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"tollgate/catalog"
 	"tollgate/gateway"
 	"tollgate/httpapi"
 	"tollgate/payment"
@@ -51,6 +52,10 @@ type ServeConfig struct {
 	WechatOAuthURL      string
 	WechatAPIURL        string
 	Providers           string
+	// Catalog is the catalog file (YAML or JSON): providers, priced
+	// models, packages, the credit's value, branding. It holds the
+	// providers, so it is given instead of --providers.
+	Catalog string
 	// RateLimit is the gateway requests per minute allowed per API key,
 	// shared through Redis when configured; 0 is no limit.
 	RateLimit int
@@ -79,6 +84,11 @@ type ServeConfig struct {
 	// the client's address in (httpapi.Server.TrustedProxyHeader); "": the
 	// connection's peer.
 	TrustedProxyHeader string
+	// RefundPolicy is admin (only the operator refunds, through the admin
+	// API) or self (users may refund the unused part of a payment through
+	// /v1 within RefundWindow of paying).
+	RefundPolicy string
+	RefundWindow time.Duration
 }
 
 // DefaultServeConfig is serve's configuration when nothing is set: one
@@ -91,6 +101,7 @@ func DefaultServeConfig() ServeConfig {
 		WxpayRolloutPercent: 100, WxpayGuardFailureRate: 0.5, MaxRequestDuration: 30 * time.Minute,
 		ReadHeaderTimeout: t.ReadHeader, BodyTimeout: t.Body, NotifyBodyTimeout: t.NotifyBody,
 		ModelBodyTimeout: t.ModelBody, IdleTimeout: t.Idle, StreamWriteTimeout: gateway.DefaultStreamWriteTimeout,
+		RefundPolicy: payment.RefundPolicyAdmin, RefundWindow: 168 * time.Hour,
 	}
 }
 
@@ -118,6 +129,7 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs.StringVar(&c.WechatOAuthURL, "wechat-oauth-url", c.WechatOAuthURL, "WeChat's OAuth authorize host (the payer's browser is sent there)")
 	fs.StringVar(&c.WechatAPIURL, "wechat-api-url", c.WechatAPIURL, "WeChat's API host (OAuth codes are exchanged for openids there)")
 	fs.StringVar(&c.Providers, "providers", c.Providers, "providers file (JSON); empty: the mock LLM in-process under /mockllm/")
+	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "catalog file (.yaml or .json): providers, priced models, packages, credit value, branding; reloaded on SIGHUP and POST /admin/catalog/reload; empty: built-in prices (pricing/default.json)")
 	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "gateway requests per minute per API key (shared through Redis); 0: no limit")
 	fs.IntVar(&c.WxpayRolloutPercent, "wxpay-rollout-percent", c.WxpayRolloutPercent, "percent of accounts (sticky) offered WeChat Pay, 0-100")
 	fs.Float64Var(&c.WxpayGuardFailureRate, "wxpay-guard-failure-rate", c.WxpayGuardFailureRate,
@@ -133,6 +145,9 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs.DurationVar(&c.StreamWriteTimeout, "stream-write-timeout", c.StreamWriteTimeout, "time a stream waits for its client to read before it is cut off (and settled)")
 	fs.StringVar(&c.TrustedProxyHeader, "trusted-proxy-header", c.TrustedProxyHeader,
 		"header the reverse proxy in front sets to the client's IP (X-Forwarded-For: its right-most entry; X-Real-IP etc.: the whole value); empty: the connection's peer. Set it only behind such a proxy: clients can send any header")
+	fs.StringVar(&c.RefundPolicy, "refund-policy", c.RefundPolicy,
+		"who refunds: admin (only the operator, through POST /admin/orders/{no}/refund) or self (users too, through /v1, within --refund-window of paying)")
+	fs.DurationVar(&c.RefundWindow, "refund-window", c.RefundWindow, "with --refund-policy self: how long after paying a user may refund the unused part")
 	fs.String("config", "", "JSON file of settings keyed by flag name (see tollgate.example.json); env and flags override it")
 	return fs
 }
@@ -234,10 +249,13 @@ func (c ServeConfig) productionProblems() []string {
 	} else if u, err := url.Parse(c.PublicURL); err == nil && u.Scheme != "https" {
 		p = append(p, fmt.Sprintf("--public-url must be https (WeChat Pay notifies only https), not %q", c.PublicURL))
 	}
-	if c.Providers == "" {
-		p = append(p, "no --providers: production serves real models, never the mock model")
-	} else {
+	switch {
+	case c.Providers == "" && c.Catalog == "":
+		p = append(p, "no --catalog (or --providers): production serves real models, never the mock model")
+	case c.Providers != "":
 		p = append(p, c.mockProviders()...)
+	default:
+		p = append(p, c.mockCatalog()...)
 	}
 	if c.WxpayURL == "" {
 		p = append(p, "no --wxpay-url: production takes payments through WeChat Pay, never the in-process emulator")
@@ -339,14 +357,22 @@ func (c ServeConfig) mockProviders() []string {
 		return []string{fmt.Sprintf("--providers %s is not a valid providers file: %v", c.Providers, err)}
 	}
 	var p []string
-	for _, pr := range f.Providers {
-		u, err := url.Parse(pr.BaseURL)
-		if err != nil {
-			continue // gateway.LoadConfig names it
-		}
-		if strings.HasPrefix(u.Path+"/", "/mockllm/") {
-			p = append(p, fmt.Sprintf("--providers %s: provider %q points at the mock model (%s)", c.Providers, pr.Name, pr.BaseURL))
-		}
+	for _, s := range mockProviderNames(f) {
+		p = append(p, "--providers "+c.Providers+": "+s)
+	}
+	return p
+}
+
+// mockCatalog names each provider of --catalog at the mock model, or the
+// catalog's problems (serve checks it again when it loads it).
+func (c ServeConfig) mockCatalog() []string {
+	cat, err := catalog.Load(c.Catalog)
+	if err != nil {
+		return []string{fmt.Sprintf("--catalog %s is not a valid catalog: %v", c.Catalog, err)}
+	}
+	var p []string
+	for _, s := range mockProviderNames(cat.Gateway) {
+		p = append(p, "--catalog "+c.Catalog+": "+s)
 	}
 	return p
 }
@@ -354,6 +380,8 @@ func (c ServeConfig) mockProviders() []string {
 // validateSettings refuses settings that cannot work in any mode.
 func (c ServeConfig) validateSettings() error {
 	switch {
+	case c.Catalog != "" && c.Providers != "":
+		return errors.New("serve: --catalog holds the providers: give --catalog or --providers, not both")
 	case c.AdminToken != "" && c.AdminTokenFile != "":
 		return errors.New("serve: --admin-token and --admin-token-file are two admin tokens: give one")
 	case c.WxpayAPIVersion != payment.APIv2 && c.WxpayAPIVersion != payment.APIv3:
@@ -368,6 +396,10 @@ func (c ServeConfig) validateSettings() error {
 		return errors.New("serve: --read-header-timeout, --body-timeout, --notify-body-timeout, --model-body-timeout, --idle-timeout and --stream-write-timeout must be positive")
 	case c.TrustedProxyHeader != "" && !httpapi.ValidHeaderName(c.TrustedProxyHeader):
 		return fmt.Errorf("serve: --trusted-proxy-header must be a header name such as X-Forwarded-For or X-Real-IP, not %q", c.TrustedProxyHeader)
+	case c.RefundPolicy != payment.RefundPolicyAdmin && c.RefundPolicy != payment.RefundPolicySelf:
+		return fmt.Errorf("serve: --refund-policy must be admin or self, not %q", c.RefundPolicy)
+	case c.RefundWindow <= 0:
+		return fmt.Errorf("serve: --refund-window must be positive, got %s", c.RefundWindow)
 	case c.RateLimit < 0:
 		return fmt.Errorf("serve: --rate-limit must not be negative, got %d", c.RateLimit)
 	case c.MaxRequestDuration < 0:

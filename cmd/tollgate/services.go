@@ -15,7 +15,6 @@ import (
 
 	"tollgate/auth"
 	"tollgate/gateway"
-	"tollgate/gateway/mockllm"
 	"tollgate/gateway/redisbreaker"
 	"tollgate/httpapi"
 	"tollgate/internal/cpuprio"
@@ -47,6 +46,7 @@ type services struct {
 	auth     *auth.Service
 	gateway  gatewayParts
 	payments *payment.Service
+	money    *httpapi.PaymentMetrics // payments', refunds' and adjustments' counters
 	rollout  *payment.Rollout
 	wxDesc   string // how WeChat Pay is reached, for the banner
 	// v3 is the API v3 client of the merchant at --wxpay-url, nil with the
@@ -57,11 +57,11 @@ type services struct {
 
 // gatewayParts are the model gateway and what it was built from.
 type gatewayParts struct {
-	pricer  *pricing.Pricer
-	config  *gateway.Config // providers, for the revenue report's provider cost
-	handler http.Handler
+	pricer  *pricing.Pricer // the prices in force, for every service but the gateway
+	catalog *liveCatalog    // the catalog in force; the revenue report's provider costs
+	handler http.Handler    // the gateway of the catalog in force
 	meter   *metering.Meter // its Ready is a /readyz check
-	mock    http.Handler    // the mock LLM in-process, nil with --providers
+	mock    http.Handler    // the mock LLM in-process, nil with --providers or --catalog
 	desc    string          // the providers, for the banner
 }
 
@@ -99,45 +99,31 @@ func (m *Main) ledgerOptions(db database) ledger.Options {
 	return opt
 }
 
-// upstreams are the providers of --providers, else the mock LLM
-// in-process with its models priced like the "mock" model.
-func (m *Main) upstreams() (gatewayParts, *pricing.Pricer, error) {
-	pcfg := pricing.DefaultConfig()
-	g := gatewayParts{}
-	if p := m.Config.Providers; p != "" {
-		cfg, err := gateway.LoadConfig(p)
-		if err != nil {
-			return g, nil, fmt.Errorf("serve: providers: %w", err)
-		}
-		g.config, g.desc = cfg, "from "+p
-	} else {
-		g.mock, g.config = &mockllm.Server{}, gateway.DefaultMockProviders(m.URL+"/mockllm")
-		g.desc = "mock LLM in-process at " + m.URL + "/mockllm/"
-		pcfg = pcfg.PriceLike("mock", slices.Collect(maps.Keys(g.config.Models)))
-	}
-	pricer, err := pricing.New(pcfg, pricing.Options{})
-	if err != nil {
-		return g, nil, fmt.Errorf("serve: pricing: %w", err)
-	}
-	return g, pricer, nil
-}
-
-// buildGateway builds the pricer and the model gateway, metered by the
-// ledger; circuit breakers are shared through Redis when there is one.
+// buildGateway builds the catalog in force (catalogs.go), the pricer
+// every service reads and the model gateway, metered by the ledger;
+// circuit breakers are shared through Redis when there is one, else kept
+// in this process across catalog reloads.
 func (m *Main) buildGateway(st *stores, svc *services) (gatewayParts, error) {
-	g, pricer, err := m.upstreams()
+	g := gatewayParts{}
+	metrics := gateway.NewMetrics(svc.reg)
+	live := &liveCatalog{path: m.Config.Catalog, production: m.Config.Mode == ModeProduction, metrics: metrics, log: m.log}
+	cat, err := m.firstCatalog(live, &g)
 	if err != nil {
 		return g, err
 	}
-	g.pricer = pricer
-	metrics := gateway.NewMetrics(svc.reg)
+	if live.pricer, err = pricing.New(cat.Pricing, pricing.Options{}); err != nil {
+		return g, fmt.Errorf("serve: pricing: %w", err)
+	}
 	// Closed before the ledger (closers run in reverse): its last retry of
 	// the settles the store failed goes through the ledger.
 	g.meter = &metering.Meter{Ledger: svc.ledger, SettleLater: true, Logger: m.log}
 	m.closers = append(m.closers, g.meter.Close)
+	// Every gateway a reload builds shares these: the upstream
+	// connections, the tokenizer and the circuit breakers.
 	opts := gateway.Options{
-		Meter: g.meter, Pricer: metering.Pricer{P: pricer}, Logger: m.log,
-		Observer:           metrics,
+		Meter: g.meter, Logger: m.log, Observer: metrics,
+		Client: gateway.NewUpstreamClient(), Counter: &gateway.TiktokenCounter{},
+		Breaker:            gateway.NewBreaker(5, 30*time.Second, nil),
 		RequestID:          func(r *http.Request) string { return httpapi.RequestID(r.Context()) },
 		MaxRequestDuration: m.Config.MaxRequestDuration,
 		StreamWriteTimeout: m.Config.StreamWriteTimeout,
@@ -156,13 +142,13 @@ func (m *Main) buildGateway(st *stores, svc *services) (gatewayParts, error) {
 	if n := m.Config.RateLimit; n > 0 {
 		g.desc += fmt.Sprintf("; %d requests/minute per API key by default", n)
 	}
-	gw, err := gateway.New(g.config, opts)
-	if err != nil {
+	live.opts = opts
+	if err := live.install(cat); err != nil {
 		return g, fmt.Errorf("serve: gateway: %w", err)
 	}
-	metrics.Track(gw)
-	g.handler = gw.Handler()
-	g.desc += " (models: " + strings.Join(slices.Sorted(maps.Keys(g.config.Models)), ", ") + ")"
+	g.pricer, g.catalog, g.handler = live.pricer, live, live
+	m.catalog = live
+	g.desc += " (models: " + strings.Join(slices.Sorted(maps.Keys(cat.Gateway.Models)), ", ") + ")"
 	return g, nil
 }
 
@@ -172,16 +158,18 @@ func (m *Main) buildPayments(st *stores, svc *services) error {
 	c := m.Config
 	cfg := payment.Config{
 		APIVersion: c.WxpayAPIVersion, NotifyURL: m.URL + "/wxpay/notify", NotifyURLV3: m.URL + "/wxpay/notify/v3",
-		TokenSecret: payment.TokenSecretFrom(m.AdminToken),
+		TokenSecret:  payment.TokenSecretFrom(m.AdminToken),
+		RefundPolicy: c.RefundPolicy, RefundWindow: c.RefundWindow,
 	}
 	if c.WxpayAPIVersion == payment.APIv3 {
 		cfg.RefundNotifyURL = cfg.NotifyURLV3
 	} else {
 		cfg.RefundNotifyURL = cfg.NotifyURL
 	}
+	svc.money = httpapi.NewPaymentMetrics(svc.reg)
 	svc.rollout = payment.NewRollout(c.WxpayRolloutPercent, c.WxpayGuardFailureRate, m.log)
 	deps := payment.Deps{Ledger: svc.ledger, Store: st.db.store, Pricer: svc.gateway.pricer, Nonces: st.kv.nonces, Limiter: st.kv.limiter,
-		Metrics: httpapi.NewPaymentMetrics(svc.reg), Logger: m.log, Rollout: svc.rollout}
+		Metrics: svc.money, Logger: m.log, Rollout: svc.rollout}
 	var err error
 	if c.WxpayURL != "" {
 		svc.wxDesc, err = m.wxpayClients(&cfg, &deps)
@@ -269,9 +257,9 @@ func (m *Main) emulatorClients(cfg *payment.Config, deps *payment.Deps) (string,
 func (m *Main) buildCheckout(svc *services) ([]httpapi.Route, error) {
 	orders := webadapt.Orders{Payments: svc.payments}
 	h := &web.Handler{
-		Secret: web.SecretFrom(m.AdminToken), PublicURL: m.URL, MerchantName: "tollgate",
+		Secret: web.SecretFrom(m.AdminToken), PublicURL: m.URL, Branding: svc.gateway.catalog.Branding,
 		Sandbox: m.Sim != nil, Orders: orders, Refunder: orders,
-		Accounts: webadapt.Accounts{Ledger: svc.ledger}, Catalog: webadapt.Catalog{Pricer: svc.gateway.pricer}, Logger: m.log,
+		Accounts: webadapt.Accounts{Ledger: svc.ledger}, Catalog: webadapt.Catalog{Pricer: svc.gateway.pricer, Advertised: svc.gateway.catalog.Advertised}, Logger: m.log,
 		Account: httpapi.CheckoutAccount,
 		// H5 orders send WeChat Pay the payer's IP, as the API does.
 		ClientIP: func(r *http.Request) string { return httpapi.ClientIP(r, m.Config.TrustedProxyHeader) },

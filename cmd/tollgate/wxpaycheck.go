@@ -20,7 +20,10 @@ calls to WeChat Pay (a query of an order number that exists nowhere, and the
 platform certificate or public key check): the merchant id, the private key
 and its certificate serial, the APIv3 key, WeChat Pay's public key or
 platform certificates, the machine's clock and the network. Each check is
-printed, a failing one with what to fix. It changes nothing at WeChat Pay.
+printed, a failing one with what to fix. A call WeChat Pay fails for a
+moment (5xx SYSTEM_ERROR, 429 FREQUENCY_LIMITED, a network error) is made
+again, 3 times in all; one still failing is reported as WeChat Pay's fault
+on the connection check, not as a setting. It changes nothing at WeChat Pay.
 serve --mode production runs the same checks at start.
 
 Exit status: 0 when every check passes, 1 otherwise.`

@@ -268,4 +268,39 @@ func TestServeProductionRunsPreflight(t *testing.T) {
 		!strings.Contains(err.Error(), "merchant signature: the private key in --wxpay-private-key does not match") {
 		t.Fatalf("a private key of another certificate: %v", err)
 	}
+
+	// WeChat Pay answering SYSTEM_ERROR now and then: the preflight's
+	// retries make up for it (seed 13: the order query fails twice, the
+	// certificate check once).
+	setFaults := func(f wxpaysim.Faults) {
+		t.Helper()
+		if err := sim.SetFaults(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setFaults(wxpaysim.Faults{Seed: 13, SystemError: map[string]float64{"query": 0.5}})
+	out, err = run(args)
+	if err != nil || !strings.Contains(out, "preflight: all 6 checks passed") {
+		t.Fatalf("SYSTEM_ERROR on half the queries: %v\n%s", err, out)
+	}
+	if n := sim.Stats().SystemErrors["query"]; n == 0 {
+		t.Errorf("vacuous: no SYSTEM_ERROR answered")
+	}
+	// Always: WeChat Pay's own fault, not a setting's. serve starts (the
+	// model API needs no WeChat Pay), warning that payments fail until
+	// WeChat Pay answers, and blames no setting.
+	setFaults(wxpaysim.Faults{SystemError: map[string]float64{"query": 1}})
+	out, err = run(args)
+	if err != nil || !strings.Contains(out, "WARNING: WeChat Pay could not be reached at start") ||
+		!strings.Contains(out, "connection: WeChat Pay answered 500 SYSTEM_ERROR (a fault on its side; try again)") {
+		t.Fatalf("SYSTEM_ERROR on every query: %v\n%s", err, out)
+	}
+	_, warning, _ := strings.Cut(out, "WARNING")
+	warning, _, _ = strings.Cut(warning, "  providers:")
+	for _, flag := range []string{"--wxpay-mch-id", "--wxpay-private-key", "--wxpay-cert-serial", "--wxpay-apiv3-key-file", "--wxpay-public-key"} {
+		if strings.Contains(warning, flag) {
+			t.Errorf("a fault of WeChat Pay is blamed on %s:\n%s", flag, warning)
+		}
+	}
+	setFaults(wxpaysim.Faults{})
 }

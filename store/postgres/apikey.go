@@ -37,6 +37,10 @@ func (s *Store) CreateAPIKey(ctx context.Context, k auth.Key) error {
 	return mapError(op, err)
 }
 
+// keyAccountDisabled is a column telling whether a key's account is
+// disabled (migration 0011), read with apiKeyColumns by APIKeyByHash.
+const keyAccountDisabled = `EXISTS (SELECT 1 FROM accounts WHERE accounts.id = api_keys.account_id AND accounts.disabled_at IS NOT NULL)`
+
 // apiKeyColumns are the columns scanKey reads, in its order.
 const apiKeyColumns = `id, account_id, key_hash, prefix, created_at, revoked_at,
 	allowed_models, rpm, tpm, expires_at, max_credits_per_request, max_output_tokens`
@@ -80,7 +84,7 @@ func positive(n int64) *int64 {
 }
 
 // scanKey reads one row of apiKeyColumns.
-func scanKey(row pgx.Row) (auth.Key, error) {
+func scanKey(row pgx.Row, extra ...any) (auth.Key, error) {
 	var (
 		k                          auth.Key
 		h                          []byte
@@ -89,8 +93,8 @@ func scanKey(row pgx.Row) (auth.Key, error) {
 		rpm                        *int32
 		tpm, maxCredits, maxOutput *int64
 	)
-	if err := row.Scan(&k.ID, &account, &h, &k.Prefix, &k.CreatedAt, &revoked, &k.Limits.Models, &rpm, &tpm, &exp,
-		&maxCredits, &maxOutput); err != nil {
+	if err := row.Scan(append([]any{&k.ID, &account, &h, &k.Prefix, &k.CreatedAt, &revoked, &k.Limits.Models, &rpm, &tpm, &exp,
+		&maxCredits, &maxOutput}, extra...)...); err != nil {
 		return auth.Key{}, err
 	}
 	copy(k.Hash[:], h)
@@ -123,7 +127,9 @@ func scanKey(row pgx.Row) (auth.Key, error) {
 // APIKeyByHash returns the key whose hash is hash. Errors: ENOTFOUND.
 func (s *Store) APIKeyByHash(ctx context.Context, hash [32]byte) (auth.Key, error) {
 	const op = "postgres: api key by hash"
-	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE key_hash = $1`, hash[:]))
+	var disabled bool
+	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+apiKeyColumns+`, `+keyAccountDisabled+` FROM api_keys WHERE key_hash = $1`, hash[:]), &disabled)
+	k.AccountDisabled = disabled
 	if errors.Is(err, pgx.ErrNoRows) {
 		return auth.Key{}, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "no such API key"}
 	}

@@ -38,6 +38,7 @@ func (t *txn) Apply(ctx context.Context, c *ledger.Changes) error {
 	w.insertHolds(c.NewHolds)
 	w.insertRefunds(c.NewRefunds)
 	w.insertUsage(c.NewUsage)
+	w.insertAdjustments(c.NewAdjustments)
 	w.updateAccounts(c.Accounts)
 	w.updateLots(c.Lots)
 	w.updateGrants(c.Grants)

@@ -61,6 +61,13 @@ func (t *txn) Dump(ctx context.Context) (*ledger.Dump, error) {
 			})
 		},
 		func() error {
+			return all("adjustments", adjustCols, "id", func(rows pgx.Rows) error {
+				a, err := scanAdjustment(rows)
+				d.Adjustments = append(d.Adjustments, a)
+				return err
+			})
+		},
+		func() error {
 			var err error
 			d.Constraints, err = t.uniqueConstraints(ctx)
 			return err

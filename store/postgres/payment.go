@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -207,7 +208,7 @@ func (s *Store) LeaseDueOrders(ctx context.Context, owner string, now, until tim
 func (s *Store) CreateRefund(ctx context.Context, r payment.RefundRecord) (payment.RefundRecord, error) {
 	const op = "postgres.CreateRefund"
 	if _, err := s.pool.Exec(ctx, `INSERT INTO payment_refunds (`+payrows.RefundColumns+`)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (out_refund_no) DO NOTHING`, payrows.RefundArgs(&r)...); err != nil {
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) ON CONFLICT (out_refund_no) DO NOTHING`, payrows.RefundArgs(&r)...); err != nil {
 		return payment.RefundRecord{}, mapError(op, err)
 	}
 	got, err := s.Refund(ctx, r.OutRefundNo)
@@ -270,7 +271,7 @@ func (s *Store) UpdateRefund(ctx context.Context, outRefundNo string, fn func(*p
 		r.OutRefundNo = old.OutRefundNo
 		if _, err := tx.Exec(ctx, `UPDATE payment_refunds SET out_trade_no = $2, account_id = $3, fen = $4,
 			credits = $5, status = $6, created_at = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10,
-			lease_owner = $11, lease_until = $12 WHERE out_refund_no = $1`, payrows.RefundArgs(&r)...); err != nil {
+			lease_owner = $11, lease_until = $12 WHERE out_refund_no = $1`, payrows.RefundArgs(&r)[:payrows.RefundUpdated]...); err != nil {
 			return mapError(op, err)
 		}
 		out = r
@@ -295,11 +296,40 @@ func (s *Store) PaymentTotals(ctx context.Context, from, to time.Time) (payment.
 	err := s.pool.QueryRow(ctx, `SELECT COUNT(*), COUNT(o.out_trade_no), COALESCE(SUM(l.fen), 0)::BIGINT,
 		COALESCE(SUM(l.refunded_fen), 0)::BIGINT, COALESCE(SUM(o.fee_fen), 0)::BIGINT
 		FROM lots AS l LEFT JOIN payment_orders AS o ON o.out_trade_no = l.out_trade_no
-		WHERE l.created_at >= $1 AND l.created_at < $2`, from.UTC(), to.UTC()).
+		WHERE l.created_at >= $1 AND l.created_at < $2 AND l.fen > 0`, from.UTC(), to.UTC()).
 		Scan(&t.Lots, &t.Orders, &gross, &refunded, &fee)
 	if err != nil {
 		return t, mapError("postgres.PaymentTotals", err)
 	}
 	t.GrossFen, t.RefundedFen, t.FeeFen = tollgate.Fen(gross), tollgate.Fen(refunded), tollgate.Fen(fee)
 	return t, nil
+}
+
+func pgPlaceholder(n int) string { return fmt.Sprintf("$%d", n) }
+
+// OrdersPage implements payment.Store.
+func (s *Store) OrdersPage(ctx context.Context, q payment.OrderQuery) ([]payment.Order, error) {
+	query, args := payrows.OrdersPage(q, pgPlaceholder)
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, mapError("postgres.OrdersPage", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment.Order, error) { return payrows.ScanOrder(r) })
+	if err != nil {
+		return nil, mapError("postgres.OrdersPage", err)
+	}
+	if out == nil {
+		out = []payment.Order{}
+	}
+	return out, nil
+}
+
+// RefundsPage implements payment.Store.
+func (s *Store) RefundsPage(ctx context.Context, q payment.RefundQuery) ([]payment.RefundRecord, error) {
+	query, args := payrows.RefundsPage(q, pgPlaceholder)
+	out, err := s.pgQueryRefunds(ctx, "postgres.RefundsPage", query, args...)
+	if out == nil && err == nil {
+		out = []payment.RefundRecord{}
+	}
+	return out, err
 }

@@ -54,6 +54,10 @@ func (s *Store) CreateAPIKey(ctx context.Context, k auth.Key) error {
 	return nil
 }
 
+// keyAccountDisabled is a column telling whether a key's account is
+// disabled (migration 0011), read with apiKeyColumns by APIKeyByHash.
+const keyAccountDisabled = `EXISTS (SELECT 1 FROM accounts WHERE accounts.id = api_keys.account_id AND accounts.disabled_at IS NOT NULL)`
+
 // apiKeyColumns are the columns scanKey reads, in its order.
 const apiKeyColumns = `id, account_id, key_hash, prefix, created_at, revoked_at,
 	allowed_models, rpm, tpm, expires_at, max_credits_per_request, max_output_tokens`
@@ -86,7 +90,7 @@ func limitColumns(l tollgate.KeyLimits) (keyLimitColumns, error) {
 }
 
 // scanKey reads one row of apiKeyColumns.
-func scanKey(row interface{ Scan(...any) error }) (auth.Key, error) {
+func scanKey(row interface{ Scan(...any) error }, extra ...any) (auth.Key, error) {
 	var (
 		k                                          auth.Key
 		h                                          []byte
@@ -95,7 +99,7 @@ func scanKey(row interface{ Scan(...any) error }) (auth.Key, error) {
 		models                                     sql.NullString
 		revoked, rpm, tpm, exp, maxCredits, maxOut sql.NullInt64
 	)
-	if err := row.Scan(&k.ID, &account, &h, &k.Prefix, &created, &revoked, &models, &rpm, &tpm, &exp, &maxCredits, &maxOut); err != nil {
+	if err := row.Scan(append([]any{&k.ID, &account, &h, &k.Prefix, &created, &revoked, &models, &rpm, &tpm, &exp, &maxCredits, &maxOut}, extra...)...); err != nil {
 		return auth.Key{}, err
 	}
 	copy(k.Hash[:], h)
@@ -121,7 +125,9 @@ func scanKey(row interface{ Scan(...any) error }) (auth.Key, error) {
 
 // APIKeyByHash returns the key whose hash is hash. Errors: ENOTFOUND.
 func (s *Store) APIKeyByHash(ctx context.Context, hash [32]byte) (auth.Key, error) {
-	k, err := scanKey(s.reader.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE key_hash = ?`, hash[:]))
+	var disabled bool
+	k, err := scanKey(s.reader.QueryRowContext(ctx, `SELECT `+apiKeyColumns+`, `+keyAccountDisabled+` FROM api_keys WHERE key_hash = ?`, hash[:]), &disabled)
+	k.AccountDisabled = disabled
 	if errors.Is(err, sql.ErrNoRows) {
 		return auth.Key{}, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: "sqlite: api key by hash", Message: "no such API key"}
 	}

@@ -48,6 +48,9 @@ func (t *txn) Apply(ctx context.Context, c *ledger.Changes) error {
 	if err := t.insertUsage(ctx, c.NewUsage); err != nil {
 		return err
 	}
+	if err := t.insertAdjustments(ctx, c.NewAdjustments); err != nil {
+		return err
+	}
 	return t.applyUpdates(ctx, c)
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"tollgate"
@@ -241,7 +242,7 @@ func (s *Store) CreateRefund(ctx context.Context, r payment.RefundRecord) (payme
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_refunds (`+payrows.RefundColumns+`)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`, payrows.RefundArgs(&r)...); err != nil {
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, payrows.RefundArgs(&r)...); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		out = r
@@ -309,7 +310,7 @@ func (s *Store) UpdateRefund(ctx context.Context, outRefundNo string, fn func(*p
 		args := payrows.RefundArgs(&r)
 		if _, err := tx.ExecContext(ctx, `UPDATE payment_refunds SET out_trade_no = ?, account_id = ?, fen = ?,
 			credits = ?, status = ?, created_at = ?, updated_at = ?, next_poll_at = ?, poll_attempts = ?,
-			lease_owner = ?, lease_until = ? WHERE out_refund_no = ?`, append(args[1:], args[0])...); err != nil {
+			lease_owner = ?, lease_until = ? WHERE out_refund_no = ?`, append(args[1:payrows.RefundUpdated], args[0])...); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		out = r
@@ -333,10 +334,46 @@ func (s *Store) PaymentTotals(ctx context.Context, from, to time.Time) (payment.
 	err := s.reader.QueryRowContext(ctx, `SELECT count(*), count(o.out_trade_no), coalesce(sum(l.fen), 0),
 		coalesce(sum(l.refunded_fen), 0), coalesce(sum(o.fee_fen), 0)
 		FROM lots AS l LEFT JOIN payment_orders AS o ON o.out_trade_no = l.out_trade_no
-		WHERE l.created_at >= ? AND l.created_at < ?`, micros(from), micros(to)).
+		WHERE l.created_at >= ? AND l.created_at < ? AND l.fen > 0`, micros(from), micros(to)).
 		Scan(&t.Lots, &t.Orders, &t.GrossFen, &t.RefundedFen, &t.FeeFen)
 	if err != nil {
 		return t, fmt.Errorf("sqlite.PaymentTotals: %w", err)
 	}
 	return t, nil
+}
+
+// sqlitePlaceholder numbers placeholders (?NNN), so that one may appear
+// twice in a query.
+func sqlitePlaceholder(n int) string { return "?" + strconv.Itoa(n) }
+
+// OrdersPage implements payment.Store.
+func (s *Store) OrdersPage(ctx context.Context, q payment.OrderQuery) ([]payment.Order, error) {
+	query, args := payrows.OrdersPage(q, sqlitePlaceholder)
+	rows, err := s.reader.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.OrdersPage: %w", err)
+	}
+	defer rows.Close()
+	out := []payment.Order{}
+	for rows.Next() {
+		o, err := payrows.ScanOrder(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite.OrdersPage: %w", err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite.OrdersPage: %w", err)
+	}
+	return out, nil
+}
+
+// RefundsPage implements payment.Store.
+func (s *Store) RefundsPage(ctx context.Context, q payment.RefundQuery) ([]payment.RefundRecord, error) {
+	query, args := payrows.RefundsPage(q, sqlitePlaceholder)
+	out, err := payQueryRefunds(ctx, s.reader, query, args...)
+	if out == nil && err == nil {
+		out = []payment.RefundRecord{}
+	}
+	return out, err
 }

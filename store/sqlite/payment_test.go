@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -62,4 +63,26 @@ func TestPaymentMethodsUpgrade(t *testing.T) {
 		o.CodeURL != "weixin://wxpay/bizpayurl?pr=x" || !o.Placed() {
 		t.Fatalf("old order after 0010: %+v, %v", o, err)
 	}
+}
+
+// BenchmarkPages: an admin page of accounts or orders among 100,000 costs
+// what the first page costs.
+func BenchmarkPages(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), sqlite.FileName))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	n := storetest.PageRows
+	storetest.BenchmarkPages(b, s, []string{
+		fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
+		INSERT INTO accounts (id, left_credits, held, debt, created_at, version, label, external_id)
+		SELECT printf('acct_%%08d', i), 0, 0, 0, i * 1000000, 1, printf('user %%d', i), printf('ext-%%d', i) FROM n`, n),
+		fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
+		INSERT INTO payment_orders (out_trade_no, account_id, fen, credits, package_id, api_version, sign_type, status, code_url,
+			transaction_id, device_fingerprint, client_ip, token_hash, token_expires_at, grant_cap, expires_at, created_at,
+			updated_at, next_poll_at, poll_attempts, lease_owner, lease_until, review, fee_fen)
+		SELECT printf('tgbench%%08d', i), printf('acct_%%08d', i), 100, 1000, 'starter', 'v2', 'MD5', 'SUCCESS', '',
+			printf('42%%026d', i), '', '127.0.0.1', '', 0, 0, 0, i * 1000000, i * 1000000, 0, 0, '', 0, '', 0 FROM n`, n),
+	})
 }

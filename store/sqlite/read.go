@@ -380,6 +380,9 @@ func (t *txn) Dump(ctx context.Context) (*ledger.Dump, error) {
 	if d.Usage, err = queryRows(ctx, t.q, "usage", scanUsage, `SELECT `+usageCols+` FROM usage_records ORDER BY request_id`); err != nil {
 		return nil, err
 	}
+	if d.Adjustments, err = queryRows(ctx, t.q, "adjustments", scanAdjustment, `SELECT `+adjustCols+` FROM adjustments ORDER BY id`); err != nil {
+		return nil, err
+	}
 	if d.Constraints, err = t.uniqueConstraints(ctx); err != nil {
 		return nil, err
 	}

@@ -26,6 +26,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -239,6 +240,12 @@ func Migrations() ([]Migration, error) {
 // not yet recorded in schema_migrations, and returns the ones it applied.
 // It is idempotent: a second run applies nothing.
 func (s *Store) Migrate(ctx context.Context) ([]Migration, error) {
+	return s.migrate(ctx, math.MaxInt)
+}
+
+// migrate is Migrate applying no migration past version upTo (tests make
+// the database an older release left with it).
+func (s *Store) migrate(ctx context.Context, upTo int) ([]Migration, error) {
 	if _, err := s.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
 		return nil, fmt.Errorf("sqlite: create schema_migrations: %w", err)
@@ -249,6 +256,9 @@ func (s *Store) Migrate(ctx context.Context) ([]Migration, error) {
 	}
 	var applied []Migration
 	for _, m := range all {
+		if m.Version > upTo {
+			break
+		}
 		done, err := s.applyMigration(ctx, m)
 		if err != nil {
 			return applied, err
@@ -306,6 +316,18 @@ func (s *Store) applyMigration(ctx context.Context, m Migration) (bool, error) {
 	}
 	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return false, fmt.Errorf("sqlite: migration %04d_%s: %w", m.Version, m.Name, err)
+	}
+	if strings.Contains(m.SQL, "writable_schema") {
+		// The migration edited the stored schema (loosening a CHECK, as
+		// SQLite's documentation describes): bump schema_version so that
+		// every connection, this one included, parses the schema again.
+		var v int64
+		if err := tx.QueryRowContext(ctx, `PRAGMA schema_version`).Scan(&v); err != nil {
+			return false, fmt.Errorf("sqlite: migration %04d: read schema_version: %w", m.Version, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA schema_version = %d`, v+1)); err != nil {
+			return false, fmt.Errorf("sqlite: migration %04d: bump schema_version: %w", m.Version, err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 		m.Version, m.Name, time.Now().UTC().UnixMicro()); err != nil {

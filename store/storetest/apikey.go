@@ -16,6 +16,7 @@ import (
 type APIKeyStore interface {
 	ledger.Store
 	auth.Store
+	auth.ProfileStore
 }
 
 // APIKeyOpenFunc returns a fresh, empty, migrated store. The suite closes it.
@@ -34,6 +35,9 @@ func RunAPIKeys(t *testing.T, open APIKeyOpenFunc) {
 		{"Authenticate", testKeyAuthenticate},
 		{"Limits", testKeyLimits},
 		{"List", testKeyList},
+		{"Profiles", testProfiles},
+		{"ProfilePages", testProfilePages},
+		{"DisabledKeys", testDisabledKeys},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

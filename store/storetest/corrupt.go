@@ -25,6 +25,10 @@ func testAuditCatchesCorruption(t *testing.T, e *Env) {
 	if _, err := reserve(e, "h2", "alice", 100); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := adjust(e, "alice", "adj-c", 50, false); err != nil {
+		t.Fatal(err)
+	}
+	adj := ledger.AdjustmentID("alice", "adj-c")
 	MustAuditClean(t, e)
 	for _, tc := range []struct {
 		name, corrupt, undo, check string
@@ -43,6 +47,12 @@ func testAuditCatchesCorruption(t *testing.T, e *Env) {
 		// held_available bug): no revoked grant accounts for it.
 		{"DebtWithoutOrigin", `UPDATE accounts SET debt = debt + 9 WHERE id = 'alice'`,
 			`UPDATE accounts SET debt = debt - 9 WHERE id = 'alice'`, "account.debt_origin"},
+		// A payment's lot passed off as free credit, and an adjustment's
+		// lot granting more than the adjustment gave.
+		{"PaidLotAtZeroFen", `UPDATE lots SET fen = 0, refunded_fen = 0 WHERE out_trade_no = 'o1'`,
+			`UPDATE lots SET fen = 100 WHERE out_trade_no = 'o1'`, "adjustment.lot"},
+		{"AdjustmentLotGrown", `UPDATE lots SET granted = granted + 5, left_credits = left_credits + 5 WHERE out_trade_no = '` + adj + `'`,
+			`UPDATE lots SET granted = granted - 5, left_credits = left_credits - 5 WHERE out_trade_no = '` + adj + `'`, "adjustment.lot"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := raw.ExecRaw(e.Ctx, tc.corrupt); err != nil {

@@ -52,6 +52,8 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"Refund", testRefund},
 		{"RefundErrors", testRefundErrors},
 		{"RefundRacesSpending", testRefundRace},
+		{"Adjustments", testAdjustments},
+		{"UsageReport", testUsageReport},
 		{"PaidVolume", testPaidVolume},
 		{"Usage", testUsage},
 		{"UsageTotals", testUsageTotals},

@@ -66,13 +66,17 @@ func mustStackAPI(t *testing.T, version string) *stack {
 	mux := http.NewServeMux()
 	app := httptest.NewServer(mux)
 	t.Cleanup(app.Close)
+	// WeChat's OAuth and H5 page send the browser back to the checkout's
+	// host only (its web authorization and H5 payment domain).
+	sim.RedirectHosts = []string{strings.TrimPrefix(app.URL, "http://")}
 
 	cfg := sim.Config()
 	mem := kv.NewMemory(kv.MemoryOptions{})
 	v2 := &wxpay.V2Client{BaseURL: simSrv.URL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey,
 		SignType: wxpay.SignTypeMD5, HTTPClient: simSrv.Client(), Certificate: mustClientCert(t)}
 	pcfg := payment.Config{APIVersion: version, SignType: wxpay.SignTypeMD5,
-		AppID: cfg.AppID, MchID: cfg.MchID, NotifyURL: app.URL + "/wxpay/notify", TokenSecret: []byte("test secret")}
+		AppID: cfg.AppID, MchID: cfg.MchID, NotifyURL: app.URL + "/wxpay/notify", TokenSecret: []byte("test secret"),
+		RefundPolicy: payment.RefundPolicySelf} // the account page's own refund
 	deps := payment.Deps{Ledger: led, Store: store, Pricer: pr, Nonces: mem, Limiter: mem, V2: v2}
 	if version == payment.APIv3 {
 		pcfg.NotifyURLV3, pcfg.RefundNotifyURL = app.URL+"/wxpay/notify/v3", app.URL+"/wxpay/notify/v3"

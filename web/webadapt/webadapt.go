@@ -211,6 +211,9 @@ type Catalog struct {
 	// Popular orders the models shown (DefaultPopular when nil); priced
 	// models not in it follow, sorted.
 	Popular []string
+	// Advertised, when set, gives the models shown instead, in order:
+	// the catalog's models the checkout advertises.
+	Advertised func() []string
 }
 
 // Packages implements web.Catalog.
@@ -218,7 +221,7 @@ func (c Catalog) Packages(context.Context) ([]web.Package, error) {
 	ps := c.Pricer.Packages()
 	out := make([]web.Package, len(ps))
 	for i, p := range ps {
-		out[i] = web.Package{ID: p.ID, Fen: p.Fen, Credits: p.Credits}
+		out[i] = web.Package{ID: p.ID, Fen: p.Fen, Credits: p.Credits, Labels: p.Labels}
 	}
 	return out, nil
 }
@@ -242,6 +245,9 @@ func (c Catalog) ModelPrices(ctx context.Context) ([]web.ModelPrice, error) {
 		if !slices.Contains(order, m) {
 			order = append(order, m)
 		}
+	}
+	if c.Advertised != nil {
+		order = c.Advertised()
 	}
 	var out []web.ModelPrice
 	for _, m := range order {

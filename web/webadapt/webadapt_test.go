@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestCatalog(t *testing.T) {
 	}
 	c := webadapt.Catalog{Pricer: p}
 	pkgs, err := c.Packages(context.Background())
-	if err != nil || len(pkgs) != 3 || pkgs[0] != (web.Package{ID: "starter", Fen: 1000, Credits: 1_400_000}) {
+	if err != nil || len(pkgs) != 3 || !reflect.DeepEqual(pkgs[0], web.Package{ID: "starter", Fen: 1000, Credits: 1_400_000}) {
 		t.Fatalf("packages %v, %v", pkgs, err)
 	}
 	ms, err := c.ModelPrices(context.Background())
@@ -47,7 +48,7 @@ func TestOrder(t *testing.T) {
 }
 
 func TestOAuth(t *testing.T) {
-	sim := &wxpaysim.Server{}
+	sim := &wxpaysim.Server{RedirectHosts: []string{"pay.example"}}
 	t.Cleanup(func() { sim.Close() })
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)

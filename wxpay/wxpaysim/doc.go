@@ -49,7 +49,9 @@
 //
 //	GET /connect/oauth2/authorize?appid=&redirect_uri=&response_type=code&scope=snsapi_base&state=
 //	    302 to redirect_uri?code=…&state=…; the openid is the openid query parameter (tests), else
-//	    the browser's wxpaysim_openid cookie, else a new one set in that cookie; 400 on a bad request
+//	    the browser's wxpaysim_openid cookie, else a new one set in that cookie; 400 on a bad request,
+//	    and on a redirect_uri whose host is not the app's web authorization domain (RedirectHosts;
+//	    default the host the emulator is addressed by and BaseURL's), as WeChat's 10003
 //	GET /sns/oauth2/access_token?appid=&secret=&code=&grant_type=authorization_code
 //	    {"access_token","expires_in":7200,"refresh_token","openid","scope"}, or (HTTP 200 like WeChat)
 //	    {"errcode":40029,"errmsg":"invalid code"} (unknown, or older than OAuthCodeTTL, 5 min),
@@ -83,9 +85,16 @@
 // identical parameters of a paid order answers ORDERPAID, of a closed one
 // ORDERCLOSED; v3 uses the v2 spelling ORDERPAID (WeChat's v3 code for it
 // is undocumented). For H5 and JSAPI: the 5-minute life of an h5_url, the
-// Referer check against the merchant's H5 domain, the payment sheet's
-// check that the payer is the order's openid (the sheet has no user), the
-// cancel answer of the sheet, and /sns/userinfo.
+// Referer check against the merchant's H5 domain, the cancel answer of the
+// sheet, and /sns/userinfo. The payment sheet has no WeChat user of its
+// own: it checks that the payer is the order's openid only when the
+// request names the payer (an "openid" field, or the wxpaysim_openid
+// cookie that bridge.js sends from the emulator's own origin, as in
+// tollgate's dev mode); a request naming no payer, such as a page on
+// another origin or a test posting the params, pays for whoever the order
+// was placed for. Nor does the emulator check that an openid belongs to
+// the appid (any well-formed openid can be ordered for), or the JS-SDK
+// safe domain of the page calling the sheet.
 //
 // # Notifications
 //
@@ -130,12 +139,15 @@
 //	                                            {"serial": new, "serials": listed}; 409 in public key mode
 //	POST /sim/orders/{out_trade_no}/notify-signed-by?serial=S  the paid v3 order's notification, once, signed
 //	                                            by certificate S even if retired (a rotated-out key)
-//	GET  /sim/h5/pay?prepay_id=&redirect_url=   an H5 order's payment page (h5_url): amount and a Pay button
+//	GET  /sim/h5/pay?prepay_id=&redirect_url=   an H5 order's payment page (h5_url): amount and a Pay button;
+//	                                            400 if redirect_url's host is not in RedirectHosts (as for OAuth)
 //	POST /sim/h5/pay                            the Pay button: pays, then 302 to redirect_url (409 if not payable)
 //	POST /sim/jsapi/pay                         the JSAPI payment sheet: getBrandWCPayRequest params (appId,
 //	                                            timeStamp, nonceStr, package, signType RSA, paySign checked
 //	                                            with the merchant public key) -> {"err_msg":"get_brand_wcpay_request:ok"},
 //	                                            or 400 {"err_msg":"get_brand_wcpay_request:fail","reason":…} paying nothing;
+//	                                            a payer named (body "openid", else the wxpaysim_openid cookie) must be
+//	                                            the order's payer.openid;
 //	                                            CORS: any origin (OPTIONS preflight answered)
 //	GET  /sim/jsapi/bridge.js                   defines window.WeixinJSBridge.invoke for a page outside WeChat,
 //	                                            posting to this emulator's absolute /sim/jsapi/pay URL

@@ -54,6 +54,10 @@ func (s *Server) h5Parse(w http.ResponseWriter, r *http.Request) (h5Request, boo
 		s.h5Error(w, http.StatusBadRequest, "redirect_url must be an absolute http(s) URL")
 		return h5Request{}, false
 	}
+	if why := s.h5RedirectRefusal(r, redirect); why != "" {
+		s.h5Error(w, http.StatusBadRequest, why)
+		return h5Request{}, false
+	}
 	o, err := s.orderByPrepay(r.FormValue("prepay_id"))
 	if err != nil {
 		s.h5Error(w, http.StatusNotFound, "no order has this prepay_id (the h5_url is wrong)")
@@ -142,6 +146,7 @@ func writeHTML(w http.ResponseWriter, status int, v h5View) {
 var h5Template = template.Must(template.New("h5").Parse(`<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>微信支付 · wxpaysim</title>
 <style>
 body{font-family:system-ui,-apple-system,sans-serif;max-width:28rem;margin:0 auto;padding:1.5rem 1rem;text-align:center;color:#111}

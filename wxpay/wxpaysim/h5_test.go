@@ -59,8 +59,11 @@ func mustPage(t testing.TB, method, u string, form url.Values) (int, string, str
 	return resp.StatusCode, resp.Header.Get("Location"), string(b)
 }
 
+// shopExample makes shop.example the merchant's H5 payment domain.
+func shopExample(s *wxpaysim.Server) { s.RedirectHosts = []string{"shop.example"} }
+
 func TestV3H5PaymentFlow(t *testing.T) {
-	e := mustEnv(t, nil)
+	e := mustEnv(t, shopExample)
 	h5 := e.mustH5Order("T3-H5-0001", 1234)
 	if want := e.base + "/sim/h5/pay?prepay_id=wx"; !strings.HasPrefix(h5, want) {
 		t.Fatalf("h5_url %q, want it to start with %q", h5, want)
@@ -69,7 +72,7 @@ func TestV3H5PaymentFlow(t *testing.T) {
 	page := h5 + "&redirect_url=" + url.QueryEscape(back)
 
 	st, _, body := mustPage(t, http.MethodGet, page, nil)
-	for _, want := range []string{"¥12.34", "tollgate credits", `method="post"`, `id="pay"`, `name="redirect_url" value="https://shop.example/checkout/T3-H5-0001?from=h5"`} {
+	for _, want := range []string{`<link rel="icon" href="data:,">`, "¥12.34", "tollgate credits", `method="post"`, `id="pay"`, `name="redirect_url" value="https://shop.example/checkout/T3-H5-0001?from=h5"`} {
 		if st != 200 || !strings.Contains(body, want) {
 			t.Fatalf("payment page %d lacks %q:\n%s", st, want, body)
 		}
@@ -163,7 +166,7 @@ func TestV3H5OrderRefusals(t *testing.T) {
 }
 
 func TestV3H5PageRefusals(t *testing.T) {
-	e := mustEnv(t, nil)
+	e := mustEnv(t, shopExample)
 	h5 := e.mustH5Order("T3-H5-0003", 100)
 	prepay := strings.TrimPrefix(h5, e.base+"/sim/h5/pay?prepay_id=")
 	st, b := e.v3("POST", "/v3/pay/transactions/jsapi", e.v3JSAPIBody("T3-JS-0003", 100, "oTestOpenID0000000000000003"))
@@ -183,6 +186,7 @@ func TestV3H5PageRefusals(t *testing.T) {
 		{"NotAnH5Order", url.Values{"prepay_id": {js.PrepayID}}, 400},
 		{"RelativeRedirect", url.Values{"prepay_id": {prepay}, "redirect_url": {"/checkout"}}, 400},
 		{"JavascriptRedirect", url.Values{"prepay_id": {prepay}, "redirect_url": {"javascript:alert(1)"}}, 400},
+		{"UnconfiguredRedirectHost", url.Values{"prepay_id": {prepay}, "redirect_url": {"https://evil.example/"}}, 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,6 +27,10 @@ type jsapiParams struct {
 	Package   string `json:"package"`
 	SignType  string `json:"signType"`
 	PaySign   string `json:"paySign"`
+	// OpenID is not a getBrandWCPayRequest parameter: it is the WeChat
+	// user who has the sheet open, which WeChat knows and the emulator
+	// does not. Optional; see sheetPayer.
+	OpenID string `json:"openid"`
 }
 
 // jsapiRoutes registers the simulated WeChat payment sheet and the script
@@ -66,7 +70,12 @@ func (s *Server) jsapiPay(w http.ResponseWriter, r *http.Request) {
 		s.jsapiFail(w, "the params are not a JSON object of strings")
 		return
 	}
-	no, reason := s.jsapiCheck(p)
+	payer, reason := sheetPayer(r, p)
+	if reason != "" {
+		s.jsapiFail(w, reason)
+		return
+	}
+	no, reason := s.jsapiCheck(p, payer)
 	if reason != "" {
 		s.jsapiFail(w, reason)
 		return
@@ -83,8 +92,28 @@ func (s *Server) jsapiPay(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"err_msg": JSAPIPayOK})
 }
 
+// sheetPayer is the openid of the user paying with the sheet, "" when
+// the request does not say: the "openid" field of the body, else the
+// browser's wxpaysim_openid cookie (which the emulator's OAuth gave it;
+// bridge.js sends it when the page is on the emulator's origin, as in
+// tollgate's dev mode, and a cross-origin page's fetch carries none).
+func sheetPayer(r *http.Request, p jsapiParams) (openID, reason string) {
+	if p.OpenID != "" {
+		if !openIDRe.MatchString(p.OpenID) {
+			return "", "openid must be 1 to 128 characters of [A-Za-z0-9_-]"
+		}
+		return p.OpenID, ""
+	}
+	if c, err := r.Cookie(OAuthOpenIDCookie); err == nil && openIDRe.MatchString(c.Value) {
+		return c.Value, ""
+	}
+	return "", ""
+}
+
 // jsapiCheck verifies p and returns the out_trade_no to pay, or why not.
-func (s *Server) jsapiCheck(p jsapiParams) (outTradeNo, reason string) {
+// A payer ("" when unknown) must be the order's openid: WeChat lets only
+// the user the JSAPI order was placed for pay it.
+func (s *Server) jsapiCheck(p jsapiParams, payer string) (outTradeNo, reason string) {
 	switch {
 	case p.AppID != s.AppID:
 		return "", fmt.Sprintf("appId %.40q is not the merchant's appid", p.AppID)
@@ -107,6 +136,8 @@ func (s *Server) jsapiCheck(p jsapiParams) (outTradeNo, reason string) {
 		return "", "no order has this prepay_id"
 	case o.APIVersion != 3 || o.TradeType != tradeJSAPI:
 		return "", fmt.Sprintf("order %s is a v%d %s order, not a v3 JSAPI one", o.OutTradeNo, o.APIVersion, o.TradeType)
+	case payer != "" && payer != o.OpenID:
+		return "", fmt.Sprintf("the payer's openid is not the one order %s was placed for (payer.openid): another WeChat user cannot pay it", o.OutTradeNo)
 	case o.State != StateNotPay && o.State != StateUserPaying:
 		return "", fmt.Sprintf("order %s is %s, not payable", o.OutTradeNo, o.State)
 	}
@@ -136,6 +167,9 @@ func (s *Server) jsapiFail(w http.ResponseWriter, reason string) {
 // cb) posts params to this emulator's /sim/jsapi/pay (an absolute URL, the
 // page being on another origin) and calls cb with its {err_msg}. It then
 // fires WeixinJSBridgeReady, as WeChat does for pages that wait for it.
+// The post carries the browser's cookies when the page is on the
+// emulator's origin (credentials "same-origin"): then the sheet knows the
+// payer by the wxpaysim_openid cookie, as WeChat knows its user.
 func (s *Server) jsapiBridge(w http.ResponseWriter, r *http.Request) {
 	endpoint, _ := json.Marshal(s.baseURL(r) + "/sim/jsapi/pay") // escapes <, >, &
 	allowAnyOrigin(w)
@@ -153,7 +187,7 @@ const bridgeJS = `// WeixinJSBridge stand-in served by wxpaysim, the WeChat Pay 
       setTimeout(function () { done({err_msg: name + ":fail", reason: "wxpaysim models getBrandWCPayRequest only"}); }, 0);
       return;
     }
-    fetch(endpoint, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(params || {})})
+    fetch(endpoint, {method: "POST", credentials: "same-origin", headers: {"Content-Type": "application/json"}, body: JSON.stringify(params || {})})
       .then(function (r) { return r.json(); })
       .then(function (a) { done(a); },
             function (e) { done({err_msg: "get_brand_wcpay_request:fail", reason: "wxpaysim unreachable: " + e}); });

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -219,6 +220,85 @@ func TestJSAPIPaymentSheetRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestJSAPIPaymentSheetChecksThePayer: when the sheet knows who is paying
+// (the body's openid, else the browser's wxpaysim_openid cookie from the
+// emulator's OAuth), only the order's payer can pay; anyone else gets a
+// 400 fail and nothing is paid.
+func TestJSAPIPaymentSheetChecksThePayer(t *testing.T) {
+	e, _, _ := oauthEnv(t)
+	// browser is a WeChat user's browser: the emulator's OAuth gives it an
+	// openid (kept in its cookie), for which the merchant orders.
+	browser := func(no string) (*http.Client, string, []byte) {
+		t.Helper()
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, CheckRedirect: noRedirects.CheckRedirect}
+		code := e.mustAuthorize(c, e.authorizeURL("https://shop.example/cb", "s", nil)).Query().Get("code")
+		ans := e.exchange(e.cfg.AppID, testAppSecret, code, "authorization_code")
+		openid, _ := ans["openid"].(string)
+		if openid == "" {
+			t.Fatalf("exchange: %v", ans)
+		}
+		return c, openid, mustJSON(t, signJSAPI(t, e.priv, e.cfg.AppID, e.mustJSAPIOrder(no, 100, openid)))
+	}
+	post := func(c *http.Client, body []byte) (int, map[string]string) {
+		t.Helper()
+		resp, err := c.Post(e.base+"/sim/jsapi/pay", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ans map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&ans)
+		return resp.StatusCode, ans
+	}
+	refused := func(t *testing.T, c *http.Client, body []byte, no, reason string) {
+		t.Helper()
+		before := digest(t, e.sim)
+		if st, ans := post(c, body); st != 400 || ans["err_msg"] != "get_brand_wcpay_request:fail" || !strings.Contains(ans["reason"], reason) {
+			t.Fatalf("%d %v, want 400 fail about %q", st, ans, reason)
+		}
+		if o, _ := e.sim.Order(no); o.State != wxpaysim.StateNotPay || digest(t, e.sim) != before {
+			t.Fatalf("a refused sheet changed the emulator's state (order %s)", o.State)
+		}
+	}
+	withOpenID := func(body []byte, openid string) []byte {
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
+		m["openid"] = openid
+		return mustJSON(t, m)
+	}
+
+	alice, aliceID, aliceSheet := browser("T3-PAYER-A")
+	bob, bobID, bobSheet := browser("T3-PAYER-B")
+	if aliceID == bobID {
+		t.Fatalf("two browsers got the same openid %s", aliceID)
+	}
+	t.Run("ErrAnotherUsersCookie", func(t *testing.T) {
+		refused(t, bob, aliceSheet, "T3-PAYER-A", "another WeChat user")
+	})
+	t.Run("ErrAnotherUsersOpenID", func(t *testing.T) {
+		refused(t, http.DefaultClient, withOpenID(aliceSheet, bobID), "T3-PAYER-A", "another WeChat user")
+		// The body's openid is the payer even with the order's cookie.
+		refused(t, alice, withOpenID(aliceSheet, bobID), "T3-PAYER-A", "another WeChat user")
+	})
+	t.Run("ErrMalformedOpenID", func(t *testing.T) {
+		refused(t, alice, withOpenID(aliceSheet, "o<script>"), "T3-PAYER-A", "openid must be")
+	})
+	t.Run("ThePayerPays", func(t *testing.T) {
+		if st, ans := post(alice, aliceSheet); st != 200 || ans["err_msg"] != "get_brand_wcpay_request:ok" {
+			t.Fatalf("the order's payer: %d %v", st, ans)
+		}
+		if st, ans := post(http.DefaultClient, withOpenID(bobSheet, bobID)); st != 200 || ans["err_msg"] != "get_brand_wcpay_request:ok" {
+			t.Fatalf("the order's payer by the body's openid: %d %v", st, ans)
+		}
+		for _, no := range []string{"T3-PAYER-A", "T3-PAYER-B"} {
+			if o, _ := e.sim.Order(no); o.State != wxpaysim.StateSuccess {
+				t.Fatalf("order %s is %s", no, o.State)
+			}
+		}
+	})
 }
 
 func TestJSAPIPaymentSheetAnswersThePreflight(t *testing.T) {

@@ -2,9 +2,14 @@ package wxpaysim
 
 import (
 	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -65,7 +70,8 @@ func (s *Server) appSecret() string {
 
 // oauthAuthorize is the user opening the authorization URL inside WeChat:
 // snsapi_base asks nothing, so WeChat redirects at once to redirect_uri
-// with a code and the state. The payer is the openid query parameter (for
+// with a code and the state, if redirect_uri's host is allowed
+// (RedirectHosts). The payer is the openid query parameter (for
 // tests), else the browser's wxpaysim_openid cookie, else a new openid
 // remembered in that cookie. A bad request is answered 400, as WeChat
 // shows an error page instead of redirecting.
@@ -91,6 +97,10 @@ func (s *Server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	case len(q.Get("state")) > 128:
 		s.oauthRefuse(w, "state is longer than 128 bytes")
+		return
+	}
+	if why := s.redirectRefusal(r, redirect); why != "" {
+		s.oauthRefuse(w, "redirect_uri "+why+" (WeChat: 10003 redirect_uri域名与后台配置不一致)")
 		return
 	}
 	openID, ok := s.oauthPayer(w, r)
@@ -197,4 +207,92 @@ func (s *Server) spendOAuthCode(code string) (oauthCode, int) {
 	}
 	c.used = true
 	return *c, 0
+}
+
+// redirectHosts are the allowed hosts of a browser redirect for r:
+// RedirectHosts, or the host r was addressed to and BaseURL's host.
+func (s *Server) redirectHosts(r *http.Request) []string {
+	if len(s.RedirectHosts) > 0 {
+		return s.RedirectHosts
+	}
+	var hosts []string
+	if r.Host != "" {
+		hosts = append(hosts, r.Host)
+	}
+	if b, err := url.Parse(s.BaseURL); err == nil && b.Host != "" && !strings.EqualFold(b.Host, r.Host) {
+		hosts = append(hosts, b.Host)
+	}
+	return hosts
+}
+
+// redirectRefusal says why the browser may not be sent to u (an absolute
+// URL): "" when its host is one of redirectHosts, else a sentence naming
+// the host and the allowed ones.
+func (s *Server) redirectRefusal(r *http.Request, u *url.URL) string {
+	hosts := s.redirectHosts(r)
+	for _, h := range hosts {
+		if hostAllows(h, u) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("host %.100q is not a domain configured for this merchant (allowed: %s; "+
+		"Server.RedirectHosts, tollgate sandbox --redirect-host)", u.Host, strings.Join(hosts, ", "))
+}
+
+// h5RedirectRefusal is redirectRefusal for an H5 page's redirect_url, ""
+// when there is none.
+func (s *Server) h5RedirectRefusal(r *http.Request, redirect string) string {
+	u, err := url.Parse(redirect)
+	if redirect == "" || err != nil {
+		return ""
+	}
+	if why := s.redirectRefusal(r, u); why != "" {
+		return "redirect_url " + why + " (WeChat: 商家存在未配置的参数，请联系商家解决)"
+	}
+	return ""
+}
+
+// hostAllows reports whether the allowed entry ("host" or "host:port")
+// matches u's host: the name case-insensitively, and the port (u's
+// scheme's default when u names none) when the entry has one.
+func hostAllows(entry string, u *url.URL) bool {
+	entry = strings.ToLower(strings.TrimSpace(entry))
+	name := strings.ToLower(u.Hostname())
+	if h, p, err := net.SplitHostPort(entry); err == nil {
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		return h == name && p == port
+	}
+	return strings.Trim(entry, "[]") == name
+}
+
+// CheckRedirectHost reports whether h can be an entry of
+// Server.RedirectHosts: a host name or IP address, optionally with a
+// port, without scheme, user or path.
+func CheckRedirectHost(h string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("redirect host %.100q: %s; want HOST or HOST:PORT, such as pay.example.com or 127.0.0.1:8080", h, why)
+	}
+	switch {
+	case h == "":
+		return errors.New("redirect host is empty; want HOST or HOST:PORT, such as pay.example.com or 127.0.0.1:8080")
+	case strings.Contains(h, "://"):
+		return bad("a host has no scheme")
+	case strings.ContainsAny(h, "/?#@ \t\r\n"):
+		return bad("a host has no path, query, user or spaces")
+	}
+	u, err := url.Parse("http://" + h)
+	if err != nil || u.Host != h || u.Hostname() == "" {
+		return bad("not a host")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad("the port must be 1 to 65535")
+		}
+	} else if strings.HasSuffix(h, ":") {
+		return bad("the port is empty")
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package wxpaysim_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -67,6 +68,7 @@ func oauthEnv(t *testing.T) (*env, *clocktest.Clock, func() string) {
 	var logs strings.Builder
 	e := mustEnv(t, func(s *wxpaysim.Server) {
 		s.AppSecret, s.Clock = testAppSecret, clk
+		s.RedirectHosts = []string{"shop.example"}
 		s.Logf = func(format string, args ...any) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -177,6 +179,8 @@ func TestOAuthAuthorizeRefusals(t *testing.T) {
 		{"OtherAppID", url.Values{"appid": {"wx0000000000000000"}}, ""},
 		{"NoRedirectURI", nil, "redirect_uri"},
 		{"RelativeRedirectURI", url.Values{"redirect_uri": {"/cb"}}, ""},
+		{"UnconfiguredRedirectHost", url.Values{"redirect_uri": {"https://evil.example/cb"}}, ""},
+		{"SubdomainRedirectHost", url.Values{"redirect_uri": {"https://pay.shop.example/cb"}}, ""},
 		{"ResponseTypeToken", url.Values{"response_type": {"token"}}, ""},
 		{"ScopeLogin", url.Values{"scope": {"snsapi_login"}}, ""},
 		{"LongState", url.Values{"state": {strings.Repeat("s", 129)}}, ""},
@@ -201,5 +205,116 @@ func TestOAuthAuthorizeRefusals(t *testing.T) {
 				t.Fatalf("%d Location %q, want 400 and no redirect", resp.StatusCode, resp.Header.Get("Location"))
 			}
 		})
+	}
+}
+
+// TestRedirectHosts: the browser is sent only to a configured domain, as
+// WeChat's web authorization domain and H5 payment domain: by default
+// the origin the emulator is served on (and BaseURL's), else exactly
+// RedirectHosts. Any other host gets a 400 naming it, and nothing is
+// issued or paid.
+func TestRedirectHosts(t *testing.T) {
+	// authorize returns the status, Location and body of authorizing with
+	// redirect_uri back.
+	authorize := func(t *testing.T, e *env, back string) (int, string, string, []*http.Cookie) {
+		t.Helper()
+		resp, err := noRedirects.Get(e.authorizeURL(back, "s", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b := new(strings.Builder)
+		_, _ = io.Copy(b, resp.Body)
+		return resp.StatusCode, resp.Header.Get("Location"), b.String(), resp.Cookies()
+	}
+	t.Run("DefaultIsTheEmulatorsOrigin", func(t *testing.T) {
+		e := mustEnv(t, nil)
+		self, _ := url.Parse(e.base)
+		if st, loc, body, _ := authorize(t, e, "http://"+self.Host+"/checkout/T/wechat"); st != http.StatusFound ||
+			!strings.HasPrefix(loc, "http://"+self.Host+"/checkout/T/wechat?code=") {
+			t.Fatalf("back to the emulator's origin: %d %q %s", st, loc, body)
+		}
+		for _, back := range []string{"https://evil.example/cb", "http://" + self.Hostname() + ":1/cb"} {
+			bad, _ := url.Parse(back)
+			st, loc, body, cookies := authorize(t, e, back)
+			if st != http.StatusBadRequest || loc != "" || len(cookies) != 0 ||
+				!strings.Contains(body, `"`+bad.Host+`"`) || !strings.Contains(body, "10003") || !strings.Contains(body, self.Host) {
+				t.Fatalf("redirect_uri %s: %d Location %q cookies %v\n%s", back, st, loc, cookies, body)
+			}
+		}
+
+		h5 := e.mustH5Order("T3-H5-HOST", 100)
+		prepay := strings.TrimPrefix(h5, e.base+"/sim/h5/pay?prepay_id=")
+		if st, _, body := mustPage(t, http.MethodGet, h5+"&redirect_url="+url.QueryEscape("http://"+self.Host+"/checkout/T"), nil); st != 200 ||
+			!strings.Contains(body, `id="cancel"`) {
+			t.Fatalf("H5 page returning to the emulator's origin: %d\n%s", st, body)
+		}
+		before := digest(t, e.sim)
+		evil := url.Values{"prepay_id": {prepay}, "redirect_url": {"https://evil.example/phish"}}
+		for _, m := range []string{http.MethodGet, http.MethodPost} {
+			u := e.base + "/sim/h5/pay"
+			if m == http.MethodGet {
+				u += "?" + evil.Encode()
+			}
+			st, loc, body := mustPage(t, m, u, evil)
+			if st != http.StatusBadRequest || loc != "" || !strings.Contains(body, "evil.example") ||
+				strings.Contains(body, `id="pay"`) || strings.Contains(body, `href="https://evil.example`) {
+				t.Fatalf("%s H5 page to another host: %d %q\n%s", m, st, loc, body)
+			}
+		}
+		if digest(t, e.sim) != before {
+			t.Fatal("a refused H5 redirect changed the emulator's state")
+		}
+		if o, _ := e.sim.Order("T3-H5-HOST"); o.State != wxpaysim.StateNotPay {
+			t.Fatalf("order %s after the refusals", o.State)
+		}
+	})
+	t.Run("BaseURLHost", func(t *testing.T) {
+		e := mustEnv(t, func(s *wxpaysim.Server) { s.BaseURL = "https://pay.example/sandbox/wxpay" })
+		if st, _, body, _ := authorize(t, e, "https://pay.example/checkout/T/wechat"); st != http.StatusFound {
+			t.Fatalf("back to BaseURL's host: %d %s", st, body)
+		}
+		if st, _, _, _ := authorize(t, e, "https://other.example/cb"); st != http.StatusBadRequest {
+			t.Fatalf("another host: %d", st)
+		}
+	})
+	t.Run("Configured", func(t *testing.T) {
+		e := mustEnv(t, func(s *wxpaysim.Server) {
+			s.RedirectHosts = []string{"Shop.Example", "127.0.0.1:8443", "pay.example:443", "[::1]"}
+		})
+		self, _ := url.Parse(e.base)
+		for back, want := range map[string]int{
+			"https://shop.example/cb":      http.StatusFound, // no port in the entry: any port
+			"http://SHOP.example:8080/cb":  http.StatusFound,
+			"http://127.0.0.1:8443/cb":     http.StatusFound,
+			"http://127.0.0.1:8444/cb":     http.StatusBadRequest,
+			"https://pay.example/cb":       http.StatusFound, // https's port 443
+			"http://pay.example/cb":        http.StatusBadRequest,
+			"http://[::1]:9000/cb":         http.StatusFound,
+			"https://pay.shop.example/cb":  http.StatusBadRequest,
+			"https://shop.example.evil/cb": http.StatusBadRequest,
+			"http://" + self.Host + "/cb":  http.StatusBadRequest, // the list replaces the default
+		} {
+			if st, loc, body, _ := authorize(t, e, back); st != want {
+				t.Errorf("redirect_uri %s: %d %q, want %d\n%s", back, st, loc, want, body)
+			}
+		}
+	})
+}
+
+func TestCheckRedirectHost(t *testing.T) {
+	for h, ok := range map[string]bool{
+		"pay.example.com": true, "127.0.0.1:8080": true, "[::1]:443": true, "[::1]": true, "localhost": true,
+		"": false, "https://pay.example.com": false, "pay.example.com/checkout": false, "user@pay.example.com": false,
+		"pay.example.com:": false, "pay.example.com:0": false, "pay.example.com:70000": false, "pay.example.com:http": false,
+		"pay example.com": false, "::1": false, "pay.example.com?x": false,
+	} {
+		err := wxpaysim.CheckRedirectHost(h)
+		if (err == nil) != ok {
+			t.Errorf("CheckRedirectHost(%q) = %v, want ok %v", h, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "HOST:PORT") {
+			t.Errorf("CheckRedirectHost(%q): %v does not say what is wanted", h, err)
+		}
 	}
 }

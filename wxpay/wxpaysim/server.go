@@ -127,6 +127,16 @@ type Server struct {
 	// BaseURL is the absolute URL the emulator is reachable at (used in bill
 	// download_url); empty means derived from each request.
 	BaseURL string
+	// RedirectHosts are the hosts ("host" or "host:port") the browser may
+	// be sent to: the OAuth redirect_uri (WeChat's web authorization
+	// domain, 网页授权域名) and the H5 page's redirect_url (the merchant's H5
+	// payment domain). Any other is refused with a 400 naming its host, as
+	// WeChat refuses an unconfigured domain (10003 redirect_uri域名与后台配置不一致)
+	// instead of redirecting. An entry without a port allows every port,
+	// as WeChat's domains carry none. Empty means the host the request was
+	// addressed to (the origin the emulator is served on) and BaseURL's
+	// host. CheckRedirectHost validates an entry.
+	RedirectHosts []string
 	// HTTPClient sends notifications (each bounded by AnswerDeadline); nil
 	// means http.DefaultClient, or one trusting NotifyRootCAs.
 	HTTPClient *http.Client

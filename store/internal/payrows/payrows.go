@@ -5,6 +5,7 @@
 package payrows
 
 import (
+	"strings"
 	"time"
 
 	"tollgate"
@@ -20,8 +21,14 @@ const OrderColumns = `out_trade_no, account_id, fen, credits, package_id, api_ve
 
 // RefundColumns are the columns of payment_refunds, in the order RefundArgs
 // and ScanRefund use.
+// The last three (who asked, why, the amount asked for: migration 0011) are
+// written once, when the refund is made; updates write the first
+// RefundUpdated.
 const RefundColumns = `out_refund_no, out_trade_no, account_id, fen, credits, status, created_at, updated_at,
-	next_poll_at, poll_attempts, lease_owner, lease_until`
+	next_poll_at, poll_attempts, lease_owner, lease_until, requested_by, reason, asked_fen`
+
+// RefundUpdated is how many of RefundColumns an update writes.
+const RefundUpdated = 12
 
 // Scanner is a row: *sql.Row, *sql.Rows, pgx.Row and pgx.Rows all are.
 type Scanner interface{ Scan(dest ...any) error }
@@ -74,16 +81,26 @@ func ScanOrder(r Scanner) (payment.Order, error) {
 func RefundArgs(r *payment.RefundRecord) []any {
 	return []any{r.OutRefundNo, r.OutTradeNo, string(r.Account), int64(r.Fen), int64(r.Credits), string(r.Status),
 		Micros(r.CreatedAt), Micros(r.UpdatedAt), Micros(r.NextPollAt), int64(r.PollAttempts), r.LeaseOwner,
-		Micros(r.LeaseUntil)}
+		Micros(r.LeaseUntil), requestedBy(r.RequestedBy), r.Reason, int64(r.AskedFen)}
+}
+
+// requestedBy is who asked for a refund as stored: the account unless an
+// admin did.
+func requestedBy(by string) string {
+	if by == "" {
+		return payment.RequestedByAccount
+	}
+	return by
 }
 
 // ScanRefund reads a row of RefundColumns.
 func ScanRefund(sc Scanner) (payment.RefundRecord, error) {
 	var r payment.RefundRecord
 	var account, status string
-	var fen, credits, created, updated, next, lease, attempts int64
+	var fen, credits, created, updated, next, lease, attempts, asked int64
 	err := sc.Scan(&r.OutRefundNo, &r.OutTradeNo, &account, &fen, &credits, &status, &created, &updated,
-		&next, &attempts, &r.LeaseOwner, &lease)
+		&next, &attempts, &r.LeaseOwner, &lease, &r.RequestedBy, &r.Reason, &asked)
+	r.AskedFen = tollgate.Fen(asked)
 	if err != nil {
 		return r, err
 	}
@@ -97,4 +114,72 @@ func ScanRefund(sc Scanner) (payment.RefundRecord, error) {
 // NotFound is the ENOTFOUND error of a missing order or refund.
 func NotFound(op, what string) error {
 	return &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: what + " not found"}
+}
+
+// OrdersPage is the query of payment.Store.OrdersPage: newest first by
+// (created_at, out_trade_no), after the cursor, filtered; ph makes the
+// n-th placeholder ("?" or "$n").
+func OrdersPage(q payment.OrderQuery, ph func(n int) string) (string, []any) {
+	var where []string
+	var args []any
+	next := func() string { return ph(len(args)) }
+	if q.Status != "" {
+		args = append(args, string(q.Status))
+		where = append(where, "status = "+next())
+	}
+	if q.Account != "" {
+		args = append(args, string(q.Account))
+		where = append(where, "account_id = "+next())
+	}
+	if !q.From.IsZero() {
+		args = append(args, Micros(q.From))
+		where = append(where, "created_at >= "+next())
+	}
+	if !q.To.IsZero() {
+		args = append(args, Micros(q.To))
+		where = append(where, "created_at < "+next())
+	}
+	if q.AfterNo != "" {
+		args = append(args, Micros(q.AfterCreated))
+		a := next()
+		args = append(args, q.AfterNo)
+		where = append(where, "(created_at < "+a+" OR (created_at = "+a+" AND out_trade_no < "+next()+"))")
+	}
+	s := `SELECT ` + OrderColumns + ` FROM payment_orders`
+	if len(where) > 0 {
+		s += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	args = append(args, q.Limit)
+	return s + ` ORDER BY created_at DESC, out_trade_no DESC LIMIT ` + next(), args
+}
+
+// RefundsPage is the query of payment.Store.RefundsPage, as OrdersPage.
+func RefundsPage(q payment.RefundQuery, ph func(n int) string) (string, []any) {
+	var where []string
+	var args []any
+	next := func() string { return ph(len(args)) }
+	if q.Status != "" {
+		args = append(args, string(q.Status))
+		where = append(where, "status = "+next())
+	}
+	if q.Account != "" {
+		args = append(args, string(q.Account))
+		where = append(where, "account_id = "+next())
+	}
+	if q.OutTradeNo != "" {
+		args = append(args, q.OutTradeNo)
+		where = append(where, "out_trade_no = "+next())
+	}
+	if q.AfterNo != "" {
+		args = append(args, Micros(q.AfterCreated))
+		a := next()
+		args = append(args, q.AfterNo)
+		where = append(where, "(created_at < "+a+" OR (created_at = "+a+" AND out_refund_no < "+next()+"))")
+	}
+	s := `SELECT ` + RefundColumns + ` FROM payment_refunds`
+	if len(where) > 0 {
+		s += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	args = append(args, q.Limit)
+	return s + ` ORDER BY created_at DESC, out_refund_no DESC LIMIT ` + next(), args
 }

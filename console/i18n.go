@@ -1,0 +1,419 @@
+package console
+
+import (
+	"fmt"
+	"html/template"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"tollgate"
+)
+
+const (
+	langEN     = "en"
+	langZH     = "zh"
+	langCookie = "tollgate_console_lang"
+)
+
+// pickLang: ?lang= (remembered in a cookie), the cookie, then
+// Accept-Language's first zh or en.
+func pickLang(w http.ResponseWriter, r *http.Request) string {
+	if l := r.URL.Query().Get("lang"); l == langEN || l == langZH {
+		if w != nil {
+			http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: "/admin/", MaxAge: 365 * 24 * 3600,
+				HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		}
+		return l
+	}
+	if ck, err := r.Cookie(langCookie); err == nil && (ck.Value == langEN || ck.Value == langZH) {
+		return ck.Value
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
+		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
+		switch {
+		case tag == "zh" || strings.HasPrefix(tag, "zh-"):
+			return langZH
+		case tag == "en" || strings.HasPrefix(tag, "en-"):
+			return langEN
+		}
+	}
+	return langEN
+}
+
+// pageData is what every template gets.
+type pageData struct {
+	Lang, Title, Path string
+	CSRF              string
+	LoggedIn          bool
+	Flash, FlashErr   string
+	Body              any
+}
+
+// T translates key (the key itself when missing: a test keeps both
+// languages complete).
+func (p *pageData) T(key string) string {
+	if m, ok := messages[p.Lang][key]; ok {
+		return m
+	}
+	return key
+}
+
+// Other is the language the switch offers.
+func (p *pageData) Other() string {
+	if p.Lang == langZH {
+		return langEN
+	}
+	return langZH
+}
+
+func (c *Console) page(w http.ResponseWriter, r *http.Request, s *session, title string) *pageData {
+	p := &pageData{Lang: pickLang(w, r), Path: r.URL.Path}
+	p.Title = p.T(title)
+	if s != nil {
+		p.LoggedIn, p.CSRF = true, s.csrf
+		p.Flash, p.FlashErr = c.takeFlash(s)
+	}
+	return p
+}
+
+var funcs = template.FuncMap{
+	"fen": func(f tollgate.Fen) string {
+		neg := ""
+		if f < 0 {
+			neg, f = "-", -f
+		}
+		return fmt.Sprintf("%s¥%s.%02d", neg, group(int64(f)/100), int64(f)%100)
+	},
+	"credits": func(c tollgate.Credits) string { return signed(int64(c)) },
+	"num":     func(n int64) string { return signed(n) },
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.In(tollgate.Beijing).Format("2006-01-02 15:04")
+	},
+	"whenp": func(t *time.Time) string {
+		if t == nil || t.IsZero() {
+			return ""
+		}
+		return t.In(tollgate.Beijing).Format("2006-01-02 15:04")
+	},
+	"deref": func(s *string) string {
+		if s == nil {
+			return ""
+		}
+		return *s
+	},
+	"pct": func(a, b int) string {
+		if b == 0 {
+			return "—"
+		}
+		return strconv.FormatFloat(100*float64(a)/float64(b), 'f', 1, 64) + "%"
+	},
+	"u":    func(parts ...string) string { return pathURL(parts...) },
+	"add":  func(a, b int) int { return a + b },
+	"sub":  func(a, b int) int { return a - b },
+	"list": func(v ...any) []any { return v },
+	"pair": func(a, b any) struct{ A, B any } { return struct{ A, B any }{a, b} },
+}
+
+func signed(n int64) string {
+	if n < 0 {
+		return "-" + group(-n)
+	}
+	return group(n)
+}
+
+// group writes n with thousands separators.
+func group(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, d := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(d)
+	}
+	return b.String()
+}
+
+// messages are every text of the console, per language (same keys: a
+// test checks).
+var messages = map[string]map[string]string{
+	langEN: {
+		"brand":            "tollgate console",
+		"lang.switch":      "中文",
+		"nav.overview":     "Overview",
+		"nav.accounts":     "Accounts",
+		"nav.orders":       "Orders",
+		"nav.usage":        "Usage",
+		"nav.catalog":      "Catalog",
+		"logout":           "Log out",
+		"title.login":      "Log in",
+		"title.error":      "Refused",
+		"title.overview":   "Overview",
+		"title.accounts":   "Accounts",
+		"title.account":    "Account",
+		"title.orders":     "Orders",
+		"title.order":      "Order",
+		"title.usage":      "Usage",
+		"title.catalog":    "Catalog in force",
+		"title.key":        "New API key",
+		"login.token":      "Admin token",
+		"login.submit":     "Log in",
+		"login.bad":        "That is not the admin token.",
+		"login.expired":    "Your session ended. Log in again.",
+		"login.note":       "The token is the one serve was started with (--admin-token or its file).",
+		"err.crosssite":    "Refused: this form was posted from another site.",
+		"err.tokenquery":   "Refused: never put a token in a URL (it ends up in logs and history). Log in with the form.",
+		"err.session":      "Your session has expired or is not valid. Log in again; nothing was changed.",
+		"err.csrf":         "Refused: the form's security token is missing or wrong. Reload the page and try again; nothing was changed.",
+		"err.form":         "The form could not be read.",
+		"back":             "Back to the console",
+		"today":            "Today",
+		"month":            "This month",
+		"payments":         "Payments",
+		"gross":            "Gross",
+		"fees":             "Merchant fees",
+		"refunds":          "Refunds",
+		"net":              "Net",
+		"provider.cost":    "Provider cost",
+		"margin":           "Margin",
+		"requests":         "Requests",
+		"credits.used":     "Credits used",
+		"adjustments":      "Adjustments",
+		"added":            "added",
+		"removed":          "removed",
+		"rollout":          "WeChat Pay rollout and failure guard",
+		"rollout.none":     "No rollout is configured: every payer gets WeChat Pay.",
+		"rollout.percent":  "Share of payers",
+		"rollout.paused":   "Paused until",
+		"rollout.running":  "Running",
+		"rollout.window":   "Failures in the window",
+		"rollout.max":      "Pauses above",
+		"recent.orders":    "Latest orders",
+		"search":           "Search",
+		"search.ph":        "account id, external id or label",
+		"account":          "Account",
+		"label":            "Label",
+		"external.id":      "External id",
+		"metadata":         "Metadata",
+		"status":           "Status",
+		"created":          "Created",
+		"available":        "Available",
+		"held":             "Held",
+		"provisional":      "Provisional",
+		"debt":             "Debt",
+		"disabled":         "Disabled",
+		"active":           "Active",
+		"next.page":        "Next page",
+		"none":             "Nothing here.",
+		"balance":          "Balance",
+		"lots":             "Lots",
+		"lot.kind":         "Kind",
+		"granted":          "Granted",
+		"used":             "Used",
+		"left":             "Left",
+		"refunded":         "Refunded",
+		"holds":            "Active holds",
+		"expires":          "Expires",
+		"amount":           "Amount",
+		"keys":             "API keys",
+		"key.prefix":       "Key",
+		"key.revoked":      "Revoked",
+		"key.revoke":       "Revoke",
+		"key.create":       "Create a key",
+		"key.shown.once":   "Copy this key now: it is shown once and never again.",
+		"adjust":           "Adjust credits",
+		"adjust.credits":   "Credits (+ to add, − to remove)",
+		"adjust.asdebt":    "Record what the balance cannot cover as debt",
+		"adjust.submit":    "Adjust",
+		"adjust.done":      "Adjusted.",
+		"reason":           "Reason",
+		"reason.ph":        "why (kept with the record)",
+		"disable":          "Disable the account",
+		"enable":           "Enable the account",
+		"disable.note":     "Disabling refuses every key and token of the account at once.",
+		"disable.done":     "Account disabled.",
+		"enable.done":      "Account enabled.",
+		"key.done":         "Key created.",
+		"revoke.done":      "Key revoked.",
+		"orders":           "Orders",
+		"order":            "Order",
+		"usage":            "Usage",
+		"filter":           "Filter",
+		"from":             "From",
+		"to":               "To",
+		"any":              "any",
+		"method":           "Method",
+		"fee":              "Fee",
+		"transaction":      "Transaction",
+		"wechat.view":      "WeChat Pay's view (order query)",
+		"wechat.state":     "Trade state",
+		"wechat.amount":    "Amount",
+		"wechat.error":     "WeChat Pay could not be asked",
+		"refund":           "Refund",
+		"refund.amount":    "Amount in fen (empty: all the unused credit)",
+		"refund.submit":    "Refund",
+		"refund.done":      "Refund asked.",
+		"requested.by":     "Asked by",
+		"credits":          "Credits",
+		"day":              "Day",
+		"model":            "Model",
+		"input.tokens":     "Input tokens",
+		"output.tokens":    "Output tokens",
+		"usage.chart":      "Credits spent per day (Beijing time)",
+		"usage.bymodel":    "By model",
+		"usage.byday":      "By day",
+		"catalog.source":   "Source",
+		"catalog.digest":   "Digest",
+		"catalog.loaded":   "Loaded",
+		"catalog.merchant": "Merchant",
+		"catalog.models":   "Models",
+		"catalog.adv":      "On the checkout",
+		"catalog.packages": "Packages",
+		"catalog.price":    "Price per 1M tokens (input / output)",
+		"catalog.deploy":   "Deployments",
+		"yes":              "yes",
+		"no":               "no",
+	},
+	langZH: {
+		"brand":            "tollgate 控制台",
+		"lang.switch":      "English",
+		"nav.overview":     "概览",
+		"nav.accounts":     "账户",
+		"nav.orders":       "订单",
+		"nav.usage":        "用量",
+		"nav.catalog":      "目录",
+		"logout":           "退出",
+		"title.login":      "登录",
+		"title.error":      "已拒绝",
+		"title.overview":   "概览",
+		"title.accounts":   "账户",
+		"title.account":    "账户",
+		"title.orders":     "订单",
+		"title.order":      "订单",
+		"title.usage":      "用量",
+		"title.catalog":    "当前目录",
+		"title.key":        "新的 API 密钥",
+		"login.token":      "管理员令牌",
+		"login.submit":     "登录",
+		"login.bad":        "管理员令牌不正确。",
+		"login.expired":    "会话已结束，请重新登录。",
+		"login.note":       "即启动 serve 时的令牌（--admin-token 或其文件）。",
+		"err.crosssite":    "已拒绝：此表单来自其他网站。",
+		"err.tokenquery":   "已拒绝：切勿把令牌放进网址（会留在日志和历史记录里）。请用表单登录。",
+		"err.session":      "会话已过期或无效，请重新登录；未做任何更改。",
+		"err.csrf":         "已拒绝：表单的安全令牌缺失或不正确。请刷新页面重试；未做任何更改。",
+		"err.form":         "无法读取表单。",
+		"back":             "返回控制台",
+		"today":            "今天",
+		"month":            "本月",
+		"payments":         "支付笔数",
+		"gross":            "总收入",
+		"fees":             "商户手续费",
+		"refunds":          "退款",
+		"net":              "净收入",
+		"provider.cost":    "上游成本",
+		"margin":           "毛利",
+		"requests":         "请求数",
+		"credits.used":     "消耗额度",
+		"adjustments":      "人工调整",
+		"added":            "增加",
+		"removed":          "扣减",
+		"rollout":          "微信支付灰度与失败保护",
+		"rollout.none":     "未配置灰度：所有付款人都使用微信支付。",
+		"rollout.percent":  "付款人比例",
+		"rollout.paused":   "暂停至",
+		"rollout.running":  "运行中",
+		"rollout.window":   "窗口内失败",
+		"rollout.max":      "超过即暂停",
+		"recent.orders":    "最新订单",
+		"search":           "搜索",
+		"search.ph":        "账户 ID、外部 ID 或标签",
+		"account":          "账户",
+		"label":            "标签",
+		"external.id":      "外部 ID",
+		"metadata":         "元数据",
+		"status":           "状态",
+		"created":          "创建时间",
+		"available":        "可用",
+		"held":             "冻结",
+		"provisional":      "临时额度",
+		"debt":             "欠款",
+		"disabled":         "已停用",
+		"active":           "正常",
+		"next.page":        "下一页",
+		"none":             "暂无数据。",
+		"balance":          "余额",
+		"lots":             "额度批次",
+		"lot.kind":         "类型",
+		"granted":          "发放",
+		"used":             "已用",
+		"left":             "剩余",
+		"refunded":         "已退款",
+		"holds":            "进行中的冻结",
+		"expires":          "到期",
+		"amount":           "金额",
+		"keys":             "API 密钥",
+		"key.prefix":       "密钥",
+		"key.revoked":      "已吊销",
+		"key.revoke":       "吊销",
+		"key.create":       "创建密钥",
+		"key.shown.once":   "请立即复制此密钥：它只显示这一次。",
+		"adjust":           "调整额度",
+		"adjust.credits":   "额度（+ 增加，− 扣减）",
+		"adjust.asdebt":    "余额不足的部分记为欠款",
+		"adjust.submit":    "调整",
+		"adjust.done":      "已调整。",
+		"reason":           "原因",
+		"reason.ph":        "原因（随记录保存）",
+		"disable":          "停用账户",
+		"enable":           "启用账户",
+		"disable.note":     "停用后该账户的所有密钥和令牌立即失效。",
+		"disable.done":     "账户已停用。",
+		"enable.done":      "账户已启用。",
+		"key.done":         "密钥已创建。",
+		"revoke.done":      "密钥已吊销。",
+		"orders":           "订单",
+		"order":            "订单",
+		"usage":            "用量",
+		"filter":           "筛选",
+		"from":             "起",
+		"to":               "止",
+		"any":              "全部",
+		"method":           "方式",
+		"fee":              "手续费",
+		"transaction":      "微信支付单号",
+		"wechat.view":      "微信支付侧（查询订单）",
+		"wechat.state":     "交易状态",
+		"wechat.amount":    "金额",
+		"wechat.error":     "无法查询微信支付",
+		"refund":           "退款",
+		"refund.amount":    "金额（分；留空：退还全部未用额度）",
+		"refund.submit":    "退款",
+		"refund.done":      "已申请退款。",
+		"requested.by":     "申请人",
+		"credits":          "额度",
+		"day":              "日期",
+		"model":            "模型",
+		"input.tokens":     "输入 token",
+		"output.tokens":    "输出 token",
+		"usage.chart":      "每日消耗额度（北京时间）",
+		"usage.bymodel":    "按模型",
+		"usage.byday":      "按日期",
+		"catalog.source":   "来源",
+		"catalog.digest":   "摘要",
+		"catalog.loaded":   "加载时间",
+		"catalog.merchant": "商户",
+		"catalog.models":   "模型",
+		"catalog.adv":      "结算页展示",
+		"catalog.packages": "套餐",
+		"catalog.price":    "每百万 token 价格（输入 / 输出）",
+		"catalog.deploy":   "部署",
+		"yes":              "是",
+		"no":               "否",
+	},
+}

@@ -1,0 +1,298 @@
+package console
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"tollgate"
+	"tollgate/httpapi"
+	"tollgate/payment"
+)
+
+// revenueView is one period of the overview.
+type revenueView struct {
+	Payments                                        int
+	Gross, Fee, Refunded, Net, ProviderCost, Margin tollgate.Fen
+	Requests                                        int64
+	CreditsUsed, AdjustAdded, AdjustRemoved         tollgate.Credits
+	Adjustments                                     int64
+}
+
+func viewRevenue(r payment.RevenueReport) *revenueView {
+	return &revenueView{Payments: r.Payments, Gross: r.GrossFen, Fee: r.FeeFen, Refunded: r.RefundedFen, Net: r.NetFen,
+		ProviderCost: r.ProviderCostFen, Margin: r.MarginFen, Requests: r.Requests, CreditsUsed: r.CreditsUsed,
+		Adjustments: r.Adjustments.Count, AdjustAdded: r.Adjustments.Added, AdjustRemoved: r.Adjustments.Removed}
+}
+
+type overviewBody struct {
+	Today, Month *revenueView
+	MonthName    string
+	Rollout      *payment.RolloutStatus
+	Orders       []httpapi.AdminOrderView
+	Errors       []string
+}
+
+func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx, b := r.Context(), &overviewBody{}
+	now := c.now().In(tollgate.Beijing)
+	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, tollgate.Beijing)
+	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, tollgate.Beijing)
+	b.MonthName = month.Format("2006-01")
+	if c.Revenue != nil {
+		if rep, err := c.Revenue.Revenue(ctx, day, day.AddDate(0, 0, 1)); err == nil {
+			b.Today = viewRevenue(rep)
+		} else {
+			b.Errors = append(b.Errors, err.Error())
+		}
+		if rep, err := c.Revenue.Revenue(ctx, month, month.AddDate(0, 1, 0)); err == nil {
+			b.Month = viewRevenue(rep)
+		} else {
+			b.Errors = append(b.Errors, err.Error())
+		}
+	}
+	var ro payment.RolloutStatus
+	if err := c.call(ctx, "GET", "/admin/rollout", nil, nil, nil, &ro); err == nil {
+		b.Rollout = &ro
+	} else if errStatus(err) != http.StatusNotFound {
+		b.Errors = append(b.Errors, err.Error())
+	}
+	var os httpapi.Page[httpapi.AdminOrderView]
+	if err := c.call(ctx, "GET", "/admin/orders", url.Values{"limit": {"10"}}, nil, nil, &os); err == nil {
+		b.Orders = os.Data
+	} else if errStatus(err) != http.StatusServiceUnavailable {
+		b.Errors = append(b.Errors, err.Error())
+	}
+	p := c.page(w, r, s, "title.overview")
+	p.Body = b
+	c.render(w, "overview", http.StatusOK, p)
+}
+
+type accountsBody struct {
+	Q    string
+	Page httpapi.Page[httpapi.AccountView]
+	Next string
+}
+
+func (c *Console) accounts(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	b := &accountsBody{Q: strings.TrimSpace(q.Get("q"))}
+	p := c.page(w, r, s, "title.accounts")
+	p.Body = b
+	aq := url.Values{"limit": {"50"}}
+	if b.Q != "" {
+		aq.Set("q", b.Q)
+	}
+	if cur := q.Get("cursor"); cur != "" {
+		aq.Set("cursor", cur)
+	}
+	if err := c.call(r.Context(), "GET", "/admin/accounts", aq, nil, nil, &b.Page); err != nil {
+		p.FlashErr = err.Error()
+		c.render(w, "accounts", errStatus(err), p)
+		return
+	}
+	if len(b.Page.Data) == 1 && b.Q != "" && q.Get("cursor") == "" {
+		// One match (an id or external id): straight to it.
+		http.Redirect(w, r, pathURL("admin", "ui", "accounts", string(b.Page.Data[0].Account)), http.StatusSeeOther)
+		return
+	}
+	if b.Page.NextCursor != "" {
+		b.Next = "?" + url.Values{"q": {b.Q}, "cursor": {b.Page.NextCursor}}.Encode()
+	}
+	c.render(w, "accounts", http.StatusOK, p)
+}
+
+type accountBody struct {
+	D          httpapi.AccountDetail
+	IdemKey    string
+	NewKey     string
+	AccountURL string
+}
+
+func (c *Console) account(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	b := &accountBody{IdemKey: randomToken(), AccountURL: pathURL("admin", "ui", "accounts", id)}
+	p := c.page(w, r, s, "title.account")
+	p.Body = b
+	if err := c.call(r.Context(), "GET", pathURL("admin", "accounts", id), nil, nil, nil, &b.D); err != nil {
+		p.FlashErr = err.Error()
+		c.render(w, "error", errStatus(err), p)
+		return
+	}
+	c.render(w, "account", http.StatusOK, p)
+}
+
+// reasonOf is the form's reason, trimmed.
+func reasonOf(r *http.Request) string { return strings.TrimSpace(r.PostFormValue("reason")) }
+
+func (c *Console) adjust(w http.ResponseWriter, r *http.Request, s *session) {
+	id, reason := r.PathValue("id"), reasonOf(r)
+	to := pathURL("admin", "ui", "accounts", id)
+	n, err := strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(r.PostFormValue("credits")), ",", ""), 10, 64)
+	if err != nil {
+		c.done(w, r, s, to, "adjust", reason, &apiError{Status: 400, Message: "credits must be a whole number, e.g. 5000 or -200"}, "", "account", id)
+		return
+	}
+	body := map[string]any{"credits": n, "reason": reason, "as_debt": r.PostFormValue("as_debt") != ""}
+	// The form's own key: submitting it twice adjusts once.
+	hdr := http.Header{"Idempotency-Key": {"console-" + r.PostFormValue("idem")}}
+	var out httpapi.AdjustmentView
+	err = c.call(r.Context(), "POST", pathURL("admin", "accounts", id, "adjustments"), nil, body, hdr, &out)
+	c.done(w, r, s, to, "adjust", reason, err, c.msg(r, "adjust.done"), "account", id, "credits", n, "adjustment", out.AdjustmentID)
+}
+
+func (c *Console) createKey(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	var out httpapi.KeyCreated
+	if err := c.call(r.Context(), "POST", pathURL("admin", "accounts", id, "keys"), nil, nil, nil, &out); err != nil {
+		c.done(w, r, s, pathURL("admin", "ui", "accounts", id), "create_key", "", err, "", "account", id)
+		return
+	}
+	c.log().InfoContext(r.Context(), "console: action", "session", s.logID(), "action", "create_key", "reason", "", "account", id, "key", out.KeyID)
+	// The secret is shown on this answer only, never stored for later.
+	p := c.page(w, r, s, "title.key")
+	p.Body = &accountBody{NewKey: out.APIKey, AccountURL: pathURL("admin", "ui", "accounts", id)}
+	c.render(w, "key", http.StatusOK, p)
+}
+
+func (c *Console) revokeKey(w http.ResponseWriter, r *http.Request, s *session) {
+	id, key, reason := r.PathValue("id"), r.PathValue("key"), reasonOf(r)
+	err := c.call(r.Context(), "DELETE", pathURL("admin", "accounts", id, "keys", key), nil, nil, nil, nil)
+	c.done(w, r, s, pathURL("admin", "ui", "accounts", id), "revoke_key", reason, err, c.msg(r, "revoke.done"), "account", id, "key", key)
+}
+
+func (c *Console) disable(w http.ResponseWriter, r *http.Request, s *session) {
+	id, reason := r.PathValue("id"), reasonOf(r)
+	off := r.PostFormValue("disabled") == "true"
+	var out httpapi.AccountView
+	err := c.call(r.Context(), "PATCH", pathURL("admin", "accounts", id), nil, map[string]any{"disabled": off, "reason": reason}, nil, &out)
+	msg := "enable.done"
+	if off {
+		msg = "disable.done"
+	}
+	c.done(w, r, s, pathURL("admin", "ui", "accounts", id), "set_disabled", reason, err, c.msg(r, msg), "account", id, "disabled", off)
+}
+
+// msg translates key in r's language.
+func (c *Console) msg(r *http.Request, key string) string {
+	return (&pageData{Lang: pickLang(nil, r)}).T(key)
+}
+
+type ordersBody struct {
+	Status, Account, From, To string
+	Statuses                  []string
+	Page                      httpapi.Page[httpapi.AdminOrderView]
+	Next                      string
+}
+
+func (c *Console) orders(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	b := &ordersBody{Status: q.Get("status"), Account: strings.TrimSpace(q.Get("account")), From: q.Get("from"), To: q.Get("to"),
+		Statuses: []string{"NOTPAY", "USERPAYING", "SUCCESS", "CLOSED", "REFUND", "PAYERROR"}}
+	p := c.page(w, r, s, "title.orders")
+	p.Body = b
+	aq := url.Values{"limit": {"50"}}
+	for k, v := range map[string]string{"status": b.Status, "account": b.Account, "from": b.From, "to": b.To, "cursor": q.Get("cursor")} {
+		if v != "" {
+			aq.Set(k, v)
+		}
+	}
+	if err := c.call(r.Context(), "GET", "/admin/orders", aq, nil, nil, &b.Page); err != nil {
+		p.FlashErr = err.Error()
+		c.render(w, "orders", errStatus(err), p)
+		return
+	}
+	if b.Page.NextCursor != "" {
+		aq.Del("limit")
+		aq.Set("cursor", b.Page.NextCursor)
+		b.Next = "?" + aq.Encode()
+	}
+	c.render(w, "orders", http.StatusOK, p)
+}
+
+func (c *Console) order(w http.ResponseWriter, r *http.Request, s *session) {
+	no := r.PathValue("no")
+	var d httpapi.AdminOrderDetail
+	p := c.page(w, r, s, "title.order")
+	p.Body = &d
+	if err := c.call(r.Context(), "GET", pathURL("admin", "orders", no), nil, nil, nil, &d); err != nil {
+		p.FlashErr = err.Error()
+		c.render(w, "error", errStatus(err), p)
+		return
+	}
+	c.render(w, "order", http.StatusOK, p)
+}
+
+func (c *Console) refund(w http.ResponseWriter, r *http.Request, s *session) {
+	no, reason := r.PathValue("no"), reasonOf(r)
+	to := pathURL("admin", "ui", "orders", no)
+	body := map[string]any{"reason": reason}
+	if a := strings.TrimSpace(r.PostFormValue("amount_fen")); a != "" {
+		n, err := strconv.ParseInt(a, 10, 64)
+		if err != nil {
+			c.done(w, r, s, to, "refund", reason, &apiError{Status: 400, Message: "amount_fen must be a whole number of fen, or empty for all the unused credit"}, "", "out_trade_no", no)
+			return
+		}
+		body["amount_fen"] = n
+	}
+	var out map[string]any
+	err := c.call(r.Context(), "POST", pathURL("admin", "orders", no, "refund"), nil, body, nil, &out)
+	c.done(w, r, s, to, "refund", reason, err, c.msg(r, "refund.done"), "out_trade_no", no, "out_refund_no", out["out_refund_no"])
+}
+
+type usageBody struct {
+	Account, Model, From, To string
+	ByDay, ByModel           []httpapi.UsageGroupView
+	Chart                    *chart
+}
+
+type usageAnswer struct {
+	Data []httpapi.UsageGroupView `json:"data"`
+}
+
+func (c *Console) usage(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	b := &usageBody{Account: strings.TrimSpace(q.Get("account")), Model: strings.TrimSpace(q.Get("model")), From: q.Get("from"), To: q.Get("to")}
+	p := c.page(w, r, s, "title.usage")
+	p.Body = b
+	aq := url.Values{}
+	for k, v := range map[string]string{"account": b.Account, "model": b.Model, "from": b.From, "to": b.To} {
+		if v != "" {
+			aq.Set(k, v)
+		}
+	}
+	get := func(group string) ([]httpapi.UsageGroupView, error) {
+		gq := url.Values{"group_by": {group}}
+		for k, v := range aq {
+			gq[k] = v
+		}
+		var a usageAnswer
+		err := c.call(r.Context(), "GET", "/admin/usage", gq, nil, nil, &a)
+		return a.Data, err
+	}
+	var err error
+	if b.ByDay, err = get("day"); err == nil {
+		b.ByModel, err = get("model")
+	}
+	if err != nil {
+		p.FlashErr = err.Error()
+		c.render(w, "usage", errStatus(err), p)
+		return
+	}
+	b.Chart = dayChart(b.ByDay)
+	c.render(w, "usage", http.StatusOK, p)
+}
+
+func (c *Console) catalog(w http.ResponseWriter, r *http.Request, s *session) {
+	var v httpapi.CatalogView
+	p := c.page(w, r, s, "title.catalog")
+	p.Body = &v
+	if err := c.call(r.Context(), "GET", "/admin/catalog", nil, nil, nil, &v); err != nil {
+		p.FlashErr = err.Error()
+		c.render(w, "error", errStatus(err), p)
+		return
+	}
+	c.render(w, "catalog", http.StatusOK, p)
+}

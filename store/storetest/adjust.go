@@ -1,0 +1,119 @@
+package storetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"tollgate"
+	"tollgate/ledger"
+)
+
+func adjust(e *Env, account tollgate.AccountID, key string, credits tollgate.Credits, asDebt bool) (ledger.Adjustment, bool, error) {
+	return e.Svc.Adjust(e.Ctx, ledger.AdjustRequest{Account: account, IdempotencyKey: key, Credits: credits, AsDebt: asDebt,
+		Reason: "support ticket 42", Actor: "admin"})
+}
+
+// testAdjustments: a positive adjustment is a lot of 0 fen; a negative one
+// draws only available credit unless the rest may be debt, which the next
+// credit pays; every adjustment is idempotent by its key; nothing refused
+// changes anything; the audit (run when the test ends) stays clean.
+func testAdjustments(t *testing.T, e *Env) {
+	MustAccount(t, e, "alice")
+	MustCredit(t, e, "alice", "o1", 1000, 1000)
+	add, again, err := adjust(e, "alice", "k1", 500, false)
+	if err != nil || again || add.LotID == 0 || add.Credits != 500 || add.Debt != 0 {
+		t.Fatalf("add = %+v, %v, %v", add, again, err)
+	}
+	WantBalance(t, e, "alice", 1500, 0, 0)
+	if rep, again, err := adjust(e, "alice", "k1", 500, false); err != nil || !again || rep.ID != add.ID || rep.LotID != add.LotID {
+		t.Fatalf("replay = %+v, %v, %v", rep, again, err)
+	}
+	Rejected(t, e, tollgate.ECONFLICT, func() error { _, _, err := adjust(e, "alice", "k1", 600, false); return err })
+	Rejected(t, e, tollgate.EINVALID, func() error { _, _, err := adjust(e, "alice", "k0", 0, false); return err })
+	Rejected(t, e, tollgate.EINVALID, func() error { _, _, err := adjust(e, "alice", "k0", 5, true); return err })
+	Rejected(t, e, tollgate.ENOTFOUND, func() error { _, _, err := adjust(e, "nobody", "k0", 5, false); return err })
+	// Held credit is not available to take away.
+	if _, err := reserve(e, "h1", "alice", 400); err != nil {
+		t.Fatal(err)
+	}
+	Rejected(t, e, tollgate.EINSUFFICIENT, func() error { _, _, err := adjust(e, "alice", "k2", -1101, false); return err })
+	WantBalance(t, e, "alice", 1100, 400, 0)
+	take, _, err := adjust(e, "alice", "k2", -1100, false)
+	if err != nil || take.Debt != 0 || take.LotID != 0 {
+		t.Fatalf("take = %+v, %v", take, err)
+	}
+	WantBalance(t, e, "alice", 0, 400, 0)
+	if _, err := settle(e, "h1", 400); err != nil {
+		t.Fatal(err)
+	}
+	// Beyond the balance as debt; the next credit pays it first.
+	owe, _, err := adjust(e, "alice", "k3", -300, true)
+	if err != nil || owe.Debt != 300 {
+		t.Fatalf("owe = %+v, %v", owe, err)
+	}
+	WantBalance(t, e, "alice", -300, 0, 300)
+	if _, _, err := adjust(e, "alice", "k4", 200, false); err != nil {
+		t.Fatal(err)
+	}
+	WantBalance(t, e, "alice", -100, 0, 100)
+	MustCredit(t, e, "alice", "o2", 100, 1000)
+	WantBalance(t, e, "alice", 900, 0, 0)
+	var got []ledger.Adjustment
+	got, err = e.Svc.AccountAdjustments(e.Ctx, "alice", 10)
+	if err != nil || len(got) != 4 {
+		t.Fatalf("adjustments = %+v, %v", got, err)
+	}
+	tot, err := e.Svc.AdjustmentTotals(e.Ctx, Start.Add(-1), Start.Add(1e12))
+	if err != nil || tot != (ledger.AdjustmentTotal{Count: 4, Added: 700, Removed: 1400}) {
+		t.Fatalf("totals = %+v, %v", tot, err)
+	}
+}
+
+// testUsageReport: usage sums per Beijing day and per model, filtered by
+// account and model, within [from, to).
+func testUsageReport(t *testing.T, e *Env) {
+	MustAccount(t, e, "alice")
+	MustAccount(t, e, "bob")
+	MustCredit(t, e, "alice", "o1", 100, 100_000)
+	MustCredit(t, e, "bob", "o2", 100, 100_000)
+	use := func(id string, acct tollgate.AccountID, model string, cost tollgate.Credits) {
+		t.Helper()
+		if _, err := reserve(e, id, acct, cost); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Svc.Settle(e.Ctx, ledger.SettleRequest{HoldID: id, Cost: cost,
+			Usage: ledger.Usage{Model: model, InputTokens: 10, OutputTokens: 5, Status: "ok"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Start is 15:00 UTC, 23:00 in Beijing: two hours later is the next
+	// Beijing day.
+	use("u1", "alice", "m-a", 10)
+	use("u2", "alice", "m-b", 20)
+	e.Clock.Advance(2 * time.Hour)
+	use("u3", "alice", "m-a", 30)
+	use("u4", "bob", "m-a", 40)
+	from, to := Start.Add(-time.Hour), Start.Add(3*time.Hour)
+	report := func(q ledger.UsageQuery) string {
+		t.Helper()
+		q.From, q.To = from, to
+		gs, err := e.Svc.UsageReport(e.Ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(gs)
+	}
+	if got := report(ledger.UsageQuery{GroupBy: ledger.UsageByDay, Account: "alice"}); got != "[{2026-03-31 2 30 20 0 10} {2026-04-01 1 30 10 0 5}]" {
+		t.Errorf("alice by day: %s", got)
+	}
+	if got := report(ledger.UsageQuery{GroupBy: ledger.UsageByModel}); got != "[{m-a 3 80 30 0 15} {m-b 1 20 10 0 5}]" {
+		t.Errorf("all by model: %s", got)
+	}
+	if got := report(ledger.UsageQuery{GroupBy: ledger.UsageByModel, Model: "m-b", Account: "bob"}); got != "[]" {
+		t.Errorf("bob's m-b: %s", got)
+	}
+	if _, err := e.Svc.UsageReport(e.Ctx, ledger.UsageQuery{GroupBy: "week", From: from, To: to}); tollgate.ErrorCode(err) != tollgate.EINVALID {
+		t.Errorf("group_by week: %v", err)
+	}
+}
