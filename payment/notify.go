@@ -198,7 +198,7 @@ func (s *Service) handleV3(ctx context.Context, h http.Header, body []byte) *rej
 	if s.v3 == nil {
 		return reject(ReasonWrongVersion, errors.New("API v3 is not configured"))
 	}
-	n, err := s.v3.ParseNotification(h, body)
+	n, err := s.v3.ParseNotificationContext(ctx, h, body)
 	if err != nil {
 		return reject(verifyReason(err), err)
 	}

@@ -84,16 +84,23 @@ func decodeV3Notification(h http.Header, body []byte, apiV3Key string) (*V3Notif
 	return &n, nil
 }
 
-// ParseNotification is ParseV3Notification with the client's keyring,
-// APIv3 key and clock. A notification signed by a certificate serial the
-// keyring does not know makes Certificates (when set) re-fetch the
-// platform certificates once, as for answers; a serial still unknown then
-// is refused with ErrUnknownSerial.
+// ParseNotification is ParseNotificationContext without a context: the
+// re-fetch of an unknown serial's certificates is waited for as long as it
+// takes (it is bounded on its own). Prefer ParseNotificationContext with the
+// request's context.
 func (c *V3Client) ParseNotification(h http.Header, body []byte) (*V3Notification, error) {
-	return c.parseNotification(context.Background(), h, body)
+	return c.ParseNotificationContext(context.Background(), h, body)
 }
 
-func (c *V3Client) parseNotification(ctx context.Context, h http.Header, body []byte) (*V3Notification, error) {
+// ParseNotificationContext is ParseV3Notification with the client's
+// keyring, APIv3 key and clock. A notification signed by a certificate
+// serial the keyring does not know makes Certificates (when set) re-fetch
+// the platform certificates once, as for answers; a serial still unknown
+// then is refused with ErrUnknownSerial. The wait for that download ends
+// with ctx (the notification's request): the download itself goes on for
+// the next message, and this one is refused with ErrUnknownSerial, so
+// WeChat Pay delivers it again.
+func (c *V3Client) ParseNotificationContext(ctx context.Context, h http.Header, body []byte) (*V3Notification, error) {
 	if len(body) > MaxBodyBytes {
 		return nil, fmt.Errorf("wxpay v3 notification: %d bytes: %w", len(body), ErrBodyTooLarge)
 	}
@@ -104,7 +111,8 @@ func (c *V3Client) parseNotification(ctx context.Context, h http.Header, body []
 }
 
 // ParseNotificationRequest reads the body of r (a POST to the notify URL)
-// with the MaxBodyBytes limit and parses it like ParseNotification. A
+// with the MaxBodyBytes limit and parses it like ParseNotificationContext
+// with the request's context. A
 // method other than POST is refused with ErrMalformed (answer a HEAD
 // handshake before calling it).
 func (c *V3Client) ParseNotificationRequest(r *http.Request) (*V3Notification, error) {
@@ -115,7 +123,7 @@ func (c *V3Client) ParseNotificationRequest(r *http.Request) (*V3Notification, e
 	if err != nil {
 		return nil, fmt.Errorf("wxpay v3 notification: read body: %v: %w", err, ErrMalformed)
 	}
-	return c.parseNotification(r.Context(), r.Header, body)
+	return c.ParseNotificationContext(r.Context(), r.Header, body)
 }
 
 // Transaction decodes the plaintext of a TRANSACTION.* notification. It

@@ -1,6 +1,7 @@
 package wxpay_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -295,5 +297,54 @@ func TestV3ClientParseNotificationRequest(t *testing.T) {
 				t.Errorf("plaintext = %s", n.Plaintext)
 			}
 		})
+	}
+}
+
+// TestV3ParseNotificationContextEndsWithTheRequest: a notification naming
+// a new certificate serial waits for the re-download only as long as its
+// request lasts. Gone (ctx cancelled), it is refused as unknown at once,
+// WeChat Pay delivering it again; the download goes on, and the next
+// delivery verifies.
+func TestV3ParseNotificationContextEndsWithTheRequest(t *testing.T) {
+	f, c := newV3CertFake(t)
+	if err := c.Certificates.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// From now on GET /v3/certificates hangs until release.
+	release := make(chan struct{})
+	gated := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v3/certificates" {
+			<-release
+		}
+		f.ServeHTTP(w, r)
+	}))
+	t.Cleanup(gated.Close)
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open)
+	c.BaseURL = gated.URL
+	f.set([]string{v3CertA, v3CertB}, v3CertB)
+	h, body := f.notification(t, v3CertB)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() { _, err := c.ParseNotificationContext(ctx, h, body); done <- err }()
+	select {
+	case err := <-done:
+		checkUnknownSerial(t, err)
+	case <-time.After(10 * time.Second): // a hang, not a timing: the download waits for release
+		open()
+		t.Fatal("ParseNotificationContext waited for the download after its context ended")
+	}
+
+	open()
+	f.clock.Advance(wxpay.V3CertificateRefetchInterval)
+	n, err := c.ParseNotificationContext(context.Background(), h, body)
+	if err != nil {
+		t.Fatalf("the next delivery: %v", err)
+	}
+	if n.Serial != v3CertB {
+		t.Errorf("serial %s, want %s", n.Serial, v3CertB)
 	}
 }

@@ -94,10 +94,21 @@ func TestServeProductionRefusesContradictions(t *testing.T) {
 		{"API v3 without merchant keys", []string{"--wxpay-api-version", "v3"}, "no --wxpay-private-key"},
 		{"API v2 without its key", []string{"--wxpay-api-key", ""}, "no --wxpay-api-key"},
 		{"unknown mode", []string{"--mode", "staging"}, "--mode must be dev or production"},
+		// The AppSecret, the payer's OAuth code and the merchant's signed
+		// requests go over TLS, or stay on this machine.
+		{"plain http WeChat API", []string{"--wechat-api-url", "http://api.weixin.example"}, `--wechat-api-url must be https in --mode production (the AppSecret is sent there), not "http://api.weixin.example"`},
+		{"plain http OAuth", []string{"--wechat-oauth-url", "http://open.weixin.example"}, "--wechat-oauth-url must be https in --mode production"},
+		{"plain http WeChat Pay", []string{"--wxpay-url", "http://10.0.0.7:8090"}, "--wxpay-url must be https in --mode production"},
 	} {
 		err := parseServe(append(append([]string{}, base...), tc.extra...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+	// Plain http to a loopback host never leaves the machine.
+	for _, u := range []string{"http://127.0.0.1:9", "http://[::1]:9", "http://localhost:9", "https://api.weixin.example"} {
+		if err := parseServe(append(append([]string{}, base...), "--wechat-api-url", u, "--wechat-oauth-url", u, "--wxpay-url", u)...); err != nil {
+			t.Errorf("WeChat's URLs at %s were refused: %v", u, err)
 		}
 	}
 	// A short admin token given directly (not from a file).
@@ -192,22 +203,37 @@ func TestServeProductionMountsNoDevPieces(t *testing.T) {
 	}
 	// The public URL is https://pay.example.com; the test reaches the listener.
 	c := client{t, "http://" + m.ln.Addr().String()}
-	for _, r := range []struct{ method, path string }{
-		{"GET", "/sandbox/wxpay/sim/orders/tg_x/pay"},
-		{"POST", "/sandbox/wxpay/sim/orders/tg_x/pay"},
-		{"POST", "/sandbox/wxpay/pay/unifiedorder"},
-		{"GET", "/mockllm/v1/models"},
-		{"POST", "/mockllm/v1/chat/completions"},
-	} {
-		c.must(http.StatusNotFound, r.method, r.path, "", "", nil)
-	}
-	c.must(http.StatusNotFound, "GET", "/admin/sandbox", m.AdminToken, "", nil)
+	mustMountNoDevPieces(c, m)
 	mustAccount(c, m.AdminToken)
 	var rz struct{ Status, Mode string }
 	c.must(http.StatusOK, "GET", "/readyz", "", "", &rz)
 	if rz.Mode != "production" || rz.Status != "ok" {
 		t.Errorf("production /readyz: %+v", rz)
 	}
+
+	// API v3 (production's default) with the operator's keys mounts none
+	// of them either, nor the emulator's OAuth, JSAPI, H5 and rotation.
+	k := newOperatorKeys(t, 0)
+	sim3 := &wxpaysim.Server{MchID: testMchID, AppID: testAppID, APIv3Key: k.APIv3Key, MerchantSerial: k.MerchantSerial,
+		MerchantPublicKey: &k.MerchantPrivateKey.PublicKey, PlatformKey: k.WechatpayPrivateKey, PlatformKeyID: k.WechatpayKeyID, NoHandshake: true, Logf: t.Logf}
+	t.Cleanup(func() { _ = sim3.Close() })
+	api3 := httptest.NewServer(sim3)
+	t.Cleanup(api3.Close)
+	var out3 bytes.Buffer
+	m3 := NewMain(&out3, tbWriter{t})
+	args3 := set(set(productionV3Args(t, k, false), "--wxpay-url", api3.URL), "--providers", providersAt(t, up.URL))
+	if err := m3.ParseFlags(append([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir()}, args3...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m3.Run(context.Background()); err != nil {
+		m3.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m3.Close() })
+	if m3.Config.WxpayAPIVersion != "v3" || m3.Sim != nil || strings.Contains(out3.String(), "/sandbox/") {
+		t.Errorf("v3 production: version %s, emulator %v, banner:\n%s", m3.Config.WxpayAPIVersion, m3.Sim != nil, out3.String())
+	}
+	mustMountNoDevPieces(client{t, "http://" + m3.ln.Addr().String()}, m3)
 
 	dev := MustRunMain(t)
 	dc := client{t, dev.URL}
@@ -217,4 +243,34 @@ func TestServeProductionMountsNoDevPieces(t *testing.T) {
 		t.Errorf("dev /readyz: %+v", rz)
 	}
 	dc.must(http.StatusOK, "GET", "/admin/sandbox", dev.AdminToken, "", nil)
+	// Not vacuous: dev mounts them.
+	if st, _, _ := dc.call("GET", "/sandbox/wxpay/sim/jsapi/bridge.js", "", "", nil); st != http.StatusOK {
+		t.Errorf("dev: the emulator's JSAPI bridge answers %d", st)
+	}
+}
+
+// mustMountNoDevPieces checks that m (production) answers 404 on every
+// route of the emulator and of the mock model that dev mounts: the paying
+// and notification API, the emulator's WeChat OAuth, its JSAPI sheet and
+// bridge, its H5 page and its certificate rotation.
+func mustMountNoDevPieces(c client, m *Main) {
+	c.tb.Helper()
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/sandbox/wxpay/sim/orders/tg_x/pay"},
+		{"POST", "/sandbox/wxpay/sim/orders/tg_x/pay"},
+		{"POST", "/sandbox/wxpay/pay/unifiedorder"},
+		{"POST", "/sandbox/wxpay/v3/pay/transactions/native"},
+		{"GET", "/sandbox/wxpay/connect/oauth2/authorize?appid=" + testAppID + "&redirect_uri=https%3A%2F%2Fpay.example.com%2F&response_type=code&scope=snsapi_base&state=s"},
+		{"GET", "/sandbox/wxpay/sns/oauth2/access_token?appid=" + testAppID + "&secret=x&code=c&grant_type=authorization_code"},
+		{"POST", "/sandbox/wxpay/sim/jsapi/pay"},
+		{"GET", "/sandbox/wxpay/sim/jsapi/bridge.js"},
+		{"GET", "/sandbox/wxpay/sim/h5/pay?prepay_id=wx0"},
+		{"POST", "/sandbox/wxpay/sim/h5/pay?prepay_id=wx0"},
+		{"POST", "/sandbox/wxpay/sim/rotate-certificate"},
+		{"GET", "/mockllm/v1/models"},
+		{"POST", "/mockllm/v1/chat/completions"},
+	} {
+		c.must(http.StatusNotFound, r.method, r.path, "", "", nil)
+	}
+	c.must(http.StatusNotFound, "GET", "/admin/sandbox", m.AdminToken, "", nil)
 }

@@ -49,15 +49,8 @@ func addWxpayFlags(fs *flag.FlagSet) wxpayFlags {
 		signType: fs.String("wxpay-sign-type", wxpay.SignTypeMD5, "v2 signature type: MD5 or HMAC-SHA256"),
 		v3:       &merchantV3{},
 	}
-	v3 := f.v3
-	fs.StringVar(&v3.PrivateKey, "wxpay-private-key", "", "v3: file of the merchant API private key (apiclient_key.pem)")
-	fs.StringVar(&v3.PrivateKey, "wxpay-mch-key-file", "", "v3: older name of --wxpay-private-key")
-	fs.StringVar(&v3.CertSerial, "wxpay-cert-serial", "", "v3: serial number (hex) of the merchant API certificate")
-	fs.StringVar(&v3.CertSerial, "wxpay-mch-serial", "", "v3: older name of --wxpay-cert-serial")
-	fs.StringVar(&v3.PublicKey, "wxpay-public-key", "", "v3: file of the WeChat Pay public key (pub_key.pem); neither it nor its id: platform certificates")
-	fs.StringVar(&v3.PublicKey, "wxpay-public-key-file", "", "v3: older name of --wxpay-public-key")
-	fs.StringVar(&v3.PublicKeyID, "wxpay-public-key-id", "", "v3: id of the WeChat Pay public key (PUB_KEY_ID_...)")
-	fs.StringVar(&v3.APIv3Key, "wxpay-apiv3-key-file", "", "v3: file of the APIv3 key, which decrypts platform certificates (certificate mode only)")
+	// The APIv3 key file is needed here in certificate mode only.
+	addV3KeyFlags(fs, &f.v3.v3Keys, true)
 	return f
 }
 

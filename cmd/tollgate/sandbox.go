@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rsa"
 	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,11 +10,9 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
-	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
 
@@ -56,6 +51,9 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(*apiKey) != 32 || len(*apiv3Key) != 32 {
 		return fmt.Errorf("sandbox: --api-key and --apiv3-key must be 32 characters (got %d and %d)", len(*apiKey), len(*apiv3Key))
 	}
+	if *keys.apiv3KeyFile != "" && flagSet(fs, "apiv3-key") {
+		return errors.New("sandbox: --apiv3-key and --apiv3-key-file are two APIv3 keys: give one")
+	}
 	if *timeScale <= 0 {
 		return fmt.Errorf("sandbox: --time-scale must be positive, got %v", *timeScale)
 	}
@@ -66,8 +64,12 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		SignTestProbes: *probes, FreshNonceOnRetry: *freshNonce, RefundDelay: *refundDelay, QueryLimitPerMinute: *queryLimit,
 		RedirectHosts: redirectHosts, Logf: logger.Printf,
 	}
-	if err := keys.apply(sim); err != nil {
+	warnings, err := keys.apply(sim)
+	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
+	}
+	for _, w := range warnings {
+		logger.Printf("warning: %s", w)
 	}
 	defer sim.Close()
 
@@ -96,6 +98,14 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // printSandbox prints what a client needs. Only the emulator's built-in
 // test secrets are printed: it never prints a key read from a file, and
 // with the operator's keys (operator) not the v2 and APIv3 keys either.
+// flagSet reports whether the flag name was set (by the command line, the
+// environment or the config file).
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 func printSandbox(w io.Writer, url string, c wxpaysim.Config, operator bool) {
 	if operator {
 		c.APIKey, c.SandboxKey, c.APIv3Key = "(as given, not shown)", "(not shown)", "(as given, not shown)"
@@ -129,6 +139,8 @@ func printSandbox(w io.Writer, url string, c wxpaysim.Config, operator bool) {
 
 // sandboxKeyFlags are the flags that make `tollgate sandbox` an external
 // WeChat Pay with the operator's keys instead of its built-in test keys.
+// Their files are read by serve's loaders (wxpaykeys.go): a file serve
+// takes, the emulator takes, and one serve refuses it refuses alike.
 type sandboxKeyFlags struct {
 	merchantPublicKey *string
 	merchantSerial    *string
@@ -136,6 +148,7 @@ type sandboxKeyFlags struct {
 	platformKeyID     *string
 	platformCerts     *bool
 	appSecretFile     *string
+	apiv3KeyFile      *string
 	notifyCA          *string
 }
 
@@ -147,37 +160,37 @@ func addSandboxKeyFlags(fs *flag.FlagSet) sandboxKeyFlags {
 		platformKeyID:     fs.String("wechatpay-public-key-id", "", "PUB_KEY_ID_… sent as Wechatpay-Serial in public key mode (default "+wxpaysim.DefaultPlatformKeyID+")"),
 		platformCerts:     fs.Bool("platform-certificates", false, "platform certificate mode: a self-signed certificate for the WeChat Pay key, served encrypted by GET /v3/certificates, rotated by POST /sim/rotate-certificate"),
 		appSecretFile:     fs.String("app-secret-file", "", "FILE holding the AppSecret the OAuth code exchange requires (default the test value "+wxpaysim.DefaultAppSecret+")"),
+		apiv3KeyFile:      fs.String("apiv3-key-file", "", "FILE holding the APIv3 key (32 characters), instead of --apiv3-key (a key on the command line shows in ps)"),
 		notifyCA:          fs.String("notify-ca", "", "PEM FILE of CA certificates trusted for https notify URLs (default the system's)"),
 	}
 }
 
 // operator reports whether any of the operator's key files is given.
 func (f sandboxKeyFlags) operator() bool {
-	return *f.merchantPublicKey != "" || *f.platformKey != "" || *f.appSecretFile != ""
+	return *f.merchantPublicKey != "" || *f.platformKey != "" || *f.appSecretFile != "" || *f.apiv3KeyFile != ""
 }
 
 // apply reads the key files and sets sim's keys. Every problem is named
 // with its flag, all at once; no file content appears in an error.
-func (f sandboxKeyFlags) apply(sim *wxpaysim.Server) error {
+// warnings are about secret files others may read.
+func (f sandboxKeyFlags) apply(sim *wxpaysim.Server) (warnings []string, err error) {
 	var errs []error
-	fail := func(flag string, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("--%s: "+format, append([]any{flag}, args...)...))
-	}
-	serial := strings.TrimSpace(*f.merchantSerial)
+	fail := func(err error) { errs = append(errs, err) }
+	serial := certSerial(*f.merchantSerial)
 	if serial != "" {
-		if _, err := hex.DecodeString(serial); err != nil || len(serial) > 64 {
-			fail("merchant-serial", "%.64q is not a certificate serial in hex", serial)
+		if err := checkCertSerial("--merchant-serial", serial); err != nil {
+			fail(err)
 		}
 	}
 	if *f.merchantPublicKey != "" {
-		pub, certSerial, err := sandboxMerchantKey(*f.merchantPublicKey)
+		pub, certSerial, err := readPublicKey("--merchant-public-key", *f.merchantPublicKey, "the merchant's public key or certificate (apiclient_cert.pem)")
 		switch {
 		case err != nil:
-			fail("merchant-public-key", "%v", err)
+			fail(err)
 		case certSerial != "" && serial != "" && !strings.EqualFold(serial, certSerial):
-			fail("merchant-serial", "%s is not the serial of the certificate in --merchant-public-key (%s)", serial, certSerial)
+			fail(fmt.Errorf("--merchant-serial %s is not the serial of the certificate in --merchant-public-key (%s)", serial, certSerial))
 		case certSerial == "" && serial == "":
-			fail("merchant-serial", "is required with a PUBLIC KEY in --merchant-public-key (the serial of the merchant API certificate)")
+			fail(errors.New("--merchant-serial is required with a PUBLIC KEY in --merchant-public-key (the serial of the merchant API certificate)"))
 		default:
 			sim.MerchantPublicKey = pub
 			if serial == "" {
@@ -187,133 +200,57 @@ func (f sandboxKeyFlags) apply(sim *wxpaysim.Server) error {
 	}
 	sim.MerchantSerial = serial
 
-	if *f.platformKey != "" {
-		key, err := sandboxPrivateKey(*f.platformKey)
+	if p := *f.platformKey; p != "" {
+		key, err := readPrivateKey("--wechatpay-private-key", p, "the private key WeChat Pay signs with")
 		if err != nil {
-			fail("wechatpay-private-key", "%v", err)
+			fail(err)
+		} else {
+			warnings = append(warnings, secretFileWarning("--wechatpay-private-key", p)...)
 		}
 		sim.PlatformKey = key
 	}
 	if id := *f.platformKeyID; id != "" {
 		switch {
 		case *f.platformCerts:
-			fail("wechatpay-public-key-id", "names a WeChat Pay public key, but --platform-certificates signs with a certificate: give one or the other")
-		case !strings.HasPrefix(id, wxpay.V3PublicKeyIDPrefix) || len(id) > 64:
-			fail("wechatpay-public-key-id", "%.64q does not look like %s… (the id shown with the public key in the merchant platform)", id, wxpay.V3PublicKeyIDPrefix)
+			fail(errors.New("--wechatpay-public-key-id names a WeChat Pay public key, but --platform-certificates signs with a certificate: give one or the other"))
+		default:
+			if err := checkPublicKeyID("--wechatpay-public-key-id", id); err != nil {
+				fail(err)
+			}
 		}
 		sim.PlatformKeyID = id
 	}
 	sim.PlatformCertificates = *f.platformCerts
 
 	if p := *f.appSecretFile; p != "" {
-		b, err := os.ReadFile(p)
-		secret := strings.TrimSpace(string(b))
-		switch {
-		case err != nil:
-			fail("app-secret-file", "%v", err)
-		case secret == "":
-			fail("app-secret-file", "%s is empty", p)
-		case strings.ContainsAny(secret, " \t\r\n"):
-			fail("app-secret-file", "%s holds more than one word; it must hold only the AppSecret", p)
+		secret, w, err := readSecretFile("--app-secret-file", p)
+		if err != nil {
+			fail(err)
 		}
+		warnings = append(warnings, w...)
 		sim.AppSecret = secret
 	}
+	if p := *f.apiv3KeyFile; p != "" {
+		key, err := readAPIv3Key("--apiv3-key-file", p)
+		if err != nil {
+			fail(err)
+		} else {
+			warnings = append(warnings, secretFileWarning("--apiv3-key-file", p)...)
+		}
+		sim.APIv3Key = key
+	}
 	if p := *f.notifyCA; p != "" {
-		b, err := os.ReadFile(p)
+		b, err := readSettingFile("--notify-ca", p)
 		pool := x509.NewCertPool()
 		switch {
 		case err != nil:
-			fail("notify-ca", "%v", err)
+			fail(err)
 		case !pool.AppendCertsFromPEM(b):
-			fail("notify-ca", "%s holds no PEM CERTIFICATE", p)
+			fail(fmt.Errorf("--notify-ca %s holds no PEM CERTIFICATE", p))
 		}
 		sim.NotifyRootCAs = pool
 	}
-	return errors.Join(errs...)
-}
-
-// sandboxMerchantKey reads a PEM public key or certificate. For a
-// certificate it also returns its serial (upper-case hex), which is the
-// merchant serial WeChat Pay knows it by.
-func sandboxMerchantKey(path string) (*rsa.PublicKey, string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "", err
-	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, "", fmt.Errorf("%s holds no PEM block (want a PUBLIC KEY or a CERTIFICATE)", path)
-	}
-	var key any
-	serial := ""
-	switch block.Type {
-	case "PUBLIC KEY":
-		key, err = x509.ParsePKIXPublicKey(block.Bytes)
-	case "RSA PUBLIC KEY":
-		key, err = x509.ParsePKCS1PublicKey(block.Bytes)
-	case "CERTIFICATE":
-		var cert *x509.Certificate
-		if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
-			key, serial = cert.PublicKey, wxpay.V3CertificateSerial(cert)
-		}
-	default:
-		if strings.Contains(block.Type, "PRIVATE KEY") {
-			return nil, "", fmt.Errorf("%s holds a private key; give the merchant's public key or certificate (apiclient_cert.pem), the emulator never needs the merchant's private key", path)
-		}
-		return nil, "", fmt.Errorf("%s holds a %.40s, want a PUBLIC KEY or a CERTIFICATE", path, block.Type)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: the %s block is malformed", path, block.Type)
-	}
-	pub, err := sandboxRSA(key)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %v", path, err)
-	}
-	return pub, serial, nil
-}
-
-// sandboxPrivateKey reads a PEM RSA private key (PKCS#8 "PRIVATE KEY" or
-// PKCS#1 "RSA PRIVATE KEY").
-func sandboxPrivateKey(path string) (*rsa.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(b)
-	var key any
-	switch {
-	case block == nil:
-		return nil, fmt.Errorf("%s holds no PEM block (want a PRIVATE KEY)", path)
-	case block.Type == "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case block.Type == "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("%s holds a %.40s, not a private key", path, block.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: the %s block is malformed", path, block.Type)
-	}
-	priv, ok := key.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%s: the key is %T, WeChat Pay keys are RSA", path, key)
-	}
-	if _, err := sandboxRSA(&priv.PublicKey); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	return priv, nil
-}
-
-// sandboxRSA refuses anything but an RSA key of WeChat Pay's 2048 bits or more.
-func sandboxRSA(key any) (*rsa.PublicKey, error) {
-	pub, ok := key.(*rsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("the key is %T, WeChat Pay keys are RSA", key)
-	}
-	if n := pub.N.BitLen(); n < 2048 {
-		return nil, fmt.Errorf("the RSA key has %d bits; WeChat Pay keys have at least 2048", n)
-	}
-	return pub, nil
+	return warnings, errors.Join(errs...)
 }
 
 // redirectHostList is --redirect-host: repeatable, each a comma-separated

@@ -348,7 +348,7 @@ func TestSandboxRefusesBadKeyFiles(t *testing.T) {
 		args []string
 		want []string // each must be in the error
 	}{
-		{"MissingMerchantKey", []string{"--merchant-public-key", missing, "--merchant-serial", "01"}, []string{"--merchant-public-key", "no such file"}},
+		{"MissingMerchantKey", []string{"--merchant-public-key", missing, "--merchant-serial", "01"}, []string{"--merchant-public-key", "does not exist"}},
 		{"MerchantKeyIsADirectory", []string{"--merchant-public-key", dir, "--merchant-serial", "01"}, []string{"--merchant-public-key", "is a directory"}},
 		{"MerchantKeyNotPEM", []string{"--merchant-public-key", text, "--merchant-serial", "01"}, []string{"--merchant-public-key", "no PEM block"}},
 		{"MerchantKeyMalformed", []string{"--merchant-public-key", garbage, "--merchant-serial", "01"}, []string{"--merchant-public-key", garbage, "PUBLIC KEY block is malformed"}},
@@ -356,14 +356,14 @@ func TestSandboxRefusesBadKeyFiles(t *testing.T) {
 		{"PublicKeyWithoutSerial", []string{"--merchant-public-key", k.merchantPub}, []string{"--merchant-serial", "required"}},
 		{"SerialNotHex", []string{"--merchant-public-key", k.merchantPub, "--merchant-serial", "XYZ"}, []string{"--merchant-serial", "hex"}},
 		{"SerialNotTheCertificates", []string{"--merchant-public-key", k.merchantCert, "--merchant-serial", "0A1B"}, []string{"--merchant-serial", k.serial}},
-		{"MissingWechatpayKey", []string{"--wechatpay-private-key", missing}, []string{"--wechatpay-private-key", "no such file"}},
-		{"WechatpayKeyIsPublic", []string{"--wechatpay-private-key", k.merchantPub}, []string{"--wechatpay-private-key", "not a private key"}},
-		{"WechatpayKeyTooSmall", []string{"--wechatpay-private-key", smallKey}, []string{"--wechatpay-private-key", "1024 bits"}},
+		{"MissingWechatpayKey", []string{"--wechatpay-private-key", missing}, []string{"--wechatpay-private-key", "does not exist"}},
+		{"WechatpayKeyIsPublic", []string{"--wechatpay-private-key", k.merchantPub}, []string{"--wechatpay-private-key", "an RSA private key in PEM", `unexpected PEM block "PUBLIC KEY"`}},
+		{"WechatpayKeyTooSmall", []string{"--wechatpay-private-key", smallKey}, []string{"--wechatpay-private-key", "1024-bit RSA key"}},
 		{"KeyIDNotAPublicKeyID", []string{"--wechatpay-public-key-id", "1234"}, []string{"--wechatpay-public-key-id", "PUB_KEY_ID_"}},
 		{"KeyIDWithCertificates", []string{"--wechatpay-public-key-id", sandboxTestKeyID, "--platform-certificates"}, []string{"--wechatpay-public-key-id", "--platform-certificates"}},
-		{"MissingAppSecret", []string{"--app-secret-file", missing}, []string{"--app-secret-file", "no such file"}},
+		{"MissingAppSecret", []string{"--app-secret-file", missing}, []string{"--app-secret-file", "does not exist"}},
 		{"EmptyAppSecret", []string{"--app-secret-file", empty}, []string{"--app-secret-file", "empty"}},
-		{"MissingNotifyCA", []string{"--notify-ca", missing}, []string{"--notify-ca", "no such file"}},
+		{"MissingNotifyCA", []string{"--notify-ca", missing}, []string{"--notify-ca", "does not exist"}},
 		{"NotifyCAWithoutCertificates", []string{"--notify-ca", k.merchantPub}, []string{"--notify-ca", "no PEM CERTIFICATE"}},
 		{"EveryProblemAtOnce", []string{"--merchant-public-key", missing, "--wechatpay-private-key", text, "--notify-ca", empty},
 			[]string{"--merchant-public-key", "--wechatpay-private-key", "--notify-ca"}},
@@ -384,6 +384,60 @@ func TestSandboxRefusesBadKeyFiles(t *testing.T) {
 				t.Errorf("key material or start-up output on a refusal: %q %q", err, out.String())
 			}
 		})
+	}
+}
+
+// TestSandboxReadsKeyFilesAsServe: the emulator reads the operator's files
+// with serve's loaders, so a file one takes the other takes, and one refuses
+// the other refuses: a serial with an odd number of digits, an AppSecret
+// with spaces around it, an APIv3 key of the wrong length, a malformed PEM
+// block. The APIv3 key comes from a file (--apiv3-key-file), off the command
+// line.
+func TestSandboxReadsKeyFilesAsServe(t *testing.T) {
+	k := newOperatorKeys(t, 0)
+	sk := mustSandboxKeys(t)
+	garbage := writeFile(t, "garbage.pem", "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n")
+	spaced := writeFile(t, "app-secret", sandboxTestSecret+"  \n")
+	short := writeFile(t, "apiv3.key", "0123456789abcdef\n")
+	for _, tc := range []struct {
+		name          string
+		serve, sandbx []string // flags over a good configuration
+		want          string   // in both errors; "": both accept
+	}{
+		{"odd-length serial", []string{"--wxpay-cert-serial", "A1B2C"}, []string{"--merchant-public-key", sk.merchantPub, "--merchant-serial", "A1B2C"}, "two digits a byte"},
+		{"app secret with spaces", []string{"--wechat-app-secret-file", spaced}, []string{"--app-secret-file", spaced}, "must hold the secret alone on one line"},
+		{"short APIv3 key", []string{"--wxpay-apiv3-key-file", short}, []string{"--apiv3-key-file", short}, "holds 16 bytes: the APIv3 key is exactly 32 characters"},
+		{"malformed public key", []string{"--wxpay-public-key", garbage}, []string{"--merchant-public-key", garbage, "--merchant-serial", "0A1B"}, "the PUBLIC KEY block is malformed"},
+		{"good APIv3 key", []string{"--wxpay-apiv3-key-file", k.APIv3KeyFile}, []string{"--apiv3-key-file", k.APIv3KeyFile}, ""},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			serveErr := parseServe(append(productionV3Args(t, k, false), tc.serve...)...)
+			var sandboxErr error
+			if tc.want != "" {
+				sandboxErr = Run(context.Background(), append([]string{"sandbox", "--addr", "127.0.0.1:0"}, tc.sandbx...), io.Discard, io.Discard)
+			}
+			for who, err := range map[string]error{"serve": serveErr, "sandbox": sandboxErr} {
+				switch {
+				case tc.want == "" && err != nil:
+					t.Errorf("%s refused: %v", who, err)
+				case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+					t.Errorf("%s: %v, want an error containing %q", who, err, tc.want)
+				}
+			}
+		})
+	}
+
+	base, printed := mustStartSandbox(t, "--apiv3-key-file", k.APIv3KeyFile)
+	if strings.Contains(printed, k.APIv3Key) {
+		t.Errorf("the start-up output shows the APIv3 key from the file:\n%s", printed)
+	}
+	_, _, cfg := sandboxGetJSON(t, base+"/sim/config")
+	if cfg["apiv3_key"] != k.APIv3Key {
+		t.Errorf("the emulator's APIv3 key is not the file's")
+	}
+	err := Run(context.Background(), []string{"sandbox", "--addr", "127.0.0.1:0", "--apiv3-key", k.APIv3Key, "--apiv3-key-file", k.APIv3KeyFile}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--apiv3-key and --apiv3-key-file") {
+		t.Errorf("two APIv3 keys: %v", err)
 	}
 }
 

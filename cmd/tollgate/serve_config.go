@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -39,15 +40,11 @@ type ServeConfig struct {
 	// certificate v2 refunds present over mutual TLS (production only).
 	WxpayCert    string
 	WxpayCertKey string
-	// API v3 with --wxpay-url: the merchant API private key file and its
-	// certificate's serial, the file of the APIv3 key, and WeChat Pay's
-	// public key file with its id (public key mode; neither: platform
-	// certificates). See merchantV3.
-	WxpayPrivateKey   string
-	WxpayCertSerial   string
-	WxpayAPIv3KeyFile string
-	WxpayPublicKey    string
-	WxpayPublicKeyID  string
+	// WxpayV3 are API v3's key settings with --wxpay-url: the merchant API
+	// private key file and its certificate's serial, the file of the APIv3
+	// key, and WeChat Pay's public key file with its id (public key mode;
+	// neither: platform certificates). See merchantV3.
+	WxpayV3 v3Keys
 	// WeChat's web authorisation (OAuth snsapi_base), which gives the
 	// checkout opened inside WeChat the payer's openid for JSAPI: the file
 	// of the official account's AppSecret and the two hosts.
@@ -127,11 +124,7 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs.StringVar(&c.WxpayAPIKey, "wxpay-api-key", c.WxpayAPIKey, "v2 API key (32 characters)")
 	fs.StringVar(&c.WxpayCert, "wxpay-cert", c.WxpayCert, "merchant API certificate (apiclient_cert.pem) for v2 refunds with --wxpay-url")
 	fs.StringVar(&c.WxpayCertKey, "wxpay-cert-key", c.WxpayCertKey, "its private key (apiclient_key.pem)")
-	fs.StringVar(&c.WxpayPrivateKey, "wxpay-private-key", c.WxpayPrivateKey, "v3: file of the merchant API private key (apiclient_key.pem) that signs requests")
-	fs.StringVar(&c.WxpayCertSerial, "wxpay-cert-serial", c.WxpayCertSerial, "v3: serial number (hex) of the merchant API certificate of that key")
-	fs.StringVar(&c.WxpayAPIv3KeyFile, "wxpay-apiv3-key-file", c.WxpayAPIv3KeyFile, "v3: file holding the APIv3 key (32 characters): decrypts notifications and platform certificates")
-	fs.StringVar(&c.WxpayPublicKey, "wxpay-public-key", c.WxpayPublicKey, "v3: file of the WeChat Pay public key (pub_key.pem); with --wxpay-public-key-id; neither: platform certificates from /v3/certificates")
-	fs.StringVar(&c.WxpayPublicKeyID, "wxpay-public-key-id", c.WxpayPublicKeyID, "v3: id of that public key (PUB_KEY_ID_...)")
+	addV3KeyFlags(fs, &c.WxpayV3, false)
 	fs.StringVar(&c.WechatAppSecretFile, "wechat-app-secret-file", c.WechatAppSecretFile, "file holding the AppSecret of --wxpay-appid: the checkout inside WeChat gets the payer's openid (JSAPI) through WeChat's OAuth")
 	fs.StringVar(&c.WechatOAuthURL, "wechat-oauth-url", c.WechatOAuthURL, "WeChat's OAuth authorize host (the payer's browser is sent there)")
 	fs.StringVar(&c.WechatAPIURL, "wechat-api-url", c.WechatAPIURL, "WeChat's API host (OAuth codes are exchanged for openids there)")
@@ -190,8 +183,7 @@ func (c *ServeConfig) resolveDefaults() {
 
 // merchantV3 is c's API v3 merchant settings.
 func (c ServeConfig) merchantV3() merchantV3 {
-	return merchantV3{URL: c.WxpayURL, MchID: c.WxpayMchID, AppID: c.WxpayAppID, PrivateKey: c.WxpayPrivateKey,
-		CertSerial: c.WxpayCertSerial, APIv3Key: c.WxpayAPIv3KeyFile, PublicKey: c.WxpayPublicKey, PublicKeyID: c.WxpayPublicKeyID}
+	return merchantV3{URL: c.WxpayURL, MchID: c.WxpayMchID, AppID: c.WxpayAppID, v3Keys: c.WxpayV3}
 }
 
 // Validate refuses settings that cannot work together, and in production
@@ -268,7 +260,46 @@ func (c ServeConfig) productionProblems() []string {
 	if c.WxpayURL == "" {
 		p = append(p, "no --wxpay-url: production takes payments through WeChat Pay, never the in-process emulator")
 	}
+	p = append(p, c.plainHTTPProblems()...)
 	return append(p, c.merchantProblems(true)...)
+}
+
+// plainHTTPProblems names each of WeChat's URLs that production would
+// reach over plain http: the merchant's signed requests and the answers
+// that credit accounts go to --wxpay-url, the payer's browser is sent to
+// --wechat-oauth-url for the code that names them, and the AppSecret is
+// sent to --wechat-api-url. WeChat's own are https; plain http is taken
+// only to this machine (a loopback host: an emulator or a local proxy).
+func (c ServeConfig) plainHTTPProblems() []string {
+	var p []string
+	for _, u := range []struct{ flag, v, why string }{
+		{"--wxpay-url", c.WxpayURL, "the merchant's signed requests and WeChat Pay's answers go there"},
+		{"--wechat-oauth-url", c.WechatOAuthURL, "the payer's browser gets its OAuth code there"},
+		{"--wechat-api-url", c.WechatAPIURL, "the AppSecret is sent there"},
+	} {
+		if httpURL(u.v) && !tlsOrLoopback(u.v) {
+			p = append(p, fmt.Sprintf("%s must be https in --mode production (%s), not %q; plain http is taken only for a loopback host (127.0.0.1, ::1, localhost)", u.flag, u.why, u.v))
+		}
+	}
+	return p
+}
+
+// tlsOrLoopback reports whether the http(s) URL raw is https, or plain
+// http to a loopback host, whose traffic never leaves the machine.
+func tlsOrLoopback(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	h := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // merchantProblems are the problems of the merchant's settings for WeChat

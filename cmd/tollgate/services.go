@@ -223,7 +223,7 @@ func (m *Main) wxpayClients(cfg *payment.Config, deps *payment.Deps) (string, er
 		if deps.V3.Certificates != nil {
 			deps.V3.Certificates.Logger = m.log
 		}
-		desc += "\n    " + mv3.describe()
+		desc += "\n    " + mv3.describe(keys)
 	}
 	return desc, nil
 }
@@ -253,7 +253,7 @@ func (m *Main) emulatorClients(cfg *payment.Config, deps *payment.Deps) (string,
 		// Each instance's emulator knows only the orders placed through
 		// it, while the poller of any instance may query any order.
 		desc += "\n    NOTE: every instance runs its own emulator; for several instances run one" +
-			"\n    `tollgate sandbox` and point --wxpay-url (API v2) of every instance at it"
+			"\n    `tollgate sandbox` and point --wxpay-url of every instance at it, with the merchant keys it prints or was given (API v2 or v3)"
 	}
 	return desc, nil
 }
@@ -304,6 +304,14 @@ func (m *Main) buildCheckout(svc *services) ([]httpapi.Route, error) {
 // serve takes a payment: production runs `tollgate wxpay check`'s checks
 // and refuses to start on a failure, naming each; dev against an external
 // emulator only downloads the platform certificates in certificate mode.
+//
+// When the only failure is reaching WeChat Pay (its connection check:
+// unreachable, or WeChat Pay answering with its own fault), production
+// starts with a loud warning instead: the settings were read and checked
+// (Validate), the model API works without WeChat Pay, and payments fail
+// until it answers (in certificate mode the certificate manager keeps
+// trying to download). Refusing would turn WeChat Pay's outage into one
+// of the whole service at every restart.
 func (m *Main) preflight(ctx context.Context, svc *services) error {
 	v3 := svc.v3
 	if v3 == nil {
@@ -321,16 +329,25 @@ func (m *Main) preflight(ctx context.Context, svc *services) error {
 		return nil
 	}
 	results := v3.Preflight(ctx)
-	var failed []string
-	for _, r := range results {
-		if !r.OK {
-			failed = append(failed, r.Name+": "+r.Problem)
+	failed, outage := preflightFailures(results)
+	switch {
+	case len(failed) == 0:
+		svc.wxDesc += fmt.Sprintf("\n    preflight: all %d checks passed", len(results))
+	case outage:
+		var cause string
+		for _, r := range results {
+			if r.Name == wxpay.CheckConnection {
+				cause = r.Problem
+			}
 		}
-	}
-	if len(failed) > 0 {
+		m.log.Error("WeChat Pay could not be reached at start: serving anyway; the model API works, payments fail until WeChat Pay answers; "+
+			"the merchant settings are not checked yet (run tollgate wxpay check)", "connection", cause)
+		svc.wxDesc += "\n    WARNING: WeChat Pay could not be reached at start: payments fail until it answers (the model API works)." +
+			"\n      connection: " + cause +
+			"\n      The merchant settings are not checked yet: run `tollgate wxpay check` once WeChat Pay answers."
+	default:
 		return fmt.Errorf("serve: --mode production refuses to start: WeChat Pay's preflight (tollgate wxpay check) failed:\n  - %s",
 			strings.Join(failed, "\n  - "))
 	}
-	svc.wxDesc += fmt.Sprintf("\n    preflight: all %d checks passed", len(results))
 	return nil
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -18,6 +21,12 @@ import (
 // which flag to fix and never quotes a secret.
 type merchantV3 struct {
 	URL, MchID, AppID string
+	v3Keys
+}
+
+// v3Keys are the API v3 key settings, the flags addV3KeyFlags declares for
+// serve, `tollgate wxpay check` and reconcile alike.
+type v3Keys struct {
 	// PrivateKey is the merchant API private key file (apiclient_key.pem),
 	// CertSerial the serial of the merchant API certificate it belongs to.
 	PrivateKey string
@@ -30,7 +39,7 @@ type merchantV3 struct {
 	PublicKeyID string
 }
 
-// The flags of merchantV3, named as serve's.
+// The flags of v3Keys, named as serve's.
 const (
 	flagPrivateKey  = "--wxpay-private-key"
 	flagCertSerial  = "--wxpay-cert-serial"
@@ -38,6 +47,34 @@ const (
 	flagPublicKey   = "--wxpay-public-key"
 	flagPublicKeyID = "--wxpay-public-key-id"
 )
+
+// addV3KeyFlags declares the flags of k on fs, k's values being their
+// defaults. With olderNames it also declares reconcile's older names:
+// --wxpay-mch-key-file, --wxpay-mch-serial and --wxpay-public-key-file for
+// --wxpay-private-key, --wxpay-cert-serial and --wxpay-public-key.
+func addV3KeyFlags(fs *flag.FlagSet, k *v3Keys, olderNames bool) {
+	for _, f := range []struct {
+		p           *string
+		name, older string
+		usage       string
+	}{
+		{&k.PrivateKey, flagPrivateKey, "--wxpay-mch-key-file",
+			"API v3: file of the merchant API private key (apiclient_key.pem) that signs requests"},
+		{&k.CertSerial, flagCertSerial, "--wxpay-mch-serial",
+			"API v3: serial number (hex) of the merchant API certificate of that key; `openssl x509 -noout -serial -in apiclient_cert.pem` prints it (its serial= is dropped)"},
+		{&k.APIv3Key, flagAPIv3Key, "",
+			"API v3: file holding the APIv3 key (32 characters): decrypts notifications and platform certificates"},
+		{&k.PublicKey, flagPublicKey, "--wxpay-public-key-file",
+			"API v3: file of the WeChat Pay public key (pub_key.pem), with " + flagPublicKeyID + "; neither: platform certificates from /v3/certificates"},
+		{&k.PublicKeyID, flagPublicKeyID, "",
+			"API v3: id of that public key (PUB_KEY_ID_...)"},
+	} {
+		fs.StringVar(f.p, strings.TrimPrefix(f.name, "--"), *f.p, f.usage)
+		if olderNames && f.older != "" {
+			fs.StringVar(f.p, strings.TrimPrefix(f.older, "--"), *f.p, "older name of "+f.name)
+		}
+	}
+}
 
 // minMerchantKeyBits is the smallest merchant key taken: WeChat Pay's
 // merchant API keys are RSA 2048.
@@ -48,7 +85,9 @@ const apiv3KeyLen = 32
 
 // merchantKeys is the key material of a merchantV3, read and checked.
 type merchantKeys struct {
-	key      *rsa.PrivateKey
+	key *rsa.PrivateKey
+	// serial is --wxpay-cert-serial as WeChat Pay takes it (certSerial).
+	serial   string
 	apiv3Key string // empty when not needed and not given
 	// keyring holds WeChat Pay's public key in public key mode and is
 	// empty in certificate mode (filled from /v3/certificates).
@@ -62,10 +101,10 @@ type merchantKeys struct {
 // certificateMode reports whether WeChat Pay's answers are verified with
 // platform certificates downloaded from /v3/certificates rather than a
 // configured public key.
-func (s merchantV3) certificateMode() bool { return s.PublicKey == "" && s.PublicKeyID == "" }
+func (s v3Keys) certificateMode() bool { return s.PublicKey == "" && s.PublicKeyID == "" }
 
 // hasKeys reports whether any v3 key setting is given.
-func (s merchantV3) hasKeys() bool {
+func (s v3Keys) hasKeys() bool {
 	return s.PrivateKey != "" || s.CertSerial != "" || s.APIv3Key != "" || s.PublicKey != "" || s.PublicKeyID != ""
 }
 
@@ -79,21 +118,23 @@ func (s merchantV3) load(needAPIv3Key bool) (k *merchantKeys, problems []string)
 	var p []string
 	if s.PrivateKey == "" {
 		p = append(p, "no "+flagPrivateKey+": API v3 signs every request with the merchant API private key (apiclient_key.pem)")
-	} else if key, err := readPrivateKey(s.PrivateKey); err != nil {
+	} else if key, err := readPrivateKey(flagPrivateKey, s.PrivateKey, merchantPrivateKeyName); err != nil {
 		p = append(p, err.Error())
 	} else {
 		k.key = key
 		k.warnings = append(k.warnings, secretFileWarning(flagPrivateKey, s.PrivateKey)...)
 	}
-	switch {
-	case s.CertSerial == "":
+	switch k.serial = certSerial(s.CertSerial); {
+	case k.serial == "":
 		p = append(p, "no "+flagCertSerial+": the serial number of the merchant API certificate (in the merchant platform, or `openssl x509 -noout -serial -in apiclient_cert.pem`)")
-	case !isHex(s.CertSerial):
-		p = append(p, fmt.Sprintf("%s must be the merchant API certificate's serial number in hexadecimal, not %.64q", flagCertSerial, s.CertSerial))
+	default:
+		if err := checkCertSerial(flagCertSerial, k.serial); err != nil {
+			p = append(p, err.Error())
+		}
 	}
 	switch {
 	case s.APIv3Key != "":
-		if key, err := readAPIv3Key(s.APIv3Key); err != nil {
+		if key, err := readAPIv3Key(flagAPIv3Key, s.APIv3Key); err != nil {
 			p = append(p, err.Error())
 		} else {
 			k.apiv3Key = key
@@ -110,8 +151,8 @@ func (s merchantV3) load(needAPIv3Key bool) (k *merchantKeys, problems []string)
 	case s.PublicKey == "" && s.PublicKeyID != "":
 		p = append(p, flagPublicKeyID+" without "+flagPublicKey+": give the WeChat Pay public key file (pub_key.pem) it names, or neither to use platform certificates")
 	case s.PublicKey != "":
-		if !strings.HasPrefix(s.PublicKeyID, wxpay.V3PublicKeyIDPrefix) || len(s.PublicKeyID) == len(wxpay.V3PublicKeyIDPrefix) {
-			p = append(p, fmt.Sprintf("%s must be the WeChat Pay public key's id, %s followed by digits, not %.64q", flagPublicKeyID, wxpay.V3PublicKeyIDPrefix, s.PublicKeyID))
+		if err := checkPublicKeyID(flagPublicKeyID, s.PublicKeyID); err != nil {
+			p = append(p, err.Error())
 		}
 		if err := addPublicKey(k.keyring, s.PublicKeyID, s.PublicKey); err != nil {
 			p = append(p, err.Error())
@@ -128,7 +169,7 @@ func (s merchantV3) load(needAPIv3Key bool) (k *merchantKeys, problems []string)
 // first download: Preflight or Certificates.Refresh, then
 // Certificates.Run keeps them fresh.
 func (s merchantV3) client(k *merchantKeys) *wxpay.V3Client {
-	c := &wxpay.V3Client{BaseURL: s.URL, MchID: s.MchID, AppID: s.AppID, MerchantSerialNo: s.CertSerial,
+	c := &wxpay.V3Client{BaseURL: s.URL, MchID: s.MchID, AppID: s.AppID, MerchantSerialNo: k.serial,
 		MerchantKey: k.key, APIv3Key: k.apiv3Key, Keyring: k.keyring}
 	if k.certMode {
 		wxpay.NewV3Certificates(c)
@@ -140,18 +181,33 @@ func (s merchantV3) client(k *merchantKeys) *wxpay.V3Client {
 	return c
 }
 
-// describe says how s reaches WeChat Pay, for a banner: no secret.
-func (s merchantV3) describe() string {
+// describe says how s with the keys k reaches WeChat Pay, for a banner: no
+// secret.
+func (s merchantV3) describe(k *merchantKeys) string {
 	how := "WeChat Pay public key " + s.PublicKeyID
 	if s.certificateMode() {
 		how = "platform certificates from /v3/certificates (refreshed every 12 h)"
 	}
-	return fmt.Sprintf("merchant certificate serial %s, answers verified with %s", s.CertSerial, how)
+	return fmt.Sprintf("merchant certificate serial %s, answers verified with %s", k.serial, how)
 }
 
-// readPrivateKey reads the merchant's RSA private key from a PEM file.
-func readPrivateKey(path string) (*rsa.PrivateKey, error) {
-	b, err := readSettingFile(flagPrivateKey, path)
+// The key files, serials and ids of WeChat Pay are read and checked here
+// alone: serve, `wxpay check` and reconcile (merchantV3.load) and
+// `tollgate sandbox` (sandboxKeyFlags.apply) take one file, or refuse it,
+// the same way. Each error names the flag and the file, never their
+// content.
+
+// What the loaders call the keys they read, in their errors.
+const (
+	merchantPrivateKeyName = "the merchant API private key (apiclient_key.pem)"
+	wechatpayPublicKeyName = "the WeChat Pay public key (pub_key.pem)"
+)
+
+// readPrivateKey reads an RSA private key of WeChat Pay's size from the PEM
+// file (PKCS#8 "PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY") of flag; what
+// names the key.
+func readPrivateKey(flag, path, what string) (*rsa.PrivateKey, error) {
+	b, err := readSettingFile(flag, path)
 	if err != nil {
 		return nil, err
 	}
@@ -159,45 +215,119 @@ func readPrivateKey(path string) (*rsa.PrivateKey, error) {
 	if err != nil {
 		// The wxpay errors name the PEM block or the key type, never the
 		// key's bytes.
-		return nil, fmt.Errorf("%s %s is not the merchant API private key (apiclient_key.pem, an RSA key in PEM): %s",
-			flagPrivateKey, path, strings.TrimPrefix(err.Error(), "wxpay: private key: "))
+		return nil, fmt.Errorf("%s %s is not %s, an RSA private key in PEM: %s", flag, path, what, pemProblem(b, err, "wxpay: private key: "))
 	}
-	if n := key.N.BitLen(); n < minMerchantKeyBits {
-		return nil, fmt.Errorf("%s %s is a %d-bit RSA key: WeChat Pay's merchant API keys have at least %d bits", flagPrivateKey, path, n, minMerchantKeyBits)
+	if err := checkKeyBits(flag, path, &key.PublicKey); err != nil {
+		return nil, err
 	}
 	return key, nil
 }
 
-// readAPIv3Key reads the APIv3 key from a file, without the line end an
-// editor or echo adds. Its content is never quoted.
-func readAPIv3Key(path string) (string, error) {
-	b, err := readSettingFile(flagAPIv3Key, path)
+// readPublicKey reads an RSA public key of WeChat Pay's size from the PEM
+// file of flag: a PKIX "PUBLIC KEY", a PKCS#1 "RSA PUBLIC KEY", or a
+// "CERTIFICATE", whose serial (wxpay.V3CertificateSerial) is then returned
+// too; what names the key.
+func readPublicKey(flag, path, what string) (pub *rsa.PublicKey, certSerial string, err error) {
+	b, err := readSettingFile(flag, path)
+	if err != nil {
+		return nil, "", err
+	}
+	pub, err = wxpay.LoadRSAPublicKeyPEM(b)
+	if err != nil {
+		msg := pemProblem(b, err, "wxpay: public key: ")
+		if strings.Contains(msg, "PRIVATE KEY") {
+			msg += " (a private key: give the public key, or the certificate; a private key is never needed here)"
+		}
+		return nil, "", fmt.Errorf("%s %s is not %s, an RSA public key or certificate in PEM: %s", flag, path, what, msg)
+	}
+	if err := checkKeyBits(flag, path, pub); err != nil {
+		return nil, "", err
+	}
+	if block, _ := pem.Decode(b); block != nil && block.Type == "CERTIFICATE" {
+		if cert, err := x509.ParseCertificate(block.Bytes); err == nil {
+			certSerial = wxpay.V3CertificateSerial(cert)
+		}
+	}
+	return pub, certSerial, nil
+}
+
+// pemProblem says what is wrong with the PEM file b that the wxpay loader
+// refused with err: no PEM block, a block of another type, a key that is
+// not RSA, or a block of the right type whose content does not parse (the
+// parser's words would be ASN.1 offsets).
+func pemProblem(b []byte, err error, prefix string) string {
+	msg := strings.TrimPrefix(err.Error(), prefix)
+	if strings.HasPrefix(msg, "no PEM block") || strings.HasPrefix(msg, "unexpected PEM block") || strings.HasSuffix(msg, " is not RSA") {
+		return msg
+	}
+	if block, _ := pem.Decode(b); block != nil {
+		return fmt.Sprintf("the %.40s block is malformed", block.Type)
+	}
+	return msg
+}
+
+// checkKeyBits refuses an RSA key smaller than WeChat Pay's.
+func checkKeyBits(flag, path string, pub *rsa.PublicKey) error {
+	if n := pub.N.BitLen(); n < minMerchantKeyBits {
+		return fmt.Errorf("%s %s is a %d-bit RSA key: WeChat Pay's keys have at least %d bits", flag, path, n, minMerchantKeyBits)
+	}
+	return nil
+}
+
+// readAPIv3Key reads the APIv3 key from the file of flag, without the line
+// end an editor or echo adds. Its content is never quoted.
+func readAPIv3Key(flag, path string) (string, error) {
+	b, err := readSettingFile(flag, path)
 	if err != nil {
 		return "", err
 	}
 	key := strings.TrimRight(string(b), "\r\n")
 	if len(key) != apiv3KeyLen {
-		return "", fmt.Errorf("%s %s holds %d bytes: the APIv3 key is exactly %d characters (set in the merchant platform under API security)", flagAPIv3Key, path, len(key), apiv3KeyLen)
+		return "", fmt.Errorf("%s %s holds %d bytes: the APIv3 key is exactly %d characters (set in the merchant platform under API security)", flag, path, len(key), apiv3KeyLen)
 	}
 	if strings.TrimSpace(key) != key {
-		return "", fmt.Errorf("%s %s: the APIv3 key starts or ends with a space", flagAPIv3Key, path)
+		return "", fmt.Errorf("%s %s: the APIv3 key starts or ends with a space", flag, path)
 	}
 	return key, nil
 }
 
+// maxSerialLen bounds a certificate serial in hex (RFC 5280: 20 bytes, 40
+// digits; some slack).
+const maxSerialLen = 64
+
+// certSerial is a certificate serial as given to a flag, without spaces
+// around it and without the "serial=" `openssl x509 -noout -serial`
+// prints before it, so that its output can be pasted as it is.
+func certSerial(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= len("serial=") && strings.EqualFold(s[:len("serial=")], "serial=") {
+		s = strings.TrimSpace(s[len("serial="):])
+	}
+	return s
+}
+
+// checkCertSerial checks the certificate serial given to flag: hexadecimal,
+// two digits a byte as the merchant platform and openssl print it.
+func checkCertSerial(flag, serial string) error {
+	if !isHex(serial) || len(serial)%2 != 0 || len(serial) > maxSerialLen {
+		return fmt.Errorf("%s must be the merchant API certificate's serial number in hexadecimal, two digits a byte (as the merchant platform shows it), not %.64q", flag, serial)
+	}
+	return nil
+}
+
+// checkPublicKeyID checks the WeChat Pay public key id given to flag.
+func checkPublicKeyID(flag, id string) error {
+	if !strings.HasPrefix(id, wxpay.V3PublicKeyIDPrefix) || len(id) == len(wxpay.V3PublicKeyIDPrefix) || len(id) > maxSerialLen {
+		return fmt.Errorf("%s must be the WeChat Pay public key's id, %s followed by digits, not %.64q", flag, wxpay.V3PublicKeyIDPrefix, id)
+	}
+	return nil
+}
+
 // addPublicKey adds WeChat Pay's public key from a PEM file to ring under id.
 func addPublicKey(ring *wxpay.V3Keyring, id, path string) error {
-	b, err := readSettingFile(flagPublicKey, path)
+	pub, _, err := readPublicKey(flagPublicKey, path, wechatpayPublicKeyName)
 	if err != nil {
 		return err
-	}
-	pub, err := wxpay.LoadRSAPublicKeyPEM(b)
-	if err != nil {
-		return fmt.Errorf("%s %s is not the WeChat Pay public key (pub_key.pem, an RSA public key in PEM): %s",
-			flagPublicKey, path, strings.TrimPrefix(err.Error(), "wxpay: public key: "))
-	}
-	if n := pub.N.BitLen(); n < minMerchantKeyBits {
-		return fmt.Errorf("%s %s is a %d-bit RSA key: WeChat Pay's keys have at least %d bits", flagPublicKey, path, n, minMerchantKeyBits)
 	}
 	if id == "" {
 		return nil // named as missing by the caller

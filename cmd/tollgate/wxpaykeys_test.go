@@ -65,7 +65,7 @@ func TestServeProductionDefaultsToV3(t *testing.T) {
 	if err := m.ParseFlags(append(base, "--config", cfg)); err != nil {
 		t.Fatalf("v3 settings from env and config: %v", err)
 	}
-	if c := m.Config; c.WxpayPrivateKey != k.MerchantKey || c.WxpayCertSerial != k.MerchantSerial || c.WxpayPublicKeyID != k.WechatpayKeyID ||
+	if c := m.Config; c.WxpayV3.PrivateKey != k.MerchantKey || c.WxpayV3.CertSerial != k.MerchantSerial || c.WxpayV3.PublicKeyID != k.WechatpayKeyID ||
 		c.WechatOAuthURL != "https://oauth.example.com" || c.WechatAPIURL != DefaultWechatAPIURL {
 		t.Errorf("settings read as %+v", c)
 	}
