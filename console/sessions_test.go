@@ -1,0 +1,92 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"tollgate/internal/testenv"
+	"tollgate/kv"
+	kvredis "tollgate/kv/redis"
+)
+
+// TestSessionsShared checks the deployment shape: two instances behind a
+// load balancer share one session store, so a login on one holds on the
+// other and on an instance started afresh, expiry still applies, and a
+// logout on either ends it everywhere. On the in-process store and Redis.
+func TestSessionsShared(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		testSessionsShared(t, kv.NewMemory(kv.MemoryOptions{}), nil)
+	})
+	t.Run("redis", func(t *testing.T) {
+		u, prefix := testenv.MustRedis(t)
+		o, err := goredis.ParseURL(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := goredis.NewClient(o)
+		t.Cleanup(func() { c.Close() })
+		testSessionsShared(t, kvredis.New(c, kvredis.Options{Prefix: prefix}), func() []string {
+			keys, err := c.Keys(context.Background(), prefix+"*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return keys
+		})
+	})
+}
+
+func testSessionsShared(t *testing.T, store kv.Cache, keys func() []string) {
+	a, b := newEnvWith(t, store), newEnvWith(t, store)
+	ck := a.login()
+	if w := b.do("GET", "/admin/", nil, ck); w.Code != http.StatusOK {
+		t.Fatalf("a login on instance A, GET on B: %d, want 200", w.Code)
+	}
+	if keys != nil {
+		ks := keys()
+		if len(ks) != 1 {
+			t.Fatalf("Redis keys after one login: %v, want one", ks)
+		}
+		if strings.Contains(ks[0], ck.Value) {
+			t.Errorf("the session id itself is the store key %q; want only its hash", ks[0])
+		}
+	}
+	// A restarted instance (a new Console on the same store) knows it.
+	c := newEnvWith(t, store)
+	if w := c.do("GET", "/admin/", nil, ck); w.Code != http.StatusOK {
+		t.Fatalf("after a restart: %d, want 200", w.Code)
+	}
+	// A flash left by one instance's action shows on another's page.
+	csrf := a.csrf(ck)
+	if w := a.do("POST", "/admin/ui/accounts/acct_1/adjust", url.Values{"csrf": {csrf}, "credits": {"5"}, "reason": {"r"}}, ck); w.Code != http.StatusSeeOther {
+		t.Fatalf("adjust: %d", w.Code)
+	}
+	if w := b.do("GET", "/admin/ui/accounts/acct_1", nil, ck); !strings.Contains(w.Body.String(), `id="flash"`) {
+		t.Errorf("the action's outcome did not follow the session to instance B:\n%s", w.Body.String())
+	}
+	// Idle expiry holds on every instance's clock.
+	a.advance(time.Hour)
+	b.advance(time.Hour) // the instances' clocks agree
+	if w := b.do("GET", "/admin/", nil, ck); w.Code != http.StatusSeeOther {
+		t.Fatalf("after an idle hour on B: %d, want a redirect to the login", w.Code)
+	}
+	// Logout on B ends a session on A too.
+	ck = a.login()
+	csrf = a.csrf(ck)
+	if w := b.do("POST", "/admin/logout", url.Values{"csrf": {csrf}}, ck); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/admin/login" {
+		t.Fatalf("logout on B: %d %q", w.Code, w.Header().Get("Location"))
+	}
+	if w := a.do("GET", "/admin/", nil, ck); w.Code != http.StatusSeeOther {
+		t.Fatalf("after logout on B, GET on A: %d, want a redirect to the login", w.Code)
+	}
+	if keys != nil {
+		if ks := keys(); len(ks) != 0 { // the expired session was forgotten when seen, the other at logout
+			t.Errorf("keys left after expiry and logout: %v", ks)
+		}
+	}
+}
