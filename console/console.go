@@ -14,7 +14,9 @@
 // after login, and end at logout. Every form carries the session's CSRF
 // token; every unsafe request must come from the same origin
 // (http.CrossOriginProtection: Sec-Fetch-Site, else Origin), and a
-// credential in a query string is refused.
+// credential in a query string is refused. Wrong admin tokens are limited
+// per client IP (LoginLimit, through the shared limiter): past it, logins
+// from that IP are answered 429.
 package console
 
 import (
@@ -64,9 +66,22 @@ type Console struct {
 	// (Redis with several instances), so a login holds on every instance
 	// and across restarts. Nil keeps them in this process.
 	Sessions kv.Cache
+	// Limiter counts wrong admin tokens per client IP (LoginLimit); the
+	// deployment's shared limiter, so the bound holds across instances.
+	// Nil counts in this process.
+	Limiter kv.Limiter
+	// TrustedProxyHeader is httpapi.Server's: where the client IP is read
+	// from behind a reverse proxy ("" for the connection's peer).
+	TrustedProxyHeader string
 
-	mu sync.Mutex
+	mu      sync.Mutex
+	limiter kv.Limiter
 }
+
+// LoginLimit bounds wrong admin tokens from one client IP: after 10 in
+// any 15 minutes, every login from it (even with the right token) is
+// refused with 429 until the lockout has passed.
+var LoginLimit = kv.Window{Budget: 10, Length: 15 * time.Minute}
 
 // session is one login.
 type session struct {
@@ -134,6 +149,19 @@ func (c *Console) store() kv.Cache {
 		c.Sessions = kv.NewMemory(kv.MemoryOptions{Clock: c.Clock})
 	}
 	return c.Sessions
+}
+
+// loginLimiter is Limiter, else one in this process.
+func (c *Console) loginLimiter() kv.Limiter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.Limiter != nil {
+		return c.Limiter
+	}
+	if c.limiter == nil {
+		c.limiter = kv.NewMemory(kv.MemoryOptions{Clock: c.Clock})
+	}
+	return c.limiter
 }
 
 // sessionKey is the store key of session id: a hash, never the id.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"tollgate/auth"
@@ -150,8 +151,38 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.plainError(w, r, http.StatusBadRequest, "err.form")
 		return
 	}
+	ctx, ip := r.Context(), httpapi.ClientIP(r, c.TrustedProxyHeader)
+	if ip == "" {
+		ip = "unknown"
+	}
+	lockKey := "console:login-locked:" + ip
+	if _, locked, err := c.store().Get(ctx, lockKey); err != nil {
+		c.log().ErrorContext(ctx, "console: session store", "err", err)
+		c.plainError(w, r, http.StatusServiceUnavailable, "err.unavailable")
+		return
+	} else if locked {
+		c.log().WarnContext(ctx, "console: login refused: too many wrong tokens", "client_ip", ip)
+		w.Header().Set("Retry-After", strconv.Itoa(int(LoginLimit.Length.Seconds())))
+		c.plainError(w, r, http.StatusTooManyRequests, "err.throttled")
+		return
+	}
 	if !auth.TokenEqual(r.PostFormValue("token"), c.Token) {
-		c.log().WarnContext(r.Context(), "console: login refused", "remote", r.RemoteAddr)
+		c.log().WarnContext(ctx, "console: login refused", "remote", r.RemoteAddr, "client_ip", ip)
+		res, err := c.loginLimiter().AllowWindow(ctx, "console-login:"+ip, LoginLimit, 1)
+		if err == nil && (!res.Allowed || res.Remaining == 0) {
+			// The budget is spent: lock the IP out for a whole window.
+			err = c.store().Set(ctx, lockKey, []byte("1"), LoginLimit.Length)
+		}
+		if err != nil {
+			c.log().ErrorContext(ctx, "console: login limiter", "err", err)
+			c.plainError(w, r, http.StatusServiceUnavailable, "err.unavailable")
+			return
+		}
+		if !res.Allowed {
+			w.Header().Set("Retry-After", strconv.Itoa(int(LoginLimit.Length.Seconds())))
+			c.plainError(w, r, http.StatusTooManyRequests, "err.throttled")
+			return
+		}
 		p := c.page(w, r, nil, "title.login")
 		p.FlashErr = p.T("login.bad")
 		c.render(w, "login", http.StatusUnauthorized, p)

@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -88,5 +89,42 @@ func testSessionsShared(t *testing.T, store kv.Cache, keys func() []string) {
 		if ks := keys(); len(ks) != 0 { // the expired session was forgotten when seen, the other at logout
 			t.Errorf("keys left after expiry and logout: %v", ks)
 		}
+	}
+}
+
+// TestLoginThrottled checks that wrong admin tokens from one client IP are
+// limited: ten in 15 minutes are answered 401, then every login from that
+// IP, even with the right token, is 429 with a page saying why, while
+// another IP logs in; after the lockout the right token works again.
+func TestLoginThrottled(t *testing.T) {
+	e := newEnv(t)
+	from := func(ip, tok string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "https://console.example/admin/login", strings.NewReader(url.Values{"token": {tok}}.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+		r.RemoteAddr = ip + ":40000"
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		return w
+	}
+	for i := range 10 {
+		if w := from("203.0.113.7", "wrong"); w.Code != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %d, want 401", i+1, w.Code)
+		}
+		e.advance(time.Minute)
+	}
+	w := from("203.0.113.7", token)
+	if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "Too many wrong admin tokens") || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("the right token after 10 wrong ones: %d %q, want 429 saying why, with Retry-After:\n%s", w.Code, w.Header().Get("Retry-After"), w.Body.String())
+	}
+	if len(w.Result().Cookies()) != 0 {
+		t.Error("a throttled login set a cookie")
+	}
+	if w := from("198.51.100.1", token); w.Code != http.StatusSeeOther {
+		t.Fatalf("another IP: %d, want 303", w.Code)
+	}
+	e.advance(15 * time.Minute)
+	if w := from("203.0.113.7", token); w.Code != http.StatusSeeOther {
+		t.Fatalf("after the lockout: %d, want 303", w.Code)
 	}
 }
