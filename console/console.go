@@ -36,6 +36,7 @@ import (
 	"tollgate/auth"
 	"tollgate/httpapi"
 	"tollgate/kv"
+	"tollgate/ledger"
 )
 
 // Session lifetimes by default.
@@ -56,6 +57,9 @@ type Console struct {
 	// Revenue builds the overview's revenue figures (the revenue report's
 	// domain call, for today and this month); nil shows none.
 	Revenue httpapi.RevenueReporter
+	// Debt sums the debt outstanding across accounts for the overview
+	// (the store's aggregate); nil shows none.
+	Debt ledger.DebtReporter
 	// Secure marks the session cookie Secure (an https public URL).
 	Secure bool
 	// Idle and MaxAge bound a session (DefaultIdle, DefaultMaxAge when 0).

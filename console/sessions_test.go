@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"tollgate/internal/testenv"
 	"tollgate/kv"
 	kvredis "tollgate/kv/redis"
+	"tollgate/ledger"
 )
 
 // TestSessionsShared checks the deployment shape: two instances behind a
@@ -126,5 +128,26 @@ func TestLoginThrottled(t *testing.T) {
 	e.advance(15 * time.Minute)
 	if w := from("203.0.113.7", token); w.Code != http.StatusSeeOther {
 		t.Fatalf("after the lockout: %d, want 303", w.Code)
+	}
+}
+
+type fakeDebt struct{ d ledger.DebtTotal }
+
+func (f fakeDebt) DebtOutstanding(context.Context) (ledger.DebtTotal, error) { return f.d, nil }
+
+// TestOverviewDebt checks that the overview shows the debt outstanding
+// across accounts, as the store sums it.
+func TestOverviewDebt(t *testing.T) {
+	e := newEnv(t)
+	e.c.Debt = fakeDebt{ledger.DebtTotal{Credits: 350, Accounts: 2}}
+	ck := e.login()
+	w := e.do("GET", "/admin/", nil, ck)
+	body := w.Body.String()
+	if w.Code != 200 || !strings.Contains(body, `id="debt"`) || !strings.Contains(body, "Debt outstanding") {
+		t.Fatalf("overview: %d, no debt outstanding card:\n%s", w.Code, body)
+	}
+	m := regexp.MustCompile(`(?s)id="debt".*?class="debt"><b>([^<]*)</b>.*?<dd>(\d+)</dd>`).FindStringSubmatch(body)
+	if m == nil || !strings.Contains(m[1], "350") || m[2] != "2" {
+		t.Fatalf("debt card = %q, want 350 credits over 2 accounts", m)
 	}
 }

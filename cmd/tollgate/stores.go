@@ -43,6 +43,7 @@ type storeOf interface {
 	ledger.Store
 	auth.Store
 	payment.Store
+	ledger.DebtReporter // the console overview's debt outstanding
 	// ProbeWrite commits one small write, for /readyz: a store that
 	// answers but cannot write is not ready.
 	ProbeWrite(context.Context) error
