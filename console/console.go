@@ -9,19 +9,24 @@
 // Security: the admin token is compared in constant time at login and
 // becomes a random session id in an HttpOnly, SameSite=Strict cookie
 // (Secure when Secure is set: production's https public URL). Sessions
-// live on the server, expire after Idle without a request and MaxAge
+// live in the session store (Sessions: the deployment's shared TTL store,
+// keyed by the hash of the session id), expire after Idle without a request and MaxAge
 // after login, and end at logout. Every form carries the session's CSRF
 // token; every unsafe request must come from the same origin
 // (http.CrossOriginProtection: Sec-Fetch-Site, else Origin), and a
-// credential in a query string is refused.
+// credential in a query string is refused. Wrong admin tokens are limited
+// per client IP (LoginLimit, through the shared limiter): past it, logins
+// from that IP are answered 429.
 package console
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -30,16 +35,15 @@ import (
 	"tollgate"
 	"tollgate/auth"
 	"tollgate/httpapi"
+	"tollgate/kv"
+	"tollgate/ledger"
 )
 
 // Session lifetimes by default.
 const (
 	DefaultIdle   = time.Hour
 	DefaultMaxAge = 12 * time.Hour
-	// maxSessions bounds the sessions kept; a login past it drops the
-	// oldest.
-	maxSessions = 256
-	cookieName  = "tollgate_console"
+	cookieName    = "tollgate_console"
 )
 
 // Console serves the console's routes. Set the fields, then call Routes;
@@ -53,16 +57,35 @@ type Console struct {
 	// Revenue builds the overview's revenue figures (the revenue report's
 	// domain call, for today and this month); nil shows none.
 	Revenue httpapi.RevenueReporter
+	// Debt sums the debt outstanding across accounts for the overview
+	// (the store's aggregate); nil shows none.
+	Debt ledger.DebtReporter
 	// Secure marks the session cookie Secure (an https public URL).
 	Secure bool
 	// Idle and MaxAge bound a session (DefaultIdle, DefaultMaxAge when 0).
 	Idle, MaxAge time.Duration
 	Clock        tollgate.Clock
 	Logger       *slog.Logger
+	// Sessions is where sessions live: the deployment's shared TTL store
+	// (Redis with several instances), so a login holds on every instance
+	// and across restarts. Nil keeps them in this process.
+	Sessions kv.Cache
+	// Limiter counts wrong admin tokens per client IP (LoginLimit); the
+	// deployment's shared limiter, so the bound holds across instances.
+	// Nil counts in this process.
+	Limiter kv.Limiter
+	// TrustedProxyHeader is httpapi.Server's: where the client IP is read
+	// from behind a reverse proxy ("" for the connection's peer).
+	TrustedProxyHeader string
 
-	mu       sync.Mutex
-	sessions map[string]*session
+	mu      sync.Mutex
+	limiter kv.Limiter
 }
+
+// LoginLimit bounds wrong admin tokens from one client IP: after 10 in
+// any 15 minutes, every login from it (even with the right token) is
+// refused with 429 until the lockout has passed.
+var LoginLimit = kv.Window{Budget: 10, Length: 15 * time.Minute}
 
 // session is one login.
 type session struct {
@@ -111,29 +134,68 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// newSession starts a session, dropping expired ones and, past
-// maxSessions, the oldest.
-func (c *Console) newSession() *session {
+// sessionRecord is what the session store keeps under the hash of a
+// session id: never the id itself, so a copy of the store (a Redis dump)
+// holds nothing a browser could present.
+type sessionRecord struct {
+	CSRF     string    `json:"csrf"`
+	Created  time.Time `json:"created"`
+	Seen     time.Time `json:"seen"`
+	Flash    string    `json:"flash,omitempty"`
+	FlashErr string    `json:"flash_err,omitempty"`
+}
+
+// store is the session store: Sessions, else one in this process.
+func (c *Console) store() kv.Cache {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sessions == nil {
-		c.sessions = map[string]*session{}
+	if c.Sessions == nil {
+		c.Sessions = kv.NewMemory(kv.MemoryOptions{Clock: c.Clock})
 	}
+	return c.Sessions
+}
+
+// loginLimiter is Limiter, else one in this process.
+func (c *Console) loginLimiter() kv.Limiter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.Limiter != nil {
+		return c.Limiter
+	}
+	if c.limiter == nil {
+		c.limiter = kv.NewMemory(kv.MemoryOptions{Clock: c.Clock})
+	}
+	return c.limiter
+}
+
+// sessionKey is the store key of session id: a hash, never the id.
+func sessionKey(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return "console:session:" + hex.EncodeToString(h[:])
+}
+
+// save writes s to the store, to live until the first of its idle and
+// absolute expiries.
+func (c *Console) save(ctx context.Context, s *session, now time.Time) error {
+	ttl := min(s.seen.Add(c.idle()).Sub(now), s.created.Add(c.maxAge()).Sub(now))
+	if ttl <= 0 {
+		return c.store().Delete(ctx, sessionKey(s.id))
+	}
+	b, err := json.Marshal(sessionRecord{CSRF: s.csrf, Created: s.created, Seen: s.seen, Flash: s.flash, FlashErr: s.flashErr})
+	if err != nil {
+		return err
+	}
+	return c.store().Set(ctx, sessionKey(s.id), b, ttl)
+}
+
+// newSession starts a session and stores it.
+func (c *Console) newSession(ctx context.Context) (*session, error) {
 	now := c.now()
-	var oldest *session
-	for id, s := range c.sessions {
-		if c.expired(s, now) {
-			delete(c.sessions, id)
-		} else if oldest == nil || s.created.Before(oldest.created) {
-			oldest = s
-		}
-	}
-	if len(c.sessions) >= maxSessions && oldest != nil {
-		delete(c.sessions, oldest.id)
-	}
 	s := &session{id: randomToken(), csrf: randomToken(), created: now, seen: now}
-	c.sessions[s.id] = s
-	return s
+	if err := c.save(ctx, s, now); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (c *Console) expired(s *session, now time.Time) bool {
@@ -141,49 +203,57 @@ func (c *Console) expired(s *session, now time.Time) bool {
 }
 
 // sessionOf returns the live session of r's cookie and marks it seen;
-// nil when there is none, it is unknown (forged, or from before a
-// restart) or it expired (then it is forgotten).
-func (c *Console) sessionOf(r *http.Request) *session {
+// nil when there is none, it is unknown (forged, or ended) or it expired
+// (then it is forgotten). An error is the store's: it cannot say.
+func (c *Console) sessionOf(r *http.Request) (*session, error) {
 	ck, err := r.Cookie(cookieName)
-	if err != nil || len(ck.Value) > 100 {
-		return nil
+	if err != nil || len(ck.Value) > 100 || ck.Value == "" {
+		return nil, nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.sessions[ck.Value]
-	if s == nil {
-		return nil
+	ctx := r.Context()
+	b, ok, err := c.store().Get(ctx, sessionKey(ck.Value))
+	if err != nil || !ok {
+		return nil, err
 	}
+	var rec sessionRecord
+	if json.Unmarshal(b, &rec) != nil {
+		return nil, nil
+	}
+	s := &session{id: ck.Value, csrf: rec.CSRF, created: rec.Created, seen: rec.Seen, flash: rec.Flash, flashErr: rec.FlashErr}
 	now := c.now()
 	if c.expired(s, now) {
-		delete(c.sessions, s.id)
-		return nil
+		return nil, c.store().Delete(ctx, sessionKey(s.id))
 	}
 	s.seen = now
-	return s
+	if err := c.save(ctx, s, now); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-func (c *Console) endSession(s *session) {
-	c.mu.Lock()
-	delete(c.sessions, s.id)
-	c.mu.Unlock()
+func (c *Console) endSession(ctx context.Context, s *session) error {
+	return c.store().Delete(ctx, sessionKey(s.id))
 }
 
 // setFlash leaves a message for the next page the session sees.
-func (c *Console) setFlash(s *session, msg string, isErr bool) {
-	c.mu.Lock()
+func (c *Console) setFlash(ctx context.Context, s *session, msg string, isErr bool) {
 	if isErr {
 		s.flashErr = msg
 	} else {
 		s.flash = msg
 	}
-	c.mu.Unlock()
+	if err := c.save(ctx, s, c.now()); err != nil {
+		c.log().WarnContext(ctx, "console: session store", "err", err)
+	}
 }
 
-func (c *Console) takeFlash(s *session) (msg, errMsg string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Console) takeFlash(ctx context.Context, s *session) (msg, errMsg string) {
 	msg, errMsg, s.flash, s.flashErr = s.flash, s.flashErr, "", ""
+	if msg != "" || errMsg != "" {
+		if err := c.save(ctx, s, c.now()); err != nil {
+			c.log().WarnContext(ctx, "console: session store", "err", err)
+		}
+	}
 	return msg, errMsg
 }
 

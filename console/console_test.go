@@ -14,6 +14,7 @@ import (
 
 	"tollgate"
 	"tollgate/console"
+	"tollgate/kv"
 )
 
 const token = "admin-token-for-tests-0123456789"
@@ -78,9 +79,12 @@ type env struct {
 	mu  sync.Mutex
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with its sessions in store (nil: in-process).
+func newEnvWith(t *testing.T, store kv.Cache) *env {
 	e := &env{t: t, api: &fakeAPI{}, now: time.Date(2026, 3, 1, 9, 0, 0, 0, tollgate.Beijing)}
-	e.c = &console.Console{API: e.api, Token: token, Secure: true,
+	e.c = &console.Console{API: e.api, Token: token, Secure: true, Sessions: store,
 		Clock: tollgate.ClockFunc(func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now })}
 	mux := http.NewServeMux()
 	for _, rt := range e.c.Routes() {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"tollgate/auth"
@@ -94,7 +95,12 @@ func (c *Console) guard(cop *http.CrossOriginProtection, next http.Handler) http
 // form post without a session is 401: its data would be lost anyway).
 func (c *Console) authed(h func(http.ResponseWriter, *http.Request, *session)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := c.sessionOf(r)
+		s, err := c.sessionOf(r)
+		if err != nil {
+			c.log().ErrorContext(r.Context(), "console: session store", "err", err)
+			c.plainError(w, r, http.StatusServiceUnavailable, "err.unavailable")
+			return
+		}
 		if s == nil {
 			to := "/admin/login"
 			if _, err := r.Cookie(cookieName); err == nil {
@@ -129,7 +135,7 @@ func (c *Console) withCSRF(h func(http.ResponseWriter, *http.Request, *session))
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	if c.sessionOf(r) != nil {
+	if s, _ := c.sessionOf(r); s != nil {
 		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 		return
 	}
@@ -145,21 +151,60 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.plainError(w, r, http.StatusBadRequest, "err.form")
 		return
 	}
+	ctx, ip := r.Context(), httpapi.ClientIP(r, c.TrustedProxyHeader)
+	if ip == "" {
+		ip = "unknown"
+	}
+	lockKey := "console:login-locked:" + ip
+	if _, locked, err := c.store().Get(ctx, lockKey); err != nil {
+		c.log().ErrorContext(ctx, "console: session store", "err", err)
+		c.plainError(w, r, http.StatusServiceUnavailable, "err.unavailable")
+		return
+	} else if locked {
+		c.log().WarnContext(ctx, "console: login refused: too many wrong tokens", "client_ip", ip)
+		w.Header().Set("Retry-After", strconv.Itoa(int(LoginLimit.Length.Seconds())))
+		c.plainError(w, r, http.StatusTooManyRequests, "err.throttled")
+		return
+	}
 	if !auth.TokenEqual(r.PostFormValue("token"), c.Token) {
-		c.log().WarnContext(r.Context(), "console: login refused", "remote", r.RemoteAddr)
+		c.log().WarnContext(ctx, "console: login refused", "remote", r.RemoteAddr, "client_ip", ip)
+		res, err := c.loginLimiter().AllowWindow(ctx, "console-login:"+ip, LoginLimit, 1)
+		if err == nil && (!res.Allowed || res.Remaining == 0) {
+			// The budget is spent: lock the IP out for a whole window.
+			err = c.store().Set(ctx, lockKey, []byte("1"), LoginLimit.Length)
+		}
+		if err != nil {
+			c.log().ErrorContext(ctx, "console: login limiter", "err", err)
+			c.plainError(w, r, http.StatusServiceUnavailable, "err.unavailable")
+			return
+		}
+		if !res.Allowed {
+			w.Header().Set("Retry-After", strconv.Itoa(int(LoginLimit.Length.Seconds())))
+			c.plainError(w, r, http.StatusTooManyRequests, "err.throttled")
+			return
+		}
 		p := c.page(w, r, nil, "title.login")
 		p.FlashErr = p.T("login.bad")
 		c.render(w, "login", http.StatusUnauthorized, p)
 		return
 	}
-	s := c.newSession()
+	s, err := c.newSession(r.Context())
+	if err != nil {
+		c.log().ErrorContext(r.Context(), "console: session store", "err", err)
+		c.plainError(w, r, http.StatusServiceUnavailable, "err.unavailable")
+		return
+	}
 	c.setCookie(w, s.id, int(c.maxAge().Seconds()))
 	c.log().InfoContext(r.Context(), "console: login", "session", s.logID(), "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {
-	c.endSession(s)
+	if err := c.endSession(r.Context(), s); err != nil {
+		c.log().ErrorContext(r.Context(), "console: session store", "err", err)
+		c.plainError(w, r, http.StatusServiceUnavailable, "err.unavailable")
+		return
+	}
 	c.setCookie(w, "", -1)
 	c.log().InfoContext(r.Context(), "console: logout", "session", s.logID())
 	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
@@ -193,10 +238,10 @@ func (c *Console) done(w http.ResponseWriter, r *http.Request, s *session, to, a
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
 		c.log().WarnContext(r.Context(), "console: action refused", attrs...)
-		c.setFlash(s, err.Error(), true)
+		c.setFlash(r.Context(), s, err.Error(), true)
 	} else {
 		c.log().InfoContext(r.Context(), "console: action", attrs...)
-		c.setFlash(s, okMsg, false)
+		c.setFlash(r.Context(), s, okMsg, false)
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }

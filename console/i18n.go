@@ -73,7 +73,7 @@ func (c *Console) page(w http.ResponseWriter, r *http.Request, s *session, title
 	p.Title = p.T(title)
 	if s != nil {
 		p.LoggedIn, p.CSRF = true, s.csrf
-		p.Flash, p.FlashErr = c.takeFlash(s)
+		p.Flash, p.FlashErr = c.takeFlash(r.Context(), s)
 	}
 	return p
 }
@@ -168,6 +168,8 @@ var messages = map[string]map[string]string{
 		"login.note":       "The token is the one serve was started with (--admin-token or its file).",
 		"err.crosssite":    "Refused: this form was posted from another site.",
 		"err.tokenquery":   "Refused: never put a token in a URL (it ends up in logs and history). Log in with the form.",
+		"err.throttled":    "Too many wrong admin tokens from your address. Logins from it are refused for 15 minutes; nothing was changed.",
+		"err.unavailable":  "The session store is unavailable right now. Try again shortly; nothing was changed.",
 		"err.session":      "Your session has expired or is not valid. Log in again; nothing was changed.",
 		"err.csrf":         "Refused: the form's security token is missing or wrong. Reload the page and try again; nothing was changed.",
 		"err.form":         "The form could not be read.",
@@ -187,6 +189,9 @@ var messages = map[string]map[string]string{
 		"added":            "added",
 		"removed":          "removed",
 		"rollout":          "WeChat Pay rollout and failure guard",
+		"debt.outstanding": "Debt outstanding",
+		"debt.credits":     "Credits owed",
+		"debt.accounts":    "Accounts in debt",
 		"rollout.none":     "No rollout is configured: every payer gets WeChat Pay.",
 		"rollout.percent":  "Share of payers",
 		"rollout.paused":   "Paused until",
@@ -305,6 +310,8 @@ var messages = map[string]map[string]string{
 		"login.note":       "即启动 serve 时的令牌（--admin-token 或其文件）。",
 		"err.crosssite":    "已拒绝：此表单来自其他网站。",
 		"err.tokenquery":   "已拒绝：切勿把令牌放进网址（会留在日志和历史记录里）。请用表单登录。",
+		"err.throttled":    "来自您地址的错误管理令牌过多，15 分钟内拒绝其登录；未做任何更改。",
+		"err.unavailable":  "会话存储暂时不可用，请稍后重试；未做任何更改。",
 		"err.session":      "会话已过期或无效，请重新登录；未做任何更改。",
 		"err.csrf":         "已拒绝：表单的安全令牌缺失或不正确。请刷新页面重试；未做任何更改。",
 		"err.form":         "无法读取表单。",
@@ -324,6 +331,9 @@ var messages = map[string]map[string]string{
 		"added":            "增加",
 		"removed":          "扣减",
 		"rollout":          "微信支付灰度与失败保护",
+		"debt.outstanding": "未结欠款",
+		"debt.credits":     "欠款额度",
+		"debt.accounts":    "欠款账户数",
 		"rollout.none":     "未配置灰度：所有付款人都使用微信支付。",
 		"rollout.percent":  "付款人比例",
 		"rollout.paused":   "暂停至",

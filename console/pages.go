@@ -9,6 +9,7 @@ import (
 
 	"tollgate"
 	"tollgate/httpapi"
+	"tollgate/ledger"
 	"tollgate/payment"
 )
 
@@ -31,6 +32,7 @@ type overviewBody struct {
 	Today, Month *revenueView
 	MonthName    string
 	Rollout      *payment.RolloutStatus
+	Debt         *ledger.DebtTotal
 	Orders       []httpapi.AdminOrderView
 	Errors       []string
 }
@@ -49,6 +51,13 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		if rep, err := c.Revenue.Revenue(ctx, month, month.AddDate(0, 1, 0)); err == nil {
 			b.Month = viewRevenue(rep)
+		} else {
+			b.Errors = append(b.Errors, err.Error())
+		}
+	}
+	if c.Debt != nil {
+		if d, err := c.Debt.DebtOutstanding(ctx); err == nil {
+			b.Debt = &d
 		} else {
 			b.Errors = append(b.Errors, err.Error())
 		}

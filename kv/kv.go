@@ -336,6 +336,10 @@ type Cache interface {
 	// Set stores value under key for ttl (positive, EINVALID otherwise),
 	// replacing any previous value. The store keeps its own copy.
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+
+	// Delete forgets key at once (a console session at logout); deleting
+	// a missing key is not an error.
+	Delete(ctx context.Context, key string) error
 }
 
 // GCRA is one step of the generic cell rate algorithm, exported so that

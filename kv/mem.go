@@ -172,6 +172,14 @@ func (m *Memory) Set(ctx context.Context, key string, value []byte, ttl time.Dur
 	return nil
 }
 
+// Delete implements Cache.
+func (m *Memory) Delete(ctx context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.entries, cacheSpace+key)
+	return nil
+}
+
 // getLocked returns the live entry under k, deleting it if it expired.
 func (m *Memory) getLocked(k string, now time.Time) (memEntry, bool) {
 	e, ok := m.entries[k]

@@ -6,6 +6,7 @@
 package ledger
 
 import (
+	"context"
 	"time"
 
 	"tollgate"
@@ -161,4 +162,18 @@ type Usage struct {
 	Latency            time.Duration
 	Status             string
 	CreatedAt          time.Time
+}
+
+// DebtTotal is the debt outstanding across all accounts: the credits
+// owed and how many accounts owe them.
+type DebtTotal struct {
+	Credits  tollgate.Credits `json:"credits"`
+	Accounts int64            `json:"accounts"`
+}
+
+// DebtReporter sums debt across accounts in one aggregate query (never
+// the rows into memory), for the operator's overview. The figure is the
+// committed one. Implementations: store/sqlite, store/postgres.
+type DebtReporter interface {
+	DebtOutstanding(ctx context.Context) (DebtTotal, error)
 }

@@ -43,6 +43,7 @@ type storeOf interface {
 	ledger.Store
 	auth.Store
 	payment.Store
+	ledger.DebtReporter // the console overview's debt outstanding
 	// ProbeWrite commits one small write, for /readyz: a store that
 	// answers but cannot write is not ready.
 	ProbeWrite(context.Context) error
@@ -54,6 +55,7 @@ type kvStores struct {
 	name    string
 	nonces  kv.NonceStore
 	limiter kv.Limiter
+	cache   kv.Cache // console sessions: shared by every instance with Redis
 	redis   *goredis.Client
 	probe   func(context.Context) error // a write to Redis, for /readyz; nil in-process
 }
@@ -107,7 +109,7 @@ func (m *Main) openKV(ctx context.Context) (kvStores, error) {
 	u := m.Config.RedisURL
 	if u == "" {
 		mem := kv.NewMemory(kv.MemoryOptions{})
-		return kvStores{name: "in-process (one instance only)", nonces: mem, limiter: mem}, nil
+		return kvStores{name: "in-process (one instance only)", nonces: mem, limiter: mem, cache: mem}, nil
 	}
 	rc, err := kvredis.Connect(ctx, u)
 	if err != nil {
@@ -115,7 +117,7 @@ func (m *Main) openKV(ctx context.Context) (kvStores, error) {
 	}
 	m.closers = append(m.closers, rc.Close)
 	r := kvredis.New(rc, kvredis.Options{Prefix: m.Config.RedisPrefix})
-	return kvStores{name: "Redis " + redactURL(u), nonces: r, limiter: r, redis: rc, probe: r.ProbeWrite}, nil
+	return kvStores{name: "Redis " + redactURL(u), nonces: r, limiter: r, cache: r, redis: rc, probe: r.ProbeWrite}, nil
 }
 
 // redactURL shows a database or Redis URL without its password.

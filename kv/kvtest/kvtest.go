@@ -311,6 +311,20 @@ func testCache(t *testing.T, e Env) {
 		t.Fatalf("Get after expiry = %v, %v; want false, nil", ok, err)
 	}
 	mustCode(t, e.Store.Set(ctx, "breaker", v, 0), tollgate.EINVALID)
+
+	// Delete forgets a key for every client at once; a missing key is fine.
+	if err := e.Store.Set(ctx, "session", []byte("s"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Peer.Delete(ctx, "session"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := e.Store.Get(ctx, "session"); err != nil || ok {
+		t.Fatalf("Get after Delete = %v, %v; want false, nil", ok, err)
+	}
+	if err := e.Store.Delete(ctx, "never-set"); err != nil {
+		t.Fatalf("Delete of a missing key = %v, want nil", err)
+	}
 }
 
 func countAllowed(t *testing.T, s kv.Limiter, key string, l kv.Limit, calls int) int {

@@ -218,6 +218,14 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	return nil
 }
 
+// Delete implements kv.Cache.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.c.Del(ctx, s.prefix+"cache:"+key).Err(); err != nil {
+		return unavailable("kv/redis.Delete", err)
+	}
+	return nil
+}
+
 // probeTTL is how long the key ProbeWrite sets lives.
 const probeTTL = 10 * time.Second
 

@@ -82,3 +82,12 @@ func nullID(id int64) *int64 {
 	}
 	return &id
 }
+
+// DebtOutstanding implements ledger.DebtReporter.
+func (s *Store) DebtOutstanding(ctx context.Context) (ledger.DebtTotal, error) {
+	var d ledger.DebtTotal
+	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(SUM(debt), 0)::bigint, count(*) FROM accounts WHERE debt > 0`).Scan(&d.Credits, &d.Accounts); err != nil {
+		return ledger.DebtTotal{}, mapError("postgres: debt outstanding", err)
+	}
+	return d, nil
+}

@@ -407,3 +407,12 @@ func (t *txn) uniqueConstraints(ctx context.Context) ([]string, error) {
 		WHERE m.type = 'table' AND ti.pk = 1 AND ti.type = 'INTEGER'
 		ORDER BY 1`)
 }
+
+// DebtOutstanding implements ledger.DebtReporter.
+func (s *Store) DebtOutstanding(ctx context.Context) (ledger.DebtTotal, error) {
+	var d ledger.DebtTotal
+	if err := s.reader.QueryRowContext(ctx, `SELECT COALESCE(SUM(debt), 0), count(*) FROM accounts WHERE debt > 0`).Scan(&d.Credits, &d.Accounts); err != nil {
+		return ledger.DebtTotal{}, fmt.Errorf("sqlite: debt outstanding: %w", err)
+	}
+	return d, nil
+}

@@ -117,3 +117,37 @@ func testUsageReport(t *testing.T, e *Env) {
 		t.Errorf("group_by week: %v", err)
 	}
 }
+
+// testDebtOutstanding: the overview's debt total sums what accounts owe
+// and counts them, and follows repayment.
+func testDebtOutstanding(t *testing.T, e *Env) {
+	r, ok := e.Store.(ledger.DebtReporter)
+	if !ok {
+		t.Fatalf("%T does not report debt outstanding", e.Store)
+	}
+	want := func(credits tollgate.Credits, accounts int64) {
+		t.Helper()
+		got, err := r.DebtOutstanding(e.Ctx)
+		if err != nil || got != (ledger.DebtTotal{Credits: credits, Accounts: accounts}) {
+			t.Fatalf("DebtOutstanding = %+v, %v; want %d credits over %d accounts", got, err, credits, accounts)
+		}
+	}
+	want(0, 0)
+	for _, a := range []tollgate.AccountID{"alice", "bob", "carol"} {
+		MustAccount(t, e, a)
+	}
+	MustCredit(t, e, "alice", "o1", 1000, 1000)
+	MustCredit(t, e, "carol", "o2", 1000, 1000)
+	if _, _, err := adjust(e, "alice", "k1", -1300, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := adjust(e, "bob", "k2", -50, true); err != nil {
+		t.Fatal(err)
+	}
+	WantBalance(t, e, "alice", -300, 0, 300)
+	want(350, 2)
+	if _, _, err := adjust(e, "alice", "k3", 300, false); err != nil { // pays alice's debt off
+		t.Fatal(err)
+	}
+	want(50, 1)
+}

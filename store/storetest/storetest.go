@@ -53,6 +53,7 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"RefundErrors", testRefundErrors},
 		{"RefundRacesSpending", testRefundRace},
 		{"Adjustments", testAdjustments},
+		{"DebtOutstanding", testDebtOutstanding},
 		{"UsageReport", testUsageReport},
 		{"PaidVolume", testPaidVolume},
 		{"Usage", testUsage},
