@@ -162,3 +162,33 @@ func CheckRefundTransition(from, to RefundStatus) error {
 	return &tollgate.Error{Code: tollgate.ECONFLICT, Op: "payment.CheckRefundTransition",
 		Message: "refund " + string(from) + " cannot become " + string(to)}
 }
+
+// MaxHourlySpan bounds HourlyOrders' period: a week of hours.
+const MaxHourlySpan = 7 * 24 * time.Hour
+
+// OrderHour is one hour of orders by when they were placed: all placed,
+// paid (SUCCESS, or REFUND: paid then refunded), failed (CLOSED or
+// PAYERROR) and, among the failed, refused (closed without WeChat Pay
+// ever accepting them: no code_url, h5_url or prepay_id).
+type OrderHour struct {
+	Hour                           time.Time // the hour's start, UTC
+	Placed, Paid, Failed, Refused int64
+}
+
+// HourlyReporter counts orders per hour in one aggregate query over the
+// created_at index (never the rows into memory), for the operator's
+// overview. Only hours with orders are returned, oldest first; a period
+// longer than MaxHourlySpan or not starting on an hour is EINVALID.
+// Implementations: store/sqlite, store/postgres.
+type HourlyReporter interface {
+	HourlyOrders(ctx context.Context, from, to time.Time) ([]OrderHour, error)
+}
+
+// CheckHourly validates an HourlyOrders period.
+func CheckHourly(from, to time.Time) error {
+	if !to.After(from) || to.Sub(from) > MaxHourlySpan || !from.Equal(from.Truncate(time.Hour)) {
+		return &tollgate.Error{Code: tollgate.EINVALID, Op: "payment.HourlyOrders",
+			Message: "the period must start on an hour and last at most 7 days"}
+	}
+	return nil
+}

@@ -334,3 +334,22 @@ func (s *Store) RefundsPage(ctx context.Context, q payment.RefundQuery) ([]payme
 	}
 	return out, err
 }
+
+// HourlyOrders implements payment.HourlyReporter.
+func (s *Store) HourlyOrders(ctx context.Context, from, to time.Time) ([]payment.OrderHour, error) {
+	if err := payment.CheckHourly(from, to); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, payrows.HourlyOrders(pgPlaceholder), payrows.Micros(from), payrows.Micros(to))
+	if err != nil {
+		return nil, mapError("postgres.HourlyOrders", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment.OrderHour, error) { return payrows.ScanHour(r, from) })
+	if err != nil {
+		return nil, mapError("postgres.HourlyOrders", err)
+	}
+	if out == nil {
+		out = []payment.OrderHour{}
+	}
+	return out, nil
+}

@@ -378,3 +378,27 @@ func (s *Store) RefundsPage(ctx context.Context, q payment.RefundQuery) ([]payme
 	}
 	return out, err
 }
+
+// HourlyOrders implements payment.HourlyReporter.
+func (s *Store) HourlyOrders(ctx context.Context, from, to time.Time) ([]payment.OrderHour, error) {
+	if err := payment.CheckHourly(from, to); err != nil {
+		return nil, err
+	}
+	rows, err := s.reader.QueryContext(ctx, payrows.HourlyOrders(sqlitePlaceholder), micros(from), micros(to))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.HourlyOrders: %w", err)
+	}
+	defer rows.Close()
+	out := []payment.OrderHour{}
+	for rows.Next() {
+		h, err := payrows.ScanHour(rows, from)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite.HourlyOrders: %w", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite.HourlyOrders: %w", err)
+	}
+	return out, nil
+}

@@ -41,6 +41,7 @@ func RunPayments(t *testing.T, open OpenPaymentFunc) {
 		{"PaymentTotals", testPaymentTotals},
 		{"PaymentTotalsRandom", testPaymentTotalsRandom},
 		{"Pages", testPaymentPages},
+		{"HourlyOrders", testHourlyOrders},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
