@@ -171,7 +171,7 @@ const MaxHourlySpan = 7 * 24 * time.Hour
 // PAYERROR) and, among the failed, refused (closed without WeChat Pay
 // ever accepting them: no code_url, h5_url or prepay_id).
 type OrderHour struct {
-	Hour                           time.Time // the hour's start, UTC
+	Hour                          time.Time // the hour's start, UTC
 	Placed, Paid, Failed, Refused int64
 }
 
