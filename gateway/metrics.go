@@ -71,7 +71,14 @@ type Metrics struct {
 	// Entries live from a failed attempt to the request's Done.
 	failed  sync.Map
 	pending atomic.Int64 // entries in failed, to skip the map when none
+
+	// upstream counts attempts and errors per deployment id
+	// (*upstreamCount), for Health: bounded by the configuration's
+	// deployments, like the counters' labels.
+	upstream sync.Map
 }
+
+type upstreamCount struct{ attempts, errors atomic.Int64 }
 
 var (
 	_ Observer       = (*Metrics)(nil)
@@ -126,10 +133,50 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // report their state are left out.
 func (m *Metrics) Track(g *Gateway) { m.gw.Store(g) }
 
+// DeploymentHealth is one deployment's breaker state with its upstream
+// calls and failures since this process started, for the console.
+type DeploymentHealth struct {
+	Deployment, Provider string
+	Breaker              string // "closed", "open", "half-open", or "" when the breaker cannot tell
+	Attempts, Errors     int64
+}
+
+// Health lists the deployments of the gateway Track was given (each once,
+// in routing order) with their breaker state and the upstream calls and
+// failures counted since start; nil before Track.
+func (m *Metrics) Health() []DeploymentHealth {
+	g := m.gw.Load()
+	if g == nil {
+		return nil
+	}
+	var out []DeploymentHealth
+	seen := map[string]bool{}
+	for _, s := range g.Status() {
+		if seen[s.Deployment] {
+			continue
+		}
+		seen[s.Deployment] = true
+		h := DeploymentHealth{Deployment: s.Deployment, Provider: s.Provider, Breaker: s.Breaker}
+		if uc, ok := m.upstream.Load(s.Deployment); ok {
+			h.Attempts, h.Errors = uc.(*upstreamCount).attempts.Load(), uc.(*upstreamCount).errors.Load()
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
 // Attempt implements Observer.
 func (m *Metrics) Attempt(a Attempt) {
 	code := statusLabel(a.Status)
 	m.attempts.WithLabelValues(a.Deployment, code).Inc()
+	uc, ok := m.upstream.Load(a.Deployment)
+	if !ok {
+		uc, _ = m.upstream.LoadOrStore(a.Deployment, &upstreamCount{})
+	}
+	uc.(*upstreamCount).attempts.Add(1)
+	if a.Err != nil {
+		uc.(*upstreamCount).errors.Add(1)
+	}
 	if m.pending.Load() > 0 {
 		if prev, ok := m.failed.LoadAndDelete(a.RequestID); ok {
 			m.pending.Add(-1)

@@ -163,6 +163,29 @@ func TestMetricsCountErrorsAndReleases(t *testing.T) {
 	if got := gathered(t, reg, "tollgate_gateway_breaker_state", nil); got != -1 {
 		t.Errorf("breaker gauge %v without Track", got)
 	}
+	if h := metrics.Health(); h != nil {
+		t.Errorf("Health before Track = %+v, want nil", h)
+	}
+	// The console's provider health: each deployment once, its breaker
+	// and the calls that failed.
+	metrics.Track(e.gw)
+	want := map[string]gateway.DeploymentHealth{
+		"mock-anthropic/claude-sonnet-4-5":   {Provider: "mock-anthropic", Breaker: "closed"},
+		"mock-openai/text-embedding-3-small": {Provider: "mock-openai", Breaker: "closed"},
+		"mock-openai/gpt-4o-mini":            {Provider: "mock-openai", Breaker: "closed", Attempts: 1, Errors: 1},
+		"mock-anthropic/claude-haiku-4-5":    {Provider: "mock-anthropic", Breaker: "closed", Attempts: 1, Errors: 1},
+	}
+	h := metrics.Health()
+	for _, d := range h {
+		w := want[d.Deployment]
+		w.Deployment = d.Deployment
+		if d != w {
+			t.Errorf("Health: %+v, want %+v", d, w)
+		}
+	}
+	if len(h) != len(want) {
+		t.Errorf("Health = %+v; want each deployment once", h)
+	}
 	e.checkNoHolds()
 }
 
