@@ -1,9 +1,12 @@
 package console
 
 import (
+	"strconv"
 	"time"
 
+	"tollgate"
 	"tollgate/httpapi"
+	"tollgate/payment"
 )
 
 // chart is a bar chart of credits per day laid out on the server and
@@ -17,6 +20,7 @@ type chart struct {
 type bar struct {
 	X, Y, W, H int
 	Title      string
+	Fill       string // "" for the usage chart's blue
 }
 
 type tick struct {
@@ -100,4 +104,55 @@ func niceStep(n int64) int64 {
 		}
 	}
 	return 10 * p
+}
+
+// Colours of the hourly chart's bars.
+const (
+	paidFill   = "#52c41a"
+	failedFill = "#f5222d"
+)
+
+// hourChart lays out the orders of the 24 hours from from (Beijing time
+// on the axis): per hour a green bar of paid orders beside a red one of
+// failed ones (refused placements among them); nil when no order was
+// placed in them.
+func hourChart(hours []payment.OrderHour, from time.Time, paidLabel, failedLabel, refusedLabel string) *chart {
+	if len(hours) == 0 {
+		return nil
+	}
+	const n = 24
+	slots := make([]payment.OrderHour, n)
+	var top0 int64 = 1
+	for _, h := range hours {
+		i := int(h.Hour.Sub(from) / time.Hour)
+		if i < 0 || i >= n {
+			continue
+		}
+		slots[i] = h
+		top0 = max(top0, h.Paid, h.Failed)
+	}
+	c := &chart{Width: 720, Height: 240, Left: 50, Top: 10, Right: 710, Bottom: 210}
+	step := niceStep((top0 + 3) / 4)
+	top := ((top0 + step - 1) / step) * step
+	h := c.Bottom - c.Top
+	slot := (c.Right - c.Left) / n
+	w := max(slot*4/10, 1)
+	for i, s := range slots {
+		at := from.Add(time.Duration(i) * time.Hour).In(tollgate.Beijing)
+		label := at.Format("15:00")
+		x := c.Left + i*slot + (slot-2*w)/2
+		ph := int(int64(h) * s.Paid / top)
+		fh := int(int64(h) * s.Failed / top)
+		c.Bars = append(c.Bars,
+			bar{X: x, Y: c.Bottom - ph, W: w, H: ph, Fill: paidFill, Title: label + " " + paidLabel + ": " + strconv.FormatInt(s.Paid, 10)},
+			bar{X: x + w, Y: c.Bottom - fh, W: w, H: fh, Fill: failedFill,
+				Title: label + " " + failedLabel + ": " + strconv.FormatInt(s.Failed, 10) + " (" + refusedLabel + ": " + strconv.FormatInt(s.Refused, 10) + ")"})
+		if i%6 == 0 || i == n-1 {
+			c.XTicks = append(c.XTicks, tick{Pos: x + w, Label: label})
+		}
+	}
+	for v := int64(0); v <= top; v += step {
+		c.YTicks = append(c.YTicks, tick{Pos: c.Bottom - int(int64(h)*v/top), Label: group(v)})
+	}
+	return c
 }

@@ -34,9 +34,11 @@ import (
 
 	"tollgate"
 	"tollgate/auth"
+	"tollgate/gateway"
 	"tollgate/httpapi"
 	"tollgate/kv"
 	"tollgate/ledger"
+	"tollgate/payment"
 )
 
 // Session lifetimes by default.
@@ -60,6 +62,12 @@ type Console struct {
 	// Debt sums the debt outstanding across accounts for the overview
 	// (the store's aggregate); nil shows none.
 	Debt ledger.DebtReporter
+	// Orders counts the last 24 hours' orders per hour for the overview's
+	// payments-and-failures chart (the store's aggregate); nil shows none.
+	Orders payment.HourlyReporter
+	// Health lists the deployments' breaker states and upstream failures
+	// for the overview (gateway.Metrics); nil shows none.
+	Health HealthReporter
 	// Secure marks the session cookie Secure (an https public URL).
 	Secure bool
 	// Idle and MaxAge bound a session (DefaultIdle, DefaultMaxAge when 0).
@@ -80,6 +88,12 @@ type Console struct {
 
 	mu      sync.Mutex
 	limiter kv.Limiter
+}
+
+// HealthReporter is what the overview's provider health reads:
+// *gateway.Metrics.
+type HealthReporter interface {
+	Health() []gateway.DeploymentHealth
 }
 
 // LoginLimit bounds wrong admin tokens from one client IP: after 10 in

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/gateway"
 	"tollgate/httpapi"
 	"tollgate/ledger"
 	"tollgate/payment"
@@ -35,6 +36,14 @@ type overviewBody struct {
 	Debt         *ledger.DebtTotal
 	Orders       []httpapi.AdminOrderView
 	Errors       []string
+	// The last 24 hours' orders: their chart and totals.
+	Hourly                                                *chart
+	HourlyPlaced, HourlyPaid, HourlyFailed, HourlyRefused int64
+	HourlyShown                                           bool
+	// Health is each deployment's breaker and upstream calls; HealthShown
+	// when the console has a reporter.
+	Health      []gateway.DeploymentHealth
+	HealthShown bool
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
@@ -61,6 +70,26 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		} else {
 			b.Errors = append(b.Errors, err.Error())
 		}
+	}
+	if c.Orders != nil {
+		to := c.now().Truncate(time.Hour).Add(time.Hour)
+		from := to.Add(-24 * time.Hour)
+		if hs, err := c.Orders.HourlyOrders(ctx, from, to); err == nil {
+			b.HourlyShown = true
+			for _, h := range hs {
+				b.HourlyPlaced += h.Placed
+				b.HourlyPaid += h.Paid
+				b.HourlyFailed += h.Failed
+				b.HourlyRefused += h.Refused
+			}
+			b.Hourly = hourChart(hs, from, c.msg(r, "paid"), c.msg(r, "failed"), c.msg(r, "refused"))
+		} else {
+			b.Errors = append(b.Errors, err.Error())
+		}
+	}
+	if c.Health != nil {
+		b.HealthShown = true
+		b.Health = c.Health.Health()
 	}
 	var ro payment.RolloutStatus
 	if err := c.call(ctx, "GET", "/admin/rollout", nil, nil, nil, &ro); err == nil {
