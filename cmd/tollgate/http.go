@@ -55,7 +55,7 @@ func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 	}
 	// The console at /admin/ acts through the admin API's own handler.
 	con := &console.Console{Token: m.AdminToken, Revenue: s.Revenue, Secure: strings.HasPrefix(m.URL, "https://"), Logger: m.log,
-		Debt: st.db.store, Sessions: st.kv.cache, Limiter: st.kv.limiter, TrustedProxyHeader: m.Config.TrustedProxyHeader}
+		Debt: st.db.store, Orders: st.db.store, Health: svc.gateway.catalog.metrics, Sessions: st.kv.cache, Limiter: st.kv.limiter, TrustedProxyHeader: m.Config.TrustedProxyHeader}
 	s.Routes = append(s.Routes, con.Routes()...)
 	srv := s.HTTPServer()
 	con.API = srv.Handler

@@ -43,7 +43,8 @@ type storeOf interface {
 	ledger.Store
 	auth.Store
 	payment.Store
-	ledger.DebtReporter // the console overview's debt outstanding
+	ledger.DebtReporter    // the console overview's debt outstanding
+	payment.HourlyReporter // the console overview's orders per hour
 	// ProbeWrite commits one small write, for /readyz: a store that
 	// answers but cannot write is not ready.
 	ProbeWrite(context.Context) error
