@@ -54,6 +54,13 @@ func TestCostPerCall(t *testing.T) {
 		}
 	}
 
+	// TokenCost, for the price list, leaves the fee out.
+	for _, model := range []string{"fee", "cny"} {
+		if got, err := p.TokenCost(ctx, model, tollgate.Tokens{Output: 1_000_000}); err != nil || got != 1_000_000 {
+			t.Errorf("TokenCost(%s, 1M output) = %d, %v; want 1,000,000", model, got, err)
+		}
+	}
+
 	// One ceiling over tokens and fee: 0.5 + 0.4 credits is 1, not 1 + 1.
 	p = perCallPricer(t, "0.0000004", "0.00000288")
 	for _, model := range []string{"fee", "cny"} {

@@ -277,6 +277,17 @@ func newTable(cfg Config, opts Options, old *table) (*table, error) {
 // cost beyond int64; EUNAVAILABLE if a rate is needed and none was ever
 // fetched. Safe for concurrent use.
 func (p *table) Cost(ctx context.Context, modelID string, t tollgate.Tokens) (tollgate.Credits, error) {
+	return p.cost(ctx, modelID, t, true)
+}
+
+// TokenCost is Cost without the model's per-call fee: what the tokens
+// alone cost, for a price list (GET /v1/models). Never bill with it.
+func (p *table) TokenCost(ctx context.Context, modelID string, t tollgate.Tokens) (tollgate.Credits, error) {
+	return p.cost(ctx, modelID, t, false)
+}
+
+// cost is Cost, with the per-call fee when call is true.
+func (p *table) cost(ctx context.Context, modelID string, t tollgate.Tokens, call bool) (tollgate.Credits, error) {
 	const op = "pricing.Cost"
 	m, ok := p.models[modelID]
 	if !ok {
@@ -288,13 +299,15 @@ func (p *table) Cost(ctx context.Context, modelID string, t tollgate.Tokens) (to
 			return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "token counts must not be negative"}
 		}
 	}
-	if m.fixed.ok {
+	if m.fixed.ok && call {
 		if c, ok := m.fixed.cost(n); ok {
 			return tollgate.Credits(c), nil
 		}
 	}
 	sum := weigh(m.prices, n)
-	sum.Add(sum, m.call)
+	if call {
+		sum.Add(sum, m.call)
+	}
 	if m.cur != p.baseCur {
 		rates, err := p.feed.Latest(ctx)
 		if err != nil {
@@ -426,6 +439,11 @@ func (p *table) ToFen(ctx context.Context, amount *big.Rat, cur Currency) (tollg
 // Cost is the table in force's Cost (see table.Cost).
 func (p *Pricer) Cost(ctx context.Context, modelID string, t tollgate.Tokens) (tollgate.Credits, error) {
 	return p.t.Load().Cost(ctx, modelID, t)
+}
+
+// TokenCost is the table in force's TokenCost.
+func (p *Pricer) TokenCost(ctx context.Context, modelID string, t tollgate.Tokens) (tollgate.Credits, error) {
+	return p.t.Load().TokenCost(ctx, modelID, t)
 }
 
 // FenPerMCredit is the table in force's FenPerMCredit.
