@@ -91,6 +91,9 @@ type Price struct {
 	CacheWriteInput   Amount `json:"cache_write_input,omitempty"`
 	CacheWrite1hInput Amount `json:"cache_write_1h_input,omitempty"`
 	Output            Amount `json:"output"`
+	// PerCall is a fixed fee on every call, in Currency (not per 1M
+	// tokens): billed once per call with the tokens, and held with them.
+	PerCall Amount `json:"per_call,omitempty"`
 }
 
 // Deployment is one way to serve a model (gateway.DeploymentConfig): the

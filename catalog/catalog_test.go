@@ -118,7 +118,9 @@ func TestProblems(t *testing.T) {
 		{"negative cached", strings.Replace(base, `input: "1"`, `input: "1", cached_input: "-0.5"`, 1), []string{"models.m.price.cached_input: -0.5 is negative"}},
 		{"not a decimal", strings.Replace(base, `output: "2"`, `output: "2e3"`, 1), []string{`models.m.price.output: "2e3" is not a decimal number such as "1.50"`}},
 		{"price a list", strings.Replace(base, `output: "2"`, `output: [2]`, 1), []string{`models.m.price.output: want a decimal number such as "1.50"`}},
-		{"free model", strings.Replace(strings.Replace(base, `"1"`, `"0"`, 1), `"2"`, `"0"`, 1), []string{"models.m.price: input and output are both zero: the model would be free"}},
+		{"free model", strings.Replace(strings.Replace(base, `"1"`, `"0"`, 1), `"2"`, `"0"`, 1), []string{"models.m.price: input, output and per_call are all zero: the model would be free"}},
+		{"negative per_call", strings.Replace(base, `output: "2"}`, `output: "2", per_call: "-0.01"}`, 1), []string{"models.m.price.per_call: -0.01 is negative"}},
+		{"bad per_call", strings.Replace(base, `output: "2"}`, `output: "2", per_call: "1e-3"}`, 1), []string{`models.m.price.per_call: "1e-3" is not a decimal number`}},
 		{"cached above input", strings.Replace(base, `input: "1"`, `input: "1", cached_input: "2"`, 1), []string{"models.m.price.cached_input: 2 is above input 1"}},
 		{"no models", "providers: []\n", []string{"models: at least one model is required"}},
 		{"model name with space", strings.Replace(base, "  m:", "  'a b':", 1), []string{"models.a b: a model name must not be empty nor hold spaces"}},
@@ -178,6 +180,35 @@ func TestProblems(t *testing.T) {
 			}
 			mustProblems(t, err, tc.want...)
 		})
+	}
+}
+
+// A per_call fee is carried into pricing and billed once a call, in the
+// model's currency converted like its token prices; a model priced by the
+// call alone is not free.
+func TestPerCall(t *testing.T) {
+	c, err := catalog.Parse("c.yaml", []byte(strings.Replace(base, `output: "2"}`, `output: "2", per_call: "0.072"}`, 1)+
+		"  n:\n    price: {currency: USD, input: \"0\", output: \"0\", per_call: \"0.001\"}\n    deployments: [{provider: up, model: u}]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Pricing.Models["m"].PerCall.String(); got != "0.072" {
+		t.Fatalf("per_call %q", got)
+	}
+	p, err := pricing.New(c.Pricing, pricing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0.072 CNY = 0.01 USD = 10,000 credits; 1M input tokens at 1 CNY =
+	// 138,888.9 credits: one ceiling over both.
+	for _, tc := range []struct {
+		model string
+		tok   tollgate.Tokens
+		want  tollgate.Credits
+	}{{"m", tollgate.Tokens{}, 10_000}, {"m", tollgate.Tokens{Input: 1_000_000}, 148_889}, {"n", tollgate.Tokens{Input: 5000, Output: 5000}, 1000}} {
+		if got, err := p.Cost(context.Background(), tc.model, tc.tok); err != nil || got != tc.want {
+			t.Errorf("Cost(%s, %+v) = %d, %v; want %d", tc.model, tc.tok, got, err, tc.want)
+		}
 	}
 }
 

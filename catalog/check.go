@@ -144,12 +144,13 @@ func checkPrice(p *Price, at string, ps *problems) (pricing.ModelPrice, bool) {
 	mp := pricing.ModelPrice{Currency: pricing.Currency(p.Currency),
 		Input: decimal(p.Input, at+".input", true, ps), Output: decimal(p.Output, at+".output", true, ps),
 		CachedInput: decimal(p.CachedInput, at+".cached_input", false, ps), CacheWriteInput: decimal(p.CacheWriteInput, at+".cache_write_input", false, ps),
-		CacheWrite1hInput: decimal(p.CacheWrite1hInput, at+".cache_write_1h_input", false, ps)}
+		CacheWrite1hInput: decimal(p.CacheWrite1hInput, at+".cache_write_1h_input", false, ps),
+		PerCall:           decimal(p.PerCall, at+".per_call", false, ps)}
 	if len(*ps) > n {
 		return mp, false
 	}
-	if mp.Input.Sign() == 0 && mp.Output.Sign() == 0 {
-		ps.add(at, "input and output are both zero: the model would be free")
+	if mp.Input.Sign() == 0 && mp.Output.Sign() == 0 && mp.PerCall.Sign() == 0 {
+		ps.add(at, "input, output and per_call are all zero: the model would be free")
 	}
 	if p.CachedInput != "" && mp.CachedInput.Rat().Cmp(mp.Input.Rat()) > 0 {
 		ps.add(at+".cached_input", "%s is above input %s", p.CachedInput, p.Input)

@@ -125,6 +125,10 @@ type modelPrice struct {
 	CacheWritePer1M   tollgate.Credits `json:"credits_per_1m_cache_write_tokens"`
 	CacheWrite1hPer1M tollgate.Credits `json:"credits_per_1m_cache_write_1h_tokens"`
 	OutputPer1M       tollgate.Credits `json:"credits_per_1m_output_tokens"`
+	// PerCall is the model's per-call fee, charged once on every call
+	// beside its tokens (rounded up with them, so a call costs at most
+	// the tokens' credits plus this); left out when there is none.
+	PerCall tollgate.Credits `json:"credits_per_call,omitempty"`
 }
 
 // Models serves GET /v1/models: the models the caller may use, with their
@@ -143,15 +147,23 @@ func (g *Gateway) Models(w http.ResponseWriter, r *http.Request) {
 		info := modelInfo{ID: name, Object: "model", OwnedBy: "tollgate"}
 		const m = 1_000_000
 		per := [...]tollgate.Tokens{{Input: m}, {CachedInput: m}, {CacheWrite: m}, {CacheWrite1h: m}, {Output: m}}
+		tokens, fee := g.opts.Pricer.Cost, func(string, tollgate.Tokens) (tollgate.Credits, error) { return 0, nil }
+		if tp, ok := g.opts.Pricer.(TokenPricer); ok {
+			tokens, fee = tp.TokenCost, g.opts.Pricer.Cost // Cost of no tokens is the fee alone
+		}
 		var p [len(per)]tollgate.Credits
 		var err error
 		for i, t := range per {
-			if p[i], err = g.opts.Pricer.Cost(name, t); err != nil {
+			if p[i], err = tokens(name, t); err != nil {
 				break
 			}
 		}
+		var call tollgate.Credits
 		if err == nil {
-			info.Pricing = &modelPrice{InputPer1M: p[0], CachedInputPer1M: p[1], CacheWritePer1M: p[2], CacheWrite1hPer1M: p[3], OutputPer1M: p[4]}
+			call, err = fee(name, tollgate.Tokens{})
+		}
+		if err == nil {
+			info.Pricing = &modelPrice{InputPer1M: p[0], CachedInputPer1M: p[1], CacheWritePer1M: p[2], CacheWrite1hPer1M: p[3], OutputPer1M: p[4], PerCall: call}
 		}
 		data = append(data, info)
 	}

@@ -78,6 +78,13 @@ type Pricer interface {
 	Cost(model string, t tollgate.Tokens) (tollgate.Credits, error)
 }
 
+// TokenPricer is the optional capability of a Pricer to price tokens
+// without a model's per-call fee (Cost includes it once a call), so that
+// GET /v1/models lists the per-1M prices and the per-call fee apart.
+type TokenPricer interface {
+	TokenCost(model string, t tollgate.Tokens) (tollgate.Credits, error)
+}
+
 // Admitter decides whether a caller may start a request now, for per-key
 // rate limits (kv's limiter, later). To refuse it returns a *StatusError
 // with status 429 and a RetryAfter wrapping a *tollgate.Error ERATELIMITED,

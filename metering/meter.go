@@ -153,9 +153,18 @@ func (m *Meter) Release(ctx context.Context, holdID string) error {
 // context: metering never waits on the rate feed, see pricing.Pricer.Cost).
 type Pricer struct{ P *pricing.Pricer }
 
-var _ gateway.Pricer = Pricer{}
+var (
+	_ gateway.Pricer      = Pricer{}
+	_ gateway.TokenPricer = Pricer{}
+)
 
 // Cost returns the credits of a call; see pricing.Pricer.Cost.
 func (p Pricer) Cost(model string, t tollgate.Tokens) (tollgate.Credits, error) {
 	return p.P.Cost(context.Background(), model, t)
+}
+
+// TokenCost returns what the tokens alone cost, without the model's
+// per-call fee; see pricing.Pricer.TokenCost.
+func (p Pricer) TokenCost(model string, t tollgate.Tokens) (tollgate.Credits, error) {
+	return p.P.TokenCost(context.Background(), model, t)
 }

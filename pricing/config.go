@@ -66,10 +66,15 @@ type ModelPrice struct {
 	CacheWriteInput   Decimal `json:"cache_write_input,omitzero"`
 	CacheWrite1hInput Decimal `json:"cache_write_1h_input,omitzero"`
 	Output            Decimal `json:"output"`
+	// PerCall is a fixed fee on every call, in Currency (not per 1M),
+	// added to the tokens' price before the one rounding of Cost; the
+	// hold's worst case includes it. Left out, a call has no fee.
+	PerCall Decimal `json:"per_call,omitzero"`
 }
 
 // Amount is what t costs at m's prices, exactly, in m's currency (t's
-// counts must not be negative). The defaults of ModelPrice apply, so m can
+// counts must not be negative), without PerCall: it prices tokens, such
+// as what a provider charges for them. The defaults of ModelPrice apply, so m can
 // price other things than sales too, such as what a provider charges.
 func (m ModelPrice) Amount(t tollgate.Tokens) *big.Rat {
 	sum := weigh(m.prices(), counts(t))
@@ -88,6 +93,15 @@ func (m ModelPrice) prices() [kinds]*big.Rat {
 	input := m.Input.Rat()
 	write := or(m.CacheWriteInput, input)
 	return [kinds]*big.Rat{input, or(m.CachedInput, input), write, or(m.CacheWrite1hInput, write), m.Output.Rat()}
+}
+
+// call is m's per-call fee in the units of weigh (currency per 1M
+// tokens × tokens): PerCall × 1M, zero when there is none.
+func (m ModelPrice) call() *big.Rat {
+	if m.PerCall.r == nil {
+		return new(big.Rat)
+	}
+	return new(big.Rat).Mul(m.PerCall.Rat(), big.NewRat(1_000_000, 1))
 }
 
 // Package is a fixed offer: Fen buys Credits.
@@ -201,7 +215,7 @@ func (c Config) Validate() error {
 		if !m.Currency.valid() {
 			return invalid("models.%s.currency %q: want USD, EUR or CNY", id, m.Currency)
 		}
-		if m.Input.Sign() == 0 && m.Output.Sign() == 0 {
+		if m.Input.Sign() == 0 && m.Output.Sign() == 0 && m.PerCall.Sign() == 0 {
 			return invalid("models.%s: input and output prices are both zero", id)
 		}
 		if m.CachedInput.r != nil && m.CachedInput.Rat().Cmp(m.Input.Rat()) > 0 {

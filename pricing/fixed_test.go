@@ -9,7 +9,7 @@ import (
 
 // TestFixedPriceMatchesRationals: the integer path gives exactly the
 // rational ceiling, or steps aside, for prices and bases of every shape
-// and token counts up to the int64 limit.
+// and token counts up to the int64 limit, with and without a per-call fee.
 func TestFixedPriceMatchesRationals(t *testing.T) {
 	decimals := []string{"0", "1", "0.01", "0.07", "0.15", "0.075", "0.6", "2.5", "3", "15", "75", "0.000001",
 		"0.3333", "1234.5678", "0.0000000001", "99999999.99"}
@@ -29,13 +29,17 @@ func TestFixedPriceMatchesRationals(t *testing.T) {
 		for i := range prices {
 			prices[i] = pick(decimals)
 		}
-		f := newFixedPrice(base, prices)
+		call := new(big.Rat)
+		if r.IntN(2) == 0 { // a per-call fee, in weigh's units
+			call.Mul(pick(decimals), big.NewRat(1_000_000, 1))
+		}
+		f := newFixedPrice(base, prices, call)
 		if !f.ok {
 			fallback++
 			continue
 		}
 		var n [kinds]int64
-		sum := new(big.Rat)
+		sum := new(big.Rat).Set(call)
 		for i := range n {
 			n[i] = count()
 			sum.Add(sum, new(big.Rat).Mul(big.NewRat(n[i], 1), prices[i]))

@@ -56,6 +56,7 @@ type table struct {
 type model struct {
 	cur    Currency
 	prices [kinds]*big.Rat // per token kind, in the order of counts
+	call   *big.Rat        // the per-call fee × 1M, in weigh's units
 	fixed  fixedPrice      // for a model priced in the base currency
 }
 
@@ -79,22 +80,24 @@ func weigh(prices [kinds]*big.Rat, n [kinds]int64) *big.Rat {
 }
 
 // fixedPrice is a model's price per token in credits as integers over one
-// denominator, so Cost = ceil(Σ count·per / den) in 128-bit integer
+// denominator, and its per-call fee over the same one, so
+// Cost = ceil((Σ count·per + call) / den) in 128-bit integer
 // arithmetic: the same exact result as the rational sum, without its
 // allocations on every request. ok is false when the integers do not fit
 // in 64 bits (Cost then uses the rationals).
 type fixedPrice struct {
-	per [kinds]uint64
+	per [kinds + 1]uint64 // the last is the per-call fee, counted once
 	den uint64
 	ok  bool
 }
 
-// newFixedPrice expresses the prices divided by base over their least
-// common denominator.
-func newFixedPrice(base *big.Rat, prices [kinds]*big.Rat) fixedPrice {
-	per := make([]*big.Rat, len(prices))
+// newFixedPrice expresses the prices and the per-call fee (in weigh's
+// units) divided by base over their least common denominator.
+func newFixedPrice(base *big.Rat, prices [kinds]*big.Rat, call *big.Rat) fixedPrice {
+	all := append(prices[:], call)
+	per := make([]*big.Rat, len(all))
 	den := big.NewInt(1)
-	for i, p := range prices {
+	for i, p := range all {
 		per[i] = new(big.Rat).Quo(p, base)
 		d := per[i].Denom()
 		g := new(big.Int).GCD(nil, nil, den, d)
@@ -114,12 +117,17 @@ func newFixedPrice(base *big.Rat, prices [kinds]*big.Rat) fixedPrice {
 	return f
 }
 
-// cost is the ceiling of the sum over den for non-negative counts; false
-// when the credits would not fit in an int64.
+// cost is the ceiling of the sum, the per-call fee included once, over
+// den for non-negative counts; false when the credits would not fit in an
+// int64.
 func (f fixedPrice) cost(n [kinds]int64) (int64, bool) {
 	var hi, lo uint64
 	for i, per := range f.per {
-		h, l := bits.Mul64(uint64(n[i]), per)
+		c := uint64(1) // the per-call fee's count
+		if i < kinds {
+			c = uint64(n[i])
+		}
+		h, l := bits.Mul64(c, per)
 		var carry uint64
 		lo, carry = bits.Add64(lo, l, 0)
 		hi, carry = bits.Add64(hi, h, carry)
@@ -218,9 +226,9 @@ func newTable(cfg Config, opts Options, old *table) (*table, error) {
 		p.maxStale = DefaultMaxStale
 	}
 	for id, m := range cfg.Models {
-		pm := model{cur: m.Currency, prices: m.prices()}
+		pm := model{cur: m.Currency, prices: m.prices(), call: m.call()}
 		if pm.cur == p.baseCur {
-			pm.fixed = newFixedPrice(p.base, pm.prices)
+			pm.fixed = newFixedPrice(p.base, pm.prices, pm.call)
 		}
 		p.models[id] = pm
 	}
@@ -252,10 +260,13 @@ func newTable(cfg Config, opts Options, old *table) (*table, error) {
 // Cost returns the credits a request costs:
 //
 //	ceil((input·in + cached_input·cached + cache_write_input·written
-//	      + cache_write_1h_input·written_1h + output·out) / base)
+//	      + cache_write_1h_input·written_1h + output·out
+//	      + per_call·1M) / base)
 //
 // with every price converted to the base currency, computed exactly with
-// one ceiling over the exact sum. The counts do not overlap (the gateway
+// one ceiling over the exact sum: the per-call fee is part of that sum,
+// counted once, so a call costs it even with no tokens, and the gateway's
+// hold (the most of Cost over the worst cases) always covers it. The counts do not overlap (the gateway
 // normalises provider usage first: t.Input excludes the tokens read from
 // or written to a cache). A model priced in the base currency needs no
 // rate; another uses the feed's latest rate at once (Feed.Latest), even
@@ -266,6 +277,17 @@ func newTable(cfg Config, opts Options, old *table) (*table, error) {
 // cost beyond int64; EUNAVAILABLE if a rate is needed and none was ever
 // fetched. Safe for concurrent use.
 func (p *table) Cost(ctx context.Context, modelID string, t tollgate.Tokens) (tollgate.Credits, error) {
+	return p.cost(ctx, modelID, t, true)
+}
+
+// TokenCost is Cost without the model's per-call fee: what the tokens
+// alone cost, for a price list (GET /v1/models). Never bill with it.
+func (p *table) TokenCost(ctx context.Context, modelID string, t tollgate.Tokens) (tollgate.Credits, error) {
+	return p.cost(ctx, modelID, t, false)
+}
+
+// cost is Cost, with the per-call fee when call is true.
+func (p *table) cost(ctx context.Context, modelID string, t tollgate.Tokens, call bool) (tollgate.Credits, error) {
 	const op = "pricing.Cost"
 	m, ok := p.models[modelID]
 	if !ok {
@@ -277,12 +299,15 @@ func (p *table) Cost(ctx context.Context, modelID string, t tollgate.Tokens) (to
 			return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "token counts must not be negative"}
 		}
 	}
-	if m.fixed.ok {
+	if m.fixed.ok && call {
 		if c, ok := m.fixed.cost(n); ok {
 			return tollgate.Credits(c), nil
 		}
 	}
 	sum := weigh(m.prices, n)
+	if call {
+		sum.Add(sum, m.call)
+	}
 	if m.cur != p.baseCur {
 		rates, err := p.feed.Latest(ctx)
 		if err != nil {
@@ -414,6 +439,11 @@ func (p *table) ToFen(ctx context.Context, amount *big.Rat, cur Currency) (tollg
 // Cost is the table in force's Cost (see table.Cost).
 func (p *Pricer) Cost(ctx context.Context, modelID string, t tollgate.Tokens) (tollgate.Credits, error) {
 	return p.t.Load().Cost(ctx, modelID, t)
+}
+
+// TokenCost is the table in force's TokenCost.
+func (p *Pricer) TokenCost(ctx context.Context, modelID string, t tollgate.Tokens) (tollgate.Credits, error) {
+	return p.t.Load().TokenCost(ctx, modelID, t)
 }
 
 // FenPerMCredit is the table in force's FenPerMCredit.

@@ -335,3 +335,69 @@ packages:
 		t.Fatalf("no file: exit status %d", status)
 	}
 }
+
+// TestServePerCall: a model with a per_call fee is billed its tokens plus
+// the fee once a call; its hold while in flight covers the fee once; and
+// /v1/models lists the fee beside the per-1M prices, which leave it out.
+func TestServePerCall(t *testing.T) {
+	t.Setenv("TOLLGATE_TEST_UP_KEY", "up-key")
+	up := &gatedUpstream{arrived: make(chan struct{})}
+	upSrv := httptest.NewServer(up)
+	t.Cleanup(upSrv.Close)
+	path := filepath.Join(t.TempDir(), "catalog.yaml")
+	// 0.005 CNY a call at 100,000 credits per CNY: 500 credits.
+	writeCatalog(t, path, strings.Replace(houseCatalog(upSrv.URL, "10.00", "20.00"), `output: "20.00"}`, `output: "20.00", per_call: "0.005"}`, 1))
+	const admin = "catalog-admin-token-for-tests"
+	m := MustRunMain(t, "--catalog", path, "--admin-token", admin)
+	c := client{t, m.URL}
+	a := mustAccount(c, admin)
+
+	var models struct {
+		Data []struct {
+			ID      string
+			Pricing map[string]int64
+		}
+	}
+	c.must(200, "GET", "/v1/models", a.APIKey, "", &models)
+	if p := models.Data[1].Pricing; models.Data[1].ID != "house-model" || p["credits_per_call"] != 500 ||
+		p["credits_per_1m_input_tokens"] != 1_000_000 || p["credits_per_1m_output_tokens"] != 2_000_000 {
+		t.Fatalf("/v1/models %+v", models)
+	}
+	if _, ok := models.Data[0].Pricing["credits_per_call"]; ok {
+		t.Fatalf("hidden-model has no fee, but lists one: %+v", models.Data[0])
+	}
+
+	st, b, _ := c.call("POST", "/v1/payments/orders", a.APIKey, `{"package_id":"p1","device_fingerprint":"`+fingerprint+`"}`,
+		map[string]string{"Idempotency-Key": "fee-1"})
+	var o orderResult
+	if st != 201 || json.Unmarshal(b, &o) != nil {
+		t.Fatalf("order p1: %d %s", st, b)
+	}
+	c.must(200, "POST", "/sandbox/wxpay/sim/orders/"+o.OutTradeNo+"/pay", "", "", nil)
+	eventually(t, "the paid order is credited", func() bool { return mustBalance(c, a.APIKey).Credits == 5_000_000 })
+
+	// In flight, the hold is the tokens' worst case plus the fee once.
+	gate := make(chan struct{})
+	up.gate.Store(&gate)
+	done := make(chan chatUsage)
+	go func() {
+		var resp struct{ Usage chatUsage }
+		st, b, _ := c.call("POST", "/v1/chat/completions", a.APIKey, `{"model":"house-model","messages":[{"role":"user","content":"hello there"}],"max_tokens":8}`, nil)
+		if st != 200 || json.Unmarshal(b, &resp) != nil {
+			t.Errorf("chat: %d %s", st, b)
+		}
+		done <- resp.Usage
+	}()
+	<-up.arrived
+	held := mustBalance(c, a.APIKey).Held
+	up.gate.Store(nil)
+	close(gate)
+	u := <-done
+	if want := u.Prompt + 2*u.Completion + 500; u.Cost != want || held < want || held >= 1000 {
+		t.Fatalf("usage %+v held %d: want %d credits (1 a prompt token, 2 a completion token, 500 a call), held at least that and the fee once", u, held, want)
+	}
+	eventually(t, "the call is charged", func() bool { return mustBalance(c, a.APIKey).Credits == 5_000_000-u.Cost })
+	if u := houseChat(c, a.APIKey); u.Cost != u.Prompt+2*u.Completion+500 {
+		t.Fatalf("second call: usage %+v", u)
+	}
+}
