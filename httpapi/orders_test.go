@@ -182,7 +182,7 @@ func TestOrderMethodsOverHTTP(t *testing.T) {
 
 	// Polls within a minute get the sheet of the create (one RSA
 	// signature a minute), later ones a fresh one.
-	got, raw := decodeOrder(t, w.do("GET", "/v1/payments/orders/"+js.OutTradeNo, "", nil), 200)
+	got, _ := decodeOrder(t, w.do("GET", "/v1/payments/orders/"+js.OutTradeNo, "", nil), 200)
 	if got.Method != "jsapi" || got.JSAPI == nil || *got.JSAPI != *js.JSAPI {
 		t.Fatalf("GET jsapi %+v (created %+v)", got, js.JSAPI)
 	}
