@@ -1,6 +1,8 @@
 package console_test
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -52,6 +54,10 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"adjustment_id":"adj_1"}`)
 	case r.Method == "GET" && r.URL.Path == "/admin/orders":
 		io.WriteString(w, `{"object":"list","data":[],"next_cursor":""}`)
+	case r.Method == "GET" && r.URL.Path == "/admin/orders/T1":
+		io.WriteString(w, `{"out_trade_no":"T1","account_id":"acct_1","status":"SUCCESS","refunds":[]}`)
+	case r.Method == "POST" && r.URL.Path == "/admin/orders/T1/refund":
+		io.WriteString(w, `{"out_refund_no":"T1Kx","refund_fen":100,"status":"pending"}`)
 	default:
 		w.WriteHeader(404)
 		io.WriteString(w, `{"error":{"message":"not found","code":"not_found"}}`)
@@ -269,7 +275,8 @@ func TestCSRF(t *testing.T) {
 	ck := e.login()
 	other := e.login() // another session's token is no good either
 	otherCSRF := e.csrf(other)
-	form := url.Values{"credits": {"500"}, "reason": {"goodwill"}, "idem": {"k1"}}
+	k1 := newIdem()
+	form := url.Values{"credits": {"500"}, "reason": {"goodwill"}, "idem": {k1}}
 	for name, tok := range map[string]string{"missing": "", "forged": "forged-token", "other session's": otherCSRF} {
 		f := url.Values{}
 		for k, v := range form {
@@ -293,7 +300,7 @@ func TestCSRF(t *testing.T) {
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/admin/ui/accounts/acct_1" {
 		t.Fatalf("adjust: %d %q", w.Code, w.Header().Get("Location"))
 	}
-	want := `POST /admin/accounts/acct_1/adjustments console-k1 {"as_debt":false,"credits":500,"reason":"goodwill"}`
+	want := `POST /admin/accounts/acct_1/adjustments console-` + k1 + ` {"as_debt":false,"credits":500,"reason":"goodwill"}`
 	if got := e.api.writes(); len(got) != 1 || got[0] != want {
 		t.Fatalf("admin API calls %q, want [%q]", got, want)
 	}
@@ -336,4 +343,50 @@ func TestCrossSitePostRefused(t *testing.T) {
 	if got := e.api.writes(); len(got) != 0 {
 		t.Fatalf("the admin API was asked to change %v", got)
 	}
+}
+
+// TestFormsNeedTheirOneTimeKey: the adjust and refund forms are keyed by
+// the page's one-time idem field, so a double submit changes money once;
+// a form without one (or with a made-up one) is refused before the API
+// is asked, never sent with a key every such form would share.
+func TestFormsNeedTheirOneTimeKey(t *testing.T) {
+	e := newEnv(t)
+	ck := e.login()
+	csrf := e.csrf(ck)
+	page := e.do("GET", "/admin/ui/orders/T1", nil, ck).Body.String()
+	m := regexp.MustCompile(`name="idem" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the order page's refund form has no idem field:\n%s", page)
+	}
+	forms := map[string]url.Values{
+		"/admin/ui/accounts/acct_1/adjust": {"csrf": {csrf}, "credits": {"500"}, "reason": {"goodwill"}},
+		"/admin/ui/orders/T1/refund":       {"csrf": {csrf}, "amount_fen": {"100"}, "reason": {"asked by email"}},
+	}
+	for target, f := range forms {
+		for _, bad := range []string{"", "k1", "not base64 !!", newIdem()[:20]} {
+			f.Set("idem", bad)
+			e.do("POST", target, f, ck)
+			back := strings.TrimSuffix(strings.TrimSuffix(target, "/adjust"), "/refund")
+			if w := e.do("GET", back, nil, ck); !strings.Contains(w.Body.String(), "lost its one-time key") {
+				t.Errorf("POST %s idem %q: the page does not say the form lost its key", target, bad)
+			}
+			if got := e.api.writes(); len(got) != 0 {
+				t.Fatalf("POST %s idem %q: the admin API was asked %q", target, bad, got)
+			}
+		}
+	}
+	f := forms["/admin/ui/orders/T1/refund"]
+	f.Set("idem", m[1])
+	e.do("POST", "/admin/ui/orders/T1/refund", f, ck)
+	want := `POST /admin/orders/T1/refund console-` + m[1] + ` {"amount_fen":100,"reason":"asked by email"}`
+	if got := e.api.writes(); len(got) != 1 || got[0] != want {
+		t.Fatalf("admin API calls %q, want [%q]", got, want)
+	}
+}
+
+// newIdem is a form's one-time key as the console makes it.
+func newIdem() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

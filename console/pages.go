@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -162,6 +163,18 @@ func (c *Console) account(w http.ResponseWriter, r *http.Request, s *session) {
 	c.render(w, "account", http.StatusOK, p)
 }
 
+// formIdem is the Idempotency-Key for a form's one-time "idem" field (a
+// randomToken put in the page): a missing or malformed one is refused, as
+// a key shared by every such submission would turn a new action into a
+// replay of an old one, or the other way round.
+func formIdem(r *http.Request) (string, error) {
+	v := r.PostFormValue("idem")
+	if b, err := base64.RawURLEncoding.DecodeString(v); err != nil || len(b) != 32 {
+		return "", &apiError{Status: 400, Message: "the form has lost its one-time key: reload the page and submit it again"}
+	}
+	return "console-" + v, nil
+}
+
 // reasonOf is the form's reason, trimmed.
 func reasonOf(r *http.Request) string { return strings.TrimSpace(r.PostFormValue("reason")) }
 
@@ -173,9 +186,14 @@ func (c *Console) adjust(w http.ResponseWriter, r *http.Request, s *session) {
 		c.done(w, r, s, to, "adjust", reason, &apiError{Status: 400, Message: "credits must be a whole number, e.g. 5000 or -200"}, "", "account", id)
 		return
 	}
+	idem, err := formIdem(r)
+	if err != nil {
+		c.done(w, r, s, to, "adjust", reason, err, "", "account", id)
+		return
+	}
 	body := map[string]any{"credits": n, "reason": reason, "as_debt": r.PostFormValue("as_debt") != ""}
 	// The form's own key: submitting it twice adjusts once.
-	hdr := http.Header{"Idempotency-Key": {"console-" + r.PostFormValue("idem")}}
+	hdr := http.Header{"Idempotency-Key": {idem}}
 	var out httpapi.AdjustmentView
 	err = c.call(r.Context(), "POST", pathURL("admin", "accounts", id, "adjustments"), nil, body, hdr, &out)
 	c.done(w, r, s, to, "adjust", reason, err, c.msg(r, "adjust.done"), "account", id, "credits", n, "adjustment", out.AdjustmentID)
@@ -250,12 +268,19 @@ func (c *Console) orders(w http.ResponseWriter, r *http.Request, s *session) {
 	c.render(w, "orders", http.StatusOK, p)
 }
 
+// orderBody is the order page: the order and the refund form's one-time
+// idempotency key.
+type orderBody struct {
+	httpapi.AdminOrderDetail
+	IdemKey string
+}
+
 func (c *Console) order(w http.ResponseWriter, r *http.Request, s *session) {
 	no := r.PathValue("no")
-	var d httpapi.AdminOrderDetail
+	d := &orderBody{IdemKey: randomToken()}
 	p := c.page(w, r, s, "title.order")
-	p.Body = &d
-	if err := c.call(r.Context(), "GET", pathURL("admin", "orders", no), nil, nil, nil, &d); err != nil {
+	p.Body = d
+	if err := c.call(r.Context(), "GET", pathURL("admin", "orders", no), nil, nil, nil, &d.AdminOrderDetail); err != nil {
 		p.FlashErr = err.Error()
 		c.render(w, "error", errStatus(err), p)
 		return
@@ -266,6 +291,11 @@ func (c *Console) order(w http.ResponseWriter, r *http.Request, s *session) {
 func (c *Console) refund(w http.ResponseWriter, r *http.Request, s *session) {
 	no, reason := r.PathValue("no"), reasonOf(r)
 	to := pathURL("admin", "ui", "orders", no)
+	idem, err := formIdem(r)
+	if err != nil {
+		c.done(w, r, s, to, "refund", reason, err, "", "out_trade_no", no)
+		return
+	}
 	body := map[string]any{"reason": reason}
 	if a := strings.TrimSpace(r.PostFormValue("amount_fen")); a != "" {
 		n, err := strconv.ParseInt(a, 10, 64)
@@ -276,7 +306,8 @@ func (c *Console) refund(w http.ResponseWriter, r *http.Request, s *session) {
 		body["amount_fen"] = n
 	}
 	var out map[string]any
-	err := c.call(r.Context(), "POST", pathURL("admin", "orders", no, "refund"), nil, body, nil, &out)
+	// The form's own key: submitting it twice refunds once.
+	err = c.call(r.Context(), "POST", pathURL("admin", "orders", no, "refund"), nil, body, http.Header{"Idempotency-Key": {idem}}, &out)
 	c.done(w, r, s, to, "refund", reason, err, c.msg(r, "refund.done"), "out_trade_no", no, "out_refund_no", out["out_refund_no"])
 }
 

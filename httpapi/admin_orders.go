@@ -145,11 +145,18 @@ type adminRefundBody struct {
 
 // adminRefund answers POST /admin/orders/{out_trade_no}/refund: the
 // operator refunds all or part of an order's unused credit, whatever
-// --refund-policy says, with the reason recorded.
+// --refund-policy says, with the reason recorded, once per
+// Idempotency-Key: the same key and body answer with the first refund
+// (200, Idempotent-Replayed), another body 409.
 func (s *Server) adminRefund(w http.ResponseWriter, r *http.Request) {
 	no, err := orderNo(r)
 	if err != nil {
 		WriteError(w, r, s.log(), err)
+		return
+	}
+	keys := r.Header["Idempotency-Key"]
+	if len(keys) != 1 || !validIdempotencyKey(keys[0]) {
+		WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EINVALID, "a refund needs one Idempotency-Key header of 1 to 255 visible ASCII characters, so a retry cannot pay twice"))
 		return
 	}
 	var b adminRefundBody
@@ -161,7 +168,7 @@ func (s *Server) adminRefund(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	ask := payment.RefundAsk{OutTradeNo: no, Reason: b.Reason}
+	ask := payment.RefundAsk{OutTradeNo: no, Reason: b.Reason, IdempotencyKey: keys[0]}
 	if b.AmountFen != nil {
 		if *b.AmountFen <= 0 {
 			WriteError(w, r, s.log(), &payment.ParamError{Param: "amount_fen", Message: "amount_fen must be a positive number of fen (leave it out to refund all the unused credit)"})
@@ -174,8 +181,12 @@ func (s *Server) adminRefund(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	s.log().InfoContext(r.Context(), "admin: refund", "out_trade_no", no, "out_refund_no", res.OutRefundNo, "refund_fen", int64(res.RefundFen),
-		"actor", "admin", "reason", b.Reason)
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	} else {
+		s.log().InfoContext(r.Context(), "admin: refund", "out_trade_no", no, "out_refund_no", res.OutRefundNo, "refund_fen", int64(res.RefundFen),
+			"actor", "admin", "reason", b.Reason)
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	WriteJSON(w, http.StatusOK, map[string]any{"out_refund_no": res.OutRefundNo, "refund_fen": res.RefundFen, "credits": res.Credits,
 		"status": res.Status, "requested_by": payment.RequestedByAdmin, "reason": b.Reason})

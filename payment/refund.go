@@ -2,6 +2,8 @@ package payment
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"time"
@@ -18,10 +20,24 @@ type RefundResult struct {
 	RefundFen   tollgate.Fen     `json:"refund_fen"`
 	Credits     tollgate.Credits `json:"credits"`
 	Status      RefundStatus     `json:"status"`
+	// Replayed is true when an earlier request with the same
+	// idempotency key made this refund (RefundAsk.IdempotencyKey).
+	Replayed bool `json:"-"`
 }
 
 // refundNo is the deterministic refund number of an order's n-th refund.
 func refundNo(outTradeNo string, n int) string { return fmt.Sprintf("%sR%d", outTradeNo, n) }
+
+// keyedRefundNo is the refund number of an order's refund asked with an
+// idempotency key: the same (order, key) is always the same number, so a
+// retry or a double submit finds the refund made the first time instead
+// of paying again. 16 hex digits of SHA-256 keep it within WeChat Pay's
+// 64 characters for any 32-character out_trade_no, and "K" keeps it apart
+// from refundNo's "R".
+func keyedRefundNo(outTradeNo, key string) string {
+	h := sha256.Sum256([]byte(outTradeNo + "\x00" + key))
+	return outTradeNo + "K" + hex.EncodeToString(h[:8])
+}
 
 // Refund policies (Config.RefundPolicy).
 const (
@@ -45,6 +61,10 @@ type RefundAsk struct {
 	// RequestedBy is RequestedByAccount or RequestedByAdmin; Reason why.
 	RequestedBy string
 	Reason      string
+	// IdempotencyKey, when set, makes the refund once per (order, key):
+	// the same key with the same amount and reason answers with the
+	// refund made the first time (Replayed), with others ECONFLICT.
+	IdempotencyKey string
 }
 
 // Refund is a user's own refund of the unused part of a paid order's
@@ -67,7 +87,14 @@ func (s *Service) Refund(ctx context.Context, account tollgate.AccountID, outTra
 		return RefundResult{}, err
 	}
 	if o.Status.Paid() {
-		if lot, err := s.ledger.LotByOrder(ctx, outTradeNo); err == nil && s.now().Sub(lot.CreatedAt) > s.cfg.RefundWindow {
+		// Fail closed: a window that cannot be checked refuses the refund.
+		// Only a paid order without a lot (nothing granted, so nothing to
+		// refund) goes on, to be answered by refund itself.
+		lot, err := s.ledger.LotByOrder(ctx, outTradeNo)
+		if err != nil && tollgate.ErrorCode(err) != tollgate.ENOTFOUND {
+			return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
+		}
+		if err == nil && s.now().Sub(lot.CreatedAt) > s.cfg.RefundWindow {
 			return RefundResult{}, &tollgate.Error{Code: tollgate.EFORBIDDEN, Op: op,
 				Message: fmt.Sprintf("a payment can be refunded here within %v of paying, and that has passed: %s", s.cfg.RefundWindow, ask)}
 		}
@@ -125,14 +152,32 @@ func (s *Service) refund(ctx context.Context, ask RefundAsk) (RefundResult, erro
 	if ask.AmountFen < 0 {
 		return RefundResult{}, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "amount_fen must be positive"}
 	}
+	no := ""
+	if ask.IdempotencyKey != "" {
+		no = keyedRefundNo(outTradeNo, ask.IdempotencyKey)
+		old, err := s.store.Refund(ctx, no)
+		if err == nil {
+			return s.replayRefund(ctx, o, old, ask)
+		}
+		if tollgate.ErrorCode(err) != tollgate.ENOTFOUND {
+			return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
+		}
+	}
 	recs, err := s.store.RefundsByOrder(ctx, outTradeNo)
 	if err != nil {
 		return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
 	}
 	for _, r := range recs {
-		if r.Status == RefundPending { // resume the refund in progress
-			return s.resumeRefund(ctx, o, r)
+		if r.Status == RefundPending {
+			if no != "" { // another key's refund: it is not this one's answer
+				return RefundResult{}, &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: fmt.Sprintf(
+					"refund %s of this order is still in progress: ask again when it has finished", r.OutRefundNo)}
+			}
+			return s.resumeRefund(ctx, o, r) // resume the refund in progress
 		}
+	}
+	if no == "" {
+		no = refundNo(outTradeNo, len(recs)+1)
 	}
 	if ask.AmountFen > 0 {
 		lot, err := s.ledger.LotByOrder(ctx, outTradeNo)
@@ -154,16 +199,37 @@ func (s *Service) refund(ctx context.Context, ask RefundAsk) (RefundResult, erro
 	// pending record that the poller finishes (resumeRefund begins the
 	// ledger refund if it had not been).
 	now := s.now().UTC()
-	rec, err := s.store.CreateRefund(ctx, RefundRecord{OutRefundNo: refundNo(outTradeNo, len(recs)+1),
+	rec, err := s.store.CreateRefund(ctx, RefundRecord{OutRefundNo: no,
 		OutTradeNo: outTradeNo, Account: o.Account, Status: RefundPending, CreatedAt: now, UpdatedAt: now,
 		NextPollAt: now.Add(s.cfg.PollBase), RequestedBy: ask.RequestedBy, Reason: ask.Reason, AskedFen: ask.AmountFen})
 	if err != nil {
 		return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
 	}
+	if ask.IdempotencyKey != "" && (rec.AskedFen != ask.AmountFen || rec.Reason != ask.Reason || rec.RequestedBy != ask.RequestedBy) {
+		return s.replayRefund(ctx, o, rec, ask) // a concurrent request with the same key and another ask: ECONFLICT
+	}
 	s.metrics.Count(EventRefundAsked, rec.RequestedBy)
 	s.log.InfoContext(ctx, "payment: refund asked", "out_refund_no", rec.OutRefundNo, "requested_by", rec.RequestedBy,
 		"reason", rec.Reason, "amount_fen", int64(rec.AskedFen))
 	return s.resumeRefund(ctx, o, rec)
+}
+
+// replayRefund answers a keyed refund ask whose refund exists: the same
+// ask gets that refund (resumed if still pending), another ECONFLICT.
+func (s *Service) replayRefund(ctx context.Context, o Order, rec RefundRecord, ask RefundAsk) (RefundResult, error) {
+	if rec.OutTradeNo != ask.OutTradeNo || rec.AskedFen != ask.AmountFen || rec.Reason != ask.Reason || rec.RequestedBy != ask.RequestedBy {
+		return RefundResult{}, &tollgate.Error{Code: tollgate.ECONFLICT, Op: "payment.Refund",
+			Message: "this Idempotency-Key was already used for a different refund of this order (another amount or reason): use a new key for a new refund"}
+	}
+	res := RefundResult{OutRefundNo: rec.OutRefundNo, RefundFen: rec.Fen, Credits: rec.Credits, Status: rec.Status}
+	if rec.Status == RefundPending {
+		var err error
+		if res, err = s.resumeRefund(ctx, o, rec); err != nil {
+			return RefundResult{}, err
+		}
+	}
+	res.Replayed = true
+	return res, nil
 }
 
 // CreditsForFen is the number of a lot's credits whose refund is exactly

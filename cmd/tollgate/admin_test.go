@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -284,18 +285,41 @@ func TestAdminAPI(t *testing.T) {
 		// Refunds: the operator's only (the default policy), with a reason.
 		c.wantError(403, "POST", "/v1/payments/orders/"+o.OutTradeNo+"/refund", a.APIKey, "", "refunds are made by the operator")
 		refundURL := "/admin/orders/" + o.OutTradeNo + "/refund"
-		c.wantError(400, "POST", refundURL, adminToken, `{}`, "reason is required")
-		c.wantError(400, "POST", refundURL, adminToken, `{"reason":"x","amount_fen":0}`, "amount_fen")
-		c.wantError(400, "POST", refundURL, adminToken, fmt.Sprintf(`{"reason":"x","amount_fen":%d}`, o.AmountFen+1), "more than the")
-		c.wantError(409, "POST", "/admin/orders/"+unpaid.OutTradeNo+"/refund", adminToken, `{"reason":"x"}`, "not paid")
-		c.wantError(404, "POST", "/admin/orders/nosuchorder1/refund", adminToken, `{"reason":"x"}`, "not found")
+		refundErr := func(status int, url, body, says string) {
+			t.Helper()
+			st, b, _ := c.call("POST", url, adminToken, body, map[string]string{"Idempotency-Key": "rf-bad-" + body})
+			if st != status || !strings.Contains(string(b), says) {
+				t.Fatalf("POST %s %s: %d %s, want %d saying %q", url, body, st, b, status, says)
+			}
+		}
+		refundErr(400, refundURL, `{}`, "reason is required")
+		refundErr(400, refundURL, `{"reason":"x","amount_fen":0}`, "amount_fen")
+		refundErr(400, refundURL, fmt.Sprintf(`{"reason":"x","amount_fen":%d}`, o.AmountFen+1), "more than the")
+		refundErr(409, "/admin/orders/"+unpaid.OutTradeNo+"/refund", `{"reason":"x"}`, "not paid")
+		refundErr(404, "/admin/orders/nosuchorder1/refund", `{"reason":"x"}`, "not found")
 		var refund struct {
 			RefundFen   int64  `json:"refund_fen"`
 			RequestedBy string `json:"requested_by"`
 		}
-		c.must(200, "POST", refundURL, adminToken, `{"amount_fen":1,"reason":"customer asked, ticket 9"}`, &refund)
-		if refund.RefundFen != 1 || refund.RequestedBy != "admin" {
-			t.Fatalf("refund %+v", refund)
+		// Once per Idempotency-Key: a retry or double submit pays once.
+		refundBody := `{"amount_fen":1,"reason":"customer asked, ticket 9"}`
+		c.wantError(400, "POST", refundURL, adminToken, refundBody, "Idempotency-Key")
+		keyed := func(key, body string) (int, []byte, http.Header) {
+			return c.call("POST", refundURL, adminToken, body, map[string]string{"Idempotency-Key": key})
+		}
+		st, rb, _ := keyed("rf-1", refundBody)
+		if st != 200 {
+			t.Fatalf("refund: %d %s", st, rb)
+		}
+		if err := json.Unmarshal(rb, &refund); err != nil || refund.RefundFen != 1 || refund.RequestedBy != "admin" {
+			t.Fatalf("refund %+v %v", refund, err)
+		}
+		st, again, h := keyed("rf-1", refundBody)
+		if st != 200 || h.Get("Idempotent-Replayed") != "true" || string(again) != string(rb) {
+			t.Fatalf("same key again: %d %s %v, want the first answer %s", st, again, h, rb)
+		}
+		if st, b, _ := keyed("rf-1", `{"amount_fen":2,"reason":"customer asked, ticket 9"}`); st != 409 || !strings.Contains(string(b), "Idempotency-Key") {
+			t.Fatalf("same key, another amount: %d %s", st, b)
 		}
 		var refunds struct {
 			Data []struct {

@@ -332,7 +332,8 @@ func (d *demo) refund(ctx context.Context) (string, error) {
 		Status      string `json:"status"`
 	}
 	body := map[string]string{"reason": "demo: the user asked for the unused credit back"}
-	if err := d.call(ctx, "POST", "/admin/orders/"+o.OutTradeNo+"/refund", d.m.AdminToken, body, nil, http.StatusOK, &r); err != nil {
+	if err := d.call(ctx, "POST", "/admin/orders/"+o.OutTradeNo+"/refund", d.m.AdminToken, body,
+		map[string]string{"Idempotency-Key": "demo-refund-1"}, http.StatusOK, &r); err != nil {
 		return "", err
 	}
 	if d.after < 0 || d.after > o.Credits {

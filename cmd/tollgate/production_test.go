@@ -319,7 +319,10 @@ func (d *deployment) payEveryMethod() {
 		Status  string `json:"status"`
 	}
 	api(1).must(http.StatusForbidden, "POST", "/v1/payments/orders/"+native.OutTradeNo+"/refund", acct.APIKey, "", nil)
-	api(1).must(http.StatusOK, "POST", "/admin/orders/"+native.OutTradeNo+"/refund", d.admin, `{"reason":"the payer asked"}`, &refund)
+	if st, b, _ := api(1).call("POST", "/admin/orders/"+native.OutTradeNo+"/refund", d.admin, `{"reason":"the payer asked"}`,
+		map[string]string{"Idempotency-Key": "prod-refund-1"}); st != http.StatusOK || json.Unmarshal(b, &refund) != nil {
+		t.Fatalf("refund: %d %s", st, b)
+	}
 	if refund.Credits != native.Credits {
 		t.Fatalf("refund %+v of the unused order worth %d credits", refund, native.Credits)
 	}
