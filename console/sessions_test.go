@@ -66,7 +66,7 @@ func testSessionsShared(t *testing.T, store kv.Cache, keys func() []string) {
 	}
 	// A flash left by one instance's action shows on another's page.
 	csrf := a.csrf(ck)
-	if w := a.do("POST", "/admin/ui/accounts/acct_1/adjust", url.Values{"csrf": {csrf}, "credits": {"5"}, "reason": {"r"}}, ck); w.Code != http.StatusSeeOther {
+	if w := a.do("POST", "/admin/ui/accounts/acct_1/adjust", url.Values{"csrf": {csrf}, "credits": {"5"}, "reason": {"r"}, "idem": {strings.Repeat("A", 43)}}, ck); w.Code != http.StatusSeeOther {
 		t.Fatalf("adjust: %d", w.Code)
 	}
 	if w := b.do("GET", "/admin/ui/accounts/acct_1", nil, ck); !strings.Contains(w.Body.String(), `id="flash"`) {
