@@ -125,5 +125,5 @@ func (h *Handler) selfRefundable(o Order, now time.Time) bool {
 	if h.Refunder == nil || h.RefundByOperator || o.Status != StatusSuccess {
 		return false
 	}
-	return h.RefundWindow <= 0 || now.Sub(o.CreatedAt) <= h.RefundWindow
+	return h.RefundWindow <= 0 || now.Sub(o.CreatedAt) < h.RefundWindow
 }
