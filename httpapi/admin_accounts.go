@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"tollgate"
 	"tollgate/auth"
+	"tollgate/ledger"
 )
 
 // Pages of the admin API's lists: limit defaults to defaultPage, at most
@@ -193,17 +195,19 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, profileView(p))
 }
 
-// maxReason bounds every reason an operator gives, in bytes.
-const maxReason = 500
+// maxReason bounds every reason an operator gives, in characters (runes,
+// not bytes: 500 characters of Chinese are 1,500 bytes), as the ledger and
+// the stores' CHECK (length(reason) <= 500) count them.
+const maxReason = ledger.MaxReason
 
-// checkReason accepts a reason of at most maxReason bytes of text
+// checkReason accepts a reason of at most maxReason characters of text
 // (required when need is set).
 func checkReason(reason string, need bool) error {
 	if need && strings.TrimSpace(reason) == "" {
 		return tollgate.Errorf(tollgate.EINVALID, "reason is required: say why, it is kept with the record")
 	}
-	if len(reason) > maxReason {
-		return tollgate.Errorf(tollgate.EINVALID, "reason is at most %d bytes", maxReason)
+	if n := utf8.RuneCountInString(reason); n > maxReason {
+		return tollgate.Errorf(tollgate.EINVALID, "reason is at most %d characters, it has %d", maxReason, n)
 	}
 	for _, c := range reason {
 		if c < 0x20 && c != '\t' || c == 0x7f {

@@ -79,13 +79,23 @@ type AdjustmentView struct {
 	Account      tollgate.AccountID `json:"account_id"`
 	Credits      tollgate.Credits   `json:"credits"`
 	Debt         tollgate.Credits   `json:"debt"`
-	Reason       string             `json:"reason"`
-	Actor        string             `json:"actor"`
-	CreatedAt    time.Time          `json:"created_at"`
+	// DebtPaid is what a positive adjustment paid of the account's debt
+	// before the rest became spendable (0 for a negative one). It is null
+	// where the ledger no longer knows it: a replay of a positive
+	// adjustment and the account detail's list (see ledger.Adjustment).
+	DebtPaid  *tollgate.Credits `json:"debt_paid"`
+	Reason    string            `json:"reason"`
+	Actor     string            `json:"actor"`
+	CreatedAt time.Time         `json:"created_at"`
 }
 
 func adjustmentView(a ledger.Adjustment) AdjustmentView {
-	return AdjustmentView{AdjustmentID: a.ID, Account: a.Account, Credits: a.Credits, Debt: a.Debt, Reason: a.Reason, Actor: a.Actor, CreatedAt: a.CreatedAt}
+	v := AdjustmentView{AdjustmentID: a.ID, Account: a.Account, Credits: a.Credits, Debt: a.Debt, Reason: a.Reason, Actor: a.Actor, CreatedAt: a.CreatedAt}
+	if a.DebtPaidKnown || a.Credits < 0 {
+		paid := a.DebtPaid
+		v.DebtPaid = &paid
+	}
+	return v
 }
 
 // getAccount answers GET /admin/accounts/{account_id}: the profile, the
@@ -218,7 +228,7 @@ func (s *Server) adjust(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	} else {
 		s.log().InfoContext(r.Context(), "admin: adjustment", "account", id, "adjustment", a.ID, "credits", int64(a.Credits),
-			"debt", int64(a.Debt), "actor", a.Actor, "reason", a.Reason)
+			"debt", int64(a.Debt), "debt_paid", int64(a.DebtPaid), "actor", a.Actor, "reason", a.Reason)
 		s.Money.Adjustment(a.Credits)
 	}
 	w.Header().Set("Cache-Control", "no-store")

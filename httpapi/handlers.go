@@ -274,13 +274,18 @@ func (s *Server) balance(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, BalanceResponse{Account: b.Account, Credits: b.Credits, Held: b.Held, Provisional: b.Provisional, Debt: b.Debt})
 }
 
-// UsageRecord is one entry of GET /v1/usage.
+// UsageRecord is one entry of GET /v1/usage: a billed call (type
+// "usage"), or credit the operator added or removed (type "adjustment":
+// credits signed, > 0 added, < 0 removed; adjustment_id set; the call's
+// fields empty; the operator's reason is their note and not shown).
 type UsageRecord struct {
-	RequestID  string `json:"request_id"`
-	KeyID      string `json:"key_id"`
-	Model      string `json:"model"`
-	Provider   string `json:"provider"`
-	Deployment string `json:"deployment"`
+	Type         string `json:"type"`
+	AdjustmentID string `json:"adjustment_id,omitempty"`
+	RequestID    string `json:"request_id"`
+	KeyID        string `json:"key_id"`
+	Model        string `json:"model"`
+	Provider     string `json:"provider"`
+	Deployment   string `json:"deployment"`
 	// InputTokens counts every prompt token, those read from and written
 	// to the provider's cache included.
 	InputTokens        int64            `json:"input_tokens"`
@@ -313,14 +318,29 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	us, err := s.Ledger.ListUsage(r.Context(), callerOf(r).Account, limit)
+	account := callerOf(r).Account
+	us, err := s.Ledger.ListUsage(r.Context(), account, limit)
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	out := make([]UsageRecord, 0, len(us))
-	for _, u := range us {
-		out = append(out, UsageRecord{RequestID: u.RequestID, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
+	adjs, err := s.Ledger.AccountAdjustments(r.Context(), account, limit)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	// Both lists are newest first: merge them, newest first, to limit.
+	out := make([]UsageRecord, 0, min(limit, len(us)+len(adjs)))
+	for len(out) < limit && (len(us) > 0 || len(adjs) > 0) {
+		if len(adjs) > 0 && (len(us) == 0 || adjs[0].CreatedAt.After(us[0].CreatedAt)) {
+			a := adjs[0]
+			adjs = adjs[1:]
+			out = append(out, UsageRecord{Type: "adjustment", AdjustmentID: a.ID, Credits: a.Credits, CreatedAt: a.CreatedAt})
+			continue
+		}
+		u := us[0]
+		us = us[1:]
+		out = append(out, UsageRecord{Type: "usage", RequestID: u.RequestID, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
 			Deployment: u.Deployment, InputTokens: u.InputTokens, CachedTokens: u.CachedTokens,
 			CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens, OutputTokens: u.OutputTokens,
 			Credits: u.Credits, LatencyMS: u.Latency.Milliseconds(), Status: u.Status, CreatedAt: u.CreatedAt})

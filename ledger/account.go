@@ -101,25 +101,34 @@ func (s *Service) Balance(ctx context.Context, id tollgate.AccountID) (Balance, 
 	return b, nil
 }
 
-// drawLots takes amount credits from the account's spendable lots, oldest
-// first, counting them as used. It returns what the lots could not cover.
+// drawLots takes amount credits from the account's spendable lots,
+// counting them as used, and returns what the lots could not cover. Lots
+// of 0 fen (positive adjustments: credit an operator gave) are drawn
+// first, then paid lots oldest first (both by ID), so a goodwill credit is
+// spent before anything a user paid for and never shrinks the refundable
+// unused part of a payment.
 func (s *state) drawLots(a *Account, amount tollgate.Credits) tollgate.Credits {
 	if !s.spendOK[a.ID] {
 		panic("ledger: drawLots without the account's spendable lots loaded")
 	}
-	for _, l := range s.lotsOf[a.ID] {
-		if amount == 0 {
-			break
+	for _, paid := range [2]bool{false, true} {
+		for _, l := range s.lotsOf[a.ID] {
+			if amount == 0 {
+				break
+			}
+			if (l.Fen > 0) != paid {
+				continue
+			}
+			take := min(l.Left, amount)
+			if take == 0 {
+				continue
+			}
+			l.Left -= take
+			l.Used += take
+			a.Left -= take
+			amount -= take
+			s.touchLot(l)
 		}
-		take := min(l.Left, amount)
-		if take == 0 {
-			continue
-		}
-		l.Left -= take
-		l.Used += take
-		a.Left -= take
-		amount -= take
-		s.touchLot(l)
 	}
 	s.touchAccount(a)
 	return amount

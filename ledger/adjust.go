@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"tollgate"
 )
@@ -17,8 +18,9 @@ import (
 // A positive adjustment is carried by a lot of its own, paid 0 fen
 // (OutTradeNo and TransactionID are the adjustment's ID), which pays any
 // debt first like a payment; it is never refundable (no fen was paid) and
-// adds nothing to revenue. A negative adjustment draws the account's lots
-// oldest first, like usage, but only from credit nobody holds: removing
+// adds nothing to revenue; usage draws such lots before paid ones (see
+// drawLots). A negative adjustment draws the account's lots like usage,
+// but only from credit nobody holds: removing
 // more than the account has available is refused (EINSUFFICIENT) unless
 // the operator asks for the rest to be recorded as debt (AsDebt), which
 // the next payment or positive adjustment pays. Audit accounts for both
@@ -34,6 +36,13 @@ type Adjustment struct {
 	Credits tollgate.Credits
 	// Debt is the part of a negative adjustment recorded as debt.
 	Debt tollgate.Credits
+	// DebtPaid is the part of a positive adjustment that paid the
+	// account's debt (the rest is spendable). It is known only in the
+	// result of the Adjust that made the adjustment: stores do not keep
+	// it, so a replay or a listing of a positive adjustment has 0 and
+	// DebtPaidKnown false (a negative adjustment pays no debt: 0, known).
+	DebtPaid      tollgate.Credits
+	DebtPaidKnown bool
 	// LotID is the lot carrying a positive adjustment, else 0.
 	LotID     int64
 	Reason    string
@@ -55,6 +64,11 @@ type AdjustRequest struct {
 	// Actor says who asked ("admin", or a console session).
 	Actor string
 }
+
+// MaxReason is the most characters (runes, not bytes: a reason in Chinese
+// is as long as one in English) an adjustment's reason may have; the
+// stores' CHECK (length(reason) <= 500) counts characters too.
+const MaxReason = 500
 
 // MaxAdjustment bounds one adjustment's credits either way.
 const MaxAdjustment tollgate.Credits = 1_000_000_000_000
@@ -97,6 +111,8 @@ func (o adjustOp) apply(s *state) (any, error) {
 		return nil, fail(tollgate.EINVALID, name, "credits must be within ±%d", MaxAdjustment)
 	case strings.TrimSpace(r.Reason) == "":
 		return nil, fail(tollgate.EINVALID, name, "reason is required")
+	case utf8.RuneCountInString(r.Reason) > MaxReason:
+		return nil, fail(tollgate.EINVALID, name, "reason is at most %d characters, it has %d", MaxReason, utf8.RuneCountInString(r.Reason))
 	case r.AsDebt && r.Credits > 0:
 		return nil, fail(tollgate.EINVALID, name, "as_debt applies only to a negative adjustment")
 	}
@@ -120,6 +136,7 @@ func (o adjustOp) apply(s *state) (any, error) {
 		pay := min(a.Debt, r.Credits)
 		l := &Lot{Account: r.Account, OutTradeNo: id, TransactionID: id, Fen: 0, Granted: r.Credits,
 			Used: pay, Left: r.Credits - pay, CreatedAt: s.now}
+		adj.DebtPaid, adj.DebtPaidKnown = pay, true
 		a.Debt -= pay
 		a.Left += l.Left
 		s.touchAccount(a)
@@ -138,6 +155,7 @@ func (o adjustOp) apply(s *state) (any, error) {
 			panic("ledger: adjustment drew more than the lots left")
 		}
 		adj.Debt = need - take
+		adj.DebtPaidKnown = true
 		a.Debt += adj.Debt
 		s.touchAccount(a)
 	}

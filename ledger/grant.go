@@ -66,7 +66,7 @@ func (s *Service) IssueGrant(ctx context.Context, r GrantRequest) (Grant, error)
 }
 
 // confirm turns a live grant's usage into usage of lot l (then of the
-// account's other lots, oldest first; what they cannot cover becomes debt)
+// account's other lots in drawLots order; what they cannot cover becomes debt)
 // and makes the grant's active holds lot-funded.
 func (s *state) confirm(g *Grant, a *Account, l *Lot) {
 	take := min(l.Left, g.Used)

@@ -386,7 +386,7 @@ func (o settleOp) refusal(s *state, h *Hold) error {
 
 // resolve ends an active hold: it frees what the hold reserved and charges
 // cost to whatever funds the hold — the live grant, a revoked grant (as
-// debt) or the account's lots (oldest first; what they cannot cover becomes
+// debt) or the account's lots (adjustment lots, then paid lots oldest first; what they cannot cover becomes
 // debt, which only happens after a confirmed grant's holds outgrow its lot).
 func (s *state) resolve(h *Hold, a *Account, status HoldStatus, cost tollgate.Credits) {
 	g := s.grants[h.GrantID]

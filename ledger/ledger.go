@@ -36,7 +36,8 @@ type Account struct {
 func (a Account) Available() tollgate.Credits { return a.Left - a.Held - a.Debt }
 
 // Lot is the credit bought by one successful payment. Usage draws lots down
-// in ID order (oldest first). Per lot, always:
+// 0-fen (adjustment) lots first, then paid lots, each in ID order (see
+// drawLots). Per lot, always:
 // Granted = Used + Left + Refunding + Refunded, every term ≥ 0.
 type Lot struct {
 	// ID is assigned by the store on insert; ascending IDs are the

@@ -88,13 +88,18 @@ func (s *Service) Refund(ctx context.Context, account tollgate.AccountID, outTra
 	}
 	if o.Status.Paid() {
 		// Fail closed: a window that cannot be checked refuses the refund.
-		// Only a paid order without a lot (nothing granted, so nothing to
-		// refund) goes on, to be answered by refund itself.
+		// The time of payment is the lot's; a paid order without a lot,
+		// or a lot without a time, has no known time of payment. The
+		// window is open for RefundWindow: at it, it has closed.
 		lot, err := s.ledger.LotByOrder(ctx, outTradeNo)
 		if err != nil && tollgate.ErrorCode(err) != tollgate.ENOTFOUND {
 			return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
 		}
-		if err == nil && s.now().Sub(lot.CreatedAt) > s.cfg.RefundWindow {
+		if err != nil || lot.CreatedAt.IsZero() {
+			return RefundResult{}, &tollgate.Error{Code: tollgate.EFORBIDDEN, Op: op,
+				Message: "the time of this payment is not known, so the refund window cannot be checked: " + ask}
+		}
+		if s.now().Sub(lot.CreatedAt) >= s.cfg.RefundWindow {
 			return RefundResult{}, &tollgate.Error{Code: tollgate.EFORBIDDEN, Op: op,
 				Message: fmt.Sprintf("a payment can be refunded here within %v of paying, and that has passed: %s", s.cfg.RefundWindow, ask)}
 		}

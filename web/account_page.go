@@ -7,8 +7,13 @@ import (
 	"tollgate"
 )
 
-// accountOrders is how many orders the account page lists.
-const accountOrders = 50
+// accountOrders is how many orders the account page lists, and
+// accountAdjustments how many of the operator's adjustments (lines of
+// their own among the orders, by date).
+const (
+	accountOrders      = 50
+	accountAdjustments = 50
+)
 
 type accountBody struct {
 	Credits, Held, Provisional, Debt string
@@ -24,6 +29,9 @@ type accountBody struct {
 type orderView struct {
 	No, Date, Yuan, Credits, Status, StatusText string
 	Refundable                                  bool
+	// Adjustment marks a line that is the operator's adjustment, not an
+	// order: Credits is signed, No and Yuan are empty.
+	Adjustment bool
 }
 
 type accountConfig struct {
@@ -49,6 +57,11 @@ func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request) {
 		h.internalPage(w, r, err)
 		return
 	}
+	adjs, err := h.Accounts.ListAdjustments(ctx, s.Account, accountAdjustments)
+	if err != nil {
+		h.internalPage(w, r, err)
+		return
+	}
 	now := h.now()
 	since := dayStart(now, tollgate.Beijing).AddDate(0, 0, -(chartDays - 1))
 	usage, err := h.Accounts.ListUsage(ctx, s.Account, since)
@@ -70,6 +83,12 @@ func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, o := range orders {
+		// Adjustments newer than this order come before it (both lists
+		// are newest first).
+		for len(adjs) > 0 && adjs[0].CreatedAt.After(o.CreatedAt) {
+			body.Orders = append(body.Orders, adjustmentLine(p, adjs[0]))
+			adjs = adjs[1:]
+		}
 		st := o.Status
 		text := p.T("st." + st)
 		body.Orders = append(body.Orders, orderView{
@@ -78,11 +97,24 @@ func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request) {
 			Refundable: h.selfRefundable(o, now),
 		})
 	}
+	for _, a := range adjs {
+		body.Orders = append(body.Orders, adjustmentLine(p, a))
+	}
 	p.Body = body
 	p.Script = "account.js"
 	p.Expires = formatTime(s.ExpiresAt)
 	p.ConfigJSON = jsConfig(accountConfig{Base: "/checkout/" + r.PathValue("session"), Messages: messages[p.Lang]})
 	h.render(w, r, http.StatusOK, "account", p)
+}
+
+// adjustmentLine is an operator's adjustment as a line of the account's
+// history: its date, the credits signed, "adjusted by the operator".
+func adjustmentLine(p page, a Adjustment) orderView {
+	credits := groupDigits(int64(a.Credits))
+	if a.Credits > 0 {
+		credits = "+" + credits
+	}
+	return orderView{Date: formatTime(a.CreatedAt), Credits: credits, Status: "adjustment", StatusText: p.T("st.adjustment"), Adjustment: true}
 }
 
 // selfRefundable is whether the account page offers a refund button for
@@ -93,5 +125,5 @@ func (h *Handler) selfRefundable(o Order, now time.Time) bool {
 	if h.Refunder == nil || h.RefundByOperator || o.Status != StatusSuccess {
 		return false
 	}
-	return h.RefundWindow <= 0 || now.Sub(o.CreatedAt) <= h.RefundWindow
+	return h.RefundWindow <= 0 || now.Sub(o.CreatedAt) < h.RefundWindow
 }

@@ -130,6 +130,13 @@ type Usage struct {
 	CreatedAt time.Time
 }
 
+// Adjustment is credit the operator added (Credits > 0) or removed
+// (Credits < 0) by hand (ledger.Adjustment).
+type Adjustment struct {
+	Credits   tollgate.Credits
+	CreatedAt time.Time
+}
+
 // Refund is what asking for a refund returned.
 type Refund struct {
 	Fen     tollgate.Fen
@@ -173,6 +180,9 @@ type Accounts interface {
 	// ListUsage returns account's usage records created at or after
 	// since, in any order.
 	ListUsage(ctx context.Context, account tollgate.AccountID, since time.Time) ([]Usage, error)
+	// ListAdjustments returns up to limit of account's adjustments,
+	// newest first.
+	ListAdjustments(ctx context.Context, account tollgate.AccountID, limit int) ([]Adjustment, error)
 }
 
 // OpenIDs is WeChat's web OAuth with scope snsapi_base (*wxpay.OAuthClient;

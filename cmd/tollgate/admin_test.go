@@ -389,6 +389,55 @@ func TestAdminAPI(t *testing.T) {
 				t.Errorf("/metrics lacks %s", want)
 			}
 		}
+
+		// A positive adjustment pays the debt first and says how much; a
+		// replay cannot know it any more (null), never a wrong number.
+		adjust(201, "adj-3", `{"credits":80,"reason":"goodwill after the chargeback"}`, `"debt_paid":50`)
+		adjust(200, "adj-3", `{"credits":80,"reason":"goodwill after the chargeback"}`, `"debt_paid":null`)
+		if after := mustBalance(c, a.APIKey); after.Credits != 30 || after.Debt != 0 {
+			t.Fatalf("after paying the debt: %+v, want 30 credits, no debt", after)
+		}
+		// A reason is up to 500 characters, whatever their bytes.
+		zh := strings.Repeat("退", 500)
+		adjust(201, "adj-zh", `{"credits":1,"reason":"`+zh+`"}`, `"debt_paid":0`)
+		adjust(400, "adj-zh2", `{"credits":1,"reason":"`+zh+`款"}`, "reason is at most 500 characters")
+		if after := mustBalance(c, a.APIKey); after.Credits != 31 {
+			t.Fatalf("after the reasons: %+v, want 31 credits", after)
+		}
+
+		// The account holder sees the adjustments in their usage history,
+		// beside the billed call, each marked by its type.
+		var hist struct {
+			Data []struct {
+				Type         string `json:"type"`
+				AdjustmentID string `json:"adjustment_id"`
+				RequestID    string `json:"request_id"`
+				Model        string `json:"model"`
+				Credits      int64  `json:"credits"`
+				Reason       string `json:"reason"`
+			} `json:"data"`
+		}
+		c.must(200, "GET", "/v1/usage", a.APIKey, "", &hist)
+		var calls, adds, removes int
+		for _, e := range hist.Data {
+			switch {
+			case e.Type == "usage" && e.Model == "mock-gpt" && e.RequestID != "" && e.Credits == chat.Usage.CostCredits:
+				calls++
+			case e.Type == "adjustment" && strings.HasPrefix(e.AdjustmentID, "adj_") && e.Model == "" && e.Reason == "" && e.Credits > 0:
+				adds++
+			case e.Type == "adjustment" && e.Credits < 0:
+				removes++
+			default:
+				t.Errorf("usage history entry %+v", e)
+			}
+		}
+		if calls != 1 || adds != 3 || removes != 1 {
+			t.Fatalf("usage history: %d calls, %d additions, %d removals: %+v", calls, adds, removes, hist.Data)
+		}
+		c.must(200, "GET", "/v1/usage?limit=2", a.APIKey, "", &hist)
+		if len(hist.Data) != 2 {
+			t.Fatalf("usage history with limit=2: %+v", hist.Data)
+		}
 		mustAuditClean(t, m)
 	})
 }

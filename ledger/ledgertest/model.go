@@ -117,7 +117,8 @@ func (m *Model) available(acct tollgate.AccountID) tollgate.Credits {
 }
 
 // draw takes amount from the account's lots, oldest first, and returns what
-// they could not cover.
+// they could not cover. The model's lots are all paid (it makes no
+// adjustments), so this is the ledger's order (0-fen lots first).
 func (m *Model) draw(acct tollgate.AccountID, amount tollgate.Credits) tollgate.Credits {
 	for _, l := range m.lots {
 		if l.Account != acct || amount == 0 {

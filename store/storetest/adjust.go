@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,8 +54,9 @@ func testAdjustments(t *testing.T, e *Env) {
 		t.Fatalf("owe = %+v, %v", owe, err)
 	}
 	WantBalance(t, e, "alice", -300, 0, 300)
-	if _, _, err := adjust(e, "alice", "k4", 200, false); err != nil {
-		t.Fatal(err)
+	// A positive adjustment pays the debt first, and says how much it paid.
+	if pay, _, err := adjust(e, "alice", "k4", 200, false); err != nil || !pay.DebtPaidKnown || pay.DebtPaid != 200 {
+		t.Fatalf("paying adjustment = %+v, %v", pay, err)
 	}
 	WantBalance(t, e, "alice", -100, 0, 100)
 	MustCredit(t, e, "alice", "o2", 100, 1000)
@@ -68,6 +70,85 @@ func testAdjustments(t *testing.T, e *Env) {
 	if err != nil || tot != (ledger.AdjustmentTotal{Count: 4, Added: 700, Removed: 1400}) {
 		t.Fatalf("totals = %+v, %v", tot, err)
 	}
+}
+
+// testAdjustmentDrawOrder: usage and negative adjustments spend credit an
+// operator gave (0-fen lots) before any paid lot, and paid lots oldest
+// first, so a goodwill credit never shrinks what a payment can still
+// refund.
+func testAdjustmentDrawOrder(t *testing.T, e *Env) {
+	MustAccount(t, e, "alice")
+	MustCredit(t, e, "alice", "o1", 1000, 1000)
+	MustCredit(t, e, "alice", "o2", 500, 500)
+	if _, _, err := adjust(e, "alice", "goodwill", 500, false); err != nil {
+		t.Fatal(err)
+	}
+	spend := func(id string, cost tollgate.Credits) {
+		t.Helper()
+		if _, err := reserve(e, id, "alice", cost); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := settle(e, id, cost); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refundable := func(order string, want tollgate.Credits) {
+		t.Helper()
+		l, err := e.Svc.LotByOrder(e.Ctx, order)
+		if err != nil || l.Left != want || l.Used != l.Granted-want {
+			t.Fatalf("lot of %s = %+v, %v; want %d credits left (refundable %d fen)", order, l, err, want,
+				ledger.RefundFen(l.Fen, want, l.Granted))
+		}
+	}
+	spend("h1", 400) // all from the goodwill credit
+	refundable("o1", 1000)
+	refundable("o2", 500)
+	refundable(ledger.AdjustmentID("alice", "goodwill"), 100)
+	spend("h2", 200) // the goodwill's last 100, then the oldest payment
+	refundable(ledger.AdjustmentID("alice", "goodwill"), 0)
+	refundable("o1", 900)
+	refundable("o2", 500)
+	if _, _, err := adjust(e, "alice", "take", -50, false); err != nil {
+		t.Fatal(err)
+	}
+	refundable("o1", 850)
+	refundable("o2", 500)
+	// A later goodwill credit is again spent before the payments.
+	if _, _, err := adjust(e, "alice", "goodwill2", 100, false); err != nil {
+		t.Fatal(err)
+	}
+	spend("h3", 100)
+	refundable("o1", 850)
+	refundable("o2", 500)
+	WantBalance(t, e, "alice", 1350, 0, 0)
+	r, err := e.Svc.BeginRefund(e.Ctx, ledger.RefundRequest{OutRefundNo: "o1R1", Account: "alice", OutTradeNo: "o1"})
+	if err != nil || r.Fen != 850 || r.Credits != 850 {
+		t.Fatalf("refund of o1 = %+v, %v; want all 850 unused credits, 850 fen", r, err)
+	}
+}
+
+// testAdjustmentReason: a reason is at most ledger.MaxReason characters,
+// counted as characters (a Chinese one is three bytes each), in the ledger
+// and in both stores' CHECK alike.
+func testAdjustmentReason(t *testing.T, e *Env) {
+	MustAccount(t, e, "alice")
+	long := strings.Repeat("退", ledger.MaxReason)
+	a, _, err := e.Svc.Adjust(e.Ctx, ledger.AdjustRequest{Account: "alice", IdempotencyKey: "zh", Credits: 10, Reason: long, Actor: "admin"})
+	if err != nil || a.Reason != long {
+		t.Fatalf("500-character reason: %+v, %v", a, err)
+	}
+	got, err := e.Svc.AccountAdjustments(e.Ctx, "alice", 1)
+	if err != nil || len(got) != 1 || got[0].Reason != long {
+		t.Fatalf("stored reason: %d adjustments, %v", len(got), err)
+	}
+	Rejected(t, e, tollgate.EINVALID, func() error {
+		_, _, err := e.Svc.Adjust(e.Ctx, ledger.AdjustRequest{Account: "alice", IdempotencyKey: "zh2", Credits: 10, Reason: long + "款", Actor: "admin"})
+		if err != nil && !strings.Contains(tollgate.ErrorMessage(err), "at most 500 characters") {
+			t.Errorf("501-character reason refused with %v", err)
+		}
+		return err
+	})
+	WantBalance(t, e, "alice", 10, 0, 0)
 }
 
 // testUsageReport: usage sums per Beijing day and per model, filtered by

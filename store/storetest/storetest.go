@@ -53,6 +53,8 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"RefundErrors", testRefundErrors},
 		{"RefundRacesSpending", testRefundRace},
 		{"Adjustments", testAdjustments},
+		{"AdjustmentDrawOrder", testAdjustmentDrawOrder},
+		{"AdjustmentReason", testAdjustmentReason},
 		{"DebtOutstanding", testDebtOutstanding},
 		{"UsageReport", testUsageReport},
 		{"PaidVolume", testPaidVolume},

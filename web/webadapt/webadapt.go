@@ -202,6 +202,19 @@ func (a Accounts) ListUsage(ctx context.Context, account tollgate.AccountID, sin
 	return out, nil
 }
 
+// ListAdjustments implements web.Accounts with ledger.AccountAdjustments.
+func (a Accounts) ListAdjustments(ctx context.Context, account tollgate.AccountID, limit int) ([]web.Adjustment, error) {
+	adjs, err := a.Ledger.AccountAdjustments(ctx, account, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.Adjustment, 0, len(adjs))
+	for _, x := range adjs {
+		out = append(out, web.Adjustment{Credits: x.Credits, CreatedAt: x.CreatedAt})
+	}
+	return out, nil
+}
+
 // DefaultPopular are the models the checkout estimates tokens for, in this
 // order, when they are priced.
 var DefaultPopular = []string{"gpt-4o-mini", "deepseek-chat", "claude-sonnet-4", "qwen-plus", "gpt-4o"}

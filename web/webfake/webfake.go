@@ -57,6 +57,7 @@ type Flow struct {
 	keys     map[string]idem
 	balances map[tollgate.AccountID]web.Balance
 	usage    map[tollgate.AccountID][]web.Usage
+	adjusts  map[tollgate.AccountID][]web.Adjustment // oldest first
 	codes    map[string]oauthCode
 	prepays  map[string]string // prepay id -> order number
 }
@@ -114,6 +115,7 @@ func (f *Flow) initLocked() {
 		f.keys = map[string]idem{}
 		f.balances = map[tollgate.AccountID]web.Balance{}
 		f.usage = map[tollgate.AccountID][]web.Usage{}
+		f.adjusts = map[tollgate.AccountID][]web.Adjustment{}
 		f.codes = map[string]oauthCode{}
 		f.prepays = map[string]string{}
 	}
@@ -393,6 +395,29 @@ func (f *Flow) ListUsage(_ context.Context, account tollgate.AccountID, since ti
 		if !u.CreatedAt.Before(since) {
 			out = append(out, u)
 		}
+	}
+	return out, nil
+}
+
+// Adjust records an operator's adjustment of an account's credit.
+func (f *Flow) Adjust(account tollgate.AccountID, a web.Adjustment) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.initLocked()
+	f.adjusts[account] = append(f.adjusts[account], a)
+	b := f.balances[account]
+	b.Credits += a.Credits
+	f.balances[account] = b
+}
+
+// ListAdjustments implements web.Accounts.
+func (f *Flow) ListAdjustments(_ context.Context, account tollgate.AccountID, limit int) ([]web.Adjustment, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.initLocked()
+	var out []web.Adjustment
+	for i := len(f.adjusts[account]) - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, f.adjusts[account][i])
 	}
 	return out, nil
 }
