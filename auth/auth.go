@@ -71,6 +71,11 @@ type Store interface {
 	// APIKeys returns every key of account, revoked or not, oldest first
 	// (then by ID). Errors: ENOTFOUND (no such account).
 	APIKeys(ctx context.Context, account tollgate.AccountID) ([]Key, error)
+	// RecentAPIKeys returns up to limit keys of account, revoked or not,
+	// newest first (created_at then ID, descending): at most limit rows
+	// read, for the admin API's account detail. An unknown account has
+	// none.
+	RecentAPIKeys(ctx context.Context, account tollgate.AccountID, limit int) ([]Key, error)
 	// RevokeAPIKey marks a key of account revoked at time at. Revoking a
 	// revoked key keeps its first revocation time. Errors: ENOTFOUND (no
 	// such key for that account).
@@ -282,6 +287,15 @@ func (s *Service) Keys(ctx context.Context, account tollgate.AccountID) ([]Key, 
 	ks, err := s.Store.APIKeys(ctx, account)
 	if err != nil {
 		return nil, fmt.Errorf("auth: list keys: %w", err)
+	}
+	return ks, nil
+}
+
+// RecentKeys returns up to limit keys of account, newest first.
+func (s *Service) RecentKeys(ctx context.Context, account tollgate.AccountID, limit int) ([]Key, error) {
+	ks, err := s.Store.RecentAPIKeys(ctx, account, limit)
+	if err != nil {
+		return nil, fmt.Errorf("auth: recent keys: %w", err)
 	}
 	return ks, nil
 }

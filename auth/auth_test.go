@@ -1,7 +1,9 @@
 package auth_test
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -71,6 +73,14 @@ func (m *memStore) APIKeys(ctx context.Context, a tollgate.AccountID) ([]auth.Ke
 		}
 	}
 	return out, nil
+}
+
+func (m *memStore) RecentAPIKeys(ctx context.Context, a tollgate.AccountID, limit int) ([]auth.Key, error) {
+	out, _ := m.APIKeys(ctx, a)
+	slices.SortFunc(out, func(x, y auth.Key) int {
+		return cmp.Or(y.CreatedAt.Compare(x.CreatedAt), cmp.Compare(y.ID, x.ID))
+	})
+	return out[:min(limit, len(out))], nil
 }
 
 type accounts struct{ made []tollgate.AccountID }

@@ -53,17 +53,41 @@ type ProfilePatch struct {
 }
 
 // AccountQuery selects a page of accounts, ordered by id.
+//
+// A search (Q set) matches an account whose id is Q, whose external id
+// is Q, or whose label contains Q (ASCII letters compared without case,
+// any other character exactly). Service.ListAccounts answers it in two
+// parts: first the exact matches (at most two: one by id, one by
+// external id), then the label matches that are not exact ones, each part
+// by id. Labels is which part After is in, so a cursor never repeats or
+// skips a row across the two.
 type AccountQuery struct {
-	// Q, when set, keeps the accounts whose id or external id is Q (with
-	// Exact: two index lookups) or else whose label contains Q
-	// (case-insensitively for ASCII; a walk of the id index from the
-	// cursor that stops when the page is full).
+	// Q, when set, keeps, at the store, with Exact the accounts whose id
+	// or external id is Q (two index lookups); without Exact those whose
+	// label contains Q and whose id and external id are not Q (a walk of
+	// the id index from the cursor that stops when the page is full).
 	Q     string
 	Exact bool
+	// Labels says After is a label match of a search, for
+	// Service.ListAccounts (the stores ignore it).
+	Labels bool
 	// After starts the page after this account id ("" from the first).
 	After tollgate.AccountID
 	// Limit is how many at most (1 to MaxPage).
 	Limit int
+}
+
+// FoldASCII lowers the ASCII letters of s and nothing else, as both
+// stores compare labels in a search (SQLite's lower() does only ASCII;
+// PostgreSQL's is told to with translate()).
+func FoldASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // MaxPage bounds every page of accounts a store returns.
@@ -239,26 +263,64 @@ func (s *Service) UpdateProfile(ctx context.Context, id tollgate.AccountID, patc
 	return p, nil
 }
 
-// ListAccounts returns one page of accounts. Errors: EINVALID (a limit
-// outside 1 to MaxPage).
-func (s *Service) ListAccounts(ctx context.Context, q AccountQuery) ([]Profile, error) {
+// ListAccounts returns one page of accounts and the query of the next
+// page (nil on the last). A search gives its exact matches first, then
+// its label matches (see AccountQuery). Every store read is a keyset
+// query with a LIMIT of the page plus one (that row only tells whether
+// there is a next page). Errors: EINVALID (a limit outside 1 to MaxPage).
+func (s *Service) ListAccounts(ctx context.Context, q AccountQuery) ([]Profile, *AccountQuery, error) {
 	if q.Limit < 1 || q.Limit > MaxPage {
-		return nil, tollgate.Errorf(tollgate.EINVALID, "limit must be from 1 to %d", MaxPage)
+		return nil, nil, tollgate.Errorf(tollgate.EINVALID, "limit must be from 1 to %d", MaxPage)
 	}
 	ps, err := s.profiles()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if q.Q != "" && q.After == "" && !q.Exact {
-		// An id or external id is found at once; only a search that
-		// names neither walks the labels.
-		exact := q
-		exact.Exact = true
-		if found, err := ps.ListAccounts(ctx, exact); err != nil || len(found) > 0 {
-			return found, err
+	// part reads up to n rows of one part after after and appends them
+	// to out; the next page starts after the last row it kept.
+	out := []Profile{}
+	part := func(pq AccountQuery, n int) (more bool, err error) {
+		pq.Limit = n + 1
+		found, err := ps.ListAccounts(ctx, pq)
+		if err != nil {
+			return false, err
 		}
+		if len(found) > n {
+			found, more = found[:n], true
+		}
+		out = append(out, found...)
+		return more, nil
 	}
-	return ps.ListAccounts(ctx, q)
+	next := q
+	if q.Q == "" || q.Exact {
+		more, err := part(AccountQuery{Q: q.Q, Exact: q.Exact, After: q.After}, q.Limit)
+		if err != nil || !more {
+			return out, nil, err
+		}
+		next.After = out[len(out)-1].Account
+		return out, &next, nil
+	}
+	if !q.Labels {
+		more, err := part(AccountQuery{Q: q.Q, Exact: true, After: q.After}, q.Limit)
+		if err != nil {
+			return nil, nil, err
+		}
+		if more {
+			next.After = out[len(out)-1].Account
+			return out, &next, nil
+		}
+		q.After = "" // the label matches start from the first
+	}
+	n := len(out)
+	more, err := part(AccountQuery{Q: q.Q, After: q.After}, q.Limit-n)
+	if err != nil || !more {
+		return out, nil, err
+	}
+	next.Labels, next.After = true, q.After
+	if len(out) > n {
+		next.After = out[len(out)-1].Account
+	}
+	return out, &next, nil
 }
 
 // CheckAccount refuses a disabled account (ErrAccountDisabled), for

@@ -11,6 +11,7 @@ import (
 	"tollgate"
 	"tollgate/auth"
 	"tollgate/ledger"
+	"tollgate/payment"
 )
 
 // Pages of the admin API's lists: limit defaults to defaultPage, at most
@@ -99,14 +100,17 @@ func profileView(p auth.Profile) AccountView {
 	return v
 }
 
-// listAccounts answers GET /admin/accounts?q=&limit=&cursor=.
+// listAccounts answers GET /admin/accounts?q=&limit=&cursor=. With q,
+// the exact matches (id, external_id) come first, then the accounts whose
+// label contains q (auth.AccountQuery); the cursor says which of the two
+// the page before ended in.
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	limit, err := pageLimit(r)
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	cur, err := decodeCursor(r, 1)
+	cur, err := decodeCursor(r, 2)
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
@@ -117,9 +121,17 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cur != nil {
-		q.After = tollgate.AccountID(cur[0])
+		switch cur[0] {
+		case cursorIDs:
+		case cursorLabels:
+			q.Labels = true
+		default:
+			WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EINVALID, "cursor is not one this server made: pass next_cursor from the previous page unchanged"))
+			return
+		}
+		q.After = tollgate.AccountID(cur[1])
 	}
-	ps, err := s.Auth.ListAccounts(r.Context(), q)
+	ps, next, err := s.Auth.ListAccounts(r.Context(), q)
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
@@ -128,12 +140,23 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	for _, p := range ps {
 		out.Data = append(out.Data, profileView(p))
 	}
-	if len(ps) == limit {
-		out.NextCursor = encodeCursor(string(ps[len(ps)-1].Account))
+	if next != nil {
+		part := cursorIDs
+		if next.Labels {
+			part = cursorLabels
+		}
+		out.NextCursor = encodeCursor(part, string(next.After))
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	WriteJSON(w, http.StatusOK, out)
 }
+
+// The first part of an accounts cursor: the page before ended in the list
+// by id (or a search's exact matches), or in a search's label matches.
+const (
+	cursorIDs    = "i"
+	cursorLabels = "l"
+)
 
 // patchAccountBody is the body of PATCH /admin/accounts/{account_id}:
 // every field optional; external_id "" (or null) removes it.
@@ -215,4 +238,116 @@ func checkReason(reason string, need bool) error {
 		}
 	}
 	return nil
+}
+
+// detailKeys bounds the account detail's keys (the newest).
+const detailKeys = 100
+
+// getAccount answers GET /admin/accounts/{account_id}: the profile, the
+// exact balance, the newest lots with their payments, the active holds,
+// the live provisional grant, the newest adjustments and the newest keys.
+// Each list is read with a LIMIT of its bound plus one, the extra row only
+// telling truncated[list] (lots, holds, adjustments, keys); the lots'
+// orders come in one query. So the page costs the same for an account
+// with a thousand payments as for one with one.
+func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
+	ctx, id := r.Context(), tollgate.AccountID(r.PathValue("account_id"))
+	p, err := s.Auth.Profile(ctx, id)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	d := AccountDetail{Account: profileView(p), Truncated: map[string]bool{}}
+	b, err := s.Ledger.Balance(ctx, id)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	d.Balance = BalanceResponse{Account: id, Credits: b.Credits, Held: b.Held, Provisional: b.Provisional, Debt: b.Debt}
+	lots, err := s.Ledger.RecentLots(ctx, id, detailLots+1)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	if len(lots) > detailLots {
+		lots, d.Truncated["lots"] = lots[:detailLots], true
+	}
+	orders := map[string]payment.Order{}
+	if s.Payments != nil {
+		var nos []string
+		for _, l := range lots {
+			if l.Fen != 0 {
+				nos = append(nos, l.OutTradeNo)
+			}
+		}
+		os, err := s.Payments.OrdersOf(ctx, id, nos)
+		if err != nil {
+			WriteError(w, r, s.log(), err)
+			return
+		}
+		for _, o := range os {
+			orders[o.OutTradeNo] = o
+		}
+	}
+	d.Lots = make([]LotView, 0, len(lots))
+	for _, l := range lots { // newest first
+		v := LotView{LotID: l.ID, Kind: "payment", OutTradeNo: l.OutTradeNo, Fen: l.Fen, Granted: l.Granted, Used: l.Used,
+			Left: l.Left, Refunding: l.Refunding, Refunded: l.Refunded, RefundedFen: l.RefundedFen, CreatedAt: l.CreatedAt}
+		if l.Fen == 0 {
+			v.Kind = "adjustment"
+		} else if o, ok := orders[l.OutTradeNo]; ok {
+			v.Payment = &LotOrder{Status: o.Status, Method: orderResponse(o).Method, AmountFen: o.Fen, FeeFen: o.FeeFen,
+				TransactionID: o.TransactionID, PaidAt: o.UpdatedAt}
+		}
+		d.Lots = append(d.Lots, v)
+	}
+	holds, err := s.Ledger.ActiveHolds(ctx, id, detailHolds+1)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	if len(holds) > detailHolds {
+		holds, d.Truncated["holds"] = holds[:detailHolds], true
+	}
+	d.Holds = make([]HoldView, 0, len(holds))
+	for _, h := range holds {
+		d.Holds = append(d.Holds, HoldView{HoldID: h.ID, GrantID: h.GrantID, Amount: h.Amount, CreatedAt: h.CreatedAt, ExpiresAt: h.ExpiresAt})
+	}
+	// An account has at most one live grant (the stores' unique index
+	// grants_one_live), so this list is bounded by the schema.
+	grants, err := s.Ledger.LiveGrants(ctx, id)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	d.Grants = make([]GrantView, 0, len(grants))
+	for _, g := range grants {
+		d.Grants = append(d.Grants, GrantView{GrantID: g.ID, Cap: g.Cap, Used: g.Used, Held: g.Held, ExpiresAt: g.ExpiresAt})
+	}
+	adjs, err := s.Ledger.AccountAdjustments(ctx, id, detailAdjustments+1)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	if len(adjs) > detailAdjustments {
+		adjs, d.Truncated["adjustments"] = adjs[:detailAdjustments], true
+	}
+	d.Adjustments = make([]AdjustmentView, 0, len(adjs))
+	for _, a := range adjs {
+		d.Adjustments = append(d.Adjustments, adjustmentView(a))
+	}
+	keys, err := s.Auth.RecentKeys(ctx, id, detailKeys+1)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	if len(keys) > detailKeys {
+		keys, d.Truncated["keys"] = keys[:detailKeys], true
+	}
+	d.Keys = make([]KeyView, 0, len(keys))
+	for i := len(keys) - 1; i >= 0; i-- { // oldest first, as GET .../keys lists them
+		d.Keys = append(d.Keys, keyView(keys[i]))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, http.StatusOK, d)
 }

@@ -58,6 +58,9 @@ type Payments interface {
 	OrdersPage(ctx context.Context, q payment.OrderQuery) ([]payment.Order, error)
 	RefundsPage(ctx context.Context, q payment.RefundQuery) ([]payment.RefundRecord, error)
 	AdminOrderOf(ctx context.Context, outTradeNo string) (payment.AdminOrder, error)
+	// OrdersOf is an account's orders among some out_trade_nos, in one
+	// query (the payments of the account detail's lots).
+	OrdersOf(ctx context.Context, account tollgate.AccountID, outTradeNos []string) ([]payment.Order, error)
 	AdminRefund(ctx context.Context, ask payment.RefundAsk) (payment.RefundResult, error)
 	HandleV2Notification(ctx context.Context, body []byte) (int, []byte)
 	HandleV3Notification(ctx context.Context, h http.Header, body []byte) (int, []byte)

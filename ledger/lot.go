@@ -111,6 +111,16 @@ func (s *Service) Lots(ctx context.Context, account tollgate.AccountID) ([]Lot, 
 	return out, err
 }
 
+// RecentLots returns up to limit lots of an account, newest first.
+func (s *Service) RecentLots(ctx context.Context, account tollgate.AccountID, limit int) ([]Lot, error) {
+	var out []Lot
+	err := s.View(ctx, func(tx ReadTx) (err error) {
+		out, err = tx.RecentLots(ctx, account, limit)
+		return err
+	})
+	return out, err
+}
+
 // PaidVolume returns the fen paid in lots credited during the calendar month
 // of year/month in loc (for merchant fee tiers).
 func (s *Service) PaidVolume(ctx context.Context, year int, month time.Month, loc *time.Location) (tollgate.Fen, error) {

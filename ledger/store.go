@@ -81,6 +81,10 @@ type ReadTx interface {
 	LotsByPayment(ctx context.Context, outTradeNos, transactionIDs []string) ([]Lot, error)
 	// LotsByAccount returns all lots of one account, ordered by ID.
 	LotsByAccount(ctx context.Context, account tollgate.AccountID) ([]Lot, error)
+	// RecentLots returns up to limit lots of one account, newest first
+	// (ID descending): a walk of the (account, id) index that stops at
+	// limit, for the admin API.
+	RecentLots(ctx context.Context, account tollgate.AccountID, limit int) ([]Lot, error)
 	// Holds returns the holds with the given ids.
 	Holds(ctx context.Context, ids []string) ([]Hold, error)
 	// ExpiredHolds returns up to limit active holds with ExpiresAt ≤ now,

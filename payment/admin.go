@@ -51,6 +51,29 @@ func (s *Service) RefundsPage(ctx context.Context, q RefundQuery) ([]RefundRecor
 	return out, nil
 }
 
+// OrdersOf returns account's orders among outTradeNos (at most MaxPage
+// numbers; another account's order is left out), read in one query: the
+// payments of a page of lots. Errors: EINVALID (too many numbers).
+func (s *Service) OrdersOf(ctx context.Context, account tollgate.AccountID, outTradeNos []string) ([]Order, error) {
+	if len(outTradeNos) > MaxPage {
+		return nil, tollgate.Errorf(tollgate.EINVALID, "at most %d orders at once", MaxPage)
+	}
+	if len(outTradeNos) == 0 {
+		return nil, nil
+	}
+	os, err := s.store.OrdersByNo(ctx, outTradeNos)
+	if err != nil {
+		return nil, wrap("payment.OrdersOf", tollgate.EINTERNAL, err)
+	}
+	out := os[:0]
+	for _, o := range os {
+		if o.Account == account {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
 // AdminOrder is an order as the operator sees it: its refunds, and what
 // WeChat Pay says of it now.
 type AdminOrder struct {

@@ -33,6 +33,11 @@ type Store interface {
 	// Order returns an order. Errors: ENOTFOUND.
 	Order(ctx context.Context, outTradeNo string) (Order, error)
 
+	// OrdersByNo returns the orders whose out_trade_no is in outTradeNos,
+	// by out_trade_no, in one query (IN over the primary key); numbers
+	// without an order are left out.
+	OrdersByNo(ctx context.Context, outTradeNos []string) ([]Order, error)
+
 	// OrderByTokenHash returns the order whose provisional token hash is
 	// tokenHash. Errors: ENOTFOUND.
 	OrderByTokenHash(ctx context.Context, tokenHash string) (Order, error)

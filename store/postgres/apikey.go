@@ -166,6 +166,25 @@ func (s *Store) APIKeys(ctx context.Context, account tollgate.AccountID) ([]auth
 	return []auth.Key{}, nil
 }
 
+// RecentAPIKeys returns up to limit keys of account, newest first. See
+// auth.Store.
+func (s *Store) RecentAPIKeys(ctx context.Context, account tollgate.AccountID, limit int) ([]auth.Key, error) {
+	const op = "postgres: recent api keys"
+	rows, err := s.pool.Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`,
+		string(account), limit)
+	if err != nil {
+		return nil, mapError(op, err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (auth.Key, error) { return scanKey(r) })
+	if err != nil {
+		return nil, mapError(op, err)
+	}
+	if keys == nil {
+		keys = []auth.Key{}
+	}
+	return keys, nil
+}
+
 // RevokeAPIKey marks a key of account revoked, keeping the first
 // revocation time. Errors: ENOTFOUND.
 func (s *Store) RevokeAPIKey(ctx context.Context, account tollgate.AccountID, id string, at time.Time) error {

@@ -87,3 +87,18 @@ func (t *txn) PaidVolume(ctx context.Context, from, to time.Time) (tollgate.Fen,
 		[]any{from.UTC(), to.UTC()}, func(rows pgx.Rows) error { return rows.Scan(&sum) })
 	return tollgate.Fen(sum), err
 }
+
+// RecentLots returns up to limit lots of one account, newest first: the
+// lots_account index walked backwards, never locked (the admin API reads
+// it in a View).
+func (t *txn) RecentLots(ctx context.Context, account tollgate.AccountID, limit int) ([]ledger.Lot, error) {
+	var out []ledger.Lot
+	err := t.query(ctx, "postgres: read recent lots of account",
+		"SELECT "+lotCols+" FROM lots WHERE account_id = $1 ORDER BY id DESC LIMIT $2", []any{string(account), limit},
+		func(rows pgx.Rows) error {
+			l, err := scanLot(rows)
+			out = append(out, l)
+			return err
+		})
+	return out, err
+}

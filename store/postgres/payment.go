@@ -145,6 +145,23 @@ func pgGetOrder(ctx context.Context, q pgQueryer, col, v, suffix string) (paymen
 	return o, nil
 }
 
+// OrdersByNo implements payment.Store.
+func (s *Store) OrdersByNo(ctx context.Context, outTradeNos []string) ([]payment.Order, error) {
+	if len(outTradeNos) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+payrows.OrderColumns+` FROM payment_orders
+		WHERE out_trade_no = ANY($1) ORDER BY out_trade_no`, outTradeNos)
+	if err != nil {
+		return nil, mapError("postgres.OrdersByNo", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment.Order, error) { return payrows.ScanOrder(r) })
+	if err != nil {
+		return nil, mapError("postgres.OrdersByNo", err)
+	}
+	return out, nil
+}
+
 // ListOrders implements payment.Store.
 func (s *Store) ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]payment.Order, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+payrows.OrderColumns+` FROM payment_orders

@@ -97,7 +97,8 @@ func (s *Store) UpdateAccountProfile(ctx context.Context, id tollgate.AccountID,
 
 // ListAccounts implements auth.ProfileStore: a keyset page over the
 // accounts' primary key. A search by label walks the index from the
-// cursor and stops at the page's limit.
+// cursor and stops at the page's limit (having read every row it passed:
+// a rare label costs a long walk, never memory).
 func (s *Store) ListAccounts(ctx context.Context, q auth.AccountQuery) ([]auth.Profile, error) {
 	const op = "postgres: list accounts"
 	where, args := `id > $1`, []any{string(q.After), q.Limit}
@@ -106,8 +107,11 @@ func (s *Store) ListAccounts(ctx context.Context, q auth.AccountQuery) ([]auth.P
 		where += ` AND (id = $3 OR external_id = $3)`
 		args = append(args, q.Q)
 	case q.Q != "":
-		where += ` AND strpos(lower(label), lower($3)) > 0`
-		args = append(args, q.Q)
+		// ASCII letters folded and nothing else, as SQLite's lower()
+		// and auth.FoldASCII do.
+		where += ` AND strpos(translate(label, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), $3) > 0` +
+			` AND id <> $4 AND external_id IS DISTINCT FROM $4`
+		args = append(args, auth.FoldASCII(q.Q), q.Q)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+profileColumns+` FROM accounts WHERE `+where+` ORDER BY id LIMIT $2`, args...)
 	if err != nil {

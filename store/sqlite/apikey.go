@@ -172,6 +172,30 @@ func (s *Store) APIKeys(ctx context.Context, account tollgate.AccountID) ([]auth
 	return keys, nil
 }
 
+// RecentAPIKeys returns up to limit keys of account, newest first. See
+// auth.Store.
+func (s *Store) RecentAPIKeys(ctx context.Context, account tollgate.AccountID, limit int) ([]auth.Key, error) {
+	const op = "sqlite: recent api keys"
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE account_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
+		string(account), limit)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	defer rows.Close()
+	keys := []auth.Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return keys, nil
+}
+
 // RevokeAPIKey marks a key of account revoked, keeping the first
 // revocation time. Errors: ENOTFOUND.
 func (s *Store) RevokeAPIKey(ctx context.Context, account tollgate.AccountID, id string, at time.Time) error {

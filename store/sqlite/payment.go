@@ -145,6 +145,31 @@ func payGetOrder(ctx context.Context, q payQueryer, col, v string) (payment.Orde
 	return o, nil
 }
 
+// OrdersByNo implements payment.Store.
+func (s *Store) OrdersByNo(ctx context.Context, outTradeNos []string) ([]payment.Order, error) {
+	if len(outTradeNos) == 0 {
+		return nil, nil
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+payrows.OrderColumns+` FROM payment_orders
+		WHERE out_trade_no IN (SELECT value FROM json_each(?)) ORDER BY out_trade_no`, jsonSet(outTradeNos))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.OrdersByNo: %w", err)
+	}
+	defer rows.Close()
+	var out []payment.Order
+	for rows.Next() {
+		o, err := payrows.ScanOrder(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite.OrdersByNo: %w", err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite.OrdersByNo: %w", err)
+	}
+	return out, nil
+}
+
 // ListOrders implements payment.Store.
 func (s *Store) ListOrders(ctx context.Context, account tollgate.AccountID, limit int) ([]payment.Order, error) {
 	rows, err := s.reader.QueryContext(ctx, `SELECT `+payrows.OrderColumns+` FROM payment_orders

@@ -96,7 +96,8 @@ func (s *Store) UpdateAccountProfile(ctx context.Context, id tollgate.AccountID,
 
 // ListAccounts implements auth.ProfileStore: a keyset page over the
 // accounts' primary key. A search by label walks the index from the
-// cursor and stops at the page's limit.
+// cursor and stops at the page's limit (having read every row it passed:
+// a rare label costs a long walk, never memory).
 func (s *Store) ListAccounts(ctx context.Context, q auth.AccountQuery) ([]auth.Profile, error) {
 	const op = "sqlite: list accounts"
 	where, args := `id > ?`, []any{string(q.After)}
@@ -105,8 +106,9 @@ func (s *Store) ListAccounts(ctx context.Context, q auth.AccountQuery) ([]auth.P
 		where += ` AND (id = ? OR external_id = ?)`
 		args = append(args, q.Q, q.Q)
 	case q.Q != "":
-		where += ` AND instr(lower(label), lower(?)) > 0`
-		args = append(args, q.Q)
+		// lower() folds ASCII only, like auth.FoldASCII.
+		where += ` AND instr(lower(label), ?) > 0 AND id <> ? AND (external_id IS NULL OR external_id <> ?)`
+		args = append(args, auth.FoldASCII(q.Q), q.Q, q.Q)
 	}
 	args = append(args, q.Limit)
 	rows, err := s.reader.QueryContext(ctx, `SELECT `+profileColumns+` FROM accounts WHERE `+where+` ORDER BY id LIMIT ?`, args...)

@@ -268,6 +268,13 @@ func (t *txn) LotsByAccount(ctx context.Context, account tollgate.AccountID) ([]
 		`SELECT `+lotCols+` FROM lots WHERE account_id = ? ORDER BY id`, account)
 }
 
+// RecentLots implements ledger.ReadTx: the lots_account index walked
+// backwards, LIMIT rows read.
+func (t *txn) RecentLots(ctx context.Context, account tollgate.AccountID, limit int) ([]ledger.Lot, error) {
+	return queryRows(ctx, t.q, "recent lots of account", scanLot,
+		`SELECT `+lotCols+` FROM lots WHERE account_id = ? ORDER BY id DESC LIMIT ?`, account, limit)
+}
+
 // Holds implements ledger.ReadTx.
 func (t *txn) Holds(ctx context.Context, ids []string) ([]ledger.Hold, error) {
 	if len(ids) == 0 {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -37,6 +38,7 @@ func RunAPIKeys(t *testing.T, open APIKeyOpenFunc) {
 		{"List", testKeyList},
 		{"Profiles", testProfiles},
 		{"ProfilePages", testProfilePages},
+		{"AccountSearch", testAccountSearch},
 		{"DisabledKeys", testDisabledKeys},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,4 +249,18 @@ func testKeyList(t *testing.T, s APIKeyStore, svc *ledger.Service) {
 	}
 	_, err = s.APIKeys(ctx, "ghost")
 	wantCode(t, "no account", err, tollgate.ENOTFOUND)
+	// RecentAPIKeys: the newest first, at most limit.
+	for limit, want := range map[int]string{1: "[key_b]", 2: "[key_b key_a]", 10: "[key_b key_a key_c]"} {
+		got, err := s.RecentAPIKeys(ctx, "a1", limit)
+		var ids []string
+		for _, k := range got {
+			ids = append(ids, k.ID)
+		}
+		if err != nil || fmt.Sprint(ids) != want {
+			t.Errorf("RecentAPIKeys(a1, %d) = %v, %v; want %s", limit, ids, err, want)
+		}
+	}
+	if got, err := s.RecentAPIKeys(ctx, "a3", 5); err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("RecentAPIKeys of an account without keys: %#v, %v", got, err)
+	}
 }

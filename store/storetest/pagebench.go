@@ -19,6 +19,7 @@ const PageRows = 100_000
 // fill itself fast).
 type PageStore interface {
 	PaymentStore
+	auth.Store
 	auth.ProfileStore
 	ledger.RawExecer
 }
@@ -39,6 +40,7 @@ func BenchmarkPages(b *testing.B, s PageStore, seed []string) {
 		}
 	}
 	const page = 50
+	as := &auth.Service{Store: s}
 	deepAccount := tollgate.AccountID(fmt.Sprintf("acct_%08d", PageRows-100))
 	deepOrder := fmt.Sprintf("tgbench%08d", PageRows-100)
 	for _, bc := range []struct {
@@ -60,6 +62,14 @@ func BenchmarkPages(b *testing.B, s PageStore, seed []string) {
 		{"accounts/label", func() (int, error) {
 			ps, err := s.ListAccounts(ctx, auth.AccountQuery{Q: "user 9", Limit: page})
 			return len(ps), err
+		}},
+		{"accounts/search", func() (int, error) { // GET /admin/accounts?q=: exact part, then labels
+			ps, _, err := as.ListAccounts(ctx, auth.AccountQuery{Q: "user 9", Limit: page})
+			return len(ps), err
+		}},
+		{"accounts/search_none", func() (int, error) { // no label matches: the whole id index walked
+			ps, _, err := as.ListAccounts(ctx, auth.AccountQuery{Q: "no such label", Limit: page})
+			return len(ps) + page, err
 		}},
 		{"orders/first", func() (int, error) {
 			os, err := s.OrdersPage(ctx, payment.OrderQuery{Limit: page})

@@ -303,6 +303,18 @@ func testListOrders(t *testing.T, ctx context.Context, s PaymentStore) {
 	if err != nil || len(os) != 3 || os[0].OutTradeNo != "tg20261127LS000004" || os[2].OutTradeNo != "tg20261127LS000002" {
 		t.Fatalf("ListOrders = %d orders, %v", len(os), err)
 	}
+	// OrdersByNo: one IN query, by out_trade_no, unknown numbers left out.
+	os, err = s.OrdersByNo(ctx, []string{"tg20261127LS000003", "tg20261127NOSUCH01", "tg20261127LSBOB001", "tg20261127LS000000"})
+	var nos []string
+	for _, o := range os {
+		nos = append(nos, o.OutTradeNo+"/"+string(o.Account))
+	}
+	if err != nil || fmt.Sprint(nos) != "[tg20261127LS000000/alice tg20261127LS000003/alice tg20261127LSBOB001/bob]" {
+		t.Fatalf("OrdersByNo = %v, %v", nos, err)
+	}
+	if os, err := s.OrdersByNo(ctx, nil); err != nil || len(os) != 0 {
+		t.Fatalf("OrdersByNo(nil) = %v, %v", os, err)
+	}
 }
 
 func testLeaseDueOrders(t *testing.T, ctx context.Context, s PaymentStore) {

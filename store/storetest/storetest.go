@@ -58,6 +58,7 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"DebtOutstanding", testDebtOutstanding},
 		{"UsageReport", testUsageReport},
 		{"PaidVolume", testPaidVolume},
+		{"RecentLots", testRecentLots},
 		{"Usage", testUsage},
 		{"UsageTotals", testUsageTotals},
 		{"UsageTotalsRandom", testUsageTotalsRandom},
