@@ -31,8 +31,9 @@ type CatalogView struct {
 	// Source is the catalog file; else "--providers FILE" or
 	// "built-in" (the mock model), priced by the built-in prices.
 	Source string `json:"source"`
-	// Digest is "sha256:" and the SHA-256 of the file's bytes ("" when
-	// built in).
+	// Digest is "sha256:" and catalog.Catalog.Digest: the SHA-256 of
+	// the file's bytes, combined with the logo's when there is one (""
+	// when built in).
 	Digest     string            `json:"digest"`
 	LoadedAt   time.Time         `json:"loaded_at"`
 	Merchant   string            `json:"merchant"`
