@@ -357,6 +357,14 @@ packages:
 // the fee once a call; its hold while in flight covers the fee once; and
 // /v1/models lists the fee beside the per-1M prices, which leave it out.
 func TestServePerCall(t *testing.T) {
+	testServePerCall(t)
+}
+
+func TestServePerCallPostgres(t *testing.T) {
+	testServePerCall(t, "--database-url", testenv.MustPostgres(t))
+}
+
+func testServePerCall(t *testing.T, args ...string) {
 	t.Setenv("TOLLGATE_TEST_UP_KEY", "up-key")
 	up := &gatedUpstream{arrived: make(chan struct{})}
 	upSrv := httptest.NewServer(up)
@@ -365,7 +373,7 @@ func TestServePerCall(t *testing.T) {
 	// 0.005 CNY a call at 100,000 credits per CNY: 500 credits.
 	writeCatalog(t, path, strings.Replace(houseCatalog(upSrv.URL, "10.00", "20.00"), `output: "20.00"}`, `output: "20.00", per_call: "0.005"}`, 1))
 	const admin = "catalog-admin-token-for-tests"
-	m := MustRunMain(t, "--catalog", path, "--admin-token", admin)
+	m := MustRunMain(t, append([]string{"--catalog", path, "--admin-token", admin}, args...)...)
 	c := client{t, m.URL}
 	a := mustAccount(c, admin)
 
