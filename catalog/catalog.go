@@ -192,7 +192,9 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 type Catalog struct {
 	// Source is the file it was read from ("" when built in).
 	Source string
-	// Digest is the SHA-256 of the file's bytes, hex ("" when built in):
+	// Digest is the SHA-256 of the file's bytes, hex ("" when built in);
+	// with a logo, the SHA-256 of the file's SHA-256 followed by the
+	// logo's (see digest), so a changed logo file changes it too:
 	// instances agree on the catalog when their digests do.
 	Digest string
 	File   File
@@ -300,8 +302,7 @@ func readBounded(name string, max int64) ([]byte, error) {
 // extension, .yaml, .yml or .json, says the format). readFile reads the
 // logo; nil refuses a catalog that names one. Errors: *Error.
 func Parse(name string, b []byte, readFile func(string) ([]byte, error)) (*Catalog, error) {
-	sum := sha256.Sum256(b)
-	c := &Catalog{Source: name, Digest: hex.EncodeToString(sum[:])}
+	c := &Catalog{Source: name}
 	var ps problems
 	order := decode(name, b, &c.File, &ps)
 	if len(ps) == 0 {
@@ -310,7 +311,21 @@ func Parse(name string, b []byte, readFile func(string) ([]byte, error)) (*Catal
 	if len(ps) > 0 {
 		return nil, &Error{Source: name, Problems: ps}
 	}
+	c.Digest = digest(b, c.Logo)
 	return c, nil
+}
+
+// digest is a catalog's Digest: the hex SHA-256 of file, or, with a logo,
+// of SHA-256(file) || SHA-256(logo) (raw, 64 bytes). A catalog without a
+// logo keeps the plain file hash that sha256sum shows.
+func digest(file, logo []byte) string {
+	sum := sha256.Sum256(file)
+	if logo == nil {
+		return hex.EncodeToString(sum[:])
+	}
+	l := sha256.Sum256(logo)
+	sum = sha256.Sum256(append(sum[:], l[:]...))
+	return hex.EncodeToString(sum[:])
 }
 
 // problems collects Problems.

@@ -2,6 +2,8 @@ package catalog_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -93,6 +95,42 @@ func TestLogo(t *testing.T) {
 	c, err := catalog.Load(path)
 	if err != nil || string(c.Logo) != "\x89PNG" || c.LogoType != "image/png" {
 		t.Fatalf("logo %q %q, %v", c.Logo, c.LogoType, err)
+	}
+}
+
+// The digest covers the logo's bytes: two instances with the same file
+// but different logos do not agree; with the same logo they do; and a
+// catalog without a logo keeps the plain SHA-256 of its file.
+func TestDigestCoversLogo(t *testing.T) {
+	load := func(logo string) *catalog.Catalog {
+		t.Helper()
+		dir := t.TempDir()
+		if logo != "" {
+			write(t, filepath.Join(dir, "logo.png"), logo)
+		}
+		path := filepath.Join(dir, "c.yaml")
+		body := issue(t)
+		if logo != "" {
+			body = strings.Replace(body, `{name: "Harness AI"}`, `{name: "H", logo: logo.png}`, 1)
+		}
+		write(t, path, body)
+		c, err := catalog.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a, b, a2 := load("\x89PNG one"), load("\x89PNG two"), load("\x89PNG one")
+	if a.Digest == b.Digest {
+		t.Fatalf("different logos, same digest %s", a.Digest)
+	}
+	if a.Digest != a2.Digest || len(a.Digest) != 64 {
+		t.Fatalf("same catalog and logo: digests %s and %s", a.Digest, a2.Digest)
+	}
+	plain := load("")
+	sum := sha256.Sum256([]byte(issue(t)))
+	if plain.Digest != hex.EncodeToString(sum[:]) {
+		t.Fatalf("without a logo the digest is %s, want the file's SHA-256", plain.Digest)
 	}
 }
 

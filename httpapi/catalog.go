@@ -18,10 +18,10 @@ type Catalogs interface {
 	// Current is the catalog in force and when it was loaded.
 	Current() (*catalog.Catalog, time.Time)
 	// Reload reads the catalog file again and puts it in force; a bad
-	// file is refused and the catalog in force kept. Errors: ECONFLICT
-	// (no catalog file), EINVALID wrapping a *catalog.Error or the
-	// reason.
-	Reload(ctx context.Context) (*catalog.Catalog, time.Time, error)
+	// file is refused and the catalog in force kept. actor is who asked,
+	// logged with the outcome. Errors: ECONFLICT (no catalog file),
+	// EINVALID wrapping a *catalog.Error or the reason.
+	Reload(ctx context.Context, actor string) (*catalog.Catalog, time.Time, error)
 }
 
 // CatalogView is the body of GET /admin/catalog and of a reload: the
@@ -31,8 +31,9 @@ type CatalogView struct {
 	// Source is the catalog file; else "--providers FILE" or
 	// "built-in" (the mock model), priced by the built-in prices.
 	Source string `json:"source"`
-	// Digest is "sha256:" and the SHA-256 of the file's bytes ("" when
-	// built in).
+	// Digest is "sha256:" and catalog.Catalog.Digest: the SHA-256 of
+	// the file's bytes, combined with the logo's when there is one (""
+	// when built in).
 	Digest     string            `json:"digest"`
 	LoadedAt   time.Time         `json:"loaded_at"`
 	Merchant   string            `json:"merchant"`
@@ -75,6 +76,7 @@ func (s *Server) catalogShow(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), tollgate.Errorf(tollgate.ENOTFOUND, "no catalog is configured"))
 		return
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	WriteJSON(w, http.StatusOK, newCatalogView(s.Catalogs.Current()))
 }
 
@@ -83,7 +85,8 @@ func (s *Server) catalogReload(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), tollgate.Errorf(tollgate.ENOTFOUND, "no catalog is configured"))
 		return
 	}
-	c, at, err := s.Catalogs.Reload(r.Context())
+	w.Header().Set("Cache-Control", "no-store")
+	c, at, err := s.Catalogs.Reload(r.Context(), catalogActor(r))
 	if err != nil {
 		status, code, kind, msg := shown(r, s.log(), err)
 		body := catalogErrorBody{APIError: APIError{Error: APIErrorBody{Message: msg, Type: kind.OpenAIType, Code: code}}}
@@ -96,3 +99,7 @@ func (s *Server) catalogReload(w http.ResponseWriter, r *http.Request) {
 	}
 	WriteJSON(w, http.StatusOK, newCatalogView(c, at))
 }
+
+// catalogActor is who asked for a reload through the admin API, for its
+// log line. The admin token names no one, so it is "admin".
+func catalogActor(*http.Request) string { return "admin" }

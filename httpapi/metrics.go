@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -109,4 +110,55 @@ func (m *PaymentMetrics) Adjustment(credits tollgate.Credits) {
 	}
 	m.adjustments.WithLabelValues(dir).Inc()
 	m.adjustedCredits.WithLabelValues(dir).Add(float64(n))
+}
+
+// CatalogMetrics counts catalog reloads (SIGHUP and POST
+// /admin/catalog/reload) and shows when the catalog in force was loaded:
+//
+//	tollgate_catalog_reloads_total{result="ok|refused"}
+//	tollgate_catalog_loaded_timestamp_seconds  load time of the catalog in force (unix)
+//
+// An operator alerts on refused reloads, and compares the load times (with
+// the digests of GET /admin/catalog) across instances.
+type CatalogMetrics struct {
+	reloads  *prometheus.CounterVec
+	loadedAt prometheus.Gauge
+}
+
+// NewCatalogMetrics registers the catalog metrics with reg; both results
+// start at 0 so a dashboard sees them before the first reload.
+func NewCatalogMetrics(reg prometheus.Registerer) *CatalogMetrics {
+	m := &CatalogMetrics{
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_catalog_reloads_total", Help: "Catalog reloads (SIGHUP, POST /admin/catalog/reload) by result (ok, refused).",
+		}, []string{"result"}),
+		loadedAt: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tollgate_catalog_loaded_timestamp_seconds", Help: "When the catalog in force was loaded, in unix seconds.",
+		}),
+	}
+	reg.MustRegister(m.reloads, m.loadedAt)
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("refused")
+	return m
+}
+
+// Loaded records that a catalog loaded at at is in force (at start and
+// on every reload that worked).
+func (m *CatalogMetrics) Loaded(at time.Time) {
+	if m == nil {
+		return
+	}
+	m.loadedAt.Set(float64(at.UnixNano()) / 1e9)
+}
+
+// Reload counts a reload: ok, or refused (the catalog in force kept).
+func (m *CatalogMetrics) Reload(ok bool) {
+	if m == nil {
+		return
+	}
+	result := "refused"
+	if ok {
+		result = "ok"
+	}
+	m.reloads.WithLabelValues(result).Inc()
 }

@@ -18,6 +18,9 @@ type packageView struct {
 
 type tokenView struct {
 	Model, Count string
+	// PerCall is the model's per-call fee in credits ("" when none):
+	// the count is of its tokens alone.
+	PerCall string
 }
 
 type checkoutBody struct {
@@ -129,7 +132,11 @@ func (h *Handler) checkoutPage(w http.ResponseWriter, r *http.Request) {
 			Label: pk.Labels[p.Lang]}
 		for _, m := range models {
 			if n := tokensFor(int64(pk.Credits), m); n > 0 {
-				v.Tokens = append(v.Tokens, tokenView{Model: m.Model, Count: compact(n, p.Lang)})
+				tv := tokenView{Model: m.Model, Count: compact(n, p.Lang)}
+				if m.PerCall > 0 {
+					tv.PerCall = compact(int64(m.PerCall), p.Lang)
+				}
+				v.Tokens = append(v.Tokens, tv)
 			}
 		}
 		body.Packages = append(body.Packages, v)

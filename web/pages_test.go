@@ -10,6 +10,7 @@ import (
 
 	"tollgate"
 	"tollgate/web"
+	"tollgate/web/webfake"
 )
 
 // external matches any reference the browser would fetch from another
@@ -39,6 +40,28 @@ func TestCheckoutPageLanguages(t *testing.T) {
 			}
 			checkPageSafety(t, r)
 		})
+	}
+}
+
+// A model with a per-call fee shows it apart from its tokens, whose count
+// is of the token price alone; a model without one shows no fee.
+func TestCheckoutPagePerCallFee(t *testing.T) {
+	f := MustFixture(t)
+	f.flow.Models = []web.ModelPrice{
+		{Model: "fee-model", Input: 1_000_000, Output: 1_000_000, PerCall: 2_000},
+		{Model: "plain-model", Input: 1_000_000, Output: 1_000_000},
+	}
+	for lang, want := range map[string]string{"en": "+ 2K credits a call", "zh": "+ 2000 额度/次"} {
+		r := f.do("GET", "/checkout/"+f.token()+"?lang="+lang, "")
+		if r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		if n := strings.Count(r.Body, want); n == 0 {
+			t.Errorf("%s: the page lacks %q:\n%s", lang, want, r.Body)
+		}
+		if strings.Count(r.Body, `class="call"`) != len(webfake.DefaultPackages) {
+			t.Errorf("%s: want one fee per package (fee-model only), got %d", lang, strings.Count(r.Body, `class="call"`))
+		}
 	}
 }
 

@@ -108,11 +108,13 @@ type Branding struct {
 	LogoType string
 }
 
-// ModelPrice is what 1M tokens of a model cost in credits.
+// ModelPrice is what 1M tokens of a model cost in credits (the tokens
+// alone), and PerCall the fee every call of it costs besides (0: none).
 type ModelPrice struct {
-	Model  string
-	Input  tollgate.Credits
-	Output tollgate.Credits
+	Model   string
+	Input   tollgate.Credits
+	Output  tollgate.Credits
+	PerCall tollgate.Credits
 }
 
 // Balance is an account's balance (see ledger.Balance).

@@ -131,6 +131,13 @@ func testServeCatalog(t *testing.T, args ...string) {
 		len(view.Packages) != 1 || view.Packages[0].Labels["zh"] != "体验包" {
 		t.Fatalf("GET /admin/catalog %+v, want digest %s", view, digest)
 	}
+	if _, _, h := c.call("GET", "/admin/catalog", admin, "", nil); h.Get("Cache-Control") != "no-store" {
+		t.Fatalf("GET /admin/catalog Cache-Control %q", h.Get("Cache-Control"))
+	}
+	if !strings.Contains(metricsText(c), `tollgate_catalog_reloads_total{result="refused"} 0`) ||
+		!strings.Contains(metricsText(c), "tollgate_catalog_loaded_timestamp_seconds ") {
+		t.Fatalf("/metrics before any reload lacks the catalog metrics")
+	}
 	if st, _, _ := c.call("GET", "/admin/catalog", "", "", nil); st != 401 {
 		t.Fatalf("GET /admin/catalog without the admin token: %d", st)
 	}
@@ -170,7 +177,10 @@ func testServeCatalog(t *testing.T, args ...string) {
 
 	// A bad file is refused, named, and the catalog in force is kept.
 	writeCatalog(t, path, strings.Replace(houseCatalog(upSrv.URL, "10.00", "20.00"), `fen: 1000`, `fen: 0`, 1)+"bogus: 1\n")
-	st, b, _ = c.call("POST", "/admin/catalog/reload", admin, "", nil)
+	st, b, h := c.call("POST", "/admin/catalog/reload", admin, "", nil)
+	if h.Get("Cache-Control") != "no-store" {
+		t.Fatalf("POST /admin/catalog/reload Cache-Control %q", h.Get("Cache-Control"))
+	}
 	if st != 400 || !bytes.Contains(b, []byte(`"path":"bogus"`)) || !bytes.Contains(b, []byte(digest[len("sha256:"):])) {
 		t.Fatalf("reload of a bad file: %d %s", st, b)
 	}
@@ -185,6 +195,10 @@ func testServeCatalog(t *testing.T, args ...string) {
 	c.must(200, "GET", "/admin/catalog", admin, "", &view)
 	if view.Digest != digest {
 		t.Fatalf("after refused reloads the digest is %s, want %s", view.Digest, digest)
+	}
+	if mt := metricsText(c); !strings.Contains(mt, `tollgate_catalog_reloads_total{result="refused"} 3`) ||
+		!strings.Contains(mt, `tollgate_catalog_reloads_total{result="ok"} 0`) {
+		t.Fatalf("after three refused reloads, /metrics:\n%s", grepLines(mt, "tollgate_catalog_"))
 	}
 	if u := houseChat(c, a.APIKey); u.Cost != u.Prompt+2*u.Completion {
 		t.Fatalf("after refused reloads, usage %+v", u)
@@ -208,6 +222,9 @@ func testServeCatalog(t *testing.T, args ...string) {
 	c.must(200, "POST", "/admin/catalog/reload", admin, "", &view)
 	if view.Digest != newDigest {
 		t.Fatalf("reload answered digest %s, want %s", view.Digest, newDigest)
+	}
+	if mt := metricsText(c); !strings.Contains(mt, `tollgate_catalog_reloads_total{result="ok"} 1`) {
+		t.Fatalf("after a reload, /metrics:\n%s", grepLines(mt, "tollgate_catalog_"))
 	}
 	up.gate.Store(nil)
 	close(gate)
@@ -340,6 +357,14 @@ packages:
 // the fee once a call; its hold while in flight covers the fee once; and
 // /v1/models lists the fee beside the per-1M prices, which leave it out.
 func TestServePerCall(t *testing.T) {
+	testServePerCall(t)
+}
+
+func TestServePerCallPostgres(t *testing.T) {
+	testServePerCall(t, "--database-url", testenv.MustPostgres(t))
+}
+
+func testServePerCall(t *testing.T, args ...string) {
 	t.Setenv("TOLLGATE_TEST_UP_KEY", "up-key")
 	up := &gatedUpstream{arrived: make(chan struct{})}
 	upSrv := httptest.NewServer(up)
@@ -348,7 +373,7 @@ func TestServePerCall(t *testing.T) {
 	// 0.005 CNY a call at 100,000 credits per CNY: 500 credits.
 	writeCatalog(t, path, strings.Replace(houseCatalog(upSrv.URL, "10.00", "20.00"), `output: "20.00"}`, `output: "20.00", per_call: "0.005"}`, 1))
 	const admin = "catalog-admin-token-for-tests"
-	m := MustRunMain(t, "--catalog", path, "--admin-token", admin)
+	m := MustRunMain(t, append([]string{"--catalog", path, "--admin-token", admin}, args...)...)
 	c := client{t, m.URL}
 	a := mustAccount(c, admin)
 
@@ -400,4 +425,22 @@ func TestServePerCall(t *testing.T) {
 	if u := houseChat(c, a.APIKey); u.Cost != u.Prompt+2*u.Completion+500 {
 		t.Fatalf("second call: usage %+v", u)
 	}
+}
+
+// metricsText is the server's /metrics.
+func metricsText(c client) string {
+	c.tb.Helper()
+	_, b, _ := c.call("GET", "/metrics", "", "", nil)
+	return string(b)
+}
+
+// grepLines is the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, sub) {
+			out = append(out, strings.TrimRight(l, "\n"))
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -19,6 +19,7 @@ import (
 	"tollgate/catalog"
 	"tollgate/gateway"
 	"tollgate/gateway/mockllm"
+	"tollgate/httpapi"
 	"tollgate/metering"
 	"tollgate/pricing"
 	"tollgate/web"
@@ -40,6 +41,7 @@ type liveCatalog struct {
 	pricer     *pricing.Pricer
 	opts       gateway.Options // every gateway's, Pricer aside
 	metrics    *gateway.Metrics
+	reloads    *httpapi.CatalogMetrics
 	log        *slog.Logger
 
 	mu  sync.Mutex // one reload at a time
@@ -87,10 +89,37 @@ func (l *liveCatalog) Support() string {
 func (l *liveCatalog) Advertised() []string { return l.cur.Load().cat.Advertised }
 
 // Reload reads the catalog file again and puts it in force. A file that
-// cannot be read or is not valid is refused with the reason (logged too),
-// and the catalog in force is kept. Errors: ECONFLICT without --catalog,
-// EINVALID for a bad file.
-func (l *liveCatalog) Reload(ctx context.Context) (*catalog.Catalog, time.Time, error) {
+// cannot be read or is not valid is refused with the reason, and the
+// catalog in force is kept. actor is who asked ("SIGHUP", or the admin
+// API's actor); the outcome is logged with it (logReload) and counted.
+// Errors: ECONFLICT without --catalog, EINVALID for a bad file.
+func (l *liveCatalog) Reload(ctx context.Context, actor string) (*catalog.Catalog, time.Time, error) {
+	old, _ := l.Current()
+	cur, at, err := l.reload()
+	l.logReload(ctx, actor, old, cur, err)
+	l.reloads.Reload(err == nil)
+	if err == nil {
+		l.reloads.Loaded(at)
+	}
+	return cur, at, err
+}
+
+// logReload is the one log line of a reload, whoever asked: who (actor),
+// the file, and the outcome (the new and previous digests, or why it was
+// refused and the digest kept).
+func (l *liveCatalog) logReload(ctx context.Context, actor string, old, cur *catalog.Catalog, err error) {
+	if err != nil {
+		l.log.WarnContext(ctx, "catalog reload refused; the catalog in force is kept", "actor", actor, "file", l.path,
+			"digest", old.Digest, "err", tollgate.ErrorMessage(err))
+		return
+	}
+	l.log.InfoContext(ctx, "catalog reloaded", "actor", actor, "file", l.path, "digest", cur.Digest, "previous_digest", old.Digest,
+		"models", strings.Join(slices.Sorted(maps.Keys(cur.Gateway.Models)), ","))
+}
+
+// reload is Reload's work: the new catalog in force, or the error that
+// refused it (nothing changed).
+func (l *liveCatalog) reload() (*catalog.Catalog, time.Time, error) {
 	if l.path == "" {
 		return nil, time.Time{}, tollgate.Errorf(tollgate.ECONFLICT, "serve runs without --catalog: there is no catalog file to reload")
 	}
@@ -102,13 +131,10 @@ func (l *liveCatalog) Reload(ctx context.Context) (*catalog.Catalog, time.Time, 
 		err = l.install(cat)
 	}
 	if err != nil {
-		l.log.WarnContext(ctx, "catalog reload refused; the catalog in force is kept", "file", l.path, "digest", old.Digest, "err", err)
 		return nil, time.Time{}, &tollgate.Error{Code: tollgate.EINVALID, Op: "catalog.Reload",
 			Message: "catalog reload refused, the catalog in force (sha256:" + old.Digest + ") is kept: " + err.Error(), Err: err}
 	}
 	cur, at := l.Current()
-	l.log.InfoContext(ctx, "catalog reloaded", "file", l.path, "digest", cur.Digest, "previous_digest", old.Digest,
-		"models", strings.Join(slices.Sorted(maps.Keys(cur.Gateway.Models)), ","))
 	return cur, at, nil
 }
 
@@ -203,9 +229,6 @@ func (m *Main) ReloadCatalog(ctx context.Context) error {
 	if m.catalog == nil {
 		return errors.New("serve: not running")
 	}
-	_, _, err := m.catalog.Reload(ctx)
-	if tollgate.ErrorCode(err) == tollgate.ECONFLICT {
-		m.log.WarnContext(ctx, "SIGHUP: "+tollgate.ErrorMessage(err))
-	}
+	_, _, err := m.catalog.Reload(ctx, "SIGHUP")
 	return err
 }

@@ -106,7 +106,8 @@ func (m *Main) ledgerOptions(db database) ledger.Options {
 func (m *Main) buildGateway(st *stores, svc *services) (gatewayParts, error) {
 	g := gatewayParts{}
 	metrics := gateway.NewMetrics(svc.reg)
-	live := &liveCatalog{path: m.Config.Catalog, production: m.Config.Mode == ModeProduction, metrics: metrics, log: m.log}
+	live := &liveCatalog{path: m.Config.Catalog, production: m.Config.Mode == ModeProduction, metrics: metrics,
+		reloads: httpapi.NewCatalogMetrics(svc.reg), log: m.log}
 	cat, err := m.firstCatalog(live, &g)
 	if err != nil {
 		return g, err
@@ -146,6 +147,8 @@ func (m *Main) buildGateway(st *stores, svc *services) (gatewayParts, error) {
 	if err := live.install(cat); err != nil {
 		return g, fmt.Errorf("serve: gateway: %w", err)
 	}
+	_, at := live.Current()
+	live.reloads.Loaded(at)
 	g.pricer, g.catalog, g.handler = live.pricer, live, live
 	m.catalog = live
 	g.desc += " (models: " + strings.Join(slices.Sorted(maps.Keys(cat.Gateway.Models)), ", ") + ")"

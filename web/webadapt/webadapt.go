@@ -241,7 +241,7 @@ func (c Catalog) Packages(context.Context) ([]web.Package, error) {
 }
 
 // ModelPrices implements web.Catalog: each model's cost of 1M input and
-// 1M output tokens, in credits. A model whose price cannot be had now (a
+// 1M output tokens, in credits, and its per-call fee apart. A model whose price cannot be had now (a
 // rate never fetched) is left out rather than failing the page.
 func (c Catalog) ModelPrices(ctx context.Context) ([]web.ModelPrice, error) {
 	popular := c.Popular
@@ -265,12 +265,15 @@ func (c Catalog) ModelPrices(ctx context.Context) ([]web.ModelPrice, error) {
 	}
 	var out []web.ModelPrice
 	for _, m := range order {
-		in, err1 := c.Pricer.Cost(ctx, m, tollgate.Tokens{Input: 1_000_000})
-		outp, err2 := c.Pricer.Cost(ctx, m, tollgate.Tokens{Output: 1_000_000})
-		if err1 != nil || err2 != nil {
+		// The token prices without the per-call fee (TokenCost), which
+		// is shown on its own: Cost would add it to each 1M.
+		in, err1 := c.Pricer.TokenCost(ctx, m, tollgate.Tokens{Input: 1_000_000})
+		outp, err2 := c.Pricer.TokenCost(ctx, m, tollgate.Tokens{Output: 1_000_000})
+		call, err3 := c.Pricer.Cost(ctx, m, tollgate.Tokens{})
+		if err1 != nil || err2 != nil || err3 != nil {
 			continue
 		}
-		out = append(out, web.ModelPrice{Model: m, Input: in, Output: outp})
+		out = append(out, web.ModelPrice{Model: m, Input: in, Output: outp, PerCall: call})
 	}
 	return out, nil
 }

@@ -39,6 +39,29 @@ func TestCatalog(t *testing.T) {
 	}
 }
 
+// The checkout's prices per 1M tokens are the token price (TokenCost):
+// a per-call fee is not added to each 1M but given on its own.
+func TestCatalogPerCallFee(t *testing.T) {
+	cfg := pricing.DefaultConfig()
+	cfg.Models = map[string]pricing.ModelPrice{
+		"fee":   {Currency: pricing.USD, Input: pricing.MustDecimal("0.50"), Output: pricing.MustDecimal("1.00"), PerCall: pricing.MustDecimal("0.002")},
+		"nofee": {Currency: pricing.USD, Input: pricing.MustDecimal("0.50"), Output: pricing.MustDecimal("1.00")},
+	}
+	p, err := pricing.New(cfg, pricing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := webadapt.Catalog{Pricer: p, Advertised: func() []string { return []string{"fee", "nofee"} }}.ModelPrices(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 USD per 1M credits: 0.50 and 1.00 USD per 1M tokens, 0.002 USD a call.
+	want := []web.ModelPrice{{Model: "fee", Input: 500_000, Output: 1_000_000, PerCall: 2_000}, {Model: "nofee", Input: 500_000, Output: 1_000_000}}
+	if !reflect.DeepEqual(ms, want) {
+		t.Fatalf("model prices %+v, want %+v", ms, want)
+	}
+}
+
 func TestOrder(t *testing.T) {
 	now := time.Now()
 	got := webadapt.Order(payment.Order{OutTradeNo: "TG1", Status: payment.StatusPayError, Fen: 5000, Credits: 7, PackageID: "plus", ExpiresAt: now, CreatedAt: now})
