@@ -209,7 +209,7 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	attrs := []any{"account", id, "actor", "admin", "reason", b.Reason}
+	attrs := []any{"account", id, "actor", actorOf(r), "reason", b.Reason}
 	if b.Disabled != nil {
 		attrs = append(attrs, "disabled", *b.Disabled)
 	}

@@ -131,7 +131,7 @@ func (s *Server) adjust(w http.ResponseWriter, r *http.Request) {
 	}
 	id := tollgate.AccountID(r.PathValue("account_id"))
 	a, again, err := s.Ledger.Adjust(r.Context(), ledger.AdjustRequest{Account: id, IdempotencyKey: keys[0], Credits: *b.Credits,
-		AsDebt: b.AsDebt, Reason: b.Reason, Actor: "admin"})
+		AsDebt: b.AsDebt, Reason: b.Reason, Actor: actorOf(r)})
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return

@@ -33,13 +33,17 @@ type RefundView struct {
 	Status      payment.RefundStatus `json:"status"`
 	RequestedBy string               `json:"requested_by"`
 	Reason      string               `json:"reason"`
-	CreatedAt   time.Time            `json:"created_at"`
-	UpdatedAt   time.Time            `json:"updated_at"`
+	// Actor names who asked: "account:<account id>" for a user's own
+	// refund, the admin API's actor (ActorHeader) for the operator's;
+	// "" for refunds made before it was recorded.
+	Actor     string    `json:"actor"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func refundView(r payment.RefundRecord) RefundView {
 	return RefundView{OutRefundNo: r.OutRefundNo, OutTradeNo: r.OutTradeNo, Account: r.Account, RefundFen: r.Fen, Credits: r.Credits,
-		AskedFen: r.AskedFen, Status: r.Status, RequestedBy: r.RequestedBy, Reason: r.Reason, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		AskedFen: r.AskedFen, Status: r.Status, RequestedBy: r.RequestedBy, Reason: r.Reason, Actor: r.Actor, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 // timeCursor reads a cursor of (created_at in unix microseconds, key).
@@ -107,9 +111,13 @@ type WeChatView struct {
 // AdminOrderDetail is the body of GET /admin/orders/{out_trade_no}.
 type AdminOrderDetail struct {
 	AdminOrderView
-	Refunds     []RefundView `json:"refunds"`
-	WeChat      *WeChatView  `json:"wechat"`
-	WeChatError string       `json:"wechat_error,omitempty"`
+	// Refunds are the order's newest refunds, payment.AdminOrderRefunds
+	// at most, newest first; RefundsTruncated says there are older ones
+	// (GET /admin/refunds?out_trade_no= pages through them all).
+	Refunds          []RefundView `json:"refunds"`
+	RefundsTruncated bool         `json:"refunds_truncated"`
+	WeChat           *WeChatView  `json:"wechat"`
+	WeChatError      string       `json:"wechat_error,omitempty"`
 }
 
 // adminOrder answers GET /admin/orders/{out_trade_no}: the order, its
@@ -125,7 +133,8 @@ func (s *Server) adminOrder(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	d := AdminOrderDetail{AdminOrderView: adminOrderView(o.Order), Refunds: make([]RefundView, 0, len(o.Refunds)), WeChatError: o.WeChatError}
+	d := AdminOrderDetail{AdminOrderView: adminOrderView(o.Order), Refunds: make([]RefundView, 0, len(o.Refunds)),
+		RefundsTruncated: o.RefundsTruncated, WeChatError: o.WeChatError}
 	for _, rf := range o.Refunds {
 		d.Refunds = append(d.Refunds, refundView(rf))
 	}
@@ -143,11 +152,22 @@ type adminRefundBody struct {
 	Reason    string        `json:"reason"`
 }
 
+// AdminRefundView is the answer of POST /admin/orders/{out_trade_no}/refund:
+// the refund record as stored, and whether this request resumed one an
+// earlier request with the same Idempotency-Key made (then every field is
+// that refund's: its reason, amount, actor and status, failed included).
+type AdminRefundView struct {
+	RefundView
+	Resumed bool `json:"resumed"`
+}
+
 // adminRefund answers POST /admin/orders/{out_trade_no}/refund: the
 // operator refunds all or part of an order's unused credit, whatever
-// --refund-policy says, with the reason recorded, once per
+// --refund-policy says, with the reason and actor recorded, once per
 // Idempotency-Key: the same key and body answer with the first refund
-// (200, Idempotent-Replayed), another body 409.
+// as stored (200, Idempotent-Replayed, "resumed": true; a pending one is
+// taken further first), another body 409. The actor is not part of the
+// body: a retry by another actor gets the first refund, with its actor.
 func (s *Server) adminRefund(w http.ResponseWriter, r *http.Request) {
 	no, err := orderNo(r)
 	if err != nil {
@@ -168,7 +188,7 @@ func (s *Server) adminRefund(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	ask := payment.RefundAsk{OutTradeNo: no, Reason: b.Reason, IdempotencyKey: keys[0]}
+	ask := payment.RefundAsk{OutTradeNo: no, Reason: b.Reason, Actor: actorOf(r), IdempotencyKey: keys[0]}
 	if b.AmountFen != nil {
 		if *b.AmountFen <= 0 {
 			WriteError(w, r, s.log(), &payment.ParamError{Param: "amount_fen", Message: "amount_fen must be a positive number of fen (leave it out to refund all the unused credit)"})
@@ -183,13 +203,14 @@ func (s *Server) adminRefund(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
+		s.log().InfoContext(r.Context(), "admin: refund resumed", "out_trade_no", no, "out_refund_no", res.OutRefundNo,
+			"status", string(res.Record.Status), "actor", actorOf(r), "first_actor", res.Record.Actor)
 	} else {
-		s.log().InfoContext(r.Context(), "admin: refund", "out_trade_no", no, "out_refund_no", res.OutRefundNo, "refund_fen", int64(res.RefundFen),
-			"actor", "admin", "reason", b.Reason)
+		s.log().InfoContext(r.Context(), "admin: refund", "out_trade_no", no, "out_refund_no", res.OutRefundNo, "refund_fen", int64(res.Record.Fen),
+			"actor", res.Record.Actor, "reason", res.Record.Reason)
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	WriteJSON(w, http.StatusOK, map[string]any{"out_refund_no": res.OutRefundNo, "refund_fen": res.RefundFen, "credits": res.Credits,
-		"status": res.Status, "requested_by": payment.RequestedByAdmin, "reason": b.Reason})
+	WriteJSON(w, http.StatusOK, AdminRefundView{RefundView: refundView(res.Record), Resumed: res.Replayed})
 }
 
 // adminRefunds answers GET /admin/refunds?account=&status=&out_trade_no=&limit=&cursor=:

@@ -118,6 +118,8 @@ func (s *Server) WithAuth(next http.Handler) http.Handler {
 // constant time. With no admin token configured every request is refused.
 // A query string that carries the admin token (under any parameter name)
 // is refused outright, 400, whatever the header says: URLs are logged.
+// The request's actor (ActorHeader, DefaultActor without it) is read here
+// for every admin handler (actorOf); a malformed one is 400.
 func (s *Server) withAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if adminTokenInQuery(r, s.AdminToken) {
@@ -129,7 +131,12 @@ func (s *Server) withAdmin(next http.Handler) http.Handler {
 			WriteError(w, r, s.log(), errAdmin)
 			return
 		}
-		next.ServeHTTP(w, r)
+		actor, err := readActor(r)
+		if err != nil {
+			WriteError(w, r, s.log(), err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(withActor(r.Context(), actor)))
 	})
 }
 

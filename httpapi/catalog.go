@@ -88,6 +88,7 @@ func (s *Server) catalogReload(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	c, at, err := s.Catalogs.Reload(r.Context(), catalogActor(r))
 	if err != nil {
+		s.log().InfoContext(r.Context(), "admin: catalog reload refused", "actor", actorOf(r), "err", tollgate.ErrorMessage(err))
 		status, code, kind, msg := shown(r, s.log(), err)
 		body := catalogErrorBody{APIError: APIError{Error: APIErrorBody{Message: msg, Type: kind.OpenAIType, Code: code}}}
 		var ce *catalog.Error
@@ -97,7 +98,9 @@ func (s *Server) catalogReload(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, status, body)
 		return
 	}
-	WriteJSON(w, http.StatusOK, newCatalogView(c, at))
+	v := newCatalogView(c, at)
+	s.log().InfoContext(r.Context(), "admin: catalog reloaded", "actor", actorOf(r), "digest", v.Digest)
+	WriteJSON(w, http.StatusOK, v)
 }
 
 // catalogActor is who asked for a reload through the admin API, for its

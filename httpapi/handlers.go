@@ -154,7 +154,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	s.log().InfoContext(r.Context(), "admin: account created", "account", c.Account, "actor", "admin")
+	s.log().InfoContext(r.Context(), "admin: account created", "account", c.Account, "key", c.Key.ID, "actor", actorOf(r))
 	w.Header().Set("Cache-Control", "no-store")
 	pv := profileView(p)
 	WriteJSON(w, http.StatusCreated, AccountCreated{KeyCreated: KeyCreated{Account: c.Account, APIKey: c.APIKey, KeyView: keyView(c.Key)},
@@ -175,6 +175,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
+	s.log().InfoContext(r.Context(), "admin: key created", "account", account, "key", k.ID, "actor", actorOf(r))
 	w.Header().Set("Cache-Control", "no-store")
 	WriteJSON(w, http.StatusCreated, KeyCreated{Account: account, APIKey: plain, KeyView: keyView(k)})
 }
@@ -200,11 +201,13 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	k, err := s.Auth.Revoke(r.Context(), tollgate.AccountID(r.PathValue("account_id")), r.PathValue("key_id"))
+	account := tollgate.AccountID(r.PathValue("account_id"))
+	k, err := s.Auth.Revoke(r.Context(), account, r.PathValue("key_id"))
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
 	}
+	s.log().InfoContext(r.Context(), "admin: key revoked", "account", account, "key", k.ID, "actor", actorOf(r))
 	WriteJSON(w, http.StatusOK, keyView(k))
 }
 

@@ -74,11 +74,18 @@ func (s *Service) OrdersOf(ctx context.Context, account tollgate.AccountID, outT
 	return out, nil
 }
 
+// AdminOrderRefunds bounds the refunds AdminOrderOf reads of an order.
+const AdminOrderRefunds = 100
+
 // AdminOrder is an order as the operator sees it: its refunds, and what
 // WeChat Pay says of it now.
 type AdminOrder struct {
-	Order   Order
-	Refunds []RefundRecord
+	Order Order
+	// Refunds are the order's newest refunds, AdminOrderRefunds at most,
+	// newest first; RefundsTruncated says there are older ones (GET
+	// /admin/refunds?out_trade_no= pages through them all).
+	Refunds          []RefundRecord
+	RefundsTruncated bool
 	// WeChat is WeChat Pay's answer to an order query, or nil with
 	// WeChatError saying why there is none (the query was refused by the
 	// cluster's query budget, or failed).
@@ -96,11 +103,15 @@ func (s *Service) AdminOrderOf(ctx context.Context, outTradeNo string) (AdminOrd
 	if err != nil {
 		return AdminOrder{}, wrap(op, tollgate.EINTERNAL, err)
 	}
-	recs, err := s.store.RefundsByOrder(ctx, outTradeNo)
+	// Bounded: one keyset page, never every refund of the order.
+	recs, err := s.store.RefundsPage(ctx, RefundQuery{OutTradeNo: outTradeNo, Limit: AdminOrderRefunds + 1})
 	if err != nil {
 		return AdminOrder{}, wrap(op, tollgate.EINTERNAL, err)
 	}
 	out := AdminOrder{Order: o, Refunds: recs}
+	if len(recs) > AdminOrderRefunds {
+		out.Refunds, out.RefundsTruncated = recs[:AdminOrderRefunds], true
+	}
 	if out.Refunds == nil {
 		out.Refunds = []RefundRecord{}
 	}

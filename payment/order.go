@@ -196,6 +196,23 @@ type RefundRecord struct {
 	RequestedBy string
 	Reason      string
 	AskedFen    tollgate.Fen
+	// Actor names who asked (migration 0012): "account:<account id>"
+	// for a user's own refund, the admin API's actor for the operator's
+	// ("admin", or e.g. "console:<session>"); "" for refunds made before
+	// it was recorded. At most MaxActor bytes.
+	Actor string
+}
+
+// MaxActor bounds RefundRecord.Actor (the column's CHECK).
+const MaxActor = 64
+
+// AccountActor is the actor of a user's own refund.
+func AccountActor(account tollgate.AccountID) string {
+	a := "account:" + string(account)
+	if len(a) > MaxActor {
+		a = a[:MaxActor]
+	}
+	return a
 }
 
 // Who asks for a refund.

@@ -23,6 +23,10 @@ type RefundResult struct {
 	// Replayed is true when an earlier request with the same
 	// idempotency key made this refund (RefundAsk.IdempotencyKey).
 	Replayed bool `json:"-"`
+	// Record is the refund record as stored (who asked, why, the amount
+	// asked for), for the admin API; a replay answers with the first
+	// request's.
+	Record RefundRecord `json:"-"`
 }
 
 // refundNo is the deterministic refund number of an order's n-th refund.
@@ -61,6 +65,10 @@ type RefundAsk struct {
 	// RequestedBy is RequestedByAccount or RequestedByAdmin; Reason why.
 	RequestedBy string
 	Reason      string
+	// Actor names who asked (RefundRecord.Actor): at most MaxActor
+	// bytes. It is not part of the idempotent ask: a retry by another
+	// actor with the same key gets the first refund, with its actor.
+	Actor string
 	// IdempotencyKey, when set, makes the refund once per (order, key):
 	// the same key with the same amount and reason answers with the
 	// refund made the first time (Replayed), with others ECONFLICT.
@@ -104,7 +112,8 @@ func (s *Service) Refund(ctx context.Context, account tollgate.AccountID, outTra
 				Message: fmt.Sprintf("a payment can be refunded here within %v of paying, and that has passed: %s", s.cfg.RefundWindow, ask)}
 		}
 	}
-	return s.refund(ctx, RefundAsk{OutTradeNo: outTradeNo, Account: account, RequestedBy: RequestedByAccount, Reason: "refund through the API"})
+	return s.refund(ctx, RefundAsk{OutTradeNo: outTradeNo, Account: account, RequestedBy: RequestedByAccount, Reason: "refund through the API",
+		Actor: AccountActor(account)})
 }
 
 // refundContact is where a user asks the operator for a refund, "" when
@@ -120,9 +129,19 @@ func (s *Service) refundContact() string {
 // all of its unused credit, or AmountFen of it, recording who asked and
 // why. Errors: EINVALID (the amount is not a whole number of credits, or
 // exceeds what was paid), and those of the refund itself (see refund).
+//
+// The result's Record is the refund record as it is now: on a replay
+// (Replayed) the first request's reason, amount and actor.
 func (s *Service) AdminRefund(ctx context.Context, ask RefundAsk) (RefundResult, error) {
 	ask.RequestedBy = RequestedByAdmin
-	return s.refund(ctx, ask)
+	res, err := s.refund(ctx, ask)
+	if err != nil {
+		return res, err
+	}
+	if res.Record, err = s.store.Refund(ctx, res.OutRefundNo); err != nil {
+		return RefundResult{}, wrap("payment.AdminRefund", tollgate.EINTERNAL, err)
+	}
+	return res, nil
 }
 
 // refund refunds the unused part of a paid order's credits (or
@@ -156,6 +175,9 @@ func (s *Service) refund(ctx context.Context, ask RefundAsk) (RefundResult, erro
 	}
 	if ask.AmountFen < 0 {
 		return RefundResult{}, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "amount_fen must be positive"}
+	}
+	if len(ask.Actor) > MaxActor {
+		return RefundResult{}, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: fmt.Sprintf("actor must be at most %d bytes", MaxActor)}
 	}
 	no := ""
 	if ask.IdempotencyKey != "" {
@@ -206,7 +228,7 @@ func (s *Service) refund(ctx context.Context, ask RefundAsk) (RefundResult, erro
 	now := s.now().UTC()
 	rec, err := s.store.CreateRefund(ctx, RefundRecord{OutRefundNo: no,
 		OutTradeNo: outTradeNo, Account: o.Account, Status: RefundPending, CreatedAt: now, UpdatedAt: now,
-		NextPollAt: now.Add(s.cfg.PollBase), RequestedBy: ask.RequestedBy, Reason: ask.Reason, AskedFen: ask.AmountFen})
+		NextPollAt: now.Add(s.cfg.PollBase), RequestedBy: ask.RequestedBy, Reason: ask.Reason, AskedFen: ask.AmountFen, Actor: ask.Actor})
 	if err != nil {
 		return RefundResult{}, wrap(op, tollgate.EINTERNAL, err)
 	}
@@ -215,7 +237,7 @@ func (s *Service) refund(ctx context.Context, ask RefundAsk) (RefundResult, erro
 	}
 	s.metrics.Count(EventRefundAsked, rec.RequestedBy)
 	s.log.InfoContext(ctx, "payment: refund asked", "out_refund_no", rec.OutRefundNo, "requested_by", rec.RequestedBy,
-		"reason", rec.Reason, "amount_fen", int64(rec.AskedFen))
+		"actor", rec.Actor, "reason", rec.Reason, "amount_fen", int64(rec.AskedFen))
 	return s.resumeRefund(ctx, o, rec)
 }
 

@@ -226,7 +226,7 @@ func (s *Store) LeaseDueOrders(ctx context.Context, owner string, now, until tim
 func (s *Store) CreateRefund(ctx context.Context, r payment.RefundRecord) (payment.RefundRecord, error) {
 	const op = "postgres.CreateRefund"
 	if _, err := s.pool.Exec(ctx, `INSERT INTO payment_refunds (`+payrows.RefundColumns+`)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) ON CONFLICT (out_refund_no) DO NOTHING`, payrows.RefundArgs(&r)...); err != nil {
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) ON CONFLICT (out_refund_no) DO NOTHING`, payrows.RefundArgs(&r)...); err != nil {
 		return payment.RefundRecord{}, mapError(op, err)
 	}
 	got, err := s.Refund(ctx, r.OutRefundNo)

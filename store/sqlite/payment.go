@@ -268,7 +268,7 @@ func (s *Store) CreateRefund(ctx context.Context, r payment.RefundRecord) (payme
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_refunds (`+payrows.RefundColumns+`)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, payrows.RefundArgs(&r)...); err != nil {
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, payrows.RefundArgs(&r)...); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		out = r

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -389,7 +390,7 @@ func testPaymentRefunds(t *testing.T, ctx context.Context, s PaymentStore) {
 	mustCreate(t, ctx, s, o, nil)
 	r := payment.RefundRecord{OutRefundNo: o.OutTradeNo + "R1", OutTradeNo: o.OutTradeNo, Account: "alice", Fen: 2500,
 		Credits: 500_000, Status: payment.RefundPending, CreatedAt: T0, UpdatedAt: T0, NextPollAt: T0.Add(5 * time.Second),
-		RequestedBy: payment.RequestedByAdmin, Reason: "paid twice by mistake", AskedFen: 2500}
+		RequestedBy: payment.RequestedByAdmin, Reason: "paid twice by mistake", AskedFen: 2500, Actor: "console:1a2b3c4d"}
 	for range 2 {
 		if got, err := s.CreateRefund(ctx, r); err != nil || got != r {
 			t.Fatalf("CreateRefund = %+v, %v", got, err)
@@ -425,9 +426,22 @@ func testPaymentRefunds(t *testing.T, ctx context.Context, s PaymentStore) {
 		t.Fatal(err)
 	}
 	rs, err := s.RefundsByOrder(ctx, o.OutTradeNo)
-	if err != nil || len(rs) != 2 || rs[0].OutRefundNo != r.OutRefundNo || rs[1].OutRefundNo != r2.OutRefundNo {
+	if err != nil || len(rs) != 2 || rs[0].OutRefundNo != r.OutRefundNo || rs[1].OutRefundNo != r2.OutRefundNo || rs[0].Actor != r.Actor {
 		t.Fatalf("RefundsByOrder = %+v, %v", rs, err)
 	}
+	// An order's newest refunds, bounded (the admin order detail).
+	if rs, err := s.RefundsPage(ctx, payment.RefundQuery{OutTradeNo: o.OutTradeNo, Limit: 1}); err != nil || len(rs) != 1 ||
+		rs[0].OutRefundNo != r2.OutRefundNo || rs[0].Actor != r.Actor {
+		t.Fatalf("RefundsPage(order, 1) = %+v, %v; want %s alone", rs, err, r2.OutRefundNo)
+	}
+	// The actor is bounded by the schema too (migration 0012).
+	long := r
+	long.OutRefundNo, long.Actor = o.OutTradeNo+"R3", strings.Repeat("a", payment.MaxActor+1)
+	if _, err := s.CreateRefund(ctx, long); err == nil {
+		t.Fatalf("a refund with a %d-byte actor was stored", len(long.Actor))
+	}
+	_, err = s.Refund(ctx, long.OutRefundNo)
+	WantCode(t, err, tollgate.ENOTFOUND)
 	if got, _ := s.LeaseDueRefunds(ctx, "c", T0.Add(time.Hour), T0.Add(2*time.Hour), 10); len(got) != 1 || got[0].OutRefundNo != r2.OutRefundNo {
 		t.Fatalf("final refunds must not be leased: %+v", got)
 	}

@@ -21,11 +21,11 @@ const OrderColumns = `out_trade_no, account_id, fen, credits, package_id, api_ve
 
 // RefundColumns are the columns of payment_refunds, in the order RefundArgs
 // and ScanRefund use.
-// The last three (who asked, why, the amount asked for: migration 0011) are
-// written once, when the refund is made; updates write the first
-// RefundUpdated.
+// The last four (who asked, why, the amount asked for: migration 0011;
+// the actor: migration 0012) are written once, when the refund is made;
+// updates write the first RefundUpdated.
 const RefundColumns = `out_refund_no, out_trade_no, account_id, fen, credits, status, created_at, updated_at,
-	next_poll_at, poll_attempts, lease_owner, lease_until, requested_by, reason, asked_fen`
+	next_poll_at, poll_attempts, lease_owner, lease_until, requested_by, reason, asked_fen, actor`
 
 // RefundUpdated is how many of RefundColumns an update writes.
 const RefundUpdated = 12
@@ -82,7 +82,7 @@ func ScanOrder(r Scanner) (payment.Order, error) {
 func RefundArgs(r *payment.RefundRecord) []any {
 	return []any{r.OutRefundNo, r.OutTradeNo, string(r.Account), int64(r.Fen), int64(r.Credits), string(r.Status),
 		Micros(r.CreatedAt), Micros(r.UpdatedAt), Micros(r.NextPollAt), int64(r.PollAttempts), r.LeaseOwner,
-		Micros(r.LeaseUntil), requestedBy(r.RequestedBy), r.Reason, int64(r.AskedFen)}
+		Micros(r.LeaseUntil), requestedBy(r.RequestedBy), r.Reason, int64(r.AskedFen), r.Actor}
 }
 
 // requestedBy is who asked for a refund as stored: the account unless an
@@ -100,7 +100,7 @@ func ScanRefund(sc Scanner) (payment.RefundRecord, error) {
 	var account, status string
 	var fen, credits, created, updated, next, lease, attempts, asked int64
 	err := sc.Scan(&r.OutRefundNo, &r.OutTradeNo, &account, &fen, &credits, &status, &created, &updated,
-		&next, &attempts, &r.LeaseOwner, &lease, &r.RequestedBy, &r.Reason, &asked)
+		&next, &attempts, &r.LeaseOwner, &lease, &r.RequestedBy, &r.Reason, &asked, &r.Actor)
 	r.AskedFen = tollgate.Fen(asked)
 	if err != nil {
 		return r, err
