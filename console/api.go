@@ -45,9 +45,20 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.Message }
 
+// sessionKeyCtx is the context key of the session a request is made for
+// (set by authed).
+type sessionKeyCtx struct{}
+
+// withSession is ctx carrying s: the admin API requests made with it name
+// s as their actor.
+func withSession(ctx context.Context, s *session) context.Context {
+	return context.WithValue(ctx, sessionKeyCtx{}, s)
+}
+
 // call makes one admin API request in-process, with the admin token, and
 // decodes a 2xx answer into out (when not nil). hdr adds headers (the
-// Idempotency-Key of an adjustment).
+// Idempotency-Key of an adjustment). When ctx carries a session (every
+// page and action past the login), the request names it in actorHeader.
 func (c *Console) call(ctx context.Context, method, path string, q url.Values, body any, hdr http.Header, out any) error {
 	if c.API == nil {
 		return &apiError{Status: http.StatusServiceUnavailable, Message: "the admin API is not mounted"}
@@ -73,6 +84,9 @@ func (c *Console) call(ctx context.Context, method, path string, q url.Values, b
 		req.Header[k] = vs
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if s, ok := ctx.Value(sessionKeyCtx{}).(*session); ok && s != nil {
+		req.Header.Set(actorHeader, s.tag())
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -15,12 +15,24 @@
 // token; every unsafe request must come from the same origin
 // (http.CrossOriginProtection: Sec-Fetch-Site, else Origin), and a
 // credential in a query string is refused. Wrong admin tokens are limited
-// per client IP (LoginLimit, through the shared limiter): past it, logins
-// from that IP are answered 429.
+// per client IP (LoginLimit, through the shared limiter; the IP as
+// httpapi.ClientIP resolves it behind TrustedProxyHeader): past it, logins
+// from that IP are answered 429; and across all IPs (GlobalLoginLimit):
+// past it, every new login is answered 429 for a while.
+//
+// A session is bound to the admin token it logged in with: when the token
+// changes (a rotation and restart), every session made with the old one
+// is refused at its next request.
+//
+// Attribution: each session has a tag, "console:" and the first 8 hex
+// digits of sha256(session id), logged at login (with the client IP) and
+// with each action and its reason, and sent to the admin API as the
+// actor (actorHeader) of every request made on the session's behalf.
 package console
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -101,17 +113,49 @@ type HealthReporter interface {
 // refused with 429 until the lockout has passed.
 var LoginLimit = kv.Window{Budget: 10, Length: 15 * time.Minute}
 
+// GlobalLoginLimit bounds wrong admin tokens from all client IPs together,
+// so that guessing from many addresses (each under LoginLimit) is slowed
+// too: after 100 in any 15 minutes, every console login (even with the
+// right token) is refused with 429 for the next 15 minutes. Sessions
+// already open and the admin API (a bearer token, not a guessable form)
+// are not affected.
+var GlobalLoginLimit = kv.Window{Budget: 100, Length: 15 * time.Minute}
+
+// actorHeader names who asks on an admin API request: the console sends
+// its session's tag. It is httpapi.ActorHeader, which another branch of
+// issue 19 adds to the admin API; defined here until the two meet (then
+// this becomes an alias of it).
+const actorHeader = "X-Tollgate-Actor"
+
 // session is one login.
 type session struct {
 	id, csrf        string
 	created, seen   time.Time
 	flash, flashErr string
+	// tokenMAC binds the session to the admin token it logged in with
+	// (tokenBinding).
+	tokenMAC string
+	// newKey is a just-created API key's secret, shown once on its
+	// account's page (newKeyAccount) and then forgotten.
+	newKey, newKeyAccount string
 }
 
-// logID names a session in logs without revealing the cookie.
-func (s *session) logID() string {
+// tag names a session in logs and as the admin API's actor without
+// revealing the cookie: "console:" and 8 hex digits of sha256(id).
+func (s *session) tag() string {
 	h := sha256.Sum256([]byte(s.id))
-	return hex.EncodeToString(h[:6])
+	return "console:" + hex.EncodeToString(h[:4])
+}
+
+// tokenBinding is what a session keeps to tie it to the admin token:
+// HMAC-SHA256 keyed by the session id over sha256(token). Keyed by the id
+// (which the store never holds), so a copy of the store gives no way to
+// test guesses of the token.
+func tokenBinding(sessionID, token string) string {
+	th := sha256.Sum256([]byte(token))
+	m := hmac.New(sha256.New, []byte(sessionID))
+	m.Write(th[:])
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 func (c *Console) now() time.Time {
@@ -157,6 +201,13 @@ type sessionRecord struct {
 	Seen     time.Time `json:"seen"`
 	Flash    string    `json:"flash,omitempty"`
 	FlashErr string    `json:"flash_err,omitempty"`
+	// Token is tokenBinding's; a record without one (made before sessions
+	// were bound) is refused like a changed token.
+	Token string `json:"token,omitempty"`
+	// NewKey and NewKeyAccount: a created key's secret until its page
+	// shows it (once), at most as long as the session lives.
+	NewKey        string `json:"new_key,omitempty"`
+	NewKeyAccount string `json:"new_key_account,omitempty"`
 }
 
 // store is the session store: Sessions, else one in this process.
@@ -195,7 +246,8 @@ func (c *Console) save(ctx context.Context, s *session, now time.Time) error {
 	if ttl <= 0 {
 		return c.store().Delete(ctx, sessionKey(s.id))
 	}
-	b, err := json.Marshal(sessionRecord{CSRF: s.csrf, Created: s.created, Seen: s.seen, Flash: s.flash, FlashErr: s.flashErr})
+	b, err := json.Marshal(sessionRecord{CSRF: s.csrf, Created: s.created, Seen: s.seen, Flash: s.flash, FlashErr: s.flashErr,
+		Token: s.tokenMAC, NewKey: s.newKey, NewKeyAccount: s.newKeyAccount})
 	if err != nil {
 		return err
 	}
@@ -206,6 +258,7 @@ func (c *Console) save(ctx context.Context, s *session, now time.Time) error {
 func (c *Console) newSession(ctx context.Context) (*session, error) {
 	now := c.now()
 	s := &session{id: randomToken(), csrf: randomToken(), created: now, seen: now}
+	s.tokenMAC = tokenBinding(s.id, c.Token)
 	if err := c.save(ctx, s, now); err != nil {
 		return nil, err
 	}
@@ -233,9 +286,16 @@ func (c *Console) sessionOf(r *http.Request) (*session, error) {
 	if json.Unmarshal(b, &rec) != nil {
 		return nil, nil
 	}
-	s := &session{id: ck.Value, csrf: rec.CSRF, created: rec.Created, seen: rec.Seen, flash: rec.Flash, flashErr: rec.FlashErr}
+	s := &session{id: ck.Value, csrf: rec.CSRF, created: rec.Created, seen: rec.Seen, flash: rec.Flash, flashErr: rec.FlashErr,
+		tokenMAC: rec.Token, newKey: rec.NewKey, newKeyAccount: rec.NewKeyAccount}
 	now := c.now()
 	if c.expired(s, now) {
+		return nil, c.store().Delete(ctx, sessionKey(s.id))
+	}
+	if !hmac.Equal([]byte(s.tokenMAC), []byte(tokenBinding(s.id, c.Token))) {
+		// Logged in with another admin token: the one it proved is no
+		// longer the operator's.
+		c.log().InfoContext(ctx, "console: session refused: the admin token has changed since its login", "session", s.tag())
 		return nil, c.store().Delete(ctx, sessionKey(s.id))
 	}
 	s.seen = now
@@ -269,6 +329,28 @@ func (c *Console) takeFlash(ctx context.Context, s *session) (msg, errMsg string
 		}
 	}
 	return msg, errMsg
+}
+
+// setNewKey keeps a created key's secret for its account's page.
+func (c *Console) setNewKey(ctx context.Context, s *session, account, secret string) error {
+	s.newKey, s.newKeyAccount = secret, account
+	return c.save(ctx, s, c.now())
+}
+
+// takeNewKey returns the secret kept for account's page, forgetting it:
+// it is shown once. "" when there is none for this account.
+func (c *Console) takeNewKey(ctx context.Context, s *session, account string) string {
+	if s.newKey == "" || s.newKeyAccount != account {
+		return ""
+	}
+	key := s.newKey
+	s.newKey, s.newKeyAccount = "", ""
+	if err := c.save(ctx, s, c.now()); err != nil {
+		// Not forgotten: better not shown than shown twice.
+		c.log().WarnContext(ctx, "console: session store", "err", err)
+		return ""
+	}
+	return key
 }
 
 func (c *Console) setCookie(w http.ResponseWriter, value string, maxAge int) {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,8 +25,10 @@ const token = "admin-token-for-tests-0123456789"
 // fakeAPI stands for the admin API: it records what the console asked and
 // answers an account and its adjustments.
 type fakeAPI struct {
-	mu    sync.Mutex
-	calls []string // "METHOD path Idempotency-Key body"
+	mu     sync.Mutex
+	calls  []string // "METHOD path Idempotency-Key body"
+	actors []string // each call's X-Tollgate-Actor
+	keys   int      // keys created
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -37,6 +40,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	f.calls = append(f.calls, strings.TrimSpace(r.Method+" "+r.URL.Path+" "+r.Header.Get("Idempotency-Key")+" "+string(b)))
+	f.actors = append(f.actors, r.Header.Get("X-Tollgate-Actor"))
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	switch {
@@ -52,6 +56,35 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(201)
 		io.WriteString(w, `{"adjustment_id":"adj_1"}`)
+	case r.Method == "POST" && r.URL.Path == "/admin/accounts/acct_1/keys":
+		f.mu.Lock()
+		f.keys++
+		n := f.keys
+		f.mu.Unlock()
+		w.WriteHeader(201)
+		fmt.Fprintf(w, `{"key_id":"key_%d","api_key":"tg_secret_%d"}`, n, n)
+	case r.Method == "PATCH" && r.URL.Path == "/admin/accounts/acct_1":
+		var body struct {
+			ExternalID *string `json:"external_id"`
+		}
+		json.Unmarshal(b, &body)
+		if body.ExternalID != nil && *body.ExternalID == "taken" {
+			w.WriteHeader(409)
+			io.WriteString(w, `{"error":{"message":"external_id \"taken\" belongs to another account","code":"conflict"}}`)
+			return
+		}
+		io.WriteString(w, `{"account_id":"acct_1","label":"x","metadata":{}}`)
+	case r.Method == "GET" && r.URL.Path == "/admin/refunds":
+		q := r.URL.Query()
+		if q.Get("cursor") != "" {
+			io.WriteString(w, `{"object":"list","data":[{"out_refund_no":"T2Ky","out_trade_no":"T2","account_id":"acct_2","refund_fen":50,"status":"failed","requested_by":"account","reason":"old"}],"next_cursor":""}`)
+			return
+		}
+		if st := q.Get("status"); st != "" && st != "pending" {
+			io.WriteString(w, `{"object":"list","data":[],"next_cursor":""}`)
+			return
+		}
+		io.WriteString(w, `{"object":"list","data":[{"out_refund_no":"T1Kx","out_trade_no":"T1","account_id":"acct_1","refund_fen":100,"credits":1000,"status":"pending","requested_by":"admin","reason":"asked by email"}],"next_cursor":"CUR1"}`)
 	case r.Method == "GET" && r.URL.Path == "/admin/orders":
 		io.WriteString(w, `{"object":"list","data":[],"next_cursor":""}`)
 	case r.Method == "GET" && r.URL.Path == "/admin/orders/T1":

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"html/template"
@@ -9,9 +10,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"tollgate/auth"
 	"tollgate/httpapi"
+	"tollgate/kv"
 )
 
 //go:embed templates/*.html
@@ -65,9 +68,11 @@ func (c *Console) Routes() []httpapi.Route {
 		post("/admin/ui/accounts/{id}/keys", c.createKey),
 		post("/admin/ui/accounts/{id}/keys/{key}/revoke", c.revokeKey),
 		post("/admin/ui/accounts/{id}/disable", c.disable),
+		post("/admin/ui/accounts/{id}/edit", c.edit),
 		get("/admin/ui/orders", c.orders),
 		get("/admin/ui/orders/{no}", c.order),
 		post("/admin/ui/orders/{no}/refund", c.refund),
+		get("/admin/ui/refunds", c.refunds),
 		get("/admin/ui/usage", c.usage),
 		get("/admin/ui/catalog", c.catalog),
 	}
@@ -114,7 +119,7 @@ func (c *Console) authed(h func(http.ResponseWriter, *http.Request, *session)) h
 			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
-		h(w, r, s)
+		h(w, r.WithContext(withSession(r.Context(), s)), s)
 	})
 }
 
@@ -126,7 +131,7 @@ func (c *Console) withCSRF(h func(http.ResponseWriter, *http.Request, *session))
 			return
 		}
 		if !csrfOK(s, r) {
-			c.log().WarnContext(r.Context(), "console: form without its CSRF token refused", "session", s.logID(), "path", r.URL.Path)
+			c.log().WarnContext(r.Context(), "console: form without its CSRF token refused", "session", s.tag(), "path", r.URL.Path)
 			c.plainError(w, r, http.StatusForbidden, "err.csrf")
 			return
 		}
@@ -155,32 +160,38 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	if ip == "" {
 		ip = "unknown"
 	}
+	// Per IP, then across all IPs: a lock set when a budget is spent
+	// refuses every login (the right token too) until it expires.
 	lockKey := "console:login-locked:" + ip
-	if _, locked, err := c.store().Get(ctx, lockKey); err != nil {
-		c.log().ErrorContext(ctx, "console: session store", "err", err)
-		c.plainError(w, r, http.StatusServiceUnavailable, "err.unavailable")
-		return
-	} else if locked {
-		c.log().WarnContext(ctx, "console: login refused: too many wrong tokens", "client_ip", ip)
-		w.Header().Set("Retry-After", strconv.Itoa(int(LoginLimit.Length.Seconds())))
-		c.plainError(w, r, http.StatusTooManyRequests, "err.throttled")
-		return
+	for _, l := range []struct {
+		key, msg, logMsg string
+		w                kv.Window
+	}{
+		{lockKey, "err.throttled", "console: login refused: too many wrong tokens from this IP", LoginLimit},
+		{globalLockKey, "err.paused", "console: login refused: too many wrong tokens from all IPs, logins paused", GlobalLoginLimit},
+	} {
+		if _, locked, err := c.store().Get(ctx, l.key); err != nil {
+			c.log().ErrorContext(ctx, "console: session store", "err", err)
+			c.plainError(w, r, http.StatusServiceUnavailable, "err.unavailable")
+			return
+		} else if locked {
+			c.log().WarnContext(ctx, l.logMsg, "client_ip", ip)
+			w.Header().Set("Retry-After", strconv.Itoa(int(l.w.Length.Seconds())))
+			c.plainError(w, r, http.StatusTooManyRequests, l.msg)
+			return
+		}
 	}
 	if !auth.TokenEqual(r.PostFormValue("token"), c.Token) {
 		c.log().WarnContext(ctx, "console: login refused", "remote", r.RemoteAddr, "client_ip", ip)
-		res, err := c.loginLimiter().AllowWindow(ctx, "console-login:"+ip, LoginLimit, 1)
-		if err == nil && (!res.Allowed || res.Remaining == 0) {
-			// The budget is spent: lock the IP out for a whole window.
-			err = c.store().Set(ctx, lockKey, []byte("1"), LoginLimit.Length)
-		}
+		refused, retry, err := c.countWrongToken(ctx, ip, lockKey)
 		if err != nil {
 			c.log().ErrorContext(ctx, "console: login limiter", "err", err)
 			c.plainError(w, r, http.StatusServiceUnavailable, "err.unavailable")
 			return
 		}
-		if !res.Allowed {
-			w.Header().Set("Retry-After", strconv.Itoa(int(LoginLimit.Length.Seconds())))
-			c.plainError(w, r, http.StatusTooManyRequests, "err.throttled")
+		if refused != "" {
+			w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())))
+			c.plainError(w, r, http.StatusTooManyRequests, refused)
 			return
 		}
 		p := c.page(w, r, nil, "title.login")
@@ -195,8 +206,45 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.setCookie(w, s.id, int(c.maxAge().Seconds()))
-	c.log().InfoContext(r.Context(), "console: login", "session", s.logID(), "remote", r.RemoteAddr)
+	// The session's tag with the address it logged in from: every later
+	// action logged under the tag is tied to this IP.
+	c.log().InfoContext(r.Context(), "console: login", "session", s.tag(), "client_ip", ip, "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+}
+
+// globalLockKey pauses every login once GlobalLoginLimit is spent.
+const globalLockKey = "console:login-locked:*"
+
+// countWrongToken counts a wrong admin token from ip against LoginLimit
+// and GlobalLoginLimit; spending either's budget sets its lock for a
+// whole window. refused is the message key when this attempt is itself
+// over a budget ("" when it is within both), retry that budget's window.
+func (c *Console) countWrongToken(ctx context.Context, ip, lockKey string) (refused string, retry time.Duration, err error) {
+	for _, b := range []struct {
+		limitKey, lockKey, msg string
+		w                      kv.Window
+	}{
+		{"console-login:" + ip, lockKey, "err.throttled", LoginLimit},
+		{"console-login:*", globalLockKey, "err.paused", GlobalLoginLimit},
+	} {
+		res, err := c.loginLimiter().AllowWindow(ctx, b.limitKey, b.w, 1)
+		if err != nil {
+			return "", 0, err
+		}
+		if !res.Allowed || res.Remaining == 0 {
+			// The budget is spent: lock out for a whole window.
+			if err := c.store().Set(ctx, b.lockKey, []byte("1"), b.w.Length); err != nil {
+				return "", 0, err
+			}
+			if b.lockKey == globalLockKey {
+				c.log().WarnContext(ctx, "console: logins paused: too many wrong admin tokens from all IPs", "for", b.w.Length.String())
+			}
+		}
+		if !res.Allowed && refused == "" {
+			refused, retry = b.msg, b.w.Length
+		}
+	}
+	return refused, retry, nil
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {
@@ -206,7 +254,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	c.setCookie(w, "", -1)
-	c.log().InfoContext(r.Context(), "console: logout", "session", s.logID())
+	c.log().InfoContext(r.Context(), "console: logout", "session", s.tag())
 	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 }
 
@@ -234,7 +282,7 @@ func (c *Console) render(w http.ResponseWriter, name string, status int, p *page
 // done ends an action: logs it with the session and the reason, leaves
 // the outcome for the next page and redirects there.
 func (c *Console) done(w http.ResponseWriter, r *http.Request, s *session, to, action, reason string, err error, okMsg string, attrs ...any) {
-	attrs = append([]any{"session", s.logID(), "action", action, "reason", reason}, attrs...)
+	attrs = append([]any{"session", s.tag(), "action", action, "reason", reason}, attrs...)
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
 		c.log().WarnContext(r.Context(), "console: action refused", attrs...)

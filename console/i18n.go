@@ -60,6 +60,15 @@ func (p *pageData) T(key string) string {
 	return key
 }
 
+// Status translates a status value v as prefix+v, or shows v itself when
+// there is no text for it (a status added later).
+func (p *pageData) Status(prefix, v string) string {
+	if m, ok := messages[p.Lang][prefix+v]; ok {
+		return m
+	}
+	return v
+}
+
 // Other is the language the switch offers.
 func (p *pageData) Other() string {
 	if p.Lang == langZH {
@@ -156,6 +165,19 @@ var messages = map[string]map[string]string{
 		"nav.orders":        "Orders",
 		"nav.usage":         "Usage",
 		"nav.catalog":       "Catalog",
+		"nav.refunds":       "Refunds",
+		"title.refunds":     "Refunds",
+		"rf.pending":        "pending",
+		"rf.succeeded":      "succeeded",
+		"rf.failed":         "failed",
+		"err.paused":        "Too many wrong admin tokens from many addresses: console logins are paused for 15 minutes. Sessions already open keep working, and so does the admin API; nothing was changed.",
+		"edit":              "Label, external id and metadata",
+		"edit.ext.ph":       "your app's user id (empty: none)",
+		"edit.submit":       "Save",
+		"edit.done":         "Saved.",
+		"edit.badmeta":      "Metadata must be a JSON object, e.g. {\"plan\": \"pro\"} ({} for none). Nothing was changed.",
+		"edit.dupext":       "The external id %q already belongs to another account. Nothing was changed.",
+		"key.lost":          "The key was created, but its secret could not be kept to show you (the session store is unavailable). Revoke it and create another.",
 		"logout":            "Log out",
 		"title.login":       "Log in",
 		"title.error":       "Refused",
@@ -316,6 +338,19 @@ var messages = map[string]map[string]string{
 		"nav.orders":        "订单",
 		"nav.usage":         "用量",
 		"nav.catalog":       "目录",
+		"nav.refunds":       "退款",
+		"title.refunds":     "退款",
+		"rf.pending":        "处理中",
+		"rf.succeeded":      "已成功",
+		"rf.failed":         "失败",
+		"err.paused":        "来自多个地址的错误管理令牌过多：控制台登录暂停 15 分钟。已登录的会话和管理 API 不受影响；未做任何更改。",
+		"edit":              "标签、外部 ID 与元数据",
+		"edit.ext.ph":       "您应用中的用户 ID（留空：无）",
+		"edit.submit":       "保存",
+		"edit.done":         "已保存。",
+		"edit.badmeta":      "元数据必须是 JSON 对象，例如 {\"plan\": \"pro\"}（无则填 {}）。未做任何更改。",
+		"edit.dupext":       "外部 ID %q 已属于另一个账户。未做任何更改。",
+		"key.lost":          "密钥已创建，但无法保存其密文以显示给您（会话存储不可用）。请吊销它并重新创建。",
 		"logout":            "退出",
 		"title.login":       "登录",
 		"title.error":       "已拒绝",

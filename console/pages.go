@@ -2,6 +2,8 @@ package console
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -148,11 +150,26 @@ type accountBody struct {
 	IdemKey    string
 	NewKey     string
 	AccountURL string
+	// Edit is the edit form's values: the account's, or what was posted
+	// when it was refused (EditErr says why).
+	Edit    editForm
+	EditErr string
+}
+
+// editForm is the account edit form's fields.
+type editForm struct {
+	Label, ExternalID, Metadata, Reason string
 }
 
 func (c *Console) account(w http.ResponseWriter, r *http.Request, s *session) {
+	c.showAccount(w, r, s, http.StatusOK, nil, "")
+}
+
+// showAccount renders account id's page; edit and editErr are a refused
+// edit's values and why (nil: the form shows the account as it is).
+func (c *Console) showAccount(w http.ResponseWriter, r *http.Request, s *session, status int, edit *editForm, editErr string) {
 	id := r.PathValue("id")
-	b := &accountBody{IdemKey: randomToken(), AccountURL: pathURL("admin", "ui", "accounts", id)}
+	b := &accountBody{IdemKey: randomToken(), AccountURL: pathURL("admin", "ui", "accounts", id), EditErr: editErr}
 	p := c.page(w, r, s, "title.account")
 	p.Body = b
 	if err := c.call(r.Context(), "GET", pathURL("admin", "accounts", id), nil, nil, nil, &b.D); err != nil {
@@ -160,7 +177,21 @@ func (c *Console) account(w http.ResponseWriter, r *http.Request, s *session) {
 		c.render(w, "error", errStatus(err), p)
 		return
 	}
-	c.render(w, "account", http.StatusOK, p)
+	// A key created on the way here is shown on this view only.
+	b.NewKey = c.takeNewKey(r.Context(), s, id)
+	if edit != nil {
+		b.Edit = *edit
+	} else {
+		a := b.D.Account
+		b.Edit = editForm{Label: a.Label, Metadata: string(a.Metadata)}
+		if a.ExternalID != nil {
+			b.Edit.ExternalID = *a.ExternalID
+		}
+		if b.Edit.Metadata == "" || b.Edit.Metadata == "null" {
+			b.Edit.Metadata = "{}"
+		}
+	}
+	c.render(w, "account", status, p)
 }
 
 // formIdem is the Idempotency-Key for a form's one-time "idem" field (a
@@ -199,18 +230,26 @@ func (c *Console) adjust(w http.ResponseWriter, r *http.Request, s *session) {
 	c.done(w, r, s, to, "adjust", reason, err, c.msg(r, "adjust.done"), "account", id, "credits", n, "adjustment", out.AdjustmentID)
 }
 
+// createKey creates a key and sends the browser to the account's page,
+// which shows its secret once (POST-redirect-GET: reloading that page
+// creates nothing). The secret waits in the session, server-side, until
+// that page is seen.
 func (c *Console) createKey(w http.ResponseWriter, r *http.Request, s *session) {
 	id := r.PathValue("id")
+	to := pathURL("admin", "ui", "accounts", id)
 	var out httpapi.KeyCreated
 	if err := c.call(r.Context(), "POST", pathURL("admin", "accounts", id, "keys"), nil, nil, nil, &out); err != nil {
-		c.done(w, r, s, pathURL("admin", "ui", "accounts", id), "create_key", "", err, "", "account", id)
+		c.done(w, r, s, to, "create_key", "", err, "", "account", id)
 		return
 	}
-	c.log().InfoContext(r.Context(), "console: action", "session", s.logID(), "action", "create_key", "reason", "", "account", id, "key", out.KeyID)
-	// The secret is shown on this answer only, never stored for later.
-	p := c.page(w, r, s, "title.key")
-	p.Body = &accountBody{NewKey: out.APIKey, AccountURL: pathURL("admin", "ui", "accounts", id)}
-	c.render(w, "key", http.StatusOK, p)
+	if err := c.setNewKey(r.Context(), s, id, out.APIKey); err != nil {
+		// The key exists but its secret cannot be kept for the page:
+		// say so (revoke it and create another).
+		c.log().ErrorContext(r.Context(), "console: session store", "err", err)
+		c.done(w, r, s, to, "create_key", "", &apiError{Status: 503, Message: c.msg(r, "key.lost")}, "", "account", id, "key", out.KeyID)
+		return
+	}
+	c.done(w, r, s, to, "create_key", "", nil, c.msg(r, "key.done"), "account", id, "key", out.KeyID)
 }
 
 func (c *Console) revokeKey(w http.ResponseWriter, r *http.Request, s *session) {
@@ -229,6 +268,54 @@ func (c *Console) disable(w http.ResponseWriter, r *http.Request, s *session) {
 		msg = "disable.done"
 	}
 	c.done(w, r, s, pathURL("admin", "ui", "accounts", id), "set_disabled", reason, err, c.msg(r, msg), "account", id, "disabled", off)
+}
+
+// edit changes the account's label, external id and metadata through
+// PATCH /admin/accounts/{id}. A refused edit shows the page again with
+// what was typed and why, nothing changed.
+func (c *Console) edit(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	f := editForm{Label: strings.TrimSpace(r.PostFormValue("label")), ExternalID: strings.TrimSpace(r.PostFormValue("external_id")),
+		Metadata: strings.TrimSpace(r.PostFormValue("metadata")), Reason: reasonOf(r)}
+	refuse := func(status int, msg string, err error) {
+		c.log().WarnContext(r.Context(), "console: action refused", "session", s.tag(), "action", "edit", "reason", f.Reason,
+			"account", id, "err", err.Error())
+		c.showAccount(w, r, s, status, &f, msg)
+	}
+	if f.Metadata == "" {
+		f.Metadata = "{}"
+	}
+	meta := json.RawMessage(f.Metadata)
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(meta, &obj); err != nil || obj == nil {
+		refuse(http.StatusBadRequest, c.msg(r, "edit.badmeta"), fmt.Errorf("metadata is not a JSON object"))
+		return
+	}
+	body := map[string]any{"label": f.Label, "metadata": meta, "reason": f.Reason}
+	if f.ExternalID == "" {
+		body["external_id"] = nil // removes it
+	} else {
+		body["external_id"] = f.ExternalID
+	}
+	var out httpapi.AccountView
+	err := c.call(r.Context(), "PATCH", pathURL("admin", "accounts", id), nil, body, nil, &out)
+	if err != nil {
+		msg := err.Error()
+		if errStatus(err) == http.StatusConflict {
+			msg = fmt.Sprintf(c.msg(r, "edit.dupext"), f.ExternalID)
+		}
+		refuse(errStatus(err), msg, err)
+		return
+	}
+	c.done(w, r, s, pathURL("admin", "ui", "accounts", id), "edit", f.Reason, nil, c.msg(r, "edit.done"), "account", id,
+		"label", out.Label, "external_id", deref(out.ExternalID))
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 // msg translates key in r's language.
@@ -309,6 +396,40 @@ func (c *Console) refund(w http.ResponseWriter, r *http.Request, s *session) {
 	// The form's own key: submitting it twice refunds once.
 	err = c.call(r.Context(), "POST", pathURL("admin", "orders", no, "refund"), nil, body, http.Header{"Idempotency-Key": {idem}}, &out)
 	c.done(w, r, s, to, "refund", reason, err, c.msg(r, "refund.done"), "out_trade_no", no, "out_refund_no", out["out_refund_no"])
+}
+
+type refundsBody struct {
+	Status, Account string
+	Statuses        []string
+	Page            httpapi.Page[httpapi.RefundView]
+	Next            string
+}
+
+// refunds lists refunds newest first (GET /admin/refunds), filtered by
+// status and account, a page of 50 at a time.
+func (c *Console) refunds(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	b := &refundsBody{Status: q.Get("status"), Account: strings.TrimSpace(q.Get("account")),
+		Statuses: []string{string(payment.RefundPending), string(payment.RefundSucceeded), string(payment.RefundFailed)}}
+	p := c.page(w, r, s, "title.refunds")
+	p.Body = b
+	aq := url.Values{"limit": {"50"}}
+	for k, v := range map[string]string{"status": b.Status, "account": b.Account, "cursor": q.Get("cursor")} {
+		if v != "" {
+			aq.Set(k, v)
+		}
+	}
+	if err := c.call(r.Context(), "GET", "/admin/refunds", aq, nil, nil, &b.Page); err != nil {
+		p.FlashErr = err.Error()
+		c.render(w, "refunds", errStatus(err), p)
+		return
+	}
+	if b.Page.NextCursor != "" {
+		aq.Del("limit")
+		aq.Set("cursor", b.Page.NextCursor)
+		b.Next = "?" + aq.Encode()
+	}
+	c.render(w, "refunds", http.StatusOK, p)
 }
 
 type usageBody struct {

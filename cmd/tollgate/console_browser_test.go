@@ -12,8 +12,10 @@ import (
 // headless Chromium: the operator logs in with the admin token, finds an
 // account by its external id, adjusts its credits, refunds its order and
 // sees the overview change; the admin API confirms each step and `tollgate
-// audit` stays clean. Screenshots: console-overview, console-account
-// (and a phone-sized overview).
+// audit` stays clean. It also edits the account's label and finds the
+// refund on the refunds page. Screenshots: console-overview,
+// console-account (with -update-docs copied to docs/), console-refunds,
+// console-usage and a phone-sized overview.
 func TestBrowserConsole(t *testing.T) {
 	m := MustRunMain(t)
 	c := client{t, m.URL}
@@ -58,11 +60,29 @@ func TestBrowserConsole(t *testing.T) {
 	if got := b.text("adjustments"); !strings.Contains(got, "goodwill: outage on 3 May") || !strings.Contains(got, "2,500") {
 		t.Fatalf("adjustments table %q", got)
 	}
-	b.shot("console-account")
+	// Edit the label (the external id and metadata as they were).
+	b.eval(`document.getElementById("edit-label").value = ""`)
+	b.do("edit", chromedp.SendKeys(chromedp.CSS("#edit-label"), "Zhang Wei (VIP)"),
+		chromedp.SendKeys(chromedp.CSS("#edit-reason"), "asked by sales"), chromedp.Click(chromedp.CSS("#edit-submit")))
+	b.until("edited", `!!document.getElementById("flash") && document.getElementById("flash").textContent === "Saved."`)
+	if got, ext := b.text("acct-label"), b.text("external-id"); got != "Zhang Wei (VIP)" || ext != "shop-user-7" {
+		t.Fatalf("after the edit: label %q external id %q", got, ext)
+	}
+	b.shotTo("console-account", "console-account.png")
 	var after adminDetail
 	c.must(200, "GET", "/admin/accounts/"+a.AccountID, m.AdminToken, "", &after)
 	if after.Balance.Credits != paid+2500 || len(after.Adjustments) != 1 || after.Adjustments[0].Reason != "goodwill: outage on 3 May" {
 		t.Fatalf("the admin API after the console's adjustment: %+v %+v", after.Balance, after.Adjustments)
+	}
+	var acct struct {
+		Label      string `json:"label"`
+		ExternalID string `json:"external_id"`
+	}
+	c.must(200, "GET", "/admin/accounts/"+a.AccountID, m.AdminToken, "", &struct {
+		Account any `json:"account"`
+	}{&acct})
+	if acct.Label != "Zhang Wei (VIP)" || acct.ExternalID != "shop-user-7" {
+		t.Fatalf("the admin API after the console's edit: %+v", acct)
 	}
 
 	// Refund the order from its page (reached from the account's lots).
@@ -98,6 +118,14 @@ func TestBrowserConsole(t *testing.T) {
 		return rep.RefundedFen > 0
 	})
 
+	// The refunds page lists it, with who asked and why.
+	b.do("refunds", chromedp.Click(chromedp.CSS(`nav a[href="/admin/ui/refunds"]`)), chromedp.WaitVisible(chromedp.CSS("#refund-filters")))
+	if got := b.text("refund-list"); !strings.Contains(got, refunds.Data[0].OutRefundNo) || !strings.Contains(got, "asked by the user by email") ||
+		!strings.Contains(got, "succeeded") {
+		t.Fatalf("refunds page %q", got)
+	}
+	b.shot("console-refunds")
+
 	// The overview shows both.
 	b.do("overview", chromedp.Navigate(m.URL+"/admin/"), chromedp.WaitVisible(chromedp.CSS("#month")))
 	if got := b.eval(`document.querySelector("#month .refunded").textContent`); got == refundedBefore || got == "¥0.00" {
@@ -106,7 +134,7 @@ func TestBrowserConsole(t *testing.T) {
 	if got := b.eval(`document.querySelector("#month .adjustments").textContent`); !strings.HasPrefix(got, "1: +2,500") {
 		t.Fatalf("month's adjustments %q, was %q", got, adjBefore)
 	}
-	b.shot("console-overview")
+	b.shotTo("console-overview", "console-overview.png")
 	b.do("usage", chromedp.Click(chromedp.CSS(`nav a[href="/admin/ui/usage"]`)), chromedp.WaitVisible(chromedp.CSS(".filters")))
 	if got := b.text("by-model"); !strings.Contains(got, "mock-gpt") || b.eval(`String(document.querySelectorAll(".chart rect").length)`) != "1" {
 		t.Fatalf("usage page: by model %q, want mock-gpt and one day's bar", got)
