@@ -122,10 +122,8 @@ var LoginLimit = kv.Window{Budget: 10, Length: 15 * time.Minute}
 var GlobalLoginLimit = kv.Window{Budget: 100, Length: 15 * time.Minute}
 
 // actorHeader names who asks on an admin API request: the console sends
-// its session's tag. It is httpapi.ActorHeader, which another branch of
-// issue 19 adds to the admin API; defined here until the two meet (then
-// this becomes an alias of it).
-const actorHeader = "X-Tollgate-Actor"
+// its session's tag.
+const actorHeader = httpapi.ActorHeader
 
 // session is one login.
 type session struct {
