@@ -31,8 +31,8 @@ const (
 	BackoffCap  = time.Hour
 	BackoffMin  = time.Second
 	// DisableAfter and DisableFailures: an endpoint whose attempts have
-	// all failed for DisableAfter, at least DisableFailures of them, is
-	// disabled (a receiver that is gone for good no longer costs an
+	// all failed for DisableAfter (or until a delivery was given up), at
+	// least DisableFailures of them, is disabled (a receiver that is gone for good no longer costs an
 	// attempt a minute per event, forever).
 	DisableAfter    = 72 * time.Hour
 	DisableFailures = 20
@@ -82,6 +82,8 @@ type Dispatcher struct {
 	// Client posts deliveries; default Client(AllowPrivate).
 	Client       *http.Client
 	AllowPrivate bool
+	// Timeout bounds one attempt; default AttemptTimeout.
+	Timeout time.Duration
 	// Owner names this dispatcher in leases; default a random id.
 	Owner string
 	// Lease is how long a claim lasts (longer than an attempt); default
@@ -111,6 +113,9 @@ func (d *Dispatcher) init() {
 		}
 		if d.Owner == "" {
 			d.Owner = NewID("wdisp_")
+		}
+		if d.Timeout <= 0 {
+			d.Timeout = AttemptTimeout
 		}
 		if d.Lease <= 0 {
 			d.Lease = 2 * time.Minute
@@ -213,8 +218,11 @@ func (d *Dispatcher) deliver(ctx context.Context, c Claimed) error {
 		d.Logger.Warn("webhook delivery failed for good", "delivery", c.Delivery.ID, "event", c.Event.ID,
 			"endpoint", c.Endpoint.ID, "attempts", c.Delivery.Attempts, "err", o.Error)
 	}
-	if !o.Delivered && !ep.Disabled() && ep.ConsecutiveFailures >= DisableFailures &&
-		!ep.FailingSince.IsZero() && now.Sub(ep.FailingSince) >= DisableAfter {
+	// Disable an endpoint failing for long: DisableFailures attempts in a
+	// row at least, and every attempt failed for DisableAfter or for as
+	// long as one delivery's retries lasted before it was given up.
+	if !o.Delivered && !ep.Disabled() && ep.ConsecutiveFailures >= DisableFailures && !ep.FailingSince.IsZero() &&
+		(now.Sub(ep.FailingSince) >= DisableAfter || result == ResultFailed) {
 		reason := fmt.Sprintf("every attempt failed since %s (%d attempts); last: %s",
 			ep.FailingSince.UTC().Format(time.RFC3339), ep.ConsecutiveFailures, o.Error)
 		if _, err := d.Store.SetEndpointDisabled(context.WithoutCancel(ctx), ep.ID, now, truncate(reason, MaxError)); err != nil {
@@ -246,7 +254,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c Claimed) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, AttemptTimeout)
+	ctx, cancel := context.WithTimeout(ctx, d.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint.URL, bytes.NewReader(body))
 	if err != nil {
