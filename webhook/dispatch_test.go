@@ -17,6 +17,8 @@ import (
 
 	"tollgate"
 	"tollgate/internal/clocktest"
+	"tollgate/internal/testenv"
+	"tollgate/store/postgres"
 	"tollgate/store/sqlite"
 	"tollgate/webhook"
 )
@@ -27,7 +29,7 @@ var start = time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
 type world struct {
 	t     *testing.T
 	path  string
-	store *sqlite.Store
+	store webhook.Store
 	clock *clocktest.Clock
 	ctx   context.Context
 	m     *counts
@@ -412,9 +414,29 @@ func TestCrashBeforeMarking(t *testing.T) {
 }
 
 // TestTwoDispatchers: two dispatchers on two handles of one database
-// deliver every event exactly once to a healthy receiver.
+// (two instances) deliver every event exactly once to a healthy receiver.
 func TestTwoDispatchers(t *testing.T) {
-	w := newWorld(t)
+	t.Run("sqlite", func(t *testing.T) {
+		w := newWorld(t)
+		testTwoDispatchers(t, w, openStore(t, w.path))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := testenv.MustPostgres(t)
+		open := func() webhook.Store {
+			s, err := postgres.Open(context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+		w := newWorld(t)
+		w.store = open()
+		testTwoDispatchers(t, w, open())
+	})
+}
+
+func testTwoDispatchers(t *testing.T, w *world, other webhook.Store) {
 	rc := &receiver{t: t, ids: map[string]int{}, now: w.clock.Now}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
@@ -424,7 +446,6 @@ func TestTwoDispatchers(t *testing.T) {
 	for i := range events {
 		w.event(tollgate.AccountID([]string{"alice", "bob", "carol"}[i%3]))
 	}
-	other := openStore(t, w.path)
 	d1, d2 := w.dispatcher(), w.dispatcher()
 	d2.Store = other
 	d1.Batch, d2.Batch = 4, 4
