@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,6 +83,9 @@ type Dispatcher struct {
 	// Client posts deliveries; default Client(AllowPrivate).
 	Client       *http.Client
 	AllowPrivate bool
+	// HTTPSOnly refuses to send to an http:// endpoint (production mode:
+	// an endpoint registered before the switch is not sent in the clear).
+	HTTPSOnly bool
 	// Timeout bounds one attempt; default AttemptTimeout.
 	Timeout time.Duration
 	// Owner names this dispatcher in leases; default a random id.
@@ -245,6 +249,9 @@ func (d *Dispatcher) count(result string) {
 // attempt posts c once: it returns the answer's status and nil for a 2xx,
 // else an error saying what went wrong.
 func (d *Dispatcher) attempt(ctx context.Context, c Claimed) (int, error) {
+	if d.HTTPSOnly && !strings.HasPrefix(c.Endpoint.URL, "https://") {
+		return 0, errors.New("refused to send to an http:// endpoint in production mode; register an https:// URL")
+	}
 	body, err := c.Event.Body()
 	if err != nil {
 		return 0, err

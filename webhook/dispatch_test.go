@@ -496,6 +496,19 @@ func TestGuardRefusesPrivate(t *testing.T) {
 	if hits.Load() != 0 || ds[0].Status != webhook.StatusPending || !strings.Contains(ds[0].LastError, "refused to connect") {
 		t.Fatalf("hits %d, delivery %+v", hits.Load(), ds[0])
 	}
+	// In production mode an http:// endpoint is not sent to at all.
+	var plain atomic.Int32
+	srv2 := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { plain.Add(1) }))
+	defer srv2.Close()
+	w2 := newWorld(t)
+	ep2 := w2.endpoint(srv2.URL)
+	w2.event("alice")
+	d2 := w2.dispatcher()
+	d2.HTTPSOnly = true
+	w2.runOnce(d2)
+	if ds := w2.deliveries(ep2.ID); plain.Load() != 0 || !strings.Contains(ds[0].LastError, "http://") {
+		t.Fatalf("https-only: hits %d, delivery %+v", plain.Load(), ds[0])
+	}
 	// The client on its own refuses too, and allows with the flag.
 	if _, err := webhook.Client(false).Get(srv.URL); err == nil || !strings.Contains(err.Error(), "refused to connect") {
 		t.Fatalf("guarded client: %v", err)

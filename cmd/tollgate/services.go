@@ -84,7 +84,8 @@ func (m *Main) buildServices(st *stores) (*services, error) {
 		return nil, err
 	}
 	svc.webhooks = &webhook.Dispatcher{Store: st.db.store, AllowPrivate: m.Config.WebhookAllowPrivate,
-		Metrics: httpapi.NewWebhookMetrics(svc.reg), Logger: m.log}
+		HTTPSOnly: m.Config.Mode == ModeProduction,
+		Metrics:   httpapi.NewWebhookMetrics(svc.reg), Logger: m.log}
 	return svc, nil
 }
 
