@@ -16,6 +16,7 @@ import (
 	"tollgate/ledger"
 	"tollgate/payment"
 	"tollgate/pricing"
+	"tollgate/webhook"
 	"tollgate/wxpay"
 )
 
@@ -119,6 +120,14 @@ type Server struct {
 	Catalogs Catalogs
 	// Rollout is shown by GET /admin/rollout; nil answers 404.
 	Rollout RolloutStatuser
+	// Webhooks keeps webhook endpoints and deliveries (/admin/webhooks);
+	// nil answers 503. WebhookPolicy is what an endpoint URL may be
+	// (https only in production; private hosts only with
+	// --webhook-allow-private). WebhookWake, when set, is called after an
+	// admin retry so the dispatcher sends it at once.
+	Webhooks      webhook.Store
+	WebhookPolicy webhook.URLPolicy
+	WebhookWake   func()
 	// Ready are the checks of GET /readyz.
 	Ready []Check
 	// Mode is serve's mode ("dev" or "production"), shown by GET /readyz
@@ -189,6 +198,13 @@ func (s *Server) Handler() http.Handler {
 	route("GET /admin/rollout", small, s.withAdmin(fn(s.rollout)))
 	route("GET /admin/catalog", small, s.withAdmin(fn(s.catalogShow)))
 	route("POST /admin/catalog/reload", small, s.withAdmin(fn(s.catalogReload)))
+	route("POST /admin/webhooks", jsonReq, s.withAdmin(s.needWebhooks(s.createWebhook)))
+	route("GET /admin/webhooks", small, s.withAdmin(s.needWebhooks(s.listWebhooks)))
+	route("DELETE /admin/webhooks/{id}", small, s.withAdmin(s.needWebhooks(s.deleteWebhook)))
+	route("POST /admin/webhooks/{id}/rotate-secret", small, s.withAdmin(s.needWebhooks(s.rotateWebhookSecret)))
+	route("POST /admin/webhooks/{id}/enable", small, s.withAdmin(s.needWebhooks(s.enableWebhook)))
+	route("GET /admin/webhooks/{id}/deliveries", small, s.withAdmin(s.needWebhooks(s.listDeliveries)))
+	route("POST /admin/webhooks/{id}/deliveries/{delivery}/retry", small, s.withAdmin(s.needWebhooks(s.retryDelivery)))
 
 	route("GET /v1/packages", small, fn(s.packages))
 	route("GET /v1/balance", small, s.WithAuth(fn(s.balance)))

@@ -10,6 +10,7 @@ import (
 	"tollgate/console"
 	"tollgate/httpapi"
 	"tollgate/payment"
+	"tollgate/webhook"
 )
 
 // listen opens the listener first, so that the URL (with the port it got)
@@ -43,6 +44,8 @@ func (m *Main) httpServer(st *stores, svc *services) *http.Server {
 	s.Catalogs = svc.gateway.catalog
 	s.Mode = m.Config.Mode
 	s.TrustedProxyHeader = m.Config.TrustedProxyHeader
+	s.Webhooks, s.WebhookWake = st.db.store, svc.webhooks.Wake
+	s.WebhookPolicy = webhook.URLPolicy{HTTPSOnly: m.Config.Mode == ModeProduction, AllowPrivate: m.Config.WebhookAllowPrivate}
 	if m.Config.Mode == ModeProduction {
 		// Validate required --wxpay-url and --providers, so neither is
 		// built; production never mounts them whatever happens.

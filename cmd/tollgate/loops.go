@@ -6,7 +6,7 @@ import (
 )
 
 // startLoops runs the background work until Close: the hold sweeper and
-// grant expiry every 30 s, and the payment poller.
+// grant expiry every 30 s, the payment poller and the webhook dispatcher.
 func (m *Main) startLoops(ctx context.Context, svc *services) {
 	led, pay := svc.ledger, svc.payments
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -40,6 +40,11 @@ func (m *Main) startLoops(ctx context.Context, svc *services) {
 		if err := pay.RunPoller(ctx); err != nil && ctx.Err() == nil {
 			m.log.Error("payment poller stopped", "err", err)
 		}
+	}()
+	m.loops.Add(1)
+	go func() {
+		defer m.loops.Done()
+		_ = svc.webhooks.Run(ctx) // returns only when ctx ends; logs its own errors
 	}()
 	if svc.v3 != nil && svc.v3.Certificates != nil {
 		// Certificate mode: the platform certificates downloaded at start

@@ -89,6 +89,9 @@ type ServeConfig struct {
 	// /v1 within RefundWindow of paying).
 	RefundPolicy string
 	RefundWindow time.Duration
+	// WebhookAllowPrivate lets webhook endpoints be loopback, link-local
+	// or private addresses (a receiver on the operator's own network).
+	WebhookAllowPrivate bool
 }
 
 // DefaultServeConfig is serve's configuration when nothing is set: one
@@ -148,6 +151,8 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs.StringVar(&c.RefundPolicy, "refund-policy", c.RefundPolicy,
 		"who refunds: admin (only the operator, through POST /admin/orders/{no}/refund) or self (users too, through /v1, within --refund-window of paying)")
 	fs.DurationVar(&c.RefundWindow, "refund-window", c.RefundWindow, "with --refund-policy self: how long after paying a user may refund the unused part")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate,
+		"let webhook endpoints be loopback, link-local or private addresses (refused by default, at registration and when connecting)")
 	fs.String("config", "", "JSON file of settings keyed by flag name (see tollgate.example.json); env and flags override it")
 	return fs
 }

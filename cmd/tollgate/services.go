@@ -24,6 +24,7 @@ import (
 	"tollgate/pricing"
 	"tollgate/web"
 	"tollgate/web/webadapt"
+	"tollgate/webhook"
 	"tollgate/wxpay"
 	"tollgate/wxpay/wxpaysim"
 )
@@ -53,6 +54,7 @@ type services struct {
 	// emulator or API v2: production's preflight checks it at start.
 	v3       *wxpay.V3Client
 	checkout []httpapi.Route // the hosted checkout's routes
+	webhooks *webhook.Dispatcher
 }
 
 // gatewayParts are the model gateway and what it was built from.
@@ -81,6 +83,9 @@ func (m *Main) buildServices(st *stores) (*services, error) {
 	if svc.checkout, err = m.buildCheckout(svc); err != nil {
 		return nil, err
 	}
+	svc.webhooks = &webhook.Dispatcher{Store: st.db.store, AllowPrivate: m.Config.WebhookAllowPrivate,
+		HTTPSOnly: m.Config.Mode == ModeProduction,
+		Metrics:   httpapi.NewWebhookMetrics(svc.reg), Logger: m.log}
 	return svc, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"tollgate/payment"
 	"tollgate/store/postgres"
 	"tollgate/store/sqlite"
+	"tollgate/webhook"
 )
 
 // stores are what serve keeps its state in: the database, and the
@@ -45,6 +46,7 @@ type storeOf interface {
 	payment.Store
 	ledger.DebtReporter    // the console overview's debt outstanding
 	payment.HourlyReporter // the console overview's orders per hour
+	webhook.Store          // the webhook outbox
 	// ProbeWrite commits one small write, for /readyz: a store that
 	// answers but cannot write is not ready.
 	ProbeWrite(context.Context) error

@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"tollgate/ledger"
+	"tollgate/webhook"
 )
 
 // MigrateFileTo applies to the database at path, as Open would, the
@@ -19,4 +22,16 @@ func MigrateFileTo(ctx context.Context, path string, upTo int) error {
 	defer s.Close()
 	_, err = s.migrate(ctx, upTo)
 	return err
+}
+
+// AppendEventsInLedgerTx appends evs in one ledger transaction, as the
+// ledger's Apply will, then returns fail (non-nil: the transaction rolls
+// back with the events).
+func (s *Store) AppendEventsInLedgerTx(ctx context.Context, evs []webhook.Event, fail error) error {
+	return s.Update(ctx, func(tx ledger.Tx) error {
+		if _, err := tx.(*txn).appendEvents(ctx, evs); err != nil {
+			return err
+		}
+		return fail
+	})
 }
