@@ -33,6 +33,10 @@ func newSSEReader(r io.Reader) *sseReader { return &sseReader{r: bufio.NewReader
 
 // next returns the next event. At a clean end of input it returns io.EOF;
 // input ending inside an event returns io.ErrUnexpectedEOF.
+// sseSlack is the spare capacity of an event's data: what the request id
+// and the asked model name may add to a chunk without a new buffer.
+const sseSlack = 64
+
 func (s *sseReader) next() (event string, data []byte, err error) {
 	seen := false
 	for {
@@ -65,7 +69,10 @@ func (s *sseReader) next() (event string, data []byte, err error) {
 			if len(data) > 0 {
 				data = append(data, '\n')
 			} else if data == nil {
-				data = make([]byte, 0, len(value)) // most events are one line: one exact allocation
+				// Most events are one line: one allocation, with room
+				// for the gateway's id and model (cutUsage rewrites them in
+				// place, and a request id is longer than most upstreams').
+				data = make([]byte, 0, len(value)+sseSlack)
 			}
 			data = append(data, value...)
 			seen = true

@@ -12,6 +12,7 @@ import (
 
 	"tollgate"
 	"tollgate/auth"
+	"tollgate/ledger"
 	"tollgate/payment"
 	"tollgate/pricing"
 	"tollgate/wxpay"
@@ -274,13 +275,21 @@ func (s *Server) balance(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, BalanceResponse{Account: b.Account, Credits: b.Credits, Held: b.Held, Provisional: b.Provisional, Debt: b.Debt})
 }
 
-// UsageRecord is one entry of GET /v1/usage.
+// UsageRecord is one entry of GET /v1/usage, and GET /v1/usage/{id}'s
+// answer: one call's tokens and cost.
 type UsageRecord struct {
-	RequestID  string `json:"request_id"`
-	KeyID      string `json:"key_id"`
+	// ID is tollgate's id of the call: the id of the gateway's answer and
+	// its X-Request-Id. RequestID is the same id, under its older name.
+	ID        string `json:"id"`
+	RequestID string `json:"request_id"`
+	KeyID     string `json:"key_id"`
+	// Model is the model the client asked for; Deployment
+	// (provider/upstream model) and Provider are what served it, and
+	// UpstreamID is the id the provider gave its answer ("" if none).
 	Model      string `json:"model"`
 	Provider   string `json:"provider"`
 	Deployment string `json:"deployment"`
+	UpstreamID string `json:"upstream_id"`
 	// InputTokens counts every prompt token, those read from and written
 	// to the provider's cache included.
 	InputTokens        int64            `json:"input_tokens"`
@@ -320,12 +329,28 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]UsageRecord, 0, len(us))
 	for _, u := range us {
-		out = append(out, UsageRecord{RequestID: u.RequestID, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
-			Deployment: u.Deployment, InputTokens: u.InputTokens, CachedTokens: u.CachedTokens,
-			CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens, OutputTokens: u.OutputTokens,
-			Credits: u.Credits, LatencyMS: u.Latency.Milliseconds(), Status: u.Status, CreatedAt: u.CreatedAt})
+		out = append(out, usageRecord(u))
 	}
 	WriteJSON(w, http.StatusOK, list[UsageRecord]{"list", out})
+}
+
+// usageOne serves GET /v1/usage/{id}: one call of the caller's account,
+// like OpenRouter's generation lookup. Another account's id is a 404, as
+// an unknown one is.
+func (s *Server) usageOne(w http.ResponseWriter, r *http.Request) {
+	u, err := s.Ledger.UsageOf(r.Context(), callerOf(r).Account, r.PathValue("id"))
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, usageRecord(u))
+}
+
+func usageRecord(u ledger.Usage) UsageRecord {
+	return UsageRecord{ID: u.RequestID, RequestID: u.RequestID, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
+		Deployment: u.Deployment, UpstreamID: u.UpstreamID, InputTokens: u.InputTokens, CachedTokens: u.CachedTokens,
+		CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens, OutputTokens: u.OutputTokens,
+		Credits: u.Credits, LatencyMS: u.Latency.Milliseconds(), Status: u.Status, CreatedAt: u.CreatedAt}
 }
 
 // errProvisional refuses what a provisional access token may not do.
