@@ -16,9 +16,17 @@ import (
 
 // usageRecordView is GET /v1/usage/{id}'s answer, as an app reads it.
 type usageRecordView struct {
-	ID, RequestID, Model, Provider, Deployment, UpstreamID, Status string
-	InputTokens, OutputTokens, Credits                             int64
-	CreatedAt                                                      string
+	ID           string `json:"id"`
+	RequestID    string `json:"request_id"`
+	Model        string `json:"model"`
+	Provider     string `json:"provider"`
+	Deployment   string `json:"deployment"`
+	UpstreamID   string `json:"upstream_id"`
+	Status       string `json:"status"`
+	InputTokens  int64  `json:"input_tokens"`
+	OutputTokens int64  `json:"output_tokens"`
+	Credits      int64  `json:"credits"`
+	CreatedAt    string `json:"created_at"`
 }
 
 // TestIDsMatchThroughServe: through serve, on SQLite and on PostgreSQL,
