@@ -73,6 +73,13 @@ func (c *chunk) lacks(key string) bool {
 type answerIDs struct{ id, model []byte }
 
 func newAnswerIDs(requestID, model string) *answerIDs {
+	if plainKey(requestID) && plainKey(model) { // the usual case: one allocation, no encoder
+		b := make([]byte, 0, len(requestID)+len(model)+4)
+		b = append(append(append(b, '"'), requestID...), '"')
+		n := len(b)
+		b = append(append(append(b, '"'), model...), '"')
+		return &answerIDs{id: b[:n:n], model: b[n:]}
+	}
 	id, _ := json.Marshal(requestID) // a string always encodes
 	m, _ := json.Marshal(model)
 	return &answerIDs{id: id, model: m}
@@ -81,13 +88,14 @@ func newAnswerIDs(requestID, model string) *answerIDs {
 // openAIChunk reads one event of an OpenAI stream. It returns the chunk
 // without its usage member (the relay puts usage on the last chunk only)
 // and with ids's id and model when ids is not nil, the usage member's
-// value, and the value of an "error" member. data is the chunk's own
-// buffer: it is rewritten in place (in its spare capacity, when the ids
-// grow it; see sseSlack).
-func openAIChunk(data []byte, ids *answerIDs) (c *chunk, usage, errVal json.RawMessage, upstreamID string, err error) {
-	o, err := cutUsage(data, ids)
+// value, and the value of an "error" member; and when *up is "", it sets
+// it to the upstream's id of the chunk (the stream's first says it). data
+// is the chunk's own buffer: it is rewritten in place (in its spare
+// capacity, when the ids grow it; see sseSlack).
+func openAIChunk(data []byte, ids *answerIDs, up *string) (c *chunk, usage, errVal json.RawMessage, err error) {
+	o, err := cutUsage(data, ids, up)
 	if err != nil {
-		return nil, nil, nil, "", err
+		return nil, nil, nil, err
 	}
 	c = &chunk{raw: o.raw, cs: choicesOf(o.choices), usageCut: true}
 	if bytes.IndexByte(o.raw, '\n') >= 0 || bytes.IndexByte(o.raw, '\r') >= 0 { // not ContainsAny: a byte-set scan, 5× slower
@@ -95,14 +103,13 @@ func openAIChunk(data []byte, ids *answerIDs) (c *chunk, usage, errVal json.RawM
 		// relayed from its members instead (encoded on one line).
 		c.fields, c.raw = c.members(), nil
 	}
-	return c, o.usage, o.errVal, o.upstreamID, nil
+	return c, o.usage, o.errVal, nil
 }
 
 // cutObject is an upstream's JSON object with its usage member cut out.
 type cutObject struct {
 	raw                    []byte          // the object as sent, less usage
 	usage, errVal, choices json.RawMessage // the values of usage, error and choices, nil when absent
-	upstreamID             string          // the value of its id member when a string, as the upstream sent it
 }
 
 // span is a part of an object replaced by repl: a member's value, a
@@ -120,8 +127,9 @@ type span struct {
 // changed are spliced in place, the rest of the bytes left as they are.
 // data is the object's own buffer, changed in place (slices.Replace: a new
 // one only when the ids need more than its spare capacity); choices
-// shares the result's memory.
-func cutUsage(data []byte, ids *answerIDs) (cutObject, error) {
+// shares the result's memory. When up is not nil and *up is "", *up is
+// set to the object's id as the upstream sent it (a string; a copy).
+func cutUsage(data []byte, ids *answerIDs, up *string) (cutObject, error) {
 	data = bytes.TrimLeft(data, " \t\r\n") // gjson's offsets start at the '{'
 	var o cutObject
 	var (
@@ -157,8 +165,8 @@ func cutUsage(data []byte, ids *answerIDs) (cutObject, error) {
 			choicesFrom, choicesTo = v.Index, end
 		case "id":
 			idFrom, idTo = v.Index, end
-			if v.Type == gjson.String {
-				o.upstreamID = strings.Clone(v.Str)
+			if up != nil && *up == "" && v.Type == gjson.String {
+				*up = strings.Clone(v.Str)
 			}
 		case "model":
 			modelFrom, modelTo = v.Index, end

@@ -39,7 +39,7 @@ func TestOpenAIChunk(t *testing.T) {
 		{"Truncated", `{"id":"c"`, "", "", "", errNotJSON},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, usage, errVal, _, err := openAIChunk([]byte(tc.in), nil)
+			c, usage, errVal, err := openAIChunk([]byte(tc.in), nil, nil)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("err = %v, want %v", err, tc.err)
 			}
@@ -67,7 +67,7 @@ func TestChunkWith(t *testing.T) {
 		{`{ }`, `{"usage":{"n":1}}`},
 		{`{"id":"c","usage":null}`, `{"id":"c","usage":{"n":1}}`}, // cut, then put at the end
 	} {
-		c, _, _, _, err := openAIChunk([]byte(tc.in), nil)
+		c, _, _, err := openAIChunk([]byte(tc.in), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +81,7 @@ func TestChunkWith(t *testing.T) {
 		}
 	}
 	// A key the chunk has already is replaced through its members.
-	c, _, _, _, _ := openAIChunk([]byte(`{"id":"c","choices":[]}`), nil)
+	c, _, _, _ := openAIChunk([]byte(`{"id":"c","choices":[]}`), nil, nil)
 	got := c.with("id", json.RawMessage(`"d"`))
 	if got.raw != nil || string(got.fields["id"]) != `"d"` || string(got.fields["choices"]) != `[]` {
 		t.Fatalf("replacing id: raw %q fields %v", got.raw, got.fields)
@@ -102,7 +102,7 @@ func FuzzOpenAIChunk(f *testing.F) {
 		if rewrite {
 			ids = newAnswerIDs("req_1", "asked")
 		}
-		c, usage, errVal, _, err := openAIChunk(bytes.Clone(b), ids)
+		c, usage, errVal, err := openAIChunk(bytes.Clone(b), ids, nil)
 		if (err == nil) != (wantErr == nil) {
 			t.Fatalf("openAIChunk err %v, objectFields err %v, for %q", err, wantErr, b)
 		}
@@ -203,7 +203,8 @@ func TestAnswerIDs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			buf := append(make([]byte, 0, len(tc.in)+sseSlack), tc.in...)
-			c, _, _, up, err := openAIChunk(buf, ids)
+			var up string
+			c, _, _, err := openAIChunk(buf, ids, &up)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -220,9 +221,21 @@ func TestAnswerIDs(t *testing.T) {
 		})
 	}
 	// The choices read are those of the rewritten bytes.
-	c, _, _, _, _ := openAIChunk([]byte(`{"id":"c","choices":[{"index":0,"delta":{"content":"hello"}}],"model":"m"}`), ids)
+	c, _, _, _ := openAIChunk([]byte(`{"id":"c","choices":[{"index":0,"delta":{"content":"hello"}}],"model":"m"}`), ids, nil)
 	if len(c.cs) != 1 || c.cs[0].text() != "hello" {
 		t.Fatalf("choices %+v", c.cs)
+	}
+}
+
+// TestAnswerIDsEncoded: a model name JSON must escape is encoded as
+// json.Marshal does.
+func TestAnswerIDsEncoded(t *testing.T) {
+	for _, m := range []string{"plain-model", `a"b`, "<x>&", "模型"} {
+		ids := newAnswerIDs("req_1", m)
+		want, _ := json.Marshal(m)
+		if string(ids.model) != string(want) || string(ids.id) != `"req_1"` {
+			t.Errorf("%q: id %s model %s, want %s", m, ids.id, ids.model, want)
+		}
 	}
 }
 
@@ -245,11 +258,12 @@ func BenchmarkOpenAIChunk(b *testing.B) {
 	const event = `{"id":"chatcmpl-49d3f5470a8c68af87a93e4e","object":"chat.completion.chunk","created":1795791440,"model":"gpt-4o-mini","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":{"content":" harbor"},"logprobs":null,"finish_reason":null}],"usage":null}`
 	buf := make([]byte, len(event)+sseSlack) // as sseReader allocates it
 	ids := newAnswerIDs(tollgate.NewRequestID(time.Unix(1795791440, 0)), "gpt-4o-mini")
+	up := "chatcmpl-49d3f5470a8c68af87a93e4e" // known from the stream's first chunk
 	b.SetBytes(int64(len(event)))
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(buf, event)
-		if _, _, _, _, err := openAIChunk(buf[:len(event)], ids); err != nil {
+		if _, _, _, err := openAIChunk(buf[:len(event)], ids, &up); err != nil {
 			b.Fatal(err)
 		}
 	}

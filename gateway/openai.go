@@ -168,11 +168,12 @@ func (o *openAI) embed(ctx context.Context, d *deployment, body []byte, ids *ans
 // (when not nil); and the value of its choices (nil when absent). b is the
 // answer's own buffer.
 func openAIResult(b []byte, ids *answerIDs) (*chatResult, json.RawMessage, error) {
-	o, err := cutUsage(b, ids)
+	var up string
+	o, err := cutUsage(b, ids, &up)
 	if err != nil {
 		return nil, nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
 	}
-	return &chatResult{body: &chunk{raw: o.raw, usageCut: true}, usage: parseOpenAIUsage(o.usage), upstreamID: o.upstreamID}, o.choices, nil
+	return &chatResult{body: &chunk{raw: o.raw, usageCut: true}, usage: parseOpenAIUsage(o.usage), upstreamID: up}, o.choices, nil
 }
 
 func (o *openAI) chatStream(ctx context.Context, d *deployment, req *chatRequest) (chunkStream, error) {
@@ -186,7 +187,9 @@ func (o *openAI) chatStream(ctx context.Context, d *deployment, req *chatRequest
 	if err != nil {
 		return nil, err
 	}
-	return &openAIStream{ctx: ctx, body: resp.Body, sse: newSSEReader(resp.Body), ids: req.ids}, nil
+	sse := newSSEReader(resp.Body)
+	sse.slack = sseSlack
+	return &openAIStream{ctx: ctx, body: resp.Body, sse: sse, ids: req.ids}, nil
 }
 
 // openAIStream reads an OpenAI SSE stream, its chunks given the request's
@@ -221,10 +224,7 @@ func (s *openAIStream) next() (*chunk, error) {
 			s.done = true
 			return nil, io.EOF
 		}
-		c, usage, e, up, err := openAIChunk(data, s.ids) // usage is added back on the final chunk only
-		if s.up == "" {
-			s.up = up
-		}
+		c, usage, e, err := openAIChunk(data, s.ids, &s.up) // usage is added back on the final chunk only
 		if err != nil {
 			return nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream sent an invalid stream chunk", Err: err}
 		}
