@@ -378,8 +378,9 @@ type oaToolCall struct {
 	} `json:"function"`
 }
 
-// fromAnthropic translates a Messages response into a chat completion.
-func fromAnthropic(b []byte, created int64) (*chatResult, error) {
+// fromAnthropic translates a Messages response into a chat completion,
+// with ids's id and model (the upstream's when ids is nil).
+func fromAnthropic(b []byte, created int64, ids *answerIDs) (*chatResult, error) {
 	var m anthResponse
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
@@ -412,7 +413,10 @@ func fromAnthropic(b []byte, created int64) (*chatResult, error) {
 	for k, v := range map[string]any{"id": m.ID, "object": "chat.completion", "created": created, "model": m.Model, "choices": []any{choice}} {
 		body[k], _ = json.Marshal(v)
 	}
-	res := &chatResult{body: &chunk{fields: body}, outputs: []string{output}}
+	if ids != nil {
+		body["id"], body["model"] = ids.id, ids.model
+	}
+	res := &chatResult{body: &chunk{fields: body}, outputs: []string{output}, upstreamID: m.ID}
 	if m.Usage != (anthUsage{}) {
 		res.usage = m.Usage.normalise()
 	}
@@ -454,7 +458,7 @@ func (an *anthropic) chat(ctx context.Context, d *deployment, req *chatRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return fromAnthropic(b, an.clock.Now().Unix())
+	return fromAnthropic(b, an.clock.Now().Unix(), req.ids)
 }
 
 func (an *anthropic) chatStream(ctx context.Context, d *deployment, req *chatRequest) (chunkStream, error) {
@@ -462,5 +466,5 @@ func (an *anthropic) chatStream(ctx context.Context, d *deployment, req *chatReq
 	if err != nil {
 		return nil, err
 	}
-	return &anthStream{ctx: ctx, body: resp.Body, sse: newSSEReader(resp.Body), created: an.clock.Now().Unix(), tools: map[int]int{}}, nil
+	return &anthStream{ctx: ctx, body: resp.Body, sse: newSSEReader(resp.Body), created: an.clock.Now().Unix(), tools: map[int]int{}, ids: req.ids}, nil
 }

@@ -16,8 +16,9 @@ type anthStream struct {
 	ctx     context.Context
 	body    io.ReadCloser
 	sse     *sseReader
-	id      string
+	id      string // the upstream's id of its message
 	model   string
+	ids     *answerIDs // the chunks' id and model; nil: the upstream's
 	created int64
 	tools   map[int]int // content block index -> tool_calls index
 	start   anthUsage
@@ -122,8 +123,13 @@ func (s *anthStream) chunk(delta map[string]any, finish *string) *chunk {
 	if finish != nil {
 		f, _ = json.Marshal(*finish)
 	}
-	id, _ := json.Marshal(s.id)
-	model, _ := json.Marshal(s.model)
+	var id, model []byte
+	if s.ids != nil {
+		id, model = s.ids.id, s.ids.model
+	} else {
+		id, _ = json.Marshal(s.id)
+		model, _ = json.Marshal(s.model)
+	}
 	b := make([]byte, 0, 160+len(d)+len(id)+len(model))
 	b = append(b, `{"choices":`...)
 	from := len(b)
@@ -142,6 +148,8 @@ func (s *anthStream) chunk(delta map[string]any, finish *string) *chunk {
 func (s *anthStream) usage() *tokenUsage { return s.final }
 
 func (s *anthStream) onWait(f func()) { s.sse.wait = f }
+
+func (s *anthStream) upstreamID() string { return s.id }
 
 // inputUsage is the prompt usage message_start reported, or nil.
 func (s *anthStream) inputUsage() *tokenUsage {

@@ -78,7 +78,8 @@ func runGolden(t *testing.T, pattern, kind, endpoint string) {
 				Models:    map[string][]gateway.DeploymentConfig{"m": {{Provider: "anth", Model: map[string]string{gateway.KindOpenAI: "gpt-4o-mini", gateway.KindAnthropic: "claude-sonnet-4-5"}[kind], MaxOutputTokens: 1024, ContextTokens: 200_000}}},
 			}
 			meter := newFakeMeter(t, 1_000_000)
-			gw, err := gateway.New(cfg, gateway.Options{Meter: meter, Pricer: fakePricer{}, Clock: tollgate.ClockFunc(func() time.Time { return time.Unix(1700000000, 0) })})
+			gw, err := gateway.New(cfg, gateway.Options{Meter: meter, Pricer: fakePricer{}, Clock: tollgate.ClockFunc(func() time.Time { return time.Unix(1700000000, 0) }),
+				RequestID: func(*http.Request) string { return "req_golden" }})
 			if err != nil {
 				t.Fatal(err)
 			}

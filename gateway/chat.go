@@ -84,6 +84,7 @@ func (g *Gateway) ChatCompletions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	req.ids = m.ids()
 	if req.Stream {
 		g.chatStream(w, r, m, deps, req)
 		return
@@ -106,6 +107,8 @@ func (g *Gateway) ChatCompletions(w http.ResponseWriter, r *http.Request) {
 		e := m.estimate(res.outputs...)
 		u, estimated = &e, true
 	}
+	m.upstreamID = res.upstreamID
+	m.answered(w, d)
 	credits := m.settle(r.Context(), d, *u, estimated, "ok")
 	writeJSON(w, http.StatusOK, res.body.with("usage", usageJSON(*u, credits)))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -65,12 +66,34 @@ func (c *chunk) lacks(key string) bool {
 	return !ok
 }
 
+// answerIDs are what every answer of one request says for its id and
+// model, as JSON strings: the request id (Hold.RequestID: the
+// X-Request-Id, and the usage record's id) and the model the client asked
+// for, whatever the upstream called its answer and its model.
+type answerIDs struct{ id, model []byte }
+
+func newAnswerIDs(requestID, model string) *answerIDs {
+	if plainKey(requestID) && plainKey(model) { // the usual case: one allocation, no encoder
+		b := make([]byte, 0, len(requestID)+len(model)+4)
+		b = append(append(append(b, '"'), requestID...), '"')
+		n := len(b)
+		b = append(append(append(b, '"'), model...), '"')
+		return &answerIDs{id: b[:n:n], model: b[n:]}
+	}
+	id, _ := json.Marshal(requestID) // a string always encodes
+	m, _ := json.Marshal(model)
+	return &answerIDs{id: id, model: m}
+}
+
 // openAIChunk reads one event of an OpenAI stream. It returns the chunk
-// without its usage member (the relay puts usage on the last chunk only),
-// that member's value, and the value of an "error" member. data is the
-// chunk's own buffer: the usage member is cut out of it in place.
-func openAIChunk(data []byte) (c *chunk, usage, errVal json.RawMessage, err error) {
-	o, err := cutUsage(data)
+// without its usage member (the relay puts usage on the last chunk only)
+// and with ids's id and model when ids is not nil, the usage member's
+// value, and the value of an "error" member; and when *up is "", it sets
+// it to the upstream's id of the chunk (the stream's first says it). data
+// is the chunk's own buffer: it is rewritten in place (in its spare
+// capacity, when the ids grow it; see sseSlack).
+func openAIChunk(data []byte, ids *answerIDs, up *string) (c *chunk, usage, errVal json.RawMessage, err error) {
+	o, err := cutUsage(data, ids, up)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -89,12 +112,24 @@ type cutObject struct {
 	usage, errVal, choices json.RawMessage // the values of usage, error and choices, nil when absent
 }
 
+// span is a part of an object replaced by repl: a member's value, a
+// member cut out (repl nil), or a member put in (from == to).
+type span struct {
+	from, to int
+	repl     []byte
+}
+
 // cutUsage reads an OpenAI-shaped object (a stream's chunk, an answer) to
-// be relayed as sent but for its usage, which the gateway rewrites. It
-// refuses what objectFields refuses (walkObject), but builds no map. data
-// is the object's own buffer: the usage member is cut out of it in place;
-// choices shares the result's memory.
-func cutUsage(data []byte) (cutObject, error) {
+// be relayed as sent but for its usage, which the gateway rewrites, and,
+// when ids is not nil, its id and model, which become ids's (an id is put
+// first when the object has none: an embeddings answer). It refuses what
+// objectFields refuses (walkObject), but builds no map: the members
+// changed are spliced in place, the rest of the bytes left as they are.
+// data is the object's own buffer, changed in place (slices.Replace: a new
+// one only when the ids need more than its spare capacity); choices
+// shares the result's memory. When up is not nil and *up is "", *up is
+// set to the object's id as the upstream sent it (a string; a copy).
+func cutUsage(data []byte, ids *answerIDs, up *string) (cutObject, error) {
 	data = bytes.TrimLeft(data, " \t\r\n") // gjson's offsets start at the '{'
 	var o cutObject
 	var (
@@ -102,13 +137,17 @@ func cutUsage(data []byte) (cutObject, error) {
 		cutFrom, cutTo         = -1, -1
 		cutToNextKey           bool // usage is the first member: cut up to the next key
 		choicesFrom, choicesTo = -1, -1
+		idFrom, idTo           = -1, -1
+		modelFrom, modelTo     = -1, -1
+		members                int
 	)
 	// A view of data, not a copy: nothing read from it outlives the
-	// walk, which ends before data is changed.
+	// walk (the upstream id is cloned), which ends before data is changed.
 	err := walkObject(unsafe.String(unsafe.SliceData(data), len(data)), func(k, v gjson.Result) {
 		if cutToNextKey {
 			cutTo, cutToNextKey = k.Index, false
 		}
+		members++
 		end := v.Index + len(v.Raw)
 		switch k.Str {
 		case "usage":
@@ -124,17 +163,51 @@ func cutUsage(data []byte) (cutObject, error) {
 			o.errVal = bytes.Clone(data[v.Index:end])
 		case "choices":
 			choicesFrom, choicesTo = v.Index, end
+		case "id":
+			idFrom, idTo = v.Index, end
+			if up != nil && *up == "" && v.Type == gjson.String {
+				*up = strings.Clone(v.Str)
+			}
+		case "model":
+			modelFrom, modelTo = v.Index, end
 		}
 		prevEnd = end
 	})
 	if err != nil {
 		return cutObject{}, err
 	}
+	// The spans, last first, so that each leaves the offsets of those
+	// before it as they were.
+	var arr [4]span
+	spans := arr[:0]
+	if ids != nil && modelFrom >= 0 && !bytes.Equal(data[modelFrom:modelTo], ids.model) {
+		spans = append(spans, span{modelFrom, modelTo, ids.model})
+	}
+	if ids != nil && idFrom >= 0 && !bytes.Equal(data[idFrom:idTo], ids.id) {
+		spans = append(spans, span{idFrom, idTo, ids.id})
+	}
 	if cutFrom >= 0 {
-		n := cutTo - cutFrom
-		data = append(data[:cutFrom], data[cutTo:]...)
-		if choicesFrom > cutFrom {
-			choicesFrom, choicesTo = choicesFrom-n, choicesTo-n
+		spans = append(spans, span{cutFrom, cutTo, nil})
+		members--
+	}
+	if ids != nil && idFrom < 0 {
+		member := append(append([]byte(`"id":`), ids.id...), ',')
+		if members == 0 {
+			member = member[:len(member)-1]
+		}
+		spans = append(spans, span{1, 1, member}) // after the '{'
+	}
+	slices.SortFunc(spans, func(a, b span) int {
+		if a.from != b.from {
+			return b.from - a.from
+		}
+		return b.to - a.to // a member put in where one is cut out: after the cut
+	})
+	for _, sp := range spans {
+		data = slices.Replace(data, sp.from, sp.to, sp.repl...)
+		if sp.to <= choicesFrom {
+			n := len(sp.repl) - (sp.to - sp.from)
+			choicesFrom, choicesTo = choicesFrom+n, choicesTo+n
 		}
 	}
 	o.raw = data

@@ -45,10 +45,11 @@ func (g *Gateway) Embeddings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var res *chatResult
+	ids := m.ids()
 	d, err := g.failover(m.ctx, m.hold.RequestID, req.Model, deps, func(a *attempt, d *deployment) error {
 		defer a.done()
 		var err error
-		res, err = d.up.(embedder).embed(a.ctx, d, body)
+		res, err = d.up.(embedder).embed(a.ctx, d, body, ids)
 		return err
 	})
 	if err != nil {
@@ -61,6 +62,8 @@ func (g *Gateway) Embeddings(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		u, estimated = &tokenUsage{Input: m.prompt}, true
 	}
+	m.upstreamID = res.upstreamID
+	m.answered(w, d)
 	credits := m.settle(r.Context(), d, *u, estimated, "ok")
 	writeJSON(w, http.StatusOK, res.body.with("usage", usageJSON(*u, credits)))
 }

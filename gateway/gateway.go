@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,8 +53,11 @@ type Options struct {
 	// Sleep waits between attempts; it returns early when done closes.
 	// Default: a timer. Tests may make it instant.
 	Sleep func(done <-chan struct{}, d time.Duration)
-	// RequestID names a request for holds and usage; default: the
-	// X-Request-Id request header, else a random id.
+	// RequestID names a request: the id of its answers (every chunk of a
+	// stream), its X-Request-Id response header and its usage record. It
+	// must be new for every request, made by the server (a client's id
+	// could name two requests alike). Default: tollgate.NewRequestID;
+	// an empty id is replaced by one.
 	RequestID func(*http.Request) string
 	// MaxRequestDuration bounds a metered request from its hold to its
 	// end, on Clock: past it, a stream is ended (an error event naming the
@@ -169,14 +170,8 @@ func setDefaults(o *Options) {
 		}
 	}
 	if o.RequestID == nil {
-		o.RequestID = func(r *http.Request) string {
-			if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 {
-				return id
-			}
-			var b [12]byte
-			_, _ = crand.Read(b[:])
-			return "req_" + hex.EncodeToString(b[:])
-		}
+		clock := o.Clock
+		o.RequestID = func(*http.Request) string { return tollgate.NewRequestID(clock.Now()) }
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

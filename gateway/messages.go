@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/tidwall/gjson"
 
 	"tollgate"
 )
@@ -43,6 +46,9 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 		g.logInternal(r, err)
 		writeAnthError(w, err)
 		return
+	}
+	if mr.chat != nil {
+		mr.chat.ids = m.ids()
 	}
 	var (
 		resp  *http.Response // from an Anthropic deployment
@@ -91,6 +97,8 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 			e := m.estimate(res.outputs...)
 			u, estimated = &e, true
 		}
+		m.upstreamID = res.upstreamID
+		m.answered(w, d)
 		credits := m.settle(r.Context(), d, *u, estimated, "ok")
 		writeJSON(w, http.StatusOK, toMessagesResponse(res.body.members(), *u, int64(credits)))
 	}
@@ -224,7 +232,8 @@ func messagesRoutes(model string, raw map[string]json.RawMessage, deps []*deploy
 	return nil, anth, nil
 }
 
-// messagesPassThrough relays a complete Anthropic answer with its cost.
+// messagesPassThrough relays a complete Anthropic answer with its cost,
+// the request's id and the model asked for.
 func (g *Gateway) messagesPassThrough(w http.ResponseWriter, r *http.Request, m *metered, d *deployment, resp *http.Response, att *attempt) {
 	b, err := readBody(att.ctx, resp)
 	var out map[string]json.RawMessage
@@ -245,6 +254,10 @@ func (g *Gateway) messagesPassThrough(w http.ResponseWriter, r *http.Request, m 
 		e := m.estimate(anthText(msg.Content))
 		u, estimated = &e, true
 	}
+	_ = json.Unmarshal(out["id"], &m.upstreamID)
+	ids := m.ids()
+	out["id"], out["model"] = ids.id, ids.model
+	m.answered(w, d)
 	credits := m.settle(r.Context(), d, *u, estimated, "ok")
 	out["usage"] = withCost(out["usage"], credits)
 	writeJSON(w, http.StatusOK, out)
@@ -252,6 +265,7 @@ func (g *Gateway) messagesPassThrough(w http.ResponseWriter, r *http.Request, m 
 
 // messagesFromChunks relays an OpenAI-compatible stream as Messages events.
 func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *metered, d *deployment, st chunkStream, first []*chunk, att *attempt) {
+	m.answered(w, d)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -274,6 +288,7 @@ func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *
 		att.touch()
 		ew.chunk(chunk)
 	}
+	m.upstreamID = st.upstreamID()
 	u, estimated := st.usage(), false
 	if u == nil {
 		e := m.estimate(ew.rl.outputs(false)...)
@@ -296,9 +311,12 @@ func (g *Gateway) messagesFromChunks(w http.ResponseWriter, r *http.Request, m *
 }
 
 // messagesStream relays a Messages stream verbatim, reading usage from
-// message_start and message_delta and adding cost_credits to the latter.
+// message_start and message_delta, giving the former the request's id and
+// the model asked for, and adding cost_credits to the latter.
 func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *metered, d *deployment, resp *http.Response, lead *leadEvents, att *attempt) {
 	defer resp.Body.Close()
+	m.answered(w, d)
+	ids := m.ids()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -324,6 +342,10 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 			upErr = &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage(data)} // relayed as is below
 		case "message_start":
 			start, startSeen = ev.Message.Usage, true
+			if m.upstreamID == "" {
+				m.upstreamID = ev.Message.ID
+			}
+			data = withMessageIDs(data, ids)
 		case "content_block_delta":
 			rl.add(0, ev.Delta.Text+ev.Delta.PartialJSON)
 		case "message_delta":
@@ -370,6 +392,30 @@ func (g *Gateway) messagesStream(w http.ResponseWriter, r *http.Request, m *mete
 	default:
 		m.settle(r.Context(), d, *u, estimated, "ok")
 	}
+}
+
+// withMessageIDs gives a message_start event's message ids's id and
+// model: the two values are spliced in place of the upstream's, the rest
+// of the event left as sent. data is the event's own buffer.
+func withMessageIDs(data []byte, ids *answerIDs) []byte {
+	var arr [2]span
+	spans := arr[:0]
+	for _, f := range []struct {
+		path string
+		to   []byte
+	}{{"message.model", ids.model}, {"message.id", ids.id}} {
+		v := gjson.GetBytes(data, f.path)
+		if v.Exists() && v.Index > 0 && !bytes.Equal(data[v.Index:v.Index+len(v.Raw)], f.to) {
+			spans = append(spans, span{v.Index, v.Index + len(v.Raw), f.to})
+		}
+	}
+	if len(spans) == 2 && spans[0].from < spans[1].from {
+		spans[0], spans[1] = spans[1], spans[0] // the last first
+	}
+	for _, sp := range spans {
+		data = slices.Replace(data, sp.from, sp.to, sp.repl...)
+	}
+	return data
 }
 
 // anthDeadlineEvent is the error event that ends a Messages stream at

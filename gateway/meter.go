@@ -9,6 +9,8 @@ import (
 
 // Hold is the worst-case reservation made before a request goes upstream.
 type Hold struct {
+	// RequestID is the request's id (Options.RequestID), unique per
+	// request: the id of its answer and of its usage record.
 	RequestID string
 	Account   tollgate.AccountID
 	KeyID     string
@@ -25,12 +27,14 @@ type Hold struct {
 // (CacheWriteTokens for 5 minutes, CacheWrite1hTokens for an hour)
 // included.
 type Usage struct {
+	// RequestID is the request's id (Hold.RequestID): its answer's id.
 	RequestID         string
 	Account           tollgate.AccountID
 	KeyID             string
 	Model             string // public model name
 	Deployment        string // provider/upstream model that answered, "" if none
 	Provider          string
+	UpstreamID        string // the upstream's id of its answer, "" if none
 	InputTokens       int64
 	CachedInputTokens int64
 	CacheWriteTokens  int64

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"tollgate"
 )
@@ -16,9 +18,12 @@ type metered struct {
 	g      *Gateway
 	hold   Hold
 	holdID string
-	start  time.Time
-	prompt int64 // tokenizer count of the prompt, for billing without usage
-	closed bool
+	// upstreamID is the id the upstream gave its answer, for the usage
+	// record; set by the handler before it settles.
+	upstreamID string
+	start      time.Time
+	prompt     int64 // tokenizer count of the prompt, for billing without usage
+	closed     bool
 	// ctx is the request's context for the upstream calls, from the hold
 	// to its end (settle or release); cancelled with errRequestDeadline at
 	// Options.MaxRequestDuration.
@@ -82,8 +87,12 @@ func (g *Gateway) reserve(r *http.Request, c tollgate.Caller, model string, prom
 				"this request may cost up to %d credits, above this API key's limit of %d credits per request (max_credits_per_request); lower max_tokens or shorten the prompt",
 				credits, lim)}
 	}
+	id := g.opts.RequestID(r)
+	if id == "" {
+		id = tollgate.NewRequestID(g.opts.Clock.Now())
+	}
 	m := &metered{g: g, start: g.opts.Clock.Now(), prompt: prompt, hold: Hold{
-		RequestID: g.opts.RequestID(r), Account: c.Account, KeyID: c.KeyID, Model: model, Credits: credits, GrantID: c.GrantID,
+		RequestID: id, Account: c.Account, KeyID: c.KeyID, Model: model, Credits: credits, GrantID: c.GrantID,
 	}}
 	if err := g.admitTokens(r.Context(), c, model, prompt+margin+outTokens); err != nil {
 		if r.Context().Err() != nil {
@@ -107,6 +116,36 @@ func (g *Gateway) reserve(r *http.Request, c tollgate.Caller, model string, prom
 	m.ctx, m.cancel = context.WithCancelCause(r.Context())
 	m.watch()
 	return m, nil
+}
+
+// DeploymentHeader is the response header naming the deployment
+// (provider/upstream model) that served a gateway answer.
+const DeploymentHeader = "X-Tollgate-Deployment"
+
+// answered sets the headers of a held request's answer, once a
+// deployment took it: X-Request-Id, the request id the answer's id
+// repeats (as httpapi set it, or the gateway's own id without httpapi),
+// and DeploymentHeader.
+func (m *metered) answered(w http.ResponseWriter, d *deployment) {
+	h := w.Header()
+	h.Set("X-Request-Id", m.hold.RequestID)
+	h.Set(DeploymentHeader, d.id)
+}
+
+// ids are the id and model every answer of the request carries.
+func (m *metered) ids() *answerIDs { return newAnswerIDs(m.hold.RequestID, m.hold.Model) }
+
+// maxUpstreamID bounds the upstream id a usage record keeps (the stores'
+// bound, ledger.MaxUpstreamID).
+const maxUpstreamID = 256
+
+// keptUpstreamID is the upstream's id of its answer as a usage record
+// keeps it: "" when it is too long or not text a store takes.
+func keptUpstreamID(id string) string {
+	if len(id) > maxUpstreamID || !utf8.ValidString(id) || strings.IndexByte(id, 0) >= 0 {
+		return ""
+	}
+	return id
 }
 
 // watch keeps the hold alive while the request is in flight (the Meter's
@@ -220,7 +259,7 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 	n := func(c int64) int64 { return max(c, 0) }
 	usage := Usage{
 		RequestID: m.hold.RequestID, Account: m.hold.Account, KeyID: m.hold.KeyID, Model: m.hold.Model,
-		Deployment: d.id, Provider: d.provider.Name,
+		Deployment: d.id, Provider: d.provider.Name, UpstreamID: keptUpstreamID(m.upstreamID),
 		InputTokens: n(u.Input), CachedInputTokens: n(u.Cached), CacheWriteTokens: n(u.CacheWrite),
 		CacheWrite1hTokens: n(u.CacheWrite1h), OutputTokens: n(u.Output),
 		Credits: credits, Latency: m.g.opts.Clock.Now().Sub(m.start), Status: status, Estimated: estimated,

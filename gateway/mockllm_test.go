@@ -125,3 +125,104 @@ func TestMockLLMToolCallThroughAnthropic(t *testing.T) {
 type mockCounter struct{}
 
 func (mockCounter) Count(s string) int64 { return int64(mockllm.CountTokens(s)) }
+
+// TestIDsThatMatch: every answer's id (the JSON answer, each chunk of a
+// stream, an embeddings answer, a Messages answer and its message_start)
+// is the request id: the X-Request-Id header and the usage record's
+// RequestID. Its model is the name asked for, the deployment that served
+// it is in X-Tollgate-Deployment and the usage, and the upstream's own id
+// is kept in the usage: for OpenAI and Anthropic upstreams, streamed and
+// not, through both APIs.
+func TestIDsThatMatch(t *testing.T) {
+	const chat = `"max_tokens":20,"messages":[{"role":"user","content":"four words"}]`
+	for _, tc := range []struct {
+		name, path, body, model, deployment, upPrefix string
+		stream                                        bool
+		openai                                        *mockllm.Server
+	}{
+		{"ChatOpenAI", "/v1/chat/completions", `{"model":"mock-gpt",` + chat + `}`, "mock-gpt", "mock-openai/gpt-4o-mini", "chatcmpl-", false, nil},
+		{"ChatOpenAIStream", "/v1/chat/completions", `{"model":"mock-gpt","stream":true,` + chat + `}`, "mock-gpt", "mock-openai/gpt-4o-mini", "chatcmpl-", true, nil},
+		{"ChatOpenAIStreamUsageChunk", "/v1/chat/completions", `{"model":"mock-gpt","stream":true,"stream_options":{"include_usage":true},` + chat + `}`,
+			"mock-gpt", "mock-openai/gpt-4o-mini", "chatcmpl-", true, nil},
+		{"ChatAnthropic", "/v1/chat/completions", `{"model":"mock-claude",` + chat + `}`, "mock-claude", "mock-anthropic/claude-sonnet-4-5", "msg_", false, nil},
+		{"ChatAnthropicStream", "/v1/chat/completions", `{"model":"mock-claude","stream":true,` + chat + `}`, "mock-claude", "mock-anthropic/claude-sonnet-4-5", "msg_", true, nil},
+		{"ChatFailedOverToAnthropic", "/v1/chat/completions", `{"model":"mock-gpt",` + chat + `}`, "mock-gpt", "mock-anthropic/claude-haiku-4-5", "msg_", false,
+			&mockllm.Server{Status: 503}},
+		{"Messages", "/v1/messages", `{"model":"mock-claude",` + chat + `}`, "mock-claude", "mock-anthropic/claude-sonnet-4-5", "msg_", false, nil},
+		{"MessagesStream", "/v1/messages", `{"model":"mock-claude","stream":true,` + chat + `}`, "mock-claude", "mock-anthropic/claude-sonnet-4-5", "msg_", true, nil},
+		{"MessagesOverOpenAI", "/v1/messages", `{"model":"mock-gpt",` + chat + `}`, "mock-gpt", "mock-openai/gpt-4o-mini", "chatcmpl-", false, nil},
+		{"MessagesOverOpenAIStream", "/v1/messages", `{"model":"mock-gpt","stream":true,` + chat + `}`, "mock-gpt", "mock-openai/gpt-4o-mini", "chatcmpl-", true, nil},
+		{"Embeddings", "/v1/embeddings", `{"model":"mock-embedding","input":["a cat","a dog"]}`, "mock-embedding", "mock-openai/text-embedding-3-small", "", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.openai == nil {
+				tc.openai = &mockllm.Server{OutputTokens: 6}
+			}
+			e, _, _ := mockEnv(t, 100_000, tc.openai, &mockllm.Server{OutputTokens: 6})
+			resp, body := e.do(context.Background(), tc.path, tc.body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			id := resp.Header.Get("X-Request-Id")
+			if !strings.HasPrefix(id, "req_") || len(id) != 44 {
+				t.Fatalf("X-Request-Id %q", id)
+			}
+			if got := resp.Header.Get(gateway.DeploymentHeader); got != tc.deployment {
+				t.Fatalf("%s %q, want %q", gateway.DeploymentHeader, got, tc.deployment)
+			}
+			objects := []map[string]any{}
+			if tc.stream {
+				for _, d := range sseData(t, body) {
+					if d == "[DONE]" {
+						continue
+					}
+					ev := mustJSON(t, d)
+					switch {
+					case ev["type"] == "message_start":
+						objects = append(objects, ev["message"].(map[string]any))
+					case ev["type"] == nil: // a chat.completion.chunk
+						objects = append(objects, ev)
+					}
+				}
+			} else {
+				objects = append(objects, mustJSON(t, body))
+			}
+			if len(objects) == 0 {
+				t.Fatalf("no answer objects in %s", body)
+			}
+			for _, o := range objects {
+				if o["id"] != id || o["model"] != tc.model {
+					t.Fatalf("answer id %v model %v, want %s %s: %v", o["id"], o["model"], id, tc.model, o)
+				}
+			}
+			_, _, usages, _ := e.meter.state()
+			if len(usages) != 1 {
+				t.Fatalf("usages %+v", usages)
+			}
+			u := usages[0]
+			if u.RequestID != id || u.Model != tc.model || u.Deployment != tc.deployment {
+				t.Fatalf("usage %+v, want request %s model %s deployment %s", u, id, tc.model, tc.deployment)
+			}
+			if tc.upPrefix != "" && !strings.HasPrefix(u.UpstreamID, tc.upPrefix) {
+				t.Fatalf("upstream id %q, want %s…", u.UpstreamID, tc.upPrefix)
+			}
+		})
+	}
+	// Two calls, two ids; neither is what the client sent as X-Request-Id.
+	e, _, _ := mockEnv(t, 100_000, &mockllm.Server{}, &mockllm.Server{})
+	seen := map[string]bool{}
+	for range 2 {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"mock-gpt",`+chat+`}`))
+		req.Header.Set("X-Request-Id", "mine")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		id := resp.Header.Get("X-Request-Id")
+		if id == "mine" || seen[id] || !strings.HasPrefix(id, "req_") {
+			t.Fatalf("request id %q (seen: %v)", id, seen)
+		}
+		seen[id] = true
+	}
+}

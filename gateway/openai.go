@@ -64,7 +64,7 @@ func (o *openAI) chat(ctx context.Context, d *deployment, req *chatRequest) (*ch
 	if err != nil {
 		return nil, err
 	}
-	res, choices, err := openAIResult(b)
+	res, choices, err := openAIResult(b, req.ids)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func intField(m map[string]json.RawMessage, name string, dst *int64) bool {
 	return true
 }
 
-func (o *openAI) embed(ctx context.Context, d *deployment, body []byte) (*chatResult, error) {
+func (o *openAI) embed(ctx context.Context, d *deployment, body []byte, ids *answerIDs) (*chatResult, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, fmt.Errorf("embeddings body: %w", err)
@@ -159,19 +159,21 @@ func (o *openAI) embed(ctx context.Context, d *deployment, body []byte) (*chatRe
 	if err != nil {
 		return nil, err
 	}
-	res, _, err := openAIResult(b)
+	res, _, err := openAIResult(b, ids)
 	return res, err
 }
 
 // openAIResult reads an OpenAI-shaped answer, kept as sent but for its
-// usage, which it returns read, and the value of its choices (nil when
-// absent). b is the answer's own buffer.
-func openAIResult(b []byte) (*chatResult, json.RawMessage, error) {
-	o, err := cutUsage(b)
+// usage, which it returns read, and its id and model, which become ids's
+// (when not nil); and the value of its choices (nil when absent). b is the
+// answer's own buffer.
+func openAIResult(b []byte, ids *answerIDs) (*chatResult, json.RawMessage, error) {
+	var up string
+	o, err := cutUsage(b, ids, &up)
 	if err != nil {
 		return nil, nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
 	}
-	return &chatResult{body: &chunk{raw: o.raw, usageCut: true}, usage: parseOpenAIUsage(o.usage)}, o.choices, nil
+	return &chatResult{body: &chunk{raw: o.raw, usageCut: true}, usage: parseOpenAIUsage(o.usage), upstreamID: up}, o.choices, nil
 }
 
 func (o *openAI) chatStream(ctx context.Context, d *deployment, req *chatRequest) (chunkStream, error) {
@@ -185,14 +187,19 @@ func (o *openAI) chatStream(ctx context.Context, d *deployment, req *chatRequest
 	if err != nil {
 		return nil, err
 	}
-	return &openAIStream{ctx: ctx, body: resp.Body, sse: newSSEReader(resp.Body)}, nil
+	sse := newSSEReader(resp.Body)
+	sse.slack = sseSlack
+	return &openAIStream{ctx: ctx, body: resp.Body, sse: sse, ids: req.ids}, nil
 }
 
-// openAIStream reads an OpenAI SSE stream.
+// openAIStream reads an OpenAI SSE stream, its chunks given the request's
+// id and model.
 type openAIStream struct {
 	ctx  context.Context
 	body io.ReadCloser
 	sse  *sseReader
+	ids  *answerIDs
+	up   string // the upstream's id of its answer, from its first chunk
 	u    *tokenUsage
 	done bool
 }
@@ -217,7 +224,7 @@ func (s *openAIStream) next() (*chunk, error) {
 			s.done = true
 			return nil, io.EOF
 		}
-		c, usage, e, err := openAIChunk(data) // usage is added back on the final chunk only
+		c, usage, e, err := openAIChunk(data, s.ids, &s.up) // usage is added back on the final chunk only
 		if err != nil {
 			return nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream sent an invalid stream chunk", Err: err}
 		}
@@ -235,6 +242,8 @@ func (s *openAIStream) next() (*chunk, error) {
 }
 
 func (s *openAIStream) usage() *tokenUsage { return s.u }
+
+func (s *openAIStream) upstreamID() string { return s.up }
 
 func (s *openAIStream) onWait(f func()) { s.sse.wait = f }
 

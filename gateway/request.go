@@ -22,6 +22,9 @@ type chatRequest struct {
 	// uncounted says some content is not text (an image, a file): its
 	// tokens are known only to the upstream, whatever its size in bytes.
 	uncounted bool
+	// ids are the answer's id and model, set once the request is held;
+	// nil: the upstream's are kept.
+	ids *answerIDs
 }
 
 // chatMessage is one message of the OpenAI chat format.

@@ -24,6 +24,9 @@ type sseReader struct {
 	// wrote to the client there, so events that arrived together leave
 	// in one write and none is held while the upstream is silent.
 	wait func()
+	// slack is the spare capacity each event's data gets (sseSlack for
+	// an OpenAI stream, whose chunks cutUsage rewrites in place).
+	slack int
 }
 
 // newSSEReader reads events from r. Its buffer is small (a stream is
@@ -33,6 +36,11 @@ func newSSEReader(r io.Reader) *sseReader { return &sseReader{r: bufio.NewReader
 
 // next returns the next event. At a clean end of input it returns io.EOF;
 // input ending inside an event returns io.ErrUnexpectedEOF.
+// sseSlack is the spare capacity of an OpenAI stream's event data: what
+// the request id and the asked model name may add to a chunk without a
+// new buffer.
+const sseSlack = 64
+
 func (s *sseReader) next() (event string, data []byte, err error) {
 	seen := false
 	for {
@@ -65,7 +73,11 @@ func (s *sseReader) next() (event string, data []byte, err error) {
 			if len(data) > 0 {
 				data = append(data, '\n')
 			} else if data == nil {
-				data = make([]byte, 0, len(value)) // most events are one line: one exact allocation
+				// Most events are one line: one allocation, with room
+				// (slack) for the gateway's id and model where they are
+				// rewritten in place; a request id is longer than most
+				// upstreams'.
+				data = make([]byte, 0, len(value)+s.slack)
 			}
 			data = append(data, value...)
 			seen = true

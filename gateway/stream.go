@@ -43,6 +43,7 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 
 	rl := g.newRelay(w, true)
 	st.onWait(func() { rl.flush() })
+	m.answered(w, d)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -68,6 +69,7 @@ func (g *Gateway) chatStream(w http.ResponseWriter, r *http.Request, m *metered,
 		rl.push(chunk)
 	}
 
+	m.upstreamID = st.upstreamID()
 	gone := rl.err != nil || r.Context().Err() != nil
 	if upErr != nil && !gone {
 		rl.flushPending() // delivered before the error event, so billed

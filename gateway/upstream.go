@@ -24,7 +24,8 @@ type upstream interface {
 
 // embedder is the optional capability of serving /v1/embeddings.
 type embedder interface {
-	embed(ctx context.Context, d *deployment, body []byte) (*chatResult, error)
+	// embed answers with ids's id and model (the upstream's when nil).
+	embed(ctx context.Context, d *deployment, body []byte, ids *answerIDs) (*chatResult, error)
 }
 
 // tokenUsage is an upstream's usage normalised to OpenAI's convention:
@@ -49,9 +50,10 @@ func (u tokenUsage) tokens() tollgate.Tokens {
 
 // chatResult is a complete (non-streaming) answer.
 type chatResult struct {
-	body    *chunk      // the OpenAI-shaped response object
-	usage   *tokenUsage // nil when the upstream reported none
-	outputs []string    // the generated text per choice, for counting without usage
+	body       *chunk      // the OpenAI-shaped response object, with the request's id and model
+	usage      *tokenUsage // nil when the upstream reported none
+	outputs    []string    // the generated text per choice, for counting without usage
+	upstreamID string      // the upstream's id of its answer, "" when it sent none
 }
 
 // chunkStream is an open streaming answer.
@@ -62,6 +64,8 @@ type chunkStream interface {
 	next() (*chunk, error)
 	// usage returns the usage reported by the upstream, or nil.
 	usage() *tokenUsage
+	// upstreamID returns the upstream's id of its answer once read, or "".
+	upstreamID() string
 	// onWait sets f to run whenever next is about to wait for the
 	// network.
 	onWait(f func())

@@ -12,6 +12,7 @@ import (
 
 	"tollgate"
 	"tollgate/auth"
+	"tollgate/ledger"
 	"tollgate/payment"
 	"tollgate/pricing"
 	"tollgate/wxpay"
@@ -277,18 +278,26 @@ func (s *Server) balance(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, BalanceResponse{Account: b.Account, Credits: b.Credits, Held: b.Held, Provisional: b.Provisional, Debt: b.Debt})
 }
 
-// UsageRecord is one entry of GET /v1/usage: a billed call (type
-// "usage"), or credit the operator added or removed (type "adjustment":
-// credits signed, > 0 added, < 0 removed; adjustment_id set; the call's
+// UsageRecord is one entry of GET /v1/usage, and GET /v1/usage/{id}'s
+// answer: a billed call (type "usage"), or, in the list only, credit the
+// operator added or removed (type "adjustment": credits signed, > 0
+// added, < 0 removed; id and adjustment_id the adjustment's; the call's
 // fields empty; the operator's reason is their note and not shown).
 type UsageRecord struct {
-	Type         string `json:"type"`
+	Type string `json:"type"`
+	// ID is tollgate's id of the call: the id of the gateway's answer and
+	// its X-Request-Id. RequestID is the same id, under its older name.
+	ID           string `json:"id"`
 	AdjustmentID string `json:"adjustment_id,omitempty"`
 	RequestID    string `json:"request_id"`
 	KeyID        string `json:"key_id"`
-	Model        string `json:"model"`
-	Provider     string `json:"provider"`
-	Deployment   string `json:"deployment"`
+	// Model is the model the client asked for; Deployment
+	// (provider/upstream model) and Provider are what served it, and
+	// UpstreamID is the id the provider gave its answer ("" if none).
+	Model      string `json:"model"`
+	Provider   string `json:"provider"`
+	Deployment string `json:"deployment"`
+	UpstreamID string `json:"upstream_id"`
 	// InputTokens counts every prompt token, those read from and written
 	// to the provider's cache included.
 	InputTokens        int64            `json:"input_tokens"`
@@ -338,17 +347,32 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 		if len(adjs) > 0 && (len(us) == 0 || adjs[0].CreatedAt.After(us[0].CreatedAt)) {
 			a := adjs[0]
 			adjs = adjs[1:]
-			out = append(out, UsageRecord{Type: "adjustment", AdjustmentID: a.ID, Credits: a.Credits, CreatedAt: a.CreatedAt})
+			out = append(out, UsageRecord{Type: "adjustment", ID: a.ID, AdjustmentID: a.ID, Credits: a.Credits, CreatedAt: a.CreatedAt})
 			continue
 		}
-		u := us[0]
+		out = append(out, usageRecord(us[0]))
 		us = us[1:]
-		out = append(out, UsageRecord{Type: "usage", RequestID: u.RequestID, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
-			Deployment: u.Deployment, InputTokens: u.InputTokens, CachedTokens: u.CachedTokens,
-			CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens, OutputTokens: u.OutputTokens,
-			Credits: u.Credits, LatencyMS: u.Latency.Milliseconds(), Status: u.Status, CreatedAt: u.CreatedAt})
 	}
 	WriteJSON(w, http.StatusOK, list[UsageRecord]{"list", out})
+}
+
+// usageOne serves GET /v1/usage/{id}: one call of the caller's account,
+// like OpenRouter's generation lookup. Another account's id is a 404, as
+// an unknown one is.
+func (s *Server) usageOne(w http.ResponseWriter, r *http.Request) {
+	u, err := s.Ledger.UsageOf(r.Context(), callerOf(r).Account, r.PathValue("id"))
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, usageRecord(u))
+}
+
+func usageRecord(u ledger.Usage) UsageRecord {
+	return UsageRecord{Type: "usage", ID: u.RequestID, RequestID: u.RequestID, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
+		Deployment: u.Deployment, UpstreamID: u.UpstreamID, InputTokens: u.InputTokens, CachedTokens: u.CachedTokens,
+		CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens, OutputTokens: u.OutputTokens,
+		Credits: u.Credits, LatencyMS: u.Latency.Milliseconds(), Status: u.Status, CreatedAt: u.CreatedAt}
 }
 
 // errProvisional refuses what a provisional access token may not do.

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,7 +13,10 @@ import (
 
 type ctxKey int
 
-const requestIDKey ctxKey = iota
+const (
+	requestIDKey ctxKey = iota
+	clientRequestIDKey
+)
 
 // RequestID returns the request id stored in ctx by WithRequestID, or "".
 func RequestID(ctx context.Context) string {
@@ -23,8 +24,15 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
+// ClientRequestID returns the X-Request-Id the client sent, when it was
+// well formed, stored in ctx by WithRequestID; else "".
+func ClientRequestID(ctx context.Context) string {
+	id, _ := ctx.Value(clientRequestIDKey).(string)
+	return id
+}
+
 // validRequestID accepts a client-sent id only when it is short and made of
-// safe characters, so it can be echoed and logged.
+// safe characters, so it can be logged.
 func validRequestID(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
@@ -37,24 +45,24 @@ func validRequestID(s string) bool {
 	return true
 }
 
-// NewRequestID returns a fresh random request id.
-func NewRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "req_" + hex.EncodeToString(b[:])
-}
+// NewRequestID returns a fresh request id (tollgate.NewRequestID).
+func NewRequestID() string { return tollgate.NewRequestID(time.Now()) }
 
-// WithRequestID gives every request an id (the client's X-Request-Id when it
-// is well formed, else a new one), stores it in the context and echoes it in
-// the X-Request-Id response header.
+// WithRequestID gives every request a new id (NewRequestID), stores it in
+// the context and sends it in the X-Request-Id response header. The id is
+// always the server's: it is also the id of a gateway answer and of its
+// usage record, which must be one per call, so a client's X-Request-Id is
+// not taken; when well formed it is kept in the context
+// (ClientRequestID) and logged beside the request id.
 func WithRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if !validRequestID(id) {
-			id = NewRequestID()
-		}
+		id := NewRequestID()
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		if c := r.Header.Get("X-Request-Id"); validRequestID(c) {
+			ctx = context.WithValue(ctx, clientRequestIDKey, c)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -119,7 +127,8 @@ func WithRecoverAndLog(log *slog.Logger, next http.Handler) http.Handler {
 				}
 			}
 			log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-				"duration_ms", time.Since(start).Milliseconds(), "request_id", RequestID(r.Context()))
+				"duration_ms", time.Since(start).Milliseconds(), "request_id", RequestID(r.Context()),
+				"client_request_id", ClientRequestID(r.Context()))
 		}()
 		next.ServeHTTP(rec, r)
 	})

@@ -321,6 +321,9 @@ func (o settleOp) apply(s *state) (any, error) {
 	if o.r.Usage.negativeCount() {
 		return nil, fail(tollgate.EINVALID, name, "token counts must not be negative")
 	}
+	if len(o.r.Usage.UpstreamID) > MaxUpstreamID {
+		return nil, fail(tollgate.EINVALID, name, "an upstream id is at most %d bytes", MaxUpstreamID)
+	}
 	h, stored := s.holds[o.r.HoldID]
 	if !stored && o.mem.ID != "" {
 		c := o.mem

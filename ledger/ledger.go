@@ -150,6 +150,10 @@ type Usage struct {
 	Model      string
 	Provider   string
 	Deployment string
+	// UpstreamID is the id the provider gave its answer (an OpenAI
+	// chatcmpl-…, an Anthropic msg_…), at most MaxUpstreamID bytes; ""
+	// when it sent none. RequestID is tollgate's own id of the call.
+	UpstreamID string
 	// InputTokens counts every prompt token: CachedTokens (read from the
 	// provider's cache) and the cache writes included.
 	InputTokens  int64
@@ -164,6 +168,9 @@ type Usage struct {
 	Status             string
 	CreatedAt          time.Time
 }
+
+// MaxUpstreamID bounds Usage.UpstreamID.
+const MaxUpstreamID = 256
 
 // DebtTotal is the debt outstanding across all accounts: the credits
 // owed and how many accounts owe them.

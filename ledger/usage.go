@@ -27,6 +27,8 @@ func (o recordUsageOp) apply(s *state) (any, error) {
 			return nil, fail(tollgate.EINVALID, name, "usage that costs credits is recorded by Settle")
 		case u.negativeCount():
 			return nil, fail(tollgate.EINVALID, name, "token counts must not be negative")
+		case len(u.UpstreamID) > MaxUpstreamID:
+			return nil, fail(tollgate.EINVALID, name, "an upstream id is at most %d bytes", MaxUpstreamID)
 		case seen[u.RequestID]:
 			return nil, fail(tollgate.EINVALID, name, "request id %s appears twice", u.RequestID)
 		}
@@ -78,6 +80,29 @@ func (s *Service) ListUsage(ctx context.Context, account tollgate.AccountID, lim
 		return err
 	})
 	return out, err
+}
+
+// UsageOf returns the usage record of one request of account. Errors:
+// ENOTFOUND when there is none, or when it is another account's: the
+// answer does not tell whether the id exists elsewhere.
+func (s *Service) UsageOf(ctx context.Context, account tollgate.AccountID, requestID string) (Usage, error) {
+	const name = "ledger.UsageOf"
+	var found []Usage
+	if requestID != "" && account != "" {
+		err := s.View(ctx, func(tx ReadTx) (err error) {
+			found, err = tx.UsageByRequest(ctx, []string{requestID})
+			return err
+		})
+		if err != nil {
+			return Usage{}, err
+		}
+	}
+	for _, u := range found {
+		if u.RequestID == requestID && u.Account == account {
+			return u, nil
+		}
+	}
+	return Usage{}, fail(tollgate.ENOTFOUND, name, "no usage record %q for this account", requestID)
 }
 
 // UsageTotal is the sum of the usage records of one deployment over a

@@ -101,13 +101,19 @@ func newHoldID(now time.Time) (string, error) {
 	return "hold_" + hex.EncodeToString(b[:]), nil
 }
 
-// Settle charges u.Credits and records the usage under the hold's id. A
-// settle the store fails to commit is kept and retried until it commits
-// (retry.go); Settle then returns nil, since the charge is in hand.
+// Settle charges u.Credits and records the usage under the request's id
+// (u.RequestID, the id of the gateway's answer; the hold's id when it has
+// none), with the upstream's own id. A settle the store fails to commit is
+// kept and retried until it commits (retry.go); Settle then returns nil,
+// since the charge is in hand.
 func (m *Meter) Settle(ctx context.Context, holdID string, u gateway.Usage) error {
+	reqID := u.RequestID
+	if reqID == "" {
+		reqID = holdID
+	}
 	r := ledger.SettleRequest{HoldID: holdID, Cost: u.Credits, Usage: ledger.Usage{
-		RequestID: holdID, Account: u.Account, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
-		Deployment: u.Deployment, InputTokens: u.InputTokens, CachedTokens: u.CachedInputTokens,
+		RequestID: reqID, Account: u.Account, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
+		Deployment: u.Deployment, UpstreamID: u.UpstreamID, InputTokens: u.InputTokens, CachedTokens: u.CachedInputTokens,
 		CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens,
 		OutputTokens: u.OutputTokens, Latency: u.Latency, Status: u.Status,
 	}}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,7 +157,7 @@ func testUsage(t *testing.T, e *Env) {
 	}
 	e.Clock.Advance(time.Second)
 	_, err = e.Svc.Settle(e.Ctx, ledger.SettleRequest{HoldID: h.ID, Cost: 42, Usage: ledger.Usage{
-		RequestID: "req-1", KeyID: "k1", Model: "gpt-x", Provider: "openai", Deployment: "eu",
+		RequestID: "req-1", KeyID: "k1", Model: "gpt-x", Provider: "openai", Deployment: "eu", UpstreamID: "chatcmpl-up1",
 		InputTokens: 30, CachedTokens: 5, CacheWriteTokens: 7, CacheWrite1hTokens: 3, OutputTokens: 12,
 		Latency: 1500 * time.Millisecond, Status: "ok"}})
 	if err != nil {
@@ -184,6 +185,7 @@ func testUsage(t *testing.T, e *Env) {
 		{"NegativeTokens", []ledger.Usage{{RequestID: "r9", Account: "alice", OutputTokens: -1}}, tollgate.EINVALID},
 		{"NegativeCacheWrites", []ledger.Usage{{RequestID: "r9", Account: "alice", CacheWrite1hTokens: -1}}, tollgate.EINVALID},
 		{"UnknownAccount", []ledger.Usage{{RequestID: "r9", Account: "zed"}}, tollgate.ENOTFOUND},
+		{"LongUpstreamID", []ledger.Usage{{RequestID: "r9", Account: "alice", UpstreamID: strings.Repeat("x", ledger.MaxUpstreamID+1)}}, tollgate.EINVALID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			Rejected(t, e, tc.code, func() error { _, err := e.Svc.RecordUsage(e.Ctx, tc.us); return err })
@@ -195,10 +197,35 @@ func testUsage(t *testing.T, e *Env) {
 	}
 	first := list[2]
 	want := ledger.Usage{RequestID: "req-1", Account: "alice", KeyID: "k1", Model: "gpt-x", Provider: "openai",
-		Deployment: "eu", InputTokens: 30, CachedTokens: 5, CacheWriteTokens: 7, CacheWrite1hTokens: 3, OutputTokens: 12, Credits: 42,
-		Latency: 1500 * time.Millisecond, Status: "ok", CreatedAt: Start.Add(time.Second)}
+		Deployment: "eu", UpstreamID: "chatcmpl-up1", InputTokens: 30, CachedTokens: 5, CacheWriteTokens: 7, CacheWrite1hTokens: 3,
+		OutputTokens: 12, Credits: 42, Latency: 1500 * time.Millisecond, Status: "ok", CreatedAt: Start.Add(time.Second)}
 	if first != want {
 		t.Fatalf("oldest usage = %+v\nwant %+v", first, want)
+	}
+	// One record by its id, for its own account only: another account's
+	// id is as unknown as one that never existed.
+	if got, err := e.Svc.UsageOf(e.Ctx, "alice", "req-1"); err != nil || got != want {
+		t.Fatalf("UsageOf = %+v, %v\nwant %+v", got, err, want)
+	}
+	MustAccount(t, e, "bob")
+	for _, tc := range []struct {
+		account tollgate.AccountID
+		id      string
+	}{{"bob", "req-1"}, {"alice", "req-404"}, {"alice", ""}, {"", "req-1"}} {
+		Rejected(t, e, tollgate.ENOTFOUND, func() error { _, err := e.Svc.UsageOf(e.Ctx, tc.account, tc.id); return err })
+	}
+	// A settle with an upstream id no store keeps is refused, nothing changed.
+	h2, err := e.Svc.Reserve(e.Ctx, ledger.ReserveRequest{HoldID: "h2", Account: "alice", Amount: 10, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	Rejected(t, e, tollgate.EINVALID, func() error {
+		_, err := e.Svc.Settle(e.Ctx, ledger.SettleRequest{HoldID: h2.ID, Cost: 1, Usage: ledger.Usage{
+			RequestID: "req-long", UpstreamID: strings.Repeat("x", ledger.MaxUpstreamID+1)}})
+		return err
+	})
+	if _, err := e.Svc.Release(e.Ctx, h2.ID); err != nil {
+		t.Fatal(err)
 	}
 	if list[0].RequestID != "req-3" || list[1].RequestID != "req-2" {
 		t.Fatalf("usage order = %s, %s, %s; want newest first", list[0].RequestID, list[1].RequestID, list[2].RequestID)
