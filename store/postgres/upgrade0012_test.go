@@ -66,7 +66,7 @@ func TestRefundActorUpgrade(t *testing.T) {
 	}
 	added := map[string]bool{}
 	for obj := range after {
-		if _, ok := before[obj]; !ok {
+		if _, ok := before[obj]; !ok && !strings.Contains(obj, "adjustments.") { // 0015's: TestAdjustmentDebtPaidUpgrade
 			added[obj] = true
 		}
 	}
@@ -90,8 +90,8 @@ func TestRefundActorUpgrade(t *testing.T) {
 	}
 
 	applied := migrationsApplied(t, fresh)
-	if all := strings.Split(applied, "; "); !strings.HasPrefix(all[len(all)-1], "12 0012_refund_actor ") {
-		t.Fatalf("applied migrations %s; want 0012_refund_actor last", applied)
+	if !strings.Contains(applied, "12 0012_refund_actor ") {
+		t.Fatalf("applied migrations %s; want 0012_refund_actor among them", applied)
 	}
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate again: %v", err)

@@ -55,8 +55,8 @@ func TestRefundActorUpgrade(t *testing.T) {
 	}
 	defer func() { s.Close() }()
 	applied, err := s.AppliedMigrations(ctx)
-	if err != nil || len(applied) == 0 || applied[len(applied)-1].Version != 12 || applied[len(applied)-1].Name != "refund_actor" {
-		t.Fatalf("applied migrations = %+v, %v; want 0012_refund_actor last", applied, err)
+	if err != nil || !hasMigration(applied, 12, "refund_actor") {
+		t.Fatalf("applied migrations = %+v, %v; want 0012_refund_actor among them", applied, err)
 	}
 	storetest.WantSameSnapshot(t, f.Read(t, s), want)
 	storetest.MustAuditStore(t, s, clock.Now())
@@ -78,6 +78,8 @@ func TestRefundActorUpgrade(t *testing.T) {
 			if !strings.HasPrefix(now, body+",") || !strings.Contains(now[len(body):], "actor TEXT NOT NULL DEFAULT '' CHECK (length(actor) <= 64)") {
 				t.Errorf("payment_refunds after the upgrade:\n%s\ndoes not extend with actor:\n%s", now, old)
 			}
+		case obj == "table adjustments":
+			// 0015's debt_paid: TestAdjustmentDebtPaidUpgrade.
 		case now != old:
 			t.Errorf("%s after the upgrade:\n%s\nwas:\n%s", obj, now, old)
 		}
