@@ -49,6 +49,12 @@ func TestRefundActorUpgrade(t *testing.T) {
 	}
 	copyRows(t, db, filepath.Join(dir, "new.db"))
 
+	// What 0012 alone changes; later migrations have tests of their own.
+	if err := sqlite.MigrateFileTo(ctx, path, 12); err != nil {
+		t.Fatalf("upgrade to 0012: %v", err)
+	}
+	at12 := schema(t, rawDB(t, path))
+
 	s, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatalf("upgrade: %v", err)
@@ -69,7 +75,7 @@ func TestRefundActorUpgrade(t *testing.T) {
 	fresh := rawDB(t, path)
 	after := schema(t, fresh)
 	for obj, old := range before {
-		now, ok := after[obj]
+		now, ok := at12[obj]
 		switch {
 		case !ok:
 			t.Errorf("%s lost in the upgrade", obj)
@@ -78,14 +84,12 @@ func TestRefundActorUpgrade(t *testing.T) {
 			if !strings.HasPrefix(now, body+",") || !strings.Contains(now[len(body):], "actor TEXT NOT NULL DEFAULT '' CHECK (length(actor) <= 64)") {
 				t.Errorf("payment_refunds after the upgrade:\n%s\ndoes not extend with actor:\n%s", now, old)
 			}
-		case obj == "table adjustments":
-			// 0015's debt_paid: TestAdjustmentDebtPaidUpgrade.
 		case now != old:
 			t.Errorf("%s after the upgrade:\n%s\nwas:\n%s", obj, now, old)
 		}
 	}
-	if len(after) != len(before) {
-		t.Errorf("the upgrade made %d tables and indexes, want %d", len(after), len(before))
+	if len(at12) != len(before) {
+		t.Errorf("the upgrade made %d tables and indexes, want %d", len(at12), len(before))
 	}
 	if _, err := fresh.ExecContext(ctx, `UPDATE payment_refunds SET actor = ? WHERE out_refund_no = ?`,
 		strings.Repeat("a", 65), f.Refunds[0]); err == nil || !strings.Contains(err.Error(), "CHECK constraint failed") {
