@@ -61,7 +61,7 @@ type sessionPayload struct {
 
 // MaxTokenLen bounds a session token: room for MaxMetadata bytes of
 // metadata and a return URL, base64-encoded.
-const MaxTokenLen = 8 << 10
+const MaxTokenLen = 12 << 10
 
 var b64 = base64.RawURLEncoding
 
