@@ -25,7 +25,11 @@ const (
 type Profile struct {
 	Account tollgate.AccountID
 	Label   string
-	// ExternalID is the app's own id of the user, unique among accounts;
+	// Platform is the platform the account was made for (its user
+	// ExternalID), "" for an account the admin made (migration 0017).
+	Platform string
+	// ExternalID is the app's own id of the user, unique among the
+	// accounts of its platform (accounts of none count as one);
 	// "" when unset.
 	ExternalID string
 	// Metadata is a small JSON object, compacted; "{}" when none.
@@ -210,7 +214,9 @@ func (s *Service) CreateProfiledAccount(ctx context.Context, l tollgate.KeyLimit
 			return Created{}, Profile{}, err
 		}
 		for _, p := range taken {
-			if p.ExternalID == *patch.ExternalID {
+			// A platform's user may share the id: it is unique per
+			// platform, and an admin-made account has none.
+			if p.ExternalID == *patch.ExternalID && p.Platform == "" {
 				return Created{}, Profile{}, tollgate.Errorf(tollgate.ECONFLICT, "external_id %q belongs to account %s", p.ExternalID, p.Account)
 			}
 		}

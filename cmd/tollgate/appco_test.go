@@ -109,6 +109,28 @@ func testServeAppCheckout(t *testing.T, args ...string) {
 	if n := accountsWith(c, admin, "u-42"); n != 3 {
 		t.Fatalf("%d accounts with external id u-42, want 3 (A's, B's, the admin's)", n)
 	}
+	// The admin's own accounts share external ids with no platform's user
+	// only: a platform's user does not block one, another of the admin's does.
+	var solo appSession
+	c.must(201, "POST", "/v1/checkout/sessions", pa.Key, `{"external_id":"solo"}`, &solo)
+	var adminSolo struct {
+		AccountID string  `json:"account_id"`
+		Platform  *string `json:"platform_id"`
+	}
+	c.must(201, "POST", "/admin/accounts", admin, `{"external_id":"solo"}`, &adminSolo)
+	if adminSolo.AccountID == solo.AccountID || adminSolo.Platform != nil {
+		t.Fatalf("admin account %+v beside platform A's %s", adminSolo, solo.AccountID)
+	}
+	c.wantError(409, "POST", "/admin/accounts", admin, `{"external_id":"solo"}`, "solo")
+	var view struct {
+		Account struct {
+			Platform *string `json:"platform_id"`
+		} `json:"account"`
+	}
+	c.must(200, "GET", "/admin/accounts/"+solo.AccountID, admin, "", &view)
+	if view.Account.Platform == nil || *view.Account.Platform != pa.ID {
+		t.Fatalf("admin view of platform A's user: %+v", view)
+	}
 
 	// Bad input: a clear 4xx, nothing made.
 	key := mustAccount(c, admin).APIKey

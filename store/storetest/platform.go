@@ -105,7 +105,7 @@ func testPlatformAccounts(t *testing.T, s APIKeyStore, svc *ledger.Service) {
 			t.Fatalf("AccountPlatform(%s) = %q, %v; want %q", acct, got, err, plat)
 		}
 		p, err := s.AccountProfile(ctx, acct)
-		if err != nil || p.ExternalID != "user-42" || !p.CreatedAt.Equal(at) {
+		if err != nil || p.ExternalID != "user-42" || !p.CreatedAt.Equal(at) || p.Platform != plat {
 			t.Fatalf("profile of %s = %+v, %v", acct, p, err)
 		}
 		b, err := svc.Balance(ctx, acct)
