@@ -61,8 +61,8 @@ type ProfilePatch struct {
 // A search (Q set) matches an account whose id is Q, whose external id
 // is Q, or whose label contains Q (ASCII letters compared without case,
 // any other character exactly). Service.ListAccounts answers it in two
-// parts: first the exact matches (at most two: one by id, one by
-// external id), then the label matches that are not exact ones, each part
+// parts: first the exact matches (one by id; by external id one per
+// platform, accounts of none counting as one), then the label matches that are not exact ones, each part
 // by id. Labels is which part After is in, so a cursor never repeats or
 // skips a row across the two.
 type AccountQuery struct {
