@@ -126,10 +126,10 @@ func (h *Handler) newSession(r *http.Request, checkout bool) (Session, error) {
 	case isApp && !app.Admin && req.Platform != "" && req.Platform != app.Platform:
 		// One platform never reaches another's users.
 		return Session{}, tollgate.Errorf(tollgate.EFORBIDDEN, "a platform key acts for its own platform only")
-	case isApp && !app.Admin:
-		platform = app.Platform
 	case isApp && h.Users == nil:
 		return Session{}, tollgate.Errorf(tollgate.EUNAVAILABLE, "app users are not configured on this server")
+	case isApp && !app.Admin:
+		platform = app.Platform
 	}
 	s := Session{ExpiresAt: h.now().Add(h.ttl()).Truncate(time.Second), PackageID: req.PackageID}
 	var err error
