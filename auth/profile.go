@@ -25,7 +25,11 @@ const (
 type Profile struct {
 	Account tollgate.AccountID
 	Label   string
-	// ExternalID is the app's own id of the user, unique among accounts;
+	// Platform is the platform the account was made for (its user
+	// ExternalID), "" for an account the admin made (migration 0017).
+	Platform string
+	// ExternalID is the app's own id of the user, unique among the
+	// accounts of its platform (accounts of none count as one);
 	// "" when unset.
 	ExternalID string
 	// Metadata is a small JSON object, compacted; "{}" when none.
@@ -57,8 +61,8 @@ type ProfilePatch struct {
 // A search (Q set) matches an account whose id is Q, whose external id
 // is Q, or whose label contains Q (ASCII letters compared without case,
 // any other character exactly). Service.ListAccounts answers it in two
-// parts: first the exact matches (at most two: one by id, one by
-// external id), then the label matches that are not exact ones, each part
+// parts: first the exact matches (one by id; by external id one per
+// platform, accounts of none counting as one), then the label matches that are not exact ones, each part
 // by id. Labels is which part After is in, so a cursor never repeats or
 // skips a row across the two.
 type AccountQuery struct {
@@ -210,7 +214,9 @@ func (s *Service) CreateProfiledAccount(ctx context.Context, l tollgate.KeyLimit
 			return Created{}, Profile{}, err
 		}
 		for _, p := range taken {
-			if p.ExternalID == *patch.ExternalID {
+			// A platform's user may share the id: it is unique per
+			// platform, and an admin-made account has none.
+			if p.ExternalID == *patch.ExternalID && p.Platform == "" {
 				return Created{}, Profile{}, tollgate.Errorf(tollgate.ECONFLICT, "external_id %q belongs to account %s", p.ExternalID, p.Account)
 			}
 		}

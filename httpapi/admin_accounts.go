@@ -72,10 +72,13 @@ type AccountView struct {
 	Account    tollgate.AccountID `json:"account_id"`
 	Label      string             `json:"label"`
 	ExternalID *string            `json:"external_id"`
-	Metadata   json.RawMessage    `json:"metadata"`
-	Disabled   bool               `json:"disabled"`
-	DisabledAt *time.Time         `json:"disabled_at"`
-	CreatedAt  time.Time          `json:"created_at"`
+	// Platform is the platform the account was made for (§4.12); null
+	// for one the admin made.
+	Platform   *string         `json:"platform_id"`
+	Metadata   json.RawMessage `json:"metadata"`
+	Disabled   bool            `json:"disabled"`
+	DisabledAt *time.Time      `json:"disabled_at"`
+	CreatedAt  time.Time       `json:"created_at"`
 	// Credits, Held and Debt are as last committed (the detail's balance
 	// is exact).
 	Credits tollgate.Credits `json:"credits"`
@@ -89,6 +92,10 @@ func profileView(p auth.Profile) AccountView {
 	if p.ExternalID != "" {
 		ext := p.ExternalID
 		v.ExternalID = &ext
+	}
+	if p.Platform != "" {
+		plat := p.Platform
+		v.Platform = &plat
 	}
 	if len(v.Metadata) == 0 {
 		v.Metadata = json.RawMessage(`{}`)

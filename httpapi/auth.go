@@ -140,6 +140,37 @@ func (s *Server) withAdmin(next http.Handler) http.Handler {
 	})
 }
 
+// WithAppOrAuth lets an app act for its users (tollgate.App in the
+// context): a platform key (auth.PlatformKeyPrefix) authenticated by
+// Auth, or the admin token; any other credential goes through WithAuth.
+// A bad platform key is 401 and never falls back to an API key.
+func (s *Server) WithAppOrAuth(next http.Handler) http.Handler {
+	keyed := s.WithAuth(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := bearer(r)
+		switch {
+		case strings.HasPrefix(tok, auth.PlatformKeyPrefix) && s.Auth != nil:
+			p, err := s.Auth.AuthenticatePlatform(r.Context(), tok)
+			if err != nil {
+				if tollgate.ErrorCode(err) == tollgate.EUNAUTHORIZED {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
+					err = errInvalidPlatformKey
+				}
+				WriteError(w, r, s.log(), err)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(tollgate.WithApp(r.Context(),
+				tollgate.App{Platform: p.ID, ReturnURLHosts: p.ReturnURLHosts})))
+		case tok != "" && auth.TokenEqual(tok, s.AdminToken):
+			next.ServeHTTP(w, r.WithContext(tollgate.WithApp(r.Context(), tollgate.App{Admin: true})))
+		default:
+			keyed.ServeHTTP(w, r)
+		}
+	})
+}
+
+var errInvalidPlatformKey = codedError{tollgate.Errorf(tollgate.EUNAUTHORIZED, "invalid platform key"), "invalid_platform_key"}
+
 // callerOf returns the caller WithAuth stored; handlers behind WithAuth
 // always have one.
 func callerOf(r *http.Request) tollgate.Caller {

@@ -473,6 +473,9 @@ type OrderResponse struct {
 	TransactionID string               `json:"transaction_id,omitempty"`
 	ExpiresAt     time.Time            `json:"expires_at"`
 	CreatedAt     time.Time            `json:"created_at"`
+	// Metadata is the app's object from the checkout session the order
+	// was made from; {} for none.
+	Metadata json.RawMessage `json:"metadata"`
 }
 
 // validOrderNo accepts what an out_trade_no can be: 6–32 of [A-Za-z0-9_-|*].
@@ -531,7 +534,7 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 func orderResponse(o payment.Order) OrderResponse {
 	return OrderResponse{OutTradeNo: o.OutTradeNo, Status: o.Status, AmountFen: o.Fen, Credits: o.Credits,
 		PackageID: o.PackageID, Method: o.PayMethod(), CodeURL: o.CodeURL, H5URL: o.H5URL, TransactionID: o.TransactionID,
-		ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt}
+		ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt, Metadata: o.MetadataOrEmpty()}
 }
 
 // listOrders answers the caller's orders, newest first.

@@ -75,7 +75,9 @@ type Route struct {
 	// Pattern is a ServeMux pattern with a method, e.g. "GET /checkout/{session}".
 	Pattern string
 	Handler http.Handler
-	// Auth puts the route behind API-key authentication (WithAuth).
+	// Auth puts the route behind API-key authentication (WithAuth), or
+	// lets an app through instead: a platform key or the admin token
+	// (WithAppOrAuth).
 	Auth bool
 	// MaxBody bounds the request body; SmallBody when ≤ 0.
 	MaxBody int64
@@ -198,6 +200,9 @@ func (s *Server) Handler() http.Handler {
 	route("GET /admin/rollout", small, s.withAdmin(fn(s.rollout)))
 	route("GET /admin/catalog", small, s.withAdmin(fn(s.catalogShow)))
 	route("POST /admin/catalog/reload", small, s.withAdmin(fn(s.catalogReload)))
+	route("POST /admin/platforms", jsonReq, s.withAdmin(s.needAuth(s.createPlatform)))
+	route("GET /admin/platforms", small, s.withAdmin(s.needAuth(s.listPlatforms)))
+	route("DELETE /admin/platforms/{id}", small, s.withAdmin(s.needAuth(s.revokePlatform)))
 	route("POST /admin/webhooks", jsonReq, s.withAdmin(s.needWebhooks(s.createWebhook)))
 	route("GET /admin/webhooks", small, s.withAdmin(s.needWebhooks(s.listWebhooks)))
 	route("DELETE /admin/webhooks/{id}", small, s.withAdmin(s.needWebhooks(s.deleteWebhook)))
@@ -236,7 +241,7 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range s.Routes {
 		h, c := rt.Handler, bodyClass{rt.MaxBody, t.Body}
 		if rt.Auth {
-			h = s.WithAuth(h)
+			h = s.WithAppOrAuth(h)
 		}
 		if c.limit <= 0 {
 			c.limit = SmallBody

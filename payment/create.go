@@ -45,7 +45,15 @@ type CreateOrderRequest struct {
 	// WeChat's OAuth): required for MethodJSAPI, refused otherwise; 1–128
 	// characters of A–Z, a–z, 0–9, '-' and '_'.
 	OpenID string
+	// Metadata is the app's JSON object for the order (an app checkout
+	// session's metadata), stored with it as is: the caller has checked
+	// it (web.CheckMetadata); at most MaxMetadata bytes.
+	Metadata json.RawMessage
 }
+
+// MaxMetadata bounds an order's metadata, as the stores' CHECK does
+// (migration 0017).
+const MaxMetadata = 4096
 
 // AccessToken is a provisional API credential for one pending order.
 type AccessToken struct {
@@ -114,9 +122,19 @@ func requestHash(r CreateOrderRequest) string {
 		F string       `json:"f"`
 		M string       `json:"m,omitempty"`
 		O string       `json:"o,omitempty"`
-	}{r.PackageID, r.AmountFen, r.DeviceFingerprint, m, r.OpenID})
+		D string       `json:"d,omitempty"`
+	}{r.PackageID, r.AmountFen, r.DeviceFingerprint, m, r.OpenID, metadataKey(r.Metadata)})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
+}
+
+// metadataKey is metadata as requestHash hashes it: "" for none (so a
+// request without metadata hashes as it did before metadata existed).
+func metadataKey(m json.RawMessage) string {
+	if len(m) == 0 || string(m) == "{}" {
+		return ""
+	}
+	return string(m)
 }
 
 // validate checks a request without touching anything.
@@ -135,6 +153,9 @@ func (s *Service) validate(r *CreateOrderRequest) error {
 	}
 	if r.PackageID == "" && (r.AmountFen < s.cfg.MinFen || r.AmountFen > s.cfg.MaxFen) {
 		return paramError("amount_fen", fmt.Sprintf("amount_fen must be between %d and %d", s.cfg.MinFen, s.cfg.MaxFen))
+	}
+	if len(r.Metadata) > MaxMetadata || (len(r.Metadata) > 0 && !json.Valid(r.Metadata)) {
+		return paramError("metadata", fmt.Sprintf("metadata must be a JSON object of at most %d bytes", MaxMetadata))
 	}
 	if len(r.IdempotencyKey) > 255 {
 		return paramError("Idempotency-Key", "Idempotency-Key is longer than 255 characters")
@@ -275,7 +296,7 @@ func (s *Service) newOrder(ctx context.Context, r CreateOrderRequest, now time.T
 	o := Order{OutTradeNo: no, Account: r.Account, Fen: fen, Credits: credits, PackageID: r.PackageID,
 		APIVersion: s.gw.Version(), Status: StatusNotPay, Method: r.Method, OpenID: r.OpenID, DeviceFingerprint: r.DeviceFingerprint,
 		ClientIP: r.ClientIP, ExpiresAt: now.Add(s.cfg.OrderTTL).Truncate(time.Second), CreatedAt: now, UpdatedAt: now,
-		NextPollAt: now.Add(s.cfg.PollBase)}
+		NextPollAt: now.Add(s.cfg.PollBase), Metadata: r.Metadata}
 	if o.APIVersion == APIv2 {
 		o.SignType = s.cfg.SignType
 	}

@@ -1,6 +1,7 @@
 package payment
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -131,6 +132,21 @@ type Order struct {
 	Review string
 	// FeeFen is the merchant fee recorded for the payment (0 until paid).
 	FeeFen tollgate.Fen
+	// Metadata is the app's small JSON object given with the checkout
+	// session the order was made from (compacted; nil or "{}" for none).
+	// It is written once, when the order is made, and read back by every
+	// store read, so the order's events (payment.succeeded) and answers
+	// can carry it as is (MetadataOrEmpty).
+	Metadata json.RawMessage
+}
+
+// MetadataOrEmpty is the order's metadata as an event or answer shows it:
+// "{}" when the order has none.
+func (o Order) MetadataOrEmpty() json.RawMessage {
+	if len(o.Metadata) == 0 {
+		return json.RawMessage("{}")
+	}
+	return o.Metadata
 }
 
 // PayMethod is the order's method: Method, or MethodNative when it is

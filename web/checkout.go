@@ -1,10 +1,17 @@
 package web
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,45 +38,213 @@ func (h *Handler) readSession(r *http.Request) (Session, error) {
 
 type createSessionRequest struct {
 	PackageID string `json:"package_id"`
+	// ExternalID, Platform: an app's user (appSession).
+	ExternalID string          `json:"external_id"`
+	Platform   string          `json:"platform"`
+	ReturnURL  string          `json:"return_url"`
+	Locale     string          `json:"locale"`
+	Metadata   json.RawMessage `json:"metadata"`
 }
 
 type createSessionResponse struct {
-	URL        string    `json:"url"`
-	AccountURL string    `json:"account_url"`
-	ExpiresAt  time.Time `json:"expires_at"`
+	// ID names the session (a digest of its link).
+	ID         string             `json:"id"`
+	URL        string             `json:"url"`
+	AccountURL string             `json:"account_url"`
+	AccountID  tollgate.AccountID `json:"account_id"`
+	ExpiresAt  time.Time          `json:"expires_at"`
 }
 
 // createSession answers POST /v1/checkout/sessions: a signed link to the
-// checkout page of the caller's account, optionally with a package chosen.
+// checkout page of the caller's account, or, for an app (a platform key
+// or the admin token), of its user external_id's account, found or made;
+// optionally with a package chosen, a return URL, a language and
+// metadata for the orders.
 func (h *Handler) createSession(w http.ResponseWriter, r *http.Request) {
-	if len(h.Secret) < MinSecretLen {
-		h.writeErr(w, r, errors.New("web: session secret not configured"))
-		return
-	}
-	account, err := h.Account(r)
+	s, err := h.newSession(r, true)
 	if err != nil {
 		h.writeErr(w, r, err)
 		return
 	}
-	var req createSessionRequest
-	if err := readJSON(r, &req, true); err != nil {
-		h.writeErr(w, r, err)
-		return
-	}
-	if req.PackageID != "" {
-		if _, err := h.findPackage(r, req.PackageID); err != nil {
-			h.writeErr(w, r, err)
-			return
-		}
-	}
-	s := Session{Account: account, ExpiresAt: h.now().Add(h.ttl()).Truncate(time.Second), PackageID: req.PackageID}
 	tok := SignSession(h.Secret, s)
 	base := h.baseURL(r)
 	writeJSON(w, http.StatusCreated, createSessionResponse{
+		ID:         sessionID(tok),
 		URL:        base + "/checkout/" + tok,
 		AccountURL: base + "/account/" + tok,
+		AccountID:  s.Account,
 		ExpiresAt:  s.ExpiresAt.UTC(),
 	})
+}
+
+type accountLinkResponse struct {
+	URL       string             `json:"url"`
+	AccountID tollgate.AccountID `json:"account_id"`
+	ExpiresAt time.Time          `json:"expires_at"`
+}
+
+// createAccountLink answers POST /v1/account/links: a signed link to the
+// account page, for the caller's account or an app's user, as
+// createSession (no package, no metadata).
+func (h *Handler) createAccountLink(w http.ResponseWriter, r *http.Request) {
+	s, err := h.newSession(r, false)
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, accountLinkResponse{
+		URL: h.baseURL(r) + "/account/" + SignSession(h.Secret, s), AccountID: s.Account, ExpiresAt: s.ExpiresAt.UTC(),
+	})
+}
+
+// sessionID is a session's public name: a digest of its token.
+func sessionID(tok string) string {
+	d := sha256.Sum256([]byte(tok))
+	return "cs_" + hex.EncodeToString(d[:12])
+}
+
+// newSession checks a session request completely, then finds or makes
+// the account: bad input changes nothing.
+func (h *Handler) newSession(r *http.Request, checkout bool) (Session, error) {
+	if len(h.Secret) < MinSecretLen {
+		return Session{}, errors.New("web: session secret not configured")
+	}
+	var req createSessionRequest
+	if err := readJSON(r, &req, true); err != nil {
+		return Session{}, err
+	}
+	if !checkout && (req.PackageID != "" || len(req.Metadata) > 0) {
+		return Session{}, tollgate.Errorf(tollgate.EINVALID, "an account link takes no package_id or metadata")
+	}
+	app, isApp := tollgate.AppFrom(r.Context())
+	platform := req.Platform
+	switch {
+	case !isApp && (req.ExternalID != "" || req.Platform != ""):
+		return Session{}, tollgate.Errorf(tollgate.EFORBIDDEN, "external_id and platform need a platform key or the admin token, not an account's API key")
+	case isApp && req.ExternalID == "":
+		return Session{}, tollgate.Errorf(tollgate.EINVALID, "external_id is required: the app's id of the user")
+	case isApp && !app.Admin && req.Platform != "" && req.Platform != app.Platform:
+		// One platform never reaches another's users.
+		return Session{}, tollgate.Errorf(tollgate.EFORBIDDEN, "a platform key acts for its own platform only")
+	case isApp && h.Users == nil:
+		return Session{}, tollgate.Errorf(tollgate.EUNAVAILABLE, "app users are not configured on this server")
+	case isApp && !app.Admin:
+		platform = app.Platform
+	}
+	s := Session{ExpiresAt: h.now().Add(h.ttl()).Truncate(time.Second), PackageID: req.PackageID}
+	var err error
+	if s.Locale, err = checkLocale(req.Locale); err != nil {
+		return Session{}, err
+	}
+	if s.Metadata, err = CheckMetadata(req.Metadata); err != nil {
+		return Session{}, err
+	}
+	if req.PackageID != "" {
+		if _, err := h.findPackage(r, req.PackageID); err != nil {
+			return Session{}, err
+		}
+	}
+	hosts := app.ReturnURLHosts
+	if isApp && app.Admin && platform != "" && req.ReturnURL != "" {
+		if hosts, err = h.Users.ReturnURLHosts(r.Context(), platform); err != nil {
+			return Session{}, err
+		}
+	}
+	if s.ReturnURL, err = CheckReturnURL(req.ReturnURL, hosts, h.DevMode); err != nil {
+		return Session{}, err
+	}
+	if !isApp {
+		s.Account, err = h.Account(r)
+	} else {
+		s.Account, err = h.Users.PlatformAccount(r.Context(), platform, req.ExternalID)
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	return s, nil
+}
+
+// Bounds of an app's metadata: a JSON object of at most MaxMetadataKeys
+// keys and MaxMetadata bytes compacted (payment.MaxMetadata).
+const (
+	MaxMetadataKeys = 20
+	MaxMetadata     = 4096
+	maxReturnURL    = 2048
+)
+
+// CheckMetadata returns m compacted, nil for none or {}. Errors: EINVALID
+// (not an object, more than MaxMetadataKeys keys or MaxMetadata bytes).
+func CheckMetadata(m json.RawMessage) (json.RawMessage, error) {
+	t := bytes.TrimSpace(m)
+	if len(t) == 0 || string(t) == "null" {
+		return nil, nil
+	}
+	var obj map[string]json.RawMessage
+	if t[0] != '{' || json.Unmarshal(t, &obj) != nil {
+		return nil, tollgate.Errorf(tollgate.EINVALID, "metadata must be a JSON object")
+	}
+	if len(obj) > MaxMetadataKeys {
+		return nil, tollgate.Errorf(tollgate.EINVALID, "metadata has %d keys; at most %d", len(obj), MaxMetadataKeys)
+	}
+	if len(obj) == 0 {
+		return nil, nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, t); err != nil {
+		return nil, tollgate.Errorf(tollgate.EINVALID, "metadata must be a JSON object")
+	}
+	if b.Len() > MaxMetadata {
+		return nil, tollgate.Errorf(tollgate.EINVALID, "metadata is %d bytes; at most %d", b.Len(), MaxMetadata)
+	}
+	return b.Bytes(), nil
+}
+
+func checkLocale(l string) (string, error) {
+	switch l {
+	case "", langZH, langEN:
+		return l, nil
+	}
+	return "", tollgate.Errorf(tollgate.EINVALID, "locale must be zh or en")
+}
+
+// CheckReturnURL checks where a checkout may send the user back: an
+// absolute https URL (http only in dev mode or to a loopback host), with
+// no user info, whose host is one of hosts when any are given. Every other
+// scheme (javascript:, data:, …) is refused. Errors: EINVALID.
+func CheckReturnURL(raw string, hosts []string, dev bool) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	bad := func(why string) (string, error) {
+		return "", tollgate.Errorf(tollgate.EINVALID, "return_url %s", why)
+	}
+	if len(raw) > maxReturnURL {
+		return bad(fmt.Sprintf("is longer than %d bytes", maxReturnURL))
+	}
+	if strings.ContainsAny(raw, " \t\r\n\\") {
+		return bad("must not contain spaces or backslashes")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return bad("must be an absolute https:// URL")
+	}
+	host := strings.ToLower(u.Hostname())
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if ip := net.ParseIP(host); !dev && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return bad("must use https:// (http:// only to a loopback host)")
+		}
+	default:
+		return bad("must use https://")
+	}
+	if u.User != nil {
+		return bad("must not carry a user name or password")
+	}
+	if len(hosts) > 0 && !slices.Contains(hosts, host) {
+		return bad(fmt.Sprintf("host %q is not one of the platform's return_url_hosts", host))
+	}
+	return u.String(), nil
 }
 
 // findPackage returns the package with id; EINVALID when there is none (it
@@ -191,7 +366,8 @@ func (h *Handler) createOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
-	oreq := OrderRequest{PackageID: req.PackageID, DeviceFingerprint: req.DeviceFingerprint, IdempotencyKey: key, Method: req.Method}
+	oreq := OrderRequest{PackageID: req.PackageID, DeviceFingerprint: req.DeviceFingerprint, IdempotencyKey: key, Method: req.Method,
+		Metadata: s.Metadata}
 	switch req.Method {
 	case "":
 		oreq.Method = MethodNative

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 )
 
 // maxModels is how many models a package card estimates tokens for.
@@ -32,6 +33,9 @@ type checkoutBody struct {
 	QRURL string
 	// Note is the key of a note on how to pay here ("" for none).
 	Note string
+	// CancelURL is the app's return URL with status=cancelled, for a
+	// user who gives up ("" without a return URL).
+	CancelURL string
 }
 
 // checkoutConfig is what checkout.js reads.
@@ -48,6 +52,9 @@ type checkoutConfig struct {
 	// result the page shows.
 	Order    string            `json:"order,omitempty"`
 	Messages map[string]string `json:"messages"`
+	// ReturnURL is the app's return URL, to which the script adds
+	// order=<out_trade_no> and status=paid|cancelled.
+	ReturnURL string `json:"return_url,omitempty"`
 }
 
 // payMethod picks how this browser pays: ?method=native (the "Show QR
@@ -124,6 +131,9 @@ func (h *Handler) checkoutPage(w http.ResponseWriter, r *http.Request) {
 	p := h.newPage(w, r, "title.checkout")
 	base := "/checkout/" + r.PathValue("session")
 	body := checkoutBody{AccountURL: "/account/" + r.PathValue("session"), Method: method, Note: note}
+	if s.ReturnURL != "" {
+		body.CancelURL = ReturnTo(s.ReturnURL, "", "cancelled")
+	}
 	if method != MethodNative {
 		body.QRURL = base + "?method=" + MethodNative
 	}
@@ -154,7 +164,25 @@ func (h *Handler) checkoutPage(w http.ResponseWriter, r *http.Request) {
 	p.ConfigJSON = jsConfig(checkoutConfig{
 		Base: base, Selected: selected, Sandbox: h.Sandbox, SandboxPath: h.sandboxPath(),
 		Merchant: h.merchant(), Lang: p.Lang, Method: method, Order: order, Messages: messages[p.Lang],
+		ReturnURL: s.ReturnURL,
 	})
 	w.Header().Set("Vary", "User-Agent, Cookie")
 	h.render(w, r, http.StatusOK, "checkout", p)
+}
+
+// ReturnTo is the app's return URL with the order (when known) and the
+// outcome, paid or cancelled, as query parameters (checkout.js builds the
+// same).
+func ReturnTo(returnURL, order, status string) string {
+	u, err := url.Parse(returnURL)
+	if err != nil {
+		return ""
+	}
+	q := u.Query()
+	if order != "" {
+		q.Set("order", order)
+	}
+	q.Set("status", status)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -15,8 +15,9 @@ const (
 const langCookie = "tollgate_lang"
 
 // pickLang chooses the page language: ?lang= (which also sets the cookie),
-// then the cookie, then the first of Accept-Language's zh or en by quality.
-func pickLang(w http.ResponseWriter, r *http.Request) string {
+// then the cookie, then the session's locale (an app's, passed as
+// session), then the first of Accept-Language's zh or en by quality.
+func pickLang(w http.ResponseWriter, r *http.Request, session string) string {
 	if l := r.URL.Query().Get("lang"); l == langEN || l == langZH {
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600,
 			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
@@ -24,6 +25,9 @@ func pickLang(w http.ResponseWriter, r *http.Request) string {
 	}
 	if c, err := r.Cookie(langCookie); err == nil && (c.Value == langEN || c.Value == langZH) {
 		return c.Value
+	}
+	if session == langEN || session == langZH {
+		return session
 	}
 	return acceptLang(r.Header.Get("Accept-Language"))
 }
@@ -115,6 +119,8 @@ var messages = map[string]map[string]string{
 		"sim.pay":                  "Pay with the emulator",
 		"sim.fail":                 "Fail the payment",
 		"account.link":             "Your account",
+		"return.app":               "Back to the app",
+		"return.cancel":            "Cancel and go back",
 		"checkout.link":            "Buy more credits",
 		"balance":                  "Balance",
 		"bal.credits":              "Available",
@@ -215,6 +221,8 @@ var messages = map[string]map[string]string{
 		"sim.pay":                  "用模拟器支付",
 		"sim.fail":                 "模拟支付失败",
 		"account.link":             "我的账户",
+		"return.app":               "返回应用",
+		"return.cancel":            "取消并返回",
 		"checkout.link":            "继续购买",
 		"balance":                  "余额",
 		"bal.credits":              "可用",

@@ -76,8 +76,23 @@ func (p page) T(key string) string { return tr(p.Lang, key) }
 // Asset returns the URL of an embedded asset.
 func (p page) Asset(name string) string { return "/web/assets/" + name + "?v=" + p.AssetVer }
 
+// sessionLocale is the locale of the request's session, read even past
+// its expiry (the error page of an expired link speaks it too); "" for
+// none.
+func (h *Handler) sessionLocale(r *http.Request) string {
+	tok := r.PathValue("session")
+	if tok == "" || len(h.Secret) < MinSecretLen {
+		return ""
+	}
+	s, err := VerifySession(h.Secret, tok, time.Time{})
+	if err != nil && !errors.Is(err, ErrSessionExpired) {
+		return ""
+	}
+	return s.Locale
+}
+
 func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, titleKey string) page {
-	lang := pickLang(w, r)
+	lang := pickLang(w, r, h.sessionLocale(r))
 	other := langZH
 	if lang == langZH {
 		other = langEN

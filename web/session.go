@@ -38,14 +38,30 @@ type Session struct {
 	Account   tollgate.AccountID
 	ExpiresAt time.Time
 	PackageID string
+	// ReturnURL is where the page sends the user after paying or giving
+	// up ("" for nowhere), Locale the page's language (zh or en; "" lets
+	// the browser choose), and Metadata the app's JSON object copied into
+	// every order made from the session (nil for none). An app's session
+	// (POST /v1/checkout/sessions) sets them, already checked. The user
+	// can read them in the link, not change them: no secrets there.
+	ReturnURL string
+	Locale    string
+	Metadata  json.RawMessage
 }
 
 // sessionPayload is the JSON inside a token; short names keep links short.
 type sessionPayload struct {
-	Account string `json:"a"`
-	Expires int64  `json:"e"`
-	Package string `json:"p,omitempty"`
+	Account string          `json:"a"`
+	Expires int64           `json:"e"`
+	Package string          `json:"p,omitempty"`
+	Return  string          `json:"r,omitempty"`
+	Locale  string          `json:"l,omitempty"`
+	Meta    json.RawMessage `json:"m,omitempty"`
 }
+
+// MaxTokenLen bounds a session token: room for MaxMetadata bytes of
+// metadata and a return URL, base64-encoded.
+const MaxTokenLen = 12 << 10
 
 var b64 = base64.RawURLEncoding
 
@@ -57,6 +73,9 @@ func SignSession(secret []byte, s Session) string {
 		Account: string(s.Account),
 		Expires: s.ExpiresAt.Unix(),
 		Package: s.PackageID,
+		Return:  s.ReturnURL,
+		Locale:  s.Locale,
+		Meta:    s.Metadata,
 	})
 	body := b64.EncodeToString(p)
 	return body + "." + b64.EncodeToString(sessionMAC(secret, body))
@@ -68,7 +87,7 @@ func SignSession(secret []byte, s Session) string {
 // so nothing an attacker writes is parsed.
 func VerifySession(secret []byte, token string, now time.Time) (Session, error) {
 	body, sig, ok := strings.Cut(token, ".")
-	if !ok || body == "" || sig == "" || len(token) > 1024 {
+	if !ok || body == "" || sig == "" || len(token) > MaxTokenLen {
 		return Session{}, ErrSessionMalformed
 	}
 	mac, err := b64.DecodeString(sig)
@@ -86,7 +105,8 @@ func VerifySession(secret []byte, token string, now time.Time) (Session, error) 
 	if err := json.Unmarshal(raw, &p); err != nil || p.Account == "" {
 		return Session{}, ErrSessionMalformed
 	}
-	s := Session{Account: tollgate.AccountID(p.Account), ExpiresAt: time.Unix(p.Expires, 0), PackageID: p.Package}
+	s := Session{Account: tollgate.AccountID(p.Account), ExpiresAt: time.Unix(p.Expires, 0), PackageID: p.Package,
+		ReturnURL: p.Return, Locale: p.Locale, Metadata: p.Meta}
 	if !now.Before(s.ExpiresAt) {
 		return s, ErrSessionExpired
 	}

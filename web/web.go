@@ -11,6 +11,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -72,6 +73,8 @@ type OrderRequest struct {
 	OpenID string
 	// ClientIP is the payer's IP address (required for H5).
 	ClientIP string
+	// Metadata is the session's metadata, stored on the order.
+	Metadata json.RawMessage
 }
 
 // Order statuses, spelled as WeChat Pay's trade_state.
@@ -268,6 +271,14 @@ type Handler struct {
 	// EFORBIDDEN.
 	Account func(r *http.Request) (tollgate.AccountID, error)
 
+	// Users finds or creates the account of an app's user, for a request
+	// the server let through as an app (tollgate.AppFrom: a platform key
+	// or the admin token). Nil: external_id is refused.
+	Users AppUsers
+	// DevMode allows http:// return URLs to any host (a development
+	// server); otherwise only https://, or http:// to a loopback host.
+	DevMode bool
+
 	// Clock is the clock (SystemClock when nil). Logger logs internal
 	// errors (never tokens); nil discards.
 	Clock  tollgate.Clock
@@ -275,6 +286,18 @@ type Handler struct {
 
 	muxOnce sync.Once
 	mux     *http.ServeMux
+}
+
+// AppUsers finds or creates an app's users' accounts (webadapt.Users over
+// auth.Service).
+type AppUsers interface {
+	// PlatformAccount returns the account of the user externalID of
+	// platform ("" for accounts without a platform), made when missing.
+	// Errors: EINVALID, ENOTFOUND (no such platform).
+	PlatformAccount(ctx context.Context, platform, externalID string) (tollgate.AccountID, error)
+	// ReturnURLHosts returns a platform's allowed return hosts (none:
+	// any). Errors: ENOTFOUND, EFORBIDDEN (revoked).
+	ReturnURLHosts(ctx context.Context, platform string) ([]string, error)
 }
 
 // Route is one route of the handler, for a server that mounts each with
@@ -303,6 +326,7 @@ const (
 func (h *Handler) Routes() []Route {
 	return []Route{
 		{"POST /v1/checkout/sessions", http.HandlerFunc(h.createSession), true, jsonBody},
+		{"POST /v1/account/links", http.HandlerFunc(h.createAccountLink), true, jsonBody},
 		{"GET /checkout/{session}", http.HandlerFunc(h.checkoutPage), false, smallBody},
 		{"GET /checkout/{session}/wechat", http.HandlerFunc(h.wechatCallback), false, smallBody},
 		{"POST /checkout/{session}/orders", http.HandlerFunc(h.createOrder), false, jsonBody},

@@ -279,6 +279,10 @@ func (m *Main) buildCheckout(svc *services) ([]httpapi.Route, error) {
 		RefundByOperator: m.Config.RefundPolicy != payment.RefundPolicySelf, RefundWindow: m.Config.RefundWindow,
 		Accounts: webadapt.Accounts{Ledger: svc.ledger}, Catalog: webadapt.Catalog{Pricer: svc.gateway.pricer, Advertised: svc.gateway.catalog.Advertised}, Logger: m.log,
 		Account: httpapi.CheckoutAccount,
+		// Apps (platform keys, the admin token) open checkouts for their
+		// users, found or made by external_id; http:// return URLs only
+		// in dev mode (or to loopback).
+		Users: webadapt.Users{Auth: svc.auth}, DevMode: m.Config.Mode == ModeDev,
 		// H5 orders send WeChat Pay the payer's IP, as the API does.
 		ClientIP: func(r *http.Request) string { return httpapi.ClientIP(r, m.Config.TrustedProxyHeader) },
 	}

@@ -59,7 +59,7 @@ func (s *Store) CreateOrder(ctx context.Context, o payment.Order, key *payment.I
 			}
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO payment_orders (`+payrows.OrderColumns+`) VALUES
-			($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)`, payrows.OrderArgs(&o)...); err != nil {
+			($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30)`, payrows.OrderArgs(&o)...); err != nil {
 			if sqlState(err) == codeUniqueViolation {
 				return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "out_trade_no already exists", Err: err}
 			}
@@ -190,7 +190,7 @@ func (s *Store) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*pay
 			return err
 		}
 		o.OutTradeNo = old.OutTradeNo
-		args := payrows.OrderArgs(&o)
+		args := payrows.OrderArgs(&o)[:payrows.OrderUpdated]
 		if _, err := tx.Exec(ctx, `UPDATE payment_orders SET account_id = $2, fen = $3, credits = $4, package_id = $5,
 			api_version = $6, sign_type = $7, status = $8, code_url = $9, transaction_id = $10, device_fingerprint = $11,
 			client_ip = $12, token_hash = $13, token_expires_at = $14, grant_cap = $15, expires_at = $16, created_at = $17,

@@ -15,20 +15,23 @@ import (
 var _ auth.ProfileStore = (*Store)(nil)
 
 // profileColumns are the columns scanProfile reads, in its order.
-const profileColumns = `id, label, external_id, metadata, disabled_at, created_at, left_credits, held, debt`
+const profileColumns = `id, label, external_id, metadata, disabled_at, created_at, left_credits, held, debt, platform_id`
 
 func scanProfile(row pgx.Row) (auth.Profile, error) {
 	var (
 		p                 auth.Profile
 		id, meta          string
-		ext               *string
+		ext, plat         *string
 		disabled          *time.Time
 		left, held, debts int64
 	)
-	if err := row.Scan(&id, &p.Label, &ext, &meta, &disabled, &p.CreatedAt, &left, &held, &debts); err != nil {
+	if err := row.Scan(&id, &p.Label, &ext, &meta, &disabled, &p.CreatedAt, &left, &held, &debts, &plat); err != nil {
 		return auth.Profile{}, err
 	}
 	p.Account, p.Metadata = tollgate.AccountID(id), []byte(meta)
+	if plat != nil {
+		p.Platform = *plat
+	}
 	if ext != nil {
 		p.ExternalID = *ext
 	}

@@ -66,7 +66,7 @@ func (s *Store) CreateOrder(ctx context.Context, o payment.Order, key *payment.I
 			return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "out_trade_no already exists"}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_orders (`+payrows.OrderColumns+`)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, payrows.OrderArgs(&o)...); err != nil {
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, payrows.OrderArgs(&o)...); err != nil {
 			return fmt.Errorf("%s: insert order: %w", op, err)
 		}
 		if key != nil {
@@ -216,7 +216,7 @@ func (s *Store) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*pay
 }
 
 func payWriteOrder(ctx context.Context, tx *sql.Tx, o *payment.Order) error {
-	args := payrows.OrderArgs(o)
+	args := payrows.OrderArgs(o)[:payrows.OrderUpdated]
 	_, err := tx.ExecContext(ctx, `UPDATE payment_orders SET account_id = ?, fen = ?, credits = ?, package_id = ?,
 		api_version = ?, sign_type = ?, status = ?, code_url = ?, transaction_id = ?, device_fingerprint = ?,
 		client_ip = ?, token_hash = ?, token_expires_at = ?, grant_cap = ?, expires_at = ?, created_at = ?,

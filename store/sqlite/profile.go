@@ -14,21 +14,21 @@ import (
 var _ auth.ProfileStore = (*Store)(nil)
 
 // profileColumns are the columns scanProfile reads, in its order.
-const profileColumns = `id, label, external_id, metadata, disabled_at, created_at, left_credits, held, debt`
+const profileColumns = `id, label, external_id, metadata, disabled_at, created_at, left_credits, held, debt, platform_id`
 
 func scanProfile(row interface{ Scan(...any) error }) (auth.Profile, error) {
 	var (
 		p                 auth.Profile
 		id, meta          string
-		ext               sql.NullString
+		ext, plat         sql.NullString
 		disabled          sql.NullInt64
 		created           int64
 		left, held, debts int64
 	)
-	if err := row.Scan(&id, &p.Label, &ext, &meta, &disabled, &created, &left, &held, &debts); err != nil {
+	if err := row.Scan(&id, &p.Label, &ext, &meta, &disabled, &created, &left, &held, &debts, &plat); err != nil {
 		return auth.Profile{}, err
 	}
-	p.Account, p.ExternalID, p.Metadata = tollgate.AccountID(id), ext.String, []byte(meta)
+	p.Account, p.ExternalID, p.Metadata, p.Platform = tollgate.AccountID(id), ext.String, []byte(meta), plat.String
 	if disabled.Valid {
 		p.DisabledAt = time.UnixMicro(disabled.Int64).UTC()
 	}

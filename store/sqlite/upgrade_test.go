@@ -106,8 +106,10 @@ func TestOperatorUpgrade(t *testing.T) {
 			if strings.Count(old, "CHECK (fen > 0)") != 1 || now != strings.Replace(old, "CHECK (fen > 0)", "CHECK (fen >= 0)", 1) {
 				t.Errorf("lots after the upgrade:\n%s\nwant, but for fen >= 0:\n%s", now, old)
 			}
-		case obj == "table accounts" || obj == "table payment_refunds" || obj == "table usage_records":
-			// 0011 (and 0014, usage_records.upstream_id) added columns:
+		case obj == "table accounts" || obj == "table payment_refunds" || obj == "table usage_records" ||
+			obj == "table payment_orders":
+			// 0011 (and 0014, usage_records.upstream_id; 0017,
+			// accounts.platform_id and payment_orders.metadata) added columns:
 			// SQLite appends them to the definition.
 			if body := old[:strings.LastIndex(old, ")")]; !strings.HasPrefix(now, body+",") {
 				t.Errorf("%s after the upgrade:\n%s\ndoes not extend:\n%s", obj, now, old)

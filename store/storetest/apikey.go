@@ -18,6 +18,7 @@ type APIKeyStore interface {
 	ledger.Store
 	auth.Store
 	auth.ProfileStore
+	auth.PlatformStore
 }
 
 // APIKeyOpenFunc returns a fresh, empty, migrated store. The suite closes it.
@@ -40,6 +41,9 @@ func RunAPIKeys(t *testing.T, open APIKeyOpenFunc) {
 		{"ProfilePages", testProfilePages},
 		{"AccountSearch", testAccountSearch},
 		{"DisabledKeys", testDisabledKeys},
+		{"Platforms", testPlatforms},
+		{"PlatformAccounts", testPlatformAccounts},
+		{"PlatformAccountRace", testPlatformAccountRace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

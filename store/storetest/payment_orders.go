@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -76,12 +78,13 @@ func mustCreate(t *testing.T, ctx context.Context, s PaymentStore, o payment.Ord
 func testOrderRoundTrip(t *testing.T, ctx context.Context, s PaymentStore) {
 	o := SampleOrder("tg20261127RT000001", "alice", T0.Add(123456*time.Microsecond))
 	o.Review, o.PollAttempts, o.LeaseOwner, o.LeaseUntil, o.FeeFen = "r", 3, "x", T0.Add(time.Minute), 17
+	o.Metadata = json.RawMessage(`{"cart":"c-9","user":{"tier":"pro"}}`)
 	mustCreate(t, ctx, s, o, nil)
 	got, err := s.Order(ctx, o.OutTradeNo)
-	if err != nil || got != o {
+	if err != nil || !sameOrder(got, o) {
 		t.Fatalf("Order = %+v, %v\nwant %+v", got, err, o)
 	}
-	if got, err := s.OrderByTokenHash(ctx, o.TokenHash); err != nil || got != o {
+	if got, err := s.OrderByTokenHash(ctx, o.TokenHash); err != nil || !sameOrder(got, o) {
 		t.Fatalf("OrderByTokenHash = %+v, %v", got, err)
 	}
 	_, err = s.Order(ctx, "nosuchorder")
@@ -90,7 +93,18 @@ func testOrderRoundTrip(t *testing.T, ctx context.Context, s PaymentStore) {
 	WantCode(t, err, tollgate.ENOTFOUND)
 	_, _, err = s.CreateOrder(ctx, o, nil)
 	WantCode(t, err, tollgate.ECONFLICT)
+	// An update never loses the metadata written when the order was made.
+	got, err = s.UpdateOrder(ctx, o.OutTradeNo, func(x *payment.Order) error { x.Review = "r2"; return nil })
+	if err != nil || string(got.Metadata) != string(o.Metadata) {
+		t.Fatalf("UpdateOrder = %+v, %v", got, err)
+	}
+	if got, err = s.Order(ctx, o.OutTradeNo); err != nil || string(got.Metadata) != string(o.Metadata) || got.Review != "r2" {
+		t.Fatalf("Order after update = %+v, %v", got, err)
+	}
 }
+
+// sameOrder compares orders field by field (Metadata is a slice).
+func sameOrder(a, b payment.Order) bool { return reflect.DeepEqual(a, b) }
 
 // testOrderMethods: an h5 and a jsapi order keep their method, the payer's
 // openid and what WeChat Pay gave (h5_url, prepay_id) through every read:
@@ -104,7 +118,7 @@ func testOrderMethods(t *testing.T, ctx context.Context, s PaymentStore) {
 	js.OpenID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 	for _, o := range []payment.Order{h5, js} {
 		mustCreate(t, ctx, s, o, nil)
-		if got, err := s.Order(ctx, o.OutTradeNo); err != nil || got != o || got.Placed() {
+		if got, err := s.Order(ctx, o.OutTradeNo); err != nil || !sameOrder(got, o) || got.Placed() {
 			t.Fatalf("before placing: Order = %+v, %v\nwant %+v", got, err, o)
 		}
 	}
@@ -117,18 +131,18 @@ func testOrderMethods(t *testing.T, ctx context.Context, s PaymentStore) {
 			x.H5URL, x.H5IssuedAt, x.PrepayID = o.H5URL, o.H5IssuedAt, o.PrepayID
 			return nil
 		})
-		if err != nil || got != o || !got.Placed() {
+		if err != nil || !sameOrder(got, o) || !got.Placed() {
 			t.Fatalf("UpdateOrder = %+v, %v\nwant %+v", got, err, o)
 		}
-		if got, err := s.Order(ctx, o.OutTradeNo); err != nil || got != o {
+		if got, err := s.Order(ctx, o.OutTradeNo); err != nil || !sameOrder(got, o) {
 			t.Fatalf("Order = %+v, %v\nwant %+v", got, err, o)
 		}
-		if got, err := s.OrderByTokenHash(ctx, o.TokenHash); err != nil || got != o {
+		if got, err := s.OrderByTokenHash(ctx, o.TokenHash); err != nil || !sameOrder(got, o) {
 			t.Fatalf("OrderByTokenHash = %+v, %v\nwant %+v", got, err, o)
 		}
 	}
 	listed, err := s.ListOrders(ctx, "alice", 10)
-	if err != nil || len(listed) != 2 || listed[0] != js || listed[1] != h5 {
+	if err != nil || len(listed) != 2 || !sameOrder(listed[0], js) || !sameOrder(listed[1], h5) {
 		t.Fatalf("ListOrders = %+v, %v", listed, err)
 	}
 	now := T0.Add(time.Minute)
@@ -142,7 +156,7 @@ func testOrderMethods(t *testing.T, ctx context.Context, s PaymentStore) {
 			want = js
 		}
 		want.LeaseOwner, want.LeaseUntil = "a", now.Add(time.Minute)
-		if o != want {
+		if !sameOrder(o, want) {
 			t.Fatalf("leased %+v\nwant %+v", o, want)
 		}
 	}

@@ -114,7 +114,21 @@
   function fail(message) {
     stopTimers();
     $("failed-message").textContent = message;
+    showReturn("return-cancelled", "cancelled");
     show("failed");
+  }
+  // returnTo is the app's return URL with the order and its outcome.
+  function returnTo(status) {
+    var u = new URL(cfg.return_url);
+    if (order && order.out_trade_no) { u.searchParams.set("order", order.out_trade_no); }
+    u.searchParams.set("status", status);
+    return u.toString();
+  }
+  function showReturn(id, status) {
+    if (!cfg.return_url || !$(id)) { return false; }
+    $(id + "-link").href = returnTo(status);
+    $(id).hidden = false;
+    return true;
   }
   function sessionFailure(err) {
     if (err.code === "session_expired") { fail(M["err.expired.title"] + ". " + M["err.expired.body"]); return true; }
@@ -165,6 +179,11 @@
         $("new-balance").textContent = o.balance ? o.balance.display : "";
         show("success");
         try { sessionStorage.removeItem(idemName(pkg)); } catch (e) { /* ignore */ }
+        // Back to the app a moment after the user saw the payment land.
+        if (showReturn("return-paid", "paid")) {
+          var back = $("return-paid-link").href;
+          setTimeout(function () { window.location.assign(back); }, 3000);
+        }
         return true;
       case "PAYERROR": fail(M.payerror); return true;
       case "REFUND": fail(M.refunded); return true;

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/auth"
 	"tollgate/ledger"
 	"tollgate/payment"
 	"tollgate/pricing"
@@ -64,7 +65,7 @@ var (
 func (o Orders) CreateOrder(ctx context.Context, account tollgate.AccountID, req web.OrderRequest) (web.Order, error) {
 	r, err := o.Payments.CreateOrder(ctx, payment.CreateOrderRequest{
 		Account: account, IdempotencyKey: req.IdempotencyKey, PackageID: req.PackageID, DeviceFingerprint: req.DeviceFingerprint,
-		Method: req.Method, OpenID: req.OpenID, ClientIP: req.ClientIP,
+		Method: req.Method, OpenID: req.OpenID, ClientIP: req.ClientIP, Metadata: req.Metadata,
 	})
 	if err != nil {
 		return web.Order{}, err
@@ -276,4 +277,28 @@ func (c Catalog) ModelPrices(ctx context.Context) ([]web.ModelPrice, error) {
 		out = append(out, web.ModelPrice{Model: m, Input: in, Output: outp, PerCall: call})
 	}
 	return out, nil
+}
+
+// Users finds or creates an app's users' accounts through the auth
+// service (web.AppUsers).
+type Users struct{ Auth *auth.Service }
+
+var _ web.AppUsers = Users{}
+
+// PlatformAccount implements web.AppUsers.
+func (u Users) PlatformAccount(ctx context.Context, platform, externalID string) (tollgate.AccountID, error) {
+	id, _, err := u.Auth.PlatformAccount(ctx, platform, externalID)
+	return id, err
+}
+
+// ReturnURLHosts implements web.AppUsers: a revoked platform is refused.
+func (u Users) ReturnURLHosts(ctx context.Context, platform string) ([]string, error) {
+	p, err := u.Auth.Platform(ctx, platform)
+	if err != nil {
+		return nil, err
+	}
+	if !p.RevokedAt.IsZero() {
+		return nil, tollgate.Errorf(tollgate.EFORBIDDEN, "platform %s is revoked", platform)
+	}
+	return p.ReturnURLHosts, nil
 }

@@ -20,6 +20,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -186,7 +187,7 @@ func (f *Flow) CreateOrder(ctx context.Context, account tollgate.AccountID, req 
 	idemReq := req
 	idemReq.ClientIP = "" // the payer's address may change between retries
 	if prev, ok := f.keys[k]; ok {
-		if prev.req != idemReq {
+		if !reflect.DeepEqual(prev.req, idemReq) {
 			return web.Order{}, tollgate.Errorf(tollgate.ECONFLICT, "Idempotency-Key reused with another request")
 		}
 		return f.orderLocked(prev.no), nil

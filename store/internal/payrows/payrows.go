@@ -17,7 +17,12 @@ import (
 const OrderColumns = `out_trade_no, account_id, fen, credits, package_id, api_version, sign_type, status,
 	code_url, transaction_id, device_fingerprint, client_ip, token_hash, token_expires_at, grant_cap,
 	expires_at, created_at, updated_at, next_poll_at, poll_attempts, lease_owner, lease_until, review, fee_fen,
-	method, openid, h5_url, prepay_id, h5_issued_at`
+	method, openid, h5_url, prepay_id, h5_issued_at, metadata`
+
+// OrderUpdated is how many of OrderColumns (and of OrderArgs) an update
+// writes: all but metadata (migration 0017), which is written once, when
+// the order is made.
+const OrderUpdated = 29
 
 // RefundColumns are the columns of payment_refunds, in the order RefundArgs
 // and ScanRefund use.
@@ -56,7 +61,15 @@ func OrderArgs(o *payment.Order) []any {
 		Micros(o.TokenExpiresAt), int64(o.GrantCap), Micros(o.ExpiresAt), Micros(o.CreatedAt),
 		Micros(o.UpdatedAt), Micros(o.NextPollAt), int64(o.PollAttempts), o.LeaseOwner, Micros(o.LeaseUntil),
 		o.Review, int64(o.FeeFen), o.PayMethod(), o.OpenID, o.H5URL, o.PrepayID,
-		Micros(o.H5IssuedAt)}
+		Micros(o.H5IssuedAt), orderMetadata(o.Metadata)}
+}
+
+// orderMetadata is an order's metadata as stored: "{}" for none.
+func orderMetadata(m []byte) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	return string(m)
 }
 
 // ScanOrder reads a row of OrderColumns.
@@ -64,12 +77,16 @@ func ScanOrder(r Scanner) (payment.Order, error) {
 	var o payment.Order
 	var account, status string
 	var fen, credits, grantCap, fee, tokExp, exp, created, updated, next, lease, attempts, h5Issued int64
+	var meta string
 	err := r.Scan(&o.OutTradeNo, &account, &fen, &credits, &o.PackageID, &o.APIVersion, &o.SignType, &status,
 		&o.CodeURL, &o.TransactionID, &o.DeviceFingerprint, &o.ClientIP, &o.TokenHash, &tokExp, &grantCap,
 		&exp, &created, &updated, &next, &attempts, &o.LeaseOwner, &lease, &o.Review, &fee,
-		&o.Method, &o.OpenID, &o.H5URL, &o.PrepayID, &h5Issued)
+		&o.Method, &o.OpenID, &o.H5URL, &o.PrepayID, &h5Issued, &meta)
 	if err != nil {
 		return o, err
+	}
+	if meta != "" && meta != "{}" {
+		o.Metadata = []byte(meta)
 	}
 	o.Account, o.Status, o.PollAttempts = tollgate.AccountID(account), payment.Status(status), int(attempts)
 	o.Fen, o.Credits, o.GrantCap, o.FeeFen = tollgate.Fen(fen), tollgate.Credits(credits), tollgate.Credits(grantCap), tollgate.Fen(fee)
