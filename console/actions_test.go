@@ -351,8 +351,9 @@ func TestLoginThrottleBehindProxy(t *testing.T) {
 
 // TestLoginGlobalCeiling: wrong tokens from many addresses, each under the
 // per-IP limit, are bounded together: after GlobalLoginLimit's budget,
-// every login (the right token from a new address too) is 429 for the
-// window, while sessions already open keep working.
+// every wrong token (from a new address too) is 429 for the window; the
+// right token still logs in, so wrong tokens cannot lock the operator out,
+// and sessions already open keep working.
 func TestLoginGlobalCeiling(t *testing.T) {
 	e := newEnv(t)
 	open := e.login()
@@ -372,15 +373,18 @@ func TestLoginGlobalCeiling(t *testing.T) {
 		}
 		e.advance(5 * time.Second)
 	}
-	w := from("198.51.100.1", token)
+	w := from("198.51.100.1", "wrong again")
 	if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "from many addresses") || w.Header().Get("Retry-After") == "" {
-		t.Fatalf("the right token from a fresh address past the ceiling: %d, want 429 saying why:\n%s", w.Code, w.Body.String())
+		t.Fatalf("a wrong token from a fresh address past the ceiling: %d, want 429 saying why:\n%s", w.Code, w.Body.String())
 	}
 	if len(w.Result().Cookies()) != 0 {
 		t.Error("a paused login set a cookie")
 	}
 	if w := e.do("GET", "/admin/", nil, open); w.Code != http.StatusOK {
 		t.Fatalf("an open session during the pause: %d, want 200", w.Code)
+	}
+	if w := from("198.51.100.2", token); w.Code != http.StatusSeeOther {
+		t.Fatalf("the right token during the pause: %d, want 303 (the operator is never locked out)", w.Code)
 	}
 	e.advance(15 * time.Minute)
 	if w := from("198.51.100.1", token); w.Code != http.StatusSeeOther {

@@ -161,7 +161,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		ip = "unknown"
 	}
 	// Per IP, then across all IPs: a lock set when a budget is spent
-	// refuses every login (the right token too) until it expires.
+	// refuses logins until it expires. The per-IP lock refuses the right
+	// token too (a guess made while locked out is worth nothing); the
+	// global one lets the right token in, so wrong tokens from anywhere
+	// cannot lock the operator out of the console.
+	right := auth.TokenEqual(r.PostFormValue("token"), c.Token)
 	lockKey := "console:login-locked:" + ip
 	for _, l := range []struct {
 		key, msg, logMsg string
@@ -174,14 +178,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 			c.log().ErrorContext(ctx, "console: session store", "err", err)
 			c.plainError(w, r, http.StatusServiceUnavailable, "err.unavailable")
 			return
-		} else if locked {
+		} else if locked && !(right && l.key == globalLockKey) {
 			c.log().WarnContext(ctx, l.logMsg, "client_ip", ip)
 			w.Header().Set("Retry-After", strconv.Itoa(int(l.w.Length.Seconds())))
 			c.plainError(w, r, http.StatusTooManyRequests, l.msg)
 			return
 		}
 	}
-	if !auth.TokenEqual(r.PostFormValue("token"), c.Token) {
+	if !right {
 		c.log().WarnContext(ctx, "console: login refused", "remote", r.RemoteAddr, "client_ip", ip)
 		refused, retry, err := c.countWrongToken(ctx, ip, lockKey)
 		if err != nil {
