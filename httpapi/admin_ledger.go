@@ -73,30 +73,11 @@ type GrantView struct {
 	ExpiresAt time.Time        `json:"expires_at"`
 }
 
-// AdjustmentView is an adjustment as the admin API shows it.
-type AdjustmentView struct {
-	AdjustmentID string             `json:"adjustment_id"`
-	Account      tollgate.AccountID `json:"account_id"`
-	Credits      tollgate.Credits   `json:"credits"`
-	Debt         tollgate.Credits   `json:"debt"`
-	// DebtPaid is what a positive adjustment paid of the account's debt
-	// before the rest became spendable (0 for a negative one). It is null
-	// where the ledger no longer knows it: a replay of a positive
-	// adjustment and the account detail's list (see ledger.Adjustment).
-	DebtPaid  *tollgate.Credits `json:"debt_paid"`
-	Reason    string            `json:"reason"`
-	Actor     string            `json:"actor"`
-	CreatedAt time.Time         `json:"created_at"`
-}
+// AdjustmentView is an adjustment as the admin API shows it; the data of
+// the adjustment.created webhook event is the same shape.
+type AdjustmentView = ledger.AdjustmentView
 
-func adjustmentView(a ledger.Adjustment) AdjustmentView {
-	v := AdjustmentView{AdjustmentID: a.ID, Account: a.Account, Credits: a.Credits, Debt: a.Debt, Reason: a.Reason, Actor: a.Actor, CreatedAt: a.CreatedAt}
-	if a.DebtPaidKnown || a.Credits < 0 {
-		paid := a.DebtPaid
-		v.DebtPaid = &paid
-	}
-	return v
-}
+func adjustmentView(a ledger.Adjustment) AdjustmentView { return a.View() }
 
 // adjustBody is the body of POST /admin/accounts/{account_id}/adjustments.
 type adjustBody struct {

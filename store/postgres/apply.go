@@ -44,6 +44,9 @@ func (t *txn) Apply(ctx context.Context, c *ledger.Changes) error {
 	w.updateGrants(c.Grants)
 	w.updateHolds(c.Holds)
 	w.updateRefunds(c.Refunds)
+	if err := t.appendEvents(c.NewEvents); err != nil {
+		return err
+	}
 	if len(c.NewLots) > 0 {
 		return t.flush(ctx, "postgres: apply")
 	}

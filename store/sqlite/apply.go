@@ -51,7 +51,15 @@ func (t *txn) Apply(ctx context.Context, c *ledger.Changes) error {
 	if err := t.insertAdjustments(ctx, c.NewAdjustments); err != nil {
 		return err
 	}
-	return t.applyUpdates(ctx, c)
+	if err := t.applyUpdates(ctx, c); err != nil {
+		return err
+	}
+	if len(c.NewEvents) > 0 {
+		if _, err := t.appendEvents(ctx, c.NewEvents); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *txn) applyUpdates(ctx context.Context, c *ledger.Changes) error {

@@ -1,0 +1,96 @@
+package ledger
+
+import (
+	"time"
+
+	"tollgate"
+	"tollgate/webhook"
+)
+
+// The shapes of the webhook events' data the ledger writes (docs/DESIGN.md
+// §4.11). They are the API's shapes: httpapi answers with the same types.
+
+// AccountView is the data of account.created.
+type AccountView struct {
+	Account   tollgate.AccountID `json:"account_id"`
+	CreatedAt time.Time          `json:"created_at"`
+}
+
+// BalanceView is an account's balance as GET /v1/balance shows it, and the
+// data of grant.debt_recorded and balance.low.
+type BalanceView struct {
+	Account     tollgate.AccountID `json:"account_id"`
+	Credits     tollgate.Credits   `json:"credits"`
+	Held        tollgate.Credits   `json:"held"`
+	Provisional tollgate.Credits   `json:"provisional"`
+	Debt        tollgate.Credits   `json:"debt"`
+}
+
+// View returns b in the API's shape.
+func (b Balance) View() BalanceView {
+	return BalanceView{Account: b.Account, Credits: b.Credits, Held: b.Held, Provisional: b.Provisional, Debt: b.Debt}
+}
+
+// RefundView is the data of refund.succeeded and refund.failed: the
+// refund's final state.
+type RefundView struct {
+	OutRefundNo string             `json:"out_refund_no"`
+	OutTradeNo  string             `json:"out_trade_no"`
+	Account     tollgate.AccountID `json:"account_id"`
+	RefundFen   tollgate.Fen       `json:"refund_fen"`
+	Credits     tollgate.Credits   `json:"credits"`
+	Status      RefundStatus       `json:"status"`
+	CreatedAt   time.Time          `json:"created_at"`
+	ResolvedAt  time.Time          `json:"resolved_at"`
+}
+
+// AdjustmentView is an adjustment as the admin API shows it, and the data
+// of adjustment.created.
+type AdjustmentView struct {
+	AdjustmentID string             `json:"adjustment_id"`
+	Account      tollgate.AccountID `json:"account_id"`
+	Credits      tollgate.Credits   `json:"credits"`
+	Debt         tollgate.Credits   `json:"debt"`
+	// DebtPaid is what a positive adjustment paid of the account's debt
+	// before the rest became spendable (0 for a negative one). It is null
+	// where the ledger no longer knows it: a replay of a positive
+	// adjustment and the account detail's list (see Adjustment).
+	DebtPaid  *tollgate.Credits `json:"debt_paid"`
+	Reason    string            `json:"reason"`
+	Actor     string            `json:"actor"`
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+// View returns a in the admin API's shape.
+func (a Adjustment) View() AdjustmentView {
+	v := AdjustmentView{AdjustmentID: a.ID, Account: a.Account, Credits: a.Credits, Debt: a.Debt, Reason: a.Reason, Actor: a.Actor, CreatedAt: a.CreatedAt}
+	if a.DebtPaidKnown || a.Credits < 0 {
+		paid := a.DebtPaid
+		v.DebtPaid = &paid
+	}
+	return v
+}
+
+// emit adds an event about account to the transaction: it is appended to
+// the outbox by the same Apply that writes the change, so it commits or
+// rolls back with it. A state is built afresh for every attempt of a
+// transaction, so a retried transaction emits its events once.
+func (s *state) emit(typ string, account tollgate.AccountID, data any) error {
+	e, err := webhook.NewEvent(typ, account, s.now, data)
+	if err != nil {
+		return err
+	}
+	s.events = append(s.events, e)
+	return nil
+}
+
+// balanceOf is a's balance as the transaction leaves it (memory holds
+// not counted: the store's view).
+func (s *state) balanceOf(a *Account) Balance {
+	b := Balance{Account: a.ID, Credits: a.Available(), Held: a.Held, Debt: a.Debt}
+	if g := s.live[a.ID]; g != nil && s.now.Before(g.ExpiresAt) {
+		b.Provisional += g.Cap - g.Used - g.Held
+		b.Held += g.Held
+	}
+	return b
+}

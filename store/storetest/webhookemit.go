@@ -1,0 +1,280 @@
+package storetest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"tollgate"
+	"tollgate/ledger"
+	"tollgate/webhook"
+)
+
+// outbox reads the events appended since the last call (claimed for an
+// endpoint subscribed to every type, so each is returned once), in seq
+// order per account.
+type outbox struct {
+	w *webhookEnv
+	n int
+}
+
+func (o *outbox) next(t *testing.T) []webhook.Event {
+	t.Helper()
+	o.n++
+	var out []webhook.Event
+	for _, c := range o.w.claim(t, fmt.Sprintf("reader-%d", o.n), 100) {
+		out = append(out, c.Event)
+	}
+	slices.SortFunc(out, func(a, b webhook.Event) int {
+		if c := strings.Compare(string(a.Account.ID), string(b.Account.ID)); c != 0 {
+			return c
+		}
+		return int(a.Seq - b.Seq)
+	})
+	return out
+}
+
+// expect checks that exactly the events of types want (in order) were
+// appended since the last call.
+func (o *outbox) expect(t *testing.T, what string, want ...string) []webhook.Event {
+	t.Helper()
+	evs := o.next(t)
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.Type)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: events %v, want %v", what, got, want)
+	}
+	return evs
+}
+
+func eventData(t *testing.T, e webhook.Event) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(e.Data, &m); err != nil {
+		t.Fatalf("event %s data %s: %v", e.Type, e.Data, err)
+	}
+	return m
+}
+
+// testWebhookEmit: every money change of the ledger appends its event in
+// its own transaction, once; repeats and refusals append nothing; seq
+// counts the account's events from 1.
+func testWebhookEmit(t *testing.T, w *webhookEnv) {
+	w.endpoint(t, webhook.Types()...)
+	o := &outbox{w: w}
+	ctx := w.ctx
+	mustAccount(t, w.svc, "carol")
+	if err := w.s.ExecRaw(ctx, `UPDATE accounts SET external_id = 'app-user-7' WHERE id = 'carol'`); err != nil {
+		t.Fatal(err)
+	}
+	acc := o.expect(t, "create account", webhook.AccountCreated)[0]
+	if acc.Seq != 1 || eventData(t, acc)["account_id"] != "carol" {
+		t.Fatalf("account.created: %+v %s", acc, acc.Data)
+	}
+	if _, err := w.svc.CreateAccount(ctx, "carol"); tollgate.ErrorCode(err) != tollgate.ECONFLICT {
+		t.Fatalf("second create: %v", err)
+	}
+	o.expect(t, "refused create")
+
+	order := json.RawMessage(`{"out_trade_no":"ord-emit-1","status":"SUCCESS","metadata":{"plan":"pro"}}`)
+	p := ledger.Payment{Account: "carol", OutTradeNo: "ord-emit-1", TransactionID: "wx-emit-1", Fen: 100, Credits: 1000, Order: order}
+	if _, _, err := w.svc.CreditPayment(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	paid := o.expect(t, "credit", webhook.PaymentSucceeded)[0]
+	if paid.Seq != 2 || string(paid.Data) != string(order) || paid.Account.ExternalID == nil || *paid.Account.ExternalID != "app-user-7" ||
+		!paid.CreatedAt.Equal(keyEpoch) {
+		t.Fatalf("payment.succeeded: %+v %s", paid, paid.Data)
+	}
+	if _, already, err := w.svc.CreditPayment(ctx, p); err != nil || !already {
+		t.Fatalf("repeat credit: already %v, %v", already, err)
+	}
+	o.expect(t, "repeated credit")
+	// Without the order's view the event still says what was paid.
+	p2 := ledger.Payment{Account: "carol", OutTradeNo: "ord-emit-2", TransactionID: "wx-emit-2", Fen: 10, Credits: 100}
+	if _, _, err := w.svc.CreditPayment(ctx, p2); err != nil {
+		t.Fatal(err)
+	}
+	if d := eventData(t, o.expect(t, "credit without view", webhook.PaymentSucceeded)[0]); d["out_trade_no"] != "ord-emit-2" || d["credits"] != 100.0 {
+		t.Fatalf("payment.succeeded without view: %v", d)
+	}
+
+	adj := ledger.AdjustRequest{Account: "carol", IdempotencyKey: "k1", Credits: -50, Reason: "goodwill reversal", Actor: "admin"}
+	if _, _, err := w.svc.Adjust(ctx, adj); err != nil {
+		t.Fatal(err)
+	}
+	ae := o.expect(t, "adjust", webhook.AdjustmentCreated)[0]
+	if d := eventData(t, ae); d["adjustment_id"] != ledger.AdjustmentID("carol", "k1") || d["credits"] != -50.0 || d["actor"] != "admin" || ae.Seq != 4 {
+		t.Fatalf("adjustment.created: seq %d %v", ae.Seq, d)
+	}
+	if _, already, err := w.svc.Adjust(ctx, adj); err != nil || !already {
+		t.Fatalf("repeat adjust: %v %v", already, err)
+	}
+	big := ledger.AdjustRequest{Account: "carol", IdempotencyKey: "k2", Credits: -1_000_000, Reason: "too much", Actor: "admin"}
+	if _, _, err := w.svc.Adjust(ctx, big); tollgate.ErrorCode(err) != tollgate.EINSUFFICIENT {
+		t.Fatalf("too big: %v", err)
+	}
+	o.expect(t, "repeated and refused adjustments")
+
+	if _, err := w.svc.BeginRefund(ctx, ledger.RefundRequest{OutRefundNo: "rf-emit-1", Account: "carol", OutTradeNo: "ord-emit-2"}); err != nil {
+		t.Fatal(err)
+	}
+	o.expect(t, "refund begun (not final)")
+	if _, err := w.svc.CompleteRefund(ctx, "rf-emit-1"); err != nil {
+		t.Fatal(err)
+	}
+	re := o.expect(t, "refund completed", webhook.RefundSucceeded)[0]
+	if d := eventData(t, re); d["out_refund_no"] != "rf-emit-1" || d["out_trade_no"] != "ord-emit-2" || d["status"] != "succeeded" || d["credits"] != 100.0 {
+		t.Fatalf("refund.succeeded: %v", d)
+	}
+	if _, err := w.svc.CompleteRefund(ctx, "rf-emit-1"); err != nil {
+		t.Fatal(err)
+	}
+	o.expect(t, "repeated completion")
+	if _, err := w.svc.BeginRefund(ctx, ledger.RefundRequest{OutRefundNo: "rf-emit-2", Account: "carol", OutTradeNo: "ord-emit-1", Credits: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.FailRefund(ctx, "rf-emit-2"); err != nil {
+		t.Fatal(err)
+	}
+	if d := eventData(t, o.expect(t, "refund failed", webhook.RefundFailed)[0]); d["status"] != "failed" {
+		t.Fatalf("refund.failed: %v", d)
+	}
+
+	// A provisional grant that was spent and then revoked: debt.
+	mustAccount(t, w.svc, "dave")
+	o.expect(t, "dave", webhook.AccountCreated)
+	if _, err := w.svc.IssueGrant(ctx, ledger.GrantRequest{ID: "ord-grant-1", Account: "dave", Cap: 300, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.Reserve(ctx, ledger.ReserveRequest{HoldID: "h-grant-1", Account: "dave", GrantID: "ord-grant-1", Amount: 200, TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.Settle(ctx, ledger.SettleRequest{HoldID: "h-grant-1", Cost: 120}); err != nil {
+		t.Fatal(err)
+	}
+	o.expect(t, "grant spent (no event yet)")
+	if _, err := w.svc.RevokeGrant(ctx, "ord-grant-1"); err != nil {
+		t.Fatal(err)
+	}
+	de := o.expect(t, "grant revoked", webhook.GrantDebtRecorded)[0]
+	if d := eventData(t, de); d["debt"] != 120.0 || d["account_id"] != "dave" || de.Seq != 2 {
+		t.Fatalf("grant.debt_recorded: seq %d %v", de.Seq, d)
+	}
+	if _, err := w.svc.RevokeGrant(ctx, "ord-grant-1"); err != nil {
+		t.Fatal(err)
+	}
+	o.expect(t, "repeated revoke")
+}
+
+// testWebhookEmitAtomic: a money change and its event commit together or
+// not at all, on the Apply path the ledger uses.
+func testWebhookEmitAtomic(t *testing.T, w *webhookEnv) {
+	w.endpoint(t, webhook.Types()...)
+	o := &outbox{w: w}
+	ev := func(id tollgate.AccountID) webhook.Event {
+		e, err := webhook.NewEvent(webhook.AccountCreated, id, keyEpoch, ledger.AccountView{Account: id, CreatedAt: keyEpoch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	// A failure after Apply wrote the row and the event: neither stays.
+	boom := errors.New("fails after the event insert")
+	err := w.s.Update(w.ctx, func(tx ledger.Tx) error {
+		if err := tx.Apply(w.ctx, &ledger.Changes{NewAccounts: []ledger.Account{{ID: "erin", CreatedAt: keyEpoch}},
+			NewEvents: []webhook.Event{ev("erin")}}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("update = %v", err)
+	}
+	if _, err := w.svc.Account(w.ctx, "erin"); tollgate.ErrorCode(err) != tollgate.ENOTFOUND {
+		t.Fatalf("account after rollback: %v", err)
+	}
+	o.expect(t, "rolled back")
+	// A bad event fails the money change with it.
+	bad := ev("erin")
+	bad.Type = "payment.nope"
+	err = w.s.Update(w.ctx, func(tx ledger.Tx) error {
+		return tx.Apply(w.ctx, &ledger.Changes{NewAccounts: []ledger.Account{{ID: "erin", CreatedAt: keyEpoch}}, NewEvents: []webhook.Event{bad}})
+	})
+	if err == nil {
+		t.Fatal("a bad event committed")
+	}
+	if _, err := w.svc.Account(w.ctx, "erin"); tollgate.ErrorCode(err) != tollgate.ENOTFOUND {
+		t.Fatalf("account after a bad event: %v", err)
+	}
+	// A stale update (a lost race: ErrRetry) takes its event with it.
+	mustAccount(t, w.svc, "erin")
+	o.expect(t, "created", webhook.AccountCreated)
+	a, err := w.svc.Account(w.ctx, "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Version++ // not what is stored
+	a.Left = 5
+	e2, _ := webhook.NewEvent(webhook.AdjustmentCreated, "erin", keyEpoch, nil)
+	err = w.s.Update(w.ctx, func(tx ledger.Tx) error {
+		return tx.Apply(w.ctx, &ledger.Changes{Accounts: []ledger.Account{a}, NewEvents: []webhook.Event{e2}})
+	})
+	if !errors.Is(err, ledger.ErrRetry) {
+		t.Fatalf("stale update = %v, want ErrRetry", err)
+	}
+	o.expect(t, "lost race")
+	// The counter did not move either: the next event is seq 2.
+	if e := w.append(t, webhook.BalanceLow, "erin"); e.Seq != 2 {
+		t.Fatalf("seq after rollbacks = %d, want 2", e.Seq)
+	}
+}
+
+// testWebhookEmitRetried: concurrent money changes of one account (which
+// lose races and are run again) append exactly one event each, numbered
+// 1..n without gaps.
+func testWebhookEmitRetried(t *testing.T, w *webhookEnv) {
+	w.endpoint(t, webhook.Types()...)
+	o := &outbox{w: w}
+	w.account(t, "fran")
+	const workers, each = 4, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for i := range workers {
+		wg.Go(func() {
+			for j := range each {
+				_, _, err := w.svc.Adjust(w.ctx, ledger.AdjustRequest{Account: "fran", IdempotencyKey: fmt.Sprintf("k-%d-%d", i, j),
+					Credits: 10, Reason: "race", Actor: "test"})
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("adjust: %v", err)
+	}
+	evs := o.next(t)
+	if len(evs) != workers*each {
+		t.Fatalf("%d events for %d adjustments", len(evs), workers*each)
+	}
+	ids := map[any]bool{}
+	for i, e := range evs {
+		if e.Type != webhook.AdjustmentCreated || e.Seq != int64(i+1) {
+			t.Fatalf("event %d: %s seq %d", i, e.Type, e.Seq)
+		}
+		ids[eventData(t, e)["adjustment_id"]] = true
+	}
+	if len(ids) != workers*each {
+		t.Fatalf("%d distinct adjustments in %d events", len(ids), len(evs))
+	}
+}
