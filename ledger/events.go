@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"time"
 
 	"tollgate"
@@ -93,4 +94,69 @@ func (s *state) balanceOf(a *Account) Balance {
 		b.Held += g.Held
 	}
 	return b
+}
+
+// MaxLowBalance bounds an account's low_balance_credits.
+const MaxLowBalance = MaxAdjustment
+
+// charged is the balance balance.low watches: credit left less debt.
+// Holds are not counted: they come and go with every request, and a
+// reservation is not a charge; what crosses the line is a usage
+// settlement, a negative adjustment, a refund, debt recorded.
+func charged(a *Account) tollgate.Credits { return a.Left - a.Debt }
+
+// lowBalanceEvents emits balance.low for every changed account whose
+// charged balance went, in this transaction, from at least its
+// low_balance_credits to below it.
+func (s *state) lowBalanceEvents() {
+	for _, id := range ids(s.dirtyAccounts, lessStr[tollgate.AccountID]) {
+		a := s.accounts[id]
+		before, ok := s.startBal[id]
+		if a == nil || a.LowBalance == nil || !ok {
+			continue
+		}
+		if t := *a.LowBalance; before >= t && charged(a) < t {
+			s.emit(webhook.BalanceLow, id, s.balanceOf(a).View())
+		}
+	}
+}
+
+type setLowBalanceOp struct {
+	id tollgate.AccountID
+	v  *tollgate.Credits
+}
+
+func (o setLowBalanceOp) need(n *needs) { n.accounts[o.id] = true }
+
+func (o setLowBalanceOp) apply(s *state) (any, error) {
+	const name = "ledger.SetLowBalance"
+	if o.v != nil && (*o.v < 0 || *o.v > MaxLowBalance) {
+		return nil, fail(tollgate.EINVALID, name, "low_balance_credits must be within 0..%d, or null to turn it off", MaxLowBalance)
+	}
+	a, ok := s.accounts[o.id]
+	if !ok {
+		return nil, fail(tollgate.ENOTFOUND, name, "account %s not found", o.id)
+	}
+	if (a.LowBalance == nil) == (o.v == nil) && (o.v == nil || *a.LowBalance == *o.v) {
+		return a, nil
+	}
+	if o.v == nil {
+		a.LowBalance = nil
+	} else {
+		v := *o.v
+		a.LowBalance = &v
+	}
+	s.touchAccount(a)
+	return a, nil
+}
+
+// SetLowBalance sets an account's low_balance_credits (nil turns
+// balance.low off). Setting it sends no event, even below the balance:
+// only a change that crosses it does. Errors: EINVALID, ENOTFOUND.
+func (s *Service) SetLowBalance(ctx context.Context, id tollgate.AccountID, v *tollgate.Credits) (Account, error) {
+	r, err := s.do(ctx, setLowBalanceOp{id, v})
+	if err != nil {
+		return Account{}, err
+	}
+	return *r.(*Account), nil
 }

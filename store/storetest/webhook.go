@@ -49,6 +49,7 @@ func RunWebhooks(t *testing.T, open WebhookOpenFunc) {
 		{"EmitInMoneyTx", testWebhookEmit},
 		{"EmitAtomic", testWebhookEmitAtomic},
 		{"EmitRetried", testWebhookEmitRetried},
+		{"BalanceLow", testWebhookBalanceLow},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

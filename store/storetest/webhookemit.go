@@ -278,3 +278,70 @@ func testWebhookEmitRetried(t *testing.T, w *webhookEnv) {
 		t.Fatalf("%d distinct adjustments in %d events", len(ids), len(evs))
 	}
 }
+
+// testWebhookBalanceLow: balance.low is appended once per downward
+// crossing of the account's low_balance_credits, by the change that
+// crosses it, and re-armed when the balance rises back.
+func testWebhookBalanceLow(t *testing.T, w *webhookEnv) {
+	w.endpoint(t, webhook.Types()...)
+	o := &outbox{w: w}
+	ctx := w.ctx
+	w.account(t, "gail")
+	if _, _, err := w.svc.CreditPayment(ctx, ledger.Payment{Account: "gail", OutTradeNo: "ord-low-1", TransactionID: "wx-low-1", Fen: 100, Credits: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	o.expect(t, "credit", webhook.PaymentSucceeded)
+	bad := tollgate.Credits(-1)
+	if _, err := w.svc.SetLowBalance(ctx, "gail", &bad); tollgate.ErrorCode(err) != tollgate.EINVALID {
+		t.Fatalf("negative threshold: %v", err)
+	}
+	if _, err := w.svc.SetLowBalance(ctx, "nobody", nil); tollgate.ErrorCode(err) != tollgate.ENOTFOUND {
+		t.Fatalf("unknown account: %v", err)
+	}
+	th := tollgate.Credits(300)
+	a, err := w.svc.SetLowBalance(ctx, "gail", &th)
+	if err != nil || a.LowBalance == nil || *a.LowBalance != 300 {
+		t.Fatalf("set threshold: %+v %v", a, err)
+	}
+	if a, err := w.svc.Account(ctx, "gail"); err != nil || a.LowBalance == nil || *a.LowBalance != 300 {
+		t.Fatalf("stored threshold: %+v %v", a, err)
+	}
+	o.expect(t, "threshold set")
+	adj := func(key string, n tollgate.Credits) {
+		t.Helper()
+		if _, _, err := w.svc.Adjust(ctx, ledger.AdjustRequest{Account: "gail", IdempotencyKey: key, Credits: n, Reason: "test", Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spend := func(hold string, cost tollgate.Credits) {
+		t.Helper()
+		if _, err := w.svc.Reserve(ctx, ledger.ReserveRequest{HoldID: hold, Account: "gail", Amount: cost + 10, TTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.svc.Settle(ctx, ledger.SettleRequest{HoldID: hold, Cost: cost}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adj("a1", -600) // 1000 → 400: above
+	o.expect(t, "down to 400", webhook.AdjustmentCreated)
+	spend("h1", 150) // 400 → 250: crosses (the reservation alone did not)
+	low := o.expect(t, "settled to 250", webhook.BalanceLow)[0]
+	if d := eventData(t, low); d["credits"] != 250.0 || d["account_id"] != "gail" {
+		t.Fatalf("balance.low data: %v", d)
+	}
+	spend("h2", 50) // 250 → 200: already below
+	o.expect(t, "further down")
+	adj("a2", 500) // 200 → 700: re-armed
+	o.expect(t, "up", webhook.AdjustmentCreated)
+	adj("a3", -500) // 700 → 200: crosses again, in the adjustment's transaction
+	evs := o.expect(t, "adjusted down", webhook.AdjustmentCreated, webhook.BalanceLow)
+	if evs[1].Seq != evs[0].Seq+1 {
+		t.Fatalf("seqs %d, %d", evs[0].Seq, evs[1].Seq)
+	}
+	if _, err := w.svc.SetLowBalance(ctx, "gail", nil); err != nil {
+		t.Fatal(err)
+	}
+	adj("a4", 500)
+	adj("a5", -500)
+	o.expect(t, "threshold off", webhook.AdjustmentCreated, webhook.AdjustmentCreated)
+}
