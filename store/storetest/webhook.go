@@ -50,6 +50,7 @@ func RunWebhooks(t *testing.T, open WebhookOpenFunc) {
 		{"EmitAtomic", testWebhookEmitAtomic},
 		{"EmitRetried", testWebhookEmitRetried},
 		{"BalanceLow", testWebhookBalanceLow},
+		{"PaymentClosed", testWebhookPaymentClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

@@ -12,6 +12,7 @@ import (
 
 	"tollgate"
 	"tollgate/ledger"
+	"tollgate/payment"
 	"tollgate/webhook"
 )
 
@@ -344,4 +345,58 @@ func testWebhookBalanceLow(t *testing.T, w *webhookEnv) {
 	adj("a4", 500)
 	adj("a5", -500)
 	o.expect(t, "threshold off", webhook.AdjustmentCreated, webhook.AdjustmentCreated)
+}
+
+// testWebhookPaymentClosed: the payment store's UpdateOrder appends
+// payment.closed in its own transaction when an order becomes CLOSED or
+// PAYERROR, once; a failed update appends nothing.
+func testWebhookPaymentClosed(t *testing.T, w *webhookEnv) {
+	ps, ok := w.s.(PaymentStore)
+	if !ok {
+		t.Fatalf("%T keeps no payments", w.s)
+	}
+	w.endpoint(t, webhook.Types()...)
+	o := &outbox{w: w}
+	w.account(t, "hank")
+	for _, no := range []string{"tg-closed-1", "tg-closed-2", "tg-closed-3"} {
+		mustCreate(t, w.ctx, ps, SampleOrder(no, "hank", keyEpoch), nil)
+	}
+	to := func(no string, st payment.Status, fail error) error {
+		_, err := ps.UpdateOrder(w.ctx, no, func(x *payment.Order) error {
+			x.Status, x.UpdatedAt = st, keyEpoch.Add(time.Second)
+			return fail
+		})
+		return err
+	}
+	if err := to("tg-closed-1", payment.StatusUserPaying, nil); err != nil {
+		t.Fatal(err)
+	}
+	o.expect(t, "user paying")
+	boom := errors.New("refused")
+	if err := to("tg-closed-1", payment.StatusClosed, boom); !errors.Is(err, boom) {
+		t.Fatalf("failed update: %v", err)
+	}
+	o.expect(t, "failed update")
+	if err := to("tg-closed-1", payment.StatusClosed, nil); err != nil {
+		t.Fatal(err)
+	}
+	e := o.expect(t, "closed", webhook.PaymentClosed)[0]
+	if d := eventData(t, e); d["out_trade_no"] != "tg-closed-1" || d["status"] != "CLOSED" || d["credits"] != 1_000_000.0 || e.Seq != 1 ||
+		!e.CreatedAt.Equal(keyEpoch.Add(time.Second)) {
+		t.Fatalf("payment.closed: seq %d at %v, %v", e.Seq, e.CreatedAt, d)
+	}
+	if err := to("tg-closed-1", payment.StatusClosed, nil); err != nil {
+		t.Fatal(err)
+	}
+	o.expect(t, "closed again")
+	if err := to("tg-closed-2", payment.StatusPayError, nil); err != nil {
+		t.Fatal(err)
+	}
+	if e := o.expect(t, "pay error", webhook.PaymentClosed)[0]; eventData(t, e)["status"] != "PAYERROR" || e.Seq != 2 {
+		t.Fatalf("payment.closed of PAYERROR: %+v", e)
+	}
+	if err := to("tg-closed-3", payment.StatusSuccess, nil); err != nil {
+		t.Fatal(err)
+	}
+	o.expect(t, "paid (payment.succeeded is the ledger's)")
 }
