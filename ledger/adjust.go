@@ -38,12 +38,10 @@ type Adjustment struct {
 	// Debt is the part of a negative adjustment recorded as debt.
 	Debt tollgate.Credits
 	// DebtPaid is the part of a positive adjustment that paid the
-	// account's debt (the rest is spendable). It is known only in the
-	// result of the Adjust that made the adjustment: stores do not keep
-	// it, so a replay or a listing of a positive adjustment has 0 and
-	// DebtPaidKnown false (a negative adjustment pays no debt: 0, known).
-	DebtPaid      tollgate.Credits
-	DebtPaidKnown bool
+	// account's debt (the rest is spendable); 0 for a negative one. The
+	// stores keep it (migration 0015), so a replay and a listing have it;
+	// an adjustment recorded before 0015 reads 0.
+	DebtPaid tollgate.Credits
 	// LotID is the lot carrying a positive adjustment, else 0.
 	LotID     int64
 	Reason    string
@@ -137,7 +135,7 @@ func (o adjustOp) apply(s *state) (any, error) {
 		pay := min(a.Debt, r.Credits)
 		l := &Lot{Account: r.Account, OutTradeNo: id, TransactionID: id, Fen: 0, Granted: r.Credits,
 			Used: pay, Left: r.Credits - pay, CreatedAt: s.now}
-		adj.DebtPaid, adj.DebtPaidKnown = pay, true
+		adj.DebtPaid = pay
 		a.Debt -= pay
 		a.Left += l.Left
 		s.touchAccount(a)
@@ -156,7 +154,6 @@ func (o adjustOp) apply(s *state) (any, error) {
 			panic("ledger: adjustment drew more than the lots left")
 		}
 		adj.Debt = need - take
-		adj.DebtPaidKnown = true
 		a.Debt += adj.Debt
 		s.touchAccount(a)
 	}

@@ -57,9 +57,11 @@ type AuditOptions struct {
 //     balance cannot hide as debt (I5);
 //   - adjustment.lot: a lot of 0 fen is a positive adjustment's and
 //     carries exactly its credits for its account; every positive
-//     adjustment has such a lot; a negative one's debt is within its
-//     credits (negative adjustments are counted by usage.lots, their debt
-//     by account.debt_origin);
+//     adjustment has such a lot, and what it paid of the debt (DebtPaid)
+//     is within its credits and within what its lot has used; a negative
+//     one's debt is within its credits and it paid no debt (negative
+//     adjustments are counted by usage.lots, their debt by
+//     account.debt_origin);
 //   - schema.unique: the unique constraints exactly-once rests on exist (I1).
 func Audit(ctx context.Context, s Store, opt AuditOptions) ([]Violation, error) {
 	var d *Dump
@@ -353,9 +355,12 @@ func (a *auditor) adjustments(d *Dump) {
 			if adj.Debt != 0 {
 				a.add("adjustment.lot", subj, "a positive adjustment records debt %d", adj.Debt)
 			}
+			if adj.DebtPaid < 0 || adj.DebtPaid > adj.Credits || (ok && adj.DebtPaid > l.Used) {
+				a.add("adjustment.lot", subj, "adds %d credits and paid %d of the debt, but its lot has used %d", adj.Credits, adj.DebtPaid, l.Used)
+			}
 		case adj.Credits < 0:
-			if adj.Debt < 0 || adj.Debt > -adj.Credits || adj.LotID != 0 {
-				a.add("adjustment.lot", subj, "removes %d credits with debt %d and lot %d", -adj.Credits, adj.Debt, adj.LotID)
+			if adj.Debt < 0 || adj.Debt > -adj.Credits || adj.LotID != 0 || adj.DebtPaid != 0 {
+				a.add("adjustment.lot", subj, "removes %d credits with debt %d, debt paid %d and lot %d", -adj.Credits, adj.Debt, adj.DebtPaid, adj.LotID)
 			}
 		default:
 			a.add("adjustment.lot", subj, "adjusts 0 credits")

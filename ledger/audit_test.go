@@ -72,3 +72,38 @@ func TestAuditDump(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditAdjustmentDebtPaid: what an adjustment paid of the debt is
+// bounded by its credits and by what its lot has used; a negative
+// adjustment pays none.
+func TestAuditAdjustmentDebtPaid(t *testing.T) {
+	dump := func() *ledger.Dump {
+		return &ledger.Dump{
+			Accounts: []ledger.Account{{ID: "a", Left: 60}},
+			Lots: []ledger.Lot{{ID: 1, Account: "a", OutTradeNo: "adj_1", TransactionID: "adj_1", Fen: 0,
+				Granted: 100, Used: 40, Left: 60}},
+			Holds:       []ledger.Hold{{ID: "h1", Account: "a", Amount: 40, Cost: 40, Status: ledger.HoldSettled, ExpiresAt: t0.Add(time.Minute), ResolvedAt: t0}},
+			Usage:       []ledger.Usage{{RequestID: "h1", Account: "a", Credits: 40}},
+			Adjustments: []ledger.Adjustment{{ID: "adj_1", Account: "a", Credits: 100, DebtPaid: 0, LotID: 1}},
+			Constraints: slices.Clone(ledger.RequiredConstraints),
+		}
+	}
+	if vs := ledger.AuditDump(dump(), ledger.AuditOptions{Now: t0, Grace: time.Minute}); len(vs) != 0 {
+		t.Fatalf("sound ledger: %v", vs)
+	}
+	for name, mutate := range map[string]func(d *ledger.Dump){
+		"negative":        func(d *ledger.Dump) { d.Adjustments[0].DebtPaid = -1 },
+		"beyond credits":  func(d *ledger.Dump) { d.Lots[0].Used, d.Lots[0].Left, d.Adjustments[0].DebtPaid = 100, 0, 101 },
+		"beyond lot used": func(d *ledger.Dump) { d.Adjustments[0].DebtPaid = 41 },
+		"paid by negative": func(d *ledger.Dump) {
+			d.Adjustments = append(d.Adjustments, ledger.Adjustment{ID: "adj_2", Account: "a", Credits: -1, DebtPaid: 1})
+		},
+	} {
+		d := dump()
+		mutate(d)
+		vs := ledger.AuditDump(d, ledger.AuditOptions{Now: t0, Grace: time.Minute})
+		if !slices.ContainsFunc(vs, func(v ledger.Violation) bool { return v.Check == "adjustment.lot" }) {
+			t.Errorf("%s: Audit found %v, want an adjustment.lot violation", name, vs)
+		}
+	}
+}

@@ -53,23 +53,19 @@ type AdjustmentView struct {
 	Credits      tollgate.Credits   `json:"credits"`
 	Debt         tollgate.Credits   `json:"debt"`
 	// DebtPaid is what a positive adjustment paid of the account's debt
-	// before the rest became spendable (0 for a negative one). It is null
-	// where the ledger no longer knows it: a replay of a positive
-	// adjustment and the account detail's list (see Adjustment).
-	DebtPaid  *tollgate.Credits `json:"debt_paid"`
-	Reason    string            `json:"reason"`
-	Actor     string            `json:"actor"`
-	CreatedAt time.Time         `json:"created_at"`
+	// before the rest became spendable (0 for a negative one), the same
+	// on a replay and in the account detail; 0 for an adjustment recorded
+	// before migration 0015 (see Adjustment).
+	DebtPaid  tollgate.Credits `json:"debt_paid"`
+	Reason    string           `json:"reason"`
+	Actor     string           `json:"actor"`
+	CreatedAt time.Time        `json:"created_at"`
 }
 
 // View returns a in the admin API's shape.
 func (a Adjustment) View() AdjustmentView {
-	v := AdjustmentView{AdjustmentID: a.ID, Account: a.Account, Credits: a.Credits, Debt: a.Debt, Reason: a.Reason, Actor: a.Actor, CreatedAt: a.CreatedAt}
-	if a.DebtPaidKnown || a.Credits < 0 {
-		paid := a.DebtPaid
-		v.DebtPaid = &paid
-	}
-	return v
+	return AdjustmentView{AdjustmentID: a.ID, Account: a.Account, Credits: a.Credits, Debt: a.Debt, DebtPaid: a.DebtPaid,
+		Reason: a.Reason, Actor: a.Actor, CreatedAt: a.CreatedAt}
 }
 
 // emit adds an event about account to the transaction: it is appended to

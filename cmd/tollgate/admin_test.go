@@ -172,10 +172,12 @@ type adminDetail struct {
 	Holds       []json.RawMessage `json:"holds"`
 	Grants      []json.RawMessage `json:"provisional_grants"`
 	Adjustments []struct {
-		Credits int64  `json:"credits"`
-		Debt    int64  `json:"debt"`
-		Reason  string `json:"reason"`
-		Actor   string `json:"actor"`
+		Credits int64 `json:"credits"`
+		Debt    int64 `json:"debt"`
+		// DebtPaid is a pointer to tell null (never) from 0.
+		DebtPaid *int64 `json:"debt_paid"`
+		Reason   string `json:"reason"`
+		Actor    string `json:"actor"`
 	} `json:"adjustments"`
 	Keys []json.RawMessage `json:"keys"`
 }
@@ -394,12 +396,18 @@ func TestAdminAPI(t *testing.T) {
 			}
 		}
 
-		// A positive adjustment pays the debt first and says how much; a
-		// replay cannot know it any more (null), never a wrong number.
+		// A positive adjustment pays the debt first and says how much; the
+		// store keeps it, so a replay and the account detail say the same.
 		adjust(201, "adj-3", `{"credits":80,"reason":"goodwill after the chargeback"}`, `"debt_paid":50`)
-		adjust(200, "adj-3", `{"credits":80,"reason":"goodwill after the chargeback"}`, `"debt_paid":null`)
+		adjust(200, "adj-3", `{"credits":80,"reason":"goodwill after the chargeback"}`, `"debt_paid":50`)
 		if after := mustBalance(c, a.APIKey); after.Credits != 30 || after.Debt != 0 {
 			t.Fatalf("after paying the debt: %+v, want 30 credits, no debt", after)
+		}
+		c.must(200, "GET", "/admin/accounts/"+a.AccountID, adminToken, "", &d)
+		for _, adj := range d.Adjustments {
+			if want := map[int64]int64{80: 50}[adj.Credits]; adj.DebtPaid == nil || *adj.DebtPaid != want {
+				t.Errorf("detail: adjustment of %d credits has debt_paid %v, want %d", adj.Credits, adj.DebtPaid, want)
+			}
 		}
 		// A reason is up to 500 characters, whatever their bytes.
 		zh := strings.Repeat("退", 500)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -47,9 +48,16 @@ func freeAddr(tb testing.TB) string {
 // and waits until addr accepts connections.
 func startProc(tb testing.TB, bin, addr string, env []string, args ...string) *exec.Cmd {
 	tb.Helper()
+	return startProcTo(tb, tbWriter{tb}, bin, addr, env, args...)
+}
+
+// startProcTo is startProc with the process's output (stdout and stderr)
+// written to out.
+func startProcTo(tb testing.TB, out io.Writer, bin, addr string, env []string, args ...string) *exec.Cmd {
+	tb.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = tbWriter{tb}, tbWriter{tb}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}

@@ -11,14 +11,15 @@ import (
 	"tollgate/ledger"
 )
 
-const adjustCols = "id, account_id, idempotency_key, request_hash, credits, debt, lot_id, reason, actor, created_at"
+const adjustCols = "id, account_id, idempotency_key, request_hash, credits, debt, lot_id, reason, actor, created_at, debt_paid"
 
 func scanAdjustment(rows pgx.Rows) (ledger.Adjustment, error) {
 	var a ledger.Adjustment
 	var account string
-	var credits, debt int64
+	var credits, debt, paid int64
 	var lot *int64
-	err := rows.Scan(&a.ID, &account, &a.IdempotencyKey, &a.RequestHash, &credits, &debt, &lot, &a.Reason, &a.Actor, &a.CreatedAt)
+	err := rows.Scan(&a.ID, &account, &a.IdempotencyKey, &a.RequestHash, &credits, &debt, &lot, &a.Reason, &a.Actor, &a.CreatedAt, &paid)
+	a.DebtPaid = tollgate.Credits(paid)
 	a.Account, a.Credits, a.Debt, a.CreatedAt = tollgate.AccountID(account), tollgate.Credits(credits), tollgate.Credits(debt), a.CreatedAt.UTC()
 	if lot != nil {
 		a.LotID = *lot
@@ -31,8 +32,8 @@ func scanAdjustment(rows pgx.Rows) (ledger.Adjustment, error) {
 func (w *writer) insertAdjustments(rows []ledger.Adjustment) {
 	for _, a := range rows {
 		w.b.Queue(`INSERT INTO adjustments (`+adjustCols+`)
-VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $5::int8 > 0 THEN (SELECT id FROM lots WHERE out_trade_no = $1) END, $7, $8, $9)`,
-			a.ID, string(a.Account), a.IdempotencyKey, a.RequestHash, int64(a.Credits), int64(a.Debt), a.Reason, a.Actor, a.CreatedAt.UTC())
+VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $5::int8 > 0 THEN (SELECT id FROM lots WHERE out_trade_no = $1) END, $7, $8, $9, $10)`,
+			a.ID, string(a.Account), a.IdempotencyKey, a.RequestHash, int64(a.Credits), int64(a.Debt), a.Reason, a.Actor, a.CreatedAt.UTC(), int64(a.DebtPaid))
 	}
 }
 

@@ -42,6 +42,11 @@ func TestRefundActorUpgrade(t *testing.T) {
 	}
 	copyTables(t, a.Pool(), s.Pool())
 
+	// What 0012 alone changes; later migrations have tests of their own.
+	if err := s.MigrateTo(ctx, 12); err != nil {
+		t.Fatalf("upgrade to 0012: %v", err)
+	}
+	at12 := pgSchema(t, s.Pool())
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("upgrade: %v", err)
 	}
@@ -60,12 +65,12 @@ func TestRefundActorUpgrade(t *testing.T) {
 	defer fresh.Close()
 	after := pgSchema(t, fresh)
 	for obj, old := range before {
-		if now, ok := after[obj]; !ok || now != old {
+		if now, ok := at12[obj]; !ok || now != old {
 			t.Errorf("%s after the upgrade: %q (present %v), was %q", obj, now, ok, old)
 		}
 	}
 	added := map[string]bool{}
-	for obj := range after {
+	for obj := range at12 {
 		if _, ok := before[obj]; !ok {
 			added[obj] = true
 		}
@@ -73,7 +78,7 @@ func TestRefundActorUpgrade(t *testing.T) {
 	if !added["column payment_refunds.actor"] || len(added) != 2 {
 		t.Errorf("the upgrade added %v; want payment_refunds.actor and its CHECK", added)
 	}
-	if got := after["column payment_refunds.actor"]; !strings.HasPrefix(got, "text") || !strings.Contains(got, "NO ''::text") {
+	if got := at12["column payment_refunds.actor"]; !strings.HasPrefix(got, "text") || !strings.Contains(got, "NO ''::text") {
 		t.Errorf("payment_refunds.actor = %q; want text NOT NULL DEFAULT ''", got)
 	}
 	_, err = fresh.Exec(ctx, `UPDATE payment_refunds SET actor = $1 WHERE out_refund_no = $2`, strings.Repeat("a", 65), f.Refunds[0])
@@ -90,8 +95,8 @@ func TestRefundActorUpgrade(t *testing.T) {
 	}
 
 	applied := migrationsApplied(t, fresh)
-	if all := strings.Split(applied, "; "); !strings.HasPrefix(all[len(all)-1], "12 0012_refund_actor ") {
-		t.Fatalf("applied migrations %s; want 0012_refund_actor last", applied)
+	if !strings.Contains(applied, "12 0012_refund_actor ") {
+		t.Fatalf("applied migrations %s; want 0012_refund_actor among them", applied)
 	}
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate again: %v", err)

@@ -10,13 +10,13 @@ import (
 	"tollgate/ledger"
 )
 
-const adjustCols = `id, account_id, idempotency_key, request_hash, credits, debt, lot_id, reason, actor, created_at`
+const adjustCols = `id, account_id, idempotency_key, request_hash, credits, debt, lot_id, reason, actor, created_at, debt_paid`
 
 func scanAdjustment(r *sql.Rows) (ledger.Adjustment, error) {
 	var a ledger.Adjustment
 	var lot sql.NullInt64
 	var created int64
-	err := r.Scan(&a.ID, &a.Account, &a.IdempotencyKey, &a.RequestHash, &a.Credits, &a.Debt, &lot, &a.Reason, &a.Actor, &created)
+	err := r.Scan(&a.ID, &a.Account, &a.IdempotencyKey, &a.RequestHash, &a.Credits, &a.Debt, &lot, &a.Reason, &a.Actor, &created, &a.DebtPaid)
 	a.LotID, a.CreatedAt = lot.Int64, fromMicros(created)
 	return a, err
 }
@@ -26,8 +26,8 @@ func scanAdjustment(r *sql.Rows) (ledger.Adjustment, error) {
 func (t *txn) insertAdjustments(ctx context.Context, as []ledger.Adjustment) error {
 	for _, a := range as {
 		if err := t.exec(ctx, "insert adjustment", `INSERT INTO adjustments (`+adjustCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ? > 0 THEN (SELECT id FROM lots WHERE out_trade_no = ?) END, ?, ?, ?)`,
-			a.ID, a.Account, a.IdempotencyKey, a.RequestHash, a.Credits, a.Debt, a.Credits, a.ID, a.Reason, a.Actor, micros(a.CreatedAt)); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ? > 0 THEN (SELECT id FROM lots WHERE out_trade_no = ?) END, ?, ?, ?, ?)`,
+			a.ID, a.Account, a.IdempotencyKey, a.RequestHash, a.Credits, a.Debt, a.Credits, a.ID, a.Reason, a.Actor, micros(a.CreatedAt), a.DebtPaid); err != nil {
 			return err
 		}
 	}

@@ -49,14 +49,20 @@ func TestRefundActorUpgrade(t *testing.T) {
 	}
 	copyRows(t, db, filepath.Join(dir, "new.db"))
 
+	// What 0012 alone changes; later migrations have tests of their own.
+	if err := sqlite.MigrateFileTo(ctx, path, 12); err != nil {
+		t.Fatalf("upgrade to 0012: %v", err)
+	}
+	at12 := schema(t, rawDB(t, path))
+
 	s, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatalf("upgrade: %v", err)
 	}
 	defer func() { s.Close() }()
 	applied, err := s.AppliedMigrations(ctx)
-	if err != nil || len(applied) == 0 || applied[len(applied)-1].Version != 12 || applied[len(applied)-1].Name != "refund_actor" {
-		t.Fatalf("applied migrations = %+v, %v; want 0012_refund_actor last", applied, err)
+	if err != nil || !hasMigration(applied, 12, "refund_actor") {
+		t.Fatalf("applied migrations = %+v, %v; want 0012_refund_actor among them", applied, err)
 	}
 	storetest.WantSameSnapshot(t, f.Read(t, s), want)
 	storetest.MustAuditStore(t, s, clock.Now())
@@ -69,7 +75,7 @@ func TestRefundActorUpgrade(t *testing.T) {
 	fresh := rawDB(t, path)
 	after := schema(t, fresh)
 	for obj, old := range before {
-		now, ok := after[obj]
+		now, ok := at12[obj]
 		switch {
 		case !ok:
 			t.Errorf("%s lost in the upgrade", obj)
@@ -82,8 +88,8 @@ func TestRefundActorUpgrade(t *testing.T) {
 			t.Errorf("%s after the upgrade:\n%s\nwas:\n%s", obj, now, old)
 		}
 	}
-	if len(after) != len(before) {
-		t.Errorf("the upgrade made %d tables and indexes, want %d", len(after), len(before))
+	if len(at12) != len(before) {
+		t.Errorf("the upgrade made %d tables and indexes, want %d", len(at12), len(before))
 	}
 	if _, err := fresh.ExecContext(ctx, `UPDATE payment_refunds SET actor = ? WHERE out_refund_no = ?`,
 		strings.Repeat("a", 65), f.Refunds[0]); err == nil || !strings.Contains(err.Error(), "CHECK constraint failed") {

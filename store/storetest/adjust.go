@@ -55,19 +55,44 @@ func testAdjustments(t *testing.T, e *Env) {
 	}
 	WantBalance(t, e, "alice", -300, 0, 300)
 	// A positive adjustment pays the debt first, and says how much it paid.
-	if pay, _, err := adjust(e, "alice", "k4", 200, false); err != nil || !pay.DebtPaidKnown || pay.DebtPaid != 200 {
+	pay, _, err := adjust(e, "alice", "k4", 200, false)
+	if err != nil || pay.DebtPaid != 200 {
 		t.Fatalf("paying adjustment = %+v, %v", pay, err)
 	}
 	WantBalance(t, e, "alice", -100, 0, 100)
+	// The store keeps what it paid: a replay says the same, and so does
+	// the listing. One that pays part of the debt, one that pays none.
+	if rep, again, err := adjust(e, "alice", "k4", 200, false); err != nil || !again || rep.DebtPaid != 200 {
+		t.Fatalf("replay of the paying adjustment = %+v, %v, %v", rep, again, err)
+	}
+	part, _, err := adjust(e, "alice", "k5", 150, false)
+	if err != nil || part.DebtPaid != 100 {
+		t.Fatalf("adjustment paying the rest of the debt = %+v, %v", part, err)
+	}
+	WantBalance(t, e, "alice", 50, 0, 0)
+	if rep, _, err := adjust(e, "alice", "k5", 150, false); err != nil || rep.DebtPaid != 100 {
+		t.Fatalf("replay of the part-paying adjustment = %+v, %v", rep, err)
+	}
+	if take, _, err := adjust(e, "alice", "k6", -50, false); err != nil || take.DebtPaid != 0 {
+		t.Fatalf("negative adjustment = %+v, %v", take, err)
+	}
+	WantBalance(t, e, "alice", 0, 0, 0)
 	MustCredit(t, e, "alice", "o2", 100, 1000)
-	WantBalance(t, e, "alice", 900, 0, 0)
+	WantBalance(t, e, "alice", 1000, 0, 0)
 	var got []ledger.Adjustment
 	got, err = e.Svc.AccountAdjustments(e.Ctx, "alice", 10)
-	if err != nil || len(got) != 4 {
+	if err != nil || len(got) != 6 {
 		t.Fatalf("adjustments = %+v, %v", got, err)
 	}
+	paid := map[string]tollgate.Credits{}
+	for _, a := range got {
+		paid[a.IdempotencyKey] = a.DebtPaid
+	}
+	if want := map[string]tollgate.Credits{"k1": 0, "k2": 0, "k3": 0, "k4": 200, "k5": 100, "k6": 0}; fmt.Sprint(paid) != fmt.Sprint(want) {
+		t.Fatalf("debt paid in the listing = %v, want %v", paid, want)
+	}
 	tot, err := e.Svc.AdjustmentTotals(e.Ctx, Start.Add(-1), Start.Add(1e12))
-	if err != nil || tot != (ledger.AdjustmentTotal{Count: 4, Added: 700, Removed: 1400}) {
+	if err != nil || tot != (ledger.AdjustmentTotal{Count: 6, Added: 850, Removed: 1450}) {
 		t.Fatalf("totals = %+v, %v", tot, err)
 	}
 }
