@@ -41,6 +41,12 @@ func TestAdjustmentDebtPaidUpgrade(t *testing.T) {
 	}
 	copyRows(t, db, filepath.Join(dir, "new.db"))
 
+	// What 0015 alone changes; later migrations have tests of their own.
+	if err := sqlite.MigrateFileTo(ctx, path, 15); err != nil {
+		t.Fatalf("upgrade to 0015: %v", err)
+	}
+	at15 := schema(t, rawDB(t, path))
+
 	s, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatalf("upgrade: %v", err)
@@ -54,7 +60,8 @@ func TestAdjustmentDebtPaidUpgrade(t *testing.T) {
 	storetest.MustAuditStore(t, s, clock.Now())
 
 	fresh := rawDB(t, path)
-	after := schema(t, fresh)
+	after := at15 // what 0015 alone changed
+	full := schema(t, fresh)
 	for obj, was := range before {
 		now, ok := after[obj]
 		switch {
@@ -103,7 +110,7 @@ func TestAdjustmentDebtPaidUpgrade(t *testing.T) {
 	if s, err = sqlite.Open(ctx, path); err != nil {
 		t.Fatal(err)
 	}
-	if again := schema(t, fresh); fmt.Sprint(again) != fmt.Sprint(after) {
-		t.Errorf("schema changed by opening again:\n%v\nwas:\n%v", again, after)
+	if again := schema(t, fresh); fmt.Sprint(again) != fmt.Sprint(full) {
+		t.Errorf("schema changed by opening again:\n%v\nwas:\n%v", again, full)
 	}
 }
