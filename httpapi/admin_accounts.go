@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -84,6 +86,9 @@ type AccountView struct {
 	Credits tollgate.Credits `json:"credits"`
 	Held    tollgate.Credits `json:"held"`
 	Debt    tollgate.Credits `json:"debt"`
+	// LowBalanceCredits is the balance.low threshold, in the answer to
+	// a PATCH that set it (null: off).
+	LowBalanceCredits *json.RawMessage `json:"low_balance_credits,omitempty"`
 }
 
 func profileView(p auth.Profile) AccountView {
@@ -173,6 +178,9 @@ type patchAccountBody struct {
 	Metadata   json.RawMessage `json:"metadata"`
 	Disabled   *bool           `json:"disabled"`
 	Reason     string          `json:"reason"`
+	// LowBalanceCredits sets the threshold of balance.low webhook
+	// events: a number of credits ≥ 0, or null to turn them off.
+	LowBalanceCredits json.RawMessage `json:"low_balance_credits"`
 }
 
 // patchAccount changes an account's label, external id, metadata or
@@ -206,12 +214,42 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	if patch.Label == nil && patch.ExternalID == nil && patch.Metadata == nil && patch.Disabled == nil {
-		WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EINVALID, "nothing to change: give label, external_id, metadata or disabled"))
+	var low *tollgate.Credits
+	setLow := len(bytes.TrimSpace(b.LowBalanceCredits)) > 0
+	if setLow && string(bytes.TrimSpace(b.LowBalanceCredits)) != "null" {
+		var n tollgate.Credits
+		if err := json.Unmarshal(b.LowBalanceCredits, &n); err != nil || n < 0 || n > ledger.MaxLowBalance {
+			WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EINVALID, "low_balance_credits must be a whole number of credits within 0..%d, or null to turn it off", ledger.MaxLowBalance))
+			return
+		}
+		low = &n
+	}
+	profile := patch.Label != nil || patch.ExternalID != nil || patch.Metadata != nil || patch.Disabled != nil
+	if !profile && !setLow {
+		WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EINVALID, "nothing to change: give label, external_id, metadata, disabled or low_balance_credits"))
 		return
 	}
 	id := tollgate.AccountID(r.PathValue("account_id"))
-	p, err := s.Auth.UpdateProfile(r.Context(), id, patch)
+	var lowView *json.RawMessage
+	if setLow {
+		a, err := s.Ledger.SetLowBalance(r.Context(), id, low)
+		if err != nil {
+			WriteError(w, r, s.log(), err)
+			return
+		}
+		v := json.RawMessage("null")
+		if a.LowBalance != nil {
+			v = json.RawMessage(strconv.FormatInt(int64(*a.LowBalance), 10))
+		}
+		lowView = &v
+	}
+	var p auth.Profile
+	var err error
+	if profile {
+		p, err = s.Auth.UpdateProfile(r.Context(), id, patch)
+	} else {
+		p, err = s.Auth.Profile(r.Context(), id)
+	}
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
@@ -220,9 +258,14 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
 	if b.Disabled != nil {
 		attrs = append(attrs, "disabled", *b.Disabled)
 	}
+	if lowView != nil {
+		attrs = append(attrs, "low_balance_credits", string(*lowView))
+	}
 	s.log().InfoContext(r.Context(), "admin: account changed", attrs...)
 	w.Header().Set("Cache-Control", "no-store")
-	WriteJSON(w, http.StatusOK, profileView(p))
+	v := profileView(p)
+	v.LowBalanceCredits = lowView
+	WriteJSON(w, http.StatusOK, v)
 }
 
 // maxReason bounds every reason an operator gives, in characters (runes,

@@ -73,26 +73,11 @@ type GrantView struct {
 	ExpiresAt time.Time        `json:"expires_at"`
 }
 
-// AdjustmentView is an adjustment as the admin API shows it.
-type AdjustmentView struct {
-	AdjustmentID string             `json:"adjustment_id"`
-	Account      tollgate.AccountID `json:"account_id"`
-	Credits      tollgate.Credits   `json:"credits"`
-	Debt         tollgate.Credits   `json:"debt"`
-	// DebtPaid is what a positive adjustment paid of the account's debt
-	// before the rest became spendable (0 for a negative one), the same
-	// on a replay and in the account detail; 0 for an adjustment recorded
-	// before migration 0015 (see ledger.Adjustment).
-	DebtPaid  tollgate.Credits `json:"debt_paid"`
-	Reason    string           `json:"reason"`
-	Actor     string           `json:"actor"`
-	CreatedAt time.Time        `json:"created_at"`
-}
+// AdjustmentView is an adjustment as the admin API shows it; the data of
+// the adjustment.created webhook event is the same shape.
+type AdjustmentView = ledger.AdjustmentView
 
-func adjustmentView(a ledger.Adjustment) AdjustmentView {
-	return AdjustmentView{AdjustmentID: a.ID, Account: a.Account, Credits: a.Credits, Debt: a.Debt, DebtPaid: a.DebtPaid,
-		Reason: a.Reason, Actor: a.Actor, CreatedAt: a.CreatedAt}
-}
+func adjustmentView(a ledger.Adjustment) AdjustmentView { return a.View() }
 
 // adjustBody is the body of POST /admin/accounts/{account_id}/adjustments.
 type adjustBody struct {

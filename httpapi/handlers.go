@@ -15,7 +15,6 @@ import (
 	"tollgate/ledger"
 	"tollgate/payment"
 	"tollgate/pricing"
-	"tollgate/wxpay"
 )
 
 // KeyView is an API key as the admin API shows it: never the key or its
@@ -261,13 +260,7 @@ func (s *Server) packages(w http.ResponseWriter, r *http.Request) {
 }
 
 // BalanceResponse is the body of GET /v1/balance.
-type BalanceResponse struct {
-	Account     tollgate.AccountID `json:"account_id"`
-	Credits     tollgate.Credits   `json:"credits"`
-	Held        tollgate.Credits   `json:"held"`
-	Provisional tollgate.Credits   `json:"provisional"`
-	Debt        tollgate.Credits   `json:"debt"`
-}
+type BalanceResponse = ledger.BalanceView
 
 func (s *Server) balance(w http.ResponseWriter, r *http.Request) {
 	b, err := s.Ledger.Balance(r.Context(), callerOf(r).Account)
@@ -275,7 +268,7 @@ func (s *Server) balance(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, BalanceResponse{Account: b.Account, Credits: b.Credits, Held: b.Held, Provisional: b.Provisional, Debt: b.Debt})
+	WriteJSON(w, http.StatusOK, b.View())
 }
 
 // UsageRecord is one entry of GET /v1/usage, and GET /v1/usage/{id}'s
@@ -457,26 +450,9 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 
 // OrderResponse is the body of GET /v1/payments/orders/{out_trade_no},
 // and each order of the list (which carries no jsapi: each would be a
-// fresh signature).
-type OrderResponse struct {
-	OutTradeNo string           `json:"out_trade_no"`
-	Status     payment.Status   `json:"status"`
-	AmountFen  tollgate.Fen     `json:"amount_fen"`
-	Credits    tollgate.Credits `json:"credits"`
-	PackageID  string           `json:"package_id,omitempty"`
-	Method     string           `json:"method"`
-	CodeURL    string           `json:"code_url,omitempty"`
-	H5URL      string           `json:"h5_url,omitempty"`
-	// JSAPI is the pay sheet while a jsapi order is payable (signed at
-	// most once a minute per order: payment.Service.JSAPIParams).
-	JSAPI         *wxpay.V3JSAPIParams `json:"jsapi,omitempty"`
-	TransactionID string               `json:"transaction_id,omitempty"`
-	ExpiresAt     time.Time            `json:"expires_at"`
-	CreatedAt     time.Time            `json:"created_at"`
-	// Metadata is the app's object from the checkout session the order
-	// was made from; {} for none.
-	Metadata json.RawMessage `json:"metadata"`
-}
+// fresh signature). The payment.succeeded and payment.closed events carry
+// the same shape.
+type OrderResponse = payment.OrderView
 
 // validOrderNo accepts what an out_trade_no can be: 6–32 of [A-Za-z0-9_-|*].
 func validOrderNo(no string) bool {
@@ -531,11 +507,7 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, res)
 }
 
-func orderResponse(o payment.Order) OrderResponse {
-	return OrderResponse{OutTradeNo: o.OutTradeNo, Status: o.Status, AmountFen: o.Fen, Credits: o.Credits,
-		PackageID: o.PackageID, Method: o.PayMethod(), CodeURL: o.CodeURL, H5URL: o.H5URL, TransactionID: o.TransactionID,
-		ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt, Metadata: o.MetadataOrEmpty()}
-}
+func orderResponse(o payment.Order) OrderResponse { return o.View() }
 
 // listOrders answers the caller's orders, newest first.
 func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"tollgate"
+	"tollgate/webhook"
 )
 
 func fail(code, opName, format string, args ...any) error {
@@ -37,6 +38,7 @@ func (o createAccountOp) apply(s *state) (any, error) {
 	}
 	a := &Account{ID: o.id, CreatedAt: s.now}
 	s.addAccount(a)
+	s.emit(webhook.AccountCreated, a.ID, AccountView{Account: a.ID, CreatedAt: a.CreatedAt})
 	return a, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"tollgate"
+	"tollgate/webhook"
 )
 
 // Adjustment is credit an operator added or removed by hand: a ledger
@@ -157,6 +158,7 @@ func (o adjustOp) apply(s *state) (any, error) {
 		s.touchAccount(a)
 	}
 	s.addAdjustment(adj)
+	s.emit(webhook.AdjustmentCreated, adj.Account, adj.View())
 	return adjusted{adj, false}, nil
 }
 

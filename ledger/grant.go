@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/webhook"
 )
 
 // GrantRequest asks for a provisional allowance tied to a pending order.
@@ -168,6 +169,9 @@ func (s *state) revoke(g *Grant) {
 	delete(s.live, g.Account)
 	s.touchAccount(a)
 	s.touchGrant(g)
+	if g.Used > 0 {
+		s.emit(webhook.GrantDebtRecorded, a.ID, s.balanceOf(a).View())
+	}
 }
 
 // RevokeGrant ends a live grant whose payment failed, was closed or

@@ -26,6 +26,12 @@ type Account struct {
 	// blocks spending and is paid first by the next credited payment.
 	Debt      tollgate.Credits
 	CreatedAt time.Time
+	// LowBalance is the account's low_balance_credits: when a change
+	// takes Left − Debt from at least it to below it, the change's
+	// transaction appends a balance.low webhook event (once per crossing;
+	// rising back to it re-arms). nil: no such events. Set by
+	// Service.SetLowBalance.
+	LowBalance *tollgate.Credits
 	// Version is incremented by the store on every update; updates are
 	// conditional on it, so a lost update is impossible.
 	Version int64

@@ -2,9 +2,11 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"tollgate"
+	"tollgate/webhook"
 )
 
 // Payment is a successful payment to credit.
@@ -17,6 +19,21 @@ type Payment struct {
 	// GrantID, if set and the grant is still live, confirms that
 	// provisional grant against the new lot in the same transaction.
 	GrantID string
+	// Order is the data of the payment.succeeded event written with the
+	// lot: the order as GET /v1/payments/orders/{out_trade_no} shows it
+	// once paid (payment.OrderView). When nil the event carries
+	// PaidOrderView, what the ledger knows of the order.
+	Order json.RawMessage
+}
+
+// PaidOrderView is the data of payment.succeeded when the caller gave no
+// order (Payment.Order): the paid order as far as the ledger knows it.
+type PaidOrderView struct {
+	OutTradeNo    string           `json:"out_trade_no"`
+	Status        string           `json:"status"`
+	AmountFen     tollgate.Fen     `json:"amount_fen"`
+	Credits       tollgate.Credits `json:"credits"`
+	TransactionID string           `json:"transaction_id"`
 }
 
 type creditOp struct{ p Payment }
@@ -68,6 +85,11 @@ func (o creditOp) apply(s *state) (any, error) {
 	if g != nil && g.Status == GrantLive {
 		s.confirm(g, a, l)
 	}
+	var data any = PaidOrderView{OutTradeNo: p.OutTradeNo, Status: "SUCCESS", AmountFen: p.Fen, Credits: p.Credits, TransactionID: p.TransactionID}
+	if p.Order != nil {
+		data = p.Order
+	}
+	s.emit(webhook.PaymentSucceeded, p.Account, data)
 	return credited{l, false}, nil
 }
 

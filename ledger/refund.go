@@ -5,6 +5,7 @@ import (
 	"math/bits"
 
 	"tollgate"
+	"tollgate/webhook"
 )
 
 // RefundRequest asks to refund the unused part of one order's lot.
@@ -132,6 +133,12 @@ func (o endRefundOp) apply(s *state) (any, error) {
 	ref.Status, ref.ResolvedAt = want, s.now
 	s.touchLot(l)
 	s.touchRefund(ref)
+	typ := webhook.RefundFailed
+	if o.ok {
+		typ = webhook.RefundSucceeded
+	}
+	s.emit(typ, ref.Account, RefundView{OutRefundNo: ref.OutRefundNo, OutTradeNo: l.OutTradeNo, Account: ref.Account,
+		RefundFen: ref.Fen, Credits: ref.Credits, Status: ref.Status, CreatedAt: ref.CreatedAt, ResolvedAt: ref.ResolvedAt})
 	return ref, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/webhook"
 )
 
 // needs lists the rows a group of operations reads. Operations fill it from
@@ -80,6 +81,12 @@ type state struct {
 	adjLot      map[*Adjustment]*Lot // positive adjustments and their new lots
 	grantLot    map[*Grant]*Lot      // grants confirmed by a lot inserted in this transaction
 	isNew       map[any]bool
+	// events are the webhook events of the transaction (emit).
+	events  []webhook.Event
+	emitErr error
+	// startBal is each loaded account's charged balance as read, for
+	// balance.low (lowBalanceEvents).
+	startBal map[tollgate.AccountID]tollgate.Credits
 }
 
 func ids[K comparable](m map[K]bool, less func(a, b K) bool) []K {
@@ -207,8 +214,10 @@ func (s *state) loadAccountsAndLots(ctx context.Context, tx ReadTx, n *needs) er
 	if err != nil {
 		return fmt.Errorf("load accounts: %w", err)
 	}
+	s.startBal = make(map[tollgate.AccountID]tollgate.Credits, len(accounts))
 	for i := range accounts {
 		s.accounts[accounts[i].ID] = &accounts[i]
+		s.startBal[accounts[i].ID] = charged(&accounts[i])
 	}
 	spend := ids(n.spendable, lessStr[tollgate.AccountID])
 	lots, err := tx.SpendableLots(ctx, spend)
@@ -320,6 +329,10 @@ func (s *state) addUsage(u Usage) {
 // flush writes every change to tx. A grant confirmed by a lot inserted in
 // the same transaction needs the lot's ID, so new lots go first.
 func (s *state) flush(ctx context.Context, tx Tx) error {
+	s.lowBalanceEvents()
+	if s.emitErr != nil {
+		return fmt.Errorf("webhook event: %w", s.emitErr)
+	}
 	if len(s.grantLot) > 0 {
 		c := &Changes{NewLots: s.newLots}
 		for _, a := range s.newAccounts {
@@ -359,6 +372,7 @@ func (s *state) flush(ctx context.Context, tx Tx) error {
 		c.NewRefunds = append(c.NewRefunds, *r)
 	}
 	c.NewUsage = s.newUsage
+	c.NewEvents = s.events
 	for _, a := range s.newAdjusts {
 		c.NewAdjustments = append(c.NewAdjustments, *a)
 	}

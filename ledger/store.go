@@ -6,6 +6,8 @@ package ledger
 //                         AccountAdjustments, AdjustmentTotals,
 //                         ActiveHolds, UsageReport; Changes.NewAdjustments;
 //                         Dump.Adjustments.
+//   2026-12-07 07:00 UTC  webhook events (issue 20): Changes.NewEvents,
+//                         appended by Apply in the same transaction.
 
 import (
 	"context"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/webhook"
 )
 
 // Store persists the ledger. It holds no money rules: the Service loads rows
@@ -143,7 +146,10 @@ type Tx interface {
 	// matches no row, Apply returns an error wrapping ErrRetry. A unique
 	// key that already exists also wraps ErrRetry. On success Apply sets
 	// the ID of every inserted lot (c.NewLots) to the key the store gave
-	// it. Apply may be called more than once per transaction.
+	// it. Apply may be called more than once per transaction. Last,
+	// Apply appends c.NewEvents to the webhook outbox in the same
+	// transaction (each gets its account's next seq), so an event
+	// commits, or rolls back, with the money change it describes.
 	Apply(ctx context.Context, c *Changes) error
 }
 
@@ -159,6 +165,10 @@ type Changes struct {
 	// NewAdjustments are inserted after NewLots; a positive one's lot_id
 	// is the lot whose out_trade_no is its ID.
 	NewAdjustments []Adjustment
+	// NewEvents are the webhook events describing this change, appended
+	// to the outbox after every row above is written (an event's account
+	// may be one inserted here).
+	NewEvents []webhook.Event
 
 	Accounts []Account
 	Lots     []Lot
@@ -170,7 +180,7 @@ type Changes struct {
 // Empty reports whether c changes nothing.
 func (c *Changes) Empty() bool {
 	return len(c.NewAccounts)+len(c.NewLots)+len(c.NewHolds)+len(c.NewGrants)+
-		len(c.NewRefunds)+len(c.NewUsage)+len(c.NewAdjustments)+len(c.Accounts)+len(c.Lots)+
+		len(c.NewRefunds)+len(c.NewUsage)+len(c.NewAdjustments)+len(c.NewEvents)+len(c.Accounts)+len(c.Lots)+
 		len(c.Holds)+len(c.Grants)+len(c.Refunds) == 0
 }
 

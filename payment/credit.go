@@ -29,6 +29,13 @@ func (s *Service) credit(ctx context.Context, o Order, transactionID string, sou
 	if o.GrantCap > 0 {
 		p.GrantID = o.OutTradeNo
 	}
+	paid := o
+	paid.Status, paid.TransactionID = StatusSuccess, transactionID
+	data, err := eventData(paid)
+	if err != nil {
+		return false, err
+	}
+	p.Order = data
 	if mutantSplitCredit {
 		return splitCredit(ctx, s, o, p)
 	}

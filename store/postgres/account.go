@@ -10,14 +10,19 @@ import (
 	"tollgate/ledger"
 )
 
-const accountCols = "id, left_credits, held, debt, created_at, version"
+const accountCols = "id, left_credits, held, debt, created_at, version, low_balance_credits"
 
 func scanAccount(rows pgx.Rows) (ledger.Account, error) {
 	var a ledger.Account
 	var id string
 	var left, held, debt int64
-	err := rows.Scan(&id, &left, &held, &debt, &a.CreatedAt, &a.Version)
+	var low *int64
+	err := rows.Scan(&id, &left, &held, &debt, &a.CreatedAt, &a.Version, &low)
 	a.ID, a.Left, a.Held, a.Debt = tollgate.AccountID(id), tollgate.Credits(left), tollgate.Credits(held), tollgate.Credits(debt)
+	if low != nil {
+		v := tollgate.Credits(*low)
+		a.LowBalance = &v
+	}
 	a.CreatedAt = a.CreatedAt.UTC()
 	return a, err
 }

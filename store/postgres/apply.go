@@ -44,6 +44,9 @@ func (t *txn) Apply(ctx context.Context, c *ledger.Changes) error {
 	w.updateGrants(c.Grants)
 	w.updateHolds(c.Holds)
 	w.updateRefunds(c.Refunds)
+	if err := t.appendEvents(c.NewEvents); err != nil {
+		return err
+	}
 	if len(c.NewLots) > 0 {
 		return t.flush(ctx, "postgres: apply")
 	}
@@ -73,25 +76,38 @@ func (w *writer) insertAccounts(rows []ledger.Account) {
 	}
 	id, left, held, debt, created := make([]string, len(rows)), make([]int64, len(rows)), make([]int64, len(rows)),
 		make([]int64, len(rows)), make([]time.Time, len(rows))
+	low := make([]*int64, len(rows))
 	for i, a := range rows {
 		id[i], left[i], held[i], debt[i], created[i] = string(a.ID), int64(a.Left), int64(a.Held), int64(a.Debt), a.CreatedAt.UTC()
+		low[i] = lowBalance(a)
 	}
-	w.b.Queue(`INSERT INTO accounts (id, left_credits, held, debt, created_at, version)
-SELECT v.*, 1 FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::timestamptz[]) AS v`,
-		id, left, held, debt, created)
+	w.b.Queue(`INSERT INTO accounts (id, left_credits, held, debt, created_at, low_balance_credits, version)
+SELECT v.*, 1 FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::timestamptz[], $6::int8[]) AS v`,
+		id, left, held, debt, created, low)
 }
 
 func (w *writer) updateAccounts(rows []ledger.Account) {
 	id, left, held, debt, created, version := make([]string, len(rows)), make([]int64, len(rows)), make([]int64, len(rows)),
 		make([]int64, len(rows)), make([]time.Time, len(rows)), make([]int64, len(rows))
+	low := make([]*int64, len(rows))
 	for i, a := range rows {
 		id[i], left[i], held[i], debt[i], created[i], version[i] = string(a.ID), int64(a.Left), int64(a.Held),
 			int64(a.Debt), a.CreatedAt.UTC(), a.Version
+		low[i] = lowBalance(a)
 	}
 	w.update("accounts", len(rows), `UPDATE accounts AS t
-SET left_credits = v.l, held = v.h, debt = v.d, created_at = v.c, version = t.version + 1
-FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::timestamptz[], $6::int8[]) AS v (id, l, h, d, c, ver)
-WHERE t.id = v.id AND t.version = v.ver`, id, left, held, debt, created, version)
+SET left_credits = v.l, held = v.h, debt = v.d, created_at = v.c, low_balance_credits = v.lb, version = t.version + 1
+FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::timestamptz[], $6::int8[], $7::int8[]) AS v (id, l, h, d, c, ver, lb)
+WHERE t.id = v.id AND t.version = v.ver`, id, left, held, debt, created, version, low)
+}
+
+// lowBalance is the account's low_balance_credits as a column value.
+func lowBalance(a ledger.Account) *int64 {
+	if a.LowBalance == nil {
+		return nil
+	}
+	v := int64(*a.LowBalance)
+	return &v
 }
 
 // lotArrays are the column arrays of a set of lots.

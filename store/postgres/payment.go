@@ -199,6 +199,13 @@ func (s *Store) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*pay
 			h5_issued_at = $29 WHERE out_trade_no = $1`, args...); err != nil {
 			return mapError(op, err)
 		}
+		if e, ok, err := payment.ClosedEvent(old, o); err != nil {
+			return err
+		} else if ok {
+			if _, err := tx.Exec(ctx, appendEventSQL, eventArgs(e)...); err != nil {
+				return mapError(op+": webhook event", err)
+			}
+		}
 		out = o
 		return nil
 	})

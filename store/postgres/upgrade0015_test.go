@@ -60,7 +60,7 @@ func TestAdjustmentDebtPaidUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	after := pgSchema(t, fresh)
+	full := pgSchema(t, fresh)
 	for obj, was := range before {
 		if now, ok := at15[obj]; !ok || now != was {
 			t.Errorf("%s after the upgrade: %q (present %v), was %q", obj, now, ok, was)
@@ -102,7 +102,7 @@ func TestAdjustmentDebtPaidUpgrade(t *testing.T) {
 	if again := migrationsApplied(t, fresh); again != applied {
 		t.Errorf("applied migrations after migrating again:\n%s\nwas:\n%s", again, applied)
 	}
-	if again := pgSchema(t, fresh); fmt.Sprint(again) != fmt.Sprint(after) {
-		t.Errorf("schema changed by migrating again:\n%v\nwas:\n%v", again, after)
+	if again := pgSchema(t, fresh); fmt.Sprint(again) != fmt.Sprint(full) {
+		t.Errorf("schema changed by migrating again:\n%v\nwas:\n%v", again, full)
 	}
 }

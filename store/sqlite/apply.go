@@ -14,8 +14,8 @@ import (
 // updates; an update that matches no row wraps ledger.ErrRetry.
 func (t *txn) Apply(ctx context.Context, c *ledger.Changes) error {
 	for _, a := range c.NewAccounts {
-		if err := t.exec(ctx, "insert account", `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, 1)`,
-			a.ID, a.Left, a.Held, a.Debt, micros(a.CreatedAt)); err != nil {
+		if err := t.exec(ctx, "insert account", `INSERT INTO accounts (id, left_credits, held, debt, created_at, version, low_balance_credits)
+			VALUES (?, ?, ?, ?, ?, 1, ?)`, a.ID, a.Left, a.Held, a.Debt, micros(a.CreatedAt), lowBalance(a)); err != nil {
 			return err
 		}
 	}
@@ -51,7 +51,15 @@ func (t *txn) Apply(ctx context.Context, c *ledger.Changes) error {
 	if err := t.insertAdjustments(ctx, c.NewAdjustments); err != nil {
 		return err
 	}
-	return t.applyUpdates(ctx, c)
+	if err := t.applyUpdates(ctx, c); err != nil {
+		return err
+	}
+	if len(c.NewEvents) > 0 {
+		if _, err := t.appendEvents(ctx, c.NewEvents); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *txn) applyUpdates(ctx context.Context, c *ledger.Changes) error {
@@ -176,9 +184,17 @@ func (t *txn) updateAccounts(ctx context.Context, as []ledger.Account) error {
 		return nil
 	}
 	return t.updateSet(ctx, "accounts", len(as), `UPDATE accounts SET left_credits = j.column2, held = j.column3,
-		debt = j.column4, version = version + 1
-		FROM (VALUES `+values(len(as), 5)+`) AS j WHERE accounts.id = j.column1 AND accounts.version = j.column5`,
-		flatten(as, 5, func(a ledger.Account) []any { return []any{a.ID, a.Left, a.Held, a.Debt, a.Version} }))
+		debt = j.column4, low_balance_credits = j.column6, version = version + 1
+		FROM (VALUES `+values(len(as), 6)+`) AS j WHERE accounts.id = j.column1 AND accounts.version = j.column5`,
+		flatten(as, 6, func(a ledger.Account) []any { return []any{a.ID, a.Left, a.Held, a.Debt, a.Version, lowBalance(a)} }))
+}
+
+// lowBalance is the account's low_balance_credits as a column value.
+func lowBalance(a ledger.Account) any {
+	if a.LowBalance == nil {
+		return nil
+	}
+	return int64(*a.LowBalance)
 }
 
 func (t *txn) updateLots(ctx context.Context, ls []ledger.Lot) error {

@@ -11,6 +11,7 @@ import (
 	"tollgate"
 	"tollgate/payment"
 	"tollgate/store/internal/payrows"
+	"tollgate/webhook"
 )
 
 // The SQLite store is also the payment.Store: orders, idempotency keys and
@@ -208,6 +209,13 @@ func (s *Store) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*pay
 		o.OutTradeNo = old.OutTradeNo
 		if err := payWriteOrder(ctx, tx, &o); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
+		}
+		if e, ok, err := payment.ClosedEvent(old, o); err != nil {
+			return err
+		} else if ok {
+			if _, err := (&txn{q: tx}).appendEvents(ctx, []webhook.Event{e}); err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
 		}
 		out = o
 		return nil

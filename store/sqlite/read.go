@@ -108,7 +108,7 @@ func (c cachedTx) ExecContext(ctx context.Context, query string, args ...any) (s
 }
 
 const (
-	accountCols = `id, left_credits, held, debt, created_at, version`
+	accountCols = `id, left_credits, held, debt, created_at, version, low_balance_credits`
 	lotCols     = `id, account_id, out_trade_no, transaction_id, fen, granted, used, left_credits, refunding, refunded, refunded_fen, created_at, version`
 	holdCols    = `id, account_id, grant_id, amount, cost, status, created_at, expires_at, resolved_at, version`
 	grantCols   = `id, account_id, cap, used, held, status, lot_id, created_at, expires_at, resolved_at, version`
@@ -165,8 +165,13 @@ func queryRows[T any](ctx context.Context, q querier, what string, scan func(*sq
 func scanAccount(r *sql.Rows) (ledger.Account, error) {
 	var a ledger.Account
 	var created int64
-	err := r.Scan(&a.ID, &a.Left, &a.Held, &a.Debt, &created, &a.Version)
+	var low sql.NullInt64
+	err := r.Scan(&a.ID, &a.Left, &a.Held, &a.Debt, &created, &a.Version, &low)
 	a.CreatedAt = fromMicros(created)
+	if low.Valid {
+		v := tollgate.Credits(low.Int64)
+		a.LowBalance = &v
+	}
 	return a, err
 }
 

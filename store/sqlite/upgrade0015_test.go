@@ -60,7 +60,7 @@ func TestAdjustmentDebtPaidUpgrade(t *testing.T) {
 	storetest.MustAuditStore(t, s, clock.Now())
 
 	fresh := rawDB(t, path)
-	after := schema(t, fresh)
+	full := schema(t, fresh)
 	for obj, was := range before {
 		now, ok := at15[obj]
 		switch {
@@ -109,7 +109,7 @@ func TestAdjustmentDebtPaidUpgrade(t *testing.T) {
 	if s, err = sqlite.Open(ctx, path); err != nil {
 		t.Fatal(err)
 	}
-	if again := schema(t, fresh); fmt.Sprint(again) != fmt.Sprint(after) {
-		t.Errorf("schema changed by opening again:\n%v\nwas:\n%v", again, after)
+	if again := schema(t, fresh); fmt.Sprint(again) != fmt.Sprint(full) {
+		t.Errorf("schema changed by opening again:\n%v\nwas:\n%v", again, full)
 	}
 }
