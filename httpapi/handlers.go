@@ -329,9 +329,18 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	adjs, err := s.Ledger.AccountAdjustments(r.Context(), account, limit)
-	if err != nil {
-		WriteError(w, r, s.log(), err)
+	// The operator's adjustments only when asked for: a client that sums
+	// credits as spend would count an added credit as spent.
+	var adjs []ledger.Adjustment
+	switch inc := r.URL.Query().Get("include"); inc {
+	case "":
+	case "adjustments":
+		if adjs, err = s.Ledger.AccountAdjustments(r.Context(), account, limit); err != nil {
+			WriteError(w, r, s.log(), err)
+			return
+		}
+	default:
+		WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EINVALID, "include must be adjustments or left out, not %q", inc))
 		return
 	}
 	// Both lists are newest first: merge them, newest first, to limit.

@@ -430,6 +430,11 @@ func TestAdminAPI(t *testing.T) {
 			} `json:"data"`
 		}
 		c.must(200, "GET", "/v1/usage", a.APIKey, "", &hist)
+		if len(hist.Data) != 1 || hist.Data[0].Type != "usage" {
+			t.Fatalf("usage without include: %+v; want the one call only", hist.Data)
+		}
+		c.wantError(400, "GET", "/v1/usage?include=everything", a.APIKey, "", "include")
+		c.must(200, "GET", "/v1/usage?include=adjustments", a.APIKey, "", &hist)
 		var calls, adds, removes int
 		for _, e := range hist.Data {
 			switch {
@@ -446,7 +451,7 @@ func TestAdminAPI(t *testing.T) {
 		if calls != 1 || adds != 3 || removes != 1 {
 			t.Fatalf("usage history: %d calls, %d additions, %d removals: %+v", calls, adds, removes, hist.Data)
 		}
-		c.must(200, "GET", "/v1/usage?limit=2", a.APIKey, "", &hist)
+		c.must(200, "GET", "/v1/usage?include=adjustments&limit=2", a.APIKey, "", &hist)
 		if len(hist.Data) != 2 {
 			t.Fatalf("usage history with limit=2: %+v", hist.Data)
 		}

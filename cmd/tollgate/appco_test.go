@@ -255,6 +255,11 @@ func testServeAppCheckout(t *testing.T, args ...string) {
 		t.Fatalf("%d accounts for racer", n)
 	}
 
+	// A disabled user is sold nothing: neither a checkout nor a link.
+	c.must(200, "PATCH", "/admin/accounts/"+sb.AccountID, admin, `{"disabled":true,"reason":"abuse"}`, nil)
+	c.wantError(403, "POST", "/v1/checkout/sessions", pb.Key, `{"external_id":"u-42"}`, "disabled")
+	c.wantError(403, "POST", "/v1/account/links", pb.Key, `{"external_id":"u-42"}`, "disabled")
+
 	// A revoked platform key is refused; its users keep their accounts.
 	c.must(200, "DELETE", "/admin/platforms/"+pa.ID, admin, "", nil)
 	c.wantError(401, "POST", "/v1/checkout/sessions", pa.Key, `{"external_id":"u-42"}`, "platform key")

@@ -136,7 +136,7 @@ func (s *Store) PlatformAccount(ctx context.Context, platform, externalID string
 		}
 		plat = sql.NullString{String: platform, Valid: true}
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`, platform_id, external_id)
+	res, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, left_credits, held, debt, created_at, version, platform_id, external_id)
 		VALUES (?, 0, 0, 0, ?, 1, ?, ?) ON CONFLICT DO NOTHING`, string(candidate), micros(at), plat, externalID)
 	if err != nil {
 		return "", false, fmt.Errorf("%s: %w", op, err)

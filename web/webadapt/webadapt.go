@@ -288,7 +288,15 @@ var _ web.AppUsers = Users{}
 // PlatformAccount implements web.AppUsers.
 func (u Users) PlatformAccount(ctx context.Context, platform, externalID string) (tollgate.AccountID, error) {
 	id, _, err := u.Auth.PlatformAccount(ctx, platform, externalID)
-	return id, err
+	if err != nil {
+		return "", err
+	}
+	// A disabled account is sold nothing: no key of it could spend the
+	// credit, so the payment would have to be refunded by hand.
+	if err := u.Auth.CheckAccount(ctx, id); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // ReturnURLHosts implements web.AppUsers: a revoked platform is refused.
