@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -389,5 +390,47 @@ func TestLoginGlobalCeiling(t *testing.T) {
 	e.advance(15 * time.Minute)
 	if w := from("198.51.100.1", token); w.Code != http.StatusSeeOther {
 		t.Fatalf("after the pause: %d, want 303", w.Code)
+	}
+}
+
+// recordingStore is a session store that keeps a copy of every value
+// written to it, as a dump of the shared store would.
+type recordingStore struct {
+	*kv.Memory
+	mu      sync.Mutex
+	written []string
+}
+
+func (r *recordingStore) Set(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	r.mu.Lock()
+	r.written = append(r.written, string(v))
+	r.mu.Unlock()
+	return r.Memory.Set(ctx, key, v, ttl)
+}
+
+// TestNewKeySealedInStore: between its creation and its page, a created
+// key's secret is in the session store only sealed, so a copy of the
+// store (Redis, its backups) holds no usable API key; the page still
+// shows it once.
+func TestNewKeySealedInStore(t *testing.T) {
+	store := &recordingStore{Memory: kv.NewMemory(kv.MemoryOptions{})}
+	e := newEnvWith(t, store)
+	ck := e.login()
+	e.do("POST", "/admin/ui/accounts/acct_1/keys", url.Values{"csrf": {e.csrf(ck)}}, ck)
+	page := e.do("GET", "/admin/ui/accounts/acct_1", nil, ck).Body.String()
+	if m := newKeyRE.FindStringSubmatch(page); m == nil || m[1] != "tg_secret_1" {
+		t.Fatalf("the landing page does not show the new key:\n%s", page)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	sealed := false
+	for _, v := range store.written {
+		if strings.Contains(v, "tg_secret") {
+			t.Fatalf("the session store was given the secret in the clear: %s", v)
+		}
+		sealed = sealed || strings.Contains(v, `"new_key":"`)
+	}
+	if !sealed {
+		t.Error("no session record held the sealed key: the test saw nothing")
 	}
 }

@@ -32,6 +32,8 @@ package console
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -203,7 +205,9 @@ type sessionRecord struct {
 	// were bound) is refused like a changed token.
 	Token string `json:"token,omitempty"`
 	// NewKey and NewKeyAccount: a created key's secret until its page
-	// shows it (once), at most as long as the session lives.
+	// shows it (once), at most as long as the session lives. The secret
+	// is sealed with a key derived from the session id (sealNewKey), which
+	// the store never holds, so a copy of the store holds no usable key.
 	NewKey        string `json:"new_key,omitempty"`
 	NewKeyAccount string `json:"new_key_account,omitempty"`
 }
@@ -231,6 +235,50 @@ func (c *Console) loginLimiter() kv.Limiter {
 	return c.limiter
 }
 
+// newKeyAEAD is the cipher that seals a created key's secret in session
+// id's record: AES-256-GCM under HMAC-SHA256(id, "console new key").
+func newKeyAEAD(id string) cipher.AEAD {
+	m := hmac.New(sha256.New, []byte(id))
+	m.Write([]byte("console new key"))
+	b, err := aes.NewCipher(m.Sum(nil))
+	if err != nil {
+		panic(err) // a 32-byte key is always valid
+	}
+	g, err := cipher.NewGCM(b)
+	if err != nil {
+		panic(err)
+	}
+	return g
+}
+
+// sealNewKey seals secret for session id's record ("" stays "").
+func sealNewKey(id, secret string) string {
+	if secret == "" {
+		return ""
+	}
+	g := newKeyAEAD(id)
+	nonce := make([]byte, g.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		panic(err)
+	}
+	return base64.RawStdEncoding.EncodeToString(g.Seal(nonce, nonce, []byte(secret), nil))
+}
+
+// openNewKey opens what sealNewKey sealed; "" when it cannot (nothing
+// kept, or a record not of this session).
+func openNewKey(id, sealed string) string {
+	b, err := base64.RawStdEncoding.DecodeString(sealed)
+	g := newKeyAEAD(id)
+	if sealed == "" || err != nil || len(b) < g.NonceSize() {
+		return ""
+	}
+	p, err := g.Open(nil, b[:g.NonceSize()], b[g.NonceSize():], nil)
+	if err != nil {
+		return ""
+	}
+	return string(p)
+}
+
 // sessionKey is the store key of session id: a hash, never the id.
 func sessionKey(id string) string {
 	h := sha256.Sum256([]byte(id))
@@ -245,7 +293,7 @@ func (c *Console) save(ctx context.Context, s *session, now time.Time) error {
 		return c.store().Delete(ctx, sessionKey(s.id))
 	}
 	b, err := json.Marshal(sessionRecord{CSRF: s.csrf, Created: s.created, Seen: s.seen, Flash: s.flash, FlashErr: s.flashErr,
-		Token: s.tokenMAC, NewKey: s.newKey, NewKeyAccount: s.newKeyAccount})
+		Token: s.tokenMAC, NewKey: sealNewKey(s.id, s.newKey), NewKeyAccount: s.newKeyAccount})
 	if err != nil {
 		return err
 	}
@@ -285,7 +333,7 @@ func (c *Console) sessionOf(r *http.Request) (*session, error) {
 		return nil, nil
 	}
 	s := &session{id: ck.Value, csrf: rec.CSRF, created: rec.Created, seen: rec.Seen, flash: rec.Flash, flashErr: rec.FlashErr,
-		tokenMAC: rec.Token, newKey: rec.NewKey, newKeyAccount: rec.NewKeyAccount}
+		tokenMAC: rec.Token, newKey: openNewKey(ck.Value, rec.NewKey), newKeyAccount: rec.NewKeyAccount}
 	now := c.now()
 	if c.expired(s, now) {
 		return nil, c.store().Delete(ctx, sessionKey(s.id))
