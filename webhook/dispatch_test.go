@@ -318,7 +318,7 @@ func TestGiveUpAndDisable(t *testing.T) {
 	if err != nil || !e.Disabled() || e.DisabledReason == "" || w.m.disabled != 1 {
 		t.Fatalf("endpoint after 3 days of failures: %+v, %v (disabled metric %d)", e, err, w.m.disabled)
 	}
-	// Disabled: new events are not sent to it.
+	// Disabled: new events are not sent to it while it is, but held.
 	w.event("alice")
 	if n := w.runOnce(d); n != 0 {
 		t.Fatalf("claimed %d for a disabled endpoint", n)
@@ -331,8 +331,9 @@ func TestGiveUpAndDisable(t *testing.T) {
 	if _, err := w.store.RetryDelivery(w.ctx, ep.ID, ds[0].ID, w.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if n := w.runOnce(d); n != 1 || got.Load() != 1 {
-		t.Fatalf("after enable and retry: claimed %d, received %d", n, got.Load())
+	// The retried delivery and the one held while it was disabled.
+	if n := w.runOnce(d); n != 2 || got.Load() != 2 {
+		t.Fatalf("after enable and retry: claimed %d, received %d; want 2 and 2", n, got.Load())
 	}
 }
 

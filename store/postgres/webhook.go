@@ -288,7 +288,15 @@ func fanOut(ctx context.Context, tx pgx.Tx, limit int, now time.Time) error {
 	if err != nil || len(evs) == 0 {
 		return err
 	}
-	rows, err = tx.Query(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE disabled_at IS NULL`)
+	// Every endpoint, disabled ones too: one disabled while failing gets
+	// what happened meanwhile once it is enabled again (claiming skips a
+	// disabled endpoint's deliveries until then). SHARE mode waits for an
+	// endpoint being created (CreateEndpoint holds SHARE ROW EXCLUSIVE), so
+	// one created before an event is never missed by its fan-out.
+	if _, err := tx.Exec(ctx, `LOCK TABLE webhook_endpoints IN SHARE MODE`); err != nil {
+		return err
+	}
+	rows, err = tx.Query(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints`)
 	if err != nil {
 		return err
 	}

@@ -313,7 +313,7 @@ func fanOut(ctx context.Context, tx *sql.Tx, limit int, now int64) error {
 	if err := rows.Err(); err != nil || len(evs) == 0 {
 		return err
 	}
-	eps, err := enabledEndpoints(ctx, tx)
+	eps, err := fanOutEndpoints(ctx, tx)
 	if err != nil {
 		return err
 	}
@@ -335,8 +335,12 @@ func fanOut(ctx context.Context, tx *sql.Tx, limit int, now int64) error {
 	return nil
 }
 
-func enabledEndpoints(ctx context.Context, tx *sql.Tx) ([]webhook.Endpoint, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE disabled_at IS NULL`)
+// fanOutEndpoints are the endpoints an event is fanned out to: every one,
+// disabled ones too, so an endpoint disabled while failing gets what
+// happened meanwhile once it is enabled again (claiming skips the
+// deliveries of a disabled endpoint until then).
+func fanOutEndpoints(ctx context.Context, tx *sql.Tx) ([]webhook.Endpoint, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints`)
 	if err != nil {
 		return nil, err
 	}

@@ -544,15 +544,17 @@ func testWebhookDisabled(t *testing.T, w *webhookEnv) {
 	if _, err := w.s.SetEndpointDisabled(w.ctx, ep.ID, w.now, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	w.append(t, webhook.BalanceLow, "alice") // not fanned out to a disabled endpoint
+	w.append(t, webhook.BalanceLow, "alice") // fanned out, held while disabled
 	if n := len(w.claim(t, "d1", 10)); n != 0 {
 		t.Fatalf("claimed %d for a disabled endpoint", n)
 	}
 	if _, err := w.s.SetEndpointDisabled(w.ctx, ep.ID, time.Time{}, ""); err != nil {
 		t.Fatal(err)
 	}
+	// Enabled again, it gets what happened while it was disabled too:
+	// nothing is lost to an outage.
 	cs := w.claim(t, "d1", 10)
-	if len(cs) != 1 {
-		t.Fatalf("after enabling, claimed %d; want the 1 made before it was disabled", len(cs))
+	if len(cs) != 2 {
+		t.Fatalf("after enabling, claimed %d; want 2: the one made before it was disabled and the one made while it was", len(cs))
 	}
 }
