@@ -138,66 +138,60 @@ func NotFound(op, what string) error {
 // (created_at, out_trade_no), after the cursor, filtered; ph makes the
 // n-th placeholder ("?" or "$n").
 func OrdersPage(q payment.OrderQuery, ph func(n int) string) (string, []any) {
-	var where []string
-	var args []any
-	next := func() string { return ph(len(args)) }
-	if q.Status != "" {
-		args = append(args, string(q.Status))
-		where = append(where, "status = "+next())
-	}
-	if q.Account != "" {
-		args = append(args, string(q.Account))
-		where = append(where, "account_id = "+next())
-	}
+	var p page
+	p.eq(ph, "status", string(q.Status))
+	p.eq(ph, "account_id", string(q.Account))
 	if !q.From.IsZero() {
-		args = append(args, Micros(q.From))
-		where = append(where, "created_at >= "+next())
+		p.cond(ph, "created_at >= ", Micros(q.From))
 	}
 	if !q.To.IsZero() {
-		args = append(args, Micros(q.To))
-		where = append(where, "created_at < "+next())
+		p.cond(ph, "created_at < ", Micros(q.To))
 	}
-	if q.AfterNo != "" {
-		args = append(args, Micros(q.AfterCreated))
-		a := next()
-		args = append(args, q.AfterNo)
-		where = append(where, "(created_at < "+a+" OR (created_at = "+a+" AND out_trade_no < "+next()+"))")
-	}
-	s := `SELECT ` + OrderColumns + ` FROM payment_orders`
-	if len(where) > 0 {
-		s += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	args = append(args, q.Limit)
-	return s + ` ORDER BY created_at DESC, out_trade_no DESC LIMIT ` + next(), args
+	return p.query(ph, OrderColumns, "payment_orders", "out_trade_no", q.AfterCreated, q.AfterNo, q.Limit)
 }
 
 // RefundsPage is the query of payment.Store.RefundsPage, as OrdersPage.
 func RefundsPage(q payment.RefundQuery, ph func(n int) string) (string, []any) {
-	var where []string
-	var args []any
-	next := func() string { return ph(len(args)) }
-	if q.Status != "" {
-		args = append(args, string(q.Status))
-		where = append(where, "status = "+next())
+	var p page
+	p.eq(ph, "status", string(q.Status))
+	p.eq(ph, "account_id", string(q.Account))
+	p.eq(ph, "out_trade_no", q.OutTradeNo)
+	return p.query(ph, RefundColumns, "payment_refunds", "out_refund_no", q.AfterCreated, q.AfterNo, q.Limit)
+}
+
+// page builds a keyset page's query: its conditions with their
+// arguments, numbered by ph, newest first by (created_at, key).
+type page struct {
+	where []string
+	args  []any
+}
+
+// cond adds the condition expr followed by v's placeholder.
+func (p *page) cond(ph func(n int) string, expr string, v any) {
+	p.args = append(p.args, v)
+	p.where = append(p.where, expr+ph(len(p.args)))
+}
+
+// eq adds col = v when v is set.
+func (p *page) eq(ph func(n int) string, col, v string) {
+	if v != "" {
+		p.cond(ph, col+" = ", v)
 	}
-	if q.Account != "" {
-		args = append(args, string(q.Account))
-		where = append(where, "account_id = "+next())
+}
+
+// query is the SELECT of cols from table under p's conditions, after the
+// row (afterCreated, afterNo) when afterNo is set, at most limit rows.
+func (p *page) query(ph func(n int) string, cols, table, key string, afterCreated time.Time, afterNo string, limit int) (string, []any) {
+	if afterNo != "" {
+		p.args = append(p.args, Micros(afterCreated))
+		a := ph(len(p.args))
+		p.args = append(p.args, afterNo)
+		p.where = append(p.where, "(created_at < "+a+" OR (created_at = "+a+" AND "+key+" < "+ph(len(p.args))+"))")
 	}
-	if q.OutTradeNo != "" {
-		args = append(args, q.OutTradeNo)
-		where = append(where, "out_trade_no = "+next())
+	s := `SELECT ` + cols + ` FROM ` + table
+	if len(p.where) > 0 {
+		s += ` WHERE ` + strings.Join(p.where, ` AND `)
 	}
-	if q.AfterNo != "" {
-		args = append(args, Micros(q.AfterCreated))
-		a := next()
-		args = append(args, q.AfterNo)
-		where = append(where, "(created_at < "+a+" OR (created_at = "+a+" AND out_refund_no < "+next()+"))")
-	}
-	s := `SELECT ` + RefundColumns + ` FROM payment_refunds`
-	if len(where) > 0 {
-		s += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	args = append(args, q.Limit)
-	return s + ` ORDER BY created_at DESC, out_refund_no DESC LIMIT ` + next(), args
+	p.args = append(p.args, limit)
+	return s + ` ORDER BY created_at DESC, ` + key + ` DESC LIMIT ` + ph(len(p.args)), p.args
 }
