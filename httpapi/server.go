@@ -215,6 +215,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/balance", small, s.WithAuth(fn(s.balance)))
 	route("GET /v1/usage", small, s.WithAuth(fn(s.usage)))
 	route("GET /v1/usage/{id}", small, s.WithAuth(fn(s.usageOne)))
+	route("POST /v1/account/keys", jsonReq, s.WithAppOrAuth(s.needAuth(s.createAppUserKey)))
 
 	route("POST /v1/payments/orders", jsonReq, s.WithAuth(s.needPayments(s.createOrder)))
 	route("GET /v1/payments/orders", small, s.WithAuth(s.needPayments(s.listOrders)))
