@@ -1,17 +1,23 @@
 package console_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
+	"tollgate/httpapi"
 	"tollgate/kv"
+	"tollgate/store/sqlite"
+	"tollgate/webhook"
 )
 
 // fakeHooks stands for the admin API's webhook and platform routes: it
@@ -344,5 +350,44 @@ func TestPlatforms(t *testing.T) {
 	e.do("POST", "/admin/ui/platforms/pl_9/revoke", url.Values{"csrf": {csrf}}, ck)
 	if page = e.do("GET", "/admin/ui/platforms", nil, ck).Body.String(); !strings.Contains(page, "no such platform") {
 		t.Error("revoking an unknown platform shows no error")
+	}
+}
+
+// TestWebhookURLPolicyThroughTheAPI: against the real admin API in
+// production's policy (https only, no private or loopback hosts), every
+// URL it refuses shows the API's reason on the form and stores nothing;
+// an https URL on a public host is added.
+func TestWebhookURLPolicyThroughTheAPI(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := newEnv(t)
+	e.c.API = (&httpapi.Server{AdminToken: token, Webhooks: st, WebhookPolicy: webhook.URLPolicy{HTTPSOnly: true}, Clock: e.c.Clock}).Handler()
+	ck := e.login()
+	csrf := csrfRE.FindStringSubmatch(e.do("GET", "/admin/ui/webhooks", nil, ck).Body.String())[1]
+	for u, want := range map[string]string{
+		"ftp://app.example/hooks":   "http:// or https://",
+		"http://app.example/hooks":  "https:// in production",
+		"https://10.0.0.5/hooks":    "10.0.0.5",
+		"https://127.0.0.1/hooks":   "127.0.0.1",
+		"https://localhost/hooks":   "localhost",
+		"https://[::1]:8443/hooks":  "::1",
+		"https://169.254.169.254/x": "169.254.169.254",
+	} {
+		w := e.do("POST", "/admin/ui/webhooks", url.Values{"csrf": {csrf}, "url": {u}, "events": {"payment.succeeded"}}, ck)
+		m := regexp.MustCompile(`id="webhook-err">([^<]*)<`).FindStringSubmatch(w.Body.String())
+		if w.Code != http.StatusBadRequest || m == nil || !strings.Contains(html.UnescapeString(m[1]), want) {
+			t.Errorf("%s: %d, error %q, want 400 naming %q", u, w.Code, m, want)
+		}
+	}
+	if es, err := st.ListEndpoints(context.Background(), webhook.EndpointQuery{Limit: 10}); err != nil || len(es) != 0 {
+		t.Fatalf("endpoints after refusals: %v, %v", es, err)
+	}
+	w := e.do("POST", "/admin/ui/webhooks", url.Values{"csrf": {csrf}, "url": {"https://app.example/hooks"}, "events": {"payment.succeeded"}}, ck)
+	page := e.do("GET", w.Header().Get("Location"), nil, ck).Body.String()
+	if m := newSecretRE.FindStringSubmatch(page); w.Code != http.StatusSeeOther || m == nil || !strings.HasPrefix(m[1], "whsec_") {
+		t.Fatalf("a public https URL: %d %q\n%s", w.Code, w.Header().Get("Location"), page)
 	}
 }
