@@ -135,9 +135,10 @@ type session struct {
 	// tokenMAC binds the session to the admin token it logged in with
 	// (tokenBinding).
 	tokenMAC string
-	// newKey is a just-created API key's secret, shown once on its
-	// account's page (newKeyAccount) and then forgotten.
-	newKey, newKeyAccount string
+	// newKey is a just-created secret (an API key, a webhook endpoint's
+	// signing secret, a platform key), shown once on the console page
+	// newKeyFor (its path) and then forgotten.
+	newKey, newKeyFor string
 }
 
 // tag names a session in logs and as the admin API's actor without
@@ -204,12 +205,13 @@ type sessionRecord struct {
 	// Token is tokenBinding's; a record without one (made before sessions
 	// were bound) is refused like a changed token.
 	Token string `json:"token,omitempty"`
-	// NewKey and NewKeyAccount: a created key's secret until its page
-	// shows it (once), at most as long as the session lives. The secret
-	// is sealed with a key derived from the session id (sealNewKey), which
-	// the store never holds, so a copy of the store holds no usable key.
-	NewKey        string `json:"new_key,omitempty"`
-	NewKeyAccount string `json:"new_key_account,omitempty"`
+	// NewKey and NewKeyFor: a created secret until the page at path
+	// NewKeyFor shows it (once), at most as long as the session lives.
+	// The secret is sealed with a key derived from the session id
+	// (sealNewKey), which the store never holds, so a copy of the store
+	// holds no usable key.
+	NewKey    string `json:"new_key,omitempty"`
+	NewKeyFor string `json:"new_key_for,omitempty"`
 }
 
 // store is the session store: Sessions, else one in this process.
@@ -293,7 +295,7 @@ func (c *Console) save(ctx context.Context, s *session, now time.Time) error {
 		return c.store().Delete(ctx, sessionKey(s.id))
 	}
 	b, err := json.Marshal(sessionRecord{CSRF: s.csrf, Created: s.created, Seen: s.seen, Flash: s.flash, FlashErr: s.flashErr,
-		Token: s.tokenMAC, NewKey: sealNewKey(s.id, s.newKey), NewKeyAccount: s.newKeyAccount})
+		Token: s.tokenMAC, NewKey: sealNewKey(s.id, s.newKey), NewKeyFor: s.newKeyFor})
 	if err != nil {
 		return err
 	}
@@ -333,7 +335,7 @@ func (c *Console) sessionOf(r *http.Request) (*session, error) {
 		return nil, nil
 	}
 	s := &session{id: ck.Value, csrf: rec.CSRF, created: rec.Created, seen: rec.Seen, flash: rec.Flash, flashErr: rec.FlashErr,
-		tokenMAC: rec.Token, newKey: openNewKey(ck.Value, rec.NewKey), newKeyAccount: rec.NewKeyAccount}
+		tokenMAC: rec.Token, newKey: openNewKey(ck.Value, rec.NewKey), newKeyFor: rec.NewKeyFor}
 	now := c.now()
 	if c.expired(s, now) {
 		return nil, c.store().Delete(ctx, sessionKey(s.id))
@@ -377,20 +379,23 @@ func (c *Console) takeFlash(ctx context.Context, s *session) (msg, errMsg string
 	return msg, errMsg
 }
 
-// setNewKey keeps a created key's secret for its account's page.
-func (c *Console) setNewKey(ctx context.Context, s *session, account, secret string) error {
-	s.newKey, s.newKeyAccount = secret, account
+// setNewKey keeps a created secret (an API key, a webhook secret, a
+// platform key) for the console page at path page, which shows it once:
+// the action redirects there (POST-redirect-GET), so the secret is never
+// in a URL, a redirect or a page that a reload shows again.
+func (c *Console) setNewKey(ctx context.Context, s *session, page, secret string) error {
+	s.newKey, s.newKeyFor = secret, page
 	return c.save(ctx, s, c.now())
 }
 
-// takeNewKey returns the secret kept for account's page, forgetting it:
-// it is shown once. "" when there is none for this account.
-func (c *Console) takeNewKey(ctx context.Context, s *session, account string) string {
-	if s.newKey == "" || s.newKeyAccount != account {
+// takeNewKey returns the secret kept for the page at path page,
+// forgetting it: it is shown once. "" when there is none for this page.
+func (c *Console) takeNewKey(ctx context.Context, s *session, page string) string {
+	if s.newKey == "" || s.newKeyFor != page {
 		return ""
 	}
 	key := s.newKey
-	s.newKey, s.newKeyAccount = "", ""
+	s.newKey, s.newKeyFor = "", ""
 	if err := c.save(ctx, s, c.now()); err != nil {
 		// Not forgotten: better not shown than shown twice.
 		c.log().WarnContext(ctx, "console: session store", "err", err)

@@ -29,6 +29,9 @@ type fakeAPI struct {
 	calls  []string // "METHOD path Idempotency-Key body"
 	actors []string // each call's X-Tollgate-Actor
 	keys   int      // keys created
+	// extra answers what the switch below does not (nil: 404); it
+	// reports whether it answered.
+	extra func(w http.ResponseWriter, r *http.Request, body []byte) bool
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -92,6 +95,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == "POST" && r.URL.Path == "/admin/orders/T1/refund":
 		io.WriteString(w, `{"out_refund_no":"T1Kx","refund_fen":100,"status":"pending"}`)
 	default:
+		if f.extra != nil && f.extra(w, r, b) {
+			return
+		}
 		w.WriteHeader(404)
 		io.WriteString(w, `{"error":{"message":"not found","code":"not_found"}}`)
 	}

@@ -75,6 +75,16 @@ func (c *Console) Routes() []httpapi.Route {
 		get("/admin/ui/refunds", c.refunds),
 		get("/admin/ui/usage", c.usage),
 		get("/admin/ui/catalog", c.catalog),
+		get("/admin/ui/webhooks", c.webhooks),
+		post("/admin/ui/webhooks", c.createWebhook),
+		get("/admin/ui/webhooks/{id}", c.webhook),
+		post("/admin/ui/webhooks/{id}/rotate", c.rotateWebhook),
+		post("/admin/ui/webhooks/{id}/enable", c.enableWebhook),
+		post("/admin/ui/webhooks/{id}/delete", c.deleteWebhook),
+		post("/admin/ui/webhooks/{id}/deliveries/{delivery}/retry", c.retryDelivery),
+		get("/admin/ui/platforms", c.platforms),
+		post("/admin/ui/platforms", c.createPlatform),
+		post("/admin/ui/platforms/{id}/revoke", c.revokePlatform),
 	}
 }
 

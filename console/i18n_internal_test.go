@@ -25,7 +25,7 @@ func TestMessagesComplete(t *testing.T) {
 func TestTemplateKeysExist(t *testing.T) {
 	re := regexp.MustCompile(`(?:\.T|T) "([a-z.]+)"|c\.msg\(r, "([a-z.]+)"\)|"((?:title|err|login)\.[a-z]+)"`)
 	files, _ := filepath.Glob("templates/*.html")
-	files = append(files, "handlers.go", "pages.go")
+	files = append(files, "handlers.go", "pages.go", "webhooks.go")
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {

@@ -178,7 +178,7 @@ func (c *Console) showAccount(w http.ResponseWriter, r *http.Request, s *session
 		return
 	}
 	// A key created on the way here is shown on this view only.
-	b.NewKey = c.takeNewKey(r.Context(), s, id)
+	b.NewKey = c.takeNewKey(r.Context(), s, b.AccountURL)
 	if edit != nil {
 		b.Edit = *edit
 	} else {
@@ -242,7 +242,7 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request, s *session) 
 		c.done(w, r, s, to, "create_key", "", err, "", "account", id)
 		return
 	}
-	if err := c.setNewKey(r.Context(), s, id, out.APIKey); err != nil {
+	if err := c.setNewKey(r.Context(), s, to, out.APIKey); err != nil {
 		// The key exists but its secret cannot be kept for the page:
 		// say so (revoke it and create another).
 		c.log().ErrorContext(r.Context(), "console: session store", "err", err)

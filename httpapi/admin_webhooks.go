@@ -129,7 +129,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	s.log().Info("webhook endpoint created", "endpoint", e.ID, "url", e.URL, "events", e.Events)
+	s.log().Info("webhook endpoint created", "endpoint", e.ID, "url", e.URL, "events", e.Events, "actor", actorOf(r))
 	w.Header().Set("Cache-Control", "no-store")
 	WriteJSON(w, http.StatusCreated, WebhookCreated{WebhookView: webhookView(e, now), Secret: e.Secret})
 }
@@ -167,6 +167,18 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, out)
 }
 
+// getWebhook answers GET /admin/webhooks/{id}: one endpoint, without its
+// secret.
+func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) {
+	e, err := s.Webhooks.GetEndpoint(r.Context(), r.PathValue("id"))
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, http.StatusOK, webhookView(e, s.now()))
+}
+
 // deleteWebhook removes an endpoint and its deliveries.
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
@@ -174,7 +186,7 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	s.log().Info("webhook endpoint deleted", "endpoint", id)
+	s.log().Info("webhook endpoint deleted", "endpoint", id, "actor", actorOf(r))
 	WriteJSON(w, http.StatusOK, map[string]any{"id": id, "object": "webhook_endpoint", "deleted": true})
 }
 
@@ -187,7 +199,7 @@ func (s *Server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	s.log().Info("webhook secret rotated", "endpoint", e.ID, "previous_valid_until", e.PreviousUntil)
+	s.log().Info("webhook secret rotated", "endpoint", e.ID, "previous_valid_until", e.PreviousUntil, "actor", actorOf(r))
 	w.Header().Set("Cache-Control", "no-store")
 	WriteJSON(w, http.StatusOK, WebhookCreated{WebhookView: webhookView(e, now), Secret: e.Secret})
 }
@@ -201,7 +213,7 @@ func (s *Server) enableWebhook(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	s.log().Info("webhook endpoint enabled", "endpoint", e.ID)
+	s.log().Info("webhook endpoint enabled", "endpoint", e.ID, "actor", actorOf(r))
 	WriteJSON(w, http.StatusOK, webhookView(e, s.now()))
 }
 
@@ -261,7 +273,7 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
 	if s.WebhookWake != nil {
 		s.WebhookWake()
 	}
-	s.log().Info("webhook delivery retried by the admin", "delivery", d.ID, "endpoint", d.EndpointID)
+	s.log().Info("webhook delivery retried by the admin", "delivery", d.ID, "endpoint", d.EndpointID, "actor", actorOf(r))
 	WriteJSON(w, http.StatusOK, deliveryView(d))
 }
 

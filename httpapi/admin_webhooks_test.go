@@ -70,6 +70,12 @@ func TestAdminWebhooks(t *testing.T) {
 	if b, _ := json.Marshal(list); strings.Contains(string(b), "whsec_") || strings.Contains(string(b), `"secret"`) {
 		t.Fatalf("the list shows a secret: %s", b)
 	}
+	// One endpoint by id, without its secret either.
+	code, one := w.do("GET", "/admin/webhooks/"+id, "")
+	if b, _ := json.Marshal(one); code != 200 || one["id"] != id || one["url"] != "https://app.example/hooks" ||
+		strings.Contains(string(b), "whsec_") || strings.Contains(string(b), `"secret"`) {
+		t.Fatalf("get = %d %s", code, b)
+	}
 	// Rotate: a new secret, the old one valid for 24 h.
 	code, rot := w.do("POST", "/admin/webhooks/"+id+"/rotate-secret", "")
 	if code != 200 || rot["secret"] == secret || !strings.HasPrefix(rot["secret"].(string), "whsec_") ||
@@ -124,7 +130,7 @@ func TestAdminWebhooks(t *testing.T) {
 	if code, _ := w.do("DELETE", "/admin/webhooks/"+id, ""); code != 200 {
 		t.Fatalf("delete = %d", code)
 	}
-	for _, p := range []string{"DELETE /admin/webhooks/" + id, "POST /admin/webhooks/" + id + "/rotate-secret",
+	for _, p := range []string{"GET /admin/webhooks/" + id, "DELETE /admin/webhooks/" + id, "POST /admin/webhooks/" + id + "/rotate-secret",
 		"POST /admin/webhooks/" + id + "/enable", "GET /admin/webhooks/" + id + "/deliveries",
 		"POST /admin/webhooks/" + id + "/deliveries/wd_x/retry"} {
 		m, path, _ := strings.Cut(p, " ")

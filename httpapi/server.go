@@ -205,6 +205,7 @@ func (s *Server) Handler() http.Handler {
 	route("DELETE /admin/platforms/{id}", small, s.withAdmin(s.needAuth(s.revokePlatform)))
 	route("POST /admin/webhooks", jsonReq, s.withAdmin(s.needWebhooks(s.createWebhook)))
 	route("GET /admin/webhooks", small, s.withAdmin(s.needWebhooks(s.listWebhooks)))
+	route("GET /admin/webhooks/{id}", small, s.withAdmin(s.needWebhooks(s.getWebhook)))
 	route("DELETE /admin/webhooks/{id}", small, s.withAdmin(s.needWebhooks(s.deleteWebhook)))
 	route("POST /admin/webhooks/{id}/rotate-secret", small, s.withAdmin(s.needWebhooks(s.rotateWebhookSecret)))
 	route("POST /admin/webhooks/{id}/enable", small, s.withAdmin(s.needWebhooks(s.enableWebhook)))
