@@ -221,7 +221,12 @@ func (s *Service) CreateProfiledAccount(ctx context.Context, l tollgate.KeyLimit
 			}
 		}
 	}
-	c, err := s.CreateAccountWithLimits(ctx, l)
+	var c Created
+	if patch.ExternalID != nil && *patch.ExternalID != "" {
+		c, err = s.createWithExternalID(ctx, l, *patch.ExternalID)
+	} else {
+		c, err = s.CreateAccountWithLimits(ctx, l)
+	}
 	if err != nil {
 		return Created{}, Profile{}, err
 	}
@@ -233,6 +238,29 @@ func (s *Service) CreateProfiledAccount(ctx context.Context, l tollgate.KeyLimit
 		return Created{}, Profile{}, fmt.Errorf("auth: set profile of %s: %w", c.Account, err)
 	}
 	return c, p, nil
+}
+
+// createWithExternalID is CreateAccountWithLimits for an account (of no
+// platform) that has the app's user id externalID from the start, so its
+// account.created event, written with it, names the user as every later
+// event does. Errors: ECONFLICT (another account has the id), those of
+// CreateAccountWithLimits.
+func (s *Service) createWithExternalID(ctx context.Context, l tollgate.KeyLimits, externalID string) (Created, error) {
+	if _, ok := s.Store.(PlatformStore); !ok {
+		return s.CreateAccountWithLimits(ctx, l)
+	}
+	id, created, err := s.PlatformAccount(ctx, "", externalID)
+	if err != nil {
+		return Created{}, fmt.Errorf("auth: create account: %w", err)
+	}
+	if !created {
+		return Created{}, tollgate.Errorf(tollgate.ECONFLICT, "external_id %q belongs to account %s", externalID, id)
+	}
+	plain, k, err := s.NewKey(ctx, id, l)
+	if err != nil {
+		return Created{}, err
+	}
+	return Created{Account: id, APIKey: plain, Key: k}, nil
 }
 
 // Profile returns an account's profile. Errors: ENOTFOUND.

@@ -1,20 +1,94 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"tollgate"
+	"tollgate/auth"
 	"tollgate/webhook"
 )
 
-// WebhookView is a webhook endpoint as the admin API shows it: never its
-// secret (shown once, by create and rotate-secret).
+// The webhook handlers serve two scopes with the same JSON: the operator
+// (/admin/webhooks, the admin token), who sees and manages every endpoint,
+// and a platform (/v1/webhooks, its platform key), who sees and manages
+// only its own: another's endpoint, or the operator's, is 404 to it, as
+// if it did not exist.
+
+type platformScopeKey struct{}
+
+// webhookScope is the platform whose key authenticated r (withPlatform),
+// or "" for the operator.
+func webhookScope(r *http.Request) string {
+	p, _ := r.Context().Value(platformScopeKey{}).(string)
+	return p
+}
+
+var errPlatformKeyRequired = codedError{tollgate.Errorf(tollgate.EUNAUTHORIZED,
+	"a platform key (Authorization: Bearer "+auth.PlatformKeyPrefix+"…) is required"), "invalid_platform_key"}
+
+// withPlatform lets only a valid platform key through, and scopes the
+// request to its platform.
+func (s *Server) withPlatform(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := bearer(r)
+		if s.Auth == nil {
+			WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EUNAVAILABLE, "accounts are not configured on this server"))
+			return
+		}
+		if !strings.HasPrefix(tok, auth.PlatformKeyPrefix) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
+			WriteError(w, r, s.log(), errPlatformKeyRequired)
+			return
+		}
+		p, err := s.Auth.AuthenticatePlatform(r.Context(), tok)
+		if err != nil {
+			if tollgate.ErrorCode(err) == tollgate.EUNAUTHORIZED {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
+				err = errInvalidPlatformKey
+			}
+			WriteError(w, r, s.log(), err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), platformScopeKey{}, p.ID)))
+	})
+}
+
+var errNoEndpoint = tollgate.Errorf(tollgate.ENOTFOUND, "no such webhook endpoint")
+
+// scopedEndpoint returns the endpoint id of r's path when r's scope may
+// manage it: the operator any, a platform only its own (ENOTFOUND
+// otherwise, the store's answer for an endpoint that does not exist). An
+// endpoint's platform never changes, so the check holds for what follows.
+func (s *Server) scopedEndpoint(r *http.Request) (string, error) {
+	id, plat := r.PathValue("id"), webhookScope(r)
+	if plat == "" {
+		return id, nil
+	}
+	e, err := s.Webhooks.GetEndpoint(r.Context(), id)
+	if err != nil {
+		return "", err
+	}
+	if e.PlatformID != plat {
+		return "", errNoEndpoint
+	}
+	return id, nil
+}
+
+// WebhookView is a webhook endpoint as the admin API (and a platform, for
+// its own) shows it: never its secret (shown once, by create and
+// rotate-secret).
 type WebhookView struct {
-	ID          string    `json:"id"`
-	Object      string    `json:"object"`
+	ID     string `json:"id"`
+	Object string `json:"object"`
+	// Platform is the platform the endpoint belongs to (it receives only
+	// the events of that platform's accounts); null for the operator's
+	// own, which receives every account's.
+	Platform    *string   `json:"platform"`
 	URL         string    `json:"url"`
 	Events      []string  `json:"events"`
 	Description string    `json:"description"`
@@ -62,6 +136,13 @@ type DeliveryView struct {
 	DeliveredAt    *time.Time `json:"delivered_at"`
 }
 
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 func optTime(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
@@ -71,7 +152,7 @@ func optTime(t time.Time) *time.Time {
 }
 
 func webhookView(e webhook.Endpoint, now time.Time) WebhookView {
-	v := WebhookView{ID: e.ID, Object: "webhook_endpoint", URL: e.URL, Events: e.Events, Description: e.Description,
+	v := WebhookView{ID: e.ID, Object: "webhook_endpoint", Platform: optString(e.PlatformID), URL: e.URL, Events: e.Events, Description: e.Description,
 		CreatedAt: e.CreatedAt.UTC(), Disabled: e.Disabled(), DisabledAt: optTime(e.DisabledAt), DisabledReason: e.DisabledReason,
 		ConsecutiveFailures: e.ConsecutiveFailures, FailingSince: optTime(e.FailingSince), LastSuccessAt: optTime(e.LastSuccessAt)}
 	if v.Events == nil {
@@ -106,11 +187,48 @@ func (s *Server) needWebhooks(f func(http.ResponseWriter, *http.Request)) http.H
 
 func (s *Server) now() time.Time { return tollgate.ClockOr(s.Clock).Now() }
 
-// createWebhookBody is the body of POST /admin/webhooks.
+// createWebhookBody is the body of POST /admin/webhooks and POST
+// /v1/webhooks.
 type createWebhookBody struct {
 	URL         string   `json:"url"`
 	Events      []string `json:"events"`
 	Description string   `json:"description"`
+	// Platform, from the admin, makes the endpoint the platform's
+	// (absent or null: the operator's own). A platform's key may leave it
+	// out or name its own platform.
+	Platform *string `json:"platform"`
+}
+
+// endpointPlatform is the platform a new endpoint belongs to: the
+// caller's when a platform asks; the body's, which must exist and not be
+// revoked, when the admin names one. Errors: EINVALID, ENOTFOUND.
+func (s *Server) endpointPlatform(r *http.Request, asked *string) (string, error) {
+	if scope := webhookScope(r); scope != "" {
+		if asked != nil && *asked != scope {
+			return "", tollgate.Errorf(tollgate.EINVALID, "platform: a platform key registers endpoints of its own platform (%s) only", scope)
+		}
+		return scope, nil
+	}
+	if asked == nil {
+		return "", nil
+	}
+	if *asked == "" {
+		return "", tollgate.Errorf(tollgate.EINVALID, "platform is a platform id (plat_…), or null for the operator's own endpoint")
+	}
+	if s.Auth == nil {
+		return "", tollgate.Errorf(tollgate.EUNAVAILABLE, "accounts are not configured on this server")
+	}
+	p, err := s.Auth.Platform(r.Context(), *asked)
+	if tollgate.ErrorCode(err) == tollgate.ENOTFOUND {
+		return "", tollgate.Errorf(tollgate.ENOTFOUND, "no such platform %q", *asked)
+	}
+	if err != nil {
+		return "", err
+	}
+	if !p.RevokedAt.IsZero() {
+		return "", tollgate.Errorf(tollgate.EINVALID, "platform %s is revoked: its endpoints would receive its users' events after its key stopped working", p.ID)
+	}
+	return p.ID, nil
 }
 
 // createWebhook registers an endpoint and answers its secret, once.
@@ -121,7 +239,11 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	e, err := webhook.NewEndpoint(b.URL, b.Events, b.Description, s.WebhookPolicy, now)
+	plat, err := s.endpointPlatform(r, b.Platform)
+	var e webhook.Endpoint
+	if err == nil {
+		e, err = webhook.NewEndpoint(plat, b.URL, b.Events, b.Description, s.WebhookPolicy, now)
+	}
 	if err == nil {
 		err = s.Webhooks.CreateEndpoint(r.Context(), e)
 	}
@@ -129,7 +251,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	s.log().Info("webhook endpoint created", "endpoint", e.ID, "url", e.URL, "events", e.Events, "actor", actorOf(r))
+	s.log().Info("webhook endpoint created", "endpoint", e.ID, "platform", e.PlatformID, "url", e.URL, "events", e.Events, "actor", actorOf(r))
 	w.Header().Set("Cache-Control", "no-store")
 	WriteJSON(w, http.StatusCreated, WebhookCreated{WebhookView: webhookView(e, now), Secret: e.Secret})
 }
@@ -146,7 +268,7 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	q := webhook.EndpointQuery{Limit: limit}
+	q := webhook.EndpointQuery{Platform: webhookScope(r), Limit: limit}
 	if cur != nil {
 		q.After = cur[0]
 	}
@@ -167,10 +289,15 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, out)
 }
 
-// getWebhook answers GET /admin/webhooks/{id}: one endpoint, without its
+// getWebhook answers GET /admin/webhooks/{id} (and a platform's GET
+// /v1/webhooks/{id}): one endpoint, without its
 // secret.
 func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) {
-	e, err := s.Webhooks.GetEndpoint(r.Context(), r.PathValue("id"))
+	id, err := s.scopedEndpoint(r)
+	var e webhook.Endpoint
+	if err == nil {
+		e, err = s.Webhooks.GetEndpoint(r.Context(), id)
+	}
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
@@ -181,12 +308,15 @@ func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) {
 
 // deleteWebhook removes an endpoint and its deliveries.
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := s.Webhooks.DeleteEndpoint(r.Context(), id); err != nil {
+	id, err := s.scopedEndpoint(r)
+	if err == nil {
+		err = s.Webhooks.DeleteEndpoint(r.Context(), id)
+	}
+	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	s.log().Info("webhook endpoint deleted", "endpoint", id, "actor", actorOf(r))
+	s.log().Info("webhook endpoint deleted", "endpoint", id, "platform", webhookScope(r), "actor", actorOf(r))
 	WriteJSON(w, http.StatusOK, map[string]any{"id": id, "object": "webhook_endpoint", "deleted": true})
 }
 
@@ -194,7 +324,11 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 // old one keeps signing for 24 hours.
 func (s *Server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
-	e, err := webhook.Rotate(r.Context(), s.Webhooks, r.PathValue("id"), now)
+	id, err := s.scopedEndpoint(r)
+	var e webhook.Endpoint
+	if err == nil {
+		e, err = webhook.Rotate(r.Context(), s.Webhooks, id, now)
+	}
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
@@ -208,7 +342,11 @@ func (s *Server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) {
 // forgets its failure streak); enabling an enabled endpoint changes
 // nothing.
 func (s *Server) enableWebhook(w http.ResponseWriter, r *http.Request) {
-	e, err := s.Webhooks.SetEndpointDisabled(r.Context(), r.PathValue("id"), time.Time{}, "")
+	id, err := s.scopedEndpoint(r)
+	var e webhook.Endpoint
+	if err == nil {
+		e, err = s.Webhooks.SetEndpointDisabled(r.Context(), id, time.Time{}, "")
+	}
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
@@ -225,7 +363,12 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	q := webhook.DeliveryQuery{Endpoint: r.PathValue("id"), Status: r.URL.Query().Get("status"), Limit: limit}
+	id, err := s.scopedEndpoint(r)
+	if err != nil {
+		WriteError(w, r, s.log(), err)
+		return
+	}
+	q := webhook.DeliveryQuery{Endpoint: id, Status: r.URL.Query().Get("status"), Limit: limit}
 	switch q.Status {
 	case "", webhook.StatusPending, webhook.StatusDelivered, webhook.StatusFailed:
 	default:
@@ -265,7 +408,11 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 // retryDelivery makes a delivery due now (whatever its status; a
 // delivered one is sent again with the same webhook-id).
 func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
-	d, err := s.Webhooks.RetryDelivery(r.Context(), r.PathValue("id"), r.PathValue("delivery"), s.now())
+	id, err := s.scopedEndpoint(r)
+	var d webhook.Delivery
+	if err == nil {
+		d, err = s.Webhooks.RetryDelivery(r.Context(), id, r.PathValue("delivery"), s.now())
+	}
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
@@ -273,7 +420,7 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
 	if s.WebhookWake != nil {
 		s.WebhookWake()
 	}
-	s.log().Info("webhook delivery retried by the admin", "delivery", d.ID, "endpoint", d.EndpointID, "actor", actorOf(r))
+	s.log().Info("webhook delivery retried", "delivery", d.ID, "endpoint", d.EndpointID, "platform", webhookScope(r), "actor", actorOf(r))
 	WriteJSON(w, http.StatusOK, deliveryView(d))
 }
 

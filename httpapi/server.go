@@ -211,6 +211,15 @@ func (s *Server) Handler() http.Handler {
 	route("POST /admin/webhooks/{id}/enable", small, s.withAdmin(s.needWebhooks(s.enableWebhook)))
 	route("GET /admin/webhooks/{id}/deliveries", small, s.withAdmin(s.needWebhooks(s.listDeliveries)))
 	route("POST /admin/webhooks/{id}/deliveries/{delivery}/retry", small, s.withAdmin(s.needWebhooks(s.retryDelivery)))
+	// The same, for a platform's own endpoints, with its platform key.
+	route("POST /v1/webhooks", jsonReq, s.withPlatform(s.needWebhooks(s.createWebhook)))
+	route("GET /v1/webhooks", small, s.withPlatform(s.needWebhooks(s.listWebhooks)))
+	route("GET /v1/webhooks/{id}", small, s.withPlatform(s.needWebhooks(s.getWebhook)))
+	route("DELETE /v1/webhooks/{id}", small, s.withPlatform(s.needWebhooks(s.deleteWebhook)))
+	route("POST /v1/webhooks/{id}/rotate-secret", small, s.withPlatform(s.needWebhooks(s.rotateWebhookSecret)))
+	route("POST /v1/webhooks/{id}/enable", small, s.withPlatform(s.needWebhooks(s.enableWebhook)))
+	route("GET /v1/webhooks/{id}/deliveries", small, s.withPlatform(s.needWebhooks(s.listDeliveries)))
+	route("POST /v1/webhooks/{id}/deliveries/{delivery}/retry", small, s.withPlatform(s.needWebhooks(s.retryDelivery)))
 
 	route("GET /v1/packages", small, fn(s.packages))
 	route("GET /v1/balance", small, s.WithAuth(fn(s.balance)))

@@ -83,7 +83,7 @@ func (w *world) dispatcher() *webhook.Dispatcher {
 
 func (w *world) endpoint(url string) webhook.Endpoint {
 	w.t.Helper()
-	e, err := webhook.NewEndpoint(url, webhook.Types(), "", webhook.URLPolicy{AllowPrivate: true}, w.clock.Now())
+	e, err := webhook.NewEndpoint("", url, webhook.Types(), "", webhook.URLPolicy{AllowPrivate: true}, w.clock.Now())
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -12,8 +12,10 @@ import (
 // NewEndpoint validates what the admin asked for and returns the endpoint
 // to store, with a fresh id and secret: url per policy, at least one
 // event type, every one in the catalogue (duplicates dropped, catalogue
-// order), description at most MaxDescription bytes. Errors carry EINVALID.
-func NewEndpoint(url string, events []string, description string, policy URLPolicy, now time.Time) (Endpoint, error) {
+// order), description at most MaxDescription bytes. platform is the
+// platform the endpoint belongs to ("" for the operator's own). Errors
+// carry EINVALID.
+func NewEndpoint(platform, url string, events []string, description string, policy URLPolicy, now time.Time) (Endpoint, error) {
 	if err := policy.CheckURL(url); err != nil {
 		return Endpoint{}, err
 	}
@@ -37,7 +39,7 @@ func NewEndpoint(url string, events []string, description string, policy URLPoli
 	if len(description) > MaxDescription || !utf8.ValidString(description) {
 		return Endpoint{}, tollgate.Errorf(tollgate.EINVALID, "description is UTF-8 text of at most %d bytes", MaxDescription)
 	}
-	return Endpoint{ID: NewID("we_"), URL: url, Events: types, Description: description, Secret: NewSecret(),
+	return Endpoint{ID: NewID("we_"), PlatformID: platform, URL: url, Events: types, Description: description, Secret: NewSecret(),
 		CreatedAt: now.UTC()}, nil
 }
 

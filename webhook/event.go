@@ -58,9 +58,13 @@ func ValidType(t string) bool { return slices.Contains(Types(), t) }
 const (
 	// MaxData bounds an event's data (its JSON object).
 	MaxData = 16 << 10
-	// MaxEndpoints bounds how many endpoints one installation registers:
-	// fan-out reads them all for every event.
+	// MaxEndpoints bounds how many endpoints one installation registers,
+	// the operator's and every platform's together: fan-out reads them
+	// all for every event.
 	MaxEndpoints = 50
+	// MaxPlatformEndpoints bounds how many of them one platform
+	// registers, so one app cannot take every place.
+	MaxPlatformEndpoints = 5
 	// MaxError bounds a delivery's last_error as stored.
 	MaxError = 500
 	// MaxURL bounds an endpoint's URL.
@@ -93,6 +97,11 @@ type Event struct {
 	Seq int64 `json:"seq"`
 	// Data is the object the event is about, in the API's shape.
 	Data json.RawMessage `json:"data"`
+	// PlatformID is the platform the account belonged to when the event
+	// was written ("" for none; the store fills it in, as it does
+	// Account.ExternalID): only the operator's endpoints and that
+	// platform's receive the event. It is not delivered.
+	PlatformID string `json:"-"`
 }
 
 // envelope is the delivered JSON: the event with "object":"event".

@@ -215,13 +215,13 @@ func TestCheckURL(t *testing.T) {
 func TestNewEndpoint(t *testing.T) {
 	now := time.Now()
 	p := webhook.URLPolicy{}
-	e, err := webhook.NewEndpoint("https://example.com/h", []string{"refund.failed", "payment.succeeded", "refund.failed"}, "app", p, now)
+	e, err := webhook.NewEndpoint("", "https://example.com/h", []string{"refund.failed", "payment.succeeded", "refund.failed"}, "app", p, now)
 	if err != nil || !strings.HasPrefix(e.ID, "we_") || !strings.HasPrefix(e.Secret, "whsec_") ||
 		strings.Join(e.Events, ",") != "payment.succeeded,refund.failed" {
 		t.Fatalf("NewEndpoint = %+v, %v", e, err)
 	}
 	for _, ev := range [][]string{nil, {"payment.nope"}} {
-		if _, err := webhook.NewEndpoint("https://example.com/h", ev, "", p, now); tollgate.ErrorCode(err) != tollgate.EINVALID {
+		if _, err := webhook.NewEndpoint("", "https://example.com/h", ev, "", p, now); tollgate.ErrorCode(err) != tollgate.EINVALID {
 			t.Errorf("events %v: %v", ev, err)
 		}
 	}

@@ -5,9 +5,14 @@ import (
 	"time"
 )
 
-// Endpoint is a receiver the operator registered.
+// Endpoint is a receiver the operator, or a platform, registered.
 type Endpoint struct {
-	ID          string // "we_…"
+	ID string // "we_…"
+	// PlatformID is the platform (an app selling to its own users,
+	// docs/DESIGN.md §4.12) the endpoint belongs to: it receives only the
+	// events of that platform's accounts. "" is the operator's own
+	// endpoint, which receives the events of every account.
+	PlatformID  string
 	URL         string
 	Events      []string // the types it receives
 	Description string
@@ -42,6 +47,13 @@ func (e Endpoint) Secrets(now time.Time) []string {
 		s = append(s, e.PreviousSecret)
 	}
 	return s
+}
+
+// Receives reports whether the endpoint is one an event of type t about
+// an account of platform ("" for none) is fanned out to: subscribed to t,
+// and the operator's or that platform's.
+func (e Endpoint) Receives(t, platform string) bool {
+	return e.Subscribed(t) && (e.PlatformID == "" || e.PlatformID == platform)
 }
 
 // Subscribed reports whether the endpoint receives events of type t.
@@ -116,10 +128,13 @@ type Outcome struct {
 	Error         string
 }
 
-// EndpointQuery is a page of endpoints: ids after After, at most Limit.
+// EndpointQuery is a page of endpoints: ids after After, at most Limit;
+// only Platform's when Platform is not "" (every endpoint otherwise, the
+// operator's and every platform's).
 type EndpointQuery struct {
-	After string
-	Limit int
+	Platform string
+	After    string
+	Limit    int
 }
 
 // DeliveryQuery is a page of an endpoint's deliveries, newest first:
@@ -144,7 +159,9 @@ type Store interface {
 	// AppendEvent appends e and returns it with its Seq. Errors: EINVALID.
 	AppendEvent(ctx context.Context, e Event) (Event, error)
 
-	// CreateEndpoint stores e. Errors: ECONFLICT when MaxEndpoints exist.
+	// CreateEndpoint stores e. Errors: ECONFLICT when MaxEndpoints exist,
+	// or MaxPlatformEndpoints of e's platform; ENOTFOUND when e's platform
+	// does not exist.
 	CreateEndpoint(ctx context.Context, e Endpoint) error
 	// GetEndpoint returns one endpoint. Errors: ENOTFOUND.
 	GetEndpoint(ctx context.Context, id string) (Endpoint, error)
@@ -162,8 +179,9 @@ type Store interface {
 	SetEndpointDisabled(ctx context.Context, id string, at time.Time, reason string) (Endpoint, error)
 
 	// Claim first fans out events not yet fanned out (a pending delivery
-	// for every enabled endpoint subscribed to the event's type that
-	// existed when the event was created), then leases up to Limit due
+	// for every endpoint, enabled or not, that existed when the event was
+	// created and Receives it: subscribed to its type, and the operator's
+	// or the platform's of the event's account), then leases up to Limit due
 	// pending deliveries of enabled endpoints to Owner until Now+Lease:
 	// those whose NextAttemptAt has come and whose lease, if any, has
 	// run out. Two dispatchers never hold a lease on one delivery at

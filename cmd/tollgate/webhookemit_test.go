@@ -97,6 +97,23 @@ func TestServeWebhookPaymentSucceeded(t *testing.T) {
 		if b := mustBalance(c, a.APIKey); data["credits"] != float64(b.Credits) || data["status"] != "SUCCESS" {
 			t.Fatalf("event data %v; balance %+v", data, b)
 		}
+		// The account was made with its external_id: its account.created
+		// names the user too.
+		var made webhook.Event
+		eventually(t, "account.created is delivered", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range got {
+				if e.Type == webhook.AccountCreated && string(e.Account.ID) == a.AccountID {
+					made = e
+					return true
+				}
+			}
+			return false
+		})
+		if made.Account.ExternalID == nil || *made.Account.ExternalID != "app-user-emit" || made.Seq != 1 {
+			t.Fatalf("account.created account %+v seq %d; want external_id app-user-emit, seq 1", made.Account, made.Seq)
+		}
 		mu.Lock()
 		n := 0
 		for _, e := range got {

@@ -11,6 +11,8 @@ import (
 
 	"tollgate"
 	"tollgate/auth"
+	"tollgate/ledger"
+	"tollgate/webhook"
 )
 
 var _ auth.PlatformStore = (*Store)(nil)
@@ -103,35 +105,50 @@ func (s *Store) RevokePlatform(ctx context.Context, id string, at time.Time) err
 	return nil
 }
 
-// PlatformAccount implements auth.PlatformStore. The INSERT … ON
-// CONFLICT DO NOTHING waits for a concurrent insert of the same user
-// (another instance's) to commit and then does nothing; the SELECT after
-// it, a new statement under READ COMMITTED, sees that row. So every
-// caller gets the one account and one of them created it.
+// PlatformAccount implements auth.PlatformStore, in one READ COMMITTED
+// transaction: the INSERT … ON CONFLICT DO NOTHING waits for a concurrent
+// insert of the same user (another instance's, with its account.created
+// event) to commit and then does nothing; the SELECT after it, a new
+// statement, sees that row. So every caller gets the one account, one of
+// them created it, and only that one appended account.created, with the
+// account in the same commit.
 func (s *Store) PlatformAccount(ctx context.Context, platform, externalID string, candidate tollgate.AccountID, at time.Time) (tollgate.AccountID, bool, error) {
 	const op = "postgres: platform account"
-	var plat *string
-	if platform != "" {
-		var ok bool
-		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM platforms WHERE id = $1)`, platform).Scan(&ok); err != nil {
-			return "", false, mapError(op, err)
-		}
-		if !ok {
-			return "", false, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "no such platform"}
-		}
-		plat = &platform
-	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO accounts (id, left_credits, held, debt, created_at, version, platform_id, external_id)
-		VALUES ($1, 0, 0, 0, $2, 1, $3, $4) ON CONFLICT DO NOTHING`, string(candidate), at.UTC(), plat, externalID)
+	ev, err := webhook.NewEvent(webhook.AccountCreated, candidate, at, ledger.AccountView{Account: candidate, CreatedAt: at.UTC()})
 	if err != nil {
-		return "", false, mapError(op, err)
+		return "", false, err
 	}
 	var id string
-	if err := s.pool.QueryRow(ctx, `SELECT id FROM accounts WHERE coalesce(platform_id, '') = $1 AND external_id = $2`,
-		platform, externalID).Scan(&id); err != nil {
-		return "", false, mapError(op, err)
+	var created bool
+	err = s.writeTx(ctx, op, func(tx pgx.Tx) error {
+		var plat *string
+		if platform != "" {
+			var ok bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM platforms WHERE id = $1)`, platform).Scan(&ok); err != nil {
+				return err
+			}
+			if !ok {
+				return &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "no such platform"}
+			}
+			plat = &platform
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO accounts (id, left_credits, held, debt, created_at, version, platform_id, external_id)
+			VALUES ($1, 0, 0, 0, $2, 1, $3, $4) ON CONFLICT DO NOTHING`, string(candidate), at.UTC(), plat, externalID)
+		if err != nil {
+			return err
+		}
+		if created = tag.RowsAffected() == 1; created {
+			if _, err := tx.Exec(ctx, appendEventSQL, eventArgs(ev)...); err != nil {
+				return err
+			}
+		}
+		return tx.QueryRow(ctx, `SELECT id FROM accounts WHERE coalesce(platform_id, '') = $1 AND external_id = $2`,
+			platform, externalID).Scan(&id)
+	})
+	if err != nil {
+		return "", false, err
 	}
-	return tollgate.AccountID(id), tag.RowsAffected() == 1, nil
+	return tollgate.AccountID(id), created, nil
 }
 
 // AccountPlatform implements auth.PlatformStore.

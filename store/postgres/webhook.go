@@ -25,9 +25,9 @@ const appendEventSQL = `WITH s AS (
 	INSERT INTO webhook_account_seqs (account_id, last_seq) VALUES ($2, 1)
 	ON CONFLICT (account_id) DO UPDATE SET last_seq = webhook_account_seqs.last_seq + 1
 	RETURNING last_seq)
-INSERT INTO webhook_events (id, account_id, external_id, seq, type, data, created_at)
-SELECT $1, $2, (SELECT external_id FROM accounts WHERE id = $2), s.last_seq, $3, $4, $5 FROM s
-RETURNING seq, external_id`
+INSERT INTO webhook_events (id, account_id, external_id, platform_id, seq, type, data, created_at)
+SELECT $1, $2, a.external_id, a.platform_id, s.last_seq, $3, $4, $5 FROM s LEFT JOIN accounts a ON a.id = $2
+RETURNING seq, external_id, coalesce(platform_id, '')`
 
 // appendEvents queues the events' inserts in the ledger transaction t;
 // they go out with its next read or its COMMIT, like Apply's writes. The
@@ -67,7 +67,7 @@ func (s *Store) AppendEvent(ctx context.Context, e webhook.Event) (webhook.Event
 	}
 	var ext *string
 	err := s.writeTx(ctx, op, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, appendEventSQL, eventArgs(e)...).Scan(&e.Seq, &ext)
+		return tx.QueryRow(ctx, appendEventSQL, eventArgs(e)...).Scan(&e.Seq, &ext, &e.PlatformID)
 	})
 	e.Account.ExternalID = ext
 	return e, err
@@ -83,14 +83,14 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(pgx.Tx) error) e
 }
 
 const endpointCols = `id, url, events, description, secret, previous_secret, previous_until, created_at,
-	disabled_at, disabled_reason, consecutive_failures, failing_since, last_success_at`
+	disabled_at, disabled_reason, consecutive_failures, failing_since, last_success_at, coalesce(platform_id, '')`
 
 func scanEndpoint(r pgx.Row) (webhook.Endpoint, error) {
 	var e webhook.Endpoint
 	var prev *string
 	var prevUntil, disabled, failing, success *time.Time
 	if err := r.Scan(&e.ID, &e.URL, &e.Events, &e.Description, &e.Secret, &prev, &prevUntil, &e.CreatedAt,
-		&disabled, &e.DisabledReason, &e.ConsecutiveFailures, &failing, &success); err != nil {
+		&disabled, &e.DisabledReason, &e.ConsecutiveFailures, &failing, &success, &e.PlatformID); err != nil {
 		return e, err
 	}
 	if prev != nil {
@@ -120,18 +120,38 @@ func (s *Store) CreateEndpoint(ctx context.Context, e webhook.Endpoint) error {
 		if _, err := tx.Exec(ctx, `LOCK TABLE webhook_endpoints IN SHARE ROW EXCLUSIVE MODE`); err != nil {
 			return err
 		}
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM webhook_endpoints`).Scan(&n); err != nil {
+		var n, mine, plats int
+		if err := tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE platform_id = $1),
+			(SELECT count(*) FROM platforms WHERE id = $1) FROM webhook_endpoints`, e.PlatformID).Scan(&n, &mine, &plats); err != nil {
 			return err
 		}
-		if n >= webhook.MaxEndpoints {
-			return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op,
-				Message: fmt.Sprintf("there are %d webhook endpoints already, the most there may be", n)}
+		if err := endpointBound(op, e.PlatformID, n, mine, plats); err != nil {
+			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO webhook_endpoints (id, url, events, description, secret, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.URL, e.Events, e.Description, e.Secret, e.CreatedAt.UTC())
+		var plat *string
+		if e.PlatformID != "" {
+			plat = &e.PlatformID
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO webhook_endpoints (id, url, events, description, secret, created_at, platform_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.ID, e.URL, e.Events, e.Description, e.Secret, e.CreatedAt.UTC(), plat)
 		return err
 	})
+}
+
+// endpointBound refuses an endpoint past the bounds (n endpoints in all,
+// mine of its platform) or of a platform that does not exist (plats = 0).
+func endpointBound(op, platform string, n, mine, plats int) error {
+	switch {
+	case platform != "" && plats == 0:
+		return &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "no such platform"}
+	case n >= webhook.MaxEndpoints:
+		return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op,
+			Message: fmt.Sprintf("there are %d webhook endpoints already, the most there may be", n)}
+	case platform != "" && mine >= webhook.MaxPlatformEndpoints:
+		return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op,
+			Message: fmt.Sprintf("the platform has %d webhook endpoints already, the most one may have", mine)}
+	}
+	return nil
 }
 
 // GetEndpoint returns one endpoint. See webhook.Store.
@@ -150,8 +170,9 @@ func (s *Store) GetEndpoint(ctx context.Context, id string) (webhook.Endpoint, e
 // ListEndpoints returns a page of endpoints in id order. See webhook.Store.
 func (s *Store) ListEndpoints(ctx context.Context, q webhook.EndpointQuery) ([]webhook.Endpoint, error) {
 	const op = "postgres: list webhook endpoints"
-	rows, err := s.pool.Query(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE id > $1 ORDER BY id LIMIT $2`,
-		q.After, max(1, q.Limit))
+	rows, err := s.pool.Query(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints
+		WHERE id > $1 AND ($3 = '' OR platform_id = $3) ORDER BY id LIMIT $2`,
+		q.After, max(1, q.Limit), q.Platform)
 	if err != nil {
 		return nil, mapError(op, err)
 	}
@@ -235,7 +256,8 @@ func (s *Store) Claim(ctx context.Context, r webhook.ClaimRequest) ([]webhook.Cl
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT `+deliveryCols+`, ev.account_id, ev.external_id, ev.seq, ev.data
+		rows, err = tx.Query(ctx, `SELECT `+deliveryCols+`, ev.account_id, ev.external_id, ev.seq, ev.data,
+				coalesce(ev.platform_id, '')
 			FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
 			WHERE d.id = ANY($1) ORDER BY d.next_attempt_at, d.id`, ids)
 		if err != nil {
@@ -244,7 +266,8 @@ func (s *Store) Claim(ctx context.Context, r webhook.ClaimRequest) ([]webhook.Cl
 		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (webhook.Claimed, error) {
 			var c webhook.Claimed
 			var data string
-			d, err := scanDelivery(r, (*string)(&c.Event.Account.ID), &c.Event.Account.ExternalID, &c.Event.Seq, &data)
+			d, err := scanDelivery(r, (*string)(&c.Event.Account.ID), &c.Event.Account.ExternalID, &c.Event.Seq, &data,
+				&c.Event.PlatformID)
 			c.Delivery = d
 			c.Event.ID, c.Event.Type, c.Event.CreatedAt, c.Event.Data = d.EventID, d.EventType, d.EventCreatedAt, json.RawMessage(data)
 			return c, err
@@ -273,22 +296,23 @@ func (s *Store) Claim(ctx context.Context, r webhook.ClaimRequest) ([]webhook.Cl
 // skipping events another instance is fanning out right now.
 func fanOut(ctx context.Context, tx pgx.Tx, limit int, now time.Time) error {
 	type ev struct {
-		id, typ string
-		at      time.Time
+		id, typ, platform string
+		at                time.Time
 	}
-	rows, err := tx.Query(ctx, `SELECT id, type, created_at FROM webhook_events WHERE NOT fanned_out
+	rows, err := tx.Query(ctx, `SELECT id, type, created_at, coalesce(platform_id, '') FROM webhook_events WHERE NOT fanned_out
 		ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
 	if err != nil {
 		return err
 	}
 	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ev, error) {
 		var e ev
-		return e, r.Scan(&e.id, &e.typ, &e.at)
+		return e, r.Scan(&e.id, &e.typ, &e.at, &e.platform)
 	})
 	if err != nil || len(evs) == 0 {
 		return err
 	}
-	// Every endpoint, disabled ones too: one disabled while failing gets
+	// Every endpoint (each event goes to those that Receive it: the
+	// operator's and its account's platform's), disabled ones too: one disabled while failing gets
 	// what happened meanwhile once it is enabled again (claiming skips a
 	// disabled endpoint's deliveries until then). SHARE mode waits for an
 	// endpoint being created (CreateEndpoint holds SHARE ROW EXCLUSIVE), so
@@ -308,7 +332,7 @@ func fanOut(ctx context.Context, tx pgx.Tx, limit int, now time.Time) error {
 	ids := make([]string, 0, len(evs))
 	for _, e := range evs {
 		for _, ep := range eps {
-			if !ep.Subscribed(e.typ) || ep.CreatedAt.After(e.at) {
+			if !ep.Receives(e.typ, e.platform) || ep.CreatedAt.After(e.at) {
 				continue
 			}
 			b.Queue(`INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, next_attempt_at, created_at)

@@ -10,6 +10,8 @@ import (
 
 	"tollgate"
 	"tollgate/auth"
+	"tollgate/ledger"
+	"tollgate/webhook"
 )
 
 var _ auth.PlatformStore = (*Store)(nil)
@@ -116,8 +118,9 @@ func (s *Store) RevokePlatform(ctx context.Context, id string, at time.Time) err
 
 // PlatformAccount implements auth.PlatformStore: one INSERT that does
 // nothing when the unique index on (platform, external_id) already has
-// the user, then a read of whichever account holds it, in one write
-// transaction.
+// the user, the account.created event of an account it made, then a read
+// of whichever account holds it, in one write transaction (SQLite has one
+// writer: no two callers are in it at once).
 func (s *Store) PlatformAccount(ctx context.Context, platform, externalID string, candidate tollgate.AccountID, at time.Time) (tollgate.AccountID, bool, error) {
 	const op = "sqlite: platform account"
 	tx, err := s.writer.BeginTx(ctx, nil)
@@ -144,6 +147,15 @@ func (s *Store) PlatformAccount(ctx context.Context, platform, externalID string
 	n, err := res.RowsAffected()
 	if err != nil {
 		return "", false, fmt.Errorf("%s: %w", op, err)
+	}
+	if n == 1 {
+		e, err := webhook.NewEvent(webhook.AccountCreated, candidate, at, ledger.AccountView{Account: candidate, CreatedAt: at.UTC()})
+		if err != nil {
+			return "", false, err
+		}
+		if _, err := (&txn{q: tx}).appendEvents(ctx, []webhook.Event{e}); err != nil {
+			return "", false, err
+		}
 	}
 	var id string
 	if err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE coalesce(platform_id, '') = ? AND external_id = ?`,

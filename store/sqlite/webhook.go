@@ -48,9 +48,11 @@ func (t *txn) appendEvents(ctx context.Context, evs []webhook.Event) ([]webhook.
 		if data == "" {
 			data = "{}"
 		}
-		if err := t.exec(ctx, "insert webhook event", `INSERT INTO webhook_events (id, account_id, external_id, seq, type, data, created_at)
-			VALUES (?, ?, (SELECT external_id FROM accounts WHERE id = ?), ?, ?, ?, ?)`,
-			e.ID, string(e.Account.ID), string(e.Account.ID), seq, e.Type, data, micros(e.CreatedAt)); err != nil {
+		// external_id and platform_id are the account's as the
+		// transaction sees it (NULL when it has none, or no row).
+		if err := t.exec(ctx, "insert webhook event", `INSERT INTO webhook_events (id, account_id, external_id, platform_id, seq, type, data, created_at)
+			VALUES (?, ?, (SELECT external_id FROM accounts WHERE id = ?), (SELECT platform_id FROM accounts WHERE id = ?), ?, ?, ?, ?)`,
+			e.ID, string(e.Account.ID), string(e.Account.ID), string(e.Account.ID), seq, e.Type, data, micros(e.CreatedAt)); err != nil {
 			return nil, err
 		}
 		e.Seq = seq
@@ -69,9 +71,12 @@ func (s *Store) AppendEvent(ctx context.Context, e webhook.Event) (webhook.Event
 	if err != nil {
 		return webhook.Event{}, err
 	}
-	var ext sql.NullString
-	if err := s.reader.QueryRowContext(ctx, `SELECT external_id FROM webhook_events WHERE id = ?`, e.ID).Scan(&ext); err == nil && ext.Valid {
-		out[0].Account.ExternalID = &ext.String
+	var ext, plat sql.NullString
+	if err := s.reader.QueryRowContext(ctx, `SELECT external_id, platform_id FROM webhook_events WHERE id = ?`, e.ID).Scan(&ext, &plat); err == nil {
+		if ext.Valid {
+			out[0].Account.ExternalID = &ext.String
+		}
+		out[0].PlatformID = plat.String
 	}
 	return out[0], nil
 }
@@ -97,19 +102,20 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) erro
 }
 
 const endpointCols = `id, url, events, description, secret, previous_secret, previous_until, created_at,
-	disabled_at, disabled_reason, consecutive_failures, failing_since, last_success_at`
+	disabled_at, disabled_reason, consecutive_failures, failing_since, last_success_at, platform_id`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanEndpoint(r rowScanner) (webhook.Endpoint, error) {
 	var e webhook.Endpoint
 	var events string
-	var prev sql.NullString
+	var prev, plat sql.NullString
 	var prevUntil, created, disabled, failing, success sql.NullInt64
 	if err := r.Scan(&e.ID, &e.URL, &events, &e.Description, &e.Secret, &prev, &prevUntil, &created,
-		&disabled, &e.DisabledReason, &e.ConsecutiveFailures, &failing, &success); err != nil {
+		&disabled, &e.DisabledReason, &e.ConsecutiveFailures, &failing, &success, &plat); err != nil {
 		return e, err
 	}
+	e.PlatformID = plat.String
 	if err := json.Unmarshal([]byte(events), &e.Events); err != nil {
 		return e, fmt.Errorf("endpoint %s: events: %w", e.ID, err)
 	}
@@ -134,21 +140,38 @@ func notFound(op, what string) error {
 func (s *Store) CreateEndpoint(ctx context.Context, e webhook.Endpoint) error {
 	const op = "sqlite: create webhook endpoint"
 	return s.writeTx(ctx, op, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM webhook_endpoints`).Scan(&n); err != nil {
+		var n, mine, plats int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE platform_id = ?),
+			(SELECT count(*) FROM platforms WHERE id = ?) FROM webhook_endpoints`, e.PlatformID, e.PlatformID).Scan(&n, &mine, &plats); err != nil {
 			return err
 		}
-		if n >= webhook.MaxEndpoints {
-			return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op,
-				Message: fmt.Sprintf("there are %d webhook endpoints already, the most there may be", n)}
+		if err := endpointBound(op, e.PlatformID, n, mine, plats); err != nil {
+			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_endpoints (id, url, events, description, secret, created_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, e.ID, e.URL, jsonSet(e.Events), e.Description, e.Secret, micros(e.CreatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_endpoints (id, url, events, description, secret, created_at, platform_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, e.ID, e.URL, jsonSet(e.Events), e.Description, e.Secret, micros(e.CreatedAt),
+			sql.NullString{String: e.PlatformID, Valid: e.PlatformID != ""})
 		if isUnique(err) {
 			return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "webhook endpoint already exists", Err: err}
 		}
 		return err
 	})
+}
+
+// endpointBound refuses an endpoint past the bounds (n endpoints in all,
+// mine of its platform) or of a platform that does not exist (plats = 0).
+func endpointBound(op, platform string, n, mine, plats int) error {
+	switch {
+	case platform != "" && plats == 0:
+		return &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "no such platform"}
+	case n >= webhook.MaxEndpoints:
+		return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op,
+			Message: fmt.Sprintf("there are %d webhook endpoints already, the most there may be", n)}
+	case platform != "" && mine >= webhook.MaxPlatformEndpoints:
+		return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op,
+			Message: fmt.Sprintf("the platform has %d webhook endpoints already, the most one may have", mine)}
+	}
+	return nil
 }
 
 // GetEndpoint returns one endpoint. See webhook.Store.
@@ -167,8 +190,9 @@ func (s *Store) GetEndpoint(ctx context.Context, id string) (webhook.Endpoint, e
 // ListEndpoints returns a page of endpoints in id order. See webhook.Store.
 func (s *Store) ListEndpoints(ctx context.Context, q webhook.EndpointQuery) ([]webhook.Endpoint, error) {
 	const op = "sqlite: list webhook endpoints"
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE id > ? ORDER BY id LIMIT ?`,
-		q.After, max(1, q.Limit))
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints
+		WHERE id > ? AND (? = '' OR platform_id = ?) ORDER BY id LIMIT ?`,
+		q.After, q.Platform, q.Platform, max(1, q.Limit))
 	if err != nil {
 		return nil, mapErr(op, err)
 	}
@@ -291,19 +315,19 @@ func (s *Store) Claim(ctx context.Context, r webhook.ClaimRequest) ([]webhook.Cl
 
 // fanOut makes the deliveries of up to limit events not yet fanned out.
 func fanOut(ctx context.Context, tx *sql.Tx, limit int, now int64) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, type, created_at FROM webhook_events WHERE fanned_out = 0
+	rows, err := tx.QueryContext(ctx, `SELECT id, type, created_at, coalesce(platform_id, '') FROM webhook_events WHERE fanned_out = 0
 		ORDER BY created_at, id LIMIT ?`, limit)
 	if err != nil {
 		return err
 	}
 	type ev struct {
-		id, typ string
-		at      int64
+		id, typ, platform string
+		at                int64
 	}
 	var evs []ev
 	for rows.Next() {
 		var e ev
-		if err := rows.Scan(&e.id, &e.typ, &e.at); err != nil {
+		if err := rows.Scan(&e.id, &e.typ, &e.at, &e.platform); err != nil {
 			rows.Close()
 			return err
 		}
@@ -319,7 +343,7 @@ func fanOut(ctx context.Context, tx *sql.Tx, limit int, now int64) error {
 	}
 	for _, e := range evs {
 		for _, ep := range eps {
-			if !ep.Subscribed(e.typ) || micros(ep.CreatedAt) > e.at {
+			if !ep.Receives(e.typ, e.platform) || micros(ep.CreatedAt) > e.at {
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, next_attempt_at, created_at)
@@ -335,8 +359,8 @@ func fanOut(ctx context.Context, tx *sql.Tx, limit int, now int64) error {
 	return nil
 }
 
-// fanOutEndpoints are the endpoints an event is fanned out to: every one,
-// disabled ones too, so an endpoint disabled while failing gets what
+// fanOutEndpoints are the endpoints events may be fanned out to (each
+// event to those that Receive it): every one, disabled ones too, so an endpoint disabled while failing gets what
 // happened meanwhile once it is enabled again (claiming skips the
 // deliveries of a disabled endpoint until then).
 func fanOutEndpoints(ctx context.Context, tx *sql.Tx) ([]webhook.Endpoint, error) {
@@ -381,12 +405,13 @@ func claimed(ctx context.Context, tx *sql.Tx, id string) (webhook.Claimed, error
 		return c, err
 	}
 	c.Delivery = d
-	var ext sql.NullString
+	var ext, plat sql.NullString
 	var data string
-	if err := tx.QueryRowContext(ctx, `SELECT account_id, external_id, seq, data FROM webhook_events WHERE id = ?`, d.EventID).Scan(
-		(*string)(&c.Event.Account.ID), &ext, &c.Event.Seq, &data); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT account_id, external_id, seq, data, platform_id FROM webhook_events WHERE id = ?`, d.EventID).Scan(
+		(*string)(&c.Event.Account.ID), &ext, &c.Event.Seq, &data, &plat); err != nil {
 		return c, err
 	}
+	c.Event.PlatformID = plat.String
 	c.Event.ID, c.Event.Type, c.Event.CreatedAt, c.Event.Data = d.EventID, d.EventType, d.EventCreatedAt, json.RawMessage(data)
 	if ext.Valid {
 		c.Event.Account.ExternalID = &ext.String

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"tollgate"
 	"tollgate/auth"
 	"tollgate/ledger"
+	"tollgate/webhook"
 )
 
 func testPlatform(id string, hosts ...string) auth.Platform {
@@ -134,10 +136,32 @@ func testPlatformAccounts(t *testing.T, s APIKeyStore, svc *ledger.Service) {
 }
 
 // testPlatformAccountRace: many callers asking at once for the same new
-// user of a platform all get one account, and exactly one made it.
+// user of a platform all get one account, exactly one made it, and one
+// account.created event tells of it.
 func testPlatformAccountRace(t *testing.T, s APIKeyStore, _ *ledger.Service) {
+	PlatformAccountRace(t, s)
+}
+
+// PlatformAccountRace has 8 callers ask at once, through stores in turn
+// (two handles on one database: two instances), for the same new user of
+// a new platform: all get one account, exactly one made it, the other
+// candidates exist nowhere, and the outbox holds exactly one
+// account.created for it, with the user's external_id and platform.
+func PlatformAccountRace(t *testing.T, stores ...APIKeyStore) {
 	ctx := context.Background()
+	s := stores[0]
+	ws, ok := s.(webhook.Store)
+	if !ok {
+		t.Fatalf("%T keeps no webhook outbox", s)
+	}
 	if err := s.CreatePlatform(ctx, testPlatform("plat_r")); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := webhook.NewEndpoint("", "https://op.example/hooks", []string{webhook.AccountCreated}, "", webhook.URLPolicy{}, keyEpoch.Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.CreateEndpoint(ctx, ep); err != nil {
 		t.Fatal(err)
 	}
 	const n = 8
@@ -151,7 +175,7 @@ func testPlatformAccountRace(t *testing.T, s APIKeyStore, _ *ledger.Service) {
 		go func() {
 			defer wg.Done()
 			<-start
-			ids[i], made[i], errs[i] = s.PlatformAccount(ctx, "plat_r", "racer", tollgate.AccountID(fmt.Sprintf("acct_r%d", i)), keyEpoch)
+			ids[i], made[i], errs[i] = stores[i%len(stores)].PlatformAccount(ctx, "plat_r", "racer", tollgate.AccountID(fmt.Sprintf("acct_r%d", i)), keyEpoch)
 		}()
 	}
 	close(start)
@@ -176,5 +200,21 @@ func testPlatformAccountRace(t *testing.T, s APIKeyStore, _ *ledger.Service) {
 		if _, err := s.AccountProfile(ctx, id); (id == ids[0]) != (err == nil) {
 			t.Fatalf("profile of candidate %s: %v (winner %s)", id, err, ids[0])
 		}
+	}
+	cs, err := ws.Claim(ctx, webhook.ClaimRequest{Owner: "race", Now: keyEpoch.Add(time.Hour), Lease: time.Minute, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 1 {
+		t.Fatalf("%d events after the race; want one account.created", len(cs))
+	}
+	e := cs[0].Event
+	var data ledger.AccountView
+	if err := json.Unmarshal(e.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	if e.Type != webhook.AccountCreated || e.Account.ID != ids[0] || e.Seq != 1 || e.Account.ExternalID == nil ||
+		*e.Account.ExternalID != "racer" || e.PlatformID != "plat_r" || data.Account != ids[0] || !data.CreatedAt.Equal(keyEpoch) {
+		t.Fatalf("event = %+v (external id %v), data %+v; want account.created of %s, user racer of plat_r", e, e.Account.ExternalID, data, ids[0])
 	}
 }

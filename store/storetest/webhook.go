@@ -51,6 +51,7 @@ func RunWebhooks(t *testing.T, open WebhookOpenFunc) {
 		{"EmitRetried", testWebhookEmitRetried},
 		{"BalanceLow", testWebhookBalanceLow},
 		{"PaymentClosed", testWebhookPaymentClosed},
+		{"PlatformScope", testWebhookPlatformScope},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -109,7 +110,7 @@ func (w *webhookEnv) append(t *testing.T, typ string, acct tollgate.AccountID) w
 
 func (w *webhookEnv) endpoint(t *testing.T, events ...string) webhook.Endpoint {
 	t.Helper()
-	e, err := webhook.NewEndpoint("https://app.example/hooks", events, "test", webhook.URLPolicy{}, w.now.Add(-time.Minute))
+	e, err := webhook.NewEndpoint("", "https://app.example/hooks", events, "test", webhook.URLPolicy{}, w.now.Add(-time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +291,7 @@ func testWebhookEndpoints(t *testing.T, w *webhookEnv) {
 	for range webhook.MaxEndpoints - 4 {
 		w.endpoint(t, webhook.BalanceLow)
 	}
-	e, _ := webhook.NewEndpoint("https://x.example/", []string{webhook.BalanceLow}, "", webhook.URLPolicy{}, w.now)
+	e, _ := webhook.NewEndpoint("", "https://x.example/", []string{webhook.BalanceLow}, "", webhook.URLPolicy{}, w.now)
 	if err := w.s.CreateEndpoint(w.ctx, e); tollgate.ErrorCode(err) != tollgate.ECONFLICT {
 		t.Fatalf("endpoint past the bound: %v", err)
 	}
