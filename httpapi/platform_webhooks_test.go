@@ -126,6 +126,7 @@ func TestPlatformWebhooks(t *testing.T) {
 	// B reaches neither A's endpoint nor the operator's, whatever it does.
 	for _, id := range []string{aID, op["id"].(string), "we_nope"} {
 		for _, c := range []struct{ method, path string }{
+			{"GET", "/v1/webhooks/" + id},
 			{"DELETE", "/v1/webhooks/" + id},
 			{"POST", "/v1/webhooks/" + id + "/rotate-secret"},
 			{"POST", "/v1/webhooks/" + id + "/enable"},
@@ -142,6 +143,9 @@ func TestPlatformWebhooks(t *testing.T) {
 	}
 
 	// A manages its own: rotate, enable, deliveries, retry, delete.
+	if code, r := w.do(keyA, "GET", "/v1/webhooks/"+aID, ""); code != 200 || r["id"] != aID || r["platform"] != platA || r["secret"] != nil {
+		t.Fatalf("A reads its endpoint: %d %v", code, r)
+	}
 	if code, r := w.do(keyA, "POST", "/v1/webhooks/"+aID+"/rotate-secret", ""); code != 200 || r["secret"] == a["secret"] {
 		t.Fatalf("A's rotate = %d %v", code, r)
 	}
