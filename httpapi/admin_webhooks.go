@@ -54,7 +54,9 @@ func (s *Server) withPlatform(next http.Handler) http.Handler {
 			WriteError(w, r, s.log(), err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), platformScopeKey{}, p.ID)))
+		// What the platform does is logged as its own, not the admin's.
+		ctx := withActor(context.WithValue(r.Context(), platformScopeKey{}, p.ID), "platform:"+p.ID)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -132,7 +132,7 @@ func TestReadmeFiveSteps(t *testing.T) {
 		`"return_url":"https://app.example.com/paid","locale":"en","metadata":{"cart":"c-17"}}`, &sess)
 	path := strings.TrimPrefix(sess.URL, m.URL)
 	st, b, _ := c.call("POST", path+"/orders", "", `{"package_id":"starter","device_fingerprint":"`+fingerprint+`"}`,
-		map[string]string{"Idempotency-Key": "guide-1", "Origin": m.URL})
+		map[string]string{"Idempotency-Key": "guide-order-1", "Origin": m.URL})
 	var o struct {
 		OutTradeNo string `json:"out_trade_no"`
 		Credits    int64  `json:"credits"`
@@ -204,10 +204,13 @@ func TestReadmeFiveSteps(t *testing.T) {
 	// 5. Reconcile: the usage row is that call; the balance is what is left.
 	var row struct {
 		ID          string `json:"id"`
-		CostCredits int64  `json:"cost_credits"`
+		Model       string `json:"model"`
+		Deployment  string `json:"deployment"`
+		CostCredits int64  `json:"credits"`
 	}
 	c.must(200, "GET", "/v1/usage/"+chat.ID, uk.APIKey, "", &row)
-	if row.ID != chat.ID || row.CostCredits != chat.Usage.CostCredits || row.CostCredits <= 0 {
+	if row.ID != chat.ID || row.CostCredits != chat.Usage.CostCredits || row.CostCredits <= 0 || row.Model != "mock-gpt" ||
+		row.Deployment == "" || row.Deployment != h.Get("X-Tollgate-Deployment") {
 		t.Fatalf("usage row %+v for answer %+v", row, chat)
 	}
 	var bal struct {
