@@ -13,4 +13,5 @@ const (
 	mutantLateGrantExpiry = false // failpoint.MutantLateGrantExpiry
 	mutantLateHoldExpiry  = false // failpoint.MutantLateHoldExpiry
 	mutantRevokeForgives  = false // failpoint.MutantRevokeForgives
+	mutantDropRefundEvent = false // failpoint.MutantDropRefundEvent
 )

@@ -23,4 +23,6 @@ var (
 	mutantLateHoldExpiry = failpoint.Mutant(failpoint.MutantLateHoldExpiry)
 	// mutantRevokeForgives revokes a grant without its debt.
 	mutantRevokeForgives = failpoint.Mutant(failpoint.MutantRevokeForgives)
+	// mutantDropRefundEvent writes no event for a succeeded refund.
+	mutantDropRefundEvent = failpoint.Mutant(failpoint.MutantDropRefundEvent)
 )

@@ -137,6 +137,9 @@ func (o endRefundOp) apply(s *state) (any, error) {
 	if o.ok {
 		typ = webhook.RefundSucceeded
 	}
+	if mutantDropRefundEvent && o.ok {
+		return ref, nil
+	}
 	s.emit(typ, ref.Account, RefundView{OutRefundNo: ref.OutRefundNo, OutTradeNo: l.OutTradeNo, Account: ref.Account,
 		RefundFen: ref.Fen, Credits: ref.Credits, Status: ref.Status, CreatedAt: ref.CreatedAt, ResolvedAt: ref.ResolvedAt})
 	return ref, nil

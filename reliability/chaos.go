@@ -21,6 +21,12 @@ const (
 	// POST /sim/rotate-certificate): a new key signs every answer and
 	// notification from then on, the old certificate stays listed.
 	StepRotate = "rotate"
+	// StepWebhookDown takes the webhook receiver down for a few seconds
+	// (Receiver.GoDown); StepWebhookKill SIGKILLs an instance while a
+	// webhook delivery it sent is in flight (the receiver holds the
+	// answers until the kill), and restarts it.
+	StepWebhookDown = "webhook-down"
+	StepWebhookKill = "webhook-kill"
 )
 
 // Chaos runs its Steps one after another while the workload runs, each
@@ -32,6 +38,8 @@ type Chaos struct {
 	Steps []string
 	// CutDB terminates the instances' database connections.
 	CutDB func(ctx context.Context) error
+	// Webhooks is the webhook receiver of the webhook steps.
+	Webhooks *Receiver
 
 	mu      sync.Mutex
 	fired   map[string]int // step → times it took effect
@@ -90,6 +98,13 @@ func (c *Chaos) Run(ctx context.Context, done <-chan struct{}) error {
 			err = c.sigkill(ctx, i, down)
 		case step == StepRotate:
 			err = c.rotate(ctx)
+		case step == StepWebhookDown:
+			d := time.Duration(3000+rng.Intn(3000)) * time.Millisecond
+			c.Webhooks.GoDown(d)
+			c.note(step)
+			c.W.Logf("chaos: webhook receiver down for %v after %d orders", d, c.W.Created())
+		case step == StepWebhookKill:
+			err = c.webhookKill(ctx, i, down)
 		case step == StepDBCut:
 			if err = c.CutDB(ctx); err == nil {
 				c.W.Stats.DBCuts.Add(1)
@@ -208,4 +223,45 @@ wait:
 		}
 	}
 	return cl.Restart(ctx, i)
+}
+
+// webhookKill makes the receiver hold its answers, waits (bounded) until a
+// delivery is held, SIGKILLs instance i and checks whether a held delivery
+// lost its sender (the kill landed mid-delivery); if none did (the held
+// ones were the other instance's), it tries the next instance, up to 4
+// kills in all. Every instance is running when it returns.
+func (c *Chaos) webhookKill(ctx context.Context, i int, down time.Duration) error {
+	cl, rc := c.W.Cluster, c.Webhooks
+	for range 4 {
+		rc.Hold(true)
+		if !rc.waitHeld(ctx, 1, 10*time.Second) {
+			rc.Hold(false)
+			c.W.Logf("chaos: no webhook delivery in flight within 10 s; no kill")
+			return ctx.Err()
+		}
+		before := rc.Cut.Load()
+		if err := cl.Kill(i); err != nil {
+			rc.Hold(false)
+			return err
+		}
+		c.W.Stats.Kills.Add(1)
+		deadline := time.Now().Add(2 * time.Second)
+		for rc.Cut.Load() == before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		rc.Hold(false)
+		cut := rc.Cut.Load() - before
+		time.Sleep(down)
+		if err := cl.Restart(ctx, i); err != nil {
+			return err
+		}
+		if cut > 0 {
+			c.note(StepWebhookKill)
+			c.W.Logf("chaos: SIGKILL instance %d with %d webhook deliveries in flight, after %d orders", i, cut, c.W.Created())
+			return nil
+		}
+		c.W.Logf("chaos: SIGKILL instance %d: no webhook delivery of its was in flight; again", i)
+		i = (i + 1) % len(cl.Addrs)
+	}
+	return nil
 }

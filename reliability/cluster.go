@@ -101,7 +101,10 @@ type Cluster struct {
 
 	sandbox   *Process
 	instances []*Process
-	front     *http.Server
+	// env is every instance's environment (production: SSL_CERT_FILE, so
+	// the dispatcher trusts the test CA of the https webhook receiver).
+	env   []string
+	front *http.Server
 }
 
 // StartCluster starts everything and returns once every instance is ready.
@@ -126,6 +129,7 @@ func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 			return cl, err
 		}
 		sandboxArgs = append(sandboxArgs, cl.sandboxKeyArgs()...)
+		cl.env = []string{"SSL_CERT_FILE=" + cl.TLS.CACert}
 	}
 	sb, simURL, err := Sandbox(ctx, c.Bin, c.Log, sandboxArgs...)
 	if err != nil {
@@ -175,6 +179,7 @@ func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 			"--addr", addr, "--data", filepath.Join(c.Dir, fmt.Sprintf("data%d", i)),
 			"--admin-token", cl.AdminToken, "--public-url", cl.FrontURL,
 			"--refund-policy", "self", // the workload's users refund their own payments through /v1
+			"--webhook-allow-private", // the harness's webhook receiver is on loopback
 			"--database-url", c.DatabaseURL, "--redis-url", c.RedisURL,
 			"--wxpay-url", simURL, "--wxpay-mch-id", cl.SimConfig.MchID, "--wxpay-appid", cl.SimConfig.AppID,
 		}, merchantArgs...)}
@@ -304,7 +309,7 @@ const maxPreflightStarts = 3
 // reports whether it printed that WeChat Pay's preflight failed.
 func (cl *Cluster) start(ctx context.Context, i int, env []string) (preflight bool, err error) {
 	var refused atomic.Bool
-	cl.instances[i].Env = env
+	cl.instances[i].Env = append(slices.Clone(cl.env), env...)
 	if err := cl.instances[i].Start(func(line string) {
 		switch {
 		case strings.Contains(line, "WeChat Pay's preflight"):

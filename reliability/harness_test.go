@@ -29,7 +29,7 @@ var (
 	usersFlag  = flag.Int("users", 16, "concurrent simulated users")
 	roundsFlag = flag.Int("rounds", 3, "chaos rounds, each a random SIGKILL and a kill at every failpoint (S6)")
 	verbose    = flag.Bool("harness.v", false, "print every process's output")
-	mutation   = flag.String("mutation", "", "break the system on purpose; the run must then FAIL (see docs/RELIABILITY.md): drop_unique, skip_amount, skip_signature, held_available, split_credit, refund_held, grant_over_cap, late_grant_expiry, late_hold_expiry, revoke_forgives, late_token_expiry, skip_close_revoke, refund_unpaid")
+	mutation   = flag.String("mutation", "", "break the system on purpose; the run must then FAIL (see docs/RELIABILITY.md): drop_unique, skip_amount, skip_signature, held_available, split_credit, refund_held, grant_over_cap, late_grant_expiry, late_hold_expiry, revoke_forgives, late_token_expiry, skip_close_revoke, refund_unpaid, drop_refund_event")
 )
 
 // TestHarness is the short form of the fault-injection harness (issue 7,
@@ -127,8 +127,10 @@ func harness(t *testing.T, p harnessProfile) {
 	if r := reliability.Call(ctx, "POST", cl.Sim+"/sim/faults", "", nil, faults); r.Outcome != reliability.OK {
 		t.Fatalf("set faults: %s", r)
 	}
-	t.Logf("started in %v: emulator %s (API %s), instances %v, front door %s", time.Since(start).Round(time.Millisecond),
-		cl.Sim, cl.APIVersion, cl.Addrs, cl.FrontURL)
+	// The app's webhook receiver, registered before any money changes.
+	rc, endpoint := startWebhooks(t, ctx, cl, seed, p.production)
+	t.Logf("started in %v: emulator %s (API %s), instances %v, front door %s, webhook receiver %s", time.Since(start).Round(time.Millisecond),
+		cl.Sim, cl.APIVersion, cl.Addrs, cl.FrontURL, rc.URL)
 
 	w := &reliability.Workload{
 		Cluster: cl, Seed: seed, Users: p.users, Orders: p.orders,
@@ -148,7 +150,7 @@ func harness(t *testing.T, p harnessProfile) {
 	bankWG.Go(func() { bank.Run(ctx, bankDone) })
 	var redisErr error
 	bankWG.Go(func() { redisErr = w.RedisLoss(ctx, redisURL, redisPrefix+"serve:", bankDone) })
-	chaos := run(t, ctx, w, st, seed, p)
+	chaos := run(t, ctx, w, st, rc, seed, p)
 	t.Logf("workload done in %v; chaos steps taken: %v", time.Since(runStart).Round(time.Millisecond), chaos.Fired())
 	s9 := time.Now()
 	contention(t, ctx, cl)
@@ -171,6 +173,9 @@ func harness(t *testing.T, p harnessProfile) {
 	s5(t, ctx, st, w, redisURL, redisPrefix+"serve:")
 	s11(t, ctx, st, cl, seed)
 	s11Late(t, ctx, st, cl, seed)
+	// Last: every money change of the run, the ones above included, must
+	// have reached the app exactly once.
+	webhooks(t, ctx, st, cl, rc, endpoint, seed)
 	for _, step := range chaos.Steps {
 		if chaos.Fired()[step] == 0 {
 			t.Errorf("vacuous run: chaos step %s never took effect", step)
@@ -265,6 +270,8 @@ var hookMutations = map[string]bool{
 	failpoint.MutantLateTokenExpiry: true,
 	failpoint.MutantSkipCloseRevoke: true,
 	failpoint.MutantRefundUnpaid:    true,
+	// Caught by the webhook receiver (W1, W5) and the conformance suite.
+	failpoint.MutantDropRefundEvent: true,
 }
 
 func mutate(t *testing.T, ctx context.Context, st *postgres.Store) {
@@ -287,14 +294,21 @@ func mutate(t *testing.T, ctx context.Context, st *postgres.Store) {
 
 // run runs the users and, alongside, the chaos: rounds of a random
 // SIGKILL and a kill at each failpoint, one cut of every database
-// connection and, in production, a platform certificate rotation, spread
+// connection, the webhook receiver down for a while, a kill while a
+// webhook delivery is in flight and, in production, a platform certificate rotation, spread
 // over the orders.
-func run(t *testing.T, ctx context.Context, w *reliability.Workload, st *postgres.Store, seed int64, p harnessProfile) *reliability.Chaos {
+func run(t *testing.T, ctx context.Context, w *reliability.Workload, st *postgres.Store, rc *reliability.Receiver, seed int64, p harnessProfile) *reliability.Chaos {
 	var steps []string
 	for r := range p.rounds {
-		steps = append(steps, reliability.StepSIGKILL, "fp:"+failpoint.AfterCreditBeforeAck, "fp:"+failpoint.AfterCreditBeforeOrder)
+		steps = append(steps, reliability.StepSIGKILL)
 		if r == 0 {
-			steps = append(steps, reliability.StepDBCut)
+			// The webhook receiver goes down early, while events pile
+			// up; later an instance is killed mid-delivery.
+			steps = append(steps, reliability.StepWebhookDown)
+		}
+		steps = append(steps, "fp:"+failpoint.AfterCreditBeforeAck, "fp:"+failpoint.AfterCreditBeforeOrder)
+		if r == 0 {
+			steps = append(steps, reliability.StepDBCut, reliability.StepWebhookKill)
 		}
 	}
 	if p.production {
@@ -302,7 +316,7 @@ func run(t *testing.T, ctx context.Context, w *reliability.Workload, st *postgre
 		// platform certificate.
 		steps = slices.Insert(steps, len(steps)/2, reliability.StepRotate)
 	}
-	chaos := &reliability.Chaos{W: w, Seed: seed, Steps: steps, CutDB: func(ctx context.Context) error {
+	chaos := &reliability.Chaos{W: w, Seed: seed, Steps: steps, Webhooks: rc, CutDB: func(ctx context.Context) error {
 		return st.ExecRaw(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
 	}}
 	done := make(chan struct{})

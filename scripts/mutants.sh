@@ -36,6 +36,7 @@ revoke_forgives|$stores|^TestBoundaries\$/^GrantAfterFailure\$
 late_token_expiry|./payment|^TestAccessTokenBoundaries\$
 skip_close_revoke|./payment|^TestPayErrorRevokes\$
 refund_unpaid|./payment|^TestRefundOnlyOfPaidOrders\$
+drop_refund_event|$stores|^TestWebhookConformance\$/^EmitInMoneyTx\$
 "
 
 tag=tollgate_mutants

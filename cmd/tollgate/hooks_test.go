@@ -17,10 +17,11 @@ var hookStrings = []string{
 	failpoint.MutantSkipAmount, failpoint.MutantSkipSignature, failpoint.MutantHeldAvailable, failpoint.MutantSplitCredit,
 	failpoint.MutantRefundHeld, failpoint.MutantGrantOverCap, failpoint.MutantLateGrantExpiry, failpoint.MutantLateHoldExpiry,
 	failpoint.MutantRevokeForgives, failpoint.MutantLateTokenExpiry, failpoint.MutantSkipCloseRevoke, failpoint.MutantRefundUnpaid,
+	failpoint.MutantDropRefundEvent,
 	"mutantSkipAmount", "mutantSkipSignature", "mutantHeldAvailable", "mutantSplitCredit",
 	"mutantRefundHeld", "mutantGrantOverCap", "mutantLateGrantExpiry", "mutantLateHoldExpiry",
 	"mutantRevokeForgives", "mutantLateTokenExpiry", "mutantSkipCloseRevoke", "mutantRefundUnpaid",
-	"splitCredit", "resignV2", "tollgate/internal/failpoint",
+	"mutantDropRefundEvent", "splitCredit", "resignV2", "tollgate/internal/failpoint",
 }
 
 // TestShippedBinaryHasNoTestHooks: `go build ./cmd/tollgate` without tags
@@ -36,7 +37,7 @@ func TestShippedBinaryHasNoTestHooks(t *testing.T) {
 	absent := append([]string{"MutantSkipAmount", "MutantSkipSignature", "MutantHeldAvailable", "MutantSplitCredit",
 		"MutantRefundHeld", "MutantGrantOverCap", "MutantLateGrantExpiry", "MutantLateHoldExpiry",
 		"MutantRevokeForgives", "MutantLateTokenExpiry", "MutantSkipCloseRevoke", "MutantRefundUnpaid",
-		"ledgertest", "NewModel"}, hookStrings...)
+		"MutantDropRefundEvent", "ledgertest", "NewModel"}, hookStrings...)
 	for _, s := range absent {
 		if bytes.Contains(shipped, []byte(s)) {
 			t.Errorf("the binary built without tags contains %q", s)

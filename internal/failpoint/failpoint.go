@@ -83,4 +83,7 @@ const (
 	MutantSkipCloseRevoke = "skip_close_revoke"
 	// MutantRefundUnpaid starts a refund of an order that is not paid.
 	MutantRefundUnpaid = "refund_unpaid"
+	// MutantDropRefundEvent writes no webhook event for a refund that
+	// succeeded: the money change commits, the app never hears of it.
+	MutantDropRefundEvent = "drop_refund_event"
 )
