@@ -51,6 +51,7 @@ func RunWebhooks(t *testing.T, open WebhookOpenFunc) {
 		{"EmitRetried", testWebhookEmitRetried},
 		{"BalanceLow", testWebhookBalanceLow},
 		{"PaymentClosed", testWebhookPaymentClosed},
+		{"Prune", testWebhookPrune},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
