@@ -2,6 +2,7 @@ package payment_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -78,15 +79,18 @@ func subscribeAll(t *testing.T, w *world) func() []webhook.Event {
 	if !ok {
 		t.Fatalf("%T keeps no outbox", w.store)
 	}
-	if err := ws.CreateEndpoint(w.ctx, webhook.Endpoint{ID: "we_refundevents", URL: "https://app.example/hooks",
-		Events: webhook.Types(), Secret: "whsec_dGVzdA==", CreatedAt: w.clock.Now().Add(-time.Hour)}); err != nil {
+	ep, err := webhook.NewEndpoint("https://app.example/hooks", webhook.Types(), "refund events", webhook.URLPolicy{}, w.clock.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.CreateEndpoint(w.ctx, ep); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	return func() []webhook.Event {
 		t.Helper()
 		n++
-		cs, err := ws.Claim(w.ctx, webhook.ClaimRequest{Owner: "reader-" + string(rune('a'+n)), Now: w.clock.Now().Add(time.Hour),
+		cs, err := ws.Claim(w.ctx, webhook.ClaimRequest{Owner: fmt.Sprintf("reader-%d", n), Now: w.clock.Now().Add(time.Hour),
 			Lease: time.Minute, Limit: 100})
 		if err != nil {
 			t.Fatal(err)
