@@ -52,6 +52,7 @@ func RunWebhooks(t *testing.T, open WebhookOpenFunc) {
 		{"BalanceLow", testWebhookBalanceLow},
 		{"PaymentClosed", testWebhookPaymentClosed},
 		{"Prune", testWebhookPrune},
+		{"PruneConcurrent", testWebhookPruneConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -121,5 +122,60 @@ func testWebhookPrune(t *testing.T, w *webhookEnv) {
 	// The seq goes on.
 	if e := appendAt(webhook.PaymentSucceeded, w.now); e.Seq != notFanned.Seq+1 {
 		t.Fatalf("seq after pruning %d, want %d", e.Seq, notFanned.Seq+1)
+	}
+}
+
+// testWebhookPruneConcurrent: two instances pruning one database at once
+// delete every prunable event once between them, without an error.
+func testWebhookPruneConcurrent(t *testing.T, w *webhookEnv) {
+	ctx := w.ctx
+	other := w.open(t)
+	t.Cleanup(func() { other.Close() })
+	w.account(t, "quinn")
+	ep, err := webhook.NewEndpoint("https://app.example/hooks", []string{webhook.PaymentSucceeded}, "prune", webhook.URLPolicy{}, w.now.Add(-48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.s.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	const events = 40
+	for i := 0; i < events; i++ {
+		e, err := webhook.NewEvent(webhook.PaymentSucceeded, "quinn", w.now.Add(-24*time.Hour), map[string]any{"i": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.s.AppendEvent(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range w.claim(t, "pruner-conc", 100) {
+		if _, err := w.s.Complete(ctx, webhook.Outcome{DeliveryID: c.Delivery.ID, Owner: "pruner-conc", Now: w.now, Delivered: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	counts := make([]int, 2)
+	errs := make([]error, 2)
+	for i, s := range []webhook.Store{w.s, other} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n, err := s.PruneEvents(ctx, w.now, 3)
+				counts[i] += n
+				if err != nil || n == 0 {
+					errs[i] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil || counts[0]+counts[1] != events {
+		t.Fatalf("two pruners deleted %v events (errors %v), want %d in all", counts, errs, events)
+	}
+	if n, err := w.s.PruneEvents(ctx, w.now, 3); n != 0 || err != nil {
+		t.Fatalf("prune after both: %d, %v", n, err)
 	}
 }
