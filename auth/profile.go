@@ -42,6 +42,10 @@ type Profile struct {
 	// for lists (with memory holds, what is held in memory is not in
 	// Held: ledger.Service.Balance is exact).
 	Left, Held, Debt tollgate.Credits
+	// LowBalance is the account's low_balance_credits, the threshold of
+	// its balance.low webhook events (nil: none). The ledger writes it
+	// (ledger.Service.SetLowBalance); the profile only shows it.
+	LowBalance *tollgate.Credits
 }
 
 // Disabled reports whether the account is disabled.

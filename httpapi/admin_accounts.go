@@ -86,14 +86,14 @@ type AccountView struct {
 	Credits tollgate.Credits `json:"credits"`
 	Held    tollgate.Credits `json:"held"`
 	Debt    tollgate.Credits `json:"debt"`
-	// LowBalanceCredits is the balance.low threshold, in the answer to
-	// a PATCH that set it (null: off).
-	LowBalanceCredits *json.RawMessage `json:"low_balance_credits,omitempty"`
+	// LowBalanceCredits is the threshold of the account's balance.low
+	// webhook events (null: none), as PATCH sets it.
+	LowBalanceCredits *tollgate.Credits `json:"low_balance_credits"`
 }
 
 func profileView(p auth.Profile) AccountView {
 	v := AccountView{Account: p.Account, Label: p.Label, Metadata: p.Metadata, Disabled: p.Disabled(), CreatedAt: p.CreatedAt,
-		Credits: p.Left - p.Held - p.Debt, Held: p.Held, Debt: p.Debt}
+		Credits: p.Left - p.Held - p.Debt, Held: p.Held, Debt: p.Debt, LowBalanceCredits: p.LowBalance}
 	if p.ExternalID != "" {
 		ext := p.ExternalID
 		v.ExternalID = &ext
@@ -263,9 +263,7 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log().InfoContext(r.Context(), "admin: account changed", attrs...)
 	w.Header().Set("Cache-Control", "no-store")
-	v := profileView(p)
-	v.LowBalanceCredits = lowView
-	WriteJSON(w, http.StatusOK, v)
+	WriteJSON(w, http.StatusOK, profileView(p))
 }
 
 // maxReason bounds every reason an operator gives, in characters (runes,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/ledger"
 	"tollgate/payment"
 )
 
@@ -23,28 +24,11 @@ func adminOrderView(o payment.Order) AdminOrderView {
 }
 
 // RefundView is a refund as the admin API shows it: who asked and why.
-type RefundView struct {
-	OutRefundNo string               `json:"out_refund_no"`
-	OutTradeNo  string               `json:"out_trade_no"`
-	Account     tollgate.AccountID   `json:"account_id"`
-	RefundFen   tollgate.Fen         `json:"refund_fen"`
-	Credits     tollgate.Credits     `json:"credits"`
-	AskedFen    tollgate.Fen         `json:"asked_fen"` // 0: all the unused credit
-	Status      payment.RefundStatus `json:"status"`
-	RequestedBy string               `json:"requested_by"`
-	Reason      string               `json:"reason"`
-	// Actor names who asked: "account:<account id>" for a user's own
-	// refund, the admin API's actor (ActorHeader) for the operator's;
-	// "" for refunds made before it was recorded.
-	Actor     string    `json:"actor"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
+// It is the ledger's type, the data of the refund.succeeded and
+// refund.failed webhook events too, so the two cannot drift apart.
+type RefundView = ledger.RefundView
 
-func refundView(r payment.RefundRecord) RefundView {
-	return RefundView{OutRefundNo: r.OutRefundNo, OutTradeNo: r.OutTradeNo, Account: r.Account, RefundFen: r.Fen, Credits: r.Credits,
-		AskedFen: r.AskedFen, Status: r.Status, RequestedBy: r.RequestedBy, Reason: r.Reason, Actor: r.Actor, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
-}
+func refundView(r payment.RefundRecord) RefundView { return r.View() }
 
 // timeCursor reads a cursor of (created_at in unix microseconds, key).
 func timeCursor(r *http.Request) (time.Time, string, error) {

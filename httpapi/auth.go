@@ -143,7 +143,9 @@ func (s *Server) withAdmin(next http.Handler) http.Handler {
 // WithAppOrAuth lets an app act for its users (tollgate.App in the
 // context): a platform key (auth.PlatformKeyPrefix) authenticated by
 // Auth, or the admin token; any other credential goes through WithAuth.
-// A bad platform key is 401 and never falls back to an API key.
+// A bad platform key is 401 and never falls back to an API key. The admin
+// token is checked as withAdmin checks it (ActorHeader, the token in the
+// query string); a platform key has no actor.
 func (s *Server) WithAppOrAuth(next http.Handler) http.Handler {
 	keyed := s.WithAuth(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -162,7 +164,20 @@ func (s *Server) WithAppOrAuth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(tollgate.WithApp(r.Context(),
 				tollgate.App{Platform: p.ID, ReturnURLHosts: p.ReturnURLHosts})))
 		case tok != "" && auth.TokenEqual(tok, s.AdminToken):
-			next.ServeHTTP(w, r.WithContext(tollgate.WithApp(r.Context(), tollgate.App{Admin: true})))
+			// As on every admin route (withAdmin): the admin token in the
+			// query string is refused, and so is a malformed actor, before
+			// anything is found or made; the actor is the request's.
+			if adminTokenInQuery(r, s.AdminToken) {
+				WriteError(w, r, s.log(), errAdminInQuery)
+				return
+			}
+			actor, err := readActor(r)
+			if err != nil {
+				WriteError(w, r, s.log(), err)
+				return
+			}
+			ctx := withActor(tollgate.WithApp(r.Context(), tollgate.App{Admin: true}), actor)
+			next.ServeHTTP(w, r.WithContext(ctx))
 		default:
 			keyed.ServeHTTP(w, r)
 		}

@@ -32,17 +32,29 @@ func (b Balance) View() BalanceView {
 	return BalanceView{Account: b.Account, Credits: b.Credits, Held: b.Held, Provisional: b.Provisional, Debt: b.Debt}
 }
 
-// RefundView is the data of refund.succeeded and refund.failed: the
-// refund's final state.
+// RefundView is a refund as the admin API shows it (GET /admin/refunds,
+// the order detail, the answer of POST /admin/orders/{no}/refund) and the
+// data of refund.succeeded and refund.failed: one type, so the answer and
+// the events cannot drift apart. The money fields are the ledger's; who
+// asked, why, the amount asked and the record's times are the payment
+// side's record (payment.RefundRecord.View), which the payment layer
+// hands to EndRefund so the event says what the API shows right after.
 type RefundView struct {
 	OutRefundNo string             `json:"out_refund_no"`
 	OutTradeNo  string             `json:"out_trade_no"`
 	Account     tollgate.AccountID `json:"account_id"`
 	RefundFen   tollgate.Fen       `json:"refund_fen"`
 	Credits     tollgate.Credits   `json:"credits"`
+	AskedFen    tollgate.Fen       `json:"asked_fen"` // 0: all the unused credit
 	Status      RefundStatus       `json:"status"`
-	CreatedAt   time.Time          `json:"created_at"`
-	ResolvedAt  time.Time          `json:"resolved_at"`
+	RequestedBy string             `json:"requested_by"`
+	Reason      string             `json:"reason"`
+	// Actor names who asked: "account:<account id>" for a user's own
+	// refund, the admin API's actor (X-Tollgate-Actor) for the
+	// operator's; "" for refunds made before it was recorded.
+	Actor     string    `json:"actor"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // AdjustmentView is an adjustment as the admin API shows it, and the data

@@ -98,31 +98,46 @@ func (s *Service) BeginRefund(ctx context.Context, r RefundRequest) (Refund, err
 	return *v.(*Refund), nil
 }
 
-type endRefundOp struct {
-	no string
-	ok bool
+// RefundEnd is a pending refund's final state, for EndRefund.
+type RefundEnd struct {
+	OutRefundNo string
+	// Succeeded: WeChat Pay refunded it; else it definitely failed.
+	Succeeded bool
+	// View, when set, is the refund as the admin API will show it once
+	// resolved (payment.RefundRecord.View with the final status and
+	// updated_at): the data of the refund.succeeded or refund.failed
+	// event written with the change, with the fields the ledger owns
+	// (out_refund_no, out_trade_no, account_id, refund_fen, credits,
+	// status) set from the ledger's refund. When nil the event carries
+	// what the ledger knows, in the same shape: no requested_by, reason,
+	// actor or asked_fen, the ledger's created_at, and updated_at the
+	// time it was resolved.
+	View *RefundView
 }
 
-func (o endRefundOp) need(n *needs) { n.refundNos[o.no] = true }
+type endRefundOp struct{ e RefundEnd }
+
+func (o endRefundOp) need(n *needs) { n.refundNos[o.e.OutRefundNo] = true }
 
 func (o endRefundOp) apply(s *state) (any, error) {
 	name, want := "ledger.FailRefund", RefundFailed
-	if o.ok {
+	if o.e.Succeeded {
 		name, want = "ledger.CompleteRefund", RefundSucceeded
 	}
-	ref, ok := s.refunds[o.no]
+	no := o.e.OutRefundNo
+	ref, ok := s.refunds[no]
 	if !ok {
-		return nil, fail(tollgate.ENOTFOUND, name, "refund %s not found", o.no)
+		return nil, fail(tollgate.ENOTFOUND, name, "refund %s not found", no)
 	}
 	if ref.Status == want {
 		return ref, nil
 	}
 	if ref.Status != RefundPending {
-		return nil, fail(tollgate.ECONFLICT, name, "refund %s already %s", o.no, ref.Status)
+		return nil, fail(tollgate.ECONFLICT, name, "refund %s already %s", no, ref.Status)
 	}
 	l, a := s.lots[ref.LotID], s.accounts[ref.Account]
 	l.Refunding -= ref.Credits
-	if o.ok {
+	if o.e.Succeeded {
 		l.Refunded += ref.Credits
 		l.RefundedFen += ref.Fen
 	} else {
@@ -134,37 +149,50 @@ func (o endRefundOp) apply(s *state) (any, error) {
 	s.touchLot(l)
 	s.touchRefund(ref)
 	typ := webhook.RefundFailed
-	if o.ok {
+	if o.e.Succeeded {
 		typ = webhook.RefundSucceeded
 	}
-	if mutantDropRefundEvent && o.ok {
+	v := RefundView{CreatedAt: ref.CreatedAt, UpdatedAt: ref.ResolvedAt}
+	if o.e.View != nil {
+		v = *o.e.View
+	}
+	v.OutRefundNo, v.OutTradeNo, v.Account = ref.OutRefundNo, l.OutTradeNo, ref.Account
+	v.RefundFen, v.Credits, v.Status = ref.Fen, ref.Credits, ref.Status
+	if mutantDropRefundEvent && o.e.Succeeded {
 		return ref, nil
 	}
-	s.emit(typ, ref.Account, RefundView{OutRefundNo: ref.OutRefundNo, OutTradeNo: l.OutTradeNo, Account: ref.Account,
-		RefundFen: ref.Fen, Credits: ref.Credits, Status: ref.Status, CreatedAt: ref.CreatedAt, ResolvedAt: ref.ResolvedAt})
+	if err := s.emit(typ, ref.Account, v); err != nil {
+		return nil, err
+	}
 	return ref, nil
 }
 
-// CompleteRefund records that WeChat Pay refunded a pending refund: its
-// credits leave the lot for good. Errors: ENOTFOUND, ECONFLICT (it failed).
-// Idempotent.
-func (s *Service) CompleteRefund(ctx context.Context, outRefundNo string) (Refund, error) {
-	v, err := s.do(ctx, endRefundOp{outRefundNo, true})
+// EndRefund records a pending refund's final state: succeeded, its
+// credits leave the lot for good; failed, they go back to the lot and are
+// spendable again. The refund.succeeded or refund.failed event is written
+// in the same transaction (see RefundEnd.View for its data). Errors:
+// ENOTFOUND, ECONFLICT (it reached the other final state). Idempotent: a
+// repeat returns the refund and writes no event.
+func (s *Service) EndRefund(ctx context.Context, e RefundEnd) (Refund, error) {
+	v, err := s.do(ctx, endRefundOp{e})
 	if err != nil {
 		return Refund{}, err
 	}
 	return *v.(*Refund), nil
 }
 
+// CompleteRefund records that WeChat Pay refunded a pending refund: its
+// credits leave the lot for good. It is EndRefund without a view. Errors:
+// ENOTFOUND, ECONFLICT (it failed). Idempotent.
+func (s *Service) CompleteRefund(ctx context.Context, outRefundNo string) (Refund, error) {
+	return s.EndRefund(ctx, RefundEnd{OutRefundNo: outRefundNo, Succeeded: true})
+}
+
 // FailRefund records that a pending refund definitely failed: its credits
-// go back to the lot and are spendable again. Errors: ENOTFOUND, ECONFLICT
-// (it succeeded). Idempotent.
+// go back to the lot and are spendable again. It is EndRefund without a
+// view. Errors: ENOTFOUND, ECONFLICT (it succeeded). Idempotent.
 func (s *Service) FailRefund(ctx context.Context, outRefundNo string) (Refund, error) {
-	v, err := s.do(ctx, endRefundOp{outRefundNo, false})
-	if err != nil {
-		return Refund{}, err
-	}
-	return *v.(*Refund), nil
+	return s.EndRefund(ctx, RefundEnd{OutRefundNo: outRefundNo})
 }
 
 // Refund returns a refund as stored. Errors: ENOTFOUND.

@@ -225,7 +225,7 @@ func (s *Service) refund(ctx context.Context, ask RefundAsk) (RefundResult, erro
 	// the ledger reserves anything, so a crash at any later point leaves a
 	// pending record that the poller finishes (resumeRefund begins the
 	// ledger refund if it had not been).
-	now := s.now().UTC()
+	now := s.now().UTC().Truncate(time.Microsecond) // as the stores keep it
 	rec, err := s.store.CreateRefund(ctx, RefundRecord{OutRefundNo: no,
 		OutTradeNo: outTradeNo, Account: o.Account, Status: RefundPending, CreatedAt: now, UpdatedAt: now,
 		NextPollAt: now.Add(s.cfg.PollBase), RequestedBy: ask.RequestedBy, Reason: ask.Reason, AskedFen: ask.AmountFen, Actor: ask.Actor})
@@ -446,22 +446,27 @@ func (s *Service) reviewRefund(ctx context.Context, rec RefundRecord, st RefundS
 // refund record (the ledger first: a crash between leaves a record the
 // poller resolves again, idempotently). A pending state changes nothing
 // but the poll schedule.
+//
+// The ledger's transaction writes the refund.succeeded or refund.failed
+// event, whose data is the record as the admin API shows it once this
+// settles it: the final status, the ledger's amounts, and updated_at the
+// time the record is then written with (at the stores' microseconds).
 func (s *Service) settleRefund(ctx context.Context, rec RefundRecord, st RefundStatus, source string) error {
 	const op = "payment.settleRefund"
-	var err error
-	switch st {
-	case RefundSucceeded:
-		_, err = s.ledger.CompleteRefund(ctx, rec.OutRefundNo)
-	case RefundFailed:
-		_, err = s.ledger.FailRefund(ctx, rec.OutRefundNo)
-	default:
+	if st != RefundSucceeded && st != RefundFailed {
 		return nil
 	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	view := rec.View()
+	view.CreatedAt = view.CreatedAt.UTC().Truncate(time.Microsecond)
+	view.UpdatedAt = now
+	lr, err := s.ledger.EndRefund(ctx, ledger.RefundEnd{OutRefundNo: rec.OutRefundNo, Succeeded: st == RefundSucceeded, View: &view})
 	if err != nil {
 		return wrap(op, tollgate.EINTERNAL, err)
 	}
 	_, err = s.store.UpdateRefund(ctx, rec.OutRefundNo, func(r *RefundRecord) error {
-		r.Status, r.UpdatedAt, r.LeaseOwner, r.LeaseUntil = st, s.now().UTC(), "", zeroTime
+		r.Status, r.UpdatedAt, r.LeaseOwner, r.LeaseUntil = st, now, "", zeroTime
+		r.Fen, r.Credits = lr.Fen, lr.Credits
 		return nil
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"tollgate"
+	"tollgate/ledger"
 	"tollgate/webhook"
 	"tollgate/wxpay"
 )
@@ -74,4 +75,12 @@ func ClosedEvent(before, after Order) (webhook.Event, bool, error) {
 	}
 	e, err := webhook.NewEvent(webhook.PaymentClosed, after.Account, at, data)
 	return e, err == nil, err
+}
+
+// View returns r as the admin API shows it (ledger.RefundView, also the
+// data of the refund.succeeded and refund.failed events).
+func (r RefundRecord) View() ledger.RefundView {
+	return ledger.RefundView{OutRefundNo: r.OutRefundNo, OutTradeNo: r.OutTradeNo, Account: r.Account, RefundFen: r.Fen,
+		Credits: r.Credits, AskedFen: r.AskedFen, Status: ledger.RefundStatus(r.Status), RequestedBy: r.RequestedBy,
+		Reason: r.Reason, Actor: r.Actor, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }

@@ -198,4 +198,13 @@ type Store interface {
 	// RetryDelivery makes a delivery pending and due at now, whatever its
 	// status, with no lease. Errors: ENOTFOUND.
 	RetryDelivery(ctx context.Context, endpoint, delivery string, now time.Time) (Delivery, error)
+
+	// PruneEvents deletes up to limit events created before before that
+	// are fanned out and have no pending delivery (every delivery
+	// delivered or failed, or none), oldest first, with their
+	// deliveries, and returns how many events it deleted. An event not
+	// yet fanned out, or with a delivery pending, is never deleted, nor
+	// is one whose delivery a concurrent RetryDelivery makes pending.
+	// The account's seq counter stays, so seq never repeats. See Pruner.
+	PruneEvents(ctx context.Context, before time.Time, limit int) (int, error)
 }

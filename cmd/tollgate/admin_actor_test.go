@@ -33,7 +33,9 @@ type refundRow struct {
 // actor with nothing changed; an admin refund asked again with its
 // Idempotency-Key answers with the refund as first made ("resumed": true,
 // its reason and actor, a failed one included), another body 409; the
-// order detail bounds its refunds.
+// order detail bounds its refunds. The app routes (POST
+// /v1/checkout/sessions, /v1/account/links) check the actor beside the
+// admin token as every admin route does, and not beside a platform key.
 func TestAdminActor(t *testing.T) {
 	onEachStore(t, func(t *testing.T, m *Main, c client) {
 		as := func(actor string, extra ...string) map[string]string {
@@ -63,6 +65,9 @@ func TestAdminActor(t *testing.T) {
 				{"PATCH", "/admin/accounts/" + a.AccountID, `{"disabled":true,"reason":"bad actor"}`},
 				{"POST", "/admin/accounts/" + a.AccountID + "/keys", ``},
 				{"GET", "/admin/refunds", ``},
+				// The app routes with the admin token are admin routes too.
+				{"POST", "/v1/checkout/sessions", `{"external_id":"actor-bad","package_id":"starter"}`},
+				{"POST", "/v1/account/links", `{"external_id":"actor-bad"}`},
 			} {
 				st, b, _ := c.call(call.method, call.path, adminToken, call.body, as(bad, "Idempotency-Key", "bad-actor"))
 				if st != 400 || !strings.Contains(string(b), "X-Tollgate-Actor must be 1 to 64 printable ASCII characters") {
@@ -100,6 +105,21 @@ func TestAdminActor(t *testing.T) {
 		c.must(200, "GET", "/admin/accounts?q=actor-bad", adminToken, "", &accounts)
 		if len(accounts.Data) != 0 {
 			t.Fatalf("a malformed actor made accounts %+v", accounts.Data)
+		}
+
+		// A well-formed actor opens an app user's checkout; a platform key
+		// has no actor, so the header means nothing beside it.
+		if st, b, _ := c.call("POST", "/v1/checkout/sessions", adminToken, `{"external_id":"actor-app"}`, as("ops:grace")); st != 201 {
+			t.Fatalf("checkout session as ops:grace: %d %s", st, b)
+		}
+		var plat struct{ Key string }
+		c.must(201, "POST", "/admin/platforms", adminToken, `{"name":"Actor shop"}`, &plat)
+		if st, b, _ := c.call("POST", "/v1/account/links", plat.Key, `{"external_id":"actor-app"}`, as("has space")); st != 201 {
+			t.Fatalf("account link with a platform key and a stray actor header: %d %s", st, b)
+		}
+		if st, b, _ := c.call("POST", "/v1/account/links?token="+adminToken, adminToken, `{"external_id":"actor-app"}`, nil); st != 400 ||
+			!strings.Contains(string(b), "admin_token_in_query") {
+			t.Fatalf("account link with the admin token in the URL: %d %s", st, b)
 		}
 
 		// Adjustments record the actor, "admin" without one.

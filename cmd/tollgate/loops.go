@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"time"
+
+	"tollgate/webhook"
 )
 
 // startLoops runs the background work until Close: the hold sweeper and
-// grant expiry every 30 s, the payment poller and the webhook dispatcher.
+// grant expiry every 30 s, the payment poller, the webhook dispatcher and
+// the outbox's pruner (hourly, unless --webhook-retention is 0).
 func (m *Main) startLoops(ctx context.Context, svc *services) {
 	led, pay := svc.ledger, svc.payments
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -46,6 +49,16 @@ func (m *Main) startLoops(ctx context.Context, svc *services) {
 		defer m.loops.Done()
 		_ = svc.webhooks.Run(ctx) // returns only when ctx ends; logs its own errors
 	}()
+	if ret := m.Config.WebhookRetention; ret > 0 {
+		// The outbox is pruned of finished events past --webhook-retention
+		// (every instance may prune: each batch takes its own rows).
+		pr := &webhook.Pruner{Store: svc.webhooks.Store, Retention: ret, Logger: m.log}
+		m.loops.Add(1)
+		go func() {
+			defer m.loops.Done()
+			_ = pr.Run(ctx) // returns only when ctx ends; logs its own errors
+		}()
+	}
 	if svc.v3 != nil && svc.v3.Certificates != nil {
 		// Certificate mode: the platform certificates downloaded at start
 		// are refreshed every 12 hours (and on an unknown serial).

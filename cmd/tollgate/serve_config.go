@@ -14,6 +14,7 @@ import (
 	"tollgate/gateway"
 	"tollgate/httpapi"
 	"tollgate/payment"
+	"tollgate/webhook"
 )
 
 // ServeConfig is every setting of `tollgate serve`. Flag names (docs/DESIGN.md
@@ -92,6 +93,10 @@ type ServeConfig struct {
 	// WebhookAllowPrivate lets webhook endpoints be loopback, link-local
 	// or private addresses (a receiver on the operator's own network).
 	WebhookAllowPrivate bool
+	// WebhookRetention is how long finished webhook events (every
+	// delivery delivered or failed) are kept before the pruner deletes
+	// them with their deliveries; 0 keeps them forever.
+	WebhookRetention time.Duration
 }
 
 // DefaultServeConfig is serve's configuration when nothing is set: one
@@ -105,6 +110,7 @@ func DefaultServeConfig() ServeConfig {
 		ReadHeaderTimeout: t.ReadHeader, BodyTimeout: t.Body, NotifyBodyTimeout: t.NotifyBody,
 		ModelBodyTimeout: t.ModelBody, IdleTimeout: t.Idle, StreamWriteTimeout: gateway.DefaultStreamWriteTimeout,
 		RefundPolicy: payment.RefundPolicyAdmin, RefundWindow: 168 * time.Hour,
+		WebhookRetention: webhook.DefaultRetention,
 	}
 }
 
@@ -153,6 +159,8 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs.DurationVar(&c.RefundWindow, "refund-window", c.RefundWindow, "with --refund-policy self: how long after paying a user may refund the unused part")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate,
 		"let webhook endpoints be loopback, link-local or private addresses (refused by default, at registration and when connecting)")
+	fs.DurationVar(&c.WebhookRetention, "webhook-retention", c.WebhookRetention,
+		"how long finished webhook events (every delivery delivered or failed) are kept, then deleted hourly with their deliveries; 0 keeps them forever")
 	fs.String("config", "", "JSON file of settings keyed by flag name (see tollgate.example.json); env and flags override it")
 	return fs
 }
@@ -405,6 +413,8 @@ func (c ServeConfig) validateSettings() error {
 		return fmt.Errorf("serve: --refund-policy must be admin or self, not %q", c.RefundPolicy)
 	case c.RefundWindow <= 0:
 		return fmt.Errorf("serve: --refund-window must be positive, got %s", c.RefundWindow)
+	case c.WebhookRetention < 0:
+		return fmt.Errorf("serve: --webhook-retention must not be negative (0 keeps webhook events forever), got %s", c.WebhookRetention)
 	case c.RateLimit < 0:
 		return fmt.Errorf("serve: --rate-limit must not be negative, got %d", c.RateLimit)
 	case c.MaxRequestDuration < 0:

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +21,8 @@ import (
 // delivery (checked with the webhook package's signature), whose data is
 // the order as GET /v1/payments/orders/{no} shows it and whose account is
 // the payer's, with the credit /v1/balance shows. PATCH
-// low_balance_credits is answered back.
+// low_balance_credits is answered back, and shown by the account's
+// detail and the account list (null when unset).
 func TestServeWebhookPaymentSucceeded(t *testing.T) {
 	onEachStore(t, func(t *testing.T, m *Main, c client) {
 		var mu sync.Mutex
@@ -67,6 +69,30 @@ func TestServeWebhookPaymentSucceeded(t *testing.T) {
 			t.Fatalf("PATCH low_balance_credits answered %+v", patched)
 		}
 		c.wantError(400, "PATCH", "/admin/accounts/"+a.AccountID, adminToken, `{"low_balance_credits":-1}`, "low_balance_credits")
+		// The account's views show it: the detail and the list.
+		var detail struct {
+			Account struct {
+				LowBalanceCredits *int64 `json:"low_balance_credits"`
+			} `json:"account"`
+		}
+		c.must(200, "GET", "/admin/accounts/"+a.AccountID, adminToken, "", &detail)
+		var listed struct {
+			Data []struct {
+				AccountID         string          `json:"account_id"`
+				LowBalanceCredits json.RawMessage `json:"low_balance_credits"`
+			} `json:"data"`
+		}
+		c.must(200, "GET", "/admin/accounts?q=app-user-emit", adminToken, "", &listed)
+		if detail.Account.LowBalanceCredits == nil || *detail.Account.LowBalanceCredits != 5 ||
+			len(listed.Data) != 1 || string(listed.Data[0].LowBalanceCredits) != "5" {
+			t.Fatalf("after PATCH low_balance_credits 5: detail %+v, list %+v", detail, listed)
+		}
+		var other adminAccount
+		c.must(201, "POST", "/admin/accounts", adminToken, `{"external_id":"app-user-nolow"}`, &other)
+		c.must(200, "GET", "/admin/accounts?q=app-user-nolow", adminToken, "", &listed)
+		if len(listed.Data) != 1 || string(listed.Data[0].LowBalanceCredits) != "null" {
+			t.Fatalf("an account without low_balance_credits is listed as %+v", listed)
+		}
 
 		o := mustPaidOrder(t, c, a.APIKey, "emit-order-1")
 		var paid webhook.Event
@@ -124,6 +150,79 @@ func TestServeWebhookPaymentSucceeded(t *testing.T) {
 		mu.Unlock()
 		if n != 1 {
 			t.Fatalf("payment.succeeded delivered %d times", n)
+		}
+		mustAuditClean(t, m)
+	}, "--webhook-allow-private")
+}
+
+// TestServeWebhookRefundSucceeded: on each store, an operator's refund
+// completed at the emulator reaches a test receiver as refund.succeeded
+// whose data is the refund exactly as GET /admin/refunds shows it then:
+// who asked, why, the amount asked, the status and updated_at included.
+// (refund.failed is checked the same way in payment's
+// TestRefundEventIsTheAPIView: the emulator does not refuse refunds.)
+func TestServeWebhookRefundSucceeded(t *testing.T) {
+	onEachStore(t, func(t *testing.T, m *Main, c client) {
+		var mu sync.Mutex
+		var got []webhook.Event
+		recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			var e webhook.Event
+			if err := json.Unmarshal(b, &e); err != nil {
+				t.Errorf("delivery body %s: %v", b, err)
+			}
+			mu.Lock()
+			got = append(got, e)
+			mu.Unlock()
+		}))
+		defer recv.Close()
+		c.must(201, "POST", "/admin/webhooks", adminToken, `{"url":"`+recv.URL+`/hooks","events":["refund.succeeded","refund.failed"]}`, nil)
+		var a adminAccount
+		c.must(201, "POST", "/admin/accounts", adminToken, `{"external_id":"app-user-refund"}`, &a)
+		o := mustPaidOrder(t, c, a.APIKey, "emit-refund-1")
+		st, b, _ := c.call("POST", "/admin/orders/"+o.OutTradeNo+"/refund", adminToken, `{"reason":"asked by mail","amount_fen":100}`,
+			map[string]string{"Idempotency-Key": "emit-refund-k", "X-Tollgate-Actor": "ops:refunds"})
+		var r adminRefundAnswer
+		if st != 200 || json.Unmarshal(b, &r) != nil {
+			t.Fatalf("admin refund: %d %s", st, b)
+		}
+		if r.Status == "pending" {
+			c.must(200, "POST", "/sandbox/wxpay/sim/refunds/"+r.OutRefundNo+"/complete", "", "", nil)
+		}
+		var ev webhook.Event
+		eventually(t, "refund.succeeded is delivered", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range got {
+				if e.Type == webhook.RefundSucceeded {
+					ev = e
+					return true
+				}
+			}
+			return false
+		})
+		var page struct {
+			Data []json.RawMessage `json:"data"`
+		}
+		var data, api map[string]any
+		// The ledger's transaction writes the event; the refund record
+		// follows it (payment.settleRefund).
+		eventually(t, "GET /admin/refunds shows the refund succeeded", func() bool {
+			c.must(200, "GET", "/admin/refunds?out_trade_no="+o.OutTradeNo, adminToken, "", &page)
+			if len(page.Data) != 1 || json.Unmarshal(page.Data[0], &api) != nil {
+				t.Fatalf("refunds %s", page.Data)
+			}
+			return api["status"] == "succeeded"
+		})
+		if err := json.Unmarshal(ev.Data, &data); err != nil {
+			t.Fatalf("event %s: %v", ev.Data, err)
+		}
+		if !reflect.DeepEqual(data, api) {
+			t.Fatalf("refund.succeeded data\n  %s\nGET /admin/refunds shows\n  %s", ev.Data, page.Data[0])
+		}
+		if data["status"] != "succeeded" || data["actor"] != "ops:refunds" || data["reason"] != "asked by mail" || data["asked_fen"] != 100.0 ||
+			string(ev.Account.ID) != a.AccountID {
+			t.Fatalf("refund.succeeded %+v data %v", ev.Account, data)
 		}
 		mustAuditClean(t, m)
 	}, "--webhook-allow-private")

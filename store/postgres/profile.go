@@ -15,7 +15,7 @@ import (
 var _ auth.ProfileStore = (*Store)(nil)
 
 // profileColumns are the columns scanProfile reads, in its order.
-const profileColumns = `id, label, external_id, metadata, disabled_at, created_at, left_credits, held, debt, platform_id`
+const profileColumns = `id, label, external_id, metadata, disabled_at, created_at, left_credits, held, debt, platform_id, low_balance_credits`
 
 func scanProfile(row pgx.Row) (auth.Profile, error) {
 	var (
@@ -24,8 +24,9 @@ func scanProfile(row pgx.Row) (auth.Profile, error) {
 		ext, plat         *string
 		disabled          *time.Time
 		left, held, debts int64
+		low               *int64
 	)
-	if err := row.Scan(&id, &p.Label, &ext, &meta, &disabled, &p.CreatedAt, &left, &held, &debts, &plat); err != nil {
+	if err := row.Scan(&id, &p.Label, &ext, &meta, &disabled, &p.CreatedAt, &left, &held, &debts, &plat, &low); err != nil {
 		return auth.Profile{}, err
 	}
 	p.Account, p.Metadata = tollgate.AccountID(id), []byte(meta)
@@ -40,6 +41,10 @@ func scanProfile(row pgx.Row) (auth.Profile, error) {
 	}
 	p.CreatedAt = p.CreatedAt.UTC()
 	p.Left, p.Held, p.Debt = tollgate.Credits(left), tollgate.Credits(held), tollgate.Credits(debts)
+	if low != nil {
+		v := tollgate.Credits(*low)
+		p.LowBalance = &v
+	}
 	return p, nil
 }
 

@@ -14,7 +14,7 @@ import (
 var _ auth.ProfileStore = (*Store)(nil)
 
 // profileColumns are the columns scanProfile reads, in its order.
-const profileColumns = `id, label, external_id, metadata, disabled_at, created_at, left_credits, held, debt, platform_id`
+const profileColumns = `id, label, external_id, metadata, disabled_at, created_at, left_credits, held, debt, platform_id, low_balance_credits`
 
 func scanProfile(row interface{ Scan(...any) error }) (auth.Profile, error) {
 	var (
@@ -24,8 +24,9 @@ func scanProfile(row interface{ Scan(...any) error }) (auth.Profile, error) {
 		disabled          sql.NullInt64
 		created           int64
 		left, held, debts int64
+		low               sql.NullInt64
 	)
-	if err := row.Scan(&id, &p.Label, &ext, &meta, &disabled, &created, &left, &held, &debts, &plat); err != nil {
+	if err := row.Scan(&id, &p.Label, &ext, &meta, &disabled, &created, &left, &held, &debts, &plat, &low); err != nil {
 		return auth.Profile{}, err
 	}
 	p.Account, p.ExternalID, p.Metadata, p.Platform = tollgate.AccountID(id), ext.String, []byte(meta), plat.String
@@ -34,6 +35,10 @@ func scanProfile(row interface{ Scan(...any) error }) (auth.Profile, error) {
 	}
 	p.CreatedAt = time.UnixMicro(created).UTC()
 	p.Left, p.Held, p.Debt = tollgate.Credits(left), tollgate.Credits(held), tollgate.Credits(debts)
+	if low.Valid {
+		v := tollgate.Credits(low.Int64)
+		p.LowBalance = &v
+	}
 	return p, nil
 }
 

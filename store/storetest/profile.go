@@ -75,6 +75,31 @@ func testProfiles(t *testing.T, s APIKeyStore, svc *ledger.Service) {
 	if a, _ := s.AccountProfile(ctx, "acct-a"); a.Label != "Ada 艾达" || a.Left != 1000 {
 		t.Fatalf("after a credit: %+v", a)
 	}
+	// The profile shows the ledger's low_balance_credits (null: none), and
+	// a profile change keeps it.
+	if a, _ := s.AccountProfile(ctx, "acct-a"); a.LowBalance != nil {
+		t.Fatalf("low_balance_credits before it was set: %v", *a.LowBalance)
+	}
+	low := tollgate.Credits(250)
+	if _, err := svc.SetLowBalance(ctx, "acct-a", &low); err != nil {
+		t.Fatal(err)
+	}
+	label := "Ada"
+	if _, err := s.UpdateAccountProfile(ctx, "acct-a", func(p *auth.Profile) error { p.Label = label; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.AccountProfile(ctx, "acct-a"); a.LowBalance == nil || *a.LowBalance != 250 || a.Label != label {
+		t.Fatalf("after setting low_balance_credits: %+v", a)
+	}
+	ps, err := s.ListAccounts(ctx, auth.AccountQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if want := p.Account == "acct-a"; (p.LowBalance != nil) != want || want && *p.LowBalance != 250 {
+			t.Fatalf("listed %s with low_balance_credits %v", p.Account, p.LowBalance)
+		}
+	}
 }
 
 // testProfilePages: pages by id follow each other without gaps or

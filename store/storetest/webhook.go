@@ -52,6 +52,8 @@ func RunWebhooks(t *testing.T, open WebhookOpenFunc) {
 		{"BalanceLow", testWebhookBalanceLow},
 		{"PaymentClosed", testWebhookPaymentClosed},
 		{"PlatformScope", testWebhookPlatformScope},
+		{"Prune", testWebhookPrune},
+		{"PruneConcurrent", testWebhookPruneConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
