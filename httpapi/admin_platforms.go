@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"time"
+	"tollgate/webhook"
 
 	"tollgate"
 	"tollgate/auth"
@@ -86,12 +87,38 @@ func (s *Server) listPlatforms(w http.ResponseWriter, r *http.Request) {
 
 // revokePlatform answers DELETE /admin/platforms/{id}: the key stops
 // working at once; the platform's users' accounts and their keys stay.
+// Its webhook endpoints are disabled, so its users' events stop reaching
+// the app (they are kept, and delivered if the admin enables one again).
+// Revoking again disables any endpoint left enabled: a revoke cut short
+// is finished by repeating it.
 func (s *Server) revokePlatform(w http.ResponseWriter, r *http.Request) {
 	p, err := s.Auth.RevokePlatform(r.Context(), r.PathValue("id"))
+	if err == nil && s.Webhooks != nil {
+		err = s.disablePlatformEndpoints(r, p.ID)
+	}
 	if err != nil {
 		WriteError(w, r, s.log(), err)
 		return
 	}
 	s.log().Info("platform revoked", "platform", p.ID, "actor", actorOf(r))
 	WriteJSON(w, http.StatusOK, platformView(p))
+}
+
+// disablePlatformEndpoints disables every enabled endpoint of platform
+// (at most webhook.MaxPlatformEndpoints of them).
+func (s *Server) disablePlatformEndpoints(r *http.Request, platform string) error {
+	es, err := s.Webhooks.ListEndpoints(r.Context(), webhook.EndpointQuery{Platform: platform, Limit: webhook.MaxEndpoints})
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		if e.Disabled() {
+			continue
+		}
+		if _, err := s.Webhooks.SetEndpointDisabled(r.Context(), e.ID, s.now(), "platform "+platform+" revoked"); err != nil {
+			return err
+		}
+		s.log().Info("webhook endpoint disabled: its platform was revoked", "endpoint", e.ID, "platform", platform, "actor", actorOf(r))
+	}
+	return nil
 }

@@ -187,8 +187,24 @@ func TestPlatformWebhooks(t *testing.T) {
 	if code, e := w.do("adm-token", "POST", "/admin/webhooks", `{"url":"https://x.example/","events":["refund.failed"],"platform":"plat_nope"}`); code != 404 {
 		t.Fatalf("unknown platform = %d %v", code, e)
 	}
-	if _, err := w.au.RevokePlatform(context.Background(), platB); err != nil {
-		t.Fatal(err)
+	// Revoking B through the admin API disables B's endpoints (and only
+	// B's); revoking again is harmless.
+	for range 2 {
+		if code, e := w.do("adm-token", "DELETE", "/admin/platforms/"+platB, ""); code != 200 || e["revoked_at"] == nil {
+			t.Fatalf("revoke B = %d %v", code, e)
+		}
+	}
+	if got, err := w.st.GetEndpoint(context.Background(), b["id"].(string)); err != nil || !got.Disabled() ||
+		!strings.Contains(got.DisabledReason, "revoked") {
+		t.Fatalf("B's endpoint after B was revoked: %+v, %v", got, err)
+	}
+	if _, l := w.do("adm-token", "GET", "/admin/webhooks", ""); true {
+		for _, e := range l["data"].([]any) {
+			e := e.(map[string]any)
+			if e["platform"] != platB && e["disabled_at"] != nil {
+				t.Fatalf("revoking B disabled %v", e)
+			}
+		}
 	}
 	if code, e := w.do("adm-token", "POST", "/admin/webhooks", `{"url":"https://x.example/","events":["refund.failed"],"platform":"`+platB+`"}`); code != 400 ||
 		!strings.Contains(e["error"].(map[string]any)["message"].(string), "revoked") {
