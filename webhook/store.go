@@ -69,7 +69,8 @@ type Delivery struct {
 	EndpointID string
 	Status     string
 	// Attempts counts attempts started (a claim is an attempt, even when
-	// the dispatcher died before recording its outcome).
+	// the dispatcher died before recording its outcome; not one the
+	// dispatcher released unmade, Outcome.Release).
 	Attempts      int64
 	NextAttemptAt time.Time
 	// LastStatus is the HTTP status of the last answer (0: none, e.g. a
@@ -100,6 +101,9 @@ type ClaimRequest struct {
 	Lease time.Duration
 	// Limit bounds how many deliveries (and how many events to fan out).
 	Limit int
+	// SkipEndpoints are endpoints whose deliveries are not claimed (the
+	// dispatcher has as many attempts to them in flight as it makes).
+	SkipEndpoints []string
 }
 
 // Outcome is the result of one attempt, recorded by Complete.
@@ -114,6 +118,11 @@ type Outcome struct {
 	NextAttemptAt time.Time
 	HTTPStatus    int
 	Error         string
+	// Release gives the delivery back instead: not attempted, or the
+	// attempt was cut short by the dispatcher stopping. The delivery stays
+	// pending and due as it was, without the lease; the claim's attempt
+	// is not counted and the endpoint's failure streak is unchanged.
+	Release bool
 }
 
 // EndpointQuery is a page of endpoints: ids after After, at most Limit.
@@ -164,7 +173,8 @@ type Store interface {
 	// Claim first fans out events not yet fanned out (a pending delivery
 	// for every enabled endpoint subscribed to the event's type that
 	// existed when the event was created), then leases up to Limit due
-	// pending deliveries of enabled endpoints to Owner until Now+Lease:
+	// pending deliveries of enabled endpoints (not of SkipEndpoints) to
+	// Owner until Now+Lease:
 	// those whose NextAttemptAt has come and whose lease, if any, has
 	// run out. Two dispatchers never hold a lease on one delivery at
 	// once. Each claim counts an attempt.
@@ -173,6 +183,7 @@ type Store interface {
 	// lease, updates the endpoint's failure streak, and returns the
 	// endpoint as it is now. Errors: ECONFLICT when the lease was lost
 	// (the outcome is dropped; another dispatcher will deliver again).
+	// With o.Release it only gives the lease back (see Outcome.Release).
 	Complete(ctx context.Context, o Outcome) (Endpoint, error)
 	// ListDeliveries returns a page of an endpoint's deliveries, newest
 	// first. Errors: ENOTFOUND (no such endpoint).

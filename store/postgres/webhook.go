@@ -223,11 +223,11 @@ func (s *Store) Claim(ctx context.Context, r webhook.ClaimRequest) ([]webhook.Cl
 		rows, err := tx.Query(ctx, `WITH due AS (
 				SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
 				WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until <= $1)
-				  AND e.disabled_at IS NULL
+				  AND e.disabled_at IS NULL AND NOT (d.endpoint_id = ANY($5))
 				ORDER BY d.next_attempt_at, d.id LIMIT $2
 				FOR UPDATE OF d SKIP LOCKED)
 			UPDATE webhook_deliveries d SET lease_owner = $3, lease_until = $4, attempts = d.attempts + 1
-			FROM due WHERE d.id = due.id RETURNING d.id`, now, limit, r.Owner, until)
+			FROM due WHERE d.id = due.id RETURNING d.id`, now, limit, r.Owner, until, append([]string{}, r.SkipEndpoints...))
 		if err != nil {
 			return err
 		}
@@ -345,6 +345,23 @@ func (s *Store) Complete(ctx context.Context, o webhook.Outcome) (webhook.Endpoi
 		status, next, delivered = webhook.StatusDelivered, now, &now
 	case o.Failed:
 		status, next = webhook.StatusFailed, now
+	}
+	if o.Release {
+		err := s.writeTx(ctx, op, func(tx pgx.Tx) error {
+			var endpoint string
+			err := tx.QueryRow(ctx, `UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL,
+				attempts = greatest(0, attempts - 1) WHERE id = $1 AND status = 'pending' AND lease_owner = $2 RETURNING endpoint_id`,
+				o.DeliveryID, o.Owner).Scan(&endpoint)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "the delivery's lease was lost"}
+			}
+			if err != nil {
+				return err
+			}
+			ep, err = scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE id = $1`, endpoint))
+			return err
+		})
+		return ep, err
 	}
 	err := s.writeTx(ctx, op, func(tx pgx.Tx) error {
 		var endpoint string

@@ -255,8 +255,8 @@ func (s *Store) Claim(ctx context.Context, r webhook.ClaimRequest) ([]webhook.Cl
 		rows, err := tx.QueryContext(ctx, `SELECT d.id FROM webhook_deliveries d
 			JOIN webhook_endpoints e ON e.id = d.endpoint_id
 			WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
-			  AND e.disabled_at IS NULL
-			ORDER BY d.next_attempt_at, d.id LIMIT ?`, now, now, limit)
+			  AND e.disabled_at IS NULL AND d.endpoint_id NOT IN (SELECT value FROM json_each(?))
+			ORDER BY d.next_attempt_at, d.id LIMIT ?`, now, now, jsonSet(append([]string{}, r.SkipEndpoints...)), limit)
 		if err != nil {
 			return err
 		}
@@ -408,6 +408,14 @@ func (s *Store) Complete(ctx context.Context, o webhook.Outcome) (webhook.Endpoi
 			return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "the delivery's lease was lost"}
 		}
 		if err != nil {
+			return err
+		}
+		if o.Release {
+			if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL,
+				attempts = max(0, attempts - 1) WHERE id = ?`, o.DeliveryID); err != nil {
+				return err
+			}
+			ep, err = scanEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE id = ?`, endpoint))
 			return err
 		}
 		status, next, delivered := webhook.StatusPending, micros(o.NextAttemptAt), sql.NullInt64{}
