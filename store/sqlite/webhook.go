@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,6 +80,49 @@ func (s *Store) AppendEvent(ctx context.Context, e webhook.Event) (webhook.Event
 // writeTx runs fn in one write transaction on the writer.
 func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr(op, err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		var te *tollgate.Error
+		if errors.As(err, &te) {
+			return err
+		}
+		return mapErr(op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return mapErr(op+": commit", err)
+	}
+	return nil
+}
+
+// relaxedWriteTx is writeTx committed with synchronous=NORMAL, like the
+// ledger's metering batches (relaxedTx): written to the WAL, not fsynced.
+// Claim and Complete use it: a delivery costs a claim and an outcome, and
+// fsyncing both would queue them (and the payments sharing the one writer)
+// behind the disk. A power cut may lose the last of them: a delivery is
+// then sent again with the same webhook-id, which at-least-once delivery
+// allows; the events themselves commit with their money change, synced.
+func (s *Store) relaxedWriteTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) (err error) {
+	conn, err := s.writer.Conn(ctx)
+	if err != nil {
+		return mapErr(op, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		return mapErr(op+": relax synchronous", err)
+	}
+	defer func() {
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); rerr != nil {
+			// The connection would stay relaxed for payments: discard it.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			if err == nil {
+				err = mapErr(op+": restore synchronous", rerr)
+			}
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr(op, err)
 	}
@@ -248,7 +292,7 @@ func (s *Store) Claim(ctx context.Context, r webhook.ClaimRequest) ([]webhook.Cl
 	now, until := micros(r.Now), micros(r.Now.Add(r.Lease))
 	limit := max(1, r.Limit)
 	var out []webhook.Claimed
-	err := s.writeTx(ctx, op, func(tx *sql.Tx) error {
+	err := s.relaxedWriteTx(ctx, op, func(tx *sql.Tx) error {
 		if err := fanOut(ctx, tx, limit, now); err != nil {
 			return err
 		}
@@ -400,7 +444,7 @@ func (s *Store) Complete(ctx context.Context, o webhook.Outcome) (webhook.Endpoi
 	const op = "sqlite: record webhook delivery"
 	var ep webhook.Endpoint
 	now := micros(o.Now)
-	err := s.writeTx(ctx, op, func(tx *sql.Tx) error {
+	err := s.relaxedWriteTx(ctx, op, func(tx *sql.Tx) error {
 		var endpoint string
 		err := tx.QueryRowContext(ctx, `SELECT endpoint_id FROM webhook_deliveries WHERE id = ? AND status = 'pending' AND lease_owner = ?`,
 			o.DeliveryID, o.Owner).Scan(&endpoint)
