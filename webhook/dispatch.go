@@ -185,7 +185,7 @@ func (d *Dispatcher) Wake() {
 // Run delivers until ctx ends; it returns ctx's error once the attempts in
 // flight have ended (an attempt cut short by ctx leaves its delivery due,
 // for the next dispatcher to send at once). A store error is logged and
-// retried after Idle.
+// retried after Idle, at least a second.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	d.init()
 	var wg sync.WaitGroup
@@ -214,7 +214,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		if n > 0 {
 			continue // more may be due
 		}
-		t := d.Clock.NewTimer(d.Idle)
+		pause := d.Idle
+		if err != nil {
+			pause = max(pause, time.Second) // a store that fails is not asked 4 times a second
+		}
+		t := d.Clock.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()
