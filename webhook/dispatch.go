@@ -190,6 +190,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.init()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// After a claim that took more of an endpoint's deliveries than it had
+	// room for (a backlog of one endpoint, typically), the next claims
+	// take PerEndpoint at most: each delivery released unattempted is a
+	// write transaction spent for nothing.
+	narrow := false
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -204,7 +209,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		n, err := d.claim(ctx, &wg, min(free, d.Batch), skip)
+		limit := min(free, d.Batch)
+		if narrow {
+			limit = min(limit, d.PerEndpoint)
+		}
+		n, released, err := d.claim(ctx, &wg, limit, skip)
+		narrow = released > 0
 		if err = errors.Join(err, d.takeErrs()); err != nil && ctx.Err() == nil {
 			d.Logger.Error("webhook dispatcher", "err", err)
 		}
@@ -240,7 +250,7 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	d.init()
 	var wg sync.WaitGroup
 	free, skip := d.capacity()
-	n, err := d.claim(ctx, &wg, max(1, min(free, d.Batch)), skip)
+	n, _, err := d.claim(ctx, &wg, max(1, min(free, d.Batch)), skip)
 	wg.Wait()
 	return n, errors.Join(err, d.takeErrs())
 }
@@ -261,12 +271,13 @@ func (d *Dispatcher) capacity() (int, []string) {
 
 // claim claims up to limit due deliveries (none of skip's endpoints) and
 // starts an attempt of each in wg, releasing those whose endpoint already
-// has PerEndpoint attempts in flight. It returns how many it claimed.
-func (d *Dispatcher) claim(ctx context.Context, wg *sync.WaitGroup, limit int, skip []string) (int, error) {
+// has PerEndpoint attempts in flight. It returns how many it claimed and
+// how many of them it released.
+func (d *Dispatcher) claim(ctx context.Context, wg *sync.WaitGroup, limit int, skip []string) (int, int, error) {
 	cs, err := d.Store.Claim(ctx, ClaimRequest{Owner: d.Owner, Now: d.Clock.Now(), Lease: d.Lease, Limit: limit,
 		SkipEndpoints: skip})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var release []Claimed
 	for _, c := range cs {
@@ -288,7 +299,7 @@ func (d *Dispatcher) claim(ctx context.Context, wg *sync.WaitGroup, limit int, s
 	if err := errors.Join(errs...); err != nil {
 		d.Logger.Error("webhook dispatcher: release", "err", err)
 	}
-	return len(cs), nil
+	return len(cs), len(release), nil
 }
 
 // take reserves a worker for an attempt to endpoint ep, unless ep has
