@@ -65,6 +65,11 @@ type Options struct {
 	// priority there, internal/cpuprio); the func it returns, when not
 	// nil, runs when the committer ends.
 	CommitterStart func() (end func())
+	// EventsCommitted, when set, is called after a transaction that
+	// appended webhook events committed (serve wakes its webhook
+	// dispatcher: the events are delivered at once, not at its next poll).
+	// It must not block.
+	EventsCommitted func()
 }
 
 // Service applies the money rules to a Store. All methods are safe for
@@ -262,6 +267,9 @@ func (s *Service) run(ctx context.Context, ops ...op) ([]result, error) {
 		})
 		if err == nil {
 			s.mem.published(ctx, committed, ops, results)
+			if len(committed.events) > 0 && s.opt.EventsCommitted != nil {
+				s.opt.EventsCommitted()
+			}
 			return results, nil
 		}
 		if !errors.Is(err, ErrRetry) || attempt >= s.opt.MaxAttempts || ctx.Err() != nil {

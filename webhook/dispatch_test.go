@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -520,3 +521,264 @@ func TestGuardRefusesPrivate(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// within fails the test if ch does not deliver n values before a generous
+// real-time guard (a hung test, not a measure of speed).
+func within[T any](t *testing.T, ch <-chan T, n int, what string) {
+	t.Helper()
+	guard := time.NewTimer(20 * time.Second)
+	defer guard.Stop()
+	for i := range n {
+		select {
+		case <-ch:
+		case <-guard.C:
+			t.Fatalf("%s: %d of %d after 20 s", what, i, n)
+		}
+	}
+}
+
+// TestHungReceiverDoesNotHoldOthers: an endpoint whose receiver hangs gets
+// at most PerEndpoint attempts at once, and another endpoint's deliveries
+// go through meanwhile; stopping the dispatcher cuts the hung attempts
+// without counting them as failures: the next dispatcher sends them at
+// once (same webhook-id).
+func TestHungReceiverDoesNotHoldOthers(t *testing.T) {
+	w := newWorld(t)
+	var mu sync.Mutex
+	inflight, most, hungSeen := 0, 0, 0
+	hungIn := make(chan struct{}, 100)
+	up := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inflight++
+		hungSeen++
+		most = max(most, inflight)
+		mu.Unlock()
+		defer func() { mu.Lock(); inflight--; mu.Unlock() }()
+		io.Copy(io.Discard, r.Body) // then the server notices the client hanging up
+		hungIn <- struct{}{}
+		select {
+		case <-r.Context().Done(): // the dispatcher gave up
+		case <-up:
+		}
+	}))
+	defer hung.Close()
+	healthyIn := make(chan struct{}, 100)
+	healthy := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		healthyIn <- struct{}{}
+	}))
+	defer healthy.Close()
+	epH := w.endpoint(hung.URL)
+	epOK := w.endpoint(healthy.URL)
+	for range 6 {
+		w.event("alice")
+	}
+	d := w.dispatcher()
+	d.Timeout = time.Hour // hangs for the whole test unless stopped
+	d.PerEndpoint, d.Workers, d.Idle = 2, 8, time.Hour
+	recorded := make(chan string, 100)
+	d.Metrics = resultsTo{w.m, recorded}
+	ctx, stop := context.WithCancel(w.ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- d.Run(ctx) }()
+	defer stop() // before the servers close (deferred earlier), on a failure too
+	// Both endpoints are subscribed to every event: 6 hung deliveries, 6
+	// healthy ones. The healthy endpoint gets all of its while the hung
+	// one holds two attempts.
+	within(t, healthyIn, 6, "healthy deliveries while the other endpoint hangs")
+	within(t, recorded, 6, "healthy deliveries recorded")
+	within(t, hungIn, 2, "attempts to the hung endpoint")
+	stop()
+	if err := <-ran; err != context.Canceled {
+		t.Fatalf("Run = %v", err)
+	}
+	mu.Lock()
+	if most != 2 || hungSeen != 2 {
+		t.Fatalf("hung endpoint: %d attempts, %d at once; want 2 and 2", hungSeen, most)
+	}
+	mu.Unlock()
+	for _, dl := range w.deliveries(epOK.ID) {
+		if dl.Status != webhook.StatusDelivered {
+			t.Fatalf("healthy endpoint's delivery %+v", dl)
+		}
+	}
+	// The cut attempts and the ones never made: due now, no attempt
+	// counted, no error, no failure streak.
+	ds := w.deliveries(epH.ID)
+	if len(ds) != 6 {
+		t.Fatalf("%d deliveries to the hung endpoint", len(ds))
+	}
+	for _, dl := range ds {
+		if dl.Status != webhook.StatusPending || dl.Attempts != 0 || dl.LastError != "" || dl.NextAttemptAt.After(w.clock.Now()) {
+			t.Fatalf("after shutdown: %+v; want pending, due, no attempt counted", dl)
+		}
+	}
+	if e, err := w.store.GetEndpoint(w.ctx, epH.ID); err != nil || e.ConsecutiveFailures != 0 || !e.FailingSince.IsZero() {
+		t.Fatalf("endpoint after shutdown: %+v, %v", e, err)
+	}
+	if w.m.get(webhook.ResultReleased) != 2 || w.m.get(webhook.ResultRetry) != 0 {
+		t.Fatalf("metrics = %v", w.m.results)
+	}
+	// The receiver is back; the next dispatcher sends all six at once
+	// (no clock advance: nothing waits for a backoff or a lease).
+	close(up)
+	next := w.dispatcher()
+	next.PerEndpoint = 6
+	if n := w.runOnce(next); n != 6 {
+		t.Fatalf("next dispatcher claimed %d, want 6", n)
+	}
+	for _, dl := range w.deliveries(epH.ID) {
+		if dl.Status != webhook.StatusDelivered || dl.Attempts != 1 {
+			t.Fatalf("after restart: %+v", dl)
+		}
+	}
+}
+
+// TestPerEndpointRelease: RunOnce attempts at most PerEndpoint deliveries
+// of one endpoint; the others are given back unattempted, due at once.
+func TestPerEndpointRelease(t *testing.T) {
+	w := newWorld(t)
+	var got atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { got.Add(1) }))
+	defer srv.Close()
+	ep := w.endpoint(srv.URL)
+	for range 5 {
+		w.event("alice")
+	}
+	d := w.dispatcher()
+	d.PerEndpoint = 2
+	if n := w.runOnce(d); n != 5 || got.Load() != 2 {
+		t.Fatalf("claimed %d, sent %d; want 5 and 2", n, got.Load())
+	}
+	pending := 0
+	for _, dl := range w.deliveries(ep.ID) {
+		if dl.Status == webhook.StatusPending {
+			pending++
+			if dl.Attempts != 0 || dl.NextAttemptAt.After(w.clock.Now()) {
+				t.Fatalf("released delivery %+v", dl)
+			}
+		}
+	}
+	if pending != 3 {
+		t.Fatalf("%d pending, want 3", pending)
+	}
+	w.runOnce(d)
+	w.runOnce(d)
+	if got.Load() != 5 {
+		t.Fatalf("sent %d of 5", got.Load())
+	}
+}
+
+// TestWakeAndIdle: an event is sent as soon as Wake is called, not at the
+// next poll; without Wake (another instance's event), at the poll, Idle
+// later.
+func TestWakeAndIdle(t *testing.T) {
+	w := newWorld(t)
+	in := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		in <- r.Header.Get("webhook-id")
+	}))
+	defer srv.Close()
+	w.endpoint(srv.URL)
+	d := w.dispatcher()
+	d.Idle = time.Minute
+	ctx, stop := context.WithCancel(w.ctx)
+	defer stop()
+	go d.Run(ctx)
+	if !w.clock.WaitTimers(1, 20*time.Second) {
+		t.Fatal("the dispatcher did not go idle")
+	}
+	ev := w.event("alice")
+	d.Wake() // the commit's hook; the clock does not move
+	if got := recv(t, in); got != ev.ID {
+		t.Fatalf("received %s, want %s", got, ev.ID)
+	}
+	if !w.clock.WaitTimers(1, 20*time.Second) {
+		t.Fatal("the dispatcher did not go idle again")
+	}
+	ev2 := w.event("bob")
+	w.clock.Advance(time.Minute)
+	if got := recv(t, in); got != ev2.ID {
+		t.Fatalf("received %s, want %s", got, ev2.ID)
+	}
+}
+
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	guard := time.NewTimer(20 * time.Second)
+	defer guard.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-guard.C:
+		t.Fatal("nothing received in 20 s")
+		panic("unreachable")
+	}
+}
+
+// TestLogsOnlyOrigin: the endpoint's path and query (which may hold the
+// receiver's token) are in no log line and no recorded error; its
+// scheme and host are.
+func TestLogsOnlyOrigin(t *testing.T) {
+	w := newWorld(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	origin := srv.URL
+	srv.Close() // connection refused from now on
+	ep := w.endpoint(origin + "/hooks/tok_SECRETPATH?key=SECRETQUERY")
+	ev := w.event("alice")
+	var logs strings.Builder
+	var logMu sync.Mutex
+	d := w.dispatcher()
+	d.Logger = slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	// Enough failures to disable the endpoint, then the last attempt is
+	// given up: both are logged.
+	for range webhook.DisableFailures {
+		w.runOnce(d)
+		w.clock.Set(w.deliveries(ep.ID)[0].NextAttemptAt)
+	}
+	w.clock.Set(ev.CreatedAt.Add(webhook.MaxAge))
+	w.runOnce(d)
+	ds := w.deliveries(ep.ID)
+	e, _ := w.store.GetEndpoint(w.ctx, ep.ID)
+	logMu.Lock()
+	defer logMu.Unlock()
+	out := logs.String()
+	if ds[0].Status != webhook.StatusFailed || !e.Disabled() {
+		t.Fatalf("delivery %+v, endpoint disabled %v", ds[0], e.Disabled())
+	}
+	for _, s := range []string{out, ds[0].LastError, e.DisabledReason} {
+		if strings.Contains(s, "SECRET") {
+			t.Fatalf("the endpoint's path or query is shown: %s", s)
+		}
+	}
+	if !strings.Contains(out, "failed for good") || !strings.Contains(out, "endpoint disabled") || !strings.Contains(out, origin) {
+		t.Fatalf("logs lack the lines or the origin %s:\n%s", origin, out)
+	}
+	if !strings.Contains(ds[0].LastError, origin) {
+		t.Fatalf("the error does not say where: %s", ds[0].LastError)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// resultsTo counts in m and sends each result on ch.
+type resultsTo struct {
+	m  *counts
+	ch chan string
+}
+
+func (r resultsTo) Attempt(result string) {
+	r.m.Attempt(result)
+	r.ch <- result
+}
+
+func (r resultsTo) EndpointDisabled() { r.m.EndpointDisabled() }

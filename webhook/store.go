@@ -81,7 +81,8 @@ type Delivery struct {
 	EndpointID string
 	Status     string
 	// Attempts counts attempts started (a claim is an attempt, even when
-	// the dispatcher died before recording its outcome).
+	// the dispatcher died before recording its outcome; not one the
+	// dispatcher released unmade, Outcome.Release).
 	Attempts      int64
 	NextAttemptAt time.Time
 	// LastStatus is the HTTP status of the last answer (0: none, e.g. a
@@ -112,6 +113,9 @@ type ClaimRequest struct {
 	Lease time.Duration
 	// Limit bounds how many deliveries (and how many events to fan out).
 	Limit int
+	// SkipEndpoints are endpoints whose deliveries are not claimed (the
+	// dispatcher has as many attempts to them in flight as it makes).
+	SkipEndpoints []string
 }
 
 // Outcome is the result of one attempt, recorded by Complete.
@@ -126,6 +130,11 @@ type Outcome struct {
 	NextAttemptAt time.Time
 	HTTPStatus    int
 	Error         string
+	// Release gives the delivery back instead: not attempted, or the
+	// attempt was cut short by the dispatcher stopping. The delivery stays
+	// pending and due as it was, without the lease; the claim's attempt
+	// is not counted and the endpoint's failure streak is unchanged.
+	Release bool
 }
 
 // EndpointQuery is a page of endpoints: ids after After, at most Limit;
@@ -182,7 +191,8 @@ type Store interface {
 	// for every endpoint, enabled or not, that existed when the event was
 	// created and Receives it: subscribed to its type, and the operator's
 	// or the platform's of the event's account), then leases up to Limit due
-	// pending deliveries of enabled endpoints to Owner until Now+Lease:
+	// pending deliveries of enabled endpoints (not of SkipEndpoints) to
+	// Owner until Now+Lease:
 	// those whose NextAttemptAt has come and whose lease, if any, has
 	// run out. Two dispatchers never hold a lease on one delivery at
 	// once. Each claim counts an attempt.
@@ -191,6 +201,7 @@ type Store interface {
 	// lease, updates the endpoint's failure streak, and returns the
 	// endpoint as it is now. Errors: ECONFLICT when the lease was lost
 	// (the outcome is dropped; another dispatcher will deliver again).
+	// With o.Release it only gives the lease back (see Outcome.Release).
 	Complete(ctx context.Context, o Outcome) (Endpoint, error)
 	// ListDeliveries returns a page of an endpoint's deliveries, newest
 	// first. Errors: ENOTFOUND (no such endpoint).

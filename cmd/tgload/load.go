@@ -48,8 +48,10 @@ type Config struct {
 	APIKey      string // its 32-character v2 key, to sign as WeChat Pay does
 	Package     string
 	Fingerprint string
-	Orders      int // notify: orders pre-created and notified
-	PrepClients int // notify: clients pre-creating and checking orders
+	Orders      int    // notify: orders pre-created and notified
+	PrepClients int    // notify: clients pre-creating and checking orders
+	Admin       string // webhooks: serve's admin token
+	Backlog     int    // webhooks: orders paid while the receiver hangs
 }
 
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
@@ -67,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Prompt, "prompt", "Say hello in a few words.", "user message")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.BoolVar(&c.Row, "row", false, "print one Markdown table row: ok/s | p50 | p90 | p99 | TTFT p50 | TTFT p99 | errors")
-	fs.StringVar(&c.Mode, "mode", ModeChat, "chat (Chat Completions at -url), orders (POST /v1/payments/orders at -base), unifiedorder (signed v2 unifiedorder to the emulator under -base), notify (signed v2 notifications to -base/wxpay/notify)")
+	fs.StringVar(&c.Mode, "mode", ModeChat, "chat (Chat Completions at -url), orders (POST /v1/payments/orders at -base), unifiedorder (signed v2 unifiedorder to the emulator under -base), notify (signed v2 notifications to -base/wxpay/notify), webhooks (payment.succeeded delivery: delay after each payment, backlog events/s; needs -admin)")
 	fs.StringVar(&c.Base, "base", "http://127.0.0.1:8080", "payment modes: tollgate serve's base URL (loopback only)")
 	fs.StringVar(&c.MchID, "mch-id", "", "unifiedorder, notify: mch_id of serve's emulator (serve --wxpay-mch-id)")
 	fs.StringVar(&c.AppID, "appid", "", "unifiedorder, notify: appid (serve --wxpay-appid)")
@@ -76,6 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Fingerprint, "fingerprint", "bench-fingerprint-0001", "orders, notify: device_fingerprint of the orders")
 	fs.IntVar(&c.Orders, "orders", 1000, "notify: orders to pre-create, notify once each, then notify again")
 	fs.IntVar(&c.PrepClients, "prep-c", 16, "notify: clients that pre-create and afterwards check the orders")
+	fs.StringVar(&c.Admin, "admin", "", "webhooks: serve's admin token (registers the receiver with POST /admin/webhooks)")
+	fs.IntVar(&c.Backlog, "backlog", 2000, "webhooks: orders paid while the receiver hangs, then drained")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -85,10 +89,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	switch c.Mode {
 	case ModeChat:
 		return c, c.Validate()
-	case ModeOrders, ModeUnifiedOrder, ModeNotify:
+	case ModeOrders, ModeUnifiedOrder, ModeNotify, ModeWebhooks:
 		return c, c.validatePay()
 	}
-	return c, fmt.Errorf("unknown -mode %q (chat, orders, unifiedorder, notify)", c.Mode)
+	return c, fmt.Errorf("unknown -mode %q (chat, orders, unifiedorder, notify, webhooks)", c.Mode)
 }
 
 // Validate checks the bounds and that the target is a loopback address.

@@ -16,6 +16,13 @@
 //	tgload -mode orders -base http://127.0.0.1:8080 -key K -c 16 -d 10s
 //	tgload -mode notify -base http://127.0.0.1:8080 -key K -mch-id M -appid A -api-key K32 -orders 2000 -c 16
 //
+// With -mode webhooks it measures webhook delivery (webhooks.go): a local
+// receiver registered with POST /admin/webhooks (serve runs with
+// --webhook-allow-private), the delay from each payment's acknowledgment
+// to its payment.succeeded, and events/s draining a backlog:
+//
+//	tgload -mode webhooks -base http://127.0.0.1:8080 -key K -admin T -mch-id M -appid A -api-key K32 -orders 1000 -backlog 2000 -c 16
+//
 // It is a benchmarking tool for this machine, not a stress tool: it only
 // talks to loopback addresses and refuses any other target, and its client
 // count and duration are bounded.

@@ -41,8 +41,12 @@ func (c Config) validatePay() error {
 		return fmt.Errorf("-mode %s needs -key (an API key of serve)", c.Mode)
 	case c.Mode != ModeOrders && (c.MchID == "" || c.AppID == "" || len(c.APIKey) != 32):
 		return fmt.Errorf("-mode %s needs -mch-id, -appid and the 32-character -api-key serve's emulator runs with", c.Mode)
-	case c.Mode == ModeNotify && (c.Orders < 1 || c.Orders > 100000):
+	case (c.Mode == ModeNotify || c.Mode == ModeWebhooks) && (c.Orders < 1 || c.Orders > 100000):
 		return fmt.Errorf("-orders must be in 1..100000, got %d", c.Orders)
+	case c.Mode == ModeWebhooks && c.Admin == "":
+		return fmt.Errorf("-mode webhooks needs -admin (serve's admin token)")
+	case c.Mode == ModeWebhooks && (c.Backlog < 1 || c.Backlog > 100000):
+		return fmt.Errorf("-backlog must be in 1..100000, got %d", c.Backlog)
 	}
 	return CheckLoopback(c.Base)
 }
@@ -236,8 +240,10 @@ func LoadPay(ctx context.Context, cfg Config) (*PayReport, error) {
 		return &PayReport{Rows: []PayRow{{"unifiedorder to the emulator", res}}}, nil
 	case ModeNotify:
 		return loadNotify(ctx, cfg, client, id)
+	case ModeWebhooks:
+		return loadWebhooks(ctx, cfg, client, id)
 	}
-	return nil, fmt.Errorf("unknown -mode %q (chat, orders, unifiedorder, notify)", cfg.Mode)
+	return nil, fmt.Errorf("unknown -mode %q (chat, orders, unifiedorder, notify, webhooks)", cfg.Mode)
 }
 
 // loadNotify pre-creates cfg.Orders orders, posts one signed SUCCESS

@@ -70,7 +70,14 @@ type gatewayParts struct {
 func (m *Main) buildServices(st *stores) (*services, error) {
 	svc := &services{reg: prometheus.NewRegistry()}
 	svc.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	svc.ledger = ledger.New(st.db.store, m.ledgerOptions(st.db))
+	svc.webhooks = &webhook.Dispatcher{Store: st.db.store, AllowPrivate: m.Config.WebhookAllowPrivate,
+		HTTPSOnly: m.Config.Mode == ModeProduction,
+		Metrics:   httpapi.NewWebhookMetrics(svc.reg), Logger: m.log}
+	opt := m.ledgerOptions(st.db)
+	// A money change's events are delivered as soon as it commits, not at
+	// the dispatcher's next poll.
+	opt.EventsCommitted = svc.webhooks.Wake
+	svc.ledger = ledger.New(st.db.store, opt)
 	m.closers = append(m.closers, svc.ledger.Close)
 	svc.auth = &auth.Service{Store: st.db.store, Accounts: svc.ledger, CacheTTL: apiKeyCacheTTL}
 	var err error
@@ -83,9 +90,6 @@ func (m *Main) buildServices(st *stores) (*services, error) {
 	if svc.checkout, err = m.buildCheckout(svc); err != nil {
 		return nil, err
 	}
-	svc.webhooks = &webhook.Dispatcher{Store: st.db.store, AllowPrivate: m.Config.WebhookAllowPrivate,
-		HTTPSOnly: m.Config.Mode == ModeProduction,
-		Metrics:   httpapi.NewWebhookMetrics(svc.reg), Logger: m.log}
 	return svc, nil
 }
 
@@ -179,7 +183,7 @@ func (m *Main) buildPayments(st *stores, svc *services) error {
 	}
 	svc.money = httpapi.NewPaymentMetrics(svc.reg)
 	svc.rollout = payment.NewRollout(c.WxpayRolloutPercent, c.WxpayGuardFailureRate, m.log)
-	deps := payment.Deps{Ledger: svc.ledger, Store: st.db.store, Pricer: svc.gateway.pricer, Nonces: st.kv.nonces, Limiter: st.kv.limiter,
+	deps := payment.Deps{Ledger: svc.ledger, Store: wakingOrders{st.db.store, svc.webhooks.Wake}, Pricer: svc.gateway.pricer, Nonces: st.kv.nonces, Limiter: st.kv.limiter,
 		Metrics: svc.money, Logger: m.log, Rollout: svc.rollout}
 	var err error
 	if c.WxpayURL != "" {
@@ -362,4 +366,26 @@ func (m *Main) preflight(ctx context.Context, svc *services) error {
 			strings.Join(failed, "\n  - "))
 	}
 	return nil
+}
+
+// wakingOrders wakes the webhook dispatcher when an order change committed
+// a payment.closed event (the store writes it in UpdateOrder's
+// transaction), as the ledger does for the events of money changes.
+type wakingOrders struct {
+	payment.Store
+	wake func()
+}
+
+func (w wakingOrders) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*payment.Order) error) (payment.Order, error) {
+	var before payment.Order
+	o, err := w.Store.UpdateOrder(ctx, outTradeNo, func(o *payment.Order) error {
+		before = *o
+		return fn(o)
+	})
+	if err == nil {
+		if _, closed, _ := payment.ClosedEvent(before, o); closed {
+			w.wake()
+		}
+	}
+	return o, err
 }

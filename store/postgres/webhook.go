@@ -82,6 +82,21 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(pgx.Tx) error) e
 	return nil
 }
 
+// relaxedWriteTx is writeTx with synchronous_commit off, as for the
+// ledger's metering batches: Claim and Complete use it, so a delivery's
+// bookkeeping does not wait for the WAL flush. A crash of the database
+// may lose the last of them: a delivery is then sent again with the same
+// webhook-id, which at-least-once delivery allows; the events themselves
+// commit with their money change.
+func (s *Store) relaxedWriteTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
+	return s.writeTx(ctx, op, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit TO OFF"); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
 const endpointCols = `id, url, events, description, secret, previous_secret, previous_until, created_at,
 	disabled_at, disabled_reason, consecutive_failures, failing_since, last_success_at, coalesce(platform_id, '')`
 
@@ -236,7 +251,7 @@ func (s *Store) Claim(ctx context.Context, r webhook.ClaimRequest) ([]webhook.Cl
 	const op = "postgres: claim webhook deliveries"
 	now, until, limit := r.Now.UTC(), r.Now.Add(r.Lease).UTC(), max(1, r.Limit)
 	var out []webhook.Claimed
-	err := s.writeTx(ctx, op, func(tx pgx.Tx) error {
+	err := s.relaxedWriteTx(ctx, op, func(tx pgx.Tx) error {
 		out = nil
 		if err := fanOut(ctx, tx, limit, now); err != nil {
 			return err
@@ -244,11 +259,11 @@ func (s *Store) Claim(ctx context.Context, r webhook.ClaimRequest) ([]webhook.Cl
 		rows, err := tx.Query(ctx, `WITH due AS (
 				SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
 				WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until <= $1)
-				  AND e.disabled_at IS NULL
+				  AND e.disabled_at IS NULL AND NOT (d.endpoint_id = ANY($5))
 				ORDER BY d.next_attempt_at, d.id LIMIT $2
 				FOR UPDATE OF d SKIP LOCKED)
 			UPDATE webhook_deliveries d SET lease_owner = $3, lease_until = $4, attempts = d.attempts + 1
-			FROM due WHERE d.id = due.id RETURNING d.id`, now, limit, r.Owner, until)
+			FROM due WHERE d.id = due.id RETURNING d.id`, now, limit, r.Owner, until, append([]string{}, r.SkipEndpoints...))
 		if err != nil {
 			return err
 		}
@@ -370,7 +385,24 @@ func (s *Store) Complete(ctx context.Context, o webhook.Outcome) (webhook.Endpoi
 	case o.Failed:
 		status, next = webhook.StatusFailed, now
 	}
-	err := s.writeTx(ctx, op, func(tx pgx.Tx) error {
+	if o.Release {
+		err := s.relaxedWriteTx(ctx, op, func(tx pgx.Tx) error {
+			var endpoint string
+			err := tx.QueryRow(ctx, `UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL,
+				attempts = greatest(0, attempts - 1) WHERE id = $1 AND status = 'pending' AND lease_owner = $2 RETURNING endpoint_id`,
+				o.DeliveryID, o.Owner).Scan(&endpoint)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "the delivery's lease was lost"}
+			}
+			if err != nil {
+				return err
+			}
+			ep, err = scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE id = $1`, endpoint))
+			return err
+		})
+		return ep, err
+	}
+	err := s.relaxedWriteTx(ctx, op, func(tx pgx.Tx) error {
 		var endpoint string
 		err := tx.QueryRow(ctx, `UPDATE webhook_deliveries SET status = $3, next_attempt_at = $4, delivered_at = $5,
 			lease_owner = NULL, lease_until = NULL, last_status = $6, last_error = left($7, 500)

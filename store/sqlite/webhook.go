@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +85,49 @@ func (s *Store) AppendEvent(ctx context.Context, e webhook.Event) (webhook.Event
 // writeTx runs fn in one write transaction on the writer.
 func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr(op, err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		var te *tollgate.Error
+		if errors.As(err, &te) {
+			return err
+		}
+		return mapErr(op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return mapErr(op+": commit", err)
+	}
+	return nil
+}
+
+// relaxedWriteTx is writeTx committed with synchronous=NORMAL, like the
+// ledger's metering batches (relaxedTx): written to the WAL, not fsynced.
+// Claim and Complete use it: a delivery costs a claim and an outcome, and
+// fsyncing both would queue them (and the payments sharing the one writer)
+// behind the disk. A power cut may lose the last of them: a delivery is
+// then sent again with the same webhook-id, which at-least-once delivery
+// allows; the events themselves commit with their money change, synced.
+func (s *Store) relaxedWriteTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) (err error) {
+	conn, err := s.writer.Conn(ctx)
+	if err != nil {
+		return mapErr(op, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		return mapErr(op+": relax synchronous", err)
+	}
+	defer func() {
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); rerr != nil {
+			// The connection would stay relaxed for payments: discard it.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			if err == nil {
+				err = mapErr(op+": restore synchronous", rerr)
+			}
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr(op, err)
 	}
@@ -272,15 +316,15 @@ func (s *Store) Claim(ctx context.Context, r webhook.ClaimRequest) ([]webhook.Cl
 	now, until := micros(r.Now), micros(r.Now.Add(r.Lease))
 	limit := max(1, r.Limit)
 	var out []webhook.Claimed
-	err := s.writeTx(ctx, op, func(tx *sql.Tx) error {
+	err := s.relaxedWriteTx(ctx, op, func(tx *sql.Tx) error {
 		if err := fanOut(ctx, tx, limit, now); err != nil {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT d.id FROM webhook_deliveries d
 			JOIN webhook_endpoints e ON e.id = d.endpoint_id
 			WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
-			  AND e.disabled_at IS NULL
-			ORDER BY d.next_attempt_at, d.id LIMIT ?`, now, now, limit)
+			  AND e.disabled_at IS NULL AND d.endpoint_id NOT IN (SELECT value FROM json_each(?))
+			ORDER BY d.next_attempt_at, d.id LIMIT ?`, now, now, jsonSet(append([]string{}, r.SkipEndpoints...)), limit)
 		if err != nil {
 			return err
 		}
@@ -425,7 +469,7 @@ func (s *Store) Complete(ctx context.Context, o webhook.Outcome) (webhook.Endpoi
 	const op = "sqlite: record webhook delivery"
 	var ep webhook.Endpoint
 	now := micros(o.Now)
-	err := s.writeTx(ctx, op, func(tx *sql.Tx) error {
+	err := s.relaxedWriteTx(ctx, op, func(tx *sql.Tx) error {
 		var endpoint string
 		err := tx.QueryRowContext(ctx, `SELECT endpoint_id FROM webhook_deliveries WHERE id = ? AND status = 'pending' AND lease_owner = ?`,
 			o.DeliveryID, o.Owner).Scan(&endpoint)
@@ -433,6 +477,14 @@ func (s *Store) Complete(ctx context.Context, o webhook.Outcome) (webhook.Endpoi
 			return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "the delivery's lease was lost"}
 		}
 		if err != nil {
+			return err
+		}
+		if o.Release {
+			if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL,
+				attempts = max(0, attempts - 1) WHERE id = ?`, o.DeliveryID); err != nil {
+				return err
+			}
+			ep, err = scanEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE id = ?`, endpoint))
 			return err
 		}
 		status, next, delivered := webhook.StatusPending, micros(o.NextAttemptAt), sql.NullInt64{}

@@ -42,6 +42,7 @@ func RunWebhooks(t *testing.T, open WebhookOpenFunc) {
 		{"AppendInLedgerTx", testWebhookAppendInLedgerTx},
 		{"Endpoints", testWebhookEndpoints},
 		{"FanOutAndClaim", testWebhookFanOutAndClaim},
+		{"SkipAndRelease", testWebhookSkipAndRelease},
 		{"LeaseExpiry", testWebhookLeaseExpiry},
 		{"ClaimRace", testWebhookClaimRace},
 		{"DeliveriesAndRetry", testWebhookDeliveries},
