@@ -85,7 +85,7 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, s *sessi
 	var out httpapi.WebhookCreated
 	if err := c.call(r.Context(), "POST", "/admin/webhooks", nil, body, nil, &out); err != nil {
 		c.log().WarnContext(r.Context(), "console: action refused", "session", s.tag(), "action", "create_webhook", "reason", "",
-			"url", f.URL, "err", err.Error())
+			"origin", webhook.Origin(f.URL), "err", err.Error())
 		c.showWebhooks(w, r, s, errStatus(err), &f, err.Error())
 		return
 	}
@@ -95,7 +95,7 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, s *sessi
 		c.done(w, r, s, to, "create_webhook", "", &apiError{Status: 503, Message: c.msg(r, "webhook.lost")}, "", "endpoint", out.ID)
 		return
 	}
-	c.done(w, r, s, to, "create_webhook", "", nil, c.msg(r, "webhook.created"), "endpoint", out.ID, "url", out.URL)
+	c.done(w, r, s, to, "create_webhook", "", nil, c.msg(r, "webhook.created"), "endpoint", out.ID, "origin", webhook.Origin(out.URL))
 }
 
 type webhookBody struct {

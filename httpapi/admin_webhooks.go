@@ -253,7 +253,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, s.log(), err)
 		return
 	}
-	s.log().Info("webhook endpoint created", "endpoint", e.ID, "platform", e.PlatformID, "url", e.URL, "events", e.Events, "actor", actorOf(r))
+	s.log().Info("webhook endpoint created", "endpoint", e.ID, "platform", e.PlatformID, "origin", webhook.Origin(e.URL), "events", e.Events, "actor", actorOf(r))
 	w.Header().Set("Cache-Control", "no-store")
 	WriteJSON(w, http.StatusCreated, WebhookCreated{WebhookView: webhookView(e, now), Secret: e.Secret})
 }
@@ -439,7 +439,7 @@ var _ webhook.Metrics = (*WebhookMetrics)(nil)
 func NewWebhookMetrics(reg prometheus.Registerer) *WebhookMetrics {
 	m := &WebhookMetrics{
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_webhook_deliveries_total",
-			Help: "Webhook delivery attempts by result: delivered, retry (failed, tried again later), failed (given up), lost (the lease ran out first)."},
+			Help: "Webhook delivery attempts by result: delivered, retry (failed, tried again later), failed (given up), lost (the lease ran out first), released (cut by shutdown or given back unsent: due again at once, not a failure)."},
 			[]string{"result"}),
 		disabled: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_webhook_endpoints_disabled_total",
 			Help: "Webhook endpoints disabled because every attempt failed for days."}),
