@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func TestMigrateCommand(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, m := range all {
-				if n := strings.Count(out, m.Name+"  applied"); n != 1 {
+				if n := strings.Count(out, fmt.Sprintf("%04d_%s  applied", m.Version, m.Name)); n != 1 {
 					t.Fatalf("migration %04d_%s listed %d times, want once:\n%s", m.Version, m.Name, n, out)
 				}
 			}
