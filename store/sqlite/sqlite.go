@@ -385,30 +385,42 @@ func (s *Store) relaxedUpdate(ctx context.Context, fn func(ledger.Tx) error) err
 	return nil
 }
 
-func (s *Store) relaxedTx(ctx context.Context, fn func(ledger.Tx) error) (err error) {
+func (s *Store) relaxedTx(ctx context.Context, fn func(ledger.Tx) error) error {
+	return s.relaxedBegin(ctx, "", func(tx *sql.Tx) error { return s.commit(tx, fn) })
+}
+
+// relaxedBegin begins a transaction on the writer connection pinned with
+// synchronous=NORMAL and hands it to run, which commits or rolls it back;
+// FULL is restored after, or the connection discarded (it would stay
+// relaxed for payments). op prefixes its errors ("" for the ledger's).
+func (s *Store) relaxedBegin(ctx context.Context, op string, run func(*sql.Tx) error) (err error) {
+	prefix := func(what string) string {
+		if op == "" {
+			return what
+		}
+		return op + ": " + what
+	}
 	conn, err := s.writer.Conn(ctx)
 	if err != nil {
-		return mapErr("begin", err)
+		return mapErr(prefix("begin"), err)
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
-		return mapErr("relax synchronous", err)
+		return mapErr(prefix("relax synchronous"), err)
 	}
 	defer func() {
-		_, rerr := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL")
-		if rerr != nil {
-			// The connection would stay relaxed for payments: discard it.
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); rerr != nil {
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 			if err == nil {
-				err = mapErr("restore synchronous", rerr)
+				err = mapErr(prefix("restore synchronous"), rerr)
 			}
 		}
 	}()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return mapErr("begin", err)
+		return mapErr(prefix("begin"), err)
 	}
-	return s.commit(tx, fn)
+	return run(tx)
 }
 
 // View runs fn in a read transaction on a reader connection: WAL gives it

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,6 +87,12 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) erro
 	if err != nil {
 		return mapErr(op, err)
 	}
+	return finishTx(tx, op, fn)
+}
+
+// finishTx runs fn in tx and commits, or rolls back on its error (a
+// *tollgate.Error as it is, any other mapped under op).
+func finishTx(tx *sql.Tx, op string, fn func(tx *sql.Tx) error) error {
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
 		var te *tollgate.Error
@@ -109,40 +114,8 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) erro
 // behind the disk. A power cut may lose the last of them: a delivery is
 // then sent again with the same webhook-id, which at-least-once delivery
 // allows; the events themselves commit with their money change, synced.
-func (s *Store) relaxedWriteTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) (err error) {
-	conn, err := s.writer.Conn(ctx)
-	if err != nil {
-		return mapErr(op, err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
-		return mapErr(op+": relax synchronous", err)
-	}
-	defer func() {
-		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); rerr != nil {
-			// The connection would stay relaxed for payments: discard it.
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-			if err == nil {
-				err = mapErr(op+": restore synchronous", rerr)
-			}
-		}
-	}()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return mapErr(op, err)
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		var te *tollgate.Error
-		if errors.As(err, &te) {
-			return err
-		}
-		return mapErr(op, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return mapErr(op+": commit", err)
-	}
-	return nil
+func (s *Store) relaxedWriteTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	return s.relaxedBegin(ctx, op, func(tx *sql.Tx) error { return finishTx(tx, op, fn) })
 }
 
 const endpointCols = `id, url, events, description, secret, previous_secret, previous_until, created_at,
