@@ -23,7 +23,10 @@ import (
 // webhookForm is the create-endpoint form's fields.
 type webhookForm struct {
 	URL, Description string
-	Events           []string
+	// Platform is the platform the endpoint is for ("": the operator's,
+	// every account's events).
+	Platform string
+	Events   []string
 }
 
 // Has reports whether the form has event type t ticked.
@@ -77,8 +80,11 @@ func (c *Console) showWebhooks(w http.ResponseWriter, r *http.Request, s *sessio
 // what was typed and why; nothing is created.
 func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, s *session) {
 	f := webhookForm{URL: strings.TrimSpace(r.PostFormValue("url")), Description: strings.TrimSpace(r.PostFormValue("description")),
-		Events: r.PostForm["events"]}
+		Platform: strings.TrimSpace(r.PostFormValue("platform")), Events: r.PostForm["events"]}
 	body := map[string]any{"url": f.URL, "events": f.Events, "description": f.Description}
+	if f.Platform != "" {
+		body["platform"] = f.Platform
+	}
 	if f.Events == nil {
 		body["events"] = []string{}
 	}

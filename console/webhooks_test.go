@@ -391,3 +391,24 @@ func TestWebhookURLPolicyThroughTheAPI(t *testing.T) {
 		t.Fatalf("a public https URL: %d %q\n%s", w.Code, w.Header().Get("Location"), page)
 	}
 }
+
+// TestWebhookForPlatform: the form's platform reaches the admin API (the
+// endpoint then gets only that platform's users' events); the list names
+// an endpoint without one as the operator's.
+func TestWebhookForPlatform(t *testing.T) {
+	e := newEnvWith(t, &recordingStore{Memory: kv.NewMemory(kv.MemoryOptions{})})
+	withHooks(e)
+	ck := e.login()
+	w := e.do("POST", "/admin/ui/webhooks", url.Values{"csrf": {e.csrf(ck)}, "url": {"https://app.example/hooks"},
+		"events": {"payment.succeeded"}, "platform": {" plat_a "}}, ck)
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	want := `POST /admin/webhooks  {"description":"","events":["payment.succeeded"],"platform":"plat_a","url":"https://app.example/hooks"}`
+	if got := e.api.writes(); len(got) != 1 || got[0] != want {
+		t.Fatalf("admin API calls %q, want [%q]", got, want)
+	}
+	if page := e.do("GET", "/admin/ui/webhooks", nil, ck).Body.String(); !strings.Contains(page, "operator&#39;s (all)") {
+		t.Fatalf("the list does not name the operator's endpoint:\n%s", page)
+	}
+}
