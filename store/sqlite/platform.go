@@ -83,24 +83,8 @@ func (s *Store) PlatformByID(ctx context.Context, id string) (auth.Platform, err
 
 // Platforms implements auth.PlatformStore.
 func (s *Store) Platforms(ctx context.Context, limit int) ([]auth.Platform, error) {
-	const op = "sqlite: platforms"
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+platformColumns+` FROM platforms ORDER BY created_at, id LIMIT ?`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	defer rows.Close()
-	out := []auth.Platform{}
-	for rows.Next() {
-		p, err := scanPlatform(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	return out, nil
+	return queryRows(ctx, s.reader, "platforms", func(r *sql.Rows) (auth.Platform, error) { return scanPlatform(r) },
+		`SELECT `+platformColumns+` FROM platforms ORDER BY created_at, id LIMIT ?`, limit)
 }
 
 // RevokePlatform implements auth.PlatformStore.

@@ -206,26 +206,10 @@ func (s *Store) GetEndpoint(ctx context.Context, id string) (webhook.Endpoint, e
 
 // ListEndpoints returns a page of endpoints in id order. See webhook.Store.
 func (s *Store) ListEndpoints(ctx context.Context, q webhook.EndpointQuery) ([]webhook.Endpoint, error) {
-	const op = "sqlite: list webhook endpoints"
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints
+	return queryRows(ctx, s.reader, "webhook endpoints", func(r *sql.Rows) (webhook.Endpoint, error) { return scanEndpoint(r) },
+		`SELECT `+endpointCols+` FROM webhook_endpoints
 		WHERE id > ? AND (? = '' OR platform_id = ?) ORDER BY id LIMIT ?`,
 		q.After, q.Platform, q.Platform, max(1, q.Limit))
-	if err != nil {
-		return nil, mapErr(op, err)
-	}
-	defer rows.Close()
-	var out []webhook.Endpoint
-	for rows.Next() {
-		e, err := scanEndpoint(rows)
-		if err != nil {
-			return nil, mapErr(op, err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr(op, err)
-	}
-	return out, nil
 }
 
 // DeleteEndpoint removes an endpoint and its deliveries. See webhook.Store.
@@ -491,7 +475,6 @@ func (s *Store) Complete(ctx context.Context, o webhook.Outcome) (webhook.Endpoi
 // ListDeliveries returns a page of an endpoint's deliveries, newest first.
 // See webhook.Store.
 func (s *Store) ListDeliveries(ctx context.Context, q webhook.DeliveryQuery) ([]webhook.Delivery, error) {
-	const op = "sqlite: list webhook deliveries"
 	if _, err := s.GetEndpoint(ctx, q.Endpoint); err != nil {
 		return nil, err
 	}
@@ -499,27 +482,12 @@ func (s *Store) ListDeliveries(ctx context.Context, q webhook.DeliveryQuery) ([]
 	if !q.AfterTime.IsZero() {
 		after = micros(q.AfterTime)
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+deliveryCols+` FROM webhook_deliveries d
+	return queryRows(ctx, s.reader, "webhook deliveries", func(r *sql.Rows) (webhook.Delivery, error) { return scanDelivery(r) },
+		`SELECT `+deliveryCols+` FROM webhook_deliveries d
 		JOIN webhook_events ev ON ev.id = d.event_id
 		WHERE d.endpoint_id = ? AND (? = '' OR d.status = ?) AND (d.created_at < ? OR (d.created_at = ? AND d.id < ?))
 		ORDER BY d.created_at DESC, d.id DESC LIMIT ?`,
 		q.Endpoint, q.Status, q.Status, after, after, afterID(q), max(1, q.Limit))
-	if err != nil {
-		return nil, mapErr(op, err)
-	}
-	defer rows.Close()
-	var out []webhook.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, mapErr(op, err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr(op, err)
-	}
-	return out, nil
 }
 
 // afterID is the keyset's id bound: past every id on the first page.
