@@ -122,13 +122,7 @@ func (c *Console) accounts(w http.ResponseWriter, r *http.Request, s *session) {
 	b := &accountsBody{Q: strings.TrimSpace(q.Get("q"))}
 	p := c.page(w, r, s, "title.accounts")
 	p.Body = b
-	aq := url.Values{"limit": {"50"}}
-	if b.Q != "" {
-		aq.Set("q", b.Q)
-	}
-	if cur := q.Get("cursor"); cur != "" {
-		aq.Set("cursor", cur)
-	}
+	aq := listQuery(map[string]string{"q": b.Q}, q.Get("cursor"))
 	if err := c.call(r.Context(), "GET", "/admin/accounts", aq, nil, nil, &b.Page); err != nil {
 		p.FlashErr = err.Error()
 		c.render(w, "accounts", errStatus(err), p)
@@ -139,9 +133,7 @@ func (c *Console) accounts(w http.ResponseWriter, r *http.Request, s *session) {
 		http.Redirect(w, r, pathURL("admin", "ui", "accounts", string(b.Page.Data[0].Account)), http.StatusSeeOther)
 		return
 	}
-	if b.Page.NextCursor != "" {
-		b.Next = "?" + url.Values{"q": {b.Q}, "cursor": {b.Page.NextCursor}}.Encode()
-	}
+	b.Next = nextPage(aq, b.Page.NextCursor)
 	c.render(w, "accounts", http.StatusOK, p)
 }
 
@@ -336,22 +328,13 @@ func (c *Console) orders(w http.ResponseWriter, r *http.Request, s *session) {
 		Statuses: []string{"NOTPAY", "USERPAYING", "SUCCESS", "CLOSED", "REFUND", "PAYERROR"}}
 	p := c.page(w, r, s, "title.orders")
 	p.Body = b
-	aq := url.Values{"limit": {"50"}}
-	for k, v := range map[string]string{"status": b.Status, "account": b.Account, "from": b.From, "to": b.To, "cursor": q.Get("cursor")} {
-		if v != "" {
-			aq.Set(k, v)
-		}
-	}
+	aq := listQuery(map[string]string{"status": b.Status, "account": b.Account, "from": b.From, "to": b.To}, q.Get("cursor"))
 	if err := c.call(r.Context(), "GET", "/admin/orders", aq, nil, nil, &b.Page); err != nil {
 		p.FlashErr = err.Error()
 		c.render(w, "orders", errStatus(err), p)
 		return
 	}
-	if b.Page.NextCursor != "" {
-		aq.Del("limit")
-		aq.Set("cursor", b.Page.NextCursor)
-		b.Next = "?" + aq.Encode()
-	}
+	b.Next = nextPage(aq, b.Page.NextCursor)
 	c.render(w, "orders", http.StatusOK, p)
 }
 
@@ -413,22 +396,13 @@ func (c *Console) refunds(w http.ResponseWriter, r *http.Request, s *session) {
 		Statuses: []string{string(payment.RefundPending), string(payment.RefundSucceeded), string(payment.RefundFailed)}}
 	p := c.page(w, r, s, "title.refunds")
 	p.Body = b
-	aq := url.Values{"limit": {"50"}}
-	for k, v := range map[string]string{"status": b.Status, "account": b.Account, "cursor": q.Get("cursor")} {
-		if v != "" {
-			aq.Set(k, v)
-		}
-	}
+	aq := listQuery(map[string]string{"status": b.Status, "account": b.Account}, q.Get("cursor"))
 	if err := c.call(r.Context(), "GET", "/admin/refunds", aq, nil, nil, &b.Page); err != nil {
 		p.FlashErr = err.Error()
 		c.render(w, "refunds", errStatus(err), p)
 		return
 	}
-	if b.Page.NextCursor != "" {
-		aq.Del("limit")
-		aq.Set("cursor", b.Page.NextCursor)
-		b.Next = "?" + aq.Encode()
-	}
+	b.Next = nextPage(aq, b.Page.NextCursor)
 	c.render(w, "refunds", http.StatusOK, p)
 }
 
@@ -485,4 +459,35 @@ func (c *Console) catalog(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	c.render(w, "catalog", http.StatusOK, p)
+}
+
+// listQuery is the admin API query of a console list: a page of 50, the
+// filters that are set, and the page's cursor (if any).
+func listQuery(filters map[string]string, cursor string) url.Values {
+	aq := url.Values{"limit": {"50"}}
+	for k, v := range filters {
+		if v != "" {
+			aq.Set(k, v)
+		}
+	}
+	if cursor != "" {
+		aq.Set("cursor", cursor)
+	}
+	return aq
+}
+
+// nextPage is the console's link to the page after (the list's filters
+// and the API's next cursor), "" when there is none.
+func nextPage(aq url.Values, next string) string {
+	if next == "" {
+		return ""
+	}
+	v := url.Values{}
+	for k, vs := range aq {
+		if k != "limit" && k != "cursor" {
+			v[k] = vs
+		}
+	}
+	v.Set("cursor", next)
+	return "?" + v.Encode()
 }

@@ -59,18 +59,13 @@ func (c *Console) showWebhooks(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	p := c.page(w, r, s, "title.webhooks")
 	p.Body = b
-	aq := url.Values{"limit": {"50"}}
-	if cur := r.URL.Query().Get("cursor"); cur != "" {
-		aq.Set("cursor", cur)
-	}
+	aq := listQuery(nil, r.URL.Query().Get("cursor"))
 	if err := c.call(r.Context(), "GET", "/admin/webhooks", aq, nil, nil, &b.Page); err != nil {
 		p.FlashErr = err.Error()
 		c.render(w, "webhooks", max(status, errStatus(err)), p)
 		return
 	}
-	if b.Page.NextCursor != "" {
-		b.Next = "?" + url.Values{"cursor": {b.Page.NextCursor}}.Encode()
-	}
+	b.Next = nextPage(aq, b.Page.NextCursor)
 	c.render(w, "webhooks", status, p)
 }
 
@@ -131,22 +126,13 @@ func (c *Console) webhook(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	// A secret made on the way here is shown on this view only.
 	b.NewSecret = c.takeNewKey(r.Context(), s, b.EndpointURL)
-	aq := url.Values{"limit": {"50"}}
-	for k, v := range map[string]string{"status": b.Status, "cursor": q.Get("cursor")} {
-		if v != "" {
-			aq.Set(k, v)
-		}
-	}
+	aq := listQuery(map[string]string{"status": b.Status}, q.Get("cursor"))
 	if err := c.call(r.Context(), "GET", pathURL("admin", "webhooks", id, "deliveries"), aq, nil, nil, &b.Deliveries); err != nil {
 		p.FlashErr = err.Error()
 		c.render(w, "webhook", errStatus(err), p)
 		return
 	}
-	if b.Deliveries.NextCursor != "" {
-		aq.Del("limit")
-		aq.Set("cursor", b.Deliveries.NextCursor)
-		b.Next = "?" + aq.Encode()
-	}
+	b.Next = nextPage(aq, b.Deliveries.NextCursor)
 	c.render(w, "webhook", http.StatusOK, p)
 }
 
