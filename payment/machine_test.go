@@ -39,7 +39,7 @@ func (p *plainStore) UpdateRefund(_ context.Context, _ string, fn func(*RefundRe
 func TestServiceStoreAppliesStateMachine(t *testing.T) {
 	ctx := context.Background()
 	plain := &plainStore{o: Order{Status: StatusSuccess}, r: RefundRecord{Status: RefundSucceeded}}
-	var st Store = machineStore{plain}
+	var st Store = machineStore{plain, nil}
 	_, err := st.UpdateOrder(ctx, "o", func(o *Order) error { o.Status, o.Review = StatusClosed, "x"; return nil })
 	if tollgate.ErrorCode(err) != tollgate.ECONFLICT || plain.o.Status != StatusSuccess || plain.o.Review != "" {
 		t.Fatalf("SUCCESS -> CLOSED: %v, stored %+v", err, plain.o)

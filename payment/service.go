@@ -158,6 +158,11 @@ type Deps struct {
 	Clock tollgate.Clock
 	// Rand supplies order numbers; nil means crypto/rand.
 	Rand io.Reader
+	// EventsCommitted, when set, is called after an order change that
+	// wrote a webhook event (payment.closed, in the store's UpdateOrder
+	// transaction), as ledger.Options.EventsCommitted is after a money
+	// change's: serve wakes the webhook dispatcher with it.
+	EventsCommitted func()
 }
 
 // Service runs the order lifecycle. Its methods are safe for concurrent
@@ -212,7 +217,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.MchID == "" {
 		cfg.MchID = mch
 	}
-	s := &Service{cfg: cfg, ledger: d.Ledger, store: machineStore{d.Store}, pricer: d.Pricer, nonces: d.Nonces,
+	s := &Service{cfg: cfg, ledger: d.Ledger, store: machineStore{d.Store, d.EventsCommitted}, pricer: d.Pricer, nonces: d.Nonces,
 		limiter: d.Limiter, v2: d.V2, v3: d.V3, gw: d.Gateway, rollout: d.Rollout, metrics: d.Metrics,
 		log: d.Logger, clock: tollgate.ClockOr(d.Clock), rand: d.Rand, sheets: newSheetCache(sheetMax)}
 	s.now = s.clock.Now

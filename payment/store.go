@@ -146,11 +146,29 @@ func UpdateRefund(ctx context.Context, st Store, outRefundNo string, fn func(*Re
 }
 
 // machineStore is the Store the Service uses: the one it was given, with
-// every order and refund change checked by UpdateOrder and UpdateRefund.
-type machineStore struct{ Store }
+// every order and refund change checked by UpdateOrder and UpdateRefund,
+// and eventsCommitted (if set) called after an order change that wrote
+// payment.closed.
+type machineStore struct {
+	Store
+	eventsCommitted func()
+}
 
 func (m machineStore) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*Order) error) (Order, error) {
-	return UpdateOrder(ctx, m.Store, outTradeNo, fn)
+	if m.eventsCommitted == nil {
+		return UpdateOrder(ctx, m.Store, outTradeNo, fn)
+	}
+	var before Order
+	o, err := UpdateOrder(ctx, m.Store, outTradeNo, func(x *Order) error {
+		before = *x
+		return fn(x)
+	})
+	if err == nil {
+		if _, closed, _ := ClosedEvent(before, o); closed {
+			m.eventsCommitted()
+		}
+	}
+	return o, err
 }
 
 func (m machineStore) UpdateRefund(ctx context.Context, outRefundNo string, fn func(*RefundRecord) error) (RefundRecord, error) {

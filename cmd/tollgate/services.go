@@ -183,7 +183,7 @@ func (m *Main) buildPayments(st *stores, svc *services) error {
 	}
 	svc.money = httpapi.NewPaymentMetrics(svc.reg)
 	svc.rollout = payment.NewRollout(c.WxpayRolloutPercent, c.WxpayGuardFailureRate, m.log)
-	deps := payment.Deps{Ledger: svc.ledger, Store: wakingOrders{st.db.store, svc.webhooks.Wake}, Pricer: svc.gateway.pricer, Nonces: st.kv.nonces, Limiter: st.kv.limiter,
+	deps := payment.Deps{Ledger: svc.ledger, Store: st.db.store, EventsCommitted: svc.webhooks.Wake, Pricer: svc.gateway.pricer, Nonces: st.kv.nonces, Limiter: st.kv.limiter,
 		Metrics: svc.money, Logger: m.log, Rollout: svc.rollout}
 	var err error
 	if c.WxpayURL != "" {
@@ -366,26 +366,4 @@ func (m *Main) preflight(ctx context.Context, svc *services) error {
 			strings.Join(failed, "\n  - "))
 	}
 	return nil
-}
-
-// wakingOrders wakes the webhook dispatcher when an order change committed
-// a payment.closed event (the store writes it in UpdateOrder's
-// transaction), as the ledger does for the events of money changes.
-type wakingOrders struct {
-	payment.Store
-	wake func()
-}
-
-func (w wakingOrders) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*payment.Order) error) (payment.Order, error) {
-	var before payment.Order
-	o, err := w.Store.UpdateOrder(ctx, outTradeNo, func(o *payment.Order) error {
-		before = *o
-		return fn(o)
-	})
-	if err == nil {
-		if _, closed, _ := payment.ClosedEvent(before, o); closed {
-			w.wake()
-		}
-	}
-	return o, err
 }
