@@ -59,7 +59,7 @@ func (o issueGrantOp) apply(s *state) (any, error) {
 // debt), ECONFLICT (another live grant, or this id with other terms).
 // Idempotent by ID.
 func (s *Service) IssueGrant(ctx context.Context, r GrantRequest) (Grant, error) {
-	v, err := s.do(ctx, issueGrantOp{r})
+	v, err := s.durable(ctx, issueGrantOp{r})
 	if err != nil {
 		return Grant{}, err
 	}

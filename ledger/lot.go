@@ -38,8 +38,11 @@ type PaidOrderView struct {
 
 type creditOp struct{ p Payment }
 
+// need reads the account but not its spendable lots: a credit only adds a
+// lot. Confirming a grant may draw the account's other lots; loading the
+// grant loads them (loadGrants).
 func (o creditOp) need(n *needs) {
-	n.accounts[o.p.Account], n.spendable[o.p.Account] = true, true
+	n.accounts[o.p.Account] = true
 	n.tradeNos[o.p.OutTradeNo], n.txnIDs[o.p.TransactionID] = true, true
 	if o.p.GrantID != "" {
 		n.grantIDs[o.p.GrantID] = true
@@ -74,6 +77,11 @@ func (o creditOp) apply(s *state) (any, error) {
 	if g != nil && g.Account != p.Account {
 		return nil, fail(tollgate.EINVALID, name, "grant %s belongs to another account", p.GrantID)
 	}
+	if g != nil && g.Status == GrantLive && s.memBlind && g.Used > p.Credits-min(a.Debt, p.Credits) {
+		// Confirming the grant draws the account's other lots, which
+		// memory holds may be counting on: decide under the memory lock.
+		return nil, errNeedsMemLock
+	}
 	// Debt is paid first, out of the new credit.
 	pay := min(a.Debt, p.Credits)
 	l := &Lot{Account: p.Account, OutTradeNo: p.OutTradeNo, TransactionID: p.TransactionID,
@@ -99,8 +107,11 @@ func (o creditOp) apply(s *state) (any, error) {
 // already = true. Errors: EINVALID, ENOTFOUND (account), ECONFLICT (the
 // order was credited with another amount, credits, account or transaction
 // id, or the transaction id credited another order).
+//
+// Credits are group-committed: those that arrive together share one
+// strict commit (Service.durable), and each caller is answered after it.
 func (s *Service) CreditPayment(ctx context.Context, p Payment) (lot Lot, already bool, err error) {
-	v, err := s.do(ctx, creditOp{p})
+	v, err := s.durable(ctx, creditOp{p})
 	if err != nil {
 		return Lot{}, false, err
 	}

@@ -14,4 +14,5 @@ const (
 	mutantLateHoldExpiry  = false // failpoint.MutantLateHoldExpiry
 	mutantRevokeForgives  = false // failpoint.MutantRevokeForgives
 	mutantDropRefundEvent = false // failpoint.MutantDropRefundEvent
+	mutantDropBatchItem   = false // failpoint.MutantDropBatchItem
 )

@@ -25,4 +25,7 @@ var (
 	mutantRevokeForgives = failpoint.Mutant(failpoint.MutantRevokeForgives)
 	// mutantDropRefundEvent writes no event for a succeeded refund.
 	mutantDropRefundEvent = failpoint.Mutant(failpoint.MutantDropRefundEvent)
+	// mutantDropBatchItem leaves the last lot of a batch of credits
+	// unwritten while its caller hears it was credited.
+	mutantDropBatchItem = failpoint.Mutant(failpoint.MutantDropBatchItem)
 )

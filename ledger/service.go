@@ -130,6 +130,11 @@ type pending struct {
 	// (settles and releases: revenue, and credit given back). Any other
 	// op a caller stops waiting for is withdrawn, or undone (abandon).
 	keep bool
+	// strict marks an op whose caller is answered only after a strict
+	// (fsynced) commit: a payment credited, a grant issued. It shares a
+	// batch with whatever else queued (group commit: one fsync for the
+	// lot), and a batch that carries one commits strictly.
+	strict bool
 	// stage is where the op is between its caller and a committer: one of
 	// the op* stages below, moved only by compare-and-swap, so that a
 	// caller that stops waiting and a committer that takes the op agree on
@@ -329,6 +334,16 @@ func (s *Service) runAlone(ctx context.Context, o op) (any, error) {
 // enqueue.
 func (s *Service) batched(ctx context.Context, o op) (any, error) {
 	return s.enqueue(ctx, &pending{op: o, done: make(chan result, 1)})
+}
+
+// durable hands o to the group committer like batched, but its batch
+// commits strictly (on disk before anyone is answered, whatever
+// StrictMetering says): payments and grants share one fsync with the ops
+// that queued beside them instead of paying one each. An op that must
+// see the memory holds answers errNeedsMemLock in a batch and runs again
+// alone under the lock (commit).
+func (s *Service) durable(ctx context.Context, o op) (any, error) {
+	return s.enqueue(ctx, &pending{op: o, done: make(chan result, 1), strict: true})
 }
 
 // track enters p in the inflight set until p.fin, which reply calls.
@@ -531,6 +546,11 @@ func (s *Service) collect(first *pending) (batch []*pending, next *pending) {
 		return batch, nil
 	}
 	window := s.opt.BatchWindow
+	if first.strict {
+		// A payment waits for no window: it takes what queued while the
+		// previous transaction ran, as group commit does without one.
+		window = 0
+	}
 	later := first.then != nil && s.opt.LaterWindow > window
 	if later {
 		window = s.opt.LaterWindow
@@ -588,8 +608,12 @@ func (s *Service) commit(batch []*pending) {
 		s.answer(batch, []result{s.runLocked(p.ctx, p.op)})
 		return
 	}
+	strict := s.opt.StrictMetering
+	for _, p := range batch {
+		strict = strict || p.strict
+	}
 	ctx := context.Background()
-	if !s.opt.StrictMetering {
+	if !strict {
 		ctx = WithRelaxedCommit(ctx)
 	}
 	s.batches.Add(1)
@@ -605,7 +629,7 @@ func (s *Service) commit(batch []*pending) {
 		copy(rs, out)
 	case len(batch) > 1:
 		for i, p := range batch {
-			v, err := s.runAlone(ctx, p.op)
+			v, err := s.runAlone(opCtx(ctx, p), p.op)
 			rs[i] = result{val: v, err: err}
 		}
 	default:
@@ -613,10 +637,19 @@ func (s *Service) commit(batch []*pending) {
 	}
 	for i, p := range batch {
 		if errors.Is(rs[i].err, errNeedsMemLock) {
-			rs[i] = s.runLocked(ctx, p.op)
+			rs[i] = s.runLocked(opCtx(ctx, p), p.op)
 		}
 	}
 	s.answer(batch, rs)
+}
+
+// opCtx is the context an op of a batch runs with alone (after its batch
+// failed, or under the memory lock): a strict op's is never relaxed.
+func opCtx(batchCtx context.Context, p *pending) context.Context {
+	if p.strict {
+		return context.Background()
+	}
+	return batchCtx
 }
 
 // runLocked runs o alone with the memory lock held from its reads to its

@@ -3,6 +3,8 @@ package payment
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"tollgate"
 	"tollgate/internal/failpoint"
@@ -46,7 +48,7 @@ func (s *Service) credit(ctx context.Context, o Order, transactionID string, sou
 	_ = failpoint.Inject(failpoint.AfterCreditBeforeOrder)
 	fee := o.FeeFen
 	if !o.Status.Paid() {
-		fee = s.fee(ctx, lot)
+		fee = s.fee(ctx, lot, !already)
 	}
 	prev := o.Status
 	_, err = s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
@@ -83,15 +85,62 @@ func (s *Service) credit(ctx context.Context, o Order, transactionID string, sou
 }
 
 // fee computes the merchant fee of a payment from the calendar month's
-// volume before it (Beijing time). A failure to read the volume is logged
-// and records no fee rather than blocking the payment.
-func (s *Service) fee(ctx context.Context, lot ledger.Lot) tollgate.Fen {
+// volume before it (Beijing time). The volume is read from the ledger at
+// most once per volumeRefresh and counted on from the payments this
+// instance credits meanwhile (fresh: it added the lot), so a credit costs
+// no scan of the month's lots; another instance's payments of the last
+// seconds may be missing from the tier, as concurrent payments' were
+// already. A failure to read the volume is logged and records no fee
+// rather than blocking the payment.
+func (s *Service) fee(ctx context.Context, lot ledger.Lot, fresh bool) tollgate.Fen {
 	t := lot.CreatedAt.In(tollgate.Beijing)
+	month := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, tollgate.Beijing)
+	if before, ok := s.volume.add(month, lot.Fen, fresh, s.now()); ok {
+		return s.pricer.Fee(lot.Fen, before)
+	}
 	vol, err := s.ledger.PaidVolume(ctx, t.Year(), t.Month(), tollgate.Beijing)
 	if err != nil {
 		s.log.WarnContext(ctx, "payment: month volume for the fee", "err", err)
 		return 0
 	}
+	s.volume.set(month, vol, s.now())
 	before := max(0, vol-lot.Fen)
 	return s.pricer.Fee(lot.Fen, before)
+}
+
+// volumeRefresh is how long a month's paid volume read from the ledger is
+// counted on before it is read again.
+const volumeRefresh = 10 * time.Second
+
+// monthVolume is the paid volume of one calendar month as last read from
+// the ledger, plus the payments credited here since.
+type monthVolume struct {
+	mu    sync.Mutex
+	month time.Time    // the month's first instant; zero: nothing read
+	fen   tollgate.Fen // paid in the month, this instance's new lots included
+	read  time.Time    // when fen was read from the ledger
+}
+
+// add returns the volume before a lot of fen paid in month, counting the
+// lot in when fresh, if the volume read is recent enough; ok is false when
+// it must be read again.
+func (v *monthVolume) add(month time.Time, fen tollgate.Fen, fresh bool, now time.Time) (before tollgate.Fen, ok bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.month.IsZero() || !v.month.Equal(month) || now.Sub(v.read) >= volumeRefresh || now.Before(v.read) {
+		return 0, false
+	}
+	before = v.fen
+	if fresh {
+		v.fen += fen
+	}
+	return before, true
+}
+
+// set records a volume read from the ledger (which holds the lot being
+// charged for).
+func (v *monthVolume) set(month time.Time, fen tollgate.Fen, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.month, v.fen, v.read = month, fen, now
 }

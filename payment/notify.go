@@ -123,7 +123,18 @@ func (s *Service) handleV2(ctx context.Context, body []byte) *rejection {
 }
 
 // acceptPayment applies the nonce rule, credits and records the nonce.
+//
+// A repeat of a notification whose payment is credited already (the order
+// row says paid, by this transaction: it is set only after the lot
+// committed) is acknowledged from that read alone: no ledger transaction,
+// no write, no nonce lookup (the nonce rule exempts credited orders).
+// WeChat Pay repeats every notification it did not see acknowledged in
+// time, so under load repeats are common and must cost no writer time.
 func (s *Service) acceptPayment(ctx context.Context, o Order, transactionID, nonceKey string) *rejection {
+	if o.Status.Paid() && o.TransactionID == transactionID {
+		s.metrics.Count(EventNotificationAcked, "already_credited")
+		return nil
+	}
 	seen, err := s.nonces.Seen(ctx, nonceKey)
 	if err != nil {
 		// The nonce store is down: rely on the ledger's unique constraints.

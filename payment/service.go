@@ -185,6 +185,7 @@ type Service struct {
 	rand    io.Reader
 
 	sheets *sheetCache // signed JSAPI pay sheets (JSAPIParams)
+	volume monthVolume // the month's paid volume, for merchant fees (fee)
 
 	jitterMu sync.Mutex
 	jitter   *mrand.Rand

@@ -272,6 +272,9 @@ var hookMutations = map[string]bool{
 	failpoint.MutantRefundUnpaid:    true,
 	// Caught by the webhook receiver (W1, W5) and the conformance suite.
 	failpoint.MutantDropRefundEvent: true,
+	// Caught by I1/I2 (an acknowledged payment without its lot) and the
+	// conformance suite's batched credits.
+	failpoint.MutantDropBatchItem: true,
 }
 
 func mutate(t *testing.T, ctx context.Context, st *postgres.Store) {

@@ -37,6 +37,7 @@ late_token_expiry|./payment|^TestAccessTokenBoundaries\$
 skip_close_revoke|./payment|^TestPayErrorRevokes\$
 refund_unpaid|./payment|^TestRefundOnlyOfPaidOrders\$
 drop_refund_event|$stores|^TestWebhookConformance\$/^EmitInMoneyTx\$
+drop_batch_item|$stores|^TestConformance\$/^CreditPaymentBatched\$
 "
 
 tag=tollgate_mutants

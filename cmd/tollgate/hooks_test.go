@@ -17,11 +17,11 @@ var hookStrings = []string{
 	failpoint.MutantSkipAmount, failpoint.MutantSkipSignature, failpoint.MutantHeldAvailable, failpoint.MutantSplitCredit,
 	failpoint.MutantRefundHeld, failpoint.MutantGrantOverCap, failpoint.MutantLateGrantExpiry, failpoint.MutantLateHoldExpiry,
 	failpoint.MutantRevokeForgives, failpoint.MutantLateTokenExpiry, failpoint.MutantSkipCloseRevoke, failpoint.MutantRefundUnpaid,
-	failpoint.MutantDropRefundEvent,
+	failpoint.MutantDropRefundEvent, failpoint.MutantDropBatchItem,
 	"mutantSkipAmount", "mutantSkipSignature", "mutantHeldAvailable", "mutantSplitCredit",
 	"mutantRefundHeld", "mutantGrantOverCap", "mutantLateGrantExpiry", "mutantLateHoldExpiry",
 	"mutantRevokeForgives", "mutantLateTokenExpiry", "mutantSkipCloseRevoke", "mutantRefundUnpaid",
-	"mutantDropRefundEvent", "splitCredit", "resignV2", "tollgate/internal/failpoint",
+	"mutantDropRefundEvent", "mutantDropBatchItem", "splitCredit", "resignV2", "tollgate/internal/failpoint",
 }
 
 // TestShippedBinaryHasNoTestHooks: `go build ./cmd/tollgate` without tags
@@ -37,7 +37,7 @@ func TestShippedBinaryHasNoTestHooks(t *testing.T) {
 	absent := append([]string{"MutantSkipAmount", "MutantSkipSignature", "MutantHeldAvailable", "MutantSplitCredit",
 		"MutantRefundHeld", "MutantGrantOverCap", "MutantLateGrantExpiry", "MutantLateHoldExpiry",
 		"MutantRevokeForgives", "MutantLateTokenExpiry", "MutantSkipCloseRevoke", "MutantRefundUnpaid",
-		"MutantDropRefundEvent", "ledgertest", "NewModel"}, hookStrings...)
+		"MutantDropRefundEvent", "MutantDropBatchItem", "ledgertest", "NewModel"}, hookStrings...)
 	for _, s := range absent {
 		if bytes.Contains(shipped, []byte(s)) {
 			t.Errorf("the binary built without tags contains %q", s)

@@ -86,4 +86,9 @@ const (
 	// MutantDropRefundEvent writes no webhook event for a refund that
 	// succeeded: the money change commits, the app never hears of it.
 	MutantDropRefundEvent = "drop_refund_event"
+	// MutantDropBatchItem leaves the last payment of a group-committed
+	// batch of credits unwritten (its lot, its account's new credit) while
+	// its caller hears it was credited: WeChat Pay is acknowledged for
+	// money the ledger never got.
+	MutantDropBatchItem = "drop_batch_item"
 )

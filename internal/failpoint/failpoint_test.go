@@ -22,7 +22,7 @@ func TestOffWithoutTags(t *testing.T) {
 	for _, name := range []string{failpoint.MutantSkipAmount, failpoint.MutantSkipSignature, failpoint.MutantHeldAvailable, failpoint.MutantSplitCredit,
 		failpoint.MutantRefundHeld, failpoint.MutantGrantOverCap, failpoint.MutantLateGrantExpiry, failpoint.MutantLateHoldExpiry,
 		failpoint.MutantRevokeForgives, failpoint.MutantLateTokenExpiry, failpoint.MutantSkipCloseRevoke, failpoint.MutantRefundUnpaid,
-		failpoint.MutantDropRefundEvent} {
+		failpoint.MutantDropRefundEvent, failpoint.MutantDropBatchItem} {
 		if failpoint.Mutant(name) {
 			t.Errorf("Mutant(%s) is on without the tag", name)
 		}

@@ -117,6 +117,87 @@ func testCreditPaymentConcurrent(t *testing.T, e *Env) {
 	WantBalance(t, e, "alice", 1_000_000, 0, 0)
 }
 
+// testCreditPaymentBatched: payments credited at the same moment share
+// group-committed batches (CreditPayment is durable, one strict commit per
+// batch), and each is credited exactly as if alone. Bad payments among
+// them (no such account, zero fen, a transaction id credited to another
+// order) are refused without failing the others. Rounds repeat until the
+// committer has carried more operations than batches (a batch held more
+// than one), at most 20.
+func testCreditPaymentBatched(t *testing.T, e *Env) {
+	accts := []tollgate.AccountID{"ann", "ben", "cai", "dee"}
+	for _, a := range accts {
+		MustAccount(t, e, a)
+	}
+	const n = 48
+	MustCredit(t, e, "ann", "pre", 1, 1) // its transaction id, wx-pre, is taken
+	want := map[tollgate.AccountID]tollgate.Credits{"ann": 1}
+	for round := 0; round < 20; round++ {
+		before := e.Svc.Stats()
+		type res struct {
+			lot ledger.Lot
+			err error
+		}
+		out := make([]res, n)
+		pays := make([]ledger.Payment, n)
+		for i := range n {
+			no := fmt.Sprintf("b%d-%d", round, i)
+			pays[i] = ledger.Payment{Account: accts[i%len(accts)], OutTradeNo: no, TransactionID: "wx-" + no,
+				Fen: tollgate.Fen(100 + i), Credits: tollgate.Credits(1000 + i)}
+			switch i % 16 {
+			case 5:
+				pays[i].Account = "nobody"
+			case 9:
+				pays[i].Fen = 0
+			case 13:
+				pays[i].TransactionID = "wx-pre" // order pre's
+			}
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				l, _, err := e.Svc.CreditPayment(e.Ctx, pays[i])
+				out[i] = res{l, err}
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, p := range pays {
+			bad := i%16 == 5 || i%16 == 9 || i%16 == 13
+			if bad {
+				if out[i].err == nil {
+					t.Fatalf("round %d: bad payment %d (%+v) was credited", round, i, p)
+				}
+				if _, err := e.Svc.LotByOrder(e.Ctx, p.OutTradeNo); tollgate.ErrorCode(err) != tollgate.ENOTFOUND {
+					t.Fatalf("round %d: refused payment %s has a lot (err %v)", round, p.OutTradeNo, err)
+				}
+				continue
+			}
+			if out[i].err != nil {
+				t.Fatalf("round %d: payment %d: %v", round, i, out[i].err)
+			}
+			l, err := e.Svc.LotByOrder(e.Ctx, p.OutTradeNo)
+			if err != nil {
+				t.Fatalf("round %d: payment %s was answered as credited (lot %d) but has no lot: %v", round, p.OutTradeNo, out[i].lot.ID, err)
+			}
+			if l.ID != out[i].lot.ID || l.Granted != p.Credits || l.Fen != p.Fen {
+				t.Fatalf("round %d: lot of %s = %+v, answered %+v", round, p.OutTradeNo, l, out[i].lot)
+			}
+			want[p.Account] += p.Credits
+		}
+		for _, a := range accts {
+			WantBalance(t, e, a, want[a], 0, 0)
+		}
+		after := e.Svc.Stats()
+		if after.BatchedOps-before.BatchedOps > after.Batches-before.Batches {
+			return
+		}
+	}
+	t.Log("no batch carried two operations in 20 rounds: batching itself went unchecked")
+}
+
 func testPaidVolume(t *testing.T, e *Env) {
 	MustAccount(t, e, "alice")
 	// Start is 2026-03-31 15:00 UTC (23:00 in Shanghai).

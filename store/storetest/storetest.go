@@ -36,6 +36,7 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"Account", testAccount},
 		{"CreditPayment", testCreditPayment},
 		{"CreditPaymentConcurrent", testCreditPaymentConcurrent},
+		{"CreditPaymentBatched", testCreditPaymentBatched},
 		{"HoldLifecycle", testHoldLifecycle},
 		{"HoldErrors", testHoldErrors},
 		{"HoldDrawDownOrder", testDrawDownOrder},
