@@ -48,6 +48,9 @@ func (c Config) validatePay() error {
 	case c.Mode == ModeWebhooks && (c.Backlog < 1 || c.Backlog > 100000):
 		return fmt.Errorf("-backlog must be in 1..100000, got %d", c.Backlog)
 	}
+	if err := c.validateBurst(); err != nil {
+		return err
+	}
 	return CheckLoopback(c.Base)
 }
 
@@ -242,8 +245,12 @@ func LoadPay(ctx context.Context, cfg Config) (*PayReport, error) {
 		return loadNotify(ctx, cfg, client, id)
 	case ModeWebhooks:
 		return loadWebhooks(ctx, cfg, client, id)
+	case ModeBurst:
+		return loadBurst(ctx, cfg, id)
+	case ModeBacklog:
+		return loadBacklog(ctx, cfg, client, id)
 	}
-	return nil, fmt.Errorf("unknown -mode %q (chat, orders, unifiedorder, notify, webhooks)", cfg.Mode)
+	return nil, fmt.Errorf("unknown -mode %q (chat, orders, unifiedorder, notify, webhooks, burst, backlog)", cfg.Mode)
 }
 
 // loadNotify pre-creates cfg.Orders orders, posts one signed SUCCESS
