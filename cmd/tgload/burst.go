@@ -53,7 +53,7 @@ func addBurstFlags(fs *flag.FlagSet, c *BurstConfig) {
 	fs.DurationVar(&c.NotifyTimeout, "notify-timeout", DefaultNotifyTimeout, "burst: WeChat Pay's answer deadline; an unacknowledged notification counts as dropped and is retried")
 	fs.DurationVar(&c.RetryAfter, "retry-after", 15*time.Second, "burst: wait before a dropped notification is sent again (WeChat Pay's first retry: 15s)")
 	fs.IntVar(&c.Attempts, "attempts", 3, "burst: attempts per notification at most (WeChat Pay makes 16 over 24h)")
-	fs.StringVar(&c.Sim, "sim", "", "backlog: the WeChat Pay emulator's base URL (its /sim/stats); empty: -base + /sandbox/wxpay (serve's in-process emulator)")
+	fs.StringVar(&c.Sim, "sim", "", "backlog, unifiedorder: the WeChat Pay emulator's base URL (backlog reads its /sim/stats); empty: -base + /sandbox/wxpay (serve's in-process emulator)")
 	fs.IntVar(&c.QueryLimit, "query-limit", payment.QueryBudget, "backlog: the most order queries per sliding minute the emulator may see (tollgate's per-merchant budget)")
 }
 

@@ -51,6 +51,11 @@ func (c Config) validatePay() error {
 	if err := c.validateBurst(); err != nil {
 		return err
 	}
+	if c.Mode == ModeUnifiedOrder && c.Sim != "" {
+		if err := CheckLoopback(c.Sim); err != nil {
+			return err
+		}
+	}
 	return CheckLoopback(c.Base)
 }
 
@@ -232,7 +237,11 @@ func LoadPay(ctx context.Context, cfg Config) (*PayReport, error) {
 		})
 		return &PayReport{Rows: []PayRow{{"orders through serve", res}}}, nil
 	case ModeUnifiedOrder:
-		v2 := &wxpay.V2Client{BaseURL: cfg.Base + "/sandbox/wxpay", AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, HTTPClient: client}
+		sim := cfg.Base + "/sandbox/wxpay"
+		if cfg.Sim != "" {
+			sim = cfg.Sim // an emulator of its own (tollgate sandbox)
+		}
+		v2 := &wxpay.V2Client{BaseURL: sim, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, HTTPClient: client}
 		res := closedLoop(ctx, cfg.Clients, cfg.Duration, cfg.Requests, func(ctx context.Context, i int) (bool, error) {
 			_, err := v2.UnifiedOrder(ctx, &wxpay.V2UnifiedOrderRequest{
 				OutTradeNo: fmt.Sprintf("TGL%s%d", id, i), Body: "tollgate bench", TotalFee: 100,
