@@ -22,7 +22,9 @@
 # Every phase (each client count of each mode) pays into an account of its
 # own (POST /admin/accounts): a credit reads the account's spendable lots,
 # so one account that earlier phases gave thousands of lots would make
-# later phases slower for a reason that is not theirs.
+# later phases slower for a reason that is not theirs. The notifications
+# run before order creation, whose unpaid orders the poller would be
+# querying meanwhile (a backlog: burstbench.sh measures that on purpose).
 #
 # With PG_URL and REDIS_URL set it also runs the notification benchmark on
 # PostgreSQL + Redis, the many-machine setup: two `tollgate serve`
@@ -59,10 +61,6 @@ XPORT=${XPORT:-18100}
 ADDR=127.0.0.1:$PORT
 BASE=http://$ADDR
 MOCK=127.0.0.1:$XPORT
-SIM=127.0.0.1:$((XPORT + 1))
-FRONT=127.0.0.1:$((XPORT + 2))
-PG1=127.0.0.1:$((XPORT + 3))
-PG2=127.0.0.1:$((XPORT + 4))
 ADMIN=bench-admin-token-0123456789abcdef
 # The emulator's merchant: serve passes these to it (wxpaysim.Server) and
 # signs with them; tgload signs notifications and unifiedorder calls with
@@ -71,17 +69,14 @@ MCH=1900000109
 APPID=wxbenchapp00000001
 APIKEY=benchv2apikey0123456789abcdefABC
 
+# shellcheck source=cmd/tgload/benchlib.sh
+source "$(dirname "$0")/benchlib.sh"
 work=$(mktemp -d)
 pids=()
-pgdb=""
-prefix=""
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	if [[ -n $pgdb ]]; then psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null || true; fi
-	if [[ -n $prefix ]] && command -v redis-cli >/dev/null; then
-		redis-cli -u "$REDIS_URL" --scan --pattern "$prefix*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null || true
-	fi
+	pg_cluster_cleanup
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -93,28 +88,6 @@ else
 fi
 go build -o "$work/tgload" ./cmd/tgload
 go build -o "$work/tgproxy" ./cmd/tgproxy
-
-# taken ADDR fails the run when something already listens on ADDR (it
-# would answer in place of the process started here).
-taken() {
-	if (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; then
-		echo "$1 is already in use: stop what listens there or set PORT / XPORT" >&2
-		exit 1
-	fi
-}
-
-# waitfor URL waits up to a minute (start-up runs migrations) for a 2xx.
-waitfor() {
-	for _ in $(seq 600); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done
-	echo "no answer from $1; the logs:" >&2
-	tail -n 30 "$work"/*.log >&2
-	exit 1
-}
-
-# newkey BASE prints the API key of a fresh account.
-newkey() {
-	curl -sf -X POST -H "Authorization: Bearer $ADMIN" "$1/admin/accounts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])'
-}
 
 # fund BASE KEY SIM pays two 30M-credit packages into KEY's account through
 # the emulator at SIM (as bench.sh does) and waits for the credit.
@@ -164,10 +137,6 @@ fi
 echo
 echo "| benchmark | clients | target | ok/s | p50 | p99 | errors |"
 echo "|---|---|---|---|---|---|---|"
-for c in $CLIENTS; do
-	echo "| order creation | $c $("$work/tgload" -mode orders -base "$BASE" -key "$(newkey "$BASE")" -c "$c" -d "$D" -row)"
-	echo "| order creation | $c $("$work/tgload" -mode unifiedorder -base "$BASE" "${merchant[@]}" -c "$c" -d "$D" -row)"
-done
 checks=()
 # notify BASE LABEL C [tgload flags...] runs the notification benchmark
 # at C clients on a fresh account and prints its rows.
@@ -180,38 +149,23 @@ notify() {
 	checks+=("$label, $c clients: $(cat "$work/check")")
 }
 for c in $CLIENTS; do notify "$BASE" notification "$c"; done
+# Order creation after the notifications: it leaves its orders unpaid, a
+# backlog the poller then queries (burstbench.sh measures that on purpose).
+for c in $CLIENTS; do
+	echo "| order creation | $c $("$work/tgload" -mode orders -base "$BASE" -key "$(newkey "$BASE")" -c "$c" -d "$D" -row)"
+	echo "| order creation | $c $("$work/tgload" -mode unifiedorder -base "$BASE" "${merchant[@]}" -c "$c" -d "$D" -row)"
+done
 
 if [[ -n ${PG_URL:-} && -n ${REDIS_URL:-} ]]; then
-	pgdb=tollgate_paybench_$RANDOM$RANDOM
-	prefix="tgpaybench$RANDOM$RANDOM:"
-	psql "$PG_URL" -qc "CREATE DATABASE $pgdb" >/dev/null
-	dburl=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/"+sys.argv[2])))' "$PG_URL" "$pgdb")
-	taken "$SIM"
-	"$work/tollgate" sandbox --addr "$SIM" --mch-id "$MCH" --appid "$APPID" --api-key "$APIKEY" >"$work/sandbox.log" 2>&1 &
-	pids+=($!)
-	waitfor "http://$SIM/sim/config"
-	# One instance at a time: the first applies the migrations.
-	for a in "$PG1" "$PG2"; do
-		taken "$a"
-		"$work/tollgate" serve --addr "$a" --data "$work/data-${a##*:}" --admin-token "$ADMIN" --log-format json \
-			--database-url "$dburl" --redis-url "$REDIS_URL" --redis-prefix "$prefix" --public-url "http://$FRONT" \
-			--wxpay-url "http://$SIM" --wxpay-api-version v2 --wxpay-mch-id "$MCH" --wxpay-appid "$APPID" --wxpay-api-key "$APIKEY" \
-			>"$work/serve-${a##*:}.log" 2>&1 &
-		pids+=($!)
-		waitfor "http://$a/healthz"
-	done
-	taken "$FRONT"
-	"$work/tgproxy" -addr "$FRONT" -upstream "http://$PG1,http://$PG2" >"$work/front.log" 2>&1 &
-	pids+=($!)
-	waitfor "http://$FRONT/healthz"
+	pg_cluster_start $((XPORT + 1))
 	echo
 	echo "PostgreSQL + Redis: two serve instances behind tgproxy (round robin), one emulator (tollgate sandbox) both use:"
 	echo
 	echo "| benchmark | clients | target | ok/s | p50 | p99 | errors |"
 	echo "|---|---|---|---|---|---|---|"
 	for c in $CLIENTS; do
-		echo "| order creation, emulator alone | $c $("$work/tgload" -mode unifiedorder -base "http://$FRONT" -sim "http://$SIM" "${merchant[@]}" -c "$c" -d "$D" -row)"
-		notify "http://$FRONT" "notification, PostgreSQL+Redis ×2" "$c"
+		echo "| order creation, emulator alone | $c $("$work/tgload" -mode unifiedorder -base "$FRONT" -sim "$SIM" "${merchant[@]}" -c "$c" -d "$D" -row)"
+		notify "$FRONT" "notification, PostgreSQL+Redis ×2" "$c"
 	done
 fi
 
@@ -224,15 +178,7 @@ else
 	cat "$work/audit"
 	exit 1
 fi
-if [[ -n $pgdb ]]; then
-	if "$work/tollgate" audit --database-url "$dburl" >"$work/audit" 2>&1; then
-		echo "tollgate audit (PostgreSQL): every invariant holds"
-	else
-		echo "tollgate audit (PostgreSQL): VIOLATIONS"
-		cat "$work/audit"
-		exit 1
-	fi
-fi
+if [[ -n $pgdb ]]; then pg_cluster_audit; fi
 if grep -h '"level":"ERROR"' "$work"/serve*.log | head -5 | grep .; then
 	echo "(serve logged errors: the first five above)"
 fi
