@@ -62,7 +62,7 @@ func loadBacklog(ctx context.Context, cfg Config, client *http.Client, id string
 	if serr != nil {
 		return rep, serr
 	}
-	rep.Check += fmt.Sprintf("; poller's order queries at the emulator during the notifications: %.0f/s (most in one second: %d), "+
+	rep.Check += fmt.Sprintf("; poller's order queries at the emulator during the notify phase (its orders created, notified, repeated): %.0f/s (most in one second: %d), "+
 		"busiest sliding minute since the emulator started: %d (limit %d), %d answered in all",
 		q.rate, q.maxPerSecond, q.peakPerMinute, cfg.QueryLimit, q.total)
 	if nerr != nil {
