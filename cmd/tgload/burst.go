@@ -174,8 +174,8 @@ func loadBurst(ctx context.Context, cfg Config, id string) (*PayReport, error) {
 	}
 	slices.Sort(res.Latencies)
 	unacked := cfg.Orders - len(res.Latencies)
-	check := fmt.Sprintf("%d/%d orders SUCCESS, balance +%d credits (want +%d); %d attempts dropped by the %s timeout or refused, %d never acknowledged in %d attempts; notification to ack p50 %s p99 %s max %s",
-		paid, cfg.Orders, mid-before, want, dropped, cfg.NotifyTimeout, unacked, cfg.Attempts,
+	check := fmt.Sprintf("%d/%d orders SUCCESS, balance +%d credits (want +%d); %d attempts dropped (%d not answered within the %s deadline, %d refused), %d never acknowledged in %d attempts; notification to ack p50 %s p99 %s max %s",
+		paid, cfg.Orders, mid-before, want, dropped, res.ByStatus[0], cfg.NotifyTimeout, dropped-res.ByStatus[0], unacked, cfg.Attempts,
 		ms(Percentile(res.Latencies, 50)), ms(Percentile(res.Latencies, 99)), ms(Percentile(res.Latencies, 100)))
 	spread := "all at once"
 	if cfg.Within > 0 {

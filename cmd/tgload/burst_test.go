@@ -66,7 +66,7 @@ func TestBurstModeCreditsEachOrderOnceAndCountsTheDropped(t *testing.T) {
 	if len(res.Latencies) != 40 || res.ByStatus[http.StatusOK] != 40 || res.ByStatus[0] < 1 {
 		t.Fatalf("%d acknowledged, by status %v", len(res.Latencies), res.ByStatus)
 	}
-	want := fmt.Sprintf(`^40/40 orders SUCCESS, balance \+40000 credits \(want \+40000\); %d attempts dropped by the 1s timeout or refused, 0 never acknowledged in 3 attempts; notification to ack p50 `, res.ByStatus[0])
+	want := fmt.Sprintf(`^40/40 orders SUCCESS, balance \+40000 credits \(want \+40000\); %[1]d attempts dropped \(%[1]d not answered within the 1s deadline, 0 refused\), 0 never acknowledged in 3 attempts; notification to ack p50 `, res.ByStatus[0])
 	if !regexp.MustCompile(want).MatchString(rep.Check) {
 		t.Fatalf("check %q", rep.Check)
 	}
@@ -88,7 +88,7 @@ func TestBurstModeFailsWhenANotificationIsNeverAcknowledged(t *testing.T) {
 	cfg.Within, cfg.Pool, cfg.NotifyTimeout, cfg.RetryAfter, cfg.Attempts = 0, 4, 5*time.Second, 0, 2
 	rep, err := LoadPay(context.Background(), cfg)
 	if err == nil || rep == nil || !strings.Contains(err.Error(), "9/10 orders SUCCESS") ||
-		!strings.Contains(err.Error(), "2 attempts dropped") || !strings.Contains(err.Error(), "1 never acknowledged in 2 attempts") {
+		!strings.Contains(err.Error(), "2 attempts dropped (0 not answered within the 5s deadline, 2 refused)") || !strings.Contains(err.Error(), "1 never acknowledged in 2 attempts") {
 		t.Fatalf("err %v", err)
 	}
 	if rep.Rows[1].Res.ByStatus[http.StatusBadRequest] != 2 {
