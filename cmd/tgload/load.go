@@ -51,7 +51,8 @@ type Config struct {
 	Orders      int    // notify: orders pre-created and notified
 	PrepClients int    // notify: clients pre-creating and checking orders
 	Admin       string // webhooks: serve's admin token
-	Backlog     int    // webhooks: orders paid while the receiver hangs
+	Backlog     int    // webhooks: orders paid while the receiver hangs; backlog: unpaid orders pending
+	BurstConfig        // burst, backlog (burst.go)
 }
 
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
@@ -69,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Prompt, "prompt", "Say hello in a few words.", "user message")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.BoolVar(&c.Row, "row", false, "print one Markdown table row: ok/s | p50 | p90 | p99 | TTFT p50 | TTFT p99 | errors")
-	fs.StringVar(&c.Mode, "mode", ModeChat, "chat (Chat Completions at -url), orders (POST /v1/payments/orders at -base), unifiedorder (signed v2 unifiedorder to the emulator under -base), notify (signed v2 notifications to -base/wxpay/notify), webhooks (payment.succeeded delivery: delay after each payment, backlog events/s; needs -admin)")
+	fs.StringVar(&c.Mode, "mode", ModeChat, "chat (Chat Completions at -url), orders (POST /v1/payments/orders at -base), unifiedorder (signed v2 unifiedorder to the emulator under -base), notify (signed v2 notifications to -base/wxpay/notify), webhooks (payment.succeeded delivery: delay after each payment, backlog events/s; needs -admin), burst (-orders notified within -within, open loop, WeChat Pay's timeout and retries), backlog (-backlog unpaid orders pending, then the notify load; the poller's queries at the emulator)")
 	fs.StringVar(&c.Base, "base", "http://127.0.0.1:8080", "payment modes: tollgate serve's base URL (loopback only)")
 	fs.StringVar(&c.MchID, "mch-id", "", "unifiedorder, notify: mch_id of serve's emulator (serve --wxpay-mch-id)")
 	fs.StringVar(&c.AppID, "appid", "", "unifiedorder, notify: appid (serve --wxpay-appid)")
@@ -79,7 +80,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Orders, "orders", 1000, "notify: orders to pre-create, notify once each, then notify again")
 	fs.IntVar(&c.PrepClients, "prep-c", 16, "notify: clients that pre-create and afterwards check the orders")
 	fs.StringVar(&c.Admin, "admin", "", "webhooks: serve's admin token (registers the receiver with POST /admin/webhooks)")
-	fs.IntVar(&c.Backlog, "backlog", 2000, "webhooks: orders paid while the receiver hangs, then drained")
+	fs.IntVar(&c.Backlog, "backlog", 2000, "webhooks: orders paid while the receiver hangs, then drained; backlog: unpaid orders left pending while the notify load runs")
+	addBurstFlags(fs, &c.BurstConfig)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -89,10 +91,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	switch c.Mode {
 	case ModeChat:
 		return c, c.Validate()
-	case ModeOrders, ModeUnifiedOrder, ModeNotify, ModeWebhooks:
+	case ModeOrders, ModeUnifiedOrder, ModeNotify, ModeWebhooks, ModeBurst, ModeBacklog:
 		return c, c.validatePay()
 	}
-	return c, fmt.Errorf("unknown -mode %q (chat, orders, unifiedorder, notify, webhooks)", c.Mode)
+	return c, fmt.Errorf("unknown -mode %q (chat, orders, unifiedorder, notify, webhooks, burst, backlog)", c.Mode)
 }
 
 // Validate checks the bounds and that the target is a loopback address.

@@ -48,6 +48,14 @@ func (c Config) validatePay() error {
 	case c.Mode == ModeWebhooks && (c.Backlog < 1 || c.Backlog > 100000):
 		return fmt.Errorf("-backlog must be in 1..100000, got %d", c.Backlog)
 	}
+	if err := c.validateBurst(); err != nil {
+		return err
+	}
+	if c.Mode == ModeUnifiedOrder && c.Sim != "" {
+		if err := CheckLoopback(c.Sim); err != nil {
+			return err
+		}
+	}
 	return CheckLoopback(c.Base)
 }
 
@@ -229,7 +237,11 @@ func LoadPay(ctx context.Context, cfg Config) (*PayReport, error) {
 		})
 		return &PayReport{Rows: []PayRow{{"orders through serve", res}}}, nil
 	case ModeUnifiedOrder:
-		v2 := &wxpay.V2Client{BaseURL: cfg.Base + "/sandbox/wxpay", AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, HTTPClient: client}
+		sim := cfg.Base + "/sandbox/wxpay"
+		if cfg.Sim != "" {
+			sim = cfg.Sim // an emulator of its own (tollgate sandbox)
+		}
+		v2 := &wxpay.V2Client{BaseURL: sim, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, HTTPClient: client}
 		res := closedLoop(ctx, cfg.Clients, cfg.Duration, cfg.Requests, func(ctx context.Context, i int) (bool, error) {
 			_, err := v2.UnifiedOrder(ctx, &wxpay.V2UnifiedOrderRequest{
 				OutTradeNo: fmt.Sprintf("TGL%s%d", id, i), Body: "tollgate bench", TotalFee: 100,
@@ -242,8 +254,12 @@ func LoadPay(ctx context.Context, cfg Config) (*PayReport, error) {
 		return loadNotify(ctx, cfg, client, id)
 	case ModeWebhooks:
 		return loadWebhooks(ctx, cfg, client, id)
+	case ModeBurst:
+		return loadBurst(ctx, cfg, id)
+	case ModeBacklog:
+		return loadBacklog(ctx, cfg, client, id)
 	}
-	return nil, fmt.Errorf("unknown -mode %q (chat, orders, unifiedorder, notify, webhooks)", cfg.Mode)
+	return nil, fmt.Errorf("unknown -mode %q (chat, orders, unifiedorder, notify, webhooks, burst, backlog)", cfg.Mode)
 }
 
 // loadNotify pre-creates cfg.Orders orders, posts one signed SUCCESS

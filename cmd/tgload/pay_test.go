@@ -197,3 +197,22 @@ func TestPayModesRefuseBadSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestUnifiedOrderModeAtAnEmulatorOfItsOwn(t *testing.T) {
+	sim := &wxpaysim.Server{MchID: testMch, AppID: testAppID, APIKey: testAPIKey}
+	defer sim.Close()
+	simSrv := httptest.NewServer(sim) // as `tollgate sandbox` serves it: at the root
+	defer simSrv.Close()
+	cfg := testPayConfig("http://127.0.0.1:1") // serve is not called
+	cfg.Mode, cfg.Requests, cfg.Sim = ModeUnifiedOrder, 10, simSrv.URL
+	rep, err := LoadPay(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := rep.Rows[0].Res; len(res.Latencies) != 10 || res.FirstErr != "" {
+		t.Fatalf("%d ok, first error %s", len(res.Latencies), res.FirstErr)
+	}
+	if got := sim.Stats().Calls["order"]; got != 10 {
+		t.Fatalf("the emulator saw %d orders", got)
+	}
+}

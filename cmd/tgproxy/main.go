@@ -4,7 +4,13 @@
 // HTTP hop on loopback adds by itself, so that the gateway's own cost is
 // the difference between it and tgproxy in the same run.
 //
+// With several upstreams (comma-separated) it is the front door of a
+// cluster: each request goes to the next upstream in turn (round robin),
+// as in the payment benchmark's PostgreSQL + Redis run
+// (cmd/tgload/paybench.sh), two serve instances behind one address.
+//
 //	tgproxy -addr 127.0.0.1:18093 -upstream http://127.0.0.1:18090
+//	tgproxy -addr 127.0.0.1:18097 -upstream http://127.0.0.1:18098,http://127.0.0.1:18099
 package main
 
 import (
@@ -20,15 +26,16 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18093", "address to listen on")
-	upstream := flag.String("upstream", "", "base URL every request is forwarded to (required)")
+	upstream := flag.String("upstream", "", "base URL every request is forwarded to (required); several, comma-separated: each request to the next in turn")
 	flag.Parse()
-	h, err := newProxy(*upstream)
+	h, err := newProxy(strings.Split(*upstream, ",")...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tgproxy:", err)
 		os.Exit(2)
@@ -48,26 +55,35 @@ func main() {
 // bufs holds the buffers answers are copied through.
 var bufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// newProxy forwards every request to upstream: method, path, query, body,
-// Content-Type and Authorization; then the answer's status, Content-Type
-// and body, flushed after each read so that a stream's events pass as
-// they come. The least a Go proxy on net/http does per request.
-func newProxy(upstream string) (http.Handler, error) {
-	u, err := url.Parse(upstream)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("-upstream %q: want an http(s) base URL", upstream)
+// newProxy forwards every request to an upstream, each request to the
+// next one in turn: method, path, query, body, Content-Type,
+// Authorization, Accept and Idempotency-Key; then the answer's status,
+// Content-Type and body, flushed after each read so that a stream's events
+// pass as they come. The least a Go proxy on net/http does per request.
+func newProxy(upstreams ...string) (http.Handler, error) {
+	var bases []string
+	for _, up := range upstreams {
+		u, err := url.Parse(up)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("-upstream %q: want an http(s) base URL", up)
+		}
+		bases = append(bases, strings.TrimRight(u.String(), "/"))
+	}
+	if len(bases) == 0 {
+		return nil, errors.New("-upstream: want at least one http(s) base URL")
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 256
 	client := &http.Client{Transport: t}
-	base := strings.TrimRight(u.String(), "/")
+	var next atomic.Uint64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		base := bases[(next.Add(1)-1)%uint64(len(bases))]
 		req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.RequestURI(), r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		for _, k := range []string{"Content-Type", "Authorization", "Accept"} {
+		for _, k := range []string{"Content-Type", "Authorization", "Accept", "Idempotency-Key"} {
 			if v := r.Header.Get(k); v != "" {
 				req.Header.Set(k, v)
 			}

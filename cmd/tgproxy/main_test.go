@@ -86,3 +86,32 @@ func TestProxyUpstreamDown(t *testing.T) {
 		t.Fatalf("status %d, want 502", rec.Code)
 	}
 }
+
+func TestProxyRoundRobin(t *testing.T) {
+	upstream := func(name string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, name+" "+r.Header.Get("Idempotency-Key"))
+		}))
+	}
+	a, b := upstream("a"), upstream("b")
+	defer a.Close()
+	defer b.Close()
+	h, err := newProxy(a.URL, b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 4 {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodPost, "/v1/payments/orders", strings.NewReader("{}"))
+		r.Header.Set("Idempotency-Key", "k1")
+		h.ServeHTTP(rec, r)
+		got = append(got, rec.Body.String())
+	}
+	if strings.Join(got, ",") != "a k1,b k1,a k1,b k1" {
+		t.Fatalf("answers %q", got)
+	}
+	if _, err := newProxy(a.URL, "ftp://x"); err == nil {
+		t.Fatal("a bad second upstream accepted")
+	}
+}
