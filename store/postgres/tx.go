@@ -42,6 +42,7 @@ type txn struct {
 	lock    bool       // reads take row locks (Update)
 	pending *pgx.Batch // writes queued by Apply, not yet sent
 	pre     prefetch   // rows read ahead; see prefetch.go
+	ahead   *readAhead // what the next lockHolds reads ahead (ReadAhead)
 	relaxed bool       // commit without waiting for the WAL flush
 }
 
