@@ -8,6 +8,8 @@ package ledger
 //                         Dump.Adjustments.
 //   2026-12-07 07:00 UTC  webhook events (issue 20): Changes.NewEvents,
 //                         appended by Apply in the same transaction.
+//   2026-12-07 11:40 UTC  optional ReadAheader (issue 21): a store may read
+//                         a metering batch's accounts with its holds.
 
 import (
 	"context"
