@@ -31,6 +31,15 @@ type needs struct {
 	grantsMax int
 }
 
+// meteringOnly reports whether n asks for nothing but holds, accounts
+// (with their spendable lots) and usage records: nothing that load reads
+// between the holds and the accounts (grants, refunds), so that a store
+// may lock the accounts right behind the holds (ReadAheader).
+func (n *needs) meteringOnly() bool {
+	return len(n.lotIDs) == 0 && len(n.tradeNos) == 0 && len(n.txnIDs) == 0 && len(n.grantIDs) == 0 &&
+		len(n.liveOf) == 0 && len(n.refundNos) == 0 && len(n.adjustIDs) == 0 && n.expireMax <= 0 && n.grantsMax <= 0
+}
+
 func newNeeds() *needs {
 	return &needs{
 		accounts: map[tollgate.AccountID]bool{}, spendable: map[tollgate.AccountID]bool{},
@@ -114,6 +123,9 @@ func load(ctx context.Context, tx ReadTx, now time.Time, n *needs) (*state, erro
 		dirtyHolds: map[string]bool{}, dirtyGrants: map[string]bool{}, dirtyRefunds: map[string]bool{},
 		grantLot: map[*Grant]*Lot{}, isNew: map[any]bool{},
 		adjusts: map[string]*Adjustment{}, adjLot: map[*Adjustment]*Lot{},
+	}
+	if ra, ok := tx.(ReadAheader); ok && n.meteringOnly() {
+		ra.ReadAhead(ids(n.accounts, lessStr[tollgate.AccountID]), ids(n.usageIDs, lessStr[string]))
 	}
 	holds, err := tx.Holds(ctx, ids(n.holdIDs, lessStr[string]))
 	if err != nil {

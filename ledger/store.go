@@ -8,6 +8,8 @@ package ledger
 //                         Dump.Adjustments.
 //   2026-12-07 07:00 UTC  webhook events (issue 20): Changes.NewEvents,
 //                         appended by Apply in the same transaction.
+//   2026-12-07 11:40 UTC  optional ReadAheader (issue 21): a store may read
+//                         a metering batch's accounts with its holds.
 
 import (
 	"context"
@@ -66,6 +68,19 @@ func WithRelaxedCommit(ctx context.Context) context.Context {
 func RelaxedCommit(ctx context.Context) bool {
 	v, _ := ctx.Value(relaxedKey{}).(bool)
 	return v
+}
+
+// ReadAheader is a Tx that can read ahead, in the round trip of its first
+// read, the rows a metering batch asks for next. Before a transaction
+// whose needs are only holds, their accounts (with spendable lots) and
+// usage records — the shape of every reserve/settle/release batch — the
+// Service calls ReadAhead with the accounts and usage request ids it will
+// ask for once the holds are read; the accounts of those holds are the
+// store's to add. Reading them ahead must keep the lock order Update
+// documents (holds, then accounts, then lots). Optional: a store that
+// does not implement it is read as usual.
+type ReadAheader interface {
+	ReadAhead(accounts []tollgate.AccountID, requestIDs []string)
 }
 
 // ReadTx is the read side of a transaction. Every method that takes a set

@@ -34,6 +34,9 @@ func (t *txn) Accounts(ctx context.Context, ids []tollgate.AccountID) ([]ledger.
 		return nil, nil
 	}
 	if t.lock {
+		if accounts, ok := t.pre.lockedAccounts(ids); ok {
+			return accounts, nil
+		}
 		return t.lockAccounts(ctx, ids)
 	}
 	var out []ledger.Account

@@ -23,8 +23,11 @@
 //     (tollgate_expect_rows, migration 0002), so a stale write can never be
 //     committed. BEGIN rides with the first read, and the spendable lots
 //     and usage records the Service asks for next are read ahead in the
-//     pipeline of the locks they follow (prefetch.go): a group-committed
-//     hold/settle batch costs three round trips.
+//     pipeline of the locks they follow (prefetch.go); with ReadAhead a
+//     group-committed hold/settle batch locks its accounts and lots behind
+//     its holds and costs two round trips.
+//   - Update transactions run their cached statements with generic plans
+//     (plan_cache_mode, tx.go): planned once per connection, not per batch.
 //   - A connection lost while COMMIT is in flight is reported as
 //     ErrCommitUnknown (EUNAVAILABLE), never as success and never as
 //     ErrRetry; a failure known to precede COMMIT wraps ErrRetry.

@@ -23,6 +23,14 @@ const (
 	beginView   = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 )
 
+// genericPlans follows BEGIN in an Update. The ledger's statements are
+// cached prepared statements whose parameters are key arrays; for those
+// PostgreSQL keeps choosing a custom plan, so it planned every statement
+// of every batch again (a sixth of its CPU under the gateway's load,
+// docs/BENCHMARKS.md §2). Their generic plans are the same key and index
+// lookups (enable_seqscan is off), planned once per connection.
+const genericPlans = "SET LOCAL plan_cache_mode = force_generic_plan"
+
 // Bounds of the pause between attempts of a retried transaction.
 const (
 	backoffBase = 2 * time.Millisecond
@@ -42,6 +50,7 @@ type txn struct {
 	lock    bool       // reads take row locks (Update)
 	pending *pgx.Batch // writes queued by Apply, not yet sent
 	pre     prefetch   // rows read ahead; see prefetch.go
+	ahead   *readAhead // what the next lockHolds reads ahead (ReadAhead)
 	relaxed bool       // commit without waiting for the WAL flush
 }
 
@@ -257,7 +266,11 @@ func (t *txn) flush(ctx context.Context, op string) error {
 // not started yet, and runs the callbacks queued on it.
 func (t *txn) send(ctx context.Context, b *pgx.Batch) error {
 	if !t.begun {
-		b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: t.begin}}, b.QueuedQueries...)
+		first := []*pgx.QueuedQuery{{SQL: t.begin}}
+		if t.lock {
+			first = append(first, &pgx.QueuedQuery{SQL: genericPlans})
+		}
+		b.QueuedQueries = append(first, b.QueuedQueries...)
 		t.begun = true
 	}
 	return t.conn.SendBatch(ctx, b).Close()
