@@ -37,6 +37,11 @@ const rollupCols = "requests, credits, input_tokens, cached_tokens, cache_write_
 // rollupWaitPoll is how often step 2 looks at the running transactions.
 const rollupWaitPoll = 20 * time.Millisecond
 
+// rollupWaitMax bounds step 2: a transaction left open longer (an idle
+// session in a transaction) fails this roll, tried again at the roller's
+// next interval, route_before already moved.
+const rollupWaitMax = time.Minute
+
 // UsageRollupState implements ledger.UsageRollupStore.
 func (s *Store) UsageRollupState(ctx context.Context) (ledger.RollupState, error) {
 	var st ledger.RollupState
@@ -85,7 +90,10 @@ func (s *Store) RollUsage(ctx context.Context, closedBefore time.Time) (ledger.R
 		}
 		return st, false, err
 	}
-	if err := s.waitRunning(ctx); err != nil {
+	wctx, cancel := context.WithTimeout(ctx, rollupWaitMax)
+	err = s.waitRunning(wctx)
+	cancel()
+	if err != nil {
 		return ledger.RollupState{}, false, mapError(op, err)
 	}
 	moved := false
