@@ -179,7 +179,10 @@ func (s *Server) adminUsage(w http.ResponseWriter, r *http.Request) {
 		to = tollgate.ClockOr(s.Clock).Now()
 	}
 	if from.IsZero() {
-		from = to.AddDate(0, 0, -30)
+		// From a Beijing midnight: the day is whole in the chart, and a
+		// day whose per-call records --usage-retention deleted is
+		// summed from the daily rollup (a period may not cut one).
+		from = ledger.BeijingMidnight(to.AddDate(0, 0, -30))
 	}
 	if !to.After(from) || to.Sub(from) > maxUsageRange {
 		WriteError(w, r, s.log(), tollgate.Errorf(tollgate.EINVALID, "from must be before to, at most 366 days apart"))

@@ -8,6 +8,11 @@ package ledger
 //                         Dump.Adjustments.
 //   2026-12-07 07:00 UTC  webhook events (issue 20): Changes.NewEvents,
 //                         appended by Apply in the same transaction.
+//   2026-12-07 11:00 UTC  daily usage rollup (issue 21): UsageTotals and
+//                         UsageReport sum the rollup's whole rolled days
+//                         and the per-call records of the rest (EINVALID
+//                         for a period cutting a pruned day); the new
+//                         UsageRollupStore (rollup.go) maintains it.
 //   2026-12-07 11:40 UTC  optional ReadAheader (issue 21): a store may read
 //                         a metering batch's accounts with its holds.
 
@@ -122,12 +127,17 @@ type ReadTx interface {
 	UsageByRequest(ctx context.Context, requestIDs []string) ([]Usage, error)
 	// ListUsage returns up to limit usage records of one account, newest
 	// first (CreatedAt descending, then RequestID descending).
+	// Records deleted by the retention (UsageRollupStore.PruneUsage) are
+	// not listed.
 	ListUsage(ctx context.Context, account tollgate.AccountID, limit int) ([]Usage, error)
 	// PaidVolume returns the sum of Fen over lots with from ≤ CreatedAt < to.
 	PaidVolume(ctx context.Context, from, to time.Time) (tollgate.Fen, error)
 	// UsageTotals sums the usage records with from ≤ CreatedAt < to per
 	// Deployment (one aggregate query, GROUP BY deployment), ordered by
 	// Deployment; deployments without records in the period are absent.
+	// It reads the daily rollup for the whole rolled days of the period
+	// and the records for the rest (SplitUsage), so the records deleted by
+	// the retention still count. Errors: EINVALID (SplitUsage).
 	UsageTotals(ctx context.Context, from, to time.Time) ([]UsageTotal, error)
 	// Adjustments returns the adjustments with the given ids.
 	Adjustments(ctx context.Context, ids []string) ([]Adjustment, error)
@@ -140,6 +150,7 @@ type ReadTx interface {
 	// UsageReport sums the usage records q selects per day (Beijing
 	// time, "2006-01-02") or per model, ordered by that key; at most
 	// MaxUsageGroups groups.
+	// As UsageTotals, it reads the rollup for whole rolled days.
 	UsageReport(ctx context.Context, q UsageQuery) ([]UsageGroup, error)
 	// ActiveHolds returns up to limit active holds of one account stored
 	// in the store, oldest first (memory holds are not there).

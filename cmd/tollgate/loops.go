@@ -4,13 +4,15 @@ import (
 	"context"
 	"time"
 
+	"tollgate/ledger"
 	"tollgate/webhook"
 )
 
 // startLoops runs the background work until Close: the hold sweeper and
 // grant expiry every 30 s, the payment poller, the webhook dispatcher and
-// the outbox's pruner (hourly, unless --webhook-retention is 0).
-func (m *Main) startLoops(ctx context.Context, svc *services) {
+// the outbox's pruner (hourly, unless --webhook-retention is 0) and the
+// usage roller (every 10 minutes; it prunes with --usage-retention).
+func (m *Main) startLoops(ctx context.Context, svc *services, usage ledger.UsageRollupStore) {
 	led, pay := svc.ledger, svc.payments
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	m.loops.Add(1)
@@ -59,6 +61,15 @@ func (m *Main) startLoops(ctx context.Context, svc *services) {
 			_ = pr.Run(ctx) // returns only when ctx ends; logs its own errors
 		}()
 	}
+	// Every closed Beijing day's usage is rolled up for the reports, and
+	// with --usage-retention the per-call records of old rolled days are
+	// deleted (every instance may run it: a day is rolled once).
+	ur := &ledger.UsageRoller{Store: usage, Retention: m.Config.UsageRetention, Logger: m.log}
+	m.loops.Add(1)
+	go func() {
+		defer m.loops.Done()
+		_ = ur.Run(ctx) // returns only when ctx ends; logs its own errors
+	}()
 	if svc.v3 != nil && svc.v3.Certificates != nil {
 		// Certificate mode: the platform certificates downloaded at start
 		// are refreshed every 12 hours (and on an unknown serial).

@@ -155,7 +155,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.preflight(ctx, svc); err != nil {
 		return err
 	}
-	m.startLoops(ctx, svc)
+	m.startLoops(ctx, svc, st.db.store)
 	m.serveHTTP(m.httpServer(st, svc))
 	m.printStart(st, svc)
 	return nil

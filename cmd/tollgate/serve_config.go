@@ -13,6 +13,7 @@ import (
 	"tollgate/catalog"
 	"tollgate/gateway"
 	"tollgate/httpapi"
+	"tollgate/ledger"
 	"tollgate/payment"
 	"tollgate/webhook"
 )
@@ -97,6 +98,10 @@ type ServeConfig struct {
 	// delivery delivered or failed) are kept before the pruner deletes
 	// them with their deliveries; 0 keeps them forever.
 	WebhookRetention time.Duration
+	// UsageRetention is how long per-call usage records are kept once
+	// their day is rolled up (ledger.UsageRoller); 0 keeps them forever.
+	// The reports sum deleted ones from the daily rollup.
+	UsageRetention time.Duration
 }
 
 // DefaultServeConfig is serve's configuration when nothing is set: one
@@ -161,6 +166,8 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 		"let webhook endpoints be loopback, link-local or private addresses (refused by default, at registration and when connecting)")
 	fs.DurationVar(&c.WebhookRetention, "webhook-retention", c.WebhookRetention,
 		"how long finished webhook events (every delivery delivered or failed) are kept, then deleted hourly with their deliveries; 0 keeps them forever")
+	fs.DurationVar(&c.UsageRetention, "usage-retention", c.UsageRetention,
+		"how long per-call usage records are kept once their Beijing day is rolled up, then deleted in the background in bounded batches (reports sum them from the daily rollup; usage lists show only what is kept); 0 keeps them forever, otherwise at least 24h")
 	fs.String("config", "", "JSON file of settings keyed by flag name (see tollgate.example.json); env and flags override it")
 	return fs
 }
@@ -415,6 +422,8 @@ func (c ServeConfig) validateSettings() error {
 		return fmt.Errorf("serve: --refund-window must be positive, got %s", c.RefundWindow)
 	case c.WebhookRetention < 0:
 		return fmt.Errorf("serve: --webhook-retention must not be negative (0 keeps webhook events forever), got %s", c.WebhookRetention)
+	case c.UsageRetention < 0 || c.UsageRetention > 0 && c.UsageRetention < ledger.MinUsageRetention:
+		return fmt.Errorf("serve: --usage-retention must be 0 (keep every usage record) or at least %s, got %s", ledger.MinUsageRetention, c.UsageRetention)
 	case c.RateLimit < 0:
 		return fmt.Errorf("serve: --rate-limit must not be negative, got %d", c.RateLimit)
 	case c.MaxRequestDuration < 0:

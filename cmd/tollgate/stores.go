@@ -47,6 +47,8 @@ type storeOf interface {
 	ledger.DebtReporter    // the console overview's debt outstanding
 	payment.HourlyReporter // the console overview's orders per hour
 	webhook.Store          // the webhook outbox
+	// the daily rollup of usage behind the revenue report and the charts
+	ledger.UsageRollupStore
 	// ProbeWrite commits one small write, for /readyz: a store that
 	// answers but cannot write is not ready.
 	ProbeWrite(context.Context) error

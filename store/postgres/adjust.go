@@ -86,25 +86,41 @@ func (t *txn) ActiveHolds(ctx context.Context, account tollgate.AccountID, limit
 	return out, err
 }
 
-// UsageReport implements ledger.ReadTx.
+// UsageReport implements ledger.ReadTx: as UsageTotals, grouped by day or
+// model.
 func (t *txn) UsageReport(ctx context.Context, q ledger.UsageQuery) ([]ledger.UsageGroup, error) {
-	key := "model"
-	if q.GroupBy == ledger.UsageByDay {
-		key = "to_char((created_at + interval '8 hours') AT TIME ZONE 'UTC', 'YYYY-MM-DD')" // Beijing, UTC+8 without DST
+	sp, err := t.usageSplit(ctx, q.From, q.To)
+	if err != nil {
+		return nil, err
 	}
-	where, args := "created_at >= $1 AND created_at < $2", []any{q.From.UTC(), q.To.UTC()}
+	dailyKey, rawKey := "model", "model"
+	if q.GroupBy == ledger.UsageByDay {
+		dailyKey = "to_char(day, 'YYYY-MM-DD')"
+		rawKey = "to_char((created_at + interval '8 hours') AT TIME ZONE 'UTC', 'YYYY-MM-DD')" // Beijing, UTC+8 without DST
+	}
+	var args []any
 	if q.Account != "" {
 		args = append(args, string(q.Account))
-		where += fmt.Sprintf(" AND account_id = $%d", len(args))
 	}
 	if q.Model != "" {
 		args = append(args, q.Model)
-		where += fmt.Sprintf(" AND model = $%d", len(args))
 	}
+	where := func(n int) string {
+		w := ""
+		if q.Account != "" {
+			w += fmt.Sprintf(" AND account_id = $%d", n)
+			n++
+		}
+		if q.Model != "" {
+			w += fmt.Sprintf(" AND model = $%d", n)
+		}
+		return w
+	}
+	union, args := usageUnion(sp, dailyKey, rawKey, where, args)
 	var out []ledger.UsageGroup
-	err := t.query(ctx, "postgres: usage report",
-		"SELECT "+key+" AS k, count(*), sum(credits)::BIGINT, sum(input_tokens)::BIGINT, sum(cached_tokens)::BIGINT, sum(output_tokens)::BIGINT "+
-			"FROM usage_records WHERE "+where+" GROUP BY k ORDER BY k LIMIT "+fmt.Sprint(ledger.MaxUsageGroups), args,
+	err = t.query(ctx, "postgres: usage report",
+		"SELECT k, sum(requests)::BIGINT, sum(credits)::BIGINT, sum(input_tokens)::BIGINT, sum(cached_tokens)::BIGINT, sum(output_tokens)::BIGINT "+
+			"FROM "+union+" GROUP BY k ORDER BY k LIMIT "+fmt.Sprint(ledger.MaxUsageGroups), args,
 		func(rows pgx.Rows) error {
 			var g ledger.UsageGroup
 			var credits int64

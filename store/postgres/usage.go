@@ -57,14 +57,21 @@ func (t *txn) ListUsage(ctx context.Context, account tollgate.AccountID, limit i
 			"ORDER BY created_at DESC, request_id DESC LIMIT $2", string(account), limit)
 }
 
-// UsageTotals sums the usage records of [from, to) per deployment.
+// UsageTotals sums the usage of [from, to) per deployment: the rollup's
+// whole days in the period and the per-call records of the rest
+// (ledger.SplitUsage), in one query.
 func (t *txn) UsageTotals(ctx context.Context, from, to time.Time) ([]ledger.UsageTotal, error) {
+	sp, err := t.usageSplit(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	union, args := usageUnion(sp, "deployment", "deployment", func(int) string { return "" }, nil)
 	var out []ledger.UsageTotal
-	err := t.query(ctx, "postgres: usage totals",
-		"SELECT deployment, COUNT(*), SUM(credits)::BIGINT, SUM(input_tokens)::BIGINT, SUM(cached_tokens)::BIGINT, "+
-			"SUM(cache_write_tokens)::BIGINT, SUM(cache_write_1h_tokens)::BIGINT, SUM(output_tokens)::BIGINT "+
-			"FROM usage_records WHERE created_at >= $1 AND created_at < $2 GROUP BY deployment ORDER BY deployment",
-		[]any{from.UTC(), to.UTC()}, func(rows pgx.Rows) error {
+	err = t.query(ctx, "postgres: usage totals",
+		"SELECT k, sum(requests)::BIGINT, sum(credits)::BIGINT, sum(input_tokens)::BIGINT, sum(cached_tokens)::BIGINT, "+
+			"sum(cache_write_tokens)::BIGINT, sum(cache_write_1h_tokens)::BIGINT, sum(output_tokens)::BIGINT "+
+			"FROM "+union+" GROUP BY k ORDER BY k",
+		args, func(rows pgx.Rows) error {
 			var u ledger.UsageTotal
 			var credits int64
 			err := rows.Scan(&u.Deployment, &u.Requests, &credits, &u.InputTokens, &u.CachedTokens,

@@ -69,22 +69,29 @@ func (t *txn) ActiveHolds(ctx context.Context, account tollgate.AccountID, limit
 		`SELECT `+holdCols+` FROM holds WHERE status = 'active' AND account_id = ? ORDER BY created_at, id LIMIT ?`, account, limit)
 }
 
-// UsageReport implements ledger.ReadTx.
+// UsageReport implements ledger.ReadTx: as UsageTotals, grouped by day or
+// model.
 func (t *txn) UsageReport(ctx context.Context, q ledger.UsageQuery) ([]ledger.UsageGroup, error) {
-	key := `model`
-	if q.GroupBy == ledger.UsageByDay {
-		key = `strftime('%Y-%m-%d', created_at / 1000000 + 28800, 'unixepoch')` // Beijing is UTC+8, without DST
+	sp, err := t.usageSplit(ctx, q.From, q.To)
+	if err != nil {
+		return nil, err
 	}
-	where, args := `created_at >= ? AND created_at < ?`, []any{micros(q.From), micros(q.To)}
+	dailyKey, rawKey := `model`, `model`
+	if q.GroupBy == ledger.UsageByDay {
+		dailyKey, rawKey = `day`, `strftime('%Y-%m-%d', created_at / 1000000 + 28800, 'unixepoch')` // Beijing is UTC+8, without DST
+	}
+	var where string
+	var args []any
 	if q.Account != "" {
 		where, args = where+` AND account_id = ?`, append(args, string(q.Account))
 	}
 	if q.Model != "" {
 		where, args = where+` AND model = ?`, append(args, q.Model)
 	}
+	union, args := usageUnion(sp, dailyKey, rawKey, where, args)
 	return queryRows(ctx, t.q, "usage report", func(r *sql.Rows) (ledger.UsageGroup, error) {
 		var g ledger.UsageGroup
 		return g, r.Scan(&g.Key, &g.Requests, &g.Credits, &g.InputTokens, &g.CachedTokens, &g.OutputTokens)
-	}, `SELECT `+key+` AS k, count(*), sum(credits), sum(input_tokens), sum(cached_tokens), sum(output_tokens)
-		FROM usage_records WHERE `+where+` GROUP BY k ORDER BY k LIMIT `+fmt.Sprint(ledger.MaxUsageGroups), args...)
+	}, `SELECT k, sum(requests), sum(credits), sum(input_tokens), sum(cached_tokens), sum(output_tokens)
+		FROM `+union+` GROUP BY k ORDER BY k LIMIT `+fmt.Sprint(ledger.MaxUsageGroups), args...)
 }

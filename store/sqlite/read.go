@@ -357,17 +357,23 @@ func (t *txn) PaidVolume(ctx context.Context, from, to time.Time) (tollgate.Fen,
 	return v[0], nil
 }
 
-// UsageTotals implements ledger.ReadTx.
+// UsageTotals implements ledger.ReadTx: the rollup's whole days in the
+// period and the per-call records of the rest (ledger.SplitUsage), summed
+// in one query.
 func (t *txn) UsageTotals(ctx context.Context, from, to time.Time) ([]ledger.UsageTotal, error) {
+	sp, err := t.usageSplit(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	union, args := usageUnion(sp, `deployment`, `deployment`, ``, nil)
 	return queryRows(ctx, t.q, "usage totals", func(r *sql.Rows) (ledger.UsageTotal, error) {
 		var u ledger.UsageTotal
 		err := r.Scan(&u.Deployment, &u.Requests, &u.Credits, &u.InputTokens, &u.CachedTokens, &u.CacheWriteTokens,
 			&u.CacheWrite1hTokens, &u.OutputTokens)
 		return u, err
-	}, `SELECT deployment, count(*), sum(credits), sum(input_tokens), sum(cached_tokens), sum(cache_write_tokens),
+	}, `SELECT k, sum(requests), sum(credits), sum(input_tokens), sum(cached_tokens), sum(cache_write_tokens),
 		sum(cache_write_1h_tokens), sum(output_tokens)
-		FROM usage_records WHERE created_at >= ? AND created_at < ? GROUP BY deployment ORDER BY deployment`,
-		micros(from), micros(to))
+		FROM `+union+` GROUP BY k ORDER BY k`, args...)
 }
 
 // Dump implements ledger.ReadTx.
