@@ -65,6 +65,7 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"ModelRandom", testModelRandom},
 		{"ConcurrentMachine", nil},
 		{"AuditCatchesCorruption", testAuditCatchesCorruption},
+		{"AuditScans", testAuditScans},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.fn == nil {
