@@ -87,11 +87,22 @@ func (t *txn) ScanAuditHolds(ctx context.Context, p ledger.Period, fn func(ledge
 		ORDER BY id`, from, to)
 }
 
-// SpendSums implements ledger.ReadTx. SQLite would GROUP BY account with a
-// sort of every usage record and settled hold (temp_store is MEMORY, so in
-// RAM) or through usage_account with a table lookup per row; instead the
-// two tables are read once in storage order and summed per account here,
-// in memory proportional to the number of accounts.
+// spendRow is one account's sums over one chunk.
+type spendRow struct {
+	account      string
+	amount, late int64
+}
+
+// spendChunk is how many rows one GROUP BY of SpendSums sorts.
+const spendChunk = 250000
+
+// SpendSums implements ledger.ReadTx. SQLite aggregates by sorting (holds
+// have no account index), and with temp_store MEMORY the sort of every
+// usage record or settled hold at once would be in RAM; so each table is
+// summed in key ranges of spendChunk rows (bounds found by walking the
+// primary key), and the per-account sums added up here, in memory
+// proportional to the number of accounts. Reading the rows into Go instead
+// costs several times more per row.
 func (t *txn) SpendSums(ctx context.Context, fn func(ledger.SpendSum) error) error {
 	sums := map[tollgate.AccountID]*ledger.SpendSum{}
 	get := func(id string) *ledger.SpendSum {
@@ -102,30 +113,18 @@ func (t *txn) SpendSums(ctx context.Context, fn func(ledger.SpendSum) error) err
 		}
 		return s
 	}
-	type row struct {
-		account      string
-		amount, late int64
-	}
-	err := eachRow(ctx, t.q, "usage sums", func(r *sql.Rows) (row, error) {
-		var x row
-		return x, r.Scan(&x.account, &x.amount)
-	}, func(x row) error {
+	err := t.chunkedSums(ctx, "usage_records", "request_id", "SUM(credits), 0", "1 = 1", func(x spendRow) {
 		get(x.account).Usage += tollgate.Credits(x.amount)
-		return nil
-	}, `SELECT account_id, credits FROM usage_records`)
+	})
 	if err != nil {
 		return err
 	}
-	err = eachRow(ctx, t.q, "settled hold sums", func(r *sql.Rows) (row, error) {
-		var x row
-		return x, r.Scan(&x.account, &x.amount, &x.late)
-	}, func(x row) error {
-		s := get(x.account)
-		s.Settled += tollgate.Credits(x.amount)
-		s.Late += tollgate.Credits(x.late)
-		return nil
-	}, `SELECT account_id, cost, CASE WHEN resolved_at >= expires_at THEN cost ELSE 0 END
-		FROM holds WHERE status = 'settled'`)
+	err = t.chunkedSums(ctx, "holds", "id", "SUM(cost), SUM(CASE WHEN resolved_at >= expires_at THEN cost ELSE 0 END)",
+		"status = 'settled'", func(x spendRow) {
+			s := get(x.account)
+			s.Settled += tollgate.Credits(x.amount)
+			s.Late += tollgate.Credits(x.late)
+		})
 	if err != nil {
 		return err
 	}
@@ -141,6 +140,40 @@ func (t *txn) SpendSums(ctx context.Context, fn func(ledger.SpendSum) error) err
 		}
 	}
 	return nil
+}
+
+// chunkedSums runs "SELECT account_id, sums FROM table WHERE where GROUP BY
+// account_id" over key ranges of spendChunk rows and passes each result row
+// to add. +account_id keeps SQLite from walking an account index with a
+// table lookup per row (usage_account): a scan and a small sort is faster.
+func (t *txn) chunkedSums(ctx context.Context, table, key, sums, where string, add func(spendRow)) error {
+	next := `SELECT ` + key + ` FROM ` + table + ` WHERE ` + key + ` >= ? ORDER BY ` + key + ` LIMIT 1 OFFSET ` + fmt.Sprint(spendChunk)
+	lo := ""
+	for {
+		var hi []string
+		err := eachRow(ctx, t.q, table+" chunk", func(r *sql.Rows) (string, error) {
+			var k string
+			return k, r.Scan(&k)
+		}, func(k string) error { hi = append(hi, k); return nil }, next, lo)
+		if err != nil {
+			return err
+		}
+		q := `SELECT account_id, ` + sums + ` FROM ` + table + ` WHERE ` + key + ` >= ?`
+		args := []any{lo}
+		if len(hi) > 0 {
+			q += ` AND ` + key + ` < ?`
+			args = append(args, hi[0])
+		}
+		q += ` AND ` + where + ` GROUP BY +account_id`
+		err = eachRow(ctx, t.q, table+" sums", func(r *sql.Rows) (spendRow, error) {
+			var x spendRow
+			return x, r.Scan(&x.account, &x.amount, &x.late)
+		}, func(x spendRow) error { add(x); return nil }, q, args...)
+		if err != nil || len(hi) == 0 {
+			return err
+		}
+		lo = hi[0]
+	}
 }
 
 // Constraints implements ledger.ReadTx.
