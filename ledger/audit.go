@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"tollgate"
@@ -22,17 +23,34 @@ type Violation struct {
 func (v Violation) String() string { return v.Check + " " + v.Subject + ": " + v.Detail }
 
 // AuditOptions tunes Audit. The zero value checks everything except hold
-// age.
+// age, over the whole ledger.
 type AuditOptions struct {
 	// Now, when set, enables the hold-age check: no hold may still be
 	// active after ExpiresAt + Grace.
 	Now   time.Time
 	Grace time.Duration
+	// Period, when not zero, limits the audit to the rows created in it:
+	// the per-row checks (see PeriodChecks) run over the lots, refunds,
+	// holds, grants and adjustments created in Period, reading whatever
+	// other rows each one needs (a lot's refunds, a refund's lot, a
+	// grant's active holds). The per-account and whole-ledger checks
+	// (SkippedInPeriod) need every row of an account and are skipped.
+	Period Period
 }
 
-// Audit reads the whole store in one snapshot and returns every violation
-// of the ledger's invariants (an empty slice when all hold). The error is
-// only for failing to read. Checks:
+// PeriodChecks are the checks an audit over a Period runs; SkippedInPeriod
+// are those it cannot, because a balance is the fold of all of an
+// account's rows, whenever created.
+var (
+	PeriodChecks = []string{"lot.nonnegative", "lot.conservation", "lot.refunds", "total.conservation",
+		"hold.cost", "hold.resolution", "hold.expired", "grant.held", "grant.cap", "adjustment.lot", "schema.unique"}
+	SkippedInPeriod = []string{"account.left", "account.held", "account.debt", "account.debt_origin",
+		"usage.settled", "usage.lots", "grant.live"}
+)
+
+// Audit reads the store in one snapshot (one View) and returns every
+// violation of the ledger's invariants (an empty slice when all hold). The
+// error is only for failing to read. Checks:
 //
 //   - lot.nonnegative, lot.conservation: per lot, every amount ≥ 0 and
 //     granted = used + left + refunding + refunded (I3);
@@ -63,312 +81,456 @@ type AuditOptions struct {
 //     adjustments are counted by usage.lots, their debt by
 //     account.debt_origin);
 //   - schema.unique: the unique constraints exactly-once rests on exist (I1).
+//
+// Audit streams: the big tables (lots, holds, usage) are read a row at a
+// time or aggregated in SQL (ReadTx.ScanLots, ScanAuditHolds, SpendSums),
+// so its memory grows with the number of accounts, grants, refunds and
+// adjustments, not with lots, holds or usage records. AuditDump runs the
+// same checks over a Dump and gives the same result.
 func Audit(ctx context.Context, s Store, opt AuditOptions) ([]Violation, error) {
-	var d *Dump
+	var out []Violation
 	err := s.View(ctx, func(tx ReadTx) (err error) {
-		d, err = tx.Dump(ctx)
+		out, err = audit(ctx, tx, opt)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit: read store: %w", err)
 	}
-	return AuditDump(d, opt), nil
-}
-
-type auditor struct {
-	out []Violation
-}
-
-func (a *auditor) add(check, subject, format string, args ...any) {
-	a.out = append(a.out, Violation{Check: check, Subject: subject, Detail: fmt.Sprintf(format, args...)})
+	return out, nil
 }
 
 // AuditDump checks the invariants over an already-read Dump. See Audit.
 func AuditDump(d *Dump, opt AuditOptions) []Violation {
-	a := &auditor{out: []Violation{}}
-	a.lots(d)
-	a.accounts(d)
-	a.holds(d, opt)
-	a.grants(d)
-	a.usage(d)
-	a.debt(d)
-	a.adjustments(d)
-	for _, c := range RequiredConstraints {
-		if !slices.Contains(d.Constraints, c) {
-			a.add("schema.unique", c, "unique constraint missing")
-		}
+	out, err := audit(context.Background(), dumpSource{d}, opt)
+	if err != nil {
+		panic(err) // a Dump cannot fail to read
 	}
-	return a.out
+	return out
 }
 
-func (a *auditor) lots(d *Dump) {
-	type sums struct {
-		credits, pending tollgate.Credits
-		fen              tollgate.Fen
+// auditSource is what audit reads: a ReadTx, or a Dump (dumpSource).
+type auditSource interface {
+	Constraints(ctx context.Context) ([]string, error)
+	ScanAccounts(ctx context.Context, fn func(Account) error) error
+	ScanLots(ctx context.Context, p Period, fn func(Lot) error) error
+	ScanRefunds(ctx context.Context, p Period, fn func(Refund) error) error
+	ScanGrants(ctx context.Context, p Period, fn func(Grant) error) error
+	ScanAdjustments(ctx context.Context, p Period, fn func(Adjustment) error) error
+	ScanAuditHolds(ctx context.Context, p Period, fn func(Hold) error) error
+	SpendSums(ctx context.Context, fn func(SpendSum) error) error
+	Lots(ctx context.Context, ids []int64) ([]Lot, error)
+	LotsByPayment(ctx context.Context, outTradeNos, transactionIDs []string) ([]Lot, error)
+}
+
+// acct folds one account's rows.
+type acct struct {
+	lots                            bool // has lots
+	left, used, held                tollgate.Credits
+	liveUsed, revokedUsed, overflow tollgate.Credits
+	live                            int
+	removed, adjDebt                tollgate.Credits
+	usage, settled, late            tollgate.Credits
+}
+
+// auditor is the state of one audit. Violations are kept per group and
+// joined in a fixed order at the end, so the output is the same whatever
+// order the rows are read in.
+type auditor struct {
+	opt   AuditOptions
+	whole bool
+	accts map[tollgate.AccountID]*acct
+
+	adjs     []Adjustment // every adjustment, by ID
+	positive map[string]bool
+	adjLots  map[string]Lot // lots carrying a positive adjustment, by out_trade_no
+
+	grants    []Grant // in the period, by ID
+	confirmed map[string]bool
+	lotOf     map[int64][]int // lot ID → index in grants of confirmed grants on it
+	grantHeld map[string]tollgate.Credits
+
+	refunds map[int64][]Refund // every refund, by lot
+
+	granted, parts tollgate.Credits
+
+	refundV                                                   []keyed
+	lotV, totalV, accountV, missingV, holdV, grantV, liveV    []Violation
+	usageV, debtV, adjV, adjLotV, schemaV                     []Violation
+}
+
+// keyed is a violation with the key it sorts by.
+type keyed struct {
+	key string
+	v   Violation
+}
+
+func (a *auditor) acct(id tollgate.AccountID) *acct {
+	c := a.accts[id]
+	if c == nil {
+		c = &acct{}
+		a.accts[id] = c
 	}
-	byLot := map[int64]*sums{}
-	lots := map[int64]Lot{}
-	for _, l := range d.Lots {
-		lots[l.ID] = l
-		byLot[l.ID] = &sums{}
+	return c
+}
+
+func add(to *[]Violation, check, subject, format string, args ...any) {
+	*to = append(*to, Violation{Check: check, Subject: subject, Detail: fmt.Sprintf(format, args...)})
+}
+
+func audit(ctx context.Context, src auditSource, opt AuditOptions) ([]Violation, error) {
+	a := &auditor{
+		opt: opt, whole: opt.Period.All(),
+		accts:    map[tollgate.AccountID]*acct{},
+		positive: map[string]bool{}, adjLots: map[string]Lot{},
+		confirmed: map[string]bool{}, lotOf: map[int64][]int{}, grantHeld: map[string]tollgate.Credits{},
+		refunds: map[int64][]Refund{},
 	}
-	for _, r := range d.Refunds {
-		l, ok := lots[r.LotID]
-		if !ok {
-			a.add("lot.refunds", "refund "+r.OutRefundNo, "refers to missing lot %d", r.LotID)
-			continue
+	steps := []func() error{
+		func() error { return src.ScanAdjustments(ctx, Period{}, a.adjustment) },
+		func() error { return src.ScanGrants(ctx, opt.Period, a.grant) },
+		func() error { return src.ScanRefunds(ctx, Period{}, a.refund) },
+		func() error { return src.ScanAuditHolds(ctx, opt.Period, a.hold) },
+		func() error { return src.ScanLots(ctx, opt.Period, a.lot) },
+		func() error { return a.leftovers(ctx, src) },
+	}
+	if a.whole {
+		steps = append(steps,
+			func() error { return src.SpendSums(ctx, a.spend) },
+			func() error { return src.ScanAccounts(ctx, a.account) },
+		)
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return nil, err
 		}
-		if r.Credits <= 0 || r.Credits > l.Granted {
-			a.add("lot.refunds", "refund "+r.OutRefundNo, "credits %d outside (0, %d]", r.Credits, l.Granted)
-		} else if want := RefundFen(l.Fen, r.Credits, l.Granted); r.Fen != want {
-			a.add("lot.refunds", "refund "+r.OutRefundNo, "fen %d, want floor(%d*%d/%d) = %d", r.Fen, l.Fen, r.Credits, l.Granted, want)
+	}
+	cs, err := src.Constraints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range RequiredConstraints {
+		if !slices.Contains(cs, c) {
+			add(&a.schemaV, "schema.unique", c, "unique constraint missing")
+		}
+	}
+	return a.finish(), nil
+}
+
+func (a *auditor) adjustment(adj Adjustment) error {
+	a.adjs = append(a.adjs, adj)
+	if adj.Credits > 0 {
+		a.positive[adj.ID] = true
+	}
+	if a.whole {
+		c := a.acct(adj.Account)
+		if adj.Credits < 0 {
+			c.removed -= adj.Credits // a negative adjustment is spent like usage: from lots, the rest as debt
+		}
+		c.adjDebt += adj.Debt // an operator's adjustment recorded as debt
+	}
+	return nil
+}
+
+func (a *auditor) grant(g Grant) error {
+	a.grants = append(a.grants, g)
+	a.confirmed[g.ID] = g.Status == GrantConfirmed
+	if !a.whole {
+		return nil
+	}
+	c := a.acct(g.Account)
+	switch g.Status {
+	case GrantLive:
+		c.live++
+		c.liveUsed += g.Used
+	case GrantRevoked:
+		c.revokedUsed += g.Used
+	case GrantConfirmed:
+		// Its overflow, cap minus the lot's credits, is known once the
+		// lots are read; a missing lot counts as 0 credits.
+		a.lotOf[g.LotID] = append(a.lotOf[g.LotID], len(a.grants)-1)
+		c.overflow += max(0, g.Cap)
+	}
+	return nil
+}
+
+func (a *auditor) refund(r Refund) error {
+	a.refunds[r.LotID] = append(a.refunds[r.LotID], r)
+	return nil
+}
+
+func (a *auditor) hold(h Hold) error {
+	if h.Status == HoldActive {
+		if h.GrantID != "" {
+			a.grantHeld[h.GrantID] += h.Amount
+		}
+		if a.whole && (h.GrantID == "" || a.confirmed[h.GrantID]) {
+			a.acct(h.Account).held += h.Amount
+		}
+	}
+	if !a.opt.Period.Contains(h.CreatedAt) {
+		return nil
+	}
+	subj := "hold " + h.ID
+	if h.Cost < 0 || h.Cost > h.Amount || h.Amount <= 0 {
+		add(&a.holdV, "hold.cost", subj, "cost %d of amount %d", h.Cost, h.Amount)
+	}
+	if h.Status != HoldSettled && h.Cost != 0 {
+		add(&a.holdV, "hold.cost", subj, "%s hold carries cost %d", h.Status, h.Cost)
+	}
+	if (h.Status == HoldActive) != h.ResolvedAt.IsZero() {
+		add(&a.holdV, "hold.resolution", subj, "status %s with resolved_at %v", h.Status, h.ResolvedAt)
+	}
+	if h.Status == HoldActive && !a.opt.Now.IsZero() && a.opt.Now.After(h.ExpiresAt.Add(a.opt.Grace)) {
+		add(&a.holdV, "hold.expired", subj, "active %s past its expiry %s", a.opt.Now.Sub(h.ExpiresAt), h.ExpiresAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// refundRow checks one refund against its lot.
+func (a *auditor) refundRow(r Refund, l Lot) {
+	subj := "refund " + r.OutRefundNo
+	var v []Violation
+	if r.Credits <= 0 || r.Credits > l.Granted {
+		add(&v, "lot.refunds", subj, "credits %d outside (0, %d]", r.Credits, l.Granted)
+	} else if want := RefundFen(l.Fen, r.Credits, l.Granted); r.Fen != want {
+		add(&v, "lot.refunds", subj, "fen %d, want floor(%d*%d/%d) = %d", r.Fen, l.Fen, r.Credits, l.Granted, want)
+	}
+	for _, x := range v {
+		a.refundV = append(a.refundV, keyed{r.OutRefundNo, x})
+	}
+}
+
+func (a *auditor) lot(l Lot) error {
+	subj := fmt.Sprintf("lot %d", l.ID)
+	var credits, pending tollgate.Credits
+	var fen tollgate.Fen
+	for _, r := range a.refunds[l.ID] {
+		if a.opt.Period.Contains(r.CreatedAt) {
+			a.refundRow(r, l)
 		}
 		switch r.Status {
 		case RefundSucceeded:
-			byLot[r.LotID].credits += r.Credits
-			byLot[r.LotID].fen += r.Fen
+			credits += r.Credits
+			fen += r.Fen
 		case RefundPending:
-			byLot[r.LotID].pending += r.Credits
+			pending += r.Credits
 		}
 	}
-	adjLot := map[string]bool{}
-	for _, adj := range d.Adjustments {
-		if adj.Credits > 0 {
-			adjLot[adj.ID] = true
+	delete(a.refunds, l.ID)
+	minFen := tollgate.Fen(1)
+	if a.positive[l.OutTradeNo] {
+		minFen = 0 // an adjustment's lot: nothing was paid
+		a.adjLots[l.OutTradeNo] = l
+	}
+	if l.Granted <= 0 || l.Used < 0 || l.Left < 0 || l.Refunding < 0 || l.Refunded < 0 || l.Fen < minFen || l.RefundedFen < 0 {
+		add(&a.lotV, "lot.nonnegative", subj, "granted %d used %d left %d refunding %d refunded %d fen %d refunded_fen %d",
+			l.Granted, l.Used, l.Left, l.Refunding, l.Refunded, l.Fen, l.RefundedFen)
+	}
+	if l.Granted != l.Used+l.Left+l.Refunding+l.Refunded {
+		add(&a.lotV, "lot.conservation", subj, "granted %d ≠ used %d + left %d + refunding %d + refunded %d",
+			l.Granted, l.Used, l.Left, l.Refunding, l.Refunded)
+	}
+	if credits != l.Refunded || fen != l.RefundedFen || pending != l.Refunding {
+		add(&a.lotV, "lot.refunds", subj, "refunds sum to %d credits/%d fen succeeded and %d pending; lot says %d/%d and %d",
+			credits, fen, pending, l.Refunded, l.RefundedFen, l.Refunding)
+	}
+	if l.RefundedFen > l.Fen {
+		add(&a.lotV, "lot.refunds", subj, "refunded %d fen of %d paid", l.RefundedFen, l.Fen)
+	}
+	if l.Fen == 0 && !a.positive[l.OutTradeNo] {
+		add(&a.adjLotV, "adjustment.lot", subj, "0 fen paid, and no adjustment carries it")
+	}
+	a.granted += l.Granted
+	a.parts += l.Used + l.Left + l.Refunding + l.Refunded
+	if a.whole {
+		c := a.acct(l.Account)
+		c.lots = true
+		c.left += l.Left
+		c.used += l.Used
+		for _, i := range a.lotOf[l.ID] {
+			c := a.acct(a.grants[i].Account)
+			c.overflow -= max(0, a.grants[i].Cap) - max(0, a.grants[i].Cap-l.Granted)
 		}
 	}
-	var granted, parts tollgate.Credits
-	for _, l := range d.Lots {
-		subj := fmt.Sprintf("lot %d", l.ID)
-		minFen := tollgate.Fen(1)
-		if adjLot[l.OutTradeNo] {
-			minFen = 0 // an adjustment's lot: nothing was paid
-		}
-		if l.Granted <= 0 || l.Used < 0 || l.Left < 0 || l.Refunding < 0 || l.Refunded < 0 || l.Fen < minFen || l.RefundedFen < 0 {
-			a.add("lot.nonnegative", subj, "granted %d used %d left %d refunding %d refunded %d fen %d refunded_fen %d",
-				l.Granted, l.Used, l.Left, l.Refunding, l.Refunded, l.Fen, l.RefundedFen)
-		}
-		if l.Granted != l.Used+l.Left+l.Refunding+l.Refunded {
-			a.add("lot.conservation", subj, "granted %d ≠ used %d + left %d + refunding %d + refunded %d",
-				l.Granted, l.Used, l.Left, l.Refunding, l.Refunded)
-		}
-		s := byLot[l.ID]
-		if s.credits != l.Refunded || s.fen != l.RefundedFen || s.pending != l.Refunding {
-			a.add("lot.refunds", subj, "refunds sum to %d credits/%d fen succeeded and %d pending; lot says %d/%d and %d",
-				s.credits, s.fen, s.pending, l.Refunded, l.RefundedFen, l.Refunding)
-		}
-		if l.RefundedFen > l.Fen {
-			a.add("lot.refunds", subj, "refunded %d fen of %d paid", l.RefundedFen, l.Fen)
-		}
-		granted += l.Granted
-		parts += l.Used + l.Left + l.Refunding + l.Refunded
-	}
-	if granted != parts {
-		a.add("total.conservation", "all lots", "granted %d ≠ used + left + refunding + refunded %d", granted, parts)
-	}
+	return nil
 }
 
-func (a *auditor) accounts(d *Dump) {
-	left := map[tollgate.AccountID]tollgate.Credits{}
-	held := map[tollgate.AccountID]tollgate.Credits{}
-	confirmed := map[string]bool{}
-	for _, g := range d.Grants {
-		confirmed[g.ID] = g.Status == GrantConfirmed
-	}
-	for _, l := range d.Lots {
-		left[l.Account] += l.Left
-	}
-	for _, h := range d.Holds {
-		if h.Status == HoldActive && (h.GrantID == "" || confirmed[h.GrantID]) {
-			held[h.Account] += h.Amount
+// leftovers checks what the lot scan did not reach: refunds whose lot is
+// missing (or, over a period, created outside it) and positive
+// adjustments whose lot was not in the scan.
+func (a *auditor) leftovers(ctx context.Context, src auditSource) error {
+	var ids []int64
+	for id, rs := range a.refunds {
+		for _, r := range rs {
+			if a.opt.Period.Contains(r.CreatedAt) {
+				ids = append(ids, id)
+				break
+			}
 		}
 	}
-	known := map[tollgate.AccountID]bool{}
-	for _, acc := range d.Accounts {
-		known[acc.ID] = true
-		subj := "account " + string(acc.ID)
-		if acc.Left != left[acc.ID] {
-			a.add("account.left", subj, "left %d ≠ Σ lot left %d", acc.Left, left[acc.ID])
+	slices.Sort(ids)
+	for chunk := range slices.Chunk(ids, 500) {
+		found := map[int64]Lot{}
+		if !a.whole {
+			ls, err := src.Lots(ctx, chunk)
+			if err != nil {
+				return err
+			}
+			for _, l := range ls {
+				found[l.ID] = l
+			}
 		}
-		if acc.Held != held[acc.ID] {
-			a.add("account.held", subj, "held %d ≠ Σ active lot-funded holds %d", acc.Held, held[acc.ID])
-		}
-		if acc.Debt < 0 || acc.Left < 0 || acc.Held < 0 {
-			a.add("account.debt", subj, "negative balance: left %d held %d debt %d", acc.Left, acc.Held, acc.Debt)
+		for _, id := range chunk {
+			for _, r := range a.refunds[id] {
+				if !a.opt.Period.Contains(r.CreatedAt) {
+					continue
+				}
+				if l, ok := found[id]; ok {
+					a.refundRow(r, l)
+				} else {
+					a.refundV = append(a.refundV, keyed{r.OutRefundNo, Violation{Check: "lot.refunds", Subject: "refund " + r.OutRefundNo,
+						Detail: fmt.Sprintf("refers to missing lot %d", r.LotID)}})
+				}
+			}
 		}
 	}
-	for id := range left {
-		if !known[id] {
-			a.add("account.left", "account "+string(id), "lots of a missing account")
+	if a.whole {
+		return nil
+	}
+	var nos []string
+	for _, adj := range a.adjs {
+		if _, ok := a.adjLots[adj.ID]; adj.Credits > 0 && !ok && a.opt.Period.Contains(adj.CreatedAt) {
+			nos = append(nos, adj.ID)
 		}
 	}
+	for chunk := range slices.Chunk(nos, 500) {
+		ls, err := src.LotsByPayment(ctx, chunk, nil)
+		if err != nil {
+			return err
+		}
+		for _, l := range ls {
+			a.adjLots[l.OutTradeNo] = l
+		}
+	}
+	return nil
 }
 
-func (a *auditor) holds(d *Dump, opt AuditOptions) {
-	for _, h := range d.Holds {
-		subj := "hold " + h.ID
-		if h.Cost < 0 || h.Cost > h.Amount || h.Amount <= 0 {
-			a.add("hold.cost", subj, "cost %d of amount %d", h.Cost, h.Amount)
-		}
-		if h.Status != HoldSettled && h.Cost != 0 {
-			a.add("hold.cost", subj, "%s hold carries cost %d", h.Status, h.Cost)
-		}
-		if (h.Status == HoldActive) != h.ResolvedAt.IsZero() {
-			a.add("hold.resolution", subj, "status %s with resolved_at %v", h.Status, h.ResolvedAt)
-		}
-		if h.Status == HoldActive && !opt.Now.IsZero() && opt.Now.After(h.ExpiresAt.Add(opt.Grace)) {
-			a.add("hold.expired", subj, "active %s past its expiry %s", opt.Now.Sub(h.ExpiresAt), h.ExpiresAt.Format(time.RFC3339))
-		}
-	}
+func (a *auditor) spend(s SpendSum) error {
+	c := a.acct(s.Account)
+	c.usage += s.Usage
+	c.settled += s.Settled
+	c.late += s.Late
+	return nil
 }
 
-func (a *auditor) grants(d *Dump) {
-	held := map[string]tollgate.Credits{}
-	for _, h := range d.Holds {
-		if h.Status == HoldActive && h.GrantID != "" {
-			held[h.GrantID] += h.Amount
-		}
+func (a *auditor) account(acc Account) error {
+	c := a.acct(acc.ID)
+	delete(a.accts, acc.ID)
+	subj := "account " + string(acc.ID)
+	if acc.Left != c.left {
+		add(&a.accountV, "account.left", subj, "left %d ≠ Σ lot left %d", acc.Left, c.left)
 	}
-	live := map[tollgate.AccountID]int{}
-	for _, g := range d.Grants {
+	if acc.Held != c.held {
+		add(&a.accountV, "account.held", subj, "held %d ≠ Σ active lot-funded holds %d", acc.Held, c.held)
+	}
+	if acc.Debt < 0 || acc.Left < 0 || acc.Held < 0 {
+		add(&a.accountV, "account.debt", subj, "negative balance: left %d held %d debt %d", acc.Left, acc.Held, acc.Debt)
+	}
+	if c.live > 1 {
+		add(&a.liveV, "grant.live", subj, "%d live grants", c.live)
+	}
+	if c.usage != c.settled {
+		add(&a.usageV, "usage.settled", subj, "usage credits %d ≠ settled holds %d", c.usage, c.settled)
+	}
+	if spent := c.used + acc.Debt + c.liveUsed; c.settled+c.removed != spent {
+		add(&a.usageV, "usage.lots", subj, "settled holds %d + credits removed by adjustments %d ≠ lots used + debt + live grants used %d",
+			c.settled, c.removed, spent)
+	}
+	if origin := c.revokedUsed + c.overflow + c.late + c.adjDebt; acc.Debt > origin {
+		add(&a.debtV, "account.debt_origin", subj,
+			"debt %d exceeds the %d credits revoked or overflowing grants and late settles account for: credit was spent beyond the available balance",
+			acc.Debt, origin)
+	}
+	return nil
+}
+
+func (a *auditor) finish() []Violation {
+	for _, g := range a.grants {
 		subj := "grant " + g.ID
-		want := held[g.ID]
+		want := a.grantHeld[g.ID]
 		if g.Status == GrantConfirmed {
 			want = 0 // its holds are lot-funded now
 		}
 		if g.Held != want {
-			a.add("grant.held", subj, "held %d ≠ Σ active holds %d", g.Held, want)
+			add(&a.grantV, "grant.held", subj, "held %d ≠ Σ active holds %d", g.Held, want)
 		}
 		if g.Used < 0 || g.Held < 0 || g.Used+g.Held > g.Cap {
-			a.add("grant.cap", subj, "used %d + held %d outside cap %d", g.Used, g.Held, g.Cap)
-		}
-		if g.Status == GrantLive {
-			live[g.Account]++
+			add(&a.grantV, "grant.cap", subj, "used %d + held %d outside cap %d", g.Used, g.Held, g.Cap)
 		}
 	}
-	for acc, n := range live {
-		if n > 1 {
-			a.add("grant.live", "account "+string(acc), "%d live grants", n)
+	for _, adj := range a.adjs {
+		if !a.opt.Period.Contains(adj.CreatedAt) {
+			continue
 		}
-	}
-}
-
-func (a *auditor) usage(d *Dump) {
-	usage := map[tollgate.AccountID]tollgate.Credits{}
-	settled := map[tollgate.AccountID]tollgate.Credits{}
-	spent := map[tollgate.AccountID]tollgate.Credits{}
-	for _, u := range d.Usage {
-		usage[u.Account] += u.Credits
-	}
-	for _, h := range d.Holds {
-		if h.Status == HoldSettled {
-			settled[h.Account] += h.Cost
-		}
-	}
-	for _, l := range d.Lots {
-		spent[l.Account] += l.Used
-	}
-	for _, acc := range d.Accounts {
-		spent[acc.ID] += acc.Debt
-	}
-	// A negative adjustment is spent like usage: from lots, the rest as
-	// debt.
-	removed := map[tollgate.AccountID]tollgate.Credits{}
-	for _, adj := range d.Adjustments {
-		if adj.Credits < 0 {
-			removed[adj.Account] -= adj.Credits
-		}
-	}
-	for _, g := range d.Grants {
-		if g.Status == GrantLive {
-			spent[g.Account] += g.Used
-		}
-	}
-	for _, acc := range d.Accounts {
-		subj := "account " + string(acc.ID)
-		if usage[acc.ID] != settled[acc.ID] {
-			a.add("usage.settled", subj, "usage credits %d ≠ settled holds %d", usage[acc.ID], settled[acc.ID])
-		}
-		if settled[acc.ID]+removed[acc.ID] != spent[acc.ID] {
-			a.add("usage.lots", subj, "settled holds %d + credits removed by adjustments %d ≠ lots used + debt + live grants used %d",
-				settled[acc.ID], removed[acc.ID], spent[acc.ID])
-		}
-	}
-}
-
-// debt checks where debt comes from. Lot-funded holds are reserved only
-// against available credit, so settling them never outgrows the lots
-// unless a grant's usage moved onto them: a revoked grant's usage (at
-// revocation and from its holds settled after) becomes debt, and a
-// confirmed grant can overflow its lot by at most its cap minus the lot's
-// credits. The one other way is a late settle: a hold that expired before
-// its call ended is charged what the account can spare, the rest as debt
-// (settleLate), so at most its cost; such a hold was settled at or after
-// its expiry (a settle in time is before it). Paying debt off only lowers
-// it, so the sum of those is a bound.
-func (a *auditor) debt(d *Dump) {
-	granted := make(map[int64]tollgate.Credits, len(d.Lots))
-	for _, l := range d.Lots {
-		granted[l.ID] = l.Granted
-	}
-	origin := map[tollgate.AccountID]tollgate.Credits{}
-	for _, g := range d.Grants {
-		switch g.Status {
-		case GrantRevoked:
-			origin[g.Account] += g.Used
-		case GrantConfirmed:
-			origin[g.Account] += max(0, g.Cap-granted[g.LotID])
-		}
-	}
-	for _, h := range d.Holds {
-		if h.Status == HoldSettled && !h.ResolvedAt.Before(h.ExpiresAt) {
-			origin[h.Account] += h.Cost
-		}
-	}
-	for _, adj := range d.Adjustments {
-		origin[adj.Account] += adj.Debt // an operator's adjustment recorded as debt
-	}
-	for _, acc := range d.Accounts {
-		if acc.Debt > origin[acc.ID] {
-			a.add("account.debt_origin", "account "+string(acc.ID),
-				"debt %d exceeds the %d credits revoked or overflowing grants and late settles account for: credit was spent beyond the available balance",
-				acc.Debt, origin[acc.ID])
-		}
-	}
-}
-
-func (a *auditor) adjustments(d *Dump) {
-	lots := map[string]Lot{}
-	for _, l := range d.Lots {
-		lots[l.OutTradeNo] = l
-	}
-	positive := map[string]bool{}
-	for _, adj := range d.Adjustments {
 		subj := "adjustment " + adj.ID
 		switch {
 		case adj.Credits > 0:
-			positive[adj.ID] = true
-			l, ok := lots[adj.ID]
+			l, ok := a.adjLots[adj.ID]
 			if !ok || l.ID != adj.LotID || l.Fen != 0 || l.Granted != adj.Credits || l.Account != adj.Account {
-				a.add("adjustment.lot", subj, "adds %d credits to %s but its lot (id %d) is %+v", adj.Credits, adj.Account, adj.LotID, l)
+				add(&a.adjV, "adjustment.lot", subj, "adds %d credits to %s but its lot (id %d) is %+v", adj.Credits, adj.Account, adj.LotID, l)
 			}
 			if adj.Debt != 0 {
-				a.add("adjustment.lot", subj, "a positive adjustment records debt %d", adj.Debt)
+				add(&a.adjV, "adjustment.lot", subj, "a positive adjustment records debt %d", adj.Debt)
 			}
 			if adj.DebtPaid < 0 || adj.DebtPaid > adj.Credits || (ok && adj.DebtPaid > l.Used) {
-				a.add("adjustment.lot", subj, "adds %d credits and paid %d of the debt, but its lot has used %d", adj.Credits, adj.DebtPaid, l.Used)
+				add(&a.adjV, "adjustment.lot", subj, "adds %d credits and paid %d of the debt, but its lot has used %d", adj.Credits, adj.DebtPaid, l.Used)
 			}
 		case adj.Credits < 0:
 			if adj.Debt < 0 || adj.Debt > -adj.Credits || adj.LotID != 0 || adj.DebtPaid != 0 {
-				a.add("adjustment.lot", subj, "removes %d credits with debt %d, debt paid %d and lot %d", -adj.Credits, adj.Debt, adj.DebtPaid, adj.LotID)
+				add(&a.adjV, "adjustment.lot", subj, "removes %d credits with debt %d, debt paid %d and lot %d", -adj.Credits, adj.Debt, adj.DebtPaid, adj.LotID)
 			}
 		default:
-			a.add("adjustment.lot", subj, "adjusts 0 credits")
+			add(&a.adjV, "adjustment.lot", subj, "adjusts 0 credits")
 		}
 	}
-	for _, l := range d.Lots {
-		if l.Fen == 0 && !positive[l.OutTradeNo] {
-			a.add("adjustment.lot", fmt.Sprintf("lot %d", l.ID), "0 fen paid, and no adjustment carries it")
+	if a.granted != a.parts {
+		subj := "all lots"
+		if !a.whole {
+			subj = "lots created in the period"
+		}
+		add(&a.totalV, "total.conservation", subj, "granted %d ≠ used + left + refunding + refunded %d", a.granted, a.parts)
+	}
+	// Accounts not in the accounts table but with lots.
+	if a.whole {
+		var missing []tollgate.AccountID
+		for id, c := range a.accts {
+			if c.lots {
+				missing = append(missing, id)
+			}
+		}
+		slices.Sort(missing)
+		for _, id := range missing {
+			add(&a.missingV, "account.left", "account "+string(id), "lots of a missing account")
+		}
+		missing = missing[:0]
+		for id, c := range a.accts {
+			if c.live > 1 {
+				missing = append(missing, id)
+			}
+		}
+		slices.Sort(missing)
+		for _, id := range missing {
+			add(&a.liveV, "grant.live", "account "+string(id), "%d live grants", a.accts[id].live)
 		}
 	}
+	slices.SortStableFunc(a.refundV, func(x, y keyed) int { return strings.Compare(x.key, y.key) })
+	out := []Violation{}
+	for _, k := range a.refundV {
+		out = append(out, k.v)
+	}
+	for _, g := range [][]Violation{a.lotV, a.totalV, a.accountV, a.missingV, a.holdV, a.grantV, a.liveV,
+		a.usageV, a.debtV, a.adjV, a.adjLotV, a.schemaV} {
+		out = append(out, g...)
+	}
+	return out
 }

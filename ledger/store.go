@@ -13,6 +13,10 @@ package ledger
 //                         and the per-call records of the rest (EINVALID
 //                         for a period cutting a pruned day); the new
 //                         UsageRollupStore (rollup.go) maintains it.
+//   2026-12-07 11:00 UTC  streaming audit and reconcile (issue 21):
+//                         ReadTx.ScanAccounts, ScanLots, ScanRefunds,
+//                         ScanGrants, ScanAdjustments, ScanAuditHolds,
+//                         SpendSums, Constraints; type Period.
 //   2026-12-07 11:40 UTC  optional ReadAheader (issue 21): a store may read
 //                         a metering batch's accounts with its holds.
 
@@ -159,6 +163,75 @@ type ReadTx interface {
 	// ascending key order. It is meant for Audit and tests, not for the
 	// request path.
 	Dump(ctx context.Context) (*Dump, error)
+
+	// The Scan methods stream rows to fn one at a time, in ascending key
+	// order, without holding the result in memory; fn must not call the
+	// transaction (a PostgreSQL connection reads one result at a time).
+	// An error from fn stops the scan and is returned. A Period selects
+	// rows by CreatedAt; the zero Period selects every row. They serve
+	// Audit and reconcile, not the request path.
+
+	// ScanAccounts streams every account, by ID.
+	ScanAccounts(ctx context.Context, fn func(Account) error) error
+	// ScanLots streams the lots created in p, by ID.
+	ScanLots(ctx context.Context, p Period, fn func(Lot) error) error
+	// ScanRefunds streams the refunds created in p, by OutRefundNo.
+	ScanRefunds(ctx context.Context, p Period, fn func(Refund) error) error
+	// ScanGrants streams the grants created in p, by ID.
+	ScanGrants(ctx context.Context, p Period, fn func(Grant) error) error
+	// ScanAdjustments streams the adjustments created in p, by ID.
+	ScanAdjustments(ctx context.Context, p Period, fn func(Adjustment) error) error
+	// ScanAuditHolds streams, by ID, every active hold (whenever
+	// created) and every hold created in p that may break a per-row rule:
+	// Amount ≤ 0, Cost < 0, Cost > Amount, Cost ≠ 0 while not settled, or
+	// no ResolvedAt. The filter is in SQL, so a sound ledger returns only
+	// its few active holds; Audit re-checks each row.
+	ScanAuditHolds(ctx context.Context, p Period, fn func(Hold) error) error
+	// SpendSums streams, by account, what each account has spent: the
+	// credits of its usage records, the cost of its settled holds, and
+	// the part of that settled at or after the hold's expiry (one
+	// aggregate pass over usage_records and holds; accounts with neither
+	// are absent).
+	SpendSums(ctx context.Context, fn func(SpendSum) error) error
+	// Constraints returns Dump.Constraints: the unique constraints in
+	// force, as "table.column", sorted.
+	Constraints(ctx context.Context) ([]string, error)
+}
+
+// Period is a span of creation times, From ≤ CreatedAt < To. A zero From
+// is the beginning of time, a zero To the end of it; the zero Period is
+// all time.
+type Period struct{ From, To time.Time }
+
+// All reports whether p is all time.
+func (p Period) All() bool { return p.From.IsZero() && p.To.IsZero() }
+
+// Contains reports whether t is in p.
+func (p Period) Contains(t time.Time) bool {
+	return (p.From.IsZero() || !t.Before(p.From)) && (p.To.IsZero() || t.Before(p.To))
+}
+
+// Bounds returns p with its open ends made concrete, for a query's
+// "created_at >= from AND created_at < to": year 1 and year 9999.
+func (p Period) Bounds() (from, to time.Time) {
+	from, to = p.From, p.To
+	if from.IsZero() {
+		from = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	if to.IsZero() {
+		to = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	}
+	return from, to
+}
+
+// SpendSum is one account's spending, as SpendSums returns it.
+type SpendSum struct {
+	Account tollgate.AccountID
+	// Usage is Σ usage record credits.
+	Usage tollgate.Credits
+	// Settled is Σ cost of settled holds; Late the part of it settled at
+	// or after the hold's expiry (ResolvedAt ≥ ExpiresAt).
+	Settled, Late tollgate.Credits
 }
 
 // Tx is a read-write transaction.

@@ -1,9 +1,12 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"tollgate"
@@ -93,13 +96,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, day time.Time) (Report, erro
 	default:
 		in.Bill = bill
 	}
-	err = r.Store.View(ctx, func(tx ledger.ReadTx) error {
-		d, err := tx.Dump(ctx)
-		if err != nil {
-			return err
-		}
-		in.Lots, in.Refunds = d.Lots, d.Refunds
-		return nil
+	err = r.Store.View(ctx, func(tx ledger.ReadTx) (err error) {
+		in.Lots, in.Refunds, err = DayRows(ctx, tx, start, in.Bill, r.Loc)
+		return err
 	})
 	if err != nil {
 		return Report{}, fmt.Errorf("reconcile %s: read ledger: %w", start.Format(time.DateOnly), err)
@@ -129,4 +128,77 @@ func (r *Reconciler) Reconcile(ctx context.Context, day time.Time) (Report, erro
 	rep = Compare(in)
 	rep.Notes = append(rep.Notes, notes...)
 	return rep, nil
+}
+
+// lookupChunk bounds the keys of one lookup query.
+const lookupChunk = 500
+
+// DayRows reads what Compare needs of the ledger for day (its calendar
+// date in loc, China when nil) and its bill (nil when none): the lots and
+// refunds created on the day, the lots and refunds the bill names (wherever
+// credited), and the lots of those refunds — never the whole ledger. Lots
+// are by ID, refunds by out_refund_no. Its memory is the day's, as the
+// bill's is.
+func DayRows(ctx context.Context, tx ledger.ReadTx, day time.Time, bill *wxpay.Bill, loc *time.Location) ([]ledger.Lot, []ledger.Refund, error) {
+	start, end := DayBounds(day, loc)
+	p := ledger.Period{From: start, To: end}
+	lots := map[int64]ledger.Lot{}
+	refunds := map[string]ledger.Refund{}
+	if err := tx.ScanLots(ctx, p, func(l ledger.Lot) error { lots[l.ID] = l; return nil }); err != nil {
+		return nil, nil, err
+	}
+	if err := tx.ScanRefunds(ctx, p, func(r ledger.Refund) error { refunds[r.OutRefundNo] = r; return nil }); err != nil {
+		return nil, nil, err
+	}
+	if bill != nil {
+		var nos, txs, refundNos []string
+		for i := range bill.Records {
+			switch row := &bill.Records[i]; row.TradeState {
+			case tradeStateSuccess:
+				nos, txs = append(nos, row.OutTradeNo), append(txs, row.TransactionID)
+			case tradeStateRefund:
+				if _, ok := refunds[row.OutRefundNo]; !ok {
+					refundNos = append(refundNos, row.OutRefundNo)
+				}
+			}
+		}
+		for i := 0; i < len(nos); i += lookupChunk {
+			j := min(i+lookupChunk, len(nos))
+			ls, err := tx.LotsByPayment(ctx, nos[i:j], txs[i:j])
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, l := range ls {
+				lots[l.ID] = l
+			}
+		}
+		for chunk := range slices.Chunk(refundNos, lookupChunk) {
+			rs, err := tx.Refunds(ctx, chunk)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, r := range rs {
+				refunds[r.OutRefundNo] = r
+			}
+		}
+	}
+	var need []int64
+	for _, r := range refunds {
+		if _, ok := lots[r.LotID]; !ok {
+			need = append(need, r.LotID)
+		}
+	}
+	slices.Sort(need)
+	for chunk := range slices.Chunk(slices.Compact(need), lookupChunk) {
+		ls, err := tx.Lots(ctx, chunk)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, l := range ls {
+			lots[l.ID] = l
+		}
+	}
+	outLots := slices.SortedFunc(maps.Values(lots), func(a, b ledger.Lot) int { return cmp.Compare(a.ID, b.ID) })
+	outRefunds := slices.SortedFunc(maps.Values(refunds), func(a, b ledger.Refund) int { return cmp.Compare(a.OutRefundNo, b.OutRefundNo) })
+	return outLots, outRefunds, nil
 }

@@ -23,6 +23,15 @@
 //
 //	tgload -mode webhooks -base http://127.0.0.1:8080 -key K -admin T -mch-id M -appid A -api-key K32 -orders 1000 -backlog 2000 -c 16
 //
+// With -mode seedledger it fills a fresh ledger (SQLite -data or
+// PostgreSQL -pg) with valid accounts, paid orders and lots, usage records
+// with their settled holds and refunds, and writes one day's bill;
+// -mode billserve serves such bills to `tollgate reconcile` (seed.go,
+// ledgerbench.sh):
+//
+//	tgload -mode seedledger -data DIR -orders 1000000 -usage 10000000 -bill-day 2026-11-10 -bill-dir BILLS
+//	tgload -mode billserve -bill-dir BILLS -addr 127.0.0.1:18500
+//
 // It is a benchmarking tool for this machine, not a stress tool: it only
 // talks to loopback addresses and refuses any other target, and its client
 // count and duration are bounded.
@@ -48,6 +57,12 @@ func main() {
 
 // run parses args, runs the load and writes the report to stdout.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	switch modeOf(args) {
+	case "seedledger":
+		return runSeed(ctx, args, stdout, stderr)
+	case "billserve":
+		return runBillServe(ctx, args, stderr)
+	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err

@@ -77,6 +77,45 @@ func TestAuditCommand(t *testing.T) {
 	if status != 1 || rep.Clean || len(rep.Violations) != 1 || rep.Violations[0].Check != "account.left" {
 		t.Errorf("corrupted ledger, JSON: status %d %+v", status, rep)
 	}
+
+	// A period (the rows were created on 2026-11-20, Beijing) runs the
+	// per-row checks only, and says which it skipped: the account's
+	// balance is not among them.
+	status, out, _ = runCLI(t, "audit", "--data", dir, "--from", "2026-11-20", "--to", "2026-11-20")
+	if status != 0 || !strings.Contains(out, "Clean") || !strings.Contains(out, "Skipped") || !strings.Contains(out, "account.left") {
+		t.Fatalf("period audit: status %d, want 0 and the skipped checks named\n%s", status, out)
+	}
+	st, err = sqlite.Open(ctx, filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ExecRaw(ctx, `UPDATE lots SET fen = 0, refunded_fen = 0 WHERE out_trade_no = 'tg_audit_1'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	status, out, _ = runCLI(t, "audit", "--data", dir, "--from", "2026-11-20", "--format", "json")
+	var prep struct {
+		Clean            bool
+		From             string
+		Checked, Skipped []string
+		Violations       []struct{ Check, Subject, Detail string }
+	}
+	if err := json.Unmarshal([]byte(out), &prep); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, out)
+	}
+	if status != 1 || prep.From != "2026-11-20" || len(prep.Skipped) == 0 || len(prep.Violations) == 0 {
+		t.Errorf("period audit of a corrupted lot: status %d %+v", status, prep)
+	}
+	for _, v := range prep.Violations {
+		if v.Check != "adjustment.lot" && v.Check != "lot.nonnegative" {
+			t.Errorf("period audit reports %+v, want the lot's violations only", v)
+		}
+	}
+	if status, out, _ = runCLI(t, "audit", "--data", dir, "--from", "2026-11-21", "--to", "2026-11-30"); status != 0 {
+		t.Errorf("audit of days without rows: status %d, want 0\n%s", status, out)
+	}
 }
 
 func TestAuditCommandErrors(t *testing.T) {
@@ -86,6 +125,9 @@ func TestAuditCommandErrors(t *testing.T) {
 		"BadFormat": {"--data", mustAuditLedger(t), "--format", "yaml"},
 		"BadFlag":   {"--no-such-flag"},
 		"ExtraArgs": {"--data", dir, "extra"},
+		"BadFrom":   {"--data", mustAuditLedger(t), "--from", "2026-13-01"},
+		"BadTo":     {"--data", mustAuditLedger(t), "--to", "yesterday"},
+		"Reversed":  {"--data", mustAuditLedger(t), "--from", "2026-12-07", "--to", "2026-12-01"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if status, out, _ := runCLI(t, append([]string{"audit"}, args...)...); status != 2 {

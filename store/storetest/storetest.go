@@ -69,6 +69,7 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"ModelRandom", testModelRandom},
 		{"ConcurrentMachine", nil},
 		{"AuditCatchesCorruption", testAuditCatchesCorruption},
+		{"AuditScans", testAuditScans},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.fn == nil {
