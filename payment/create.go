@@ -238,7 +238,7 @@ func (s *Service) CreateOrder(ctx context.Context, r CreateOrderRequest) (OrderR
 			return OrderResult{}, wrap(op, tollgate.EINTERNAL, err)
 		}
 	}
-	if _, err := s.ledger.Account(ctx, r.Account); err != nil {
+	if err := s.accountExists(ctx, r.Account); err != nil {
 		return OrderResult{}, wrap(op, tollgate.EINTERNAL, err)
 	}
 	if s.rollout != nil {
@@ -255,7 +255,7 @@ func (s *Service) CreateOrder(ctx context.Context, r CreateOrderRequest) (OrderR
 		key = &IdempotencyKey{Account: r.Account, Key: r.IdempotencyKey, RequestHash: hash,
 			OutTradeNo: o.OutTradeNo, CreatedAt: now, ExpiresAt: now.Add(IdempotencyTTL)}
 	}
-	stored, created, err := s.store.CreateOrder(ctx, o, key)
+	stored, created, err := s.createOrder(ctx, o, key)
 	if err != nil {
 		return OrderResult{}, wrap(op, tollgate.EINTERNAL, err)
 	}
@@ -263,6 +263,26 @@ func (s *Service) CreateOrder(ctx context.Context, r CreateOrderRequest) (OrderR
 		return s.resume(ctx, stored, hash)
 	}
 	return s.finish(ctx, o, false)
+}
+
+// accountExists returns nil if the account exists, ENOTFOUND if not. It
+// reads the ledger's store directly rather than through ledger.Service
+// (Account), whose View first waits for every queued ledger operation
+// (Sync): an order needs only the account's existence, and an account
+// exists once CreateAccount has answered (it waits for its commit).
+func (s *Service) accountExists(ctx context.Context, id tollgate.AccountID) error {
+	var out []ledger.Account
+	err := s.ledger.Store().View(ctx, func(tx ledger.ReadTx) (err error) {
+		out, err = tx.Accounts(ctx, []tollgate.AccountID{id})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(out) == 0 {
+		return &tollgate.Error{Code: tollgate.ENOTFOUND, Op: "payment.CreateOrder", Message: fmt.Sprintf("account %s not found", id)}
+	}
+	return nil
 }
 
 // newOrder quotes the credits and builds the order to record.
@@ -352,7 +372,11 @@ func (s *Service) finish(ctx context.Context, o Order, replayed bool) (OrderResu
 		if err != nil {
 			return OrderResult{}, err
 		}
-		o, err = s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+		// Relaxed: if a power cut loses this write, the order stays
+		// unplaced locally and a retry with the same Idempotency-Key
+		// places the same out_trade_no again (resume), which WeChat Pay
+		// answers with the same order.
+		o, err = s.updateOrder(ctx, o.OutTradeNo, true, urgent, func(x *Order) error {
 			now := s.now().UTC()
 			x.CodeURL, x.H5URL, x.PrepayID, x.UpdatedAt = p.CodeURL, p.H5URL, p.PrepayID, now
 			if p.H5URL != "" {

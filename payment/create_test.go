@@ -120,6 +120,48 @@ func TestCreateRetriesSameOutTradeNo(t *testing.T) {
 	})
 }
 
+// TestLostPlacementWriteReplaysSameOrder: the write that stores what WeChat
+// Pay gave (code_url) commits relaxed, so a power cut may lose it. The order
+// is then recorded but unplaced, as after a crash before the write, and a
+// retry with the same Idempotency-Key places the same out_trade_no again:
+// WeChat Pay answers the same order (same code_url), and nothing new is
+// made there.
+func TestLostPlacementWriteReplaysSameOrder(t *testing.T) {
+	t.Parallel()
+	forEach(t, func(t *testing.T, w *world) {
+		w.mustAccount("alice")
+		req := payment.CreateOrderRequest{Account: "alice", IdempotencyKey: "k", PackageID: "starter", DeviceFingerprint: fp}
+		first, err := w.svc.CreateOrder(w.ctx, req)
+		if err != nil || first.CodeURL == "" && first.JSAPI == nil && first.H5URL == "" {
+			t.Fatalf("first = %+v, %v", first, err)
+		}
+		// The relaxed write lost: what WeChat Pay gave is gone.
+		if _, err := w.store.UpdateOrder(w.ctx, first.OutTradeNo, func(o *payment.Order) error {
+			o.CodeURL, o.H5URL, o.PrepayID, o.H5IssuedAt = "", "", "", time.Time{}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if o := w.order(first.OutTradeNo); o.Placed() {
+			t.Fatalf("order still placed: %+v", o)
+		}
+		again, err := w.svc.CreateOrder(w.ctx, req)
+		if err != nil || again.OutTradeNo != first.OutTradeNo || again.CodeURL != first.CodeURL || !again.Replayed {
+			t.Fatalf("replay = %+v, %v; first %+v", again, err, first)
+		}
+		if o := w.order(first.OutTradeNo); !o.Placed() || o.CodeURL != first.CodeURL {
+			t.Fatalf("order after the replay: %+v", o)
+		}
+		if n := len(w.sim.Orders()); n != 1 {
+			t.Fatalf("the emulator has %d orders, want 1", n)
+		}
+		if _, err := w.sim.Pay(first.OutTradeNo); err != nil {
+			t.Fatal(err)
+		}
+		w.waitStatus(first.OutTradeNo, payment.StatusSuccess)
+	})
+}
+
 // TestConcurrentNotificationAndPoller: the notification handler and the
 // poller race to credit the same payment; one lot results.
 func TestConcurrentNotificationAndPoller(t *testing.T) {

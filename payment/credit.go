@@ -51,7 +51,7 @@ func (s *Service) credit(ctx context.Context, o Order, transactionID string, sou
 		fee = s.fee(ctx, lot, !already)
 	}
 	prev := o.Status
-	_, err = s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+	_, err = s.updateOrder(ctx, o.OutTradeNo, true, urgent, func(x *Order) error { // relaxed: see above
 		prev = x.Status
 		if x.Status.Paid() {
 			return nil

@@ -190,6 +190,7 @@ func newWorld(tb testing.TB, b backend, m mode, tweak func(*payment.Config, *pay
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(w.svc.Close) // before the ledger and store close: drains its order writes
 	return w
 }
 

@@ -4,14 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"tollgate"
 	"tollgate/wxpay"
 )
 
-// pollBatch is how many orders (and refunds) one PollOnce claims.
-const pollBatch = 32
+// pollBatch is how many orders (and refunds) one PollOnce claims, and
+// pollWorkers how many of its orders are asked about at once: their
+// writes (reschedules, closes) then meet in the order batcher's low
+// queue and commit together.
+const (
+	pollBatch   = 32
+	pollWorkers = 8
+)
 
 // RunPoller runs PollOnce every Config.PollEvery (on the service's
 // clock) until ctx ends, and returns ctx's error. Run it in every instance: leases keep two instances
@@ -22,12 +29,15 @@ func (s *Service) RunPoller(ctx context.Context) error {
 		t := s.clock.NewTimer(s.cfg.PollEvery)
 		// A full batch means more is due: keep going, a bounded number of
 		// rounds, before waiting for the next tick.
+		// A round the query limit cut short ends them too: the rest of the
+		// backlog waits for the budget, not in a loop of leases and
+		// reschedules.
 		for range 16 {
-			n, err := s.PollOnce(ctx)
+			n, limited, err := s.pollOnce(ctx)
 			if err != nil && ctx.Err() == nil {
 				s.log.WarnContext(ctx, "payment: poll", "err", err)
 			}
-			if err != nil || n < pollBatch {
+			if err != nil || limited || n < pollBatch {
 				break
 			}
 		}
@@ -46,7 +56,20 @@ func (s *Service) RunPoller(ctx context.Context) error {
 // WeChat Pay (crediting paid ones, closing expired ones at WeChat Pay and
 // locally, revoking grants of failed ones), follows pending refunds to a
 // final state, and forgets expired idempotency keys.
+//
+// The claimed orders are asked about by up to pollWorkers goroutines, and
+// their writes go through the order batcher relaxed and at low priority
+// (batch.go): notifications and new orders go first. Once the query
+// limit refuses one query, the round's other orders are rescheduled
+// without asking it again.
 func (s *Service) PollOnce(ctx context.Context) (int, error) {
+	n, _, err := s.pollOnce(ctx)
+	return n, err
+}
+
+// pollOnce is PollOnce, also saying whether the query limit refused a
+// query.
+func (s *Service) pollOnce(ctx context.Context) (int, bool, error) {
 	now := s.now().UTC()
 	var errs []error
 	if _, err := s.ledger.ExpireGrants(ctx, now); err != nil {
@@ -56,11 +79,28 @@ func (s *Service) PollOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, o := range orders {
-		if err := s.pollOrder(ctx, o); err != nil {
-			errs = append(errs, err)
-		}
+	round := &pollRound{s: s}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		next = make(chan Order)
+	)
+	for range min(len(orders), pollWorkers) {
+		wg.Go(func() {
+			for o := range next {
+				if err := s.pollOrder(ctx, o, round); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
 	}
+	for _, o := range orders {
+		next <- o
+	}
+	close(next)
+	wg.Wait()
 	refunds, err := s.store.LeaseDueRefunds(ctx, s.cfg.InstanceID, now, now.Add(s.cfg.LeaseTTL), pollBatch)
 	if err != nil {
 		errs = append(errs, err)
@@ -73,7 +113,37 @@ func (s *Service) PollOnce(ctx context.Context) (int, error) {
 	if _, err := s.store.DeleteExpiredKeys(ctx, now); err != nil {
 		errs = append(errs, err)
 	}
-	return len(orders) + len(refunds), errors.Join(errs...)
+	return len(orders) + len(refunds), round.limited(), errors.Join(errs...)
+}
+
+// pollRound is one PollOnce's view of the query limit: after one refusal
+// its other orders wait as long without asking the limiter again.
+type pollRound struct {
+	s    *Service
+	mu   sync.Mutex
+	wait time.Duration // > 0 once a query was refused
+}
+
+func (r *pollRound) allowQuery(ctx context.Context) (bool, time.Duration) {
+	r.mu.Lock()
+	wait := r.wait
+	r.mu.Unlock()
+	if wait > 0 {
+		return false, wait
+	}
+	ok, wait := r.s.allowQuery(ctx)
+	if !ok {
+		r.mu.Lock()
+		r.wait = max(r.wait, wait)
+		r.mu.Unlock()
+	}
+	return ok, wait
+}
+
+func (r *pollRound) limited() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.wait > 0
 }
 
 // backoff is PollBase × 2^attempts capped at PollMax, jittered by ±20%.
@@ -103,14 +173,16 @@ func (s *Service) allowQuery(ctx context.Context) (bool, time.Duration) {
 	return true, 0
 }
 
-// reschedule releases an order's lease and sets its next poll.
+// reschedule releases an order's lease and sets its next poll, through
+// the order batcher relaxed and at low priority: a reschedule a power cut
+// loses leaves the order due, to be asked about again.
 func (s *Service) reschedule(ctx context.Context, o Order, wait time.Duration, countAttempt bool) error {
 	now := s.now().UTC()
 	next := now.Add(wait)
 	if now.Before(o.ExpiresAt) && next.After(o.ExpiresAt) {
 		next = o.ExpiresAt // close promptly at expiry
 	}
-	_, err := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+	_, err := s.updateOrder(ctx, o.OutTradeNo, true, low, func(x *Order) error {
 		if countAttempt {
 			x.PollAttempts++
 		}
@@ -120,8 +192,8 @@ func (s *Service) reschedule(ctx context.Context, o Order, wait time.Duration, c
 	return err
 }
 
-func (s *Service) pollOrder(ctx context.Context, o Order) error {
-	ok, wait := s.allowQuery(ctx)
+func (s *Service) pollOrder(ctx context.Context, o Order, round *pollRound) error {
+	ok, wait := round.allowQuery(ctx)
 	if !ok {
 		return s.reschedule(ctx, o, wait, false)
 	}
@@ -192,7 +264,7 @@ func (s *Service) applyTrade(ctx context.Context, o Order, t Trade, expired bool
 		return s.closeOrder(ctx, o, StatusClosed, "expired", true)
 	}
 	if t.State == StatusUserPaying && o.Status != StatusUserPaying {
-		if _, err := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+		if _, err := s.updateOrder(ctx, o.OutTradeNo, true, low, func(x *Order) error {
 			x.Status = StatusUserPaying
 			return nil
 		}); err != nil {
@@ -256,11 +328,14 @@ func (s *Service) closeSaysPaid(ctx context.Context, o Order, why string) error 
 // closeLocally revokes the order's provisional grant (what it used
 // becomes debt) and then records the final state. Revoking first: a crash
 // in between leaves a pending order the poller closes again, idempotently.
+// The close goes through the order batcher relaxed and at low priority: a
+// power cut that loses it (and its payment.closed event) leaves the order
+// pending, and the poller closes it again.
 func (s *Service) closeLocally(ctx context.Context, o Order, st Status, why string) error {
 	if err := s.revokeGrant(ctx, o); err != nil {
 		return err
 	}
-	_, err := s.store.UpdateOrder(ctx, o.OutTradeNo, func(x *Order) error {
+	_, err := s.updateOrder(ctx, o.OutTradeNo, true, low, func(x *Order) error {
 		if !x.Status.Pending() {
 			return nil
 		}

@@ -187,6 +187,9 @@ type Service struct {
 	sheets *sheetCache // signed JSAPI pay sheets (JSAPIParams)
 	volume monthVolume // the month's paid volume, for merchant fees (fee)
 
+	orders          *orderBatcher // group commit of order writes (batch.go)
+	eventsCommitted func()
+
 	jitterMu sync.Mutex
 	jitter   *mrand.Rand
 }
@@ -220,7 +223,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, ledger: d.Ledger, store: machineStore{d.Store, d.EventsCommitted}, pricer: d.Pricer, nonces: d.Nonces,
 		limiter: d.Limiter, v2: d.V2, v3: d.V3, gw: d.Gateway, rollout: d.Rollout, metrics: d.Metrics,
-		log: d.Logger, clock: tollgate.ClockOr(d.Clock), rand: d.Rand, sheets: newSheetCache(sheetMax)}
+		log: d.Logger, clock: tollgate.ClockOr(d.Clock), rand: d.Rand, sheets: newSheetCache(sheetMax),
+		orders: newOrderBatcher(d.Store), eventsCommitted: d.EventsCommitted}
 	s.now = s.clock.Now
 	if s.rand == nil {
 		s.rand = rand.Reader

@@ -54,6 +54,21 @@ type Store interface {
 	// UpdateOrder, which refuses a forbidden transition. Errors: ENOTFOUND.
 	UpdateOrder(ctx context.Context, outTradeNo string, fn func(*Order) error) (Order, error)
 
+	// WriteOrders writes a batch of order creations and updates in one
+	// transaction (group commit), each item in its own savepoint: an item
+	// that fails (ECONFLICT for a taken out_trade_no, ENOTFOUND, its Fn's
+	// error, a statement's error) leaves nothing of itself and the others
+	// still commit. It returns one error per item, nil for the written
+	// ones, and fills each item's result fields (OrderWrite.Stored,
+	// Created, Order). The transaction commits durably (fsync: SQLite
+	// synchronous=FULL, PostgreSQL synchronous_commit on) unless every
+	// item is Relaxed. When the transaction as a whole fails (begin or
+	// commit), every item gets that error. An item runs exactly what
+	// CreateOrder (Create set) or UpdateOrder (Create nil) would run,
+	// ClosedEvent included; like UpdateOrder it knows no rule (the
+	// package's batcher adds CheckTransition).
+	WriteOrders(ctx context.Context, writes []OrderWrite) []error
+
 	// LeaseDueOrders claims up to limit pending orders (NOTPAY or
 	// USERPAYING) whose NextPollAt ≤ now and whose lease is free or expired
 	// at now, setting LeaseOwner = owner and LeaseUntil = until, and returns
@@ -92,6 +107,42 @@ type Store interface {
 	// their orders by out_trade_no (count, FeeFen). The orders live in the
 	// ledger's database: both stores hold both.
 	PaymentTotals(ctx context.Context, from, to time.Time) (PaymentTotals, error)
+}
+
+// OrderWrite is one item of Store.WriteOrders: the creation of an order
+// (Create, with its idempotency key Key when not nil, as Store.CreateOrder)
+// or the read-modify-write of one (OutTradeNo and Fn, as
+// Store.UpdateOrder).
+type OrderWrite struct {
+	Create *Order
+	Key    *IdempotencyKey
+
+	OutTradeNo string
+	Fn         func(*Order) error
+
+	// Relaxed lets the batch commit without waiting for the disk (fsync)
+	// when every item of it is relaxed: a power cut may then lose the
+	// item, a crash of the process not (SQLite: WAL written, not synced).
+	Relaxed bool
+
+	// Results, set by WriteOrders when the item's error is nil: for a
+	// creation Stored and Created as CreateOrder returns them; for an
+	// update Order is the order as written, and Before as it was read.
+	Stored  IdempotencyKey
+	Created bool
+	Order   Order
+	Before  Order
+}
+
+// StrictBatch reports whether a batch of writes must commit durably: when
+// any of them is not Relaxed.
+func StrictBatch(writes []OrderWrite) bool {
+	for _, w := range writes {
+		if !w.Relaxed {
+			return true
+		}
+	}
+	return false
 }
 
 // OrderQuery selects a page of orders for the admin API.

@@ -198,6 +198,9 @@ func (m *Main) buildPayments(st *stores, svc *services) error {
 	if svc.payments, err = payment.New(cfg, deps); err != nil {
 		return fmt.Errorf("serve: payment: %w", err)
 	}
+	// Before the ledger and the stores close (closers run in reverse):
+	// the order writes still queued are committed.
+	m.closers = append(m.closers, func() error { svc.payments.Close(); return nil })
 	return nil
 }
 

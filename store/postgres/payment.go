@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,36 +52,9 @@ func (s *Store) CreateOrder(ctx context.Context, o payment.Order, key *payment.I
 	const op = "postgres.CreateOrder"
 	var stored payment.IdempotencyKey
 	created := false
-	errKeyTaken := errors.New("key taken")
-	err := s.pgPayTx(ctx, op, func(tx pgx.Tx) error {
-		if key != nil {
-			if _, err := tx.Exec(ctx, `DELETE FROM payment_idempotency_keys WHERE account_id = $1 AND key = $2 AND expires_at <= $3`,
-				string(key.Account), key.Key, payrows.Micros(key.CreatedAt)); err != nil {
-				return mapError(op, err)
-			}
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO payment_orders (`+payrows.OrderColumns+`) VALUES
-			($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30)`, payrows.OrderArgs(&o)...); err != nil {
-			if sqlState(err) == codeUniqueViolation {
-				return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "out_trade_no already exists", Err: err}
-			}
-			return mapError(op, err)
-		}
-		if key != nil {
-			tag, err := tx.Exec(ctx, `INSERT INTO payment_idempotency_keys
-				(account_id, key, request_hash, out_trade_no, created_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6)
-				ON CONFLICT (account_id, key) DO NOTHING`,
-				string(key.Account), key.Key, key.RequestHash, key.OutTradeNo, payrows.Micros(key.CreatedAt), payrows.Micros(key.ExpiresAt))
-			if err != nil {
-				return mapError(op, err)
-			}
-			if tag.RowsAffected() == 0 {
-				return errKeyTaken // roll the order back
-			}
-			stored = *key
-		}
-		created = true
-		return nil
+	err := s.pgPayTx(ctx, op, func(tx pgx.Tx) (err error) {
+		stored, created, err = pgCreateOrder(ctx, tx, o, key)
+		return err
 	})
 	if errors.Is(err, errKeyTaken) {
 		k, err := pgGetKey(ctx, s.pool, key.Account, key.Key, key.CreatedAt)
@@ -89,6 +64,110 @@ func (s *Store) CreateOrder(ctx context.Context, o payment.Order, key *payment.I
 		return payment.IdempotencyKey{}, false, err
 	}
 	return stored, created, nil
+}
+
+// errKeyTaken says that another order holds the idempotency key: the
+// order's insert is rolled back and the stored key read.
+var errKeyTaken = errors.New("key taken")
+
+// pgCreateOrder is CreateOrder's work inside tx; errKeyTaken asks the
+// caller to roll back and read the stored key.
+func pgCreateOrder(ctx context.Context, tx pgx.Tx, o payment.Order, key *payment.IdempotencyKey) (payment.IdempotencyKey, bool, error) {
+	const op = "postgres.CreateOrder"
+	if key != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM payment_idempotency_keys WHERE account_id = $1 AND key = $2 AND expires_at <= $3`,
+			string(key.Account), key.Key, payrows.Micros(key.CreatedAt)); err != nil {
+			return payment.IdempotencyKey{}, false, mapError(op, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO payment_orders (`+payrows.OrderColumns+`) VALUES
+		($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30)`, payrows.OrderArgs(&o)...); err != nil {
+		if sqlState(err) == codeUniqueViolation {
+			return payment.IdempotencyKey{}, false, &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "out_trade_no already exists", Err: err}
+		}
+		return payment.IdempotencyKey{}, false, mapError(op, err)
+	}
+	var stored payment.IdempotencyKey
+	if key != nil {
+		tag, err := tx.Exec(ctx, `INSERT INTO payment_idempotency_keys
+			(account_id, key, request_hash, out_trade_no, created_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6)
+			ON CONFLICT (account_id, key) DO NOTHING`,
+			string(key.Account), key.Key, key.RequestHash, key.OutTradeNo, payrows.Micros(key.CreatedAt), payrows.Micros(key.ExpiresAt))
+		if err != nil {
+			return payment.IdempotencyKey{}, false, mapError(op, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return payment.IdempotencyKey{}, false, errKeyTaken // roll the order back
+		}
+		stored = *key
+	}
+	return stored, true, nil
+}
+
+// WriteOrders implements payment.Store: one READ COMMITTED transaction,
+// with synchronous_commit off when every item is relaxed, each item in a
+// savepoint (pgx's nested transaction) rolled back when it fails, which
+// also clears the transaction's aborted state. Items run in out_trade_no
+// order, whatever their order in ws: two committers' batches then lock
+// the rows they update in the same order and never deadlock.
+func (s *Store) WriteOrders(ctx context.Context, ws []payment.OrderWrite) []error {
+	const op = "postgres.WriteOrders"
+	errs := make([]error, len(ws))
+	order := make([]int, len(ws))
+	for i := range order {
+		order[i] = i
+	}
+	no := func(w *payment.OrderWrite) string {
+		if w.Create != nil {
+			return w.Create.OutTradeNo
+		}
+		return w.OutTradeNo
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(no(&ws[a]), no(&ws[b])) })
+	err := s.pgPayTx(ctx, op, func(tx pgx.Tx) error {
+		if !payment.StrictBatch(ws) {
+			if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit TO OFF"); err != nil {
+				return mapError(op, err)
+			}
+		}
+		for _, i := range order {
+			sp, err := tx.Begin(ctx)
+			if err != nil {
+				return mapError(op+": savepoint", err)
+			}
+			if errs[i] = pgWriteItem(ctx, sp, &ws[i]); errs[i] == nil {
+				if err := sp.Commit(ctx); err != nil {
+					return mapError(op+": release savepoint", err)
+				}
+				continue
+			}
+			if err := sp.Rollback(ctx); err != nil {
+				return mapError(op+": rollback to savepoint", err)
+			}
+			if errors.Is(errs[i], errKeyTaken) {
+				w := &ws[i]
+				w.Stored, errs[i] = pgGetKey(ctx, tx, w.Key.Account, w.Key.Key, w.Key.CreatedAt)
+				w.Created = false
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+// pgWriteItem runs one item of WriteOrders in tx, filling its results.
+func pgWriteItem(ctx context.Context, tx pgx.Tx, w *payment.OrderWrite) (err error) {
+	if w.Create != nil {
+		w.Stored, w.Created, err = pgCreateOrder(ctx, tx, *w.Create, w.Key)
+		return err
+	}
+	w.Before, w.Order, err = pgUpdateOrder(ctx, tx, w.OutTradeNo, w.Fn)
+	return err
 }
 
 func pgGetKey(ctx context.Context, q pgQueryer, account tollgate.AccountID, key string, now time.Time) (payment.IdempotencyKey, error) {
@@ -180,36 +259,43 @@ func (s *Store) ListOrders(ctx context.Context, account tollgate.AccountID, limi
 func (s *Store) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*payment.Order) error) (payment.Order, error) {
 	const op = "postgres.UpdateOrder"
 	var out payment.Order
-	err := s.pgPayTx(ctx, op, func(tx pgx.Tx) error {
-		old, err := pgGetOrder(ctx, tx, "out_trade_no", outTradeNo, " FOR UPDATE")
-		if err != nil {
-			return err
-		}
-		o := old
-		if err := fn(&o); err != nil {
-			return err
-		}
-		o.OutTradeNo = old.OutTradeNo
-		args := payrows.OrderArgs(&o)[:payrows.OrderUpdated]
-		if _, err := tx.Exec(ctx, `UPDATE payment_orders SET account_id = $2, fen = $3, credits = $4, package_id = $5,
-			api_version = $6, sign_type = $7, status = $8, code_url = $9, transaction_id = $10, device_fingerprint = $11,
-			client_ip = $12, token_hash = $13, token_expires_at = $14, grant_cap = $15, expires_at = $16, created_at = $17,
-			updated_at = $18, next_poll_at = $19, poll_attempts = $20, lease_owner = $21, lease_until = $22, review = $23,
-			fee_fen = $24, method = $25, openid = $26, h5_url = $27, prepay_id = $28,
-			h5_issued_at = $29 WHERE out_trade_no = $1`, args...); err != nil {
-			return mapError(op, err)
-		}
-		if e, ok, err := payment.ClosedEvent(old, o); err != nil {
-			return err
-		} else if ok {
-			if _, err := tx.Exec(ctx, appendEventSQL, eventArgs(e)...); err != nil {
-				return mapError(op+": webhook event", err)
-			}
-		}
-		out = o
-		return nil
+	err := s.pgPayTx(ctx, op, func(tx pgx.Tx) (err error) {
+		_, out, err = pgUpdateOrder(ctx, tx, outTradeNo, fn)
+		return err
 	})
 	return out, err
+}
+
+// pgUpdateOrder is UpdateOrder's work inside tx: it returns the order as
+// read (locked) and as written.
+func pgUpdateOrder(ctx context.Context, tx pgx.Tx, outTradeNo string, fn func(*payment.Order) error) (old, o payment.Order, err error) {
+	const op = "postgres.UpdateOrder"
+	old, err = pgGetOrder(ctx, tx, "out_trade_no", outTradeNo, " FOR UPDATE")
+	if err != nil {
+		return old, o, err
+	}
+	o = old
+	if err := fn(&o); err != nil {
+		return old, o, err
+	}
+	o.OutTradeNo = old.OutTradeNo
+	args := payrows.OrderArgs(&o)[:payrows.OrderUpdated]
+	if _, err := tx.Exec(ctx, `UPDATE payment_orders SET account_id = $2, fen = $3, credits = $4, package_id = $5,
+		api_version = $6, sign_type = $7, status = $8, code_url = $9, transaction_id = $10, device_fingerprint = $11,
+		client_ip = $12, token_hash = $13, token_expires_at = $14, grant_cap = $15, expires_at = $16, created_at = $17,
+		updated_at = $18, next_poll_at = $19, poll_attempts = $20, lease_owner = $21, lease_until = $22, review = $23,
+		fee_fen = $24, method = $25, openid = $26, h5_url = $27, prepay_id = $28,
+		h5_issued_at = $29 WHERE out_trade_no = $1`, args...); err != nil {
+		return old, o, mapError(op, err)
+	}
+	if e, ok, err := payment.ClosedEvent(old, o); err != nil {
+		return old, o, err
+	} else if ok {
+		if _, err := tx.Exec(ctx, appendEventSQL, eventArgs(e)...); err != nil {
+			return old, o, mapError(op+": webhook event", err)
+		}
+	}
+	return old, o, nil
 }
 
 // LeaseDueOrders implements payment.Store.

@@ -43,48 +43,102 @@ func (s *Store) CreateOrder(ctx context.Context, o payment.Order, key *payment.I
 	const op = "sqlite.CreateOrder"
 	var stored payment.IdempotencyKey
 	created := false
-	err := s.payWriteTx(ctx, op, func(tx *sql.Tx) error {
-		if key != nil {
-			k, err := payGetKey(ctx, tx, key.Account, key.Key, key.CreatedAt)
-			if err == nil {
-				stored = k
-				return nil
-			}
-			if tollgate.ErrorCode(err) != tollgate.ENOTFOUND {
-				return err
-			}
-			// An expired key with the same name is replaced.
-			if _, err := tx.ExecContext(ctx, `DELETE FROM payment_idempotency_keys WHERE account_id = ? AND key = ?`,
-				string(key.Account), key.Key); err != nil {
-				return fmt.Errorf("%s: %w", op, err)
-			}
-		}
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM payment_orders WHERE out_trade_no = ?`, o.OutTradeNo).Scan(&n); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		if n > 0 {
-			return &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "out_trade_no already exists"}
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_orders (`+payrows.OrderColumns+`)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, payrows.OrderArgs(&o)...); err != nil {
-			return fmt.Errorf("%s: insert order: %w", op, err)
-		}
-		if key != nil {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO payment_idempotency_keys
-				(account_id, key, request_hash, out_trade_no, created_at, expires_at) VALUES (?,?,?,?,?,?)`,
-				string(key.Account), key.Key, key.RequestHash, key.OutTradeNo, payrows.Micros(key.CreatedAt), payrows.Micros(key.ExpiresAt)); err != nil {
-				return fmt.Errorf("%s: insert key: %w", op, err)
-			}
-			stored = *key
-		}
-		created = true
-		return nil
+	err := s.payWriteTx(ctx, op, func(tx *sql.Tx) (err error) {
+		stored, created, err = payCreateOrder(ctx, tx, o, key)
+		return err
 	})
 	if err != nil {
 		return payment.IdempotencyKey{}, false, err
 	}
 	return stored, created, nil
+}
+
+// payCreateOrder is CreateOrder's work inside tx.
+func payCreateOrder(ctx context.Context, tx *sql.Tx, o payment.Order, key *payment.IdempotencyKey) (payment.IdempotencyKey, bool, error) {
+	const op = "sqlite.CreateOrder"
+	if key != nil {
+		k, err := payGetKey(ctx, tx, key.Account, key.Key, key.CreatedAt)
+		if err == nil {
+			return k, false, nil
+		}
+		if tollgate.ErrorCode(err) != tollgate.ENOTFOUND {
+			return payment.IdempotencyKey{}, false, err
+		}
+		// An expired key with the same name is replaced.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM payment_idempotency_keys WHERE account_id = ? AND key = ?`,
+			string(key.Account), key.Key); err != nil {
+			return payment.IdempotencyKey{}, false, fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM payment_orders WHERE out_trade_no = ?`, o.OutTradeNo).Scan(&n); err != nil {
+		return payment.IdempotencyKey{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	if n > 0 {
+		return payment.IdempotencyKey{}, false, &tollgate.Error{Code: tollgate.ECONFLICT, Op: op, Message: "out_trade_no already exists"}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO payment_orders (`+payrows.OrderColumns+`)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, payrows.OrderArgs(&o)...); err != nil {
+		return payment.IdempotencyKey{}, false, fmt.Errorf("%s: insert order: %w", op, err)
+	}
+	var stored payment.IdempotencyKey
+	if key != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_idempotency_keys
+			(account_id, key, request_hash, out_trade_no, created_at, expires_at) VALUES (?,?,?,?,?,?)`,
+			string(key.Account), key.Key, key.RequestHash, key.OutTradeNo, payrows.Micros(key.CreatedAt), payrows.Micros(key.ExpiresAt)); err != nil {
+			return payment.IdempotencyKey{}, false, fmt.Errorf("%s: insert key: %w", op, err)
+		}
+		stored = *key
+	}
+	return stored, true, nil
+}
+
+// WriteOrders implements payment.Store: one BEGIN IMMEDIATE transaction
+// on the writer, committed with synchronous=FULL unless every item is
+// relaxed (then NORMAL, as relaxedWriteTx), each item between SAVEPOINT
+// and RELEASE, or rolled back to its savepoint when it fails. SQLite's
+// failing statements abort only themselves, so the transaction goes on.
+func (s *Store) WriteOrders(ctx context.Context, ws []payment.OrderWrite) []error {
+	const op = "sqlite.WriteOrders"
+	errs := make([]error, len(ws))
+	run := func(tx *sql.Tx) error {
+		for i := range ws {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT order_write`); err != nil {
+				return err
+			}
+			if errs[i] = payWriteItem(ctx, tx, &ws[i]); errs[i] != nil {
+				if _, err := tx.ExecContext(ctx, `ROLLBACK TO order_write`); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `RELEASE order_write`); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var err error
+	if payment.StrictBatch(ws) {
+		err = s.writeTx(ctx, op, run)
+	} else {
+		err = s.relaxedWriteTx(ctx, op, run)
+	}
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+// payWriteItem runs one item of WriteOrders in tx, filling its results.
+func payWriteItem(ctx context.Context, tx *sql.Tx, w *payment.OrderWrite) (err error) {
+	if w.Create != nil {
+		w.Stored, w.Created, err = payCreateOrder(ctx, tx, *w.Create, w.Key)
+		return err
+	}
+	w.Before, w.Order, err = payUpdateOrder(ctx, tx, w.OutTradeNo, w.Fn)
+	return err
 }
 
 type payQueryer interface {
@@ -197,30 +251,37 @@ func (s *Store) ListOrders(ctx context.Context, account tollgate.AccountID, limi
 func (s *Store) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*payment.Order) error) (payment.Order, error) {
 	const op = "sqlite.UpdateOrder"
 	var out payment.Order
-	err := s.payWriteTx(ctx, op, func(tx *sql.Tx) error {
-		old, err := payGetOrder(ctx, tx, "out_trade_no", outTradeNo)
-		if err != nil {
-			return err
-		}
-		o := old
-		if err := fn(&o); err != nil {
-			return err
-		}
-		o.OutTradeNo = old.OutTradeNo
-		if err := payWriteOrder(ctx, tx, &o); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		if e, ok, err := payment.ClosedEvent(old, o); err != nil {
-			return err
-		} else if ok {
-			if _, err := (&txn{q: tx}).appendEvents(ctx, []webhook.Event{e}); err != nil {
-				return fmt.Errorf("%s: %w", op, err)
-			}
-		}
-		out = o
-		return nil
+	err := s.payWriteTx(ctx, op, func(tx *sql.Tx) (err error) {
+		_, out, err = payUpdateOrder(ctx, tx, outTradeNo, fn)
+		return err
 	})
 	return out, err
+}
+
+// payUpdateOrder is UpdateOrder's work inside tx: it returns the order as
+// read and as written.
+func payUpdateOrder(ctx context.Context, tx *sql.Tx, outTradeNo string, fn func(*payment.Order) error) (old, o payment.Order, err error) {
+	const op = "sqlite.UpdateOrder"
+	old, err = payGetOrder(ctx, tx, "out_trade_no", outTradeNo)
+	if err != nil {
+		return old, o, err
+	}
+	o = old
+	if err := fn(&o); err != nil {
+		return old, o, err
+	}
+	o.OutTradeNo = old.OutTradeNo
+	if err := payWriteOrder(ctx, tx, &o); err != nil {
+		return old, o, fmt.Errorf("%s: %w", op, err)
+	}
+	if e, ok, err := payment.ClosedEvent(old, o); err != nil {
+		return old, o, err
+	} else if ok {
+		if _, err := (&txn{q: tx}).appendEvents(ctx, []webhook.Event{e}); err != nil {
+			return old, o, fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	return old, o, nil
 }
 
 func payWriteOrder(ctx context.Context, tx *sql.Tx, o *payment.Order) error {
@@ -234,27 +295,36 @@ func payWriteOrder(ctx context.Context, tx *sql.Tx, o *payment.Order) error {
 	return err
 }
 
-// LeaseDueOrders implements payment.Store.
+// LeaseDueOrders implements payment.Store. The claim commits relaxed
+// (synchronous=NORMAL, relaxedWriteTx): a lease a power cut loses only
+// lets the order be claimed again, and the poller's rounds need not wait
+// for the disk ahead of the notifications sharing the writer. The
+// subquery walks payment_orders_due (partial, pending orders only).
 func (s *Store) LeaseDueOrders(ctx context.Context, owner string, now, until time.Time, limit int) ([]payment.Order, error) {
-	rows, err := s.writer.QueryContext(ctx, `UPDATE payment_orders SET lease_owner = ?, lease_until = ?
+	const op = "sqlite.LeaseDueOrders"
+	var out []payment.Order
+	err := s.relaxedWriteTx(ctx, op, func(tx *sql.Tx) error {
+		out = nil
+		rows, err := tx.QueryContext(ctx, `UPDATE payment_orders SET lease_owner = ?, lease_until = ?
 		WHERE out_trade_no IN (SELECT out_trade_no FROM payment_orders
 			WHERE status IN ('NOTPAY', 'USERPAYING') AND next_poll_at <= ? AND lease_until <= ?
 			ORDER BY next_poll_at, out_trade_no LIMIT ?)
 		RETURNING `+payrows.OrderColumns, owner, payrows.Micros(until), payrows.Micros(now), payrows.Micros(now), limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite.LeaseDueOrders: %w", err)
-	}
-	defer rows.Close()
-	var out []payment.Order
-	for rows.Next() {
-		o, err := payrows.ScanOrder(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite.LeaseDueOrders: %w", err)
+			return err
 		}
-		out = append(out, o)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite.LeaseDueOrders: %w", err)
+		defer rows.Close()
+		for rows.Next() {
+			o, err := payrows.ScanOrder(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, o)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

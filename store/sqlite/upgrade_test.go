@@ -114,6 +114,11 @@ func TestOperatorUpgrade(t *testing.T) {
 			if body := old[:strings.LastIndex(old, ")")]; !strings.HasPrefix(now, body+",") {
 				t.Errorf("%s after the upgrade:\n%s\ndoes not extend:\n%s", obj, now, old)
 			}
+		case obj == "index payment_orders_due":
+			// 0022 added out_trade_no, the claim's tie-break.
+			if want := strings.Replace(old, "(next_poll_at)", "(next_poll_at, out_trade_no)", 1); now != want {
+				t.Errorf("%s after the upgrade:\n%s\nwant:\n%s", obj, now, want)
+			}
 		case now != old:
 			t.Errorf("%s after the upgrade:\n%s\nwas:\n%s", obj, now, old)
 		}

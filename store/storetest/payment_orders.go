@@ -45,6 +45,9 @@ func RunPayments(t *testing.T, open OpenPaymentFunc) {
 		{"PaymentTotalsRandom", testPaymentTotalsRandom},
 		{"Pages", testPaymentPages},
 		{"HourlyOrders", testHourlyOrders},
+		{"WriteOrdersBadItem", testWriteOrdersBadItem},
+		{"WriteOrdersDurability", testWriteOrdersDurability},
+		{"WriteOrdersConcurrent", testWriteOrdersConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
