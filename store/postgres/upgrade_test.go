@@ -78,7 +78,7 @@ func TestOperatorUpgrade(t *testing.T) {
 				t.Errorf("%s = %s after the upgrade, was %s; want fen >= 0", obj, now, old)
 			}
 		case obj == "index payment_orders_due":
-			// 0022 added out_trade_no, the claim's tie-break.
+			// 0021 added out_trade_no, the claim's tie-break.
 			if want := strings.Replace(old, "(next_poll_at)", "(next_poll_at, out_trade_no)", 1); now != want {
 				t.Errorf("%s after the upgrade:\n%s\nwant:\n%s", obj, now, want)
 			}

@@ -1,4 +1,4 @@
--- 0022: the poller's claim (LeaseDueOrders) reads pending orders by
+-- 0021: the poller's claim (LeaseDueOrders) reads pending orders by
 -- (next_poll_at, out_trade_no). The index on next_poll_at alone left the
 -- tie-break to a sort of every pending order sharing the first due time
 -- (orders created in one second share an expiry, and reschedules to
