@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -74,7 +75,13 @@ func shown(r *http.Request, log *slog.Logger, err error) (int, string, tollgate.
 	msg := tollgate.ErrorMessage(err)
 	if code == tollgate.EINTERNAL {
 		msg = "internal error"
-		if log != nil {
+		switch {
+		case log == nil:
+		case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+			// The client went away (a load generator stopping, a closed
+			// tab): nothing failed, and nobody reads the answer.
+			log.InfoContext(r.Context(), "request abandoned by its client", "request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
+		default:
 			log.ErrorContext(r.Context(), "internal error", "request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 	}

@@ -1,8 +1,11 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -138,5 +141,26 @@ func TestEveryErrorCodeOnEverySurface(t *testing.T) {
 					body.Error.Type, body.Error.Code, body.Error.Message, s.typ, s.code, msg)
 			}
 		}
+	}
+}
+
+// A request its client abandoned (its context cancelled) whose handler
+// then failed with the cancellation is logged as abandoned, not as an
+// internal error: nothing broke. Any other internal error is an error.
+func TestAbandonedRequestIsNotAnInternalError(t *testing.T) {
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest(http.MethodPost, "/v1/payments/orders", nil).WithContext(ctx)
+	httpapi.WriteError(httptest.NewRecorder(), r, log, fmt.Errorf("payment.CreateOrder: %w", context.Canceled))
+	if out := logged.String(); !strings.Contains(out, "level=INFO") || !strings.Contains(out, "abandoned by its client") {
+		t.Fatalf("abandoned request logged %q, want an INFO line saying the client abandoned it", out)
+	}
+	logged.Reset()
+	r = httptest.NewRequest(http.MethodPost, "/v1/payments/orders", nil)
+	httpapi.WriteError(httptest.NewRecorder(), r, log, fmt.Errorf("payment.CreateOrder: %w", context.Canceled))
+	if out := logged.String(); !strings.Contains(out, "level=ERROR") {
+		t.Fatalf("a cancellation of a live request logged %q, want an internal error", out)
 	}
 }
