@@ -54,7 +54,7 @@ func (s *Store) CreateOrder(ctx context.Context, o payment.Order, key *payment.I
 }
 
 // payCreateOrder is CreateOrder's work inside tx.
-func payCreateOrder(ctx context.Context, tx *sql.Tx, o payment.Order, key *payment.IdempotencyKey) (payment.IdempotencyKey, bool, error) {
+func payCreateOrder(ctx context.Context, tx payTx, o payment.Order, key *payment.IdempotencyKey) (payment.IdempotencyKey, bool, error) {
 	const op = "sqlite.CreateOrder"
 	if key != nil {
 		k, err := payGetKey(ctx, tx, key.Account, key.Key, key.CreatedAt)
@@ -101,7 +101,10 @@ func payCreateOrder(ctx context.Context, tx *sql.Tx, o payment.Order, key *payme
 func (s *Store) WriteOrders(ctx context.Context, ws []payment.OrderWrite) []error {
 	const op = "sqlite.WriteOrders"
 	errs := make([]error, len(ws))
-	run := func(tx *sql.Tx) error {
+	run := func(sqlTx *sql.Tx) error {
+		// The batch's statements are few and the same every time:
+		// prepared once (the writer's cache), not parsed per item.
+		tx := cachedTx{sqlTx, &s.wstmt}
 		for i := range ws {
 			if _, err := tx.ExecContext(ctx, `SAVEPOINT order_write`); err != nil {
 				return err
@@ -123,6 +126,7 @@ func (s *Store) WriteOrders(ctx context.Context, ws []payment.OrderWrite) []erro
 	} else {
 		err = s.relaxedWriteTx(ctx, op, run)
 	}
+	s.wstmt.prepareQueued(ctx)
 	if err != nil {
 		for i := range errs {
 			errs[i] = err
@@ -131,8 +135,15 @@ func (s *Store) WriteOrders(ctx context.Context, ws []payment.OrderWrite) []erro
 	return errs
 }
 
+// payTx is what an order write needs of its transaction: a *sql.Tx, or
+// one that runs its statements through the writer's cache (cachedTx).
+type payTx interface {
+	querier
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // payWriteItem runs one item of WriteOrders in tx, filling its results.
-func payWriteItem(ctx context.Context, tx *sql.Tx, w *payment.OrderWrite) (err error) {
+func payWriteItem(ctx context.Context, tx payTx, w *payment.OrderWrite) (err error) {
 	if w.Create != nil {
 		w.Stored, w.Created, err = payCreateOrder(ctx, tx, *w.Create, w.Key)
 		return err
@@ -260,7 +271,7 @@ func (s *Store) UpdateOrder(ctx context.Context, outTradeNo string, fn func(*pay
 
 // payUpdateOrder is UpdateOrder's work inside tx: it returns the order as
 // read and as written.
-func payUpdateOrder(ctx context.Context, tx *sql.Tx, outTradeNo string, fn func(*payment.Order) error) (old, o payment.Order, err error) {
+func payUpdateOrder(ctx context.Context, tx payTx, outTradeNo string, fn func(*payment.Order) error) (old, o payment.Order, err error) {
 	const op = "sqlite.UpdateOrder"
 	old, err = payGetOrder(ctx, tx, "out_trade_no", outTradeNo)
 	if err != nil {
@@ -284,7 +295,7 @@ func payUpdateOrder(ctx context.Context, tx *sql.Tx, outTradeNo string, fn func(
 	return old, o, nil
 }
 
-func payWriteOrder(ctx context.Context, tx *sql.Tx, o *payment.Order) error {
+func payWriteOrder(ctx context.Context, tx payTx, o *payment.Order) error {
 	args := payrows.OrderArgs(o)[:payrows.OrderUpdated]
 	_, err := tx.ExecContext(ctx, `UPDATE payment_orders SET account_id = ?, fen = ?, credits = ?, package_id = ?,
 		api_version = ?, sign_type = ?, status = ?, code_url = ?, transaction_id = ?, device_fingerprint = ?,

@@ -99,6 +99,14 @@ func (c cachedTx) QueryContext(ctx context.Context, query string, args ...any) (
 	return c.tx.QueryContext(ctx, query, args...)
 }
 
+// QueryRowContext runs a query for one row, prepared if the cache has it.
+func (c cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := c.cache.get(query); st != nil {
+		return c.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return c.tx.QueryRowContext(ctx, query, args...)
+}
+
 // ExecContext runs a statement, prepared if the cache has it.
 func (c cachedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := c.cache.get(query); st != nil {
