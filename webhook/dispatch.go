@@ -115,6 +115,13 @@ type Dispatcher struct {
 	// it early; Idle bounds how late an event committed by another
 	// instance, or a retry coming due, is seen.
 	Idle time.Duration
+	// WakeGap is the least time between two claims that a Wake starts:
+	// wakes that come sooner (a commit of events every millisecond under
+	// a payment burst) are served together by one claim when the gap has
+	// passed, so the dispatcher's write transactions do not take the
+	// single SQLite writer from the payments. 0 (the default): every wake
+	// claims at once.
+	WakeGap time.Duration
 	// Rand returns a uniform int64 in [0, n) for the jitter; default
 	// math/rand.
 	Rand    func(n int64) int64
@@ -195,6 +202,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// take PerEndpoint at most: each delivery released unattempted is a
 	// write transaction spent for nothing.
 	narrow := false
+	var lastClaim time.Time
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -213,6 +221,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		if narrow {
 			limit = min(limit, d.PerEndpoint)
 		}
+		lastClaim = d.Clock.Now()
 		n, released, err := d.claim(ctx, &wg, limit, skip)
 		narrow = released > 0
 		if err = errors.Join(err, d.takeErrs()); err != nil && ctx.Err() == nil {
@@ -235,11 +244,34 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-d.wake:
 			t.Stop()
+			if !d.waitGap(ctx, lastClaim) {
+				return ctx.Err()
+			}
 		case <-d.freed:
 			// An endpoint skipped for being busy may have due deliveries.
 			t.Stop()
 		case <-t.C():
 		}
+	}
+}
+
+// waitGap waits until WakeGap has passed since the claim at last; false
+// when ctx ended first.
+func (d *Dispatcher) waitGap(ctx context.Context, last time.Time) bool {
+	if d.WakeGap <= 0 {
+		return true
+	}
+	rest := d.WakeGap - d.Clock.Now().Sub(last)
+	if rest <= 0 {
+		return true
+	}
+	t := d.Clock.NewTimer(rest)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C():
+		return true
 	}
 }
 

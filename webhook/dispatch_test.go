@@ -703,6 +703,42 @@ func TestWakeAndIdle(t *testing.T) {
 	}
 }
 
+// TestWakeGap: with WakeGap, a wake that comes sooner than the gap after
+// the last claim waits out the rest of the gap (one claim then serves
+// every event committed meanwhile); once the gap has passed it claims at
+// once.
+func TestWakeGap(t *testing.T) {
+	w := newWorld(t)
+	in := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		in <- r.Header.Get("webhook-id")
+	}))
+	defer srv.Close()
+	w.endpoint(srv.URL)
+	d := w.dispatcher()
+	d.Idle, d.WakeGap = time.Minute, 10*time.Millisecond
+	ctx, stop := context.WithCancel(w.ctx)
+	defer stop()
+	go d.Run(ctx)
+	if !w.clock.WaitTimers(1, 20*time.Second) {
+		t.Fatal("the dispatcher did not go idle")
+	}
+	ev := w.event("alice")
+	d.Wake() // within the gap of the first claim: it waits for the clock
+	if !w.clock.WaitTimers(1, 20*time.Second) {
+		t.Fatal("the woken dispatcher set no timer for the rest of its gap")
+	}
+	select {
+	case got := <-in:
+		t.Fatalf("received %s before the gap passed", got)
+	case <-time.After(100 * time.Millisecond):
+	}
+	w.clock.Advance(10 * time.Millisecond)
+	if got := recv(t, in); got != ev.ID {
+		t.Fatalf("received %s, want %s", got, ev.ID)
+	}
+}
+
 func recv[T any](t *testing.T, ch <-chan T) T {
 	t.Helper()
 	guard := time.NewTimer(20 * time.Second)

@@ -174,7 +174,7 @@ func payGetKey(ctx context.Context, q payQueryer, account tollgate.AccountID, ke
 
 // IdempotencyKey implements payment.Store.
 func (s *Store) IdempotencyKey(ctx context.Context, account tollgate.AccountID, key string, now time.Time) (payment.IdempotencyKey, error) {
-	return payGetKey(ctx, s.reader, account, key, now)
+	return payGetKey(ctx, cachedDB{s.reader, &s.rstmt}, account, key, now)
 }
 
 // DeleteExpiredKeys implements payment.Store.
@@ -189,7 +189,7 @@ func (s *Store) DeleteExpiredKeys(ctx context.Context, now time.Time) (int, erro
 
 // Order implements payment.Store.
 func (s *Store) Order(ctx context.Context, outTradeNo string) (payment.Order, error) {
-	return payGetOrder(ctx, s.reader, "out_trade_no", outTradeNo)
+	return payGetOrder(ctx, cachedDB{s.reader, &s.rstmt}, "out_trade_no", outTradeNo)
 }
 
 // OrderByTokenHash implements payment.Store.
@@ -197,7 +197,7 @@ func (s *Store) OrderByTokenHash(ctx context.Context, tokenHash string) (payment
 	if tokenHash == "" {
 		return payment.Order{}, payrows.NotFound("sqlite.OrderByTokenHash", "order")
 	}
-	return payGetOrder(ctx, s.reader, "token_hash", tokenHash)
+	return payGetOrder(ctx, cachedDB{s.reader, &s.rstmt}, "token_hash", tokenHash)
 }
 
 func payGetOrder(ctx context.Context, q payQueryer, col, v string) (payment.Order, error) {

@@ -99,6 +99,27 @@ func (c cachedTx) QueryContext(ctx context.Context, query string, args ...any) (
 	return c.tx.QueryContext(ctx, query, args...)
 }
 
+// cachedDB runs one-row reads of the reader pool through a stmtCache,
+// preparing a statement the first time it is seen (no transaction holds a
+// reader connection here): the hottest reads of the payment path (an
+// order by its number, an Idempotency-Key) are parsed once, not per call.
+type cachedDB struct {
+	db    *sql.DB
+	cache *stmtCache
+}
+
+// QueryRowContext runs a query for one row, prepared once.
+func (c cachedDB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := c.cache.get(query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	c.cache.prepareQueued(ctx)
+	if st := c.cache.get(query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return c.db.QueryRowContext(ctx, query, args...)
+}
+
 // QueryRowContext runs a query for one row, prepared if the cache has it.
 func (c cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	if st := c.cache.get(query); st != nil {
