@@ -153,9 +153,9 @@ type auditor struct {
 
 	granted, parts tollgate.Credits
 
-	refundV                                                   []keyed
-	lotV, totalV, accountV, missingV, holdV, grantV, liveV    []Violation
-	usageV, debtV, adjV, adjLotV, schemaV                     []Violation
+	refundV                                                []keyed
+	lotV, totalV, accountV, missingV, holdV, grantV, liveV []Violation
+	usageV, debtV, adjV, adjLotV, schemaV                  []Violation
 }
 
 // keyed is a violation with the key it sorts by.
