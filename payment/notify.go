@@ -127,12 +127,16 @@ func (s *Service) handleV2(ctx context.Context, body []byte) *rejection {
 // A repeat of a notification whose payment is credited already (the order
 // row says paid, by this transaction: it is set only after the lot
 // committed) is acknowledged from that read alone: no ledger transaction,
-// no write, no nonce lookup (the nonce rule exempts credited orders).
-// WeChat Pay repeats every notification it did not see acknowledged in
-// time, so under load repeats are common and must cost no writer time.
+// no database write, no nonce lookup (the nonce rule exempts credited
+// orders). WeChat Pay repeats every notification it did not see
+// acknowledged in time, so under load repeats are common and must cost no
+// writer time. Its nonce is still recorded, as every accepted
+// notification's is: a nonce store that lost its keys (a Redis restart)
+// learns it again, so it cannot be replayed on an unpaid order.
 func (s *Service) acceptPayment(ctx context.Context, o Order, transactionID, nonceKey string) *rejection {
 	if o.Status.Paid() && o.TransactionID == transactionID {
 		s.metrics.Count(EventNotificationAcked, "already_credited")
+		s.recordNonce(ctx, nonceKey)
 		return nil
 	}
 	seen, err := s.nonces.Seen(ctx, nonceKey)
