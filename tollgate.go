@@ -49,6 +49,34 @@ type Tokens struct {
 	CacheWrite   int64
 	CacheWrite1h int64
 	Output       int64 // completion tokens
+
+	// What a provider bills beyond text tokens, each at a price of its
+	// own in the price table; a model that does not price one refuses a
+	// request using it (pricing's Cost answers EINVALID).
+	//
+	// AudioInput and AudioOutput are audio tokens, counted in neither
+	// Input nor Output (chat with audio in or out).
+	AudioInput  int64
+	AudioOutput int64
+	// Characters are the input characters of a speech request (text to
+	// speech is priced per 1M characters).
+	Characters int64
+	// AudioSeconds are the seconds of audio transcribed (priced per
+	// minute), whole seconds rounded up.
+	AudioSeconds int64
+	// Images are images generated, each priced by ImageSize: "1024x1024",
+	// or "1024x1024/hd" for a quality priced apart.
+	Images    int64
+	ImageSize string
+	// WebSearches and WebFetches are a provider's server-side tool calls
+	// (OpenAI's web search, Anthropic's web_search and web_fetch server
+	// tools), priced per call.
+	WebSearches int64
+	WebFetches  int64
+	// Priority says the request was served at the provider's priority
+	// tier: every token kind costs the model's priority multiplier times
+	// its price (per-call and per-unit fees are not multiplied).
+	Priority bool
 }
 
 // AccountID identifies an account.

@@ -94,6 +94,26 @@ type Price struct {
 	// PerCall is a fixed fee on every call, in Currency (not per 1M
 	// tokens): billed once per call with the tokens, and held with them.
 	PerCall Amount `json:"per_call,omitempty"`
+	// What the model sells beyond text tokens (pricing.ModelPrice): audio
+	// tokens per 1M, speech per 1M characters, transcription per minute,
+	// an image by size or size/quality, a web search or fetch call, and
+	// the priority tier's multiplier. One left out is not sold: a request
+	// for it is refused. A model priced only by these needs no input or
+	// output price.
+	AudioInput         Amount            `json:"audio_input,omitempty"`
+	AudioOutput        Amount            `json:"audio_output,omitempty"`
+	Per1MCharacters    Amount            `json:"per_1m_characters,omitempty"`
+	PerAudioMinute     Amount            `json:"per_audio_minute,omitempty"`
+	PerImage           map[string]Amount `json:"per_image,omitempty"`
+	PerWebSearch       Amount            `json:"per_web_search,omitempty"`
+	PerWebFetch        Amount            `json:"per_web_fetch,omitempty"`
+	PriorityMultiplier Amount            `json:"priority_multiplier,omitempty"`
+}
+
+// beyondTokens reports whether p prices a unit other than tokens.
+func (p Price) beyondTokens() bool {
+	return p.AudioInput != "" || p.AudioOutput != "" || p.Per1MCharacters != "" || p.PerAudioMinute != "" ||
+		len(p.PerImage) > 0 || p.PerWebSearch != "" || p.PerWebFetch != ""
 }
 
 // Deployment is one way to serve a model (gateway.DeploymentConfig): the

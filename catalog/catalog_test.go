@@ -341,3 +341,39 @@ func TestDocumentedExample(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+// A model priced per unit (images, speech, transcription, web search,
+// the priority tier) is carried into pricing and billed by those units;
+// one priced by images alone needs no token prices; a bad size is named.
+func TestPerUnitPrices(t *testing.T) {
+	c, err := catalog.Parse("c.yaml", []byte(base+
+		"  img:\n    price: {currency: USD, per_image: {\"1024x1024\": \"0.04\", \"1024x1024/hd\": \"0.08\"}}\n    deployments: [{provider: up, model: u}]\n"+
+		"  tts:\n    price: {currency: USD, per_1m_characters: \"15\"}\n    deployments: [{provider: up, model: u}]\n"+
+		"  stt:\n    price: {currency: USD, per_audio_minute: \"0.006\"}\n    deployments: [{provider: up, model: u}]\n"+
+		"  web:\n    price: {currency: USD, input: \"1\", output: \"2\", per_web_search: \"0.01\", priority_multiplier: \"2\"}\n    deployments: [{provider: up, model: u}]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pricing.New(c.Pricing, pricing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		model string
+		tok   tollgate.Tokens
+		want  tollgate.Credits
+	}{
+		{"img", tollgate.Tokens{Images: 1, ImageSize: "1024x1024/hd"}, 80_000},
+		{"tts", tollgate.Tokens{Characters: 1000}, 15_000},
+		{"stt", tollgate.Tokens{AudioSeconds: 30}, 3_000},
+		{"web", tollgate.Tokens{Input: 1000, WebSearches: 1, Priority: true}, 12_000},
+	} {
+		if got, err := p.Cost(context.Background(), tc.model, tc.tok); err != nil || got != tc.want {
+			t.Errorf("Cost(%s, %+v) = %d, %v; want %d", tc.model, tc.tok, got, err, tc.want)
+		}
+	}
+	_, err = catalog.Parse("c.yaml", []byte(base+"  img:\n    price: {currency: USD, per_image: {huge: \"0.04\"}}\n    deployments: [{provider: up, model: u}]\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "per_image") {
+		t.Errorf("a bad image size: %v", err)
+	}
+}

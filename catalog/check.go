@@ -3,6 +3,7 @@ package catalog
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math/big"
 	"net/url"
 	"path/filepath"
@@ -141,15 +142,29 @@ func checkPrice(p *Price, at string, ps *problems) (pricing.ModelPrice, bool) {
 			ps.add(at+".currency", "want USD, EUR or CNY, not %q", p.Currency)
 		}
 	}
+	tokens := !p.beyondTokens() // a model priced per unit only needs no token prices
 	mp := pricing.ModelPrice{Currency: pricing.Currency(p.Currency),
-		Input: decimal(p.Input, at+".input", true, ps), Output: decimal(p.Output, at+".output", true, ps),
+		Input: decimal(p.Input, at+".input", tokens, ps), Output: decimal(p.Output, at+".output", tokens, ps),
 		CachedInput: decimal(p.CachedInput, at+".cached_input", false, ps), CacheWriteInput: decimal(p.CacheWriteInput, at+".cache_write_input", false, ps),
-		CacheWrite1hInput: decimal(p.CacheWrite1hInput, at+".cache_write_1h_input", false, ps),
-		PerCall:           decimal(p.PerCall, at+".per_call", false, ps)}
+		CacheWrite1hInput:  decimal(p.CacheWrite1hInput, at+".cache_write_1h_input", false, ps),
+		PerCall:            decimal(p.PerCall, at+".per_call", false, ps),
+		AudioInput:         decimal(p.AudioInput, at+".audio_input", false, ps),
+		AudioOutput:        decimal(p.AudioOutput, at+".audio_output", false, ps),
+		Per1MCharacters:    decimal(p.Per1MCharacters, at+".per_1m_characters", false, ps),
+		PerAudioMinute:     decimal(p.PerAudioMinute, at+".per_audio_minute", false, ps),
+		PerWebSearch:       decimal(p.PerWebSearch, at+".per_web_search", false, ps),
+		PerWebFetch:        decimal(p.PerWebFetch, at+".per_web_fetch", false, ps),
+		PriorityMultiplier: decimal(p.PriorityMultiplier, at+".priority_multiplier", false, ps)}
+	for _, size := range slices.Sorted(maps.Keys(p.PerImage)) {
+		if mp.PerImage == nil {
+			mp.PerImage = map[string]pricing.Decimal{}
+		}
+		mp.PerImage[size] = decimal(p.PerImage[size], at+".per_image."+size, true, ps)
+	}
 	if len(*ps) > n {
 		return mp, false
 	}
-	if mp.Input.Sign() == 0 && mp.Output.Sign() == 0 && mp.PerCall.Sign() == 0 {
+	if tokens && mp.Input.Sign() == 0 && mp.Output.Sign() == 0 && mp.PerCall.Sign() == 0 {
 		ps.add(at, "input, output and per_call are all zero: the model would be free")
 	}
 	if p.CachedInput != "" && mp.CachedInput.Rat().Cmp(mp.Input.Rat()) > 0 {

@@ -41,10 +41,14 @@ type Usage struct {
 	// CacheWrite1hTokens are cache writes kept an hour, which cost more.
 	CacheWrite1hTokens int64
 	OutputTokens       int64
-	Credits            tollgate.Credits // never more than held
-	Latency            time.Duration
-	Status             string // "ok", "interrupted", "deadline_exceeded", "client_canceled", "error"
-	Estimated          bool   // token counts come from the tokenizer, not the upstream
+	// Units are what the call used beyond text tokens (tollgate.Tokens'
+	// unit fields; its token fields are zero): audio tokens, speech
+	// characters, audio seconds, images, web calls, the priority tier.
+	Units     tollgate.Tokens
+	Credits   tollgate.Credits // never more than held
+	Latency   time.Duration
+	Status    string // "ok", "interrupted", "deadline_exceeded", "client_canceled", "error"
+	Estimated bool   // token counts come from the tokenizer, not the upstream
 }
 
 // Meter reserves and settles credits for one request. It is implemented by

@@ -68,12 +68,24 @@ func ended(ctx context.Context) error {
 // the prompt has parts only the upstream can count) at the dearest
 // prompt price, and outTokens at the output price.
 func (g *Gateway) reserve(r *http.Request, c tollgate.Caller, model string, prompt, ceiling, outTokens int64) (*metered, error) {
+	return g.reserveUnits(r, c, model, prompt, ceiling, outTokens, tollgate.Tokens{})
+}
+
+// reserveUnits is reserve for a request that may also use units (the unit
+// fields of units, at their worst case: the most images, seconds, web
+// calls the request can cause; Priority when it asked for the priority
+// tier). A unit the model does not sell is refused here, before anything
+// is held: Cost's EINVALID, a 400 naming it.
+func (g *Gateway) reserveUnits(r *http.Request, c tollgate.Caller, model string, prompt, ceiling, outTokens int64, units tollgate.Tokens) (*metered, error) {
 	margin := prompt/4 + 16
 	held := prompt + margin
 	if ceiling > 0 {
 		held = ceiling
 	}
-	credits, err := g.worstCase(model, held, outTokens)
+	credits, err := g.worstCase(model, held, outTokens, units)
+	if tollgate.ErrorCode(err) == tollgate.EINVALID {
+		return nil, err
+	}
 	if tollgate.ErrorCode(err) == tollgate.ENOTFOUND {
 		// A configured model without a price is our misconfiguration.
 		return nil, &tollgate.Error{Code: tollgate.EINTERNAL, Op: "gateway.reserve", Message: "no price for " + model, Err: err}
@@ -210,10 +222,11 @@ func (m *metered) deadlineError() error {
 // worstCase is what prompt and out tokens may cost at most: a provider may
 // write any prompt token to its cache, which can cost more than input
 // (Anthropic: 1.25× for 5 minutes, 2× for an hour).
-func (g *Gateway) worstCase(model string, prompt, out int64) (tollgate.Credits, error) {
+func (g *Gateway) worstCase(model string, prompt, out int64, units tollgate.Tokens) (tollgate.Credits, error) {
 	var worst tollgate.Credits
-	for _, t := range [...]tollgate.Tokens{{Input: prompt}, {CacheWrite: prompt}, {CacheWrite1h: prompt}} {
-		t.Output = out
+	for _, k := range [...]tollgate.Tokens{{Input: prompt}, {CacheWrite: prompt}, {CacheWrite1h: prompt}} {
+		t := units
+		t.Input, t.CacheWrite, t.CacheWrite1h, t.Output = k.Input, k.CacheWrite, k.CacheWrite1h, out
 		c, err := g.opts.Pricer.Cost(model, t)
 		if err != nil {
 			return 0, err
@@ -261,7 +274,7 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 		RequestID: m.hold.RequestID, Account: m.hold.Account, KeyID: m.hold.KeyID, Model: m.hold.Model,
 		Deployment: d.id, Provider: d.provider.Name, UpstreamID: keptUpstreamID(m.upstreamID),
 		InputTokens: n(u.Input), CachedInputTokens: n(u.Cached), CacheWriteTokens: n(u.CacheWrite),
-		CacheWrite1hTokens: n(u.CacheWrite1h), OutputTokens: n(u.Output),
+		CacheWrite1hTokens: n(u.CacheWrite1h), OutputTokens: n(u.Output), Units: u.Units,
 		Credits: credits, Latency: m.g.opts.Clock.Now().Sub(m.start), Status: status, Estimated: estimated,
 	}
 	if err := m.g.opts.Meter.Settle(context.WithoutCancel(ctx), m.holdID, usage); err != nil {

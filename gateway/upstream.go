@@ -34,6 +34,10 @@ type embedder interface {
 // hour) included.
 type tokenUsage struct {
 	Input, Cached, CacheWrite, CacheWrite1h, Output int64
+	// Units are what the call used beyond text tokens (tollgate.Tokens'
+	// unit fields: audio tokens, characters, audio seconds, images, web
+	// calls, the priority tier); their token fields stay zero.
+	Units tollgate.Tokens
 	// raw is the upstream's OpenAI-shaped usage object, kept so fields the
 	// gateway does not know (reasoning tokens…) reach the client.
 	raw map[string]json.RawMessage
@@ -42,10 +46,10 @@ type tokenUsage struct {
 // tokens is u by the price of each kind: the prompt tokens neither read
 // from nor written to a cache are Input less the others.
 func (u tokenUsage) tokens() tollgate.Tokens {
-	return tollgate.Tokens{
-		Input: u.Input - u.Cached - u.CacheWrite - u.CacheWrite1h, CachedInput: u.Cached,
-		CacheWrite: u.CacheWrite, CacheWrite1h: u.CacheWrite1h, Output: u.Output,
-	}
+	t := u.Units
+	t.Input, t.CachedInput = u.Input-u.Cached-u.CacheWrite-u.CacheWrite1h, u.Cached
+	t.CacheWrite, t.CacheWrite1h, t.Output = u.CacheWrite, u.CacheWrite1h, u.Output
+	return t
 }
 
 // chatResult is a complete (non-streaming) answer.

@@ -1,6 +1,7 @@
 package pricing_test
 
 import (
+	"reflect"
 	"testing"
 
 	"tollgate/pricing"
@@ -20,10 +21,10 @@ func TestPriceLike(t *testing.T) {
 		}
 	}
 	got := cfg.PriceLike("mock", []string{"mock-gpt", own})
-	if got.Models["mock-gpt"] != mock {
+	if !reflect.DeepEqual(got.Models["mock-gpt"], mock) {
 		t.Errorf("mock-gpt priced %+v, want the mock's %+v", got.Models["mock-gpt"], mock)
 	}
-	if own != "" && got.Models[own] != cfg.Models[own] {
+	if own != "" && !reflect.DeepEqual(got.Models[own], cfg.Models[own]) {
 		t.Errorf("%s: its own price was replaced", own)
 	}
 	if _, ok := cfg.Models["mock-gpt"]; ok {

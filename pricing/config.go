@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"time"
 
@@ -70,14 +71,78 @@ type ModelPrice struct {
 	// added to the tokens' price before the one rounding of Cost; the
 	// hold's worst case includes it. Left out, a call has no fee.
 	PerCall Decimal `json:"per_call,omitzero"`
+
+	// What the model sells beyond text tokens, each left out when it does
+	// not: a request using an unpriced one is refused before anything is
+	// held (Cost answers EINVALID naming it).
+	//
+	// AudioInput and AudioOutput price audio tokens per 1M (chat with
+	// audio in or out).
+	AudioInput  Decimal `json:"audio_input,omitzero"`
+	AudioOutput Decimal `json:"audio_output,omitzero"`
+	// Per1MCharacters prices text to speech per 1M input characters.
+	Per1MCharacters Decimal `json:"per_1m_characters,omitzero"`
+	// PerAudioMinute prices transcription per minute of audio (billed by
+	// the second: a second costs a sixtieth).
+	PerAudioMinute Decimal `json:"per_audio_minute,omitzero"`
+	// PerImage prices one generated image by size ("1024x1024") or by
+	// size and quality ("1024x1024/hd"); the latter wins when both match.
+	PerImage map[string]Decimal `json:"per_image,omitempty"`
+	// PerWebSearch and PerWebFetch price one call of the provider's web
+	// search or web fetch tool.
+	PerWebSearch Decimal `json:"per_web_search,omitzero"`
+	PerWebFetch  Decimal `json:"per_web_fetch,omitzero"`
+	// PriorityMultiplier (at least 1) multiplies every token price of a
+	// request served at the priority tier (OpenAI's service_tier
+	// "priority").
+	PriorityMultiplier Decimal `json:"priority_multiplier,omitzero"`
+}
+
+// imageSize is a per_image key: a size ("1024x1024", "auto"), optionally
+// with a quality ("/hd", "/high").
+var imageSize = regexp.MustCompile(`^([0-9]{2,5}x[0-9]{2,5}|auto)(/[a-z]{1,16})?$`)
+
+// ImagePrice returns the price of one image of size (and quality, when
+// not empty) at m's prices: size/quality if priced, else size.
+func (m ModelPrice) ImagePrice(size, quality string) (Decimal, bool) {
+	if quality != "" {
+		if d, ok := m.PerImage[size+"/"+quality]; ok {
+			return d, true
+		}
+	}
+	d, ok := m.PerImage[size]
+	return d, ok
+}
+
+// ImageKey is the Tokens.ImageSize of an image of size and quality at
+// m's prices: the per_image key ImagePrice used, "" when neither is priced.
+func (m ModelPrice) ImageKey(size, quality string) string {
+	if quality != "" {
+		if _, ok := m.PerImage[size+"/"+quality]; ok {
+			return size + "/" + quality
+		}
+	}
+	if _, ok := m.PerImage[size]; ok {
+		return size
+	}
+	return ""
+}
+
+// sellsBeyondTokens reports whether m prices anything but tokens and
+// calls.
+func (m ModelPrice) sellsBeyondTokens() bool {
+	return len(m.PerImage) > 0 || m.Per1MCharacters.r != nil || m.PerAudioMinute.r != nil ||
+		m.AudioInput.r != nil || m.AudioOutput.r != nil || m.PerWebSearch.r != nil || m.PerWebFetch.r != nil
 }
 
 // Amount is what t costs at m's prices, exactly, in m's currency (t's
 // counts must not be negative), without PerCall: it prices tokens, such
 // as what a provider charges for them. The defaults of ModelPrice apply, so m can
-// price other things than sales too, such as what a provider charges.
+// price other things than sales too, such as what a provider charges;
+// what m does not price counts nothing here.
 func (m ModelPrice) Amount(t tollgate.Tokens) *big.Rat {
-	sum := weigh(m.prices(), counts(t))
+	pm := newModel(m)
+	sum := pm.weighAll(t)
 	return sum.Quo(sum, big.NewRat(1_000_000, 1))
 }
 
@@ -92,7 +157,16 @@ func (m ModelPrice) prices() [kinds]*big.Rat {
 	}
 	input := m.Input.Rat()
 	write := or(m.CacheWriteInput, input)
-	return [kinds]*big.Rat{input, or(m.CachedInput, input), write, or(m.CacheWrite1hInput, write), m.Output.Rat()}
+	million := big.NewRat(1_000_000, 1)
+	each := func(d Decimal, per *big.Rat) *big.Rat { // a per-unit price in weigh's units
+		if d.r == nil {
+			return nil
+		}
+		return new(big.Rat).Mul(d.Rat(), per)
+	}
+	return [kinds]*big.Rat{input, or(m.CachedInput, input), write, or(m.CacheWrite1hInput, write), m.Output.Rat(),
+		or(m.AudioInput, nil), or(m.AudioOutput, nil), or(m.Per1MCharacters, nil),
+		each(m.PerAudioMinute, big.NewRat(1_000_000, 60)), each(m.PerWebSearch, million), each(m.PerWebFetch, million)}
 }
 
 // call is m's per-call fee in the units of weigh (currency per 1M
@@ -215,8 +289,16 @@ func (c Config) Validate() error {
 		if !m.Currency.valid() {
 			return invalid("models.%s.currency %q: want USD, EUR or CNY", id, m.Currency)
 		}
-		if m.Input.Sign() == 0 && m.Output.Sign() == 0 && m.PerCall.Sign() == 0 {
+		if m.Input.Sign() == 0 && m.Output.Sign() == 0 && m.PerCall.Sign() == 0 && !m.sellsBeyondTokens() {
 			return invalid("models.%s: input and output prices are both zero", id)
+		}
+		for _, k := range sortedKeys(m.PerImage) {
+			if !imageSize.MatchString(k) {
+				return invalid("models.%s.per_image: %q is not a size such as \"1024x1024\" or a size and quality such as \"1024x1024/hd\"", id, k)
+			}
+		}
+		if m.PriorityMultiplier.r != nil && m.PriorityMultiplier.Rat().Cmp(big.NewRat(1, 1)) < 0 {
+			return invalid("models.%s.priority_multiplier must be at least 1", id)
 		}
 		if m.CachedInput.r != nil && m.CachedInput.Rat().Cmp(m.Input.Rat()) > 0 {
 			return invalid("models.%s.cached_input is above input", id)

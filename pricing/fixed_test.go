@@ -41,7 +41,9 @@ func TestFixedPriceMatchesRationals(t *testing.T) {
 		var n [kinds]int64
 		sum := new(big.Rat).Set(call)
 		for i := range n {
-			n[i] = count()
+			if i < 5 || r.IntN(4) == 0 { // most calls use text tokens only
+				n[i] = count()
+			}
 			sum.Add(sum, new(big.Rat).Mul(big.NewRat(n[i], 1), prices[i]))
 		}
 		want := ceil(sum.Quo(sum, base))

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -55,29 +57,116 @@ type table struct {
 
 type model struct {
 	cur    Currency
-	prices [kinds]*big.Rat // per token kind, in the order of counts
+	prices [kinds]*big.Rat // per unit of each kind, in the order of counts; nil: not sold
 	call   *big.Rat        // the per-call fee × 1M, in weigh's units
-	fixed  fixedPrice      // for a model priced in the base currency
+	images map[string]*big.Rat
+	// priority multiplies the token kinds' prices at the priority tier;
+	// nil: the model is not sold at that tier.
+	priority *big.Rat
+	fixed    fixedPrice // for a model priced in the base currency
 }
 
-// kinds is the number of token kinds with a price of their own.
-const kinds = 5
+// newModel builds m's prices in weigh's units (currency per 1M of a kind).
+func newModel(m ModelPrice) model {
+	pm := model{cur: m.Currency, prices: m.prices(), call: m.call()}
+	if len(m.PerImage) > 0 {
+		pm.images = make(map[string]*big.Rat, len(m.PerImage))
+		for k, d := range m.PerImage {
+			pm.images[k] = new(big.Rat).Mul(d.Rat(), big.NewRat(1_000_000, 1))
+		}
+	}
+	if m.PriorityMultiplier.r != nil {
+		pm.priority = m.PriorityMultiplier.Rat()
+	}
+	return pm
+}
+
+// Kinds of counts: the first tokenKinds are tokens (the priority tier
+// multiplies their prices), the rest units priced per unit.
+const (
+	tokenKinds = 7
+	kinds      = 11
+)
+
+// kindNames name the kinds in an error about a kind a model does not sell.
+var kindNames = [kinds]string{"input tokens", "cached input tokens", "cache writes", "1-hour cache writes", "output tokens",
+	"audio input tokens", "audio output tokens", "speech characters", "audio minutes", "web search calls", "web fetch calls"}
 
 // counts returns t's counts in the order of model.prices: input, cached
-// input, cache writes (5 minutes, 1 hour), output.
+// input, cache writes (5 minutes, 1 hour), output, audio in and out; then
+// characters, audio seconds, web searches and web fetches.
 func counts(t tollgate.Tokens) [kinds]int64 {
-	return [kinds]int64{t.Input, t.CachedInput, t.CacheWrite, t.CacheWrite1h, t.Output}
+	return [kinds]int64{t.Input, t.CachedInput, t.CacheWrite, t.CacheWrite1h, t.Output, t.AudioInput, t.AudioOutput,
+		t.Characters, t.AudioSeconds, t.WebSearches, t.WebFetches}
 }
 
 // weigh is Σ n·price over the kinds: what the counts cost, exactly, in
-// the prices' currency per 1M tokens.
+// the prices' currency per 1M tokens. A kind not sold (nil) counts nothing.
 func weigh(prices [kinds]*big.Rat, n [kinds]int64) *big.Rat {
 	sum := new(big.Rat)
 	for i, price := range prices {
+		if price == nil || n[i] == 0 {
+			continue
+		}
 		sum.Add(sum, new(big.Rat).Mul(new(big.Rat).SetInt64(n[i]), price))
 	}
 	return sum
 }
+
+// weighAll is what t costs at m's prices, per-call fee aside, in weigh's
+// units: the token kinds (times the priority multiplier when t is served
+// at that tier), the per-unit kinds and the images. What m does not sell
+// counts nothing: check refuses it first where that matters.
+func (m model) weighAll(t tollgate.Tokens) *big.Rat {
+	n := counts(t)
+	var tok, units [kinds]int64
+	copy(tok[:tokenKinds], n[:tokenKinds])
+	copy(units[tokenKinds:], n[tokenKinds:])
+	sum := weigh(m.prices, tok)
+	if t.Priority && m.priority != nil {
+		sum.Mul(sum, m.priority)
+	}
+	sum.Add(sum, weigh(m.prices, units))
+	if t.Images > 0 {
+		if price := m.images[t.ImageSize]; price != nil {
+			sum.Add(sum, new(big.Rat).Mul(new(big.Rat).SetInt64(t.Images), price))
+		}
+	}
+	return sum
+}
+
+// check refuses counts m cannot price: negative ones, a kind m does not
+// sell, images of a size it has no price for, the priority tier without a
+// multiplier. Errors are EINVALID, their message fit for the caller.
+func (m model) check(id string, t tollgate.Tokens) error {
+	const op = "pricing.Cost"
+	n := counts(t)
+	for i, c := range n {
+		if c < 0 {
+			return &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "token counts must not be negative"}
+		}
+		if c > 0 && m.prices[i] == nil {
+			return &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "model " + id + " has no price for " + kindNames[i]}
+		}
+	}
+	switch {
+	case t.Images < 0:
+		return &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "token counts must not be negative"}
+	case t.Images > 0 && m.images[t.ImageSize] == nil:
+		msg := "model " + id + " has no price for images of size " + strconv.Quote(t.ImageSize)
+		if len(m.images) > 0 {
+			msg += " (priced: " + strings.Join(sortedKeys(m.images), ", ") + ")"
+		}
+		return &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: msg}
+	case t.Priority && m.priority == nil:
+		return &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "model " + id + " is not sold at the priority tier"}
+	}
+	return nil
+}
+
+// plain reports whether t is only counts of kinds, at the standard tier:
+// what fixedPrice computes.
+func plain(t tollgate.Tokens) bool { return t.Images == 0 && !t.Priority }
 
 // fixedPrice is a model's price per token in credits as integers over one
 // denominator, and its per-call fee over the same one, so
@@ -98,6 +187,9 @@ func newFixedPrice(base *big.Rat, prices [kinds]*big.Rat, call *big.Rat) fixedPr
 	per := make([]*big.Rat, len(all))
 	den := big.NewInt(1)
 	for i, p := range all {
+		if p == nil { // a kind not sold: check refuses any count of it
+			p = new(big.Rat)
+		}
 		per[i] = new(big.Rat).Quo(p, base)
 		d := per[i].Denom()
 		g := new(big.Int).GCD(nil, nil, den, d)
@@ -226,7 +318,7 @@ func newTable(cfg Config, opts Options, old *table) (*table, error) {
 		p.maxStale = DefaultMaxStale
 	}
 	for id, m := range cfg.Models {
-		pm := model{cur: m.Currency, prices: m.prices(), call: m.call()}
+		pm := newModel(m)
 		if pm.cur == p.baseCur {
 			pm.fixed = newFixedPrice(p.base, pm.prices, pm.call)
 		}
@@ -293,18 +385,15 @@ func (p *table) cost(ctx context.Context, modelID string, t tollgate.Tokens, cal
 	if !ok {
 		return 0, &tollgate.Error{Code: tollgate.ENOTFOUND, Op: op, Message: "unknown model " + modelID}
 	}
-	n := counts(t)
-	for _, c := range n {
-		if c < 0 {
-			return 0, &tollgate.Error{Code: tollgate.EINVALID, Op: op, Message: "token counts must not be negative"}
-		}
+	if err := m.check(modelID, t); err != nil {
+		return 0, err
 	}
-	if m.fixed.ok && call {
-		if c, ok := m.fixed.cost(n); ok {
+	if m.fixed.ok && call && plain(t) {
+		if c, ok := m.fixed.cost(counts(t)); ok {
 			return tollgate.Credits(c), nil
 		}
 	}
-	sum := weigh(m.prices, n)
+	sum := m.weighAll(t)
 	if call {
 		sum.Add(sum, m.call)
 	}
