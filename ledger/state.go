@@ -222,6 +222,10 @@ func (s *state) loadGrants(ctx context.Context, tx ReadTx, n *needs) error {
 }
 
 func (s *state) loadAccountsAndLots(ctx context.Context, tx ReadTx, n *needs) error {
+	spend := ids(n.spendable, lessStr[tollgate.AccountID])
+	if h, ok := tx.(SpendableHinter); ok {
+		h.SpendableAhead(spend)
+	}
 	accounts, err := tx.Accounts(ctx, ids(n.accounts, lessStr[tollgate.AccountID]))
 	if err != nil {
 		return fmt.Errorf("load accounts: %w", err)
@@ -231,7 +235,6 @@ func (s *state) loadAccountsAndLots(ctx context.Context, tx ReadTx, n *needs) er
 		s.accounts[accounts[i].ID] = &accounts[i]
 		s.startBal[accounts[i].ID] = charged(&accounts[i])
 	}
-	spend := ids(n.spendable, lessStr[tollgate.AccountID])
 	lots, err := tx.SpendableLots(ctx, spend)
 	if err != nil {
 		return fmt.Errorf("load spendable lots: %w", err)

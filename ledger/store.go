@@ -92,6 +92,15 @@ type ReadAheader interface {
 	ReadAhead(accounts []tollgate.AccountID, requestIDs []string)
 }
 
+// SpendableHinter is a Tx told, before the Service reads accounts, which
+// of them it will ask spendable lots of (SpendableLots): a store that
+// reads lots ahead with their accounts reads only those. A credit reads
+// its account and adds a lot; it must not read (and lock) the thousands of
+// lots an account may hold. Optional.
+type SpendableHinter interface {
+	SpendableAhead(accounts []tollgate.AccountID)
+}
+
 // ReadTx is the read side of a transaction. Every method that takes a set
 // of keys returns the rows that exist, in ascending key order, and no
 // error for missing keys; an empty set returns nothing without a query.

@@ -98,6 +98,8 @@ type Cluster struct {
 	// logged (the serials it holds).
 	refetchFailures []time.Time
 	certLines       map[int]string
+	// kills are when each instance was SIGKILLed (Kill), by instance.
+	kills map[int][]time.Time
 
 	sandbox   *Process
 	instances []*Process
@@ -254,8 +256,30 @@ func (cl *Cluster) merchantArgs(dir string) ([]string, error) {
 		"--wxpay-cert", cert, "--wxpay-cert-key", key}, nil
 }
 
-// Kill SIGKILLs instance i.
-func (cl *Cluster) Kill(i int) error { return cl.instances[i].Kill() }
+// Kill SIGKILLs instance i; Kills remembers when.
+func (cl *Cluster) Kill(i int) error {
+	cl.mu.Lock()
+	if cl.kills == nil {
+		cl.kills = map[int][]time.Time{}
+	}
+	cl.kills[i] = append(cl.kills[i], time.Now())
+	cl.mu.Unlock()
+	return cl.instances[i].Kill()
+}
+
+// KilledWithin reports whether instance i was killed within d after at:
+// what it did in the moments before may have been lost by design (a
+// settle handed to the committer after its answer was sent).
+func (cl *Cluster) KilledWithin(i int, at time.Time, d time.Duration) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, k := range cl.kills[i] {
+		if !k.Before(at) && k.Sub(at) <= d {
+			return true
+		}
+	}
+	return false
+}
 
 // Exited returns a channel closed when instance i exits (nil if it is
 // not running).

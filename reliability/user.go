@@ -220,7 +220,8 @@ func (u *user) closedAfterLie(ctx context.Context, no string) bool {
 func (u *user) chat(ctx context.Context, bearer string, provisional bool) {
 	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"harness %d"}],"max_tokens":%d,"stream":%v}`,
 		u.w.Cluster.ChatModel, u.rng.Int63(), 8+u.rng.Intn(56), u.rng.Intn(4) == 0)
-	r := Call(ctx, "POST", u.w.Cluster.Addrs[u.instance()]+"/v1/chat/completions", bearer, nil, body)
+	i := u.instance()
+	r := Call(ctx, "POST", u.w.Cluster.Addrs[i]+"/v1/chat/completions", bearer, nil, body)
 	if r.Outcome == OK && strings.Contains(string(r.Body), "data: ") {
 		u.w.Stats.ChatStreams.Add(1)
 	}
@@ -230,6 +231,7 @@ func (u *user) chat(ctx context.Context, bearer string, provisional bool) {
 	}
 	switch {
 	case r.Outcome == OK:
+		u.w.Stats.chatAnswered(i)
 	case r.Refused:
 		u.w.Stats.ChatRefused.Add(1)
 	case r.Outcome == Unknown:

@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Workload is the simulated users: each makes an account, then orders,
@@ -51,6 +52,38 @@ type Stats struct {
 	Unexpected                                     atomic.Int64 // answers no rule allows; see Problems
 	problemsMu                                     sync.Mutex
 	problems                                       []string
+	answeredMu                                     sync.Mutex
+	answered                                       []answered // chats answered, for SettlesAtRisk
+}
+
+// answered is a chat answered by instance at time at.
+type answered struct {
+	instance int
+	at       time.Time
+}
+
+// chatAnswered records that instance answered a chat now.
+func (s *Stats) chatAnswered(instance int) {
+	s.answeredMu.Lock()
+	defer s.answeredMu.Unlock()
+	s.answered = append(s.answered, answered{instance, time.Now()})
+}
+
+// SettlesAtRisk counts the chats answered by an instance that was killed
+// within window after: the gateway sends an answer before its settle
+// commits (SettleLater), and a kill in between leaves the hold active
+// until it expires uncharged, by design. The I5 bound allows one active
+// hold for each of them, beside each chat that ended without an answer.
+func (s *Stats) SettlesAtRisk(cl *Cluster, window time.Duration) int64 {
+	s.answeredMu.Lock()
+	defer s.answeredMu.Unlock()
+	var n int64
+	for _, a := range s.answered {
+		if cl.KilledWithin(a.instance, a.at, window) {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *Stats) problem(format string, args ...any) {

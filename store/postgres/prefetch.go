@@ -97,30 +97,51 @@ func (p *prefetch) usageOf(requestIDs []string) ([]ledger.Usage, bool) {
 	return out, true
 }
 
+// SpendableAhead implements ledger.SpendableHinter: the next lockAccounts
+// reads ahead the spendable lots of these accounts only.
+func (t *txn) SpendableAhead(accounts []tollgate.AccountID) {
+	t.spendAhead = make(map[string]bool, len(accounts))
+	for _, a := range accounts {
+		t.spendAhead[string(a)] = true
+	}
+}
+
 // lockAccounts reads and locks the accounts with the given ids and, in the
-// same pipeline, reads ahead (and locks) their spendable lots.
+// same pipeline, reads ahead (and locks) their spendable lots: of every one,
+// or of those SpendableAhead named.
 func (t *txn) lockAccounts(ctx context.Context, ids []tollgate.AccountID) ([]ledger.Account, error) {
 	keys := accountStrings(ids)
+	spend, spendIDs := keys, ids
+	if t.spendAhead != nil {
+		spend, spendIDs = nil, nil
+		for i, k := range keys {
+			if t.spendAhead[k] {
+				spend, spendIDs = append(spend, k), append(spendIDs, ids[i])
+			}
+		}
+		t.spendAhead = nil
+	}
 	var accounts []ledger.Account
 	var lots []ledger.Lot
-	err := t.reads(ctx, "postgres: read accounts",
-		read{"SELECT " + accountCols + " FROM accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-			[]any{keys}, func(rows pgx.Rows) error {
-				a, err := scanAccount(rows)
-				accounts = append(accounts, a)
-				return err
-			}},
-		read{"SELECT " + lotCols + " FROM lots WHERE account_id = ANY($1) AND left_credits > 0 ORDER BY id FOR NO KEY UPDATE",
-			[]any{keys}, func(rows pgx.Rows) error {
+	reads := []read{{"SELECT " + accountCols + " FROM accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+		[]any{keys}, func(rows pgx.Rows) error {
+			a, err := scanAccount(rows)
+			accounts = append(accounts, a)
+			return err
+		}}}
+	if len(spend) > 0 {
+		reads = append(reads, read{"SELECT " + lotCols + " FROM lots WHERE account_id = ANY($1) AND left_credits > 0 ORDER BY id FOR NO KEY UPDATE",
+			[]any{spend}, func(rows pgx.Rows) error {
 				l, err := scanLot(rows)
 				lots = append(lots, l)
 				return err
 			}})
-	if err != nil {
+	}
+	if err := t.reads(ctx, "postgres: read accounts", reads...); err != nil {
 		return nil, err
 	}
-	t.pre.lotsOf, t.pre.lots = make(map[tollgate.AccountID]bool, len(ids)), lots
-	for _, id := range ids {
+	t.pre.lotsOf, t.pre.lots = make(map[tollgate.AccountID]bool, len(spendIDs)), lots
+	for _, id := range spendIDs {
 		t.pre.lotsOf[id] = true
 	}
 	return accounts, nil

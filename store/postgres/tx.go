@@ -51,7 +51,10 @@ type txn struct {
 	pending *pgx.Batch // writes queued by Apply, not yet sent
 	pre     prefetch   // rows read ahead; see prefetch.go
 	ahead   *readAhead // what the next lockHolds reads ahead (ReadAhead)
-	relaxed bool       // commit without waiting for the WAL flush
+	// spendAhead, when not nil, are the accounts lockAccounts reads
+	// spendable lots ahead of (SpendableAhead); nil reads every one's.
+	spendAhead map[string]bool
+	relaxed    bool // commit without waiting for the WAL flush
 }
 
 // retryable reports whether a transaction that failed with err is known not
