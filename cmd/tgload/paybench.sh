@@ -46,7 +46,8 @@
 # uses 18090-18093), XPORT (first of five more for the mock LLM and the
 # PostgreSQL setup: mock, emulator, front door, two instances; default
 # 18100), TOLLGATE_BIN (a tollgate binary to use instead of building
-# ./cmd/tollgate). Everything it starts is stopped on exit and its data
+# ./cmd/tollgate), ONLY_PG=1 (with PG_URL and REDIS_URL: only the
+# PostgreSQL + Redis rows). Everything it starts is stopped on exit and its data
 # directory removed.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -123,7 +124,7 @@ merchant=(-mch-id "$MCH" -appid "$APPID" -api-key "$APIKEY")
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc) cores  $(go version | cut -d' ' -f3-)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "serve on SQLite, emulator in-process; order creation $D per run; notifications: $M orders per client count, closed loop; a fresh account per phase"
-if [[ -n $GC ]]; then
+if [[ -n $GC && -z ${ONLY_PG:-} ]]; then
 	gkey=$(newkey "$BASE")
 	fund "$BASE" "$gkey" "$BASE/sandbox/wxpay"
 	echo
@@ -148,13 +149,15 @@ notify() {
 	while IFS= read -r row; do echo "| $label | $c $row"; done <<<"$out"
 	checks+=("$label, $c clients: $(cat "$work/check")")
 }
-for c in $CLIENTS; do notify "$BASE" notification "$c"; done
-# Order creation after the notifications: it leaves its orders unpaid, a
-# backlog the poller then queries (burstbench.sh measures that on purpose).
-for c in $CLIENTS; do
-	echo "| order creation | $c $("$work/tgload" -mode orders -base "$BASE" -key "$(newkey "$BASE")" -c "$c" -d "$D" -row)"
-	echo "| order creation | $c $("$work/tgload" -mode unifiedorder -base "$BASE" "${merchant[@]}" -c "$c" -d "$D" -row)"
-done
+if [[ -z ${ONLY_PG:-} ]]; then
+	for c in $CLIENTS; do notify "$BASE" notification "$c"; done
+	# Order creation after the notifications: it leaves its orders unpaid, a
+	# backlog the poller then queries (burstbench.sh measures that on purpose).
+	for c in $CLIENTS; do
+		echo "| order creation | $c $("$work/tgload" -mode orders -base "$BASE" -key "$(newkey "$BASE")" -c "$c" -d "$D" -row)"
+		echo "| order creation | $c $("$work/tgload" -mode unifiedorder -base "$BASE" "${merchant[@]}" -c "$c" -d "$D" -row)"
+	done
+fi
 
 if [[ -n ${PG_URL:-} && -n ${REDIS_URL:-} ]]; then
 	pg_cluster_start $((XPORT + 1))
