@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -70,20 +71,33 @@ func (t *txn) ScanAuditHolds(ctx context.Context, p ledger.Period, fn func(ledge
 }
 
 // spendSumsSQL aggregates usage and settled holds per account in the
-// database (hash aggregates; one row per account reaches Go).
+// database (hash aggregates; one row per account reaches Go): the usage
+// records from $1 (the rollup's pruned_before) on, and usage_daily's
+// credits of the days before $2 (its Beijing date), whose records the
+// retention may have deleted.
 const spendSumsSQL = `
 SELECT COALESCE(u.account_id, h.account_id), COALESCE(u.credits, 0)::BIGINT,
        COALESCE(h.settled, 0)::BIGINT, COALESCE(h.late, 0)::BIGINT
-FROM (SELECT account_id, SUM(credits) AS credits FROM usage_records GROUP BY account_id) u
+FROM (SELECT account_id, SUM(credits) AS credits FROM (
+          SELECT account_id, credits FROM usage_records WHERE created_at >= $1
+          UNION ALL
+          SELECT account_id, credits FROM usage_daily WHERE day < $2::text::date) x
+      GROUP BY account_id) u
 FULL JOIN (SELECT account_id, SUM(cost) AS settled,
                   SUM(CASE WHEN resolved_at >= expires_at THEN cost ELSE 0 END) AS late
            FROM holds WHERE status = 'settled' GROUP BY account_id) h
   ON u.account_id = h.account_id
 ORDER BY 1`
 
-// SpendSums implements ledger.ReadTx.
+// SpendSums implements ledger.ReadTx. The rollup's state is read in the
+// same snapshot.
 func (t *txn) SpendSums(ctx context.Context, fn func(ledger.SpendSum) error) error {
-	return each(t, ctx, "spend sums", spendSumsSQL, nil, func(rows pgx.Rows) (ledger.SpendSum, error) {
+	st, err := t.rollupState(ctx)
+	if err != nil {
+		return err
+	}
+	args := []any{st.PrunedBefore, st.PrunedBefore.In(tollgate.Beijing).Format(time.DateOnly)}
+	return each(t, ctx, "spend sums", spendSumsSQL, args, func(rows pgx.Rows) (ledger.SpendSum, error) {
 		var s ledger.SpendSum
 		var account string
 		var usage, settled, late int64
