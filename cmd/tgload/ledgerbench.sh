@@ -28,7 +28,7 @@
 # tollgate_ledgerbench_$$ is created and dropped), DAY (default
 # 2026-11-10), PORT (serve's loopback port, default 18096; the bill server
 # uses PORT+1), TOLLGATE_BIN (a tollgate binary to use instead of building
-# ./cmd/tollgate), KEEP=1 keeps the work directory. Needs psql for
+# ./cmd/tollgate), KEEP=1 keeps the work directory (and the database). Needs psql for
 # PostgreSQL. Everything it starts is stopped on exit.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -54,7 +54,8 @@ pgmade=
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	if [[ -n $pgmade ]]; then psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true; fi
+	if [[ -n $pgmade && -z ${KEEP:-} ]]; then psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true; fi
+	if [[ -n $pgmade && -n ${KEEP:-} ]]; then echo "kept database $DB" >&2; fi
 	if [[ -z ${KEEP:-} ]]; then rm -rf "$work"; else echo "kept $work" >&2; fi
 }
 trap cleanup EXIT

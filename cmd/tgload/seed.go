@@ -5,9 +5,10 @@ package main
 // migrations, so the schema is the real one, then plain SQL inserts (SQLite)
 // or COPY (PostgreSQL) write accounts, SUCCESS payment orders with their
 // lots, usage records each with its settled hold, and succeeded refunds, in
-// big transactions. On PostgreSQL each table's secondary indexes are
-// dropped for its COPY and built again after it (one sort instead of ten
-// million random inserts), and the session runs as a replica
+// big transactions (PostgreSQL: pgChunk rows each). On PostgreSQL each
+// table's secondary indexes are dropped for its COPY and built again after
+// it (one sort instead of ten million random inserts), and the session
+// runs as a replica
 // (session_replication_role: no per-row foreign-key checks, and the usage
 // rollup's statement trigger does not collect ten million rows it would
 // ignore) when its user may. Last, serve's own usage roller
@@ -413,17 +414,17 @@ func (g seedGen) postgres(ctx context.Context) error {
 
 type pgSink struct{ conn *pgx.Conn }
 
+// pgChunk is how many rows one COPY transaction writes: a transaction of
+// ten million rows would hold back, for minutes, the usage roller of every
+// other database of the server (RollUsage waits for the transactions
+// running when it moved route_before to end).
+const pgChunk = 500_000
+
 // table copies n rows into name, its secondary indexes (those no
-// constraint owns) dropped first and built again after, all in one
-// transaction.
+// constraint owns) dropped first and built again after.
 func (s pgSink) table(ctx context.Context, name string, cols []string, n int, row func(int) []any) error {
-	tx, err := s.conn.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
 	var names, defs []string
-	rows, err := tx.Query(ctx, `SELECT i.indexname, i.indexdef FROM pg_indexes i
+	rows, err := s.conn.Query(ctx, `SELECT i.indexname, i.indexdef FROM pg_indexes i
 		WHERE i.schemaname = current_schema() AND i.tablename = $1
 		  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = (quote_ident(i.indexname))::regclass)
 		ORDER BY 1`, name)
@@ -441,27 +442,29 @@ func (s pgSink) table(ctx context.Context, name string, cols []string, n int, ro
 		return fmt.Errorf("%s: indexes: %w", name, err)
 	}
 	for _, ix := range names {
-		if _, err := tx.Exec(ctx, "DROP INDEX "+pgx.Identifier{ix}.Sanitize()); err != nil {
+		if _, err := s.conn.Exec(ctx, "DROP INDEX "+pgx.Identifier{ix}.Sanitize()); err != nil {
 			return fmt.Errorf("%s: drop index %s: %w", name, ix, err)
 		}
 	}
-	i := 0
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{name}, cols, pgx.CopyFromFunc(func() ([]any, error) {
-		if i >= n {
-			return nil, nil
+	for lo := 0; lo < n; lo += pgChunk {
+		i, hi := lo, min(n, lo+pgChunk)
+		_, err = s.conn.CopyFrom(ctx, pgx.Identifier{name}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+			if i >= hi {
+				return nil, nil
+			}
+			i++
+			return row(i - 1), nil
+		}))
+		if err != nil {
+			return fmt.Errorf("copy %s: %w", name, err)
 		}
-		i++
-		return row(i - 1), nil
-	}))
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", name, err)
 	}
 	for _, def := range defs {
-		if _, err := tx.Exec(ctx, def); err != nil {
+		if _, err := s.conn.Exec(ctx, def); err != nil {
 			return fmt.Errorf("%s: %s: %w", name, def, err)
 		}
 	}
-	return tx.Commit(ctx)
+	return nil
 }
 
 // writeBill writes the ALL bill of day, in the emulator's format
