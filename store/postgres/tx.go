@@ -52,6 +52,7 @@ type txn struct {
 	pre     prefetch   // rows read ahead; see prefetch.go
 	ahead   *readAhead // what the next lockHolds reads ahead (ReadAhead)
 	relaxed bool       // commit without waiting for the WAL flush
+	scans   bool       // wholeTableSettings applied (audit.go)
 }
 
 // retryable reports whether a transaction that failed with err is known not
