@@ -67,7 +67,10 @@ var (
 //     active holds, used + held ≤ cap, at most one live grant per account
 //     (I9);
 //   - usage.settled, usage.lots: per account, usage credits = settled
-//     holds = lots used + debt + used of live grants (I6);
+//     holds = lots used + debt + used of live grants (I6); the usage
+//     credits of the days before the rollup's PrunedBefore (usage
+//     retention) are the daily rollup's, since their per-call records
+//     may be deleted (see ReadTx.SpendSums);
 //   - account.debt_origin: an account's debt is no more than its revoked
 //     grants used, plus what its confirmed grants' caps exceed their lots
 //     by, plus the cost of its holds settled at or after their expiry —

@@ -61,7 +61,12 @@ func (s dumpSource) SpendSums(_ context.Context, fn func(SpendSum) error) error 
 		return sums[id]
 	}
 	for _, u := range s.d.Usage {
-		get(u.Account).Usage += u.Credits
+		if !u.CreatedAt.Before(s.d.PrunedBefore) {
+			get(u.Account).Usage += u.Credits
+		}
+	}
+	for _, p := range s.d.PrunedUsage {
+		get(p.Account).Usage += p.Credits
 	}
 	for _, h := range s.d.Holds {
 		if h.Status == HoldSettled {

@@ -19,6 +19,11 @@ package ledger
 //                         SpendSums, Constraints; type Period.
 //   2026-12-07 11:40 UTC  optional ReadAheader (issue 21): a store may read
 //                         a metering batch's accounts with its holds.
+//   2026-12-07 15:00 UTC  usage retention and the audit (issue 21):
+//                         SpendSums counts the rollup's credits for the
+//                         days before RollupState.PrunedBefore and the
+//                         per-call records from it on; Dump.PrunedBefore
+//                         and Dump.PrunedUsage carry the same.
 
 import (
 	"context"
@@ -197,10 +202,13 @@ type ReadTx interface {
 	// its few active holds; Audit re-checks each row.
 	ScanAuditHolds(ctx context.Context, p Period, fn func(Hold) error) error
 	// SpendSums streams, by account, what each account has spent: the
-	// credits of its usage records, the cost of its settled holds, and
-	// the part of that settled at or after the hold's expiry (one
-	// aggregate pass over usage_records and holds; accounts with neither
-	// are absent).
+	// credits of its usage, the cost of its settled holds, and the part
+	// of that settled at or after the hold's expiry (one aggregate pass
+	// over usage_records and holds; accounts with neither are absent).
+	// The usage is the usage records created at or after the rollup's
+	// PrunedBefore plus, for the days before it (whose records the
+	// retention may have deleted, in part or whole), the credits of the
+	// daily rollup.
 	SpendSums(ctx context.Context, fn func(SpendSum) error) error
 	// Constraints returns Dump.Constraints: the unique constraints in
 	// force, as "table.column", sorted.
@@ -241,6 +249,12 @@ type SpendSum struct {
 	// Settled is Σ cost of settled holds; Late the part of it settled at
 	// or after the hold's expiry (ResolvedAt ≥ ExpiresAt).
 	Settled, Late tollgate.Credits
+}
+
+// AccountCredits is an amount of credits of one account.
+type AccountCredits struct {
+	Account tollgate.AccountID
+	Credits tollgate.Credits
 }
 
 // Tx is a read-write transaction.
@@ -302,6 +316,14 @@ type Dump struct {
 	Usage    []Usage   // by RequestID
 	// Adjustments by ID.
 	Adjustments []Adjustment
+	// PrunedBefore is the usage rollup's RollupState.PrunedBefore (zero:
+	// nothing pruned): the usage records before it may have been deleted
+	// by the retention, and the audit counts PrunedUsage for those days
+	// instead of whatever records are left of them.
+	PrunedBefore time.Time
+	// PrunedUsage is, by account, the daily rollup's credits of the days
+	// before PrunedBefore (accounts with none are absent).
+	PrunedUsage []AccountCredits
 	// Constraints names the ledger's unique constraints the store has in
 	// force, each as "table.column" (e.g. "lots.transaction_id"), so
 	// Audit can check that the database itself backs exactly-once

@@ -5,7 +5,10 @@
 # store). For each store it seeds a fresh ledger with `tgload -mode
 # seedledger` (valid rows: accounts, SUCCESS orders and their lots, usage
 # records with settled holds, refunds of every 20th order, spread over 28
-# days from 2026-11-01), then times with /usr/bin/time -v:
+# days from 2026-11-01; then serve's usage roller rolls every closed day
+# into usage_daily, as a running serve would have), then times with
+# /usr/bin/time -v (each row gives the 1-minute load average before and
+# after its step: the machine may be shared):
 #
 #   audit:      tollgate audit (the whole ledger)
 #   audit-day:  tollgate audit --from DAY --to DAY
@@ -25,7 +28,7 @@
 # tollgate_ledgerbench_$$ is created and dropped), DAY (default
 # 2026-11-10), PORT (serve's loopback port, default 18096; the bill server
 # uses PORT+1), TOLLGATE_BIN (a tollgate binary to use instead of building
-# ./cmd/tollgate), KEEP=1 keeps the work directory. Needs psql for
+# ./cmd/tollgate), KEEP=1 keeps the work directory (and the database). Needs psql for
 # PostgreSQL. Everything it starts is stopped on exit.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -51,7 +54,8 @@ pgmade=
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	if [[ -n $pgmade ]]; then psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true; fi
+	if [[ -n $pgmade && -z ${KEEP:-} ]]; then psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true; fi
+	if [[ -n $pgmade && -n ${KEEP:-} ]]; then echo "kept database $DB" >&2; fi
 	if [[ -z ${KEEP:-} ]]; then rm -rf "$work"; else echo "kept $work" >&2; fi
 }
 trap cleanup EXIT
@@ -70,13 +74,15 @@ pgdb() { python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); pr
 # (elapsed, max RSS); CMD's exit status 0 is required.
 timed() {
 	local name=$1; shift
+	local load0
+	load0=$(cut -d' ' -f1 /proc/loadavg)
 	if ! /usr/bin/time -v -o "$work/time" "$@" >"$work/$name.out" 2>&1; then
 		echo "$name failed:" >&2; cat "$work/$name.out" >&2; exit 1
 	fi
 	local el rss
 	el=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time")
 	rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$work/time")
-	echo "| $store | $name | $el | $rss MiB | $(tail -1 "$work/$name.out") |"
+	echo "| $store | $name | $el | $rss MiB | $load0 → $(cut -d' ' -f1 /proc/loadavg) | $(tail -1 "$work/$name.out") |"
 }
 
 waitfor() {
@@ -87,8 +93,8 @@ waitfor() {
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc) cores  $(go version | cut -d' ' -f3-)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "ledger: $ORDERS orders (lots), $USAGE usage records (and settled holds); day $DAY, month $MONTH"
 echo
-echo "| store | what | elapsed | max RSS | last line |"
-echo "|---|---|---|---|---|"
+echo "| store | what | elapsed | max RSS | load before → after | last line |"
+echo "|---|---|---|---|---|---|"
 for store in $STORES; do
 	case $store in
 	sqlite)
@@ -113,9 +119,10 @@ for store in $STORES; do
 	serve=$!
 	pids+=("$serve")
 	waitfor "http://$ADDR/healthz"
+	load0=$(cut -d' ' -f1 /proc/loadavg)
 	t=$(curl -sf -o "$work/revenue.json" -w '%{time_total}' -H "Authorization: Bearer $ADMIN" "http://$ADDR/admin/reports/revenue?month=$MONTH")
 	rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$serve/status")
-	echo "| $store | revenue | ${t}s | $rss MiB (serve) | $(head -c 120 "$work/revenue.json") |"
+	echo "| $store | revenue | ${t}s | $rss MiB (serve) | $load0 → $(cut -d' ' -f1 /proc/loadavg) | $(head -c 120 "$work/revenue.json") |"
 	kill "$serve"; wait "$serve" 2>/dev/null || true
 
 	"$work/tgload" -mode billserve -bill-dir "$work/bills" -addr "$BILLADDR" 2>"$work/billserve.log" &

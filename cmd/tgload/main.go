@@ -25,7 +25,8 @@
 //
 // With -mode seedledger it fills a fresh ledger (SQLite -data or
 // PostgreSQL -pg) with valid accounts, paid orders and lots, usage records
-// with their settled holds and refunds, and writes one day's bill;
+// with their settled holds and refunds, rolls every closed day into the
+// daily usage rollup with serve's own roller, and writes one day's bill;
 // -mode billserve serves such bills to `tollgate reconcile` (seed.go,
 // ledgerbench.sh):
 //

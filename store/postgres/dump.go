@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -70,6 +71,15 @@ func (t *txn) Dump(ctx context.Context) (*ledger.Dump, error) {
 		func() error {
 			var err error
 			d.Constraints, err = t.uniqueConstraints(ctx)
+			return err
+		},
+		func() error {
+			st, err := t.rollupState(ctx)
+			if err != nil || !st.PrunedBefore.After(time.Unix(0, 0)) { // the initial 1970-01-01 Beijing: nothing pruned
+				return err
+			}
+			d.PrunedBefore = st.PrunedBefore
+			d.PrunedUsage, err = t.prunedUsage(ctx, st)
 			return err
 		},
 	}

@@ -185,8 +185,8 @@ func (s *Store) PruneUsage(ctx context.Context, before time.Time, limit int) (in
 	return n, err
 }
 
-// usageSplit reads the rollup's state in t's snapshot and splits [from, to).
-func (t *txn) usageSplit(ctx context.Context, from, to time.Time) (ledger.UsageSplit, error) {
+// rollupState reads the rollup's state in t's snapshot.
+func (t *txn) rollupState(ctx context.Context) (ledger.RollupState, error) {
 	var st ledger.RollupState
 	n := 0
 	err := t.query(ctx, "postgres: read usage rollup state", "SELECT rolled_before, pruned_before FROM usage_rollup_state WHERE id = 1", nil,
@@ -195,12 +195,41 @@ func (t *txn) usageSplit(ctx context.Context, from, to time.Time) (ledger.UsageS
 			return rows.Scan(&st.RolledBefore, &st.PrunedBefore)
 		})
 	if err != nil {
-		return ledger.UsageSplit{}, err
+		return ledger.RollupState{}, err
 	}
 	if n != 1 {
-		return ledger.UsageSplit{}, &tollgate.Error{Code: tollgate.EINTERNAL, Op: "postgres: read usage rollup state", Message: "no state row (migration 0020)"}
+		return ledger.RollupState{}, &tollgate.Error{Code: tollgate.EINTERNAL, Op: "postgres: read usage rollup state", Message: "no state row (migration 0020)"}
+	}
+	st.RolledBefore, st.PrunedBefore = st.RolledBefore.UTC(), st.PrunedBefore.UTC()
+	return st, nil
+}
+
+// usageSplit reads the rollup's state in t's snapshot and splits [from, to).
+func (t *txn) usageSplit(ctx context.Context, from, to time.Time) (ledger.UsageSplit, error) {
+	st, err := t.rollupState(ctx)
+	if err != nil {
+		return ledger.UsageSplit{}, err
 	}
 	return ledger.SplitUsage(from, to, st)
+}
+
+// prunedUsage returns, by account, usage_daily's credits of the days
+// before st.PrunedBefore: the usage whose per-call records the retention
+// may have deleted.
+func (t *txn) prunedUsage(ctx context.Context, st ledger.RollupState) ([]ledger.AccountCredits, error) {
+	var out []ledger.AccountCredits
+	err := t.query(ctx, "postgres: read pruned usage", `SELECT account_id, SUM(credits)::BIGINT FROM usage_daily
+		WHERE day < $1::text::date GROUP BY account_id ORDER BY account_id`,
+		[]any{st.PrunedBefore.In(tollgate.Beijing).Format(time.DateOnly)}, func(rows pgx.Rows) error {
+			var a ledger.AccountCredits
+			var account string
+			var credits int64
+			err := rows.Scan(&account, &credits)
+			a.Account, a.Credits = tollgate.AccountID(account), tollgate.Credits(credits)
+			out = append(out, a)
+			return err
+		})
+	return out, err
 }
 
 // usageUnion is a FROM clause of the usage in sp, as rows of key (the

@@ -55,6 +55,7 @@ type txn struct {
 	// spendable lots ahead of (SpendableAhead); nil reads every one's.
 	spendAhead map[string]bool
 	relaxed    bool // commit without waiting for the WAL flush
+	scans      bool // wholeTableSettings applied (audit.go)
 }
 
 // retryable reports whether a transaction that failed with err is known not

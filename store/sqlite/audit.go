@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"time"
 
 	"tollgate"
 	"tollgate/ledger"
@@ -102,7 +103,8 @@ const spendChunk = 250000
 // summed in key ranges of spendChunk rows (bounds found by walking the
 // primary key), and the per-account sums added up here, in memory
 // proportional to the number of accounts. Reading the rows into Go instead
-// costs several times more per row.
+// costs several times more per row. The usage of the days before the
+// rollup's pruned_before is usage_daily's (prunedUsage).
 func (t *txn) SpendSums(ctx context.Context, fn func(ledger.SpendSum) error) error {
 	sums := map[tollgate.AccountID]*ledger.SpendSum{}
 	get := func(id string) *ledger.SpendSum {
@@ -113,14 +115,24 @@ func (t *txn) SpendSums(ctx context.Context, fn func(ledger.SpendSum) error) err
 		}
 		return s
 	}
-	err := t.chunkedSums(ctx, "usage_records", "request_id", "SUM(credits), 0", "1 = 1", func(x spendRow) {
-		get(x.account).Usage += tollgate.Credits(x.amount)
-	})
+	st, err := t.rollupState(ctx)
 	if err != nil {
 		return err
 	}
+	err = t.chunkedSums(ctx, "usage_records", "request_id", "SUM(credits), 0", "created_at >= ?", []any{micros(st.PrunedBefore)},
+		func(x spendRow) { get(x.account).Usage += tollgate.Credits(x.amount) })
+	if err != nil {
+		return err
+	}
+	pruned, err := t.prunedUsage(ctx, st)
+	if err != nil {
+		return err
+	}
+	for _, p := range pruned {
+		get(string(p.Account)).Usage += p.Credits
+	}
 	err = t.chunkedSums(ctx, "holds", "id", "SUM(cost), SUM(CASE WHEN resolved_at >= expires_at THEN cost ELSE 0 END)",
-		"status = 'settled'", func(x spendRow) {
+		"status = 'settled'", nil, func(x spendRow) {
 			s := get(x.account)
 			s.Settled += tollgate.Credits(x.amount)
 			s.Late += tollgate.Credits(x.late)
@@ -142,11 +154,23 @@ func (t *txn) SpendSums(ctx context.Context, fn func(ledger.SpendSum) error) err
 	return nil
 }
 
+// prunedUsage returns, by account, usage_daily's credits of the days
+// before st.PrunedBefore: the usage whose per-call records the retention
+// may have deleted.
+func (t *txn) prunedUsage(ctx context.Context, st ledger.RollupState) ([]ledger.AccountCredits, error) {
+	return queryRows(ctx, t.q, "pruned usage", func(r *sql.Rows) (ledger.AccountCredits, error) {
+		var a ledger.AccountCredits
+		return a, r.Scan(&a.Account, &a.Credits)
+	}, `SELECT account_id, SUM(credits) FROM usage_daily WHERE day < ? GROUP BY account_id ORDER BY account_id`,
+		st.PrunedBefore.In(tollgate.Beijing).Format(time.DateOnly))
+}
+
 // chunkedSums runs "SELECT account_id, sums FROM table WHERE where GROUP BY
-// account_id" over key ranges of spendChunk rows and passes each result row
-// to add. +account_id keeps SQLite from walking an account index with a
-// table lookup per row (usage_account): a scan and a small sort is faster.
-func (t *txn) chunkedSums(ctx context.Context, table, key, sums, where string, add func(spendRow)) error {
+// account_id" (where's arguments: args) over key ranges of spendChunk rows
+// and passes each result row to add. +account_id keeps SQLite from walking
+// an account index with a table lookup per row (usage_account): a scan and
+// a small sort is faster.
+func (t *txn) chunkedSums(ctx context.Context, table, key, sums, where string, whereArgs []any, add func(spendRow)) error {
 	next := `SELECT ` + key + ` FROM ` + table + ` WHERE ` + key + ` >= ? ORDER BY ` + key + ` LIMIT 1 OFFSET ` + fmt.Sprint(spendChunk)
 	lo := ""
 	for {
@@ -165,6 +189,7 @@ func (t *txn) chunkedSums(ctx context.Context, table, key, sums, where string, a
 			args = append(args, hi[0])
 		}
 		q += ` AND ` + where + ` GROUP BY +account_id`
+		args = append(args, whereArgs...)
 		err = eachRow(ctx, t.q, table+" sums", func(r *sql.Rows) (spendRow, error) {
 			var x spendRow
 			return x, r.Scan(&x.account, &x.amount, &x.late)

@@ -433,6 +433,16 @@ func (t *txn) Dump(ctx context.Context) (*ledger.Dump, error) {
 	if d.Constraints, err = t.uniqueConstraints(ctx); err != nil {
 		return nil, err
 	}
+	st, err := t.rollupState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.PrunedBefore.After(time.Unix(0, 0)) { // past the initial 1970-01-01 Beijing: pruned
+		d.PrunedBefore = st.PrunedBefore
+		if d.PrunedUsage, err = t.prunedUsage(ctx, st); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 

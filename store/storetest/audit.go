@@ -109,9 +109,17 @@ func testAuditScans(t *testing.T, e *Env) {
 		same(t, "accounts", collect(t, func(fn func(ledger.Account) error) error { return tx.ScanAccounts(ctx, fn) }), d.Accounts)
 		want := map[tollgate.AccountID]ledger.SpendSum{}
 		for _, u := range d.Usage {
+			if u.CreatedAt.Before(d.PrunedBefore) {
+				continue // counted in d.PrunedUsage
+			}
 			s := want[u.Account]
 			s.Account, s.Usage = u.Account, s.Usage+u.Credits
 			want[u.Account] = s
+		}
+		for _, p := range d.PrunedUsage {
+			s := want[p.Account]
+			s.Account, s.Usage = p.Account, s.Usage+p.Credits
+			want[p.Account] = s
 		}
 		for _, h := range d.Holds {
 			if h.Status == ledger.HoldSettled {

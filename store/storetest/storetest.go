@@ -66,6 +66,7 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"UsageRollup", testUsageRollup},
 		{"UsageRollupConcurrent", testUsageRollupConcurrent},
 		{"UsageRollupPrune", testUsageRollupPrune},
+		{"UsageRetentionAudit", testUsageRetentionAudit},
 		{"ModelRandom", testModelRandom},
 		{"ConcurrentMachine", nil},
 		{"AuditCatchesCorruption", testAuditCatchesCorruption},
