@@ -98,7 +98,7 @@ func (g *Gateway) Responses(w http.ResponseWriter, r *http.Request) {
 			u, estimated = &e, true
 		}
 		_ = json.Unmarshal(native["id"], &m.upstreamID)
-		native["id"], native["model"] = ids.id, ids.model
+		native["id"], native["model"], native["store"] = ids.id, ids.model, json.RawMessage("false")
 		m.answered(w, d)
 		credits := m.settle(r.Context(), d, *u, estimated, "ok")
 		native["usage"] = responsesUsage(*u, credits)
@@ -829,7 +829,7 @@ func (g *Gateway) responsesStream(w http.ResponseWriter, r *http.Request, m *met
 }
 
 // withResponseIDs gives the response in a stream event the request's id
-// and model.
+// and model, and store false (what the upstream was sent).
 func withResponseIDs(data []byte, ids *answerIDs) []byte {
 	var ev map[string]json.RawMessage
 	if json.Unmarshal(data, &ev) != nil {
@@ -839,7 +839,7 @@ func withResponseIDs(data []byte, ids *answerIDs) []byte {
 	if err != nil {
 		return data
 	}
-	resp["id"], resp["model"] = ids.id, ids.model
+	resp["id"], resp["model"], resp["store"] = ids.id, ids.model, json.RawMessage("false")
 	if ev["response"], err = json.Marshal(resp); err != nil {
 		return data
 	}
