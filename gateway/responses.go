@@ -755,11 +755,12 @@ func (g *Gateway) responsesStream(w http.ResponseWriter, r *http.Request, m *met
 	lead.sse.wait = func() { rl.flush() }
 	g.observeFirstToken(m, d)
 	var (
-		snapshot json.RawMessage // the response as response.created said it
-		final    *tokenUsage
-		seq      int64
-		upErr    error
-		terminal string
+		snapshot  json.RawMessage // the response as response.created said it
+		final     *tokenUsage
+		estimated bool // final is counted, not the upstream's
+		seq       int64
+		upErr     error
+		terminal  string
 	)
 	for rl.err == nil && terminal == "" && upErr == nil {
 		event, data, err := lead.next()
@@ -768,6 +769,19 @@ func (g *Gateway) responsesStream(w http.ResponseWriter, r *http.Request, m *met
 			break
 		}
 		att.touch()
+		if len(data) == 0 {
+			continue
+		}
+		if !gjson.ValidBytes(data) {
+			upErr = &upstreamError{Status: http.StatusBadGateway, Message: "upstream sent an invalid stream event"}
+			break
+		}
+		if bytes.IndexByte(data, '\n') >= 0 || bytes.IndexByte(data, '\r') >= 0 {
+			// Whitespace between tokens, but a line break in an SSE data line.
+			var b bytes.Buffer
+			_ = json.Compact(&b, data)
+			data = b.Bytes()
+		}
 		ev := gjson.ParseBytes(data)
 		typ := ev.Get("type").String()
 		seq = max(seq, ev.Get("sequence_number").Int())
@@ -788,17 +802,21 @@ func (g *Gateway) responsesStream(w http.ResponseWriter, r *http.Request, m *met
 		case "response.completed", "response.incomplete", "response.failed":
 			terminal = typ
 			data = withResponseIDs(data, ids)
-			if u := parseResponsesUsage(json.RawMessage(gjson.GetBytes(data, "response.usage").Raw)); u != nil {
-				final = u
-				data = withFinalUsage(data, responsesUsage(*u, m.cost(*u)))
+			final = parseResponsesUsage(json.RawMessage(gjson.GetBytes(data, "response.usage").Raw))
+			if final == nil {
+				// No usage: the prompt and the output delivered are counted,
+				// and the client is told so, with its cost.
+				e := m.estimate(rl.outputs(false)...)
+				final, estimated = &e, true
 			}
+			data = withFinalUsage(data, responsesUsage(*final, m.cost(*final)))
 		}
 		if event == "" {
 			event = typ
 		}
 		rl.write("event: " + event + "\ndata: " + string(data) + "\n\n")
 	}
-	u, estimated := final, false
+	u := final
 	if u == nil {
 		e := m.estimate(rl.outputs(false)...)
 		u, estimated = &e, true

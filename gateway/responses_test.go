@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -365,5 +366,65 @@ func TestResponsesNativeRequest(t *testing.T) {
 	}
 	if _, _, usages, _ := e.meter.state(); len(usages) != 1 || usages[0].OutputTokens != 5 || usages[0].UpstreamID != "resp_up" || usages[0].Credits != 20 {
 		t.Fatalf("usages %+v", usages)
+	}
+}
+
+// TestResponsesStreamCutMidEvent: an upstream stream ending inside an
+// event (half its data line sent) is billed on the deltas delivered; the
+// half event is not relayed, and the client reads response.failed with
+// that bill.
+func TestResponsesStreamCutMidEvent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		resp := `{"id":"resp_up","object":"response","status":"in_progress","model":"up","output":[],"usage":null}`
+		for i, ev := range []string{
+			`{"type":"response.created","sequence_number":0,"response":` + resp + `}`,
+			`{"type":"response.in_progress","sequence_number":1,"response":` + resp + `}`,
+			`{"type":"response.output_item.added","sequence_number":2,"output_index":0,"item":{"id":"msg_1","type":"message","status":"in_progress","role":"assistant","content":[]}}`,
+			`{"type":"response.output_text.delta","sequence_number":3,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hello"}`,
+			`{"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":0,"content_index":0,"delta":" there"}`,
+		} {
+			typ := []string{"response.created", "response.in_progress", "response.output_item.added", "response.output_text.delta", "response.output_text.delta"}[i]
+			io.WriteString(w, "event: "+typ+"\ndata: "+ev+"\n\n")
+		}
+		io.WriteString(w, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":5,\"del")
+	}))
+	t.Cleanup(srv.Close)
+	e := newEnv(t, 100_000, deploymentSpec{up: &upstream{srv: srv}})
+	resp, got := e.do(context.Background(), "/v1/responses", `{"model":"m","stream":true,"input":"hi"}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, got)
+	}
+	s := readStream(t, got)
+	if strings.Join(s.deltas, "") != "Hello there" || s.types[len(s.types)-1] != "response.failed" || len(s.types) != 6 {
+		t.Fatalf("deltas %q, events %v", s.deltas, s.types)
+	}
+	cost := num(path(s.final, "usage", "cost_credits"))
+	balance, holds, usages, _ := e.meter.state()
+	if holds != 0 || len(usages) != 1 || cost <= 0 || 100_000-balance != cost {
+		t.Fatalf("cost_credits %d, balance %d, holds %d, usages %+v", cost, balance, holds, usages)
+	}
+	if u := usages[0]; u.Status != "interrupted" || !u.Estimated || u.OutputTokens != 2 || u.UpstreamID != "resp_up" || num(path(s.final, "usage", "output_tokens")) != 2 {
+		t.Errorf("usage record %+v, final usage %v", u, s.final["usage"])
+	}
+}
+
+// TestResponsesStreamWithoutUsage: an upstream whose response.completed
+// has no usage is billed on the prompt and the output counted, and the
+// client still reads the usage and its cost there.
+func TestResponsesStreamWithoutUsage(t *testing.T) {
+	e, _, _ := mockEnv(t, 100_000, &mockllm.Server{OutputTokens: 8, OmitUsage: true}, &mockllm.Server{})
+	resp, got := e.do(context.Background(), "/v1/responses", `{"model":"mock-gpt","stream":true,`+respAsk+`}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, got)
+	}
+	s := readStream(t, got)
+	cost := num(path(s.final, "usage", "cost_credits"))
+	balance, holds, usages, _ := e.meter.state()
+	if s.final["status"] != "completed" || holds != 0 || len(usages) != 1 || cost <= 0 || 100_000-balance != cost {
+		t.Fatalf("final %v, balance %d, holds %d, usages %+v", s.final, balance, holds, usages)
+	}
+	if u := usages[0]; u.Status != "ok" || !u.Estimated || u.OutputTokens != 8 || num(path(s.final, "usage", "output_tokens")) != 8 {
+		t.Errorf("usage record %+v, final usage %v", u, s.final["usage"])
 	}
 }
