@@ -39,6 +39,17 @@
 //  4. release: a request failing before any output (every deployment down,
 //     a 4xx from the upstream, the client leaving) is charged nothing.
 //
+// POST /v1/responses (OpenAI's Responses API) is metered the same way.
+// tollgate keeps no responses: previous_response_id, conversation,
+// background and item references are refused and GET or DELETE
+// /v1/responses/{id} is 404, because a follow-up could not be routed to
+// the upstream that stored the first and storage is a cost nobody is
+// billed for; every request goes upstream with store false. A deployment of
+// kind openai gets the request natively (BaseURL+"/responses"); the others
+// get it translated to chat, and the answer translated back. Built-in
+// tools, whose fees per use token usage does not report, are refused in
+// one place (unbilledTools).
+//
 // Answers carry usage.cost_credits: in the JSON body, in the usage chunk of
 // a stream when the client asked for stream_options.include_usage (the
 // gateway always asks OpenAI-compatible upstreams for usage and strips the

@@ -120,6 +120,11 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	g.mux.HandleFunc("GET /v1/models", g.Models)
 	g.mux.HandleFunc("POST /v1/messages", g.Messages)
 	g.mux.HandleFunc("POST /v1/messages/count_tokens", g.CountTokens)
+	g.mux.HandleFunc("POST /v1/responses", g.Responses)
+	g.mux.HandleFunc("GET /v1/responses/{id}", g.ResponseByID)
+	g.mux.HandleFunc("DELETE /v1/responses/{id}", g.ResponseByID)
+	g.mux.HandleFunc("GET /v1/responses/{id}/input_items", g.ResponseByID)
+	g.mux.HandleFunc("POST /v1/responses/{id}/cancel", g.ResponseByID)
 	return g, nil
 }
 
@@ -180,7 +185,8 @@ func setDefaults(o *Options) {
 
 // Handler returns the routes the HTTP layer mounts (behind authentication
 // that calls tollgate.WithCaller): POST /v1/chat/completions, POST /v1/embeddings,
-// GET /v1/models and POST /v1/messages.
+// GET /v1/models, POST /v1/messages, POST /v1/responses and the stored-response
+// routes under /v1/responses/{id}, which answer 404.
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
 // ModelNames returns the public model names, sorted.

@@ -195,6 +195,11 @@ func (u *upstream) start(t testing.TB, kind string) *upstream {
 			u.anthropicStream(r.Context(), w)
 		case kind == "anthropic":
 			u.anthropicJSON(w)
+		case strings.HasSuffix(r.URL.Path, "/responses") && !stream:
+			// Reasoning tokens are inside output_tokens.
+			n := int64(len(u.words())) + 2
+			fmt.Fprintf(w, `{"id":"resp_up","object":"response","status":"completed","model":"up","output":[{"id":"rs_1","type":"reasoning","summary":[]},{"id":"msg_1","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":%q,"annotations":[]}]}],"usage":{"input_tokens":%d,"input_tokens_details":{"cached_tokens":%d},"output_tokens":%d,"output_tokens_details":{"reasoning_tokens":2},"total_tokens":%d,"x_new_field":7}}`,
+				strings.Join(u.words(), ""), u.prompt(), u.Cached, n, u.prompt()+n)
 		case strings.HasSuffix(r.URL.Path, "/embeddings"):
 			fmt.Fprintf(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"e","usage":{"prompt_tokens":%d,"total_tokens":%d}}`, u.prompt(), u.prompt())
 		case stream:

@@ -101,8 +101,8 @@ type Server struct {
 	Pricer *pricing.Pricer
 	// Payments runs orders and notifications; nil answers 503.
 	Payments Payments
-	// Gateway serves /v1/chat/completions, /v1/embeddings, /v1/models and
-	// /v1/messages (gateway.Gateway.Handler); nil answers 503.
+	// Gateway serves /v1/chat/completions, /v1/embeddings, /v1/models,
+	// /v1/messages and /v1/responses (gateway.Gateway.Handler); nil answers 503.
 	Gateway http.Handler
 	// AdminToken guards /admin/*. Empty refuses every admin request.
 	AdminToken string
@@ -247,6 +247,12 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/embeddings", model, gw)
 	route("POST /v1/messages", model, gw)
 	route("POST /v1/messages/count_tokens", model, gw)
+	route("POST /v1/responses", model, gw)
+	// tollgate keeps no responses: these answer 404 (gateway.Gateway.ResponseByID).
+	route("GET /v1/responses/{id}", small, gw)
+	route("DELETE /v1/responses/{id}", small, gw)
+	route("GET /v1/responses/{id}/input_items", small, gw)
+	route("POST /v1/responses/{id}/cancel", small, gw)
 	route("GET /v1/models", small, gw)
 
 	for _, rt := range s.Routes {

@@ -5,7 +5,8 @@
 # providers file, and tgload against the mock directly, through tgproxy (a
 # net/http reverse proxy that only forwards: the floor of a second HTTP hop)
 # and through the gateway, side by side, at each client count,
-# non-streaming and streaming.
+# non-streaming and streaming; then /v1/responses, at the mock and through
+# the gateway on SQLite.
 #
 #   cmd/tgload/bench.sh                      # SQLite only
 #   PG_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 cmd/tgload/bench.sh
@@ -121,6 +122,10 @@ targets=("mock directly|http://$MOCK/v1/chat/completions|gpt-4o-mini|")
 targets+=("net/http proxy (floor)|http://$FLOOR/v1/chat/completions|gpt-4o-mini|")
 serve sqlite "$SQLITE"
 targets+=("gateway, SQLite|http://$SQLITE/v1/chat/completions|mock|$(cat "$work/sqlite.key")")
+# The Responses API, the same prompt: the mock's own, and through the
+# gateway (passed through to the mock's /v1/responses).
+targets+=("mock directly, /v1/responses|http://$MOCK/v1/responses|gpt-4o-mini|")
+targets+=("gateway, SQLite, /v1/responses|http://$SQLITE/v1/responses|mock|$(cat "$work/sqlite.key")")
 if [[ -n ${PG_URL:-} && -n ${REDIS_URL:-} ]]; then
 	pgdb=tollgate_bench_$RANDOM$RANDOM
 	psql "$PG_URL" -qc "CREATE DATABASE $pgdb" >/dev/null

@@ -59,7 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("tgload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c Config
-	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080/v1/chat/completions", "Chat Completions URL (loopback only)")
+	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080/v1/chat/completions", "Chat Completions URL, or a Responses one (…/v1/responses) to load that API (loopback only)")
 	fs.StringVar(&c.Key, "key", "", "API key, sent as Authorization: Bearer")
 	fs.IntVar(&c.Clients, "c", 16, fmt.Sprintf("concurrent closed-loop clients (1..%d)", MaxClients))
 	fs.DurationVar(&c.Duration, "d", 10*time.Second, fmt.Sprintf("duration (at most %s)", MaxDuration))
@@ -208,10 +208,22 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-// requestBody is the Chat Completions request every client sends.
+// responsesURL reports whether the target is the Responses API
+// (…/v1/responses) rather than Chat Completions.
+func responsesURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && strings.HasSuffix(u.Path, "/responses")
+}
+
+// requestBody is the request every client sends: a Chat Completions one,
+// or the same prompt as a Responses one when the URL is …/v1/responses.
 func requestBody(cfg Config) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"model":%q,"max_tokens":%d,"messages":[{"role":"user","content":%q}]`, cfg.Model, cfg.MaxTokens, cfg.Prompt)
+	if responsesURL(cfg.URL) {
+		fmt.Fprintf(&b, `{"model":%q,"max_output_tokens":%d,"input":%q`, cfg.Model, cfg.MaxTokens, cfg.Prompt)
+	} else {
+		fmt.Fprintf(&b, `{"model":%q,"max_tokens":%d,"messages":[{"role":"user","content":%q}]`, cfg.Model, cfg.MaxTokens, cfg.Prompt)
+	}
 	if cfg.Stream {
 		b.WriteString(`,"stream":true`)
 	}
@@ -258,7 +270,7 @@ func (w *worker) one(ctx context.Context, client *http.Client, cfg Config, body 
 	}
 	var ttft time.Duration
 	if cfg.Stream {
-		ttft, err = readStream(resp.Body, start)
+		ttft, err = readStream(resp.Body, start, responsesURL(cfg.URL))
 	} else {
 		_, err = io.Copy(io.Discard, resp.Body)
 	}
@@ -276,8 +288,9 @@ func (w *worker) one(ctx context.Context, client *http.Client, cfg Config, body 
 }
 
 // readStream reads an SSE body to its end and returns the time from start
-// to the first data event.
-func readStream(r io.Reader, start time.Time) (time.Duration, error) {
+// to the first data event. A chat stream ends with [DONE], a Responses
+// one (responses) with response.completed.
+func readStream(r io.Reader, start time.Time, responses bool) (time.Duration, error) {
 	var ttft time.Duration
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -290,12 +303,17 @@ func readStream(r io.Reader, start time.Time) (time.Duration, error) {
 		if ttft == 0 {
 			ttft = time.Since(start)
 		}
-		if bytes.Equal(bytes.TrimSpace(line[5:]), []byte("[DONE]")) {
+		if responses {
+			done = done || bytes.Contains(line, []byte(`"type":"response.completed"`))
+		} else if bytes.Equal(bytes.TrimSpace(line[5:]), []byte("[DONE]")) {
 			done = true
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
+	}
+	if !done && responses {
+		return 0, errors.New("stream ended without response.completed")
 	}
 	if !done {
 		return 0, errors.New("stream ended without [DONE]")

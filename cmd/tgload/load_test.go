@@ -13,11 +13,20 @@ import (
 )
 
 func TestLoadAgainstMockLLM(t *testing.T) {
+	for _, path := range []string{"/v1/chat/completions", "/v1/responses"} {
+		t.Run(path, func(t *testing.T) { loadMock(t, path) })
+	}
+}
+
+// loadMock loads the mock at path (Chat Completions or Responses),
+// streamed and not: every request is answered (a Responses stream ends at
+// response.completed).
+func loadMock(t *testing.T, path string) {
 	srv := httptest.NewServer(&mockllm.Server{OutputTokens: 4})
 	defer srv.Close()
 	for _, stream := range []bool{false, true} {
 		var out, errOut bytes.Buffer
-		args := []string{"-url", srv.URL + "/v1/chat/completions", "-c", "2", "-d", "10s", "-n", "20", "-model", "gpt-4o-mini"}
+		args := []string{"-url", srv.URL + path, "-c", "2", "-d", "10s", "-n", "20", "-model", "gpt-4o-mini"}
 		if stream {
 			args = append(args, "-stream")
 		}

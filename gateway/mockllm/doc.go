@@ -55,7 +55,13 @@
 // strings, a number below 100 for numbers, true, [], {}, an enum member).
 // A call costs one token for its name plus one per 8-byte argument
 // fragment; streams send the name (OpenAI: its own delta; Anthropic: in
-// content_block_start), then one delta per fragment.
+// content_block_start), then one delta per fragment. A Responses request
+// (tools {"type":"function","name":N,"parameters":…}, a named tool_choice
+// {"type":"function","name":N}) is answered with one function_call output
+// item; its stream sends the item (with the name) in output_item.added,
+// one function_call_arguments.delta per fragment, then
+// function_call_arguments.done. A function_call_output input item's
+// output counts as prompt, a function_call item does not.
 //
 // # Embeddings
 //

@@ -15,6 +15,12 @@ type responsesRequest struct {
 	Instructions    string          `json:"instructions"`
 	MaxOutputTokens *int            `json:"max_output_tokens"`
 	Stream          bool            `json:"stream"`
+	Tools           []struct {
+		Type       string          `json:"type"`
+		Name       string          `json:"name"`
+		Parameters json.RawMessage `json:"parameters"`
+	} `json:"tools"`
+	ToolChoice json.RawMessage `json:"tool_choice"`
 }
 
 // responsesAnswer is a generated Responses API answer.
@@ -25,7 +31,17 @@ type responsesAnswer struct {
 	prompt           prompt
 	cached           int
 	out              output
+	call             *toolCall // the answer is this function call, not a message
+	callID           string
 	maxOutput        *int
+}
+
+// outputTokens is the answer's output token count.
+func (a *responsesAnswer) outputTokens() int {
+	if a.call != nil {
+		return a.call.tokens()
+	}
+	return len(a.out.pieces)
 }
 
 func (s *Server) responses(w http.ResponseWriter, r *http.Request, b *behaviour) {
@@ -43,7 +59,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request, b *behaviour)
 		s.responsesStream(w, r, b, ans)
 		return
 	}
-	if !sleep(r.Context(), generationTime(b, len(ans.out.pieces))) {
+	if !sleep(r.Context(), generationTime(b, ans.outputTokens())) {
 		s.record(responsesPath, 0)
 		return
 	}
@@ -79,6 +95,7 @@ func (s *Server) responsesAnswer(req *responsesRequest, b *behaviour) (*response
 		p.add("user", text)
 	default:
 		var items []struct {
+			Type    string          `json:"type"`
 			Role    string          `json:"role"`
 			Content json.RawMessage `json:"content"`
 			Output  json.RawMessage `json:"output"`
@@ -95,14 +112,69 @@ func (s *Server) responsesAnswer(req *responsesRequest, b *behaviour) (*response
 			if err != nil {
 				return nil, "input[" + itoa(i) + "]", err
 			}
-			p.add(it.Role, text)
+			role := it.Role
+			if it.Type == "function_call_output" {
+				role = "tool" // its output is prompt text; a function_call item is free, as chat's tool_calls are
+			}
+			p.add(role, text)
 		}
+	}
+	t, err := responsesTool(req, p.lastUser)
+	if err != nil {
+		return nil, "tool_choice", err
 	}
 	ans := &responsesAnswer{model: req.Model, instructions: req.Instructions, created: s.now().Unix(), prompt: p, cached: min(b.cached, p.tokens), maxOutput: req.MaxOutputTokens}
 	ans.id = string(appendID(nil, "resp_", p.hash))
 	ans.msgID = string(appendID(nil, "msg_", p.hash^1))
+	if t != nil {
+		ans.msgID = string(appendID(nil, "fc_", p.hash^1))
+		ans.callID = string(appendID(nil, "call_", p.hash^2))
+		call, cut, err := makeToolCall(p.choiceSeed(0), t, limit)
+		if err != nil {
+			return nil, "tools", err
+		}
+		ans.call = &call
+		if cut {
+			ans.out.reason = "length"
+		}
+		return ans, "", nil
+	}
 	ans.out = generate(p.choiceSeed(0), b.outputTokens, limit, nil, false)
 	return ans, "", nil
+}
+
+// responsesTool picks the function to call, as chatTool does; Responses
+// tools are flat ({"type":"function","name":N,"parameters":…}) and a
+// named tool_choice is {"type":"function","name":N}.
+func responsesTool(req *responsesRequest, lastUser string) (*tool, error) {
+	var tools []tool
+	for _, t := range req.Tools {
+		if t.Type == "function" {
+			tools = append(tools, tool{name: t.Name, params: t.Parameters})
+		}
+	}
+	if len(tools) == 0 {
+		return nil, nil
+	}
+	var forced string
+	var anyCall, none bool
+	tc := bytes.TrimSpace(req.ToolChoice)
+	switch {
+	case len(tc) == 0, string(tc) == "null", string(tc) == `"auto"`:
+	case string(tc) == `"none"`:
+		none = true
+	case string(tc) == `"required"`:
+		anyCall = true
+	default:
+		var named struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(tc, &named); err != nil {
+			return nil, errorf("tool_choice: %w", err)
+		}
+		forced = named.Name
+	}
+	return pickTool(tools, forced, anyCall, none, lastUser)
 }
 
 func (a *responsesAnswer) status() string {
@@ -114,6 +186,23 @@ func (a *responsesAnswer) status() string {
 
 // appendItem appends the output message item.
 func (a *responsesAnswer) appendItem(buf []byte, status string, text bool) []byte {
+	if a.call != nil {
+		buf = append(buf, `{"id":`...)
+		buf = appendString(buf, a.msgID)
+		buf = append(buf, `,"type":"function_call","status":"`...)
+		buf = append(buf, status...)
+		buf = append(buf, `","arguments":`...)
+		if text {
+			buf = appendString(buf, a.call.args)
+		} else {
+			buf = append(buf, `""`...)
+		}
+		buf = append(buf, `,"call_id":`...)
+		buf = appendString(buf, a.callID)
+		buf = append(buf, `,"name":`...)
+		buf = appendString(buf, a.call.name)
+		return append(buf, '}')
+	}
 	buf = append(buf, `{"id":`...)
 	buf = appendString(buf, a.msgID)
 	buf = append(buf, `,"type":"message","status":"`...)
@@ -162,7 +251,7 @@ func (a *responsesAnswer) appendResponse(buf []byte, status string, full, usage 
 	}
 	buf = append(buf, `],"parallel_tool_calls":true,"previous_response_id":null,"temperature":1,"tool_choice":"auto","tools":[],"top_p":1,"usage":`...)
 	if full && usage {
-		n := len(a.out.pieces)
+		n := a.outputTokens()
 		buf = append(buf, `{"input_tokens":`...)
 		buf = appendInt(buf, int64(a.prompt.tokens))
 		buf = append(buf, `,"input_tokens_details":{"cached_tokens":`...)
@@ -208,14 +297,10 @@ func (s *Server) responsesStream(w http.ResponseWriter, r *http.Request, b *beha
 			return
 		}
 	}
-	for _, p := range a.out.pieces {
+	for _, p := range a.deltas() {
 		err := st.pace()
 		if err == nil {
-			err = emit(respEvent{"response.output_text.delta", func(b2 []byte) []byte {
-				b2 = append(a.appendLoc(b2), `,"delta":`...)
-				b2 = appendString(b2, p)
-				return append(b2, `,"logprobs":[]`...)
-			}})
+			err = emit(a.deltaEvent(p))
 		}
 		if err != nil {
 			return
@@ -242,14 +327,47 @@ func (a *responsesAnswer) responseEvent(typ, status string, full, usage bool) re
 	}}
 }
 
+// deltas are the pieces streamed: text tokens, or a call's argument
+// fragments (its name, one token, is in output_item.added).
+func (a *responsesAnswer) deltas() []string {
+	if a.call != nil {
+		return a.call.frags
+	}
+	return a.out.pieces
+}
+
+func (a *responsesAnswer) deltaEvent(p string) respEvent {
+	if a.call != nil {
+		return respEvent{"response.function_call_arguments.delta", func(b2 []byte) []byte {
+			b2 = append(b2, `,"item_id":`...)
+			b2 = appendString(b2, a.msgID)
+			b2 = append(b2, `,"output_index":0,"delta":`...)
+			return appendString(b2, p)
+		}}
+	}
+	return respEvent{"response.output_text.delta", func(b2 []byte) []byte {
+		b2 = append(a.appendLoc(b2), `,"delta":`...)
+		b2 = appendString(b2, p)
+		return append(b2, `,"logprobs":[]`...)
+	}}
+}
+
 func (a *responsesAnswer) openingEvents(usage bool) []respEvent {
+	added := respEvent{"response.output_item.added", func(buf []byte) []byte {
+		buf = append(buf, `,"output_index":0,"item":`...)
+		return a.appendItem(buf, "in_progress", false)
+	}}
+	if a.call != nil {
+		return []respEvent{
+			a.responseEvent("response.created", "in_progress", false, usage),
+			a.responseEvent("response.in_progress", "in_progress", false, usage),
+			added,
+		}
+	}
 	return []respEvent{
 		a.responseEvent("response.created", "in_progress", false, usage),
 		a.responseEvent("response.in_progress", "in_progress", false, usage),
-		{"response.output_item.added", func(buf []byte) []byte {
-			buf = append(buf, `,"output_index":0,"item":`...)
-			return a.appendItem(buf, "in_progress", false)
-		}},
+		added,
 		{"response.content_part.added", func(buf []byte) []byte {
 			buf = append(a.appendLoc(buf), `,"part":`...)
 			return appendOutputText(buf, "")
@@ -259,6 +377,22 @@ func (a *responsesAnswer) openingEvents(usage bool) []respEvent {
 
 func (a *responsesAnswer) closingEvents(usage bool) []respEvent {
 	status := a.status()
+	itemDone := respEvent{"response.output_item.done", func(buf []byte) []byte {
+		buf = append(buf, `,"output_index":0,"item":`...)
+		return a.appendItem(buf, status, true)
+	}}
+	if a.call != nil {
+		return []respEvent{
+			{"response.function_call_arguments.done", func(buf []byte) []byte {
+				buf = append(buf, `,"item_id":`...)
+				buf = appendString(buf, a.msgID)
+				buf = append(buf, `,"output_index":0,"arguments":`...)
+				return appendString(buf, a.call.args)
+			}},
+			itemDone,
+			a.responseEvent("response."+status, status, true, usage),
+		}
+	}
 	return []respEvent{
 		{"response.output_text.done", func(buf []byte) []byte {
 			buf = append(a.appendLoc(buf), `,"text":`...)
