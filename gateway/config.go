@@ -169,7 +169,7 @@ func (c *Config) Validate() error {
 		}
 		names[p.Name] = true
 		for _, fp := range p.Check() {
-			bad("provider %q: %s", p.Name, fp.Message)
+			bad("provider %q: %s: %s", p.Name, fp.Field, fp.Message)
 		}
 	}
 	if len(c.Models) == 0 {

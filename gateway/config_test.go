@@ -36,7 +36,7 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{"UnknownField", `{"providers":[],"models":{},"api_key":"x"}`, "unknown field"},
 		{"NoModels", `{"providers":[]}`, "at least one model"},
-		{"BadKind", `{"providers":[{"name":"p","kind":"palm","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "kind must be"},
+		{"BadKind", `{"providers":[{"name":"p","kind":"palm","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "kind: want one of"},
 		{"BadURL", `{"providers":[{"name":"p","kind":"openai","base_url":"x"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "base_url"},
 		{"KeyInFile", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x","api_key_env":"sk-live-123"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "not hold the key"},
 		{"DuplicateProvider", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x"},{"name":"p","kind":"openai","base_url":"http://y"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "duplicate"},
@@ -48,10 +48,10 @@ func TestParseConfig(t *testing.T) {
 		{"NegativeContext", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u","context_tokens":-1}]}}`, "context_tokens must not be negative"},
 		{"BadCacheWriteCost", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u","cache_write_cost_per_1m":"1.2.3"}]}}`, "not a decimal"},
 		{"BadTimeout", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x","timeout":"soon"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "duration"},
-		{"AzureWithoutBaseURL", `{"providers":[{"name":"p","kind":"azure-openai"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, `base_url is required for kind "azure-openai"`},
-		{"VLLMWithoutBaseURL", `{"providers":[{"name":"p","kind":"vllm"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, `base_url is required for kind "vllm"`},
-		{"APIVersionNotAzure", `{"providers":[{"name":"p","kind":"deepseek","api_version":"2024-10-21"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "api_version is for kind"},
-		{"BadAPIVersion", `{"providers":[{"name":"p","kind":"azure-openai","base_url":"https://r.openai.azure.com","api_version":"x&y=1"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "api_version must be"},
+		{"AzureWithoutBaseURL", `{"providers":[{"name":"p","kind":"azure-openai"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, `base_url: required for kind "azure-openai"`},
+		{"VLLMWithoutBaseURL", `{"providers":[{"name":"p","kind":"vllm"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, `base_url: required for kind "vllm"`},
+		{"APIVersionNotAzure", `{"providers":[{"name":"p","kind":"deepseek","api_version":"2024-10-21"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "api_version: only kind"},
+		{"BadAPIVersion", `{"providers":[{"name":"p","kind":"azure-openai","base_url":"https://r.openai.azure.com","api_version":"x&y=1"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "api_version: want a version"},
 		{"QueryInBaseURL", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x/v1?a=1"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "query"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,7 +166,7 @@ models:
 		{"UnknownField", "p.yaml", "providers:\n  - name: a\n    kind: openai\n    api_key: sk-123\nmodels:\n  m:\n    - provider: a\n      model: x\n", `unknown field "api_key"`},
 		{"DuplicateKey", "p.yml", "providers: []\nproviders: []\nmodels: {}\n", "providers"},
 		{"WrongType", "p.yaml", "providers:\n  - name: a\n    kind: openai\nmodels:\n  m:\n    - provider: a\n      model: x\n      weight: heavy\n", "weight"},
-		{"BadKind", "p.yaml", "providers:\n  - name: a\n    kind: palm\nmodels:\n  m:\n    - provider: a\n      model: x\n", "kind must be one of"},
+		{"BadKind", "p.yaml", "providers:\n  - name: a\n    kind: palm\nmodels:\n  m:\n    - provider: a\n      model: x\n", "kind: want one of"},
 		{"NotYAML", "p.yaml", "providers: [\n", "not valid YAML"},
 		{"Empty", "p.yaml", "", "empty"},
 		{"Extension", "p.toml", "", "must end in .json, .yaml or .yml"},

@@ -169,7 +169,8 @@ func OpenAICompatible(kind string) bool {
 }
 
 // FieldProblem is one problem of a provider, at one of its fields (the
-// JSON name: "kind", "base_url", "api_version", …).
+// JSON name: "kind", "base_url", "api_version", …); Message reads after
+// the field's name ("base_url: want an absolute http(s) URL, …").
 type FieldProblem struct {
 	Field   string
 	Message string
@@ -186,29 +187,28 @@ func (p ProviderConfig) Check() []FieldProblem {
 	}
 	k, ok := kinds[p.Kind]
 	if !ok {
-		bad("kind", "kind must be one of %s, not %q", strings.Join(Kinds(), ", "), p.Kind)
+		bad("kind", "want one of %s, not %q", strings.Join(Kinds(), ", "), p.Kind)
 	}
 	switch u, err := url.Parse(p.BaseURL); {
 	case p.BaseURL == "" && ok && k.baseURL != "":
 		// the preset's default
 	case p.BaseURL == "" && ok:
-		bad("base_url", "base_url is required for kind %q (it has no default)", p.Kind)
+		bad("base_url", "required for kind %q, which has no default", p.Kind)
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		bad("base_url", "base_url must be an absolute http(s) URL, not %q", p.BaseURL)
+		bad("base_url", "want an absolute http(s) URL, not %q", p.BaseURL)
 	case u.RawQuery != "" || u.Fragment != "":
-		bad("base_url", "base_url must not hold a query or fragment, not %q", p.BaseURL)
+		bad("base_url", "want a URL without a query or fragment, not %q", p.BaseURL)
 	}
 	if p.APIVersion != "" && p.Kind != KindAzureOpenAI {
-		bad("api_version", "api_version is for kind %q only", KindAzureOpenAI)
-	}
-	if strings.ContainsAny(p.APIVersion, "&#?/ ") {
-		bad("api_version", "api_version must be a version such as %q, not %q", DefaultAzureAPIVersion, p.APIVersion)
+		bad("api_version", "only kind %q takes an api_version", KindAzureOpenAI)
+	} else if strings.ContainsAny(p.APIVersion, "&#?/ ") {
+		bad("api_version", "want a version such as %q, not %q", DefaultAzureAPIVersion, p.APIVersion)
 	}
 	if p.Timeout < 0 {
-		bad("timeout", "timeout must not be negative")
+		bad("timeout", "must not be negative")
 	}
 	if looksLikeKey(p.APIKeyEnv) {
-		bad("api_key_env", "api_key_env must name an environment variable, not hold the key")
+		bad("api_key_env", "must name an environment variable, not hold the key")
 	}
 	return out
 }

@@ -44,7 +44,7 @@ func (d *usageDialect) parse(raw json.RawMessage) (*tokenUsage, string) {
 		if err != nil {
 			return nil, "prompt_tokens_details is not a JSON object"
 		}
-		for name := range details {
+		for _, name := range sortedKeys(details) {
 			switch {
 			case name == "cached_tokens":
 				if !intField(details, name, &u.Cached) {
@@ -62,7 +62,7 @@ func (d *usageDialect) parse(raw json.RawMessage) (*tokenUsage, string) {
 		}
 	}
 	// Top-level cache fields: the dialect's own, or unknown.
-	for name := range m {
+	for _, name := range sortedKeys(m) {
 		switch {
 		case !strings.Contains(name, "cache"):
 		case d.isHit(name):
