@@ -273,10 +273,14 @@ func (s *openAIStream) next() (*chunk, error) {
 		if e != nil {
 			return nil, &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage([]byte(`{"error":` + string(e) + `}`))}
 		}
-		if u := s.parseUsage(usage); u != nil {
-			s.u = u
+		if u := s.parseUsage(usage); u != nil || (len(usage) > 0 && string(usage) != "null") {
+			if u != nil {
+				s.u = u
+			}
 			if len(c.cs) == 0 {
-				continue // the usage-only chunk: the relay decides whether to send it
+				// The usage-only chunk: the relay decides whether to
+				// send it (a usage in unknown fields is not sent).
+				continue
 			}
 		}
 		return c, nil
