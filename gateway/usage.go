@@ -34,9 +34,6 @@ func (d *usageDialect) parse(raw json.RawMessage) (*tokenUsage, string) {
 	if !intField(m, "prompt_tokens", &u.Input) || !intField(m, "completion_tokens", &u.Output) {
 		return nil, "prompt_tokens or completion_tokens is not a whole number"
 	}
-	if u.Input < 0 || u.Output < 0 {
-		return nil, "a negative token count"
-	}
 	// prompt_tokens_details: OpenAI's cached_tokens, and the dialect's
 	// cache writes.
 	if raw := m["prompt_tokens_details"]; len(raw) > 0 && string(raw) != "null" {
@@ -96,12 +93,11 @@ func (d *usageDialect) parse(raw json.RawMessage) (*tokenUsage, string) {
 	if u.Input == 0 && u.Output == 0 {
 		return nil, ""
 	}
-	if u.Cached < 0 || u.CacheWrite < 0 {
-		return nil, "a negative cached token count"
-	}
-	// Never more cached than prompt tokens (a provider's rounding).
+	// Never more cached than prompt tokens (a provider's rounding). A
+	// negative count is kept: pricing refuses it, and the request is
+	// billed its hold (metered.cost).
 	u.Cached = min(u.Cached, u.Input)
-	u.CacheWrite = min(u.CacheWrite, u.Input-u.Cached)
+	u.CacheWrite = min(u.CacheWrite, max(u.Input-u.Cached, 0))
 	u.raw = m
 	return &u, ""
 }
