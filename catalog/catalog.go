@@ -58,11 +58,16 @@ type File struct {
 // Provider is one upstream endpoint (gateway.ProviderConfig). The API key
 // is never in the file: APIKeyEnv names the variable holding it.
 type Provider struct {
-	Name      string `json:"name"`
-	Kind      string `json:"kind"` // "openai" or "anthropic"
-	BaseURL   string `json:"base_url"`
-	APIKeyEnv string `json:"api_key_env,omitempty"`
-	Timeout   string `json:"timeout,omitempty"` // a duration such as "60s"
+	Name string `json:"name"`
+	// Kind is one of gateway.Kinds(): openai, anthropic, azure-openai or
+	// a provider's preset (deepseek, dashscope, moonshot, …).
+	Kind string `json:"kind"`
+	// BaseURL is the kind's default (gateway.DefaultBaseURL) when left
+	// out; azure-openai and vllm have none.
+	BaseURL    string `json:"base_url,omitempty"`
+	APIKeyEnv  string `json:"api_key_env,omitempty"`
+	APIVersion string `json:"api_version,omitempty"` // azure-openai only
+	Timeout    string `json:"timeout,omitempty"`     // a duration such as "60s"
 }
 
 // Model is one public model: its price, where it runs, and whether the

@@ -173,7 +173,9 @@ func TestProblems(t *testing.T) {
 		{"checkout not a bool", strings.Replace(base, "    deployments", "    checkout: maybe\n    deployments", 1), []string{`models.m.checkout: want true or false, not "maybe"`}},
 		{"provider without name", strings.Replace(base, "name: up, ", "", 1), []string{"providers[0].name: missing", `models.m.deployments[0].provider: unknown provider "up"`}},
 		{"duplicate provider", strings.Replace(base, "providers: [", "providers: [{name: up, kind: openai, base_url: 'http://y/v1'}, ", 1), []string{`providers[1].name: duplicate provider name "up"`}},
-		{"bad kind", strings.Replace(base, "kind: openai", "kind: gemini", 1), []string{`providers[0].kind: want "openai" or "anthropic", not "gemini"`}},
+		{"bad kind", strings.Replace(base, "kind: openai", "kind: palm", 1), []string{`providers[0].kind: want one of anthropic, `}},
+		{"azure without base_url", strings.Replace(base, "kind: openai, base_url: 'http://x/v1'", "kind: azure-openai", 1), []string{`providers[0].base_url: required for kind "azure-openai"`}},
+		{"api_version not azure", strings.Replace(base, "base_url: 'http://x/v1'", "base_url: 'http://x/v1', api_version: '2024-10-21'", 1), []string{`providers[0].api_version: only kind "azure-openai"`}},
 		{"bad base_url", strings.Replace(base, "'http://x/v1'", "'x/v1'", 1), []string{`providers[0].base_url: want an absolute http(s) URL, not "x/v1"`}},
 		{"bad timeout", strings.Replace(base, "base_url: 'http://x/v1'", "base_url: 'http://x/v1', timeout: soon", 1), []string{`providers[0].timeout: want a positive duration such as "60s", not "soon"`}},
 		{"key in api_key_env", strings.Replace(base, "base_url: 'http://x/v1'", "base_url: 'http://x/v1', api_key_env: sk-abc", 1), []string{"providers[0].api_key_env: must name an environment variable, not hold the key"}},
@@ -375,5 +377,23 @@ func TestPerUnitPrices(t *testing.T) {
 	_, err = catalog.Parse("c.yaml", []byte(base+"  img:\n    price: {currency: USD, per_image: {huge: \"0.04\"}}\n    deployments: [{provider: up, model: u}]\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), "per_image") {
 		t.Errorf("a bad image size: %v", err)
+	}
+}
+
+// A preset's provider may leave base_url out: the gateway's
+// configuration gets the preset's default when it routes.
+func TestPresetProvider(t *testing.T) {
+	file := strings.Replace(base, "kind: openai, base_url: 'http://x/v1'", "kind: deepseek, api_key_env: DEEPSEEK_API_KEY", 1) +
+		"  n:\n    price: {currency: CNY, input: '1', output: '2'}\n    deployments: [{provider: az, model: my-deployment}]\n"
+	file = strings.Replace(file, "providers: [", "providers: [{name: az, kind: azure-openai, base_url: 'https://r.openai.azure.com', api_version: '2025-01-01-preview'}, ", 1)
+	c, err := catalog.Parse("c.yaml", []byte(file), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Gateway.Providers[1]; p.Kind != "deepseek" || p.BaseURL != "" {
+		t.Fatalf("provider %+v", p)
+	}
+	if p := c.Gateway.Providers[0]; p.APIVersion != "2025-01-01-preview" {
+		t.Fatalf("provider %+v", p)
 	}
 }

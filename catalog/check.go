@@ -45,7 +45,7 @@ func (c *Catalog) check(order []string, readFile func(string) ([]byte, error), p
 	gc := &gateway.Config{Models: map[string][]gateway.DeploymentConfig{}}
 	for _, p := range f.Providers {
 		gc.Providers = append(gc.Providers, gateway.ProviderConfig{Name: p.Name, Kind: p.Kind, BaseURL: p.BaseURL,
-			APIKeyEnv: p.APIKeyEnv, Timeout: gateway.Duration(duration(p.Timeout))})
+			APIKeyEnv: p.APIKeyEnv, APIVersion: p.APIVersion, Timeout: gateway.Duration(duration(p.Timeout))})
 	}
 	if len(f.Models) == 0 {
 		ps.add("models", "at least one model is required")
@@ -109,19 +109,17 @@ func checkProviders(list []Provider, ps *problems) map[string]bool {
 			ps.add(at+".name", "duplicate provider name %q", p.Name)
 		}
 		names[p.Name] = true
-		if p.Kind != gateway.KindOpenAI && p.Kind != gateway.KindAnthropic {
-			ps.add(at+".kind", "want %q or %q, not %q", gateway.KindOpenAI, gateway.KindAnthropic, p.Kind)
-		}
-		if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			ps.add(at+".base_url", "want an absolute http(s) URL, not %q", p.BaseURL)
+		// The gateway's own check of one provider (kinds, default base
+		// URLs, api_version): the one list of kinds. The timeout is
+		// checked here, as the text the catalog holds.
+		gp := gateway.ProviderConfig{Name: p.Name, Kind: p.Kind, BaseURL: p.BaseURL, APIKeyEnv: p.APIKeyEnv, APIVersion: p.APIVersion}
+		for _, fp := range gp.Check() {
+			ps.add(at+"."+fp.Field, "%s", fp.Message)
 		}
 		if p.Timeout != "" {
 			if d, err := time.ParseDuration(p.Timeout); err != nil || d <= 0 {
 				ps.add(at+".timeout", "want a positive duration such as \"60s\", not %q", p.Timeout)
 			}
-		}
-		if strings.HasPrefix(p.APIKeyEnv, "sk-") || strings.ContainsAny(p.APIKeyEnv, " -.:/") {
-			ps.add(at+".api_key_env", "must name an environment variable, not hold the key")
 		}
 	}
 	return names

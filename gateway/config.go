@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -12,12 +11,6 @@ import (
 
 	"tollgate"
 	"tollgate/pricing"
-)
-
-// Provider kinds.
-const (
-	KindOpenAI    = "openai"    // any OpenAI-compatible Chat Completions endpoint
-	KindAnthropic = "anthropic" // the Anthropic Messages API
 )
 
 // DefaultMaxOutputTokens is a deployment's output cap when the file gives none.
@@ -37,16 +30,26 @@ type Config struct {
 }
 
 // ProviderConfig is one upstream endpoint. The API key is never in the file:
-// APIKeyEnv names the environment variable holding it. BaseURL is what an
-// SDK would use: for kind openai it includes the version
+// APIKeyEnv names the environment variable holding it. Kind is one of
+// Kinds(): a wire format (openai, anthropic, azure-openai) or a preset of
+// one provider (deepseek, dashscope, …), which gives the default base URL,
+// the auth header and where usage reports cached and reasoning tokens.
+// BaseURL is what an SDK would use, the kind's default when left out: for
+// OpenAI-compatible kinds it includes the version
 // ("https://api.openai.com/v1", requests go to BaseURL+"/chat/completions"),
 // for kind anthropic it does not ("https://api.anthropic.com", requests go
-// to BaseURL+"/v1/messages").
+// to BaseURL+"/v1/messages"), for azure-openai it is the resource
+// ("https://NAME.openai.azure.com", requests go to
+// BaseURL+"/openai/deployments/MODEL/chat/completions?api-version=V", the
+// deployment's model being the Azure deployment name).
 type ProviderConfig struct {
 	Name      string `json:"name"`
-	Kind      string `json:"kind"` // KindOpenAI or KindAnthropic
-	BaseURL   string `json:"base_url"`
+	Kind      string `json:"kind"`
+	BaseURL   string `json:"base_url,omitempty"`
 	APIKeyEnv string `json:"api_key_env,omitempty"`
+	// APIVersion is azure-openai's api-version query parameter
+	// (default DefaultAzureAPIVersion); other kinds have none.
+	APIVersion string `json:"api_version,omitempty"`
 	// Timeout bounds one attempt: a whole non-streaming call, and for a
 	// stream the wait for the first chunk and for each chunk after it.
 	Timeout Duration `json:"timeout,omitempty"`
@@ -104,14 +107,15 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes d as a string like "30s".
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// LoadConfig reads and validates a JSON providers file and resolves API keys
-// from the environment with os.Getenv.
+// LoadConfig reads and validates a providers file, YAML or JSON by its
+// extension (ParseConfigFile), and resolves API keys from the environment
+// with os.Getenv.
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("providers file: %w", err)
 	}
-	c, err := ParseConfig(b)
+	c, err := ParseConfigFile(path, b)
 	if err != nil {
 		return nil, fmt.Errorf("providers file %s: %w", path, err)
 	}
@@ -164,17 +168,8 @@ func (c *Config) Validate() error {
 			bad("providers[%d]: duplicate name %q", i, p.Name)
 		}
 		names[p.Name] = true
-		if p.Kind != KindOpenAI && p.Kind != KindAnthropic {
-			bad("provider %q: kind must be %q or %q, not %q", p.Name, KindOpenAI, KindAnthropic, p.Kind)
-		}
-		if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("provider %q: base_url must be an absolute http(s) URL, not %q", p.Name, p.BaseURL)
-		}
-		if p.Timeout < 0 {
-			bad("provider %q: timeout must not be negative", p.Name)
-		}
-		if looksLikeKey(p.APIKeyEnv) {
-			bad("provider %q: api_key_env must name an environment variable, not hold the key", p.Name)
+		for _, fp := range p.Check() {
+			bad("provider %q: %s: %s", p.Name, fp.Field, fp.Message)
 		}
 	}
 	if len(c.Models) == 0 {

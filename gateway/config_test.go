@@ -36,7 +36,7 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{"UnknownField", `{"providers":[],"models":{},"api_key":"x"}`, "unknown field"},
 		{"NoModels", `{"providers":[]}`, "at least one model"},
-		{"BadKind", `{"providers":[{"name":"p","kind":"gemini","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "kind must be"},
+		{"BadKind", `{"providers":[{"name":"p","kind":"palm","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "kind: want one of"},
 		{"BadURL", `{"providers":[{"name":"p","kind":"openai","base_url":"x"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "base_url"},
 		{"KeyInFile", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x","api_key_env":"sk-live-123"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "not hold the key"},
 		{"DuplicateProvider", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x"},{"name":"p","kind":"openai","base_url":"http://y"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "duplicate"},
@@ -48,6 +48,11 @@ func TestParseConfig(t *testing.T) {
 		{"NegativeContext", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u","context_tokens":-1}]}}`, "context_tokens must not be negative"},
 		{"BadCacheWriteCost", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u","cache_write_cost_per_1m":"1.2.3"}]}}`, "not a decimal"},
 		{"BadTimeout", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x","timeout":"soon"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "duration"},
+		{"AzureWithoutBaseURL", `{"providers":[{"name":"p","kind":"azure-openai"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, `base_url: required for kind "azure-openai"`},
+		{"VLLMWithoutBaseURL", `{"providers":[{"name":"p","kind":"vllm"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, `base_url: required for kind "vllm"`},
+		{"APIVersionNotAzure", `{"providers":[{"name":"p","kind":"deepseek","api_version":"2024-10-21"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "api_version: only kind"},
+		{"BadAPIVersion", `{"providers":[{"name":"p","kind":"azure-openai","base_url":"https://r.openai.azure.com","api_version":"x&y=1"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "api_version: want a version"},
+		{"QueryInBaseURL", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x/v1?a=1"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "query"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := gateway.ParseConfig([]byte(tc.json))
@@ -86,5 +91,91 @@ func TestLoadConfigExample(t *testing.T) {
 	}
 	if _, err := gateway.LoadConfig("testdata/nope.json"); err == nil {
 		t.Fatal("missing file accepted")
+	}
+}
+
+// TestKindsAndPresets: every preset's base URL is its default, a kind's
+// name is the one the issue gives, and a file may leave base_url out.
+func TestKindsAndPresets(t *testing.T) {
+	want := map[string]string{
+		"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com", "azure-openai": "",
+		"deepseek": "https://api.deepseek.com", "dashscope": "https://dashscope.aliyuncs.com/compatible-mode/v1",
+		"moonshot": "https://api.moonshot.cn/v1", "zhipu": "https://open.bigmodel.cn/api/paas/v4",
+		"ark": "https://ark.cn-beijing.volces.com/api/v3", "siliconflow": "https://api.siliconflow.cn/v1",
+		"openrouter": "https://openrouter.ai/api/v1", "ollama": "http://localhost:11434/v1", "vllm": "",
+	}
+	for k, u := range want {
+		if got := gateway.DefaultBaseURL(k); got != u {
+			t.Errorf("%s: base URL %q, want %q", k, got, u)
+		}
+	}
+	for _, k := range gateway.Kinds() {
+		if _, ok := want[k]; !ok && k != "gemini" { // gemini: its own helper's
+			t.Errorf("kind %q not covered here", k)
+		}
+	}
+	cfg, err := gateway.ParseConfig([]byte(`{"providers":[{"name":"ds","kind":"deepseek","api_key_env":"DS_KEY"},{"name":"local","kind":"ollama"}],
+		"models":{"m":[{"provider":"ds","model":"deepseek-chat"},{"provider":"local","model":"qwen3"}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Providers[0].BaseURL != "" {
+		t.Fatalf("ParseConfig changed the file's base_url: %q", cfg.Providers[0].BaseURL)
+	}
+}
+
+func TestParseConfigFileYAML(t *testing.T) {
+	const y = `
+providers:
+  - name: deepseek
+    kind: deepseek
+    api_key_env: DEEPSEEK_API_KEY
+    timeout: 90s
+  - name: azure
+    kind: azure-openai
+    base_url: https://example.openai.azure.com
+    api_version: "2024-10-21"
+    timeout: 30
+models:
+  chat-default:
+    - provider: deepseek
+      model: deepseek-chat
+      input_cost_per_1m: 0.27
+      cached_input_cost_per_1m: "0.07"
+      output_cost_per_1m: 1
+      max_output_tokens: 8192
+    - provider: azure
+      model: my-gpt-4o-deployment
+      priority: 1
+`
+	cfg, err := gateway.ParseConfigFile("providers.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := cfg.Deployment("deepseek/deepseek-chat")
+	if !ok || d.InputCostPer1M != "0.27" || d.CachedInputCostPer1M != "0.07" || d.OutputCostPer1M != "1" || d.MaxOutputTokens != 8192 {
+		t.Fatalf("deployment %+v %v", d, ok)
+	}
+	if p := cfg.Providers[1]; p.APIVersion != "2024-10-21" || p.Kind != gateway.KindAzureOpenAI || p.Timeout != gateway.Duration(30e9) {
+		t.Fatalf("azure provider %+v", p)
+	}
+	if _, err := gateway.ParseConfigFile("p.JSON", []byte(`{"providers":[{"name":"o","kind":"ollama"}],"models":{"m":[{"provider":"o","model":"x"}]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, file, body, want string }{
+		{"UnknownField", "p.yaml", "providers:\n  - name: a\n    kind: openai\n    api_key: sk-123\nmodels:\n  m:\n    - provider: a\n      model: x\n", `unknown field "api_key"`},
+		{"DuplicateKey", "p.yml", "providers: []\nproviders: []\nmodels: {}\n", "providers"},
+		{"WrongType", "p.yaml", "providers:\n  - name: a\n    kind: openai\nmodels:\n  m:\n    - provider: a\n      model: x\n      weight: heavy\n", "weight"},
+		{"BadKind", "p.yaml", "providers:\n  - name: a\n    kind: palm\nmodels:\n  m:\n    - provider: a\n      model: x\n", "kind: want one of"},
+		{"NotYAML", "p.yaml", "providers: [\n", "not valid YAML"},
+		{"Empty", "p.yaml", "", "empty"},
+		{"Extension", "p.toml", "", "must end in .json, .yaml or .yml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := gateway.ParseConfigFile(tc.file, []byte(tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one mentioning %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -1,6 +1,6 @@
 // Package gateway is tollgate's OpenAI-compatible proxy: it routes a public
 // model name to ordered upstream deployments (OpenAI-compatible or
-// Anthropic), fails over on connection errors, timeouts, 429 and 5xx with a
+// Anthropic, by provider kind), fails over on connection errors, timeouts, 429 and 5xx with a
 // per-deployment circuit breaker, relays SSE streams, and meters every call
 // by reserving its worst-case cost through a Meter before going upstream and
 // settling the real usage after.
@@ -49,6 +49,20 @@
 // get it translated to chat, and the answer translated back. Built-in
 // tools, whose fees per use token usage does not report, are refused in
 // one place (unbilledTools).
+//
+// Provider kinds (providers.go) are one table: a wire format (openai,
+// anthropic, azure-openai) or a provider's preset (deepseek, dashscope,
+// moonshot, zhipu, ark, siliconflow, openrouter, ollama, vllm), each with
+// its default base URL, auth header and usage dialect: where it reports
+// cached, cache-write and reasoning tokens, each checked against the
+// provider's public API reference (the table names the page). Validate
+// and the catalog check kinds against it; a new kind is one entry. A usage
+// in fields the dialect does not know is billed at the estimate of rule 3
+// (as a usage not reported), logged, and counted through UsageObserver
+// (tollgate_gateway_usage_unknown_total). The providers file is JSON or
+// YAML (ParseConfigFile), decoded strictly either way. Upstreams are the
+// operator's configuration: a local one (ollama, vllm) is called as
+// configured, with no private-address guard.
 //
 // Answers carry usage.cost_credits: in the JSON body, in the usage chunk of
 // a stream when the client asked for stream_options.include_usage (the

@@ -94,7 +94,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	g := &Gateway{opts: opts, models: map[string][]*deployment{}, rand: opts.Rand}
 	providers := map[string]*ProviderConfig{}
 	for i := range cfg.Providers {
-		p := cfg.Providers[i]
+		p := cfg.Providers[i].withDefaults()
 		providers[p.Name] = &p
 	}
 	for _, name := range sortedKeys(cfg.Models) {
@@ -104,11 +104,10 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 			if d.cfg.Weight == 0 {
 				d.cfg.Weight = 1
 			}
-			switch p.Kind {
-			case KindAnthropic:
-				d.up = &anthropic{client: opts.Client, clock: opts.Clock}
-			default:
-				d.up = &openAI{client: opts.Client, clock: opts.Clock}
+			k := kinds[p.Kind] // Validate refused an unknown kind
+			d.up = k.up(opts.Client, opts.Clock, k)
+			if o, ok := d.up.(*openAI); ok {
+				o.unknownUsage = g.unknownUsage
 			}
 			g.models[name] = append(g.models[name], d)
 		}

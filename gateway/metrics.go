@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,28 @@ type HoldObserver interface {
 // to the client (failover before the first output included).
 type StreamObserver interface {
 	FirstToken(model, deployment string, ttft time.Duration)
+}
+
+// UsageObserver is the optional capability of an Observer to count the
+// answers whose usage was in fields tollgate does not know for their
+// provider (billed at the request's estimate).
+type UsageObserver interface {
+	UnknownUsage(deployment string)
+}
+
+// unknownUsage logs and counts an upstream's usage in unknown fields: the
+// request is billed at its estimate (the prompt counted for the hold, the
+// output delivered), as when an upstream reports no usage.
+func (g *Gateway) unknownUsage(d *deployment, ids *answerIDs, why string) {
+	var reqID string
+	if ids != nil {
+		_ = json.Unmarshal(ids.id, &reqID)
+	}
+	g.opts.Logger.Warn("upstream usage in fields tollgate does not know: billed at the estimate",
+		"request_id", reqID, "deployment", d.id, "kind", d.provider.Kind, "reason", why)
+	if o, ok := g.opts.Observer.(UsageObserver); ok {
+		o.UnknownUsage(d.id)
+	}
 }
 
 // observeHeld tells the Observer about a hold, when it wants to know.
@@ -47,6 +70,7 @@ func (g *Gateway) observeFirstToken(m *metered, d *deployment) {
 //	tollgate_gateway_breaker_state{deployment}              0 closed, 1 half-open, 2 open (see Track)
 //	tollgate_gateway_credits_held_total{model}              credits reserved by holds
 //	tollgate_gateway_credits_settled_total{model}           credits charged
+//	tollgate_gateway_usage_unknown_total{deployment}        answers whose usage was in fields tollgate does not know (billed at the estimate)
 //
 // Requests refused before a hold (bad input, 402, a rate limit) are not
 // metered, so they appear only in the HTTP layer's counters and in Limits'.
@@ -62,6 +86,7 @@ type Metrics struct {
 	failovers *prometheus.CounterVec
 	held      *prometheus.CounterVec
 	settled   *prometheus.CounterVec
+	unknown   *prometheus.CounterVec
 	breaker   *prometheus.Desc
 
 	gw atomic.Pointer[Gateway] // for the breaker gauge, set by Track
@@ -84,6 +109,7 @@ var (
 	_ Observer       = (*Metrics)(nil)
 	_ HoldObserver   = (*Metrics)(nil)
 	_ StreamObserver = (*Metrics)(nil)
+	_ UsageObserver  = (*Metrics)(nil)
 )
 
 // latencyBuckets span a fast cached answer to a long generation.
@@ -120,10 +146,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		settled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_gateway_credits_settled_total", Help: "Credits charged by settled gateway requests, by public model.",
 		}, []string{"model"}),
+		unknown: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_gateway_usage_unknown_total", Help: "Upstream answers whose usage was in fields tollgate does not know for their provider, billed at the request's estimate, by deployment.",
+		}, []string{"deployment"}),
 		breaker: prometheus.NewDesc("tollgate_gateway_breaker_state",
 			"Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open.", []string{"deployment"}, nil),
 	}
-	reg.MustRegister(m.requests, m.latency, m.ttft, m.attempts, m.errors, m.failovers, m.held, m.settled, breakerCollector{m})
+	reg.MustRegister(m.requests, m.latency, m.ttft, m.attempts, m.errors, m.failovers, m.held, m.settled, m.unknown, breakerCollector{m})
 	return m
 }
 
@@ -164,6 +193,9 @@ func (m *Metrics) Health() []DeploymentHealth {
 	}
 	return out
 }
+
+// UnknownUsage implements UsageObserver.
+func (m *Metrics) UnknownUsage(deployment string) { m.unknown.WithLabelValues(deployment).Inc() }
 
 // Attempt implements Observer.
 func (m *Metrics) Attempt(a Attempt) {

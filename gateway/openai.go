@@ -6,24 +6,66 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"tollgate"
 )
 
 // openAI is an OpenAI-compatible upstream: the request passes through with
-// the model renamed, and streams always ask for usage.
+// the model renamed, and streams always ask for usage. Its kind gives the
+// auth header, the URLs (Azure's deployment URLs) and the usage dialect.
 type openAI struct {
 	client *http.Client
 	clock  tollgate.Clock
+	kind   *kindSpec // nil: plain OpenAI
+	// unknownUsage is told of a usage object in fields the dialect does
+	// not know (the request is then billed at its estimate); may be nil.
+	unknownUsage func(d *deployment, ids *answerIDs, why string)
 }
 
 func (o *openAI) header(d *deployment) http.Header {
 	h := http.Header{}
 	if d.provider.APIKey != "" {
-		h.Set("Authorization", "Bearer "+d.provider.APIKey)
+		if o.kind != nil && o.kind.auth == authAzure {
+			h.Set("api-key", d.provider.APIKey)
+		} else {
+			h.Set("Authorization", "Bearer "+d.provider.APIKey)
+		}
 	}
 	return h
+}
+
+// url is the endpoint of path ("/chat/completions", "/embeddings") for d:
+// BaseURL+path, or Azure's deployment URL with its api-version.
+func (o *openAI) url(d *deployment, path string) string {
+	if o.kind != nil && o.kind.auth == authAzure {
+		v := d.provider.APIVersion
+		if v == "" {
+			v = DefaultAzureAPIVersion
+		}
+		return joinURL(d.provider.BaseURL, "/openai/deployments/"+url.PathEscape(d.cfg.Model)+path) + "?api-version=" + url.QueryEscape(v)
+	}
+	return joinURL(d.provider.BaseURL, path)
+}
+
+// dialect is where this upstream's usage reports cached tokens.
+func (o *openAI) dialect() *usageDialect {
+	if o.kind == nil || o.kind.usage == nil {
+		return usageAny
+	}
+	return o.kind.usage
+}
+
+// parseUsage reads raw in o's dialect; a usage in fields the dialect does
+// not know is reported and read as none (the request is billed at its
+// estimate).
+func (o *openAI) parseUsage(d *deployment, ids *answerIDs, raw json.RawMessage) *tokenUsage {
+	u, why := o.dialect().parse(raw)
+	if why != "" && o.unknownUsage != nil {
+		o.unknownUsage(d, ids, why)
+	}
+	return u
 }
 
 func (o *openAI) body(d *deployment, req *chatRequest, stream bool) ([]byte, error) {
@@ -56,7 +98,7 @@ func (o *openAI) chat(ctx context.Context, d *deployment, req *chatRequest) (*ch
 	if err != nil {
 		return nil, err
 	}
-	resp, err := post(ctx, o.client, joinURL(d.provider.BaseURL, "/chat/completions"), o.header(d), body, o.clock)
+	resp, err := post(ctx, o.client, o.url(d, "/chat/completions"), o.header(d), body, o.clock)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +106,7 @@ func (o *openAI) chat(ctx context.Context, d *deployment, req *chatRequest) (*ch
 	if err != nil {
 		return nil, err
 	}
-	res, choices, err := openAIResult(b, req.ids)
+	res, choices, err := o.result(d, b, req.ids)
 	if err != nil {
 		return nil, err
 	}
@@ -94,37 +136,12 @@ func messageText(m chatMessage) string {
 	return s
 }
 
-// parseOpenAIUsage reads an OpenAI usage object; nil when absent, empty
-// or not of the documented shape (the tokens are then counted instead).
+// parseOpenAIUsage reads an OpenAI usage object in any dialect's fields;
+// nil when absent, empty or not of a known shape (the tokens are then
+// counted instead).
 func parseOpenAIUsage(raw json.RawMessage) *tokenUsage {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	m, err := objectFields(raw)
-	if err != nil {
-		return nil
-	}
-	var u tokenUsage
-	if !intField(m, "prompt_tokens", &u.Input) || !intField(m, "completion_tokens", &u.Output) {
-		return nil
-	}
-	if d := m["prompt_tokens_details"]; len(d) > 0 && string(d) != "null" {
-		details, err := objectFields(d)
-		if err != nil || !intField(details, "cached_tokens", &u.Cached) {
-			return nil
-		}
-	}
-	// DeepSeek reports its cache hits apart, as prompt_cache_hit_tokens
-	// (counted inside prompt_tokens, as OpenAI's cached_tokens are).
-	if u.Cached == 0 && !intField(m, "prompt_cache_hit_tokens", &u.Cached) {
-		return nil
-	}
-	if u.Input == 0 && u.Output == 0 {
-		return nil
-	}
-	u.Cached = min(u.Cached, u.Input)
-	u.raw = m
-	return &u
+	u, _ := usageAny.parse(raw)
+	return u
 }
 
 // intField reads the integer member name of m into dst (absent or null
@@ -151,7 +168,7 @@ func (o *openAI) embed(ctx context.Context, d *deployment, body []byte, ids *ans
 	if err != nil {
 		return nil, err
 	}
-	resp, err := post(ctx, o.client, joinURL(d.provider.BaseURL, "/embeddings"), o.header(d), b, o.clock)
+	resp, err := post(ctx, o.client, o.url(d, "/embeddings"), o.header(d), b, o.clock)
 	if err != nil {
 		return nil, err
 	}
@@ -159,8 +176,18 @@ func (o *openAI) embed(ctx context.Context, d *deployment, body []byte, ids *ans
 	if err != nil {
 		return nil, err
 	}
-	res, _, err := openAIResult(b, ids)
+	res, _, err := o.result(d, b, ids)
 	return res, err
+}
+
+// result is openAIResult with the usage read in o's dialect.
+func (o *openAI) result(d *deployment, b []byte, ids *answerIDs) (*chatResult, json.RawMessage, error) {
+	res, choices, usage, err := openAIAnswer(b, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.usage = o.parseUsage(d, ids, usage)
+	return res, choices, nil
 }
 
 // openAIResult reads an OpenAI-shaped answer, kept as sent but for its
@@ -168,12 +195,22 @@ func (o *openAI) embed(ctx context.Context, d *deployment, body []byte, ids *ans
 // (when not nil); and the value of its choices (nil when absent). b is the
 // answer's own buffer.
 func openAIResult(b []byte, ids *answerIDs) (*chatResult, json.RawMessage, error) {
+	res, choices, usage, err := openAIAnswer(b, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.usage = parseOpenAIUsage(usage)
+	return res, choices, nil
+}
+
+// openAIAnswer is openAIResult with the usage left unread, returned raw.
+func openAIAnswer(b []byte, ids *answerIDs) (*chatResult, json.RawMessage, json.RawMessage, error) {
 	var up string
 	o, err := cutUsage(b, ids, &up)
 	if err != nil {
-		return nil, nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
+		return nil, nil, nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
 	}
-	return &chatResult{body: &chunk{raw: o.raw, usageCut: true}, usage: parseOpenAIUsage(o.usage), upstreamID: up}, o.choices, nil
+	return &chatResult{body: &chunk{raw: o.raw, usageCut: true}, upstreamID: up}, o.choices, o.usage, nil
 }
 
 func (o *openAI) chatStream(ctx context.Context, d *deployment, req *chatRequest) (chunkStream, error) {
@@ -183,13 +220,13 @@ func (o *openAI) chatStream(ctx context.Context, d *deployment, req *chatRequest
 	}
 	h := o.header(d)
 	h.Set("Accept", "text/event-stream")
-	resp, err := post(ctx, o.client, joinURL(d.provider.BaseURL, "/chat/completions"), h, body, o.clock)
+	resp, err := post(ctx, o.client, o.url(d, "/chat/completions"), h, body, o.clock)
 	if err != nil {
 		return nil, err
 	}
 	sse := newSSEReader(resp.Body)
 	sse.slack = sseSlack
-	return &openAIStream{ctx: ctx, body: resp.Body, sse: sse, ids: req.ids}, nil
+	return &openAIStream{ctx: ctx, body: resp.Body, sse: sse, ids: req.ids, o: o, d: d}, nil
 }
 
 // openAIStream reads an OpenAI SSE stream, its chunks given the request's
@@ -202,6 +239,11 @@ type openAIStream struct {
 	up   string // the upstream's id of its answer, from its first chunk
 	u    *tokenUsage
 	done bool
+	// o and d read usage in the upstream's dialect (nil o: any dialect);
+	// unknown is set once a usage in unknown fields was reported.
+	o       *openAI
+	d       *deployment
+	unknown bool
 }
 
 func (s *openAIStream) next() (*chunk, error) {
@@ -231,14 +273,34 @@ func (s *openAIStream) next() (*chunk, error) {
 		if e != nil {
 			return nil, &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage([]byte(`{"error":` + string(e) + `}`))}
 		}
-		if u := parseOpenAIUsage(usage); u != nil {
-			s.u = u
+		if u := s.parseUsage(usage); u != nil || (len(usage) > 0 && string(usage) != "null") {
+			if u != nil {
+				s.u = u
+			}
 			if len(c.cs) == 0 {
-				continue // the usage-only chunk: the relay decides whether to send it
+				// The usage-only chunk: the relay decides whether to
+				// send it (a usage in unknown fields is not sent).
+				continue
 			}
 		}
 		return c, nil
 	}
+}
+
+// parseUsage reads a chunk's usage, reporting a usage in unknown fields
+// once per stream.
+func (s *openAIStream) parseUsage(raw json.RawMessage) *tokenUsage {
+	if s.o == nil {
+		return parseOpenAIUsage(raw)
+	}
+	u, why := s.o.dialect().parse(raw)
+	if why != "" && !s.unknown {
+		s.unknown = true
+		if s.o.unknownUsage != nil {
+			s.o.unknownUsage(s.d, s.ids, why)
+		}
+	}
+	return u
 }
 
 func (s *openAIStream) usage() *tokenUsage { return s.u }

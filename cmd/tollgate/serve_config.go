@@ -142,7 +142,7 @@ func serveFlagSet(c *ServeConfig) *flag.FlagSet {
 	fs.StringVar(&c.WechatAppSecretFile, "wechat-app-secret-file", c.WechatAppSecretFile, "file holding the AppSecret of --wxpay-appid: the checkout inside WeChat gets the payer's openid (JSAPI) through WeChat's OAuth")
 	fs.StringVar(&c.WechatOAuthURL, "wechat-oauth-url", c.WechatOAuthURL, "WeChat's OAuth authorize host (the payer's browser is sent there)")
 	fs.StringVar(&c.WechatAPIURL, "wechat-api-url", c.WechatAPIURL, "WeChat's API host (OAuth codes are exchanged for openids there)")
-	fs.StringVar(&c.Providers, "providers", c.Providers, "providers file (JSON); empty: the mock LLM in-process under /mockllm/")
+	fs.StringVar(&c.Providers, "providers", c.Providers, "providers file (.json, .yaml or .yml); empty: the mock LLM in-process under /mockllm/")
 	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "catalog file (.yaml or .json): providers, priced models, packages, credit value, branding; reloaded on SIGHUP and POST /admin/catalog/reload; empty: built-in prices (pricing/default.json)")
 	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "gateway requests per minute per API key (shared through Redis); 0: no limit")
 	fs.IntVar(&c.WxpayRolloutPercent, "wxpay-rollout-percent", c.WxpayRolloutPercent, "percent of accounts (sticky) offered WeChat Pay, 0-100")
@@ -372,7 +372,7 @@ func (c ServeConfig) mockProviders() []string {
 	if err != nil {
 		return []string{fmt.Sprintf("--providers %s cannot be read: %v", c.Providers, err)}
 	}
-	f, err := gateway.ParseConfig(b)
+	f, err := gateway.ParseConfigFile(c.Providers, b)
 	if err != nil {
 		return []string{fmt.Sprintf("--providers %s is not a valid providers file: %v", c.Providers, err)}
 	}

@@ -71,6 +71,10 @@ type chatAnswer struct {
 	prompt     prompt
 	cached     int
 	completion int
+	// cacheWrite and reasoning are reported by the dialects that have
+	// them (appendUsage), dialect naming it.
+	cacheWrite, reasoning int
+	dialect               string
 }
 
 func (s *Server) chat(w http.ResponseWriter, r *http.Request, b *behaviour) {
@@ -169,6 +173,9 @@ func (s *Server) chatAnswer(req *chatRequest, b *behaviour) (*chatAnswer, string
 		}
 		ans.completion += c.tokens()
 	}
+	ans.cacheWrite = min(b.cacheCreation, p.tokens-ans.cached)
+	ans.reasoning = min(b.reasoning, ans.completion)
+	ans.dialect = b.dialect
 	return ans, "", nil
 }
 
@@ -201,20 +208,6 @@ func (s *Server) chatTool(req *chatRequest, lastUser string) (*tool, error) {
 		forced = named.Function.Name
 	}
 	return pickTool(tools, forced, anyCall, none, lastUser)
-}
-
-// appendUsage appends OpenAI's chat usage object.
-func (a *chatAnswer) appendUsage(buf []byte) []byte {
-	buf = append(buf, `{"prompt_tokens":`...)
-	buf = appendInt(buf, int64(a.prompt.tokens))
-	buf = append(buf, `,"completion_tokens":`...)
-	buf = appendInt(buf, int64(a.completion))
-	buf = append(buf, `,"total_tokens":`...)
-	buf = appendInt(buf, int64(a.prompt.tokens+a.completion))
-	buf = append(buf, `,"prompt_tokens_details":{"cached_tokens":`...)
-	buf = appendInt(buf, int64(a.cached))
-	buf = append(buf, `,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}`...)
-	return buf
 }
 
 func (a *chatAnswer) appendHead(buf []byte, object string) []byte {

@@ -42,6 +42,25 @@
 // X-Mock-Cache-Creation-1h-Tokens are split out in cache_creation as
 // written to a 1-hour cache), and input_tokens the rest.
 //
+// Reasoning tokens are Server.ReasoningTokens or X-Mock-Reasoning-Tokens of
+// the completion (capped at it), reported inside completion_tokens as
+// completion_tokens_details.reasoning_tokens.
+//
+// # Usage dialects
+//
+// Chat usage is reported in one provider's fields, selected by
+// Server.UsageDialect, the X-Mock-Usage-Dialect header or a path prefix
+// /usage/NAME/ (so a gateway provider's base_url selects it): openai (the
+// default; also azure-openai, dashscope, zhipu, ark, vllm), deepseek
+// (prompt_cache_hit_tokens and prompt_cache_miss_tokens), siliconflow
+// (both), moonshot (top-level cached_tokens), openrouter (cache writes
+// from CacheCreationTokens as prompt_tokens_details.cache_write_tokens,
+// and a cost), ollama or plain (counts only), and two faults: unknown
+// (input_tokens and output_tokens) and unknown-cache (a cache_read_tokens
+// no provider uses). UsageDialects lists them. Azure's deployment URLs
+// (/openai/deployments/NAME/chat/completions or /embeddings, with the
+// api-version query parameter, else 404) take the api-key header.
+//
 // # Tool calls
 //
 // When a request offers tools, the answer is one call (finish_reason

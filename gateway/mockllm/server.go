@@ -49,6 +49,8 @@ const (
 	HeaderCachedTokens    = "X-Mock-Cached-Tokens"     // prompt tokens reported as read from cache
 	HeaderCacheCreation   = "X-Mock-Cache-Creation-Tokens"
 	HeaderCacheCreation1h = "X-Mock-Cache-Creation-1h-Tokens" // of those, written to a 1-hour cache
+	HeaderReasoningTokens = "X-Mock-Reasoning-Tokens"         // of the completion tokens, reported as reasoning
+	HeaderUsageDialect    = "X-Mock-Usage-Dialect"            // a provider kind whose usage fields to report (UsageDialects)
 )
 
 // Server is a deterministic OpenAI- and Anthropic-compatible LLM upstream.
@@ -126,6 +128,16 @@ type Server struct {
 	// are ephemeral_5m_input_tokens).
 	CacheCreation1hTokens int
 
+	// ReasoningTokens is how many of each answer's completion tokens are
+	// reported as completion_tokens_details.reasoning_tokens (capped at
+	// the completion; they stay inside completion_tokens).
+	ReasoningTokens int
+
+	// UsageDialect names the provider whose usage fields chat answers
+	// report (see UsageDialects); empty is OpenAI's. A path prefix
+	// /usage/NAME/ selects it per request too.
+	UsageDialect string
+
 	// Models is the list GET /v1/models answers; empty means DefaultModels.
 	Models []string
 
@@ -156,14 +168,22 @@ type api int
 const (
 	apiOpenAI api = iota
 	apiAnthropic
+	apiAzure // OpenAI's shapes at Azure's deployment URLs, with the api-key header
 )
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.Path
+	path, dialect, azure, msg := routePath(r)
+	if msg != "" {
+		s.fail(w, "other", apiOpenAI, http.StatusNotFound, msg)
+		return
+	}
 	var h func(http.ResponseWriter, *http.Request, *behaviour)
 	method := http.MethodPost
 	a := apiOpenAI
+	if azure {
+		a = apiAzure
+	}
 	switch path {
 	case "/v1/chat/completions":
 		h = s.chat
@@ -197,6 +217,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.fail(w, path, a, http.StatusBadRequest, err.Error())
 		return
+	}
+	if dialect != "" {
+		b.dialect = dialect
 	}
 	if !sleep(r.Context(), b.latency) {
 		s.record(path, 0)
@@ -240,6 +263,8 @@ type behaviour struct {
 	cached          int
 	cacheCreation   int
 	cacheCreation1h int
+	reasoning       int
+	dialect         string
 }
 
 func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
@@ -256,9 +281,14 @@ func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
 		cached:          s.CachedTokens,
 		cacheCreation:   s.CacheCreationTokens,
 		cacheCreation1h: s.CacheCreation1hTokens,
+		reasoning:       s.ReasoningTokens,
+		dialect:         s.UsageDialect,
 	}
 	if s.FailAfter > 0 {
 		b.failAfter = s.FailAfter
+	}
+	if _, ok := usageDialects[s.UsageDialect]; !ok {
+		return nil, fmt.Errorf("mockllm: Server.UsageDialect %q is not one of %s", s.UsageDialect, strings.Join(UsageDialects(), ", "))
 	}
 	switch {
 	case b.outputTokens == 0:
@@ -318,6 +348,13 @@ func (b *behaviour) set(k, v string) error {
 		b.cacheCreation, err = parseCount(v, 0)
 	case HeaderCacheCreation1h:
 		b.cacheCreation1h, err = parseCount(v, 0)
+	case HeaderReasoningTokens:
+		b.reasoning, err = parseCount(v, 0)
+	case HeaderUsageDialect:
+		if _, ok := usageDialects[v]; !ok {
+			err = fmt.Errorf("unknown dialect %q (one of %s)", v, strings.Join(UsageDialects(), ", "))
+		}
+		b.dialect = v
 	default:
 		err = errors.New("unknown mock header")
 	}
@@ -435,6 +472,9 @@ func (s *Server) authorized(r *http.Request, a api) bool {
 	}
 	if a == apiAnthropic && r.Header.Get("X-Api-Key") == s.APIKey {
 		return true
+	}
+	if a == apiAzure {
+		return r.Header.Get("Api-Key") == s.APIKey
 	}
 	return r.Header.Get("Authorization") == "Bearer "+s.APIKey
 }
