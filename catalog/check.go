@@ -108,8 +108,8 @@ func checkProviders(list []Provider, ps *problems) map[string]bool {
 			ps.add(at+".name", "duplicate provider name %q", p.Name)
 		}
 		names[p.Name] = true
-		if p.Kind != gateway.KindOpenAI && p.Kind != gateway.KindAnthropic {
-			ps.add(at+".kind", "want %q or %q, not %q", gateway.KindOpenAI, gateway.KindAnthropic, p.Kind)
+		if p.Kind != gateway.KindOpenAI && p.Kind != gateway.KindAnthropic && p.Kind != gateway.KindGemini {
+			ps.add(at+".kind", "want %q, %q or %q, not %q", gateway.KindOpenAI, gateway.KindAnthropic, gateway.KindGemini, p.Kind)
 		}
 		if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			ps.add(at+".base_url", "want an absolute http(s) URL, not %q", p.BaseURL)

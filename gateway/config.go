@@ -18,6 +18,7 @@ import (
 const (
 	KindOpenAI    = "openai"    // any OpenAI-compatible Chat Completions endpoint
 	KindAnthropic = "anthropic" // the Anthropic Messages API
+	KindGemini    = "gemini"    // the Gemini API (generateContent)
 )
 
 // DefaultMaxOutputTokens is a deployment's output cap when the file gives none.
@@ -41,10 +42,12 @@ type Config struct {
 // SDK would use: for kind openai it includes the version
 // ("https://api.openai.com/v1", requests go to BaseURL+"/chat/completions"),
 // for kind anthropic it does not ("https://api.anthropic.com", requests go
-// to BaseURL+"/v1/messages").
+// to BaseURL+"/v1/messages"), nor for kind gemini
+// ("https://generativelanguage.googleapis.com", requests go to
+// BaseURL+"/v1beta/models/{model}:generateContent").
 type ProviderConfig struct {
 	Name      string `json:"name"`
-	Kind      string `json:"kind"` // KindOpenAI or KindAnthropic
+	Kind      string `json:"kind"` // KindOpenAI, KindAnthropic or KindGemini
 	BaseURL   string `json:"base_url"`
 	APIKeyEnv string `json:"api_key_env,omitempty"`
 	// Timeout bounds one attempt: a whole non-streaming call, and for a
@@ -164,8 +167,8 @@ func (c *Config) Validate() error {
 			bad("providers[%d]: duplicate name %q", i, p.Name)
 		}
 		names[p.Name] = true
-		if p.Kind != KindOpenAI && p.Kind != KindAnthropic {
-			bad("provider %q: kind must be %q or %q, not %q", p.Name, KindOpenAI, KindAnthropic, p.Kind)
+		if p.Kind != KindOpenAI && p.Kind != KindAnthropic && p.Kind != KindGemini {
+			bad("provider %q: kind must be %q, %q or %q, not %q", p.Name, KindOpenAI, KindAnthropic, KindGemini, p.Kind)
 		}
 		if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("provider %q: base_url must be an absolute http(s) URL, not %q", p.Name, p.BaseURL)
@@ -239,8 +242,9 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // DefaultMockProviders is the configuration used when no provider is
 // configured: an in-process mockllm at baseURL (for example
-// "http://127.0.0.1:8080/mockllm") serving both an OpenAI-compatible and an
-// Anthropic-compatible model, with failover between two mock deployments.
+// "http://127.0.0.1:8080/mockllm") serving an OpenAI-compatible, an
+// Anthropic-compatible and a Gemini model, with failover between two mock
+// deployments.
 func DefaultMockProviders(baseURL string) *Config {
 	const mockContextTokens = 128_000 // as the models the mock stands in for
 	base := strings.TrimRight(baseURL, "/")
@@ -248,6 +252,7 @@ func DefaultMockProviders(baseURL string) *Config {
 		Providers: []ProviderConfig{
 			{Name: "mock-openai", Kind: KindOpenAI, BaseURL: base + "/v1", Timeout: Duration(30 * time.Second)},
 			{Name: "mock-anthropic", Kind: KindAnthropic, BaseURL: base, Timeout: Duration(30 * time.Second)},
+			{Name: "mock-gemini", Kind: KindGemini, BaseURL: base, Timeout: Duration(30 * time.Second)},
 		},
 		Models: map[string][]DeploymentConfig{
 			"mock-gpt": {
@@ -256,6 +261,9 @@ func DefaultMockProviders(baseURL string) *Config {
 			},
 			"mock-claude": {
 				{Provider: "mock-anthropic", Model: "claude-sonnet-4-5", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens, ContextTokens: mockContextTokens},
+			},
+			"mock-gemini": {
+				{Provider: "mock-gemini", Model: "gemini-2.5-flash", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens, ContextTokens: mockContextTokens},
 			},
 			"mock-embedding": {
 				{Provider: "mock-openai", Model: "text-embedding-3-small", Weight: 1, MaxOutputTokens: 1},

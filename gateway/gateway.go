@@ -107,6 +107,8 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 			switch p.Kind {
 			case KindAnthropic:
 				d.up = &anthropic{client: opts.Client, clock: opts.Clock}
+			case KindGemini:
+				d.up = &gemini{client: opts.Client, clock: opts.Clock}
 			default:
 				d.up = &openAI{client: opts.Client, clock: opts.Clock}
 			}
@@ -120,6 +122,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	g.mux.HandleFunc("GET /v1/models", g.Models)
 	g.mux.HandleFunc("POST /v1/messages", g.Messages)
 	g.mux.HandleFunc("POST /v1/messages/count_tokens", g.CountTokens)
+	g.mux.HandleFunc("POST /v1beta/models/{rest}", g.Gemini)
 	return g, nil
 }
 
@@ -180,7 +183,8 @@ func setDefaults(o *Options) {
 
 // Handler returns the routes the HTTP layer mounts (behind authentication
 // that calls tollgate.WithCaller): POST /v1/chat/completions, POST /v1/embeddings,
-// GET /v1/models and POST /v1/messages.
+// GET /v1/models, POST /v1/messages and the Gemini API's
+// POST /v1beta/models/{model}:generateContent and :streamGenerateContent.
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
 // ModelNames returns the public model names, sorted.

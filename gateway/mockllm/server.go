@@ -49,6 +49,7 @@ const (
 	HeaderCachedTokens    = "X-Mock-Cached-Tokens"     // prompt tokens reported as read from cache
 	HeaderCacheCreation   = "X-Mock-Cache-Creation-Tokens"
 	HeaderCacheCreation1h = "X-Mock-Cache-Creation-1h-Tokens" // of those, written to a 1-hour cache
+	HeaderThoughtsTokens  = "X-Mock-Thoughts-Tokens"          // Gemini: thoughtsTokenCount reported
 )
 
 // Server is a deterministic OpenAI- and Anthropic-compatible LLM upstream.
@@ -58,7 +59,8 @@ const (
 //
 // Routes: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models,
 // POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens,
-// GET /mock/stats. Anything else is
+// POST /v1beta/models/{model}:generateContent and
+// :streamGenerateContent?alt=sse (Gemini), GET /mock/stats. Anything else is
 // answered 404 (or 405) loudly, in OpenAI's error shape.
 type Server struct {
 	// APIKey, when set, is the only key accepted (Authorization: Bearer for
@@ -126,6 +128,11 @@ type Server struct {
 	// are ephemeral_5m_input_tokens).
 	CacheCreation1hTokens int
 
+	// ThoughtsTokens is reported by the Gemini routes as
+	// usageMetadata.thoughtsTokenCount: a thinking model's reasoning,
+	// billed as output, not shown.
+	ThoughtsTokens int
+
 	// Models is the list GET /v1/models answers; empty means DefaultModels.
 	Models []string
 
@@ -156,6 +163,7 @@ type api int
 const (
 	apiOpenAI api = iota
 	apiAnthropic
+	apiGemini
 )
 
 // ServeHTTP implements http.Handler.
@@ -181,6 +189,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.stats(w, r)
 		return
 	default:
+		if _, _, ok := geminiRoute(path); ok {
+			h, a = s.gemini, apiGemini
+			break
+		}
 		s.fail(w, "other", apiOpenAI, http.StatusNotFound, "mockllm does not model "+r.Method+" "+path)
 		return
 	}
@@ -240,6 +252,7 @@ type behaviour struct {
 	cached          int
 	cacheCreation   int
 	cacheCreation1h int
+	thoughts        int
 }
 
 func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
@@ -256,6 +269,7 @@ func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
 		cached:          s.CachedTokens,
 		cacheCreation:   s.CacheCreationTokens,
 		cacheCreation1h: s.CacheCreation1hTokens,
+		thoughts:        s.ThoughtsTokens,
 	}
 	if s.FailAfter > 0 {
 		b.failAfter = s.FailAfter
@@ -318,6 +332,8 @@ func (b *behaviour) set(k, v string) error {
 		b.cacheCreation, err = parseCount(v, 0)
 	case HeaderCacheCreation1h:
 		b.cacheCreation1h, err = parseCount(v, 0)
+	case HeaderThoughtsTokens:
+		b.thoughts, err = parseCount(v, 0)
 	default:
 		err = errors.New("unknown mock header")
 	}
@@ -434,6 +450,9 @@ func (s *Server) authorized(r *http.Request, a api) bool {
 		return true
 	}
 	if a == apiAnthropic && r.Header.Get("X-Api-Key") == s.APIKey {
+		return true
+	}
+	if a == apiGemini && (r.Header.Get("X-Goog-Api-Key") == s.APIKey || r.URL.Query().Get("key") == s.APIKey) {
 		return true
 	}
 	return r.Header.Get("Authorization") == "Bearer "+s.APIKey
