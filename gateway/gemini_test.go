@@ -309,3 +309,184 @@ func TestGeminiMessagesOverGemini(t *testing.T) {
 		t.Errorf("usage %+v, answer %s", u, body)
 	}
 }
+
+const geminiNative = `{"systemInstruction":{"parts":[{"text":"be brief"}]},"contents":[{"role":"user","parts":[{"text":"tell me four words"}]}],"generationConfig":{"maxOutputTokens":50}}`
+
+// TestGeminiNativeEndpoint: POST /v1beta/models/m:generateContent served
+// by each deployment kind (translated through chat): the answer is a
+// GenerateContentResponse with the mock's text and usageMetadata
+// carrying costCredits, the request's id and the model asked for.
+func TestGeminiNativeEndpoint(t *testing.T) {
+	for _, kind := range []string{gateway.KindGemini, gateway.KindOpenAI} {
+		t.Run(kind, func(t *testing.T) {
+			e, _ := geminiEnv(t, 1_000_000, &mockllm.Server{OutputTokens: 7, CachedTokens: 2, ThoughtsTokens: 3}, kind)
+			resp, body := e.do(context.Background(), "/v1beta/models/m:generateContent", geminiNative)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			m := mustJSON(t, body)
+			text, _ := path(m, "candidates", 0, "content", "parts", 0, "text").(string)
+			u := e.lastUsage()
+			if mockllm.CountTokens(text) != 7 || path(m, "candidates", 0, "finishReason") != "STOP" || path(m, "candidates", 0, "content", "role") != "model" ||
+				path(m, "modelVersion") != "m" || path(m, "responseId") != u.RequestID || resp.Header.Get("X-Request-Id") != u.RequestID {
+				t.Errorf("answer %s", body)
+			}
+			thoughts := 0.0
+			if kind == gateway.KindGemini {
+				thoughts = 3 // the OpenAI mock reports no reasoning
+			}
+			um := path(m, "usageMetadata")
+			if path(um, "promptTokenCount") != 6.0 || path(um, "cachedContentTokenCount") != 2.0 || path(um, "candidatesTokenCount") != 7.0 ||
+				path(um, "thoughtsTokenCount") != nilIfZero(thoughts) || path(um, "totalTokenCount") != 13+thoughts || path(um, "costCredits") != float64(u.Credits) {
+				t.Errorf("usageMetadata %v, usage %+v", um, u)
+			}
+			if u.InputTokens != 6 || u.CachedInputTokens != 2 || u.OutputTokens != 7+int64(thoughts) || u.Status != "ok" {
+				t.Errorf("usage %+v", u)
+			}
+		})
+	}
+}
+
+func nilIfZero(f float64) any {
+	if f == 0 {
+		return nil
+	}
+	return f
+}
+
+// TestGeminiNativeStream: streamGenerateContent?alt=sse answers Gemini
+// chunks, one per token, the last with the finishReason and the
+// usageMetadata billed.
+func TestGeminiNativeStream(t *testing.T) {
+	for _, kind := range []string{gateway.KindGemini, gateway.KindAnthropic} {
+		t.Run(kind, func(t *testing.T) {
+			e, _ := geminiEnv(t, 1_000_000, &mockllm.Server{OutputTokens: 5}, kind)
+			resp, body := e.do(context.Background(), "/v1beta/models/m:streamGenerateContent?alt=sse", geminiNative)
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			data := sseData(t, body)
+			var text strings.Builder
+			for _, d := range data[:len(data)-1] {
+				s, _ := path(mustJSON(t, d), "candidates", 0, "content", "parts", 0, "text").(string)
+				text.WriteString(s)
+			}
+			last := mustJSON(t, data[len(data)-1])
+			u := e.lastUsage()
+			if len(data) != 6 || mockllm.CountTokens(text.String()) != 5 || path(last, "candidates", 0, "finishReason") != "STOP" ||
+				path(last, "usageMetadata", "candidatesTokenCount") != 5.0 || path(last, "usageMetadata", "costCredits") != float64(u.Credits) || u.OutputTokens != 5 {
+				t.Errorf("%d chunks, text %q, last %v, usage %+v", len(data), text.String(), last, u)
+			}
+		})
+	}
+}
+
+// TestGeminiNativeStreamCut: an upstream stream cut mid-answer ends the
+// Gemini stream with an error chunk; billed on what was delivered.
+func TestGeminiNativeStreamCut(t *testing.T) {
+	e, _ := geminiEnv(t, 1_000_000, &mockllm.Server{OutputTokens: 20, FailAfter: 5}, "")
+	resp, body := e.do(context.Background(), "/v1beta/models/m:streamGenerateContent?alt=sse", geminiNative)
+	data := sseData(t, body)
+	if resp.StatusCode != 200 || len(data) != 6 || path(mustJSON(t, data[5]), "error", "status") != "UNAVAILABLE" {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if u := e.lastUsage(); u.Status != "interrupted" || u.OutputTokens != 5 || u.InputTokens != 6 {
+		t.Errorf("usage %+v, want interrupted with the 5 tokens delivered", u)
+	}
+}
+
+// TestGeminiNativeToolCall: functionDeclarations and a forced call come
+// back as a functionCall part; a functionResponse answers it.
+func TestGeminiNativeToolCall(t *testing.T) {
+	e, rec := geminiEnv(t, 1_000_000, &mockllm.Server{}, gateway.KindOpenAI)
+	tools := `"tools":[{"functionDeclarations":[{"name":"lookup","parameters":{"type":"OBJECT","properties":{"id":{"type":"INTEGER"}}}}]}]`
+	resp, body := e.do(context.Background(), "/v1beta/models/m:generateContent",
+		`{"contents":[{"parts":[{"text":"find it"}]}],`+tools+`,"toolConfig":{"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["lookup"]}}}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	_, _, req := rec.last(t)
+	if path(req, "tools", 0, "function", "parameters", "properties", "id", "type") != "integer" || path(req, "tool_choice", "function", "name") != "lookup" {
+		t.Errorf("upstream request %v", req)
+	}
+	call := path(mustJSON(t, body), "candidates", 0, "content", "parts", 0, "functionCall")
+	if path(call, "name") != "lookup" || path(call, "args", "id") == nil || path(call, "id") == nil {
+		t.Fatalf("answer %s", body)
+	}
+	args, _ := json.Marshal(path(call, "args"))
+	follow := `{"contents":[{"role":"user","parts":[{"text":"find it"}]},{"role":"model","parts":[{"functionCall":{"name":"lookup","args":` + string(args) + `}}]},` +
+		`{"role":"user","parts":[{"functionResponse":{"name":"lookup","response":{"status":"shipped"}}}]}],` + tools + `}`
+	if resp, body := e.do(context.Background(), "/v1beta/models/m:generateContent", follow); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	_, _, req = rec.last(t)
+	msgs := path(req, "messages").([]any)
+	if len(msgs) != 3 || path(msgs[1], "tool_calls", 0, "id") != path(msgs[2], "tool_call_id") || path(msgs[2], "content") != `{"status":"shipped"}` {
+		t.Errorf("follow-up request %v", req)
+	}
+}
+
+// TestGeminiNativeBadInput: malformed requests are refused in Google's
+// error shape before anything is held.
+func TestGeminiNativeBadInput(t *testing.T) {
+	e, rec := geminiEnv(t, 1_000_000, &mockllm.Server{}, "")
+	for _, tc := range []struct{ name, path, body, want string }{
+		{"NotJSON", ":generateContent", `{"contents":`, "JSON object"},
+		{"NoContents", ":generateContent", `{"contents":[]}`, "contents must be a non-empty array"},
+		{"ContentsNotArray", ":generateContent", `{"contents":{"parts":[]}}`, "contents has the wrong type"},
+		{"BadRole", ":generateContent", `{"contents":[{"role":"system","parts":[{"text":"x"}]}]}`, `role must be "user" or "model"`},
+		{"EmptyParts", ":generateContent", `{"contents":[{"role":"user","parts":[]}]}`, "parts must be a non-empty array"},
+		{"EmptyPart", ":generateContent", `{"contents":[{"parts":[{}]}]}`, "has no data"},
+		{"TwoKinds", ":generateContent", `{"contents":[{"parts":[{"text":"a","inlineData":{"mimeType":"image/png","data":"AA=="}}]}]}`, "one kind of data"},
+		{"TextNotString", ":generateContent", `{"contents":[{"parts":[{"text":5}]}]}`, "text must be a string"},
+		{"Audio", ":generateContent", `{"contents":[{"parts":[{"inlineData":{"mimeType":"audio/wav","data":"AA=="}}]}]}`, "only images"},
+		{"OrphanResponse", ":generateContent", `{"contents":[{"parts":[{"functionResponse":{"name":"f","response":{}}}]}]}`, "answers no earlier functionCall"},
+		{"CallInUserTurn", ":generateContent", `{"contents":[{"parts":[{"functionCall":{"name":"f","args":{}}}]}]}`, "belongs in a model turn"},
+		{"UnknownField", ":generateContent", `{"contents":[{"parts":[{"text":"x"}]}],"cachedContent":"c/1"}`, "cachedContent is not supported"},
+		{"UnknownConfig", ":generateContent", `{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"speechConfig":{}}}`, "generationConfig.speechConfig"},
+		{"BadMaxTokens", ":generateContent", `{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"maxOutputTokens":0}}`, "maxOutputTokens must be a positive integer"},
+		{"GoogleSearch", ":generateContent", `{"contents":[{"parts":[{"text":"x"}]}],"tools":[{"googleSearch":{}}]}`, "charged per use"},
+		{"AudioOut", ":generateContent", `{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"responseModalities":["AUDIO"]}}`, "only TEXT"},
+		{"StreamWithoutSSE", ":streamGenerateContent", geminiNative, "alt=sse"},
+		{"UnknownMethod", ":embedContent", geminiNative, "not served"},
+		{"UnknownModel", "", geminiNative, "does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			model := "m"
+			if tc.name == "UnknownModel" {
+				model, tc.path = "nope", ":generateContent"
+			}
+			resp, body := e.do(context.Background(), "/v1beta/models/"+model+tc.path, tc.body)
+			m := mustJSON(t, body)
+			msg, _ := path(m, "error", "message").(string)
+			if resp.StatusCode/100 != 4 || path(m, "error", "code") != float64(resp.StatusCode) || path(m, "error", "status") == nil || !strings.Contains(msg, tc.want) {
+				t.Errorf("status %d: %s; want a 4xx saying %q", resp.StatusCode, body, tc.want)
+			}
+		})
+	}
+	if balance, holds, usages, _ := e.meter.state(); balance != 1_000_000 || holds != 0 || len(usages) != 0 || len(rec.bodies) != 0 {
+		t.Errorf("bad requests changed something: balance %d, %d holds, %d usages, %d upstream calls", balance, holds, len(usages), len(rec.bodies))
+	}
+}
+
+// TestGeminiNativeCountTokens: :countTokens is free and counts the prompt.
+func TestGeminiNativeCountTokens(t *testing.T) {
+	e, _ := geminiEnv(t, 1_000_000, &mockllm.Server{}, "")
+	resp, body := e.do(context.Background(), "/v1beta/models/m:countTokens", geminiNative)
+	if n, _ := path(mustJSON(t, body), "totalTokens").(float64); resp.StatusCode != 200 || n < 6 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if balance, holds, usages, _ := e.meter.state(); balance != 1_000_000 || holds != 0 || len(usages) != 0 {
+		t.Errorf("countTokens charged: balance %d, %d holds, %d usages", balance, holds, len(usages))
+	}
+}
+
+// TestGeminiNativeInsufficientBalance: a hold refused is a 402 in
+// Google's shape and nothing goes upstream.
+func TestGeminiNativeInsufficientBalance(t *testing.T) {
+	e, rec := geminiEnv(t, 10, &mockllm.Server{}, "")
+	resp, body := e.do(context.Background(), "/v1beta/models/m:generateContent", geminiNative)
+	if resp.StatusCode != http.StatusPaymentRequired || path(mustJSON(t, body), "error", "code") != 402.0 || len(rec.bodies) != 0 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+}
