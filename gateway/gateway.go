@@ -123,6 +123,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	g.mux.HandleFunc("POST /v1/messages", g.Messages)
 	g.mux.HandleFunc("POST /v1/messages/count_tokens", g.CountTokens)
 	g.mux.HandleFunc("POST /v1beta/models/{rest}", g.Gemini)
+	g.mux.HandleFunc("POST /v1/models/{rest}", g.Gemini) // the version Google's Go SDK uses by default
 	return g, nil
 }
 
@@ -184,7 +185,8 @@ func setDefaults(o *Options) {
 // Handler returns the routes the HTTP layer mounts (behind authentication
 // that calls tollgate.WithCaller): POST /v1/chat/completions, POST /v1/embeddings,
 // GET /v1/models, POST /v1/messages and the Gemini API's
-// POST /v1beta/models/{model}:generateContent and :streamGenerateContent.
+// POST /v1beta/models/{model}:generateContent and :streamGenerateContent
+// (also under /v1/models/, the version Google's Go SDK defaults to).
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
 // ModelNames returns the public model names, sorted.

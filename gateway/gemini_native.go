@@ -19,7 +19,9 @@ import (
 // failover, hold, settle, release); the chat answer is translated back to
 // Gemini's shapes, with usageMetadata (and its costCredits).
 
-// Gemini serves POST /v1beta/models/{model}:{method}. The Go 1.22 mux
+// Gemini serves POST /v1beta/models/{model}:{method} (and the same
+// under /v1/models/, the API version Google's Go SDK uses unless told
+// otherwise: both versions take these requests alike). The Go 1.22 mux
 // cannot match "{model}:generateContent", so the route is
 // "/v1beta/models/{rest}" and rest is split at its last ':'. Errors use
 // Google's shape, {"error":{"code","message","status"}}.

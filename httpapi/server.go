@@ -247,7 +247,9 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/embeddings", model, gw)
 	route("POST /v1/messages", model, gw)
 	route("POST /v1/messages/count_tokens", model, gw)
-	route("POST "+GeminiRoute, model, gw)
+	for _, p := range GeminiRoutes {
+		route("POST "+p, model, gw)
+	}
 	route("GET /v1/models", small, gw)
 
 	for _, rt := range s.Routes {

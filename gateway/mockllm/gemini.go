@@ -102,9 +102,13 @@ func (a *geminiAnswer) candidatesTokens() int {
 	return n
 }
 
-// geminiRoute splits "/v1beta/models/{model}:{method}".
+// geminiRoute splits "/v1beta/models/{model}:{method}" (or the same
+// under /v1/models/, the version Google's Go SDK defaults to).
 func geminiRoute(path string) (model, method string, ok bool) {
 	rest, ok := strings.CutPrefix(path, GeminiPrefix)
+	if !ok {
+		rest, ok = strings.CutPrefix(path, "/v1/models/")
+	}
 	if !ok {
 		return "", "", false
 	}
