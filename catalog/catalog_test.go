@@ -173,7 +173,7 @@ func TestProblems(t *testing.T) {
 		{"checkout not a bool", strings.Replace(base, "    deployments", "    checkout: maybe\n    deployments", 1), []string{`models.m.checkout: want true or false, not "maybe"`}},
 		{"provider without name", strings.Replace(base, "name: up, ", "", 1), []string{"providers[0].name: missing", `models.m.deployments[0].provider: unknown provider "up"`}},
 		{"duplicate provider", strings.Replace(base, "providers: [", "providers: [{name: up, kind: openai, base_url: 'http://y/v1'}, ", 1), []string{`providers[1].name: duplicate provider name "up"`}},
-		{"bad kind", strings.Replace(base, "kind: openai", "kind: gemini", 1), []string{`providers[0].kind: want "openai" or "anthropic", not "gemini"`}},
+		{"bad kind", strings.Replace(base, "kind: openai", "kind: palm", 1), []string{`providers[0].kind: want "openai", "anthropic" or "gemini", not "palm"`}},
 		{"bad base_url", strings.Replace(base, "'http://x/v1'", "'x/v1'", 1), []string{`providers[0].base_url: want an absolute http(s) URL, not "x/v1"`}},
 		{"bad timeout", strings.Replace(base, "base_url: 'http://x/v1'", "base_url: 'http://x/v1', timeout: soon", 1), []string{`providers[0].timeout: want a positive duration such as "60s", not "soon"`}},
 		{"key in api_key_env", strings.Replace(base, "base_url: 'http://x/v1'", "base_url: 'http://x/v1', api_key_env: sk-abc", 1), []string{"providers[0].api_key_env: must name an environment variable, not hold the key"}},

@@ -36,7 +36,7 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{"UnknownField", `{"providers":[],"models":{},"api_key":"x"}`, "unknown field"},
 		{"NoModels", `{"providers":[]}`, "at least one model"},
-		{"BadKind", `{"providers":[{"name":"p","kind":"gemini","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "kind must be"},
+		{"BadKind", `{"providers":[{"name":"p","kind":"palm","base_url":"http://x"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "kind must be"},
 		{"BadURL", `{"providers":[{"name":"p","kind":"openai","base_url":"x"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "base_url"},
 		{"KeyInFile", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x","api_key_env":"sk-live-123"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "not hold the key"},
 		{"DuplicateProvider", `{"providers":[{"name":"p","kind":"openai","base_url":"http://x"},{"name":"p","kind":"openai","base_url":"http://y"}],"models":{"m":[{"provider":"p","model":"u"}]}}`, "duplicate"},
