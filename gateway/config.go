@@ -38,7 +38,9 @@ type Config struct {
 // OpenAI-compatible kinds it includes the version
 // ("https://api.openai.com/v1", requests go to BaseURL+"/chat/completions"),
 // for kind anthropic it does not ("https://api.anthropic.com", requests go
-// to BaseURL+"/v1/messages"), for azure-openai it is the resource
+// to BaseURL+"/v1/messages"), nor for kind gemini
+// ("https://generativelanguage.googleapis.com", requests go to
+// BaseURL+"/v1beta/models/{model}:generateContent"); for azure-openai it is the resource
 // ("https://NAME.openai.azure.com", requests go to
 // BaseURL+"/openai/deployments/MODEL/chat/completions?api-version=V", the
 // deployment's model being the Azure deployment name).
@@ -234,8 +236,9 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // DefaultMockProviders is the configuration used when no provider is
 // configured: an in-process mockllm at baseURL (for example
-// "http://127.0.0.1:8080/mockllm") serving both an OpenAI-compatible and an
-// Anthropic-compatible model, with failover between two mock deployments.
+// "http://127.0.0.1:8080/mockllm") serving an OpenAI-compatible, an
+// Anthropic-compatible and a Gemini model, with failover between two mock
+// deployments.
 func DefaultMockProviders(baseURL string) *Config {
 	const mockContextTokens = 128_000 // as the models the mock stands in for
 	base := strings.TrimRight(baseURL, "/")
@@ -243,6 +246,7 @@ func DefaultMockProviders(baseURL string) *Config {
 		Providers: []ProviderConfig{
 			{Name: "mock-openai", Kind: KindOpenAI, BaseURL: base + "/v1", Timeout: Duration(30 * time.Second)},
 			{Name: "mock-anthropic", Kind: KindAnthropic, BaseURL: base, Timeout: Duration(30 * time.Second)},
+			{Name: "mock-gemini", Kind: KindGemini, BaseURL: base, Timeout: Duration(30 * time.Second)},
 		},
 		Models: map[string][]DeploymentConfig{
 			"mock-gpt": {
@@ -251,6 +255,9 @@ func DefaultMockProviders(baseURL string) *Config {
 			},
 			"mock-claude": {
 				{Provider: "mock-anthropic", Model: "claude-sonnet-4-5", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens, ContextTokens: mockContextTokens},
+			},
+			"mock-gemini": {
+				{Provider: "mock-gemini", Model: "gemini-2.5-flash", Weight: 1, MaxOutputTokens: DefaultMaxOutputTokens, ContextTokens: mockContextTokens},
 			},
 			"mock-embedding": {
 				{Provider: "mock-openai", Model: "text-embedding-3-small", Weight: 1, MaxOutputTokens: 1},

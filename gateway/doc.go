@@ -1,6 +1,6 @@
 // Package gateway is tollgate's OpenAI-compatible proxy: it routes a public
-// model name to ordered upstream deployments (OpenAI-compatible or
-// Anthropic, by provider kind), fails over on connection errors, timeouts, 429 and 5xx with a
+// model name to ordered upstream deployments (OpenAI-compatible, Anthropic
+// or Gemini, by provider kind), fails over on connection errors, timeouts, 429 and 5xx with a
 // per-deployment circuit breaker, relays SSE streams, and meters every call
 // by reserving its worst-case cost through a Meter before going upstream and
 // settling the real usage after.
@@ -68,4 +68,15 @@
 // a stream when the client asked for stream_options.include_usage (the
 // gateway always asks OpenAI-compatible upstreams for usage and strips the
 // chunk otherwise), else on the last chunk before [DONE].
+//
+// Clients speak three APIs, each served from every deployment kind: chat
+// (/v1/chat/completions), Anthropic's Messages (/v1/messages) and
+// Gemini's generateContent (/v1beta/models/{model}:generateContent and
+// :streamGenerateContent, also under /v1/models/). Each upstream kind
+// implements one interface in chat's shape (upstream), so a Messages or
+// Gemini request is translated to chat and back; an Anthropic upstream
+// also takes Messages requests as sent. A gemini upstream's usageMetadata
+// is normalised like the others: toolUsePromptTokenCount is prompt,
+// cachedContentTokenCount the cached part of the prompt, thoughtsTokenCount
+// output; a usage count the gateway does not know is billed at the hold.
 package gateway

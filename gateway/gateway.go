@@ -124,6 +124,8 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	g.mux.HandleFunc("DELETE /v1/responses/{id}", g.ResponseByID)
 	g.mux.HandleFunc("GET /v1/responses/{id}/input_items", g.ResponseByID)
 	g.mux.HandleFunc("POST /v1/responses/{id}/cancel", g.ResponseByID)
+	g.mux.HandleFunc("POST /v1beta/models/{rest}", g.Gemini)
+	g.mux.HandleFunc("POST /v1/models/{rest}", g.Gemini) // the version Google's Go SDK uses by default
 	return g, nil
 }
 
@@ -185,7 +187,9 @@ func setDefaults(o *Options) {
 // Handler returns the routes the HTTP layer mounts (behind authentication
 // that calls tollgate.WithCaller): POST /v1/chat/completions, POST /v1/embeddings,
 // GET /v1/models, POST /v1/messages, POST /v1/responses and the stored-response
-// routes under /v1/responses/{id}, which answer 404.
+// routes under /v1/responses/{id}, which answer 404, and the Gemini API's
+// POST /v1beta/models/{model}:generateContent and :streamGenerateContent
+// (also under /v1/models/, the version Google's Go SDK defaults to).
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
 // ModelNames returns the public model names, sorted.

@@ -266,6 +266,13 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 	m.closed = true
 	m.end()
 	credits := m.cost(u)
+	if len(u.unknown) > 0 {
+		// Usage tollgate cannot price: billed at the hold (cost), and
+		// recorded as estimated so the report counts it.
+		estimated = true
+		m.g.opts.Logger.WarnContext(ctx, "upstream reported usage fields tollgate does not know; billed at the hold",
+			"request_id", m.hold.RequestID, "deployment", d.id, "fields", u.unknown, "credits", credits)
+	}
 	// A negative count (an upstream's mistake, billed as the hold by
 	// cost) is recorded as zero: the store refuses negative counts, and
 	// the settle must not fail with it.
@@ -285,11 +292,12 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 }
 
 // cost is what u costs, never more than held. When u cannot be priced
-// (counts an upstream got wrong), the hold is what it costs: the upstream
-// did the work, and the hold is the most the caller agreed to.
+// (counts an upstream got wrong, or usage fields tollgate does not know),
+// the hold is what it costs: the upstream did the work, and the hold is
+// the most the caller agreed to.
 func (m *metered) cost(u tokenUsage) tollgate.Credits {
 	credits, err := m.g.opts.Pricer.Cost(m.hold.Model, u.tokens())
-	if err != nil || credits > m.hold.Credits {
+	if err != nil || credits > m.hold.Credits || len(u.unknown) > 0 {
 		return m.hold.Credits
 	}
 	return credits

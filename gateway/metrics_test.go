@@ -174,6 +174,7 @@ func TestMetricsCountErrorsAndReleases(t *testing.T) {
 		"mock-openai/text-embedding-3-small": {Provider: "mock-openai", Breaker: "closed"},
 		"mock-openai/gpt-4o-mini":            {Provider: "mock-openai", Breaker: "closed", Attempts: 1, Errors: 1},
 		"mock-anthropic/claude-haiku-4-5":    {Provider: "mock-anthropic", Breaker: "closed", Attempts: 1, Errors: 1},
+		"mock-gemini/gemini-2.5-flash":       {Provider: "mock-gemini", Breaker: "closed"},
 	}
 	h := metrics.Health()
 	for _, d := range h {

@@ -15,6 +15,7 @@ import (
 const (
 	KindOpenAI      = "openai"       // OpenAI, or any OpenAI-compatible Chat Completions endpoint
 	KindAnthropic   = "anthropic"    // the Anthropic Messages API
+	KindGemini      = "gemini"       // the Gemini API (generateContent, streamGenerateContent)
 	KindAzureOpenAI = "azure-openai" // Azure OpenAI: deployment URLs, api-version, api-key header
 	KindDeepSeek    = "deepseek"
 	KindDashScope   = "dashscope" // Alibaba Cloud Model Studio (Qwen), compatible mode
@@ -39,6 +40,7 @@ const (
 	authBearer    authStyle = iota // Authorization: Bearer KEY
 	authAzure                      // api-key: KEY, and deployment URLs with ?api-version=
 	authAnthropic                  // x-api-key: KEY (the anthropic upstream sets it)
+	authGoogle                     // x-goog-api-key: KEY (the gemini upstream sets it)
 )
 
 // usageDialect is where an OpenAI-compatible provider reports cached and
@@ -91,6 +93,10 @@ func openAICompatible(client *http.Client, clock tollgate.Clock, k *kindSpec) up
 	return &openAI{client: client, clock: clock, kind: k}
 }
 
+func geminiUpstream(client *http.Client, clock tollgate.Clock, _ *kindSpec) upstream {
+	return &gemini{client: client, clock: clock}
+}
+
 func anthropicUpstream(client *http.Client, clock tollgate.Clock, _ *kindSpec) upstream {
 	return &anthropic{client: client, clock: clock}
 }
@@ -103,6 +109,8 @@ func anthropicUpstream(client *http.Client, clock tollgate.Clock, _ *kindSpec) u
 //	openai        https://api.openai.com/v1                         Bearer               prompt_tokens_details.cached_tokens; completion_tokens_details.reasoning_tokens;
 //	              and, being any OpenAI-compatible server, every preset's fields below
 //	anthropic     https://api.anthropic.com                         x-api-key            cache_read_input_tokens, cache_creation_input_tokens (beside input_tokens)
+//	gemini        https://generativelanguage.googleapis.com        x-goog-api-key       usageMetadata: cachedContentTokenCount inside promptTokenCount; thoughtsTokenCount beside candidatesTokenCount
+//	              ai.google.dev/api/generate-content (UsageMetadata); native, not OpenAI-compatible (gemini.go)
 //	azure-openai  none: https://RESOURCE.openai.azure.com           api-key header       as openai; BASE/openai/deployments/MODEL/chat/completions?api-version=V
 //	              learn.microsoft.com/azure/ai-services/openai/reference (data plane inference GA 2024-10-21)
 //	deepseek      https://api.deepseek.com                          Bearer               prompt_cache_hit_tokens + prompt_cache_miss_tokens = prompt_tokens; reasoning_tokens as openai
@@ -130,6 +138,7 @@ func anthropicUpstream(client *http.Client, clock tollgate.Clock, _ *kindSpec) u
 var kinds = map[string]*kindSpec{
 	KindOpenAI:      {baseURL: "https://api.openai.com/v1", usage: usageAny, up: openAICompatible},
 	KindAnthropic:   {baseURL: "https://api.anthropic.com", auth: authAnthropic, up: anthropicUpstream},
+	KindGemini:      {baseURL: "https://generativelanguage.googleapis.com", auth: authGoogle, up: geminiUpstream},
 	KindAzureOpenAI: {auth: authAzure, usage: usageOpenAI, up: openAICompatible},
 	KindDeepSeek:    {baseURL: "https://api.deepseek.com", usage: usageDeepSeek, up: openAICompatible},
 	KindDashScope:   {baseURL: "https://dashscope.aliyuncs.com/compatible-mode/v1", usage: usageOpenAI, up: openAICompatible},

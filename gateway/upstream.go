@@ -41,6 +41,10 @@ type tokenUsage struct {
 	// raw is the upstream's OpenAI-shaped usage object, kept so fields the
 	// gateway does not know (reasoning tokens…) reach the client.
 	raw map[string]json.RawMessage
+	// unknown names the usage fields the upstream reported that tollgate
+	// does not know how to price: such usage is billed at the hold, the
+	// most the caller agreed to, never less than the provider may charge.
+	unknown []string
 }
 
 // tokens is u by the price of each kind: the prompt tokens neither read

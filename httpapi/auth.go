@@ -34,7 +34,8 @@ var (
 )
 
 // bearer returns the credential of a request: the Authorization Bearer
-// token, or the x-api-key header Anthropic clients send.
+// token, or the x-api-key header Anthropic clients send, or on the Gemini
+// API's routes (/v1beta/) the x-goog-api-key header Google's SDKs send.
 func bearer(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
@@ -42,6 +43,9 @@ func bearer(r *http.Request) string {
 			return ""
 		}
 		return strings.TrimSpace(tok)
+	}
+	if k := r.Header.Get("X-Goog-Api-Key"); k != "" && isGeminiPath(r.URL.Path) {
+		return strings.TrimSpace(k)
 	}
 	return strings.TrimSpace(r.Header.Get("X-Api-Key"))
 }
@@ -105,6 +109,10 @@ func (s *Server) WithAuth(next http.Handler) http.Handler {
 			}
 			if r.URL.Path == "/v1/messages" || r.URL.Path == "/v1/messages/count_tokens" {
 				writeAnthropicError(w, r, s.log(), err)
+				return
+			}
+			if isGeminiPath(r.URL.Path) {
+				writeGeminiError(w, r, s.log(), err)
 				return
 			}
 			WriteError(w, r, s.log(), err)

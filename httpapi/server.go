@@ -253,6 +253,9 @@ func (s *Server) Handler() http.Handler {
 	route("DELETE /v1/responses/{id}", small, gw)
 	route("GET /v1/responses/{id}/input_items", small, gw)
 	route("POST /v1/responses/{id}/cancel", small, gw)
+	for _, p := range GeminiRoutes {
+		route("POST "+p, model, gw)
+	}
 	route("GET /v1/models", small, gw)
 
 	for _, rt := range s.Routes {

@@ -41,6 +41,8 @@ func TestEveryRouteLimitsItsBody(t *testing.T) {
 		{"POST", "/v1/chat/completions", httpapi.GatewayBody},
 		{"POST", "/v1/embeddings", httpapi.GatewayBody},
 		{"POST", "/v1/messages", httpapi.GatewayBody},
+		{"POST", "/v1beta/models/m:generateContent", httpapi.GatewayBody},
+		{"POST", "/v1/models/m:streamGenerateContent", httpapi.GatewayBody},
 		{"GET", "/v1/models", httpapi.SmallBody},
 		{"POST", "/sandbox/wxpay/pay/unifiedorder", httpapi.SandboxBody},
 		{"POST", "/mockllm/v1/chat/completions", httpapi.GatewayBody},

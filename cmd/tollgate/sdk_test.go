@@ -558,7 +558,7 @@ func TestSDKClients(t *testing.T) {
 	s := mustSDKServe(t)
 	ctx := context.Background()
 	key := s.account(t)
-	if ids := s.mustPrices(t, key); !slices.Equal(ids, []string{"mock-claude", "mock-embedding", "mock-gpt"}) {
+	if ids := s.mustPrices(t, key); !slices.Equal(ids, []string{"mock-claude", "mock-embedding", "mock-gemini", "mock-gpt"}) {
 		t.Errorf("models %v", ids)
 	}
 

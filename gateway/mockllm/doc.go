@@ -1,4 +1,4 @@
-// Package mockllm is a deterministic OpenAI- and Anthropic-compatible LLM
+// Package mockllm is a deterministic OpenAI-, Anthropic- and Gemini-compatible LLM
 // upstream for tollgate's tests, demo and load benchmarks. It is a real
 // http.Handler (Server) with failure knobs; it is not a model and not a
 // proxy.
@@ -88,6 +88,26 @@
 // (default DefaultEmbeddingDimensions), as floats or base64 float32
 // little-endian; usage is CountTokens of the inputs (token-id arrays count
 // their length).
+//
+// # Gemini
+//
+// POST /v1beta/models/{model}:generateContent and
+// :streamGenerateContent?alt=sse speak the Gemini API: the key in
+// x-goog-api-key (or ?key=), contents of user and model turns with text,
+// inlineData, fileData, functionCall and functionResponse parts (one per
+// part, else 400), systemInstruction, generationConfig (maxOutputTokens
+// cuts with finishReason MAX_TOKENS, stopSequences, candidateCount,
+// responseMimeType application/json), tools' functionDeclarations and
+// toolConfig.functionCallingConfig (ANY forces a call, to the one
+// allowedFunctionNames when there is one; NONE forbids). usageMetadata
+// reports promptTokenCount (cached content inside it:
+// cachedContentTokenCount from CachedTokens), candidatesTokenCount,
+// thoughtsTokenCount from ThoughtsTokens / X-Mock-Thoughts-Tokens, and
+// totalTokenCount. A stream is one data event per token of each candidate
+// in turn (a function call whole, in one event), every event with the
+// prompt's usage and the last with the finishReason and the final usage;
+// there is no end marker. Errors use Google's shape,
+// {"error":{"code","message","status"}}. Stats count the full path.
 //
 // # Knobs
 //

@@ -29,7 +29,15 @@ func (s *Server) failParam(w http.ResponseWriter, path string, a api, status int
 		h["Retry-After-Ms"] = []string{strconv.FormatInt(ra.Milliseconds(), 10)}
 	}
 	var buf []byte
-	if a == apiAnthropic {
+	if a == apiGemini {
+		buf = append(buf, `{"error":{"code":`...)
+		buf = appendInt(buf, int64(status))
+		buf = append(buf, `,"message":`...)
+		buf = appendString(buf, msg)
+		buf = append(buf, `,"status":`...)
+		buf = appendString(buf, geminiStatus(status))
+		buf = append(buf, "}}\n"...)
+	} else if a == apiAnthropic {
 		buf = append(buf, `{"type":"error","error":{"type":`...)
 		buf = appendString(buf, anthropicErrorType(status))
 		buf = append(buf, `,"message":`...)
@@ -108,3 +116,27 @@ func anthropicErrorType(status int) string {
 
 // errorf is fmt.Errorf for messages shown to clients.
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// geminiStatus returns Google's status name for status.
+func geminiStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "INVALID_ARGUMENT"
+	case http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusTooManyRequests:
+		return "RESOURCE_EXHAUSTED"
+	case http.StatusServiceUnavailable:
+		return "UNAVAILABLE"
+	case http.StatusGatewayTimeout:
+		return "DEADLINE_EXCEEDED"
+	}
+	if status >= 500 {
+		return "INTERNAL"
+	}
+	return "FAILED_PRECONDITION"
+}

@@ -51,6 +51,7 @@ const (
 	HeaderCacheCreation1h = "X-Mock-Cache-Creation-1h-Tokens" // of those, written to a 1-hour cache
 	HeaderReasoningTokens = "X-Mock-Reasoning-Tokens"         // of the completion tokens, reported as reasoning
 	HeaderUsageDialect    = "X-Mock-Usage-Dialect"            // a provider kind whose usage fields to report (UsageDialects)
+	HeaderThoughtsTokens  = "X-Mock-Thoughts-Tokens"          // Gemini: thoughtsTokenCount reported
 )
 
 // Server is a deterministic OpenAI- and Anthropic-compatible LLM upstream.
@@ -60,7 +61,8 @@ const (
 //
 // Routes: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models,
 // POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens,
-// GET /mock/stats. Anything else is
+// POST /v1beta/models/{model}:generateContent and
+// :streamGenerateContent?alt=sse (Gemini), GET /mock/stats. Anything else is
 // answered 404 (or 405) loudly, in OpenAI's error shape.
 type Server struct {
 	// APIKey, when set, is the only key accepted (Authorization: Bearer for
@@ -137,6 +139,10 @@ type Server struct {
 	// report (see UsageDialects); empty is OpenAI's. A path prefix
 	// /usage/NAME/ selects it per request too.
 	UsageDialect string
+	// ThoughtsTokens is reported by the Gemini routes as
+	// usageMetadata.thoughtsTokenCount: a thinking model's reasoning,
+	// billed as output, not shown.
+	ThoughtsTokens int
 
 	// Models is the list GET /v1/models answers; empty means DefaultModels.
 	Models []string
@@ -169,6 +175,7 @@ const (
 	apiOpenAI api = iota
 	apiAnthropic
 	apiAzure // OpenAI's shapes at Azure's deployment URLs, with the api-key header
+	apiGemini
 )
 
 // ServeHTTP implements http.Handler.
@@ -201,6 +208,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.stats(w, r)
 		return
 	default:
+		if _, _, ok := geminiRoute(path); ok {
+			h, a = s.gemini, apiGemini
+			break
+		}
 		s.fail(w, "other", apiOpenAI, http.StatusNotFound, "mockllm does not model "+r.Method+" "+path)
 		return
 	}
@@ -265,6 +276,7 @@ type behaviour struct {
 	cacheCreation1h int
 	reasoning       int
 	dialect         string
+	thoughts        int
 }
 
 func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
@@ -283,6 +295,7 @@ func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
 		cacheCreation1h: s.CacheCreation1hTokens,
 		reasoning:       s.ReasoningTokens,
 		dialect:         s.UsageDialect,
+		thoughts:        s.ThoughtsTokens,
 	}
 	if s.FailAfter > 0 {
 		b.failAfter = s.FailAfter
@@ -355,6 +368,8 @@ func (b *behaviour) set(k, v string) error {
 			err = fmt.Errorf("unknown dialect %q (one of %s)", v, strings.Join(UsageDialects(), ", "))
 		}
 		b.dialect = v
+	case HeaderThoughtsTokens:
+		b.thoughts, err = parseCount(v, 0)
 	default:
 		err = errors.New("unknown mock header")
 	}
@@ -475,6 +490,9 @@ func (s *Server) authorized(r *http.Request, a api) bool {
 	}
 	if a == apiAzure {
 		return r.Header.Get("Api-Key") == s.APIKey
+	}
+	if a == apiGemini && (r.Header.Get("X-Goog-Api-Key") == s.APIKey || r.URL.Query().Get("key") == s.APIKey) {
+		return true
 	}
 	return r.Header.Get("Authorization") == "Bearer "+s.APIKey
 }
