@@ -163,6 +163,10 @@ func (o *openAI) embed(ctx context.Context, d *deployment, body []byte, ids *ans
 	return res, err
 }
 
+func (o *openAI) forward(ctx context.Context, d *deployment, path, contentType string, body []byte) (*http.Response, error) {
+	return postAs(ctx, o.client, joinURL(d.provider.BaseURL, path), o.header(d), contentType, body, o.clock)
+}
+
 // openAIResult reads an OpenAI-shaped answer, kept as sent but for its
 // usage, which it returns read, and its id and model, which become ids's
 // (when not nil); and the value of its choices (nil when absent). b is the

@@ -33,6 +33,10 @@ const (
 	// GatewayBody bounds OpenAI-compatible requests (prompts can be long);
 	// the gateway applies its own limit too.
 	GatewayBody = 8 << 20
+	// AudioBody bounds a transcription upload: a 25 MiB file (the
+	// gateway's DefaultMaxAudioBytes, as OpenAI's) and its other fields;
+	// it has three times ModelBody to arrive.
+	AudioBody = 26 << 20
 	// SandboxBody bounds requests to the mounted emulator and mock LLM.
 	SandboxBody = 1 << 20
 )
@@ -101,8 +105,10 @@ type Server struct {
 	Pricer *pricing.Pricer
 	// Payments runs orders and notifications; nil answers 503.
 	Payments Payments
-	// Gateway serves /v1/chat/completions, /v1/embeddings, /v1/models and
-	// /v1/messages (gateway.Gateway.Handler); nil answers 503.
+	// Gateway serves /v1/chat/completions, /v1/embeddings, /v1/models,
+	// /v1/models/{id}, /v1/messages, /v1/moderations, /v1/completions,
+	// /v1/images/generations, /v1/audio/speech and /v1/audio/transcriptions
+	// (gateway.Gateway.Handler); nil answers 503.
 	Gateway http.Handler
 	// AdminToken guards /admin/*. Empty refuses every admin request.
 	AdminToken string
@@ -172,6 +178,7 @@ func (s *Server) Handler() http.Handler {
 	t := s.Timeouts.orDefault()
 	small, jsonReq, notify := bodyClass{SmallBody, t.Body}, bodyClass{JSONBody, t.Body}, bodyClass{NotifyBody, t.NotifyBody}
 	model, sandbox := bodyClass{GatewayBody, t.ModelBody}, bodyClass{SandboxBody, t.ModelBody}
+	audio := bodyClass{AudioBody, 3 * t.ModelBody}
 	route := func(pattern string, c bodyClass, h http.Handler) {
 		mux.Handle(pattern, WithBodyDeadline(c.deadline, LimitBody(c.limit, h)))
 	}
@@ -248,6 +255,12 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/messages", model, gw)
 	route("POST /v1/messages/count_tokens", model, gw)
 	route("GET /v1/models", small, gw)
+	route("GET /v1/models/{id...}", small, gw)
+	route("POST /v1/moderations", model, gw)
+	route("POST /v1/completions", model, gw)
+	route("POST /v1/images/generations", model, gw)
+	route("POST /v1/audio/speech", model, gw)
+	route("POST /v1/audio/transcriptions", audio, gw)
 
 	for _, rt := range s.Routes {
 		h, c := rt.Handler, bodyClass{rt.MaxBody, t.Body}
@@ -263,7 +276,7 @@ func (s *Server) Handler() http.Handler {
 		route("/sandbox/wxpay/", sandbox, http.StripPrefix("/sandbox/wxpay", s.Sandbox))
 	}
 	if s.MockLLM != nil {
-		route("/mockllm/", model, http.StripPrefix("/mockllm", s.MockLLM))
+		route("/mockllm/", audio, http.StripPrefix("/mockllm", s.MockLLM)) // transcriptions' uploads too
 	}
 	route("/", small, fn(func(w http.ResponseWriter, r *http.Request) { notFound(mux, w, r) }))
 

@@ -49,6 +49,7 @@ const (
 	HeaderCachedTokens    = "X-Mock-Cached-Tokens"     // prompt tokens reported as read from cache
 	HeaderCacheCreation   = "X-Mock-Cache-Creation-Tokens"
 	HeaderCacheCreation1h = "X-Mock-Cache-Creation-1h-Tokens" // of those, written to a 1-hour cache
+	HeaderAudioSeconds    = "X-Mock-Audio-Seconds"            // seconds a transcription reports, instead of AudioSeconds
 )
 
 // Server is a deterministic OpenAI- and Anthropic-compatible LLM upstream.
@@ -58,6 +59,8 @@ const (
 //
 // Routes: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models,
 // POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens,
+// POST /v1/images/generations, POST /v1/audio/speech,
+// POST /v1/audio/transcriptions, POST /v1/moderations, POST /v1/completions,
 // GET /mock/stats. Anything else is
 // answered 404 (or 405) loudly, in OpenAI's error shape.
 type Server struct {
@@ -177,6 +180,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h, a = s.countTokens, apiAnthropic
 	case "/v1/models":
 		h, method = s.models, http.MethodGet
+	case imagesPath:
+		h = s.images
+	case speechPath:
+		h = s.speech
+	case transcriptionsPath:
+		h = s.transcriptions
+	case moderationsPath:
+		h = s.moderations
+	case completionsPath:
+		h = s.completions
 	case "/mock/stats":
 		s.stats(w, r)
 		return
@@ -240,6 +253,7 @@ type behaviour struct {
 	cached          int
 	cacheCreation   int
 	cacheCreation1h int
+	audioSeconds    float64 // -1: AudioSeconds of the file
 }
 
 func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
@@ -251,6 +265,7 @@ func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
 		statuses:        s.errorStatuses(),
 		status:          s.Status,
 		failAfter:       -1,
+		audioSeconds:    -1,
 		omitUsage:       s.OmitUsage,
 		hang:            s.Hang,
 		cached:          s.CachedTokens,
@@ -318,6 +333,11 @@ func (b *behaviour) set(k, v string) error {
 		b.cacheCreation, err = parseCount(v, 0)
 	case HeaderCacheCreation1h:
 		b.cacheCreation1h, err = parseCount(v, 0)
+	case HeaderAudioSeconds:
+		b.audioSeconds, err = strconv.ParseFloat(v, 64)
+		if err == nil && !(b.audioSeconds >= 0 && b.audioSeconds < 1e7) {
+			err = errors.New("must be in [0, 1e7)")
+		}
 	default:
 		err = errors.New("unknown mock header")
 	}
