@@ -210,8 +210,11 @@ func mp3Start(b []byte) int {
 		if !ok {
 			continue
 		}
-		if i+f.size == len(b) {
+		switch next := i + f.size; {
+		case next == len(b):
 			return i // a file of one frame
+		case next > len(b):
+			continue
 		}
 		if g, ok := parseMP3Frame(b[i+f.size:]); ok && g.rate == f.rate {
 			return i

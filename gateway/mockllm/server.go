@@ -129,6 +129,10 @@ type Server struct {
 	// are ephemeral_5m_input_tokens).
 	CacheCreation1hTokens int
 
+	// TranscriptionSeconds, when positive, is the duration every
+	// transcription reports instead of AudioSeconds of its file.
+	TranscriptionSeconds float64
+
 	// Models is the list GET /v1/models answers; empty means DefaultModels.
 	Models []string
 
@@ -274,6 +278,9 @@ func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
 	}
 	if s.FailAfter > 0 {
 		b.failAfter = s.FailAfter
+	}
+	if s.TranscriptionSeconds > 0 {
+		b.audioSeconds = s.TranscriptionSeconds
 	}
 	switch {
 	case b.outputTokens == 0:
