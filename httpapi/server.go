@@ -276,7 +276,7 @@ func (s *Server) Handler() http.Handler {
 		route("/sandbox/wxpay/", sandbox, http.StripPrefix("/sandbox/wxpay", s.Sandbox))
 	}
 	if s.MockLLM != nil {
-		route("/mockllm/", audio, http.StripPrefix("/mockllm", s.MockLLM)) // transcriptions' uploads too
+		route("/mockllm/", model, http.StripPrefix("/mockllm", s.MockLLM))
 	}
 	route("/", small, fn(func(w http.ResponseWriter, r *http.Request) { notFound(mux, w, r) }))
 
