@@ -13,18 +13,23 @@ import (
 // begin authenticates (through the tollgate.Caller in the context), reads
 // the body within the size limit and returns both.
 func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (tollgate.Caller, []byte, error) {
+	return g.beginLimit(w, r, g.opts.MaxBodyBytes)
+}
+
+// beginLimit is begin for a body of at most limit bytes.
+func (g *Gateway) beginLimit(w http.ResponseWriter, r *http.Request, limit int64) (tollgate.Caller, []byte, error) {
 	c, ok := tollgate.CallerFrom(r.Context())
 	if !ok {
 		return c, nil, tollgate.Errorf(tollgate.EUNAUTHORIZED, "missing or invalid API key")
 	}
-	if r.ContentLength > g.opts.MaxBodyBytes {
-		return c, nil, tooLarge(g.opts.MaxBodyBytes)
+	if r.ContentLength > limit {
+		return c, nil, tooLarge(limit)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return c, nil, tooLarge(g.opts.MaxBodyBytes)
+			return c, nil, tooLarge(limit)
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// The body's read deadline (httpapi.WithBodyDeadline) passed.

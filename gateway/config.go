@@ -238,7 +238,8 @@ func sortedKeys[V any](m map[string]V) []string {
 // configured: an in-process mockllm at baseURL (for example
 // "http://127.0.0.1:8080/mockllm") serving an OpenAI-compatible, an
 // Anthropic-compatible and a Gemini model, with failover between two mock
-// deployments.
+// deployments, and mock-image, mock-tts and mock-whisper for images,
+// speech and transcriptions.
 func DefaultMockProviders(baseURL string) *Config {
 	const mockContextTokens = 128_000 // as the models the mock stands in for
 	base := strings.TrimRight(baseURL, "/")
@@ -262,6 +263,11 @@ func DefaultMockProviders(baseURL string) *Config {
 			"mock-embedding": {
 				{Provider: "mock-openai", Model: "text-embedding-3-small", Weight: 1, MaxOutputTokens: 1},
 			},
+			// Images, speech and transcriptions, priced per image, per 1M
+			// characters and per audio minute.
+			"mock-image":   {{Provider: "mock-openai", Model: "dall-e-3", Weight: 1, MaxOutputTokens: 1}},
+			"mock-tts":     {{Provider: "mock-openai", Model: "tts-1", Weight: 1, MaxOutputTokens: 1}},
+			"mock-whisper": {{Provider: "mock-openai", Model: "whisper-1", Weight: 1, MaxOutputTokens: 1}},
 		},
 	}
 }

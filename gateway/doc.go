@@ -64,6 +64,20 @@
 // operator's configuration: a local one (ollama, vllm) is called as
 // configured, with no private-address guard.
 //
+// Beyond chat, messages and embeddings (tokens), the gateway serves, on
+// OpenAI-compatible deployments: POST /v1/images/generations, held for n
+// images at the model's per-image price of the size and quality asked
+// and settled on the images returned; POST /v1/audio/speech, held and
+// settled on the input's characters; POST /v1/audio/transcriptions,
+// whose file's duration is measured before the hold (audioDuration: WAV,
+// MP3, FLAC; anything else is a 400) and held rounded up plus 2% and a
+// second, settled on the seconds the upstream reports, never above the
+// hold (the measured seconds when it reports none); legacy
+// POST /v1/completions, metered as chat; POST /v1/moderations, free (no
+// hold, no usage record); GET /v1/models/{id}. A unit the model has no
+// price for (an image size, speech characters, audio minutes) is a 400
+// before anything is held. These answers give their cost in CostHeader.
+//
 // Answers carry usage.cost_credits: in the JSON body, in the usage chunk of
 // a stream when the client asked for stream_options.include_usage (the
 // gateway always asks OpenAI-compatible upstreams for usage and strips the

@@ -144,31 +144,36 @@ func (g *Gateway) Models(w http.ResponseWriter, r *http.Request) {
 	}
 	data := []modelInfo{}
 	for _, name := range g.names {
-		if !c.Limits.Allows(name) {
-			continue
+		if c.Limits.Allows(name) {
+			data = append(data, g.modelInfo(name))
 		}
-		info := modelInfo{ID: name, Object: "model", OwnedBy: "tollgate"}
-		const m = 1_000_000
-		per := [...]tollgate.Tokens{{Input: m}, {CachedInput: m}, {CacheWrite: m}, {CacheWrite1h: m}, {Output: m}}
-		tokens, fee := g.opts.Pricer.Cost, func(string, tollgate.Tokens) (tollgate.Credits, error) { return 0, nil }
-		if tp, ok := g.opts.Pricer.(TokenPricer); ok {
-			tokens, fee = tp.TokenCost, g.opts.Pricer.Cost // Cost of no tokens is the fee alone
-		}
-		var p [len(per)]tollgate.Credits
-		var err error
-		for i, t := range per {
-			if p[i], err = tokens(name, t); err != nil {
-				break
-			}
-		}
-		var call tollgate.Credits
-		if err == nil {
-			call, err = fee(name, tollgate.Tokens{})
-		}
-		if err == nil {
-			info.Pricing = &modelPrice{InputPer1M: p[0], CachedInputPer1M: p[1], CacheWritePer1M: p[2], CacheWrite1hPer1M: p[3], OutputPer1M: p[4], PerCall: call}
-		}
-		data = append(data, info)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+// modelInfo is the model object of the public model name, with its
+// prices when the Pricer gives them.
+func (g *Gateway) modelInfo(name string) modelInfo {
+	info := modelInfo{ID: name, Object: "model", OwnedBy: "tollgate"}
+	const m = 1_000_000
+	per := [...]tollgate.Tokens{{Input: m}, {CachedInput: m}, {CacheWrite: m}, {CacheWrite1h: m}, {Output: m}}
+	tokens, fee := g.opts.Pricer.Cost, func(string, tollgate.Tokens) (tollgate.Credits, error) { return 0, nil }
+	if tp, ok := g.opts.Pricer.(TokenPricer); ok {
+		tokens, fee = tp.TokenCost, g.opts.Pricer.Cost // Cost of no tokens is the fee alone
+	}
+	var p [len(per)]tollgate.Credits
+	var err error
+	for i, t := range per {
+		if p[i], err = tokens(name, t); err != nil {
+			break
+		}
+	}
+	var call tollgate.Credits
+	if err == nil {
+		call, err = fee(name, tollgate.Tokens{})
+	}
+	if err == nil {
+		info.Pricing = &modelPrice{InputPer1M: p[0], CachedInputPer1M: p[1], CacheWritePer1M: p[2], CacheWrite1hPer1M: p[3], OutputPer1M: p[4], PerCall: call}
+	}
+	return info
 }

@@ -40,6 +40,10 @@ type Options struct {
 	Retry  RetryPolicy
 	// MaxBodyBytes bounds request bodies, default 8 MiB (413 beyond).
 	MaxBodyBytes int64
+	// MaxAudioBytes bounds the file of a transcription request, default
+	// DefaultMaxAudioBytes (25 MiB, as OpenAI); its multipart body may be
+	// 1 MiB more (413 beyond).
+	MaxAudioBytes int64
 	// StreamWriteTimeout bounds each write of a stream (SSE) to the
 	// client, renewed before every event: a client that stops reading
 	// for this long is cut off and the request settled on what it was
@@ -117,6 +121,12 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	g.mux.HandleFunc("POST /v1/chat/completions", g.ChatCompletions)
 	g.mux.HandleFunc("POST /v1/embeddings", g.Embeddings)
 	g.mux.HandleFunc("GET /v1/models", g.Models)
+	g.mux.HandleFunc("GET /v1/models/{id...}", g.Model)
+	g.mux.HandleFunc("POST /v1/moderations", g.Moderations)
+	g.mux.HandleFunc("POST /v1/completions", g.Completions)
+	g.mux.HandleFunc("POST /v1/images/generations", g.ImageGenerations)
+	g.mux.HandleFunc("POST /v1/audio/speech", g.Speech)
+	g.mux.HandleFunc("POST /v1/audio/transcriptions", g.Transcriptions)
 	g.mux.HandleFunc("POST /v1/messages", g.Messages)
 	g.mux.HandleFunc("POST /v1/messages/count_tokens", g.CountTokens)
 	g.mux.HandleFunc("POST /v1/responses", g.Responses)
@@ -159,6 +169,9 @@ func setDefaults(o *Options) {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 8 << 20
 	}
+	if o.MaxAudioBytes <= 0 {
+		o.MaxAudioBytes = DefaultMaxAudioBytes
+	}
 	if o.StreamWriteTimeout == 0 {
 		o.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
@@ -186,9 +199,11 @@ func setDefaults(o *Options) {
 
 // Handler returns the routes the HTTP layer mounts (behind authentication
 // that calls tollgate.WithCaller): POST /v1/chat/completions, POST /v1/embeddings,
-// GET /v1/models, POST /v1/messages, POST /v1/responses and the stored-response
-// routes under /v1/responses/{id}, which answer 404, and the Gemini API's
-// POST /v1beta/models/{model}:generateContent and :streamGenerateContent
+// GET /v1/models, GET /v1/models/{id}, POST /v1/messages, POST /v1/responses
+// and the stored-response routes under /v1/responses/{id}, which answer 404,
+// POST /v1/moderations, POST /v1/completions, POST /v1/images/generations,
+// POST /v1/audio/speech and POST /v1/audio/transcriptions, and the Gemini
+// API's POST /v1beta/models/{model}:generateContent and :streamGenerateContent
 // (also under /v1/models/, the version Google's Go SDK defaults to).
 func (g *Gateway) Handler() http.Handler { return g.mux }
 

@@ -175,6 +175,9 @@ func TestMetricsCountErrorsAndReleases(t *testing.T) {
 		"mock-openai/gpt-4o-mini":            {Provider: "mock-openai", Breaker: "closed", Attempts: 1, Errors: 1},
 		"mock-anthropic/claude-haiku-4-5":    {Provider: "mock-anthropic", Breaker: "closed", Attempts: 1, Errors: 1},
 		"mock-gemini/gemini-2.5-flash":       {Provider: "mock-gemini", Breaker: "closed"},
+		"mock-openai/dall-e-3":               {Provider: "mock-openai", Breaker: "closed"},
+		"mock-openai/tts-1":                  {Provider: "mock-openai", Breaker: "closed"},
+		"mock-openai/whisper-1":              {Provider: "mock-openai", Breaker: "closed"},
 	}
 	h := metrics.Health()
 	for _, d := range h {

@@ -190,6 +190,10 @@ func (o *openAI) result(d *deployment, b []byte, ids *answerIDs) (*chatResult, j
 	return res, choices, nil
 }
 
+func (o *openAI) forward(ctx context.Context, d *deployment, path, contentType string, body []byte) (*http.Response, error) {
+	return postAs(ctx, o.client, o.url(d, path), o.header(d), contentType, body, o.clock)
+}
+
 // openAIResult reads an OpenAI-shaped answer, kept as sent but for its
 // usage, which it returns read, and its id and model, which become ids's
 // (when not nil); and the value of its choices (nil when absent). b is the

@@ -28,6 +28,14 @@ type embedder interface {
 	embed(ctx context.Context, d *deployment, body []byte, ids *answerIDs) (*chatResult, error)
 }
 
+// forwarder is the optional capability of passing a request on to one of
+// an OpenAI-compatible API's other paths (images, audio, moderations,
+// legacy completions): body goes to the deployment's base URL + path as
+// contentType, and a 2xx response is returned unread.
+type forwarder interface {
+	forward(ctx context.Context, d *deployment, path, contentType string, body []byte) (*http.Response, error)
+}
+
 // tokenUsage is an upstream's usage normalised to OpenAI's convention:
 // Input is every prompt token, Cached (read from the provider's cache) and
 // CacheWrite and CacheWrite1h (written to it, for 5 minutes and for an
@@ -122,6 +130,11 @@ const maxErrorBody = 64 << 10
 // post sends a JSON body and returns the response when its status is 2xx,
 // else an *upstreamError describing the failure.
 func post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, clock tollgate.Clock) (*http.Response, error) {
+	return postAs(ctx, client, url, header, "application/json", body, clock)
+}
+
+// postAs is post with a body of another content type (multipart audio).
+func postAs(ctx context.Context, client *http.Client, url string, header http.Header, contentType string, body []byte, clock tollgate.Clock) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("build upstream request: %w", err)
@@ -129,7 +142,7 @@ func post(ctx context.Context, client *http.Client, url string, header http.Head
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, classify(ctx, err)

@@ -33,6 +33,10 @@ const (
 	// GatewayBody bounds OpenAI-compatible requests (prompts can be long);
 	// the gateway applies its own limit too.
 	GatewayBody = 8 << 20
+	// AudioBody bounds a transcription upload: a 25 MiB file (the
+	// gateway's DefaultMaxAudioBytes, as OpenAI's) and its other fields;
+	// it has three times ModelBody to arrive.
+	AudioBody = 26 << 20
 	// SandboxBody bounds requests to the mounted emulator and mock LLM.
 	SandboxBody = 1 << 20
 )
@@ -102,7 +106,10 @@ type Server struct {
 	// Payments runs orders and notifications; nil answers 503.
 	Payments Payments
 	// Gateway serves /v1/chat/completions, /v1/embeddings, /v1/models,
-	// /v1/messages and /v1/responses (gateway.Gateway.Handler); nil answers 503.
+	// /v1/models/{id}, /v1/messages, /v1/responses, /v1/moderations,
+	// /v1/completions, /v1/images/generations, /v1/audio/speech,
+	// /v1/audio/transcriptions and the Gemini routes
+	// (gateway.Gateway.Handler); nil answers 503.
 	Gateway http.Handler
 	// AdminToken guards /admin/*. Empty refuses every admin request.
 	AdminToken string
@@ -172,6 +179,7 @@ func (s *Server) Handler() http.Handler {
 	t := s.Timeouts.orDefault()
 	small, jsonReq, notify := bodyClass{SmallBody, t.Body}, bodyClass{JSONBody, t.Body}, bodyClass{NotifyBody, t.NotifyBody}
 	model, sandbox := bodyClass{GatewayBody, t.ModelBody}, bodyClass{SandboxBody, t.ModelBody}
+	audio := bodyClass{AudioBody, 3 * t.ModelBody}
 	route := func(pattern string, c bodyClass, h http.Handler) {
 		mux.Handle(pattern, WithBodyDeadline(c.deadline, LimitBody(c.limit, h)))
 	}
@@ -257,6 +265,12 @@ func (s *Server) Handler() http.Handler {
 		route("POST "+p, model, gw)
 	}
 	route("GET /v1/models", small, gw)
+	route("GET /v1/models/{id...}", small, gw)
+	route("POST /v1/moderations", model, gw)
+	route("POST /v1/completions", model, gw)
+	route("POST /v1/images/generations", model, gw)
+	route("POST /v1/audio/speech", model, gw)
+	route("POST /v1/audio/transcriptions", audio, gw)
 
 	for _, rt := range s.Routes {
 		h, c := rt.Handler, bodyClass{rt.MaxBody, t.Body}

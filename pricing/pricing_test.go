@@ -315,7 +315,7 @@ func TestFee(t *testing.T) {
 func TestModels(t *testing.T) {
 	p, _, _ := mustPricer(t, "1.00", "7.20")
 	got := strings.Join(p.Models(), ",")
-	if want := "claude-sonnet-4,deepseek-chat,gpt-4o,gpt-4o-mini,mistral-small,mock,qwen-plus"; got != want {
+	if want := "claude-sonnet-4,deepseek-chat,gpt-4o,gpt-4o-mini,mistral-small,mock,mock-image,mock-tts,mock-whisper,qwen-plus"; got != want {
 		t.Fatalf("Models() = %s, want %s", got, want)
 	}
 }

@@ -266,7 +266,8 @@ func (s *sdkServe) mustPrices(t *testing.T, key string) []string {
 		ids = append(ids, m.ID)
 		var p sdkPrice
 		raw := m.JSON.ExtraFields["pricing"].Raw()
-		if err := json.Unmarshal([]byte(raw), &p); err != nil || p.In <= 0 || p.Out <= 0 {
+		media := mediaModels[m.ID] // priced per image, character or audio minute, not per token
+		if err := json.Unmarshal([]byte(raw), &p); err != nil || (!media && (p.In <= 0 || p.Out <= 0)) {
 			t.Fatalf("model %s: pricing %q: %v", m.ID, raw, err)
 		}
 		s.prices[m.ID] = p
@@ -558,7 +559,7 @@ func TestSDKClients(t *testing.T) {
 	s := mustSDKServe(t)
 	ctx := context.Background()
 	key := s.account(t)
-	if ids := s.mustPrices(t, key); !slices.Equal(ids, []string{"mock-claude", "mock-embedding", "mock-gemini", "mock-gpt"}) {
+	if ids := s.mustPrices(t, key); !slices.Equal(ids, []string{"mock-claude", "mock-embedding", "mock-gemini", "mock-gpt", "mock-image", "mock-tts", "mock-whisper"}) {
 		t.Errorf("models %v", ids)
 	}
 

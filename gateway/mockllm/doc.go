@@ -109,6 +109,22 @@
 // there is no end marker. Errors use Google's shape,
 // {"error":{"code","message","status"}}. Stats count the full path.
 //
+// # Images, audio, moderations, legacy completions
+//
+// POST /v1/images/generations answers n images, each Image(prompt, i) (a
+// deterministic 8x8 PNG), as b64_json or, for response_format url, as a
+// data: URL; no usage, as dall-e. POST /v1/audio/speech answers
+// Speech(input): a WAV file of SpeechMillisPerChar of tone per character,
+// whatever response_format asks. POST /v1/audio/transcriptions (multipart
+// file and model) answers a text of one word per KiB of the file and, in
+// json, usage {"type":"duration","seconds"} of AudioSeconds(file) (a WAV
+// file's true length, else its size at 16,000 bytes a second), or
+// TranscriptionSeconds / X-Mock-Audio-Seconds when set; verbose_json
+// gives it as duration, text, srt and vtt give none. POST /v1/moderations
+// flags an input containing FlagWord (category violence). POST
+// /v1/completions answers each prompt as chat does, cut by max_tokens
+// (default 16). Every knob but FailAfter (nothing is streamed) applies.
+//
 // # Knobs
 //
 // Every knob is an exported Server field and a per-request X-Mock-* header

@@ -102,7 +102,7 @@ var goldenCases = []struct {
 	{"messages_stream", call{path: "/v1/messages", body: claudeHi + `,"stream":true}`, header: map[string]string{"X-Mock-Output-Tokens": "4"}}},
 	{"messages_tool_stream", call{path: "/v1/messages", body: `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"call get_weather for Paris"}],"tools":[` + weatherAnt + `],"stream":true}`}},
 	{"messages_max_tokens_missing", call{path: "/v1/messages", body: `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}`}},
-	{"unknown_path", call{path: "/v1/completions", body: `{}`}},
+	{"unknown_path", call{path: "/v1/files", body: `{}`}},
 }
 
 func TestGolden(t *testing.T) {

@@ -52,6 +52,7 @@ const (
 	HeaderReasoningTokens = "X-Mock-Reasoning-Tokens"         // of the completion tokens, reported as reasoning
 	HeaderUsageDialect    = "X-Mock-Usage-Dialect"            // a provider kind whose usage fields to report (UsageDialects)
 	HeaderThoughtsTokens  = "X-Mock-Thoughts-Tokens"          // Gemini: thoughtsTokenCount reported
+	HeaderAudioSeconds    = "X-Mock-Audio-Seconds"            // seconds a transcription reports, instead of AudioSeconds
 )
 
 // Server is a deterministic OpenAI- and Anthropic-compatible LLM upstream.
@@ -62,7 +63,9 @@ const (
 // Routes: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models,
 // POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens,
 // POST /v1beta/models/{model}:generateContent and
-// :streamGenerateContent?alt=sse (Gemini), GET /mock/stats. Anything else is
+// :streamGenerateContent?alt=sse (Gemini), POST /v1/images/generations,
+// POST /v1/audio/speech, POST /v1/audio/transcriptions, POST /v1/moderations,
+// POST /v1/completions, GET /mock/stats. Anything else is
 // answered 404 (or 405) loudly, in OpenAI's error shape.
 type Server struct {
 	// APIKey, when set, is the only key accepted (Authorization: Bearer for
@@ -143,6 +146,9 @@ type Server struct {
 	// usageMetadata.thoughtsTokenCount: a thinking model's reasoning,
 	// billed as output, not shown.
 	ThoughtsTokens int
+	// TranscriptionSeconds, when positive, is the duration every
+	// transcription reports instead of AudioSeconds of its file.
+	TranscriptionSeconds float64
 
 	// Models is the list GET /v1/models answers; empty means DefaultModels.
 	Models []string
@@ -204,6 +210,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h, a = s.countTokens, apiAnthropic
 	case "/v1/models":
 		h, method = s.models, http.MethodGet
+	case imagesPath:
+		h = s.images
+	case speechPath:
+		h = s.speech
+	case transcriptionsPath:
+		h = s.transcriptions
+	case moderationsPath:
+		h = s.moderations
+	case completionsPath:
+		h = s.completions
 	case "/mock/stats":
 		s.stats(w, r)
 		return
@@ -277,6 +293,7 @@ type behaviour struct {
 	reasoning       int
 	dialect         string
 	thoughts        int
+	audioSeconds    float64 // -1: AudioSeconds of the file
 }
 
 func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
@@ -288,6 +305,7 @@ func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
 		statuses:        s.errorStatuses(),
 		status:          s.Status,
 		failAfter:       -1,
+		audioSeconds:    -1,
 		omitUsage:       s.OmitUsage,
 		hang:            s.Hang,
 		cached:          s.CachedTokens,
@@ -302,6 +320,9 @@ func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
 	}
 	if _, ok := usageDialects[s.UsageDialect]; !ok {
 		return nil, fmt.Errorf("mockllm: Server.UsageDialect %q is not one of %s", s.UsageDialect, strings.Join(UsageDialects(), ", "))
+	}
+	if s.TranscriptionSeconds > 0 {
+		b.audioSeconds = s.TranscriptionSeconds
 	}
 	switch {
 	case b.outputTokens == 0:
@@ -370,6 +391,11 @@ func (b *behaviour) set(k, v string) error {
 		b.dialect = v
 	case HeaderThoughtsTokens:
 		b.thoughts, err = parseCount(v, 0)
+	case HeaderAudioSeconds:
+		b.audioSeconds, err = strconv.ParseFloat(v, 64)
+		if err == nil && !(b.audioSeconds >= 0 && b.audioSeconds < 1e7) {
+			err = errors.New("must be in [0, 1e7)")
+		}
 	default:
 		err = errors.New("unknown mock header")
 	}
