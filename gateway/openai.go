@@ -110,7 +110,13 @@ func parseOpenAIUsage(raw json.RawMessage) *tokenUsage {
 	}
 	if d := m["prompt_tokens_details"]; len(d) > 0 && string(d) != "null" {
 		details, err := objectFields(d)
-		if err != nil || !intField(details, "cached_tokens", &u.Cached) {
+		if err != nil || !intField(details, "cached_tokens", &u.Cached) || !intField(details, "audio_tokens", &u.Units.AudioInput) {
+			return nil
+		}
+	}
+	if d := m["completion_tokens_details"]; len(d) > 0 && string(d) != "null" {
+		details, err := objectFields(d)
+		if err != nil || !intField(details, "audio_tokens", &u.Units.AudioOutput) {
 			return nil
 		}
 	}
@@ -123,6 +129,9 @@ func parseOpenAIUsage(raw json.RawMessage) *tokenUsage {
 		return nil
 	}
 	u.Cached = min(u.Cached, u.Input)
+	// Audio tokens are among prompt_tokens and completion_tokens.
+	u.Units.AudioInput = min(u.Units.AudioInput, u.Input-u.Cached)
+	u.Units.AudioOutput = min(u.Units.AudioOutput, u.Output)
 	u.raw = m
 	return &u
 }
@@ -173,7 +182,11 @@ func openAIResult(b []byte, ids *answerIDs) (*chatResult, json.RawMessage, error
 	if err != nil {
 		return nil, nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
 	}
-	return &chatResult{body: &chunk{raw: o.raw, usageCut: true}, usage: parseOpenAIUsage(o.usage), upstreamID: up}, o.choices, nil
+	u := parseOpenAIUsage(o.usage)
+	if u != nil {
+		u.Units.Priority = o.priority
+	}
+	return &chatResult{body: &chunk{raw: o.raw, usageCut: true}, usage: u, upstreamID: up}, o.choices, nil
 }
 
 func (o *openAI) chatStream(ctx context.Context, d *deployment, req *chatRequest) (chunkStream, error) {
@@ -202,6 +215,8 @@ type openAIStream struct {
 	up   string // the upstream's id of its answer, from its first chunk
 	u    *tokenUsage
 	done bool
+	// priority says a chunk was served at the priority tier.
+	priority bool
 }
 
 func (s *openAIStream) next() (*chunk, error) {
@@ -231,6 +246,7 @@ func (s *openAIStream) next() (*chunk, error) {
 		if e != nil {
 			return nil, &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage([]byte(`{"error":` + string(e) + `}`))}
 		}
+		s.priority = s.priority || c.priority
 		if u := parseOpenAIUsage(usage); u != nil {
 			s.u = u
 			if len(c.cs) == 0 {
@@ -241,7 +257,12 @@ func (s *openAIStream) next() (*chunk, error) {
 	}
 }
 
-func (s *openAIStream) usage() *tokenUsage { return s.u }
+func (s *openAIStream) usage() *tokenUsage {
+	if s.u != nil {
+		s.u.Units.Priority = s.priority
+	}
+	return s.u
+}
 
 func (s *openAIStream) upstreamID() string { return s.up }
 

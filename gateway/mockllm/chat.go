@@ -2,8 +2,11 @@ package mockllm
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"net/http"
+	"slices"
 )
 
 const chatPath = "/v1/chat/completions"
@@ -41,6 +44,8 @@ type chatRequest struct {
 	ResponseFormat *struct {
 		Type string `json:"type"`
 	} `json:"response_format"`
+	ServiceTier string   `json:"service_tier"`
+	Modalities  []string `json:"modalities"`
 }
 
 // chatChoice is one generated choice: text or a tool call.
@@ -71,6 +76,10 @@ type chatAnswer struct {
 	prompt     prompt
 	cached     int
 	completion int
+	// tier is the service_tier answered; audioIn and audioOut the audio
+	// tokens reported (counted in prompt_tokens and completion_tokens).
+	tier              string
+	audioIn, audioOut int
 }
 
 func (s *Server) chat(w http.ResponseWriter, r *http.Request, b *behaviour) {
@@ -169,6 +178,19 @@ func (s *Server) chatAnswer(req *chatRequest, b *behaviour) (*chatAnswer, string
 		}
 		ans.completion += c.tokens()
 	}
+	ans.tier = "default"
+	if req.ServiceTier == "priority" {
+		ans.tier = "priority"
+	}
+	if b.serviceTier != "" {
+		ans.tier = b.serviceTier
+	}
+	for _, m := range req.Messages {
+		ans.audioIn += inputAudioTokens(m.Content)
+	}
+	if slices.Contains(req.Modalities, "audio") {
+		ans.audioOut = ans.completion // the audio is the answer; its transcript is free
+	}
 	return ans, "", nil
 }
 
@@ -206,14 +228,18 @@ func (s *Server) chatTool(req *chatRequest, lastUser string) (*tool, error) {
 // appendUsage appends OpenAI's chat usage object.
 func (a *chatAnswer) appendUsage(buf []byte) []byte {
 	buf = append(buf, `{"prompt_tokens":`...)
-	buf = appendInt(buf, int64(a.prompt.tokens))
+	buf = appendInt(buf, int64(a.prompt.tokens+a.audioIn))
 	buf = append(buf, `,"completion_tokens":`...)
 	buf = appendInt(buf, int64(a.completion))
 	buf = append(buf, `,"total_tokens":`...)
-	buf = appendInt(buf, int64(a.prompt.tokens+a.completion))
+	buf = appendInt(buf, int64(a.prompt.tokens+a.audioIn+a.completion))
 	buf = append(buf, `,"prompt_tokens_details":{"cached_tokens":`...)
 	buf = appendInt(buf, int64(a.cached))
-	buf = append(buf, `,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}`...)
+	buf = append(buf, `,"audio_tokens":`...)
+	buf = appendInt(buf, int64(a.audioIn))
+	buf = append(buf, `},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":`...)
+	buf = appendInt(buf, int64(a.audioOut))
+	buf = append(buf, `,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}`...)
 	return buf
 }
 
@@ -226,7 +252,9 @@ func (a *chatAnswer) appendHead(buf []byte, object string) []byte {
 	buf = appendInt(buf, a.created)
 	buf = append(buf, `,"model":`...)
 	buf = appendString(buf, a.model)
-	buf = append(buf, `,"system_fingerprint":"fp_mock","service_tier":"default","choices":[`...)
+	buf = append(buf, `,"system_fingerprint":"fp_mock","service_tier":`...)
+	buf = appendString(buf, a.tier)
+	buf = append(buf, `,"choices":[`...)
 	return buf
 }
 
@@ -355,4 +383,40 @@ func appendPieceDelta(buf []byte, p string, tool bool) []byte {
 	buf = append(buf, `{"content":`...)
 	buf = appendString(buf, p)
 	return append(buf, '}')
+}
+
+// inputAudioTokens are the audio tokens of content's input_audio parts:
+// 10 a second (OpenAI's 100 ms a token), rounded up; a WAV file's seconds
+// from its header's byte rate, any other's at 128 kbit/s. Data that is not
+// base64 counts nothing.
+func inputAudioTokens(content json.RawMessage) int {
+	if len(content) == 0 || content[0] != '[' {
+		return 0
+	}
+	var parts []struct {
+		Type       string `json:"type"`
+		InputAudio struct {
+			Data   string `json:"data"`
+			Format string `json:"format"`
+		} `json:"input_audio"`
+	}
+	_ = json.Unmarshal(content, &parts)
+	n := 0
+	for _, p := range parts {
+		if p.Type != "input_audio" {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(p.InputAudio.Data)
+		if err != nil {
+			continue
+		}
+		size, rate := len(raw), 16000
+		if len(raw) >= 44 && string(raw[0:4]) == "RIFF" && string(raw[8:12]) == "WAVE" {
+			if br := int(binary.LittleEndian.Uint32(raw[28:32])); br > 0 {
+				size, rate = len(raw)-44, br
+			}
+		}
+		n += (size*10 + rate - 1) / rate
+	}
+	return n
 }

@@ -49,6 +49,9 @@ const (
 	HeaderCachedTokens    = "X-Mock-Cached-Tokens"     // prompt tokens reported as read from cache
 	HeaderCacheCreation   = "X-Mock-Cache-Creation-Tokens"
 	HeaderCacheCreation1h = "X-Mock-Cache-Creation-1h-Tokens" // of those, written to a 1-hour cache
+	HeaderServiceTier     = "X-Mock-Service-Tier"             // the service_tier OpenAI chat answers say
+	HeaderWebSearches     = "X-Mock-Web-Searches"             // Anthropic web_search uses reported
+	HeaderWebFetches      = "X-Mock-Web-Fetches"              // Anthropic web_fetch uses reported
 )
 
 // Server is a deterministic OpenAI- and Anthropic-compatible LLM upstream.
@@ -125,6 +128,16 @@ type Server struct {
 	// 1-hour cache (cache_creation.ephemeral_1h_input_tokens; the rest
 	// are ephemeral_5m_input_tokens).
 	CacheCreation1hTokens int
+
+	// ServiceTier, when set, is the service_tier every OpenAI chat answer
+	// says it was served at; empty: "priority" when the request asked for
+	// it, else "default".
+	ServiceTier string
+
+	// WebSearches and WebFetches are the server tool uses an Anthropic
+	// answer reports (usage.server_tool_use) when the request offers a
+	// web_search or web_fetch tool; zero means one use of each offered.
+	WebSearches, WebFetches int
 
 	// Models is the list GET /v1/models answers; empty means DefaultModels.
 	Models []string
@@ -240,6 +253,9 @@ type behaviour struct {
 	cached          int
 	cacheCreation   int
 	cacheCreation1h int
+	serviceTier     string
+	webSearches     int
+	webFetches      int
 }
 
 func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
@@ -256,6 +272,9 @@ func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
 		cached:          s.CachedTokens,
 		cacheCreation:   s.CacheCreationTokens,
 		cacheCreation1h: s.CacheCreation1hTokens,
+		serviceTier:     s.ServiceTier,
+		webSearches:     s.WebSearches,
+		webFetches:      s.WebFetches,
 	}
 	if s.FailAfter > 0 {
 		b.failAfter = s.FailAfter
@@ -318,6 +337,12 @@ func (b *behaviour) set(k, v string) error {
 		b.cacheCreation, err = parseCount(v, 0)
 	case HeaderCacheCreation1h:
 		b.cacheCreation1h, err = parseCount(v, 0)
+	case HeaderServiceTier:
+		b.serviceTier = v
+	case HeaderWebSearches:
+		b.webSearches, err = parseCount(v, 0)
+	case HeaderWebFetches:
+		b.webFetches, err = parseCount(v, 0)
 	default:
 		err = errors.New("unknown mock header")
 	}
