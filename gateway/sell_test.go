@@ -215,3 +215,43 @@ func TestSellRefusesUnpriced(t *testing.T) {
 		t.Fatalf("a refusal changed something: balance %d holds %d usages %d", b, holds, len(usages))
 	}
 }
+
+// TestSellBadInput: a feature asked for wrongly is a 400 saying what is
+// wrong, whatever the prices, and nothing is held or sent.
+func TestSellBadInput(t *testing.T) {
+	up, an := &upstream{}, &upstream{}
+	priced := func(o *gateway.Options) { o.Pricer = fakePricer{units: true} }
+	e := newEnvWith(t, 10_000, priced, deploymentSpec{up: up})
+	audio := func(data, format string) string {
+		return `"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"` + data + `","format":"` + format + `"}}]}]`
+	}
+	for _, tc := range []struct{ body, want string }{
+		{audio("not base64!", "wav"), "not base64"},
+		{audio(base64.StdEncoding.EncodeToString([]byte("just some bytes, not a WAV file at all....")), "wav"), "not a WAV file"},
+		{audio(wav(1), "flac"), `format must be`},
+		{`"messages":[{"role":"user","content":[{"type":"input_audio"}]}]`, "must have data"},
+		{`"service_tier":"scale","messages":[{"role":"user","content":"x"}]`, `scale\" is not known`},
+		{`"plugins":[{"id":"file-parser"}],"messages":[{"role":"user","content":"x"}]`, `only \"web\" is sold`},
+		{`"plugins":[{"id":"web","max_results":0}],"messages":[{"role":"user","content":"x"}]`, "max_results"},
+	} {
+		resp, got := e.chat(`{"model":"m",` + tc.body + `}`)
+		if resp.StatusCode != 400 || !strings.Contains(got, tc.want) {
+			t.Fatalf("%s: status %d: %s", tc.body, resp.StatusCode, got)
+		}
+	}
+	ea := newEnvWith(t, 10_000, priced, deploymentSpec{up: an, kind: gateway.KindAnthropic})
+	for _, tools := range []string{
+		`[{"type":"web_search_20250305","name":"web_search","max_uses":0}]`,
+		`[{"type":"web_search_20250305","name":"web_search","max_uses":"5"}]`,
+		`[{"type":"web_fetch_20250910","name":"web_fetch","max_uses":1000}]`,
+		`[{"type":"code_execution_20250825","name":"code_execution"}]`,
+	} {
+		resp, got := ea.do(context.Background(), "/v1/messages", `{"model":"m","max_tokens":50,"tools":`+tools+`,"messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 400 || !strings.Contains(got, "tools[0]") {
+			t.Fatalf("%s: status %d: %s", tools, resp.StatusCode, got)
+		}
+	}
+	if up.calls.Load()+an.calls.Load() != 0 || e.meter.reserves.Load()+ea.meter.reserves.Load() != 0 {
+		t.Fatal("a refused request was held or sent")
+	}
+}
