@@ -281,6 +281,12 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 	if _, ok := d.up.(*openAI); ok {
 		u.Units = addUnits(u.Units, m.perAnswer)
 	}
+	if estimated {
+		// No usage: the units are the hold's estimate of them, as the
+		// tokens are the tokenizer's (the audio tokens among them).
+		u.Units = m.estimateUnits(u)
+		u.Input += u.Units.AudioInput
+	}
 	// The priority tier is billed when asked for and served so: a request
 	// left to the project's default tier is billed at the standard one.
 	u.Units.Priority = u.Units.Priority && m.units.Priority
@@ -317,6 +323,20 @@ func (m *metered) cost(u tokenUsage) tollgate.Credits {
 		return m.hold.Credits
 	}
 	return credits
+}
+
+// estimateUnits are the units of u, an estimate without usage: those
+// held (the input audio's estimated tokens, the web calls allowed, the
+// priority tier asked for), and, when audio output was asked for, every
+// output token as audio.
+func (m *metered) estimateUnits(u tokenUsage) tollgate.Tokens {
+	e := u.Units
+	e.AudioInput, e.Priority = m.units.AudioInput, m.units.Priority
+	if m.units.AudioOutput > 0 {
+		e.AudioOutput = u.Output
+	}
+	e.WebSearches, e.WebFetches = max(e.WebSearches, m.units.WebSearches), max(e.WebFetches, m.units.WebFetches)
+	return e
 }
 
 // recordedUnits is u as a usage record keeps it: a negative count (an

@@ -255,3 +255,30 @@ func TestSellBadInput(t *testing.T) {
 		t.Fatal("a refused request was held or sent")
 	}
 }
+
+// TestSellWithoutUsage: a provider reporting no usage bills the hold's
+// estimate of the units, as of the tokens: the input audio's estimated
+// tokens, every output token as audio when audio was asked for, the web
+// calls allowed, the priority tier asked for; never more than held.
+func TestSellWithoutUsage(t *testing.T) {
+	const ask = `"max_tokens":50,"messages":[{"role":"user","content":[{"type":"text","text":"tell me four words"},{"type":"input_audio","input_audio":{"data":"` + "%s" + `","format":"wav"}}]}]`
+	body := `{"model":"mock-gpt","stream":true,"service_tier":"priority","modalities":["audio"],` + strings.Replace(ask, "%s", wav(2), 1) + `}`
+	const balance = 10_000_000
+	e, _, _ := mockEnvPriced(t, balance, fakePricer{units: true}, &mockllm.Server{OutputTokens: 8, OmitUsage: true}, &mockllm.Server{})
+	resp, got := e.do(context.Background(), "/v1/chat/completions", body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, got)
+	}
+	after, _, usages, _ := e.meter.state()
+	u := usages[0]
+	// 2 s of WAV (32,044 bytes at 16,000 a second): 21 audio tokens held
+	// and billed; 8 output tokens, all audio; twice at the priority tier.
+	want := tollgate.Tokens{AudioInput: 21, AudioOutput: 8, Priority: true}
+	if !u.Estimated || u.Units != want {
+		t.Fatalf("usage %+v, want estimated units %+v", u, want)
+	}
+	text := u.InputTokens - 21
+	if charged := balance - after; charged != 2*(text+3*21+4*8) || charged > e.meter.lastHold.Load() {
+		t.Fatalf("charged %d for %d text tokens (held %d)", charged, text, e.meter.lastHold.Load())
+	}
+}
