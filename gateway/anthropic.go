@@ -303,6 +303,13 @@ type anthUsage struct {
 	// CacheCreation splits the cache writes by how long the cache keeps
 	// them; Anthropic charges a 1-hour write more than a 5-minute one.
 	CacheCreation anthCacheCreation `json:"cache_creation"`
+	// ServerToolUse counts the server tools' uses, billed per use.
+	ServerToolUse anthServerToolUse `json:"server_tool_use"`
+}
+
+type anthServerToolUse struct {
+	WebSearchRequests int64 `json:"web_search_requests"`
+	WebFetchRequests  int64 `json:"web_fetch_requests"`
 }
 
 type anthCacheCreation struct {
@@ -320,7 +327,8 @@ func (u anthUsage) normalise() *tokenUsage {
 	details, _ := json.Marshal(map[string]int64{"cached_tokens": u.CacheReadInputTokens, "cache_creation_tokens": written})
 	return &tokenUsage{Input: in, Cached: u.CacheReadInputTokens, CacheWrite: written - u.CacheCreation.Ephemeral1h,
 		CacheWrite1h: u.CacheCreation.Ephemeral1h, Output: u.OutputTokens,
-		raw: map[string]json.RawMessage{"prompt_tokens_details": details}}
+		Units: tollgate.Tokens{WebSearches: u.ServerToolUse.WebSearchRequests, WebFetches: u.ServerToolUse.WebFetchRequests},
+		raw:   map[string]json.RawMessage{"prompt_tokens_details": details}}
 }
 
 // merge returns u, a message_start's usage, updated with a message_delta's,
@@ -338,6 +346,9 @@ func (u anthUsage) merge(d anthUsage) anthUsage {
 	}
 	if d.CacheCreation != (anthCacheCreation{}) {
 		u.CacheCreation = d.CacheCreation
+	}
+	if d.ServerToolUse != (anthServerToolUse{}) {
+		u.ServerToolUse = d.ServerToolUse
 	}
 	return u
 }

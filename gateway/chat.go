@@ -69,6 +69,10 @@ func (g *Gateway) ChatCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	deps, err := g.lookup(c, req.Model)
+	var units tollgate.Tokens
+	if err == nil {
+		units, err = g.sellable(req.Model, req.features)
+	}
 	if err == nil {
 		err = g.admit(r, c, req.Model)
 	}
@@ -83,12 +87,17 @@ func (g *Gateway) ChatCompletions(w http.ResponseWriter, r *http.Request) {
 	if req.uncounted {
 		ceiling = promptCeiling(deps)
 	}
-	m, err := g.reserve(r, c, req.Model, promptTokens(g.opts.Counter, req), ceiling, maxOut(deps, req.MaxTokens)*req.N)
+	out := maxOut(deps, req.MaxTokens) * req.N
+	if units.AudioOutput > 0 {
+		units.AudioOutput = out // any output token may be audio
+	}
+	m, err := g.reserveUnits(r, c, req.Model, promptTokens(g.opts.Counter, req), ceiling, out, units)
 	if err != nil {
 		g.logInternal(r, err)
 		writeError(w, err)
 		return
 	}
+	m.perAnswer.WebSearches = units.WebSearches // billed per answer, not reported
 	req.ids = m.ids()
 	if req.Stream {
 		g.chatStream(w, r, m, deps, req)

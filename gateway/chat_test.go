@@ -66,7 +66,8 @@ func TestChatErrors(t *testing.T) {
 		// the other way upstream.
 		{"DuplicateModel", `{"model":"m","messages":[{"role":"user","content":"x"}],"mod\u0065l":"nope"}`, 400, "invalid_request"},
 		{"DuplicateMaxTokens", `{"model":"m","max_tokens":1,"max_tokens":90,"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
-		// What an upstream charges beyond the tokens tollgate prices.
+		// What an upstream charges beyond the tokens, which model m
+		// (fakePricer without units) does not price.
 		{"PriorityTier", `{"model":"m","service_tier":"priority","messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
 		{"TierNotAString", `{"model":"m","service_tier":1,"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},
 		{"WebSearch", `{"model":"m","web_search_options":{},"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request"},

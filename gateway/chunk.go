@@ -27,6 +27,9 @@ type chunk struct {
 	// usageCut says raw has no usage member (cutUsage took it out), so
 	// with can add one without reading raw's members.
 	usageCut bool
+	// priority says the upstream served it at the priority tier
+	// (service_tier "priority"), which is billed above the standard one.
+	priority bool
 }
 
 // members returns the chunk's members by name.
@@ -97,7 +100,7 @@ func openAIChunk(data []byte, ids *answerIDs, up *string) (c *chunk, usage, errV
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	c = &chunk{raw: o.raw, cs: choicesOf(o.choices), usageCut: true}
+	c = &chunk{raw: o.raw, cs: choicesOf(o.choices), usageCut: true, priority: o.priority}
 	if bytes.IndexByte(o.raw, '\n') >= 0 || bytes.IndexByte(o.raw, '\r') >= 0 { // not ContainsAny: a byte-set scan, 5× slower
 		// Whitespace between tokens, but a line break in an SSE data line:
 		// relayed from its members instead (encoded on one line).
@@ -110,6 +113,7 @@ func openAIChunk(data []byte, ids *answerIDs, up *string) (c *chunk, usage, errV
 type cutObject struct {
 	raw                    []byte          // the object as sent, less usage
 	usage, errVal, choices json.RawMessage // the values of usage, error and choices, nil when absent
+	priority               bool            // service_tier is "priority"
 }
 
 // span is a part of an object replaced by repl: a member's value, a
@@ -170,6 +174,8 @@ func cutUsage(data []byte, ids *answerIDs, up *string) (cutObject, error) {
 			}
 		case "model":
 			modelFrom, modelTo = v.Index, end
+		case "service_tier":
+			o.priority = v.Type == gjson.String && v.Str == "priority"
 		}
 		prevEnd = end
 	})

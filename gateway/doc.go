@@ -17,9 +17,18 @@
 //
 // Money rules, in order, for every request that reaches an upstream:
 //
-//  1. refuse what cannot be billed: a request an upstream would charge for
-//     beyond tokens (priority service tier, web search, audio, Anthropic's
-//     server tools, regional inference) is a 400 before anything is held;
+//  1. sell what is priced, refuse what is not: what an upstream charges
+//     beyond text tokens is sold where the price table prices it for the
+//     model, and a 400 naming the field and the missing price before
+//     anything is held where not (one check, sellable, over the model and
+//     the request's features): the priority tier (service_tier "priority",
+//     priority_multiplier), web search (web_search_options and
+//     DashScope's enable_search, one call per answer; OpenRouter's web
+//     plugin, max_results results; per_web_search), audio output
+//     (modalities/audio, audio_output) and input (input_audio parts,
+//     audio_input), Anthropic's web_search and web_fetch server tools (per
+//     use, per_web_search and per_web_fetch). Other server tools,
+//     other OpenRouter plugins and regional inference stay refused;
 //  2. hold: prompt tokens (counted with Counter, plus a margin; for a
 //     prompt with an image, a file or a document, whose tokens only the
 //     upstream can count, the deployments' context window) at the
@@ -28,14 +37,29 @@
 //     (max_completion_tokens, else max_tokens, else the deployments'
 //     max_output_tokens, capped by both and by the key's limit) times n at
 //     the output price, through Meter.Reserve; a refusal is 402 and
-//     nothing goes upstream;
+//     nothing goes upstream. Sold features are held at their worst case:
+//     every output token as audio when audio output is asked for; input
+//     audio's tokens at 10 a second of its length (a WAV header's byte
+//     rate, else 8 kbit/s, the lowest bit rate taken, so never under the
+//     provider's count); max_uses server tool uses (5 when left out, and
+//     max_uses 5 then sent upstream), whose results enter the prompt, so
+//     it is held at the context window; the priority multiplier;
 //  3. settle: the upstream's usage, normalised so that prompt tokens read
 //     from and written to the provider's cache are counted inside the
 //     prompt, and each kind priced at its own rate (Anthropic charges a
 //     cache write above input, a 1-hour one more than a 5-minute one);
 //     without usage, the prompt and the delivered output counted with
 //     Counter (never zero output when some was delivered); an interrupted
-//     stream is billed on what was delivered; never more than held;
+//     stream is billed on what was delivered; never more than held. Units
+//     are settled on what the provider reports: OpenAI's
+//     prompt_tokens_details.audio_tokens and
+//     completion_tokens_details.audio_tokens (priced apart from the text
+//     tokens they are counted among), the priority tier only when asked
+//     for and the answer's service_tier says "priority", Anthropic's
+//     usage.server_tool_use web_search_requests and web_fetch_requests (more
+//     than max_uses, the provider's mistake, is billed at the hold); a chat
+//     web search is one call per answer of an OpenAI-compatible
+//     deployment. The usage record keeps the units (Usage.Units);
 //  4. release: a request failing before any output (every deployment down,
 //     a 4xx from the upstream, the client leaving) is charged nothing.
 //

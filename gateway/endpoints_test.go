@@ -124,10 +124,11 @@ func TestMessagesEndpoint(t *testing.T) {
 		}
 		e.checkNoHolds()
 	})
-	t.Run("FeesTollgateCannotBillRefused", func(t *testing.T) {
+	t.Run("FeesNotPricedRefused", func(t *testing.T) {
 		// Anthropic charges web search per use and regional inference
-		// more; tollgate cannot bill either, so the request is refused
-		// before anything is held or sent.
+		// more; the model prices neither (code execution and regional
+		// inference are never sold), so the request is refused before
+		// anything is held or sent.
 		up := &upstream{}
 		e := newEnv(t, 10_000, deploymentSpec{up: up, kind: gateway.KindAnthropic})
 		for _, extra := range []string{

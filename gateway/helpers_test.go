@@ -98,13 +98,34 @@ func (m *fakeMeter) state() (balance int64, holds int, usages []gateway.Usage, r
 // fakePricer charges 1 credit per input token, 1 per 2 cached tokens
 // (rounded up), 2 per output token, and write and write1h per token
 // written to a 5-minute and a 1-hour cache (when 0: 1, the input price).
-type fakePricer struct{ write, write1h int64 }
+//
+// Without units it sells nothing beyond text tokens (as a model the
+// operator priced only by token): a unit in t is EINVALID, as pricing's
+// Cost answers. With units: 3 credits per audio input token, 4 per audio
+// output token, 100 per web search, 50 per web fetch, and the priority
+// tier doubles the tokens' price.
+type fakePricer struct {
+	write, write1h int64
+	units          bool
+}
 
 func (p fakePricer) Cost(model string, t tollgate.Tokens) (tollgate.Credits, error) {
 	if model == "unpriced" {
 		return 0, tollgate.Errorf(tollgate.ENOTFOUND, "no price")
 	}
-	return tollgate.Credits(t.Input + (t.CachedInput+1)/2 + max(p.write, 1)*t.CacheWrite + max(p.write1h, 1)*t.CacheWrite1h + 2*t.Output), nil
+	if min(t.Input, t.CachedInput, t.CacheWrite, t.CacheWrite1h, t.Output, t.AudioInput, t.AudioOutput, t.WebSearches, t.WebFetches) < 0 {
+		return 0, tollgate.Errorf(tollgate.EINVALID, "token counts must not be negative")
+	}
+	used := t.AudioInput > 0 || t.AudioOutput > 0 || t.WebSearches > 0 || t.WebFetches > 0 || t.Priority || t.Images > 0 || t.Characters > 0 || t.AudioSeconds > 0
+	if used && !p.units {
+		return 0, tollgate.Errorf(tollgate.EINVALID, "model %s has no price for that unit", model)
+	}
+	tokens := t.Input + (t.CachedInput+1)/2 + max(p.write, 1)*t.CacheWrite + max(p.write1h, 1)*t.CacheWrite1h + 2*t.Output +
+		3*t.AudioInput + 4*t.AudioOutput
+	if t.Priority {
+		tokens *= 2
+	}
+	return tollgate.Credits(tokens + 100*t.WebSearches + 50*t.WebFetches), nil
 }
 
 // upstream is a scripted OpenAI- or Anthropic-compatible server.

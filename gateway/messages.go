@@ -38,10 +38,12 @@ func (g *Gateway) Messages(w http.ResponseWriter, r *http.Request) {
 		prompt += g.opts.Counter.Count(string(mr.raw[k]))
 	}
 	var ceiling int64
-	if uncountedBlocks(mr.raw["messages"]) {
+	// A server tool's results (pages searched or fetched) enter the
+	// prompt, whose size only the upstream then knows.
+	if uncountedBlocks(mr.raw["messages"]) || len(mr.features) > 0 {
 		ceiling = promptCeiling(mr.deps)
 	}
-	m, err := g.reserve(r, c, mr.Model, prompt, ceiling, maxOut(mr.deps, mr.MaxTokens))
+	m, err := g.reserveUnits(r, c, mr.Model, prompt, ceiling, maxOut(mr.deps, mr.MaxTokens), mr.units)
 	if err != nil {
 		g.logInternal(r, err)
 		writeAnthError(w, err)
@@ -112,6 +114,10 @@ type messagesRequest struct {
 	Stream    bool   `json:"stream"`
 	deps      []*deployment
 	chat      *chatRequest // the request translated for OpenAI-compatible deployments
+	// features are the server tools it offers (web search and fetch), sold
+	// where the model prices them.
+	features []feature
+	units    tollgate.Tokens // the features' units at their worst case
 }
 
 // parseMessages decodes and checks a Messages request, finds the model's
@@ -124,8 +130,12 @@ func (g *Gateway) parseMessages(c tollgate.Caller, body []byte) (*messagesReques
 	if mr.Model == "" || mr.MaxTokens < 1 || len(mr.raw["messages"]) == 0 {
 		return nil, invalid("model, max_tokens and messages are required")
 	}
-	if err := meteredTools(mr.raw["tools"]); err != nil {
+	var err error
+	if mr.features, mr.raw["tools"], err = messagesFeatures(mr.raw["tools"]); err != nil {
 		return nil, err
+	}
+	if mr.raw["tools"] == nil {
+		delete(mr.raw, "tools")
 	}
 	// Inference kept in one region costs more (Anthropic: 1.1× for "us")
 	// than the model's price tollgate bills.
@@ -133,6 +143,9 @@ func (g *Gateway) parseMessages(c tollgate.Caller, body []byte) (*messagesReques
 		return nil, invalid(`inference_geo: only "global" is available; inference in one region costs more than tollgate bills`)
 	}
 	deps, err := g.lookup(c, mr.Model)
+	if err == nil {
+		mr.units, err = g.sellable(mr.Model, mr.features)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -186,32 +199,12 @@ func uncountedContent(content json.RawMessage) bool {
 	return false
 }
 
-// clientToolTypes are the tool types a Messages request may carry: tools
+// clientToolTypes are the tool types a Messages request may carry that
 // the client runs (its own, and Anthropic's bash, text editor, computer and
-// memory tools), whose only cost is tokens. Anthropic's server tools (web
-// search, code execution…) carry fees per use that the usage tollgate
-// meters does not price, so the operator would pay them for the user.
+// memory tools), whose only cost is tokens. Anthropic's server tools carry
+// fees per use: web search and web fetch are sold where priced
+// (messagesFeatures), the others refused.
 var clientToolTypes = []string{"bash_", "text_editor_", "computer_", "memory_"}
-
-// meteredTools refuses a tools list with a tool tollgate cannot bill.
-func meteredTools(raw json.RawMessage) error {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	var tools []struct {
-		Type string `json:"type"`
-	}
-	if json.Unmarshal(raw, &tools) != nil {
-		return invalid("tools must be an array of tools")
-	}
-	for _, t := range tools {
-		if t.Type == "" || t.Type == "custom" || slices.ContainsFunc(clientToolTypes, func(p string) bool { return strings.HasPrefix(t.Type, p) }) {
-			continue
-		}
-		return invalid("tools: %q is a server tool with fees per use, which tollgate cannot bill; use tools your client runs", t.Type)
-	}
-	return nil
-}
 
 // messagesRoutes returns the deployments that can serve a Messages request
 // and, when OpenAI-compatible ones are among them, the request translated

@@ -150,6 +150,17 @@ func chatTools(raw map[string]json.RawMessage, out map[string]any) error {
 		if err := json.Unmarshal(v, &tools); err != nil {
 			return invalid("tools must be an array of tools")
 		}
+		var types []struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(v, &types)
+		for _, t := range types {
+			// A server tool runs at Anthropic only: as a function, the
+			// client would be asked to run it.
+			if strings.HasPrefix(t.Type, serverToolWebSearchPrefix) || strings.HasPrefix(t.Type, serverToolWebFetchPrefix) {
+				return invalid("tools: %q is a server tool only Anthropic deployments run", t.Type)
+			}
+		}
 		var fns []map[string]any
 		for _, t := range tools {
 			fn := map[string]any{"name": t.Name, "parameters": t.InputSchema}

@@ -23,7 +23,15 @@ type metered struct {
 	upstreamID string
 	start      time.Time
 	prompt     int64 // tokenizer count of the prompt, for billing without usage
-	closed     bool
+	// units are the units held for (their worst case): a settle billing
+	// more web calls than these bills the hold, and the priority tier
+	// only when it was asked for.
+	units tollgate.Tokens
+	// perAnswer are units every answer of an OpenAI-compatible deployment
+	// uses, which its usage does not report: the search call of a chat
+	// request with web search.
+	perAnswer tollgate.Tokens
+	closed    bool
 	// ctx is the request's context for the upstream calls, from the hold
 	// to its end (settle or release); cancelled with errRequestDeadline at
 	// Options.MaxRequestDuration.
@@ -103,7 +111,7 @@ func (g *Gateway) reserveUnits(r *http.Request, c tollgate.Caller, model string,
 	if id == "" {
 		id = tollgate.NewRequestID(g.opts.Clock.Now())
 	}
-	m := &metered{g: g, start: g.opts.Clock.Now(), prompt: prompt, hold: Hold{
+	m := &metered{g: g, start: g.opts.Clock.Now(), prompt: prompt, units: units, hold: Hold{
 		RequestID: id, Account: c.Account, KeyID: c.KeyID, Model: model, Credits: credits, GrantID: c.GrantID,
 	}}
 	if err := g.admitTokens(r.Context(), c, model, prompt+margin+outTokens); err != nil {
@@ -219,19 +227,24 @@ func (m *metered) deadlineError() error {
 			m.g.opts.MaxRequestDuration)}
 }
 
-// worstCase is what prompt and out tokens may cost at most: a provider may
-// write any prompt token to its cache, which can cost more than input
-// (Anthropic: 1.25× for 5 minutes, 2× for an hour).
+// worstCase is what prompt and out tokens and units may cost at most: a
+// provider may write any prompt token to its cache, which can cost more
+// than input (Anthropic: 1.25× for 5 minutes, 2× for an hour); and
+// units.AudioOutput of the out tokens may be audio, priced apart (all of
+// them or none: the cost is linear, so the dearest is one of the two).
 func (g *Gateway) worstCase(model string, prompt, out int64, units tollgate.Tokens) (tollgate.Credits, error) {
 	var worst tollgate.Credits
+	audio := min(units.AudioOutput, out)
 	for _, k := range [...]tollgate.Tokens{{Input: prompt}, {CacheWrite: prompt}, {CacheWrite1h: prompt}} {
-		t := units
-		t.Input, t.CacheWrite, t.CacheWrite1h, t.Output = k.Input, k.CacheWrite, k.CacheWrite1h, out
-		c, err := g.opts.Pricer.Cost(model, t)
-		if err != nil {
-			return 0, err
+		for _, a := range [...]int64{0, audio} {
+			t := units
+			t.Input, t.CacheWrite, t.CacheWrite1h, t.Output, t.AudioOutput = k.Input, k.CacheWrite, k.CacheWrite1h, out-a, a
+			c, err := g.opts.Pricer.Cost(model, t)
+			if err != nil {
+				return 0, err
+			}
+			worst = max(worst, c)
 		}
-		worst = max(worst, c)
 	}
 	return worst, nil
 }
@@ -265,6 +278,18 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 	}
 	m.closed = true
 	m.end()
+	if _, ok := d.up.(*openAI); ok {
+		u.Units = addUnits(u.Units, m.perAnswer)
+	}
+	if estimated {
+		// No usage: the units are the hold's estimate of them, as the
+		// tokens are the tokenizer's (the audio tokens among them).
+		u.Units = m.estimateUnits(u)
+		u.Input += u.Units.AudioInput
+	}
+	// The priority tier is billed when asked for and served so: a request
+	// left to the project's default tier is billed at the standard one.
+	u.Units.Priority = u.Units.Priority && m.units.Priority
 	credits := m.cost(u)
 	if len(u.unknown) > 0 {
 		// Usage tollgate cannot price: billed at the hold (cost), and
@@ -281,7 +306,7 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 		RequestID: m.hold.RequestID, Account: m.hold.Account, KeyID: m.hold.KeyID, Model: m.hold.Model,
 		Deployment: d.id, Provider: d.provider.Name, UpstreamID: keptUpstreamID(m.upstreamID),
 		InputTokens: n(u.Input), CachedInputTokens: n(u.Cached), CacheWriteTokens: n(u.CacheWrite),
-		CacheWrite1hTokens: n(u.CacheWrite1h), OutputTokens: n(u.Output), Units: u.Units,
+		CacheWrite1hTokens: n(u.CacheWrite1h), OutputTokens: n(u.Output), Units: recordedUnits(u.Units),
 		Credits: credits, Latency: m.g.opts.Clock.Now().Sub(m.start), Status: status, Estimated: estimated,
 	}
 	if err := m.g.opts.Meter.Settle(context.WithoutCancel(ctx), m.holdID, usage); err != nil {
@@ -296,11 +321,42 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 // the hold is what it costs: the upstream did the work, and the hold is
 // the most the caller agreed to.
 func (m *metered) cost(u tokenUsage) tollgate.Credits {
+	// More web calls than held: the provider ran past the max_uses it was
+	// given, which is its mistake; the hold is the most the caller agreed to.
+	if u.Units.WebSearches > m.units.WebSearches || u.Units.WebFetches > m.units.WebFetches {
+		return m.hold.Credits
+	}
 	credits, err := m.g.opts.Pricer.Cost(m.hold.Model, u.tokens())
 	if err != nil || credits > m.hold.Credits || len(u.unknown) > 0 {
 		return m.hold.Credits
 	}
 	return credits
+}
+
+// estimateUnits are the units of u, an estimate without usage: those
+// held (the input audio's estimated tokens, the web calls allowed, the
+// priority tier asked for), and, when audio output was asked for, every
+// output token as audio.
+func (m *metered) estimateUnits(u tokenUsage) tollgate.Tokens {
+	e := u.Units
+	e.AudioInput, e.Priority = m.units.AudioInput, m.units.Priority
+	if m.units.AudioOutput > 0 {
+		e.AudioOutput = u.Output
+	}
+	e.WebSearches, e.WebFetches = max(e.WebSearches, m.units.WebSearches), max(e.WebFetches, m.units.WebFetches)
+	return e
+}
+
+// recordedUnits is u as a usage record keeps it: a negative count (an
+// upstream's mistake, billed as the hold) is zero, as the token counts are.
+func recordedUnits(u tollgate.Tokens) tollgate.Tokens {
+	for _, c := range []*int64{&u.AudioInput, &u.AudioOutput, &u.Characters, &u.AudioSeconds, &u.Images, &u.WebSearches, &u.WebFetches} {
+		*c = max(*c, 0)
+	}
+	if u.Images == 0 {
+		u.ImageSize = ""
+	}
+	return u
 }
 
 // estimate is the usage billed when the upstream reported none: the

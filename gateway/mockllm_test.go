@@ -17,13 +17,19 @@ import (
 // Anthropic-compatible fallback, "mock-claude" on the Anthropic mock.
 func mockEnv(t *testing.T, balance int64, openai, anth *mockllm.Server) (*env, *httptest.Server, *httptest.Server) {
 	t.Helper()
+	return mockEnvPriced(t, balance, fakePricer{}, openai, anth)
+}
+
+// mockEnvPriced is mockEnv at pricer's prices.
+func mockEnvPriced(t *testing.T, balance int64, pricer gateway.Pricer, openai, anth *mockllm.Server) (*env, *httptest.Server, *httptest.Server) {
+	t.Helper()
 	oa, an := httptest.NewServer(openai), httptest.NewServer(anth)
 	t.Cleanup(oa.Close)
 	t.Cleanup(an.Close)
 	cfg := gateway.DefaultMockProviders(oa.URL)
 	cfg.Providers[1].BaseURL = an.URL
 	e := &env{t: t, meter: newFakeMeter(t, balance), caller: tollgate.Caller{Account: "acct-1", KeyID: "key-1"}}
-	gw, err := gateway.New(cfg, gateway.Options{Meter: e.meter, Pricer: fakePricer{}, Seed: 1, Counter: mockCounter{},
+	gw, err := gateway.New(cfg, gateway.Options{Meter: e.meter, Pricer: pricer, Seed: 1, Counter: mockCounter{},
 		Retry: gateway.RetryPolicy{BackoffBase: 1, BackoffMax: 1}})
 	if err != nil {
 		t.Fatal(err)

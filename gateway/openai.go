@@ -187,6 +187,9 @@ func (o *openAI) result(d *deployment, b []byte, ids *answerIDs) (*chatResult, j
 		return nil, nil, err
 	}
 	res.usage = o.parseUsage(d, ids, usage)
+	if res.usage != nil {
+		res.usage.Units.Priority = res.body.priority
+	}
 	return res, choices, nil
 }
 
@@ -204,6 +207,9 @@ func openAIResult(b []byte, ids *answerIDs) (*chatResult, json.RawMessage, error
 		return nil, nil, err
 	}
 	res.usage = parseOpenAIUsage(usage)
+	if res.usage != nil {
+		res.usage.Units.Priority = res.body.priority
+	}
 	return res, choices, nil
 }
 
@@ -214,7 +220,7 @@ func openAIAnswer(b []byte, ids *answerIDs) (*chatResult, json.RawMessage, json.
 	if err != nil {
 		return nil, nil, nil, &upstreamError{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
 	}
-	return &chatResult{body: &chunk{raw: o.raw, usageCut: true}, upstreamID: up}, o.choices, o.usage, nil
+	return &chatResult{body: &chunk{raw: o.raw, usageCut: true, priority: o.priority}, upstreamID: up}, o.choices, o.usage, nil
 }
 
 func (o *openAI) chatStream(ctx context.Context, d *deployment, req *chatRequest) (chunkStream, error) {
@@ -248,6 +254,8 @@ type openAIStream struct {
 	o       *openAI
 	d       *deployment
 	unknown bool
+	// priority says a chunk was served at the priority tier.
+	priority bool
 }
 
 func (s *openAIStream) next() (*chunk, error) {
@@ -277,6 +285,7 @@ func (s *openAIStream) next() (*chunk, error) {
 		if e != nil {
 			return nil, &upstreamError{Status: http.StatusBadGateway, Message: upstreamMessage([]byte(`{"error":` + string(e) + `}`))}
 		}
+		s.priority = s.priority || c.priority
 		if u := s.parseUsage(usage); u != nil || (len(usage) > 0 && string(usage) != "null") {
 			if u != nil {
 				s.u = u
@@ -307,7 +316,12 @@ func (s *openAIStream) parseUsage(raw json.RawMessage) *tokenUsage {
 	return u
 }
 
-func (s *openAIStream) usage() *tokenUsage { return s.u }
+func (s *openAIStream) usage() *tokenUsage {
+	if s.u != nil {
+		s.u.Units.Priority = s.priority
+	}
+	return s.u
+}
 
 func (s *openAIStream) upstreamID() string { return s.up }
 

@@ -3,7 +3,6 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
-	"slices"
 
 	"tollgate"
 )
@@ -22,6 +21,9 @@ type chatRequest struct {
 	// uncounted says some content is not text (an image, a file): its
 	// tokens are known only to the upstream, whatever its size in bytes.
 	uncounted bool
+	// features are what the request asks for beyond text tokens (the
+	// priority tier, web search, audio), sold where the model prices them.
+	features []feature
 	// ids are the answer's id and model, set once the request is held;
 	// nil: the upstream's are kept.
 	ids *answerIDs
@@ -117,72 +119,8 @@ func parseChatRequest(body []byte) (*chatRequest, error) {
 			return nil, invalid("messages[%d].role %q is not valid", i, m.Role)
 		}
 	}
-	if err := billable(req); err != nil {
+	if req.features, err = chatFeatures(req); err != nil {
 		return nil, err
 	}
 	return req, nil
-}
-
-// billable refuses a request an OpenAI-compatible upstream would charge
-// for beyond the tokens tollgate prices (the fields pass through as sent):
-// priority processing, web search calls, and audio in or out, whose tokens
-// cost several times text ones but are counted among them. Reading the
-// content parts, it also marks the request uncounted when a part is not
-// text.
-func billable(req *chatRequest) error {
-	present := func(name string) bool {
-		raw, ok := req.raw[name]
-		return ok && string(raw) != "null"
-	}
-	if present("service_tier") {
-		var tier string
-		if json.Unmarshal(req.raw["service_tier"], &tier) != nil {
-			return invalid("service_tier must be a string")
-		}
-		switch tier {
-		case "auto", "default", "flex":
-		default:
-			return invalid("service_tier %q is billed above the model's price, which is what tollgate charges; use \"auto\", \"default\" or \"flex\"", tier)
-		}
-	}
-	// Web search, as OpenAI (web_search_options), DashScope (enable_search)
-	// and OpenRouter (plugins) take it: charged per call or result.
-	for _, name := range []string{"web_search_options", "enable_search", "plugins"} {
-		if present(name) && string(req.raw[name]) != "false" {
-			return invalid("%s: web search and plugins are charged per call, which tollgate cannot bill", name)
-		}
-	}
-	if present("audio") {
-		return invalid("audio output is priced above text tokens, which tollgate cannot bill")
-	}
-	if present("modalities") {
-		var ms []string
-		if json.Unmarshal(req.raw["modalities"], &ms) != nil {
-			return invalid("modalities must be an array of strings")
-		}
-		if slices.Contains(ms, "audio") {
-			return invalid("audio output is priced above text tokens, which tollgate cannot bill")
-		}
-	}
-	for i, m := range req.Messages {
-		if len(m.Content) == 0 || m.Content[0] != '[' {
-			continue // a string: text
-		}
-		var parts []struct {
-			Type string `json:"type"`
-		}
-		if json.Unmarshal(m.Content, &parts) != nil {
-			return invalid("messages[%d].content must be a string or an array of content parts", i)
-		}
-		for _, p := range parts {
-			switch p.Type {
-			case "input_audio":
-				return invalid("messages[%d]: audio input is priced above text tokens, which tollgate cannot bill", i)
-			case "text", "refusal":
-			default:
-				req.uncounted = true
-			}
-		}
-	}
-	return nil
 }

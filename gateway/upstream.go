@@ -44,7 +44,8 @@ type tokenUsage struct {
 	Input, Cached, CacheWrite, CacheWrite1h, Output int64
 	// Units are what the call used beyond text tokens (tollgate.Tokens'
 	// unit fields: audio tokens, characters, audio seconds, images, web
-	// calls, the priority tier); their token fields stay zero.
+	// calls, the priority tier); their token fields stay zero. Audio
+	// tokens are also counted in Input and Output, as OpenAI reports them.
 	Units tollgate.Tokens
 	// raw is the upstream's OpenAI-shaped usage object, kept so fields the
 	// gateway does not know (reasoning tokens…) reach the client.
@@ -56,11 +57,12 @@ type tokenUsage struct {
 }
 
 // tokens is u by the price of each kind: the prompt tokens neither read
-// from nor written to a cache are Input less the others.
+// from nor written to a cache are Input less the others; audio tokens,
+// counted inside Input and Output as OpenAI reports them, are priced apart.
 func (u tokenUsage) tokens() tollgate.Tokens {
 	t := u.Units
-	t.Input, t.CachedInput = u.Input-u.Cached-u.CacheWrite-u.CacheWrite1h, u.Cached
-	t.CacheWrite, t.CacheWrite1h, t.Output = u.CacheWrite, u.CacheWrite1h, u.Output
+	t.Input, t.CachedInput = u.Input-u.Cached-u.CacheWrite-u.CacheWrite1h-u.Units.AudioInput, u.Cached
+	t.CacheWrite, t.CacheWrite1h, t.Output = u.CacheWrite, u.CacheWrite1h, u.Output-u.Units.AudioOutput
 	return t
 }
 

@@ -47,6 +47,10 @@ func (d *usageDialect) parse(raw json.RawMessage) (*tokenUsage, string) {
 				if !intField(details, name, &u.Cached) {
 					return nil, "prompt_tokens_details.cached_tokens is not a whole number"
 				}
+			case name == "audio_tokens": // inside prompt_tokens, priced apart
+				if !intField(details, name, &u.Units.AudioInput) {
+					return nil, "prompt_tokens_details.audio_tokens is not a whole number"
+				}
 			case name == d.write && d.write != "":
 				if !intField(details, name, &u.CacheWrite) {
 					return nil, "prompt_tokens_details." + name + " is not a whole number"
@@ -86,6 +90,9 @@ func (d *usageDialect) parse(raw json.RawMessage) (*tokenUsage, string) {
 		if !intField(details, "reasoning_tokens", &reasoning) {
 			return nil, "completion_tokens_details.reasoning_tokens is not a whole number"
 		}
+		if !intField(details, "audio_tokens", &u.Units.AudioOutput) { // inside completion_tokens, priced apart
+			return nil, "completion_tokens_details.audio_tokens is not a whole number"
+		}
 		if reasoning > u.Output {
 			return nil, fmt.Sprintf("completion_tokens_details.reasoning_tokens %d above completion_tokens %d", reasoning, u.Output)
 		}
@@ -98,6 +105,9 @@ func (d *usageDialect) parse(raw json.RawMessage) (*tokenUsage, string) {
 	// billed its hold (metered.cost).
 	u.Cached = min(u.Cached, u.Input)
 	u.CacheWrite = min(u.CacheWrite, max(u.Input-u.Cached, 0))
+	// Audio tokens are among prompt_tokens and completion_tokens.
+	u.Units.AudioInput = min(u.Units.AudioInput, max(u.Input-u.Cached-u.CacheWrite, 0))
+	u.Units.AudioOutput = min(u.Units.AudioOutput, max(u.Output, 0))
 	u.raw = m
 	return &u, ""
 }

@@ -293,15 +293,19 @@ type UsageRecord struct {
 	UpstreamID string `json:"upstream_id"`
 	// InputTokens counts every prompt token, those read from and written
 	// to the provider's cache included.
-	InputTokens        int64            `json:"input_tokens"`
-	CachedTokens       int64            `json:"cached_tokens"`
-	CacheWriteTokens   int64            `json:"cache_write_tokens"`
-	CacheWrite1hTokens int64            `json:"cache_write_1h_tokens"`
-	OutputTokens       int64            `json:"output_tokens"`
-	Credits            tollgate.Credits `json:"credits"`
-	LatencyMS          int64            `json:"latency_ms"`
-	Status             string           `json:"status"`
-	CreatedAt          time.Time        `json:"created_at"`
+	InputTokens        int64 `json:"input_tokens"`
+	CachedTokens       int64 `json:"cached_tokens"`
+	CacheWriteTokens   int64 `json:"cache_write_tokens"`
+	CacheWrite1hTokens int64 `json:"cache_write_1h_tokens"`
+	OutputTokens       int64 `json:"output_tokens"`
+	// Units are what the call used beyond text tokens, its non-zero
+	// counts by name (audio_input_tokens, web_searches, priority…);
+	// left out when none.
+	Units     json.RawMessage  `json:"units,omitempty"`
+	Credits   tollgate.Credits `json:"credits"`
+	LatencyMS int64            `json:"latency_ms"`
+	Status    string           `json:"status"`
+	CreatedAt time.Time        `json:"created_at"`
 }
 
 // intParam reads an optional integer query parameter within [lo, hi].
@@ -374,7 +378,7 @@ func usageRecord(u ledger.Usage) UsageRecord {
 	return UsageRecord{Type: "usage", ID: u.RequestID, RequestID: u.RequestID, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
 		Deployment: u.Deployment, UpstreamID: u.UpstreamID, InputTokens: u.InputTokens, CachedTokens: u.CachedTokens,
 		CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens, OutputTokens: u.OutputTokens,
-		Credits: u.Credits, LatencyMS: u.Latency.Milliseconds(), Status: u.Status, CreatedAt: u.CreatedAt}
+		Units: ledger.UnitsJSON(u.Units), Credits: u.Credits, LatencyMS: u.Latency.Milliseconds(), Status: u.Status, CreatedAt: u.CreatedAt}
 }
 
 // errProvisional refuses what a provisional access token may not do.

@@ -169,10 +169,15 @@ type Usage struct {
 	CacheWriteTokens   int64
 	CacheWrite1hTokens int64
 	OutputTokens       int64
-	Credits            tollgate.Credits
-	Latency            time.Duration
-	Status             string
-	CreatedAt          time.Time
+	// Units are what the call used beyond text tokens (tollgate.Tokens'
+	// unit fields; its token fields are zero): audio tokens (also counted
+	// in InputTokens and OutputTokens), characters, audio seconds, images,
+	// web calls, the priority tier. Stored as EncodeUnits writes them.
+	Units     tollgate.Tokens
+	Credits   tollgate.Credits
+	Latency   time.Duration
+	Status    string
+	CreatedAt time.Time
 }
 
 // MaxUpstreamID bounds Usage.UpstreamID.

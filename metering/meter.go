@@ -115,7 +115,7 @@ func (m *Meter) Settle(ctx context.Context, holdID string, u gateway.Usage) erro
 		RequestID: reqID, Account: u.Account, KeyID: u.KeyID, Model: u.Model, Provider: u.Provider,
 		Deployment: u.Deployment, UpstreamID: u.UpstreamID, InputTokens: u.InputTokens, CachedTokens: u.CachedInputTokens,
 		CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens,
-		OutputTokens: u.OutputTokens, Latency: u.Latency, Status: u.Status,
+		OutputTokens: u.OutputTokens, Units: u.Units, Latency: u.Latency, Status: u.Status,
 	}}
 	w := &waiting{r: r, requestID: u.RequestID}
 	var err error

@@ -2,8 +2,11 @@ package mockllm
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"net/http"
+	"slices"
 )
 
 const chatPath = "/v1/chat/completions"
@@ -41,6 +44,8 @@ type chatRequest struct {
 	ResponseFormat *struct {
 		Type string `json:"type"`
 	} `json:"response_format"`
+	ServiceTier string   `json:"service_tier"`
+	Modalities  []string `json:"modalities"`
 }
 
 // chatChoice is one generated choice: text or a tool call.
@@ -75,6 +80,10 @@ type chatAnswer struct {
 	// them (appendUsage), dialect naming it.
 	cacheWrite, reasoning int
 	dialect               string
+	// tier is the service_tier answered; audioIn and audioOut the audio
+	// tokens reported (counted in prompt_tokens and completion_tokens).
+	tier              string
+	audioIn, audioOut int
 }
 
 func (s *Server) chat(w http.ResponseWriter, r *http.Request, b *behaviour) {
@@ -176,6 +185,19 @@ func (s *Server) chatAnswer(req *chatRequest, b *behaviour) (*chatAnswer, string
 	ans.cacheWrite = min(b.cacheCreation, p.tokens-ans.cached)
 	ans.reasoning = min(b.reasoning, ans.completion)
 	ans.dialect = b.dialect
+	ans.tier = "default"
+	if req.ServiceTier == "priority" {
+		ans.tier = "priority"
+	}
+	if b.serviceTier != "" {
+		ans.tier = b.serviceTier
+	}
+	for _, m := range req.Messages {
+		ans.audioIn += inputAudioTokens(m.Content)
+	}
+	if slices.Contains(req.Modalities, "audio") {
+		ans.audioOut = ans.completion // the audio is the answer; its transcript is free
+	}
 	return ans, "", nil
 }
 
@@ -219,7 +241,9 @@ func (a *chatAnswer) appendHead(buf []byte, object string) []byte {
 	buf = appendInt(buf, a.created)
 	buf = append(buf, `,"model":`...)
 	buf = appendString(buf, a.model)
-	buf = append(buf, `,"system_fingerprint":"fp_mock","service_tier":"default","choices":[`...)
+	buf = append(buf, `,"system_fingerprint":"fp_mock","service_tier":`...)
+	buf = appendString(buf, a.tier)
+	buf = append(buf, `,"choices":[`...)
 	return buf
 }
 
@@ -348,4 +372,40 @@ func appendPieceDelta(buf []byte, p string, tool bool) []byte {
 	buf = append(buf, `{"content":`...)
 	buf = appendString(buf, p)
 	return append(buf, '}')
+}
+
+// inputAudioTokens are the audio tokens of content's input_audio parts:
+// 10 a second (OpenAI's 100 ms a token), rounded up; a WAV file's seconds
+// from its header's byte rate, any other's at 128 kbit/s. Data that is not
+// base64 counts nothing.
+func inputAudioTokens(content json.RawMessage) int {
+	if len(content) == 0 || content[0] != '[' {
+		return 0
+	}
+	var parts []struct {
+		Type       string `json:"type"`
+		InputAudio struct {
+			Data   string `json:"data"`
+			Format string `json:"format"`
+		} `json:"input_audio"`
+	}
+	_ = json.Unmarshal(content, &parts)
+	n := 0
+	for _, p := range parts {
+		if p.Type != "input_audio" {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(p.InputAudio.Data)
+		if err != nil {
+			continue
+		}
+		size, rate := len(raw), 16000
+		if len(raw) >= 44 && string(raw[0:4]) == "RIFF" && string(raw[8:12]) == "WAVE" {
+			if br := int(binary.LittleEndian.Uint32(raw[28:32])); br > 0 {
+				size, rate = len(raw)-44, br
+			}
+		}
+		n += (size*10 + rate - 1) / rate
+	}
+	return n
 }

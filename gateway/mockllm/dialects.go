@@ -75,7 +75,9 @@ func routePath(r *http.Request) (path, dialect string, azure bool, msg string) {
 // count is the same answer's: prompt_tokens (cached and cache writes
 // inside), completion_tokens (reasoning inside).
 func (a *chatAnswer) appendUsage(buf []byte) []byte {
-	p, c := int64(a.prompt.tokens), int64(a.completion)
+	// Audio input tokens are counted in prompt_tokens (audio output is
+	// among the completion's tokens already).
+	p, c := int64(a.prompt.tokens+a.audioIn), int64(a.completion)
 	cached, write, reasoning := int64(a.cached), int64(a.cacheWrite), int64(a.reasoning)
 	num := func(name string, v int64) {
 		buf = append(buf, `"`...)
@@ -138,9 +140,13 @@ func (a *chatAnswer) appendUsage(buf []byte) []byte {
 		counts("prompt_tokens", "completion_tokens")
 		buf = append(buf, `,"prompt_tokens_details":{`...)
 		num("cached_tokens", cached)
-		buf = append(buf, `,"audio_tokens":0},"completion_tokens_details":{`...)
+		buf = append(buf, ',')
+		num("audio_tokens", int64(a.audioIn))
+		buf = append(buf, `},"completion_tokens_details":{`...)
 		num("reasoning_tokens", reasoning)
-		buf = append(buf, `,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}`...)
+		buf = append(buf, ',')
+		num("audio_tokens", int64(a.audioOut))
+		buf = append(buf, `,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}`...)
 	}
 	return append(buf, '}')
 }

@@ -61,6 +61,20 @@
 // (/openai/deployments/NAME/chat/completions or /embeddings, with the
 // api-version query parameter, else 404) take the api-key header.
 //
+// Units beyond text tokens, reported when asked for: an OpenAI chat answer
+// says service_tier "priority" when the request asked for it, else
+// "default" (Server.ServiceTier / X-Mock-Service-Tier overrides it);
+// input_audio parts count 10 audio tokens a second of audio (a WAV's
+// seconds from its header, any other at 128 kbit/s), reported as
+// prompt_tokens_details.audio_tokens and counted in prompt_tokens; with
+// modalities holding "audio", every completion token is reported as
+// completion_tokens_details.audio_tokens. An Anthropic answer to a request
+// offering a web_search_* or web_fetch_* tool reports
+// usage.server_tool_use web_search_requests and web_fetch_requests: one
+// each, or Server.WebSearches / WebFetches (X-Mock-Web-Searches,
+// X-Mock-Web-Fetches), which may exceed max_uses to test a provider that
+// does.
+//
 // # Tool calls
 //
 // When a request offers tools, the answer is one call (finish_reason

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strings"
 )
 
 const messagesPath = "/v1/messages"
@@ -20,6 +21,7 @@ type messagesRequest struct {
 	StopSequences []string        `json:"stop_sequences"`
 	Stream        bool            `json:"stream"`
 	Tools         []struct {
+		Type        string          `json:"type"`
 		Name        string          `json:"name"`
 		InputSchema json.RawMessage `json:"input_schema"`
 	} `json:"tools"`
@@ -37,6 +39,8 @@ type messagesAnswer struct {
 	out                                  output
 	call                                 *toolCall
 	stopReason                           string
+	// searches and fetches are the server tool uses reported.
+	searches, fetches int
 }
 
 func (a *messagesAnswer) outputTokens() int {
@@ -104,6 +108,14 @@ func messagesAnswerFor(req *messagesRequest, b *behaviour) (*messagesAnswer, err
 		return nil, err
 	}
 	a := &messagesAnswer{model: req.Model, prompt: p}
+	for _, t := range req.Tools {
+		switch {
+		case strings.HasPrefix(t.Type, "web_search_"):
+			a.searches = max(b.webSearches, 1)
+		case strings.HasPrefix(t.Type, "web_fetch_"):
+			a.fetches = max(b.webFetches, 1)
+		}
+	}
 	a.id = string(appendID(nil, "msg_", p.hash))
 	a.cacheRead = min(b.cached, p.tokens)
 	a.cacheCr = min(b.cacheCreation, p.tokens-a.cacheRead)
@@ -247,6 +259,13 @@ func (a *messagesAnswer) appendUsage(buf []byte, output int) []byte {
 	buf = append(buf, '}')
 	buf = append(buf, `,"output_tokens":`...)
 	buf = appendInt(buf, int64(output))
+	if a.searches > 0 || a.fetches > 0 {
+		buf = append(buf, `,"server_tool_use":{"web_search_requests":`...)
+		buf = appendInt(buf, int64(a.searches))
+		buf = append(buf, `,"web_fetch_requests":`...)
+		buf = appendInt(buf, int64(a.fetches))
+		buf = append(buf, '}')
+	}
 	return append(buf, `,"service_tier":"standard"}`...)
 }
 

@@ -53,6 +53,9 @@ const (
 	HeaderUsageDialect    = "X-Mock-Usage-Dialect"            // a provider kind whose usage fields to report (UsageDialects)
 	HeaderThoughtsTokens  = "X-Mock-Thoughts-Tokens"          // Gemini: thoughtsTokenCount reported
 	HeaderAudioSeconds    = "X-Mock-Audio-Seconds"            // seconds a transcription reports, instead of AudioSeconds
+	HeaderServiceTier     = "X-Mock-Service-Tier"             // the service_tier OpenAI chat answers say
+	HeaderWebSearches     = "X-Mock-Web-Searches"             // Anthropic web_search uses reported
+	HeaderWebFetches      = "X-Mock-Web-Fetches"              // Anthropic web_fetch uses reported
 )
 
 // Server is a deterministic OpenAI- and Anthropic-compatible LLM upstream.
@@ -149,6 +152,15 @@ type Server struct {
 	// TranscriptionSeconds, when positive, is the duration every
 	// transcription reports instead of AudioSeconds of its file.
 	TranscriptionSeconds float64
+	// ServiceTier, when set, is the service_tier every OpenAI chat answer
+	// says it was served at; empty: "priority" when the request asked for
+	// it, else "default".
+	ServiceTier string
+
+	// WebSearches and WebFetches are the server tool uses an Anthropic
+	// answer reports (usage.server_tool_use) when the request offers a
+	// web_search or web_fetch tool; zero means one use of each offered.
+	WebSearches, WebFetches int
 
 	// Models is the list GET /v1/models answers; empty means DefaultModels.
 	Models []string
@@ -294,6 +306,9 @@ type behaviour struct {
 	dialect         string
 	thoughts        int
 	audioSeconds    float64 // -1: AudioSeconds of the file
+	serviceTier     string
+	webSearches     int
+	webFetches      int
 }
 
 func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
@@ -314,6 +329,9 @@ func (s *Server) behaviour(r *http.Request) (*behaviour, error) {
 		reasoning:       s.ReasoningTokens,
 		dialect:         s.UsageDialect,
 		thoughts:        s.ThoughtsTokens,
+		serviceTier:     s.ServiceTier,
+		webSearches:     s.WebSearches,
+		webFetches:      s.WebFetches,
 	}
 	if s.FailAfter > 0 {
 		b.failAfter = s.FailAfter
@@ -396,6 +414,12 @@ func (b *behaviour) set(k, v string) error {
 		if err == nil && !(b.audioSeconds >= 0 && b.audioSeconds < 1e7) {
 			err = errors.New("must be in [0, 1e7)")
 		}
+	case HeaderServiceTier:
+		b.serviceTier = v
+	case HeaderWebSearches:
+		b.webSearches, err = parseCount(v, 0)
+	case HeaderWebFetches:
+		b.webFetches, err = parseCount(v, 0)
 	default:
 		err = errors.New("unknown mock header")
 	}

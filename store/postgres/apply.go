@@ -334,7 +334,7 @@ func (w *writer) insertUsage(rows []ledger.Usage) {
 	}
 	id, account, key, model, provider, deployment, status := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	upstream := make([]string, n)
+	upstream, units := make([]string, n), make([]string, n)
 	in, cached, written, written1h := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	out, credits, latency := make([]int64, n), make([]int64, n), make([]int64, n)
 	created := make([]time.Time, n)
@@ -343,10 +343,10 @@ func (w *writer) insertUsage(rows []ledger.Usage) {
 			u.KeyID, u.Model, u.Provider, u.Deployment, u.Status
 		in[i], cached[i], written[i], written1h[i] = u.InputTokens, u.CachedTokens, u.CacheWriteTokens, u.CacheWrite1hTokens
 		out[i], credits[i], latency[i] = u.OutputTokens, int64(u.Credits), u.Latency.Microseconds()
-		created[i], upstream[i] = u.CreatedAt.UTC(), u.UpstreamID
+		created[i], upstream[i], units[i] = u.CreatedAt.UTC(), u.UpstreamID, ledger.EncodeUnits(u.Units)
 	}
 	w.b.Queue(`INSERT INTO usage_records (`+usageCols+`)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
-	$8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::text[], $15::timestamptz[], $16::text[])`,
-		id, account, key, model, provider, deployment, in, cached, written, written1h, out, credits, latency, status, created, upstream)
+	$8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::text[], $15::timestamptz[], $16::text[], $17::text[])`,
+		id, account, key, model, provider, deployment, in, cached, written, written1h, out, credits, latency, status, created, upstream, units)
 }

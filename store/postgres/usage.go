@@ -11,16 +11,20 @@ import (
 )
 
 const usageCols = "request_id, account_id, key_id, model, provider, deployment, input_tokens, cached_tokens, " +
-	"cache_write_tokens, cache_write_1h_tokens, output_tokens, credits, latency_us, status, created_at, upstream_id"
+	"cache_write_tokens, cache_write_1h_tokens, output_tokens, credits, latency_us, status, created_at, upstream_id, units"
 
 func scanUsage(rows pgx.Rows) (ledger.Usage, error) {
 	var u ledger.Usage
 	var account string
 	var credits, latency int64
+	var units string
 	err := rows.Scan(&u.RequestID, &account, &u.KeyID, &u.Model, &u.Provider, &u.Deployment, &u.InputTokens,
-		&u.CachedTokens, &u.CacheWriteTokens, &u.CacheWrite1hTokens, &u.OutputTokens, &credits, &latency, &u.Status, &u.CreatedAt, &u.UpstreamID)
+		&u.CachedTokens, &u.CacheWriteTokens, &u.CacheWrite1hTokens, &u.OutputTokens, &credits, &latency, &u.Status, &u.CreatedAt, &u.UpstreamID, &units)
 	u.Account, u.Credits, u.Latency = tollgate.AccountID(account), tollgate.Credits(credits), time.Duration(latency)*time.Microsecond
 	u.CreatedAt = u.CreatedAt.UTC()
+	if err == nil {
+		u.Units, err = ledger.DecodeUnits(units)
+	}
 	return u, err
 }
 

@@ -171,11 +171,11 @@ func (t *txn) insertUsage(ctx context.Context, us []ledger.Usage) error {
 	if len(us) == 0 {
 		return nil
 	}
-	return t.exec(ctx, "insert usage", `INSERT INTO usage_records (`+usageCols+`) VALUES `+values(len(us), 16),
-		flatten(us, 16, func(u ledger.Usage) []any {
+	return t.exec(ctx, "insert usage", `INSERT INTO usage_records (`+usageCols+`) VALUES `+values(len(us), 17),
+		flatten(us, 17, func(u ledger.Usage) []any {
 			return []any{u.RequestID, u.Account, u.KeyID, u.Model, u.Provider, u.Deployment, u.InputTokens, u.CachedTokens,
 				u.CacheWriteTokens, u.CacheWrite1hTokens, u.OutputTokens, u.Credits, u.Latency.Microseconds(), u.Status, micros(u.CreatedAt),
-				u.UpstreamID}
+				u.UpstreamID, ledger.EncodeUnits(u.Units)}
 		})...)
 }
 

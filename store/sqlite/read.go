@@ -142,7 +142,7 @@ const (
 	holdCols    = `id, account_id, grant_id, amount, cost, status, created_at, expires_at, resolved_at, version`
 	grantCols   = `id, account_id, cap, used, held, status, lot_id, created_at, expires_at, resolved_at, version`
 	refundCols  = `out_refund_no, lot_id, account_id, credits, fen, status, created_at, resolved_at, version`
-	usageCols   = `request_id, account_id, key_id, model, provider, deployment, input_tokens, cached_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, credits, latency_us, status, created_at, upstream_id`
+	usageCols   = `request_id, account_id, key_id, model, provider, deployment, input_tokens, cached_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, credits, latency_us, status, created_at, upstream_id, units`
 )
 
 func jsonSet[T any](keys []T) string {
@@ -245,9 +245,13 @@ func scanRefund(r *sql.Rows) (ledger.Refund, error) {
 func scanUsage(r *sql.Rows) (ledger.Usage, error) {
 	var u ledger.Usage
 	var latency, created int64
+	var units string
 	err := r.Scan(&u.RequestID, &u.Account, &u.KeyID, &u.Model, &u.Provider, &u.Deployment,
-		&u.InputTokens, &u.CachedTokens, &u.CacheWriteTokens, &u.CacheWrite1hTokens, &u.OutputTokens, &u.Credits, &latency, &u.Status, &created, &u.UpstreamID)
+		&u.InputTokens, &u.CachedTokens, &u.CacheWriteTokens, &u.CacheWrite1hTokens, &u.OutputTokens, &u.Credits, &latency, &u.Status, &created, &u.UpstreamID, &units)
 	u.Latency, u.CreatedAt = time.Duration(latency)*time.Microsecond, fromMicros(created)
+	if err == nil {
+		u.Units, err = ledger.DecodeUnits(units)
+	}
 	return u, err
 }
 

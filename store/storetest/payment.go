@@ -312,3 +312,40 @@ func testUsage(t *testing.T, e *Env) {
 		t.Fatalf("usage order = %s, %s, %s; want newest first", list[0].RequestID, list[1].RequestID, list[2].RequestID)
 	}
 }
+
+// testUsageUnits: what a call used beyond text tokens is kept with its
+// usage record and read back by every listing; a negative count (an
+// upstream's mistake) is kept as zero, and a record without units reads
+// back with none.
+func testUsageUnits(t *testing.T, e *Env) {
+	MustAccount(t, e, "alice")
+	MustCredit(t, e, "alice", "o1", 100, 1000)
+	units := tollgate.Tokens{AudioInput: 40, AudioOutput: 9, WebSearches: 2, WebFetches: -3, Images: 1, ImageSize: "1024x1024/hd", Priority: true}
+	for i, u := range []tollgate.Tokens{units, {}} {
+		h, err := e.Svc.Reserve(e.Ctx, ledger.ReserveRequest{HoldID: fmt.Sprintf("h%d", i), Account: "alice", Amount: 10, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Clock.Advance(time.Second)
+		if _, err := e.Svc.Settle(e.Ctx, ledger.SettleRequest{HoldID: h.ID, Cost: 7, Usage: ledger.Usage{
+			RequestID: fmt.Sprintf("req-%d", i), Model: "gpt-x", InputTokens: 50, OutputTokens: 9, Units: u, Status: "ok"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := units
+	want.WebFetches = 0
+	got, err := e.Svc.UsageOf(e.Ctx, "alice", "req-0")
+	if err != nil || got.Units != want {
+		t.Fatalf("UsageOf units = %+v, %v; want %+v", got.Units, err, want)
+	}
+	list, err := e.Svc.ListUsage(e.Ctx, "alice", 10)
+	if err != nil || len(list) != 2 || list[1].Units != want || list[0].Units != (tollgate.Tokens{}) {
+		t.Fatalf("ListUsage = %+v, %v; want units %+v then none", list, err, want)
+	}
+	if n, err := e.Svc.RecordUsage(e.Ctx, []ledger.Usage{{RequestID: "req-9", Account: "alice", Units: tollgate.Tokens{WebSearches: 1}, Status: "upstream_error"}}); err != nil || n != 1 {
+		t.Fatalf("RecordUsage = %d, %v", n, err)
+	}
+	if got, err := e.Svc.UsageOf(e.Ctx, "alice", "req-9"); err != nil || got.Units.WebSearches != 1 {
+		t.Fatalf("recorded units = %+v, %v", got.Units, err)
+	}
+}

@@ -61,6 +61,7 @@ func RunWith(t *testing.T, open OpenFunc, opt ledger.Options) {
 		{"PaidVolume", testPaidVolume},
 		{"RecentLots", testRecentLots},
 		{"Usage", testUsage},
+		{"UsageUnits", testUsageUnits},
 		{"UsageTotals", testUsageTotals},
 		{"UsageTotalsRandom", testUsageTotalsRandom},
 		{"UsageRollup", testUsageRollup},
