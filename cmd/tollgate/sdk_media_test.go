@@ -100,7 +100,7 @@ func TestSDKMedia(t *testing.T) {
 		before := s.snap(t, key)
 		var resp *http.Response
 		img, err := client.Images.Generate(ctx, openai.ImageGenerateParams{Model: "mock-image", Prompt: "a red fox",
-			N: openai.Int(2), Size: openai.ImageGenerateParamsSize1024x1024, Quality: openai.ImageGenerateParamsQualityHD,
+			N: openai.Int(2), Size: openai.ImageGenerateParamsSize1024x1024, Quality: openai.ImageGenerateParamsQualityHigh,
 			ResponseFormat: openai.ImageGenerateParamsResponseFormatB64JSON}, option.WithResponseInto(&resp))
 		if err != nil {
 			t.Fatal(err)
@@ -111,7 +111,7 @@ func TestSDKMedia(t *testing.T) {
 		if b, _ := base64.StdEncoding.DecodeString(img.Data[0].B64JSON); !bytes.Equal(b, mockllm.Image("a red fox", 0)) {
 			t.Error("image 0 is not the mock's")
 		}
-		cost := bill(t, before, resp, "mock-image", tollgate.Tokens{Images: 2, ImageSize: "1024x1024/hd"})
+		cost := bill(t, before, resp, "mock-image", tollgate.Tokens{Images: 2, ImageSize: "1024x1024/high"})
 		if got := costCredits(t, img.Usage.JSON.ExtraFields); got != cost {
 			t.Errorf("usage.cost_credits %d, header %d", got, cost)
 		}
