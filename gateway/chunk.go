@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -73,7 +74,13 @@ func (c *chunk) lacks(key string) bool {
 // model, as JSON strings: the request id (Hold.RequestID: the
 // X-Request-Id, and the usage record's id) and the model the client asked
 // for, whatever the upstream called its answer and its model.
-type answerIDs struct{ id, model []byte }
+type answerIDs struct {
+	id, model []byte
+	// unknown is why the upstream's usage was in fields tollgate does not
+	// know for its provider (set by the upstream's reader, read by the
+	// settle: such a request is billed at its hold).
+	unknown atomic.Pointer[string]
+}
 
 func newAnswerIDs(requestID, model string) *answerIDs {
 	if plainKey(requestID) && plainKey(model) { // the usual case: one allocation, no encoder

@@ -81,8 +81,9 @@
 // cached, cache-write and reasoning tokens, each checked against the
 // provider's public API reference (the table names the page). Validate
 // and the catalog check kinds against it; a new kind is one entry. A usage
-// in fields the dialect does not know is billed at the estimate of rule 3
-// (as a usage not reported), logged, and counted through UsageObserver
+// in fields the dialect does not know is billed at the hold (the provider's
+// real usage may be above any estimate; the hold is the most the caller
+// agreed to), logged, and counted through UsageObserver
 // (tollgate_gateway_usage_unknown_total). The providers file is JSON or
 // YAML (ParseConfigFile), decoded strictly either way. Upstreams are the
 // operator's configuration: a local one (ollama, vllm) is called as

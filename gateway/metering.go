@@ -32,6 +32,9 @@ type metered struct {
 	// request with web search.
 	perAnswer tollgate.Tokens
 	closed    bool
+	// answerIDs are the request's answer ids (ids), made once: the
+	// upstream's reader marks on them a usage it could not read.
+	answerIDs *answerIDs
 	// ctx is the request's context for the upstream calls, from the hold
 	// to its end (settle or release); cancelled with errRequestDeadline at
 	// Options.MaxRequestDuration.
@@ -153,7 +156,12 @@ func (m *metered) answered(w http.ResponseWriter, d *deployment) {
 }
 
 // ids are the id and model every answer of the request carries.
-func (m *metered) ids() *answerIDs { return newAnswerIDs(m.hold.RequestID, m.hold.Model) }
+func (m *metered) ids() *answerIDs {
+	if m.answerIDs == nil {
+		m.answerIDs = newAnswerIDs(m.hold.RequestID, m.hold.Model)
+	}
+	return m.answerIDs
+}
 
 // maxUpstreamID bounds the upstream id a usage record keeps (the stores'
 // bound, ledger.MaxUpstreamID).
@@ -290,6 +298,11 @@ func (m *metered) settle(ctx context.Context, d *deployment, u tokenUsage, estim
 	// The priority tier is billed when asked for and served so: a request
 	// left to the project's default tier is billed at the standard one.
 	u.Units.Priority = u.Units.Priority && m.units.Priority
+	if m.answerIDs != nil {
+		if why := m.answerIDs.unknown.Load(); why != nil {
+			u.unknown = append(u.unknown, *why)
+		}
+	}
 	credits := m.cost(u)
 	if len(u.unknown) > 0 {
 		// Usage tollgate cannot price: billed at the hold (cost), and

@@ -30,15 +30,20 @@ type UsageObserver interface {
 	UnknownUsage(deployment string)
 }
 
-// unknownUsage logs and counts an upstream's usage in unknown fields: the
-// request is billed at its estimate (the prompt counted for the hold, the
-// output delivered), as when an upstream reports no usage.
+// unknownUsage logs and counts an upstream's usage in unknown fields and
+// marks the request's answer ids so that its settle bills the hold: the
+// provider's real usage may be above any estimate of ours (a cache write
+// in a field we do not read), and the hold is the most the caller agreed
+// to. The usage record keeps the estimate's counts, marked estimated.
 func (g *Gateway) unknownUsage(d *deployment, ids *answerIDs, why string) {
 	var reqID string
 	if ids != nil {
 		_ = json.Unmarshal(ids.id, &reqID)
 	}
-	g.opts.Logger.Warn("upstream usage in fields tollgate does not know: billed at the estimate",
+	if ids != nil {
+		ids.unknown.Store(&why) // the settle bills the hold
+	}
+	g.opts.Logger.Warn("upstream usage in fields tollgate does not know",
 		"request_id", reqID, "deployment", d.id, "kind", d.provider.Kind, "reason", why)
 	if o, ok := g.opts.Observer.(UsageObserver); ok {
 		o.UnknownUsage(d.id)
@@ -70,7 +75,7 @@ func (g *Gateway) observeFirstToken(m *metered, d *deployment) {
 //	tollgate_gateway_breaker_state{deployment}              0 closed, 1 half-open, 2 open (see Track)
 //	tollgate_gateway_credits_held_total{model}              credits reserved by holds
 //	tollgate_gateway_credits_settled_total{model}           credits charged
-//	tollgate_gateway_usage_unknown_total{deployment}        answers whose usage was in fields tollgate does not know (billed at the estimate)
+//	tollgate_gateway_usage_unknown_total{deployment}        answers whose usage was in fields tollgate does not know (billed at the hold)
 //
 // Requests refused before a hold (bad input, 402, a rate limit) are not
 // metered, so they appear only in the HTTP layer's counters and in Limits'.

@@ -20,7 +20,7 @@ type openAI struct {
 	clock  tollgate.Clock
 	kind   *kindSpec // nil: plain OpenAI
 	// unknownUsage is told of a usage object in fields the dialect does
-	// not know (the request is then billed at its estimate); may be nil.
+	// not know (the request is then billed at its hold); may be nil.
 	unknownUsage func(d *deployment, ids *answerIDs, why string)
 }
 
