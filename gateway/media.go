@@ -309,13 +309,23 @@ func (g *Gateway) Speech(w http.ResponseWriter, r *http.Request) {
 	defer att.done()
 	defer resp.Body.Close()
 	m.answered(w, d)
-	credits := m.settle(r.Context(), d, tokenUsage{Units: units}, false, "ok")
-	setCost(w, credits)
+	// The header tells the cost before the audio; the settle waits until
+	// the audio is relayed, since settling ends the request's upstream
+	// context, which the audio is still read with. The provider bills the
+	// characters once it answered, so an audio cut short costs the same.
+	u := tokenUsage{Units: units}
+	setCost(w, m.cost(u))
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		w.Header().Set("Content-Type", ct)
 	}
 	w.WriteHeader(http.StatusOK)
-	if err := g.relayBytes(w, resp.Body, att); err != nil {
+	relayErr := g.relayBytes(w, resp.Body, att)
+	status := "ok"
+	if relayErr != nil {
+		status = "interrupted"
+	}
+	m.settle(r.Context(), d, u, false, status)
+	if err := relayErr; err != nil {
 		g.opts.Logger.InfoContext(r.Context(), "speech relay ended early", "request_id", m.hold.RequestID, "err", err)
 	}
 }
